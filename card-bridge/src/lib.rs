@@ -1,0 +1,1 @@
+//! Stored-value cards, load/unload server, purchase SAM, collection and clearing, transfers to and from soft cash.

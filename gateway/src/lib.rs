@@ -1,0 +1,1 @@
+//! HTTP: the issuer's gateway, the merchant server and the client purses and merchants use.

@@ -1,0 +1,38 @@
+//! The ledger: VarietyCash's money model, its events, and the append-only log
+//! that is the truth of the system.
+//!
+//! - [`money`]: [`Amount`] (integer minor units, checked arithmetic only) and
+//!   [`CoinSpec`] (a list of `(count, denomination)`).
+//! - [`ids`]: the identifiers: [`CoinId`], [`TxId`], [`ParticipantId`],
+//!   [`PurchaseId`], [`BalanceId`] and friends.
+//! - [`coin`]: [`Coin`] (what a holder has: body plus mint tag) and
+//!   [`CoinBody`] (what the issuer logs: never the tag).
+//! - [`event`]: every fact the issuer records, one [`Event`] variant per step
+//!   of the paper's processes, postcard-encoded behind a version byte.
+//! - [`store`]: the [`EventStore`] trait: atomic batches, monotonic sequence
+//!   numbers, a SHA-256 hash chain, range reads and tail following.
+//!
+//! **Architecture invariant:** `ledger` knows nothing of actix, HTTP, cards or
+//! key material. Identities and bank accounts reach it only sealed
+//! ([`SealedIdentity`], [`SealedBankAccount`]); it cannot open them.
+
+pub mod coin;
+pub mod conservation;
+pub mod constants;
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod store;
+
+pub use coin::{Coin, CoinBody, SpentCoin, Tag};
+pub use conservation::{ConservationError, Flows, Totals};
+pub use event::{
+    BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PaymentOption, PublicKeyDer,
+    SignatureBytes, SpendCause,
+};
+pub use ids::{
+    BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
+    Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,
+};
+pub use money::{Amount, CoinSpec, Denomination, MoneyError};
+pub use store::{Batch, EventStore, Hash32, Head, Record, Seq, StoreError, StoredRecord};
