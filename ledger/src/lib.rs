@@ -23,6 +23,7 @@ pub mod event;
 pub mod ids;
 pub mod money;
 pub mod store;
+pub mod sync;
 
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};

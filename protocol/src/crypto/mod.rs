@@ -1,0 +1,1 @@
+//! Cipher suites and primitives. (Being written.)

@@ -1,0 +1,1 @@
+//! Client-side protocol state machines. (Being written.)

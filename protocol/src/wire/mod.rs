@@ -1,0 +1,1 @@
+//! Every wire message of PROTOCOLS.md. (Being written.)
