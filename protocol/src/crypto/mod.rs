@@ -1,1 +1,42 @@
-//! Cipher suites and primitives. (Being written.)
+//! Cipher suites and primitives (PROTOCOLS.md notation in brackets):
+//!
+//! - [`SuiteId`]: `aes256` (default) or `tdes`; the block cipher under CTR and CMAC.
+//! - [`SecretKey`] / [`PublicKey`]: RSA; `S_X` is [`SecretKey::sign`] (PSS, SHA-256),
+//!   `E*_X` is [`PublicKey::seal`] / [`SecretKey::open`] giving an [`Envelope`]
+//!   (OAEP, or OAEP-KEM + CTR-then-CMAC DEM for long bodies).
+//! - [`KeyShare`] (`K_X`), [`Nonce`] (`R_X`), [`SessionKey`] (`K = K_A ⊕ K_B`)
+//!   with `e_K` ([`SessionKey::encrypt`] → [`Ciphertext`]) and `mac_K`
+//!   ([`SessionKey::mac`] → [`MacTag`]).
+//! - [`IdentitySealer`] / [`IdentityUnsealer`]: identities and bank accounts
+//!   sealed to the user-index key.
+//!
+//! Every signature, MAC, envelope and session encryption takes a
+//! domain-separation label (e.g. `"vc/purchase/3"`), so that nothing made for
+//! one message verifies, opens or decrypts as another.
+//!
+//! **Invariant:** private-key operations happen only in
+//! [`PrivateKeyBackend`] implementations; secrets zeroize on drop and never
+//! show in `Debug`.
+
+mod envelope;
+mod error;
+mod keyfile;
+mod keys;
+mod random;
+mod sealing;
+mod session;
+mod suite;
+
+pub use envelope::{ENVELOPE_BODY_BYTES_MAX, ENVELOPE_BYTES_MAX, Envelope};
+pub use error::CryptoError;
+pub use keys::{
+    PKCS8_FILE_BYTES_MAX, PrivateKeyBackend, PublicKey, RSA_BITS_DEFAULT, RSA_BITS_MAX,
+    RSA_BITS_MIN, RSA_OUTPUT_BYTES_MAX, SPKI_DER_BYTES_MAX, SecretKey, Signature,
+};
+pub use random::{KEY_SHARE_BYTES, KeyShare, NONCE_BYTES, Nonce};
+pub use sealing::{IdentitySealer, IdentityUnsealer, SEAL_ACCOUNT_LABEL, SEAL_IDENTITY_LABEL};
+pub use session::{Ciphertext, MAC_TAG_BYTES_MAX, MacTag, SESSION_BODY_BYTES_MAX, SessionKey};
+pub use suite::SuiteId;
+
+pub(crate) use keyfile::{read_secret, write_secret_atomic};
+pub(crate) use suite::label_prefix;

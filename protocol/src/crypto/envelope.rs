@@ -1,0 +1,292 @@
+//! `E*_X(m)`: plaintext-aware, randomized public-key encryption to X
+//! (PROTOCOLS.md). Short bodies are one RSA-OAEP(SHA-256) block; longer ones
+//! a KEM/DEM hybrid: OAEP wraps a fresh 32-byte key, from which a CTR key and
+//! a CMAC key are derived; the body is encrypted, then MACed together with the
+//! label, the header, the wrapped key and the IV. Decryption returns `m` or
+//! rejects with [`CryptoError::DecryptionFailed`], whichever check failed.
+//!
+//! The suite, the mode and the caller's label all enter the OAEP label, so
+//! flipping the suite or mode of an envelope makes it fail, not decode as
+//! something else.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::error::CryptoError;
+use super::keys::{PublicKey, RSA_OUTPUT_BYTES_MAX, SecretKey};
+use super::random::{fill_random, os_random};
+use super::suite::{SuiteId, label_prefix};
+
+/// Largest plaintext an envelope carries: a whole coin-payment message with
+/// [`ledger::constants::COINS_PER_TX_MAX`] coins fits with room to spare.
+pub const ENVELOPE_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest encoded envelope.
+pub const ENVELOPE_BYTES_MAX: usize = ENVELOPE_BODY_BYTES_MAX + 2 * RSA_OUTPUT_BYTES_MAX;
+/// Length of the key the KEM wraps.
+const KEM_KEY_BYTES: usize = 32;
+/// OAEP(SHA-256) overhead: `2 * hLen + 2`.
+const OAEP_OVERHEAD_BYTES: usize = 2 * 32 + 2;
+
+const MODE_DIRECT: u8 = 1;
+const MODE_HYBRID: u8 = 2;
+
+/// An `E*` ciphertext. Fields are private and bounded also when decoded; the
+/// only way to its content is [`SecretKey::open`] with the right label.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "EnvelopeRepr", into = "EnvelopeRepr")]
+pub struct Envelope {
+    suite: SuiteId,
+    body: Body,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Body {
+    /// One OAEP block holding the whole plaintext.
+    Direct { oaep: Vec<u8> },
+    /// OAEP-wrapped key, then CTR ciphertext and its CMAC.
+    Hybrid {
+        wrapped_key: Vec<u8>,
+        iv: Vec<u8>,
+        ciphertext: Vec<u8>,
+        mac: Vec<u8>,
+    },
+}
+
+/// The serialized form; [`Envelope`] is this after its bounds are checked.
+#[derive(Clone, Serialize, Deserialize)]
+struct EnvelopeRepr {
+    suite: SuiteId,
+    body: Body,
+}
+
+impl TryFrom<EnvelopeRepr> for Envelope {
+    type Error = CryptoError;
+    fn try_from(repr: EnvelopeRepr) -> Result<Envelope, CryptoError> {
+        let suite = repr.suite;
+        let ok = match &repr.body {
+            Body::Direct { oaep } => oaep.len() <= RSA_OUTPUT_BYTES_MAX,
+            Body::Hybrid {
+                wrapped_key,
+                iv,
+                ciphertext,
+                mac,
+            } => {
+                wrapped_key.len() <= RSA_OUTPUT_BYTES_MAX
+                    && iv.len() == suite.block_bytes()
+                    && ciphertext.len() <= ENVELOPE_BODY_BYTES_MAX
+                    && mac.len() == suite.mac_bytes()
+            }
+        };
+        if !ok {
+            return Err(CryptoError::malformed("envelope"));
+        }
+        Ok(Envelope {
+            suite,
+            body: repr.body,
+        })
+    }
+}
+
+impl From<Envelope> for EnvelopeRepr {
+    fn from(e: Envelope) -> EnvelopeRepr {
+        EnvelopeRepr {
+            suite: e.suite,
+            body: e.body,
+        }
+    }
+}
+
+impl Envelope {
+    pub fn suite(&self) -> SuiteId {
+        self.suite
+    }
+
+    /// Whether the body went through the KEM/DEM hybrid.
+    pub fn is_hybrid(&self) -> bool {
+        matches!(self.body, Body::Hybrid { .. })
+    }
+
+    /// Postcard encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        #[allow(clippy::expect_used)]
+        postcard::to_stdvec(self).expect("serializing an envelope into a Vec cannot fail")
+    }
+
+    /// Decodes [`Envelope::to_bytes`], refusing oversized input and trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Envelope, CryptoError> {
+        if bytes.len() > ENVELOPE_BYTES_MAX {
+            return Err(CryptoError::TooLong {
+                what: "envelope",
+                len: bytes.len(),
+                max: ENVELOPE_BYTES_MAX,
+            });
+        }
+        let (env, rest) = postcard::take_from_bytes::<Envelope>(bytes)
+            .map_err(|_| CryptoError::malformed("envelope"))?;
+        if !rest.is_empty() {
+            return Err(CryptoError::malformed("envelope (trailing bytes)"));
+        }
+        Ok(env)
+    }
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.body {
+            Body::Direct { oaep } => {
+                write!(f, "Envelope({}, direct, {} bytes)", self.suite, oaep.len())
+            }
+            Body::Hybrid { ciphertext, .. } => write!(
+                f,
+                "Envelope({}, hybrid, {} body bytes)",
+                self.suite,
+                ciphertext.len()
+            ),
+        }
+    }
+}
+
+/// What OAEP binds: version, suite, mode and the caller's label.
+fn header(suite: SuiteId, mode: u8, label: &str) -> Vec<u8> {
+    let mut h = label_prefix("vc/estar/v1");
+    h.push(suite.code());
+    h.push(mode);
+    h.extend_from_slice(&label_prefix(label));
+    h
+}
+
+struct DemKeys {
+    enc: Zeroizing<Vec<u8>>,
+    mac: Zeroizing<Vec<u8>>,
+}
+
+fn dem_keys(suite: SuiteId, kem_key: &[u8]) -> DemKeys {
+    let derive = |purpose: &str| {
+        let mut h = Sha256::new();
+        h.update(label_prefix(purpose));
+        h.update([suite.code()]);
+        h.update(kem_key);
+        let mut digest = h.finalize();
+        let key = Zeroizing::new(digest[..suite.key_bytes()].to_vec());
+        zeroize::Zeroize::zeroize(digest.as_mut_slice());
+        key
+    };
+    DemKeys {
+        enc: derive("vc/estar/dem/enc"),
+        mac: derive("vc/estar/dem/mac"),
+    }
+}
+
+fn dem_mac(
+    suite: SuiteId,
+    keys: &DemKeys,
+    header: &[u8],
+    wrapped_key: &[u8],
+    iv: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let wrapped_len = (wrapped_key.len() as u64).to_le_bytes();
+    suite.cmac(
+        &keys.mac,
+        &[header, &wrapped_len, wrapped_key, iv, ciphertext],
+    )
+}
+
+pub(crate) fn seal(
+    key: &PublicKey,
+    suite: SuiteId,
+    label: &str,
+    plaintext: &[u8],
+) -> Result<Envelope, CryptoError> {
+    if plaintext.len() > ENVELOPE_BODY_BYTES_MAX {
+        return Err(CryptoError::TooLong {
+            what: "envelope body",
+            len: plaintext.len(),
+            max: ENVELOPE_BODY_BYTES_MAX,
+        });
+    }
+    let oaep_capacity = key.modulus_bytes().saturating_sub(OAEP_OVERHEAD_BYTES);
+    if plaintext.len() <= oaep_capacity {
+        let oaep = oaep_encrypt(key, &header(suite, MODE_DIRECT, label), plaintext)?;
+        return Ok(Envelope {
+            suite,
+            body: Body::Direct { oaep },
+        });
+    }
+    let header = header(suite, MODE_HYBRID, label);
+    let kem_key = Zeroizing::new(os_random::<KEM_KEY_BYTES>());
+    let wrapped_key = oaep_encrypt(key, &header, kem_key.as_slice())?;
+    let keys = dem_keys(suite, kem_key.as_slice());
+    let mut iv = vec![0u8; suite.block_bytes()];
+    fill_random(&mut iv);
+    let mut ciphertext = plaintext.to_vec();
+    suite.ctr_apply(&keys.enc, &iv, &mut ciphertext)?;
+    let mac = dem_mac(suite, &keys, &header, &wrapped_key, &iv, &ciphertext)?;
+    Ok(Envelope {
+        suite,
+        body: Body::Hybrid {
+            wrapped_key,
+            iv,
+            ciphertext,
+            mac,
+        },
+    })
+}
+
+fn oaep_encrypt(key: &PublicKey, oaep_label: &[u8], msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    key.rsa()
+        .encrypt(
+            &mut getrandom::SysRng,
+            rsa::Oaep::<Sha256>::new_with_label(oaep_label.to_vec()),
+            msg,
+        )
+        .map_err(|e| CryptoError::Encoding(e.to_string()))
+}
+
+pub(crate) fn open(
+    key: &SecretKey,
+    label: &str,
+    envelope: &Envelope,
+) -> Result<Vec<u8>, CryptoError> {
+    let suite = envelope.suite;
+    let modulus_bytes = key.public().modulus_bytes();
+    match &envelope.body {
+        Body::Direct { oaep } => {
+            if oaep.len() != modulus_bytes {
+                return Err(CryptoError::DecryptionFailed);
+            }
+            let plain = key
+                .backend()
+                .oaep_decrypt(&header(suite, MODE_DIRECT, label), oaep)?;
+            Ok(plain.to_vec())
+        }
+        Body::Hybrid {
+            wrapped_key,
+            iv,
+            ciphertext,
+            mac,
+        } => {
+            if wrapped_key.len() != modulus_bytes
+                || iv.len() != suite.block_bytes()
+                || mac.len() != suite.mac_bytes()
+            {
+                return Err(CryptoError::DecryptionFailed);
+            }
+            let header = header(suite, MODE_HYBRID, label);
+            let kem_key = key.backend().oaep_decrypt(&header, wrapped_key)?;
+            if kem_key.len() != KEM_KEY_BYTES {
+                return Err(CryptoError::DecryptionFailed);
+            }
+            let keys = dem_keys(suite, &kem_key);
+            let expected = dem_mac(suite, &keys, &header, wrapped_key, iv, ciphertext)?;
+            if !bool::from(expected.ct_eq(mac)) {
+                return Err(CryptoError::DecryptionFailed);
+            }
+            let mut plain = ciphertext.clone();
+            suite.ctr_apply(&keys.enc, iv, &mut plain)?;
+            Ok(plain)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Identity sealing for the user index: identities and bank accounts enter
+//! events only as `E*` envelopes under the user-index key, with distinct
+//! labels so that a sealed account can never be opened as an identity.
+//! Sealing is randomized: the same identity seals differently every time, so
+//! the log does not link a participant's events.
+
+use ledger::{BankAccount, ParticipantId, SealedBankAccount, SealedIdentity};
+
+use super::envelope::Envelope;
+use super::error::CryptoError;
+use super::keys::{PublicKey, SecretKey};
+use super::suite::SuiteId;
+
+/// Label of a sealed [`ParticipantId`].
+pub const SEAL_IDENTITY_LABEL: &str = "vc/seal/identity";
+/// Label of a sealed [`BankAccount`].
+pub const SEAL_ACCOUNT_LABEL: &str = "vc/seal/account";
+
+/// Seals identities and accounts to the user-index public key. Anyone who
+/// writes events may hold one; it cannot open what it seals.
+#[derive(Debug, Clone)]
+pub struct IdentitySealer {
+    user_index_key: PublicKey,
+    suite: SuiteId,
+}
+
+impl IdentitySealer {
+    pub fn new(user_index_key: PublicKey, suite: SuiteId) -> IdentitySealer {
+        IdentitySealer {
+            user_index_key,
+            suite,
+        }
+    }
+
+    pub fn seal_identity(&self, id: &ParticipantId) -> SealedIdentity {
+        let bytes = self.seal(SEAL_IDENTITY_LABEL, id.as_str().as_bytes());
+        #[allow(clippy::expect_used)]
+        SealedIdentity::from_sealed_bytes(bytes)
+            .expect("an envelope of a short field under a key of at most 4096 bits fits")
+    }
+
+    pub fn seal_account(&self, account: &BankAccount) -> SealedBankAccount {
+        let bytes = self.seal(SEAL_ACCOUNT_LABEL, account.as_str().as_bytes());
+        #[allow(clippy::expect_used)]
+        SealedBankAccount::from_sealed_bytes(bytes)
+            .expect("an envelope of a short field under a key of at most 4096 bits fits")
+    }
+
+    /// # Panics
+    /// If the OS has no randomness (OAEP needs a fresh seed).
+    fn seal(&self, label: &str, field: &[u8]) -> Vec<u8> {
+        // Fields are at most 64 bytes (ledger bounds) and keys at least 2048
+        // bits, so this is always one OAEP block and cannot be too long.
+        #[allow(clippy::expect_used)]
+        self.user_index_key
+            .seal(self.suite, label, field)
+            .expect("sealing a short field fails only without OS randomness")
+            .to_bytes()
+    }
+}
+
+/// Opens what [`IdentitySealer`] sealed. Only the user index holds one.
+#[derive(Debug, Clone)]
+pub struct IdentityUnsealer {
+    user_index_key: SecretKey,
+}
+
+impl IdentityUnsealer {
+    pub fn new(user_index_key: SecretKey) -> IdentityUnsealer {
+        IdentityUnsealer { user_index_key }
+    }
+
+    /// The matching sealer.
+    pub fn sealer(&self, suite: SuiteId) -> IdentitySealer {
+        IdentitySealer::new(self.user_index_key.public(), suite)
+    }
+
+    pub fn unseal_identity(&self, sealed: &SealedIdentity) -> Result<ParticipantId, CryptoError> {
+        let text = self.open(SEAL_IDENTITY_LABEL, sealed.as_sealed_bytes())?;
+        ParticipantId::new(text).map_err(|_| CryptoError::malformed("sealed identity"))
+    }
+
+    pub fn unseal_account(&self, sealed: &SealedBankAccount) -> Result<BankAccount, CryptoError> {
+        let text = self.open(SEAL_ACCOUNT_LABEL, sealed.as_sealed_bytes())?;
+        BankAccount::new(text).map_err(|_| CryptoError::malformed("sealed bank account"))
+    }
+
+    fn open(&self, label: &str, bytes: &[u8]) -> Result<String, CryptoError> {
+        let envelope = Envelope::from_bytes(bytes)?;
+        let plain = self.user_index_key.open(label, &envelope)?;
+        String::from_utf8(plain).map_err(|_| CryptoError::malformed("sealed field"))
+    }
+}
