@@ -1,1 +1,41 @@
-//! A participant's durable purse: coins, selection, and a journal of in-flight transactions.
+//! A participant's durable purse: coins, selection, and a journal of
+//! in-flight transactions.
+//!
+//! - [`Purse`] (in [`store`]): one redb file, created 0600, holding the
+//!   [`PurseProfile`] (identity, key pair, suite), the [`IssuerInfo`], every
+//!   coin with its [`CoinState`], the journal and the history.
+//! - [`state`]: [`CoinState`], [`CoinAction`] and [`transition`], the one
+//!   pure function deciding every change of a coin's state.
+//! - [`select`](mod@select): [`Selection`]: pay exactly, or change first.
+//! - [`journal`]: [`JournalEntry`] and what begins, advances, completes or
+//!   refuses one.
+//!
+//! Data flow of a payment: [`Purse::select`] → build the message →
+//! [`Purse::begin`] (coins Pending, message recorded, durable) → send →
+//! on the answer [`Purse::complete`] or [`Purse::refuse`] (one atomic
+//! transaction). After a crash, [`Purse::in_flight`] lists what to re-send.
+//!
+//! **Architecture invariant:** the purse does no I/O but its own file, and
+//! no cryptography: callers open and verify messages before handing their
+//! contents over. It knows nothing of HTTP.
+
+mod codec;
+pub mod constants;
+pub mod error;
+mod file;
+pub mod journal;
+pub mod profile;
+pub mod select;
+pub mod state;
+pub mod store;
+
+pub use error::PurseError;
+pub use file::PURSE_FILE_MODE;
+pub use journal::{
+    Completion, Destination, JournalEntry, NewTransaction, Refusal, SessionSecret, Step,
+    StepRecord, TxEffect, TxKind,
+};
+pub use profile::{IssuerInfo, PurseProfile, SecretKeyDer, SuiteName};
+pub use select::{Selection, select};
+pub use state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};
+pub use store::{Balance, Purse, StoredCoin};

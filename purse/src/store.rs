@@ -1,0 +1,809 @@
+//! The durable purse: one redb file holding the profile, the issuer, the
+//! coins with their states, the journal of in-flight transactions and the
+//! history of closed ones.
+//!
+//! Every change is one redb write transaction with `Durability::Immediate`,
+//! committed before the method returns: a caller acts (sends a message,
+//! tells a user) only on what is on disk. Coin states change only through
+//! [`crate::state::transition`]. Completing or refusing a transaction is a
+//! single transaction that moves every coin and closes the journal entry,
+//! and asserts that the purse's holdings moved by exactly what the
+//! transaction says: money is at stake, so a broken invariant stops the
+//! purse rather than write a wrong balance.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ledger::constants::COINS_PER_TX_MAX;
+use ledger::{Amount, Coin, CoinId, Timestamp};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::codec::{decode, encode};
+use crate::constants::{
+    COIN_RECORD_BYTES_MAX, CONTEXT_BYTES_MAX, HISTORY_RECORD_BYTES_MAX, JOURNAL_RECORD_BYTES_MAX,
+    MESSAGE_BYTES_MAX, PROFILE_BYTES_MAX, PURSE_FORMAT_VERSION, SECRET_BYTES_MAX,
+    SECRETS_PER_TX_MAX, STATEMENT_BYTES_MAX, URL_BYTES_MAX,
+};
+use crate::error::{PurseError, check_len};
+use crate::file;
+use crate::journal::{
+    Completion, Destination, JournalEntry, NewTransaction, Refusal, SessionSecret, Step,
+    StepRecord, TxEffect, TxKind,
+};
+use crate::profile::{IssuerInfo, PurseProfile};
+use crate::select::{Selection, select};
+use crate::state::{BadReason, CoinAction, CoinState, TxRef, transition};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const COINS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("coins");
+const JOURNAL: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("journal");
+const HISTORY: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("history");
+
+const META_FORMAT: &str = "format";
+const META_PROFILE: &str = "profile";
+const META_ISSUER: &str = "issuer";
+
+/// A coin and its state, as the purse stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCoin {
+    pub coin: Coin,
+    pub state: CoinState,
+}
+
+/// The purse's money, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Balance {
+    pub available: Amount,
+    pub pending: Amount,
+    pub bad: Amount,
+    pub n_available: usize,
+    pub n_pending: usize,
+    pub n_spent: usize,
+    pub n_bad: usize,
+}
+
+impl Balance {
+    /// What the purse owns: available plus reserved by in-flight transactions.
+    pub fn holdings(&self) -> Result<Amount, PurseError> {
+        Ok(self.available.checked_add(self.pending)?)
+    }
+}
+
+/// A participant's purse, open on its file.
+pub struct Purse {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Purse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Purse({})", self.path.display())
+    }
+}
+
+impl Purse {
+    /// Creates a new purse file (mode 0600) for `profile`. Fails if the file
+    /// exists.
+    pub fn create(
+        path: impl AsRef<Path>,
+        profile: &PurseProfile,
+        issuer: Option<&IssuerInfo>,
+    ) -> Result<Purse, PurseError> {
+        let path = path.as_ref();
+        profile.validate()?;
+        if let Some(issuer) = issuer {
+            issuer.validate()?;
+        }
+        let file = file::create_private(path)?;
+        let db =
+            Database::builder().create_with_backend(redb::backends::FileBackend::new(file)?)?;
+        let purse = Purse {
+            db,
+            path: path.to_path_buf(),
+        };
+        purse.write(|txn| {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_FORMAT, PURSE_FORMAT_VERSION.to_le_bytes().as_slice())?;
+            let profile_bytes = Zeroizing::new(encode("profile", profile, PROFILE_BYTES_MAX)?);
+            meta.insert(META_PROFILE, profile_bytes.as_slice())?;
+            if let Some(issuer) = issuer {
+                meta.insert(
+                    META_ISSUER,
+                    encode("issuer", issuer, PROFILE_BYTES_MAX)?.as_slice(),
+                )?;
+            }
+            txn.open_table(COINS)?;
+            txn.open_table(JOURNAL)?;
+            txn.open_table(HISTORY)?;
+            Ok(())
+        })?;
+        tracing::info!(path = %path.display(), "purse created");
+        Ok(purse)
+    }
+
+    /// Opens an existing purse. Refuses a file that group or others may
+    /// access, and one that is damaged (every page checksum is verified on
+    /// open) or not a purse.
+    pub fn open(path: impl AsRef<Path>) -> Result<Purse, PurseError> {
+        let path = path.as_ref();
+        let file = file::open_private(path)?;
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(redb::backends::FileBackend::new(file)?)?;
+        let purse = Purse {
+            db,
+            path: path.to_path_buf(),
+        };
+        purse.check_format()?;
+        let in_flight = purse.in_flight()?.len();
+        tracing::info!(path = %path.display(), in_flight, "purse opened");
+        Ok(purse)
+    }
+
+    fn check_format(&self) -> Result<(), PurseError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn
+            .open_table(META)
+            .map_err(|_| PurseError::WrongFormat(0))?;
+        let version = meta
+            .get(META_FORMAT)?
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_le_bytes)
+            .ok_or(PurseError::WrongFormat(0))?;
+        if version != PURSE_FORMAT_VERSION {
+            return Err(PurseError::WrongFormat(version));
+        }
+        for table in [COINS, JOURNAL, HISTORY] {
+            txn.open_table(table)
+                .map_err(|_| PurseError::WrongFormat(version))?;
+        }
+        // Decode the profile now so a damaged one is reported at open.
+        self.profile()?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction committed with `Immediate`
+    /// durability; if `f` fails nothing is written.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, PurseError>,
+    ) -> Result<R, PurseError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let out = f(&txn)?;
+        txn.commit()?;
+        Ok(out)
+    }
+
+    // ---- profile and issuer ----
+
+    pub fn profile(&self) -> Result<PurseProfile, PurseError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let guard = meta
+            .get(META_PROFILE)?
+            .ok_or_else(|| PurseError::Corrupt("purse has no profile".into()))?;
+        decode("profile", guard.value(), PROFILE_BYTES_MAX)
+    }
+
+    /// Stores `CERT_X` once registration has returned it.
+    pub fn set_certificate(&self, certificate: Vec<u8>) -> Result<(), PurseError> {
+        let mut profile = self.profile()?;
+        profile.certificate = Some(certificate);
+        profile.validate()?;
+        self.write(|txn| {
+            let bytes = Zeroizing::new(encode("profile", &profile, PROFILE_BYTES_MAX)?);
+            txn.open_table(META)?
+                .insert(META_PROFILE, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    pub fn issuer(&self) -> Result<Option<IssuerInfo>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(guard) = meta.get(META_ISSUER)? else {
+            return Ok(None);
+        };
+        decode("issuer", guard.value(), PROFILE_BYTES_MAX).map(Some)
+    }
+
+    pub fn set_issuer(&self, issuer: &IssuerInfo) -> Result<(), PurseError> {
+        issuer.validate()?;
+        self.write(|txn| {
+            txn.open_table(META)?.insert(
+                META_ISSUER,
+                encode("issuer", issuer, PROFILE_BYTES_MAX)?.as_slice(),
+            )?;
+            Ok(())
+        })
+    }
+
+    // ---- coins: queries ----
+
+    /// Every coin with its state, in coin-id order.
+    pub fn coins(&self) -> Result<Vec<StoredCoin>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(COINS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            out.push(decode_coin(value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn coin(&self, id: CoinId) -> Result<Option<StoredCoin>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(COINS)?;
+        table
+            .get(*id.as_bytes())?
+            .map(|v| decode_coin(v.value()))
+            .transpose()
+    }
+
+    pub fn balance(&self) -> Result<Balance, PurseError> {
+        balance_of(self.coins()?.iter())
+    }
+
+    /// Available coins not expired at `now`: what payments may use.
+    pub fn spendable(&self, now: Timestamp) -> Result<Vec<Coin>, PurseError> {
+        Ok(self
+            .coins()?
+            .into_iter()
+            .filter(|c| c.state == CoinState::Available && !c.coin.body.is_expired_at(now))
+            .map(|c| c.coin)
+            .collect())
+    }
+
+    /// Available coins expired at `now`: only a refresh can use them.
+    pub fn expired(&self, now: Timestamp) -> Result<Vec<Coin>, PurseError> {
+        Ok(self
+            .coins()?
+            .into_iter()
+            .filter(|c| c.state == CoinState::Available && c.coin.body.is_expired_at(now))
+            .map(|c| c.coin)
+            .collect())
+    }
+
+    /// Exports the coins to hand to a redeem or aggregate (or to back up):
+    /// the available coins with these ids, or every spendable one if `ids`
+    /// is empty. Exporting changes nothing: the coins stay Available until a
+    /// journaled transaction reserves them.
+    pub fn export_coins(&self, ids: &[CoinId], now: Timestamp) -> Result<Vec<Coin>, PurseError> {
+        if ids.is_empty() {
+            return self.spendable(now);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let stored = self.coin(*id)?.ok_or(PurseError::UnknownCoin(*id))?;
+            if stored.state != CoinState::Available {
+                return Err(PurseError::TransitionRefused {
+                    from: stored.state.name(),
+                    action: "export",
+                });
+            }
+            out.push(stored.coin);
+        }
+        Ok(out)
+    }
+
+    /// Chooses coins for a payment of `amount` among the spendable ones.
+    pub fn select(&self, amount: Amount, now: Timestamp) -> Result<Selection, PurseError> {
+        select(&self.spendable(now)?, amount)
+    }
+
+    // ---- journal ----
+
+    /// Records a new transaction and reserves its inputs, durably, before
+    /// its first message goes out. Fails, changing nothing, if any input is
+    /// not Available.
+    pub fn begin(&self, new: NewTransaction) -> Result<TxRef, PurseError> {
+        let tx = TxRef::random()?;
+        check_message(&new.message, &new.secrets, &new.context, &new.to)?;
+        check_distinct(&new.reserve)?;
+        if new.step == Step::Acknowledge {
+            return Err(PurseError::Invalid(
+                "a transaction cannot begin acknowledging",
+            ));
+        }
+        if new.kind.spends_own_coins() == new.reserve.is_empty() {
+            return Err(PurseError::Invalid(
+                "inputs must be given exactly for pay, change, refresh and redeem",
+            ));
+        }
+        self.write(|txn| {
+            let mut coins = txn.open_table(COINS)?;
+            let mut reserved_value = Amount::ZERO;
+            for id in &new.reserve {
+                let stored = get_coin(&coins, *id)?;
+                let state = transition(&stored.state, &CoinAction::Reserve(tx))?;
+                reserved_value = reserved_value.checked_add(stored.coin.value())?;
+                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+            }
+            if new.kind.spends_own_coins() && reserved_value != new.amount {
+                return Err(PurseError::Invalid("inputs must total the amount"));
+            }
+            let entry = JournalEntry {
+                tx,
+                kind: new.kind,
+                amount: new.amount,
+                step: new.step,
+                reserved: new.reserve.clone(),
+                to: new.to.clone(),
+                last_sent: new.message.clone(),
+                secrets: new.secrets.clone(),
+                context: new.context.clone(),
+                created: new.now,
+                updated: new.now,
+            };
+            put_entry(&mut txn.open_table(JOURNAL)?, &entry)?;
+            Ok(())
+        })?;
+        tracing::debug!(%tx, kind = new.kind.name(), step = new.step.name(), "journal: begun");
+        Ok(tx)
+    }
+
+    /// Records the next message of a transaction before it is sent.
+    pub fn record_step(&self, tx: TxRef, record: StepRecord) -> Result<(), PurseError> {
+        self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let mut entry = get_entry(&journal, tx)?;
+            if record.step < entry.step || record.step == Step::Acknowledge || entry.is_settled() {
+                return Err(PurseError::StepBackwards {
+                    from: entry.step.name(),
+                    to: record.step.name(),
+                });
+            }
+            entry.step = record.step;
+            entry.last_sent = record.message.clone();
+            if let Some(secrets) = &record.secrets {
+                entry.secrets = secrets.clone();
+            }
+            if let Some(context) = &record.context {
+                entry.context = context.clone();
+            }
+            entry.updated = record.now;
+            check_message(&entry.last_sent, &entry.secrets, &entry.context, &entry.to)?;
+            put_entry(&mut journal, &entry)?;
+            Ok(())
+        })?;
+        tracing::debug!(%tx, step = record.step.name(), "journal: step recorded");
+        Ok(())
+    }
+
+    /// Every transaction to resume, oldest first.
+    pub fn in_flight(&self) -> Result<Vec<JournalEntry>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(JOURNAL)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            out.push(decode("journal", value.value(), JOURNAL_RECORD_BYTES_MAX)?);
+        }
+        out.sort_by_key(|e: &JournalEntry| (e.created, e.tx));
+        Ok(out)
+    }
+
+    pub fn entry(&self, tx: TxRef) -> Result<JournalEntry, PurseError> {
+        let txn = self.db.begin_read()?;
+        get_entry(&txn.open_table(JOURNAL)?, tx)
+    }
+
+    /// The coins a transaction reserved, with their tags (to seal them into
+    /// the message being rebuilt, or to export for a redeem).
+    pub fn reserved_coins(&self, tx: TxRef) -> Result<Vec<Coin>, PurseError> {
+        let entry = self.entry(tx)?;
+        entry
+            .reserved
+            .iter()
+            .map(|id| {
+                self.coin(*id)?
+                    .map(|c| c.coin)
+                    .ok_or(PurseError::UnknownCoin(*id))
+            })
+            .collect()
+    }
+
+    /// Applies the issuer's answer to a transaction that went through, in
+    /// one durable transaction: spent inputs become Spent, unspent inputs
+    /// Available, revoked coins Bad, received coins Available; the journal
+    /// entry is closed (or kept at [`Step::Acknowledge`] with the ack to
+    /// deliver). Refuses, changing nothing, an answer that does not fit the
+    /// transaction (wrong totals, unknown or duplicate coins).
+    pub fn complete(&self, tx: TxRef, completion: Completion) -> Result<TxEffect, PurseError> {
+        if let Some(ack) = &completion.acknowledge {
+            check_len("acknowledgement", ack.len(), MESSAGE_BYTES_MAX)?;
+        }
+        check_distinct(&completion.spent)?;
+        check_distinct(&completion.revoked)?;
+        check_distinct(&completion.received.iter().map(Coin::id).collect::<Vec<_>>())?;
+        let effect = self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let mut coins = txn.open_table(COINS)?;
+            let mut entry = get_entry(&journal, tx)?;
+            let mismatch = |why| PurseError::OutcomeMismatch { tx, why };
+            if entry.is_settled() {
+                return Err(mismatch("already completed; only its acknowledgement is left"));
+            }
+            let reserved: BTreeSet<CoinId> = entry.reserved.iter().copied().collect();
+            if !completion.spent.iter().all(|id| reserved.contains(id)) {
+                return Err(mismatch("a spent coin was not reserved by it"));
+            }
+            if !completion.revoked.is_empty() && entry.kind != TxKind::Refund {
+                return Err(mismatch("only a refund revokes coins"));
+            }
+            let holdings_before = holdings(&coins)?;
+
+            let mut value_out = Amount::ZERO;
+            for id in &entry.reserved {
+                let stored = get_coin(&coins, *id)?;
+                let action = if completion.spent.contains(id) {
+                    value_out = value_out.checked_add(stored.coin.value())?;
+                    CoinAction::Spend(tx)
+                } else {
+                    CoinAction::Release(tx)
+                };
+                let state = transition(&stored.state, &action)?;
+                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+            }
+            for id in &completion.revoked {
+                let stored = get_coin(&coins, *id)?;
+                if stored.state != CoinState::Available {
+                    // A revoked coin reserved elsewhere stays with that
+                    // transaction, whose own answer will say it is bad.
+                    tracing::warn!(coin = %id, "refund revoked a coin in use; left to its transaction");
+                    continue;
+                }
+                let reason = BadReason {
+                    kind: crate::state::BadKind::Revoked,
+                    statement: Vec::new(),
+                };
+                let state = transition(&stored.state, &CoinAction::MarkBad(reason))?;
+                value_out = value_out.checked_add(stored.coin.value())?;
+                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+            }
+            let mut value_in = Amount::ZERO;
+            for coin in &completion.received {
+                if coins.get(*coin.id().as_bytes())?.is_some() {
+                    return Err(PurseError::DuplicateCoin(coin.id()));
+                }
+                value_in = value_in.checked_add(coin.value())?;
+                put_coin(
+                    &mut coins,
+                    &StoredCoin {
+                        coin: *coin,
+                        state: CoinState::Available,
+                    },
+                )?;
+            }
+            check_totals(&entry, &completion, value_out, value_in).map_err(mismatch)?;
+
+            let holdings_after = holdings(&coins)?;
+            // The pair assertion: holdings recomputed from the table moved
+            // by exactly the values this transaction says went out and in.
+            assert_eq!(
+                holdings_after.checked_add(value_out)?,
+                holdings_before.checked_add(value_in)?,
+                "purse holdings moved by other than transaction {tx}'s amounts"
+            );
+            let effect = TxEffect {
+                tx,
+                kind: entry.kind,
+                refused: false,
+                value_out,
+                value_in,
+                holdings_after,
+                closed: entry.updated,
+            };
+            match &completion.acknowledge {
+                Some(ack) => {
+                    entry.step = Step::Acknowledge;
+                    entry.last_sent = ack.clone();
+                    entry.reserved.clear();
+                    entry.secrets.clear();
+                    put_entry(&mut journal, &entry)?;
+                }
+                None => {
+                    journal.remove(*tx.as_bytes())?;
+                }
+            }
+            put_history(&mut txn.open_table(HISTORY)?, &effect)?;
+            Ok(effect)
+        })?;
+        tracing::info!(
+            %tx, kind = effect.kind.name(), value_out = %effect.value_out,
+            value_in = %effect.value_in, "transaction completed"
+        );
+        Ok(effect)
+    }
+
+    /// Applies the issuer's signed refusal, in one durable transaction: the
+    /// coins it names become Bad with the statement as their reason, the
+    /// other reserved coins Available again, and the entry is closed.
+    pub fn refuse(&self, tx: TxRef, refusal: Refusal) -> Result<TxEffect, PurseError> {
+        check_len("statement", refusal.statement.len(), STATEMENT_BYTES_MAX)?;
+        let bad_ids: Vec<CoinId> = refusal.bad.iter().map(|(id, _)| *id).collect();
+        check_distinct(&bad_ids)?;
+        let effect = self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let mut coins = txn.open_table(COINS)?;
+            let entry = get_entry(&journal, tx)?;
+            if entry.is_settled() {
+                return Err(PurseError::OutcomeMismatch {
+                    tx,
+                    why: "already completed; it cannot be refused",
+                });
+            }
+            if !bad_ids.iter().all(|id| entry.reserved.contains(id)) {
+                return Err(PurseError::OutcomeMismatch {
+                    tx,
+                    why: "the statement names a coin this transaction did not send",
+                });
+            }
+            let holdings_before = holdings(&coins)?;
+            let mut value_out = Amount::ZERO;
+            for id in &entry.reserved {
+                let stored = get_coin(&coins, *id)?;
+                let action = match refusal.bad.iter().find(|(bad, _)| bad == id) {
+                    Some((_, kind)) => {
+                        value_out = value_out.checked_add(stored.coin.value())?;
+                        CoinAction::MarkBad(BadReason {
+                            kind: *kind,
+                            statement: refusal.statement.clone(),
+                        })
+                    }
+                    None => CoinAction::Release(tx),
+                };
+                let state = transition(&stored.state, &action)?;
+                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+            }
+            let holdings_after = holdings(&coins)?;
+            assert_eq!(
+                holdings_after.checked_add(value_out)?,
+                holdings_before,
+                "purse holdings moved by other than refused transaction {tx}'s bad coins"
+            );
+            journal.remove(*tx.as_bytes())?;
+            let effect = TxEffect {
+                tx,
+                kind: entry.kind,
+                refused: true,
+                value_out,
+                value_in: Amount::ZERO,
+                holdings_after,
+                closed: entry.updated,
+            };
+            put_history(&mut txn.open_table(HISTORY)?, &effect)?;
+            Ok(effect)
+        })?;
+        tracing::info!(%tx, kind = effect.kind.name(), value_bad = %effect.value_out, "transaction refused");
+        Ok(effect)
+    }
+
+    /// Closes a settled transaction once its acknowledgement is delivered.
+    pub fn close(&self, tx: TxRef) -> Result<(), PurseError> {
+        self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let entry = get_entry(&journal, tx)?;
+            if !entry.is_settled() {
+                return Err(PurseError::OutcomeMismatch {
+                    tx,
+                    why: "not completed: complete or refuse it first",
+                });
+            }
+            journal.remove(*tx.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Drops a transaction that never got past [`Step::SessionOpen`]
+    /// (nothing that commits was sent), releasing its reserved coins.
+    pub fn abandon(&self, tx: TxRef) -> Result<(), PurseError> {
+        self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let mut coins = txn.open_table(COINS)?;
+            let entry = get_entry(&journal, tx)?;
+            if entry.step != Step::SessionOpen {
+                return Err(PurseError::OutcomeMismatch {
+                    tx,
+                    why: "its request may have reached the issuer: resume it instead",
+                });
+            }
+            for id in &entry.reserved {
+                let stored = get_coin(&coins, *id)?;
+                let state = transition(&stored.state, &CoinAction::Release(tx))?;
+                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+            }
+            journal.remove(*tx.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// What every closed transaction did, in transaction-reference order.
+    pub fn history(&self) -> Result<Vec<TxEffect>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HISTORY)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            out.push(decode("history", value.value(), HISTORY_RECORD_BYTES_MAX)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What each kind of transaction must do to the purse's money.
+fn check_totals(
+    entry: &JournalEntry,
+    completion: &Completion,
+    value_out: Amount,
+    value_in: Amount,
+) -> Result<(), &'static str> {
+    let all_spent = completion.spent.len() == entry.reserved.len();
+    match entry.kind {
+        TxKind::Pay | TxKind::Redeem => {
+            if !all_spent || value_out != entry.amount {
+                return Err("every input must be spent, totalling the amount");
+            }
+            if value_in != Amount::ZERO {
+                return Err("a payment or redemption brings no coins back");
+            }
+        }
+        TxKind::Change | TxKind::Refresh => {
+            if !all_spent || value_out != entry.amount {
+                return Err("every input must be spent");
+            }
+            if value_in != value_out {
+                return Err("coins back must total the coins given");
+            }
+        }
+        TxKind::Purchase => {
+            if value_in != entry.amount {
+                return Err("purchased coins must total the purchase");
+            }
+        }
+        TxKind::Collect => {
+            if value_in != entry.amount && value_in != Amount::ZERO {
+                return Err("a collected payment brings the amount in coins, or none");
+            }
+        }
+        TxKind::Refund => {}
+    }
+    Ok(())
+}
+
+fn check_message(
+    message: &[u8],
+    secrets: &[SessionSecret],
+    context: &[u8],
+    to: &Destination,
+) -> Result<(), PurseError> {
+    check_len("message", message.len(), MESSAGE_BYTES_MAX)?;
+    check_len("context", context.len(), CONTEXT_BYTES_MAX)?;
+    if secrets.len() > SECRETS_PER_TX_MAX {
+        return Err(PurseError::Invalid("too many session secrets"));
+    }
+    for secret in secrets {
+        check_len("session secret", secret.expose().len(), SECRET_BYTES_MAX)?;
+    }
+    if let Destination::Payee(url) = to {
+        check_len("payee url", url.len(), URL_BYTES_MAX)?;
+    }
+    Ok(())
+}
+
+fn check_distinct(ids: &[CoinId]) -> Result<(), PurseError> {
+    if ids.len() > COINS_PER_TX_MAX {
+        return Err(PurseError::TooManyCoins(ids.len()));
+    }
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if !seen.insert(*id) {
+            return Err(PurseError::CoinListedTwice(*id));
+        }
+    }
+    Ok(())
+}
+
+fn decode_coin(bytes: &[u8]) -> Result<StoredCoin, PurseError> {
+    decode("coin", bytes, COIN_RECORD_BYTES_MAX)
+}
+
+fn get_coin(
+    table: &impl ReadableTable<[u8; 16], &'static [u8]>,
+    id: CoinId,
+) -> Result<StoredCoin, PurseError> {
+    let guard = table
+        .get(*id.as_bytes())?
+        .ok_or(PurseError::UnknownCoin(id))?;
+    let stored = decode_coin(guard.value())?;
+    if stored.coin.id() != id {
+        return Err(PurseError::Corrupt(format!(
+            "coin record {id} holds another coin"
+        )));
+    }
+    Ok(stored)
+}
+
+fn put_coin(
+    table: &mut redb::Table<[u8; 16], &'static [u8]>,
+    stored: &StoredCoin,
+) -> Result<(), PurseError> {
+    let bytes = Zeroizing::new(encode("coin", stored, COIN_RECORD_BYTES_MAX)?);
+    table.insert(*stored.coin.id().as_bytes(), bytes.as_slice())?;
+    Ok(())
+}
+
+fn get_entry(
+    table: &impl ReadableTable<[u8; 16], &'static [u8]>,
+    tx: TxRef,
+) -> Result<JournalEntry, PurseError> {
+    let guard = table
+        .get(*tx.as_bytes())?
+        .ok_or(PurseError::UnknownTransaction(tx))?;
+    let entry: JournalEntry = decode("journal", guard.value(), JOURNAL_RECORD_BYTES_MAX)?;
+    if entry.tx != tx {
+        return Err(PurseError::Corrupt(format!(
+            "journal record {tx} holds another entry"
+        )));
+    }
+    Ok(entry)
+}
+
+fn put_entry(
+    table: &mut redb::Table<[u8; 16], &'static [u8]>,
+    entry: &JournalEntry,
+) -> Result<(), PurseError> {
+    let bytes = Zeroizing::new(encode("journal", entry, JOURNAL_RECORD_BYTES_MAX)?);
+    table.insert(*entry.tx.as_bytes(), bytes.as_slice())?;
+    Ok(())
+}
+
+fn put_history(
+    table: &mut redb::Table<[u8; 16], &'static [u8]>,
+    effect: &TxEffect,
+) -> Result<(), PurseError> {
+    let bytes = encode("history", effect, HISTORY_RECORD_BYTES_MAX)?;
+    table.insert(*effect.tx.as_bytes(), bytes.as_slice())?;
+    Ok(())
+}
+
+/// Holdings recomputed from every coin record.
+fn holdings(table: &impl ReadableTable<[u8; 16], &'static [u8]>) -> Result<Amount, PurseError> {
+    let mut coins = Vec::new();
+    for row in table.iter()? {
+        let (_, value) = row?;
+        coins.push(decode_coin(value.value())?);
+    }
+    balance_of(coins.iter())?.holdings()
+}
+
+fn balance_of<'a>(coins: impl Iterator<Item = &'a StoredCoin>) -> Result<Balance, PurseError> {
+    let mut b = Balance::default();
+    for stored in coins {
+        let value = stored.coin.value();
+        match stored.state {
+            CoinState::Available => {
+                b.available = b.available.checked_add(value)?;
+                b.n_available += 1;
+            }
+            CoinState::Pending(_) => {
+                b.pending = b.pending.checked_add(value)?;
+                b.n_pending += 1;
+            }
+            CoinState::Spent(_) => b.n_spent += 1,
+            CoinState::Bad(_) => {
+                b.bad = b.bad.checked_add(value)?;
+                b.n_bad += 1;
+            }
+        }
+    }
+    Ok(b)
+}
