@@ -1,0 +1,19 @@
+//! Every limit of the card bridge in one place, unit last in each name;
+//! relations between them are asserted at compile time.
+
+/// Entries in a card's cyclic transaction log.
+pub const CARD_LOG_ENTRIES: usize = 8;
+/// Capacity of one card memory segment (length byte included), in bytes.
+pub const CARD_SEGMENT_BYTES_MAX: usize = 128;
+/// Largest record a durable store will decode, in bytes.
+pub const RECORD_BYTES_MAX: usize = 64 * 1024;
+/// Largest wire message of the card protocols, in bytes.
+pub const MESSAGE_BYTES_MAX: usize = 4 * 1024;
+/// Most purchases one PSAM batch may carry.
+pub const BATCH_ENTRIES_MAX: usize = 256;
+/// Nonce length (R_SM, R'_SM, R_LUS, R_PSAM), in bytes.
+pub const NONCE_BYTES: usize = 16;
+
+const _: () = assert!(CARD_LOG_ENTRIES >= 2 && CARD_LOG_ENTRIES < 64);
+const _: () = assert!(CARD_SEGMENT_BYTES_MAX <= 256);
+const _: () = assert!(BATCH_ENTRIES_MAX * 128 < RECORD_BYTES_MAX);
