@@ -1,0 +1,247 @@
+//! The projection framework: a [`Projection`] is a pure function
+//! `apply(&mut state, &record)` over its tables; [`ProjectionDb`] is the
+//! storage around it: one redb file holding the projection's tables and the
+//! sequence number it has applied, both written in the same transaction, so
+//! a crash leaves the file at some record boundary and never half-applied.
+//!
+//! Data flow: at start the owner calls [`ProjectionDb::catch_up`] with the
+//! log; while running it calls [`ProjectionDb::apply_records`] after each
+//! durable group commit (or polls `catch_up`). Records already applied are
+//! skipped, so offering the same records twice is harmless; a record past the
+//! next expected one is refused as a [`ProjectionError::Gap`].
+//! [`ProjectionDb::rebuild`] drops the file and replays the whole log, which
+//! gives the same tables as applying incrementally (tested).
+
+use std::path::{Path, PathBuf};
+
+use ledger::{EventStore, Record, Seq, StoredRecord};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::constants::CATCH_UP_RECORDS_MAX;
+use crate::error::ProjectionError;
+use crate::state::{MemoryState, RedbReadState, RedbWriteState, StateRead, StateWrite, TableName};
+
+/// A read model fed from the log.
+///
+/// `apply` must be pure: it reads and writes only `state`, and consults no
+/// clock, randomness or I/O, so that replaying the log always gives the same
+/// tables. It must also be all-or-nothing per call's transaction: the
+/// framework drops the whole transaction when it returns an error.
+pub trait Projection {
+    /// Stored in the file, so that one projection's file is never opened as another's.
+    const NAME: &'static str;
+    /// Every table `apply` touches.
+    const TABLES: &'static [TableName];
+
+    fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError>;
+}
+
+const META: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("projection_meta");
+const META_APPLIED_SEQ: &str = "applied_seq";
+const META_NAME: &str = "projection";
+
+/// A projection in its own redb file.
+pub struct ProjectionDb<P: Projection> {
+    db: Database,
+    path: PathBuf,
+    projection: P,
+}
+
+impl<P: Projection> ProjectionDb<P> {
+    /// Opens the projection's file, creating it empty (applied up to `Seq(0)`) if absent.
+    pub fn open(path: impl AsRef<Path>, projection: P) -> Result<ProjectionDb<P>, ProjectionError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(META_NAME)?.map(|v| v.value().to_vec());
+            match found {
+                None => {
+                    meta.insert(META_NAME, P::NAME.as_bytes())?;
+                    meta.insert(META_APPLIED_SEQ, &0u64.to_be_bytes()[..])?;
+                }
+                Some(name) if name == P::NAME.as_bytes() => {}
+                Some(name) => {
+                    return Err(ProjectionError::WrongProjection {
+                        expected: P::NAME,
+                        found: String::from_utf8_lossy(&name).into_owned(),
+                    });
+                }
+            }
+            RedbWriteState::open(&txn, P::TABLES)?;
+        }
+        txn.commit()?;
+        Ok(ProjectionDb {
+            db,
+            path,
+            projection,
+        })
+    }
+
+    /// Deletes the file at `path` if any, then replays the whole log into a new one.
+    pub fn rebuild(
+        path: impl AsRef<Path>,
+        projection: P,
+        log: &dyn EventStore,
+    ) -> Result<ProjectionDb<P>, ProjectionError> {
+        match std::fs::remove_file(path.as_ref()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let db = ProjectionDb::open(path, projection)?;
+        db.catch_up(log)?;
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The sequence number of the last record applied (`Seq(0)`: none).
+    pub fn applied_seq(&self) -> Result<Seq, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        read_seq(meta.get(META_APPLIED_SEQ)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Applies the records not yet applied, in one durable transaction
+    /// together with the new applied sequence number; returns it. Records
+    /// at or below the applied sequence number are skipped.
+    pub fn apply_records(&self, records: &[StoredRecord]) -> Result<Seq, ProjectionError> {
+        self.apply_iter(records.iter().map(|r| &r.record))
+    }
+
+    /// Like [`ProjectionDb::apply_records`], over bare records.
+    pub fn apply_iter<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<Seq, ProjectionError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(redb::Error::from)?;
+        let applied_before;
+        let mut applied;
+        {
+            let mut meta = txn.open_table(META)?;
+            applied_before = read_seq(meta.get(META_APPLIED_SEQ)?.map(|v| v.value().to_vec()))?;
+            applied = applied_before;
+            let mut state = RedbWriteState::open(&txn, P::TABLES)?;
+            for record in records {
+                if record.seq <= applied {
+                    continue;
+                }
+                if record.seq.0 != applied.0 + 1 {
+                    return Err(ProjectionError::Gap {
+                        applied,
+                        offered: record.seq,
+                    });
+                }
+                self.projection.apply(&mut state, record)?;
+                applied = record.seq;
+            }
+            if applied != applied_before {
+                meta.insert(META_APPLIED_SEQ, &applied.0.to_be_bytes()[..])?;
+            }
+        }
+        if applied == applied_before {
+            // Nothing new: no commit, no fsync.
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+            tracing::debug!(projection = P::NAME, applied = applied.0, "applied records");
+        }
+        Ok(applied)
+    }
+
+    /// Reads the log from the record after the applied one to its head,
+    /// applying [`CATCH_UP_RECORDS_MAX`] records per transaction; returns the
+    /// sequence number reached. Also the way to follow the tail by polling.
+    pub fn catch_up(&self, log: &dyn EventStore) -> Result<Seq, ProjectionError> {
+        let mut applied = self.applied_seq()?;
+        loop {
+            let records = log.read(Seq(applied.0 + 1), CATCH_UP_RECORDS_MAX)?;
+            if records.is_empty() {
+                return Ok(applied);
+            }
+            applied = self.apply_records(&records)?;
+        }
+    }
+
+    /// Runs `query` over a consistent snapshot of the tables.
+    pub fn read<T>(
+        &self,
+        query: impl FnOnce(&dyn StateRead) -> Result<T, ProjectionError>,
+    ) -> Result<T, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let state = RedbReadState::open(&txn, P::TABLES)?;
+        query(&state)
+    }
+
+    /// Every entry of the projection's tables (not the applied sequence
+    /// number), for comparing with a rebuild.
+    pub fn snapshot(&self) -> Result<MemoryState, ProjectionError> {
+        self.read(|state| crate::state::snapshot(state, P::TABLES))
+    }
+
+    /// Gives the file's free pages back to the file system (after an erasure).
+    pub fn compact(&mut self) -> Result<bool, ProjectionError> {
+        Ok(self.db.compact()?)
+    }
+
+    /// The size of the file on disk, in bytes.
+    pub fn file_size_bytes(&self) -> Result<u64, ProjectionError> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+}
+
+fn read_seq(bytes: Option<Vec<u8>>) -> Result<Seq, ProjectionError> {
+    let corrupt = ProjectionError::Corrupt {
+        table: "projection_meta",
+        reason: "applied sequence number is not 8 bytes",
+    };
+    let bytes = bytes.ok_or(ProjectionError::Corrupt {
+        table: "projection_meta",
+        reason: "applied sequence number is missing",
+    })?;
+    let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| corrupt)?;
+    Ok(Seq(u64::from_be_bytes(arr)))
+}
+
+/// Replays the log into memory up to and including `upto` (the whole log if
+/// `None`): the projection as of that sequence number, without touching its
+/// file. Returns the state and the sequence number reached.
+pub fn replay_in_memory<P: Projection>(
+    projection: &P,
+    log: &dyn EventStore,
+    upto: Option<Seq>,
+) -> Result<(MemoryState, Seq), ProjectionError> {
+    let mut state = MemoryState::new(P::TABLES);
+    let mut applied = Seq(0);
+    loop {
+        let records = log.read(Seq(applied.0 + 1), CATCH_UP_RECORDS_MAX)?;
+        if records.is_empty() {
+            return Ok((state, applied));
+        }
+        for stored in &records {
+            let record = &stored.record;
+            if upto.is_some_and(|u| record.seq > u) {
+                return Ok((state, applied));
+            }
+            if record.seq.0 != applied.0 + 1 {
+                return Err(ProjectionError::Gap {
+                    applied,
+                    offered: record.seq,
+                });
+            }
+            projection.apply(&mut state, record)?;
+            applied = record.seq;
+        }
+    }
+}
