@@ -16,15 +16,22 @@
 //! key material. Identities and bank accounts reach it only sealed
 //! ([`SealedIdentity`], [`SealedBankAccount`]); it cannot open them.
 
+pub mod chain;
 pub mod coin;
 pub mod conservation;
 pub mod constants;
 pub mod event;
 pub mod ids;
+pub mod memory_store;
 pub mod money;
+pub mod redb_store;
 pub mod store;
 pub mod sync;
+pub mod tail;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
+pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
@@ -35,5 +42,11 @@ pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,
 };
+pub use memory_store::MemoryStore;
 pub use money::{Amount, CoinSpec, Denomination, MoneyError};
-pub use store::{Batch, EventStore, Hash32, Head, Record, Seq, StoreError, StoredRecord};
+pub use redb_store::{RedbOptions, RedbStore, Sharing};
+pub use store::{
+    Batch, EventStore, Hash32, Head, RawEventStore, RawRecord, Record, Seq, StoreError,
+    StoredRecord,
+};
+pub use tail::{HeadWatch, Tail, Watchable};

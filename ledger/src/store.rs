@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::constants::{BATCH_EVENTS_MAX, EVENT_BYTES_MAX};
 use crate::event::{Event, EventDecodeError};
 use crate::ids::TxId;
 
@@ -143,4 +144,161 @@ pub trait EventStore: Send + Sync {
 
     /// Up to `max_records` records from `from` on, in order.
     fn read(&self, from: Seq, max_records: usize) -> Result<Vec<StoredRecord>, StoreError>;
+}
+
+/// A record exactly as stored: the event's bytes as written, not re-encoded,
+/// so that a verifier hashes what is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub seq: Seq,
+    pub tx: TxId,
+    /// Position of this record inside its batch, from 0.
+    pub batch_index: u16,
+    /// Number of records in its batch.
+    pub batch_len: u16,
+    pub prev_hash: Hash32,
+    pub hash: Hash32,
+    /// The event as stored: [`crate::event::EVENT_VERSION`] then postcard.
+    pub event_bytes: Vec<u8>,
+}
+
+impl RawRecord {
+    /// The chain hash recomputed over the stored fields and event bytes.
+    pub fn recomputed_hash(&self) -> Hash32 {
+        record_hash(
+            &self.prev_hash,
+            self.seq,
+            &self.tx,
+            self.batch_index,
+            self.batch_len,
+            &self.event_bytes,
+        )
+    }
+
+    /// Decodes the event (bounded and validated, see [`Event::decode`]).
+    pub fn decode(&self) -> Result<StoredRecord, StoreError> {
+        let event = Event::decode(&self.event_bytes).map_err(|source| StoreError::Decode {
+            seq: self.seq,
+            source,
+        })?;
+        Ok(StoredRecord {
+            record: Record {
+                seq: self.seq,
+                tx: self.tx,
+                batch_index: self.batch_index,
+                batch_len: self.batch_len,
+                event,
+            },
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+/// A store that can hand out its records as stored, for verification over
+/// the stored bytes (the auditor's [`crate::chain::ChainVerifier`]).
+pub trait RawEventStore: EventStore {
+    /// Up to `max_records` records from `from` on, in order, undecoded.
+    fn read_raw(&self, from: Seq, max_records: usize) -> Result<Vec<RawRecord>, StoreError>;
+}
+
+/// Checks a batch before it is queued or appended: not empty, at most
+/// [`BATCH_EVENTS_MAX`] events, each within its limits and at most
+/// [`EVENT_BYTES_MAX`] bytes once encoded. Returns the encoded events.
+///
+/// Group commit runs this at submission, so one bad batch is refused alone
+/// and never fails (and poisons) the commit it would have shared.
+pub fn encode_batch(batch: &Batch) -> Result<Vec<Vec<u8>>, StoreError> {
+    if batch.events.is_empty() {
+        return Err(StoreError::InvalidBatch("a batch has no events"));
+    }
+    if batch.events.len() > BATCH_EVENTS_MAX {
+        return Err(StoreError::InvalidBatch(
+            "a batch has more than BATCH_EVENTS_MAX events",
+        ));
+    }
+    batch
+        .events
+        .iter()
+        .map(|event| {
+            event
+                .validate()
+                .map_err(|_| StoreError::InvalidBatch("an event violates a limit"))?;
+            let bytes = event.encode();
+            if bytes.len() > EVENT_BYTES_MAX {
+                return Err(StoreError::InvalidBatch(
+                    "an event encodes to more than EVENT_BYTES_MAX bytes",
+                ));
+            }
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// Chains `batches` onto `head`: the records to store and, per batch, the
+/// sequence number of its first record. Every backend appends through this,
+/// so they all produce the same chain for the same batches.
+pub fn chain_batches(
+    head: Head,
+    batches: &[Batch],
+) -> Result<(Vec<RawRecord>, Vec<Seq>), StoreError> {
+    let mut records = Vec::with_capacity(batches.iter().map(|b| b.events.len()).sum());
+    let mut firsts = Vec::with_capacity(batches.len());
+    let mut seq = head.last_seq.0;
+    let mut prev_hash = head.last_hash;
+    for batch in batches {
+        let encoded = encode_batch(batch)?;
+        // encode_batch bounds the length by BATCH_EVENTS_MAX, far below u16::MAX.
+        let batch_len = u16::try_from(encoded.len()).map_err(|_| {
+            StoreError::InvalidBatch("a batch has more than BATCH_EVENTS_MAX events")
+        })?;
+        firsts.push(Seq(seq + 1));
+        for (index, event_bytes) in (0u16..).zip(encoded) {
+            seq = seq.checked_add(1).ok_or(StoreError::InvalidBatch(
+                "the log is full: seq would overflow",
+            ))?;
+            let hash = record_hash(
+                &prev_hash,
+                Seq(seq),
+                &batch.tx,
+                index,
+                batch_len,
+                &event_bytes,
+            );
+            records.push(RawRecord {
+                seq: Seq(seq),
+                tx: batch.tx,
+                batch_index: index,
+                batch_len,
+                prev_hash,
+                hash,
+                event_bytes,
+            });
+            prev_hash = hash;
+        }
+    }
+    Ok((records, firsts))
+}
+
+impl StoreError {
+    /// A copy of this error, for reporting one failure to every batch of a
+    /// failed group commit (the error itself holds an `io::Error`, not `Clone`).
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Backend(msg) => StoreError::Backend(msg.clone()),
+            StoreError::Io(e) => StoreError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            StoreError::Corrupt { seq, reason } => StoreError::Corrupt {
+                seq: *seq,
+                reason: reason.clone(),
+            },
+            StoreError::Decode { seq, source } => StoreError::Decode {
+                seq: *seq,
+                source: source.clone(),
+            },
+            StoreError::ChainBroken { seq } => StoreError::ChainBroken { seq: *seq },
+            StoreError::InvalidBatch(why) => StoreError::InvalidBatch(why),
+            StoreError::ReadOnly => StoreError::ReadOnly,
+            StoreError::Poisoned => StoreError::Poisoned,
+        }
+    }
 }

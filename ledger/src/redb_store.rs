@@ -1,0 +1,377 @@
+//! [`RedbStore`]: the log in one redb file, the embedded default backend.
+//!
+//! Layout: table `vc_log_records` maps `seq: u64` to the record value below;
+//! table `vc_log_meta` holds `record_format = 1`, so a redb file of someone
+//! else's is refused rather than misread. The record value (little-endian):
+//!
+//! | bytes   | field                                        |
+//! |---------|----------------------------------------------|
+//! | 0       | record format (`1`)                          |
+//! | 1..33   | `prev_hash`                                  |
+//! | 33..65  | `hash`                                       |
+//! | 65..81  | `tx`                                         |
+//! | 81..83  | `batch_index` (u16)                          |
+//! | 83..85  | `batch_len` (u16)                            |
+//! | 85..    | event bytes, exactly as hashed               |
+//!
+//! Every append is one write transaction with [`redb::Durability::Immediate`]:
+//! `append` returns after fsync. Readers of the same process see a commit as
+//! soon as it is durable and are woken through a [`HeadWatch`]. Another
+//! process (an auditor tailing a live log) opens the file with
+//! [`RedbStore::open_read_only`] when the writer was opened with
+//! [`Sharing::FollowableByReaders`] (redb's `ConcurrencyMode::SingleWriter`),
+//! and polls [`EventStore::head`].
+
+use std::path::Path;
+
+use redb::{
+    Builder, ConcurrencyMode, Database, Durability, ReadOnlyDatabase, ReadTransaction,
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+};
+use tracing::{debug, error};
+
+use crate::constants::EVENT_BYTES_MAX;
+use crate::ids::TxId;
+use crate::store::{
+    Batch, EventStore, Hash32, Head, RawEventStore, RawRecord, Seq, StoreError, StoredRecord,
+    chain_batches,
+};
+use crate::tail::{HeadWatch, Watchable};
+
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("vc_log_records");
+const META: TableDefinition<&str, u64> = TableDefinition::new("vc_log_meta");
+const META_RECORD_FORMAT: &str = "record_format";
+
+/// The record format this code writes and reads.
+pub const RECORD_FORMAT: u8 = 1;
+/// Bytes of a record value before the event bytes.
+pub const RECORD_HEADER_BYTES: usize = 1 + 32 + 32 + 16 + 2 + 2;
+
+/// Who may share the file while this process writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Other processes may open the file read-only and follow the commits
+    /// (redb `ConcurrencyMode::SingleWriter`: every commit is two-phase, two
+    /// fsyncs). What a live audit needs.
+    #[default]
+    FollowableByReaders,
+    /// The writer locks the whole file (redb `ConcurrencyMode::ExclusiveWriter`):
+    /// one fsync per commit; auditors read a copy or wait for the writer to close.
+    Exclusive,
+}
+
+impl Sharing {
+    fn mode(self) -> ConcurrencyMode {
+        match self {
+            Sharing::FollowableByReaders => ConcurrencyMode::SingleWriter,
+            Sharing::Exclusive => ConcurrencyMode::ExclusiveWriter,
+        }
+    }
+}
+
+/// How to open a writable [`RedbStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedbOptions {
+    pub sharing: Sharing,
+    /// Verify every page checksum when opening (redb's integrity check), so a
+    /// file altered on disk is refused with an error rather than trusted.
+    /// Reads the whole file: on by default, startup is rare.
+    pub verify_integrity_on_open: bool,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            sharing: Sharing::default(),
+            verify_integrity_on_open: true,
+        }
+    }
+}
+
+enum Handle {
+    Writer(Database),
+    Reader(ReadOnlyDatabase),
+}
+
+/// The event log in one redb file. See the module docs for the format.
+pub struct RedbStore {
+    handle: Handle,
+    watch: HeadWatch,
+}
+
+fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("redb {what}: {e}"))
+}
+
+impl RedbStore {
+    /// Opens (creating if missing) the log at `path` for writing, with the
+    /// default [`RedbOptions`].
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        RedbStore::open_with(path, RedbOptions::default())
+    }
+
+    /// Opens (creating if missing) the log at `path` for writing.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: RedbOptions,
+    ) -> Result<RedbStore, StoreError> {
+        let mut builder = Builder::new();
+        builder
+            .set_concurrency_mode(options.sharing.mode())
+            .set_check_integrity_on_open(options.verify_integrity_on_open);
+        let db = builder
+            .create(path.as_ref())
+            .map_err(|e| backend("open", e))?;
+        let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| backend("meta table", e))?;
+            let found = meta
+                .get(META_RECORD_FORMAT)
+                .map_err(|e| backend("meta read", e))?
+                .map(|v| v.value());
+            match found {
+                Some(format) if format == u64::from(RECORD_FORMAT) => {}
+                Some(other) => {
+                    return Err(StoreError::Backend(format!(
+                        "log file has record format {other}, this build reads {RECORD_FORMAT}"
+                    )));
+                }
+                None => {
+                    meta.insert(META_RECORD_FORMAT, u64::from(RECORD_FORMAT))
+                        .map_err(|e| backend("meta write", e))?;
+                }
+            }
+            txn.open_table(RECORDS)
+                .map_err(|e| backend("records table", e))?;
+        }
+        txn.commit().map_err(|e| backend("commit", e))?;
+        let store = RedbStore {
+            handle: Handle::Writer(db),
+            watch: HeadWatch::default(),
+        };
+        let head = store.head()?;
+        store.watch.publish(head.last_seq);
+        debug!(last_seq = head.last_seq.0, "opened event log for writing");
+        Ok(store)
+    }
+
+    /// Opens the log at `path` read-only. While a writer has it open, this
+    /// works only if the writer chose [`Sharing::FollowableByReaders`] and
+    /// `writer_sharing` says the same; each read then sees the writer's latest
+    /// durable commit. [`EventStore::append`] returns [`StoreError::ReadOnly`].
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        writer_sharing: Sharing,
+    ) -> Result<RedbStore, StoreError> {
+        let db = Builder::new()
+            .set_concurrency_mode(writer_sharing.mode())
+            .open_read_only(path.as_ref())
+            .map_err(|e| backend("open read-only", e))?;
+        let store = RedbStore {
+            handle: Handle::Reader(db),
+            watch: HeadWatch::default(),
+        };
+        if let Some(format) = store.record_format()?
+            && format != u64::from(RECORD_FORMAT)
+        {
+            return Err(StoreError::Backend(format!(
+                "log file has record format {format}, this build reads {RECORD_FORMAT}"
+            )));
+        }
+        let head = store.head()?;
+        store.watch.publish(head.last_seq);
+        Ok(store)
+    }
+
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        match &self.handle {
+            Handle::Writer(db) => db.begin_read(),
+            Handle::Reader(db) => db.begin_read(),
+        }
+        .map_err(|e| backend("begin read", e))
+    }
+
+    fn record_format(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.begin_read()?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(backend("meta table", e)),
+        };
+        Ok(meta
+            .get(META_RECORD_FORMAT)
+            .map_err(|e| backend("meta read", e))?
+            .map(|v| v.value()))
+    }
+
+    /// Number of records, as redb counts them (a cross-check of `head`).
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.begin_read()?;
+        match txn.open_table(RECORDS) {
+            Ok(t) => t.len().map_err(|e| backend("len", e)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(backend("records table", e)),
+        }
+    }
+
+    /// Whether the log has no record.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// Encodes a record as the value stored under its seq.
+pub fn encode_record_value(record: &RawRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEADER_BYTES + record.event_bytes.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&record.prev_hash.0);
+    out.extend_from_slice(&record.hash.0);
+    out.extend_from_slice(record.tx.as_bytes());
+    out.extend_from_slice(&record.batch_index.to_le_bytes());
+    out.extend_from_slice(&record.batch_len.to_le_bytes());
+    out.extend_from_slice(&record.event_bytes);
+    out
+}
+
+/// Decodes the value stored under `seq`; bounded, never panics.
+pub fn decode_record_value(seq: Seq, value: &[u8]) -> Result<RawRecord, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { seq, reason };
+    if value.len() < RECORD_HEADER_BYTES {
+        return Err(corrupt(format!(
+            "record of {} bytes is shorter than its {RECORD_HEADER_BYTES}-byte header",
+            value.len()
+        )));
+    }
+    if value.len() > RECORD_HEADER_BYTES + EVENT_BYTES_MAX {
+        return Err(corrupt(format!(
+            "record of {} bytes exceeds the limit",
+            value.len()
+        )));
+    }
+    let (header, event_bytes) = value.split_at(RECORD_HEADER_BYTES);
+    if header[0] != RECORD_FORMAT {
+        return Err(corrupt(format!("unknown record format {}", header[0])));
+    }
+    let array32 = |at: usize| {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&header[at..at + 32]);
+        out
+    };
+    let mut tx = [0u8; TxId::LEN];
+    tx.copy_from_slice(&header[65..81]);
+    Ok(RawRecord {
+        seq,
+        prev_hash: Hash32(array32(1)),
+        hash: Hash32(array32(33)),
+        tx: TxId::from_bytes(tx),
+        batch_index: u16::from_le_bytes([header[81], header[82]]),
+        batch_len: u16::from_le_bytes([header[83], header[84]]),
+        event_bytes: event_bytes.to_vec(),
+    })
+}
+
+fn head_of(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Head, StoreError> {
+    match table.last().map_err(|e| backend("last", e))? {
+        None => Ok(Head {
+            last_seq: Seq(0),
+            last_hash: Hash32::GENESIS,
+        }),
+        Some((key, value)) => {
+            let seq = Seq(key.value());
+            let record = decode_record_value(seq, value.value())?;
+            Ok(Head {
+                last_seq: seq,
+                last_hash: record.hash,
+            })
+        }
+    }
+}
+
+impl EventStore for RedbStore {
+    fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
+        let Handle::Writer(db) = &self.handle else {
+            return Err(StoreError::ReadOnly);
+        };
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut txn = db.begin_write().map_err(|e| backend("begin write", e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| backend("durability", e))?;
+        let (firsts, last_seq) = {
+            let mut table = txn
+                .open_table(RECORDS)
+                .map_err(|e| backend("records table", e))?;
+            let head = head_of(&table)?;
+            let (records, firsts) = chain_batches(head, batches)?;
+            for record in &records {
+                table
+                    .insert(record.seq.0, encode_record_value(record).as_slice())
+                    .map_err(|e| backend("insert", e))?;
+            }
+            let last_seq = records.last().map_or(head.last_seq, |r| r.seq);
+            (firsts, last_seq)
+        };
+        // Dropping an uncommitted transaction aborts it: a failed batch leaves nothing.
+        txn.commit().map_err(|e| {
+            error!(error = %e, "event log commit failed");
+            backend("commit", e)
+        })?;
+        self.watch.publish(last_seq);
+        Ok(firsts)
+    }
+
+    fn head(&self) -> Result<Head, StoreError> {
+        let txn = self.begin_read()?;
+        match txn.open_table(RECORDS) {
+            Ok(table) => head_of(&table),
+            Err(TableError::TableDoesNotExist(_)) => Ok(Head {
+                last_seq: Seq(0),
+                last_hash: Hash32::GENESIS,
+            }),
+            Err(e) => Err(backend("records table", e)),
+        }
+    }
+
+    fn read(&self, from: Seq, max_records: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read_raw(from, max_records)?
+            .iter()
+            .map(RawRecord::decode)
+            .collect()
+    }
+}
+
+impl RawEventStore for RedbStore {
+    fn read_raw(&self, from: Seq, max_records: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(RECORDS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(backend("records table", e)),
+        };
+        let start = from.0.max(1);
+        let mut out = Vec::with_capacity(max_records.min(4096));
+        let entries = table
+            .range(start..)
+            .map_err(|e| backend("range", e))?
+            .take(max_records);
+        for (expected, entry) in (start..).zip(entries) {
+            let (key, value) = entry.map_err(|e| backend("range", e))?;
+            let seq = Seq(key.value());
+            if seq.0 != expected {
+                return Err(StoreError::Corrupt {
+                    seq: Seq(expected),
+                    reason: format!("record missing: next stored record is {seq}"),
+                });
+            }
+            out.push(decode_record_value(seq, value.value())?);
+        }
+        Ok(out)
+    }
+}
+
+impl Watchable for RedbStore {
+    fn watch(&self) -> HeadWatch {
+        self.watch.clone()
+    }
+}

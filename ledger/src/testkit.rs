@@ -1,0 +1,319 @@
+//! Random and sample events for tests, in this crate and others (cargo
+//! feature `testkit`): a proptest [`Strategy`] for every [`Event`] variant,
+//! within the limits [`Event::validate`] enforces, and batches of them.
+
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+
+use crate::coin::CoinBody;
+use crate::constants::{BATCH_EVENTS_MAX, SEALED_BYTES_MAX, SIGNATURE_BYTES_MAX, TEXT_BYTES_MAX};
+use crate::event::{
+    BankRejection, Checkpoint, Event, IssueCause, PaymentOption, PublicKeyDer, SignatureBytes,
+    SpendCause,
+};
+use crate::ids::{
+    BalanceId, CardId, CoinId, KeyEpoch, LusId, PurchaseId, Role, SealedBankAccount,
+    SealedIdentity, Timestamp, TxId,
+};
+use crate::money::{Amount, CoinSpec, Denomination};
+use crate::store::{Batch, Hash32, Seq};
+
+/// Coins per generated coin event: enough to exercise the vectors, few
+/// enough to keep cases fast.
+const ARB_COINS_MAX: usize = 8;
+
+pub fn arb_amount() -> impl Strategy<Value = Amount> {
+    any::<u64>().prop_map(Amount::from_minor)
+}
+
+pub fn arb_timestamp() -> impl Strategy<Value = Timestamp> {
+    any::<u64>().prop_map(Timestamp)
+}
+
+pub fn arb_epoch() -> impl Strategy<Value = KeyEpoch> {
+    any::<u32>().prop_map(KeyEpoch)
+}
+
+pub fn arb_sealed_identity() -> impl Strategy<Value = SealedIdentity> {
+    vec(any::<u8>(), 0..=64.min(SEALED_BYTES_MAX)).prop_map(|bytes| {
+        #[allow(clippy::expect_used)]
+        SealedIdentity::from_sealed_bytes(bytes).expect("within SEALED_BYTES_MAX")
+    })
+}
+
+pub fn arb_sealed_account() -> impl Strategy<Value = SealedBankAccount> {
+    vec(any::<u8>(), 0..=64.min(SEALED_BYTES_MAX)).prop_map(|bytes| {
+        #[allow(clippy::expect_used)]
+        SealedBankAccount::from_sealed_bytes(bytes).expect("within SEALED_BYTES_MAX")
+    })
+}
+
+pub fn arb_signature() -> impl Strategy<Value = SignatureBytes> {
+    vec(any::<u8>(), 0..=SIGNATURE_BYTES_MAX.min(256)).prop_map(SignatureBytes)
+}
+
+pub fn arb_text() -> impl Strategy<Value = String> {
+    "[a-z ]{0,40}".prop_filter("fits TEXT_BYTES_MAX", |s| s.len() <= TEXT_BYTES_MAX)
+}
+
+pub fn arb_role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::CoinPurchaser),
+        Just(Role::Redeemer),
+        Just(Role::Merchant)
+    ]
+}
+
+pub fn arb_coin_body() -> impl Strategy<Value = CoinBody> {
+    (
+        any::<[u8; 16]>(),
+        arb_amount(),
+        arb_timestamp(),
+        arb_epoch(),
+    )
+        .prop_map(|(id, value, expiry, epoch)| CoinBody {
+            id: CoinId::from_bytes(id),
+            value,
+            expiry,
+            epoch,
+        })
+}
+
+pub fn arb_coins() -> impl Strategy<Value = Vec<CoinBody>> {
+    vec(arb_coin_body(), 0..=ARB_COINS_MAX)
+}
+
+/// A valid coin spec: 1 to 4 lines of small counts and values (its total fits).
+pub fn arb_spec() -> impl Strategy<Value = CoinSpec> {
+    vec((1u32..=100, 1u64..=1_000_000), 1..=4).prop_map(|lines| {
+        #[allow(clippy::expect_used)]
+        CoinSpec::new(
+            lines
+                .into_iter()
+                .map(|(count, value)| Denomination {
+                    count,
+                    value: Amount::from_minor(value),
+                })
+                .collect(),
+        )
+        .expect("small counts and values make a valid spec")
+    })
+}
+
+fn arb_issue_cause() -> impl Strategy<Value = IssueCause> {
+    prop_oneof![
+        any::<[u8; 16]>().prop_map(|p| IssueCause::Purchase(PurchaseId::from_bytes(p))),
+        Just(IssueCause::Payment),
+        Just(IssueCause::Change),
+        Just(IssueCause::Refresh),
+        Just(IssueCause::Refund),
+        Just(IssueCause::CardUnload),
+    ]
+}
+
+fn arb_spend_cause() -> impl Strategy<Value = SpendCause> {
+    prop_oneof![
+        prop_oneof![
+            Just(PaymentOption::Refresh),
+            Just(PaymentOption::Redeem),
+            Just(PaymentOption::Aggregate)
+        ]
+        .prop_map(SpendCause::Payment),
+        Just(SpendCause::Change),
+        Just(SpendCause::Refresh),
+        Just(SpendCause::Redeem),
+        Just(SpendCause::CardLoad),
+    ]
+}
+
+fn arb_rejection() -> impl Strategy<Value = BankRejection> {
+    prop_oneof![
+        Just(BankRejection::InsufficientFunds),
+        Just(BankRejection::AccountClosed),
+        Just(BankRejection::UnknownAccount),
+    ]
+}
+
+fn purchase_id() -> impl Strategy<Value = PurchaseId> {
+    any::<[u8; 16]>().prop_map(PurchaseId::from_bytes)
+}
+
+fn balance_id() -> impl Strategy<Value = BalanceId> {
+    any::<[u8; 16]>().prop_map(BalanceId::from_bytes)
+}
+
+fn card_id() -> impl Strategy<Value = CardId> {
+    any::<[u8; 8]>().prop_map(CardId::from_bytes)
+}
+
+/// Any event, every variant reachable, within the limits of [`Event::validate`].
+pub fn arb_event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (
+            arb_sealed_identity(),
+            vec(any::<u8>(), 0..=300),
+            arb_timestamp()
+        )
+            .prop_map(|(participant, key, cert_expiry)| Event::Registered {
+                participant,
+                public_key: PublicKeyDer(key),
+                cert_expiry,
+            }),
+        (
+            arb_sealed_identity(),
+            arb_role(),
+            arb_sealed_account(),
+            arb_signature()
+        )
+            .prop_map(|(participant, role, bank_account, signature)| {
+                Event::EnrollmentRequested {
+                    participant,
+                    role,
+                    bank_account,
+                    signature,
+                }
+            }),
+        (arb_sealed_identity(), arb_role(), option::of(balance_id())).prop_map(
+            |(participant, role, balance)| Event::Enrolled {
+                participant,
+                role,
+                balance,
+            }
+        ),
+        (
+            purchase_id(),
+            arb_sealed_identity(),
+            arb_sealed_account(),
+            arb_spec(),
+            arb_amount(),
+            any::<bool>(),
+            arb_signature()
+        )
+            .prop_map(
+                |(purchase, purchaser, bank_account, spec, amount, anonymous, authorization)| {
+                    Event::PurchaseRequested {
+                        purchase,
+                        purchaser,
+                        bank_account,
+                        spec,
+                        amount,
+                        anonymous,
+                        authorization,
+                    }
+                }
+            ),
+        (purchase_id(), arb_amount())
+            .prop_map(|(purchase, amount)| Event::PurchaseSettled { purchase, amount }),
+        (purchase_id(), arb_rejection())
+            .prop_map(|(purchase, reason)| Event::PurchaseRejected { purchase, reason }),
+        purchase_id().prop_map(|purchase| Event::PurchaseAcknowledged { purchase }),
+        (
+            arb_coins(),
+            option::of(arb_sealed_identity()),
+            arb_issue_cause()
+        )
+            .prop_map(|(coins, holder, cause)| Event::CoinsIssued {
+                coins,
+                holder,
+                cause
+            }),
+        (arb_coins(), arb_spend_cause())
+            .prop_map(|(coins, cause)| Event::CoinsSpent { coins, cause }),
+        arb_coins().prop_map(|coins| Event::CoinsRevoked { coins }),
+        (arb_amount(), arb_sealed_account()).prop_map(|(amount, bank_account)| {
+            Event::Redeemed {
+                amount,
+                bank_account,
+            }
+        }),
+        (balance_id(), arb_amount())
+            .prop_map(|(balance, amount)| Event::Aggregated { balance, amount }),
+        (balance_id(), arb_amount())
+            .prop_map(|(balance, amount)| Event::AggregateWithdrawn { balance, amount }),
+        (any::<u32>(), card_id(), any::<u32>(), arb_amount()).prop_map(
+            |(lus, card, nt, amount)| Event::CardLoaded {
+                lus: LusId(lus),
+                card,
+                nt,
+                amount,
+            }
+        ),
+        (any::<u32>(), card_id(), any::<u32>(), arb_amount()).prop_map(
+            |(lus, card, nt, amount)| Event::CardUnloaded {
+                lus: LusId(lus),
+                card,
+                nt,
+                amount,
+            }
+        ),
+        (any::<u32>(), any::<u32>(), arb_amount(), arb_amount()).prop_map(
+            |(lus, period, paid_to_lus, received_from_lus)| Event::Cleared {
+                lus: LusId(lus),
+                period,
+                paid_to_lus,
+                received_from_lus,
+            }
+        ),
+        (arb_epoch(), arb_timestamp(), arb_timestamp()).prop_map(
+            |(epoch, coins_expire_at, grace_ends_at)| Event::EpochOpened {
+                epoch,
+                coins_expire_at,
+                grace_ends_at,
+            }
+        ),
+        arb_epoch().prop_map(|epoch| Event::EpochClosed { epoch }),
+        (arb_epoch(), any::<u64>(), arb_amount(), any::<[u8; 32]>()).prop_map(
+            |(epoch, n_coins, value, digest)| Event::SpentCoinsErased {
+                epoch,
+                n_coins,
+                value,
+                digest: Hash32(digest),
+            }
+        ),
+        (any::<[u8; 16]>(), arb_text(), arb_text()).prop_map(|(coin, requester, reason)| {
+            Event::IdentityDisclosed {
+                coin: CoinId::from_bytes(coin),
+                requester,
+                reason,
+            }
+        }),
+        (any::<u64>(), any::<[u8; 32]>(), arb_signature()).prop_map(|(seq, hash, signature)| {
+            Event::Checkpoint(Checkpoint {
+                seq: Seq(seq),
+                hash: Hash32(hash),
+                signature,
+            })
+        }),
+    ]
+}
+
+/// A batch of 1 to `events_max` random events (capped at [`BATCH_EVENTS_MAX`]).
+pub fn arb_batch(events_max: usize) -> impl Strategy<Value = Batch> {
+    (
+        any::<[u8; 16]>(),
+        vec(arb_event(), 1..=events_max.clamp(1, BATCH_EVENTS_MAX)),
+    )
+        .prop_map(|(tx, events)| Batch {
+            tx: TxId::from_bytes(tx),
+            events,
+        })
+}
+
+/// A deterministic batch of `n_events` small events, distinct for each
+/// `batch_no`: for tests and benchmarks that need no randomness.
+pub fn sample_batch(batch_no: u64, n_events: usize) -> Batch {
+    let mut tx = [0u8; 16];
+    tx[..8].copy_from_slice(&batch_no.to_le_bytes());
+    tx[8..].copy_from_slice(b"vc/test/");
+    let events = (0..n_events as u64)
+        .map(|i| Event::Aggregated {
+            balance: BalanceId::from_bytes(tx),
+            amount: Amount::from_minor(batch_no.wrapping_mul(1000).wrapping_add(i)),
+        })
+        .collect();
+    Batch {
+        tx: TxId::from_bytes(tx),
+        events,
+    }
+}
