@@ -1,0 +1,155 @@
+//! The purse file on disk: created 0600, refused when others may read it,
+//! never overwritten, and a damaged, truncated or foreign file is reported
+//! as a typed error, never a panic.
+
+mod util;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use util::{cents, fund, new_purse, profile, purse_path};
+use vc_purse::{PURSE_FILE_MODE, Purse, PurseError};
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn a_new_purse_file_is_owner_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    assert_eq!(mode_of(purse.path()), PURSE_FILE_MODE);
+    assert_eq!(mode_of(purse.path()), 0o600);
+}
+
+#[test]
+fn a_purse_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(new_purse(dir.path()));
+    let path = purse_path(dir.path());
+    for mode in [0o644, 0o640, 0o604, 0o660, 0o606] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        match Purse::open(&path) {
+            Err(PurseError::PermissionsTooOpen { mode: seen, .. }) => assert_eq!(seen, mode),
+            other => panic!("mode {mode:o} opened: {other:?}"),
+        }
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(Purse::open(&path).is_ok());
+}
+
+#[test]
+fn an_existing_purse_is_never_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    fund(&purse, &[250]);
+    drop(purse);
+    assert!(matches!(
+        Purse::create(purse_path(dir.path()), &profile(), None),
+        Err(PurseError::AlreadyExists(_))
+    ));
+    let reopened = Purse::open(purse_path(dir.path())).expect("open");
+    assert_eq!(reopened.balance().expect("balance").available, cents(250));
+}
+
+#[test]
+fn a_purse_open_elsewhere_is_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _purse = new_purse(dir.path());
+    assert!(matches!(
+        Purse::open(purse_path(dir.path())),
+        Err(PurseError::InUse)
+    ));
+}
+
+#[test]
+fn profile_and_issuer_survive_reopening_and_secrets_stay_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(new_purse(dir.path()));
+    let purse = Purse::open(purse_path(dir.path())).expect("open");
+    assert_eq!(purse.profile().expect("profile"), profile());
+    assert_eq!(purse.issuer().expect("issuer"), Some(util::issuer()));
+    purse.set_certificate(vec![1, 2, 3]).expect("certificate");
+    assert_eq!(
+        purse.profile().expect("profile").certificate,
+        Some(vec![1, 2, 3])
+    );
+    let shown = format!("{:?}", purse.profile().expect("profile"));
+    assert!(shown.contains("redacted") && !shown.contains("alice"));
+}
+
+#[test]
+fn missing_empty_and_foreign_files_give_typed_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = purse_path(dir.path());
+    assert!(matches!(Purse::open(&path), Err(PurseError::Io(_))));
+
+    fs::write(&path, b"").expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+
+    fs::write(&path, vec![0x5a; 64 * 1024]).expect("write");
+    assert!(Purse::open(&path).is_err());
+
+    // A sound redb file that is not a purse.
+    fs::remove_file(&path).expect("rm");
+    let db = redb::Database::create(&path).expect("redb");
+    drop(db);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(matches!(
+        Purse::open(&path),
+        Err(PurseError::WrongFormat(_))
+    ));
+}
+
+/// Truncates a funded purse at many lengths: every open fails with a typed
+/// error or, where the cut spared every committed page, opens with the
+/// coins intact. None panics.
+#[test]
+fn a_truncated_purse_gives_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    fund(&purse, &[250, 125, 200]);
+    drop(purse);
+    let original = fs::read(purse_path(dir.path())).expect("read");
+    let damaged = dir.path().join("damaged.redb");
+    let mut errors = 0;
+    for cut in (1..original.len()).step_by(original.len() / 61 + 1) {
+        fs::write(&damaged, &original[..cut]).expect("write");
+        fs::set_permissions(&damaged, fs::Permissions::from_mode(0o600)).expect("chmod");
+        match Purse::open(&damaged) {
+            Err(_) => errors += 1,
+            Ok(purse) => assert_eq!(purse.balance().expect("balance").available, cents(575)),
+        }
+    }
+    assert!(errors > 0);
+}
+
+/// Flips bytes all over a funded purse file: each open either fails with a
+/// typed error, or (where the byte was in free space) opens and reads every
+/// coin back. No panic.
+#[test]
+fn a_corrupted_purse_gives_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    fund(&purse, &[250, 125, 200]);
+    drop(purse);
+    let original = fs::read(purse_path(dir.path())).expect("read");
+    let damaged = dir.path().join("damaged.redb");
+    let mut errors = 0;
+    for at in (0..original.len()).step_by(original.len() / 97 + 1) {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0xff;
+        fs::write(&damaged, &bytes).expect("write");
+        fs::set_permissions(&damaged, fs::Permissions::from_mode(0o600)).expect("chmod");
+        match Purse::open(&damaged) {
+            Err(_) => errors += 1,
+            Ok(purse) => {
+                if let Ok(balance) = purse.balance() {
+                    assert_eq!(balance.available, cents(575), "flip at {at} changed money");
+                }
+            }
+        }
+    }
+    assert!(errors > 0, "no flip was noticed");
+}

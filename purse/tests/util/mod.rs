@@ -1,0 +1,104 @@
+//! Helpers shared by the purse's integration tests: a profile, coins, and a
+//! funded purse in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ledger::{
+    Amount, Coin, CoinBody, CoinId, KeyEpoch, ParticipantId, PublicKeyDer, Tag, Timestamp,
+};
+use vc_purse::{
+    Completion, Destination, IssuerInfo, NewTransaction, Purse, PurseProfile, SecretKeyDer, Step,
+    SuiteName, TxKind,
+};
+
+pub const NOW: Timestamp = Timestamp(1_000_000);
+
+pub fn profile() -> PurseProfile {
+    PurseProfile {
+        participant: ParticipantId::new("alice").expect("valid id"),
+        public_key: PublicKeyDer(vec![0x30, 0x82, 1, 2]),
+        secret_key: SecretKeyDer::new(vec![0x30, 0x82, 9, 9, 9]).expect("small key"),
+        suite: SuiteName::new("aes256").expect("valid suite"),
+        certificate: None,
+    }
+}
+
+pub fn issuer() -> IssuerInfo {
+    IssuerInfo {
+        issuer: ParticipantId::new("issuer").expect("valid id"),
+        public_key: PublicKeyDer(vec![0x30, 0x82, 7, 7]),
+        gateway_url: "http://127.0.0.1:8080".into(),
+    }
+}
+
+pub fn purse_path(dir: &Path) -> PathBuf {
+    dir.join("purse.redb")
+}
+
+pub fn new_purse(dir: &Path) -> Purse {
+    Purse::create(purse_path(dir), &profile(), Some(&issuer())).expect("create purse")
+}
+
+/// A coin of `minor` cents with a random serial and tag, valid until far after [`NOW`].
+pub fn coin(minor: u64) -> Coin {
+    let mut tag = [0u8; 16];
+    getrandom::fill(&mut tag).expect("randomness");
+    Coin {
+        body: CoinBody {
+            id: CoinId::random(),
+            value: Amount::from_minor(minor),
+            expiry: NOW.plus_secs(86_400),
+            epoch: KeyEpoch(1),
+        },
+        tag: Tag(tag),
+    }
+}
+
+pub fn cents(minor: u64) -> Amount {
+    Amount::from_minor(minor)
+}
+
+/// Puts coins of these values in the purse through a journaled purchase.
+pub fn fund(purse: &Purse, values: &[u64]) -> Vec<Coin> {
+    let coins: Vec<Coin> = values.iter().map(|&v| coin(v)).collect();
+    let total = Amount::checked_sum(coins.iter().map(Coin::value)).expect("small");
+    let tx = purse
+        .begin(NewTransaction {
+            kind: TxKind::Purchase,
+            amount: total,
+            reserve: vec![],
+            step: Step::Request,
+            to: Destination::Issuer,
+            message: b"wrequest3".to_vec(),
+            secrets: vec![],
+            context: vec![],
+            now: NOW,
+        })
+        .expect("begin purchase");
+    purse
+        .complete(
+            tx,
+            Completion {
+                received: coins.clone(),
+                ..Completion::default()
+            },
+        )
+        .expect("complete purchase");
+    coins
+}
+
+pub fn new_tx(kind: TxKind, amount: Amount, reserve: &[Coin]) -> NewTransaction {
+    NewTransaction {
+        kind,
+        amount,
+        reserve: reserve.iter().map(Coin::id).collect(),
+        step: Step::Request,
+        to: Destination::Issuer,
+        message: format!("{} request", kind.name()).into_bytes(),
+        secrets: vec![],
+        context: vec![],
+        now: NOW,
+    }
+}
