@@ -1,0 +1,341 @@
+//! [`Auditor`]: the pure state machine of an audit. It is fed the log's
+//! records in order, exactly as stored, and stops at the first broken rule.
+//! No I/O happens here: reading the log, the checkpoint file and the clock
+//! is [`crate::run`]'s job.
+//!
+//! Per record: the chain ([`ledger::ChainVerifier`], over the stored bytes),
+//! then the event's decoding, then, for a checkpoint, its hash against the
+//! chain and its signature. When a batch's last record arrives, the whole
+//! transaction goes through the money rules of [`crate::txn`].
+
+use std::collections::VecDeque;
+
+use ledger::{
+    ChainError, ChainVerifier, Checkpoint, Event, Hash32, Head, RawRecord, Seq, Timestamp, TxId,
+};
+
+use crate::rule::{Rule, Violation};
+use crate::snapshot::AuditSnapshot;
+use crate::state::LedgerState;
+use crate::stats::Stats;
+use crate::txn::{TxContext, apply_transaction};
+
+/// How many recent record hashes the auditor keeps to check checkpoints
+/// against. The issuer checkpoints its head, so a checkpoint refers to a
+/// record a few batches back at most.
+pub const CHECKPOINT_LOOKBACK_RECORDS: usize = 1 << 16;
+
+/// Checks a checkpoint signature: `verify(message, signature)`. Built by the
+/// caller from the issuer's public key (the auditor holds no key material).
+pub type CheckpointVerifier = Box<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
+
+/// How an audit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every rule held up to `head`.
+    Holds,
+    /// The first broken rule.
+    Violation(Violation),
+    /// The log ends inside a batch: the records from `batch_first_seq` on are
+    /// an incomplete transaction (a crash or a partial copy, not fraud).
+    /// Every rule held up to the last complete batch.
+    Truncated {
+        batch_first_seq: Seq,
+        records_present: u16,
+        batch_len: u16,
+    },
+}
+
+/// The state machine; see the module docs.
+pub struct Auditor {
+    chain: ChainVerifier,
+    state: LedgerState,
+    stats: Stats,
+    /// Head at the end of the last complete transaction.
+    boundary: Head,
+    pending: Vec<Event>,
+    pending_first: Seq,
+    pending_tx: Option<TxId>,
+    pending_len: u16,
+    recent_hashes: VecDeque<(Seq, Hash32)>,
+    checkpoint_verifier: Option<CheckpointVerifier>,
+    clock: Option<Timestamp>,
+    violation: Option<Violation>,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("head", &self.chain.head())
+            .field("boundary", &self.boundary)
+            .field("violation", &self.violation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auditor {
+    /// An auditor expecting the first record of a log.
+    pub fn new(checkpoint_verifier: Option<CheckpointVerifier>) -> Auditor {
+        let genesis = Head {
+            last_seq: Seq(0),
+            last_hash: Hash32::GENESIS,
+        };
+        Auditor::from_parts(
+            genesis,
+            LedgerState::default(),
+            Stats::default(),
+            checkpoint_verifier,
+        )
+    }
+
+    /// An auditor continuing after a snapshot a previous audit took. The
+    /// caller must first check that the log still has the snapshot's hash at
+    /// the snapshot's seq ([`AuditSnapshot::head`]).
+    pub fn resume(
+        snapshot: AuditSnapshot,
+        checkpoint_verifier: Option<CheckpointVerifier>,
+    ) -> Auditor {
+        Auditor::from_parts(
+            snapshot.head(),
+            snapshot.state,
+            snapshot.stats,
+            checkpoint_verifier,
+        )
+    }
+
+    fn from_parts(
+        head: Head,
+        state: LedgerState,
+        stats: Stats,
+        checkpoint_verifier: Option<CheckpointVerifier>,
+    ) -> Auditor {
+        let mut recent_hashes = VecDeque::with_capacity(1024);
+        if head.last_seq.0 > 0 {
+            recent_hashes.push_back((head.last_seq, head.last_hash));
+        }
+        Auditor {
+            chain: ChainVerifier::resume(head),
+            state,
+            stats,
+            boundary: head,
+            pending: Vec::new(),
+            pending_first: Seq(head.last_seq.0 + 1),
+            pending_tx: None,
+            pending_len: 0,
+            recent_hashes,
+            checkpoint_verifier,
+            clock: None,
+            violation: None,
+        }
+    }
+
+    /// Sets the log time used by the expiry, grace and erasure rules. The
+    /// ledger's records carry no time, so without a clock those rules are
+    /// not checked (and the report says so).
+    pub fn set_clock(&mut self, now: Timestamp) {
+        self.clock = Some(now);
+    }
+
+    /// Whether a clock was set, i.e. whether the time rules were checked.
+    pub fn has_clock(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// Whether signatures of checkpoints are checked.
+    pub fn verifies_signatures(&self) -> bool {
+        self.checkpoint_verifier.is_some()
+    }
+
+    /// The next sequence number the auditor expects.
+    pub fn next_seq(&self) -> Seq {
+        Seq(self.chain.head().last_seq.0 + 1)
+    }
+
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The end of the last complete transaction: where a resumed audit starts.
+    pub fn boundary(&self) -> Head {
+        self.boundary
+    }
+
+    /// Checks the next record. After the first violation every call returns
+    /// it again: an audit stops at the first broken rule.
+    pub fn feed(&mut self, record: &RawRecord) -> Result<(), Violation> {
+        if let Some(v) = &self.violation {
+            return Err(v.clone());
+        }
+        let result = self.feed_inner(record);
+        if let Err(v) = &result {
+            self.violation = Some(v.clone());
+        }
+        result
+    }
+
+    fn feed_inner(&mut self, record: &RawRecord) -> Result<(), Violation> {
+        self.chain
+            .feed(record)
+            .map_err(|e| chain_violation(&e, record))?;
+        if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
+            self.recent_hashes.pop_front();
+        }
+        self.recent_hashes.push_back((record.seq, record.hash));
+        let event = Event::decode(&record.event_bytes).map_err(|e| {
+            Violation::new(
+                record.seq,
+                Some(record.tx),
+                Rule::Undecodable,
+                e.to_string(),
+            )
+        })?;
+        if let Event::Checkpoint(checkpoint) = &event {
+            self.check_checkpoint(record, checkpoint)?;
+        }
+        if record.batch_index == 0 {
+            self.pending.clear();
+            self.pending_first = record.seq;
+            self.pending_tx = Some(record.tx);
+            self.pending_len = record.batch_len;
+        }
+        self.pending.push(event);
+        if record.batch_index + 1 == record.batch_len {
+            self.finish_transaction(record)?;
+        }
+        Ok(())
+    }
+
+    fn check_checkpoint(
+        &mut self,
+        record: &RawRecord,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Violation> {
+        let violation =
+            |rule, detail: String| Violation::new(record.seq, Some(record.tx), rule, detail);
+        if checkpoint.seq >= record.seq {
+            return Err(violation(
+                Rule::CheckpointMismatch,
+                format!("checkpoint vouches for {}, not yet written", checkpoint.seq),
+            ));
+        }
+        // The ring is in seq order and gap-free, so the position is arithmetic.
+        let found = self.recent_hashes.front().and_then(|(first, _)| {
+            let offset = checkpoint.seq.0.checked_sub(first.0)?;
+            self.recent_hashes.get(usize::try_from(offset).ok()?)
+        });
+        match found {
+            Some((seq, hash)) if *seq == checkpoint.seq && *hash == checkpoint.hash => {}
+            Some(_) => {
+                return Err(violation(
+                    Rule::CheckpointMismatch,
+                    format!(
+                        "checkpoint's hash for {} is not the chain's",
+                        checkpoint.seq
+                    ),
+                ));
+            }
+            None => {
+                return Err(violation(
+                    Rule::CheckpointMismatch,
+                    format!(
+                        "checkpoint vouches for {}, beyond the last {CHECKPOINT_LOOKBACK_RECORDS} records",
+                        checkpoint.seq
+                    ),
+                ));
+            }
+        }
+        self.stats.checkpoints_verified += 1;
+        if let Some(verify) = &self.checkpoint_verifier {
+            if !checkpoint.verify_with(|message, signature| verify(message, signature)) {
+                return Err(violation(
+                    Rule::CheckpointSignatureInvalid,
+                    format!(
+                        "signature of the checkpoint of {} does not verify under the issuer's key",
+                        checkpoint.seq
+                    ),
+                ));
+            }
+            self.stats.checkpoint_signatures_verified += 1;
+        }
+        Ok(())
+    }
+
+    fn finish_transaction(&mut self, last: &RawRecord) -> Result<(), Violation> {
+        let ctx = TxContext {
+            first_seq: self.pending_first,
+            tx: last.tx,
+            now: self.clock,
+        };
+        let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
+        let events = &self.pending;
+        for event in events {
+            self.stats.count_event(event.kind());
+        }
+        self.stats.observe_transaction(
+            self.pending_first,
+            last.seq,
+            last.tx,
+            || {
+                let mut kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+                kinds.dedup();
+                kinds.join("+")
+            },
+            &flows,
+            &self.state.totals,
+        );
+        self.pending.clear();
+        self.pending_tx = None;
+        self.boundary = Head {
+            last_seq: last.seq,
+            last_hash: last.hash,
+        };
+        Ok(())
+    }
+
+    /// Ends the audit: the verdict, with the state at the last complete
+    /// transaction.
+    pub fn verdict(&self) -> Verdict {
+        if let Some(v) = &self.violation {
+            return Verdict::Violation(v.clone());
+        }
+        if self.pending_tx.is_some() {
+            return Verdict::Truncated {
+                batch_first_seq: self.pending_first,
+                records_present: u16::try_from(self.pending.len()).unwrap_or(u16::MAX),
+                batch_len: self.pending_len,
+            };
+        }
+        Verdict::Holds
+    }
+
+    /// The state to resume from, at the last complete transaction; `None`
+    /// after a violation (a broken log is no base for the next audit).
+    pub fn snapshot(&self) -> Option<AuditSnapshot> {
+        if self.violation.is_some() {
+            return None;
+        }
+        Some(AuditSnapshot::new(
+            self.boundary,
+            self.state.clone(),
+            self.stats.clone(),
+        ))
+    }
+}
+
+fn chain_violation(e: &ChainError, record: &RawRecord) -> Violation {
+    let rule = match e {
+        ChainError::SeqGap { .. } => Rule::SequenceGap,
+        ChainError::PrevHashMismatch { .. } | ChainError::HashMismatch { .. } => Rule::ChainBroken,
+        _ => Rule::BatchMalformed,
+    };
+    // A record out of place is reported at the position it was read in.
+    let seq = match e {
+        ChainError::SeqGap { expected, .. } => *expected,
+        other => other.seq(),
+    };
+    Violation::new(seq, Some(record.tx), rule, e.to_string())
+}

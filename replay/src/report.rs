@@ -1,0 +1,318 @@
+//! [`AuditReport`]: what an audit found, for a person ([`AuditReport::to_text`],
+//! [`AuditReport::to_html`]) and for a machine ([`AuditReport::to_json`]),
+//! and the exit status the CLI returns for it.
+
+use std::fmt::Write as _;
+
+use ledger::{Seq, Totals};
+use serde::Serialize;
+
+use crate::auditor::Verdict;
+use crate::rule::Violation;
+use crate::state::LedgerState;
+use crate::stats::Stats;
+
+/// Exit status: every rule holds.
+pub const EXIT_HOLDS: u8 = 0;
+/// Exit status: a rule is broken (the report names the first violation).
+pub const EXIT_VIOLATION: u8 = 1;
+/// Exit status: the audit could not be completed (unreadable log, damaged
+/// checkpoint file, or a log that ends inside a transaction).
+pub const EXIT_ERROR: u8 = 2;
+
+/// The outcome, as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Holds,
+    Violation(Violation),
+    /// The log ends inside a transaction; everything before it holds.
+    Truncated {
+        batch_first_seq: Seq,
+        records_present: u16,
+        batch_len: u16,
+    },
+}
+
+impl From<Verdict> for Outcome {
+    fn from(v: Verdict) -> Outcome {
+        match v {
+            Verdict::Holds => Outcome::Holds,
+            Verdict::Violation(v) => Outcome::Violation(v),
+            Verdict::Truncated {
+                batch_first_seq,
+                records_present,
+                batch_len,
+            } => Outcome::Truncated {
+                batch_first_seq,
+                records_present,
+                batch_len,
+            },
+        }
+    }
+}
+
+/// One key epoch in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpochReport {
+    pub epoch: u32,
+    pub issued_minor: u128,
+    pub spent_minor: u128,
+    pub closed: bool,
+    pub erasures: u32,
+}
+
+/// One load/unload server in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardServerReport {
+    pub lus: u32,
+    pub loaded_minor: u128,
+    pub unloaded_minor: u128,
+    pub paid_to_lus_minor: u128,
+    pub received_from_lus_minor: u128,
+    /// loads − unloads − clearings: what the issuer owes the server.
+    pub float_minor: i128,
+}
+
+/// Everything an audit found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    /// The log audited, as given.
+    pub log: String,
+    pub outcome: Outcome,
+    /// Seq of the previous audit's checkpoint when this run resumed from one.
+    pub resumed_from: Option<Seq>,
+    /// Last record of the last complete transaction that was audited.
+    pub audited_through: Seq,
+    /// Hex hash of that record.
+    pub audited_through_hash: String,
+    pub records_read_this_run: u64,
+    pub totals: Totals,
+    pub unspent_coins: u64,
+    pub stats: Stats,
+    pub epochs: Vec<EpochReport>,
+    pub card_servers: Vec<CardServerReport>,
+    pub signatures_checked: bool,
+    pub time_rules_checked: bool,
+    /// Facts the reader should know about what was and was not checked.
+    pub notes: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Minor units as `-12.34`.
+pub fn format_minor(minor: i128) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+impl AuditReport {
+    pub(crate) fn epochs_of(state: &LedgerState) -> Vec<EpochReport> {
+        state
+            .epochs
+            .iter()
+            .map(|(epoch, e)| EpochReport {
+                epoch: epoch.0,
+                issued_minor: e.issued_minor,
+                spent_minor: e.spent_minor,
+                closed: e.closed,
+                erasures: e.n_erasures,
+            })
+            .collect()
+    }
+
+    pub(crate) fn card_servers_of(state: &LedgerState) -> Vec<CardServerReport> {
+        state
+            .card_servers
+            .iter()
+            .map(|(lus, s)| CardServerReport {
+                lus: lus.0,
+                loaded_minor: s.loaded_minor,
+                unloaded_minor: s.unloaded_minor,
+                paid_to_lus_minor: s.paid_to_lus_minor,
+                received_from_lus_minor: s.received_from_lus_minor,
+                float_minor: s.float_minor(),
+            })
+            .collect()
+    }
+
+    /// The CLI's exit status: 0 all holds, 1 a violation, 2 could not finish
+    /// (a truncated log is not fraud, but not a complete audit either).
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome {
+            Outcome::Holds => EXIT_HOLDS,
+            Outcome::Violation(_) => EXIT_VIOLATION,
+            Outcome::Truncated { .. } => EXIT_ERROR,
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        match &self.outcome {
+            Outcome::Violation(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Records per second of this run.
+    pub fn records_per_sec(&self) -> u64 {
+        (u128::from(self.records_read_this_run) * 1000 / u128::from(self.elapsed_ms.max(1))) as u64
+    }
+
+    /// One-line verdict.
+    pub fn headline(&self) -> String {
+        match &self.outcome {
+            Outcome::Holds => format!(
+                "AUDIT PASSED: every rule holds through record {}",
+                self.audited_through
+            ),
+            Outcome::Violation(v) if v.rule.is_emergency() => {
+                format!("EMERGENCY: MINT KEY COMPROMISED: {v}")
+            }
+            Outcome::Violation(v) => format!("AUDIT FAILED: {v}"),
+            Outcome::Truncated {
+                batch_first_seq,
+                records_present,
+                batch_len,
+            } => format!(
+                "LOG TRUNCATED (not fraud): the transaction starting at record {batch_first_seq} has {records_present} of its {batch_len} records; every rule holds through record {}",
+                self.audited_through
+            ),
+        }
+    }
+
+    /// The human summary.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.headline());
+        let _ = writeln!(out);
+        let _ = writeln!(out, "log: {}", self.log);
+        if let Some(seq) = self.resumed_from {
+            let _ = writeln!(out, "resumed from the audit checkpoint at record {seq}");
+        }
+        let _ = writeln!(
+            out,
+            "audited through record {} (hash {})",
+            self.audited_through, self.audited_through_hash
+        );
+        let _ = writeln!(
+            out,
+            "records: {} in all, {} read in this run ({} records/s); transactions: {}",
+            self.stats.records,
+            self.records_read_this_run,
+            self.records_per_sec(),
+            self.stats.transactions
+        );
+        let _ = writeln!(
+            out,
+            "checkpoints: {} matched the chain, {} signatures verified",
+            self.stats.checkpoints_verified, self.stats.checkpoint_signatures_verified
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "money");
+        let t = &self.totals;
+        let rows = [
+            ("real money in", self.stats.money_in_minor as i128),
+            ("real money out", self.stats.money_out_minor as i128),
+            ("outstanding e-money", t.outstanding),
+            ("aggregated balances", t.aggregates),
+            ("owed to card systems", t.card_float),
+            ("coins issued", self.stats.coins_issued_minor as i128),
+            ("coins spent", self.stats.coins_spent_minor as i128),
+            ("coins revoked", self.stats.coins_revoked_minor as i128),
+        ];
+        for (label, minor) in rows {
+            let _ = writeln!(out, "  {label:<22} {:>16}", format_minor(minor));
+        }
+        let _ = writeln!(
+            out,
+            "  conservation: {} + {} + {} = {} − {}  ({} unspent coins)",
+            format_minor(t.outstanding),
+            format_minor(t.aggregates),
+            format_minor(t.card_float),
+            format_minor(t.real_in),
+            format_minor(t.real_out),
+            self.unspent_coins
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "events by kind");
+        for (kind, n) in &self.stats.events_by_kind {
+            let _ = writeln!(out, "  {kind:<24} {n:>12}");
+        }
+        if !self.stats.largest.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "largest transactions");
+            for t in &self.stats.largest {
+                let _ = writeln!(
+                    out,
+                    "  {:>16}  at record {:<10} tx {}  {}",
+                    format_minor(t.value_minor as i128),
+                    t.seq,
+                    t.tx,
+                    t.kinds
+                );
+            }
+        }
+        if !self.epochs.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "key epochs (value spent ≤ value issued)");
+            for e in &self.epochs {
+                let _ = writeln!(
+                    out,
+                    "  epoch-{:<6} issued {:>14} spent {:>14}{}{}",
+                    e.epoch,
+                    format_minor(e.issued_minor as i128),
+                    format_minor(e.spent_minor as i128),
+                    if e.closed { "  closed" } else { "" },
+                    if e.erasures > 0 { "  erased" } else { "" }
+                );
+            }
+        }
+        if !self.card_servers.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "card float per load/unload server (loads − unloads − clearings)"
+            );
+            for c in &self.card_servers {
+                let _ = writeln!(
+                    out,
+                    "  lus-{:<6} loads {:>12} unloads {:>12} cleared {:>12}/{:>12} float {:>12}",
+                    c.lus,
+                    format_minor(c.loaded_minor as i128),
+                    format_minor(c.unloaded_minor as i128),
+                    format_minor(c.paid_to_lus_minor as i128),
+                    format_minor(c.received_from_lus_minor as i128),
+                    format_minor(c.float_minor)
+                );
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out);
+            for note in &self.notes {
+                let _ = writeln!(out, "note: {note}");
+            }
+        }
+        out
+    }
+
+    /// The machine-readable report.
+    pub fn to_json(&self) -> String {
+        // Every field is a plain number, string, list or map: serializing
+        // cannot fail, but a library never panics on it either.
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"report serialization failed: {e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_units_print_as_currency() {
+        assert_eq!(format_minor(0), "0.00");
+        assert_eq!(format_minor(1234), "12.34");
+        assert_eq!(format_minor(-5), "-0.05");
+    }
+}

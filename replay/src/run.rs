@@ -1,0 +1,309 @@
+//! The I/O around the [`Auditor`]: open a log, resume from a checkpoint
+//! file, stream the records through the auditor in chunks, report progress,
+//! write the next checkpoint file, and build the [`AuditReport`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ledger::{Head, RawEventStore, RedbStore, Seq, Sharing, StoreError};
+use tracing::{info, warn};
+
+use crate::auditor::{Auditor, CheckpointVerifier};
+use crate::report::{AuditReport, Outcome};
+use crate::rule::{Rule, Violation};
+use crate::snapshot::{AuditSnapshot, SnapshotError};
+use crate::state::LedgerState;
+
+/// Records read from the store per call.
+pub const READ_CHUNK_RECORDS_DEFAULT: usize = 4096;
+
+/// How far an audit has got, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Records read in this run so far.
+    pub records_read: u64,
+    /// The last record read.
+    pub seq: Seq,
+    /// The log's last record when the audit started.
+    pub head_seq: Seq,
+}
+
+/// Called after every chunk of records.
+pub type ProgressCallback = Box<dyn FnMut(Progress) + Send>;
+
+/// A check of the issuer's own projections against the replay (e.g. the
+/// coin-status store must hold exactly the unspent coins). Given the replay
+/// state at `head`, returns a description of the first difference.
+pub trait ProjectionCheck: Send {
+    /// A short name for the report, e.g. `coin_status`.
+    fn name(&self) -> &str;
+    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), String>;
+}
+
+/// What to audit and how. Build with [`AuditOptions::new`] and set fields.
+pub struct AuditOptions {
+    /// The redb log file (a copy of the issuer's log, or the live file
+    /// opened read-only).
+    pub log: PathBuf,
+    /// How the writer, if one has the file open, shares it.
+    pub writer_sharing: Sharing,
+    /// Verifies checkpoint signatures; without it only checkpoint hashes are
+    /// checked against the chain, and the report says so.
+    pub checkpoint_verifier: Option<CheckpointVerifier>,
+    /// Resume after the audit that wrote this checkpoint file.
+    pub from_checkpoint: Option<PathBuf>,
+    /// Write the checkpoint file for the next audit here (when every rule
+    /// held, or the log was only truncated).
+    pub write_checkpoint: Option<PathBuf>,
+    pub progress: Option<ProgressCallback>,
+    pub projection_checks: Vec<Box<dyn ProjectionCheck>>,
+    pub read_chunk_records: usize,
+}
+
+impl AuditOptions {
+    pub fn new(log: impl Into<PathBuf>) -> AuditOptions {
+        AuditOptions {
+            log: log.into(),
+            writer_sharing: Sharing::default(),
+            checkpoint_verifier: None,
+            from_checkpoint: None,
+            write_checkpoint: None,
+            progress: None,
+            projection_checks: Vec::new(),
+            read_chunk_records: READ_CHUNK_RECORDS_DEFAULT,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuditOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditOptions")
+            .field("log", &self.log)
+            .field("signatures", &self.checkpoint_verifier.is_some())
+            .field("from_checkpoint", &self.from_checkpoint)
+            .field("write_checkpoint", &self.write_checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an audit could not be carried out (exit status 2). A broken rule is
+/// not an error: it is the report's [`Outcome::Violation`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error("cannot read the log {path}: {source}")]
+    OpenLog {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("reading the log: {0}")]
+    Read(#[source] StoreError),
+    #[error("audit checkpoint file {path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        #[source]
+        source: SnapshotError,
+    },
+}
+
+/// Audits the redb log of `opts.log`.
+pub fn run_audit(opts: AuditOptions) -> Result<AuditReport, AuditError> {
+    let store = RedbStore::open_read_only(&opts.log, opts.writer_sharing).map_err(|source| {
+        AuditError::OpenLog {
+            path: opts.log.clone(),
+            source,
+        }
+    })?;
+    audit_store(&store, opts)
+}
+
+/// Audits any store that hands out its records as stored.
+pub fn audit_store(
+    store: &impl RawEventStore,
+    mut opts: AuditOptions,
+) -> Result<AuditReport, AuditError> {
+    let started = Instant::now();
+    let head_seq = store.head().map_err(AuditError::Read)?.last_seq;
+    let verifier = opts.checkpoint_verifier.take();
+    let signatures_checked = verifier.is_some();
+    let (mut auditor, resumed_from) = match &opts.from_checkpoint {
+        None => (Auditor::new(verifier), None),
+        Some(path) => {
+            let snapshot =
+                AuditSnapshot::read_file(path).map_err(|source| AuditError::Checkpoint {
+                    path: path.clone(),
+                    source,
+                })?;
+            let at = snapshot.seq;
+            if let Some(violation) = check_history(store, &snapshot)? {
+                let report = build_report(
+                    &opts,
+                    &Auditor::resume(snapshot, None),
+                    Outcome::Violation(violation),
+                    Some(at),
+                    0,
+                    started,
+                    signatures_checked,
+                );
+                return Ok(report);
+            }
+            (Auditor::resume(snapshot, verifier), Some(at))
+        }
+    };
+    let chunk = opts.read_chunk_records.max(1);
+    let mut records_read: u64 = 0;
+    let mut outcome = None;
+    'read: loop {
+        let from = auditor.next_seq();
+        let records = match store.read_raw(from, chunk) {
+            Ok(records) => records,
+            // A record whose stored form cannot even be parsed fails the
+            // chain at that record: it is evidence, not an I/O error.
+            Err(StoreError::Corrupt { seq, reason }) => {
+                outcome = Some(Outcome::Violation(Violation::new(
+                    seq,
+                    None,
+                    Rule::ChainBroken,
+                    format!("record unreadable: {reason}"),
+                )));
+                break 'read;
+            }
+            Err(e) => return Err(AuditError::Read(e)),
+        };
+        let n = records.len();
+        for record in &records {
+            records_read += 1;
+            if let Err(v) = auditor.feed(record) {
+                outcome = Some(Outcome::Violation(v));
+                break 'read;
+            }
+        }
+        if let (Some(progress), Some(last)) = (opts.progress.as_mut(), records.last()) {
+            progress(Progress {
+                records_read,
+                seq: last.seq,
+                head_seq,
+            });
+        }
+        if n < chunk {
+            break;
+        }
+    }
+    let mut outcome = outcome.unwrap_or_else(|| Outcome::from(auditor.verdict()));
+    if matches!(outcome, Outcome::Holds) {
+        for check in &opts.projection_checks {
+            if let Err(difference) = check.compare(auditor.state(), auditor.boundary()) {
+                outcome = Outcome::Violation(Violation::new(
+                    auditor.boundary().last_seq,
+                    None,
+                    Rule::ProjectionMismatch,
+                    format!("projection {}: {difference}", check.name()),
+                ));
+                break;
+            }
+        }
+    }
+    if !matches!(outcome, Outcome::Violation(_))
+        && let (Some(path), Some(snapshot)) = (&opts.write_checkpoint, auditor.snapshot())
+    {
+        snapshot
+            .write_file(path)
+            .map_err(|source| AuditError::Checkpoint {
+                path: path.clone(),
+                source,
+            })?;
+        info!(seq = snapshot.seq.0, "audit checkpoint written");
+    }
+    if let Outcome::Violation(v) = &outcome {
+        warn!(
+            seq = v.seq.0,
+            rule = v.rule.name(),
+            "audit found a violation"
+        );
+    }
+    Ok(build_report(
+        &opts,
+        &auditor,
+        outcome,
+        resumed_from,
+        records_read,
+        started,
+        signatures_checked,
+    ))
+}
+
+/// The record where the previous audit stopped must still be there with the
+/// same hash; otherwise history was rewritten behind the checkpoint.
+fn check_history(
+    store: &impl RawEventStore,
+    snapshot: &AuditSnapshot,
+) -> Result<Option<Violation>, AuditError> {
+    if snapshot.seq.0 == 0 {
+        return Ok(None);
+    }
+    let records = match store.read_raw(snapshot.seq, 1) {
+        Ok(records) => records,
+        Err(StoreError::Corrupt { .. }) => Vec::new(),
+        Err(e) => return Err(AuditError::Read(e)),
+    };
+    let violation = |detail: String| {
+        Some(Violation::new(
+            snapshot.seq,
+            None,
+            Rule::HistoryRewritten,
+            detail,
+        ))
+    };
+    Ok(match records.first() {
+        Some(r) if r.seq == snapshot.seq && r.hash == snapshot.hash => None,
+        Some(r) => violation(format!(
+            "record {} now has hash {}, the previous audit verified {}",
+            snapshot.seq, r.hash, snapshot.hash
+        )),
+        None => violation(format!(
+            "the log no longer reaches record {}, where the previous audit stopped",
+            snapshot.seq
+        )),
+    })
+}
+
+fn build_report(
+    opts: &AuditOptions,
+    auditor: &Auditor,
+    outcome: Outcome,
+    resumed_from: Option<Seq>,
+    records_read: u64,
+    started: Instant,
+    signatures_checked: bool,
+) -> AuditReport {
+    let state = auditor.state();
+    let boundary = auditor.boundary();
+    let mut notes = Vec::new();
+    if !signatures_checked {
+        notes.push("checkpoint signatures were not verified: no issuer key was given; checkpoint hashes were checked against the chain".to_string());
+    }
+    if !auditor.has_clock() {
+        notes.push("the log's records carry no time: the expiry, refresh-grace and erasure-time rules were not checked".to_string());
+    }
+    if opts.projection_checks.is_empty() {
+        notes.push("no projection files were given: the issuer's projections were not compared with the replay".to_string());
+    }
+    AuditReport {
+        log: opts.log.display().to_string(),
+        outcome,
+        resumed_from,
+        audited_through: boundary.last_seq,
+        audited_through_hash: boundary.last_hash.to_string(),
+        records_read_this_run: records_read,
+        totals: state.totals,
+        unspent_coins: state.unspent.len() as u64,
+        stats: auditor.stats().clone(),
+        epochs: AuditReport::epochs_of(state),
+        card_servers: AuditReport::card_servers_of(state),
+        signatures_checked,
+        time_rules_checked: auditor.has_clock(),
+        notes,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}

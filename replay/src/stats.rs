@@ -1,0 +1,214 @@
+//! What a person wants to see of a log besides the verdict: events by kind,
+//! money in and out, the largest transactions, and a bounded time series of
+//! outstanding e-money and volume for the chart. Kept beside the replay
+//! state so an incremental audit reports on the whole log.
+
+use std::collections::BTreeMap;
+
+use ledger::{Flows, Seq, Totals, TxId};
+use serde::{Deserialize, Serialize};
+
+/// How many of the largest transactions a report lists.
+pub const LARGEST_TRANSACTIONS_MAX: usize = 10;
+/// Most points of the chart series; past it, neighbours are merged.
+pub const SERIES_POINTS_MAX: usize = 1024;
+
+/// One transaction and the value it moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxValue {
+    /// Sequence number of the transaction's first record.
+    pub seq: Seq,
+    pub tx: TxId,
+    /// The largest money movement of the transaction, in minor units.
+    pub value_minor: u128,
+    /// The kinds of its events, e.g. `coins_spent+redeemed`.
+    pub kinds: String,
+}
+
+/// One point of the chart: the state after the last transaction of a span
+/// of the log, and the value moved during that span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Last sequence number of the span.
+    pub seq: u64,
+    pub outstanding_minor: i128,
+    pub volume_minor: u128,
+    pub transactions: u64,
+}
+
+/// Counters over the replayed log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub records: u64,
+    pub transactions: u64,
+    pub events_by_kind: BTreeMap<String, u64>,
+    /// Real money received: settled purchases and clearings from card servers.
+    pub money_in_minor: u128,
+    /// Real money paid out: redemptions and clearings to card servers.
+    pub money_out_minor: u128,
+    pub coins_issued_minor: u128,
+    pub coins_spent_minor: u128,
+    pub coins_revoked_minor: u128,
+    pub checkpoints_verified: u64,
+    pub checkpoint_signatures_verified: u64,
+    /// Largest first, at most [`LARGEST_TRANSACTIONS_MAX`].
+    pub largest: Vec<TxValue>,
+    pub series: Vec<SeriesPoint>,
+    /// Transactions per series point; doubles when the series is full.
+    pub series_span_transactions: u64,
+}
+
+/// The largest single movement of a transaction.
+pub fn transaction_value(flows: &Flows) -> u128 {
+    [
+        flows.coins_issued,
+        flows.coins_spent + flows.coins_revoked,
+        flows.aggregated,
+        flows.aggregate_withdrawn,
+        flows.card_loaded,
+        flows.card_unloaded,
+        flows.real_in,
+        flows.real_out,
+        flows.cleared_to_lus,
+        flows.cleared_from_lus,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+}
+
+impl Stats {
+    pub(crate) fn count_event(&mut self, kind: &'static str) {
+        self.records += 1;
+        match self.events_by_kind.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.events_by_kind.insert(kind.to_string(), 1);
+            }
+        }
+    }
+
+    pub(crate) fn observe_transaction(
+        &mut self,
+        first_seq: Seq,
+        last_seq: Seq,
+        tx: TxId,
+        kinds: impl FnOnce() -> String,
+        flows: &Flows,
+        totals: &Totals,
+    ) {
+        self.transactions += 1;
+        self.money_in_minor += flows.real_in + flows.cleared_from_lus;
+        self.money_out_minor += flows.real_out + flows.cleared_to_lus;
+        self.coins_issued_minor += flows.coins_issued;
+        self.coins_spent_minor += flows.coins_spent;
+        self.coins_revoked_minor += flows.coins_revoked;
+        let value = transaction_value(flows);
+        self.note_largest(first_seq, tx, value, kinds);
+        self.extend_series(last_seq, totals.outstanding, value);
+    }
+
+    fn note_largest(
+        &mut self,
+        seq: Seq,
+        tx: TxId,
+        value_minor: u128,
+        kinds: impl FnOnce() -> String,
+    ) {
+        if value_minor == 0 {
+            return;
+        }
+        let full = self.largest.len() >= LARGEST_TRANSACTIONS_MAX;
+        if full
+            && self
+                .largest
+                .last()
+                .is_some_and(|l| l.value_minor >= value_minor)
+        {
+            return;
+        }
+        let at = self
+            .largest
+            .partition_point(|l| l.value_minor >= value_minor);
+        self.largest.insert(
+            at,
+            TxValue {
+                seq,
+                tx,
+                value_minor,
+                kinds: kinds(),
+            },
+        );
+        self.largest.truncate(LARGEST_TRANSACTIONS_MAX);
+    }
+
+    fn extend_series(&mut self, last_seq: Seq, outstanding_minor: i128, volume_minor: u128) {
+        let span = self.series_span_transactions.max(1);
+        self.series_span_transactions = span;
+        match self.series.last_mut() {
+            Some(point) if point.transactions < span => {
+                point.seq = last_seq.0;
+                point.outstanding_minor = outstanding_minor;
+                point.volume_minor += volume_minor;
+                point.transactions += 1;
+            }
+            _ => self.series.push(SeriesPoint {
+                seq: last_seq.0,
+                outstanding_minor,
+                volume_minor,
+                transactions: 1,
+            }),
+        }
+        if self.series.len() > SERIES_POINTS_MAX {
+            self.series = self
+                .series
+                .chunks(2)
+                .map(|pair| {
+                    let last = pair[pair.len() - 1];
+                    SeriesPoint {
+                        seq: last.seq,
+                        outstanding_minor: last.outstanding_minor,
+                        volume_minor: pair.iter().map(|p| p.volume_minor).sum(),
+                        transactions: pair.iter().map(|p| p.transactions).sum(),
+                    }
+                })
+                .collect();
+            self.series_span_transactions = span * 2;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_keeps_the_top_values_in_order() {
+        let mut stats = Stats::default();
+        for v in 1..=30u128 {
+            stats.note_largest(Seq(v as u64), TxId::from_bytes([0; 16]), v * 7 % 31, || {
+                "x".into()
+            });
+        }
+        let values: Vec<u128> = stats.largest.iter().map(|t| t.value_minor).collect();
+        assert_eq!(values.len(), LARGEST_TRANSACTIONS_MAX);
+        assert!(values.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(values[0], 30);
+    }
+
+    #[test]
+    fn series_stays_bounded_and_keeps_the_total_volume() {
+        let mut stats = Stats::default();
+        for i in 1..=10_000u64 {
+            stats.extend_series(Seq(i), i as i128, 2);
+        }
+        assert!(stats.series.len() <= SERIES_POINTS_MAX);
+        let volume: u128 = stats.series.iter().map(|p| p.volume_minor).sum();
+        assert_eq!(volume, 20_000);
+        let last = stats.series.last().copied();
+        assert_eq!(
+            last.map(|p| (p.seq, p.outstanding_minor)),
+            Some((10_000, 10_000))
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! The money rules of one transaction: applied to the [`LedgerState`] in
+//! log order, stopping at the first broken rule. Balance and conservation
+//! are checked with `ledger::conservation`, the same functions the issuer
+//! asserts before it appends: there is no second rule here.
+
+use std::collections::BTreeMap;
+
+use ledger::{
+    Amount, CoinBody, CoinId, ConservationError, Event, Flows, Hash32, IssueCause, KeyEpoch, Seq,
+    SpendCause, Timestamp, TxId,
+};
+use sha2::{Digest, Sha256};
+
+use crate::rule::{Rule, Violation};
+use crate::state::{EpochState, LedgerState, PurchaseState};
+
+/// Where the transaction sits in the log, and the log's clock if known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxContext {
+    pub first_seq: Seq,
+    pub tx: TxId,
+    /// Log time of the transaction; `None` when the log records none (then
+    /// the expiry and grace rules cannot be checked).
+    pub now: Option<Timestamp>,
+}
+
+impl TxContext {
+    fn violation(&self, index: usize, rule: Rule, detail: impl Into<String>) -> Violation {
+        Violation::new(
+            Seq(self.first_seq.0 + index as u64),
+            Some(self.tx),
+            rule,
+            detail,
+        )
+    }
+}
+
+/// SHA-256 over the erased coin ids in ascending order: the digest a
+/// `SpentCoinsErased` event must carry.
+pub fn erased_digest(ids: &mut [CoinId]) -> Hash32 {
+    ids.sort_unstable();
+    let mut h = Sha256::new();
+    for id in ids.iter() {
+        h.update(id.as_bytes());
+    }
+    Hash32(h.finalize().into())
+}
+
+fn minor(a: Amount) -> u128 {
+    u128::from(a.minor_units())
+}
+
+fn coins_minor(coins: &[CoinBody]) -> u128 {
+    coins.iter().map(|c| minor(c.value)).sum()
+}
+
+/// Applies one whole transaction. On error the state is left part-applied:
+/// the audit stops at its first violation, so nothing reads it again.
+pub(crate) fn apply_transaction(
+    state: &mut LedgerState,
+    events: &[Event],
+    ctx: TxContext,
+) -> Result<Flows, Violation> {
+    check_epoch_budgets(state, events, ctx)?;
+    // Lifecycle events first: a batch may carry a settlement after the
+    // issuance it pays for, and the order inside one atomic batch means nothing.
+    for (index, event) in events.iter().enumerate() {
+        apply_lifecycle(state, event, index, ctx)?;
+    }
+    for (index, event) in events.iter().enumerate() {
+        apply_movement(state, event, index, ctx)?;
+    }
+    let flows = Flows::of(events);
+    let last = events.len().saturating_sub(1);
+    if let Err(e) = flows.check_balanced() {
+        let (found, expected) = conservation_figures(&e);
+        return Err(ctx
+            .violation(
+                last,
+                Rule::Unbalanced,
+                format!("transaction does not balance: {e}"),
+            )
+            .amounts(found, expected));
+    }
+    if let Err(e) = state.totals.apply(&flows) {
+        let (found, expected) = conservation_figures(&e);
+        return Err(ctx
+            .violation(last, Rule::ConservationBroken, e.to_string())
+            .amounts(found, expected));
+    }
+    Ok(flows)
+}
+
+fn conservation_figures(e: &ConservationError) -> (i128, i128) {
+    match e {
+        ConservationError::Unbalanced {
+            stocks_delta,
+            real_delta,
+        } => (*stocks_delta, *real_delta),
+        ConservationError::NegativeOutstanding(v) | ConservationError::NegativeAggregates(v) => {
+            (*v, 0)
+        }
+        _ => (0, 0),
+    }
+}
+
+/// Per key epoch, value spent ≤ value issued, counting this transaction.
+/// Checked before any per-coin rule: if it fails, the epoch's mint key is
+/// compromised, and that is what the report must lead with.
+fn check_epoch_budgets(
+    state: &LedgerState,
+    events: &[Event],
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    let mut delta: BTreeMap<KeyEpoch, (u128, u128, usize)> = BTreeMap::new();
+    for (index, event) in events.iter().enumerate() {
+        match event {
+            Event::CoinsIssued { coins, .. } => {
+                for c in coins {
+                    let d = delta.entry(c.epoch).or_insert((0, 0, index));
+                    d.0 += minor(c.value);
+                }
+            }
+            Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
+                for c in coins {
+                    let d = delta.entry(c.epoch).or_insert((0, 0, index));
+                    d.1 += minor(c.value);
+                    d.2 = index;
+                }
+            }
+            _ => {}
+        }
+    }
+    for (epoch, (issued, spent, index)) in delta {
+        if spent == 0 {
+            continue;
+        }
+        let (before_issued, before_spent) = state
+            .epochs
+            .get(&epoch)
+            .map(|e| (e.issued_minor, e.spent_minor))
+            .unwrap_or((0, 0));
+        let total_issued = before_issued + issued;
+        let total_spent = before_spent + spent;
+        if total_spent > total_issued {
+            return Err(ctx
+                .violation(
+                    index,
+                    Rule::EpochOverspent,
+                    format!("{epoch}: more value spent than its key ever minted; the mint key of {epoch} is compromised"),
+                )
+                .amounts(total_spent as i128, total_issued as i128));
+        }
+    }
+    Ok(())
+}
+
+fn apply_lifecycle(
+    state: &mut LedgerState,
+    event: &Event,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    match event {
+        Event::PurchaseRequested {
+            purchase, amount, ..
+        } => {
+            if state.purchases.contains_key(purchase) {
+                return Err(ctx.violation(
+                    index,
+                    Rule::PurchaseOutOfOrder,
+                    format!("purchase {purchase} requested twice"),
+                ));
+            }
+            state
+                .purchases
+                .insert(*purchase, PurchaseState::Requested { amount: *amount });
+        }
+        Event::PurchaseSettled { purchase, amount } => match state.purchases.get(purchase) {
+            Some(PurchaseState::Requested { amount: requested }) if requested == amount => {
+                state
+                    .purchases
+                    .insert(*purchase, PurchaseState::Settled { amount: *amount });
+            }
+            Some(PurchaseState::Requested { amount: requested }) => {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::PurchaseOutOfOrder,
+                        format!("purchase {purchase} settled for another amount than requested"),
+                    )
+                    .amounts(minor(*amount) as i128, minor(*requested) as i128));
+            }
+            other => {
+                return Err(ctx.violation(
+                    index,
+                    Rule::PurchaseOutOfOrder,
+                    format!(
+                        "purchase {purchase} settled while {}",
+                        purchase_state_name(other)
+                    ),
+                ));
+            }
+        },
+        Event::PurchaseRejected { purchase, .. } => match state.purchases.get(purchase) {
+            Some(PurchaseState::Requested { .. }) => {
+                state.purchases.insert(*purchase, PurchaseState::Rejected);
+            }
+            other => {
+                return Err(ctx.violation(
+                    index,
+                    Rule::PurchaseOutOfOrder,
+                    format!(
+                        "purchase {purchase} rejected while {}",
+                        purchase_state_name(other)
+                    ),
+                ));
+            }
+        },
+        Event::EpochOpened {
+            epoch,
+            coins_expire_at,
+            grace_ends_at,
+        } => {
+            if state.epochs.contains_key(epoch) {
+                return Err(ctx.violation(
+                    index,
+                    Rule::EpochOutOfOrder,
+                    format!("{epoch} opened twice"),
+                ));
+            }
+            if grace_ends_at < coins_expire_at {
+                return Err(ctx.violation(
+                    index,
+                    Rule::EpochOutOfOrder,
+                    format!("{epoch}: refresh grace ends before its coins expire"),
+                ));
+            }
+            state.epochs.insert(
+                *epoch,
+                EpochState {
+                    coins_expire_at: *coins_expire_at,
+                    grace_ends_at: *grace_ends_at,
+                    closed: false,
+                    issued_minor: 0,
+                    spent_minor: 0,
+                    n_erasures: 0,
+                },
+            );
+        }
+        Event::EpochClosed { epoch } => match state.epochs.get_mut(epoch) {
+            Some(e) if !e.closed => e.closed = true,
+            _ => {
+                return Err(ctx.violation(
+                    index,
+                    Rule::EpochOutOfOrder,
+                    format!("{epoch} closed without being open"),
+                ));
+            }
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+fn purchase_state_name(state: Option<&PurchaseState>) -> &'static str {
+    match state {
+        None => "never requested",
+        Some(PurchaseState::Requested { .. }) => "only requested",
+        Some(PurchaseState::Settled { .. }) => "already settled",
+        Some(PurchaseState::Rejected) => "rejected",
+        Some(PurchaseState::CoinsIssued { .. }) => "already paid out in coins",
+    }
+}
+
+fn apply_movement(
+    state: &mut LedgerState,
+    event: &Event,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    match event {
+        Event::CoinsIssued { coins, cause, .. } => issue_coins(state, coins, *cause, index, ctx),
+        Event::CoinsSpent { coins, cause } => spend_coins(state, coins, Some(*cause), index, ctx),
+        Event::CoinsRevoked { coins } => spend_coins(state, coins, None, index, ctx),
+        Event::Aggregated { balance, amount } => {
+            *state.balances.entry(*balance).or_insert(0) += minor(*amount);
+            Ok(())
+        }
+        Event::AggregateWithdrawn { balance, amount } => {
+            let held = state.balances.get(balance).copied().unwrap_or(0);
+            if minor(*amount) > held {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::AggregateOverdrawn,
+                        format!("aggregate balance {balance} overdrawn"),
+                    )
+                    .amounts(minor(*amount) as i128, held as i128));
+            }
+            state.balances.insert(*balance, held - minor(*amount));
+            Ok(())
+        }
+        Event::CardLoaded {
+            lus,
+            card,
+            nt,
+            amount,
+        }
+        | Event::CardUnloaded {
+            lus,
+            card,
+            nt,
+            amount,
+        } => {
+            if !state.card_nts.insert((*lus, *card, *nt)) {
+                return Err(ctx.violation(
+                    index,
+                    Rule::CardNtReused,
+                    format!("{lus}: card {card} transaction number {nt} committed twice"),
+                ));
+            }
+            let server = state.card_servers.entry(*lus).or_default();
+            if matches!(event, Event::CardLoaded { .. }) {
+                server.loaded_minor += minor(*amount);
+            } else {
+                server.unloaded_minor += minor(*amount);
+            }
+            Ok(())
+        }
+        Event::Cleared {
+            lus,
+            paid_to_lus,
+            received_from_lus,
+            ..
+        } => {
+            let server = state.card_servers.entry(*lus).or_default();
+            let before = server.float_minor();
+            let after = before - minor(*paid_to_lus) as i128 + minor(*received_from_lus) as i128;
+            // A clearing settles the net position, never more: the float
+            // moves toward zero and does not cross it.
+            let settles = if before >= 0 {
+                (0..=before).contains(&after)
+            } else {
+                (before..=0).contains(&after)
+            };
+            if !settles {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::CardFloatMismatch,
+                        format!("{lus}: clearing pays past the net position of loads − unloads − clearings"),
+                    )
+                    .amounts(before - after, before));
+            }
+            server.paid_to_lus_minor += minor(*paid_to_lus);
+            server.received_from_lus_minor += minor(*received_from_lus);
+            server.n_clearings += 1;
+            Ok(())
+        }
+        Event::SpentCoinsErased {
+            epoch,
+            n_coins,
+            value,
+            digest,
+        } => erase(state, *epoch, *n_coins, *value, digest, index, ctx),
+        _ => Ok(()),
+    }
+}
+
+fn issue_coins(
+    state: &mut LedgerState,
+    coins: &[CoinBody],
+    cause: IssueCause,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    if let IssueCause::Purchase(purchase) = cause {
+        let total = coins_minor(coins);
+        match state.purchases.get(&purchase) {
+            Some(PurchaseState::Settled { amount }) if minor(*amount) == total => {
+                state
+                    .purchases
+                    .insert(purchase, PurchaseState::CoinsIssued { amount: *amount });
+            }
+            Some(PurchaseState::Settled { amount }) => {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::CoinsWithoutMoney,
+                        format!("coins for purchase {purchase} differ from its settled amount"),
+                    )
+                    .amounts(total as i128, minor(*amount) as i128));
+            }
+            other => {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::CoinsWithoutMoney,
+                        format!(
+                            "coins issued for purchase {purchase}, which is {}",
+                            purchase_state_name(other)
+                        ),
+                    )
+                    .amounts(total as i128, 0));
+            }
+        }
+    }
+    for coin in coins {
+        if state.unspent.contains_key(&coin.id) || state.spent.contains_key(&coin.id) {
+            return Err(ctx.violation(
+                index,
+                Rule::CoinIssuedTwice,
+                format!("coin {} issued again", coin.id),
+            ));
+        }
+        let Some(epoch) = state.epochs.get_mut(&coin.epoch) else {
+            return Err(ctx.violation(
+                index,
+                Rule::EpochNotOpen,
+                format!("coin {} minted under {}, never opened", coin.id, coin.epoch),
+            ));
+        };
+        if epoch.closed {
+            return Err(ctx.violation(
+                index,
+                Rule::EpochNotOpen,
+                format!(
+                    "coin {} minted under {}, already closed",
+                    coin.id, coin.epoch
+                ),
+            ));
+        }
+        epoch.issued_minor += minor(coin.value);
+        state.unspent.insert(coin.id, *coin);
+    }
+    Ok(())
+}
+
+/// Spends (`cause` set) or revokes (`cause` none) coins.
+fn spend_coins(
+    state: &mut LedgerState,
+    coins: &[CoinBody],
+    cause: Option<SpendCause>,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    for coin in coins {
+        let Some(issued) = state.unspent.remove(&coin.id) else {
+            let (rule, what) = if state.spent.contains_key(&coin.id) {
+                (Rule::DoubleSpend, "already spent or revoked")
+            } else {
+                (Rule::SpentNeverIssued, "never issued (or erased)")
+            };
+            return Err(ctx
+                .violation(
+                    index,
+                    rule,
+                    format!("coin {} of {} {what}", coin.id, coin.epoch),
+                )
+                .amounts(minor(coin.value) as i128, 0));
+        };
+        if issued != *coin {
+            return Err(ctx
+                .violation(
+                    index,
+                    Rule::CoinAltered,
+                    format!("coin {} spent with another body than issued", coin.id),
+                )
+                .amounts(minor(coin.value) as i128, minor(issued.value) as i128));
+        }
+        if let (Some(now), Some(cause)) = (ctx.now, cause)
+            && issued.is_expired_at(now)
+        {
+            if cause != SpendCause::Refresh {
+                return Err(ctx.violation(
+                    index,
+                    Rule::ExpiredSpend,
+                    format!(
+                        "coin {} expired at {} spent at {}",
+                        coin.id, issued.expiry.0, now.0
+                    ),
+                ));
+            }
+            let grace_end = state.epochs.get(&issued.epoch).map(|e| e.grace_ends_at);
+            if grace_end.is_none_or(|end| now > end) {
+                return Err(ctx.violation(
+                    index,
+                    Rule::RefreshAfterGrace,
+                    format!(
+                        "coin {} refreshed after the grace period of {}",
+                        coin.id, issued.epoch
+                    ),
+                ));
+            }
+        }
+        if let Some(epoch) = state.epochs.get_mut(&issued.epoch) {
+            epoch.spent_minor += minor(issued.value);
+        }
+        state.spent.insert(issued.id, issued);
+    }
+    Ok(())
+}
+
+fn erase(
+    state: &mut LedgerState,
+    epoch: KeyEpoch,
+    n_coins: u64,
+    value: Amount,
+    digest: &Hash32,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    let Some(epoch_state) = state.epochs.get(&epoch) else {
+        return Err(ctx.violation(
+            index,
+            Rule::ErasureMismatch,
+            format!("erasure of unknown {epoch}"),
+        ));
+    };
+    if let Some(now) = ctx.now
+        && now <= epoch_state.grace_ends_at
+    {
+        return Err(ctx.violation(
+            index,
+            Rule::ErasureMismatch,
+            format!("{epoch} erased before its grace period ended"),
+        ));
+    }
+    let mut ids: Vec<CoinId> = Vec::new();
+    let mut replay_value: u128 = 0;
+    for coin in state.spent.values().filter(|c| c.epoch == epoch) {
+        ids.push(coin.id);
+        replay_value += minor(coin.value);
+    }
+    let replay_n = ids.len() as u64;
+    let replay_digest = erased_digest(&mut ids);
+    if n_coins > replay_n || minor(value) > replay_value {
+        return Err(ctx
+            .violation(
+                index,
+                Rule::ErasedUnspent,
+                format!("{epoch}: erasure names {n_coins} coins, the replay has {replay_n} spent"),
+            )
+            .amounts(minor(value) as i128, replay_value as i128));
+    }
+    if n_coins != replay_n || minor(value) != replay_value || *digest != replay_digest {
+        return Err(ctx
+            .violation(
+                index,
+                Rule::ErasureMismatch,
+                format!("{epoch}: erased coins differ from the spent coins of the replay"),
+            )
+            .amounts(minor(value) as i128, replay_value as i128));
+    }
+    for id in &ids {
+        state.spent.remove(id);
+    }
+    if let Some(e) = state.epochs.get_mut(&epoch) {
+        e.n_erasures += 1;
+    }
+    Ok(())
+}

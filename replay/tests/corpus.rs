@@ -1,0 +1,260 @@
+//! The tampered-log corpus: a genuine log, built with ledger's store and
+//! checkpoints signed by a real RSA key, passes; every forgery of it is
+//! caught with the right rule named, at the right record.
+
+mod util;
+
+use ledger::{Amount, Event, MemoryStore, RawRecord, SpendCause};
+use util::*;
+use vc_replay::{
+    AuditOptions, AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, Rule, Violation,
+    audit_store,
+};
+
+fn audit(store: &impl ledger::RawEventStore, with_key: bool) -> AuditReport {
+    let mut opts = AuditOptions::new("corpus");
+    if with_key {
+        opts.checkpoint_verifier = Some(issuer_verifier());
+    }
+    audit_store(store, opts).expect("the audit runs")
+}
+
+fn write(batches: &[ledger::Batch]) -> Vec<RawRecord> {
+    let store = MemoryStore::new();
+    write_log(&store, batches, issuer_key(), 5);
+    raw_records(&store)
+}
+
+fn violation(report: &AuditReport) -> &Violation {
+    match &report.outcome {
+        Outcome::Violation(v) => v,
+        other => panic!("expected a violation, got {other:?}\n{}", report.to_text()),
+    }
+}
+
+fn mid_log_index(records: &[RawRecord]) -> usize {
+    records.len() / 2
+}
+
+#[test]
+fn the_genuine_log_passes_with_every_signature_verified() {
+    let g = genuine(4);
+    let records = write(&g.sim.batches);
+    let n_checkpoints = records
+        .iter()
+        .filter(|r| matches!(Event::decode(&r.event_bytes), Ok(Event::Checkpoint(_))))
+        .count() as u64;
+    let report = audit(&VecLog(records.clone()), true);
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    assert_eq!(report.exit_code(), EXIT_HOLDS);
+    assert_eq!(report.audited_through.0, records.len() as u64);
+    assert!(n_checkpoints >= 10);
+    assert_eq!(report.stats.checkpoint_signatures_verified, n_checkpoints);
+    let held: u64 = g.sim.wallet.iter().map(|c| c.value.minor_units()).sum();
+    assert_eq!(report.totals.outstanding, i128::from(held));
+    assert_eq!(report.unspent_coins, g.sim.wallet.len() as u64);
+    for kind in [
+        "coins_issued",
+        "coins_spent",
+        "coins_revoked",
+        "purchase_settled",
+        "purchase_rejected",
+        "redeemed",
+        "aggregated",
+        "aggregate_withdrawn",
+        "card_loaded",
+        "card_unloaded",
+        "cleared",
+        "spent_coins_erased",
+        "checkpoint",
+    ] {
+        assert!(
+            report.stats.events_by_kind.contains_key(kind),
+            "no {kind} in the genuine log"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_breaks_the_chain_at_that_record() {
+    let mut records = write(&genuine(4).sim.batches);
+    let k = mid_log_index(&records);
+    let last = records[k].event_bytes.len() - 1;
+    records[k].event_bytes[last] ^= 0x01;
+    let report = audit(&VecLog(records.clone()), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::ChainBroken);
+    assert_eq!(v.seq, records[k].seq);
+    assert_eq!(report.exit_code(), EXIT_VIOLATION);
+}
+
+#[test]
+fn a_deleted_record_leaves_a_sequence_gap() {
+    let mut records = write(&genuine(4).sim.batches);
+    let k = mid_log_index(&records);
+    let missing = records.remove(k).seq;
+    let report = audit(&VecLog(records), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::SequenceGap);
+    assert_eq!(v.seq, missing);
+}
+
+#[test]
+fn two_swapped_records_break_the_chain() {
+    let mut records = write(&genuine(4).sim.batches);
+    let k = mid_log_index(&records);
+    let (first_seq, second_seq) = (records[k].seq, records[k + 1].seq);
+    records.swap(k, k + 1);
+    // Stored under their old keys: only the values moved.
+    records[k].seq = first_seq;
+    records[k + 1].seq = second_seq;
+    let report = audit(&VecLog(records), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::ChainBroken);
+    assert_eq!(v.seq, first_seq);
+}
+
+#[test]
+fn coins_issued_without_settled_money_are_caught_even_in_a_signed_log() {
+    let mut g = genuine(4);
+    // The issuer itself mints for a purchase the bank never settled, and
+    // signs its checkpoints as usual.
+    let batch = &mut g.sim.batches[g.settlement];
+    batch
+        .events
+        .retain(|e| !matches!(e, Event::PurchaseSettled { .. }));
+    let tx = batch.tx;
+    let records = write(&g.sim.batches);
+    let at = first_record_of_tx(&records, tx);
+    let report = audit(&VecLog(records.clone()), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::CoinsWithoutMoney);
+    assert_eq!(v.tx, Some(tx));
+    assert_eq!(v.seq, records[at].seq);
+    assert_eq!(v.amounts.map(|a| a.found_minor), Some(1225));
+}
+
+#[test]
+fn a_coin_spent_twice_is_a_double_spend() {
+    let mut g = genuine(4);
+    let already_spent = g.sim.spent[0];
+    let tx_index = g.sim.push(vec![
+        Event::CoinsSpent {
+            coins: vec![already_spent],
+            cause: SpendCause::Redeem,
+        },
+        Event::Redeemed {
+            amount: already_spent.value,
+            bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![1]).expect("short"),
+        },
+    ]);
+    let tx = g.sim.batches[tx_index].tx;
+    let records = write(&g.sim.batches);
+    let report = audit(&VecLog(records.clone()), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::DoubleSpend);
+    assert_eq!(v.tx, Some(tx));
+    assert_eq!(v.seq, records[first_record_of_tx(&records, tx)].seq);
+    assert_eq!(
+        v.amounts.map(|a| a.found_minor),
+        Some(i128::from(already_spent.value.minor_units()))
+    );
+}
+
+/// Changes the card unload of the genuine log from 3.00 to 7.00 (and its
+/// coin with it, so everything balances), recomputes the chain, and, when
+/// `rewrite_checkpoints`, also the hashes the later checkpoints vouch for:
+/// everything a forger without the issuer's key can do.
+fn forge_unload_amount(rewrite_checkpoints: bool) -> (Vec<RawRecord>, usize) {
+    let g = genuine(4);
+    let tx = g.sim.batches[g.unload].tx;
+    let mut records = write(&g.sim.batches);
+    let at = first_record_of_tx(&records, tx);
+    for record in &mut records[at..at + 2] {
+        edit_event(record, |event| match event {
+            Event::CardUnloaded { amount, .. } => *amount = Amount::from_minor(700),
+            Event::CoinsIssued { coins, .. } => coins[0].value = Amount::from_minor(700),
+            _ => {}
+        });
+    }
+    for i in at..records.len() {
+        if rewrite_checkpoints {
+            let new_hashes: Vec<(ledger::Seq, ledger::Hash32)> =
+                records[..i].iter().map(|r| (r.seq, r.hash)).collect();
+            edit_event(&mut records[i], |event| {
+                if let Event::Checkpoint(cp) = event
+                    && let Some((_, hash)) = new_hashes.iter().find(|(s, _)| *s == cp.seq)
+                {
+                    cp.hash = *hash;
+                }
+            });
+        }
+        rechain(&mut records, i);
+    }
+    let first_checkpoint_after = (at..records.len())
+        .find(|&i| {
+            matches!(
+                Event::decode(&records[i].event_bytes),
+                Ok(Event::Checkpoint(_))
+            )
+        })
+        .expect("a checkpoint follows the forged record");
+    (records, first_checkpoint_after)
+}
+
+#[test]
+fn an_amount_changed_with_the_chain_recomputed_is_caught_by_the_checkpoint_signature() {
+    let (records, checkpoint) = forge_unload_amount(true);
+    let report = audit(&VecLog(records.clone()), true);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::CheckpointSignatureInvalid);
+    assert_eq!(v.seq, records[checkpoint].seq);
+    // Only the signature catches it: every other rule holds for this forgery.
+    let unsigned = audit(&VecLog(records), false);
+    assert_eq!(unsigned.outcome, Outcome::Holds, "{}", unsigned.to_text());
+}
+
+#[test]
+fn an_amount_changed_under_unchanged_checkpoints_mismatches_the_checkpoint_hash() {
+    let (records, checkpoint) = forge_unload_amount(false);
+    let report = audit(&VecLog(records.clone()), false);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::CheckpointMismatch);
+    assert_eq!(v.seq, records[checkpoint].seq);
+}
+
+#[test]
+fn a_truncated_tail_is_reported_as_truncation_not_fraud() {
+    let mut records = write(&genuine(4).sim.batches);
+    let last_multi = records
+        .iter()
+        .rposition(|r| r.batch_len >= 2 && r.batch_index == 0)
+        .expect("a batch of two records or more");
+    records.truncate(last_multi + 1);
+    let report = audit(&VecLog(records.clone()), true);
+    match report.outcome {
+        Outcome::Truncated {
+            batch_first_seq,
+            records_present,
+            batch_len,
+        } => {
+            assert_eq!(batch_first_seq, records[last_multi].seq);
+            assert_eq!(records_present, 1);
+            assert!(batch_len >= 2);
+        }
+        ref other => panic!("expected truncation, got {other:?}"),
+    }
+    assert_eq!(report.exit_code(), EXIT_ERROR);
+    assert_eq!(report.audited_through.0, records[last_multi].seq.0 - 1);
+    assert!(report.headline().contains("not fraud"));
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let g = genuine(1);
+    let store = MemoryStore::new();
+    let stranger = protocol::crypto::SecretKey::generate(2048).expect("keygen");
+    write_log(&store, &g.sim.batches, &stranger, 4);
+    let report = audit(&store, true);
+    assert_eq!(violation(&report).rule, Rule::CheckpointSignatureInvalid);
+}
