@@ -21,6 +21,7 @@ pub mod coin;
 pub mod conservation;
 pub mod constants;
 pub mod event;
+pub mod group_commit;
 pub mod ids;
 pub mod memory_store;
 pub mod money;
@@ -38,6 +39,7 @@ pub use event::{
     BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PaymentOption, PublicKeyDer,
     SignatureBytes, SpendCause,
 };
+pub use group_commit::{Ack, GroupCommit, GroupCommitConfig};
 pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,

@@ -175,8 +175,16 @@ impl RawRecord {
         )
     }
 
-    /// Decodes the event (bounded and validated, see [`Event::decode`]).
+    /// Checks the record's own hash, then decodes the event (bounded and
+    /// validated, see [`Event::decode`]). Linkage to the previous record is
+    /// the reader's to check ([`crate::chain::ChainVerifier`] does).
     pub fn decode(&self) -> Result<StoredRecord, StoreError> {
+        if self.recomputed_hash() != self.hash {
+            return Err(StoreError::Corrupt {
+                seq: self.seq,
+                reason: "stored hash does not match the hash of its contents".to_string(),
+            });
+        }
         let event = Event::decode(&self.event_bytes).map_err(|source| StoreError::Decode {
             seq: self.seq,
             source,
