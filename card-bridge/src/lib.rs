@@ -1,6 +1,11 @@
 //! Stored-value cards, load/unload server, purchase SAM, collection and clearing, transfers to and from soft cash.
 
+pub mod agency;
 pub mod card;
 pub mod constants;
 pub mod crypto;
+pub mod flows;
+pub mod lus;
+pub mod records;
+pub mod store;
 pub mod wire;

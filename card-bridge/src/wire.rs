@@ -40,7 +40,7 @@ impl PsamId {
 }
 
 /// What a card says about its last transaction in L1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Outcome {
     Committed,
     Rejected,
