@@ -1,1 +1,27 @@
-//! The issuer: actix actors over plain-Rust cores (coin shards, coordinator, log writer, mint, bank, registry, sessions).
+//! The issuer: actix actors over plain-Rust cores (coin shards, coordinator,
+//! log writer, mint, bank, registry, sessions).
+//!
+//! Plain-Rust cores, each usable and testable without actix:
+//! - [`shard`]: [`ShardCore`] / [`ShardSet`], the unspent coins and their
+//!   reservations (reserve never waits; commit; abort). Loom-checked.
+//! - [`bank`]: the [`Bank`] trait and [`SimulatedBank`], durable in its own
+//!   redb file, with debits that settle after a delay or are rejected.
+//! - [`idempotency`]: [`IdempotencyTable`], TxId -> in flight | committed,
+//!   rebuilt from the log.
+//! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
+//!   single-use, persisted in redb.
+//!
+//! **Architecture invariant:** nothing is acknowledged to a client before
+//! its events are durable in the log; the shards change only after the log
+//! has the batch.
+
+pub mod bank;
+pub mod constants;
+pub mod idempotency;
+pub mod sessions;
+pub mod shard;
+
+pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
+pub use idempotency::{Begin, CommitRef, IdempotencyTable};
+pub use sessions::{SessionError, SessionId, SessionStore};
+pub use shard::{ReserveError, ShardCore, ShardSet};
