@@ -16,6 +16,7 @@ fn tx_as_hex<S: Serializer>(tx: &Option<TxId>, s: S) -> Result<S::Ok, S::Error> 
 /// A rule of the log that the auditor checks. The order of the variants is
 /// the order of gravity in which a report lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Rule {
     /// Per key epoch, more value was spent than was issued: that epoch's mint

@@ -518,8 +518,9 @@ fn erase(
             format!("erasure of unknown {epoch}"),
         ));
     };
+    // The issuer plans an erasure only once `now >= grace_ends_at`.
     if let Some(now) = ctx.now
-        && now <= epoch_state.grace_ends_at
+        && now < epoch_state.grace_ends_at
     {
         return Err(ctx.violation(
             index,
@@ -560,4 +561,504 @@ fn erase(
         e.n_erasures += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Given a state, when one transaction is applied, then which rule breaks.
+
+    use ledger::{
+        BalanceId, CardId, LusId, PaymentOption, PurchaseId, SealedBankAccount, Timestamp,
+    };
+
+    use super::*;
+
+    const EXPIRY: Timestamp = Timestamp(1_000);
+    const GRACE_END: Timestamp = Timestamp(2_000);
+
+    fn ctx(now: Option<u64>) -> TxContext {
+        TxContext {
+            first_seq: Seq(10),
+            tx: TxId::from_bytes([1; 16]),
+            now: now.map(Timestamp),
+        }
+    }
+
+    fn coin(n: u8, minor: u64) -> CoinBody {
+        CoinBody {
+            id: CoinId::from_bytes([n; 16]),
+            value: Amount::from_minor(minor),
+            expiry: EXPIRY,
+            epoch: KeyEpoch(1),
+        }
+    }
+
+    fn account() -> SealedBankAccount {
+        SealedBankAccount::from_sealed_bytes(vec![1]).expect("short")
+    }
+
+    fn opened() -> LedgerState {
+        let mut state = LedgerState::default();
+        apply_transaction(
+            &mut state,
+            &[Event::EpochOpened {
+                epoch: KeyEpoch(1),
+                coins_expire_at: EXPIRY,
+                grace_ends_at: GRACE_END,
+            }],
+            ctx(None),
+        )
+        .expect("epoch opens");
+        state
+    }
+
+    fn with_bought(coins: &[CoinBody]) -> LedgerState {
+        let mut state = opened();
+        let purchase = PurchaseId::from_bytes([9; 16]);
+        let amount = Amount::from_minor(coins.iter().map(|c| c.value.minor_units()).sum());
+        let spec = ledger::CoinSpec::new(vec![ledger::Denomination {
+            count: 1,
+            value: amount,
+        }])
+        .expect("spec");
+        let request = Event::PurchaseRequested {
+            purchase,
+            purchaser: ledger::SealedIdentity::from_sealed_bytes(vec![2]).expect("short"),
+            bank_account: account(),
+            spec,
+            amount,
+            anonymous: true,
+            authorization: ledger::SignatureBytes(vec![0; 8]),
+        };
+        apply_transaction(&mut state, &[request], ctx(None)).expect("request");
+        let settle = [
+            Event::CoinsIssued {
+                coins: coins.to_vec(),
+                holder: None,
+                cause: IssueCause::Purchase(purchase),
+            },
+            Event::PurchaseSettled { purchase, amount },
+        ];
+        apply_transaction(&mut state, &settle, ctx(None))
+            .expect("settlement, in any order inside its batch");
+        state
+    }
+
+    fn rule_of(state: &mut LedgerState, events: &[Event], now: Option<u64>) -> Rule {
+        match apply_transaction(state, events, ctx(now)) {
+            Ok(_) => panic!("expected a violation for {events:?}"),
+            Err(v) => v.rule,
+        }
+    }
+
+    fn redeem(coins: Vec<CoinBody>, cause: SpendCause) -> Vec<Event> {
+        let amount = Amount::from_minor(coins.iter().map(|c| c.value.minor_units()).sum());
+        vec![
+            Event::CoinsSpent { coins, cause },
+            Event::Redeemed {
+                amount,
+                bank_account: account(),
+            },
+        ]
+    }
+
+    #[test]
+    fn spending_more_than_an_epoch_minted_is_an_emergency_before_anything_else() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        // A forged coin of the same epoch, larger than all it ever minted.
+        let forged = coin(2, 500);
+        assert_eq!(
+            rule_of(&mut state, &redeem(vec![forged], SpendCause::Redeem), None),
+            Rule::EpochOverspent
+        );
+        assert!(Rule::EpochOverspent.is_emergency());
+    }
+
+    #[test]
+    fn a_coin_never_issued_cannot_be_spent() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coin(2, 50)], SpendCause::Redeem),
+                None
+            ),
+            Rule::SpentNeverIssued
+        );
+    }
+
+    #[test]
+    fn a_coin_spent_with_another_value_is_altered() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coin(1, 90)], SpendCause::Redeem),
+                None
+            ),
+            Rule::CoinAltered
+        );
+    }
+
+    #[test]
+    fn the_same_coin_twice_in_one_transaction_is_a_double_spend() {
+        let mut state = with_bought(&[coin(1, 100), coin(3, 100)]);
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coin(1, 100), coin(1, 100)], SpendCause::Redeem),
+                None
+            ),
+            Rule::DoubleSpend
+        );
+    }
+
+    #[test]
+    fn a_revoked_coin_cannot_be_spent() {
+        let mut state = with_bought(&[coin(1, 100), coin(3, 100)]);
+        let refund = [
+            Event::CoinsRevoked {
+                coins: vec![coin(1, 100)],
+            },
+            Event::CoinsIssued {
+                coins: vec![coin(4, 100)],
+                holder: None,
+                cause: IssueCause::Refund,
+            },
+        ];
+        apply_transaction(&mut state, &refund, ctx(None)).expect("refund balances");
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coin(1, 100)], SpendCause::Redeem),
+                None
+            ),
+            Rule::DoubleSpend
+        );
+    }
+
+    #[test]
+    fn a_coin_id_is_never_issued_again() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        let change = [
+            Event::CoinsSpent {
+                coins: vec![coin(1, 100)],
+                cause: SpendCause::Change,
+            },
+            Event::CoinsIssued {
+                coins: vec![coin(1, 100)],
+                holder: None,
+                cause: IssueCause::Change,
+            },
+        ];
+        assert_eq!(rule_of(&mut state, &change, None), Rule::CoinIssuedTwice);
+    }
+
+    #[test]
+    fn coins_of_an_unopened_or_closed_epoch_are_refused() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        let mut other_epoch = coin(5, 100);
+        other_epoch.epoch = KeyEpoch(2);
+        let change = |out: CoinBody| {
+            [
+                Event::CoinsSpent {
+                    coins: vec![coin(1, 100)],
+                    cause: SpendCause::Change,
+                },
+                Event::CoinsIssued {
+                    coins: vec![out],
+                    holder: None,
+                    cause: IssueCause::Change,
+                },
+            ]
+        };
+        assert_eq!(
+            rule_of(&mut state.clone(), &change(other_epoch), None),
+            Rule::EpochNotOpen
+        );
+        apply_transaction(
+            &mut state,
+            &[Event::EpochClosed { epoch: KeyEpoch(1) }],
+            ctx(None),
+        )
+        .expect("close");
+        assert_eq!(
+            rule_of(&mut state, &change(coin(6, 100)), None),
+            Rule::EpochNotOpen
+        );
+    }
+
+    #[test]
+    fn an_expired_coin_is_spent_only_by_refresh_within_the_grace_period() {
+        let state = with_bought(&[coin(1, 100)]);
+        let payment = redeem(
+            vec![coin(1, 100)],
+            SpendCause::Payment(PaymentOption::Redeem),
+        );
+        assert_eq!(
+            rule_of(&mut state.clone(), &payment, Some(EXPIRY.0)),
+            Rule::ExpiredSpend
+        );
+        apply_transaction(&mut state.clone(), &payment, ctx(Some(EXPIRY.0 - 1)))
+            .expect("before expiry a payment is fine");
+        let refresh = [
+            Event::CoinsSpent {
+                coins: vec![coin(1, 100)],
+                cause: SpendCause::Refresh,
+            },
+            Event::CoinsIssued {
+                coins: vec![coin(7, 100)],
+                holder: None,
+                cause: IssueCause::Refresh,
+            },
+        ];
+        apply_transaction(&mut state.clone(), &refresh, ctx(Some(GRACE_END.0)))
+            .expect("refresh within the grace period");
+        assert_eq!(
+            rule_of(&mut state.clone(), &refresh, Some(GRACE_END.0 + 1)),
+            Rule::RefreshAfterGrace
+        );
+    }
+
+    #[test]
+    fn coins_need_a_settled_purchase_of_the_same_amount() {
+        let mut state = opened();
+        let purchase = PurchaseId::from_bytes([8; 16]);
+        let amount = Amount::from_minor(100);
+        let spec = ledger::CoinSpec::new(vec![ledger::Denomination {
+            count: 1,
+            value: amount,
+        }])
+        .expect("spec");
+        let request = Event::PurchaseRequested {
+            purchase,
+            purchaser: ledger::SealedIdentity::from_sealed_bytes(vec![2]).expect("short"),
+            bank_account: account(),
+            spec,
+            amount,
+            anonymous: true,
+            authorization: ledger::SignatureBytes(vec![0; 8]),
+        };
+        apply_transaction(&mut state, &[request], ctx(None)).expect("request");
+        let more_coins_than_money = [
+            Event::PurchaseSettled { purchase, amount },
+            Event::CoinsIssued {
+                coins: vec![coin(1, 100), coin(2, 100)],
+                holder: None,
+                cause: IssueCause::Purchase(purchase),
+            },
+        ];
+        let v = apply_transaction(&mut state.clone(), &more_coins_than_money, ctx(None))
+            .expect_err("coins without money");
+        assert_eq!(v.rule, Rule::CoinsWithoutMoney);
+        assert_eq!(
+            v.amounts.map(|a| (a.found_minor, a.expected_minor)),
+            Some((200, 100))
+        );
+        let settled_for_more = [Event::PurchaseSettled {
+            purchase,
+            amount: Amount::from_minor(150),
+        }];
+        assert_eq!(
+            rule_of(&mut state.clone(), &settled_for_more, None),
+            Rule::PurchaseOutOfOrder
+        );
+        apply_transaction(
+            &mut state,
+            &[Event::PurchaseRejected {
+                purchase,
+                reason: ledger::BankRejection::AccountClosed,
+            }],
+            ctx(None),
+        )
+        .expect("rejected");
+        let after_rejection = [Event::CoinsIssued {
+            coins: vec![coin(3, 100)],
+            holder: None,
+            cause: IssueCause::Purchase(purchase),
+        }];
+        assert_eq!(
+            rule_of(&mut state, &after_rejection, None),
+            Rule::CoinsWithoutMoney
+        );
+    }
+
+    #[test]
+    fn epochs_open_once_with_grace_after_expiry() {
+        let mut state = opened();
+        let again = [Event::EpochOpened {
+            epoch: KeyEpoch(1),
+            coins_expire_at: EXPIRY,
+            grace_ends_at: GRACE_END,
+        }];
+        assert_eq!(rule_of(&mut state, &again, None), Rule::EpochOutOfOrder);
+        let backwards = [Event::EpochOpened {
+            epoch: KeyEpoch(3),
+            coins_expire_at: GRACE_END,
+            grace_ends_at: EXPIRY,
+        }];
+        assert_eq!(
+            rule_of(&mut opened(), &backwards, None),
+            Rule::EpochOutOfOrder
+        );
+    }
+
+    #[test]
+    fn an_erasure_must_name_exactly_the_spent_coins() {
+        let mut state = with_bought(&[coin(1, 100), coin(2, 50), coin(3, 25)]);
+        apply_transaction(
+            &mut state,
+            &redeem(vec![coin(2, 50), coin(1, 100)], SpendCause::Redeem),
+            ctx(None),
+        )
+        .expect("redeem");
+        let erasure = |n_coins: u64, minor: u64, ids: &mut [CoinId]| {
+            [Event::SpentCoinsErased {
+                epoch: KeyEpoch(1),
+                n_coins,
+                value: Amount::from_minor(minor),
+                digest: erased_digest(ids),
+            }]
+        };
+        let with_unspent = erasure(3, 175, &mut [coin(1, 0).id, coin(2, 0).id, coin(3, 0).id]);
+        assert_eq!(
+            rule_of(&mut state.clone(), &with_unspent, None),
+            Rule::ErasedUnspent
+        );
+        let wrong_coin = erasure(2, 150, &mut [coin(1, 0).id, coin(3, 0).id]);
+        assert_eq!(
+            rule_of(&mut state.clone(), &wrong_coin, None),
+            Rule::ErasureMismatch
+        );
+        let early = erasure(2, 150, &mut [coin(2, 0).id, coin(1, 0).id]);
+        assert_eq!(
+            rule_of(&mut state.clone(), &early, Some(GRACE_END.0 - 1)),
+            Rule::ErasureMismatch
+        );
+        apply_transaction(&mut state, &early, ctx(Some(GRACE_END.0))).expect("exact erasure");
+        assert!(state.spent.is_empty());
+        assert_eq!(state.unspent.len(), 1);
+    }
+
+    #[test]
+    fn an_aggregate_balance_cannot_be_overdrawn() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        let balance = BalanceId::from_bytes([4; 16]);
+        apply_transaction(
+            &mut state,
+            &[
+                Event::CoinsSpent {
+                    coins: vec![coin(1, 100)],
+                    cause: SpendCause::Payment(PaymentOption::Aggregate),
+                },
+                Event::Aggregated {
+                    balance,
+                    amount: Amount::from_minor(100),
+                },
+            ],
+            ctx(None),
+        )
+        .expect("aggregate");
+        let other = BalanceId::from_bytes([5; 16]);
+        let withdraw = |balance| {
+            [
+                Event::AggregateWithdrawn {
+                    balance,
+                    amount: Amount::from_minor(60),
+                },
+                Event::Redeemed {
+                    amount: Amount::from_minor(60),
+                    bank_account: account(),
+                },
+            ]
+        };
+        // The total of all balances would cover it; this balance does not.
+        assert_eq!(
+            rule_of(&mut state.clone(), &withdraw(other), None),
+            Rule::AggregateOverdrawn
+        );
+        apply_transaction(&mut state, &withdraw(balance), ctx(None)).expect("within the balance");
+    }
+
+    #[test]
+    fn card_transaction_numbers_are_used_once_and_clearings_settle_no_more_than_owed() {
+        let mut state = with_bought(&[coin(1, 100), coin(2, 100)]);
+        let (lus, card) = (LusId(1), CardId::from_bytes([1; 8]));
+        let load = |c: CoinBody, nt| {
+            [
+                Event::CoinsSpent {
+                    coins: vec![c],
+                    cause: SpendCause::CardLoad,
+                },
+                Event::CardLoaded {
+                    lus,
+                    card,
+                    nt,
+                    amount: c.value,
+                },
+            ]
+        };
+        apply_transaction(&mut state, &load(coin(1, 100), 1), ctx(None)).expect("load");
+        assert_eq!(
+            rule_of(&mut state.clone(), &load(coin(2, 100), 1), None),
+            Rule::CardNtReused
+        );
+        let clear = |paid| {
+            [Event::Cleared {
+                lus,
+                period: 1,
+                paid_to_lus: Amount::from_minor(paid),
+                received_from_lus: Amount::ZERO,
+            }]
+        };
+        assert_eq!(
+            rule_of(&mut state.clone(), &clear(150), None),
+            Rule::CardFloatMismatch
+        );
+        apply_transaction(&mut state, &clear(100), ctx(None)).expect("clears the net position");
+        assert_eq!(
+            state.card_servers.get(&lus).map(|s| s.float_minor()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn an_unbalanced_transaction_is_named_with_both_sides() {
+        let mut state = with_bought(&[coin(1, 100)]);
+        let short_redeem = [
+            Event::CoinsSpent {
+                coins: vec![coin(1, 100)],
+                cause: SpendCause::Redeem,
+            },
+            Event::Redeemed {
+                amount: Amount::from_minor(130),
+                bank_account: account(),
+            },
+        ];
+        let v = apply_transaction(&mut state, &short_redeem, ctx(None)).expect_err("unbalanced");
+        assert_eq!(v.rule, Rule::Unbalanced);
+        assert_eq!(
+            v.amounts.map(|a| (a.found_minor, a.expected_minor)),
+            Some((-100, -130))
+        );
+        assert_eq!(v.seq, Seq(11));
+    }
+
+    #[test]
+    fn totals_that_disagree_with_the_coins_break_the_conservation_equation() {
+        // The per-coin rules keep the stocks consistent on their own; the
+        // equation is the paired check that catches a state that is not,
+        // e.g. one resumed from a doctored checkpoint file.
+        let mut state = with_bought(&[coin(1, 100)]);
+        state.totals.outstanding = 0;
+        state.totals.real_in = 0;
+        let v = apply_transaction(
+            &mut state,
+            &redeem(vec![coin(1, 100)], SpendCause::Redeem),
+            ctx(None),
+        )
+        .expect_err("outstanding would go negative");
+        assert_eq!(v.rule, Rule::ConservationBroken);
+        assert_eq!(v.amounts.map(|a| a.found_minor), Some(-100));
+    }
 }
