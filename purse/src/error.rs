@@ -34,6 +34,10 @@ pub enum PurseError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Money(#[from] MoneyError),
+    #[error("key or signature: {0}")]
+    Crypto(#[from] protocol::crypto::CryptoError),
+    #[error("issuer statement refused: {0}")]
+    Statement(#[from] protocol::flows::FlowError),
     #[error("unknown coin {0}")]
     UnknownCoin(CoinId),
     #[error("coin {0} is already in the purse")]

@@ -16,9 +16,14 @@
 use std::fmt;
 
 use ledger::{Amount, Coin, CoinId, Timestamp};
+use protocol::crypto::PublicKey;
+use protocol::wire::{RejectReason, SignedReject};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::constants::SECRET_BYTES_MAX;
+use crate::error::{PurseError, check_len};
 use crate::state::{BadKind, TxRef};
 
 /// The flows a purse takes part in (PROTOCOLS.md).
@@ -114,6 +119,24 @@ impl SessionSecret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// A flow's client state (e.g. `protocol::flows::PurchaseAwaitingIssuance`,
+    /// which holds the key shares `K_CP`, `K_I`), kept as a secret so that
+    /// it lives only in the purse file and is zeroed in memory.
+    pub fn from_state<T: Serialize>(state: &T) -> Result<SessionSecret, PurseError> {
+        let bytes = postcard::to_stdvec(state).map_err(|_| PurseError::Invalid("flow state"))?;
+        let secret = SessionSecret(bytes);
+        check_len("session secret", secret.0.len(), SECRET_BYTES_MAX)?;
+        Ok(secret)
+    }
+
+    /// The flow state stored by [`SessionSecret::from_state`].
+    pub fn to_state<T: DeserializeOwned>(&self) -> Result<T, PurseError> {
+        match postcard::take_from_bytes(&self.0) {
+            Ok((state, [])) => Ok(state),
+            _ => Err(PurseError::Corrupt("journal flow state".into())),
+        }
+    }
 }
 
 impl fmt::Debug for SessionSecret {
@@ -193,13 +216,41 @@ pub struct Completion {
     pub acknowledge: Option<Vec<u8>>,
 }
 
-/// The issuer refused the transaction with a signed statement (already
-/// verified by the caller). Coins it names are marked bad; the other
-/// reserved coins are released.
+/// The issuer refused the transaction with a signed statement (verified
+/// before it gets here: build it with [`Refusal::from_signed_reject`]).
+/// Coins it names are marked bad; the other reserved coins are released.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub bad: Vec<(CoinId, BadKind)>,
     pub statement: Vec<u8>,
+}
+
+impl Refusal {
+    /// Checks the issuer's signature on `reject` (P4: the payer believes a
+    /// rejection only under `PK_I`) and says which coins it makes bad. A
+    /// reason that is not about the coins themselves (in use elsewhere,
+    /// amount or payee mismatch, not enrolled, bank refusal...) makes none
+    /// bad: the inputs are released, to be used again.
+    pub fn from_signed_reject(
+        reject: &SignedReject,
+        issuer_key: &PublicKey,
+    ) -> Result<Refusal, PurseError> {
+        protocol::flows::issuer::verify_reject(issuer_key, reject)?;
+        let kind = match reject.reason {
+            RejectReason::AlreadySpent => Some(BadKind::AlreadySpent),
+            RejectReason::BadTag => Some(BadKind::InvalidTag),
+            RejectReason::Expired => Some(BadKind::Expired),
+            _ => None,
+        };
+        let bad = match kind {
+            Some(kind) => reject.bad_coins.iter().map(|id| (*id, kind)).collect(),
+            None => Vec::new(),
+        };
+        Ok(Refusal {
+            bad,
+            statement: protocol::wire::encode(reject),
+        })
+    }
 }
 
 /// What a closed transaction did to the purse.

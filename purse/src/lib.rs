@@ -35,7 +35,7 @@ pub use journal::{
     Completion, Destination, JournalEntry, NewTransaction, Refusal, SessionSecret, Step,
     StepRecord, TxEffect, TxKind,
 };
-pub use profile::{IssuerInfo, PurseProfile, SecretKeyDer, SuiteName};
+pub use profile::{IssuerInfo, PurseProfile, SecretKeyDer};
 pub use select::{Selection, select};
 pub use state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};
 pub use store::{Balance, Purse, StoredCoin};

@@ -11,10 +11,11 @@
 use std::fmt;
 
 use ledger::{ParticipantId, PublicKeyDer};
+use protocol::crypto::{PublicKey, SecretKey, SuiteId};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::constants::{KEY_DER_BYTES_MAX, SUITE_NAME_BYTES_MAX, URL_BYTES_MAX};
+use crate::constants::{KEY_DER_BYTES_MAX, URL_BYTES_MAX};
 use crate::error::{PurseError, check_len};
 
 /// A private key in PKCS#8 DER: zeroed on drop, never shown by `Debug`.
@@ -38,29 +39,6 @@ impl fmt::Debug for SecretKeyDer {
     }
 }
 
-/// A cipher suite's name as the protocol spells it (`aes256`, `tdes`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SuiteName(String);
-
-impl SuiteName {
-    pub fn new(name: impl Into<String>) -> Result<SuiteName, PurseError> {
-        let name = name.into();
-        check_len("suite name", name.len(), SUITE_NAME_BYTES_MAX)?;
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(PurseError::Invalid("suite name"));
-        }
-        Ok(SuiteName(name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// The participant this purse belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurseProfile {
@@ -70,12 +48,50 @@ pub struct PurseProfile {
     pub public_key: PublicKeyDer,
     /// `SK_X` as PKCS#8 DER.
     pub secret_key: SecretKeyDer,
-    pub suite: SuiteName,
-    /// `CERT_X` from registration, once registered.
+    pub suite: SuiteId,
+    /// `CERT_X` from registration (its wire encoding), once registered.
     pub certificate: Option<Vec<u8>>,
 }
 
 impl PurseProfile {
+    /// A profile with a fresh RSA key pair of `bits` bits.
+    pub fn generate(
+        participant: ParticipantId,
+        suite: SuiteId,
+        bits: usize,
+    ) -> Result<PurseProfile, PurseError> {
+        let sk = SecretKey::generate(bits)?;
+        PurseProfile::from_secret_key(participant, suite, &sk)
+    }
+
+    /// A profile around an existing private key.
+    pub fn from_secret_key(
+        participant: ParticipantId,
+        suite: SuiteId,
+        sk: &SecretKey,
+    ) -> Result<PurseProfile, PurseError> {
+        let der = sk.to_pkcs8_der()?;
+        Ok(PurseProfile {
+            participant,
+            public_key: sk.public().to_ledger(),
+            secret_key: SecretKeyDer::new(der.to_vec())?,
+            suite,
+            certificate: None,
+        })
+    }
+
+    /// `SK_X`, parsed from its PKCS#8 DER.
+    pub fn secret_key(&self) -> Result<SecretKey, PurseError> {
+        Ok(SecretKey::from_pkcs8_der(
+            self.secret_key.expose_pkcs8_der(),
+        )?)
+    }
+
+    /// `PK_X`, parsed from its SPKI DER.
+    pub fn public_key(&self) -> Result<PublicKey, PurseError> {
+        Ok(PublicKey::from_ledger(&self.public_key)?)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), PurseError> {
         check_len("public key", self.public_key.0.len(), KEY_DER_BYTES_MAX)?;
         check_len(
@@ -83,7 +99,6 @@ impl PurseProfile {
             self.secret_key.expose_pkcs8_der().len(),
             KEY_DER_BYTES_MAX,
         )?;
-        SuiteName::new(self.suite.as_str())?;
         if let Some(cert) = &self.certificate {
             check_len("certificate", cert.len(), KEY_DER_BYTES_MAX)?;
         }
@@ -103,6 +118,11 @@ pub struct IssuerInfo {
 }
 
 impl IssuerInfo {
+    /// `PK_I`, parsed from its SPKI DER.
+    pub fn key(&self) -> Result<PublicKey, PurseError> {
+        Ok(PublicKey::from_ledger(&self.public_key)?)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), PurseError> {
         check_len(
             "issuer public key",

@@ -34,7 +34,7 @@ use crate::journal::{
 };
 use crate::profile::{IssuerInfo, PurseProfile};
 use crate::select::{Selection, select};
-use crate::state::{BadReason, CoinAction, CoinState, TxRef, transition};
+use crate::state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const COINS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("coins");
@@ -462,7 +462,7 @@ impl Purse {
                     continue;
                 }
                 let reason = BadReason {
-                    kind: crate::state::BadKind::Revoked,
+                    kind: BadKind::Revoked,
                     statement: Vec::new(),
                 };
                 let state = transition(&stored.state, &CoinAction::MarkBad(reason))?;
@@ -525,8 +525,10 @@ impl Purse {
     }
 
     /// Applies the issuer's signed refusal, in one durable transaction: the
-    /// coins it names become Bad with the statement as their reason, the
-    /// other reserved coins Available again, and the entry is closed.
+    /// coins it names become Bad with the statement as their reason (except
+    /// coins refused as expired by anything but a refresh, which go back to
+    /// Available for refreshing), the other reserved coins Available again,
+    /// and the entry is closed.
     pub fn refuse(&self, tx: TxRef, refusal: Refusal) -> Result<TxEffect, PurseError> {
         check_len("statement", refusal.statement.len(), STATEMENT_BYTES_MAX)?;
         let bad_ids: Vec<CoinId> = refusal.bad.iter().map(|(id, _)| *id).collect();
@@ -552,6 +554,11 @@ impl Purse {
             for id in &entry.reserved {
                 let stored = get_coin(&coins, *id)?;
                 let action = match refusal.bad.iter().find(|(bad, _)| bad == id) {
+                    // Expired for a payment is not lost: a refresh still
+                    // takes the coin within its epoch's grace period.
+                    Some((_, BadKind::Expired)) if entry.kind != TxKind::Refresh => {
+                        CoinAction::Release(tx)
+                    }
                     Some((_, kind)) => {
                         value_out = value_out.checked_add(stored.coin.value())?;
                         CoinAction::MarkBad(BadReason {

@@ -76,6 +76,17 @@ fn profile_and_issuer_survive_reopening_and_secrets_stay_redacted() {
     );
     let shown = format!("{:?}", purse.profile().expect("profile"));
     assert!(shown.contains("redacted") && !shown.contains("alice"));
+    // The stored private key is the participant's key: it signs what its
+    // public key verifies.
+    let stored = purse.profile().expect("profile");
+    let sk = stored.secret_key().expect("pkcs8 parses");
+    let signature = sk.sign("vc/test", b"message");
+    stored
+        .public_key()
+        .expect("spki parses")
+        .verify("vc/test", b"message", &signature)
+        .expect("signature verifies");
+    assert!(purse.issuer().expect("issuer").expect("set").key().is_ok());
 }
 
 #[test]

@@ -432,3 +432,110 @@ fn a_collected_payment_brings_the_amount_or_nothing() {
         .expect("redeemed payment");
     assert_eq!(purse.balance().expect("balance").available, cents(450));
 }
+
+/// The issuer's rejection is believed only under its key: a statement
+/// signed by anyone else is refused and changes nothing; a genuine one
+/// saying "already spent" marks the named coin bad; one about something
+/// other than the coins ("in use") releases every input.
+#[test]
+fn only_a_rejection_signed_by_the_issuer_marks_coins_bad() {
+    use ledger::ParticipantId;
+    use protocol::crypto::{RSA_BITS_DEFAULT, SecretKey};
+    use protocol::flows::issuer::sign_reject;
+    use protocol::wire::{PaymentTid, RejectReason, RejectSubject};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    let coins = fund(&purse, &[250, 125]);
+    let issuer_key = purse
+        .issuer()
+        .expect("issuer")
+        .expect("set")
+        .key()
+        .expect("key");
+    let subject = RejectSubject::Payment {
+        id_py: ParticipantId::new("shop").expect("id"),
+        tid_py: PaymentTid::from_bytes([3; 16]),
+    };
+    let reject =
+        |sk: &SecretKey, reason| sign_reject(sk, subject.clone(), reason, vec![coins[0].id()], NOW);
+
+    let forger = SecretKey::generate(RSA_BITS_DEFAULT).expect("key");
+    let forged = reject(&forger, RejectReason::AlreadySpent);
+    assert!(matches!(
+        Refusal::from_signed_reject(&forged, &issuer_key),
+        Err(PurseError::Statement(_))
+    ));
+
+    let tx = purse
+        .begin(new_tx(TxKind::Pay, cents(375), &coins))
+        .expect("begin");
+    let in_use = reject(util::issuer_secret_key(), RejectReason::InUse);
+    let refusal = Refusal::from_signed_reject(&in_use, &issuer_key).expect("genuine");
+    assert!(refusal.bad.is_empty());
+    purse.refuse(tx, refusal).expect("refuse");
+    assert_eq!(purse.balance().expect("balance").available, cents(375));
+
+    let tx = purse
+        .begin(new_tx(TxKind::Pay, cents(375), &coins))
+        .expect("begin");
+    let spent = reject(util::issuer_secret_key(), RejectReason::AlreadySpent);
+    let refusal = Refusal::from_signed_reject(&spent, &issuer_key).expect("genuine");
+    purse.refuse(tx, refusal).expect("refuse");
+    match state(&purse, coins[0].id()) {
+        CoinState::Bad(reason) => {
+            assert_eq!(reason.kind, BadKind::AlreadySpent);
+            let statement: protocol::wire::SignedReject =
+                protocol::wire::decode(&reason.statement).expect("kept verbatim");
+            assert_eq!(statement, spent);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(state(&purse, coins[1].id()), CoinState::Available);
+}
+
+/// A payment refused because a coin expired does not lose the coin: it goes
+/// back to Available for a refresh; only a refused refresh makes it bad.
+#[test]
+fn an_expired_coin_is_bad_only_when_its_refresh_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    let coins = fund(&purse, &[250]);
+    let expired = || Refusal {
+        bad: vec![(coins[0].id(), BadKind::Expired)],
+        statement: b"S_I(expired)".to_vec(),
+    };
+    let tx = purse
+        .begin(new_tx(TxKind::Pay, cents(250), &coins))
+        .expect("begin");
+    purse.refuse(tx, expired()).expect("refuse");
+    assert_eq!(state(&purse, coins[0].id()), CoinState::Available);
+    let tx = purse
+        .begin(new_tx(TxKind::Refresh, cents(250), &coins))
+        .expect("begin");
+    purse.refuse(tx, expired()).expect("refuse");
+    assert!(
+        matches!(state(&purse, coins[0].id()), CoinState::Bad(r) if r.kind == BadKind::Expired)
+    );
+}
+
+/// A flow's client state, with its key shares, round-trips through the
+/// journal as a secret.
+#[test]
+fn a_flow_state_is_kept_as_a_secret_across_restarts() {
+    use protocol::crypto::KeyShare;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    let share = KeyShare::random();
+    let mut purchase = new_tx(TxKind::Purchase, cents(1225), &[]);
+    purchase.step = Step::SessionOpen;
+    purchase.secrets = vec![SessionSecret::from_state(&share).expect("fits")];
+    let tx = purse.begin(purchase).expect("begin");
+    drop(purse);
+    let purse = Purse::open(purse_path(dir.path())).expect("reopen");
+    let kept: KeyShare = purse.entry(tx).expect("entry").secrets[0]
+        .to_state()
+        .expect("decodes");
+    assert!(kept == share);
+}

@@ -4,31 +4,44 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use ledger::{
-    Amount, Coin, CoinBody, CoinId, KeyEpoch, ParticipantId, PublicKeyDer, Tag, Timestamp,
-};
+use ledger::{Amount, Coin, CoinBody, CoinId, KeyEpoch, ParticipantId, Tag, Timestamp};
+use protocol::crypto::{RSA_BITS_DEFAULT, SecretKey, SuiteId};
 use vc_purse::{
-    Completion, Destination, IssuerInfo, NewTransaction, Purse, PurseProfile, SecretKeyDer, Step,
-    SuiteName, TxKind,
+    Completion, Destination, IssuerInfo, NewTransaction, Purse, PurseProfile, Step, TxKind,
 };
 
 pub const NOW: Timestamp = Timestamp(1_000_000);
 
+/// Real RSA keys, generated once per test binary (generation is the slow part).
+fn keys() -> &'static (SecretKey, SecretKey) {
+    static KEYS: OnceLock<(SecretKey, SecretKey)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        (
+            SecretKey::generate(RSA_BITS_DEFAULT).expect("participant key"),
+            SecretKey::generate(RSA_BITS_DEFAULT).expect("issuer key"),
+        )
+    })
+}
+
+pub fn issuer_secret_key() -> &'static SecretKey {
+    &keys().1
+}
+
 pub fn profile() -> PurseProfile {
-    PurseProfile {
-        participant: ParticipantId::new("alice").expect("valid id"),
-        public_key: PublicKeyDer(vec![0x30, 0x82, 1, 2]),
-        secret_key: SecretKeyDer::new(vec![0x30, 0x82, 9, 9, 9]).expect("small key"),
-        suite: SuiteName::new("aes256").expect("valid suite"),
-        certificate: None,
-    }
+    PurseProfile::from_secret_key(
+        ParticipantId::new("alice").expect("valid id"),
+        SuiteId::Aes256,
+        &keys().0,
+    )
+    .expect("profile")
 }
 
 pub fn issuer() -> IssuerInfo {
     IssuerInfo {
         issuer: ParticipantId::new("issuer").expect("valid id"),
-        public_key: PublicKeyDer(vec![0x30, 0x82, 7, 7]),
+        public_key: keys().1.public().to_ledger(),
         gateway_url: "http://127.0.0.1:8080".into(),
     }
 }
