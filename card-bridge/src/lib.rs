@@ -2,10 +2,12 @@
 
 pub mod agency;
 pub mod card;
+pub mod collection;
 pub mod constants;
 pub mod crypto;
 pub mod flows;
 pub mod lus;
+pub mod psam;
 pub mod records;
 pub mod store;
 pub mod wire;

@@ -248,9 +248,13 @@ impl LoadUnloadServer {
             new_balance: None,
         };
         let mut batch = WriteBatch::new();
+        batch.require_absent(TX, &tx_key(&l1.card, l1.nt));
         batch.put(TX, &tx_key(&l1.card, l1.nt), &record);
         batch.put(LAST_NT, l1.card.as_bytes(), &l1.nt);
-        self.db.write(batch)?;
+        self.db.write(batch).map_err(|e| match e {
+            StoreError::AlreadyPresent { .. } => LusError::Mismatch,
+            other => other.into(),
+        })?;
         tracing::debug!(lus = %self.id, nt = l1.nt, "card transaction pending");
         Ok(l2)
     }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::constants::RECORD_BYTES_MAX;
@@ -23,6 +23,8 @@ pub enum StoreError {
     TooLarge { table: &'static str, len: usize },
     #[error("record in {table} is malformed")]
     Malformed { table: &'static str },
+    #[error("a record the write required to be absent exists in {table}")]
+    AlreadyPresent { table: &'static str },
 }
 
 fn storage(e: impl Into<redb::Error>) -> StoreError {
@@ -42,6 +44,7 @@ type WriteOp = (&'static str, Vec<u8>, Option<Vec<u8>>);
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
+    absent: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl WriteBatch {
@@ -54,6 +57,13 @@ impl WriteBatch {
         #[allow(clippy::expect_used)]
         let bytes = postcard::to_allocvec(value).expect("postcard encoding into a Vec");
         self.ops.push((table, key.to_vec(), Some(bytes)));
+    }
+
+    /// Makes the whole batch fail with [`StoreError::AlreadyPresent`] if
+    /// `key` exists in `table` when the write transaction runs: a check and
+    /// its write in one transaction, so two writers cannot both pass it.
+    pub fn require_absent(&mut self, table: &'static str, key: &[u8]) {
+        self.absent.push((table, key.to_vec()));
     }
 
     pub fn delete(&mut self, table: &'static str, key: &[u8]) {
@@ -126,6 +136,16 @@ impl Db {
     /// Applies `batch` in one durable transaction.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(storage)?;
+        for (table, key) in &batch.absent {
+            let t = tx
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
+                .map_err(storage)?;
+            if t.get(key.as_slice()).map_err(storage)?.is_some() {
+                drop(t);
+                tx.abort().map_err(storage)?;
+                return Err(StoreError::AlreadyPresent { table });
+            }
+        }
         for (table, key, value) in &batch.ops {
             let mut t = tx
                 .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
@@ -173,6 +193,11 @@ mod tests {
         b.delete("t", b"a1");
         db.write(b).expect("delete");
         assert_eq!(db.get::<u32>("t", b"a1"), Ok(None));
+        let mut b = WriteBatch::new();
+        b.require_absent("t", b"a2");
+        b.put("t", b"c1", &4u32);
+        assert_eq!(db.write(b), Err(StoreError::AlreadyPresent { table: "t" }));
+        assert_eq!(db.get::<u32>("t", b"c1"), Ok(None));
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The collection server: takes PSAM batches, checks the batch MAC, every
+//! card's purchase MAC and the batch totals, refuses duplicates by
+//! `(card, NT)` and by `(PSAM, PSAM NT)`, and only then credits the merchant
+//! the PSAM is registered to, all in one durable write. A batch sent again
+//! gets the same receipt and credits nothing more.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use ledger::{Amount, BankAccount, CardId};
+use serde::{Deserialize, Serialize};
+
+use crate::constants::BATCH_ENTRIES_MAX;
+use crate::crypto::{MasterKey, diversify};
+use crate::psam::Batch;
+use crate::store::{Db, StoreError, WriteBatch};
+use crate::wire::PsamId;
+
+const PSAMS: &str = "col/psam";
+const CARD_NT: &str = "col/card-nt";
+const PSAM_NT: &str = "col/psam-nt";
+const BATCHES: &str = "col/batch";
+const MERCHANTS: &str = "col/merchant";
+
+/// Why a batch was refused. Refusals take the whole batch: a batch is
+/// collected entirely or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("psam is not registered to a merchant")]
+    UnknownPsam,
+    #[error("batch mac does not verify")]
+    BadBatchMac,
+    #[error("purchase {index} of the batch does not verify")]
+    BadPurchaseMac { index: usize },
+    #[error("batch totals do not match its entries")]
+    BadTotals,
+    #[error("batch has {0} entries, over the limit")]
+    TooLarge(usize),
+    #[error("purchase by card {card} with NT {nt} was already collected")]
+    DuplicateCardNt { card: CardId, nt: u32 },
+    #[error("psam transaction {psam_nt} was already collected")]
+    DuplicatePsamNt { psam_nt: u32 },
+    #[error("a different batch with this number was already collected")]
+    BatchConflict,
+    #[error("purchase {index} names another psam")]
+    ForeignEntry { index: usize },
+    #[error("amount overflow")]
+    Overflow,
+    #[error("another collection of the same purchases won the race: retry")]
+    Concurrent,
+}
+
+/// What the collection server answers for a collected batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReceipt {
+    pub psam: PsamId,
+    pub batch_no: u32,
+    pub count: u32,
+    pub total: Amount,
+    pub merchant: BankAccount,
+}
+
+/// The collection server over its durable store.
+#[derive(Debug)]
+pub struct CollectionServer {
+    db: Db,
+    purchase_master: MasterKey,
+    batch_master: MasterKey,
+}
+
+fn card_nt_key(card: &CardId, nt: u32) -> Vec<u8> {
+    let mut k = card.as_bytes().to_vec();
+    k.extend_from_slice(&nt.to_be_bytes());
+    k
+}
+
+fn psam_key(psam: &PsamId, n: u32) -> Vec<u8> {
+    let mut k = psam.0.to_vec();
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+impl CollectionServer {
+    pub fn open(
+        path: &Path,
+        purchase_master: MasterKey,
+        batch_master: MasterKey,
+    ) -> Result<CollectionServer, CollectionError> {
+        Ok(CollectionServer {
+            db: Db::open(path)?,
+            purchase_master,
+            batch_master,
+        })
+    }
+
+    /// Registers the merchant whose account a PSAM's purchases credit.
+    pub fn register_psam(
+        &self,
+        psam: PsamId,
+        merchant: &BankAccount,
+    ) -> Result<(), CollectionError> {
+        let mut b = WriteBatch::new();
+        b.put(PSAMS, &psam.0, merchant);
+        Ok(self.db.write(b)?)
+    }
+
+    /// What the merchant has been credited in total.
+    pub fn merchant_credit(&self, merchant: &BankAccount) -> Result<Amount, CollectionError> {
+        Ok(self
+            .db
+            .get(MERCHANTS, merchant.as_str().as_bytes())?
+            .unwrap_or(Amount::ZERO))
+    }
+
+    /// Checks and collects `batch` (see the module docs).
+    pub fn collect(&self, batch: &Batch) -> Result<BatchReceipt, CollectionError> {
+        if batch.entries.len() > BATCH_ENTRIES_MAX {
+            return Err(CollectionError::TooLarge(batch.entries.len()));
+        }
+        let merchant: BankAccount = self
+            .db
+            .get(PSAMS, &batch.psam.0)?
+            .ok_or(CollectionError::UnknownPsam)?;
+        let batch_key = diversify(&self.batch_master, &batch.psam.as_card_id());
+        batch
+            .mac_input()
+            .verify(&batch_key, &batch.mac)
+            .map_err(|_| CollectionError::BadBatchMac)?;
+        if let Some(receipt) = self
+            .db
+            .get::<(BatchReceipt, Batch)>(BATCHES, &psam_key(&batch.psam, batch.batch_no))?
+        {
+            return if receipt.1 == *batch {
+                Ok(receipt.0)
+            } else {
+                Err(CollectionError::BatchConflict)
+            };
+        }
+        let sum = Amount::checked_sum(batch.entries.iter().map(|e| e.amount))
+            .map_err(|_| CollectionError::Overflow)?;
+        if usize::try_from(batch.count).ok() != Some(batch.entries.len()) || sum != batch.total {
+            return Err(CollectionError::BadTotals);
+        }
+        let mut seen_card = HashSet::new();
+        let mut seen_psam = HashSet::new();
+        let mut writes = WriteBatch::new();
+        for (index, e) in batch.entries.iter().enumerate() {
+            if e.psam != batch.psam {
+                return Err(CollectionError::ForeignEntry { index });
+            }
+            let card_key = diversify(&self.purchase_master, &e.card);
+            e.mac_input()
+                .verify(&card_key, &e.mac)
+                .map_err(|_| CollectionError::BadPurchaseMac { index })?;
+            let ck = card_nt_key(&e.card, e.nt);
+            let pk = psam_key(&e.psam, e.psam_nt);
+            if !seen_card.insert(ck.clone()) || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some() {
+                return Err(CollectionError::DuplicateCardNt {
+                    card: e.card,
+                    nt: e.nt,
+                });
+            }
+            if !seen_psam.insert(pk.clone()) || self.db.get::<Vec<u8>>(PSAM_NT, &pk)?.is_some() {
+                return Err(CollectionError::DuplicatePsamNt { psam_nt: e.psam_nt });
+            }
+            writes.require_absent(CARD_NT, &ck);
+            writes.require_absent(PSAM_NT, &pk);
+            writes.put(CARD_NT, &ck, &pk);
+            writes.put(PSAM_NT, &pk, &ck);
+        }
+        let credited = self
+            .merchant_credit(&merchant)?
+            .checked_add(batch.total)
+            .map_err(|_| CollectionError::Overflow)?;
+        let receipt = BatchReceipt {
+            psam: batch.psam,
+            batch_no: batch.batch_no,
+            count: batch.count,
+            total: batch.total,
+            merchant: merchant.clone(),
+        };
+        writes.require_absent(BATCHES, &psam_key(&batch.psam, batch.batch_no));
+        writes.put(MERCHANTS, merchant.as_str().as_bytes(), &credited);
+        writes.put(
+            BATCHES,
+            &psam_key(&batch.psam, batch.batch_no),
+            &(receipt.clone(), batch.clone()),
+        );
+        // The checks above ran outside the write; `require_absent` repeats
+        // them inside it, so a concurrent collector cannot slip a duplicate in.
+        self.db.write(writes).map_err(|e| match e {
+            StoreError::AlreadyPresent { .. } => CollectionError::Concurrent,
+            other => other.into(),
+        })?;
+        tracing::debug!(n = batch.count, "psam batch collected");
+        Ok(receipt)
+    }
+}
