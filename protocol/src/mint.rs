@@ -265,3 +265,187 @@ impl fmt::Debug for Mint {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use ledger::{Amount, CoinId, Timestamp};
+
+    use super::*;
+
+    fn body(epoch: u32) -> CoinBody {
+        CoinBody {
+            id: CoinId::from_bytes([7; 16]),
+            value: Amount::from_minor(250),
+            expiry: Timestamp(1_900_000_000),
+            epoch: KeyEpoch(epoch),
+        }
+    }
+
+    fn new_mint(dir: &tempfile::TempDir, suite: SuiteId) -> Mint {
+        let mut mint = Mint::create(&dir.path().join("mint.key"), suite).expect("create");
+        mint.open_epoch(KeyEpoch(1)).expect("epoch 1");
+        mint
+    }
+
+    #[test]
+    fn tags_verify_in_both_suites() {
+        for suite in SuiteId::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mint = new_mint(&dir, suite);
+            let tag = mint.tag(&body(1)).expect("tag");
+            mint.check(&Coin { body: body(1), tag }).expect("checks");
+            assert_eq!(mint.suite(), suite);
+        }
+    }
+
+    #[test]
+    fn a_changed_field_or_tag_bit_fails() {
+        for suite in SuiteId::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut mint = new_mint(&dir, suite);
+            mint.open_epoch(KeyEpoch(2)).expect("epoch 2");
+            let coin = Coin {
+                body: body(1),
+                tag: mint.tag(&body(1)).expect("tag"),
+            };
+            let mut changed = [coin; 4];
+            changed[0].body.id = CoinId::from_bytes([8; 16]);
+            changed[1].body.value = Amount::from_minor(251);
+            changed[2].body.expiry = Timestamp(1_900_000_001);
+            changed[3].body.epoch = KeyEpoch(2);
+            for c in changed {
+                assert!(matches!(mint.check(&c), Err(MintError::BadTag)), "{c:?}");
+            }
+            for bit in 0..128 {
+                let mut c = coin;
+                c.tag.0[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    matches!(mint.check(&c), Err(MintError::BadTag)),
+                    "bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tdes_tag_halves_use_independent_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mint = new_mint(&dir, SuiteId::Tdes);
+        let tag = mint.tag(&body(1)).expect("tag");
+        assert_ne!(tag.0[..8], tag.0[8..]);
+    }
+
+    #[test]
+    fn unknown_epoch_is_a_typed_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mint = new_mint(&dir, SuiteId::Aes256);
+        assert!(matches!(
+            mint.tag(&body(9)),
+            Err(MintError::UnknownEpoch(KeyEpoch(9)))
+        ));
+        let coin = Coin {
+            body: body(9),
+            tag: Tag([0; 16]),
+        };
+        assert!(matches!(
+            mint.check(&coin),
+            Err(MintError::UnknownEpoch(KeyEpoch(9)))
+        ));
+    }
+
+    #[test]
+    fn reopened_mint_gives_the_same_tags() {
+        for suite in SuiteId::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("mint.key");
+            let mut mint = Mint::create(&path, suite).expect("create");
+            mint.open_epoch(KeyEpoch(1)).expect("epoch");
+            mint.open_epoch(KeyEpoch(2)).expect("epoch");
+            let tags = [
+                mint.tag(&body(1)).expect("tag"),
+                mint.tag(&body(2)).expect("tag"),
+            ];
+            drop(mint);
+            let reopened = Mint::open(&path).expect("open");
+            assert_eq!(reopened.suite(), suite);
+            assert_eq!(
+                reopened.epochs().collect::<Vec<_>>(),
+                [KeyEpoch(1), KeyEpoch(2)]
+            );
+            assert_eq!(reopened.tag(&body(1)).expect("tag"), tags[0]);
+            assert_eq!(reopened.tag(&body(2)).expect("tag"), tags[1]);
+        }
+    }
+
+    #[test]
+    fn different_mints_and_epochs_give_different_tags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = new_mint(&dir, SuiteId::Aes256);
+        a.open_epoch(KeyEpoch(2)).expect("epoch");
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let b = new_mint(&dir2, SuiteId::Aes256);
+        assert_ne!(a.tag(&body(1)).expect("tag"), b.tag(&body(1)).expect("tag"));
+        let mut body2 = body(1);
+        body2.epoch = KeyEpoch(2);
+        assert_ne!(a.tag(&body(1)).expect("tag"), a.tag(&body2).expect("tag"));
+    }
+
+    #[test]
+    fn key_file_is_0600_and_refused_when_others_can_read_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mint.key");
+        drop(new_mint(&dir, SuiteId::Aes256));
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            Mint::open(&path),
+            Err(MintError::Key(CryptoError::WeakPermissions { .. }))
+        ));
+    }
+
+    #[test]
+    fn create_refuses_to_replace_and_epochs_open_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut mint = new_mint(&dir, SuiteId::Aes256);
+        assert!(matches!(
+            Mint::create(&dir.path().join("mint.key"), SuiteId::Aes256),
+            Err(MintError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            mint.open_epoch(KeyEpoch(1)),
+            Err(MintError::EpochAlreadyOpen(KeyEpoch(1)))
+        ));
+    }
+
+    #[test]
+    fn every_corrupted_byte_of_the_key_file_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mint.key");
+        drop(new_mint(&dir, SuiteId::Tdes));
+        let bytes = std::fs::read(&path).expect("read");
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                matches!(decode_file(&bad), Err(MintError::Corrupt(_))),
+                "byte {i}"
+            );
+        }
+        assert!(matches!(
+            decode_file(&bytes[..bytes.len() - 1]),
+            Err(MintError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn debug_does_not_show_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mint = new_mint(&dir, SuiteId::Aes256);
+        let shown = format!("{mint:?}");
+        assert!(shown.contains("epochs"));
+        assert!(!shown.contains("key: ["));
+    }
+}

@@ -279,14 +279,269 @@ pub(crate) fn open(
             if kem_key.len() != KEM_KEY_BYTES {
                 return Err(CryptoError::DecryptionFailed);
             }
-            let keys = dem_keys(suite, &kem_key);
-            let expected = dem_mac(suite, &keys, &header, wrapped_key, iv, ciphertext)?;
-            if !bool::from(expected.ct_eq(mac)) {
-                return Err(CryptoError::DecryptionFailed);
+            open_dem(suite, &header, &kem_key, wrapped_key, iv, ciphertext, mac)
+        }
+    }
+}
+
+/// The DEM half of opening: check the MAC over header, wrapped key, IV and
+/// ciphertext, and only then decrypt.
+fn open_dem(
+    suite: SuiteId,
+    header: &[u8],
+    kem_key: &[u8],
+    wrapped_key: &[u8],
+    iv: &[u8],
+    ciphertext: &[u8],
+    mac: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let keys = dem_keys(suite, kem_key);
+    let expected = dem_mac(suite, &keys, header, wrapped_key, iv, ciphertext)?;
+    if !bool::from(expected.ct_eq(mac)) {
+        return Err(CryptoError::DecryptionFailed);
+    }
+    let mut plain = ciphertext.to_vec();
+    suite
+        .ctr_apply(&keys.enc, iv, &mut plain)
+        .map_err(|_| CryptoError::DecryptionFailed)?;
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::test_keys;
+
+    const LABEL: &str = "vc/test/envelope";
+
+    fn sizes_around_capacity(key: &SecretKey) -> Vec<usize> {
+        let cap = key.public().modulus_bytes() - OAEP_OVERHEAD_BYTES;
+        vec![0, 1, cap - 1, cap, cap + 1, 4096]
+    }
+
+    #[test]
+    fn seal_then_open_round_trips_in_every_suite_and_key_size() {
+        for key in [test_keys::rsa_2048(), test_keys::rsa_3072()] {
+            for suite in SuiteId::ALL {
+                for len in sizes_around_capacity(key) {
+                    let plain: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                    let env = key.public().seal(suite, LABEL, &plain).expect("seal");
+                    assert_eq!(env.suite(), suite);
+                    assert_eq!(
+                        env.is_hybrid(),
+                        len > key.public().modulus_bytes() - OAEP_OVERHEAD_BYTES
+                    );
+                    let decoded = Envelope::from_bytes(&env.to_bytes()).expect("decode");
+                    assert_eq!(key.open(LABEL, &decoded).expect("open"), plain);
+                }
             }
-            let mut plain = ciphertext.clone();
-            suite.ctr_apply(&keys.enc, iv, &mut plain)?;
-            Ok(plain)
+        }
+    }
+
+    #[test]
+    fn sealing_is_randomized() {
+        let public = test_keys::rsa_2048().public();
+        for len in [10, 1000] {
+            let a = public
+                .seal(SuiteId::Aes256, LABEL, &vec![1; len])
+                .expect("seal");
+            let b = public
+                .seal(SuiteId::Aes256, LABEL, &vec![1; len])
+                .expect("seal");
+            assert_ne!(a, b);
+        }
+    }
+
+    #[test]
+    fn wrong_label_or_wrong_key_is_rejected() {
+        let key = test_keys::rsa_2048();
+        for len in [10, 1000] {
+            for suite in SuiteId::ALL {
+                let env = key
+                    .public()
+                    .seal(suite, LABEL, &vec![5; len])
+                    .expect("seal");
+                assert!(matches!(
+                    key.open("vc/test/other", &env),
+                    Err(CryptoError::DecryptionFailed)
+                ));
+                assert!(matches!(
+                    test_keys::rsa_2048_other().open(LABEL, &env),
+                    Err(CryptoError::DecryptionFailed)
+                ));
+            }
+        }
+    }
+
+    fn open_bytes(key: &SecretKey, bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Envelope::from_bytes(bytes).and_then(|e| key.open(LABEL, &e))
+    }
+
+    fn assert_rejected(outcome: Result<Vec<u8>, CryptoError>, what: &str) {
+        assert!(
+            matches!(
+                outcome,
+                Err(CryptoError::DecryptionFailed | CryptoError::Malformed { .. })
+            ),
+            "{what}: {outcome:?}"
+        );
+    }
+
+    /// Flips bits of the whole encoding and checks none opens. Each attempt
+    /// costs an RSA private operation (about 40 ms in a debug build), so the
+    /// interior of the OAEP block is sampled; OAEP's own proof covers it.
+    fn assert_bit_flips_rejected(key: &SecretKey, env: &Envelope) {
+        let bytes = env.to_bytes();
+        let rsa_bytes = key.public().modulus_bytes();
+        // The OAEP block is the first length-prefixed field: find it by value.
+        let rsa_block = match &env.body {
+            Body::Direct { oaep } => oaep.clone(),
+            Body::Hybrid { wrapped_key, .. } => wrapped_key.clone(),
+        };
+        let start = bytes
+            .windows(rsa_bytes)
+            .position(|w| w == rsa_block.as_slice())
+            .expect("oaep block inside the encoding");
+        let interior = (start + 1) * 8..(start + rsa_bytes - 1) * 8;
+        // A direct envelope: every bit outside the OAEP block's interior, and a
+        // sample inside. A hybrid one: a sample everywhere (its DEM fields are
+        // flipped exhaustively, without RSA, by the test below).
+        let stride = if env.is_hybrid() { 29 } else { 13 };
+        for bit in 0..bytes.len() * 8 {
+            let sampled = bit % stride == 0;
+            let exhaustive = !env.is_hybrid() && !interior.contains(&bit);
+            if !(sampled || exhaustive) {
+                continue;
+            }
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_rejected(open_bytes(key, &flipped), &format!("bit {bit}"));
+        }
+    }
+
+    #[test]
+    fn flipped_bits_of_a_direct_envelope_are_rejected() {
+        let key = test_keys::rsa_2048();
+        let env = key
+            .public()
+            .seal(SuiteId::Aes256, LABEL, b"short")
+            .expect("seal");
+        assert!(!env.is_hybrid());
+        assert_bit_flips_rejected(key, &env);
+    }
+
+    #[test]
+    fn flipped_bits_of_a_hybrid_envelope_are_rejected() {
+        let key = test_keys::rsa_2048();
+        for suite in SuiteId::ALL {
+            let env = key.public().seal(suite, LABEL, &[9u8; 200]).expect("seal");
+            assert!(env.is_hybrid());
+            assert_bit_flips_rejected(key, &env);
+        }
+    }
+
+    /// Every bit of the DEM's inputs (wrapped key, IV, ciphertext, MAC and the
+    /// header that carries the label) is covered by its MAC: no flip opens.
+    #[test]
+    fn every_flipped_bit_of_the_dem_is_rejected() {
+        for suite in SuiteId::ALL {
+            let kem_key = [0x42u8; KEM_KEY_BYTES];
+            let header = header(suite, MODE_HYBRID, LABEL);
+            let wrapped_key = vec![0x17u8; 256];
+            let keys = dem_keys(suite, &kem_key);
+            let iv = vec![0x55u8; suite.block_bytes()];
+            let mut ciphertext = b"a body of some forty bytes, give or take".to_vec();
+            suite
+                .ctr_apply(&keys.enc, &iv, &mut ciphertext)
+                .expect("ctr");
+            let mac = dem_mac(suite, &keys, &header, &wrapped_key, &iv, &ciphertext).expect("mac");
+            let fields = [header, wrapped_key, iv, ciphertext, mac];
+            assert!(
+                open_dem(
+                    suite, &fields[0], &kem_key, &fields[1], &fields[2], &fields[3], &fields[4]
+                )
+                .is_ok()
+            );
+            for field in 0..fields.len() {
+                for bit in 0..fields[field].len() * 8 {
+                    let mut f = fields.clone();
+                    f[field][bit / 8] ^= 1 << (bit % 8);
+                    assert_rejected(
+                        open_dem(suite, &f[0], &kem_key, &f[1], &f[2], &f[3], &f[4]),
+                        &format!("{suite} field {field} bit {bit}"),
+                    );
+                }
+                let mut f = fields.clone();
+                f[field].pop();
+                assert_rejected(
+                    open_dem(suite, &f[0], &kem_key, &f[1], &f[2], &f[3], &f[4]),
+                    &format!("{suite} field {field} truncated"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_encoding_is_rejected() {
+        let key = test_keys::rsa_2048();
+        for len in [5, 300] {
+            let bytes = key
+                .public()
+                .seal(SuiteId::Tdes, LABEL, &vec![3; len])
+                .expect("seal")
+                .to_bytes();
+            // Every truncation fails to decode (a length prefix overruns), so
+            // each costs microseconds, not an RSA operation.
+            for cut in 1..=bytes.len() {
+                assert!(
+                    Envelope::from_bytes(&bytes[..bytes.len() - cut]).is_err(),
+                    "cut {cut} decoded"
+                );
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(matches!(
+                Envelope::from_bytes(&long),
+                Err(CryptoError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused() {
+        let public = test_keys::rsa_2048().public();
+        assert!(matches!(
+            public.seal(
+                SuiteId::Aes256,
+                LABEL,
+                &vec![0; ENVELOPE_BODY_BYTES_MAX + 1]
+            ),
+            Err(CryptoError::TooLong { .. })
+        ));
+        assert!(matches!(
+            Envelope::from_bytes(&vec![0; ENVELOPE_BYTES_MAX + 1]),
+            Err(CryptoError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn switching_the_suite_of_an_envelope_makes_it_fail() {
+        let key = test_keys::rsa_2048();
+        for len in [5, 300] {
+            let env = key
+                .public()
+                .seal(SuiteId::Aes256, LABEL, &vec![1; len])
+                .expect("seal");
+            let mut switched = env.clone();
+            switched.suite = SuiteId::Tdes;
+            if let Body::Hybrid { iv, mac, .. } = &mut switched.body {
+                iv.truncate(SuiteId::Tdes.block_bytes());
+                mac.truncate(SuiteId::Tdes.mac_bytes());
+            }
+            assert!(matches!(
+                key.open(LABEL, &switched),
+                Err(CryptoError::DecryptionFailed)
+            ));
         }
     }
 }

@@ -418,3 +418,197 @@ impl fmt::Debug for Signature {
         write!(f, "Signature(<{} bytes>)", self.0.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::crypto::test_keys;
+
+    #[test]
+    fn signatures_verify_under_both_key_sizes() {
+        for key in [test_keys::rsa_2048(), test_keys::rsa_3072()] {
+            let sig = key.sign("vc/test/sign", b"message");
+            assert_eq!(sig.as_bytes().len(), key.public().modulus_bytes());
+            key.public()
+                .verify("vc/test/sign", b"message", &sig)
+                .expect("verifies");
+        }
+        assert_eq!(test_keys::rsa_3072().public().bits(), 3072);
+    }
+
+    #[test]
+    fn signature_rejects_other_label_message_or_key() {
+        let key = test_keys::rsa_2048();
+        let sig = key.sign("vc/test/a", b"message");
+        let public = key.public();
+        assert!(matches!(
+            public.verify("vc/test/b", b"message", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+        assert!(matches!(
+            public.verify("vc/test/a", b"messagf", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+        // The label is framed: moving bytes between label and message fails.
+        assert!(matches!(
+            public.verify("vc/test/am", b"essage", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+        assert!(matches!(
+            test_keys::rsa_2048_other()
+                .public()
+                .verify("vc/test/a", b"message", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn every_flipped_signature_bit_is_rejected() {
+        let key = test_keys::rsa_2048();
+        let public = key.public();
+        let sig = key.sign("vc/test/flip", b"m");
+        for bit in 0..sig.as_bytes().len() * 8 {
+            let mut bytes = sig.as_bytes().to_vec();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            let flipped = Signature::from_bytes(bytes).expect("same length");
+            assert!(
+                matches!(
+                    public.verify("vc/test/flip", b"m", &flipped),
+                    Err(CryptoError::BadSignature)
+                ),
+                "bit {bit} flipped still verifies"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_signature_is_rejected() {
+        let key = test_keys::rsa_2048();
+        let sig = key.sign("vc/test/len", b"m");
+        let mut short = sig.as_bytes().to_vec();
+        short.pop();
+        let mut long = sig.as_bytes().to_vec();
+        long.push(0);
+        for bytes in [short, long, Vec::new()] {
+            let bad = Signature::from_bytes(bytes).expect("within bound");
+            assert!(matches!(
+                key.public().verify("vc/test/len", b"m", &bad),
+                Err(CryptoError::BadSignature)
+            ));
+        }
+        assert!(matches!(
+            Signature::from_bytes(vec![0; RSA_OUTPUT_BYTES_MAX + 1]),
+            Err(CryptoError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn signatures_are_randomized() {
+        let key = test_keys::rsa_2048();
+        assert_ne!(key.sign("vc/test/r", b"m"), key.sign("vc/test/r", b"m"));
+    }
+
+    #[test]
+    fn pkcs8_file_is_0600_and_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("issuer.pk8");
+        let key = test_keys::rsa_2048();
+        key.write_pkcs8(&path).expect("write");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = SecretKey::read_pkcs8(&path).expect("read");
+        assert_eq!(back.public(), key.public());
+        let sig = back.sign("vc/test/file", b"m");
+        key.public()
+            .verify("vc/test/file", b"m", &sig)
+            .expect("same key");
+    }
+
+    #[test]
+    fn pkcs8_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("issuer.pk8");
+        test_keys::rsa_2048().write_pkcs8(&path).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            SecretKey::read_pkcs8(&path),
+            Err(CryptoError::WeakPermissions { mode: 0o644, .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_pkcs8_is_a_typed_error() {
+        assert!(matches!(
+            SecretKey::from_pkcs8_der(b"not a key"),
+            Err(CryptoError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn spki_round_trips_with_a_stable_fingerprint() {
+        let public = test_keys::rsa_2048().public();
+        let der = public.to_spki_der();
+        let back = PublicKey::from_spki_der(&der).expect("parses");
+        assert_eq!(back, public);
+        assert_eq!(back.fingerprint(), public.fingerprint());
+        assert_ne!(
+            public.fingerprint(),
+            test_keys::rsa_2048_other().public().fingerprint()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("issuer.spki");
+        public.write_spki(&path).expect("write");
+        assert_eq!(PublicKey::read_spki(&path).expect("read"), public);
+        let encoded = postcard::to_stdvec(&public).expect("serialize");
+        let decoded: PublicKey = postcard::from_bytes(&encoded).expect("deserialize");
+        assert_eq!(decoded, public);
+        assert_eq!(
+            PublicKey::from_ledger(&public.to_ledger()).expect("ledger form"),
+            public
+        );
+    }
+
+    #[test]
+    fn small_oversized_and_garbage_public_keys_are_refused() {
+        let small = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).expect("keygen");
+        let der = small
+            .to_public_key()
+            .to_public_key_der()
+            .expect("der")
+            .into_vec();
+        assert!(matches!(
+            PublicKey::from_spki_der(&der),
+            Err(CryptoError::KeyTooSmall { bits: 1024, .. })
+        ));
+        assert!(matches!(
+            SecretKey::generate(1024),
+            Err(CryptoError::KeyTooSmall { .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_spki_der(&vec![0x30; SPKI_DER_BYTES_MAX + 1]),
+            Err(CryptoError::TooLong { .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01"),
+            Err(CryptoError::Malformed { .. })
+        ));
+        let mut trailing = test_keys::rsa_2048().public().to_spki_der();
+        trailing.push(0);
+        assert!(PublicKey::from_spki_der(&trailing).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_private_material() {
+        let key = test_keys::rsa_2048();
+        let der = key.to_pkcs8_der().expect("der");
+        let shown = format!("{key:?}");
+        assert!(shown.contains("redacted"));
+        let tail: String = der[der.len() - 8..]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!shown.contains(&tail));
+    }
+}

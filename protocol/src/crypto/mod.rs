@@ -40,3 +40,28 @@ pub use suite::SuiteId;
 
 pub(crate) use keyfile::{read_secret, write_secret_atomic};
 pub(crate) use suite::label_prefix;
+
+/// Keys shared by the tests of this crate: RSA generation is slow in debug
+/// builds, so each size is generated once per test binary.
+#[cfg(test)]
+pub(crate) mod test_keys {
+    use std::sync::OnceLock;
+
+    use super::SecretKey;
+
+    pub(crate) fn rsa_2048() -> &'static SecretKey {
+        static KEY: OnceLock<SecretKey> = OnceLock::new();
+        KEY.get_or_init(|| SecretKey::generate(2048).expect("rsa-2048 keygen"))
+    }
+
+    pub(crate) fn rsa_3072() -> &'static SecretKey {
+        static KEY: OnceLock<SecretKey> = OnceLock::new();
+        KEY.get_or_init(|| SecretKey::generate(3072).expect("rsa-3072 keygen"))
+    }
+
+    /// A second 2048-bit key, for "the wrong key cannot open it" tests.
+    pub(crate) fn rsa_2048_other() -> &'static SecretKey {
+        static KEY: OnceLock<SecretKey> = OnceLock::new();
+        KEY.get_or_init(|| SecretKey::generate(2048).expect("rsa-2048 keygen"))
+    }
+}

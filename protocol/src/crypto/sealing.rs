@@ -91,3 +91,63 @@ impl IdentityUnsealer {
         String::from_utf8(plain).map_err(|_| CryptoError::malformed("sealed field"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::test_keys;
+
+    fn unsealer() -> IdentityUnsealer {
+        IdentityUnsealer::new(test_keys::rsa_2048().clone())
+    }
+
+    #[test]
+    fn identities_and_accounts_round_trip_in_both_suites() {
+        let unsealer = unsealer();
+        let id = ParticipantId::new("alice@example").expect("id");
+        let account = BankAccount::new("021000021/12345678").expect("account");
+        for suite in SuiteId::ALL {
+            let sealer = unsealer.sealer(suite);
+            let sealed = sealer.seal_identity(&id);
+            assert_eq!(unsealer.unseal_identity(&sealed).expect("unseal"), id);
+            let sealed = sealer.seal_account(&account);
+            assert_eq!(unsealer.unseal_account(&sealed).expect("unseal"), account);
+        }
+    }
+
+    #[test]
+    fn sealing_is_randomized_and_hides_the_identity() {
+        let sealer = unsealer().sealer(SuiteId::Aes256);
+        let id = ParticipantId::new("bob").expect("id");
+        let a = sealer.seal_identity(&id);
+        let b = sealer.seal_identity(&id);
+        assert_ne!(a, b);
+        assert!(!a.as_sealed_bytes().windows(3).any(|w| w == b"bob"));
+    }
+
+    #[test]
+    fn an_account_cannot_be_opened_as_an_identity() {
+        let unsealer = unsealer();
+        let sealer = unsealer.sealer(SuiteId::Aes256);
+        let account = BankAccount::new("12345").expect("account");
+        let sealed = sealer.seal_account(&account);
+        let as_identity =
+            SealedIdentity::from_sealed_bytes(sealed.as_sealed_bytes().to_vec()).expect("bytes");
+        assert!(matches!(
+            unsealer.unseal_identity(&as_identity),
+            Err(CryptoError::DecryptionFailed)
+        ));
+    }
+
+    #[test]
+    fn only_the_user_index_key_opens() {
+        let sealer = IdentitySealer::new(test_keys::rsa_2048_other().public(), SuiteId::Aes256);
+        let sealed = sealer.seal_identity(&ParticipantId::new("carol").expect("id"));
+        assert!(matches!(
+            unsealer().unseal_identity(&sealed),
+            Err(CryptoError::DecryptionFailed)
+        ));
+        let garbage = SealedIdentity::from_sealed_bytes(vec![1, 2, 3]).expect("bytes");
+        assert!(unsealer().unseal_identity(&garbage).is_err());
+    }
+}

@@ -238,3 +238,137 @@ impl fmt::Debug for MacTag {
         write!(f, "MacTag(<{} bytes>)", self.0.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LABEL: &str = "vc/test/session";
+
+    fn pair(suite: SuiteId) -> (SessionKey, SessionKey) {
+        let a = KeyShare::random();
+        let b = KeyShare::random();
+        (
+            SessionKey::combine(suite, &a, &b),
+            SessionKey::combine(suite, &b, &a),
+        )
+    }
+
+    #[test]
+    fn both_parties_derive_the_same_key_in_either_order() {
+        for suite in SuiteId::ALL {
+            let (alice, bob) = pair(suite);
+            let ct = alice.encrypt(LABEL, b"hello bob");
+            assert_eq!(bob.decrypt(LABEL, &ct).expect("decrypt"), b"hello bob");
+            let tag = alice.mac(LABEL, b"data");
+            bob.verify_mac(LABEL, b"data", &tag).expect("mac verifies");
+            assert_eq!(tag.as_bytes().len(), suite.mac_bytes());
+        }
+    }
+
+    #[test]
+    fn encryption_round_trips_at_every_small_length_and_is_randomized() {
+        for suite in SuiteId::ALL {
+            let (key, _) = pair(suite);
+            for len in 0..70 {
+                let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let ct = key.encrypt(LABEL, &plain);
+                assert_eq!(ct.len(), len);
+                assert_eq!(key.decrypt(LABEL, &ct).expect("decrypt"), plain);
+            }
+            assert_ne!(key.encrypt(LABEL, b"same"), key.encrypt(LABEL, b"same"));
+        }
+    }
+
+    #[test]
+    fn suites_and_labels_give_different_keys() {
+        let a = KeyShare::random();
+        let b = KeyShare::random();
+        let aes = SessionKey::combine(SuiteId::Aes256, &a, &b);
+        let tdes = SessionKey::combine(SuiteId::Tdes, &a, &b);
+        assert_ne!(
+            aes.mac(LABEL, b"x").as_bytes()[..8],
+            tdes.mac(LABEL, b"x").as_bytes()[..]
+        );
+        // e_K is not authenticated: a wrong label yields noise, not the message.
+        let ct = aes.encrypt(LABEL, b"sixteen byte msg");
+        assert_ne!(
+            aes.decrypt("vc/test/other", &ct).expect("decrypts"),
+            b"sixteen byte msg"
+        );
+        // Encryption and MAC keys are independent: the MAC key is not the CTR key.
+        assert_ne!(aes.enc_key, aes.mac_key);
+    }
+
+    #[test]
+    fn every_flipped_bit_of_ciphertext_or_tag_is_rejected_by_the_mac() {
+        for suite in SuiteId::ALL {
+            let (key, _) = pair(suite);
+            let ct = key.encrypt(LABEL, b"pay 12.50 to merchant 7");
+            let tag = key.mac(LABEL, &ct.mac_input());
+            let encoded = postcard::to_stdvec(&(ct.clone(), tag.clone())).expect("encode");
+            for bit in 0..encoded.len() * 8 {
+                let mut flipped = encoded.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                let Ok((ct2, tag2)) = postcard::from_bytes::<(Ciphertext, MacTag)>(&flipped) else {
+                    continue; // refused while decoding: also a rejection
+                };
+                assert!(
+                    matches!(
+                        key.verify_mac(LABEL, &ct2.mac_input(), &tag2),
+                        Err(CryptoError::BadMac)
+                    ),
+                    "{suite} bit {bit} accepted"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tag_wrong_label_or_wrong_key_is_rejected() {
+        for suite in SuiteId::ALL {
+            let (key, _) = pair(suite);
+            let (other, _) = pair(suite);
+            let tag = key.mac(LABEL, b"data");
+            let mut short = tag.as_bytes().to_vec();
+            short.pop();
+            let short = MacTag::from_bytes(short).expect("bounded");
+            for (k, label, data, t) in [
+                (&key, LABEL, &b"data"[..], &short),
+                (&key, "vc/test/other", b"data", &tag),
+                (&key, LABEL, b"dat", &tag),
+                (&other, LABEL, b"data", &tag),
+            ] {
+                assert!(matches!(
+                    k.verify_mac(label, data, t),
+                    Err(CryptoError::BadMac)
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_bounds_are_enforced() {
+        assert!(MacTag::from_bytes(vec![0; MAC_TAG_BYTES_MAX + 1]).is_err());
+        let (key, _) = pair(SuiteId::Aes256);
+        let mut ct = key.encrypt(LABEL, b"abc");
+        ct.iv.pop();
+        assert!(matches!(
+            key.decrypt(LABEL, &ct),
+            Err(CryptoError::Malformed { .. })
+        ));
+        let huge = CiphertextRepr {
+            iv: vec![0; 16],
+            body: vec![0; SESSION_BODY_BYTES_MAX + 1],
+        };
+        let bytes = postcard::to_stdvec(&huge).expect("encode");
+        assert!(postcard::from_bytes::<Ciphertext>(&bytes).is_err());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let (key, _) = pair(SuiteId::Aes256);
+        let shown = format!("{key:?}");
+        assert_eq!(shown, "SessionKey(aes256, <redacted>)");
+    }
+}

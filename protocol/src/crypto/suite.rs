@@ -69,21 +69,22 @@ impl SuiteId {
         }
     }
 
-    /// XORs the CTR keystream for `(key, iv)` into `buf`: encrypts or decrypts.
-    pub(crate) fn ctr_apply(
-        self,
-        key: &[u8],
-        iv: &[u8],
-        buf: &mut [u8],
-    ) -> Result<(), CryptoError> {
+    /// Raw CTR mode (the IV is the whole initial counter block, big-endian
+    /// increment): XORs the keystream for `(key, iv)` into `buf`. No label and
+    /// no authentication; protocol code uses [`crate::crypto::SessionKey`].
+    /// Public for known-answer tests and card systems.
+    pub fn ctr_apply(self, key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError> {
         match self {
             SuiteId::Aes256 => ctr_apply_with::<ctr::Ctr128BE<Aes256>>(key, iv, buf),
             SuiteId::Tdes => ctr_apply_with::<ctr::Ctr64BE<TdesEde3>>(key, iv, buf),
         }
     }
 
-    /// CMAC of the concatenation of `parts` under `key`: one block long.
-    pub(crate) fn cmac(self, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, CryptoError> {
+    /// Raw CMAC (NIST SP 800-38B) of the concatenation of `parts` under
+    /// `key`: one block long. No label; protocol code uses
+    /// [`crate::crypto::SessionKey::mac`]. Public for known-answer tests and
+    /// card systems.
+    pub fn cmac(self, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, CryptoError> {
         match self {
             SuiteId::Aes256 => cmac_with::<Cmac<Aes256>>(key, parts),
             SuiteId::Tdes => cmac_with::<Cmac<TdesEde3>>(key, parts),
