@@ -107,3 +107,51 @@ pub(crate) fn coins_match_spec(coins: &[Coin], spec: &CoinSpec) -> Result<(), Fl
 pub(crate) fn is_fresh(requested_at: ledger::Timestamp, now: ledger::Timestamp) -> bool {
     requested_at.0.abs_diff(now.0) <= REQUEST_AGE_SECS_MAX
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::{CoinBody, CoinId, Denomination, KeyEpoch, Tag, Timestamp};
+
+    fn coin(v: u64) -> Coin {
+        Coin {
+            body: CoinBody {
+                id: CoinId::random(),
+                value: Amount::from_minor(v),
+                expiry: Timestamp(10),
+                epoch: KeyEpoch(1),
+            },
+            tag: Tag([0; 16]),
+        }
+    }
+
+    #[test]
+    fn coins_match_their_spec_in_any_order_and_nothing_else() {
+        let spec = CoinSpec::new(vec![
+            Denomination {
+                count: 2,
+                value: Amount::from_minor(250),
+            },
+            Denomination {
+                count: 1,
+                value: Amount::from_minor(125),
+            },
+        ])
+        .expect("spec");
+        assert!(coins_match_spec(&[coin(125), coin(250), coin(250)], &spec).is_ok());
+        // Same total, other coins: refused.
+        assert!(coins_match_spec(&[coin(500), coin(125)], &spec).is_err());
+        assert!(coins_match_spec(&[coin(250), coin(250)], &spec).is_err());
+        assert!(coins_match_spec(&[], &spec).is_err());
+    }
+
+    #[test]
+    fn freshness_window_is_symmetric_and_inclusive() {
+        let now = Timestamp(10_000);
+        assert!(is_fresh(now, now));
+        assert!(is_fresh(Timestamp(now.0 - REQUEST_AGE_SECS_MAX), now));
+        assert!(is_fresh(Timestamp(now.0 + REQUEST_AGE_SECS_MAX), now));
+        assert!(!is_fresh(Timestamp(now.0 - REQUEST_AGE_SECS_MAX - 1), now));
+        assert!(!is_fresh(Timestamp(now.0 + REQUEST_AGE_SECS_MAX + 1), now));
+    }
+}

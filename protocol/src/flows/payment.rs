@@ -22,6 +22,21 @@ use crate::wire::{decode, encode, labels};
 
 use super::registration::verify_certificate;
 
+/// Refuses what the issuer would refuse undecoded: no coins, or a coin twice.
+fn check_coins(coins: &[Coin]) -> Result<(), FlowError> {
+    if coins.is_empty() {
+        return Err(FlowError::WrongCoins { what: "no coins" });
+    }
+    let mut ids: Vec<CoinId> = coins.iter().map(Coin::id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(FlowError::WrongCoins {
+            what: "a coin appears twice",
+        });
+    }
+    Ok(())
+}
+
 /// Seals coins to the issuer for one payee: SendCoins `EncC_1`.
 fn seal_coins(
     suite: SuiteId,
@@ -91,6 +106,7 @@ impl PaymentPayer {
         if &invoice.id_i != id_i {
             return Err(FlowError::Mismatch { what: "issuer id" });
         }
+        check_coins(&coins)?;
         let total = Amount::checked_sum(coins.iter().map(Coin::value))?;
         if total != invoice.amount {
             return Err(FlowError::WrongCoins {
@@ -496,6 +512,7 @@ impl SelfPayment {
         kind: ValidationKind,
         option: VOption,
     ) -> Result<(PayeeAwaitingIssuance, ValidationRequest), FlowError> {
+        check_coins(&coins)?;
         let amount = Amount::checked_sum(coins.iter().map(Coin::value))?;
         let (payee, invoice) = PaymentPayee::invoice(
             id.clone(),

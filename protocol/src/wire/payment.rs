@@ -396,3 +396,86 @@ impl WireMessage for PaymentResult {
     const NAME: &'static str = "PaymentResult";
     const BYTES_MAX: usize = SIGNED_REJECT_BYTES_MAX + 16;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(s: &str) -> ParticipantId {
+        ParticipantId::new(s).expect("valid id")
+    }
+
+    fn com() -> Com {
+        Com {
+            p_desc: PDesc::new("a book").expect("short"),
+            tid_py: PaymentTid::from_bytes([1; 16]),
+            id_pa: pid("alice"),
+            id_py: pid("bob"),
+            id_i: pid("issuer"),
+            amount: Amount::from_minor(500),
+        }
+    }
+
+    #[test]
+    fn com_hash_changes_with_every_field() {
+        let base = com().hash();
+        assert_eq!(base, com().hash());
+        let mut c = com();
+        c.p_desc = PDesc::new("a boot").expect("short");
+        assert_ne!(c.hash(), base);
+        let mut c = com();
+        c.tid_py = PaymentTid::from_bytes([2; 16]);
+        assert_ne!(c.hash(), base);
+        let mut c = com();
+        c.id_pa = pid("mallory");
+        assert_ne!(c.hash(), base);
+        let mut c = com();
+        c.id_py = pid("mallory");
+        assert_ne!(c.hash(), base);
+        let mut c = com();
+        c.id_i = pid("other-issuer");
+        assert_ne!(c.hash(), base);
+        let mut c = com();
+        c.amount = Amount::from_minor(501);
+        assert_ne!(c.hash(), base);
+        // Payer and payee swapped is another commitment.
+        let mut c = com();
+        std::mem::swap(&mut c.id_pa, &mut c.id_py);
+        assert_ne!(c.hash(), base);
+    }
+
+    #[test]
+    fn v_desc_refresh_spec_must_total_the_amount() {
+        let spec = CoinSpec::single(Amount::from_minor(100)).expect("spec");
+        let ok = VDesc {
+            amount: Amount::from_minor(100),
+            option: VOption::Refresh { spec: spec.clone() },
+        };
+        assert!(ok.check().is_ok());
+        let off = VDesc {
+            amount: Amount::from_minor(99),
+            option: VOption::Refresh { spec },
+        };
+        assert!(off.check().is_err());
+        let zero = VDesc {
+            amount: Amount::ZERO,
+            option: VOption::Aggregate,
+        };
+        assert!(zero.check().is_err());
+    }
+
+    #[test]
+    fn validation_kinds_map_to_the_ledgers_spend_causes() {
+        let agg = VOption::Aggregate;
+        assert_eq!(
+            ValidationKind::Payment.spend_cause(&agg),
+            SpendCause::Payment(PaymentOption::Aggregate)
+        );
+        assert_eq!(ValidationKind::Change.spend_cause(&agg), SpendCause::Change);
+        assert_eq!(
+            ValidationKind::Refresh.spend_cause(&agg),
+            SpendCause::Refresh
+        );
+        assert_eq!(ValidationKind::Redeem.spend_cause(&agg), SpendCause::Redeem);
+    }
+}
