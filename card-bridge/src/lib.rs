@@ -2,6 +2,7 @@
 
 pub mod agency;
 pub mod card;
+pub mod clearing;
 pub mod collection;
 pub mod constants;
 pub mod crypto;
