@@ -1,5 +1,63 @@
-//! `varietycash`: the one binary. Subcommands arrive with the crates they drive.
+//! `varietycash`: the one binary. Each subcommand is a thin shell over a
+//! library crate; this file only parses arguments, sets up logging and maps
+//! outcomes to exit codes.
+//!
+//! Exit codes: 0 success (for `audit`: every rule holds); 1 the command ran and
+//! found a problem (for `audit`: a rule is broken); 2 an error stopped it.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// VarietyCash: an on-line electronic cash system (Bellare, Garay, Jutla, Yung 1998).
+#[derive(Debug, Parser)]
+#[command(name = "varietycash", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the system end to end on a scratch directory and audit the result.
+    Demo(cli::demo::DemoArgs),
+    /// Replay an issuer's event log and prove that cash was conserved.
+    Audit(cli::audit::AuditArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match args.command {
+        Command::Demo(a) => cli::demo::run(a),
+        Command::Audit(a) => cli::audit::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed stdout (e.g. piped into `head`) is not an error worth a message.
+            if err
+                .chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "varietycash: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = writeln!(stderr, "  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
 }
