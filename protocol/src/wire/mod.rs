@@ -8,6 +8,12 @@
 //! message has exactly one encoding. After decoding, [`WireMessage::validate`]
 //! checks what serde cannot (a coin spec's invariants, coin counts).
 //!
+//! Collections inside other crates' types (a [`ledger::CoinSpec`]'s lines, the
+//! bytes of an envelope or signature) are plain `Vec`s: postcard hands serde a
+//! length hint only when the remaining input could hold that many elements,
+//! so they too allocate no more than the input (itself under `BYTES_MAX`),
+//! and `validate` or the owning type checks their own bounds.
+//!
 //! The bodies that travel inside envelopes and ciphertexts (e.g.
 //! [`purchase::WRequest1Body`]) are messages too, decoded the same way once
 //! opened. What each signature and MAC covers is built by [`transcript`],
