@@ -11,7 +11,7 @@
 //! Collections inside other crates' types (a [`ledger::CoinSpec`]'s lines, the
 //! bytes of an envelope or signature) are plain `Vec`s: postcard hands serde a
 //! length hint only when the remaining input could hold that many elements,
-//! so they too allocate no more than the input (itself under `BYTES_MAX`),
+//! so they too allocate in proportion to the input (itself under `BYTES_MAX`),
 //! and `validate` or the owning type checks their own bounds.
 //!
 //! The bodies that travel inside envelopes and ciphertexts (e.g.
