@@ -378,6 +378,44 @@ impl Purse {
         Ok(())
     }
 
+    /// Turns a payment whose payee stopped answering into a change with the
+    /// issuer over the same coins (the paper's way to find out): the
+    /// issuer either gives fresh coins of equal value (the payee never
+    /// validated) or refuses with a signed "already spent" (it did, and the
+    /// money is the payee's). `message` is the ValidationRequest of that
+    /// change, recorded before it is sent.
+    pub fn reclaim(&self, tx: TxRef, record: StepRecord) -> Result<(), PurseError> {
+        self.write(|txn| {
+            let mut journal = txn.open_table(JOURNAL)?;
+            let mut entry = get_entry(&journal, tx)?;
+            if entry.kind != TxKind::Pay || entry.is_settled() {
+                return Err(PurseError::OutcomeMismatch {
+                    tx,
+                    why: "only an unanswered payment can be reclaimed",
+                });
+            }
+            if record.step != Step::Request {
+                return Err(PurseError::Invalid("a reclaim is a request to the issuer"));
+            }
+            entry.kind = TxKind::Change;
+            entry.to = Destination::Issuer;
+            entry.step = Step::Request;
+            entry.last_sent = record.message.clone();
+            if let Some(secrets) = &record.secrets {
+                entry.secrets = secrets.clone();
+            }
+            if let Some(context) = &record.context {
+                entry.context = context.clone();
+            }
+            entry.updated = record.now;
+            check_message(&entry.last_sent, &entry.secrets, &entry.context, &entry.to)?;
+            put_entry(&mut journal, &entry)?;
+            Ok(())
+        })?;
+        tracing::info!(%tx, "journal: unanswered payment turned into a change");
+        Ok(())
+    }
+
     /// Every transaction to resume, oldest first.
     pub fn in_flight(&self) -> Result<Vec<JournalEntry>, PurseError> {
         let txn = self.db.begin_read()?;

@@ -539,3 +539,65 @@ fn a_flow_state_is_kept_as_a_secret_across_restarts() {
         .expect("decodes");
     assert!(kept == share);
 }
+
+/// A payee that never answers: the payment becomes a change over the same
+/// coins. If the issuer gives fresh coins the money is back; if it says the
+/// coins were spent, the payee got them, and the coins are gone from the
+/// holdings exactly once either way.
+#[test]
+fn an_unanswered_payment_is_reclaimed_through_a_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    let coins = fund(&purse, &[250, 125]);
+    let mut pay = new_tx(TxKind::Pay, cents(375), &coins);
+    pay.to = Destination::Payee("http://gone.test".into());
+    let tx = purse.begin(pay).expect("begin");
+    let change = StepRecord {
+        step: Step::Request,
+        message: b"validation request: change".to_vec(),
+        secrets: Some(vec![SessionSecret::new(vec![5; 32])]),
+        context: None,
+        now: NOW,
+    };
+    purse.reclaim(tx, change.clone()).expect("reclaim");
+    let entry = purse.entry(tx).expect("entry");
+    assert_eq!(
+        (entry.kind, entry.to.clone()),
+        (TxKind::Change, Destination::Issuer)
+    );
+    assert!(
+        purse.reclaim(tx, change).is_err(),
+        "a change is not reclaimed again"
+    );
+    purse
+        .complete(
+            tx,
+            Completion {
+                spent: ids(&coins),
+                received: vec![coin(375)],
+                ..Completion::default()
+            },
+        )
+        .expect("fresh coins");
+    assert_eq!(purse.balance().expect("balance").available, cents(375));
+}
+
+/// Two threads race to spend the same coin: exactly one reserves it.
+#[test]
+fn concurrent_transactions_never_share_a_coin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    let coins = fund(&purse, &[250]);
+    let wins = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| purse.begin(new_tx(TxKind::Pay, cents(250), &coins)).is_ok()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .filter(|won| *won)
+            .count()
+    });
+    assert_eq!(wins, 1);
+    assert_eq!(purse.in_flight().expect("journal").len(), 1);
+}
