@@ -534,3 +534,45 @@ fn forged_or_misdirected_rejections_are_not_believed() {
         );
     }
 }
+
+// Domain separation: an envelope made for one step does not open at another,
+// even under the right key (the payer's EncC_1 is not a ValidationRequest; a
+// refund request is not an enrollment).
+#[test]
+fn an_envelope_for_one_step_does_not_open_at_another() {
+    for suite in SuiteId::ALL {
+        let mut w = World::new(suite);
+        let coins = w.buy(&spec(&[(1, 100)]), true);
+        let (_payer, _payee, send) = alice_pays_bob(&mut w, coins);
+        let sk_i = w.issuer.sk.clone();
+        let as_validation = protocol::wire::payment::ValidationRequest {
+            envelope: send.enc_c1,
+        };
+        assert!(matches!(
+            issuer::open_validation_request(&sk_i, &as_validation),
+            Err(FlowError::CannotOpen { .. })
+        ));
+        let (_refund, req) = protocol::flows::RefundClient::start(
+            suite,
+            &w.alice.sk,
+            &w.issuer.pk(),
+            w.issuer.id.clone(),
+            w.alice.id.clone(),
+            NOW,
+        )
+        .expect("refund");
+        let as_enrollment = protocol::wire::enrollment::EnrollmentRequest {
+            envelope: req.envelope,
+        };
+        let registry = w.issuer.registry.clone();
+        assert!(matches!(
+            issuer::open_enrollment_request(
+                &sk_i,
+                &as_enrollment,
+                |id| registry.get(id).cloned(),
+                NOW
+            ),
+            Err(FlowError::CannotOpen { .. })
+        ));
+    }
+}

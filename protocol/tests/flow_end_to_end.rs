@@ -316,3 +316,55 @@ fn coin_status_reports_each_serial() {
         );
     }
 }
+
+// Client states are plain data: a purse can journal one (here through
+// postcard), crash, and finish the flow from the journal.
+#[test]
+fn client_states_survive_a_journal_round_trip() {
+    use protocol::flows::{
+        PayeeAwaitingIssuance, PurchaseAwaitingIssuance, PurchaseClient, PurchaseUpdate,
+    };
+    use protocol::wire::purchase::WDesc;
+    for suite in SuiteId::ALL {
+        let mut w = World::new(suite);
+        let pk_i = w.issuer.pk();
+        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let w2 = w.issuer.wrequest1(&w1).expect("w2");
+        let s = spec(&[(2, 100)]);
+        let w_desc = WDesc {
+            spec: s.clone(),
+            amount: amount(200),
+            bank_account: account("111-alice"),
+            anonymous: false,
+        };
+        let (state, w3) = state
+            .on_wrequest2(&w.alice.sk, &w.issuer.id, &w2, w_desc)
+            .expect("w3");
+        w.issuer.wrequest3(&w3).expect("accepted");
+        let journal = postcard::to_stdvec(&state).expect("journal");
+        drop(state);
+        let state: PurchaseAwaitingIssuance = postcard::from_bytes(&journal).expect("recovered");
+        w.issuer.settle(state.purchase());
+        let issued = w.issuer.poll(&state.poll()).expect("issued");
+        let PurchaseUpdate::Issued { coins, .. } = state.on_issuance1(&issued).expect("opens")
+        else {
+            panic!("expected coins");
+        };
+        assert_eq!(total(&coins), amount(200));
+
+        let paid = w.pay(
+            coins,
+            VOption::Refresh {
+                spec: spec(&[(1, 200)]),
+            },
+            false,
+        );
+        let journal = postcard::to_stdvec(&paid.payee).expect("journal");
+        let payee: PayeeAwaitingIssuance = postcard::from_bytes(&journal).expect("recovered");
+        let again = w.issuer.validate(&paid.validation).expect("retry");
+        assert!(matches!(
+            payee.on_issuance1(&w.bob.sk, &again),
+            Ok(PayeeOutcome::Coins { .. })
+        ));
+    }
+}
