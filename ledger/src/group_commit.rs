@@ -46,6 +46,18 @@ impl Default for GroupCommitConfig {
 /// What a submitter is told once its batch is durable, or why it is not.
 pub type Ack = Box<dyn FnOnce(Result<Seq, StoreError>) + Send + 'static>;
 
+/// A batch [`GroupCommit::try_submit`] could not queue, handed back.
+pub struct QueueFull<F> {
+    pub batch: Batch,
+    pub ack: F,
+}
+
+impl<F> std::fmt::Debug for QueueFull<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueueFull({} events)", self.batch.events.len())
+    }
+}
+
 enum Message {
     Submit { batch: Batch, ack: Ack },
     Stop,
@@ -147,6 +159,25 @@ impl<S: EventStore + 'static> GroupCommit<S> {
                 ack(Err(StoreError::Poisoned));
             }
         }
+    }
+
+    /// Like [`GroupCommit::submit`], but never waits: if the queue is full,
+    /// hands the batch and its `ack` back, for a caller that must not block
+    /// (an async task can retry later or report overload).
+    pub fn try_submit<F>(&self, batch: Batch, ack: F) -> Result<(), QueueFull<F>>
+    where
+        F: FnOnce(Result<Seq, StoreError>) + Send + 'static,
+    {
+        {
+            let state = lock(&self.shared.state);
+            if state.queued_batches >= self.config.queue_batches_max && !state.poisoned {
+                return Err(QueueFull { batch, ack });
+            }
+        }
+        // Room now; a racing submitter may take it first, and then this waits
+        // for the writer's next take, which is already under way.
+        self.submit(batch, ack);
+        Ok(())
     }
 
     /// Queues `batch` and waits until it is durable: the seq of its first record.
@@ -284,6 +315,85 @@ mod tests {
             .expect_err("poisoned");
         assert!(matches!(err, StoreError::Poisoned), "{err}");
         assert_eq!(store.head().expect("head").last_seq, Seq(1));
+    }
+
+    /// A store whose appends wait for the test to open a gate.
+    struct GatedStore {
+        inner: MemoryStore,
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        gate: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl EventStore for GatedStore {
+        fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
+            let _ = lock(&self.entered).send(());
+            let _ = lock(&self.gate).recv();
+            self.inner.append(batches)
+        }
+        fn head(&self) -> Result<crate::Head, StoreError> {
+            self.inner.head()
+        }
+        fn read(&self, from: Seq, max: usize) -> Result<Vec<crate::StoredRecord>, StoreError> {
+            self.inner.read(from, max)
+        }
+    }
+
+    #[test]
+    fn a_full_queue_holds_submitters_back_until_the_writer_takes_more() {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (open_gate, gate) = std::sync::mpsc::channel();
+        let store = Arc::new(GatedStore {
+            inner: MemoryStore::new(),
+            entered: Mutex::new(entered_tx),
+            gate: Mutex::new(gate),
+        });
+        let writer = Arc::new(
+            GroupCommit::start(
+                Arc::clone(&store),
+                GroupCommitConfig {
+                    queue_batches_max: 2,
+                    commit_batches_max: 1,
+                },
+            )
+            .expect("start"),
+        );
+        let (acks_tx, acks) = std::sync::mpsc::channel();
+        let ack = |tx: &std::sync::mpsc::Sender<u64>| {
+            let tx = tx.clone();
+            move |r: Result<Seq, StoreError>| {
+                tx.send(r.expect("acknowledged").0).expect("receiver alive");
+            }
+        };
+        writer.submit(sample_batch(0, 1), ack(&acks_tx));
+        entered.recv().expect("writer is appending batch 0");
+        writer.submit(sample_batch(1, 1), ack(&acks_tx));
+        writer.submit(sample_batch(2, 1), ack(&acks_tx));
+        // The queue holds 2: a third waiting batch is refused without blocking ...
+        let full = writer
+            .try_submit(sample_batch(3, 1), ack(&acks_tx))
+            .expect_err("queue is full");
+        assert_eq!(full.batch, sample_batch(3, 1));
+        // ... and a blocking submit waits until the writer takes one.
+        let submitted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let blocked = {
+            let writer = Arc::clone(&writer);
+            let submitted = Arc::clone(&submitted);
+            let ack = ack(&acks_tx);
+            std::thread::spawn(move || {
+                writer.submit(sample_batch(4, 1), ack);
+                submitted.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!submitted.load(std::sync::atomic::Ordering::SeqCst));
+        for _ in 0..4 {
+            open_gate.send(()).expect("writer alive");
+        }
+        blocked.join().expect("submitter");
+        let mut seqs: Vec<u64> = (0..4).map(|_| acks.recv().expect("ack")).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        drop(open_gate);
     }
 
     #[test]

@@ -11,6 +11,17 @@
 //!   of the paper's processes, postcard-encoded behind a version byte.
 //! - [`store`]: the [`EventStore`] trait: atomic batches, monotonic sequence
 //!   numbers, a SHA-256 hash chain, range reads and tail following.
+//! - [`redb_store`]: [`RedbStore`], the log in one redb file (fsync per
+//!   commit; other processes may follow it read-only); [`memory_store`]:
+//!   [`MemoryStore`], the same log in memory for tests and loom.
+//! - [`chain`]: [`ChainVerifier`], record-by-record verification over the
+//!   bytes as stored, for the auditor.
+//! - [`group_commit`]: [`GroupCommit`], many submitters, one durable append
+//!   per group, acknowledgements only after fsync.
+//! - [`tail`]: [`Tail`], following the log as it grows.
+//! - `testkit` (feature `testkit`): proptest strategies for every event.
+//!
+//! The log's record format and invariants: `ledger/README.md`.
 //!
 //! **Architecture invariant:** `ledger` knows nothing of actix, HTTP, cards or
 //! key material. Identities and bank accounts reach it only sealed
@@ -39,7 +50,7 @@ pub use event::{
     BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PaymentOption, PublicKeyDer,
     SignatureBytes, SpendCause,
 };
-pub use group_commit::{Ack, GroupCommit, GroupCommitConfig};
+pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull};
 pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,

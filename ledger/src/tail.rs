@@ -88,7 +88,8 @@ pub struct Tail<S> {
 }
 
 impl<S: EventStore + Watchable> Tail<S> {
-    /// Follows `store` in this process from record `from` on, woken by its commits.
+    /// Follows `store` from record `from` on, woken by its commits in this
+    /// process (and re-reading every 50 ms in case they come from another).
     pub fn new(store: Arc<S>, from: Seq) -> Tail<S> {
         let watch = Some(store.watch());
         Tail {
@@ -159,8 +160,10 @@ impl<S: EventStore> Tail<S> {
             }
             let seen = Seq(self.next.0 - 1);
             match &self.watch {
+                // Bounded by the poll interval too, so a tail over a store
+                // whose commits come from another process still sees them.
                 Some(watch) => {
-                    watch.wait_past(seen, deadline - now);
+                    watch.wait_past(seen, self.poll_interval.min(deadline - now));
                 }
                 None => std::thread::sleep(self.poll_interval.min(deadline - now)),
             }
