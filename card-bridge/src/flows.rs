@@ -109,18 +109,31 @@ impl<'a, A: Agency + ?Sized> CardTerminal<'a, A> {
             load_id: LoadId::random(),
             lus: self.lus.id(),
             holder: holder.clone(),
-            l1: l1.clone(),
+            l1,
         };
         self.agency.guarantee(&req)?;
+        self.forward(card, &req, lose)
+    }
+
+    /// Steps 2–5 for an L1 the agency has already guaranteed: the LUS
+    /// authorises, the card completes, the LUS commits, the agency is told.
+    /// Transfers call this after their own guarantee (a redeem).
+    pub fn forward(
+        &self,
+        card: &mut SmartCard,
+        req: &LoadRequest,
+        lose: Option<LossPoint>,
+    ) -> Result<CardTxRecord, FlowError> {
+        let l1 = &req.l1;
         Self::lost(lose, LossPoint::L1ToLus)?;
-        let l2 = match self.lus.authorise(req.load_id, &l1) {
+        let l2 = match self.lus.authorise(req.load_id, l1) {
             Ok(l2) => l2,
             Err(e @ LusError::Store(_)) => return Err(e.into()),
             Err(refusal) => {
                 // The LUS will never send an L2: the card aborts, and its
                 // reject proof releases the agency's guarantee.
                 let proof = card.reject_pending()?;
-                self.agency_rejects_unauthorised(&req, &proof)?;
+                self.agency_rejects_unauthorised(req, &proof)?;
                 return Err(refusal.into());
             }
         };

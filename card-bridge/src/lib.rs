@@ -11,4 +11,5 @@ pub mod lus;
 pub mod psam;
 pub mod records;
 pub mod store;
+pub mod transfer;
 pub mod wire;

@@ -203,3 +203,5 @@ pub fn assert_agency_agrees(world: &World, cards: &[&SmartCard]) {
         "holder credited other than the committed unloads"
     );
 }
+
+pub mod issuer;
