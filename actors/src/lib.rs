@@ -18,10 +18,12 @@
 pub mod bank;
 pub mod constants;
 pub mod idempotency;
+pub mod issuer;
 pub mod sessions;
 pub mod shard;
 
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
+pub use issuer::{Clock, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock};
 pub use sessions::{SessionError, SessionId, SessionStore};
 pub use shard::{ReserveError, ShardCore, ShardSet};

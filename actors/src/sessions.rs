@@ -151,6 +151,30 @@ impl SessionStore {
         Ok(())
     }
 
+    /// Replaces the payload of live session `id` (e.g. a purchase session
+    /// after its `R_I` was spent), keeping its expiry.
+    pub fn replace<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<(), SessionError> {
+        let payload =
+            postcard::to_stdvec(payload).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+        if payload.len() > SESSION_BYTES_MAX {
+            return Err(SessionError::TooLarge);
+        }
+        let txn = self.write()?;
+        {
+            let mut table = txn.open_table(SESSIONS)?;
+            let mut record = Self::read_record(&table, id)?;
+            if record.used {
+                return Err(SessionError::AlreadyUsed);
+            }
+            record.payload = payload;
+            let bytes =
+                postcard::to_stdvec(&record).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+            table.insert(id.0.as_slice(), bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     fn read_record(
         table: &impl ReadableTable<&'static [u8], &'static [u8]>,
         id: SessionId,

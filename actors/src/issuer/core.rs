@@ -1,0 +1,615 @@
+//! [`IssuerCore`]: the issuer's state and its commit path, in plain Rust.
+//! The flows (in `participants`, `purchase`, `payment`) call
+//! [`IssuerCore::commit_batch`], which is the only way into the log:
+//!
+//! ```text
+//! reserve inputs (shards) -> events -> assert balanced -> group commit
+//!   (durable) -> commit shards -> record in the idempotency table -> answer
+//! ```
+//!
+//! Any failure before the log has the batch aborts the reservations. At
+//! start everything is rebuilt from the log (shards, idempotency, epochs,
+//! purchases, aggregates); the registry, sessions and bank have their own
+//! files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ledger::sync::lock;
+use ledger::{
+    Amount, BalanceId, BankRejection, Batch, CoinBody, CoinId, CoinSpec, ConservationError, Event,
+    EventStore, Flows, GroupCommit, GroupCommitConfig, IssueCause, KeyEpoch, PurchaseId, RedbStore,
+    SealedIdentity, Seq, StoreError, Timestamp, Totals, TxId,
+};
+use protocol::crypto::{CryptoError, IdentitySealer, SecretKey, SuiteId};
+use protocol::flows::FlowError;
+use protocol::mint::{Mint, MintError};
+
+use crate::bank::{Bank, BankError};
+use crate::idempotency::{CommitRef, IdempotencyTable};
+use crate::issuer::registry::{Registry, RegistryError};
+use crate::sessions::{SessionError, SessionStore};
+use crate::shard::{ReserveError, ShardSet};
+
+/// Where the time comes from: the wall clock in production, a hand-driven
+/// clock in tests of expiry and epochs.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// How to run an issuer.
+#[derive(Clone)]
+pub struct IssuerConfig {
+    /// Directory of the issuer's files (log, registry, sessions, keys).
+    pub dir: PathBuf,
+    pub n_shards: u16,
+    pub suite: SuiteId,
+    pub rsa_bits: usize,
+    /// Coins of an epoch expire this long after it opens.
+    pub coin_lifetime_secs: u64,
+    /// Expired coins may be refreshed for this long after they expire.
+    pub grace_secs: u64,
+    /// A new epoch opens this long after the current one.
+    pub epoch_period_secs: u64,
+    pub cert_lifetime_secs: u64,
+    /// How long a purchase session (and its pending debit) may last.
+    pub purchase_session_secs: u64,
+    /// How long a payment's Issuance2 is awaited.
+    pub payment_session_secs: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("dir", &self.dir)
+            .field("n_shards", &self.n_shards)
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerConfig {
+    /// Defaults for an issuer keeping its files in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> IssuerConfig {
+        IssuerConfig {
+            dir: dir.into(),
+            n_shards: 8,
+            suite: SuiteId::Aes256,
+            rsa_bits: 2048,
+            coin_lifetime_secs: 90 * 24 * 3600,
+            grace_secs: 30 * 24 * 3600,
+            epoch_period_secs: 30 * 24 * 3600,
+            cert_lifetime_secs: 365 * 24 * 3600,
+            purchase_session_secs: 30 * 24 * 3600,
+            payment_session_secs: 24 * 3600,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Why the issuer could not serve a request. Refusals the protocol answers
+/// with a signed statement are not errors: they are answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// A message that does not open or check; no statement is owed.
+    #[error("request refused: {0}")]
+    Flow(#[from] FlowError),
+    /// Another request for the same transaction is in flight: retry.
+    #[error("the same transaction is in flight; retry")]
+    InFlight,
+    #[error("participant is not registered")]
+    UnknownParticipant,
+    #[error("identity already registered with another key")]
+    IdentityTaken,
+    #[error("no enrollment request for this participant and role")]
+    NoSuchEnrollment,
+    #[error("unknown purchase")]
+    UnknownPurchase,
+    #[error("purchase already acknowledged")]
+    PurchaseClosed,
+    #[error("batch does not balance: {0}")]
+    Unbalanced(#[from] ConservationError),
+    #[error("log: {0}")]
+    Log(#[from] StoreError),
+    #[error("bank: {0}")]
+    Bank(#[from] BankError),
+    #[error("sessions: {0}")]
+    Session(#[from] SessionError),
+    #[error("mint: {0}")]
+    Mint(#[from] MintError),
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("keys: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A mint key epoch as the log opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochInfo {
+    pub coins_expire_at: Timestamp,
+    pub grace_ends_at: Timestamp,
+}
+
+/// Where a purchase stands, rebuilt from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurchaseStatus {
+    Pending,
+    Settled(Vec<CoinBody>),
+    Rejected(BankRejection),
+    Acknowledged,
+}
+
+/// One purchase as the log knows it.
+#[derive(Debug, Clone)]
+pub struct PurchaseState {
+    pub amount: Amount,
+    pub spec: CoinSpec,
+    pub anonymous: bool,
+    pub purchaser: SealedIdentity,
+    pub status: PurchaseStatus,
+}
+
+/// State rebuilt from the log, other than the shards and idempotency.
+#[derive(Debug, Default)]
+pub(crate) struct LogState {
+    pub epochs: BTreeMap<KeyEpoch, EpochInfo>,
+    pub purchases: HashMap<PurchaseId, PurchaseState>,
+    pub aggregates: HashMap<BalanceId, Amount>,
+    pub totals: Totals,
+}
+
+impl LogState {
+    /// Applies one committed batch. The conservation check is the auditor's
+    /// rule; a log that breaks it is refused at boot.
+    fn apply_batch(&mut self, events: &[Event]) -> Result<(), ConservationError> {
+        self.totals.apply(&Flows::of(events))?;
+        for event in events {
+            match event {
+                Event::EpochOpened {
+                    epoch,
+                    coins_expire_at,
+                    grace_ends_at,
+                } => {
+                    self.epochs.insert(
+                        *epoch,
+                        EpochInfo {
+                            coins_expire_at: *coins_expire_at,
+                            grace_ends_at: *grace_ends_at,
+                        },
+                    );
+                }
+                Event::PurchaseRequested {
+                    purchase,
+                    purchaser,
+                    spec,
+                    amount,
+                    anonymous,
+                    ..
+                } => {
+                    self.purchases.insert(
+                        *purchase,
+                        PurchaseState {
+                            amount: *amount,
+                            spec: spec.clone(),
+                            anonymous: *anonymous,
+                            purchaser: purchaser.clone(),
+                            status: PurchaseStatus::Pending,
+                        },
+                    );
+                }
+                Event::CoinsIssued {
+                    coins,
+                    cause: IssueCause::Purchase(purchase),
+                    ..
+                } => {
+                    if let Some(p) = self.purchases.get_mut(purchase) {
+                        p.status = PurchaseStatus::Settled(coins.clone());
+                    }
+                }
+                Event::PurchaseRejected { purchase, reason } => {
+                    if let Some(p) = self.purchases.get_mut(purchase) {
+                        p.status = PurchaseStatus::Rejected(*reason);
+                    }
+                }
+                Event::PurchaseAcknowledged { purchase } => {
+                    if let Some(p) = self.purchases.get_mut(purchase) {
+                        p.status = PurchaseStatus::Acknowledged;
+                    }
+                }
+                Event::Aggregated { balance, amount } => {
+                    let entry = self.aggregates.entry(*balance).or_insert(Amount::ZERO);
+                    *entry = entry.checked_add(*amount)?;
+                }
+                Event::AggregateWithdrawn { balance, amount } => {
+                    let entry = self.aggregates.entry(*balance).or_insert(Amount::ZERO);
+                    *entry = entry.checked_sub(*amount)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The issuer: every core and store, shared by the actors.
+pub struct IssuerCore {
+    pub(crate) config: IssuerConfig,
+    pub(crate) id_i: ledger::ParticipantId,
+    pub(crate) sk_i: SecretKey,
+    pub(crate) sealer: IdentitySealer,
+    pub(crate) mint: RwLock<Mint>,
+    pub(crate) log: GroupCommit<RedbStore>,
+    pub(crate) shards: ShardSet,
+    pub(crate) idempotency: IdempotencyTable,
+    pub(crate) registry: Registry,
+    pub(crate) sessions: SessionStore,
+    pub(crate) bank: Arc<dyn Bank>,
+    pub(crate) state: Mutex<LogState>,
+    /// Serializes epoch rotation (mint file + log event).
+    epoch_lock: Mutex<()>,
+    /// Serializes withdrawals from aggregates (check, then commit).
+    pub(crate) aggregate_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for IssuerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerCore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn load_or_create_key(path: &Path, bits: usize) -> Result<SecretKey, IssuerError> {
+    if path.exists() {
+        Ok(SecretKey::read_pkcs8(path)?)
+    } else {
+        let key = SecretKey::generate(bits)?;
+        key.write_pkcs8(path)?;
+        Ok(key)
+    }
+}
+
+/// Records read from the log per call at boot.
+const BOOT_READ_RECORDS_MAX: usize = 4096;
+
+impl IssuerCore {
+    /// Opens the issuer in `config.dir` (creating its files on first start),
+    /// rebuilds its state from the log, and opens a key epoch if none is
+    /// current. `bank` is the bank connector (its own durable store).
+    pub fn open(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
+        std::fs::create_dir_all(&config.dir)?;
+        let dir = config.dir.clone();
+        let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
+        // The user-index key pair belongs to the projections; the issuer
+        // needs only its public half, to seal identities into events.
+        let user_index = load_or_create_key(&dir.join("user-index.key"), config.rsa_bits)?;
+        let sealer = IdentitySealer::new(user_index.public(), config.suite);
+        drop(user_index);
+        let mint_path = dir.join("mint.key");
+        let mint = if mint_path.exists() {
+            Mint::open(&mint_path)?
+        } else {
+            Mint::create(&mint_path, config.suite)?
+        };
+        let store = Arc::new(RedbStore::open(dir.join("log.redb"))?);
+        let shards = ShardSet::new(config.n_shards);
+        let idempotency = IdempotencyTable::new();
+        let mut state = LogState::default();
+        boot_from_log(store.as_ref(), &shards, &idempotency, &mut state)?;
+        let log = GroupCommit::start(store, GroupCommitConfig::default())?;
+        let core = IssuerCore {
+            id_i: ledger::ParticipantId::new("issuer").expect("a valid constant id"),
+            sk_i,
+            sealer,
+            mint: RwLock::new(mint),
+            log,
+            shards,
+            idempotency,
+            registry: Registry::open(dir.join("registry.redb"))?,
+            sessions: SessionStore::open(dir.join("sessions.redb"), true)?,
+            bank,
+            state: Mutex::new(state),
+            epoch_lock: Mutex::new(()),
+            aggregate_lock: Mutex::new(()),
+            config,
+        };
+        core.rotate_epoch_if_due()?;
+        core.resume_pending_debits()?;
+        tracing::info!(
+            n_unspent = core.shards.n_unspent(),
+            n_shards = core.shards.n_shards(),
+            "issuer booted from its log"
+        );
+        Ok(core)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.config.clock.now()
+    }
+
+    /// The issuer's public key (what clients seal to and verify with).
+    pub fn public_key(&self) -> protocol::crypto::PublicKey {
+        self.sk_i.public()
+    }
+
+    /// The issuer's identity `ID_I`.
+    pub fn id(&self) -> &ledger::ParticipantId {
+        &self.id_i
+    }
+
+    pub fn suite(&self) -> SuiteId {
+        self.config.suite
+    }
+
+    /// The shards (for checks and metrics).
+    pub fn shards(&self) -> &ShardSet {
+        &self.shards
+    }
+
+    /// The log.
+    pub fn store(&self) -> &Arc<RedbStore> {
+        self.log.store()
+    }
+
+    /// Running conservation stocks, as applied by the issuer.
+    pub fn totals(&self) -> Totals {
+        lock(&self.state).totals
+    }
+
+    /// The balance of a merchant's aggregate.
+    pub fn aggregate_balance(&self, balance: BalanceId) -> Amount {
+        lock(&self.state)
+            .aggregates
+            .get(&balance)
+            .copied()
+            .unwrap_or(Amount::ZERO)
+    }
+
+    /// The key epoch new coins are minted under, and its dates.
+    pub fn current_epoch(&self) -> Option<(KeyEpoch, EpochInfo)> {
+        lock(&self.state)
+            .epochs
+            .iter()
+            .next_back()
+            .map(|(e, i)| (*e, *i))
+    }
+
+    pub(crate) fn epoch_info(&self, epoch: KeyEpoch) -> Option<EpochInfo> {
+        lock(&self.state).epochs.get(&epoch).copied()
+    }
+
+    /// Opens a new key epoch if none is open or the current one is older
+    /// than the epoch period. The mint persists the key before the log
+    /// records the epoch, so no tag is made under a key a crash could lose.
+    pub fn rotate_epoch_if_due(&self) -> Result<Option<KeyEpoch>, IssuerError> {
+        let _guard = lock(&self.epoch_lock);
+        let now = self.now();
+        let next = match self.current_epoch() {
+            Some((epoch, info)) => {
+                let opened_at = info
+                    .coins_expire_at
+                    .0
+                    .saturating_sub(self.config.coin_lifetime_secs);
+                if now.0 < opened_at.saturating_add(self.config.epoch_period_secs) {
+                    return Ok(None);
+                }
+                KeyEpoch(epoch.0 + 1)
+            }
+            None => KeyEpoch(1),
+        };
+        {
+            let mut mint = self.mint.write().unwrap_or_else(|p| p.into_inner());
+            if !mint.has_epoch(next) {
+                mint.open_epoch(next)?;
+            }
+        }
+        let mut events = vec![Event::EpochOpened {
+            epoch: next,
+            coins_expire_at: now.plus_secs(self.config.coin_lifetime_secs),
+            grace_ends_at: now.plus_secs(self.config.coin_lifetime_secs + self.config.grace_secs),
+        }];
+        if next.0 > 1 {
+            events.push(Event::EpochClosed {
+                epoch: KeyEpoch(next.0 - 1),
+            });
+        }
+        let tx = TxId::derive("vc/tx/epoch", &[&next.0.to_le_bytes()]);
+        self.commit_batch(tx, &[], events, Vec::new())?;
+        tracing::info!(%next, "key epoch opened");
+        Ok(Some(next))
+    }
+
+    /// The tag-bearing coin for `body`.
+    pub(crate) fn tagged(&self, body: CoinBody) -> Result<ledger::Coin, IssuerError> {
+        let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+        Ok(ledger::Coin {
+            body,
+            tag: mint.tag(&body)?,
+        })
+    }
+
+    /// Fresh coin bodies of `spec`, under the current epoch.
+    pub(crate) fn mint_bodies(&self, spec: &CoinSpec) -> Result<Vec<CoinBody>, IssuerError> {
+        let (epoch, info) = self
+            .current_epoch()
+            .ok_or(IssuerError::Mint(MintError::UnknownEpoch(KeyEpoch(0))))?;
+        let mut out = Vec::with_capacity(spec.n_coins() as usize);
+        for value in spec.values() {
+            let mut id = CoinId::random();
+            // 128 random bits do not collide; this loop is the assertion's
+            // polite twin, the shard's commit is the loud one.
+            while self.shards.get(&id).is_some() {
+                id = CoinId::random();
+            }
+            out.push(CoinBody {
+                id,
+                value,
+                expiry: info.coins_expire_at,
+                epoch,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The commit path. `inputs` must already be reserved for `tx` in the
+    /// shards (or be empty). Asserts the batch balances, appends it durably,
+    /// then commits the shards (inputs leave, `issued` enter) and records
+    /// `tx` as committed. On any failure the reservations are released.
+    pub(crate) fn commit_batch(
+        &self,
+        tx: TxId,
+        inputs: &[CoinBody],
+        events: Vec<Event>,
+        issued: Vec<CoinBody>,
+    ) -> Result<CommitRef, IssuerError> {
+        let flows = Flows::of(&events);
+        // Pair assertion (the auditor checks the same on replay). A batch
+        // that does not balance is a bug in this crate, never the client's.
+        if let Err(e) = flows.check_balanced() {
+            self.shards.abort(tx);
+            tracing::error!(%tx, error = %e, "refusing an unbalanced batch");
+            return Err(e.into());
+        }
+        let n_records = events.len() as u16;
+        let batch = Batch {
+            tx,
+            events: events.clone(),
+        };
+        let first_seq = match self.log.submit_wait(batch) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.shards.abort(tx);
+                tracing::error!(%tx, error = %e, "log append failed");
+                return Err(e.into());
+            }
+        };
+        let left = self.shards.commit(tx, &issued);
+        assert_eq!(
+            left.len(),
+            inputs.len(),
+            "the shards spent other coins than the batch records"
+        );
+        let at = CommitRef {
+            first_seq,
+            n_records,
+        };
+        self.idempotency.commit(tx, at);
+        let mut state = lock(&self.state);
+        state
+            .apply_batch(&events)
+            .expect("a balanced batch keeps the running totals conserved");
+        Ok(at)
+    }
+
+    /// The events of a committed transaction, read back from the log.
+    pub(crate) fn read_batch(&self, at: CommitRef) -> Result<Vec<Event>, IssuerError> {
+        let records = self.store().read(at.first_seq, usize::from(at.n_records))?;
+        Ok(records.into_iter().map(|r| r.record.event).collect())
+    }
+
+    /// Asks the bank again for every purchase still pending (the request
+    /// may have been lost in a crash; debits are idempotent by purchase).
+    fn resume_pending_debits(&self) -> Result<(), IssuerError> {
+        let pending: Vec<PurchaseId> = lock(&self.state)
+            .purchases
+            .iter()
+            .filter(|(_, p)| p.status == PurchaseStatus::Pending)
+            .map(|(id, _)| *id)
+            .collect();
+        for purchase in pending {
+            if let Err(e) = self.ask_debit(purchase) {
+                tracing::warn!(error = %e, "could not resume a pending debit");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks conservation from the log alone, the way the auditor does:
+    /// every batch balances and the running equation holds.
+    pub fn audit_conservation(&self) -> Result<Totals, IssuerError> {
+        let mut totals = Totals::default();
+        for_each_batch(self.store().as_ref(), |_, events| {
+            totals.apply(&Flows::of(events))?;
+            Ok(())
+        })?;
+        Ok(totals)
+    }
+
+    /// The value of every unspent coin held by the shards.
+    pub fn unspent_value(&self) -> u128 {
+        (0..self.shards.n_shards())
+            .flat_map(|i| self.shards.shard(ledger::ShardIdx(i)).unspent())
+            .map(|c| u128::from(c.value.minor_units()))
+            .sum()
+    }
+}
+
+/// Calls `f` with every committed batch of `store`, in order.
+pub(crate) fn for_each_batch(
+    store: &dyn EventStore,
+    mut f: impl FnMut(&[ledger::Record], &[Event]) -> Result<(), IssuerError>,
+) -> Result<(), IssuerError> {
+    let mut next = Seq(1);
+    let mut records: Vec<ledger::Record> = Vec::new();
+    loop {
+        let chunk = store.read(next, BOOT_READ_RECORDS_MAX)?;
+        if chunk.is_empty() {
+            break;
+        }
+        next = Seq(chunk.last().map(|r| r.record.seq.0).unwrap_or(next.0) + 1);
+        for stored in chunk {
+            let record = stored.record;
+            let last = record.batch_index + 1 == record.batch_len;
+            records.push(record);
+            if last {
+                let events: Vec<Event> = records.iter().map(|r| r.event.clone()).collect();
+                f(&records, &events)?;
+                records.clear();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn boot_from_log(
+    store: &dyn EventStore,
+    shards: &ShardSet,
+    idempotency: &IdempotencyTable,
+    state: &mut LogState,
+) -> Result<(), IssuerError> {
+    for_each_batch(store, |records, events| {
+        for record in records {
+            idempotency.apply_record(record);
+            shards.apply_logged(&record.event);
+        }
+        state.apply_batch(events)?;
+        Ok(())
+    })
+}
+
+/// Maps a reservation refusal to the reason the signed statement gives.
+pub(crate) fn reserve_reason(e: &ReserveError) -> (protocol::wire::RejectReason, Vec<CoinId>) {
+    use protocol::wire::RejectReason;
+    match e {
+        ReserveError::Busy { coins } => (RejectReason::InUse, coins.clone()),
+        ReserveError::NotUnspent { coins } => (RejectReason::AlreadySpent, coins.clone()),
+        ReserveError::Duplicate { coin } | ReserveError::WrongShard { coin } => {
+            (RejectReason::AlreadySpent, vec![*coin])
+        }
+    }
+}

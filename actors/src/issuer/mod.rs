@@ -1,0 +1,15 @@
+//! The issuer's processes over the plain-Rust cores: [`IssuerCore`] owns
+//! the log (group commit), shards, idempotency table, mint, registry,
+//! sessions and bank, and runs every flow of PROTOCOLS.md issuer-side.
+//! The actix actors (`crate::actors`) are thin shells over it.
+
+pub mod core;
+pub mod participants;
+pub mod payment;
+pub mod purchase;
+pub mod registry;
+
+pub use self::core::{
+    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
+};
+pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

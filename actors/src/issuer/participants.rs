@@ -1,0 +1,149 @@
+//! Registration (the issuer certifies a key) and enrollment (a request
+//! recorded on-line, approved out of band by an operator).
+
+use ledger::{BalanceId, Event, ParticipantId, Role, TxId};
+use protocol::flows::issuer::{certify, open_enrollment_request, open_register_request};
+use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest, EnrollmentStatus};
+use protocol::wire::registration::{Certificate, RegisterRequest};
+
+use crate::issuer::core::{IssuerCore, IssuerError};
+use crate::issuer::registry::{Enrollment, Participant};
+
+impl IssuerCore {
+    /// Registration: checks the proof of possession, records the key and
+    /// answers `CERT = S_I(ID, PK, expiry)`. Registering the same key again
+    /// returns a fresh certificate; another key for a taken id is refused.
+    pub fn register(&self, msg: &RegisterRequest) -> Result<Certificate, IssuerError> {
+        open_register_request(msg)?;
+        let now = self.now();
+        let expiry = now.plus_secs(self.config.cert_lifetime_secs);
+        match self.registry.get(&msg.id)? {
+            Some(p) if p.public_key != msg.public_key => return Err(IssuerError::IdentityTaken),
+            Some(_) => {}
+            None => {
+                let tx = TxId::derive(
+                    "vc/tx/register",
+                    &[msg.id.as_str().as_bytes(), &msg.public_key.fingerprint()],
+                );
+                let event = Event::Registered {
+                    participant: self.sealer.seal_identity(&msg.id),
+                    public_key: msg.public_key.to_ledger(),
+                    cert_expiry: expiry,
+                };
+                if self.idempotency.committed(&tx).is_none() {
+                    self.commit_batch(tx, &[], vec![event], Vec::new())?;
+                }
+                self.registry.put(
+                    &msg.id,
+                    &Participant {
+                        public_key: msg.public_key.clone(),
+                        cert_expiry: expiry,
+                        enrollments: Vec::new(),
+                    },
+                )?;
+            }
+        }
+        Ok(certify(
+            &self.sk_i,
+            msg.id.clone(),
+            msg.public_key.clone(),
+            expiry,
+        ))
+    }
+
+    /// Enrollment 1: records the signed request as pending.
+    pub fn request_enrollment(
+        &self,
+        msg: &EnrollmentRequest,
+    ) -> Result<EnrollmentAnswer, IssuerError> {
+        let now = self.now();
+        let body = open_enrollment_request(
+            &self.sk_i,
+            msg,
+            |id| self.registry.get(id).ok().flatten().map(|p| p.public_key),
+            now,
+        )?;
+        let mut participant = self
+            .registry
+            .get(&body.id)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        if let Some(e) = participant.enrollments.iter().find(|e| e.role == body.role) {
+            let status = if e.approved {
+                EnrollmentStatus::Approved
+            } else {
+                EnrollmentStatus::Pending
+            };
+            return Ok(EnrollmentAnswer {
+                role: body.role,
+                status,
+            });
+        }
+        let tx = TxId::derive(
+            "vc/tx/enroll-request",
+            &[
+                body.id.as_str().as_bytes(),
+                body.role.to_string().as_bytes(),
+            ],
+        );
+        let event = Event::EnrollmentRequested {
+            participant: self.sealer.seal_identity(&body.id),
+            role: body.role,
+            bank_account: self.sealer.seal_account(&body.bank_account),
+            signature: body.signature.to_ledger(),
+        };
+        if self.idempotency.committed(&tx).is_none() {
+            self.commit_batch(tx, &[], vec![event], Vec::new())?;
+        }
+        participant.enrollments.push(Enrollment {
+            role: body.role,
+            bank_account: body.bank_account,
+            approved: false,
+            balance: None,
+        });
+        self.registry.put(&body.id, &participant)?;
+        Ok(EnrollmentAnswer {
+            role: body.role,
+            status: EnrollmentStatus::Pending,
+        })
+    }
+
+    /// Enrollment 2, out of band: an operator approves `id` for `role`.
+    /// Merchants get an aggregate balance.
+    pub fn approve_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), IssuerError> {
+        let mut participant = self
+            .registry
+            .get(id)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        let enrollment = participant
+            .enrollments
+            .iter_mut()
+            .find(|e| e.role == role)
+            .ok_or(IssuerError::NoSuchEnrollment)?;
+        if enrollment.approved {
+            return Ok(());
+        }
+        let balance = (role == Role::Merchant).then(BalanceId::random);
+        let tx = TxId::derive(
+            "vc/tx/enroll-approve",
+            &[id.as_str().as_bytes(), role.to_string().as_bytes()],
+        );
+        let event = Event::Enrolled {
+            participant: self.sealer.seal_identity(id),
+            role,
+            balance,
+        };
+        if self.idempotency.committed(&tx).is_none() {
+            self.commit_batch(tx, &[], vec![event], Vec::new())?;
+        }
+        enrollment.approved = true;
+        enrollment.balance = balance;
+        self.registry.put(id, &participant)?;
+        tracing::info!(%role, "enrollment approved");
+        Ok(())
+    }
+
+    /// What the registry knows of `id`.
+    pub fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, IssuerError> {
+        Ok(self.registry.get(id)?)
+    }
+}

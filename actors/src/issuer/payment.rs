@@ -1,0 +1,395 @@
+//! Payment, and through the same path change, refresh and redeem
+//! (paper Figures 6–7; P1–P4 and §3.2's retransmission).
+//!
+//! Order of checks: open both envelopes (P3 and the amount are checked
+//! there) -> **replay check** (a committed payment is answered with its
+//! outcome, the same coins re-encrypted under the newest `K_PY`, never "double
+//! spent") -> payee's enrollment -> tags (mint) -> reserve inputs in every
+//! shard -> expiry -> events -> commit path. Refusals are signed statements
+//! (P4) naming the bad coins.
+
+use ledger::{Amount, Coin, CoinBody, CoinId, Event, IssueCause, ParticipantId, Role, TxId};
+use protocol::flows::FlowError;
+use protocol::flows::issuer::{
+    OpenedValidation, PaymentAckSession, build_payment_issuance1, open_payment_issuance2,
+    open_validation_request, payment_receipt, reject_payment,
+};
+use protocol::wire::RejectReason;
+use protocol::wire::common::PaymentTid;
+use protocol::wire::payment::{
+    PaymentIssuance1, PaymentIssuance2, ReceiptKind, VOption, ValidationKind, ValidationRequest,
+};
+
+use crate::idempotency::{Begin, CommitRef};
+use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+use crate::sessions::{SessionError, SessionId};
+
+fn ack_session_id(id_py: &ParticipantId, tid_py: &PaymentTid) -> SessionId {
+    SessionId(
+        *TxId::derive(
+            "vc/session/payment-ack",
+            &[id_py.as_str().as_bytes(), tid_py.as_bytes()],
+        )
+        .as_bytes(),
+    )
+}
+
+/// What a validated payment pays out, decided before the commit.
+enum Payout {
+    Coins(ledger::CoinSpec),
+    Redeem(ledger::BankAccount),
+    Aggregate(ledger::BalanceId),
+}
+
+impl IssuerCore {
+    /// ValidationRequest -> Issuance1: new coins (refresh, change), a signed
+    /// receipt (redeem, aggregate) or a signed rejection (P4).
+    pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
+        let now = self.now();
+        let opened = match open_validation_request(&self.sk_i, msg) {
+            Ok(opened) => opened,
+            Err(FlowError::Refused {
+                subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
+                reason,
+            }) => {
+                return Ok(reject_payment(
+                    &self.sk_i,
+                    id_py,
+                    tid_py,
+                    reason,
+                    Vec::new(),
+                    now,
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tx = opened.tx_id();
+        // The replay check comes first: a retry of a committed payment is
+        // answered with its outcome, whatever the coins' state is now.
+        match self.idempotency.begin(tx) {
+            Begin::Committed(at) => return self.answer_committed(&opened, tx, at),
+            Begin::InFlight => return Err(IssuerError::InFlight),
+            Begin::Started => {}
+        }
+        let result = self.validate_new(&opened, tx);
+        if self.idempotency.committed(&tx).is_none() {
+            self.idempotency.abandon(tx);
+        }
+        result
+    }
+
+    fn reject(
+        &self,
+        opened: &OpenedValidation,
+        reason: RejectReason,
+        bad_coins: Vec<CoinId>,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        tracing::debug!(?reason, n_bad = bad_coins.len(), "payment refused");
+        Ok(reject_payment(
+            &self.sk_i,
+            opened.id_py.clone(),
+            opened.tid_py,
+            reason,
+            bad_coins,
+            self.now(),
+        ))
+    }
+
+    fn validate_new(
+        &self,
+        opened: &OpenedValidation,
+        tx: TxId,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        let now = self.now();
+        let Some(payee) = self.registry.get(&opened.id_py)? else {
+            return self.reject(opened, RejectReason::NotEnrolled, Vec::new());
+        };
+        let payout = match &opened.v_desc.option {
+            VOption::Refresh { spec } => Payout::Coins(spec.clone()),
+            VOption::Redeem { bank_account } => {
+                let enrolled = [Role::Redeemer, Role::Merchant]
+                    .into_iter()
+                    .filter_map(|r| payee.enrolled(r))
+                    .any(|e| e.bank_account == *bank_account);
+                if !enrolled {
+                    return self.reject(opened, RejectReason::NotEnrolled, Vec::new());
+                }
+                if let Err(e) = self.bank.check_account(bank_account) {
+                    tracing::info!(error = %e, "redeem to an account the bank refuses");
+                    let why = match e {
+                        crate::bank::BankError::AccountClosed => {
+                            ledger::BankRejection::AccountClosed
+                        }
+                        _ => ledger::BankRejection::UnknownAccount,
+                    };
+                    return self.reject(opened, RejectReason::BankRejected(why), Vec::new());
+                }
+                Payout::Redeem(bank_account.clone())
+            }
+            VOption::Aggregate => match payee.enrolled(Role::Merchant).and_then(|e| e.balance) {
+                Some(balance) => Payout::Aggregate(balance),
+                None => return self.reject(opened, RejectReason::NotEnrolled, Vec::new()),
+            },
+        };
+        let bad_tags: Vec<CoinId> = {
+            let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+            opened
+                .coins
+                .iter()
+                .filter(|c| mint.check(c).is_err())
+                .map(Coin::id)
+                .collect()
+        };
+        if !bad_tags.is_empty() {
+            return self.reject(opened, RejectReason::BadTag, bad_tags);
+        }
+        let serials = opened.serials();
+        let inputs = match self.shards.reserve(tx, &serials) {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                let (reason, bad) = reserve_reason(&e);
+                return self.reject(opened, reason, bad);
+            }
+        };
+        // From here every refusal must release the reservations.
+        match self.spend_reserved(opened, tx, &inputs, payout, now) {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                self.shards.abort(tx);
+                Err(e)
+            }
+        }
+    }
+
+    fn spend_reserved(
+        &self,
+        opened: &OpenedValidation,
+        tx: TxId,
+        inputs: &[CoinBody],
+        payout: Payout,
+        now: ledger::Timestamp,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        // A tag checked on the presented body; the log's body must be that one.
+        let mismatched: Vec<CoinId> = inputs
+            .iter()
+            .zip(&opened.coins)
+            .filter(|(logged, presented)| **logged != presented.body)
+            .map(|(logged, _)| logged.id)
+            .collect();
+        if !mismatched.is_empty() {
+            self.shards.abort(tx);
+            return self.reject(opened, RejectReason::BadTag, mismatched);
+        }
+        let refresh = opened.kind == ValidationKind::Refresh;
+        let expired: Vec<CoinId> = inputs
+            .iter()
+            .filter(|c| {
+                if !c.is_expired_at(now) {
+                    return false;
+                }
+                // Refresh takes expired coins until their epoch's grace ends.
+                let in_grace = self
+                    .epoch_info(c.epoch)
+                    .is_some_and(|e| now < e.grace_ends_at);
+                !(refresh && in_grace)
+            })
+            .map(|c| c.id)
+            .collect();
+        if !expired.is_empty() {
+            self.shards.abort(tx);
+            return self.reject(opened, RejectReason::Expired, expired);
+        }
+        let amount = opened.v_desc.amount;
+        let spent = Event::CoinsSpent {
+            coins: inputs.to_vec(),
+            cause: opened.kind.spend_cause(&opened.v_desc.option),
+        };
+        let (events, issued) = match &payout {
+            Payout::Coins(spec) => {
+                let new = self.mint_bodies(spec)?;
+                let cause = match opened.kind {
+                    ValidationKind::Change => IssueCause::Change,
+                    ValidationKind::Refresh => IssueCause::Refresh,
+                    ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
+                };
+                let issue = Event::CoinsIssued {
+                    coins: new.clone(),
+                    holder: None,
+                    cause,
+                };
+                (vec![spent, issue], new)
+            }
+            Payout::Redeem(account) => (
+                vec![
+                    spent,
+                    Event::Redeemed {
+                        amount,
+                        bank_account: self.sealer.seal_account(account),
+                    },
+                ],
+                Vec::new(),
+            ),
+            Payout::Aggregate(balance) => (
+                vec![
+                    spent,
+                    Event::Aggregated {
+                        balance: *balance,
+                        amount,
+                    },
+                ],
+                Vec::new(),
+            ),
+        };
+        let at = self.commit_batch(tx, inputs, events, issued)?;
+        tracing::debug!(%tx, seq = %at.first_seq, "payment committed");
+        self.answer_committed(opened, tx, at)
+    }
+
+    /// The answer to a committed payment, built from its batch in the log:
+    /// the same coins (re-tagged by the mint) under the newest `K_PY`, or the
+    /// receipt. Completes a redemption's bank credit if a crash cut it short
+    /// (credits are idempotent by transaction).
+    fn answer_committed(
+        &self,
+        opened: &OpenedValidation,
+        tx: TxId,
+        at: CommitRef,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        let now = self.now();
+        let events = self.read_batch(at)?;
+        for event in &events {
+            match event {
+                Event::CoinsIssued { coins, .. } => {
+                    let payee = self
+                        .registry
+                        .get(&opened.id_py)?
+                        .ok_or(IssuerError::UnknownParticipant)?;
+                    let coins = coins
+                        .iter()
+                        .map(|b| self.tagged(*b))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let (answer, session) =
+                        build_payment_issuance1(opened, &payee.public_key, &self.id_i, coins)?;
+                    self.keep_ack_session(&session)?;
+                    return Ok(answer);
+                }
+                Event::Redeemed { amount, .. } => {
+                    if let VOption::Redeem { bank_account } = &opened.v_desc.option {
+                        self.bank.credit(tx, bank_account, *amount)?;
+                    }
+                    return Ok(payment_receipt(
+                        &self.sk_i,
+                        opened,
+                        ReceiptKind::Redeemed,
+                        now,
+                    ));
+                }
+                Event::Aggregated { .. } => {
+                    return Ok(payment_receipt(
+                        &self.sk_i,
+                        opened,
+                        ReceiptKind::Aggregated,
+                        now,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Err(IssuerError::Log(ledger::StoreError::Corrupt {
+            seq: at.first_seq,
+            reason: "a payment batch without a payout".into(),
+        }))
+    }
+
+    fn keep_ack_session(&self, session: &PaymentAckSession) -> Result<(), IssuerError> {
+        let id = ack_session_id(&session.id_py, &session.tid_py);
+        let expires = self.now().plus_secs(self.config.payment_session_secs);
+        match self.sessions.insert(id, session, expires) {
+            Err(SessionError::Exists) => {
+                // A retransmission: the newest K_PY wins.
+                self.sessions.remove(id)?;
+                self.sessions.insert(id, session, expires)?;
+            }
+            other => other?,
+        }
+        Ok(())
+    }
+
+    /// A payment's Issuance2: the payee confirms it holds the new coins.
+    pub fn payment_issuance2(&self, msg: &PaymentIssuance2) -> Result<(), IssuerError> {
+        let id = ack_session_id(&msg.id_py, &msg.tid_py);
+        let now = self.now();
+        let session: PaymentAckSession = match self.sessions.get(id, now) {
+            Ok(s) => s,
+            // Acknowledged already: a retried ack is answered the same.
+            Err(SessionError::AlreadyUsed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        // Checked before the session is used up, so a forged ack cannot
+        // spend the real one's place.
+        open_payment_issuance2(&session, msg)?;
+        let _: PaymentAckSession = self.sessions.take(id, now)?;
+        Ok(())
+    }
+
+    /// Redeems part or all of a merchant's aggregated balance to its
+    /// enrolled bank account: balance in, bank credit out. `request` names
+    /// the request so a retry credits once.
+    pub fn redeem_aggregate(
+        &self,
+        merchant: &ParticipantId,
+        amount: Amount,
+        request: [u8; 16],
+    ) -> Result<(), IssuerError> {
+        let participant = self
+            .registry
+            .get(merchant)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        let enrollment = participant
+            .enrolled(Role::Merchant)
+            .ok_or(IssuerError::NoSuchEnrollment)?;
+        let balance = enrollment.balance.ok_or(IssuerError::NoSuchEnrollment)?;
+        let tx = TxId::derive(
+            "vc/tx/redeem-aggregate",
+            &[merchant.as_str().as_bytes(), &request],
+        );
+        match self.idempotency.begin(tx) {
+            Begin::Committed(_) => {
+                self.bank.credit(tx, &enrollment.bank_account, amount)?;
+                return Ok(());
+            }
+            Begin::InFlight => return Err(IssuerError::InFlight),
+            Begin::Started => {}
+        }
+        let _serial = ledger::sync::lock(&self.aggregate_lock);
+        let result = (|| {
+            self.bank.check_account(&enrollment.bank_account)?;
+            if self.aggregate_balance(balance) < amount {
+                return Err(IssuerError::Unbalanced(
+                    ledger::ConservationError::NegativeAggregates(
+                        i128::from(self.aggregate_balance(balance).minor_units())
+                            - i128::from(amount.minor_units()),
+                    ),
+                ));
+            }
+            self.commit_batch(
+                tx,
+                &[],
+                vec![
+                    Event::AggregateWithdrawn { balance, amount },
+                    Event::Redeemed {
+                        amount,
+                        bank_account: self.sealer.seal_account(&enrollment.bank_account),
+                    },
+                ],
+                Vec::new(),
+            )?;
+            self.bank.credit(tx, &enrollment.bank_account, amount)?;
+            Ok(())
+        })();
+        if self.idempotency.committed(&tx).is_none() {
+            self.idempotency.abandon(tx);
+        }
+        result
+    }
+}

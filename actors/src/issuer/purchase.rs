@@ -1,0 +1,292 @@
+//! Coin purchase, issuer side (paper Figure 5; W1–W3).
+//!
+//! WRequest1 opens a durable session (`K_I`, `R_I`); WRequest3 spends `R_I`
+//! durably before anything else happens (W3: a replay finds it spent and
+//! causes no debit), logs the purchase, and asks the bank for the debit.
+//! Coins are minted only when the bank says settled (W2), in the same batch
+//! as the settlement; until Issuance2 every poll returns the same coins.
+
+use ledger::{Amount, BankAccount, Event, IssueCause, PurchaseId, Role, TxId};
+use protocol::flows::issuer::{
+    PurchaseSession, answer_wrequest1, build_purchase_issuance1, open_purchase_issuance2,
+    open_purchase_poll, open_wrequest1, open_wrequest3, purchase_pending, reject_purchase,
+};
+use protocol::wire::RejectReason;
+use protocol::wire::purchase::{
+    PurchaseIssuance1, PurchaseIssuance2, PurchasePoll, WRequest1, WRequest2, WRequest3,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::DebitStatus;
+use crate::idempotency::Begin;
+use crate::issuer::core::{IssuerCore, IssuerError, PurchaseStatus};
+use crate::sessions::{SessionError, SessionId};
+
+/// A purchase session as the issuer keeps it (in the durable session store).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredPurchase {
+    session: PurchaseSession,
+    /// The account to debit, once WRequest3 was accepted.
+    bank_account: Option<BankAccount>,
+}
+
+fn session_id(purchase: PurchaseId) -> SessionId {
+    SessionId(*purchase.as_bytes())
+}
+
+fn purchase_tx(label: &str, purchase: PurchaseId) -> TxId {
+    TxId::derive(label, &[purchase.as_bytes()])
+}
+
+impl IssuerCore {
+    fn load_purchase(&self, purchase: PurchaseId) -> Result<StoredPurchase, IssuerError> {
+        self.sessions
+            .get(session_id(purchase), self.now())
+            .map_err(|e| match e {
+                SessionError::Unknown | SessionError::Expired => IssuerError::UnknownPurchase,
+                SessionError::AlreadyUsed => IssuerError::PurchaseClosed,
+                other => other.into(),
+            })
+    }
+
+    /// WRequest1 -> WRequest2: a fresh purchase handle, `K_I` and `R_I`
+    /// under the purchaser's registered key.
+    pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, IssuerError> {
+        let opened = open_wrequest1(&self.sk_i, msg)?;
+        let participant = self
+            .registry
+            .get(&opened.id_cp)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        let purchase = PurchaseId::random();
+        let (session, answer) =
+            answer_wrequest1(opened, &participant.public_key, self.id_i.clone(), purchase)?;
+        let stored = StoredPurchase {
+            session,
+            bank_account: None,
+        };
+        let expires = self.now().plus_secs(self.config.purchase_session_secs);
+        self.sessions
+            .insert(session_id(purchase), &stored, expires)?;
+        Ok(answer)
+    }
+
+    /// WRequest3 -> Issuance1 (usually "pending"). A replayed or forged
+    /// WRequest3 is refused before any debit is asked (W3).
+    pub fn wrequest3(&self, msg: &WRequest3) -> Result<PurchaseIssuance1, IssuerError> {
+        let now = self.now();
+        let mut stored = self.load_purchase(msg.purchase)?;
+        let participant = self
+            .registry
+            .get(&stored.session.id_cp)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        let order = open_wrequest3(&mut stored.session, &participant.public_key, msg)?;
+        stored.bank_account = Some(order.w_desc.bank_account.clone());
+        // R_I is spent on disk before anything acts on the order.
+        self.sessions.replace(session_id(msg.purchase), &stored)?;
+        let purchase = order.purchase;
+        if participant.enrolled(Role::CoinPurchaser).is_none() {
+            return Ok(reject_purchase(
+                &self.sk_i,
+                purchase,
+                RejectReason::NotEnrolled,
+                now,
+            ));
+        }
+        if order.w_desc.spec.total().ok() != Some(order.w_desc.amount) {
+            return Ok(reject_purchase(
+                &self.sk_i,
+                purchase,
+                RejectReason::AmountMismatch,
+                now,
+            ));
+        }
+        let event = Event::PurchaseRequested {
+            purchase,
+            purchaser: self.sealer.seal_identity(&order.id_cp),
+            bank_account: self.sealer.seal_account(&order.w_desc.bank_account),
+            spec: order.w_desc.spec.clone(),
+            amount: order.w_desc.amount,
+            anonymous: order.w_desc.anonymous,
+            authorization: order.authorization.to_ledger(),
+        };
+        self.commit_batch(
+            purchase_tx("vc/tx/purchase", purchase),
+            &[],
+            vec![event],
+            Vec::new(),
+        )?;
+        self.ask_debit(purchase)?;
+        self.purchase_answer(purchase, &stored)
+    }
+
+    /// Asks the bank to debit a logged purchase (idempotent by purchase).
+    pub(crate) fn ask_debit(&self, purchase: PurchaseId) -> Result<DebitStatus, IssuerError> {
+        let stored = self.load_purchase(purchase)?;
+        let account = stored
+            .bank_account
+            .as_ref()
+            .ok_or(IssuerError::UnknownPurchase)?;
+        let amount = self
+            .purchase_state(purchase)
+            .map(|p| p.amount)
+            .ok_or(IssuerError::UnknownPurchase)?;
+        Ok(self.bank.debit(purchase, account, amount)?)
+    }
+
+    fn purchase_state(&self, purchase: PurchaseId) -> Option<crate::issuer::core::PurchaseState> {
+        ledger::sync::lock(&self.state)
+            .purchases
+            .get(&purchase)
+            .cloned()
+    }
+
+    /// Issuance1 as things stand: pending, the coins, or the signed rejection.
+    /// Settles with the bank on the way when the debit is due.
+    fn purchase_answer(
+        &self,
+        purchase: PurchaseId,
+        stored: &StoredPurchase,
+    ) -> Result<PurchaseIssuance1, IssuerError> {
+        let now = self.now();
+        let state = self
+            .purchase_state(purchase)
+            .ok_or(IssuerError::UnknownPurchase)?;
+        let status = match state.status {
+            PurchaseStatus::Pending => self.settle_purchase(purchase)?,
+            other => other,
+        };
+        match status {
+            PurchaseStatus::Pending => Ok(purchase_pending(purchase)),
+            PurchaseStatus::Settled(bodies) => {
+                let coins = bodies
+                    .into_iter()
+                    .map(|b| self.tagged(b))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(build_purchase_issuance1(&stored.session, coins)?)
+            }
+            PurchaseStatus::Rejected(reason) => Ok(reject_purchase(
+                &self.sk_i,
+                purchase,
+                RejectReason::BankRejected(reason),
+                now,
+            )),
+            PurchaseStatus::Acknowledged => Err(IssuerError::PurchaseClosed),
+        }
+    }
+
+    /// Asks the bank where a pending purchase stands; logs the settlement
+    /// with its coins (W2: coins exist only with a settled debit), or the
+    /// rejection. Returns the new status.
+    pub fn settle_purchase(&self, purchase: PurchaseId) -> Result<PurchaseStatus, IssuerError> {
+        let state = self
+            .purchase_state(purchase)
+            .ok_or(IssuerError::UnknownPurchase)?;
+        if state.status != PurchaseStatus::Pending {
+            return Ok(state.status);
+        }
+        let (tx, events, issued) = match self.bank.debit_status(purchase)? {
+            DebitStatus::Pending => return Ok(PurchaseStatus::Pending),
+            DebitStatus::Rejected(reason) => (
+                purchase_tx("vc/tx/purchase-rejected", purchase),
+                vec![Event::PurchaseRejected { purchase, reason }],
+                Vec::new(),
+            ),
+            DebitStatus::Settled => {
+                let bodies = self.mint_bodies(&state.spec)?;
+                let holder = (!state.anonymous).then(|| state.purchaser.clone());
+                (
+                    purchase_tx("vc/tx/purchase-settled", purchase),
+                    vec![
+                        Event::PurchaseSettled {
+                            purchase,
+                            amount: state.amount,
+                        },
+                        Event::CoinsIssued {
+                            coins: bodies.clone(),
+                            holder,
+                            cause: IssueCause::Purchase(purchase),
+                        },
+                    ],
+                    bodies,
+                )
+            }
+        };
+        match self.idempotency.begin(tx) {
+            Begin::Started => {
+                if let Err(e) = self.commit_batch(tx, &[], events, issued) {
+                    self.idempotency.abandon(tx);
+                    return Err(e);
+                }
+            }
+            Begin::InFlight => return Ok(PurchaseStatus::Pending),
+            Begin::Committed(_) => {}
+        }
+        Ok(self
+            .purchase_state(purchase)
+            .map(|p| p.status)
+            .unwrap_or(PurchaseStatus::Pending))
+    }
+
+    /// Settles every pending purchase that the bank has decided (run on a
+    /// timer). Returns how many changed.
+    pub fn settle_pending_purchases(&self) -> Result<usize, IssuerError> {
+        let pending: Vec<PurchaseId> = ledger::sync::lock(&self.state)
+            .purchases
+            .iter()
+            .filter(|(_, p)| p.status == PurchaseStatus::Pending)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut changed = 0;
+        for purchase in pending {
+            if self.settle_purchase(purchase)? != PurchaseStatus::Pending {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A poll for Issuance1 (MAC'd under the session key).
+    pub fn purchase_poll(&self, msg: &PurchasePoll) -> Result<PurchaseIssuance1, IssuerError> {
+        let stored = self.load_purchase(msg.purchase)?;
+        open_purchase_poll(&stored.session, msg)?;
+        self.purchase_answer(msg.purchase, &stored)
+    }
+
+    /// Issuance2: the purchaser has the coins; Issuance1 is served no more.
+    pub fn purchase_issuance2(&self, msg: &PurchaseIssuance2) -> Result<(), IssuerError> {
+        let state = self
+            .purchase_state(msg.purchase)
+            .ok_or(IssuerError::UnknownPurchase)?;
+        if state.status == PurchaseStatus::Acknowledged {
+            return Ok(());
+        }
+        let stored = self.load_purchase(msg.purchase)?;
+        open_purchase_issuance2(&stored.session, msg)?;
+        if !matches!(state.status, PurchaseStatus::Settled(_)) {
+            return Err(IssuerError::UnknownPurchase);
+        }
+        let tx = purchase_tx("vc/tx/purchase-ack", msg.purchase);
+        if self.idempotency.committed(&tx).is_none() {
+            self.commit_batch(
+                tx,
+                &[],
+                vec![Event::PurchaseAcknowledged {
+                    purchase: msg.purchase,
+                }],
+                Vec::new(),
+            )?;
+        }
+        self.sessions.remove(session_id(msg.purchase))?;
+        Ok(())
+    }
+
+    /// The amount of a logged purchase (for reports).
+    pub fn purchase_amount(&self, purchase: PurchaseId) -> Option<Amount> {
+        self.purchase_state(purchase).map(|p| p.amount)
+    }
+
+    /// Where a logged purchase stands.
+    pub fn purchase_status(&self, purchase: PurchaseId) -> Option<PurchaseStatus> {
+        self.purchase_state(purchase).map(|p| p.status)
+    }
+}

@@ -1,0 +1,325 @@
+//! Shared helpers of the issuer's tests: an issuer in a temporary directory
+//! with a simulated bank and a hand-driven clock, participants with keys,
+//! and each flow driven by the protocol crate's client state machines.
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
+use protocol::crypto::{PublicKey, SecretKey};
+use protocol::flows::{
+    PayeeAwaitingIssuance, PayeeOutcome, PaymentPayee, PaymentPayer, PurchaseAwaitingIssuance,
+    PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request,
+};
+use protocol::wire::payment::{
+    Invoice, PDesc, PaymentIssuance1, SendCoins, VOption, ValidationRequest,
+};
+use protocol::wire::purchase::{PurchaseIssuance1, WDesc};
+use vc_actors::bank::SimulatedBank;
+use vc_actors::{Clock, IssuerConfig, IssuerCore};
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Participant keys, generated once per test binary (RSA keygen is slow).
+pub fn key(n: usize) -> &'static SecretKey {
+    static KEYS: OnceLock<Vec<SecretKey>> = OnceLock::new();
+    &KEYS.get_or_init(|| {
+        (0..6)
+            .map(|_| SecretKey::generate(2048).expect("rsa keygen"))
+            .collect()
+    })[n]
+}
+
+/// One participant: identity, key, bank account.
+#[derive(Clone)]
+pub struct Who {
+    pub id: ParticipantId,
+    pub sk: &'static SecretKey,
+    pub account: BankAccount,
+}
+
+impl Who {
+    pub fn new(name: &str, key_idx: usize) -> Who {
+        Who {
+            id: ParticipantId::new(name).expect("valid id"),
+            sk: key(key_idx),
+            account: BankAccount::new(format!("acct-{name}")).expect("valid account"),
+        }
+    }
+}
+
+pub fn spec(lines: &[(u32, u64)]) -> CoinSpec {
+    CoinSpec::new(
+        lines
+            .iter()
+            .map(|&(count, v)| Denomination {
+                count,
+                value: Amount::from_minor(v),
+            })
+            .collect(),
+    )
+    .expect("valid spec")
+}
+
+/// An issuer in a temporary directory.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    bank: Option<Arc<SimulatedBank>>,
+    pub settle_delay: Duration,
+    pub core: Option<IssuerCore>,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_settle_delay(Duration::ZERO)
+    }
+
+    pub fn with_settle_delay(settle_delay: Duration) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_800_000_000)));
+        let bank = Arc::new(
+            SimulatedBank::open(dir.path().join("bank.redb"), settle_delay).expect("bank"),
+        );
+        let mut h = Harness {
+            dir,
+            clock,
+            bank: Some(bank),
+            settle_delay,
+            core: None,
+        };
+        h.start();
+        h
+    }
+
+    pub fn config(&self) -> IssuerConfig {
+        let mut config = IssuerConfig::new(self.dir.path().join("issuer"));
+        config.n_shards = 4;
+        config.clock = self.clock.clone();
+        config.coin_lifetime_secs = 1000;
+        config.grace_secs = 500;
+        config.epoch_period_secs = 400;
+        config
+    }
+
+    fn start(&mut self) {
+        self.core =
+            Some(IssuerCore::open(self.config(), self.bank().clone()).expect("issuer opens"));
+    }
+
+    /// Stops the issuer (and the bank) and starts both again from their files.
+    pub fn restart(&mut self) {
+        self.core = None;
+        // redb lets one handle open a file: drop ours before reopening.
+        self.bank = None;
+        self.bank = Some(Arc::new(
+            SimulatedBank::open(self.dir.path().join("bank.redb"), self.settle_delay)
+                .expect("bank reopens"),
+        ));
+        self.start();
+    }
+
+    pub fn bank(&self) -> &Arc<SimulatedBank> {
+        self.bank.as_ref().expect("bank open")
+    }
+
+    pub fn core(&self) -> &IssuerCore {
+        self.core.as_ref().expect("issuer running")
+    }
+
+    pub fn pk_i(&self) -> PublicKey {
+        self.core().public_key()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Registers `who` and opens its bank account with `funds`.
+    pub fn register(&self, who: &Who, funds: u64) {
+        let (client, req) = RegistrationClient::start(who.id.clone(), who.sk);
+        let cert = self.core().register(&req).expect("registered");
+        client
+            .on_certificate(&self.pk_i(), cert, self.now())
+            .expect("certificate checks");
+        self.bank()
+            .open_account(&who.account, Amount::from_minor(funds))
+            .expect("bank account");
+    }
+
+    /// Enrolls `who` for `role` and has the operator approve it.
+    pub fn enroll(&self, who: &Who, role: Role) {
+        let req = enrollment_request(
+            self.core().suite(),
+            who.sk,
+            &self.pk_i(),
+            who.id.clone(),
+            role,
+            who.account.clone(),
+            self.now(),
+        )
+        .expect("enrollment request");
+        self.core()
+            .request_enrollment(&req)
+            .expect("enrollment recorded");
+        self.core()
+            .approve_enrollment(&who.id, role)
+            .expect("enrollment approved");
+    }
+
+    /// A registered purchaser with `funds` in the bank.
+    pub fn purchaser(&self, name: &str, key_idx: usize, funds: u64) -> Who {
+        let who = Who::new(name, key_idx);
+        self.register(&who, funds);
+        self.enroll(&who, Role::CoinPurchaser);
+        who
+    }
+
+    /// WRequest1..3; returns the purchaser's state and the first Issuance1.
+    pub fn start_purchase(
+        &self,
+        who: &Who,
+        spec: CoinSpec,
+        anonymous: bool,
+    ) -> (PurchaseAwaitingIssuance, PurchaseIssuance1) {
+        let core = self.core();
+        let (state, w1) =
+            PurchaseClient::start(core.suite(), who.id.clone(), &self.pk_i()).expect("wrequest1");
+        let w2 = core.wrequest1(&w1).expect("wrequest2");
+        let amount = spec.total().expect("total");
+        let w_desc = WDesc {
+            spec,
+            amount,
+            bank_account: who.account.clone(),
+            anonymous,
+        };
+        let (awaiting, w3) = state
+            .on_wrequest2(who.sk, core.id(), &w2, w_desc)
+            .expect("wrequest3");
+        let iss1 = core.wrequest3(&w3).expect("issuance1");
+        (awaiting, iss1)
+    }
+
+    /// A whole purchase that settles at once; returns the coins.
+    pub fn buy(&self, who: &Who, spec: CoinSpec) -> Vec<Coin> {
+        let (awaiting, iss1) = self.start_purchase(who, spec, false);
+        match awaiting.on_issuance1(&iss1).expect("issuance1 opens") {
+            PurchaseUpdate::Issued { coins, ack } => {
+                self.core().purchase_issuance2(&ack).expect("ack");
+                coins
+            }
+            other => panic!("purchase did not settle: {other:?}"),
+        }
+    }
+
+    /// Invoice and SendCoins of a payment of `coins` from `payer` to `payee`.
+    pub fn send_coins(
+        &self,
+        payer: &Who,
+        payee: &Who,
+        coins: Vec<Coin>,
+    ) -> (PaymentPayee, PaymentPayer, Invoice, SendCoins) {
+        let core = self.core();
+        let amount = Amount::checked_sum(coins.iter().map(Coin::value)).expect("sum");
+        let (payee_state, invoice) = PaymentPayee::invoice(
+            payee.id.clone(),
+            payer.id.clone(),
+            core.id().clone(),
+            PDesc::new("a book").expect("text"),
+            amount,
+            None,
+        );
+        let (payer_state, send) = PaymentPayer::pay(
+            core.suite(),
+            &self.pk_i(),
+            core.id(),
+            &payer.id,
+            &invoice,
+            coins,
+            self.now(),
+        )
+        .expect("send coins");
+        (payee_state, payer_state, invoice, send)
+    }
+
+    /// The payee's ValidationRequest for `send` with `option`.
+    pub fn validation(
+        &self,
+        payee_state: &PaymentPayee,
+        send: &SendCoins,
+        option: VOption,
+    ) -> (PayeeAwaitingIssuance, ValidationRequest) {
+        payee_state
+            .on_send_coins(self.core().suite(), &self.pk_i(), send.clone(), option)
+            .expect("validation request")
+    }
+
+    /// A whole payment; returns the payee's outcome (ack sent for coins).
+    pub fn pay(&self, payer: &Who, payee: &Who, coins: Vec<Coin>, option: VOption) -> PayeeOutcome {
+        let (payee_state, _payer_state, _inv, send) = self.send_coins(payer, payee, coins);
+        let (awaiting, vreq) = self.validation(&payee_state, &send, option);
+        let iss1 = self.core().validate(&vreq).expect("issuance1");
+        let outcome = awaiting
+            .on_issuance1(payee.sk, &iss1)
+            .expect("issuance1 opens");
+        if let PayeeOutcome::Coins { ack, .. } = &outcome {
+            self.core().payment_issuance2(ack).expect("ack");
+        }
+        outcome
+    }
+
+    /// Opens `iss1` as `payee` expecting coins.
+    pub fn coins_of(
+        &self,
+        awaiting: &PayeeAwaitingIssuance,
+        payee: &Who,
+        iss1: &PaymentIssuance1,
+    ) -> Vec<Coin> {
+        match awaiting.on_issuance1(payee.sk, iss1).expect("opens") {
+            PayeeOutcome::Coins { coins, .. } => coins,
+            other => panic!("expected coins, got {other:?}"),
+        }
+    }
+
+    /// Conservation, computed from the log alone: every batch balances, the
+    /// running equation holds, and the unspent coins the shards hold are
+    /// exactly the outstanding e-money the log says.
+    pub fn assert_conserved(&self) {
+        let totals = self.core().audit_conservation().expect("log audits");
+        totals.check_equation().expect("conservation equation");
+        assert_eq!(
+            totals.outstanding,
+            self.core().unspent_value() as i128,
+            "shards and log disagree on outstanding e-money"
+        );
+        assert_eq!(totals, self.core().totals());
+        assert_eq!(
+            self.core().shards().n_reserved(),
+            0,
+            "a reservation outlived its transaction"
+        );
+    }
+}
+
+pub fn refresh(total: u64) -> VOption {
+    VOption::Refresh {
+        spec: spec(&[(1, total)]),
+    }
+}
