@@ -265,5 +265,6 @@ pub struct TxEffect {
     pub value_in: Amount,
     /// Holdings (available plus pending) after the transaction.
     pub holdings_after: Amount,
-    pub closed: Timestamp,
+    /// When its last step was recorded (the purse has no clock of its own).
+    pub last_step_at: Timestamp,
 }

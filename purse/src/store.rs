@@ -97,6 +97,22 @@ impl Purse {
             issuer.validate()?;
         }
         let file = file::create_private(path)?;
+        let purse = Purse::initialize(file, path, profile, issuer).inspect_err(|_| {
+            // Leave no half-made purse behind to block the next attempt.
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a half-made purse");
+            }
+        })?;
+        tracing::info!(path = %path.display(), "purse created");
+        Ok(purse)
+    }
+
+    fn initialize(
+        file: std::fs::File,
+        path: &Path,
+        profile: &PurseProfile,
+        issuer: Option<&IssuerInfo>,
+    ) -> Result<Purse, PurseError> {
         let db =
             Database::builder().create_with_backend(redb::backends::FileBackend::new(file)?)?;
         let purse = Purse {
@@ -119,7 +135,6 @@ impl Purse {
             txn.open_table(HISTORY)?;
             Ok(())
         })?;
-        tracing::info!(path = %path.display(), "purse created");
         Ok(purse)
     }
 
@@ -312,6 +327,9 @@ impl Purse {
             return Err(PurseError::Invalid(
                 "a transaction cannot begin acknowledging",
             ));
+        }
+        if new.amount.is_zero() && new.kind != TxKind::Refund {
+            return Err(PurseError::Invalid("a transaction of zero value"));
         }
         if new.kind.spends_own_coins() == new.reserve.is_empty() {
             return Err(PurseError::Invalid(
@@ -538,7 +556,7 @@ impl Purse {
                 value_out,
                 value_in,
                 holdings_after,
-                closed: entry.updated,
+                last_step_at: entry.updated,
             };
             match &completion.acknowledge {
                 Some(ack) => {
@@ -623,7 +641,7 @@ impl Purse {
                 value_out,
                 value_in: Amount::ZERO,
                 holdings_after,
-                closed: entry.updated,
+                last_step_at: entry.updated,
             };
             put_history(&mut txn.open_table(HISTORY)?, &effect)?;
             Ok(effect)

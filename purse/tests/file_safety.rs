@@ -164,3 +164,63 @@ fn a_corrupted_purse_gives_a_typed_error() {
     }
     assert!(errors > 0, "no flip was noticed");
 }
+
+/// A sound redb file whose records are garbage (a coin record, a journal
+/// record, the profile): each read reports `Corrupt`, nothing panics.
+#[test]
+fn garbage_records_in_a_sound_file_are_reported_corrupt() {
+    const COINS: redb::TableDefinition<[u8; 16], &[u8]> = redb::TableDefinition::new("coins");
+    const JOURNAL: redb::TableDefinition<[u8; 16], &[u8]> = redb::TableDefinition::new("journal");
+    const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(new_purse(dir.path()));
+    let path = purse_path(dir.path());
+    let tamper = |write: &dyn Fn(&redb::WriteTransaction)| {
+        let db = redb::Database::open(&path).expect("redb");
+        let txn = db.begin_write().expect("txn");
+        write(&txn);
+        txn.commit().expect("commit");
+    };
+
+    tamper(&|txn| {
+        let mut coins = txn.open_table(COINS).expect("table");
+        coins
+            .insert([1; 16], [1u8, 0xff, 0xff, 0xff].as_slice())
+            .expect("insert");
+    });
+    let purse = Purse::open(&path).expect("opens: the damage is in a coin record");
+    assert!(matches!(purse.coins(), Err(PurseError::Corrupt(_))));
+    assert!(matches!(purse.balance(), Err(PurseError::Corrupt(_))));
+    assert!(matches!(
+        purse.select(util::cents(1), util::NOW),
+        Err(PurseError::Corrupt(_))
+    ));
+    drop(purse);
+
+    // A journal that cannot be read cannot be resumed: open says so.
+    tamper(&|txn| {
+        let mut journal = txn.open_table(JOURNAL).expect("table");
+        journal
+            .insert([2; 16], [1u8; 3].as_slice())
+            .expect("insert");
+    });
+    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+
+    tamper(&|txn| {
+        let mut meta = txn.open_table(META).expect("table");
+        meta.insert("profile", [9u8, 9, 9].as_slice())
+            .expect("insert");
+    });
+    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+
+    tamper(&|txn| {
+        let mut meta = txn.open_table(META).expect("table");
+        meta.insert("format", 99u32.to_le_bytes().as_slice())
+            .expect("insert");
+    });
+    assert!(matches!(
+        Purse::open(&path),
+        Err(PurseError::WrongFormat(99))
+    ));
+}
