@@ -90,7 +90,6 @@ impl PaymentPayer {
     /// SendCoins for `invoice`. Checks that the invoice is addressed to us
     /// (`id_pa`) and names our issuer, that the coins total its amount, and,
     /// if the payee signed it, its certificate and `S_PY(H(Com))`.
-    #[allow(clippy::too_many_arguments)]
     pub fn pay(
         suite: SuiteId,
         pk_i: &PublicKey,
@@ -367,7 +366,7 @@ impl PayeeAwaitingIssuance {
                         what: "coins where a receipt was due",
                     });
                 };
-                let coins = open_issued_coins(
+                let opened = open_issued_coins(
                     sk_py,
                     self.suite,
                     &self.k_py,
@@ -384,17 +383,17 @@ impl PayeeAwaitingIssuance {
                         Ok(k.decrypt(labels::PAY_ISSUE, enc_coins)?)
                     },
                 )?;
-                coins_match_spec(&coins.0, spec)?;
+                coins_match_spec(&opened.coins, spec)?;
                 let ack = PaymentIssuance2 {
                     id_py: self.id_py.clone(),
                     tid_py: self.tid_py,
-                    mac: coins.1.mac(
+                    mac: opened.k.mac(
                         labels::PAY_ACK,
                         &PaymentIssuance2::mac_bytes(&self.id_py, &self.tid_py),
                     ),
                 };
                 Ok(PayeeOutcome::Coins {
-                    coins: coins.0,
+                    coins: opened.coins,
                     ack,
                 })
             }
@@ -472,6 +471,12 @@ impl PayeeAwaitingIssuance {
     }
 }
 
+/// Coins from an issuance, and the session key they came under (for the ack).
+pub(crate) struct OpenedCoins {
+    pub(crate) coins: Vec<Coin>,
+    pub(crate) k: SessionKey,
+}
+
 /// Opens `E*_X(K_I, ID_I)`, checks `ID_I`, forms `K = K_I ⊕ K_X`, and hands
 /// `K` to `open` (which must check the MAC before decrypting) for the coins.
 pub(crate) fn open_issued_coins(
@@ -482,7 +487,7 @@ pub(crate) fn open_issued_coins(
     key_envelope: &crate::crypto::Envelope,
     key_label: &str,
     open: impl FnOnce(&SessionKey) -> Result<Vec<u8>, FlowError>,
-) -> Result<(Vec<Coin>, SessionKey), FlowError> {
+) -> Result<OpenedCoins, FlowError> {
     let plain = sk_x
         .open(key_label, key_envelope)
         .map_err(|_| FlowError::CannotOpen {
@@ -495,7 +500,10 @@ pub(crate) fn open_issued_coins(
     let k = SessionKey::combine(suite, &key_body.k_i, k_x);
     let plain = open(&k)?;
     let issued: IssuedCoins = decode(&plain)?;
-    Ok((issued.coins.into_vec(), k))
+    Ok(OpenedCoins {
+        coins: issued.coins.into_vec(),
+        k,
+    })
 }
 
 /// Change, refresh and redeem: a payment to oneself through the validation

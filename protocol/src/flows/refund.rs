@@ -93,7 +93,7 @@ impl RefundClient {
                 enc_coins,
                 mac,
             } => {
-                let (coins, _k) = open_issued_coins(
+                let coins = open_issued_coins(
                     sk_ch,
                     self.suite,
                     &self.k_ch,
@@ -111,8 +111,10 @@ impl RefundClient {
                         })?;
                         Ok(k.decrypt(labels::REFUND_ISSUE, enc_coins)?)
                     },
-                )?;
-                // Never an empty replacement for a non-empty revocation.
+                )?
+                .coins;
+                // Decoding refused an empty or repeated list; a total that
+                // overflows is refused here, before the purse adds it up.
                 Amount::checked_sum(coins.iter().map(Coin::value))?;
                 Ok(RefundUpdate::Replaced {
                     revoked: revoked.to_vec(),
