@@ -1,0 +1,502 @@
+//! Payment (paper Figures 6–7) and its variants against the issuer core,
+//! named after the paper's requirements P1–P4, the spoiler attacks of §3.2,
+//! change, refresh and redeem. Each test ends by checking conservation from
+//! the log.
+
+mod util;
+
+use ledger::{Amount, Coin, Role};
+use protocol::crypto::{KeyShare, MacTag};
+use protocol::flows::{PayeeOutcome, PayerOutcome, SelfPayment};
+use protocol::wire::RejectReason;
+use protocol::wire::payment::{
+    PaymentOutcome, ReceiptKind, VDesc, VOption, ValidationBody, ValidationKind, ValidationRequest,
+};
+use protocol::wire::{encode, labels};
+use util::{Harness, Who, refresh, spec};
+use vc_actors::Bank;
+
+fn setup() -> (Harness, Who, Who) {
+    let h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    (h, alice, shop)
+}
+
+fn total(coins: &[Coin]) -> u64 {
+    coins.iter().map(|c| c.value().minor_units()).sum()
+}
+
+/// P1: a valid payment with refresh goes through: the payee gets new coins
+/// of its spec, the payer's coins are spent.
+#[test]
+fn p1_valid_payment_with_refresh_goes_through() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(2, 250)]));
+    let outcome = h.pay(
+        &alice,
+        &shop,
+        coins.clone(),
+        VOption::Refresh {
+            spec: spec(&[(5, 100)]),
+        },
+    );
+    let PayeeOutcome::Coins { coins: new, .. } = outcome else {
+        panic!("expected coins");
+    };
+    assert_eq!(new.len(), 5);
+    assert_eq!(total(&new), 500);
+    for c in &coins {
+        assert!(
+            h.core().shards().get(&c.id()).is_none(),
+            "payer's coin still unspent"
+        );
+    }
+    for c in &new {
+        assert!(h.core().shards().get(&c.id()).is_some());
+    }
+    h.assert_conserved();
+}
+
+/// P1: a payment with redeem credits the payee's enrolled account at once,
+/// with a signed receipt.
+#[test]
+fn p1_valid_payment_with_redeem_goes_through() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 700)]));
+    let outcome = h.pay(
+        &alice,
+        &shop,
+        coins,
+        VOption::Redeem {
+            bank_account: shop.account.clone(),
+        },
+    );
+    assert!(matches!(outcome, PayeeOutcome::Receipt(r) if r.kind == ReceiptKind::Redeemed));
+    assert_eq!(
+        h.bank().balance(&shop.account).expect("balance"),
+        Amount::from_minor(700)
+    );
+    h.assert_conserved();
+}
+
+/// P1: a payment with aggregate adds to the merchant's balance, which is
+/// later redeemed to its bank account (once, even if the request repeats).
+#[test]
+fn p1_valid_payment_with_aggregate_then_redeem_of_the_balance() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(3, 100)]));
+    let outcome = h.pay(&alice, &shop, coins, VOption::Aggregate);
+    assert!(matches!(outcome, PayeeOutcome::Receipt(r) if r.kind == ReceiptKind::Aggregated));
+    let balance = h
+        .core()
+        .participant(&shop.id)
+        .expect("registry")
+        .and_then(|p| p.enrolled(Role::Merchant).and_then(|e| e.balance))
+        .expect("merchant balance");
+    assert_eq!(h.core().aggregate_balance(balance), Amount::from_minor(300));
+    h.assert_conserved();
+    let request = [7u8; 16];
+    h.core()
+        .redeem_aggregate(&shop.id, Amount::from_minor(200), request)
+        .expect("redeem");
+    h.core()
+        .redeem_aggregate(&shop.id, Amount::from_minor(200), request)
+        .expect("repeat");
+    assert_eq!(h.core().aggregate_balance(balance), Amount::from_minor(100));
+    assert_eq!(
+        h.bank().balance(&shop.account).expect("balance"),
+        Amount::from_minor(200)
+    );
+    assert!(
+        h.core()
+            .redeem_aggregate(&shop.id, Amount::from_minor(101), [8; 16])
+            .is_err(),
+        "more than the balance"
+    );
+    h.assert_conserved();
+}
+
+/// P2: a double spend is detected: the same coins paid to a second payee
+/// get a signed "already spent" naming them.
+#[test]
+fn p2_double_spend_is_detected() {
+    let (h, alice, shop) = setup();
+    let bob = Who::new("bob", 2);
+    h.register(&bob, 0);
+    let coins = h.buy(&alice, spec(&[(1, 500)]));
+    h.pay(&alice, &shop, coins.clone(), refresh(500));
+    match h.pay(&alice, &bob, coins.clone(), refresh(500)) {
+        PayeeOutcome::Rejected(s) => {
+            assert_eq!(s.reason, RejectReason::AlreadySpent);
+            assert_eq!(s.bad_coins.to_vec(), vec![coins[0].id()]);
+        }
+        other => panic!("double spend not detected: {other:?}"),
+    }
+    h.assert_conserved();
+}
+
+/// P3: an attacker who re-wraps the payer's SendCoins in a ValidationRequest
+/// under its own identity is refused, and the real payee is then paid.
+#[test]
+fn p3_diverted_payment_is_refused() {
+    let (h, alice, shop) = setup();
+    let mallory = Who::new("mallory", 3);
+    h.register(&mallory, 0);
+    let coins = h.buy(&alice, spec(&[(1, 400)]));
+    let (payee_state, _payer, invoice, send) = h.send_coins(&alice, &shop, coins);
+    // Mallory intercepts SendCoins and asks the issuer to pay her.
+    let body = ValidationBody {
+        id_py: mallory.id.clone(),
+        id_pa: alice.id.clone(),
+        k_py: KeyShare::random(),
+        tid_py: invoice.tid_py,
+        kind: ValidationKind::Payment,
+        v_desc: VDesc {
+            amount: invoice.amount,
+            option: refresh(400),
+        },
+        enc_c1: send.enc_c1.clone(),
+    };
+    let envelope = h
+        .pk_i()
+        .seal(h.core().suite(), labels::PAY_VALIDATION, &encode(&body))
+        .expect("seal");
+    let answer = h
+        .core()
+        .validate(&ValidationRequest { envelope })
+        .expect("answered");
+    assert!(matches!(
+        answer.outcome,
+        PaymentOutcome::Rejected(ref s) if s.reason == RejectReason::PayeeMismatch
+    ));
+    let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(400));
+    let iss1 = h.core().validate(&vreq).expect("issuance1");
+    assert_eq!(total(&h.coins_of(&awaiting, &shop, &iss1)), 400);
+    h.assert_conserved();
+}
+
+/// P4: the payer receives an issuer-signed statement through the payee and
+/// verifies it before marking its coins bad; a forged statement is refused.
+#[test]
+fn p4_payer_verifies_the_signed_statement() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 300)]));
+    h.pay(&alice, &shop, coins.clone(), VOption::Aggregate);
+    let (payee_state, payer_state, _inv, send) = h.send_coins(&alice, &shop, coins.clone());
+    let (awaiting, vreq) = h.validation(&payee_state, &send, VOption::Aggregate);
+    let iss1 = h.core().validate(&vreq).expect("issuance1");
+    let outcome = awaiting.on_issuance1(shop.sk, &iss1).expect("opens");
+    let result = awaiting.result_for_payer(&outcome, Some(shop.sk));
+    match payer_state.on_result(&result).expect("statement verifies") {
+        PayerOutcome::Rejected {
+            reason, bad_coins, ..
+        } => {
+            assert_eq!(reason, RejectReason::AlreadySpent);
+            assert_eq!(bad_coins, vec![coins[0].id()]);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // A statement with a tampered reason does not verify.
+    let protocol::wire::payment::PaymentResult::Rejected(mut forged) = result else {
+        panic!("not a rejection");
+    };
+    forged.reason = RejectReason::BadTag;
+    assert!(
+        payer_state
+            .on_result(&protocol::wire::payment::PaymentResult::Rejected(forged))
+            .is_err()
+    );
+    h.assert_conserved();
+}
+
+/// A coin with a forged tag is refused with a signed statement naming it,
+/// and nothing is spent.
+#[test]
+fn a_coin_with_a_bad_tag_is_refused_and_nothing_spent() {
+    let (h, alice, shop) = setup();
+    let mut coins = h.buy(&alice, spec(&[(2, 100)]));
+    coins[1].tag.0[0] ^= 1;
+    match h.pay(&alice, &shop, coins.clone(), refresh(200)) {
+        PayeeOutcome::Rejected(s) => {
+            assert_eq!(s.reason, RejectReason::BadTag);
+            assert_eq!(s.bad_coins.to_vec(), vec![coins[1].id()]);
+        }
+        other => panic!("bad tag accepted: {other:?}"),
+    }
+    assert!(h.core().shards().get(&coins[0].id()).is_some());
+    h.assert_conserved();
+}
+
+/// Idempotent retransmission: the same payment asked again (new K_PY) gets
+/// the same coins, not "double spent".
+#[test]
+fn a_retransmitted_validation_gets_the_same_coins() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 250)]));
+    let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins);
+    let (first, vreq1) = h.validation(&payee_state, &send, refresh(250));
+    let got1 = h.coins_of(&first, &shop, &h.core().validate(&vreq1).expect("iss1"));
+    let (second, vreq2) = h.validation(&payee_state, &send, refresh(250));
+    let got2 = h.coins_of(
+        &second,
+        &shop,
+        &h.core().validate(&vreq2).expect("iss1 again"),
+    );
+    assert_eq!(got1, got2);
+    h.assert_conserved();
+}
+
+/// Spoiler 1: a flipped MAC bit in Issuance1 makes the payee refuse it; its
+/// retry gets the same new coins, which nobody else can open.
+#[test]
+fn spoiler_flipped_mac_bit_in_issuance1_costs_only_a_retry() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 600)]));
+    let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins);
+    let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(600));
+    let mut iss1 = h.core().validate(&vreq).expect("iss1");
+    if let PaymentOutcome::Refreshed { mac, .. } = &mut iss1.outcome {
+        let mut bytes = mac.as_bytes().to_vec();
+        bytes[0] ^= 1;
+        *mac = MacTag::from_bytes(bytes).expect("tag");
+    }
+    assert!(
+        awaiting.on_issuance1(shop.sk, &iss1).is_err(),
+        "a spoiled MAC was accepted"
+    );
+    let (retry, vreq2) = h.validation(&payee_state, &send, refresh(600));
+    let iss1b = h.core().validate(&vreq2).expect("retry");
+    let new = h.coins_of(&retry, &shop, &iss1b);
+    assert_eq!(total(&new), 600);
+    // Nobody else can open it: the key share is under the payee's key.
+    assert!(retry.on_issuance1(alice.sk, &iss1b).is_err());
+    h.assert_conserved();
+}
+
+/// Spoiler 2: an attacker substitutes its own K_PY (re-sealing the payee's
+/// request with the same SendCoins): the issuer commits, but K_I goes under
+/// the payee's key, so the attacker cannot open the coins; the payee's retry
+/// gets them.
+#[test]
+fn spoiler_substituted_k_py_leaves_the_coins_to_the_payee() {
+    let (h, alice, shop) = setup();
+    let mallory = Who::new("mallory", 3);
+    h.register(&mallory, 0);
+    let coins = h.buy(&alice, spec(&[(1, 800)]));
+    let (payee_state, _payer, invoice, send) = h.send_coins(&alice, &shop, coins);
+    let mallory_share = KeyShare::random();
+    let body = ValidationBody {
+        id_py: shop.id.clone(),
+        id_pa: alice.id.clone(),
+        k_py: mallory_share,
+        tid_py: invoice.tid_py,
+        kind: ValidationKind::Payment,
+        v_desc: VDesc {
+            amount: invoice.amount,
+            option: refresh(800),
+        },
+        enc_c1: send.enc_c1.clone(),
+    };
+    let envelope = h
+        .pk_i()
+        .seal(h.core().suite(), labels::PAY_VALIDATION, &encode(&body))
+        .expect("seal");
+    let stolen = h
+        .core()
+        .validate(&ValidationRequest { envelope })
+        .expect("issuer answers");
+    let PaymentOutcome::Refreshed { key_envelope, .. } = &stolen.outcome else {
+        panic!("expected coins");
+    };
+    assert!(
+        mallory
+            .sk
+            .open(labels::PAY_ISSUE_KEY, key_envelope)
+            .is_err(),
+        "the attacker opened K_I"
+    );
+    let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(800));
+    let new = h.coins_of(&awaiting, &shop, &h.core().validate(&vreq).expect("retry"));
+    assert_eq!(total(&new), 800);
+    h.assert_conserved();
+}
+
+/// Change: coins in, coins of another spec and equal total out.
+#[test]
+fn change_gives_coins_of_the_requested_spec() {
+    let (h, alice, _shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 1000)]));
+    let (awaiting, vreq) = SelfPayment::change(
+        h.core().suite(),
+        &h.pk_i(),
+        h.core().id(),
+        &alice.id,
+        coins,
+        spec(&[(4, 200), (2, 100)]),
+    )
+    .expect("change request");
+    let new = h.coins_of(&awaiting, &alice, &h.core().validate(&vreq).expect("iss1"));
+    assert_eq!(new.len(), 6);
+    assert_eq!(total(&new), 1000);
+    h.assert_conserved();
+}
+
+/// Ordinary payments refuse expired coins; refresh takes them within the
+/// grace period and refuses them after it.
+#[test]
+fn expired_coins_are_refused_by_payment_and_refreshed_within_grace() {
+    let (h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(3, 100)]));
+    h.clock.advance(1000); // the coins' lifetime
+    match h.pay(&alice, &shop, vec![coins[0]], refresh(100)) {
+        PayeeOutcome::Rejected(s) => assert_eq!(s.reason, RejectReason::Expired),
+        other => panic!("expired coin paid: {other:?}"),
+    }
+    h.core().rotate_epoch_if_due().expect("rotate");
+    let (awaiting, vreq) = SelfPayment::refresh(
+        h.core().suite(),
+        &h.pk_i(),
+        h.core().id(),
+        &alice.id,
+        vec![coins[1]],
+        spec(&[(1, 100)]),
+    )
+    .expect("refresh");
+    let fresh = h.coins_of(&awaiting, &alice, &h.core().validate(&vreq).expect("iss1"));
+    assert!(
+        fresh[0].body.epoch > coins[1].body.epoch,
+        "fresh coin under the new epoch"
+    );
+    assert!(!fresh[0].body.is_expired_at(h.now()));
+    h.clock.advance(500); // past the grace period
+    let (awaiting, vreq) = SelfPayment::refresh(
+        h.core().suite(),
+        &h.pk_i(),
+        h.core().id(),
+        &alice.id,
+        vec![coins[2]],
+        spec(&[(1, 100)]),
+    )
+    .expect("refresh");
+    assert!(matches!(
+        awaiting.on_issuance1(alice.sk, &h.core().validate(&vreq).expect("iss1")),
+        Ok(PayeeOutcome::Rejected(s)) if s.reason == RejectReason::Expired
+    ));
+    h.assert_conserved();
+}
+
+/// Redeem (a payment to oneself): coins in, credit to the enrolled account.
+#[test]
+fn redeem_credits_the_enrolled_account() {
+    let (h, alice, _shop) = setup();
+    h.enroll(&alice, Role::Redeemer);
+    let coins = h.buy(&alice, spec(&[(2, 150)]));
+    let before = h.bank().balance(&alice.account).expect("balance");
+    let (awaiting, vreq) = SelfPayment::redeem(
+        h.core().suite(),
+        &h.pk_i(),
+        h.core().id(),
+        &alice.id,
+        coins,
+        alice.account.clone(),
+    )
+    .expect("redeem");
+    let outcome = awaiting
+        .on_issuance1(alice.sk, &h.core().validate(&vreq).expect("iss1"))
+        .expect("opens");
+    assert!(matches!(outcome, PayeeOutcome::Receipt(_)));
+    assert_eq!(
+        h.bank().balance(&alice.account).expect("balance"),
+        before.checked_add(Amount::from_minor(300)).expect("sum")
+    );
+    // Redeem to someone else's account is refused.
+    let coins = h.buy(&alice, spec(&[(1, 50)]));
+    let (awaiting, vreq) = SelfPayment::redeem(
+        h.core().suite(),
+        &h.pk_i(),
+        h.core().id(),
+        &alice.id,
+        coins,
+        ledger::BankAccount::new("acct-shop").expect("account"),
+    )
+    .expect("redeem");
+    assert!(matches!(
+        awaiting.on_issuance1(alice.sk, &h.core().validate(&vreq).expect("iss1")),
+        Ok(PayeeOutcome::Rejected(s)) if s.reason == RejectReason::NotEnrolled
+    ));
+    h.assert_conserved();
+}
+
+/// Restart between any two steps of a payment, then retry: the payment
+/// completes exactly once (the payee gets the same coins, the payer's coins
+/// are spent once, conservation holds).
+#[test]
+fn restart_between_any_two_steps_of_a_payment_completes_exactly_once() {
+    for stop_after in 0..4 {
+        let (mut h, alice, shop) = setup();
+        let coins = h.buy(&alice, spec(&[(1, 500)]));
+        let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins.clone());
+        if stop_after == 0 {
+            h.restart(); // after SendCoins, before the ValidationRequest
+        }
+        let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(500));
+        let first = h.core().validate(&vreq).expect("iss1");
+        if stop_after == 1 {
+            h.restart(); // committed; the answer was lost on the way
+        }
+        let first_coins = h.coins_of(&awaiting, &shop, &first);
+        let (retry, vreq2) = h.validation(&payee_state, &send, refresh(500));
+        if stop_after == 2 {
+            h.restart(); // the payee got Issuance1 and retries anyway
+        }
+        let again = h.coins_of(&retry, &shop, &h.core().validate(&vreq2).expect("retry"));
+        assert_eq!(first_coins, again, "stop after step {stop_after}");
+        let PayeeOutcome::Coins { ack, .. } = retry
+            .on_issuance1(shop.sk, &h.core().validate(&vreq2).expect("iss1"))
+            .expect("opens")
+        else {
+            panic!("no coins");
+        };
+        if stop_after == 3 {
+            h.restart(); // before Issuance2
+        }
+        h.core().payment_issuance2(&ack).expect("ack");
+        assert!(h.core().shards().get(&coins[0].id()).is_none());
+        assert_eq!(
+            h.core().shards().n_unspent(),
+            1,
+            "stop after step {stop_after}"
+        );
+        h.assert_conserved();
+    }
+}
+
+/// Conservation across a mixed day: purchases, payments of every kind, a
+/// redemption; computed from the log after a restart.
+#[test]
+fn conservation_holds_from_the_log_after_a_mixed_run_and_restart() {
+    let (mut h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(4, 100), (2, 50)]));
+    h.pay(&alice, &shop, coins[..2].to_vec(), refresh(200));
+    h.pay(&alice, &shop, coins[2..3].to_vec(), VOption::Aggregate);
+    h.pay(
+        &alice,
+        &shop,
+        coins[3..4].to_vec(),
+        VOption::Redeem {
+            bank_account: shop.account.clone(),
+        },
+    );
+    h.restart();
+    h.assert_conserved();
+    let totals = h.core().totals();
+    assert_eq!(totals.real_in, 500);
+    assert_eq!(totals.real_out, 100);
+    assert_eq!(totals.aggregates, 100);
+    assert_eq!(totals.outstanding, 300);
+    let st = h.bank().statement(1, 100).expect("statement");
+    assert_eq!(st.len(), 2, "one settled debit, one redemption credit");
+}
