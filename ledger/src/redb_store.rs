@@ -99,7 +99,7 @@ pub struct RedbStore {
     watch: HeadWatch,
 }
 
-fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
+fn redb_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("redb {what}: {e}"))
 }
 
@@ -121,13 +121,20 @@ impl RedbStore {
             .set_check_integrity_on_open(options.verify_integrity_on_open);
         let db = builder
             .create(path.as_ref())
-            .map_err(|e| backend("open", e))?;
-        let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+            .map_err(|e| redb_error("open", e))?;
+        RedbStore::init_writer(db)
+    }
+
+    /// Checks or writes the record format and makes sure the records table exists.
+    fn init_writer(db: Database) -> Result<RedbStore, StoreError> {
+        let txn = db.begin_write().map_err(|e| redb_error("begin", e))?;
         {
-            let mut meta = txn.open_table(META).map_err(|e| backend("meta table", e))?;
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| redb_error("meta table", e))?;
             let found = meta
                 .get(META_RECORD_FORMAT)
-                .map_err(|e| backend("meta read", e))?
+                .map_err(|e| redb_error("meta read", e))?
                 .map(|v| v.value());
             match found {
                 Some(format) if format == u64::from(RECORD_FORMAT) => {}
@@ -138,13 +145,13 @@ impl RedbStore {
                 }
                 None => {
                     meta.insert(META_RECORD_FORMAT, u64::from(RECORD_FORMAT))
-                        .map_err(|e| backend("meta write", e))?;
+                        .map_err(|e| redb_error("meta write", e))?;
                 }
             }
             txn.open_table(RECORDS)
-                .map_err(|e| backend("records table", e))?;
+                .map_err(|e| redb_error("records table", e))?;
         }
-        txn.commit().map_err(|e| backend("commit", e))?;
+        txn.commit().map_err(|e| redb_error("commit", e))?;
         let store = RedbStore {
             handle: Handle::Writer(db),
             watch: HeadWatch::default(),
@@ -153,6 +160,23 @@ impl RedbStore {
         store.watch.publish(head.last_seq);
         debug!(last_seq = head.last_seq.0, "opened event log for writing");
         Ok(store)
+    }
+
+    /// Opens (creating if empty) the log on a redb storage backend other
+    /// than a plain file: for fault injection in tests (a backend whose
+    /// fsync fails), or storage redb does not ship.
+    pub fn open_on_backend(
+        backend: impl redb::StorageBackend,
+        options: RedbOptions,
+    ) -> Result<RedbStore, StoreError> {
+        let mut builder = Builder::new();
+        builder
+            .set_concurrency_mode(options.sharing.mode())
+            .set_check_integrity_on_open(options.verify_integrity_on_open);
+        let db = builder
+            .create_with_backend(backend)
+            .map_err(|e| redb_error("open", e))?;
+        RedbStore::init_writer(db)
     }
 
     /// Opens the log at `path` read-only. While a writer has it open, this
@@ -166,7 +190,7 @@ impl RedbStore {
         let db = Builder::new()
             .set_concurrency_mode(writer_sharing.mode())
             .open_read_only(path.as_ref())
-            .map_err(|e| backend("open read-only", e))?;
+            .map_err(|e| redb_error("open read-only", e))?;
         let store = RedbStore {
             handle: Handle::Reader(db),
             watch: HeadWatch::default(),
@@ -188,7 +212,7 @@ impl RedbStore {
             Handle::Writer(db) => db.begin_read(),
             Handle::Reader(db) => db.begin_read(),
         }
-        .map_err(|e| backend("begin read", e))
+        .map_err(|e| redb_error("begin read", e))
     }
 
     fn record_format(&self) -> Result<Option<u64>, StoreError> {
@@ -196,11 +220,11 @@ impl RedbStore {
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(backend("meta table", e)),
+            Err(e) => return Err(redb_error("meta table", e)),
         };
         Ok(meta
             .get(META_RECORD_FORMAT)
-            .map_err(|e| backend("meta read", e))?
+            .map_err(|e| redb_error("meta read", e))?
             .map(|v| v.value()))
     }
 
@@ -208,9 +232,9 @@ impl RedbStore {
     pub fn len(&self) -> Result<u64, StoreError> {
         let txn = self.begin_read()?;
         match txn.open_table(RECORDS) {
-            Ok(t) => t.len().map_err(|e| backend("len", e)),
+            Ok(t) => t.len().map_err(|e| redb_error("len", e)),
             Err(TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(e) => Err(backend("records table", e)),
+            Err(e) => Err(redb_error("records table", e)),
         }
     }
 
@@ -271,7 +295,7 @@ pub fn decode_record_value(seq: Seq, value: &[u8]) -> Result<RawRecord, StoreErr
 }
 
 fn head_of(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Head, StoreError> {
-    match table.last().map_err(|e| backend("last", e))? {
+    match table.last().map_err(|e| redb_error("last", e))? {
         None => Ok(Head {
             last_seq: Seq(0),
             last_hash: Hash32::GENESIS,
@@ -295,19 +319,19 @@ impl EventStore for RedbStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let mut txn = db.begin_write().map_err(|e| backend("begin write", e))?;
+        let mut txn = db.begin_write().map_err(|e| redb_error("begin write", e))?;
         txn.set_durability(Durability::Immediate)
-            .map_err(|e| backend("durability", e))?;
+            .map_err(|e| redb_error("durability", e))?;
         let (firsts, last_seq) = {
             let mut table = txn
                 .open_table(RECORDS)
-                .map_err(|e| backend("records table", e))?;
+                .map_err(|e| redb_error("records table", e))?;
             let head = head_of(&table)?;
             let (records, firsts) = chain_batches(head, batches)?;
             for record in &records {
                 table
                     .insert(record.seq.0, encode_record_value(record).as_slice())
-                    .map_err(|e| backend("insert", e))?;
+                    .map_err(|e| redb_error("insert", e))?;
             }
             let last_seq = records.last().map_or(head.last_seq, |r| r.seq);
             (firsts, last_seq)
@@ -315,7 +339,7 @@ impl EventStore for RedbStore {
         // Dropping an uncommitted transaction aborts it: a failed batch leaves nothing.
         txn.commit().map_err(|e| {
             error!(error = %e, "event log commit failed");
-            backend("commit", e)
+            redb_error("commit", e)
         })?;
         self.watch.publish(last_seq);
         Ok(firsts)
@@ -329,7 +353,7 @@ impl EventStore for RedbStore {
                 last_seq: Seq(0),
                 last_hash: Hash32::GENESIS,
             }),
-            Err(e) => Err(backend("records table", e)),
+            Err(e) => Err(redb_error("records table", e)),
         }
     }
 
@@ -347,16 +371,16 @@ impl RawEventStore for RedbStore {
         let table = match txn.open_table(RECORDS) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(backend("records table", e)),
+            Err(e) => return Err(redb_error("records table", e)),
         };
         let start = from.0.max(1);
         let mut out = Vec::with_capacity(max_records.min(4096));
         let entries = table
             .range(start..)
-            .map_err(|e| backend("range", e))?
+            .map_err(|e| redb_error("range", e))?
             .take(max_records);
         for (expected, entry) in (start..).zip(entries) {
-            let (key, value) = entry.map_err(|e| backend("range", e))?;
+            let (key, value) = entry.map_err(|e| redb_error("range", e))?;
             let seq = Seq(key.value());
             if seq.0 != expected {
                 return Err(StoreError::Corrupt {
