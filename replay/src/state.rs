@@ -4,7 +4,11 @@
 //! incremental audit resumes from a checkpoint file without re-reading the
 //! log behind it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// Keyed with per-process randomness: a hostile log cannot aim collisions
+// at the auditor's tables, and hashing a 16-byte id stays cheap.
+use foldhash::{HashMap, HashSet};
 
 use ledger::{
     Amount, BalanceId, CardId, CoinBody, CoinId, KeyEpoch, LusId, PurchaseId, Timestamp, Totals,

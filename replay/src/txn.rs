@@ -3,8 +3,6 @@
 //! are checked with `ledger::conservation`, the same functions the issuer
 //! asserts before it appends: there is no second rule here.
 
-use std::collections::BTreeMap;
-
 use ledger::{
     Amount, CoinBody, CoinId, ConservationError, Event, Flows, Hash32, IssueCause, KeyEpoch, Seq,
     SpendCause, Timestamp, TxId,
@@ -112,26 +110,38 @@ fn check_epoch_budgets(
     events: &[Event],
     ctx: TxContext,
 ) -> Result<(), Violation> {
-    let mut delta: BTreeMap<KeyEpoch, (u128, u128, usize)> = BTreeMap::new();
+    // Per epoch: (epoch, issued, spent, index of the last spending event).
+    // A transaction touches one or two epochs: a short list beats a map.
+    let mut delta: Vec<(KeyEpoch, u128, u128, usize)> = Vec::new();
+    fn slot(
+        delta: &mut Vec<(KeyEpoch, u128, u128, usize)>,
+        epoch: KeyEpoch,
+        index: usize,
+    ) -> usize {
+        delta.iter().position(|d| d.0 == epoch).unwrap_or_else(|| {
+            delta.push((epoch, 0, 0, index));
+            delta.len() - 1
+        })
+    }
     for (index, event) in events.iter().enumerate() {
         match event {
             Event::CoinsIssued { coins, .. } => {
                 for c in coins {
-                    let d = delta.entry(c.epoch).or_insert((0, 0, index));
-                    d.0 += minor(c.value);
+                    let i = slot(&mut delta, c.epoch, index);
+                    delta[i].1 += minor(c.value);
                 }
             }
             Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
                 for c in coins {
-                    let d = delta.entry(c.epoch).or_insert((0, 0, index));
-                    d.1 += minor(c.value);
-                    d.2 = index;
+                    let i = slot(&mut delta, c.epoch, index);
+                    delta[i].2 += minor(c.value);
+                    delta[i].3 = index;
                 }
             }
             _ => {}
         }
     }
-    for (epoch, (issued, spent, index)) in delta {
+    for (epoch, issued, spent, index) in delta {
         if spent == 0 {
             continue;
         }

@@ -1,0 +1,225 @@
+//! Replay speed: builds a redb log of `VC_BENCH_EVENTS` events (default 10
+//! million) of realistic transactions (purchases, payments with refresh,
+//! redemptions, change, signed-shape checkpoints), then audits it with
+//! `run_audit` and prints events per second. Run with
+//! `cargo bench -p vc-replay --bench replay_speed`.
+
+use std::time::Instant;
+
+use ledger::RawEventStore;
+use ledger::{
+    Amount, Batch, Checkpoint, CoinBody, CoinId, Event, EventStore, IssueCause, KeyEpoch,
+    PaymentOption, PurchaseId, RedbOptions, RedbStore, SealedBankAccount, Sharing, SignatureBytes,
+    SpendCause, Timestamp, TxId,
+};
+use vc_replay::{AuditOptions, Outcome, run_audit};
+
+/// Events appended per redb commit while building the log.
+const BUILD_EVENTS_PER_COMMIT: usize = 8192;
+
+struct Generator {
+    next: u64,
+    wallet: std::collections::VecDeque<CoinBody>,
+    account: SealedBankAccount,
+}
+
+impl Generator {
+    fn id(&mut self) -> [u8; 16] {
+        self.next += 1;
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.next.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        out[8..].copy_from_slice(&self.next.to_le_bytes());
+        out
+    }
+
+    fn coin(&mut self, minor: u64) -> CoinBody {
+        CoinBody {
+            id: CoinId::from_bytes(self.id()),
+            value: Amount::from_minor(minor),
+            expiry: Timestamp(4_000_000_000),
+            epoch: KeyEpoch(1),
+        }
+    }
+
+    fn batch(&mut self, events: Vec<Event>) -> Batch {
+        Batch {
+            tx: TxId::from_bytes(self.id()),
+            events,
+        }
+    }
+
+    /// One cycle: a purchase settled with four coins, a payment with
+    /// refresh, a change and a redemption.
+    fn cycle(&mut self, out: &mut Vec<Batch>) {
+        let purchase = PurchaseId::from_bytes(self.id());
+        let amount = Amount::from_minor(1000);
+        let spec = ledger::CoinSpec::new(vec![ledger::Denomination {
+            count: 4,
+            value: Amount::from_minor(250),
+        }])
+        .expect("spec");
+        let request = self.batch(vec![Event::PurchaseRequested {
+            purchase,
+            purchaser: ledger::SealedIdentity::from_sealed_bytes(vec![1; 48]).expect("short"),
+            bank_account: self.account.clone(),
+            spec,
+            amount,
+            anonymous: true,
+            authorization: SignatureBytes(vec![7; 256]),
+        }]);
+        out.push(request);
+        let coins: Vec<CoinBody> = (0..4).map(|_| self.coin(250)).collect();
+        self.wallet.extend(coins.iter().copied());
+        let settle = self.batch(vec![
+            Event::PurchaseSettled { purchase, amount },
+            Event::CoinsIssued {
+                coins,
+                holder: None,
+                cause: IssueCause::Purchase(purchase),
+            },
+        ]);
+        out.push(settle);
+        let paid: Vec<CoinBody> = self.wallet.drain(..2).collect();
+        let fresh = self.coin(paid.iter().map(|c| c.value.minor_units()).sum());
+        self.wallet.push_back(fresh);
+        let pay = self.batch(vec![
+            Event::CoinsSpent {
+                coins: paid,
+                cause: SpendCause::Payment(PaymentOption::Refresh),
+            },
+            Event::CoinsIssued {
+                coins: vec![fresh],
+                holder: None,
+                cause: IssueCause::Payment,
+            },
+        ]);
+        out.push(pay);
+        let whole = self.wallet.pop_front().expect("the wallet holds coins");
+        let halves = [
+            self.coin(whole.value.minor_units() / 2),
+            self.coin(whole.value.minor_units() - whole.value.minor_units() / 2),
+        ];
+        self.wallet.extend(halves);
+        let change = self.batch(vec![
+            Event::CoinsSpent {
+                coins: vec![whole],
+                cause: SpendCause::Change,
+            },
+            Event::CoinsIssued {
+                coins: halves.to_vec(),
+                holder: None,
+                cause: IssueCause::Change,
+            },
+        ]);
+        out.push(change);
+        // Three out for four bought: outstanding e-money grows by a coin a
+        // cycle, as it does while an issuer gains users.
+        let redeemed: Vec<CoinBody> = self.wallet.drain(..3).collect();
+        let value = redeemed.iter().map(|c| c.value.minor_units()).sum();
+        let redeem = self.batch(vec![
+            Event::CoinsSpent {
+                coins: redeemed,
+                cause: SpendCause::Redeem,
+            },
+            Event::Redeemed {
+                amount: Amount::from_minor(value),
+                bank_account: self.account.clone(),
+            },
+        ]);
+        out.push(redeem);
+    }
+}
+
+fn main() {
+    let target_events: u64 = std::env::var("VC_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bench-log.redb");
+    let built = Instant::now();
+    {
+        let store = RedbStore::open_with(
+            &path,
+            RedbOptions {
+                sharing: Sharing::Exclusive,
+                verify_integrity_on_open: false,
+            },
+        )
+        .expect("open log");
+        let mut generator = Generator {
+            next: 0,
+            wallet: std::collections::VecDeque::new(),
+            account: SealedBankAccount::from_sealed_bytes(vec![3; 48]).expect("short"),
+        };
+        let opened = Batch {
+            tx: TxId::from_bytes(generator.id()),
+            events: vec![Event::EpochOpened {
+                epoch: KeyEpoch(1),
+                coins_expire_at: Timestamp(4_000_000_000),
+                grace_ends_at: Timestamp(4_100_000_000),
+            }],
+        };
+        store.append(&[opened]).expect("append");
+        let mut written: u64 = 1;
+        while written < target_events {
+            let mut batches = Vec::new();
+            let mut n = 0;
+            while n < BUILD_EVENTS_PER_COMMIT {
+                generator.cycle(&mut batches);
+                n = batches.iter().map(|b| b.events.len()).sum();
+            }
+            store.append(&batches).expect("append");
+            written += n as u64;
+            // A checkpoint of the head per commit, shaped like the issuer's
+            // (the bench checks hashes, not signatures: RSA is not replay).
+            let head = store.head().expect("head");
+            let checkpoint = Batch {
+                tx: TxId::from_bytes(generator.id()),
+                events: vec![Event::Checkpoint(Checkpoint {
+                    seq: head.last_seq,
+                    hash: head.last_hash,
+                    signature: SignatureBytes(vec![0; 256]),
+                })],
+            };
+            store.append(&[checkpoint]).expect("append");
+            written += 1;
+        }
+    }
+    let build_secs = built.elapsed().as_secs_f64();
+    // The two halves of an audit, apart: reading the stored records, and
+    // the auditor's checks over records already in memory.
+    let (read_secs, check_secs) = {
+        let store = RedbStore::open_read_only(&path, Sharing::Exclusive).expect("open");
+        let started = Instant::now();
+        let mut records = Vec::new();
+        loop {
+            let chunk = store
+                .read_raw(ledger::Seq(records.len() as u64 + 1), 65_536)
+                .expect("read");
+            if chunk.is_empty() {
+                break;
+            }
+            records.extend(chunk);
+        }
+        let read_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut auditor = vc_replay::Auditor::new(None);
+        for record in &records {
+            auditor.feed(record).expect("genuine");
+        }
+        (read_secs, started.elapsed().as_secs_f64())
+    };
+    let report = run_audit(AuditOptions::new(&path)).expect("audit");
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    let secs = report.elapsed_ms as f64 / 1000.0;
+    let events = report.records_read_this_run;
+    let per_sec = |s: f64| events as f64 / s.max(1e-9);
+    println!("built {events} events in {build_secs:.1} s");
+    println!("read raw records only: {:.0} events/s", per_sec(read_secs));
+    println!("auditor checks only:   {:.0} events/s", per_sec(check_secs));
+    println!(
+        "run_audit end to end:  {:.0} events/s ({secs:.2} s)",
+        per_sec(secs)
+    );
+}
