@@ -263,7 +263,8 @@ fn put_purchase(
     let mut bytes = [0u8; 9];
     bytes[0] = tag;
     bytes[1..].copy_from_slice(&amount_bytes(amount));
-    state.put(PURCHASES, id.as_bytes(), &bytes)
+    state.put(PURCHASES, id.as_bytes(), &bytes)?;
+    Ok(())
 }
 
 fn add_float(state: &mut dyn StateWrite, lus: LusId, delta: i128) -> Result<(), ProjectionError> {
@@ -272,7 +273,8 @@ fn add_float(state: &mut dyn StateWrite, lus: LusId, delta: i128) -> Result<(), 
         Some(b) => Reader::new(CARD_FLOAT, &b).i128()?,
         None => 0,
     };
-    state.put(CARD_FLOAT, &key, &(current + delta).to_be_bytes())
+    state.put(CARD_FLOAT, &key, &(current + delta).to_be_bytes())?;
+    Ok(())
 }
 
 fn minor(a: &Amount) -> u128 {
@@ -419,6 +421,7 @@ impl Projection for AccountsModel {
             table: SUMMARY,
             reason: "summary does not encode",
         })?;
-        state.put(SUMMARY, SUMMARY_KEY, &bytes)
+        state.put(SUMMARY, SUMMARY_KEY, &bytes)?;
+        Ok(())
     }
 }

@@ -4,9 +4,9 @@ use ledger::constants::{COINS_PER_TX_MAX, TEXT_BYTES_MAX};
 
 /// Records applied per redb transaction while catching up with the log: big
 /// enough that the fsync is amortised, small enough that one transaction's
-/// dirty pages stay modest (at most this many events of
-/// [`COINS_PER_TX_MAX`] coins each).
-pub const CATCH_UP_RECORDS_MAX: usize = 4096;
+/// dirty pages stay bounded (at most this many events of
+/// [`COINS_PER_TX_MAX`] coins each: about a million coins, a few hundred MiB).
+pub const CATCH_UP_RECORDS_MAX: usize = 1024;
 
 /// Longest requester name or reason in an identity disclosure, in bytes: the
 /// log's own limit on free text.

@@ -36,7 +36,8 @@ pub trait StateRead {
 
 /// Writes of a projection's state, inside one transaction.
 pub trait StateWrite: StateRead {
-    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<(), ProjectionError>;
+    /// Inserts or replaces the entry; says whether the key was there before.
+    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError>;
 
     /// Removes the entry; says whether it was there.
     fn remove(&mut self, table: TableName, key: &[u8]) -> Result<bool, ProjectionError>;
@@ -104,9 +105,11 @@ impl StateRead for MemoryState {
 }
 
 impl StateWrite for MemoryState {
-    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<(), ProjectionError> {
-        self.table_mut(table)?.insert(key.to_vec(), value.to_vec());
-        Ok(())
+    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
+        Ok(self
+            .table_mut(table)?
+            .insert(key.to_vec(), value.to_vec())
+            .is_some())
     }
 
     fn remove(&mut self, table: TableName, key: &[u8]) -> Result<bool, ProjectionError> {
@@ -180,9 +183,8 @@ impl StateRead for RedbWriteState<'_> {
 }
 
 impl StateWrite for RedbWriteState<'_> {
-    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<(), ProjectionError> {
-        self.table_mut(table)?.insert(key, value)?;
-        Ok(())
+    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
+        Ok(self.table_mut(table)?.insert(key, value)?.is_some())
     }
 
     fn remove(&mut self, table: TableName, key: &[u8]) -> Result<bool, ProjectionError> {
