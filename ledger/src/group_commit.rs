@@ -203,12 +203,27 @@ impl<S: EventStore + 'static> Drop for GroupCommit<S> {
     }
 }
 
+/// Poisons the queue if the writer thread unwinds (a panicking ack, a
+/// panicking store), so submitters waiting for room are woken and refused
+/// instead of waiting forever.
+struct PoisonOnUnwind<'a>(&'a Shared);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(&self.0.state).poisoned = true;
+            self.0.space.notify_all();
+        }
+    }
+}
+
 fn run_writer<S: EventStore>(
     store: &S,
     shared: &Shared,
     receiver: &Receiver<Message>,
     config: GroupCommitConfig,
 ) {
+    let _poison_on_unwind = PoisonOnUnwind(shared);
     let mut stopping = false;
     while !stopping {
         let mut batches = Vec::new();
@@ -394,6 +409,25 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
         drop(open_gate);
+    }
+
+    #[test]
+    fn a_panicking_ack_poisons_the_writer_instead_of_hanging_submitters() {
+        let store = Arc::new(MemoryStore::new());
+        let writer = GroupCommit::start(
+            Arc::clone(&store),
+            GroupCommitConfig {
+                queue_batches_max: 1,
+                commit_batches_max: 1,
+            },
+        )
+        .expect("start");
+        writer.submit(sample_batch(1, 1), |_| panic!("a buggy acknowledgement"));
+        // Either refused at once (poisoned, or the writer gone) or, if queued
+        // before the panic, failed when the writer is found dead.
+        let err = writer.submit_wait(sample_batch(2, 1)).expect_err("refused");
+        assert!(matches!(err, StoreError::Poisoned), "{err}");
+        assert!(writer.is_poisoned());
     }
 
     #[test]
