@@ -20,6 +20,8 @@
 
 mod envelope;
 mod error;
+#[cfg(test)]
+mod hostile_input_tests;
 mod keyfile;
 mod keys;
 mod random;
