@@ -16,6 +16,7 @@
 
 pub mod auditor;
 pub mod html;
+pub mod projection_check;
 pub mod report;
 pub mod rule;
 pub mod run;
@@ -25,10 +26,12 @@ pub mod stats;
 mod txn;
 
 pub use auditor::{Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckpointVerifier, Verdict};
+pub use projection_check::{AccountsFile, CoinStatusFile};
 pub use report::{AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, format_minor};
 pub use rule::{Amounts, Rule, Violation};
 pub use run::{
-    AuditError, AuditOptions, Progress, ProgressCallback, ProjectionCheck, audit_store, run_audit,
+    AuditError, AuditOptions, Progress, ProgressCallback, ProjectionCheck, ProjectionDifference,
+    audit_store, run_audit,
 };
 pub use snapshot::{AuditSnapshot, SnapshotError};
 pub use state::LedgerState;

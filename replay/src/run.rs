@@ -33,13 +33,23 @@ pub struct Progress {
 /// Called after every chunk of records.
 pub type ProgressCallback = Box<dyn FnMut(Progress) + Send>;
 
+/// Why a projection check did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectionDifference {
+    /// The projection differs from the replay: a violation.
+    Differs(String),
+    /// The projection file could not be read: the audit is incomplete.
+    Unreadable(String),
+}
+
 /// A check of the issuer's own projections against the replay (e.g. the
 /// coin-status store must hold exactly the unspent coins). Given the replay
-/// state at `head`, returns a description of the first difference.
+/// state at `head`, says what differs first. See
+/// [`crate::projection_check`] for the coin-status and accounts checks.
 pub trait ProjectionCheck: Send {
     /// A short name for the report, e.g. `coin_status`.
     fn name(&self) -> &str;
-    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), String>;
+    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), ProjectionDifference>;
 }
 
 /// What to audit and how. Build with [`AuditOptions::new`] and set fields.
@@ -101,6 +111,8 @@ pub enum AuditError {
     },
     #[error("reading the log: {0}")]
     Read(#[source] StoreError),
+    #[error("projection {name}: {reason}")]
+    Projection { name: String, reason: String },
     #[error("audit checkpoint file {path}: {source}")]
     Checkpoint {
         path: PathBuf,
@@ -232,14 +244,23 @@ pub fn audit_store(
     let mut outcome = outcome.unwrap_or_else(|| Outcome::from(auditor.verdict()));
     if matches!(outcome, Outcome::Holds) {
         for check in &opts.projection_checks {
-            if let Err(difference) = check.compare(auditor.state(), auditor.boundary()) {
-                outcome = Outcome::Violation(Violation::new(
-                    auditor.boundary().last_seq,
-                    None,
-                    Rule::ProjectionMismatch,
-                    format!("projection {}: {difference}", check.name()),
-                ));
-                break;
+            match check.compare(auditor.state(), auditor.boundary()) {
+                Ok(()) => {}
+                Err(ProjectionDifference::Differs(difference)) => {
+                    outcome = Outcome::Violation(Violation::new(
+                        auditor.boundary().last_seq,
+                        None,
+                        Rule::ProjectionMismatch,
+                        format!("projection {}: {difference}", check.name()),
+                    ));
+                    break;
+                }
+                Err(ProjectionDifference::Unreadable(reason)) => {
+                    return Err(AuditError::Projection {
+                        name: check.name().to_string(),
+                        reason,
+                    });
+                }
             }
         }
     }
