@@ -83,16 +83,23 @@ impl Mint {
     /// Creates a new, empty mint file at `path` (mode 0600). Refuses to
     /// replace an existing file: that would destroy the keys of live coins.
     pub fn create(path: &Path, suite: SuiteId) -> Result<Mint, MintError> {
-        if path.exists() {
-            return Err(MintError::AlreadyExists(path.to_path_buf()));
+        let body = Zeroizing::new(MintFileBody {
+            suite,
+            epochs: Vec::new(),
+        });
+        match crypto::create_secret_new(path, &encode_file(&body)?) {
+            Err(CryptoError::KeyFile { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                return Err(MintError::AlreadyExists(path.to_path_buf()));
+            }
+            other => other?,
         }
-        let mint = Mint {
+        Ok(Mint {
             path: path.to_path_buf(),
             suite,
             keys: BTreeMap::new(),
-        };
-        mint.persist(&mint.keys)?;
-        Ok(mint)
+        })
     }
 
     /// Opens an existing mint file, refusing it if group or others can read it.
@@ -162,10 +169,23 @@ impl Mint {
         }
     }
 
-    fn persist(&self, keys: &BTreeMap<KeyEpoch, MintKey>) -> Result<(), MintError> {
-        let view: BTreeMap<KeyEpoch, &[u8]> =
-            keys.iter().map(|(e, k)| (*e, k.0.as_slice())).collect();
-        self.write_file(&view)
+    /// Destroys `epoch`'s key, persisted before it is forgotten: from then on
+    /// no coin of that epoch verifies. For epochs past their grace period, and
+    /// for an epoch whose key is suspected compromised.
+    pub fn retire_epoch(&mut self, epoch: KeyEpoch) -> Result<(), MintError> {
+        if !self.keys.contains_key(&epoch) {
+            return Err(MintError::UnknownEpoch(epoch));
+        }
+        let remaining: BTreeMap<KeyEpoch, &[u8]> = self
+            .keys
+            .iter()
+            .filter(|(e, _)| **e != epoch)
+            .map(|(e, k)| (*e, k.0.as_slice()))
+            .collect();
+        self.write_file(&remaining)?;
+        self.keys.remove(&epoch);
+        tracing::info!(%epoch, "mint epoch retired");
+        Ok(())
     }
 
     fn write_file(&self, keys: &BTreeMap<KeyEpoch, &[u8]>) -> Result<(), MintError> {
@@ -438,6 +458,27 @@ mod tests {
             decode_file(&bytes[..bytes.len() - 1]),
             Err(MintError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_retired_epoch_no_longer_verifies_even_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mint.key");
+        let mut mint = new_mint(&dir, SuiteId::Aes256);
+        mint.open_epoch(KeyEpoch(2)).expect("epoch 2");
+        let kept = mint.tag(&body(2)).expect("tag");
+        mint.retire_epoch(KeyEpoch(1)).expect("retire");
+        assert!(matches!(
+            mint.tag(&body(1)),
+            Err(MintError::UnknownEpoch(KeyEpoch(1)))
+        ));
+        assert!(matches!(
+            mint.retire_epoch(KeyEpoch(1)),
+            Err(MintError::UnknownEpoch(KeyEpoch(1)))
+        ));
+        let reopened = Mint::open(&path).expect("open");
+        assert_eq!(reopened.epochs().collect::<Vec<_>>(), [KeyEpoch(2)]);
+        assert_eq!(reopened.tag(&body(2)).expect("tag"), kept);
     }
 
     #[test]

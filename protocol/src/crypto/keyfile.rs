@@ -35,22 +35,40 @@ pub(crate) fn write_public_atomic(path: &Path, bytes: &[u8]) -> Result<(), Crypt
     write_atomic(path, bytes, PUBLIC_MODE)
 }
 
+/// Writes `bytes` to a NEW secret file at `path` (mode 0600), failing with
+/// [`std::io::ErrorKind::AlreadyExists`] if anything is there: the file is
+/// written and synced under a temporary name, then hard-linked into place,
+/// which cannot replace an existing file.
+pub(crate) fn create_secret_new(path: &Path, bytes: &[u8]) -> Result<(), CryptoError> {
+    let tmp = temp_path_beside(path);
+    let result = write_temp(&tmp, bytes, SECRET_MODE).and_then(|()| {
+        fs::hard_link(&tmp, path).map_err(io_error(path))?;
+        sync_parent_dir(path)
+    });
+    // Best effort: once linked, the temporary name is only a second entry.
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), CryptoError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(io_error(tmp))?;
+    // The umask may have cleared bits but never adds any; set the mode
+    // explicitly anyway so the result does not depend on the caller's umask.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_error(tmp))?;
+    file.write_all(bytes).map_err(io_error(tmp))?;
+    file.sync_all().map_err(io_error(tmp))
+}
+
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CryptoError> {
     let tmp = temp_path_beside(path);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_error(&tmp))?;
-        // The umask may have cleared bits but never adds any; set the mode
-        // explicitly anyway so the result does not depend on the caller's umask.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_error(&tmp))?;
-        file.write_all(bytes).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
-        drop(file);
+        write_temp(&tmp, bytes, mode)?;
         fs::rename(&tmp, path).map_err(io_error(path))?;
         sync_parent_dir(path)
     })();
@@ -159,6 +177,22 @@ mod tests {
                 other => panic!("mode {mode:o} accepted: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn create_new_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k");
+        create_secret_new(&path, b"first").expect("create");
+        assert_eq!(mode_of(&path), 0o600);
+        match create_secret_new(&path, b"second") {
+            Err(CryptoError::KeyFile { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists)
+            }
+            other => panic!("replaced an existing file: {other:?}"),
+        }
+        assert_eq!(read_secret(&path, 64).expect("read").as_slice(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use sealing::{IdentitySealer, IdentityUnsealer, SEAL_ACCOUNT_LABEL, SEAL_IDE
 pub use session::{Ciphertext, MAC_TAG_BYTES_MAX, MacTag, SESSION_BODY_BYTES_MAX, SessionKey};
 pub use suite::SuiteId;
 
-pub(crate) use keyfile::{read_secret, write_secret_atomic};
+pub(crate) use keyfile::{create_secret_new, read_secret, write_secret_atomic};
 pub(crate) use suite::label_prefix;
 
 /// Keys shared by the tests of this crate: RSA generation is slow in debug
