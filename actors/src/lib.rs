@@ -10,11 +10,16 @@
 //!   rebuilt from the log.
 //! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
 //!   single-use, persisted in redb.
+//! - [`issuer`]: [`IssuerCore`], every process of PROTOCOLS.md issuer-side
+//!   over those cores, with the commit path, rebuilt from the log at start.
+//! - [`actors`]: the actix shell and the [`Issuer`] handle (one async method
+//!   per protocol step) that the gateway calls.
 //!
 //! **Architecture invariant:** nothing is acknowledged to a client before
 //! its events are durable in the log; the shards change only after the log
 //! has the batch.
 
+pub mod actors;
 pub mod bank;
 pub mod constants;
 pub mod idempotency;
@@ -22,6 +27,7 @@ pub mod issuer;
 pub mod sessions;
 pub mod shard;
 
+pub use actors::Issuer;
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 pub use issuer::{Clock, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock};

@@ -136,6 +136,8 @@ pub enum IssuerError {
     Crypto(#[from] CryptoError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the issuer's actors have stopped")]
+    Stopped,
 }
 
 /// A mint key epoch as the log opened it.
@@ -548,6 +550,11 @@ impl IssuerCore {
             Ok(())
         })?;
         Ok(totals)
+    }
+
+    /// Drops expired sessions and tombstones; returns how many.
+    pub fn purge_expired_sessions(&self) -> Result<usize, IssuerError> {
+        Ok(self.sessions.purge_expired(self.now())?)
     }
 
     /// The value of every unspent coin held by the shards.
