@@ -6,7 +6,8 @@
 //!
 //! Data flow: at start the owner calls [`ProjectionDb::catch_up`] with the
 //! log; while running it calls [`ProjectionDb::apply_records`] after each
-//! durable group commit (or polls `catch_up`). Records already applied are
+//! durable group commit, or follows a ledger [`Tail`] with
+//! [`ProjectionDb::follow`], or polls `catch_up`). Records already applied are
 //! skipped, so offering the same records twice is harmless; a record past the
 //! next expected one is refused as a [`ProjectionError::Gap`].
 //! [`ProjectionDb::rebuild`] drops the file and replays the whole log, which
@@ -14,7 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ledger::{EventStore, Record, Seq, StoredRecord};
+use std::time::Duration;
+
+use ledger::{EventStore, Record, Seq, StoredRecord, Tail};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::constants::CATCH_UP_RECORDS_MAX;
@@ -172,6 +175,27 @@ impl<P: Projection> ProjectionDb<P> {
             }
             applied = self.apply_records(&records)?;
         }
+    }
+
+    /// Where a [`Tail`] following the log for this projection starts: the
+    /// record after the applied one.
+    pub fn tail_start(&self) -> Result<Seq, ProjectionError> {
+        Ok(Seq(self.applied_seq()?.0 + 1))
+    }
+
+    /// Waits up to `timeout` for records the tail has not returned yet and
+    /// applies them (the tail checks they chain to the ones before); returns
+    /// the applied sequence number. Build the tail at [`Self::tail_start`].
+    pub fn follow<S: EventStore>(
+        &self,
+        tail: &mut Tail<S>,
+        timeout: Duration,
+    ) -> Result<Seq, ProjectionError> {
+        let records = tail.next_records(CATCH_UP_RECORDS_MAX, timeout)?;
+        if records.is_empty() {
+            return self.applied_seq();
+        }
+        self.apply_records(&records)
     }
 
     /// Runs `query` over a consistent snapshot of the tables.

@@ -245,3 +245,46 @@ fn the_history_generator_exercises_every_event_the_projections_handle() {
         );
     }
 }
+
+#[test]
+fn following_a_redb_log_with_a_tail_sees_each_commit_of_another_thread() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(ledger::RedbStore::open(dir.path().join("log.redb")).expect("log"));
+    let db = CoinStatus::open(dir.path().join("c.redb"), CoinStatusModel).expect("open");
+    let mut tail = ledger::Tail::new(Arc::clone(&log), db.tail_start().expect("start"));
+    let source = MemLog::new();
+    World::new().run(&util::busy_ops(120), &source);
+    let batches: Vec<ledger::Batch> = source
+        .all()
+        .chunk_by(|a, b| a.record.tx == b.record.tx)
+        .map(|chunk| ledger::Batch {
+            tx: chunk[0].record.tx,
+            events: chunk.iter().map(|r| r.record.event.clone()).collect(),
+        })
+        .collect();
+    let head = source.head().expect("head").last_seq;
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for batch in batches {
+                log.append(&[batch]).expect("append");
+            }
+        })
+    };
+    let mut applied = Seq(0);
+    for _ in 0..10_000 {
+        if applied == head {
+            break;
+        }
+        applied = db
+            .follow(&mut tail, Duration::from_millis(200))
+            .expect("follow");
+    }
+    writer.join().expect("writer");
+    assert_eq!(applied, head);
+    let (memory, _) = replay_in_memory(&CoinStatusModel, &*log, None).expect("replay");
+    assert_eq!(db.snapshot().expect("snapshot"), memory);
+}
