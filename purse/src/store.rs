@@ -689,6 +689,34 @@ impl Purse {
         })
     }
 
+    /// Erases the records of spent coins: once the issuer has spent a coin
+    /// its tag is worthless, and a long-lived purse need not keep it. Bad
+    /// coins stay, with the issuer's statements. Returns how many went.
+    pub fn forget_spent(&self) -> Result<usize, PurseError> {
+        let n_forgotten = self.write(|txn| {
+            let mut coins = txn.open_table(COINS)?;
+            let holdings_before = holdings(&coins)?;
+            let mut spent = Vec::new();
+            for row in coins.iter()? {
+                let (key, value) = row?;
+                if matches!(decode_coin(value.value())?.state, CoinState::Spent(_)) {
+                    spent.push(key.value());
+                }
+            }
+            for key in &spent {
+                coins.remove(*key)?;
+            }
+            assert_eq!(
+                holdings(&coins)?,
+                holdings_before,
+                "forgetting spent coins changed the holdings"
+            );
+            Ok(spent.len())
+        })?;
+        tracing::debug!(n_forgotten, "spent coins forgotten");
+        Ok(n_forgotten)
+    }
+
     /// What every closed transaction did, in transaction-reference order.
     pub fn history(&self) -> Result<Vec<TxEffect>, PurseError> {
         let txn = self.db.begin_read()?;

@@ -105,7 +105,11 @@ fn payment_completes_atomically_and_releases_nothing_else() {
     assert!(purse.in_flight().expect("journal").is_empty());
     assert_eq!(purse.history().expect("history").len(), 2);
     assert_eq!(purse.balance().expect("balance").n_spent, 2);
-    let _ = coins;
+    // Spent records can go; the money and the other coins stay.
+    assert_eq!(purse.forget_spent().expect("forget"), 2);
+    let balance = purse.balance().expect("balance");
+    assert_eq!((balance.n_spent, balance.available), (0, cents(125)));
+    assert_eq!(purse.coins().expect("coins").len(), coins.len() - 2);
 }
 
 #[test]
