@@ -151,3 +151,63 @@ fn sigkill_mid_stream_loses_no_acknowledged_batch() {
         }
     }
 }
+
+#[test]
+fn dropping_the_writer_mid_stream_from_another_thread_loses_no_acknowledged_batch() {
+    // In-process variant: submitters stream through callbacks while another
+    // thread drops the writer and the store; then the file is reopened.
+    let log = util::TempLog::new();
+    let store = Arc::new(log.open());
+    let writer = Arc::new(Mutex::new(Some(
+        GroupCommit::start(Arc::clone(&store), GroupCommitConfig::default()).expect("start"),
+    )));
+    let (acks_tx, acks_rx) = std::sync::mpsc::channel();
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|t| {
+            let writer = Arc::clone(&writer);
+            let acks_tx = acks_tx.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let guard = writer.lock().expect("writer lock");
+                    let Some(writer) = guard.as_ref() else {
+                        return;
+                    };
+                    let batch_no = t * 1_000_000 + i;
+                    let acks_tx = acks_tx.clone();
+                    writer.submit(sample_batch(batch_no, 2), move |r| {
+                        if let Ok(first) = r {
+                            let _ = acks_tx.send((first.0, batch_no));
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    drop(acks_tx);
+    // Let some commits happen, then drop the writer from this thread.
+    let mut acked = vec![acks_rx.recv().expect("a first ack")];
+    while acked.len() < 50 {
+        acked.push(acks_rx.recv().expect("ack"));
+    }
+    let stopped = writer.lock().expect("writer lock").take();
+    drop(stopped);
+    for s in submitters {
+        s.join().expect("submitter");
+    }
+    acked.extend(acks_rx.iter());
+    drop(store);
+
+    let store = log.open();
+    verify_store(&store, 512).expect("chain verifies");
+    for (first, batch_no) in &acked {
+        let records = store.read(Seq(*first), 2).expect("read");
+        let want = sample_batch(*batch_no, 2);
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|r| r.record.tx == want.tx));
+    }
+    assert_eq!(
+        store.head().expect("head").last_seq.0,
+        2 * acked.len() as u64,
+        "every batch the dropped writer took was appended and acknowledged"
+    );
+}
