@@ -1,1 +1,39 @@
-//! HTTP: the issuer's gateway, the merchant server and the client purses and merchants use.
+//! HTTP: the issuer's gateway, the merchant server and the client purses and
+//! merchants use.
+//!
+//! - [`issuer`]: [`serve_issuer`] puts an [`actors::IssuerCore`] behind
+//!   actix-web, one POST route per protocol step (`/v1/register`,
+//!   `/v1/purchase/1`, `/v1/validate`, ...), bodies in postcard under
+//!   [`media::POSTCARD`].
+//! - [`merchant`]: [`serve_merchant`] runs a shop: an HTML page, invoices
+//!   ([`media::INVOICE`]), and a pay endpoint that validates the payer's
+//!   coins with the issuer and keeps what it gets in the merchant's purse.
+//! - [`client`]: [`IssuerClient`] and [`MerchantClient`], blocking HTTP/1.1
+//!   clients with timeouts and typed errors; a retry re-sends the same bytes.
+//! - [`server`]: what both servers share: [`ServerConfig`] (limits and
+//!   timeouts), [`ServerHandle`], the in-flight limit (503 + Retry-After),
+//!   `GET /health` and `GET /metrics` ([`metrics`]).
+//! - [`media`]: media types and the typed error body [`ErrorBody`] every 4xx
+//!   and 5xx carries.
+//!
+//! **Architecture invariant:** only this crate speaks HTTP. Nothing read
+//! from a socket is decoded except by `protocol::wire::decode` under the
+//! message's own size limit, after the body was read under that same limit
+//! and a time limit; no input makes a handler panic.
+
+pub mod body;
+pub mod client;
+pub mod constants;
+pub mod error;
+pub mod issuer;
+pub mod media;
+pub mod merchant;
+pub mod metrics;
+pub mod server;
+
+pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
+pub use error::{ApiError, GatewayError};
+pub use issuer::{IssuerDescriptor, serve_issuer};
+pub use media::{ErrorBody, ErrorCode};
+pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
+pub use server::{ServerConfig, ServerHandle};

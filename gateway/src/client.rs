@@ -1,0 +1,447 @@
+//! The HTTP client purses and merchants use: blocking HTTP/1.1 (ureq), a
+//! total time limit per request, bounded answers, typed errors.
+//!
+//! A request that fails in transport (connection refused or reset, time
+//! out) or is answered 503 / 409-in-flight is sent again, the same bytes,
+//! up to [`ClientConfig::attempts_max`] times: the issuer and the merchant
+//! server answer a repeated request as they answered the first (PROTOCOLS.md,
+//! retransmission). Callers that journal a message (the purse) re-send the
+//! journaled bytes with [`IssuerClient::post_encoded`].
+
+use std::time::Duration;
+
+use ledger::{ParticipantId, Role};
+use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest};
+use protocol::wire::payment::{
+    Invoice, PaymentIssuance1, PaymentIssuance2, PaymentResult, SendCoins, ValidationRequest,
+};
+use protocol::wire::purchase::{
+    PurchaseIssuance1, PurchaseIssuance2, PurchasePoll, WRequest1, WRequest2, WRequest3,
+};
+use protocol::wire::refund::{RefundAnswer, RefundRequest};
+use protocol::wire::registration::{Certificate, RegisterRequest};
+use protocol::wire::status::{CoinStatusAnswer, CoinStatusQuery};
+use protocol::wire::{PaymentTid, WireError, WireMessage, decode, encode};
+
+use crate::constants::{
+    CLIENT_ATTEMPTS_MAX, CLIENT_CONNECT_TIMEOUT_MS, CLIENT_REQUEST_TIMEOUT_MS,
+    CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
+};
+use crate::issuer::{ApproveEnrollment, IssuerDescriptor};
+use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
+
+/// How a client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Total time for one attempt: connect, send, receive.
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Attempts per request (1 = no retry).
+    pub attempts_max: u32,
+    /// Largest answer read.
+    pub response_bytes_max: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            request_timeout_ms: CLIENT_REQUEST_TIMEOUT_MS,
+            connect_timeout_ms: CLIENT_CONNECT_TIMEOUT_MS,
+            attempts_max: CLIENT_ATTEMPTS_MAX,
+            response_bytes_max: RESPONSE_BODY_BYTES_MAX,
+        }
+    }
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No answer: connection refused or reset, time out. Retrying later
+    /// with the same bytes is safe.
+    #[error("no answer from {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// The server refused with its typed error.
+    #[error("{url} answered {status} {code:?}: {message}", code = body.code, message = body.message.as_str())]
+    Refused {
+        url: String,
+        status: u16,
+        body: ErrorBody,
+    },
+    /// A status the route does not answer with, or an error without a
+    /// typed body.
+    #[error("{url} answered status {status}")]
+    UnexpectedStatus { url: String, status: u16 },
+    #[error("{url} answered {got:?}, expected {expected}")]
+    WrongMediaType {
+        url: String,
+        got: String,
+        expected: &'static str,
+    },
+    /// The answer is not the expected message.
+    #[error("answer from {url}: {source}")]
+    Wire { url: String, source: WireError },
+    #[error("answer from {url} exceeds {max} bytes")]
+    TooLarge { url: String, max: usize },
+    #[error("bad url {0:?}")]
+    BadUrl(String),
+}
+
+impl ClientError {
+    /// The server's error code, if it refused with a typed error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused { body, .. } => Some(body.code),
+            _ => None,
+        }
+    }
+
+    /// Whether the request may have been lost before the server decided:
+    /// resend the same bytes later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
+            || matches!(
+                self.code(),
+                Some(ErrorCode::Overloaded | ErrorCode::InFlight | ErrorCode::RequestTimeout)
+            )
+    }
+}
+
+/// One answer, before it is decoded.
+struct Answer {
+    status: u16,
+    media_type: String,
+    body: Vec<u8>,
+    retry_after_secs: Option<u64>,
+}
+
+/// An HTTP/1.1 client of one server.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+    base: String,
+    config: ClientConfig,
+}
+
+impl HttpClient {
+    /// A client of the server at `base_url` (`http://host:port`).
+    pub fn new(base_url: &str, config: ClientConfig) -> Result<HttpClient, ClientError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") || base.len() <= "http://".len() {
+            return Err(ClientError::BadUrl(base_url.to_owned()));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_millis(config.request_timeout_ms)))
+            .timeout_connect(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        Ok(HttpClient {
+            agent,
+            base,
+            config,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn once(&self, url: &str, body: Option<(&str, &[u8])>) -> Result<Answer, ClientError> {
+        let transport = |e: ureq::Error| ClientError::Transport {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut response = match body {
+            Some((media_type, bytes)) => self
+                .agent
+                .post(url)
+                .header("Content-Type", media_type)
+                .send(bytes)
+                .map_err(transport)?,
+            None => self.agent.get(url).call().map_err(transport)?,
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let media_type = header("content-type").unwrap_or_default();
+        let retry_after_secs = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+        let max = self.config.response_bytes_max;
+        let body = match response
+            .body_mut()
+            .with_config()
+            .limit(max as u64)
+            .read_to_vec()
+        {
+            Ok(body) => body,
+            Err(ureq::Error::BodyExceedsLimit(_)) => {
+                return Err(ClientError::TooLarge {
+                    url: url.to_owned(),
+                    max,
+                });
+            }
+            Err(e) => return Err(transport(e)),
+        };
+        Ok(Answer {
+            status,
+            media_type,
+            body,
+            retry_after_secs,
+        })
+    }
+
+    /// Sends, retrying transient failures with the same bytes; returns a
+    /// 2xx answer or the typed refusal.
+    fn exchange(&self, path: &str, body: Option<(&str, &[u8])>) -> Result<Answer, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let attempts = self.config.attempts_max.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (result, retry_after_secs) = match self.once(&url, body) {
+                Ok(answer) => {
+                    let retry_after_secs = answer.retry_after_secs;
+                    (self.check(&url, answer), retry_after_secs)
+                }
+                Err(e) => (Err(e), None),
+            };
+            match result {
+                Err(e) if attempt < attempts && e.is_transient() => {
+                    // The server's Retry-After, within our bound, so a
+                    // hostile server cannot park the client.
+                    let pause = retry_after_secs
+                        .map(|s| Duration::from_secs(s.min(CLIENT_RETRY_AFTER_SECS_MAX)))
+                        .unwrap_or(Duration::from_millis(CLIENT_RETRY_PAUSE_MS));
+                    tracing::debug!(%url, attempt, error = %e, "retrying with the same bytes");
+                    std::thread::sleep(pause);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn check(&self, url: &str, answer: Answer) -> Result<Answer, ClientError> {
+        if (200..300).contains(&answer.status) {
+            return Ok(answer);
+        }
+        if is_media_type(&answer.media_type, ERROR) {
+            let body = decode::<ErrorBody>(&answer.body).map_err(|source| ClientError::Wire {
+                url: url.to_owned(),
+                source,
+            })?;
+            return Err(ClientError::Refused {
+                url: url.to_owned(),
+                status: answer.status,
+                body,
+            });
+        }
+        Err(ClientError::UnexpectedStatus {
+            url: url.to_owned(),
+            status: answer.status,
+        })
+    }
+
+    fn decode_answer<M: WireMessage>(
+        &self,
+        path: &str,
+        answer: Answer,
+        media_type: &'static str,
+    ) -> Result<M, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        if answer.status == 204 || !is_media_type(&answer.media_type, media_type) {
+            return Err(ClientError::WrongMediaType {
+                url,
+                got: answer.media_type,
+                expected: media_type,
+            });
+        }
+        decode::<M>(&answer.body).map_err(|source| ClientError::Wire { url, source })
+    }
+
+    /// POSTs already-encoded bytes (e.g. a journaled message) and decodes
+    /// the answer as `Resp`.
+    pub fn post_encoded<Resp: WireMessage>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Resp, ClientError> {
+        let answer = self.exchange(path, Some((POSTCARD, body)))?;
+        self.decode_answer(path, answer, POSTCARD)
+    }
+
+    /// POSTs already-encoded bytes to a route that answers 204.
+    pub fn post_encoded_ack(&self, path: &str, body: &[u8]) -> Result<(), ClientError> {
+        let answer = self.exchange(path, Some((POSTCARD, body)))?;
+        if answer.status == 204 {
+            Ok(())
+        } else {
+            Err(ClientError::UnexpectedStatus {
+                url: format!("{}{}", self.base, path),
+                status: answer.status,
+            })
+        }
+    }
+
+    fn post<Req: WireMessage, Resp: WireMessage>(
+        &self,
+        path: &str,
+        msg: &Req,
+    ) -> Result<Resp, ClientError> {
+        self.post_encoded(path, &encode(msg))
+    }
+
+    fn get<M: WireMessage>(&self, path: &str, media_type: &'static str) -> Result<M, ClientError> {
+        let answer = self.exchange(path, None)?;
+        self.decode_answer(path, answer, media_type)
+    }
+
+    /// `GET path` as text (health, metrics, the shop page).
+    pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let answer = self.exchange(path, None)?;
+        String::from_utf8(answer.body).map_err(|_| ClientError::WrongMediaType {
+            url: format!("{}{}", self.base, path),
+            got: "non-UTF-8 body".into(),
+            expected: "text",
+        })
+    }
+}
+
+/// The issuer's gateway, one method per protocol step.
+#[derive(Debug, Clone)]
+pub struct IssuerClient {
+    http: HttpClient,
+}
+
+impl IssuerClient {
+    pub fn new(base_url: &str, config: ClientConfig) -> Result<IssuerClient, ClientError> {
+        Ok(IssuerClient {
+            http: HttpClient::new(base_url, config)?,
+        })
+    }
+
+    /// The underlying client, for re-sending journaled bytes.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    pub fn health(&self) -> Result<(), ClientError> {
+        self.http.get_text("/health").map(drop)
+    }
+
+    pub fn metrics(&self) -> Result<String, ClientError> {
+        self.http.get_text("/metrics")
+    }
+
+    /// `ID_I`, `PK_I` and the suite.
+    pub fn descriptor(&self) -> Result<IssuerDescriptor, ClientError> {
+        self.http.get("/v1/issuer", POSTCARD)
+    }
+
+    pub fn register(&self, msg: &RegisterRequest) -> Result<Certificate, ClientError> {
+        self.http.post("/v1/register", msg)
+    }
+
+    pub fn enroll(&self, msg: &EnrollmentRequest) -> Result<EnrollmentAnswer, ClientError> {
+        self.http.post("/v1/enroll", msg)
+    }
+
+    /// Operator: approves a pending enrollment (the issuer answers this only
+    /// to its own machine).
+    pub fn approve_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), ClientError> {
+        let msg = ApproveEnrollment {
+            id: id.clone(),
+            role,
+        };
+        self.http
+            .post_encoded_ack("/admin/enroll/approve", &encode(&msg))
+    }
+
+    pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, ClientError> {
+        self.http.post("/v1/purchase/1", msg)
+    }
+
+    pub fn wrequest3(&self, msg: &WRequest3) -> Result<PurchaseIssuance1, ClientError> {
+        self.http.post("/v1/purchase/3", msg)
+    }
+
+    pub fn purchase_poll(&self, msg: &PurchasePoll) -> Result<PurchaseIssuance1, ClientError> {
+        self.http.post("/v1/purchase/poll", msg)
+    }
+
+    pub fn purchase_ack(&self, msg: &PurchaseIssuance2) -> Result<(), ClientError> {
+        self.http.post_encoded_ack("/v1/purchase/ack", &encode(msg))
+    }
+
+    pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, ClientError> {
+        self.http.post("/v1/validate", msg)
+    }
+
+    pub fn validate_ack(&self, msg: &PaymentIssuance2) -> Result<(), ClientError> {
+        self.http.post_encoded_ack("/v1/validate/ack", &encode(msg))
+    }
+
+    pub fn refund(&self, msg: &RefundRequest) -> Result<RefundAnswer, ClientError> {
+        self.http.post("/v1/refund", msg)
+    }
+
+    pub fn coin_status(&self, msg: &CoinStatusQuery) -> Result<CoinStatusAnswer, ClientError> {
+        self.http.post("/v1/coin-status", msg)
+    }
+}
+
+/// A merchant server, as a payer's purse sees it.
+#[derive(Debug, Clone)]
+pub struct MerchantClient {
+    http: HttpClient,
+}
+
+impl MerchantClient {
+    pub fn new(base_url: &str, config: ClientConfig) -> Result<MerchantClient, ClientError> {
+        Ok(MerchantClient {
+            http: HttpClient::new(base_url, config)?,
+        })
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// A new order of catalog item `sku` for payer `id_pa`: its invoice.
+    pub fn invoice(&self, sku: &str, id_pa: &ParticipantId) -> Result<Invoice, ClientError> {
+        if !crate::merchant::is_valid_sku(sku) {
+            return Err(ClientError::BadUrl(format!("item {sku:?}")));
+        }
+        self.http.get(
+            &format!("/item/{sku}/invoice?payer={}", id_pa.as_str()),
+            INVOICE,
+        )
+    }
+
+    /// The invoice of an order already made (its id is the invoice's TID).
+    pub fn order_invoice(&self, tid_py: &PaymentTid) -> Result<Invoice, ClientError> {
+        self.http.get(&format!("/order/{tid_py}/invoice"), INVOICE)
+    }
+
+    /// Pays an order: SendCoins in, the payee's answer (receipt or the
+    /// issuer's rejection) out. A retry of the same bytes gets the same
+    /// answer.
+    pub fn pay(&self, tid_py: &PaymentTid, msg: &SendCoins) -> Result<PaymentResult, ClientError> {
+        self.pay_encoded(tid_py, &encode(msg))
+    }
+
+    /// [`MerchantClient::pay`] with journaled bytes.
+    pub fn pay_encoded(
+        &self,
+        tid_py: &PaymentTid,
+        send_coins: &[u8],
+    ) -> Result<PaymentResult, ClientError> {
+        self.http
+            .post_encoded(&format!("/order/{tid_py}/pay"), send_coins)
+    }
+}

@@ -1,0 +1,54 @@
+//! Every limit of the gateway in one place, with the unit last in each name.
+//! Relations between them are asserted at compile time.
+
+use protocol::wire::limits::{ISSUANCE_BYTES_MAX, VALIDATION_BYTES_MAX};
+
+/// Largest request body any route accepts; each route also applies its own
+/// message's `BYTES_MAX`, which is usually far smaller.
+pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest response body a client reads.
+pub const RESPONSE_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Time a client has to send its request head; a slower sender is cut off
+/// (slow loris).
+pub const REQUEST_HEAD_TIMEOUT_MS: u64 = 5_000;
+/// Time a client has to send its request body once the head is in.
+pub const REQUEST_BODY_TIMEOUT_MS: u64 = 10_000;
+/// How long an idle keep-alive connection is kept open.
+pub const KEEP_ALIVE_MS: u64 = 15_000;
+/// Time given to a client to close after the server has answered.
+pub const CLIENT_DISCONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Requests handled at once by one server; more are answered 503.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// Connections one worker holds at once.
+pub const CONNECTIONS_PER_WORKER_MAX: usize = 4_096;
+/// What a 503 asks the client to wait before retrying.
+pub const RETRY_AFTER_SECS: u64 = 1;
+/// Longest human-readable message in an error body.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 512;
+/// A client's total time for one request (connect, send, receive).
+pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// A client's time to open a connection.
+pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// How often a client sends the same request before giving up on a
+/// transport failure or a 503.
+pub const CLIENT_ATTEMPTS_MAX: u32 = 3;
+/// Pause between a client's attempts when the server gave no Retry-After.
+pub const CLIENT_RETRY_PAUSE_MS: u64 = 200;
+/// Longest Retry-After a client honours, so a hostile server cannot park it.
+pub const CLIENT_RETRY_AFTER_SECS_MAX: u64 = 10;
+/// Orders a merchant server keeps open (invoiced, not yet paid) at once.
+pub const ORDERS_OPEN_MAX: usize = 10_000;
+/// Orders (paid or not) a merchant server remembers at once; the oldest paid
+/// ones are forgotten first.
+pub const ORDERS_KEPT_MAX: usize = 100_000;
+/// How long an unpaid invoice stays payable.
+pub const ORDER_LIFETIME_SECS: u64 = 3_600;
+/// Longest catalog item id (in the URL).
+pub const SKU_BYTES_MAX: usize = 64;
+
+const _: () = assert!(REQUEST_BODY_BYTES_MAX >= VALIDATION_BYTES_MAX);
+const _: () = assert!(RESPONSE_BODY_BYTES_MAX >= ISSUANCE_BYTES_MAX + 1024);
+const _: () = assert!(REQUEST_HEAD_TIMEOUT_MS < KEEP_ALIVE_MS);
+const _: () = assert!(REQUEST_BODY_TIMEOUT_MS < CLIENT_REQUEST_TIMEOUT_MS);
+const _: () = assert!(ORDERS_OPEN_MAX <= ORDERS_KEPT_MAX);
+const _: () = assert!(RETRY_AFTER_SECS <= CLIENT_RETRY_AFTER_SECS_MAX);

@@ -1,0 +1,385 @@
+//! The issuer's gateway: one POST route per protocol step over an
+//! [`IssuerCore`], bodies in postcard under [`POSTCARD`].
+//!
+//! | route | request | answer |
+//! |---|---|---|
+//! | `GET /v1/issuer` | — | [`IssuerDescriptor`] |
+//! | `POST /v1/register` | `RegisterRequest` | `Certificate` |
+//! | `POST /v1/enroll` | `EnrollmentRequest` | `EnrollmentAnswer` |
+//! | `POST /v1/purchase/1` | `WRequest1` | `WRequest2` |
+//! | `POST /v1/purchase/3` | `WRequest3` | `PurchaseIssuance1` |
+//! | `POST /v1/purchase/poll` | `PurchasePoll` | `PurchaseIssuance1` |
+//! | `POST /v1/purchase/ack` | `PurchaseIssuance2` | 204 |
+//! | `POST /v1/validate` | `ValidationRequest` | `PaymentIssuance1` |
+//! | `POST /v1/validate/ack` | `PaymentIssuance2` | 204 |
+//! | `POST /v1/refund` | `RefundRequest` | 501 until the issuer offers it |
+//! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
+//! | `POST /admin/enroll/approve` | [`ApproveEnrollment`] | 204; loopback peers only |
+//!
+//! The issuer's work (RSA, fsync) runs on actix's blocking pool, so the
+//! event loops keep reading and answering while commits are under way; the
+//! in-flight limit bounds how much is queued there.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actors::{IssuerCore, IssuerError};
+use ledger::{ParticipantId, PublicKeyDer, Role};
+use protocol::crypto::SuiteId;
+use protocol::flows::FlowError;
+use protocol::wire::WireMessage;
+use protocol::wire::enrollment::EnrollmentRequest;
+use protocol::wire::limits::SMALL_MESSAGE_BYTES_MAX;
+use protocol::wire::payment::{PaymentIssuance2, ValidationRequest};
+use protocol::wire::purchase::{PurchaseIssuance2, PurchasePoll, WRequest1, WRequest3};
+use protocol::wire::refund::RefundRequest;
+use protocol::wire::registration::RegisterRequest;
+use protocol::wire::status::CoinStatusQuery;
+use serde::{Deserialize, Serialize};
+
+use crate::body::{BodyLimits, message_response, read_message};
+use crate::error::{ApiError, GatewayError};
+use crate::media::{ErrorCode, POSTCARD};
+use crate::metrics::{MetricsSource, counter, gauge};
+use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+
+/// Who the issuer is: what a purse needs before its first request
+/// (`GET /v1/issuer`). Trust in it comes from elsewhere (the operator hands
+/// out the key's fingerprint); the gateway only serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerDescriptor {
+    /// `ID_I`.
+    pub id_i: ParticipantId,
+    /// `PK_I`, SPKI DER.
+    pub public_key: PublicKeyDer,
+    pub suite: SuiteId,
+}
+
+impl WireMessage for IssuerDescriptor {
+    const NAME: &'static str = "IssuerDescriptor";
+    const BYTES_MAX: usize = SMALL_MESSAGE_BYTES_MAX;
+
+    fn validate(&self) -> Result<(), protocol::wire::WireError> {
+        if self.public_key.0.len() > ledger::constants::PUBLIC_KEY_DER_BYTES_MAX {
+            return Err(Self::invalid("public key too long"));
+        }
+        Ok(())
+    }
+}
+
+/// The operator's approval of a pending enrollment
+/// (`varietycash issuer enroll approve ID ROLE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveEnrollment {
+    pub id: ParticipantId,
+    pub role: Role,
+}
+
+impl WireMessage for ApproveEnrollment {
+    const NAME: &'static str = "ApproveEnrollment";
+    const BYTES_MAX: usize = 256;
+}
+
+/// What the issuer's routes share.
+struct IssuerState {
+    core: Arc<IssuerCore>,
+}
+
+/// Starts the issuer's gateway over `core`; returns once it listens.
+pub fn serve_issuer(
+    config: &ServerConfig,
+    core: Arc<IssuerCore>,
+) -> Result<ServerHandle, GatewayError> {
+    let source: Arc<dyn MetricsSource> = Arc::new(IssuerMetrics { core: core.clone() });
+    let state = web::Data::new(IssuerState { core });
+    server::start(config, "vc_issuer", Some(source), move |cfg| {
+        routes(cfg, state.clone())
+    })
+}
+
+/// Maps the issuer's refusal of a request to a status and code. Technical
+/// failures become a bare 500; their details go to the issuer's log.
+pub fn issuer_error(e: IssuerError) -> ApiError {
+    use StatusCode as S;
+    let refused = |e: &dyn std::fmt::Display| {
+        ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::Refused, e.to_string())
+    };
+    match e {
+        IssuerError::Flow(FlowError::Wire(w)) => w.into(),
+        IssuerError::Flow(FlowError::UnknownParticipant) | IssuerError::UnknownParticipant => {
+            ApiError::new(
+                S::FORBIDDEN,
+                ErrorCode::NotRegistered,
+                "participant is not registered",
+            )
+        }
+        IssuerError::Flow(flow) => refused(&flow),
+        IssuerError::InFlight => ApiError::new(
+            S::CONFLICT,
+            ErrorCode::InFlight,
+            "the same transaction is in flight; retry",
+        )
+        .with_retry_after(crate::constants::RETRY_AFTER_SECS),
+        IssuerError::IdentityTaken => ApiError::new(
+            S::CONFLICT,
+            ErrorCode::IdentityTaken,
+            "identity already registered with another key",
+        ),
+        IssuerError::NoSuchEnrollment => ApiError::new(
+            S::FORBIDDEN,
+            ErrorCode::NotEnrolled,
+            "no enrollment for this participant and role",
+        ),
+        IssuerError::UnknownPurchase => ApiError::new(
+            S::NOT_FOUND,
+            ErrorCode::UnknownPurchase,
+            "unknown or expired purchase",
+        ),
+        IssuerError::PurchaseClosed => ApiError::new(
+            S::GONE,
+            ErrorCode::PurchaseClosed,
+            "purchase already acknowledged",
+        ),
+        IssuerError::Session(
+            s @ (actors::SessionError::Unknown
+            | actors::SessionError::Expired
+            | actors::SessionError::AlreadyUsed),
+        ) => refused(&s),
+        IssuerError::Session(actors::SessionError::Full) => ApiError::overloaded(),
+        other => ApiError::internal("issuer", &other),
+    }
+}
+
+/// Decodes the body as `Req`, runs `step` on the blocking pool, answers its
+/// result (or 204 for `()`).
+async fn step<Req, Resp>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    limits: web::Data<BodyLimits>,
+    step: fn(&IssuerCore, &Req) -> Result<Resp, IssuerError>,
+) -> Result<HttpResponse, ApiError>
+where
+    Req: WireMessage + Send + 'static,
+    Resp: Answer + Send + 'static,
+{
+    let msg: Req = read_message(&req, payload, **limits).await?;
+    let core = state.core.clone();
+    let answer = web::block(move || step(&core, &msg))
+        .await
+        .map_err(|e| ApiError::internal("blocking pool", &e))?
+        .map_err(issuer_error)?;
+    Ok(answer.into_response())
+}
+
+/// What a step answers: a message, or nothing (an acknowledgement).
+trait Answer {
+    fn into_response(self) -> HttpResponse;
+}
+
+impl Answer for () {
+    fn into_response(self) -> HttpResponse {
+        HttpResponse::NoContent().finish()
+    }
+}
+
+macro_rules! answers {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            fn into_response(self) -> HttpResponse {
+                message_response(&self, POSTCARD)
+            }
+        }
+    )*};
+}
+
+answers!(
+    protocol::wire::registration::Certificate,
+    protocol::wire::enrollment::EnrollmentAnswer,
+    protocol::wire::purchase::WRequest2,
+    protocol::wire::purchase::PurchaseIssuance1,
+    protocol::wire::payment::PaymentIssuance1
+);
+
+macro_rules! step_route {
+    ($path:literal, $req:ty, $f:expr) => {
+        post_resource(
+            $path,
+            |req: HttpRequest,
+             payload: web::Payload,
+             state: web::Data<IssuerState>,
+             limits: web::Data<BodyLimits>| {
+                step::<$req, _>(req, payload, state, limits, $f)
+            },
+        )
+    };
+}
+
+/// A step the issuer does not offer yet: the body is still checked (so a
+/// malformed one is 400), then 501 names the step.
+async fn not_offered<Req: WireMessage>(
+    req: HttpRequest,
+    payload: web::Payload,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let _: Req = read_message(&req, payload, **limits).await?;
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        ErrorCode::NotImplemented,
+        format!("the issuer does not handle {} yet", Req::NAME),
+    ))
+}
+
+async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
+    let core = &state.core;
+    let descriptor = IssuerDescriptor {
+        id_i: core.id().clone(),
+        public_key: core.public_key().to_ledger(),
+        suite: core.suite(),
+    };
+    message_response(&descriptor, POSTCARD)
+}
+
+/// Operator routes answer only peers on this machine.
+fn require_loopback(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.peer_addr() {
+        Some(peer) if peer.ip().is_loopback() => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "operator routes answer this machine only",
+        )),
+    }
+}
+
+async fn approve_enrollment(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    require_loopback(&req)?;
+    let msg: ApproveEnrollment = read_message(&req, payload, **limits).await?;
+    let core = state.core.clone();
+    web::block(move || core.approve_enrollment(&msg.id, msg.role))
+        .await
+        .map_err(|e| ApiError::internal("blocking pool", &e))?
+        .map_err(issuer_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
+    cfg.app_data(state)
+        .service(get_resource("/v1/issuer", descriptor))
+        .service(step_route!(
+            "/v1/register",
+            RegisterRequest,
+            IssuerCore::register
+        ))
+        .service(step_route!(
+            "/v1/enroll",
+            EnrollmentRequest,
+            IssuerCore::request_enrollment
+        ))
+        .service(step_route!(
+            "/v1/purchase/1",
+            WRequest1,
+            IssuerCore::wrequest1
+        ))
+        .service(step_route!(
+            "/v1/purchase/3",
+            WRequest3,
+            IssuerCore::wrequest3
+        ))
+        .service(step_route!(
+            "/v1/purchase/poll",
+            PurchasePoll,
+            IssuerCore::purchase_poll
+        ))
+        .service(step_route!(
+            "/v1/purchase/ack",
+            PurchaseIssuance2,
+            IssuerCore::purchase_issuance2
+        ))
+        .service(step_route!(
+            "/v1/validate",
+            ValidationRequest,
+            IssuerCore::validate
+        ))
+        .service(step_route!(
+            "/v1/validate/ack",
+            PaymentIssuance2,
+            IssuerCore::payment_issuance2
+        ))
+        .service(post_resource("/v1/refund", not_offered::<RefundRequest>))
+        .service(post_resource(
+            "/v1/coin-status",
+            not_offered::<CoinStatusQuery>,
+        ))
+        .service(post_resource("/admin/enroll/approve", approve_enrollment));
+}
+
+/// The issuer's own figures at `/metrics`.
+struct IssuerMetrics {
+    core: Arc<IssuerCore>,
+}
+
+impl MetricsSource for IssuerMetrics {
+    fn render(&self, out: &mut String) {
+        let totals = self.core.totals();
+        gauge(
+            out,
+            "vc_issuer_outstanding_emoney_minor",
+            "Value of unspent coins (minor units), as the issuer's running totals say.",
+            totals.outstanding as f64,
+        );
+        gauge(
+            out,
+            "vc_issuer_aggregated_balances_minor",
+            "Merchants' aggregated balances (minor units).",
+            totals.aggregates as f64,
+        );
+        gauge(
+            out,
+            "vc_issuer_card_float_minor",
+            "Value owed to card systems (minor units).",
+            totals.card_float as f64,
+        );
+        counter(
+            out,
+            "vc_issuer_real_money_in_minor_total",
+            "Real money received: settled purchases, card unloads (minor units).",
+            totals.real_in as f64,
+        );
+        counter(
+            out,
+            "vc_issuer_real_money_out_minor_total",
+            "Real money paid out: redemptions, card loads (minor units).",
+            totals.real_out as f64,
+        );
+        gauge(
+            out,
+            "vc_issuer_unspent_coins",
+            "Unspent coins held by the shards.",
+            self.core.shards().n_unspent() as f64,
+        );
+        match ledger::EventStore::head(self.core.store().as_ref()) {
+            Ok(head) => counter(
+                out,
+                "vc_issuer_log_records_total",
+                "Records in the issuer's log (its last sequence number).",
+                head.last_seq.0 as f64,
+            ),
+            Err(e) => tracing::warn!(error = %e, "log head unreadable for metrics"),
+        }
+        if let Some((epoch, _)) = self.core.current_epoch() {
+            gauge(
+                out,
+                "vc_issuer_key_epoch",
+                "The key epoch new coins are minted under.",
+                f64::from(epoch.0),
+            );
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! The merchant server: a shop page, invoices, and the pay endpoint.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | HTML shop page; each item's "pay" link is its invoice |
+//! | `GET /item/{sku}/invoice?payer=ID` | a new order: its `Invoice` under [`INVOICE`] |
+//! | `GET /order/{tid}/invoice` | the invoice of an existing order |
+//! | `POST /order/{tid}/pay` | `SendCoins` in, `PaymentResult` out |
+//!
+//! An order is identified by its invoice's `TID_PY` (hex). Paying it: the
+//! server wraps the payer's sealed coins in a ValidationRequest with its own
+//! key share (refresh, redeem or aggregate, per item or by configuration),
+//! journals it in the merchant's purse BEFORE sending it to the issuer,
+//! stores what comes back (new coins) in one durable purse transaction,
+//! acknowledges, and answers the payer with its signed receipt or the
+//! issuer's signed rejection. A retry of the same SendCoins gets the same
+//! answer; a lost issuer answer is recovered by re-sending the journaled
+//! request (the issuer answers it idempotently), also at the next start.
+//!
+//! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`]); an unpaid invoice
+//! expires after [`ORDER_LIFETIME_SECS`]. The money is in the purse.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Timestamp};
+use protocol::crypto::{PublicKey, SecretKey, SuiteId};
+use protocol::flows::{PayeeAwaitingIssuance, PayeeOutcome, PaymentPayee};
+use protocol::wire::payment::{PDesc, PaymentIssuance1, PaymentResult, SendCoins, VOption};
+use protocol::wire::registration::Certificate;
+use protocol::wire::{PaymentTid, WireMessage, decode, encode};
+use purse::{
+    Completion, Destination, JournalEntry, NewTransaction, Purse, Refusal, SessionSecret, Step,
+    TxKind, TxRef,
+};
+
+use crate::body::{BodyLimits, message_response, read_bounded, require_media_type};
+use crate::client::{ClientConfig, IssuerClient};
+use crate::constants::{
+    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, RETRY_AFTER_SECS, SKU_BYTES_MAX,
+};
+use crate::error::{ApiError, GatewayError};
+use crate::media::{ErrorCode, INVOICE, POSTCARD};
+use crate::metrics::{MetricsSource, counter, gauge};
+use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+
+/// What the merchant takes for the coins it is paid with (`V-DESC`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollectOption {
+    /// Fresh coins of the amount, kept in the merchant's purse.
+    Refresh,
+    /// An ACH credit to this (enrolled) account.
+    Redeem { bank_account: BankAccount },
+    /// A credit to the merchant's aggregated balance at the issuer.
+    Aggregate,
+}
+
+/// One thing the shop sells.
+#[derive(Debug, Clone)]
+pub struct CatalogItem {
+    /// URL-safe id: ASCII letters, digits, `-`, `_`; at most
+    /// [`SKU_BYTES_MAX`] bytes.
+    pub sku: String,
+    pub title: String,
+    pub price: Amount,
+    /// Overrides [`MerchantConfig::collect`] for this item.
+    pub collect: Option<CollectOption>,
+}
+
+/// How to run a merchant server.
+#[derive(Debug, Clone)]
+pub struct MerchantConfig {
+    pub server: ServerConfig,
+    pub shop_name: String,
+    pub catalog: Vec<CatalogItem>,
+    /// What to take for payments, unless an item says otherwise.
+    pub collect: CollectOption,
+    /// How to reach the issuer (its URL is in the purse's issuer record).
+    pub client: ClientConfig,
+}
+
+/// Whether `sku` may name a catalog item (it goes into URLs as is).
+pub fn is_valid_sku(sku: &str) -> bool {
+    !sku.is_empty()
+        && sku.len() <= SKU_BYTES_MAX
+        && sku
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Where an order stands.
+enum OrderStatus {
+    /// Invoiced; payable. `pending` is a validation journaled in the purse
+    /// whose answer was lost: the next attempt re-sends it.
+    Open { pending: Option<TxRef> },
+    /// A payment attempt is under way.
+    Paying,
+    /// Paid: the SendCoins that paid it and the answer given.
+    Paid {
+        send_coins: Vec<u8>,
+        result: PaymentResult,
+    },
+}
+
+struct Order {
+    payee: PaymentPayee,
+    collect: CollectOption,
+    created: Instant,
+    status: OrderStatus,
+}
+
+#[derive(Default)]
+struct Orders {
+    by_tid: HashMap<PaymentTid, Order>,
+    /// Creation order, for forgetting the oldest.
+    fifo: VecDeque<PaymentTid>,
+    n_paid_total: u64,
+    n_rejected_total: u64,
+}
+
+impl Orders {
+    fn n_open(&self) -> usize {
+        self.by_tid
+            .values()
+            .filter(|o| !matches!(o.status, OrderStatus::Paid { .. }))
+            .count()
+    }
+
+    /// Forgets expired unpaid orders, and the oldest paid ones past the
+    /// memory bound.
+    fn prune(&mut self, lifetime: Duration) {
+        self.by_tid.retain(|_, o| {
+            !(matches!(o.status, OrderStatus::Open { pending: None })
+                && o.created.elapsed() > lifetime)
+        });
+        while self.by_tid.len() > ORDERS_KEPT_MAX {
+            match self.fifo.pop_front() {
+                Some(tid) => {
+                    if matches!(
+                        self.by_tid.get(&tid).map(|o| &o.status),
+                        Some(OrderStatus::Paid { .. })
+                    ) {
+                        self.by_tid.remove(&tid);
+                    }
+                }
+                None => break,
+            }
+        }
+        let by_tid = &self.by_tid;
+        self.fifo.retain(|tid| by_tid.contains_key(tid));
+    }
+}
+
+/// The merchant: identity, keys, purse, issuer, orders.
+struct Merchant {
+    shop_name: String,
+    purse: Arc<Purse>,
+    issuer: IssuerClient,
+    id_py: ParticipantId,
+    id_i: ParticipantId,
+    pk_i: PublicKey,
+    sk_py: SecretKey,
+    cert_py: Option<Certificate>,
+    suite: SuiteId,
+    catalog: BTreeMap<String, CatalogItem>,
+    collect: CollectOption,
+    orders: Mutex<Orders>,
+}
+
+fn lock(orders: &Mutex<Orders>) -> std::sync::MutexGuard<'_, Orders> {
+    orders.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts a merchant server over its purse (opened by the caller, who may
+/// keep the `Arc` to read balances); returns once it listens. In-flight
+/// collections left in the purse's journal by an earlier run are finished
+/// first.
+pub fn serve_merchant(
+    config: &MerchantConfig,
+    purse: Arc<Purse>,
+) -> Result<ServerHandle, GatewayError> {
+    for item in &config.catalog {
+        if !is_valid_sku(&item.sku) {
+            return Err(GatewayError::Config(format!("bad item id {:?}", item.sku)));
+        }
+        if item.price.is_zero() {
+            return Err(GatewayError::Config(format!(
+                "item {} has no price",
+                item.sku
+            )));
+        }
+    }
+    let profile = purse.profile()?;
+    let issuer_info = purse.issuer()?.ok_or(GatewayError::NoIssuer)?;
+    let issuer = IssuerClient::new(&issuer_info.gateway_url, config.client.clone())
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+    let cert_py = match &profile.certificate {
+        Some(bytes) => Some(
+            decode::<Certificate>(bytes)
+                .map_err(|e| GatewayError::Config(format!("stored certificate: {e}")))?,
+        ),
+        None => None,
+    };
+    let merchant = Arc::new(Merchant {
+        shop_name: config.shop_name.clone(),
+        id_py: profile.participant.clone(),
+        id_i: issuer_info.issuer.clone(),
+        pk_i: issuer_info.key()?,
+        sk_py: profile.secret_key()?,
+        cert_py,
+        suite: profile.suite,
+        catalog: config
+            .catalog
+            .iter()
+            .map(|i| (i.sku.clone(), i.clone()))
+            .collect(),
+        collect: config.collect.clone(),
+        issuer,
+        purse,
+        orders: Mutex::new(Orders::default()),
+    });
+    merchant.resume_collections();
+    let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
+    let state = web::Data::new(merchant);
+    server::start(&config.server, "vc_merchant", Some(source), move |cfg| {
+        cfg.app_data(state.clone())
+            .service(get_resource("/", shop_page))
+            .service(get_resource("/item/{sku}/invoice", new_order))
+            .service(get_resource("/order/{tid}/invoice", order_invoice))
+            .service(post_resource("/order/{tid}/pay", pay));
+    })
+}
+
+fn parse_tid(text: &str) -> Result<PaymentTid, ApiError> {
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownOrder,
+            "no such order",
+        )
+    };
+    if text.len() != 32 {
+        return Err(unknown());
+    }
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2).ok_or_else(unknown)?, 16)
+            .map_err(|_| unknown())?;
+    }
+    Ok(PaymentTid::from_bytes(bytes))
+}
+
+fn unknown_order() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::UnknownOrder,
+        "no such order (or its invoice expired)",
+    )
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn shop_page(merchant: web::Data<Arc<Merchant>>) -> HttpResponse {
+    let name = html_escape(&merchant.shop_name);
+    let mut page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n\
+         <p>Pay with VarietyCash: each link is an invoice \
+         (<code>{INVOICE}</code>) for your purse.</p>\n<table>\n\
+         <tr><th>Item</th><th>Price</th><th></th></tr>\n"
+    );
+    for item in merchant.catalog.values() {
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td><a href=\"/item/{}/invoice\" type=\"{INVOICE}\">pay</a></td></tr>",
+            html_escape(&item.title),
+            item.price,
+            item.sku
+        );
+    }
+    page.push_str("</table>\n</body></html>\n");
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+        .body(page)
+}
+
+/// The `payer` query parameter: the payer's `ID_PA`, part of `Com`.
+fn payer_of(req: &HttpRequest) -> Result<ParticipantId, ApiError> {
+    let payer = req
+        .query_string()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("payer="))
+        .ok_or_else(|| ApiError::malformed("the payer query parameter (ID_PA) is required"))?;
+    ParticipantId::new(payer).map_err(|e| ApiError::malformed(format!("payer: {e}")))
+}
+
+async fn new_order(
+    req: HttpRequest,
+    path: web::Path<String>,
+    merchant: web::Data<Arc<Merchant>>,
+) -> Result<HttpResponse, ApiError> {
+    let sku = path.into_inner();
+    let item = merchant
+        .catalog
+        .get(&sku)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such item"))?;
+    let id_pa = payer_of(&req)?;
+    let p_desc = PDesc::new(item.title.clone())
+        .map_err(|_| ApiError::internal("catalog", &"item title too long"))?;
+    let signer = merchant.cert_py.as_ref().map(|c| (&merchant.sk_py, c));
+    let (payee, invoice) = PaymentPayee::invoice(
+        merchant.id_py.clone(),
+        id_pa,
+        merchant.id_i.clone(),
+        p_desc,
+        item.price,
+        signer,
+    );
+    let mut orders = lock(&merchant.orders);
+    orders.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
+    if orders.n_open() >= ORDERS_OPEN_MAX {
+        return Err(ApiError::overloaded());
+    }
+    orders.by_tid.insert(
+        invoice.tid_py,
+        Order {
+            payee,
+            collect: item
+                .collect
+                .clone()
+                .unwrap_or_else(|| merchant.collect.clone()),
+            created: Instant::now(),
+            status: OrderStatus::Open { pending: None },
+        },
+    );
+    orders.fifo.push_back(invoice.tid_py);
+    drop(orders);
+    Ok(message_response(&invoice, INVOICE))
+}
+
+async fn order_invoice(
+    path: web::Path<String>,
+    merchant: web::Data<Arc<Merchant>>,
+) -> Result<HttpResponse, ApiError> {
+    let tid = parse_tid(&path.into_inner())?;
+    let orders = lock(&merchant.orders);
+    let order = orders.by_tid.get(&tid).ok_or_else(unknown_order)?;
+    Ok(message_response(order.payee.invoice_sent(), INVOICE))
+}
+
+/// What one payment attempt needs, taken from the order under the lock.
+struct Attempt {
+    tid: PaymentTid,
+    payee: PaymentPayee,
+    collect: CollectOption,
+    pending: Option<TxRef>,
+}
+
+async fn pay(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    merchant: web::Data<Arc<Merchant>>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let tid = parse_tid(&path.into_inner())?;
+    require_media_type(&req, POSTCARD)?;
+    let bytes = read_bounded(
+        &req,
+        payload,
+        SendCoins::NAME,
+        SendCoins::BYTES_MAX,
+        **limits,
+    )
+    .await?
+    .to_vec();
+    let send_coins: SendCoins = decode(&bytes)?;
+    let attempt = {
+        let mut orders = lock(&merchant.orders);
+        let order = orders.by_tid.get_mut(&tid).ok_or_else(unknown_order)?;
+        match &order.status {
+            OrderStatus::Paid {
+                send_coins: paid_with,
+                result,
+            } => {
+                if *paid_with == bytes {
+                    return Ok(message_response(result, POSTCARD));
+                }
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::Refused,
+                    "order already paid",
+                ));
+            }
+            OrderStatus::Paying => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::InFlight,
+                    "a payment of this order is under way; retry",
+                )
+                .with_retry_after(RETRY_AFTER_SECS));
+            }
+            OrderStatus::Open { pending } => {
+                let pending = *pending;
+                if pending.is_none()
+                    && order.created.elapsed() > Duration::from_secs(ORDER_LIFETIME_SECS)
+                {
+                    return Err(unknown_order());
+                }
+                let attempt = Attempt {
+                    tid,
+                    payee: order.payee.clone(),
+                    collect: order.collect.clone(),
+                    pending,
+                };
+                order.status = OrderStatus::Paying;
+                attempt
+            }
+        }
+    };
+    let worker = merchant.get_ref().clone();
+    let outcome = web::block(move || worker.collect(&attempt, send_coins)).await;
+    let mut orders = lock(&merchant.orders);
+    let order = orders.by_tid.get_mut(&tid);
+    let (status, answer) = match outcome {
+        Ok(Ok(result)) => match &result {
+            PaymentResult::Paid(_) => (
+                OrderStatus::Paid {
+                    send_coins: bytes,
+                    result: result.clone(),
+                },
+                Ok(result),
+            ),
+            PaymentResult::Rejected(_) => (OrderStatus::Open { pending: None }, Ok(result)),
+        },
+        Ok(Err((pending, e))) => (OrderStatus::Open { pending }, Err(e)),
+        Err(e) => (
+            OrderStatus::Open { pending: None },
+            Err(ApiError::internal("blocking pool", &e)),
+        ),
+    };
+    if let Some(order) = order {
+        order.status = status;
+    }
+    match &answer {
+        Ok(PaymentResult::Paid(_)) => orders.n_paid_total += 1,
+        Ok(PaymentResult::Rejected(_)) => orders.n_rejected_total += 1,
+        Err(_) => {}
+    }
+    drop(orders);
+    answer.map(|result| message_response(&result, POSTCARD))
+}
+
+fn purse_error(e: purse::PurseError) -> ApiError {
+    ApiError::internal("merchant purse", &e)
+}
+
+fn issuer_unreachable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::IssuerUnavailable,
+        format!("issuer: {e}"),
+    )
+}
+
+impl Merchant {
+    fn v_option(&self, collect: &CollectOption, amount: Amount) -> Result<VOption, ApiError> {
+        Ok(match collect {
+            CollectOption::Refresh => VOption::Refresh {
+                spec: CoinSpec::new(vec![Denomination {
+                    count: 1,
+                    value: amount,
+                }])
+                .map_err(|e| ApiError::internal("coin spec", &e))?,
+            },
+            CollectOption::Redeem { bank_account } => VOption::Redeem {
+                bank_account: bank_account.clone(),
+            },
+            CollectOption::Aggregate => VOption::Aggregate,
+        })
+    }
+
+    /// One payment attempt, blocking: journal, validate with the issuer,
+    /// store, acknowledge. On failure, the journaled transaction (if any) is
+    /// handed back so the next attempt re-sends it.
+    fn collect(
+        &self,
+        attempt: &Attempt,
+        send_coins: SendCoins,
+    ) -> Result<PaymentResult, (Option<TxRef>, ApiError)> {
+        let (tx, awaiting, message) = match attempt.pending {
+            Some(tx) => {
+                let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
+                let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
+                (tx, awaiting, entry.last_sent)
+            }
+            None => {
+                let amount = attempt.payee.invoice_sent().amount;
+                let option = self
+                    .v_option(&attempt.collect, amount)
+                    .map_err(|e| (None, e))?;
+                let (awaiting, request) = attempt
+                    .payee
+                    .on_send_coins(self.suite, &self.pk_i, send_coins, option)
+                    .map_err(|e| {
+                        (
+                            None,
+                            ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                ErrorCode::Refused,
+                                e.to_string(),
+                            ),
+                        )
+                    })?;
+                let message = encode(&request);
+                let secret =
+                    SessionSecret::from_state(&awaiting).map_err(|e| (None, purse_error(e)))?;
+                let tx = self
+                    .purse
+                    .begin(NewTransaction {
+                        kind: TxKind::Collect,
+                        amount,
+                        reserve: Vec::new(),
+                        step: Step::Request,
+                        to: Destination::Issuer,
+                        message: message.clone(),
+                        secrets: vec![secret],
+                        context: attempt.tid.as_bytes().to_vec(),
+                        now: Timestamp::now(),
+                    })
+                    .map_err(|e| (None, purse_error(e)))?;
+                (tx, awaiting, message)
+            }
+        };
+        let outcome = self
+            .finish(tx, &awaiting, &message)
+            .map_err(|e| (Some(tx), e))?;
+        Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
+    }
+
+    /// Sends the journaled ValidationRequest, checks and stores the answer,
+    /// acknowledges new coins.
+    fn finish(
+        &self,
+        tx: TxRef,
+        awaiting: &PayeeAwaitingIssuance,
+        message: &[u8],
+    ) -> Result<PayeeOutcome, ApiError> {
+        let issuance: PaymentIssuance1 = self
+            .issuer
+            .http()
+            .post_encoded("/v1/validate", message)
+            .map_err(|e| issuer_unreachable(&e))?;
+        let outcome = awaiting
+            .on_issuance1(&self.sk_py, &issuance)
+            .map_err(|e| issuer_unreachable(&format!("answer does not check: {e}")))?;
+        match &outcome {
+            PayeeOutcome::Coins { coins, ack } => {
+                let ack_bytes = encode(ack);
+                self.purse
+                    .complete(
+                        tx,
+                        Completion {
+                            received: coins.clone(),
+                            acknowledge: Some(ack_bytes.clone()),
+                            ..Completion::default()
+                        },
+                    )
+                    .map_err(purse_error)?;
+                self.deliver_ack(tx, &ack_bytes);
+            }
+            PayeeOutcome::Receipt(_) => {
+                self.purse
+                    .complete(tx, Completion::default())
+                    .map_err(purse_error)?;
+            }
+            PayeeOutcome::Rejected(reject) => {
+                self.purse
+                    .refuse(
+                        tx,
+                        Refusal {
+                            bad: Vec::new(),
+                            statement: encode(reject),
+                        },
+                    )
+                    .map_err(purse_error)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Issuance2; on failure it stays journaled and is re-sent at the next
+    /// start (the coins are already ours either way).
+    fn deliver_ack(&self, tx: TxRef, ack: &[u8]) {
+        match self.issuer.http().post_encoded_ack("/v1/validate/ack", ack) {
+            Ok(()) => {
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close an acknowledged collection");
+                }
+            }
+            Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),
+        }
+    }
+
+    /// Finishes collections an earlier run left in the journal: re-sends
+    /// each recorded request or ack (the issuer answers repeats as it did
+    /// the first time).
+    fn resume_collections(&self) {
+        let entries = match self.purse.in_flight() {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the purse journal");
+                return;
+            }
+        };
+        for entry in entries.into_iter().filter(|e| e.kind == TxKind::Collect) {
+            let tx = entry.tx;
+            if entry.is_settled() {
+                self.deliver_ack(tx, &entry.last_sent);
+                continue;
+            }
+            let resumed = awaiting_of(&entry)
+                .and_then(|awaiting| self.finish(tx, &awaiting, &entry.last_sent));
+            match resumed {
+                Ok(_) => tracing::info!(%tx, "resumed a collection"),
+                Err(e) => tracing::warn!(%tx, error = %e, "collection still unfinished"),
+            }
+        }
+    }
+}
+
+fn awaiting_of(entry: &JournalEntry) -> Result<PayeeAwaitingIssuance, ApiError> {
+    entry
+        .secrets
+        .first()
+        .ok_or_else(|| ApiError::internal("journal", &"collection without its session"))?
+        .to_state()
+        .map_err(purse_error)
+}
+
+struct MerchantMetrics(Arc<Merchant>);
+
+impl MetricsSource for MerchantMetrics {
+    fn render(&self, out: &mut String) {
+        let (n_open, n_paid, n_rejected) = {
+            let orders = lock(&self.0.orders);
+            (
+                orders.n_open(),
+                orders.n_paid_total,
+                orders.n_rejected_total,
+            )
+        };
+        gauge(
+            out,
+            "vc_merchant_orders_open",
+            "Orders invoiced and not yet paid.",
+            n_open as f64,
+        );
+        counter(
+            out,
+            "vc_merchant_orders_paid_total",
+            "Orders paid since start.",
+            n_paid as f64,
+        );
+        counter(
+            out,
+            "vc_merchant_payments_rejected_total",
+            "Payments the issuer rejected since start.",
+            n_rejected as f64,
+        );
+        match self.0.purse.balance().map(|b| b.holdings()) {
+            Ok(Ok(holdings)) => gauge(
+                out,
+                "vc_merchant_purse_holdings_minor",
+                "Value of the coins in the merchant's purse (minor units).",
+                holdings.minor_units() as f64,
+            ),
+            _ => tracing::warn!("purse balance unreadable for metrics"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_are_32_hex_digits_and_anything_else_is_an_unknown_order() {
+        let tid = PaymentTid::random();
+        assert_eq!(parse_tid(&tid.to_string()).expect("parses"), tid);
+        for bad in ["", "zz", &"g".repeat(32), &"0".repeat(31), &"é".repeat(16)] {
+            let e = parse_tid(bad).expect_err("refused");
+            assert_eq!(e.code, ErrorCode::UnknownOrder, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn skus_are_url_safe_and_bounded() {
+        assert!(is_valid_sku("book-1_a"));
+        assert!(!is_valid_sku(""));
+        assert!(!is_valid_sku("a/b"));
+        assert!(!is_valid_sku("a b"));
+        assert!(!is_valid_sku(&"a".repeat(SKU_BYTES_MAX + 1)));
+    }
+
+    #[test]
+    fn shop_text_is_escaped() {
+        assert_eq!(
+            html_escape("<b>\"Tom & Jerry's\"</b>"),
+            "&lt;b&gt;&quot;Tom &amp; Jerry&#39;s&quot;&lt;/b&gt;"
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! What the issuer gateway and the merchant server share: their limits and
+//! timeouts ([`ServerConfig`]), a running server ([`ServerHandle`]), the
+//! guard every request passes (a bounded number in flight, over it 503 with
+//! Retry-After; counting by route and status), `GET /health`,
+//! `GET /metrics`, and typed 404 / 405 answers.
+//!
+//! A server runs on its own thread with its own actix system, so callers
+//! need no runtime: the CLI, tests and other servers start one, keep the
+//! handle, and stop it. Signals are left to the caller (the CLI).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+
+use crate::body::BodyLimits;
+use crate::constants::{
+    CLIENT_DISCONNECT_TIMEOUT_MS, CONNECTIONS_PER_WORKER_MAX, KEEP_ALIVE_MS,
+    REQUEST_BODY_BYTES_MAX, REQUEST_BODY_TIMEOUT_MS, REQUEST_HEAD_TIMEOUT_MS,
+    REQUESTS_IN_FLIGHT_MAX,
+};
+use crate::error::{ApiError, GatewayError};
+use crate::media::PROMETHEUS;
+use crate::metrics::{Metrics, MetricsSource};
+
+/// Seconds a graceful stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// Where a server listens and what it tolerates.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; port 0 picks a free port ([`ServerHandle::addr`]).
+    pub bind: SocketAddr,
+    /// Worker threads (each runs its own event loop).
+    pub workers: usize,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    pub requests_in_flight_max: usize,
+    /// Time to send the request head; slower senders are cut off (408).
+    pub request_head_timeout_ms: u64,
+    /// Time to send the body once the head is in (typed 408).
+    pub body_timeout_ms: u64,
+    /// Idle time before a keep-alive connection is closed.
+    pub keep_alive_ms: u64,
+    /// Ceiling on any request body (routes apply their message's own limit).
+    pub body_bytes_max: usize,
+}
+
+impl ServerConfig {
+    /// The defaults of [`crate::constants`], listening on `bind`.
+    pub fn new(bind: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            bind,
+            workers: 2,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+            request_head_timeout_ms: REQUEST_HEAD_TIMEOUT_MS,
+            body_timeout_ms: REQUEST_BODY_TIMEOUT_MS,
+            keep_alive_ms: KEEP_ALIVE_MS,
+            body_bytes_max: REQUEST_BODY_BYTES_MAX,
+        }
+    }
+
+    /// The defaults on 127.0.0.1, on a free port.
+    pub fn loopback() -> ServerConfig {
+        ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    fn check(&self) -> Result<(), GatewayError> {
+        if self.workers == 0 || self.requests_in_flight_max == 0 {
+            return Err(GatewayError::Config(
+                "workers and requests_in_flight_max must be positive".into(),
+            ));
+        }
+        if self.request_head_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err(GatewayError::Config("timeouts must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Shared by the guard and the operator routes of one server.
+pub(crate) struct ServerState {
+    /// Prefix of this server's metric names (`vc_issuer`, `vc_merchant`).
+    pub metrics_prefix: &'static str,
+    pub metrics: Metrics,
+    pub source: Option<Arc<dyn MetricsSource>>,
+    pub limits: BodyLimits,
+    pub requests_in_flight_max: usize,
+}
+
+/// A running server. Dropping it stops the server at once; [`stop`]
+/// lets requests in flight finish first.
+///
+/// [`stop`]: ServerHandle::stop
+pub struct ServerHandle {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the base URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A handle that can stop the server from elsewhere (a signal handler):
+    /// `actix_web::dev::ServerHandle::stop` sends the command at once.
+    pub fn stopper(&self) -> actix_web::dev::ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting, lets requests in flight finish (a few seconds at
+    /// most), and waits for the server thread.
+    pub fn stop(mut self) -> Result<(), GatewayError> {
+        self.shutdown(true)
+    }
+
+    /// Blocks until the server stops (through [`ServerHandle::stopper`]).
+    pub fn wait(mut self) -> Result<(), GatewayError> {
+        self.join()
+    }
+
+    fn shutdown(&mut self, graceful: bool) -> Result<(), GatewayError> {
+        // `stop` sends the command when called; the future only waits for
+        // its completion, which joining the thread does too.
+        drop(self.handle.stop(graceful));
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), GatewayError> {
+        match self.thread.take() {
+            Some(thread) => match thread.join() {
+                Ok(result) => Ok(result?),
+                Err(_) => Err(GatewayError::Io(std::io::Error::other(
+                    "the server thread panicked",
+                ))),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.shutdown(false);
+        }
+    }
+}
+
+/// Takes a place among the requests in flight for as long as it lives.
+struct InFlightPlace(web::Data<ServerState>);
+
+impl Drop for InFlightPlace {
+    fn drop(&mut self) {
+        self.0.metrics.leave();
+    }
+}
+
+fn route_of(req: &actix_web::HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// Every request passes here: operator routes (`/health`, `/metrics`) are
+/// always served; others take a place among the requests in flight or get
+/// a 503 with Retry-After at once (no queue). Each answer is counted.
+async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<ServerState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let operator = matches!(req.path(), "/health" | "/metrics");
+    let place = if operator {
+        None
+    } else if state.metrics.try_enter(state.requests_in_flight_max) {
+        Some(InFlightPlace(state.clone()))
+    } else {
+        state.metrics.count_overloaded();
+        let route = route_of(req.request());
+        state.metrics.observe(&route, 503, started.elapsed());
+        return Ok(req.into_response(ApiError::overloaded().error_response()));
+    };
+    let result = next.call(req).await;
+    drop(place);
+    match &result {
+        Ok(res) => {
+            let route = route_of(res.request());
+            state
+                .metrics
+                .observe(&route, res.status().as_u16(), started.elapsed());
+        }
+        Err(e) => {
+            let status = e.as_response_error().status_code().as_u16();
+            state
+                .metrics
+                .observe("unmatched", status, started.elapsed());
+        }
+    }
+    result.map(ServiceResponse::map_into_boxed_body)
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .body("ok\n")
+}
+
+async fn metrics(state: web::Data<ServerState>) -> HttpResponse {
+    let mut out = String::new();
+    state.metrics.render(state.metrics_prefix, &mut out);
+    if let Some(source) = &state.source {
+        source.render(&mut out);
+    }
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, PROMETHEUS))
+        .body(out)
+}
+
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed())
+}
+
+/// A resource answering GET with `handler` and other methods with 405.
+pub(crate) fn get_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// A resource answering POST with `handler` and other methods with 405.
+pub(crate) fn post_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// Starts a server on its own thread with the shared guard and operator
+/// routes, plus the routes `configure` adds; returns once it listens.
+pub(crate) fn start<F>(
+    config: &ServerConfig,
+    metrics_prefix: &'static str,
+    source: Option<Arc<dyn MetricsSource>>,
+    configure: F,
+) -> Result<ServerHandle, GatewayError>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    config.check()?;
+    let state = web::Data::new(ServerState {
+        metrics_prefix,
+        metrics: Metrics::default(),
+        source,
+        limits: BodyLimits {
+            body_bytes_max: config.body_bytes_max,
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+        },
+        requests_in_flight_max: config.requests_in_flight_max,
+    });
+    let config = config.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("{metrics_prefix}-http"))
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let factory_state = state.clone();
+                let bound = HttpServer::new(move || {
+                    App::new()
+                        .app_data(factory_state.clone())
+                        .app_data(web::Data::new(factory_state.limits))
+                        .wrap(from_fn(guard))
+                        .service(get_resource("/health", health))
+                        .service(get_resource("/metrics", metrics))
+                        .configure(configure.clone())
+                        .default_service(web::to(not_found))
+                })
+                .workers(config.workers)
+                .max_connections(CONNECTIONS_PER_WORKER_MAX)
+                .client_request_timeout(Duration::from_millis(config.request_head_timeout_ms))
+                .client_disconnect_timeout(Duration::from_millis(CLIENT_DISCONNECT_TIMEOUT_MS))
+                .keep_alive(Duration::from_millis(config.keep_alive_ms))
+                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                .disable_signals()
+                .bind(config.bind);
+                let bound = match bound {
+                    Ok(bound) => bound,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(GatewayError::Bind {
+                            addr: config.bind,
+                            source,
+                        }));
+                        return Ok(());
+                    }
+                };
+                let addr = bound.addrs().first().copied().unwrap_or(config.bind);
+                let server = bound.run();
+                let _ = ready_tx.send(Ok((addr, server.handle())));
+                server.await
+            })
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok((addr, handle))) => {
+            tracing::info!(%addr, server = metrics_prefix, "listening");
+            Ok(ServerHandle {
+                addr,
+                handle,
+                thread: Some(thread),
+            })
+        }
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(GatewayError::NotStarted)
+        }
+    }
+}
