@@ -201,6 +201,14 @@ impl Issuer {
         self.run(move |core| core.payment_issuance2(&msg)).await?
     }
 
+    /// Refund: revoke a holder's unspent coins and reissue them.
+    pub async fn refund(
+        &self,
+        msg: protocol::wire::refund::RefundRequest,
+    ) -> Result<protocol::wire::refund::RefundAnswer, IssuerError> {
+        self.run(move |core| core.refund(&msg)).await?
+    }
+
     /// Redeems part of a merchant's aggregated balance.
     pub async fn redeem_aggregate(
         &self,

@@ -136,6 +136,8 @@ pub enum IssuerError {
     Crypto(#[from] CryptoError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("money: {0}")]
+    Money(#[from] ledger::MoneyError),
     #[error("the issuer's actors have stopped")]
     Stopped,
 }

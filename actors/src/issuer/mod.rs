@@ -7,6 +7,7 @@ pub mod core;
 pub mod participants;
 pub mod payment;
 pub mod purchase;
+pub mod refund;
 pub mod registry;
 
 pub use self::core::{

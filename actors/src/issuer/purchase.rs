@@ -211,11 +211,21 @@ impl IssuerCore {
                 )
             }
         };
+        let holder_coins: Vec<ledger::CoinId> = if state.anonymous {
+            Vec::new()
+        } else {
+            issued.iter().map(|c| c.id).collect()
+        };
         match self.idempotency.begin(tx) {
             Begin::Started => {
                 if let Err(e) = self.commit_batch(tx, &[], events, issued) {
                     self.idempotency.abandon(tx);
                     return Err(e);
+                }
+                if !holder_coins.is_empty() {
+                    let stored = self.load_purchase(purchase)?;
+                    self.registry
+                        .add_coins(&stored.session.id_cp, holder_coins)?;
                 }
             }
             Begin::InFlight => return Ok(PurchaseStatus::Pending),

@@ -56,6 +56,9 @@ pub struct Participant {
     pub public_key: PublicKey,
     pub cert_expiry: Timestamp,
     pub enrollments: Vec<Enrollment>,
+    /// Coins issued to this participant non-anonymously (what a refund
+    /// revokes); spent ones are filtered out against the shards.
+    pub coins: Vec<ledger::CoinId>,
 }
 
 impl Participant {
@@ -104,6 +107,19 @@ impl Registry {
         postcard::from_bytes(bytes)
             .map(Some)
             .map_err(|e| RegistryError::Corrupt(e.to_string()))
+    }
+
+    /// Records `coins` as issued to `id` (non-anonymous purchase, refund).
+    pub fn add_coins(
+        &self,
+        id: &ParticipantId,
+        coins: impl IntoIterator<Item = ledger::CoinId>,
+    ) -> Result<(), RegistryError> {
+        if let Some(mut p) = self.get(id)? {
+            p.coins.extend(coins);
+            self.put(id, &p)?;
+        }
+        Ok(())
     }
 
     /// Writes `participant` durably.

@@ -1,0 +1,130 @@
+//! Refund for non-anonymous holders: the unspent coins issued to `ID_CH`
+//! are revoked and replaced by new coins of equal value, sealed to the
+//! holder, so copies on a lost disk become worthless. Anonymous coins were
+//! never recorded against anyone and cannot be refunded.
+
+use std::collections::BTreeMap;
+
+use ledger::{Amount, CoinId, CoinSpec, Denomination, Event, IssueCause, TxId};
+use protocol::flows::issuer::{build_refund_answer, open_refund_request, reject_refund};
+use protocol::wire::RejectReason;
+use protocol::wire::refund::{RefundAnswer, RefundRequest};
+
+use crate::idempotency::Begin;
+use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+
+/// The spec of coins worth exactly `values`.
+fn spec_of(values: impl IntoIterator<Item = Amount>) -> Result<CoinSpec, IssuerError> {
+    let mut counts: BTreeMap<Amount, u32> = BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_insert(0) += 1;
+    }
+    CoinSpec::new(
+        counts
+            .into_iter()
+            .map(|(value, count)| Denomination { count, value })
+            .collect(),
+    )
+    .map_err(IssuerError::from)
+}
+
+impl IssuerCore {
+    /// A refund request -> the revoked serials and the replacements, or a
+    /// signed refusal (nothing to refund). A repeat of the same request
+    /// (same `R`) gets the same replacements.
+    pub fn refund(&self, msg: &RefundRequest) -> Result<RefundAnswer, IssuerError> {
+        let now = self.now();
+        let opened = open_refund_request(
+            &self.sk_i,
+            msg,
+            |id| self.registry.get(id).ok().flatten().map(|p| p.public_key),
+            now,
+        )?;
+        let participant = self
+            .registry
+            .get(&opened.id_ch)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        let tx = TxId::derive(
+            "vc/tx/refund",
+            &[opened.id_ch.as_str().as_bytes(), opened.r.as_bytes()],
+        );
+        let answer = |revoked: Vec<CoinId>, bodies: Vec<ledger::CoinBody>| {
+            let coins = bodies
+                .into_iter()
+                .map(|b| self.tagged(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, IssuerError>(build_refund_answer(
+                &opened,
+                &participant.public_key,
+                &self.id_i,
+                revoked,
+                coins,
+            )?)
+        };
+        match self.idempotency.begin(tx) {
+            Begin::Committed(at) => {
+                let (mut revoked, mut issued) = (Vec::new(), Vec::new());
+                for event in self.read_batch(at)? {
+                    match event {
+                        Event::CoinsRevoked { coins } => revoked = coins,
+                        Event::CoinsIssued { coins, .. } => issued = coins,
+                        _ => {}
+                    }
+                }
+                return answer(revoked.iter().map(|c| c.id).collect(), issued);
+            }
+            Begin::InFlight => return Err(IssuerError::InFlight),
+            Begin::Started => {}
+        }
+        let result = (|| {
+            let unspent: Vec<CoinId> = participant
+                .coins
+                .iter()
+                .filter(|c| self.shards.get(c).is_some())
+                .copied()
+                .collect();
+            if unspent.is_empty() {
+                return Ok(reject_refund(
+                    &self.sk_i,
+                    &opened,
+                    RejectReason::NothingToRefund,
+                    now,
+                ));
+            }
+            let revoked = match self.shards.reserve(tx, &unspent) {
+                Ok(bodies) => bodies,
+                Err(e) => {
+                    let (reason, _) = reserve_reason(&e);
+                    return Ok(reject_refund(&self.sk_i, &opened, reason, now));
+                }
+            };
+            let replacements = match spec_of(revoked.iter().map(|c| c.value))
+                .and_then(|spec| self.mint_bodies(&spec))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.shards.abort(tx);
+                    return Err(e);
+                }
+            };
+            let events = vec![
+                Event::CoinsRevoked {
+                    coins: revoked.clone(),
+                },
+                Event::CoinsIssued {
+                    coins: replacements.clone(),
+                    holder: Some(self.sealer.seal_identity(&opened.id_ch)),
+                    cause: IssueCause::Refund,
+                },
+            ];
+            self.commit_batch(tx, &revoked, events, replacements.clone())?;
+            self.registry
+                .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))?;
+            answer(revoked.iter().map(|c| c.id).collect(), replacements)
+        })();
+        if self.idempotency.committed(&tx).is_none() {
+            self.idempotency.abandon(tx);
+        }
+        result
+    }
+}
