@@ -84,7 +84,7 @@ fn check(purse: &Purse, model: &BTreeMap<CoinId, (u64, Model)>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn store_matches_the_model(ops in proptest::collection::vec(op(), 1..24)) {
