@@ -1,0 +1,130 @@
+//! Shared helpers of the gateway's loopback tests: one issuer per test
+//! binary (RSA key generation is slow) with a simulated bank that settles at
+//! once, participant keys, and a raw HTTP/1.1 exchange over a TCP socket for
+//! the tests that must misbehave on purpose.
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actors::bank::SimulatedBank;
+use actors::{IssuerConfig, IssuerCore};
+use protocol::crypto::SecretKey;
+
+pub struct TestIssuer {
+    pub core: Arc<IssuerCore>,
+    pub bank: Arc<SimulatedBank>,
+    _dir: tempfile::TempDir,
+}
+
+/// The issuer of this test binary.
+pub fn issuer() -> &'static TestIssuer {
+    static ISSUER: OnceLock<TestIssuer> = OnceLock::new();
+    ISSUER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bank = Arc::new(
+            SimulatedBank::open(dir.path().join("bank.redb"), Duration::ZERO).expect("bank"),
+        );
+        let mut config = IssuerConfig::new(dir.path().join("issuer"));
+        config.n_shards = 4;
+        let core = Arc::new(IssuerCore::open(config, bank.clone()).expect("issuer opens"));
+        TestIssuer {
+            core,
+            bank,
+            _dir: dir,
+        }
+    })
+}
+
+/// Participant keys, generated once per test binary.
+pub fn key(n: usize) -> &'static SecretKey {
+    static KEYS: OnceLock<Vec<SecretKey>> = OnceLock::new();
+    &KEYS.get_or_init(|| {
+        (0..3)
+            .map(|_| SecretKey::generate(2048).expect("rsa keygen"))
+            .collect()
+    })[n]
+}
+
+/// A response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses one HTTP/1.1 response (the server closes after it: the requests
+/// say `Connection: close`).
+pub fn parse_response(bytes: &[u8]) -> Option<RawResponse> {
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = bytes[head_end + 4..].to_vec();
+    if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(len);
+    }
+    Some(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Reads until the server closes or `timeout` passes.
+pub fn read_all(stream: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Sends `request` as is and reads the whole answer.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request).expect("send");
+    let bytes = read_all(&mut stream, Duration::from_secs(10));
+    parse_response(&bytes).unwrap_or_else(|| {
+        panic!(
+            "no HTTP response: {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )
+    })
+}
+
+/// A POST of `body` with the given content type.
+pub fn post_request(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
