@@ -29,7 +29,19 @@ pub(crate) fn create_private(path: &Path) -> Result<File, PurseError> {
     // The umask can only remove bits, but set the mode explicitly anyway.
     file.set_permissions(std::fs::Permissions::from_mode(PURSE_FILE_MODE))?;
     check_private(&file, path)?;
+    sync_parent_dir(path)?;
     Ok(file)
+}
+
+/// Makes the new file's directory entry durable: redb's commits sync the
+/// file, not the directory that names it.
+fn sync_parent_dir(path: &Path) -> Result<(), PurseError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()?;
+    Ok(())
 }
 
 /// Opens an existing purse file, refusing it if group or others have any
