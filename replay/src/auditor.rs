@@ -3,10 +3,12 @@
 //! No I/O happens here: reading the log, the checkpoint file and the clock
 //! is [`crate::run`]'s job.
 //!
-//! Per record: the chain ([`ledger::ChainVerifier`], over the stored bytes),
-//! then the event's decoding, then, for a checkpoint, its hash against the
-//! chain and its signature. When a batch's last record arrives, the whole
-//! transaction goes through the money rules of [`crate::txn`].
+//! It runs in two stages, which [`crate::run`] puts on two threads:
+//! - [`RecordVerifier`], per record: the chain ([`ledger::ChainVerifier`],
+//!   over the stored bytes), the event's decoding, and for a checkpoint its
+//!   hash against the chain and its signature;
+//! - [`TransactionReplay`], per transaction (a whole batch): the money rules
+//!   of [`crate::txn`] over the replay state, and the report's counters.
 
 use std::collections::VecDeque;
 
@@ -32,7 +34,7 @@ pub type CheckpointVerifier = Box<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
 /// How an audit ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every rule held up to `head`.
+    /// Every rule held.
     Holds,
     /// The first broken rule.
     Violation(Violation),
@@ -46,31 +48,285 @@ pub enum Verdict {
     },
 }
 
-/// The state machine; see the module docs.
-pub struct Auditor {
+/// A record whose chain link, encoding and (for a checkpoint) signature
+/// have been verified, with its event decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRecord {
+    pub seq: Seq,
+    pub tx: TxId,
+    pub batch_index: u16,
+    pub batch_len: u16,
+    pub hash: Hash32,
+    pub event: Event,
+}
+
+/// Stage one: per-record checks. See the module docs.
+pub struct RecordVerifier {
     chain: ChainVerifier,
+    recent_hashes: VecDeque<(Seq, Hash32)>,
+    checkpoint_verifier: Option<CheckpointVerifier>,
+}
+
+impl std::fmt::Debug for RecordVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordVerifier")
+            .field("head", &self.chain.head())
+            .field("signatures", &self.checkpoint_verifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordVerifier {
+    /// A verifier expecting the record after `trusted` (the genesis head for
+    /// a whole log, or where a previous audit stopped).
+    pub fn new(trusted: Head, checkpoint_verifier: Option<CheckpointVerifier>) -> RecordVerifier {
+        let mut recent_hashes = VecDeque::with_capacity(1024);
+        if trusted.last_seq.0 > 0 {
+            recent_hashes.push_back((trusted.last_seq, trusted.last_hash));
+        }
+        RecordVerifier {
+            chain: ChainVerifier::resume(trusted),
+            recent_hashes,
+            checkpoint_verifier,
+        }
+    }
+
+    /// Whether checkpoint signatures are checked.
+    pub fn verifies_signatures(&self) -> bool {
+        self.checkpoint_verifier.is_some()
+    }
+
+    /// The next sequence number expected.
+    pub fn next_seq(&self) -> Seq {
+        Seq(self.chain.head().last_seq.0 + 1)
+    }
+
+    /// Checks one record and decodes its event.
+    pub fn check(&mut self, record: &RawRecord) -> Result<CheckedRecord, Violation> {
+        self.chain
+            .feed(record)
+            .map_err(|e| chain_violation(&e, record))?;
+        if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
+            self.recent_hashes.pop_front();
+        }
+        self.recent_hashes.push_back((record.seq, record.hash));
+        let event = Event::decode(&record.event_bytes).map_err(|e| {
+            Violation::new(
+                record.seq,
+                Some(record.tx),
+                Rule::Undecodable,
+                e.to_string(),
+            )
+        })?;
+        if let Event::Checkpoint(checkpoint) = &event {
+            self.check_checkpoint(record, checkpoint)?;
+        }
+        Ok(CheckedRecord {
+            seq: record.seq,
+            tx: record.tx,
+            batch_index: record.batch_index,
+            batch_len: record.batch_len,
+            hash: record.hash,
+            event,
+        })
+    }
+
+    fn check_checkpoint(
+        &self,
+        record: &RawRecord,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Violation> {
+        let violation =
+            |rule, detail: String| Violation::new(record.seq, Some(record.tx), rule, detail);
+        if checkpoint.seq >= record.seq {
+            return Err(violation(
+                Rule::CheckpointMismatch,
+                format!("checkpoint vouches for {}, not yet written", checkpoint.seq),
+            ));
+        }
+        // The ring is in seq order and gap-free, so the position is arithmetic.
+        let found = self.recent_hashes.front().and_then(|(first, _)| {
+            let offset = checkpoint.seq.0.checked_sub(first.0)?;
+            self.recent_hashes.get(usize::try_from(offset).ok()?)
+        });
+        match found {
+            Some((seq, hash)) if *seq == checkpoint.seq && *hash == checkpoint.hash => {}
+            Some(_) => {
+                return Err(violation(
+                    Rule::CheckpointMismatch,
+                    format!(
+                        "checkpoint's hash for {} is not the chain's",
+                        checkpoint.seq
+                    ),
+                ));
+            }
+            None => {
+                return Err(violation(
+                    Rule::CheckpointMismatch,
+                    format!(
+                        "checkpoint vouches for {}, beyond the last {CHECKPOINT_LOOKBACK_RECORDS} records",
+                        checkpoint.seq
+                    ),
+                ));
+            }
+        }
+        if let Some(verify) = &self.checkpoint_verifier
+            && !checkpoint.verify_with(|message, signature| verify(message, signature))
+        {
+            return Err(violation(
+                Rule::CheckpointSignatureInvalid,
+                format!(
+                    "signature of the checkpoint of {} does not verify under the issuer's key",
+                    checkpoint.seq
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Stage two: the money rules, per transaction. See the module docs.
+#[derive(Debug)]
+pub struct TransactionReplay {
     state: LedgerState,
     stats: Stats,
     /// Head at the end of the last complete transaction.
     boundary: Head,
     pending: Vec<Event>,
     pending_first: Seq,
-    pending_tx: Option<TxId>,
+    pending_open: bool,
     pending_len: u16,
-    recent_hashes: VecDeque<(Seq, Hash32)>,
-    checkpoint_verifier: Option<CheckpointVerifier>,
+    signatures_checked: bool,
     clock: Option<Timestamp>,
-    violation: Option<Violation>,
 }
 
-impl std::fmt::Debug for Auditor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auditor")
-            .field("head", &self.chain.head())
-            .field("boundary", &self.boundary)
-            .field("violation", &self.violation)
-            .finish_non_exhaustive()
+impl TransactionReplay {
+    /// A replay that starts after `boundary` with `state` and `stats`.
+    /// `signatures_checked` says whether stage one verifies signatures (for
+    /// the counters).
+    pub fn new(
+        boundary: Head,
+        state: LedgerState,
+        stats: Stats,
+        signatures_checked: bool,
+    ) -> TransactionReplay {
+        TransactionReplay {
+            state,
+            stats,
+            boundary,
+            pending: Vec::new(),
+            pending_first: Seq(boundary.last_seq.0 + 1),
+            pending_open: false,
+            pending_len: 0,
+            signatures_checked,
+            clock: None,
+        }
     }
+
+    /// Applies one checked record; a transaction's rules run when its last
+    /// record arrives. Records must come from a [`RecordVerifier`], in order.
+    pub fn apply(&mut self, record: CheckedRecord) -> Result<(), Violation> {
+        if record.batch_index == 0 {
+            self.pending.clear();
+            self.pending_first = record.seq;
+            self.pending_open = true;
+            self.pending_len = record.batch_len;
+        }
+        let is_last = record.batch_index + 1 == record.batch_len;
+        self.pending.push(record.event);
+        if is_last {
+            self.finish_transaction(record.seq, record.tx, record.hash)?;
+        }
+        Ok(())
+    }
+
+    fn finish_transaction(
+        &mut self,
+        last_seq: Seq,
+        tx: TxId,
+        hash: Hash32,
+    ) -> Result<(), Violation> {
+        let ctx = TxContext {
+            first_seq: self.pending_first,
+            tx,
+            now: self.clock,
+        };
+        let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
+        let events = &self.pending;
+        for event in events {
+            self.stats.count_event(event.kind());
+            if matches!(event, Event::Checkpoint(_)) {
+                self.stats.checkpoints_verified += 1;
+                if self.signatures_checked {
+                    self.stats.checkpoint_signatures_verified += 1;
+                }
+            }
+        }
+        self.stats.observe_transaction(
+            self.pending_first,
+            last_seq,
+            tx,
+            || {
+                let mut kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+                kinds.dedup();
+                kinds.join("+")
+            },
+            &flows,
+            &self.state.totals,
+        );
+        self.pending.clear();
+        self.pending_open = false;
+        self.boundary = Head {
+            last_seq,
+            last_hash: hash,
+        };
+        Ok(())
+    }
+
+    /// Where the replay stands: holds, or truncated inside a transaction.
+    pub fn verdict(&self) -> Verdict {
+        if self.pending_open {
+            return Verdict::Truncated {
+                batch_first_seq: self.pending_first,
+                records_present: u16::try_from(self.pending.len()).unwrap_or(u16::MAX),
+                batch_len: self.pending_len,
+            };
+        }
+        Verdict::Holds
+    }
+
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn boundary(&self) -> Head {
+        self.boundary
+    }
+
+    pub fn set_clock(&mut self, now: Timestamp) {
+        self.clock = Some(now);
+    }
+
+    pub fn has_clock(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// The state to resume from, at the last complete transaction.
+    pub fn snapshot(&self) -> AuditSnapshot {
+        AuditSnapshot::new(self.boundary, self.state.clone(), self.stats.clone())
+    }
+}
+
+/// Both stages on one thread, stopping at the first violation.
+#[derive(Debug)]
+pub struct Auditor {
+    records: RecordVerifier,
+    replay: TransactionReplay,
+    violation: Option<Violation>,
 }
 
 impl Auditor {
@@ -109,59 +365,52 @@ impl Auditor {
         stats: Stats,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> Auditor {
-        let mut recent_hashes = VecDeque::with_capacity(1024);
-        if head.last_seq.0 > 0 {
-            recent_hashes.push_back((head.last_seq, head.last_hash));
-        }
+        let signatures = checkpoint_verifier.is_some();
         Auditor {
-            chain: ChainVerifier::resume(head),
-            state,
-            stats,
-            boundary: head,
-            pending: Vec::new(),
-            pending_first: Seq(head.last_seq.0 + 1),
-            pending_tx: None,
-            pending_len: 0,
-            recent_hashes,
-            checkpoint_verifier,
-            clock: None,
+            records: RecordVerifier::new(head, checkpoint_verifier),
+            replay: TransactionReplay::new(head, state, stats, signatures),
             violation: None,
         }
+    }
+
+    /// Splits the auditor into its two stages, to run them on two threads.
+    pub fn into_stages(self) -> (RecordVerifier, TransactionReplay) {
+        (self.records, self.replay)
     }
 
     /// Sets the log time used by the expiry, grace and erasure rules. The
     /// ledger's records carry no time, so without a clock those rules are
     /// not checked (and the report says so).
     pub fn set_clock(&mut self, now: Timestamp) {
-        self.clock = Some(now);
+        self.replay.set_clock(now);
     }
 
     /// Whether a clock was set, i.e. whether the time rules were checked.
     pub fn has_clock(&self) -> bool {
-        self.clock.is_some()
+        self.replay.has_clock()
     }
 
     /// Whether signatures of checkpoints are checked.
     pub fn verifies_signatures(&self) -> bool {
-        self.checkpoint_verifier.is_some()
+        self.records.verifies_signatures()
     }
 
     /// The next sequence number the auditor expects.
     pub fn next_seq(&self) -> Seq {
-        Seq(self.chain.head().last_seq.0 + 1)
+        self.records.next_seq()
     }
 
     pub fn state(&self) -> &LedgerState {
-        &self.state
+        self.replay.state()
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        self.replay.stats()
     }
 
     /// The end of the last complete transaction: where a resumed audit starts.
     pub fn boundary(&self) -> Head {
-        self.boundary
+        self.replay.boundary()
     }
 
     /// Checks the next record. After the first violation every call returns
@@ -170,146 +419,23 @@ impl Auditor {
         if let Some(v) = &self.violation {
             return Err(v.clone());
         }
-        let result = self.feed_inner(record);
+        let result = self
+            .records
+            .check(record)
+            .and_then(|checked| self.replay.apply(checked));
         if let Err(v) = &result {
             self.violation = Some(v.clone());
         }
         result
     }
 
-    fn feed_inner(&mut self, record: &RawRecord) -> Result<(), Violation> {
-        self.chain
-            .feed(record)
-            .map_err(|e| chain_violation(&e, record))?;
-        if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
-            self.recent_hashes.pop_front();
-        }
-        self.recent_hashes.push_back((record.seq, record.hash));
-        let event = Event::decode(&record.event_bytes).map_err(|e| {
-            Violation::new(
-                record.seq,
-                Some(record.tx),
-                Rule::Undecodable,
-                e.to_string(),
-            )
-        })?;
-        if let Event::Checkpoint(checkpoint) = &event {
-            self.check_checkpoint(record, checkpoint)?;
-        }
-        if record.batch_index == 0 {
-            self.pending.clear();
-            self.pending_first = record.seq;
-            self.pending_tx = Some(record.tx);
-            self.pending_len = record.batch_len;
-        }
-        self.pending.push(event);
-        if record.batch_index + 1 == record.batch_len {
-            self.finish_transaction(record)?;
-        }
-        Ok(())
-    }
-
-    fn check_checkpoint(
-        &mut self,
-        record: &RawRecord,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), Violation> {
-        let violation =
-            |rule, detail: String| Violation::new(record.seq, Some(record.tx), rule, detail);
-        if checkpoint.seq >= record.seq {
-            return Err(violation(
-                Rule::CheckpointMismatch,
-                format!("checkpoint vouches for {}, not yet written", checkpoint.seq),
-            ));
-        }
-        // The ring is in seq order and gap-free, so the position is arithmetic.
-        let found = self.recent_hashes.front().and_then(|(first, _)| {
-            let offset = checkpoint.seq.0.checked_sub(first.0)?;
-            self.recent_hashes.get(usize::try_from(offset).ok()?)
-        });
-        match found {
-            Some((seq, hash)) if *seq == checkpoint.seq && *hash == checkpoint.hash => {}
-            Some(_) => {
-                return Err(violation(
-                    Rule::CheckpointMismatch,
-                    format!(
-                        "checkpoint's hash for {} is not the chain's",
-                        checkpoint.seq
-                    ),
-                ));
-            }
-            None => {
-                return Err(violation(
-                    Rule::CheckpointMismatch,
-                    format!(
-                        "checkpoint vouches for {}, beyond the last {CHECKPOINT_LOOKBACK_RECORDS} records",
-                        checkpoint.seq
-                    ),
-                ));
-            }
-        }
-        self.stats.checkpoints_verified += 1;
-        if let Some(verify) = &self.checkpoint_verifier {
-            if !checkpoint.verify_with(|message, signature| verify(message, signature)) {
-                return Err(violation(
-                    Rule::CheckpointSignatureInvalid,
-                    format!(
-                        "signature of the checkpoint of {} does not verify under the issuer's key",
-                        checkpoint.seq
-                    ),
-                ));
-            }
-            self.stats.checkpoint_signatures_verified += 1;
-        }
-        Ok(())
-    }
-
-    fn finish_transaction(&mut self, last: &RawRecord) -> Result<(), Violation> {
-        let ctx = TxContext {
-            first_seq: self.pending_first,
-            tx: last.tx,
-            now: self.clock,
-        };
-        let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
-        let events = &self.pending;
-        for event in events {
-            self.stats.count_event(event.kind());
-        }
-        self.stats.observe_transaction(
-            self.pending_first,
-            last.seq,
-            last.tx,
-            || {
-                let mut kinds: Vec<&str> = events.iter().map(Event::kind).collect();
-                kinds.dedup();
-                kinds.join("+")
-            },
-            &flows,
-            &self.state.totals,
-        );
-        self.pending.clear();
-        self.pending_tx = None;
-        self.boundary = Head {
-            last_seq: last.seq,
-            last_hash: last.hash,
-        };
-        Ok(())
-    }
-
     /// Ends the audit: the verdict, with the state at the last complete
     /// transaction.
     pub fn verdict(&self) -> Verdict {
-        if let Some(v) = &self.violation {
-            return Verdict::Violation(v.clone());
+        match &self.violation {
+            Some(v) => Verdict::Violation(v.clone()),
+            None => self.replay.verdict(),
         }
-        if self.pending_tx.is_some() {
-            return Verdict::Truncated {
-                batch_first_seq: self.pending_first,
-                records_present: u16::try_from(self.pending.len()).unwrap_or(u16::MAX),
-                batch_len: self.pending_len,
-            };
-        }
-        Verdict::Holds
     }
 
     /// The state to resume from, at the last complete transaction; `None`
@@ -318,11 +444,7 @@ impl Auditor {
         if self.violation.is_some() {
             return None;
         }
-        Some(AuditSnapshot::new(
-            self.boundary,
-            self.state.clone(),
-            self.stats.clone(),
-        ))
+        Some(self.replay.snapshot())
     }
 }
 

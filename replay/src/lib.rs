@@ -25,7 +25,10 @@ pub mod state;
 pub mod stats;
 mod txn;
 
-pub use auditor::{Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckpointVerifier, Verdict};
+pub use auditor::{
+    Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckedRecord, CheckpointVerifier, RecordVerifier,
+    TransactionReplay, Verdict,
+};
 pub use projection_check::{AccountsFile, CoinStatusFile};
 pub use report::{AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, format_minor};
 pub use rule::{Amounts, Rule, Violation};

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ledger::{Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError};
+use ledger::{Head, RawEventStore, RedbStore, Seq, Sharing, StoreError};
 use tracing::{info, warn};
 
-use crate::auditor::{Auditor, CheckpointVerifier};
+use crate::auditor::{
+    Auditor, CheckedRecord, CheckpointVerifier, RecordVerifier, TransactionReplay,
+};
 use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
@@ -121,31 +123,56 @@ pub enum AuditError {
     },
 }
 
-/// Sends chunks of `chunk` records from `first` on until the log ends, a
-/// read fails, or the receiver hangs up.
-fn read_ahead(
+/// What the reading thread hands to the replay, in log order.
+enum Stage1 {
+    /// Records that passed the per-record checks.
+    Records(Vec<CheckedRecord>),
+    /// The first record that did not (every record before it was sent).
+    Violation(Violation),
+    Failed(StoreError),
+}
+
+/// Reads chunks of `chunk` records from `first` on and runs the per-record
+/// checks, until the log ends, a check or a read fails, or the receiver
+/// hangs up.
+fn read_and_verify(
     store: &impl RawEventStore,
+    mut verifier: RecordVerifier,
     first: Seq,
     chunk: usize,
-    sender: std::sync::mpsc::SyncSender<Result<Vec<RawRecord>, StoreError>>,
+    sender: std::sync::mpsc::SyncSender<Stage1>,
 ) {
     let mut from = first;
     loop {
-        match store.read_raw(from, chunk) {
-            Ok(records) => {
-                let n = records.len();
-                from = Seq(from.0 + n as u64);
-                if n > 0 && sender.send(Ok(records)).is_err() {
-                    return;
-                }
-                if n < chunk {
-                    return;
-                }
-            }
+        let records = match store.read_raw(from, chunk) {
+            Ok(records) => records,
             Err(e) => {
-                let _ = sender.send(Err(e));
+                let _ = sender.send(Stage1::Failed(e));
                 return;
             }
+        };
+        let n = records.len();
+        from = Seq(from.0 + n as u64);
+        let mut checked = Vec::with_capacity(n);
+        let mut violation = None;
+        for record in &records {
+            match verifier.check(record) {
+                Ok(c) => checked.push(c),
+                Err(v) => {
+                    violation = Some(v);
+                    break;
+                }
+            }
+        }
+        if !checked.is_empty() && sender.send(Stage1::Records(checked)).is_err() {
+            return;
+        }
+        if let Some(v) = violation {
+            let _ = sender.send(Stage1::Violation(v));
+            return;
+        }
+        if n < chunk {
+            return;
         }
     }
 }
@@ -170,7 +197,7 @@ pub fn audit_store(
     let head_seq = store.head().map_err(AuditError::Read)?.last_seq;
     let verifier = opts.checkpoint_verifier.take();
     let signatures_checked = verifier.is_some();
-    let (mut auditor, resumed_from) = match &opts.from_checkpoint {
+    let (auditor, resumed_from) = match &opts.from_checkpoint {
         None => (Auditor::new(verifier), None),
         Some(path) => {
             let snapshot =
@@ -180,9 +207,15 @@ pub fn audit_store(
                 })?;
             let at = snapshot.seq;
             if let Some(violation) = check_history(store, &snapshot)? {
+                let replay = TransactionReplay::new(
+                    snapshot.head(),
+                    snapshot.state,
+                    snapshot.stats,
+                    signatures_checked,
+                );
                 let report = build_report(
                     &opts,
-                    &Auditor::resume(snapshot, None),
+                    &replay,
                     Outcome::Violation(violation),
                     Some(at),
                     0,
@@ -196,20 +229,45 @@ pub fn audit_store(
     };
     let chunk = opts.read_chunk_records.max(1);
     let first = auditor.next_seq();
+    let (record_verifier, mut replay) = auditor.into_stages();
     let mut records_read: u64 = 0;
     let mut outcome = None;
-    // Reading the store runs on its own thread, a few chunks ahead of the
-    // checks: on two cores the audit then costs the slower of the two, not
-    // their sum.
+    // Reading and the per-record checks (hashing, decoding, signatures) run
+    // on their own thread, a few chunks ahead of the money rules: on two
+    // cores the audit then costs the slower stage, not their sum.
     std::thread::scope(|scope| -> Result<(), AuditError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS);
-        scope.spawn(move || read_ahead(store, first, chunk, sender));
-        for chunk_read in receiver {
-            let records = match chunk_read {
-                Ok(records) => records,
+        scope.spawn(move || read_and_verify(store, record_verifier, first, chunk, sender));
+        for item in receiver {
+            match item {
+                Stage1::Records(records) => {
+                    let last_seq = records.last().map(|r| r.seq);
+                    for record in records {
+                        records_read += 1;
+                        if let Err(v) = replay.apply(record) {
+                            outcome = Some(Outcome::Violation(v));
+                            break;
+                        }
+                    }
+                    if outcome.is_some() {
+                        break;
+                    }
+                    if let (Some(progress), Some(seq)) = (opts.progress.as_mut(), last_seq) {
+                        progress(Progress {
+                            records_read,
+                            seq,
+                            head_seq,
+                        });
+                    }
+                }
+                Stage1::Violation(v) => {
+                    records_read += 1;
+                    outcome = Some(Outcome::Violation(v));
+                    break;
+                }
                 // A record whose stored form cannot even be parsed fails the
                 // chain at that record: it is evidence, not an I/O error.
-                Err(StoreError::Corrupt { seq, reason }) => {
+                Stage1::Failed(StoreError::Corrupt { seq, reason }) => {
                     outcome = Some(Outcome::Violation(Violation::new(
                         seq,
                         None,
@@ -218,37 +276,20 @@ pub fn audit_store(
                     )));
                     break;
                 }
-                Err(e) => return Err(AuditError::Read(e)),
-            };
-            for record in &records {
-                records_read += 1;
-                if let Err(v) = auditor.feed(record) {
-                    outcome = Some(Outcome::Violation(v));
-                    break;
-                }
-            }
-            if outcome.is_some() {
-                break;
-            }
-            if let (Some(progress), Some(last)) = (opts.progress.as_mut(), records.last()) {
-                progress(Progress {
-                    records_read,
-                    seq: last.seq,
-                    head_seq,
-                });
+                Stage1::Failed(e) => return Err(AuditError::Read(e)),
             }
         }
         // Leaving the loop drops the receiver, which stops the reader.
         Ok(())
     })?;
-    let mut outcome = outcome.unwrap_or_else(|| Outcome::from(auditor.verdict()));
+    let mut outcome = outcome.unwrap_or_else(|| Outcome::from(replay.verdict()));
     if matches!(outcome, Outcome::Holds) {
         for check in &opts.projection_checks {
-            match check.compare(auditor.state(), auditor.boundary()) {
+            match check.compare(replay.state(), replay.boundary()) {
                 Ok(()) => {}
                 Err(ProjectionDifference::Differs(difference)) => {
                     outcome = Outcome::Violation(Violation::new(
-                        auditor.boundary().last_seq,
+                        replay.boundary().last_seq,
                         None,
                         Rule::ProjectionMismatch,
                         format!("projection {}: {difference}", check.name()),
@@ -265,8 +306,9 @@ pub fn audit_store(
         }
     }
     if !matches!(outcome, Outcome::Violation(_))
-        && let (Some(path), Some(snapshot)) = (&opts.write_checkpoint, auditor.snapshot())
+        && let Some(path) = &opts.write_checkpoint
     {
+        let snapshot = replay.snapshot();
         snapshot
             .write_file(path)
             .map_err(|source| AuditError::Checkpoint {
@@ -284,7 +326,7 @@ pub fn audit_store(
     }
     Ok(build_report(
         &opts,
-        &auditor,
+        &replay,
         outcome,
         resumed_from,
         records_read,
@@ -330,7 +372,7 @@ fn check_history(
 
 fn build_report(
     opts: &AuditOptions,
-    auditor: &Auditor,
+    auditor: &TransactionReplay,
     outcome: Outcome,
     resumed_from: Option<Seq>,
     records_read: u64,
