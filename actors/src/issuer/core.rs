@@ -48,6 +48,36 @@ impl Clock for SystemClock {
     }
 }
 
+/// The log the issuer writes: the redb file in production, or a memory
+/// store whose appends a test can make fail (fault injection).
+pub enum LogBackend {
+    Redb(RedbStore),
+    Memory(Arc<ledger::MemoryStore>),
+}
+
+impl EventStore for LogBackend {
+    fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
+        match self {
+            LogBackend::Redb(s) => s.append(batches),
+            LogBackend::Memory(s) => s.append(batches),
+        }
+    }
+
+    fn head(&self) -> Result<ledger::Head, StoreError> {
+        match self {
+            LogBackend::Redb(s) => s.head(),
+            LogBackend::Memory(s) => s.head(),
+        }
+    }
+
+    fn read(&self, from: Seq, max_records: usize) -> Result<Vec<ledger::StoredRecord>, StoreError> {
+        match self {
+            LogBackend::Redb(s) => s.read(from, max_records),
+            LogBackend::Memory(s) => s.read(from, max_records),
+        }
+    }
+}
+
 /// How to run an issuer.
 #[derive(Clone)]
 pub struct IssuerConfig {
@@ -68,6 +98,8 @@ pub struct IssuerConfig {
     /// How long a payment's Issuance2 is awaited.
     pub payment_session_secs: u64,
     pub clock: Arc<dyn Clock>,
+    /// Use this memory log instead of `log.redb` (tests of failing disks).
+    pub memory_log: Option<Arc<ledger::MemoryStore>>,
 }
 
 impl std::fmt::Debug for IssuerConfig {
@@ -95,6 +127,7 @@ impl IssuerConfig {
             purchase_session_secs: 30 * 24 * 3600,
             payment_session_secs: 24 * 3600,
             clock: Arc::new(SystemClock),
+            memory_log: None,
         }
     }
 }
@@ -257,7 +290,7 @@ pub struct IssuerCore {
     pub(crate) sk_i: SecretKey,
     pub(crate) sealer: IdentitySealer,
     pub(crate) mint: RwLock<Mint>,
-    pub(crate) log: GroupCommit<RedbStore>,
+    pub(crate) log: GroupCommit<LogBackend>,
     pub(crate) shards: ShardSet,
     pub(crate) idempotency: IdempotencyTable,
     pub(crate) registry: Registry,
@@ -310,7 +343,10 @@ impl IssuerCore {
         } else {
             Mint::create(&mint_path, config.suite)?
         };
-        let store = Arc::new(RedbStore::open(dir.join("log.redb"))?);
+        let store = Arc::new(match &config.memory_log {
+            Some(memory) => LogBackend::Memory(memory.clone()),
+            None => LogBackend::Redb(RedbStore::open(dir.join("log.redb"))?),
+        });
         let shards = ShardSet::new(config.n_shards);
         let idempotency = IdempotencyTable::new();
         let mut state = LogState::default();
@@ -366,7 +402,7 @@ impl IssuerCore {
     }
 
     /// The log.
-    pub fn store(&self) -> &Arc<RedbStore> {
+    pub fn store(&self) -> &Arc<LogBackend> {
         self.log.store()
     }
 

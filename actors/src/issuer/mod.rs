@@ -11,6 +11,7 @@ pub mod refund;
 pub mod registry;
 
 pub use self::core::{
-    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
+    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
+    SystemClock,
 };
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

@@ -1,0 +1,130 @@
+//! Registration (the issuer as CA) and enrollment with out-of-band approval;
+//! key epochs opening on schedule, with coins carrying their epoch.
+
+mod util;
+
+use ledger::{Event, Role};
+use protocol::flows::RegistrationClient;
+use protocol::wire::enrollment::EnrollmentStatus;
+use util::{Harness, Who, spec};
+use vc_actors::IssuerError;
+
+#[test]
+fn registration_certifies_the_key_and_refuses_a_taken_identity() {
+    let h = Harness::new();
+    let alice = Who::new("alice", 0);
+    h.register(&alice, 0);
+    // The same key again: a fresh certificate, no second registration.
+    let (client, req) = RegistrationClient::start(alice.id.clone(), alice.sk);
+    let cert = h.core().register(&req).expect("re-registered");
+    client
+        .on_certificate(&h.pk_i(), cert, h.now())
+        .expect("valid");
+    // Another key under the same identity (a pseudonym is taken once).
+    let (_client, req) = RegistrationClient::start(alice.id.clone(), util::key(1));
+    assert!(matches!(
+        h.core().register(&req),
+        Err(IssuerError::IdentityTaken)
+    ));
+    // A forged proof of possession is refused.
+    let (_client, mut req) = RegistrationClient::start(Who::new("bob", 2).id, util::key(2));
+    req.public_key = util::key(3).public();
+    assert!(matches!(h.core().register(&req), Err(IssuerError::Flow(_))));
+    let records =
+        ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100).expect("read");
+    let n_registered = records
+        .iter()
+        .filter(|r| matches!(r.record.event, Event::Registered { .. }))
+        .count();
+    assert_eq!(n_registered, 1);
+    h.assert_conserved();
+}
+
+#[test]
+fn enrollment_stays_pending_until_an_operator_approves_it() {
+    let h = Harness::new();
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    let req = protocol::flows::enrollment_request(
+        h.core().suite(),
+        shop.sk,
+        &h.pk_i(),
+        shop.id.clone(),
+        Role::Merchant,
+        shop.account.clone(),
+        h.now(),
+    )
+    .expect("request");
+    let answer = h.core().request_enrollment(&req).expect("recorded");
+    assert_eq!(answer.status, EnrollmentStatus::Pending);
+    let p = h
+        .core()
+        .participant(&shop.id)
+        .expect("registry")
+        .expect("known");
+    assert!(p.enrolled(Role::Merchant).is_none());
+    h.core()
+        .approve_enrollment(&shop.id, Role::Merchant)
+        .expect("approved");
+    let p = h
+        .core()
+        .participant(&shop.id)
+        .expect("registry")
+        .expect("known");
+    let e = p.enrolled(Role::Merchant).expect("enrolled");
+    assert!(e.balance.is_some(), "a merchant gets an aggregate balance");
+    assert_eq!(
+        h.core()
+            .request_enrollment(&req)
+            .expect("asked again")
+            .status,
+        EnrollmentStatus::Approved
+    );
+    assert!(matches!(
+        h.core().approve_enrollment(&shop.id, Role::Redeemer),
+        Err(IssuerError::NoSuchEnrollment)
+    ));
+    // An unregistered participant cannot enroll.
+    let ghost = Who::new("ghost", 4);
+    let req = protocol::flows::enrollment_request(
+        h.core().suite(),
+        ghost.sk,
+        &h.pk_i(),
+        ghost.id.clone(),
+        Role::Redeemer,
+        ghost.account.clone(),
+        h.now(),
+    )
+    .expect("request");
+    assert!(h.core().request_enrollment(&req).is_err());
+    h.assert_conserved();
+}
+
+#[test]
+fn key_epochs_open_on_schedule_and_coins_carry_them_across_restarts() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 10_000);
+    let (first, _) = h.core().current_epoch().expect("an epoch at start");
+    let old = h.buy(&alice, spec(&[(1, 100)]));
+    assert_eq!(old[0].body.epoch, first);
+    assert_eq!(h.core().rotate_epoch_if_due().expect("not due"), None);
+    h.clock.advance(400); // the epoch period
+    let second = h
+        .core()
+        .rotate_epoch_if_due()
+        .expect("due")
+        .expect("opened");
+    assert!(second > first);
+    let new = h.buy(&alice, spec(&[(1, 100)]));
+    assert_eq!(new[0].body.epoch, second);
+    h.restart();
+    assert_eq!(h.core().current_epoch().map(|(e, _)| e), Some(second));
+    // Coins of both epochs still verify and spend after the restart.
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    assert!(matches!(
+        h.pay(&alice, &shop, vec![old[0], new[0]], util::refresh(200)),
+        protocol::flows::PayeeOutcome::Coins { .. }
+    ));
+    h.assert_conserved();
+}
