@@ -105,7 +105,7 @@ impl ChainVerifier {
     /// Checks the next record. On error the verifier is unchanged.
     pub fn feed(&mut self, record: &RawRecord) -> Result<(), ChainError> {
         let seq = record.seq;
-        let expected = Seq(self.head.last_seq.0 + 1);
+        let expected = Seq(self.head.last_seq.0.saturating_add(1));
         if seq != expected {
             return Err(ChainError::SeqGap {
                 expected,
@@ -185,7 +185,7 @@ pub fn verify_store(store: &impl RawEventStore, chunk_records: usize) -> Result<
     let mut verifier = ChainVerifier::new();
     let chunk_records = chunk_records.max(1);
     loop {
-        let next = Seq(verifier.head().last_seq.0 + 1);
+        let next = Seq(verifier.head().last_seq.0.saturating_add(1));
         let records = store.read_raw(next, chunk_records)?;
         for record in &records {
             verifier.feed(record)?;

@@ -379,7 +379,8 @@ impl RawEventStore for RedbStore {
             .range(start..)
             .map_err(|e| redb_error("range", e))?
             .take(max_records);
-        for (expected, entry) in (start..).zip(entries) {
+        let mut expected = start;
+        for entry in entries {
             let (key, value) = entry.map_err(|e| redb_error("range", e))?;
             let seq = Seq(key.value());
             if seq.0 != expected {
@@ -389,6 +390,7 @@ impl RawEventStore for RedbStore {
                 });
             }
             out.push(decode_record_value(seq, value.value())?);
+            expected = expected.saturating_add(1);
         }
         Ok(out)
     }

@@ -260,7 +260,7 @@ pub fn chain_batches(
         let batch_len = u16::try_from(encoded.len()).map_err(|_| {
             StoreError::InvalidBatch("a batch has more than BATCH_EVENTS_MAX events")
         })?;
-        firsts.push(Seq(seq + 1));
+        firsts.push(Seq(seq.saturating_add(1)));
         for (index, event_bytes) in (0u16..).zip(encoded) {
             seq = seq.checked_add(1).ok_or(StoreError::InvalidBatch(
                 "the log is full: seq would overflow",

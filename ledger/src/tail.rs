@@ -139,7 +139,7 @@ impl<S: EventStore> Tail<S> {
                 });
             }
             self.last_hash = Some(stored.hash);
-            self.next = Seq(self.next.0 + 1);
+            self.next = Seq(self.next.0.saturating_add(1));
         }
         Ok(records)
     }
