@@ -30,6 +30,14 @@ pub struct EpochState {
     pub n_erasures: u32,
 }
 
+/// What the replay keeps of a spent or revoked coin until its epoch is
+/// erased: enough to recompute an erasure, half the size of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredCoin {
+    pub epoch: KeyEpoch,
+    pub value: Amount,
+}
+
 /// Where a coin purchase stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PurchaseState {
@@ -73,7 +81,7 @@ pub struct LedgerState {
     /// Coins spent or revoked whose epoch has not been erased yet: what
     /// tells a double spend from a coin never issued, and what an erasure
     /// must match.
-    pub spent: HashMap<CoinId, CoinBody>,
+    pub spent: HashMap<CoinId, RetiredCoin>,
     pub epochs: BTreeMap<KeyEpoch, EpochState>,
     pub purchases: HashMap<PurchaseId, PurchaseState>,
     /// Aggregate balances in minor units.

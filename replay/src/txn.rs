@@ -10,7 +10,7 @@ use ledger::{
 use sha2::{Digest, Sha256};
 
 use crate::rule::{Rule, Violation};
-use crate::state::{EpochState, LedgerState, PurchaseState};
+use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
 
 /// Where the transaction sits in the log, and the log's clock if known.
 #[derive(Debug, Clone, Copy)]
@@ -507,7 +507,13 @@ fn spend_coins(
         if let Some(epoch) = state.epochs.get_mut(&issued.epoch) {
             epoch.spent_minor += minor(issued.value);
         }
-        state.spent.insert(issued.id, issued);
+        state.spent.insert(
+            issued.id,
+            RetiredCoin {
+                epoch: issued.epoch,
+                value: issued.value,
+            },
+        );
     }
     Ok(())
 }
@@ -540,8 +546,8 @@ fn erase(
     }
     let mut ids: Vec<CoinId> = Vec::new();
     let mut replay_value: u128 = 0;
-    for coin in state.spent.values().filter(|c| c.epoch == epoch) {
-        ids.push(coin.id);
+    for (id, coin) in state.spent.iter().filter(|(_, c)| c.epoch == epoch) {
+        ids.push(*id);
         replay_value += minor(coin.value);
     }
     let replay_n = ids.len() as u64;
