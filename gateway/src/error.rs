@@ -27,6 +27,8 @@ pub enum GatewayError {
     Purse(#[from] purse::PurseError),
     #[error("the merchant's purse has no issuer record")]
     NoIssuer,
+    #[error("issuer: {0}")]
+    Issuer(#[from] actors::IssuerError),
     #[error("configuration: {0}")]
     Config(String),
 }

@@ -1,5 +1,5 @@
-//! The issuer's gateway: one POST route per protocol step over an
-//! [`IssuerCore`], bodies in postcard under [`POSTCARD`].
+//! The issuer's gateway: one POST route per protocol step over the
+//! [`Issuer`] handle (actors crate), bodies in postcard under [`POSTCARD`].
 //!
 //! | route | request | answer |
 //! |---|---|---|
@@ -12,19 +12,24 @@
 //! | `POST /v1/purchase/ack` | `PurchaseIssuance2` | 204 |
 //! | `POST /v1/validate` | `ValidationRequest` | `PaymentIssuance1` |
 //! | `POST /v1/validate/ack` | `PaymentIssuance2` | 204 |
-//! | `POST /v1/refund` | `RefundRequest` | 501 until the issuer offers it |
+//! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
 //! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
 //! | `POST /admin/enroll/approve` | [`ApproveEnrollment`] | 204; loopback peers only |
 //!
-//! The issuer's work (RSA, fsync) runs on actix's blocking pool, so the
-//! event loops keep reading and answering while commits are under way; the
-//! in-flight limit bounds how much is queued there.
+//! The issuer's work (RSA, fsync) runs on the issuer's own pool of crypto
+//! workers behind the handle, so the event loops keep reading and answering
+//! while commits are under way; the in-flight limit bounds how much waits
+//! in that pool's mailbox. [`IssuerRuntime`] runs the issuer's actors on a
+//! thread of their own for callers without an actix system (the CLI,
+//! tests).
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actors::{IssuerCore, IssuerError};
+use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError};
 use ledger::{ParticipantId, PublicKeyDer, Role};
 use protocol::crypto::SuiteId;
 use protocol::flows::FlowError;
@@ -83,19 +88,93 @@ impl WireMessage for ApproveEnrollment {
 
 /// What the issuer's routes share.
 struct IssuerState {
-    core: Arc<IssuerCore>,
+    issuer: Issuer,
 }
 
-/// Starts the issuer's gateway over `core`; returns once it listens.
-pub fn serve_issuer(
-    config: &ServerConfig,
-    core: Arc<IssuerCore>,
-) -> Result<ServerHandle, GatewayError> {
-    let source: Arc<dyn MetricsSource> = Arc::new(IssuerMetrics { core: core.clone() });
-    let state = web::Data::new(IssuerState { core });
+/// Starts the issuer's gateway over a started [`Issuer`] (whose actix
+/// system must keep running: see [`IssuerRuntime`]); returns once it
+/// listens. Several gateways may serve one issuer.
+pub fn serve_issuer(config: &ServerConfig, issuer: Issuer) -> Result<ServerHandle, GatewayError> {
+    let source: Arc<dyn MetricsSource> = Arc::new(IssuerMetrics {
+        core: issuer.core().clone(),
+    });
+    let state = web::Data::new(IssuerState { issuer });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
         routes(cfg, state.clone())
     })
+}
+
+/// The issuer's actors (crypto pool, housekeeper) on an actix system of
+/// their own thread. Dropping it stops them.
+pub struct IssuerRuntime {
+    issuer: Issuer,
+    system: actix_web::rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for IssuerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerRuntime").finish_non_exhaustive()
+    }
+}
+
+impl IssuerRuntime {
+    /// Opens the issuer from its files (creating them on first start) and
+    /// starts its actors; returns once they run.
+    pub fn start(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerRuntime, GatewayError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("vc-issuer-actors".into())
+            .spawn(move || {
+                let runner = actix_web::rt::System::new();
+                let started = runner.block_on(async move {
+                    Issuer::start(config, bank).map(|i| (i, actix_web::rt::System::current()))
+                });
+                let ok = started.is_ok();
+                let _ = ready_tx.send(started);
+                if ok && let Err(e) = runner.run() {
+                    tracing::error!(error = %e, "the issuer's actor system failed");
+                }
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok((issuer, system))) => Ok(IssuerRuntime {
+                issuer,
+                system,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(GatewayError::Issuer(e))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(GatewayError::NotStarted)
+            }
+        }
+    }
+
+    /// The handle gateways serve (cheap to clone).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// Stops the actors and waits for their thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.system.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for IssuerRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 /// Maps the issuer's refusal of a request to a status and code. Technical
@@ -147,29 +226,32 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             | actors::SessionError::AlreadyUsed),
         ) => refused(&s),
         IssuerError::Session(actors::SessionError::Full) => ApiError::overloaded(),
+        IssuerError::Stopped => ApiError::new(
+            S::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            "the issuer is stopping",
+        ),
         other => ApiError::internal("issuer", &other),
     }
 }
 
-/// Decodes the body as `Req`, runs `step` on the blocking pool, answers its
-/// result (or 204 for `()`).
-async fn step<Req, Resp>(
+/// Decodes the body as `Req`, hands it to the issuer's step `run`, answers
+/// its result (or 204 for `()`).
+async fn step<Req, Resp, F, Fut>(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<IssuerState>,
     limits: web::Data<BodyLimits>,
-    step: fn(&IssuerCore, &Req) -> Result<Resp, IssuerError>,
+    run: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    Req: WireMessage + Send + 'static,
-    Resp: Answer + Send + 'static,
+    Req: WireMessage,
+    Resp: Answer,
+    F: FnOnce(Issuer, Req) -> Fut,
+    Fut: Future<Output = Result<Resp, IssuerError>>,
 {
     let msg: Req = read_message(&req, payload, **limits).await?;
-    let core = state.core.clone();
-    let answer = web::block(move || step(&core, &msg))
-        .await
-        .map_err(|e| ApiError::internal("blocking pool", &e))?
-        .map_err(issuer_error)?;
+    let answer = run(state.issuer.clone(), msg).await.map_err(issuer_error)?;
     Ok(answer.into_response())
 }
 
@@ -199,18 +281,25 @@ answers!(
     protocol::wire::enrollment::EnrollmentAnswer,
     protocol::wire::purchase::WRequest2,
     protocol::wire::purchase::PurchaseIssuance1,
-    protocol::wire::payment::PaymentIssuance1
+    protocol::wire::payment::PaymentIssuance1,
+    protocol::wire::refund::RefundAnswer
 );
 
 macro_rules! step_route {
-    ($path:literal, $req:ty, $f:expr) => {
+    ($path:literal, $req:ty, $method:ident) => {
         post_resource(
             $path,
             |req: HttpRequest,
              payload: web::Payload,
              state: web::Data<IssuerState>,
              limits: web::Data<BodyLimits>| {
-                step::<$req, _>(req, payload, state, limits, $f)
+                step(
+                    req,
+                    payload,
+                    state,
+                    limits,
+                    |issuer: Issuer, msg: $req| async move { issuer.$method(msg).await },
+                )
             },
         )
     };
@@ -232,7 +321,7 @@ async fn not_offered<Req: WireMessage>(
 }
 
 async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
-    let core = &state.core;
+    let core = state.issuer.core();
     let descriptor = IssuerDescriptor {
         id_i: core.id().clone(),
         public_key: core.public_key().to_ledger(),
@@ -261,10 +350,10 @@ async fn approve_enrollment(
 ) -> Result<HttpResponse, ApiError> {
     require_loopback(&req)?;
     let msg: ApproveEnrollment = read_message(&req, payload, **limits).await?;
-    let core = state.core.clone();
-    web::block(move || core.approve_enrollment(&msg.id, msg.role))
+    state
+        .issuer
+        .approve_enrollment(msg.id, msg.role)
         .await
-        .map_err(|e| ApiError::internal("blocking pool", &e))?
         .map_err(issuer_error)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -272,47 +361,31 @@ async fn approve_enrollment(
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
-        .service(step_route!(
-            "/v1/register",
-            RegisterRequest,
-            IssuerCore::register
-        ))
+        .service(step_route!("/v1/register", RegisterRequest, register))
         .service(step_route!(
             "/v1/enroll",
             EnrollmentRequest,
-            IssuerCore::request_enrollment
+            request_enrollment
         ))
-        .service(step_route!(
-            "/v1/purchase/1",
-            WRequest1,
-            IssuerCore::wrequest1
-        ))
-        .service(step_route!(
-            "/v1/purchase/3",
-            WRequest3,
-            IssuerCore::wrequest3
-        ))
+        .service(step_route!("/v1/purchase/1", WRequest1, wrequest1))
+        .service(step_route!("/v1/purchase/3", WRequest3, wrequest3))
         .service(step_route!(
             "/v1/purchase/poll",
             PurchasePoll,
-            IssuerCore::purchase_poll
+            purchase_poll
         ))
         .service(step_route!(
             "/v1/purchase/ack",
             PurchaseIssuance2,
-            IssuerCore::purchase_issuance2
+            purchase_issuance2
         ))
-        .service(step_route!(
-            "/v1/validate",
-            ValidationRequest,
-            IssuerCore::validate
-        ))
+        .service(step_route!("/v1/validate", ValidationRequest, validate))
         .service(step_route!(
             "/v1/validate/ack",
             PaymentIssuance2,
-            IssuerCore::payment_issuance2
+            payment_issuance2
         ))
-        .service(post_resource("/v1/refund", not_offered::<RefundRequest>))
+        .service(step_route!("/v1/refund", RefundRequest, refund))
         .service(post_resource(
             "/v1/coin-status",
             not_offered::<CoinStatusQuery>,

@@ -1,10 +1,11 @@
 //! HTTP: the issuer's gateway, the merchant server and the client purses and
 //! merchants use.
 //!
-//! - [`issuer`]: [`serve_issuer`] puts an [`actors::IssuerCore`] behind
+//! - [`issuer`]: [`serve_issuer`] puts an [`actors::Issuer`] behind
 //!   actix-web, one POST route per protocol step (`/v1/register`,
 //!   `/v1/purchase/1`, `/v1/validate`, ...), bodies in postcard under
-//!   [`media::POSTCARD`].
+//!   [`media::POSTCARD`]; [`IssuerRuntime`] runs the issuer's actors for
+//!   callers without an actix system.
 //! - [`merchant`]: [`serve_merchant`] runs a shop: an HTML page, invoices
 //!   ([`media::INVOICE`]), and a pay endpoint that validates the payer's
 //!   coins with the issuer and keeps what it gets in the merchant's purse.
@@ -33,7 +34,7 @@ pub mod server;
 
 pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
-pub use issuer::{IssuerDescriptor, serve_issuer};
+pub use issuer::{IssuerDescriptor, IssuerRuntime, serve_issuer};
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
 pub use server::{ServerConfig, ServerHandle};

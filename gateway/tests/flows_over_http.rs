@@ -121,7 +121,7 @@ fn buy(client: &IssuerClient, who: &Participant, spec: CoinSpec) -> Vec<Coin> {
 #[test]
 fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer(&ServerConfig::loopback(), core.clone()).expect("gateway");
+    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
     let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
     let alice = join(&client, "alice-http", 0, Role::CoinPurchaser);
     let shop = join(&client, "shop-http", 1, Role::Merchant);

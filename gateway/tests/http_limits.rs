@@ -19,7 +19,7 @@ use vc_gateway::{
 use util::{issuer, parse_response, post_request, raw_exchange, read_all};
 
 fn start(config: ServerConfig) -> ServerHandle {
-    serve_issuer(&config, issuer().core.clone()).expect("gateway starts")
+    serve_issuer(&config, issuer().handle()).expect("gateway starts")
 }
 
 /// Checks a response is the typed error `code` with `status`.
@@ -265,8 +265,8 @@ fn slow_body_sender_gets_typed_408() {
     assert_typed(&resp, 408, ErrorCode::RequestTimeout);
 }
 
-/// A refund is checked (400 if malformed) and then refused as a step the
-/// issuer does not offer yet, by name.
+/// A step the issuer does not offer yet is checked (400 if malformed) and
+/// then refused by name with 501.
 #[test]
 fn steps_the_issuer_lacks_answer_501_by_name() {
     let server = start(ServerConfig::loopback());
@@ -278,4 +278,9 @@ fn steps_the_issuer_lacks_answer_501_by_name() {
     let e = client.coin_status(&query).expect_err("not offered");
     assert_eq!(e.code(), Some(ErrorCode::NotImplemented));
     assert!(e.to_string().contains("CoinStatusQuery"), "{e}");
+    let resp = raw_exchange(
+        server.addr(),
+        &post_request("/v1/coin-status", POSTCARD, b"\x01\xff"),
+    );
+    assert_typed(&resp, 400, ErrorCode::Malformed);
 }

@@ -11,13 +11,21 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actors::bank::SimulatedBank;
-use actors::{IssuerConfig, IssuerCore};
+use actors::{Issuer, IssuerConfig, IssuerCore};
 use protocol::crypto::SecretKey;
+use vc_gateway::IssuerRuntime;
 
 pub struct TestIssuer {
+    pub runtime: IssuerRuntime,
     pub core: Arc<IssuerCore>,
     pub bank: Arc<SimulatedBank>,
     _dir: tempfile::TempDir,
+}
+
+impl TestIssuer {
+    pub fn handle(&self) -> Issuer {
+        self.runtime.issuer().clone()
+    }
 }
 
 /// The issuer of this test binary.
@@ -30,9 +38,10 @@ pub fn issuer() -> &'static TestIssuer {
         );
         let mut config = IssuerConfig::new(dir.path().join("issuer"));
         config.n_shards = 4;
-        let core = Arc::new(IssuerCore::open(config, bank.clone()).expect("issuer opens"));
+        let runtime = IssuerRuntime::start(config, bank.clone()).expect("issuer starts");
         TestIssuer {
-            core,
+            core: runtime.issuer().core().clone(),
+            runtime,
             bank,
             _dir: dir,
         }
