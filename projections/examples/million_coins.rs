@@ -52,5 +52,13 @@ fn main() -> ExitCode {
         "boot 8 shards           {:.3} s for {} unspent coins (open + one scan)",
         f.boot_secs, f.boot_n_coins
     );
+    for (pass, per_commit) in [(0, 1), (1, 32)] {
+        let secs = f.tail_secs[pass];
+        println!(
+            "tail: {} payments, {per_commit:>2} per commit   {secs:.2} s, {:.0} payments/s",
+            f.n_tail_commits,
+            f.n_tail_commits as f64 / secs.max(1e-9)
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -591,6 +591,11 @@ pub struct ErasureFigures {
     pub bytes_after_compaction: u64,
     pub boot_secs: f64,
     pub boot_n_coins: u64,
+    /// Payments applied after boot (the tail path), in each of two passes.
+    pub n_tail_commits: u64,
+    /// Seconds for the pass with one transaction per payment, then for the
+    /// pass with one transaction per 32 payments.
+    pub tail_secs: [f64; 2],
 }
 
 /// Issues `n_spent + n_unspent` coins over `n_epochs` epochs (the last one
@@ -711,6 +716,55 @@ pub fn erasure_scenario(
     let boot_n_coins: u64 = shards.iter().map(|s| s.len() as u64).sum();
     assert_eq!(boot_n_coins, unspent_total);
 
+    // Following the tail: payments (2 coins in, 2 fresh out) applied one
+    // durable transaction per payment, then one per group of 32 (what the
+    // issuer does after a group commit).
+    let fresh_epoch = KeyEpoch(n_epochs);
+    let n_tail_commits = (unspent_total / 4).min(1000);
+    let mut inputs = shards.into_iter().flatten();
+    let mut tail_secs = [0f64; 2];
+    for (pass, group) in [1u64, 32].into_iter().enumerate() {
+        let t = Instant::now();
+        let mut pending_from = None;
+        for i in 0..n_tail_commits {
+            let spent: Vec<CoinBody> = inputs.by_ref().take(2).collect();
+            let fresh: Vec<CoinBody> = spent
+                .iter()
+                .map(|c| {
+                    next += 1;
+                    CoinBody {
+                        id: coin_id(next),
+                        value: c.value,
+                        expiry: c.expiry,
+                        epoch: fresh_epoch,
+                    }
+                })
+                .collect();
+            let first = log.append_events(vec![
+                Event::CoinsSpent {
+                    coins: spent,
+                    cause: SpendCause::Payment(PaymentOption::Refresh),
+                },
+                Event::CoinsIssued {
+                    coins: fresh,
+                    holder: None,
+                    cause: IssueCause::Payment,
+                },
+            ]);
+            let from = *pending_from.get_or_insert(first);
+            if (i + 1) % group == 0 || i + 1 == n_tail_commits {
+                let committed = log.read(from, usize::MAX).expect("read");
+                coins.apply_records(&committed).expect("tail");
+                pending_from = None;
+            }
+        }
+        tail_secs[pass] = t.elapsed().as_secs_f64();
+    }
+    assert_eq!(
+        coins.unspent_totals().expect("totals").n_coins,
+        unspent_total
+    );
+
     ErasureFigures {
         n_issued,
         n_spent: spent_total,
@@ -723,5 +777,7 @@ pub fn erasure_scenario(
         bytes_after_compaction,
         boot_secs,
         boot_n_coins,
+        n_tail_commits,
+        tail_secs,
     }
 }
