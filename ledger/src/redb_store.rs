@@ -183,6 +183,9 @@ impl RedbStore {
     /// works only if the writer chose [`Sharing::FollowableByReaders`] and
     /// `writer_sharing` says the same; each read then sees the writer's latest
     /// durable commit. [`EventStore::append`] returns [`StoreError::ReadOnly`].
+    ///
+    /// A file left unclean by a crashed writer is refused (redb's "repair
+    /// aborted") until a writable open has repaired it.
     pub fn open_read_only(
         path: impl AsRef<Path>,
         writer_sharing: Sharing,
@@ -399,5 +402,52 @@ impl RawEventStore for RedbStore {
 impl Watchable for RedbStore {
     fn watch(&self) -> HeadWatch {
         self.watch.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_record() -> RawRecord {
+        RawRecord {
+            seq: Seq(7),
+            tx: TxId::from_bytes([3; 16]),
+            batch_index: 1,
+            batch_len: 2,
+            prev_hash: Hash32([1; 32]),
+            hash: Hash32([2; 32]),
+            event_bytes: vec![1, 2, 3, 4],
+        }
+    }
+
+    #[test]
+    fn record_values_round_trip_with_the_documented_layout() {
+        let record = sample_record();
+        let value = encode_record_value(&record);
+        assert_eq!(value.len(), RECORD_HEADER_BYTES + 4);
+        assert_eq!(value[0], RECORD_FORMAT);
+        assert_eq!(&value[65..81], record.tx.as_bytes());
+        assert_eq!(&value[81..85], &[1, 0, 2, 0]);
+        assert_eq!(
+            decode_record_value(Seq(7), &value).expect("decodes"),
+            record
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_corrupt_records_naming_their_seq() {
+        let value = encode_record_value(&sample_record());
+        let corrupt_at = |bytes: &[u8]| match decode_record_value(Seq(7), bytes) {
+            Err(StoreError::Corrupt { seq, .. }) => seq,
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        assert_eq!(corrupt_at(&value[..RECORD_HEADER_BYTES - 1]), Seq(7));
+        assert_eq!(corrupt_at(&[]), Seq(7));
+        let mut other_format = value.clone();
+        other_format[0] = 2;
+        assert_eq!(corrupt_at(&other_format), Seq(7));
+        let oversized = vec![RECORD_FORMAT; RECORD_HEADER_BYTES + EVENT_BYTES_MAX + 1];
+        assert_eq!(corrupt_at(&oversized), Seq(7));
     }
 }

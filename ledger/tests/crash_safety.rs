@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger::testkit::sample_batch;
-use ledger::{EventStore, GroupCommit, GroupCommitConfig, RedbStore, Seq, verify_store};
+use ledger::{EventStore, GroupCommit, GroupCommitConfig, RedbStore, Seq, Sharing, verify_store};
 
 const CHILD_LOG_ENV: &str = "VC_CRASH_CHILD_LOG";
 const CHILD_BATCH_BASE_ENV: &str = "VC_CRASH_CHILD_BATCH_BASE";
@@ -135,9 +135,25 @@ fn sigkill_mid_stream_loses_no_acknowledged_batch() {
         );
         all_acked.extend(acked);
 
+        // redb will not open a crashed file read-only (it needs a repair,
+        // which writes): an auditor gets an error, not stale or partial data.
+        let refused = RedbStore::open_read_only(log.path(), Sharing::FollowableByReaders);
+        assert!(
+            refused.is_err(),
+            "a crashed log needs a writable open first"
+        );
+
         let store = log.open();
         let head = verify_store(&store, 512).expect("chain verifies after the crash");
         assert_eq!(head, store.head().expect("head"));
+        // Once the writer has reopened (repaired) it, readers may open it beside.
+        let reader = RedbStore::open_read_only(log.path(), Sharing::FollowableByReaders)
+            .expect("read-only open after the repair");
+        assert_eq!(
+            verify_store(&reader, 512).expect("verifies read-only"),
+            head
+        );
+        drop(reader);
         for ack in &all_acked {
             let records = store
                 .read(Seq(ack.first), ack.n_events as usize)
