@@ -118,6 +118,136 @@ fn buy(client: &IssuerClient, who: &Participant, spec: CoinSpec) -> Vec<Coin> {
     panic!("purchase never settled");
 }
 
+/// The merchant's purse: its key, certificate and the issuer's record as
+/// the gateway describes it.
+fn merchant_purse(
+    client: &IssuerClient,
+    shop: &Participant,
+    gateway_url: &str,
+) -> (Arc<Purse>, tempfile::TempDir) {
+    let descriptor = client.descriptor().expect("descriptor");
+    let mut profile =
+        PurseProfile::from_secret_key(shop.id.clone(), descriptor.suite, shop.sk).expect("profile");
+    profile.certificate = Some(encode(&shop.cert));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = Purse::create(
+        dir.path().join("shop.purse"),
+        &profile,
+        Some(&IssuerInfo {
+            issuer: descriptor.id_i.clone(),
+            public_key: descriptor.public_key.clone(),
+            gateway_url: gateway_url.to_owned(),
+        }),
+    )
+    .expect("merchant purse");
+    (Arc::new(purse), dir)
+}
+
+fn book_shop(purse: Arc<Purse>) -> vc_gateway::ServerHandle {
+    serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "Books".into(),
+            catalog: vec![CatalogItem {
+                sku: "book".into(),
+                title: "A book".into(),
+                price: Amount::from_minor(500),
+                collect: None,
+            }],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        purse,
+    )
+    .expect("merchant server")
+}
+
+fn holdings(purse: &Purse) -> Amount {
+    purse.balance().expect("balance").holdings().expect("sum")
+}
+
+/// The merchant cannot reach the issuer: the payer gets a typed 502, the
+/// validation stays journaled in the merchant's purse, and retrying the same
+/// SendCoins once the issuer is back pays the order exactly once. A
+/// collection still journaled when the merchant server stops is finished by
+/// the next start, so its coins are not lost.
+#[test]
+fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
+    let core = issuer().core.clone();
+    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
+    let addr = gateway.addr();
+    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let bob = join(&client, "bob-http", 2, Role::CoinPurchaser);
+    let shop = join(&client, "shop2-http", 1, Role::Merchant);
+    let (purse, _dir) = merchant_purse(&client, &shop, &gateway.url());
+    let shop_server = book_shop(purse.clone());
+    let merchant = MerchantClient::new(&shop_server.url(), ClientConfig::default()).expect("mc");
+    let coins = buy(&client, &bob, spec(&[(4, 250)]));
+
+    let pay_with = |coins: &[Coin]| {
+        let invoice = merchant.invoice("book", &bob.id).expect("invoice");
+        let (payer, send) = PaymentPayer::pay(
+            core.suite(),
+            &core.public_key(),
+            core.id(),
+            &bob.id,
+            &invoice,
+            coins.to_vec(),
+            Timestamp::now(),
+        )
+        .expect("send coins");
+        (invoice, payer, send)
+    };
+
+    // The issuer goes away; the merchant answers 502 and keeps the request.
+    gateway.stop().expect("gateway stops");
+    let (invoice, payer, send) = pay_with(&coins[..2]);
+    let e = merchant
+        .pay(&invoice.tid_py, &send)
+        .expect_err("issuer down");
+    assert_eq!(e.code(), Some(ErrorCode::IssuerUnavailable), "{e}");
+    assert_eq!(purse.in_flight().expect("journal").len(), 1);
+
+    // Back on the same address: the same bytes pay the order, once.
+    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let result = merchant.pay(&invoice.tid_py, &send).expect("paid on retry");
+    assert!(matches!(
+        payer.on_result(&result).expect("checks"),
+        PayerOutcome::Paid {
+            receipt_verified: true
+        }
+    ));
+    assert_eq!(merchant.pay(&invoice.tid_py, &send).expect("again"), result);
+    assert_eq!(holdings(&purse), Amount::from_minor(500));
+    assert!(purse.in_flight().expect("journal").is_empty());
+
+    // Cut off again, and this time the merchant server stops too.
+    gateway.stop().expect("gateway stops");
+    let (invoice, _payer, send) = pay_with(&coins[2..]);
+    let e = merchant
+        .pay(&invoice.tid_py, &send)
+        .expect_err("issuer down");
+    assert_eq!(e.code(), Some(ErrorCode::IssuerUnavailable), "{e}");
+    shop_server.stop().expect("merchant stops");
+    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let shop_server = book_shop(purse.clone());
+    assert_eq!(
+        holdings(&purse),
+        Amount::from_minor(1000),
+        "resumed at start"
+    );
+    assert!(purse.in_flight().expect("journal").is_empty());
+    for c in &coins {
+        assert!(core.shards().get(&c.id()).is_none(), "payer's coin unspent");
+    }
+    core.audit_conservation()
+        .expect("log audits")
+        .check_equation()
+        .expect("conservation holds");
+    shop_server.stop().expect("merchant stops");
+    gateway.stop().expect("gateway stops");
+}
+
 #[test]
 fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
     let core = issuer().core.clone();
@@ -126,25 +256,7 @@ fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
     let alice = join(&client, "alice-http", 0, Role::CoinPurchaser);
     let shop = join(&client, "shop-http", 1, Role::Merchant);
 
-    // The merchant's purse: its key, certificate and the issuer's record
-    // as the gateway describes it.
-    let descriptor = client.descriptor().expect("descriptor");
-    let mut profile =
-        PurseProfile::from_secret_key(shop.id.clone(), descriptor.suite, shop.sk).expect("profile");
-    profile.certificate = Some(encode(&shop.cert));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let purse = Arc::new(
-        Purse::create(
-            dir.path().join("shop.purse"),
-            &profile,
-            Some(&IssuerInfo {
-                issuer: descriptor.id_i.clone(),
-                public_key: descriptor.public_key.clone(),
-                gateway_url: gateway.url(),
-            }),
-        )
-        .expect("merchant purse"),
-    );
+    let (purse, _dir) = merchant_purse(&client, &shop, &gateway.url());
     let shop_server = serve_merchant(
         &MerchantConfig {
             server: ServerConfig::loopback(),
@@ -209,8 +321,7 @@ fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
     );
     // A retry of the same bytes is answered the same, and pays nothing twice.
     assert_eq!(merchant.pay(&invoice.tid_py, &send).expect("retry"), result);
-    let holdings = purse.balance().expect("balance").holdings().expect("sum");
-    assert_eq!(holdings, Amount::from_minor(500));
+    assert_eq!(holdings(&purse), Amount::from_minor(500));
     assert!(purse.in_flight().expect("journal").is_empty());
 
     // P4: the same coins again, for a new order: the issuer's signed
@@ -241,7 +352,7 @@ fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert_eq!(
-        purse.balance().expect("balance").holdings().expect("sum"),
+        holdings(&purse),
         Amount::from_minor(500),
         "a rejected payment adds nothing"
     );
