@@ -19,17 +19,21 @@
 //! its events are durable in the log; the shards change only after the log
 //! has the batch.
 
+#[cfg(not(loom))]
 pub mod actors;
 pub mod bank;
 pub mod constants;
 pub mod idempotency;
+#[cfg(not(loom))]
 pub mod issuer;
 pub mod sessions;
 pub mod shard;
 
+#[cfg(not(loom))]
 pub use actors::Issuer;
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
+#[cfg(not(loom))]
 pub use issuer::{Clock, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock};
 pub use sessions::{SessionError, SessionId, SessionStore};
 pub use shard::{ReserveError, ShardCore, ShardSet};
