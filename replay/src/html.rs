@@ -39,7 +39,8 @@ fn x_of(seq: u64, first: u64, last: u64) -> f64 {
 /// The chart as an SVG element: outstanding e-money as a line on top,
 /// volume per span of the log as bars below.
 pub fn chart_svg(series: &[SeriesPoint]) -> String {
-    let height = LINE_HEIGHT_PX + BARS_HEIGHT_PX + 3.0 * MARGIN_PX;
+    // Top margin, line panel, gap, bar panel, room for the axis labels.
+    let height = LINE_HEIGHT_PX + BARS_HEIGHT_PX + 4.0 * MARGIN_PX;
     let mut svg = String::new();
     let _ = write!(
         svg,
