@@ -76,3 +76,98 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
     assert!(matches!(iss1.outcome, PaymentOutcome::Refreshed { .. }));
     h.assert_conserved();
 }
+
+/// A bank whose credits fail while `down` is set: stands in for a crash
+/// between the durable redemption and its bank credit.
+struct FlakyBank {
+    inner: Arc<vc_actors::bank::SimulatedBank>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl vc_actors::Bank for FlakyBank {
+    fn debit(
+        &self,
+        purchase: ledger::PurchaseId,
+        account: &ledger::BankAccount,
+        amount: ledger::Amount,
+    ) -> Result<vc_actors::DebitStatus, vc_actors::BankError> {
+        self.inner.debit(purchase, account, amount)
+    }
+    fn debit_status(
+        &self,
+        purchase: ledger::PurchaseId,
+    ) -> Result<vc_actors::DebitStatus, vc_actors::BankError> {
+        self.inner.debit_status(purchase)
+    }
+    fn check_account(&self, account: &ledger::BankAccount) -> Result<(), vc_actors::BankError> {
+        self.inner.check_account(account)
+    }
+    fn credit(
+        &self,
+        reference: ledger::TxId,
+        account: &ledger::BankAccount,
+        amount: ledger::Amount,
+    ) -> Result<(), vc_actors::BankError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(vc_actors::BankError::Corrupt("bank link down".into()));
+        }
+        self.inner.credit(reference, account, amount)
+    }
+    fn statement(
+        &self,
+        from_seq: u64,
+        max_entries: usize,
+    ) -> Result<Vec<vc_actors::StatementEntry>, vc_actors::BankError> {
+        self.inner.statement(from_seq, max_entries)
+    }
+}
+
+#[test]
+fn a_redemption_committed_before_its_bank_credit_is_credited_once_after_restart() {
+    use vc_actors::Bank;
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 1_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let coins = h.buy(&alice, spec(&[(1, 400)]));
+    let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins);
+    let option = protocol::wire::payment::VOption::Redeem {
+        bank_account: shop.account.clone(),
+    };
+    let (awaiting, vreq) = h.validation(&payee_state, &send, option);
+    let config = h.config();
+    h.core = None;
+    {
+        let flaky = Arc::new(FlakyBank {
+            inner: h.bank().clone(),
+            down: std::sync::atomic::AtomicBool::new(true),
+        });
+        let issuer = IssuerCore::open(config, flaky).expect("issuer");
+        assert!(matches!(issuer.validate(&vreq), Err(IssuerError::Bank(_))));
+        // The redemption is in the log; the money has not reached the bank.
+        assert_eq!(issuer.totals().real_out, 400);
+        assert_eq!(
+            h.bank().balance(&shop.account).expect("balance"),
+            ledger::Amount::ZERO
+        );
+    }
+    h.restart();
+    assert_eq!(
+        h.bank().balance(&shop.account).expect("balance"),
+        ledger::Amount::from_minor(400),
+        "the restart finished the credit"
+    );
+    // The payee's retry gets its receipt; the bank is not credited twice.
+    let iss1 = h.core().validate(&vreq).expect("retry");
+    assert!(matches!(
+        awaiting.on_issuance1(shop.sk, &iss1),
+        Ok(protocol::flows::PayeeOutcome::Receipt(_))
+    ));
+    assert_eq!(
+        h.bank().balance(&shop.account).expect("balance"),
+        ledger::Amount::from_minor(400)
+    );
+    assert_eq!(h.bank().statement(1, 100).expect("statement").len(), 2);
+    h.assert_conserved();
+}

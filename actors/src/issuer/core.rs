@@ -370,6 +370,7 @@ impl IssuerCore {
         };
         core.rotate_epoch_if_due()?;
         core.resume_pending_debits()?;
+        core.finish_pending_credits()?;
         tracing::info!(
             n_unspent = core.shards.n_unspent(),
             n_shards = core.shards.n_shards(),
@@ -575,6 +576,20 @@ impl IssuerCore {
             if let Err(e) = self.ask_debit(purchase) {
                 tracing::warn!(error = %e, "could not resume a pending debit");
             }
+        }
+        Ok(())
+    }
+
+    /// Pays the bank credits of redemptions that committed before a crash
+    /// cut them short (credits are idempotent by transaction), and forgets
+    /// those whose transaction never reached the log.
+    fn finish_pending_credits(&self) -> Result<(), IssuerError> {
+        for (tx, credit) in self.registry.pending_credits()? {
+            if self.idempotency.committed(&tx).is_some() {
+                self.bank.credit(tx, &credit.account, credit.amount)?;
+                tracing::info!(%tx, "finished a redemption credit after a restart");
+            }
+            self.registry.remove_pending_credit(tx)?;
         }
         Ok(())
     }

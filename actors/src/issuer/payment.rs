@@ -22,6 +22,7 @@ use protocol::wire::payment::{
 
 use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
 
 fn ack_session_id(id_py: &ParticipantId, tid_py: &PaymentTid) -> SessionId {
@@ -240,7 +241,26 @@ impl IssuerCore {
                 Vec::new(),
             ),
         };
-        let at = self.commit_batch(tx, inputs, events, issued)?;
+        if let Payout::Redeem(account) = &payout {
+            self.registry.put_pending_credit(
+                tx,
+                &PendingCredit {
+                    account: account.clone(),
+                    amount,
+                },
+            )?;
+        }
+        let at = match self.commit_batch(tx, inputs, events, issued) {
+            Ok(at) => at,
+            Err(e) => {
+                if matches!(payout, Payout::Redeem(_))
+                    && let Err(e) = self.registry.remove_pending_credit(tx)
+                {
+                    tracing::warn!(error = %e, "could not drop a pending credit");
+                }
+                return Err(e);
+            }
+        };
         tracing::debug!(%tx, seq = %at.first_seq, "payment committed");
         self.answer_committed(opened, tx, at)
     }
@@ -276,6 +296,7 @@ impl IssuerCore {
                 Event::Redeemed { amount, .. } => {
                     if let VOption::Redeem { bank_account } = &opened.v_desc.option {
                         self.bank.credit(tx, bank_account, *amount)?;
+                        self.registry.remove_pending_credit(tx)?;
                     }
                     return Ok(payment_receipt(
                         &self.sk_i,
@@ -372,6 +393,13 @@ impl IssuerCore {
                     ),
                 ));
             }
+            self.registry.put_pending_credit(
+                tx,
+                &PendingCredit {
+                    account: enrollment.bank_account.clone(),
+                    amount,
+                },
+            )?;
             self.commit_batch(
                 tx,
                 &[],
@@ -385,6 +413,7 @@ impl IssuerCore {
                 Vec::new(),
             )?;
             self.bank.credit(tx, &enrollment.bank_account, amount)?;
+            self.registry.remove_pending_credit(tx)?;
             Ok(())
         })();
         if self.idempotency.committed(&tx).is_none() {

@@ -71,6 +71,17 @@ impl Participant {
 }
 
 const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
+/// Redemption credits owed by committed (or committing) transactions:
+/// written before the batch goes to the log, removed once the bank has the
+/// credit, so a crash between the two is finished at the next start.
+const PENDING_CREDITS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_credits");
+
+/// A bank credit the issuer owes for a redemption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCredit {
+    pub account: BankAccount,
+    pub amount: ledger::Amount,
+}
 /// Longest encoded participant record (a key, a few enrollments).
 const PARTICIPANT_BYTES_MAX: usize = 8 * 1024;
 
@@ -90,6 +101,7 @@ impl Registry {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(PARTICIPANTS)?;
+        txn.open_table(PENDING_CREDITS)?;
         txn.commit()?;
         Ok(Registry { db })
     }
@@ -131,5 +143,53 @@ impl Registry {
             .insert(id.as_str(), bytes.as_slice())?;
         txn.commit()?;
         Ok(())
+    }
+}
+
+impl Registry {
+    /// Records that `tx` owes `credit` (durably, before `tx` is logged).
+    pub fn put_pending_credit(
+        &self,
+        tx: ledger::TxId,
+        credit: &PendingCredit,
+    ) -> Result<(), RegistryError> {
+        let bytes =
+            postcard::to_stdvec(credit).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(PENDING_CREDITS)?
+            .insert(tx.as_bytes().as_slice(), bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The credit is with the bank (or `tx` never committed).
+    pub fn remove_pending_credit(&self, tx: ledger::TxId) -> Result<(), RegistryError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(PENDING_CREDITS)?
+            .remove(tx.as_bytes().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every credit still owed.
+    pub fn pending_credits(&self) -> Result<Vec<(ledger::TxId, PendingCredit)>, RegistryError> {
+        use redb::ReadableTable;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING_CREDITS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let key: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| RegistryError::Corrupt("pending credit key".into()))?;
+            if v.value().len() > PARTICIPANT_BYTES_MAX {
+                return Err(RegistryError::Corrupt("pending credit too long".into()));
+            }
+            let credit = postcard::from_bytes(v.value())
+                .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+            out.push((ledger::TxId::from_bytes(key), credit));
+        }
+        Ok(out)
     }
 }
