@@ -52,3 +52,11 @@ const _: () = assert!(REQUEST_HEAD_TIMEOUT_MS < KEEP_ALIVE_MS);
 const _: () = assert!(REQUEST_BODY_TIMEOUT_MS < CLIENT_REQUEST_TIMEOUT_MS);
 const _: () = assert!(ORDERS_OPEN_MAX <= ORDERS_KEPT_MAX);
 const _: () = assert!(RETRY_AFTER_SECS <= CLIENT_RETRY_AFTER_SECS_MAX);
+
+/// How often a wallet polls a pending purchase before handing it back as
+/// pending (it stays journaled; `Wallet::resume` polls again later).
+pub const WALLET_POLLS_MAX: u32 = 50;
+/// Pause between a wallet's polls of a pending purchase.
+pub const WALLET_POLL_INTERVAL_MS: u64 = 100;
+/// Rounds of change a wallet makes before a payment's coins are exact.
+pub const WALLET_CHANGE_ROUNDS_MAX: u32 = 2;

@@ -193,6 +193,11 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
                 "participant is not registered",
             )
         }
+        IssuerError::Flow(FlowError::ReplayedNonce) => ApiError::new(
+            S::CONFLICT,
+            ErrorCode::Replayed,
+            FlowError::ReplayedNonce.to_string(),
+        ),
         IssuerError::Flow(flow) => refused(&flow),
         IssuerError::InFlight => ApiError::new(
             S::CONFLICT,

@@ -11,6 +11,9 @@
 //!   coins with the issuer and keeps what it gets in the merchant's purse.
 //! - [`client`]: [`IssuerClient`] and [`MerchantClient`], blocking HTTP/1.1
 //!   clients with timeouts and typed errors; a retry re-sends the same bytes.
+//! - [`wallet`]: [`Wallet`], a participant's purse driven over HTTP (buy,
+//!   pay, change, refresh, redeem), journaled before every message and
+//!   resumable.
 //! - [`server`]: what both servers share: [`ServerConfig`] (limits and
 //!   timeouts), [`ServerHandle`], the in-flight limit (503 + Retry-After),
 //!   `GET /health` and `GET /metrics` ([`metrics`]).
@@ -31,6 +34,7 @@ pub mod media;
 pub mod merchant;
 pub mod metrics;
 pub mod server;
+pub mod wallet;
 
 pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
@@ -38,3 +42,4 @@ pub use issuer::{IssuerDescriptor, IssuerRuntime, serve_issuer};
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
 pub use server::{ServerConfig, ServerHandle};
+pub use wallet::{PurchaseOutcome, ResumeReport, Wallet, WalletError};

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     IdentityTaken,
     /// 409: the same transaction is being processed; retry.
     InFlight,
+    /// 409: a single-use request came again (W3: a WRequest3 whose `R_I`
+    /// was used); for a client resuming from its journal, proof that the
+    /// first copy arrived.
+    Replayed,
     /// 404: no such purchase (or its session expired).
     UnknownPurchase,
     /// 410: the purchase was acknowledged; its coins are served no more.

@@ -1,0 +1,600 @@
+//! [`Wallet`]: a participant's purse driven over HTTP, the client side of
+//! every flow a coin holder runs (registration, enrollment, purchase,
+//! payment to a merchant server, change, refresh, redeem) with the purse's
+//! journal written BEFORE each message goes out.
+//!
+//! Each flow is a journal entry moved forward one step at a time by a
+//! `drive_*` function that reads the entry alone (message bytes, flow state
+//! as a session secret, context): the first run and a resume after a crash
+//! or a lost connection ([`Wallet::resume`]) are the same code, and a resend
+//! is always the journaled bytes, which the issuer and the merchant server
+//! answer as they answered the first copy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
+use protocol::crypto::{PublicKey, SecretKey, SuiteId};
+use protocol::flows::{
+    FlowError, PayeeAwaitingIssuance, PayeeOutcome, PayerOutcome, PaymentPayer,
+    PurchaseAwaitingIssuance, PurchaseAwaitingWRequest2, PurchaseClient, PurchaseUpdate,
+    RegistrationClient, SelfPayment, enrollment_request,
+};
+use protocol::wire::enrollment::EnrollmentAnswer;
+use protocol::wire::payment::{Invoice, PaymentIssuance1, ValidationRequest};
+use protocol::wire::purchase::{PurchaseIssuance1, WDesc, WRequest2};
+use protocol::wire::registration::Certificate;
+use protocol::wire::{SignedReject, WireError, decode, encode};
+use purse::{
+    Completion, Destination, JournalEntry, NewTransaction, Purse, PurseError, Refusal, Selection,
+    SessionSecret, Step, StepRecord, TxKind, TxRef,
+};
+
+use crate::client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
+use crate::constants::{WALLET_CHANGE_ROUNDS_MAX, WALLET_POLL_INTERVAL_MS, WALLET_POLLS_MAX};
+use crate::media::ErrorCode;
+
+/// Why a wallet operation did not finish. A transaction it had journaled
+/// stays in the purse to be finished by [`Wallet::resume`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("purse: {0}")]
+    Purse(#[from] PurseError),
+    #[error("protocol: {0}")]
+    Flow(#[from] FlowError),
+    #[error("answer: {0}")]
+    Wire(#[from] WireError),
+    #[error("the purse has no issuer record")]
+    NoIssuer,
+    #[error("not enough money: {available} available, {wanted} wanted")]
+    Insufficient { available: Amount, wanted: Amount },
+    /// The issuer refused with a signed statement (already applied to the
+    /// purse: named coins are bad, the others released).
+    #[error("the issuer refused: {:?}", .0.reason)]
+    Rejected(Box<SignedReject>),
+    #[error("journal entry {tx} cannot be resumed: {why}")]
+    Journal { tx: TxRef, why: &'static str },
+}
+
+/// How a purchase ended (for now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurchaseOutcome {
+    /// The coins are in the purse (empty when a resume found them already
+    /// stored and only delivered the acknowledgement).
+    Issued(Vec<Coin>),
+    /// The bank refused the debit; the issuer's signed statement.
+    Rejected(Box<SignedReject>),
+    /// Not settled yet; journaled, [`Wallet::resume`] polls again.
+    Pending(TxRef),
+}
+
+/// What [`Wallet::resume`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumeReport {
+    pub finished: usize,
+    /// Still journaled (a purchase not settled, a server still away).
+    pub unfinished: usize,
+}
+
+/// A participant's purse and its issuer, over HTTP.
+pub struct Wallet {
+    purse: Arc<Purse>,
+    issuer: IssuerClient,
+    client_config: ClientConfig,
+    id: ParticipantId,
+    sk: SecretKey,
+    suite: SuiteId,
+    id_i: ParticipantId,
+    pk_i: PublicKey,
+    poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet").finish_non_exhaustive()
+    }
+}
+
+fn secret<T: serde::de::DeserializeOwned>(entry: &JournalEntry) -> Result<T, WalletError> {
+    let secret = entry.secrets.first().ok_or(WalletError::Journal {
+        tx: entry.tx,
+        why: "no flow state",
+    })?;
+    Ok(secret.to_state()?)
+}
+
+fn ids(coins: &[Coin]) -> Vec<ledger::CoinId> {
+    coins.iter().map(Coin::id).collect()
+}
+
+/// A spec of exactly these coin values (for a refresh).
+fn spec_of(coins: &[Coin]) -> Result<CoinSpec, WalletError> {
+    let mut counts: BTreeMap<Amount, u32> = BTreeMap::new();
+    for c in coins {
+        *counts.entry(c.value()).or_insert(0) += 1;
+    }
+    let lines = counts
+        .into_iter()
+        .rev()
+        .map(|(value, count)| Denomination { count, value })
+        .collect();
+    CoinSpec::new(lines).map_err(|e| WalletError::Flow(e.into()))
+}
+
+impl Wallet {
+    /// A wallet over `purse`, talking to the gateway its issuer record names.
+    pub fn open(purse: Arc<Purse>, config: ClientConfig) -> Result<Wallet, WalletError> {
+        let profile = purse.profile()?;
+        let info = purse.issuer()?.ok_or(WalletError::NoIssuer)?;
+        Ok(Wallet {
+            issuer: IssuerClient::new(&info.gateway_url, config.clone())?,
+            id: profile.participant.clone(),
+            sk: profile.secret_key()?,
+            suite: profile.suite,
+            id_i: info.issuer.clone(),
+            pk_i: info.key()?,
+            purse,
+            client_config: config,
+            poll_interval: Duration::from_millis(WALLET_POLL_INTERVAL_MS),
+        })
+    }
+
+    pub fn purse(&self) -> &Arc<Purse> {
+        &self.purse
+    }
+
+    pub fn issuer(&self) -> &IssuerClient {
+        &self.issuer
+    }
+
+    pub fn id(&self) -> &ParticipantId {
+        &self.id
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    /// Registration: proves possession of the key, checks `CERT` and keeps
+    /// it in the purse.
+    pub fn register(&self) -> Result<Certificate, WalletError> {
+        let (client, request) = RegistrationClient::start(self.id.clone(), &self.sk);
+        let cert = self.issuer.register(&request)?;
+        let cert = client.on_certificate(&self.pk_i, cert, Self::now())?;
+        self.purse.set_certificate(encode(&cert))?;
+        Ok(cert)
+    }
+
+    /// Enrollment 1; an operator approves it out of band.
+    pub fn request_enrollment(
+        &self,
+        role: Role,
+        bank_account: BankAccount,
+    ) -> Result<EnrollmentAnswer, WalletError> {
+        let request = enrollment_request(
+            self.suite,
+            &self.sk,
+            &self.pk_i,
+            self.id.clone(),
+            role,
+            bank_account,
+            Self::now(),
+        )?;
+        Ok(self.issuer.enroll(&request)?)
+    }
+
+    /// Coin purchase of `spec`, debited from `bank_account`; polls until the
+    /// bank settles (or hands the purchase back as pending).
+    pub fn buy(
+        &self,
+        spec: CoinSpec,
+        bank_account: BankAccount,
+        anonymous: bool,
+    ) -> Result<PurchaseOutcome, WalletError> {
+        let amount = spec.total().map_err(FlowError::from)?;
+        let w_desc = WDesc {
+            spec,
+            amount,
+            bank_account,
+            anonymous,
+        };
+        let context = postcard::to_stdvec(&w_desc).map_err(|_| PurseError::Invalid("W-DESC"))?;
+        let (state, w1) = PurchaseClient::start(self.suite, self.id.clone(), &self.pk_i)?;
+        let tx = self.purse.begin(NewTransaction {
+            kind: TxKind::Purchase,
+            amount,
+            reserve: Vec::new(),
+            step: Step::SessionOpen,
+            to: Destination::Issuer,
+            message: encode(&w1),
+            secrets: vec![SessionSecret::from_state(&state)?],
+            context,
+            now: Self::now(),
+        })?;
+        self.drive_purchase(tx)
+    }
+
+    fn drive_purchase(&self, tx: TxRef) -> Result<PurchaseOutcome, WalletError> {
+        loop {
+            let entry = self.purse.entry(tx)?;
+            match entry.step {
+                Step::SessionOpen => {
+                    let state: PurchaseAwaitingWRequest2 = secret(&entry)?;
+                    let w2: WRequest2 = self
+                        .issuer
+                        .http()
+                        .post_encoded("/v1/purchase/1", &entry.last_sent)?;
+                    let w_desc: WDesc =
+                        postcard::from_bytes(&entry.context).map_err(|_| WalletError::Journal {
+                            tx,
+                            why: "W-DESC unreadable",
+                        })?;
+                    let (state, w3) = state.on_wrequest2(&self.sk, &self.id_i, &w2, w_desc)?;
+                    self.purse.record_step(
+                        tx,
+                        StepRecord {
+                            step: Step::Request,
+                            message: encode(&w3),
+                            secrets: Some(vec![SessionSecret::from_state(&state)?]),
+                            context: None,
+                            now: Self::now(),
+                        },
+                    )?;
+                }
+                Step::Request => {
+                    let state: PurchaseAwaitingIssuance = secret(&entry)?;
+                    let answer = match self
+                        .issuer
+                        .http()
+                        .post_encoded::<PurchaseIssuance1>("/v1/purchase/3", &entry.last_sent)
+                    {
+                        Ok(answer) => Some(answer),
+                        // W3: our first copy arrived; its answer comes by polling.
+                        Err(e) if e.code() == Some(ErrorCode::Replayed) => None,
+                        Err(e) => return Err(e.into()),
+                    };
+                    self.purse.record_step(
+                        tx,
+                        StepRecord {
+                            step: Step::Poll,
+                            message: encode(&state.poll()),
+                            secrets: None,
+                            context: None,
+                            now: Self::now(),
+                        },
+                    )?;
+                    if let Some(answer) = answer
+                        && let Some(outcome) = self.on_purchase_issuance(tx, &state, &answer)?
+                    {
+                        return Ok(outcome);
+                    }
+                }
+                Step::Poll => {
+                    let state: PurchaseAwaitingIssuance = secret(&entry)?;
+                    for _ in 0..WALLET_POLLS_MAX {
+                        let answer: PurchaseIssuance1 = self
+                            .issuer
+                            .http()
+                            .post_encoded("/v1/purchase/poll", &entry.last_sent)?;
+                        if let Some(outcome) = self.on_purchase_issuance(tx, &state, &answer)? {
+                            return Ok(outcome);
+                        }
+                        std::thread::sleep(self.poll_interval);
+                    }
+                    return Ok(PurchaseOutcome::Pending(tx));
+                }
+                Step::Acknowledge => {
+                    self.deliver_ack(tx, "/v1/purchase/ack", &entry.last_sent);
+                    return Ok(PurchaseOutcome::Issued(Vec::new()));
+                }
+            }
+        }
+    }
+
+    /// `None` while pending.
+    fn on_purchase_issuance(
+        &self,
+        tx: TxRef,
+        state: &PurchaseAwaitingIssuance,
+        answer: &PurchaseIssuance1,
+    ) -> Result<Option<PurchaseOutcome>, WalletError> {
+        match state.on_issuance1(answer)? {
+            PurchaseUpdate::Pending => Ok(None),
+            PurchaseUpdate::Issued { coins, ack } => {
+                let ack = encode(&ack);
+                self.purse.complete(
+                    tx,
+                    Completion {
+                        received: coins.clone(),
+                        acknowledge: Some(ack.clone()),
+                        ..Completion::default()
+                    },
+                )?;
+                self.deliver_ack(tx, "/v1/purchase/ack", &ack);
+                Ok(Some(PurchaseOutcome::Issued(coins)))
+            }
+            PurchaseUpdate::Rejected(reject) => {
+                self.purse
+                    .refuse(tx, Refusal::from_signed_reject(&reject, &self.pk_i)?)?;
+                Ok(Some(PurchaseOutcome::Rejected(Box::new(reject))))
+            }
+        }
+    }
+
+    /// An Issuance2; on failure it stays journaled for [`Wallet::resume`]
+    /// (the coins are stored either way).
+    fn deliver_ack(&self, tx: TxRef, path: &str, ack: &[u8]) {
+        match self.issuer.http().post_encoded_ack(path, ack) {
+            Ok(()) => {
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close an acknowledged transaction");
+                }
+            }
+            Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),
+        }
+    }
+
+    /// Buys item `sku` at the merchant server at `merchant_url`.
+    pub fn pay(&self, merchant_url: &str, sku: &str) -> Result<PayerOutcome, WalletError> {
+        let merchant = MerchantClient::new(merchant_url, self.client_config.clone())?;
+        let invoice = merchant.invoice(sku, &self.id)?;
+        self.pay_invoice(merchant_url, &invoice)
+    }
+
+    /// Pays `invoice` (from the merchant server at `merchant_url`) with
+    /// coins of exactly its amount, making change with the issuer first if
+    /// no subset is exact (the paper's way).
+    pub fn pay_invoice(
+        &self,
+        merchant_url: &str,
+        invoice: &Invoice,
+    ) -> Result<PayerOutcome, WalletError> {
+        let coins = self.coins_for(invoice.amount)?;
+        let (payer, send) = PaymentPayer::pay(
+            self.suite,
+            &self.pk_i,
+            &self.id_i,
+            &self.id,
+            invoice,
+            coins.clone(),
+            Self::now(),
+        )?;
+        let tx = self.purse.begin(NewTransaction {
+            kind: TxKind::Pay,
+            amount: invoice.amount,
+            reserve: ids(&coins),
+            step: Step::Request,
+            to: Destination::Payee(merchant_url.to_owned()),
+            message: encode(&send),
+            secrets: vec![SessionSecret::from_state(&payer)?],
+            context: encode(invoice),
+            now: Self::now(),
+        })?;
+        self.drive_pay(tx)
+    }
+
+    fn drive_pay(&self, tx: TxRef) -> Result<PayerOutcome, WalletError> {
+        let entry = self.purse.entry(tx)?;
+        let Destination::Payee(url) = &entry.to else {
+            return Err(WalletError::Journal {
+                tx,
+                why: "a payment without its payee",
+            });
+        };
+        let invoice: Invoice = decode(&entry.context)?;
+        let payer: PaymentPayer = secret(&entry)?;
+        let merchant = MerchantClient::new(url, self.client_config.clone())?;
+        let result = merchant.pay_encoded(&invoice.tid_py, &entry.last_sent)?;
+        let outcome = payer.on_result(&result)?;
+        match &outcome {
+            PayerOutcome::Paid { .. } => {
+                self.purse.complete(
+                    tx,
+                    Completion {
+                        spent: entry.reserved.clone(),
+                        ..Completion::default()
+                    },
+                )?;
+            }
+            PayerOutcome::Rejected { statement, .. } => {
+                self.purse
+                    .refuse(tx, Refusal::from_signed_reject(statement, &self.pk_i)?)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Available coins totalling exactly `amount`, changing some first if
+    /// needed.
+    fn coins_for(&self, amount: Amount) -> Result<Vec<Coin>, WalletError> {
+        for _ in 0..=WALLET_CHANGE_ROUNDS_MAX {
+            match self.purse.select(amount, Self::now())? {
+                Selection::Exact(coins) => return Ok(coins),
+                Selection::NeedsChange { give, want } => {
+                    self.change(give, want)?;
+                }
+                Selection::Insufficient { available, wanted } => {
+                    return Err(WalletError::Insufficient { available, wanted });
+                }
+            }
+        }
+        Err(WalletError::Insufficient {
+            available: self.purse.balance()?.available,
+            wanted: amount,
+        })
+    }
+
+    /// Change: `give` in, coins of `want` (same total) out.
+    pub fn change(&self, give: Vec<Coin>, want: CoinSpec) -> Result<Vec<Coin>, WalletError> {
+        let (awaiting, request) = SelfPayment::change(
+            self.suite,
+            &self.pk_i,
+            &self.id_i,
+            &self.id,
+            give.clone(),
+            want,
+        )?;
+        self.self_payment(TxKind::Change, &give, &awaiting, &request)
+    }
+
+    /// Refresh: every expired coin (within its grace period) in, fresh
+    /// coins of the same values out.
+    pub fn refresh_expired(&self) -> Result<Vec<Coin>, WalletError> {
+        let expired = self.purse.expired(Self::now())?;
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (awaiting, request) = SelfPayment::refresh(
+            self.suite,
+            &self.pk_i,
+            &self.id_i,
+            &self.id,
+            expired.clone(),
+            spec_of(&expired)?,
+        )?;
+        self.self_payment(TxKind::Refresh, &expired, &awaiting, &request)
+    }
+
+    /// Redeem: coins of `amount` in, an ACH credit to the enrolled
+    /// `bank_account` out.
+    pub fn redeem(&self, amount: Amount, bank_account: BankAccount) -> Result<(), WalletError> {
+        let coins = self.coins_for(amount)?;
+        let (awaiting, request) = SelfPayment::redeem(
+            self.suite,
+            &self.pk_i,
+            &self.id_i,
+            &self.id,
+            coins.clone(),
+            bank_account,
+        )?;
+        self.self_payment(TxKind::Redeem, &coins, &awaiting, &request)
+            .map(drop)
+    }
+
+    fn self_payment(
+        &self,
+        kind: TxKind,
+        coins: &[Coin],
+        awaiting: &PayeeAwaitingIssuance,
+        request: &ValidationRequest,
+    ) -> Result<Vec<Coin>, WalletError> {
+        let amount = Amount::checked_sum(coins.iter().map(Coin::value)).map_err(FlowError::from)?;
+        let tx = self.purse.begin(NewTransaction {
+            kind,
+            amount,
+            reserve: ids(coins),
+            step: Step::Request,
+            to: Destination::Issuer,
+            message: encode(request),
+            secrets: vec![SessionSecret::from_state(awaiting)?],
+            context: Vec::new(),
+            now: Self::now(),
+        })?;
+        self.drive_self_payment(tx)
+    }
+
+    fn drive_self_payment(&self, tx: TxRef) -> Result<Vec<Coin>, WalletError> {
+        let entry = self.purse.entry(tx)?;
+        if entry.is_settled() {
+            self.deliver_ack(tx, "/v1/validate/ack", &entry.last_sent);
+            return Ok(Vec::new());
+        }
+        let awaiting: PayeeAwaitingIssuance = secret(&entry)?;
+        let answer: PaymentIssuance1 = self
+            .issuer
+            .http()
+            .post_encoded("/v1/validate", &entry.last_sent)?;
+        match awaiting.on_issuance1(&self.sk, &answer)? {
+            PayeeOutcome::Coins { coins, ack } => {
+                let ack = encode(&ack);
+                self.purse.complete(
+                    tx,
+                    Completion {
+                        spent: entry.reserved.clone(),
+                        received: coins.clone(),
+                        acknowledge: Some(ack.clone()),
+                        ..Completion::default()
+                    },
+                )?;
+                self.deliver_ack(tx, "/v1/validate/ack", &ack);
+                Ok(coins)
+            }
+            PayeeOutcome::Receipt(_) => {
+                self.purse.complete(
+                    tx,
+                    Completion {
+                        spent: entry.reserved.clone(),
+                        ..Completion::default()
+                    },
+                )?;
+                Ok(Vec::new())
+            }
+            PayeeOutcome::Rejected(reject) => {
+                self.purse
+                    .refuse(tx, Refusal::from_signed_reject(&reject, &self.pk_i)?)?;
+                Err(WalletError::Rejected(Box::new(reject)))
+            }
+        }
+    }
+
+    /// Finishes every journaled transaction of this wallet by re-sending its
+    /// recorded message (collections belong to the merchant server, refunds
+    /// are not driven here yet).
+    pub fn resume(&self) -> Result<ResumeReport, WalletError> {
+        let mut report = ResumeReport::default();
+        for entry in self.purse.in_flight()? {
+            let tx = entry.tx;
+            let result = match entry.kind {
+                TxKind::Purchase => self
+                    .drive_purchase(tx)
+                    .map(|o| !matches!(o, PurchaseOutcome::Pending(_))),
+                TxKind::Pay => self.drive_pay(tx).map(|_| true),
+                TxKind::Change | TxKind::Refresh | TxKind::Redeem => {
+                    match self.drive_self_payment(tx) {
+                        Ok(_) | Err(WalletError::Rejected(_)) => Ok(true),
+                        Err(e) => Err(e),
+                    }
+                }
+                TxKind::Collect | TxKind::Refund => Ok(false),
+            };
+            match result {
+                Ok(true) => report.finished += 1,
+                Ok(false) => report.unfinished += 1,
+                Err(e) => {
+                    tracing::warn!(%tx, kind = entry.kind.name(), error = %e, "still unfinished");
+                    report.unfinished += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_asks_for_the_same_values_it_gives() {
+        let coin = |v: u64| Coin {
+            body: ledger::CoinBody {
+                id: ledger::CoinId::random(),
+                value: Amount::from_minor(v),
+                expiry: Timestamp(0),
+                epoch: ledger::KeyEpoch(1),
+            },
+            tag: ledger::Tag([0; 16]),
+        };
+        let coins = [coin(250), coin(125), coin(250)];
+        let spec = spec_of(&coins).expect("spec");
+        let mut asked: Vec<Amount> = spec.values().collect();
+        let mut given: Vec<Amount> = coins.iter().map(Coin::value).collect();
+        asked.sort();
+        given.sort();
+        assert_eq!(asked, given);
+    }
+}

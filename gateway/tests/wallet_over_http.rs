@@ -1,0 +1,189 @@
+//! A coin holder's wallet over real loopback HTTP: registration,
+//! enrollment, the paper's purchase of (2, 2.50), (1, 1.25), (3, 2.00), a
+//! payment with exact coins, a payment that needs change first, a redeem,
+//! and a purchase cut off from the issuer that `Wallet::resume` finishes
+//! from the purse's journal alone. Ends with the conservation audit.
+
+mod util;
+
+use std::sync::Arc;
+
+use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Role};
+use protocol::flows::PayerOutcome;
+use purse::{IssuerInfo, Purse, PurseProfile};
+use vc_gateway::{
+    CatalogItem, ClientConfig, ClientError, CollectOption, IssuerClient, MerchantConfig,
+    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer, serve_merchant,
+};
+
+use util::{issuer, key};
+
+fn purse_for(
+    client: &IssuerClient,
+    name: &str,
+    key_idx: usize,
+    gateway_url: &str,
+    dir: &std::path::Path,
+) -> Arc<Purse> {
+    let descriptor = client.descriptor().expect("descriptor");
+    let id = ParticipantId::new(name).expect("id");
+    let profile =
+        PurseProfile::from_secret_key(id, descriptor.suite, key(key_idx)).expect("profile");
+    Arc::new(
+        Purse::create(
+            dir.join(format!("{name}.purse")),
+            &profile,
+            Some(&IssuerInfo {
+                issuer: descriptor.id_i,
+                public_key: descriptor.public_key,
+                gateway_url: gateway_url.to_owned(),
+            }),
+        )
+        .expect("purse"),
+    )
+}
+
+/// Registers and enrolls the wallet's owner, approved by the operator.
+fn join(wallet: &Wallet, client: &IssuerClient, roles: &[Role]) -> BankAccount {
+    let account = BankAccount::new(format!("acct-{}", wallet.id().as_str())).expect("account");
+    issuer()
+        .bank
+        .open_account(&account, Amount::from_minor(100_000))
+        .expect("bank account");
+    wallet.register().expect("registered");
+    for role in roles {
+        wallet
+            .request_enrollment(*role, account.clone())
+            .expect("enrollment");
+        client
+            .approve_enrollment(wallet.id(), *role)
+            .expect("approved");
+    }
+    account
+}
+
+fn paper_spec() -> CoinSpec {
+    let line = |count, minor| Denomination {
+        count,
+        value: Amount::from_minor(minor),
+    };
+    CoinSpec::new(vec![line(2, 250), line(1, 125), line(3, 200)]).expect("spec")
+}
+
+fn holdings(purse: &Purse) -> Amount {
+    purse.balance().expect("balance").holdings().expect("sum")
+}
+
+#[test]
+fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
+    let core = issuer().core.clone();
+    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
+    let addr = gateway.addr();
+    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let shop_purse = purse_for(&client, "shop-w", 1, &gateway.url(), dir.path());
+    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    join(&shop_wallet, &client, &[Role::Merchant]);
+    // The merchant signs its invoices with the certificate it now holds.
+    let shop = serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "Shop".into(),
+            catalog: vec![
+                CatalogItem {
+                    sku: "book".into(),
+                    title: "A book".into(),
+                    price: Amount::from_minor(500),
+                    collect: None,
+                },
+                CatalogItem {
+                    sku: "tea".into(),
+                    title: "Tea".into(),
+                    price: Amount::from_minor(300),
+                    collect: None,
+                },
+            ],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        shop_purse.clone(),
+    )
+    .expect("merchant server");
+
+    let alice_purse = purse_for(&client, "alice-w", 0, &gateway.url(), dir.path());
+    let alice = Wallet::open(alice_purse.clone(), ClientConfig::default()).expect("wallet");
+    let account = join(&alice, &client, &[Role::CoinPurchaser, Role::Redeemer]);
+    assert!(
+        alice_purse
+            .profile()
+            .expect("profile")
+            .certificate
+            .is_some()
+    );
+
+    let PurchaseOutcome::Issued(coins) = alice
+        .buy(paper_spec(), account.clone(), false)
+        .expect("bought")
+    else {
+        panic!("purchase did not settle");
+    };
+    assert_eq!(coins.len(), 6);
+    assert_eq!(holdings(&alice_purse), Amount::from_minor(1225));
+
+    // Exact coins (2 x 2.50), and the payee's receipt checks.
+    let paid = alice.pay(&shop.url(), "book").expect("paid");
+    assert_eq!(
+        paid,
+        PayerOutcome::Paid {
+            receipt_verified: true
+        }
+    );
+    // 3.00 from 1.25 + 3 x 2.00: change first, then exact.
+    let paid = alice.pay(&shop.url(), "tea").expect("paid");
+    assert!(matches!(paid, PayerOutcome::Paid { .. }));
+    assert_eq!(holdings(&alice_purse), Amount::from_minor(425));
+    assert_eq!(holdings(&shop_purse), Amount::from_minor(800));
+
+    // Redeem 1.25 to the bank.
+    let bank_before = issuer().bank.balance(&account).expect("balance");
+    alice
+        .redeem(Amount::from_minor(125), account.clone())
+        .expect("redeemed");
+    assert_eq!(
+        issuer().bank.balance(&account).expect("balance"),
+        bank_before
+            .checked_add(Amount::from_minor(125))
+            .expect("sum")
+    );
+    assert_eq!(holdings(&alice_purse), Amount::from_minor(300));
+
+    // More than she has.
+    let e = alice.pay(&shop.url(), "book").expect_err("too poor");
+    assert!(matches!(e, WalletError::Insufficient { .. }), "{e}");
+
+    // A purchase cut off from the issuer stays journaled, and resuming it
+    // once the issuer is back buys the coins once.
+    gateway.stop().expect("gateway stops");
+    let e = alice
+        .buy(paper_spec(), account.clone(), true)
+        .expect_err("issuer away");
+    assert!(
+        matches!(e, WalletError::Client(ClientError::Transport { .. })),
+        "{e}"
+    );
+    assert_eq!(alice_purse.in_flight().expect("journal").len(), 1);
+    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let report = alice.resume().expect("resumed");
+    assert_eq!(report.finished, 1);
+    assert_eq!(report.unfinished, 0);
+    assert!(alice_purse.in_flight().expect("journal").is_empty());
+    assert_eq!(holdings(&alice_purse), Amount::from_minor(300 + 1225));
+
+    core.audit_conservation()
+        .expect("log audits")
+        .check_equation()
+        .expect("conservation holds");
+    shop.stop().expect("merchant stops");
+    gateway.stop().expect("gateway stops");
+}
