@@ -123,19 +123,32 @@ impl IssuerCore {
         if enrollment.approved {
             return Ok(());
         }
-        let balance = (role == Role::Merchant).then(BalanceId::random);
         let tx = TxId::derive(
             "vc/tx/enroll-approve",
             &[id.as_str().as_bytes(), role.to_string().as_bytes()],
         );
-        let event = Event::Enrolled {
-            participant: self.sealer.seal_identity(id),
-            role,
-            balance,
+        let balance = match self.idempotency.committed(&tx) {
+            // Logged before a crash kept it from the registry: keep the
+            // balance the log already names.
+            Some(at) => self
+                .read_batch(at)?
+                .into_iter()
+                .find_map(|e| match e {
+                    Event::Enrolled { balance, .. } => Some(balance),
+                    _ => None,
+                })
+                .flatten(),
+            None => {
+                let balance = (role == Role::Merchant).then(BalanceId::random);
+                let event = Event::Enrolled {
+                    participant: self.sealer.seal_identity(id),
+                    role,
+                    balance,
+                };
+                self.commit_batch(tx, &[], vec![event], Vec::new())?;
+                balance
+            }
         };
-        if self.idempotency.committed(&tx).is_none() {
-            self.commit_batch(tx, &[], vec![event], Vec::new())?;
-        }
         enrollment.approved = true;
         enrollment.balance = balance;
         self.registry.put(id, &participant)?;
