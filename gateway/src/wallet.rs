@@ -541,9 +541,40 @@ impl Wallet {
         }
     }
 
+    /// Turns a payment the payee no longer knows into a change of the same
+    /// coins with the issuer (the paper's way to find out): fresh coins if
+    /// the payee never validated them, or the issuer's signed "already
+    /// spent" if it did, and then the money is the payee's.
+    pub fn reclaim(&self, tx: TxRef) -> Result<(), WalletError> {
+        let coins = self.purse.reserved_coins(tx)?;
+        let (awaiting, request) = SelfPayment::change(
+            self.suite,
+            &self.pk_i,
+            &self.id_i,
+            &self.id,
+            coins.clone(),
+            spec_of(&coins)?,
+        )?;
+        self.purse.reclaim(
+            tx,
+            StepRecord {
+                step: Step::Request,
+                message: encode(&request),
+                secrets: Some(vec![SessionSecret::from_state(&awaiting)?]),
+                context: Some(Vec::new()),
+                now: Self::now(),
+            },
+        )?;
+        match self.drive_self_payment(tx) {
+            Ok(_) | Err(WalletError::Rejected(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Finishes every journaled transaction of this wallet by re-sending its
     /// recorded message (collections belong to the merchant server, refunds
-    /// are not driven here yet).
+    /// are not driven here yet). A payment whose payee answers "no such
+    /// order" is reclaimed through the issuer ([`Wallet::reclaim`]).
     pub fn resume(&self) -> Result<ResumeReport, WalletError> {
         let mut report = ResumeReport::default();
         for entry in self.purse.in_flight()? {
@@ -552,7 +583,15 @@ impl Wallet {
                 TxKind::Purchase => self
                     .drive_purchase(tx)
                     .map(|o| !matches!(o, PurchaseOutcome::Pending(_))),
-                TxKind::Pay => self.drive_pay(tx).map(|_| true),
+                TxKind::Pay => match self.drive_pay(tx) {
+                    Ok(_) => Ok(true),
+                    // The payee forgot the order (it restarted): ask the
+                    // issuer instead.
+                    Err(WalletError::Client(e)) if e.code() == Some(ErrorCode::UnknownOrder) => {
+                        self.reclaim(tx).map(|()| true)
+                    }
+                    Err(e) => Err(e),
+                },
                 TxKind::Change | TxKind::Refresh | TxKind::Redeem => {
                     match self.drive_self_payment(tx) {
                         Ok(_) | Err(WalletError::Rejected(_)) => Ok(true),

@@ -1,8 +1,9 @@
 //! A coin holder's wallet over real loopback HTTP: registration,
 //! enrollment, the paper's purchase of (2, 2.50), (1, 1.25), (3, 2.00), a
 //! payment with exact coins, a payment that needs change first, a redeem,
-//! and a purchase cut off from the issuer that `Wallet::resume` finishes
-//! from the purse's journal alone. Ends with the conservation audit.
+//! a purchase cut off from the issuer that `Wallet::resume` finishes from
+//! the purse's journal alone, and a payment to a merchant that forgot the
+//! order, reclaimed through the issuer. Ends with the conservation audit.
 
 mod util;
 
@@ -12,7 +13,7 @@ use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Role};
 use protocol::flows::PayerOutcome;
 use purse::{IssuerInfo, Purse, PurseProfile};
 use vc_gateway::{
-    CatalogItem, ClientConfig, ClientError, CollectOption, IssuerClient, MerchantConfig,
+    CatalogItem, ClientConfig, ClientError, CollectOption, ErrorCode, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer, serve_merchant,
 };
 
@@ -70,6 +71,29 @@ fn paper_spec() -> CoinSpec {
     CoinSpec::new(vec![line(2, 250), line(1, 125), line(3, 200)]).expect("spec")
 }
 
+fn shop_config(server: ServerConfig) -> MerchantConfig {
+    MerchantConfig {
+        server,
+        shop_name: "Shop".into(),
+        catalog: vec![
+            CatalogItem {
+                sku: "book".into(),
+                title: "A book".into(),
+                price: Amount::from_minor(500),
+                collect: None,
+            },
+            CatalogItem {
+                sku: "tea".into(),
+                title: "Tea".into(),
+                price: Amount::from_minor(300),
+                collect: None,
+            },
+        ],
+        collect: CollectOption::Refresh,
+        client: ClientConfig::default(),
+    }
+}
+
 fn holdings(purse: &Purse) -> Amount {
     purse.balance().expect("balance").holdings().expect("sum")
 }
@@ -86,30 +110,8 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
     join(&shop_wallet, &client, &[Role::Merchant]);
     // The merchant signs its invoices with the certificate it now holds.
-    let shop = serve_merchant(
-        &MerchantConfig {
-            server: ServerConfig::loopback(),
-            shop_name: "Shop".into(),
-            catalog: vec![
-                CatalogItem {
-                    sku: "book".into(),
-                    title: "A book".into(),
-                    price: Amount::from_minor(500),
-                    collect: None,
-                },
-                CatalogItem {
-                    sku: "tea".into(),
-                    title: "Tea".into(),
-                    price: Amount::from_minor(300),
-                    collect: None,
-                },
-            ],
-            collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
-        },
-        shop_purse.clone(),
-    )
-    .expect("merchant server");
+    let shop = serve_merchant(&shop_config(ServerConfig::loopback()), shop_purse.clone())
+        .expect("merchant server");
 
     let alice_purse = purse_for(&client, "alice-w", 0, &gateway.url(), dir.path());
     let alice = Wallet::open(alice_purse.clone(), ClientConfig::default()).expect("wallet");
@@ -179,6 +181,33 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     assert_eq!(report.unfinished, 0);
     assert!(alice_purse.in_flight().expect("journal").is_empty());
     assert_eq!(holdings(&alice_purse), Amount::from_minor(300 + 1225));
+
+    // The merchant restarts between the invoice and the payment and forgets
+    // the order: the payment stays journaled, and resuming turns it into a
+    // change with the issuer, which gives the coins back fresh.
+    let merchant = vc_gateway::MerchantClient::new(&shop.url(), ClientConfig::default())
+        .expect("merchant client");
+    let invoice = merchant.invoice("book", alice.id()).expect("invoice");
+    let shop_addr = shop.addr();
+    shop.stop().expect("merchant stops");
+    let shop = serve_merchant(
+        &shop_config(ServerConfig::new(shop_addr)),
+        shop_purse.clone(),
+    )
+    .expect("merchant again");
+    let e = alice
+        .pay_invoice(&shop.url(), &invoice)
+        .expect_err("order forgotten");
+    assert!(
+        matches!(&e, WalletError::Client(c) if c.code() == Some(ErrorCode::UnknownOrder)),
+        "{e}"
+    );
+    let before = holdings(&alice_purse);
+    let report = alice.resume().expect("resumed");
+    assert_eq!((report.finished, report.unfinished), (1, 0));
+    assert_eq!(holdings(&alice_purse), before, "the coins came back");
+    assert!(alice_purse.in_flight().expect("journal").is_empty());
+    assert_eq!(holdings(&shop_purse), Amount::from_minor(800));
 
     core.audit_conservation()
         .expect("log audits")
