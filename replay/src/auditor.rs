@@ -3,12 +3,14 @@
 //! No I/O happens here: reading the log, the checkpoint file and the clock
 //! is [`crate::run`]'s job.
 //!
-//! It runs in two stages, which [`crate::run`] puts on two threads:
+//! It runs in two stages, which [`crate::run`] puts on two threads (they
+//! cost about the same, so the pipeline runs at the speed of either):
 //! - [`RecordVerifier`], per record: the chain ([`ledger::ChainVerifier`],
-//!   over the stored bytes), the event's decoding, and for a checkpoint its
-//!   hash against the chain and its signature;
-//! - [`TransactionReplay`], per transaction (a whole batch): the money rules
-//!   of [`crate::txn`] over the replay state, and the report's counters.
+//!   over the stored bytes: sequence, links, hashes, batch positions);
+//! - [`TransactionReplay`], per record: the event's decoding, and for a
+//!   checkpoint its hash against the chain and its signature; per
+//!   transaction (a whole batch): the money rules of [`crate::txn`] over the
+//!   replay state, and the report's counters.
 
 use std::collections::VecDeque;
 
@@ -48,46 +50,83 @@ pub enum Verdict {
     },
 }
 
-/// A record whose chain link, encoding and (for a checkpoint) signature
-/// have been verified, with its event decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckedRecord {
-    pub seq: Seq,
-    pub tx: TxId,
-    pub batch_index: u16,
-    pub batch_len: u16,
-    pub hash: Hash32,
-    pub event: Event,
-}
-
-/// Stage one: per-record checks. See the module docs.
+/// Stage one: the chain, per record. See the module docs.
+#[derive(Debug, Clone)]
 pub struct RecordVerifier {
     chain: ChainVerifier,
-    recent_hashes: VecDeque<(Seq, Hash32)>,
-    checkpoint_verifier: Option<CheckpointVerifier>,
-}
-
-impl std::fmt::Debug for RecordVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordVerifier")
-            .field("head", &self.chain.head())
-            .field("signatures", &self.checkpoint_verifier.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl RecordVerifier {
     /// A verifier expecting the record after `trusted` (the genesis head for
     /// a whole log, or where a previous audit stopped).
-    pub fn new(trusted: Head, checkpoint_verifier: Option<CheckpointVerifier>) -> RecordVerifier {
-        let mut recent_hashes = VecDeque::with_capacity(1024);
-        if trusted.last_seq.0 > 0 {
-            recent_hashes.push_back((trusted.last_seq, trusted.last_hash));
-        }
+    pub fn new(trusted: Head) -> RecordVerifier {
         RecordVerifier {
             chain: ChainVerifier::resume(trusted),
+        }
+    }
+
+    /// The next sequence number expected.
+    pub fn next_seq(&self) -> Seq {
+        Seq(self.chain.head().last_seq.0 + 1)
+    }
+
+    /// Checks one record's place in the chain.
+    pub fn check(&mut self, record: &RawRecord) -> Result<(), Violation> {
+        self.chain
+            .feed(record)
+            .map_err(|e| chain_violation(&e, record))
+    }
+}
+
+/// Stage two: decoding, checkpoints, and the money rules per transaction.
+/// See the module docs.
+pub struct TransactionReplay {
+    recent_hashes: VecDeque<(Seq, Hash32)>,
+    checkpoint_verifier: Option<CheckpointVerifier>,
+    state: LedgerState,
+    stats: Stats,
+    /// Head at the end of the last complete transaction.
+    boundary: Head,
+    pending: Vec<Event>,
+    pending_first: Seq,
+    pending_open: bool,
+    pending_len: u16,
+    clock: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for TransactionReplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionReplay")
+            .field("boundary", &self.boundary)
+            .field("signatures", &self.checkpoint_verifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransactionReplay {
+    /// A replay that starts after `boundary` with `state` and `stats`,
+    /// checking checkpoint signatures with `checkpoint_verifier` if given.
+    pub fn new(
+        boundary: Head,
+        state: LedgerState,
+        stats: Stats,
+        checkpoint_verifier: Option<CheckpointVerifier>,
+    ) -> TransactionReplay {
+        let mut recent_hashes = VecDeque::with_capacity(1024);
+        if boundary.last_seq.0 > 0 {
+            recent_hashes.push_back((boundary.last_seq, boundary.last_hash));
+        }
+        TransactionReplay {
             recent_hashes,
             checkpoint_verifier,
+            state,
+            stats,
+            boundary,
+            pending: Vec::new(),
+            pending_first: Seq(boundary.last_seq.0 + 1),
+            pending_open: false,
+            pending_len: 0,
+            clock: None,
         }
     }
 
@@ -96,16 +135,9 @@ impl RecordVerifier {
         self.checkpoint_verifier.is_some()
     }
 
-    /// The next sequence number expected.
-    pub fn next_seq(&self) -> Seq {
-        Seq(self.chain.head().last_seq.0 + 1)
-    }
-
-    /// Checks one record and decodes its event.
-    pub fn check(&mut self, record: &RawRecord) -> Result<CheckedRecord, Violation> {
-        self.chain
-            .feed(record)
-            .map_err(|e| chain_violation(&e, record))?;
+    /// Applies one record that passed a [`RecordVerifier`], in log order; a
+    /// transaction's rules run when its last record arrives.
+    pub fn apply(&mut self, record: &RawRecord) -> Result<(), Violation> {
         if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
             self.recent_hashes.pop_front();
         }
@@ -121,14 +153,18 @@ impl RecordVerifier {
         if let Event::Checkpoint(checkpoint) = &event {
             self.check_checkpoint(record, checkpoint)?;
         }
-        Ok(CheckedRecord {
-            seq: record.seq,
-            tx: record.tx,
-            batch_index: record.batch_index,
-            batch_len: record.batch_len,
-            hash: record.hash,
-            event,
-        })
+        if record.batch_index == 0 {
+            self.pending.clear();
+            self.pending_first = record.seq;
+            self.pending_open = true;
+            self.pending_len = record.batch_len;
+        }
+        let is_last = record.batch_index + 1 == record.batch_len;
+        self.pending.push(event);
+        if is_last {
+            self.finish_transaction(record.seq, record.tx, record.hash)?;
+        }
+        Ok(())
     }
 
     fn check_checkpoint(
@@ -183,62 +219,6 @@ impl RecordVerifier {
         }
         Ok(())
     }
-}
-
-/// Stage two: the money rules, per transaction. See the module docs.
-#[derive(Debug)]
-pub struct TransactionReplay {
-    state: LedgerState,
-    stats: Stats,
-    /// Head at the end of the last complete transaction.
-    boundary: Head,
-    pending: Vec<Event>,
-    pending_first: Seq,
-    pending_open: bool,
-    pending_len: u16,
-    signatures_checked: bool,
-    clock: Option<Timestamp>,
-}
-
-impl TransactionReplay {
-    /// A replay that starts after `boundary` with `state` and `stats`.
-    /// `signatures_checked` says whether stage one verifies signatures (for
-    /// the counters).
-    pub fn new(
-        boundary: Head,
-        state: LedgerState,
-        stats: Stats,
-        signatures_checked: bool,
-    ) -> TransactionReplay {
-        TransactionReplay {
-            state,
-            stats,
-            boundary,
-            pending: Vec::new(),
-            pending_first: Seq(boundary.last_seq.0 + 1),
-            pending_open: false,
-            pending_len: 0,
-            signatures_checked,
-            clock: None,
-        }
-    }
-
-    /// Applies one checked record; a transaction's rules run when its last
-    /// record arrives. Records must come from a [`RecordVerifier`], in order.
-    pub fn apply(&mut self, record: CheckedRecord) -> Result<(), Violation> {
-        if record.batch_index == 0 {
-            self.pending.clear();
-            self.pending_first = record.seq;
-            self.pending_open = true;
-            self.pending_len = record.batch_len;
-        }
-        let is_last = record.batch_index + 1 == record.batch_len;
-        self.pending.push(record.event);
-        if is_last {
-            self.finish_transaction(record.seq, record.tx, record.hash)?;
-        }
-        Ok(())
-    }
 
     fn finish_transaction(
         &mut self,
@@ -257,7 +237,7 @@ impl TransactionReplay {
             self.stats.count_event(event.kind());
             if matches!(event, Event::Checkpoint(_)) {
                 self.stats.checkpoints_verified += 1;
-                if self.signatures_checked {
+                if self.checkpoint_verifier.is_some() {
                     self.stats.checkpoint_signatures_verified += 1;
                 }
             }
@@ -365,10 +345,9 @@ impl Auditor {
         stats: Stats,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> Auditor {
-        let signatures = checkpoint_verifier.is_some();
         Auditor {
-            records: RecordVerifier::new(head, checkpoint_verifier),
-            replay: TransactionReplay::new(head, state, stats, signatures),
+            records: RecordVerifier::new(head),
+            replay: TransactionReplay::new(head, state, stats, checkpoint_verifier),
             violation: None,
         }
     }
@@ -392,7 +371,7 @@ impl Auditor {
 
     /// Whether signatures of checkpoints are checked.
     pub fn verifies_signatures(&self) -> bool {
-        self.records.verifies_signatures()
+        self.replay.verifies_signatures()
     }
 
     /// The next sequence number the auditor expects.
@@ -422,7 +401,7 @@ impl Auditor {
         let result = self
             .records
             .check(record)
-            .and_then(|checked| self.replay.apply(checked));
+            .and_then(|()| self.replay.apply(record));
         if let Err(v) = &result {
             self.violation = Some(v.clone());
         }

@@ -26,8 +26,8 @@ pub mod stats;
 mod txn;
 
 pub use auditor::{
-    Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckedRecord, CheckpointVerifier, RecordVerifier,
-    TransactionReplay, Verdict,
+    Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckpointVerifier, RecordVerifier, TransactionReplay,
+    Verdict,
 };
 pub use projection_check::{AccountsFile, CoinStatusFile};
 pub use report::{AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, format_minor};

@@ -5,12 +5,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ledger::{Head, RawEventStore, RedbStore, Seq, Sharing, StoreError};
+use ledger::{Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError};
 use tracing::{info, warn};
 
-use crate::auditor::{
-    Auditor, CheckedRecord, CheckpointVerifier, RecordVerifier, TransactionReplay,
-};
+use crate::auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay};
 use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
@@ -125,15 +123,15 @@ pub enum AuditError {
 
 /// What the reading thread hands to the replay, in log order.
 enum Stage1 {
-    /// Records that passed the per-record checks.
-    Records(Vec<CheckedRecord>),
+    /// Records whose place in the chain is verified.
+    Records(Vec<RawRecord>),
     /// The first record that did not (every record before it was sent).
     Violation(Violation),
     Failed(StoreError),
 }
 
-/// Reads chunks of `chunk` records from `first` on and runs the per-record
-/// checks, until the log ends, a check or a read fails, or the receiver
+/// Reads chunks of `chunk` records from `first` on and verifies the chain,
+/// until the log ends, a check or a read fails, or the receiver
 /// hangs up.
 fn read_and_verify(
     store: &impl RawEventStore,
@@ -153,18 +151,19 @@ fn read_and_verify(
         };
         let n = records.len();
         from = Seq(from.0 + n as u64);
-        let mut checked = Vec::with_capacity(n);
+        let mut records = records;
         let mut violation = None;
-        for record in &records {
-            match verifier.check(record) {
-                Ok(c) => checked.push(c),
-                Err(v) => {
-                    violation = Some(v);
-                    break;
-                }
+        for (i, record) in records.iter().enumerate() {
+            if let Err(v) = verifier.check(record) {
+                violation = Some((i, v));
+                break;
             }
         }
-        if !checked.is_empty() && sender.send(Stage1::Records(checked)).is_err() {
+        let violation = violation.map(|(i, v)| {
+            records.truncate(i);
+            v
+        });
+        if !records.is_empty() && sender.send(Stage1::Records(records)).is_err() {
             return;
         }
         if let Some(v) = violation {
@@ -207,12 +206,8 @@ pub fn audit_store(
                 })?;
             let at = snapshot.seq;
             if let Some(violation) = check_history(store, &snapshot)? {
-                let replay = TransactionReplay::new(
-                    snapshot.head(),
-                    snapshot.state,
-                    snapshot.stats,
-                    signatures_checked,
-                );
+                let replay =
+                    TransactionReplay::new(snapshot.head(), snapshot.state, snapshot.stats, None);
                 let report = build_report(
                     &opts,
                     &replay,
@@ -242,7 +237,7 @@ pub fn audit_store(
             match item {
                 Stage1::Records(records) => {
                     let last_seq = records.last().map(|r| r.seq);
-                    for record in records {
+                    for record in &records {
                         records_read += 1;
                         if let Err(v) = replay.apply(record) {
                             outcome = Some(Outcome::Violation(v));
