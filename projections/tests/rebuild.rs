@@ -288,3 +288,24 @@ fn following_a_redb_log_with_a_tail_sees_each_commit_of_another_thread() {
     let (memory, _) = replay_in_memory(&CoinStatusModel, &*log, None).expect("replay");
     assert_eq!(db.snapshot().expect("snapshot"), memory);
 }
+
+#[test]
+fn catching_up_over_many_chunks_leaves_every_chunk_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = MemLog::new();
+    World::new().run(&util::busy_ops(3000), &log);
+    let head = log.head().expect("head").last_seq;
+    assert!(
+        head.0 > 2 * projections::constants::CATCH_UP_RECORDS_MAX as u64,
+        "only {head} records: too few to span several catch-up chunks"
+    );
+    let path = dir.path().join("c.redb");
+    {
+        let db = CoinStatus::open(&path, CoinStatusModel).expect("open");
+        assert_eq!(db.catch_up(&log).expect("catch up"), head);
+    }
+    let db = CoinStatus::open(&path, CoinStatusModel).expect("reopen");
+    assert_eq!(db.applied_seq().expect("seq"), head);
+    let (memory, _) = replay_in_memory(&CoinStatusModel, &log, None).expect("replay");
+    assert_eq!(db.snapshot().expect("snapshot"), memory);
+}
