@@ -437,36 +437,20 @@ async fn pay(
         }
     };
     let worker = merchant.get_ref().clone();
-    let outcome = web::block(move || worker.collect(&attempt, send_coins)).await;
-    let mut orders = lock(&merchant.orders);
-    let order = orders.by_tid.get_mut(&tid);
-    let (status, answer) = match outcome {
-        Ok(Ok(result)) => match &result {
-            PaymentResult::Paid(_) => (
-                OrderStatus::Paid {
-                    send_coins: bytes,
-                    result: result.clone(),
-                },
-                Ok(result),
-            ),
-            PaymentResult::Rejected(_) => (OrderStatus::Open { pending: None }, Ok(result)),
-        },
-        Ok(Err((pending, e))) => (OrderStatus::Open { pending }, Err(e)),
-        Err(e) => (
-            OrderStatus::Open { pending: None },
-            Err(ApiError::internal("blocking pool", &e)),
-        ),
-    };
-    if let Some(order) = order {
-        order.status = status;
+    // The attempt records its own end in the order, so a payer that hangs
+    // up mid-validation leaves no order stuck in `Paying`.
+    match web::block(move || worker.pay_and_record(attempt, send_coins, bytes)).await {
+        Ok(answer) => answer.map(|result| message_response(&result, POSTCARD)),
+        Err(e) => {
+            let mut orders = lock(&merchant.orders);
+            if let Some(order) = orders.by_tid.get_mut(&tid)
+                && matches!(order.status, OrderStatus::Paying)
+            {
+                order.status = OrderStatus::Open { pending: None };
+            }
+            Err(ApiError::internal("blocking pool", &e))
+        }
     }
-    match &answer {
-        Ok(PaymentResult::Paid(_)) => orders.n_paid_total += 1,
-        Ok(PaymentResult::Rejected(_)) => orders.n_rejected_total += 1,
-        Err(_) => {}
-    }
-    drop(orders);
-    answer.map(|result| message_response(&result, POSTCARD))
 }
 
 fn purse_error(e: purse::PurseError) -> ApiError {
@@ -482,6 +466,43 @@ fn issuer_unreachable(e: &dyn std::fmt::Display) -> ApiError {
 }
 
 impl Merchant {
+    /// One payment attempt, then its end recorded in the order: paid (with
+    /// the bytes that paid it), or open again (a rejection; or a failure,
+    /// keeping the journaled validation to re-send).
+    fn pay_and_record(
+        &self,
+        attempt: Attempt,
+        send_coins: SendCoins,
+        bytes: Vec<u8>,
+    ) -> Result<PaymentResult, ApiError> {
+        let tid = attempt.tid;
+        let outcome = self.collect(&attempt, send_coins);
+        let mut orders = lock(&self.orders);
+        let (status, answer) = match outcome {
+            Ok(result) => match &result {
+                PaymentResult::Paid(_) => {
+                    orders.n_paid_total += 1;
+                    (
+                        OrderStatus::Paid {
+                            send_coins: bytes,
+                            result: result.clone(),
+                        },
+                        Ok(result),
+                    )
+                }
+                PaymentResult::Rejected(_) => {
+                    orders.n_rejected_total += 1;
+                    (OrderStatus::Open { pending: None }, Ok(result))
+                }
+            },
+            Err((pending, e)) => (OrderStatus::Open { pending }, Err(e)),
+        };
+        if let Some(order) = orders.by_tid.get_mut(&tid) {
+            order.status = status;
+        }
+        answer
+    }
+
     fn v_option(&self, collect: &CollectOption, amount: Amount) -> Result<VOption, ApiError> {
         Ok(match collect {
             CollectOption::Refresh => VOption::Refresh {
