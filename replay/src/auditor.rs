@@ -19,7 +19,7 @@ use ledger::{
 };
 
 use crate::rule::{Rule, Violation};
-use crate::snapshot::AuditSnapshot;
+use crate::snapshot::{AuditSnapshot, SNAPSHOT_RECENT_HASHES_MAX};
 use crate::state::LedgerState;
 use crate::stats::Stats;
 use crate::txn::{TxContext, apply_transaction};
@@ -112,8 +112,26 @@ impl TransactionReplay {
         stats: Stats,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> TransactionReplay {
-        let mut recent_hashes = VecDeque::with_capacity(1024);
-        if boundary.last_seq.0 > 0 {
+        TransactionReplay::resume(boundary, state, stats, Vec::new(), checkpoint_verifier)
+    }
+
+    /// Like [`TransactionReplay::new`], knowing the hashes of the records
+    /// just before `boundary` (oldest first, gap-free, ending at it).
+    pub fn resume(
+        boundary: Head,
+        state: LedgerState,
+        stats: Stats,
+        recent_hashes: Vec<(Seq, Hash32)>,
+        checkpoint_verifier: Option<CheckpointVerifier>,
+    ) -> TransactionReplay {
+        let gap_free_to_boundary = recent_hashes.windows(2).all(|w| w[1].0.0 == w[0].0.0 + 1)
+            && recent_hashes.last() == Some(&(boundary.last_seq, boundary.last_hash));
+        let mut recent_hashes: VecDeque<(Seq, Hash32)> = if gap_free_to_boundary {
+            recent_hashes.into()
+        } else {
+            VecDeque::new()
+        };
+        if recent_hashes.is_empty() && boundary.last_seq.0 > 0 {
             recent_hashes.push_back((boundary.last_seq, boundary.last_hash));
         }
         TransactionReplay {
@@ -297,7 +315,21 @@ impl TransactionReplay {
 
     /// The state to resume from, at the last complete transaction.
     pub fn snapshot(&self) -> AuditSnapshot {
-        AuditSnapshot::new(self.boundary, self.state.clone(), self.stats.clone())
+        // Records of an unfinished batch past the boundary are read again.
+        let boundary = self.boundary.last_seq;
+        let kept: Vec<(Seq, Hash32)> = self
+            .recent_hashes
+            .iter()
+            .filter(|(seq, _)| *seq <= boundary)
+            .copied()
+            .collect();
+        let from = kept.len().saturating_sub(SNAPSHOT_RECENT_HASHES_MAX);
+        AuditSnapshot::new(
+            self.boundary,
+            self.state.clone(),
+            self.stats.clone(),
+            kept[from..].to_vec(),
+        )
     }
 }
 
@@ -331,12 +363,18 @@ impl Auditor {
         snapshot: AuditSnapshot,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> Auditor {
-        Auditor::from_parts(
-            snapshot.head(),
-            snapshot.state,
-            snapshot.stats,
-            checkpoint_verifier,
-        )
+        let head = snapshot.head();
+        Auditor {
+            records: RecordVerifier::new(head),
+            replay: TransactionReplay::resume(
+                head,
+                snapshot.state,
+                snapshot.stats,
+                snapshot.recent_hashes,
+                checkpoint_verifier,
+            ),
+            violation: None,
+        }
     }
 
     fn from_parts(

@@ -56,15 +56,29 @@ pub struct AuditSnapshot {
     pub hash: Hash32,
     pub state: LedgerState,
     pub stats: Stats,
+    /// Hashes of the last records up to `seq` (at most
+    /// [`SNAPSHOT_RECENT_HASHES_MAX`]), oldest first, so a checkpoint read
+    /// after resuming can still be checked against the chain behind it.
+    pub recent_hashes: Vec<(Seq, Hash32)>,
 }
 
+/// Most record hashes a checkpoint file keeps for checkpoints that vouch
+/// for a record before the resume point.
+pub const SNAPSHOT_RECENT_HASHES_MAX: usize = 4096;
+
 impl AuditSnapshot {
-    pub(crate) fn new(head: Head, state: LedgerState, stats: Stats) -> AuditSnapshot {
+    pub(crate) fn new(
+        head: Head,
+        state: LedgerState,
+        stats: Stats,
+        recent_hashes: Vec<(Seq, Hash32)>,
+    ) -> AuditSnapshot {
         AuditSnapshot {
             seq: head.last_seq,
             hash: head.last_hash,
             state,
             stats,
+            recent_hashes,
         }
     }
 
@@ -163,6 +177,7 @@ mod tests {
             },
             state,
             Stats::default(),
+            vec![(Seq(6), Hash32([8; 32])), (Seq(7), Hash32([9; 32]))],
         )
     }
 

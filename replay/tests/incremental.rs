@@ -132,3 +132,40 @@ fn no_checkpoint_file_is_written_after_a_violation() {
     assert_eq!(report.violation().map(|v| v.seq), Some(Seq(k as u64 + 1)));
     assert!(!ckpt.exists());
 }
+
+#[test]
+fn a_checkpoint_read_after_resuming_may_vouch_for_a_record_behind_the_resume_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ckpt = dir.path().join("audit.ckpt");
+    let g = genuine(1);
+    let store = ledger::MemoryStore::new();
+    write_log(&store, &g.sim.batches, issuer_key(), 1_000);
+    let mut opts = AuditOptions::new("day 1");
+    opts.write_checkpoint = Some(ckpt.clone());
+    let first = audit_store(&store, opts).expect("audit");
+    assert_eq!(first.outcome, Outcome::Holds);
+
+    // The issuer signs a checkpoint of a record a few places back.
+    let records = raw_records(&store);
+    let older = &records[records.len() - 6];
+    let signature = issuer_key().sign(
+        ledger::Checkpoint::LABEL,
+        &ledger::Checkpoint::signed_bytes(older.seq, &older.hash),
+    );
+    let batch = ledger::Batch {
+        tx: ledger::TxId::from_bytes([0xcc; 16]),
+        events: vec![Event::Checkpoint(ledger::Checkpoint {
+            seq: older.seq,
+            hash: older.hash,
+            signature: signature.to_ledger(),
+        })],
+    };
+    store.append(&[batch]).expect("append");
+    let mut opts = AuditOptions::new("day 2");
+    opts.checkpoint_verifier = Some(issuer_verifier());
+    opts.from_checkpoint = Some(ckpt);
+    let second = audit_store(&store, opts).expect("audit");
+    assert_eq!(second.outcome, Outcome::Holds, "{}", second.to_text());
+    assert_eq!(second.records_read_this_run, 1);
+    assert_eq!(second.stats.checkpoint_signatures_verified, 1);
+}
