@@ -33,7 +33,7 @@ fn feed<P: Projection>(dir: &std::path::Path, name: &str, model: fn() -> P, log:
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_events_are_applied_or_refused_without_panicking(

@@ -95,7 +95,7 @@ fn assert_erasure_kept_every_unspent_coin(coins: &CoinStatus, world: &World) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
 
     #[test]
     fn rebuild_equals_incremental_with_crashes_and_repeats(
