@@ -2,24 +2,36 @@
 //! gateway calls: one async method per protocol step, taking and returning
 //! wire messages.
 //!
-//! - `CryptoWorker`s, a `SyncArbiter` pool sized to the cores, run each
-//!   protocol step: opening envelopes and signing (RSA, over 90% of the cost)
-//!   and the commit path. A step blocks its worker while the log writer
-//!   (ledger's group commit, its own thread) makes the batch durable; other
-//!   workers' batches join the same fsync.
+//! - `CryptoWorker`s, a `SyncArbiter` pool sized to the cores, run the
+//!   steps that need the issuer's key or the stores: opening envelopes and
+//!   signing (RSA, over 90% of the cost), the checks, building batches and
+//!   answers.
+//! - `CoinShard`, one actor per shard, owns reservations of its shard's
+//!   coins: `ReserveCoins` (never waits: busy is an answer), `CommitShard`,
+//!   `AbortShard`.
+//! - `LogWriter` hands batches to ledger's group commit and resolves each
+//!   `AppendBatch` when the batch is durable (the writer thread's
+//!   acknowledgement completes a oneshot).
+//! - `Coordinator` runs a payment's commit path as one async task: open and
+//!   check on the pool, reserve in every shard concerned in shard order, stage
+//!   the balanced batch, append durably, commit the shards, answer. Any
+//!   failure before the log has the batch aborts the reservations.
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
-//!   opens key epochs on schedule, purges expired sessions. It hands its work
-//!   to the pool too, so no blocking call runs on the async runtime.
+//!   opens key epochs on schedule, purges expired sessions, on the pool.
 //!
-//! The shard, idempotency, session and bank cores are shared by the workers
-//! (each behind its own lock, never held across I/O); see README.md for why
-//! they are not separate mailboxes.
+//! Flows with no coin inputs (registration, enrollment, purchase) run whole
+//! on a worker, through the core's synchronous commit path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use actix::prelude::*;
-use ledger::{Amount, ParticipantId, PurchaseId, Role};
+use ledger::{
+    Amount, Batch, CoinBody, CoinId, ParticipantId, PurchaseId, Role, Seq, ShardIdx, StoreError,
+    TxId,
+};
 use protocol::crypto::PublicKey;
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest};
 use protocol::wire::payment::{PaymentIssuance1, PaymentIssuance2, ValidationRequest};
@@ -29,7 +41,9 @@ use protocol::wire::purchase::{
 use protocol::wire::registration::{Certificate, RegisterRequest};
 
 use crate::bank::Bank;
+use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
+use crate::shard::{ReserveError, ShardSet};
 
 /// One step run on a crypto worker.
 struct Job<R: Send + 'static>(Box<dyn FnOnce(&IssuerCore) -> R + Send>);
@@ -52,6 +66,241 @@ impl<R: Send + 'static> Handler<Job<R>> for CryptoWorker {
 
     fn handle(&mut self, job: Job<R>, _: &mut SyncContext<Self>) -> Self::Result {
         MessageResult((job.0)(&self.core))
+    }
+}
+
+/// The mailbox of one coin shard.
+struct CoinShard {
+    shards: ShardSet,
+    idx: ShardIdx,
+}
+
+impl Actor for CoinShard {
+    type Context = Context<Self>;
+}
+
+/// Reserve `coins` (all of this shard) for `tx`, all or nothing.
+struct ReserveCoins {
+    tx: TxId,
+    coins: Vec<CoinId>,
+}
+
+impl Message for ReserveCoins {
+    type Result = Result<Vec<CoinBody>, ReserveError>;
+}
+
+impl Handler<ReserveCoins> for CoinShard {
+    type Result = Result<Vec<CoinBody>, ReserveError>;
+
+    fn handle(&mut self, msg: ReserveCoins, _: &mut Context<Self>) -> Self::Result {
+        self.shards.shard(self.idx).reserve(msg.tx, &msg.coins)
+    }
+}
+
+/// `tx` is durable: its reserved coins leave, `issued` enter. Answers how
+/// many coins left.
+struct CommitShard {
+    tx: TxId,
+    issued: Vec<CoinBody>,
+}
+
+impl Message for CommitShard {
+    type Result = usize;
+}
+
+impl Handler<CommitShard> for CoinShard {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CommitShard, _: &mut Context<Self>) -> usize {
+        self.shards
+            .shard(self.idx)
+            .commit(msg.tx, &msg.issued)
+            .len()
+    }
+}
+
+/// `tx` will not commit: release its reservations here.
+struct AbortShard {
+    tx: TxId,
+}
+
+impl Message for AbortShard {
+    type Result = ();
+}
+
+impl Handler<AbortShard> for CoinShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: AbortShard, _: &mut Context<Self>) {
+        self.shards.shard(self.idx).abort(msg.tx);
+    }
+}
+
+/// The log writer's mailbox over ledger's group commit.
+struct LogWriter {
+    core: Arc<IssuerCore>,
+}
+
+impl Actor for LogWriter {
+    type Context = Context<Self>;
+}
+
+/// Append one batch; resolves with its first record's seq once durable.
+struct AppendBatch(Batch);
+
+impl Message for AppendBatch {
+    type Result = Result<Seq, StoreError>;
+}
+
+impl Handler<AppendBatch> for LogWriter {
+    type Result = ResponseFuture<Result<Seq, StoreError>>;
+
+    fn handle(&mut self, msg: AppendBatch, _: &mut Context<Self>) -> Self::Result {
+        let (done, durable) = tokio::sync::oneshot::channel();
+        self.core.submit_batch(msg.0, move |result| {
+            // The requester may have gone; the batch is in the log regardless.
+            let _ = done.send(result);
+        });
+        Box::pin(async move { durable.await.unwrap_or(Err(StoreError::Poisoned)) })
+    }
+}
+
+/// Runs each payment's commit path across the pool, the shards and the log
+/// writer. One async task per request; it holds no lock across an await.
+#[derive(Clone)]
+struct Coordinator {
+    pool: Addr<CryptoWorker>,
+    shards: Vec<Addr<CoinShard>>,
+    log: Addr<LogWriter>,
+    shard_set: ShardSet,
+}
+
+async fn on_pool<R: Send + 'static>(
+    pool: &Addr<CryptoWorker>,
+    step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
+) -> Result<R, IssuerError> {
+    pool.send(Job(Box::new(step)))
+        .await
+        .map_err(|_| IssuerError::Stopped)
+}
+
+impl Coordinator {
+    fn shard(&self, idx: ShardIdx) -> &Addr<CoinShard> {
+        &self.shards[usize::from(idx.0)]
+    }
+
+    async fn abort(&self, tx: TxId, held: &[ShardIdx]) {
+        for idx in held {
+            if self.shard(*idx).send(AbortShard { tx }).await.is_err() {
+                tracing::error!(%tx, "a coin shard stopped during an abort");
+            }
+        }
+    }
+
+    async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
+        let pending = match on_pool(&self.pool, move |core| core.validation_open(&msg)).await?? {
+            Opened::Answered(answer) => return Ok(answer),
+            Opened::Reserve(pending) => pending,
+        };
+        let tx = pending.tx;
+        let serials = pending.opened.serials();
+        let mut found: HashMap<CoinId, CoinBody> = HashMap::with_capacity(serials.len());
+        let mut held: Vec<ShardIdx> = Vec::new();
+        // Shard order, as everywhere: reserving never waits, so the order
+        // only keeps answers reproducible.
+        for (idx, coins) in self.shard_set.group(&serials) {
+            match self.shard(idx).send(ReserveCoins { tx, coins }).await {
+                Ok(Ok(bodies)) => {
+                    held.push(idx);
+                    found.extend(bodies.into_iter().map(|b| (b.id, b)));
+                }
+                Ok(Err(refusal)) => {
+                    self.abort(tx, &held).await;
+                    return on_pool(&self.pool, move |core| {
+                        core.validation_unreserved(&pending, &refusal)
+                    })
+                    .await?;
+                }
+                Err(_) => {
+                    self.abort(tx, &held).await;
+                    on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
+                    return Err(IssuerError::Stopped);
+                }
+            }
+        }
+        let mut inputs = Vec::with_capacity(serials.len());
+        for serial in &serials {
+            match found.get(serial) {
+                Some(body) => inputs.push(*body),
+                None => {
+                    self.abort(tx, &held).await;
+                    on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
+                    return Err(IssuerError::Stopped);
+                }
+            }
+        }
+        let staged = on_pool(&self.pool, move |core| {
+            core.validation_stage(pending, inputs)
+        })
+        .await?;
+        let staged = match staged {
+            Ok(Staged::Commit(staged)) => staged,
+            Ok(Staged::Answered(answer)) => {
+                self.abort(tx, &held).await;
+                on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
+                return Ok(answer);
+            }
+            Err(e) => {
+                self.abort(tx, &held).await;
+                on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
+                return Err(e);
+            }
+        };
+        // Nothing is acknowledged before this resolves: the batch is durable.
+        let first_seq = match self.log.send(AppendBatch(staged.batch.clone())).await {
+            Ok(Ok(seq)) => seq,
+            failed => {
+                self.abort(tx, &held).await;
+                let staged_for_pool = staged;
+                on_pool(&self.pool, move |core| {
+                    core.validation_failed(&staged_for_pool)
+                })
+                .await?;
+                return Err(match failed {
+                    Ok(Err(e)) => e.into(),
+                    _ => IssuerError::Stopped,
+                });
+            }
+        };
+        let mut issued_by_shard: BTreeMap<ShardIdx, Vec<CoinBody>> = BTreeMap::new();
+        for body in &staged.issued {
+            issued_by_shard
+                .entry(body.id.shard(self.shard_set.n_shards()))
+                .or_default()
+                .push(*body);
+        }
+        let targets: BTreeSet<ShardIdx> = held
+            .iter()
+            .copied()
+            .chain(issued_by_shard.keys().copied())
+            .collect();
+        let mut n_left = 0;
+        for idx in targets {
+            let issued = issued_by_shard.remove(&idx).unwrap_or_default();
+            n_left += self
+                .shard(idx)
+                .send(CommitShard { tx, issued })
+                .await
+                .map_err(|_| IssuerError::Stopped)?;
+        }
+        assert_eq!(
+            n_left, staged.n_inputs,
+            "the shards spent other coins than the batch"
+        );
+        on_pool(&self.pool, move |core| {
+            core.validation_finish(&staged, first_seq)
+        })
+        .await?
     }
 }
 
@@ -90,6 +339,7 @@ pub const HOUSEKEEPING_PERIOD_MS: u64 = 250;
 #[derive(Clone)]
 pub struct Issuer {
     pool: Addr<CryptoWorker>,
+    coordinator: Coordinator,
     core: Arc<IssuerCore>,
     _housekeeper: Addr<Housekeeper>,
 }
@@ -117,9 +367,37 @@ impl Issuer {
             period: Duration::from_millis(HOUSEKEEPING_PERIOD_MS),
         }
         .start();
-        tracing::info!(n_workers, "issuer actors started");
+        let shard_set = core.shards().clone();
+        let shards = (0..shard_set.n_shards())
+            .map(|i| {
+                CoinShard {
+                    shards: shard_set.clone(),
+                    idx: ShardIdx(i),
+                }
+                .start()
+            })
+            .collect();
+        // The log writer gets an arbiter of its own: a full group-commit
+        // queue makes its submit wait, and that must not stall the shards.
+        let log_arbiter = Arbiter::new();
+        let log = {
+            let core = core.clone();
+            LogWriter::start_in_arbiter(&log_arbiter.handle(), move |_| LogWriter { core })
+        };
+        let coordinator = Coordinator {
+            pool: pool.clone(),
+            shards,
+            log,
+            shard_set,
+        };
+        tracing::info!(
+            n_workers,
+            n_shards = coordinator.shards.len(),
+            "issuer actors started"
+        );
         Ok(Issuer {
             pool,
+            coordinator,
             core,
             _housekeeper: housekeeper,
         })
@@ -129,10 +407,7 @@ impl Issuer {
         &self,
         step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
     ) -> Result<R, IssuerError> {
-        self.pool
-            .send(Job(Box::new(step)))
-            .await
-            .map_err(|_| IssuerError::Stopped)
+        on_pool(&self.pool, step).await
     }
 
     /// The core, for reads that need no worker (keys, ids, checks).
@@ -193,7 +468,7 @@ impl Issuer {
 
     /// ValidationRequest -> Issuance1 (payment, change, refresh, redeem).
     pub async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        self.run(move |core| core.validate(&msg)).await?
+        self.coordinator.validate(msg).await
     }
 
     /// Issuance2 of a payment.

@@ -518,20 +518,14 @@ impl IssuerCore {
         events: Vec<Event>,
         issued: Vec<CoinBody>,
     ) -> Result<CommitRef, IssuerError> {
-        let flows = Flows::of(&events);
-        // Pair assertion (the auditor checks the same on replay). A batch
-        // that does not balance is a bug in this crate, never the client's.
-        if let Err(e) = flows.check_balanced() {
-            self.shards.abort(tx);
-            tracing::error!(%tx, error = %e, "refusing an unbalanced batch");
-            return Err(e.into());
-        }
-        let n_records = events.len() as u16;
-        let batch = Batch {
-            tx,
-            events: events.clone(),
+        let batch = match stage_batch(tx, events) {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.shards.abort(tx);
+                return Err(e);
+            }
         };
-        let first_seq = match self.log.submit_wait(batch) {
+        let first_seq = match self.log.submit_wait(batch.clone()) {
             Ok(seq) => seq,
             Err(e) => {
                 self.shards.abort(tx);
@@ -545,16 +539,32 @@ impl IssuerCore {
             inputs.len(),
             "the shards spent other coins than the batch records"
         );
+        Ok(self.record_committed(&batch, first_seq))
+    }
+
+    /// After a batch is durable (and the shards committed): marks its
+    /// transaction committed and applies it to the state rebuilt from the log.
+    pub(crate) fn record_committed(&self, batch: &Batch, first_seq: Seq) -> CommitRef {
         let at = CommitRef {
             first_seq,
-            n_records,
+            n_records: batch.events.len() as u16,
         };
-        self.idempotency.commit(tx, at);
+        self.idempotency.commit(batch.tx, at);
         let mut state = lock(&self.state);
         state
-            .apply_batch(&events)
+            .apply_batch(&batch.events)
             .expect("a balanced batch keeps the running totals conserved");
-        Ok(at)
+        at
+    }
+
+    /// Submits a staged batch to the log writer; `ack` runs (on the writer's
+    /// thread) once the batch is durable or has failed.
+    pub(crate) fn submit_batch(
+        &self,
+        batch: Batch,
+        ack: impl FnOnce(Result<Seq, StoreError>) + Send + 'static,
+    ) {
+        self.log.submit(batch, ack);
     }
 
     /// The events of a committed transaction, read back from the log.
@@ -660,6 +670,17 @@ fn boot_from_log(
         state.apply_batch(events)?;
         Ok(())
     })
+}
+
+/// Builds the batch of `tx`, asserting that it balances: the pair of the
+/// auditor's check on replay. A batch that does not balance is a bug in this
+/// crate, never the client's, and never reaches the log.
+pub(crate) fn stage_batch(tx: TxId, events: Vec<Event>) -> Result<Batch, IssuerError> {
+    if let Err(e) = Flows::of(&events).check_balanced() {
+        tracing::error!(%tx, error = %e, "refusing an unbalanced batch");
+        return Err(e.into());
+    }
+    Ok(Batch { tx, events })
 }
 
 /// Maps a reservation refusal to the reason the signed statement gives.

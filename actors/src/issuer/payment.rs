@@ -21,7 +21,7 @@ use protocol::wire::payment::{
 };
 
 use crate::idempotency::{Begin, CommitRef};
-use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason, stage_batch};
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
 
@@ -35,6 +35,43 @@ fn ack_session_id(id_py: &ParticipantId, tid_py: &PaymentTid) -> SessionId {
     )
 }
 
+/// What step 1 of a validation decided.
+pub(crate) enum Opened {
+    /// Final: a refusal or the outcome of a committed repeat.
+    Answered(PaymentIssuance1),
+    /// Reserve `pending.opened.serials()` for `pending.tx`, then stage.
+    Reserve(Pending),
+}
+
+/// A validation between its checks and its reservation.
+pub(crate) struct Pending {
+    pub(crate) opened: OpenedValidation,
+    pub(crate) tx: TxId,
+    payout: Payout,
+}
+
+/// What step 2 of a validation decided.
+pub(crate) enum Staged {
+    Answered(PaymentIssuance1),
+    Commit(Box<StagedPayment>),
+}
+
+/// A balanced batch ready for the log, and what to do after it.
+pub(crate) struct StagedPayment {
+    opened: OpenedValidation,
+    pub(crate) batch: ledger::Batch,
+    /// Coins the batch issues: they enter their shards at commit.
+    pub(crate) issued: Vec<CoinBody>,
+    pub(crate) n_inputs: usize,
+    redeem: bool,
+}
+
+/// What the checks of step 1 concluded.
+enum Checked {
+    Pass(Payout),
+    Refused(PaymentIssuance1),
+}
+
 /// What a validated payment pays out, decided before the commit.
 enum Payout {
     Coins(ledger::CoinSpec),
@@ -44,39 +81,46 @@ enum Payout {
 
 impl IssuerCore {
     /// ValidationRequest -> Issuance1: new coins (refresh, change), a signed
-    /// receipt (redeem, aggregate) or a signed rejection (P4).
+    /// receipt (redeem, aggregate) or a signed rejection (P4). The steps run
+    /// here in one thread; the actor path (`crate::actors`) runs the same
+    /// steps with the shards and the log writer as actors.
     pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        let now = self.now();
-        let opened = match open_validation_request(&self.sk_i, msg) {
-            Ok(opened) => opened,
-            Err(FlowError::Refused {
-                subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
-                reason,
-            }) => {
-                return Ok(reject_payment(
-                    &self.sk_i,
-                    id_py,
-                    tid_py,
-                    reason,
-                    Vec::new(),
-                    now,
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let pending = match self.validation_open(msg)? {
+            Opened::Answered(answer) => return Ok(answer),
+            Opened::Reserve(pending) => pending,
         };
-        let tx = opened.tx_id();
-        // The replay check comes first: a retry of a committed payment is
-        // answered with its outcome, whatever the coins' state is now.
-        match self.idempotency.begin(tx) {
-            Begin::Committed(at) => return self.answer_committed(&opened, tx, at),
-            Begin::InFlight => return Err(IssuerError::InFlight),
-            Begin::Started => {}
-        }
-        let result = self.validate_new(&opened, tx);
-        if self.idempotency.committed(&tx).is_none() {
-            self.idempotency.abandon(tx);
-        }
-        result
+        let tx = pending.tx;
+        let inputs = match self.shards.reserve(tx, &pending.opened.serials()) {
+            Ok(inputs) => inputs,
+            Err(e) => return self.validation_unreserved(&pending, &e),
+        };
+        let staged = match self.validation_stage(pending, inputs) {
+            Ok(Staged::Commit(staged)) => staged,
+            other => {
+                self.shards.abort(tx);
+                self.validation_abandon(tx);
+                return match other {
+                    Ok(Staged::Answered(answer)) => Ok(answer),
+                    Err(e) => Err(e),
+                    Ok(Staged::Commit(_)) => unreachable!("matched above"),
+                };
+            }
+        };
+        let first_seq = match self.log.submit_wait(staged.batch.clone()) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.shards.abort(tx);
+                self.validation_failed(&staged);
+                return Err(e.into());
+            }
+        };
+        let left = self.shards.commit(tx, &staged.issued);
+        assert_eq!(
+            left.len(),
+            staged.n_inputs,
+            "the shards spent other coins than the batch"
+        );
+        self.validation_finish(&staged, first_seq)
     }
 
     fn reject(
@@ -96,14 +140,64 @@ impl IssuerCore {
         ))
     }
 
-    fn validate_new(
-        &self,
-        opened: &OpenedValidation,
-        tx: TxId,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+    /// Releases the claim on a transaction that will not commit now.
+    pub(crate) fn validation_abandon(&self, tx: TxId) {
+        if self.idempotency.committed(&tx).is_none() {
+            self.idempotency.abandon(tx);
+        }
+    }
+
+    /// Step 1 (crypto worker): opens both envelopes, the replay check, the
+    /// payee's enrollment and the coins' tags. Either answers at once (a
+    /// refusal, or the outcome of a committed repeat) or hands back what to
+    /// reserve; in the latter case `tx` is claimed in the idempotency table.
+    pub(crate) fn validation_open(&self, msg: &ValidationRequest) -> Result<Opened, IssuerError> {
         let now = self.now();
+        let opened = match open_validation_request(&self.sk_i, msg) {
+            Ok(opened) => opened,
+            Err(FlowError::Refused {
+                subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
+                reason,
+            }) => {
+                return Ok(Opened::Answered(reject_payment(
+                    &self.sk_i,
+                    id_py,
+                    tid_py,
+                    reason,
+                    Vec::new(),
+                    now,
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tx = opened.tx_id();
+        // The replay check comes first: a retry of a committed payment is
+        // answered with its outcome, whatever the coins' state is now.
+        match self.idempotency.begin(tx) {
+            Begin::Committed(at) => {
+                return Ok(Opened::Answered(self.answer_committed(&opened, tx, at)?));
+            }
+            Begin::InFlight => return Err(IssuerError::InFlight),
+            Begin::Started => {}
+        }
+        match self.validation_checks(&opened) {
+            Ok(Checked::Pass(payout)) => Ok(Opened::Reserve(Pending { opened, tx, payout })),
+            Ok(Checked::Refused(answer)) => {
+                self.validation_abandon(tx);
+                Ok(Opened::Answered(answer))
+            }
+            Err(e) => {
+                self.validation_abandon(tx);
+                Err(e)
+            }
+        }
+    }
+
+    fn validation_checks(&self, opened: &OpenedValidation) -> Result<Checked, IssuerError> {
+        let refuse =
+            |reason, bad: Vec<CoinId>| self.reject(opened, reason, bad).map(Checked::Refused);
         let Some(payee) = self.registry.get(&opened.id_py)? else {
-            return self.reject(opened, RejectReason::NotEnrolled, Vec::new());
+            return refuse(RejectReason::NotEnrolled, Vec::new());
         };
         let payout = match &opened.v_desc.option {
             VOption::Refresh { spec } => Payout::Coins(spec.clone()),
@@ -113,7 +207,7 @@ impl IssuerCore {
                     .filter_map(|r| payee.enrolled(r))
                     .any(|e| e.bank_account == *bank_account);
                 if !enrolled {
-                    return self.reject(opened, RejectReason::NotEnrolled, Vec::new());
+                    return refuse(RejectReason::NotEnrolled, Vec::new());
                 }
                 if let Err(e) = self.bank.check_account(bank_account) {
                     tracing::info!(error = %e, "redeem to an account the bank refuses");
@@ -123,13 +217,13 @@ impl IssuerCore {
                         }
                         _ => ledger::BankRejection::UnknownAccount,
                     };
-                    return self.reject(opened, RejectReason::BankRejected(why), Vec::new());
+                    return refuse(RejectReason::BankRejected(why), Vec::new());
                 }
                 Payout::Redeem(bank_account.clone())
             }
             VOption::Aggregate => match payee.enrolled(Role::Merchant).and_then(|e| e.balance) {
                 Some(balance) => Payout::Aggregate(balance),
-                None => return self.reject(opened, RejectReason::NotEnrolled, Vec::new()),
+                None => return refuse(RejectReason::NotEnrolled, Vec::new()),
             },
         };
         let bad_tags: Vec<CoinId> = {
@@ -142,34 +236,34 @@ impl IssuerCore {
                 .collect()
         };
         if !bad_tags.is_empty() {
-            return self.reject(opened, RejectReason::BadTag, bad_tags);
+            return refuse(RejectReason::BadTag, bad_tags);
         }
-        let serials = opened.serials();
-        let inputs = match self.shards.reserve(tx, &serials) {
-            Ok(bodies) => bodies,
-            Err(e) => {
-                let (reason, bad) = reserve_reason(&e);
-                return self.reject(opened, reason, bad);
-            }
-        };
-        // From here every refusal must release the reservations.
-        match self.spend_reserved(opened, tx, &inputs, payout, now) {
-            Ok(answer) => Ok(answer),
-            Err(e) => {
-                self.shards.abort(tx);
-                Err(e)
-            }
-        }
+        Ok(Checked::Pass(payout))
     }
 
-    fn spend_reserved(
+    /// The signed refusal when the inputs could not be reserved (busy or
+    /// gone); releases the claim on the transaction.
+    pub(crate) fn validation_unreserved(
         &self,
-        opened: &OpenedValidation,
-        tx: TxId,
-        inputs: &[CoinBody],
-        payout: Payout,
-        now: ledger::Timestamp,
+        pending: &Pending,
+        e: &crate::shard::ReserveError,
     ) -> Result<PaymentIssuance1, IssuerError> {
+        self.validation_abandon(pending.tx);
+        let (reason, bad) = reserve_reason(e);
+        self.reject(&pending.opened, reason, bad)
+    }
+
+    /// Step 2 (crypto worker), with the inputs reserved: checks the logged
+    /// bodies and expiry, mints the outputs, builds and balances the batch,
+    /// and records a redemption's credit as owed. On `Answered` or an error
+    /// the caller releases the reservations and the claim.
+    pub(crate) fn validation_stage(
+        &self,
+        pending: Pending,
+        inputs: Vec<CoinBody>,
+    ) -> Result<Staged, IssuerError> {
+        let now = self.now();
+        let Pending { opened, tx, payout } = pending;
         // A tag checked on the presented body; the log's body must be that one.
         let mismatched: Vec<CoinId> = inputs
             .iter()
@@ -178,8 +272,11 @@ impl IssuerCore {
             .map(|(logged, _)| logged.id)
             .collect();
         if !mismatched.is_empty() {
-            self.shards.abort(tx);
-            return self.reject(opened, RejectReason::BadTag, mismatched);
+            return Ok(Staged::Answered(self.reject(
+                &opened,
+                RejectReason::BadTag,
+                mismatched,
+            )?));
         }
         let refresh = opened.kind == ValidationKind::Refresh;
         let expired: Vec<CoinId> = inputs
@@ -197,12 +294,15 @@ impl IssuerCore {
             .map(|c| c.id)
             .collect();
         if !expired.is_empty() {
-            self.shards.abort(tx);
-            return self.reject(opened, RejectReason::Expired, expired);
+            return Ok(Staged::Answered(self.reject(
+                &opened,
+                RejectReason::Expired,
+                expired,
+            )?));
         }
         let amount = opened.v_desc.amount;
         let spent = Event::CoinsSpent {
-            coins: inputs.to_vec(),
+            coins: inputs.clone(),
             cause: opened.kind.spend_cause(&opened.v_desc.option),
         };
         let (events, issued) = match &payout {
@@ -241,6 +341,7 @@ impl IssuerCore {
                 Vec::new(),
             ),
         };
+        let batch = stage_batch(tx, events)?;
         if let Payout::Redeem(account) = &payout {
             self.registry.put_pending_credit(
                 tx,
@@ -250,19 +351,36 @@ impl IssuerCore {
                 },
             )?;
         }
-        let at = match self.commit_batch(tx, inputs, events, issued) {
-            Ok(at) => at,
-            Err(e) => {
-                if matches!(payout, Payout::Redeem(_))
-                    && let Err(e) = self.registry.remove_pending_credit(tx)
-                {
-                    tracing::warn!(error = %e, "could not drop a pending credit");
-                }
-                return Err(e);
-            }
-        };
-        tracing::debug!(%tx, seq = %at.first_seq, "payment committed");
-        self.answer_committed(opened, tx, at)
+        Ok(Staged::Commit(Box::new(StagedPayment {
+            opened,
+            batch,
+            issued,
+            n_inputs: inputs.len(),
+            redeem: matches!(payout, Payout::Redeem(_)),
+        })))
+    }
+
+    /// After a staged payment failed to reach the log: nothing is owed.
+    pub(crate) fn validation_failed(&self, staged: &StagedPayment) {
+        let tx = staged.batch.tx;
+        if staged.redeem
+            && let Err(e) = self.registry.remove_pending_credit(tx)
+        {
+            tracing::warn!(error = %e, "could not drop a pending credit");
+        }
+        self.validation_abandon(tx);
+    }
+
+    /// Step 3 (crypto worker), the batch durable and the shards committed:
+    /// records the transaction and builds the answer.
+    pub(crate) fn validation_finish(
+        &self,
+        staged: &StagedPayment,
+        first_seq: ledger::Seq,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        let at = self.record_committed(&staged.batch, first_seq);
+        tracing::debug!(tx = %staged.batch.tx, seq = %at.first_seq, "payment committed");
+        self.answer_committed(&staged.opened, staged.batch.tx, at)
     }
 
     /// The answer to a committed payment, built from its batch in the log:
