@@ -134,7 +134,12 @@ fn main() {
     let target_events: u64 = std::env::var("VC_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+        // An unoptimized build (e.g. `cargo test --benches`) gets a small log.
+        .unwrap_or(if cfg!(debug_assertions) {
+            100_000
+        } else {
+            10_000_000
+        });
     let dir = tempfile::tempdir().expect("tempdir");
     // VC_BENCH_LOG keeps the log between runs: built once, audited often.
     let path = std::env::var_os("VC_BENCH_LOG")

@@ -148,17 +148,13 @@ fn a_checkpoint_read_after_resuming_may_vouch_for_a_record_behind_the_resume_poi
     // The issuer signs a checkpoint of a record a few places back.
     let records = raw_records(&store);
     let older = &records[records.len() - 6];
-    let signature = issuer_key().sign(
-        ledger::Checkpoint::LABEL,
-        &ledger::Checkpoint::signed_bytes(older.seq, &older.hash),
-    );
     let batch = ledger::Batch {
         tx: ledger::TxId::from_bytes([0xcc; 16]),
-        events: vec![Event::Checkpoint(ledger::Checkpoint {
-            seq: older.seq,
-            hash: older.hash,
-            signature: signature.to_ledger(),
-        })],
+        events: vec![Event::Checkpoint(protocol::checkpoint::sign_checkpoint(
+            issuer_key(),
+            older.seq,
+            older.hash,
+        ))],
     };
     store.append(&[batch]).expect("append");
     let mut opts = AuditOptions::new("day 2");

@@ -10,12 +10,12 @@ use std::sync::OnceLock;
 
 use ledger::store::record_hash;
 use ledger::{
-    Amount, BalanceId, Batch, CardId, Checkpoint, CoinBody, CoinId, CoinSpec, Denomination, Event,
-    EventStore, Hash32, Head, IssueCause, KeyEpoch, LusId, PaymentOption, PurchaseId,
-    RawEventStore, RawRecord, Record, Role, SealedBankAccount, SealedIdentity, Seq, SpendCause,
-    StoreError, StoredRecord, Timestamp, TxId,
+    Amount, BalanceId, Batch, CardId, CoinBody, CoinId, CoinSpec, Denomination, Event, EventStore,
+    Hash32, Head, IssueCause, KeyEpoch, LusId, PaymentOption, PurchaseId, RawEventStore, RawRecord,
+    Record, Role, SealedBankAccount, SealedIdentity, Seq, SpendCause, StoreError, StoredRecord,
+    Timestamp, TxId,
 };
-use protocol::crypto::{PublicKey, SecretKey, Signature};
+use protocol::crypto::{PublicKey, SecretKey};
 use vc_replay::CheckpointVerifier;
 
 /// The issuer's signing key, made once per test binary (RSA keygen is slow).
@@ -24,11 +24,11 @@ pub fn issuer_key() -> &'static SecretKey {
     KEY.get_or_init(|| SecretKey::generate(2048).expect("rsa key generation"))
 }
 
-/// How the CLI builds the checkpoint check from the issuer's public key.
+/// How the CLI builds the checkpoint check from the issuer's public key:
+/// with protocol's one verification function, so issuer and auditor agree.
 pub fn verifier_for(public: PublicKey) -> CheckpointVerifier {
     Box::new(move |message: &[u8], signature: &[u8]| {
-        Signature::from_bytes(signature.to_vec())
-            .is_ok_and(|sig| public.verify(Checkpoint::LABEL, message, &sig).is_ok())
+        protocol::checkpoint::verify_signed_bytes(&public, message, signature)
     })
 }
 
@@ -503,17 +503,13 @@ pub fn write_log(
 /// Appends the issuer's signed checkpoint of the current head.
 pub fn append_checkpoint(store: &impl EventStore, key: &SecretKey) {
     let head = store.head().expect("head");
-    let signature = key.sign(
-        Checkpoint::LABEL,
-        &Checkpoint::signed_bytes(head.last_seq, &head.last_hash),
-    );
     let batch = Batch {
         tx: TxId::derive("vc/tx/checkpoint", &[&head.last_seq.0.to_le_bytes()]),
-        events: vec![Event::Checkpoint(Checkpoint {
-            seq: head.last_seq,
-            hash: head.last_hash,
-            signature: signature.to_ledger(),
-        })],
+        events: vec![Event::Checkpoint(protocol::checkpoint::sign_checkpoint(
+            key,
+            head.last_seq,
+            head.last_hash,
+        ))],
     };
     store.append(&[batch]).expect("append checkpoint");
 }
