@@ -226,3 +226,119 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     assert_eq!(core.unspent_value(), 50);
     assert_eq!(core.shards().n_reserved(), 0);
 }
+
+/// The actor path's refusals and failures: a retransmission gets the same
+/// coins, a double spend a signed refusal, and a log that stops taking
+/// writes gets no answer, leaves no reservation and spends no coin.
+#[actix_rt::test]
+async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank =
+        Arc::new(SimulatedBank::open(dir.path().join("bank.redb"), Duration::ZERO).expect("bank"));
+    let memory = Arc::new(ledger::MemoryStore::new());
+    let mut config = IssuerConfig::new(dir.path().join("issuer"));
+    config.n_shards = 5;
+    config.memory_log = Some(memory.clone());
+    let issuer = Issuer::start(config, bank.clone()).expect("issuer starts");
+    let alice = Who::new("alice", 0);
+    let shop = Who::new("shop", 1);
+    join(&issuer, &alice, &[Role::CoinPurchaser], &bank, 10_000).await;
+    join(&issuer, &shop, &[Role::Merchant], &bank, 0).await;
+    let (state, w1) = PurchaseClient::start(
+        issuer.core().suite(),
+        alice.id.clone(),
+        &issuer.public_key(),
+    )
+    .expect("w1");
+    let w2 = issuer.wrequest1(w1).await.expect("w2");
+    let w_desc = WDesc {
+        spec: spec(&[(6, 100)]),
+        amount: Amount::from_minor(600),
+        bank_account: alice.account.clone(),
+        anonymous: false,
+    };
+    let (awaiting, w3) = state
+        .on_wrequest2(alice.sk, &issuer.id(), &w2, w_desc)
+        .expect("w3");
+    let iss1 = issuer.wrequest3(w3).await.expect("issuance1");
+    let PurchaseUpdate::Issued { coins, ack } = awaiting.on_issuance1(&iss1).expect("opens") else {
+        panic!("not issued");
+    };
+    issuer.purchase_issuance2(ack).await.expect("ack");
+
+    let payment = |coins: Vec<ledger::Coin>, option: VOption| {
+        let (payee_state, invoice) = PaymentPayee::invoice(
+            shop.id.clone(),
+            alice.id.clone(),
+            issuer.id(),
+            PDesc::new("x").expect("text"),
+            Amount::checked_sum(coins.iter().map(|c| c.value())).expect("sum"),
+            None,
+        );
+        let (_payer, send) = PaymentPayer::pay(
+            issuer.core().suite(),
+            &issuer.public_key(),
+            &issuer.id(),
+            &alice.id,
+            &invoice,
+            coins,
+            Timestamp::now(),
+        )
+        .expect("send");
+        (payee_state, send, option)
+    };
+    // Coins spread over several shards, refreshed; then the same again.
+    let refresh = VOption::Refresh {
+        spec: spec(&[(1, 300)]),
+    };
+    let (payee_state, send, option) = payment(coins[..3].to_vec(), refresh.clone());
+    let suite = issuer.core().suite();
+    let (first, vreq) = payee_state
+        .on_send_coins(suite, &issuer.public_key(), send.clone(), option.clone())
+        .expect("vreq");
+    let got = match first.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1")) {
+        Ok(PayeeOutcome::Coins { coins, .. }) => coins,
+        other => panic!("expected coins, got {other:?}"),
+    };
+    let (second, vreq) = payee_state
+        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .expect("vreq again");
+    match second.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1 again")) {
+        Ok(PayeeOutcome::Coins { coins, .. }) => assert_eq!(coins, got),
+        other => panic!("expected the same coins, got {other:?}"),
+    }
+    // A double spend of one of them, mixed with an unspent coin.
+    let (payee_state, send, option) = payment(vec![coins[3], coins[0]], VOption::Aggregate);
+    let (awaiting, vreq) = payee_state
+        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .expect("vreq");
+    match awaiting.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1")) {
+        Ok(PayeeOutcome::Rejected(s)) => {
+            assert_eq!(s.reason, protocol::wire::RejectReason::AlreadySpent);
+            assert_eq!(s.bad_coins.to_vec(), vec![coins[0].id()]);
+        }
+        other => panic!("double spend not refused: {other:?}"),
+    }
+    assert!(issuer.core().shards().get(&coins[3].id()).is_some());
+    // The disk stops taking writes.
+    memory.fail_after_appends(0);
+    let (payee_state, send, option) = payment(coins[3..].to_vec(), VOption::Aggregate);
+    let (_awaiting, vreq) = payee_state
+        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .expect("vreq");
+    assert!(matches!(
+        issuer.validate(vreq).await,
+        Err(vc_actors::IssuerError::Log(_))
+    ));
+    assert_eq!(issuer.core().shards().n_reserved(), 0);
+    for c in &coins[3..] {
+        assert!(
+            issuer.core().shards().get(&c.id()).is_some(),
+            "a coin left without a log record"
+        );
+    }
+    let totals = issuer.core().audit_conservation().expect("audit");
+    assert_eq!(totals, issuer.core().totals());
+    assert_eq!(totals.outstanding as u128, issuer.core().unspent_value());
+    assert_eq!(totals.outstanding, 600);
+}

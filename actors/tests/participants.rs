@@ -26,6 +26,15 @@ fn registration_certifies_the_key_and_refuses_a_taken_identity() {
         h.core().register(&req),
         Err(IssuerError::IdentityTaken)
     ));
+    // A pseudonym: another identity the same person chose, its own
+    // certificate, unlinkable in the log (identities are sealed, randomized).
+    let pseudonym = ledger::ParticipantId::new("blue-heron-7").expect("valid id");
+    let (client, req) = RegistrationClient::start(pseudonym.clone(), alice.sk);
+    let cert = h.core().register(&req).expect("pseudonym registered");
+    assert_eq!(cert.id, pseudonym);
+    client
+        .on_certificate(&h.pk_i(), cert, h.now())
+        .expect("valid");
     // A forged proof of possession is refused.
     let (_client, mut req) = RegistrationClient::start(Who::new("bob", 2).id, util::key(2));
     req.public_key = util::key(3).public();
@@ -36,7 +45,7 @@ fn registration_certifies_the_key_and_refuses_a_taken_identity() {
         .iter()
         .filter(|r| matches!(r.record.event, Event::Registered { .. }))
         .count();
-    assert_eq!(n_registered, 1);
+    assert_eq!(n_registered, 2);
     h.assert_conserved();
 }
 
