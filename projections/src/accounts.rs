@@ -393,6 +393,7 @@ fn apply_event(
 impl Projection for AccountsModel {
     const NAME: &'static str = "accounts";
     const TABLES: &'static [TableName] = &[BALANCES, PURCHASES, CARD_FLOAT, SUMMARY];
+    const FORMAT: u32 = 1;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError> {
         let seq = record.seq;

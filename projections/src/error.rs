@@ -87,6 +87,12 @@ pub enum ProjectionError {
         expected: &'static str,
         found: String,
     },
+    #[error("{projection} file has format {found}, this build writes {expected}: rebuild it")]
+    FormatChanged {
+        projection: &'static str,
+        found: u32,
+        expected: u32,
+    },
     #[error("stored value in table {table} is corrupt: {reason}")]
     Corrupt {
         table: &'static str,

@@ -35,6 +35,10 @@ pub trait Projection {
     const NAME: &'static str;
     /// Every table `apply` touches.
     const TABLES: &'static [TableName];
+    /// The layout of the tables' keys and values. Bump it when they change:
+    /// a file of another format is refused ([`ProjectionError::FormatChanged`])
+    /// and rebuilt from the log ([`ProjectionDb::open_or_rebuild`]).
+    const FORMAT: u32;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError>;
 }
@@ -43,6 +47,7 @@ const META: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("projection_meta");
 const META_APPLIED_SEQ: &str = "applied_seq";
 const META_NAME: &str = "projection";
+const META_FORMAT: &str = "format";
 
 /// A projection in its own redb file.
 pub struct ProjectionDb<P: Projection> {
@@ -63,9 +68,22 @@ impl<P: Projection> ProjectionDb<P> {
             match found {
                 None => {
                     meta.insert(META_NAME, P::NAME.as_bytes())?;
+                    meta.insert(META_FORMAT, &P::FORMAT.to_be_bytes()[..])?;
                     meta.insert(META_APPLIED_SEQ, &0u64.to_be_bytes()[..])?;
                 }
-                Some(name) if name == P::NAME.as_bytes() => {}
+                Some(name) if name == P::NAME.as_bytes() => {
+                    let format = meta
+                        .get(META_FORMAT)?
+                        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                        .map_or(0, u32::from_be_bytes);
+                    if format != P::FORMAT {
+                        return Err(ProjectionError::FormatChanged {
+                            projection: P::NAME,
+                            found: format,
+                            expected: P::FORMAT,
+                        });
+                    }
+                }
                 Some(name) => {
                     return Err(ProjectionError::WrongProjection {
                         expected: P::NAME,
@@ -81,6 +99,33 @@ impl<P: Projection> ProjectionDb<P> {
             path,
             projection,
         })
+    }
+
+    /// Opens the file and catches up; if the file is of an older format,
+    /// rebuilds it from the log instead.
+    pub fn open_or_rebuild(
+        path: impl AsRef<Path>,
+        make: impl Fn() -> P,
+        log: &dyn EventStore,
+    ) -> Result<ProjectionDb<P>, ProjectionError> {
+        match ProjectionDb::open(path.as_ref(), make()) {
+            Ok(db) => {
+                db.catch_up(log)?;
+                Ok(db)
+            }
+            Err(ProjectionError::FormatChanged {
+                found, expected, ..
+            }) => {
+                tracing::warn!(
+                    projection = P::NAME,
+                    found,
+                    expected,
+                    "projection file of another format: rebuilding from the log"
+                );
+                ProjectionDb::rebuild(path, make(), log)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Deletes the file at `path` if any, then replays the whole log into a new one.

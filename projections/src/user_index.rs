@@ -314,6 +314,7 @@ impl Projection for UserIndexModel {
         PURCHASERS,
         DISCLOSURES,
     ];
+    const FORMAT: u32 = 1;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError> {
         let seq = record.seq;

@@ -309,3 +309,47 @@ fn catching_up_over_many_chunks_leaves_every_chunk_durable() {
     let (memory, _) = replay_in_memory(&CoinStatusModel, &log, None).expect("replay");
     assert_eq!(db.snapshot().expect("snapshot"), memory);
 }
+
+#[test]
+fn a_file_of_another_format_is_refused_and_open_or_rebuild_rebuilds_it() {
+    /// The coin-status model under a newer format number.
+    struct CoinStatusV2;
+    impl Projection for CoinStatusV2 {
+        const NAME: &'static str = CoinStatusModel::NAME;
+        const TABLES: &'static [projections::TableName] = CoinStatusModel::TABLES;
+        const FORMAT: u32 = CoinStatusModel::FORMAT + 1;
+        fn apply(
+            &self,
+            state: &mut dyn projections::StateWrite,
+            record: &ledger::Record,
+        ) -> Result<(), ProjectionError> {
+            CoinStatusModel.apply(state, record)
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = MemLog::new();
+    World::new().run(&util::busy_ops(50), &log);
+    let path = dir.path().join("c.redb");
+    let old = CoinStatus::open(&path, CoinStatusModel).expect("open");
+    old.catch_up(&log).expect("catch up");
+    drop(old);
+    let err = ProjectionDb::open(&path, CoinStatusV2)
+        .err()
+        .expect("refused");
+    assert!(matches!(
+        err,
+        ProjectionError::FormatChanged {
+            found: 1,
+            expected: 2,
+            ..
+        }
+    ));
+    let new = ProjectionDb::open_or_rebuild(&path, || CoinStatusV2, &log).expect("rebuilt");
+    assert_eq!(
+        new.applied_seq().expect("seq"),
+        log.head().expect("head").last_seq
+    );
+    let (memory, _) = replay_in_memory(&CoinStatusModel, &log, None).expect("replay");
+    assert_eq!(new.snapshot().expect("snapshot"), memory);
+}

@@ -326,6 +326,7 @@ fn retire(
 impl Projection for CoinStatusModel {
     const NAME: &'static str = "coin_status";
     const TABLES: &'static [TableName] = &[COINS, UNSPENT, RETIRED, EPOCHS];
+    const FORMAT: u32 = 1;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError> {
         let seq = record.seq;
