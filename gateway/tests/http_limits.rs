@@ -284,3 +284,34 @@ fn steps_the_issuer_lacks_answer_501_by_name() {
     );
     assert_typed(&resp, 400, ErrorCode::Malformed);
 }
+
+/// A client told 503 waits the Retry-After and sends the same request
+/// again; it gets through once the stalled request that held the only place
+/// is cut off by the body timeout.
+#[test]
+fn a_client_retries_a_503_after_retry_after_and_gets_through() {
+    let mut config = ServerConfig::loopback();
+    config.requests_in_flight_max = 1;
+    config.body_timeout_ms = 300;
+    let server = start(config);
+    let client = IssuerClient::new(&server.url(), ClientConfig::default()).expect("client");
+    let _stalled = stalled_request(&server);
+    wait_in_flight(&client, 1);
+    let started = Instant::now();
+    let descriptor = client.descriptor().expect("through on a retry");
+    assert_eq!(&descriptor.id_i, issuer().core.id());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "retried before the Retry-After: {:?}",
+        started.elapsed()
+    );
+    let metrics = client.metrics().expect("metrics");
+    assert!(
+        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/issuer\",status=\"503\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/issuer\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+}
