@@ -115,6 +115,14 @@ impl CollectionServer {
             .unwrap_or(Amount::ZERO))
     }
 
+    /// Whether the purchase `(card, nt)` has been collected.
+    pub fn collected(&self, card: &CardId, nt: u32) -> Result<bool, CollectionError> {
+        Ok(self
+            .db
+            .get::<Vec<u8>>(CARD_NT, &card_nt_key(card, nt))?
+            .is_some())
+    }
+
     /// Checks and collects `batch` (see the module docs).
     pub fn collect(&self, batch: &Batch) -> Result<BatchReceipt, CollectionError> {
         if batch.entries.len() > BATCH_ENTRIES_MAX {

@@ -103,6 +103,9 @@ impl<'a, A: Agency + ?Sized> CardTerminal<'a, A> {
         now: Timestamp,
         lose: Option<LossPoint>,
     ) -> Result<CardTxRecord, FlowError> {
+        // The card is presented again: whatever it left open is resolved
+        // first, while its log still holds the proof.
+        self.resolve(card)?;
         let l1 = card.begin(direction, amount, now)?;
         Self::lost(lose, LossPoint::L1ToAgency)?;
         let req = LoadRequest {

@@ -1,4 +1,30 @@
-//! Stored-value cards, load/unload server, purchase SAM, collection and clearing, transfers to and from soft cash.
+//! Card cash for VarietyCash (paper §4; PROTOCOLS.md, "Card cash"):
+//! stored-value cards, the load/unload server, purchase SAMs, collection,
+//! clearing, and transfers to and from soft cash.
+//!
+//! Main types and how value flows between them:
+//!
+//! ```text
+//!   MasterKeys ──diversify(ID)──▶ CardKeys (in SmartCard)
+//!
+//!   SmartCard ──L1──▶ CardTerminal ──guarantee──▶ impl Agency (issuer / DurableAgency)
+//!       ▲                 │  L1
+//!       │ L2              ▼
+//!       └──────── LoadUnloadServer (redb log: PENDING/IN-DOUBT/COMMITTED/REJECTED)
+//!   SmartCard ──L3 / RejectProof──▶ LoadUnloadServer ──CardTxRecord──▶ Agency
+//!
+//!   Psam ──PurchaseRequest──▶ SmartCard ──PurchaseProof──▶ Psam ──Batch──▶ CollectionServer
+//!   clearing::clear(LUS, Agency) ──▶ Settlement (ledger Event::Cleared)
+//!   transfer::Transfers over impl SoftCash (the issuer) + TransferJournal
+//! ```
+//!
+//! - [`crypto`]: TDES (default) / AES-256 keys, diversification, CMAC.
+//! - [`card`]: the card and its tear-safe memory ([`card::TearAfter`] cuts power).
+//! - [`wire`]: the messages and the exact bytes every MAC covers.
+//! - [`lus`], [`agency`], [`flows`]: Load and Unload, in-doubt resolution.
+//! - [`psam`], [`collection`]: off-line purchases.
+//! - [`clearing`], [`transfer`], [`records`]: the issuer-facing side.
+//! - [`store`]: the redb layer the servers share; [`constants`]: every limit.
 
 pub mod agency;
 pub mod card;

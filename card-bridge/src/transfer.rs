@@ -309,6 +309,7 @@ impl<'a, S: SoftCash> Transfers<'a, S> {
             },
             Some(_) => return Err(TransferError::WrongKind),
             None => {
+                self.terminal.resolve(card)?;
                 let l1 = card.begin(Direction::Unload, amount, now)?;
                 let req = LoadRequest {
                     load_id: LoadId::random(),
@@ -376,6 +377,7 @@ impl<'a, S: SoftCash> Transfers<'a, S> {
             Some(_) => return Err(TransferError::WrongKind),
             None => {
                 let amount = self.issuer.value_of(coins)?;
+                self.terminal.resolve(card)?;
                 let l1 = card.begin(Direction::Load, amount, now)?;
                 let req = LoadRequest {
                     load_id: LoadId::random(),

@@ -106,7 +106,7 @@ fn a_lost_message_at_any_step_leaves_cash_conserved() {
 }
 
 #[test]
-fn a_pending_load_is_aborted_by_the_next_transaction_and_resolved_as_rejected() {
+fn the_next_load_first_completes_one_whose_l2_was_lost() {
     let w = World::new(Suite::Tdes);
     let mut card = w.card(1);
     let t = w.terminal();
@@ -119,11 +119,32 @@ fn a_pending_load_is_aborted_by_the_next_transaction_and_resolved_as_rejected() 
         Some(LossPoint::L2ToCard),
     );
     assert_eq!(lost, Err(FlowError::Lost(LossPoint::L2ToCard)));
-    // The holder walks to another terminal before the first one resolves.
     t.load(&mut card, cents(50), &holder(), NOW)
         .expect("second load");
+    assert_eq!(card.balance(), Ok(cents(450)));
+    check(&w, &card);
+}
+
+#[test]
+fn a_pending_load_aborted_by_a_new_l1_resolves_as_rejected() {
+    let w = World::new(Suite::Tdes);
+    let mut card = w.card(1);
+    let t = w.terminal();
+    let lost = t.transact(
+        &mut card,
+        Direction::Load,
+        cents(400),
+        &holder(),
+        NOW,
+        Some(LossPoint::L2ToCard),
+    );
+    assert_eq!(lost, Err(FlowError::Lost(LossPoint::L2ToCard)));
+    // A reader that is not connected to this LUS starts another transaction:
+    // the card aborts the pending one, logging R'_SM.
+    let _other = card.begin(Direction::Load, cents(50), NOW).expect("new L1");
     let finished = t.resolve(&mut card).expect("resolve");
     assert_eq!(finished.len(), 1);
-    assert_eq!(card.balance(), Ok(cents(50)));
+    assert_eq!(finished[0].outcome, vc_card_bridge::wire::Outcome::Rejected);
+    assert_eq!(card.balance(), Ok(cents(0)));
     check(&w, &card);
 }

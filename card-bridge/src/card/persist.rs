@@ -15,7 +15,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::eeprom::{Eeprom, EepromError};
-use crate::constants::{CARD_LOG_ENTRIES, CARD_SEGMENT_BYTES_MAX};
+use crate::constants::{CARD_LOG_SLOTS, CARD_SEGMENT_BYTES_MAX};
 
 /// One independently written part of the card's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Segment {
             4 => Segment::Pending,
             5 => Segment::LastRecord,
             6 => Segment::LogHead,
-            i if usize::from(i - 7) < CARD_LOG_ENTRIES => Segment::Log(i - 7),
+            i if usize::from(i - 7) < CARD_LOG_SLOTS => Segment::Log(i - 7),
             _ => return None,
         })
     }
@@ -84,7 +84,7 @@ impl Segment {
 }
 
 const SEGMENTS_END: usize =
-    MAGIC.len() + PERSO_BYTES + (6 + CARD_LOG_ENTRIES) * CARD_SEGMENT_BYTES_MAX;
+    MAGIC.len() + PERSO_BYTES + (6 + CARD_LOG_SLOTS) * CARD_SEGMENT_BYTES_MAX;
 const JOURNAL_OFFSET: usize = SEGMENTS_END;
 /// Size of a card image, in bytes.
 pub const IMAGE_BYTES: usize = JOURNAL_OFFSET + HEADER_BYTES + JOURNAL_SLOTS * SLOT_BYTES;
@@ -231,10 +231,10 @@ mod tests {
     #[test]
     fn segments_do_not_overlap_the_journal() {
         assert!(
-            Segment::Log((CARD_LOG_ENTRIES - 1) as u8).offset() + CARD_SEGMENT_BYTES_MAX
+            Segment::Log((CARD_LOG_SLOTS - 1) as u8).offset() + CARD_SEGMENT_BYTES_MAX
                 <= JOURNAL_OFFSET
         );
-        assert_eq!(Segment::from_index(7 + CARD_LOG_ENTRIES as u8), None);
+        assert_eq!(Segment::from_index(7 + CARD_LOG_SLOTS as u8), None);
     }
 
     #[test]

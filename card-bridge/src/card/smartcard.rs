@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::eeprom::{Eeprom, EepromError, TearAfter};
 use super::persist::{self, IMAGE_BYTES, PersistError, Segment};
-use crate::constants::CARD_LOG_ENTRIES;
+use crate::constants::{CARD_LOG_ENTRIES, CARD_LOG_SLOTS};
 use crate::crypto::{CardKeys, Mac, MasterKeys, Suite, random_bytes};
 use crate::wire::{
     CardProof, Direction, L1, L2, L3, Nonce, Outcome, PsamId, PurchaseProof, PurchaseRequest,
@@ -146,7 +146,8 @@ struct Ram {
     balance: Amount,
     pending: Option<PendingTx>,
     last: Option<TxRecord>,
-    log_head: u8,
+    /// Next slot of each ring: `[loads and unloads, purchases]`.
+    log_head: [u8; 2],
     log: Vec<Option<TxRecord>>,
 }
 
@@ -182,9 +183,9 @@ impl SmartCard {
             enc(Segment::Balance, &Amount::ZERO)?,
             enc(Segment::Pending, &None::<PendingTx>)?,
             enc(Segment::LastRecord, &None::<TxRecord>)?,
-            enc(Segment::LogHead, &0u8)?,
+            enc(Segment::LogHead, &[0u8; 2])?,
         ];
-        for i in 0..CARD_LOG_ENTRIES as u8 {
+        for i in 0..CARD_LOG_SLOTS as u8 {
             segments.push(enc(Segment::Log(i), &None::<TxRecord>)?);
         }
         let mut eeprom = Eeprom::blank(IMAGE_BYTES);
@@ -207,12 +208,12 @@ impl SmartCard {
         self.eeprom.power_on();
         persist::recover(&mut self.eeprom)?;
         let e = &self.eeprom;
-        let mut log = Vec::with_capacity(CARD_LOG_ENTRIES);
-        for i in 0..CARD_LOG_ENTRIES as u8 {
+        let mut log = Vec::with_capacity(CARD_LOG_SLOTS);
+        for i in 0..CARD_LOG_SLOTS as u8 {
             log.push(persist::read(e, Segment::Log(i))?);
         }
-        let log_head: u8 = persist::read(e, Segment::LogHead)?;
-        if usize::from(log_head) >= CARD_LOG_ENTRIES {
+        let log_head: [u8; 2] = persist::read(e, Segment::LogHead)?;
+        if log_head.iter().any(|h| usize::from(*h) >= CARD_LOG_ENTRIES) {
             return Err(PersistError::Corrupt(Segment::LogHead).into());
         }
         self.ram = Some(Ram {
@@ -282,14 +283,11 @@ impl SmartCard {
         Ok(self.ram()?.balance)
     }
 
-    /// The log, oldest first.
+    /// Both logs merged, oldest NT first.
     pub fn log(&self) -> Result<Vec<TxRecord>, CardError> {
-        let r = self.ram()?;
-        let n = CARD_LOG_ENTRIES;
-        let head = usize::from(r.log_head);
-        Ok((0..n)
-            .filter_map(|i| r.log[(head + i) % n].clone())
-            .collect())
+        let mut out: Vec<TxRecord> = self.ram()?.log.iter().flatten().cloned().collect();
+        out.sort_by_key(|r| r.nt);
+        Ok(out)
     }
 
     /// Blocks the card (e.g. reported lost): one committed write.
@@ -312,20 +310,37 @@ impl SmartCard {
         Ok(())
     }
 
-    /// Segments that append `record` to the log and make it the last record.
+    /// Which ring a record goes to: 0 for loads and unloads, 1 for purchases.
+    fn ring(kind: TxKind) -> usize {
+        match kind {
+            TxKind::Load | TxKind::Unload => 0,
+            TxKind::Purchase => 1,
+        }
+    }
+
+    /// The log slot `record` takes and the ring heads after it.
+    fn next_slot(r: &Ram, record: &TxRecord) -> (u8, [u8; 2]) {
+        let ring = Self::ring(record.kind);
+        let head = usize::from(r.log_head[ring]);
+        let mut heads = r.log_head;
+        heads[ring] = ((head + 1) % CARD_LOG_ENTRIES) as u8;
+        ((ring * CARD_LOG_ENTRIES + head) as u8, heads)
+    }
+
+    /// Segments that append `record` to its log and make it the last record.
     fn record_updates(r: &Ram, record: &TxRecord) -> Result<Vec<(Segment, Vec<u8>)>, CardError> {
-        let next_head = (usize::from(r.log_head) + 1) % CARD_LOG_ENTRIES;
+        let (slot, heads) = Self::next_slot(r, record);
         Ok(vec![
-            enc(Segment::Log(r.log_head), &Some(record.clone()))?,
-            enc(Segment::LogHead, &(next_head as u8))?,
+            enc(Segment::Log(slot), &Some(record.clone()))?,
+            enc(Segment::LogHead, &heads)?,
             enc(Segment::LastRecord, &Some(record.clone()))?,
         ])
     }
 
     fn apply_record(r: &mut Ram, record: TxRecord) {
-        let head = usize::from(r.log_head);
-        r.log[head] = Some(record.clone());
-        r.log_head = ((head + 1) % CARD_LOG_ENTRIES) as u8;
+        let (slot, heads) = Self::next_slot(r, &record);
+        r.log[usize::from(slot)] = Some(record.clone());
+        r.log_head = heads;
         r.last = Some(record);
     }
 
