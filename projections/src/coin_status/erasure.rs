@@ -72,11 +72,12 @@ pub fn erasure_digest<'a>(ids: impl IntoIterator<Item = &'a CoinId>) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
-/// The retired (spent or revoked, not yet erased) coins of `epoch`, ascending.
+/// The retired (spent or revoked, not yet erased) coins of `epoch`,
+/// ascending, and their value in minor units.
 fn retired_of(
     state: &dyn StateRead,
     epoch: KeyEpoch,
-) -> Result<(Vec<CoinId>, Amount), ErasureError> {
+) -> Result<(Vec<CoinId>, u128), ProjectionError> {
     let mut ids = Vec::new();
     let mut value_minor = 0u128;
     state.scan_prefix(RETIRED, &epoch.0.to_be_bytes(), &mut |k, v| {
@@ -86,10 +87,13 @@ fn retired_of(
         ids.push(id);
         Ok(true)
     })?;
-    let value = u64::try_from(value_minor)
+    Ok((ids, value_minor))
+}
+
+fn to_amount(value_minor: u128) -> Result<Amount, ledger::MoneyError> {
+    u64::try_from(value_minor)
         .map(Amount::from_minor)
-        .map_err(|_| ledger::MoneyError::Overflow)?;
-    Ok((ids, value))
+        .map_err(|_| ledger::MoneyError::Overflow)
 }
 
 /// Plans the erasure of `epoch` as of `now`: refused until its grace period is over.
@@ -107,7 +111,8 @@ pub fn plan(
             now,
         });
     }
-    let (coin_ids, value) = retired_of(state, epoch)?;
+    let (coin_ids, value_minor) = retired_of(state, epoch)?;
+    let value = to_amount(value_minor)?;
     let digest = erasure_digest(&coin_ids);
     Ok(ErasurePlan {
         epoch,
@@ -132,13 +137,9 @@ pub(crate) fn apply(
     let Some(mut info) = epoch_info(state, epoch)? else {
         return Err(history(seq, HistoryError::UnknownEpoch(epoch)));
     };
-    let (ids, store_value) = retired_of(state, epoch).map_err(|e| match e {
-        ErasureError::Projection(p) => p,
-        ErasureError::Money(m) => history(seq, HistoryError::Money(m)),
-        ErasureError::UnknownEpoch(_) | ErasureError::GraceNotOver { .. } => {
-            history(seq, HistoryError::UnknownEpoch(epoch))
-        }
-    })?;
+    let (ids, store_value_minor) = retired_of(state, epoch)?;
+    let store_value =
+        to_amount(store_value_minor).map_err(|m| history(seq, HistoryError::Money(m)))?;
     let store_n_coins = ids.len() as u64;
     if store_n_coins != n_coins || store_value != value || erasure_digest(&ids) != digest {
         return Err(history(
