@@ -142,12 +142,19 @@ fn read_and_verify(
 ) {
     let mut from = first;
     loop {
-        let records = match store.read_raw(from, chunk) {
-            Ok(records) => records,
-            Err(e) => {
-                let _ = sender.send(Stage1::Failed(e));
-                return;
+        let (records, failure) = match store.read_raw(from, chunk) {
+            Ok(records) => (records, None),
+            // One unparsable record fails the whole read: verify the records
+            // before it first, so a violation among them is still the one
+            // reported.
+            Err(StoreError::Corrupt { seq, reason }) if seq > from => {
+                let before = usize::try_from(seq.0 - from.0).unwrap_or(usize::MAX);
+                match store.read_raw(from, before.min(chunk)) {
+                    Ok(records) => (records, Some(StoreError::Corrupt { seq, reason })),
+                    Err(e) => (Vec::new(), Some(e)),
+                }
             }
+            Err(e) => (Vec::new(), Some(e)),
         };
         let n = records.len();
         from = Seq(from.0 + n as u64);
@@ -168,6 +175,10 @@ fn read_and_verify(
         }
         if let Some(v) = violation {
             let _ = sender.send(Stage1::Violation(v));
+            return;
+        }
+        if let Some(e) = failure {
+            let _ = sender.send(Stage1::Failed(e));
             return;
         }
         if n < chunk {
@@ -227,9 +238,9 @@ pub fn audit_store(
     let (record_verifier, mut replay) = auditor.into_stages();
     let mut records_read: u64 = 0;
     let mut outcome = None;
-    // Reading and the per-record checks (hashing, decoding, signatures) run
-    // on their own thread, a few chunks ahead of the money rules: on two
-    // cores the audit then costs the slower stage, not their sum.
+    // Reading and the chain run on their own thread, a few chunks ahead of
+    // decoding and the rules: on two cores the audit then costs the slower
+    // stage, not their sum.
     std::thread::scope(|scope| -> Result<(), AuditError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS);
         scope.spawn(move || read_and_verify(store, record_verifier, first, chunk, sender));

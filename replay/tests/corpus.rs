@@ -258,3 +258,48 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let report = audit(&store, true);
     assert_eq!(violation(&report).rule, Rule::CheckpointSignatureInvalid);
 }
+
+/// The same tampering done to the redb file itself, with redb's own API, as
+/// someone with the file would: a record's stored bytes changed in place.
+#[test]
+fn a_record_altered_in_the_redb_file_is_caught_at_that_record() {
+    use redb::ReadableTable as _;
+    const RECORDS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("vc_log_records");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log.redb");
+    let g = genuine(2);
+    {
+        let store = ledger::RedbStore::open(&path).expect("open");
+        write_log(&store, &g.sim.batches, issuer_key(), 5);
+    }
+    let alter = |seq: u64, change: &dyn Fn(&mut Vec<u8>)| {
+        let db = redb::Database::open(&path).expect("open with redb");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(RECORDS).expect("records table");
+            let mut value = table
+                .get(seq)
+                .expect("get")
+                .expect("record")
+                .value()
+                .to_vec();
+            change(&mut value);
+            table.insert(seq, value.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    };
+    let run = || {
+        let mut opts = AuditOptions::new(&path);
+        opts.checkpoint_verifier = Some(issuer_verifier());
+        vc_replay::run_audit(opts).expect("audit runs")
+    };
+    // A flipped bit in the event bytes (after the 85-byte header).
+    alter(30, &|v| v[90] ^= 0x04);
+    let v = violation(&run()).clone();
+    assert_eq!((v.rule, v.seq.0), (Rule::ChainBroken, 30));
+    // A header the reader cannot even parse, earlier in the log: the records
+    // before it are still audited, and it is named.
+    alter(12, &|v| v[0] = 9);
+    let v = violation(&run()).clone();
+    assert_eq!((v.rule, v.seq.0), (Rule::ChainBroken, 12));
+}
