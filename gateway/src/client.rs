@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ledger::{ParticipantId, Role};
+use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest};
 use protocol::wire::payment::{
     Invoice, PaymentIssuance1, PaymentIssuance2, PaymentResult, SendCoins, ValidationRequest,
@@ -27,7 +27,9 @@ use crate::constants::{
     CLIENT_ATTEMPTS_MAX, CLIENT_CONNECT_TIMEOUT_MS, CLIENT_REQUEST_TIMEOUT_MS,
     CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
-use crate::issuer::{ApproveEnrollment, IssuerDescriptor};
+use crate::issuer::{
+    ApproveEnrollment, BankBalance, BankBalanceQuery, IssuerDescriptor, OpenBankAccount,
+};
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 
 /// How a client behaves.
@@ -360,6 +362,29 @@ impl IssuerClient {
         };
         self.http
             .post_encoded_ack("/admin/enroll/approve", &encode(&msg))
+    }
+
+    /// Operator: opens an account at the issuer's simulated bank.
+    pub fn open_bank_account(
+        &self,
+        account: &BankAccount,
+        balance: Amount,
+    ) -> Result<(), ClientError> {
+        let msg = OpenBankAccount {
+            account: account.clone(),
+            balance,
+        };
+        self.http
+            .post_encoded_ack("/admin/bank/account", &encode(&msg))
+    }
+
+    /// Operator: an account's balance at the issuer's simulated bank.
+    pub fn bank_balance(&self, account: &BankAccount) -> Result<Amount, ClientError> {
+        let msg = BankBalanceQuery {
+            account: account.clone(),
+        };
+        let answer: BankBalance = self.http.post("/admin/bank/balance", &msg)?;
+        Ok(answer.balance)
     }
 
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, ClientError> {

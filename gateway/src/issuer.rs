@@ -15,6 +15,8 @@
 //! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
 //! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
 //! | `POST /admin/enroll/approve` | [`ApproveEnrollment`] | 204; loopback peers only |
+//! | `POST /admin/bank/account` | [`OpenBankAccount`] | 204; loopback only, with a simulated bank |
+//! | `POST /admin/bank/balance` | [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //!
 //! The issuer's work (RSA, fsync) runs on the issuer's own pool of crypto
 //! workers behind the handle, so the event loops keep reading and answering
@@ -29,8 +31,8 @@ use std::future::Future;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError};
-use ledger::{ParticipantId, PublicKeyDer, Role};
+use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError, SimulatedBank};
+use ledger::{Amount, BankAccount, ParticipantId, PublicKeyDer, Role};
 use protocol::crypto::SuiteId;
 use protocol::flows::FlowError;
 use protocol::wire::WireMessage;
@@ -86,19 +88,76 @@ impl WireMessage for ApproveEnrollment {
     const BYTES_MAX: usize = 256;
 }
 
+/// The operator opens an account at the simulated bank (which lives in
+/// the issuer's process: its debits and credits are the issuer's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenBankAccount {
+    pub account: BankAccount,
+    pub balance: Amount,
+}
+
+impl WireMessage for OpenBankAccount {
+    const NAME: &'static str = "OpenBankAccount";
+    const BYTES_MAX: usize = 256;
+}
+
+/// The operator asks an account's balance at the simulated bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankBalanceQuery {
+    pub account: BankAccount,
+}
+
+impl WireMessage for BankBalanceQuery {
+    const NAME: &'static str = "BankBalanceQuery";
+    const BYTES_MAX: usize = 256;
+}
+
+/// An account's balance at the simulated bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankBalance {
+    pub balance: Amount,
+}
+
+impl WireMessage for BankBalance {
+    const NAME: &'static str = "BankBalance";
+    const BYTES_MAX: usize = 32;
+}
+
 /// What the issuer's routes share.
 struct IssuerState {
     issuer: Issuer,
+    /// The simulated bank, for the operator's bank routes (absent with a
+    /// real bank connector: those routes then answer 404).
+    bank: Option<Arc<SimulatedBank>>,
 }
 
 /// Starts the issuer's gateway over a started [`Issuer`] (whose actix
 /// system must keep running: see [`IssuerRuntime`]); returns once it
 /// listens. Several gateways may serve one issuer.
 pub fn serve_issuer(config: &ServerConfig, issuer: Issuer) -> Result<ServerHandle, GatewayError> {
+    serve(config, issuer, None)
+}
+
+/// [`serve_issuer`], plus the operator's routes to the simulated bank
+/// (open an account, read a balance), for demos and tests run as separate
+/// processes.
+pub fn serve_issuer_with_bank(
+    config: &ServerConfig,
+    issuer: Issuer,
+    bank: Arc<SimulatedBank>,
+) -> Result<ServerHandle, GatewayError> {
+    serve(config, issuer, Some(bank))
+}
+
+fn serve(
+    config: &ServerConfig,
+    issuer: Issuer,
+    bank: Option<Arc<SimulatedBank>>,
+) -> Result<ServerHandle, GatewayError> {
     let source: Arc<dyn MetricsSource> = Arc::new(IssuerMetrics {
         core: issuer.core().clone(),
     });
-    let state = web::Data::new(IssuerState { issuer });
+    let state = web::Data::new(IssuerState { issuer, bank });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
         routes(cfg, state.clone())
     })
@@ -363,6 +422,53 @@ async fn approve_enrollment(
     Ok(HttpResponse::NoContent().finish())
 }
 
+fn simulated_bank(state: &IssuerState) -> Result<Arc<SimulatedBank>, ApiError> {
+    state.bank.clone().ok_or_else(ApiError::not_found)
+}
+
+fn bank_error(e: actors::BankError) -> ApiError {
+    use actors::BankError as B;
+    match e {
+        B::UnknownAccount | B::AccountClosed => {
+            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, e.to_string())
+        }
+        B::AccountExists => ApiError::new(StatusCode::CONFLICT, ErrorCode::Refused, e.to_string()),
+        other => ApiError::internal("bank", &other),
+    }
+}
+
+async fn open_bank_account(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    require_loopback(&req)?;
+    let bank = simulated_bank(&state)?;
+    let msg: OpenBankAccount = read_message(&req, payload, **limits).await?;
+    web::block(move || bank.open_account(&msg.account, msg.balance))
+        .await
+        .map_err(|e| ApiError::internal("blocking pool", &e))?
+        .map_err(bank_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn bank_balance(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    require_loopback(&req)?;
+    let bank = simulated_bank(&state)?;
+    let msg: BankBalanceQuery = read_message(&req, payload, **limits).await?;
+    let balance = web::block(move || bank.balance(&msg.account))
+        .await
+        .map_err(|e| ApiError::internal("blocking pool", &e))?
+        .map_err(bank_error)?;
+    Ok(message_response(&BankBalance { balance }, POSTCARD))
+}
+
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
@@ -395,7 +501,9 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
             "/v1/coin-status",
             not_offered::<CoinStatusQuery>,
         ))
-        .service(post_resource("/admin/enroll/approve", approve_enrollment));
+        .service(post_resource("/admin/enroll/approve", approve_enrollment))
+        .service(post_resource("/admin/bank/account", open_bank_account))
+        .service(post_resource("/admin/bank/balance", bank_balance));
 }
 
 /// The issuer's own figures at `/metrics`.

@@ -278,6 +278,10 @@ fn steps_the_issuer_lacks_answer_501_by_name() {
     let e = client.coin_status(&query).expect_err("not offered");
     assert_eq!(e.code(), Some(ErrorCode::NotImplemented));
     assert!(e.to_string().contains("CoinStatusQuery"), "{e}");
+    // Without a simulated bank, its operator routes do not exist.
+    let account = ledger::BankAccount::new("acct-nobody").expect("account");
+    let e = client.bank_balance(&account).expect_err("no bank here");
+    assert_eq!(e.code(), Some(ErrorCode::NotFound));
     let resp = raw_exchange(
         server.addr(),
         &post_request("/v1/coin-status", POSTCARD, b"\x01\xff"),

@@ -14,7 +14,7 @@ use protocol::flows::PayerOutcome;
 use purse::{IssuerInfo, Purse, PurseProfile};
 use vc_gateway::{
     CatalogItem, ClientConfig, ClientError, CollectOption, ErrorCode, IssuerClient, MerchantConfig,
-    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer, serve_merchant,
+    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer_with_bank, serve_merchant,
 };
 
 use util::{issuer, key};
@@ -47,10 +47,9 @@ fn purse_for(
 /// Registers and enrolls the wallet's owner, approved by the operator.
 fn join(wallet: &Wallet, client: &IssuerClient, roles: &[Role]) -> BankAccount {
     let account = BankAccount::new(format!("acct-{}", wallet.id().as_str())).expect("account");
-    issuer()
-        .bank
-        .open_account(&account, Amount::from_minor(100_000))
-        .expect("bank account");
+    client
+        .open_bank_account(&account, Amount::from_minor(100_000))
+        .expect("bank account, through the operator route");
     wallet.register().expect("registered");
     for role in roles {
         wallet
@@ -101,7 +100,12 @@ fn holdings(purse: &Purse) -> Amount {
 #[test]
 fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
+    let gateway = serve_issuer_with_bank(
+        &ServerConfig::loopback(),
+        issuer().handle(),
+        issuer().bank.clone(),
+    )
+    .expect("gateway");
     let addr = gateway.addr();
     let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -148,12 +152,12 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     assert_eq!(holdings(&shop_purse), Amount::from_minor(800));
 
     // Redeem 1.25 to the bank.
-    let bank_before = issuer().bank.balance(&account).expect("balance");
+    let bank_before = client.bank_balance(&account).expect("balance");
     alice
         .redeem(Amount::from_minor(125), account.clone())
         .expect("redeemed");
     assert_eq!(
-        issuer().bank.balance(&account).expect("balance"),
+        client.bank_balance(&account).expect("balance"),
         bank_before
             .checked_add(Amount::from_minor(125))
             .expect("sum")
@@ -175,7 +179,12 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
         "{e}"
     );
     assert_eq!(alice_purse.in_flight().expect("journal").len(), 1);
-    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let gateway = serve_issuer_with_bank(
+        &ServerConfig::new(addr),
+        issuer().handle(),
+        issuer().bank.clone(),
+    )
+    .expect("again");
     let report = alice.resume().expect("resumed");
     assert_eq!(report.finished, 1);
     assert_eq!(report.unfinished, 0);
