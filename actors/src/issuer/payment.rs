@@ -96,14 +96,15 @@ impl IssuerCore {
         };
         let staged = match self.validation_stage(pending, inputs) {
             Ok(Staged::Commit(staged)) => staged,
-            other => {
+            Ok(Staged::Answered(answer)) => {
                 self.shards.abort(tx);
                 self.validation_abandon(tx);
-                return match other {
-                    Ok(Staged::Answered(answer)) => Ok(answer),
-                    Err(e) => Err(e),
-                    Ok(Staged::Commit(_)) => unreachable!("matched above"),
-                };
+                return Ok(answer);
+            }
+            Err(e) => {
+                self.shards.abort(tx);
+                self.validation_abandon(tx);
+                return Err(e);
             }
         };
         let first_seq = match self.log.submit_wait(staged.batch.clone()) {
