@@ -73,7 +73,8 @@ pub enum Rule {
     AggregateOverdrawn,
     /// A card transaction number was used twice for the same card.
     CardNtReused,
-    /// A clearing paid more than the net position of its load/unload server.
+    /// A clearing period was settled twice, or clearings paid a load/unload
+    /// server more than was loaded through it (or took more than was unloaded).
     CardFloatMismatch,
     /// A transaction does not balance on its own (value in ≠ value out).
     Unbalanced,

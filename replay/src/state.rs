@@ -4,7 +4,7 @@
 //! incremental audit resumes from a checkpoint file without re-reading the
 //! log behind it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 // Keyed with per-process randomness: a hostile log cannot aim collisions
 // at the auditor's tables, and hashing a 16-byte id stays cheap.
@@ -55,13 +55,15 @@ pub enum PurchaseState {
 }
 
 /// The net position with one load/unload server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardServerState {
     pub loaded_minor: u128,
     pub unloaded_minor: u128,
     pub paid_to_lus_minor: u128,
     pub received_from_lus_minor: u128,
     pub n_clearings: u64,
+    /// Clearing periods settled, each once.
+    pub settled_periods: BTreeSet<u32>,
 }
 
 impl CardServerState {

@@ -340,31 +340,51 @@ fn apply_movement(
         }
         Event::Cleared {
             lus,
+            period,
             paid_to_lus,
             received_from_lus,
-            ..
         } => {
             let server = state.card_servers.entry(*lus).or_default();
-            let before = server.float_minor();
-            let after = before - minor(*paid_to_lus) as i128 + minor(*received_from_lus) as i128;
-            // A clearing settles the net position, never more: the float
-            // moves toward zero and does not cross it.
-            let settles = if before >= 0 {
-                (0..=before).contains(&after)
-            } else {
-                (before..=0).contains(&after)
-            };
-            if !settles {
+            if !server.settled_periods.insert(*period) {
+                return Err(ctx.violation(
+                    index,
+                    Rule::CardFloatMismatch,
+                    format!("{lus}: clearing period {period} settled twice"),
+                ));
+            }
+            server.paid_to_lus_minor += minor(*paid_to_lus);
+            server.received_from_lus_minor += minor(*received_from_lus);
+            // A clearing settles loads and unloads already committed: loads
+            // and unloads after a period's cut-off may still be open, so the
+            // float itself may have either sign, but over time the issuer
+            // never pays a server more than was loaded through it, nor
+            // receives more than was unloaded.
+            if server.paid_to_lus_minor > server.loaded_minor {
                 return Err(ctx
                     .violation(
                         index,
                         Rule::CardFloatMismatch,
-                        format!("{lus}: clearing pays past the net position of loads − unloads − clearings"),
+                        format!("{lus}: clearings paid the server more than all loads through it"),
                     )
-                    .amounts(before - after, before));
+                    .amounts(
+                        server.paid_to_lus_minor as i128,
+                        server.loaded_minor as i128,
+                    ));
             }
-            server.paid_to_lus_minor += minor(*paid_to_lus);
-            server.received_from_lus_minor += minor(*received_from_lus);
+            if server.received_from_lus_minor > server.unloaded_minor {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::CardFloatMismatch,
+                        format!(
+                            "{lus}: clearings took from the server more than all unloads through it"
+                        ),
+                    )
+                    .amounts(
+                        server.received_from_lus_minor as i128,
+                        server.unloaded_minor as i128,
+                    ));
+            }
             server.n_clearings += 1;
             Ok(())
         }
@@ -997,7 +1017,7 @@ mod tests {
     }
 
     #[test]
-    fn card_transaction_numbers_are_used_once_and_clearings_settle_no_more_than_owed() {
+    fn card_transaction_numbers_are_used_once_and_clearings_settle_no_more_than_was_moved() {
         let mut state = with_bought(&[coin(1, 100), coin(2, 100)]);
         let (lus, card) = (LusId(1), CardId::from_bytes([1; 8]));
         let load = |c: CoinBody, nt| {
