@@ -303,3 +303,54 @@ fn a_record_altered_in_the_redb_file_is_caught_at_that_record() {
     let v = violation(&run()).clone();
     assert_eq!((v.rule, v.seq.0), (Rule::ChainBroken, 12));
 }
+
+#[test]
+fn the_earliest_violation_wins_across_the_two_stages() {
+    // A double spend (found by the replay stage) before a flipped byte
+    // (found by the chain stage, which runs ahead on the reading thread).
+    let mut g = genuine(4);
+    let already_spent = g.sim.spent[0];
+    let tx_index = g.sim.push(vec![
+        Event::CoinsSpent {
+            coins: vec![already_spent],
+            cause: SpendCause::Redeem,
+        },
+        Event::Redeemed {
+            amount: already_spent.value,
+            bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![1]).expect("short"),
+        },
+    ]);
+    g.sim.pay_redeem(1);
+    let tx = g.sim.batches[tx_index].tx;
+    let mut records = write(&g.sim.batches);
+    let last = records.len() - 1;
+    records[last].event_bytes[1] ^= 0x40;
+    let mut opts = AuditOptions::new("both");
+    opts.read_chunk_records = 4096;
+    let report = audit_store(&VecLog(records.clone()), opts).expect("audit");
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::DoubleSpend);
+    assert_eq!(v.tx, Some(tx));
+
+    // The single-threaded state machine agrees.
+    let mut auditor = vc_replay::Auditor::new(None);
+    let first_error = records.iter().find_map(|r| auditor.feed(r).err());
+    assert_eq!(
+        first_error.as_ref().map(|v| v.rule),
+        Some(Rule::DoubleSpend)
+    );
+    assert!(auditor.snapshot().is_none());
+}
+
+#[test]
+fn the_single_threaded_auditor_and_run_audit_agree_on_the_genuine_log() {
+    let records = write(&genuine(3).sim.batches);
+    let mut auditor = vc_replay::Auditor::new(Some(issuer_verifier()));
+    for record in &records {
+        auditor.feed(record).expect("genuine record");
+    }
+    assert_eq!(auditor.verdict(), vc_replay::Verdict::Holds);
+    let report = audit(&VecLog(records), true);
+    assert_eq!(auditor.state().totals, report.totals);
+    assert_eq!(auditor.stats(), &report.stats);
+}
