@@ -7,7 +7,7 @@
 //! leave it, so tests can check that [`CardTerminal::resolve`] always ends
 //! with one outcome per NT and no value created or lost.
 
-use ledger::{Amount, BankAccount, CardId, Timestamp};
+use ledger::{Amount, BankAccount, Timestamp};
 
 use crate::agency::{Agency, AgencyError};
 use crate::card::{CardError, SmartCard};
@@ -265,9 +265,4 @@ impl<'a, A: Agency + ?Sized> CardTerminal<'a, A> {
         }
         Ok(records.len())
     }
-}
-
-/// The card id a finished record is about (helper for reports).
-pub fn card_of(rec: &CardTxRecord) -> CardId {
-    rec.card
 }

@@ -152,7 +152,7 @@ pub fn commit(eeprom: &mut Eeprom, updates: &[(Segment, Vec<u8>)]) -> Result<(),
         return Err(PersistError::JournalFull(updates.len()));
     }
     for (i, (seg, bytes)) in updates.iter().enumerate() {
-        if bytes.len() > seg.capacity() {
+        if bytes.len() > seg.capacity() || bytes.len() + 1 > SLOT_BYTES {
             return Err(PersistError::TooLarge(*seg, bytes.len()));
         }
         let mut slot = Vec::with_capacity(1 + bytes.len());
@@ -188,7 +188,8 @@ pub fn recover(eeprom: &mut Eeprom) -> Result<bool, PersistError> {
             .to_vec();
         let seg = Segment::from_index(slot[0]).ok_or(PersistError::Corrupt(Segment::LogHead))?;
         let len = usize::from(slot[1]);
-        if len + 1 > seg.capacity() {
+        // A slot holds its segment id, the length byte and the body.
+        if len + 1 > seg.capacity() || len + 2 > SLOT_BYTES {
             return Err(PersistError::Corrupt(seg));
         }
         eeprom.write(seg.offset(), &slot[1..len + 2])?;
@@ -296,6 +297,23 @@ mod tests {
         assert_eq!(recover(&mut e), Ok(true));
         assert_eq!(state(&e), (9, 7));
         assert_eq!(recover(&mut e), Ok(false));
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_an_error_not_a_panic() {
+        let mut e = fresh();
+        // Commit flag set, one slot naming the personalisation segment with
+        // a length longer than a slot can hold.
+        e.write(JOURNAL_OFFSET + HEADER_BYTES, &[0, 200])
+            .expect("write");
+        e.write(JOURNAL_OFFSET, &[1, 1, 0, 0]).expect("write");
+        assert!(matches!(recover(&mut e), Err(PersistError::Corrupt(_))));
+        e.write(JOURNAL_OFFSET, &[1, 99, 0, 0]).expect("write");
+        assert_eq!(recover(&mut e), Err(PersistError::JournalFull(99)));
+        e.write(JOURNAL_OFFSET + HEADER_BYTES, &[250, 1])
+            .expect("write");
+        e.write(JOURNAL_OFFSET, &[1, 1, 0, 0]).expect("write");
+        assert!(matches!(recover(&mut e), Err(PersistError::Corrupt(_))));
     }
 
     #[test]
