@@ -73,11 +73,7 @@ pub(crate) fn apply_transaction(
     if let Err(e) = flows.check_balanced() {
         let (found, expected) = conservation_figures(&e);
         return Err(ctx
-            .violation(
-                last,
-                Rule::Unbalanced,
-                format!("transaction does not balance: {e}"),
-            )
+            .violation(last, Rule::Unbalanced, e.to_string())
             .amounts(found, expected));
     }
     if let Err(e) = state.totals.apply(&flows) {
