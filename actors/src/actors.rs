@@ -17,7 +17,8 @@
 //!   the balanced batch, append durably, commit the shards, answer. Any
 //!   failure before the log has the batch aborts the reservations.
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
-//!   opens key epochs on schedule, purges expired sessions, on the pool.
+//!   opens key epochs on schedule, purges expired sessions, catches the
+//!   coin-status checkpoint up with the log, on the pool.
 //!
 //! Flows with no coin inputs (registration, enrollment, purchase) run whole
 //! on a worker, through the core's synchronous commit path.
@@ -324,6 +325,9 @@ impl Actor for Housekeeper {
                 }
                 if let Err(e) = core.purge_expired_sessions() {
                     tracing::warn!(error = %e, "purging sessions failed");
+                }
+                if let Err(e) = core.checkpoint_coin_status() {
+                    tracing::warn!(error = %e, "coin-status checkpoint failed");
                 }
             })));
         });

@@ -197,6 +197,25 @@ impl ShardCore {
         lock(&self.state).unspent.values().copied().collect()
     }
 
+    /// Loads unspent coins at boot (from the coin-status checkpoint).
+    /// Refuses to run while transactions hold reservations.
+    pub fn load_unspent(&self, coins: &[CoinBody]) {
+        let mut state = lock(&self.state);
+        assert!(state.reserved.is_empty(), "loading while serving");
+        for body in coins {
+            assert!(
+                self.owns(&body.id),
+                "checkpoint put coin {} in the wrong shard",
+                body.id
+            );
+            assert!(
+                state.unspent.insert(body.id, *body).is_none(),
+                "checkpoint lists coin {} twice",
+                body.id
+            );
+        }
+    }
+
     /// Applies a logged event at boot (log replay): issued coins of this
     /// shard enter, spent or revoked ones leave. Refuses to run while
     /// transactions hold reservations, since replay happens before serving.
@@ -348,6 +367,14 @@ impl ShardSet {
 
     pub fn n_reserved(&self) -> usize {
         self.shards.iter().map(ShardCore::n_reserved).sum()
+    }
+
+    /// Every unspent coin, by id (for checks).
+    pub fn unspent_ids(&self) -> std::collections::BTreeSet<CoinId> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.unspent().into_iter().map(|c| c.id))
+            .collect()
     }
 
     /// Applies a logged event to every shard (boot from the log).

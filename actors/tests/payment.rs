@@ -500,3 +500,31 @@ fn conservation_holds_from_the_log_after_a_mixed_run_and_restart() {
     let st = h.bank().statement(1, 100).expect("statement");
     assert_eq!(st.len(), 2, "one settled debit, one redemption credit");
 }
+
+/// Shards boot from the coin-status checkpoint plus the log tail: after a
+/// checkpoint midway and more payments, a restart serves exactly the coins
+/// a replay of the whole log says are unspent.
+#[test]
+fn shards_boot_from_the_coin_status_checkpoint_and_the_log_tail() {
+    let (mut h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(6, 100)]));
+    h.pay(&alice, &shop, coins[..2].to_vec(), refresh(200));
+    h.core().checkpoint_coin_status().expect("checkpoint");
+    h.pay(&alice, &shop, coins[2..4].to_vec(), VOption::Aggregate);
+    h.pay(&alice, &shop, coins[4..5].to_vec(), refresh(100));
+    h.restart();
+    assert!(h.core().shards_booted_from_checkpoint());
+    let from_log = h.core().unspent_ids_from_log().expect("replay");
+    assert_eq!(h.core().shards().unspent_ids(), from_log);
+    assert_eq!(from_log.len(), 3, "one left of the purchase, two refreshed");
+    // The booted shards serve: a spent coin is refused, an unspent one pays.
+    assert!(matches!(
+        h.pay(&alice, &shop, vec![coins[4]], refresh(100)),
+        PayeeOutcome::Rejected(s) if s.reason == RejectReason::AlreadySpent
+    ));
+    assert!(matches!(
+        h.pay(&alice, &shop, vec![coins[5]], refresh(100)),
+        PayeeOutcome::Coins { .. }
+    ));
+    h.assert_conserved();
+}

@@ -169,6 +169,8 @@ pub enum IssuerError {
     Crypto(#[from] CryptoError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("coin-status checkpoint: {0}")]
+    Projection(#[from] projections::ProjectionError),
     #[error("money: {0}")]
     Money(#[from] ledger::MoneyError),
     #[error("the issuer's actors have stopped")]
@@ -294,6 +296,10 @@ pub struct IssuerCore {
     pub(crate) shards: ShardSet,
     pub(crate) idempotency: IdempotencyTable,
     pub(crate) registry: Registry,
+    /// The coin-status projection the shards boot from; caught up with the
+    /// log by the housekeeper (a checkpoint, never on the commit path).
+    coin_status: projections::CoinStatus,
+    shards_from_checkpoint: bool,
     pub(crate) sessions: SessionStore,
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
@@ -347,10 +353,33 @@ impl IssuerCore {
             Some(memory) => LogBackend::Memory(memory.clone()),
             None => LogBackend::Redb(RedbStore::open(dir.join("log.redb"))?),
         });
-        let shards = ShardSet::new(config.n_shards);
+        let coin_status = projections::CoinStatus::open(
+            dir.join("coin-status.redb"),
+            projections::CoinStatusModel,
+        )?;
+        // Shards boot from the coin-status checkpoint caught up with the log
+        // tail; if it cannot serve, from the log alone.
+        let (shards, shards_loaded) = match load_shards(
+            &coin_status,
+            store.as_ref(),
+            config.n_shards,
+        ) {
+            Ok(shards) => {
+                tracing::info!(
+                    n_coins = shards.n_unspent(),
+                    "shards loaded from the coin-status checkpoint"
+                );
+                (shards, true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "coin-status checkpoint unusable; replaying the log");
+                (ShardSet::new(config.n_shards), false)
+            }
+        };
         let idempotency = IdempotencyTable::new();
         let mut state = LogState::default();
-        boot_from_log(store.as_ref(), &shards, &idempotency, &mut state)?;
+        let replay_shards = (!shards_loaded).then_some(&shards);
+        boot_from_log(store.as_ref(), replay_shards, &idempotency, &mut state)?;
         let log = GroupCommit::start(store, GroupCommitConfig::default())?;
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new("issuer").expect("a valid constant id"),
@@ -361,6 +390,8 @@ impl IssuerCore {
             shards,
             idempotency,
             registry: Registry::open(dir.join("registry.redb"))?,
+            coin_status,
+            shards_from_checkpoint: shards_loaded,
             sessions: SessionStore::open(dir.join("sessions.redb"), true)?,
             bank,
             state: Mutex::new(state),
@@ -615,6 +646,31 @@ impl IssuerCore {
         Ok(totals)
     }
 
+    /// Whether the shards booted from the coin-status checkpoint (rather
+    /// than from a replay of the log, the fallback).
+    pub fn shards_booted_from_checkpoint(&self) -> bool {
+        self.shards_from_checkpoint
+    }
+
+    /// Brings the coin-status checkpoint up to the log's head (run by the
+    /// housekeeper); returns the last record it has applied.
+    pub fn checkpoint_coin_status(&self) -> Result<Seq, IssuerError> {
+        Ok(self.coin_status.catch_up(self.store().as_ref())?)
+    }
+
+    /// The unspent coins as a replay of the whole log says they are (for
+    /// checks of the checkpoint boot; the serving shards are not touched).
+    pub fn unspent_ids_from_log(&self) -> Result<std::collections::BTreeSet<CoinId>, IssuerError> {
+        let shards = ShardSet::new(self.shards.n_shards());
+        for_each_batch(self.store().as_ref(), |records, _| {
+            for record in records {
+                shards.apply_logged(&record.event);
+            }
+            Ok(())
+        })?;
+        Ok(shards.unspent_ids())
+    }
+
     /// Drops expired sessions and tombstones; returns how many.
     pub fn purge_expired_sessions(&self) -> Result<usize, IssuerError> {
         Ok(self.sessions.purge_expired(self.now())?)
@@ -656,16 +712,38 @@ pub(crate) fn for_each_batch(
     Ok(())
 }
 
+/// Catches the coin-status projection up with the log and loads `n_shards`
+/// fresh shards from it.
+fn load_shards(
+    coin_status: &projections::CoinStatus,
+    store: &dyn EventStore,
+    n_shards: u16,
+) -> Result<ShardSet, IssuerError> {
+    coin_status.catch_up(store)?;
+    let by_shard = coin_status.unspent_by_shard(n_shards)?;
+    let shards = ShardSet::new(n_shards);
+    for (i, coins) in by_shard.iter().enumerate() {
+        let idx = u16::try_from(i)
+            .ok()
+            .filter(|i| *i < n_shards)
+            .ok_or_else(|| StoreError::Backend("checkpoint has too many shards".into()))?;
+        shards.shard(ledger::ShardIdx(idx)).load_unspent(coins);
+    }
+    Ok(shards)
+}
+
 fn boot_from_log(
     store: &dyn EventStore,
-    shards: &ShardSet,
+    shards: Option<&ShardSet>,
     idempotency: &IdempotencyTable,
     state: &mut LogState,
 ) -> Result<(), IssuerError> {
     for_each_batch(store, |records, events| {
         for record in records {
             idempotency.apply_record(record);
-            shards.apply_logged(&record.event);
+            if let Some(shards) = shards {
+                shards.apply_logged(&record.event);
+            }
         }
         state.apply_batch(events)?;
         Ok(())
