@@ -15,9 +15,14 @@ pub const RECORD_BYTES_MAX: usize = 64 * 1024;
 pub const MESSAGE_BYTES_MAX: usize = 4 * 1024;
 /// Most purchases one PSAM batch may carry.
 pub const BATCH_ENTRIES_MAX: usize = 256;
+/// Closed PSAM batches that may await collection at once.
+pub const PSAM_UNSENT_BATCHES_MAX: usize = 8;
+/// Largest PSAM state file, in bytes.
+pub const PSAM_STATE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Nonce length (R_SM, R'_SM, R_LUS, R_PSAM), in bytes.
 pub const NONCE_BYTES: usize = 16;
 
 const _: () = assert!(CARD_LOG_ENTRIES >= 2 && CARD_LOG_SLOTS < 64);
 const _: () = assert!(CARD_SEGMENT_BYTES_MAX <= 256);
 const _: () = assert!(BATCH_ENTRIES_MAX * 128 < RECORD_BYTES_MAX);
+const _: () = assert!((PSAM_UNSENT_BATCHES_MAX + 1) * RECORD_BYTES_MAX <= PSAM_STATE_BYTES_MAX);

@@ -86,7 +86,12 @@ fn run(seed: u64, n_ops: usize) {
                 card.arm_tear(None);
                 let _ = w.terminal().resolve(card);
             }
-            8 => batches.push(psam.close_batch().expect("close batch")),
+            8 => {
+                let batch = psam.close_batch().expect("close batch");
+                // The simulation carries the batch to collection itself.
+                psam.acknowledge(batch.batch_no).expect("acknowledge");
+                batches.push(batch);
+            }
             _ => {
                 if rng.below(2) == 0 {
                     w = w.restart();
