@@ -9,9 +9,10 @@
 //!   over the stored bytes: sequence, links, hashes, batch positions);
 //! - [`TransactionReplay`], per record: the event's decoding, and for a
 //!   checkpoint its hash against the chain and its signature; per
-//!   transaction (a whole batch): the money rules of [`crate::txn`] over the
+//!   transaction (a whole batch): the money rules (`txn.rs`) over the
 //!   replay state, and the report's counters.
 
+use crate::constants::{CHECKPOINT_LOOKBACK_RECORDS, SNAPSHOT_RECENT_HASHES_MAX};
 use std::collections::VecDeque;
 
 use ledger::{
@@ -19,15 +20,10 @@ use ledger::{
 };
 
 use crate::rule::{Rule, Violation};
-use crate::snapshot::{AuditSnapshot, SNAPSHOT_RECENT_HASHES_MAX};
+use crate::snapshot::AuditSnapshot;
 use crate::state::LedgerState;
 use crate::stats::Stats;
 use crate::txn::{TxContext, apply_transaction};
-
-/// How many recent record hashes the auditor keeps to check checkpoints
-/// against. The issuer checkpoints its head, so a checkpoint refers to a
-/// record a few batches back at most.
-pub const CHECKPOINT_LOOKBACK_RECORDS: usize = 1 << 16;
 
 /// Checks a checkpoint signature: `verify(message, signature)`. Built by the
 /// caller from the issuer's public key (the auditor holds no key material).

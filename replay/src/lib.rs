@@ -15,6 +15,7 @@
 //! `ledger::Totals::apply`); it never has a second rule for them.
 
 pub mod auditor;
+pub mod constants;
 pub mod html;
 pub mod projection_check;
 pub mod report;
@@ -25,10 +26,7 @@ pub mod state;
 pub mod stats;
 mod txn;
 
-pub use auditor::{
-    Auditor, CHECKPOINT_LOOKBACK_RECORDS, CheckpointVerifier, RecordVerifier, TransactionReplay,
-    Verdict,
-};
+pub use auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, Verdict};
 pub use projection_check::{AccountsFile, CoinStatusFile};
 pub use report::{AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, format_minor};
 pub use rule::{Amounts, Rule, Violation};

@@ -2,6 +2,7 @@
 //! file, stream the records through the auditor in chunks, report progress,
 //! write the next checkpoint file, and build the [`AuditReport`].
 
+use crate::constants::{READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,11 +14,6 @@ use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
 use crate::state::LedgerState;
-
-/// Records read from the store per call.
-pub const READ_CHUNK_RECORDS_DEFAULT: usize = 4096;
-/// Chunks the reader thread may read ahead of the checks (bounds memory).
-pub const READ_AHEAD_CHUNKS: usize = 4;
 
 /// How far an audit has got, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! [`AuditSnapshot`], then SHA-256 over everything before it, so a damaged
 //! file is refused rather than trusted.
 
+use crate::constants::SNAPSHOT_BYTES_MAX;
 use std::io::Write;
 use std::path::Path;
 
@@ -23,8 +24,6 @@ use crate::stats::Stats;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// The format version this build writes and reads.
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
-/// Largest checkpoint file read (about 40 million coins).
-pub const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +56,10 @@ pub struct AuditSnapshot {
     pub state: LedgerState,
     pub stats: Stats,
     /// Hashes of the last records up to `seq` (at most
-    /// [`SNAPSHOT_RECENT_HASHES_MAX`]), oldest first, so a checkpoint read
+    /// [`crate::constants::SNAPSHOT_RECENT_HASHES_MAX`]), oldest first, so a checkpoint read
     /// after resuming can still be checked against the chain behind it.
     pub recent_hashes: Vec<(Seq, Hash32)>,
 }
-
-/// Most record hashes a checkpoint file keeps for checkpoints that vouch
-/// for a record before the resume point.
-pub const SNAPSHOT_RECENT_HASHES_MAX: usize = 4096;
 
 impl AuditSnapshot {
     pub(crate) fn new(

@@ -3,15 +3,11 @@
 //! outstanding e-money and volume for the chart. Kept beside the replay
 //! state so an incremental audit reports on the whole log.
 
+use crate::constants::{LARGEST_TRANSACTIONS_MAX, SERIES_POINTS_MAX};
 use std::collections::BTreeMap;
 
 use ledger::{Flows, Seq, Totals, TxId};
 use serde::{Deserialize, Serialize};
-
-/// How many of the largest transactions a report lists.
-pub const LARGEST_TRANSACTIONS_MAX: usize = 10;
-/// Most points of the chart series; past it, neighbours are merged.
-pub const SERIES_POINTS_MAX: usize = 1024;
 
 /// One transaction and the value it moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

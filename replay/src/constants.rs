@@ -1,0 +1,32 @@
+//! Every limit of the auditor in one place, with the unit last in each
+//! name; relations between them are asserted at compile time.
+
+/// How many recent record hashes the auditor keeps to check checkpoints
+/// against. The issuer checkpoints its head, so a checkpoint refers to a
+/// record a few batches back at most.
+pub const CHECKPOINT_LOOKBACK_RECORDS: usize = 1 << 16;
+
+/// Records read from the store per call.
+pub const READ_CHUNK_RECORDS_DEFAULT: usize = 4096;
+
+/// Chunks the reader thread may read ahead of the checks (bounds memory).
+pub const READ_AHEAD_CHUNKS: usize = 4;
+
+/// Largest checkpoint file read (about 40 million coins).
+pub const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
+
+/// Most record hashes a checkpoint file keeps for checkpoints that vouch
+/// for a record before the resume point.
+pub const SNAPSHOT_RECENT_HASHES_MAX: usize = 4096;
+
+/// How many of the largest transactions a report lists.
+pub const LARGEST_TRANSACTIONS_MAX: usize = 10;
+
+/// Most points of the chart series; past it, neighbours are merged.
+pub const SERIES_POINTS_MAX: usize = 1024;
+
+// A resumed audit seeds its checkpoint lookback from the file: the file
+// cannot usefully keep more than the lookback holds.
+const _: () = assert!(SNAPSHOT_RECENT_HASHES_MAX <= CHECKPOINT_LOOKBACK_RECORDS);
+const _: () = assert!(READ_CHUNK_RECORDS_DEFAULT > 0 && READ_AHEAD_CHUNKS > 0);
+const _: () = assert!(SERIES_POINTS_MAX >= 2 && LARGEST_TRANSACTIONS_MAX > 0);
