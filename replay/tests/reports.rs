@@ -97,3 +97,33 @@ fn a_violation_report_names_seq_transaction_rule_and_amounts() {
     assert_eq!(json["outcome"]["rule"], v.rule.name());
     assert_eq!(report.exit_code(), 1);
 }
+
+#[test]
+fn a_compromised_mint_key_leads_the_report() {
+    let mut g = genuine(1);
+    // A coin the mint never issued, worth more than all of epoch 1 ever
+    // minted, accepted by the issuer: its tag was forged with the epoch's key.
+    let mut forged = g.sim.coin(1_000_000);
+    forged.epoch = ledger::KeyEpoch(1);
+    g.sim.push(vec![
+        ledger::Event::CoinsSpent {
+            coins: vec![forged],
+            cause: ledger::SpendCause::Redeem,
+        },
+        ledger::Event::Redeemed {
+            amount: forged.value,
+            bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![9]).expect("short"),
+        },
+    ]);
+    let store = ledger::MemoryStore::new();
+    write_log(&store, &g.sim.batches, issuer_key(), 4);
+    let report = vc_replay::audit_store(&store, AuditOptions::new("mem")).expect("audit");
+    let v = report.violation().expect("violation");
+    assert_eq!(v.rule, vc_replay::Rule::EpochOverspent);
+    assert!(
+        report
+            .to_text()
+            .starts_with("EMERGENCY: MINT KEY COMPROMISED")
+    );
+    assert!(report.to_html().contains("EMERGENCY"));
+}
