@@ -91,3 +91,39 @@ fn anonymous_coins_cannot_be_refunded() {
     assert_eq!(h.core().shards().n_unspent(), 1);
     h.assert_conserved();
 }
+
+/// A holder of many coins (more than a participant record could list)
+/// stays usable, and a refund revokes and replaces them all at once.
+#[test]
+fn a_holder_of_a_thousand_coins_is_refunded_in_one_transaction() {
+    let h = Harness::new();
+    let carol = h.purchaser("carol", 3, 10_000);
+    let coins = h.buy(&carol, spec(&[(1000, 1)]));
+    // The registry still serves the participant after recording 1,000 coins.
+    assert!(h.core().participant(&carol.id).expect("registry").is_some());
+    let (client, req) = RefundClient::start(
+        h.core().suite(),
+        carol.sk,
+        &h.pk_i(),
+        h.core().id().clone(),
+        carol.id.clone(),
+        h.now(),
+    )
+    .expect("refund request");
+    let answer = h.core().refund(&req).expect("answered");
+    let RefundUpdate::Replaced {
+        revoked,
+        coins: new,
+    } = client.on_answer(carol.sk, &answer).expect("opens")
+    else {
+        panic!("nothing refunded");
+    };
+    assert_eq!(revoked.len(), 1000);
+    assert_eq!(new.len(), 1000);
+    assert!(
+        coins
+            .iter()
+            .all(|c| h.core().shards().get(&c.id()).is_none())
+    );
+    h.assert_conserved();
+}

@@ -39,7 +39,6 @@ impl IssuerCore {
                         public_key: msg.public_key.clone(),
                         cert_expiry: expiry,
                         enrollments: Vec::new(),
-                        coins: Vec::new(),
                     },
                 )?;
             }

@@ -77,11 +77,11 @@ impl IssuerCore {
             Begin::Started => {}
         }
         let result = (|| {
-            let unspent: Vec<CoinId> = participant
-                .coins
-                .iter()
+            let unspent: Vec<CoinId> = self
+                .registry
+                .coins_of(&opened.id_ch)?
+                .into_iter()
                 .filter(|c| self.shards.get(c).is_some())
-                .copied()
                 .collect();
             if unspent.is_empty() {
                 return Ok(reject_refund(
@@ -120,6 +120,8 @@ impl IssuerCore {
             self.commit_batch(tx, &revoked, events, replacements.clone())?;
             self.registry
                 .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))?;
+            self.registry
+                .remove_coins(&opened.id_ch, revoked.iter().map(|c| &c.id))?;
             answer(revoked.iter().map(|c| c.id).collect(), replacements)
         })();
         if self.idempotency.committed(&tx).is_none() {

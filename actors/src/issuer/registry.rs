@@ -56,9 +56,6 @@ pub struct Participant {
     pub public_key: PublicKey,
     pub cert_expiry: Timestamp,
     pub enrollments: Vec<Enrollment>,
-    /// Coins issued to this participant non-anonymously (what a refund
-    /// revokes); spent ones are filtered out against the shards.
-    pub coins: Vec<ledger::CoinId>,
 }
 
 impl Participant {
@@ -71,6 +68,19 @@ impl Participant {
 }
 
 const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
+/// Coins issued to a participant non-anonymously (what a refund revokes),
+/// keyed `id ‖ 0x00 ‖ coin id` so one participant's coins are one range.
+/// Identities never hold a 0x00 byte (see `ParticipantId::new`).
+const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins");
+
+fn holder_key(id: &ParticipantId, coin: &ledger::CoinId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.as_str().len() + 1 + ledger::CoinId::LEN);
+    key.extend_from_slice(id.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(coin.as_bytes());
+    key
+}
+
 /// Redemption credits owed by committed (or committing) transactions:
 /// written before the batch goes to the log, removed once the bank has the
 /// credit, so a crash between the two is finished at the next start.
@@ -102,6 +112,7 @@ impl Registry {
         let txn = db.begin_write()?;
         txn.open_table(PARTICIPANTS)?;
         txn.open_table(PENDING_CREDITS)?;
+        txn.open_table(HOLDER_COINS)?;
         txn.commit()?;
         Ok(Registry { db })
     }
@@ -127,11 +138,54 @@ impl Registry {
         id: &ParticipantId,
         coins: impl IntoIterator<Item = ledger::CoinId>,
     ) -> Result<(), RegistryError> {
-        if let Some(mut p) = self.get(id)? {
-            p.coins.extend(coins);
-            self.put(id, &p)?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(HOLDER_COINS)?;
+            for coin in coins {
+                table.insert(holder_key(id, &coin).as_slice(), ())?;
+            }
         }
+        txn.commit()?;
         Ok(())
+    }
+
+    /// Forgets `coins` of `id` (revoked by a refund).
+    pub fn remove_coins<'a>(
+        &self,
+        id: &ParticipantId,
+        coins: impl IntoIterator<Item = &'a ledger::CoinId>,
+    ) -> Result<(), RegistryError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(HOLDER_COINS)?;
+            for coin in coins {
+                table.remove(holder_key(id, coin).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The coins recorded as issued to `id` (spent ones included: the
+    /// caller checks them against the shards).
+    pub fn coins_of(&self, id: &ParticipantId) -> Result<Vec<ledger::CoinId>, RegistryError> {
+        let mut start = id.as_str().as_bytes().to_vec();
+        start.push(0);
+        let mut end = id.as_str().as_bytes().to_vec();
+        end.push(1);
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HOLDER_COINS)?;
+        let mut out = Vec::new();
+        for item in table.range(start.as_slice()..end.as_slice())? {
+            let (k, _) = item?;
+            let key = k.value();
+            let coin: [u8; ledger::CoinId::LEN] = key
+                .get(start.len()..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
+            out.push(ledger::CoinId::from_bytes(coin));
+        }
+        Ok(out)
     }
 
     /// Writes `participant` durably.
