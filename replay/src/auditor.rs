@@ -16,7 +16,8 @@ use crate::constants::{CHECKPOINT_LOOKBACK_RECORDS, SNAPSHOT_RECENT_HASHES_MAX};
 use std::collections::VecDeque;
 
 use ledger::{
-    ChainError, ChainVerifier, Checkpoint, Event, Hash32, Head, RawRecord, Seq, Timestamp, TxId,
+    ChainError, ChainVerifier, Checkpoint, Event, EventDecodeError, Hash32, Head, RawRecord, Seq,
+    Timestamp, TxId,
 };
 
 use crate::rule::{Rule, Violation};
@@ -157,12 +158,11 @@ impl TransactionReplay {
         }
         self.recent_hashes.push_back((record.seq, record.hash));
         let event = Event::decode(&record.event_bytes).map_err(|e| {
-            Violation::new(
-                record.seq,
-                Some(record.tx),
-                Rule::Undecodable,
-                e.to_string(),
-            )
+            let rule = match e {
+                EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
+                _ => Rule::Undecodable,
+            };
+            Violation::new(record.seq, Some(record.tx), rule, e.to_string())
         })?;
         if let Event::Checkpoint(checkpoint) = &event {
             self.check_checkpoint(record, checkpoint)?;

@@ -139,8 +139,9 @@ impl AuditReport {
     /// The CLI's exit status: 0 all holds, 1 a violation, 2 could not finish
     /// (a truncated log is not fraud, but not a complete audit either).
     pub fn exit_code(&self) -> u8 {
-        match self.outcome {
+        match &self.outcome {
             Outcome::Holds => EXIT_HOLDS,
+            Outcome::Violation(v) if v.rule.is_inconclusive() => EXIT_ERROR,
             Outcome::Violation(_) => EXIT_VIOLATION,
             Outcome::Truncated { .. } => EXIT_ERROR,
         }
@@ -168,6 +169,9 @@ impl AuditReport {
             ),
             Outcome::Violation(v) if v.rule.is_emergency() => {
                 format!("EMERGENCY: MINT KEY COMPROMISED: {v}")
+            }
+            Outcome::Violation(v) if v.rule.is_inconclusive() => {
+                format!("AUDIT INCOMPLETE: {v}")
             }
             Outcome::Violation(v) => format!("AUDIT FAILED: {v}"),
             Outcome::Truncated {

@@ -38,6 +38,9 @@ pub enum Rule {
     HistoryRewritten,
     /// The chain holds but the event bytes do not decode.
     Undecodable,
+    /// The chain holds but the event is of a version this auditor does not
+    /// know: the audit cannot judge it (an error, exit 2, not fraud).
+    UnknownEventVersion,
     /// Batch positions are inconsistent (index out of order, length or
     /// transaction changing inside a batch).
     BatchMalformed,
@@ -95,6 +98,7 @@ impl Rule {
             Rule::CheckpointSignatureInvalid => "checkpoint_signature_invalid",
             Rule::HistoryRewritten => "history_rewritten",
             Rule::Undecodable => "undecodable",
+            Rule::UnknownEventVersion => "unknown_event_version",
             Rule::BatchMalformed => "batch_malformed",
             Rule::DoubleSpend => "double_spend",
             Rule::SpentNeverIssued => "spent_never_issued",
@@ -115,6 +119,12 @@ impl Rule {
             Rule::ConservationBroken => "conservation_broken",
             Rule::ProjectionMismatch => "projection_mismatch",
         }
+    }
+
+    /// Whether a log breaking this rule may well be honest, and the audit
+    /// simply could not be completed (the CLI exits 2, not 1).
+    pub fn is_inconclusive(self) -> bool {
+        self == Rule::UnknownEventVersion
     }
 
     /// Whether this violation means the mint key of an epoch is compromised:

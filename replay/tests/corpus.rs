@@ -354,3 +354,18 @@ fn the_single_threaded_auditor_and_run_audit_agree_on_the_genuine_log() {
     assert_eq!(auditor.state().totals, report.totals);
     assert_eq!(auditor.stats(), &report.stats);
 }
+
+#[test]
+fn an_event_of_an_unknown_version_makes_the_audit_incomplete_not_failed() {
+    let mut records = write(&genuine(1).sim.batches);
+    let k = mid_log_index(&records);
+    // A newer issuer wrote this record (chain and all): this auditor cannot judge it.
+    records[k].event_bytes[0] = ledger::event::EVENT_VERSION + 1;
+    rechain(&mut records, k);
+    let report = audit(&VecLog(records.clone()), false);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::UnknownEventVersion);
+    assert_eq!(v.seq, records[k].seq);
+    assert_eq!(report.exit_code(), EXIT_ERROR);
+    assert!(report.headline().starts_with("AUDIT INCOMPLETE"));
+}
