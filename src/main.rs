@@ -26,6 +26,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Replay an issuer's event log and prove that cash was conserved.
     Audit(cli::audit::AuditArgs),
+    /// Measure the issuer's payments per second against its own cryptography.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Demo(a) => cli::demo::run(a),
         Command::Audit(a) => cli::audit::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     };
     match result {
         Ok(code) => code,

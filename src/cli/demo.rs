@@ -1,233 +1,480 @@
-//! `varietycash demo`: runs what the system can do so far, end to end, on a
-//! scratch directory, then audits the log it wrote.
+//! `varietycash demo`: the whole system on loopback, in one process, over
+//! real HTTP, read top to bottom as a walk through the paper.
 //!
-//! Until the issuer's actor cluster is wired in, the demo drives the parts
-//! that exist with real keys, a real mint and a durable log: it mints coins
-//! for a settled purchase, validates a payment with refresh and one with
-//! aggregation (tags checked by the mint, inputs spent, outputs minted), signs
-//! a checkpoint, and runs the auditor over the file, which verifies the chain,
-//! the checkpoint signature and conservation of cash.
+//! It starts an issuer (durable redb log, the simulated bank attached), a
+//! merchant server over its own purse, and two coin holders' purses; runs
+//! registration, enrollment and its approval, the paper's coin purchase, an
+//! anonymous purchase, payments with refresh, aggregate and redeem, a
+//! change, a redeem to the bank, and a double spend the issuer refuses with
+//! a signed statement the payer verifies; then stops the issuer and audits
+//! its log with its public key. Every step prints one line; the exit status
+//! is 0 only if every step and the audit succeed.
+//!
+//! Not shown: refreshing an expired coin (the wallet reads the wall clock,
+//! and coins live for days), a refund after losing a coin store (the wallet
+//! does not drive refunds yet), and the card bridge.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use actors::IssuerConfig;
+use actors::bank::SimulatedBank;
+use anyhow::{Context, bail, ensure};
 use clap::Args;
-use ledger::{
-    Amount, BalanceId, BankAccount, Batch, CoinBody, CoinId, CoinSpec, Denomination, Event,
-    EventStore, GroupCommit, GroupCommitConfig, IssueCause, KeyEpoch, ParticipantId, PaymentOption,
-    PurchaseId, RedbStore, SpendCause, Timestamp, TxId,
+use gateway::{
+    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantClient,
+    MerchantConfig, PurchaseOutcome, ServerConfig, Wallet, serve_issuer_with_bank, serve_merchant,
 };
-use protocol::crypto::{IdentitySealer, SecretKey, SuiteId};
-use protocol::mint::Mint;
+use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
+use protocol::crypto::SuiteId;
+use protocol::flows::{PayerOutcome, PaymentPayer};
+use protocol::wire::RejectReason;
+use purse::{CoinState, IssuerInfo, Purse, PurseProfile};
 
-/// Run the system end to end on a scratch directory and audit the result.
+/// Run the whole system on loopback (issuer, bank, merchant, two purses)
+/// over real HTTP, then audit the issuer's log.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to put the issuer's files (default: a fresh temporary directory).
+    /// Where to put every party's files (default: a fresh temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Cipher suite of the mint.
+    /// Cipher suite of the issuer's mint and of the purses.
     #[arg(long, default_value = "aes256")]
     pub suite: SuiteId,
 }
 
+/// Every participant's RSA key size.
+const RSA_BITS: usize = 2048;
+/// What each bank account holds when the demo opens it.
+const OPENING_BALANCE_MINOR: u64 = 100_000;
+
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let scratch;
     let dir = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             dir.clone()
         }
         None => {
-            scratch = tempfile::tempdir()?;
+            scratch = tempfile::tempdir().context("creating a scratch directory")?;
             scratch.path().to_path_buf()
         }
     };
     println!("VarietyCash demo in {}", dir.display());
 
-    let issuer_key = SecretKey::generate(2048).context("generating the issuer's RSA-2048 key")?;
-    let issuer_pub = dir.join("issuer.pub");
-    issuer_key.public().write_spki(&issuer_pub)?;
-    let epoch = KeyEpoch(1);
-    let mut mint = Mint::create(&dir.join("mint.keys"), args.suite)?;
-    mint.open_epoch(epoch)?;
-    println!(
-        "issuer: RSA-2048 key, mint suite {}, {epoch} open",
-        args.suite
+    // The issuer: its actors on their own thread, its gateway on loopback,
+    // the simulated bank inside its process (settling debits at once).
+    let bank = Arc::new(
+        SimulatedBank::open(dir.join("bank.redb"), Duration::ZERO)
+            .context("opening the simulated bank")?,
+    );
+    let mut config = IssuerConfig::new(dir.join("issuer"));
+    config.suite = args.suite;
+    config.rsa_bits = RSA_BITS;
+    config.n_shards = 4;
+    let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
+    let gateway = serve_issuer_with_bank(
+        &ServerConfig::loopback(),
+        runtime.issuer().clone(),
+        bank.clone(),
+    )
+    .context("starting the issuer's gateway")?;
+    let issuer_url = gateway.url();
+    let operator = IssuerClient::new(&issuer_url, ClientConfig::default())?;
+    let descriptor = operator
+        .descriptor()
+        .context("reading the issuer's descriptor")?;
+    step(
+        "issuer",
+        format!(
+            "{} listening at {issuer_url}, RSA-{RSA_BITS}, suite {}, log {}",
+            descriptor.id_i.as_str(),
+            descriptor.suite,
+            dir.join("issuer").join("log.redb").display()
+        ),
+    );
+    let issuer_info = IssuerInfo {
+        issuer: descriptor.id_i.clone(),
+        public_key: descriptor.public_key.clone(),
+        gateway_url: issuer_url.clone(),
+    };
+
+    // Three participants, each with a purse file and a bank account the
+    // operator opens through the issuer's loopback route.
+    let shop_purse = new_purse(&dir, "bookshop", args.suite, &issuer_info)?;
+    let alice_purse = new_purse(&dir, "alice", args.suite, &issuer_info)?;
+    let bob_purse = new_purse(&dir, "bob", args.suite, &issuer_info)?;
+    let shop = Wallet::open(shop_purse.clone(), ClientConfig::default())?;
+    let alice = Wallet::open(alice_purse.clone(), ClientConfig::default())?;
+    let bob = Wallet::open(bob_purse.clone(), ClientConfig::default())?;
+    let opening = Amount::from_minor(OPENING_BALANCE_MINOR);
+    let shop_account = account_for(&operator, &shop, opening)?;
+    let alice_account = account_for(&operator, &alice, opening)?;
+    let bob_account = account_for(&operator, &bob, opening)?;
+    step(
+        "bank",
+        format!("3 accounts opened with {opening} each (operator route)"),
     );
 
-    let store = Arc::new(RedbStore::open(dir.join("issuer.log"))?);
-    let log = GroupCommit::start(store.clone(), GroupCommitConfig::default())?;
-    let now = Timestamp::now();
-    let expiry = now.plus_secs(30 * 24 * 3600);
-    log.submit_wait(Batch {
-        tx: TxId::random(),
-        events: vec![Event::EpochOpened {
-            epoch,
-            coins_expire_at: expiry,
-            grace_ends_at: expiry.plus_secs(30 * 24 * 3600),
-        }],
-    })?;
-
-    // A settled purchase of the paper's spec: (2, $2.50), (1, $1.25), (3, $2).
-    let spec = CoinSpec::new(vec![
-        Denomination {
-            count: 2,
-            value: "2.50".parse()?,
-        },
-        Denomination {
-            count: 1,
-            value: "1.25".parse()?,
-        },
-        Denomination {
-            count: 3,
-            value: "2.00".parse()?,
-        },
-    ])?;
-    // WRequest3 accepted: the purchaser's identity and account are sealed to
-    // the user-index key, so the log never holds them in the clear.
-    let user_index_key = SecretKey::generate(2048).context("generating the user-index key")?;
-    let sealer = IdentitySealer::new(user_index_key.public(), args.suite);
-    let alice = ParticipantId::new("alice")?;
-    let purchase = PurchaseId::random();
-    let authorization = issuer_key.sign("vc/demo/authorization", purchase.as_bytes());
-    log.submit_wait(Batch {
-        tx: TxId::derive("vc/tx/purchase-requested", &[purchase.as_bytes()]),
-        events: vec![Event::PurchaseRequested {
-            purchase,
-            purchaser: sealer.seal_identity(&alice),
-            bank_account: sealer.seal_account(&BankAccount::new("ACH-001-12345")?),
-            spec: spec.clone(),
-            amount: spec.total()?,
-            anonymous: true,
-            authorization: authorization.to_ledger(),
-        }],
-    })?;
-    let bought = mint_coins(&mint, &spec, expiry, epoch)?;
-    log.submit_wait(Batch {
-        tx: TxId::derive("vc/tx/purchase-settled", &[purchase.as_bytes()]),
-        events: vec![
-            Event::PurchaseSettled {
-                purchase,
-                amount: spec.total()?,
-            },
-            Event::CoinsIssued {
-                coins: bought.iter().map(|c| c.body).collect(),
-                holder: None,
-                cause: IssueCause::Purchase(purchase),
-            },
-        ],
-    })?;
-    println!(
-        "purchase settled: {} in {} coins",
-        spec.total()?,
-        spec.n_coins()
-    );
-
-    // Payment with refresh: the $2.50 coin is validated and the payee gets fresh coins.
-    let paid = bought[0];
-    mint.check(&paid)
-        .context("the mint refuses a coin it minted")?;
-    let fresh_spec = CoinSpec::new(vec![
-        Denomination {
-            count: 2,
-            value: "1.00".parse()?,
-        },
-        Denomination {
-            count: 2,
-            value: "0.25".parse()?,
-        },
-    ])?;
-    let fresh = mint_coins(&mint, &fresh_spec, expiry, epoch)?;
-    let seq = log.submit_wait(Batch {
-        tx: TxId::random(),
-        events: vec![
-            Event::CoinsSpent {
-                coins: vec![paid.body],
-                cause: SpendCause::Payment(PaymentOption::Refresh),
-            },
-            Event::CoinsIssued {
-                coins: fresh.iter().map(|c| c.body).collect(),
-                holder: None,
-                cause: IssueCause::Payment,
-            },
-        ],
-    })?;
-    println!(
-        "payment with refresh: {} validated, {} fresh coins issued (log {seq})",
-        paid.value(),
-        fresh.len()
-    );
-
-    // Payment with aggregation: two $2 coins into a merchant's balance.
-    let aggregated: Vec<CoinBody> = bought[3..5].iter().map(|c| c.body).collect();
-    for coin in &bought[3..5] {
-        mint.check(coin)
-            .context("the mint refuses a coin it minted")?;
+    // Registration: each purse proves its key and keeps CERT_X.
+    for wallet in [&shop, &alice, &bob] {
+        wallet
+            .register()
+            .with_context(|| format!("registering {}", wallet.id().as_str()))?;
+        step(
+            "register",
+            format!("{}: certificate checked and stored", wallet.id().as_str()),
+        );
     }
-    let total = Amount::checked_sum(aggregated.iter().map(|c| c.value))?;
-    log.submit_wait(Batch {
-        tx: TxId::random(),
-        events: vec![
-            Event::CoinsSpent {
-                coins: aggregated,
-                cause: SpendCause::Payment(PaymentOption::Aggregate),
-            },
-            Event::Aggregated {
-                balance: BalanceId::random(),
-                amount: total,
-            },
-        ],
-    })?;
-    println!("payment with aggregation: {total} into a merchant balance");
 
-    let head = store.head()?;
-    let checkpoint =
-        protocol::checkpoint::sign_checkpoint(&issuer_key, head.last_seq, head.last_hash);
-    log.submit_wait(Batch {
-        tx: TxId::random(),
-        events: vec![Event::Checkpoint(checkpoint)],
-    })?;
-    drop(log);
-    drop(store);
-    println!("checkpoint signed at {}", head.last_seq);
+    // Enrollment: requested by the participant, approved by the operator.
+    for (wallet, account, roles) in [
+        (&shop, &shop_account, &[Role::Merchant, Role::Redeemer][..]),
+        (
+            &alice,
+            &alice_account,
+            &[Role::CoinPurchaser, Role::Redeemer][..],
+        ),
+        (&bob, &bob_account, &[Role::CoinPurchaser][..]),
+    ] {
+        for role in roles {
+            wallet
+                .request_enrollment(*role, account.clone())
+                .with_context(|| format!("enrolling {} as {role:?}", wallet.id().as_str()))?;
+            operator
+                .approve_enrollment(wallet.id(), *role)
+                .context("approving an enrollment")?;
+            step(
+                "enroll",
+                format!("{} as {role:?}: requested, approved", wallet.id().as_str()),
+            );
+        }
+    }
+
+    // The merchant server: its catalog says what it takes for each item.
+    let shop_server = serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "The Demo Bookshop".into(),
+            catalog: vec![
+                item("book", "A book", 500, None),
+                item("tea", "A cup of tea", 250, Some(CollectOption::Aggregate)),
+                item(
+                    "map",
+                    "A map",
+                    200,
+                    Some(CollectOption::Redeem {
+                        bank_account: shop_account.clone(),
+                    }),
+                ),
+            ],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        shop_purse.clone(),
+    )
+    .context("starting the merchant server")?;
+    let shop_url = shop_server.url();
+    step(
+        "merchant",
+        format!(
+            "bookshop at {shop_url}: book 5.00 (refresh), tea 2.50 (aggregate), map 2.00 (redeem)"
+        ),
+    );
+
+    // W1: the paper's purchase, (2, $2.50), (1, $1.25), (3, $2), debited
+    // from Alice's account and settled by the bank before coins are issued.
+    let spec = paper_spec()?;
+    let bank_before = operator.bank_balance(&alice_account)?;
+    let coins = bought(alice.buy(spec.clone(), alice_account.clone(), false)?)?;
+    let bank_after = operator.bank_balance(&alice_account)?;
+    ensure!(
+        bank_before.checked_sub(bank_after)? == spec.total()?,
+        "the bank did not debit the purchase's amount"
+    );
+    step(
+        "purchase",
+        format!(
+            "alice bought {} in {} coins ({}); her account went {bank_before} -> {bank_after}",
+            spec.total()?,
+            coins.len(),
+            values(&coins)
+        ),
+    );
+
+    // An anonymous purchase: the issuer's log holds no identity for it.
+    let anon_spec = CoinSpec::new(vec![line(2, 200)?, line(2, 50)?])?;
+    let bob_coins = bought(bob.buy(anon_spec.clone(), bob_account.clone(), true)?)?;
+    step(
+        "purchase",
+        format!(
+            "bob bought {} anonymously ({})",
+            anon_spec.total()?,
+            values(&bob_coins)
+        ),
+    );
+
+    // P1, refresh: 5.00 paid with the two 2.50 coins; the merchant gets
+    // fresh coins, Alice the merchant's signed receipt.
+    let spent_for_book = coins_of(&alice_purse, Amount::from_minor(250))?;
+    let outcome = alice.pay(&shop_url, "book")?;
+    expect_paid(&outcome, "alice's book")?;
+    step(
+        "pay/refresh",
+        format!(
+            "alice paid 5.00 for a book; receipt verified; shop holds {}",
+            holdings(&shop_purse)?
+        ),
+    );
+
+    // P1, aggregate: 2.50 has no exact subset of 1.25 + 3 x 2.00, so the
+    // wallet changes coins with the issuer first (the paper's way).
+    let outcome = alice.pay(&shop_url, "tea")?;
+    expect_paid(&outcome, "alice's tea")?;
+    step(
+        "pay/aggregate",
+        format!(
+            "alice paid 2.50 for tea after a change; the shop's balance at the issuer grew; alice holds {}",
+            holdings(&alice_purse)?
+        ),
+    );
+
+    // P1, redeem: the merchant takes a bank credit instead of coins.
+    let shop_bank_before = operator.bank_balance(&shop_account)?;
+    let outcome = bob.pay(&shop_url, "map")?;
+    expect_paid(&outcome, "bob's map")?;
+    let shop_bank_after = operator.bank_balance(&shop_account)?;
+    ensure!(
+        shop_bank_after.checked_sub(shop_bank_before)? == Amount::from_minor(200),
+        "the merchant's redeem did not credit its account"
+    );
+    step(
+        "pay/redeem",
+        format!(
+            "bob paid 2.00 for a map; the shop's account went {shop_bank_before} -> {shop_bank_after}"
+        ),
+    );
+
+    // Change: one coin in, smaller coins of the same total out.
+    let give = largest_available(&bob_purse)?;
+    let want = CoinSpec::new(vec![line(4, give.value().minor_units() / 4)?])?;
+    let changed = bob.change(vec![give], want)?;
+    step(
+        "change",
+        format!(
+            "bob changed a {} coin into {}",
+            give.value(),
+            values(&changed)
+        ),
+    );
+
+    // Redeem: coins back into real money at the bank.
+    let redeem = Amount::from_minor(125);
+    let before = operator.bank_balance(&alice_account)?;
+    alice.redeem(redeem, alice_account.clone())?;
+    let after = operator.bank_balance(&alice_account)?;
+    ensure!(
+        after.checked_sub(before)? == redeem,
+        "the redeem did not credit alice's account"
+    );
+    step(
+        "redeem",
+        format!("alice redeemed {redeem}; her account went {before} -> {after}"),
+    );
+
+    // P2 and P4: Alice tries the two 2.50 coins she already spent. The
+    // issuer refuses with a signed statement, which the merchant passes on
+    // and Alice verifies under the issuer's key.
+    let (reason, bad) = double_spend(&alice_purse, &issuer_info, &shop_url, spent_for_book)?;
+    step(
+        "double spend",
+        format!(
+            "refused: {reason:?}, {bad} coin(s) named; the issuer's signature verified by alice"
+        ),
+    );
+
+    let report = alice.resume()?;
+    ensure!(
+        report.unfinished == 0 && alice_purse.in_flight()?.is_empty(),
+        "alice's purse has unfinished transactions"
+    );
+    step(
+        "purses",
+        format!(
+            "alice {}, bob {}, bookshop {} (no transaction left in flight)",
+            holdings(&alice_purse)?,
+            holdings(&bob_purse)?,
+            holdings(&shop_purse)?
+        ),
+    );
+
+    // Stop every server, then audit the issuer's log from the file.
+    let issuer_key = dir.join("issuer.pub");
+    runtime
+        .issuer()
+        .public_key()
+        .write_spki(&issuer_key)
+        .context("writing the issuer's public key")?;
+    shop_server.stop().context("stopping the merchant")?;
+    gateway.stop().context("stopping the issuer's gateway")?;
+    runtime.stop();
+    step("stop", "merchant, gateway and issuer stopped".to_owned());
 
     let report = super::audit::audit(&super::audit::AuditArgs {
-        log: dir.join("issuer.log"),
-        issuer_key: Some(issuer_pub),
+        log: dir.join("issuer").join("log.redb"),
+        issuer_key: Some(issuer_key),
         from_checkpoint: None,
         write_checkpoint: None,
         json: false,
         html: None,
     })?;
     print!("\n{}", report.to_text());
-    ensure!(
-        report.exit_code() == 0,
-        "the audit of the demo's own log failed"
-    );
+    println!("demo took {:.1} s", started.elapsed().as_secs_f64());
+    if report.exit_code() != 0 {
+        bail!("the audit of the demo's log failed");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn mint_coins(
-    mint: &Mint,
-    spec: &CoinSpec,
-    expiry: Timestamp,
-    epoch: KeyEpoch,
-) -> anyhow::Result<Vec<ledger::Coin>> {
-    spec.values()
-        .map(|value| {
-            let body = CoinBody {
-                id: CoinId::random(),
-                value,
-                expiry,
-                epoch,
-            };
-            Ok(ledger::Coin {
-                body,
-                tag: mint.tag(&body)?,
-            })
-        })
-        .collect()
+fn step(what: &str, line: String) {
+    println!("  {what:<14} {line}");
+}
+
+fn new_purse(
+    dir: &Path,
+    name: &str,
+    suite: SuiteId,
+    issuer: &IssuerInfo,
+) -> anyhow::Result<Arc<Purse>> {
+    let profile = PurseProfile::generate(ParticipantId::new(name)?, suite, RSA_BITS)
+        .with_context(|| format!("generating {name}'s key"))?;
+    let path = dir.join(format!("{name}.purse"));
+    let purse = Purse::create(&path, &profile, Some(issuer))
+        .with_context(|| format!("creating {}", path.display()))?;
+    Ok(Arc::new(purse))
+}
+
+fn account_for(
+    operator: &IssuerClient,
+    wallet: &Wallet,
+    balance: Amount,
+) -> anyhow::Result<BankAccount> {
+    let account = BankAccount::new(format!("ACH-{}", wallet.id().as_str()))?;
+    operator
+        .open_bank_account(&account, balance)
+        .context("opening a bank account")?;
+    Ok(account)
+}
+
+fn item(sku: &str, title: &str, minor: u64, collect: Option<CollectOption>) -> CatalogItem {
+    CatalogItem {
+        sku: sku.into(),
+        title: title.into(),
+        price: Amount::from_minor(minor),
+        collect,
+    }
+}
+
+fn line(count: u32, minor: u64) -> anyhow::Result<Denomination> {
+    Ok(Denomination {
+        count,
+        value: Amount::from_minor(minor),
+    })
+}
+
+/// The paper's example: (2, $2.50), (1, $1.25), (3, $2).
+fn paper_spec() -> anyhow::Result<CoinSpec> {
+    Ok(CoinSpec::new(vec![
+        line(2, 250)?,
+        line(1, 125)?,
+        line(3, 200)?,
+    ])?)
+}
+
+fn bought(outcome: PurchaseOutcome) -> anyhow::Result<Vec<Coin>> {
+    match outcome {
+        PurchaseOutcome::Issued(coins) => Ok(coins),
+        PurchaseOutcome::Rejected(r) => bail!("the purchase was refused: {:?}", r.reason),
+        PurchaseOutcome::Pending(tx) => bail!("the purchase {tx} did not settle"),
+    }
+}
+
+fn expect_paid(outcome: &PayerOutcome, what: &str) -> anyhow::Result<()> {
+    match outcome {
+        PayerOutcome::Paid {
+            receipt_verified: true,
+        } => Ok(()),
+        PayerOutcome::Paid { .. } => bail!("{what}: paid, but the receipt did not verify"),
+        PayerOutcome::Rejected { reason, .. } => bail!("{what}: refused ({reason:?})"),
+    }
+}
+
+fn holdings(purse: &Purse) -> anyhow::Result<Amount> {
+    Ok(purse.balance()?.holdings()?)
+}
+
+fn values(coins: &[Coin]) -> String {
+    coins
+        .iter()
+        .map(|c| c.value().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The purse's available coins of `value`.
+fn coins_of(purse: &Purse, value: Amount) -> anyhow::Result<Vec<Coin>> {
+    Ok(purse
+        .coins()?
+        .into_iter()
+        .filter(|c| c.state == CoinState::Available && c.coin.value() == value)
+        .map(|c| c.coin)
+        .collect())
+}
+
+fn largest_available(purse: &Purse) -> anyhow::Result<Coin> {
+    purse
+        .spendable(Timestamp::now())?
+        .into_iter()
+        .max_by_key(Coin::value)
+        .context("no coin to change")
+}
+
+/// Pays a new 5.00 invoice with coins already spent, as a cheat would:
+/// straight through the protocol, bypassing the purse that knows better.
+/// Returns the verified statement's reason and how many coins it names.
+fn double_spend(
+    purse: &Purse,
+    issuer: &IssuerInfo,
+    shop_url: &str,
+    spent: Vec<Coin>,
+) -> anyhow::Result<(RejectReason, usize)> {
+    let profile = purse.profile()?;
+    let merchant = MerchantClient::new(shop_url, ClientConfig::default())?;
+    let invoice = merchant.invoice("book", &profile.participant)?;
+    let (payer, send) = PaymentPayer::pay(
+        profile.suite,
+        &issuer.key()?,
+        &issuer.issuer,
+        &profile.participant,
+        &invoice,
+        spent.clone(),
+        Timestamp::now(),
+    )?;
+    let result = merchant.pay(&invoice.tid_py, &send)?;
+    match payer.on_result(&result)? {
+        PayerOutcome::Rejected {
+            reason, bad_coins, ..
+        } => {
+            let ours: Vec<_> = spent.iter().map(Coin::id).collect();
+            ensure!(
+                !bad_coins.is_empty() && bad_coins.iter().all(|c| ours.contains(c)),
+                "the statement names coins that were not ours"
+            );
+            Ok((reason, bad_coins.len()))
+        }
+        PayerOutcome::Paid { .. } => bail!("a double spend was accepted"),
+    }
 }

@@ -1,4 +1,5 @@
 //! The subcommands, one module each.
 
 pub mod audit;
+pub mod bench;
 pub mod demo;
