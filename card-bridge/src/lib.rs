@@ -37,5 +37,6 @@ pub mod lus;
 pub mod psam;
 pub mod records;
 pub mod store;
+pub mod system;
 pub mod transfer;
 pub mod wire;

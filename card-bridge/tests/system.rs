@@ -1,0 +1,47 @@
+//! The directory-backed card system the commands use: issue, load, pay,
+//! collect, unload and clear, then reopen everything from disk as a new
+//! process would and find the same balances, credits and records.
+
+mod util;
+
+use ledger::{BankAccount, CardId, LusId};
+use util::*;
+use vc_card_bridge::crypto::Suite;
+use vc_card_bridge::system::{CardSystem, SystemError};
+use vc_card_bridge::wire::PsamId;
+
+#[test]
+fn a_card_system_survives_reopening_from_its_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let merchant = BankAccount::new("shop-1").expect("account");
+    let card = CardId::from_bytes([4; 8]);
+    {
+        let sys = CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("open");
+        sys.issue_card(card, EXPIRY, cents(50_000)).expect("issue");
+        assert!(matches!(
+            sys.issue_card(card, EXPIRY, cents(1)),
+            Err(SystemError::CardExists(_))
+        ));
+        sys.load(&card, cents(2_000), &holder(), NOW).expect("load");
+        let mut psam = sys.psam(PsamId([1; 8]), &merchant).expect("psam");
+        sys.pay(&card, &mut psam, cents(125), NOW).expect("pay");
+        sys.pay(&card, &mut psam, cents(75), NOW).expect("pay");
+        let receipts = sys.collect(&mut psam).expect("collect");
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].total, cents(200));
+        sys.unload(&card, cents(300), &holder(), NOW)
+            .expect("unload");
+        let report = sys.clear().expect("clear");
+        assert_eq!(report.settlement.paid_to_lus, cents(1_700));
+    }
+    let sys = CardSystem::open(dir.path(), LusId(7), Suite::Aes256).expect("reopen");
+    let sc = sys.card(&card).expect("card");
+    assert_eq!(sc.balance(), Ok(cents(1_500)));
+    assert_eq!(sc.info().expect("info").nt, 4);
+    assert_eq!(sys.collection.merchant_credit(&merchant), Ok(cents(200)));
+    assert_eq!(sys.lus.current_period(), Ok(1));
+    // The masters came from the key file, not from the suite asked for now.
+    sys.load(&card, cents(10), &holder(), NOW)
+        .expect("load with the same keys");
+    assert!(sys.resolve(&card).expect("resolve").is_empty());
+}
