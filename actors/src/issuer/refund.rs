@@ -77,11 +77,14 @@ impl IssuerCore {
             Begin::Started => {}
         }
         let result = (|| {
+            // One transaction revokes at most what one batch and one answer
+            // carry; a holder with more repeats the request (a new R).
             let unspent: Vec<CoinId> = self
                 .registry
                 .coins_of(&opened.id_ch)?
                 .into_iter()
                 .filter(|c| self.shards.get(c).is_some())
+                .take(ledger::constants::COINS_PER_TX_MAX)
                 .collect();
             if unspent.is_empty() {
                 return Ok(reject_refund(
