@@ -171,10 +171,14 @@ impl CardSystem {
     ) -> Result<T, SystemError> {
         let mut sc = self.card(card)?;
         let result = op(&mut sc);
-        // The image is saved whatever happened: it is what the card holds.
-        if sc.eeprom().is_powered() {
-            self.save_card(&sc)?;
-        }
+        // The image is saved whatever happened, power cut included: it is
+        // what the card holds, and the next insertion recovers from it.
+        sc.eeprom()
+            .save(&self.card_path(card))
+            .map_err(|source| SystemError::CardImage {
+                card: *card,
+                source,
+            })?;
         result
     }
 
