@@ -34,6 +34,8 @@ pub use actors::Issuer;
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(not(loom))]
-pub use issuer::{Clock, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock};
+pub use issuer::{
+    Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
+};
 pub use sessions::{SessionError, SessionId, SessionStore};
 pub use shard::{ReserveError, ShardCore, ShardSet};

@@ -171,3 +171,87 @@ fn a_redemption_committed_before_its_bank_credit_is_credited_once_after_restart(
     assert_eq!(h.bank().statement(1, 100).expect("statement").len(), 2);
     h.assert_conserved();
 }
+
+/// Crash tests: the issuer stops dead at each point of a payment's commit
+/// path (after reserving, after staging, after the durable append), is
+/// restarted from its files, and the payee retries: the payment completes
+/// exactly once, with the same coins whether or not the crash was after the
+/// append, and a redemption credits the bank once.
+#[test]
+fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once() {
+    use protocol::flows::PayeeOutcome;
+    use protocol::wire::payment::VOption;
+    use vc_actors::CrashPoint;
+    for crash_at in [
+        CrashPoint::AfterReserve,
+        CrashPoint::BeforeAppend,
+        CrashPoint::AfterAppend,
+    ] {
+        for redeem in [false, true] {
+            let mut h = Harness::new();
+            let alice = h.purchaser("alice", 0, 1_000);
+            let shop = Who::new("shop", 1);
+            h.register(&shop, 0);
+            h.enroll(&shop, Role::Merchant);
+            let coins = h.buy(&alice, spec(&[(2, 250)]));
+            let option = if redeem {
+                VOption::Redeem {
+                    bank_account: shop.account.clone(),
+                }
+            } else {
+                refresh(500)
+            };
+            let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins.clone());
+            let (_lost, vreq) = h.validation(&payee_state, &send, option.clone());
+            h.restart_with_crash_point(Some(crash_at));
+            assert!(
+                matches!(h.core().validate(&vreq), Err(IssuerError::Crashed)),
+                "{crash_at:?}"
+            );
+            h.restart_with_crash_point(None);
+            assert_eq!(h.core().shards().n_reserved(), 0, "{crash_at:?}");
+            let logged = crash_at == CrashPoint::AfterAppend;
+            for c in &coins {
+                assert_eq!(
+                    h.core().shards().get(&c.id()).is_none(),
+                    logged,
+                    "{crash_at:?}: the log decides whether the coins are spent"
+                );
+            }
+            let (awaiting, vreq) = h.validation(&payee_state, &send, option.clone());
+            let iss1 = h.core().validate(&vreq).expect("retry answered");
+            match awaiting.on_issuance1(shop.sk, &iss1).expect("opens") {
+                PayeeOutcome::Coins { coins: new, .. } => {
+                    assert!(!redeem);
+                    assert_eq!(new.len(), 1);
+                }
+                PayeeOutcome::Receipt(_) => assert!(redeem),
+                PayeeOutcome::Rejected(s) => panic!("{crash_at:?}: refused {:?}", s.reason),
+            }
+            // Once more: still the same outcome, never "double spent".
+            let (again, vreq) = h.validation(&payee_state, &send, option);
+            assert!(
+                !matches!(
+                    again.on_issuance1(shop.sk, &h.core().validate(&vreq).expect("answered")),
+                    Ok(PayeeOutcome::Rejected(_))
+                ),
+                "{crash_at:?}"
+            );
+            let credited = h.bank().balance(&shop.account).expect("balance");
+            let expected = if redeem { 500 } else { 0 };
+            assert_eq!(
+                credited,
+                ledger::Amount::from_minor(expected),
+                "{crash_at:?}"
+            );
+            let n_payment_batches =
+                ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 1000)
+                    .expect("read")
+                    .iter()
+                    .filter(|r| matches!(r.record.event, ledger::Event::CoinsSpent { .. }))
+                    .count();
+            assert_eq!(n_payment_batches, 1, "{crash_at:?}: exactly once");
+            h.assert_conserved();
+        }
+    }
+}

@@ -100,6 +100,22 @@ pub struct IssuerConfig {
     pub clock: Arc<dyn Clock>,
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
+    /// Stop dead at this point of a payment's commit path, as a crash
+    /// would (crash tests only; `None` in production).
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// A point of the payment commit path where a crash test stops the issuer:
+/// the step returns [`IssuerError::Crashed`] and cleans nothing up, and the
+/// test then restarts the issuer from its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Inputs reserved, nothing staged.
+    AfterReserve,
+    /// Batch staged (a redemption's credit recorded as owed), not appended.
+    BeforeAppend,
+    /// Batch durable in the log; shards not committed, nobody answered.
+    AfterAppend,
 }
 
 impl std::fmt::Debug for IssuerConfig {
@@ -128,6 +144,7 @@ impl IssuerConfig {
             payment_session_secs: 24 * 3600,
             clock: Arc::new(SystemClock),
             memory_log: None,
+            crash_at: None,
         }
     }
 }
@@ -175,6 +192,8 @@ pub enum IssuerError {
     Money(#[from] ledger::MoneyError),
     #[error("the issuer's actors have stopped")]
     Stopped,
+    #[error("stopped at a crash point (crash tests)")]
+    Crashed,
 }
 
 /// A mint key epoch as the log opened it.
@@ -408,6 +427,11 @@ impl IssuerCore {
             "issuer booted from its log"
         );
         Ok(core)
+    }
+
+    /// Whether a crash test stops the issuer at `point`.
+    pub(crate) fn crashes_at(&self, point: CrashPoint) -> bool {
+        self.config.crash_at == Some(point)
     }
 
     pub fn now(&self) -> Timestamp {

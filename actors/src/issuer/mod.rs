@@ -11,7 +11,7 @@ pub mod refund;
 pub mod registry;
 
 pub use self::core::{
-    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
-    SystemClock,
+    Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
+    PurchaseStatus, SystemClock,
 };
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

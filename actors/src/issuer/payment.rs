@@ -21,7 +21,7 @@ use protocol::wire::payment::{
 };
 
 use crate::idempotency::{Begin, CommitRef};
-use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason, stage_batch};
+use crate::issuer::core::{CrashPoint, IssuerCore, IssuerError, reserve_reason, stage_batch};
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
 
@@ -94,6 +94,9 @@ impl IssuerCore {
             Ok(inputs) => inputs,
             Err(e) => return self.validation_unreserved(&pending, &e),
         };
+        if self.crashes_at(CrashPoint::AfterReserve) {
+            return Err(IssuerError::Crashed);
+        }
         let staged = match self.validation_stage(pending, inputs) {
             Ok(Staged::Commit(staged)) => staged,
             Ok(Staged::Answered(answer)) => {
@@ -107,6 +110,9 @@ impl IssuerCore {
                 return Err(e);
             }
         };
+        if self.crashes_at(CrashPoint::BeforeAppend) {
+            return Err(IssuerError::Crashed);
+        }
         let first_seq = match self.log.submit_wait(staged.batch.clone()) {
             Ok(seq) => seq,
             Err(e) => {
@@ -115,6 +121,9 @@ impl IssuerCore {
                 return Err(e.into());
             }
         };
+        if self.crashes_at(CrashPoint::AfterAppend) {
+            return Err(IssuerError::Crashed);
+        }
         let left = self.shards.commit(tx, &staged.issued);
         assert_eq!(
             left.len(),

@@ -124,6 +124,15 @@ impl Harness {
             Some(IssuerCore::open(self.config(), self.bank().clone()).expect("issuer opens"));
     }
 
+    /// Restarts the issuer so that it stops dead at `crash_at` (or runs
+    /// normally with `None`).
+    pub fn restart_with_crash_point(&mut self, crash_at: Option<vc_actors::CrashPoint>) {
+        self.core = None;
+        let mut config = self.config();
+        config.crash_at = crash_at;
+        self.core = Some(IssuerCore::open(config, self.bank().clone()).expect("issuer opens"));
+    }
+
     /// Stops the issuer (and the bank) and starts both again from their files.
     pub fn restart(&mut self) {
         self.core = None;
