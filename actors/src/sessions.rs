@@ -266,7 +266,11 @@ impl SessionStore {
             }
             expired.len()
         };
-        txn.commit()?;
+        if n == 0 {
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+        }
         Ok(n)
     }
 
