@@ -488,6 +488,14 @@ impl Issuer {
         self.run(move |core| core.refund(&msg)).await?
     }
 
+    /// A signed coin status answer.
+    pub async fn coin_status(
+        &self,
+        query: protocol::wire::status::CoinStatusQuery,
+    ) -> Result<protocol::wire::status::CoinStatusAnswer, IssuerError> {
+        self.run(move |core| core.coin_status(&query)).await?
+    }
+
     /// Redeems part of a merchant's aggregated balance.
     pub async fn redeem_aggregate(
         &self,

@@ -38,4 +38,4 @@ pub use issuer::{
     Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
 };
 pub use sessions::{SessionError, SessionId, SessionStore};
-pub use shard::{ReserveError, ShardCore, ShardSet};
+pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};

@@ -49,6 +49,18 @@ struct ShardState {
     gone: HashSet<CoinId>,
 }
 
+/// What a shard knows of a coin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoinPresence {
+    Unspent,
+    /// Unspent and reserved by a transaction in flight.
+    Reserved,
+    /// Spent or revoked since this shard was loaded.
+    Gone,
+    /// Not known here: never issued, or gone before the shard was loaded.
+    Unseen,
+}
+
 /// The unspent coins of one shard and their reservations.
 #[derive(Debug)]
 pub struct ShardCore {
@@ -171,6 +183,20 @@ impl ShardCore {
     /// The unspent body of `coin`, if any (a read; reserves nothing).
     pub fn get(&self, coin: &CoinId) -> Option<CoinBody> {
         lock(&self.state).unspent.get(coin).copied()
+    }
+
+    /// What this shard knows of `coin`.
+    pub fn presence(&self, coin: &CoinId) -> CoinPresence {
+        let state = lock(&self.state);
+        if state.reserved.contains_key(coin) {
+            CoinPresence::Reserved
+        } else if state.unspent.contains_key(coin) {
+            CoinPresence::Unspent
+        } else if state.gone.contains(coin) {
+            CoinPresence::Gone
+        } else {
+            CoinPresence::Unseen
+        }
     }
 
     /// Whether `coin` is unspent here (reserved or not).
@@ -359,6 +385,11 @@ impl ShardSet {
     /// The unspent body of `coin`, if any.
     pub fn get(&self, coin: &CoinId) -> Option<CoinBody> {
         self.shard_of(coin).get(coin)
+    }
+
+    /// What the shards know of `coin`.
+    pub fn presence(&self, coin: &CoinId) -> CoinPresence {
+        self.shard_of(coin).presence(coin)
     }
 
     pub fn n_unspent(&self) -> usize {

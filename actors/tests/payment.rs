@@ -528,3 +528,42 @@ fn shards_boot_from_the_coin_status_checkpoint_and_the_log_tail() {
     ));
     h.assert_conserved();
 }
+
+/// Coin status: signed advice on serials (unspent, in use, spent, unknown),
+/// verified by the asker, and still right for coins spent before a restart.
+#[test]
+fn coin_status_answers_are_signed_and_survive_a_restart() {
+    use protocol::flows::verify_coin_status;
+    use protocol::wire::common::CoinSerials;
+    use protocol::wire::status::{CoinState, CoinStatusQuery};
+    let (mut h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(3, 100)]));
+    h.pay(&alice, &shop, vec![coins[0]], refresh(100));
+    let stranger = ledger::CoinId::random();
+    let query = CoinStatusQuery {
+        coins: CoinSerials::new(vec![coins[0].id(), coins[1].id(), stranger]).expect("serials"),
+    };
+    let states = |h: &Harness| -> Vec<CoinState> {
+        let answer = h.core().coin_status(&query).expect("answered");
+        verify_coin_status(&h.pk_i(), &query, &answer)
+            .expect("signature checks")
+            .into_iter()
+            .map(|e| e.state)
+            .collect()
+    };
+    assert_eq!(
+        states(&h),
+        vec![CoinState::Spent, CoinState::Unspent, CoinState::Unknown]
+    );
+    h.restart();
+    assert_eq!(
+        states(&h),
+        vec![CoinState::Spent, CoinState::Unspent, CoinState::Unknown]
+    );
+    // A coin held by a transaction in flight (stopped dead after reserving).
+    h.restart_with_crash_point(Some(vc_actors::CrashPoint::AfterReserve));
+    let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, vec![coins[1]]);
+    let (_awaiting, vreq) = h.validation(&payee_state, &send, refresh(100));
+    assert!(h.core().validate(&vreq).is_err());
+    assert_eq!(states(&h)[1], CoinState::InUse);
+}

@@ -670,6 +670,37 @@ impl IssuerCore {
         Ok(totals)
     }
 
+    /// The signed answer to a coin status query: advice, not a reservation.
+    /// Coins gone before this start are looked up in the coin-status
+    /// checkpoint; erased or never-issued coins are unknown.
+    pub fn coin_status(
+        &self,
+        query: &protocol::wire::status::CoinStatusQuery,
+    ) -> Result<protocol::wire::status::CoinStatusAnswer, IssuerError> {
+        use crate::shard::CoinPresence;
+        use protocol::wire::status::{CoinState, CoinStatusEntry};
+        let mut entries = Vec::with_capacity(query.coins.len());
+        for coin in query.coins.iter() {
+            let state = match self.shards.presence(coin) {
+                CoinPresence::Unspent => CoinState::Unspent,
+                CoinPresence::Reserved => CoinState::InUse,
+                CoinPresence::Gone => CoinState::Spent,
+                CoinPresence::Unseen => match self.coin_status.status(coin)? {
+                    Some(entry) if entry.state != projections::CoinState::Unspent => {
+                        CoinState::Spent
+                    }
+                    _ => CoinState::Unknown,
+                },
+            };
+            entries.push(CoinStatusEntry { coin: *coin, state });
+        }
+        Ok(protocol::flows::issuer::answer_coin_status(
+            &self.sk_i,
+            entries,
+            self.now(),
+        )?)
+    }
+
     /// Whether the shards booted from the coin-status checkpoint (rather
     /// than from a replay of the log, the fallback).
     pub fn shards_booted_from_checkpoint(&self) -> bool {
