@@ -387,6 +387,9 @@ fn build_report(
     if !signatures_checked {
         notes.push("checkpoint signatures were not verified: no issuer key was given; checkpoint hashes were checked against the chain".to_string());
     }
+    if auditor.stats().checkpoints_verified == 0 {
+        notes.push("the log holds no checkpoint: nothing signed by the issuer binds this history, so a history rewritten with its chain recomputed would not be noticed".to_string());
+    }
     if !auditor.has_clock() {
         notes.push("the log's records carry no time: the expiry, refresh-grace and erasure-time rules were not checked".to_string());
     }

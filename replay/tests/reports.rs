@@ -127,3 +127,25 @@ fn a_compromised_mint_key_leads_the_report() {
     );
     assert!(report.to_html().contains("EMERGENCY"));
 }
+
+#[test]
+fn a_log_without_checkpoints_is_flagged_in_the_notes() {
+    let g = genuine(1);
+    let store = ledger::MemoryStore::new();
+    for batch in &g.sim.batches {
+        ledger::EventStore::append(&store, std::slice::from_ref(batch)).expect("append");
+    }
+    let report = vc_replay::audit_store(&store, AuditOptions::new("mem")).expect("audit");
+    assert_eq!(report.outcome, Outcome::Holds);
+    assert!(report.notes.iter().any(|n| n.contains("no checkpoint")));
+    let signed = vc_replay::audit_store(
+        &{
+            let s = ledger::MemoryStore::new();
+            write_log(&s, &g.sim.batches, issuer_key(), 4);
+            s
+        },
+        AuditOptions::new("mem"),
+    )
+    .expect("audit");
+    assert!(!signed.notes.iter().any(|n| n.contains("no checkpoint")));
+}
