@@ -79,6 +79,25 @@ fn select(data: &[u8], choices: usize) -> Option<(usize, &[u8])> {
 // ---------------------------------------------------------------- wire
 
 fn wire_one<M: WireMessage + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Outcome {
+    wire_then::<M>(bytes, |_| {})
+}
+
+/// A real RSA-2048 public key (a committed seed's), standing in for the
+/// issuer's when a decoded message's signature is checked.
+fn issuer_key() -> &'static PublicKey {
+    static KEY: OnceLock<PublicKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let seed = include_bytes!("../seeds/crypto/spki-1");
+        PublicKey::from_spki_der(&seed[1..]).expect("the committed spki seed is a key")
+    })
+}
+
+const NOW: ledger::Timestamp = ledger::Timestamp(1_900_000_000);
+
+/// Decodes, round-trips, then hands what decoded to `next`: what its
+/// receiver does first with it (checking its signature), which must refuse
+/// hostile contents with an error too.
+fn wire_then<M: WireMessage + PartialEq + std::fmt::Debug>(bytes: &[u8], next: fn(&M)) -> Outcome {
     match protocol::wire::decode::<M>(bytes) {
         Err(e) => Outcome::Refused(e.to_string()),
         Ok(msg) => {
@@ -92,6 +111,7 @@ fn wire_one<M: WireMessage + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Outco
                 Ok(back) => assert_eq!(back, msg, "{} does not round-trip", M::NAME),
                 Err(e) => panic!("{} re-encoded does not decode: {e}", M::NAME),
             }
+            next(&msg);
             Outcome::Decoded
         }
     }
@@ -100,8 +120,16 @@ fn wire_one<M: WireMessage + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Outco
 /// Every message type of `protocol::wire`, in selector order (append only:
 /// the committed seeds start with their index).
 pub const WIRE_MESSAGES: &[(&str, EntryPoint)] = &[
-    (RegisterRequest::NAME, wire_one::<RegisterRequest>),
-    (Certificate::NAME, wire_one::<Certificate>),
+    (RegisterRequest::NAME, |b| {
+        wire_then::<RegisterRequest>(b, |m| {
+            let _ = protocol::flows::issuer::open_register_request(m);
+        })
+    }),
+    (Certificate::NAME, |b| {
+        wire_then::<Certificate>(b, |m| {
+            let _ = protocol::flows::verify_certificate(issuer_key(), m, NOW);
+        })
+    }),
     (EnrollmentRequest::NAME, wire_one::<EnrollmentRequest>),
     (EnrollmentBody::NAME, wire_one::<EnrollmentBody>),
     (EnrollmentAnswer::NAME, wire_one::<EnrollmentAnswer>),
@@ -124,12 +152,24 @@ pub const WIRE_MESSAGES: &[(&str, EntryPoint)] = &[
     (IssuerKeyBody::NAME, wire_one::<IssuerKeyBody>),
     (PaymentIssuance2::NAME, wire_one::<PaymentIssuance2>),
     (PaymentResult::NAME, wire_one::<PaymentResult>),
-    (SignedReject::NAME, wire_one::<SignedReject>),
+    (SignedReject::NAME, |b| {
+        wire_then::<SignedReject>(b, |m| {
+            let _ = protocol::flows::issuer::verify_reject(issuer_key(), m);
+        })
+    }),
     (RefundRequest::NAME, wire_one::<RefundRequest>),
     (RefundBody::NAME, wire_one::<RefundBody>),
     (RefundAnswer::NAME, wire_one::<RefundAnswer>),
     (CoinStatusQuery::NAME, wire_one::<CoinStatusQuery>),
-    (CoinStatusAnswer::NAME, wire_one::<CoinStatusAnswer>),
+    (CoinStatusAnswer::NAME, |b| {
+        wire_then::<CoinStatusAnswer>(b, |m| {
+            let coins = m.entries.iter().map(|e| e.coin).collect::<Vec<_>>();
+            if let Ok(coins) = protocol::wire::CoinSerials::new(coins) {
+                let query = CoinStatusQuery { coins };
+                let _ = protocol::flows::verify_coin_status(issuer_key(), &query, m);
+            }
+        })
+    }),
 ];
 
 /// The selector byte of a wire message type, by its name.
@@ -284,7 +324,10 @@ fn stored_record(bytes: &[u8]) -> Outcome {
 /// low bit set links the record to the verifier's head and fixes its hash,
 /// so the fuzzer reaches the batch checks behind the hash checks.
 fn chain(mut verifier: ChainVerifier, mut bytes: &[u8]) -> Outcome {
-    let mut fed = 0usize;
+    // What the auditor does with verified records: sum each whole batch's
+    // money movements and carry the conservation equation forward.
+    let mut batch: Vec<Event> = Vec::new();
+    let mut totals = ledger::Totals::default();
     while bytes.len() >= 3 {
         let flag = bytes[0];
         let len = usize::from(u16::from_le_bytes([bytes[1], bytes[2]]));
@@ -305,11 +348,18 @@ fn chain(mut verifier: ChainVerifier, mut bytes: &[u8]) -> Outcome {
         }
         match verifier.feed(&record) {
             Ok(()) => {
-                fed += 1;
                 assert_eq!(verifier.head().last_seq, record.seq);
                 assert_eq!(verifier.head().last_hash, record.hash);
-                // What the auditor does next with a verified record.
-                let _ = record.decode();
+                if let Ok(stored) = record.decode() {
+                    batch.push(stored.record.event);
+                }
+                if verifier.at_batch_boundary() {
+                    let flows = ledger::Flows::of(&batch);
+                    if flows.check_balanced().is_ok() {
+                        let _ = totals.apply(&flows);
+                    }
+                    batch.clear();
+                }
             }
             Err(e) => {
                 assert_eq!(verifier.head(), before, "a refused record moved the head");
@@ -317,7 +367,6 @@ fn chain(mut verifier: ChainVerifier, mut bytes: &[u8]) -> Outcome {
             }
         }
     }
-    let _ = fed;
     Outcome::of(verifier.finish())
 }
 
