@@ -1,13 +1,18 @@
 //! The issuer's projection files against the replay: the coin-status store
 //! must hold exactly the unspent coins the replay has, and the accounts
 //! projection the same aggregate balances and card float per server. Each
-//! is a [`ProjectionCheck`] given to [`crate::AuditOptions`]; the files are
-//! copies the issuer handed over, opened only when the replay is done.
+//! is a [`ProjectionCheck`] given to [`crate::AuditOptions`].
+//!
+//! An issuer's projections lag its log (they are checkpointed and catch up
+//! at start). So the file is copied to a temporary directory, the copy is
+//! caught up with the audited log by the projections crate's own apply code,
+//! up to the audited seq, and then compared: a projection that was wrong
+//! where it stopped stays wrong. The issuer's file itself is never written.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use ledger::{BalanceId, Head, LusId};
+use ledger::{BalanceId, EventStore, Head, LusId, Seq};
 use projections::coin_status::for_each_unspent;
 use projections::{AccountsModel, CoinStatusModel, ProjectionDb, ProjectionError};
 
@@ -18,33 +23,58 @@ fn unreadable(path: &std::path::Path, e: ProjectionError) -> ProjectionDifferenc
     ProjectionDifference::Unreadable(format!("{}: {e}", path.display()))
 }
 
-fn open_existing<P: projections::Projection>(
-    path: &std::path::Path,
+/// Records applied to a projection copy per transaction.
+const CATCH_UP_CHUNK_RECORDS: usize = 4096;
+
+/// A copy of the projection at `path`, caught up with `log` to `head`.
+/// The temporary directory must outlive the database.
+fn caught_up_copy<P: projections::Projection>(
+    path: &Path,
     model: P,
-) -> Result<ProjectionDb<P>, ProjectionDifference> {
-    // Opening creates a missing file: refuse that, an auditor writes nothing
-    // it was not asked to.
+    head: Head,
+    log: &dyn EventStore,
+) -> Result<(tempfile::TempDir, ProjectionDb<P>), ProjectionDifference> {
     if !path.is_file() {
         return Err(ProjectionDifference::Unreadable(format!(
             "{}: no such projection file",
             path.display()
         )));
     }
-    ProjectionDb::open(path, model).map_err(|e| unreadable(path, e))
-}
-
-fn check_applied<P: projections::Projection>(
-    db: &ProjectionDb<P>,
-    head: Head,
-) -> Result<(), ProjectionDifference> {
-    let applied = db.applied_seq().map_err(|e| unreadable(db.path(), e))?;
-    if applied != head.last_seq {
+    let dir = tempfile::tempdir()
+        .map_err(|e| ProjectionDifference::Unreadable(format!("temporary directory: {e}")))?;
+    let copy = dir.path().join("projection.redb");
+    std::fs::copy(path, &copy)
+        .map_err(|e| ProjectionDifference::Unreadable(format!("{}: {e}", path.display())))?;
+    let db = ProjectionDb::open(&copy, model).map_err(|e| unreadable(path, e))?;
+    let mut applied = db.applied_seq().map_err(|e| unreadable(path, e))?;
+    if applied > head.last_seq {
         return Err(ProjectionDifference::Differs(format!(
-            "it has applied the log up to record {applied}, the audit ends at {}",
+            "it has applied the log up to record {applied}, beyond the audited record {}",
             head.last_seq
         )));
     }
-    Ok(())
+    while applied < head.last_seq {
+        let wanted = usize::try_from(head.last_seq.0 - applied.0)
+            .unwrap_or(usize::MAX)
+            .min(CATCH_UP_CHUNK_RECORDS);
+        let records = log
+            .read(Seq(applied.0 + 1), wanted)
+            .map_err(|e| ProjectionDifference::Unreadable(format!("reading the log: {e}")))?;
+        if records.is_empty() {
+            break;
+        }
+        // A projection refusing a record the audit accepted is a difference.
+        applied = db.apply_records(&records).map_err(|e| {
+            ProjectionDifference::Differs(format!("catching up from record {applied}: {e}"))
+        })?;
+    }
+    if applied != head.last_seq {
+        return Err(ProjectionDifference::Differs(format!(
+            "caught up to record {applied}, the audit ends at {}",
+            head.last_seq
+        )));
+    }
+    Ok((dir, db))
 }
 
 /// The coin-status projection file (`projections::CoinStatus`).
@@ -56,9 +86,13 @@ impl ProjectionCheck for CoinStatusFile {
         "coin_status"
     }
 
-    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), ProjectionDifference> {
-        let db = open_existing(&self.0, CoinStatusModel)?;
-        check_applied(&db, head)?;
+    fn compare(
+        &self,
+        state: &LedgerState,
+        head: Head,
+        log: &dyn EventStore,
+    ) -> Result<(), ProjectionDifference> {
+        let (_dir, db) = caught_up_copy(&self.0, CoinStatusModel, head, log)?;
         let mut first_difference: Option<String> = None;
         let mut n_seen: usize = 0;
         db.read(|s| {
@@ -97,9 +131,13 @@ impl ProjectionCheck for AccountsFile {
         "accounts"
     }
 
-    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), ProjectionDifference> {
-        let db = open_existing(&self.0, AccountsModel)?;
-        check_applied(&db, head)?;
+    fn compare(
+        &self,
+        state: &LedgerState,
+        head: Head,
+        log: &dyn EventStore,
+    ) -> Result<(), ProjectionDifference> {
+        let (_dir, db) = caught_up_copy(&self.0, AccountsModel, head, log)?;
         let theirs: BTreeMap<BalanceId, u128> = db
             .balances()
             .map_err(|e| unreadable(&self.0, e))?

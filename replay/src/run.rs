@@ -6,7 +6,7 @@ use crate::constants::{READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ledger::{Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError};
+use ledger::{EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError};
 use tracing::{info, warn};
 
 use crate::auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay};
@@ -45,7 +45,13 @@ pub enum ProjectionDifference {
 pub trait ProjectionCheck: Send {
     /// A short name for the report, e.g. `coin_status`.
     fn name(&self) -> &str;
-    fn compare(&self, state: &LedgerState, head: Head) -> Result<(), ProjectionDifference>;
+    /// `log` is the audited log, for a projection that lags it to catch up.
+    fn compare(
+        &self,
+        state: &LedgerState,
+        head: Head,
+        log: &dyn EventStore,
+    ) -> Result<(), ProjectionDifference>;
 }
 
 /// What to audit and how. Build with [`AuditOptions::new`] and set fields.
@@ -287,7 +293,7 @@ pub fn audit_store(
     let mut outcome = outcome.unwrap_or_else(|| Outcome::from(replay.verdict()));
     if matches!(outcome, Outcome::Holds) {
         for check in &opts.projection_checks {
-            match check.compare(replay.state(), replay.boundary()) {
+            match check.compare(replay.state(), replay.boundary(), store) {
                 Ok(()) => {}
                 Err(ProjectionDifference::Differs(difference)) => {
                     outcome = Outcome::Violation(Violation::new(

@@ -76,7 +76,7 @@ fn a_projection_of_another_history_is_a_mismatch() {
 }
 
 #[test]
-fn a_projection_behind_the_log_or_missing_is_reported() {
+fn a_lagging_projection_is_caught_up_on_a_copy_and_one_ahead_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = genuine(2);
     let store = MemoryStore::new();
@@ -84,19 +84,40 @@ fn a_projection_behind_the_log_or_missing_is_reported() {
     let records = raw_records(&store);
     let cs = dir.path().join("coin_status.redb");
     let acc = dir.path().join("accounts.redb");
-    drop(
-        ProjectionDb::rebuild(
-            &cs,
-            CoinStatusModel,
-            &VecLog(records[..records.len() - 3].to_vec()),
-        )
-        .expect("cs"),
+    // The issuer's projections stopped a few records before the end of its
+    // log, at a transaction boundary, as a running issuer's do.
+    let stop = records.len() - 3;
+    assert_eq!(
+        records[stop - 1].batch_index + 1,
+        records[stop - 1].batch_len
     );
-    drop(ProjectionDb::rebuild(&acc, AccountsModel, &store).expect("accounts"));
+    drop(
+        ProjectionDb::rebuild(&cs, CoinStatusModel, &VecLog(records[..stop].to_vec())).expect("cs"),
+    );
+    drop(
+        ProjectionDb::rebuild(&acc, AccountsModel, &VecLog(records[..stop].to_vec())).expect("acc"),
+    );
     let report = audit_store(&store, with_checks(&cs, &acc)).expect("audit");
-    let v = report.violation().expect("behind");
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    // The issuer's files were read, not written.
+    let applied = ProjectionDb::open(&cs, CoinStatusModel)
+        .expect("open")
+        .applied_seq()
+        .expect("applied");
+    assert_eq!(applied, records[stop - 1].seq);
+
+    // Projections ahead of the log the auditor was given do not match it.
+    let short = VecLog(records[..stop].to_vec());
+    let cs_full = dir.path().join("coin_status-full.redb");
+    drop(ProjectionDb::rebuild(&cs_full, CoinStatusModel, &store).expect("cs"));
+    let report = audit_store(&short, with_checks(&cs_full, &acc)).expect("audit");
+    let v = report.violation().expect("ahead");
     assert_eq!(v.rule, Rule::ProjectionMismatch);
-    assert!(v.detail.contains("applied the log up to"), "{}", v.detail);
+    assert!(
+        v.detail.contains("beyond the audited record"),
+        "{}",
+        v.detail
+    );
 
     let missing = dir.path().join("absent.redb");
     let result = audit_store(&store, with_checks(&missing, &acc));
