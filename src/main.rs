@@ -22,6 +22,14 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run an issuer: create its files, serve its gateway (with the simulated bank), approve enrollments.
+    Issuer(cli::issuer::IssuerArgs),
+    /// A coin holder's purse: buy coins, pay merchants, change, redeem.
+    Purse(cli::purse::PurseArgs),
+    /// Run a shop: its purse, its enrollment, its merchant server.
+    Merchant(cli::merchant::MerchantArgs),
+    /// The simulated bank (inside the issuer's process), through its operator routes.
+    Bank(cli::bank::BankArgs),
     /// Run the system end to end on a scratch directory and audit the result.
     Demo(cli::demo::DemoArgs),
     /// Replay an issuer's event log and prove that cash was conserved.
@@ -40,6 +48,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match args.command {
+        Command::Issuer(a) => cli::issuer::run(a),
+        Command::Purse(a) => cli::purse::run(a),
+        Command::Merchant(a) => cli::merchant::run(a),
+        Command::Bank(a) => cli::bank::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Audit(a) => cli::audit::run(a),
         Command::Bench(a) => cli::bench::run(a),

@@ -320,7 +320,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("writing the issuer's public key")?;
     shop_server.stop().context("stopping the merchant")?;
     gateway.stop().context("stopping the issuer's gateway")?;
-    runtime.stop();
+    super::common::stop_issuer(runtime)?;
     step("stop", "merchant, gateway and issuer stopped".to_owned());
 
     let report = super::audit::audit(&super::audit::AuditArgs {

@@ -1,5 +1,10 @@
 //! The subcommands, one module each.
 
 pub mod audit;
+pub mod bank;
 pub mod bench;
+pub mod common;
 pub mod demo;
+pub mod issuer;
+pub mod merchant;
+pub mod purse;

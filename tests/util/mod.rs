@@ -164,7 +164,18 @@ impl System {
             gateway.stop().expect("gateway stops");
         }
         if let Some(runtime) = self.runtime.take() {
+            // The actors' worker threads let go of the core a little after
+            // the system stops; the log is closed once they have.
+            let core = Arc::downgrade(runtime.issuer().core());
             runtime.stop();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while core.strong_count() > 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the issuer never closed"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         let mut opts = replay::AuditOptions::new(self.log_path());
         opts.checkpoint_verifier = Some(Box::new(move |msg: &[u8], sig: &[u8]| {

@@ -1,0 +1,158 @@
+//! What the party commands share: coin specs and catalog lines from the
+//! command line, bounded reading of TOML configuration files, opening a
+//! purse and its wallet, and waiting for Ctrl-C or SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail, ensure};
+use gateway::{ClientConfig, Wallet};
+use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId};
+use purse::Purse;
+use serde::de::DeserializeOwned;
+
+/// Configuration files are small; a larger one is a mistake, not a config.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Parses a coin spec written `COUNTxVALUE,...`, e.g. `2x2.50,1x1.25,3x2.00`.
+pub fn parse_spec(text: &str) -> anyhow::Result<CoinSpec> {
+    let mut lines = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (count, value) = part
+            .split_once(['x', 'X'])
+            .with_context(|| format!("`{part}` is not COUNTxVALUE (e.g. 2x2.50)"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .with_context(|| format!("`{count}` is not a coin count"))?;
+        let value: Amount = value
+            .trim()
+            .parse()
+            .with_context(|| format!("`{value}` is not an amount"))?;
+        lines.push(Denomination { count, value });
+    }
+    ensure!(!lines.is_empty(), "an empty coin spec");
+    CoinSpec::new(lines).context("not a valid coin spec")
+}
+
+/// Reads and parses a TOML file of at most [`CONFIG_FILE_BYTES_MAX`].
+pub fn read_toml<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > CONFIG_FILE_BYTES_MAX {
+        bail!(
+            "{} is {len} bytes, over the {CONFIG_FILE_BYTES_MAX}-byte limit of a configuration file",
+            path.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Opens the purse at `path` and a wallet over it; `issuer_url`, if given,
+/// replaces the gateway address the purse's issuer record holds.
+pub fn open_wallet(path: &Path, issuer_url: Option<&str>) -> anyhow::Result<(Arc<Purse>, Wallet)> {
+    let purse =
+        Purse::open(path).with_context(|| format!("opening the purse {}", path.display()))?;
+    if let Some(url) = issuer_url {
+        let mut info = purse
+            .issuer()?
+            .context("the purse has no issuer record: run `purse init` first")?;
+        if info.gateway_url != url {
+            info.gateway_url = url.to_owned();
+            purse.set_issuer(&info)?;
+        }
+    }
+    let purse = Arc::new(purse);
+    let wallet = Wallet::open(purse.clone(), ClientConfig::default())?;
+    Ok((purse, wallet))
+}
+
+/// A participant id from the command line.
+pub fn parse_participant(s: &str) -> Result<ParticipantId, ledger::IdError> {
+    ParticipantId::new(s)
+}
+
+/// A bank account number from the command line.
+pub fn parse_account(s: &str) -> Result<BankAccount, ledger::IdError> {
+    BankAccount::new(s)
+}
+
+/// How long a stopped issuer may take to close its files.
+const ISSUER_CLOSE_WAIT_MS: u64 = 10_000;
+
+/// Stops the issuer's actors and waits until its core (and with it the
+/// log, flushed and closed) is dropped: the actor system's worker threads
+/// let go of it a little after it stops, and a process that exits before
+/// leaves a log that needs repair before it can be audited.
+pub fn stop_issuer(runtime: gateway::IssuerRuntime) -> anyhow::Result<()> {
+    let core = Arc::downgrade(runtime.issuer().core());
+    runtime.stop();
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(ISSUER_CLOSE_WAIT_MS);
+    while core.strong_count() > 0 {
+        if std::time::Instant::now() > deadline {
+            bail!("the issuer did not close its files within {ISSUER_CLOSE_WAIT_MS} ms");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Blocks until Ctrl-C or SIGTERM.
+pub fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal listener")?;
+    runtime
+        .block_on(stop_signal())
+        .context("listening for Ctrl-C and SIGTERM")
+}
+
+#[cfg(unix)]
+async fn stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn stop_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_papers_spec_parses_to_its_total() {
+        let spec = parse_spec("2x2.50, 1x1.25,3X2.00").expect("spec");
+        assert_eq!(spec.total().expect("total"), Amount::from_minor(1225));
+        assert_eq!(spec.n_coins(), 6);
+    }
+
+    #[test]
+    fn malformed_specs_are_refused_with_the_culprit_named() {
+        for bad in ["", "2", "x2.50", "2x", "-1x2.50", "2xabc", "2x2.50,,x"] {
+            let e = parse_spec(bad).expect_err(bad);
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn an_oversized_config_file_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.toml");
+        let bytes = usize::try_from(CONFIG_FILE_BYTES_MAX).expect("small") + 1;
+        std::fs::write(&path, "a".repeat(bytes)).expect("write");
+        let e = read_toml::<toml::Table>(&path).expect_err("too big");
+        assert!(e.to_string().contains("limit"), "{e}");
+    }
+}

@@ -1,0 +1,247 @@
+//! `varietycash issuer`: create an issuer's directory, serve its gateway
+//! (with the simulated bank inside the process), and approve enrollments
+//! out of band through the gateway's loopback operator route.
+//!
+//! The directory holds `issuer.toml` (what `init` chose), the issuer's
+//! files (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb`
+//! (the simulated bank) and `issuer.pub` (the key the auditor verifies
+//! with).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::IssuerConfig;
+use actors::bank::SimulatedBank;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use gateway::{ClientConfig, IssuerClient, IssuerRuntime, ServerConfig, serve_issuer_with_bank};
+use ledger::{ParticipantId, Role};
+use protocol::crypto::SuiteId;
+use serde::{Deserialize, Serialize};
+
+use super::common::{parse_participant, read_toml, stop_issuer, wait_for_stop_signal};
+
+/// The issuer's configuration file, inside its directory.
+pub const CONFIG_FILE: &str = "issuer.toml";
+/// The issuer's public key for auditors and purses, inside its directory.
+pub const PUBLIC_KEY_FILE: &str = "issuer.pub";
+
+/// Run an issuer: create its files, serve its gateway, approve enrollments.
+#[derive(Debug, Args)]
+pub struct IssuerArgs {
+    #[command(subcommand)]
+    pub command: IssuerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Create the issuer's directory: keys (0600), mint, log, configuration.
+    Init(InitArgs),
+    /// Serve the issuer's gateway over HTTP until Ctrl-C or SIGTERM.
+    ///
+    /// The simulated bank lives inside the issuer's process (its file is
+    /// DIR/bank.redb): the issuer is its only client, and the operator
+    /// opens accounts and reads balances through the gateway's loopback
+    /// routes (`varietycash bank open-account|balance`).
+    Serve(ServeArgs),
+    /// Out-of-band steps of enrollment.
+    #[command(subcommand)]
+    Enroll(EnrollCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The issuer's directory (created).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Cipher suite of the mint and of sealed messages.
+    #[arg(long, default_value = "aes256")]
+    pub suite: SuiteId,
+    /// Size of the issuer's RSA keys.
+    #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
+    pub rsa_bits: usize,
+    /// Coin shards (one lock each; more shards, less contention).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: u16,
+    /// Address `serve` listens on unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// How long the simulated bank takes to settle a debit, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub bank_settle_delay_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The issuer's directory, as `init` made it.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Listen here instead of the configured address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollCommand {
+    /// Approve a participant's enrollment request for a role.
+    ///
+    /// Sent to the running issuer's loopback-only operator route: the
+    /// issuer's files are held by the running process.
+    Approve(ApproveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The participant's id.
+    #[arg(value_parser = parse_participant)]
+    pub id: ParticipantId,
+    /// purchaser, redeemer or merchant.
+    pub role: Role,
+    /// The issuer's directory (for the address it serves on).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The gateway's URL, if not the configured listen address.
+    #[arg(long)]
+    pub issuer: Option<String>,
+}
+
+/// What `init` chose, kept in DIR/issuer.toml.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    pub suite: String,
+    pub rsa_bits: usize,
+    pub shards: u16,
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub bank_settle_delay_ms: u64,
+}
+
+impl IssuerFile {
+    pub fn read(dir: &Path) -> anyhow::Result<IssuerFile> {
+        read_toml(&dir.join(CONFIG_FILE)).with_context(|| {
+            format!(
+                "{} is not an issuer's directory (run `varietycash issuer init --dir {}`)",
+                dir.display(),
+                dir.display()
+            )
+        })
+    }
+
+    fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
+        let mut config = IssuerConfig::new(dir);
+        config.suite = self.suite.parse().context("the configured suite")?;
+        config.rsa_bits = self.rsa_bits;
+        config.n_shards = self.shards;
+        Ok(config)
+    }
+
+    fn bank(&self, dir: &Path) -> anyhow::Result<Arc<SimulatedBank>> {
+        let path = dir.join("bank.redb");
+        Ok(Arc::new(
+            SimulatedBank::open(&path, Duration::from_millis(self.bank_settle_delay_ms))
+                .with_context(|| format!("opening the simulated bank {}", path.display()))?,
+        ))
+    }
+}
+
+fn parse_rsa_bits(s: &str) -> Result<usize, String> {
+    match s {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        _ => Err("the issuer's keys are 2048 or 3072 bits".into()),
+    }
+}
+
+pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        IssuerCommand::Init(a) => init(a),
+        IssuerCommand::Serve(a) => serve(a),
+        IssuerCommand::Enroll(EnrollCommand::Approve(a)) => approve(a),
+    }
+}
+
+fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args.dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        bail!("{} exists: this issuer is set up", config_path.display());
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let file = IssuerFile {
+        suite: args.suite.to_string(),
+        rsa_bits: args.rsa_bits,
+        shards: args.shards,
+        listen: args.listen,
+        bank_settle_delay_ms: args.bank_settle_delay_ms,
+    };
+    // The first start creates the keys, the mint, the log and the first
+    // key epoch; then the issuer stops until `serve`.
+    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, file.bank(&args.dir)?)
+        .context("creating the issuer's files")?;
+    let key_path = args.dir.join(PUBLIC_KEY_FILE);
+    runtime
+        .issuer()
+        .public_key()
+        .write_spki(&key_path)
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    stop_issuer(runtime)?;
+    let text = format!(
+        "# VarietyCash issuer, written by `varietycash issuer init`.\n{}",
+        toml::to_string(&file).context("writing the configuration")?
+    );
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    println!(
+        "issuer created in {}: RSA-{}, suite {}, {} shards; public key {}",
+        args.dir.display(),
+        file.rsa_bits,
+        file.suite,
+        file.shards,
+        key_path.display()
+    );
+    println!(
+        "next: varietycash issuer serve --dir {}",
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let file = IssuerFile::read(&args.dir)?;
+    let listen = args.listen.unwrap_or(file.listen);
+    let bank = file.bank(&args.dir)?;
+    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, bank.clone())
+        .context("starting the issuer")?;
+    let gateway =
+        serve_issuer_with_bank(&ServerConfig::new(listen), runtime.issuer().clone(), bank)
+            .with_context(|| format!("serving on {listen}"))?;
+    println!("issuer serving at {} (Ctrl-C to stop)", gateway.url());
+    wait_for_stop_signal()?;
+    println!("stopping: finishing requests in flight");
+    gateway.stop().context("stopping the gateway")?;
+    stop_issuer(runtime)?;
+    println!("issuer stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The running issuer's URL: `--issuer`, else the configured address.
+pub fn issuer_url(dir: &Path, issuer: Option<String>) -> anyhow::Result<String> {
+    match issuer {
+        Some(url) => Ok(url),
+        None => Ok(format!("http://{}", IssuerFile::read(dir)?.listen)),
+    }
+}
+
+fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let url = issuer_url(&args.dir, args.issuer)?;
+    let client = IssuerClient::new(&url, ClientConfig::default())?;
+    client
+        .approve_enrollment(&args.id, args.role)
+        .with_context(|| format!("approving {} as {} at {url}", args.id.as_str(), args.role))?;
+    println!("approved: {} as {}", args.id.as_str(), args.role);
+    Ok(ExitCode::SUCCESS)
+}

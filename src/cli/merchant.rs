@@ -1,0 +1,263 @@
+//! `varietycash merchant`: a shop. `init` creates the merchant's purse,
+//! registers it and asks to be enrolled as a merchant; `serve` runs the
+//! merchant server over that purse with a catalog from flags or a TOML file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use gateway::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
+use ledger::{Amount, BankAccount, ParticipantId, Role};
+use protocol::crypto::SuiteId;
+use serde::Deserialize;
+
+use super::common::{
+    open_wallet, parse_account, parse_participant, read_toml, wait_for_stop_signal,
+};
+
+/// Run a shop: its purse, its enrollment, its merchant server.
+#[derive(Debug, Args)]
+pub struct MerchantArgs {
+    #[command(subcommand)]
+    pub command: MerchantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Create the merchant's purse, register, and ask to be enrolled.
+    Init(InitArgs),
+    /// Serve the shop until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The merchant's purse file (created).
+    #[arg(long)]
+    pub purse: PathBuf,
+    /// The merchant's participant id.
+    #[arg(long, value_parser = parse_participant)]
+    pub id: ParticipantId,
+    /// The issuer's gateway URL.
+    #[arg(long)]
+    pub issuer: String,
+    /// The merchant's bank account (for redeemed payments).
+    #[arg(long, value_parser = parse_account)]
+    pub account: BankAccount,
+    /// Also ask to be enrolled as a redeemer (to take bank credits).
+    #[arg(long)]
+    pub redeemer: bool,
+    #[arg(long, default_value = "aes256")]
+    pub suite: SuiteId,
+    #[arg(long, default_value_t = 2048)]
+    pub rsa_bits: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The merchant's purse file, as `init` made it.
+    #[arg(long)]
+    pub purse: PathBuf,
+    /// The issuer's gateway URL, if not the one the purse remembers.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// The shop's name on its page.
+    #[arg(long, default_value = "VarietyCash shop")]
+    pub name: String,
+    /// An item: SKU=PRICE or SKU=PRICE=TITLE (repeat for more).
+    #[arg(long = "item", value_parser = parse_item)]
+    pub items: Vec<CatalogItem>,
+    /// A catalog file (TOML: shop_name, collect, redeem_account, [[item]]
+    /// sku, title, price, collect); its items come after the flags'.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// What the shop takes for coins: refresh, aggregate or redeem.
+    #[arg(long, default_value = "refresh")]
+    pub collect: String,
+    /// The enrolled account redeemed payments are credited to.
+    #[arg(long, value_parser = parse_account)]
+    pub redeem_account: Option<BankAccount>,
+}
+
+/// A catalog file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    shop_name: Option<String>,
+    collect: Option<String>,
+    redeem_account: Option<String>,
+    #[serde(default)]
+    item: Vec<CatalogFileItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFileItem {
+    sku: String,
+    title: Option<String>,
+    price: String,
+    collect: Option<String>,
+}
+
+fn parse_item(s: &str) -> Result<CatalogItem, String> {
+    let mut parts = s.splitn(3, '=');
+    let sku = parts.next().unwrap_or_default().trim();
+    let price = parts
+        .next()
+        .ok_or_else(|| format!("`{s}` is not SKU=PRICE[=TITLE]"))?;
+    let price: Amount = price
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{price}` is not a price: {e}"))?;
+    let title = parts.next().unwrap_or(sku).trim();
+    if !gateway::merchant::is_valid_sku(sku) {
+        return Err(format!("`{sku}` is not a sku (letters, digits, - and _)"));
+    }
+    Ok(CatalogItem {
+        sku: sku.to_owned(),
+        title: title.to_owned(),
+        price,
+        collect: None,
+    })
+}
+
+fn parse_collect(s: &str, account: Option<&BankAccount>) -> anyhow::Result<CollectOption> {
+    match s {
+        "refresh" => Ok(CollectOption::Refresh),
+        "aggregate" => Ok(CollectOption::Aggregate),
+        "redeem" => Ok(CollectOption::Redeem {
+            bank_account: account
+                .cloned()
+                .context("redeem needs the account: --redeem-account (or redeem_account)")?,
+        }),
+        other => bail!("`{other}` is not refresh, aggregate or redeem"),
+    }
+}
+
+pub fn run(args: MerchantArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        MerchantCommand::Init(a) => init(a),
+        MerchantCommand::Serve(a) => serve(a),
+    }
+}
+
+fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    super::purse::create_purse(
+        &args.purse,
+        &args.issuer,
+        args.id,
+        args.suite,
+        args.rsa_bits,
+    )?;
+    let (_, wallet) = open_wallet(&args.purse, None)?;
+    wallet.register().context("registering")?;
+    let mut roles = vec![Role::Merchant];
+    if args.redeemer {
+        roles.push(Role::Redeemer);
+    }
+    for role in roles {
+        wallet
+            .request_enrollment(role, args.account.clone())
+            .with_context(|| format!("asking to be enrolled as {role}"))?;
+        println!(
+            "enrollment as {role} requested; approve with: varietycash issuer enroll approve {} {role} --dir ISSUER_DIR",
+            wallet.id().as_str()
+        );
+    }
+    println!("merchant purse {} ready", args.purse.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (purse, _) = open_wallet(&args.purse, args.issuer.as_deref())?;
+    let config = merchant_config(&args)?;
+    if config.catalog.is_empty() {
+        bail!("nothing to sell: give --item SKU=PRICE or --catalog FILE");
+    }
+    let server = gateway::serve_merchant(&config, purse)
+        .with_context(|| format!("serving on {}", args.listen))?;
+    println!(
+        "{} serving {} item(s) at {} (Ctrl-C to stop)",
+        config.shop_name,
+        config.catalog.len(),
+        server.url()
+    );
+    wait_for_stop_signal()?;
+    server.stop().context("stopping the merchant server")?;
+    println!("merchant stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
+    let mut shop_name = args.name.clone();
+    let mut collect_name = args.collect.clone();
+    let mut account = args.redeem_account.clone();
+    let mut catalog = args.items.clone();
+    let mut file_items = Vec::new();
+    if let Some(path) = &args.catalog {
+        let file: CatalogFile = read_toml(path)?;
+        shop_name = file.shop_name.unwrap_or(shop_name);
+        collect_name = file.collect.unwrap_or(collect_name);
+        if let Some(a) = file.redeem_account {
+            account = Some(BankAccount::new(a).context("the catalog's redeem_account")?);
+        }
+        file_items = file.item;
+    }
+    for it in file_items {
+        let mut item = parse_item(&format!("{}={}", it.sku, it.price))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| catalog_where(args.catalog.as_deref()))?;
+        item.title = it.title.unwrap_or(item.title);
+        item.collect = it
+            .collect
+            .as_deref()
+            .map(|c| parse_collect(c, account.as_ref()))
+            .transpose()?;
+        catalog.push(item);
+    }
+    Ok(MerchantConfig {
+        server: ServerConfig::new(args.listen),
+        shop_name,
+        catalog,
+        collect: parse_collect(&collect_name, account.as_ref())?,
+        client: ClientConfig::default(),
+    })
+}
+
+fn catalog_where(path: Option<&Path>) -> String {
+    match path {
+        Some(p) => format!("in {}", p.display()),
+        None => "in the catalog".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_parse_from_flags_and_bad_ones_say_why() {
+        let item = parse_item("book=5.00=A good book").expect("item");
+        assert_eq!(item.sku, "book");
+        assert_eq!(item.price, Amount::from_minor(500));
+        assert_eq!(item.title, "A good book");
+        assert_eq!(parse_item("tea=2.50").expect("item").title, "tea");
+        assert!(parse_item("book").is_err());
+        assert!(parse_item("book=five").is_err());
+        assert!(parse_item("b o o k=5.00").is_err());
+    }
+
+    #[test]
+    fn redeem_without_an_account_is_refused() {
+        assert!(parse_collect("redeem", None).is_err());
+        assert!(parse_collect("teleport", None).is_err());
+        assert_eq!(
+            parse_collect("aggregate", None).expect("ok"),
+            CollectOption::Aggregate
+        );
+    }
+}
