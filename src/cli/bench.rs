@@ -1,0 +1,216 @@
+//! `varietycash bench`: the issuer's speed against its own limits.
+//!
+//! One run measures, on this machine and in this order:
+//! 1. end to end over loopback HTTP ([`load`]): an issuer (durable redb log,
+//!    fsync on every group commit) and client threads, each a payer and a
+//!    payee, paying with refresh, 1 coin in and 1 out, then 4 in and 4 out,
+//!    then 1-in/1-out again paced at 70% of the measured peak;
+//! 2. the ledger core without public-key crypto ([`ledger_core`]): spends
+//!    submitted straight to the shards and the group commit, then the
+//!    coin-status projection caught up with the log;
+//! 3. the crypto ceiling ([`ceiling`]): only the issuer's public-key and
+//!    symmetric work of one payment, in a loop on every core.
+//!
+//! It ends with `ratio = measured payments/s ÷ crypto-only payments/s` for
+//! 1-in/1-out payments. `--core` runs step 2 alone. Every figure is printed
+//! with the load average it was measured under: the machine may be shared.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use protocol::crypto::SuiteId;
+
+#[path = "bench/ceiling.rs"]
+mod ceiling;
+#[path = "bench/ledger_core.rs"]
+mod ledger_core;
+#[path = "bench/load.rs"]
+mod load;
+#[path = "bench/setup.rs"]
+mod setup;
+#[path = "bench/stats.rs"]
+mod stats;
+
+/// Seconds per measured phase, unless `--seconds` says otherwise.
+const PHASE_SECS_DEFAULT: u64 = 20;
+/// Seconds per measured phase with `--quick`.
+const PHASE_SECS_QUICK: u64 = 5;
+/// Client threads per core, unless `--clients` says otherwise: each waits on
+/// the network most of the time, so the issuer needs several per core busy.
+const CLIENTS_PER_CORE_DEFAULT: usize = 8;
+/// The pacing of the latency phase, as a share of the measured peak.
+const PACED_LOAD_SHARE: f64 = 0.7;
+
+/// The cipher suite of the issuer under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SuiteArg {
+    Aes256,
+    Tdes,
+}
+
+impl SuiteArg {
+    fn suite(self) -> SuiteId {
+        match self {
+            SuiteArg::Aes256 => SuiteId::Aes256,
+            SuiteArg::Tdes => SuiteId::Tdes,
+        }
+    }
+}
+
+fn parse_rsa_bits(s: &str) -> Result<usize, String> {
+    match s {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        _ => Err(format!("expected 2048 or 3072, got {s:?}")),
+    }
+}
+
+/// Measure payments/s end to end over loopback HTTP against the crypto
+/// ceiling, and durable spends/s of the ledger core.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Short phases (5 s each): the whole run takes under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per measured phase (default 20, or 5 with --quick).
+    #[arg(long, value_name = "N")]
+    seconds: Option<u64>,
+    /// Client threads of the load generator, each a payer and a payee
+    /// (default 8 per core).
+    #[arg(long, value_name = "N")]
+    clients: Option<usize>,
+    /// Cipher suite of the issuer.
+    #[arg(long, value_enum, default_value = "aes256")]
+    suite: SuiteArg,
+    /// RSA modulus of the issuer and of the participants.
+    #[arg(long, default_value = "2048", value_parser = parse_rsa_bits)]
+    rsa_bits: usize,
+    /// Run only the ledger-core benchmark (no HTTP, no public-key crypto).
+    #[arg(long)]
+    core: bool,
+    /// Directory for the issuer's and the core benchmark's files (default: a
+    /// fresh temporary directory on the same disk as /tmp).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Runs the benchmark; exit code 0 when every phase measured something, 1
+/// when a phase completed no payment (the figures would be meaningless).
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let n_cores = stats::n_cores();
+    let phase = Duration::from_secs(args.seconds.unwrap_or(if args.quick {
+        PHASE_SECS_QUICK
+    } else {
+        PHASE_SECS_DEFAULT
+    }));
+    anyhow::ensure!(!phase.is_zero(), "--seconds must be positive");
+    let n_clients = args.clients.unwrap_or(n_cores * CLIENTS_PER_CORE_DEFAULT);
+    anyhow::ensure!(n_clients > 0, "--clients must be positive");
+    let scratch = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            tempfile::tempdir_in(dir)
+        }
+        None => tempfile::tempdir(),
+    }
+    .context("creating the scratch directory")?;
+    println!("{}", stats::machine_line());
+    println!(
+        "suite {:?}, RSA {} bits, {} client threads, {} s per phase, files in {}",
+        args.suite.suite(),
+        args.rsa_bits,
+        n_clients,
+        phase.as_secs(),
+        scratch.path().display()
+    );
+
+    let core_report = ledger_core::run(&scratch.path().join("core"), phase, n_cores)?;
+    println!("{core_report}");
+    if args.core {
+        return Ok(if core_report.n_spends > 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+
+    let issuer = setup::BenchIssuer::start(
+        &scratch.path().join("issuer"),
+        args.suite.suite(),
+        args.rsa_bits,
+    )?;
+    let coins_per_client = load::coins_needed(load::Mix::FOUR_IN_FOUR_OUT);
+    let clients = issuer.clients(n_clients, coins_per_client)?;
+    let mut clients = load::Clients::new(clients);
+
+    let one = load::run_phase(
+        &issuer,
+        &mut clients,
+        load::Mix::ONE_IN_ONE_OUT,
+        phase,
+        None,
+    )?;
+    println!("{one}");
+    let four = load::run_phase(
+        &issuer,
+        &mut clients,
+        load::Mix::FOUR_IN_FOUR_OUT,
+        phase,
+        None,
+    )?;
+    println!("{four}");
+    let paced_rate = one.payments_per_sec() * PACED_LOAD_SHARE;
+    let paced = load::run_phase(
+        &issuer,
+        &mut clients,
+        load::Mix::ONE_IN_ONE_OUT,
+        phase,
+        Some(paced_rate),
+    )?;
+    println!("{paced}");
+    println!("{}", issuer.batching_line());
+    issuer.check_conservation()?;
+    drop(issuer);
+
+    let ceiling_dir = scratch.path().join("ceiling");
+    let ceiling_one = ceiling::run(
+        &ceiling_dir,
+        args.suite.suite(),
+        &setup::issuer_key_path(&scratch.path().join("issuer")),
+        load::Mix::ONE_IN_ONE_OUT,
+        phase,
+        n_cores,
+    )?;
+    println!("{ceiling_one}");
+    let ceiling_four = ceiling::run(
+        &ceiling_dir,
+        args.suite.suite(),
+        &setup::issuer_key_path(&scratch.path().join("issuer")),
+        load::Mix::FOUR_IN_FOUR_OUT,
+        phase,
+        n_cores,
+    )?;
+    println!("{ceiling_four}");
+    println!(
+        "ratio 4-in/4-out = {:.3} ({:.1} / {:.1} payments/s)",
+        four.payments_per_sec() / ceiling_four.payments_per_sec(),
+        four.payments_per_sec(),
+        ceiling_four.payments_per_sec()
+    );
+    println!(
+        "ratio = {:.3} (1-in/1-out: {:.1} measured / {:.1} crypto-only payments/s, RSA {}, {} cores)",
+        one.payments_per_sec() / ceiling_one.payments_per_sec(),
+        one.payments_per_sec(),
+        ceiling_one.payments_per_sec(),
+        args.rsa_bits,
+        n_cores
+    );
+    let all_measured = one.n_paid > 0 && four.n_paid > 0 && paced.n_paid > 0;
+    Ok(if all_measured {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

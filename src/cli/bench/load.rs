@@ -1,0 +1,375 @@
+//! The load generator: client threads, each a payer and a payee, paying
+//! with refresh over HTTP through the protocol's state machines (no purse,
+//! so the client side stays cheap). The payee's fresh coins are its next
+//! payment's coins, so a few coins per client circulate for the whole run.
+//! Closed loop (each client one payment at a time) for the peak; paced at a
+//! fixed rate, with latency counted from the scheduled start so queueing is
+//! not hidden, for latency under load.
+
+use std::fmt;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use ledger::{Amount, CoinSpec, Denomination, ParticipantId, Timestamp};
+use protocol::crypto::{PublicKey, SuiteId};
+use protocol::flows::{PayeeOutcome, PaymentPayee, PaymentPayer};
+use protocol::wire::payment::{PDesc, VOption};
+
+use super::setup::{BenchIssuer, COIN_VALUE_MINOR, ClientKit};
+use super::stats::{self, Latencies};
+
+/// Coins in and out of one payment (refresh: as many out as in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    pub n_coins: usize,
+}
+
+impl Mix {
+    pub const ONE_IN_ONE_OUT: Mix = Mix { n_coins: 1 };
+    pub const FOUR_IN_FOUR_OUT: Mix = Mix { n_coins: 4 };
+
+    pub fn name(self) -> String {
+        format!("{n}-in/{n}-out", n = self.n_coins)
+    }
+
+    /// The payment's amount and the refresh spec: `n_coins` coins of the
+    /// benchmark's one value.
+    pub fn amount_and_spec(self) -> anyhow::Result<(Amount, CoinSpec)> {
+        let spec = CoinSpec::new(vec![Denomination {
+            count: u32::try_from(self.n_coins)?,
+            value: Amount::from_minor(COIN_VALUE_MINOR),
+        }])?;
+        Ok((spec.total()?, spec))
+    }
+}
+
+/// Coins a client needs to run payments of `mix` (refresh gives them back).
+pub fn coins_needed(mix: Mix) -> usize {
+    mix.n_coins
+}
+
+/// The clients between phases (their coins change hands each payment).
+pub struct Clients {
+    kits: Vec<ClientKit>,
+}
+
+impl Clients {
+    pub fn new(kits: Vec<ClientKit>) -> Clients {
+        Clients { kits }
+    }
+}
+
+/// What one phase measured.
+pub struct PhaseReport {
+    label: String,
+    n_clients: usize,
+    pub n_paid: u64,
+    n_coins: u64,
+    n_rejected: u64,
+    n_failed: u64,
+    n_acks_failed: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latencies: Latencies,
+    cpu_secs: f64,
+    client_cpu_secs: f64,
+    load_average: String,
+}
+
+impl PhaseReport {
+    pub fn payments_per_sec(&self) -> f64 {
+        self.n_paid as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+impl fmt::Display for PhaseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+        let issuer_cpu = (self.cpu_secs - self.client_cpu_secs).max(0.0);
+        writeln!(
+            f,
+            "e2e {} ({} clients): {} payments in {:.1} s = {:.1} payments/s, {:.1} coins validated/s",
+            self.label,
+            self.n_clients,
+            self.n_paid,
+            secs,
+            self.payments_per_sec(),
+            self.n_coins as f64 / secs
+        )?;
+        writeln!(
+            f,
+            "  latency of /v1/validate p50 {} ms, p99 {} ms, p999 {} ms ({} samples)",
+            stats::ms(self.latencies.percentile(0.5)),
+            stats::ms(self.latencies.percentile(0.99)),
+            stats::ms(self.latencies.percentile(0.999)),
+            self.latencies.len()
+        )?;
+        writeln!(
+            f,
+            "  CPU {:.2} cores busy of {} (issuer + HTTP {:.2}, load-generator threads {:.2}); issuer CPU {:.2} ms per payment",
+            self.cpu_secs / secs,
+            stats::n_cores(),
+            issuer_cpu / secs,
+            self.client_cpu_secs / secs,
+            if self.n_paid > 0 {
+                issuer_cpu * 1000.0 / self.n_paid as f64
+            } else {
+                0.0
+            }
+        )?;
+        write!(
+            f,
+            "  rejected {}, failed {}, acks failed {}{}; load average {}",
+            self.n_rejected,
+            self.n_failed,
+            self.n_acks_failed,
+            self.first_error
+                .as_deref()
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default(),
+            self.load_average
+        )
+    }
+}
+
+/// What one client thread counted.
+#[derive(Default)]
+struct ClientTally {
+    n_paid: u64,
+    n_coins: u64,
+    n_rejected: u64,
+    n_failed: u64,
+    n_acks_failed: u64,
+    first_error: Option<String>,
+    latencies: Latencies,
+    cpu_secs: f64,
+}
+
+impl ClientTally {
+    fn failed(&mut self, e: impl fmt::Display) {
+        self.n_failed += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+}
+
+/// The issuer as every client thread sees it.
+#[derive(Clone)]
+struct Target {
+    pk_i: PublicKey,
+    id_i: ParticipantId,
+    suite: SuiteId,
+}
+
+/// Runs payments of `mix` from every client for `duration`: closed loop,
+/// or paced at `rate` payments/s in all when given.
+pub fn run_phase(
+    issuer: &BenchIssuer,
+    clients: &mut Clients,
+    mix: Mix,
+    duration: Duration,
+    rate: Option<f64>,
+) -> anyhow::Result<PhaseReport> {
+    let n_clients = clients.kits.len();
+    let target = Target {
+        pk_i: issuer.pk_i.clone(),
+        id_i: issuer.id_i.clone(),
+        suite: issuer.suite,
+    };
+    // Each client paces itself at its share, offset so the sends interleave.
+    let interval = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(n_clients as f64 / r));
+    let barrier = Arc::new(Barrier::new(n_clients + 1));
+    let mut threads = Vec::with_capacity(n_clients);
+    for (i, kit) in clients.kits.drain(..).enumerate() {
+        let http = issuer.client()?;
+        let target = target.clone();
+        let barrier = barrier.clone();
+        let offset = interval.map(|iv| iv.mul_f64(i as f64 / n_clients as f64));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("bench-client-{i}"))
+                .spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let pacing = interval.zip(offset);
+                    client_loop(&http, &target, kit, mix, start, duration, pacing)
+                })?,
+        );
+    }
+    let cpu_before = stats::process_cpu_secs();
+    barrier.wait();
+    let started = Instant::now();
+    let mut tally = ClientTally::default();
+    for thread in threads {
+        let (kit, t) = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
+        clients.kits.push(kit);
+        tally.n_paid += t.n_paid;
+        tally.n_coins += t.n_coins;
+        tally.n_rejected += t.n_rejected;
+        tally.n_failed += t.n_failed;
+        tally.n_acks_failed += t.n_acks_failed;
+        tally.first_error = tally.first_error.or(t.first_error);
+        tally.latencies.merge(t.latencies);
+        tally.cpu_secs += t.cpu_secs;
+    }
+    let elapsed = started.elapsed();
+    let cpu_secs = stats::process_cpu_secs() - cpu_before;
+    tally.latencies.finish();
+    let label = match rate {
+        Some(r) => format!("{} paced at {r:.1} payments/s", mix.name()),
+        None => format!("{} closed loop", mix.name()),
+    };
+    Ok(PhaseReport {
+        label,
+        n_clients,
+        n_paid: tally.n_paid,
+        n_coins: tally.n_coins,
+        n_rejected: tally.n_rejected,
+        n_failed: tally.n_failed,
+        n_acks_failed: tally.n_acks_failed,
+        first_error: tally.first_error,
+        elapsed,
+        latencies: tally.latencies,
+        cpu_secs,
+        client_cpu_secs: tally.cpu_secs,
+        load_average: stats::load_average(),
+    })
+}
+
+/// One client until `duration` has passed since `start` (or its coins
+/// run out); gives its kit back with the coins it holds now.
+fn client_loop(
+    http: &gateway::IssuerClient,
+    target: &Target,
+    mut kit: ClientKit,
+    mix: Mix,
+    start: Instant,
+    duration: Duration,
+    pacing: Option<(Duration, Duration)>,
+) -> (ClientKit, ClientTally) {
+    let cpu_before = stats::thread_cpu_secs();
+    let mut tally = ClientTally::default();
+    let deadline = start + duration;
+    let (amount, spec) = match mix.amount_and_spec() {
+        Ok(x) => x,
+        Err(e) => {
+            tally.failed(e);
+            return (kit, tally);
+        }
+    };
+    let mut n_sent: u32 = 0;
+    loop {
+        let scheduled = match pacing {
+            Some((interval, offset)) => {
+                let at = start + offset + interval * n_sent;
+                if at >= deadline {
+                    break;
+                }
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                Some(at)
+            }
+            None => None,
+        };
+        if Instant::now() >= deadline || kit.coins.len() < mix.n_coins {
+            break;
+        }
+        n_sent += 1;
+        let coins = kit.coins.split_off(kit.coins.len() - mix.n_coins);
+        match pay_once(http, target, &kit, coins, amount, &spec, scheduled) {
+            Ok(Paid::Coins {
+                coins,
+                latency,
+                ack_ok,
+            }) => {
+                kit.coins.extend(coins);
+                tally.n_paid += 1;
+                tally.n_coins += mix.n_coins as u64;
+                tally.latencies.record(latency);
+                if !ack_ok {
+                    tally.n_acks_failed += 1;
+                }
+            }
+            Ok(Paid::Refused(why)) => {
+                tally.n_rejected += 1;
+                if tally.first_error.is_none() {
+                    tally.first_error = Some(why);
+                }
+            }
+            Err(e) => tally.failed(e),
+        }
+    }
+    tally.cpu_secs = stats::thread_cpu_secs() - cpu_before;
+    (kit, tally)
+}
+
+enum Paid {
+    Coins {
+        coins: Vec<ledger::Coin>,
+        latency: Duration,
+        ack_ok: bool,
+    },
+    Refused(String),
+}
+
+/// One payment with refresh: invoice, SendCoins, ValidationRequest over
+/// HTTP, the payee opens Issuance1 and acknowledges with Issuance2.
+fn pay_once(
+    http: &gateway::IssuerClient,
+    target: &Target,
+    kit: &ClientKit,
+    coins: Vec<ledger::Coin>,
+    amount: Amount,
+    spec: &CoinSpec,
+    scheduled: Option<Instant>,
+) -> anyhow::Result<Paid> {
+    let (payee, invoice) = PaymentPayee::invoice(
+        kit.payee.clone(),
+        kit.payer.clone(),
+        target.id_i.clone(),
+        PDesc::new("bench")?,
+        amount,
+        None,
+    );
+    let (_payer, send) = PaymentPayer::pay(
+        target.suite,
+        &target.pk_i,
+        &target.id_i,
+        &kit.payer,
+        &invoice,
+        coins,
+        Timestamp::now(),
+    )?;
+    let (awaiting, request) = payee.on_send_coins(
+        target.suite,
+        &target.pk_i,
+        send,
+        VOption::Refresh { spec: spec.clone() },
+    )?;
+    let sent_at = scheduled.unwrap_or_else(Instant::now);
+    let issuance = http.validate(&request)?;
+    let latency = sent_at.elapsed();
+    match awaiting.on_issuance1(&kit.sk_py, &issuance)? {
+        PayeeOutcome::Coins { coins, ack } => {
+            let ack_ok = http.validate_ack(&ack).is_ok();
+            Ok(Paid::Coins {
+                coins,
+                latency,
+                ack_ok,
+            })
+        }
+        PayeeOutcome::Rejected(reject) => Ok(Paid::Refused(format!(
+            "the issuer refused: {:?}",
+            reject.reason
+        ))),
+        PayeeOutcome::Receipt(_) => Ok(Paid::Refused(
+            "a receipt where refreshed coins were due".to_owned(),
+        )),
+    }
+}

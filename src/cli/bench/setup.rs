@@ -1,0 +1,236 @@
+//! The system under test: an issuer (durable redb log, fsync on) with a
+//! simulated bank that settles at once, served over loopback HTTP, and the
+//! participants of the load: a purchaser who buys every coin through the
+//! real purchase flow (W1..W3, Issuance2), and payees registered over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::IssuerConfig;
+use actors::bank::SimulatedBank;
+use anyhow::Context;
+use gateway::{ClientConfig, IssuerClient, IssuerRuntime, ServerConfig, ServerHandle};
+use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
+use protocol::crypto::{PublicKey, SecretKey, SuiteId};
+use protocol::flows::{PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request};
+use protocol::wire::purchase::WDesc;
+
+/// Coin shards of the issuer under test.
+const N_SHARDS: u16 = 16;
+/// Most coins bought in one purchase (a transaction's coin limit).
+const COINS_PER_PURCHASE_MAX: u32 = 1024;
+/// Distinct payee keys; payees share them (each has its own identity) so
+/// that setting up many clients does not cost one RSA key generation each.
+const PAYEE_KEYS_N: usize = 2;
+/// Polls of a purchase before giving up (the housekeeper settles every 250 ms).
+const PURCHASE_POLLS_MAX: u32 = 400;
+const PURCHASE_POLL_INTERVAL_MS: u64 = 25;
+/// What the purchaser's bank account holds, in minor units.
+const PURCHASER_FUNDS_MINOR: u64 = 1_000_000_000;
+/// Value of every coin of the benchmark, in minor units.
+pub const COIN_VALUE_MINOR: u64 = 1;
+
+/// Where the issuer in `dir` keeps its RSA key (PKCS#8).
+pub fn issuer_key_path(dir: &Path) -> PathBuf {
+    dir.join("issuer.key")
+}
+
+/// What one client thread starts with: a payer's identity and coins, and a
+/// registered payee with its key.
+pub struct ClientKit {
+    pub payer: ParticipantId,
+    pub payee: ParticipantId,
+    pub sk_py: Arc<SecretKey>,
+    pub coins: Vec<Coin>,
+}
+
+/// The issuer under test and how to reach it.
+pub struct BenchIssuer {
+    pub url: String,
+    pub pk_i: PublicKey,
+    pub id_i: ParticipantId,
+    pub suite: SuiteId,
+    rsa_bits: usize,
+    bank: Arc<SimulatedBank>,
+    gateway: Option<ServerHandle>,
+    runtime: Option<IssuerRuntime>,
+}
+
+impl BenchIssuer {
+    /// Starts the issuer in `dir` (a fresh one: keys are generated) and its
+    /// gateway on 127.0.0.1.
+    pub fn start(dir: &Path, suite: SuiteId, rsa_bits: usize) -> anyhow::Result<BenchIssuer> {
+        std::fs::create_dir_all(dir)?;
+        let bank = Arc::new(
+            SimulatedBank::open(dir.join("bank.redb"), Duration::ZERO)
+                .context("opening the simulated bank")?,
+        );
+        let mut config = IssuerConfig::new(dir);
+        config.n_shards = N_SHARDS;
+        config.suite = suite;
+        config.rsa_bits = rsa_bits;
+        let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
+        let gateway = gateway::serve_issuer(&ServerConfig::loopback(), runtime.issuer().clone())
+            .context("starting the issuer's gateway")?;
+        let core = runtime.issuer().core().clone();
+        Ok(BenchIssuer {
+            url: gateway.url(),
+            pk_i: core.public_key(),
+            id_i: core.id().clone(),
+            suite: core.suite(),
+            rsa_bits,
+            bank,
+            gateway: Some(gateway),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// An HTTP client of the gateway that does not retry: a failure is
+    /// counted, not hidden.
+    pub fn client(&self) -> anyhow::Result<IssuerClient> {
+        let config = ClientConfig {
+            attempts_max: 1,
+            ..ClientConfig::default()
+        };
+        Ok(IssuerClient::new(&self.url, config)?)
+    }
+
+    /// Registers a purchaser and `n_clients` payees over HTTP, buys
+    /// `n_clients * coins_per_client` coins through the purchase flow, and
+    /// deals them out.
+    pub fn clients(
+        &self,
+        n_clients: usize,
+        coins_per_client: usize,
+    ) -> anyhow::Result<Vec<ClientKit>> {
+        let client = self.client()?;
+        let buyer_sk = SecretKey::generate(self.rsa_bits)?;
+        let buyer = ParticipantId::new("bench-buyer")?;
+        let account = BankAccount::new("bench-buyer-account")?;
+        self.bank
+            .open_account(&account, Amount::from_minor(PURCHASER_FUNDS_MINOR))?;
+        self.register(&client, &buyer, &buyer_sk)?;
+        let enrollment = enrollment_request(
+            self.suite,
+            &buyer_sk,
+            &self.pk_i,
+            buyer.clone(),
+            Role::CoinPurchaser,
+            account.clone(),
+            Timestamp::now(),
+        )?;
+        client.enroll(&enrollment)?;
+        client.approve_enrollment(&buyer, Role::CoinPurchaser)?;
+
+        let payee_keys: Vec<Arc<SecretKey>> = (0..PAYEE_KEYS_N)
+            .map(|_| SecretKey::generate(self.rsa_bits).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let mut coins = Vec::with_capacity(n_clients * coins_per_client);
+        let mut n_left = u32::try_from(n_clients * coins_per_client)?;
+        while n_left > 0 {
+            let n = n_left.min(COINS_PER_PURCHASE_MAX);
+            coins.extend(self.buy(&client, &buyer, &buyer_sk, &account, n)?);
+            n_left -= n;
+        }
+        let mut kits = Vec::with_capacity(n_clients);
+        for i in 0..n_clients {
+            let payee = ParticipantId::new(format!("bench-payee-{i}"))?;
+            let sk_py = payee_keys[i % PAYEE_KEYS_N].clone();
+            self.register(&client, &payee, &sk_py)?;
+            let mine = coins.split_off(coins.len() - coins_per_client);
+            kits.push(ClientKit {
+                payer: ParticipantId::new(format!("bench-payer-{i}"))?,
+                payee,
+                sk_py,
+                coins: mine,
+            });
+        }
+        Ok(kits)
+    }
+
+    fn register(
+        &self,
+        client: &IssuerClient,
+        id: &ParticipantId,
+        sk: &SecretKey,
+    ) -> anyhow::Result<()> {
+        let (registration, request) = RegistrationClient::start(id.clone(), sk);
+        let cert = client.register(&request)?;
+        registration.on_certificate(&self.pk_i, cert, Timestamp::now())?;
+        Ok(())
+    }
+
+    /// WRequest1..3 over HTTP for `n` coins, polls until the debit settles,
+    /// then acknowledges.
+    fn buy(
+        &self,
+        client: &IssuerClient,
+        buyer: &ParticipantId,
+        sk: &SecretKey,
+        account: &BankAccount,
+        n: u32,
+    ) -> anyhow::Result<Vec<Coin>> {
+        let spec = CoinSpec::new(vec![Denomination {
+            count: n,
+            value: Amount::from_minor(COIN_VALUE_MINOR),
+        }])?;
+        let (state, w1) = PurchaseClient::start(self.suite, buyer.clone(), &self.pk_i)?;
+        let w2 = client.wrequest1(&w1)?;
+        let w_desc = WDesc {
+            amount: spec.total()?,
+            spec,
+            bank_account: account.clone(),
+            anonymous: true,
+        };
+        let (awaiting, w3) = state.on_wrequest2(sk, &self.id_i, &w2, w_desc)?;
+        let mut issuance = client.wrequest3(&w3)?;
+        for _ in 0..PURCHASE_POLLS_MAX {
+            match awaiting.on_issuance1(&issuance)? {
+                PurchaseUpdate::Issued { coins, ack } => {
+                    client.purchase_ack(&ack)?;
+                    return Ok(coins);
+                }
+                PurchaseUpdate::Pending => {
+                    std::thread::sleep(Duration::from_millis(PURCHASE_POLL_INTERVAL_MS));
+                    issuance = client.purchase_poll(&awaiting.poll())?;
+                }
+                PurchaseUpdate::Rejected(r) => anyhow::bail!("the purchase was rejected: {r:?}"),
+            }
+        }
+        anyhow::bail!("the purchase did not settle")
+    }
+
+    /// Group-commit batch size end to end: neither ledger's `GroupCommit`
+    /// nor the actors count commits, and redb keeps no per-transaction
+    /// record, so it is not measured here (the ledger-core phase measures it).
+    pub fn batching_line(&self) -> String {
+        "group-commit batch size end to end: not measured (ledger/actors expose no commit counter; see the ledger-core line)".to_owned()
+    }
+
+    /// Replays the issuer's log and checks that cash was conserved.
+    pub fn check_conservation(&self) -> anyhow::Result<()> {
+        let Some(runtime) = &self.runtime else {
+            anyhow::bail!("the issuer has stopped");
+        };
+        let totals = runtime.issuer().core().audit_conservation()?;
+        println!(
+            "conservation from the log: outstanding {} + aggregates {} = real in {} - real out {}",
+            totals.outstanding, totals.aggregates, totals.real_in, totals.real_out
+        );
+        Ok(())
+    }
+}
+
+impl Drop for BenchIssuer {
+    fn drop(&mut self) {
+        if let Some(gateway) = self.gateway.take()
+            && let Err(e) = gateway.stop()
+        {
+            tracing::warn!(error = %e, "stopping the gateway");
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop();
+        }
+    }
+}
