@@ -7,7 +7,6 @@ use ledger::{
     Amount, CoinBody, CoinId, ConservationError, Event, Flows, Hash32, IssueCause, KeyEpoch, Seq,
     SpendCause, Timestamp, TxId,
 };
-use sha2::{Digest, Sha256};
 
 use crate::rule::{Rule, Violation};
 use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
@@ -34,14 +33,12 @@ impl TxContext {
 }
 
 /// SHA-256 over the erased coin ids in ascending order: the digest a
-/// `SpentCoinsErased` event must carry.
+/// `SpentCoinsErased` event must carry. Sorts `ids`, then hashes them with
+/// the coin-status projection's own function, the one the issuer's erasure
+/// plan uses, so the two cannot drift apart.
 pub fn erased_digest(ids: &mut [CoinId]) -> Hash32 {
     ids.sort_unstable();
-    let mut h = Sha256::new();
-    for id in ids.iter() {
-        h.update(id.as_bytes());
-    }
-    Hash32(h.finalize().into())
+    projections::coin_status::erasure_digest(ids.iter())
 }
 
 fn minor(a: Amount) -> u128 {
