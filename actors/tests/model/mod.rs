@@ -20,7 +20,7 @@ pub const BOB: usize = 1;
 pub const SHOP: usize = 2;
 pub const NAMES: [&str; N_HOLDERS] = ["alice", "bob", "shop"];
 /// What each holder has in the bank when the run starts.
-pub const FUNDS_MINOR: [u64; N_HOLDERS] = [3_000, 600, 200];
+pub const FUNDS_MINOR: [u64; N_HOLDERS] = [5_000, 800, 1_000];
 
 /// The issuer's schedule in the test harness (`util::Harness::config`).
 pub const COIN_LIFETIME_SECS: u64 = 1000;
