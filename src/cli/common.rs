@@ -89,10 +89,11 @@ const ISSUER_CLOSE_WAIT_MS: u64 = 10_000;
 /// leaves a log that needs repair before it can be audited.
 pub fn stop_issuer(runtime: gateway::IssuerRuntime) -> anyhow::Result<()> {
     let core = Arc::downgrade(runtime.issuer().core());
+    let log = Arc::downgrade(runtime.issuer().core().store());
     runtime.stop();
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(ISSUER_CLOSE_WAIT_MS);
-    while core.strong_count() > 0 {
+    while core.strong_count() + log.strong_count() > 0 {
         if std::time::Instant::now() > deadline {
             bail!("the issuer did not close its files within {ISSUER_CLOSE_WAIT_MS} ms");
         }

@@ -167,9 +167,10 @@ impl System {
             // The actors' worker threads let go of the core a little after
             // the system stops; the log is closed once they have.
             let core = Arc::downgrade(runtime.issuer().core());
+            let log = Arc::downgrade(runtime.issuer().core().store());
             runtime.stop();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while core.strong_count() > 0 {
+            while core.strong_count() + log.strong_count() > 0 {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "the issuer never closed"

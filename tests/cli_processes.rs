@@ -1,0 +1,273 @@
+//! The parties as separate processes, as their users run them: an issuer
+//! (`issuer init`, `issuer serve`), a merchant server (`merchant init`,
+//! `merchant serve`) and a coin holder's purse driven one command at a
+//! time, over loopback HTTP. The servers stop on SIGTERM, and the auditor
+//! (`varietycash audit`) then passes the issuer's log.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_varietycash");
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs a command and expects exit 0; its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed ({:?}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+/// Waits until `url`'s /health answers (the server is listening).
+fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// SIGTERM, then the exit status (a graceful stop exits 0).
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "stopped with {status:?}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn issuer_merchant_and_purse_as_separate_processes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (ip, mp) = (free_port(), free_port());
+    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let shop_url = format!("http://127.0.0.1:{mp}");
+
+    ok(
+        dir,
+        &[
+            "issuer",
+            "init",
+            "--dir",
+            "iss",
+            "--listen",
+            &format!("127.0.0.1:{ip}"),
+            "--shards",
+            "2",
+        ],
+    );
+    let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
+    wait_healthy(ip);
+
+    ok(
+        dir,
+        &[
+            "bank",
+            "open-account",
+            "ACH-alice",
+            "100.00",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "bank",
+            "open-account",
+            "ACH-shop",
+            "0.00",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "purse",
+            "init",
+            "--purse",
+            "alice.purse",
+            "--id",
+            "alice",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(dir, &["purse", "register", "--purse", "alice.purse"]);
+    ok(
+        dir,
+        &[
+            "purse",
+            "enroll",
+            "purchaser",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
+    );
+    // Before the operator approves, the issuer refuses the purchase.
+    let refused = run(
+        dir,
+        &[
+            "purse",
+            "buy",
+            "1x5.00",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
+    );
+    assert!(
+        !refused.status.success(),
+        "bought without an approved enrollment"
+    );
+    ok(
+        dir,
+        &[
+            "issuer",
+            "enroll",
+            "approve",
+            "alice",
+            "purchaser",
+            "--dir",
+            "iss",
+        ],
+    );
+    let bought = ok(
+        dir,
+        &[
+            "purse",
+            "buy",
+            "2x2.50,1x1.25,3x2.00",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
+    );
+    assert!(bought.contains("bought 12.25 in 6 coins"), "{bought}");
+    assert!(
+        ok(
+            dir,
+            &["bank", "balance", "ACH-alice", "--issuer", &issuer_url]
+        )
+        .contains("87.75")
+    );
+
+    ok(
+        dir,
+        &[
+            "merchant",
+            "init",
+            "--purse",
+            "shop.purse",
+            "--id",
+            "shop",
+            "--issuer",
+            &issuer_url,
+            "--account",
+            "ACH-shop",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
+        ],
+    );
+    let shop = spawn(
+        dir,
+        &[
+            "merchant",
+            "serve",
+            "--purse",
+            "shop.purse",
+            "--listen",
+            &format!("127.0.0.1:{mp}"),
+            "--item",
+            "book=5.00=A book",
+            "--item",
+            "tea=2.50",
+        ],
+    );
+    wait_healthy(mp);
+
+    let paid = ok(
+        dir,
+        &["purse", "pay", &shop_url, "book", "--purse", "alice.purse"],
+    );
+    assert!(paid.contains("receipt verified"), "{paid}");
+    let paid = ok(
+        dir,
+        &["purse", "pay", &shop_url, "tea", "--purse", "alice.purse"],
+    );
+    assert!(paid.contains("paid for tea"), "{paid}");
+    let balance = ok(dir, &["purse", "balance", "--purse", "alice.purse"]);
+    assert!(balance.starts_with("available 4.75"), "{balance}");
+
+    terminate(shop);
+    terminate(issuer);
+    let audit = ok(
+        dir,
+        &[
+            "audit",
+            "--log",
+            "iss/log.redb",
+            "--issuer-key",
+            "iss/issuer.pub",
+        ],
+    );
+    assert!(audit.contains("AUDIT PASSED"), "{audit}");
+    assert!(
+        audit.contains("outstanding e-money               12.25"),
+        "{audit}"
+    );
+}
