@@ -22,6 +22,8 @@
 #[cfg(not(loom))]
 pub mod actors;
 pub mod bank;
+#[cfg(not(loom))]
+pub mod card_agency;
 pub mod constants;
 pub mod idempotency;
 #[cfg(not(loom))]
@@ -32,6 +34,8 @@ pub mod shard;
 #[cfg(not(loom))]
 pub use actors::Issuer;
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
+#[cfg(not(loom))]
+pub use card_agency::{CardAgency, CardAgencyError};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(not(loom))]
 pub use issuer::{

@@ -1,0 +1,626 @@
+//! The issuer as the card systems' payment agency (AG): [`CardAgency`]
+//! implements card-bridge's [`Agency`] and [`SoftCash`] over an
+//! [`IssuerCore`], so that card loads, unloads and clearings are balanced
+//! events in the issuer's log, written through the issuer's one commit path
+//! (`IssuerCore::commit_batch`: balanced assert, durable group commit, then
+//! the shards) before any caller hears of them:
+//!
+//! | card side | issuer batch (one transaction) | tx id |
+//! |---|---|---|
+//! | unload committed (Cardcash-to-Softcash) | `CardUnloaded` + `CoinsIssued(CardUnload)` | `vc/tx/card-unload` over (LUS, card, NT) |
+//! | load committed (Softcash-to-Cardcash) | `CoinsSpent(CardLoad)` + `CardLoaded` | `vc/tx/card-load` over (LUS, card, NT) |
+//! | clearing period settled | `Cleared` | `vc/tx/card-clear` over (LUS, period) |
+//!
+//! The tx ids are derived from the card record, so a retry finds the batch
+//! already in the log (the idempotency table is rebuilt from it) and gets the
+//! same outcome: never a second issue or spend.
+//!
+//! What is not in the log lives in `card-agency.redb` in the issuer's
+//! directory: guarantees (with the coins a load holds), finished records
+//! (rejections move no money and have no event; the LUS period of each
+//! record) and settlements. The log is always written first; a crash between
+//! the two is repaired by the retry, which finds the log's batch. Coins held
+//! for an open load are reserved in the shards under the load's tx, and
+//! reserved again by [`CardAgency::open`] after a restart, which must
+//! therefore run before the issuer serves payments.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use card_bridge::agency::{Agency, AgencyError, finished_record_key};
+use card_bridge::records::{CardTxRecord, LoadId, LoadRequest, Settlement};
+use card_bridge::store::{Db, StoreError, WriteBatch};
+use card_bridge::transfer::{SoftCash, SoftCashError, TransferId};
+use card_bridge::wire::{Direction, Outcome};
+use ledger::sync::lock;
+use ledger::{
+    Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, SpendCause, TxId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::idempotency::{Begin, CommitRef};
+use crate::issuer::{IssuerCore, IssuerError};
+use crate::shard::ReserveError;
+
+/// The agency's own file in the issuer's directory.
+pub const CARD_AGENCY_FILE: &str = "card-agency.redb";
+
+/// Unload holders this agency pays in soft cash start with this (the
+/// accounts of `TransferId::holder_account`).
+const TRANSFER_ACCOUNT_PREFIX: &str = "xfer-";
+
+const GUARANTEE: &str = "card-ag/guarantee";
+const OPEN: &str = "card-ag/open";
+const FINAL: &str = "card-ag/final";
+const SETTLED: &str = "card-ag/settled";
+
+/// Why the agency could not open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardAgencyError {
+    #[error("card agency store: {0}")]
+    Store(#[from] StoreError),
+    #[error("issuer: {0}")]
+    Issuer(#[from] IssuerError),
+    /// Coins an open load holds are no longer unspent: something spent them
+    /// while the agency was closed (it must open before payments are served).
+    #[error("coins held for an open card load are gone: {0}")]
+    HeldCoinsGone(ReserveError),
+}
+
+/// One guarantee as the agency keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Guarantee {
+    req: LoadRequest,
+    /// The coins a load holds (their logged bodies); empty for an unload.
+    coins: Vec<CoinBody>,
+    outcome: Option<Outcome>,
+}
+
+impl Guarantee {
+    fn matches(&self, rec: &CardTxRecord) -> bool {
+        let l1 = &self.req.l1;
+        l1.card == rec.card
+            && l1.nt == rec.nt
+            && l1.direction == rec.direction
+            && l1.amount == rec.amount
+            && self.req.lus == rec.lus
+    }
+}
+
+fn open_key(card: &CardId, load_id: &LoadId) -> Vec<u8> {
+    let mut k = card.as_bytes().to_vec();
+    k.extend_from_slice(&load_id.0);
+    k
+}
+
+fn settled_key(lus: LusId, period: u32) -> Vec<u8> {
+    let mut k = lus.0.to_be_bytes().to_vec();
+    k.extend_from_slice(&period.to_be_bytes());
+    k
+}
+
+/// The issuer transaction of a committed load of `(lus, card, nt)`.
+pub fn card_load_tx(lus: LusId, card: &CardId, nt: u32) -> TxId {
+    TxId::derive("vc/tx/card-load", &[&finished_record_key(lus, card, nt)])
+}
+
+/// The issuer transaction of a committed unload of `(lus, card, nt)`.
+pub fn card_unload_tx(lus: LusId, card: &CardId, nt: u32) -> TxId {
+    TxId::derive("vc/tx/card-unload", &[&finished_record_key(lus, card, nt)])
+}
+
+/// The issuer transaction of the settlement of `(lus, period)`.
+pub fn card_clear_tx(lus: LusId, period: u32) -> TxId {
+    TxId::derive("vc/tx/card-clear", &[&settled_key(lus, period)])
+}
+
+/// Denominations of the coins bought with an unload: a 1-2-5 series, so an
+/// amount takes at most four coins per decade.
+fn unload_spec(amount: Amount) -> Option<CoinSpec> {
+    let mut denominations = Vec::new();
+    let mut decade: u64 = 1;
+    loop {
+        for m in [1u64, 2, 5] {
+            if let Some(d) = decade.checked_mul(m) {
+                denominations.push(Amount::from_minor(d));
+            }
+        }
+        match decade.checked_mul(10) {
+            Some(next) if next <= amount.minor_units() => decade = next,
+            _ => break,
+        }
+    }
+    CoinSpec::greedy(amount, &denominations)
+}
+
+fn refused(e: impl std::fmt::Display) -> AgencyError {
+    AgencyError::Refused(e.to_string())
+}
+
+fn soft(e: impl std::fmt::Display) -> SoftCashError {
+    SoftCashError::Issuer(e.to_string())
+}
+
+/// The issuer acting as the payment agency of card systems.
+pub struct CardAgency<'a> {
+    core: &'a IssuerCore,
+    db: Db,
+    /// One agency step at a time: each is check-then-commit over two stores.
+    serial: Mutex<()>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for CardAgency<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardAgency")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CardAgency<'a> {
+    /// Opens the agency of `core` (its file in the issuer's directory) and
+    /// reserves again the coins every open load holds. Call it right after
+    /// the issuer opens, before it serves payments.
+    pub fn open(core: &'a IssuerCore) -> Result<CardAgency<'a>, CardAgencyError> {
+        let path = core.config.dir.join(CARD_AGENCY_FILE);
+        let db = Db::open(&path)?;
+        let agency = CardAgency {
+            core,
+            db,
+            serial: Mutex::new(()),
+            path,
+        };
+        let mut n_held = 0usize;
+        for (_, g) in agency.db.scan::<Guarantee>(GUARANTEE, &[])? {
+            if g.outcome.is_some() || g.req.direction() != Direction::Load {
+                continue;
+            }
+            let tx = card_load_tx(g.req.lus, &g.req.l1.card, g.req.l1.nt);
+            if core.idempotency.committed(&tx).is_some() {
+                // Spent by the logged load; the retry records the outcome.
+                continue;
+            }
+            let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
+            core.shards
+                .reserve(tx, &ids)
+                .map_err(CardAgencyError::HeldCoinsGone)?;
+            n_held += 1;
+        }
+        tracing::info!(n_held, "card agency opened");
+        Ok(agency)
+    }
+
+    /// Every record the agency holds as finished, in `(lus, card, nt)` order.
+    pub fn all_finished(&self) -> Result<Vec<CardTxRecord>, AgencyError> {
+        Ok(self
+            .db
+            .scan::<CardTxRecord>(FINAL, &[])?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// The settlement of `(lus, period)`, if the agency has it.
+    pub fn settlement(&self, lus: LusId, period: u32) -> Result<Option<Settlement>, AgencyError> {
+        Ok(self.db.get(SETTLED, &settled_key(lus, period))?)
+    }
+
+    fn guarantee_of(&self, load_id: &LoadId) -> Result<Option<Guarantee>, AgencyError> {
+        Ok(self.db.get(GUARANTEE, &load_id.0)?)
+    }
+
+    /// Commits `events` as `tx` through the issuer's commit path, or finds
+    /// it already committed (a retry). `inputs` must be reserved for `tx`.
+    fn commit(
+        &self,
+        tx: TxId,
+        inputs: &[CoinBody],
+        build: impl FnOnce() -> Result<(Vec<Event>, Vec<CoinBody>), AgencyError>,
+    ) -> Result<CommitRef, AgencyError> {
+        match self.core.idempotency.begin(tx) {
+            Begin::Committed(at) => return Ok(at),
+            Begin::InFlight => return Err(refused("the same card transaction is in flight")),
+            Begin::Started => {}
+        }
+        let result = build().and_then(|(events, issued)| {
+            self.core
+                .commit_batch(tx, inputs, events, issued)
+                .map_err(refused)
+        });
+        if result.is_err() {
+            self.core.idempotency.abandon(tx);
+        }
+        result
+    }
+
+    /// Checks `rec` against what the agency holds: `Ok(None)` if it is
+    /// already recorded (a retry), the guarantee otherwise.
+    fn check_new(&self, rec: &CardTxRecord) -> Result<Option<Guarantee>, AgencyError> {
+        if let Some(existing) = self.db.get::<CardTxRecord>(FINAL, &rec.key())? {
+            return if existing == *rec {
+                Ok(None)
+            } else {
+                Err(AgencyError::Conflict)
+            };
+        }
+        let g = self
+            .guarantee_of(&rec.load_id)?
+            .ok_or(AgencyError::UnknownLoad)?;
+        if !g.matches(rec) {
+            return Err(AgencyError::Conflict);
+        }
+        Ok(Some(g))
+    }
+
+    /// Writes the finished record after its money (if any) is in the log.
+    fn record_final(&self, mut g: Guarantee, rec: &CardTxRecord) -> Result<(), AgencyError> {
+        g.outcome = Some(rec.outcome);
+        let mut batch = WriteBatch::new();
+        batch.put(FINAL, &rec.key(), rec);
+        batch.delete(OPEN, &open_key(&rec.card, &rec.load_id));
+        batch.put(GUARANTEE, &rec.load_id.0, &g);
+        Ok(self.db.write(batch)?)
+    }
+
+    fn write_guarantee(&self, g: &Guarantee) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.put(GUARANTEE, &g.req.load_id.0, g);
+        batch.put(
+            OPEN,
+            &open_key(&g.req.l1.card, &g.req.load_id),
+            &g.req.load_id,
+        );
+        self.db.write(batch)
+    }
+
+    /// The coins bought with a committed unload, read back from its batch.
+    fn coins_of_unload(&self, rec: &CardTxRecord) -> Result<Vec<Coin>, SoftCashError> {
+        let tx = card_unload_tx(rec.lus, &rec.card, rec.nt);
+        let at = self
+            .core
+            .idempotency
+            .committed(&tx)
+            .ok_or(SoftCashError::UnloadNotCommitted)?;
+        let events = self.core.read_batch(at).map_err(soft)?;
+        let bodies = events
+            .into_iter()
+            .find_map(|e| match e {
+                Event::CoinsIssued {
+                    coins,
+                    cause: IssueCause::CardUnload,
+                    ..
+                } => Some(coins),
+                _ => None,
+            })
+            .ok_or_else(|| soft("the unload's batch issued no coins"))?;
+        let total = Amount::checked_sum(bodies.iter().map(|c| c.value))
+            .map_err(|_| SoftCashError::AmountMismatch)?;
+        if total != rec.amount {
+            return Err(SoftCashError::AmountMismatch);
+        }
+        bodies
+            .into_iter()
+            .map(|b| self.core.tagged(b).map_err(soft))
+            .collect()
+    }
+}
+
+impl Agency for CardAgency<'_> {
+    /// Unloads only, into soft cash for a transfer: a load is paid with
+    /// coins and guaranteed by [`SoftCash::redeem_for_load`].
+    fn guarantee(&self, req: &LoadRequest) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        if let Some(existing) = self.guarantee_of(&req.load_id)? {
+            return if existing.req == *req {
+                Ok(())
+            } else {
+                Err(AgencyError::Conflict)
+            };
+        }
+        if req.direction() == Direction::Load {
+            return Err(refused(
+                "the issuer guarantees loads only against coins redeemed for them",
+            ));
+        }
+        if !req.holder.as_str().starts_with(TRANSFER_ACCOUNT_PREFIX) {
+            return Err(refused(
+                "the issuer pays unloads only as soft cash of a transfer",
+            ));
+        }
+        self.write_guarantee(&Guarantee {
+            req: req.clone(),
+            coins: Vec::new(),
+            outcome: None,
+        })?;
+        Ok(())
+    }
+
+    fn open_guarantees(&self, card: &CardId) -> Result<Vec<LoadRequest>, AgencyError> {
+        let mut out = Vec::new();
+        for (_, id) in self.db.scan::<LoadId>(OPEN, card.as_bytes())? {
+            if let Some(g) = self.guarantee_of(&id)?
+                && g.outcome.is_none()
+            {
+                out.push(g.req);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_committed(&self, rec: &CardTxRecord) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        let Some(g) = self.check_new(rec)? else {
+            return Ok(());
+        };
+        if rec.direction != Direction::Load || rec.outcome != Outcome::Committed {
+            return Err(AgencyError::Conflict);
+        }
+        let tx = card_load_tx(rec.lus, &rec.card, rec.nt);
+        if self.core.idempotency.committed(&tx).is_none() {
+            // Held since the redeem; granted again to the same tx. A failed
+            // append releases it, so this also re-takes it for a retry.
+            let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
+            let inputs = self.core.shards.reserve(tx, &ids).map_err(refused)?;
+            if inputs != g.coins {
+                self.core.shards.abort(tx);
+                return Err(AgencyError::Conflict);
+            }
+            let event = rec.to_event().ok_or(AgencyError::Conflict)?;
+            self.commit(tx, &inputs, || {
+                Ok((
+                    vec![
+                        Event::CoinsSpent {
+                            coins: inputs.clone(),
+                            cause: SpendCause::CardLoad,
+                        },
+                        event,
+                    ],
+                    Vec::new(),
+                ))
+            })?;
+            tracing::info!(lus = %rec.lus, nt = rec.nt, "card load committed in the issuer's log");
+        }
+        self.record_final(g, rec)
+    }
+
+    fn load_rejected(&self, rec: &CardTxRecord) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        let Some(g) = self.check_new(rec)? else {
+            return Ok(());
+        };
+        let tx = card_load_tx(rec.lus, &rec.card, rec.nt);
+        if self.core.idempotency.committed(&tx).is_some() {
+            return Err(AgencyError::Conflict);
+        }
+        // The coins are the holder's again.
+        self.core.shards.abort(tx);
+        self.record_final(g, rec)
+    }
+
+    fn unload_committed(&self, rec: &CardTxRecord) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        let Some(g) = self.check_new(rec)? else {
+            return Ok(());
+        };
+        if rec.direction != Direction::Unload || rec.outcome != Outcome::Committed {
+            return Err(AgencyError::Conflict);
+        }
+        let tx = card_unload_tx(rec.lus, &rec.card, rec.nt);
+        let event = rec.to_event().ok_or(AgencyError::Conflict)?;
+        self.commit(tx, &[], || {
+            let spec = unload_spec(rec.amount).ok_or(AgencyError::Overflow)?;
+            let bodies = self.core.mint_bodies(&spec).map_err(refused)?;
+            Ok((
+                vec![
+                    event,
+                    Event::CoinsIssued {
+                        coins: bodies.clone(),
+                        holder: None,
+                        cause: IssueCause::CardUnload,
+                    },
+                ],
+                bodies,
+            ))
+        })?;
+        tracing::info!(lus = %rec.lus, nt = rec.nt, "card unload committed in the issuer's log");
+        self.record_final(g, rec)
+    }
+
+    fn unload_rejected(&self, rec: &CardTxRecord) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        let Some(g) = self.check_new(rec)? else {
+            return Ok(());
+        };
+        if self
+            .core
+            .idempotency
+            .committed(&card_unload_tx(rec.lus, &rec.card, rec.nt))
+            .is_some()
+        {
+            return Err(AgencyError::Conflict);
+        }
+        self.record_final(g, rec)
+    }
+
+    fn finished_records(&self, lus: LusId, period: u32) -> Result<Vec<CardTxRecord>, AgencyError> {
+        Ok(self
+            .db
+            .scan::<CardTxRecord>(FINAL, &lus.0.to_be_bytes())?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.period == period)
+            .collect())
+    }
+
+    fn settle(&self, settlement: &Settlement) -> Result<(), AgencyError> {
+        let _serial = lock(&self.serial);
+        let key = settled_key(settlement.lus, settlement.period);
+        if let Some(existing) = self.db.get::<Settlement>(SETTLED, &key)? {
+            return if existing == *settlement {
+                Ok(())
+            } else {
+                Err(AgencyError::Conflict)
+            };
+        }
+        // The settlement must be the net of what this agency logged.
+        let mut loads = Amount::ZERO;
+        let mut unloads = Amount::ZERO;
+        for r in self.finished_records(settlement.lus, settlement.period)? {
+            if r.outcome != Outcome::Committed {
+                continue;
+            }
+            let sum = match r.direction {
+                Direction::Load => &mut loads,
+                Direction::Unload => &mut unloads,
+            };
+            *sum = sum
+                .checked_add(r.amount)
+                .map_err(|_| AgencyError::Overflow)?;
+        }
+        if (loads, unloads) != (settlement.loads, settlement.unloads) {
+            return Err(AgencyError::Conflict);
+        }
+        let event = settlement.to_event();
+        let tx = card_clear_tx(settlement.lus, settlement.period);
+        let at = self.commit(tx, &[], || Ok((vec![event.clone()], Vec::new())))?;
+        // A batch found from before a crash must be this settlement.
+        if self.core.read_batch(at).map_err(refused)? != vec![event] {
+            return Err(AgencyError::Conflict);
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(SETTLED, &key, settlement);
+        self.db.write(batch)?;
+        tracing::info!(lus = %settlement.lus, period = settlement.period, "card clearing settled in the issuer's log");
+        Ok(())
+    }
+}
+
+impl SoftCash for CardAgency<'_> {
+    type Coins = Vec<Coin>;
+
+    fn value_of(&self, coins: &Vec<Coin>) -> Result<Amount, SoftCashError> {
+        if coins.is_empty() {
+            return Err(SoftCashError::InvalidCoins("no coins".into()));
+        }
+        {
+            let mint = self.core.mint.read().unwrap_or_else(|p| p.into_inner());
+            if coins.iter().any(|c| mint.check(c).is_err()) {
+                return Err(SoftCashError::InvalidCoins(
+                    "a coin's tag does not check".into(),
+                ));
+            }
+        }
+        Amount::checked_sum(coins.iter().map(Coin::value))
+            .map_err(|_| SoftCashError::InvalidCoins("amount overflow".into()))
+    }
+
+    fn buy_coins_with_unload(
+        &self,
+        transfer: TransferId,
+        unload: &CardTxRecord,
+    ) -> Result<Vec<Coin>, SoftCashError> {
+        if unload.direction != Direction::Unload || unload.outcome != Outcome::Committed {
+            return Err(SoftCashError::UnloadNotCommitted);
+        }
+        let _serial = lock(&self.serial);
+        let g = self
+            .guarantee_of(&unload.load_id)
+            .map_err(soft)?
+            .ok_or(SoftCashError::UnloadNotCommitted)?;
+        if g.req.holder != transfer.holder_account() || !g.matches(unload) {
+            return Err(soft("the unload belongs to another transfer"));
+        }
+        match self.db.get::<CardTxRecord>(FINAL, &unload.key()) {
+            Ok(Some(rec)) if rec == *unload => {}
+            Ok(_) => return Err(SoftCashError::UnloadNotCommitted),
+            Err(e) => return Err(soft(e)),
+        }
+        self.coins_of_unload(unload)
+    }
+
+    fn redeem_for_load(
+        &self,
+        transfer: TransferId,
+        coins: &Vec<Coin>,
+        load: &LoadRequest,
+    ) -> Result<(), SoftCashError> {
+        let bodies: Vec<CoinBody> = coins.iter().map(|c| c.body).collect();
+        let _serial = lock(&self.serial);
+        if let Some(existing) = self.guarantee_of(&load.load_id).map_err(soft)? {
+            return if existing.req == *load && existing.coins == bodies {
+                Ok(())
+            } else {
+                Err(soft("another redeem holds this load"))
+            };
+        }
+        if load.direction() != Direction::Load || load.holder != transfer.holder_account() {
+            return Err(soft("not this transfer's load"));
+        }
+        if self.value_of(coins)? != load.amount() {
+            return Err(SoftCashError::AmountMismatch);
+        }
+        let now = self.core.now();
+        if bodies.iter().any(|b| b.is_expired_at(now)) {
+            return Err(SoftCashError::InvalidCoins(
+                "expired coins are refreshed, not loaded".into(),
+            ));
+        }
+        let tx = card_load_tx(load.lus, &load.l1.card, load.l1.nt);
+        let ids: Vec<_> = bodies.iter().map(|b| b.id).collect();
+        let inputs = self
+            .core
+            .shards
+            .reserve(tx, &ids)
+            .map_err(|e| SoftCashError::InvalidCoins(e.to_string()))?;
+        if inputs != bodies {
+            self.core.shards.abort(tx);
+            return Err(SoftCashError::InvalidCoins(
+                "coins differ from the issuer's record".into(),
+            ));
+        }
+        let written = self.write_guarantee(&Guarantee {
+            req: load.clone(),
+            coins: inputs,
+            outcome: None,
+        });
+        if let Err(e) = written {
+            self.core.shards.abort(tx);
+            return Err(soft(e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unload_spec_makes_the_amount_in_few_coins() {
+        for amount in [1u64, 7, 10, 99, 1_234, 98_765, 1_000_000] {
+            let spec = unload_spec(Amount::from_minor(amount)).expect("spec");
+            assert_eq!(spec.total(), Ok(Amount::from_minor(amount)));
+            let digits = amount.to_string().len() as u64;
+            assert!(spec.n_coins() <= 4 * digits, "{amount}: {}", spec.n_coins());
+        }
+    }
+
+    #[test]
+    fn card_tx_ids_differ_by_direction_and_record() {
+        let card = CardId::from_bytes([1; 8]);
+        assert_ne!(
+            card_load_tx(LusId(1), &card, 1),
+            card_unload_tx(LusId(1), &card, 1)
+        );
+        assert_ne!(
+            card_load_tx(LusId(1), &card, 1),
+            card_load_tx(LusId(1), &card, 2)
+        );
+        assert_ne!(
+            card_load_tx(LusId(1), &card, 1),
+            card_load_tx(LusId(2), &card, 1)
+        );
+    }
+}
