@@ -64,7 +64,7 @@ impl RecordVerifier {
 
     /// The next sequence number expected.
     pub fn next_seq(&self) -> Seq {
-        Seq(self.chain.head().last_seq.0 + 1)
+        Seq(self.chain.head().last_seq.0.saturating_add(1))
     }
 
     /// Checks one record's place in the chain.
@@ -121,7 +121,9 @@ impl TransactionReplay {
         recent_hashes: Vec<(Seq, Hash32)>,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> TransactionReplay {
-        let gap_free_to_boundary = recent_hashes.windows(2).all(|w| w[1].0.0 == w[0].0.0 + 1)
+        let gap_free_to_boundary = recent_hashes
+            .windows(2)
+            .all(|w| w[0].0.0.checked_add(1) == Some(w[1].0.0))
             && recent_hashes.last() == Some(&(boundary.last_seq, boundary.last_hash));
         let mut recent_hashes: VecDeque<(Seq, Hash32)> = if gap_free_to_boundary {
             recent_hashes.into()
@@ -138,7 +140,7 @@ impl TransactionReplay {
             stats,
             boundary,
             pending: Vec::new(),
-            pending_first: Seq(boundary.last_seq.0 + 1),
+            pending_first: Seq(boundary.last_seq.0.saturating_add(1)),
             pending_open: false,
             pending_len: 0,
             clock: None,

@@ -58,7 +58,7 @@ fn caught_up_copy<P: projections::Projection>(
             .unwrap_or(usize::MAX)
             .min(CATCH_UP_CHUNK_RECORDS);
         let records = log
-            .read(Seq(applied.0 + 1), wanted)
+            .read(Seq(applied.0.saturating_add(1)), wanted)
             .map_err(|e| ProjectionDifference::Unreadable(format!("reading the log: {e}")))?;
         if records.is_empty() {
             break;

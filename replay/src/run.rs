@@ -159,7 +159,7 @@ fn read_and_verify(
             Err(e) => (Vec::new(), Some(e)),
         };
         let n = records.len();
-        from = Seq(from.0 + n as u64);
+        from = Seq(from.0.saturating_add(n as u64));
         let mut records = records;
         let mut violation = None;
         for (i, record) in records.iter().enumerate() {

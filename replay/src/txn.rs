@@ -24,7 +24,7 @@ pub(crate) struct TxContext {
 impl TxContext {
     fn violation(&self, index: usize, rule: Rule, detail: impl Into<String>) -> Violation {
         Violation::new(
-            Seq(self.first_seq.0 + index as u64),
+            Seq(self.first_seq.0.saturating_add(index as u64)),
             Some(self.tx),
             rule,
             detail,
