@@ -430,12 +430,15 @@ fn issue_coins(
         }
     }
     for coin in coins {
-        if state.unspent.contains_key(&coin.id) || state.spent.contains_key(&coin.id) {
-            return Err(ctx.violation(
+        let issued_twice = |ctx: TxContext| {
+            ctx.violation(
                 index,
                 Rule::CoinIssuedTwice,
                 format!("coin {} issued again", coin.id),
-            ));
+            )
+        };
+        if state.spent.contains_key(&coin.id) {
+            return Err(issued_twice(ctx));
         }
         let Some(epoch) = state.epochs.get_mut(&coin.epoch) else {
             return Err(ctx.violation(
@@ -454,8 +457,14 @@ fn issue_coins(
                 ),
             ));
         }
+        // One probe of the coin table both checks and inserts.
+        match state.unspent.entry(coin.id) {
+            std::collections::hash_map::Entry::Occupied(_) => return Err(issued_twice(ctx)),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(*coin);
+            }
+        }
         epoch.issued_minor += minor(coin.value);
-        state.unspent.insert(coin.id, *coin);
     }
     Ok(())
 }
