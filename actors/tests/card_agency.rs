@@ -522,3 +522,56 @@ fn card_to_card_stopped_at_any_step_completes_on_retry_and_clearing_evens_out() 
     let (loaded, unloaded) = (s.loads.minor_units(), s.unloads.minor_units());
     audit(&mut w, loaded.into(), unloaded.into(), 0);
 }
+
+#[test]
+fn a_load_or_unload_the_card_aborts_is_undone_and_frees_the_coins() {
+    let mut w = World::new();
+    let coins = w.buy(600);
+    let mut a = w.card(1, 100_000);
+    let now = w.now();
+    // The issuer holds the coins for the load; the LUS never got L1, and
+    // the card aborts its pending load (its reject proof is all that is left).
+    let id = TransferId::random();
+    let lost = Some(TransferFault::Loss(LossPoint::L1ToLus));
+    let first = w.with(|_, t| t.soft_to_card(id, &mut a, &coins, now, lost));
+    assert!(first.is_err(), "{first:?}");
+    a.reject_pending().expect("card aborts");
+    w.restart();
+    let out = w
+        .with(|_, t| t.soft_to_card(id, &mut a, &coins, now, None))
+        .expect("retry");
+    assert_eq!(out, SoftToCard::Undone(coins.clone()));
+    assert_eq!(a.balance(), Ok(cents(0)));
+    assert!(
+        coins
+            .iter()
+            .all(|k| w.h.core().shards().presence(&k.body.id) == CoinPresence::Unspent),
+        "the coins of an undone load are the holder's again"
+    );
+    w.assert_conserved(&[&a]);
+    // They load fine afterwards.
+    let out = w
+        .with(|_, t| t.soft_to_card(TransferId::random(), &mut a, &coins, now, None))
+        .expect("load");
+    assert!(matches!(out, SoftToCard::Loaded(_)), "{out:?}");
+
+    // Same for an unload: no coins are issued for it.
+    let id = TransferId::random();
+    let first = w.with(|_, t| t.card_to_soft(id, &mut a, cents(200), now, lost));
+    assert!(first.is_err(), "{first:?}");
+    a.reject_pending().expect("card aborts");
+    w.restart();
+    let out = w
+        .with(|_, t| t.card_to_soft(id, &mut a, cents(200), now, None))
+        .expect("retry");
+    assert_eq!(out, CardToSoft::Undone);
+    assert_eq!(a.balance(), Ok(cents(600)));
+    let rejected = w
+        .with(|ag, _| ag.all_finished())
+        .expect("records")
+        .iter()
+        .filter(|r| r.outcome == card_bridge::wire::Outcome::Rejected)
+        .count();
+    assert_eq!(rejected, 2);
+    w.assert_conserved(&[&a]);
+}
