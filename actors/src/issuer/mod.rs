@@ -3,6 +3,7 @@
 //! sessions and bank, and runs every flow of PROTOCOLS.md issuer-side.
 //! The actix actors (`crate::actors`) are thin shells over it.
 
+mod checkpoint;
 pub mod core;
 pub mod participants;
 pub mod payment;
