@@ -1,0 +1,674 @@
+//! `varietycash card`: stored-value cards over a card system kept in one
+//! directory (card-bridge's `CardSystem`: master keys, the LUS log, the
+//! agency, the collection server, PSAM state files, card images), and
+//! transfers between cards and soft cash with the issuer as the agency.
+//!
+//! A LUS has one payment agency. Until a transfer is made, it is the card
+//! system's own agency (`load`, `unload` with a bank account as holder);
+//! the first transfer binds the LUS to the issuer (the file
+//! `DIR/issuer-agency` names the issuer's directory), after which value
+//! enters and leaves the cards only through `from-purse` and `to-purse`,
+//! and `clear` settles with the issuer. Clearing against one agency is what
+//! keeps both sides even, so the two are never mixed.
+//!
+//! Transfers run the issuer in this process over its directory (it must not
+//! be serving: its files are exclusive); the gateway has no card routes
+//! yet. Soft cash comes from and goes to a purse file: `from-purse` holds
+//! the coins in the purse's journal (an entry whose context names the
+//! transfer) until the load commits (spent) or is undone (released);
+//! `to-purse` adds the coins bought with the unload, once per transfer.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::bank::SimulatedBank;
+use actors::{CardAgency, IssuerConfig, IssuerCore};
+use anyhow::{Context, bail};
+use card_bridge::card::SmartCard;
+use card_bridge::clearing::{ClearingReport, clear};
+use card_bridge::crypto::Suite;
+use card_bridge::flows::CardTerminal;
+use card_bridge::system::CardSystem;
+use card_bridge::transfer::{
+    CardToCard, CardToSoft, SoftToCard, TransferId, TransferJournal, Transfers,
+};
+use card_bridge::wire::PsamId;
+use clap::{Args, Subcommand, ValueEnum};
+use ledger::{Amount, BankAccount, CardId, Coin, LusId, Timestamp};
+use purse::{
+    Completion, Destination, JournalEntry, NewTransaction, Purse, Selection, Step, TxKind, TxRef,
+};
+
+use super::common::parse_account;
+use super::issuer::IssuerFile;
+
+/// Names the issuer's directory once the LUS's agency is the issuer.
+const ISSUER_AGENCY_FILE: &str = "issuer-agency";
+/// The journal of transfers, in the card system's directory.
+const TRANSFER_JOURNAL_FILE: &str = "transfers.redb";
+/// Starts the context of a purse journal entry made by a card transfer.
+const PURSE_CONTEXT_LABEL: &[u8] = b"vc/card-transfer/";
+/// Days a new card is valid unless told otherwise.
+const CARD_LIFETIME_DAYS_DEFAULT: u64 = 4 * 365;
+const SECS_PER_DAY: u64 = 24 * 3600;
+
+/// Stored-value cards: issue, load, unload, pay, transfer, clear, show.
+#[derive(Debug, Args)]
+pub struct CardArgs {
+    /// The card system's directory (created by `issue` on first use).
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
+    /// The load/unload server's number.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub lus: u32,
+    #[command(subcommand)]
+    pub command: CardCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SuiteArg {
+    /// Triple-DES, as deployed cards use.
+    Tdes,
+    /// AES-256.
+    Aes256,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CardCommand {
+    /// Personalise a new card (keys diversified from the system's masters).
+    Issue {
+        /// The card's id: 16 hex digits.
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        /// Most the card may hold.
+        #[arg(long, default_value = "500.00")]
+        max: Amount,
+        /// Days until the card expires.
+        #[arg(long, default_value_t = CARD_LIFETIME_DAYS_DEFAULT)]
+        days: u64,
+        /// Cipher suite of a new card system (ignored once it exists).
+        #[arg(long, value_enum, default_value = "tdes")]
+        suite: SuiteArg,
+    },
+    /// Load value paid to the card system's own agency by a bank holder.
+    Load {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        amount: Amount,
+        /// The holder's bank account (who paid the agency).
+        #[arg(long, value_parser = parse_account)]
+        holder: BankAccount,
+    },
+    /// Unload value to a bank holder through the card system's own agency.
+    Unload {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        amount: Amount,
+        /// The holder's bank account (credited once the LUS confirms).
+        #[arg(long, value_parser = parse_account)]
+        holder: BankAccount,
+    },
+    /// Pay at a merchant's purchase device (PSAM), then collect its batch.
+    Pay {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        amount: Amount,
+        /// The purchase device's id: 16 hex digits.
+        #[arg(long, value_parser = parse_psam)]
+        psam: PsamId,
+        /// The merchant's bank account the collection server credits.
+        #[arg(long, value_parser = parse_account)]
+        merchant: BankAccount,
+    },
+    /// Cardcash to soft cash: unload into coins of the issuer.
+    ToPurse {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        amount: Amount,
+        #[command(flatten)]
+        issuer: IssuerArg,
+        /// The purse file that receives the coins.
+        #[arg(long)]
+        purse: PathBuf,
+        /// Retry this transfer (as printed by a run that did not finish).
+        #[arg(long, value_parser = parse_transfer)]
+        transfer: Option<TransferId>,
+    },
+    /// Soft cash to cardcash: redeem a purse's coins onto a load (coins of
+    /// exactly the amount; make change with the purse first if needed).
+    FromPurse {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+        amount: Amount,
+        #[command(flatten)]
+        issuer: IssuerArg,
+        /// The purse file whose coins are loaded.
+        #[arg(long)]
+        purse: PathBuf,
+        #[arg(long, value_parser = parse_transfer)]
+        transfer: Option<TransferId>,
+    },
+    /// Card to card through the issuer.
+    Transfer {
+        #[arg(long, value_parser = parse_card)]
+        from: CardId,
+        #[arg(long, value_parser = parse_card)]
+        to: CardId,
+        amount: Amount,
+        #[command(flatten)]
+        issuer: IssuerArg,
+        /// Where the value goes as coins if neither card takes it back.
+        #[arg(long)]
+        purse: Option<PathBuf>,
+        #[arg(long, value_parser = parse_transfer)]
+        transfer: Option<TransferId>,
+    },
+    /// Close the LUS's period and settle it with its agency.
+    Clear,
+    /// Present a card: resolve what it left open, and show it.
+    Show {
+        #[arg(long, value_parser = parse_card)]
+        card: CardId,
+    },
+}
+
+/// The issuer acting as the agency, run in this process.
+#[derive(Debug, Args)]
+pub struct IssuerArg {
+    /// The issuer's directory (as `varietycash issuer init` made it; the
+    /// issuer must not be serving).
+    #[arg(long)]
+    pub issuer_dir: PathBuf,
+}
+
+fn parse_card(s: &str) -> Result<CardId, String> {
+    CardId::from_hex(s).ok_or_else(|| "a card id is 16 hex digits".to_string())
+}
+
+fn parse_psam(s: &str) -> Result<PsamId, String> {
+    let mut out = [0u8; 8];
+    CardId::from_hex(s)
+        .map(|id| {
+            out.copy_from_slice(id.as_bytes());
+            PsamId(out)
+        })
+        .ok_or_else(|| "a PSAM id is 16 hex digits".to_string())
+}
+
+fn parse_transfer(s: &str) -> Result<TransferId, String> {
+    let bad = || "a transfer id is 32 hex digits".to_string();
+    if s.len() != 32 || !s.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(TransferId(out))
+}
+
+fn transfer_hex(id: &TransferId) -> String {
+    id.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What marks a purse journal entry as a card transfer's, with its id.
+fn purse_context(id: &TransferId) -> Vec<u8> {
+    let mut c = PURSE_CONTEXT_LABEL.to_vec();
+    c.extend_from_slice(&id.0);
+    c
+}
+
+/// The purse's entry for transfer `id`, if one is in flight.
+fn purse_entry(wallet: &Purse, id: &TransferId) -> anyhow::Result<Option<JournalEntry>> {
+    let context = purse_context(id);
+    Ok(wallet
+        .in_flight()?
+        .into_iter()
+        .find(|e| e.context == context))
+}
+
+/// Takes coins of exactly `amount` out of circulation in the purse (its
+/// journal holds them for transfer `id`), or finds those a previous run took.
+fn reserve_coins(
+    wallet: &Purse,
+    id: &TransferId,
+    amount: Amount,
+    now: Timestamp,
+) -> anyhow::Result<(TxRef, Vec<Coin>)> {
+    if let Some(entry) = purse_entry(wallet, id)? {
+        return Ok((entry.tx, wallet.reserved_coins(entry.tx)?));
+    }
+    let coins = match wallet.select(amount, now)? {
+        Selection::Exact(coins) => coins,
+        Selection::NeedsChange { .. } => bail!(
+            "no coins of the purse make exactly {amount}: make change first \
+             (varietycash purse change)"
+        ),
+        Selection::Insufficient { available, .. } => {
+            bail!("the purse holds only {available}")
+        }
+    };
+    let tx = wallet.begin(NewTransaction {
+        kind: TxKind::Redeem,
+        amount,
+        reserve: coins.iter().map(Coin::id).collect(),
+        step: Step::SessionOpen,
+        to: Destination::Issuer,
+        message: Vec::new(),
+        secrets: Vec::new(),
+        context: purse_context(id),
+        now,
+    })?;
+    Ok((tx, coins))
+}
+
+/// Puts the coins bought with transfer `id`'s unload into the purse, once.
+fn receive_coins(
+    wallet: &Purse,
+    id: &TransferId,
+    amount: Amount,
+    coins: Vec<Coin>,
+    now: Timestamp,
+) -> anyhow::Result<usize> {
+    let mut new = Vec::new();
+    for c in coins {
+        if wallet.coin(c.id())?.is_none() {
+            new.push(c);
+        }
+    }
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let tx = match purse_entry(wallet, id)? {
+        Some(entry) => entry.tx,
+        None => wallet.begin(NewTransaction {
+            kind: TxKind::Purchase,
+            amount,
+            reserve: Vec::new(),
+            step: Step::SessionOpen,
+            to: Destination::Issuer,
+            message: Vec::new(),
+            secrets: Vec::new(),
+            context: purse_context(id),
+            now,
+        })?,
+    };
+    let n = new.len();
+    wallet.complete(
+        tx,
+        Completion {
+            spent: Vec::new(),
+            revoked: Vec::new(),
+            received: new,
+            acknowledge: None,
+        },
+    )?;
+    Ok(n)
+}
+
+fn card_dir(args: &CardArgs) -> anyhow::Result<PathBuf> {
+    args.dir
+        .clone()
+        .context("the card system's directory is needed: --dir DIR")
+}
+
+/// The issuer's directory the LUS is bound to, if any.
+fn bound_issuer(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    match std::fs::read_to_string(dir.join(ISSUER_AGENCY_FILE)) {
+        Ok(text) => Ok(Some(PathBuf::from(text.trim()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("reading the agency binding"),
+    }
+}
+
+/// Binds the LUS to the issuer in `issuer_dir` (first transfer), or checks
+/// it is bound to that one.
+fn bind_issuer(dir: &Path, system: &CardSystem, issuer_dir: &Path) -> anyhow::Result<()> {
+    let wanted = issuer_dir
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", issuer_dir.display()))?;
+    match bound_issuer(dir)? {
+        Some(bound) if bound == wanted => Ok(()),
+        Some(bound) => bail!(
+            "this LUS's agency is the issuer in {}, not {}",
+            bound.display(),
+            wanted.display()
+        ),
+        None => {
+            if !system.agency.all_finished()?.is_empty() {
+                bail!(
+                    "this LUS already has loads or unloads with its own agency; \
+                     a LUS clears with one agency, so it cannot take transfers"
+                );
+            }
+            std::fs::write(
+                dir.join(ISSUER_AGENCY_FILE),
+                format!("{}\n", wanted.display()),
+            )
+            .context("binding the LUS to the issuer")?;
+            Ok(())
+        }
+    }
+}
+
+fn refuse_if_bound(dir: &Path) -> anyhow::Result<()> {
+    if let Some(issuer) = bound_issuer(dir)? {
+        bail!(
+            "this LUS's agency is the issuer in {}: value enters and leaves the cards \
+             through from-purse and to-purse",
+            issuer.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the issuer of `dir` in this process (it must not be serving).
+fn open_issuer(dir: &Path) -> anyhow::Result<IssuerCore> {
+    let file = IssuerFile::read(dir)?;
+    let mut config = IssuerConfig::new(dir);
+    config.suite = file.suite.parse().context("the configured suite")?;
+    config.rsa_bits = file.rsa_bits;
+    config.n_shards = file.shards;
+    let bank_path = dir.join("bank.redb");
+    let bank = Arc::new(
+        SimulatedBank::open(&bank_path, Duration::from_millis(file.bank_settle_delay_ms))
+            .with_context(|| format!("opening {} (is the issuer serving?)", bank_path.display()))?,
+    );
+    IssuerCore::open(config, bank).context("opening the issuer (is it serving?)")
+}
+
+pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
+    let dir = card_dir(&args)?;
+    let lus = LusId(args.lus);
+    let suite = match &args.command {
+        CardCommand::Issue {
+            suite: SuiteArg::Aes256,
+            ..
+        } => Suite::Aes256,
+        _ => Suite::Tdes,
+    };
+    if !matches!(args.command, CardCommand::Issue { .. }) && !dir.join("keys.bin").exists() {
+        bail!(
+            "{} is not a card system (issue a card first: varietycash card issue --dir {} --card ID)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let system = CardSystem::open(&dir, lus, suite).context("opening the card system")?;
+    let now = Timestamp::now();
+    match args.command {
+        CardCommand::Issue {
+            card, max, days, ..
+        } => {
+            let sc =
+                system.issue_card(card, now.plus_secs(days.saturating_mul(SECS_PER_DAY)), max)?;
+            println!("card {card} issued: holds at most {max}");
+            show(&sc)?;
+        }
+        CardCommand::Load {
+            card,
+            amount,
+            holder,
+        } => {
+            refuse_if_bound(&dir)?;
+            let rec = system.load(&card, amount, &holder, now)?;
+            println!(
+                "load of {amount} onto {card} (NT {}): {:?}",
+                rec.nt, rec.outcome
+            );
+        }
+        CardCommand::Unload {
+            card,
+            amount,
+            holder,
+        } => {
+            refuse_if_bound(&dir)?;
+            let rec = system.unload(&card, amount, &holder, now)?;
+            println!(
+                "unload of {amount} from {card} (NT {}): {:?}",
+                rec.nt, rec.outcome
+            );
+        }
+        CardCommand::Pay {
+            card,
+            amount,
+            psam,
+            merchant,
+        } => {
+            let mut device = system.psam(psam, &merchant)?;
+            system.pay(&card, &mut device, amount, now)?;
+            println!("{card} paid {amount} at the device");
+            for r in system.collect(&mut device)? {
+                println!(
+                    "batch {} collected: {} purchases, {} credited to {}",
+                    r.batch_no,
+                    r.count,
+                    r.total,
+                    r.merchant.as_str()
+                );
+            }
+        }
+        CardCommand::ToPurse {
+            card,
+            amount,
+            issuer,
+            purse,
+            transfer,
+        } => {
+            let wallet = Purse::open(&purse)
+                .with_context(|| format!("opening the purse {}", purse.display()))?;
+            bind_issuer(&dir, &system, &issuer.issuer_dir)?;
+            let id = transfer.unwrap_or_else(TransferId::random);
+            let core = open_issuer(&issuer.issuer_dir)?;
+            let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
+                let [sc] = cards else { bail!("one card") };
+                Ok(t.card_to_soft(id, sc, amount, now, None)?)
+            })?;
+            match out {
+                CardToSoft::Issued(coins) => {
+                    let n = receive_coins(&wallet, &id, amount, coins, now)?;
+                    println!(
+                        "{amount} unloaded from {card}: {n} coins into {}",
+                        purse.display()
+                    );
+                }
+                CardToSoft::Undone => println!("the unload was refused: {card} kept its value"),
+            }
+        }
+        CardCommand::FromPurse {
+            card,
+            amount,
+            issuer,
+            purse,
+            transfer,
+        } => {
+            bind_issuer(&dir, &system, &issuer.issuer_dir)?;
+            let wallet = Purse::open(&purse)
+                .with_context(|| format!("opening the purse {}", purse.display()))?;
+            let id = transfer.unwrap_or_else(TransferId::random);
+            let (entry, held) = reserve_coins(&wallet, &id, amount, now)?;
+            let core = open_issuer(&issuer.issuer_dir)?;
+            let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
+                let [sc] = cards else { bail!("one card") };
+                Ok(t.soft_to_card(id, sc, &held, now, None)?)
+            })?;
+            match out {
+                SoftToCard::Loaded(rec) => {
+                    let spent = held.iter().map(Coin::id).collect();
+                    wallet.complete(
+                        entry,
+                        Completion {
+                            spent,
+                            revoked: Vec::new(),
+                            received: Vec::new(),
+                            acknowledge: None,
+                        },
+                    )?;
+                    println!(
+                        "{} loaded onto {card} (NT {}); the coins are spent",
+                        rec.amount, rec.nt
+                    );
+                }
+                SoftToCard::Undone(_) => {
+                    wallet.abandon(entry)?;
+                    println!("the load did not happen: the coins are the purse's again")
+                }
+            }
+        }
+        CardCommand::Transfer {
+            from,
+            to,
+            amount,
+            issuer,
+            purse,
+            transfer,
+        } => {
+            let purse_for_leftovers = purse.map(|p| Purse::open(&p)).transpose()?;
+            bind_issuer(&dir, &system, &issuer.issuer_dir)?;
+            let id = transfer.unwrap_or_else(TransferId::random);
+            let core = open_issuer(&issuer.issuer_dir)?;
+            let out = with_transfers(&dir, &system, &core, &[from, to], id, |t, cards| {
+                let [a, b] = cards else { bail!("two cards") };
+                Ok(t.card_to_card(id, a, b, amount, now, None)?)
+            })?;
+            match out {
+                CardToCard::Loaded(_) => println!("{amount} moved from {from} to {to}"),
+                CardToCard::Undone => println!("the unload was refused: nothing moved"),
+                CardToCard::Returned(_) => {
+                    println!("{to} refused the load: the value went back onto {from}")
+                }
+                CardToCard::LeftAsCoins(coins) => {
+                    let n = coins.len();
+                    let wallet = purse_for_leftovers.as_ref().context(
+                        "neither card took the value back: run again with --purse FILE \
+                         to take it as coins",
+                    )?;
+                    receive_coins(wallet, &id, amount, coins, now)?;
+                    println!("neither card took the value back: {n} coins went to the purse");
+                }
+            }
+        }
+        CardCommand::Clear => {
+            let report = match bound_issuer(&dir)? {
+                Some(issuer_dir) => {
+                    let core = open_issuer(&issuer_dir)?;
+                    let agency = CardAgency::open(&core)?;
+                    clear(&system.lus, &agency)?
+                }
+                None => system.clear()?,
+            };
+            print_clearing(&report);
+        }
+        CardCommand::Show { card } => {
+            let mut sc = system.card(&card)?;
+            let resolved = match bound_issuer(&dir)? {
+                Some(issuer_dir) => {
+                    let core = open_issuer(&issuer_dir)?;
+                    let agency = CardAgency::open(&core)?;
+                    CardTerminal::new(&system.lus, &agency).resolve(&mut sc)
+                }
+                None => system.terminal().resolve(&mut sc),
+            };
+            system.save_card(&sc)?;
+            for rec in resolved? {
+                println!(
+                    "resolved: {:?} of {} (NT {}): {:?}",
+                    rec.direction, rec.amount, rec.nt, rec.outcome
+                );
+            }
+            show(&sc)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `op` over the cards `ids` and the transfers with the issuer as the
+/// agency; saves every card image afterwards, whatever happened (it is the
+/// card's truth), and on failure says how to retry.
+fn with_transfers<T>(
+    dir: &Path,
+    system: &CardSystem,
+    core: &IssuerCore,
+    ids: &[CardId],
+    id: TransferId,
+    op: impl FnOnce(&Transfers<'_, CardAgency<'_>>, &mut [SmartCard]) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let agency = CardAgency::open(core).context("opening the issuer's card agency")?;
+    let journal = TransferJournal::open(&dir.join(TRANSFER_JOURNAL_FILE))
+        .context("opening the transfer journal")?;
+    let transfers = Transfers::new(&journal, CardTerminal::new(&system.lus, &agency), &agency);
+    let mut cards = ids
+        .iter()
+        .map(|c| system.card(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let result = op(&transfers, &mut cards);
+    for sc in &cards {
+        system.save_card(sc)?;
+    }
+    result.with_context(|| {
+        format!(
+            "transfer {} did not finish: run the same command again with --transfer {}",
+            transfer_hex(&id),
+            transfer_hex(&id)
+        )
+    })
+}
+
+fn show(sc: &SmartCard) -> anyhow::Result<()> {
+    let info = sc.info()?;
+    println!("card {}", info.card);
+    println!(
+        "  balance     {} (at most {})",
+        info.balance, info.balance_max
+    );
+    println!(
+        "  status      {:?}, expires at {}",
+        info.status, info.expiry.0
+    );
+    println!("  suite       {:?}", info.suite);
+    println!("  last NT     {}", info.nt);
+    match info.pending {
+        Some((direction, nt)) => println!("  pending     {direction:?} NT {nt}"),
+        None => println!("  pending     none"),
+    }
+    Ok(())
+}
+
+fn print_clearing(report: &ClearingReport) {
+    let s = &report.settlement;
+    println!(
+        "LUS {} period {} cleared: loads {}, unloads {}; paid to the LUS {}, received from it {}",
+        s.lus, s.period, s.loads, s.unloads, s.paid_to_lus, s.received_from_lus
+    );
+    if !report.carried_forward.is_empty() {
+        println!(
+            "{} open records carried into the next period",
+            report.carried_forward.len()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_ids_print_and_parse_back() {
+        let id = TransferId::random();
+        assert_eq!(parse_transfer(&transfer_hex(&id)), Ok(id));
+        assert!(parse_transfer("zz").is_err());
+        assert!(parse_transfer(&"é".repeat(16)).is_err());
+    }
+
+    #[test]
+    fn card_and_psam_ids_are_sixteen_hex_digits() {
+        assert_eq!(
+            parse_card("0102030405060708").map(|c| *c.as_bytes()),
+            Ok([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert!(parse_card("0102").is_err());
+        assert_eq!(parse_psam("0000000000000009").map(|p| p.0[7]), Ok(9));
+    }
+}
