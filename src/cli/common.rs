@@ -83,19 +83,32 @@ pub fn parse_account(s: &str) -> Result<BankAccount, ledger::IdError> {
 /// How long a stopped issuer may take to close its files.
 const ISSUER_CLOSE_WAIT_MS: u64 = 10_000;
 
-/// Stops the issuer's actors and waits until its core (and with it the
-/// log, flushed and closed) is dropped: the actor system's worker threads
-/// let go of it a little after it stops, and a process that exits before
-/// leaves a log that needs repair before it can be audited.
+/// Stops the issuer's actors and closes its log in this thread.
+///
+/// The actor system's worker threads let go of the issuer's core a little
+/// after it stops; whichever thread drops the last reference closes the
+/// redb log, and a process that exits while another thread is still
+/// closing it leaves a file that needs repair before it can be audited.
+/// So this thread keeps a reference of its own, waits to be the last
+/// holder, and drops it here.
 pub fn stop_issuer(runtime: gateway::IssuerRuntime) -> anyhow::Result<()> {
-    let core = Arc::downgrade(runtime.issuer().core());
-    let log = Arc::downgrade(runtime.issuer().core().store());
+    let core = runtime.issuer().core().clone();
+    let log = core.store().clone();
     runtime.stop();
+    wait_sole_owner(&core)?;
+    // Stops the group commit's writer thread, which holds the log too.
+    drop(core);
+    wait_sole_owner(&log)?;
+    drop(log);
+    Ok(())
+}
+
+fn wait_sole_owner<T>(shared: &Arc<T>) -> anyhow::Result<()> {
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(ISSUER_CLOSE_WAIT_MS);
-    while core.strong_count() + log.strong_count() > 0 {
+    while Arc::strong_count(shared) > 1 {
         if std::time::Instant::now() > deadline {
-            bail!("the issuer did not close its files within {ISSUER_CLOSE_WAIT_MS} ms");
+            bail!("the issuer did not let go of its files within {ISSUER_CLOSE_WAIT_MS} ms");
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -164,19 +164,15 @@ impl System {
             gateway.stop().expect("gateway stops");
         }
         if let Some(runtime) = self.runtime.take() {
-            // The actors' worker threads let go of the core a little after
-            // the system stops; the log is closed once they have.
-            let core = Arc::downgrade(runtime.issuer().core());
-            let log = Arc::downgrade(runtime.issuer().core().store());
+            // Close the log in this thread: keep references of our own,
+            // wait to be their last holder, then drop them here.
+            let core = runtime.issuer().core().clone();
+            let log = core.store().clone();
             runtime.stop();
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while core.strong_count() + log.strong_count() > 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the issuer never closed"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_sole_owner(&core);
+            drop(core);
+            wait_sole_owner(&log);
+            drop(log);
         }
         let mut opts = replay::AuditOptions::new(self.log_path());
         opts.checkpoint_verifier = Some(Box::new(move |msg: &[u8], sig: &[u8]| {
@@ -194,6 +190,17 @@ impl System {
             .check_equation()
             .expect("conservation: outstanding + aggregates + float = in - out");
         report
+    }
+}
+
+fn wait_sole_owner<T>(shared: &Arc<T>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(shared) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the issuer never let go of its files"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
