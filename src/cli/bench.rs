@@ -40,6 +40,8 @@ const PHASE_SECS_QUICK: u64 = 5;
 /// Client threads per core, unless `--clients` says otherwise: each waits on
 /// the network most of the time, so the issuer needs several per core busy.
 const CLIENTS_PER_CORE_DEFAULT: usize = 8;
+/// Round trips timed for the HTTP cost of a step.
+const HTTP_ROUND_TRIPS_N: u32 = 500;
 /// The pacing of the latency phase, as a share of the measured peak.
 const PACED_LOAD_SHARE: f64 = 0.7;
 
@@ -90,6 +92,10 @@ pub struct BenchArgs {
     /// Run only the ledger-core benchmark (no HTTP, no public-key crypto).
     #[arg(long)]
     core: bool,
+    /// Group-commit size of the ledger-core benchmark: most batches per
+    /// durable transaction (default: ledger's default, as the issuer runs).
+    #[arg(long, value_name = "N")]
+    commit_batches_max: Option<usize>,
     /// Directory for the issuer's and the core benchmark's files (default: a
     /// fresh temporary directory on the same disk as /tmp).
     #[arg(long, value_name = "DIR")]
@@ -126,8 +132,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         scratch.path().display()
     );
 
-    let core_report = ledger_core::run(&scratch.path().join("core"), phase, n_cores)?;
+    let core_report = ledger_core::run(
+        &scratch.path().join("core"),
+        phase,
+        n_cores,
+        args.commit_batches_max,
+    )?;
     println!("{core_report}");
+    println!(
+        "  one durable commit alone (one spend, fsync, nothing to group with): {:.2} ms; load average {}",
+        ledger_core::lone_commit_ms(&scratch.path().join("lone"))?,
+        stats::load_average()
+    );
     if args.core {
         return Ok(if core_report.n_spends > 0 {
             ExitCode::SUCCESS
@@ -141,6 +157,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.suite.suite(),
         args.rsa_bits,
     )?;
+    println!(
+        "HTTP/1.1 round trip on loopback (GET /health, kept alive): {:.3} ms; load average {}",
+        issuer.http_round_trip_ms(HTTP_ROUND_TRIPS_N)?,
+        stats::load_average()
+    );
     let coins_per_client = load::coins_needed(load::Mix::FOUR_IN_FOUR_OUT);
     let clients = issuer.clients(n_clients, coins_per_client)?;
     let mut clients = load::Clients::new(clients);
@@ -193,6 +214,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         n_cores,
     )?;
     println!("{ceiling_four}");
+    for line in ceiling::step_costs(
+        &ceiling_dir,
+        args.suite.suite(),
+        &setup::issuer_key_path(&scratch.path().join("issuer")),
+    )? {
+        println!("{line}");
+    }
+    // On a shared machine the two throughputs saw different spare CPU; the
+    // CPU per payment of each is the steadier comparison.
+    println!(
+        "issuer CPU efficiency 1-in/1-out = {:.3} ({:.2} ms crypto-only / {:.2} ms issuer CPU per payment end to end)",
+        ceiling_one.cpu_ms_per_payment() / one.issuer_cpu_ms_per_payment().max(f64::MIN_POSITIVE),
+        ceiling_one.cpu_ms_per_payment(),
+        one.issuer_cpu_ms_per_payment()
+    );
     println!(
         "ratio 4-in/4-out = {:.3} ({:.1} / {:.1} payments/s)",
         four.payments_per_sec() / ceiling_four.payments_per_sec(),

@@ -46,6 +46,14 @@ impl CeilingReport {
     pub fn payments_per_sec(&self) -> f64 {
         self.n_payments as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
+
+    /// CPU per payment of the crypto-only loop, in milliseconds.
+    pub fn cpu_ms_per_payment(&self) -> f64 {
+        if self.n_payments == 0 {
+            return 0.0;
+        }
+        self.cpu_secs * 1000.0 / self.n_payments as f64
+    }
 }
 
 impl fmt::Display for CeilingReport {
@@ -59,11 +67,7 @@ impl fmt::Display for CeilingReport {
             self.n_payments,
             secs,
             self.payments_per_sec(),
-            if self.n_payments > 0 {
-                self.cpu_secs * 1000.0 / self.n_payments as f64
-            } else {
-                0.0
-            },
+            self.cpu_ms_per_payment(),
             self.cpu_secs / secs,
             self.load_average
         )
@@ -143,6 +147,113 @@ fn one_payment(issuer: &Issuer, request: &ValidationRequest) -> anyhow::Result<(
     let answer = build_payment_issuance1(&opened, &issuer.pk_py, &issuer.id_i, fresh)?;
     std::hint::black_box(answer);
     Ok(())
+}
+
+/// Mean wall time and mean CPU time of this thread for `f` over `n` runs,
+/// in milliseconds. On a shared machine the CPU time is the step's cost;
+/// the wall time adds what other processes took meanwhile.
+fn time_ms(n: u32, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+    let cpu_before = stats::thread_cpu_secs();
+    let started = Instant::now();
+    for _ in 0..n {
+        f()?;
+    }
+    let per_run = 1000.0 / f64::from(n.max(1));
+    Ok((
+        started.elapsed().as_secs_f64() * per_run,
+        (stats::thread_cpu_secs() - cpu_before) * per_run,
+    ))
+}
+
+/// Runs of each step timed by [`step_costs`].
+/// Enough runs that each step takes 0.2 s or more of CPU: /proc counts CPU
+/// time in 10 ms ticks.
+const STEP_RUNS_RSA: u32 = 100;
+const STEP_RUNS_SYMMETRIC: u32 = 100_000;
+
+/// The cost of each cryptographic step of one 1-in/1-out payment, timed
+/// one at a time on one thread, as printable lines.
+pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let sk_i = SecretKey::read_pkcs8(issuer_key)
+        .with_context(|| format!("reading the issuer's key {}", issuer_key.display()))?;
+    let pk_i = sk_i.public();
+    let mut mint = Mint::create(&dir.join("mint-steps.key"), suite)?;
+    mint.open_epoch(CEILING_EPOCH)?;
+    let issuer = Issuer {
+        pk_py: pk_i.clone(),
+        sk_i,
+        id_i: ParticipantId::new("issuer")?,
+        mint,
+    };
+    let label = "vc/bench/step";
+    let body = [7u8; 200];
+    let envelope = pk_i.seal(suite, label, &body)?;
+    let request = request(&issuer, suite, Mix::ONE_IN_ONE_OUT)?;
+    let opened = open_validation_request(&issuer.sk_i, &request)?;
+    let coin = opened
+        .coins
+        .first()
+        .copied()
+        .context("the request carries a coin")?;
+    let load = stats::load_average();
+    let mut lines = Vec::new();
+    let mut line = |name: &str, (wall_ms, cpu_ms): (f64, f64)| {
+        lines.push(format!(
+            "  step {name}: {cpu_ms:.4} ms CPU ({wall_ms:.4} ms wall)"
+        ));
+    };
+    line(
+        "RSA-OAEP decryption of one envelope (x2 per payment)",
+        time_ms(STEP_RUNS_RSA, || {
+            std::hint::black_box(issuer.sk_i.open(label, &envelope)?);
+            Ok(())
+        })?,
+    );
+    line(
+        "open ValidationRequest + EncC_1 (both decryptions, decoding)",
+        time_ms(STEP_RUNS_RSA, || {
+            std::hint::black_box(open_validation_request(&issuer.sk_i, &request)?);
+            Ok(())
+        })?,
+    );
+    line(
+        "RSA-OAEP encryption of 200 bytes (K_I to the payee)",
+        time_ms(STEP_RUNS_RSA, || {
+            std::hint::black_box(pk_i.seal(suite, label, &body)?);
+            Ok(())
+        })?,
+    );
+    line(
+        "tag check of one coin",
+        time_ms(STEP_RUNS_SYMMETRIC, || {
+            issuer.mint.check(&coin)?;
+            Ok(())
+        })?,
+    );
+    line(
+        "tag of one new coin",
+        time_ms(STEP_RUNS_SYMMETRIC, || {
+            std::hint::black_box(issuer.mint.tag(&coin.body)?);
+            Ok(())
+        })?,
+    );
+    line(
+        "build Issuance1 (OAEP encryption of K_I, CTR, CMAC)",
+        time_ms(STEP_RUNS_RSA, || {
+            std::hint::black_box(build_payment_issuance1(
+                &opened,
+                &issuer.pk_py,
+                &issuer.id_i,
+                vec![coin],
+            )?);
+            Ok(())
+        })?,
+    );
+    lines.push(format!(
+        "  (steps timed on one thread; load average {load})"
+    ));
+    Ok(lines)
 }
 
 /// Runs the loop on `n_threads` threads for `duration`. `dir` holds the

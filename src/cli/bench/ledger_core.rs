@@ -26,8 +26,8 @@ use super::stats;
 
 /// Coin shards, as the issuer under test runs them.
 const N_SHARDS: u16 = 16;
-/// Spends one submitting thread keeps in flight.
-const IN_FLIGHT_PER_THREAD: usize = 1024;
+/// Spends one submitting thread keeps in flight, at least.
+const IN_FLIGHT_PER_THREAD_MIN: usize = 1024;
 /// Coins issued per seed batch (a transaction's coin limit).
 const SEED_COINS_PER_BATCH: usize = 1024;
 /// Lifetime of the benchmark's coins, in seconds.
@@ -61,6 +61,8 @@ impl EventStore for CountingStore {
 /// What the ledger-core phase measured.
 pub struct CoreReport {
     pub n_spends: u64,
+    config: GroupCommitConfig,
+    in_flight_per_thread: usize,
     n_failed: u64,
     n_threads: usize,
     elapsed: Duration,
@@ -75,9 +77,10 @@ impl fmt::Display for CoreReport {
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         write!(
             f,
-            "ledger core (shards + group commit + redb, fsync on, no RSA; {} threads x {} in flight): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
+            "ledger core (shards + group commit + redb, fsync on, no RSA; {} threads x {} in flight; commits of at most {} batches): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
             self.n_threads,
-            IN_FLIGHT_PER_THREAD,
+            self.in_flight_per_thread,
+            self.config.commit_batches_max,
             self.n_spends,
             secs,
             self.n_spends as f64 / secs,
@@ -138,8 +141,22 @@ fn seed(
 /// An acknowledgement from the group-commit writer.
 struct Acked {
     tx: TxId,
+    spent: CoinId,
     issued: CoinBody,
     result: Result<Seq, StoreError>,
+}
+
+/// Commits `acked` in the shards it concerns only, as the issuer's
+/// coordinator does (`ShardSet::commit` visits every shard).
+fn commit_in_shards(shards: &ShardSet, acked: &Acked) {
+    let n_shards = shards.n_shards();
+    let (from, to) = (acked.spent.shard(n_shards), acked.issued.id.shard(n_shards));
+    if from == to {
+        shards.shard(from).commit(acked.tx, &[acked.issued]);
+    } else {
+        shards.shard(from).commit(acked.tx, &[]);
+        shards.shard(to).commit(acked.tx, &[acked.issued]);
+    }
 }
 
 /// What one submitting thread counted.
@@ -156,7 +173,9 @@ fn submit_spend(
     body: CoinBody,
     acks: &mpsc::Sender<Acked>,
 ) -> anyhow::Result<()> {
-    let tx = TxId::random();
+    // As the issuer does, the transaction id is derived from what is spent
+    // (a hash), not drawn from the OS.
+    let tx = TxId::derive("vc/bench/core-spend", &[body.id.as_bytes()]);
     let inputs = shards
         .reserve(tx, &[body.id])
         .map_err(|e| anyhow::anyhow!("reserving a coin: {e:?}"))?;
@@ -179,7 +198,12 @@ fn submit_spend(
     let acks = acks.clone();
     log.submit(Batch { tx, events }, move |result| {
         // The receiver outlives every batch it submitted.
-        let _ = acks.send(Acked { tx, issued, result });
+        let _ = acks.send(Acked {
+            tx,
+            spent: body.id,
+            issued,
+            result,
+        });
     });
     Ok(())
 }
@@ -188,6 +212,7 @@ fn spend_loop(
     log: &GroupCommit<CountingStore>,
     shards: &ShardSet,
     mut coins: VecDeque<CoinBody>,
+    in_flight_max: usize,
     deadline: Instant,
 ) -> anyhow::Result<Tally> {
     let (ack_tx, ack_rx) = mpsc::channel::<Acked>();
@@ -196,7 +221,7 @@ fn spend_loop(
     let on_ack =
         |acked: Acked, coins: &mut VecDeque<CoinBody>, tally: &mut Tally| match acked.result {
             Ok(_) => {
-                shards.commit(acked.tx, &[acked.issued]);
+                commit_in_shards(shards, &acked);
                 coins.push_back(acked.issued);
                 tally.n_spends += 1;
             }
@@ -207,7 +232,7 @@ fn spend_loop(
             }
         };
     while Instant::now() < deadline {
-        while in_flight < IN_FLIGHT_PER_THREAD
+        while in_flight < in_flight_max
             && let Some(body) = coins.pop_front()
         {
             submit_spend(log, shards, body, &ack_tx)?;
@@ -229,23 +254,64 @@ fn spend_loop(
     Ok(tally)
 }
 
+/// Lone durable commits timed by [`lone_commit_ms`].
+const LONE_COMMITS_N: u32 = 50;
+
+/// Mean time of one durable commit of one spend with nothing to group it
+/// with (the fsync floor of a payment's latency), in milliseconds.
+pub fn lone_commit_ms(dir: &Path) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let store = RedbStore::open(dir.join("lone.redb"))?;
+    let started = Instant::now();
+    for _ in 0..LONE_COMMITS_N {
+        let body = fresh_body();
+        let purchase = PurchaseId::random();
+        store.append(&[Batch {
+            tx: TxId::random(),
+            events: vec![
+                Event::PurchaseSettled {
+                    purchase,
+                    amount: body.value,
+                },
+                Event::CoinsIssued {
+                    coins: vec![body],
+                    holder: None,
+                    cause: IssueCause::Purchase(purchase),
+                },
+            ],
+        }])?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(LONE_COMMITS_N))
+}
+
 /// Runs the ledger core for `duration` with `n_threads` submitting threads;
-/// its log lives in `dir`.
-pub fn run(dir: &Path, duration: Duration, n_threads: usize) -> anyhow::Result<CoreReport> {
+/// its log lives in `dir`. `commit_batches_max` overrides ledger's default
+/// group-commit size (the issuer runs the default).
+pub fn run(
+    dir: &Path,
+    duration: Duration,
+    n_threads: usize,
+    commit_batches_max: Option<usize>,
+) -> anyhow::Result<CoreReport> {
+    let n_threads = n_threads.max(1);
+    let mut config = GroupCommitConfig::default();
+    if let Some(n) = commit_batches_max {
+        config.commit_batches_max = n.max(1);
+        config.queue_batches_max = config.queue_batches_max.max(n.saturating_mul(4));
+    }
+    // Enough in flight to fill two commits, so the writer never waits for work.
+    let in_flight_per_thread =
+        IN_FLIGHT_PER_THREAD_MIN.max(config.commit_batches_max * 2 / n_threads);
     std::fs::create_dir_all(dir)?;
     let store = Arc::new(CountingStore {
         inner: RedbStore::open(dir.join("log.redb"))?,
         n_appends: AtomicU64::new(0),
         n_batches: AtomicU64::new(0),
     });
-    let log = Arc::new(GroupCommit::start(
-        store.clone(),
-        GroupCommitConfig::default(),
-    )?);
+    let log = Arc::new(GroupCommit::start(store.clone(), config)?);
     let shards = ShardSet::new(N_SHARDS);
-    let n_threads = n_threads.max(1);
     // Twice the window: a thread never waits for a coin its own commit frees.
-    let coins = seed(&log, &shards, n_threads * IN_FLIGHT_PER_THREAD * 2)?;
+    let coins = seed(&log, &shards, n_threads * in_flight_per_thread * 2)?;
     let (appends_before, batches_before) = (
         store.n_appends.load(Ordering::Relaxed),
         store.n_batches.load(Ordering::Relaxed),
@@ -259,7 +325,9 @@ pub fn run(dir: &Path, duration: Duration, n_threads: usize) -> anyhow::Result<C
         .map(|chunk| {
             let (log, shards) = (log.clone(), shards.clone());
             let mine: VecDeque<CoinBody> = chunk.iter().copied().collect();
-            std::thread::spawn(move || spend_loop(&log, &shards, mine, deadline))
+            std::thread::spawn(move || {
+                spend_loop(&log, &shards, mine, in_flight_per_thread, deadline)
+            })
         })
         .collect::<Vec<_>>();
     let mut total = Tally::default();
@@ -274,6 +342,8 @@ pub fn run(dir: &Path, duration: Duration, n_threads: usize) -> anyhow::Result<C
     let cpu_secs = stats::process_cpu_secs() - cpu_before;
     Ok(CoreReport {
         n_spends: total.n_spends,
+        config,
+        in_flight_per_thread,
         n_failed: total.n_failed,
         n_threads,
         elapsed,

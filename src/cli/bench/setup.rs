@@ -201,6 +201,18 @@ impl BenchIssuer {
         anyhow::bail!("the purchase did not settle")
     }
 
+    /// Mean time of one HTTP/1.1 round trip to the gateway on a kept-alive
+    /// connection (`GET /health`), in milliseconds.
+    pub fn http_round_trip_ms(&self, n: u32) -> anyhow::Result<f64> {
+        let client = self.client()?;
+        client.health()?;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            client.health()?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(n.max(1)))
+    }
+
     /// Group-commit batch size end to end: neither ledger's `GroupCommit`
     /// nor the actors count commits, and redb keeps no per-transaction
     /// record, so it is not measured here (the ledger-core phase measures it).
