@@ -21,8 +21,8 @@
 //! record) and settlements. The log is always written first; a crash between
 //! the two is repaired by the retry, which finds the log's batch. Coins held
 //! for an open load are reserved in the shards under the load's tx, and
-//! reserved again by [`CardAgency::open`] after a restart, which must
-//! therefore run before the issuer serves payments.
+//! reserved again at every start by `IssuerCore::open` (and
+//! [`CardAgency::open`]), before the issuer serves anything.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -134,6 +134,51 @@ fn unload_spec(amount: Amount) -> Option<CoinSpec> {
     CoinSpec::greedy(amount, &denominations)
 }
 
+/// Reserves again, in `core`'s shards, the coins every open load holds
+/// (reservations live in memory; the guarantees are durable). Returns how
+/// many loads hold coins.
+fn hold_open_loads(core: &IssuerCore, db: &Db) -> Result<usize, CardAgencyError> {
+    let mut n_held = 0usize;
+    for (_, g) in db.scan::<Guarantee>(GUARANTEE, &[])? {
+        if g.outcome.is_some() || g.req.direction() != Direction::Load {
+            continue;
+        }
+        let tx = card_load_tx(g.req.lus, &g.req.l1.card, g.req.l1.nt);
+        if core.idempotency.committed(&tx).is_some() {
+            // Spent by the logged load; the retry records the outcome.
+            continue;
+        }
+        let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
+        core.shards
+            .reserve(tx, &ids)
+            .map_err(CardAgencyError::HeldCoinsGone)?;
+        n_held += 1;
+    }
+    Ok(n_held)
+}
+
+/// Run by `IssuerCore::open` before the issuer serves anything: coins held
+/// for open card loads stay held across a restart, whether or not the
+/// process opens a [`CardAgency`].
+pub(crate) fn hold_open_loads_at_start(core: &IssuerCore) -> Result<(), IssuerError> {
+    let path = core.config.dir.join(CARD_AGENCY_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let held = Db::open(&path)
+        .map_err(CardAgencyError::from)
+        .and_then(|db| hold_open_loads(core, &db));
+    match held {
+        Ok(n_held) => {
+            tracing::info!(n_held, "coins of open card loads held");
+            Ok(())
+        }
+        Err(e) => Err(IssuerError::Log(ledger::StoreError::Backend(format!(
+            "card agency at start: {e}"
+        )))),
+    }
+}
+
 fn refused(e: impl std::fmt::Display) -> AgencyError {
     AgencyError::Refused(e.to_string())
 }
@@ -172,22 +217,7 @@ impl<'a> CardAgency<'a> {
             serial: Mutex::new(()),
             path,
         };
-        let mut n_held = 0usize;
-        for (_, g) in agency.db.scan::<Guarantee>(GUARANTEE, &[])? {
-            if g.outcome.is_some() || g.req.direction() != Direction::Load {
-                continue;
-            }
-            let tx = card_load_tx(g.req.lus, &g.req.l1.card, g.req.l1.nt);
-            if core.idempotency.committed(&tx).is_some() {
-                // Spent by the logged load; the retry records the outcome.
-                continue;
-            }
-            let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
-            core.shards
-                .reserve(tx, &ids)
-                .map_err(CardAgencyError::HeldCoinsGone)?;
-            n_held += 1;
-        }
+        let n_held = hold_open_loads(core, &agency.db)?;
         tracing::info!(n_held, "card agency opened");
         Ok(agency)
     }

@@ -387,10 +387,11 @@ fn coins_held_for_an_open_load_cannot_be_paid_elsewhere_even_after_a_restart() {
         w.with(|_, t| t.soft_to_card(id, &mut a, &coins, now, Some(TransferFault::AfterGuarantee)));
     assert!(first.is_err());
     w.restart();
-    // Opening the agency holds the coins again before anything is served.
+    // The restarted issuer holds the coins again before anything is
+    // served, with no card agency open in the process.
     let payee = Who::new("payee", 1);
     w.h.register(&payee, 0);
-    let outcome = w.with(|_, _| w.h.pay(&w.buyer, &payee, coins.clone(), refresh(500)));
+    let outcome = w.h.pay(&w.buyer, &payee, coins.clone(), refresh(500));
     assert!(matches!(outcome, PayeeOutcome::Rejected(_)), "{outcome:?}");
     let out = w
         .with(|_, t| t.soft_to_card(id, &mut a, &coins, now, None))

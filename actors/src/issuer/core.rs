@@ -421,6 +421,7 @@ impl IssuerCore {
         core.rotate_epoch_if_due()?;
         core.resume_pending_debits()?;
         core.finish_pending_credits()?;
+        crate::card_agency::hold_open_loads_at_start(&core)?;
         tracing::info!(
             n_unspent = core.shards.n_unspent(),
             n_shards = core.shards.n_shards(),
