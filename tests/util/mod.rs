@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::expect_used)]
 
+pub mod process;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
