@@ -6,10 +6,13 @@
 //!   many trickling their body after a complete head;
 //! - 10,000 garbage requests: random bytes under the right media type,
 //!   wrong media types, truncated and bit-flipped valid messages;
-//! - replayed messages (a WRequest3 sent again, a PaymentIssuance2 sent
-//!   again) and valid messages under the wrong session (a WRequest3 of
-//!   purchase A sent as purchase B's, a PaymentIssuance2 of payment X sent
-//!   as payment Y's).
+//! - replayed messages (a WRequest3 after its purchase closed, a
+//!   PurchaseIssuance2, a ValidationRequest and a PaymentIssuance2 sent
+//!   again) and valid messages under the wrong session (purchase A's
+//!   WRequest3, poll and ack sent as purchase B's; payment X's
+//!   PaymentIssuance2 sent as payment Y's, or in another payee's name);
+//!   the forged copies do not use up the real sessions, whose own messages
+//!   go through afterwards.
 //!
 //! Every hostile request gets a typed error ([`ErrorBody`] under the error
 //! media type) or is cut off by a timeout; the honest wallets' purchases and
@@ -755,19 +758,16 @@ fn w_desc(who: &Manual, spec: CoinSpec) -> WDesc {
     }
 }
 
-/// Answers Issuance1 until the coins come, then acks.
-fn finish_purchase(
+/// Polls until the coins come; returns them and the ack, not yet sent.
+fn settle_purchase(
     client: &IssuerClient,
     awaiting: &protocol::flows::PurchaseAwaitingIssuance,
     first: protocol::wire::purchase::PurchaseIssuance1,
-) -> Vec<Coin> {
+) -> (Vec<Coin>, protocol::wire::purchase::PurchaseIssuance2) {
     let mut issuance = first;
     for _ in 0..100 {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
-            PurchaseUpdate::Issued { coins, ack } => {
-                client.purchase_ack(&ack).expect("ack");
-                return coins;
-            }
+            PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {
                 std::thread::sleep(Duration::from_millis(20));
                 issuance = client.purchase_poll(&awaiting.poll()).expect("poll");
@@ -826,9 +826,27 @@ fn replayed_and_wrong_session_messages_get_typed_refusals_and_change_nothing() {
     );
     // B's session survived the forgery: its own WRequest3 goes through.
     let issuance_b = client.wrequest3(&w3_b).expect("B's own WRequest3");
-    let coins_b = finish_purchase(&client, &awaiting_b, issuance_b);
+    let (coins_b, ack_b) = settle_purchase(&client, &awaiting_b, issuance_b);
     let issuance_a = client.wrequest3(&w3_a).expect("A's own WRequest3");
-    let coins_a = finish_purchase(&client, &awaiting_a, issuance_a);
+    let (coins_a, ack_a) = settle_purchase(&client, &awaiting_a, issuance_a);
+
+    // A's poll and A's ack under B's purchase id: their MACs are under A's
+    // key. Then B's own ack, A's own, and A's again (answered the same).
+    let poll = protocol::wire::purchase::PurchasePoll {
+        purchase: w3_b.purchase,
+        ..awaiting_a.poll()
+    };
+    let e = client.purchase_poll(&poll).expect_err("wrong session");
+    assert_eq!(code_of(&e), Some(ErrorCode::Refused), "{e}");
+    let wrong = protocol::wire::purchase::PurchaseIssuance2 {
+        purchase: w3_b.purchase,
+        ..ack_a.clone()
+    };
+    let e = client.purchase_ack(&wrong).expect_err("wrong session");
+    assert_eq!(code_of(&e), Some(ErrorCode::Refused), "{e}");
+    client.purchase_ack(&ack_b).expect("B's own ack");
+    client.purchase_ack(&ack_a).expect("A's own ack");
+    client.purchase_ack(&ack_a).expect("A's ack replayed");
 
     // A's WRequest3 replayed after its purchase closed: refused, typed.
     let resp = raw_exchange(
