@@ -252,6 +252,42 @@ mod tests {
     }
 
     #[test]
+    fn a_catalog_file_adds_items_after_the_flags_with_their_own_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shop.toml");
+        std::fs::write(
+            &path,
+            "shop_name = \"Books\"\nredeem_account = \"ACH-shop\"\n\n\
+             [[item]]\nsku = \"map\"\nprice = \"2.00\"\ncollect = \"redeem\"\n\n\
+             [[item]]\nsku = \"tea\"\ntitle = \"Tea\"\nprice = \"2.50\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            purse: dir.path().join("shop.purse"),
+            issuer: None,
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            name: "unnamed".into(),
+            items: vec![parse_item("book=5.00").expect("item")],
+            catalog: Some(path),
+            collect: "aggregate".into(),
+            redeem_account: None,
+        };
+        let config = merchant_config(&args).expect("config");
+        assert_eq!(config.shop_name, "Books");
+        assert_eq!(config.collect, CollectOption::Aggregate);
+        let skus: Vec<&str> = config.catalog.iter().map(|i| i.sku.as_str()).collect();
+        assert_eq!(skus, ["book", "map", "tea"]);
+        assert_eq!(
+            config.catalog[1].collect,
+            Some(CollectOption::Redeem {
+                bank_account: BankAccount::new("ACH-shop").expect("account")
+            })
+        );
+        assert_eq!(config.catalog[2].title, "Tea");
+        assert_eq!(config.catalog[2].collect, None);
+    }
+
+    #[test]
     fn redeem_without_an_account_is_refused() {
         assert!(parse_collect("redeem", None).is_err());
         assert!(parse_collect("teleport", None).is_err());

@@ -7,12 +7,12 @@
 //! `/v1/refund` route exists).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{ClientConfig, IssuerClient, PurchaseOutcome, Wallet};
+use gateway::{ClientConfig, IssuerClient, PurchaseOutcome, Wallet, WalletError};
 use ledger::{Amount, BankAccount, ParticipantId, Role, Timestamp};
 use protocol::crypto::SuiteId;
 use protocol::flows::PayerOutcome;
@@ -104,18 +104,33 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
         .purse
         .clone()
         .context("the purse file is needed: --purse FILE")?;
-    let issuer = args.issuer;
-    let open = || open_wallet(&path, issuer.as_deref());
-    match args.command {
+    match command(&path, args.issuer.as_deref(), args.command) {
+        // The issuer answered with a verified refusal: the command ran and
+        // was told no, which is not a failure to run.
+        Err(e) => match e.downcast_ref::<WalletError>() {
+            Some(WalletError::Rejected(statement)) => {
+                println!(
+                    "refused by the issuer ({:?}, statement verified)",
+                    statement.reason
+                );
+                Ok(ExitCode::from(1))
+            }
+            _ => Err(e),
+        },
+        ok => ok,
+    }
+}
+
+fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::Result<ExitCode> {
+    let open = || open_wallet(path, issuer);
+    match command {
         PurseCommand::Init {
             id,
             suite,
             rsa_bits,
         } => {
-            let url = issuer
-                .as_deref()
-                .context("init needs the issuer's gateway: --issuer URL")?;
-            let purse = create_purse(&path, url, id, suite, rsa_bits)?;
+            let url = issuer.context("init needs the issuer's gateway: --issuer URL")?;
+            let purse = create_purse(path, url, id, suite, rsa_bits)?;
             println!(
                 "purse {} created for {}",
                 path.display(),
@@ -203,7 +218,7 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
             }
         }
         PurseCommand::Balance => {
-            let b = open_purse(&path)?.balance()?;
+            let b = open_purse(path)?.balance()?;
             println!(
                 "available {} ({} coins), pending {} ({}), bad {} ({}), spent coins {}",
                 b.available, b.n_available, b.pending, b.n_pending, b.bad, b.n_bad, b.n_spent
@@ -212,7 +227,7 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
         PurseCommand::Coins => {
             // Written, not printed: a listing piped into `head` ends quietly.
             let mut out = std::io::stdout().lock();
-            for c in open_purse(&path)?.coins()? {
+            for c in open_purse(path)?.coins()? {
                 writeln!(
                     out,
                     "{}  {:>10}  expires at {} (unix)  {}",
@@ -228,7 +243,7 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The purse alone, for reading: no issuer needed.
-fn open_purse(path: &std::path::Path) -> anyhow::Result<Purse> {
+fn open_purse(path: &Path) -> anyhow::Result<Purse> {
     Purse::open(path).with_context(|| format!("opening the purse {}", path.display()))
 }
 
