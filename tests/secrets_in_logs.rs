@@ -199,6 +199,18 @@ fn private_key_secret(what: &str, sk: &SecretKey) -> Secret {
 
 // -------------------------------------------------------------- the run
 
+/// `w3` sent under the purchase id of `w2`: a message of one session
+/// under another's.
+fn w3_for(
+    w2: &protocol::wire::purchase::WRequest2,
+    w3: &protocol::wire::purchase::WRequest3,
+) -> protocol::wire::purchase::WRequest3 {
+    protocol::wire::purchase::WRequest3 {
+        purchase: w2.purchase,
+        ..w3.clone()
+    }
+}
+
 /// `util::System::member`, but with the purse file named by number: the
 /// purse logs its path when it creates the file, and the demo's habit of
 /// naming purses after their owner (`alice.purse`) would put the identity
@@ -334,8 +346,22 @@ fn a_full_run_over_http_logs_no_identity_account_or_secret() {
         }
     }
 
+    // Refusals, where details tend to leak into logs: the same WRequest3
+    // again, a WRequest1 from someone never registered, a forged ack.
+    let _ = system.operator.wrequest3(&w3);
+    let (_, w1_stranger) = PurchaseClient::start(
+        system.suite(),
+        ledger::ParticipantId::new("mallory-p2rn8").expect("id"),
+        &pk_i,
+    )
+    .expect("w1");
+    let _ = system
+        .operator
+        .wrequest1(&w1_stranger)
+        .map(|w2| system.operator.wrequest3(&w3_for(&w2, &w3)));
+
     // Every secret this test can see.
-    let mut secrets = Vec::new();
+    let mut secrets = vec![text_secret("identity mallory-p2rn8", "mallory-p2rn8")];
     for member in [&alice, &shop] {
         let name = member.id().as_str();
         secrets.push(text_secret(&format!("identity {name}"), name));
