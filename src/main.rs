@@ -30,7 +30,7 @@ enum Command {
     Merchant(cli::merchant::MerchantArgs),
     /// The simulated bank (inside the issuer's process), through its operator routes.
     Bank(cli::bank::BankArgs),
-    /// Run the system end to end on a scratch directory and audit the result.
+    /// Run the whole system on loopback (issuer, bank, merchant, two purses) over HTTP, then audit its log.
     Demo(cli::demo::DemoArgs),
     /// Replay an issuer's event log and prove that cash was conserved.
     Audit(cli::audit::AuditArgs),
