@@ -64,6 +64,8 @@ const LORIS_BYTE_INTERVAL_MS: u64 = 200;
 const OVERSIZED_REQUESTS: usize = 200;
 /// Price of the shop's one item, and the honest wallets' coins.
 const PRICE_MINOR: u64 = 250;
+/// Honest payments made before the attack, for the latency baseline.
+const PAYMENTS_BASELINE: usize = 4;
 /// Honest payments per wallet made under attack.
 const PAYMENTS_UNDER_ATTACK: usize = 4;
 
@@ -542,8 +544,8 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
         wallets.push((wallet, account));
     }
 
-    // Without the attack: alice buys, and pays twice.
-    let coins_each = 2 + PAYMENTS_UNDER_ATTACK as u32;
+    // Without the attack: alice buys, and pays a few times.
+    let coins_each = (PAYMENTS_BASELINE + PAYMENTS_UNDER_ATTACK) as u32;
     let (alice, alice_account) = &wallets[0];
     let PurchaseOutcome::Issued(_) = alice
         .buy(spec(coins_each, PRICE_MINOR), alice_account.clone(), false)
@@ -551,7 +553,9 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     else {
         panic!("purchase did not settle");
     };
-    let baseline: Vec<Duration> = (0..2).map(|_| pay_timed(alice, &shop.url())).collect();
+    let baseline: Vec<Duration> = (0..PAYMENTS_BASELINE)
+        .map(|_| pay_timed(alice, &shop.url()))
+        .collect();
 
     let samples = valid_samples(&client);
 
@@ -627,12 +631,13 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     assert_eq!(under_attack.len(), 2 * PAYMENTS_UNDER_ATTACK);
     assert_eq!(
         holdings(&shop_purse),
-        Amount::from_minor(PRICE_MINOR * (2 + 2 * PAYMENTS_UNDER_ATTACK as u64))
+        Amount::from_minor(PRICE_MINOR * (PAYMENTS_BASELINE + 2 * PAYMENTS_UNDER_ATTACK) as u64)
     );
     for (wallet, _) in &wallets {
         assert!(wallet.purse().in_flight().expect("journal").is_empty());
     }
-    let alice_left = u64::from(coins_each) - 2 - PAYMENTS_UNDER_ATTACK as u64;
+    // Alice spent every coin she bought.
+    let alice_left = u64::from(coins_each) - (PAYMENTS_BASELINE + PAYMENTS_UNDER_ATTACK) as u64;
     assert_eq!(
         holdings(wallets[0].0.purse()),
         Amount::from_minor(PRICE_MINOR * alice_left)
@@ -682,6 +687,11 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     // Still up, and still serving.
     client.health().expect("healthy after the attack");
     pay_timed(&wallets[1].0, &shop.url());
+    let bob_left = u64::from(coins_each) - PAYMENTS_UNDER_ATTACK as u64 - 1;
+    assert_eq!(
+        holdings(wallets[1].0.purse()),
+        Amount::from_minor(PRICE_MINOR * bob_left)
+    );
     core.audit_conservation()
         .expect("log audits")
         .check_equation()
