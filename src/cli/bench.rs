@@ -96,6 +96,11 @@ pub struct BenchArgs {
     /// durable transaction (default: ledger's default, as the issuer runs).
     #[arg(long, value_name = "N")]
     commit_batches_max: Option<usize>,
+    /// Experiment: the payees do not send Issuance2, so the issuer skips
+    /// the ack's check and its session removal (a durable redb write). Not
+    /// the protocol: shows what that write costs.
+    #[arg(long)]
+    skip_acks: bool,
     /// Directory for the issuer's and the core benchmark's files (default: a
     /// fresh temporary directory on the same disk as /tmp).
     #[arg(long, value_name = "DIR")]
@@ -164,7 +169,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let coins_per_client = load::coins_needed(load::Mix::FOUR_IN_FOUR_OUT);
     let clients = issuer.clients(n_clients, coins_per_client)?;
-    let mut clients = load::Clients::new(clients);
+    let mut clients = load::Clients::new(clients, !args.skip_acks);
+    if args.skip_acks {
+        println!("EXPERIMENT --skip-acks: payees send no Issuance2 (not the protocol)");
+    }
 
     let one = load::run_phase(
         &issuer,
