@@ -84,3 +84,23 @@ pub fn kill_hard(mut child: Child) {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
 }
+
+/// Sends `signal` (e.g. "STOP", "CONT") to the process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Spawns a command whose output the test reads later.
+pub fn spawn_piped(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}

@@ -1,0 +1,191 @@
+//! A purse killed (SIGKILL) in the middle of a payment, then resumed,
+//! completes the payment exactly once. The issuer is frozen (SIGSTOP) so
+//! the payment is in flight, journaled in the purse, when the purse
+//! process is killed; the issuer then thaws and answers the merchant, and
+//! `purse resume` re-sends the journaled bytes, which the merchant answers
+//! as it answered the first copy. Every party is its own process.
+
+mod util;
+
+use std::time::Duration;
+
+use util::process::{
+    free_port, kill_hard, ok, signal, spawn, spawn_piped, terminate, wait_healthy,
+};
+
+#[test]
+fn a_payment_cut_off_by_killing_the_purse_completes_once_on_resume() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (ip, mp) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{ip}");
+    let issuer_url = format!("http://{listen}");
+    let shop_url = format!("http://127.0.0.1:{mp}");
+
+    ok(
+        dir,
+        &[
+            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
+        ],
+    );
+    let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
+    wait_healthy(ip);
+    ok(
+        dir,
+        &[
+            "bank",
+            "open-account",
+            "ACH-alice",
+            "100.00",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "bank",
+            "open-account",
+            "ACH-shop",
+            "0.00",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "purse",
+            "init",
+            "--purse",
+            "alice.purse",
+            "--id",
+            "alice",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(dir, &["purse", "register", "--purse", "alice.purse"]);
+    ok(
+        dir,
+        &[
+            "purse",
+            "enroll",
+            "purchaser",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer",
+            "enroll",
+            "approve",
+            "alice",
+            "purchaser",
+            "--dir",
+            "iss",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "purse",
+            "buy",
+            "4x2.50",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "merchant",
+            "init",
+            "--purse",
+            "shop.purse",
+            "--id",
+            "shop",
+            "--issuer",
+            &issuer_url,
+            "--account",
+            "ACH-shop",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
+        ],
+    );
+    let shop = spawn(
+        dir,
+        &[
+            "merchant",
+            "serve",
+            "--purse",
+            "shop.purse",
+            "--listen",
+            &format!("127.0.0.1:{mp}"),
+            "--item",
+            "book=5.00",
+        ],
+    );
+    wait_healthy(mp);
+
+    // Freeze the issuer; the payment goes out and waits on it.
+    signal(issuer.id(), "STOP");
+    let payer = spawn_piped(
+        dir,
+        &["purse", "pay", &shop_url, "book", "--purse", "alice.purse"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    kill_hard(payer);
+    signal(issuer.id(), "CONT");
+
+    // Finished from the purse's journal alone.
+    let resumed = ok(dir, &["purse", "resume", "--purse", "alice.purse"]);
+    assert!(
+        resumed.contains("finished 1, still unfinished 0"),
+        "{resumed}"
+    );
+    let balance = ok(dir, &["purse", "balance", "--purse", "alice.purse"]);
+    assert!(
+        balance.starts_with("available 5.00") && balance.contains("pending 0.00"),
+        "paid exactly once: {balance}"
+    );
+    // Resuming again changes nothing.
+    ok(dir, &["purse", "resume", "--purse", "alice.purse"]);
+    assert_eq!(
+        ok(dir, &["purse", "balance", "--purse", "alice.purse"]),
+        balance
+    );
+
+    terminate(shop);
+    terminate(issuer);
+    let audit = ok(
+        dir,
+        &[
+            "audit",
+            "--log",
+            "iss/log.redb",
+            "--issuer-key",
+            "iss/issuer.pub",
+        ],
+    );
+    assert!(audit.contains("AUDIT PASSED"), "{audit}");
+    // 10.00 in; 5.00 still alice's, 5.00 the shop's fresh coins.
+    assert!(
+        audit.contains("outstanding e-money               10.00"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("coins spent                        5.00"),
+        "{audit}"
+    );
+}
