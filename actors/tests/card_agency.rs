@@ -576,3 +576,45 @@ fn a_load_or_unload_the_card_aborts_is_undone_and_frees_the_coins() {
     assert_eq!(rejected, 2);
     w.assert_conserved(&[&a]);
 }
+
+#[test]
+fn a_load_in_doubt_at_clearing_is_carried_forward_and_cleared_when_resolved() {
+    let mut w = World::new();
+    let mut a = w.fund(1, 1_000);
+    let coins = w.buy(400);
+    let now = w.now();
+    // The card never got L2: the load is pending at the LUS at clearing time.
+    let id = TransferId::random();
+    let lost = Some(TransferFault::Loss(LossPoint::L2ToCard));
+    let first = w.with(|_, t| t.soft_to_card(id, &mut a, &coins, now, lost));
+    assert!(first.is_err(), "{first:?}");
+    let first_period = w
+        .with(|ag, _| clearing::clear(w.lus(), ag))
+        .expect("cleared");
+    assert_eq!(first_period.carried_forward.len(), 1);
+    assert_eq!(first_period.settlement.loads, cents(1_000));
+    w.cleared_to_lus += 1_000;
+    // Still held for the load, across a restart.
+    w.restart();
+    assert!(
+        coins
+            .iter()
+            .all(|k| w.h.core().shards().presence(&k.body.id) == CoinPresence::Reserved)
+    );
+    let out = w
+        .with(|_, t| t.soft_to_card(id, &mut a, &coins, now, None))
+        .expect("retry");
+    assert!(matches!(out, SoftToCard::Loaded(_)), "{out:?}");
+    assert_eq!(a.balance(), Ok(cents(1_400)));
+    w.assert_conserved(&[&a]);
+    let second = w
+        .with(|ag, _| clearing::clear(w.lus(), ag))
+        .expect("cleared");
+    assert!(second.carried_forward.is_empty());
+    assert_eq!(second.settlement.period, first_period.settlement.period + 1);
+    assert_eq!(second.settlement.loads, cents(400));
+    w.cleared_to_lus += 400;
+    assert_eq!(w.h.core().totals().card_float, 0);
+    w.assert_conserved(&[&a]);
+    audit(&mut w, 1_400, 0, 0);
+}
