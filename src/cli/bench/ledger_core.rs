@@ -353,3 +353,27 @@ pub fn run(
         load_average: stats::load_average(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    // Paths in full: the bench target compiles this module without its tests.
+
+    /// A short run spends durably and its counters agree: every spend was
+    /// acknowledged by a commit, none failed, a commit groups at least one.
+    #[test]
+    fn a_short_run_commits_spends_in_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = super::run(
+            dir.path(),
+            std::time::Duration::from_millis(300),
+            2,
+            Some(64),
+        )
+        .expect("the core benchmark runs");
+        assert!(report.n_spends > 0);
+        assert_eq!(report.n_failed, 0);
+        assert!(report.n_appends > 0);
+        assert!(report.n_batches >= report.n_spends);
+        assert!(report.n_batches <= report.n_appends * 64);
+    }
+}
