@@ -85,6 +85,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Reads a secret file, refusing one that group or others may access: card
+/// master keys break every card, so a readable copy is treated as leaked.
+fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} has mode {:o}: group or others may read it; expected 0600",
+                path.display(),
+                mode & 0o777
+            ),
+        ));
+    }
+    std::fs::read(path)
+}
+
 impl CardSystem {
     /// Opens the system in `dir`, creating it (and fresh masters of `suite`)
     /// on first use. `suite` is ignored for an existing system.
@@ -92,7 +110,7 @@ impl CardSystem {
         let keys_err = |e: std::io::Error| SystemError::Keys(e.to_string());
         std::fs::create_dir_all(dir).map_err(keys_err)?;
         let key_path = dir.join("keys.bin");
-        let keys: KeyFile = match std::fs::read(&key_path) {
+        let keys: KeyFile = match read_private(&key_path) {
             Ok(bytes) if bytes.len() <= 4096 => postcard::from_bytes(&bytes)
                 .map_err(|_| SystemError::Keys("malformed key file".into()))?,
             Ok(_) => return Err(SystemError::Keys("key file too large".into())),

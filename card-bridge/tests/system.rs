@@ -45,3 +45,22 @@ fn a_card_system_survives_reopening_from_its_directory() {
         .expect("load with the same keys");
     assert!(sys.resolve(&card).expect("resolve").is_empty());
 }
+
+/// Card master keys break every card: a key file others may read is refused,
+/// not trusted.
+#[test]
+fn a_key_file_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("create"));
+    let key_path = dir.path().join("keys.bin");
+    let mode = std::fs::metadata(&key_path)
+        .expect("key file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "created 0600");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(CardSystem::open(dir.path(), LusId(7), Suite::Tdes).is_err());
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(CardSystem::open(dir.path(), LusId(7), Suite::Tdes).is_ok());
+}
