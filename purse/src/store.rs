@@ -100,10 +100,11 @@ impl Purse {
         let purse = Purse::initialize(file, path, profile, issuer).inspect_err(|_| {
             // Leave no half-made purse behind to block the next attempt.
             if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove a half-made purse");
+                tracing::warn!(error = %e, "could not remove a half-made purse");
             }
         })?;
-        tracing::info!(path = %path.display(), "purse created");
+        // No path: users name purse files after themselves, and logs carry no identities.
+        tracing::info!("purse created");
         Ok(purse)
     }
 
@@ -153,7 +154,7 @@ impl Purse {
         };
         purse.check_format()?;
         let in_flight = purse.in_flight()?.len();
-        tracing::info!(path = %path.display(), in_flight, "purse opened");
+        tracing::info!(in_flight, "purse opened");
         Ok(purse)
     }
 
