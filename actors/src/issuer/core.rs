@@ -355,6 +355,12 @@ impl IssuerCore {
     /// current. `bank` is the bank connector (its own durable store).
     pub fn open(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
         std::fs::create_dir_all(&config.dir)?;
+        // The session and registry stores hold key shares, identities and
+        // bank accounts: only the issuer's own user may enter its directory.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let dir = config.dir.clone();
         let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
         // The user-index key pair belongs to the projections; the issuer
