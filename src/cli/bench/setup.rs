@@ -138,7 +138,10 @@ impl BenchIssuer {
             let payee = ParticipantId::new(format!("bench-payee-{i}"))?;
             let sk_py = payee_keys[i % PAYEE_KEYS_N].clone();
             self.register(&client, &payee, &sk_py)?;
-            let mine = coins.split_off(coins.len() - coins_per_client);
+            let Some(first) = coins.len().checked_sub(coins_per_client) else {
+                anyhow::bail!("the purchases issued fewer coins than asked for");
+            };
+            let mine = coins.split_off(first);
             kits.push(ClientKit {
                 payer: ParticipantId::new(format!("bench-payer-{i}"))?,
                 payee,
