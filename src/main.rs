@@ -36,6 +36,8 @@ enum Command {
     Audit(cli::audit::AuditArgs),
     /// Measure the issuer's payments per second against its own cryptography.
     Bench(cli::bench::BenchArgs),
+    /// Stored-value cards: issue, load, unload, pay at a device, transfer to and from a purse, clear.
+    Card(cli::card::CardArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cli::demo::run(a),
         Command::Audit(a) => cli::audit::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Card(a) => cli::card::run(a),
     };
     match result {
         Ok(code) => code,
