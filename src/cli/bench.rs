@@ -1,18 +1,20 @@
 //! `varietycash bench`: the issuer's speed against its own limits.
 //!
 //! One run measures, on this machine and in this order:
-//! 1. end to end over loopback HTTP ([`load`]): an issuer (durable redb log,
-//!    fsync on every group commit) and client threads, each a payer and a
-//!    payee, paying with refresh, 1 coin in and 1 out, then 4 in and 4 out,
-//!    then 1-in/1-out again paced at 70% of the measured peak;
-//! 2. the ledger core without public-key crypto ([`ledger_core`]): spends
-//!    submitted straight to the shards and the group commit, then the
-//!    coin-status projection caught up with the log;
-//! 3. the crypto ceiling ([`ceiling`]): only the issuer's public-key and
-//!    symmetric work of one payment, in a loop on every core.
+//! 1. the ledger core without public-key crypto ([`ledger_core`]): spends
+//!    submitted straight to the coin shards and the group commit over a
+//!    durable redb log; then one commit alone (the fsync floor);
+//! 2. end to end over loopback HTTP ([`setup`], [`load`]): an issuer
+//!    (durable redb log, fsync on every group commit) and client threads,
+//!    each a payer and a payee, paying with refresh, 1 coin in and 1 out,
+//!    then 4 in and 4 out, then 1-in/1-out paced at 70% of the peak; each
+//!    closed-loop phase is followed at once by
+//! 3. the crypto ceiling of the same mix ([`ceiling`]): only the issuer's
+//!    public-key and symmetric work of one payment, in a loop on every
+//!    core; then each step of it alone.
 //!
 //! It ends with `ratio = measured payments/s ÷ crypto-only payments/s` for
-//! 1-in/1-out payments. `--core` runs step 2 alone. Every figure is printed
+//! 1-in/1-out payments. `--core` runs step 1 alone. Every figure is printed
 //! with the load average it was measured under: the machine may be shared.
 
 use std::path::PathBuf;
@@ -174,6 +176,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("EXPERIMENT --skip-acks: payees send no Issuance2 (not the protocol)");
     }
 
+    // Each crypto-only phase runs right after the end-to-end phase it is
+    // compared with: on a shared machine, neighbours in time see the most
+    // similar spare CPU. The issuer idles meanwhile.
+    let issuer_key = setup::issuer_key_path(&scratch.path().join("issuer"));
+    let ceiling_dir = scratch.path().join("ceiling");
+    let ceiling = |mix| {
+        ceiling::run(
+            &ceiling_dir,
+            args.suite.suite(),
+            &issuer_key,
+            mix,
+            phase,
+            n_cores,
+        )
+    };
     let one = load::run_phase(
         &issuer,
         &mut clients,
@@ -182,6 +199,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None,
     )?;
     println!("{one}");
+    let ceiling_one = ceiling(load::Mix::ONE_IN_ONE_OUT)?;
+    println!("{ceiling_one}");
     let four = load::run_phase(
         &issuer,
         &mut clients,
@@ -190,6 +209,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None,
     )?;
     println!("{four}");
+    let ceiling_four = ceiling(load::Mix::FOUR_IN_FOUR_OUT)?;
+    println!("{ceiling_four}");
     let paced_rate = one.payments_per_sec() * PACED_LOAD_SHARE;
     let paced = load::run_phase(
         &issuer,
@@ -203,30 +224,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     issuer.check_conservation()?;
     drop(issuer);
 
-    let ceiling_dir = scratch.path().join("ceiling");
-    let ceiling_one = ceiling::run(
-        &ceiling_dir,
-        args.suite.suite(),
-        &setup::issuer_key_path(&scratch.path().join("issuer")),
-        load::Mix::ONE_IN_ONE_OUT,
-        phase,
-        n_cores,
-    )?;
-    println!("{ceiling_one}");
-    let ceiling_four = ceiling::run(
-        &ceiling_dir,
-        args.suite.suite(),
-        &setup::issuer_key_path(&scratch.path().join("issuer")),
-        load::Mix::FOUR_IN_FOUR_OUT,
-        phase,
-        n_cores,
-    )?;
-    println!("{ceiling_four}");
-    for line in ceiling::step_costs(
-        &ceiling_dir,
-        args.suite.suite(),
-        &setup::issuer_key_path(&scratch.path().join("issuer")),
-    )? {
+    for line in ceiling::step_costs(&ceiling_dir, args.suite.suite(), &issuer_key)? {
         println!("{line}");
     }
     // On a shared machine the two throughputs saw different spare CPU; the
