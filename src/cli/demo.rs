@@ -6,9 +6,12 @@
 //! registration, enrollment and its approval, the paper's coin purchase, an
 //! anonymous purchase, payments with refresh, aggregate and redeem, a
 //! change, a redeem to the bank, and a double spend the issuer refuses with
-//! a signed statement the payer verifies; then stops the issuer and audits
-//! its log with its public key. Every step prints one line; the exit status
-//! is 0 only if every step and the audit succeed.
+//! a signed statement the payer verifies; then stops the issuer, moves value
+//! onto stored-value cards and back through the issuer as their payment
+//! agency (load from a purse, pay at a device, card to card, unload into a
+//! purse, clearing), and audits its log with its public key. Every step
+//! prints one line; the exit status is 0 only if every step and the audit
+//! succeed.
 //!
 //! Not shown: refreshing an expired coin (the wallet reads the wall clock,
 //! and coins live for days), a refund after losing a coin store (the wallet
@@ -67,14 +70,29 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The issuer: its actors on their own thread, its gateway on loopback,
     // the simulated bank inside its process (settling debits at once).
+    // The issuer's directory is laid out as `varietycash issuer init` lays
+    // it out, so the other commands (the card transfers below) can open it.
+    let issuer_dir = dir.join("issuer");
+    std::fs::create_dir_all(&issuer_dir).context("creating the issuer's directory")?;
+    let issuer_file = super::issuer::IssuerFile {
+        suite: args.suite.to_string(),
+        rsa_bits: RSA_BITS,
+        shards: 4,
+        listen: "127.0.0.1:0".parse().context("the loopback address")?,
+        bank_settle_delay_ms: 0,
+    };
+    std::fs::write(
+        issuer_dir.join(super::issuer::CONFIG_FILE),
+        toml::to_string(&issuer_file).context("writing the issuer's configuration")?,
+    )?;
     let bank = Arc::new(
-        SimulatedBank::open(dir.join("bank.redb"), Duration::ZERO)
+        SimulatedBank::open(issuer_dir.join("bank.redb"), Duration::ZERO)
             .context("opening the simulated bank")?,
     );
-    let mut config = IssuerConfig::new(dir.join("issuer"));
+    let mut config = IssuerConfig::new(&issuer_dir);
     config.suite = args.suite;
     config.rsa_bits = RSA_BITS;
-    config.n_shards = 4;
+    config.n_shards = issuer_file.shards;
     let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
     let gateway = serve_issuer_with_bank(
         &ServerConfig::loopback(),
@@ -323,6 +341,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     super::common::stop_issuer(runtime)?;
     step("stop", "merchant, gateway and issuer stopped".to_owned());
 
+    // Cards (paper section 4): with its gateway stopped, the issuer runs
+    // in-process as the card system's payment agency. The purses' files
+    // must be closed first: the card commands open them.
+    drop((shop, alice, bob, operator));
+    drop((shop_purse, alice_purse, bob_purse, bank));
+    card_steps(&dir)?;
+
     let report = super::audit::audit(&super::audit::AuditArgs {
         log: dir.join("issuer").join("log.redb"),
         issuer_key: Some(issuer_key),
@@ -337,6 +362,82 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("the audit of the demo's log failed");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Two cards: bob loads one from his purse, pays at a shop's device with it,
+/// moves value card to card through the issuer, and alice unloads the other
+/// card into coins; then the load/unload server clears with the issuer.
+fn card_steps(dir: &Path) -> anyhow::Result<()> {
+    use super::card::{CardArgs, CardCommand, IssuerArg, SuiteArg};
+    use card_bridge::wire::PsamId;
+    use ledger::CardId;
+
+    let card = |what: &str, command: CardCommand| -> anyhow::Result<()> {
+        println!("  {:<14} (varietycash card {what})", "card");
+        let code = super::card::run(CardArgs {
+            dir: Some(dir.join("cards")),
+            lus: 1,
+            command,
+        })?;
+        ensure!(code == ExitCode::SUCCESS, "card {what} failed");
+        Ok(())
+    };
+    let issuer = || IssuerArg {
+        issuer_dir: dir.join("issuer"),
+    };
+    let (bobs_card, alices_card) = (CardId::from_bytes([0xb0; 8]), CardId::from_bytes([0xa1; 8]));
+    for id in [bobs_card, alices_card] {
+        card(
+            "issue",
+            CardCommand::Issue {
+                card: id,
+                max: Amount::from_minor(50_000),
+                days: 365,
+                suite: SuiteArg::Tdes,
+            },
+        )?;
+    }
+    card(
+        "from-purse",
+        CardCommand::FromPurse {
+            card: bobs_card,
+            amount: Amount::from_minor(100),
+            issuer: issuer(),
+            purse: dir.join("bob.purse"),
+            transfer: None,
+        },
+    )?;
+    card(
+        "pay",
+        CardCommand::Pay {
+            card: bobs_card,
+            amount: Amount::from_minor(25),
+            psam: PsamId([0x5a; 8]),
+            merchant: BankAccount::new("bookshop-card-sales")?,
+        },
+    )?;
+    card(
+        "transfer",
+        CardCommand::Transfer {
+            from: bobs_card,
+            to: alices_card,
+            amount: Amount::from_minor(50),
+            issuer: issuer(),
+            purse: None,
+            transfer: None,
+        },
+    )?;
+    card(
+        "to-purse",
+        CardCommand::ToPurse {
+            card: alices_card,
+            amount: Amount::from_minor(50),
+            issuer: issuer(),
+            purse: dir.join("alice.purse"),
+            transfer: None,
+        },
+    )?;
+    card("clear", CardCommand::Clear)
 }
 
 fn step(what: &str, line: String) {
