@@ -28,6 +28,12 @@ fi
 cargo fuzz build
 
 mkdir -p logs
+# The file targets' scratch files (one directory per fuzzing process).
+scratch_base=/dev/shm
+[ -d "$scratch_base" ] || scratch_base="${TMPDIR:-/tmp}"
+VC_FUZZ_SCRATCH="$(mktemp -d "$scratch_base/vc-fuzz.XXXXXX")"
+export VC_FUZZ_SCRATCH
+trap 'rm -rf "$VC_FUZZ_SCRATCH"' EXIT
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"

@@ -394,7 +394,10 @@ pub fn scratch_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() {
+        // run.sh names one, and removes it after the run.
+        let base = if let Some(dir) = std::env::var_os("VC_FUZZ_SCRATCH") {
+            PathBuf::from(dir)
+        } else if shm.is_dir() {
             shm.to_path_buf()
         } else {
             std::env::temp_dir()
