@@ -1122,6 +1122,11 @@ fn fixed_day() -> Vec<Op> {
             who: ALICE,
             repeat: true,
         },
+        // the replacements are in her name too: a new refund replaces them
+        Refund {
+            who: ALICE,
+            repeat: false,
+        },
         Refund {
             who: BOB,
             repeat: false,
