@@ -16,10 +16,15 @@ const CRATE_DIRS: &[&str] = &[
     "card-bridge",
     "replay",
     "tests",
+    "benches",
+    "fuzz/fuzz_targets",
+    "fuzz/src",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -40,7 +45,11 @@ fn all_sources() -> Vec<PathBuf> {
     for dir in CRATE_DIRS {
         rust_files(&root.join(dir), &mut files);
     }
-    assert!(files.len() > 10, "tidy found only {} files: wrong root?", files.len());
+    assert!(
+        files.len() > 10,
+        "tidy found only {} files: wrong root?",
+        files.len()
+    );
     files
 }
 
@@ -54,7 +63,10 @@ fn every_source_file_starts_with_a_module_doc() {
             !first.starts_with("//!")
         })
         .collect();
-    assert!(missing.is_empty(), "files without a //! module doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc: {missing:#?}"
+    );
 }
 
 #[test]
