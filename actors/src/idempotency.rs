@@ -163,3 +163,79 @@ mod tests {
         assert_eq!(table.begin(tx), Begin::Committed(at(4)));
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use ledger::sync::{Arc, thread};
+
+    use super::*;
+
+    fn at(seq: u64) -> CommitRef {
+        CommitRef {
+            first_seq: Seq(seq),
+            n_records: 2,
+        }
+    }
+
+    /// Three retries of one transaction race: exactly one runs it, the others
+    /// are told it is in flight or answered from its committed place; never
+    /// two runs at once, never a "new" answer after the commit.
+    #[test]
+    fn loom_three_retries_of_one_transaction_run_it_once() {
+        loom::model(|| {
+            let table = Arc::new(IdempotencyTable::new());
+            let tx = TxId::from_bytes([7; 16]);
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let table = table.clone();
+                    thread::spawn(move || match table.begin(tx) {
+                        Begin::Started => {
+                            table.commit(tx, at(5));
+                            1
+                        }
+                        Begin::InFlight => 0,
+                        Begin::Committed(r) => {
+                            assert_eq!(r, at(5));
+                            0
+                        }
+                    })
+                })
+                .collect();
+            let runs: u32 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+            assert_eq!(runs, 1, "the transaction ran {runs} times");
+            assert_eq!(table.begin(tx), Begin::Committed(at(5)));
+        });
+    }
+
+    /// A failed attempt releases its claim while a retry races it: the retry
+    /// either sees it in flight or runs it itself, and at the end the
+    /// transaction is committed at most once and nothing stays in flight.
+    #[test]
+    fn loom_an_abandoned_claim_lets_exactly_one_retry_run() {
+        loom::model(|| {
+            let table = Arc::new(IdempotencyTable::new());
+            let tx = TxId::from_bytes([9; 16]);
+            assert_eq!(table.begin(tx), Begin::Started);
+            let failing = {
+                let table = table.clone();
+                thread::spawn(move || table.abandon(tx))
+            };
+            let retries: Vec<_> = (0..2)
+                .map(|_| {
+                    let table = table.clone();
+                    thread::spawn(move || match table.begin(tx) {
+                        Begin::Started => {
+                            table.commit(tx, at(3));
+                            1
+                        }
+                        Begin::InFlight | Begin::Committed(_) => 0,
+                    })
+                })
+                .collect();
+            failing.join().expect("thread");
+            let runs: u32 = retries.into_iter().map(|h| h.join().expect("thread")).sum();
+            assert!(runs <= 1, "the transaction ran {runs} times");
+            assert_eq!(table.n_in_flight(), 0, "a claim outlived its attempt");
+        });
+    }
+}
