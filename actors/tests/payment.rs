@@ -138,6 +138,37 @@ fn p2_double_spend_is_detected() {
     h.assert_conserved();
 }
 
+/// P4: the statement names every spent coin of a double spend, also when
+/// they lie in different shards (reserving stops at the first shard that
+/// refuses, the statement must not).
+#[test]
+fn p4_a_double_spend_statement_names_every_spent_coin() {
+    let (h, alice, shop) = setup();
+    let bob = Who::new("bob", 2);
+    h.register(&bob, 0);
+    let coins = h.buy(&alice, spec(&[(8, 100)]));
+    let n_shards = h.config().n_shards;
+    let first = coins[0];
+    let other = *coins
+        .iter()
+        .find(|c| c.id().shard(n_shards) != first.id().shard(n_shards))
+        .expect("eight coins over four shards fill more than one");
+    h.pay(&alice, &shop, vec![first], refresh(100));
+    h.pay(&alice, &shop, vec![other], refresh(100));
+    match h.pay(&alice, &bob, vec![first, other], refresh(200)) {
+        PayeeOutcome::Rejected(s) => {
+            assert_eq!(s.reason, RejectReason::AlreadySpent);
+            let mut named = s.bad_coins.to_vec();
+            named.sort();
+            let mut expected = vec![first.id(), other.id()];
+            expected.sort();
+            assert_eq!(named, expected);
+        }
+        other => panic!("double spend not detected: {other:?}"),
+    }
+    h.assert_conserved();
+}
+
 /// P3: an attacker who re-wraps the payer's SendCoins in a ValidationRequest
 /// under its own identity is refused, and the real payee is then paid.
 #[test]

@@ -259,7 +259,16 @@ impl IssuerCore {
         e: &crate::shard::ReserveError,
     ) -> Result<PaymentIssuance1, IssuerError> {
         self.validation_abandon(pending.tx);
-        let (reason, bad) = reserve_reason(e);
+        let (reason, mut bad) = reserve_reason(e);
+        if reason == RejectReason::AlreadySpent {
+            // Reserving stops at the first shard that refuses; the statement
+            // must name every bad coin (P4), so look at each input.
+            for id in pending.opened.serials() {
+                if self.shards.get(&id).is_none() && !bad.contains(&id) {
+                    bad.push(id);
+                }
+            }
+        }
         self.reject(&pending.opened, reason, bad)
     }
 
