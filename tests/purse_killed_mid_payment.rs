@@ -10,133 +10,19 @@ mod util;
 use std::time::Duration;
 
 use util::process::{
-    free_port, kill_hard, ok, signal, spawn, spawn_piped, terminate, wait_healthy,
+    Stage, alice_and_a_bookshop, audit_stage, kill_hard, ok, signal, spawn_piped, terminate,
 };
 
 #[test]
 fn a_payment_cut_off_by_killing_the_purse_completes_once_on_resume() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let (ip, mp) = (free_port(), free_port());
-    let listen = format!("127.0.0.1:{ip}");
-    let issuer_url = format!("http://{listen}");
-    let shop_url = format!("http://127.0.0.1:{mp}");
-
-    ok(
-        dir,
-        &[
-            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
-        ],
-    );
-    let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
-    wait_healthy(ip);
-    ok(
-        dir,
-        &[
-            "bank",
-            "open-account",
-            "ACH-alice",
-            "100.00",
-            "--issuer",
-            &issuer_url,
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "bank",
-            "open-account",
-            "ACH-shop",
-            "0.00",
-            "--issuer",
-            &issuer_url,
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "purse",
-            "init",
-            "--purse",
-            "alice.purse",
-            "--id",
-            "alice",
-            "--issuer",
-            &issuer_url,
-        ],
-    );
-    ok(dir, &["purse", "register", "--purse", "alice.purse"]);
-    ok(
-        dir,
-        &[
-            "purse",
-            "enroll",
-            "purchaser",
-            "--account",
-            "ACH-alice",
-            "--purse",
-            "alice.purse",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer",
-            "enroll",
-            "approve",
-            "alice",
-            "purchaser",
-            "--dir",
-            "iss",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "purse",
-            "buy",
-            "4x2.50",
-            "--account",
-            "ACH-alice",
-            "--purse",
-            "alice.purse",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "merchant",
-            "init",
-            "--purse",
-            "shop.purse",
-            "--id",
-            "shop",
-            "--issuer",
-            &issuer_url,
-            "--account",
-            "ACH-shop",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
-        ],
-    );
-    let shop = spawn(
-        dir,
-        &[
-            "merchant",
-            "serve",
-            "--purse",
-            "shop.purse",
-            "--listen",
-            &format!("127.0.0.1:{mp}"),
-            "--item",
-            "book=5.00",
-        ],
-    );
-    wait_healthy(mp);
+    let Stage {
+        issuer,
+        shop,
+        shop_url,
+        ..
+    } = alice_and_a_bookshop(dir);
 
     // Freeze the issuer; the payment goes out and waits on it.
     signal(issuer.id(), "STOP");
@@ -168,16 +54,7 @@ fn a_payment_cut_off_by_killing_the_purse_completes_once_on_resume() {
 
     terminate(shop);
     terminate(issuer);
-    let audit = ok(
-        dir,
-        &[
-            "audit",
-            "--log",
-            "iss/log.redb",
-            "--issuer-key",
-            "iss/issuer.pub",
-        ],
-    );
+    let audit = audit_stage(dir);
     assert!(audit.contains("AUDIT PASSED"), "{audit}");
     // 10.00 in; 5.00 still alice's, 5.00 the shop's fresh coins.
     assert!(

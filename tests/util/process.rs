@@ -104,3 +104,152 @@ pub fn spawn_piped(dir: &Path, args: &[&str]) -> Child {
         .spawn()
         .expect("spawn")
 }
+
+/// The stage the crash tests start from, every party its own process: an
+/// issuer serving on `ip`; alice's purse holding 4 × 2.50 bought from
+/// ACH-alice (100.00 opened); a bookshop enrolled as merchant and serving
+/// `book=5.00` on `mp`, collecting into ACH-shop.
+pub struct Stage {
+    pub issuer: Child,
+    pub shop: Child,
+    /// The issuer's port (it comes back on the same address after a crash).
+    pub ip: u16,
+    pub shop_url: String,
+}
+
+/// The `issuer serve` command of a [`Stage`] (to respawn it after a crash).
+pub const SERVE_ISSUER: [&str; 4] = ["issuer", "serve", "--dir", "iss"];
+
+pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
+    let (ip, mp) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{ip}");
+    let issuer_url = format!("http://{listen}");
+    let shop_listen = format!("127.0.0.1:{mp}");
+    ok(
+        dir,
+        &[
+            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
+        ],
+    );
+    let issuer = spawn(dir, &SERVE_ISSUER);
+    wait_healthy(ip);
+    for (account, opening) in [("ACH-alice", "100.00"), ("ACH-shop", "0.00")] {
+        ok(
+            dir,
+            &[
+                "bank",
+                "open-account",
+                account,
+                opening,
+                "--issuer",
+                &issuer_url,
+            ],
+        );
+    }
+    let alice = ["--purse", "alice.purse"];
+    ok(
+        dir,
+        &[
+            "purse",
+            "init",
+            alice[0],
+            alice[1],
+            "--id",
+            "alice",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    ok(dir, &["purse", "register", alice[0], alice[1]]);
+    ok(
+        dir,
+        &[
+            "purse",
+            "enroll",
+            "purchaser",
+            "--account",
+            "ACH-alice",
+            alice[0],
+            alice[1],
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer",
+            "enroll",
+            "approve",
+            "alice",
+            "purchaser",
+            "--dir",
+            "iss",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "purse",
+            "buy",
+            "4x2.50",
+            "--account",
+            "ACH-alice",
+            alice[0],
+            alice[1],
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "merchant",
+            "init",
+            "--purse",
+            "shop.purse",
+            "--id",
+            "shop",
+            "--issuer",
+            &issuer_url,
+            "--account",
+            "ACH-shop",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
+        ],
+    );
+    let shop = spawn(
+        dir,
+        &[
+            "merchant",
+            "serve",
+            "--purse",
+            "shop.purse",
+            "--listen",
+            &shop_listen,
+            "--item",
+            "book=5.00",
+        ],
+    );
+    wait_healthy(mp);
+    Stage {
+        issuer,
+        shop,
+        ip,
+        shop_url: format!("http://{shop_listen}"),
+    }
+}
+
+/// Audits the stage's issuer log with its public key; returns the report.
+pub fn audit_stage(dir: &Path) -> String {
+    ok(
+        dir,
+        &[
+            "audit",
+            "--log",
+            "iss/log.redb",
+            "--issuer-key",
+            "iss/issuer.pub",
+        ],
+    )
+}
