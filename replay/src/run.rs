@@ -401,6 +401,12 @@ fn build_report(
     }
     if opts.projection_checks.is_empty() {
         notes.push("no projection files were given: the issuer's projections were not compared with the replay".to_string());
+    } else if matches!(outcome, Outcome::Holds) {
+        let names: Vec<&str> = opts.projection_checks.iter().map(|c| c.name()).collect();
+        notes.push(format!(
+            "the issuer's projections equal the replay: {}",
+            names.join(", ")
+        ));
     }
     AuditReport {
         log: opts.log.display().to_string(),

@@ -33,7 +33,15 @@ fn projections_rebuilt_from_the_log_equal_the_replay() {
     drop(ProjectionDb::rebuild(&acc, AccountsModel, &store).expect("accounts"));
     let report = audit_store(&store, with_checks(&cs, &acc)).expect("audit");
     assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
-    assert!(!report.notes.iter().any(|n| n.contains("projection")));
+    assert!(!report.notes.iter().any(|n| n.contains("not compared")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n == "the issuer's projections equal the replay: coin_status, accounts"),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[test]

@@ -33,6 +33,14 @@ pub struct AuditArgs {
     /// Also write an HTML report with charts to this file.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// The issuer's coin-status projection (DIR/coin-status.redb): it must
+    /// hold exactly the coins the replay finds unspent. The file is copied,
+    /// never written.
+    #[arg(long)]
+    pub coin_status: Option<PathBuf>,
+    /// The issuer's accounts projection, compared with the replay likewise.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -59,6 +67,14 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         opts.checkpoint_verifier = Some(Box::new(move |msg: &[u8], sig: &[u8]| {
             protocol::checkpoint::verify_signed_bytes(&key, msg, sig)
         }));
+    }
+    if let Some(path) = &args.coin_status {
+        opts.projection_checks
+            .push(Box::new(replay::CoinStatusFile(path.clone())));
+    }
+    if let Some(path) = &args.accounts {
+        opts.projection_checks
+            .push(Box::new(replay::AccountsFile(path.clone())));
     }
     opts.from_checkpoint = args.from_checkpoint.clone();
     opts.write_checkpoint = args.write_checkpoint.clone();

@@ -355,6 +355,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         write_checkpoint: None,
         json: false,
         html: None,
+        // The issuer's own read model must equal what the auditor rebuilds.
+        coin_status: Some(dir.join("issuer").join("coin-status.redb")),
+        accounts: None,
     })?;
     print!("\n{}", report.to_text());
     println!("demo took {:.1} s", started.elapsed().as_secs_f64());
