@@ -37,14 +37,14 @@ use protocol::flows::{
 use protocol::wire::payment::{PDesc, PaymentIssuance2, VOption};
 use protocol::wire::purchase::{WDesc, WRequest3};
 use protocol::wire::{decode, encode};
-use purse::{IssuerInfo, Purse, PurseProfile};
+use purse::Purse;
 use vc_gateway::media::{ERROR, INVOICE, POSTCARD};
 use vc_gateway::{
     CatalogItem, ClientConfig, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank, serve_merchant,
 };
 
-use util::{issuer, key, parse_response, post_request, raw_exchange};
+use util::{issuer, join_wallet, key, parse_response, post_request, purse_for, raw_exchange};
 
 /// Garbage requests sent during the attack, over this many threads.
 const GARBAGE_REQUESTS: usize = 10_000;
@@ -113,49 +113,6 @@ fn spec(count: u32, minor: u64) -> CoinSpec {
 
 fn holdings(purse: &Purse) -> Amount {
     purse.balance().expect("balance").holdings().expect("sum")
-}
-
-fn purse_for(
-    client: &IssuerClient,
-    name: &str,
-    key_idx: usize,
-    gateway_url: &str,
-    dir: &std::path::Path,
-) -> Arc<Purse> {
-    let descriptor = client.descriptor().expect("descriptor");
-    let id = ParticipantId::new(name).expect("id");
-    let profile =
-        PurseProfile::from_secret_key(id, descriptor.suite, key(key_idx)).expect("profile");
-    Arc::new(
-        Purse::create(
-            dir.join(format!("{name}.purse")),
-            &profile,
-            Some(&IssuerInfo {
-                issuer: descriptor.id_i,
-                public_key: descriptor.public_key,
-                gateway_url: gateway_url.to_owned(),
-            }),
-        )
-        .expect("purse"),
-    )
-}
-
-/// Registers and enrolls the wallet's owner, approved by the operator.
-fn join_wallet(wallet: &Wallet, client: &IssuerClient, roles: &[Role]) -> BankAccount {
-    let account = BankAccount::new(format!("acct-{}", wallet.id().as_str())).expect("account");
-    client
-        .open_bank_account(&account, Amount::from_minor(100_000))
-        .expect("bank account");
-    wallet.register().expect("registered");
-    for role in roles {
-        wallet
-            .request_enrollment(*role, account.clone())
-            .expect("enrollment");
-        client
-            .approve_enrollment(wallet.id(), *role)
-            .expect("approved");
-    }
-    account
 }
 
 fn start_gateway() -> ServerHandle {

@@ -7,60 +7,15 @@
 
 mod util;
 
-use std::sync::Arc;
-
-use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Role};
+use ledger::{Amount, CoinSpec, Denomination, Role};
 use protocol::flows::PayerOutcome;
-use purse::{IssuerInfo, Purse, PurseProfile};
+use purse::Purse;
 use vc_gateway::{
     CatalogItem, ClientConfig, ClientError, CollectOption, ErrorCode, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer_with_bank, serve_merchant,
 };
 
-use util::{issuer, key};
-
-fn purse_for(
-    client: &IssuerClient,
-    name: &str,
-    key_idx: usize,
-    gateway_url: &str,
-    dir: &std::path::Path,
-) -> Arc<Purse> {
-    let descriptor = client.descriptor().expect("descriptor");
-    let id = ParticipantId::new(name).expect("id");
-    let profile =
-        PurseProfile::from_secret_key(id, descriptor.suite, key(key_idx)).expect("profile");
-    Arc::new(
-        Purse::create(
-            dir.join(format!("{name}.purse")),
-            &profile,
-            Some(&IssuerInfo {
-                issuer: descriptor.id_i,
-                public_key: descriptor.public_key,
-                gateway_url: gateway_url.to_owned(),
-            }),
-        )
-        .expect("purse"),
-    )
-}
-
-/// Registers and enrolls the wallet's owner, approved by the operator.
-fn join(wallet: &Wallet, client: &IssuerClient, roles: &[Role]) -> BankAccount {
-    let account = BankAccount::new(format!("acct-{}", wallet.id().as_str())).expect("account");
-    client
-        .open_bank_account(&account, Amount::from_minor(100_000))
-        .expect("bank account, through the operator route");
-    wallet.register().expect("registered");
-    for role in roles {
-        wallet
-            .request_enrollment(*role, account.clone())
-            .expect("enrollment");
-        client
-            .approve_enrollment(wallet.id(), *role)
-            .expect("approved");
-    }
-    account
-}
+use util::{issuer, join_wallet, purse_for};
 
 fn paper_spec() -> CoinSpec {
     let line = |count, minor| Denomination {
@@ -112,14 +67,14 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
 
     let shop_purse = purse_for(&client, "shop-w", 1, &gateway.url(), dir.path());
     let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join(&shop_wallet, &client, &[Role::Merchant]);
+    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
     // The merchant signs its invoices with the certificate it now holds.
     let shop = serve_merchant(&shop_config(ServerConfig::loopback()), shop_purse.clone())
         .expect("merchant server");
 
     let alice_purse = purse_for(&client, "alice-w", 0, &gateway.url(), dir.path());
     let alice = Wallet::open(alice_purse.clone(), ClientConfig::default()).expect("wallet");
-    let account = join(&alice, &client, &[Role::CoinPurchaser, Role::Redeemer]);
+    let account = join_wallet(&alice, &client, &[Role::CoinPurchaser, Role::Redeemer]);
     assert!(
         alice_purse
             .profile()

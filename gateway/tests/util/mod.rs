@@ -137,3 +137,54 @@ pub fn post_request(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     req.extend_from_slice(body);
     req
 }
+
+/// A fresh purse for `name` with key `key_idx`, knowing the issuer as its
+/// descriptor (read over HTTP from `client`) says.
+pub fn purse_for(
+    client: &vc_gateway::IssuerClient,
+    name: &str,
+    key_idx: usize,
+    gateway_url: &str,
+    dir: &std::path::Path,
+) -> Arc<purse::Purse> {
+    let descriptor = client.descriptor().expect("descriptor");
+    let id = ledger::ParticipantId::new(name).expect("id");
+    let profile =
+        purse::PurseProfile::from_secret_key(id, descriptor.suite, key(key_idx)).expect("profile");
+    Arc::new(
+        purse::Purse::create(
+            dir.join(format!("{name}.purse")),
+            &profile,
+            Some(&purse::IssuerInfo {
+                issuer: descriptor.id_i,
+                public_key: descriptor.public_key,
+                gateway_url: gateway_url.to_owned(),
+            }),
+        )
+        .expect("purse"),
+    )
+}
+
+/// Registers and enrolls the wallet's owner, approved by the operator, with
+/// a bank account of 1,000.00 opened through the operator route.
+pub fn join_wallet(
+    wallet: &vc_gateway::Wallet,
+    client: &vc_gateway::IssuerClient,
+    roles: &[ledger::Role],
+) -> ledger::BankAccount {
+    let account =
+        ledger::BankAccount::new(format!("acct-{}", wallet.id().as_str())).expect("account");
+    client
+        .open_bank_account(&account, ledger::Amount::from_minor(100_000))
+        .expect("bank account, through the operator route");
+    wallet.register().expect("registered");
+    for role in roles {
+        wallet
+            .request_enrollment(*role, account.clone())
+            .expect("enrollment");
+        client
+            .approve_enrollment(wallet.id(), *role)
+            .expect("approved");
+    }
+    account
+}
