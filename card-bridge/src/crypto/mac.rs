@@ -22,10 +22,29 @@ pub const MAC_BYTES_MAX: usize = 16;
 pub struct MacError;
 
 /// A CMAC tag: 8 bytes under TDES, 16 under AES-256.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Equality compares the tag bytes only, in constant time: a tag decoded
+/// from a card or a file may carry non-zero padding past `len`, which must
+/// not make two equal tags differ, and a comparison of tags must not leak
+/// how many leading bytes matched.
+#[derive(Clone, Copy, Serialize, Deserialize)]
 pub struct Mac {
     len: u8,
     bytes: [u8; MAC_BYTES_MAX],
+}
+
+impl PartialEq for Mac {
+    fn eq(&self, other: &Mac) -> bool {
+        bool::from(self.as_bytes().ct_eq(other.as_bytes()))
+    }
+}
+
+impl Eq for Mac {}
+
+impl std::hash::Hash for Mac {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
 }
 
 impl std::fmt::Debug for Mac {
@@ -158,6 +177,19 @@ mod tests {
             hex::encode(cmac(&key, b"").as_bytes()),
             "028962f61b7bf89efc6b551f4667d983"
         );
+    }
+
+    #[test]
+    fn tags_with_equal_bytes_are_equal_whatever_their_padding() {
+        let clean = Mac::from_slice(&[7; 8]).expect("8 bytes fit");
+        let mut padded = clean;
+        padded.bytes[12] = 0xff;
+        assert_eq!(clean, padded);
+        let mut other = clean;
+        other.bytes[3] ^= 1;
+        assert_ne!(clean, other);
+        let shorter = Mac::from_slice(&[7; 4]).expect("4 bytes fit");
+        assert_ne!(clean, shorter);
     }
 
     #[test]
