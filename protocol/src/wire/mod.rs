@@ -4,9 +4,14 @@
 //! Decoding is bounded three times over: each message type names its largest
 //! encoding ([`WireMessage::BYTES_MAX`]), checked before a byte is decoded;
 //! collections inside are [`BoundedVec`] / [`BoundedBytes`], which refuse a
-//! hostile length before allocating; and trailing bytes are refused, so a
-//! message has exactly one encoding. After decoding, [`WireMessage::validate`]
-//! checks what serde cannot (a coin spec's invariants, coin counts).
+//! hostile length before allocating; and trailing bytes are refused. An
+//! encoding is not unique, though: postcard accepts an overlong varint for a
+//! length or an integer, so two byte strings can decode to one message.
+//! Nothing keys on a message's raw bytes for that reason: signatures and MACs
+//! cover the transcript [`transcript`] rebuilds from the decoded fields, and
+//! replay detection keys on nonces and transaction ids. After decoding,
+//! [`WireMessage::validate`] checks what serde cannot (a coin spec's
+//! invariants, coin counts).
 //!
 //! Collections inside other crates' types (a [`ledger::CoinSpec`]'s lines, the
 //! bytes of an envelope or signature) are plain `Vec`s: postcard hands serde a
