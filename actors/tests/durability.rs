@@ -173,7 +173,8 @@ fn a_redemption_committed_before_its_bank_credit_is_credited_once_after_restart(
 }
 
 /// Crash tests: the issuer stops dead at each point of a payment's commit
-/// path (after reserving, after staging, after the durable append), is
+/// path (after reserving, after staging, with the append unacknowledged,
+/// after the durable append, after the commit before the answer), is
 /// restarted from its files, and the payee retries: the payment completes
 /// exactly once, with the same coins whether or not the crash was after the
 /// append, and a redemption credits the bank once.
@@ -185,7 +186,9 @@ fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once
     for crash_at in [
         CrashPoint::AfterReserve,
         CrashPoint::BeforeAppend,
-        CrashPoint::AfterAppend,
+        CrashPoint::AfterAppendBeforeFsync,
+        CrashPoint::AfterDurable,
+        CrashPoint::AfterCommit,
     ] {
         for redeem in [false, true] {
             let mut h = Harness::new();
@@ -210,7 +213,12 @@ fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once
             );
             h.restart_with_crash_point(None);
             assert_eq!(h.core().shards().n_reserved(), 0, "{crash_at:?}");
-            let logged = crash_at == CrashPoint::AfterAppend;
+            let logged = matches!(
+                crash_at,
+                CrashPoint::AfterAppendBeforeFsync
+                    | CrashPoint::AfterDurable
+                    | CrashPoint::AfterCommit
+            );
             for c in &coins {
                 assert_eq!(
                     h.core().shards().get(&c.id()).is_none(),
@@ -254,4 +262,75 @@ fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once
             h.assert_conserved();
         }
     }
+}
+
+/// W3 without losing purchases: a WRequest3 whose append failed has not
+/// spent R_I, so the same message, retried after the restart, logs the
+/// purchase (once) instead of being refused as a replay; a second copy
+/// after that is the replay W3 refuses, and no second debit is asked.
+#[test]
+fn a_wrequest3_whose_append_failed_is_logged_by_its_retry_and_then_refused_as_a_replay() {
+    use protocol::flows::{PurchaseClient, PurchaseUpdate};
+    use protocol::wire::purchase::WDesc;
+    let mut h = Harness::new();
+    let memory = Arc::new(MemoryStore::new());
+    let mut config = h.config();
+    config.dir = h.dir.path().join("issuer-memory-log");
+    config.memory_log = Some(memory.clone());
+    h.core = Some(IssuerCore::open(config.clone(), h.bank().clone()).expect("issuer"));
+    let alice = h.purchaser("alice", 0, 1_000);
+    let core = h.core();
+    let (state, w1) =
+        PurchaseClient::start(core.suite(), alice.id.clone(), &h.pk_i()).expect("wrequest1");
+    let w2 = core.wrequest1(&w1).expect("wrequest2");
+    let w_desc = WDesc {
+        spec: spec(&[(3, 100)]),
+        amount: ledger::Amount::from_minor(300),
+        bank_account: alice.account.clone(),
+        anonymous: false,
+    };
+    let (awaiting, w3) = state
+        .on_wrequest2(alice.sk, core.id(), &w2, w_desc)
+        .expect("wrequest3");
+
+    memory.fail_after_appends(0);
+    assert!(matches!(core.wrequest3(&w3), Err(IssuerError::Log(_))));
+    // The disk is back; the issuer restarts from its files (its writer
+    // stays poisoned until then).
+    memory.fail_after_appends(u64::MAX);
+    h.core = None;
+    h.core = Some(IssuerCore::open(config, h.bank().clone()).expect("issuer restarts"));
+    let iss1 = h
+        .core()
+        .wrequest3(&w3)
+        .expect("the retry is served, not refused as a replay");
+    // W3 still holds: a copy sent now is a replay, and asks no debit.
+    let replay = h.core().wrequest3(&w3);
+    assert!(
+        matches!(
+            replay,
+            Err(IssuerError::Flow(protocol::flows::FlowError::ReplayedNonce))
+        ),
+        "W3: a replay after the purchase is logged is refused, got {replay:?}"
+    );
+    match awaiting.on_issuance1(&iss1).expect("issuance1 opens") {
+        PurchaseUpdate::Issued { coins, ack } => {
+            assert_eq!(coins.len(), 3);
+            h.core().purchase_issuance2(&ack).expect("ack");
+        }
+        other => panic!("purchase did not settle: {other:?}"),
+    }
+    assert!(h.core().wrequest3(&w3).is_err(), "closed purchase");
+    assert_eq!(
+        h.bank().balance(&alice.account).expect("balance"),
+        ledger::Amount::from_minor(700),
+        "debited exactly once"
+    );
+    let n_purchases = ledger::EventStore::read(memory.as_ref(), ledger::Seq(1), 1000)
+        .expect("read")
+        .iter()
+        .filter(|r| matches!(r.record.event, ledger::Event::PurchaseRequested { .. }))
+        .count();
+    assert_eq!(n_purchases, 1);
+    h.assert_conserved();
 }

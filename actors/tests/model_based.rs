@@ -4,19 +4,20 @@
 //! not), payments with each option (refresh, redeem, aggregate), change,
 //! refresh of expired coins, redeem, redemption of the merchant's
 //! aggregate, refund, double-spend attempts with copies of spent or revoked
-//! coins, retransmissions of committed payments, clock jumps and restarts of
-//! the issuer from its files, run against the real `IssuerCore` (redb log,
+//! coins, retransmissions of committed payments, card transfers (a card
+//! loaded with coins, unloaded to coins, and card to card through the
+//! issuer, with card-bridge's `Transfers` over the issuer's `CardAgency`),
+//! clock jumps and restarts of the issuer from its files, run against the real `IssuerCore` (redb log,
 //! simulated bank, protocol client state machines) and against the model of
 //! `model/mod.rs`. After every step the issuer's view of every coin (its
 //! shards, its signed coin-status answer, a replay of its log) and of every
-//! balance (bank accounts, the aggregate, the running conservation totals)
-//! must be the model's, and each holder's purse must hold exactly the
+//! balance (bank accounts, the aggregate, each card, the card float, the
+//! running conservation totals) must be the model's, and each holder's purse must hold exactly the
 //! model's coins; at the end the auditor (`replay::run_audit`, with the
 //! coin-status projection check) must pass over the log and agree too.
 //!
-//! Card transfers are not covered: the issuer's card agency
-//! (`src/card_agency.rs`) landed while this test was written; its loads,
-//! unloads and clearing are the next operations to add to the model.
+//! Clearing with the load/unload server is not in the model (it is
+//! `tests/card_agency.rs`'s).
 //!
 //! `VC_MODEL_SEED=<u64>` replays a run; `VC_MODEL_CASES=<n>` changes the
 //! number of sequences (16 by default).
@@ -28,8 +29,16 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use card_bridge::card::SmartCard;
+use card_bridge::crypto::{MasterKeys, Suite};
+use card_bridge::flows::CardTerminal;
+use card_bridge::lus::LoadUnloadServer;
+use card_bridge::transfer::{
+    CardToCard, CardToSoft, SoftToCard, TransferId, TransferJournal, Transfers,
+};
 use ledger::{Amount, Coin, CoinId, CoinSpec, Role};
-use model::{ALICE, BOB, FUNDS_MINOR, Kind, Model, N_HOLDERS, NAMES, Payout, ROLES, SHOP};
+use ledger::{CardId, LusId};
+use model::{ALICE, BOB, FUNDS_MINOR, Kind, Model, N_CARDS, N_HOLDERS, NAMES, Payout, ROLES, SHOP};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use protocol::flows::verify_coin_status;
@@ -41,6 +50,12 @@ use protocol::wire::payment::{ReceiptKind, SendCoins, VOption, ValidationRequest
 use protocol::wire::status::{CoinState, CoinStatusQuery};
 use protocol::wire::{CoinSerials, RejectReason};
 use util::{Harness, Who, spec};
+use vc_actors::CardAgency;
+
+/// The card system's one load/unload server.
+const LUS: LusId = LusId(7);
+/// Most a card holds (never reached: the model's cards hold what soft cash bought).
+const CARD_MAX_MINOR: u64 = 1_000_000;
 
 /// Coin values a purchase may ask for.
 const DENOMINATIONS_MINOR: [u64; 4] = [10, 25, 100, 250];
@@ -101,6 +116,24 @@ enum Op {
     Retransmit {
         fresh_key: bool,
     },
+    /// `who` (or the next holder with loadable coins) loads the coins
+    /// `pick` selects onto `card` (Softcash to Cardcash).
+    CardLoad {
+        who: usize,
+        card: usize,
+        pick: u8,
+    },
+    /// Part of `card`'s value is unloaded into coins for `to`.
+    CardUnload {
+        card: usize,
+        to: usize,
+        amount_sel: u16,
+    },
+    /// Part of `from`'s value goes to the other card, through the issuer.
+    CardToCard {
+        from: usize,
+        amount_sel: u16,
+    },
     /// The clock moves on, and a key epoch opens if one is due.
     Advance(Jump),
     Restart,
@@ -160,6 +193,12 @@ fn op() -> impl Strategy<Value = Op> {
             pick
         }),
         2 => any::<bool>().prop_map(|fresh_key| Op::Retransmit { fresh_key }),
+        3 => (0..N_HOLDERS, 0..N_CARDS, any::<u8>())
+            .prop_map(|(who, card, pick)| Op::CardLoad { who, card, pick }),
+        2 => (0..N_CARDS, 0..N_HOLDERS, any::<u16>())
+            .prop_map(|(card, to, amount_sel)| Op::CardUnload { card, to, amount_sel }),
+        2 => (0..N_CARDS, any::<u16>())
+            .prop_map(|(from, amount_sel)| Op::CardToCard { from, amount_sel }),
         3 => prop_oneof![
             Just(Jump::Secs(150)),
             Just(Jump::Secs(400)),
@@ -210,6 +249,10 @@ struct World {
     /// The last aggregate redemption that went through: (request, amount).
     last_aggregate_redeem: Option<([u8; 16], u64)>,
     next_request: u64,
+    /// The card system: its server, the transfers' journal, the cards.
+    lus: LoadUnloadServer,
+    journal: TransferJournal,
+    cards: Vec<SmartCard>,
     tally: RefCell<Tally>,
 }
 
@@ -274,6 +317,22 @@ impl World {
             .and_then(|p| p.enrolled(Role::Merchant).and_then(|e| e.balance))
             .expect("the shop has an aggregate balance");
         let model = Model::new(h.now().0);
+        let masters = MasterKeys::random(Suite::Tdes);
+        let lus = LoadUnloadServer::open(&h.dir.path().join("lus.redb"), LUS, (&masters).into())
+            .expect("lus opens");
+        let journal =
+            TransferJournal::open(&h.dir.path().join("journal.redb")).expect("journal opens");
+        let cards = (0..N_CARDS)
+            .map(|i| {
+                SmartCard::issue(
+                    &masters,
+                    CardId::from_bytes([i as u8 + 1; 8]),
+                    h.now().plus_secs(100_000_000),
+                    Amount::from_minor(CARD_MAX_MINOR),
+                )
+                .expect("card issued")
+            })
+            .collect();
         World {
             h,
             who,
@@ -284,6 +343,9 @@ impl World {
             last: None,
             last_aggregate_redeem: None,
             next_request: 0,
+            lus,
+            journal,
+            cards,
             tally: RefCell::new(Tally::new()),
         }
     }
@@ -474,6 +536,13 @@ impl World {
                 self.double_spend(who, (who + to_offset) % N_HOLDERS, pick)
             }
             Op::Retransmit { fresh_key } => self.retransmit(fresh_key),
+            Op::CardLoad { who, card, pick } => self.card_load(who, card, pick),
+            Op::CardUnload {
+                card,
+                to,
+                amount_sel,
+            } => self.card_unload(card, to, amount_sel),
+            Op::CardToCard { from, amount_sel } => self.card_to_card(from, amount_sel),
             Op::Advance(jump) => {
                 let now = self.model.now;
                 let next = |grace: u64| {
@@ -506,6 +575,156 @@ impl World {
                 Ok(())
             }
         }
+    }
+
+    /// Softcash to Cardcash: the holder's unexpired coins among those
+    /// `pick` selects pay for a load of their value.
+    fn card_load(&mut self, who: usize, card: usize, pick: u8) -> Result<(), TestCaseError> {
+        let who = (0..N_HOLDERS)
+            .map(|i| (who + i) % N_HOLDERS)
+            .find(|&i| {
+                self.purses[i]
+                    .iter()
+                    .any(|c| self.model.loadable(i, &c.id()))
+            })
+            .unwrap_or(who);
+        let coins: Vec<Coin> = self
+            .pick(who, pick)
+            .into_iter()
+            .filter(|c| self.model.loadable(who, &c.id()))
+            .collect();
+        if coins.is_empty() {
+            self.note("card-load/nothing loadable");
+            return Ok(());
+        }
+        let now = self.h.now();
+        let agency = CardAgency::open(self.h.core()).expect("agency opens");
+        let transfers = Transfers::new(
+            &self.journal,
+            CardTerminal::new(&self.lus, &agency),
+            &agency,
+        );
+        let out = transfers
+            .soft_to_card(
+                TransferId::random(),
+                &mut self.cards[card],
+                &coins,
+                now,
+                None,
+            )
+            .map_err(|e| TestCaseError::fail(format!("card load failed: {e}")))?;
+        prop_assert!(
+            matches!(out, SoftToCard::Loaded(_)),
+            "the model loads, the issuer did not: {:?}",
+            out
+        );
+        drop(transfers);
+        drop(agency);
+        self.model.apply_card_load(who, card, &ids(&coins));
+        self.spend_from_purse(who, &ids(&coins));
+        self.note("card-load/loaded");
+        Ok(())
+    }
+
+    /// `card` if it holds value, else the next card that does.
+    fn card_with_value(&self, card: usize) -> usize {
+        (0..N_CARDS)
+            .map(|i| (card + i) % N_CARDS)
+            .find(|&i| self.model.card_minor[i] > 0)
+            .unwrap_or(card)
+    }
+
+    /// An amount of 1 to `balance` chosen by `sel`.
+    fn card_amount(balance: u64, sel: u16) -> u64 {
+        1 + u64::from(sel) % balance
+    }
+
+    /// Cardcash to Softcash: part of the card's value as fresh coins.
+    fn card_unload(&mut self, card: usize, to: usize, sel: u16) -> Result<(), TestCaseError> {
+        let card = self.card_with_value(card);
+        let balance = self.model.card_minor[card];
+        if balance == 0 {
+            self.note("card-unload/empty card");
+            return Ok(());
+        }
+        let amount = Self::card_amount(balance, sel);
+        let now = self.h.now();
+        let agency = CardAgency::open(self.h.core()).expect("agency opens");
+        let transfers = Transfers::new(
+            &self.journal,
+            CardTerminal::new(&self.lus, &agency),
+            &agency,
+        );
+        let out = transfers
+            .card_to_soft(
+                TransferId::random(),
+                &mut self.cards[card],
+                Amount::from_minor(amount),
+                now,
+                None,
+            )
+            .map_err(|e| TestCaseError::fail(format!("card unload failed: {e}")))?;
+        drop(transfers);
+        drop(agency);
+        let CardToSoft::Issued(coins) = out else {
+            return Err(TestCaseError::fail(format!(
+                "the model unloads {amount}, the issuer did not: {out:?}"
+            )));
+        };
+        prop_assert_eq!(
+            coins.iter().map(|c| c.value().minor_units()).sum::<u64>(),
+            amount
+        );
+        self.model.apply_card_unload(card, to, &id_values(&coins));
+        self.purses[to].extend(coins);
+        self.note("card-unload/coins");
+        Ok(())
+    }
+
+    /// Card to card through the issuer (an unload and a load).
+    fn card_to_card(&mut self, from: usize, sel: u16) -> Result<(), TestCaseError> {
+        let from = self.card_with_value(from);
+        let to = (from + 1) % N_CARDS;
+        let balance = self.model.card_minor[from];
+        if balance == 0 {
+            self.note("card-to-card/empty card");
+            return Ok(());
+        }
+        let amount = Self::card_amount(balance, sel);
+        let now = self.h.now();
+        let agency = CardAgency::open(self.h.core()).expect("agency opens");
+        let transfers = Transfers::new(
+            &self.journal,
+            CardTerminal::new(&self.lus, &agency),
+            &agency,
+        );
+        let (low, high) = self.cards.split_at_mut(1);
+        let (payer, payee) = if from == 0 {
+            (&mut low[0], &mut high[0])
+        } else {
+            (&mut high[0], &mut low[0])
+        };
+        let out = transfers
+            .card_to_card(
+                TransferId::random(),
+                payer,
+                payee,
+                Amount::from_minor(amount),
+                now,
+                None,
+            )
+            .map_err(|e| TestCaseError::fail(format!("card to card failed: {e}")))?;
+        prop_assert!(
+            matches!(out, CardToCard::Loaded(_)),
+            "the model moves {}, the issuer did not: {:?}",
+            amount,
+            out
+        );
+        drop(transfers);
+        drop(agency);
+        self.model.apply_card_to_card(from, to, amount);
+        self.note("card-to-card/moved");
+        Ok(())
     }
 
     fn buy(
@@ -945,6 +1164,27 @@ impl World {
         prop_assert_eq!(totals.real_out, i128::from(self.model.money_out_minor));
         let (_, epoch) = core.current_epoch().expect("an epoch is open");
         prop_assert_eq!(epoch.coins_expire_at.0, self.model.new_coin_expiry());
+        // The cards: each holds the model's balance, nothing is left
+        // pending, and the issuer owes the card system what they hold.
+        for (i, card) in self.cards.iter().enumerate() {
+            let balance = card.balance().expect("card balance").minor_units();
+            prop_assert_eq!(balance, self.model.card_minor[i], "card {}", i);
+            prop_assert!(
+                card.info().expect("card info").pending.is_none(),
+                "card {} left pending",
+                i
+            );
+        }
+        prop_assert_eq!(totals.card_float, self.model.card_float_minor, "card float");
+        prop_assert_eq!(
+            self.model.card_float_minor,
+            self.model
+                .card_minor
+                .iter()
+                .map(|&v| i128::from(v))
+                .sum::<i128>(),
+            "the model's float is what its cards hold"
+        );
         Ok(())
     }
 
@@ -984,6 +1224,7 @@ impl World {
             report.totals.real_out,
             i128::from(self.model.money_out_minor)
         );
+        prop_assert_eq!(report.totals.card_float, self.model.card_float_minor);
         self.note("audit/holds");
         Ok(self.tally.into_inner())
     }
@@ -1030,6 +1271,9 @@ const MUST_REACH: &[&str] = &[
     "retransmit/same bytes",
     "advance",
     "restart",
+    "card-load/loaded",
+    "card-unload/coins",
+    "card-to-card/moved",
     "audit/holds",
 ];
 
@@ -1161,6 +1405,35 @@ fn fixed_day() -> Vec<Op> {
             who: SHOP,
             repeat: false,
         },
+        // cards: a load from alice's coins, card to card, an unload to
+        // bob, and bob pays with the unloaded coins
+        CardLoad {
+            who: ALICE,
+            card: 0,
+            pick: 0b11,
+        },
+        CardToCard {
+            from: 0,
+            amount_sel: 7,
+        },
+        CardUnload {
+            card: 1,
+            to: BOB,
+            amount_sel: 3,
+        },
+        Restart,
+        CardUnload {
+            card: 0,
+            to: SHOP,
+            amount_sel: 1,
+        },
+        Pay {
+            from: BOB,
+            to: SHOP,
+            pick: 0b1,
+            payout: Payout::Coins,
+            split: false,
+        },
     ]
 }
 
@@ -1195,6 +1468,9 @@ fn a_fixed_day_reaches_every_path() {
         "advance/to a grace end",
         "refresh/refused Expired",
         "advance",
+        "card-load/loaded",
+        "card-to-card/moved",
+        "card-unload/coins",
         "audit/holds",
     ];
     let missed: Vec<&str> = expected

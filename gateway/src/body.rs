@@ -1,7 +1,9 @@
 //! Request and response bodies: a request body is taken only under the
 //! route's media type, only up to the route's message limit, and only
 //! within [`crate::ServerConfig::body_timeout_ms`]; then it is decoded by
-//! `protocol::wire::decode` (bounded, versioned, no trailing bytes).
+//! `protocol::wire::decode` (bounded, versioned, no trailing bytes). Only
+//! once the whole body is in does the request take a place in flight
+//! ([`crate::server::body_received`]).
 
 use std::time::Duration;
 
@@ -76,7 +78,10 @@ pub async fn read_bounded(
         )),
         Ok(Err(_exceeded)) => Err(too_large(name, max)),
         Ok(Ok(Err(e))) => Err(ApiError::malformed(format!("body unreadable: {e}"))),
-        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Ok(bytes))) => {
+            crate::server::body_received(req)?;
+            Ok(bytes)
+        }
     }
 }
 

@@ -11,14 +11,21 @@ pub const RESPONSE_BODY_BYTES_MAX: usize = 256 * 1024;
 /// Time a client has to send its request head; a slower sender is cut off
 /// (slow loris).
 pub const REQUEST_HEAD_TIMEOUT_MS: u64 = 5_000;
-/// Time a client has to send its request body once the head is in.
-pub const REQUEST_BODY_TIMEOUT_MS: u64 = 10_000;
+/// Time a client has to send its request body once the head is in. Short:
+/// a body still arriving holds a place among [`REQUEST_BODIES_RECEIVING_MAX`].
+pub const REQUEST_BODY_TIMEOUT_MS: u64 = 5_000;
 /// How long an idle keep-alive connection is kept open.
 pub const KEEP_ALIVE_MS: u64 = 15_000;
 /// Time given to a client to close after the server has answered.
 pub const CLIENT_DISCONNECT_TIMEOUT_MS: u64 = 1_000;
-/// Requests handled at once by one server; more are answered 503.
+/// Requests handled at once by one server (bodies fully arrived); more are
+/// answered 503.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// Requests whose bodies are still arriving, at once, on one server; more
+/// are answered 503. Apart from (and larger than) the places in flight, so
+/// slow senders wait here without locking honest clients out; each holds at
+/// most its route's message limit for at most the body timeout.
+pub const REQUEST_BODIES_RECEIVING_MAX: usize = 1_024;
 /// Connections one worker holds at once.
 pub const CONNECTIONS_PER_WORKER_MAX: usize = 4_096;
 /// What a 503 asks the client to wait before retrying.
@@ -50,6 +57,7 @@ const _: () = assert!(REQUEST_BODY_BYTES_MAX >= VALIDATION_BYTES_MAX);
 const _: () = assert!(RESPONSE_BODY_BYTES_MAX >= ISSUANCE_BYTES_MAX + 1024);
 const _: () = assert!(REQUEST_HEAD_TIMEOUT_MS < KEEP_ALIVE_MS);
 const _: () = assert!(REQUEST_BODY_TIMEOUT_MS < CLIENT_REQUEST_TIMEOUT_MS);
+const _: () = assert!(REQUEST_BODIES_RECEIVING_MAX > REQUESTS_IN_FLIGHT_MAX);
 const _: () = assert!(ORDERS_OPEN_MAX <= ORDERS_KEPT_MAX);
 const _: () = assert!(RETRY_AFTER_SECS <= CLIENT_RETRY_AFTER_SECS_MAX);
 

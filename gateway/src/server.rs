@@ -1,28 +1,38 @@
 //! What the issuer gateway and the merchant server share: their limits and
 //! timeouts ([`ServerConfig`]), a running server ([`ServerHandle`]), the
-//! guard every request passes (a bounded number in flight, over it 503 with
+//! guard every request passes (two bounded stages, over either 503 with
 //! Retry-After; counting by route and status), `GET /health`,
 //! `GET /metrics`, and typed 404 / 405 answers.
+//!
+//! The two stages: a request with a body first holds a place among the
+//! bodies being received (a large bound, a short body timeout), and takes a
+//! place in flight only once its body has fully arrived ([`body_received`]);
+//! a request without a body goes in flight at once. So senders that trickle
+//! their bodies wait in the first stage and cannot lock honest clients out
+//! of the second.
 //!
 //! A server runs on its own thread with its own actix system, so callers
 //! need no runtime: the CLI, tests and other servers start one, keep the
 //! handle, and stop it. Signals are left to the caller (the CLI).
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
 
 use crate::body::BodyLimits;
 use crate::constants::{
     CLIENT_DISCONNECT_TIMEOUT_MS, CONNECTIONS_PER_WORKER_MAX, KEEP_ALIVE_MS,
-    REQUEST_BODY_BYTES_MAX, REQUEST_BODY_TIMEOUT_MS, REQUEST_HEAD_TIMEOUT_MS,
-    REQUESTS_IN_FLIGHT_MAX,
+    REQUEST_BODIES_RECEIVING_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_TIMEOUT_MS,
+    REQUEST_HEAD_TIMEOUT_MS, REQUESTS_IN_FLIGHT_MAX,
 };
 use crate::error::{ApiError, GatewayError};
 use crate::media::PROMETHEUS;
@@ -38,8 +48,13 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Worker threads (each runs its own event loop).
     pub workers: usize,
-    /// Requests handled at once; more are answered 503 with Retry-After.
+    /// Requests handled at once (their bodies fully arrived); more are
+    /// answered 503 with Retry-After.
     pub requests_in_flight_max: usize,
+    /// Requests whose bodies are still arriving, at once; more are answered
+    /// 503 with Retry-After. Kept apart from the places in flight so that
+    /// slow senders cannot take those.
+    pub bodies_receiving_max: usize,
     /// Time to send the request head; slower senders are cut off (408).
     pub request_head_timeout_ms: u64,
     /// Time to send the body once the head is in (typed 408).
@@ -57,6 +72,7 @@ impl ServerConfig {
             bind,
             workers: 2,
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+            bodies_receiving_max: REQUEST_BODIES_RECEIVING_MAX,
             request_head_timeout_ms: REQUEST_HEAD_TIMEOUT_MS,
             body_timeout_ms: REQUEST_BODY_TIMEOUT_MS,
             keep_alive_ms: KEEP_ALIVE_MS,
@@ -70,9 +86,9 @@ impl ServerConfig {
     }
 
     fn check(&self) -> Result<(), GatewayError> {
-        if self.workers == 0 || self.requests_in_flight_max == 0 {
+        if self.workers == 0 || self.requests_in_flight_max == 0 || self.bodies_receiving_max == 0 {
             return Err(GatewayError::Config(
-                "workers and requests_in_flight_max must be positive".into(),
+                "workers, requests_in_flight_max and bodies_receiving_max must be positive".into(),
             ));
         }
         if self.request_head_timeout_ms == 0 || self.body_timeout_ms == 0 {
@@ -90,6 +106,9 @@ pub(crate) struct ServerState {
     pub source: Option<Arc<dyn MetricsSource>>,
     pub limits: BodyLimits,
     pub requests_in_flight_max: usize,
+    pub bodies_receiving_max: usize,
+    /// Requests whose bodies are still arriving.
+    pub bodies_receiving: AtomicUsize,
 }
 
 /// A running server. Dropping it stops the server at once; [`stop`]
@@ -166,12 +185,84 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Takes a place among the requests in flight for as long as it lives.
-struct InFlightPlace(web::Data<ServerState>);
+/// Where a request stands against the server's two limits; leaves its
+/// place when dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Holds a place among the bodies being received.
+    Receiving,
+    /// Holds a place in flight.
+    InFlight,
+    /// Holds no place (refused on arrival of its body).
+    Out,
+}
 
-impl Drop for InFlightPlace {
+/// A request's place, shared by the guard and (through the request's
+/// extensions) the body reader, which moves it in flight.
+pub(crate) struct Admission {
+    state: web::Data<ServerState>,
+    stage: Cell<Stage>,
+}
+
+impl Admission {
+    fn leave(&self) {
+        match self.stage.replace(Stage::Out) {
+            Stage::Receiving => {
+                self.state.bodies_receiving.fetch_sub(1, Ordering::AcqRel);
+            }
+            Stage::InFlight => self.state.metrics.leave(),
+            Stage::Out => {}
+        }
+    }
+}
+
+impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.metrics.leave();
+        self.leave();
+    }
+}
+
+/// Takes one of `max` places counted by `counter`, unless all are taken.
+fn try_take(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Whether the request says a body follows.
+fn has_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return true;
+    }
+    match headers.get(CONTENT_LENGTH) {
+        None => false,
+        // An unreadable length is the body reader's to refuse: count it as a body.
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0),
+    }
+}
+
+/// Called by the body reader once the whole body of `req` has arrived:
+/// the request leaves the bodies being received and takes a place in
+/// flight, or is refused 503 (real overload). A request the guard did not
+/// admit (no server state) passes.
+pub(crate) fn body_received(req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+    let Some(admission) = req.extensions().get::<Rc<Admission>>().cloned() else {
+        return Ok(());
+    };
+    if admission.stage.get() != Stage::Receiving {
+        return Ok(());
+    }
+    admission.leave();
+    let state = &admission.state;
+    if state.metrics.try_enter(state.requests_in_flight_max) {
+        admission.stage.set(Stage::InFlight);
+        Ok(())
+    } else {
+        state.metrics.count_overloaded();
+        Err(ApiError::overloaded())
     }
 }
 
@@ -181,8 +272,10 @@ fn route_of(req: &actix_web::HttpRequest) -> String {
 }
 
 /// Every request passes here: operator routes (`/health`, `/metrics`) are
-/// always served; others take a place among the requests in flight or get
-/// a 503 with Retry-After at once (no queue). Each answer is counted.
+/// always served; a request with a body takes a place among the bodies
+/// being received (in flight once the body is in: [`body_received`]), one
+/// without a body a place in flight; if there is none, a 503 with
+/// Retry-After at once (no queue). Each answer is counted.
 async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -195,10 +288,25 @@ async fn guard(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let operator = matches!(req.path(), "/health" | "/metrics");
+    let admitted = if operator {
+        None
+    } else if has_body(&req) {
+        try_take(&state.bodies_receiving, state.bodies_receiving_max).then_some(Stage::Receiving)
+    } else {
+        state
+            .metrics
+            .try_enter(state.requests_in_flight_max)
+            .then_some(Stage::InFlight)
+    };
     let place = if operator {
         None
-    } else if state.metrics.try_enter(state.requests_in_flight_max) {
-        Some(InFlightPlace(state.clone()))
+    } else if let Some(stage) = admitted {
+        let admission = Rc::new(Admission {
+            state: state.clone(),
+            stage: Cell::new(stage),
+        });
+        req.extensions_mut().insert(admission.clone());
+        Some(admission)
     } else {
         state.metrics.count_overloaded();
         let route = route_of(req.request());
@@ -206,7 +314,13 @@ async fn guard(
         return Ok(req.into_response(ApiError::overloaded().error_response()));
     };
     let result = next.call(req).await;
-    drop(place);
+    // The place is left when the answer is ready, not when it is sent.
+    if let Some(place) = place {
+        place.leave();
+    }
+    if let Ok(res) = &result {
+        res.request().extensions_mut().remove::<Rc<Admission>>();
+    }
     match &result {
         Ok(res) => {
             let route = route_of(res.request());
@@ -233,6 +347,15 @@ async fn health() -> HttpResponse {
 async fn metrics(state: web::Data<ServerState>) -> HttpResponse {
     let mut out = String::new();
     state.metrics.render(state.metrics_prefix, &mut out);
+    {
+        use std::fmt::Write as _;
+        let prefix = state.metrics_prefix;
+        let _ = writeln!(
+            out,
+            "# HELP {prefix}_http_bodies_receiving Requests whose bodies are still arriving.\n# TYPE {prefix}_http_bodies_receiving gauge\n{prefix}_http_bodies_receiving {}",
+            state.bodies_receiving.load(Ordering::Acquire)
+        );
+    }
     if let Some(source) = &state.source {
         source.render(&mut out);
     }
@@ -294,6 +417,8 @@ where
             body_timeout: Duration::from_millis(config.body_timeout_ms),
         },
         requests_in_flight_max: config.requests_in_flight_max,
+        bodies_receiving_max: config.bodies_receiving_max,
+        bodies_receiving: AtomicUsize::new(0),
     });
     let config = config.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

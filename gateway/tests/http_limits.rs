@@ -149,8 +149,8 @@ fn unknown_route_is_404_and_wrong_method_is_405() {
     assert_typed(&resp, 405, ErrorCode::MethodNotAllowed);
 }
 
-/// Opens a request whose body never comes: it holds a place in flight until
-/// the body timeout.
+/// Opens a request whose body never comes: it holds a place among the
+/// bodies being received until the body timeout.
 fn stalled_request(server: &ServerHandle) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr()).expect("connect");
     stream
@@ -164,24 +164,25 @@ fn stalled_request(server: &ServerHandle) -> TcpStream {
     stream
 }
 
-fn wait_in_flight(client: &IssuerClient, n: usize) {
+fn wait_metric(client: &IssuerClient, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let want = format!("vc_issuer_http_requests_in_flight {n}\n");
+    let want = format!("{line}\n");
     while Instant::now() < deadline {
         if client.metrics().expect("metrics").contains(&want) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("never {n} requests in flight");
+    panic!("never {line}");
 }
 
-/// 503 with Retry-After once the in-flight limit is reached (no queue);
-/// /health still answers; places free up when the stalled requests end.
+/// 503 with Retry-After once the bodies being received reach their limit
+/// (no queue); requests without a body, which need no such place, and
+/// /health are still served; places free up when the stalled requests end.
 #[test]
-fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
+fn requests_over_the_receiving_limit_get_503_with_retry_after() {
     let mut config = ServerConfig::loopback();
-    config.requests_in_flight_max = 2;
+    config.bodies_receiving_max = 2;
     config.body_timeout_ms = 10_000;
     let server = start(config);
     let no_retry = ClientConfig {
@@ -191,12 +192,13 @@ fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
     let client = IssuerClient::new(&server.url(), no_retry).expect("client");
     let first = stalled_request(&server);
     let second = stalled_request(&server);
-    wait_in_flight(&client, 2);
+    wait_metric(&client, "vc_issuer_http_bodies_receiving 2");
+    wait_metric(&client, "vc_issuer_http_requests_in_flight 0");
 
     let started = Instant::now();
     let resp = raw_exchange(
         server.addr(),
-        b"GET /v1/issuer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        &post_request("/v1/register", POSTCARD, b"\x01"),
     );
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -204,9 +206,15 @@ fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
     );
     assert_typed(&resp, 503, ErrorCode::Overloaded);
     assert_eq!(resp.header("retry-after"), Some("1"));
-    let e = client.descriptor().expect_err("overloaded");
+    let e = client
+        .http()
+        .post_encoded_ack("/v1/register", b"\x01")
+        .expect_err("overloaded");
     assert_eq!(e.code(), Some(ErrorCode::Overloaded));
     assert!(e.is_transient());
+    client
+        .descriptor()
+        .expect("a request without a body takes no receiving place");
     client.health().expect("health is served under load");
     assert!(
         client
@@ -217,10 +225,16 @@ fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
 
     drop(first);
     drop(second);
-    wait_in_flight(&client, 0);
-    client
-        .descriptor()
-        .expect("served again once places are free");
+    wait_metric(&client, "vc_issuer_http_bodies_receiving 0");
+    let e = client
+        .http()
+        .post_encoded_ack("/v1/register", b"\x01")
+        .expect_err("malformed");
+    assert_eq!(
+        e.code(),
+        Some(ErrorCode::Malformed),
+        "served again once places are free"
+    );
 }
 
 /// A sender that never finishes its request head is cut off after the head
@@ -290,20 +304,23 @@ fn steps_the_issuer_lacks_answer_501_by_name() {
 }
 
 /// A client told 503 waits the Retry-After and sends the same request
-/// again; it gets through once the stalled request that held the only place
-/// is cut off by the body timeout.
+/// again; it gets through once the stalled request that held the only
+/// receiving place is cut off by the body timeout.
 #[test]
 fn a_client_retries_a_503_after_retry_after_and_gets_through() {
     let mut config = ServerConfig::loopback();
-    config.requests_in_flight_max = 1;
+    config.bodies_receiving_max = 1;
     config.body_timeout_ms = 300;
     let server = start(config);
     let client = IssuerClient::new(&server.url(), ClientConfig::default()).expect("client");
     let _stalled = stalled_request(&server);
-    wait_in_flight(&client, 1);
+    wait_metric(&client, "vc_issuer_http_bodies_receiving 1");
     let started = Instant::now();
-    let descriptor = client.descriptor().expect("through on a retry");
-    assert_eq!(&descriptor.id_i, issuer().core.id());
+    let e = client
+        .http()
+        .post_encoded_ack("/v1/register", b"\x01")
+        .expect_err("through on a retry, and refused as malformed");
+    assert_eq!(e.code(), Some(ErrorCode::Malformed));
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "retried before the Retry-After: {:?}",
@@ -311,11 +328,11 @@ fn a_client_retries_a_503_after_retry_after_and_gets_through() {
     );
     let metrics = client.metrics().expect("metrics");
     assert!(
-        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/issuer\",status=\"503\"} 1"),
+        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/register\",status=\"503\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/issuer\",status=\"200\"} 1"),
+        metrics.contains("vc_issuer_http_requests_total{route=\"/v1/register\",status=\"400\"} 1"),
         "{metrics}"
     );
 }

@@ -12,8 +12,14 @@
 //! next expected one is refused as a [`ProjectionError::Gap`].
 //! [`ProjectionDb::rebuild`] drops the file and replays the whole log, which
 //! gives the same tables as applying incrementally (tested).
+//!
+//! Crash points (crash tests): [`ProjectionDb::crash_after_writes`] makes
+//! the apply transaction in which that many more table writes have been
+//! made stop dead, mid-record or mid-batch (in the middle of an erasure's
+//! removals, say), committing nothing, as a crash would.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
@@ -22,7 +28,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use crate::constants::CATCH_UP_RECORDS_MAX;
 use crate::error::ProjectionError;
-use crate::state::{MemoryState, RedbReadState, RedbWriteState, StateRead, StateWrite, TableName};
+use crate::state::{
+    MemoryState, RedbReadState, RedbWriteState, StateRead, StateWrite, TableName, Visit,
+};
 
 /// A read model fed from the log.
 ///
@@ -54,6 +62,62 @@ pub struct ProjectionDb<P: Projection> {
     db: Database,
     path: PathBuf,
     projection: P,
+    /// Table writes left before applying stops at the crash point;
+    /// [`NO_CRASH`] in production.
+    crash_after_writes: AtomicU64,
+}
+
+/// The crash point is not armed.
+const NO_CRASH: u64 = u64::MAX;
+
+/// The state an apply transaction writes through when a crash point is
+/// armed: the write after the allowed ones fails with
+/// [`ProjectionError::Crashed`], and so does every one after it.
+struct CrashingWrite<'a> {
+    inner: &'a mut dyn StateWrite,
+    writes_left: &'a AtomicU64,
+}
+
+impl CrashingWrite<'_> {
+    fn spend_write(&mut self) -> Result<(), ProjectionError> {
+        let spent = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            });
+        if spent.is_err() {
+            tracing::warn!("projection apply stopped at the crash point");
+            return Err(ProjectionError::Crashed);
+        }
+        Ok(())
+    }
+}
+
+impl StateRead for CrashingWrite<'_> {
+    fn get(&self, table: TableName, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        self.inner.get(table, key)
+    }
+
+    fn scan_prefix(
+        &self,
+        table: TableName,
+        prefix: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.inner.scan_prefix(table, prefix, visit)
+    }
+}
+
+impl StateWrite for CrashingWrite<'_> {
+    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
+        self.spend_write()?;
+        self.inner.put(table, key, value)
+    }
+
+    fn remove(&mut self, table: TableName, key: &[u8]) -> Result<bool, ProjectionError> {
+        self.spend_write()?;
+        self.inner.remove(table, key)
+    }
 }
 
 impl<P: Projection> ProjectionDb<P> {
@@ -98,7 +162,17 @@ impl<P: Projection> ProjectionDb<P> {
             db,
             path,
             projection,
+            crash_after_writes: AtomicU64::new(NO_CRASH),
         })
+    }
+
+    /// Crash tests: after `writes` more table writes (over however many
+    /// transactions), applying stops dead at the next one: that
+    /// transaction and every later one return [`ProjectionError::Crashed`]
+    /// and commit nothing, as a crash in the middle of applying would.
+    /// Reopen the file to recover.
+    pub fn crash_after_writes(&self, writes: u64) {
+        self.crash_after_writes.store(writes, Ordering::SeqCst);
     }
 
     /// Opens the file and catches up; if the file is of an older format,
@@ -180,7 +254,18 @@ impl<P: Projection> ProjectionDb<P> {
             let mut meta = txn.open_table(META)?;
             applied_before = read_seq(meta.get(META_APPLIED_SEQ)?.map(|v| v.value().to_vec()))?;
             applied = applied_before;
-            let mut state = RedbWriteState::open(&txn, P::TABLES)?;
+            let mut redb_state = RedbWriteState::open(&txn, P::TABLES)?;
+            let mut crashing;
+            let state: &mut dyn StateWrite =
+                if self.crash_after_writes.load(Ordering::SeqCst) == NO_CRASH {
+                    &mut redb_state
+                } else {
+                    crashing = CrashingWrite {
+                        inner: &mut redb_state,
+                        writes_left: &self.crash_after_writes,
+                    };
+                    &mut crashing
+                };
             for record in records {
                 if record.seq <= applied {
                     continue;
@@ -191,7 +276,7 @@ impl<P: Projection> ProjectionDb<P> {
                         offered: record.seq,
                     });
                 }
-                self.projection.apply(&mut state, record)?;
+                self.projection.apply(state, record)?;
                 applied = record.seq;
             }
             if applied != applied_before {

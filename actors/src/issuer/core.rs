@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ledger::sync::lock;
@@ -100,22 +101,43 @@ pub struct IssuerConfig {
     pub clock: Arc<dyn Clock>,
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
-    /// Stop dead at this point of a payment's commit path, as a crash
-    /// would (crash tests only; `None` in production).
+    /// Stop dead at this point of the commit path, as a crash would
+    /// (crash tests only; `None` in production).
     pub crash_at: Option<CrashPoint>,
+    /// How many payments pass `crash_at` before the one that stops there
+    /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
+    /// the coin-status checkpoint makes before it stops).
+    pub crash_after_passes: u32,
 }
 
-/// A point of the payment commit path where a crash test stops the issuer:
-/// the step returns [`IssuerError::Crashed`] and cleans nothing up, and the
-/// test then restarts the issuer from its files.
+/// A point of the commit path where a crash test stops the issuer: the
+/// step returns [`IssuerError::Crashed`] and cleans nothing up; from then on
+/// the issuer is dead (every later crash point and commit is refused), and
+/// the test restarts it from its files. Each point is tested under
+/// concurrent payments in `tests/crash_points.rs`; the sixth point of the
+/// commit path, during the erasure of spent coins, belongs to the
+/// coin-status projection (`projections::ProjectionDb::crash_after_writes`,
+/// `projections/tests/crash_points.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
     /// Inputs reserved, nothing staged.
     AfterReserve,
-    /// Batch staged (a redemption's credit recorded as owed), not appended.
+    /// Batch staged (a redemption's credit recorded as owed), not handed
+    /// to the log.
     BeforeAppend,
+    /// Batch handed to the log writer, its fsync not acknowledged: the
+    /// issuer never learns whether it is durable. (A process crash keeps
+    /// the written pages, so the restart finds it; a power cut before the
+    /// fsync leaves the log as at `BeforeAppend`.)
+    AfterAppendBeforeFsync,
     /// Batch durable in the log; shards not committed, nobody answered.
-    AfterAppend,
+    AfterDurable,
+    /// Shards committed and the transaction recorded; the answer built but
+    /// not returned.
+    AfterCommit,
+    /// The coin-status checkpoint (what shards boot from) stops in the
+    /// middle of applying a batch of records.
+    DuringProjectionApply,
 }
 
 impl std::fmt::Debug for IssuerConfig {
@@ -145,6 +167,7 @@ impl IssuerConfig {
             clock: Arc::new(SystemClock),
             memory_log: None,
             crash_at: None,
+            crash_after_passes: 0,
         }
     }
 }
@@ -326,6 +349,10 @@ pub struct IssuerCore {
     epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
+    /// Crash tests: passes through `config.crash_at` so far, and whether
+    /// the issuer has stopped there (it is then dead).
+    crash_passes: AtomicU32,
+    crashed: AtomicBool,
 }
 
 impl std::fmt::Debug for IssuerCore {
@@ -422,8 +449,14 @@ impl IssuerCore {
             state: Mutex::new(state),
             epoch_lock: Mutex::new(()),
             aggregate_lock: Mutex::new(()),
+            crash_passes: AtomicU32::new(0),
+            crashed: AtomicBool::new(false),
             config,
         };
+        if core.config.crash_at == Some(CrashPoint::DuringProjectionApply) {
+            core.coin_status
+                .crash_after_writes(u64::from(core.config.crash_after_passes));
+        }
         core.rotate_epoch_if_due()?;
         core.resume_pending_debits()?;
         core.finish_pending_credits()?;
@@ -436,9 +469,32 @@ impl IssuerCore {
         Ok(core)
     }
 
-    /// Whether a crash test stops the issuer at `point`.
+    /// Whether a crash test stops the issuer at `point`: once it has
+    /// stopped at its crash point, at every point.
     pub(crate) fn crashes_at(&self, point: CrashPoint) -> bool {
-        self.config.crash_at == Some(point)
+        let Some(crash_at) = self.config.crash_at else {
+            return false;
+        };
+        if self.crashed.load(Ordering::SeqCst) {
+            return true;
+        }
+        if crash_at != point
+            || self.crash_passes.fetch_add(1, Ordering::SeqCst) < self.config.crash_after_passes
+        {
+            return false;
+        }
+        self.stop_dead(point);
+        true
+    }
+
+    fn stop_dead(&self, point: CrashPoint) {
+        self.crashed.store(true, Ordering::SeqCst);
+        tracing::warn!(?point, "stopped at the crash point (crash test)");
+    }
+
+    /// Whether the issuer has stopped at its crash point (crash tests).
+    pub fn has_crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -580,6 +636,11 @@ impl IssuerCore {
         events: Vec<Event>,
         issued: Vec<CoinBody>,
     ) -> Result<CommitRef, IssuerError> {
+        if self.has_crashed() {
+            // A dead issuer writes nothing more (crash tests).
+            self.shards.abort(tx);
+            return Err(IssuerError::Crashed);
+        }
         let batch = match stage_batch(tx, events) {
             Ok(batch) => batch,
             Err(e) => {
@@ -717,7 +778,14 @@ impl IssuerCore {
     /// Brings the coin-status checkpoint up to the log's head (run by the
     /// housekeeper); returns the last record it has applied.
     pub fn checkpoint_coin_status(&self) -> Result<Seq, IssuerError> {
-        Ok(self.coin_status.catch_up(self.store().as_ref())?)
+        match self.coin_status.catch_up(self.store().as_ref()) {
+            Ok(seq) => Ok(seq),
+            Err(projections::ProjectionError::Crashed) => {
+                self.stop_dead(CrashPoint::DuringProjectionApply);
+                Err(IssuerError::Crashed)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The unspent coins as a replay of the whole log says they are (for

@@ -113,6 +113,11 @@ impl IssuerCore {
         if self.crashes_at(CrashPoint::BeforeAppend) {
             return Err(IssuerError::Crashed);
         }
+        if self.crashes_at(CrashPoint::AfterAppendBeforeFsync) {
+            // Handed to the writer; its acknowledgement is never awaited.
+            self.submit_batch(staged.batch.clone(), |_| {});
+            return Err(IssuerError::Crashed);
+        }
         let first_seq = match self.log.submit_wait(staged.batch.clone()) {
             Ok(seq) => seq,
             Err(e) => {
@@ -121,7 +126,7 @@ impl IssuerCore {
                 return Err(e.into());
             }
         };
-        if self.crashes_at(CrashPoint::AfterAppend) {
+        if self.crashes_at(CrashPoint::AfterDurable) {
             return Err(IssuerError::Crashed);
         }
         let left = self.shards.commit(tx, &staged.issued);
@@ -130,7 +135,11 @@ impl IssuerCore {
             staged.n_inputs,
             "the shards spent other coins than the batch"
         );
-        self.validation_finish(&staged, first_seq)
+        let answer = self.validation_finish(&staged, first_seq)?;
+        if self.crashes_at(CrashPoint::AfterCommit) {
+            return Err(IssuerError::Crashed);
+        }
+        Ok(answer)
     }
 
     fn reject(

@@ -79,12 +79,59 @@ impl IssuerCore {
             .registry
             .get(&stored.session.id_cp)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        let order = open_wrequest3(&mut stored.session, &participant.public_key, msg)?;
-        stored.bank_account = Some(order.w_desc.bank_account.clone());
-        // R_I is spent on disk before anything acts on the order.
-        self.sessions.replace(session_id(msg.purchase), &stored)?;
+        // R_I is checked on a copy: it is spent on disk only once the
+        // purchase is durable in the log, so a purchase whose append failed
+        // can be retried with the same WRequest3 instead of being lost as a
+        // "replay". Concurrent copies of one WRequest3 meet in the
+        // idempotency table; one logged purchase makes every later copy a
+        // replay (W3: no second debit).
+        let mut session = stored.session.clone();
+        let order = open_wrequest3(&mut session, &participant.public_key, msg)?;
+        let purchase = order.purchase;
+        let tx = purchase_tx("vc/tx/purchase", purchase);
+        match self.idempotency.begin(tx) {
+            Begin::Started => {}
+            Begin::InFlight => return Err(IssuerError::InFlight),
+            Begin::Committed(_) => {
+                self.spend_r_i(purchase, &mut stored)?;
+                return Err(protocol::flows::FlowError::ReplayedNonce.into());
+            }
+        }
+        let answered = self.log_purchase(now, tx, &participant, order, &mut stored);
+        if answered.is_err() {
+            self.idempotency.abandon(tx);
+        }
+        answered
+    }
+
+    /// Records R_I as spent in the stored session (after the purchase is
+    /// logged, or refused for good).
+    fn spend_r_i(
+        &self,
+        purchase: PurchaseId,
+        stored: &mut StoredPurchase,
+    ) -> Result<(), IssuerError> {
+        if !stored.session.r_i_used {
+            stored.session.r_i_used = true;
+            self.sessions.replace(session_id(purchase), &*stored)?;
+        }
+        Ok(())
+    }
+
+    /// The rest of WRequest3 once its transaction is claimed: refusals,
+    /// the durable purchase, then R_I spent, then the debit.
+    fn log_purchase(
+        &self,
+        now: ledger::Timestamp,
+        tx: TxId,
+        participant: &crate::issuer::registry::Participant,
+        order: protocol::flows::issuer::PurchaseOrder,
+        stored: &mut StoredPurchase,
+    ) -> Result<PurchaseIssuance1, IssuerError> {
         let purchase = order.purchase;
         if participant.enrolled(Role::CoinPurchaser).is_none() {
+            self.idempotency.abandon(tx);
+            self.spend_r_i(purchase, stored)?;
             return Ok(reject_purchase(
                 &self.sk_i,
                 purchase,
@@ -93,6 +140,8 @@ impl IssuerCore {
             ));
         }
         if order.w_desc.spec.total().ok() != Some(order.w_desc.amount) {
+            self.idempotency.abandon(tx);
+            self.spend_r_i(purchase, stored)?;
             return Ok(reject_purchase(
                 &self.sk_i,
                 purchase,
@@ -100,6 +149,10 @@ impl IssuerCore {
                 now,
             ));
         }
+        // The account to debit is stored before the log names the purchase:
+        // a restart resumes the debits of logged purchases from it.
+        stored.bank_account = Some(order.w_desc.bank_account.clone());
+        self.sessions.replace(session_id(purchase), &*stored)?;
         let event = Event::PurchaseRequested {
             purchase,
             purchaser: self.sealer.seal_identity(&order.id_cp),
@@ -109,14 +162,10 @@ impl IssuerCore {
             anonymous: order.w_desc.anonymous,
             authorization: order.authorization.to_ledger(),
         };
-        self.commit_batch(
-            purchase_tx("vc/tx/purchase", purchase),
-            &[],
-            vec![event],
-            Vec::new(),
-        )?;
+        self.commit_batch(tx, &[], vec![event], Vec::new())?;
+        self.spend_r_i(purchase, stored)?;
         self.ask_debit(purchase)?;
-        self.purchase_answer(purchase, &stored)
+        self.purchase_answer(purchase, stored)
     }
 
     /// Asks the bank to debit a logged purchase (idempotent by purchase).

@@ -3,8 +3,9 @@
 //! reader can check by eye. It knows nothing of cryptography, shards, logs or
 //! restarts; it learns coin ids from the issuer's answers (ids are random)
 //! and decides everything else itself: who may do what, which coins are
-//! expired, what each purchase, payment and refund must do to coins, bank
-//! accounts, the merchant's aggregate, and money in and out.
+//! expired, what each purchase, payment, refund and card transfer must do to
+//! coins, bank accounts, the merchant's aggregate, card balances, the card
+//! float the issuer owes the card system, and money in and out.
 
 #![allow(dead_code)]
 
@@ -21,6 +22,9 @@ pub const SHOP: usize = 2;
 pub const NAMES: [&str; N_HOLDERS] = ["alice", "bob", "shop"];
 /// What each holder has in the bank when the run starts.
 pub const FUNDS_MINOR: [u64; N_HOLDERS] = [5_000, 800, 1_000];
+
+/// Stored-value cards in the run (through one load/unload server).
+pub const N_CARDS: usize = 2;
 
 /// The issuer's schedule in the test harness (`util::Harness::config`).
 pub const COIN_LIFETIME_SECS: u64 = 1000;
@@ -100,6 +104,10 @@ pub struct Model {
     /// Real money the issuer took (settled debits) and paid out (credits).
     pub money_in_minor: u64,
     pub money_out_minor: u64,
+    /// What each card holds.
+    pub card_minor: [u64; N_CARDS],
+    /// What the issuer owes the card system: loaded minus unloaded.
+    pub card_float_minor: i128,
 }
 
 impl Model {
@@ -113,6 +121,8 @@ impl Model {
             aggregate_minor: 0,
             money_in_minor: 0,
             money_out_minor: 0,
+            card_minor: [0; N_CARDS],
+            card_float_minor: 0,
         };
         model.rotate_epoch_if_due();
         model
@@ -303,5 +313,50 @@ impl Model {
                 },
             );
         }
+    }
+
+    /// Coins `who` may load onto a card: unspent and not expired.
+    pub fn loadable(&self, who: usize, id: &CoinId) -> bool {
+        self.wallets[who]
+            .get(id)
+            .is_some_and(|c| self.now < c.expires_at)
+    }
+
+    /// A card load paid with `coins` of `who`: the coins are gone, the card
+    /// and the float grow by their value.
+    pub fn apply_card_load(&mut self, who: usize, card: usize, coins: &[CoinId]) {
+        for id in coins {
+            let coin = self.wallets[who]
+                .remove(id)
+                .expect("the model loads only coins the holder has");
+            self.gone.insert(*id);
+            self.card_minor[card] += coin.value;
+            self.card_float_minor += i128::from(coin.value);
+        }
+    }
+
+    /// A card unload of `amount` into fresh coins for `who`.
+    pub fn apply_card_unload(&mut self, card: usize, who: usize, new_coins: &[(CoinId, u64)]) {
+        let amount: u64 = new_coins.iter().map(|(_, v)| v).sum();
+        self.card_minor[card] -= amount;
+        self.card_float_minor -= i128::from(amount);
+        let expires_at = self.new_coin_expiry();
+        for (id, value) in new_coins {
+            self.wallets[who].insert(
+                *id,
+                ModelCoin {
+                    value: *value,
+                    expires_at,
+                    registered: false,
+                },
+            );
+        }
+    }
+
+    /// A card-to-card transfer through the issuer: an unload and a load of
+    /// the same amount, so the float does not move.
+    pub fn apply_card_to_card(&mut self, from: usize, to: usize, amount: u64) {
+        self.card_minor[from] -= amount;
+        self.card_minor[to] += amount;
     }
 }

@@ -1,0 +1,291 @@
+//! Crash points under concurrent load (issue 9, item 3): for each named
+//! point of the commit path, several payers pay at once while the issuer
+//! stops dead at that point (after two payments have passed it); the issuer
+//! is restarted from its files and every payee retries what was not
+//! answered. Afterwards:
+//!
+//! - the auditor (`replay::run_audit`, with the coin-status check) passes
+//!   over the log;
+//! - no acknowledged payment is missing: every coin an answer gave the
+//!   payee is unspent in the restarted issuer;
+//! - no coin is spent twice: no coin id appears in two `CoinsSpent` events;
+//! - every client ends with exactly what it should: the payers' coins are
+//!   all spent, the payee holds one fresh coin per payment, and the
+//!   outstanding e-money is exactly the payee's coins (conservation).
+//!
+//! The sixth point, during the erasure of spent coins, belongs to the
+//! coin-status projection: `projections/tests/crash_points.rs`.
+
+mod util;
+
+use std::collections::BTreeSet;
+
+use ledger::{Coin, CoinId, Event, Role};
+use protocol::flows::{PayeeOutcome, PaymentPayee};
+use protocol::wire::payment::{PaymentIssuance1, SendCoins};
+use util::{Harness, Who, refresh, spec};
+use vc_actors::{CrashPoint, IssuerCore, IssuerError};
+
+const PAYERS: usize = 4;
+/// Each payer's coins: one payment per round (before, at and after the crash).
+const COINS_EACH: u32 = 3;
+const COIN_MINOR: u64 = 100;
+/// Payments that pass the crash point before the one that stops there.
+const PASSES_BEFORE_CRASH: u32 = 2;
+/// Table writes the coin-status checkpoint makes before it stops: past the
+/// first record of a batch and before its last.
+const PROJECTION_WRITES_BEFORE_CRASH: u32 = 5;
+
+/// One payment of one coin to the shop, as its payee retries it.
+struct Payment {
+    payee_state: PaymentPayee,
+    send: SendCoins,
+    /// The fresh coins the issuer's answer gave the payee, once answered.
+    answered: Option<Vec<Coin>>,
+}
+
+fn restart(h: &mut Harness, crash_at: Option<CrashPoint>, passes: u32) {
+    h.core = None;
+    let mut config = h.config();
+    config.crash_at = crash_at;
+    config.crash_after_passes = passes;
+    h.core = Some(IssuerCore::open(config, h.bank().clone()).expect("issuer restarts"));
+}
+
+/// Sends the ValidationRequest of `payment` (a retry builds a new one for
+/// the same transaction) and keeps the payee's coins if it is answered.
+fn validate(h: &Harness, shop: &Who, payment: &mut Payment) -> Result<(), IssuerError> {
+    let (awaiting, vreq) = h.validation(&payment.payee_state, &payment.send, refresh(COIN_MINOR));
+    let iss1: PaymentIssuance1 = h.core().validate(&vreq)?;
+    match awaiting
+        .on_issuance1(shop.sk, &iss1)
+        .expect("the answer opens")
+    {
+        PayeeOutcome::Coins { coins, ack } => {
+            // The ack only closes the session: a dead issuer may refuse it.
+            let _ = h.core().payment_issuance2(&ack);
+            payment.answered = Some(coins);
+            Ok(())
+        }
+        other => panic!("a payment with good coins was refused: {other:?}"),
+    }
+}
+
+/// Every payer pays its coin `round` to the shop, all at once; returns the
+/// payments, answered or not.
+fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize) -> Vec<Payment> {
+    let mut payments: Vec<Payment> = payers
+        .iter()
+        .map(|(payer, coins)| {
+            let (payee_state, _payer, _invoice, send) =
+                h.send_coins(payer, shop, vec![coins[round].clone()]);
+            Payment {
+                payee_state,
+                send,
+                answered: None,
+            }
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for payment in payments.iter_mut() {
+            s.spawn(move || match validate(h, shop, payment) {
+                Ok(()) | Err(IssuerError::Crashed) => {}
+                Err(e) => panic!("a payment failed otherwise than by the crash: {e}"),
+            });
+        }
+    });
+    payments
+}
+
+/// Runs the three rounds with a crash at `point` in the second.
+fn crash_under_load_then_retry(point: CrashPoint) {
+    let mut h = Harness::new();
+    let shop = Who::new("shop", 5);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let payers: Vec<(Who, Vec<Coin>)> = (0..PAYERS)
+        .map(|i| {
+            let payer = h.purchaser(&format!("payer-{i}"), i, 10_000);
+            let coins = h.buy(&payer, spec(&[(COINS_EACH, COIN_MINOR)]));
+            (payer, coins)
+        })
+        .collect();
+
+    let mut all = pay_round(&h, &shop, &payers, 0);
+    assert!(
+        all.iter().all(|p| p.answered.is_some()),
+        "{point:?}: round 0"
+    );
+
+    // The crash, under load.
+    let projection = point == CrashPoint::DuringProjectionApply;
+    let passes = if projection {
+        PROJECTION_WRITES_BEFORE_CRASH
+    } else {
+        PASSES_BEFORE_CRASH
+    };
+    restart(&mut h, Some(point), passes);
+    let mut crashed_round = std::thread::scope(|s| {
+        let checkpoints = projection.then(|| {
+            s.spawn(|| {
+                // The housekeeper's checkpoint, racing the payments.
+                while !h.core().has_crashed() {
+                    match h.core().checkpoint_coin_status() {
+                        Ok(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                        Err(IssuerError::Crashed) => break,
+                        Err(e) => panic!("checkpoint failed otherwise than by the crash: {e}"),
+                    }
+                }
+            })
+        });
+        let payments = pay_round(&h, &shop, &payers, 1);
+        if let Some(checkpoints) = checkpoints {
+            if !h.core().has_crashed() {
+                // The payments were quicker: their records are still to apply.
+                assert!(matches!(
+                    h.core().checkpoint_coin_status(),
+                    Err(IssuerError::Crashed)
+                ));
+            }
+            checkpoints.join().expect("checkpoint thread");
+        }
+        payments
+    });
+    assert!(
+        h.core().has_crashed(),
+        "{point:?}: the crash point was reached"
+    );
+    let unanswered = crashed_round
+        .iter()
+        .filter(|p| p.answered.is_none())
+        .count();
+    if !projection {
+        assert!(
+            unanswered >= PAYERS - PASSES_BEFORE_CRASH as usize,
+            "{point:?}: {unanswered} unanswered"
+        );
+    }
+
+    // Restart from the files; every payee retries what was not answered,
+    // and one answered payment is sent again: the same outcome, never
+    // "double spent".
+    restart(&mut h, None, 0);
+    if projection {
+        assert!(h.core().shards_booted_from_checkpoint(), "{point:?}");
+    }
+    assert_eq!(h.core().shards().n_reserved(), 0, "{point:?}");
+    for payment in crashed_round.iter_mut().filter(|p| p.answered.is_none()) {
+        validate(&h, &shop, payment).expect("the retry is answered");
+    }
+    let first = all.first_mut().expect("a payment");
+    let before = first.answered.clone();
+    validate(&h, &shop, first).expect("a repeat is answered");
+    assert_eq!(
+        first
+            .answered
+            .as_ref()
+            .map(|c| c.iter().map(Coin::id).collect::<Vec<_>>()),
+        before
+            .as_ref()
+            .map(|c| c.iter().map(Coin::id).collect::<Vec<_>>()),
+        "{point:?}: a repeat gets the same coins"
+    );
+    all.append(&mut crashed_round);
+
+    // The restarted issuer serves the last round in full.
+    let last = pay_round(&h, &shop, &payers, 2);
+    assert!(
+        last.iter().all(|p| p.answered.is_some()),
+        "{point:?}: round 2"
+    );
+    all.extend(last);
+
+    // Acknowledged payments are all there; the payee holds exactly one
+    // fresh coin per payment, and they are all unspent.
+    let shop_coins: Vec<CoinId> = all
+        .iter()
+        .flat_map(|p| p.answered.as_ref().expect("answered"))
+        .map(Coin::id)
+        .collect();
+    assert_eq!(shop_coins.len(), PAYERS * COINS_EACH as usize, "{point:?}");
+    for id in &shop_coins {
+        assert!(
+            h.core().shards().get(id).is_some(),
+            "{point:?}: an answered payment's coin is not unspent"
+        );
+    }
+    // The payers hold nothing any more.
+    for (_, coins) in &payers {
+        for c in coins {
+            assert!(h.core().shards().get(&c.id()).is_none(), "{point:?}");
+        }
+    }
+    h.assert_conserved();
+    assert_eq!(
+        h.core().totals().outstanding,
+        i128::from(COIN_MINOR) * shop_coins.len() as i128,
+        "{point:?}: the outstanding e-money is the payee's coins"
+    );
+
+    // No coin spent twice, in the log itself.
+    let mut spent = BTreeSet::new();
+    for record in
+        ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100_000).expect("read")
+    {
+        if let Event::CoinsSpent { coins, .. } = &record.record.event {
+            for c in coins {
+                assert!(spent.insert(c.id), "{point:?}: coin {} spent twice", c.id);
+            }
+        }
+    }
+    assert_eq!(spent.len(), PAYERS * COINS_EACH as usize, "{point:?}");
+
+    // The auditor agrees, over the files alone.
+    h.core()
+        .checkpoint_coin_status()
+        .expect("coin-status checkpoint");
+    h.core = None;
+    let dir = h.dir.path().join("issuer");
+    let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
+    opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
+        dir.join("coin-status.redb"),
+    ))];
+    let report = replay::run_audit(opts).expect("the audit runs");
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{point:?}: {}",
+        report.headline()
+    );
+    assert_eq!(report.unspent_coins, shop_coins.len() as u64, "{point:?}");
+}
+
+#[test]
+fn a_crash_after_reserving_under_load_loses_nothing_and_spends_nothing_twice() {
+    crash_under_load_then_retry(CrashPoint::AfterReserve);
+}
+
+#[test]
+fn a_crash_before_the_append_under_load_loses_nothing_and_spends_nothing_twice() {
+    crash_under_load_then_retry(CrashPoint::BeforeAppend);
+}
+
+#[test]
+fn a_crash_after_the_append_before_its_fsync_under_load_loses_nothing_and_spends_nothing_twice() {
+    crash_under_load_then_retry(CrashPoint::AfterAppendBeforeFsync);
+}
+
+#[test]
+fn a_crash_after_the_durable_append_before_the_shards_commit_under_load_loses_nothing() {
+    crash_under_load_then_retry(CrashPoint::AfterDurable);
+}
+
+#[test]
+fn a_crash_after_the_commit_before_the_answer_under_load_loses_nothing() {
+    crash_under_load_then_retry(CrashPoint::AfterCommit);
+}
+
+#[test]
+fn a_crash_during_the_coin_status_apply_under_load_loses_nothing() {
+    crash_under_load_then_retry(CrashPoint::DuringProjectionApply);
+}
