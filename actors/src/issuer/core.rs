@@ -323,7 +323,7 @@ pub struct IssuerCore {
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
     /// Serializes epoch rotation (mint file + log event).
-    epoch_lock: Mutex<()>,
+    pub(crate) epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
 }
