@@ -104,14 +104,19 @@ mod tests {
 
     use super::*;
 
+    /// One key for every test here: RSA key generation is slow.
     fn profile() -> PurseProfile {
-        // 1024 bits: the backup's shape, not the key's strength, is tested.
-        PurseProfile::generate(
-            ParticipantId::new("zorro").expect("id"),
-            SuiteId::Aes256,
-            1024,
-        )
-        .expect("profile")
+        static PROFILE: std::sync::OnceLock<PurseProfile> = std::sync::OnceLock::new();
+        PROFILE
+            .get_or_init(|| {
+                PurseProfile::generate(
+                    ParticipantId::new("zorro").expect("id"),
+                    SuiteId::Aes256,
+                    2048,
+                )
+                .expect("profile")
+            })
+            .clone()
     }
 
     #[test]
