@@ -205,7 +205,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         if !path.exists() {
             let text = format!(
                 "# VarietyCash shop, written by `varietycash merchant init`.\n\
-                 shop_name = \"{} shop\"\n\
+                 shop_name = \"{}\"\n\
                  listen = \"{DEFAULT_LISTEN}\"\n\
                  # What the shop takes for coins: refresh, aggregate or redeem.\n\
                  collect = \"refresh\"\n\
