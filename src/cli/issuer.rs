@@ -192,7 +192,10 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
 
 fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
-    let runtime = start(&file, &args.dir)?;
+    let runtime = start(&file, &args.dir).context(
+        "this command runs the issuer in-process: if `varietycash issuer serve` runs on this \
+         directory, stop it first",
+    )?;
     let opened = runtime.issuer().core().open_epoch_now();
     let current = runtime.issuer().core().current_epoch();
     stop_issuer(runtime)?;

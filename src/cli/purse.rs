@@ -441,7 +441,10 @@ pub fn create_purse(
     let descriptor = client
         .descriptor()
         .with_context(|| format!("asking {url} who the issuer is"))?;
-    let profile = PurseProfile::generate(id, suite, rsa_bits).context("generating the key")?;
+    let bar = super::common::spinner(&format!("generating an RSA-{rsa_bits} key"));
+    let profile = PurseProfile::generate(id, suite, rsa_bits);
+    super::common::finish(bar);
+    let profile = profile.context("generating the key")?;
     Purse::create(
         path,
         &profile,
