@@ -1,7 +1,7 @@
 //! The parties as separate processes, as their users run them: an issuer
 //! (`issuer init`, `issuer serve`), a merchant server (`merchant init`,
-//! `merchant serve`) and a coin holder's purse driven one command at a
-//! time, over loopback HTTP. The servers stop on SIGTERM, and the auditor
+//! `merchant serve`, in its data directory with its merchant.toml) and a
+//! coin holder's purse driven one command at a time, over loopback HTTP. The servers stop on SIGTERM, and the auditor
 //! (`varietycash audit`) then passes the issuer's log.
 
 mod util;
@@ -135,8 +135,8 @@ fn issuer_merchant_and_purse_as_separate_processes() {
         &[
             "merchant",
             "init",
-            "--purse",
-            "shop.purse",
+            "--dir",
+            "shop",
             "--id",
             "shop",
             "--issuer",
@@ -151,19 +151,24 @@ fn issuer_merchant_and_purse_as_separate_processes() {
             "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
         ],
     );
+    // The shop's data directory holds its purse and merchant.toml, which
+    // `init` wrote with defaults; the catalog goes there.
+    let config_path = dir.join("shop").join("merchant.toml");
+    let mut config = std::fs::read_to_string(&config_path).expect("merchant.toml");
+    assert!(config.contains("redeem_account = \"ACH-shop\""), "{config}");
+    config.push_str("\n[[item]]\nsku = \"tea\"\nprice = \"2.50\"\n");
+    std::fs::write(&config_path, config).expect("catalog");
     let shop = spawn(
         dir,
         &[
             "merchant",
             "serve",
-            "--purse",
-            "shop.purse",
+            "--dir",
+            "shop",
             "--listen",
             &format!("127.0.0.1:{mp}"),
             "--item",
             "book=5.00=A book",
-            "--item",
-            "tea=2.50",
         ],
     );
     wait_healthy(mp);

@@ -12,7 +12,7 @@
 //! - [`client`]: [`IssuerClient`] and [`MerchantClient`], blocking HTTP/1.1
 //!   clients with timeouts and typed errors; a retry re-sends the same bytes.
 //! - [`wallet`]: [`Wallet`], a participant's purse driven over HTTP (buy,
-//!   pay, change, refresh, redeem), journaled before every message and
+//!   pay, change, refresh, redeem, refund), journaled before every message and
 //!   resumable.
 //! - [`server`]: what both servers share: [`ServerConfig`] (limits and
 //!   timeouts), [`ServerHandle`], the in-flight limit (503 + Retry-After),
@@ -42,4 +42,4 @@ pub use issuer::{IssuerDescriptor, IssuerRuntime, serve_issuer, serve_issuer_wit
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
 pub use server::{ServerConfig, ServerHandle};
-pub use wallet::{PurchaseOutcome, ResumeReport, Wallet, WalletError};
+pub use wallet::{PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError};

@@ -1,7 +1,11 @@
 //! [`Wallet`]: a participant's purse driven over HTTP, the client side of
 //! every flow a coin holder runs (registration, enrollment, purchase,
-//! payment to a merchant server, change, refresh, redeem) with the purse's
-//! journal written BEFORE each message goes out.
+//! payment to a merchant server, change, refresh, redeem, refund) with the
+//! purse's journal written BEFORE each message goes out.
+//!
+//! Its time comes from a [`Clock`] (the wall clock unless
+//! [`Wallet::with_clock`] says otherwise), so that expiry can be shown and
+//! tested with a clock that is moved forward.
 //!
 //! Each flow is a journal entry moved forward one step at a time by a
 //! `drive_*` function that reads the entry alone (message bytes, flow state
@@ -14,16 +18,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actors::{Clock, SystemClock};
+
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};
 use protocol::flows::{
     FlowError, PayeeAwaitingIssuance, PayeeOutcome, PayerOutcome, PaymentPayer,
     PurchaseAwaitingIssuance, PurchaseAwaitingWRequest2, PurchaseClient, PurchaseUpdate,
-    RegistrationClient, SelfPayment, enrollment_request,
+    RefundClient, RefundUpdate, RegistrationClient, SelfPayment, enrollment_request,
 };
 use protocol::wire::enrollment::EnrollmentAnswer;
 use protocol::wire::payment::{Invoice, PaymentIssuance1, ValidationRequest};
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc, WRequest2};
+use protocol::wire::refund::RefundAnswer;
 use protocol::wire::registration::Certificate;
 use protocol::wire::{SignedReject, WireError, decode, encode};
 use purse::{
@@ -72,6 +79,16 @@ pub enum PurchaseOutcome {
     Pending(TxRef),
 }
 
+/// How a refund ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The issuer revoked `revoked` coins issued to this participant (the
+    /// purse marks those it holds bad) and sent `coins` of equal value.
+    Replaced { revoked: usize, coins: Vec<Coin> },
+    /// The issuer's signed refusal (e.g. nothing left to refund), verified.
+    Rejected(Box<SignedReject>),
+}
+
 /// What [`Wallet::resume`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResumeReport {
@@ -91,6 +108,7 @@ pub struct Wallet {
     id_i: ParticipantId,
     pk_i: PublicKey,
     poll_interval: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -140,7 +158,16 @@ impl Wallet {
             purse,
             client_config: config,
             poll_interval: Duration::from_millis(WALLET_POLL_INTERVAL_MS),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same wallet reading its time from `clock` (expiry, selection,
+    /// timestamps of signed requests). A demo or a test moves it forward;
+    /// it should agree with the issuer's clock, which checks those times.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Wallet {
+        self.clock = clock;
+        self
     }
 
     pub fn purse(&self) -> &Arc<Purse> {
@@ -155,8 +182,9 @@ impl Wallet {
         &self.id
     }
 
-    fn now() -> Timestamp {
-        Timestamp::now()
+    /// The wallet's time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Registration: proves possession of the key, checks `CERT` and keeps
@@ -164,7 +192,7 @@ impl Wallet {
     pub fn register(&self) -> Result<Certificate, WalletError> {
         let (client, request) = RegistrationClient::start(self.id.clone(), &self.sk);
         let cert = self.issuer.register(&request)?;
-        let cert = client.on_certificate(&self.pk_i, cert, Self::now())?;
+        let cert = client.on_certificate(&self.pk_i, cert, self.now())?;
         self.purse.set_certificate(encode(&cert))?;
         Ok(cert)
     }
@@ -182,7 +210,7 @@ impl Wallet {
             self.id.clone(),
             role,
             bank_account,
-            Self::now(),
+            self.now(),
         )?;
         Ok(self.issuer.enroll(&request)?)
     }
@@ -213,7 +241,7 @@ impl Wallet {
             message: encode(&w1),
             secrets: vec![SessionSecret::from_state(&state)?],
             context,
-            now: Self::now(),
+            now: self.now(),
         })?;
         self.drive_purchase(tx)
     }
@@ -241,7 +269,7 @@ impl Wallet {
                             message: encode(&w3),
                             secrets: Some(vec![SessionSecret::from_state(&state)?]),
                             context: None,
-                            now: Self::now(),
+                            now: self.now(),
                         },
                     )?;
                 }
@@ -264,7 +292,7 @@ impl Wallet {
                             message: encode(&state.poll()),
                             secrets: None,
                             context: None,
-                            now: Self::now(),
+                            now: self.now(),
                         },
                     )?;
                     if let Some(answer) = answer
@@ -361,7 +389,7 @@ impl Wallet {
             &self.id,
             invoice,
             coins.clone(),
-            Self::now(),
+            self.now(),
         )?;
         let tx = self.purse.begin(NewTransaction {
             kind: TxKind::Pay,
@@ -372,7 +400,7 @@ impl Wallet {
             message: encode(&send),
             secrets: vec![SessionSecret::from_state(&payer)?],
             context: encode(invoice),
-            now: Self::now(),
+            now: self.now(),
         })?;
         self.drive_pay(tx)
     }
@@ -412,7 +440,7 @@ impl Wallet {
     /// needed.
     fn coins_for(&self, amount: Amount) -> Result<Vec<Coin>, WalletError> {
         for _ in 0..=WALLET_CHANGE_ROUNDS_MAX {
-            match self.purse.select(amount, Self::now())? {
+            match self.purse.select(amount, self.now())? {
                 Selection::Exact(coins) => return Ok(coins),
                 Selection::NeedsChange { give, want } => {
                     self.change(give, want)?;
@@ -444,7 +472,7 @@ impl Wallet {
     /// Refresh: every expired coin (within its grace period) in, fresh
     /// coins of the same values out.
     pub fn refresh_expired(&self) -> Result<Vec<Coin>, WalletError> {
-        let expired = self.purse.expired(Self::now())?;
+        let expired = self.purse.expired(self.now())?;
         if expired.is_empty() {
             return Ok(Vec::new());
         }
@@ -492,7 +520,7 @@ impl Wallet {
             message: encode(request),
             secrets: vec![SessionSecret::from_state(awaiting)?],
             context: Vec::new(),
-            now: Self::now(),
+            now: self.now(),
         })?;
         self.drive_self_payment(tx)
     }
@@ -541,6 +569,67 @@ impl Wallet {
         }
     }
 
+    /// Refund (non-anonymous holders): the issuer revokes every unspent coin
+    /// it issued to this participant and sends replacements of equal value,
+    /// so that copies of the old coins (a lost disk, a stolen backup of the
+    /// purse file) are worthless. Journaled like the other flows: a refund
+    /// cut off after its request went out is finished by [`Wallet::resume`],
+    /// which re-sends the same request and gets the same replacements.
+    pub fn refund(&self) -> Result<RefundOutcome, WalletError> {
+        let (state, request) = RefundClient::start(
+            self.suite,
+            &self.sk,
+            &self.pk_i,
+            self.id_i.clone(),
+            self.id.clone(),
+            self.now(),
+        )?;
+        let tx = self.purse.begin(NewTransaction {
+            kind: TxKind::Refund,
+            // Unknown until the issuer answers: a restored purse holds none
+            // of the coins it gets back.
+            amount: Amount::ZERO,
+            reserve: Vec::new(),
+            step: Step::Request,
+            to: Destination::Issuer,
+            message: encode(&request),
+            secrets: vec![SessionSecret::from_state(&state)?],
+            context: Vec::new(),
+            now: self.now(),
+        })?;
+        self.drive_refund(tx)
+    }
+
+    fn drive_refund(&self, tx: TxRef) -> Result<RefundOutcome, WalletError> {
+        let entry = self.purse.entry(tx)?;
+        let state: RefundClient = secret(&entry)?;
+        let answer: RefundAnswer = self
+            .issuer
+            .http()
+            .post_encoded("/v1/refund", &entry.last_sent)?;
+        match state.on_answer(&self.sk, &answer)? {
+            RefundUpdate::Replaced { revoked, coins } => {
+                self.purse.complete(
+                    tx,
+                    Completion {
+                        revoked: revoked.clone(),
+                        received: coins.clone(),
+                        ..Completion::default()
+                    },
+                )?;
+                Ok(RefundOutcome::Replaced {
+                    revoked: revoked.len(),
+                    coins,
+                })
+            }
+            RefundUpdate::Rejected(reject) => {
+                self.purse
+                    .refuse(tx, Refusal::from_signed_reject(&reject, &self.pk_i)?)?;
+                Ok(RefundOutcome::Rejected(Box::new(reject)))
+            }
+        }
+    }
+
     /// Turns a payment the payee no longer knows into a change of the same
     /// coins with the issuer (the paper's way to find out): fresh coins if
     /// the payee never validated them, or the issuer's signed "already
@@ -562,7 +651,7 @@ impl Wallet {
                 message: encode(&request),
                 secrets: Some(vec![SessionSecret::from_state(&awaiting)?]),
                 context: Some(Vec::new()),
-                now: Self::now(),
+                now: self.now(),
             },
         )?;
         match self.drive_self_payment(tx) {
@@ -572,10 +661,19 @@ impl Wallet {
     }
 
     /// Finishes every journaled transaction of this wallet by re-sending its
-    /// recorded message (collections belong to the merchant server, refunds
-    /// are not driven here yet). A payment whose payee answers "no such
-    /// order" is reclaimed through the issuer ([`Wallet::reclaim`]).
+    /// recorded message (collections belong to the merchant server). A
+    /// payment whose payee answers "no such order" is reclaimed through the
+    /// issuer ([`Wallet::reclaim`]).
     pub fn resume(&self) -> Result<ResumeReport, WalletError> {
+        self.resume_with(|_| {})
+    }
+
+    /// [`Wallet::resume`], calling `on_each` after each journal entry (done
+    /// or not): a caller's progress display.
+    pub fn resume_with(
+        &self,
+        mut on_each: impl FnMut(&JournalEntry),
+    ) -> Result<ResumeReport, WalletError> {
         let mut report = ResumeReport::default();
         for entry in self.purse.in_flight()? {
             let tx = entry.tx;
@@ -598,7 +696,8 @@ impl Wallet {
                         Err(e) => Err(e),
                     }
                 }
-                TxKind::Collect | TxKind::Refund => Ok(false),
+                TxKind::Refund => self.drive_refund(tx).map(|_| true),
+                TxKind::Collect => Ok(false),
             };
             match result {
                 Ok(true) => report.finished += 1,
@@ -608,6 +707,7 @@ impl Wallet {
                     report.unfinished += 1;
                 }
             }
+            on_each(&entry);
         }
         Ok(report)
     }

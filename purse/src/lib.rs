@@ -9,6 +9,8 @@
 //! - [`select`](mod@select): [`Selection`]: pay exactly, or change first.
 //! - [`journal`]: [`JournalEntry`] and what begins, advances, completes or
 //!   refuses one.
+//! - [`backup`]: [`KeyBackup`], the identity and keys in a 0600 file of
+//!   their own, to restore an empty purse after losing the purse file.
 //!
 //! Data flow of a payment: [`Purse::select`] → build the message →
 //! [`Purse::begin`] (coins Pending, message recorded, durable) → send →
@@ -19,6 +21,7 @@
 //! no cryptography: callers open and verify messages before handing their
 //! contents over. It knows nothing of HTTP.
 
+pub mod backup;
 mod codec;
 pub mod constants;
 pub mod error;
@@ -29,6 +32,7 @@ pub mod select;
 pub mod state;
 pub mod store;
 
+pub use backup::KeyBackup;
 pub use error::PurseError;
 pub use file::PURSE_FILE_MODE;
 pub use journal::{

@@ -511,6 +511,11 @@ impl Purse {
                 put_coin(&mut coins, &StoredCoin { state, ..stored })?;
             }
             for id in &completion.revoked {
+                // A purse restored from a key backup never held the coins
+                // the refund revokes: there is nothing to mark.
+                if coins.get(*id.as_bytes())?.is_none() {
+                    continue;
+                }
                 let stored = get_coin(&coins, *id)?;
                 if stored.state != CoinState::Available {
                     // A revoked coin reserved elsewhere stays with that

@@ -372,6 +372,31 @@ fn a_refund_revokes_held_coins_and_adds_replacements() {
 }
 
 #[test]
+fn a_refund_into_a_restored_purse_adds_the_replacements_of_coins_it_never_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = new_purse(dir.path());
+    // Revoked coins the purse never held (its file was lost and restored
+    // from a key backup): nothing to mark, the replacements come in.
+    let lost = [coin(250), coin(125)];
+    let tx = purse
+        .begin(new_tx(TxKind::Refund, Amount::ZERO, &[]))
+        .expect("begin");
+    let effect = purse
+        .complete(
+            tx,
+            Completion {
+                revoked: ids(&lost),
+                received: vec![coin(250), coin(125)],
+                ..Completion::default()
+            },
+        )
+        .expect("complete");
+    assert_eq!((effect.value_out, effect.value_in), (cents(0), cents(375)));
+    assert_eq!(purse.balance().expect("balance").available, cents(375));
+    assert!(purse.coin(lost[0].id()).expect("read").is_none());
+}
+
+#[test]
 fn expired_coins_are_not_spendable_but_can_be_exported_for_refresh() {
     let dir = tempfile::tempdir().expect("tempdir");
     let purse = new_purse(dir.path());

@@ -1,7 +1,9 @@
 //! What the party commands share: coin specs and catalog lines from the
 //! command line, bounded reading of TOML configuration files, opening a
-//! purse and its wallet, and waiting for Ctrl-C or SIGTERM.
+//! purse and its wallet, progress display on a terminal, and waiting for
+//! Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -113,6 +115,41 @@ fn wait_sole_owner<T>(shared: &Arc<T>) -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// A progress bar of `len` steps on stderr, only when stderr is a terminal
+/// (a pipe or a log file gets no control characters).
+pub fn progress_bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    Some(bar)
+}
+
+/// A spinner on stderr for an operation of unknown length, only when
+/// stderr is a terminal.
+pub fn spinner(what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
+
+/// Clears a progress display, if there is one.
+pub fn finish(bar: Option<indicatif::ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
 }
 
 /// Blocks until Ctrl-C or SIGTERM.

@@ -2,33 +2,36 @@
 //! real HTTP, read top to bottom as a walk through the paper.
 //!
 //! It starts an issuer (durable redb log, the simulated bank attached), a
-//! merchant server over its own purse, and two coin holders' purses; runs
-//! registration, enrollment and its approval, the paper's coin purchase, an
+//! merchant server over its own purse, and coin holders' purses; runs
+//! registration (one party under a pseudonym, never enrolled, who sells
+//! and buys), enrollment and its approval, the paper's coin purchase, an
 //! anonymous purchase, payments with refresh, aggregate and redeem, a
-//! change, a redeem to the bank, and a double spend the issuer refuses with
-//! a signed statement the payer verifies; then stops the issuer, moves value
-//! onto stored-value cards and back through the issuer as their payment
-//! agency (load from a purse, pay at a device, card to card, unload into a
-//! purse, clearing), and audits its log with its public key. Every step
-//! prints one line; the exit status is 0 only if every step and the audit
-//! succeed.
-//!
-//! Not shown: refreshing an expired coin (the wallet reads the wall clock,
-//! and coins live for days), a refund after losing a coin store (the wallet
-//! does not drive refunds yet), and the card bridge.
+//! change, a redeem to the bank, a refund after a purse file is deleted
+//! (restored from its key backup; the old coins are refused afterwards),
+//! and a double spend the issuer refuses with a signed statement the payer
+//! verifies; then stops the issuer, moves value onto stored-value cards and
+//! back through the issuer as their payment agency (load from a purse, pay
+//! at a device, card to card, unload into a purse, clearing); then starts
+//! the issuer again on a clock the demo moves forward past the coins'
+//! expiry (into the refresh grace, never backwards), opens a key epoch,
+//! shows a payment with an expired coin refused and the expired coins
+//! refreshed; and audits its log with its public key. Every step prints
+//! one line; the exit status is 0 only if every step and the audit succeed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
+use actors::{Clock, IssuerConfig};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use gateway::{
     CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantClient,
-    MerchantConfig, PurchaseOutcome, ServerConfig, Wallet, serve_issuer_with_bank, serve_merchant,
+    MerchantConfig, PurchaseOutcome, RefundOutcome, ServerConfig, ServerHandle, Wallet,
+    serve_issuer_with_bank, serve_merchant,
 };
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::SuiteId;
@@ -50,8 +53,77 @@ pub struct DemoArgs {
 
 /// Every participant's RSA key size.
 const RSA_BITS: usize = 2048;
+/// The party registered under a pseudonym.
+const PSEUDONYM: &str = "zorro";
 /// What each bank account holds when the demo opens it.
 const OPENING_BALANCE_MINOR: u64 = 100_000;
+
+/// A clock the demo moves forward: the wall clock plus an offset that only
+/// grows, so that time never runs backwards in the issuer's log.
+#[derive(Debug, Default)]
+pub struct ForwardClock {
+    offset_secs: AtomicU64,
+}
+
+impl ForwardClock {
+    /// Moves the clock `secs` seconds forward.
+    pub fn advance(&self, secs: u64) {
+        self.offset_secs.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ForwardClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_secs(self.offset_secs.load(Ordering::SeqCst))
+    }
+}
+
+/// One day, in seconds.
+const DAY_SECS: u64 = 24 * 3600;
+
+/// The issuer's in-process parts: its actors, its gateway, its bank.
+struct RunningIssuer {
+    runtime: IssuerRuntime,
+    gateway: ServerHandle,
+    bank: Arc<SimulatedBank>,
+    url: String,
+}
+
+impl RunningIssuer {
+    fn start(issuer_dir: &Path, config: IssuerConfig) -> anyhow::Result<RunningIssuer> {
+        let bank = Arc::new(
+            SimulatedBank::open(issuer_dir.join("bank.redb"), Duration::ZERO)
+                .context("opening the simulated bank")?,
+        );
+        let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
+        let gateway = serve_issuer_with_bank(
+            &ServerConfig::loopback(),
+            runtime.issuer().clone(),
+            bank.clone(),
+        )
+        .context("starting the issuer's gateway")?;
+        let url = gateway.url();
+        Ok(RunningIssuer {
+            runtime,
+            gateway,
+            bank,
+            url,
+        })
+    }
+
+    fn core(&self) -> &Arc<actors::IssuerCore> {
+        self.runtime.issuer().core()
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        self.gateway
+            .stop()
+            .context("stopping the issuer's gateway")?;
+        super::common::stop_issuer(self.runtime)?;
+        drop(self.bank);
+        Ok(())
+    }
+}
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -72,6 +144,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // the simulated bank inside its process (settling debits at once).
     // The issuer's directory is laid out as `varietycash issuer init` lays
     // it out, so the other commands (the card transfers below) can open it.
+    // Its clock is one the demo can move forward (it starts at the wall
+    // clock's time), shared with the purses.
     let issuer_dir = dir.join("issuer");
     std::fs::create_dir_all(&issuer_dir).context("creating the issuer's directory")?;
     let issuer_file = super::issuer::IssuerFile {
@@ -85,22 +159,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         issuer_dir.join(super::issuer::CONFIG_FILE),
         toml::to_string(&issuer_file).context("writing the issuer's configuration")?,
     )?;
-    let bank = Arc::new(
-        SimulatedBank::open(issuer_dir.join("bank.redb"), Duration::ZERO)
-            .context("opening the simulated bank")?,
-    );
+    let clock = Arc::new(ForwardClock::default());
     let mut config = IssuerConfig::new(&issuer_dir);
     config.suite = args.suite;
     config.rsa_bits = RSA_BITS;
     config.n_shards = issuer_file.shards;
-    let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::loopback(),
-        runtime.issuer().clone(),
-        bank.clone(),
-    )
-    .context("starting the issuer's gateway")?;
-    let issuer_url = gateway.url();
+    config.clock = clock.clone();
+    let issuer = RunningIssuer::start(&issuer_dir, config.clone())?;
+    let issuer_url = issuer.url.clone();
     let operator = IssuerClient::new(&issuer_url, ClientConfig::default())?;
     let descriptor = operator
         .descriptor()
@@ -120,25 +186,31 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         gateway_url: issuer_url.clone(),
     };
 
-    // Three participants, each with a purse file and a bank account the
-    // operator opens through the issuer's loopback route.
+    // The participants, each with a purse file and a bank account the
+    // operator opens through the issuer's loopback route; zorro is a
+    // pseudonym with no bank account at all.
     let shop_purse = new_purse(&dir, "bookshop", args.suite, &issuer_info)?;
     let alice_purse = new_purse(&dir, "alice", args.suite, &issuer_info)?;
     let bob_purse = new_purse(&dir, "bob", args.suite, &issuer_info)?;
+    let carol_purse = new_purse(&dir, "carol", args.suite, &issuer_info)?;
+    let zorro_purse = new_purse(&dir, PSEUDONYM, args.suite, &issuer_info)?;
     let shop = Wallet::open(shop_purse.clone(), ClientConfig::default())?;
     let alice = Wallet::open(alice_purse.clone(), ClientConfig::default())?;
     let bob = Wallet::open(bob_purse.clone(), ClientConfig::default())?;
+    let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
+    let zorro = Wallet::open(zorro_purse.clone(), ClientConfig::default())?;
     let opening = Amount::from_minor(OPENING_BALANCE_MINOR);
     let shop_account = account_for(&operator, &shop, opening)?;
     let alice_account = account_for(&operator, &alice, opening)?;
     let bob_account = account_for(&operator, &bob, opening)?;
+    let carol_account = account_for(&operator, &carol, opening)?;
     step(
         "bank",
-        format!("3 accounts opened with {opening} each (operator route)"),
+        format!("4 accounts opened with {opening} each (operator route)"),
     );
 
     // Registration: each purse proves its key and keeps CERT_X.
-    for wallet in [&shop, &alice, &bob] {
+    for wallet in [&shop, &alice, &bob, &carol] {
         wallet
             .register()
             .with_context(|| format!("registering {}", wallet.id().as_str()))?;
@@ -147,6 +219,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             format!("{}: certificate checked and stored", wallet.id().as_str()),
         );
     }
+    // An identity is whatever the participant chooses (paper section 3,
+    // "possibly a pseudonym"): zorro registers a key under that name only,
+    // and never enrolls, so the issuer holds no bank account for it.
+    zorro.register().context("registering the pseudonym")?;
+    let known = issuer
+        .core()
+        .participant(zorro.id())?
+        .context("the issuer did not record the pseudonym")?;
+    ensure!(
+        known.enrollments.is_empty(),
+        "the pseudonym has enrollments"
+    );
+    step(
+        "register",
+        format!(
+            "{PSEUDONYM}: registered under a pseudonym; the issuer knows this party only as \
+             `{PSEUDONYM}` and its public key (no enrollment, no bank account)"
+        ),
+    );
 
     // Enrollment: requested by the participant, approved by the operator.
     for (wallet, account, roles) in [
@@ -157,6 +248,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &[Role::CoinPurchaser, Role::Redeemer][..],
         ),
         (&bob, &bob_account, &[Role::CoinPurchaser][..]),
+        (&carol, &carol_account, &[Role::CoinPurchaser][..]),
     ] {
         for role in roles {
             wallet
@@ -173,33 +265,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // The merchant server: its catalog says what it takes for each item.
-    let shop_server = serve_merchant(
-        &MerchantConfig {
-            server: ServerConfig::loopback(),
-            shop_name: "The Demo Bookshop".into(),
-            catalog: vec![
-                item("book", "A book", 500, None),
-                item("tea", "A cup of tea", 250, Some(CollectOption::Aggregate)),
-                item(
-                    "map",
-                    "A map",
-                    200,
-                    Some(CollectOption::Redeem {
-                        bank_account: shop_account.clone(),
-                    }),
-                ),
-            ],
-            collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
-        },
-        shop_purse.clone(),
-    )
-    .context("starting the merchant server")?;
+    let shop_server = serve_shop(&shop_purse, &shop_account, Vec::new())?;
     let shop_url = shop_server.url();
     step(
         "merchant",
         format!(
-            "bookshop at {shop_url}: book 5.00 (refresh), tea 2.50 (aggregate), map 2.00 (redeem)"
+            "bookshop at {shop_url}: book 5.00 (refresh), tea 2.50 (aggregate), map 2.00 (redeem), postcard 1.00 (refresh)"
         ),
     );
 
@@ -277,7 +348,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     // Change: one coin in, smaller coins of the same total out.
-    let give = largest_available(&bob_purse)?;
+    let give = largest_available(&bob_purse, bob.now())?;
     let want = CoinSpec::new(vec![line(4, give.value().minor_units() / 4)?])?;
     let changed = bob.change(vec![give], want)?;
     step(
@@ -286,6 +357,33 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "bob changed a {} coin into {}",
             give.value(),
             values(&changed)
+        ),
+    );
+
+    // The pseudonym takes part without enrolling: it sells a poem from its
+    // own stall (a payment with refresh needs only a registered payee) and
+    // spends the coin it got at the bookshop.
+    let stall = serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: format!("{PSEUDONYM}'s poetry stall"),
+            catalog: vec![item("poem", "A poem", 100, None)],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        zorro_purse.clone(),
+    )
+    .context("starting the pseudonym's stall")?;
+    expect_paid(&bob.pay(&stall.url(), "poem")?, "bob's poem")?;
+    let earned = holdings(&zorro_purse)?;
+    expect_paid(&zorro.pay(&shop_url, "postcard")?, "zorro's postcard")?;
+    stall.stop().context("stopping the stall")?;
+    step(
+        "pseudonym",
+        format!(
+            "bob paid {PSEUDONYM} {earned} for a poem; {PSEUDONYM} spent it on a postcard at the bookshop, \
+             holding {} now, never enrolled",
+            holdings(&zorro_purse)?
         ),
     );
 
@@ -303,10 +401,78 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         format!("alice redeemed {redeem}; her account went {before} -> {after}"),
     );
 
+    // Refund: carol backs up her identity and key (`purse backup`), buys
+    // coins, loses her purse file, restores an empty purse from the backup
+    // (`purse init --restore`) and asks for a refund: the issuer revokes
+    // the unspent coins it issued to her and sends replacements. A stale
+    // copy of the lost file (what a thief would find) is worthless after.
+    drop(carol);
+    let carol_keys = dir.join("carol.keys");
+    carol_purse
+        .backup_keys(&carol_keys)
+        .context("backing up carol's keys")?;
+    let carol_spec = CoinSpec::new(vec![line(3, 100)?, line(2, 50)?])?;
+    let carol_coins = {
+        let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
+        bought(carol.buy(carol_spec, carol_account.clone(), false)?)?
+    };
+    let lost = holdings(&carol_purse)?;
+    let carol_path = carol_purse.path().to_path_buf();
+    let stale_copy = dir.join("carol-stale-copy.purse");
+    drop(carol_purse);
+    std::fs::copy(&carol_path, &stale_copy).context("copying carol's purse")?;
+    std::fs::remove_file(&carol_path).context("deleting carol's purse")?;
+    let carol_purse =
+        Arc::new(Purse::restore(&carol_path, &carol_keys).context("restoring carol's purse")?);
+    ensure!(
+        holdings(&carol_purse)? == Amount::ZERO,
+        "a restored purse holds coins"
+    );
+    let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
+    let (revoked, refunded) = match carol.refund()? {
+        RefundOutcome::Replaced { revoked, coins } => (revoked, coins),
+        RefundOutcome::Rejected(r) => bail!("the refund was refused: {:?}", r.reason),
+    };
+    let back = holdings(&carol_purse)?;
+    ensure!(
+        back == lost && revoked == carol_coins.len(),
+        "the refund gave back {back} for {lost} lost"
+    );
+    let stale = Purse::open(&stale_copy).context("opening the stale copy")?;
+    let old_coin = coins_of(&stale, Amount::from_minor(100))?
+        .first()
+        .copied()
+        .context("the stale copy holds no 1.00 coin")?;
+    drop(stale);
+    let (old_reason, _) = pay_directly(
+        &carol_purse,
+        &issuer_info,
+        &shop_url,
+        "postcard",
+        vec![old_coin],
+        carol.now(),
+    )?;
+    step(
+        "refund",
+        format!(
+            "carol's purse file deleted ({lost} in {} coins lost), restored from her key backup, \
+             refunded: {revoked} coins revoked, {back} back in {} new coins; an old coin is now refused ({old_reason:?})",
+            carol_coins.len(),
+            refunded.len()
+        ),
+    );
+
     // P2 and P4: Alice tries the two 2.50 coins she already spent. The
     // issuer refuses with a signed statement, which the merchant passes on
     // and Alice verifies under the issuer's key.
-    let (reason, bad) = double_spend(&alice_purse, &issuer_info, &shop_url, spent_for_book)?;
+    let (reason, bad) = pay_directly(
+        &alice_purse,
+        &issuer_info,
+        &shop_url,
+        "book",
+        spent_for_book,
+        alice.now(),
+    )?;
     step(
         "double spend",
         format!(
@@ -322,31 +488,35 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         "purses",
         format!(
-            "alice {}, bob {}, bookshop {} (no transaction left in flight)",
+            "alice {}, bob {}, carol {}, {PSEUDONYM} {}, bookshop {} (no transaction left in flight)",
             holdings(&alice_purse)?,
             holdings(&bob_purse)?,
+            holdings(&carol_purse)?,
+            holdings(&zorro_purse)?,
             holdings(&shop_purse)?
         ),
     );
 
     // Stop every server, then audit the issuer's log from the file.
     let issuer_key = dir.join("issuer.pub");
-    runtime
+    issuer
+        .runtime
         .issuer()
         .public_key()
         .write_spki(&issuer_key)
         .context("writing the issuer's public key")?;
     shop_server.stop().context("stopping the merchant")?;
-    gateway.stop().context("stopping the issuer's gateway")?;
-    super::common::stop_issuer(runtime)?;
+    issuer.stop()?;
     step("stop", "merchant, gateway and issuer stopped".to_owned());
 
     // Cards (paper section 4): with its gateway stopped, the issuer runs
     // in-process as the card system's payment agency. The purses' files
     // must be closed first: the card commands open them.
-    drop((shop, alice, bob, operator));
-    drop((shop_purse, alice_purse, bob_purse, bank));
+    drop((shop, alice, bob, carol, zorro, operator));
+    drop((shop_purse, alice_purse, bob_purse, carol_purse, zorro_purse));
     card_steps(&dir)?;
+
+    expired_coin_steps(&dir, config, &clock)?;
 
     let report = super::audit::audit(&super::audit::AuditArgs {
         log: dir.join("issuer").join("log.redb"),
@@ -365,6 +535,100 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("the audit of the demo's log failed");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The issuer again, on the demo's clock, which now moves past the expiry
+/// of every coin minted so far (into the refresh grace): a key epoch is
+/// opened (`varietycash issuer epoch open`), a payment with an expired coin
+/// is refused, and alice refreshes her expired coins.
+fn expired_coin_steps(
+    dir: &Path,
+    config: IssuerConfig,
+    clock: &Arc<ForwardClock>,
+) -> anyhow::Result<()> {
+    let lifetime = config.coin_lifetime_secs;
+    let grace = config.grace_secs;
+    let issuer = RunningIssuer::start(&dir.join("issuer"), config)?;
+    let (alice_purse, alice) =
+        super::common::open_wallet(&dir.join("alice.purse"), Some(&issuer.url))?;
+    let alice = alice.with_clock(clock.clone());
+    let info = alice_purse
+        .issuer()?
+        .context("alice's purse has no issuer record")?;
+    step(
+        "restart",
+        format!(
+            "issuer started again at {}, on the demo's clock",
+            issuer.url
+        ),
+    );
+
+    // One day past the coins' expiry: well inside the grace period.
+    clock.advance(lifetime + DAY_SECS);
+    let epoch = issuer
+        .core()
+        .open_epoch_now()
+        .context("opening a key epoch")?;
+    step(
+        "clock",
+        format!(
+            "moved {} days forward: alice's coins expired a day ago ({} days of grace); key epoch {} opened",
+            (lifetime + DAY_SECS) / DAY_SECS,
+            grace / DAY_SECS,
+            epoch.0
+        ),
+    );
+    let expired = alice_purse.expired(alice.now())?;
+    let one = expired
+        .first()
+        .copied()
+        .context("alice has no expired coin")?;
+    // The bookshop again, with an item priced at that coin's value.
+    let (shop_purse, _) =
+        super::common::open_wallet(&dir.join("bookshop.purse"), Some(&issuer.url))?;
+    let shop_server = serve_shop(
+        &shop_purse,
+        &BankAccount::new("ACH-bookshop")?,
+        vec![item("gift", "A gift card", one.value().minor_units(), None)],
+    )?;
+    let (reason, _) = pay_directly(
+        &alice_purse,
+        &info,
+        &shop_server.url(),
+        "gift",
+        vec![one],
+        alice.now(),
+    )?;
+    ensure!(
+        reason == RejectReason::Expired,
+        "an expired coin was refused for {reason:?}, not as expired"
+    );
+    step(
+        "expired",
+        format!(
+            "alice paid {} at the bookshop with an expired coin: refused ({reason:?}), signed statement verified",
+            one.value()
+        ),
+    );
+    let fresh = alice.refresh_expired()?;
+    ensure!(
+        !fresh.is_empty() && alice_purse.expired(alice.now())?.is_empty(),
+        "the refresh left expired coins"
+    );
+    step(
+        "refresh",
+        format!(
+            "alice refreshed {} expired coins ({}) into coins of epoch {} expiring in {} days",
+            expired.len(),
+            Amount::checked_sum(expired.iter().map(Coin::value))?,
+            fresh[0].body.epoch.0,
+            fresh[0].body.expiry.0.saturating_sub(alice.now().0) / DAY_SECS
+        ),
+    );
+    shop_server.stop().context("stopping the merchant")?;
+    drop((alice, alice_purse, shop_purse));
+    issuer.stop()?;
+    Ok(())
 }
 
 /// Two cards: bob loads one from his purse, pays at a shop's device with it,
@@ -441,6 +705,39 @@ fn card_steps(dir: &Path) -> anyhow::Result<()> {
         },
     )?;
     card("clear", CardCommand::Clear)
+}
+
+/// The bookshop's merchant server over its purse, with `extra` items.
+fn serve_shop(
+    purse: &Arc<Purse>,
+    account: &BankAccount,
+    extra: Vec<CatalogItem>,
+) -> anyhow::Result<ServerHandle> {
+    let mut catalog = vec![
+        item("book", "A book", 500, None),
+        item("tea", "A cup of tea", 250, Some(CollectOption::Aggregate)),
+        item(
+            "map",
+            "A map",
+            200,
+            Some(CollectOption::Redeem {
+                bank_account: account.clone(),
+            }),
+        ),
+        item("postcard", "A postcard", 100, None),
+    ];
+    catalog.extend(extra);
+    serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "The Demo Bookshop".into(),
+            catalog,
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        purse.clone(),
+    )
+    .context("starting the merchant server")
 }
 
 fn step(what: &str, line: String) {
@@ -538,26 +835,30 @@ fn coins_of(purse: &Purse, value: Amount) -> anyhow::Result<Vec<Coin>> {
         .collect())
 }
 
-fn largest_available(purse: &Purse) -> anyhow::Result<Coin> {
+fn largest_available(purse: &Purse, now: Timestamp) -> anyhow::Result<Coin> {
     purse
-        .spendable(Timestamp::now())?
+        .spendable(now)?
         .into_iter()
         .max_by_key(Coin::value)
         .context("no coin to change")
 }
 
-/// Pays a new 5.00 invoice with coins already spent, as a cheat would:
-/// straight through the protocol, bypassing the purse that knows better.
-/// Returns the verified statement's reason and how many coins it names.
-fn double_spend(
+/// Pays a new invoice for `sku` with `coins` straight through the protocol,
+/// bypassing the purse that knows better (it would never send a spent,
+/// revoked or expired coin), as a cheat would. Returns the verified
+/// statement's reason and how many coins it names.
+fn pay_directly(
     purse: &Purse,
     issuer: &IssuerInfo,
     shop_url: &str,
-    spent: Vec<Coin>,
+    sku: &str,
+    coins: Vec<Coin>,
+    now: Timestamp,
 ) -> anyhow::Result<(RejectReason, usize)> {
+    let spent = coins;
     let profile = purse.profile()?;
     let merchant = MerchantClient::new(shop_url, ClientConfig::default())?;
-    let invoice = merchant.invoice("book", &profile.participant)?;
+    let invoice = merchant.invoice(sku, &profile.participant)?;
     let (payer, send) = PaymentPayer::pay(
         profile.suite,
         &issuer.key()?,
@@ -565,7 +866,7 @@ fn double_spend(
         &profile.participant,
         &invoice,
         spent.clone(),
-        Timestamp::now(),
+        now,
     )?;
     let result = merchant.pay(&invoice.tid_py, &send)?;
     match payer.on_result(&result)? {
@@ -579,6 +880,6 @@ fn double_spend(
             );
             Ok((reason, bad_coins.len()))
         }
-        PayerOutcome::Paid { .. } => bail!("a double spend was accepted"),
+        PayerOutcome::Paid { .. } => bail!("a payment with a bad coin was accepted"),
     }
 }

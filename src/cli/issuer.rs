@@ -1,6 +1,7 @@
 //! `varietycash issuer`: create an issuer's directory, serve its gateway
-//! (with the simulated bank inside the process), and approve enrollments
-//! out of band through the gateway's loopback operator route.
+//! (with the simulated bank inside the process), approve enrollments out of
+//! band through the gateway's loopback operator route, and open a new mint
+//! key epoch.
 //!
 //! The directory holds `issuer.toml` (what `init` chose), the issuer's
 //! files (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb`
@@ -50,6 +51,30 @@ pub enum IssuerCommand {
     /// Out-of-band steps of enrollment.
     #[command(subcommand)]
     Enroll(EnrollCommand),
+    /// Mint key epochs.
+    #[command(subcommand)]
+    Epoch(EpochCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EpochCommand {
+    /// Open a new mint key epoch now, through the issuer's epoch path (the
+    /// mint keeps the new key, then the log records EpochOpened and the old
+    /// epoch's EpochClosed): new coins are minted under it and expire a
+    /// coin lifetime from now; coins of the old epoch stay good until their
+    /// own expiry, then may be refreshed during the grace period.
+    ///
+    /// Runs the issuer in this process: stop `issuer serve` first (its
+    /// files are held by the running process; the periodic rotation there
+    /// opens epochs on its own).
+    Open(EpochOpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EpochOpenArgs {
+    /// The issuer's directory, as `init` made it.
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +186,37 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         IssuerCommand::Init(a) => init(a),
         IssuerCommand::Serve(a) => serve(a),
         IssuerCommand::Enroll(EnrollCommand::Approve(a)) => approve(a),
+        IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
     }
+}
+
+fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
+    let file = IssuerFile::read(&args.dir)?;
+    let runtime = start(&file, &args.dir).context(
+        "this command runs the issuer in-process: if `varietycash issuer serve` runs on this \
+         directory, stop it first",
+    )?;
+    let opened = runtime.issuer().core().open_epoch_now();
+    let current = runtime.issuer().core().current_epoch();
+    stop_issuer(runtime)?;
+    let epoch = opened.context("opening a key epoch")?;
+    match current {
+        Some((e, info)) if e == epoch => println!(
+            "key epoch {} opened: its coins expire at {} (unix), refreshable until {}",
+            epoch.0, info.coins_expire_at.0, info.grace_ends_at.0
+        ),
+        _ => println!("key epoch {} opened", epoch.0),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the issuer's actors from its directory (rebuilding its state from
+/// the log), with a spinner on a terminal.
+fn start(file: &IssuerFile, dir: &Path) -> anyhow::Result<IssuerRuntime> {
+    let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
+    let runtime = IssuerRuntime::start(file.issuer_config(dir)?, file.bank(dir)?);
+    super::common::finish(bar);
+    runtime.context("starting the issuer")
 }
 
 fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -214,8 +269,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
-    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, bank.clone())
-        .context("starting the issuer")?;
+    let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
+    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, bank.clone());
+    super::common::finish(bar);
+    let runtime = runtime.context("starting the issuer")?;
     let gateway =
         serve_issuer_with_bank(&ServerConfig::new(listen), runtime.issuer().clone(), bank)
             .with_context(|| format!("serving on {listen}"))?;

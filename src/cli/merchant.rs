@@ -1,6 +1,11 @@
 //! `varietycash merchant`: a shop. `init` creates the merchant's purse,
 //! registers it and asks to be enrolled as a merchant; `serve` runs the
 //! merchant server over that purse with a catalog from flags or a TOML file.
+//!
+//! Where the shop lives: `--purse FILE` (and `--catalog FILE`), or `--dir
+//! DIR`, the party's data directory: `DIR/purse.redb` and the configuration
+//! `DIR/merchant.toml` (shop name, listen address, collection, redeem
+//! account, items), which `init` writes with defaults.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,8 +40,11 @@ pub enum MerchantCommand {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The merchant's purse file (created).
+    #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+    pub purse: Option<PathBuf>,
+    /// The shop's data directory (created): DIR/purse.redb, DIR/merchant.toml.
     #[arg(long)]
-    pub purse: PathBuf,
+    pub dir: Option<PathBuf>,
     /// The merchant's participant id.
     #[arg(long, value_parser = parse_participant)]
     pub id: ParticipantId,
@@ -58,21 +66,26 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The merchant's purse file, as `init` made it.
+    #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+    pub purse: Option<PathBuf>,
+    /// The shop's data directory, as `init --dir` made it (its
+    /// merchant.toml is the catalog unless --catalog says otherwise).
     #[arg(long)]
-    pub purse: PathBuf,
+    pub dir: Option<PathBuf>,
     /// The issuer's gateway URL, if not the one the purse remembers.
     #[arg(long)]
     pub issuer: Option<String>,
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub listen: SocketAddr,
+    /// Where to listen (default: the catalog's `listen`, else 127.0.0.1:8081).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// The shop's name on its page.
     #[arg(long, default_value = "VarietyCash shop")]
     pub name: String,
     /// An item: SKU=PRICE or SKU=PRICE=TITLE (repeat for more).
     #[arg(long = "item", value_parser = parse_item)]
     pub items: Vec<CatalogItem>,
-    /// A catalog file (TOML: shop_name, collect, redeem_account, [[item]]
-    /// sku, title, price, collect); its items come after the flags'.
+    /// A catalog file (TOML: shop_name, listen, collect, redeem_account,
+    /// [[item]] sku, title, price, collect); its items come after the flags'.
     #[arg(long)]
     pub catalog: Option<PathBuf>,
     /// What the shop takes for coins: refresh, aggregate or redeem.
@@ -88,6 +101,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     shop_name: Option<String>,
+    listen: Option<SocketAddr>,
     collect: Option<String>,
     redeem_account: Option<String>,
     #[serde(default)]
@@ -145,15 +159,33 @@ pub fn run(args: MerchantArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The merchant's configuration inside its data directory.
+pub const CONFIG_FILE: &str = "merchant.toml";
+/// Where a shop listens unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+
+/// The purse file: `--purse FILE`, or DIR/purse.redb.
+fn purse_path(purse: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match (purse, dir) {
+        (Some(file), _) => Ok(file.to_path_buf()),
+        (None, Some(dir)) => Ok(dir.join(super::purse::PURSE_FILE)),
+        (None, None) => bail!("where is the shop? --dir DIR or --purse FILE"),
+    }
+}
+
 fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     super::purse::create_purse(
-        &args.purse,
+        &purse_file,
         &args.issuer,
         args.id,
         args.suite,
         args.rsa_bits,
     )?;
-    let (_, wallet) = open_wallet(&args.purse, None)?;
+    let (_, wallet) = open_wallet(&purse_file, None)?;
     wallet.register().context("registering")?;
     let mut roles = vec![Role::Merchant];
     if args.redeemer {
@@ -168,18 +200,41 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
             wallet.id().as_str()
         );
     }
-    println!("merchant purse {} ready", args.purse.display());
+    if let Some(dir) = &args.dir {
+        let path = dir.join(CONFIG_FILE);
+        if !path.exists() {
+            let text = format!(
+                "# VarietyCash shop, written by `varietycash merchant init`.\n\
+                 shop_name = \"{}\"\n\
+                 listen = \"{DEFAULT_LISTEN}\"\n\
+                 # What the shop takes for coins: refresh, aggregate or redeem.\n\
+                 collect = \"refresh\"\n\
+                 redeem_account = \"{}\"\n\n\
+                 # One block per item; collect is optional.\n\
+                 # [[item]]\n# sku = \"book\"\n# title = \"A book\"\n# price = \"5.00\"\n",
+                wallet.id().as_str(),
+                args.account.as_str()
+            );
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "configuration written to {} (add items there)",
+                path.display()
+            );
+        }
+    }
+    println!("merchant purse {} ready", purse_file.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (purse, _) = open_wallet(&args.purse, args.issuer.as_deref())?;
+    let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
+    let (purse, _) = open_wallet(&purse_file, args.issuer.as_deref())?;
     let config = merchant_config(&args)?;
     if config.catalog.is_empty() {
         bail!("nothing to sell: give --item SKU=PRICE or --catalog FILE");
     }
     let server = gateway::serve_merchant(&config, purse)
-        .with_context(|| format!("serving on {}", args.listen))?;
+        .with_context(|| format!("serving on {}", config.server.bind))?;
     println!(
         "{} serving {} item(s) at {} (Ctrl-C to stop)",
         config.shop_name,
@@ -198,9 +253,17 @@ fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
     let mut account = args.redeem_account.clone();
     let mut catalog = args.items.clone();
     let mut file_items = Vec::new();
-    if let Some(path) = &args.catalog {
+    let mut listen = args.listen;
+    let in_dir = args
+        .dir
+        .as_ref()
+        .map(|d| d.join(CONFIG_FILE))
+        .filter(|p| p.exists());
+    let catalog_path = args.catalog.clone().or(in_dir);
+    if let Some(path) = &catalog_path {
         let file: CatalogFile = read_toml(path)?;
         shop_name = file.shop_name.unwrap_or(shop_name);
+        listen = listen.or(file.listen);
         collect_name = file.collect.unwrap_or(collect_name);
         if let Some(a) = file.redeem_account {
             account = Some(BankAccount::new(a).context("the catalog's redeem_account")?);
@@ -210,7 +273,7 @@ fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
     for it in file_items {
         let mut item = parse_item(&format!("{}={}", it.sku, it.price))
             .map_err(anyhow::Error::msg)
-            .with_context(|| catalog_where(args.catalog.as_deref()))?;
+            .with_context(|| catalog_where(catalog_path.as_deref()))?;
         item.title = it.title.unwrap_or(item.title);
         item.collect = it
             .collect
@@ -219,8 +282,14 @@ fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
             .transpose()?;
         catalog.push(item);
     }
+    let listen = match listen {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN
+            .parse()
+            .context("the default listen address")?,
+    };
     Ok(MerchantConfig {
-        server: ServerConfig::new(args.listen),
+        server: ServerConfig::new(listen),
         shop_name,
         catalog,
         collect: parse_collect(&collect_name, account.as_ref())?,
@@ -263,9 +332,10 @@ mod tests {
         )
         .expect("write");
         let args = ServeArgs {
-            purse: dir.path().join("shop.purse"),
+            purse: Some(dir.path().join("shop.purse")),
+            dir: None,
             issuer: None,
-            listen: "127.0.0.1:0".parse().expect("addr"),
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
             name: "unnamed".into(),
             items: vec![parse_item("book=5.00").expect("item")],
             catalog: Some(path),

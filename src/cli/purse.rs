@@ -1,10 +1,12 @@
 //! `varietycash purse`: a coin holder's purse file driven over HTTP through
-//! the gateway's `Wallet`: create it, register, enroll, buy, pay a merchant,
-//! change, redeem, refresh expired coins, finish journaled transactions,
-//! and show the balance and the coins.
+//! the gateway's `Wallet`: create it (or restore it from a key backup),
+//! back up its keys, register, enroll, buy, pay a merchant, change, redeem,
+//! refresh expired coins, refund, finish journaled transactions, and show
+//! the balance and the coins.
 //!
-//! Not here: `refund` (the wallet does not drive refunds yet; the issuer's
-//! `/v1/refund` route exists).
+//! Where the purse lives: `--purse FILE`, or `--dir DIR` (the party's data
+//! directory: `DIR/purse.redb` and the configuration `DIR/purse.toml`,
+//! which `init` writes: the issuer's URL and a default bank account).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,13 +14,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{ClientConfig, IssuerClient, PurchaseOutcome, Wallet, WalletError};
-use ledger::{Amount, BankAccount, ParticipantId, Role, Timestamp};
+use gateway::{ClientConfig, IssuerClient, PurchaseOutcome, RefundOutcome, Wallet, WalletError};
+use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use protocol::flows::PayerOutcome;
 use purse::{IssuerInfo, Purse, PurseProfile, Selection};
+use serde::{Deserialize, Serialize};
 
-use super::common::{open_wallet, parse_account, parse_participant, parse_spec};
+use super::common::{
+    finish, open_wallet, parse_account, parse_participant, parse_spec, progress_bar, read_toml,
+    spinner,
+};
 
 /// Rounds of "change, then select again" before giving up.
 const CHANGE_ROUNDS_MAX: usize = 4;
@@ -27,8 +33,11 @@ const CHANGE_ROUNDS_MAX: usize = 4;
 #[derive(Debug, Args)]
 pub struct PurseArgs {
     /// The purse file (redb, created 0600 by `init`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "dir")]
     pub purse: Option<PathBuf>,
+    /// The party's data directory: DIR/purse.redb and DIR/purse.toml.
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
     /// The issuer's gateway URL (required by `init`; elsewhere it replaces
     /// the address the purse remembers).
     #[arg(long, global = true)]
@@ -39,11 +48,22 @@ pub struct PurseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PurseCommand {
-    /// Create the purse: a fresh key pair and the issuer's identity and key.
+    /// Create the purse: a fresh key pair and the issuer's identity and key
+    /// (or, with --restore, the identity and keys of a key backup).
     Init {
-        /// The participant's id (what the issuer registers).
-        #[arg(long, value_parser = parse_participant)]
-        id: ParticipantId,
+        /// The participant's id (what the issuer registers): a name or a
+        /// pseudonym of the participant's choosing.
+        #[arg(long, value_parser = parse_participant, required_unless_present = "restore")]
+        id: Option<ParticipantId>,
+        /// Make an empty purse with the identity and keys of this backup
+        /// (written by `purse backup`), e.g. after the purse file was lost;
+        /// `purse refund` then brings its coins back.
+        #[arg(long, conflicts_with = "id")]
+        restore: Option<PathBuf>,
+        /// The default bank account of `enroll`, `buy` and `redeem` (kept in
+        /// DIR/purse.toml; with --dir only).
+        #[arg(long, value_parser = parse_account)]
+        account: Option<BankAccount>,
         /// Cipher suite of sealed messages.
         #[arg(long, default_value = "aes256")]
         suite: SuiteId,
@@ -51,22 +71,30 @@ pub enum PurseCommand {
         #[arg(long, default_value_t = 2048)]
         rsa_bits: usize,
     },
+    /// Write the purse's identity, keys, certificate and issuer record to
+    /// FILE (created 0600, never overwritten): what `init --restore` needs
+    /// to make the purse again if its file is lost. Keep it offline.
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
     /// Register with the issuer: prove the key, keep the certificate.
     Register,
     /// Ask to be enrolled for a role; the issuer's operator approves it.
     Enroll {
         /// purchaser, redeemer or merchant.
         role: Role,
-        /// The bank account the role debits or credits.
+        /// The bank account the role debits or credits (default: purse.toml's).
         #[arg(long, value_parser = parse_account)]
-        account: BankAccount,
+        account: Option<BankAccount>,
     },
     /// Buy coins, debited from the bank account.
     Buy {
         /// Coins as COUNTxVALUE,... e.g. 2x2.50,1x1.25,3x2.00.
         spec: String,
+        /// The account debited (default: purse.toml's).
         #[arg(long, value_parser = parse_account)]
-        account: BankAccount,
+        account: Option<BankAccount>,
         /// Buy without the issuer learning who holds the coins.
         #[arg(long)]
         anonymous: bool,
@@ -86,11 +114,16 @@ pub enum PurseCommand {
     /// Turn coins back into money at the bank.
     Redeem {
         amount: Amount,
+        /// The account credited (default: purse.toml's).
         #[arg(long, value_parser = parse_account)]
-        account: BankAccount,
+        account: Option<BankAccount>,
     },
     /// Refresh every expired coin still within its grace period.
     Refresh,
+    /// Ask the issuer to revoke every unspent coin it issued to this
+    /// participant (not anonymous purchases) and send replacements: after a
+    /// purse file was lost and restored with `init --restore`, or copied.
+    Refund,
     /// Finish every transaction left journaled by a crash or a lost connection.
     Resume,
     /// What the purse holds, by state.
@@ -99,12 +132,72 @@ pub enum PurseCommand {
     Coins,
 }
 
+/// The purse's file inside its data directory.
+pub const PURSE_FILE: &str = "purse.redb";
+/// The purse's configuration inside its data directory.
+pub const CONFIG_FILE: &str = "purse.toml";
+
+/// A purse's configuration, DIR/purse.toml. Every field is optional; flags
+/// win over it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurseFile {
+    /// The issuer's gateway URL (the purse also remembers the last one used).
+    pub issuer: Option<String>,
+    /// The default bank account of `enroll`, `buy` and `redeem`.
+    pub account: Option<String>,
+}
+
+/// Where a purse command finds its purse and its configuration.
+struct Place {
+    purse: PathBuf,
+    /// DIR/purse.toml with --dir; none with --purse.
+    config_path: Option<PathBuf>,
+    config: PurseFile,
+}
+
+impl Place {
+    fn of(args: &PurseArgs) -> anyhow::Result<Place> {
+        match (&args.dir, &args.purse) {
+            (Some(dir), _) => {
+                let config_path = dir.join(CONFIG_FILE);
+                let config = if config_path.exists() {
+                    read_toml(&config_path)?
+                } else {
+                    PurseFile::default()
+                };
+                Ok(Place {
+                    purse: dir.join(PURSE_FILE),
+                    config_path: Some(config_path),
+                    config,
+                })
+            }
+            (None, Some(file)) => Ok(Place {
+                purse: file.clone(),
+                config_path: None,
+                config: PurseFile::default(),
+            }),
+            (None, None) => bail!("where is the purse? --dir DIR or --purse FILE"),
+        }
+    }
+
+    fn account(&self, flag: Option<BankAccount>) -> anyhow::Result<BankAccount> {
+        match (flag, &self.config.account) {
+            (Some(account), _) => Ok(account),
+            (None, Some(account)) => {
+                parse_account(account).context("the configuration's bank account")
+            }
+            (None, None) => {
+                bail!("which bank account? --account ACCOUNT (or `account` in purse.toml)")
+            }
+        }
+    }
+}
+
 pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
-    let path = args
-        .purse
-        .clone()
-        .context("the purse file is needed: --purse FILE")?;
-    match command(&path, args.issuer.as_deref(), args.command) {
+    let place = Place::of(&args)?;
+    let issuer = args.issuer.clone().or_else(|| place.config.issuer.clone());
+    match command(&place, issuer.as_deref(), args.command) {
         // The issuer answered with a verified refusal: the command ran and
         // was told no, which is not a failure to run.
         Err(e) => match e.downcast_ref::<WalletError>() {
@@ -121,20 +214,69 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::Result<ExitCode> {
+fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow::Result<ExitCode> {
+    let path = place.purse.as_path();
     let open = || open_wallet(path, issuer);
     match command {
         PurseCommand::Init {
             id,
+            restore,
+            account,
             suite,
             rsa_bits,
         } => {
-            let url = issuer.context("init needs the issuer's gateway: --issuer URL")?;
-            let purse = create_purse(path, url, id, suite, rsa_bits)?;
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let purse = match (id, restore) {
+                (_, Some(backup)) => {
+                    let purse = Purse::restore(path, &backup).with_context(|| {
+                        format!("restoring {} from {}", path.display(), backup.display())
+                    })?;
+                    if let Some(url) = issuer {
+                        let mut info =
+                            purse.issuer()?.context("the backup has no issuer record")?;
+                        info.gateway_url = url.to_owned();
+                        purse.set_issuer(&info)?;
+                    }
+                    println!(
+                        "purse {} restored for {} (no coins: `purse refund` asks the issuer for them)",
+                        path.display(),
+                        purse.profile()?.participant.as_str()
+                    );
+                    purse
+                }
+                (Some(id), None) => {
+                    let url = issuer.context("init needs the issuer's gateway: --issuer URL")?;
+                    let purse = create_purse(path, url, id, suite, rsa_bits)?;
+                    println!(
+                        "purse {} created for {}",
+                        path.display(),
+                        purse.profile()?.participant.as_str()
+                    );
+                    purse
+                }
+                (None, None) => bail!("init needs --id ID or --restore FILE"),
+            };
+            if let Some(config_path) = &place.config_path
+                && !config_path.exists()
+            {
+                let file = PurseFile {
+                    issuer: purse.issuer()?.map(|i| i.gateway_url),
+                    account: account.map(|a| a.as_str().to_owned()),
+                };
+                write_config(config_path, &file)?;
+                println!("configuration written to {}", config_path.display());
+            }
+        }
+        PurseCommand::Backup { file } => {
+            open_purse(path)?
+                .backup_keys(&file)
+                .with_context(|| format!("writing the key backup {}", file.display()))?;
             println!(
-                "purse {} created for {}",
-                path.display(),
-                purse.profile()?.participant.as_str()
+                "identity and keys written to {} (mode 0600); keep it apart from the purse",
+                file.display()
             );
         }
         PurseCommand::Register => {
@@ -143,6 +285,7 @@ fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::
             println!("registered: {} (certificate stored)", wallet.id().as_str());
         }
         PurseCommand::Enroll { role, account } => {
+            let account = place.account(account)?;
             let (_, wallet) = open()?;
             wallet.request_enrollment(role, account)?;
             println!(
@@ -157,8 +300,12 @@ fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::
             anonymous,
         } => {
             let spec = parse_spec(&spec)?;
+            let account = place.account(account)?;
             let (_, wallet) = open()?;
-            match wallet.buy(spec, account, anonymous)? {
+            let bar = spinner(&format!("buying {} coins", spec.n_coins()));
+            let outcome = wallet.buy(spec, account, anonymous);
+            finish(bar);
+            match outcome? {
                 PurchaseOutcome::Issued(coins) => {
                     let total = Amount::checked_sum(coins.iter().map(|c| c.value()))?;
                     println!("bought {total} in {} coins", coins.len());
@@ -200,6 +347,7 @@ fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::
             println!("changed into {}", values.join(" "));
         }
         PurseCommand::Redeem { amount, account } => {
+            let account = place.account(account)?;
             open()?.1.redeem(amount, account)?;
             println!("redeemed {amount}");
         }
@@ -207,8 +355,28 @@ fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::
             let coins = open()?.1.refresh_expired()?;
             println!("refreshed {} expired coin(s)", coins.len());
         }
+        PurseCommand::Refund => match open()?.1.refund()? {
+            RefundOutcome::Replaced { revoked, coins } => {
+                let total = Amount::checked_sum(coins.iter().map(|c| c.value()))?;
+                println!(
+                    "refunded: {revoked} coin(s) revoked, {total} back in {} new coin(s)",
+                    coins.len()
+                );
+            }
+            RefundOutcome::Rejected(r) => {
+                println!("refused by the issuer ({:?}, statement verified)", r.reason);
+                return Ok(ExitCode::from(1));
+            }
+        },
         PurseCommand::Resume => {
-            let report = open()?.1.resume()?;
+            let (_, wallet) = open()?;
+            let bar = progress_bar(wallet.purse().in_flight()?.len() as u64, "resuming");
+            let report = wallet.resume_with(|_| {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+            })?;
+            finish(bar);
             println!(
                 "finished {}, still unfinished {}",
                 report.finished, report.unfinished
@@ -242,6 +410,16 @@ fn command(path: &Path, issuer: Option<&str>, command: PurseCommand) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+fn write_config(path: &Path, file: &PurseFile) -> anyhow::Result<()> {
+    let text = format!(
+        "# VarietyCash purse, written by `varietycash purse init`.\n\
+         # issuer: the issuer's gateway; account: the default bank account\n\
+         # of `enroll`, `buy` and `redeem`. Flags win over both.\n{}",
+        toml::to_string(file).context("writing the configuration")?
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The purse alone, for reading: no issuer needed.
 fn open_purse(path: &Path) -> anyhow::Result<Purse> {
     Purse::open(path).with_context(|| format!("opening the purse {}", path.display()))
@@ -263,7 +441,10 @@ pub fn create_purse(
     let descriptor = client
         .descriptor()
         .with_context(|| format!("asking {url} who the issuer is"))?;
-    let profile = PurseProfile::generate(id, suite, rsa_bits).context("generating the key")?;
+    let bar = super::common::spinner(&format!("generating an RSA-{rsa_bits} key"));
+    let profile = PurseProfile::generate(id, suite, rsa_bits);
+    super::common::finish(bar);
+    let profile = profile.context("generating the key")?;
     Purse::create(
         path,
         &profile,
@@ -285,7 +466,7 @@ fn change(
 ) -> anyhow::Result<Vec<ledger::Coin>> {
     let amount = spec.total()?;
     for _ in 0..CHANGE_ROUNDS_MAX {
-        match purse.select(amount, Timestamp::now())? {
+        match purse.select(amount, wallet.now())? {
             Selection::Exact(coins) => return Ok(wallet.change(coins, spec)?),
             Selection::NeedsChange { give, want } => {
                 wallet.change(give, want)?;

@@ -346,7 +346,7 @@ pub struct IssuerCore {
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
     /// Serializes epoch rotation (mint file + log event).
-    epoch_lock: Mutex<()>,
+    pub(crate) epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
     /// Crash tests: passes through `config.crash_at` so far, and whether

@@ -5,6 +5,7 @@
 
 mod checkpoint;
 pub mod core;
+mod epoch;
 pub mod participants;
 pub mod payment;
 pub mod purchase;

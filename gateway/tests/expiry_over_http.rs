@@ -1,0 +1,149 @@
+//! Coin expiry over real loopback HTTP, with a clock the test moves
+//! forward (never back), shared by the issuer (`IssuerConfig.clock`) and the
+//! wallet (`Wallet::with_clock`): once the coins' expiry has passed, the
+//! purse no longer offers them, the issuer refuses them in an ordinary
+//! exchange (signed "expired", and the purse keeps them for refreshing),
+//! and within the grace period `refresh_expired` turns them into coins of a
+//! new key epoch that pay.
+
+mod util;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actors::bank::SimulatedBank;
+use actors::{Clock, IssuerConfig};
+use ledger::{Amount, CoinSpec, Denomination, Role, Timestamp};
+use protocol::flows::PayerOutcome;
+use protocol::wire::RejectReason;
+use purse::CoinState;
+use vc_gateway::{
+    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
+    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer_with_bank, serve_merchant,
+};
+
+use util::{join_wallet, purse_for};
+
+/// The wall clock plus an offset that only grows.
+#[derive(Debug, Default)]
+struct ForwardClock(AtomicU64);
+
+impl Clock for ForwardClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_secs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+const DAY_SECS: u64 = 24 * 3600;
+
+fn spec(lines: &[(u32, u64)]) -> CoinSpec {
+    CoinSpec::new(
+        lines
+            .iter()
+            .map(|&(count, minor)| Denomination {
+                count,
+                value: Amount::from_minor(minor),
+            })
+            .collect(),
+    )
+    .expect("spec")
+}
+
+#[test]
+fn expired_coins_are_refused_then_refreshed_within_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ForwardClock::default());
+    let bank =
+        Arc::new(SimulatedBank::open(dir.path().join("bank.redb"), Duration::ZERO).expect("bank"));
+    let mut config = IssuerConfig::new(dir.path().join("issuer"));
+    config.n_shards = 2;
+    config.clock = clock.clone();
+    let lifetime = config.coin_lifetime_secs;
+    let runtime = IssuerRuntime::start(config, bank.clone()).expect("issuer starts");
+    let core = runtime.issuer().core().clone();
+    let gateway = serve_issuer_with_bank(
+        &ServerConfig::loopback(),
+        runtime.issuer().clone(),
+        bank.clone(),
+    )
+    .expect("gateway");
+    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+
+    let shop_purse = purse_for(&client, "shop-x", 1, &gateway.url(), dir.path());
+    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    shop_wallet.register().expect("registered");
+    let shop = serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "Shop".into(),
+            catalog: vec![CatalogItem {
+                sku: "tea".into(),
+                title: "Tea".into(),
+                price: Amount::from_minor(250),
+                collect: None,
+            }],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        shop_purse,
+    )
+    .expect("merchant server");
+
+    let purse = purse_for(&client, "fay-x", 0, &gateway.url(), dir.path());
+    let wallet = Wallet::open(purse.clone(), ClientConfig::default())
+        .expect("wallet")
+        .with_clock(clock.clone());
+    let account = join_wallet(&wallet, &client, &[Role::CoinPurchaser]);
+    let PurchaseOutcome::Issued(coins) = wallet
+        .buy(spec(&[(2, 250)]), account, false)
+        .expect("bought")
+    else {
+        panic!("purchase did not settle");
+    };
+
+    // A day past the coins' expiry, inside the grace period.
+    clock.0.fetch_add(lifetime + DAY_SECS, Ordering::SeqCst);
+    let epoch = core.open_epoch_now().expect("a new key epoch");
+    assert_eq!(purse.expired(wallet.now()).expect("expired").len(), 2);
+    let e = wallet
+        .pay(&shop.url(), "tea")
+        .expect_err("nothing spendable");
+    assert!(matches!(e, WalletError::Insufficient { .. }), "{e}");
+
+    // Past the purse, the issuer itself refuses them, with a signed
+    // statement; the purse keeps them, for a refresh may still take them.
+    let e = wallet
+        .change(vec![coins[0]], spec(&[(2, 125)]))
+        .expect_err("expired");
+    assert!(
+        matches!(&e, WalletError::Rejected(r) if r.reason == RejectReason::Expired),
+        "{e}"
+    );
+    assert_eq!(
+        purse
+            .coin(coins[0].id())
+            .expect("coin")
+            .expect("held")
+            .state,
+        CoinState::Available
+    );
+
+    let fresh = wallet.refresh_expired().expect("refreshed");
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh.iter().all(|c| c.body.epoch == epoch));
+    assert!(fresh.iter().all(|c| c.body.expiry > wallet.now()));
+    assert!(purse.expired(wallet.now()).expect("expired").is_empty());
+    assert_eq!(
+        purse.balance().expect("balance").available,
+        Amount::from_minor(500)
+    );
+    assert!(matches!(
+        wallet.pay(&shop.url(), "tea").expect("paid"),
+        PayerOutcome::Paid { .. }
+    ));
+
+    shop.stop().expect("merchant stops");
+    gateway.stop().expect("gateway stops");
+    runtime.stop();
+}
