@@ -44,6 +44,7 @@ use protocol::wire::registration::{Certificate, RegisterRequest};
 use crate::bank::Bank;
 use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
+use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
 
 /// One step run on a crypto worker.
@@ -171,6 +172,7 @@ impl Handler<AppendBatch> for LogWriter {
 #[derive(Clone)]
 struct Coordinator {
     pool: Addr<CryptoWorker>,
+    core: Arc<IssuerCore>,
     shards: Vec<Addr<CoinShard>>,
     log: Addr<LogWriter>,
     shard_set: ShardSet,
@@ -240,8 +242,9 @@ impl Coordinator {
                 }
             }
         }
+        let (done, written) = tokio::sync::oneshot::channel();
         let staged = on_pool(&self.pool, move |core| {
-            core.validation_stage(pending, inputs)
+            core.validation_stage(pending, inputs, session_done(done))
         })
         .await?;
         let staged = match staged {
@@ -298,11 +301,39 @@ impl Coordinator {
             n_left, staged.n_inputs,
             "the shards spent other coins than the batch"
         );
-        on_pool(&self.pool, move |core| {
-            core.validation_finish(&staged, first_seq)
-        })
-        .await?
+        let answer = if IssuerCore::is_prepared(&staged) {
+            // New coins: their Issuance1 was built at staging; finishing is
+            // bookkeeping, done here rather than queued behind RSA work.
+            self.core.validation_finish(&staged, first_seq)?
+        } else {
+            on_pool(&self.pool, move |core| {
+                core.validation_finish(&staged, first_seq)
+            })
+            .await??
+        };
+        // The ack session was handed to the session writer at staging; its
+        // group commit ran alongside the log's. The answer waits for it
+        // here, not on a crypto worker.
+        session_written(written).await?;
+        Ok(answer)
     }
+}
+
+/// A session-write callback that completes `done`.
+fn session_done(
+    done: tokio::sync::oneshot::Sender<Result<(), SessionError>>,
+) -> crate::issuer::payment::SessionDone {
+    Box::new(move |outcome| {
+        // The requester may have gone; the write stands regardless.
+        let _ = done.send(outcome);
+    })
+}
+
+/// Waits for a session write; a callback dropped uncalled is a failure.
+async fn session_written(
+    written: tokio::sync::oneshot::Receiver<Result<(), SessionError>>,
+) -> Result<(), IssuerError> {
+    Ok(written.await.unwrap_or(Err(SessionError::Stopped))?)
 }
 
 /// Periodic work: settlements, epochs, session expiry.
@@ -393,6 +424,7 @@ impl Issuer {
         };
         let coordinator = Coordinator {
             pool: pool.clone(),
+            core: core.clone(),
             shards,
             log,
             shard_set,
@@ -480,7 +512,10 @@ impl Issuer {
 
     /// Issuance2 of a payment.
     pub async fn payment_issuance2(&self, msg: PaymentIssuance2) -> Result<(), IssuerError> {
-        self.run(move |core| core.payment_issuance2(&msg)).await?
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.run(move |core| core.payment_issuance2_then(&msg, session_done(done)))
+            .await??;
+        session_written(written).await
     }
 
     /// Refund: revoke a holder's unspent coins and reissue them.

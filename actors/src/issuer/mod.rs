@@ -5,6 +5,7 @@
 
 mod checkpoint;
 pub mod core;
+pub mod log_stats;
 pub mod participants;
 pub mod payment;
 pub mod purchase;
@@ -15,4 +16,5 @@ pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
 };
+pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};
