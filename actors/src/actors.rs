@@ -14,11 +14,15 @@
 //!   acknowledgement completes a oneshot).
 //! - `Coordinator` runs a payment's commit path as one async task: open and
 //!   check on the pool, reserve in every shard concerned in shard order, stage
-//!   the balanced batch, append durably, commit the shards, answer. Any
-//!   failure before the log has the batch aborts the reservations.
+//!   the balanced batch (and new coins' Issuance1, whose ack session goes to
+//!   the session writer's group commit), append durably, commit the shards,
+//!   answer once the log and the session writer both have it durable. Any
+//!   failure before the log has the batch aborts the reservations. No
+//!   worker waits on an fsync of a payment.
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
 //!   opens key epochs on schedule, purges expired sessions, catches the
-//!   coin-status checkpoint up with the log, on the pool.
+//!   coin-status checkpoint up with the log, signs a log checkpoint; on a
+//!   worker thread of its own, so no payment queues behind it.
 //!
 //! Flows with no coin inputs (registration, enrollment, purchase) run whole
 //! on a worker, through the core's synchronous commit path.
@@ -400,8 +404,16 @@ impl Issuer {
             let core = core.clone();
             SyncArbiter::start(n_workers, move || CryptoWorker { core: core.clone() })
         };
+        // Housekeeping gets a thread of its own: it signs a log checkpoint
+        // (RSA) and makes durable writes (log, coin status, sessions) every
+        // period, and a payment queued behind that on a crypto worker waited
+        // for all of it (the paced phase's p99).
+        let chores = {
+            let core = core.clone();
+            SyncArbiter::start(1, move || CryptoWorker { core: core.clone() })
+        };
         let housekeeper = Housekeeper {
-            pool: pool.clone(),
+            pool: chores,
             period: Duration::from_millis(HOUSEKEEPING_PERIOD_MS),
         }
         .start();

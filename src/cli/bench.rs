@@ -220,7 +220,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(paced_rate),
     )?;
     println!("{paced}");
-    println!("{}", issuer.batching_line());
     issuer.check_conservation()?;
     drop(issuer);
 
