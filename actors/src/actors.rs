@@ -14,11 +14,15 @@
 //!   acknowledgement completes a oneshot).
 //! - `Coordinator` runs a payment's commit path as one async task: open and
 //!   check on the pool, reserve in every shard concerned in shard order, stage
-//!   the balanced batch, append durably, commit the shards, answer. Any
-//!   failure before the log has the batch aborts the reservations.
+//!   the balanced batch (and new coins' Issuance1, whose ack session goes to
+//!   the session writer's group commit), append durably, commit the shards,
+//!   answer once the log and the session writer both have it durable. Any
+//!   failure before the log has the batch aborts the reservations. No
+//!   worker waits on an fsync of a payment.
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
 //!   opens key epochs on schedule, purges expired sessions, catches the
-//!   coin-status checkpoint up with the log, on the pool.
+//!   coin-status checkpoint up with the log, signs a log checkpoint; on a
+//!   worker thread of its own, so no payment queues behind it.
 //!
 //! Flows with no coin inputs (registration, enrollment, purchase) run whole
 //! on a worker, through the core's synchronous commit path.
@@ -44,6 +48,7 @@ use protocol::wire::registration::{Certificate, RegisterRequest};
 use crate::bank::Bank;
 use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
+use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
 
 /// One step run on a crypto worker.
@@ -171,6 +176,7 @@ impl Handler<AppendBatch> for LogWriter {
 #[derive(Clone)]
 struct Coordinator {
     pool: Addr<CryptoWorker>,
+    core: Arc<IssuerCore>,
     shards: Vec<Addr<CoinShard>>,
     log: Addr<LogWriter>,
     shard_set: ShardSet,
@@ -240,8 +246,9 @@ impl Coordinator {
                 }
             }
         }
+        let (done, written) = tokio::sync::oneshot::channel();
         let staged = on_pool(&self.pool, move |core| {
-            core.validation_stage(pending, inputs)
+            core.validation_stage(pending, inputs, session_done(done))
         })
         .await?;
         let staged = match staged {
@@ -298,11 +305,39 @@ impl Coordinator {
             n_left, staged.n_inputs,
             "the shards spent other coins than the batch"
         );
-        on_pool(&self.pool, move |core| {
-            core.validation_finish(&staged, first_seq)
-        })
-        .await?
+        let answer = if IssuerCore::is_prepared(&staged) {
+            // New coins: their Issuance1 was built at staging; finishing is
+            // bookkeeping, done here rather than queued behind RSA work.
+            self.core.validation_finish(&staged, first_seq)?
+        } else {
+            on_pool(&self.pool, move |core| {
+                core.validation_finish(&staged, first_seq)
+            })
+            .await??
+        };
+        // The ack session was handed to the session writer at staging; its
+        // group commit ran alongside the log's. The answer waits for it
+        // here, not on a crypto worker.
+        session_written(written).await?;
+        Ok(answer)
     }
+}
+
+/// A session-write callback that completes `done`.
+fn session_done(
+    done: tokio::sync::oneshot::Sender<Result<(), SessionError>>,
+) -> crate::issuer::payment::SessionDone {
+    Box::new(move |outcome| {
+        // The requester may have gone; the write stands regardless.
+        let _ = done.send(outcome);
+    })
+}
+
+/// Waits for a session write; a callback dropped uncalled is a failure.
+async fn session_written(
+    written: tokio::sync::oneshot::Receiver<Result<(), SessionError>>,
+) -> Result<(), IssuerError> {
+    Ok(written.await.unwrap_or(Err(SessionError::Stopped))?)
 }
 
 /// Periodic work: settlements, epochs, session expiry.
@@ -369,8 +404,16 @@ impl Issuer {
             let core = core.clone();
             SyncArbiter::start(n_workers, move || CryptoWorker { core: core.clone() })
         };
+        // Housekeeping gets a thread of its own: it signs a log checkpoint
+        // (RSA) and makes durable writes (log, coin status, sessions) every
+        // period, and a payment queued behind that on a crypto worker waited
+        // for all of it (the paced phase's p99).
+        let chores = {
+            let core = core.clone();
+            SyncArbiter::start(1, move || CryptoWorker { core: core.clone() })
+        };
         let housekeeper = Housekeeper {
-            pool: pool.clone(),
+            pool: chores,
             period: Duration::from_millis(HOUSEKEEPING_PERIOD_MS),
         }
         .start();
@@ -393,6 +436,7 @@ impl Issuer {
         };
         let coordinator = Coordinator {
             pool: pool.clone(),
+            core: core.clone(),
             shards,
             log,
             shard_set,
@@ -480,7 +524,10 @@ impl Issuer {
 
     /// Issuance2 of a payment.
     pub async fn payment_issuance2(&self, msg: PaymentIssuance2) -> Result<(), IssuerError> {
-        self.run(move |core| core.payment_issuance2(&msg)).await?
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.run(move |core| core.payment_issuance2_then(&msg, session_done(done)))
+            .await??;
+        session_written(written).await
     }
 
     /// Refund: revoke a holder's unspent coins and reissue them.

@@ -10,6 +10,8 @@ pub const SHARDS_MAX: u16 = 1024;
 pub const SESSIONS_MAX: usize = 1_000_000;
 /// Longest encoded session payload, in bytes.
 pub const SESSION_BYTES_MAX: usize = 4096;
+/// Most session writes grouped into one transaction (one fsync).
+pub const SESSION_WRITES_PER_COMMIT_MAX: usize = 1024;
 /// Most statement entries the simulated bank returns in one call.
 pub const STATEMENT_ENTRIES_MAX: usize = 100_000;
 /// Longest encoded bank record, in bytes.
@@ -18,3 +20,4 @@ pub const BANK_RECORD_BYTES_MAX: usize = 1024;
 const _: () = assert!(SHARDS_MAX > 0);
 const _: () = assert!(COINS_PER_TX_MAX <= u16::MAX as usize);
 const _: () = assert!(SESSION_BYTES_MAX >= 256);
+const _: () = assert!(SESSION_WRITES_PER_COMMIT_MAX > 0);

@@ -348,6 +348,33 @@ impl ShardSet {
             .collect())
     }
 
+    /// Commits `tx` in the shards of `inputs` (the coins it reserved) and of
+    /// `issued`: reserved coins leave, `issued` enter their shards. Returns
+    /// the coins that left. Visits only those shards, not all of them (a
+    /// payment touches two of, say, 16).
+    pub fn commit_touched(
+        &self,
+        tx: TxId,
+        inputs: &[CoinId],
+        issued: &[CoinBody],
+    ) -> Vec<CoinBody> {
+        let mut by_shard: BTreeMap<ShardIdx, Vec<CoinBody>> = BTreeMap::new();
+        for coin in inputs {
+            by_shard.entry(coin.shard(self.n_shards())).or_default();
+        }
+        for body in issued {
+            by_shard
+                .entry(body.id.shard(self.n_shards()))
+                .or_default()
+                .push(*body);
+        }
+        let mut left = Vec::with_capacity(inputs.len());
+        for (idx, mine) in by_shard {
+            left.extend(self.shard(idx).commit(tx, &mine));
+        }
+        left
+    }
+
     /// Commits `tx` in every shard: reserved coins leave, `issued` enter
     /// their shards. Returns the coins that left.
     pub fn commit(&self, tx: TxId, issued: &[CoinBody]) -> Vec<CoinBody> {
@@ -518,6 +545,26 @@ mod tests {
         }));
         assert!(again.is_err(), "a spent coin id came back to life");
         assert!(!shard.is_unspent(&coins[0].id));
+    }
+
+    #[test]
+    fn commit_touched_spends_and_issues_across_shards_like_commit() {
+        let set = ShardSet::new(4);
+        let inputs = [body_in(4, 0, 10), body_in(4, 2, 10)];
+        set.commit(TxId::random(), &inputs);
+        let tx = TxId::random();
+        let ids: Vec<CoinId> = inputs.iter().map(|c| c.id).collect();
+        set.reserve(tx, &ids).expect("unspent");
+        let fresh = [body_in(4, 3, 10), body_in(4, 0, 10)];
+        let mut left = set.commit_touched(tx, &ids, &fresh);
+        left.sort_by_key(|c| c.id);
+        let mut expected = inputs.to_vec();
+        expected.sort_by_key(|c| c.id);
+        assert_eq!(left, expected);
+        assert!(ids.iter().all(|id| set.get(id).is_none()));
+        assert!(fresh.iter().all(|c| set.get(&c.id) == Some(*c)));
+        assert_eq!(set.n_unspent(), 2);
+        assert!((0..4).all(|i| set.shard(ShardIdx(i)).n_reserved() == 0));
     }
 
     #[test]

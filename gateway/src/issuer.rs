@@ -559,6 +559,38 @@ impl MetricsSource for IssuerMetrics {
             ),
             Err(e) => tracing::warn!(error = %e, "log head unreadable for metrics"),
         }
+        let log = self.core.log_commit_stats();
+        counter(
+            out,
+            "vc_issuer_log_commits_total",
+            "Durable group commits of the log (one fsync each).",
+            log.commits as f64,
+        );
+        counter(
+            out,
+            "vc_issuer_log_committed_batches_total",
+            "Transactions (batches) in those commits; divided by the commits: the group-commit batch size.",
+            log.batches as f64,
+        );
+        counter(
+            out,
+            "vc_issuer_log_committed_records_total",
+            "Records in those commits.",
+            log.records as f64,
+        );
+        let sessions = self.core.session_commit_stats();
+        counter(
+            out,
+            "vc_issuer_session_commits_total",
+            "Group commits of the session store (one fsync each).",
+            sessions.commits as f64,
+        );
+        counter(
+            out,
+            "vc_issuer_session_writes_total",
+            "Session writes in those commits.",
+            sessions.writes as f64,
+        );
         if let Some((epoch, _)) = self.core.current_epoch() {
             gauge(
                 out,

@@ -62,6 +62,14 @@ fn health_and_metrics_answer() {
     );
     assert!(metrics.contains("vc_issuer_outstanding_emoney_minor "));
     assert!(metrics.contains("vc_issuer_log_records_total "));
+    assert!(
+        metrics.contains("vc_issuer_log_commits_total "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vc_issuer_session_commits_total "),
+        "{metrics}"
+    );
     assert!(metrics.contains("vc_issuer_http_requests_in_flight 0"));
     server.stop().expect("stops");
 }

@@ -29,6 +29,7 @@ use protocol::mint::{Mint, MintError};
 
 use crate::bank::{Bank, BankError};
 use crate::idempotency::{CommitRef, IdempotencyTable};
+use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
 use crate::shard::{ReserveError, ShardSet};
@@ -334,7 +335,7 @@ pub struct IssuerCore {
     pub(crate) sk_i: SecretKey,
     pub(crate) sealer: IdentitySealer,
     pub(crate) mint: RwLock<Mint>,
-    pub(crate) log: GroupCommit<LogBackend>,
+    pub(crate) log: GroupCommit<CountedLog>,
     pub(crate) shards: ShardSet,
     pub(crate) idempotency: IdempotencyTable,
     pub(crate) registry: Registry,
@@ -432,7 +433,10 @@ impl IssuerCore {
         let mut state = LogState::default();
         let replay_shards = (!shards_loaded).then_some(&shards);
         boot_from_log(store.as_ref(), replay_shards, &idempotency, &mut state)?;
-        let log = GroupCommit::start(store, GroupCommitConfig::default())?;
+        let log = GroupCommit::start(
+            Arc::new(CountedLog::new(store)),
+            GroupCommitConfig::default(),
+        )?;
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new("issuer").expect("a valid constant id"),
             sk_i,
@@ -522,7 +526,17 @@ impl IssuerCore {
 
     /// The log.
     pub fn store(&self) -> &Arc<LogBackend> {
-        self.log.store()
+        self.log.store().backend()
+    }
+
+    /// The log writer's group commits since start (for metrics).
+    pub fn log_commit_stats(&self) -> LogCommitStats {
+        self.log.store().stats()
+    }
+
+    /// The session writer's group commits since start (for metrics).
+    pub fn session_commit_stats(&self) -> crate::sessions::SessionCommitStats {
+        self.sessions.commit_stats()
     }
 
     /// Running conservation stocks, as applied by the issuer.
@@ -656,7 +670,8 @@ impl IssuerCore {
                 return Err(e.into());
             }
         };
-        let left = self.shards.commit(tx, &issued);
+        let spent: Vec<ledger::CoinId> = inputs.iter().map(|c| c.id).collect();
+        let left = self.shards.commit_touched(tx, &spent, &issued);
         assert_eq!(
             left.len(),
             inputs.len(),

@@ -6,6 +6,7 @@
 mod checkpoint;
 pub mod core;
 mod epoch;
+pub mod log_stats;
 pub mod participants;
 pub mod payment;
 pub mod purchase;
@@ -16,4 +17,5 @@ pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
 };
+pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

@@ -35,6 +35,27 @@ fn ack_session_id(id_py: &ParticipantId, tid_py: &PaymentTid) -> SessionId {
     )
 }
 
+/// Told once whether a write to the session store is committed (durable):
+/// an answer that needs the write waits for it. Called on the session
+/// writer's thread, so it must be short (complete a future, send on a channel).
+pub(crate) type SessionDone = Box<dyn FnOnce(Result<(), SessionError>) + Send + 'static>;
+
+/// Runs `step`, which hands its session write's outcome to the callback it
+/// is given, and waits for that outcome: the synchronous callers' way (the
+/// actor path awaits it instead, off the crypto workers).
+fn wait_for_sessions<R>(
+    step: impl FnOnce(SessionDone) -> Result<R, IssuerError>,
+) -> Result<R, IssuerError> {
+    let (done, written) = std::sync::mpsc::channel();
+    let result = step(Box::new(move |outcome| {
+        // The receiver below waits until it has the outcome.
+        let _ = done.send(outcome);
+    }))?;
+    // A callback dropped without being called is a failure, never a success.
+    written.recv().unwrap_or(Err(SessionError::Stopped))?;
+    Ok(result)
+}
+
 /// What step 1 of a validation decided.
 pub(crate) enum Opened {
     /// Final: a refusal or the outcome of a committed repeat.
@@ -64,6 +85,9 @@ pub(crate) struct StagedPayment {
     pub(crate) issued: Vec<CoinBody>,
     pub(crate) n_inputs: usize,
     redeem: bool,
+    /// New coins' Issuance1, built before the log append (its ack session
+    /// is written meanwhile); sent only once the batch is durable.
+    prepared: Option<PaymentIssuance1>,
 }
 
 /// What the checks of step 1 concluded.
@@ -74,7 +98,11 @@ enum Checked {
 
 /// What a validated payment pays out, decided before the commit.
 enum Payout {
-    Coins(ledger::CoinSpec),
+    /// New coins, sealed to the payee's key.
+    Coins {
+        spec: ledger::CoinSpec,
+        payee_key: Box<protocol::crypto::PublicKey>,
+    },
     Redeem(ledger::BankAccount),
     Aggregate(ledger::BalanceId),
 }
@@ -90,14 +118,20 @@ impl IssuerCore {
             Opened::Reserve(pending) => pending,
         };
         let tx = pending.tx;
-        let inputs = match self.shards.reserve(tx, &pending.opened.serials()) {
+        let pending_inputs = pending.opened.serials();
+        let inputs = match self.shards.reserve(tx, &pending_inputs) {
             Ok(inputs) => inputs,
             Err(e) => return self.validation_unreserved(&pending, &e),
         };
         if self.crashes_at(CrashPoint::AfterReserve) {
             return Err(IssuerError::Crashed);
         }
-        let staged = match self.validation_stage(pending, inputs) {
+        let (done, session_written) = std::sync::mpsc::channel();
+        let done: SessionDone = Box::new(move |outcome| {
+            // The receiver waits below, after the log append.
+            let _ = done.send(outcome);
+        });
+        let staged = match self.validation_stage(pending, inputs, done) {
             Ok(Staged::Commit(staged)) => staged,
             Ok(Staged::Answered(answer)) => {
                 self.shards.abort(tx);
@@ -129,13 +163,19 @@ impl IssuerCore {
         if self.crashes_at(CrashPoint::AfterDurable) {
             return Err(IssuerError::Crashed);
         }
-        let left = self.shards.commit(tx, &staged.issued);
+        let left = self
+            .shards
+            .commit_touched(tx, &pending_inputs, &staged.issued);
         assert_eq!(
             left.len(),
             staged.n_inputs,
             "the shards spent other coins than the batch"
         );
         let answer = self.validation_finish(&staged, first_seq)?;
+        // A callback dropped uncalled is a failure, never a success.
+        session_written
+            .recv()
+            .unwrap_or(Err(SessionError::Stopped))?;
         if self.crashes_at(CrashPoint::AfterCommit) {
             return Err(IssuerError::Crashed);
         }
@@ -194,7 +234,10 @@ impl IssuerCore {
         // answered with its outcome, whatever the coins' state is now.
         match self.idempotency.begin(tx) {
             Begin::Committed(at) => {
-                return Ok(Opened::Answered(self.answer_committed(&opened, tx, at)?));
+                // A repeat: rare, so its session write may hold the worker.
+                let answer =
+                    wait_for_sessions(|done| self.answer_committed(&opened, tx, at, done))?;
+                return Ok(Opened::Answered(answer));
             }
             Begin::InFlight => return Err(IssuerError::InFlight),
             Begin::Started => {}
@@ -219,7 +262,10 @@ impl IssuerCore {
             return refuse(RejectReason::NotEnrolled, Vec::new());
         };
         let payout = match &opened.v_desc.option {
-            VOption::Refresh { spec } => Payout::Coins(spec.clone()),
+            VOption::Refresh { spec } => Payout::Coins {
+                spec: spec.clone(),
+                payee_key: Box::new(payee.public_key.clone()),
+            },
             VOption::Redeem { bank_account } => {
                 let enrolled = [Role::Redeemer, Role::Merchant]
                     .into_iter()
@@ -285,10 +331,19 @@ impl IssuerCore {
     /// bodies and expiry, mints the outputs, builds and balances the batch,
     /// and records a redemption's credit as owed. On `Answered` or an error
     /// the caller releases the reservations and the claim.
+    ///
+    /// New coins' Issuance1 is built here too, and its ack session handed
+    /// to the session writer, so that the session's fsync runs while the
+    /// log's does, not after it. On `Commit`, `done` is told once when that
+    /// session is written (at once when there is none); the answer may go
+    /// out only after both the log append and `done`. A session written for
+    /// a batch that then fails holds a key for coins that never existed;
+    /// it expires unused.
     pub(crate) fn validation_stage(
         &self,
         pending: Pending,
         inputs: Vec<CoinBody>,
+        done: SessionDone,
     ) -> Result<Staged, IssuerError> {
         let now = self.now();
         let Pending { opened, tx, payout } = pending;
@@ -334,7 +389,7 @@ impl IssuerCore {
             cause: opened.kind.spend_cause(&opened.v_desc.option),
         };
         let (events, issued) = match &payout {
-            Payout::Coins(spec) => {
+            Payout::Coins { spec, .. } => {
                 let new = self.mint_bodies(spec)?;
                 let cause = match opened.kind {
                     ValidationKind::Change => IssueCause::Change,
@@ -379,12 +434,29 @@ impl IssuerCore {
                 },
             )?;
         }
+        let prepared = match &payout {
+            Payout::Coins { payee_key, .. } => {
+                let coins = issued
+                    .iter()
+                    .map(|b| self.tagged(*b))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (answer, session) =
+                    build_payment_issuance1(&opened, payee_key, &self.id_i, coins)?;
+                self.keep_ack_session(&session, done);
+                Some(answer)
+            }
+            Payout::Redeem(_) | Payout::Aggregate(_) => {
+                done(Ok(()));
+                None
+            }
+        };
         Ok(Staged::Commit(Box::new(StagedPayment {
             opened,
             batch,
             issued,
             n_inputs: inputs.len(),
             redeem: matches!(payout, Payout::Redeem(_)),
+            prepared,
         })))
     }
 
@@ -399,8 +471,11 @@ impl IssuerCore {
         self.validation_abandon(tx);
     }
 
-    /// Step 3 (crypto worker), the batch durable and the shards committed:
-    /// records the transaction and builds the answer.
+    /// Step 3, the batch durable and the shards committed: records the
+    /// transaction and gives the answer (new coins: the one prepared at
+    /// staging; a receipt: built now, with a redemption's bank credit).
+    /// Short, and no RSA unless it signs a receipt: the coordinator runs the
+    /// new-coins case inline.
     pub(crate) fn validation_finish(
         &self,
         staged: &StagedPayment,
@@ -408,18 +483,33 @@ impl IssuerCore {
     ) -> Result<PaymentIssuance1, IssuerError> {
         let at = self.record_committed(&staged.batch, first_seq);
         tracing::debug!(tx = %staged.batch.tx, seq = %at.first_seq, "payment committed");
-        self.answer_committed(&staged.opened, staged.batch.tx, at)
+        match &staged.prepared {
+            Some(answer) => Ok(answer.clone()),
+            // A receipt writes no session: this does not wait.
+            None => wait_for_sessions(|done| {
+                self.answer_committed(&staged.opened, staged.batch.tx, at, done)
+            }),
+        }
+    }
+
+    /// Whether the answer was built at staging (new coins), so finishing
+    /// needs no worker.
+    pub(crate) fn is_prepared(staged: &StagedPayment) -> bool {
+        staged.prepared.is_some()
     }
 
     /// The answer to a committed payment, built from its batch in the log:
     /// the same coins (re-tagged by the mint) under the newest `K_PY`, or the
     /// receipt. Completes a redemption's bank credit if a crash cut it short
-    /// (credits are idempotent by transaction).
+    /// (credits are idempotent by transaction). `done` is told when the ack
+    /// session of new coins is written (at once for a receipt); on `Err` it
+    /// may never be called.
     fn answer_committed(
         &self,
         opened: &OpenedValidation,
         tx: TxId,
         at: CommitRef,
+        done: SessionDone,
     ) -> Result<PaymentIssuance1, IssuerError> {
         let now = self.now();
         let events = self.read_batch(at)?;
@@ -436,7 +526,7 @@ impl IssuerCore {
                         .collect::<Result<Vec<_>, _>>()?;
                     let (answer, session) =
                         build_payment_issuance1(opened, &payee.public_key, &self.id_i, coins)?;
-                    self.keep_ack_session(&session)?;
+                    self.keep_ack_session(&session, done);
                     return Ok(answer);
                 }
                 Event::Redeemed { amount, .. } => {
@@ -444,6 +534,7 @@ impl IssuerCore {
                         self.bank.credit(tx, bank_account, *amount)?;
                         self.registry.remove_pending_credit(tx)?;
                     }
+                    done(Ok(()));
                     return Ok(payment_receipt(
                         &self.sk_i,
                         opened,
@@ -452,6 +543,7 @@ impl IssuerCore {
                     ));
                 }
                 Event::Aggregated { .. } => {
+                    done(Ok(()));
                     return Ok(payment_receipt(
                         &self.sk_i,
                         opened,
@@ -468,34 +560,50 @@ impl IssuerCore {
         }))
     }
 
-    fn keep_ack_session(&self, session: &PaymentAckSession) -> Result<(), IssuerError> {
+    /// Writes the ack session (group-committed with other session writes);
+    /// a retransmission overwrites it: the newest `K_PY` wins.
+    fn keep_ack_session(&self, session: &PaymentAckSession, done: SessionDone) {
         let id = ack_session_id(&session.id_py, &session.tid_py);
         let expires = self.now().plus_secs(self.config.payment_session_secs);
-        match self.sessions.insert(id, session, expires) {
-            Err(SessionError::Exists) => {
-                // A retransmission: the newest K_PY wins.
-                self.sessions.remove(id)?;
-                self.sessions.insert(id, session, expires)?;
-            }
-            other => other?,
-        }
-        Ok(())
+        self.sessions.upsert_then(id, session, expires, done);
     }
 
     /// A payment's Issuance2: the payee confirms it holds the new coins.
     pub fn payment_issuance2(&self, msg: &PaymentIssuance2) -> Result<(), IssuerError> {
+        wait_for_sessions(|done| self.payment_issuance2_then(msg, done))
+    }
+
+    /// [`IssuerCore::payment_issuance2`] without waiting for the session's
+    /// tombstone to be written: `Ok` here means the ack checked out, and it
+    /// may be answered once `done` is told the tombstone is durable. On
+    /// `Err`, `done` may never be called.
+    pub(crate) fn payment_issuance2_then(
+        &self,
+        msg: &PaymentIssuance2,
+        done: SessionDone,
+    ) -> Result<(), IssuerError> {
         let id = ack_session_id(&msg.id_py, &msg.tid_py);
         let now = self.now();
         let session: PaymentAckSession = match self.sessions.get(id, now) {
             Ok(s) => s,
             // Acknowledged already: a retried ack is answered the same.
-            Err(SessionError::AlreadyUsed) => return Ok(()),
+            Err(SessionError::AlreadyUsed) => {
+                done(Ok(()));
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         };
         // Checked before the session is used up, so a forged ack cannot
         // spend the real one's place.
         open_payment_issuance2(&session, msg)?;
-        let _: PaymentAckSession = self.sessions.take(id, now)?;
+        self.sessions.use_up_then(id, now, move |used| {
+            // Two acks racing past `get`: the second finds the session used,
+            // and a retried ack is answered the same.
+            done(match used {
+                Err(SessionError::AlreadyUsed) => Ok(()),
+                other => other,
+            })
+        });
         Ok(())
     }
 

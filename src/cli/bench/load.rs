@@ -75,12 +75,27 @@ pub struct PhaseReport {
     latencies: Latencies,
     cpu_secs: f64,
     client_cpu_secs: f64,
+    commits: String,
     load_average: String,
 }
 
 impl PhaseReport {
     pub fn payments_per_sec(&self) -> f64 {
         self.n_paid as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Cores the load generator's threads kept busy (its own crypto: the
+    /// payee's RSA decryption of `K_I`, the payer's and payee's OAEP).
+    pub fn client_cores(&self) -> f64 {
+        self.client_cpu_secs / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// The load generator's CPU per payment, in milliseconds.
+    pub fn client_cpu_ms_per_payment(&self) -> f64 {
+        if self.n_paid == 0 {
+            return 0.0;
+        }
+        self.client_cpu_secs * 1000.0 / self.n_paid as f64
     }
 
     /// CPU of the process outside the load generator's threads (the
@@ -125,6 +140,7 @@ impl fmt::Display for PhaseReport {
             self.client_cpu_secs / secs,
             self.issuer_cpu_ms_per_payment()
         )?;
+        writeln!(f, "  {}", self.commits)?;
         write!(
             f,
             "  rejected {}, failed {}, acks failed {}{}; load average {}",
@@ -209,6 +225,7 @@ pub fn run_phase(
                 })?,
         );
     }
+    let commits_before = issuer.commit_counts();
     let cpu_before = stats::process_cpu_secs();
     barrier.wait();
     let started = Instant::now();
@@ -247,6 +264,9 @@ pub fn run_phase(
         latencies: tally.latencies,
         cpu_secs,
         client_cpu_secs: tally.cpu_secs,
+        commits: issuer
+            .commit_counts()
+            .since(&commits_before, elapsed.as_secs_f64()),
         load_average: stats::load_average(),
     })
 }

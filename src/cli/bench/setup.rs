@@ -36,6 +36,36 @@ pub fn issuer_key_path(dir: &Path) -> PathBuf {
     dir.join("issuer.key")
 }
 
+/// Group-commit counters of the issuer at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitCounts {
+    pub log: actors::issuer::LogCommitStats,
+    pub sessions: actors::sessions::SessionCommitStats,
+}
+
+impl CommitCounts {
+    /// What happened between `earlier` and `self` over `secs` seconds, as a
+    /// line of text.
+    pub fn since(&self, earlier: &CommitCounts, secs: f64) -> String {
+        let commits = self.log.commits.saturating_sub(earlier.log.commits);
+        let batches = self.log.batches.saturating_sub(earlier.log.batches);
+        let s_commits = self
+            .sessions
+            .commits
+            .saturating_sub(earlier.sessions.commits);
+        let s_writes = self.sessions.writes.saturating_sub(earlier.sessions.writes);
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let secs = secs.max(f64::MIN_POSITIVE);
+        format!(
+            "group commit: log {commits} commits ({:.1}/s), {:.2} batches per commit; sessions {s_commits} commits ({:.1}/s), {:.2} writes per commit",
+            commits as f64 / secs,
+            per(batches, commits),
+            s_commits as f64 / secs,
+            per(s_writes, s_commits),
+        )
+    }
+}
+
 /// What one client thread starts with: a payer's identity and coins, and a
 /// registered payee with its key.
 pub struct ClientKit {
@@ -216,11 +246,19 @@ impl BenchIssuer {
         Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(n.max(1)))
     }
 
-    /// Group-commit batch size end to end: neither ledger's `GroupCommit`
-    /// nor the actors count commits, and redb keeps no per-transaction
-    /// record, so it is not measured here (the ledger-core phase measures it).
-    pub fn batching_line(&self) -> String {
-        "group-commit batch size end to end: not measured (ledger/actors expose no commit counter; see the ledger-core line)".to_owned()
+    /// The issuer's group-commit counters so far: the log's and the
+    /// session store's (the same figures `/metrics` shows).
+    pub fn commit_counts(&self) -> CommitCounts {
+        match &self.runtime {
+            Some(runtime) => {
+                let core = runtime.issuer().core();
+                CommitCounts {
+                    log: core.log_commit_stats(),
+                    sessions: core.session_commit_stats(),
+                }
+            }
+            None => CommitCounts::default(),
+        }
     }
 
     /// Replays the issuer's log and checks that cash was conserved.
