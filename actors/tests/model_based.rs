@@ -618,7 +618,6 @@ impl World {
             "the model loads, the issuer did not: {:?}",
             out
         );
-        drop(transfers);
         drop(agency);
         self.model.apply_card_load(who, card, &ids(&coins));
         self.spend_from_purse(who, &ids(&coins));
@@ -664,7 +663,6 @@ impl World {
                 None,
             )
             .map_err(|e| TestCaseError::fail(format!("card unload failed: {e}")))?;
-        drop(transfers);
         drop(agency);
         let CardToSoft::Issued(coins) = out else {
             return Err(TestCaseError::fail(format!(
@@ -720,7 +718,6 @@ impl World {
             amount,
             out
         );
-        drop(transfers);
         drop(agency);
         self.model.apply_card_to_card(from, to, amount);
         self.note("card-to-card/moved");
