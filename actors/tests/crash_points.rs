@@ -78,7 +78,7 @@ fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize)
         .iter()
         .map(|(payer, coins)| {
             let (payee_state, _payer, _invoice, send) =
-                h.send_coins(payer, shop, vec![coins[round].clone()]);
+                h.send_coins(payer, shop, vec![coins[round]]);
             Payment {
                 payee_state,
                 send,

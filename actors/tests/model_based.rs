@@ -193,11 +193,11 @@ fn op() -> impl Strategy<Value = Op> {
             pick
         }),
         2 => any::<bool>().prop_map(|fresh_key| Op::Retransmit { fresh_key }),
-        3 => (0..N_HOLDERS, 0..N_CARDS, any::<u8>())
+        2 => (0..N_HOLDERS, 0..N_CARDS, any::<u8>())
             .prop_map(|(who, card, pick)| Op::CardLoad { who, card, pick }),
-        2 => (0..N_CARDS, 0..N_HOLDERS, any::<u16>())
+        1 => (0..N_CARDS, 0..N_HOLDERS, any::<u16>())
             .prop_map(|(card, to, amount_sel)| Op::CardUnload { card, to, amount_sel }),
-        2 => (0..N_CARDS, any::<u16>())
+        1 => (0..N_CARDS, any::<u16>())
             .prop_map(|(from, amount_sel)| Op::CardToCard { from, amount_sel }),
         3 => prop_oneof![
             Just(Jump::Secs(150)),
@@ -618,7 +618,6 @@ impl World {
             "the model loads, the issuer did not: {:?}",
             out
         );
-        drop(transfers);
         drop(agency);
         self.model.apply_card_load(who, card, &ids(&coins));
         self.spend_from_purse(who, &ids(&coins));
@@ -664,7 +663,6 @@ impl World {
                 None,
             )
             .map_err(|e| TestCaseError::fail(format!("card unload failed: {e}")))?;
-        drop(transfers);
         drop(agency);
         let CardToSoft::Issued(coins) = out else {
             return Err(TestCaseError::fail(format!(
@@ -720,7 +718,6 @@ impl World {
             amount,
             out
         );
-        drop(transfers);
         drop(agency);
         self.model.apply_card_to_card(from, to, amount);
         self.note("card-to-card/moved");
@@ -1254,7 +1251,8 @@ fn env_u64(name: &str) -> Option<u64> {
 /// Outcomes every random run reaches many times over (at least ~5 in 16
 /// cases, usually far more), so a generator that drifts away from a path (or
 /// a model that refuses everything) is noticed without the test flaking.
-/// Rarer paths are pinned by [`a_fixed_day_reaches_every_path`].
+/// Rarer paths (the card transfers among them: 1 to 24 of each in 16
+/// cases, measured) are pinned by [`a_fixed_day_reaches_every_path`].
 const MUST_REACH: &[&str] = &[
     "buy/issued",
     "buy/issued anonymous",
@@ -1271,9 +1269,6 @@ const MUST_REACH: &[&str] = &[
     "retransmit/same bytes",
     "advance",
     "restart",
-    "card-load/loaded",
-    "card-unload/coins",
-    "card-to-card/moved",
     "audit/holds",
 ];
 
