@@ -155,6 +155,7 @@ mod tests {
             table.apply_record(&Record {
                 seq: Seq(seq),
                 tx,
+                at: ledger::Timestamp(0),
                 batch_index: i,
                 batch_len: 2,
                 event: Event::EpochClosed { epoch: KeyEpoch(1) },

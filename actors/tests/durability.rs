@@ -34,6 +34,7 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
         if r.batch_index == 0 {
             batches.push(ledger::Batch {
                 tx: r.tx,
+                at: r.at,
                 events: Vec::new(),
             });
         }

@@ -376,6 +376,7 @@ pub fn record_value(seq: u64, tx: [u8; 16], index: u16, len: u16, event: &Event)
     let mut raw = RawRecord {
         seq: Seq(seq),
         tx: TxId::from_bytes(tx),
+        at: ledger::Timestamp(1_767_225_600),
         batch_index: index,
         batch_len: len,
         prev_hash: Hash32::GENESIS,

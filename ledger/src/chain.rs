@@ -7,10 +7,10 @@
 //! for the first); `hash` equals [`crate::store::record_hash`] recomputed over
 //! the stored fields and event bytes (not a re-encoding of the decoded event);
 //! and the batch positions: `batch_index < batch_len`, a batch's records are
-//! contiguous, share one `tx` and `batch_len`, and run from 0 to `batch_len - 1`.
+//! contiguous, share one `tx`, `at` and `batch_len`, and run from 0 to `batch_len - 1`.
 //! Every failure names the seq of the record where it was found.
 
-use crate::ids::TxId;
+use crate::ids::{Timestamp, TxId};
 use crate::store::{Hash32, Head, RawEventStore, RawRecord, Seq, StoreError};
 
 /// Why a log failed verification.
@@ -57,6 +57,7 @@ impl From<ChainError> for StoreError {
 #[derive(Debug, Clone, Copy)]
 struct OpenBatch {
     tx: TxId,
+    at: Timestamp,
     len: u16,
     next_index: u16,
 }
@@ -129,6 +130,7 @@ impl ChainVerifier {
                 }
                 OpenBatch {
                     tx: record.tx,
+                    at: record.at,
                     len: record.batch_len,
                     next_index: 0,
                 }
@@ -136,6 +138,9 @@ impl ChainVerifier {
             Some(open) => {
                 if record.tx != open.tx {
                     return bad("a batch is interrupted by another transaction");
+                }
+                if record.at != open.at {
+                    return bad("the transaction's time changes inside its batch");
                 }
                 if record.batch_len != open.len {
                     return bad("batch length changes inside a batch");

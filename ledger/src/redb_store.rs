@@ -1,18 +1,20 @@
 //! [`RedbStore`]: the log in one redb file, the embedded default backend.
 //!
 //! Layout: table `vc_log_records` maps `seq: u64` to the record value below;
-//! table `vc_log_meta` holds `record_format = 1`, so a redb file of someone
-//! else's is refused rather than misread. The record value (little-endian):
+//! table `vc_log_meta` holds `record_format = 2`, so a redb file of someone
+//! else's, or of format 1 (records without time), is refused rather than
+//! misread. The record value (little-endian):
 //!
 //! | bytes   | field                                        |
 //! |---------|----------------------------------------------|
-//! | 0       | record format (`1`)                          |
+//! | 0       | record format (`2`)                          |
 //! | 1..33   | `prev_hash`                                  |
 //! | 33..65  | `hash`                                       |
 //! | 65..81  | `tx`                                         |
-//! | 81..83  | `batch_index` (u16)                          |
-//! | 83..85  | `batch_len` (u16)                            |
-//! | 85..    | event bytes, exactly as hashed               |
+//! | 81..89  | `at` (u64, seconds since the Unix epoch)     |
+//! | 89..91  | `batch_index` (u16)                          |
+//! | 91..93  | `batch_len` (u16)                            |
+//! | 93..    | event bytes, exactly as hashed               |
 //!
 //! Every append is one write transaction with [`redb::Durability::Immediate`]:
 //! `append` returns after fsync. Readers of the same process see a commit as
@@ -31,7 +33,7 @@ use redb::{
 use tracing::{debug, error};
 
 use crate::constants::EVENT_BYTES_MAX;
-use crate::ids::TxId;
+use crate::ids::{Timestamp, TxId};
 use crate::store::{
     Batch, EventStore, Hash32, Head, RawEventStore, RawRecord, Seq, StoreError, StoredRecord,
     chain_batches,
@@ -42,10 +44,11 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("vc_log_record
 const META: TableDefinition<&str, u64> = TableDefinition::new("vc_log_meta");
 const META_RECORD_FORMAT: &str = "record_format";
 
-/// The record format this code writes and reads.
-pub const RECORD_FORMAT: u8 = 1;
+/// The record format this code writes and reads. Format 2 added the
+/// transaction's time (`at`); format 1 is refused.
+pub const RECORD_FORMAT: u8 = 2;
 /// Bytes of a record value before the event bytes.
-pub const RECORD_HEADER_BYTES: usize = 1 + 32 + 32 + 16 + 2 + 2;
+pub const RECORD_HEADER_BYTES: usize = 1 + 32 + 32 + 16 + 8 + 2 + 2;
 
 /// Who may share the file while this process writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,10 +141,11 @@ impl RedbStore {
                 .map(|v| v.value());
             match found {
                 Some(format) if format == u64::from(RECORD_FORMAT) => {}
-                Some(other) => {
-                    return Err(StoreError::Backend(format!(
-                        "log file has record format {other}, this build reads {RECORD_FORMAT}"
-                    )));
+                Some(found) => {
+                    return Err(StoreError::RecordFormat {
+                        found,
+                        supported: RECORD_FORMAT,
+                    });
                 }
                 None => {
                     meta.insert(META_RECORD_FORMAT, u64::from(RECORD_FORMAT))
@@ -198,12 +202,13 @@ impl RedbStore {
             handle: Handle::Reader(db),
             watch: HeadWatch::default(),
         };
-        if let Some(format) = store.record_format()?
-            && format != u64::from(RECORD_FORMAT)
+        if let Some(found) = store.record_format()?
+            && found != u64::from(RECORD_FORMAT)
         {
-            return Err(StoreError::Backend(format!(
-                "log file has record format {format}, this build reads {RECORD_FORMAT}"
-            )));
+            return Err(StoreError::RecordFormat {
+                found,
+                supported: RECORD_FORMAT,
+            });
         }
         let head = store.head()?;
         store.watch.publish(head.last_seq);
@@ -254,6 +259,7 @@ pub fn encode_record_value(record: &RawRecord) -> Vec<u8> {
     out.extend_from_slice(&record.prev_hash.0);
     out.extend_from_slice(&record.hash.0);
     out.extend_from_slice(record.tx.as_bytes());
+    out.extend_from_slice(&record.at.0.to_le_bytes());
     out.extend_from_slice(&record.batch_index.to_le_bytes());
     out.extend_from_slice(&record.batch_len.to_le_bytes());
     out.extend_from_slice(&record.event_bytes);
@@ -286,13 +292,16 @@ pub fn decode_record_value(seq: Seq, value: &[u8]) -> Result<RawRecord, StoreErr
     };
     let mut tx = [0u8; TxId::LEN];
     tx.copy_from_slice(&header[65..81]);
+    let mut at = [0u8; 8];
+    at.copy_from_slice(&header[81..89]);
     Ok(RawRecord {
         seq,
         prev_hash: Hash32(array32(1)),
         hash: Hash32(array32(33)),
         tx: TxId::from_bytes(tx),
-        batch_index: u16::from_le_bytes([header[81], header[82]]),
-        batch_len: u16::from_le_bytes([header[83], header[84]]),
+        at: Timestamp(u64::from_le_bytes(at)),
+        batch_index: u16::from_le_bytes([header[89], header[90]]),
+        batch_len: u16::from_le_bytes([header[91], header[92]]),
         event_bytes: event_bytes.to_vec(),
     })
 }
@@ -413,6 +422,7 @@ mod tests {
         RawRecord {
             seq: Seq(7),
             tx: TxId::from_bytes([3; 16]),
+            at: Timestamp(0x0102_0304_0506_0708),
             batch_index: 1,
             batch_len: 2,
             prev_hash: Hash32([1; 32]),
@@ -428,7 +438,8 @@ mod tests {
         assert_eq!(value.len(), RECORD_HEADER_BYTES + 4);
         assert_eq!(value[0], RECORD_FORMAT);
         assert_eq!(&value[65..81], record.tx.as_bytes());
-        assert_eq!(&value[81..85], &[1, 0, 2, 0]);
+        assert_eq!(&value[81..89], &[8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(&value[89..93], &[1, 0, 2, 0]);
         assert_eq!(
             decode_record_value(Seq(7), &value).expect("decodes"),
             record
@@ -445,7 +456,7 @@ mod tests {
         assert_eq!(corrupt_at(&value[..RECORD_HEADER_BYTES - 1]), Seq(7));
         assert_eq!(corrupt_at(&[]), Seq(7));
         let mut other_format = value.clone();
-        other_format[0] = 2;
+        other_format[0] = 1;
         assert_eq!(corrupt_at(&other_format), Seq(7));
         let oversized = vec![RECORD_FORMAT; RECORD_HEADER_BYTES + EVENT_BYTES_MAX + 1];
         assert_eq!(corrupt_at(&oversized), Seq(7));

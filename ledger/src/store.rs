@@ -1,10 +1,11 @@
 //! The append-only log: the [`EventStore`] trait every backend implements
 //! (redb now; PostgreSQL later behind the same trait), and the record format.
 //!
-//! A record is `(seq, tx, batch position, event)`; its hash is
-//! `SHA-256(prev_hash ‖ seq ‖ tx ‖ batch_index ‖ batch_len ‖ event bytes)`
+//! A record is `(seq, tx, at, batch position, event)`; its hash is
+//! `SHA-256(prev_hash ‖ seq ‖ tx ‖ at ‖ batch_index ‖ batch_len ‖ event bytes)`
 //! (see [`record_hash`]), so changing, dropping, reordering or inserting a
-//! record breaks the chain from that point on. The first record's
+//! record, or moving it in time, breaks the chain from that point on.
+//! `at` is the issuer's time of the transaction, one value per batch. The first record's
 //! `prev_hash` is [`Hash32::GENESIS`]. Sequence numbers start at 1 and have
 //! no gaps. A batch (one protocol transaction) is appended all or nothing.
 
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::constants::{BATCH_EVENTS_MAX, EVENT_BYTES_MAX};
 use crate::event::{Event, EventDecodeError};
-use crate::ids::TxId;
+use crate::ids::{Timestamp, TxId};
 
 /// A record's position in the log. The first record is `Seq(1)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -52,6 +53,10 @@ impl fmt::Debug for Hash32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub tx: TxId,
+    /// The issuer's time of the transaction: the clock reading it validated
+    /// the transaction with, so an auditor judges expiry and grace at the
+    /// time the issuer decided. Every record of the batch carries it.
+    pub at: Timestamp,
     pub events: Vec<Event>,
 }
 
@@ -60,6 +65,8 @@ pub struct Batch {
 pub struct Record {
     pub seq: Seq,
     pub tx: TxId,
+    /// The issuer's time of the transaction (see [`Batch::at`]).
+    pub at: Timestamp,
     /// Position of this record inside its batch, from 0.
     pub batch_index: u16,
     /// Number of records in its batch.
@@ -88,6 +95,7 @@ pub fn record_hash(
     prev_hash: &Hash32,
     seq: Seq,
     tx: &TxId,
+    at: Timestamp,
     batch_index: u16,
     batch_len: u16,
     event_bytes: &[u8],
@@ -96,6 +104,7 @@ pub fn record_hash(
     h.update(prev_hash.0);
     h.update(seq.0.to_le_bytes());
     h.update(tx.as_bytes());
+    h.update(at.0.to_le_bytes());
     h.update(batch_index.to_le_bytes());
     h.update(batch_len.to_le_bytes());
     h.update(event_bytes);
@@ -126,6 +135,10 @@ pub enum StoreError {
     ReadOnly,
     #[error("log writer stopped after a failed commit; restart from the files")]
     Poisoned,
+    /// The log file was written in another record format than this build
+    /// reads (no migration: refuse rather than misread).
+    #[error("log file has record format {found}, this build reads {supported}")]
+    RecordFormat { found: u64, supported: u8 },
 }
 
 /// An append-only, hash-chained, durable log of [`Event`]s.
@@ -152,6 +165,8 @@ pub trait EventStore: Send + Sync {
 pub struct RawRecord {
     pub seq: Seq,
     pub tx: TxId,
+    /// The issuer's time of the transaction (see [`Batch::at`]).
+    pub at: Timestamp,
     /// Position of this record inside its batch, from 0.
     pub batch_index: u16,
     /// Number of records in its batch.
@@ -169,6 +184,7 @@ impl RawRecord {
             &self.prev_hash,
             self.seq,
             &self.tx,
+            self.at,
             self.batch_index,
             self.batch_len,
             &self.event_bytes,
@@ -193,6 +209,7 @@ impl RawRecord {
             record: Record {
                 seq: self.seq,
                 tx: self.tx,
+                at: self.at,
                 batch_index: self.batch_index,
                 batch_len: self.batch_len,
                 event,
@@ -269,6 +286,7 @@ pub fn chain_batches(
                 &prev_hash,
                 Seq(seq),
                 &batch.tx,
+                batch.at,
                 index,
                 batch_len,
                 &event_bytes,
@@ -276,6 +294,7 @@ pub fn chain_batches(
             records.push(RawRecord {
                 seq: Seq(seq),
                 tx: batch.tx,
+                at: batch.at,
                 batch_index: index,
                 batch_len,
                 prev_hash,
@@ -307,6 +326,10 @@ impl StoreError {
             StoreError::InvalidBatch(why) => StoreError::InvalidBatch(why),
             StoreError::ReadOnly => StoreError::ReadOnly,
             StoreError::Poisoned => StoreError::Poisoned,
+            StoreError::RecordFormat { found, supported } => StoreError::RecordFormat {
+                found: *found,
+                supported: *supported,
+            },
         }
     }
 }

@@ -292,16 +292,19 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
 pub fn arb_batch(events_max: usize) -> impl Strategy<Value = Batch> {
     (
         any::<[u8; 16]>(),
+        arb_timestamp(),
         vec(arb_event(), 1..=events_max.clamp(1, BATCH_EVENTS_MAX)),
     )
-        .prop_map(|(tx, events)| Batch {
+        .prop_map(|(tx, at, events)| Batch {
             tx: TxId::from_bytes(tx),
+            at,
             events,
         })
 }
 
 /// A deterministic batch of `n_events` small events, distinct for each
-/// `batch_no`: for tests and benchmarks that need no randomness.
+/// `batch_no`: for tests and benchmarks that need no randomness. Its time
+/// is [`SAMPLE_EPOCH_SECS`] plus `batch_no` seconds, so times never go back.
 pub fn sample_batch(batch_no: u64, n_events: usize) -> Batch {
     let mut tx = [0u8; 16];
     tx[..8].copy_from_slice(&batch_no.to_le_bytes());
@@ -314,6 +317,10 @@ pub fn sample_batch(batch_no: u64, n_events: usize) -> Batch {
         .collect();
     Batch {
         tx: TxId::from_bytes(tx),
+        at: Timestamp(SAMPLE_EPOCH_SECS.saturating_add(batch_no)),
         events,
     }
 }
+
+/// The time of [`sample_batch`]`(0, _)`: 2026-01-01T00:00:00Z.
+pub const SAMPLE_EPOCH_SECS: u64 = 1_767_225_600;

@@ -111,6 +111,7 @@ macro_rules! event_store_conformance {
                 let before = store.head().expect("head");
                 let empty = Batch {
                     tx: sample_batch(2, 1).tx,
+                    at: sample_batch(2, 1).at,
                     events: vec![],
                 };
                 let err = store

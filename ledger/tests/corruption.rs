@@ -72,6 +72,11 @@ fn every_header_field_is_covered() {
             ChainError::HashMismatch { seq },
         ),
         (
+            "at",
+            Box::new(|r| r.at.0 += 1),
+            ChainError::HashMismatch { seq },
+        ),
+        (
             "batch_index",
             Box::new(|r| r.batch_index ^= 1),
             ChainError::HashMismatch { seq },
@@ -97,6 +102,45 @@ fn every_header_field_is_covered() {
 }
 
 #[test]
+fn a_transaction_moved_in_time_with_its_hash_fixed_breaks_the_next_link() {
+    // Moving a transaction's time is a forgery like any other: the chain
+    // covers `at`, so rehashing the record only moves the break to the next.
+    let store = MemoryStore::new();
+    let one_event_batches: Vec<Batch> = (0..5)
+        .map(|n| ledger::testkit::sample_batch(n, 1))
+        .collect();
+    store.append(&one_event_batches).expect("append");
+    store.tamper_with(Seq(3), |r| {
+        r.at.0 -= 3600;
+        r.hash = r.recomputed_hash();
+    });
+    assert_eq!(
+        chain_error(&store),
+        ChainError::PrevHashMismatch { seq: Seq(4) }
+    );
+}
+
+#[test]
+fn a_time_that_changes_inside_a_batch_is_a_bad_batch_position() {
+    // Every record of a batch carries its transaction's one time.
+    let store = MemoryStore::new();
+    store
+        .append(&[ledger::testkit::sample_batch(1, 3)])
+        .expect("append");
+    let mut records = store.read_raw(Seq(1), 10).expect("read");
+    records[1].at.0 += 1;
+    records[1].hash = records[1].recomputed_hash();
+    records[2].prev_hash = records[1].hash;
+    records[2].hash = records[2].recomputed_hash();
+    let mut verifier = ChainVerifier::new();
+    verifier.feed(&records[0]).expect("first record");
+    assert!(matches!(
+        verifier.feed(&records[1]),
+        Err(ChainError::BatchPosition { seq: Seq(2), .. })
+    ));
+}
+
+#[test]
 fn a_rehashed_forgery_breaks_the_link_to_the_next_record() {
     // A forger who changes record 3 and fixes its hash still breaks record 4.
     let store = memory_log();
@@ -118,16 +162,18 @@ fn batch_positions_are_checked() {
     let event = Event::EpochClosed {
         epoch: ledger::KeyEpoch(1),
     };
+    let at = ledger::Timestamp(1_767_225_600);
     let forge = |positions: &[(u16, u16)]| {
         let mut prev = ledger::Hash32::GENESIS;
         let mut out = Vec::new();
         for (i, &(index, len)) in positions.iter().enumerate() {
             let seq = Seq(i as u64 + 1);
             let event_bytes = event.encode();
-            let hash = ledger::store::record_hash(&prev, seq, &tx, index, len, &event_bytes);
+            let hash = ledger::store::record_hash(&prev, seq, &tx, at, index, len, &event_bytes);
             out.push(ledger::RawRecord {
                 seq,
                 tx,
+                at,
                 batch_index: index,
                 batch_len: len,
                 prev_hash: prev,
@@ -189,6 +235,7 @@ fn a_record_from_another_log_position_is_a_seq_gap() {
 fn marked_batch(marker: &str) -> Batch {
     Batch {
         tx: TxId::from_bytes([9; 16]),
+        at: ledger::Timestamp(1_767_225_600),
         events: vec![Event::IdentityDisclosed {
             coin: CoinId::from_bytes([1; 16]),
             requester: "auditor".to_string(),

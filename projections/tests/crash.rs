@@ -81,6 +81,7 @@ fn killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record() {
             .chunk_by(|a, b| a.record.tx == b.record.tx)
             .map(|chunk| ledger::Batch {
                 tx: chunk[0].record.tx,
+                at: chunk[0].record.at,
                 events: chunk.iter().map(|r| r.record.event.clone()).collect(),
             })
             .collect();

@@ -70,6 +70,7 @@ fn log_coin_status_accounts_and_audit_report_hold_no_identity_in_the_clear() {
     let append = |events: Vec<Event>| {
         log.append(&[Batch {
             tx: TxId::random(),
+            at: ledger::Timestamp::now(),
             events,
         }])
         .expect("append")

@@ -262,6 +262,7 @@ fn following_a_redb_log_with_a_tail_sees_each_commit_of_another_thread() {
         .chunk_by(|a, b| a.record.tx == b.record.tx)
         .map(|chunk| ledger::Batch {
             tx: chunk[0].record.tx,
+            at: chunk[0].record.at,
             events: chunk.iter().map(|r| r.record.event.clone()).collect(),
         })
         .collect();

@@ -17,8 +17,13 @@ use vc_replay::{AuditOptions, Outcome, run_audit};
 /// Events appended per redb commit while building the log.
 const BUILD_EVENTS_PER_COMMIT: usize = 8192;
 
+/// The generated issuer's first transaction time (2026-01-01T00:00:00Z).
+const BENCH_START_SECS: u64 = 1_767_225_600;
+
 struct Generator {
     next: u64,
+    /// The issuer's clock: one transaction per second of log time.
+    now: Timestamp,
     wallet: std::collections::VecDeque<CoinBody>,
     account: SealedBankAccount,
 }
@@ -42,8 +47,11 @@ impl Generator {
     }
 
     fn batch(&mut self, events: Vec<Event>) -> Batch {
+        let at = self.now;
+        self.now = self.now.plus_secs(1);
         Batch {
             tx: TxId::from_bytes(self.id()),
+            at,
             events,
         }
     }
@@ -157,17 +165,15 @@ fn main() {
         .expect("open log");
         let mut generator = Generator {
             next: 0,
+            now: Timestamp(BENCH_START_SECS),
             wallet: std::collections::VecDeque::new(),
             account: SealedBankAccount::from_sealed_bytes(vec![3; 48]).expect("short"),
         };
-        let opened = Batch {
-            tx: TxId::from_bytes(generator.id()),
-            events: vec![Event::EpochOpened {
-                epoch: KeyEpoch(1),
-                coins_expire_at: Timestamp(4_000_000_000),
-                grace_ends_at: Timestamp(4_100_000_000),
-            }],
-        };
+        let opened = generator.batch(vec![Event::EpochOpened {
+            epoch: KeyEpoch(1),
+            coins_expire_at: Timestamp(4_000_000_000),
+            grace_ends_at: Timestamp(4_100_000_000),
+        }]);
         store.append(&[opened]).expect("append");
         let mut written: u64 = 1;
         while written < target_events {
@@ -182,14 +188,11 @@ fn main() {
             // A checkpoint of the head per commit, shaped like the issuer's
             // (the bench checks hashes, not signatures: RSA is not replay).
             let head = store.head().expect("head");
-            let checkpoint = Batch {
-                tx: TxId::from_bytes(generator.id()),
-                events: vec![Event::Checkpoint(Checkpoint {
-                    seq: head.last_seq,
-                    hash: head.last_hash,
-                    signature: SignatureBytes(vec![0; 256]),
-                })],
-            };
+            let checkpoint = generator.batch(vec![Event::Checkpoint(Checkpoint {
+                seq: head.last_seq,
+                hash: head.last_hash,
+                signature: SignatureBytes(vec![0; 256]),
+            })]);
             store.append(&[checkpoint]).expect("append");
             written += 1;
         }

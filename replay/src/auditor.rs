@@ -1,7 +1,9 @@
 //! [`Auditor`]: the pure state machine of an audit. It is fed the log's
 //! records in order, exactly as stored, and stops at the first broken rule.
-//! No I/O happens here: reading the log, the checkpoint file and the clock
-//! is [`crate::run`]'s job.
+//! No I/O happens here: reading the log and the checkpoint file is
+//! [`crate::run`]'s job. Time comes from the log itself: every record
+//! carries its transaction's time (`RawRecord::at`), and the expiry, grace,
+//! erasure-time and log-time rules judge each transaction at it.
 //!
 //! It runs in two stages, which [`crate::run`] puts on two threads (they
 //! cost about the same, so the pipeline runs at the speed of either):
@@ -23,7 +25,7 @@ use ledger::{
 use crate::rule::{Rule, Violation};
 use crate::snapshot::AuditSnapshot;
 use crate::state::LedgerState;
-use crate::stats::Stats;
+use crate::stats::{Stats, TxPlace};
 use crate::txn::{TxContext, apply_transaction};
 
 /// Checks a checkpoint signature: `verify(message, signature)`. Built by the
@@ -88,7 +90,9 @@ pub struct TransactionReplay {
     pending_first: Seq,
     pending_open: bool,
     pending_len: u16,
-    clock: Option<Timestamp>,
+    /// The time of the transaction being gathered (one per batch, which
+    /// the chain verifier checked).
+    pending_at: Timestamp,
 }
 
 impl std::fmt::Debug for TransactionReplay {
@@ -143,7 +147,7 @@ impl TransactionReplay {
             pending_first: Seq(boundary.last_seq.0.saturating_add(1)),
             pending_open: false,
             pending_len: 0,
-            clock: None,
+            pending_at: Timestamp(0),
         }
     }
 
@@ -174,6 +178,7 @@ impl TransactionReplay {
             self.pending_first = record.seq;
             self.pending_open = true;
             self.pending_len = record.batch_len;
+            self.pending_at = record.at;
         }
         let is_last = record.batch_index + 1 == record.batch_len;
         self.pending.push(event);
@@ -245,7 +250,7 @@ impl TransactionReplay {
         let ctx = TxContext {
             first_seq: self.pending_first,
             tx,
-            now: self.clock,
+            now: self.pending_at,
         };
         let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
         let events = &self.pending;
@@ -259,9 +264,12 @@ impl TransactionReplay {
             }
         }
         self.stats.observe_transaction(
-            self.pending_first,
-            last_seq,
-            tx,
+            TxPlace {
+                first_seq: self.pending_first,
+                last_seq,
+                tx,
+                at: self.pending_at,
+            },
             || {
                 let mut kinds: Vec<&str> = events.iter().map(Event::kind).collect();
                 kinds.dedup();
@@ -301,14 +309,6 @@ impl TransactionReplay {
 
     pub fn boundary(&self) -> Head {
         self.boundary
-    }
-
-    pub fn set_clock(&mut self, now: Timestamp) {
-        self.clock = Some(now);
-    }
-
-    pub fn has_clock(&self) -> bool {
-        self.clock.is_some()
     }
 
     /// The state to resume from, at the last complete transaction.
@@ -391,18 +391,6 @@ impl Auditor {
     /// Splits the auditor into its two stages, to run them on two threads.
     pub fn into_stages(self) -> (RecordVerifier, TransactionReplay) {
         (self.records, self.replay)
-    }
-
-    /// Sets the log time used by the expiry, grace and erasure rules. The
-    /// ledger's records carry no time, so without a clock those rules are
-    /// not checked (and the report says so).
-    pub fn set_clock(&mut self, now: Timestamp) {
-        self.replay.set_clock(now);
-    }
-
-    /// Whether a clock was set, i.e. whether the time rules were checked.
-    pub fn has_clock(&self) -> bool {
-        self.replay.has_clock()
     }
 
     /// Whether signatures of checkpoints are checked.

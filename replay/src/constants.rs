@@ -25,8 +25,24 @@ pub const LARGEST_TRANSACTIONS_MAX: usize = 10;
 /// Most points of the chart series; past it, neighbours are merged.
 pub const SERIES_POINTS_MAX: usize = 1024;
 
+/// How far a transaction's time may lie behind the latest time already in
+/// the log. Log time is not strictly ordered: shards validate payments
+/// concurrently, each stamping its batch with the clock reading it decided
+/// with, and the batches then queue for one group commit, so a batch
+/// validated a moment earlier can land after one validated later. The wait
+/// in the commit queue is bounded by its size and the fsync latency (well
+/// under a second in every measurement in ledger/README.md); a minute also
+/// absorbs a small step of the issuer's clock. Anything further back is a
+/// history reordered or re-dated, not a queue.
+pub const LOG_TIME_SKEW_MAX_SECS: u64 = 60;
+
+/// Most calendar days the daily-volume chart keeps (the latest ones; older
+/// days are dropped and the report says so): ten years.
+pub const DAILY_VOLUME_DAYS_MAX: usize = 3660;
+
 // A resumed audit seeds its checkpoint lookback from the file: the file
 // cannot usefully keep more than the lookback holds.
 const _: () = assert!(SNAPSHOT_RECENT_HASHES_MAX <= CHECKPOINT_LOOKBACK_RECORDS);
 const _: () = assert!(READ_CHUNK_RECORDS_DEFAULT > 0 && READ_AHEAD_CHUNKS > 0);
 const _: () = assert!(SERIES_POINTS_MAX >= 2 && LARGEST_TRANSACTIONS_MAX > 0);
+const _: () = assert!(DAILY_VOLUME_DAYS_MAX > 0);

@@ -1,10 +1,14 @@
 //! The HTML report: one self-contained page (no script, no external file)
 //! with the verdict, the summary tables, and an inline SVG chart of
-//! outstanding e-money and of the volume moved, over log time. The log's
-//! records carry no wall-clock time, so log time is the sequence number.
+//! outstanding e-money and of the volume moved per calendar day (UTC), over
+//! log time: the issuer's time that every record carries.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use ledger::Timestamp;
+
+use crate::logtime::{SECS_PER_DAY, format_day, format_utc};
 use crate::report::{AuditReport, Outcome, format_minor};
 use crate::stats::SeriesPoint;
 
@@ -30,39 +34,51 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn x_of(seq: u64, first: u64, last: u64) -> f64 {
-    let span = (last.saturating_sub(first)).max(1) as f64;
-    MARGIN_LEFT_PX
-        + (seq.saturating_sub(first)) as f64 / span * (CHART_WIDTH_PX - MARGIN_LEFT_PX - MARGIN_PX)
+/// The chart's time axis: log time from `first` to `last` seconds, mapped
+/// onto the plot's width.
+#[derive(Debug, Clone, Copy)]
+struct TimeAxis {
+    first: u64,
+    last: u64,
 }
 
-/// The chart as an SVG element: outstanding e-money as a line on top,
-/// volume per span of the log as bars below.
-pub fn chart_svg(series: &[SeriesPoint]) -> String {
+impl TimeAxis {
+    fn x(self, at: u64) -> f64 {
+        let span = (self.last.saturating_sub(self.first)).max(1) as f64;
+        MARGIN_LEFT_PX
+            + (at.clamp(self.first, self.last) - self.first) as f64 / span
+                * (CHART_WIDTH_PX - MARGIN_LEFT_PX - MARGIN_PX)
+    }
+}
+
+/// The chart as an SVG element over log time: outstanding e-money as a line
+/// on top (one point per span of transactions, at its latest time), and the
+/// value moved per calendar day (UTC) as bars below, on the same time axis.
+pub fn chart_svg(series: &[SeriesPoint], daily_volume: &BTreeMap<u64, u128>) -> String {
     // Top margin, line panel, gap, bar panel, room for the axis labels.
     let height = LINE_HEIGHT_PX + BARS_HEIGHT_PX + 4.0 * MARGIN_PX;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH_PX}" height="{height}" viewBox="0 0 {CHART_WIDTH_PX} {height}" role="img" aria-label="outstanding e-money and volume over log time">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH_PX}" height="{height}" viewBox="0 0 {CHART_WIDTH_PX} {height}" role="img" aria-label="outstanding e-money and daily volume over log time">"#
     );
     let (Some(first), Some(last)) = (series.first(), series.last()) else {
         svg.push_str(r#"<text x="20" y="40">no transactions</text></svg>"#);
         return svg;
     };
-    let (first_seq, last_seq) = (first.seq, last.seq);
+    let first_day = daily_volume.keys().next().copied();
+    let last_day = daily_volume.keys().next_back().copied();
+    let axis = TimeAxis {
+        first: first_day.map_or(first.at, |d| (d * SECS_PER_DAY).min(first.at)),
+        last: last_day.map_or(last.at, |d| ((d + 1) * SECS_PER_DAY).max(last.at)),
+    };
     let max_outstanding = series
         .iter()
         .map(|p| p.outstanding_minor)
         .max()
         .unwrap_or(0)
         .max(1);
-    let max_volume = series
-        .iter()
-        .map(|p| p.volume_minor)
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let max_volume = daily_volume.values().copied().max().unwrap_or(0).max(1);
 
     // Outstanding e-money: a polyline in the top panel.
     let top = MARGIN_PX;
@@ -72,7 +88,7 @@ pub fn chart_svg(series: &[SeriesPoint]) -> String {
         .map(|p| {
             let y = bottom
                 - (p.outstanding_minor.max(0) as f64 / max_outstanding as f64) * LINE_HEIGHT_PX;
-            format!("{:.1},{:.1}", x_of(p.seq, first_seq, last_seq), y)
+            format!("{:.1},{:.1}", axis.x(p.at), y)
         })
         .collect();
     let _ = write!(
@@ -85,41 +101,38 @@ pub fn chart_svg(series: &[SeriesPoint]) -> String {
         points.join(" ")
     );
 
-    // Volume: bars in the bottom panel, one per series point.
+    // Daily volume: one bar per calendar day (UTC) in the bottom panel.
     let bars_top = bottom + 2.0 * MARGIN_PX;
     let bars_bottom = bars_top + BARS_HEIGHT_PX;
     let _ = write!(
         svg,
-        r##"<text x="{MARGIN_LEFT_PX}" y="{:.1}" font-size="12">volume moved</text><line x1="{MARGIN_LEFT_PX}" y1="{bars_bottom}" x2="{:.1}" y2="{bars_bottom}" stroke="#999"/><text x="4" y="{:.1}" font-size="11">{}</text>"##,
+        r##"<text x="{MARGIN_LEFT_PX}" y="{:.1}" font-size="12">volume moved per day (UTC)</text><line x1="{MARGIN_LEFT_PX}" y1="{bars_bottom}" x2="{:.1}" y2="{bars_bottom}" stroke="#999"/><text x="4" y="{:.1}" font-size="11">{}</text>"##,
         bars_top - 4.0,
         CHART_WIDTH_PX - MARGIN_PX,
         bars_top + 10.0,
         escape(&format_minor(max_volume as i128)),
     );
-    let bar_width = ((CHART_WIDTH_PX - MARGIN_LEFT_PX - MARGIN_PX) / series.len() as f64).max(1.0);
-    let mut previous_seq = first_seq.saturating_sub(1);
-    for p in series {
-        let h = p.volume_minor as f64 / max_volume as f64 * BARS_HEIGHT_PX;
-        let x = x_of(p.seq, first_seq, last_seq) - bar_width;
+    for (day, volume) in daily_volume {
+        let h = *volume as f64 / max_volume as f64 * BARS_HEIGHT_PX;
+        let x0 = axis.x(day * SECS_PER_DAY);
+        let x1 = axis.x((day + 1) * SECS_PER_DAY);
         let _ = write!(
             svg,
-            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#6a9f4e"><title>records {}–{}: {}</title></rect>"##,
-            x.max(MARGIN_LEFT_PX),
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#6a9f4e"><title>{}: {}</title></rect>"##,
             bars_bottom - h,
-            bar_width,
-            h,
-            previous_seq + 1,
-            p.seq,
-            escape(&format_minor(p.volume_minor as i128))
+            (x1 - x0 - 1.0).max(1.0),
+            format_day(*day),
+            escape(&format_minor(*volume as i128))
         );
-        previous_seq = p.seq;
     }
     let _ = write!(
         svg,
-        r#"<text x="{MARGIN_LEFT_PX}" y="{:.1}" font-size="11">record {first_seq}</text><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">record {last_seq} (log time = sequence number)</text></svg>"#,
+        r#"<text x="{MARGIN_LEFT_PX}" y="{:.1}" font-size="11">{}</text><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{} (log time)</text></svg>"#,
         bars_bottom + 14.0,
+        escape(&format_utc(Timestamp(axis.first))),
         CHART_WIDTH_PX - MARGIN_PX,
-        bars_bottom + 14.0
+        bars_bottom + 14.0,
+        escape(&format_utc(Timestamp(axis.last)))
     );
     svg
 }
@@ -147,8 +160,22 @@ impl AuditReport {
             self.stats.records,
             self.stats.transactions
         );
-        page.push_str("<h2>Outstanding e-money and volume</h2>");
-        page.push_str(&chart_svg(&self.stats.series));
+        if let Some(span) = self.log_time_span() {
+            let _ = write!(page, "<p>log time: {}</p>", escape(&span));
+        }
+        page.push_str("<h2>Outstanding e-money and daily volume</h2>");
+        page.push_str(&chart_svg(
+            &self.stats.series,
+            &self.stats.daily_volume_minor,
+        ));
+        if self.stats.daily_volume_days_dropped > 0 {
+            let _ = write!(
+                page,
+                "<p><em>daily volume shows the latest {} days; {} earlier days are not drawn</em></p>",
+                self.stats.daily_volume_minor.len(),
+                self.stats.daily_volume_days_dropped
+            );
+        }
         page.push_str("<h2>Money</h2><table>");
         let t = &self.totals;
         for (label, minor) in [
@@ -201,18 +228,29 @@ mod tests {
     }
 
     #[test]
-    fn chart_draws_one_bar_per_point_and_one_line() {
-        let series: Vec<SeriesPoint> = (1..=5u64)
+    fn chart_draws_one_bar_per_calendar_day_and_one_line_over_log_time() {
+        // Five points over three days, the last day twice as busy.
+        let day0 = 20_000u64;
+        let series: Vec<SeriesPoint> = (0..5u64)
             .map(|i| SeriesPoint {
                 seq: i * 10,
+                at: day0 * SECS_PER_DAY + i * SECS_PER_DAY / 2,
                 outstanding_minor: i as i128 * 100,
                 volume_minor: 50,
                 transactions: 1,
             })
             .collect();
-        let svg = chart_svg(&series);
-        assert_eq!(svg.matches("<rect").count(), 5);
+        let daily: BTreeMap<u64, u128> = [(day0, 100), (day0 + 1, 100), (day0 + 2, 200)].into();
+        let svg = chart_svg(&series, &daily);
+        assert_eq!(svg.matches("<rect").count(), 3);
         assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains(&format_day(day0 + 2)), "{svg}");
+        assert!(svg.contains("(log time)"));
         assert!(svg.ends_with("</svg>"));
+        // The busiest day's bar is the full height of the panel.
+        assert!(
+            svg.contains(&format!("height=\"{BARS_HEIGHT_PX:.1}\"")),
+            "{svg}"
+        );
     }
 }

@@ -17,6 +17,7 @@
 pub mod auditor;
 pub mod constants;
 pub mod html;
+pub mod logtime;
 pub mod projection_check;
 pub mod report;
 pub mod rule;

@@ -8,6 +8,7 @@ use ledger::{Seq, Totals};
 use serde::Serialize;
 
 use crate::auditor::Verdict;
+use crate::logtime::format_utc;
 use crate::rule::Violation;
 use crate::state::LedgerState;
 use crate::stats::Stats;
@@ -93,7 +94,6 @@ pub struct AuditReport {
     pub epochs: Vec<EpochReport>,
     pub card_servers: Vec<CardServerReport>,
     pub signatures_checked: bool,
-    pub time_rules_checked: bool,
     /// Facts the reader should know about what was and was not checked.
     pub notes: Vec<String>,
     pub elapsed_ms: u64,
@@ -155,6 +155,17 @@ impl AuditReport {
         }
     }
 
+    /// The log's time span as people read it: `first … latest (N days)`.
+    pub fn log_time_span(&self) -> Option<String> {
+        let (first, latest) = (self.stats.first_at?, self.stats.latest_at?);
+        let days = (latest.0.saturating_sub(first.0)) as f64 / crate::logtime::SECS_PER_DAY as f64;
+        Some(format!(
+            "{} to {} ({days:.1} days)",
+            format_utc(first),
+            format_utc(latest)
+        ))
+    }
+
     /// Records per second of this run.
     pub fn records_per_sec(&self) -> u64 {
         (u128::from(self.records_read_this_run) * 1000 / u128::from(self.elapsed_ms.max(1))) as u64
@@ -207,6 +218,9 @@ impl AuditReport {
             self.records_per_sec(),
             self.stats.transactions
         );
+        if let Some(span) = self.log_time_span() {
+            let _ = writeln!(out, "log time: {span}");
+        }
         let _ = writeln!(
             out,
             "checkpoints: {} matched the chain, {} signatures verified",

@@ -41,9 +41,13 @@ pub enum Rule {
     /// The chain holds but the event is of a version this auditor does not
     /// know: the audit cannot judge it (an error, exit 2, not fraud).
     UnknownEventVersion,
-    /// Batch positions are inconsistent (index out of order, length or
-    /// transaction changing inside a batch).
+    /// Batch positions are inconsistent (index out of order, length,
+    /// transaction or time changing inside a batch).
     BatchMalformed,
+    /// A transaction's time lies more than
+    /// [`crate::constants::LOG_TIME_SKEW_MAX_SECS`] behind the latest time
+    /// already in the log: history re-dated or reordered.
+    LogTimeBackwards,
     /// A coin was spent (or revoked) twice.
     DoubleSpend,
     /// A coin was spent (or revoked) that was never issued.
@@ -100,6 +104,7 @@ impl Rule {
             Rule::Undecodable => "undecodable",
             Rule::UnknownEventVersion => "unknown_event_version",
             Rule::BatchMalformed => "batch_malformed",
+            Rule::LogTimeBackwards => "log_time_backwards",
             Rule::DoubleSpend => "double_spend",
             Rule::SpentNeverIssued => "spent_never_issued",
             Rule::CoinAltered => "coin_altered",

@@ -396,9 +396,6 @@ fn build_report(
     if auditor.stats().checkpoints_verified == 0 {
         notes.push("the log holds no checkpoint: nothing signed by the issuer binds this history, so a history rewritten with its chain recomputed would not be noticed".to_string());
     }
-    if !auditor.has_clock() {
-        notes.push("the log's records carry no time: the expiry, refresh-grace and erasure-time rules were not checked".to_string());
-    }
     if opts.projection_checks.is_empty() {
         notes.push("no projection files were given: the issuer's projections were not compared with the replay".to_string());
     } else if matches!(outcome, Outcome::Holds) {
@@ -421,7 +418,6 @@ fn build_report(
         epochs: AuditReport::epochs_of(state),
         card_servers: AuditReport::card_servers_of(state),
         signatures_checked,
-        time_rules_checked: auditor.has_clock(),
         notes,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }

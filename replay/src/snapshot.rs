@@ -23,7 +23,8 @@ use crate::stats::Stats;
 /// Leading bytes of a checkpoint file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// The format version this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// 2: the state and stats carry log time (record format 2).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]

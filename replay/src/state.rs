@@ -92,6 +92,9 @@ pub struct LedgerState {
     /// Every committed card transaction number, per server and card.
     pub card_nts: HashSet<(LusId, CardId, u32)>,
     pub totals: Totals,
+    /// The latest transaction time in the log so far (log time may step
+    /// back a little, see [`crate::constants::LOG_TIME_SKEW_MAX_SECS`]).
+    pub latest_at: Option<Timestamp>,
 }
 
 impl LedgerState {

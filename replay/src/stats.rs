@@ -3,10 +3,11 @@
 //! outstanding e-money and volume for the chart. Kept beside the replay
 //! state so an incremental audit reports on the whole log.
 
-use crate::constants::{LARGEST_TRANSACTIONS_MAX, SERIES_POINTS_MAX};
+use crate::constants::{DAILY_VOLUME_DAYS_MAX, LARGEST_TRANSACTIONS_MAX, SERIES_POINTS_MAX};
+use crate::logtime::utc_day;
 use std::collections::BTreeMap;
 
-use ledger::{Flows, Seq, Totals, TxId};
+use ledger::{Flows, Seq, Timestamp, Totals, TxId};
 use serde::{Deserialize, Serialize};
 
 /// One transaction and the value it moved.
@@ -27,9 +28,20 @@ pub struct TxValue {
 pub struct SeriesPoint {
     /// Last sequence number of the span.
     pub seq: u64,
+    /// Latest log time in the span (seconds since the Unix epoch).
+    pub at: u64,
     pub outstanding_minor: i128,
     pub volume_minor: u128,
     pub transactions: u64,
+}
+
+/// Where a transaction sits in the log and in log time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxPlace {
+    pub first_seq: Seq,
+    pub last_seq: Seq,
+    pub tx: TxId,
+    pub at: Timestamp,
 }
 
 /// Counters over the replayed log.
@@ -52,6 +64,14 @@ pub struct Stats {
     pub series: Vec<SeriesPoint>,
     /// Transactions per series point; doubles when the series is full.
     pub series_span_transactions: u64,
+    /// The log's time span: its first transaction's time and its latest.
+    pub first_at: Option<Timestamp>,
+    pub latest_at: Option<Timestamp>,
+    /// Value moved per calendar day (UTC day number, see
+    /// [`crate::logtime`]), the latest [`DAILY_VOLUME_DAYS_MAX`] days.
+    pub daily_volume_minor: BTreeMap<u64, u128>,
+    /// Days dropped from the front of `daily_volume_minor` to bound it.
+    pub daily_volume_days_dropped: u64,
 }
 
 /// The largest single movement of a transaction.
@@ -86,14 +106,22 @@ impl Stats {
 
     pub(crate) fn observe_transaction(
         &mut self,
-        first_seq: Seq,
-        last_seq: Seq,
-        tx: TxId,
+        place: TxPlace,
         kinds: impl FnOnce() -> String,
         flows: &Flows,
         totals: &Totals,
     ) {
+        let TxPlace {
+            first_seq,
+            last_seq,
+            tx,
+            at,
+        } = place;
         self.transactions += 1;
+        self.first_at.get_or_insert(at);
+        if self.latest_at.is_none_or(|latest| at > latest) {
+            self.latest_at = Some(at);
+        }
         self.money_in_minor += flows.real_in + flows.cleared_from_lus;
         self.money_out_minor += flows.real_out + flows.cleared_to_lus;
         self.coins_issued_minor += flows.coins_issued;
@@ -101,7 +129,16 @@ impl Stats {
         self.coins_revoked_minor += flows.coins_revoked;
         let value = transaction_value(flows);
         self.note_largest(first_seq, tx, value, kinds);
-        self.extend_series(last_seq, totals.outstanding, value);
+        self.extend_series(last_seq, at, totals.outstanding, value);
+        self.add_daily_volume(at, value);
+    }
+
+    fn add_daily_volume(&mut self, at: Timestamp, volume_minor: u128) {
+        *self.daily_volume_minor.entry(utc_day(at)).or_insert(0) += volume_minor;
+        while self.daily_volume_minor.len() > DAILY_VOLUME_DAYS_MAX {
+            self.daily_volume_minor.pop_first();
+            self.daily_volume_days_dropped += 1;
+        }
     }
 
     fn note_largest(
@@ -138,18 +175,26 @@ impl Stats {
         self.largest.truncate(LARGEST_TRANSACTIONS_MAX);
     }
 
-    fn extend_series(&mut self, last_seq: Seq, outstanding_minor: i128, volume_minor: u128) {
+    fn extend_series(
+        &mut self,
+        last_seq: Seq,
+        at: Timestamp,
+        outstanding_minor: i128,
+        volume_minor: u128,
+    ) {
         let span = self.series_span_transactions.max(1);
         self.series_span_transactions = span;
         match self.series.last_mut() {
             Some(point) if point.transactions < span => {
                 point.seq = last_seq.0;
+                point.at = point.at.max(at.0);
                 point.outstanding_minor = outstanding_minor;
                 point.volume_minor += volume_minor;
                 point.transactions += 1;
             }
             _ => self.series.push(SeriesPoint {
                 seq: last_seq.0,
+                at: at.0,
                 outstanding_minor,
                 volume_minor,
                 transactions: 1,
@@ -163,6 +208,7 @@ impl Stats {
                     let last = pair[pair.len() - 1];
                     SeriesPoint {
                         seq: last.seq,
+                        at: pair.iter().map(|p| p.at).max().unwrap_or(last.at),
                         outstanding_minor: last.outstanding_minor,
                         volume_minor: pair.iter().map(|p| p.volume_minor).sum(),
                         transactions: pair.iter().map(|p| p.transactions).sum(),
@@ -196,15 +242,38 @@ mod tests {
     fn series_stays_bounded_and_keeps_the_total_volume() {
         let mut stats = Stats::default();
         for i in 1..=10_000u64 {
-            stats.extend_series(Seq(i), i as i128, 2);
+            stats.extend_series(Seq(i), Timestamp(i * 7), i as i128, 2);
         }
         assert!(stats.series.len() <= SERIES_POINTS_MAX);
         let volume: u128 = stats.series.iter().map(|p| p.volume_minor).sum();
         assert_eq!(volume, 20_000);
         let last = stats.series.last().copied();
         assert_eq!(
-            last.map(|p| (p.seq, p.outstanding_minor)),
-            Some((10_000, 10_000))
+            last.map(|p| (p.seq, p.at, p.outstanding_minor)),
+            Some((10_000, 70_000, 10_000))
+        );
+    }
+
+    #[test]
+    fn daily_volume_is_summed_per_utc_calendar_day_and_bounded() {
+        let mut stats = Stats::default();
+        let day = crate::logtime::SECS_PER_DAY;
+        // 23:59:59 and 00:00:00 the next day fall on two days.
+        stats.add_daily_volume(Timestamp(10 * day - 1), 5);
+        stats.add_daily_volume(Timestamp(10 * day - 2), 1);
+        stats.add_daily_volume(Timestamp(10 * day), 7);
+        assert_eq!(
+            stats.daily_volume_minor.iter().collect::<Vec<_>>(),
+            vec![(&9, &6), (&10, &7)]
+        );
+        for d in 0..(DAILY_VOLUME_DAYS_MAX as u64 + 5) {
+            stats.add_daily_volume(Timestamp(d * day), 1);
+        }
+        assert_eq!(stats.daily_volume_minor.len(), DAILY_VOLUME_DAYS_MAX);
+        assert_eq!(stats.daily_volume_days_dropped, 5);
+        assert_eq!(
+            stats.daily_volume_minor.keys().next_back().copied(),
+            Some(DAILY_VOLUME_DAYS_MAX as u64 + 4)
         );
     }
 }

@@ -8,17 +8,19 @@ use ledger::{
     SpendCause, Timestamp, TxId,
 };
 
+use crate::constants::LOG_TIME_SKEW_MAX_SECS;
 use crate::rule::{Rule, Violation};
 use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
 
-/// Where the transaction sits in the log, and the log's clock if known.
+/// Where the transaction sits in the log, and when the issuer decided it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TxContext {
     pub first_seq: Seq,
     pub tx: TxId,
-    /// Log time of the transaction; `None` when the log records none (then
-    /// the expiry and grace rules cannot be checked).
-    pub now: Option<Timestamp>,
+    /// The transaction's time as its records carry it (`RawRecord::at`): the
+    /// clock reading the issuer validated it with, so expiry, grace and
+    /// erasure are judged at the time the issuer decided.
+    pub now: Timestamp,
 }
 
 impl TxContext {
@@ -57,6 +59,7 @@ pub(crate) fn apply_transaction(
     ctx: TxContext,
 ) -> Result<Flows, Violation> {
     check_epoch_budgets(state, events, ctx)?;
+    check_log_time(state, ctx)?;
     // Lifecycle events first: a batch may carry a settlement after the
     // issuance it pays for, and the order inside one atomic batch means nothing.
     for (index, event) in events.iter().enumerate() {
@@ -80,6 +83,30 @@ pub(crate) fn apply_transaction(
             .amounts(found, expected));
     }
     Ok(flows)
+}
+
+/// Log time runs forward, give or take [`LOG_TIME_SKEW_MAX_SECS`]; records
+/// the latest time seen.
+fn check_log_time(state: &mut LedgerState, ctx: TxContext) -> Result<(), Violation> {
+    if let Some(latest) = state.latest_at {
+        if ctx.now.0.saturating_add(LOG_TIME_SKEW_MAX_SECS) < latest.0 {
+            return Err(ctx.violation(
+                0,
+                Rule::LogTimeBackwards,
+                format!(
+                    "transaction at {} lies {} s before the log's latest time {}, more than the {LOG_TIME_SKEW_MAX_SECS} s tolerated",
+                    ctx.now.0,
+                    latest.0 - ctx.now.0,
+                    latest.0
+                ),
+            ));
+        }
+        if ctx.now <= latest {
+            return Ok(());
+        }
+    }
+    state.latest_at = Some(ctx.now);
+    Ok(())
 }
 
 fn conservation_figures(e: &ConservationError) -> (i128, i128) {
@@ -501,7 +528,8 @@ fn spend_coins(
                 )
                 .amounts(minor(coin.value) as i128, minor(issued.value) as i128));
         }
-        if let (Some(now), Some(cause)) = (ctx.now, cause)
+        let now = ctx.now;
+        if let Some(cause) = cause
             && issued.is_expired_at(now)
         {
             if cause != SpendCause::Refresh {
@@ -557,9 +585,7 @@ fn erase(
         ));
     };
     // The issuer plans an erasure only once `now >= grace_ends_at`.
-    if let Some(now) = ctx.now
-        && now < epoch_state.grace_ends_at
-    {
+    if ctx.now < epoch_state.grace_ends_at {
         return Err(ctx.violation(
             index,
             Rule::ErasureMismatch,
@@ -614,11 +640,16 @@ mod tests {
     const EXPIRY: Timestamp = Timestamp(1_000);
     const GRACE_END: Timestamp = Timestamp(2_000);
 
+    /// A time before any coin of these tests expires.
+    const EARLY: Timestamp = Timestamp(500);
+
+    /// A transaction at `now`, or at [`EARLY`] for rules that time does not
+    /// touch.
     fn ctx(now: Option<u64>) -> TxContext {
         TxContext {
             first_seq: Seq(10),
             tx: TxId::from_bytes([1; 16]),
-            now: now.map(Timestamp),
+            now: now.map_or(EARLY, Timestamp),
         }
     }
 
@@ -942,6 +973,36 @@ mod tests {
     }
 
     #[test]
+    fn log_time_may_step_back_within_the_skew_but_no_further() {
+        let mut state = opened();
+        let closed = [Event::EpochClosed { epoch: KeyEpoch(1) }];
+        let t = 10_000;
+        apply_transaction(&mut state, &[], ctx(Some(t))).expect("an empty transaction");
+        // A batch validated a moment before the last one landed after it.
+        apply_transaction(
+            &mut state.clone(),
+            &closed,
+            ctx(Some(t - LOG_TIME_SKEW_MAX_SECS)),
+        )
+        .expect("within the skew");
+        assert_eq!(
+            rule_of(
+                &mut state.clone(),
+                &closed,
+                Some(t - LOG_TIME_SKEW_MAX_SECS - 1)
+            ),
+            Rule::LogTimeBackwards
+        );
+        // The latest time is a high-water mark: a step back does not lower it.
+        apply_transaction(&mut state, &[], ctx(Some(t - 30))).expect("within the skew");
+        assert_eq!(state.latest_at, Some(Timestamp(t)));
+        assert_eq!(
+            rule_of(&mut state, &closed, Some(t - LOG_TIME_SKEW_MAX_SECS - 1)),
+            Rule::LogTimeBackwards
+        );
+    }
+
+    #[test]
     fn an_erasure_must_name_exactly_the_spent_coins() {
         let mut state = with_bought(&[coin(1, 100), coin(2, 50), coin(3, 25)]);
         apply_transaction(
@@ -960,12 +1021,12 @@ mod tests {
         };
         let with_unspent = erasure(3, 175, &mut [coin(1, 0).id, coin(2, 0).id, coin(3, 0).id]);
         assert_eq!(
-            rule_of(&mut state.clone(), &with_unspent, None),
+            rule_of(&mut state.clone(), &with_unspent, Some(GRACE_END.0)),
             Rule::ErasedUnspent
         );
         let wrong_coin = erasure(2, 150, &mut [coin(1, 0).id, coin(3, 0).id]);
         assert_eq!(
-            rule_of(&mut state.clone(), &wrong_coin, None),
+            rule_of(&mut state.clone(), &wrong_coin, Some(GRACE_END.0)),
             Rule::ErasureMismatch
         );
         let early = erasure(2, 150, &mut [coin(2, 0).id, coin(1, 0).id]);

@@ -369,3 +369,97 @@ fn an_event_of_an_unknown_version_makes_the_audit_incomplete_not_failed() {
     assert_eq!(report.exit_code(), EXIT_ERROR);
     assert!(report.headline().starts_with("AUDIT INCOMPLETE"));
 }
+
+/// Re-dates every record of transaction `tx` to `at` and recomputes the
+/// chain from there on, as a forger with the log file would.
+fn redate(records: &mut [RawRecord], tx: ledger::TxId, at: ledger::Timestamp) -> usize {
+    let first = first_record_of_tx(records, tx);
+    for r in records[first..].iter_mut().take_while(|r| r.tx == tx) {
+        r.at = at;
+    }
+    rechain(records, first);
+    first
+}
+
+#[test]
+fn a_coin_spent_after_its_expiry_is_caught_by_the_expiry_rule() {
+    // A payment in the middle of the log, re-dated to a second after its
+    // coins expired and the chain recomputed: the expiry rule names it,
+    // with or without the issuer's key (not only a checkpoint signature).
+    let mut sim = Sim::new();
+    sim.purchase(&[500, 250]);
+    let payment = sim.pay_aggregate(1);
+    for _ in 0..3 {
+        sim.purchase(&[100]);
+        sim.redeem(1);
+    }
+    let tx = sim.batches[payment].tx;
+    let expiry = match &sim.batches[payment].events[0] {
+        Event::CoinsSpent { coins, .. } => coins[0].expiry,
+        other => panic!("expected the payment's spend, got {other:?}"),
+    };
+    let mut records = write(&sim.batches);
+    assert_eq!(
+        audit(&VecLog(records.clone()), true).outcome,
+        Outcome::Holds
+    );
+    let at = redate(&mut records, tx, expiry.plus_secs(1));
+    for with_key in [false, true] {
+        let report = audit(&VecLog(records.clone()), with_key);
+        let v = violation(&report);
+        assert_eq!(v.rule, Rule::ExpiredSpend, "{}", report.to_text());
+        assert_eq!(v.tx, Some(tx));
+        assert_eq!(v.seq, records[at].seq);
+        assert_eq!(report.exit_code(), EXIT_VIOLATION);
+    }
+}
+
+#[test]
+fn a_transaction_moved_back_in_time_breaks_the_log_time_rule() {
+    let g = genuine(4);
+    let mut records = write(&g.sim.batches);
+    let k = mid_log_index(&records);
+    let tx = records[k].tx;
+    // An hour back: far beyond what concurrent validation can explain.
+    let earlier = ledger::Timestamp(records[k].at.0 - 3_600);
+    let at = redate(&mut records, tx, earlier);
+    let report = audit(&VecLog(records.clone()), false);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::LogTimeBackwards, "{}", report.to_text());
+    assert_eq!(v.seq, records[at].seq);
+    assert_eq!(v.tx, Some(tx));
+}
+
+#[test]
+fn a_transaction_a_moment_out_of_time_order_is_tolerated() {
+    // Two shards validated concurrently: the batch validated first reached
+    // the log second, within the skew the log-time rule allows.
+    let mut sim = Sim::new();
+    sim.purchase(&[500, 250]);
+    let late = sim.pay_redeem(1);
+    let previous_at = sim.batches[late - 1].at;
+    sim.batches[late].at =
+        ledger::Timestamp(previous_at.0 - vc_replay::constants::LOG_TIME_SKEW_MAX_SECS);
+    sim.purchase(&[100]);
+    let report = audit(&VecLog(write(&sim.batches)), true);
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+}
+
+#[test]
+fn the_genuine_log_is_judged_at_its_own_times() {
+    // The genuine log refreshes epoch 1's coins after they expired, within
+    // the grace, and erases them after the grace: the time rules ran on
+    // every transaction and all held. The report shows the log's time span.
+    let g = genuine(2);
+    let report = audit(&VecLog(write(&g.sim.batches)), true);
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    assert_eq!(report.stats.first_at, Some(SIM_START));
+    let latest = g.sim.batches.iter().map(|b| b.at).max();
+    assert_eq!(report.stats.latest_at, latest);
+    assert!(
+        report.to_text().contains("log time: 2033-05-"),
+        "{}",
+        report.to_text()
+    );
+    assert!(!report.to_text().contains("carry no time"));
+}

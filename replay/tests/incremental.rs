@@ -150,6 +150,7 @@ fn a_checkpoint_read_after_resuming_may_vouch_for_a_record_behind_the_resume_poi
     let older = &records[records.len() - 6];
     let batch = ledger::Batch {
         tx: ledger::TxId::from_bytes([0xcc; 16]),
+        at: records[records.len() - 1].at,
         events: vec![Event::Checkpoint(protocol::checkpoint::sign_checkpoint(
             issuer_key(),
             older.seq,

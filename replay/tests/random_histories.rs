@@ -32,7 +32,8 @@ fn random_history(seed: u64, n_ops: usize) -> Sim {
     let mut sim = Sim::new();
     let mut rotated = false;
     for _ in 0..n_ops {
-        let have = sim.wallet.len();
+        // An honest issuer takes expired coins only for refresh in their grace.
+        let have = sim.spendable();
         match rng.below(12) {
             0 | 1 => {
                 let n = 1 + rng.below(4) as usize;
@@ -51,7 +52,7 @@ fn random_history(seed: u64, n_ops: usize) -> Sim {
             5 if have >= 1 => {
                 sim.change();
             }
-            6 if have >= 1 => {
+            6 if sim.refreshable() >= 1 => {
                 sim.refresh();
             }
             7 if have >= 1 => {
@@ -68,6 +69,9 @@ fn random_history(seed: u64, n_ops: usize) -> Sim {
                 rotated = true;
             }
             11 if rotated => {
+                // Erasure comes once epoch 1's grace has ended.
+                let grace_end = ledger::Timestamp(sim.expiry.0 - 1_000_000 + 100_000);
+                sim.advance_to(grace_end);
                 sim.erase(KeyEpoch(1));
             }
             _ => {

@@ -65,7 +65,13 @@ fn a_redb_log_is_audited_and_reported_three_ways() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<svg") && html.contains("<polyline"));
     assert!(!html.contains("<script"));
-    assert_eq!(html.matches("<rect").count(), report.stats.series.len());
+    // One bar per calendar day of log time; the genuine log spans days.
+    assert_eq!(
+        html.matches("<rect").count(),
+        report.stats.daily_volume_minor.len()
+    );
+    assert!(report.stats.daily_volume_minor.len() > 1);
+    assert!(html.contains("log time: 2033-05-"), "{html}");
 }
 
 #[test]

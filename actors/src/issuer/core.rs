@@ -655,7 +655,7 @@ impl IssuerCore {
             self.shards.abort(tx);
             return Err(IssuerError::Crashed);
         }
-        let batch = match stage_batch(tx, events) {
+        let batch = match stage_batch(tx, self.now(), events) {
             Ok(batch) => batch,
             Err(e) => {
                 self.shards.abort(tx);
@@ -895,15 +895,21 @@ fn boot_from_log(
     })
 }
 
-/// Builds the batch of `tx`, asserting that it balances: the pair of the
-/// auditor's check on replay. A batch that does not balance is a bug in this
-/// crate, never the client's, and never reaches the log.
-pub(crate) fn stage_batch(tx: TxId, events: Vec<Event>) -> Result<Batch, IssuerError> {
+/// Builds the batch of `tx` at `at` (the clock reading the transaction was
+/// validated with: the auditor judges expiry at that time), asserting that
+/// it balances: the pair of the auditor's check on replay. A batch that does
+/// not balance is a bug in this crate, never the client's, and never reaches
+/// the log.
+pub(crate) fn stage_batch(
+    tx: TxId,
+    at: Timestamp,
+    events: Vec<Event>,
+) -> Result<Batch, IssuerError> {
     if let Err(e) = Flows::of(&events).check_balanced() {
         tracing::error!(%tx, error = %e, "refusing an unbalanced batch");
         return Err(e.into());
     }
-    Ok(Batch { tx, events })
+    Ok(Batch { tx, at, events })
 }
 
 /// Maps a reservation refusal to the reason the signed statement gives.

@@ -424,7 +424,7 @@ impl IssuerCore {
                 Vec::new(),
             ),
         };
-        let batch = stage_batch(tx, events)?;
+        let batch = stage_batch(tx, now, events)?;
         if let Payout::Redeem(account) = &payout {
             self.registry.put_pending_credit(
                 tx,

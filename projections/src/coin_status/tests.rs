@@ -22,6 +22,7 @@ fn record(seq: u64, event: Event) -> Record {
     Record {
         seq: Seq(seq),
         tx: TxId::from_bytes([seq as u8; 16]),
+        at: Timestamp(seq),
         batch_index: 0,
         batch_len: 1,
         event,

@@ -31,7 +31,8 @@ impl MemLog {
     pub fn append_events(&self, events: Vec<Event>) -> Seq {
         let seq = self.records.lock().expect("lock").len() as u64 + 1;
         let tx = TxId::derive("test/tx", &[&seq.to_le_bytes()]);
-        self.append(&[Batch { tx, events }]).expect("append")[0]
+        let at = ledger::Timestamp(1_767_225_600 + seq);
+        self.append(&[Batch { tx, at, events }]).expect("append")[0]
     }
 
     pub fn all(&self) -> Vec<StoredRecord> {
@@ -49,11 +50,20 @@ impl EventStore for MemLog {
             for (i, event) in batch.events.iter().enumerate() {
                 let seq = Seq(records.len() as u64 + 1);
                 let prev_hash = records.last().map_or(Hash32::GENESIS, |r| r.hash);
-                let hash = record_hash(&prev_hash, seq, &batch.tx, i as u16, len, &event.encode());
+                let hash = record_hash(
+                    &prev_hash,
+                    seq,
+                    &batch.tx,
+                    batch.at,
+                    i as u16,
+                    len,
+                    &event.encode(),
+                );
                 records.push(StoredRecord {
                     record: Record {
                         seq,
                         tx: batch.tx,
+                        at: batch.at,
                         batch_index: i as u16,
                         batch_len: len,
                         event: event.clone(),

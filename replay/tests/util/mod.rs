@@ -51,7 +51,14 @@ pub struct Sim {
     pub card: CardId,
     next_nt: u32,
     pub expiry: Timestamp,
+    /// The issuer's clock: the time of the next batch.
+    pub now: Timestamp,
 }
+
+/// When the simulated issuer starts: a little before epoch 1's coins expire.
+pub const SIM_START: Timestamp = Timestamp(1_999_000_000);
+/// Seconds between two simulated batches.
+pub const SIM_STEP_SECS: u64 = 60;
 
 fn sealed(tag: u64) -> SealedIdentity {
     SealedIdentity::from_sealed_bytes(tag.to_le_bytes().to_vec()).expect("short sealed field")
@@ -84,11 +91,12 @@ impl Sim {
             card: CardId::from_bytes([5; 8]),
             next_nt: 1,
             expiry: Timestamp(2_000_000_000),
+            now: SIM_START,
         };
         sim.push(vec![Event::EpochOpened {
             epoch: KeyEpoch(1),
             coins_expire_at: sim.expiry,
-            grace_ends_at: Timestamp(2_100_000_000),
+            grace_ends_at: sim.grace_end(),
         }]);
         sim.push(vec![
             Event::Registered {
@@ -103,6 +111,16 @@ impl Sim {
             },
         ]);
         sim
+    }
+
+    /// When the refresh grace of the current epoch ends.
+    pub fn grace_end(&self) -> Timestamp {
+        Timestamp(self.expiry.0 + 100_000)
+    }
+
+    /// Moves the issuer's clock forward to `t`.
+    pub fn advance_to(&mut self, t: Timestamp) {
+        self.now = self.now.max(t);
     }
 
     fn id(&mut self) -> u64 {
@@ -129,15 +147,69 @@ impl Sim {
         let n = self.id();
         self.batches.push(Batch {
             tx: TxId::from_bytes(id16(n, 2)),
+            at: self.now,
             events,
         });
+        self.now = self.now.plus_secs(SIM_STEP_SECS);
         self.batches.len() - 1
     }
 
-    /// Takes `n` coins from the wallet (oldest first).
+    /// Takes `n` coins from the wallet, oldest first among those not yet
+    /// expired (a holder spends expired coins only by refreshing them),
+    /// then the oldest expired ones.
     pub fn take(&mut self, n: usize) -> Vec<CoinBody> {
-        let n = n.min(self.wallet.len());
-        self.wallet.drain(..n).collect()
+        let now = self.now;
+        let (mut fresh, expired): (Vec<CoinBody>, Vec<CoinBody>) =
+            self.wallet.drain(..).partition(|c| !c.is_expired_at(now));
+        let from_fresh = n.min(fresh.len());
+        let mut taken: Vec<CoinBody> = fresh.drain(..from_fresh).collect();
+        let mut expired = expired.into_iter();
+        taken.extend(expired.by_ref().take(n - from_fresh));
+        // Keep the wallet oldest first.
+        let mut rest: Vec<CoinBody> = expired.chain(fresh).collect();
+        rest.sort_by_key(|c| self.wallet_order(c));
+        self.wallet = rest;
+        taken
+    }
+
+    /// Takes the `n` oldest coins that may still be refreshed: not past
+    /// their epoch's grace (every epoch's grace ends 100,000 s after expiry).
+    pub fn take_refreshable(&mut self, n: usize) -> Vec<CoinBody> {
+        let now = self.now;
+        let mut taken = Vec::new();
+        self.wallet.retain(|c| {
+            if taken.len() < n && now.0 <= c.expiry.0 + 100_000 {
+                taken.push(*c);
+                false
+            } else {
+                true
+            }
+        });
+        taken
+    }
+
+    /// Coins a holder may still spend now (not expired).
+    pub fn spendable(&self) -> usize {
+        self.wallet
+            .iter()
+            .filter(|c| !c.is_expired_at(self.now))
+            .count()
+    }
+
+    /// Coins a holder may still refresh now (not past their grace).
+    pub fn refreshable(&self) -> usize {
+        self.wallet
+            .iter()
+            .filter(|c| self.now.0 <= c.expiry.0 + 100_000)
+            .count()
+    }
+
+    /// Coins are created in id order: the creation counter is in bytes 8..15.
+    fn wallet_order(&self, c: &CoinBody) -> u64 {
+        let b = c.id.as_bytes();
+        let mut n = [0u8; 8];
+        n[..7].copy_from_slice(&b[8..15]);
+        u64::from_le_bytes(n)
     }
 
     fn total(coins: &[CoinBody]) -> u64 {
@@ -283,7 +355,9 @@ impl Sim {
 
     /// Refresh of the oldest coin into the current epoch.
     pub fn refresh(&mut self) -> usize {
-        let (coins, value) = self.spend(1);
+        let coins = self.take_refreshable(1);
+        let value = Sim::total(&coins);
+        self.spent.extend(coins.iter().copied());
         let out = self.coins(&[value]);
         self.wallet.extend(out.iter().copied());
         self.push(vec![
@@ -403,7 +477,7 @@ impl Sim {
         self.push(vec![Event::EpochOpened {
             epoch: self.epoch,
             coins_expire_at: self.expiry,
-            grace_ends_at: Timestamp(self.expiry.0 + 100_000),
+            grace_ends_at: self.grace_end(),
         }]);
         self.push(vec![Event::EpochClosed { epoch: old }]);
     }
@@ -470,11 +544,17 @@ pub fn genuine(rounds: usize) -> Genuine {
     // The clearing pays the server exactly the net position so far.
     sim.clear(1, loaded, 0);
     let unload = sim.card_unload(300);
+    let epoch1_expiry = sim.expiry;
+    let epoch1_grace_end = sim.grace_end();
     sim.rotate_epoch();
+    // Epoch 1's coins have expired; refresh still takes them in its grace.
+    sim.advance_to(Timestamp(epoch1_expiry.0 + 50_000));
     sim.refresh();
     sim.refresh();
     sim.purchase(&[1000, 1000]);
     sim.pay_refresh(1);
+    // The issuer erases epoch 1's spent coins once its grace has ended.
+    sim.advance_to(epoch1_grace_end);
     sim.erase(KeyEpoch(1));
     sim.pay_redeem(1);
     Genuine {
@@ -503,8 +583,15 @@ pub fn write_log(
 /// Appends the issuer's signed checkpoint of the current head.
 pub fn append_checkpoint(store: &impl EventStore, key: &SecretKey) {
     let head = store.head().expect("head");
+    // The issuer's clock at the checkpoint: no earlier than the last record.
+    let at = store
+        .read(head.last_seq, 1)
+        .expect("read the head")
+        .first()
+        .map_or(SIM_START, |r| r.record.at);
     let batch = Batch {
         tx: TxId::derive("vc/tx/checkpoint", &[&head.last_seq.0.to_le_bytes()]),
+        at,
         events: vec![Event::Checkpoint(protocol::checkpoint::sign_checkpoint(
             key,
             head.last_seq,
@@ -533,6 +620,7 @@ pub fn rechain(records: &mut [RawRecord], from: usize) {
             &prev,
             r.seq,
             &r.tx,
+            r.at,
             r.batch_index,
             r.batch_len,
             &r.event_bytes,

@@ -130,6 +130,7 @@ fn seed(
         Flows::of(&events).check_balanced()?;
         log.submit_wait(Batch {
             tx: TxId::random(),
+            at: Timestamp::now(),
             events,
         })?;
         shards.apply_logged(&issued);
@@ -196,7 +197,8 @@ fn submit_spend(
         return Err(e.into());
     }
     let acks = acks.clone();
-    log.submit(Batch { tx, events }, move |result| {
+    let at = Timestamp::now();
+    log.submit(Batch { tx, at, events }, move |result| {
         // The receiver outlives every batch it submitted.
         let _ = acks.send(Acked {
             tx,
@@ -268,6 +270,7 @@ pub fn lone_commit_ms(dir: &Path) -> anyhow::Result<f64> {
         let purchase = PurchaseId::random();
         store.append(&[Batch {
             tx: TxId::random(),
+            at: Timestamp::now(),
             events: vec![
                 Event::PurchaseSettled {
                     purchase,
