@@ -103,7 +103,7 @@ fn progress_bar() -> ProgressBar {
     // The template is a constant: it parses, and if a future indicatif
     // refused it the bar would keep its default look rather than fail.
     if let Ok(style) = ProgressStyle::with_template(
-        "audit {bar:40} {human_pos}/{human_len} records ({per_sec}, {eta} left)",
+        "audit {bar:40} {human_pos}/{human_len} records ({per_sec:0}, {eta} left)",
     ) {
         bar.set_style(style);
     }
