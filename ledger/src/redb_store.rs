@@ -268,6 +268,27 @@ pub fn encode_record_value(record: &RawRecord) -> Vec<u8> {
 
 /// Decodes the value stored under `seq`; bounded, never panics.
 pub fn decode_record_value(seq: Seq, value: &[u8]) -> Result<RawRecord, StoreError> {
+    let mut record = RawRecord {
+        seq,
+        tx: TxId::from_bytes([0; TxId::LEN]),
+        at: Timestamp(0),
+        batch_index: 0,
+        batch_len: 0,
+        prev_hash: Hash32::GENESIS,
+        hash: Hash32::GENESIS,
+        event_bytes: Vec::with_capacity(value.len().saturating_sub(RECORD_HEADER_BYTES)),
+    };
+    decode_record_value_into(seq, value, &mut record)?;
+    Ok(record)
+}
+
+/// [`decode_record_value`] into `record`, reusing its event buffer. On
+/// error `record` is unchanged.
+pub fn decode_record_value_into(
+    seq: Seq,
+    value: &[u8],
+    record: &mut RawRecord,
+) -> Result<(), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { seq, reason };
     if value.len() < RECORD_HEADER_BYTES {
         return Err(corrupt(format!(
@@ -294,16 +315,16 @@ pub fn decode_record_value(seq: Seq, value: &[u8]) -> Result<RawRecord, StoreErr
     tx.copy_from_slice(&header[65..81]);
     let mut at = [0u8; 8];
     at.copy_from_slice(&header[81..89]);
-    Ok(RawRecord {
-        seq,
-        prev_hash: Hash32(array32(1)),
-        hash: Hash32(array32(33)),
-        tx: TxId::from_bytes(tx),
-        at: Timestamp(u64::from_le_bytes(at)),
-        batch_index: u16::from_le_bytes([header[89], header[90]]),
-        batch_len: u16::from_le_bytes([header[91], header[92]]),
-        event_bytes: event_bytes.to_vec(),
-    })
+    record.seq = seq;
+    record.prev_hash = Hash32(array32(1));
+    record.hash = Hash32(array32(33));
+    record.tx = TxId::from_bytes(tx);
+    record.at = Timestamp(u64::from_le_bytes(at));
+    record.batch_index = u16::from_le_bytes([header[89], header[90]]);
+    record.batch_len = u16::from_le_bytes([header[91], header[92]]);
+    record.event_bytes.clear();
+    record.event_bytes.extend_from_slice(event_bytes);
+    Ok(())
 }
 
 fn head_of(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Head, StoreError> {
@@ -379,19 +400,33 @@ impl EventStore for RedbStore {
 
 impl RawEventStore for RedbStore {
     fn read_raw(&self, from: Seq, max_records: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let mut out = Vec::with_capacity(max_records.min(4096));
+        self.read_raw_into(from, max_records, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_raw_into(
+        &self,
+        from: Seq,
+        max_records: usize,
+        out: &mut Vec<RawRecord>,
+    ) -> Result<(), StoreError> {
         let txn = self.begin_read()?;
         let table = match txn.open_table(RECORDS) {
             Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(TableError::TableDoesNotExist(_)) => {
+                out.clear();
+                return Ok(());
+            }
             Err(e) => return Err(redb_error("records table", e)),
         };
         let start = from.0.max(1);
-        let mut out = Vec::with_capacity(max_records.min(4096));
         let entries = table
             .range(start..)
             .map_err(|e| redb_error("range", e))?
             .take(max_records);
         let mut expected = start;
+        let mut n = 0;
         for entry in entries {
             let (key, value) = entry.map_err(|e| redb_error("range", e))?;
             let seq = Seq(key.value());
@@ -401,10 +436,16 @@ impl RawEventStore for RedbStore {
                     reason: format!("record missing: next stored record is {seq}"),
                 });
             }
-            out.push(decode_record_value(seq, value.value())?);
+            // Overwrite the records already in `out`, event buffers and all.
+            match out.get_mut(n) {
+                Some(slot) => decode_record_value_into(seq, value.value(), slot)?,
+                None => out.push(decode_record_value(seq, value.value())?),
+            }
+            n += 1;
             expected = expected.saturating_add(1);
         }
-        Ok(out)
+        out.truncate(n);
+        Ok(())
     }
 }
 

@@ -145,6 +145,25 @@ macro_rules! event_store_conformance {
             }
 
             #[test]
+            fn reads_into_a_used_buffer_return_exactly_what_fresh_reads_do() {
+                // The auditor hands chunks back to be refilled: a refill must
+                // leave nothing of the records it overwrote.
+                let (store, _guard) = $make();
+                store.append(&util::batches(0, 6)).expect("append");
+                let mut buffer = store.read_raw(Seq(1), 100).expect("read raw");
+                for (from, max) in [(3, 4), (1, 100), (5, 2), (1000, 3), (2, 1)] {
+                    store
+                        .read_raw_into(Seq(from), max, &mut buffer)
+                        .expect("read into");
+                    assert_eq!(
+                        buffer,
+                        store.read_raw(Seq(from), max).expect("read raw"),
+                        "from {from}, at most {max}"
+                    );
+                }
+            }
+
+            #[test]
             fn empty_append_changes_nothing() {
                 let (store, _guard) = $make();
                 assert_eq!(store.append(&[]).expect("append"), Vec::<Seq>::new());

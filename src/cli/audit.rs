@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use protocol::crypto::PublicKey;
 
 /// Replay an issuer's event log and prove that cash was conserved.
@@ -78,14 +79,33 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
     }
     opts.from_checkpoint = args.from_checkpoint.clone();
     opts.write_checkpoint = args.write_checkpoint.clone();
-    if std::io::stderr().is_terminal() {
-        opts.progress = Some(Box::new(|p: replay::Progress| {
-            let pct = (p.seq.0 * 100).checked_div(p.head_seq.0).unwrap_or(100);
-            eprint!("\raudit: {} / {} records ({pct}%)", p.seq.0, p.head_seq.0);
-            if p.seq >= p.head_seq {
-                eprintln!();
-            }
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        opts.progress = Some(Box::new(move |p: replay::Progress| {
+            bar.set_length(p.head_seq.0);
+            bar.set_position(p.seq.0);
         }));
     }
-    replay::run_audit(opts).with_context(|| format!("auditing {}", args.log.display()))
+    let report = replay::run_audit(opts);
+    // Cleared before the report is printed, whether the audit ended at the
+    // head, at a violation or on an error.
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    report.with_context(|| format!("auditing {}", args.log.display()))
+}
+
+/// The bar a long replay shows on a terminal: records audited of the log's
+/// records, the rate and the time left.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    // The template is a constant: it parses, and if a future indicatif
+    // refused it the bar would keep its default look rather than fail.
+    if let Ok(style) = ProgressStyle::with_template(
+        "audit {bar:40} {human_pos}/{human_len} records ({per_sec:0}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
