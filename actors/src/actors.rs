@@ -247,10 +247,17 @@ impl Coordinator {
             }
         }
         let (done, written) = tokio::sync::oneshot::channel();
-        let staged = on_pool(&self.pool, move |core| {
-            core.validation_stage(pending, inputs, session_done(done))
-        })
-        .await?;
+        let staged = if IssuerCore::stages_inline(&pending) {
+            // New coins: staging is ~0.1 ms of CPU and no disk; on the pool
+            // it queued behind every newer payment's 4.7 ms of RSA.
+            self.core
+                .validation_stage(pending, inputs, session_done(done))
+        } else {
+            on_pool(&self.pool, move |core| {
+                core.validation_stage(pending, inputs, session_done(done))
+            })
+            .await?
+        };
         let staged = match staged {
             Ok(Staged::Commit(staged)) => staged,
             Ok(Staged::Answered(answer)) => {

@@ -90,6 +90,18 @@ storage_from!(
 );
 
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// Every session by expiry: key = expiry (big-endian u64) ++ id, so a purge
+/// reads only what has expired instead of decoding every session (payment
+/// ack sessions live a day: hundreds of thousands of them under load, and
+/// the housekeeper purges four times a second).
+const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("session-expiry");
+
+fn expiry_key(expires_at: Timestamp, id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&expires_at.0.to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
 
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
@@ -105,6 +117,7 @@ enum Write {
     Insert {
         id: SessionId,
         record: Vec<u8>,
+        expires_at: Timestamp,
         replace: bool,
     },
     /// New payload for a live session, keeping its expiry.
@@ -219,22 +232,32 @@ fn live_payload(record: &SessionRecord, now: Timestamp) -> Result<&[u8], Session
 /// Applies one write; an error leaves the table as it was for this write.
 fn apply(
     table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    expiry: &mut redb::Table<'_, &'static [u8], ()>,
     write: &Write,
 ) -> Result<Written, SessionError> {
     match write {
         Write::Insert {
             id,
             record,
+            expires_at,
             replace,
         } => {
-            let exists = table.get(id.0.as_slice())?.is_some();
-            if exists && !replace {
+            let old = match read_record(table, *id) {
+                Ok(old) => Some(old),
+                Err(SessionError::Unknown) => None,
+                Err(e) => return Err(e),
+            };
+            if old.is_some() && !replace {
                 return Err(SessionError::Exists);
             }
-            if !exists && table.len()? as usize >= SESSIONS_MAX {
+            if old.is_none() && table.len()? as usize >= SESSIONS_MAX {
                 return Err(SessionError::Full);
             }
+            if let Some(old) = old {
+                expiry.remove(expiry_key(old.expires_at, &id.0).as_slice())?;
+            }
             table.insert(id.0.as_slice(), record.as_slice())?;
+            expiry.insert(expiry_key(*expires_at, &id.0).as_slice(), ())?;
             Ok(Written::Done)
         }
         Write::Replace { id, payload } => {
@@ -258,20 +281,31 @@ fn apply(
             Ok(Written::Taken(payload))
         }
         Write::Remove { id } => {
-            table.remove(id.0.as_slice())?;
+            let old = match read_record(table, *id) {
+                Ok(old) => Some(old),
+                Err(SessionError::Unknown) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(old) = old {
+                expiry.remove(expiry_key(old.expires_at, &id.0).as_slice())?;
+                table.remove(id.0.as_slice())?;
+            }
             Ok(Written::Done)
         }
         Write::Purge { now } => {
+            // Keys sort by expiry first: everything before (now + 1) has
+            // `expires_at <= now`, i.e. is expired.
+            let bound = now.0.saturating_add(1).to_be_bytes();
             let mut expired = Vec::new();
-            for item in table.iter()? {
-                let (k, v) = item?;
-                let record: SessionRecord = decode(v.value())?;
-                if *now >= record.expires_at {
-                    expired.push(k.value().to_vec());
-                }
+            for item in expiry.range::<&[u8]>(..bound.as_slice())? {
+                let (k, _) = item?;
+                expired.push(k.value().to_vec());
             }
             for key in &expired {
-                table.remove(key.as_slice())?;
+                expiry.remove(key.as_slice())?;
+                if let Some(id) = key.get(8..) {
+                    table.remove(id)?;
+                }
             }
             Ok(Written::Purged(expired.len()))
         }
@@ -292,8 +326,9 @@ fn commit_group(
     let mut results = Vec::with_capacity(writes.len());
     {
         let mut table = txn.open_table(SESSIONS)?;
+        let mut expiry = txn.open_table(EXPIRY)?;
         for write in writes {
-            let result = apply(&mut table, write);
+            let result = apply(&mut table, &mut expiry, write);
             // A storage error may have left the table half written: the
             // whole group fails rather than commit that.
             if let Err(SessionError::Storage(e)) = result {
@@ -361,7 +396,18 @@ impl SessionStore {
     pub fn open(path: impl AsRef<Path>, durable: bool) -> Result<SessionStore, SessionError> {
         let db = Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
-        txn.open_table(SESSIONS)?;
+        {
+            let sessions = txn.open_table(SESSIONS)?;
+            let mut expiry = txn.open_table(EXPIRY)?;
+            // A file from before the expiry index: build it once.
+            if expiry.is_empty()? && !sessions.is_empty()? {
+                for item in sessions.iter()? {
+                    let (k, v) = item?;
+                    let record: SessionRecord = decode(v.value())?;
+                    expiry.insert(expiry_key(record.expires_at, k.value()).as_slice(), ())?;
+                }
+            }
+        }
         txn.commit()?;
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters::default());
@@ -427,6 +473,7 @@ impl SessionStore {
         self.submit_wait(Write::Insert {
             id,
             record,
+            expires_at,
             replace: false,
         })
         .map(|_| ())
@@ -456,6 +503,7 @@ impl SessionStore {
                 Write::Insert {
                     id,
                     record,
+                    expires_at,
                     replace: true,
                 },
                 Box::new(move |r| done(r.map(|_| ()))),
@@ -696,6 +744,41 @@ mod tests {
             store.get::<PurchaseSession>(ids[1], Timestamp(1)),
             Err(SessionError::AlreadyUsed)
         ));
+    }
+
+    #[test]
+    fn purge_drops_exactly_the_expired_by_their_latest_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let ids: Vec<SessionId> = (0..4).map(|_| SessionId::random()).collect();
+        {
+            let store = SessionStore::open(&path, true).expect("open");
+            for (id, t) in ids.iter().zip([10, 20, 30, 40]) {
+                store.insert(*id, &session(), Timestamp(t)).expect("insert");
+            }
+            // A used session keeps its expiry; a replaced one takes the new.
+            store
+                .take::<PurchaseSession>(ids[1], Timestamp(1))
+                .expect("take");
+            let (done, outcome) = std::sync::mpsc::channel();
+            store.upsert_then(ids[0], &session(), Timestamp(50), move |r| {
+                let _ = done.send(r.is_ok());
+            });
+            assert!(outcome.recv().expect("answered"));
+            store.remove(ids[3]).expect("remove");
+            assert_eq!(store.purge_expired(Timestamp(20)).expect("purge"), 1);
+        }
+        let store = SessionStore::open(&path, true).expect("reopen");
+        assert_eq!(store.len().expect("len"), 2);
+        assert_eq!(
+            store
+                .get::<PurchaseSession>(ids[0], Timestamp(45))
+                .expect("replaced, live until 50"),
+            session()
+        );
+        assert_eq!(store.purge_expired(Timestamp(49)).expect("purge"), 1);
+        assert_eq!(store.purge_expired(Timestamp(50)).expect("purge"), 1);
+        assert!(store.is_empty().expect("len"));
     }
 
     #[test]

@@ -327,7 +327,8 @@ impl IssuerCore {
         self.reject(&pending.opened, reason, bad)
     }
 
-    /// Step 2 (crypto worker), with the inputs reserved: checks the logged
+    /// Step 2, with the inputs reserved (new coins: inline in the
+    /// coordinator; a receipt: on a crypto worker): checks the logged
     /// bodies and expiry, mints the outputs, builds and balances the batch,
     /// and records a redemption's credit as owed. On `Answered` or an error
     /// the caller releases the reservations and the claim.
@@ -490,6 +491,13 @@ impl IssuerCore {
                 self.answer_committed(&staged.opened, staged.batch.tx, at, done)
             }),
         }
+    }
+
+    /// Whether staging `pending` is short and touches no disk (new coins:
+    /// minting, tags, one RSA public-key operation), so the coordinator may
+    /// run it inline. A redemption records its credit durably: pool.
+    pub(crate) fn stages_inline(pending: &Pending) -> bool {
+        matches!(pending.payout, Payout::Coins { .. })
     }
 
     /// Whether the answer was built at staging (new coins), so finishing
