@@ -5,9 +5,21 @@ use ledger::constants::COINS_PER_TX_MAX;
 
 /// Most coin shards an issuer may run.
 pub const SHARDS_MAX: u16 = 1024;
-/// Most sessions (key shares, nonces) held at once; a flood of WRequest1
-/// cannot grow the session store past this.
+/// Most flow sessions (purchase key shares, nonces) held at once; a flood
+/// of WRequest1 cannot grow the session store past this.
 pub const SESSIONS_MAX: usize = 1_000_000;
+/// Room kept above [`SESSIONS_MAX`] for payments' ack sessions, so a flood
+/// of purchase sessions cannot stop payments. A payment is refused (503)
+/// before it moves money once the store holds `SESSIONS_MAX +
+/// ACK_SESSIONS_HEADROOM` records; its ack session itself is never refused
+/// for room, because by then its batch may be in the log.
+pub const ACK_SESSIONS_HEADROOM: usize = 1_000_000;
+/// How long a payment's ack session (and then its tombstone) is kept. It
+/// bridges the Issuance1 answer and the payee's Issuance2 ack, seconds
+/// apart; a payee that lost the answer retries the validation request,
+/// which writes a fresh one. Held records are rate × this, so 15 minutes
+/// keeps 400 payments/s at 360,000 records, inside the headroom.
+pub const PAYMENT_SESSION_SECS: u64 = 15 * 60;
 /// Longest encoded session payload, in bytes.
 pub const SESSION_BYTES_MAX: usize = 4096;
 /// Most session writes grouped into one transaction (one fsync).

@@ -41,5 +41,5 @@ pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 pub use issuer::{
     Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
 };
-pub use sessions::{SessionError, SessionId, SessionStore};
+pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};

@@ -18,7 +18,7 @@
 //! is committed (durable, for a durable store).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +26,9 @@ use ledger::Timestamp;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::constants::{SESSION_BYTES_MAX, SESSION_WRITES_PER_COMMIT_MAX, SESSIONS_MAX};
+use crate::constants::{
+    ACK_SESSIONS_HEADROOM, SESSION_BYTES_MAX, SESSION_WRITES_PER_COMMIT_MAX, SESSIONS_MAX,
+};
 
 /// A session handle: 128 random bits, given to the client.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,6 +162,28 @@ enum Message {
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Records (sessions and tombstones) after the last committed group.
+    held: AtomicUsize,
+}
+
+/// How many records the store takes; see [`SESSIONS_MAX`] and
+/// [`ACK_SESSIONS_HEADROOM`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// New flow sessions ([`SessionStore::insert`]) are refused at this many records.
+    pub flow_sessions_max: usize,
+    /// [`SessionStore::has_room_for_payment`] says no at
+    /// `flow_sessions_max + ack_headroom` records.
+    pub ack_headroom: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            flow_sessions_max: SESSIONS_MAX,
+            ack_headroom: ACK_SESSIONS_HEADROOM,
+        }
+    }
 }
 
 /// What the session writer has done since the store opened.
@@ -173,6 +197,7 @@ pub struct SessionCommitStats {
 
 /// Sessions with expiry, in their own redb file.
 pub struct SessionStore {
+    limits: SessionLimits,
     db: Arc<Database>,
     durable: bool,
     sender: Mutex<Sender<Message>>,
@@ -234,6 +259,7 @@ fn apply(
     table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     expiry: &mut redb::Table<'_, &'static [u8], ()>,
     write: &Write,
+    limits: &SessionLimits,
 ) -> Result<Written, SessionError> {
     match write {
         Write::Insert {
@@ -250,7 +276,11 @@ fn apply(
             if old.is_some() && !replace {
                 return Err(SessionError::Exists);
             }
-            if old.is_none() && table.len()? as usize >= SESSIONS_MAX {
+            // An upsert is a payment's ack session, written alongside a
+            // batch that may already be durable: refusing it then would
+            // leave a committed payment unanswerable. Payments are gated
+            // before they move money instead (`has_room_for_payment`).
+            if old.is_none() && !replace && table.len()? as usize >= limits.flow_sessions_max {
                 return Err(SessionError::Full);
             }
             if let Some(old) = old {
@@ -317,18 +347,20 @@ fn apply(
 fn commit_group(
     db: &Database,
     durable: bool,
+    limits: &SessionLimits,
     writes: &[Write],
-) -> Result<Vec<Result<Written, SessionError>>, SessionError> {
+) -> Result<(Vec<Result<Written, SessionError>>, usize), SessionError> {
     let mut txn = db.begin_write()?;
     if !durable {
         txn.set_durability(Durability::None)?;
     }
     let mut results = Vec::with_capacity(writes.len());
+    let held;
     {
         let mut table = txn.open_table(SESSIONS)?;
         let mut expiry = txn.open_table(EXPIRY)?;
         for write in writes {
-            let result = apply(&mut table, &mut expiry, write);
+            let result = apply(&mut table, &mut expiry, write, limits);
             // A storage error may have left the table half written: the
             // whole group fails rather than commit that.
             if let Err(SessionError::Storage(e)) = result {
@@ -336,12 +368,19 @@ fn commit_group(
             }
             results.push(result);
         }
+        held = table.len()? as usize;
     }
     txn.commit()?;
-    Ok(results)
+    Ok((results, held))
 }
 
-fn run_writer(db: &Database, durable: bool, receiver: &Receiver<Message>, counters: &Counters) {
+fn run_writer(
+    db: &Database,
+    durable: bool,
+    limits: &SessionLimits,
+    receiver: &Receiver<Message>,
+    counters: &Counters,
+) {
     let mut stop = false;
     while !stop {
         let Ok(first) = receiver.recv() else { return };
@@ -367,8 +406,9 @@ fn run_writer(db: &Database, durable: bool, receiver: &Receiver<Message>, counte
                 Err(_) => break,
             }
         }
-        match commit_group(db, durable, &writes) {
-            Ok(results) => {
+        match commit_group(db, durable, limits, &writes) {
+            Ok((results, held)) => {
+                counters.held.store(held, Ordering::Relaxed);
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters
                     .writes
@@ -394,7 +434,17 @@ impl SessionStore {
     /// spanning days need); without, a crash may lose recent sessions, which
     /// only costs clients a restart of their flow.
     pub fn open(path: impl AsRef<Path>, durable: bool) -> Result<SessionStore, SessionError> {
+        SessionStore::open_with_limits(path, durable, SessionLimits::default())
+    }
+
+    /// [`SessionStore::open`] with other room limits (tests of a full store).
+    pub fn open_with_limits(
+        path: impl AsRef<Path>,
+        durable: bool,
+        limits: SessionLimits,
+    ) -> Result<SessionStore, SessionError> {
         let db = Arc::new(Database::create(path)?);
+        let held;
         let txn = db.begin_write()?;
         {
             let sessions = txn.open_table(SESSIONS)?;
@@ -407,21 +457,24 @@ impl SessionStore {
                     expiry.insert(expiry_key(record.expires_at, k.value()).as_slice(), ())?;
                 }
             }
+            held = sessions.len()? as usize;
         }
         txn.commit()?;
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters::default());
+        counters.held.store(held, Ordering::Relaxed);
         let writer = {
             let db = Arc::clone(&db);
             let counters = Arc::clone(&counters);
             std::thread::Builder::new()
                 .name("vc-session-writer".to_owned())
-                .spawn(move || run_writer(&db, durable, &receiver, &counters))
+                .spawn(move || run_writer(&db, durable, &limits, &receiver, &counters))
                 .map_err(|e| SessionError::GroupFailed(e.to_string()))?
         };
         Ok(SessionStore {
             db,
             durable,
+            limits,
             sender: Mutex::new(sender),
             counters,
             writer: Some(writer),
@@ -586,6 +639,23 @@ impl SessionStore {
         Ok(self.len()? == 0)
     }
 
+    /// Whether a payment may start: its ack session will be written past
+    /// the flow sessions' limit, into the headroom kept for payments, and
+    /// must never be refused once the payment's batch is in the log. Read
+    /// from the count after the last commit, so writes queued right now
+    /// may overshoot by the payments in flight (bounded by the gateway).
+    pub fn has_room_for_payment(&self) -> Result<(), SessionError> {
+        let held = self.counters.held.load(Ordering::Relaxed);
+        let max = self
+            .limits
+            .flow_sessions_max
+            .saturating_add(self.limits.ack_headroom);
+        if held >= max {
+            return Err(SessionError::Full);
+        }
+        Ok(())
+    }
+
     /// Transactions the writer committed and the writes they held.
     pub fn commit_stats(&self) -> SessionCommitStats {
         SessionCommitStats {
@@ -627,6 +697,48 @@ mod tests {
             k: [7; 32],
             r_i: [9; 32],
         }
+    }
+
+    fn upsert_wait(store: &SessionStore, id: SessionId) -> Result<(), SessionError> {
+        let (done, outcome) = channel();
+        store.upsert_then(id, &session(), Timestamp(100), move |r| {
+            let _ = done.send(r);
+        });
+        outcome.recv().unwrap_or(Err(SessionError::Stopped))
+    }
+
+    #[test]
+    fn a_full_store_refuses_flow_sessions_and_new_payments_but_never_an_ack_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = SessionLimits {
+            flow_sessions_max: 3,
+            ack_headroom: 2,
+        };
+        let store =
+            SessionStore::open_with_limits(dir.path().join("s.redb"), false, limits).expect("open");
+        for _ in 0..3 {
+            store
+                .insert(SessionId::random(), &session(), Timestamp(100))
+                .expect("room for a flow session");
+        }
+        assert!(matches!(
+            store.insert(SessionId::random(), &session(), Timestamp(100)),
+            Err(SessionError::Full)
+        ));
+        // Payments still start: the headroom is theirs.
+        store.has_room_for_payment().expect("headroom left");
+        upsert_wait(&store, SessionId::random()).expect("ack session");
+        upsert_wait(&store, SessionId::random()).expect("ack session");
+        assert!(matches!(
+            store.has_room_for_payment(),
+            Err(SessionError::Full)
+        ));
+        // A payment that passed the gate just before still gets its ack.
+        upsert_wait(&store, SessionId::random()).expect("ack session past the headroom");
+        assert_eq!(store.len().expect("len"), 6);
+        // Room comes back as sessions expire.
+        assert_eq!(store.purge_expired(Timestamp(100)).expect("purge"), 6);
+        store.has_room_for_payment().expect("room after the purge");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use protocol::wire::payment::{
 };
 use protocol::wire::{encode, labels};
 use util::{Harness, Who, refresh, spec};
-use vc_actors::Bank;
+use vc_actors::{Bank, IssuerCore, IssuerError, SessionError};
 
 fn setup() -> (Harness, Who, Who) {
     let h = Harness::new();
@@ -258,6 +258,39 @@ fn a_coin_with_a_bad_tag_is_refused_and_nothing_spent() {
         other => panic!("bad tag accepted: {other:?}"),
     }
     assert!(h.core().shards().get(&coins[0].id()).is_some());
+    h.assert_conserved();
+}
+
+/// A session store too full for the payment's ack session refuses the
+/// payment before it moves money; once there is room, the same request
+/// goes through.
+#[test]
+fn a_payment_without_room_for_its_ack_session_is_refused_before_money_moves() {
+    let (mut h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(2, 100)]));
+    h.core = None;
+    let mut config = h.config();
+    // No room at all: the store is as full as it may get.
+    config.session_limits = vc_actors::SessionLimits {
+        flow_sessions_max: 0,
+        ack_headroom: 0,
+    };
+    h.core = Some(IssuerCore::open(config, h.bank().clone()).expect("issuer opens"));
+    let (payee_state, _payer, _invoice, send) = h.send_coins(&alice, &shop, coins.clone());
+    let (_awaiting, vreq) = h.validation(&payee_state, &send, refresh(200));
+    match h.core().validate(&vreq) {
+        Err(IssuerError::Session(SessionError::Full)) => {}
+        other => panic!("a payment went ahead without room for its ack: {other:?}"),
+    }
+    for coin in &coins {
+        assert!(h.core().shards().get(&coin.id()).is_some(), "coin spent");
+    }
+    h.assert_conserved();
+    h.restart();
+    h.core().validate(&vreq).expect("the retry goes through");
+    for coin in &coins {
+        assert!(h.core().shards().get(&coin.id()).is_none(), "coin unspent");
+    }
     h.assert_conserved();
 }
 

@@ -99,6 +99,8 @@ pub struct IssuerConfig {
     pub purchase_session_secs: u64,
     /// How long a payment's Issuance2 is awaited.
     pub payment_session_secs: u64,
+    /// How many sessions `sessions.redb` takes (tests of a full store).
+    pub session_limits: crate::sessions::SessionLimits,
     pub clock: Arc<dyn Clock>,
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
@@ -164,7 +166,8 @@ impl IssuerConfig {
             epoch_period_secs: 30 * 24 * 3600,
             cert_lifetime_secs: 365 * 24 * 3600,
             purchase_session_secs: 30 * 24 * 3600,
-            payment_session_secs: 24 * 3600,
+            payment_session_secs: crate::constants::PAYMENT_SESSION_SECS,
+            session_limits: crate::sessions::SessionLimits::default(),
             clock: Arc::new(SystemClock),
             memory_log: None,
             crash_at: None,
@@ -448,7 +451,11 @@ impl IssuerCore {
             registry: Registry::open(dir.join("registry.redb"))?,
             coin_status,
             shards_from_checkpoint: shards_loaded,
-            sessions: SessionStore::open(dir.join("sessions.redb"), true)?,
+            sessions: SessionStore::open_with_limits(
+                dir.join("sessions.redb"),
+                true,
+                config.session_limits,
+            )?,
             bank,
             state: Mutex::new(state),
             epoch_lock: Mutex::new(()),

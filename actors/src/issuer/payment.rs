@@ -391,6 +391,9 @@ impl IssuerCore {
         };
         let (events, issued) = match &payout {
             Payout::Coins { spec, .. } => {
+                // Its ack session must be writable once the batch is in
+                // the log: refuse (503, retry later) before money moves.
+                self.sessions.has_room_for_payment()?;
                 let new = self.mint_bodies(spec)?;
                 let cause = match opened.kind {
                     ValidationKind::Change => IssueCause::Change,
