@@ -8,7 +8,7 @@ use ledger::{
     SpendCause, Timestamp, TxId,
 };
 
-use crate::constants::LOG_TIME_SKEW_MAX_SECS;
+use crate::constants::{LOG_TIME_FUTURE_SKEW_MAX_SECS, LOG_TIME_SKEW_MAX_SECS};
 use crate::rule::{Rule, Violation};
 use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
 
@@ -21,6 +21,9 @@ pub(crate) struct TxContext {
     /// clock reading the issuer validated it with, so expiry, grace and
     /// erasure are judged at the time the issuer decided.
     pub now: Timestamp,
+    /// The auditor's own clock when the audit started, if log time is to be
+    /// checked against it.
+    pub auditor_now: Option<Timestamp>,
 }
 
 impl TxContext {
@@ -85,9 +88,24 @@ pub(crate) fn apply_transaction(
     Ok(flows)
 }
 
-/// Log time runs forward, give or take [`LOG_TIME_SKEW_MAX_SECS`]; records
-/// the latest time seen.
+/// Log time runs forward, give or take [`LOG_TIME_SKEW_MAX_SECS`], and not
+/// past the auditor's clock by more than [`LOG_TIME_FUTURE_SKEW_MAX_SECS`];
+/// records the latest time seen.
 fn check_log_time(state: &mut LedgerState, ctx: TxContext) -> Result<(), Violation> {
+    if let Some(auditor_now) = ctx.auditor_now
+        && ctx.now.0 > auditor_now.0.saturating_add(LOG_TIME_FUTURE_SKEW_MAX_SECS)
+    {
+        return Err(ctx.violation(
+            0,
+            Rule::LogTimeInFuture,
+            format!(
+                "transaction at {} lies {} s after the auditor's clock {}, more than the {LOG_TIME_FUTURE_SKEW_MAX_SECS} s tolerated",
+                ctx.now.0,
+                ctx.now.0 - auditor_now.0,
+                auditor_now.0
+            ),
+        ));
+    }
     if let Some(latest) = state.latest_at {
         if ctx.now.0.saturating_add(LOG_TIME_SKEW_MAX_SECS) < latest.0 {
             return Err(ctx.violation(
@@ -650,6 +668,7 @@ mod tests {
             first_seq: Seq(10),
             tx: TxId::from_bytes([1; 16]),
             now: now.map_or(EARLY, Timestamp),
+            auditor_now: None,
         }
     }
 
@@ -1000,6 +1019,35 @@ mod tests {
             rule_of(&mut state, &closed, Some(t - LOG_TIME_SKEW_MAX_SECS - 1)),
             Rule::LogTimeBackwards
         );
+    }
+
+    #[test]
+    fn log_time_may_lead_the_auditors_clock_within_the_skew_but_no_further() {
+        let auditor_now = 10_000;
+        let at = |t: u64| TxContext {
+            auditor_now: Some(Timestamp(auditor_now)),
+            ..ctx(Some(t))
+        };
+        apply_transaction(
+            &mut opened(),
+            &[],
+            at(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS),
+        )
+        .expect("within the skew");
+        let found = apply_transaction(
+            &mut opened(),
+            &[],
+            at(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS + 1),
+        )
+        .expect_err("dated in the future");
+        assert_eq!(found.rule, Rule::LogTimeInFuture);
+        // Without the auditor's clock the same transaction is not judged so.
+        apply_transaction(
+            &mut opened(),
+            &[],
+            ctx(Some(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS + 1)),
+        )
+        .expect("no clock given");
     }
 
     #[test]
