@@ -296,6 +296,8 @@ fn audit(w: &mut World, loaded: u128, unloaded: u128, float: i128) {
     w.h.core = None;
     let dir = w.h.dir.path().join("issuer");
     let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
+    // The issuer ran on the harness's clock, which need not be today.
+    opts.now = Some(vc_actors::Clock::now(&*w.h.clock));
     opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
         dir.join("coin-status.redb"),
     ))];

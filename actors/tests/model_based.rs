@@ -1197,6 +1197,8 @@ impl World {
         self.h.core = None;
         let dir = self.h.dir.path().join("issuer");
         let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
+        // The issuer ran on the harness's clock, which need not be today.
+        opts.now = Some(vc_actors::Clock::now(&*self.h.clock));
         opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
             dir.join("coin-status.redb"),
         ))];

@@ -93,6 +93,8 @@ pub struct TransactionReplay {
     /// The time of the transaction being gathered (one per batch, which
     /// the chain verifier checked).
     pending_at: Timestamp,
+    /// The auditor's own clock (see [`TransactionReplay::set_auditor_now`]).
+    auditor_now: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for TransactionReplay {
@@ -148,7 +150,19 @@ impl TransactionReplay {
             pending_open: false,
             pending_len: 0,
             pending_at: Timestamp(0),
+            auditor_now: None,
         }
+    }
+
+    /// Judges log time also against the auditor's own clock reading `now`
+    /// (rule `log_time_in_future`); without it that rule is not checked.
+    pub fn set_auditor_now(&mut self, now: Option<Timestamp>) {
+        self.auditor_now = now;
+    }
+
+    /// The auditor's clock reading log time is judged against, if any.
+    pub fn auditor_now(&self) -> Option<Timestamp> {
+        self.auditor_now
     }
 
     /// Whether checkpoint signatures are checked.
@@ -251,6 +265,7 @@ impl TransactionReplay {
             first_seq: self.pending_first,
             tx,
             now: self.pending_at,
+            auditor_now: self.auditor_now,
         };
         let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
         let events = &self.pending;
@@ -391,6 +406,12 @@ impl Auditor {
     /// Splits the auditor into its two stages, to run them on two threads.
     pub fn into_stages(self) -> (RecordVerifier, TransactionReplay) {
         (self.records, self.replay)
+    }
+
+    /// Judges log time also against the auditor's own clock reading `now`
+    /// (see [`TransactionReplay::set_auditor_now`]).
+    pub fn set_auditor_now(&mut self, now: Option<Timestamp>) {
+        self.replay.set_auditor_now(now);
     }
 
     /// Whether signatures of checkpoints are checked.

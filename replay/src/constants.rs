@@ -36,6 +36,15 @@ pub const SERIES_POINTS_MAX: usize = 1024;
 /// history reordered or re-dated, not a queue.
 pub const LOG_TIME_SKEW_MAX_SECS: u64 = 60;
 
+/// How far a transaction's time may lie ahead of the auditor's own clock.
+/// The issuer stamps each batch with its clock and the auditor reads the
+/// log later on another machine, so an honest log is never dated after the
+/// auditor's "now" except by the two clocks' disagreement: NTP keeps
+/// servers within a second, and five minutes also covers an auditor's
+/// laptop that has drifted. Further ahead, the log claims times that have
+/// not come yet, so the expiry and grace judged at them cannot be trusted.
+pub const LOG_TIME_FUTURE_SKEW_MAX_SECS: u64 = 300;
+
 /// Most calendar days the daily-volume chart keeps (the latest ones; older
 /// days are dropped and the report says so): ten years.
 pub const DAILY_VOLUME_DAYS_MAX: usize = 3660;

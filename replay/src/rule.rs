@@ -48,6 +48,11 @@ pub enum Rule {
     /// [`crate::constants::LOG_TIME_SKEW_MAX_SECS`] behind the latest time
     /// already in the log: history re-dated or reordered.
     LogTimeBackwards,
+    /// A transaction's time lies more than
+    /// [`crate::constants::LOG_TIME_FUTURE_SKEW_MAX_SECS`] ahead of the
+    /// auditor's own clock (`AuditOptions::now`): the log is dated in the
+    /// future.
+    LogTimeInFuture,
     /// A coin was spent (or revoked) twice.
     DoubleSpend,
     /// A coin was spent (or revoked) that was never issued.
@@ -105,6 +110,7 @@ impl Rule {
             Rule::UnknownEventVersion => "unknown_event_version",
             Rule::BatchMalformed => "batch_malformed",
             Rule::LogTimeBackwards => "log_time_backwards",
+            Rule::LogTimeInFuture => "log_time_in_future",
             Rule::DoubleSpend => "double_spend",
             Rule::SpentNeverIssued => "spent_never_issued",
             Rule::CoinAltered => "coin_altered",

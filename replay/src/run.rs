@@ -6,7 +6,9 @@ use crate::constants::{READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ledger::{EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError};
+use ledger::{
+    EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError, Timestamp,
+};
 use tracing::{info, warn};
 
 use crate::auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay};
@@ -72,6 +74,11 @@ pub struct AuditOptions {
     pub progress: Option<ProgressCallback>,
     pub projection_checks: Vec<Box<dyn ProjectionCheck>>,
     pub read_chunk_records: usize,
+    /// The auditor's own clock: a transaction dated more than
+    /// [`crate::constants::LOG_TIME_FUTURE_SKEW_MAX_SECS`] after it is
+    /// `log_time_in_future`. `None` (the default) reads the wall clock when
+    /// the audit starts; tests of simulated clocks set their own "now".
+    pub now: Option<Timestamp>,
 }
 
 impl AuditOptions {
@@ -85,6 +92,7 @@ impl AuditOptions {
             progress: None,
             projection_checks: Vec::new(),
             read_chunk_records: READ_CHUNK_RECORDS_DEFAULT,
+            now: None,
         }
     }
 }
@@ -96,6 +104,7 @@ impl std::fmt::Debug for AuditOptions {
             .field("signatures", &self.checkpoint_verifier.is_some())
             .field("from_checkpoint", &self.from_checkpoint)
             .field("write_checkpoint", &self.write_checkpoint)
+            .field("now", &self.now)
             .finish_non_exhaustive()
     }
 }
@@ -219,7 +228,8 @@ pub fn audit_store(
     let head_seq = store.head().map_err(AuditError::Read)?.last_seq;
     let verifier = opts.checkpoint_verifier.take();
     let signatures_checked = verifier.is_some();
-    let (auditor, resumed_from) = match &opts.from_checkpoint {
+    let auditor_now = opts.now.unwrap_or_else(Timestamp::now);
+    let (mut auditor, resumed_from) = match &opts.from_checkpoint {
         None => (Auditor::new(verifier), None),
         Some(path) => {
             let snapshot =
@@ -245,6 +255,7 @@ pub fn audit_store(
             (Auditor::resume(snapshot, verifier), Some(at))
         }
     };
+    auditor.set_auditor_now(Some(auditor_now));
     let chunk = opts.read_chunk_records.max(1);
     let first = auditor.next_seq();
     let (record_verifier, mut replay) = auditor.into_stages();

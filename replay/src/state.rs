@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 // Keyed with per-process randomness: a hostile log cannot aim collisions
-// at the auditor's tables, and hashing a 16-byte id stays cheap.
+// at the auditor's tables, and hashing a 16-byte id stays cheap. An
+// unkeyed hash of the (random) coin id's own bytes was measured and gained
+// nothing beyond the noise on a 10 M-event log: the coin tables cost cache
+// misses on million-entry tables, not hashing.
 use foldhash::{HashMap, HashSet};
 
 use ledger::{

@@ -8,7 +8,7 @@ use ledger::{
     SpendCause, Timestamp, TxId,
 };
 
-use crate::constants::LOG_TIME_SKEW_MAX_SECS;
+use crate::constants::{LOG_TIME_FUTURE_SKEW_MAX_SECS, LOG_TIME_SKEW_MAX_SECS};
 use crate::rule::{Rule, Violation};
 use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
 
@@ -21,6 +21,9 @@ pub(crate) struct TxContext {
     /// clock reading the issuer validated it with, so expiry, grace and
     /// erasure are judged at the time the issuer decided.
     pub now: Timestamp,
+    /// The auditor's own clock when the audit started, if log time is to be
+    /// checked against it.
+    pub auditor_now: Option<Timestamp>,
 }
 
 impl TxContext {
@@ -85,9 +88,24 @@ pub(crate) fn apply_transaction(
     Ok(flows)
 }
 
-/// Log time runs forward, give or take [`LOG_TIME_SKEW_MAX_SECS`]; records
-/// the latest time seen.
+/// Log time runs forward, give or take [`LOG_TIME_SKEW_MAX_SECS`], and not
+/// past the auditor's clock by more than [`LOG_TIME_FUTURE_SKEW_MAX_SECS`];
+/// records the latest time seen.
 fn check_log_time(state: &mut LedgerState, ctx: TxContext) -> Result<(), Violation> {
+    if let Some(auditor_now) = ctx.auditor_now
+        && ctx.now.0 > auditor_now.0.saturating_add(LOG_TIME_FUTURE_SKEW_MAX_SECS)
+    {
+        return Err(ctx.violation(
+            0,
+            Rule::LogTimeInFuture,
+            format!(
+                "transaction at {} lies {} s after the auditor's clock {}, more than the {LOG_TIME_FUTURE_SKEW_MAX_SECS} s tolerated",
+                ctx.now.0,
+                ctx.now.0 - auditor_now.0,
+                auditor_now.0
+            ),
+        ));
+    }
     if let Some(latest) = state.latest_at {
         if ctx.now.0.saturating_add(LOG_TIME_SKEW_MAX_SECS) < latest.0 {
             return Err(ctx.violation(
@@ -122,6 +140,54 @@ fn conservation_figures(e: &ConservationError) -> (i128, i128) {
     }
 }
 
+/// One epoch's share of a transaction: (epoch, issued, spent, index of the
+/// last spending event).
+type EpochDelta = (KeyEpoch, u128, u128, usize);
+
+/// The epochs one transaction touches, in first-touched order: up to
+/// `INLINE` on the stack, any further ones (no honest transaction has them)
+/// in a Vec.
+#[derive(Default)]
+struct EpochDeltas {
+    inline: [Option<EpochDelta>; EpochDeltas::INLINE],
+    n_inline: usize,
+    spill: Vec<EpochDelta>,
+}
+
+impl EpochDeltas {
+    const INLINE: usize = 4;
+
+    /// The entry of `epoch`, created (first touched at `index`) if new.
+    fn slot(&mut self, epoch: KeyEpoch, index: usize) -> &mut EpochDelta {
+        let n = self.n_inline;
+        if let Some(i) = self.inline[..n]
+            .iter()
+            .position(|d| d.is_some_and(|d| d.0 == epoch))
+        {
+            return self.inline[i].get_or_insert((epoch, 0, 0, index));
+        }
+        if n < Self::INLINE && self.spill.is_empty() {
+            self.n_inline += 1;
+            return self.inline[n].get_or_insert((epoch, 0, 0, index));
+        }
+        let i = match self.spill.iter().position(|d| d.0 == epoch) {
+            Some(i) => i,
+            None => {
+                self.spill.push((epoch, 0, 0, index));
+                self.spill.len() - 1
+            }
+        };
+        &mut self.spill[i]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &EpochDelta> {
+        self.inline[..self.n_inline]
+            .iter()
+            .flatten()
+            .chain(self.spill.iter())
+    }
+}
+
 /// Per key epoch, value spent ≤ value issued, counting this transaction.
 /// Checked before any per-coin rule: if it fails, the epoch's mint key is
 /// compromised, and that is what the report must lead with.
@@ -131,37 +197,27 @@ fn check_epoch_budgets(
     ctx: TxContext,
 ) -> Result<(), Violation> {
     // Per epoch: (epoch, issued, spent, index of the last spending event).
-    // A transaction touches one or two epochs: a short list beats a map.
-    let mut delta: Vec<(KeyEpoch, u128, u128, usize)> = Vec::new();
-    fn slot(
-        delta: &mut Vec<(KeyEpoch, u128, u128, usize)>,
-        epoch: KeyEpoch,
-        index: usize,
-    ) -> usize {
-        delta.iter().position(|d| d.0 == epoch).unwrap_or_else(|| {
-            delta.push((epoch, 0, 0, index));
-            delta.len() - 1
-        })
-    }
+    // A transaction touches one or two epochs: a short list on the stack
+    // beats a map, and beats a fresh Vec per transaction.
+    let mut delta = EpochDeltas::default();
     for (index, event) in events.iter().enumerate() {
         match event {
             Event::CoinsIssued { coins, .. } => {
                 for c in coins {
-                    let i = slot(&mut delta, c.epoch, index);
-                    delta[i].1 += minor(c.value);
+                    delta.slot(c.epoch, index).1 += minor(c.value);
                 }
             }
             Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
                 for c in coins {
-                    let i = slot(&mut delta, c.epoch, index);
-                    delta[i].2 += minor(c.value);
-                    delta[i].3 = index;
+                    let d = delta.slot(c.epoch, index);
+                    d.2 += minor(c.value);
+                    d.3 = index;
                 }
             }
             _ => {}
         }
     }
-    for (epoch, issued, spent, index) in delta {
+    for &(epoch, issued, spent, index) in delta.iter() {
         if spent == 0 {
             continue;
         }
@@ -650,6 +706,7 @@ mod tests {
             first_seq: Seq(10),
             tx: TxId::from_bytes([1; 16]),
             now: now.map_or(EARLY, Timestamp),
+            auditor_now: None,
         }
     }
 
@@ -1000,6 +1057,53 @@ mod tests {
             rule_of(&mut state, &closed, Some(t - LOG_TIME_SKEW_MAX_SECS - 1)),
             Rule::LogTimeBackwards
         );
+    }
+
+    #[test]
+    fn epoch_deltas_keep_every_epoch_once_in_first_touched_order_past_the_inline_ones() {
+        let mut deltas = EpochDeltas::default();
+        let epochs = [3, 1, 4, 5, 9, 2, 6];
+        for round in 0..2u128 {
+            for (index, &e) in epochs.iter().enumerate() {
+                deltas.slot(KeyEpoch(e), index).1 += 10 + round;
+            }
+        }
+        let seen: Vec<(u32, u128, usize)> = deltas.iter().map(|d| (d.0.0, d.1, d.3)).collect();
+        let expected: Vec<(u32, u128, usize)> = epochs
+            .iter()
+            .enumerate()
+            .map(|(index, &e)| (e, 21, index))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn log_time_may_lead_the_auditors_clock_within_the_skew_but_no_further() {
+        let auditor_now = 10_000;
+        let at = |t: u64| TxContext {
+            auditor_now: Some(Timestamp(auditor_now)),
+            ..ctx(Some(t))
+        };
+        apply_transaction(
+            &mut opened(),
+            &[],
+            at(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS),
+        )
+        .expect("within the skew");
+        let found = apply_transaction(
+            &mut opened(),
+            &[],
+            at(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS + 1),
+        )
+        .expect_err("dated in the future");
+        assert_eq!(found.rule, Rule::LogTimeInFuture);
+        // Without the auditor's clock the same transaction is not judged so.
+        apply_transaction(
+            &mut opened(),
+            &[],
+            ctx(Some(auditor_now + LOG_TIME_FUTURE_SKEW_MAX_SECS + 1)),
+        )
+        .expect("no clock given");
     }
 
     #[test]

@@ -457,9 +457,44 @@ fn the_genuine_log_is_judged_at_its_own_times() {
     let latest = g.sim.batches.iter().map(|b| b.at).max();
     assert_eq!(report.stats.latest_at, latest);
     assert!(
-        report.to_text().contains("log time: 2033-05-"),
+        report.to_text().contains("log time: 2023-11-"),
         "{}",
         report.to_text()
     );
     assert!(!report.to_text().contains("carry no time"));
+}
+
+#[test]
+fn a_log_dated_in_the_future_of_the_auditors_clock_is_reported() {
+    use vc_replay::constants::LOG_TIME_FUTURE_SKEW_MAX_SECS as SKEW;
+    let g = genuine(2);
+    let records = write(&g.sim.batches);
+    let latest = records.iter().map(|r| r.at).max().expect("a log");
+    let audit_at = |records: &[RawRecord], now: Option<u64>| {
+        let mut opts = AuditOptions::new("corpus");
+        opts.checkpoint_verifier = Some(issuer_verifier());
+        opts.now = now.map(ledger::Timestamp);
+        audit_store(&VecLog(records.to_vec()), opts).expect("the audit runs")
+    };
+    // The auditor's clock a little behind the issuer's: tolerated.
+    let report = audit_at(&records, Some(latest.0 - SKEW));
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    // A second further behind: the first transaction dated past it is named.
+    let report = audit_at(&records, Some(latest.0 - SKEW - 1));
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::LogTimeInFuture, "{}", report.to_text());
+    let first_late = records.iter().find(|r| r.at == latest).expect("latest");
+    assert_eq!((v.seq, v.tx), (first_late.seq, Some(first_late.tx)));
+    assert_eq!(report.exit_code(), EXIT_VIOLATION);
+
+    // A forger dates the last transaction a day after today, chain
+    // recomputed: the auditor's wall clock (the default) catches it.
+    let mut forged = records.clone();
+    let tx = forged.last().expect("a log").tx;
+    let tomorrow = ledger::Timestamp::now().plus_secs(86_400);
+    let at = redate(&mut forged, tx, tomorrow);
+    let report = audit_at(&forged, None);
+    let v = violation(&report);
+    assert_eq!(v.rule, Rule::LogTimeInFuture, "{}", report.to_text());
+    assert_eq!(v.seq, forged[at].seq);
 }

@@ -56,7 +56,7 @@ pub struct Sim {
 }
 
 /// When the simulated issuer starts: a little before epoch 1's coins expire.
-pub const SIM_START: Timestamp = Timestamp(1_999_000_000);
+pub const SIM_START: Timestamp = Timestamp(1_699_000_000);
 /// Seconds between two simulated batches.
 pub const SIM_STEP_SECS: u64 = 60;
 
@@ -90,7 +90,7 @@ impl Sim {
             lus: LusId(7),
             card: CardId::from_bytes([5; 8]),
             next_nt: 1,
-            expiry: Timestamp(2_000_000_000),
+            expiry: Timestamp(1_700_000_000),
             now: SIM_START,
         };
         sim.push(vec![Event::EpochOpened {
@@ -102,7 +102,7 @@ impl Sim {
             Event::Registered {
                 participant: sealed(1),
                 public_key: ledger::PublicKeyDer(vec![1; 32]),
-                cert_expiry: Timestamp(2_000_000_000),
+                cert_expiry: Timestamp(1_700_000_000),
             },
             Event::Enrolled {
                 participant: sealed(1),
