@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use actix::prelude::*;
 use ledger::{
-    Amount, Batch, CoinBody, CoinId, ParticipantId, PurchaseId, Role, Seq, ShardIdx, StoreError,
-    TxId,
+    Amount, Batch, CoinBody, CoinId, KeyEpoch, ParticipantId, PurchaseId, Role, Seq, ShardIdx,
+    StoreError, TxId,
 };
 use protocol::crypto::PublicKey;
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest};
@@ -47,7 +47,7 @@ use protocol::wire::registration::{Certificate, RegisterRequest};
 
 use crate::bank::Bank;
 use crate::issuer::payment::{Opened, Staged};
-use crate::issuer::{IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
+use crate::issuer::{EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
 use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
 
@@ -502,6 +502,18 @@ impl Issuer {
     ) -> Result<(), IssuerError> {
         self.run(move |core| core.approve_enrollment(&id, role))
             .await?
+    }
+
+    /// Opens the next mint key epoch now (operator, on a serving issuer):
+    /// the same path as `IssuerCore::open_epoch_now`, run on the crypto
+    /// pool. Returns the epoch with its dates from the issuer's state,
+    /// which the commit updated before returning.
+    pub async fn open_epoch_now(&self) -> Result<(KeyEpoch, Option<EpochInfo>), IssuerError> {
+        self.run(move |core| {
+            let epoch = core.open_epoch_now()?;
+            Ok((epoch, core.epoch_info(epoch)))
+        })
+        .await?
     }
 
     /// WRequest1 -> WRequest2.

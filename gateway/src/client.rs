@@ -28,7 +28,8 @@ use crate::constants::{
     CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::issuer::{
-    ApproveEnrollment, BankBalance, BankBalanceQuery, IssuerDescriptor, OpenBankAccount,
+    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochOpenedAnswer, IssuerDescriptor,
+    OpenBankAccount, OpenEpoch,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 
@@ -201,8 +202,18 @@ impl HttpClient {
     /// Sends, retrying transient failures with the same bytes; returns a
     /// 2xx answer or the typed refusal.
     fn exchange(&self, path: &str, body: Option<(&str, &[u8])>) -> Result<Answer, ClientError> {
+        self.exchange_attempts(path, body, self.config.attempts_max)
+    }
+
+    /// [`HttpClient::exchange`] with at most `attempts` attempts.
+    fn exchange_attempts(
+        &self,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        attempts: u32,
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let attempts = self.config.attempts_max.max(1);
+        let attempts = attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -385,6 +396,17 @@ impl IssuerClient {
         };
         let answer: BankBalance = self.http.post("/admin/bank/balance", &msg)?;
         Ok(answer.balance)
+    }
+
+    /// Operator: opens the next mint key epoch on the serving issuer. Sent
+    /// once, never retried: a request that reached the issuer opened an
+    /// epoch, and a second would open another.
+    pub fn open_epoch(&self) -> Result<EpochOpenedAnswer, ClientError> {
+        let path = "/admin/epoch/open";
+        let answer =
+            self.http
+                .exchange_attempts(path, Some((POSTCARD, &encode(&OpenEpoch {}))), 1)?;
+        self.http.decode_answer(path, answer, POSTCARD)
     }
 
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, ClientError> {

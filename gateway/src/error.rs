@@ -31,6 +31,8 @@ pub enum GatewayError {
     Issuer(#[from] actors::IssuerError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("the issuer's core was still held {waited_ms} ms after its actors stopped")]
+    NotClosed { waited_ms: u64 },
 }
 
 /// A refusal sent to a client: status, code, message, and for 503 and

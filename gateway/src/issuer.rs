@@ -17,6 +17,7 @@
 //! | `POST /admin/enroll/approve` | [`ApproveEnrollment`] | 204; loopback peers only |
 //! | `POST /admin/bank/account` | [`OpenBankAccount`] | 204; loopback only, with a simulated bank |
 //! | `POST /admin/bank/balance` | [`BankBalanceQuery`] | [`BankBalance`]; likewise |
+//! | `POST /admin/epoch/open` | [`OpenEpoch`] | [`EpochOpenedAnswer`]; loopback only |
 //!
 //! The issuer's work (RSA, fsync) runs on the issuer's own pool of crypto
 //! workers behind the handle, so the event loops keep reading and answering
@@ -32,7 +33,7 @@ use std::future::Future;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError, SimulatedBank};
-use ledger::{Amount, BankAccount, ParticipantId, PublicKeyDer, Role};
+use ledger::{Amount, BankAccount, KeyEpoch, ParticipantId, PublicKeyDer, Role, Timestamp};
 use protocol::crypto::SuiteId;
 use protocol::flows::FlowError;
 use protocol::wire::WireMessage;
@@ -123,6 +124,31 @@ impl WireMessage for BankBalance {
     const BYTES_MAX: usize = 32;
 }
 
+/// The operator opens the next mint key epoch now, on a serving issuer
+/// (`varietycash issuer epoch open`). It carries nothing: each request opens
+/// one epoch, so a client sends it once, without retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenEpoch {}
+
+impl WireMessage for OpenEpoch {
+    const NAME: &'static str = "OpenEpoch";
+    const BYTES_MAX: usize = 16;
+}
+
+/// The epoch an [`OpenEpoch`] opened: new coins are minted under it, expire
+/// at `coins_expire_at`, and may be refreshed until `grace_ends_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochOpenedAnswer {
+    pub epoch: KeyEpoch,
+    pub coins_expire_at: Timestamp,
+    pub grace_ends_at: Timestamp,
+}
+
+impl WireMessage for EpochOpenedAnswer {
+    const NAME: &'static str = "EpochOpenedAnswer";
+    const BYTES_MAX: usize = 64;
+}
+
 /// What the issuer's routes share.
 struct IssuerState {
     issuer: Issuer,
@@ -164,11 +190,15 @@ fn serve(
 }
 
 /// The issuer's actors (crypto pool, housekeeper) on an actix system of
-/// their own thread. Dropping it stops them.
+/// their own thread. Stopping or dropping it stops them and returns once
+/// the issuer's core is dropped, so its files (the redb log above all) are
+/// closed: a process may exit right after, and an auditor may open the log
+/// read-only at once.
 pub struct IssuerRuntime {
+    // Declared first: dropped before `actors` waits for the core, whose
+    // last reference the runtime's own handle would otherwise keep.
     issuer: Issuer,
-    system: actix_web::rt::System,
-    thread: Option<std::thread::JoinHandle<()>>,
+    actors: ActorThread,
 }
 
 impl std::fmt::Debug for IssuerRuntime {
@@ -176,6 +206,9 @@ impl std::fmt::Debug for IssuerRuntime {
         f.debug_struct("IssuerRuntime").finish_non_exhaustive()
     }
 }
+
+/// How long stopping waits for the actors' threads to let go of the core.
+pub const ISSUER_CLOSE_WAIT_MS: u64 = 10_000;
 
 impl IssuerRuntime {
     /// Opens the issuer from its files (creating them on first start) and
@@ -197,9 +230,12 @@ impl IssuerRuntime {
             })?;
         match ready_rx.recv() {
             Ok(Ok((issuer, system))) => Ok(IssuerRuntime {
+                actors: ActorThread {
+                    core: Some(issuer.core().clone()),
+                    system,
+                    thread: Some(thread),
+                },
                 issuer,
-                system,
-                thread: Some(thread),
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -217,22 +253,69 @@ impl IssuerRuntime {
         &self.issuer
     }
 
-    /// Stops the actors and waits for their thread.
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Stops the actors and returns once the issuer's files are closed
+    /// (see [`IssuerRuntime::try_stop`]; a failure to close goes to the
+    /// log).
+    pub fn stop(self) {
+        if let Err(e) = self.try_stop() {
+            tracing::error!(error = %e, "stopping the issuer");
+        }
     }
 
-    fn shutdown(&mut self) {
+    /// Stops the actors, waits for their thread, then waits until every
+    /// other holder of the issuer's core has let go (the pool's worker
+    /// threads do so a little after the system stops) and drops the last
+    /// reference in this thread, which closes the log. Fails if someone
+    /// still holds the core after [`ISSUER_CLOSE_WAIT_MS`] (a gateway not
+    /// stopped first, a handle kept): the files then close when they let go.
+    pub fn try_stop(self) -> Result<(), GatewayError> {
+        let IssuerRuntime { issuer, mut actors } = self;
+        drop(issuer);
+        actors.close()
+    }
+}
+
+/// The actix system the actors run on, and a reference to the core kept
+/// so that the last one is dropped by the thread that stops the issuer.
+struct ActorThread {
+    core: Option<Arc<IssuerCore>>,
+    system: actix_web::rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ActorThread {
+    fn close(&mut self) -> Result<(), GatewayError> {
         self.system.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        let Some(core) = self.core.take() else {
+            return Ok(());
+        };
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(ISSUER_CLOSE_WAIT_MS);
+        // Only this thread can add a reference (no one else holds one once
+        // the count is 1, and the core hands out no weak ones), so once it
+        // reads 1 the drop below is the last and runs here, joining the
+        // log's writer thread and closing the redb files before returning.
+        while Arc::strong_count(&core) > 1 {
+            if std::time::Instant::now() > deadline {
+                return Err(GatewayError::NotClosed {
+                    waited_ms: ISSUER_CLOSE_WAIT_MS,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(core);
+        Ok(())
     }
 }
 
-impl Drop for IssuerRuntime {
+impl Drop for ActorThread {
     fn drop(&mut self) {
-        self.shutdown();
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "stopping the issuer");
+        }
     }
 }
 
@@ -469,6 +552,31 @@ async fn bank_balance(
     Ok(message_response(&BankBalance { balance }, POSTCARD))
 }
 
+async fn open_epoch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    require_loopback(&req)?;
+    let OpenEpoch {} = read_message(&req, payload, **limits).await?;
+    let (epoch, info) = state.issuer.open_epoch_now().await.map_err(issuer_error)?;
+    let info = info.ok_or_else(|| {
+        ApiError::internal(
+            "epoch",
+            &format_args!("epoch {} is not in the state", epoch.0),
+        )
+    })?;
+    Ok(message_response(
+        &EpochOpenedAnswer {
+            epoch,
+            coins_expire_at: info.coins_expire_at,
+            grace_ends_at: info.grace_ends_at,
+        },
+        POSTCARD,
+    ))
+}
+
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
@@ -503,7 +611,8 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         ))
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
         .service(post_resource("/admin/bank/account", open_bank_account))
-        .service(post_resource("/admin/bank/balance", bank_balance));
+        .service(post_resource("/admin/bank/balance", bank_balance))
+        .service(post_resource("/admin/epoch/open", open_epoch));
 }
 
 /// The issuer's own figures at `/metrics`.

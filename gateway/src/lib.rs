@@ -38,7 +38,10 @@ pub mod wallet;
 
 pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
-pub use issuer::{IssuerDescriptor, IssuerRuntime, serve_issuer, serve_issuer_with_bank};
+pub use issuer::{
+    EpochOpenedAnswer, IssuerDescriptor, IssuerRuntime, OpenEpoch, serve_issuer,
+    serve_issuer_with_bank,
+};
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
 pub use server::{ServerConfig, ServerHandle};

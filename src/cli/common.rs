@@ -82,39 +82,10 @@ pub fn parse_account(s: &str) -> Result<BankAccount, ledger::IdError> {
     BankAccount::new(s)
 }
 
-/// How long a stopped issuer may take to close its files.
-const ISSUER_CLOSE_WAIT_MS: u64 = 10_000;
-
-/// Stops the issuer's actors and closes its log in this thread.
-///
-/// The actor system's worker threads let go of the issuer's core a little
-/// after it stops; whichever thread drops the last reference closes the
-/// redb log, and a process that exits while another thread is still
-/// closing it leaves a file that needs repair before it can be audited.
-/// So this thread keeps a reference of its own, waits to be the last
-/// holder, and drops it here.
+/// Stops the issuer's actors; returns once its files are closed, so the
+/// process may exit and an auditor may read its log at once.
 pub fn stop_issuer(runtime: gateway::IssuerRuntime) -> anyhow::Result<()> {
-    let core = runtime.issuer().core().clone();
-    let log = core.store().clone();
-    runtime.stop();
-    wait_sole_owner(&core)?;
-    // Stops the group commit's writer thread, which holds the log too.
-    drop(core);
-    wait_sole_owner(&log)?;
-    drop(log);
-    Ok(())
-}
-
-fn wait_sole_owner<T>(shared: &Arc<T>) -> anyhow::Result<()> {
-    let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(ISSUER_CLOSE_WAIT_MS);
-    while Arc::strong_count(shared) > 1 {
-        if std::time::Instant::now() > deadline {
-            bail!("the issuer did not let go of its files within {ISSUER_CLOSE_WAIT_MS} ms");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Ok(())
+    runtime.try_stop().context("stopping the issuer")
 }
 
 /// A progress bar of `len` steps on stderr, only when stderr is a terminal

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use gateway::{ClientConfig, IssuerClient, IssuerRuntime, ServerConfig, serve_issuer_with_bank};
 use ledger::{ParticipantId, Role};
-use protocol::crypto::SuiteId;
+use protocol::crypto::{PublicKey, SuiteId};
 use serde::{Deserialize, Serialize};
 
 use super::common::{parse_participant, read_toml, stop_issuer, wait_for_stop_signal};
@@ -64,9 +64,10 @@ pub enum EpochCommand {
     /// coin lifetime from now; coins of the old epoch stay good until their
     /// own expiry, then may be refreshed during the grace period.
     ///
-    /// Runs the issuer in this process: stop `issuer serve` first (its
-    /// files are held by the running process; the periodic rotation there
-    /// opens epochs on its own).
+    /// If the issuer serves (at `--issuer`, or at the configured listen
+    /// address with this directory's key), this goes to its loopback-only
+    /// operator route and the issuer keeps serving; otherwise the issuer
+    /// runs in this process for the step.
     Open(EpochOpenArgs),
 }
 
@@ -75,6 +76,9 @@ pub struct EpochOpenArgs {
     /// The issuer's directory, as `init` made it.
     #[arg(long)]
     pub dir: PathBuf,
+    /// The serving issuer's URL, if not the configured listen address.
+    #[arg(long)]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -192,9 +196,21 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
 
 fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
+    if let Some(url) = serving_issuer(&args.dir, &file, args.issuer)? {
+        let client = IssuerClient::new(&url, ClientConfig::default())?;
+        let opened = client
+            .open_epoch()
+            .with_context(|| format!("opening a key epoch at {url}"))?;
+        println!(
+            "key epoch {} opened by the issuer serving at {url}: its coins expire at {} (unix), \
+             refreshable until {}",
+            opened.epoch.0, opened.coins_expire_at.0, opened.grace_ends_at.0
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = start(&file, &args.dir).context(
-        "this command runs the issuer in-process: if `varietycash issuer serve` runs on this \
-         directory, stop it first",
+        "no issuer answered at the configured address, so this ran the issuer in-process: if \
+         `varietycash issuer serve` runs on this directory elsewhere, pass its --issuer URL",
     )?;
     let opened = runtime.issuer().core().open_epoch_now();
     let current = runtime.issuer().core().current_epoch();
@@ -208,6 +224,47 @@ fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
         _ => println!("key epoch {} opened", epoch.0),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `epoch open` waits to learn whether the issuer serves.
+const PROBE_TIMEOUT_MS: u64 = 2_000;
+
+/// The URL of the issuer serving this directory: `--issuer` as given, else
+/// the configured listen address if an issuer answers there with this
+/// directory's public key. `None`: nothing listens there (run in-process).
+fn serving_issuer(
+    dir: &Path,
+    file: &IssuerFile,
+    issuer: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    if issuer.is_some() {
+        return Ok(issuer);
+    }
+    let url = format!("http://{}", file.listen);
+    let probe = IssuerClient::new(
+        &url,
+        ClientConfig {
+            request_timeout_ms: PROBE_TIMEOUT_MS,
+            connect_timeout_ms: PROBE_TIMEOUT_MS,
+            attempts_max: 1,
+            ..ClientConfig::default()
+        },
+    )?;
+    let descriptor = match probe.descriptor() {
+        Ok(descriptor) => descriptor,
+        Err(gateway::ClientError::Transport { .. }) => return Ok(None),
+        Err(e) => bail!("{url} answers, but not as an issuer: {e}"),
+    };
+    let key_path = dir.join(PUBLIC_KEY_FILE);
+    let key = PublicKey::read_spki(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    if descriptor.public_key != key.to_ledger() {
+        bail!(
+            "the issuer serving at {url} is not the one in {}: pass --issuer",
+            dir.display()
+        );
+    }
+    Ok(Some(url))
 }
 
 /// Starts the issuer's actors from its directory (rebuilding its state from
