@@ -1,8 +1,11 @@
 //! The parties as separate processes, as their users run them: an issuer
 //! (`issuer init`, `issuer serve`), a merchant server (`merchant init`,
 //! `merchant serve`, in its data directory with its merchant.toml) and a
-//! coin holder's purse driven one command at a time, over loopback HTTP. The servers stop on SIGTERM, and the auditor
-//! (`varietycash audit`) then passes the issuer's log.
+//! coin holder's purse driven one command at a time, over loopback HTTP.
+//! The operator opens a key epoch on the serving issuer between two
+//! payments. The servers stop on SIGTERM; an epoch opened then runs the
+//! issuer in-process, and the auditor (`varietycash audit`) right after
+//! passes the issuer's log.
 
 mod util;
 
@@ -178,6 +181,15 @@ fn issuer_merchant_and_purse_as_separate_processes() {
         &["purse", "pay", &shop_url, "book", "--purse", "alice.purse"],
     );
     assert!(paid.contains("receipt verified"), "{paid}");
+    // The operator opens a key epoch without stopping the issuer; the
+    // merchant's refresh of the next payment mints under it.
+    let opened = ok(dir, &["issuer", "epoch", "open", "--dir", "iss"]);
+    assert!(
+        opened.contains(&format!(
+            "key epoch 2 opened by the issuer serving at {issuer_url}"
+        )),
+        "{opened}"
+    );
     let paid = ok(
         dir,
         &["purse", "pay", &shop_url, "tea", "--purse", "alice.purse"],
@@ -188,6 +200,10 @@ fn issuer_merchant_and_purse_as_separate_processes() {
 
     terminate(shop);
     terminate(issuer);
+    // Nothing serves now: the command runs the issuer itself, and its
+    // files are closed when it exits, so the audit may read them at once.
+    let opened = ok(dir, &["issuer", "epoch", "open", "--dir", "iss"]);
+    assert!(opened.starts_with("key epoch 3 opened: "), "{opened}");
     let audit = ok(
         dir,
         &[

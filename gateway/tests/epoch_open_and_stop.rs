@@ -151,29 +151,41 @@ fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
     );
 }
 
+/// Stops in a row: the worker threads' last references used to go a
+/// moment after `stop` returned, often enough to be seen within a few.
+const STOPS: u32 = 12;
+
 #[test]
 fn stop_returns_only_once_the_issuer_has_closed_its_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (runtime, bank) = start_issuer(dir.path());
-    let gateway = serve_issuer_with_bank(&ServerConfig::loopback(), runtime.issuer().clone(), bank)
-        .expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
-    // Work on the pool's workers, so each of them has run with the core.
-    for _ in 0..4 {
-        client.open_epoch().expect("epoch opened");
-    }
-    let core = Arc::downgrade(runtime.issuer().core());
-    gateway.stop().expect("gateway stops");
-    runtime.stop();
+    let log = dir.path().join("issuer").join("log.redb");
+    for round in 0..STOPS {
+        let (runtime, bank) = start_issuer(dir.path());
+        let gateway =
+            serve_issuer_with_bank(&ServerConfig::loopback(), runtime.issuer().clone(), bank)
+                .expect("gateway");
+        let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+        // Work on the pool, so a worker thread has run with the core.
+        let opened = client.open_epoch().expect("epoch opened");
+        assert_eq!(opened.epoch, KeyEpoch(round + 2));
+        let core = Arc::downgrade(runtime.issuer().core());
+        gateway.stop().expect("gateway stops");
+        runtime.stop();
 
-    // No thread holds the core any more: its files were closed by `stop`.
-    assert_eq!(core.strong_count(), 0, "the core outlived stop");
-    let events = events_read_only(&dir.path().join("issuer").join("log.redb"));
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::EpochOpened { epoch, .. } if *epoch == KeyEpoch(5)))
-    );
+        // No thread holds the core any more: `stop` closed its files.
+        assert_eq!(
+            core.strong_count(),
+            0,
+            "round {round}: the core outlived stop"
+        );
+        let events = events_read_only(&log);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::EpochOpened { epoch, .. } if *epoch == opened.epoch)),
+            "round {round}: the epoch is not in the log"
+        );
+    }
     // And a writer may open it again (no lock left behind).
-    drop(RedbStore::open(dir.path().join("issuer").join("log.redb")).expect("reopens writable"));
+    drop(RedbStore::open(&log).expect("reopens writable"));
 }
