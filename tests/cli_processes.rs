@@ -9,31 +9,18 @@
 
 mod util;
 
-use util::process::{free_port, ok, run, spawn, terminate, wait_healthy};
+use util::process::{
+    audit_stage, free_port, ok, run, serve_new_issuer, spawn, terminate, wait_healthy,
+};
 
 #[test]
 fn issuer_merchant_and_purse_as_separate_processes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let (ip, mp) = (free_port(), free_port());
+    let (issuer, ip) = serve_new_issuer(dir);
+    let mp = free_port();
     let issuer_url = format!("http://127.0.0.1:{ip}");
     let shop_url = format!("http://127.0.0.1:{mp}");
-
-    ok(
-        dir,
-        &[
-            "issuer",
-            "init",
-            "--dir",
-            "iss",
-            "--listen",
-            &format!("127.0.0.1:{ip}"),
-            "--shards",
-            "2",
-        ],
-    );
-    let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
-    wait_healthy(ip);
 
     ok(
         dir,
@@ -204,16 +191,7 @@ fn issuer_merchant_and_purse_as_separate_processes() {
     // files are closed when it exits, so the audit may read them at once.
     let opened = ok(dir, &["issuer", "epoch", "open", "--dir", "iss"]);
     assert!(opened.starts_with("key epoch 3 opened: "), "{opened}");
-    let audit = ok(
-        dir,
-        &[
-            "audit",
-            "--log",
-            "iss/log.redb",
-            "--issuer-key",
-            "iss/issuer.pub",
-        ],
-    );
+    let audit = audit_stage(dir);
     assert!(audit.contains("AUDIT PASSED"), "{audit}");
     assert!(
         audit.contains("outstanding e-money               12.25"),

@@ -12,29 +12,14 @@ mod util;
 
 use std::os::unix::fs::PermissionsExt;
 
-use util::process::{free_port, ok, run, spawn, terminate, wait_healthy};
+use util::process::{audit_stage, ok, run, serve_new_issuer, terminate};
 
 #[test]
 fn a_lost_purse_is_restored_from_its_key_backup_and_refunded() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let ip = free_port();
+    let (issuer, ip) = serve_new_issuer(dir);
     let issuer_url = format!("http://127.0.0.1:{ip}");
-    ok(
-        dir,
-        &[
-            "issuer",
-            "init",
-            "--dir",
-            "iss",
-            "--listen",
-            &format!("127.0.0.1:{ip}"),
-            "--shards",
-            "2",
-        ],
-    );
-    let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
-    wait_healthy(ip);
     ok(
         dir,
         &[
@@ -134,16 +119,7 @@ fn a_lost_purse_is_restored_from_its_key_backup_and_refunded() {
     terminate(issuer);
     let epoch = ok(dir, &["issuer", "epoch", "open", "--dir", "iss"]);
     assert!(epoch.contains("key epoch 2 opened"), "{epoch}");
-    let audit = ok(
-        dir,
-        &[
-            "audit",
-            "--log",
-            "iss/log.redb",
-            "--issuer-key",
-            "iss/issuer.pub",
-        ],
-    );
+    let audit = audit_stage(dir);
     assert!(audit.contains("AUDIT PASSED"), "{audit}");
     assert!(
         audit.contains("outstanding e-money                6.25"),

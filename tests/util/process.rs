@@ -105,6 +105,22 @@ pub fn spawn_piped(dir: &Path, args: &[&str]) -> Child {
         .expect("spawn")
 }
 
+/// `issuer init` (2 shards, in `dir/iss`) on a free loopback port, then
+/// `issuer serve` until it answers `/health`; returns the process and port.
+pub fn serve_new_issuer(dir: &Path) -> (Child, u16) {
+    let ip = free_port();
+    let listen = format!("127.0.0.1:{ip}");
+    ok(
+        dir,
+        &[
+            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
+        ],
+    );
+    let issuer = spawn(dir, &SERVE_ISSUER);
+    wait_healthy(ip);
+    (issuer, ip)
+}
+
 /// The stage the crash tests start from, every party its own process: an
 /// issuer serving on `ip`; alice's purse holding 4 × 2.50 bought from
 /// ACH-alice (100.00 opened); a bookshop enrolled as merchant and serving
@@ -121,18 +137,10 @@ pub struct Stage {
 pub const SERVE_ISSUER: [&str; 4] = ["issuer", "serve", "--dir", "iss"];
 
 pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
-    let (ip, mp) = (free_port(), free_port());
-    let listen = format!("127.0.0.1:{ip}");
-    let issuer_url = format!("http://{listen}");
+    let (issuer, ip) = serve_new_issuer(dir);
+    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let mp = free_port();
     let shop_listen = format!("127.0.0.1:{mp}");
-    ok(
-        dir,
-        &[
-            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
-        ],
-    );
-    let issuer = spawn(dir, &SERVE_ISSUER);
-    wait_healthy(ip);
     for (account, opening) in [("ACH-alice", "100.00"), ("ACH-shop", "0.00")] {
         ok(
             dir,
