@@ -16,11 +16,11 @@ use ledger::{
 };
 use protocol::flows::PayerOutcome;
 use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
-    PurchaseOutcome, ServerConfig, Wallet, serve_issuer_with_bank, serve_merchant,
+    ClientConfig, IssuerClient, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet,
+    serve_issuer_with_bank,
 };
 
-use util::{join_wallet, purse_for};
+use util::{join_wallet, purse_for, tea_shop};
 
 fn spec(count: u32, minor: u64) -> CoinSpec {
     CoinSpec::new(vec![Denomination {
@@ -64,22 +64,7 @@ fn a_serving_issuer_opens_an_epoch_on_demand_and_payments_go_on() {
         .expect("wallet")
         .register()
         .expect("registered");
-    let shop = serve_merchant(
-        &MerchantConfig {
-            server: ServerConfig::loopback(),
-            shop_name: "Shop".into(),
-            catalog: vec![CatalogItem {
-                sku: "tea".into(),
-                title: "Tea".into(),
-                price: Amount::from_minor(250),
-                collect: None,
-            }],
-            collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
-        },
-        shop_purse.clone(),
-    )
-    .expect("merchant server");
+    let shop = tea_shop(shop_purse.clone());
 
     let purse = purse_for(&client, "gus-e", 0, &gateway.url(), dir.path());
     let wallet = Wallet::open(purse, ClientConfig::default()).expect("wallet");

@@ -14,16 +14,16 @@ use std::time::Duration;
 
 use actors::bank::SimulatedBank;
 use actors::{Clock, IssuerConfig};
-use ledger::{Amount, CoinSpec, Denomination, Role, Timestamp};
+use ledger::{Amount, Role, Timestamp};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;
 use purse::CoinState;
 use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
-    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer_with_bank, serve_merchant,
+    ClientConfig, IssuerClient, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, WalletError,
+    serve_issuer_with_bank,
 };
 
-use util::{join_wallet, purse_for};
+use util::{join_wallet, purse_for, spec, tea_shop};
 
 /// The wall clock plus an offset that only grows.
 #[derive(Debug, Default)]
@@ -36,19 +36,6 @@ impl Clock for ForwardClock {
 }
 
 const DAY_SECS: u64 = 24 * 3600;
-
-fn spec(lines: &[(u32, u64)]) -> CoinSpec {
-    CoinSpec::new(
-        lines
-            .iter()
-            .map(|&(count, minor)| Denomination {
-                count,
-                value: Amount::from_minor(minor),
-            })
-            .collect(),
-    )
-    .expect("spec")
-}
 
 #[test]
 fn expired_coins_are_refused_then_refreshed_within_the_grace_period() {
@@ -73,22 +60,7 @@ fn expired_coins_are_refused_then_refreshed_within_the_grace_period() {
     let shop_purse = purse_for(&client, "shop-x", 1, &gateway.url(), dir.path());
     let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
     shop_wallet.register().expect("registered");
-    let shop = serve_merchant(
-        &MerchantConfig {
-            server: ServerConfig::loopback(),
-            shop_name: "Shop".into(),
-            catalog: vec![CatalogItem {
-                sku: "tea".into(),
-                title: "Tea".into(),
-                price: Amount::from_minor(250),
-                collect: None,
-            }],
-            collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
-        },
-        shop_purse,
-    )
-    .expect("merchant server");
+    let shop = tea_shop(shop_purse);
 
     let purse = purse_for(&client, "fay-x", 0, &gateway.url(), dir.path());
     let wallet = Wallet::open(purse.clone(), ClientConfig::default())

@@ -9,7 +9,7 @@ mod util;
 
 use std::sync::Arc;
 
-use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
+use ledger::{Amount, BankAccount, Coin, CoinSpec, ParticipantId, Role, Timestamp};
 use protocol::crypto::SecretKey;
 use protocol::flows::{
     PayerOutcome, PaymentPayer, PurchaseClient, PurchaseUpdate, RegistrationClient,
@@ -25,7 +25,7 @@ use vc_gateway::{
     MerchantConfig, ServerConfig, serve_issuer, serve_merchant,
 };
 
-use util::{issuer, key};
+use util::{issuer, key, spec};
 
 struct Participant {
     id: ParticipantId,
@@ -68,19 +68,6 @@ fn join(client: &IssuerClient, name: &str, key_idx: usize, role: Role) -> Partic
         account,
         cert,
     }
-}
-
-fn spec(lines: &[(u32, u64)]) -> CoinSpec {
-    CoinSpec::new(
-        lines
-            .iter()
-            .map(|&(count, v)| Denomination {
-                count,
-                value: Amount::from_minor(v),
-            })
-            .collect(),
-    )
-    .expect("spec")
 }
 
 /// WRequest1..3 over HTTP, polling until the debit settles, then the ack.

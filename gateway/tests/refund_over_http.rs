@@ -9,7 +9,7 @@ mod util;
 
 use std::sync::Arc;
 
-use ledger::{Amount, CoinSpec, Denomination, Role};
+use ledger::{Amount, CoinSpec, Role};
 use protocol::wire::RejectReason;
 use protocol::wire::refund::RefundAnswer;
 use purse::{CoinState, Purse, TxKind};
@@ -18,20 +18,7 @@ use vc_gateway::{
     WalletError, serve_issuer_with_bank,
 };
 
-use util::{issuer, join_wallet, purse_for};
-
-fn spec(lines: &[(u32, u64)]) -> CoinSpec {
-    CoinSpec::new(
-        lines
-            .iter()
-            .map(|&(count, minor)| Denomination {
-                count,
-                value: Amount::from_minor(minor),
-            })
-            .collect(),
-    )
-    .expect("spec")
-}
+use util::{issuer, join_wallet, purse_for, spec};
 
 fn holdings(purse: &Purse) -> Amount {
     purse

@@ -188,3 +188,38 @@ pub fn join_wallet(
     }
     account
 }
+
+/// A coin spec of `(count, value in minor units)` lines.
+pub fn spec(lines: &[(u32, u64)]) -> ledger::CoinSpec {
+    ledger::CoinSpec::new(
+        lines
+            .iter()
+            .map(|&(count, minor)| ledger::Denomination {
+                count,
+                value: ledger::Amount::from_minor(minor),
+            })
+            .collect(),
+    )
+    .expect("spec")
+}
+
+/// A shop on loopback selling tea at 2.50, collecting by refresh into `purse`.
+pub fn tea_shop(purse: Arc<purse::Purse>) -> vc_gateway::ServerHandle {
+    use vc_gateway::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
+    vc_gateway::serve_merchant(
+        &MerchantConfig {
+            server: ServerConfig::loopback(),
+            shop_name: "Shop".into(),
+            catalog: vec![CatalogItem {
+                sku: "tea".into(),
+                title: "Tea".into(),
+                price: ledger::Amount::from_minor(250),
+                collect: None,
+            }],
+            collect: CollectOption::Refresh,
+            client: ClientConfig::default(),
+        },
+        purse,
+    )
+    .expect("merchant server")
+}
