@@ -36,7 +36,7 @@ use card_bridge::lus::LoadUnloadServer;
 use card_bridge::transfer::{
     CardToCard, CardToSoft, SoftToCard, TransferId, TransferJournal, Transfers,
 };
-use ledger::{Amount, Coin, CoinId, CoinSpec, Role};
+use ledger::{Amount, Coin, CoinId, CoinSpec, Role, Timestamp};
 use ledger::{CardId, LusId};
 use model::{ALICE, BOB, FUNDS_MINOR, Kind, Model, N_CARDS, N_HOLDERS, NAMES, Payout, ROLES, SHOP};
 use proptest::prelude::*;
@@ -597,56 +597,29 @@ impl World {
             self.note("card-load/nothing loadable");
             return Ok(());
         }
-        let now = self.h.now();
-        let agency = CardAgency::open(self.h.core()).expect("agency opens");
-        let transfers = Transfers::new(
-            &self.journal,
-            CardTerminal::new(&self.lus, &agency),
-            &agency,
-        );
-        let out = transfers
-            .soft_to_card(
-                TransferId::random(),
-                &mut self.cards[card],
-                &coins,
-                now,
-                None,
-            )
+        let out = self
+            .with_transfers(|transfers, cards, now| {
+                transfers.soft_to_card(TransferId::random(), &mut cards[card], &coins, now, None)
+            })
             .map_err(|e| TestCaseError::fail(format!("card load failed: {e}")))?;
         prop_assert!(
             matches!(out, SoftToCard::Loaded(_)),
             "the model loads, the issuer did not: {:?}",
             out
         );
-        drop(agency);
         self.model.apply_card_load(who, card, &ids(&coins));
         self.spend_from_purse(who, &ids(&coins));
         self.note("card-load/loaded");
         Ok(())
     }
 
-    /// `card` if it holds value, else the next card that does.
-    fn card_with_value(&self, card: usize) -> usize {
-        (0..N_CARDS)
-            .map(|i| (card + i) % N_CARDS)
-            .find(|&i| self.model.card_minor[i] > 0)
-            .unwrap_or(card)
-    }
-
-    /// An amount of 1 to `balance` chosen by `sel`.
-    fn card_amount(balance: u64, sel: u16) -> u64 {
-        1 + u64::from(sel) % balance
-    }
-
-    /// Cardcash to Softcash: part of the card's value as fresh coins.
-    fn card_unload(&mut self, card: usize, to: usize, sel: u16) -> Result<(), TestCaseError> {
-        let card = self.card_with_value(card);
-        let balance = self.model.card_minor[card];
-        if balance == 0 {
-            self.note("card-unload/empty card");
-            return Ok(());
-        }
-        let amount = Self::card_amount(balance, sel);
+    /// Runs `f` with the transfers between the load/unload server, a
+    /// freshly opened card agency and the cards, at the harness's time. The
+    /// agency is closed again before this returns, as a terminal would.
+    fn with_transfers<R>(
+        &mut self,
+        f: impl FnOnce(&Transfers<'_, CardAgency<'_>>, &mut [SmartCard], Timestamp) -> R,
+    ) -> R {
         let now = self.h.now();
         let agency = CardAgency::open(self.h.core()).expect("agency opens");
         let transfers = Transfers::new(
@@ -654,16 +627,31 @@ impl World {
             CardTerminal::new(&self.lus, &agency),
             &agency,
         );
-        let out = transfers
-            .card_to_soft(
-                TransferId::random(),
-                &mut self.cards[card],
-                Amount::from_minor(amount),
-                now,
-                None,
-            )
+        f(&transfers, &mut self.cards, now)
+    }
+
+    /// `card` if it holds value, else the next card that does, and an
+    /// amount of 1 to its balance chosen by `sel`; `None` if every card is
+    /// empty.
+    fn card_and_amount(&self, card: usize, sel: u16) -> Option<(usize, u64)> {
+        let card = (0..N_CARDS)
+            .map(|i| (card + i) % N_CARDS)
+            .find(|&i| self.model.card_minor[i] > 0)?;
+        Some((card, 1 + u64::from(sel) % self.model.card_minor[card]))
+    }
+
+    /// Cardcash to Softcash: part of the card's value as fresh coins.
+    fn card_unload(&mut self, card: usize, to: usize, sel: u16) -> Result<(), TestCaseError> {
+        let Some((card, amount)) = self.card_and_amount(card, sel) else {
+            self.note("card-unload/empty card");
+            return Ok(());
+        };
+        let out = self
+            .with_transfers(|transfers, cards, now| {
+                let value = Amount::from_minor(amount);
+                transfers.card_to_soft(TransferId::random(), &mut cards[card], value, now, None)
+            })
             .map_err(|e| TestCaseError::fail(format!("card unload failed: {e}")))?;
-        drop(agency);
         let CardToSoft::Issued(coins) = out else {
             return Err(TestCaseError::fail(format!(
                 "the model unloads {amount}, the issuer did not: {out:?}"
@@ -681,36 +669,22 @@ impl World {
 
     /// Card to card through the issuer (an unload and a load).
     fn card_to_card(&mut self, from: usize, sel: u16) -> Result<(), TestCaseError> {
-        let from = self.card_with_value(from);
-        let to = (from + 1) % N_CARDS;
-        let balance = self.model.card_minor[from];
-        if balance == 0 {
+        let Some((from, amount)) = self.card_and_amount(from, sel) else {
             self.note("card-to-card/empty card");
             return Ok(());
-        }
-        let amount = Self::card_amount(balance, sel);
-        let now = self.h.now();
-        let agency = CardAgency::open(self.h.core()).expect("agency opens");
-        let transfers = Transfers::new(
-            &self.journal,
-            CardTerminal::new(&self.lus, &agency),
-            &agency,
-        );
-        let (low, high) = self.cards.split_at_mut(1);
-        let (payer, payee) = if from == 0 {
-            (&mut low[0], &mut high[0])
-        } else {
-            (&mut high[0], &mut low[0])
         };
-        let out = transfers
-            .card_to_card(
-                TransferId::random(),
-                payer,
-                payee,
-                Amount::from_minor(amount),
-                now,
-                None,
-            )
+        let to = (from + 1) % N_CARDS;
+        let out = self
+            .with_transfers(|transfers, cards, now| {
+                let (low, high) = cards.split_at_mut(1);
+                let (payer, payee) = if from == 0 {
+                    (&mut low[0], &mut high[0])
+                } else {
+                    (&mut high[0], &mut low[0])
+                };
+                let value = Amount::from_minor(amount);
+                transfers.card_to_card(TransferId::random(), payer, payee, value, now, None)
+            })
             .map_err(|e| TestCaseError::fail(format!("card to card failed: {e}")))?;
         prop_assert!(
             matches!(out, CardToCard::Loaded(_)),
@@ -718,7 +692,6 @@ impl World {
             amount,
             out
         );
-        drop(agency);
         self.model.apply_card_to_card(from, to, amount);
         self.note("card-to-card/moved");
         Ok(())

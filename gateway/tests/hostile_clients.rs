@@ -43,10 +43,13 @@ use purse::Purse;
 use vc_gateway::media::{ERROR, INVOICE, POSTCARD};
 use vc_gateway::{
     CatalogItem, ClientConfig, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
-    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank, serve_merchant,
+    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_merchant,
 };
 
-use util::{issuer, join_wallet, key, parse_response, post_request, purse_for, raw_exchange};
+use util::{
+    client_of, issuer, join_wallet, key, parse_response, post_request, purse_for, raw_exchange,
+    serve_shared_issuer,
+};
 
 /// Garbage requests sent during the attack, over this many threads.
 const GARBAGE_REQUESTS: usize = 10_000;
@@ -122,7 +125,7 @@ fn holdings(purse: &Purse) -> Amount {
 fn start_gateway() -> ServerHandle {
     let mut config = ServerConfig::loopback();
     config.body_timeout_ms = BODY_TIMEOUT_MS;
-    serve_issuer_with_bank(&config, issuer().handle(), issuer().bank.clone()).expect("gateway")
+    serve_shared_issuer(&config)
 }
 
 // ------------------------------------------------------ valid messages
@@ -496,7 +499,7 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     let core = issuer().core.clone();
     let gateway = start_gateway();
     let addr = gateway.addr();
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
 
     let shop_purse = purse_for(&client, "shop-hostile", 1, &gateway.url(), dir.path());
@@ -804,7 +807,7 @@ fn code_of(e: &vc_gateway::ClientError) -> Option<ErrorCode> {
 fn replayed_and_wrong_session_messages_get_typed_refusals_and_change_nothing() {
     let core = issuer().core.clone();
     let gateway = start_gateway();
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = client_of(&gateway);
     let carol = join_manual(&client, "carol-replay", &[Role::CoinPurchaser]);
     let dave = join_manual(&client, "dave-replay", &[Role::Merchant]);
     let bank = &issuer().bank;

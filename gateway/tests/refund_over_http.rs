@@ -14,11 +14,10 @@ use protocol::wire::RejectReason;
 use protocol::wire::refund::RefundAnswer;
 use purse::{CoinState, Purse, TxKind};
 use vc_gateway::{
-    ClientConfig, ClientError, IssuerClient, PurchaseOutcome, RefundOutcome, ServerConfig, Wallet,
-    WalletError, serve_issuer_with_bank,
+    ClientConfig, ClientError, PurchaseOutcome, RefundOutcome, ServerConfig, Wallet, WalletError,
 };
 
-use util::{issuer, join_wallet, purse_for, spec};
+use util::{client_of, issuer, join_wallet, purse_for, serve_shared_issuer, spec};
 
 fn holdings(purse: &Purse) -> Amount {
     purse
@@ -38,13 +37,8 @@ fn buy(wallet: &Wallet, account: &ledger::BankAccount, spec: CoinSpec) -> Vec<le
 #[test]
 fn a_restored_purse_is_refunded_its_value_and_the_old_coins_die() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::loopback(),
-        issuer().handle(),
-        issuer().bank.clone(),
-    )
-    .expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dora-r.purse");
     let keys = dir.path().join("dora.keys");
@@ -122,14 +116,9 @@ fn a_restored_purse_is_refunded_its_value_and_the_old_coins_die() {
 #[test]
 fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::loopback(),
-        issuer().handle(),
-        issuer().bank.clone(),
-    )
-    .expect("gateway");
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let addr = gateway.addr();
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("eve-r.purse");
 
@@ -152,12 +141,7 @@ fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
 
     // The issuer comes back and the journaled bytes reach it (the first
     // copy), but the purse crashes before it stores the answer.
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::new(addr),
-        issuer().handle(),
-        issuer().bank.clone(),
-    )
-    .expect("gateway again");
+    let gateway = serve_shared_issuer(&ServerConfig::new(addr));
     let _lost: RefundAnswer = client
         .http()
         .post_encoded("/v1/refund", &entry.last_sent)

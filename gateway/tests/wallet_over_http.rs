@@ -11,11 +11,11 @@ use ledger::{Amount, CoinSpec, Denomination, Role};
 use protocol::flows::PayerOutcome;
 use purse::Purse;
 use vc_gateway::{
-    CatalogItem, ClientConfig, ClientError, CollectOption, ErrorCode, IssuerClient, MerchantConfig,
-    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_issuer_with_bank, serve_merchant,
+    CatalogItem, ClientConfig, ClientError, CollectOption, ErrorCode, MerchantConfig,
+    PurchaseOutcome, ServerConfig, Wallet, WalletError, serve_merchant,
 };
 
-use util::{issuer, join_wallet, purse_for};
+use util::{client_of, issuer, join_wallet, purse_for, serve_shared_issuer};
 
 fn paper_spec() -> CoinSpec {
     let line = |count, minor| Denomination {
@@ -55,14 +55,9 @@ fn holdings(purse: &Purse) -> Amount {
 #[test]
 fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::loopback(),
-        issuer().handle(),
-        issuer().bank.clone(),
-    )
-    .expect("gateway");
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let addr = gateway.addr();
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
 
     let shop_purse = purse_for(&client, "shop-w", 1, &gateway.url(), dir.path());
@@ -134,12 +129,7 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
         "{e}"
     );
     assert_eq!(alice_purse.in_flight().expect("journal").len(), 1);
-    let gateway = serve_issuer_with_bank(
-        &ServerConfig::new(addr),
-        issuer().handle(),
-        issuer().bank.clone(),
-    )
-    .expect("again");
+    let gateway = serve_shared_issuer(&ServerConfig::new(addr));
     let report = alice.resume().expect("resumed");
     assert_eq!(report.finished, 1);
     assert_eq!(report.unfinished, 0);

@@ -48,6 +48,18 @@ pub fn issuer() -> &'static TestIssuer {
     })
 }
 
+/// Serves this binary's issuer, with its bank, over HTTP at `config`.
+pub fn serve_shared_issuer(config: &vc_gateway::ServerConfig) -> vc_gateway::ServerHandle {
+    vc_gateway::serve_issuer_with_bank(config, issuer().handle(), issuer().bank.clone())
+        .expect("gateway serves the shared issuer")
+}
+
+/// A client of the issuer `gateway` serves, with the default retries.
+pub fn client_of(gateway: &vc_gateway::ServerHandle) -> vc_gateway::IssuerClient {
+    vc_gateway::IssuerClient::new(&gateway.url(), vc_gateway::ClientConfig::default())
+        .expect("client")
+}
+
 /// Participant keys, generated once per test binary.
 pub fn key(n: usize) -> &'static SecretKey {
     static KEYS: OnceLock<Vec<SecretKey>> = OnceLock::new();
