@@ -34,7 +34,7 @@ use card_bridge::transfer::{SoftCash, SoftCashError, TransferId};
 use card_bridge::wire::{Direction, Outcome};
 use ledger::sync::lock;
 use ledger::{
-    Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, SpendCause, TxId,
+    Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, SpendCause, Timestamp, TxId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,9 @@ struct Guarantee {
     /// The coins a load holds (their logged bodies); empty for an unload.
     coins: Vec<CoinBody>,
     outcome: Option<Outcome>,
+    /// The issuer's time when it gave the guarantee: a load's coins were
+    /// checked unexpired then, and `CardLoaded` carries it to the auditor.
+    at: Timestamp,
 }
 
 impl Guarantee {
@@ -363,6 +366,7 @@ impl Agency for CardAgency<'_> {
             req: req.clone(),
             coins: Vec::new(),
             outcome: None,
+            at: self.core.now(),
         })?;
         Ok(())
     }
@@ -397,7 +401,7 @@ impl Agency for CardAgency<'_> {
                 self.core.shards.abort(tx);
                 return Err(AgencyError::Conflict);
             }
-            let event = rec.to_event().ok_or(AgencyError::Conflict)?;
+            let event = rec.to_event(g.at).ok_or(AgencyError::Conflict)?;
             self.commit(tx, &inputs, || {
                 Ok((
                     vec![
@@ -438,7 +442,7 @@ impl Agency for CardAgency<'_> {
             return Err(AgencyError::Conflict);
         }
         let tx = card_unload_tx(rec.lus, &rec.card, rec.nt);
-        let event = rec.to_event().ok_or(AgencyError::Conflict)?;
+        let event = rec.to_event(g.at).ok_or(AgencyError::Conflict)?;
         self.commit(tx, &[], || {
             let spec = unload_spec(rec.amount).ok_or(AgencyError::Overflow)?;
             let bodies = self.core.mint_bodies(&spec).map_err(refused)?;
@@ -614,6 +618,7 @@ impl SoftCash for CardAgency<'_> {
             req: load.clone(),
             coins: inputs,
             outcome: None,
+            at: now,
         });
         if let Err(e) = written {
             self.core.shards.abort(tx);

@@ -620,3 +620,39 @@ fn a_load_in_doubt_at_clearing_is_carried_forward_and_cleared_when_resolved() {
     w.assert_conserved(&[&a]);
     audit(&mut w, 1_400, 0, 0);
 }
+
+#[test]
+fn a_load_guaranteed_before_its_coins_expired_commits_after_and_the_audit_holds() {
+    let mut w = World::new();
+    let mut a = w.fund(1, 1_000);
+    let coins = w.buy(400);
+    let guaranteed = w.now();
+    // The card never got L2: the load stays in doubt, its coins held.
+    let id = TransferId::random();
+    let lost = Some(TransferFault::Loss(LossPoint::L2ToCard));
+    let first = w.with(|_, t| t.soft_to_card(id, &mut a, &coins, guaranteed, lost));
+    assert!(first.is_err(), "{first:?}");
+    // The card comes back only after the coins it was loaded with expired.
+    let expiry = coins[0].body.expiry;
+    w.h.clock.advance(expiry.0 - guaranteed.0 + 3_600);
+    w.restart();
+    assert!(coins[0].body.is_expired_at(w.now()));
+    let out = w
+        .with(|_, t| t.soft_to_card(id, &mut a, &coins, w.now(), None))
+        .expect("the guaranteed load completes");
+    assert!(matches!(out, SoftToCard::Loaded(_)), "{out:?}");
+    assert_eq!(a.balance(), Ok(cents(1_400)));
+    // The log says when the issuer guaranteed it, and that was in time.
+    let loaded_at: Vec<Timestamp> = w
+        .logged_events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::CardLoaded { guaranteed_at, .. } => Some(*guaranteed_at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loaded_at.len(), 2);
+    assert!(loaded_at[1] < expiry && loaded_at[1] >= guaranteed, "{loaded_at:?}");
+    w.assert_conserved(&[&a]);
+    audit(&mut w, 1_400, 0, 1_400);
+}

@@ -2,7 +2,7 @@
 //! agency guarantees it, a finished card transaction as the LUS reports it
 //! to the agency, and the issuer-log events they become.
 
-use ledger::{Amount, BankAccount, CardId, Event, LusId};
+use ledger::{Amount, BankAccount, CardId, Event, LusId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_bytes;
@@ -56,8 +56,10 @@ pub struct CardTxRecord {
 impl CardTxRecord {
     /// The fact the issuer's log records when it is the agency: a committed
     /// load (`CardLoaded`: the issuer owes the LUS) or unload (`CardUnloaded`).
-    /// Rejected records move no money and give no event.
-    pub fn to_event(&self) -> Option<Event> {
+    /// Rejected records move no money and give no event. `guaranteed_at` is
+    /// when the agency guaranteed the transaction: a load's coins are judged
+    /// unexpired at that time, however long the load stayed in doubt.
+    pub fn to_event(&self, guaranteed_at: Timestamp) -> Option<Event> {
         match (self.outcome, self.direction) {
             (Outcome::Rejected, _) => None,
             (Outcome::Committed, Direction::Load) => Some(Event::CardLoaded {
@@ -65,6 +67,7 @@ impl CardTxRecord {
                 card: self.card,
                 nt: self.nt,
                 amount: self.amount,
+                guaranteed_at,
             }),
             (Outcome::Committed, Direction::Unload) => Some(Event::CardUnloaded {
                 lus: self.lus,

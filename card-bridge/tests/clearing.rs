@@ -92,7 +92,7 @@ fn clearing_leaves_both_sides_even_and_carries_in_doubt_forward() {
     // Across both periods: the issuer's card float is what the cards hold.
     let mut events = Vec::new();
     for rec in w.agency.all_finished().expect("all") {
-        events.extend(rec.to_event());
+        events.extend(rec.to_event(ledger::Timestamp(0)));
     }
     for p in 0..2 {
         events.push(

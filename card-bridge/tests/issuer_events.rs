@@ -36,13 +36,13 @@ fn transfer_legs_and_clearing_balance_in_the_issuer_log() {
             coins: vec![coin(500), coin(300)],
             cause: SpendCause::CardLoad,
         },
-        load.to_event().expect("committed load"),
+        load.to_event(Timestamp(0)).expect("committed load"),
     ];
     Flows::of(&s2c).check_balanced().expect("S2C balances");
 
     // Cardcash-to-Softcash: the confirmed unload pays for new coins.
     let c2s = vec![
-        unload.to_event().expect("committed unload"),
+        unload.to_event(Timestamp(0)).expect("committed unload"),
         Event::CoinsIssued {
             coins: vec![coin(300)],
             holder: None,
@@ -52,7 +52,7 @@ fn transfer_legs_and_clearing_balance_in_the_issuer_log() {
     Flows::of(&c2s).check_balanced().expect("C2S balances");
 
     // A load event alone does not balance: the issuer must log it with its coins.
-    let alone = [load.to_event().expect("event")];
+    let alone = [load.to_event(Timestamp(0)).expect("event")];
     assert!(Flows::of(&alone).check_balanced().is_err());
 
     // Clearing: the settlement balances on its own and evens the float.

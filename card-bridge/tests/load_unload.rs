@@ -30,11 +30,11 @@ fn happy_path(suite: Suite) {
     assert_eq!(card.balance(), Ok(cents(3_750)));
     assert_eq!(card.info().expect("info").nt, 2);
     assert!(matches!(
-        rec.to_event(),
+        rec.to_event(Timestamp(0)),
         Some(Event::CardLoaded { nt: 1, .. })
     ));
     assert!(matches!(
-        rec2.to_event(),
+        rec2.to_event(Timestamp(0)),
         Some(Event::CardUnloaded { nt: 2, .. })
     ));
     let acc = w.agency.holder(&holder()).expect("holder");
@@ -198,7 +198,7 @@ fn reject_proof_finishes_a_load_and_a_forged_one_does_not() {
     assert_eq!(w.lus.reject(&forged), Err(LusError::BadRejectProof));
     let rec = w.lus.reject(&proof).expect("rejected");
     assert_eq!(rec.outcome, Outcome::Rejected);
-    assert!(rec.to_event().is_none());
+    assert!(rec.to_event(Timestamp(0)).is_none());
     // Having revealed R'_SM the card never credits that NT.
     assert_eq!(card.complete(&l2), Err(CardError::NoMatchingPending));
     assert_eq!(

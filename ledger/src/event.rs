@@ -223,6 +223,12 @@ pub enum Event {
         card: CardId,
         nt: u32,
         amount: Amount,
+        /// When the issuer guaranteed the load against the coins it spends
+        /// (it checked them unexpired then). A load can stay in doubt for
+        /// as long as the card stays away, so it may commit after those
+        /// coins expired; the auditor judges their expiry at this time,
+        /// which must not be after the record's own.
+        guaranteed_at: Timestamp,
     },
     /// A card unload committed with the issuer as payment agency: the
     /// load/unload server owes the issuer `amount`.

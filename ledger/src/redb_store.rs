@@ -1,13 +1,13 @@
 //! [`RedbStore`]: the log in one redb file, the embedded default backend.
 //!
 //! Layout: table `vc_log_records` maps `seq: u64` to the record value below;
-//! table `vc_log_meta` holds `record_format = 2`, so a redb file of someone
-//! else's, or of format 1 (records without time), is refused rather than
-//! misread. The record value (little-endian):
+//! table `vc_log_meta` holds `record_format = 3`, so a redb file of someone
+//! else's, or of an older format (1: records without time; 2: card loads
+//! without their guarantee time), is refused rather than misread. The record value (little-endian):
 //!
 //! | bytes   | field                                        |
 //! |---------|----------------------------------------------|
-//! | 0       | record format (`2`)                          |
+//! | 0       | record format (`3`)                          |
 //! | 1..33   | `prev_hash`                                  |
 //! | 33..65  | `hash`                                       |
 //! | 65..81  | `tx`                                         |
@@ -45,8 +45,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("vc_log_meta");
 const META_RECORD_FORMAT: &str = "record_format";
 
 /// The record format this code writes and reads. Format 2 added the
-/// transaction's time (`at`); format 1 is refused.
-pub const RECORD_FORMAT: u8 = 2;
+/// transaction's time (`at`); format 3 the time a card load was guaranteed
+/// (`CardLoaded::guaranteed_at`). Older formats are refused.
+pub const RECORD_FORMAT: u8 = 3;
 /// Bytes of a record value before the event bytes.
 pub const RECORD_HEADER_BYTES: usize = 1 + 32 + 32 + 16 + 8 + 2 + 2;
 

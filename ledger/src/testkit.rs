@@ -231,14 +231,20 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
             .prop_map(|(balance, amount)| Event::Aggregated { balance, amount }),
         (balance_id(), arb_amount())
             .prop_map(|(balance, amount)| Event::AggregateWithdrawn { balance, amount }),
-        (any::<u32>(), card_id(), any::<u32>(), arb_amount()).prop_map(
-            |(lus, card, nt, amount)| Event::CardLoaded {
+        (
+            any::<u32>(),
+            card_id(),
+            any::<u32>(),
+            arb_amount(),
+            arb_timestamp()
+        )
+            .prop_map(|(lus, card, nt, amount, guaranteed_at)| Event::CardLoaded {
                 lus: LusId(lus),
                 card,
                 nt,
                 amount,
-            }
-        ),
+                guaranteed_at,
+            }),
         (any::<u32>(), card_id(), any::<u32>(), arb_amount()).prop_map(
             |(lus, card, nt, amount)| Event::CardUnloaded {
                 lus: LusId(lus),

@@ -85,7 +85,7 @@ fn a_redb_file_of_another_format_is_refused() {
             err,
             StoreError::RecordFormat {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -93,36 +93,36 @@ fn a_redb_file_of_another_format_is_refused() {
 }
 
 #[test]
-fn a_log_of_record_format_1_is_refused_by_writers_and_readers() {
-    // Format 1 records carry no time; there is no migration (no such log was
-    // ever deployed), so both kinds of open refuse it with a typed error.
-    let log = util::TempLog::new();
-    {
-        let db = redb::Database::create(log.path()).expect("create");
-        let txn = db.begin_write().expect("begin");
+fn logs_of_older_record_formats_are_refused_by_writers_and_readers() {
+    // Format 1 records carry no time, format 2 card loads no guarantee time;
+    // there is no migration (no such log was ever deployed), so both kinds
+    // of open refuse them with a typed error.
+    for old in [1u64, 2] {
+        let log = util::TempLog::new();
         {
-            let mut meta: redb::Table<&str, u64> = txn
-                .open_table(redb::TableDefinition::new("vc_log_meta"))
-                .expect("table");
-            meta.insert("record_format", 1).expect("insert");
-        }
-        txn.commit().expect("commit");
-    }
-    let refused = |err: StoreError| {
-        matches!(
-            err,
-            StoreError::RecordFormat {
-                found: 1,
-                supported: 2
+            let db = redb::Database::create(log.path()).expect("create");
+            let txn = db.begin_write().expect("begin");
+            {
+                let mut meta: redb::Table<&str, u64> = txn
+                    .open_table(redb::TableDefinition::new("vc_log_meta"))
+                    .expect("table");
+                meta.insert("record_format", old).expect("insert");
             }
-        )
-    };
-    assert!(refused(
-        RedbStore::open_read_only(log.path(), Sharing::Exclusive)
-            .err()
-            .expect("reader refused")
-    ));
-    assert!(refused(
-        RedbStore::open(log.path()).err().expect("writer refused")
-    ));
+            txn.commit().expect("commit");
+        }
+        let refused = |err: StoreError| {
+            matches!(
+                err,
+                StoreError::RecordFormat { found, supported: 3 } if found == old
+            )
+        };
+        assert!(refused(
+            RedbStore::open_read_only(log.path(), Sharing::Exclusive)
+                .err()
+                .expect("reader refused")
+        ));
+        assert!(refused(
+            RedbStore::open(log.path()).err().expect("writer refused")
+        ));
+    }
 }

@@ -68,8 +68,9 @@ pub(crate) fn apply_transaction(
     for (index, event) in events.iter().enumerate() {
         apply_lifecycle(state, event, index, ctx)?;
     }
+    let card_guaranteed_at = card_guarantee_time(events);
     for (index, event) in events.iter().enumerate() {
-        apply_movement(state, event, index, ctx)?;
+        apply_movement(state, event, index, ctx, card_guaranteed_at)?;
     }
     let flows = Flows::of(events);
     let last = events.len().saturating_sub(1);
@@ -125,6 +126,16 @@ fn check_log_time(state: &mut LedgerState, ctx: TxContext) -> Result<(), Violati
     }
     state.latest_at = Some(ctx.now);
     Ok(())
+}
+
+/// When the issuer guaranteed the transaction's card load, if it is one: a
+/// load can stay in doubt while the card is away and commit after the coins
+/// it spends expired, so their expiry is judged at the guarantee.
+fn card_guarantee_time(events: &[Event]) -> Option<Timestamp> {
+    events.iter().find_map(|e| match e {
+        Event::CardLoaded { guaranteed_at, .. } => Some(*guaranteed_at),
+        _ => None,
+    })
 }
 
 fn conservation_figures(e: &ConservationError) -> (i128, i128) {
@@ -364,11 +375,21 @@ fn apply_movement(
     event: &Event,
     index: usize,
     ctx: TxContext,
+    card_guaranteed_at: Option<Timestamp>,
 ) -> Result<(), Violation> {
     match event {
         Event::CoinsIssued { coins, cause, .. } => issue_coins(state, coins, *cause, index, ctx),
-        Event::CoinsSpent { coins, cause } => spend_coins(state, coins, Some(*cause), index, ctx),
-        Event::CoinsRevoked { coins } => spend_coins(state, coins, None, index, ctx),
+        Event::CoinsSpent { coins, cause } => {
+            // A card load's coins are judged at its guarantee, never later
+            // than the transaction itself: a guarantee dated after the
+            // commit cannot make an expired coin good.
+            let expiry_at = match (cause, card_guaranteed_at) {
+                (SpendCause::CardLoad, Some(at)) => at.min(ctx.now),
+                _ => ctx.now,
+            };
+            spend_coins(state, coins, Some(*cause), index, ctx, expiry_at)
+        }
+        Event::CoinsRevoked { coins } => spend_coins(state, coins, None, index, ctx, ctx.now),
         Event::Aggregated { balance, amount } => {
             *state.balances.entry(*balance).or_insert(0) += minor(*amount);
             Ok(())
@@ -392,6 +413,7 @@ fn apply_movement(
             card,
             nt,
             amount,
+            ..
         }
         | Event::CardUnloaded {
             lus,
@@ -552,13 +574,15 @@ fn issue_coins(
     Ok(())
 }
 
-/// Spends (`cause` set) or revokes (`cause` none) coins.
+/// Spends (`cause` set) or revokes (`cause` none) coins; expiry is judged
+/// at `expiry_at` (the transaction's time, or a card load's guarantee).
 fn spend_coins(
     state: &mut LedgerState,
     coins: &[CoinBody],
     cause: Option<SpendCause>,
     index: usize,
     ctx: TxContext,
+    expiry_at: Timestamp,
 ) -> Result<(), Violation> {
     for coin in coins {
         let Some(issued) = state.unspent.remove(&coin.id) else {
@@ -584,7 +608,7 @@ fn spend_coins(
                 )
                 .amounts(minor(coin.value) as i128, minor(issued.value) as i128));
         }
-        let now = ctx.now;
+        let now = expiry_at;
         if let Some(cause) = cause
             && issued.is_expired_at(now)
         {
@@ -947,6 +971,48 @@ mod tests {
     }
 
     #[test]
+    fn a_card_load_guaranteed_before_its_coins_expired_may_commit_after() {
+        let state = with_bought(&[coin(1, 100)]);
+        let load = |guaranteed_at: Timestamp| {
+            [
+                Event::CoinsSpent {
+                    coins: vec![coin(1, 100)],
+                    cause: SpendCause::CardLoad,
+                },
+                Event::CardLoaded {
+                    lus: LusId(1),
+                    card: CardId::from_bytes([1; 8]),
+                    nt: 1,
+                    amount: Amount::from_minor(100),
+                    guaranteed_at,
+                },
+            ]
+        };
+        // Guaranteed a second before expiry, in doubt until long after it.
+        let in_time = load(Timestamp(EXPIRY.0 - 1));
+        apply_transaction(&mut state.clone(), &in_time, ctx(Some(GRACE_END.0 + 50)))
+            .expect("a load guaranteed in time commits whenever the card returns");
+        // Guaranteed at expiry: too late, whenever it commits.
+        assert_eq!(
+            rule_of(&mut state.clone(), &load(EXPIRY), Some(EXPIRY.0 + 5)),
+            Rule::ExpiredSpend
+        );
+        // A guarantee dated after its own commit counts as the commit: it
+        // cannot make a coin that expired by then good.
+        let future = load(Timestamp(EXPIRY.0 - 1));
+        apply_transaction(&mut state.clone(), &future, ctx(Some(EXPIRY.0 - 10)))
+            .expect("before expiry either way");
+        assert_eq!(
+            rule_of(
+                &mut state.clone(),
+                &load(Timestamp(EXPIRY.0 + 100)),
+                Some(EXPIRY.0)
+            ),
+            Rule::ExpiredSpend
+        );
+    }
+
+    #[test]
     fn coins_need_a_settled_purchase_of_the_same_amount() {
         let mut state = opened();
         let purchase = PurchaseId::from_bytes([8; 16]);
@@ -1198,6 +1264,7 @@ mod tests {
                     card,
                     nt,
                     amount: c.value,
+                    guaranteed_at: EARLY,
                 },
             ]
         };

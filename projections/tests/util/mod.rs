@@ -453,6 +453,7 @@ impl World {
                         card: CardId::from_bytes([7; 8]),
                         nt: arg,
                         amount: Amount::from_minor(total),
+                        guaranteed_at: Timestamp(self.now),
                     },
                 ])
             }

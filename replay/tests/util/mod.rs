@@ -438,6 +438,7 @@ impl Sim {
                 card: self.card,
                 nt,
                 amount: Amount::from_minor(value),
+                guaranteed_at: self.now,
             },
         ])
     }
