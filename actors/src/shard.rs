@@ -44,9 +44,21 @@ struct ShardState {
     reserved: HashMap<CoinId, TxId>,
     /// Transaction -> its coins here, for commit and abort.
     by_tx: HashMap<TxId, Vec<CoinId>>,
-    /// Coins that left this shard (spent or revoked). Kept so that an issue
-    /// reusing one is caught; pruned only with the epoch erasure.
+    /// Coins that left this shard (spent or revoked) since the last
+    /// [`ShardCore::retire_gone`]: answered as gone by presence queries and
+    /// checked against by issues.
     gone: HashSet<CoinId>,
+    /// Gone coins handed to the coin-status projection: kept until it has
+    /// applied the log past them ([`ShardCore::forget_retired`]), then the
+    /// projection answers for them. Without this split the set of spent
+    /// coins would grow in memory for as long as the issuer runs.
+    retiring: HashSet<CoinId>,
+}
+
+impl ShardState {
+    fn is_gone(&self, coin: &CoinId) -> bool {
+        self.gone.contains(coin) || self.retiring.contains(coin)
+    }
 }
 
 /// What a shard knows of a coin.
@@ -149,7 +161,10 @@ impl ShardCore {
                 .unspent
                 .remove(&coin)
                 .expect("a reserved coin is unspent until its transaction commits");
-            assert!(state.gone.insert(coin), "coin {coin} left its shard twice");
+            assert!(
+                !state.retiring.contains(&coin) && state.gone.insert(coin),
+                "coin {coin} left its shard twice"
+            );
             left.push(body);
         }
         for body in issued {
@@ -159,7 +174,7 @@ impl ShardCore {
                 body.id
             );
             assert!(
-                !state.gone.contains(&body.id) && !state.unspent.contains_key(&body.id),
+                !state.is_gone(&body.id) && !state.unspent.contains_key(&body.id),
                 "issued coin id {} collides with an existing coin",
                 body.id
             );
@@ -192,11 +207,43 @@ impl ShardCore {
             CoinPresence::Reserved
         } else if state.unspent.contains_key(coin) {
             CoinPresence::Unspent
-        } else if state.gone.contains(coin) {
+        } else if state.is_gone(coin) {
             CoinPresence::Gone
         } else {
             CoinPresence::Unseen
         }
+    }
+
+    /// Hands every coin gone so far to the projection: they stay known as
+    /// gone until [`ShardCore::forget_retired`]. Call it before reading the
+    /// log head the projection is to catch up with: a coin leaves a shard
+    /// only after its batch is durable, so every retired coin lies at or
+    /// below that head.
+    pub fn retire_gone(&self) {
+        let mut state = lock(&self.state);
+        let gone = std::mem::take(&mut state.gone);
+        if state.retiring.is_empty() {
+            state.retiring = gone;
+        } else {
+            // A catch-up failed after the last retire: keep both.
+            state.retiring.extend(gone);
+        }
+    }
+
+    /// Forgets the retired coins, once the coin-status projection has
+    /// applied the log up to a head read after [`ShardCore::retire_gone`];
+    /// returns how many.
+    pub fn forget_retired(&self) -> usize {
+        let mut state = lock(&self.state);
+        let n = state.retiring.len();
+        state.retiring = HashSet::new();
+        n
+    }
+
+    /// Coins known here as gone (spent or revoked, not yet forgotten).
+    pub fn n_gone(&self) -> usize {
+        let state = lock(&self.state);
+        state.gone.len() + state.retiring.len()
     }
 
     /// Whether `coin` is unspent here (reserved or not).
@@ -252,7 +299,7 @@ impl ShardCore {
             Event::CoinsIssued { coins, .. } => {
                 for body in coins.iter().filter(|c| self.owns(&c.id)) {
                     assert!(
-                        !state.gone.contains(&body.id) && !state.unspent.contains_key(&body.id),
+                        !state.is_gone(&body.id) && !state.unspent.contains_key(&body.id),
                         "the log issues coin {} twice",
                         body.id
                     );
@@ -419,6 +466,23 @@ impl ShardSet {
         self.shard_of(coin).presence(coin)
     }
 
+    /// [`ShardCore::retire_gone`] in every shard.
+    pub fn retire_gone(&self) {
+        for shard in self.shards.iter() {
+            shard.retire_gone();
+        }
+    }
+
+    /// [`ShardCore::forget_retired`] in every shard; returns how many.
+    pub fn forget_retired(&self) -> usize {
+        self.shards.iter().map(ShardCore::forget_retired).sum()
+    }
+
+    /// Coins the shards know as gone, over all shards.
+    pub fn n_gone(&self) -> usize {
+        self.shards.iter().map(ShardCore::n_gone).sum()
+    }
+
     pub fn n_unspent(&self) -> usize {
         self.shards.iter().map(ShardCore::n_unspent).sum()
     }
@@ -545,6 +609,38 @@ mod tests {
         }));
         assert!(again.is_err(), "a spent coin id came back to life");
         assert!(!shard.is_unspent(&coins[0].id));
+    }
+
+    #[test]
+    fn gone_coins_are_kept_until_the_projection_has_them_then_forgotten() {
+        let (shard, coins) = shard_with(3);
+        let spend = |coin: &CoinBody| {
+            let tx = TxId::random();
+            shard.reserve(tx, &[coin.id]).expect("free");
+            shard.commit(tx, &[]);
+        };
+        spend(&coins[0]);
+        shard.retire_gone();
+        // Spent while the projection catches up: not retired yet.
+        spend(&coins[1]);
+        assert_eq!(shard.presence(&coins[0].id), CoinPresence::Gone);
+        assert_eq!(shard.presence(&coins[1].id), CoinPresence::Gone);
+        // A catch-up that failed leaves the retired coins known; the next
+        // retire keeps them.
+        shard.retire_gone();
+        assert_eq!(shard.n_gone(), 2);
+        assert_eq!(shard.forget_retired(), 2);
+        assert_eq!(shard.presence(&coins[0].id), CoinPresence::Unseen);
+        assert_eq!(shard.presence(&coins[1].id), CoinPresence::Unseen);
+        assert_eq!(shard.n_gone(), 0);
+        // Forgotten or not, a spent coin stays spent.
+        assert!(matches!(
+            shard.reserve(TxId::random(), &[coins[0].id]),
+            Err(ReserveError::NotUnspent { .. })
+        ));
+        spend(&coins[2]);
+        assert_eq!(shard.forget_retired(), 0, "retired only by retire_gone");
+        assert_eq!(shard.presence(&coins[2].id), CoinPresence::Gone);
     }
 
     #[test]

@@ -652,7 +652,10 @@ fn a_load_guaranteed_before_its_coins_expired_commits_after_and_the_audit_holds(
         })
         .collect();
     assert_eq!(loaded_at.len(), 2);
-    assert!(loaded_at[1] < expiry && loaded_at[1] >= guaranteed, "{loaded_at:?}");
+    assert!(
+        loaded_at[1] < expiry && loaded_at[1] >= guaranteed,
+        "{loaded_at:?}"
+    );
     w.assert_conserved(&[&a]);
     audit(&mut w, 1_400, 0, 1_400);
 }

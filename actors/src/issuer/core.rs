@@ -798,10 +798,23 @@ impl IssuerCore {
     }
 
     /// Brings the coin-status checkpoint up to the log's head (run by the
-    /// housekeeper); returns the last record it has applied.
+    /// housekeeper); returns the last record it has applied. The shards
+    /// then forget the coins that were gone before the catch-up began: the
+    /// projection answers for them now (see [`IssuerCore::coin_status`]),
+    /// so the issuer's memory holds only what the projection has not yet
+    /// applied, not every coin ever spent.
     pub fn checkpoint_coin_status(&self) -> Result<Seq, IssuerError> {
+        self.shards.retire_gone();
         match self.coin_status.catch_up(self.store().as_ref()) {
-            Ok(seq) => Ok(seq),
+            Ok(seq) => {
+                let forgotten = self.shards.forget_retired();
+                tracing::debug!(
+                    forgotten,
+                    applied = seq.0,
+                    "spent coins left to the coin-status projection"
+                );
+                Ok(seq)
+            }
             Err(projections::ProjectionError::Crashed) => {
                 self.stop_dead(CrashPoint::DuringProjectionApply);
                 Err(IssuerError::Crashed)
