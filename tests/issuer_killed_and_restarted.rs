@@ -67,3 +67,38 @@ fn coins_survive_an_issuer_crash_and_spend_once() {
         "{audit}"
     );
 }
+
+#[test]
+fn an_auditor_reads_a_crashed_issuers_log_without_writing_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let Stage {
+        issuer,
+        shop,
+        shop_url,
+        ..
+    } = alice_and_a_bookshop(dir);
+    ok(
+        dir,
+        &["purse", "pay", &shop_url, "book", "--purse", "alice.purse"],
+    );
+    terminate(shop);
+    // The issuer dies with its log open: redb marks such a file as needing
+    // a repair, which only a writable open performs.
+    kill_hard(issuer);
+    let log = dir.join("iss/log.redb");
+    let before = std::fs::read(&log).expect("the crashed log");
+
+    let audit = audit_stage(dir);
+    assert!(audit.contains("AUDIT PASSED"), "{audit}");
+    assert!(audit.contains("was not closed cleanly"), "{audit}");
+    assert!(
+        audit.contains("real money in                     10.00"),
+        "{audit}"
+    );
+    assert_eq!(
+        std::fs::read(&log).expect("the log after the audit"),
+        before,
+        "the auditor wrote the evidence"
+    );
+}

@@ -189,8 +189,9 @@ impl RedbStore {
     /// `writer_sharing` says the same; each read then sees the writer's latest
     /// durable commit. [`EventStore::append`] returns [`StoreError::ReadOnly`].
     ///
-    /// A file left unclean by a crashed writer is refused (redb's "repair
-    /// aborted") until a writable open has repaired it.
+    /// A file left unclean by a crashed writer is refused with
+    /// [`StoreError::NeedsRepair`] until a writable open has repaired it
+    /// (see [`RedbStore::repaired_copy`] for readers who must not write it).
     pub fn open_read_only(
         path: impl AsRef<Path>,
         writer_sharing: Sharing,
@@ -198,7 +199,10 @@ impl RedbStore {
         let db = Builder::new()
             .set_concurrency_mode(writer_sharing.mode())
             .open_read_only(path.as_ref())
-            .map_err(|e| redb_error("open read-only", e))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::RepairAborted => StoreError::NeedsRepair,
+                e => redb_error("open read-only", e),
+            })?;
         let store = RedbStore {
             handle: Handle::Reader(db),
             watch: HeadWatch::default(),
@@ -214,6 +218,18 @@ impl RedbStore {
         let head = store.head()?;
         store.watch.publish(head.last_seq);
         Ok(store)
+    }
+
+    /// Copies the log at `from` to `to` and repairs the copy with a
+    /// writable open, leaving `from` untouched: how an auditor reads a log a
+    /// crashed writer left unclean without writing the evidence. The repair
+    /// keeps every committed (durable) transaction; the format check of a
+    /// writable open applies to the copy.
+    pub fn repaired_copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<(), StoreError> {
+        std::fs::copy(from.as_ref(), to.as_ref())?;
+        let repaired = RedbStore::open(to.as_ref())?;
+        drop(repaired);
+        Ok(())
     }
 
     fn begin_read(&self) -> Result<ReadTransaction, StoreError> {

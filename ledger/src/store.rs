@@ -143,6 +143,10 @@ pub enum StoreError {
     /// reads (no migration: refuse rather than misread).
     #[error("log file has record format {found}, this build reads {supported}")]
     RecordFormat { found: u64, supported: u8 },
+    /// The log file was left unclean by a writer that crashed: redb repairs
+    /// it only on a writable open, so a read-only open refuses it.
+    #[error("log file was not closed cleanly by its writer; only a writable open repairs it")]
+    NeedsRepair,
 }
 
 /// An append-only, hash-chained, durable log of [`Event`]s.
@@ -345,6 +349,7 @@ impl StoreError {
             StoreError::InvalidBatch(why) => StoreError::InvalidBatch(why),
             StoreError::ReadOnly => StoreError::ReadOnly,
             StoreError::Poisoned => StoreError::Poisoned,
+            StoreError::NeedsRepair => StoreError::NeedsRepair,
             StoreError::RecordFormat { found, supported } => StoreError::RecordFormat {
                 found: *found,
                 supported: *supported,

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger::testkit::sample_batch;
-use ledger::{EventStore, GroupCommit, GroupCommitConfig, RedbStore, Seq, Sharing, verify_store};
+use ledger::{
+    EventStore, GroupCommit, GroupCommitConfig, RedbStore, Seq, Sharing, StoreError, verify_store,
+};
 
 const CHILD_LOG_ENV: &str = "VC_CRASH_CHILD_LOG";
 const CHILD_BATCH_BASE_ENV: &str = "VC_CRASH_CHILD_BATCH_BASE";
@@ -136,16 +138,35 @@ fn sigkill_mid_stream_loses_no_acknowledged_batch() {
         all_acked.extend(acked);
 
         // redb will not open a crashed file read-only (it needs a repair,
-        // which writes): an auditor gets an error, not stale or partial data.
+        // which writes): an auditor gets a typed error, not stale or partial
+        // data, and can repair a copy instead of the evidence.
         let refused = RedbStore::open_read_only(log.path(), Sharing::FollowableByReaders);
         assert!(
-            refused.is_err(),
+            matches!(refused, Err(StoreError::NeedsRepair)),
             "a crashed log needs a writable open first"
+        );
+        let copy_dir = tempfile::tempdir().expect("tempdir");
+        let copy = copy_dir.path().join("log-copy.redb");
+        RedbStore::repaired_copy(log.path(), &copy).expect("repaired copy");
+        let from_copy = RedbStore::open_read_only(&copy, Sharing::Exclusive)
+            .expect("the repaired copy opens read-only");
+        let copy_head = verify_store(&from_copy, 512).expect("the copy's chain verifies");
+        drop(from_copy);
+        assert!(
+            matches!(
+                RedbStore::open_read_only(log.path(), Sharing::FollowableByReaders),
+                Err(StoreError::NeedsRepair)
+            ),
+            "repairing the copy left the original as it was"
         );
 
         let store = log.open();
         let head = verify_store(&store, 512).expect("chain verifies after the crash");
         assert_eq!(head, store.head().expect("head"));
+        assert_eq!(
+            copy_head, head,
+            "the copy's repair kept what the writer's did"
+        );
         // Once the writer has reopened (repaired) it, readers may open it beside.
         let reader = RedbStore::open_read_only(log.path(), Sharing::FollowableByReaders)
             .expect("read-only open after the repair");

@@ -17,6 +17,8 @@ use protocol::crypto::PublicKey;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The issuer's log (a redb file; a copy, or the live file read-only).
+    /// Never written: a file a crashed writer left unclean is audited
+    /// through a repaired temporary copy.
     #[arg(long)]
     pub log: PathBuf,
     /// The issuer's public key (SPKI PEM/DER) to verify checkpoint signatures.
@@ -65,12 +67,54 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the audit the arguments describe, with a progress bar on a terminal.
+/// A log a crashed writer left unclean cannot be opened read-only; it is
+/// copied to a temporary directory, the copy repaired and audited, and the
+/// report says so. The file given is never written.
 pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
-    let mut opts = replay::AuditOptions::new(&args.log);
+    let issuer_key = match &args.issuer_key {
+        Some(path) => Some(
+            PublicKey::read_spki(path)
+                .with_context(|| format!("reading the issuer's public key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let issuer_key = issuer_key.as_ref();
+    match audit_log(args, &args.log, issuer_key) {
+        Err(replay::AuditError::OpenLog {
+            source: ledger::StoreError::NeedsRepair,
+            ..
+        }) => {}
+        other => return other.with_context(|| format!("auditing {}", args.log.display())),
+    }
+    let scratch = tempfile::tempdir().context("a temporary directory for a repaired copy")?;
+    let copy = scratch.path().join("log.redb");
+    ledger::RedbStore::repaired_copy(&args.log, &copy).with_context(|| {
+        format!(
+            "{} was not closed cleanly; repairing a copy of it failed",
+            args.log.display()
+        )
+    })?;
+    let mut report = audit_log(args, &copy, issuer_key)
+        .with_context(|| format!("auditing a repaired copy of {}", args.log.display()))?;
+    report.log = args.log.display().to_string();
+    report.notes.push(
+        "the log was not closed cleanly by its writer (a crash): a copy of it was repaired \
+         (redb keeps every committed transaction) and audited; the file itself was not written"
+            .to_string(),
+    );
+    Ok(report)
+}
+
+/// One audit of the redb log at `log` with the options `args` gives.
+fn audit_log(
+    args: &AuditArgs,
+    log: &std::path::Path,
+    issuer_key: Option<&PublicKey>,
+) -> Result<replay::AuditReport, replay::AuditError> {
+    let mut opts = replay::AuditOptions::new(log);
     opts.now = args.now.map(ledger::Timestamp);
-    if let Some(path) = &args.issuer_key {
-        let key = PublicKey::read_spki(path)
-            .with_context(|| format!("reading the issuer's public key {}", path.display()))?;
+    if let Some(key) = issuer_key {
+        let key = key.clone();
         opts.checkpoint_verifier = Some(Box::new(move |msg: &[u8], sig: &[u8]| {
             protocol::checkpoint::verify_signed_bytes(&key, msg, sig)
         }));
@@ -99,7 +143,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report.with_context(|| format!("auditing {}", args.log.display()))
+    report
 }
 
 /// The bar a long replay shows on a terminal: records audited of the log's
