@@ -65,20 +65,24 @@ fn exclusive_writer_refuses_readers_until_closed() {
     assert_eq!(reader.head().expect("head"), head);
 }
 
+/// A redb file whose meta table says it holds records of `format`.
+fn log_of_record_format(format: u64) -> util::TempLog {
+    let log = util::TempLog::new();
+    let db = redb::Database::create(log.path()).expect("create");
+    let txn = db.begin_write().expect("begin");
+    {
+        let mut meta: redb::Table<&str, u64> = txn
+            .open_table(redb::TableDefinition::new("vc_log_meta"))
+            .expect("table");
+        meta.insert("record_format", format).expect("insert");
+    }
+    txn.commit().expect("commit");
+    log
+}
+
 #[test]
 fn a_redb_file_of_another_format_is_refused() {
-    let log = util::TempLog::new();
-    {
-        let db = redb::Database::create(log.path()).expect("create");
-        let txn = db.begin_write().expect("begin");
-        {
-            let mut meta: redb::Table<&str, u64> = txn
-                .open_table(redb::TableDefinition::new("vc_log_meta"))
-                .expect("table");
-            meta.insert("record_format", 99).expect("insert");
-        }
-        txn.commit().expect("commit");
-    }
+    let log = log_of_record_format(99);
     let err = RedbStore::open(log.path()).err().expect("refused");
     assert!(
         matches!(
@@ -98,18 +102,7 @@ fn logs_of_older_record_formats_are_refused_by_writers_and_readers() {
     // there is no migration (no such log was ever deployed), so both kinds
     // of open refuse them with a typed error.
     for old in [1u64, 2] {
-        let log = util::TempLog::new();
-        {
-            let db = redb::Database::create(log.path()).expect("create");
-            let txn = db.begin_write().expect("begin");
-            {
-                let mut meta: redb::Table<&str, u64> = txn
-                    .open_table(redb::TableDefinition::new("vc_log_meta"))
-                    .expect("table");
-                meta.insert("record_format", old).expect("insert");
-            }
-            txn.commit().expect("commit");
-        }
+        let log = log_of_record_format(old);
         let refused = |err: StoreError| {
             matches!(
                 err,
