@@ -173,74 +173,18 @@ impl TransactionReplay {
     /// Applies one record that passed a [`RecordVerifier`], in log order; a
     /// transaction's rules run when its last record arrives.
     pub fn apply(&mut self, record: &RawRecord) -> Result<(), Violation> {
-        let event = decode_event(record)?;
-        self.note_record(record, &event)?;
-        self.pending.push(event);
-        if record.batch_index + 1 == record.batch_len {
-            let mut pending = std::mem::take(&mut self.pending);
-            let result = self.finish_transaction(record.seq, record.tx, record.hash, &pending);
-            pending.clear();
-            self.pending = pending;
-            result?;
-        }
-        Ok(())
-    }
-
-    /// Applies a chunk of records that passed a [`RecordVerifier`], in log
-    /// order, whose events were decoded already (`events[i]` is
-    /// `records[i]`'s, by [`decode_event`]), counting each record it takes
-    /// in `applied`. The events are only borrowed: a transaction inside the
-    /// chunk is judged on its slice of `events`, so whoever decoded them
-    /// also frees them (the reading thread, see [`crate::run`]); only a
-    /// transaction cut by the chunk's end is copied, to finish in the next.
-    pub fn apply_decoded(
-        &mut self,
-        records: &[RawRecord],
-        events: &[Event],
-        applied: &mut u64,
-    ) -> Result<(), Violation> {
-        // Where the open transaction starts in this chunk, unless it began
-        // in an earlier one (its events are then in `pending`).
-        let mut start = 0;
-        let mut carried = self.pending_open;
-        for (i, (record, event)) in records.iter().zip(events).enumerate() {
-            *applied += 1;
-            self.note_record(record, event)?;
-            if record.batch_index == 0 {
-                start = i;
-                carried = false;
-            }
-            if record.batch_index + 1 != record.batch_len {
-                continue;
-            }
-            if carried {
-                let mut pending = std::mem::take(&mut self.pending);
-                pending.extend_from_slice(&events[..=i]);
-                let result = self.finish_transaction(record.seq, record.tx, record.hash, &pending);
-                pending.clear();
-                self.pending = pending;
-                result?;
-                carried = false;
-            } else {
-                self.finish_transaction(record.seq, record.tx, record.hash, &events[start..=i])?;
-            }
-        }
-        if self.pending_open {
-            let from = if carried { 0 } else { start };
-            let to = records.len().min(events.len());
-            self.pending.extend_from_slice(&events[from..to]);
-        }
-        Ok(())
-    }
-
-    /// The per-record part of [`TransactionReplay::apply`]: the hash ring,
-    /// a checkpoint's hash and signature, and the start of a transaction.
-    fn note_record(&mut self, record: &RawRecord, event: &Event) -> Result<(), Violation> {
         if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
             self.recent_hashes.pop_front();
         }
         self.recent_hashes.push_back((record.seq, record.hash));
-        if let Event::Checkpoint(checkpoint) = event {
+        let event = Event::decode(&record.event_bytes).map_err(|e| {
+            let rule = match e {
+                EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
+                _ => Rule::Undecodable,
+            };
+            Violation::new(record.seq, Some(record.tx), rule, e.to_string())
+        })?;
+        if let Event::Checkpoint(checkpoint) = &event {
             self.check_checkpoint(record, checkpoint)?;
         }
         if record.batch_index == 0 {
@@ -249,6 +193,11 @@ impl TransactionReplay {
             self.pending_open = true;
             self.pending_len = record.batch_len;
             self.pending_at = record.at;
+        }
+        let is_last = record.batch_index + 1 == record.batch_len;
+        self.pending.push(event);
+        if is_last {
+            self.finish_transaction(record.seq, record.tx, record.hash)?;
         }
         Ok(())
     }
@@ -311,7 +260,6 @@ impl TransactionReplay {
         last_seq: Seq,
         tx: TxId,
         hash: Hash32,
-        events: &[Event],
     ) -> Result<(), Violation> {
         let ctx = TxContext {
             first_seq: self.pending_first,
@@ -319,7 +267,8 @@ impl TransactionReplay {
             now: self.pending_at,
             auditor_now: self.auditor_now,
         };
-        let flows = apply_transaction(&mut self.state, events, ctx)?;
+        let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
+        let events = &self.pending;
         for event in events {
             self.stats.count_event(event.kind());
             if matches!(event, Event::Checkpoint(_)) {
@@ -344,6 +293,7 @@ impl TransactionReplay {
             &flows,
             &self.state.totals,
         );
+        self.pending.clear();
         self.pending_open = false;
         self.boundary = Head {
             last_seq,
@@ -520,17 +470,6 @@ impl Auditor {
         }
         Some(self.replay.snapshot())
     }
-}
-
-/// Decodes a record's event, or names the rule its bytes break.
-pub fn decode_event(record: &RawRecord) -> Result<Event, Violation> {
-    Event::decode(&record.event_bytes).map_err(|e| {
-        let rule = match e {
-            EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
-            _ => Rule::Undecodable,
-        };
-        Violation::new(record.seq, Some(record.tx), rule, e.to_string())
-    })
 }
 
 fn chain_violation(e: &ChainError, record: &RawRecord) -> Violation {

@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ledger::{
-    Event, EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError,
-    Timestamp,
+    EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError, Timestamp,
 };
 use tracing::{info, warn};
 
-use crate::auditor::{
-    Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, decode_event,
-};
+use crate::auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay};
 use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
@@ -135,47 +132,32 @@ pub enum AuditError {
     },
 }
 
-/// Records whose place in the chain is verified, with their events decoded
-/// (`events[i]` is `records[i]`'s). Chunks go back to the reading thread
-/// when the replay is done with them, so the records' buffers are reused and
-/// every event is freed on the thread that decoded it.
-#[derive(Default)]
-struct Chunk {
-    records: Vec<RawRecord>,
-    events: Vec<Event>,
-}
-
 /// What the reading thread hands to the replay, in log order.
 enum Stage1 {
-    Records(Chunk),
+    /// Records whose place in the chain is verified.
+    Records(Vec<RawRecord>),
     /// The first record that did not (every record before it was sent).
     Violation(Violation),
     Failed(StoreError),
 }
 
-/// Reads chunks of `chunk` records from `first` on, verifies the chain and
-/// decodes the events, until the log ends, a check, a decoding or a read
-/// fails, or the receiver hangs up. Chunks the replay is done with come
-/// back through `recycled`: the records' buffers are reused instead of
-/// allocated per record, and the events are dropped here, where they were
-/// allocated (decoding here while the replay freed the events cost 30% more
-/// CPU, measured: cross-thread frees). Decoding here balances the two
-/// stages: the replay thread keeps the money rules and the coin table.
+/// Reads chunks of `chunk` records from `first` on and verifies the chain,
+/// until the log ends, a check or a read fails, or the receiver hangs up.
+/// Chunks the replay is done with come back through `recycled`, so the
+/// records' buffers are reused instead of allocated per record and freed on
+/// the other thread (cross-thread frees cost more than the copy: decoding
+/// events here too, measured, cost 30% more CPU for that reason).
 fn read_and_verify(
     store: &impl RawEventStore,
     mut verifier: RecordVerifier,
     first: Seq,
     chunk: usize,
     sender: std::sync::mpsc::SyncSender<Stage1>,
-    recycled: std::sync::mpsc::Receiver<Chunk>,
+    recycled: std::sync::mpsc::Receiver<Vec<RawRecord>>,
 ) {
     let mut from = first;
     loop {
-        let Chunk {
-            mut records,
-            mut events,
-        } = recycled.try_recv().unwrap_or_default();
-        events.clear();
+        let mut records = recycled.try_recv().unwrap_or_default();
         let failure = match store.read_raw_into(from, chunk, &mut records) {
             Ok(()) => None,
             // One unparsable record fails the whole read: verify the records
@@ -200,25 +182,16 @@ fn read_and_verify(
         from = Seq(from.0.saturating_add(n as u64));
         let mut violation = None;
         for (i, record) in records.iter().enumerate() {
-            // The chain first, then the event: the order of one thread's
-            // `Auditor::feed`, so the same rule is named for a record.
-            match verifier.check(record).and_then(|()| decode_event(record)) {
-                Ok(event) => events.push(event),
-                Err(v) => {
-                    violation = Some((i, v));
-                    break;
-                }
+            if let Err(v) = verifier.check(record) {
+                violation = Some((i, v));
+                break;
             }
         }
         let violation = violation.map(|(i, v)| {
             records.truncate(i);
             v
         });
-        if !records.is_empty()
-            && sender
-                .send(Stage1::Records(Chunk { records, events }))
-                .is_err()
-        {
+        if !records.is_empty() && sender.send(Stage1::Records(records)).is_err() {
             return;
         }
         if let Some(v) = violation {
@@ -298,12 +271,16 @@ pub fn audit_store(
             .spawn(move || read_and_verify(store, record_verifier, first, chunk, sender, recycled));
         for item in receiver {
             match item {
-                Stage1::Records(chunk) => {
-                    let last_seq = chunk.records.last().map(|r| r.seq);
-                    if let Err(v) =
-                        replay.apply_decoded(&chunk.records, &chunk.events, &mut records_read)
-                    {
-                        outcome = Some(Outcome::Violation(v));
+                Stage1::Records(records) => {
+                    let last_seq = records.last().map(|r| r.seq);
+                    for record in &records {
+                        records_read += 1;
+                        if let Err(v) = replay.apply(record) {
+                            outcome = Some(Outcome::Violation(v));
+                            break;
+                        }
+                    }
+                    if outcome.is_some() {
                         break;
                     }
                     if let (Some(progress), Some(seq)) = (opts.progress.as_mut(), last_seq) {
@@ -314,7 +291,7 @@ pub fn audit_store(
                         });
                     }
                     // Never waits: a full recycle queue just drops the chunk.
-                    let _ = recycle.try_send(chunk);
+                    let _ = recycle.try_send(records);
                 }
                 Stage1::Violation(v) => {
                     records_read += 1;
