@@ -510,8 +510,9 @@ fn audit_in_chunks(records: &[RawRecord], chunk: usize) -> AuditReport {
 
 #[test]
 fn transactions_cut_by_chunk_ends_are_judged_whole_at_every_chunk_size() {
-    // The replay judges a transaction on the reading thread's decoded
-    // chunk, and carries one cut by the chunk's end into the next: every
+    // The reading thread hands the replay chunks of records (small ones,
+    // so that they are still in cache when the replay reads them): a
+    // transaction cut by a chunk's end is finished in the next, and every
     // chunk size must give the single-threaded auditor's result.
     let records = write(&genuine(3).sim.batches);
     let mut auditor = vc_replay::Auditor::new(Some(issuer_verifier()));
