@@ -9,8 +9,10 @@
 //! cost about the same, so the pipeline runs at the speed of either):
 //! - [`RecordVerifier`], per record: the chain ([`ledger::ChainVerifier`],
 //!   over the stored bytes: sequence, links, hashes, batch positions);
-//! - [`TransactionReplay`], per record: the event's decoding, and for a
-//!   checkpoint its hash against the chain and its signature; per
+//! - [`TransactionReplay`], per record: the event's decoding (unless the
+//!   reading thread decoded it: [`crate::run`] gives decoding to whichever
+//!   thread has time), and for a checkpoint its hash against the chain and
+//!   its signature; per
 //!   transaction (a whole batch): the money rules (`txn.rs`) over the
 //!   replay state, and the report's counters.
 
@@ -87,6 +89,9 @@ pub struct TransactionReplay {
     /// Head at the end of the last complete transaction.
     boundary: Head,
     pending: Vec<Event>,
+    /// Events this thread decoded for [`TransactionReplay::apply_records`],
+    /// kept to reuse the allocation.
+    decoded: Vec<Event>,
     pending_first: Seq,
     pending_open: bool,
     pending_len: u16,
@@ -146,6 +151,7 @@ impl TransactionReplay {
             stats,
             boundary,
             pending: Vec::new(),
+            decoded: Vec::new(),
             pending_first: Seq(boundary.last_seq.0.saturating_add(1)),
             pending_open: false,
             pending_len: 0,
@@ -173,18 +179,110 @@ impl TransactionReplay {
     /// Applies one record that passed a [`RecordVerifier`], in log order; a
     /// transaction's rules run when its last record arrives.
     pub fn apply(&mut self, record: &RawRecord) -> Result<(), Violation> {
+        let event = decode_event(record)?;
+        self.note_record(record, &event)?;
+        self.pending.push(event);
+        if record.batch_index + 1 == record.batch_len {
+            let mut pending = std::mem::take(&mut self.pending);
+            let result = self.finish_transaction(record.seq, record.tx, record.hash, &pending);
+            pending.clear();
+            self.pending = pending;
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Applies a chunk of records that passed a [`RecordVerifier`], in log
+    /// order, whose events were decoded already (`events[i]` is
+    /// `records[i]`'s, by [`decode_event`]), counting each record it takes
+    /// in `applied`. The events are only borrowed: a transaction inside the
+    /// chunk is judged on its slice of `events`, so whoever decoded them
+    /// also frees them (the reading thread, see [`crate::run`]); only a
+    /// transaction cut by the chunk's end is copied, to finish in the next.
+    pub fn apply_decoded(
+        &mut self,
+        records: &[RawRecord],
+        events: &[Event],
+        applied: &mut u64,
+    ) -> Result<(), Violation> {
+        // Where the open transaction starts in this chunk, unless it began
+        // in an earlier one (its events are then in `pending`).
+        let mut start = 0;
+        let mut carried = self.pending_open;
+        for (i, (record, event)) in records.iter().zip(events).enumerate() {
+            *applied += 1;
+            self.note_record(record, event)?;
+            if record.batch_index == 0 {
+                start = i;
+                carried = false;
+            }
+            if record.batch_index + 1 != record.batch_len {
+                continue;
+            }
+            if carried {
+                let mut pending = std::mem::take(&mut self.pending);
+                pending.extend_from_slice(&events[..=i]);
+                let result = self.finish_transaction(record.seq, record.tx, record.hash, &pending);
+                pending.clear();
+                self.pending = pending;
+                result?;
+                carried = false;
+            } else {
+                self.finish_transaction(record.seq, record.tx, record.hash, &events[start..=i])?;
+            }
+        }
+        if self.pending_open {
+            let from = if carried { 0 } else { start };
+            let to = records.len().min(events.len());
+            self.pending.extend_from_slice(&events[from..to]);
+        }
+        Ok(())
+    }
+
+    /// Applies a chunk of records that passed a [`RecordVerifier`], in log
+    /// order, decoding their events here (like [`TransactionReplay::apply`]
+    /// per record), counting each record it takes in `applied`.
+    pub fn apply_records(
+        &mut self,
+        records: &[RawRecord],
+        applied: &mut u64,
+    ) -> Result<(), Violation> {
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let mut undecodable = None;
+        for record in records {
+            match decode_event(record) {
+                Ok(event) => decoded.push(event),
+                Err(v) => {
+                    undecodable = Some(v);
+                    break;
+                }
+            }
+        }
+        // The records before an undecodable one are judged first: a
+        // violation among them is the earlier one.
+        let n = decoded.len();
+        let result = self
+            .apply_decoded(&records[..n], &decoded, applied)
+            .and_then(|()| match undecodable {
+                Some(v) => {
+                    *applied += 1;
+                    Err(v)
+                }
+                None => Ok(()),
+            });
+        decoded.clear();
+        self.decoded = decoded;
+        result
+    }
+
+    /// The per-record part of [`TransactionReplay::apply`]: the hash ring,
+    /// a checkpoint's hash and signature, and the start of a transaction.
+    fn note_record(&mut self, record: &RawRecord, event: &Event) -> Result<(), Violation> {
         if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
             self.recent_hashes.pop_front();
         }
         self.recent_hashes.push_back((record.seq, record.hash));
-        let event = Event::decode(&record.event_bytes).map_err(|e| {
-            let rule = match e {
-                EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
-                _ => Rule::Undecodable,
-            };
-            Violation::new(record.seq, Some(record.tx), rule, e.to_string())
-        })?;
-        if let Event::Checkpoint(checkpoint) = &event {
+        if let Event::Checkpoint(checkpoint) = event {
             self.check_checkpoint(record, checkpoint)?;
         }
         if record.batch_index == 0 {
@@ -193,11 +291,6 @@ impl TransactionReplay {
             self.pending_open = true;
             self.pending_len = record.batch_len;
             self.pending_at = record.at;
-        }
-        let is_last = record.batch_index + 1 == record.batch_len;
-        self.pending.push(event);
-        if is_last {
-            self.finish_transaction(record.seq, record.tx, record.hash)?;
         }
         Ok(())
     }
@@ -260,6 +353,7 @@ impl TransactionReplay {
         last_seq: Seq,
         tx: TxId,
         hash: Hash32,
+        events: &[Event],
     ) -> Result<(), Violation> {
         let ctx = TxContext {
             first_seq: self.pending_first,
@@ -267,8 +361,7 @@ impl TransactionReplay {
             now: self.pending_at,
             auditor_now: self.auditor_now,
         };
-        let flows = apply_transaction(&mut self.state, &self.pending, ctx)?;
-        let events = &self.pending;
+        let flows = apply_transaction(&mut self.state, events, ctx)?;
         for event in events {
             self.stats.count_event(event.kind());
             if matches!(event, Event::Checkpoint(_)) {
@@ -293,7 +386,6 @@ impl TransactionReplay {
             &flows,
             &self.state.totals,
         );
-        self.pending.clear();
         self.pending_open = false;
         self.boundary = Head {
             last_seq,
@@ -470,6 +562,17 @@ impl Auditor {
         }
         Some(self.replay.snapshot())
     }
+}
+
+/// Decodes a record's event, or names the rule its bytes break.
+pub fn decode_event(record: &RawRecord) -> Result<Event, Violation> {
+    Event::decode(&record.event_bytes).map_err(|e| {
+        let rule = match e {
+            EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
+            _ => Rule::Undecodable,
+        };
+        Violation::new(record.seq, Some(record.tx), rule, e.to_string())
+    })
 }
 
 fn chain_violation(e: &ChainError, record: &RawRecord) -> Violation {

@@ -98,12 +98,12 @@ impl ProjectionCheck for CoinStatusFile {
         db.read(|s| {
             for_each_unspent(s, &mut |body| {
                 n_seen += 1;
-                if first_difference.is_none() && state.unspent.get(&body.id) != Some(&body) {
+                if first_difference.is_none() && state.coins.unspent(&body.id) != Some(body) {
                     first_difference = Some(format!(
                         "coin {} is unspent there with value {}, the replay has {:?}",
                         body.id,
                         body.value,
-                        state.unspent.get(&body.id).map(|c| c.value)
+                        state.coins.unspent(&body.id).map(|c| c.value)
                     ));
                 }
             })
@@ -112,10 +112,10 @@ impl ProjectionCheck for CoinStatusFile {
         if let Some(difference) = first_difference {
             return Err(ProjectionDifference::Differs(difference));
         }
-        if n_seen != state.unspent.len() {
+        if n_seen != state.coins.n_unspent() {
             return Err(ProjectionDifference::Differs(format!(
                 "it holds {n_seen} unspent coins, the replay {}",
-                state.unspent.len()
+                state.coins.n_unspent()
             )));
         }
         Ok(())

@@ -2,16 +2,22 @@
 //! file, stream the records through the auditor in chunks, report progress,
 //! write the next checkpoint file, and build the [`AuditReport`].
 
-use crate::constants::{READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT};
+use crate::constants::{
+    DECODE_ON_READER_WHEN_QUEUED, READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT,
+};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ledger::{
-    EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError, Timestamp,
+    Event, EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError,
+    Timestamp,
 };
 use tracing::{info, warn};
 
-use crate::auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay};
+use crate::auditor::{
+    Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, decode_event,
+};
 use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
@@ -73,7 +79,14 @@ pub struct AuditOptions {
     pub write_checkpoint: Option<PathBuf>,
     pub progress: Option<ProgressCallback>,
     pub projection_checks: Vec<Box<dyn ProjectionCheck>>,
+    /// Records read, checked and handed to the replay at a time.
     pub read_chunk_records: usize,
+    /// The reading thread decodes a chunk's events itself while at least
+    /// this many chunks wait for the replay, and leaves them to the replay
+    /// otherwise (see [`DECODE_ON_READER_WHEN_QUEUED`], the default): `0`
+    /// always decodes on the reading thread, `usize::MAX` never. The result
+    /// is the same either way; only the balance of the two threads differs.
+    pub decode_on_reader_when_queued: usize,
     /// The auditor's own clock: a transaction dated more than
     /// [`crate::constants::LOG_TIME_FUTURE_SKEW_MAX_SECS`] after it is
     /// `log_time_in_future`. `None` (the default) reads the wall clock when
@@ -92,6 +105,7 @@ impl AuditOptions {
             progress: None,
             projection_checks: Vec::new(),
             read_chunk_records: READ_CHUNK_RECORDS_DEFAULT,
+            decode_on_reader_when_queued: DECODE_ON_READER_WHEN_QUEUED,
             now: None,
         }
     }
@@ -132,32 +146,68 @@ pub enum AuditError {
     },
 }
 
+/// Records whose place in the chain is verified, with their events decoded
+/// (`events[i]` is `records[i]`'s) if `decoded`; otherwise the replay
+/// decodes them. Chunks go back to the reading thread when the replay is
+/// done with them, so the records' buffers are reused and every event is
+/// freed on the thread that decoded it.
+#[derive(Default)]
+struct Chunk {
+    records: Vec<RawRecord>,
+    events: Vec<Event>,
+    decoded: bool,
+}
+
+/// How the reading thread reads: records per chunk, and when it decodes.
+#[derive(Debug, Clone, Copy)]
+struct ReadPlan {
+    chunk: usize,
+    decode_when_queued: usize,
+}
+
 /// What the reading thread hands to the replay, in log order.
 enum Stage1 {
-    /// Records whose place in the chain is verified.
-    Records(Vec<RawRecord>),
+    Records(Chunk),
     /// The first record that did not (every record before it was sent).
     Violation(Violation),
     Failed(StoreError),
 }
 
 /// Reads chunks of `chunk` records from `first` on and verifies the chain,
-/// until the log ends, a check or a read fails, or the receiver hangs up.
-/// Chunks the replay is done with come back through `recycled`, so the
-/// records' buffers are reused instead of allocated per record and freed on
-/// the other thread (cross-thread frees cost more than the copy: decoding
-/// events here too, measured, cost 30% more CPU for that reason).
+/// until the log ends, a check, a decoding or a read fails, or the receiver
+/// hangs up. Chunks the replay is done with come back through `recycled`:
+/// the records' buffers are reused instead of allocated per record, and
+/// the events are dropped here, where they were allocated (decoding here
+/// while the replay freed the events cost 30% more CPU, measured:
+/// cross-thread frees).
+///
+/// It also decodes a chunk's events while `queued` (chunks sent and not yet
+/// taken by the replay) is at least `plan.decode_when_queued`: the replay
+/// is then the slower stage, and this thread would only wait. Otherwise the
+/// replay decodes them. With 256-record chunks on the 10 M-event bench log
+/// this balanced the threads (replay 7.2-8.1 s, reader 6.7-7.8 s of CPU,
+/// against 7.6-9.0 s and 5.4-7.3 s with the replay decoding everything).
 fn read_and_verify(
     store: &impl RawEventStore,
     mut verifier: RecordVerifier,
     first: Seq,
-    chunk: usize,
+    plan: ReadPlan,
     sender: std::sync::mpsc::SyncSender<Stage1>,
-    recycled: std::sync::mpsc::Receiver<Vec<RawRecord>>,
+    recycled: std::sync::mpsc::Receiver<Chunk>,
+    queued: &AtomicUsize,
 ) {
+    let ReadPlan {
+        chunk,
+        decode_when_queued,
+    } = plan;
     let mut from = first;
     loop {
-        let mut records = recycled.try_recv().unwrap_or_default();
+        let Chunk {
+            mut records,
+            mut events,
+            ..
+        } = recycled.try_recv().unwrap_or_default();
+        events.clear();
         let failure = match store.read_raw_into(from, chunk, &mut records) {
             Ok(()) => None,
             // One unparsable record fails the whole read: verify the records
@@ -180,9 +230,18 @@ fn read_and_verify(
         };
         let n = records.len();
         from = Seq(from.0.saturating_add(n as u64));
+        let decoded = queued.load(Ordering::Relaxed) >= decode_when_queued;
         let mut violation = None;
         for (i, record) in records.iter().enumerate() {
-            if let Err(v) = verifier.check(record) {
+            // The chain first, then the event: the order of one thread's
+            // `Auditor::feed`, so the same rule is named for a record.
+            let checked = verifier.check(record).and_then(|()| {
+                if decoded {
+                    events.push(decode_event(record)?);
+                }
+                Ok(())
+            });
+            if let Err(v) = checked {
                 violation = Some((i, v));
                 break;
             }
@@ -191,8 +250,18 @@ fn read_and_verify(
             records.truncate(i);
             v
         });
-        if !records.is_empty() && sender.send(Stage1::Records(records)).is_err() {
-            return;
+        if !records.is_empty() {
+            // Counted before it is sent, so the replay's count never
+            // goes below zero.
+            queued.fetch_add(1, Ordering::Relaxed);
+            let handed = Chunk {
+                records,
+                events,
+                decoded,
+            };
+            if sender.send(Stage1::Records(handed)).is_err() {
+                return;
+            }
         }
         if let Some(v) = violation {
             let _ = sender.send(Stage1::Violation(v));
@@ -256,31 +325,46 @@ pub fn audit_store(
         }
     };
     auditor.set_auditor_now(Some(auditor_now));
-    let chunk = opts.read_chunk_records.max(1);
+    let plan = ReadPlan {
+        chunk: opts.read_chunk_records.max(1),
+        decode_when_queued: opts.decode_on_reader_when_queued,
+    };
     let first = auditor.next_seq();
     let (record_verifier, mut replay) = auditor.into_stages();
     let mut records_read: u64 = 0;
     let mut outcome = None;
     // Reading and the chain run on their own thread, a few chunks ahead of
-    // decoding and the rules: on two cores the audit then costs the slower
-    // stage, not their sum.
+    // the rules (decoding goes to either): on two cores the audit then
+    // costs the slower stage, not their sum. `queued`: chunks sent to the
+    // replay and not yet taken (see `read_and_verify`).
+    let queued = AtomicUsize::new(0);
+    let queued = &queued;
     std::thread::scope(|scope| -> Result<(), AuditError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS);
         let (recycle, recycled) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS + 1);
-        scope
-            .spawn(move || read_and_verify(store, record_verifier, first, chunk, sender, recycled));
+        scope.spawn(move || {
+            read_and_verify(
+                store,
+                record_verifier,
+                first,
+                plan,
+                sender,
+                recycled,
+                queued,
+            )
+        });
         for item in receiver {
             match item {
-                Stage1::Records(records) => {
-                    let last_seq = records.last().map(|r| r.seq);
-                    for record in &records {
-                        records_read += 1;
-                        if let Err(v) = replay.apply(record) {
-                            outcome = Some(Outcome::Violation(v));
-                            break;
-                        }
-                    }
-                    if outcome.is_some() {
+                Stage1::Records(chunk) => {
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    let last_seq = chunk.records.last().map(|r| r.seq);
+                    let applied = if chunk.decoded {
+                        replay.apply_decoded(&chunk.records, &chunk.events, &mut records_read)
+                    } else {
+                        replay.apply_records(&chunk.records, &mut records_read)
+                    };
+                    if let Err(v) = applied {
+                        outcome = Some(Outcome::Violation(v));
                         break;
                     }
                     if let (Some(progress), Some(seq)) = (opts.progress.as_mut(), last_seq) {
@@ -291,7 +375,7 @@ pub fn audit_store(
                         });
                     }
                     // Never waits: a full recycle queue just drops the chunk.
-                    let _ = recycle.try_send(records);
+                    let _ = recycle.try_send(chunk);
                 }
                 Stage1::Violation(v) => {
                     records_read += 1;
@@ -438,7 +522,7 @@ fn build_report(
         audited_through_hash: boundary.last_hash.to_string(),
         records_read_this_run: records_read,
         totals: state.totals,
-        unspent_coins: state.unspent.len() as u64,
+        unspent_coins: state.coins.n_unspent() as u64,
         stats: auditor.stats().clone(),
         epochs: AuditReport::epochs_of(state),
         card_servers: AuditReport::card_servers_of(state),

@@ -24,7 +24,9 @@ use crate::stats::Stats;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// The format version this build writes and reads.
 /// 2: the state and stats carry log time (record format 2).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+/// 3: the coins in one table, each with a spent flag
+/// ([`crate::coins::CoinTable`]), instead of an unspent and a spent one.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +165,7 @@ mod tests {
             expiry: Timestamp(99),
             epoch: KeyEpoch(1),
         };
-        state.unspent.insert(coin.id, coin);
+        state.coins.issue(&coin);
         state.totals.outstanding = 250;
         state.totals.real_in = 250;
         AuditSnapshot::new(
@@ -208,6 +210,16 @@ mod tests {
         assert!(matches!(
             AuditSnapshot::decode(&bytes),
             Err(SnapshotError::UnknownVersion(9))
+        ));
+    }
+
+    #[test]
+    fn a_file_of_the_two_table_format_2_is_refused_not_misread() {
+        let mut bytes = sample().encode().expect("encode");
+        bytes[SNAPSHOT_MAGIC.len()] = 2;
+        assert!(matches!(
+            AuditSnapshot::decode(&bytes),
+            Err(SnapshotError::UnknownVersion(2))
         ));
     }
 }

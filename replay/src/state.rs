@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 // misses on million-entry tables, not hashing.
 use foldhash::{HashMap, HashSet};
 
-use ledger::{
-    Amount, BalanceId, CardId, CoinBody, CoinId, KeyEpoch, LusId, PurchaseId, Timestamp, Totals,
-};
+use ledger::{Amount, BalanceId, CardId, KeyEpoch, LusId, PurchaseId, Timestamp, Totals};
+
+use crate::coins::CoinTable;
 use serde::{Deserialize, Serialize};
 
 /// One key epoch as the log described it, and the value minted and spent
@@ -31,14 +31,6 @@ pub struct EpochState {
     pub spent_minor: u128,
     /// Number of `SpentCoinsErased` events for this epoch.
     pub n_erasures: u32,
-}
-
-/// What the replay keeps of a spent or revoked coin until its epoch is
-/// erased: enough to recompute an erasure, half the size of a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RetiredCoin {
-    pub epoch: KeyEpoch,
-    pub value: Amount,
 }
 
 /// Where a coin purchase stands.
@@ -81,12 +73,10 @@ impl CardServerState {
 /// The whole replay state at a transaction boundary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
-    /// Coins issued and not yet spent or revoked.
-    pub unspent: HashMap<CoinId, CoinBody>,
-    /// Coins spent or revoked whose epoch has not been erased yet: what
-    /// tells a double spend from a coin never issued, and what an erasure
-    /// must match.
-    pub spent: HashMap<CoinId, RetiredCoin>,
+    /// Coins issued and not yet erased, each unspent or spent (spent or
+    /// revoked): what tells a double spend from a coin never issued, and
+    /// what an erasure must match.
+    pub coins: CoinTable,
     pub epochs: BTreeMap<KeyEpoch, EpochState>,
     pub purchases: HashMap<PurchaseId, PurchaseState>,
     /// Aggregate balances in minor units.
@@ -104,8 +94,8 @@ impl LedgerState {
     /// Outstanding e-money as the coin set says it (it must equal
     /// `totals.outstanding`).
     pub fn unspent_value_minor(&self) -> u128 {
-        self.unspent
-            .values()
+        self.coins
+            .unspent_coins()
             .map(|c| u128::from(c.value.minor_units()))
             .sum()
     }

@@ -8,9 +8,10 @@ use ledger::{
     SpendCause, Timestamp, TxId,
 };
 
+use crate::coins::{Issued, SpendRefusal};
 use crate::constants::{LOG_TIME_FUTURE_SKEW_MAX_SECS, LOG_TIME_SKEW_MAX_SECS};
 use crate::rule::{Rule, Violation};
-use crate::state::{EpochState, LedgerState, PurchaseState, RetiredCoin};
+use crate::state::{EpochState, LedgerState, PurchaseState};
 
 /// Where the transaction sits in the log, and when the issuer decided it.
 #[derive(Debug, Clone, Copy)]
@@ -542,7 +543,11 @@ fn issue_coins(
                 format!("coin {} issued again", coin.id),
             )
         };
-        if state.spent.contains_key(&coin.id) {
+        // One probe of the coin table. A spent id is named as issued twice
+        // before its epoch is judged, an unspent one after. (On a refusal
+        // the coin may already be in the table: the audit stops there.)
+        let issued = state.coins.issue(coin);
+        if issued == Issued::AlreadySpent {
             return Err(issued_twice(ctx));
         }
         let Some(epoch) = state.epochs.get_mut(&coin.epoch) else {
@@ -562,12 +567,8 @@ fn issue_coins(
                 ),
             ));
         }
-        // One probe of the coin table both checks and inserts.
-        match state.unspent.entry(coin.id) {
-            std::collections::hash_map::Entry::Occupied(_) => return Err(issued_twice(ctx)),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(*coin);
-            }
+        if issued == Issued::AlreadyUnspent {
+            return Err(issued_twice(ctx));
         }
         epoch.issued_minor += minor(coin.value);
     }
@@ -585,29 +586,34 @@ fn spend_coins(
     expiry_at: Timestamp,
 ) -> Result<(), Violation> {
     for coin in coins {
-        let Some(issued) = state.unspent.remove(&coin.id) else {
-            let (rule, what) = if state.spent.contains_key(&coin.id) {
-                (Rule::DoubleSpend, "already spent or revoked")
-            } else {
-                (Rule::SpentNeverIssued, "never issued (or erased)")
-            };
-            return Err(ctx
-                .violation(
-                    index,
-                    rule,
-                    format!("coin {} of {} {what}", coin.id, coin.epoch),
-                )
-                .amounts(minor(coin.value) as i128, 0));
-        };
-        if issued != *coin {
-            return Err(ctx
-                .violation(
-                    index,
-                    Rule::CoinAltered,
-                    format!("coin {} spent with another body than issued", coin.id),
-                )
-                .amounts(minor(coin.value) as i128, minor(issued.value) as i128));
+        match state.coins.spend(coin) {
+            Ok(()) => {}
+            Err(SpendRefusal::Altered(issued)) => {
+                return Err(ctx
+                    .violation(
+                        index,
+                        Rule::CoinAltered,
+                        format!("coin {} spent with another body than issued", coin.id),
+                    )
+                    .amounts(minor(coin.value) as i128, minor(issued.value) as i128));
+            }
+            Err(refusal) => {
+                let (rule, what) = if refusal == SpendRefusal::AlreadySpent {
+                    (Rule::DoubleSpend, "already spent or revoked")
+                } else {
+                    (Rule::SpentNeverIssued, "never issued (or erased)")
+                };
+                return Err(ctx
+                    .violation(
+                        index,
+                        rule,
+                        format!("coin {} of {} {what}", coin.id, coin.epoch),
+                    )
+                    .amounts(minor(coin.value) as i128, 0));
+            }
         }
+        // The coin spent has exactly the body it was issued with.
+        let issued = coin;
         let now = expiry_at;
         if let Some(cause) = cause
             && issued.is_expired_at(now)
@@ -637,13 +643,6 @@ fn spend_coins(
         if let Some(epoch) = state.epochs.get_mut(&issued.epoch) {
             epoch.spent_minor += minor(issued.value);
         }
-        state.spent.insert(
-            issued.id,
-            RetiredCoin {
-                epoch: issued.epoch,
-                value: issued.value,
-            },
-        );
     }
     Ok(())
 }
@@ -674,9 +673,9 @@ fn erase(
     }
     let mut ids: Vec<CoinId> = Vec::new();
     let mut replay_value: u128 = 0;
-    for (id, coin) in state.spent.iter().filter(|(_, c)| c.epoch == epoch) {
-        ids.push(*id);
-        replay_value += minor(coin.value);
+    for (id, value) in state.coins.spent_of_epoch(epoch) {
+        ids.push(id);
+        replay_value += minor(value);
     }
     let replay_n = ids.len() as u64;
     let replay_digest = erased_digest(&mut ids);
@@ -698,9 +697,7 @@ fn erase(
             )
             .amounts(minor(value) as i128, replay_value as i128));
     }
-    for id in &ids {
-        state.spent.remove(id);
-    }
+    state.coins.forget(&ids);
     if let Some(e) = state.epochs.get_mut(&epoch) {
         e.n_erasures += 1;
     }
@@ -1205,8 +1202,9 @@ mod tests {
             Rule::ErasureMismatch
         );
         apply_transaction(&mut state, &early, ctx(Some(GRACE_END.0))).expect("exact erasure");
-        assert!(state.spent.is_empty());
-        assert_eq!(state.unspent.len(), 1);
+        assert_eq!(state.coins.spent_of_epoch(coin(1, 0).epoch).count(), 0);
+        assert!(!state.coins.contains(&coin(1, 0).id), "erased");
+        assert_eq!(state.coins.n_unspent(), 1);
     }
 
     #[test]

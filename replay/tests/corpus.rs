@@ -498,3 +498,119 @@ fn a_log_dated_in_the_future_of_the_auditors_clock_is_reported() {
     assert_eq!(v.rule, Rule::LogTimeInFuture, "{}", report.to_text());
     assert_eq!(v.seq, forged[at].seq);
 }
+
+/// Audits `records` through `run`'s two threads, reading `chunk` records at
+/// a time, with the events decoded on the reading thread (`reader`) or on
+/// the replay's.
+fn audit_in_chunks(records: &[RawRecord], chunk: usize, reader: bool) -> AuditReport {
+    let mut opts = AuditOptions::new("chunks");
+    opts.checkpoint_verifier = Some(issuer_verifier());
+    opts.read_chunk_records = chunk;
+    opts.decode_on_reader_when_queued = if reader { 0 } else { usize::MAX };
+    audit_store(&VecLog(records.to_vec()), opts).expect("the audit runs")
+}
+
+/// Every combination the two-thread audit can run in.
+fn chunk_plans(sizes: &[usize]) -> Vec<(usize, bool)> {
+    sizes
+        .iter()
+        .flat_map(|&chunk| [(chunk, true), (chunk, false)])
+        .collect()
+}
+
+#[test]
+fn transactions_cut_by_chunk_ends_are_judged_whole_at_every_chunk_size() {
+    // The reading thread hands the replay chunks of records (small ones,
+    // so that they are still in cache when the replay reads them), their
+    // events decoded by either thread: a transaction cut by a chunk's end
+    // is finished in the next, and every chunk size, with the events
+    // decoded on either thread, must give the single-threaded result.
+    let records = write(&genuine(3).sim.batches);
+    let mut auditor = vc_replay::Auditor::new(Some(issuer_verifier()));
+    for record in &records {
+        auditor.feed(record).expect("genuine record");
+    }
+    for (chunk, reader) in chunk_plans(&[1, 2, 3, 5, 7, 64, 4096]) {
+        let report = audit_in_chunks(&records, chunk, reader);
+        assert_eq!(report.outcome, Outcome::Holds, "chunk {chunk} {reader}");
+        assert_eq!(report.totals, auditor.state().totals, "chunk {chunk}");
+        assert_eq!(&report.stats, auditor.stats(), "chunk {chunk}");
+        assert_eq!(report.audited_through, auditor.boundary().last_seq);
+        assert_eq!(report.records_read_this_run, records.len() as u64);
+    }
+
+    // A tail cut inside a batch of three: truncated, with the records
+    // present counted across chunks (the batch is never judged).
+    let mut g = genuine(3);
+    let closed = Event::EpochClosed {
+        epoch: ledger::KeyEpoch(99),
+    };
+    g.sim.push(vec![closed.clone(), closed.clone(), closed]);
+    let records = write(&g.sim.batches);
+    let last_long = records
+        .iter()
+        .rposition(|r| r.batch_len == 3 && r.batch_index == 0)
+        .expect("the batch of three records");
+    let cut = &records[..last_long + 2];
+    for (chunk, reader) in chunk_plans(&[1, 2, 3, 4096]) {
+        match audit_in_chunks(cut, chunk, reader).outcome {
+            Outcome::Truncated {
+                batch_first_seq,
+                records_present,
+                ..
+            } => {
+                assert_eq!(batch_first_seq, records[last_long].seq, "chunk {chunk}");
+                assert_eq!(records_present, 2, "chunk {chunk}");
+            }
+            other => panic!("chunk {chunk} {reader}: expected truncation, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_double_spend_in_a_transaction_cut_by_a_chunk_end_is_named_at_every_chunk_size() {
+    let mut g = genuine(3);
+    let already_spent = g.sim.spent[0];
+    let tx_index = g.sim.push(vec![
+        Event::CoinsSpent {
+            coins: vec![already_spent],
+            cause: SpendCause::Redeem,
+        },
+        Event::Redeemed {
+            amount: already_spent.value,
+            bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![1]).expect("short"),
+        },
+    ]);
+    let tx = g.sim.batches[tx_index].tx;
+    let records = write(&g.sim.batches);
+    let first = first_record_of_tx(&records, tx);
+    for (chunk, reader) in chunk_plans(&[1, 2, 3, first + 1, 4096]) {
+        let report = audit_in_chunks(&records, chunk, reader);
+        let v = violation(&report);
+        assert_eq!((v.rule, v.seq), (Rule::DoubleSpend, records[first].seq));
+        assert_eq!(v.tx, Some(tx), "chunk {chunk}");
+        assert_eq!(
+            report.records_read_this_run,
+            first as u64 + 2,
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn an_undecodable_event_is_named_at_its_record_whichever_thread_decodes() {
+    let mut records = write(&genuine(2).sim.batches);
+    let k = mid_log_index(&records);
+    records[k].event_bytes[0] = ledger::event::EVENT_VERSION + 1;
+    rechain(&mut records, k);
+    for (chunk, reader) in chunk_plans(&[1, 3, k, k + 1, 4096]) {
+        let report = audit_in_chunks(&records, chunk, reader);
+        let v = violation(&report);
+        assert_eq!(
+            (v.rule, v.seq),
+            (Rule::UnknownEventVersion, records[k].seq),
+            "chunk {chunk} {reader}"
+        );
+        assert_eq!(report.records_read_this_run, k as u64 + 1);
+    }
+}
