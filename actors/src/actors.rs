@@ -28,7 +28,7 @@
 //! on a worker, through the core's synchronous commit path.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,6 +50,7 @@ use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
 use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
+use crate::timing::Stage;
 
 /// One step run on a crypto worker.
 struct Job<R: Send + 'static>(Box<dyn FnOnce(&IssuerCore) -> R + Send>);
@@ -205,10 +206,32 @@ impl Coordinator {
     }
 
     async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        let pending = match on_pool(&self.pool, move |core| core.validation_open(&msg)).await?? {
+        let started = Instant::now();
+        let answer = self.validate_timed(msg).await;
+        self.core
+            .stage_timings()
+            .record(Stage::Validation, started.elapsed());
+        answer
+    }
+
+    /// [`Coordinator::validate`], recording each stage's time.
+    async fn validate_timed(
+        &self,
+        msg: ValidationRequest,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        let queued = Instant::now();
+        let opened = on_pool(&self.pool, move |core| {
+            core.stage_timings()
+                .record(Stage::PoolWait, queued.elapsed());
+            core.validation_open(&msg)
+        })
+        .await??;
+        let pending = match opened {
             Opened::Answered(answer) => return Ok(answer),
             Opened::Reserve(pending) => pending,
         };
+        let timings = self.core.stage_timings();
+        let reserving = Instant::now();
         let tx = pending.tx;
         let serials = pending.opened.serials();
         let mut found: HashMap<CoinId, CoinBody> = HashMap::with_capacity(serials.len());
@@ -246,6 +269,8 @@ impl Coordinator {
                 }
             }
         }
+        let staging = Instant::now();
+        timings.record(Stage::Reserve, staging.duration_since(reserving));
         let (done, written) = tokio::sync::oneshot::channel();
         let staged = if IssuerCore::stages_inline(&pending) {
             // New coins: staging is ~0.1 ms of CPU and no disk; on the pool
@@ -271,6 +296,8 @@ impl Coordinator {
                 return Err(e);
             }
         };
+        let appending = Instant::now();
+        timings.record(Stage::StageBatch, appending.duration_since(staging));
         // Nothing is acknowledged before this resolves: the batch is durable.
         let first_seq = match self.log.send(AppendBatch(staged.batch.clone())).await {
             Ok(Ok(seq)) => seq,
@@ -287,6 +314,8 @@ impl Coordinator {
                 });
             }
         };
+        let durable = Instant::now();
+        timings.record(Stage::LogDurable, durable.duration_since(appending));
         let mut issued_by_shard: BTreeMap<ShardIdx, Vec<CoinBody>> = BTreeMap::new();
         for body in &staged.issued {
             issued_by_shard
@@ -322,10 +351,13 @@ impl Coordinator {
             })
             .await??
         };
+        let finished = Instant::now();
+        timings.record(Stage::AfterLog, finished.duration_since(durable));
         // The ack session was handed to the session writer at staging; its
         // group commit ran alongside the log's. The answer waits for it
         // here, not on a crypto worker.
         session_written(written).await?;
+        timings.record(Stage::SessionWait, finished.elapsed());
         Ok(answer)
     }
 }

@@ -208,7 +208,26 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
             },
         )
         .expect("vreq");
+    let timed_before = issuer.core().stage_timings().snapshot();
     let iss1 = issuer.validate(vreq).await.expect("issuance1");
+    // A new-coins validation passes every stage of the path once, and the
+    // log and session store each committed at least once for it.
+    let timed = issuer
+        .core()
+        .stage_timings()
+        .snapshot()
+        .since(&timed_before);
+    for stage in vc_actors::Stage::ALL {
+        let n = timed.stage(stage).count;
+        match stage {
+            // Timed by the gateway's HTTP handler, not here.
+            vc_actors::Stage::HttpHandler => assert_eq!(n, 0),
+            vc_actors::Stage::LogAppend | vc_actors::Stage::SessionCommit => {
+                assert!(n >= 1, "{stage:?} {n}");
+            }
+            _ => assert_eq!(n, 1, "{stage:?}"),
+        }
+    }
     let PayeeOutcome::Coins { coins: fresh, ack } =
         awaiting.on_issuance1(shop.sk, &iss1).expect("opens")
     else {

@@ -76,7 +76,38 @@ pub struct PhaseReport {
     cpu_secs: f64,
     client_cpu_secs: f64,
     commits: String,
+    /// The issuer's stage histograms over the phase.
+    stages: Option<actors::TimingsSnapshot>,
+    /// The client's side of each payment's latency.
+    client_side: ClientSide,
     load_average: String,
+}
+
+/// Where the client's share of a payment's latency goes, per payment.
+#[derive(Default)]
+struct ClientSide {
+    /// From the scheduled start until the client began the payment (paced
+    /// phase only: the client thread was late).
+    lag: Latencies,
+    /// Building the request: SendCoins and ValidationRequest (two OAEP
+    /// encryptions).
+    prepare: Latencies,
+    /// POST /v1/validate until its answer is read.
+    round_trip: Latencies,
+}
+
+impl ClientSide {
+    fn merge(&mut self, other: ClientSide) {
+        self.lag.merge(other.lag);
+        self.prepare.merge(other.prepare);
+        self.round_trip.merge(other.round_trip);
+    }
+
+    fn finish(&mut self) {
+        self.lag.finish();
+        self.prepare.finish();
+        self.round_trip.finish();
+    }
 }
 
 impl PhaseReport {
@@ -141,6 +172,9 @@ impl fmt::Display for PhaseReport {
             self.issuer_cpu_ms_per_payment()
         )?;
         writeln!(f, "  {}", self.commits)?;
+        if let Some(stages) = &self.stages {
+            write_stages(f, stages, &self.client_side)?;
+        }
         write!(
             f,
             "  rejected {}, failed {}, acks failed {}{}; load average {}",
@@ -156,6 +190,51 @@ impl fmt::Display for PhaseReport {
     }
 }
 
+/// One line per stage of a payment's latency: the client's side (exact
+/// percentiles), then the issuer's histograms (bucket bounds: at most 19%
+/// high), means exact.
+fn write_stages(
+    f: &mut fmt::Formatter<'_>,
+    stages: &actors::TimingsSnapshot,
+    client: &ClientSide,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "  where the latency goes (ms; client side exact, issuer side from its histograms, p50/p99 at most 19% high):"
+    )?;
+    let mean = |l: &Latencies| l.mean_ms().map(|m| format!("{m:.2}")).unwrap_or("-".into());
+    for (name, l) in [
+        ("client: late start (paced)", &client.lag),
+        ("client: build request (2 OAEP)", &client.prepare),
+        ("client: POST /v1/validate", &client.round_trip),
+    ] {
+        writeln!(
+            f,
+            "    {name:<34} mean {:>7}  p50 {:>7}  p99 {:>7}",
+            mean(l),
+            stats::ms(l.percentile(0.5)),
+            stats::ms(l.percentile(0.99))
+        )?;
+    }
+    for stage in actors::Stage::ALL {
+        let h = stages.stage(stage);
+        let what = match stage {
+            actors::Stage::LogAppend | actors::Stage::SessionCommit => "per commit",
+            _ => "per validation",
+        };
+        writeln!(
+            f,
+            "    issuer: {:<26} mean {:>7}  p50 {:>7}  p99 {:>7}  ({} {what})",
+            stage.name(),
+            h.mean_ms().map(|m| format!("{m:.2}")).unwrap_or("-".into()),
+            stats::ms(h.percentile_ms(0.5)),
+            stats::ms(h.percentile_ms(0.99)),
+            h.count
+        )?;
+    }
+    Ok(())
+}
+
 /// What one client thread counted.
 #[derive(Default)]
 struct ClientTally {
@@ -166,6 +245,7 @@ struct ClientTally {
     n_acks_failed: u64,
     first_error: Option<String>,
     latencies: Latencies,
+    client_side: ClientSide,
     cpu_secs: f64,
 }
 
@@ -226,6 +306,7 @@ pub fn run_phase(
         );
     }
     let commits_before = issuer.commit_counts();
+    let stages_before = issuer.stage_timings();
     let cpu_before = stats::process_cpu_secs();
     barrier.wait();
     let started = Instant::now();
@@ -242,11 +323,17 @@ pub fn run_phase(
         tally.n_acks_failed += t.n_acks_failed;
         tally.first_error = tally.first_error.or(t.first_error);
         tally.latencies.merge(t.latencies);
+        tally.client_side.merge(t.client_side);
         tally.cpu_secs += t.cpu_secs;
     }
     let elapsed = started.elapsed();
     let cpu_secs = stats::process_cpu_secs() - cpu_before;
     tally.latencies.finish();
+    tally.client_side.finish();
+    let stages = issuer
+        .stage_timings()
+        .zip(stages_before)
+        .map(|(now, then)| now.since(&then));
     let label = match rate {
         Some(r) => format!("{} paced at {r:.1} payments/s", mix.name()),
         None => format!("{} closed loop", mix.name()),
@@ -267,6 +354,8 @@ pub fn run_phase(
         commits: issuer
             .commit_counts()
             .since(&commits_before, elapsed.as_secs_f64()),
+        stages,
+        client_side: tally.client_side,
         load_average: stats::load_average(),
     })
 }
@@ -316,12 +405,18 @@ fn client_loop(
             Ok(Paid::Coins {
                 coins,
                 latency,
+                parts,
                 ack_ok,
             }) => {
                 kit.coins.extend(coins);
                 tally.n_paid += 1;
                 tally.n_coins += mix.n_coins as u64;
                 tally.latencies.record(latency);
+                if let Some(lag) = parts.lag {
+                    tally.client_side.lag.record(lag);
+                }
+                tally.client_side.prepare.record(parts.prepare);
+                tally.client_side.round_trip.record(parts.round_trip);
                 if !ack_ok {
                     tally.n_acks_failed += 1;
                 }
@@ -343,9 +438,17 @@ enum Paid {
     Coins {
         coins: Vec<ledger::Coin>,
         latency: Duration,
+        parts: LatencyParts,
         ack_ok: bool,
     },
     Refused(String),
+}
+
+/// The client's parts of one payment's latency.
+struct LatencyParts {
+    lag: Option<Duration>,
+    prepare: Duration,
+    round_trip: Duration,
 }
 
 /// One payment with refresh: invoice, SendCoins, ValidationRequest over
@@ -359,6 +462,7 @@ fn pay_once(
     spec: &CoinSpec,
     scheduled: Option<Instant>,
 ) -> anyhow::Result<Paid> {
+    let began = Instant::now();
     let (payee, invoice) = PaymentPayee::invoice(
         kit.payee.clone(),
         kit.payer.clone(),
@@ -382,15 +486,23 @@ fn pay_once(
         send,
         VOption::Refresh { spec: spec.clone() },
     )?;
-    let sent_at = scheduled.unwrap_or_else(Instant::now);
+    let posted = Instant::now();
     let issuance = http.validate(&request)?;
-    let latency = sent_at.elapsed();
+    let answered = Instant::now();
+    // Paced: from the scheduled start, so a late client is not hidden.
+    let latency = answered.duration_since(scheduled.unwrap_or(posted));
+    let parts = LatencyParts {
+        lag: scheduled.map(|at| began.saturating_duration_since(at)),
+        prepare: posted.duration_since(began),
+        round_trip: answered.duration_since(posted),
+    };
     match awaiting.on_issuance1(&kit.sk_py, &issuance)? {
         PayeeOutcome::Coins { coins, ack } => {
             let ack_ok = !target.send_acks || http.validate_ack(&ack).is_ok();
             Ok(Paid::Coins {
                 coins,
                 latency,
+                parts,
                 ack_ok,
             })
         }

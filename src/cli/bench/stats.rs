@@ -103,6 +103,15 @@ impl Latencies {
         self.micros.len()
     }
 
+    /// The mean, in milliseconds; `None` without samples.
+    pub fn mean_ms(&self) -> Option<f64> {
+        if self.micros.is_empty() {
+            return None;
+        }
+        let sum: u64 = self.micros.iter().sum();
+        Some(sum as f64 / self.micros.len() as f64 / 1000.0)
+    }
+
     /// Sorts once; then [`Latencies::percentile`] is exact.
     pub fn finish(&mut self) {
         self.micros.sort_unstable();
