@@ -361,3 +361,49 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     assert_eq!(totals.outstanding as u128, issuer.core().unspent_value());
     assert_eq!(totals.outstanding, 600);
 }
+
+/// The nice values of this process's threads, from /proc (field 19 of
+/// each thread's stat, counted after the command name's closing paren).
+fn thread_nice_values() -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let path = task.expect("task").path().join("stat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue; // the thread ended meanwhile
+        };
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        nice.push(fields[16].parse().expect("nice"));
+    }
+    nice
+}
+
+/// Housekeeping (a checkpoint signature every period) runs below the
+/// payments' CPU priority, so it never shares a core with a validation's
+/// decryption on equal terms; the crypto workers keep the process's.
+#[actix_rt::test]
+async fn housekeeping_runs_below_the_payments_priority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank = Arc::new(
+        SimulatedBank::open(dir.path().join("bank.redb"), Duration::from_millis(300))
+            .expect("bank"),
+    );
+    // The main thread's (the first task listed is the process itself).
+    let base = thread_nice_values()[0];
+    let issuer =
+        Issuer::start(IssuerConfig::new(dir.path().join("issuer")), bank).expect("issuer starts");
+    // The housekeeping thread sets its priority as it starts. (Other tests
+    // of this binary may run an issuer meanwhile: only "some thread is
+    // lowered" holds, and fails without the lowering all the same.)
+    let housekeeping = base + i64::from(vc_actors::actors::HOUSEKEEPING_NICE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !thread_nice_values().contains(&housekeeping) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            thread_nice_values()
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(issuer);
+}

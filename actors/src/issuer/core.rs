@@ -724,6 +724,20 @@ impl IssuerCore {
         self.log.submit(batch, ack);
     }
 
+    /// [`IssuerCore::submit_batch`] without waiting: with the group-commit
+    /// queue full, hands the batch back (an async caller must not block its
+    /// thread; it goes through the log writer's actor instead).
+    pub(crate) fn try_submit_batch<F>(
+        &self,
+        batch: Batch,
+        ack: F,
+    ) -> Result<(), ledger::QueueFull<F>>
+    where
+        F: FnOnce(Result<Seq, StoreError>) + Send + 'static,
+    {
+        self.log.try_submit(batch, ack)
+    }
+
     /// The events of a committed transaction, read back from the log.
     pub(crate) fn read_batch(&self, at: CommitRef) -> Result<Vec<Event>, IssuerError> {
         let records = self.store().read(at.first_seq, usize::from(at.n_records))?;

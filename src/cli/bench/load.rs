@@ -53,11 +53,17 @@ pub struct Clients {
     kits: Vec<ClientKit>,
     /// Whether payees acknowledge with Issuance2 (the protocol: yes).
     send_acks: bool,
+    /// The nice value of the client threads (0: the issuer's priority).
+    nice: i32,
 }
 
 impl Clients {
-    pub fn new(kits: Vec<ClientKit>, send_acks: bool) -> Clients {
-        Clients { kits, send_acks }
+    pub fn new(kits: Vec<ClientKit>, send_acks: bool, nice: i32) -> Clients {
+        Clients {
+            kits,
+            send_acks,
+            nice,
+        }
     }
 }
 
@@ -86,11 +92,11 @@ pub struct PhaseReport {
 /// Where the client's share of a payment's latency goes, per payment.
 #[derive(Default)]
 struct ClientSide {
-    /// From the scheduled start until the client began the payment (paced
-    /// phase only: the client thread was late).
+    /// From the scheduled start until the request was sent (paced phase
+    /// only: the client thread was late; counted in the latency).
     lag: Latencies,
     /// Building the request: SendCoins and ValidationRequest (two OAEP
-    /// encryptions).
+    /// encryptions), before the send, outside the latency.
     prepare: Latencies,
     /// POST /v1/validate until its answer is read.
     round_trip: Latencies,
@@ -204,8 +210,8 @@ fn write_stages(
     )?;
     let mean = |l: &Latencies| l.mean_ms().map(|m| format!("{m:.2}")).unwrap_or("-".into());
     for (name, l) in [
-        ("client: late start (paced)", &client.lag),
-        ("client: build request (2 OAEP)", &client.prepare),
+        ("client: late send (paced; counted)", &client.lag),
+        ("client: build request (not counted)", &client.prepare),
         ("client: POST /v1/validate", &client.round_trip),
     ] {
         writeln!(
@@ -287,6 +293,7 @@ pub fn run_phase(
     let interval = rate
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(n_clients as f64 / r));
+    let nice = clients.nice;
     let barrier = Arc::new(Barrier::new(n_clients + 1));
     let mut threads = Vec::with_capacity(n_clients);
     for (i, kit) in clients.kits.drain(..).enumerate() {
@@ -298,6 +305,12 @@ pub fn run_phase(
             std::thread::Builder::new()
                 .name(format!("bench-client-{i}"))
                 .spawn(move || {
+                    // Linux keeps a nice value per thread: this one only.
+                    if nice != 0
+                        && let Err(e) = rustix::process::setpriority_process(None, nice)
+                    {
+                        tracing::warn!(error = %e, nice, "the load generator keeps its priority");
+                    }
                     barrier.wait();
                     let start = Instant::now();
                     let pacing = interval.zip(offset);
@@ -362,6 +375,11 @@ pub fn run_phase(
 
 /// One client until `duration` has passed since `start` (or its coins
 /// run out); gives its kit back with the coins it holds now.
+///
+/// Each payment's request is built before it is sent (paced: before its
+/// scheduled start, as a payee has its request ready when it sends), so the
+/// latency is the issuer's answer, counted from the scheduled start when
+/// paced (a late client is not hidden) or from the send.
 fn client_loop(
     http: &gateway::IssuerClient,
     target: &Target,
@@ -383,40 +401,44 @@ fn client_loop(
     };
     let mut n_sent: u32 = 0;
     loop {
-        let scheduled = match pacing {
-            Some((interval, offset)) => {
-                let at = start + offset + interval * n_sent;
-                if at >= deadline {
-                    break;
-                }
-                if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                Some(at)
-            }
-            None => None,
-        };
-        if Instant::now() >= deadline || kit.coins.len() < mix.n_coins {
+        let scheduled = pacing.map(|(interval, offset)| start + offset + interval * n_sent);
+        if scheduled.is_some_and(|at| at >= deadline)
+            || Instant::now() >= deadline
+            || kit.coins.len() < mix.n_coins
+        {
             break;
         }
         n_sent += 1;
         let coins = kit.coins.split_off(kit.coins.len() - mix.n_coins);
-        match pay_once(http, target, &kit, coins, amount, &spec, scheduled) {
+        let began = Instant::now();
+        let request = match prepare(target, &kit, coins, amount, &spec) {
+            Ok(request) => request,
+            Err(e) => {
+                tally.failed(e);
+                continue;
+            }
+        };
+        let prepared = began.elapsed();
+        if let Some(wait) = scheduled.and_then(|at| at.checked_duration_since(Instant::now())) {
+            std::thread::sleep(wait);
+        }
+        match send(http, target, &kit, request, scheduled) {
             Ok(Paid::Coins {
                 coins,
                 latency,
-                parts,
+                lag,
+                round_trip,
                 ack_ok,
             }) => {
                 kit.coins.extend(coins);
                 tally.n_paid += 1;
                 tally.n_coins += mix.n_coins as u64;
                 tally.latencies.record(latency);
-                if let Some(lag) = parts.lag {
+                if let Some(lag) = lag {
                     tally.client_side.lag.record(lag);
                 }
-                tally.client_side.prepare.record(parts.prepare);
-                tally.client_side.round_trip.record(parts.round_trip);
+                tally.client_side.prepare.record(prepared);
+                tally.client_side.round_trip.record(round_trip);
                 if !ack_ok {
                     tally.n_acks_failed += 1;
                 }
@@ -437,32 +459,32 @@ fn client_loop(
 enum Paid {
     Coins {
         coins: Vec<ledger::Coin>,
+        /// From the scheduled start (paced) or the send, to the answer.
         latency: Duration,
-        parts: LatencyParts,
+        /// Paced: how late the send was against its scheduled start.
+        lag: Option<Duration>,
+        /// The POST alone.
+        round_trip: Duration,
         ack_ok: bool,
     },
     Refused(String),
 }
 
-/// The client's parts of one payment's latency.
-struct LatencyParts {
-    lag: Option<Duration>,
-    prepare: Duration,
-    round_trip: Duration,
+/// A built ValidationRequest and the payee's state waiting for its answer.
+struct Prepared {
+    awaiting: protocol::flows::PayeeAwaitingIssuance,
+    request: protocol::wire::payment::ValidationRequest,
 }
 
-/// One payment with refresh: invoice, SendCoins, ValidationRequest over
-/// HTTP, the payee opens Issuance1 and acknowledges with Issuance2.
-fn pay_once(
-    http: &gateway::IssuerClient,
+/// One payment's request with refresh: invoice, SendCoins (OAEP to the
+/// issuer), ValidationRequest (OAEP).
+fn prepare(
     target: &Target,
     kit: &ClientKit,
     coins: Vec<ledger::Coin>,
     amount: Amount,
     spec: &CoinSpec,
-    scheduled: Option<Instant>,
-) -> anyhow::Result<Paid> {
-    let began = Instant::now();
+) -> anyhow::Result<Prepared> {
     let (payee, invoice) = PaymentPayee::invoice(
         kit.payee.clone(),
         kit.payer.clone(),
@@ -486,23 +508,30 @@ fn pay_once(
         send,
         VOption::Refresh { spec: spec.clone() },
     )?;
+    Ok(Prepared { awaiting, request })
+}
+
+/// Sends a prepared request over HTTP; the payee opens Issuance1 and
+/// acknowledges with Issuance2.
+fn send(
+    http: &gateway::IssuerClient,
+    target: &Target,
+    kit: &ClientKit,
+    prepared: Prepared,
+    scheduled: Option<Instant>,
+) -> anyhow::Result<Paid> {
     let posted = Instant::now();
-    let issuance = http.validate(&request)?;
+    let issuance = http.validate(&prepared.request)?;
     let answered = Instant::now();
-    // Paced: from the scheduled start, so a late client is not hidden.
-    let latency = answered.duration_since(scheduled.unwrap_or(posted));
-    let parts = LatencyParts {
-        lag: scheduled.map(|at| began.saturating_duration_since(at)),
-        prepare: posted.duration_since(began),
-        round_trip: answered.duration_since(posted),
-    };
-    match awaiting.on_issuance1(&kit.sk_py, &issuance)? {
+    let round_trip = answered.duration_since(posted);
+    match prepared.awaiting.on_issuance1(&kit.sk_py, &issuance)? {
         PayeeOutcome::Coins { coins, ack } => {
             let ack_ok = !target.send_acks || http.validate_ack(&ack).is_ok();
             Ok(Paid::Coins {
                 coins,
-                latency,
-                parts,
+                latency: answered.duration_since(scheduled.unwrap_or(posted)),
+                lag: scheduled.map(|at| posted.saturating_duration_since(at)),
+                round_trip,
                 ack_ok,
             })
         }
