@@ -153,6 +153,15 @@ mod tests {
     }
 
     #[test]
+    fn the_mean_is_of_every_sample() {
+        let mut l = super::Latencies::default();
+        assert_eq!(l.mean_ms(), None);
+        l.record(std::time::Duration::from_micros(1_000));
+        l.record(std::time::Duration::from_micros(4_000));
+        assert_eq!(l.mean_ms(), Some(2.5));
+    }
+
+    #[test]
     fn this_process_has_used_some_cpu() {
         let spin_until = std::time::Instant::now() + std::time::Duration::from_millis(50);
         let mut x = 0u64;
