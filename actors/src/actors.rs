@@ -213,7 +213,9 @@ impl Coordinator {
     /// queue has room (one thread hop fewer on every payment's path: the
     /// writer's acknowledgement completes this task's oneshot), through the
     /// log writer's actor when it is full (a full queue's submit waits, and
-    /// that must not block this thread). Resolves once the batch is durable.
+    /// that must not block this thread; only a race for the queue's last
+    /// slot can make `try_submit` wait, for the writer's next take, which
+    /// is already under way). Resolves once the batch is durable.
     async fn append(&self, batch: Batch) -> Result<Result<Seq, StoreError>, MailboxError> {
         let (done, durable) = tokio::sync::oneshot::channel();
         let ack = move |result| {
