@@ -11,7 +11,9 @@
 //!   `AbortShard`.
 //! - `LogWriter` hands batches to ledger's group commit and resolves each
 //!   `AppendBatch` when the batch is durable (the writer thread's
-//!   acknowledgement completes a oneshot).
+//!   acknowledgement completes a oneshot). A payment's batch goes to the
+//!   group commit straight from its coordinator task while the queue has
+//!   room, through `LogWriter` only when it is full.
 //! - `Coordinator` runs a payment's commit path as one async task: open and
 //!   check on the pool, reserve in every shard concerned in shard order, stage
 //!   the balanced batch (and new coins' Issuance1, whose ack session goes to
@@ -22,13 +24,15 @@
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
 //!   opens key epochs on schedule, purges expired sessions, catches the
 //!   coin-status checkpoint up with the log, signs a log checkpoint; on a
-//!   worker thread of its own, so no payment queues behind it.
+//!   worker thread of its own at a lower CPU priority (nice
+//!   [`HOUSEKEEPING_NICE`]), so no payment queues behind it or shares a
+//!   core with it on equal terms.
 //!
 //! Flows with no coin inputs (registration, enrollment, purchase) run whole
 //! on a worker, through the core's synchronous commit path.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,6 +54,7 @@ use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
 use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
+use crate::timing::Stage;
 
 /// One step run on a crypto worker.
 struct Job<R: Send + 'static>(Box<dyn FnOnce(&IssuerCore) -> R + Send>);
@@ -204,11 +209,52 @@ impl Coordinator {
         }
     }
 
+    /// Hands `batch` to the group commit straight from this task when its
+    /// queue has room (one thread hop fewer on every payment's path: the
+    /// writer's acknowledgement completes this task's oneshot), through the
+    /// log writer's actor when it is full (a full queue's submit waits, and
+    /// that must not block this thread; only a race for the queue's last
+    /// slot can make `try_submit` wait, for the writer's next take, which
+    /// is already under way). Resolves once the batch is durable.
+    async fn append(&self, batch: Batch) -> Result<Result<Seq, StoreError>, MailboxError> {
+        let (done, durable) = tokio::sync::oneshot::channel();
+        let ack = move |result| {
+            // The requester may have gone; the batch is in the log regardless.
+            let _ = done.send(result);
+        };
+        match self.core.try_submit_batch(batch, ack) {
+            Ok(()) => Ok(durable.await.unwrap_or(Err(StoreError::Poisoned))),
+            Err(full) => self.log.send(AppendBatch(full.batch)).await,
+        }
+    }
+
     async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        let pending = match on_pool(&self.pool, move |core| core.validation_open(&msg)).await?? {
+        let started = Instant::now();
+        let answer = self.validate_timed(msg).await;
+        self.core
+            .stage_timings()
+            .record(Stage::Validation, started.elapsed());
+        answer
+    }
+
+    /// [`Coordinator::validate`], recording each stage's time.
+    async fn validate_timed(
+        &self,
+        msg: ValidationRequest,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        let queued = Instant::now();
+        let opened = on_pool(&self.pool, move |core| {
+            core.stage_timings()
+                .record(Stage::PoolWait, queued.elapsed());
+            core.validation_open(&msg)
+        })
+        .await??;
+        let pending = match opened {
             Opened::Answered(answer) => return Ok(answer),
             Opened::Reserve(pending) => pending,
         };
+        let timings = self.core.stage_timings();
+        let reserving = Instant::now();
         let tx = pending.tx;
         let serials = pending.opened.serials();
         let mut found: HashMap<CoinId, CoinBody> = HashMap::with_capacity(serials.len());
@@ -246,6 +292,8 @@ impl Coordinator {
                 }
             }
         }
+        let staging = Instant::now();
+        timings.record(Stage::Reserve, staging.duration_since(reserving));
         let (done, written) = tokio::sync::oneshot::channel();
         let staged = if IssuerCore::stages_inline(&pending) {
             // New coins: staging is ~0.1 ms of CPU and no disk; on the pool
@@ -271,8 +319,10 @@ impl Coordinator {
                 return Err(e);
             }
         };
+        let appending = Instant::now();
+        timings.record(Stage::StageBatch, appending.duration_since(staging));
         // Nothing is acknowledged before this resolves: the batch is durable.
-        let first_seq = match self.log.send(AppendBatch(staged.batch.clone())).await {
+        let first_seq = match self.append(staged.batch.clone()).await {
             Ok(Ok(seq)) => seq,
             failed => {
                 self.abort(tx, &held).await;
@@ -287,6 +337,8 @@ impl Coordinator {
                 });
             }
         };
+        let durable = Instant::now();
+        timings.record(Stage::LogDurable, durable.duration_since(appending));
         let mut issued_by_shard: BTreeMap<ShardIdx, Vec<CoinBody>> = BTreeMap::new();
         for body in &staged.issued {
             issued_by_shard
@@ -322,10 +374,13 @@ impl Coordinator {
             })
             .await??
         };
+        let finished = Instant::now();
+        timings.record(Stage::AfterLog, finished.duration_since(durable));
         // The ack session was handed to the session writer at staging; its
         // group commit ran alongside the log's. The answer waits for it
         // here, not on a crypto worker.
         session_written(written).await?;
+        timings.record(Stage::SessionWait, finished.elapsed());
         Ok(answer)
     }
 }
@@ -382,6 +437,11 @@ impl Actor for Housekeeper {
 /// How often the housekeeper runs.
 pub const HOUSEKEEPING_PERIOD_MS: u64 = 250;
 
+/// The nice value of the housekeeping thread (payments run at 0): a CPU
+/// share of about a third of a payment thread's when both want the core,
+/// so it is slowed under load, never stopped.
+pub const HOUSEKEEPING_NICE: i32 = 5;
+
 /// The issuer, as the gateway sees it. Cheap to clone; every method runs
 /// its step on the crypto pool and resolves when the answer is final (for
 /// a committing step: after its events are durable).
@@ -415,9 +475,20 @@ impl Issuer {
         // (RSA) and makes durable writes (log, coin status, sessions) every
         // period, and a payment queued behind that on a crypto worker waited
         // for all of it (the paced phase's p99).
+        //
+        // And below the payments' priority: on the machine's few cores its
+        // checkpoint signature (2.3 ms of RSA every period) preempted a
+        // validation's decryption; it is never urgent to the millisecond.
         let chores = {
             let core = core.clone();
-            SyncArbiter::start(1, move || CryptoWorker { core: core.clone() })
+            SyncArbiter::start(1, move || {
+                // The factory runs on the chores' own thread; Linux keeps
+                // a nice value per thread, so this one alone yields.
+                if let Err(e) = rustix::process::setpriority_process(None, HOUSEKEEPING_NICE) {
+                    tracing::warn!(error = %e, "housekeeping keeps the payments' priority");
+                }
+                CryptoWorker { core: core.clone() }
+            })
         };
         let housekeeper = Housekeeper {
             pool: chores,

@@ -12,6 +12,8 @@
 //!   single-use, persisted in redb.
 //! - [`issuer`]: [`IssuerCore`], every process of PROTOCOLS.md issuer-side
 //!   over those cores, with the commit path, rebuilt from the log at start.
+//! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
+//!   stage of a validation and of each durable commit (`/metrics`, bench).
 //! - [`actors`]: the actix shell and the [`Issuer`] handle (one async method
 //!   per protocol step) that the gateway calls.
 //!
@@ -30,6 +32,7 @@ pub mod idempotency;
 pub mod issuer;
 pub mod sessions;
 pub mod shard;
+pub mod timing;
 
 #[cfg(not(loom))]
 pub use actors::Issuer;
@@ -43,3 +46,4 @@ pub use issuer::{
 };
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};
+pub use timing::{Stage, StageTimings, TimingsSnapshot};

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
+use crate::timing::{Stage, StageTimings};
 use ledger::Timestamp;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -158,12 +159,14 @@ enum Message {
 }
 
 /// Counters of the writer: transactions committed and writes in them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
     /// Records (sessions and tombstones) after the last committed group.
     held: AtomicUsize,
+    /// How long each group's transaction took (its fsync, mostly).
+    timings: Arc<StageTimings>,
 }
 
 /// How many records the store takes; see [`SESSIONS_MAX`] and
@@ -406,7 +409,12 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        match commit_group(db, durable, limits, &writes) {
+        let started = std::time::Instant::now();
+        let committed = commit_group(db, durable, limits, &writes);
+        counters
+            .timings
+            .record(Stage::SessionCommit, started.elapsed());
+        match committed {
             Ok((results, held)) => {
                 counters.held.store(held, Ordering::Relaxed);
                 counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -443,6 +451,17 @@ impl SessionStore {
         durable: bool,
         limits: SessionLimits,
     ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_timed(path, durable, limits, Arc::default())
+    }
+
+    /// [`SessionStore::open_with_limits`], recording each group commit's
+    /// duration as [`Stage::SessionCommit`] in `timings` (the issuer's).
+    pub fn open_timed(
+        path: impl AsRef<Path>,
+        durable: bool,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+    ) -> Result<SessionStore, SessionError> {
         let db = Arc::new(Database::create(path)?);
         let held;
         let txn = db.begin_write()?;
@@ -461,8 +480,12 @@ impl SessionStore {
         }
         txn.commit()?;
         let (sender, receiver) = channel();
-        let counters = Arc::new(Counters::default());
-        counters.held.store(held, Ordering::Relaxed);
+        let counters = Arc::new(Counters {
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            held: AtomicUsize::new(held),
+            timings,
+        });
         let writer = {
             let db = Arc::clone(&db);
             let counters = Arc::clone(&counters);

@@ -208,7 +208,26 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
             },
         )
         .expect("vreq");
+    let timed_before = issuer.core().stage_timings().snapshot();
     let iss1 = issuer.validate(vreq).await.expect("issuance1");
+    // A new-coins validation passes every stage of the path once, and the
+    // log and session store each committed at least once for it.
+    let timed = issuer
+        .core()
+        .stage_timings()
+        .snapshot()
+        .since(&timed_before);
+    for stage in vc_actors::Stage::ALL {
+        let n = timed.stage(stage).count;
+        match stage {
+            // Timed by the gateway's HTTP handler, not here.
+            vc_actors::Stage::HttpHandler => assert_eq!(n, 0),
+            vc_actors::Stage::LogAppend | vc_actors::Stage::SessionCommit => {
+                assert!(n >= 1, "{stage:?} {n}");
+            }
+            _ => assert_eq!(n, 1, "{stage:?}"),
+        }
+    }
     let PayeeOutcome::Coins { coins: fresh, ack } =
         awaiting.on_issuance1(shop.sk, &iss1).expect("opens")
     else {
@@ -341,4 +360,50 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     assert_eq!(totals, issuer.core().totals());
     assert_eq!(totals.outstanding as u128, issuer.core().unspent_value());
     assert_eq!(totals.outstanding, 600);
+}
+
+/// The nice values of this process's threads, from /proc (field 19 of
+/// each thread's stat, counted after the command name's closing paren).
+fn thread_nice_values() -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let path = task.expect("task").path().join("stat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue; // the thread ended meanwhile
+        };
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        nice.push(fields[16].parse().expect("nice"));
+    }
+    nice
+}
+
+/// Housekeeping (a checkpoint signature every period) runs below the
+/// payments' CPU priority, so it never shares a core with a validation's
+/// decryption on equal terms; the crypto workers keep the process's.
+#[actix_rt::test]
+async fn housekeeping_runs_below_the_payments_priority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank = Arc::new(
+        SimulatedBank::open(dir.path().join("bank.redb"), Duration::from_millis(300))
+            .expect("bank"),
+    );
+    // The main thread's (the first task listed is the process itself).
+    let base = thread_nice_values()[0];
+    let issuer =
+        Issuer::start(IssuerConfig::new(dir.path().join("issuer")), bank).expect("issuer starts");
+    // The housekeeping thread sets its priority as it starts. (Other tests
+    // of this binary may run an issuer meanwhile: only "some thread is
+    // lowered" holds, and fails without the lowering all the same.)
+    let housekeeping = base + i64::from(vc_actors::actors::HOUSEKEEPING_NICE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !thread_nice_values().contains(&housekeeping) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            thread_nice_values()
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(issuer);
 }

@@ -70,6 +70,12 @@ fn health_and_metrics_answer() {
         metrics.contains("vc_issuer_session_commits_total "),
         "{metrics}"
     );
+    assert!(metrics.contains("# TYPE vc_issuer_stage_seconds histogram"));
+    assert!(
+        metrics.contains("vc_issuer_stage_seconds_bucket{stage=\"decrypt\",le=\"+Inf\"} "),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vc_issuer_stage_seconds_count{stage=\"log_append\"} "));
     assert!(metrics.contains("vc_issuer_http_requests_in_flight 0"));
     server.stop().expect("stops");
 }

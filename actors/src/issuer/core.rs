@@ -33,6 +33,7 @@ use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
 use crate::shard::{ReserveError, ShardSet};
+use crate::timing::StageTimings;
 
 /// Where the time comes from: the wall clock in production, a hand-driven
 /// clock in tests of expiry and epochs.
@@ -357,6 +358,8 @@ pub struct IssuerCore {
     /// the issuer has stopped there (it is then dead).
     crash_passes: AtomicU32,
     crashed: AtomicBool,
+    /// Latency of each stage of a validation and of each durable commit.
+    pub(crate) timings: Arc<StageTimings>,
 }
 
 impl std::fmt::Debug for IssuerCore {
@@ -436,8 +439,9 @@ impl IssuerCore {
         let mut state = LogState::default();
         let replay_shards = (!shards_loaded).then_some(&shards);
         boot_from_log(store.as_ref(), replay_shards, &idempotency, &mut state)?;
+        let timings = Arc::new(StageTimings::default());
         let log = GroupCommit::start(
-            Arc::new(CountedLog::new(store)),
+            Arc::new(CountedLog::new(store, timings.clone())),
             GroupCommitConfig::default(),
         )?;
         let core = IssuerCore {
@@ -451,10 +455,11 @@ impl IssuerCore {
             registry: Registry::open(dir.join("registry.redb"))?,
             coin_status,
             shards_from_checkpoint: shards_loaded,
-            sessions: SessionStore::open_with_limits(
+            sessions: SessionStore::open_timed(
                 dir.join("sessions.redb"),
                 true,
                 config.session_limits,
+                timings.clone(),
             )?,
             bank,
             state: Mutex::new(state),
@@ -462,6 +467,7 @@ impl IssuerCore {
             aggregate_lock: Mutex::new(()),
             crash_passes: AtomicU32::new(0),
             crashed: AtomicBool::new(false),
+            timings,
             config,
         };
         if core.config.crash_at == Some(CrashPoint::DuringProjectionApply) {
@@ -539,6 +545,12 @@ impl IssuerCore {
     /// The log writer's group commits since start (for metrics).
     pub fn log_commit_stats(&self) -> LogCommitStats {
         self.log.store().stats()
+    }
+
+    /// Latency histograms of each validation stage and durable commit
+    /// since start (for metrics and the benchmark).
+    pub fn stage_timings(&self) -> &StageTimings {
+        &self.timings
     }
 
     /// The session writer's group commits since start (for metrics).
@@ -710,6 +722,20 @@ impl IssuerCore {
         ack: impl FnOnce(Result<Seq, StoreError>) + Send + 'static,
     ) {
         self.log.submit(batch, ack);
+    }
+
+    /// [`IssuerCore::submit_batch`] without waiting: with the group-commit
+    /// queue full, hands the batch back (an async caller must not block its
+    /// thread; it goes through the log writer's actor instead).
+    pub(crate) fn try_submit_batch<F>(
+        &self,
+        batch: Batch,
+        ack: F,
+    ) -> Result<(), ledger::QueueFull<F>>
+    where
+        F: FnOnce(Result<Seq, StoreError>) + Send + 'static,
+    {
+        self.log.try_submit(batch, ack)
     }
 
     /// The events of a committed transaction, read back from the log.

@@ -1,7 +1,8 @@
 //! Counting the log's group commits: how many durable appends the writer
 //! made and how many batches and records they held, so `/metrics` and the
 //! benchmark can show the group-commit batch size of a running issuer.
-//! Neither ledger's `GroupCommit` nor redb keeps such a count.
+//! Neither ledger's `GroupCommit` nor redb keeps such a count. Each
+//! append's duration goes to the issuer's stage timings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ledger::{Batch, EventStore, Head, Seq, StoreError, StoredRecord};
 
 use super::core::LogBackend;
+use crate::timing::{Stage, StageTimings};
 
 /// What the log writer has appended since the issuer started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,15 +26,18 @@ pub struct LogCommitStats {
 /// The issuer's log with a count of its appends; reads pass through.
 pub struct CountedLog {
     backend: Arc<LogBackend>,
+    /// Each append's duration ([`Stage::LogAppend`]: the fsync, mostly).
+    timings: Arc<StageTimings>,
     commits: AtomicU64,
     batches: AtomicU64,
     records: AtomicU64,
 }
 
 impl CountedLog {
-    pub fn new(backend: Arc<LogBackend>) -> CountedLog {
+    pub fn new(backend: Arc<LogBackend>, timings: Arc<StageTimings>) -> CountedLog {
         CountedLog {
             backend,
+            timings,
             commits: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             records: AtomicU64::new(0),
@@ -55,7 +60,10 @@ impl CountedLog {
 
 impl EventStore for CountedLog {
     fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
-        let seqs = self.backend.append(batches)?;
+        let started = std::time::Instant::now();
+        let appended = self.backend.append(batches);
+        self.timings.record(Stage::LogAppend, started.elapsed());
+        let seqs = appended?;
         // Counted once durable: a failed append is no commit.
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.batches

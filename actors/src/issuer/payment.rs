@@ -24,6 +24,8 @@ use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::core::{CrashPoint, IssuerCore, IssuerError, reserve_reason, stage_batch};
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
+use crate::timing::Stage;
+use std::time::Instant;
 
 fn ack_session_id(id_py: &ParticipantId, tid_py: &PaymentTid) -> SessionId {
     SessionId(
@@ -212,7 +214,12 @@ impl IssuerCore {
     /// reserve; in the latter case `tx` is claimed in the idempotency table.
     pub(crate) fn validation_open(&self, msg: &ValidationRequest) -> Result<Opened, IssuerError> {
         let now = self.now();
-        let opened = match open_validation_request(&self.sk_i, msg) {
+        let started = Instant::now();
+        let opened = open_validation_request(&self.sk_i, msg);
+        let decrypted = Instant::now();
+        self.timings
+            .record(Stage::Decrypt, decrypted.duration_since(started));
+        let opened = match opened {
             Ok(opened) => opened,
             Err(FlowError::Refused {
                 subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
@@ -242,7 +249,9 @@ impl IssuerCore {
             Begin::InFlight => return Err(IssuerError::InFlight),
             Begin::Started => {}
         }
-        match self.validation_checks(&opened) {
+        let checked = self.validation_checks(&opened);
+        self.timings.record(Stage::Checks, decrypted.elapsed());
+        match checked {
             Ok(Checked::Pass(payout)) => Ok(Opened::Reserve(Pending { opened, tx, payout })),
             Ok(Checked::Refused(answer)) => {
                 self.validation_abandon(tx);

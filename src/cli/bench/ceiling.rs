@@ -174,7 +174,18 @@ const STEP_RUNS_SYMMETRIC: u32 = 100_000;
 
 /// The cost of each cryptographic step of one 1-in/1-out payment, timed
 /// one at a time on one thread, as printable lines.
-pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Result<Vec<String>> {
+/// What [`step_costs`] measured, for the lines printed and for the
+/// whole-payment crypto line (the clients' own RSA at the same key size).
+pub struct StepCosts {
+    pub lines: Vec<String>,
+    /// CPU of one RSA-OAEP decryption (the payee's of `K_I` costs the same
+    /// at the same modulus size), in milliseconds.
+    pub rsa_decrypt_cpu_ms: f64,
+    /// CPU of one RSA-OAEP encryption (SendCoins, ValidationRequest).
+    pub rsa_encrypt_cpu_ms: f64,
+}
+
+pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Result<StepCosts> {
     std::fs::create_dir_all(dir)?;
     let sk_i = SecretKey::read_pkcs8(issuer_key)
         .with_context(|| format!("reading the issuer's key {}", issuer_key.display()))?;
@@ -203,8 +214,9 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
         lines.push(format!(
             "  step {name}: {cpu_ms:.4} ms CPU ({wall_ms:.4} ms wall)"
         ));
+        cpu_ms
     };
-    line(
+    let rsa_decrypt_cpu_ms = line(
         "RSA-OAEP decryption of one envelope (x2 per payment)",
         time_ms(STEP_RUNS_RSA_PRIVATE, || {
             std::hint::black_box(issuer.sk_i.open(label, &envelope)?);
@@ -218,7 +230,7 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
             Ok(())
         })?,
     );
-    line(
+    let rsa_encrypt_cpu_ms = line(
         "RSA-OAEP encryption of 200 bytes (K_I to the payee)",
         time_ms(STEP_RUNS_RSA_PUBLIC, || {
             std::hint::black_box(pk_i.seal(suite, label, &body)?);
@@ -254,7 +266,11 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
     lines.push(format!(
         "  (steps timed on one thread; load average {load})"
     ));
-    Ok(lines)
+    Ok(StepCosts {
+        lines,
+        rsa_decrypt_cpu_ms,
+        rsa_encrypt_cpu_ms,
+    })
 }
 
 /// Runs the loop on `n_threads` threads for `duration`. `dir` holds the

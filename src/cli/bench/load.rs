@@ -53,11 +53,17 @@ pub struct Clients {
     kits: Vec<ClientKit>,
     /// Whether payees acknowledge with Issuance2 (the protocol: yes).
     send_acks: bool,
+    /// The nice value of the client threads (0: the issuer's priority).
+    nice: i32,
 }
 
 impl Clients {
-    pub fn new(kits: Vec<ClientKit>, send_acks: bool) -> Clients {
-        Clients { kits, send_acks }
+    pub fn new(kits: Vec<ClientKit>, send_acks: bool, nice: i32) -> Clients {
+        Clients {
+            kits,
+            send_acks,
+            nice,
+        }
     }
 }
 
@@ -76,7 +82,38 @@ pub struct PhaseReport {
     cpu_secs: f64,
     client_cpu_secs: f64,
     commits: String,
+    /// The issuer's stage histograms over the phase.
+    stages: Option<actors::TimingsSnapshot>,
+    /// The client's side of each payment's latency.
+    client_side: ClientSide,
     load_average: String,
+}
+
+/// Where the client's share of a payment's latency goes, per payment.
+#[derive(Default)]
+struct ClientSide {
+    /// From the scheduled start until the request was sent (paced phase
+    /// only: the client thread was late; counted in the latency).
+    lag: Latencies,
+    /// Building the request: SendCoins and ValidationRequest (two OAEP
+    /// encryptions), before the send, outside the latency.
+    prepare: Latencies,
+    /// POST /v1/validate until its answer is read.
+    round_trip: Latencies,
+}
+
+impl ClientSide {
+    fn merge(&mut self, other: ClientSide) {
+        self.lag.merge(other.lag);
+        self.prepare.merge(other.prepare);
+        self.round_trip.merge(other.round_trip);
+    }
+
+    fn finish(&mut self) {
+        self.lag.finish();
+        self.prepare.finish();
+        self.round_trip.finish();
+    }
 }
 
 impl PhaseReport {
@@ -141,6 +178,9 @@ impl fmt::Display for PhaseReport {
             self.issuer_cpu_ms_per_payment()
         )?;
         writeln!(f, "  {}", self.commits)?;
+        if let Some(stages) = &self.stages {
+            write_stages(f, stages, &self.client_side)?;
+        }
         write!(
             f,
             "  rejected {}, failed {}, acks failed {}{}; load average {}",
@@ -156,6 +196,51 @@ impl fmt::Display for PhaseReport {
     }
 }
 
+/// One line per stage of a payment's latency: the client's side (exact
+/// percentiles), then the issuer's histograms (bucket bounds: at most 19%
+/// high), means exact.
+fn write_stages(
+    f: &mut fmt::Formatter<'_>,
+    stages: &actors::TimingsSnapshot,
+    client: &ClientSide,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "  where the latency goes (ms; client side exact, issuer side from its histograms, p50/p99 at most 19% high):"
+    )?;
+    let mean = |l: &Latencies| l.mean_ms().map(|m| format!("{m:.2}")).unwrap_or("-".into());
+    for (name, l) in [
+        ("client: late send (paced; counted)", &client.lag),
+        ("client: build request (not counted)", &client.prepare),
+        ("client: POST /v1/validate", &client.round_trip),
+    ] {
+        writeln!(
+            f,
+            "    {name:<34} mean {:>7}  p50 {:>7}  p99 {:>7}",
+            mean(l),
+            stats::ms(l.percentile(0.5)),
+            stats::ms(l.percentile(0.99))
+        )?;
+    }
+    for stage in actors::Stage::ALL {
+        let h = stages.stage(stage);
+        let what = match stage {
+            actors::Stage::LogAppend | actors::Stage::SessionCommit => "per commit",
+            _ => "per validation",
+        };
+        writeln!(
+            f,
+            "    issuer: {:<26} mean {:>7}  p50 {:>7}  p99 {:>7}  ({} {what})",
+            stage.name(),
+            h.mean_ms().map(|m| format!("{m:.2}")).unwrap_or("-".into()),
+            stats::ms(h.percentile_ms(0.5)),
+            stats::ms(h.percentile_ms(0.99)),
+            h.count
+        )?;
+    }
+    Ok(())
+}
+
 /// What one client thread counted.
 #[derive(Default)]
 struct ClientTally {
@@ -166,6 +251,7 @@ struct ClientTally {
     n_acks_failed: u64,
     first_error: Option<String>,
     latencies: Latencies,
+    client_side: ClientSide,
     cpu_secs: f64,
 }
 
@@ -207,6 +293,7 @@ pub fn run_phase(
     let interval = rate
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(n_clients as f64 / r));
+    let nice = clients.nice;
     let barrier = Arc::new(Barrier::new(n_clients + 1));
     let mut threads = Vec::with_capacity(n_clients);
     for (i, kit) in clients.kits.drain(..).enumerate() {
@@ -218,6 +305,12 @@ pub fn run_phase(
             std::thread::Builder::new()
                 .name(format!("bench-client-{i}"))
                 .spawn(move || {
+                    // Linux keeps a nice value per thread: this one only.
+                    if nice != 0
+                        && let Err(e) = rustix::process::setpriority_process(None, nice)
+                    {
+                        tracing::warn!(error = %e, nice, "the load generator keeps its priority");
+                    }
                     barrier.wait();
                     let start = Instant::now();
                     let pacing = interval.zip(offset);
@@ -226,6 +319,7 @@ pub fn run_phase(
         );
     }
     let commits_before = issuer.commit_counts();
+    let stages_before = issuer.stage_timings();
     let cpu_before = stats::process_cpu_secs();
     barrier.wait();
     let started = Instant::now();
@@ -242,11 +336,17 @@ pub fn run_phase(
         tally.n_acks_failed += t.n_acks_failed;
         tally.first_error = tally.first_error.or(t.first_error);
         tally.latencies.merge(t.latencies);
+        tally.client_side.merge(t.client_side);
         tally.cpu_secs += t.cpu_secs;
     }
     let elapsed = started.elapsed();
     let cpu_secs = stats::process_cpu_secs() - cpu_before;
     tally.latencies.finish();
+    tally.client_side.finish();
+    let stages = issuer
+        .stage_timings()
+        .zip(stages_before)
+        .map(|(now, then)| now.since(&then));
     let label = match rate {
         Some(r) => format!("{} paced at {r:.1} payments/s", mix.name()),
         None => format!("{} closed loop", mix.name()),
@@ -267,12 +367,19 @@ pub fn run_phase(
         commits: issuer
             .commit_counts()
             .since(&commits_before, elapsed.as_secs_f64()),
+        stages,
+        client_side: tally.client_side,
         load_average: stats::load_average(),
     })
 }
 
 /// One client until `duration` has passed since `start` (or its coins
 /// run out); gives its kit back with the coins it holds now.
+///
+/// Each payment's request is built before it is sent (paced: before its
+/// scheduled start, as a payee has its request ready when it sends), so the
+/// latency is the issuer's answer, counted from the scheduled start when
+/// paced (a late client is not hidden) or from the send.
 fn client_loop(
     http: &gateway::IssuerClient,
     target: &Target,
@@ -294,34 +401,44 @@ fn client_loop(
     };
     let mut n_sent: u32 = 0;
     loop {
-        let scheduled = match pacing {
-            Some((interval, offset)) => {
-                let at = start + offset + interval * n_sent;
-                if at >= deadline {
-                    break;
-                }
-                if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                Some(at)
-            }
-            None => None,
-        };
-        if Instant::now() >= deadline || kit.coins.len() < mix.n_coins {
+        let scheduled = pacing.map(|(interval, offset)| start + offset + interval * n_sent);
+        if scheduled.is_some_and(|at| at >= deadline)
+            || Instant::now() >= deadline
+            || kit.coins.len() < mix.n_coins
+        {
             break;
         }
         n_sent += 1;
         let coins = kit.coins.split_off(kit.coins.len() - mix.n_coins);
-        match pay_once(http, target, &kit, coins, amount, &spec, scheduled) {
+        let began = Instant::now();
+        let request = match prepare(target, &kit, coins, amount, &spec) {
+            Ok(request) => request,
+            Err(e) => {
+                tally.failed(e);
+                continue;
+            }
+        };
+        let prepared = began.elapsed();
+        if let Some(wait) = scheduled.and_then(|at| at.checked_duration_since(Instant::now())) {
+            std::thread::sleep(wait);
+        }
+        match send(http, target, &kit, request, scheduled) {
             Ok(Paid::Coins {
                 coins,
                 latency,
+                lag,
+                round_trip,
                 ack_ok,
             }) => {
                 kit.coins.extend(coins);
                 tally.n_paid += 1;
                 tally.n_coins += mix.n_coins as u64;
                 tally.latencies.record(latency);
+                if let Some(lag) = lag {
+                    tally.client_side.lag.record(lag);
+                }
+                tally.client_side.prepare.record(prepared);
+                tally.client_side.round_trip.record(round_trip);
                 if !ack_ok {
                     tally.n_acks_failed += 1;
                 }
@@ -342,23 +459,32 @@ fn client_loop(
 enum Paid {
     Coins {
         coins: Vec<ledger::Coin>,
+        /// From the scheduled start (paced) or the send, to the answer.
         latency: Duration,
+        /// Paced: how late the send was against its scheduled start.
+        lag: Option<Duration>,
+        /// The POST alone.
+        round_trip: Duration,
         ack_ok: bool,
     },
     Refused(String),
 }
 
-/// One payment with refresh: invoice, SendCoins, ValidationRequest over
-/// HTTP, the payee opens Issuance1 and acknowledges with Issuance2.
-fn pay_once(
-    http: &gateway::IssuerClient,
+/// A built ValidationRequest and the payee's state waiting for its answer.
+struct Prepared {
+    awaiting: protocol::flows::PayeeAwaitingIssuance,
+    request: protocol::wire::payment::ValidationRequest,
+}
+
+/// One payment's request with refresh: invoice, SendCoins (OAEP to the
+/// issuer), ValidationRequest (OAEP).
+fn prepare(
     target: &Target,
     kit: &ClientKit,
     coins: Vec<ledger::Coin>,
     amount: Amount,
     spec: &CoinSpec,
-    scheduled: Option<Instant>,
-) -> anyhow::Result<Paid> {
+) -> anyhow::Result<Prepared> {
     let (payee, invoice) = PaymentPayee::invoice(
         kit.payee.clone(),
         kit.payer.clone(),
@@ -382,15 +508,30 @@ fn pay_once(
         send,
         VOption::Refresh { spec: spec.clone() },
     )?;
-    let sent_at = scheduled.unwrap_or_else(Instant::now);
-    let issuance = http.validate(&request)?;
-    let latency = sent_at.elapsed();
-    match awaiting.on_issuance1(&kit.sk_py, &issuance)? {
+    Ok(Prepared { awaiting, request })
+}
+
+/// Sends a prepared request over HTTP; the payee opens Issuance1 and
+/// acknowledges with Issuance2.
+fn send(
+    http: &gateway::IssuerClient,
+    target: &Target,
+    kit: &ClientKit,
+    prepared: Prepared,
+    scheduled: Option<Instant>,
+) -> anyhow::Result<Paid> {
+    let posted = Instant::now();
+    let issuance = http.validate(&prepared.request)?;
+    let answered = Instant::now();
+    let round_trip = answered.duration_since(posted);
+    match prepared.awaiting.on_issuance1(&kit.sk_py, &issuance)? {
         PayeeOutcome::Coins { coins, ack } => {
             let ack_ok = !target.send_acks || http.validate_ack(&ack).is_ok();
             Ok(Paid::Coins {
                 coins,
-                latency,
+                latency: answered.duration_since(scheduled.unwrap_or(posted)),
+                lag: scheduled.map(|at| posted.saturating_duration_since(at)),
+                round_trip,
                 ack_ok,
             })
         }

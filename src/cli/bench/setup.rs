@@ -261,6 +261,14 @@ impl BenchIssuer {
         }
     }
 
+    /// The issuer's stage timings so far (the histograms `/metrics` shows
+    /// as `vc_issuer_stage_seconds`).
+    pub fn stage_timings(&self) -> Option<actors::TimingsSnapshot> {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.issuer().core().stage_timings().snapshot())
+    }
+
     /// Replays the issuer's log and checks that cash was conserved.
     pub fn check_conservation(&self) -> anyhow::Result<()> {
         let Some(runtime) = &self.runtime else {

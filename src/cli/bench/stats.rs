@@ -103,6 +103,15 @@ impl Latencies {
         self.micros.len()
     }
 
+    /// The mean, in milliseconds; `None` without samples.
+    pub fn mean_ms(&self) -> Option<f64> {
+        if self.micros.is_empty() {
+            return None;
+        }
+        let sum: u64 = self.micros.iter().sum();
+        Some(sum as f64 / self.micros.len() as f64 / 1000.0)
+    }
+
     /// Sorts once; then [`Latencies::percentile`] is exact.
     pub fn finish(&mut self) {
         self.micros.sort_unstable();
@@ -141,6 +150,15 @@ mod tests {
         assert_eq!(l.percentile(0.999), Some(999.0));
         assert_eq!(l.percentile(1.0), Some(1000.0));
         assert_eq!(super::Latencies::default().percentile(0.5), None);
+    }
+
+    #[test]
+    fn the_mean_is_of_every_sample() {
+        let mut l = super::Latencies::default();
+        assert_eq!(l.mean_ms(), None);
+        l.record(std::time::Duration::from_micros(1_000));
+        l.record(std::time::Duration::from_micros(4_000));
+        assert_eq!(l.mean_ms(), Some(2.5));
     }
 
     #[test]
