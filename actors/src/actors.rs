@@ -24,9 +24,7 @@
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
 //!   opens key epochs on schedule, purges expired sessions, catches the
 //!   coin-status checkpoint up with the log, signs a log checkpoint; on a
-//!   worker thread of its own at a lower CPU priority (nice
-//!   [`HOUSEKEEPING_NICE`]), so no payment queues behind it or shares a
-//!   core with it on equal terms.
+//!   worker thread of its own, so no payment queues behind it.
 //!
 //! Flows with no coin inputs (registration, enrollment, purchase) run whole
 //! on a worker, through the core's synchronous commit path.
@@ -437,11 +435,6 @@ impl Actor for Housekeeper {
 /// How often the housekeeper runs.
 pub const HOUSEKEEPING_PERIOD_MS: u64 = 250;
 
-/// The nice value of the housekeeping thread (payments run at 0): a CPU
-/// share of about a third of a payment thread's when both want the core,
-/// so it is slowed under load, never stopped.
-pub const HOUSEKEEPING_NICE: i32 = 5;
-
 /// The issuer, as the gateway sees it. Cheap to clone; every method runs
 /// its step on the crypto pool and resolves when the answer is final (for
 /// a committing step: after its events are durable).
@@ -481,14 +474,7 @@ impl Issuer {
         // validation's decryption; it is never urgent to the millisecond.
         let chores = {
             let core = core.clone();
-            SyncArbiter::start(1, move || {
-                // The factory runs on the chores' own thread; Linux keeps
-                // a nice value per thread, so this one alone yields.
-                if let Err(e) = rustix::process::setpriority_process(None, HOUSEKEEPING_NICE) {
-                    tracing::warn!(error = %e, "housekeeping keeps the payments' priority");
-                }
-                CryptoWorker { core: core.clone() }
-            })
+            SyncArbiter::start(1, move || CryptoWorker { core: core.clone() })
         };
         let housekeeper = Housekeeper {
             pool: chores,
