@@ -134,9 +134,9 @@ fn coins_issued_without_settled_money_are_caught_even_in_a_signed_log() {
     assert_eq!(v.amounts.map(|a| a.found_minor), Some(1225));
 }
 
-#[test]
-fn a_coin_spent_twice_is_a_double_spend() {
-    let mut g = genuine(4);
+/// Appends a redemption of a coin the genuine log already spent; returns
+/// its transaction and the coin.
+fn redeem_a_spent_coin_again(g: &mut Genuine) -> (ledger::TxId, ledger::CoinBody) {
     let already_spent = g.sim.spent[0];
     let tx_index = g.sim.push(vec![
         Event::CoinsSpent {
@@ -148,7 +148,13 @@ fn a_coin_spent_twice_is_a_double_spend() {
             bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![1]).expect("short"),
         },
     ]);
-    let tx = g.sim.batches[tx_index].tx;
+    (g.sim.batches[tx_index].tx, already_spent)
+}
+
+#[test]
+fn a_coin_spent_twice_is_a_double_spend() {
+    let mut g = genuine(4);
+    let (tx, already_spent) = redeem_a_spent_coin_again(&mut g);
     let records = write(&g.sim.batches);
     let report = audit(&VecLog(records.clone()), true);
     let v = violation(&report);
@@ -570,18 +576,7 @@ fn transactions_cut_by_chunk_ends_are_judged_whole_at_every_chunk_size() {
 #[test]
 fn a_double_spend_in_a_transaction_cut_by_a_chunk_end_is_named_at_every_chunk_size() {
     let mut g = genuine(3);
-    let already_spent = g.sim.spent[0];
-    let tx_index = g.sim.push(vec![
-        Event::CoinsSpent {
-            coins: vec![already_spent],
-            cause: SpendCause::Redeem,
-        },
-        Event::Redeemed {
-            amount: already_spent.value,
-            bank_account: ledger::SealedBankAccount::from_sealed_bytes(vec![1]).expect("short"),
-        },
-    ]);
-    let tx = g.sim.batches[tx_index].tx;
+    let (tx, _) = redeem_a_spent_coin_again(&mut g);
     let records = write(&g.sim.batches);
     let first = first_record_of_tx(&records, tx);
     for (chunk, reader) in chunk_plans(&[1, 2, 3, first + 1, 4096]) {
