@@ -292,16 +292,7 @@ fn transfers_and_clearing_are_balanced_events_in_the_issuers_log() {
 /// The auditor over the issuer's files: every rule holds and the LUS's
 /// card float is what the cards say.
 fn audit(w: &mut World, loaded: u128, unloaded: u128, float: i128) {
-    w.h.core().checkpoint_coin_status().expect("checkpoint");
-    w.h.core = None;
-    let dir = w.h.dir.path().join("issuer");
-    let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
-    // The issuer ran on the harness's clock, which need not be today.
-    opts.now = Some(vc_actors::Clock::now(&*w.h.clock));
-    opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
-        dir.join("coin-status.redb"),
-    ))];
-    let report = replay::run_audit(opts).expect("the audit runs");
+    let report = w.h.stop_and_audit();
     assert_eq!(
         report.outcome,
         replay::Outcome::Holds,

@@ -241,18 +241,7 @@ fn crash_under_load_then_retry(point: CrashPoint) {
     assert_eq!(spent.len(), PAYERS * COINS_EACH as usize, "{point:?}");
 
     // The auditor agrees, over the files alone.
-    h.core()
-        .checkpoint_coin_status()
-        .expect("coin-status checkpoint");
-    h.core = None;
-    let dir = h.dir.path().join("issuer");
-    let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
-    // The harness's issuer lives on a manual clock, ahead of the wall clock.
-    opts.now = Some(h.now());
-    opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
-        dir.join("coin-status.redb"),
-    ))];
-    let report = replay::run_audit(opts).expect("the audit runs");
+    let report = h.stop_and_audit();
     assert_eq!(
         report.outcome,
         replay::Outcome::Holds,

@@ -1168,20 +1168,7 @@ impl World {
     /// checkpoint: it must pass and agree with the model.
     fn audit(mut self) -> Result<Tally, TestCaseError> {
         self.h.assert_conserved();
-        self.h
-            .core()
-            .checkpoint_coin_status()
-            .expect("coin-status checkpoint");
-        // The auditor opens the files itself: the issuer must let go of them.
-        self.h.core = None;
-        let dir = self.h.dir.path().join("issuer");
-        let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
-        // The issuer ran on the harness's clock, which need not be today.
-        opts.now = Some(vc_actors::Clock::now(&*self.h.clock));
-        opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
-            dir.join("coin-status.redb"),
-        ))];
-        let report = replay::run_audit(opts).expect("the audit runs");
+        let report = self.h.stop_and_audit();
         prop_assert_eq!(
             &report.outcome,
             &replay::Outcome::Holds,

@@ -327,6 +327,27 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Stops the issuer after catching its coin-status checkpoint up, and
+    /// runs the auditor over its files (the log, and the coin-status file
+    /// as a projection check) as of the harness's clock, which need not be
+    /// today.
+    pub fn stop_and_audit(&mut self) -> replay::AuditReport {
+        self.core()
+            .checkpoint_coin_status()
+            .expect("coin-status checkpoint");
+        // The auditor opens the files itself: the issuer must let go of them.
+        self.core = None;
+        let dir = self.dir.path().join("issuer");
+        let mut opts = replay::AuditOptions::new(dir.join("log.redb"));
+        opts.now = Some(self.now());
+        opts.projection_checks = vec![Box::new(replay::CoinStatusFile(
+            dir.join("coin-status.redb"),
+        ))];
+        replay::run_audit(opts).expect("the audit runs")
+    }
+}
+
 pub fn refresh(total: u64) -> VOption {
     VOption::Refresh {
         spec: spec(&[(1, total)]),
