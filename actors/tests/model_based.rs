@@ -43,8 +43,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use protocol::flows::verify_coin_status;
 use protocol::flows::{
-    PayeeAwaitingIssuance, PayeeOutcome, PaymentPayee, PurchaseUpdate, RefundClient, RefundUpdate,
-    SelfPayment,
+    PayeeAwaitingIssuance, PayeeOutcome, PaymentPayee, PurchaseUpdate, RefundUpdate, SelfPayment,
 };
 use protocol::wire::payment::{ReceiptKind, SendCoins, VOption, ValidationRequest};
 use protocol::wire::status::{CoinState, CoinStatusQuery};
@@ -997,15 +996,7 @@ impl World {
     fn refund(&mut self, who: usize, repeat: bool) -> Result<(), TestCaseError> {
         let w = &self.who[who];
         let core = self.h.core();
-        let (client, req) = RefundClient::start(
-            core.suite(),
-            w.sk,
-            &self.h.pk_i(),
-            core.id().clone(),
-            w.id.clone(),
-            self.h.now(),
-        )
-        .expect("refund request");
+        let (client, req) = self.h.refund_request(w);
         let answer = core.refund(&req).expect("the issuer answers");
         let update = client.on_answer(w.sk, &answer).expect("the answer opens");
         let expected = self.model.refund_revokes(who);

@@ -4,7 +4,7 @@
 mod util;
 
 use ledger::Role;
-use protocol::flows::{PayeeOutcome, RefundClient, RefundUpdate};
+use protocol::flows::{PayeeOutcome, RefundUpdate};
 use protocol::wire::RejectReason;
 use util::{Harness, Who, refresh, spec};
 
@@ -17,15 +17,7 @@ fn refund_revokes_the_holders_unspent_coins_and_replaces_them() {
     h.enroll(&shop, Role::Merchant);
     let coins = h.buy(&alice, spec(&[(2, 100), (1, 300)]));
     h.pay(&alice, &shop, vec![coins[0]], refresh(100));
-    let (client, req) = RefundClient::start(
-        h.core().suite(),
-        alice.sk,
-        &h.pk_i(),
-        h.core().id().clone(),
-        alice.id.clone(),
-        h.now(),
-    )
-    .expect("refund request");
+    let (client, req) = h.refund_request(&alice);
     let answer = h.core().refund(&req).expect("answered");
     let RefundUpdate::Replaced {
         revoked,
@@ -74,15 +66,7 @@ fn anonymous_coins_cannot_be_refunded() {
         panic!("not issued");
     };
     h.core().purchase_issuance2(&ack).expect("ack");
-    let (client, req) = RefundClient::start(
-        h.core().suite(),
-        bob.sk,
-        &h.pk_i(),
-        h.core().id().clone(),
-        bob.id.clone(),
-        h.now(),
-    )
-    .expect("refund request");
+    let (client, req) = h.refund_request(&bob);
     let answer = h.core().refund(&req).expect("answered");
     assert!(matches!(
         client.on_answer(bob.sk, &answer).expect("signature checks"),
@@ -101,15 +85,7 @@ fn a_holder_of_a_thousand_coins_is_refunded_in_one_transaction() {
     let coins = h.buy(&carol, spec(&[(1000, 1)]));
     // The registry still serves the participant after recording 1,000 coins.
     assert!(h.core().participant(&carol.id).expect("registry").is_some());
-    let (client, req) = RefundClient::start(
-        h.core().suite(),
-        carol.sk,
-        &h.pk_i(),
-        h.core().id().clone(),
-        carol.id.clone(),
-        h.now(),
-    )
-    .expect("refund request");
+    let (client, req) = h.refund_request(&carol);
     let answer = h.core().refund(&req).expect("answered");
     let RefundUpdate::Replaced {
         revoked,
@@ -126,4 +102,72 @@ fn a_holder_of_a_thousand_coins_is_refunded_in_one_transaction() {
             .all(|c| h.core().shards().get(&c.id()).is_none())
     );
     h.assert_conserved();
+}
+
+/// Asks for `who`'s refund once and opens the answer.
+fn refund(h: &Harness, who: &Who) -> RefundUpdate {
+    let (client, req) = h.refund_request(who);
+    let answer = h.core().refund(&req).expect("answered");
+    client.on_answer(who.sk, &answer).expect("opens")
+}
+
+/// A refund is no way round the refresh grace period: a coin whose epoch's
+/// grace is over is worth nothing to its holder (refresh refuses it), so the
+/// refund leaves it alone, while an expired coin still in its grace and a
+/// live coin are replaced.
+#[test]
+fn a_refund_replaces_no_coin_past_its_refresh_grace() {
+    // Harness: coins live 1,000 s, refresh grace 500 s, an epoch every 400 s.
+    let mut h = Harness::new();
+    let dave = h.purchaser("dave", 4, 10_000);
+    let erin = h.purchaser("erin", 5, 10_000);
+    let past_grace = h.buy(&dave, spec(&[(1, 100)]));
+    let erins = h.buy(&erin, spec(&[(1, 800)]));
+    let next_epoch = |h: &Harness, secs| {
+        h.clock.advance(secs);
+        h.core().rotate_epoch_if_due().expect("epoch rotation");
+    };
+    next_epoch(&h, 450);
+    let in_grace = h.buy(&dave, spec(&[(1, 200)]));
+    next_epoch(&h, 1_150);
+    let live = h.buy(&dave, spec(&[(1, 400)]));
+    let now = h.now();
+    assert!(past_grace[0].body.is_expired_at(now) && in_grace[0].body.is_expired_at(now));
+    assert!(!live[0].body.is_expired_at(now));
+
+    let RefundUpdate::Replaced { revoked, coins } = refund(&h, &dave) else {
+        panic!("nothing refunded");
+    };
+    let mut got = revoked.clone();
+    got.sort();
+    let mut expected = vec![in_grace[0].id(), live[0].id()];
+    expected.sort();
+    assert_eq!(got, expected, "the coin past its grace is not revoked");
+    let mut values: Vec<u64> = coins.iter().map(|c| c.value().minor_units()).collect();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![200, 400],
+        "no value for the coin past its grace"
+    );
+    assert!(
+        h.core().shards().get(&past_grace[0].id()).is_some(),
+        "the coin past its grace stays outstanding, unspendable"
+    );
+    h.assert_conserved();
+
+    // A holder whose only coin is past its grace has nothing to refund.
+    assert!(matches!(
+        refund(&h, &erin),
+        RefundUpdate::Rejected(s) if s.reason == RejectReason::NothingToRefund
+    ));
+    assert!(h.core().shards().get(&erins[0].id()).is_some());
+    h.assert_conserved();
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
 }

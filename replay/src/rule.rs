@@ -68,6 +68,9 @@ pub enum Rule {
     ExpiredSpend,
     /// An expired coin was refreshed after its epoch's grace period.
     RefreshAfterGrace,
+    /// A coin was revoked (by a refund) after its epoch's grace period,
+    /// turning a coin nobody could use any more into fresh value.
+    RevokedAfterGrace,
     /// Coins were issued for a purchase without a settled purchase of the
     /// same amount (coins without money).
     CoinsWithoutMoney,
@@ -118,6 +121,7 @@ impl Rule {
             Rule::EpochNotOpen => "epoch_not_open",
             Rule::ExpiredSpend => "expired_spend",
             Rule::RefreshAfterGrace => "refresh_after_grace",
+            Rule::RevokedAfterGrace => "revoked_after_grace",
             Rule::CoinsWithoutMoney => "coins_without_money",
             Rule::PurchaseOutOfOrder => "purchase_out_of_order",
             Rule::EpochOutOfOrder => "epoch_out_of_order",

@@ -615,29 +615,48 @@ fn spend_coins(
         // The coin spent has exactly the body it was issued with.
         let issued = coin;
         let now = expiry_at;
-        if let Some(cause) = cause
-            && issued.is_expired_at(now)
-        {
-            if cause != SpendCause::Refresh {
-                return Err(ctx.violation(
-                    index,
-                    Rule::ExpiredSpend,
-                    format!(
-                        "coin {} expired at {} spent at {}",
-                        coin.id, issued.expiry.0, now.0
-                    ),
-                ));
-            }
-            let grace_end = state.epochs.get(&issued.epoch).map(|e| e.grace_ends_at);
-            if grace_end.is_none_or(|end| now > end) {
-                return Err(ctx.violation(
-                    index,
-                    Rule::RefreshAfterGrace,
-                    format!(
-                        "coin {} refreshed after the grace period of {}",
-                        coin.id, issued.epoch
-                    ),
-                ));
+        if issued.is_expired_at(now) {
+            let past_grace = state
+                .epochs
+                .get(&issued.epoch)
+                .map(|e| e.grace_ends_at)
+                .is_none_or(|end| now > end);
+            match cause {
+                Some(cause) if cause != SpendCause::Refresh => {
+                    return Err(ctx.violation(
+                        index,
+                        Rule::ExpiredSpend,
+                        format!(
+                            "coin {} expired at {} spent at {}",
+                            coin.id, issued.expiry.0, now.0
+                        ),
+                    ));
+                }
+                Some(_) if past_grace => {
+                    return Err(ctx.violation(
+                        index,
+                        Rule::RefreshAfterGrace,
+                        format!(
+                            "coin {} refreshed after the grace period of {}",
+                            coin.id, issued.epoch
+                        ),
+                    ));
+                }
+                // A refund replaces what its holder could still refresh,
+                // nothing more.
+                None if past_grace => {
+                    return Err(ctx
+                        .violation(
+                            index,
+                            Rule::RevokedAfterGrace,
+                            format!(
+                                "coin {} revoked after the grace period of {}",
+                                coin.id, issued.epoch
+                            ),
+                        )
+                        .amounts(minor(coin.value) as i128, 0));
+                }
+                _ => {}
             }
         }
         if let Some(epoch) = state.epochs.get_mut(&issued.epoch) {
@@ -964,6 +983,29 @@ mod tests {
         assert_eq!(
             rule_of(&mut state.clone(), &refresh, Some(GRACE_END.0 + 1)),
             Rule::RefreshAfterGrace
+        );
+    }
+
+    #[test]
+    fn a_refund_revokes_an_expired_coin_only_within_the_grace_period() {
+        let state = with_bought(&[coin(1, 100)]);
+        let refund = [
+            Event::CoinsRevoked {
+                coins: vec![coin(1, 100)],
+            },
+            Event::CoinsIssued {
+                coins: vec![coin(7, 100)],
+                holder: None,
+                cause: IssueCause::Refund,
+            },
+        ];
+        apply_transaction(&mut state.clone(), &refund, ctx(Some(EXPIRY.0 - 1)))
+            .expect("a live coin is refunded");
+        apply_transaction(&mut state.clone(), &refund, ctx(Some(GRACE_END.0)))
+            .expect("an expired coin within its grace is refunded");
+        assert_eq!(
+            rule_of(&mut state.clone(), &refund, Some(GRACE_END.0 + 1)),
+            Rule::RevokedAfterGrace
         );
     }
 

@@ -585,6 +585,15 @@ impl IssuerCore {
         lock(&self.state).epochs.get(&epoch).copied()
     }
 
+    /// Whether `coin` is expired and its epoch's refresh grace is over: no
+    /// flow may turn it into anything any more (payment, refresh, refund).
+    pub(crate) fn past_grace(&self, coin: &ledger::CoinBody, now: Timestamp) -> bool {
+        coin.is_expired_at(now)
+            && self
+                .epoch_info(coin.epoch)
+                .is_none_or(|e| now >= e.grace_ends_at)
+    }
+
     /// Opens a new key epoch if none is open or the current one is older
     /// than the epoch period. The mint persists the key before the log
     /// records the epoch, so no tag is made under a key a crash could lose.

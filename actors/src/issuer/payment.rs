@@ -374,16 +374,8 @@ impl IssuerCore {
         let refresh = opened.kind == ValidationKind::Refresh;
         let expired: Vec<CoinId> = inputs
             .iter()
-            .filter(|c| {
-                if !c.is_expired_at(now) {
-                    return false;
-                }
-                // Refresh takes expired coins until their epoch's grace ends.
-                let in_grace = self
-                    .epoch_info(c.epoch)
-                    .is_some_and(|e| now < e.grace_ends_at);
-                !(refresh && in_grace)
-            })
+            // Refresh takes expired coins until their epoch's grace ends.
+            .filter(|c| c.is_expired_at(now) && (!refresh || self.past_grace(c, now)))
             .map(|c| c.id)
             .collect();
         if !expired.is_empty() {

@@ -79,11 +79,18 @@ impl IssuerCore {
         let result = (|| {
             // One transaction revokes at most what one batch and one answer
             // carry; a holder with more repeats the request (a new R).
+            // A coin past its epoch's refresh grace is worth nothing to its
+            // holder any more (refresh refuses it), so a refund must not
+            // turn it into fresh coins either.
             let unspent: Vec<CoinId> = self
                 .registry
                 .coins_of(&opened.id_ch)?
                 .into_iter()
-                .filter(|c| self.shards.get(c).is_some())
+                .filter(|c| {
+                    self.shards
+                        .get(c)
+                        .is_some_and(|b| !self.past_grace(&b, now))
+                })
                 .take(ledger::constants::COINS_PER_TX_MAX)
                 .collect();
             if unspent.is_empty() {

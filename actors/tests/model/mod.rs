@@ -275,11 +275,12 @@ impl Model {
         self.money_out_minor += amount;
     }
 
-    /// What a refund of `who` revokes: every registered coin it still holds.
+    /// What a refund of `who` revokes: every registered coin it still holds,
+    /// but for those past their refresh grace (worthless to it already).
     pub fn refund_revokes(&self, who: usize) -> BTreeSet<CoinId> {
         self.wallets[who]
             .iter()
-            .filter(|(_, c)| c.registered)
+            .filter(|(_, c)| c.registered && self.now < c.expires_at + GRACE_SECS)
             .map(|(id, _)| *id)
             .collect()
     }

@@ -12,12 +12,13 @@ use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, R
 use protocol::crypto::{PublicKey, SecretKey};
 use protocol::flows::{
     PayeeAwaitingIssuance, PayeeOutcome, PaymentPayee, PaymentPayer, PurchaseAwaitingIssuance,
-    PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request,
+    PurchaseClient, PurchaseUpdate, RefundClient, RegistrationClient, enrollment_request,
 };
 use protocol::wire::payment::{
     Invoice, PDesc, PaymentIssuance1, SendCoins, VOption, ValidationRequest,
 };
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc};
+use protocol::wire::refund::RefundRequest;
 use vc_actors::bank::SimulatedBank;
 use vc_actors::{Clock, IssuerConfig, IssuerCore};
 
@@ -310,6 +311,19 @@ impl Harness {
     /// Conservation, computed from the log alone: every batch balances, the
     /// running equation holds, and the unspent coins the shards hold are
     /// exactly the outstanding e-money the log says.
+    /// `who`'s refund request, and the client that opens the answer.
+    pub fn refund_request(&self, who: &Who) -> (RefundClient, RefundRequest) {
+        RefundClient::start(
+            self.core().suite(),
+            who.sk,
+            &self.pk_i(),
+            self.core().id().clone(),
+            who.id.clone(),
+            self.now(),
+        )
+        .expect("refund request")
+    }
+
     pub fn assert_conserved(&self) {
         let totals = self.core().audit_conservation().expect("log audits");
         totals.check_equation().expect("conservation equation");
