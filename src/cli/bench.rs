@@ -39,6 +39,10 @@ mod stats;
 const PHASE_SECS_DEFAULT: u64 = 20;
 /// Seconds per measured phase with `--quick`.
 const PHASE_SECS_QUICK: u64 = 5;
+/// Seconds of the paced phase with `--quick`: its p99 needs more samples
+/// than 5 s give (~800 at 160 payments/s, so p99 would be the 8th-worst
+/// payment and moved 16-37 ms between idle runs).
+const PACED_SECS_QUICK: u64 = 15;
 /// Client threads per core, unless `--clients` says otherwise: each waits on
 /// the network most of the time, so the issuer needs several per core busy.
 const CLIENTS_PER_CORE_DEFAULT: usize = 8;
@@ -80,7 +84,7 @@ fn parse_rsa_bits(s: &str) -> Result<usize, String> {
 /// ceiling, and durable spends/s of the ledger core.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Short phases (5 s each): the whole run takes under a minute.
+    /// Short phases (5 s each, the paced one 15 s): the whole run takes under a minute.
     #[arg(long)]
     quick: bool,
     /// Seconds per measured phase (default 20, or 5 with --quick).
@@ -131,6 +135,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         PHASE_SECS_DEFAULT
     }));
     anyhow::ensure!(!phase.is_zero(), "--seconds must be positive");
+    let paced_phase = if args.quick && args.seconds.is_none() {
+        Duration::from_secs(PACED_SECS_QUICK)
+    } else {
+        phase
+    };
     let n_clients = args.clients.unwrap_or(n_cores * CLIENTS_PER_CORE_DEFAULT);
     anyhow::ensure!(n_clients > 0, "--clients must be positive");
     let scratch = match &args.dir {
@@ -143,12 +152,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     .context("creating the scratch directory")?;
     println!("{}", stats::machine_line());
     println!(
-        "suite {:?}, RSA {} bits, {} client threads at nice {}, {} s per phase, files in {}",
+        "suite {:?}, RSA {} bits, {} client threads at nice {}, {} s per phase ({} s paced), files in {}",
         args.suite.suite(),
         args.rsa_bits,
         n_clients,
         args.generator_nice,
         phase.as_secs(),
+        paced_phase.as_secs(),
         scratch.path().display()
     );
 
@@ -229,7 +239,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         &issuer,
         &mut clients,
         load::Mix::ONE_IN_ONE_OUT,
-        phase,
+        paced_phase,
         Some(paced_rate),
     )?;
     println!("{paced}");
