@@ -20,6 +20,9 @@ fn setup() -> (Harness, Who, Who) {
     (h, alice, shop)
 }
 
+/// What happens to the index file while the issuer is down.
+type Damage = fn(&std::path::Path);
+
 fn index_path(h: &Harness) -> std::path::PathBuf {
     h.dir.path().join("issuer").join("tx-index.redb")
 }
@@ -117,7 +120,7 @@ fn a_deleted_or_damaged_index_is_rebuilt_at_restart_and_retransmissions_get_thei
         .map(|c| validate_once(&h, &alice, &shop, vec![*c]))
         .collect();
     h.core().checkpoint_tx_index().expect("catch-up");
-    let damages: [(&str, fn(&std::path::Path)); 2] = [
+    let damages: [(&str, Damage); 2] = [
         ("deleted", |p| std::fs::remove_file(p).expect("delete")),
         ("overwritten with garbage", |p| {
             std::fs::write(p, vec![0xa5u8; 64 * 1024]).expect("overwrite")
