@@ -445,7 +445,7 @@ impl IssuerCore {
         // The transaction index first: the idempotency table then holds
         // only the transactions committed after what it has applied.
         let tx_index = Arc::new(open_tx_index(&dir.join("tx-index.redb"), store.as_ref())?);
-        let index_applied = tx_index.applied_seq()?;
+        let index_applied = tx_index.applied_seq().map_err(IndexError::from)?;
         let idempotency = IdempotencyTable::with_index(tx_index.clone());
         let mut state = LogState::default();
         let replay_shards = (!shards_loaded).then_some(&shards);
@@ -882,7 +882,10 @@ impl IssuerCore {
     /// index answers their repeats now, so the issuer's memory of committed
     /// transactions is bounded by what the index has not applied yet.
     pub fn checkpoint_tx_index(&self) -> Result<Seq, IssuerError> {
-        let applied = self.tx_index.catch_up(self.store().as_ref())?;
+        let applied = self
+            .tx_index
+            .catch_up(self.store().as_ref())
+            .map_err(IndexError::from)?;
         let forgotten = self.idempotency.forget_committed_through(applied);
         tracing::debug!(
             forgotten,
@@ -976,21 +979,21 @@ fn load_shards(
 /// file that cannot be opened or read, of another format, or ahead of the
 /// log (another log's) is rebuilt from the log, which is the truth; a
 /// missing one is built from it.
-fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxIndex, IssuerError> {
+fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxIndex, IndexError> {
+    use projections::{ProjectionError, TxIndex, TxIndexModel};
     let rebuild = |why: &dyn std::fmt::Display| {
         tracing::warn!(reason = %why, "transaction index unusable; rebuilding it from the log");
-        projections::TxIndex::rebuild(path, projections::TxIndexModel, store)
+        TxIndex::rebuild(path, TxIndexModel, store)
     };
-    let head = store.head()?.last_seq;
-    let index =
-        match projections::TxIndex::open_or_rebuild(path, || projections::TxIndexModel, store) {
-            Ok(index) if index.applied_seq()? <= head => index,
-            Ok(index) => {
-                drop(index);
-                rebuild(&"it has applied records past the log's head")?
-            }
-            Err(e) => rebuild(&e)?,
-        };
+    let head = store.head().map_err(ProjectionError::from)?.last_seq;
+    let index = match TxIndex::open_or_rebuild(path, || TxIndexModel, store) {
+        Ok(index) if index.applied_seq()? <= head => index,
+        Ok(index) => {
+            drop(index);
+            rebuild(&"it has applied records past the log's head")?
+        }
+        Err(e) => rebuild(&e)?,
+    };
     Ok(index)
 }
 
