@@ -424,6 +424,9 @@ impl Actor for Housekeeper {
                 if let Err(e) = core.checkpoint_coin_status() {
                     tracing::warn!(error = %e, "coin-status checkpoint failed");
                 }
+                if let Err(e) = core.checkpoint_tx_index() {
+                    tracing::warn!(error = %e, "transaction-index checkpoint failed");
+                }
                 if let Err(e) = core.append_checkpoint_if_due() {
                     tracing::error!(error = %e, "signing a log checkpoint failed");
                 }

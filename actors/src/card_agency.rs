@@ -147,7 +147,12 @@ fn hold_open_loads(core: &IssuerCore, db: &Db) -> Result<usize, CardAgencyError>
             continue;
         }
         let tx = card_load_tx(g.req.lus, &g.req.l1.card, g.req.l1.nt);
-        if core.idempotency.committed(&tx).is_some() {
+        if core
+            .idempotency
+            .committed(&tx)
+            .map_err(IssuerError::from)?
+            .is_some()
+        {
             // Spent by the logged load; the retry records the outcome.
             continue;
         }
@@ -252,7 +257,7 @@ impl<'a> CardAgency<'a> {
         inputs: &[CoinBody],
         build: impl FnOnce() -> Result<(Vec<Event>, Vec<CoinBody>), AgencyError>,
     ) -> Result<CommitRef, AgencyError> {
-        match self.core.idempotency.begin(tx) {
+        match self.core.idempotency.begin(tx).map_err(refused)? {
             Begin::Committed(at) => return Ok(at),
             Begin::InFlight => return Err(refused("the same card transaction is in flight")),
             Begin::Started => {}
@@ -315,6 +320,7 @@ impl<'a> CardAgency<'a> {
             .core
             .idempotency
             .committed(&tx)
+            .map_err(soft)?
             .ok_or(SoftCashError::UnloadNotCommitted)?;
         let events = self.core.read_batch(at).map_err(soft)?;
         let bodies = events
@@ -392,7 +398,13 @@ impl Agency for CardAgency<'_> {
             return Err(AgencyError::Conflict);
         }
         let tx = card_load_tx(rec.lus, &rec.card, rec.nt);
-        if self.core.idempotency.committed(&tx).is_none() {
+        if self
+            .core
+            .idempotency
+            .committed(&tx)
+            .map_err(refused)?
+            .is_none()
+        {
             // Held since the redeem; granted again to the same tx. A failed
             // append releases it, so this also re-takes it for a retry.
             let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
@@ -425,7 +437,13 @@ impl Agency for CardAgency<'_> {
             return Ok(());
         };
         let tx = card_load_tx(rec.lus, &rec.card, rec.nt);
-        if self.core.idempotency.committed(&tx).is_some() {
+        if self
+            .core
+            .idempotency
+            .committed(&tx)
+            .map_err(refused)?
+            .is_some()
+        {
             return Err(AgencyError::Conflict);
         }
         // The coins are the holder's again.
@@ -471,6 +489,7 @@ impl Agency for CardAgency<'_> {
             .core
             .idempotency
             .committed(&card_unload_tx(rec.lus, &rec.card, rec.nt))
+            .map_err(refused)?
             .is_some()
         {
             return Err(AgencyError::Conflict);

@@ -415,6 +415,10 @@ fn card_to_soft_stopped_at_any_step_completes_or_is_undone_on_retry() {
             }
             CardToSoft::Undone => assert_eq!(a.balance(), Ok(cents(1_000)), "{fault:?}"),
         }
+        // Once the index has it, the issuer's memory lets go and the
+        // retry is answered from the index: the same coins.
+        w.h.core().checkpoint_tx_index().expect("index catch-up");
+        assert_eq!(w.h.core().n_committed_in_memory(), 0);
         let again = w
             .with(|_, t| t.card_to_soft(id, &mut a, cents(300), now, None))
             .expect("again");
@@ -587,6 +591,10 @@ fn a_load_in_doubt_at_clearing_is_carried_forward_and_cleared_when_resolved() {
     assert_eq!(first_period.carried_forward.len(), 1);
     assert_eq!(first_period.settlement.loads, cents(1_000));
     w.cleared_to_lus += 1_000;
+    // The index catches up while the load is in doubt: nothing of it is
+    // committed, so memory keeps nothing and the restart still holds it.
+    w.h.core().checkpoint_tx_index().expect("index catch-up");
+    assert_eq!(w.h.core().n_committed_in_memory(), 0);
     // Still held for the load, across a restart.
     w.restart();
     assert!(
@@ -600,6 +608,14 @@ fn a_load_in_doubt_at_clearing_is_carried_forward_and_cleared_when_resolved() {
     assert!(matches!(out, SoftToCard::Loaded(_)), "{out:?}");
     assert_eq!(a.balance(), Ok(cents(1_400)));
     w.assert_conserved(&[&a]);
+    // Resolved; once the index has the load, a retry is answered from it.
+    w.h.core().checkpoint_tx_index().expect("index catch-up");
+    assert_eq!(w.h.core().n_committed_in_memory(), 0);
+    let again = w
+        .with(|_, t| t.soft_to_card(id, &mut a, &coins, now, None))
+        .expect("retry after the catch-up");
+    assert!(matches!(again, SoftToCard::Loaded(_)), "{again:?}");
+    assert_eq!(a.balance(), Ok(cents(1_400)), "loaded once");
     let second = w
         .with(|ag, _| clearing::clear(w.lus(), ag))
         .expect("cleared");

@@ -244,6 +244,21 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     assert_eq!(totals.outstanding, 50);
     assert_eq!(core.unspent_value(), 50);
     assert_eq!(core.shards().n_reserved(), 0);
+
+    // Idle, the housekeeper hands every committed transaction over to the
+    // transaction index and the issuer's memory lets go of them.
+    let mut held = core.n_committed_in_memory();
+    for _ in 0..100 {
+        if held == 0 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        held = core.n_committed_in_memory();
+    }
+    assert_eq!(
+        held, 0,
+        "the housekeeper left committed transactions in memory"
+    );
 }
 
 /// The actor path's refusals and failures: a retransmission gets the same

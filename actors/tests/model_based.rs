@@ -1083,10 +1083,19 @@ impl World {
         // What the issuer tells anyone who asks, signed: every coin the model
         // knows is unspent or spent as the model says. On every other check
         // the housekeeper's catch-up runs first, so the shards have forgotten
-        // the spent coins and the coin-status projection answers for them.
+        // the spent coins and the coin-status projection answers for them;
+        // likewise the transaction index then answers every later repeat of
+        // a transaction committed so far.
         if self.model.gone.len() % 2 == 1 {
             core.checkpoint_coin_status().expect("coin-status catch-up");
             prop_assert_eq!(shards.n_gone(), 0, "the shards still hold spent coins");
+            core.checkpoint_tx_index()
+                .expect("transaction-index catch-up");
+            prop_assert_eq!(
+                core.n_committed_in_memory(),
+                0,
+                "committed transactions outlived the index catch-up"
+            );
         }
         let asked: Vec<(CoinId, CoinState)> = model_unspent
             .iter()

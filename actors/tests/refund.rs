@@ -55,6 +55,37 @@ fn refund_revokes_the_holders_unspent_coins_and_replaces_them() {
     h.assert_conserved();
 }
 
+/// A repeat of a refund is answered from its batch in the log however old
+/// it is: after the transaction index caught up (the issuer's memory lets go
+/// of it) and after a restart, the same replacements, nothing revoked twice.
+#[test]
+fn a_refund_repeated_after_the_index_caught_up_and_a_restart_gets_the_same_replacements() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 10_000);
+    h.buy(&alice, spec(&[(2, 100)]));
+    let (client, req) = h.refund_request(&alice);
+    let answer = h.core().refund(&req).expect("answered");
+    let RefundUpdate::Replaced { coins: new, .. } =
+        client.on_answer(alice.sk, &answer).expect("opens")
+    else {
+        panic!("nothing refunded");
+    };
+    h.core().checkpoint_tx_index().expect("index catch-up");
+    assert_eq!(h.core().n_committed_in_memory(), 0);
+    for when in ["after the catch-up", "after a restart"] {
+        let again = h.core().refund(&req).expect("answered again");
+        let RefundUpdate::Replaced { coins: same, .. } =
+            client.on_answer(alice.sk, &again).expect("opens")
+        else {
+            panic!("not replaced {when}");
+        };
+        assert_eq!(same, new, "{when}");
+        assert_eq!(h.core().shards().n_unspent(), 2, "{when}");
+        h.restart();
+    }
+    h.assert_conserved();
+}
+
 #[test]
 fn anonymous_coins_cannot_be_refunded() {
     let h = Harness::new();

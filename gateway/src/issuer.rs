@@ -684,6 +684,12 @@ impl MetricsSource for IssuerMetrics {
             "Unspent coins held by the shards.",
             self.core.shards().n_unspent() as f64,
         );
+        gauge(
+            out,
+            "vc_issuer_idempotency_entries",
+            "Committed transactions held in memory: those the transaction index has not applied yet.",
+            self.core.n_committed_in_memory() as f64,
+        );
         match ledger::EventStore::head(self.core.store().as_ref()) {
             Ok(head) => counter(
                 out,

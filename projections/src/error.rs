@@ -2,7 +2,7 @@
 //! history for a read model (a domain rejection), and the umbrella
 //! [`ProjectionError`] that adds storage, log and unsealing failures.
 
-use ledger::{CoinId, ConservationError, KeyEpoch, MoneyError, PurchaseId, Seq, StoreError};
+use ledger::{CoinId, ConservationError, KeyEpoch, MoneyError, PurchaseId, Seq, StoreError, TxId};
 
 /// The log holds something a projection cannot accept: a coin spent that was
 /// never issued, an erasure that does not match what is erasable, a
@@ -40,6 +40,8 @@ pub enum HistoryError {
     PurchaseAmountMismatch(PurchaseId),
     #[error("aggregate balance would go negative")]
     BalanceOverdrawn,
+    #[error("transaction {0} has a second batch in the log")]
+    TxCommittedTwice(TxId),
     #[error("record {index} of a batch of {len} arrived out of order")]
     BatchOutOfOrder { index: u16, len: u16 },
     #[error(transparent)]

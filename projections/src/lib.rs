@@ -13,6 +13,9 @@
 //!   (pending, settled, rejected), outstanding e-money, card float per
 //!   load/unload server, and the conservation equation checked with
 //!   `ledger::conservation`.
+//! - [`tx_index`]: [`TxIndex`]: transaction id → where its batch lies in
+//!   the log; what the issuer answers repeats of old transactions from, so
+//!   its memory holds only the ones the index has not applied yet.
 //!
 //! Data flow: each is a pure [`Projection`] (`apply(&mut state, &record)`)
 //! inside a [`ProjectionDb`] that catches up from the log at start
@@ -30,6 +33,7 @@ pub mod constants;
 pub mod error;
 pub mod framework;
 pub mod state;
+pub mod tx_index;
 pub mod user_index;
 
 pub use accounts::{Accounts, AccountsModel};
@@ -40,4 +44,5 @@ pub use coin_status::{
 pub use error::{HistoryError, ProjectionError, UnsealError};
 pub use framework::{Projection, ProjectionDb, replay_in_memory};
 pub use state::{MemoryState, StateRead, StateWrite, TableName};
+pub use tx_index::{TxIndex, TxIndexModel, TxPlace};
 pub use user_index::{Disclosure, Unsealer, UserIndex, UserIndexModel};

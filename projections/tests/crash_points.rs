@@ -96,6 +96,14 @@ fn a_projection_stopped_mid_batch_reopens_at_a_record_boundary_and_catches_up() 
                 prefix,
                 writes,
             );
+            crash_mid_batch(
+                dir.path(),
+                "txs",
+                &|| projections::TxIndexModel,
+                &log,
+                prefix,
+                writes,
+            );
         }
     }
 }

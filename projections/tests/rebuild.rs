@@ -1,6 +1,7 @@
 //! Rebuild equals incremental, and crashes between transactions change
 //! nothing: random valid histories (see `util::World`) are applied to each
-//! projection's redb file in random chunks that cut batches in two, with
+//! projection's redb file (coin status, user index, accounts, transaction
+//! index) in random chunks that cut batches in two, with
 //! chunks offered twice and the file closed and reopened between
 //! transactions; the tables must equal a clean rebuild from the log and a
 //! replay in memory.
@@ -12,7 +13,7 @@ use proptest::prelude::*;
 
 use projections::{
     AccountsModel, CoinState, CoinStatus, CoinStatusModel, Projection, ProjectionDb,
-    ProjectionError, UserIndexModel, replay_in_memory,
+    ProjectionError, TxIndex, TxIndexModel, TxPlace, UserIndexModel, replay_in_memory,
 };
 use util::{MemLog, TestUnsealer, World};
 
@@ -94,6 +95,22 @@ fn assert_erasure_kept_every_unspent_coin(coins: &CoinStatus, world: &World) {
     assert_eq!(totals.n_coins, world.unspent.len() as u64);
 }
 
+/// Every batch of the log is found at its first record with its length.
+fn assert_every_batch_is_indexed(index: &TxIndex, log: &MemLog) {
+    for stored in log.all() {
+        let r = &stored.record;
+        if r.batch_index == 0 {
+            assert_eq!(
+                index.committed(&r.tx).expect("lookup"),
+                Some(TxPlace {
+                    first_seq: r.seq,
+                    n_records: r.batch_len
+                })
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
 
@@ -112,6 +129,8 @@ proptest! {
         let coins = check(dir.path(), "coins", &|| CoinStatusModel, &log, &chunks);
         assert_erasure_kept_every_unspent_coin(&coins, &world);
         check(dir.path(), "users", &|| UserIndexModel::new(TestUnsealer), &log, &chunks);
+        let txs = check(dir.path(), "txs", &|| TxIndexModel, &log, &chunks);
+        assert_every_batch_is_indexed(&txs, &log);
         let accounts = check(dir.path(), "accounts", &|| AccountsModel, &log, &chunks);
         let report = accounts.conservation().expect("report");
         prop_assert!(report.check().is_ok(), "{report:?}");

@@ -28,7 +28,7 @@ use protocol::flows::FlowError;
 use protocol::mint::{Mint, MintError};
 
 use crate::bank::{Bank, BankError};
-use crate::idempotency::{CommitRef, IdempotencyTable};
+use crate::idempotency::{CommitRef, IdempotencyTable, IndexError};
 use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
@@ -216,6 +216,9 @@ pub enum IssuerError {
     Io(#[from] std::io::Error),
     #[error("coin-status checkpoint: {0}")]
     Projection(#[from] projections::ProjectionError),
+    /// The transaction index could not say whether a transaction committed.
+    #[error("idempotency: {0}")]
+    Index(#[from] IndexError),
     #[error("money: {0}")]
     Money(#[from] ledger::MoneyError),
     #[error("the issuer's actors have stopped")]
@@ -347,6 +350,10 @@ pub struct IssuerCore {
     /// log by the housekeeper (a checkpoint, never on the commit path).
     coin_status: projections::CoinStatus,
     shards_from_checkpoint: bool,
+    /// Where committed transactions are looked up once the idempotency
+    /// table has forgotten them; caught up by the housekeeper
+    /// ([`IssuerCore::checkpoint_tx_index`]).
+    tx_index: Arc<projections::TxIndex>,
     pub(crate) sessions: SessionStore,
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
@@ -435,10 +442,19 @@ impl IssuerCore {
                 (ShardSet::new(config.n_shards), false)
             }
         };
-        let idempotency = IdempotencyTable::new();
+        // The transaction index first: the idempotency table then holds
+        // only the transactions committed after what it has applied.
+        let tx_index = Arc::new(open_tx_index(&dir.join("tx-index.redb"), store.as_ref())?);
+        let index_applied = tx_index.applied_seq().map_err(IndexError::from)?;
+        let idempotency = IdempotencyTable::with_index(tx_index.clone());
         let mut state = LogState::default();
         let replay_shards = (!shards_loaded).then_some(&shards);
-        boot_from_log(store.as_ref(), replay_shards, &idempotency, &mut state)?;
+        boot_from_log(
+            store.as_ref(),
+            replay_shards,
+            (&idempotency, index_applied),
+            &mut state,
+        )?;
         let timings = Arc::new(StageTimings::default());
         let log = GroupCommit::start(
             Arc::new(CountedLog::new(store, timings.clone())),
@@ -455,6 +471,7 @@ impl IssuerCore {
             registry: Registry::open(dir.join("registry.redb"))?,
             coin_status,
             shards_from_checkpoint: shards_loaded,
+            tx_index,
             sessions: SessionStore::open_timed(
                 dir.join("sessions.redb"),
                 true,
@@ -775,7 +792,7 @@ impl IssuerCore {
     /// those whose transaction never reached the log.
     fn finish_pending_credits(&self) -> Result<(), IssuerError> {
         for (tx, credit) in self.registry.pending_credits()? {
-            if self.idempotency.committed(&tx).is_some() {
+            if self.idempotency.committed(&tx)?.is_some() {
                 self.bank.credit(tx, &credit.account, credit.amount)?;
                 tracing::info!(%tx, "finished a redemption credit after a restart");
             }
@@ -858,6 +875,32 @@ impl IssuerCore {
         }
     }
 
+    /// Brings the transaction index up to the log's head (run by the
+    /// housekeeper beside [`IssuerCore::checkpoint_coin_status`]); returns
+    /// the last record it has applied. The idempotency table then forgets
+    /// the committed transactions whose batch starts at or before it: the
+    /// index answers their repeats now, so the issuer's memory of committed
+    /// transactions is bounded by what the index has not applied yet.
+    pub fn checkpoint_tx_index(&self) -> Result<Seq, IssuerError> {
+        let applied = self
+            .tx_index
+            .catch_up(self.store().as_ref())
+            .map_err(IndexError::from)?;
+        let forgotten = self.idempotency.forget_committed_through(applied);
+        tracing::debug!(
+            forgotten,
+            applied = applied.0,
+            "committed transactions left to the transaction index"
+        );
+        Ok(applied)
+    }
+
+    /// Committed transactions the idempotency table holds in memory (the
+    /// ones the transaction index has not applied yet), for tests and metrics.
+    pub fn n_committed_in_memory(&self) -> usize {
+        self.idempotency.n_committed_in_memory()
+    }
+
     /// The unspent coins as a replay of the whole log says they are (for
     /// checks of the checkpoint boot; the serving shards are not touched).
     pub fn unspent_ids_from_log(&self) -> Result<std::collections::BTreeSet<CoinId>, IssuerError> {
@@ -932,15 +975,43 @@ fn load_shards(
     Ok(shards)
 }
 
+/// Opens the transaction index in `path` and catches it up with the log. A
+/// file that cannot be opened or read, of another format, or ahead of the
+/// log (another log's) is rebuilt from the log, which is the truth; a
+/// missing one is built from it.
+fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxIndex, IndexError> {
+    use projections::{ProjectionError, TxIndex, TxIndexModel};
+    let rebuild = |why: &dyn std::fmt::Display| {
+        tracing::warn!(reason = %why, "transaction index unusable; rebuilding it from the log");
+        TxIndex::rebuild(path, TxIndexModel, store)
+    };
+    let head = store.head().map_err(ProjectionError::from)?.last_seq;
+    let index = match TxIndex::open_or_rebuild(path, || TxIndexModel, store) {
+        Ok(index) if index.applied_seq()? <= head => index,
+        Ok(index) => {
+            drop(index);
+            rebuild(&"it has applied records past the log's head")?
+        }
+        Err(e) => rebuild(&e)?,
+    };
+    Ok(index)
+}
+
+/// Replays the log into the boot state. The idempotency table takes only
+/// the records past `index_applied` (the transaction index answers for the
+/// rest); the shards (when not loaded from their checkpoint) and the
+/// `LogState` take every record.
 fn boot_from_log(
     store: &dyn EventStore,
     shards: Option<&ShardSet>,
-    idempotency: &IdempotencyTable,
+    (idempotency, index_applied): (&IdempotencyTable, Seq),
     state: &mut LogState,
 ) -> Result<(), IssuerError> {
     for_each_batch(store, |records, events| {
         for record in records {
-            idempotency.apply_record(record);
+            if record.seq > index_applied {
+                idempotency.apply_record(record);
+            }
             if let Some(shards) = shards {
                 shards.apply_logged(&record.event);
             }

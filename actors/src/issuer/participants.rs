@@ -30,7 +30,7 @@ impl IssuerCore {
                     public_key: msg.public_key.to_ledger(),
                     cert_expiry: expiry,
                 };
-                if self.idempotency.committed(&tx).is_none() {
+                if self.idempotency.committed(&tx)?.is_none() {
                     self.commit_batch(tx, &[], vec![event], Vec::new())?;
                 }
                 self.registry.put(
@@ -91,7 +91,7 @@ impl IssuerCore {
             bank_account: self.sealer.seal_account(&body.bank_account),
             signature: body.signature.to_ledger(),
         };
-        if self.idempotency.committed(&tx).is_none() {
+        if self.idempotency.committed(&tx)?.is_none() {
             self.commit_batch(tx, &[], vec![event], Vec::new())?;
         }
         participant.enrollments.push(Enrollment {
@@ -126,7 +126,7 @@ impl IssuerCore {
             "vc/tx/enroll-approve",
             &[id.as_str().as_bytes(), role.to_string().as_bytes()],
         );
-        let balance = match self.idempotency.committed(&tx) {
+        let balance = match self.idempotency.committed(&tx)? {
             // Logged before a crash kept it from the registry: keep the
             // balance the log already names.
             Some(at) => self

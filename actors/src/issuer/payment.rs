@@ -203,9 +203,8 @@ impl IssuerCore {
 
     /// Releases the claim on a transaction that will not commit now.
     pub(crate) fn validation_abandon(&self, tx: TxId) {
-        if self.idempotency.committed(&tx).is_none() {
-            self.idempotency.abandon(tx);
-        }
+        // Releases the claim unless it committed (see `abandon`).
+        self.idempotency.abandon(tx);
     }
 
     /// Step 1 (crypto worker): opens both envelopes, the replay check, the
@@ -239,7 +238,7 @@ impl IssuerCore {
         let tx = opened.tx_id();
         // The replay check comes first: a retry of a committed payment is
         // answered with its outcome, whatever the coins' state is now.
-        match self.idempotency.begin(tx) {
+        match self.idempotency.begin(tx)? {
             Begin::Committed(at) => {
                 // A repeat: rare, so its session write may hold the worker.
                 let answer =
@@ -640,7 +639,7 @@ impl IssuerCore {
             "vc/tx/redeem-aggregate",
             &[merchant.as_str().as_bytes(), &request],
         );
-        match self.idempotency.begin(tx) {
+        match self.idempotency.begin(tx)? {
             Begin::Committed(_) => {
                 self.bank.credit(tx, &enrollment.bank_account, amount)?;
                 return Ok(());
@@ -682,9 +681,8 @@ impl IssuerCore {
             self.registry.remove_pending_credit(tx)?;
             Ok(())
         })();
-        if self.idempotency.committed(&tx).is_none() {
-            self.idempotency.abandon(tx);
-        }
+        // Releases the claim unless it committed (see `abandon`).
+        self.idempotency.abandon(tx);
         result
     }
 }

@@ -89,7 +89,7 @@ impl IssuerCore {
         let order = open_wrequest3(&mut session, &participant.public_key, msg)?;
         let purchase = order.purchase;
         let tx = purchase_tx("vc/tx/purchase", purchase);
-        match self.idempotency.begin(tx) {
+        match self.idempotency.begin(tx)? {
             Begin::Started => {}
             Begin::InFlight => return Err(IssuerError::InFlight),
             Begin::Committed(_) => {
@@ -265,7 +265,7 @@ impl IssuerCore {
         } else {
             issued.iter().map(|c| c.id).collect()
         };
-        match self.idempotency.begin(tx) {
+        match self.idempotency.begin(tx)? {
             Begin::Started => {
                 if let Err(e) = self.commit_batch(tx, &[], events, issued) {
                     self.idempotency.abandon(tx);
@@ -325,7 +325,7 @@ impl IssuerCore {
             return Err(IssuerError::UnknownPurchase);
         }
         let tx = purchase_tx("vc/tx/purchase-ack", msg.purchase);
-        if self.idempotency.committed(&tx).is_none() {
+        if self.idempotency.committed(&tx)?.is_none() {
             self.commit_batch(
                 tx,
                 &[],

@@ -61,7 +61,7 @@ impl IssuerCore {
                 coins,
             )?)
         };
-        match self.idempotency.begin(tx) {
+        match self.idempotency.begin(tx)? {
             Begin::Committed(at) => {
                 let (mut revoked, mut issued) = (Vec::new(), Vec::new());
                 for event in self.read_batch(at)? {
@@ -134,9 +134,8 @@ impl IssuerCore {
                 .remove_coins(&opened.id_ch, revoked.iter().map(|c| &c.id))?;
             answer(revoked.iter().map(|c| c.id).collect(), replacements)
         })();
-        if self.idempotency.committed(&tx).is_none() {
-            self.idempotency.abandon(tx);
-        }
+        // Releases the claim unless it committed (see `abandon`).
+        self.idempotency.abandon(tx);
         result
     }
 }
