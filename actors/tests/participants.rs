@@ -49,6 +49,51 @@ fn registration_certifies_the_key_and_refuses_a_taken_identity() {
     h.assert_conserved();
 }
 
+/// Retransmissions of one registration that arrive together are logged
+/// once: the others are told it is in flight and, retried, get their
+/// certificate without a second `Registered` (which would otherwise stop
+/// the transaction index, and the issuer's next start, at the duplicate).
+#[test]
+fn concurrent_copies_of_one_registration_are_logged_once() {
+    let mut h = Harness::new();
+    let carol = Who::new("carol", 3);
+    let (_client, req) = RegistrationClient::start(carol.id.clone(), carol.sk);
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    match h.core().register(&req) {
+                        Ok(cert) => break assert_eq!(cert.id, carol.id),
+                        Err(IssuerError::InFlight) => {
+                            in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::yield_now();
+                        }
+                        Err(e) => panic!("registration failed: {e}"),
+                    }
+                }
+            });
+        }
+    });
+    let records =
+        ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100).expect("read");
+    let n_registered = records
+        .iter()
+        .filter(|r| matches!(r.record.event, Event::Registered { .. }))
+        .count();
+    assert_eq!(
+        n_registered,
+        1,
+        "({} answers were 'in flight')",
+        in_flight.into_inner()
+    );
+    h.core()
+        .checkpoint_tx_index()
+        .expect("the index takes the log");
+    h.restart();
+    assert!(h.core().participant(&carol.id).expect("registry").is_some());
+}
+
 #[test]
 fn enrollment_stays_pending_until_an_operator_approves_it() {
     let h = Harness::new();

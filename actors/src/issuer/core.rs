@@ -28,7 +28,7 @@ use protocol::flows::FlowError;
 use protocol::mint::{Mint, MintError};
 
 use crate::bank::{Bank, BankError};
-use crate::idempotency::{CommitRef, IdempotencyTable, IndexError};
+use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
 use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
@@ -688,6 +688,28 @@ impl IssuerCore {
     /// shards (or be empty). Asserts the batch balances, appends it durably,
     /// then commits the shards (inputs leave, `issued` enter) and records
     /// `tx` as committed. On any failure the reservations are released.
+    /// Commits the events `make_events` gives as transaction `tx`, unless
+    /// `tx` already committed: then returns where it lies in the log (and
+    /// `make_events` is not called). The transaction is claimed first, so
+    /// two concurrent requests for it never log it twice; the second is
+    /// told it is in flight (its client retries).
+    pub(crate) fn commit_once(
+        &self,
+        tx: TxId,
+        make_events: impl FnOnce() -> Vec<Event>,
+    ) -> Result<Option<CommitRef>, IssuerError> {
+        match self.idempotency.begin(tx)? {
+            Begin::Committed(at) => Ok(Some(at)),
+            Begin::InFlight => Err(IssuerError::InFlight),
+            Begin::Started => {
+                let result = self.commit_batch(tx, &[], make_events(), Vec::new());
+                // Releases the claim if it did not commit; a committed entry stays.
+                self.idempotency.abandon(tx);
+                result.map(|_| None)
+            }
+        }
+    }
+
     pub(crate) fn commit_batch(
         &self,
         tx: TxId,

@@ -25,14 +25,13 @@ impl IssuerCore {
                     "vc/tx/register",
                     &[msg.id.as_str().as_bytes(), &msg.public_key.fingerprint()],
                 );
-                let event = Event::Registered {
-                    participant: self.sealer.seal_identity(&msg.id),
-                    public_key: msg.public_key.to_ledger(),
-                    cert_expiry: expiry,
-                };
-                if self.idempotency.committed(&tx)?.is_none() {
-                    self.commit_batch(tx, &[], vec![event], Vec::new())?;
-                }
+                self.commit_once(tx, || {
+                    vec![Event::Registered {
+                        participant: self.sealer.seal_identity(&msg.id),
+                        public_key: msg.public_key.to_ledger(),
+                        cert_expiry: expiry,
+                    }]
+                })?;
                 self.registry.put(
                     &msg.id,
                     &Participant {
@@ -85,15 +84,14 @@ impl IssuerCore {
                 body.role.to_string().as_bytes(),
             ],
         );
-        let event = Event::EnrollmentRequested {
-            participant: self.sealer.seal_identity(&body.id),
-            role: body.role,
-            bank_account: self.sealer.seal_account(&body.bank_account),
-            signature: body.signature.to_ledger(),
-        };
-        if self.idempotency.committed(&tx)?.is_none() {
-            self.commit_batch(tx, &[], vec![event], Vec::new())?;
-        }
+        self.commit_once(tx, || {
+            vec![Event::EnrollmentRequested {
+                participant: self.sealer.seal_identity(&body.id),
+                role: body.role,
+                bank_account: self.sealer.seal_account(&body.bank_account),
+                signature: body.signature.to_ledger(),
+            }]
+        })?;
         participant.enrollments.push(Enrollment {
             role: body.role,
             bank_account: body.bank_account,
@@ -126,7 +124,16 @@ impl IssuerCore {
             "vc/tx/enroll-approve",
             &[id.as_str().as_bytes(), role.to_string().as_bytes()],
         );
-        let balance = match self.idempotency.committed(&tx)? {
+        let mut fresh_balance = None;
+        let balance = match self.commit_once(tx, || {
+            let balance = (role == Role::Merchant).then(BalanceId::random);
+            fresh_balance = balance;
+            vec![Event::Enrolled {
+                participant: self.sealer.seal_identity(id),
+                role,
+                balance,
+            }]
+        })? {
             // Logged before a crash kept it from the registry: keep the
             // balance the log already names.
             Some(at) => self
@@ -137,16 +144,7 @@ impl IssuerCore {
                     _ => None,
                 })
                 .flatten(),
-            None => {
-                let balance = (role == Role::Merchant).then(BalanceId::random);
-                let event = Event::Enrolled {
-                    participant: self.sealer.seal_identity(id),
-                    role,
-                    balance,
-                };
-                self.commit_batch(tx, &[], vec![event], Vec::new())?;
-                balance
-            }
+            None => fresh_balance,
         };
         enrollment.approved = true;
         enrollment.balance = balance;

@@ -325,16 +325,11 @@ impl IssuerCore {
             return Err(IssuerError::UnknownPurchase);
         }
         let tx = purchase_tx("vc/tx/purchase-ack", msg.purchase);
-        if self.idempotency.committed(&tx)?.is_none() {
-            self.commit_batch(
-                tx,
-                &[],
-                vec![Event::PurchaseAcknowledged {
-                    purchase: msg.purchase,
-                }],
-                Vec::new(),
-            )?;
-        }
+        self.commit_once(tx, || {
+            vec![Event::PurchaseAcknowledged {
+                purchase: msg.purchase,
+            }]
+        })?;
         self.sessions.remove(session_id(msg.purchase))?;
         Ok(())
     }
