@@ -9,6 +9,15 @@ use protocol::wire::enrollment::EnrollmentStatus;
 use util::{Harness, Who, spec};
 use vc_actors::IssuerError;
 
+/// `Registered` events in the issuer's log (its first 100 records).
+fn n_registered(h: &Harness) -> usize {
+    ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100)
+        .expect("read")
+        .iter()
+        .filter(|r| matches!(r.record.event, Event::Registered { .. }))
+        .count()
+}
+
 #[test]
 fn registration_certifies_the_key_and_refuses_a_taken_identity() {
     let h = Harness::new();
@@ -39,12 +48,7 @@ fn registration_certifies_the_key_and_refuses_a_taken_identity() {
     let (_client, mut req) = RegistrationClient::start(Who::new("bob", 2).id, util::key(2));
     req.public_key = util::key(3).public();
     assert!(matches!(h.core().register(&req), Err(IssuerError::Flow(_))));
-    let records =
-        ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100).expect("read");
-    let n_registered = records
-        .iter()
-        .filter(|r| matches!(r.record.event, Event::Registered { .. }))
-        .count();
+    let n_registered = n_registered(&h);
     assert_eq!(n_registered, 2);
     h.assert_conserved();
 }
@@ -75,12 +79,7 @@ fn concurrent_copies_of_one_registration_are_logged_once() {
             });
         }
     });
-    let records =
-        ledger::EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100).expect("read");
-    let n_registered = records
-        .iter()
-        .filter(|r| matches!(r.record.event, Event::Registered { .. }))
-        .count();
+    let n_registered = n_registered(&h);
     assert_eq!(
         n_registered,
         1,
