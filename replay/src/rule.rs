@@ -68,9 +68,6 @@ pub enum Rule {
     ExpiredSpend,
     /// An expired coin was refreshed after its epoch's grace period.
     RefreshAfterGrace,
-    /// A transaction id committed in a second batch: the issuer ran one
-    /// request twice (its idempotency failed), whatever the batches hold.
-    TransactionTwice,
     /// A coin was revoked (by a refund) after its epoch's grace period,
     /// turning a coin nobody could use any more into fresh value.
     RevokedAfterGrace,
@@ -125,7 +122,6 @@ impl Rule {
             Rule::ExpiredSpend => "expired_spend",
             Rule::RefreshAfterGrace => "refresh_after_grace",
             Rule::RevokedAfterGrace => "revoked_after_grace",
-            Rule::TransactionTwice => "transaction_twice",
             Rule::CoinsWithoutMoney => "coins_without_money",
             Rule::PurchaseOutOfOrder => "purchase_out_of_order",
             Rule::EpochOutOfOrder => "epoch_out_of_order",

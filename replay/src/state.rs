@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // misses on million-entry tables, not hashing.
 use foldhash::{HashMap, HashSet};
 
-use ledger::{Amount, BalanceId, CardId, KeyEpoch, LusId, PurchaseId, Timestamp, Totals, TxId};
+use ledger::{Amount, BalanceId, CardId, KeyEpoch, LusId, PurchaseId, Timestamp, Totals};
 
 use crate::coins::CoinTable;
 use serde::{Deserialize, Serialize};
@@ -77,8 +77,6 @@ pub struct LedgerState {
     /// revoked): what tells a double spend from a coin never issued, and
     /// what an erasure must match.
     pub coins: CoinTable,
-    /// Every transaction id committed so far: a transaction commits once.
-    pub transactions: HashSet<TxId>,
     pub epochs: BTreeMap<KeyEpoch, EpochState>,
     pub purchases: HashMap<PurchaseId, PurchaseState>,
     /// Aggregate balances in minor units.

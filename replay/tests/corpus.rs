@@ -167,35 +167,6 @@ fn a_coin_spent_twice_is_a_double_spend() {
     );
 }
 
-/// An issuer whose idempotency failed ran one request twice: a second
-/// batch under the same transaction id, harmless in itself (a
-/// registration), in a log whose chain and checkpoints are all its own.
-#[test]
-fn a_transaction_committed_twice_is_caught_even_when_harmless() {
-    let mut g = genuine(4);
-    let registration = || {
-        vec![Event::Registered {
-            participant: ledger::SealedIdentity::from_sealed_bytes(vec![1]).expect("short"),
-            public_key: ledger::PublicKeyDer(vec![1]),
-            cert_expiry: ledger::Timestamp(0),
-        }]
-    };
-    let first = g.sim.push(registration());
-    let tx = g.sim.batches[first].tx;
-    let again = g.sim.push(registration());
-    g.sim.batches[again].tx = tx;
-    let records = write(&g.sim.batches);
-    let second_at = records
-        .iter()
-        .rposition(|r| r.tx == tx)
-        .expect("the second batch");
-    let report = audit(&VecLog(records.clone()), true);
-    let v = violation(&report);
-    assert_eq!(v.rule, Rule::TransactionTwice);
-    assert_eq!(v.tx, Some(tx));
-    assert_eq!(v.seq, records[second_at].seq);
-}
-
 /// Changes the card unload of the genuine log from 3.00 to 7.00 (and its
 /// coin with it, so everything balances), recomputes the chain, and, when
 /// `rewrite_checkpoints`, also the hashes the later checkpoints vouch for:
