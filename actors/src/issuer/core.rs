@@ -684,10 +684,6 @@ impl IssuerCore {
         Ok(out)
     }
 
-    /// The commit path. `inputs` must already be reserved for `tx` in the
-    /// shards (or be empty). Asserts the batch balances, appends it durably,
-    /// then commits the shards (inputs leave, `issued` enter) and records
-    /// `tx` as committed. On any failure the reservations are released.
     /// Commits the events `make_events` gives as transaction `tx`, unless
     /// `tx` already committed: then returns where it lies in the log (and
     /// `make_events` is not called). The transaction is claimed first, so
@@ -710,6 +706,10 @@ impl IssuerCore {
         }
     }
 
+    /// The commit path. `inputs` must already be reserved for `tx` in the
+    /// shards (or be empty). Asserts the batch balances, appends it durably,
+    /// then commits the shards (inputs leave, `issued` enter) and records
+    /// `tx` as committed. On any failure the reservations are released.
     pub(crate) fn commit_batch(
         &self,
         tx: TxId,

@@ -374,7 +374,13 @@ impl IssuerCore {
         let expired: Vec<CoinId> = inputs
             .iter()
             // Refresh takes expired coins until their epoch's grace ends.
-            .filter(|c| c.is_expired_at(now) && (!refresh || self.past_grace(c, now)))
+            .filter(|c| {
+                if refresh {
+                    self.past_grace(c, now)
+                } else {
+                    c.is_expired_at(now)
+                }
+            })
             .map(|c| c.id)
             .collect();
         if !expired.is_empty() {
