@@ -42,6 +42,11 @@ pub enum EventDecodeError {
     Malformed(String),
     #[error("event violates a limit: {0}")]
     Invalid(&'static str),
+    /// The bytes decode, but are not the one encoding of their content
+    /// (an overlong varint, say): the same content would have many byte
+    /// forms, and so many hashes.
+    #[error("event bytes are not the canonical encoding of their content")]
+    NonCanonical,
 }
 
 /// A DER-encoded public key (SPKI), as registered.
@@ -137,7 +142,62 @@ impl Checkpoint {
     pub fn verify_with(&self, verify: impl FnOnce(&[u8], &[u8]) -> bool) -> bool {
         verify(&Self::signed_bytes(self.seq, &self.hash), &self.signature.0)
     }
+
+    /// The issuer's latest signed head as it publishes it (a file in its
+    /// directory, a GET route): four lines, `varietycash signed head 1`,
+    /// `seq N`, `hash HEX`, `signature HEX`.
+    pub fn to_published_head(&self) -> String {
+        format!(
+            "{PUBLISHED_HEAD_MAGIC}\nseq {}\nhash {}\nsignature {}\n",
+            self.seq.0,
+            self.hash,
+            hex::encode(&self.signature.0)
+        )
+    }
+
+    /// Reads [`Checkpoint::to_published_head`]'s text, exactly (the
+    /// signature is not checked here: the auditor holds the key).
+    pub fn parse_published_head(text: &str) -> Result<Checkpoint, PublishedHeadError> {
+        let bad = |what: &'static str| PublishedHeadError(what);
+        let mut lines = text.lines();
+        if lines.next() != Some(PUBLISHED_HEAD_MAGIC) {
+            return Err(bad("expected it to start with `varietycash signed head 1`"));
+        }
+        let mut field = |name: &str| {
+            lines
+                .next()
+                .and_then(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix(' '))
+        };
+        let seq = field("seq")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or(bad("expected `seq N`"))?;
+        let hash = field("hash")
+            .and_then(|v| hex::decode(v).ok())
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or(bad("expected `hash` and 64 hex digits"))?;
+        let signature = field("signature")
+            .and_then(|v| hex::decode(v).ok())
+            .filter(|v| !v.is_empty() && v.len() <= SIGNATURE_BYTES_MAX)
+            .ok_or(bad("expected `signature` and its hex digits"))?;
+        if lines.next().is_some() {
+            return Err(bad("expected nothing after the signature"));
+        }
+        Ok(Checkpoint {
+            seq: Seq(seq),
+            hash: Hash32(hash),
+            signature: SignatureBytes(signature),
+        })
+    }
 }
+
+/// First line of a published signed head.
+pub const PUBLISHED_HEAD_MAGIC: &str = "varietycash signed head 1";
+
+/// Why a published signed head could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a published signed head: {0}")]
+pub struct PublishedHeadError(pub &'static str);
 
 /// Every fact of the issuer's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,6 +421,96 @@ impl Event {
             )));
         }
         event.validate()?;
+        if !encodes_exactly_to(&event, body) {
+            return Err(EventDecodeError::NonCanonical);
+        }
         Ok(event)
+    }
+}
+
+/// Whether postcard's encoding of `event` is exactly `expected`: the
+/// encoder runs into a flavor that compares each byte as it is produced,
+/// so the check allocates nothing and stops at the first difference.
+fn encodes_exactly_to(event: &Event, expected: &[u8]) -> bool {
+    postcard::serialize_with_flavor(
+        event,
+        CompareFlavor {
+            expected,
+            position: 0,
+        },
+    )
+    .unwrap_or(false)
+}
+
+/// A postcard output that only compares with `expected` (see
+/// [`encodes_exactly_to`]); a difference ends the encoding with an error.
+struct CompareFlavor<'a> {
+    expected: &'a [u8],
+    position: usize,
+}
+
+impl postcard::ser_flavors::Flavor for CompareFlavor<'_> {
+    type Output = bool;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        let end = self.position.saturating_add(bytes.len());
+        if self.expected.get(self.position..end) != Some(bytes) {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.position = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.position == self.expected.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_varint_is_refused_as_non_canonical() {
+        let event = Event::EpochClosed { epoch: KeyEpoch(1) };
+        let canonical = event.encode();
+        assert_eq!(Event::decode(&canonical), Ok(event));
+        // The epoch number 1 is the last byte; `81 00` is also 1 to a
+        // varint decoder, one byte longer.
+        let mut overlong = canonical.clone();
+        assert_eq!(overlong.pop(), Some(1));
+        overlong.extend_from_slice(&[0x81, 0x00]);
+        assert_eq!(
+            Event::decode(&overlong),
+            Err(EventDecodeError::NonCanonical)
+        );
+    }
+
+    #[test]
+    fn a_published_head_reads_back_exactly() {
+        let head = Checkpoint {
+            seq: Seq(41),
+            hash: Hash32([0xab; 32]),
+            signature: SignatureBytes(vec![3; 256]),
+        };
+        let text = head.to_published_head();
+        assert_eq!(Checkpoint::parse_published_head(&text), Ok(head));
+        assert!(Checkpoint::parse_published_head(&text.replace("seq 41", "seq x")).is_err());
+        assert!(Checkpoint::parse_published_head(&format!("{text}extra\n")).is_err());
+        assert!(Checkpoint::parse_published_head("").is_err());
+    }
+
+    #[test]
+    fn every_canonical_encoding_decodes() {
+        let event = Event::Checkpoint(Checkpoint {
+            seq: Seq(300),
+            hash: Hash32([7; 32]),
+            signature: SignatureBytes(vec![1; 256]),
+        });
+        assert_eq!(Event::decode(&event.encode()), Ok(event));
     }
 }

@@ -16,12 +16,21 @@
 //! waits while it is full (backpressure). Acknowledgements run on the writer
 //! thread: they must be short (send on a channel, complete a future).
 //!
+//! Sealing: started with a [`Sealing`], the writer also appends the
+//! issuer's signed checkpoint over its head, itself, between two appends,
+//! so the checkpoint always vouches for the record just before it (an
+//! auditor accepts no other). It seals once `every_records` records were
+//! appended since the last checkpoint, and when asked
+//! ([`GroupCommit::seal_wait`]: a timer, an operator action, shutdown),
+//! never twice in a row.
+//!
 //! The core is plain Rust over [`crate::sync`], generic over the store, so
 //! loom checks it against [`crate::MemoryStore`] (see the loom tests below).
 
 use tracing::error;
 
-use crate::store::{Batch, EventStore, Seq, StoreError, encode_batch};
+use crate::event::Event;
+use crate::store::{Batch, EventStore, Head, Seq, StoreError, encode_batch};
 use crate::sync::mpsc::{Receiver, Sender, channel};
 use crate::sync::{Arc, Condvar, Mutex, lock, thread};
 
@@ -46,6 +55,32 @@ impl Default for GroupCommitConfig {
 /// What a submitter is told once its batch is durable, or why it is not.
 pub type Ack = Box<dyn FnOnce(Result<Seq, StoreError>) + Send + 'static>;
 
+/// What [`GroupCommit::seal_wait`] is told: the seq the new checkpoint
+/// vouches for, `None` when the log needed none (it ends with one, is
+/// empty, or the writer seals nothing).
+pub type SealAck = Box<dyn FnOnce(Result<Option<Seq>, StoreError>) + Send + 'static>;
+
+/// Builds the batch that seals the log at `head` (the issuer's signed
+/// checkpoint of it). Runs on the writer thread, between two appends;
+/// `None` if it cannot (it reports why itself).
+pub type Sealer = Box<dyn FnMut(Head) -> Option<Batch> + Send + 'static>;
+
+/// How the writer seals the log: with what, and how often at least.
+pub struct Sealing {
+    pub sealer: Sealer,
+    /// Seal once this many records were appended since the last seal;
+    /// `0`: only when asked.
+    pub every_records: u64,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealing")
+            .field("every_records", &self.every_records)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A batch [`GroupCommit::try_submit`] could not queue, handed back.
 pub struct QueueFull<F> {
     pub batch: Batch,
@@ -60,6 +95,7 @@ impl<F> std::fmt::Debug for QueueFull<F> {
 
 enum Message {
     Submit { batch: Batch, ack: Ack },
+    Seal { ack: SealAck },
     Stop,
 }
 
@@ -86,6 +122,24 @@ pub struct GroupCommit<S: EventStore + 'static> {
 impl<S: EventStore + 'static> GroupCommit<S> {
     /// Starts the writer thread over `store`.
     pub fn start(store: Arc<S>, config: GroupCommitConfig) -> Result<GroupCommit<S>, StoreError> {
+        GroupCommit::start_inner(store, config, None)
+    }
+
+    /// Starts the writer thread over `store`, sealing the log as `sealing`
+    /// says (see the module docs).
+    pub fn start_sealed(
+        store: Arc<S>,
+        config: GroupCommitConfig,
+        sealing: Sealing,
+    ) -> Result<GroupCommit<S>, StoreError> {
+        GroupCommit::start_inner(store, config, Some(sealing))
+    }
+
+    fn start_inner(
+        store: Arc<S>,
+        config: GroupCommitConfig,
+        sealing: Option<Sealing>,
+    ) -> Result<GroupCommit<S>, StoreError> {
         let config = GroupCommitConfig {
             queue_batches_max: config.queue_batches_max.max(1),
             commit_batches_max: config.commit_batches_max.max(1),
@@ -103,7 +157,7 @@ impl<S: EventStore + 'static> GroupCommit<S> {
             let store = Arc::clone(&store);
             thread::Builder::new()
                 .name("vc-log-writer".to_string())
-                .spawn(move || run_writer(&*store, &shared, &receiver, config))?
+                .spawn(move || run_writer(&*store, &shared, &receiver, config, sealing))?
         };
         Ok(GroupCommit {
             sender,
@@ -180,6 +234,25 @@ impl<S: EventStore + 'static> GroupCommit<S> {
         Ok(())
     }
 
+    /// Asks the writer to seal the log now, after the batches queued before
+    /// this call, and waits: the seq the new checkpoint vouches for.
+    pub fn seal_wait(&self) -> Result<Option<Seq>, StoreError> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let (done, outcome) = channel();
+        let ack: SealAck = Box::new(move |result| {
+            // The waiter below never leaves before receiving.
+            let _ = done.send(result);
+        });
+        if let Err(returned) = self.sender.send(Message::Seal { ack })
+            && let Message::Seal { ack } = returned.0
+        {
+            ack(Err(StoreError::Poisoned));
+        }
+        outcome.recv().unwrap_or(Err(StoreError::Poisoned))
+    }
+
     /// Queues `batch` and waits until it is durable: the seq of its first record.
     pub fn submit_wait(&self, batch: Batch) -> Result<Seq, StoreError> {
         let (done, outcome) = channel();
@@ -217,30 +290,99 @@ impl Drop for PoisonOnUnwind<'_> {
     }
 }
 
+/// The writer's memory of its sealing: the sealer, and where the log
+/// stands since the last checkpoint.
+struct SealState {
+    sealing: Sealing,
+    /// The seq of the log's last record when it was a checkpoint: nothing
+    /// new to seal while the head is still there.
+    sealed_at: Seq,
+    records_since_seal: u64,
+}
+
+impl SealState {
+    fn new<S: EventStore>(store: &S, sealing: Sealing) -> SealState {
+        // A log that ends with a checkpoint (or is empty) needs none yet.
+        let sealed_at = match store.head() {
+            Ok(head) if head.last_seq == Seq(0) => Seq(0),
+            Ok(head) => match store.read(head.last_seq, 1) {
+                Ok(records)
+                    if matches!(
+                        records.first().map(|r| &r.record.event),
+                        Some(Event::Checkpoint(_))
+                    ) =>
+                {
+                    head.last_seq
+                }
+                _ => Seq(u64::MAX),
+            },
+            Err(_) => Seq(u64::MAX),
+        };
+        SealState {
+            sealing,
+            sealed_at,
+            records_since_seal: 0,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.sealing.every_records > 0 && self.records_since_seal >= self.sealing.every_records
+    }
+
+    /// Appends the sealer's checkpoint over the head, unless the head is
+    /// one already. A failed append is the caller's to handle (poison).
+    fn seal<S: EventStore>(&mut self, store: &S) -> Result<Option<Seq>, StoreError> {
+        let head = store.head()?;
+        if head.last_seq == self.sealed_at {
+            self.records_since_seal = 0;
+            return Ok(None);
+        }
+        let Some(batch) = (self.sealing.sealer)(head) else {
+            return Ok(None);
+        };
+        let firsts = store.append(std::slice::from_ref(&batch))?;
+        let Some(&first) = firsts.first() else {
+            return Err(StoreError::Backend(
+                "store acknowledged no checkpoint".to_string(),
+            ));
+        };
+        self.sealed_at = first;
+        self.records_since_seal = 0;
+        Ok(Some(head.last_seq))
+    }
+}
+
 fn run_writer<S: EventStore>(
     store: &S,
     shared: &Shared,
     receiver: &Receiver<Message>,
     config: GroupCommitConfig,
+    sealing: Option<Sealing>,
 ) {
     let _poison_on_unwind = PoisonOnUnwind(shared);
+    let mut seal_state = sealing.map(|sealing| SealState::new(store, sealing));
     let mut stopping = false;
     while !stopping {
         let mut batches = Vec::new();
         let mut acks: Vec<Ack> = Vec::new();
+        let mut seal_acks: Vec<SealAck> = Vec::new();
         match receiver.recv() {
             Ok(Message::Submit { batch, ack }) => {
                 batches.push(batch);
                 acks.push(ack);
             }
+            Ok(Message::Seal { ack }) => seal_acks.push(ack),
             Ok(Message::Stop) | Err(_) => return,
         }
-        while batches.len() < config.commit_batches_max {
+        // A seal request ends the group: the checkpoint follows the batches
+        // queued before it, and none queued after.
+        while batches.len() < config.commit_batches_max && seal_acks.is_empty() {
             match receiver.try_recv() {
                 Ok(Message::Submit { batch, ack }) => {
                     batches.push(batch);
                     acks.push(ack);
                 }
+                Ok(Message::Seal { ack }) => seal_acks.push(ack),
                 Ok(Message::Stop) => {
                     stopping = true;
                     break;
@@ -248,6 +390,14 @@ fn run_writer<S: EventStore>(
                 Err(_) => break,
             }
         }
+        if batches.is_empty() {
+            let outcome = seal_now(store, shared, seal_state.as_mut());
+            for ack in seal_acks {
+                ack(outcome.as_ref().copied().map_err(StoreError::duplicate));
+            }
+            continue;
+        }
+        let n_records: u64 = batches.iter().map(|b| b.events.len() as u64).sum();
         let poisoned = {
             let mut state = lock(&shared.state);
             state.queued_batches -= batches.len();
@@ -256,6 +406,9 @@ fn run_writer<S: EventStore>(
         shared.space.notify_all();
         if poisoned {
             for ack in acks {
+                ack(Err(StoreError::Poisoned));
+            }
+            for ack in seal_acks {
                 ack(Err(StoreError::Poisoned));
             }
             continue;
@@ -274,6 +427,16 @@ fn run_writer<S: EventStore>(
                 for (ack, first) in acks.into_iter().zip(firsts) {
                     ack(Ok(first));
                 }
+                if let Some(state) = seal_state.as_mut() {
+                    state.records_since_seal = state.records_since_seal.saturating_add(n_records);
+                }
+                let due = seal_state.as_ref().is_some_and(SealState::due);
+                if due || !seal_acks.is_empty() {
+                    let outcome = seal_now(store, shared, seal_state.as_mut());
+                    for ack in seal_acks {
+                        ack(outcome.as_ref().copied().map_err(StoreError::duplicate));
+                    }
+                }
             }
             Err(e) => {
                 error!(error = %e, n_batches = acks.len(), "event log append failed; writer poisoned");
@@ -282,9 +445,32 @@ fn run_writer<S: EventStore>(
                 for ack in acks {
                     ack(Err(e.duplicate()));
                 }
+                for ack in seal_acks {
+                    ack(Err(e.duplicate()));
+                }
             }
         }
     }
+}
+
+/// Seals the log now if the writer has a sealer and is not poisoned; a
+/// failed append of the checkpoint poisons it like any other.
+fn seal_now<S: EventStore>(
+    store: &S,
+    shared: &Shared,
+    seal_state: Option<&mut SealState>,
+) -> Result<Option<Seq>, StoreError> {
+    if lock(&shared.state).poisoned {
+        return Err(StoreError::Poisoned);
+    }
+    let Some(state) = seal_state else {
+        return Ok(None);
+    };
+    state.seal(store).inspect_err(|e| {
+        error!(error = %e, "appending a checkpoint failed; writer poisoned");
+        lock(&shared.state).poisoned = true;
+        shared.space.notify_all();
+    })
 }
 
 #[cfg(all(test, not(loom)))]
@@ -313,6 +499,103 @@ mod tests {
         assert!(matches!(err, StoreError::InvalidBatch(_)));
         assert!(!writer.is_poisoned());
         assert_eq!(writer.submit_wait(sample_batch(2, 1)).expect("ack"), Seq(1));
+    }
+
+    /// A sealer that "signs" with an empty signature: the ledger holds no
+    /// key; what matters here is where the checkpoint lands.
+    fn test_sealing(every_records: u64) -> Sealing {
+        Sealing {
+            sealer: Box::new(|head: Head| {
+                Some(Batch {
+                    tx: crate::TxId::derive(
+                        "vc/test/checkpoint",
+                        &[&head.last_seq.0.to_le_bytes()],
+                    ),
+                    at: crate::Timestamp(0),
+                    events: vec![Event::Checkpoint(crate::Checkpoint {
+                        seq: head.last_seq,
+                        hash: head.last_hash,
+                        signature: crate::SignatureBytes(Vec::new()),
+                    })],
+                })
+            }),
+            every_records,
+        }
+    }
+
+    fn checkpoints_of(store: &MemoryStore) -> Vec<(Seq, Seq)> {
+        store
+            .read(Seq(1), usize::MAX)
+            .expect("read")
+            .into_iter()
+            .filter_map(|r| match r.record.event {
+                Event::Checkpoint(c) => Some((r.record.seq, c.seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sealed_writer_checkpoints_every_k_records_just_after_the_record_it_vouches_for() {
+        let store = Arc::new(MemoryStore::new());
+        let writer = GroupCommit::start_sealed(
+            Arc::clone(&store),
+            GroupCommitConfig::default(),
+            test_sealing(3),
+        )
+        .expect("start");
+        for no in 1..=4 {
+            writer.submit_wait(sample_batch(no, 2)).expect("ack");
+        }
+        drop(writer);
+        // 2 + 2 records: seal after the 4th; 2 + 2 more: seal again.
+        assert_eq!(
+            checkpoints_of(&store),
+            vec![(Seq(5), Seq(4)), (Seq(10), Seq(9))]
+        );
+    }
+
+    #[test]
+    fn a_seal_asked_for_follows_the_batches_before_it_and_never_repeats() {
+        let store = Arc::new(MemoryStore::new());
+        let writer = GroupCommit::start_sealed(
+            Arc::clone(&store),
+            GroupCommitConfig::default(),
+            test_sealing(0),
+        )
+        .expect("start");
+        assert_eq!(
+            writer.seal_wait().expect("seal"),
+            None,
+            "an empty log needs none"
+        );
+        writer.submit_wait(sample_batch(1, 3)).expect("ack");
+        assert_eq!(writer.seal_wait().expect("seal"), Some(Seq(3)));
+        assert_eq!(
+            writer.seal_wait().expect("seal"),
+            None,
+            "the head is a checkpoint"
+        );
+        drop(writer);
+        // A writer started on a log ending with a checkpoint seals nothing new.
+        let writer = GroupCommit::start_sealed(
+            Arc::clone(&store),
+            GroupCommitConfig::default(),
+            test_sealing(0),
+        )
+        .expect("start");
+        assert_eq!(writer.seal_wait().expect("seal"), None);
+        drop(writer);
+        assert_eq!(checkpoints_of(&store), vec![(Seq(4), Seq(3))]);
+    }
+
+    #[test]
+    fn an_unsealed_writer_answers_a_seal_with_none() {
+        let store = Arc::new(MemoryStore::new());
+        let writer =
+            GroupCommit::start(Arc::clone(&store), GroupCommitConfig::default()).expect("start");
+        writer.submit_wait(sample_batch(1, 1)).expect("ack");
+        assert_eq!(writer.seal_wait().expect("seal"), None);
     }
 
     #[test]

@@ -47,10 +47,10 @@ pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
-    BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PaymentOption, PublicKeyDer,
-    SignatureBytes, SpendCause,
+    BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PUBLISHED_HEAD_MAGIC,
+    PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause,
 };
-pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull};
+pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};
 pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,

@@ -29,6 +29,7 @@ use std::path::Path;
 use redb::{
     Builder, ConcurrencyMode, Database, Durability, ReadOnlyDatabase, ReadTransaction,
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+    TableHandle,
 };
 use tracing::{debug, error};
 
@@ -207,14 +208,7 @@ impl RedbStore {
             handle: Handle::Reader(db),
             watch: HeadWatch::default(),
         };
-        if let Some(found) = store.record_format()?
-            && found != u64::from(RECORD_FORMAT)
-        {
-            return Err(StoreError::RecordFormat {
-                found,
-                supported: RECORD_FORMAT,
-            });
-        }
+        store.check_layout()?;
         let head = store.head()?;
         store.watch.publish(head.last_seq);
         Ok(store)
@@ -240,17 +234,55 @@ impl RedbStore {
         .map_err(|e| redb_error("begin read", e))
     }
 
-    fn record_format(&self) -> Result<Option<u64>, StoreError> {
+    /// A reader accepts only what a writer leaves: the two tables and
+    /// nothing else, the meta table holding exactly the record format this
+    /// build reads. A missing or damaged table is refused, never read as
+    /// an empty log.
+    fn check_layout(&self) -> Result<(), StoreError> {
+        let not_a_log = |why: String| StoreError::NotALog(why);
         let txn = self.begin_read()?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(redb_error("meta table", e)),
-        };
-        Ok(meta
-            .get(META_RECORD_FORMAT)
-            .map_err(|e| redb_error("meta read", e))?
-            .map(|v| v.value()))
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| not_a_log(format!("its meta table cannot be opened: {e}")))?;
+        let mut entries = Vec::new();
+        for entry in meta
+            .iter()
+            .map_err(|e| not_a_log(format!("its meta table cannot be read: {e}")))?
+        {
+            let (key, value) =
+                entry.map_err(|e| not_a_log(format!("its meta table cannot be read: {e}")))?;
+            entries.push((key.value().to_string(), value.value()));
+        }
+        // Another format first: that is a log, only not one this build reads.
+        if let Some((_, found)) = entries.iter().find(|(k, _)| k == META_RECORD_FORMAT)
+            && *found != u64::from(RECORD_FORMAT)
+        {
+            return Err(StoreError::RecordFormat {
+                found: *found,
+                supported: RECORD_FORMAT,
+            });
+        }
+        if !matches!(entries.as_slice(), [(key, _)] if key == META_RECORD_FORMAT) {
+            return Err(not_a_log(format!(
+                "its meta table must hold only {META_RECORD_FORMAT}, it holds {} entries",
+                entries.len()
+            )));
+        }
+        let mut names: Vec<String> = txn
+            .list_tables()
+            .map_err(|e| not_a_log(format!("its tables cannot be listed: {e}")))?
+            .map(|t| t.name().to_string())
+            .collect();
+        names.sort();
+        let expected = [META.name(), RECORDS.name()];
+        if names != expected {
+            return Err(not_a_log(format!(
+                "expected exactly the tables {expected:?}, found {names:?}"
+            )));
+        }
+        txn.open_table(RECORDS)
+            .map_err(|e| not_a_log(format!("its records table cannot be opened: {e}")))?;
+        Ok(())
     }
 
     /// Number of records, as redb counts them (a cross-check of `head`).

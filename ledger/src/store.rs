@@ -147,6 +147,11 @@ pub enum StoreError {
     /// it only on a writable open, so a read-only open refuses it.
     #[error("log file was not closed cleanly by its writer; only a writable open repairs it")]
     NeedsRepair,
+    /// The file is not exactly what the issuer writes: a table or the
+    /// record format missing, or something else beside them. Refused
+    /// rather than read as a shorter (or empty) log.
+    #[error("log file is not as the issuer writes it: {0}")]
+    NotALog(String),
 }
 
 /// An append-only, hash-chained, durable log of [`Event`]s.
@@ -350,6 +355,7 @@ impl StoreError {
             StoreError::ReadOnly => StoreError::ReadOnly,
             StoreError::Poisoned => StoreError::Poisoned,
             StoreError::NeedsRepair => StoreError::NeedsRepair,
+            StoreError::NotALog(why) => StoreError::NotALog(why.clone()),
             StoreError::RecordFormat { found, supported } => StoreError::RecordFormat {
                 found: *found,
                 supported: *supported,
