@@ -49,7 +49,9 @@ use protocol::wire::registration::{Certificate, RegisterRequest};
 
 use crate::bank::Bank;
 use crate::issuer::payment::{Opened, Staged};
-use crate::issuer::{EpochInfo, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
+use crate::issuer::{
+    EpochInfo, IssuerConfig, IssuerCore, IssuerError, LOG_CHECKPOINT_EVERY_MS, PurchaseStatus,
+};
 use crate::sessions::SessionError;
 use crate::shard::{ReserveError, ShardSet};
 use crate::timing::Stage;
@@ -400,18 +402,30 @@ async fn session_written(
     Ok(written.await.unwrap_or(Err(SessionError::Stopped))?)
 }
 
-/// Periodic work: settlements, epochs, session expiry.
+/// Periodic work: settlements, epochs, session expiry, and a log
+/// checkpoint every [`LOG_CHECKPOINT_EVERY_MS`] (the log writer also seals
+/// every `LOG_CHECKPOINT_EVERY_RECORDS` records by itself).
 struct Housekeeper {
     pool: Addr<CryptoWorker>,
     period: Duration,
+    /// Runs so far, to ask for a checkpoint every few.
+    n_runs: u64,
 }
+
+/// Housekeeping runs between two log checkpoints it asks for.
+const HOUSEKEEPING_RUNS_PER_CHECKPOINT: u64 = {
+    let runs = LOG_CHECKPOINT_EVERY_MS / HOUSEKEEPING_PERIOD_MS;
+    if runs == 0 { 1 } else { runs }
+};
 
 impl Actor for Housekeeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.period, |this, _| {
-            this.pool.do_send(Job(Box::new(|core: &IssuerCore| {
+            this.n_runs += 1;
+            let seal = this.n_runs % HOUSEKEEPING_RUNS_PER_CHECKPOINT == 0;
+            this.pool.do_send(Job(Box::new(move |core: &IssuerCore| {
                 if let Err(e) = core.settle_pending_purchases() {
                     tracing::warn!(error = %e, "settling purchases failed");
                 }
@@ -427,7 +441,7 @@ impl Actor for Housekeeper {
                 if let Err(e) = core.checkpoint_tx_index() {
                     tracing::warn!(error = %e, "transaction-index checkpoint failed");
                 }
-                if let Err(e) = core.append_checkpoint_if_due() {
+                if seal && let Err(e) = core.seal_log() {
                     tracing::error!(error = %e, "signing a log checkpoint failed");
                 }
             })));
@@ -482,6 +496,7 @@ impl Issuer {
         let housekeeper = Housekeeper {
             pool: chores,
             period: Duration::from_millis(HOUSEKEEPING_PERIOD_MS),
+            n_runs: 0,
         }
         .start();
         let shard_set = core.shards().clone();

@@ -502,6 +502,27 @@ async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
     message_response(&descriptor, POSTCARD)
 }
 
+/// The issuer's latest signed log head (seq, hash, signature), as text:
+/// the anchor an auditor holds the log to (`audit --expect-head URL`).
+/// Public: it reveals no more than the log's length.
+async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiError> {
+    match state.issuer.core().published_head() {
+        Ok(Some(text)) => Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(text)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "the issuer has signed no checkpoint yet",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            format!("reading the signed head: {e}"),
+        )),
+    }
+}
+
 /// Operator routes answer only peers on this machine.
 fn require_loopback(req: &HttpRequest) -> Result<(), ApiError> {
     match req.peer_addr() {
@@ -605,6 +626,7 @@ async fn open_epoch(
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
+        .service(get_resource("/v1/log/head", signed_head))
         .service(step_route!("/v1/register", RegisterRequest, register))
         .service(step_route!(
             "/v1/enroll",

@@ -8,16 +8,21 @@
 //! It runs in two stages, which [`crate::run`] puts on two threads (they
 //! cost about the same, so the pipeline runs at the speed of either):
 //! - [`RecordVerifier`], per record: the chain ([`ledger::ChainVerifier`],
-//!   over the stored bytes: sequence, links, hashes, batch positions);
+//!   over the stored bytes: sequence, links, hashes, batch positions), and
+//!   per transaction that its id was never committed before
+//!   (`transaction_twice`: the set of ids lives on this stage's thread,
+//!   which has time to spare; the replay's has none);
 //! - [`TransactionReplay`], per record: the event's decoding (unless the
 //!   reading thread decoded it: [`crate::run`] gives decoding to whichever
-//!   thread has time), and for a checkpoint its hash against the chain and
-//!   its signature; per
+//!   thread has time), and for a checkpoint its place, its hash against the
+//!   chain and its signature; per
 //!   transaction (a whole batch): the money rules (`txn.rs`) over the
 //!   replay state, and the report's counters.
-
-use crate::constants::{CHECKPOINT_LOOKBACK_RECORDS, SNAPSHOT_RECENT_HASHES_MAX};
-use std::collections::VecDeque;
+//!
+//! Coverage: a checkpoint vouches for the record just before it (it is a
+//! transaction of its own), so each one verified extends "signed through"
+//! to its own record. The records after the last one are unsigned; more of
+//! them than the audit allows break `unsigned_records` at the first.
 
 use ledger::{
     ChainError, ChainVerifier, Checkpoint, Event, EventDecodeError, Hash32, Head, RawRecord, Seq,
@@ -26,7 +31,7 @@ use ledger::{
 
 use crate::rule::{Rule, Violation};
 use crate::snapshot::AuditSnapshot;
-use crate::state::LedgerState;
+use crate::state::{LedgerState, TxSet};
 use crate::stats::{Stats, TxPlace};
 use crate::txn::{TxContext, apply_transaction};
 
@@ -51,18 +56,27 @@ pub enum Verdict {
     },
 }
 
-/// Stage one: the chain, per record. See the module docs.
+/// Stage one: the chain, per record, and each transaction id once. See
+/// the module docs.
 #[derive(Debug, Clone)]
 pub struct RecordVerifier {
     chain: ChainVerifier,
+    /// Every transaction id committed so far.
+    transactions: TxSet,
+    /// The first record and id of the latest transaction taken into
+    /// `transactions`: given back if the log ends inside it.
+    latest: Option<(Seq, TxId)>,
 }
 
 impl RecordVerifier {
     /// A verifier expecting the record after `trusted` (the genesis head for
-    /// a whole log, or where a previous audit stopped).
-    pub fn new(trusted: Head) -> RecordVerifier {
+    /// a whole log, or where a previous audit stopped), with the ids of the
+    /// transactions committed up to it.
+    pub fn new(trusted: Head, transactions: TxSet) -> RecordVerifier {
         RecordVerifier {
             chain: ChainVerifier::resume(trusted),
+            transactions,
+            latest: None,
         }
     }
 
@@ -71,19 +85,58 @@ impl RecordVerifier {
         Seq(self.chain.head().last_seq.0.saturating_add(1))
     }
 
-    /// Checks one record's place in the chain.
+    /// Checks one record's place in the chain and, at the first record of
+    /// a transaction, that its id is new.
     pub fn check(&mut self, record: &RawRecord) -> Result<(), Violation> {
         self.chain
             .feed(record)
-            .map_err(|e| chain_violation(&e, record))
+            .map_err(|e| chain_violation(&e, record))?;
+        if record.batch_index == 0 {
+            if !self.transactions.insert(record.tx) {
+                return Err(Violation::new(
+                    record.seq,
+                    Some(record.tx),
+                    Rule::TransactionTwice,
+                    format!("transaction {} committed a second time", record.tx),
+                ));
+            }
+            self.latest = Some((record.seq, record.tx));
+        }
+        Ok(())
+    }
+
+    /// The ids of the transactions complete at `boundary` (the replay's):
+    /// what a resumed audit starts from.
+    pub fn transactions_through(&self, boundary: Seq) -> TxSet {
+        let mut transactions = self.transactions.clone();
+        if let Some((first, tx)) = self.latest
+            && first > boundary
+        {
+            transactions.remove(&tx);
+        }
+        transactions
+    }
+
+    /// Like [`RecordVerifier::transactions_through`], without a copy.
+    pub fn into_transactions_through(mut self, boundary: Seq) -> TxSet {
+        if let Some((first, tx)) = self.latest
+            && first > boundary
+        {
+            self.transactions.remove(&tx);
+        }
+        self.transactions
     }
 }
 
 /// Stage two: decoding, checkpoints, and the money rules per transaction.
 /// See the module docs.
 pub struct TransactionReplay {
-    recent_hashes: VecDeque<(Seq, Hash32)>,
     checkpoint_verifier: Option<CheckpointVerifier>,
+    /// The latest checkpoint's own record: every record up to it is vouched
+    /// for by a verified checkpoint.
+    signed_through: Seq,
+    /// How many records past `signed_through` the verdict accepts.
+    allow_unsigned_tail: u64,
     state: LedgerState,
     stats: Stats,
     /// Head at the end of the last complete transaction.
@@ -106,6 +159,7 @@ impl std::fmt::Debug for TransactionReplay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransactionReplay")
             .field("boundary", &self.boundary)
+            .field("signed_through", &self.signed_through)
             .field("signatures", &self.checkpoint_verifier.is_some())
             .finish_non_exhaustive()
     }
@@ -120,33 +174,22 @@ impl TransactionReplay {
         stats: Stats,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> TransactionReplay {
-        TransactionReplay::resume(boundary, state, stats, Vec::new(), checkpoint_verifier)
+        TransactionReplay::resume(boundary, state, stats, Seq(0), checkpoint_verifier)
     }
 
-    /// Like [`TransactionReplay::new`], knowing the hashes of the records
-    /// just before `boundary` (oldest first, gap-free, ending at it).
+    /// Like [`TransactionReplay::new`], with the records up to
+    /// `signed_through` vouched for by a checkpoint already verified.
     pub fn resume(
         boundary: Head,
         state: LedgerState,
         stats: Stats,
-        recent_hashes: Vec<(Seq, Hash32)>,
+        signed_through: Seq,
         checkpoint_verifier: Option<CheckpointVerifier>,
     ) -> TransactionReplay {
-        let gap_free_to_boundary = recent_hashes
-            .windows(2)
-            .all(|w| w[0].0.0.checked_add(1) == Some(w[1].0.0))
-            && recent_hashes.last() == Some(&(boundary.last_seq, boundary.last_hash));
-        let mut recent_hashes: VecDeque<(Seq, Hash32)> = if gap_free_to_boundary {
-            recent_hashes.into()
-        } else {
-            VecDeque::new()
-        };
-        if recent_hashes.is_empty() && boundary.last_seq.0 > 0 {
-            recent_hashes.push_back((boundary.last_seq, boundary.last_hash));
-        }
         TransactionReplay {
-            recent_hashes,
             checkpoint_verifier,
+            signed_through: signed_through.min(boundary.last_seq),
+            allow_unsigned_tail: 0,
             state,
             stats,
             boundary,
@@ -174,6 +217,26 @@ impl TransactionReplay {
     /// Whether checkpoint signatures are checked.
     pub fn verifies_signatures(&self) -> bool {
         self.checkpoint_verifier.is_some()
+    }
+
+    /// Accepts up to `n_records` records past the last checkpoint (an
+    /// audit of a live issuer, whose newest records await their
+    /// checkpoint); by default none.
+    pub fn set_allow_unsigned_tail(&mut self, n_records: u64) {
+        self.allow_unsigned_tail = n_records;
+    }
+
+    /// The last record vouched for by a verified checkpoint.
+    pub fn signed_through(&self) -> Seq {
+        self.signed_through
+    }
+
+    /// Records of complete transactions past [`Self::signed_through`].
+    pub fn unsigned_records(&self) -> u64 {
+        self.boundary
+            .last_seq
+            .0
+            .saturating_sub(self.signed_through.0)
     }
 
     /// Applies one record that passed a [`RecordVerifier`], in log order; a
@@ -275,15 +338,12 @@ impl TransactionReplay {
         result
     }
 
-    /// The per-record part of [`TransactionReplay::apply`]: the hash ring,
-    /// a checkpoint's hash and signature, and the start of a transaction.
+    /// The per-record part of [`TransactionReplay::apply`]: a checkpoint's
+    /// place, hash and signature, and the start of a transaction.
     fn note_record(&mut self, record: &RawRecord, event: &Event) -> Result<(), Violation> {
-        if self.recent_hashes.len() >= CHECKPOINT_LOOKBACK_RECORDS {
-            self.recent_hashes.pop_front();
-        }
-        self.recent_hashes.push_back((record.seq, record.hash));
         if let Event::Checkpoint(checkpoint) = event {
             self.check_checkpoint(record, checkpoint)?;
+            self.signed_through = record.seq;
         }
         if record.batch_index == 0 {
             self.pending.clear();
@@ -295,6 +355,10 @@ impl TransactionReplay {
         Ok(())
     }
 
+    /// A checkpoint is a transaction of its own and vouches for the record
+    /// just before it, whose hash the chain verifier has checked as this
+    /// record's `prev_hash`: so checkpoints strictly advance, and a genuine
+    /// one copied to a later place vouches for the wrong record.
     fn check_checkpoint(
         &self,
         record: &RawRecord,
@@ -308,31 +372,33 @@ impl TransactionReplay {
                 format!("checkpoint vouches for {}, not yet written", checkpoint.seq),
             ));
         }
-        // The ring is in seq order and gap-free, so the position is arithmetic.
-        let found = self.recent_hashes.front().and_then(|(first, _)| {
-            let offset = checkpoint.seq.0.checked_sub(first.0)?;
-            self.recent_hashes.get(usize::try_from(offset).ok()?)
-        });
-        match found {
-            Some((seq, hash)) if *seq == checkpoint.seq && *hash == checkpoint.hash => {}
-            Some(_) => {
-                return Err(violation(
-                    Rule::CheckpointMismatch,
-                    format!(
-                        "checkpoint's hash for {} is not the chain's",
-                        checkpoint.seq
-                    ),
-                ));
-            }
-            None => {
-                return Err(violation(
-                    Rule::CheckpointMismatch,
-                    format!(
-                        "checkpoint vouches for {}, beyond the last {CHECKPOINT_LOOKBACK_RECORDS} records",
-                        checkpoint.seq
-                    ),
-                ));
-            }
+        if record.batch_len != 1 {
+            return Err(violation(
+                Rule::CheckpointMisplaced,
+                format!(
+                    "a checkpoint is a transaction of its own; this one shares its transaction with {} other records",
+                    record.batch_len.saturating_sub(1)
+                ),
+            ));
+        }
+        let just_before = Seq(record.seq.0.saturating_sub(1));
+        if checkpoint.seq != just_before {
+            return Err(violation(
+                Rule::CheckpointMisplaced,
+                format!(
+                    "checkpoint vouches for record {}, not the record just before it ({just_before}): checkpoints must strictly advance",
+                    checkpoint.seq
+                ),
+            ));
+        }
+        if checkpoint.hash != record.prev_hash {
+            return Err(violation(
+                Rule::CheckpointMismatch,
+                format!(
+                    "checkpoint's hash for {} is not the chain's",
+                    checkpoint.seq
+                ),
+            ));
         }
         if let Some(verify) = &self.checkpoint_verifier
             && !checkpoint.verify_with(|message, signature| verify(message, signature))
@@ -394,8 +460,19 @@ impl TransactionReplay {
         Ok(())
     }
 
-    /// Where the replay stands: holds, or truncated inside a transaction.
+    /// Where the replay stands: holds, or truncated inside a transaction,
+    /// unless more records than allowed lie past the last checkpoint.
     pub fn verdict(&self) -> Verdict {
+        if self.unsigned_records() > self.allow_unsigned_tail {
+            let first = Seq(self.signed_through.0.saturating_add(1));
+            let detail = format!(
+                "records {first} to {} ({} records) are vouched for by no verified checkpoint; at most {} may be unsigned",
+                self.boundary.last_seq,
+                self.unsigned_records(),
+                self.allow_unsigned_tail
+            );
+            return Verdict::Violation(Violation::new(first, None, Rule::UnsignedRecords, detail));
+        }
         if self.pending_open {
             return Verdict::Truncated {
                 batch_first_seq: self.pending_first,
@@ -418,22 +495,15 @@ impl TransactionReplay {
         self.boundary
     }
 
-    /// The state to resume from, at the last complete transaction.
-    pub fn snapshot(&self) -> AuditSnapshot {
-        // Records of an unfinished batch past the boundary are read again.
-        let boundary = self.boundary.last_seq;
-        let kept: Vec<(Seq, Hash32)> = self
-            .recent_hashes
-            .iter()
-            .filter(|(seq, _)| *seq <= boundary)
-            .copied()
-            .collect();
-        let from = kept.len().saturating_sub(SNAPSHOT_RECENT_HASHES_MAX);
+    /// The state to resume from, at the last complete transaction, with
+    /// the transaction ids the [`RecordVerifier`] kept up to it.
+    pub fn snapshot(&self, transactions: TxSet) -> AuditSnapshot {
         AuditSnapshot::new(
             self.boundary,
             self.state.clone(),
             self.stats.clone(),
-            kept[from..].to_vec(),
+            self.signed_through,
+            transactions,
         )
     }
 }
@@ -453,12 +523,16 @@ impl Auditor {
             last_seq: Seq(0),
             last_hash: Hash32::GENESIS,
         };
-        Auditor::from_parts(
-            genesis,
-            LedgerState::default(),
-            Stats::default(),
-            checkpoint_verifier,
-        )
+        Auditor {
+            records: RecordVerifier::new(genesis, TxSet::default()),
+            replay: TransactionReplay::new(
+                genesis,
+                LedgerState::default(),
+                Stats::default(),
+                checkpoint_verifier,
+            ),
+            violation: None,
+        }
     }
 
     /// An auditor continuing after a snapshot a previous audit took. The
@@ -470,27 +544,14 @@ impl Auditor {
     ) -> Auditor {
         let head = snapshot.head();
         Auditor {
-            records: RecordVerifier::new(head),
+            records: RecordVerifier::new(head, snapshot.transactions),
             replay: TransactionReplay::resume(
                 head,
                 snapshot.state,
                 snapshot.stats,
-                snapshot.recent_hashes,
+                snapshot.signed_through,
                 checkpoint_verifier,
             ),
-            violation: None,
-        }
-    }
-
-    fn from_parts(
-        head: Head,
-        state: LedgerState,
-        stats: Stats,
-        checkpoint_verifier: Option<CheckpointVerifier>,
-    ) -> Auditor {
-        Auditor {
-            records: RecordVerifier::new(head),
-            replay: TransactionReplay::new(head, state, stats, checkpoint_verifier),
             violation: None,
         }
     }
@@ -509,6 +570,16 @@ impl Auditor {
     /// Whether signatures of checkpoints are checked.
     pub fn verifies_signatures(&self) -> bool {
         self.replay.verifies_signatures()
+    }
+
+    /// See [`TransactionReplay::set_allow_unsigned_tail`].
+    pub fn set_allow_unsigned_tail(&mut self, n_records: u64) {
+        self.replay.set_allow_unsigned_tail(n_records);
+    }
+
+    /// The last record vouched for by a verified checkpoint.
+    pub fn signed_through(&self) -> Seq {
+        self.replay.signed_through()
     }
 
     /// The next sequence number the auditor expects.
@@ -560,7 +631,11 @@ impl Auditor {
         if self.violation.is_some() {
             return None;
         }
-        Some(self.replay.snapshot())
+        let boundary = self.replay.boundary().last_seq;
+        Some(
+            self.replay
+                .snapshot(self.records.transactions_through(boundary)),
+        )
     }
 }
 
@@ -569,6 +644,7 @@ pub fn decode_event(record: &RawRecord) -> Result<Event, Violation> {
     Event::decode(&record.event_bytes).map_err(|e| {
         let rule = match e {
             EventDecodeError::UnknownVersion(_) => Rule::UnknownEventVersion,
+            EventDecodeError::NonCanonical => Rule::NonCanonical,
             _ => Rule::Undecodable,
         };
         Violation::new(record.seq, Some(record.tx), rule, e.to_string())

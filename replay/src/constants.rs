@@ -1,11 +1,6 @@
 //! Every limit of the auditor in one place, with the unit last in each
 //! name; relations between them are asserted at compile time.
 
-/// How many recent record hashes the auditor keeps to check checkpoints
-/// against. The issuer checkpoints its head, so a checkpoint refers to a
-/// record a few batches back at most.
-pub const CHECKPOINT_LOOKBACK_RECORDS: usize = 1 << 16;
-
 /// Records read from the store per call, and handed from the reading
 /// thread to the replay at once. Small, so that the records one thread
 /// wrote are still in cache when the other reads them: with 4096 the
@@ -20,10 +15,6 @@ pub const READ_AHEAD_CHUNKS: usize = 4;
 
 /// Largest checkpoint file read (about 40 million coins).
 pub const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
-
-/// Most record hashes a checkpoint file keeps for checkpoints that vouch
-/// for a record before the resume point.
-pub const SNAPSHOT_RECENT_HASHES_MAX: usize = 4096;
 
 /// How many of the largest transactions a report lists.
 pub const LARGEST_TRANSACTIONS_MAX: usize = 10;
@@ -55,9 +46,6 @@ pub const LOG_TIME_FUTURE_SKEW_MAX_SECS: u64 = 300;
 /// days are dropped and the report says so): ten years.
 pub const DAILY_VOLUME_DAYS_MAX: usize = 3660;
 
-// A resumed audit seeds its checkpoint lookback from the file: the file
-// cannot usefully keep more than the lookback holds.
-const _: () = assert!(SNAPSHOT_RECENT_HASHES_MAX <= CHECKPOINT_LOOKBACK_RECORDS);
 const _: () = assert!(READ_CHUNK_RECORDS_DEFAULT > 0 && READ_AHEAD_CHUNKS > 0);
 const _: () = assert!(SERIES_POINTS_MAX >= 2 && LARGEST_TRANSACTIONS_MAX > 0);
 const _: () = assert!(DAILY_VOLUME_DAYS_MAX > 0);

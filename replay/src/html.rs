@@ -145,6 +145,7 @@ impl AuditReport {
             Outcome::Holds => ("holds", "#1b7a2f"),
             Outcome::Violation(_) => ("violation", "#b3261e"),
             Outcome::Truncated { .. } => ("truncated", "#a86b00"),
+            Outcome::NothingToAudit => ("nothing to audit", "#a86b00"),
         };
         let _ = write!(
             page,

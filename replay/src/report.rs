@@ -33,6 +33,8 @@ pub enum Outcome {
         records_present: u16,
         batch_len: u16,
     },
+    /// The log holds no record: nothing was proved, so nothing passed.
+    NothingToAudit,
 }
 
 impl From<Verdict> for Outcome {
@@ -87,6 +89,10 @@ pub struct AuditReport {
     pub audited_through: Seq,
     /// Hex hash of that record.
     pub audited_through_hash: String,
+    /// The last record a verified checkpoint vouches for (coverage).
+    pub signed_through: Seq,
+    /// Records of complete transactions past `signed_through`.
+    pub unsigned_records: u64,
     pub records_read_this_run: u64,
     pub totals: Totals,
     pub unspent_coins: u64,
@@ -143,7 +149,7 @@ impl AuditReport {
             Outcome::Holds => EXIT_HOLDS,
             Outcome::Violation(v) if v.rule.is_inconclusive() => EXIT_ERROR,
             Outcome::Violation(_) => EXIT_VIOLATION,
-            Outcome::Truncated { .. } => EXIT_ERROR,
+            Outcome::Truncated { .. } | Outcome::NothingToAudit => EXIT_ERROR,
         }
     }
 
@@ -193,6 +199,10 @@ impl AuditReport {
                 "LOG TRUNCATED (not fraud): the transaction starting at record {batch_first_seq} has {records_present} of its {batch_len} records; every rule holds through record {}",
                 self.audited_through
             ),
+            Outcome::NothingToAudit => {
+                "NOTHING TO AUDIT: the log holds no record (an issuer's log is never empty)"
+                    .to_string()
+            }
         }
     }
 
@@ -217,6 +227,11 @@ impl AuditReport {
             self.records_read_this_run,
             self.records_per_sec(),
             self.stats.transactions
+        );
+        let _ = writeln!(
+            out,
+            "signed through record {} ({} records after it unsigned)",
+            self.signed_through, self.unsigned_records
         );
         if let Some(span) = self.log_time_span() {
             let _ = writeln!(out, "log time: {span}");

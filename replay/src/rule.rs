@@ -32,12 +32,30 @@ pub enum Rule {
     CheckpointMismatch,
     /// A checkpoint's signature does not verify under the issuer's key.
     CheckpointSignatureInvalid,
+    /// A checkpoint does not vouch for the record just before it, or shares
+    /// its transaction with other records: an older genuine checkpoint
+    /// copied forward, or one moved. Checkpoints must strictly advance.
+    CheckpointMisplaced,
+    /// Records past the last verified checkpoint ("signed through") that
+    /// no signature vouches for, more than the audit allows
+    /// (`AuditOptions::allow_unsigned_tail`).
+    UnsignedRecords,
+    /// The log ends before the head the issuer signed and published
+    /// (`AuditOptions::expect_head`), or holds another hash at its seq:
+    /// the log was cut or rewritten behind the issuer's latest signature.
+    HeadNotReached,
+    /// The log file could not be read at this record: a damaged table or
+    /// page, a read error, or a panic inside the storage engine (caught).
+    LogUnreadable,
     /// The log no longer holds, at the seq where the previous audit's
     /// checkpoint file stopped, the hash that audit verified: history was
     /// rewritten (or cut) behind it.
     HistoryRewritten,
     /// The chain holds but the event bytes do not decode.
     Undecodable,
+    /// The event decodes, but its bytes are not the one encoding of its
+    /// content (an overlong varint, say): one content, one byte form.
+    NonCanonical,
     /// The chain holds but the event is of a version this auditor does not
     /// know: the audit cannot judge it (an error, exit 2, not fraud).
     UnknownEventVersion,
@@ -68,6 +86,9 @@ pub enum Rule {
     ExpiredSpend,
     /// An expired coin was refreshed after its epoch's grace period.
     RefreshAfterGrace,
+    /// A transaction id committed in a second batch: the issuer ran one
+    /// request twice (its idempotency failed), whatever the batches hold.
+    TransactionTwice,
     /// A coin was revoked (by a refund) after its epoch's grace period,
     /// turning a coin nobody could use any more into fresh value.
     RevokedAfterGrace,
@@ -108,8 +129,13 @@ impl Rule {
             Rule::ChainBroken => "chain_broken",
             Rule::CheckpointMismatch => "checkpoint_mismatch",
             Rule::CheckpointSignatureInvalid => "checkpoint_signature_invalid",
+            Rule::CheckpointMisplaced => "checkpoint_misplaced",
+            Rule::UnsignedRecords => "unsigned_records",
+            Rule::HeadNotReached => "head_not_reached",
+            Rule::LogUnreadable => "log_unreadable",
             Rule::HistoryRewritten => "history_rewritten",
             Rule::Undecodable => "undecodable",
+            Rule::NonCanonical => "non_canonical",
             Rule::UnknownEventVersion => "unknown_event_version",
             Rule::BatchMalformed => "batch_malformed",
             Rule::LogTimeBackwards => "log_time_backwards",
@@ -122,6 +148,7 @@ impl Rule {
             Rule::ExpiredSpend => "expired_spend",
             Rule::RefreshAfterGrace => "refresh_after_grace",
             Rule::RevokedAfterGrace => "revoked_after_grace",
+            Rule::TransactionTwice => "transaction_twice",
             Rule::CoinsWithoutMoney => "coins_without_money",
             Rule::PurchaseOutOfOrder => "purchase_out_of_order",
             Rule::EpochOutOfOrder => "epoch_out_of_order",

@@ -1,17 +1,24 @@
 //! The I/O around the [`Auditor`]: open a log, resume from a checkpoint
 //! file, stream the records through the auditor in chunks, report progress,
-//! write the next checkpoint file, and build the [`AuditReport`].
+//! hold the log to the issuer's published head, write the next checkpoint
+//! file, and build the [`AuditReport`].
+//!
+//! Reading is strict: a read that fails, or a panic inside the storage
+//! engine (caught here, on the reading thread), is `log_unreadable` at the
+//! first record it could not read, never an error that ends the audit
+//! early as if the log ended there.
 
 use crate::constants::{
     DECODE_ON_READER_WHEN_QUEUED, READ_AHEAD_CHUNKS, READ_CHUNK_RECORDS_DEFAULT,
 };
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ledger::{
-    Event, EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing, StoreError,
-    Timestamp,
+    Checkpoint, Event, EventStore, Head, RawEventStore, RawRecord, RedbStore, Seq, Sharing,
+    StoreError, Timestamp,
 };
 use tracing::{info, warn};
 
@@ -92,6 +99,15 @@ pub struct AuditOptions {
     /// `log_time_in_future`. `None` (the default) reads the wall clock when
     /// the audit starts; tests of simulated clocks set their own "now".
     pub now: Option<Timestamp>,
+    /// How many records past the last verified checkpoint ("signed
+    /// through") are accepted: an audit of a live issuer, whose newest
+    /// records await their checkpoint. `0`, the default, accepts none.
+    pub allow_unsigned_tail: u64,
+    /// The issuer's latest signed head, published outside the log (a file
+    /// in its directory, a route of its gateway): the log must reach its
+    /// seq with its hash (rule `head_not_reached`), so a log cut behind it
+    /// is evident. Its signature is checked when a key is given.
+    pub expect_head: Option<Checkpoint>,
 }
 
 impl AuditOptions {
@@ -107,6 +123,8 @@ impl AuditOptions {
             read_chunk_records: READ_CHUNK_RECORDS_DEFAULT,
             decode_on_reader_when_queued: DECODE_ON_READER_WHEN_QUEUED,
             now: None,
+            allow_unsigned_tail: 0,
+            expect_head: None,
         }
     }
 }
@@ -144,6 +162,10 @@ pub enum AuditError {
         #[source]
         source: SnapshotError,
     },
+    /// The expected head's signature does not verify under the issuer's
+    /// key: it anchors nothing.
+    #[error("the expected head (record {0}) is not signed by the issuer's key")]
+    ExpectedHeadForged(Seq),
 }
 
 /// Records whose place in the chain is verified, with their events decoded
@@ -170,7 +192,26 @@ enum Stage1 {
     Records(Chunk),
     /// The first record that did not (every record before it was sent).
     Violation(Violation),
-    Failed(StoreError),
+    /// Reading failed at record `at` (every record before it was sent).
+    Failed {
+        at: Seq,
+        error: StoreError,
+    },
+}
+
+/// Runs a read of the store, turning a panic inside the storage engine
+/// into an error: a damaged file must not take the auditor down.
+fn read_guarded<T>(read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(StoreError::NotALog(format!(
+            "the storage engine panicked: {message}"
+        )))
+    })
 }
 
 /// Reads chunks of `chunk` records from `first` on and verifies the chain,
@@ -195,7 +236,7 @@ fn read_and_verify(
     sender: std::sync::mpsc::SyncSender<Stage1>,
     recycled: std::sync::mpsc::Receiver<Chunk>,
     queued: &AtomicUsize,
-) {
+) -> RecordVerifier {
     let ReadPlan {
         chunk,
         decode_when_queued,
@@ -208,14 +249,14 @@ fn read_and_verify(
             ..
         } = recycled.try_recv().unwrap_or_default();
         events.clear();
-        let failure = match store.read_raw_into(from, chunk, &mut records) {
+        let failure = match read_guarded(|| store.read_raw_into(from, chunk, &mut records)) {
             Ok(()) => None,
             // One unparsable record fails the whole read: verify the records
             // before it first, so a violation among them is still the one
             // reported.
             Err(StoreError::Corrupt { seq, reason }) if seq > from => {
                 let before = usize::try_from(seq.0 - from.0).unwrap_or(usize::MAX);
-                match store.read_raw_into(from, before.min(chunk), &mut records) {
+                match read_guarded(|| store.read_raw_into(from, before.min(chunk), &mut records)) {
                     Ok(()) => Some(StoreError::Corrupt { seq, reason }),
                     Err(e) => {
                         records.clear();
@@ -260,32 +301,72 @@ fn read_and_verify(
                 decoded,
             };
             if sender.send(Stage1::Records(handed)).is_err() {
-                return;
+                return verifier;
             }
         }
         if let Some(v) = violation {
             let _ = sender.send(Stage1::Violation(v));
-            return;
+            return verifier;
         }
-        if let Some(e) = failure {
-            let _ = sender.send(Stage1::Failed(e));
-            return;
+        if let Some(error) = failure {
+            let _ = sender.send(Stage1::Failed { at: from, error });
+            return verifier;
         }
         if n < chunk {
-            return;
+            return verifier;
         }
     }
 }
 
 /// Audits the redb log of `opts.log`.
 pub fn run_audit(opts: AuditOptions) -> Result<AuditReport, AuditError> {
-    let store = RedbStore::open_read_only(&opts.log, opts.writer_sharing).map_err(|source| {
-        AuditError::OpenLog {
-            path: opts.log.clone(),
-            source,
+    let sharing = opts.writer_sharing;
+    let store = match read_guarded(|| RedbStore::open_read_only(&opts.log, sharing)) {
+        Ok(store) => store,
+        // Evidence, not an I/O error: a damaged or altered file is never
+        // read as a shorter log, nor waved through as unreadable.
+        Err(StoreError::NotALog(why)) => {
+            let violation = Violation::new(
+                Seq(1),
+                None,
+                Rule::LogUnreadable,
+                format!("the log file is not as the issuer writes it: {why}"),
+            );
+            let signatures_checked = opts.checkpoint_verifier.is_some();
+            return Ok(early_report(
+                &opts,
+                Outcome::Violation(violation),
+                Instant::now(),
+                signatures_checked,
+            ));
         }
-    })?;
+        Err(source) => {
+            return Err(AuditError::OpenLog {
+                path: opts.log.clone(),
+                source,
+            });
+        }
+    };
     audit_store(&store, opts)
+}
+
+/// The report of an audit that ended before reading any record.
+fn early_report(
+    opts: &AuditOptions,
+    outcome: Outcome,
+    started: Instant,
+    signatures_checked: bool,
+) -> AuditReport {
+    let replay = TransactionReplay::new(
+        Head {
+            last_seq: Seq(0),
+            last_hash: ledger::Hash32::GENESIS,
+        },
+        LedgerState::default(),
+        crate::stats::Stats::default(),
+        None,
+    );
+    build_report(opts, &replay, outcome, None, 0, started, signatures_checked)
 }
 
 /// Audits any store that hands out its records as stored.
@@ -294,9 +375,26 @@ pub fn audit_store(
     mut opts: AuditOptions,
 ) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
-    let head_seq = store.head().map_err(AuditError::Read)?.last_seq;
     let verifier = opts.checkpoint_verifier.take();
     let signatures_checked = verifier.is_some();
+    if let (Some(head), Some(verify)) = (&opts.expect_head, &verifier)
+        && !head.verify_with(|message, signature| verify(message, signature))
+    {
+        return Err(AuditError::ExpectedHeadForged(head.seq));
+    }
+    let head_seq = match read_guarded(|| store.head()) {
+        Ok(head) => head.last_seq,
+        Err(e) => {
+            let violation = Violation::new(
+                Seq(1),
+                None,
+                Rule::LogUnreadable,
+                format!("the log's last record cannot be read: {e}"),
+            );
+            let outcome = Outcome::Violation(violation);
+            return Ok(early_report(&opts, outcome, started, signatures_checked));
+        }
+    };
     let auditor_now = opts.now.unwrap_or_else(Timestamp::now);
     let (mut auditor, resumed_from) = match &opts.from_checkpoint {
         None => (Auditor::new(verifier), None),
@@ -308,8 +406,13 @@ pub fn audit_store(
                 })?;
             let at = snapshot.seq;
             if let Some(violation) = check_history(store, &snapshot)? {
-                let replay =
-                    TransactionReplay::new(snapshot.head(), snapshot.state, snapshot.stats, None);
+                let replay = TransactionReplay::resume(
+                    snapshot.head(),
+                    snapshot.state,
+                    snapshot.stats,
+                    snapshot.signed_through,
+                    None,
+                );
                 let report = build_report(
                     &opts,
                     &replay,
@@ -325,6 +428,19 @@ pub fn audit_store(
         }
     };
     auditor.set_auditor_now(Some(auditor_now));
+    auditor.set_allow_unsigned_tail(opts.allow_unsigned_tail);
+    if head_seq.0 == 0 && resumed_from.is_none() && opts.expect_head.is_none() {
+        let (_, replay) = auditor.into_stages();
+        return Ok(build_report(
+            &opts,
+            &replay,
+            Outcome::NothingToAudit,
+            None,
+            0,
+            started,
+            signatures_checked,
+        ));
+    }
     let plan = ReadPlan {
         chunk: opts.read_chunk_records.max(1),
         decode_when_queued: opts.decode_on_reader_when_queued,
@@ -339,10 +455,10 @@ pub fn audit_store(
     // replay and not yet taken (see `read_and_verify`).
     let queued = AtomicUsize::new(0);
     let queued = &queued;
-    std::thread::scope(|scope| -> Result<(), AuditError> {
+    let record_verifier = std::thread::scope(|scope| -> Option<RecordVerifier> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS);
         let (recycle, recycled) = std::sync::mpsc::sync_channel(READ_AHEAD_CHUNKS + 1);
-        scope.spawn(move || {
+        let reader = scope.spawn(move || {
             read_and_verify(
                 store,
                 record_verifier,
@@ -353,7 +469,7 @@ pub fn audit_store(
                 queued,
             )
         });
-        for item in receiver {
+        for item in &receiver {
             match item {
                 Stage1::Records(chunk) => {
                     queued.fetch_sub(1, Ordering::Relaxed);
@@ -384,7 +500,10 @@ pub fn audit_store(
                 }
                 // A record whose stored form cannot even be parsed fails the
                 // chain at that record: it is evidence, not an I/O error.
-                Stage1::Failed(StoreError::Corrupt { seq, reason }) => {
+                Stage1::Failed {
+                    error: StoreError::Corrupt { seq, reason },
+                    ..
+                } => {
                     outcome = Some(Outcome::Violation(Violation::new(
                         seq,
                         None,
@@ -393,13 +512,28 @@ pub fn audit_store(
                     )));
                     break;
                 }
-                Stage1::Failed(e) => return Err(AuditError::Read(e)),
+                Stage1::Failed { at, error } => {
+                    outcome = Some(Outcome::Violation(Violation::new(
+                        at,
+                        None,
+                        Rule::LogUnreadable,
+                        format!("reading the log failed at this record: {error}"),
+                    )));
+                    break;
+                }
             }
         }
-        // Leaving the loop drops the receiver, which stops the reader.
-        Ok(())
-    })?;
+        // Dropping the receiver stops the reader.
+        drop(receiver);
+        reader.join().ok()
+    });
     let mut outcome = outcome.unwrap_or_else(|| Outcome::from(replay.verdict()));
+    if matches!(outcome, Outcome::Holds | Outcome::Truncated { .. })
+        && let Some(head) = &opts.expect_head
+        && let Some(violation) = check_expected_head(store, replay.boundary(), head)?
+    {
+        outcome = Outcome::Violation(violation);
+    }
     if matches!(outcome, Outcome::Holds) {
         for check in &opts.projection_checks {
             match check.compare(replay.state(), replay.boundary(), store) {
@@ -425,7 +559,11 @@ pub fn audit_store(
     if !matches!(outcome, Outcome::Violation(_))
         && let Some(path) = &opts.write_checkpoint
     {
-        let snapshot = replay.snapshot();
+        let boundary = replay.boundary().last_seq;
+        let transactions = record_verifier
+            .map(|v| v.into_transactions_through(boundary))
+            .unwrap_or_default();
+        let snapshot = replay.snapshot(transactions);
         snapshot
             .write_file(path)
             .map_err(|source| AuditError::Checkpoint {
@@ -452,6 +590,42 @@ pub fn audit_store(
     ))
 }
 
+/// The log must reach the issuer's published head with the hash it signed;
+/// `boundary` is where the audited log's last complete transaction ends.
+fn check_expected_head(
+    store: &impl RawEventStore,
+    boundary: Head,
+    head: &Checkpoint,
+) -> Result<Option<Violation>, AuditError> {
+    if boundary.last_seq < head.seq {
+        return Ok(Some(Violation::new(
+            Seq(boundary.last_seq.0.saturating_add(1)),
+            None,
+            Rule::HeadNotReached,
+            format!(
+                "the log ends at record {}, before the head the issuer signed at record {}",
+                boundary.last_seq, head.seq
+            ),
+        )));
+    }
+    let found = match read_guarded(|| store.read_raw(head.seq, 1)) {
+        Ok(records) => records.first().map(|r| (r.seq, r.hash)),
+        Err(_) => None,
+    };
+    Ok(match found {
+        Some((seq, hash)) if seq == head.seq && hash == head.hash => None,
+        _ => Some(Violation::new(
+            head.seq,
+            None,
+            Rule::HeadNotReached,
+            format!(
+                "record {} does not have the hash the issuer signed for it: history was rewritten",
+                head.seq
+            ),
+        )),
+    })
+}
+
 /// The record where the previous audit stopped must still be there with the
 /// same hash; otherwise history was rewritten behind the checkpoint.
 fn check_history(
@@ -461,7 +635,7 @@ fn check_history(
     if snapshot.seq.0 == 0 {
         return Ok(None);
     }
-    let records = match store.read_raw(snapshot.seq, 1) {
+    let records = match read_guarded(|| store.read_raw(snapshot.seq, 1)) {
         Ok(records) => records,
         Err(StoreError::Corrupt { .. }) => Vec::new(),
         Err(e) => return Err(AuditError::Read(e)),
@@ -502,8 +676,26 @@ fn build_report(
     if !signatures_checked {
         notes.push("checkpoint signatures were not verified: no issuer key was given; checkpoint hashes were checked against the chain".to_string());
     }
-    if auditor.stats().checkpoints_verified == 0 {
-        notes.push("the log holds no checkpoint: nothing signed by the issuer binds this history, so a history rewritten with its chain recomputed would not be noticed".to_string());
+    if !signatures_checked {
+        notes.push("coverage (\"signed through\") counts checkpoints whose place and hash match the chain; without the issuer's key their signatures prove nothing".to_string());
+    }
+    match &opts.expect_head {
+        Some(head) => notes.push(format!(
+            "the log was held to the issuer's published head at record {}{}",
+            head.seq,
+            if signatures_checked {
+                ", whose signature verifies"
+            } else {
+                " (its signature not verified)"
+            }
+        )),
+        None => notes.push("no published head was given (--expect-head): a log cut after its last checkpoint would not be noticed".to_string()),
+    }
+    if opts.allow_unsigned_tail > 0 {
+        notes.push(format!(
+            "up to {} records past the last checkpoint were accepted unsigned (--allow-unsigned-tail)",
+            opts.allow_unsigned_tail
+        ));
     }
     if opts.projection_checks.is_empty() {
         notes.push("no projection files were given: the issuer's projections were not compared with the replay".to_string());
@@ -519,6 +711,8 @@ fn build_report(
         outcome,
         resumed_from,
         audited_through: boundary.last_seq,
+        signed_through: auditor.signed_through(),
+        unsigned_records: auditor.unsigned_records(),
         audited_through_hash: boundary.last_hash.to_string(),
         records_read_this_run: records_read,
         totals: state.totals,

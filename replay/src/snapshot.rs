@@ -17,7 +17,7 @@ use ledger::{Hash32, Head, Seq};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::LedgerState;
+use crate::state::{LedgerState, TxSet};
 use crate::stats::Stats;
 
 /// Leading bytes of a checkpoint file.
@@ -26,7 +26,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// 2: the state and stats carry log time (record format 2).
 /// 3: the coins in one table, each with a spent flag
 /// ([`crate::coins::CoinTable`]), instead of an unspent and a spent one.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// 5: where signed coverage ends (`signed_through`) and every transaction
+/// id committed, instead of the recent record hashes (4 was never kept).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 5;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +60,12 @@ pub struct AuditSnapshot {
     pub hash: Hash32,
     pub state: LedgerState,
     pub stats: Stats,
-    /// Hashes of the last records up to `seq` (at most
-    /// [`crate::constants::SNAPSHOT_RECENT_HASHES_MAX`]), oldest first, so a checkpoint read
-    /// after resuming can still be checked against the chain behind it.
-    pub recent_hashes: Vec<(Seq, Hash32)>,
+    /// The last record a verified checkpoint vouched for (the checkpoint's
+    /// own record): the records after it, up to `seq`, were accepted as an
+    /// unsigned tail and still await a signature.
+    pub signed_through: Seq,
+    /// Every transaction id committed up to `seq` (rule `transaction_twice`).
+    pub transactions: TxSet,
 }
 
 impl AuditSnapshot {
@@ -69,14 +73,16 @@ impl AuditSnapshot {
         head: Head,
         state: LedgerState,
         stats: Stats,
-        recent_hashes: Vec<(Seq, Hash32)>,
+        signed_through: Seq,
+        transactions: TxSet,
     ) -> AuditSnapshot {
         AuditSnapshot {
             seq: head.last_seq,
             hash: head.last_hash,
             state,
             stats,
-            recent_hashes,
+            signed_through,
+            transactions,
         }
     }
 
@@ -175,7 +181,8 @@ mod tests {
             },
             state,
             Stats::default(),
-            vec![(Seq(6), Hash32([8; 32])), (Seq(7), Hash32([9; 32]))],
+            Seq(6),
+            [ledger::TxId::from_bytes([4; 16])].into_iter().collect(),
         )
     }
 
@@ -210,6 +217,16 @@ mod tests {
         assert!(matches!(
             AuditSnapshot::decode(&bytes),
             Err(SnapshotError::UnknownVersion(9))
+        ));
+    }
+
+    #[test]
+    fn a_file_of_format_3_without_coverage_is_refused_not_misread() {
+        let mut bytes = sample().encode().expect("encode");
+        bytes[SNAPSHOT_MAGIC.len()] = 3;
+        assert!(matches!(
+            AuditSnapshot::decode(&bytes),
+            Err(SnapshotError::UnknownVersion(3))
         ));
     }
 

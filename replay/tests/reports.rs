@@ -5,7 +5,7 @@ mod util;
 
 use ledger::RedbStore;
 use util::*;
-use vc_replay::{AuditError, AuditOptions, Outcome, Progress, run_audit};
+use vc_replay::{AuditError, AuditOptions, EXIT_VIOLATION, Outcome, Progress, Rule, run_audit};
 
 #[test]
 fn a_redb_log_is_audited_and_reported_three_ways() {
@@ -135,15 +135,21 @@ fn a_compromised_mint_key_leads_the_report() {
 }
 
 #[test]
-fn a_log_without_checkpoints_is_flagged_in_the_notes() {
+fn a_log_without_checkpoints_fails_as_unsigned_and_the_report_states_coverage() {
     let g = genuine(1);
     let store = ledger::MemoryStore::new();
     for batch in &g.sim.batches {
         ledger::EventStore::append(&store, std::slice::from_ref(batch)).expect("append");
     }
     let report = vc_replay::audit_store(&store, AuditOptions::new("mem")).expect("audit");
-    assert_eq!(report.outcome, Outcome::Holds);
-    assert!(report.notes.iter().any(|n| n.contains("no checkpoint")));
+    let v = report.violation().expect("unsigned");
+    assert_eq!((v.rule, v.seq), (Rule::UnsignedRecords, ledger::Seq(1)));
+    assert_eq!(report.exit_code(), EXIT_VIOLATION);
+    assert!(
+        report.to_text().contains("signed through record #0"),
+        "{}",
+        report.to_text()
+    );
     let signed = vc_replay::audit_store(
         &{
             let s = ledger::MemoryStore::new();
@@ -153,5 +159,14 @@ fn a_log_without_checkpoints_is_flagged_in_the_notes() {
         AuditOptions::new("mem"),
     )
     .expect("audit");
-    assert!(!signed.notes.iter().any(|n| n.contains("no checkpoint")));
+    assert_eq!(signed.outcome, Outcome::Holds, "{}", signed.to_text());
+    assert_eq!(signed.unsigned_records, 0);
+    // Without the key the coverage counts checkpoints by place and hash
+    // only, and the report says so.
+    assert!(
+        signed
+            .notes
+            .iter()
+            .any(|n| n.contains("signatures prove nothing"))
+    );
 }

@@ -13,7 +13,7 @@ use protocol::crypto::PublicKey;
 ///
 /// Exit status: 0 every rule holds; 1 a rule is broken (the report names the
 /// first violating record, the transaction, the rule and the amounts); 2 the
-/// audit could not be carried out.
+/// audit could not be carried out (or the log is empty: nothing to audit).
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The issuer's log (a redb file; a copy, or the live file read-only).
@@ -49,9 +49,55 @@ pub struct AuditArgs {
     /// "now" is reported. For audits of simulations run on a moved clock.
     #[arg(long, value_name = "UNIX_SECS")]
     pub now: Option<u64>,
+    /// The issuer's latest signed head (its file `signed-head.txt`, or the
+    /// URL of its gateway's `/v1/log/head`): the log must reach it with the
+    /// same hash, so a log cut behind it fails.
+    #[arg(long, value_name = "FILE|URL")]
+    pub expect_head: Option<String>,
+    /// Accept up to N records past the last signed checkpoint (auditing a
+    /// live issuer, whose newest records await their checkpoint). Default:
+    /// none; every record must be covered by a signature.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub allow_unsigned_tail: u64,
+}
+
+/// Largest signed head read from a file or a URL.
+const SIGNED_HEAD_BYTES_MAX: u64 = 16 * 1024;
+
+/// Reads the issuer's signed head from a file or an `http(s)://` URL.
+fn read_expected_head(source: &str) -> anyhow::Result<ledger::Checkpoint> {
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        let mut response = ureq::get(source)
+            .call()
+            .with_context(|| format!("fetching the signed head from {source}"))?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(SIGNED_HEAD_BYTES_MAX)
+            .read_to_string()
+            .with_context(|| format!("reading the signed head from {source}"))?
+    } else {
+        let len = std::fs::metadata(source)
+            .with_context(|| format!("reading the signed head {source}"))?
+            .len();
+        anyhow::ensure!(
+            len <= SIGNED_HEAD_BYTES_MAX,
+            "the signed head {source} is {len} bytes, more than a signed head can be"
+        );
+        std::fs::read_to_string(source)
+            .with_context(|| format!("reading the signed head {source}"))?
+    };
+    ledger::Checkpoint::parse_published_head(&text)
+        .with_context(|| format!("reading the signed head from {source}"))
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    // A damaged log file may make the storage engine panic: the auditor
+    // catches that and reports it as `log_unreadable` at its record, so the
+    // default hook's message and backtrace would only be noise.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::debug!(%info, "caught inside the audit");
+    }));
     let report = audit(&args)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -79,7 +125,13 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         None => None,
     };
     let issuer_key = issuer_key.as_ref();
-    match audit_log(args, &args.log, issuer_key) {
+    let expect_head = args
+        .expect_head
+        .as_deref()
+        .map(read_expected_head)
+        .transpose()?;
+    let expect_head = expect_head.as_ref();
+    match audit_log(args, &args.log, issuer_key, expect_head) {
         Err(replay::AuditError::OpenLog {
             source: ledger::StoreError::NeedsRepair,
             ..
@@ -94,7 +146,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
             args.log.display()
         )
     })?;
-    let mut report = audit_log(args, &copy, issuer_key)
+    let mut report = audit_log(args, &copy, issuer_key, expect_head)
         .with_context(|| format!("auditing a repaired copy of {}", args.log.display()))?;
     report.log = args.log.display().to_string();
     report.notes.push(
@@ -110,9 +162,12 @@ fn audit_log(
     args: &AuditArgs,
     log: &std::path::Path,
     issuer_key: Option<&PublicKey>,
+    expect_head: Option<&ledger::Checkpoint>,
 ) -> Result<replay::AuditReport, replay::AuditError> {
     let mut opts = replay::AuditOptions::new(log);
     opts.now = args.now.map(ledger::Timestamp);
+    opts.allow_unsigned_tail = args.allow_unsigned_tail;
+    opts.expect_head = expect_head.cloned();
     if let Some(key) = issuer_key {
         let key = key.clone();
         opts.checkpoint_verifier = Some(Box::new(move |msg: &[u8], sig: &[u8]| {

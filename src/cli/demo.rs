@@ -530,6 +530,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         accounts: None,
         // The demo's world ran 91 days ahead of this machine's clock.
         now: Some(clock.now().0),
+        // The head the issuer published when it last stopped: the log
+        // must reach it, and every record must be signed.
+        expect_head: Some(
+            dir.join("issuer")
+                .join(actors::issuer::SIGNED_HEAD_FILE)
+                .display()
+                .to_string(),
+        ),
+        allow_unsigned_tail: 0,
     })?;
     print!("\n{}", report.to_text());
     println!("demo took {:.1} s", started.elapsed().as_secs_f64());

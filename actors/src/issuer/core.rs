@@ -456,9 +456,10 @@ impl IssuerCore {
             &mut state,
         )?;
         let timings = Arc::new(StageTimings::default());
-        let log = GroupCommit::start(
+        let log = GroupCommit::start_sealed(
             Arc::new(CountedLog::new(store, timings.clone())),
             GroupCommitConfig::default(),
+            super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new("issuer").expect("a valid constant id"),
@@ -648,6 +649,7 @@ impl IssuerCore {
         }
         let tx = TxId::derive("vc/tx/epoch", &[&next.0.to_le_bytes()]);
         self.commit_batch(tx, &[], events, Vec::new())?;
+        self.seal_log()?;
         tracing::info!(%next, "key epoch opened");
         Ok(Some(next))
     }

@@ -39,6 +39,7 @@ impl IssuerCore {
         // opened once, whichever path opens it.
         let tx = TxId::derive("vc/tx/epoch", &[&next.0.to_le_bytes()]);
         self.commit_batch(tx, &[], events, Vec::new())?;
+        self.seal_log()?;
         tracing::info!(%next, "key epoch opened on demand");
         Ok(next)
     }

@@ -13,6 +13,9 @@ pub mod purchase;
 pub mod refund;
 pub mod registry;
 
+pub use self::checkpoint::{
+    LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
+};
 pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,

@@ -150,6 +150,7 @@ impl IssuerCore {
         enrollment.balance = balance;
         self.registry.put(id, &participant)?;
         tracing::info!(%role, "enrollment approved");
+        self.seal_log()?;
         Ok(())
     }
 
