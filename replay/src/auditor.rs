@@ -29,6 +29,7 @@ use ledger::{
     Timestamp, TxId,
 };
 
+use crate::bank::BankExpectations;
 use crate::rule::{Rule, Violation};
 use crate::snapshot::AuditSnapshot;
 use crate::state::{LedgerState, TxSet};
@@ -137,6 +138,8 @@ pub struct TransactionReplay {
     signed_through: Seq,
     /// How many records past `signed_through` the verdict accepts.
     allow_unsigned_tail: u64,
+    /// What the bank's statement must show, when one is to be reconciled.
+    bank: Option<BankExpectations>,
     state: LedgerState,
     stats: Stats,
     /// Head at the end of the last complete transaction.
@@ -190,6 +193,7 @@ impl TransactionReplay {
             checkpoint_verifier,
             signed_through: signed_through.min(boundary.last_seq),
             allow_unsigned_tail: 0,
+            bank: None,
             state,
             stats,
             boundary,
@@ -229,6 +233,16 @@ impl TransactionReplay {
     /// The last record vouched for by a verified checkpoint.
     pub fn signed_through(&self) -> Seq {
         self.signed_through
+    }
+
+    /// Gathers what a bank statement must show (see [`crate::bank`]).
+    pub fn expect_bank_statement(&mut self) {
+        self.bank.get_or_insert_with(BankExpectations::default);
+    }
+
+    /// What the bank's statement must show, if gathered.
+    pub fn bank_expectations(&self) -> Option<&BankExpectations> {
+        self.bank.as_ref()
     }
 
     /// Records of complete transactions past [`Self::signed_through`].
@@ -428,6 +442,9 @@ impl TransactionReplay {
             auditor_now: self.auditor_now,
         };
         let flows = apply_transaction(&mut self.state, events, ctx)?;
+        if let Some(bank) = &mut self.bank {
+            bank.note_transaction(self.pending_first, tx, events);
+        }
         for event in events {
             self.stats.count_event(event.kind());
             if matches!(event, Event::Checkpoint(_)) {

@@ -15,6 +15,7 @@
 //! `ledger::Totals::apply`); it never has a second rule for them.
 
 pub mod auditor;
+pub mod bank;
 pub mod coins;
 pub mod constants;
 pub mod html;
@@ -29,6 +30,7 @@ pub mod stats;
 mod txn;
 
 pub use auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, Verdict};
+pub use bank::{BankEntry, BankStatement, BankStatementError};
 pub use coins::{CoinEntry, CoinTable};
 pub use projection_check::{AccountsFile, CoinStatusFile};
 pub use report::{AuditReport, EXIT_ERROR, EXIT_HOLDS, EXIT_VIOLATION, Outcome, format_minor};

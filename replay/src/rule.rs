@@ -118,6 +118,12 @@ pub enum Rule {
     ConservationBroken,
     /// A projection of the issuer differs from the one rebuilt by replay.
     ProjectionMismatch,
+    /// A settled purchase or a redemption in the log has no bank entry of
+    /// the same amount in the bank's statement.
+    BankEntryMissing,
+    /// A bank statement entry that no settled purchase or redemption in the
+    /// log explains.
+    BankEntryUnexplained,
 }
 
 impl Rule {
@@ -160,6 +166,8 @@ impl Rule {
             Rule::Unbalanced => "unbalanced",
             Rule::ConservationBroken => "conservation_broken",
             Rule::ProjectionMismatch => "projection_mismatch",
+            Rule::BankEntryMissing => "bank_entry_missing",
+            Rule::BankEntryUnexplained => "bank_entry_unexplained",
         }
     }
 

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::auditor::{
     Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, decode_event,
 };
+use crate::bank::BankStatement;
 use crate::report::{AuditReport, Outcome};
 use crate::rule::{Rule, Violation};
 use crate::snapshot::{AuditSnapshot, SnapshotError};
@@ -108,6 +109,10 @@ pub struct AuditOptions {
     /// seq with its hash (rule `head_not_reached`), so a log cut behind it
     /// is evident. Its signature is checked when a key is given.
     pub expect_head: Option<Checkpoint>,
+    /// The bank's statement to reconcile with the log (rules
+    /// `bank_entry_missing`, `bank_entry_unexplained`): a whole-log audit
+    /// only, since the statement covers the whole history.
+    pub bank_statement: Option<BankStatement>,
 }
 
 impl AuditOptions {
@@ -125,6 +130,7 @@ impl AuditOptions {
             now: None,
             allow_unsigned_tail: 0,
             expect_head: None,
+            bank_statement: None,
         }
     }
 }
@@ -166,6 +172,10 @@ pub enum AuditError {
     /// key: it anchors nothing.
     #[error("the expected head (record {0}) is not signed by the issuer's key")]
     ExpectedHeadForged(Seq),
+    /// A bank statement covers the whole history: it is reconciled with a
+    /// whole-log audit, not one resumed from a checkpoint file.
+    #[error("a bank statement is reconciled with an audit of the whole log, not a resumed one")]
+    BankStatementNeedsWholeLog,
 }
 
 /// Records whose place in the chain is verified, with their events decoded
@@ -375,6 +385,9 @@ pub fn audit_store(
     mut opts: AuditOptions,
 ) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
+    if opts.bank_statement.is_some() && opts.from_checkpoint.is_some() {
+        return Err(AuditError::BankStatementNeedsWholeLog);
+    }
     let verifier = opts.checkpoint_verifier.take();
     let signatures_checked = verifier.is_some();
     if let (Some(head), Some(verify)) = (&opts.expect_head, &verifier)
@@ -382,19 +395,11 @@ pub fn audit_store(
     {
         return Err(AuditError::ExpectedHeadForged(head.seq));
     }
-    let head_seq = match read_guarded(|| store.head()) {
-        Ok(head) => head.last_seq,
-        Err(e) => {
-            let violation = Violation::new(
-                Seq(1),
-                None,
-                Rule::LogUnreadable,
-                format!("the log's last record cannot be read: {e}"),
-            );
-            let outcome = Outcome::Violation(violation);
-            return Ok(early_report(&opts, outcome, started, signatures_checked));
-        }
-    };
+    // The head only sizes the progress bar and tells an empty log: if its
+    // record cannot be read, the reading below names it at its seq.
+    let head_seq = read_guarded(|| store.head()).map(|head| head.last_seq);
+    let log_is_empty = matches!(head_seq, Ok(Seq(0)));
+    let head_seq = head_seq.unwrap_or(Seq(0));
     let auditor_now = opts.now.unwrap_or_else(Timestamp::now);
     let (mut auditor, resumed_from) = match &opts.from_checkpoint {
         None => (Auditor::new(verifier), None),
@@ -429,7 +434,7 @@ pub fn audit_store(
     };
     auditor.set_auditor_now(Some(auditor_now));
     auditor.set_allow_unsigned_tail(opts.allow_unsigned_tail);
-    if head_seq.0 == 0 && resumed_from.is_none() && opts.expect_head.is_none() {
+    if log_is_empty && resumed_from.is_none() && opts.expect_head.is_none() {
         let (_, replay) = auditor.into_stages();
         return Ok(build_report(
             &opts,
@@ -447,6 +452,9 @@ pub fn audit_store(
     };
     let first = auditor.next_seq();
     let (record_verifier, mut replay) = auditor.into_stages();
+    if opts.bank_statement.is_some() {
+        replay.expect_bank_statement();
+    }
     let mut records_read: u64 = 0;
     let mut outcome = None;
     // Reading and the chain run on their own thread, a few chunks ahead of
@@ -531,6 +539,13 @@ pub fn audit_store(
     if matches!(outcome, Outcome::Holds | Outcome::Truncated { .. })
         && let Some(head) = &opts.expect_head
         && let Some(violation) = check_expected_head(store, replay.boundary(), head)?
+    {
+        outcome = Outcome::Violation(violation);
+    }
+    if matches!(outcome, Outcome::Holds)
+        && let (Some(statement), Some(expected)) =
+            (&opts.bank_statement, replay.bank_expectations())
+        && let Err(violation) = expected.reconcile(statement, replay.boundary().last_seq)
     {
         outcome = Outcome::Violation(violation);
     }
@@ -690,6 +705,14 @@ fn build_report(
             }
         )),
         None => notes.push("no published head was given (--expect-head): a log cut after its last checkpoint would not be noticed".to_string()),
+    }
+    if let Some(statement) = &opts.bank_statement
+        && matches!(outcome, Outcome::Holds)
+    {
+        notes.push(format!(
+            "the bank's statement reconciles with the log: {} entries, every settled purchase and redemption matched",
+            statement.entries.len()
+        ));
     }
     if opts.allow_unsigned_tail > 0 {
         notes.push(format!(

@@ -417,3 +417,64 @@ fn a_log_file_with_a_foreign_table_or_meta_entry_is_unreadable() {
     });
     assert_eq!(violation(&report).rule, Rule::LogUnreadable);
 }
+
+/// The statement a faithful bank would export for `batches`.
+fn faithful_statement(batches: &[ledger::Batch]) -> vc_replay::BankStatement {
+    let mut entries = Vec::new();
+    for batch in batches {
+        for event in &batch.events {
+            match event {
+                Event::PurchaseSettled { purchase, amount } => {
+                    entries.push(vc_replay::BankEntry::Debit {
+                        purchase: *purchase,
+                        amount: *amount,
+                    });
+                }
+                Event::Redeemed { amount, .. } => entries.push(vc_replay::BankEntry::Credit {
+                    tx: batch.tx,
+                    amount: *amount,
+                }),
+                _ => {}
+            }
+        }
+    }
+    vc_replay::BankStatement { entries }
+}
+
+#[test]
+fn the_bank_statement_reconciles_and_each_difference_is_named() {
+    let g = genuine(2);
+    let records = write(&g.sim.batches);
+    let statement = faithful_statement(&g.sim.batches);
+    assert!(statement.entries.len() >= 4);
+    let report = audit_with(&records, |o| o.bank_statement = Some(statement.clone()));
+    assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
+    assert!(report.notes.iter().any(|n| n.contains("reconciles")));
+
+    // A redemption the bank never paid.
+    let mut unpaid = statement.clone();
+    let credit = unpaid
+        .entries
+        .iter()
+        .position(|e| matches!(e, vc_replay::BankEntry::Credit { .. }))
+        .expect("a credit");
+    let vc_replay::BankEntry::Credit { tx, .. } = unpaid.entries.remove(credit) else {
+        unreachable!("a credit")
+    };
+    let report = audit_with(&records, |o| o.bank_statement = Some(unpaid));
+    let v = violation(&report);
+    assert_eq!((v.rule, v.tx), (Rule::BankEntryMissing, Some(tx)));
+
+    // A debit the log never settled (coins the issuer would owe nobody).
+    let mut extra = statement.clone();
+    extra.entries.push(vc_replay::BankEntry::Debit {
+        purchase: ledger::PurchaseId::from_bytes([0xee; 16]),
+        amount: ledger::Amount::from_minor(1),
+    });
+    let report = audit_with(&records, |o| o.bank_statement = Some(extra));
+    assert_eq!(violation(&report).rule, Rule::BankEntryUnexplained);
+
+    // The statement survives its file.
+    let parsed = vc_replay::BankStatement::parse(&statement.to_text()).expect("parses");
+    assert_eq!(parsed, statement);
+}

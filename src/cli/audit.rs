@@ -59,6 +59,11 @@ pub struct AuditArgs {
     /// none; every record must be covered by a signature.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub allow_unsigned_tail: u64,
+    /// The bank's statement (`varietycash bank export`): every settled
+    /// purchase and redemption must match a bank entry, and every bank
+    /// entry the log. Whole-log audits only.
+    #[arg(long, value_name = "FILE")]
+    pub bank_statement: Option<PathBuf>,
 }
 
 /// Largest signed head read from a file or a URL.
@@ -131,7 +136,15 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         .map(read_expected_head)
         .transpose()?;
     let expect_head = expect_head.as_ref();
-    match audit_log(args, &args.log, issuer_key, expect_head) {
+    let bank_statement = match &args.bank_statement {
+        Some(path) => Some(
+            replay::BankStatement::read_file(path)
+                .with_context(|| format!("reading the bank statement {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let bank_statement = bank_statement.as_ref();
+    match audit_log(args, &args.log, issuer_key, expect_head, bank_statement) {
         Err(replay::AuditError::OpenLog {
             source: ledger::StoreError::NeedsRepair,
             ..
@@ -146,7 +159,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
             args.log.display()
         )
     })?;
-    let mut report = audit_log(args, &copy, issuer_key, expect_head)
+    let mut report = audit_log(args, &copy, issuer_key, expect_head, bank_statement)
         .with_context(|| format!("auditing a repaired copy of {}", args.log.display()))?;
     report.log = args.log.display().to_string();
     report.notes.push(
@@ -163,10 +176,12 @@ fn audit_log(
     log: &std::path::Path,
     issuer_key: Option<&PublicKey>,
     expect_head: Option<&ledger::Checkpoint>,
+    bank_statement: Option<&replay::BankStatement>,
 ) -> Result<replay::AuditReport, replay::AuditError> {
     let mut opts = replay::AuditOptions::new(log);
     opts.now = args.now.map(ledger::Timestamp);
     opts.allow_unsigned_tail = args.allow_unsigned_tail;
+    opts.bank_statement = bank_statement.cloned();
     opts.expect_head = expect_head.cloned();
     if let Some(key) = issuer_key {
         let key = key.clone();

@@ -1,6 +1,8 @@
 //! `varietycash bank`: the operator's view of the simulated bank. The bank
 //! lives inside the issuer's process (`issuer serve`), its only client; these
-//! commands reach it through the gateway's loopback-only operator routes.
+//! commands reach it through the gateway's loopback-only operator routes,
+//! except `export`, which reads a stopped issuer's bank file and writes the
+//! bank's statement for an auditor (`audit --bank-statement`).
 
 use std::process::ExitCode;
 
@@ -34,9 +36,25 @@ pub enum BankCommand {
         #[arg(value_parser = parse_account)]
         account: BankAccount,
     },
+    /// Write the bank's whole statement (debits of purchases, credits of
+    /// redemptions; no account numbers) for `audit --bank-statement`. Reads
+    /// the bank file of a stopped issuer (DIR/bank.redb).
+    Export {
+        /// The simulated bank's file.
+        #[arg(long)]
+        bank: std::path::PathBuf,
+        /// Where to write the statement.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
+    if let BankCommand::Export { bank, out } = &args.command {
+        let n = export(bank, out)?;
+        println!("{n} statement entries written to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let client = IssuerClient::new(&args.issuer, ClientConfig::default())?;
     match args.command {
         BankCommand::OpenAccount { account, amount } => {
@@ -51,6 +69,45 @@ pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading a balance at {}", args.issuer))?;
             println!("{} {balance}", account.as_str());
         }
+        BankCommand::Export { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the simulated bank's statement at `bank` to `out` in the
+/// auditor's format; the number of entries.
+pub fn export(bank: &std::path::Path, out: &std::path::Path) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        bank.exists(),
+        "no bank file at {} (expected the issuer's DIR/bank.redb)",
+        bank.display()
+    );
+    let bank_db =
+        actors::SimulatedBank::open(bank, std::time::Duration::ZERO).with_context(|| {
+            format!(
+                "opening the bank {} (is the issuer stopped?)",
+                bank.display()
+            )
+        })?;
+    let entries = bank_db
+        .export_statement()
+        .context("reading the bank's statement")?;
+    let statement = replay::BankStatement {
+        entries: entries
+            .iter()
+            .map(|e| match e.kind {
+                actors::StatementKind::Debit(purchase) => replay::BankEntry::Debit {
+                    purchase,
+                    amount: e.amount,
+                },
+                actors::StatementKind::Credit(tx) => replay::BankEntry::Credit {
+                    tx,
+                    amount: e.amount,
+                },
+            })
+            .collect(),
+    };
+    std::fs::write(out, statement.to_text())
+        .with_context(|| format!("writing the statement to {}", out.display()))?;
+    Ok(entries.len())
 }

@@ -518,6 +518,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     expired_coin_steps(&dir, config, &clock)?;
 
+    // The bank's own statement, matched against the log by the auditor.
+    let bank_statement = dir.join("bank-statement.txt");
+    super::bank::export(&dir.join("issuer").join("bank.redb"), &bank_statement)?;
     let report = super::audit::audit(&super::audit::AuditArgs {
         log: dir.join("issuer").join("log.redb"),
         issuer_key: Some(issuer_key),
@@ -539,6 +542,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 .to_string(),
         ),
         allow_unsigned_tail: 0,
+        bank_statement: Some(bank_statement),
     })?;
     print!("\n{}", report.to_text());
     println!("demo took {:.1} s", started.elapsed().as_secs_f64());
