@@ -137,3 +137,109 @@ fn an_unencrypted_first_format_purse_is_refused_with_its_own_error() {
     assert!(matches!(err, PurseError::Unencrypted), "{err:?}");
     assert!(err.to_string().contains("unencrypted"), "{err}");
 }
+
+/// A purse of the first format, built record by record as that format
+/// stored them (a version byte, then postcard, in the clear), converted:
+/// the new purse holds the same profile, issuer, coins with their states,
+/// journal and history, sealed; the old file still holds the old purse.
+#[test]
+fn an_unencrypted_purse_is_converted_into_a_sealed_one_with_nothing_lost() {
+    use vc_purse::{CoinState, Destination, JournalEntry, Step, StoredCoin, TxEffect, TxRef};
+    const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    const COINS: redb::TableDefinition<[u8; 16], &[u8]> = redb::TableDefinition::new("coins");
+    const JOURNAL: redb::TableDefinition<[u8; 16], &[u8]> = redb::TableDefinition::new("journal");
+    const HISTORY: redb::TableDefinition<[u8; 16], &[u8]> = redb::TableDefinition::new("history");
+    fn record<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        let mut out = vec![1u8];
+        out.extend(postcard::to_stdvec(value).expect("encode"));
+        out
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old.purse");
+    let coins: Vec<StoredCoin> = [250, 125]
+        .iter()
+        .map(|&v| StoredCoin {
+            coin: util::coin(v),
+            state: CoinState::Available,
+        })
+        .collect();
+    let tx = TxRef::random().expect("tx");
+    let entry = JournalEntry {
+        tx,
+        kind: TxKind::Purchase,
+        amount: cents(100),
+        step: Step::Request,
+        reserved: Vec::new(),
+        to: Destination::Issuer,
+        last_sent: b"wrequest3".to_vec(),
+        secrets: vec![SessionSecret::new(vec![0x5c; 32])],
+        context: Vec::new(),
+        created: NOW,
+        updated: NOW,
+    };
+    let effect = TxEffect {
+        tx: TxRef::random().expect("tx"),
+        kind: TxKind::Purchase,
+        refused: false,
+        value_out: cents(0),
+        value_in: cents(375),
+        holdings_after: cents(375),
+        last_step_at: NOW,
+    };
+    {
+        let db = redb::Database::create(&old).expect("redb");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("format", 1u32.to_le_bytes().as_slice())
+                .expect("format");
+            meta.insert("profile", record(&profile()).as_slice())
+                .expect("profile");
+            meta.insert("issuer", record(&util::issuer()).as_slice())
+                .expect("issuer");
+            let mut table = txn.open_table(COINS).expect("coins");
+            for c in &coins {
+                table
+                    .insert(*c.coin.id().as_bytes(), record(c).as_slice())
+                    .expect("coin");
+            }
+            txn.open_table(JOURNAL)
+                .expect("journal")
+                .insert(*tx.as_bytes(), record(&entry).as_slice())
+                .expect("entry");
+            txn.open_table(HISTORY)
+                .expect("history")
+                .insert(*effect.tx.as_bytes(), record(&effect).as_slice())
+                .expect("effect");
+        }
+        txn.commit().expect("commit");
+    }
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let new = purse_path(dir.path());
+    let purse = Purse::encrypt_unencrypted(&old, &new, util::new_key()).expect("converted");
+    drop(purse);
+    let purse = Purse::open(&new, &passphrase()).expect("opens with the passphrase");
+    assert_eq!(purse.profile().expect("profile"), profile());
+    assert_eq!(purse.issuer().expect("issuer"), Some(util::issuer()));
+    let mut want = coins.clone();
+    want.sort_by_key(|c| c.coin.id());
+    assert_eq!(purse.coins().expect("coins"), want);
+    assert_eq!(purse.in_flight().expect("journal"), vec![entry]);
+    assert_eq!(purse.history().expect("history"), vec![effect]);
+    let sealed = fs::read(&new).expect("read");
+    for c in &coins {
+        assert!(!contains(&sealed, &c.coin.tag.0), "a tag is in the clear");
+    }
+    // The old file is still the old purse: converted again, it gives the
+    // same coins.
+    let again = Purse::encrypt_unencrypted(&old, dir.path().join("twice"), util::new_key())
+        .expect("the old file converts again");
+    assert_eq!(again.coins().expect("coins"), want);
+    drop(purse);
+    assert!(matches!(
+        Purse::encrypt_unencrypted(&new, dir.path().join("again"), util::new_key()),
+        Err(PurseError::WrongFormat(2))
+    ));
+}
