@@ -376,7 +376,8 @@ mod seeds {
             public_key: w.issuer.pk().to_ledger(),
             gateway_url: "http://127.0.0.1:8080".into(),
         };
-        let p = Purse::create(&path, &profile, Some(&issuer)).expect("purse");
+        let p = Purse::create(&path, &profile, Some(&issuer), harness::fuzz_purse_key())
+            .expect("purse");
         let mut world = w;
         let coins = world.buy(&spec(&[(2, 100), (1, 50)]), false);
         let now = Timestamp(1_900_000_000);

@@ -269,7 +269,7 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
     let mut held = BTreeSet::new();
     let mut held_minor = 0u64;
     for purse in ["alice.purse", "bob.purse", "shop.purse"] {
-        let purse_db = Purse::open(dir.join(purse)).expect("purse opens");
+        let purse_db = Purse::open(dir.join(purse), &util::passphrase()).expect("purse opens");
         for c in purse_db.coins().expect("coins") {
             match c.state {
                 CoinState::Available => {
@@ -294,7 +294,7 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
     // 0.10 coin to the shop, none was lost on the way.
     let bought_minor = 4 * 250 + 2 * u64::from(COINS_EACH) * PRICE_MINOR;
     assert_eq!(held_minor, bought_minor, "conservation across the purses");
-    let shop_coins = Purse::open(dir.join("shop.purse"))
+    let shop_coins = Purse::open(dir.join("shop.purse"), &util::passphrase())
         .expect("shop purse")
         .balance()
         .expect("balance")

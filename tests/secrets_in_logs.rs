@@ -227,6 +227,7 @@ fn member(system: &System, n: usize, name: &str, roles: &[Role]) -> util::Member
             system.dir.path().join(format!("member-{n}.purse")),
             &profile,
             Some(&system.info),
+            util::purse_key(),
         )
         .expect("purse"),
     );
@@ -478,6 +479,8 @@ fn the_demo_binary_logs_no_identity_account_or_secret() {
         .arg(dir.path())
         .env("RUST_LOG", directives)
         .env("NO_COLOR", "1")
+        .env("VC_PURSE_PASSPHRASE", util::PASSPHRASE)
+        .env("VC_PURSE_KDF", "insecure-fast")
         .output()
         .expect("the binary runs");
     let log = without_ansi(&String::from_utf8_lossy(&out.stderr));
@@ -485,12 +488,16 @@ fn the_demo_binary_logs_no_identity_account_or_secret() {
     assert!(log.contains("vc_gateway"), "no trace captured:\n{log}");
 
     let issuer_dir = dir.path().join("issuer");
-    let mut secrets = Vec::new();
+    let mut secrets = vec![text_secret("the purse passphrase", util::PASSPHRASE)];
     for name in ["alice", "bob", "bookshop"] {
         secrets.push(text_secret(&format!("identity {name}"), name));
         let account = format!("ACH-{name}");
         secrets.push(text_secret(&format!("bank account {account}"), &account));
-        let purse = purse::Purse::open(dir.path().join(format!("{name}.purse"))).expect("purse");
+        let purse = purse::Purse::open(
+            dir.path().join(format!("{name}.purse")),
+            &util::passphrase(),
+        )
+        .expect("purse");
         let sk = purse.profile().expect("profile").secret_key().expect("key");
         secrets.push(private_key_secret(&format!("private key of {name}"), &sk));
         for stored in purse.coins().expect("coins") {

@@ -187,6 +187,9 @@ impl SimulatedBank {
         path: impl AsRef<Path>,
         settle_delay: Duration,
     ) -> Result<SimulatedBank, BankError> {
+        // Bank accounts and balances: 0600 before redb opens the file.
+        ledger::private_file::ensure_private_file(path.as_ref())
+            .map_err(|e| BankError::Storage(redb::Error::Io(e)))?;
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         {

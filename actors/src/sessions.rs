@@ -462,6 +462,9 @@ impl SessionStore {
         limits: SessionLimits,
         timings: Arc<StageTimings>,
     ) -> Result<SessionStore, SessionError> {
+        // Key shares: 0600 before redb opens the file, whatever the umask.
+        ledger::private_file::ensure_private_file(path.as_ref())
+            .map_err(|e| SessionError::Storage(redb::Error::Io(e)))?;
         let db = Arc::new(Database::create(path)?);
         let held;
         let txn = db.begin_write()?;

@@ -142,7 +142,6 @@ impl Psam {
 
     /// Writes the state durably before anything derived from it leaves.
     fn persist(&self) -> Result<(), PsamError> {
-        use std::io::Write;
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -152,18 +151,8 @@ impl Psam {
         if bytes.len() > PSAM_STATE_BYTES_MAX {
             return Err(PsamError::Storage("state too large".into()));
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            // The rename is durable only once the directory is.
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        // Synced, renamed into place and the directory synced, mode 0600.
+        ledger::private_file::write_private(path, &bytes).map_err(io)
     }
 
     /// Closed batches the collection server has not acknowledged, oldest first.

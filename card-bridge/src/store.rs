@@ -88,6 +88,8 @@ fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, S
 impl Db {
     /// Opens (or creates) the file at `path`.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
+        // Card keys' work, balances and transfers: 0600 before redb opens it.
+        ledger::private_file::ensure_private_file(path).map_err(|e| storage(redb::Error::Io(e)))?;
         Ok(Db {
             db: redb::Database::create(path).map_err(storage)?,
         })

@@ -73,14 +73,7 @@ pub struct CardSystem {
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
+    let mut f = ledger::private_file::create_new_private(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -108,7 +101,7 @@ impl CardSystem {
     /// on first use. `suite` is ignored for an existing system.
     pub fn open(dir: &Path, lus_id: LusId, suite: Suite) -> Result<CardSystem, SystemError> {
         let keys_err = |e: std::io::Error| SystemError::Keys(e.to_string());
-        std::fs::create_dir_all(dir).map_err(keys_err)?;
+        ledger::private_file::create_private_dir(dir).map_err(keys_err)?;
         let key_path = dir.join("keys.bin");
         let keys: KeyFile = match read_private(&key_path) {
             Ok(bytes) if bytes.len() <= 4096 => postcard::from_bytes(&bytes)

@@ -482,33 +482,80 @@ const HISTORY: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("history"
 const META_FORMAT: &str = "format";
 const META_PROFILE: &str = "profile";
 const META_ISSUER: &str = "issuer";
+const META_KEY_HEADER: &str = "key-header";
+const META_KEY_CHECK: &str = "key-check";
+/// The purse's table names, by the harness's table number.
+const TABLE_NAMES: [&str; 4] = ["meta", "coins", "journal", "history"];
 
-/// The stored profile of a real purse (its key made once per process),
-/// used when an input does not bring its own.
-fn template_profile() -> &'static [u8] {
-    static PROFILE: OnceLock<Vec<u8>> = OnceLock::new();
-    PROFILE.get_or_init(|| {
+/// What a fuzzed purse takes from a real one: its key header and sealed
+/// key check (so the fuzz passphrase opens it), and its profile record,
+/// used when an input does not bring its own. Made once per process.
+struct Template {
+    key_header: Vec<u8>,
+    key_check: Vec<u8>,
+    profile: Vec<u8>,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
         let dir = scratch_dir();
         let path = dir.join("template.purse");
         let _ = fs::remove_file(&path);
         let id = ledger::ParticipantId::new("fuzz").expect("a valid participant id");
         let profile = purse::PurseProfile::generate(id, protocol::crypto::SuiteId::Aes256, 2048)
             .expect("rsa keygen for the template purse");
-        drop(purse::Purse::create(&path, &profile, None).expect("template purse"));
-        let tables = read_purse_tables(&path).expect("template purse tables");
-        let _ = fs::remove_file(&path);
-        tables
+        drop(
+            purse::Purse::create(&path, &profile, None, fuzz_purse_key()).expect("template purse"),
+        );
+        let raw = read_raw_purse_tables(&path).expect("template purse tables");
+        let profile = read_purse_tables(&path)
+            .expect("template purse tables")
             .into_iter()
             .find_map(|(table, key, value)| {
                 (table == 0 && key.as_slice() == META_PROFILE.as_bytes()).then_some(value)
             })
-            .expect("template purse has a profile")
+            .expect("template purse has a profile");
+        let _ = fs::remove_file(&path);
+        let meta_row = |name: &str| {
+            raw.iter()
+                .find_map(|(table, key, value)| {
+                    (*table == 0 && key.as_slice() == name.as_bytes()).then(|| value.clone())
+                })
+                .expect("template purse has its key rows")
+        };
+        Template {
+            key_header: meta_row(META_KEY_HEADER),
+            key_check: meta_row(META_KEY_CHECK),
+            profile,
+        }
     })
 }
 
-/// The records of a purse file as (table, key, value): table 0 is meta, 1
+/// The records of a purse file made with [`fuzz_purse_key`], opened, as
+/// (table, key, encoded record): table 0 is meta (profile and issuer), 1
 /// coins, 2 journal, 3 history.
 pub fn read_purse_tables(path: &Path) -> Result<Vec<PurseRecord>, String> {
+    let key = fuzz_purse_key();
+    let mut out = Vec::new();
+    for (table, row, sealed) in read_raw_purse_tables(path)? {
+        if table == 0
+            && row.as_slice() != META_PROFILE.as_bytes()
+            && row.as_slice() != META_ISSUER.as_bytes()
+        {
+            continue;
+        }
+        let opened = key
+            .open_row(TABLE_NAMES[usize::from(table)], &row, &sealed)
+            .map_err(|e| e.to_string())?
+            .ok_or("a record does not open under the fuzz key")?;
+        out.push((table, row, opened.to_vec()));
+    }
+    Ok(out)
+}
+
+/// The rows of a purse file as stored (sealed), as (table, key, value).
+fn read_raw_purse_tables(path: &Path) -> Result<Vec<PurseRecord>, String> {
     let db = Database::open(path).map_err(|e| e.to_string())?;
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -553,8 +600,10 @@ pub fn purse_records_input(records: &[PurseRecord]) -> Vec<u8> {
 
 /// Target `purse_file`: a garbage file opened as a purse (selector 0), and
 /// a well-formed redb purse whose records are fuzzed (selector 1: the purse's
-/// own decoders of profile, issuer, coins, journal and history). Whatever
-/// opens is read through every reader.
+/// own decoders of profile, issuer, coins, journal and history; each fuzzed
+/// record is sealed under the fuzz key for its row, so the decoders behind
+/// the seal are what gets fuzzed). Whatever opens is read through every
+/// reader.
 pub fn purse_file(data: &[u8]) -> Outcome {
     let Some((i, bytes)) = select(data, 2) else {
         return Outcome::Refused("no selector".into());
@@ -565,7 +614,7 @@ pub fn purse_file(data: &[u8]) -> Outcome {
     } else if let Err(e) = write_structured_purse(&path, bytes) {
         return Outcome::Refused(e);
     }
-    match purse::Purse::open(&path) {
+    match purse::Purse::open(&path, &fuzz_passphrase()) {
         Err(e) => Outcome::Refused(e.to_string()),
         Ok(p) => {
             read_everything(&p);
@@ -575,7 +624,13 @@ pub fn purse_file(data: &[u8]) -> Outcome {
 }
 
 fn write_structured_purse(path: &Path, mut bytes: &[u8]) -> Result<(), String> {
-    let mut profile = template_profile().to_vec();
+    let template = template();
+    let key = fuzz_purse_key();
+    let seal = |table: usize, row: &[u8], record: &[u8]| {
+        key.seal_row(TABLE_NAMES[table], row, record)
+            .map_err(|e| e.to_string())
+    };
+    let mut profile = template.profile.clone();
     let mut issuer: Option<Vec<u8>> = None;
     let mut rows: Vec<(u8, [u8; 16], Vec<u8>)> = Vec::new();
     while let Some((&op, rest)) = bytes.split_first() {
@@ -618,22 +673,30 @@ fn write_structured_purse(path: &Path, mut bytes: &[u8]) -> Result<(), String> {
         let format = purse::constants::PURSE_FORMAT_VERSION.to_le_bytes();
         meta.insert(META_FORMAT, format.as_slice())
             .map_err(|e| e.to_string())?;
-        meta.insert(META_PROFILE, profile.as_slice())
+        meta.insert(META_KEY_HEADER, template.key_header.as_slice())
+            .map_err(|e| e.to_string())?;
+        meta.insert(META_KEY_CHECK, template.key_check.as_slice())
+            .map_err(|e| e.to_string())?;
+        let sealed = seal(0, META_PROFILE.as_bytes(), &profile)?;
+        meta.insert(META_PROFILE, sealed.as_slice())
             .map_err(|e| e.to_string())?;
         if let Some(issuer) = &issuer {
-            meta.insert(META_ISSUER, issuer.as_slice())
+            let sealed = seal(0, META_ISSUER.as_bytes(), issuer)?;
+            meta.insert(META_ISSUER, sealed.as_slice())
                 .map_err(|e| e.to_string())?;
         }
         let mut coins = txn.open_table(COINS).map_err(|e| e.to_string())?;
         let mut journal = txn.open_table(JOURNAL).map_err(|e| e.to_string())?;
         let mut history = txn.open_table(HISTORY).map_err(|e| e.to_string())?;
-        for (table, key, value) in &rows {
-            let t = match table {
-                1 => &mut coins,
-                2 => &mut journal,
-                _ => &mut history,
+        for (table, row, value) in &rows {
+            let (t, n) = match table {
+                1 => (&mut coins, 1),
+                2 => (&mut journal, 2),
+                _ => (&mut history, 3),
             };
-            t.insert(key, value.as_slice()).map_err(|e| e.to_string())?;
+            let sealed = seal(n, row, value)?;
+            t.insert(row, sealed.as_slice())
+                .map_err(|e| e.to_string())?;
         }
     }
     txn.commit().map_err(|e| e.to_string())?;
@@ -709,4 +772,19 @@ pub fn card_wire(data: &[u8]) -> Outcome {
         None => Outcome::Refused("no selector".into()),
         Some((i, bytes)) => (CARD_MESSAGES[i].1)(bytes),
     }
+}
+
+/// The passphrase of the fuzzed purse files.
+fn fuzz_passphrase() -> purse::Passphrase {
+    purse::Passphrase::new("fuzz").expect("a valid passphrase")
+}
+
+/// The key of every fuzzed purse (a fixed salt, the cheap test cost): the
+/// fuzz passphrase opens every input, so inputs stay reproducible.
+pub fn fuzz_purse_key() -> purse::PurseKey {
+    let header = purse::KeyHeader {
+        kdf: purse::KdfParams::INSECURE_FAST,
+        salt: [0x5a; purse::seal::SALT_BYTES],
+    };
+    purse::PurseKey::derive(&fuzz_passphrase(), header).expect("a purse key")
 }

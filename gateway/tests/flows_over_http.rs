@@ -125,6 +125,7 @@ fn merchant_purse(
             public_key: descriptor.public_key.clone(),
             gateway_url: gateway_url.to_owned(),
         }),
+        util::purse_key(),
     )
     .expect("merchant purse");
     (Arc::new(purse), dir)

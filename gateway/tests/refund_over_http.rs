@@ -55,7 +55,7 @@ fn a_restored_purse_is_refunded_its_value_and_the_old_coins_die() {
     let stale = dir.path().join("stale.purse");
     std::fs::copy(&path, &stale).expect("copy");
     std::fs::remove_file(&path).expect("lost");
-    let purse = Arc::new(Purse::restore(&path, &keys).expect("restored"));
+    let purse = Arc::new(Purse::restore(&path, &keys, &util::passphrase()).expect("restored"));
     assert_eq!(holdings(&purse), Amount::ZERO);
     let wallet = Wallet::open(purse.clone(), ClientConfig::default()).expect("wallet");
     let RefundOutcome::Replaced {
@@ -90,7 +90,7 @@ fn a_restored_purse_is_refunded_its_value_and_the_old_coins_die() {
 
     // The stale copy's coins are refused by the issuer (signed statement),
     // and that purse marks them bad.
-    let stale = Arc::new(Purse::open(&stale).expect("stale copy opens"));
+    let stale = Arc::new(Purse::open(&stale, &util::passphrase()).expect("stale copy opens"));
     let thief = Wallet::open(stale.clone(), ClientConfig::default()).expect("wallet");
     let old = stale
         .coins()
@@ -153,7 +153,7 @@ fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
 
     // Restarted, the purse resends the same request and stores the
     // issuer's same replacements, once.
-    let purse = Arc::new(Purse::open(&path).expect("reopened"));
+    let purse = Arc::new(Purse::open(&path, &util::passphrase()).expect("reopened"));
     let wallet = Wallet::open(purse.clone(), ClientConfig::default()).expect("wallet");
     let report = wallet.resume().expect("resumed");
     assert_eq!((report.finished, report.unfinished), (1, 0));

@@ -19,6 +19,8 @@
 //! - [`group_commit`]: [`GroupCommit`], many submitters, one durable append
 //!   per group, acknowledgements only after fsync.
 //! - [`tail`]: [`Tail`], following the log as it grows.
+//! - [`private_file`]: files created 0600 and directories 0700 whatever
+//!   the umask; every crate creates the files it keeps through it.
 //! - `testkit` (feature `testkit`): proptest strategies for every event.
 //!
 //! The log's record format and invariants: `ledger/README.md`.
@@ -36,6 +38,7 @@ pub mod group_commit;
 pub mod ids;
 pub mod memory_store;
 pub mod money;
+pub mod private_file;
 pub mod redb_store;
 pub mod store;
 pub mod sync;

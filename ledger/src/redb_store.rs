@@ -124,6 +124,9 @@ impl RedbStore {
         builder
             .set_concurrency_mode(options.sharing.mode())
             .set_check_integrity_on_open(options.verify_integrity_on_open);
+        // The log holds every sealed identity and bank account: 0600 before
+        // redb opens it, whatever the umask.
+        crate::private_file::ensure_private_file(path.as_ref())?;
         let db = builder
             .create(path.as_ref())
             .map_err(|e| redb_error("open", e))?;
@@ -220,7 +223,7 @@ impl RedbStore {
     /// keeps every committed (durable) transaction; the format check of a
     /// writable open applies to the copy.
     pub fn repaired_copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<(), StoreError> {
-        std::fs::copy(from.as_ref(), to.as_ref())?;
+        crate::private_file::copy_private(from.as_ref(), to.as_ref())?;
         let repaired = RedbStore::open(to.as_ref())?;
         drop(repaired);
         Ok(())

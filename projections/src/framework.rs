@@ -124,6 +124,9 @@ impl<P: Projection> ProjectionDb<P> {
     /// Opens the projection's file, creating it empty (applied up to `Seq(0)`) if absent.
     pub fn open(path: impl AsRef<Path>, projection: P) -> Result<ProjectionDb<P>, ProjectionError> {
         let path = path.as_ref().to_path_buf();
+        // Projections hold coin serials, balances and (the user index)
+        // identities: 0600 before redb opens the file.
+        ledger::private_file::ensure_private_file(&path)?;
         let db = Database::create(&path)?;
         let txn = db.begin_write()?;
         {

@@ -1,11 +1,15 @@
-//! How records are stored: one version byte, then postcard. Decoding checks
-//! the length against the record's limit first and returns a typed error on
-//! anything malformed, so a damaged purse file never panics the purse.
+//! How records are stored: one version byte, then postcard, sealed under
+//! the purse key for the row it lives in ([`seal_record`], [`open_record`]).
+//! Decoding checks the length against the record's limit first and returns
+//! a typed error on anything malformed, so a damaged purse file never
+//! panics the purse.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 use crate::error::PurseError;
+use crate::seal::{PurseKey, SEAL_OVERHEAD_BYTES, slot};
 
 /// The version byte in front of every stored record.
 pub(crate) const RECORD_VERSION: u8 = 1;
@@ -46,6 +50,45 @@ pub(crate) fn decode<T: DeserializeOwned>(
             "{what} record of unknown version {v}"
         ))),
     }
+}
+
+/// Encodes `value` and seals it for row `row` of `table`.
+pub(crate) fn seal_record<T: Serialize>(
+    key: &PurseKey,
+    table: &str,
+    row: &[u8],
+    what: &'static str,
+    value: &T,
+    max_bytes: usize,
+) -> Result<Vec<u8>, PurseError> {
+    let plain = Zeroizing::new(encode(what, value, max_bytes)?);
+    key.seal(&slot(table, row), &plain)
+}
+
+/// Opens a record sealed by [`seal_record`] for row `row` of `table` and
+/// decodes it. A record that does not open (damaged, or moved from another
+/// row) is `Corrupt`: the key itself was checked when the purse opened.
+pub(crate) fn open_record<T: DeserializeOwned>(
+    key: &PurseKey,
+    table: &str,
+    row: &[u8],
+    what: &'static str,
+    sealed: &[u8],
+    max_bytes: usize,
+) -> Result<T, PurseError> {
+    if sealed.len() > max_bytes + SEAL_OVERHEAD_BYTES {
+        return Err(PurseError::Corrupt(format!(
+            "sealed {what} record of {} bytes exceeds {}",
+            sealed.len(),
+            max_bytes + SEAL_OVERHEAD_BYTES
+        )));
+    }
+    let plain = key.open(&slot(table, row), sealed)?.ok_or_else(|| {
+        PurseError::Corrupt(format!(
+            "{what} record does not open: damaged, or moved from another row"
+        ))
+    })?;
+    decode(what, &plain, max_bytes)
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 use ledger::constants::COINS_PER_TX_MAX;
 use protocol::wire::limits::{SIGNED_REJECT_BYTES_MAX, VALIDATION_BYTES_MAX};
 
-/// The version of the purse's file layout, stored in its `meta` table.
-pub const PURSE_FORMAT_VERSION: u32 = 1;
+/// The version of the purse's file layout, stored in its `meta` table:
+/// records sealed under a passphrase-derived key.
+pub const PURSE_FORMAT_VERSION: u32 = 2;
+/// The first layout, which kept keys and coins in the clear: refused.
+pub const UNENCRYPTED_FORMAT_VERSION: u32 = 1;
 /// Largest issuer-signed statement kept as the reason a coin is bad: the
 /// protocol's largest signed rejection.
 pub const STATEMENT_BYTES_MAX: usize = SIGNED_REJECT_BYTES_MAX;

@@ -26,6 +26,13 @@ pub enum PurseError {
     InUse,
     #[error("not a purse file, or a purse of an unknown format version {0}")]
     WrongFormat(u32),
+    #[error("wrong passphrase for this purse")]
+    WrongPassphrase,
+    #[error(
+        "purse file of the first format, with its keys and coins unencrypted: \
+         convert it with `varietycash purse encrypt`"
+    )]
+    Unencrypted,
     #[error("purse file is damaged: {0}")]
     Corrupt(String),
     #[error("purse storage failed: {0}")]

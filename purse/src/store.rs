@@ -10,6 +10,11 @@
 //! and asserts that the purse's holdings moved by exactly what the
 //! transaction says: money is at stake, so a broken invariant stops the
 //! purse rather than write a wrong balance.
+//!
+//! Every record but the format and the key header is sealed under the
+//! [`PurseKey`] derived from the owner's passphrase (`seal.rs`): opening
+//! checks the passphrase against a sealed check record first, so a wrong
+//! one is [`PurseError::WrongPassphrase`] and changes nothing.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,13 +23,12 @@ use ledger::constants::COINS_PER_TX_MAX;
 use ledger::{Amount, Coin, CoinId, Timestamp};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, open_record, seal_record};
 use crate::constants::{
     COIN_RECORD_BYTES_MAX, CONTEXT_BYTES_MAX, HISTORY_RECORD_BYTES_MAX, JOURNAL_RECORD_BYTES_MAX,
     MESSAGE_BYTES_MAX, PROFILE_BYTES_MAX, PURSE_FORMAT_VERSION, SECRET_BYTES_MAX,
-    SECRETS_PER_TX_MAX, STATEMENT_BYTES_MAX, URL_BYTES_MAX,
+    SECRETS_PER_TX_MAX, STATEMENT_BYTES_MAX, UNENCRYPTED_FORMAT_VERSION, URL_BYTES_MAX,
 };
 use crate::error::{PurseError, check_len};
 use crate::file;
@@ -33,6 +37,7 @@ use crate::journal::{
     StepRecord, TxEffect, TxKind,
 };
 use crate::profile::{IssuerInfo, PurseProfile};
+use crate::seal::{KeyHeader, Passphrase, PurseKey};
 use crate::select::{Selection, select};
 use crate::state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};
 
@@ -44,6 +49,12 @@ const HISTORY: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("history"
 const META_FORMAT: &str = "format";
 const META_PROFILE: &str = "profile";
 const META_ISSUER: &str = "issuer";
+/// How the purse key is derived ([`KeyHeader`], in the clear).
+const META_KEY_HEADER: &str = "key-header";
+/// A known value sealed under the purse key: what tells a wrong passphrase
+/// apart from a damaged record.
+const META_KEY_CHECK: &str = "key-check";
+const KEY_CHECK_VALUE: &[u8] = b"vc-purse key check";
 
 /// A coin and its state, as the purse stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +86,7 @@ impl Balance {
 pub struct Purse {
     db: Database,
     path: PathBuf,
+    key: PurseKey,
 }
 
 impl std::fmt::Debug for Purse {
@@ -84,12 +96,14 @@ impl std::fmt::Debug for Purse {
 }
 
 impl Purse {
-    /// Creates a new purse file (mode 0600) for `profile`. Fails if the file
-    /// exists.
+    /// Creates a new purse file (mode 0600) for `profile`, its records
+    /// sealed under `key` ([`PurseKey::derive_new`] from the owner's
+    /// passphrase). Fails if the file exists.
     pub fn create(
         path: impl AsRef<Path>,
         profile: &PurseProfile,
         issuer: Option<&IssuerInfo>,
+        key: PurseKey,
     ) -> Result<Purse, PurseError> {
         let path = path.as_ref();
         profile.validate()?;
@@ -97,7 +111,7 @@ impl Purse {
             issuer.validate()?;
         }
         let file = file::create_private(path)?;
-        let purse = Purse::initialize(file, path, profile, issuer).inspect_err(|_| {
+        let purse = Purse::initialize(file, path, profile, issuer, key).inspect_err(|_| {
             // Leave no half-made purse behind to block the next attempt.
             if let Err(e) = std::fs::remove_file(path) {
                 tracing::warn!(error = %e, "could not remove a half-made purse");
@@ -113,23 +127,31 @@ impl Purse {
         path: &Path,
         profile: &PurseProfile,
         issuer: Option<&IssuerInfo>,
+        key: PurseKey,
     ) -> Result<Purse, PurseError> {
         let db =
             Database::builder().create_with_backend(redb::backends::FileBackend::new(file)?)?;
         let purse = Purse {
             db,
             path: path.to_path_buf(),
+            key,
         };
         purse.write(|txn| {
             let mut meta = txn.open_table(META)?;
             meta.insert(META_FORMAT, PURSE_FORMAT_VERSION.to_le_bytes().as_slice())?;
-            let profile_bytes = Zeroizing::new(encode("profile", profile, PROFILE_BYTES_MAX)?);
+            let header = postcard::to_stdvec(&purse.key.header())
+                .map_err(|_| PurseError::Invalid("key header"))?;
+            meta.insert(META_KEY_HEADER, header.as_slice())?;
+            let check = purse.key.seal(
+                &crate::seal::slot("meta", META_KEY_CHECK.as_bytes()),
+                KEY_CHECK_VALUE,
+            )?;
+            meta.insert(META_KEY_CHECK, check.as_slice())?;
+            let profile_bytes = purse.seal_meta(META_PROFILE, "profile", profile)?;
             meta.insert(META_PROFILE, profile_bytes.as_slice())?;
             if let Some(issuer) = issuer {
-                meta.insert(
-                    META_ISSUER,
-                    encode("issuer", issuer, PROFILE_BYTES_MAX)?.as_slice(),
-                )?;
+                let issuer_bytes = purse.seal_meta(META_ISSUER, "issuer", issuer)?;
+                meta.insert(META_ISSUER, issuer_bytes.as_slice())?;
             }
             txn.open_table(COINS)?;
             txn.open_table(JOURNAL)?;
@@ -139,18 +161,24 @@ impl Purse {
         Ok(purse)
     }
 
-    /// Opens an existing purse. Refuses a file that group or others may
-    /// access, and one that is damaged (every page checksum is verified on
-    /// open) or not a purse.
-    pub fn open(path: impl AsRef<Path>) -> Result<Purse, PurseError> {
+    /// Opens an existing purse with the owner's passphrase (deriving the
+    /// purse key costs what the file's key header says, once). Refuses a
+    /// file that group or others may access, one that is damaged (every
+    /// page checksum is verified on open) or not a purse, an unencrypted
+    /// purse of the first format, and a wrong passphrase, each with its own
+    /// error and nothing changed.
+    pub fn open(path: impl AsRef<Path>, passphrase: &Passphrase) -> Result<Purse, PurseError> {
         let path = path.as_ref();
         let file = file::open_private(path)?;
         let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create_with_backend(redb::backends::FileBackend::new(file)?)?;
+        let header = read_key_header(&db)?;
+        let key = PurseKey::derive(passphrase, header)?;
         let purse = Purse {
             db,
             path: path.to_path_buf(),
+            key,
         };
         purse.check_format()?;
         let in_flight = purse.in_flight()?.len();
@@ -160,6 +188,42 @@ impl Purse {
 
     fn check_format(&self) -> Result<(), PurseError> {
         let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let check = meta
+            .get(META_KEY_CHECK)?
+            .ok_or_else(|| PurseError::Corrupt("purse has no key check".into()))?;
+        let opened = self.key.open(
+            &crate::seal::slot("meta", META_KEY_CHECK.as_bytes()),
+            check.value(),
+        )?;
+        if opened.as_deref().map(Vec::as_slice) != Some(KEY_CHECK_VALUE) {
+            return Err(PurseError::WrongPassphrase);
+        }
+        for table in [COINS, JOURNAL, HISTORY] {
+            txn.open_table(table)
+                .map_err(|_| PurseError::WrongFormat(PURSE_FORMAT_VERSION))?;
+        }
+        // Decode the profile now so a damaged one is reported at open.
+        self.profile()?;
+        Ok(())
+    }
+
+    /// Copies a purse of the unencrypted first format at `from` into a new
+    /// purse at `to` sealed under `key`: profile, issuer, every coin with
+    /// its state, the journal and the history, in one transaction. `from`
+    /// is left as it is (it still holds keys and coins in the clear: its
+    /// owner deletes it, and its copies, once the new purse works).
+    pub fn encrypt_unencrypted(
+        from: impl AsRef<Path>,
+        to: impl AsRef<Path>,
+        key: PurseKey,
+    ) -> Result<Purse, PurseError> {
+        let old = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(redb::backends::FileBackend::new(file::open_private(
+                from.as_ref(),
+            )?)?)?;
+        let txn = old.begin_read()?;
         let meta = txn
             .open_table(META)
             .map_err(|_| PurseError::WrongFormat(0))?;
@@ -168,16 +232,87 @@ impl Purse {
             .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
             .map(u32::from_le_bytes)
             .ok_or(PurseError::WrongFormat(0))?;
-        if version != PURSE_FORMAT_VERSION {
+        if version != UNENCRYPTED_FORMAT_VERSION {
             return Err(PurseError::WrongFormat(version));
         }
-        for table in [COINS, JOURNAL, HISTORY] {
-            txn.open_table(table)
-                .map_err(|_| PurseError::WrongFormat(version))?;
+        let profile: PurseProfile = decode(
+            "profile",
+            meta.get(META_PROFILE)?
+                .ok_or_else(|| PurseError::Corrupt("purse has no profile".into()))?
+                .value(),
+            PROFILE_BYTES_MAX,
+        )?;
+        let issuer: Option<IssuerInfo> = meta
+            .get(META_ISSUER)?
+            .map(|g| decode("issuer", g.value(), PROFILE_BYTES_MAX))
+            .transpose()?;
+        let mut coins: Vec<StoredCoin> = Vec::new();
+        for row in txn.open_table(COINS)?.iter()? {
+            coins.push(decode("coin", row?.1.value(), COIN_RECORD_BYTES_MAX)?);
         }
-        // Decode the profile now so a damaged one is reported at open.
-        self.profile()?;
-        Ok(())
+        let mut entries: Vec<JournalEntry> = Vec::new();
+        for row in txn.open_table(JOURNAL)?.iter()? {
+            entries.push(decode("journal", row?.1.value(), JOURNAL_RECORD_BYTES_MAX)?);
+        }
+        let mut effects: Vec<TxEffect> = Vec::new();
+        for row in txn.open_table(HISTORY)?.iter()? {
+            effects.push(decode("history", row?.1.value(), HISTORY_RECORD_BYTES_MAX)?);
+        }
+        drop(meta);
+        drop(txn);
+        drop(old);
+        let to = to.as_ref();
+        let purse = Purse::create(to, &profile, issuer.as_ref(), key)?;
+        let filled = purse.write(|txn| {
+            let mut table = txn.open_table(COINS)?;
+            for stored in &coins {
+                put_coin(&purse.key, &mut table, stored)?;
+            }
+            let mut table = txn.open_table(JOURNAL)?;
+            for entry in &entries {
+                put_entry(&purse.key, &mut table, entry)?;
+            }
+            let mut table = txn.open_table(HISTORY)?;
+            for effect in &effects {
+                put_history(&purse.key, &mut table, effect)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = filled {
+            // Leave no coinless purse behind to block the next attempt.
+            drop(purse);
+            if let Err(rm) = std::fs::remove_file(to) {
+                tracing::warn!(error = %rm, "could not remove a half-made purse");
+            }
+            return Err(e);
+        }
+        tracing::info!(
+            n_coins = coins.len(),
+            "unencrypted purse sealed into a new file"
+        );
+        Ok(purse)
+    }
+
+    /// The key this purse's records are sealed under (for a key backup
+    /// readable with the same passphrase).
+    pub(crate) fn key(&self) -> &PurseKey {
+        &self.key
+    }
+
+    fn seal_meta<T: Serialize>(
+        &self,
+        name: &str,
+        what: &'static str,
+        value: &T,
+    ) -> Result<Vec<u8>, PurseError> {
+        seal_record(
+            &self.key,
+            "meta",
+            name.as_bytes(),
+            what,
+            value,
+            PROFILE_BYTES_MAX,
+        )
     }
 
     pub fn path(&self) -> &Path {
@@ -205,7 +340,14 @@ impl Purse {
         let guard = meta
             .get(META_PROFILE)?
             .ok_or_else(|| PurseError::Corrupt("purse has no profile".into()))?;
-        decode("profile", guard.value(), PROFILE_BYTES_MAX)
+        open_record(
+            &self.key,
+            "meta",
+            META_PROFILE.as_bytes(),
+            "profile",
+            guard.value(),
+            PROFILE_BYTES_MAX,
+        )
     }
 
     /// Stores `CERT_X` once registration has returned it.
@@ -214,7 +356,7 @@ impl Purse {
         profile.certificate = Some(certificate);
         profile.validate()?;
         self.write(|txn| {
-            let bytes = Zeroizing::new(encode("profile", &profile, PROFILE_BYTES_MAX)?);
+            let bytes = self.seal_meta(META_PROFILE, "profile", &profile)?;
             txn.open_table(META)?
                 .insert(META_PROFILE, bytes.as_slice())?;
             Ok(())
@@ -227,16 +369,23 @@ impl Purse {
         let Some(guard) = meta.get(META_ISSUER)? else {
             return Ok(None);
         };
-        decode("issuer", guard.value(), PROFILE_BYTES_MAX).map(Some)
+        open_record(
+            &self.key,
+            "meta",
+            META_ISSUER.as_bytes(),
+            "issuer",
+            guard.value(),
+            PROFILE_BYTES_MAX,
+        )
+        .map(Some)
     }
 
     pub fn set_issuer(&self, issuer: &IssuerInfo) -> Result<(), PurseError> {
         issuer.validate()?;
         self.write(|txn| {
-            txn.open_table(META)?.insert(
-                META_ISSUER,
-                encode("issuer", issuer, PROFILE_BYTES_MAX)?.as_slice(),
-            )?;
+            let bytes = self.seal_meta(META_ISSUER, "issuer", issuer)?;
+            txn.open_table(META)?
+                .insert(META_ISSUER, bytes.as_slice())?;
             Ok(())
         })
     }
@@ -249,8 +398,8 @@ impl Purse {
         let table = txn.open_table(COINS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
-            let (_, value) = row?;
-            out.push(decode_coin(value.value())?);
+            let (row, value) = row?;
+            out.push(decode_coin(&self.key, &row.value(), value.value())?);
         }
         Ok(out)
     }
@@ -260,7 +409,7 @@ impl Purse {
         let table = txn.open_table(COINS)?;
         table
             .get(*id.as_bytes())?
-            .map(|v| decode_coin(v.value()))
+            .map(|v| decode_coin(&self.key, id.as_bytes(), v.value()))
             .transpose()
     }
 
@@ -341,10 +490,10 @@ impl Purse {
             let mut coins = txn.open_table(COINS)?;
             let mut reserved_value = Amount::ZERO;
             for id in &new.reserve {
-                let stored = get_coin(&coins, *id)?;
+                let stored = get_coin(&self.key, &coins, *id)?;
                 let state = transition(&stored.state, &CoinAction::Reserve(tx))?;
                 reserved_value = reserved_value.checked_add(stored.coin.value())?;
-                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+                put_coin(&self.key, &mut coins, &StoredCoin { state, ..stored })?;
             }
             if new.kind.spends_own_coins() && reserved_value != new.amount {
                 return Err(PurseError::Invalid("inputs must total the amount"));
@@ -362,7 +511,7 @@ impl Purse {
                 created: new.now,
                 updated: new.now,
             };
-            put_entry(&mut txn.open_table(JOURNAL)?, &entry)?;
+            put_entry(&self.key, &mut txn.open_table(JOURNAL)?, &entry)?;
             Ok(())
         })?;
         tracing::debug!(%tx, kind = new.kind.name(), step = new.step.name(), "journal: begun");
@@ -373,7 +522,7 @@ impl Purse {
     pub fn record_step(&self, tx: TxRef, record: StepRecord) -> Result<(), PurseError> {
         self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
-            let mut entry = get_entry(&journal, tx)?;
+            let mut entry = get_entry(&self.key, &journal, tx)?;
             if record.step < entry.step || record.step == Step::Acknowledge || entry.is_settled() {
                 return Err(PurseError::StepBackwards {
                     from: entry.step.name(),
@@ -390,7 +539,7 @@ impl Purse {
             }
             entry.updated = record.now;
             check_message(&entry.last_sent, &entry.secrets, &entry.context, &entry.to)?;
-            put_entry(&mut journal, &entry)?;
+            put_entry(&self.key, &mut journal, &entry)?;
             Ok(())
         })?;
         tracing::debug!(%tx, step = record.step.name(), "journal: step recorded");
@@ -406,7 +555,7 @@ impl Purse {
     pub fn reclaim(&self, tx: TxRef, record: StepRecord) -> Result<(), PurseError> {
         self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
-            let mut entry = get_entry(&journal, tx)?;
+            let mut entry = get_entry(&self.key, &journal, tx)?;
             if entry.kind != TxKind::Pay || entry.is_settled() {
                 return Err(PurseError::OutcomeMismatch {
                     tx,
@@ -428,7 +577,7 @@ impl Purse {
             }
             entry.updated = record.now;
             check_message(&entry.last_sent, &entry.secrets, &entry.context, &entry.to)?;
-            put_entry(&mut journal, &entry)?;
+            put_entry(&self.key, &mut journal, &entry)?;
             Ok(())
         })?;
         tracing::info!(%tx, "journal: unanswered payment turned into a change");
@@ -441,8 +590,8 @@ impl Purse {
         let table = txn.open_table(JOURNAL)?;
         let mut out = Vec::new();
         for row in table.iter()? {
-            let (_, value) = row?;
-            out.push(decode("journal", value.value(), JOURNAL_RECORD_BYTES_MAX)?);
+            let (row, value) = row?;
+            out.push(decode_entry(&self.key, &row.value(), value.value())?);
         }
         out.sort_by_key(|e: &JournalEntry| (e.created, e.tx));
         Ok(out)
@@ -450,7 +599,7 @@ impl Purse {
 
     pub fn entry(&self, tx: TxRef) -> Result<JournalEntry, PurseError> {
         let txn = self.db.begin_read()?;
-        get_entry(&txn.open_table(JOURNAL)?, tx)
+        get_entry(&self.key, &txn.open_table(JOURNAL)?, tx)
     }
 
     /// The coins a transaction reserved, with their tags (to seal them into
@@ -484,7 +633,7 @@ impl Purse {
         let effect = self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
             let mut coins = txn.open_table(COINS)?;
-            let mut entry = get_entry(&journal, tx)?;
+            let mut entry = get_entry(&self.key, &journal, tx)?;
             let mismatch = |why| PurseError::OutcomeMismatch { tx, why };
             if entry.is_settled() {
                 return Err(mismatch("already completed; only its acknowledgement is left"));
@@ -496,11 +645,11 @@ impl Purse {
             if !completion.revoked.is_empty() && entry.kind != TxKind::Refund {
                 return Err(mismatch("only a refund revokes coins"));
             }
-            let holdings_before = holdings(&coins)?;
+            let holdings_before = holdings(&self.key, &coins)?;
 
             let mut value_out = Amount::ZERO;
             for id in &entry.reserved {
-                let stored = get_coin(&coins, *id)?;
+                let stored = get_coin(&self.key, &coins, *id)?;
                 let action = if completion.spent.contains(id) {
                     value_out = value_out.checked_add(stored.coin.value())?;
                     CoinAction::Spend(tx)
@@ -508,7 +657,7 @@ impl Purse {
                     CoinAction::Release(tx)
                 };
                 let state = transition(&stored.state, &action)?;
-                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+                put_coin(&self.key, &mut coins, &StoredCoin { state, ..stored })?;
             }
             for id in &completion.revoked {
                 // A purse restored from a key backup never held the coins
@@ -516,7 +665,7 @@ impl Purse {
                 if coins.get(*id.as_bytes())?.is_none() {
                     continue;
                 }
-                let stored = get_coin(&coins, *id)?;
+                let stored = get_coin(&self.key, &coins, *id)?;
                 if stored.state != CoinState::Available {
                     // A revoked coin reserved elsewhere stays with that
                     // transaction, whose own answer will say it is bad.
@@ -529,7 +678,7 @@ impl Purse {
                 };
                 let state = transition(&stored.state, &CoinAction::MarkBad(reason))?;
                 value_out = value_out.checked_add(stored.coin.value())?;
-                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+                put_coin(&self.key, &mut coins, &StoredCoin { state, ..stored })?;
             }
             let mut value_in = Amount::ZERO;
             for coin in &completion.received {
@@ -538,6 +687,7 @@ impl Purse {
                 }
                 value_in = value_in.checked_add(coin.value())?;
                 put_coin(
+                    &self.key,
                     &mut coins,
                     &StoredCoin {
                         coin: *coin,
@@ -547,7 +697,7 @@ impl Purse {
             }
             check_totals(&entry, &completion, value_out, value_in).map_err(mismatch)?;
 
-            let holdings_after = holdings(&coins)?;
+            let holdings_after = holdings(&self.key, &coins)?;
             // The pair assertion: holdings recomputed from the table moved
             // by exactly the values this transaction says went out and in.
             assert_eq!(
@@ -570,13 +720,13 @@ impl Purse {
                     entry.last_sent = ack.clone();
                     entry.reserved.clear();
                     entry.secrets.clear();
-                    put_entry(&mut journal, &entry)?;
+                    put_entry(&self.key, &mut journal, &entry)?;
                 }
                 None => {
                     journal.remove(*tx.as_bytes())?;
                 }
             }
-            put_history(&mut txn.open_table(HISTORY)?, &effect)?;
+            put_history(&self.key, &mut txn.open_table(HISTORY)?, &effect)?;
             Ok(effect)
         })?;
         tracing::info!(
@@ -598,7 +748,7 @@ impl Purse {
         let effect = self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
             let mut coins = txn.open_table(COINS)?;
-            let entry = get_entry(&journal, tx)?;
+            let entry = get_entry(&self.key, &journal, tx)?;
             if entry.is_settled() {
                 return Err(PurseError::OutcomeMismatch {
                     tx,
@@ -611,10 +761,10 @@ impl Purse {
                     why: "the statement names a coin this transaction did not send",
                 });
             }
-            let holdings_before = holdings(&coins)?;
+            let holdings_before = holdings(&self.key, &coins)?;
             let mut value_out = Amount::ZERO;
             for id in &entry.reserved {
-                let stored = get_coin(&coins, *id)?;
+                let stored = get_coin(&self.key, &coins, *id)?;
                 let action = match refusal.bad.iter().find(|(bad, _)| bad == id) {
                     // Expired for a payment is not lost: a refresh still
                     // takes the coin within its epoch's grace period.
@@ -631,9 +781,9 @@ impl Purse {
                     None => CoinAction::Release(tx),
                 };
                 let state = transition(&stored.state, &action)?;
-                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+                put_coin(&self.key, &mut coins, &StoredCoin { state, ..stored })?;
             }
-            let holdings_after = holdings(&coins)?;
+            let holdings_after = holdings(&self.key, &coins)?;
             assert_eq!(
                 holdings_after.checked_add(value_out)?,
                 holdings_before,
@@ -649,7 +799,7 @@ impl Purse {
                 holdings_after,
                 last_step_at: entry.updated,
             };
-            put_history(&mut txn.open_table(HISTORY)?, &effect)?;
+            put_history(&self.key, &mut txn.open_table(HISTORY)?, &effect)?;
             Ok(effect)
         })?;
         tracing::info!(%tx, kind = effect.kind.name(), value_bad = %effect.value_out, "transaction refused");
@@ -660,7 +810,7 @@ impl Purse {
     pub fn close(&self, tx: TxRef) -> Result<(), PurseError> {
         self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
-            let entry = get_entry(&journal, tx)?;
+            let entry = get_entry(&self.key, &journal, tx)?;
             if !entry.is_settled() {
                 return Err(PurseError::OutcomeMismatch {
                     tx,
@@ -678,7 +828,7 @@ impl Purse {
         self.write(|txn| {
             let mut journal = txn.open_table(JOURNAL)?;
             let mut coins = txn.open_table(COINS)?;
-            let entry = get_entry(&journal, tx)?;
+            let entry = get_entry(&self.key, &journal, tx)?;
             if entry.step != Step::SessionOpen {
                 return Err(PurseError::OutcomeMismatch {
                     tx,
@@ -686,9 +836,9 @@ impl Purse {
                 });
             }
             for id in &entry.reserved {
-                let stored = get_coin(&coins, *id)?;
+                let stored = get_coin(&self.key, &coins, *id)?;
                 let state = transition(&stored.state, &CoinAction::Release(tx))?;
-                put_coin(&mut coins, &StoredCoin { state, ..stored })?;
+                put_coin(&self.key, &mut coins, &StoredCoin { state, ..stored })?;
             }
             journal.remove(*tx.as_bytes())?;
             Ok(())
@@ -701,11 +851,14 @@ impl Purse {
     pub fn forget_spent(&self) -> Result<usize, PurseError> {
         let n_forgotten = self.write(|txn| {
             let mut coins = txn.open_table(COINS)?;
-            let holdings_before = holdings(&coins)?;
+            let holdings_before = holdings(&self.key, &coins)?;
             let mut spent = Vec::new();
             for row in coins.iter()? {
                 let (key, value) = row?;
-                if matches!(decode_coin(value.value())?.state, CoinState::Spent(_)) {
+                if matches!(
+                    decode_coin(&self.key, &key.value(), value.value())?.state,
+                    CoinState::Spent(_)
+                ) {
                     spent.push(key.value());
                 }
             }
@@ -713,7 +866,7 @@ impl Purse {
                 coins.remove(*key)?;
             }
             assert_eq!(
-                holdings(&coins)?,
+                holdings(&self.key, &coins)?,
                 holdings_before,
                 "forgetting spent coins changed the holdings"
             );
@@ -729,10 +882,44 @@ impl Purse {
         let table = txn.open_table(HISTORY)?;
         let mut out = Vec::new();
         for row in table.iter()? {
-            let (_, value) = row?;
-            out.push(decode("history", value.value(), HISTORY_RECORD_BYTES_MAX)?);
+            let (row, value) = row?;
+            out.push(open_record(
+                &self.key,
+                "history",
+                &row.value(),
+                "history",
+                value.value(),
+                HISTORY_RECORD_BYTES_MAX,
+            )?);
         }
         Ok(out)
+    }
+}
+
+/// Reads the format and the key header. The first format kept everything
+/// in the clear: it is refused with [`PurseError::Unencrypted`].
+fn read_key_header(db: &Database) -> Result<KeyHeader, PurseError> {
+    let txn = db.begin_read()?;
+    let meta = txn
+        .open_table(META)
+        .map_err(|_| PurseError::WrongFormat(0))?;
+    let version = meta
+        .get(META_FORMAT)?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_le_bytes)
+        .ok_or(PurseError::WrongFormat(0))?;
+    if version == UNENCRYPTED_FORMAT_VERSION {
+        return Err(PurseError::Unencrypted);
+    }
+    if version != PURSE_FORMAT_VERSION {
+        return Err(PurseError::WrongFormat(version));
+    }
+    let guard = meta
+        .get(META_KEY_HEADER)?
+        .ok_or_else(|| PurseError::Corrupt("purse has no key header".into()))?;
+    match postcard::take_from_bytes::<KeyHeader>(guard.value()) {
+        Ok((header, [])) => Ok(header),
+        _ => Err(PurseError::Corrupt("purse key header".into())),
     }
 }
 
@@ -809,18 +996,19 @@ fn check_distinct(ids: &[CoinId]) -> Result<(), PurseError> {
     Ok(())
 }
 
-fn decode_coin(bytes: &[u8]) -> Result<StoredCoin, PurseError> {
-    decode("coin", bytes, COIN_RECORD_BYTES_MAX)
+fn decode_coin(key: &PurseKey, row: &[u8], bytes: &[u8]) -> Result<StoredCoin, PurseError> {
+    open_record(key, "coins", row, "coin", bytes, COIN_RECORD_BYTES_MAX)
 }
 
 fn get_coin(
+    key: &PurseKey,
     table: &impl ReadableTable<[u8; 16], &'static [u8]>,
     id: CoinId,
 ) -> Result<StoredCoin, PurseError> {
     let guard = table
         .get(*id.as_bytes())?
         .ok_or(PurseError::UnknownCoin(id))?;
-    let stored = decode_coin(guard.value())?;
+    let stored = decode_coin(key, id.as_bytes(), guard.value())?;
     if stored.coin.id() != id {
         return Err(PurseError::Corrupt(format!(
             "coin record {id} holds another coin"
@@ -830,22 +1018,36 @@ fn get_coin(
 }
 
 fn put_coin(
+    key: &PurseKey,
     table: &mut redb::Table<[u8; 16], &'static [u8]>,
     stored: &StoredCoin,
 ) -> Result<(), PurseError> {
-    let bytes = Zeroizing::new(encode("coin", stored, COIN_RECORD_BYTES_MAX)?);
-    table.insert(*stored.coin.id().as_bytes(), bytes.as_slice())?;
+    let row = *stored.coin.id().as_bytes();
+    let bytes = seal_record(key, "coins", &row, "coin", stored, COIN_RECORD_BYTES_MAX)?;
+    table.insert(row, bytes.as_slice())?;
     Ok(())
 }
 
+fn decode_entry(key: &PurseKey, row: &[u8], bytes: &[u8]) -> Result<JournalEntry, PurseError> {
+    open_record(
+        key,
+        "journal",
+        row,
+        "journal",
+        bytes,
+        JOURNAL_RECORD_BYTES_MAX,
+    )
+}
+
 fn get_entry(
+    key: &PurseKey,
     table: &impl ReadableTable<[u8; 16], &'static [u8]>,
     tx: TxRef,
 ) -> Result<JournalEntry, PurseError> {
     let guard = table
         .get(*tx.as_bytes())?
         .ok_or(PurseError::UnknownTransaction(tx))?;
-    let entry: JournalEntry = decode("journal", guard.value(), JOURNAL_RECORD_BYTES_MAX)?;
+    let entry = decode_entry(key, tx.as_bytes(), guard.value())?;
     if entry.tx != tx {
         return Err(PurseError::Corrupt(format!(
             "journal record {tx} holds another entry"
@@ -855,29 +1057,50 @@ fn get_entry(
 }
 
 fn put_entry(
+    key: &PurseKey,
     table: &mut redb::Table<[u8; 16], &'static [u8]>,
     entry: &JournalEntry,
 ) -> Result<(), PurseError> {
-    let bytes = Zeroizing::new(encode("journal", entry, JOURNAL_RECORD_BYTES_MAX)?);
-    table.insert(*entry.tx.as_bytes(), bytes.as_slice())?;
+    let row = *entry.tx.as_bytes();
+    let bytes = seal_record(
+        key,
+        "journal",
+        &row,
+        "journal",
+        entry,
+        JOURNAL_RECORD_BYTES_MAX,
+    )?;
+    table.insert(row, bytes.as_slice())?;
     Ok(())
 }
 
 fn put_history(
+    key: &PurseKey,
     table: &mut redb::Table<[u8; 16], &'static [u8]>,
     effect: &TxEffect,
 ) -> Result<(), PurseError> {
-    let bytes = encode("history", effect, HISTORY_RECORD_BYTES_MAX)?;
-    table.insert(*effect.tx.as_bytes(), bytes.as_slice())?;
+    let row = *effect.tx.as_bytes();
+    let bytes = seal_record(
+        key,
+        "history",
+        &row,
+        "history",
+        effect,
+        HISTORY_RECORD_BYTES_MAX,
+    )?;
+    table.insert(row, bytes.as_slice())?;
     Ok(())
 }
 
 /// Holdings recomputed from every coin record.
-fn holdings(table: &impl ReadableTable<[u8; 16], &'static [u8]>) -> Result<Amount, PurseError> {
+fn holdings(
+    key: &PurseKey,
+    table: &impl ReadableTable<[u8; 16], &'static [u8]>,
+) -> Result<Amount, PurseError> {
     let mut coins = Vec::new();
     for row in table.iter()? {
-        let (_, value) = row?;
-        coins.push(decode_coin(value.value())?);
+        let (row, value) = row?;
+        coins.push(decode_coin(key, &row.value(), value.value())?);
     }
     balance_of(coins.iter())?.holdings()
 }

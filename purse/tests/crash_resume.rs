@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use ledger::{Amount, Coin, CoinId};
 use serde::{Deserialize, Serialize};
-use util::{NOW, coin, new_purse, purse_path};
+use util::{NOW, coin, new_purse, passphrase, purse_path};
 use vc_purse::{
     BadKind, Completion, Destination, NewTransaction, Purse, PurseError, Refusal, Selection,
     SessionSecret, Step, StepRecord, TxKind, TxRef,
@@ -451,7 +451,7 @@ fn run_with_crash_at(dir: &Path, k: usize, kind: CrashKind) -> bool {
                 path = image;
             }
         }
-        let purse = Purse::open(&path).expect("reopen after crash");
+        let purse = Purse::open(&path, &passphrase()).expect("reopen after crash");
         let context = format!("{kind:?} at {k}, after resume");
         resume_all(&purse, &mut world);
         assert_agrees(&purse, &world, &context);
@@ -510,11 +510,11 @@ fn a_restored_backup_learns_its_spent_coins_are_bad() {
     drop(purse);
     let backup = dir.path().join("backup.redb");
     fs::copy(purse_path(dir.path()), &backup).expect("backup");
-    let purse = Purse::open(purse_path(dir.path())).expect("open");
+    let purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("open");
     pay(&purse, &mut run, 450).expect("pay");
     drop(purse);
 
-    let restored = Purse::open(&backup).expect("open backup");
+    let restored = Purse::open(&backup, &passphrase()).expect("open backup");
     let Selection::Exact(coins) = restored
         .select(Amount::from_minor(450), NOW)
         .expect("select")

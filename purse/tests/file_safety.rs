@@ -7,7 +7,7 @@ mod util;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use util::{cents, fund, new_purse, profile, purse_path};
+use util::{cents, fund, new_key, new_purse, passphrase, profile, purse_path};
 use vc_purse::{PURSE_FILE_MODE, Purse, PurseError};
 
 fn mode_of(path: &std::path::Path) -> u32 {
@@ -29,13 +29,13 @@ fn a_purse_readable_by_others_is_refused() {
     let path = purse_path(dir.path());
     for mode in [0o644, 0o640, 0o604, 0o660, 0o606] {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
-        match Purse::open(&path) {
+        match Purse::open(&path, &passphrase()) {
             Err(PurseError::PermissionsTooOpen { mode: seen, .. }) => assert_eq!(seen, mode),
             other => panic!("mode {mode:o} opened: {other:?}"),
         }
     }
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    assert!(Purse::open(&path).is_ok());
+    assert!(Purse::open(&path, &passphrase()).is_ok());
 }
 
 #[test]
@@ -45,10 +45,10 @@ fn an_existing_purse_is_never_overwritten() {
     fund(&purse, &[250]);
     drop(purse);
     assert!(matches!(
-        Purse::create(purse_path(dir.path()), &profile(), None),
+        Purse::create(purse_path(dir.path()), &profile(), None, new_key()),
         Err(PurseError::AlreadyExists(_))
     ));
-    let reopened = Purse::open(purse_path(dir.path())).expect("open");
+    let reopened = Purse::open(purse_path(dir.path()), &passphrase()).expect("open");
     assert_eq!(reopened.balance().expect("balance").available, cents(250));
 }
 
@@ -57,7 +57,7 @@ fn a_purse_open_elsewhere_is_in_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _purse = new_purse(dir.path());
     assert!(matches!(
-        Purse::open(purse_path(dir.path())),
+        Purse::open(purse_path(dir.path()), &passphrase()),
         Err(PurseError::InUse)
     ));
 }
@@ -66,7 +66,7 @@ fn a_purse_open_elsewhere_is_in_use() {
 fn profile_and_issuer_survive_reopening_and_secrets_stay_redacted() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(new_purse(dir.path()));
-    let purse = Purse::open(purse_path(dir.path())).expect("open");
+    let purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("open");
     assert_eq!(purse.profile().expect("profile"), profile());
     assert_eq!(purse.issuer().expect("issuer"), Some(util::issuer()));
     purse.set_certificate(vec![1, 2, 3]).expect("certificate");
@@ -93,14 +93,20 @@ fn profile_and_issuer_survive_reopening_and_secrets_stay_redacted() {
 fn missing_empty_and_foreign_files_give_typed_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = purse_path(dir.path());
-    assert!(matches!(Purse::open(&path), Err(PurseError::Io(_))));
+    assert!(matches!(
+        Purse::open(&path, &passphrase()),
+        Err(PurseError::Io(_))
+    ));
 
     fs::write(&path, b"").expect("write");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+    assert!(matches!(
+        Purse::open(&path, &passphrase()),
+        Err(PurseError::Corrupt(_))
+    ));
 
     fs::write(&path, vec![0x5a; 64 * 1024]).expect("write");
-    assert!(Purse::open(&path).is_err());
+    assert!(Purse::open(&path, &passphrase()).is_err());
 
     // A sound redb file that is not a purse.
     fs::remove_file(&path).expect("rm");
@@ -108,7 +114,7 @@ fn missing_empty_and_foreign_files_give_typed_errors() {
     drop(db);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
     assert!(matches!(
-        Purse::open(&path),
+        Purse::open(&path, &passphrase()),
         Err(PurseError::WrongFormat(_))
     ));
 }
@@ -128,7 +134,7 @@ fn a_truncated_purse_gives_a_typed_error() {
     for cut in (1..original.len()).step_by(original.len() / 61 + 1) {
         fs::write(&damaged, &original[..cut]).expect("write");
         fs::set_permissions(&damaged, fs::Permissions::from_mode(0o600)).expect("chmod");
-        match Purse::open(&damaged) {
+        match Purse::open(&damaged, &passphrase()) {
             Err(_) => errors += 1,
             Ok(purse) => assert_eq!(purse.balance().expect("balance").available, cents(575)),
         }
@@ -153,7 +159,7 @@ fn a_corrupted_purse_gives_a_typed_error() {
         bytes[at] ^= 0xff;
         fs::write(&damaged, &bytes).expect("write");
         fs::set_permissions(&damaged, fs::Permissions::from_mode(0o600)).expect("chmod");
-        match Purse::open(&damaged) {
+        match Purse::open(&damaged, &passphrase()) {
             Err(_) => errors += 1,
             Ok(purse) => {
                 if let Ok(balance) = purse.balance() {
@@ -189,7 +195,7 @@ fn garbage_records_in_a_sound_file_are_reported_corrupt() {
             .insert([1; 16], [1u8, 0xff, 0xff, 0xff].as_slice())
             .expect("insert");
     });
-    let purse = Purse::open(&path).expect("opens: the damage is in a coin record");
+    let purse = Purse::open(&path, &passphrase()).expect("opens: the damage is in a coin record");
     assert!(matches!(purse.coins(), Err(PurseError::Corrupt(_))));
     assert!(matches!(purse.balance(), Err(PurseError::Corrupt(_))));
     assert!(matches!(
@@ -205,14 +211,20 @@ fn garbage_records_in_a_sound_file_are_reported_corrupt() {
             .insert([2; 16], [1u8; 3].as_slice())
             .expect("insert");
     });
-    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+    assert!(matches!(
+        Purse::open(&path, &passphrase()),
+        Err(PurseError::Corrupt(_))
+    ));
 
     tamper(&|txn| {
         let mut meta = txn.open_table(META).expect("table");
         meta.insert("profile", [9u8, 9, 9].as_slice())
             .expect("insert");
     });
-    assert!(matches!(Purse::open(&path), Err(PurseError::Corrupt(_))));
+    assert!(matches!(
+        Purse::open(&path, &passphrase()),
+        Err(PurseError::Corrupt(_))
+    ));
 
     tamper(&|txn| {
         let mut meta = txn.open_table(META).expect("table");
@@ -220,7 +232,7 @@ fn garbage_records_in_a_sound_file_are_reported_corrupt() {
             .expect("insert");
     });
     assert!(matches!(
-        Purse::open(&path),
+        Purse::open(&path, &passphrase()),
         Err(PurseError::WrongFormat(99))
     ));
 }

@@ -5,7 +5,7 @@
 mod util;
 
 use ledger::{Amount, Coin, CoinId};
-use util::{NOW, cents, coin, fund, new_purse, new_tx, purse_path};
+use util::{NOW, cents, coin, fund, new_purse, new_tx, passphrase, purse_path};
 use vc_purse::{
     BadKind, CoinState, Completion, Destination, Purse, PurseError, Refusal, Selection,
     SessionSecret, Step, StepRecord, TxKind,
@@ -47,7 +47,7 @@ fn begin_reserves_inputs_durably_and_refuses_coins_in_use() {
     );
     drop(purse);
 
-    let purse = Purse::open(purse_path(dir.path())).expect("reopen");
+    let purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("reopen");
     let entry = &purse.in_flight().expect("journal")[0];
     assert_eq!(entry.tx, tx);
     assert_eq!(entry.reserved, vec![coins[0].id()]);
@@ -278,7 +278,7 @@ fn steps_only_move_forward_and_keep_secrets_across_restarts() {
     );
     drop(purse);
 
-    let purse = Purse::open(purse_path(dir.path())).expect("reopen");
+    let purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("reopen");
     let entry = purse.entry(tx).expect("entry");
     assert_eq!(entry.step, Step::Poll);
     assert_eq!(entry.secrets, vec![SessionSecret::new(vec![7; 32])]);
@@ -562,7 +562,7 @@ fn a_flow_state_is_kept_as_a_secret_across_restarts() {
     purchase.secrets = vec![SessionSecret::from_state(&share).expect("fits")];
     let tx = purse.begin(purchase).expect("begin");
     drop(purse);
-    let purse = Purse::open(purse_path(dir.path())).expect("reopen");
+    let purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("reopen");
     let kept: KeyShare = purse.entry(tx).expect("entry").secrets[0]
         .to_state()
         .expect("decodes");

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use ledger::{Amount, CoinId};
 use proptest::prelude::*;
-use util::{NOW, coin, new_purse, new_tx, purse_path};
+use util::{NOW, coin, new_purse, new_tx, passphrase, purse_path};
 use vc_purse::{BadKind, CoinState, Completion, Purse, Refusal, Selection, TxKind, TxRef};
 
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(purse);
-                    purse = Purse::open(purse_path(dir.path())).expect("reopen");
+                    purse = Purse::open(purse_path(dir.path()), &passphrase()).expect("reopen");
                     let journal: Vec<TxRef> = purse.in_flight().expect("journal").iter().map(|e| e.tx).collect();
                     let mut expected: Vec<TxRef> = open.iter().map(|t| t.tx).collect();
                     let mut got = journal.clone();

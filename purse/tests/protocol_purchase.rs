@@ -25,7 +25,7 @@ use protocol::wire::purchase::{
     PurchaseIssuance1, PurchaseIssuance2, PurchasePoll, WDesc, WRequest1, WRequest3,
 };
 use protocol::wire::{decode, encode};
-use util::{NOW, new_purse, profile, purse_path};
+use util::{NOW, new_purse, passphrase, profile, purse_path};
 use vc_purse::{
     Completion, Destination, NewTransaction, Purse, PurseError, SessionSecret, Step, StepRecord,
     TxKind, TxRef,
@@ -263,7 +263,7 @@ fn a_real_purchase_crashed_at_every_step_debits_once_and_keeps_every_coin() {
             let image = dir.path().join("crash.redb");
             fs::copy(purse_path(dir.path()), &image).expect("crash image");
             drop(purse);
-            let purse = Purse::open(&image).expect("reopen");
+            let purse = Purse::open(&image, &passphrase()).expect("reopen");
             let mut unlimited = Budget(None);
             for entry in purse.in_flight().expect("journal") {
                 drive(&purse, &mut issuer, &mut unlimited, entry.tx).expect("resume");

@@ -43,7 +43,7 @@ fn caught_up_copy<P: projections::Projection>(
     let dir = tempfile::tempdir()
         .map_err(|e| ProjectionDifference::Unreadable(format!("temporary directory: {e}")))?;
     let copy = dir.path().join("projection.redb");
-    std::fs::copy(path, &copy)
+    ledger::private_file::copy_private(path, &copy)
         .map_err(|e| ProjectionDifference::Unreadable(format!("{}: {e}", path.display())))?;
     let db = ProjectionDb::open(&copy, model).map_err(|e| unreadable(path, e))?;
     let mut applied = db.applied_seq().map_err(|e| unreadable(path, e))?;

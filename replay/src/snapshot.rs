@@ -10,7 +10,6 @@
 //! file is refused rather than trusted.
 
 use crate::constants::SNAPSHOT_BYTES_MAX;
-use std::io::Write;
 use std::path::Path;
 
 use ledger::{Hash32, Head, Seq};
@@ -136,16 +135,11 @@ impl AuditSnapshot {
     }
 
     /// Writes the file durably: to a temporary file beside it, fsync, then
-    /// rename, so a crash leaves the old checkpoint or the new one.
+    /// rename, so a crash leaves the old checkpoint or the new one; mode
+    /// 0600, like every file a party keeps.
     pub fn write_file(&self, path: &Path) -> Result<(), SnapshotError> {
         let bytes = self.encode()?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
+        ledger::private_file::write_private(path, &bytes)?;
         Ok(())
     }
 

@@ -343,9 +343,9 @@ fn bind_issuer(dir: &Path, system: &CardSystem, issuer_dir: &Path) -> anyhow::Re
                      a LUS clears with one agency, so it cannot take transfers"
                 );
             }
-            std::fs::write(
-                dir.join(ISSUER_AGENCY_FILE),
-                format!("{}\n", wanted.display()),
+            ledger::private_file::write_private(
+                &dir.join(ISSUER_AGENCY_FILE),
+                format!("{}\n", wanted.display()).as_bytes(),
             )
             .context("binding the LUS to the issuer")?;
             Ok(())
@@ -457,8 +457,7 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             purse,
             transfer,
         } => {
-            let wallet = Purse::open(&purse)
-                .with_context(|| format!("opening the purse {}", purse.display()))?;
+            let wallet = super::common::open_purse(&purse)?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
             let id = transfer.unwrap_or_else(TransferId::random);
             let core = open_issuer(&issuer.issuer_dir)?;
@@ -485,8 +484,7 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             transfer,
         } => {
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
-            let wallet = Purse::open(&purse)
-                .with_context(|| format!("opening the purse {}", purse.display()))?;
+            let wallet = super::common::open_purse(&purse)?;
             let id = transfer.unwrap_or_else(TransferId::random);
             let (entry, held) = reserve_coins(&wallet, &id, amount, now)?;
             let core = open_issuer(&issuer.issuer_dir)?;
@@ -525,7 +523,7 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             purse,
             transfer,
         } => {
-            let purse_for_leftovers = purse.map(|p| Purse::open(&p)).transpose()?;
+            let purse_for_leftovers = purse.map(|p| super::common::open_purse(&p)).transpose()?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
             let id = transfer.unwrap_or_else(TransferId::random);
             let core = open_issuer(&issuer.issuer_dir)?;

@@ -1,17 +1,19 @@
 //! What the party commands share: coin specs and catalog lines from the
-//! command line, bounded reading of TOML configuration files, opening a
+//! command line, bounded reading of TOML configuration files, the purse
+//! passphrase (from `VC_PURSE_PASSPHRASE` or a terminal prompt), opening a
 //! purse and its wallet, progress display on a terminal, and waiting for
 //! Ctrl-C or SIGTERM.
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail, ensure};
 use gateway::{ClientConfig, Wallet};
 use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId};
-use purse::Purse;
+use purse::{KdfParams, Passphrase, Purse, PurseKey};
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 /// Configuration files are small; a larger one is a mistake, not a config.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
@@ -53,11 +55,105 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// Where scripts put the purse passphrase.
+pub const PASSPHRASE_ENV: &str = "VC_PURSE_PASSPHRASE";
+/// The cost of deriving a new purse's key: unset or `recommended`, or
+/// `insecure-fast` (tests and throw-away demos only).
+pub const KDF_ENV: &str = "VC_PURSE_KDF";
+
+/// The passphrase of this process's purses, asked for once.
+static PASSPHRASE: OnceLock<Passphrase> = OnceLock::new();
+
+/// Sets the passphrase of this process's purses (the demo's own), unless
+/// one was already read.
+pub fn use_passphrase(passphrase: Passphrase) {
+    // A passphrase already read stays: the first one opened the purses.
+    let _ = PASSPHRASE.set(passphrase);
+}
+
+/// The purse passphrase: `VC_PURSE_PASSPHRASE`, or asked on the terminal
+/// (twice when `new`, to catch a typo in a passphrase nobody can recover).
+/// Without either, an error naming the variable. Asked once per process.
+pub fn passphrase(new: bool) -> anyhow::Result<&'static Passphrase> {
+    if let Some(passphrase) = PASSPHRASE.get() {
+        return Ok(passphrase);
+    }
+    let passphrase = match std::env::var(PASSPHRASE_ENV) {
+        Ok(text) => Passphrase::new(text).context(PASSPHRASE_ENV)?,
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSPHRASE_ENV} is not UTF-8"),
+        Err(std::env::VarError::NotPresent) => {
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "the purse needs its passphrase: set {PASSPHRASE_ENV} \
+                     (standard input is not a terminal to ask on)"
+                );
+            }
+            let mut first = prompt_hidden("purse passphrase")?;
+            if new {
+                let again = prompt_hidden("the same passphrase again")?;
+                ensure!(*first == *again, "the two passphrases differ");
+            }
+            Passphrase::new(std::mem::take(&mut *first)).context("the purse passphrase")?
+        }
+    };
+    Ok(PASSPHRASE.get_or_init(|| passphrase))
+}
+
+/// The cost of a new purse's key derivation ([`KDF_ENV`]).
+pub fn kdf_params() -> anyhow::Result<KdfParams> {
+    match std::env::var(KDF_ENV).as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("recommended") => Ok(KdfParams::RECOMMENDED),
+        Ok("insecure-fast") => {
+            tracing::warn!("purse key derivation at the insecure test cost ({KDF_ENV})");
+            Ok(KdfParams::INSECURE_FAST)
+        }
+        _ => bail!("{KDF_ENV} must be `recommended` or `insecure-fast`"),
+    }
+}
+
+/// A key for a new purse: this process's passphrase, [`kdf_params`]'s cost.
+pub fn new_purse_key() -> anyhow::Result<PurseKey> {
+    let bar = spinner("deriving the purse key from its passphrase");
+    let key = PurseKey::derive_new(passphrase(true)?, kdf_params()?);
+    finish(bar);
+    key.context("deriving the purse key")
+}
+
+/// Opens the purse at `path` with this process's passphrase.
+pub fn open_purse(path: &Path) -> anyhow::Result<Purse> {
+    let passphrase = passphrase(false)?;
+    Purse::open(path, passphrase).with_context(|| format!("opening the purse {}", path.display()))
+}
+
+/// Reads a line from the terminal (standard input) with echo off, asking
+/// on standard error.
+fn prompt_hidden(label: &str) -> anyhow::Result<Zeroizing<String>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{label}: ")?;
+    stderr.flush()?;
+    let saved = tcgetattr(&stdin).context("reading the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning the echo off")?;
+    let mut line = Zeroizing::new(String::new());
+    let read = stdin.lock().read_line(&mut line);
+    // Echo back on before anything else can fail.
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    writeln!(stderr)?;
+    read.context("reading the passphrase")?;
+    restored.context("turning the echo back on")?;
+    let len = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(len);
+    Ok(line)
+}
+
 /// Opens the purse at `path` and a wallet over it; `issuer_url`, if given,
 /// replaces the gateway address the purse's issuer record holds.
 pub fn open_wallet(path: &Path, issuer_url: Option<&str>) -> anyhow::Result<(Arc<Purse>, Wallet)> {
-    let purse =
-        Purse::open(path).with_context(|| format!("opening the purse {}", path.display()))?;
+    let purse = open_purse(path)?;
     if let Some(url) = issuer_url {
         let mut info = purse
             .issuer()?

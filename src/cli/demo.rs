@@ -125,12 +125,17 @@ impl RunningIssuer {
     }
 }
 
+/// The demo's purse passphrase when `VC_PURSE_PASSPHRASE` is not set: the
+/// demo's purses hold throw-away money.
+pub const DEMO_PASSPHRASE: &str = "varietycash demo";
+
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let scratch;
     let dir = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            ledger::private_file::create_private_dir(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
             dir.clone()
         }
         None => {
@@ -139,6 +144,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     println!("VarietyCash demo in {}", dir.display());
+    // The purses are sealed under VC_PURSE_PASSPHRASE if it is set, or the
+    // demo's own passphrase: the demo asks nobody for anything.
+    if std::env::var_os(super::common::PASSPHRASE_ENV).is_none() {
+        super::common::use_passphrase(purse::Passphrase::new(DEMO_PASSPHRASE)?);
+        println!(
+            "purses sealed under the demo passphrase `{DEMO_PASSPHRASE}` ({} to choose)",
+            super::common::PASSPHRASE_ENV
+        );
+    }
 
     // The issuer: its actors on their own thread, its gateway on loopback,
     // the simulated bank inside its process (settling debits at once).
@@ -147,7 +161,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Its clock is one the demo can move forward (it starts at the wall
     // clock's time), shared with the purses.
     let issuer_dir = dir.join("issuer");
-    std::fs::create_dir_all(&issuer_dir).context("creating the issuer's directory")?;
+    ledger::private_file::create_private_dir(&issuer_dir)
+        .context("creating the issuer's directory")?;
     let issuer_file = super::issuer::IssuerFile {
         suite: args.suite.to_string(),
         rsa_bits: RSA_BITS,
@@ -155,9 +170,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         listen: "127.0.0.1:0".parse().context("the loopback address")?,
         bank_settle_delay_ms: 0,
     };
-    std::fs::write(
-        issuer_dir.join(super::issuer::CONFIG_FILE),
-        toml::to_string(&issuer_file).context("writing the issuer's configuration")?,
+    ledger::private_file::write_private(
+        &issuer_dir.join(super::issuer::CONFIG_FILE),
+        toml::to_string(&issuer_file)
+            .context("writing the issuer's configuration")?
+            .as_bytes(),
     )?;
     let clock = Arc::new(ForwardClock::default());
     let mut config = IssuerConfig::new(&issuer_dir);
@@ -420,10 +437,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let carol_path = carol_purse.path().to_path_buf();
     let stale_copy = dir.join("carol-stale-copy.purse");
     drop(carol_purse);
-    std::fs::copy(&carol_path, &stale_copy).context("copying carol's purse")?;
+    ledger::private_file::copy_private(&carol_path, &stale_copy)
+        .context("copying carol's purse")?;
     std::fs::remove_file(&carol_path).context("deleting carol's purse")?;
-    let carol_purse =
-        Arc::new(Purse::restore(&carol_path, &carol_keys).context("restoring carol's purse")?);
+    let carol_purse = Arc::new(
+        Purse::restore(&carol_path, &carol_keys, super::common::passphrase(false)?)
+            .context("restoring carol's purse")?,
+    );
     ensure!(
         holdings(&carol_purse)? == Amount::ZERO,
         "a restored purse holds coins"
@@ -438,7 +458,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         back == lost && revoked == carol_coins.len(),
         "the refund gave back {back} for {lost} lost"
     );
-    let stale = Purse::open(&stale_copy).context("opening the stale copy")?;
+    let stale = super::common::open_purse(&stale_copy).context("opening the stale copy")?;
     let old_coin = coins_of(&stale, Amount::from_minor(100))?
         .first()
         .copied()
@@ -770,8 +790,13 @@ fn new_purse(
     let profile = PurseProfile::generate(ParticipantId::new(name)?, suite, RSA_BITS)
         .with_context(|| format!("generating {name}'s key"))?;
     let path = dir.join(format!("{name}.purse"));
-    let purse = Purse::create(&path, &profile, Some(issuer))
-        .with_context(|| format!("creating {}", path.display()))?;
+    let purse = Purse::create(
+        &path,
+        &profile,
+        Some(issuer),
+        super::common::new_purse_key()?,
+    )
+    .with_context(|| format!("creating {}", path.display()))?;
     Ok(Arc::new(purse))
 }
 

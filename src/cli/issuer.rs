@@ -281,7 +281,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if config_path.exists() {
         bail!("{} exists: this issuer is set up", config_path.display());
     }
-    std::fs::create_dir_all(&args.dir)
+    ledger::private_file::create_private_dir(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let file = IssuerFile {
         suite: args.suite.to_string(),
@@ -305,7 +305,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         "# VarietyCash issuer, written by `varietycash issuer init`.\n{}",
         toml::to_string(&file).context("writing the configuration")?
     );
-    std::fs::write(&config_path, text)
+    ledger::private_file::write_private(&config_path, text.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
     println!(
         "issuer created in {}: RSA-{}, suite {}, {} shards; public key {}",

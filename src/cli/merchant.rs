@@ -176,7 +176,8 @@ fn purse_path(purse: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<PathBu
 fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
     if let Some(dir) = &args.dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        ledger::private_file::create_private_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     super::purse::create_purse(
         &purse_file,
@@ -215,7 +216,8 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
                 wallet.id().as_str(),
                 args.account.as_str()
             );
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            ledger::private_file::write_private(&path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             println!(
                 "configuration written to {} (add items there)",
                 path.display()

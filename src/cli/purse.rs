@@ -7,6 +7,10 @@
 //! Where the purse lives: `--purse FILE`, or `--dir DIR` (the party's data
 //! directory: `DIR/purse.redb` and the configuration `DIR/purse.toml`,
 //! which `init` writes: the issuer's URL and a default bank account).
+//!
+//! The purse file is sealed under a passphrase: `VC_PURSE_PASSPHRASE`, or
+//! asked on the terminal (`common::passphrase`). `encrypt` turns a purse of
+//! the first, unencrypted format into a sealed one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,8 +26,8 @@ use purse::{IssuerInfo, Purse, PurseProfile, Selection};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    finish, open_wallet, parse_account, parse_participant, parse_spec, progress_bar, read_toml,
-    spinner,
+    finish, open_purse, open_wallet, parse_account, parse_participant, parse_spec, progress_bar,
+    read_toml, spinner,
 };
 
 /// Rounds of "change, then select again" before giving up.
@@ -77,6 +81,14 @@ pub enum PurseCommand {
     Backup {
         /// The backup file to create.
         file: PathBuf,
+    },
+    /// Make the purse (at --purse or --dir) from a purse file of the first,
+    /// unencrypted format, its records sealed under the passphrase. The old
+    /// file still holds keys and coins in the clear: delete it afterwards.
+    Encrypt {
+        /// The unencrypted purse file.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Register with the issuer: prove the key, keep the certificate.
     Register,
@@ -225,13 +237,18 @@ fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow
             suite,
             rsa_bits,
         } => {
-            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
+            // A missing directory is made 0700; an existing one not named by
+            // --dir (a home directory, say) is the user's and left as it is.
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                && (place.config_path.is_some() || !dir.exists())
+            {
+                ledger::private_file::create_private_dir(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
             let purse = match (id, restore) {
                 (_, Some(backup)) => {
-                    let purse = Purse::restore(path, &backup).with_context(|| {
+                    let passphrase = super::common::passphrase(false)?;
+                    let purse = Purse::restore(path, &backup, passphrase).with_context(|| {
                         format!("restoring {} from {}", path.display(), backup.display())
                     })?;
                     if let Some(url) = issuer {
@@ -269,6 +286,19 @@ fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow
                 write_config(config_path, &file)?;
                 println!("configuration written to {}", config_path.display());
             }
+        }
+        PurseCommand::Encrypt { from } => {
+            let key = super::common::new_purse_key()?;
+            let purse = Purse::encrypt_unencrypted(&from, path, key)
+                .with_context(|| format!("sealing {} into {}", from.display(), path.display()))?;
+            println!(
+                "purse {} made from {} ({} coins), sealed under its passphrase; \
+                 {} still holds keys and coins in the clear: delete it and its copies",
+                path.display(),
+                from.display(),
+                purse.coins()?.len(),
+                from.display()
+            );
         }
         PurseCommand::Backup { file } => {
             open_purse(path)?
@@ -417,12 +447,8 @@ fn write_config(path: &Path, file: &PurseFile) -> anyhow::Result<()> {
          # of `enroll`, `buy` and `redeem`. Flags win over both.\n{}",
         toml::to_string(file).context("writing the configuration")?
     );
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The purse alone, for reading: no issuer needed.
-fn open_purse(path: &Path) -> anyhow::Result<Purse> {
-    Purse::open(path).with_context(|| format!("opening the purse {}", path.display()))
+    ledger::private_file::write_private(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates a purse with a fresh key and the issuer's identity and key, as
@@ -453,6 +479,7 @@ pub fn create_purse(
             public_key: descriptor.public_key,
             gateway_url: url.to_owned(),
         }),
+        super::common::new_purse_key()?,
     )
     .with_context(|| format!("creating {}", path.display()))
 }

@@ -24,6 +24,19 @@ use purse::{IssuerInfo, Purse, PurseProfile};
 /// What each participant's bank account holds unless a test says otherwise.
 pub const OPENING_MINOR: u64 = 100_000;
 
+/// The passphrase of every test purse, in process and through the binary
+/// (`VC_PURSE_PASSPHRASE`, set by `process`).
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+pub fn passphrase() -> purse::Passphrase {
+    purse::Passphrase::new(PASSPHRASE).expect("passphrase")
+}
+
+/// A key for a new test purse, at the cheap test cost.
+pub fn purse_key() -> purse::PurseKey {
+    purse::PurseKey::derive_new(&passphrase(), purse::KdfParams::INSECURE_FAST).expect("key")
+}
+
 /// An issuer, its gateway and the simulated bank, on loopback.
 pub struct System {
     pub dir: tempfile::TempDir,
@@ -104,6 +117,7 @@ impl System {
                 self.dir.path().join(format!("{name}.purse")),
                 &profile,
                 Some(&self.info),
+                purse_key(),
             )
             .expect("purse"),
         );

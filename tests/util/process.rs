@@ -13,6 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_varietycash");
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .current_dir(dir)
+        .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
+        .env("VC_PURSE_KDF", "insecure-fast")
         .args(args)
         .output()
         .expect("the binary runs")
@@ -42,6 +44,8 @@ pub fn free_port() -> u16 {
 pub fn spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .current_dir(dir)
+        .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
+        .env("VC_PURSE_KDF", "insecure-fast")
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -98,6 +102,8 @@ pub fn signal(pid: u32, signal: &str) {
 pub fn spawn_piped(dir: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .current_dir(dir)
+        .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
+        .env("VC_PURSE_KDF", "insecure-fast")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -395,13 +395,10 @@ impl IssuerCore {
     /// rebuilds its state from the log, and opens a key epoch if none is
     /// current. `bank` is the bank connector (its own durable store).
     pub fn open(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
-        std::fs::create_dir_all(&config.dir)?;
         // The session and registry stores hold key shares, identities and
-        // bank accounts: only the issuer's own user may enter its directory.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config.dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+        // bank accounts: only the issuer's own user may enter its directory
+        // (and each file in it is 0600 on its own, for copies and backups).
+        ledger::private_file::create_private_dir(&config.dir)?;
         let dir = config.dir.clone();
         let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
         // The user-index key pair belongs to the projections; the issuer

@@ -108,6 +108,9 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     pub fn open(path: impl AsRef<Path>) -> Result<Registry, RegistryError> {
+        // Identities and bank accounts: 0600 before redb opens the file.
+        ledger::private_file::ensure_private_file(path.as_ref())
+            .map_err(|e| RegistryError::Storage(redb::Error::Io(e)))?;
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(PARTICIPANTS)?;

@@ -131,13 +131,9 @@ impl Eeprom {
 
     /// Saves the image durably: write a temporary file, fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), EepromError> {
-        use std::io::Write;
         let io = |e: std::io::Error| EepromError::Io(e.to_string());
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&self.image).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        // The image holds the card's keys and balance: mode 0600.
+        ledger::private_file::write_private(path, &self.image).map_err(io)
     }
 
     pub fn load(path: &Path, expected_bytes: usize) -> Result<Eeprom, EepromError> {

@@ -152,6 +152,16 @@ pub fn post_request(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 
 /// A fresh purse for `name` with key `key_idx`, knowing the issuer as its
 /// descriptor (read over HTTP from `client`) says.
+/// The passphrase of every test purse.
+pub fn passphrase() -> purse::Passphrase {
+    purse::Passphrase::new("correct horse battery staple").expect("passphrase")
+}
+
+/// A key for a new test purse, at the cheap test cost.
+pub fn purse_key() -> purse::PurseKey {
+    purse::PurseKey::derive_new(&passphrase(), purse::KdfParams::INSECURE_FAST).expect("key")
+}
+
 pub fn purse_for(
     client: &vc_gateway::IssuerClient,
     name: &str,
@@ -172,6 +182,7 @@ pub fn purse_for(
                 public_key: descriptor.public_key,
                 gateway_url: gateway_url.to_owned(),
             }),
+            purse_key(),
         )
         .expect("purse"),
     )

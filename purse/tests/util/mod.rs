@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use ledger::{Amount, Coin, CoinBody, CoinId, KeyEpoch, ParticipantId, Tag, Timestamp};
 use protocol::crypto::{RSA_BITS_DEFAULT, SecretKey, SuiteId};
 use vc_purse::{
-    Completion, Destination, IssuerInfo, NewTransaction, Purse, PurseProfile, Step, TxKind,
+    Completion, Destination, IssuerInfo, KdfParams, NewTransaction, Passphrase, Purse, PurseKey,
+    PurseProfile, Step, TxKind,
 };
 
 pub const NOW: Timestamp = Timestamp(1_000_000);
@@ -50,8 +51,18 @@ pub fn purse_path(dir: &Path) -> PathBuf {
     dir.join("purse.redb")
 }
 
+/// The passphrase of every test purse.
+pub fn passphrase() -> Passphrase {
+    Passphrase::new("correct horse battery staple").expect("passphrase")
+}
+
+/// A fresh key for a new test purse, at the cheap test cost.
+pub fn new_key() -> PurseKey {
+    PurseKey::derive_new(&passphrase(), KdfParams::INSECURE_FAST).expect("purse key")
+}
+
 pub fn new_purse(dir: &Path) -> Purse {
-    Purse::create(purse_path(dir), &profile(), Some(&issuer())).expect("create purse")
+    Purse::create(purse_path(dir), &profile(), Some(&issuer()), new_key()).expect("create purse")
 }
 
 /// A coin of `minor` cents with a random serial and tag, valid until far after [`NOW`].
