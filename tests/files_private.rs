@@ -5,9 +5,9 @@
 //! every directory 0700. Public keys are the one exception: they are made
 //! to be handed out.
 //!
-//! Checked to fail before the files were created through
-//! `ledger::private_file` (`sessions.redb`, `registry.redb`, `bank.redb`
-//! and the rest came out 0666 under this umask).
+//! Checked to fail when files are made with the standard library's and
+//! redb's defaults instead of `ledger::private_file` (mode 0666 under this
+//! umask; the card bridge then even refuses its own key file).
 
 mod util;
 
