@@ -30,6 +30,7 @@ use ledger::{
 };
 
 use crate::bank::BankExpectations;
+use crate::constants::TX_IDS_RESERVE_MAX;
 use crate::rule::{Rule, Violation};
 use crate::snapshot::AuditSnapshot;
 use crate::state::{LedgerState, TxSet};
@@ -84,6 +85,13 @@ impl RecordVerifier {
     /// The next sequence number expected.
     pub fn next_seq(&self) -> Seq {
         Seq(self.chain.head().last_seq.0.saturating_add(1))
+    }
+
+    /// Makes room for about `n_records / 2` more transaction ids (at most
+    /// [`TX_IDS_RESERVE_MAX`]), so the set does not grow while reading.
+    pub fn reserve_for_records(&mut self, n_records: u64) {
+        let estimate = usize::try_from(n_records / 2).unwrap_or(usize::MAX);
+        self.transactions.reserve(estimate.min(TX_IDS_RESERVE_MAX));
     }
 
     /// Checks one record's place in the chain and, at the first record of
