@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::auditor::{
     Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, decode_event,
+    earliest_with_repeats,
 };
 use crate::bank::BankStatement;
 use crate::report::{AuditReport, Outcome};
@@ -550,7 +551,19 @@ pub fn audit_store(
         drop(receiver);
         reader.join().ok()
     });
+    let mut record_verifier = record_verifier;
     let mut outcome = outcome.unwrap_or_else(|| Outcome::from(replay.verdict()));
+    // Repeated transaction ids are found now, by one sort (see `TxIds`),
+    // and named if they come first in the log.
+    if let Some(verifier) = record_verifier.as_mut() {
+        let found = match &outcome {
+            Outcome::Violation(v) => Some(v),
+            _ => None,
+        };
+        if let Some(repeat) = earliest_with_repeats(verifier.tx_ids(), found) {
+            outcome = Outcome::Violation(repeat);
+        }
+    }
     if matches!(outcome, Outcome::Holds | Outcome::Truncated { .. })
         && let Some(head) = &opts.expect_head
         && let Some(violation) = check_expected_head(store, replay.boundary(), head)?
@@ -591,7 +604,8 @@ pub fn audit_store(
     {
         let boundary = replay.boundary().last_seq;
         let transactions = record_verifier
-            .map(|v| v.into_transactions_through(boundary))
+            .as_mut()
+            .map(|v| v.tx_ids().sorted_through(boundary))
             .unwrap_or_default();
         let snapshot = replay.snapshot(transactions);
         snapshot
