@@ -224,8 +224,10 @@ impl RedbStore {
     /// view takes the file's lock like a writer.
     pub fn open_verified(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
         let file = std::fs::File::open(path.as_ref())?;
+        let base_len = file.metadata()?.len();
         let backend = CopyOnWrite {
-            len: std::sync::Mutex::new(file.metadata()?.len()),
+            base_len,
+            len: std::sync::Mutex::new(base_len),
             base: redb::backends::FileBackend::new(file)
                 .map_err(|e| redb_error("open for the integrity check", e))?,
             written: std::sync::Mutex::new(Vec::new()),
@@ -343,6 +345,9 @@ impl RedbStore {
 #[derive(Debug)]
 struct CopyOnWrite {
     base: redb::backends::FileBackend,
+    /// The file's length when opened (nobody writes it meanwhile: the
+    /// view holds its lock).
+    base_len: u64,
     len: std::sync::Mutex<u64>,
     /// Writes in the order made: a later one covers an earlier one.
     written: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
@@ -365,13 +370,15 @@ impl redb::StorageBackend for CopyOnWrite {
                 "read past the end of the view",
             ));
         }
-        let base_len = self.base.len()?;
-        out.fill(0);
-        if offset < base_len {
-            let n = usize::try_from(base_len.min(end) - offset).unwrap_or(out.len());
-            self.base.read(offset, &mut out[..n])?;
+        let from_base = usize::try_from(self.base_len.min(end).saturating_sub(offset))
+            .unwrap_or(out.len())
+            .min(out.len());
+        if from_base > 0 {
+            self.base.read(offset, &mut out[..from_base])?;
         }
-        for (at, data) in lock_of(&self.written).iter() {
+        out[from_base..].fill(0);
+        let written = lock_of(&self.written);
+        for (at, data) in written.iter() {
             let from = offset.max(*at);
             let to = end.min(at.saturating_add(data.len() as u64));
             if from < to {
