@@ -217,6 +217,45 @@ impl RedbStore {
         Ok(store)
     }
 
+    /// Opens the log at `path` for reading through redb's integrity check
+    /// (every page checksum verified, and a file a crashed writer left
+    /// unclean repaired) without writing the file: redb's check needs a
+    /// writable open, so its writes go to memory, over the file read-only
+    /// (a copy-on-write view, not a copy on disk). A file that fails the
+    /// check, or is not exactly what a writer leaves (see
+    /// [`RedbStore::open_read_only`]), is refused. Not for a live log: the
+    /// view takes the file's lock like a writer.
+    pub fn open_verified(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        let file = std::fs::File::open(path.as_ref())?;
+        let base_len = file.metadata()?.len();
+        let backend = CopyOnWrite {
+            base_len,
+            len: std::sync::Mutex::new(base_len),
+            base: redb::backends::FileBackend::new(file)
+                .map_err(|e| redb_error("open for the integrity check", e))?,
+            written: std::sync::Mutex::new(Vec::new()),
+        };
+        let db = Builder::new()
+            .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
+            .set_check_integrity_on_open(true)
+            .create_with_backend(backend)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(
+                    "the log is open by its writer: its integrity is checked on a closed file"
+                        .to_string(),
+                ),
+                e => StoreError::NotALog(format!("redb's integrity check refused it: {e}")),
+            })?;
+        let store = RedbStore {
+            handle: Handle::Writer(db),
+            watch: HeadWatch::default(),
+        };
+        store.check_layout()?;
+        let head = store.head()?;
+        store.watch.publish(head.last_seq);
+        Ok(store)
+    }
+
     /// Copies the log at `from` to `to` and repairs the copy with a
     /// writable open, leaving `from` untouched: how an auditor reads a log a
     /// crashed writer left unclean without writing the evidence. The repair
@@ -301,6 +340,129 @@ impl RedbStore {
     /// Whether the log has no record.
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
+    }
+}
+
+/// A file read as it is, with writes kept in memory: what
+/// [`RedbStore::open_verified`] opens redb's writable database on.
+#[derive(Debug)]
+struct CopyOnWrite {
+    base: redb::backends::FileBackend,
+    /// The file's length when opened (nobody writes it meanwhile: the
+    /// view holds its lock).
+    base_len: u64,
+    len: std::sync::Mutex<u64>,
+    /// Writes in the order made: a later one covers an earlier one.
+    written: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+fn lock_of<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl redb::StorageBackend for CopyOnWrite {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(*lock_of(&self.len))
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        let end = offset.saturating_add(out.len() as u64);
+        if end > *lock_of(&self.len) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past the end of the view",
+            ));
+        }
+        let from_base = usize::try_from(self.base_len.min(end).saturating_sub(offset))
+            .unwrap_or(out.len())
+            .min(out.len());
+        if from_base > 0 {
+            self.base.read(offset, &mut out[..from_base])?;
+        }
+        out[from_base..].fill(0);
+        let written = lock_of(&self.written);
+        for (at, data) in written.iter() {
+            let from = offset.max(*at);
+            let to = end.min(at.saturating_add(data.len() as u64));
+            if from < to {
+                let (o, d) = ((from - offset) as usize, (from - at) as usize);
+                let n = (to - from) as usize;
+                out[o..o + n].copy_from_slice(&data[d..d + n]);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        *lock_of(&self.len) = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let mut len = lock_of(&self.len);
+        *len = (*len).max(offset.saturating_add(data.len() as u64));
+        lock_of(&self.written).push((offset, data.to_vec()));
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.base.close()
+    }
+
+    // The file is only read (the writes stay in memory), so the locks redb
+    // takes as a writer are shared ones on the file: a writer of its own
+    // still cannot take it meanwhile (and a read-only descriptor can hold
+    // no exclusive lock).
+    fn try_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.base.try_lock_shared_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.base.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.base.lock_shared_range(start, end)
+    }
+
+    fn lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.base.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.base.unlock_range(start, end)
+    }
+
+    fn query_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.base.query_lock_range(start, end)
     }
 }
 

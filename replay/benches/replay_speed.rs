@@ -234,6 +234,8 @@ fn main() {
     {
         opts.read_chunk_records = chunk;
     }
+    // VC_BENCH_INTEGRITY=1: through redb's integrity check, as the CLI does.
+    opts.verify_integrity = std::env::var_os("VC_BENCH_INTEGRITY").is_some();
     let report = run_audit(opts).expect("audit");
     let cpu_secs = process_cpu_secs() - cpu_before;
     // run_audit replays on the calling thread and reads on one it spawns.

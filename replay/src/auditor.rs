@@ -9,9 +9,9 @@
 //! cost about the same, so the pipeline runs at the speed of either):
 //! - [`RecordVerifier`], per record: the chain ([`ledger::ChainVerifier`],
 //!   over the stored bytes: sequence, links, hashes, batch positions), and
-//!   per transaction that its id was never committed before
-//!   (`transaction_twice`: the set of ids lives on this stage's thread,
-//!   which has time to spare; the replay's has none);
+//!   per transaction its id noted in [`TxIds`], whose one sort at the end
+//!   finds any id committed twice (`transaction_twice`, named in log
+//!   order among the other violations);
 //! - [`TransactionReplay`], per record: the event's decoding (unless the
 //!   reading thread decoded it: [`crate::run`] gives decoding to whichever
 //!   thread has time), and for a checkpoint its place, its hash against the
@@ -30,10 +30,12 @@ use ledger::{
 };
 
 use crate::bank::BankExpectations;
+use crate::constants::TX_IDS_RESERVE_MAX;
 use crate::rule::{Rule, Violation};
 use crate::snapshot::AuditSnapshot;
-use crate::state::{LedgerState, TxSet};
+use crate::state::LedgerState;
 use crate::stats::{Stats, TxPlace};
+use crate::txids::TxIds;
 use crate::txn::{TxContext, apply_transaction};
 
 /// Checks a checkpoint signature: `verify(message, signature)`. Built by the
@@ -57,27 +59,22 @@ pub enum Verdict {
     },
 }
 
-/// Stage one: the chain, per record, and each transaction id once. See
-/// the module docs.
+/// Stage one: the chain, per record, and each transaction's id noted (see
+/// [`TxIds`]: repeats are found when the audit ends). See the module docs.
 #[derive(Debug, Clone)]
 pub struct RecordVerifier {
     chain: ChainVerifier,
-    /// Every transaction id committed so far.
-    transactions: TxSet,
-    /// The first record and id of the latest transaction taken into
-    /// `transactions`: given back if the log ends inside it.
-    latest: Option<(Seq, TxId)>,
+    tx_ids: TxIds,
 }
 
 impl RecordVerifier {
     /// A verifier expecting the record after `trusted` (the genesis head for
     /// a whole log, or where a previous audit stopped), with the ids of the
     /// transactions committed up to it.
-    pub fn new(trusted: Head, transactions: TxSet) -> RecordVerifier {
+    pub fn new(trusted: Head, tx_ids: TxIds) -> RecordVerifier {
         RecordVerifier {
             chain: ChainVerifier::resume(trusted),
-            transactions,
-            latest: None,
+            tx_ids,
         }
     }
 
@@ -86,47 +83,45 @@ impl RecordVerifier {
         Seq(self.chain.head().last_seq.0.saturating_add(1))
     }
 
+    /// Makes room for about `n_records / 2` transaction ids (at most
+    /// [`TX_IDS_RESERVE_MAX`]), so the list does not grow while reading.
+    pub fn reserve_for_records(&mut self, n_records: u64) {
+        let estimate = usize::try_from(n_records / 2).unwrap_or(usize::MAX);
+        self.tx_ids.reserve(estimate.min(TX_IDS_RESERVE_MAX));
+    }
+
     /// Checks one record's place in the chain and, at the first record of
-    /// a transaction, that its id is new.
+    /// a transaction, notes its id.
     pub fn check(&mut self, record: &RawRecord) -> Result<(), Violation> {
         self.chain
             .feed(record)
             .map_err(|e| chain_violation(&e, record))?;
         if record.batch_index == 0 {
-            if !self.transactions.insert(record.tx) {
-                return Err(Violation::new(
-                    record.seq,
-                    Some(record.tx),
-                    Rule::TransactionTwice,
-                    format!("transaction {} committed a second time", record.tx),
-                ));
-            }
-            self.latest = Some((record.seq, record.tx));
+            self.tx_ids.push(record.tx, record.seq);
         }
         Ok(())
     }
 
-    /// The ids of the transactions complete at `boundary` (the replay's):
-    /// what a resumed audit starts from.
-    pub fn transactions_through(&self, boundary: Seq) -> TxSet {
-        let mut transactions = self.transactions.clone();
-        if let Some((first, tx)) = self.latest
-            && first > boundary
-        {
-            transactions.remove(&tx);
-        }
-        transactions
+    /// The transaction ids, to find repeats in and to keep.
+    pub fn tx_ids(&mut self) -> &mut TxIds {
+        &mut self.tx_ids
     }
+}
 
-    /// Like [`RecordVerifier::transactions_through`], without a copy.
-    pub fn into_transactions_through(mut self, boundary: Seq) -> TxSet {
-        if let Some((first, tx)) = self.latest
-            && first > boundary
-        {
-            self.transactions.remove(&tx);
-        }
-        self.transactions
+/// `transaction_twice` at the first record of the earliest repeated
+/// transaction in `tx_ids`, unless `found` (the audit's first other
+/// violation) comes before it in the log.
+pub fn earliest_with_repeats(tx_ids: &mut TxIds, found: Option<&Violation>) -> Option<Violation> {
+    let (seq, tx) = tx_ids.first_repeat()?;
+    if found.is_some_and(|v| v.seq < seq) {
+        return None;
     }
+    Some(Violation::new(
+        seq,
+        Some(tx),
+        Rule::TransactionTwice,
+        format!("transaction {tx} committed a second time"),
+    ))
 }
 
 /// Stage two: decoding, checkpoints, and the money rules per transaction.
@@ -513,8 +508,8 @@ impl TransactionReplay {
     }
 
     /// The state to resume from, at the last complete transaction, with
-    /// the transaction ids the [`RecordVerifier`] kept up to it.
-    pub fn snapshot(&self, transactions: TxSet) -> AuditSnapshot {
+    /// the transaction ids the [`RecordVerifier`] kept up to it (sorted).
+    pub fn snapshot(&self, transactions: Vec<TxId>) -> AuditSnapshot {
         AuditSnapshot::new(
             self.boundary,
             self.state.clone(),
@@ -541,7 +536,7 @@ impl Auditor {
             last_hash: Hash32::GENESIS,
         };
         Auditor {
-            records: RecordVerifier::new(genesis, TxSet::default()),
+            records: RecordVerifier::new(genesis, TxIds::default()),
             replay: TransactionReplay::new(
                 genesis,
                 LedgerState::default(),
@@ -561,7 +556,7 @@ impl Auditor {
     ) -> Auditor {
         let head = snapshot.head();
         Auditor {
-            records: RecordVerifier::new(head, snapshot.transactions),
+            records: RecordVerifier::new(head, TxIds::new(snapshot.transactions)),
             replay: TransactionReplay::resume(
                 head,
                 snapshot.state,
@@ -634,24 +629,34 @@ impl Auditor {
     }
 
     /// Ends the audit: the verdict, with the state at the last complete
-    /// transaction.
+    /// transaction. A repeated transaction id is found here (see
+    /// [`TxIds`]), and named if it comes first in the log.
     pub fn verdict(&self) -> Verdict {
-        match &self.violation {
+        let found = match &self.violation {
             Some(v) => Verdict::Violation(v.clone()),
             None => self.replay.verdict(),
+        };
+        let mut tx_ids = self.records.tx_ids.clone();
+        let other = match &found {
+            Verdict::Violation(v) => Some(v),
+            _ => None,
+        };
+        match earliest_with_repeats(&mut tx_ids, other) {
+            Some(repeat) => Verdict::Violation(repeat),
+            None => found,
         }
     }
 
     /// The state to resume from, at the last complete transaction; `None`
     /// after a violation (a broken log is no base for the next audit).
     pub fn snapshot(&self) -> Option<AuditSnapshot> {
-        if self.violation.is_some() {
+        if self.violation.is_some() || matches!(self.verdict(), Verdict::Violation(_)) {
             return None;
         }
         let boundary = self.replay.boundary().last_seq;
         Some(
             self.replay
-                .snapshot(self.records.transactions_through(boundary)),
+                .snapshot(self.records.tx_ids.sorted_through(boundary)),
         )
     }
 }

@@ -10,6 +10,12 @@
 /// overhead).
 pub const READ_CHUNK_RECORDS_DEFAULT: usize = 256;
 
+/// Most transaction ids the reading thread reserves room for before it
+/// reads (about 150 MB): growing the set while it reads rehashes every id
+/// again at each doubling. Estimated from the log's length (two records a
+/// transaction), never more than this, whatever a hostile head claims.
+pub const TX_IDS_RESERVE_MAX: usize = 1 << 23;
+
 /// Chunks the reader thread may read ahead of the checks (bounds memory).
 pub const READ_AHEAD_CHUNKS: usize = 4;
 

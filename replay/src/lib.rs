@@ -27,6 +27,7 @@ pub mod run;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod txids;
 mod txn;
 
 pub use auditor::{Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, Verdict};

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::auditor::{
     Auditor, CheckpointVerifier, RecordVerifier, TransactionReplay, decode_event,
+    earliest_with_repeats,
 };
 use crate::bank::BankStatement;
 use crate::report::{AuditReport, Outcome};
@@ -113,6 +114,11 @@ pub struct AuditOptions {
     /// `bank_entry_missing`, `bank_entry_unexplained`): a whole-log audit
     /// only, since the statement covers the whole history.
     pub bank_statement: Option<BankStatement>,
+    /// Open the log through redb's integrity check (every page checksum
+    /// verified; [`RedbStore::open_verified`]) instead of a plain
+    /// read-only open. A file that fails it is `log_unreadable`. Not for a
+    /// log its writer has open.
+    pub verify_integrity: bool,
 }
 
 impl AuditOptions {
@@ -131,6 +137,7 @@ impl AuditOptions {
             allow_unsigned_tail: 0,
             expect_head: None,
             bank_statement: None,
+            verify_integrity: false,
         }
     }
 }
@@ -331,7 +338,15 @@ fn read_and_verify(
 /// Audits the redb log of `opts.log`.
 pub fn run_audit(opts: AuditOptions) -> Result<AuditReport, AuditError> {
     let sharing = opts.writer_sharing;
-    let store = match read_guarded(|| RedbStore::open_read_only(&opts.log, sharing)) {
+    let mut opened = read_guarded(|| RedbStore::open_read_only(&opts.log, sharing));
+    if opts.verify_integrity && opened.is_ok() {
+        // The plain open first: it tells a crashed writer's file
+        // (`NeedsRepair`, which the caller repairs a copy of) from one that
+        // fails the check.
+        drop(opened);
+        opened = read_guarded(|| RedbStore::open_verified(&opts.log));
+    }
+    let store = match opened {
         Ok(store) => store,
         // Evidence, not an I/O error: a damaged or altered file is never
         // read as a shorter log, nor waved through as unreadable.
@@ -451,7 +466,8 @@ pub fn audit_store(
         decode_when_queued: opts.decode_on_reader_when_queued,
     };
     let first = auditor.next_seq();
-    let (record_verifier, mut replay) = auditor.into_stages();
+    let (mut record_verifier, mut replay) = auditor.into_stages();
+    record_verifier.reserve_for_records(head_seq.0.saturating_sub(first.0.saturating_sub(1)));
     if opts.bank_statement.is_some() {
         replay.expect_bank_statement();
     }
@@ -535,7 +551,19 @@ pub fn audit_store(
         drop(receiver);
         reader.join().ok()
     });
+    let mut record_verifier = record_verifier;
     let mut outcome = outcome.unwrap_or_else(|| Outcome::from(replay.verdict()));
+    // Repeated transaction ids are found now, by one sort (see `TxIds`),
+    // and named if they come first in the log.
+    if let Some(verifier) = record_verifier.as_mut() {
+        let found = match &outcome {
+            Outcome::Violation(v) => Some(v),
+            _ => None,
+        };
+        if let Some(repeat) = earliest_with_repeats(verifier.tx_ids(), found) {
+            outcome = Outcome::Violation(repeat);
+        }
+    }
     if matches!(outcome, Outcome::Holds | Outcome::Truncated { .. })
         && let Some(head) = &opts.expect_head
         && let Some(violation) = check_expected_head(store, replay.boundary(), head)?
@@ -576,7 +604,8 @@ pub fn audit_store(
     {
         let boundary = replay.boundary().last_seq;
         let transactions = record_verifier
-            .map(|v| v.into_transactions_through(boundary))
+            .as_mut()
+            .map(|v| v.tx_ids().sorted_through(boundary))
             .unwrap_or_default();
         let snapshot = replay.snapshot(transactions);
         snapshot

@@ -16,7 +16,7 @@ use ledger::{Hash32, Head, Seq};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::{LedgerState, TxSet};
+use crate::state::LedgerState;
 use crate::stats::Stats;
 
 /// Leading bytes of a checkpoint file.
@@ -63,8 +63,9 @@ pub struct AuditSnapshot {
     /// own record): the records after it, up to `seq`, were accepted as an
     /// unsigned tail and still await a signature.
     pub signed_through: Seq,
-    /// Every transaction id committed up to `seq` (rule `transaction_twice`).
-    pub transactions: TxSet,
+    /// Every transaction id committed up to `seq`, sorted (rule
+    /// `transaction_twice`).
+    pub transactions: Vec<ledger::TxId>,
 }
 
 impl AuditSnapshot {
@@ -73,7 +74,7 @@ impl AuditSnapshot {
         state: LedgerState,
         stats: Stats,
         signed_through: Seq,
-        transactions: TxSet,
+        transactions: Vec<ledger::TxId>,
     ) -> AuditSnapshot {
         AuditSnapshot {
             seq: head.last_seq,
@@ -176,7 +177,7 @@ mod tests {
             state,
             Stats::default(),
             Seq(6),
-            [ledger::TxId::from_bytes([4; 16])].into_iter().collect(),
+            vec![ledger::TxId::from_bytes([4; 16])],
         )
     }
 

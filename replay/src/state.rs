@@ -18,9 +18,6 @@ use ledger::{Amount, BalanceId, CardId, KeyEpoch, LusId, PurchaseId, Timestamp, 
 use crate::coins::CoinTable;
 use serde::{Deserialize, Serialize};
 
-/// Transaction ids seen, for the rule that a transaction commits once.
-pub type TxSet = HashSet<ledger::TxId>;
-
 /// One key epoch as the log described it, and the value minted and spent
 /// under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

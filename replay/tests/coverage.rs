@@ -478,3 +478,41 @@ fn the_bank_statement_reconciles_and_each_difference_is_named() {
     let parsed = vc_replay::BankStatement::parse(&statement.to_text()).expect("parses");
     assert_eq!(parsed, statement);
 }
+
+#[test]
+fn a_damaged_page_fails_redbs_integrity_check_before_any_record_is_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log.redb");
+    {
+        let store = ledger::RedbStore::open(&path).expect("open");
+        write_log(&store, &genuine(1).sim.batches, issuer_key(), 5);
+    }
+    let audit = |verify_integrity: bool| {
+        let mut opts = AuditOptions::new(&path);
+        opts.checkpoint_verifier = Some(issuer_verifier());
+        opts.verify_integrity = verify_integrity;
+        vc_replay::run_audit(opts).expect("the audit runs")
+    };
+    assert_eq!(audit(true).outcome, Outcome::Holds);
+    // A byte of record 10's stored hash, flipped on disk (not through redb).
+    let records = {
+        let store =
+            ledger::RedbStore::open_read_only(&path, ledger::Sharing::default()).expect("open");
+        raw_records(&store)
+    };
+    let mut bytes = std::fs::read(&path).expect("read the file");
+    let needle = records[9].hash.0;
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the hash is in the file");
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write the file");
+    let checked = audit(true);
+    let v = violation(&checked);
+    assert_eq!((v.rule, v.seq), (Rule::LogUnreadable, Seq(1)), "{v}");
+    assert!(v.detail.contains("integrity"), "{v}");
+    // Without the check, the chain catches the same byte at its record.
+    let unchecked = audit(false);
+    assert_ne!(unchecked.outcome, Outcome::Holds);
+}

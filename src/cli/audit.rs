@@ -64,6 +64,10 @@ pub struct AuditArgs {
     /// entry the log. Whole-log audits only.
     #[arg(long, value_name = "FILE")]
     pub bank_statement: Option<PathBuf>,
+    /// Skip redb's integrity check of the file (every page checksum): for a
+    /// log its writer has open, which the check cannot lock.
+    #[arg(long)]
+    pub skip_integrity_check: bool,
 }
 
 /// Largest signed head read from a file or a URL.
@@ -181,6 +185,7 @@ fn audit_log(
     let mut opts = replay::AuditOptions::new(log);
     opts.now = args.now.map(ledger::Timestamp);
     opts.allow_unsigned_tail = args.allow_unsigned_tail;
+    opts.verify_integrity = !args.skip_integrity_check;
     opts.bank_statement = bank_statement.cloned();
     opts.expect_head = expect_head.cloned();
     if let Some(key) = issuer_key {
