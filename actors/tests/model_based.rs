@@ -418,6 +418,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::change(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),
@@ -474,6 +475,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::refresh(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),
@@ -503,6 +505,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::redeem(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),

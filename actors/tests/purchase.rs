@@ -151,9 +151,14 @@ fn w3_replayed_or_forged_wrequest3_causes_no_debit() {
     let h = Harness::new();
     let dave = h.purchaser("dave", 3, 1_000);
     let core = h.core();
-    let (state, w1) =
-        protocol::flows::PurchaseClient::start(core.suite(), dave.id.clone(), &h.pk_i())
-            .expect("w1");
+    let (state, w1) = protocol::flows::PurchaseClient::start(
+        core.suite(),
+        dave.sk,
+        dave.id.clone(),
+        &h.pk_i(),
+        core.now(),
+    )
+    .expect("w1");
     let w2 = core.wrequest1(&w1).expect("w2");
     let w_desc = protocol::wire::purchase::WDesc {
         spec: spec(&[(1, 400)]),

@@ -17,11 +17,18 @@
 //! answer; a lost issuer answer is recovered by re-sending the journaled
 //! request (the issuer answers it idempotently), also at the next start.
 //!
-//! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`]); an unpaid invoice
-//! expires after [`ORDER_LIFETIME_SECS`]. The money is in the purse.
+//! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`], and
+//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source address, checked before the
+//! invoice is signed); an unpaid invoice expires after
+//! [`ORDER_LIFETIME_SECS`]. The money is in the purse.
+//!
+//! A validation the issuer refuses outright (a corrupt SendCoins posted by
+//! anyone who knows the order id) leaves the journal at once: the order
+//! stays payable by the honest payer's SendCoins.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,9 +47,10 @@ use purse::{
 };
 
 use crate::body::{BodyLimits, message_response, read_bounded, require_media_type};
-use crate::client::{ClientConfig, IssuerClient};
+use crate::client::{ClientConfig, ClientError, IssuerClient};
 use crate::constants::{
-    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, RETRY_AFTER_SECS, SKU_BYTES_MAX,
+    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, ORDERS_OPEN_PER_CLIENT_MAX,
+    RETRY_AFTER_SECS, SKU_BYTES_MAX,
 };
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
@@ -112,6 +120,8 @@ struct Order {
     collect: CollectOption,
     created: Instant,
     status: OrderStatus,
+    /// The source address that asked for the invoice (none if unknown).
+    client: Option<IpAddr>,
 }
 
 #[derive(Default)]
@@ -129,6 +139,31 @@ impl Orders {
             .values()
             .filter(|o| !matches!(o.status, OrderStatus::Paid { .. }))
             .count()
+    }
+
+    fn n_open_of(&self, client: Option<IpAddr>) -> usize {
+        self.by_tid
+            .values()
+            .filter(|o| o.client == client && !matches!(o.status, OrderStatus::Paid { .. }))
+            .count()
+    }
+
+    /// Whether a new order for `client` fits: room among the open orders,
+    /// and `client` holds fewer than [`ORDERS_OPEN_PER_CLIENT_MAX`].
+    fn room_for(&mut self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        self.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
+        if self.n_open() >= ORDERS_OPEN_MAX {
+            return Err(ApiError::overloaded());
+        }
+        if self.n_open_of(client) >= ORDERS_OPEN_PER_CLIENT_MAX {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Overloaded,
+                "too many open orders from this client: pay or let them expire",
+            )
+            .with_retry_after(RETRY_AFTER_SECS));
+        }
+        Ok(())
     }
 
     /// Forgets expired unpaid orders, and the oldest paid ones past the
@@ -325,6 +360,10 @@ async fn new_order(
     let id_pa = payer_of(&req)?;
     let p_desc = PDesc::new(item.title.clone())
         .map_err(|_| ApiError::internal("catalog", &"item title too long"))?;
+    // Checked before the invoice is signed (an RSA private operation), so a
+    // client over its share of open orders costs the merchant no signature.
+    let client = req.peer_addr().map(|a| a.ip());
+    lock(&merchant.orders).room_for(client)?;
     let signer = merchant.cert_py.as_ref().map(|c| (&merchant.sk_py, c));
     let (payee, invoice) = PaymentPayee::invoice(
         merchant.id_py.clone(),
@@ -335,10 +374,9 @@ async fn new_order(
         signer,
     );
     let mut orders = lock(&merchant.orders);
-    orders.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
-    if orders.n_open() >= ORDERS_OPEN_MAX {
-        return Err(ApiError::overloaded());
-    }
+    // Again under the lock that inserts: concurrent requests of one client
+    // may all have passed the first check.
+    orders.room_for(client)?;
     orders.by_tid.insert(
         invoice.tid_py,
         Order {
@@ -349,6 +387,7 @@ async fn new_order(
                 .unwrap_or_else(|| merchant.collect.clone()),
             created: Instant::now(),
             status: OrderStatus::Open { pending: None },
+            client,
         },
     );
     orders.fifo.push_back(invoice.tid_py);
@@ -540,7 +579,7 @@ impl Merchant {
                     .map_err(|e| (None, e))?;
                 let (awaiting, request) = attempt
                     .payee
-                    .on_send_coins(self.suite, &self.pk_i, send_coins, option)
+                    .on_send_coins(self.suite, &self.pk_i, &self.sk_py, send_coins, option)
                     .map_err(|e| {
                         (
                             None,
@@ -571,27 +610,63 @@ impl Merchant {
                 (tx, awaiting, message)
             }
         };
-        let outcome = self
-            .finish(tx, &awaiting, &message)
-            .map_err(|e| (Some(tx), e))?;
+        let outcome = self.finish(tx, &awaiting, &message).map_err(|e| match e {
+            Unfinished::Kept(e) => (Some(tx), e),
+            Unfinished::Dropped(e) => (None, e),
+        })?;
         Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
     }
 
     /// Sends the journaled ValidationRequest, checks and stores the answer,
-    /// acknowledges new coins.
+    /// acknowledges new coins. A request the issuer refuses outright (it
+    /// does not open, its coins envelope is corrupt, ...: a 4xx that is not
+    /// "retry") committed nothing and never will, so it leaves the journal:
+    /// re-sending it would only fail again, and would block the order for
+    /// the honest payer whose SendCoins comes next.
     fn finish(
         &self,
         tx: TxRef,
         awaiting: &PayeeAwaitingIssuance,
         message: &[u8],
-    ) -> Result<PayeeOutcome, ApiError> {
-        let issuance: PaymentIssuance1 = self
+    ) -> Result<PayeeOutcome, Unfinished> {
+        let issuance: PaymentIssuance1 = match self
             .issuer
             .http()
             .post_encoded("/v1/validate", message)
-            .map_err(|e| issuer_unreachable(&e))?;
+        {
+            Ok(issuance) => issuance,
+            Err(e) if refused_for_good(&e) => {
+                self.purse
+                    .refuse(
+                        tx,
+                        Refusal {
+                            bad: Vec::new(),
+                            statement: Vec::new(),
+                        },
+                    )
+                    .map_err(|e| Unfinished::Kept(purse_error(e)))?;
+                tracing::info!(%tx, error = %e, "the issuer refused a collection; dropped from the journal");
+                return Err(Unfinished::Dropped(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::Refused,
+                    format!("the issuer refused this payment: {e}"),
+                )));
+            }
+            Err(e) => return Err(Unfinished::Kept(issuer_unreachable(&e))),
+        };
+        self.finish_answer(tx, awaiting, &issuance)
+            .map_err(Unfinished::Kept)
+    }
+
+    /// Checks and stores the issuer's answer, acknowledges new coins.
+    fn finish_answer(
+        &self,
+        tx: TxRef,
+        awaiting: &PayeeAwaitingIssuance,
+        issuance: &PaymentIssuance1,
+    ) -> Result<PayeeOutcome, ApiError> {
         let outcome = awaiting
-            .on_issuance1(&self.sk_py, &issuance)
+            .on_issuance1(&self.sk_py, issuance)
             .map_err(|e| issuer_unreachable(&format!("answer does not check: {e}")))?;
         match &outcome {
             PayeeOutcome::Coins { coins, ack } => {
@@ -659,13 +734,38 @@ impl Merchant {
                 continue;
             }
             let resumed = awaiting_of(&entry)
+                .map_err(Unfinished::Kept)
                 .and_then(|awaiting| self.finish(tx, &awaiting, &entry.last_sent));
             match resumed {
                 Ok(_) => tracing::info!(%tx, "resumed a collection"),
-                Err(e) => tracing::warn!(%tx, error = %e, "collection still unfinished"),
+                Err(Unfinished::Kept(e)) => {
+                    tracing::warn!(%tx, error = %e, "collection still unfinished")
+                }
+                Err(Unfinished::Dropped(e)) => {
+                    tracing::info!(%tx, error = %e, "collection refused by the issuer")
+                }
             }
         }
     }
+}
+
+/// Why a journaled collection did not finish, and whether it stays
+/// journaled.
+enum Unfinished {
+    /// The issuer may still answer it (no answer, busy, an answer that did
+    /// not check): kept, re-sent by the next attempt and at start.
+    Kept(ApiError),
+    /// The issuer refused it for good: nothing was committed; dropped.
+    Dropped(ApiError),
+}
+
+/// Whether the issuer's error says it refused the request itself, so that
+/// re-sending the same bytes can only be refused again (and it committed
+/// nothing: the issuer refuses before it commits). "Retry" answers (busy,
+/// in flight, a body that timed out), 5xx and lost answers are not.
+fn refused_for_good(e: &ClientError) -> bool {
+    matches!(e, ClientError::Refused { status, .. } if (400..500).contains(status))
+        && !e.is_transient()
 }
 
 fn awaiting_of(entry: &JournalEntry) -> Result<PayeeAwaitingIssuance, ApiError> {

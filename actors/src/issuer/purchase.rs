@@ -10,6 +10,7 @@ use ledger::{Amount, BankAccount, Event, IssueCause, PurchaseId, Role, TxId};
 use protocol::flows::issuer::{
     PurchaseSession, answer_wrequest1, build_purchase_issuance1, open_purchase_issuance2,
     open_purchase_poll, open_wrequest1, open_wrequest3, purchase_pending, reject_purchase,
+    seal_wrequest2,
 };
 use protocol::wire::RejectReason;
 use protocol::wire::purchase::{
@@ -49,25 +50,50 @@ impl IssuerCore {
             })
     }
 
-    /// WRequest1 -> WRequest2: a fresh purchase handle, `K_I` and `R_I`
-    /// under the purchaser's registered key.
+    /// WRequest1 -> WRequest2: the purchase handle, `K_I` and `R_I` under
+    /// the purchaser's registered key. The request must be signed by the
+    /// purchaser it names and fresh, so sessions (kept for days) are opened
+    /// only by registered participants for themselves; a copy of a request
+    /// (retry or replay) gets its session's keys again and opens no other.
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, IssuerError> {
-        let opened = open_wrequest1(&self.sk_i, msg)?;
+        let now = self.now();
+        let mut unreadable = None;
+        let opened = open_wrequest1(
+            &self.sk_i,
+            msg,
+            |id| match self.registry.get(id) {
+                Ok(participant) => participant.map(|p| p.public_key),
+                Err(e) => {
+                    unreadable = Some(e);
+                    None
+                }
+            },
+            now,
+        );
+        if let Some(e) = unreadable {
+            return Err(e.into());
+        }
+        let opened = opened?;
         let participant = self
             .registry
             .get(&opened.id_cp)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        let purchase = PurchaseId::random();
+        let purchase = opened.handle;
         let (session, answer) =
             answer_wrequest1(opened, &participant.public_key, self.id_i.clone(), purchase)?;
         let stored = StoredPurchase {
             session,
             bank_account: None,
         };
-        let expires = self.now().plus_secs(self.config.purchase_session_secs);
-        self.sessions
-            .insert(session_id(purchase), &stored, expires)?;
-        Ok(answer)
+        let expires = now.plus_secs(self.config.purchase_session_secs);
+        match self.sessions.insert(session_id(purchase), &stored, expires) {
+            Ok(()) => Ok(answer),
+            Err(SessionError::Exists) => {
+                let existing = self.load_purchase(purchase)?;
+                Ok(seal_wrequest2(&existing.session, &participant.public_key)?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// WRequest3 -> Issuance1 (usually "pending"). A replayed or forged
@@ -129,15 +155,19 @@ impl IssuerCore {
         stored: &mut StoredPurchase,
     ) -> Result<PurchaseIssuance1, IssuerError> {
         let purchase = order.purchase;
-        if participant.enrolled(Role::CoinPurchaser).is_none() {
+        // The signature on W-DESC proves who asks, not that the account is
+        // theirs: only the account enrolled for the purchaser is debited.
+        let refusal = match participant.enrolled(Role::CoinPurchaser) {
+            None => Some(RejectReason::NotEnrolled),
+            Some(e) if e.bank_account != order.w_desc.bank_account => {
+                Some(RejectReason::AccountNotEnrolled)
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
             self.idempotency.abandon(tx);
             self.spend_r_i(purchase, stored)?;
-            return Ok(reject_purchase(
-                &self.sk_i,
-                purchase,
-                RejectReason::NotEnrolled,
-                now,
-            ));
+            return Ok(reject_purchase(&self.sk_i, purchase, reason, now));
         }
         if order.w_desc.spec.total().ok() != Some(order.w_desc.amount) {
             self.idempotency.abandon(tx);
