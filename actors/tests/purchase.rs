@@ -191,16 +191,16 @@ fn w3_replayed_or_forged_wrequest3_causes_no_debit() {
     h.assert_conserved();
 }
 
-/// A participant not enrolled as a purchaser gets a signed refusal and no debit.
+/// A participant not enrolled as a purchaser is refused at WRequest1 (no
+/// session is opened for it) and no debit.
 #[test]
 fn an_unenrolled_participant_cannot_purchase() {
     let h = Harness::new();
     let eve = Who::new("eve", 4);
     h.register(&eve, 1_000);
-    let (awaiting, iss1) = h.start_purchase(&eve, spec(&[(1, 100)]), false);
     assert!(matches!(
-        awaiting.on_issuance1(&iss1).expect("opens"),
-        PurchaseUpdate::Rejected(s) if s.reason == RejectReason::NotEnrolled
+        h.wrequest1(&eve),
+        Err(vc_actors::IssuerError::NoSuchEnrollment)
     ));
     assert_eq!(
         h.bank().balance(&eve.account).expect("balance"),

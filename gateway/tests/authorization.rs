@@ -416,8 +416,8 @@ fn a_coin_spec_the_issuer_would_refuse_is_refused_before_it_is_journaled() {
 }
 
 // Row "WRequest1 / ID_CP": a purchase session is opened only for the
-// purchaser who signed the request; a copy of a request opens no second
-// session; a stale request is refused.
+// approved purchaser who signed the request; a copy of a request opens no
+// second session; a stale request is refused.
 #[test]
 fn purchase_sessions_are_opened_only_for_their_signed_purchaser() {
     let core = issuer().core.clone();
@@ -448,6 +448,18 @@ fn purchase_sessions_are_opened_only_for_their_signed_purchaser() {
     .expect("wrequest1");
     let e = client.wrequest1(&stale).expect_err("stale");
     assert_eq!(refused_code(&e), Some(ErrorCode::Refused), "{e}");
+    // Anyone may register; only an approved purchaser gets a session.
+    let walk_in = join_manual(&client, "walk-in-w1", 2, &[]);
+    let (_, unenrolled) = PurchaseClient::start(
+        core.suite(),
+        walk_in.sk,
+        walk_in.id.clone(),
+        &core.public_key(),
+        core.now(),
+    )
+    .expect("wrequest1");
+    let e = client.wrequest1(&unenrolled).expect_err("not a purchaser");
+    assert_eq!(refused_code(&e), Some(ErrorCode::NotEnrolled), "{e}");
     // Nobody at all: garbage under the right label.
     let nobody = WRequest1 {
         envelope: core

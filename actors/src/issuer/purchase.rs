@@ -52,9 +52,10 @@ impl IssuerCore {
 
     /// WRequest1 -> WRequest2: the purchase handle, `K_I` and `R_I` under
     /// the purchaser's registered key. The request must be signed by the
-    /// purchaser it names and fresh, so sessions (kept for days) are opened
-    /// only by registered participants for themselves; a copy of a request
-    /// (retry or replay) gets its session's keys again and opens no other.
+    /// purchaser it names, fresh, and the purchaser enrolled (approved), so
+    /// sessions (kept for days) are opened only by approved purchasers for
+    /// themselves; a copy of a request (retry or replay) gets its session's
+    /// keys again and opens no other.
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, IssuerError> {
         let now = self.now();
         let mut unreadable = None;
@@ -78,6 +79,11 @@ impl IssuerCore {
             .registry
             .get(&opened.id_cp)?
             .ok_or(IssuerError::UnknownParticipant)?;
+        // Registration is open to anyone; enrollment is approved by an
+        // operator. Sessions (kept for days) only for approved purchasers.
+        if participant.enrolled(Role::CoinPurchaser).is_none() {
+            return Err(IssuerError::NoSuchEnrollment);
+        }
         let purchase = opened.handle;
         let (session, answer) =
             answer_wrequest1(opened, &participant.public_key, self.id_i.clone(), purchase)?;

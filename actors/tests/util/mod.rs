@@ -227,6 +227,23 @@ impl Harness {
         who
     }
 
+    /// WRequest1 alone, as the issuer answers it.
+    pub fn wrequest1(
+        &self,
+        who: &Who,
+    ) -> Result<protocol::wire::purchase::WRequest2, vc_actors::IssuerError> {
+        let core = self.core();
+        let (_, w1) = PurchaseClient::start(
+            core.suite(),
+            who.sk,
+            who.id.clone(),
+            &self.pk_i(),
+            core.now(),
+        )
+        .expect("wrequest1");
+        core.wrequest1(&w1)
+    }
+
     /// WRequest1..3; returns the purchaser's state and the first Issuance1.
     pub fn start_purchase(
         &self,
