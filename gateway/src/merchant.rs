@@ -566,49 +566,55 @@ impl Merchant {
         attempt: &Attempt,
         send_coins: SendCoins,
     ) -> Result<PaymentResult, (Option<TxRef>, ApiError)> {
-        let (tx, awaiting, message) = match attempt.pending {
-            Some(tx) => {
-                let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
-                let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
-                (tx, awaiting, entry.last_sent)
+        if let Some(tx) = attempt.pending {
+            let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
+            let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
+            match self.finish(tx, &awaiting, &entry.last_sent) {
+                Ok(outcome) => return Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py))),
+                Err(Unfinished::Kept(e)) => return Err((Some(tx), e)),
+                // The journaled request (someone's earlier SendCoins) is
+                // refused for good and gone: this attempt's SendCoins gets
+                // its own validation now, rather than a refusal meant for
+                // the other.
+                Err(Unfinished::Dropped(_)) => {}
             }
-            None => {
-                let amount = attempt.payee.invoice_sent().amount;
-                let option = self
-                    .v_option(&attempt.collect, amount)
-                    .map_err(|e| (None, e))?;
-                let (awaiting, request) = attempt
-                    .payee
-                    .on_send_coins(self.suite, &self.pk_i, &self.sk_py, send_coins, option)
-                    .map_err(|e| {
-                        (
-                            None,
-                            ApiError::new(
-                                StatusCode::UNPROCESSABLE_ENTITY,
-                                ErrorCode::Refused,
-                                e.to_string(),
-                            ),
-                        )
-                    })?;
-                let message = encode(&request);
-                let secret =
-                    SessionSecret::from_state(&awaiting).map_err(|e| (None, purse_error(e)))?;
-                let tx = self
-                    .purse
-                    .begin(NewTransaction {
-                        kind: TxKind::Collect,
-                        amount,
-                        reserve: Vec::new(),
-                        step: Step::Request,
-                        to: Destination::Issuer,
-                        message: message.clone(),
-                        secrets: vec![secret],
-                        context: attempt.tid.as_bytes().to_vec(),
-                        now: Timestamp::now(),
-                    })
-                    .map_err(|e| (None, purse_error(e)))?;
-                (tx, awaiting, message)
-            }
+        }
+        let (tx, awaiting, message) = {
+            let amount = attempt.payee.invoice_sent().amount;
+            let option = self
+                .v_option(&attempt.collect, amount)
+                .map_err(|e| (None, e))?;
+            let (awaiting, request) = attempt
+                .payee
+                .on_send_coins(self.suite, &self.pk_i, &self.sk_py, send_coins, option)
+                .map_err(|e| {
+                    (
+                        None,
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            ErrorCode::Refused,
+                            e.to_string(),
+                        ),
+                    )
+                })?;
+            let message = encode(&request);
+            let secret =
+                SessionSecret::from_state(&awaiting).map_err(|e| (None, purse_error(e)))?;
+            let tx = self
+                .purse
+                .begin(NewTransaction {
+                    kind: TxKind::Collect,
+                    amount,
+                    reserve: Vec::new(),
+                    step: Step::Request,
+                    to: Destination::Issuer,
+                    message: message.clone(),
+                    secrets: vec![secret],
+                    context: attempt.tid.as_bytes().to_vec(),
+                    now: Timestamp::now(),
+                })
+                .map_err(|e| (None, purse_error(e)))?;
+            (tx, awaiting, message)
         };
         let outcome = self.finish(tx, &awaiting, &message).map_err(|e| match e {
             Unfinished::Kept(e) => (Some(tx), e),

@@ -708,3 +708,55 @@ fn e_code(e: &WalletError) -> Option<ErrorCode> {
         _ => None,
     }
 }
+
+// The same, while the merchant cannot reach the issuer: the corrupt
+// SendCoins stays journaled (the issuer may yet answer it), and when the
+// issuer is back the honest payer's first attempt finds it refused for good,
+// drops it and pays with its own SendCoins in the same attempt.
+#[test]
+fn a_corrupted_send_coins_journaled_while_the_issuer_was_away_does_not_block_the_order() {
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    // The merchant reaches the issuer through a gateway of its own, which
+    // the test stops and starts again on the same address.
+    let shop_gateway =
+        vc_gateway::serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
+    let shop_gateway_addr = shop_gateway.addr();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop_purse = purse_for(&client, "shop-away", 1, &shop_gateway.url(), dir.path());
+    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
+    let shop = tea_shop(shop_purse.clone());
+    let alice_purse = purse_for(&client, "alice-away", 0, &gateway.url(), dir.path());
+    let alice = Wallet::open(alice_purse, ClientConfig::default()).expect("wallet");
+    let account = join_wallet(&alice, &client, &[Role::CoinPurchaser]);
+    alice
+        .buy(spec(&[(1, 250)]), account, false)
+        .expect("bought");
+    let merchant = MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client");
+    let invoice = merchant.invoice("tea", alice.id()).expect("invoice");
+
+    shop_gateway.stop().expect("gateway stops");
+    let garbage = core
+        .public_key()
+        .seal(core.suite(), labels::PAY_SEND_COINS, b"not coins")
+        .expect("seal");
+    let e = merchant
+        .pay(&invoice.tid_py, &SendCoins { enc_c1: garbage })
+        .expect_err("issuer away");
+    assert_eq!(refused_code(&e), Some(ErrorCode::IssuerUnavailable), "{e}");
+    assert_eq!(shop_purse.in_flight().expect("journal").len(), 1);
+
+    let shop_gateway =
+        vc_gateway::serve_issuer(&ServerConfig::new(shop_gateway_addr), issuer().handle())
+            .expect("gateway again");
+    let paid = alice
+        .pay_invoice(&shop.url(), &invoice)
+        .expect("paid at the first attempt");
+    assert!(matches!(paid, PayerOutcome::Paid { .. }));
+    assert!(shop_purse.in_flight().expect("journal").is_empty());
+    shop.stop().expect("shop stops");
+    shop_gateway.stop().expect("gateway stops");
+    gateway.stop().expect("gateway stops");
+}
