@@ -50,6 +50,7 @@ use crate::body::{BodyLimits, message_response, read_bounded, require_media_type
 use crate::client::{ClientConfig, ClientError, IssuerClient};
 use crate::constants::{
     ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, ORDERS_OPEN_PER_CLIENT_MAX,
+    PAY_REFUSAL_CLIENTS_MAX, PAY_REFUSALS_PER_CLIENT_MAX, PAY_REFUSALS_WINDOW_SECS,
     RETRY_AFTER_SECS, SKU_BYTES_MAX,
 };
 use crate::error::{ApiError, GatewayError};
@@ -124,9 +125,77 @@ struct Order {
     client: Option<IpAddr>,
 }
 
+/// What one client (source address) may cost a merchant server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Open orders (invoiced, unpaid) one client may hold.
+    pub orders_open_max: usize,
+    /// SendCoins the issuer refused that one client may post in
+    /// [`PAY_REFUSALS_WINDOW_SECS`].
+    pub pay_refusals_max: u32,
+}
+
+impl Default for ClientLimits {
+    /// [`ORDERS_OPEN_PER_CLIENT_MAX`], [`PAY_REFUSALS_PER_CLIENT_MAX`].
+    fn default() -> ClientLimits {
+        ClientLimits {
+            orders_open_max: ORDERS_OPEN_PER_CLIENT_MAX,
+            pay_refusals_max: PAY_REFUSALS_PER_CLIENT_MAX,
+        }
+    }
+}
+
+/// SendCoins refused outright, counted per client in a window.
+#[derive(Default)]
+struct Refusals {
+    by_client: HashMap<Option<IpAddr>, (Instant, u32)>,
+}
+
+impl Refusals {
+    fn window() -> Duration {
+        Duration::from_secs(PAY_REFUSALS_WINDOW_SECS)
+    }
+
+    /// Refuses `client` (429) while it is over its `max` refusals of the
+    /// window.
+    fn check(&self, client: Option<IpAddr>, max: u32) -> Result<(), ApiError> {
+        match self.by_client.get(&client) {
+            Some((since, n)) if since.elapsed() <= Self::window() && *n >= max => {
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::Overloaded,
+                    "too many refused payments from this client",
+                )
+                .with_retry_after(RETRY_AFTER_SECS))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&mut self, client: Option<IpAddr>) {
+        if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
+            self.by_client
+                .retain(|_, (since, _)| since.elapsed() <= Self::window());
+            if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
+                // Still full of live windows: forget them all rather than
+                // grow (a flood from that many addresses is the global
+                // limits' to bound).
+                self.by_client.clear();
+            }
+        }
+        let entry = self.by_client.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() > Self::window() {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
 #[derive(Default)]
 struct Orders {
     by_tid: HashMap<PaymentTid, Order>,
+    limits: ClientLimits,
+    refusals: Refusals,
     /// Creation order, for forgetting the oldest.
     fifo: VecDeque<PaymentTid>,
     n_paid_total: u64,
@@ -149,13 +218,13 @@ impl Orders {
     }
 
     /// Whether a new order for `client` fits: room among the open orders,
-    /// and `client` holds fewer than [`ORDERS_OPEN_PER_CLIENT_MAX`].
+    /// and `client` holds fewer than its limit's open orders.
     fn room_for(&mut self, client: Option<IpAddr>) -> Result<(), ApiError> {
         self.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
         if self.n_open() >= ORDERS_OPEN_MAX {
             return Err(ApiError::overloaded());
         }
-        if self.n_open_of(client) >= ORDERS_OPEN_PER_CLIENT_MAX {
+        if self.n_open_of(client) >= self.limits.orders_open_max {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::Overloaded,
@@ -219,6 +288,16 @@ pub fn serve_merchant(
     config: &MerchantConfig,
     purse: Arc<Purse>,
 ) -> Result<ServerHandle, GatewayError> {
+    serve_merchant_with_limits(config, purse, ClientLimits::default())
+}
+
+/// [`serve_merchant`] with other per-client limits: for tests and benches
+/// whose many clients all come from one address (loopback).
+pub fn serve_merchant_with_limits(
+    config: &MerchantConfig,
+    purse: Arc<Purse>,
+    limits: ClientLimits,
+) -> Result<ServerHandle, GatewayError> {
     for item in &config.catalog {
         if !is_valid_sku(&item.sku) {
             return Err(GatewayError::Config(format!("bad item id {:?}", item.sku)));
@@ -257,7 +336,10 @@ pub fn serve_merchant(
         collect: config.collect.clone(),
         issuer,
         purse,
-        orders: Mutex::new(Orders::default()),
+        orders: Mutex::new(Orders {
+            limits,
+            ..Orders::default()
+        }),
     });
     merchant.resume_collections();
     let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
@@ -411,6 +493,8 @@ struct Attempt {
     payee: PaymentPayee,
     collect: CollectOption,
     pending: Option<TxRef>,
+    /// Who posted the SendCoins (its refusals are counted).
+    client: Option<IpAddr>,
 }
 
 async fn pay(
@@ -432,8 +516,13 @@ async fn pay(
     .await?
     .to_vec();
     let send_coins: SendCoins = decode(&bytes)?;
+    let client = req.peer_addr().map(|a| a.ip());
     let attempt = {
         let mut orders = lock(&merchant.orders);
+        // Before any work: a client posting SendCoins the issuer refuses
+        // costs the merchant a signature each.
+        let max = orders.limits.pay_refusals_max;
+        orders.refusals.check(client, max)?;
         let order = orders.by_tid.get_mut(&tid).ok_or_else(unknown_order)?;
         match &order.status {
             OrderStatus::Paid {
@@ -469,6 +558,7 @@ async fn pay(
                     payee: order.payee.clone(),
                     collect: order.collect.clone(),
                     pending,
+                    client,
                 };
                 order.status = OrderStatus::Paying;
                 attempt
@@ -531,10 +621,16 @@ impl Merchant {
                 }
                 PaymentResult::Rejected(_) => {
                     orders.n_rejected_total += 1;
+                    orders.refusals.record(attempt.client);
                     (OrderStatus::Open { pending: None }, Ok(result))
                 }
             },
-            Err((pending, e)) => (OrderStatus::Open { pending }, Err(e)),
+            Err((pending, e)) => {
+                if pending.is_none() && e.code == ErrorCode::Refused {
+                    orders.refusals.record(attempt.client);
+                }
+                (OrderStatus::Open { pending }, Err(e))
+            }
         };
         if let Some(order) = orders.by_tid.get_mut(&tid) {
             order.status = status;

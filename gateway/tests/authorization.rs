@@ -509,6 +509,17 @@ fn purchase_sessions_are_opened_only_for_their_signed_purchaser() {
 /// A GET of `path`, sent from source address `from` (any 127.0.0.0/8
 /// address is this machine), and its answer.
 fn get_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr, path: &str) -> util::RawResponse {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").into_bytes();
+    exchange_from(from, to, &request)
+}
+
+/// Sends `request` from source address `from` and reads the answer.
+fn exchange_from(
+    from: std::net::Ipv4Addr,
+    to: std::net::SocketAddr,
+    request: &[u8],
+) -> util::RawResponse {
     use std::io::Write as _;
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
@@ -517,9 +528,7 @@ fn get_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr, path: &str) -> u
         .expect("bind the source address");
     socket.connect(&to.into()).expect("connect");
     let mut stream: std::net::TcpStream = socket.into();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").into_bytes();
-    stream.write_all(&request).expect("send");
+    stream.write_all(request).expect("send");
     let bytes = util::read_all(&mut stream, Duration::from_secs(10));
     util::parse_response(&bytes).expect("an HTTP answer")
 }
@@ -758,5 +767,70 @@ fn a_corrupted_send_coins_journaled_while_the_issuer_was_away_does_not_block_the
     assert!(shop_purse.in_flight().expect("journal").is_empty());
     shop.stop().expect("shop stops");
     shop_gateway.stop().expect("gateway stops");
+    gateway.stop().expect("gateway stops");
+}
+
+// Row "POST /order/{tid}/pay" on cost: each SendCoins the issuer refuses
+// cost the merchant a signature. One client posting them gets 429 after
+// PAY_REFUSALS_PER_CLIENT_MAX in a window, before any work; a payer from
+// another address still pays the order.
+#[test]
+fn one_client_posting_refused_send_coins_is_stopped_before_any_work() {
+    use vc_gateway::constants::PAY_REFUSALS_PER_CLIENT_MAX;
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop_purse = purse_for(&client, "shop-refusals", 1, &gateway.url(), dir.path());
+    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
+    let shop = tea_shop(shop_purse);
+    let kate = join_manual(&client, "kate-refusals", 0, &[Role::CoinPurchaser]);
+    let coins = buy(&client, &kate, spec(&[(1, 250)]));
+    let merchant = MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client");
+    let invoice = merchant.invoice("tea", &kate.id).expect("invoice");
+    let path = format!("/order/{}/pay", invoice.tid_py);
+
+    let flooder = std::net::Ipv4Addr::new(127, 0, 0, 1);
+    let garbage = protocol::wire::encode(&SendCoins {
+        enc_c1: core
+            .public_key()
+            .seal(core.suite(), labels::PAY_SEND_COINS, b"not coins")
+            .expect("seal"),
+    });
+    let post = |body: &[u8]| util::post_request(&path, vc_gateway::media::POSTCARD, body);
+    let statuses: Vec<u16> = (0..40)
+        .map(|_| exchange_from(flooder, shop.addr(), &post(&garbage)).status)
+        .collect();
+    let n_refused = PAY_REFUSALS_PER_CLIENT_MAX as usize;
+    assert!(
+        statuses[..n_refused].iter().all(|s| *s == 422),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[n_refused..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+
+    let (payer, send) = PaymentPayer::pay(
+        core.suite(),
+        &core.public_key(),
+        core.id(),
+        &kate.id,
+        &invoice,
+        coins,
+        Timestamp::now(),
+    )
+    .expect("send coins");
+    let honest = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let answer = exchange_from(honest, shop.addr(), &post(&protocol::wire::encode(&send)));
+    assert_eq!(answer.status, 200);
+    let result: protocol::wire::payment::PaymentResult =
+        protocol::wire::decode(&answer.body).expect("a payment result");
+    assert!(matches!(
+        payer.on_result(&result).expect("checks"),
+        PayerOutcome::Paid { .. }
+    ));
+    shop.stop().expect("shop stops");
     gateway.stop().expect("gateway stops");
 }
