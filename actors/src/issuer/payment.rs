@@ -216,17 +216,13 @@ impl IssuerCore {
         let started = Instant::now();
         // Only the payee a request names may submit it: its signature is
         // checked under the registered key before anything else happens.
-        let mut unreadable = None;
-        let opened = open_validation_request(&self.sk_i, msg, |id| match self.registry.get(id) {
-            Ok(participant) => participant.map(|p| p.public_key),
-            Err(e) => {
-                unreadable = Some(e);
-                None
-            }
-        });
-        if let Some(e) = unreadable {
-            return Err(e.into());
-        }
+        let opened = match self
+            .open_with_registered_keys(|key| open_validation_request(&self.sk_i, msg, key))
+        {
+            Err(IssuerError::Flow(e)) => Err(e),
+            Err(other) => return Err(other),
+            Ok(opened) => Ok(opened),
+        };
         let decrypted = Instant::now();
         self.timings
             .record(Stage::Decrypt, decrypted.duration_since(started));

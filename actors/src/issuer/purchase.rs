@@ -58,23 +58,8 @@ impl IssuerCore {
     /// keys again and opens no other.
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, IssuerError> {
         let now = self.now();
-        let mut unreadable = None;
-        let opened = open_wrequest1(
-            &self.sk_i,
-            msg,
-            |id| match self.registry.get(id) {
-                Ok(participant) => participant.map(|p| p.public_key),
-                Err(e) => {
-                    unreadable = Some(e);
-                    None
-                }
-            },
-            now,
-        );
-        if let Some(e) = unreadable {
-            return Err(e.into());
-        }
-        let opened = opened?;
+        let opened =
+            self.open_with_registered_keys(|key| open_wrequest1(&self.sk_i, msg, key, now))?;
         let participant = self
             .registry
             .get(&opened.id_cp)?
