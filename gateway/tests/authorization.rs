@@ -834,3 +834,104 @@ fn one_client_posting_refused_send_coins_is_stopped_before_any_work() {
     shop.stop().expect("shop stops");
     gateway.stop().expect("gateway stops");
 }
+
+// The same attack on a real merchant server: the eavesdropper takes the
+// payer's SendCoins off the wire to the shop and submits it to the issuer
+// first, in the shop's name, with an aggregate or another coin spec. The
+// issuer refuses it; the payer's POST then pays the order and the shop gets
+// its refreshed coins.
+#[test]
+fn a_spoiled_validation_leaves_the_merchants_real_one_to_succeed() {
+    use protocol::wire::payment::{VDesc, ValidationBody, ValidationKind, ValidationRequest};
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop_purse = purse_for(&client, "shop-spoiled", 1, &gateway.url(), dir.path());
+    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
+    let shop = tea_shop(shop_purse.clone());
+    let lena = join_manual(&client, "lena-spoiled", 0, &[Role::CoinPurchaser]);
+    let mallory = join_manual(&client, "mallory-spoiled", 2, &[Role::Merchant]);
+    let coins = buy(&client, &lena, spec(&[(1, 250)]));
+    let merchant = MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client");
+    let invoice = merchant.invoice("tea", &lena.id).expect("invoice");
+    let (payer, send) = PaymentPayer::pay(
+        core.suite(),
+        &core.public_key(),
+        core.id(),
+        &lena.id,
+        &invoice,
+        coins.clone(),
+        Timestamp::now(),
+    )
+    .expect("send coins");
+
+    for option in [
+        VOption::Aggregate,
+        VOption::Refresh {
+            spec: spec(&[(2, 125)]),
+        },
+    ] {
+        let v_desc = VDesc {
+            amount: invoice.amount,
+            option,
+        };
+        let k_py = KeyShare::random();
+        let signature = mallory.sk.sign(
+            labels::PAY_VALIDATION_SIGNATURE,
+            &ValidationBody::signed_bytes(
+                &invoice.id_py,
+                &invoice.id_pa,
+                &k_py,
+                &invoice.tid_py,
+                ValidationKind::Payment,
+                &v_desc,
+                &send.enc_c1,
+            ),
+        );
+        let body = ValidationBody {
+            id_py: invoice.id_py.clone(),
+            id_pa: invoice.id_pa.clone(),
+            k_py,
+            tid_py: invoice.tid_py,
+            kind: ValidationKind::Payment,
+            v_desc,
+            enc_c1: send.enc_c1.clone(),
+            signature,
+        };
+        let spoiled = ValidationRequest {
+            envelope: core
+                .public_key()
+                .seal(
+                    core.suite(),
+                    labels::PAY_VALIDATION,
+                    &protocol::wire::encode(&body),
+                )
+                .expect("seal"),
+        };
+        let e = client
+            .validate(&spoiled)
+            .expect_err("not the shop's signature");
+        assert_eq!(refused_code(&e), Some(ErrorCode::Refused), "{e}");
+    }
+    assert!(core.shards().get(&coins[0].id()).is_some(), "nothing spent");
+
+    let result = merchant.pay(&invoice.tid_py, &send).expect("answered");
+    assert!(matches!(
+        payer.on_result(&result).expect("checks"),
+        PayerOutcome::Paid {
+            receipt_verified: true
+        }
+    ));
+    assert_eq!(
+        shop_purse
+            .balance()
+            .expect("balance")
+            .holdings()
+            .expect("sum"),
+        Amount::from_minor(250)
+    );
+    shop.stop().expect("shop stops");
+    gateway.stop().expect("gateway stops");
+}
