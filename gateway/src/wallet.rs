@@ -279,10 +279,17 @@ impl Wallet {
                     {
                         Ok(w2) => w2,
                         // WRequest1 carries its time and goes stale: one
-                        // resumed long after it was journaled is refused.
+                        // resumed long after it was journaled is refused
+                        // (as is one journaled in an older wire shape).
                         // Nothing that commits was sent yet, so it is
                         // signed afresh, once.
-                        Err(e) if !signed_afresh && e.code() == Some(ErrorCode::Refused) => {
+                        Err(e)
+                            if !signed_afresh
+                                && matches!(
+                                    e.code(),
+                                    Some(ErrorCode::Refused | ErrorCode::Malformed)
+                                ) =>
+                        {
                             signed_afresh = true;
                             let (state, w1) = PurchaseClient::start(
                                 self.suite,
