@@ -117,7 +117,8 @@ fn p1_valid_payment_with_redeem_goes_through() {
 }
 
 /// P1: a payment with aggregate adds to the merchant's balance, which is
-/// later redeemed to its bank account (once, even if the request repeats).
+/// later redeemed to its bank account (once, even if the request repeats,
+/// with the same amount or another).
 #[test]
 fn p1_valid_payment_with_aggregate_then_redeem_of_the_balance() {
     let (h, alice, shop) = setup();
@@ -139,6 +140,11 @@ fn p1_valid_payment_with_aggregate_then_redeem_of_the_balance() {
     h.core()
         .redeem_aggregate(&shop.id, Amount::from_minor(200), request)
         .expect("repeat");
+    // A repeat naming another amount pays what the commit recorded, no
+    // more and no less (the bank holds that credit already).
+    h.core()
+        .redeem_aggregate(&shop.id, Amount::from_minor(50), request)
+        .expect("repeat with another amount");
     assert_eq!(h.core().aggregate_balance(balance), Amount::from_minor(100));
     assert_eq!(
         h.bank().balance(&shop.account).expect("balance"),
