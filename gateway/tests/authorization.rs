@@ -935,3 +935,102 @@ fn a_spoiled_validation_leaves_the_merchants_real_one_to_succeed() {
     shop.stop().expect("shop stops");
     gateway.stop().expect("gateway stops");
 }
+
+/// WRequest1..3 for `who` and polls until the coins come; the ack is
+/// handed back, not sent (the purchase holds its session until it is).
+fn begin_purchase(
+    client: &IssuerClient,
+    who: &Manual,
+    spec: CoinSpec,
+) -> protocol::wire::purchase::PurchaseIssuance2 {
+    let core = &issuer().core;
+    let (state, w1) = PurchaseClient::start(
+        core.suite(),
+        who.sk,
+        who.id.clone(),
+        &core.public_key(),
+        core.now(),
+    )
+    .expect("wrequest1");
+    let w2 = client.wrequest1(&w1).expect("wrequest2");
+    let w_desc = WDesc {
+        amount: spec.total().expect("total"),
+        spec,
+        bank_account: who.account(Role::CoinPurchaser).clone(),
+        anonymous: false,
+    };
+    let (awaiting, w3) = state
+        .on_wrequest2(who.sk, core.id(), &w2, w_desc)
+        .expect("wrequest3");
+    let mut issuance = client.wrequest3(&w3).expect("issuance1");
+    for _ in 0..200 {
+        match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
+            PurchaseUpdate::Issued { ack, .. } => return ack,
+            PurchaseUpdate::Pending => {
+                std::thread::sleep(Duration::from_millis(20));
+                issuance = client.purchase_poll(&awaiting.poll()).expect("poll");
+            }
+            PurchaseUpdate::Rejected(r) => panic!("purchase rejected: {r:?}"),
+        }
+    }
+    panic!("purchase never settled");
+}
+
+// Row "WRequest1" on room: one approved purchaser cannot fill the session
+// store. Sessions not begun (no WRequest3) give way to new ones; begun
+// purchases hold at most PURCHASE_SESSIONS_PER_PURCHASER_MAX slots until
+// acknowledged.
+#[test]
+fn one_purchaser_cannot_fill_the_purchase_sessions() {
+    use actors::constants::PURCHASE_SESSIONS_PER_PURCHASER_MAX as SLOTS;
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    let mia = join_manual(&client, "mia-slots", 0, &[Role::CoinPurchaser]);
+    let start = || {
+        PurchaseClient::start(
+            core.suite(),
+            mia.sk,
+            mia.id.clone(),
+            &core.public_key(),
+            core.now(),
+        )
+        .expect("wrequest1")
+    };
+
+    // Three times the slots of WRequest1 never followed by a WRequest3:
+    // every one is answered, the oldest giving way.
+    let (first_state, first_w1) = start();
+    let first_w2 = client.wrequest1(&first_w1).expect("wrequest2");
+    for _ in 1..3 * SLOTS {
+        client.wrequest1(&start().1).expect("wrequest2");
+    }
+    let w_desc = WDesc {
+        amount: Amount::from_minor(100),
+        spec: spec(&[(1, 100)]),
+        bank_account: mia.account(Role::CoinPurchaser).clone(),
+        anonymous: false,
+    };
+    let (_, stale_w3) = first_state
+        .on_wrequest2(mia.sk, core.id(), &first_w2, w_desc)
+        .expect("wrequest3");
+    let e = client
+        .wrequest3(&stale_w3)
+        .expect_err("its session gave way");
+    assert_eq!(refused_code(&e), Some(ErrorCode::UnknownPurchase), "{e}");
+
+    // Begun purchases, not acknowledged, hold every slot.
+    let acks: Vec<_> = (0..SLOTS)
+        .map(|_| begin_purchase(&client, &mia, spec(&[(1, 100)])))
+        .collect();
+    let (_, w1) = start();
+    let e = client.wrequest1(&w1).expect_err("every slot holds money");
+    assert_eq!(refused_code(&e), Some(ErrorCode::Overloaded), "{e}");
+    // An acknowledged purchase frees its slot.
+    client.purchase_ack(&acks[0]).expect("ack");
+    client.wrequest1(&w1).expect("a slot again");
+    for ack in &acks[1..] {
+        client.purchase_ack(ack).expect("ack");
+    }
+    gateway.stop().expect("gateway stops");
+}

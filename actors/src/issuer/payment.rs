@@ -45,7 +45,7 @@ pub(crate) type SessionDone = Box<dyn FnOnce(Result<(), SessionError>) + Send + 
 /// Runs `step`, which hands its session write's outcome to the callback it
 /// is given, and waits for that outcome: the synchronous callers' way (the
 /// actor path awaits it instead, off the crypto workers).
-fn wait_for_sessions<R>(
+pub(crate) fn wait_for_sessions<R>(
     step: impl FnOnce(SessionDone) -> Result<R, IssuerError>,
 ) -> Result<R, IssuerError> {
     let (done, written) = std::sync::mpsc::channel();
