@@ -246,6 +246,7 @@ mod seeds {
         let change = SelfPayment::change(
             w.suite,
             &w.issuer.pk(),
+            &w.alice.sk,
             &w.issuer.id,
             &w.alice.id,
             by_value(50),

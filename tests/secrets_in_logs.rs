@@ -304,7 +304,14 @@ fn a_full_run_over_http_logs_no_identity_account_or_secret() {
         .secret_key()
         .expect("alice's key");
     let pk_i = system.info.key().expect("issuer key");
-    let (state, w1) = PurchaseClient::start(system.suite(), alice.id().clone(), &pk_i).expect("w1");
+    let (state, w1) = PurchaseClient::start(
+        system.suite(),
+        &sk_alice,
+        alice.id().clone(),
+        &pk_i,
+        ledger::Timestamp::now(),
+    )
+    .expect("w1");
     let w2 = system.operator.wrequest1(&w1).expect("w2");
     let w1_body: WRequest1Body =
         decode(&sk_i.open(labels::PURCHASE_1, &w1.envelope).expect("opens")).expect("w1 body");
@@ -352,8 +359,10 @@ fn a_full_run_over_http_logs_no_identity_account_or_secret() {
     let _ = system.operator.wrequest3(&w3);
     let (_, w1_stranger) = PurchaseClient::start(
         system.suite(),
+        &sk_alice,
         ledger::ParticipantId::new("mallory-p2rn8").expect("id"),
         &pk_i,
+        ledger::Timestamp::now(),
     )
     .expect("w1");
     let _ = system

@@ -24,8 +24,14 @@ fn a_replayed_wrequest3_debits_and_issues_nothing_twice() {
     let amount = spec.total().expect("total");
     let issuer = &system.operator;
 
-    let (state, w1) =
-        PurchaseClient::start(system.suite(), alice.id().clone(), &pk_i).expect("wrequest1");
+    let (state, w1) = PurchaseClient::start(
+        system.suite(),
+        &sk,
+        alice.id().clone(),
+        &pk_i,
+        ledger::Timestamp::now(),
+    )
+    .expect("wrequest1");
     let w2 = issuer.wrequest1(&w1).expect("wrequest2");
     let w_desc = WDesc {
         spec,

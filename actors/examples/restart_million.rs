@@ -65,7 +65,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }])?;
     let mut bought = 0u64;
     for _ in 0..n_purchases {
-        let (state, w1) = PurchaseClient::start(core.suite(), id.clone(), &core.public_key())?;
+        let (state, w1) = PurchaseClient::start(
+            core.suite(),
+            &sk,
+            id.clone(),
+            &core.public_key(),
+            core.now(),
+        )?;
         let w2 = core.wrequest1(&w1)?;
         let w_desc = WDesc {
             spec: spec.clone(),

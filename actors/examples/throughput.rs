@@ -68,7 +68,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     join(&issuer, &bank, &alice, &sk_a, &acct_a, Role::CoinPurchaser).await?;
     join(&issuer, &bank, &shop, &sk_s, &acct_s, Role::Merchant).await?;
     let suite = issuer.core().suite();
-    let (state, w1) = PurchaseClient::start(suite, alice.clone(), &issuer.public_key())?;
+    let (state, w1) = PurchaseClient::start(
+        suite,
+        &sk_a,
+        alice.clone(),
+        &issuer.public_key(),
+        issuer.core().now(),
+    )?;
     let w2 = issuer.wrequest1(w1).await?;
     let spec = CoinSpec::new(vec![Denomination {
         count: N_PAYMENTS,
@@ -107,7 +113,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         requests.push(
             payee
-                .on_send_coins(suite, &issuer.public_key(), send, VOption::Aggregate)?
+                .on_send_coins(suite, &issuer.public_key(), &sk_s, send, VOption::Aggregate)?
                 .1,
         );
     }

@@ -8,6 +8,12 @@ pub const SHARDS_MAX: u16 = 1024;
 /// Most flow sessions (purchase key shares, nonces) held at once; a flood
 /// of WRequest1 cannot grow the session store past this.
 pub const SESSIONS_MAX: usize = 1_000_000;
+/// Purchase sessions one purchaser may hold at once whose purchase has
+/// begun (WRequest3 accepted: a debit asked, coins not yet acknowledged).
+/// Sessions not begun yet (WRequest1 answered, no WRequest3) take the same
+/// slots but give way to a new one, so one enrolled purchaser cannot fill
+/// the store, nor lock itself out by abandoning purchases.
+pub const PURCHASE_SESSIONS_PER_PURCHASER_MAX: usize = 8;
 /// Room kept above [`SESSIONS_MAX`] for payments' ack sessions, so a flood
 /// of purchase sessions cannot stop payments. A payment is refused (503)
 /// before it moves money once the store holds `SESSIONS_MAX +

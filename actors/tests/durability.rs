@@ -281,8 +281,14 @@ fn a_wrequest3_whose_append_failed_is_logged_by_its_retry_and_then_refused_as_a_
     h.core = Some(IssuerCore::open(config.clone(), h.bank().clone()).expect("issuer"));
     let alice = h.purchaser("alice", 0, 1_000);
     let core = h.core();
-    let (state, w1) =
-        PurchaseClient::start(core.suite(), alice.id.clone(), &h.pk_i()).expect("wrequest1");
+    let (state, w1) = PurchaseClient::start(
+        core.suite(),
+        alice.sk,
+        alice.id.clone(),
+        &h.pk_i(),
+        core.now(),
+    )
+    .expect("wrequest1");
     let w2 = core.wrequest1(&w1).expect("wrequest2");
     let w_desc = WDesc {
         spec: spec(&[(3, 100)]),

@@ -67,8 +67,10 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     // Purchase: pending at first; the housekeeper settles it without a poll.
     let (state, w1) = PurchaseClient::start(
         issuer.core().suite(),
+        alice.sk,
         alice.id.clone(),
         &issuer.public_key(),
+        issuer.core().now(),
     )
     .expect("w1");
     let w2 = issuer.wrequest1(w1).await.expect("w2");
@@ -132,6 +134,7 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
                 .on_send_coins(
                     issuer.core().suite(),
                     &issuer.public_key(),
+                    payee.sk,
                     send,
                     VOption::Aggregate,
                 )
@@ -154,8 +157,10 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     let more = {
         let (state, w1) = PurchaseClient::start(
             issuer.core().suite(),
+            alice.sk,
             alice.id.clone(),
             &issuer.public_key(),
+            issuer.core().now(),
         )
         .expect("w1");
         let w2 = issuer.wrequest1(w1).await.expect("w2");
@@ -202,6 +207,7 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
         .on_send_coins(
             issuer.core().suite(),
             &issuer.public_key(),
+            shop.sk,
             send,
             VOption::Refresh {
                 spec: spec(&[(2, 25)]),
@@ -280,8 +286,10 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     join(&issuer, &shop, &[Role::Merchant], &bank, 0).await;
     let (state, w1) = PurchaseClient::start(
         issuer.core().suite(),
+        alice.sk,
         alice.id.clone(),
         &issuer.public_key(),
+        issuer.core().now(),
     )
     .expect("w1");
     let w2 = issuer.wrequest1(w1).await.expect("w2");
@@ -328,14 +336,20 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     let (payee_state, send, option) = payment(coins[..3].to_vec(), refresh.clone());
     let suite = issuer.core().suite();
     let (first, vreq) = payee_state
-        .on_send_coins(suite, &issuer.public_key(), send.clone(), option.clone())
+        .on_send_coins(
+            suite,
+            &issuer.public_key(),
+            shop.sk,
+            send.clone(),
+            option.clone(),
+        )
         .expect("vreq");
     let got = match first.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1")) {
         Ok(PayeeOutcome::Coins { coins, .. }) => coins,
         other => panic!("expected coins, got {other:?}"),
     };
     let (second, vreq) = payee_state
-        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .on_send_coins(suite, &issuer.public_key(), shop.sk, send, option)
         .expect("vreq again");
     match second.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1 again")) {
         Ok(PayeeOutcome::Coins { coins, .. }) => assert_eq!(coins, got),
@@ -344,7 +358,7 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     // A double spend of one of them, mixed with an unspent coin.
     let (payee_state, send, option) = payment(vec![coins[3], coins[0]], VOption::Aggregate);
     let (awaiting, vreq) = payee_state
-        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .on_send_coins(suite, &issuer.public_key(), shop.sk, send, option)
         .expect("vreq");
     match awaiting.on_issuance1(shop.sk, &issuer.validate(vreq).await.expect("iss1")) {
         Ok(PayeeOutcome::Rejected(s)) => {
@@ -358,7 +372,7 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
     memory.fail_after_appends(0);
     let (payee_state, send, option) = payment(coins[3..].to_vec(), VOption::Aggregate);
     let (_awaiting, vreq) = payee_state
-        .on_send_coins(suite, &issuer.public_key(), send, option)
+        .on_send_coins(suite, &issuer.public_key(), shop.sk, send, option)
         .expect("vreq");
     assert!(matches!(
         issuer.validate(vreq).await,

@@ -418,6 +418,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::change(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),
@@ -474,6 +475,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::refresh(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),
@@ -503,6 +505,7 @@ impl World {
                 let (awaiting, vreq) = SelfPayment::redeem(
                     core.suite(),
                     &self.h.pk_i(),
+                    self.who[who].sk,
                     core.id(),
                     &self.who[who].id,
                     coins.clone(),
@@ -710,6 +713,17 @@ impl World {
         let spec = spec(&lines);
         let amount = spec.total().expect("total").minor_units();
         let expected = self.model.purchase_outcome(who, amount);
+        if expected == Err(RejectReason::NotEnrolled) {
+            // Refused at WRequest1: no session for a non-purchaser.
+            let refused = self.h.wrequest1(&self.who[who]);
+            prop_assert!(
+                matches!(refused, Err(vc_actors::IssuerError::NoSuchEnrollment)),
+                "WRequest1 of a non-purchaser: {:?}",
+                refused.map(|w2| w2.purchase)
+            );
+            self.note("buy/refused NotEnrolled");
+            return Ok(());
+        }
         let (awaiting, iss1) = self
             .h
             .start_purchase(&self.who[who], spec.clone(), anonymous);

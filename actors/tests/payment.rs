@@ -25,6 +25,40 @@ fn setup() -> (Harness, Who, Who) {
     (h, alice, shop)
 }
 
+/// A ValidationRequest built by hand: `parts` (without a signature) signed
+/// by `signer`, whoever that is, and sealed to the issuer.
+fn hand_made_validation(
+    h: &Harness,
+    signer: &protocol::crypto::SecretKey,
+    parts: (ValidationKind, VDesc),
+    ids: (&ledger::ParticipantId, &ledger::ParticipantId),
+    k_py: KeyShare,
+    tid_py: protocol::wire::PaymentTid,
+    enc_c1: protocol::crypto::Envelope,
+) -> ValidationRequest {
+    let (kind, v_desc) = parts;
+    let (id_py, id_pa) = ids;
+    let signature = signer.sign(
+        labels::PAY_VALIDATION_SIGNATURE,
+        &ValidationBody::signed_bytes(id_py, id_pa, &k_py, &tid_py, kind, &v_desc, &enc_c1),
+    );
+    let body = ValidationBody {
+        id_py: id_py.clone(),
+        id_pa: id_pa.clone(),
+        k_py,
+        tid_py,
+        kind,
+        v_desc,
+        enc_c1,
+        signature,
+    };
+    let envelope = h
+        .pk_i()
+        .seal(h.core().suite(), labels::PAY_VALIDATION, &encode(&body))
+        .expect("seal");
+    ValidationRequest { envelope }
+}
+
 fn total(coins: &[Coin]) -> u64 {
     coins.iter().map(|c| c.value().minor_units()).sum()
 }
@@ -83,7 +117,8 @@ fn p1_valid_payment_with_redeem_goes_through() {
 }
 
 /// P1: a payment with aggregate adds to the merchant's balance, which is
-/// later redeemed to its bank account (once, even if the request repeats).
+/// later redeemed to its bank account (once, even if the request repeats,
+/// with the same amount or another).
 #[test]
 fn p1_valid_payment_with_aggregate_then_redeem_of_the_balance() {
     let (h, alice, shop) = setup();
@@ -105,6 +140,11 @@ fn p1_valid_payment_with_aggregate_then_redeem_of_the_balance() {
     h.core()
         .redeem_aggregate(&shop.id, Amount::from_minor(200), request)
         .expect("repeat");
+    // A repeat naming another amount pays what the commit recorded, no
+    // more and no less (the bank holds that credit already).
+    h.core()
+        .redeem_aggregate(&shop.id, Amount::from_minor(50), request)
+        .expect("repeat with another amount");
     assert_eq!(h.core().aggregate_balance(balance), Amount::from_minor(100));
     assert_eq!(
         h.bank().balance(&shop.account).expect("balance"),
@@ -178,27 +218,24 @@ fn p3_diverted_payment_is_refused() {
     h.register(&mallory, 0);
     let coins = h.buy(&alice, spec(&[(1, 400)]));
     let (payee_state, _payer, invoice, send) = h.send_coins(&alice, &shop, coins);
-    // Mallory intercepts SendCoins and asks the issuer to pay her.
-    let body = ValidationBody {
-        id_py: mallory.id.clone(),
-        id_pa: alice.id.clone(),
-        k_py: KeyShare::random(),
-        tid_py: invoice.tid_py,
-        kind: ValidationKind::Payment,
-        v_desc: VDesc {
-            amount: invoice.amount,
-            option: refresh(400),
-        },
-        enc_c1: send.enc_c1.clone(),
-    };
-    let envelope = h
-        .pk_i()
-        .seal(h.core().suite(), labels::PAY_VALIDATION, &encode(&body))
-        .expect("seal");
-    let answer = h
-        .core()
-        .validate(&ValidationRequest { envelope })
-        .expect("answered");
+    // Mallory intercepts SendCoins and asks the issuer to pay her (signing
+    // as herself: she is the payee she names).
+    let stolen = hand_made_validation(
+        &h,
+        mallory.sk,
+        (
+            ValidationKind::Payment,
+            VDesc {
+                amount: invoice.amount,
+                option: refresh(400),
+            },
+        ),
+        (&mallory.id, &alice.id),
+        KeyShare::random(),
+        invoice.tid_py,
+        send.enc_c1.clone(),
+    );
+    let answer = h.core().validate(&stolen).expect("answered");
     assert!(matches!(
         answer.outcome,
         PaymentOutcome::Rejected(ref s) if s.reason == RejectReason::PayeeMismatch
@@ -341,9 +378,9 @@ fn spoiler_flipped_mac_bit_in_issuance1_costs_only_a_retry() {
 }
 
 /// Spoiler 2: an attacker substitutes its own K_PY (re-sealing the payee's
-/// request with the same SendCoins): the issuer commits, but K_I goes under
-/// the payee's key, so the attacker cannot open the coins; the payee's retry
-/// gets them.
+/// request with the same SendCoins), or another option: it cannot sign as
+/// the payee, so the issuer refuses it before anything is committed, and the
+/// payee's own request then gets the coins.
 #[test]
 fn spoiler_substituted_k_py_leaves_the_coins_to_the_payee() {
     let (h, alice, shop) = setup();
@@ -351,37 +388,31 @@ fn spoiler_substituted_k_py_leaves_the_coins_to_the_payee() {
     h.register(&mallory, 0);
     let coins = h.buy(&alice, spec(&[(1, 800)]));
     let (payee_state, _payer, invoice, send) = h.send_coins(&alice, &shop, coins);
-    let mallory_share = KeyShare::random();
-    let body = ValidationBody {
-        id_py: shop.id.clone(),
-        id_pa: alice.id.clone(),
-        k_py: mallory_share,
-        tid_py: invoice.tid_py,
-        kind: ValidationKind::Payment,
-        v_desc: VDesc {
-            amount: invoice.amount,
-            option: refresh(800),
-        },
-        enc_c1: send.enc_c1.clone(),
-    };
-    let envelope = h
-        .pk_i()
-        .seal(h.core().suite(), labels::PAY_VALIDATION, &encode(&body))
-        .expect("seal");
-    let stolen = h
-        .core()
-        .validate(&ValidationRequest { envelope })
-        .expect("issuer answers");
-    let PaymentOutcome::Refreshed { key_envelope, .. } = &stolen.outcome else {
-        panic!("expected coins");
-    };
-    assert!(
-        mallory
-            .sk
-            .open(labels::PAY_ISSUE_KEY, key_envelope)
-            .is_err(),
-        "the attacker opened K_I"
-    );
+    for option in [refresh(800), VOption::Aggregate] {
+        let spoiled = hand_made_validation(
+            &h,
+            mallory.sk,
+            (
+                ValidationKind::Payment,
+                VDesc {
+                    amount: invoice.amount,
+                    option,
+                },
+            ),
+            (&shop.id, &alice.id),
+            KeyShare::random(),
+            invoice.tid_py,
+            send.enc_c1.clone(),
+        );
+        let refused = h.core().validate(&spoiled).expect_err("not the payee");
+        assert!(
+            matches!(
+                refused,
+                IssuerError::Flow(protocol::flows::FlowError::BadSignature { .. })
+            ),
+            "{refused}"
+        );
+    }
     let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(800));
     let new = h.coins_of(&awaiting, &shop, &h.core().validate(&vreq).expect("retry"));
     assert_eq!(total(&new), 800);
@@ -396,6 +427,7 @@ fn change_gives_coins_of_the_requested_spec() {
     let (awaiting, vreq) = SelfPayment::change(
         h.core().suite(),
         &h.pk_i(),
+        alice.sk,
         h.core().id(),
         &alice.id,
         coins,
@@ -423,6 +455,7 @@ fn expired_coins_are_refused_by_payment_and_refreshed_within_grace() {
     let (awaiting, vreq) = SelfPayment::refresh(
         h.core().suite(),
         &h.pk_i(),
+        alice.sk,
         h.core().id(),
         &alice.id,
         vec![coins[1]],
@@ -439,6 +472,7 @@ fn expired_coins_are_refused_by_payment_and_refreshed_within_grace() {
     let (awaiting, vreq) = SelfPayment::refresh(
         h.core().suite(),
         &h.pk_i(),
+        alice.sk,
         h.core().id(),
         &alice.id,
         vec![coins[2]],
@@ -462,6 +496,7 @@ fn redeem_credits_the_enrolled_account() {
     let (awaiting, vreq) = SelfPayment::redeem(
         h.core().suite(),
         &h.pk_i(),
+        alice.sk,
         h.core().id(),
         &alice.id,
         coins,
@@ -476,11 +511,12 @@ fn redeem_credits_the_enrolled_account() {
         h.bank().balance(&alice.account).expect("balance"),
         before.checked_add(Amount::from_minor(300)).expect("sum")
     );
-    // Redeem to someone else's account is refused.
+    // Redeem to someone else's account is refused: not hers.
     let coins = h.buy(&alice, spec(&[(1, 50)]));
     let (awaiting, vreq) = SelfPayment::redeem(
         h.core().suite(),
         &h.pk_i(),
+        alice.sk,
         h.core().id(),
         &alice.id,
         coins,
@@ -489,7 +525,7 @@ fn redeem_credits_the_enrolled_account() {
     .expect("redeem");
     assert!(matches!(
         awaiting.on_issuance1(alice.sk, &h.core().validate(&vreq).expect("iss1")),
-        Ok(PayeeOutcome::Rejected(s)) if s.reason == RejectReason::NotEnrolled
+        Ok(PayeeOutcome::Rejected(s)) if s.reason == RejectReason::AccountNotEnrolled
     ));
     h.assert_conserved();
 }

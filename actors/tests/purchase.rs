@@ -151,9 +151,14 @@ fn w3_replayed_or_forged_wrequest3_causes_no_debit() {
     let h = Harness::new();
     let dave = h.purchaser("dave", 3, 1_000);
     let core = h.core();
-    let (state, w1) =
-        protocol::flows::PurchaseClient::start(core.suite(), dave.id.clone(), &h.pk_i())
-            .expect("w1");
+    let (state, w1) = protocol::flows::PurchaseClient::start(
+        core.suite(),
+        dave.sk,
+        dave.id.clone(),
+        &h.pk_i(),
+        core.now(),
+    )
+    .expect("w1");
     let w2 = core.wrequest1(&w1).expect("w2");
     let w_desc = protocol::wire::purchase::WDesc {
         spec: spec(&[(1, 400)]),
@@ -186,16 +191,16 @@ fn w3_replayed_or_forged_wrequest3_causes_no_debit() {
     h.assert_conserved();
 }
 
-/// A participant not enrolled as a purchaser gets a signed refusal and no debit.
+/// A participant not enrolled as a purchaser is refused at WRequest1 (no
+/// session is opened for it) and no debit.
 #[test]
 fn an_unenrolled_participant_cannot_purchase() {
     let h = Harness::new();
     let eve = Who::new("eve", 4);
     h.register(&eve, 1_000);
-    let (awaiting, iss1) = h.start_purchase(&eve, spec(&[(1, 100)]), false);
     assert!(matches!(
-        awaiting.on_issuance1(&iss1).expect("opens"),
-        PurchaseUpdate::Rejected(s) if s.reason == RejectReason::NotEnrolled
+        h.wrequest1(&eve),
+        Err(vc_actors::IssuerError::NoSuchEnrollment)
     ));
     assert_eq!(
         h.bank().balance(&eve.account).expect("balance"),

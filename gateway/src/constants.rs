@@ -48,6 +48,19 @@ pub const ORDERS_OPEN_MAX: usize = 10_000;
 /// Orders (paid or not) a merchant server remembers at once; the oldest paid
 /// ones are forgotten first.
 pub const ORDERS_KEPT_MAX: usize = 100_000;
+/// Orders one client (source address) may hold open at once: an invoice
+/// costs the merchant an RSA signature and a place among the open orders
+/// for [`ORDER_LIFETIME_SECS`], so one client may not take them all.
+pub const ORDERS_OPEN_PER_CLIENT_MAX: usize = 32;
+/// SendCoins the issuer refused outright that one client (source address)
+/// may post in [`PAY_REFUSALS_WINDOW_SECS`]; beyond, its pay requests get
+/// 429 before any work. Each costs the merchant an RSA signature (its
+/// ValidationRequest) and the issuer two decryptions.
+pub const PAY_REFUSALS_PER_CLIENT_MAX: u32 = 8;
+/// The window [`PAY_REFUSALS_PER_CLIENT_MAX`] counts in.
+pub const PAY_REFUSALS_WINDOW_SECS: u64 = 60;
+/// Clients whose refusals a merchant remembers at once (bounded memory).
+pub const PAY_REFUSAL_CLIENTS_MAX: usize = 10_000;
 /// How long an unpaid invoice stays payable.
 pub const ORDER_LIFETIME_SECS: u64 = 3_600;
 /// Longest catalog item id (in the URL).
@@ -59,6 +72,7 @@ const _: () = assert!(REQUEST_HEAD_TIMEOUT_MS < KEEP_ALIVE_MS);
 const _: () = assert!(REQUEST_BODY_TIMEOUT_MS < CLIENT_REQUEST_TIMEOUT_MS);
 const _: () = assert!(REQUEST_BODIES_RECEIVING_MAX > REQUESTS_IN_FLIGHT_MAX);
 const _: () = assert!(ORDERS_OPEN_MAX <= ORDERS_KEPT_MAX);
+const _: () = assert!(ORDERS_OPEN_PER_CLIENT_MAX * 100 <= ORDERS_OPEN_MAX);
 const _: () = assert!(RETRY_AFTER_SECS <= CLIENT_RETRY_AFTER_SECS_MAX);
 
 /// How often a wallet polls a pending purchase before handing it back as

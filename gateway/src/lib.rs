@@ -43,6 +43,9 @@ pub use issuer::{
     serve_issuer_with_bank,
 };
 pub use media::{ErrorBody, ErrorCode};
-pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
+pub use merchant::{
+    CatalogItem, ClientLimits, CollectOption, MerchantConfig, serve_merchant,
+    serve_merchant_with_limits,
+};
 pub use server::{ServerConfig, ServerHandle};
 pub use wallet::{PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError};

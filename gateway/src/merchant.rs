@@ -17,11 +17,18 @@
 //! answer; a lost issuer answer is recovered by re-sending the journaled
 //! request (the issuer answers it idempotently), also at the next start.
 //!
-//! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`]); an unpaid invoice
-//! expires after [`ORDER_LIFETIME_SECS`]. The money is in the purse.
+//! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`], and
+//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source address, checked before the
+//! invoice is signed); an unpaid invoice expires after
+//! [`ORDER_LIFETIME_SECS`]. The money is in the purse.
+//!
+//! A validation the issuer refuses outright (a corrupt SendCoins posted by
+//! anyone who knows the order id) leaves the journal at once: the order
+//! stays payable by the honest payer's SendCoins.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,9 +47,11 @@ use purse::{
 };
 
 use crate::body::{BodyLimits, message_response, read_bounded, require_media_type};
-use crate::client::{ClientConfig, IssuerClient};
+use crate::client::{ClientConfig, ClientError, IssuerClient};
 use crate::constants::{
-    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, RETRY_AFTER_SECS, SKU_BYTES_MAX,
+    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, ORDERS_OPEN_PER_CLIENT_MAX,
+    PAY_REFUSAL_CLIENTS_MAX, PAY_REFUSALS_PER_CLIENT_MAX, PAY_REFUSALS_WINDOW_SECS,
+    RETRY_AFTER_SECS, SKU_BYTES_MAX,
 };
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
@@ -112,11 +121,81 @@ struct Order {
     collect: CollectOption,
     created: Instant,
     status: OrderStatus,
+    /// The source address that asked for the invoice (none if unknown).
+    client: Option<IpAddr>,
+}
+
+/// What one client (source address) may cost a merchant server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Open orders (invoiced, unpaid) one client may hold.
+    pub orders_open_max: usize,
+    /// SendCoins the issuer refused that one client may post in
+    /// [`PAY_REFUSALS_WINDOW_SECS`].
+    pub pay_refusals_max: u32,
+}
+
+impl Default for ClientLimits {
+    /// [`ORDERS_OPEN_PER_CLIENT_MAX`], [`PAY_REFUSALS_PER_CLIENT_MAX`].
+    fn default() -> ClientLimits {
+        ClientLimits {
+            orders_open_max: ORDERS_OPEN_PER_CLIENT_MAX,
+            pay_refusals_max: PAY_REFUSALS_PER_CLIENT_MAX,
+        }
+    }
+}
+
+/// SendCoins refused outright, counted per client in a window.
+#[derive(Default)]
+struct Refusals {
+    by_client: HashMap<Option<IpAddr>, (Instant, u32)>,
+}
+
+impl Refusals {
+    fn window() -> Duration {
+        Duration::from_secs(PAY_REFUSALS_WINDOW_SECS)
+    }
+
+    /// Refuses `client` (429) while it is over its `max` refusals of the
+    /// window.
+    fn check(&self, client: Option<IpAddr>, max: u32) -> Result<(), ApiError> {
+        match self.by_client.get(&client) {
+            Some((since, n)) if since.elapsed() <= Self::window() && *n >= max => {
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::Overloaded,
+                    "too many refused payments from this client",
+                )
+                .with_retry_after(RETRY_AFTER_SECS))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&mut self, client: Option<IpAddr>) {
+        if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
+            self.by_client
+                .retain(|_, (since, _)| since.elapsed() <= Self::window());
+            if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
+                // Still full of live windows: forget them all rather than
+                // grow (a flood from that many addresses is the global
+                // limits' to bound).
+                self.by_client.clear();
+            }
+        }
+        let entry = self.by_client.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() > Self::window() {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
 }
 
 #[derive(Default)]
 struct Orders {
     by_tid: HashMap<PaymentTid, Order>,
+    limits: ClientLimits,
+    refusals: Refusals,
     /// Creation order, for forgetting the oldest.
     fifo: VecDeque<PaymentTid>,
     n_paid_total: u64,
@@ -129,6 +208,31 @@ impl Orders {
             .values()
             .filter(|o| !matches!(o.status, OrderStatus::Paid { .. }))
             .count()
+    }
+
+    fn n_open_of(&self, client: Option<IpAddr>) -> usize {
+        self.by_tid
+            .values()
+            .filter(|o| o.client == client && !matches!(o.status, OrderStatus::Paid { .. }))
+            .count()
+    }
+
+    /// Whether a new order for `client` fits: room among the open orders,
+    /// and `client` holds fewer than its limit's open orders.
+    fn room_for(&mut self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        self.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
+        if self.n_open() >= ORDERS_OPEN_MAX {
+            return Err(ApiError::overloaded());
+        }
+        if self.n_open_of(client) >= self.limits.orders_open_max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Overloaded,
+                "too many open orders from this client: pay or let them expire",
+            )
+            .with_retry_after(RETRY_AFTER_SECS));
+        }
+        Ok(())
     }
 
     /// Forgets expired unpaid orders, and the oldest paid ones past the
@@ -184,6 +288,16 @@ pub fn serve_merchant(
     config: &MerchantConfig,
     purse: Arc<Purse>,
 ) -> Result<ServerHandle, GatewayError> {
+    serve_merchant_with_limits(config, purse, ClientLimits::default())
+}
+
+/// [`serve_merchant`] with other per-client limits: for tests and benches
+/// whose many clients all come from one address (loopback).
+pub fn serve_merchant_with_limits(
+    config: &MerchantConfig,
+    purse: Arc<Purse>,
+    limits: ClientLimits,
+) -> Result<ServerHandle, GatewayError> {
     for item in &config.catalog {
         if !is_valid_sku(&item.sku) {
             return Err(GatewayError::Config(format!("bad item id {:?}", item.sku)));
@@ -222,7 +336,10 @@ pub fn serve_merchant(
         collect: config.collect.clone(),
         issuer,
         purse,
-        orders: Mutex::new(Orders::default()),
+        orders: Mutex::new(Orders {
+            limits,
+            ..Orders::default()
+        }),
     });
     merchant.resume_collections();
     let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
@@ -325,6 +442,10 @@ async fn new_order(
     let id_pa = payer_of(&req)?;
     let p_desc = PDesc::new(item.title.clone())
         .map_err(|_| ApiError::internal("catalog", &"item title too long"))?;
+    // Checked before the invoice is signed (an RSA private operation), so a
+    // client over its share of open orders costs the merchant no signature.
+    let client = req.peer_addr().map(|a| a.ip());
+    lock(&merchant.orders).room_for(client)?;
     let signer = merchant.cert_py.as_ref().map(|c| (&merchant.sk_py, c));
     let (payee, invoice) = PaymentPayee::invoice(
         merchant.id_py.clone(),
@@ -335,10 +456,9 @@ async fn new_order(
         signer,
     );
     let mut orders = lock(&merchant.orders);
-    orders.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
-    if orders.n_open() >= ORDERS_OPEN_MAX {
-        return Err(ApiError::overloaded());
-    }
+    // Again under the lock that inserts: concurrent requests of one client
+    // may all have passed the first check.
+    orders.room_for(client)?;
     orders.by_tid.insert(
         invoice.tid_py,
         Order {
@@ -349,6 +469,7 @@ async fn new_order(
                 .unwrap_or_else(|| merchant.collect.clone()),
             created: Instant::now(),
             status: OrderStatus::Open { pending: None },
+            client,
         },
     );
     orders.fifo.push_back(invoice.tid_py);
@@ -372,6 +493,8 @@ struct Attempt {
     payee: PaymentPayee,
     collect: CollectOption,
     pending: Option<TxRef>,
+    /// Who posted the SendCoins (its refusals are counted).
+    client: Option<IpAddr>,
 }
 
 async fn pay(
@@ -393,8 +516,13 @@ async fn pay(
     .await?
     .to_vec();
     let send_coins: SendCoins = decode(&bytes)?;
+    let client = req.peer_addr().map(|a| a.ip());
     let attempt = {
         let mut orders = lock(&merchant.orders);
+        // Before any work: a client posting SendCoins the issuer refuses
+        // costs the merchant a signature each.
+        let max = orders.limits.pay_refusals_max;
+        orders.refusals.check(client, max)?;
         let order = orders.by_tid.get_mut(&tid).ok_or_else(unknown_order)?;
         match &order.status {
             OrderStatus::Paid {
@@ -430,6 +558,7 @@ async fn pay(
                     payee: order.payee.clone(),
                     collect: order.collect.clone(),
                     pending,
+                    client,
                 };
                 order.status = OrderStatus::Paying;
                 attempt
@@ -492,10 +621,16 @@ impl Merchant {
                 }
                 PaymentResult::Rejected(_) => {
                     orders.n_rejected_total += 1;
+                    orders.refusals.record(attempt.client);
                     (OrderStatus::Open { pending: None }, Ok(result))
                 }
             },
-            Err((pending, e)) => (OrderStatus::Open { pending }, Err(e)),
+            Err((pending, e)) => {
+                if pending.is_none() && e.code == ErrorCode::Refused {
+                    orders.refusals.record(attempt.client);
+                }
+                (OrderStatus::Open { pending }, Err(e))
+            }
         };
         if let Some(order) = orders.by_tid.get_mut(&tid) {
             order.status = status;
@@ -527,71 +662,113 @@ impl Merchant {
         attempt: &Attempt,
         send_coins: SendCoins,
     ) -> Result<PaymentResult, (Option<TxRef>, ApiError)> {
-        let (tx, awaiting, message) = match attempt.pending {
-            Some(tx) => {
-                let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
-                let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
-                (tx, awaiting, entry.last_sent)
+        if let Some(tx) = attempt.pending {
+            let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
+            let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
+            match self.finish(tx, &awaiting, &entry.last_sent) {
+                Ok(outcome) => return Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py))),
+                Err(Unfinished::Kept(e)) => return Err((Some(tx), e)),
+                // The journaled request (someone's earlier SendCoins) is
+                // refused for good and gone: this attempt's SendCoins gets
+                // its own validation now, rather than a refusal meant for
+                // the other.
+                Err(Unfinished::Dropped(_)) => {}
             }
-            None => {
-                let amount = attempt.payee.invoice_sent().amount;
-                let option = self
-                    .v_option(&attempt.collect, amount)
-                    .map_err(|e| (None, e))?;
-                let (awaiting, request) = attempt
-                    .payee
-                    .on_send_coins(self.suite, &self.pk_i, send_coins, option)
-                    .map_err(|e| {
-                        (
-                            None,
-                            ApiError::new(
-                                StatusCode::UNPROCESSABLE_ENTITY,
-                                ErrorCode::Refused,
-                                e.to_string(),
-                            ),
-                        )
-                    })?;
-                let message = encode(&request);
-                let secret =
-                    SessionSecret::from_state(&awaiting).map_err(|e| (None, purse_error(e)))?;
-                let tx = self
-                    .purse
-                    .begin(NewTransaction {
-                        kind: TxKind::Collect,
-                        amount,
-                        reserve: Vec::new(),
-                        step: Step::Request,
-                        to: Destination::Issuer,
-                        message: message.clone(),
-                        secrets: vec![secret],
-                        context: attempt.tid.as_bytes().to_vec(),
-                        now: Timestamp::now(),
-                    })
-                    .map_err(|e| (None, purse_error(e)))?;
-                (tx, awaiting, message)
-            }
+        }
+        let (tx, awaiting, message) = {
+            let amount = attempt.payee.invoice_sent().amount;
+            let option = self
+                .v_option(&attempt.collect, amount)
+                .map_err(|e| (None, e))?;
+            let (awaiting, request) = attempt
+                .payee
+                .on_send_coins(self.suite, &self.pk_i, &self.sk_py, send_coins, option)
+                .map_err(|e| {
+                    (
+                        None,
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            ErrorCode::Refused,
+                            e.to_string(),
+                        ),
+                    )
+                })?;
+            let message = encode(&request);
+            let secret =
+                SessionSecret::from_state(&awaiting).map_err(|e| (None, purse_error(e)))?;
+            let tx = self
+                .purse
+                .begin(NewTransaction {
+                    kind: TxKind::Collect,
+                    amount,
+                    reserve: Vec::new(),
+                    step: Step::Request,
+                    to: Destination::Issuer,
+                    message: message.clone(),
+                    secrets: vec![secret],
+                    context: attempt.tid.as_bytes().to_vec(),
+                    now: Timestamp::now(),
+                })
+                .map_err(|e| (None, purse_error(e)))?;
+            (tx, awaiting, message)
         };
-        let outcome = self
-            .finish(tx, &awaiting, &message)
-            .map_err(|e| (Some(tx), e))?;
+        let outcome = self.finish(tx, &awaiting, &message).map_err(|e| match e {
+            Unfinished::Kept(e) => (Some(tx), e),
+            Unfinished::Dropped(e) => (None, e),
+        })?;
         Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
     }
 
     /// Sends the journaled ValidationRequest, checks and stores the answer,
-    /// acknowledges new coins.
+    /// acknowledges new coins. A request the issuer refuses outright (it
+    /// does not open, its coins envelope is corrupt, ...: a 4xx that is not
+    /// "retry") committed nothing and never will, so it leaves the journal:
+    /// re-sending it would only fail again, and would block the order for
+    /// the honest payer whose SendCoins comes next.
     fn finish(
         &self,
         tx: TxRef,
         awaiting: &PayeeAwaitingIssuance,
         message: &[u8],
-    ) -> Result<PayeeOutcome, ApiError> {
-        let issuance: PaymentIssuance1 = self
+    ) -> Result<PayeeOutcome, Unfinished> {
+        let issuance: PaymentIssuance1 = match self
             .issuer
             .http()
             .post_encoded("/v1/validate", message)
-            .map_err(|e| issuer_unreachable(&e))?;
+        {
+            Ok(issuance) => issuance,
+            Err(e) if refused_for_good(&e) => {
+                self.purse
+                    .refuse(
+                        tx,
+                        Refusal {
+                            bad: Vec::new(),
+                            statement: Vec::new(),
+                        },
+                    )
+                    .map_err(|e| Unfinished::Kept(purse_error(e)))?;
+                tracing::info!(%tx, error = %e, "the issuer refused a collection; dropped from the journal");
+                return Err(Unfinished::Dropped(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::Refused,
+                    format!("the issuer refused this payment: {e}"),
+                )));
+            }
+            Err(e) => return Err(Unfinished::Kept(issuer_unreachable(&e))),
+        };
+        self.finish_answer(tx, awaiting, &issuance)
+            .map_err(Unfinished::Kept)
+    }
+
+    /// Checks and stores the issuer's answer, acknowledges new coins.
+    fn finish_answer(
+        &self,
+        tx: TxRef,
+        awaiting: &PayeeAwaitingIssuance,
+        issuance: &PaymentIssuance1,
+    ) -> Result<PayeeOutcome, ApiError> {
         let outcome = awaiting
-            .on_issuance1(&self.sk_py, &issuance)
+            .on_issuance1(&self.sk_py, issuance)
             .map_err(|e| issuer_unreachable(&format!("answer does not check: {e}")))?;
         match &outcome {
             PayeeOutcome::Coins { coins, ack } => {
@@ -659,13 +836,38 @@ impl Merchant {
                 continue;
             }
             let resumed = awaiting_of(&entry)
+                .map_err(Unfinished::Kept)
                 .and_then(|awaiting| self.finish(tx, &awaiting, &entry.last_sent));
             match resumed {
                 Ok(_) => tracing::info!(%tx, "resumed a collection"),
-                Err(e) => tracing::warn!(%tx, error = %e, "collection still unfinished"),
+                Err(Unfinished::Kept(e)) => {
+                    tracing::warn!(%tx, error = %e, "collection still unfinished")
+                }
+                Err(Unfinished::Dropped(e)) => {
+                    tracing::info!(%tx, error = %e, "collection refused by the issuer")
+                }
             }
         }
     }
+}
+
+/// Why a journaled collection did not finish, and whether it stays
+/// journaled.
+enum Unfinished {
+    /// The issuer may still answer it (no answer, busy, an answer that did
+    /// not check): kept, re-sent by the next attempt and at start.
+    Kept(ApiError),
+    /// The issuer refused it for good: nothing was committed; dropped.
+    Dropped(ApiError),
+}
+
+/// Whether the issuer's error says it refused the request itself, so that
+/// re-sending the same bytes can only be refused again (and it committed
+/// nothing: the issuer refuses before it commits). "Retry" answers (busy,
+/// in flight, a body that timed out), 5xx and lost answers are not.
+fn refused_for_good(e: &ClientError) -> bool {
+    matches!(e, ClientError::Refused { status, .. } if (400..500).contains(status))
+        && !e.is_transient()
 }
 
 fn awaiting_of(entry: &JournalEntry) -> Result<PayeeAwaitingIssuance, ApiError> {

@@ -65,6 +65,13 @@ pub enum WalletError {
     Rejected(Box<SignedReject>),
     #[error("journal entry {tx} cannot be resumed: {why}")]
     Journal { tx: TxRef, why: &'static str },
+    /// A request the issuer would refuse, caught before anything was
+    /// journaled or sent (so nothing is left to resume).
+    #[error("invalid {what}: {why}")]
+    Invalid {
+        what: &'static str,
+        why: &'static str,
+    },
 }
 
 /// How a purchase ended (for now).
@@ -230,8 +237,20 @@ impl Wallet {
             bank_account,
             anonymous,
         };
+        // The issuer refuses such a W-DESC only at step 3; journaled, it
+        // would be re-sent and refused on every resume.
+        w_desc.check().map_err(|why| WalletError::Invalid {
+            what: "coin spec",
+            why,
+        })?;
         let context = postcard::to_stdvec(&w_desc).map_err(|_| PurseError::Invalid("W-DESC"))?;
-        let (state, w1) = PurchaseClient::start(self.suite, self.id.clone(), &self.pk_i)?;
+        let (state, w1) = PurchaseClient::start(
+            self.suite,
+            &self.sk,
+            self.id.clone(),
+            &self.pk_i,
+            self.now(),
+        )?;
         let tx = self.purse.begin(NewTransaction {
             kind: TxKind::Purchase,
             amount,
@@ -247,15 +266,52 @@ impl Wallet {
     }
 
     fn drive_purchase(&self, tx: TxRef) -> Result<PurchaseOutcome, WalletError> {
+        let mut signed_afresh = false;
         loop {
             let entry = self.purse.entry(tx)?;
             match entry.step {
                 Step::SessionOpen => {
                     let state: PurchaseAwaitingWRequest2 = secret(&entry)?;
-                    let w2: WRequest2 = self
+                    let w2: WRequest2 = match self
                         .issuer
                         .http()
-                        .post_encoded("/v1/purchase/1", &entry.last_sent)?;
+                        .post_encoded("/v1/purchase/1", &entry.last_sent)
+                    {
+                        Ok(w2) => w2,
+                        // WRequest1 carries its time and goes stale: one
+                        // resumed long after it was journaled is refused
+                        // (as is one journaled in an older wire shape).
+                        // Nothing that commits was sent yet, so it is
+                        // signed afresh, once.
+                        Err(e)
+                            if !signed_afresh
+                                && matches!(
+                                    e.code(),
+                                    Some(ErrorCode::Refused | ErrorCode::Malformed)
+                                ) =>
+                        {
+                            signed_afresh = true;
+                            let (state, w1) = PurchaseClient::start(
+                                self.suite,
+                                &self.sk,
+                                self.id.clone(),
+                                &self.pk_i,
+                                self.now(),
+                            )?;
+                            self.purse.record_step(
+                                tx,
+                                StepRecord {
+                                    step: Step::SessionOpen,
+                                    message: encode(&w1),
+                                    secrets: Some(vec![SessionSecret::from_state(&state)?]),
+                                    context: None,
+                                    now: self.now(),
+                                },
+                            )?;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     let w_desc: WDesc =
                         postcard::from_bytes(&entry.context).map_err(|_| WalletError::Journal {
                             tx,
@@ -461,6 +517,7 @@ impl Wallet {
         let (awaiting, request) = SelfPayment::change(
             self.suite,
             &self.pk_i,
+            &self.sk,
             &self.id_i,
             &self.id,
             give.clone(),
@@ -479,6 +536,7 @@ impl Wallet {
         let (awaiting, request) = SelfPayment::refresh(
             self.suite,
             &self.pk_i,
+            &self.sk,
             &self.id_i,
             &self.id,
             expired.clone(),
@@ -494,6 +552,7 @@ impl Wallet {
         let (awaiting, request) = SelfPayment::redeem(
             self.suite,
             &self.pk_i,
+            &self.sk,
             &self.id_i,
             &self.id,
             coins.clone(),
@@ -639,6 +698,7 @@ impl Wallet {
         let (awaiting, request) = SelfPayment::change(
             self.suite,
             &self.pk_i,
+            &self.sk,
             &self.id_i,
             &self.id,
             coins.clone(),

@@ -73,8 +73,14 @@ fn join(client: &IssuerClient, name: &str, key_idx: usize, role: Role) -> Partic
 /// WRequest1..3 over HTTP, polling until the debit settles, then the ack.
 fn buy(client: &IssuerClient, who: &Participant, spec: CoinSpec) -> Vec<Coin> {
     let core = &issuer().core;
-    let (state, w1) =
-        PurchaseClient::start(core.suite(), who.id.clone(), &core.public_key()).expect("w1");
+    let (state, w1) = PurchaseClient::start(
+        core.suite(),
+        who.sk,
+        who.id.clone(),
+        &core.public_key(),
+        core.now(),
+    )
+    .expect("w1");
     let w2 = client.wrequest1(&w1).expect("wrequest2 over http");
     let amount = spec.total().expect("total");
     let w_desc = WDesc {

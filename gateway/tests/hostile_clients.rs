@@ -137,8 +137,14 @@ fn valid_samples(client: &IssuerClient) -> Vec<(&'static str, Vec<u8>)> {
     let template = join_manual(client, "garbage-template", &[Role::CoinPurchaser]);
     let id = template.id.clone();
     let (_, register) = RegistrationClient::start(id.clone(), key(2));
-    let (state, w1) =
-        PurchaseClient::start(core.suite(), id.clone(), &core.public_key()).expect("wrequest1");
+    let (state, w1) = PurchaseClient::start(
+        core.suite(),
+        template.sk,
+        id.clone(),
+        &core.public_key(),
+        core.now(),
+    )
+    .expect("wrequest1");
     let mut samples = vec![
         ("/v1/register", encode(&register)),
         ("/v1/purchase/1", encode(&w1)),
@@ -815,8 +821,14 @@ fn replayed_and_wrong_session_messages_get_typed_refusals_and_change_nothing() {
 
     // Two purchase sessions, A and B, both at WRequest3.
     let start = |spec| {
-        let (state, w1) = PurchaseClient::start(core.suite(), carol.id.clone(), &core.public_key())
-            .expect("wrequest1");
+        let (state, w1) = PurchaseClient::start(
+            core.suite(),
+            carol.sk,
+            carol.id.clone(),
+            &core.public_key(),
+            core.now(),
+        )
+        .expect("wrequest1");
         let w2 = client.wrequest1(&w1).expect("wrequest2");
         state
             .on_wrequest2(carol.sk, core.id(), &w2, w_desc(&carol, spec))
@@ -918,7 +930,7 @@ fn replayed_and_wrong_session_messages_get_typed_refusals_and_change_nothing() {
             spec: spec(coins.len() as u32, PRICE_MINOR),
         };
         let (awaiting, request) = payee
-            .on_send_coins(core.suite(), &core.public_key(), send, option)
+            .on_send_coins(core.suite(), &core.public_key(), dave.sk, send, option)
             .expect("validation request");
         let issuance = client.validate(&request).expect("validated");
         match awaiting

@@ -84,9 +84,15 @@ fn tampered_purchase_messages_are_refused() {
     for suite in SuiteId::ALL {
         let mut w = World::new(suite);
         let pk_i = w.issuer.pk();
-        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (state, w1) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let sk_i = w.issuer.sk.clone();
-        assert!(every_flip_refused(&w1, |m| issuer::open_wrequest1(&sk_i, &m).map(|_| ())) > 0);
+        let alice_pk = w.alice.pk();
+        assert!(
+            every_flip_refused(&w1, |m| {
+                issuer::open_wrequest1(&sk_i, &m, |_| Some(alice_pk.clone()), NOW).map(|_| ())
+            }) > 0
+        );
         let w2 = w.issuer.wrequest1(&w1).expect("w2");
         let (alice_sk, id_i) = (w.alice.sk.clone(), w.issuer.id.clone());
         let s = spec(&[(2, 100)]);
@@ -127,7 +133,8 @@ fn replayed_wrequest3_is_refused() {
     for suite in SuiteId::ALL {
         let mut w = World::new(suite);
         let pk_i = w.issuer.pk();
-        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (state, w1) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let w2 = w.issuer.wrequest1(&w1).expect("w2");
         let s = spec(&[(1, 500)]);
         let (_state, w3) = state
@@ -140,7 +147,8 @@ fn replayed_wrequest3_is_refused() {
         ));
 
         // Another session of the same purchaser: the old WRequest3 re-aimed at it.
-        let (_other, w1b) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (_other, w1b) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let w2b = w.issuer.wrequest1(&w1b).expect("w2");
         let mut aimed = w3.clone();
         aimed.purchase = w2b.purchase;
@@ -157,7 +165,8 @@ fn issuance_with_coins_other_than_the_spec_is_refused() {
     for suite in SuiteId::ALL {
         let mut w = World::new(suite);
         let pk_i = w.issuer.pk();
-        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (state, w1) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let w2 = w.issuer.wrequest1(&w1).expect("w2");
         let s = spec(&[(2, 100)]);
         let (state, w3) = state
@@ -180,7 +189,8 @@ fn a_mac_from_one_step_does_not_pass_at_another() {
     for suite in SuiteId::ALL {
         let mut w = World::new(suite);
         let pk_i = w.issuer.pk();
-        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (state, w1) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let w2 = w.issuer.wrequest1(&w1).expect("w2");
         let (state, w3) = state
             .on_wrequest2(&w.alice.sk, &w.issuer.id, &w2, w_desc(&spec(&[(1, 5)])))
@@ -238,6 +248,7 @@ fn tampered_payment_messages_are_refused() {
         let coins = w.buy(&spec(&[(2, 100)]), true);
         let (payer, payee, send) = alice_pays_bob(&mut w, coins);
         let (pk_i, sk_i) = (w.issuer.pk(), w.issuer.sk.clone());
+        let (bob_sk, bob_pk) = (w.bob.sk.clone(), w.bob.pk());
 
         // The invoice, as the payer receives it.
         let invoice = payee.invoice_sent().clone();
@@ -249,21 +260,20 @@ fn tampered_payment_messages_are_refused() {
 
         // SendCoins, as the issuer finally opens it inside a ValidationRequest.
         every_flip_refused(&send, |m| {
-            let (_, v) = payee.on_send_coins(suite, &pk_i, m, VOption::Aggregate)?;
-            issuer::open_validation_request(&sk_i, &v).map(|_| ())
+            let (_, v) = payee.on_send_coins(suite, &pk_i, &bob_sk, m, VOption::Aggregate)?;
+            issuer::open_validation_request(&sk_i, &v, |_| Some(bob_pk.clone())).map(|_| ())
         });
 
         let option = VOption::Refresh {
             spec: spec(&[(1, 200)]),
         };
         let (awaiting, validation) = payee
-            .on_send_coins(suite, &pk_i, send, option)
+            .on_send_coins(suite, &pk_i, &bob_sk, send, option)
             .expect("validation");
         every_flip_refused(&validation, |m| {
-            issuer::open_validation_request(&sk_i, &m).map(|_| ())
+            issuer::open_validation_request(&sk_i, &m, |_| Some(bob_pk.clone())).map(|_| ())
         });
         let issuance = w.issuer.validate(&validation).expect("validated");
-        let bob_sk = w.bob.sk.clone();
         every_flip_refused(&issuance, |m| {
             awaiting.on_issuance1(&bob_sk, &m).map(|_| ())
         });
@@ -297,7 +307,7 @@ fn tampered_receipts_and_rejections_are_refused() {
         let coins = w.buy(&spec(&[(1, 100)]), true);
         let (_payer, payee, send) = alice_pays_bob(&mut w, coins);
         let (awaiting, v) = payee
-            .on_send_coins(suite, &pk_i, send, VOption::Aggregate)
+            .on_send_coins(suite, &pk_i, &bob_sk, send, VOption::Aggregate)
             .expect("v");
         let receipt = w.issuer.validate(&v).expect("receipt");
         assert!(matches!(
@@ -311,7 +321,7 @@ fn tampered_receipts_and_rejections_are_refused() {
             .mint(&spec(&[(1, 100)]), Timestamp(NOW.0 - 1), None);
         let (payer, payee, send) = alice_pays_bob(&mut w, old);
         let (awaiting, v) = payee
-            .on_send_coins(suite, &pk_i, send, VOption::Aggregate)
+            .on_send_coins(suite, &pk_i, &bob_sk, send, VOption::Aggregate)
             .expect("v");
         let rejected = w.issuer.validate(&v).expect("rejection");
         let outcome = awaiting.on_issuance1(&bob_sk, &rejected).expect("signed");
@@ -417,7 +427,13 @@ fn rewrapped_send_coins_under_another_payee_is_refused() {
             None,
         );
         let (thief_state, stolen) = thief
-            .on_send_coins(suite, &pk_i, send.clone(), VOption::Aggregate)
+            .on_send_coins(
+                suite,
+                &pk_i,
+                &w.mallory.sk,
+                send.clone(),
+                VOption::Aggregate,
+            )
             .expect("mallory can wrap");
         let answer = w.issuer.validate(&stolen).expect("answered");
         let outcome = thief_state
@@ -433,7 +449,7 @@ fn rewrapped_send_coins_under_another_payee_is_refused() {
         }
 
         let (awaiting, v) = payee
-            .on_send_coins(suite, &pk_i, send, VOption::Aggregate)
+            .on_send_coins(suite, &pk_i, &w.bob.sk, send, VOption::Aggregate)
             .expect("bob wraps");
         let answer = w.issuer.validate(&v).expect("answered");
         assert!(matches!(
@@ -448,8 +464,9 @@ fn rewrapped_send_coins_under_another_payee_is_refused() {
 }
 
 // Spoiler (paper §3.2): mallory submits bob's payment under bob's id with her
-// own K_PY. The issuer commits, but the new coins' key goes under PK_PY, which
-// mallory cannot open; bob's own request then gets the same coins.
+// own K_PY (and, had she her way, another option). The request must be signed
+// by the payee it names: hers is refused before anything is committed, and
+// bob's own request then gets its coins.
 #[test]
 fn substituted_key_share_gains_the_attacker_nothing() {
     for suite in SuiteId::ALL {
@@ -460,18 +477,21 @@ fn substituted_key_share_gains_the_attacker_nothing() {
         let option = VOption::Refresh {
             spec: spec(&[(1, 200)]),
         };
-        // Mallory copies the invoice (it is not secret) and wraps with her share.
-        let (spoiler_state, spoiled) = payee
-            .clone()
-            .on_send_coins(suite, &pk_i, send.clone(), option.clone())
-            .expect("wrap");
-        let answer = w.issuer.validate(&spoiled).expect("committed");
-        assert!(matches!(
-            spoiler_state.on_issuance1(&w.mallory.sk, &answer),
-            Err(FlowError::CannotOpen { .. })
-        ));
+        // Mallory copies the invoice (it is not secret) and wraps with her
+        // share, signing with the only key she has.
+        for spoiler_option in [option.clone(), VOption::Aggregate] {
+            let (_spoiler_state, spoiled) = payee
+                .clone()
+                .on_send_coins(suite, &pk_i, &w.mallory.sk, send.clone(), spoiler_option)
+                .expect("wrap");
+            assert!(matches!(
+                w.issuer.validate(&spoiled),
+                Err(FlowError::BadSignature { .. })
+            ));
+        }
+        assert!(w.issuer.payments.is_empty(), "nothing committed");
         let (awaiting, v) = payee
-            .on_send_coins(suite, &pk_i, send, option)
+            .on_send_coins(suite, &pk_i, &w.bob.sk, send, option)
             .expect("bob wraps");
         let answer_b = w.issuer.validate(&v).expect("same outcome");
         let PayeeOutcome::Coins { coins: got, .. } = awaiting
@@ -549,7 +569,7 @@ fn an_envelope_for_one_step_does_not_open_at_another() {
             envelope: send.enc_c1,
         };
         assert!(matches!(
-            issuer::open_validation_request(&sk_i, &as_validation),
+            issuer::open_validation_request(&sk_i, &as_validation, |_| None),
             Err(FlowError::CannotOpen { .. })
         ));
         let (_refund, req) = protocol::flows::RefundClient::start(

@@ -141,6 +141,7 @@ fn change_splits_coins_into_the_requested_spec() {
         let started = SelfPayment::change(
             suite,
             &w.issuer.pk(),
+            &w.alice.sk,
             &w.issuer.id,
             &w.alice.id,
             coins.clone(),
@@ -180,6 +181,7 @@ fn refresh_exchanges_expired_coins_that_a_payment_refuses() {
         let started = SelfPayment::refresh(
             suite,
             &w.issuer.pk(),
+            &w.alice.sk,
             &w.issuer.id,
             &alice,
             expired,
@@ -206,6 +208,7 @@ fn redeem_pays_enrolled_redeemers_only() {
         let started = SelfPayment::redeem(
             suite,
             &w.issuer.pk(),
+            &w.bob.sk,
             &w.issuer.id,
             &bob,
             bobs,
@@ -223,6 +226,7 @@ fn redeem_pays_enrolled_redeemers_only() {
         let started = SelfPayment::redeem(
             suite,
             &w.issuer.pk(),
+            &w.alice.sk,
             &w.issuer.id,
             &w.alice.id.clone(),
             alices,
@@ -328,7 +332,8 @@ fn client_states_survive_a_journal_round_trip() {
     for suite in SuiteId::ALL {
         let mut w = World::new(suite);
         let pk_i = w.issuer.pk();
-        let (state, w1) = PurchaseClient::start(suite, w.alice.id.clone(), &pk_i).expect("w1");
+        let (state, w1) =
+            PurchaseClient::start(suite, &w.alice.sk, w.alice.id.clone(), &pk_i, NOW).expect("w1");
         let w2 = w.issuer.wrequest1(&w1).expect("w2");
         let s = spec(&[(2, 100)]);
         let w_desc = WDesc {

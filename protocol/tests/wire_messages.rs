@@ -43,6 +43,7 @@ fn every_flow(suite: SuiteId) -> Vec<Recorded> {
     let redeem = SelfPayment::redeem(
         suite,
         &w.issuer.pk(),
+        &w.bob.sk,
         &w.issuer.id,
         &bob,
         bobs,
@@ -170,6 +171,8 @@ fn sealed_bodies_round_trip_and_refuse_truncation() {
     check_message(&protocol::wire::purchase::WRequest1Body {
         id_cp: id.clone(),
         k_cp: KeyShare::random(),
+        requested_at: ledger::Timestamp(1_700_000_000),
+        signature: k[0].sign(labels::PURCHASE_1_SIGNATURE, b"w1"),
     });
     check_message(&protocol::wire::purchase::WRequest2Body {
         purchase: ledger::PurchaseId::random(),
@@ -211,6 +214,7 @@ fn sealed_bodies_round_trip_and_refuse_truncation() {
             option: VOption::Refresh { spec: s },
         },
         enc_c1,
+        signature: k[0].sign(labels::PAY_VALIDATION_SIGNATURE, b"v"),
     });
     check_message(&protocol::wire::payment::IssuerKeyBody {
         k_i: KeyShare::random(),
@@ -321,6 +325,7 @@ fn decoded_messages_are_validated() {
             },
         },
         enc_c1,
+        signature: k[1].sign("x", b"x"),
     };
     assert!(matches!(
         decode::<ValidationBody>(&encode_unchecked(&change_to_other)),
@@ -375,6 +380,12 @@ fn largest_messages_fit_their_limits() {
                 },
             },
             enc_c1: send.enc_c1,
+            // The widest signature a registered key (4096 bits) makes.
+            signature: protocol::crypto::Signature::try_from(vec![
+                0xff;
+                ledger::constants::SIGNATURE_BYTES_MAX
+            ])
+            .expect("a signature's length"),
         };
         let v_bytes = encode(&v);
         assert!(v_bytes.len() <= ValidationBody::BYTES_MAX);

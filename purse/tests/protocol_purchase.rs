@@ -61,8 +61,14 @@ impl Issuer {
 
     fn wrequest1(&mut self, bytes: &[u8]) -> Vec<u8> {
         let msg: WRequest1 = decode(bytes).expect("WRequest1");
-        let opened = issuer::open_wrequest1(util::issuer_secret_key(), &msg).expect("opens");
         let pk_cp = profile().public_key().expect("registered key");
+        let opened = issuer::open_wrequest1(
+            util::issuer_secret_key(),
+            &msg,
+            |_| Some(pk_cp.clone()),
+            NOW,
+        )
+        .expect("opens");
         let (session, answer) =
             issuer::answer_wrequest1(opened, &pk_cp, util::issuer().issuer, PurchaseId::random())
                 .expect("WRequest2");
@@ -166,8 +172,10 @@ fn record(step: Step, message: Vec<u8>, secret: Option<SessionSecret>) -> StepRe
 
 fn start(purse: &Purse, budget: &mut Budget) -> Result<TxRef, Crash> {
     let pk_i = util::issuer().key().expect("issuer key");
+    let sk_cp = profile().secret_key().expect("key");
     let (state, w1) =
-        PurchaseClient::start(SuiteId::Aes256, profile().participant, &pk_i).expect("WRequest1");
+        PurchaseClient::start(SuiteId::Aes256, &sk_cp, profile().participant, &pk_i, NOW)
+            .expect("WRequest1");
     let tx = purse
         .begin(NewTransaction {
             kind: TxKind::Purchase,

@@ -15,7 +15,7 @@ use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
 use gateway::{
     CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
-    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank, serve_merchant,
+    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank,
 };
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role};
 use protocol::crypto::SuiteId;
@@ -143,8 +143,10 @@ impl System {
     }
 
     /// Serves `shop`'s catalog (default collection: refresh); its URL.
+    /// Every purse of these tests reaches it from 127.0.0.1, so the
+    /// per-client limits are those of a crowd, not of one client.
     pub fn shop(&mut self, shop: &Member, catalog: Vec<CatalogItem>) -> String {
-        let server = serve_merchant(
+        let server = gateway::serve_merchant_with_limits(
             &MerchantConfig {
                 server: ServerConfig::loopback(),
                 shop_name: format!("{} shop", shop.id().as_str()),
@@ -153,6 +155,10 @@ impl System {
                 client: ClientConfig::default(),
             },
             shop.purse.clone(),
+            gateway::ClientLimits {
+                orders_open_max: gateway::constants::ORDERS_OPEN_MAX,
+                pay_refusals_max: u32::MAX,
+            },
         )
         .expect("merchant server");
         let url = server.url();

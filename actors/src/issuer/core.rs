@@ -533,6 +533,29 @@ impl IssuerCore {
         self.config.clock.now()
     }
 
+    /// Runs a pure step `open` that checks a requester's signature under
+    /// the key the registry holds for it. A registry that cannot be read is
+    /// that error (500), never "unknown participant".
+    pub(crate) fn open_with_registered_keys<T>(
+        &self,
+        open: impl FnOnce(
+            &mut dyn FnMut(&ledger::ParticipantId) -> Option<protocol::crypto::PublicKey>,
+        ) -> Result<T, FlowError>,
+    ) -> Result<T, IssuerError> {
+        let mut unreadable = None;
+        let opened = open(&mut |id| match self.registry.get(id) {
+            Ok(participant) => participant.map(|p| p.public_key),
+            Err(e) => {
+                unreadable = Some(e);
+                None
+            }
+        });
+        if let Some(e) = unreadable {
+            return Err(e.into());
+        }
+        Ok(opened?)
+    }
+
     /// The issuer's public key (what clients seal to and verify with).
     pub fn public_key(&self) -> protocol::crypto::PublicKey {
         self.sk_i.public()

@@ -56,12 +56,8 @@ impl IssuerCore {
         msg: &EnrollmentRequest,
     ) -> Result<EnrollmentAnswer, IssuerError> {
         let now = self.now();
-        let body = open_enrollment_request(
-            &self.sk_i,
-            msg,
-            |id| self.registry.get(id).ok().flatten().map(|p| p.public_key),
-            now,
-        )?;
+        let body = self
+            .open_with_registered_keys(|key| open_enrollment_request(&self.sk_i, msg, key, now))?;
         let mut participant = self
             .registry
             .get(&body.id)?

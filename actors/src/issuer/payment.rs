@@ -45,7 +45,7 @@ pub(crate) type SessionDone = Box<dyn FnOnce(Result<(), SessionError>) + Send + 
 /// Runs `step`, which hands its session write's outcome to the callback it
 /// is given, and waits for that outcome: the synchronous callers' way (the
 /// actor path awaits it instead, off the crypto workers).
-fn wait_for_sessions<R>(
+pub(crate) fn wait_for_sessions<R>(
     step: impl FnOnce(SessionDone) -> Result<R, IssuerError>,
 ) -> Result<R, IssuerError> {
     let (done, written) = std::sync::mpsc::channel();
@@ -214,7 +214,15 @@ impl IssuerCore {
     pub(crate) fn validation_open(&self, msg: &ValidationRequest) -> Result<Opened, IssuerError> {
         let now = self.now();
         let started = Instant::now();
-        let opened = open_validation_request(&self.sk_i, msg);
+        // Only the payee a request names may submit it: its signature is
+        // checked under the registered key before anything else happens.
+        let opened = match self
+            .open_with_registered_keys(|key| open_validation_request(&self.sk_i, msg, key))
+        {
+            Err(IssuerError::Flow(e)) => Err(e),
+            Err(other) => return Err(other),
+            Ok(opened) => Ok(opened),
+        };
         let decrypted = Instant::now();
         self.timings
             .record(Stage::Decrypt, decrypted.duration_since(started));
@@ -275,12 +283,15 @@ impl IssuerCore {
                 payee_key: Box::new(payee.public_key.clone()),
             },
             VOption::Redeem { bank_account } => {
-                let enrolled = [Role::Redeemer, Role::Merchant]
+                let enrollments: Vec<_> = [Role::Redeemer, Role::Merchant]
                     .into_iter()
                     .filter_map(|r| payee.enrolled(r))
-                    .any(|e| e.bank_account == *bank_account);
-                if !enrolled {
+                    .collect();
+                if enrollments.is_empty() {
                     return refuse(RejectReason::NotEnrolled, Vec::new());
+                }
+                if !enrollments.iter().any(|e| e.bank_account == *bank_account) {
+                    return refuse(RejectReason::AccountNotEnrolled, Vec::new());
                 }
                 if let Err(e) = self.bank.check_account(bank_account) {
                     tracing::info!(error = %e, "redeem to an account the bank refuses");
@@ -546,11 +557,11 @@ impl IssuerCore {
                     self.keep_ack_session(&session, done);
                     return Ok(answer);
                 }
-                Event::Redeemed { amount, .. } => {
-                    if let VOption::Redeem { bank_account } = &opened.v_desc.option {
-                        self.bank.credit(tx, bank_account, *amount)?;
-                        self.registry.remove_pending_credit(tx)?;
-                    }
+                Event::Redeemed { .. } => {
+                    // The account and amount are the ones the commit
+                    // recorded, never the repeat's: a repeat may name
+                    // another account (the payee's other enrollment).
+                    self.pay_owed_credit(tx)?;
                     done(Ok(()));
                     return Ok(payment_receipt(
                         &self.sk_i,
@@ -575,6 +586,19 @@ impl IssuerCore {
             seq: at.first_seq,
             reason: "a payment batch without a payout".into(),
         }))
+    }
+
+    /// Completes the bank credit a committed redemption `tx` still owes
+    /// (a crash or a bank failure cut it short), to the account and for the
+    /// amount recorded before it was logged; nothing if the bank has it.
+    /// Credits are idempotent by transaction, so a race with the start-up
+    /// payment of owed credits pays once.
+    fn pay_owed_credit(&self, tx: TxId) -> Result<(), IssuerError> {
+        if let Some(credit) = self.registry.pending_credit(tx)? {
+            self.bank.credit(tx, &credit.account, credit.amount)?;
+            self.registry.remove_pending_credit(tx)?;
+        }
+        Ok(())
     }
 
     /// Writes the ack session (group-committed with other session writes);
@@ -647,7 +671,8 @@ impl IssuerCore {
         );
         match self.idempotency.begin(tx)? {
             Begin::Committed(_) => {
-                self.bank.credit(tx, &enrollment.bank_account, amount)?;
+                // What the commit recorded, not this repeat's amount.
+                self.pay_owed_credit(tx)?;
                 return Ok(());
             }
             Begin::InFlight => return Err(IssuerError::InFlight),

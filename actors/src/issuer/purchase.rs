@@ -6,10 +6,11 @@
 //! Coins are minted only when the bank says settled (W2), in the same batch
 //! as the settlement; until Issuance2 every poll returns the same coins.
 
-use ledger::{Amount, BankAccount, Event, IssueCause, PurchaseId, Role, TxId};
+use ledger::{Amount, BankAccount, Event, IssueCause, ParticipantId, PurchaseId, Role, TxId};
 use protocol::flows::issuer::{
     PurchaseSession, answer_wrequest1, build_purchase_issuance1, open_purchase_issuance2,
     open_purchase_poll, open_wrequest1, open_wrequest3, purchase_pending, reject_purchase,
+    seal_wrequest2,
 };
 use protocol::wire::RejectReason;
 use protocol::wire::purchase::{
@@ -34,6 +35,29 @@ fn session_id(purchase: PurchaseId) -> SessionId {
     SessionId(*purchase.as_bytes())
 }
 
+/// Slot `slot` of a purchaser's purchase sessions: a session holding the
+/// handle of the purchase that takes it.
+fn slot_id(id_cp: &ParticipantId, slot: usize) -> SessionId {
+    SessionId(
+        *TxId::derive(
+            "vc/session/purchase-slot",
+            &[id_cp.as_str().as_bytes(), &(slot as u64).to_le_bytes()],
+        )
+        .as_bytes(),
+    )
+}
+
+/// What a purchaser's slot holds.
+enum Slot {
+    /// Nothing live: free to take.
+    Free,
+    /// A purchase that has begun (money may be at stake): kept.
+    Begun,
+    /// A purchase not begun yet (no WRequest3), or refused by the bank:
+    /// gives way to a new one.
+    NotBegun(PurchaseId),
+}
+
 fn purchase_tx(label: &str, purchase: PurchaseId) -> TxId {
     TxId::derive(label, &[purchase.as_bytes()])
 }
@@ -49,25 +73,113 @@ impl IssuerCore {
             })
     }
 
-    /// WRequest1 -> WRequest2: a fresh purchase handle, `K_I` and `R_I`
-    /// under the purchaser's registered key.
+    /// WRequest1 -> WRequest2: the purchase handle, `K_I` and `R_I` under
+    /// the purchaser's registered key. The request must be signed by the
+    /// purchaser it names, fresh, and the purchaser enrolled (approved), so
+    /// sessions (kept for days) are opened only by approved purchasers for
+    /// themselves; a copy of a request (retry or replay) gets its session's
+    /// keys again and opens no other.
     pub fn wrequest1(&self, msg: &WRequest1) -> Result<WRequest2, IssuerError> {
-        let opened = open_wrequest1(&self.sk_i, msg)?;
+        let now = self.now();
+        let opened =
+            self.open_with_registered_keys(|key| open_wrequest1(&self.sk_i, msg, key, now))?;
         let participant = self
             .registry
             .get(&opened.id_cp)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        let purchase = PurchaseId::random();
+        // Registration is open to anyone; enrollment is approved by an
+        // operator. Sessions (kept for days) only for approved purchasers.
+        if participant.enrolled(Role::CoinPurchaser).is_none() {
+            return Err(IssuerError::NoSuchEnrollment);
+        }
+        let purchase = opened.handle;
+        // A copy of a request already answered: its session's keys again.
+        if let Ok(existing) = self.load_purchase(purchase) {
+            return Ok(seal_wrequest2(&existing.session, &participant.public_key)?);
+        }
+        let id_cp = opened.id_cp.clone();
+        let slot = self.claim_purchase_slot(&id_cp, now)?;
         let (session, answer) =
             answer_wrequest1(opened, &participant.public_key, self.id_i.clone(), purchase)?;
         let stored = StoredPurchase {
             session,
             bank_account: None,
         };
-        let expires = self.now().plus_secs(self.config.purchase_session_secs);
-        self.sessions
-            .insert(session_id(purchase), &stored, expires)?;
+        let expires = now.plus_secs(self.config.purchase_session_secs);
+        match self.sessions.insert(session_id(purchase), &stored, expires) {
+            Ok(()) => {}
+            Err(SessionError::Exists) => {
+                let existing = self.load_purchase(purchase)?;
+                return Ok(seal_wrequest2(&existing.session, &participant.public_key)?);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        crate::issuer::payment::wait_for_sessions(|done| {
+            self.sessions
+                .upsert_then(slot_id(&id_cp, slot), &purchase, expires, done);
+            Ok(())
+        })?;
         Ok(answer)
+    }
+
+    /// A slot for a new purchase session of `id_cp`: a free one, else one
+    /// whose purchase has not begun (that session is dropped: it holds no
+    /// money, and its purchaser is the one asking), else the store is full
+    /// for this purchaser.
+    fn claim_purchase_slot(
+        &self,
+        id_cp: &ParticipantId,
+        now: ledger::Timestamp,
+    ) -> Result<usize, IssuerError> {
+        let mut not_begun = None;
+        for slot in 0..crate::constants::PURCHASE_SESSIONS_PER_PURCHASER_MAX {
+            match self.purchase_slot(id_cp, slot, now)? {
+                Slot::Free => return Ok(slot),
+                Slot::NotBegun(held) => {
+                    not_begun.get_or_insert((slot, held));
+                }
+                Slot::Begun => {}
+            }
+        }
+        let Some((slot, held)) = not_begun else {
+            return Err(IssuerError::Session(SessionError::Full));
+        };
+        self.sessions.remove(session_id(held))?;
+        Ok(slot)
+    }
+
+    fn purchase_slot(
+        &self,
+        id_cp: &ParticipantId,
+        slot: usize,
+        now: ledger::Timestamp,
+    ) -> Result<Slot, IssuerError> {
+        let held: PurchaseId = match self.sessions.get(slot_id(id_cp, slot), now) {
+            Ok(held) => held,
+            Err(SessionError::Unknown | SessionError::Expired | SessionError::AlreadyUsed) => {
+                return Ok(Slot::Free);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A logged purchase: kept while money is at stake (debit asked,
+        // coins not acknowledged); a refused one only until the slot is
+        // needed (its purchaser had the signed refusal to fetch).
+        match self.purchase_state(held).map(|p| p.status) {
+            Some(PurchaseStatus::Pending | PurchaseStatus::Settled(_)) => return Ok(Slot::Begun),
+            Some(PurchaseStatus::Rejected(_)) => return Ok(Slot::NotBegun(held)),
+            Some(PurchaseStatus::Acknowledged) => return Ok(Slot::Free),
+            None => {}
+        }
+        match self.sessions.get::<StoredPurchase>(session_id(held), now) {
+            Ok(stored) if stored.bank_account.is_some() || stored.session.r_i_used => {
+                Ok(Slot::Begun)
+            }
+            Ok(_) => Ok(Slot::NotBegun(held)),
+            Err(SessionError::Unknown | SessionError::Expired | SessionError::AlreadyUsed) => {
+                Ok(Slot::Free)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// WRequest3 -> Issuance1 (usually "pending"). A replayed or forged
@@ -129,15 +241,19 @@ impl IssuerCore {
         stored: &mut StoredPurchase,
     ) -> Result<PurchaseIssuance1, IssuerError> {
         let purchase = order.purchase;
-        if participant.enrolled(Role::CoinPurchaser).is_none() {
+        // The signature on W-DESC proves who asks, not that the account is
+        // theirs: only the account enrolled for the purchaser is debited.
+        let refusal = match participant.enrolled(Role::CoinPurchaser) {
+            None => Some(RejectReason::NotEnrolled),
+            Some(e) if e.bank_account != order.w_desc.bank_account => {
+                Some(RejectReason::AccountNotEnrolled)
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
             self.idempotency.abandon(tx);
             self.spend_r_i(purchase, stored)?;
-            return Ok(reject_purchase(
-                &self.sk_i,
-                purchase,
-                RejectReason::NotEnrolled,
-                now,
-            ));
+            return Ok(reject_purchase(&self.sk_i, purchase, reason, now));
         }
         if order.w_desc.spec.total().ok() != Some(order.w_desc.amount) {
             self.idempotency.abandon(tx);

@@ -34,12 +34,8 @@ impl IssuerCore {
     /// (same `R`) gets the same replacements.
     pub fn refund(&self, msg: &RefundRequest) -> Result<RefundAnswer, IssuerError> {
         let now = self.now();
-        let opened = open_refund_request(
-            &self.sk_i,
-            msg,
-            |id| self.registry.get(id).ok().flatten().map(|p| p.public_key),
-            now,
-        )?;
+        let opened =
+            self.open_with_registered_keys(|key| open_refund_request(&self.sk_i, msg, key, now))?;
         let participant = self
             .registry
             .get(&opened.id_ch)?

@@ -228,6 +228,22 @@ impl Registry {
         Ok(())
     }
 
+    /// The credit `tx` still owes, if any: the account and amount its
+    /// commit recorded (none once the bank has it).
+    pub fn pending_credit(&self, tx: ledger::TxId) -> Result<Option<PendingCredit>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING_CREDITS)?;
+        let Some(v) = table.get(tx.as_bytes().as_slice())? else {
+            return Ok(None);
+        };
+        if v.value().len() > PARTICIPANT_BYTES_MAX {
+            return Err(RegistryError::Corrupt("pending credit too long".into()));
+        }
+        postcard::from_bytes(v.value())
+            .map(Some)
+            .map_err(|e| RegistryError::Corrupt(e.to_string()))
+    }
+
     /// Every credit still owed.
     pub fn pending_credits(&self) -> Result<Vec<(ledger::TxId, PendingCredit)>, RegistryError> {
         use redb::ReadableTable;

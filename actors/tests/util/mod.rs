@@ -58,12 +58,37 @@ pub struct Who {
 
 impl Who {
     pub fn new(name: &str, key_idx: usize) -> Who {
-        Who {
+        let who = Who {
             id: ParticipantId::new(name).expect("valid id"),
             sk: key(key_idx),
             account: BankAccount::new(format!("acct-{name}")).expect("valid account"),
-        }
+        };
+        keys_by_id()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(who.id.clone(), who.sk);
+        who
     }
+}
+
+/// Every participant's key, by id, so that a payee's ValidationRequest can
+/// be signed knowing only its id.
+fn keys_by_id()
+-> &'static std::sync::Mutex<std::collections::HashMap<ParticipantId, &'static SecretKey>> {
+    static KEYS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<ParticipantId, &'static SecretKey>>,
+    > = std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+/// The key of participant `id` (made by [`Who::new`]).
+pub fn key_of(id: &ParticipantId) -> &'static SecretKey {
+    keys_by_id()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .copied()
+        .expect("a participant made by Who::new")
 }
 
 pub fn spec(lines: &[(u32, u64)]) -> CoinSpec {
@@ -202,6 +227,23 @@ impl Harness {
         who
     }
 
+    /// WRequest1 alone, as the issuer answers it.
+    pub fn wrequest1(
+        &self,
+        who: &Who,
+    ) -> Result<protocol::wire::purchase::WRequest2, vc_actors::IssuerError> {
+        let core = self.core();
+        let (_, w1) = PurchaseClient::start(
+            core.suite(),
+            who.sk,
+            who.id.clone(),
+            &self.pk_i(),
+            core.now(),
+        )
+        .expect("wrequest1");
+        core.wrequest1(&w1)
+    }
+
     /// WRequest1..3; returns the purchaser's state and the first Issuance1.
     pub fn start_purchase(
         &self,
@@ -210,8 +252,14 @@ impl Harness {
         anonymous: bool,
     ) -> (PurchaseAwaitingIssuance, PurchaseIssuance1) {
         let core = self.core();
-        let (state, w1) =
-            PurchaseClient::start(core.suite(), who.id.clone(), &self.pk_i()).expect("wrequest1");
+        let (state, w1) = PurchaseClient::start(
+            core.suite(),
+            who.sk,
+            who.id.clone(),
+            &self.pk_i(),
+            core.now(),
+        )
+        .expect("wrequest1");
         let w2 = core.wrequest1(&w1).expect("wrequest2");
         let amount = spec.total().expect("total");
         let w_desc = WDesc {
@@ -276,8 +324,15 @@ impl Harness {
         send: &SendCoins,
         option: VOption,
     ) -> (PayeeAwaitingIssuance, ValidationRequest) {
+        let sk_py = key_of(&payee_state.invoice_sent().id_py);
         payee_state
-            .on_send_coins(self.core().suite(), &self.pk_i(), send.clone(), option)
+            .on_send_coins(
+                self.core().suite(),
+                &self.pk_i(),
+                sk_py,
+                send.clone(),
+                option,
+            )
             .expect("validation request")
     }
 

@@ -240,11 +240,13 @@ impl PaymentPayee {
     }
 
     /// ValidationRequest `E*_I(ID_PY, ID_PA, K_PY, TID_PY, V-DESC, EncC_1)`:
-    /// the payee's choice `option` for the invoice's amount.
+    /// the payee's choice `option` for the invoice's amount, signed with
+    /// the payee's registered key `sk_py` (the issuer checks it).
     pub fn on_send_coins(
         &self,
         suite: SuiteId,
         pk_i: &PublicKey,
+        sk_py: &SecretKey,
         msg: SendCoins,
         option: VOption,
     ) -> Result<(PayeeAwaitingIssuance, ValidationRequest), FlowError> {
@@ -252,6 +254,7 @@ impl PaymentPayee {
         validation_request(
             suite,
             pk_i,
+            sk_py,
             ValidationParts {
                 id_py: inv.id_py.clone(),
                 id_pa: inv.id_pa.clone(),
@@ -282,10 +285,31 @@ struct ValidationParts {
 fn validation_request(
     suite: SuiteId,
     pk_i: &PublicKey,
+    sk_py: &SecretKey,
     parts: ValidationParts,
     msg: SendCoins,
 ) -> Result<(PayeeAwaitingIssuance, ValidationRequest), FlowError> {
+    // Refused here, before anything is journaled or sent, rather than by
+    // the issuer after.
+    parts.v_desc.check().map_err(|what| {
+        FlowError::Wire(crate::wire::WireError::Invalid {
+            message: "V-DESC",
+            reason: what,
+        })
+    })?;
     let k_py = KeyShare::random();
+    let signature = sk_py.sign(
+        labels::PAY_VALIDATION_SIGNATURE,
+        &ValidationBody::signed_bytes(
+            &parts.id_py,
+            &parts.id_pa,
+            &k_py,
+            &parts.tid_py,
+            parts.kind,
+            &parts.v_desc,
+            &msg.enc_c1,
+        ),
+    );
     let body = ValidationBody {
         id_py: parts.id_py.clone(),
         id_pa: parts.id_pa,
@@ -294,6 +318,7 @@ fn validation_request(
         kind: parts.kind,
         v_desc: parts.v_desc.clone(),
         enc_c1: msg.enc_c1,
+        signature,
     };
     let envelope = pk_i.seal(suite, labels::PAY_VALIDATION, &encode(&body))?;
     let state = PayeeAwaitingIssuance {
@@ -511,15 +536,17 @@ pub(crate) fn open_issued_coins(
 pub struct SelfPayment;
 
 impl SelfPayment {
+    /// `holder`: the holder's key (it signs as payee) and identity.
     fn start(
         suite: SuiteId,
         pk_i: &PublicKey,
+        holder: (&SecretKey, &ParticipantId),
         id_i: &ParticipantId,
-        id: &ParticipantId,
         coins: Vec<Coin>,
         kind: ValidationKind,
         option: VOption,
     ) -> Result<(PayeeAwaitingIssuance, ValidationRequest), FlowError> {
+        let (sk, id) = holder;
         check_coins(&coins)?;
         let amount = Amount::checked_sum(coins.iter().map(Coin::value))?;
         let (payee, invoice) = PaymentPayee::invoice(
@@ -534,6 +561,7 @@ impl SelfPayment {
         validation_request(
             suite,
             pk_i,
+            sk,
             ValidationParts {
                 id_py: id.clone(),
                 id_pa: id.clone(),
@@ -551,6 +579,7 @@ impl SelfPayment {
     pub fn change(
         suite: SuiteId,
         pk_i: &PublicKey,
+        sk: &SecretKey,
         id_i: &ParticipantId,
         id: &ParticipantId,
         coins: Vec<Coin>,
@@ -559,8 +588,8 @@ impl SelfPayment {
         Self::start(
             suite,
             pk_i,
+            (sk, id),
             id_i,
-            id,
             coins,
             ValidationKind::Change,
             VOption::Refresh { spec },
@@ -572,6 +601,7 @@ impl SelfPayment {
     pub fn refresh(
         suite: SuiteId,
         pk_i: &PublicKey,
+        sk: &SecretKey,
         id_i: &ParticipantId,
         id: &ParticipantId,
         coins: Vec<Coin>,
@@ -580,8 +610,8 @@ impl SelfPayment {
         Self::start(
             suite,
             pk_i,
+            (sk, id),
             id_i,
-            id,
             coins,
             ValidationKind::Refresh,
             VOption::Refresh { spec },
@@ -592,6 +622,7 @@ impl SelfPayment {
     pub fn redeem(
         suite: SuiteId,
         pk_i: &PublicKey,
+        sk: &SecretKey,
         id_i: &ParticipantId,
         id: &ParticipantId,
         coins: Vec<Coin>,
@@ -600,8 +631,8 @@ impl SelfPayment {
         Self::start(
             suite,
             pk_i,
+            (sk, id),
             id_i,
-            id,
             coins,
             ValidationKind::Redeem,
             VOption::Redeem { bank_account },

@@ -23,16 +23,26 @@ use super::issuer::verify_reject;
 pub struct PurchaseClient;
 
 impl PurchaseClient {
-    /// WRequest1 `E*_I(ID_CP, K_CP)`.
+    /// WRequest1 `E*_I(ID_CP, K_CP, now, S_CP(ID_CP, K_CP, now))`: signed
+    /// with the purchaser's registered key `sk_cp`, so the issuer opens a
+    /// session only for the purchaser it names.
     pub fn start(
         suite: SuiteId,
+        sk_cp: &SecretKey,
         id_cp: ParticipantId,
         pk_i: &PublicKey,
+        now: ledger::Timestamp,
     ) -> Result<(PurchaseAwaitingWRequest2, WRequest1), FlowError> {
         let k_cp = KeyShare::random();
+        let signature = sk_cp.sign(
+            labels::PURCHASE_1_SIGNATURE,
+            &WRequest1Body::signed_bytes(&id_cp, &k_cp, now),
+        );
         let body = WRequest1Body {
             id_cp: id_cp.clone(),
             k_cp: k_cp.clone(),
+            requested_at: now,
+            signature,
         };
         let envelope = pk_i.seal(suite, labels::PURCHASE_1, &encode(&body))?;
         let state = PurchaseAwaitingWRequest2 {
@@ -65,9 +75,9 @@ impl PurchaseAwaitingWRequest2 {
         msg: &WRequest2,
         w_desc: WDesc,
     ) -> Result<(PurchaseAwaitingIssuance, WRequest3), FlowError> {
-        w_desc.check().map_err(|_| FlowError::WrongCoins {
-            what: "W-DESC spec does not total its amount",
-        })?;
+        w_desc
+            .check()
+            .map_err(|what| FlowError::WrongCoins { what })?;
         let plain = sk_cp
             .open(labels::PURCHASE_2, &msg.envelope)
             .map_err(|_| FlowError::CannotOpen { what: "WRequest2" })?;

@@ -98,6 +98,9 @@ pub enum RejectReason {
     NothingToRefund,
     /// The coin spec asks for denominations or counts the issuer does not mint.
     SpecNotAllowed,
+    /// The bank account named is not the one enrolled for the participant
+    /// and role (a purchase debits, a redeem credits, only that account).
+    AccountNotEnrolled,
 }
 
 /// The issuer's signed error statement (P4): the payee passes it to the

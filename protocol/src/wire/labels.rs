@@ -17,6 +17,9 @@ pub const ENROLL_SIGNATURE: &str = "vc/enroll/1/sig";
 
 /// WRequest1 `E*_I(ID_CP, K_CP)`.
 pub const PURCHASE_1: &str = "vc/purchase/1";
+/// WRequest1: the purchaser's signature inside it, `S_CP(ID_CP, K_CP,
+/// requested_at)`: a purchase session is opened only for its purchaser.
+pub const PURCHASE_1_SIGNATURE: &str = "vc/purchase/1/sig";
 /// WRequest2 `E*_CP(ID_I, K_I, R_I)`.
 pub const PURCHASE_2: &str = "vc/purchase/2";
 /// WRequest3: the encryption `e_K(...)`.
@@ -42,6 +45,9 @@ pub const COM_HASH: &str = "vc/pay/com";
 pub const PAY_SEND_COINS: &str = "vc/pay/2";
 /// ValidationRequest `E*_I(ID_PY, ID_PA, K_PY, TID_PY, V-DESC, EncC_1)`.
 pub const PAY_VALIDATION: &str = "vc/pay/3";
+/// ValidationRequest: the payee's signature inside it, `S_PY(ID_PY, ID_PA,
+/// K_PY, TID_PY, kind, V-DESC, EncC_1)`: only the payee it names may ask.
+pub const PAY_VALIDATION_SIGNATURE: &str = "vc/pay/3/sig";
 /// Payment Issuance1: `E*_PY(K_I, ID_I)`.
 pub const PAY_ISSUE_KEY: &str = "vc/pay/5/key";
 /// Payment Issuance1: `e_K(NewCoins)`.
@@ -79,6 +85,7 @@ pub const ALL: &[&str] = &[
     ENROLL_ENVELOPE,
     ENROLL_SIGNATURE,
     PURCHASE_1,
+    PURCHASE_1_SIGNATURE,
     PURCHASE_2,
     PURCHASE_3,
     PURCHASE_3_MAC,
@@ -91,6 +98,7 @@ pub const ALL: &[&str] = &[
     COM_HASH,
     PAY_SEND_COINS,
     PAY_VALIDATION,
+    PAY_VALIDATION_SIGNATURE,
     PAY_ISSUE_KEY,
     PAY_ISSUE,
     PAY_ISSUE_MAC,

@@ -44,9 +44,10 @@ pub const SIGNED_REJECT_BYTES_MAX: usize =
 pub const SEND_COINS_BODY_BYTES_MAX: usize = COINS_BYTES_MAX + SMALL_MESSAGE_BYTES_MAX;
 /// SendCoins: `EncC_1` and its envelope.
 pub const SEND_COINS_BYTES_MAX: usize = SEND_COINS_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES_MAX;
-/// The plaintext inside a ValidationRequest: SendCoins plus V-DESC and ids.
+/// The plaintext inside a ValidationRequest: SendCoins plus V-DESC, ids and
+/// the payee's signature.
 pub const VALIDATION_BODY_BYTES_MAX: usize =
-    SEND_COINS_BYTES_MAX + SPEC_BYTES_MAX + SMALL_MESSAGE_BYTES_MAX;
+    SEND_COINS_BYTES_MAX + SPEC_BYTES_MAX + SMALL_MESSAGE_BYTES_MAX + SIGNATURE_ENCODED_BYTES_MAX;
 /// A ValidationRequest.
 pub const VALIDATION_BYTES_MAX: usize = VALIDATION_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES_MAX;
 /// A list of coins encrypted under a session key.

@@ -177,7 +177,11 @@ pub struct VDesc {
 }
 
 impl VDesc {
-    fn check(&self) -> Result<(), &'static str> {
+    /// Checks what the issuer would refuse in V-DESC: a zero amount, a coin
+    /// spec that is invalid, asks for more coins than one transaction may
+    /// issue, or does not total the amount. Callers check it before they
+    /// journal or send anything.
+    pub fn check(&self) -> Result<(), &'static str> {
         if self.amount.is_zero() {
             return Err("zero amount");
         }
@@ -242,6 +246,28 @@ pub struct ValidationBody {
     pub v_desc: VDesc,
     /// The payer's SendCoins envelope, untouched.
     pub enc_c1: Envelope,
+    /// `S_PY(labels::PAY_VALIDATION_SIGNATURE, every field above)`, checked
+    /// under `ID_PY`'s registered key: whoever saw the payer's SendCoins
+    /// cannot submit it as the payee with another option or coin spec. It
+    /// travels inside the envelope, so it says nothing to an eavesdropper,
+    /// and the payee signs `EncC_1` as opaque bytes (it still never sees
+    /// the coins).
+    pub signature: Signature,
+}
+
+impl ValidationBody {
+    /// The bytes the payee signs.
+    pub fn signed_bytes(
+        id_py: &ParticipantId,
+        id_pa: &ParticipantId,
+        k_py: &KeyShare,
+        tid_py: &PaymentTid,
+        kind: ValidationKind,
+        v_desc: &VDesc,
+        enc_c1: &Envelope,
+    ) -> Vec<u8> {
+        transcript(&(id_py, id_pa, k_py, tid_py, kind, v_desc, enc_c1))
+    }
 }
 
 impl WireMessage for ValidationBody {

@@ -6,7 +6,7 @@
 //! find the session, and the handle is also bound inside the envelope and
 //! the MACs, so it cannot be swapped.
 
-use ledger::{Amount, BankAccount, CoinSpec, ParticipantId, PurchaseId};
+use ledger::{Amount, BankAccount, CoinSpec, ParticipantId, PurchaseId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::common::{CoinList, SignedReject, validate_coins};
@@ -34,6 +34,24 @@ impl WireMessage for WRequest1 {
 pub struct WRequest1Body {
     pub id_cp: ParticipantId,
     pub k_cp: KeyShare,
+    /// When the purchaser asked: a copy older than
+    /// [`crate::flows::REQUEST_AGE_SECS_MAX`] is stale.
+    pub requested_at: Timestamp,
+    /// `S_CP(labels::PURCHASE_1_SIGNATURE, ID_CP, K_CP, requested_at)`,
+    /// checked under `ID_CP`'s registered key: nobody opens a purchase
+    /// session (which the issuer keeps for days) in another's name.
+    pub signature: Signature,
+}
+
+impl WRequest1Body {
+    /// The bytes the purchaser signs.
+    pub fn signed_bytes(
+        id_cp: &ParticipantId,
+        k_cp: &KeyShare,
+        requested_at: Timestamp,
+    ) -> Vec<u8> {
+        transcript(&(id_cp, k_cp, requested_at))
+    }
 }
 
 impl WireMessage for WRequest1Body {

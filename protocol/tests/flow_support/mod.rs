@@ -245,7 +245,8 @@ impl TestIssuer {
     }
 
     pub fn wrequest1(&mut self, msg: &WRequest1) -> Result<WRequest2, FlowError> {
-        let opened = issuer::open_wrequest1(&self.sk, msg)?;
+        let registry = &self.registry;
+        let opened = issuer::open_wrequest1(&self.sk, msg, |id| registry.get(id).cloned(), NOW)?;
         let pk_cp = self
             .registry
             .get(&opened.id_cp)
@@ -322,23 +323,25 @@ impl TestIssuer {
 
     /// Validation: open, replay check first, then every coin, then commit.
     pub fn validate(&mut self, msg: &ValidationRequest) -> Result<PaymentIssuance1, FlowError> {
-        let opened = match issuer::open_validation_request(&self.sk, msg) {
-            Ok(opened) => opened,
-            Err(FlowError::Refused {
-                subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
-                reason,
-            }) => {
-                return Ok(issuer::reject_payment(
-                    &self.sk,
-                    id_py,
-                    tid_py,
+        let registry = &self.registry;
+        let opened =
+            match issuer::open_validation_request(&self.sk, msg, |id| registry.get(id).cloned()) {
+                Ok(opened) => opened,
+                Err(FlowError::Refused {
+                    subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
                     reason,
-                    Vec::new(),
-                    NOW,
-                ));
-            }
-            Err(e) => return Err(e),
-        };
+                }) => {
+                    return Ok(issuer::reject_payment(
+                        &self.sk,
+                        id_py,
+                        tid_py,
+                        reason,
+                        Vec::new(),
+                        NOW,
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
         let pk_py = self
             .registry
             .get(&opened.id_py)
@@ -592,8 +595,14 @@ impl World {
         use protocol::flows::{PurchaseClient, PurchaseUpdate};
         use protocol::wire::purchase::WDesc;
         let pk_i = self.issuer.pk();
-        let (state, w1) =
-            PurchaseClient::start(self.suite, self.alice.id.clone(), &pk_i).expect("WRequest1");
+        let (state, w1) = PurchaseClient::start(
+            self.suite,
+            &self.alice.sk,
+            self.alice.id.clone(),
+            &pk_i,
+            NOW,
+        )
+        .expect("WRequest1");
         let w1 = self.wire.send(w1);
         let w2 = self
             .wire
@@ -669,7 +678,7 @@ impl World {
         .expect("SendCoins");
         let send = self.wire.send(send);
         let (awaiting, validation) = payee
-            .on_send_coins(self.suite, &pk_i, send, option)
+            .on_send_coins(self.suite, &pk_i, &self.bob.sk, send, option)
             .expect("ValidationRequest");
         let validation = self.wire.send(validation);
         let issuance = self

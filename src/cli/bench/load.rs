@@ -505,6 +505,7 @@ fn prepare(
     let (awaiting, request) = payee.on_send_coins(
         target.suite,
         &target.pk_i,
+        &kit.sk_py,
         send,
         VOption::Refresh { spec: spec.clone() },
     )?;

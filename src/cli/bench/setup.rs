@@ -208,7 +208,8 @@ impl BenchIssuer {
             count: n,
             value: Amount::from_minor(COIN_VALUE_MINOR),
         }])?;
-        let (state, w1) = PurchaseClient::start(self.suite, buyer.clone(), &self.pk_i)?;
+        let (state, w1) =
+            PurchaseClient::start(self.suite, sk, buyer.clone(), &self.pk_i, Timestamp::now())?;
         let w2 = client.wrequest1(&w1)?;
         let w_desc = WDesc {
             amount: spec.total()?,

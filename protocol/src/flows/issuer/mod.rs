@@ -29,7 +29,7 @@ pub use payment::{
 pub use purchase::{
     OpenedWRequest1, PurchaseOrder, PurchaseSession, answer_wrequest1, build_purchase_issuance1,
     open_purchase_issuance2, open_purchase_poll, open_wrequest1, open_wrequest3, purchase_pending,
-    reject_purchase,
+    reject_purchase, seal_wrequest2,
 };
 pub use refund::{OpenedRefund, build_refund_answer, open_refund_request, reject_refund};
 pub use registration::{certify, open_enrollment_request, open_register_request};

@@ -59,7 +59,10 @@ impl OpenedValidation {
     }
 }
 
-/// Opens a ValidationRequest and the payer's `EncC_1` inside it; refuses,
+/// Opens a ValidationRequest, checks the payee's signature under the key
+/// `registered_key` gives for `ID_PY` (before `EncC_1` is opened, so a
+/// request from anyone but the payee costs one decryption and commits
+/// nothing), then opens the payer's `EncC_1` inside it; refuses,
 /// with a reason the issuer signs ([`FlowError::Refused`]), a payment whose
 /// inner payee or `TID_PY` differs from the outer one (P3: someone re-wrapped
 /// the payer's coins under its own identity) or whose coins do not total
@@ -68,6 +71,7 @@ impl OpenedValidation {
 pub fn open_validation_request(
     sk_i: &SecretKey,
     msg: &ValidationRequest,
+    registered_key: impl FnOnce(&ParticipantId) -> Option<PublicKey>,
 ) -> Result<OpenedValidation, FlowError> {
     let plain = sk_i
         .open(labels::PAY_VALIDATION, &msg.envelope)
@@ -75,6 +79,24 @@ pub fn open_validation_request(
             what: "ValidationRequest",
         })?;
     let outer: ValidationBody = decode(&plain)?;
+    let pk_py = registered_key(&outer.id_py).ok_or(FlowError::UnknownParticipant)?;
+    pk_py
+        .verify(
+            labels::PAY_VALIDATION_SIGNATURE,
+            &ValidationBody::signed_bytes(
+                &outer.id_py,
+                &outer.id_pa,
+                &outer.k_py,
+                &outer.tid_py,
+                outer.kind,
+                &outer.v_desc,
+                &outer.enc_c1,
+            ),
+            &outer.signature,
+        )
+        .map_err(|_| FlowError::BadSignature {
+            what: "ValidationRequest (not signed by the payee it names)",
+        })?;
     let plain = sk_i
         .open(labels::PAY_SEND_COINS, &outer.enc_c1)
         .map_err(|_| FlowError::CannotOpen { what: "EncC_1" })?;

@@ -1,11 +1,11 @@
 //! Coin purchase, issuer side (paper Figure 5, W1–W3).
 
-use ledger::{Coin, ParticipantId, PurchaseId, Timestamp};
+use ledger::{Coin, ParticipantId, PurchaseId, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
 use super::sign_reject;
 use crate::crypto::{KeyShare, Nonce, PublicKey, SecretKey, SessionKey, Signature, SuiteId};
-use crate::flows::FlowError;
+use crate::flows::{FlowError, is_fresh};
 use crate::wire::common::{CoinList, RejectReason, RejectSubject};
 use crate::wire::purchase::{
     IssuedCoins, PurchaseIssuance1, PurchaseIssuance2, PurchaseOutcome, PurchasePoll, WDesc,
@@ -13,25 +13,55 @@ use crate::wire::purchase::{
 };
 use crate::wire::{decode, encode, labels};
 
-/// An opened WRequest1.
+/// An opened WRequest1, its purchaser's signature checked.
 #[derive(Debug, Clone)]
 pub struct OpenedWRequest1 {
     /// The suite the purchaser chose; the whole purchase runs under it.
     pub suite: SuiteId,
     pub id_cp: ParticipantId,
     pub k_cp: KeyShare,
+    /// The purchase handle this request gets, derived from its signature:
+    /// every copy of one WRequest1 (a retry, a replay) names the same
+    /// session, so copies open no further sessions.
+    pub handle: PurchaseId,
 }
 
-/// Opens WRequest1 `E*_I(ID_CP, K_CP)`.
-pub fn open_wrequest1(sk_i: &SecretKey, msg: &WRequest1) -> Result<OpenedWRequest1, FlowError> {
+/// Label under which a purchase handle is derived from its WRequest1.
+pub const PURCHASE_HANDLE_LABEL: &str = "vc/purchase/handle";
+
+/// Opens WRequest1 `E*_I(ID_CP, K_CP, requested_at, S_CP(...))`: checks the
+/// signature under the key `registered_key` gives for `ID_CP`, and that the
+/// request is fresh at `now`.
+pub fn open_wrequest1(
+    sk_i: &SecretKey,
+    msg: &WRequest1,
+    registered_key: impl FnOnce(&ParticipantId) -> Option<PublicKey>,
+    now: Timestamp,
+) -> Result<OpenedWRequest1, FlowError> {
     let plain = sk_i
         .open(labels::PURCHASE_1, &msg.envelope)
         .map_err(|_| FlowError::CannotOpen { what: "WRequest1" })?;
     let body: WRequest1Body = decode(&plain)?;
+    let pk_cp = registered_key(&body.id_cp).ok_or(FlowError::UnknownParticipant)?;
+    pk_cp
+        .verify(
+            labels::PURCHASE_1_SIGNATURE,
+            &WRequest1Body::signed_bytes(&body.id_cp, &body.k_cp, body.requested_at),
+            &body.signature,
+        )
+        .map_err(|_| FlowError::BadSignature { what: "WRequest1" })?;
+    if !is_fresh(body.requested_at, now) {
+        return Err(FlowError::Stale);
+    }
+    let handle = TxId::derive(
+        PURCHASE_HANDLE_LABEL,
+        &[body.id_cp.as_str().as_bytes(), body.signature.as_bytes()],
+    );
     Ok(OpenedWRequest1 {
         suite: msg.envelope.suite(),
         id_cp: body.id_cp,
         k_cp: body.k_cp,
+        handle: PurchaseId::from_bytes(*handle.as_bytes()),
     })
 }
 
@@ -73,14 +103,27 @@ pub fn answer_wrequest1(
         r_i: Nonce::random(),
         r_i_used: false,
     };
+    let answer = seal_wrequest2(&session, pk_cp)?;
+    Ok((session, answer))
+}
+
+/// WRequest2 of an existing session, sealed (again) under `pk_cp`: the
+/// answer to a copy of the WRequest1 that opened it.
+pub fn seal_wrequest2(
+    session: &PurchaseSession,
+    pk_cp: &PublicKey,
+) -> Result<WRequest2, FlowError> {
     let body = WRequest2Body {
-        purchase,
+        purchase: session.purchase,
         id_i: session.id_i.clone(),
         k_i: session.k_i.clone(),
         r_i: session.r_i,
     };
     let envelope = pk_cp.seal(session.suite, labels::PURCHASE_2, &encode(&body))?;
-    Ok((session, WRequest2 { purchase, envelope }))
+    Ok(WRequest2 {
+        purchase: session.purchase,
+        envelope,
+    })
 }
 
 /// An accepted WRequest3: what to debit, and the signature that authorizes it
