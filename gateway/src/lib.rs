@@ -33,10 +33,13 @@ pub mod issuer;
 pub mod media;
 pub mod merchant;
 pub mod metrics;
+pub mod operator;
 pub mod server;
+pub mod sources;
+pub mod tls;
 pub mod wallet;
 
-pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
+pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
 pub use issuer::{
     EpochOpenedAnswer, IssuerDescriptor, IssuerRuntime, OpenEpoch, serve_issuer,
@@ -44,5 +47,8 @@ pub use issuer::{
 };
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{CatalogItem, CollectOption, MerchantConfig, serve_merchant};
+pub use operator::{NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
 pub use server::{ServerConfig, ServerHandle};
+pub use sources::SourceLimits;
+pub use tls::{IssuerCa, TlsAuthority, TlsError, TlsIdentity};
 pub use wallet::{PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError};

@@ -125,6 +125,9 @@ fn holdings(purse: &Purse) -> Amount {
 fn start_gateway() -> ServerHandle {
     let mut config = ServerConfig::loopback();
     config.body_timeout_ms = BODY_TIMEOUT_MS;
+    // Every client here, honest or not, is 127.0.0.1: this test holds the
+    // global limits to account; `hostile_sources.rs` the per-source ones.
+    config.per_source = vc_gateway::SourceLimits::unlimited();
     serve_shared_issuer(&config)
 }
 
@@ -462,7 +465,7 @@ fn stalled_bodies(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 
 /// The gateway's count of requests whose bodies are still arriving.
 fn bodies_receiving(client: &IssuerClient) -> usize {
-    let metrics = client.metrics().expect("metrics");
+    let metrics = client.metrics(util::scrape_token()).expect("metrics");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("vc_issuer_http_bodies_receiving "))

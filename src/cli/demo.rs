@@ -30,8 +30,8 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use gateway::{
     CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantClient,
-    MerchantConfig, PurchaseOutcome, RefundOutcome, ServerConfig, ServerHandle, Wallet,
-    serve_issuer_with_bank, serve_merchant,
+    MerchantConfig, NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome, RefundOutcome,
+    ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank, serve_merchant,
 };
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::SuiteId;
@@ -87,6 +87,8 @@ struct RunningIssuer {
     gateway: ServerHandle,
     bank: Arc<SimulatedBank>,
     url: String,
+    /// The operator key the gateway accepts (generated for the demo).
+    operator_key: OperatorKey,
 }
 
 impl RunningIssuer {
@@ -96,18 +98,24 @@ impl RunningIssuer {
                 .context("opening the simulated bank")?,
         );
         let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
-        let gateway = serve_issuer_with_bank(
-            &ServerConfig::loopback(),
-            runtime.issuer().clone(),
-            bank.clone(),
-        )
-        .context("starting the issuer's gateway")?;
+        let operator_key = OperatorKey::generate().context("generating the operator key")?;
+        let mut server = ServerConfig::loopback();
+        server.operators = Arc::new(
+            OperatorAuth::new(
+                vec![("demo operator".into(), operator_key.public())],
+                NonceStore::File(issuer_dir.join("operator-nonces")),
+            )
+            .context("the operator nonce store")?,
+        );
+        let gateway = serve_issuer_with_bank(&server, runtime.issuer().clone(), bank.clone())
+            .context("starting the issuer's gateway")?;
         let url = gateway.url();
         Ok(RunningIssuer {
             runtime,
             gateway,
             bank,
             url,
+            operator_key,
         })
     }
 
@@ -154,6 +162,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         shards: 4,
         listen: "127.0.0.1:0".parse().context("the loopback address")?,
         bank_settle_delay_ms: 0,
+        // The demo runs its gateway in-process over plain HTTP on loopback,
+        // with an operator key of its own (`RunningIssuer::start`).
+        metrics_token: None,
+        operators: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
     };
     std::fs::write(
         issuer_dir.join(super::issuer::CONFIG_FILE),
@@ -167,7 +181,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.clock = clock.clone();
     let issuer = RunningIssuer::start(&issuer_dir, config.clone())?;
     let issuer_url = issuer.url.clone();
-    let operator = IssuerClient::new(&issuer_url, ClientConfig::default())?;
+    let operator = IssuerClient::new(&issuer_url, ClientConfig::default())?
+        .with_operator(issuer.operator_key.clone());
     let descriptor = operator
         .descriptor()
         .context("reading the issuer's descriptor")?;
@@ -187,7 +202,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
 
     // The participants, each with a purse file and a bank account the
-    // operator opens through the issuer's loopback route; zorro is a
+    // operator opens through the issuer's signed operator route; zorro is a
     // pseudonym with no bank account at all.
     let shop_purse = new_purse(&dir, "bookshop", args.suite, &issuer_info)?;
     let alice_purse = new_purse(&dir, "alice", args.suite, &issuer_info)?;
@@ -551,8 +566,11 @@ fn expired_coin_steps(
     let lifetime = config.coin_lifetime_secs;
     let grace = config.grace_secs;
     let issuer = RunningIssuer::start(&dir.join("issuer"), config)?;
-    let (alice_purse, alice) =
-        super::common::open_wallet(&dir.join("alice.purse"), Some(&issuer.url))?;
+    let (alice_purse, alice) = super::common::open_wallet(
+        &dir.join("alice.purse"),
+        Some(&issuer.url),
+        ClientConfig::default(),
+    )?;
     let alice = alice.with_clock(clock.clone());
     let info = alice_purse
         .issuer()?
@@ -586,8 +604,11 @@ fn expired_coin_steps(
         .copied()
         .context("alice has no expired coin")?;
     // The bookshop again, with an item priced at that coin's value.
-    let (shop_purse, _) =
-        super::common::open_wallet(&dir.join("bookshop.purse"), Some(&issuer.url))?;
+    let (shop_purse, _) = super::common::open_wallet(
+        &dir.join("bookshop.purse"),
+        Some(&issuer.url),
+        ClientConfig::default(),
+    )?;
     let shop_server = serve_shop(
         &shop_purse,
         &BankAccount::new("ACH-bookshop")?,

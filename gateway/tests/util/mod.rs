@@ -48,16 +48,54 @@ pub fn issuer() -> &'static TestIssuer {
     })
 }
 
-/// Serves this binary's issuer, with its bank, over HTTP at `config`.
+/// Serves this binary's issuer, with its bank, over HTTP at `config`
+/// (plus this binary's operator key and scrape token).
 pub fn serve_shared_issuer(config: &vc_gateway::ServerConfig) -> vc_gateway::ServerHandle {
-    vc_gateway::serve_issuer_with_bank(config, issuer().handle(), issuer().bank.clone())
-        .expect("gateway serves the shared issuer")
+    vc_gateway::serve_issuer_with_bank(
+        &operator_config(config.clone()),
+        issuer().handle(),
+        issuer().bank.clone(),
+    )
+    .expect("gateway serves the shared issuer")
 }
 
-/// A client of the issuer `gateway` serves, with the default retries.
+/// A client of the issuer `gateway` serves, with the default retries,
+/// signing operator requests with this binary's operator key.
 pub fn client_of(gateway: &vc_gateway::ServerHandle) -> vc_gateway::IssuerClient {
-    vc_gateway::IssuerClient::new(&gateway.url(), vc_gateway::ClientConfig::default())
+    operator_client(&gateway.url())
+}
+
+/// The operator key of this test binary.
+pub fn operator_key() -> &'static vc_gateway::OperatorKey {
+    static KEY: OnceLock<vc_gateway::OperatorKey> = OnceLock::new();
+    KEY.get_or_init(|| vc_gateway::OperatorKey::generate().expect("operator keygen"))
+}
+
+/// The `/metrics` scrape token of this test binary's servers.
+pub fn scrape_token() -> &'static vc_gateway::ScrapeToken {
+    static TOKEN: OnceLock<vc_gateway::ScrapeToken> = OnceLock::new();
+    TOKEN.get_or_init(vc_gateway::ScrapeToken::generate)
+}
+
+/// `config`, accepting this binary's operator key (nonces in memory) and
+/// scrape token.
+pub fn operator_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::ServerConfig {
+    config.operators = Arc::new(
+        vc_gateway::OperatorAuth::new(
+            vec![("test operator".into(), operator_key().public())],
+            vc_gateway::NonceStore::Memory,
+        )
+        .expect("operator keys"),
+    );
+    config.metrics_token = Some(scrape_token().clone());
+    config
+}
+
+/// A client of the issuer at `url` that signs operator requests.
+pub fn operator_client(url: &str) -> vc_gateway::IssuerClient {
+    vc_gateway::IssuerClient::new(url, vc_gateway::ClientConfig::default())
         .expect("client")
+        .with_operator(operator_key().clone())
 }
 
 /// Participant keys, generated once per test binary.
