@@ -55,7 +55,14 @@ fn issuer_merchant_and_purse_as_separate_processes() {
     ok(
         dir,
         &[
-            "issuer", "init", "--dir", "other", "--listen", "127.0.0.1:1", "--shards", "1",
+            "issuer",
+            "init",
+            "--dir",
+            "other",
+            "--listen",
+            "127.0.0.1:1",
+            "--shards",
+            "1",
         ],
     );
     let stranger = run(
@@ -88,7 +95,10 @@ fn issuer_merchant_and_purse_as_separate_processes() {
             &issuer_url.replace("https://", "http://"),
         ],
     );
-    assert!(!plain.status.success(), "plain HTTP reached the TLS gateway");
+    assert!(
+        !plain.status.success(),
+        "plain HTTP reached the TLS gateway"
+    );
     ok(
         dir,
         &[

@@ -13,9 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{
-    CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity,
-};
+use gateway::{CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity};
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use serde::Deserialize;
