@@ -19,6 +19,15 @@
 //!   `GET /health` and `GET /metrics` ([`metrics`]).
 //! - [`media`]: media types and the typed error body [`ErrorBody`] every 4xx
 //!   and 5xx carries.
+//! - [`operator`]: signed [`operator::OperatorRequest`]s, the keys a server
+//!   accepts ([`OperatorAuth`]) with their replay store, and the `/metrics`
+//!   [`ScrapeToken`].
+//! - [`sources`]: limits per source address ([`SourceLimits`]).
+//! - [`tls`]: the issuer's TLS authority ([`TlsAuthority`]), what clients
+//!   pin ([`IssuerCa`]) and what servers present ([`TlsIdentity`]).
+//!
+//! **Architecture invariant:** the peer's address authorizes nothing: the
+//! operator routes answer signed requests of listed keys only.
 //!
 //! **Architecture invariant:** only this crate speaks HTTP. Nothing read
 //! from a socket is decoded except by `protocol::wire::decode` under the

@@ -100,7 +100,8 @@ impl ServerConfig {
         }
     }
 
-    /// The defaults on 127.0.0.1, on a free port.
+    /// The defaults on 127.0.0.1, on a free port: plain HTTP (`tls` is
+    /// `None`), no operator key, no scrape token.
     pub fn loopback() -> ServerConfig {
         ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)))
     }

@@ -411,6 +411,18 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
         flooders.len()
     );
     assert_fast("request floods", &flooded);
+    // What held the floods back: each address's request rate.
+    let metrics = client.metrics(util::scrape_token()).expect("metrics");
+    let limited: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("vc_issuer_http_requests_total{") && l.contains("status=\"429\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    println!("the issuer answered {limited} flooding requests 429");
+    assert!(
+        limited > 0,
+        "the floods were never rate limited:\n{metrics}"
+    );
     drop(flooders);
 
     println!(

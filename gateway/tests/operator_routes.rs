@@ -243,3 +243,42 @@ fn metrics_answer_only_the_scrape_token() {
     let resp = raw_exchange(bare.addr(), std::mem::take(&mut req).as_bytes());
     assert_eq!((resp.status, code(&resp)), (403, ErrorCode::Forbidden));
 }
+
+#[test]
+fn a_signed_request_replayed_after_the_gateway_restarts_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nonces = dir.path().join("operator-nonces");
+    let serve = || {
+        let mut config = ServerConfig::loopback();
+        config.operators = std::sync::Arc::new(
+            vc_gateway::OperatorAuth::new(
+                vec![("test operator".into(), operator_key().public())],
+                vc_gateway::NonceStore::File(nonces.clone()),
+            )
+            .expect("operator keys"),
+        );
+        vc_gateway::serve_issuer_with_bank(&config, issuer().handle(), issuer().bank.clone())
+            .expect("gateway")
+    };
+    let account = BankAccount::new("acct-restart-test").expect("account");
+    issuer()
+        .bank
+        .open_account(&account, Amount::from_minor(700))
+        .expect("opened");
+    let route = "/admin/bank/balance";
+    let body = signed(
+        operator_key(),
+        route,
+        &BankBalanceQuery { account },
+        now_micros(),
+    );
+    let gateway = serve();
+    assert_eq!(post(gateway.addr(), route, &body).0, 200);
+    gateway.stop().expect("stops");
+    let gateway = serve();
+    assert_eq!(
+        post(gateway.addr(), route, &body),
+        (401, Some(ErrorCode::Replayed)),
+        "a replay after a restart"
+    );
+}
