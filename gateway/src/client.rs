@@ -41,8 +41,8 @@ use crate::tls::IssuerCa;
 /// How a client secures its connections.
 #[derive(Debug, Clone, Default)]
 pub enum ClientTls {
-    /// Plain `http://` only, without TLS: loopback tests and the
-    /// in-process demo (`--insecure-http` on the command line). `https://`
+    /// Plain `http://` only, without TLS: loopback library tests
+    /// (`--insecure-http` on the command line). `https://`
     /// URLs are refused: there is no certificate to check them against.
     #[default]
     InsecurePlainHttp,

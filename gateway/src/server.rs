@@ -75,7 +75,7 @@ pub struct ServerConfig {
     /// `/metrics` answers nobody.
     pub metrics_token: Option<ScrapeToken>,
     /// The certificate and key to serve HTTPS with; `None` serves plain
-    /// HTTP (loopback tests, the in-process demo, `--insecure-http`).
+    /// HTTP (loopback library tests, `--insecure-http`).
     pub tls: Option<TlsIdentity>,
     /// What one source address may hold and ask.
     pub per_source: SourceLimits,
