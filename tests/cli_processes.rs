@@ -51,6 +51,21 @@ fn issuer_merchant_and_purse_as_separate_processes() {
             &issuer_url,
         ],
     );
+    // `issuer init` made the operator key, the TLS keys and the
+    // configuration (which holds the scrape token) private.
+    for name in ["operator.key", "tls-ca.key", "tls.key", "issuer.toml"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("iss").join(name))
+            .expect(name)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let toml = std::fs::read_to_string(dir.join("iss").join("issuer.toml")).expect("toml");
+    assert!(
+        toml.contains("[[operators]]") && toml.contains("metrics_token"),
+        "{toml}"
+    );
     // A key the issuer does not list is refused, and so is plain HTTP.
     ok(
         dir,
