@@ -1,7 +1,10 @@
 //! The parties as separate processes, as their users run them: an issuer
 //! (`issuer init`, `issuer serve`), a merchant server (`merchant init`,
 //! `merchant serve`, in its data directory with its merchant.toml) and a
-//! coin holder's purse driven one command at a time, over loopback HTTP.
+//! coin holder's purse driven one command at a time, over loopback HTTPS
+//! with the issuer's TLS authority pinned; operator commands sign with the
+//! key `issuer init` made, and another operator key, or plain HTTP, is
+//! refused.
 //! The operator opens a key epoch on the serving issuer between two
 //! payments. The servers stop on SIGTERM; an epoch opened then runs the
 //! issuer in-process, and the auditor (`varietycash audit`) right after
@@ -19,13 +22,15 @@ fn issuer_merchant_and_purse_as_separate_processes() {
     let dir = tmp.path();
     let (issuer, ip) = serve_new_issuer(dir);
     let mp = free_port();
-    let issuer_url = format!("http://127.0.0.1:{ip}");
-    let shop_url = format!("http://127.0.0.1:{mp}");
+    let issuer_url = format!("https://127.0.0.1:{ip}");
+    let shop_url = format!("https://127.0.0.1:{mp}");
 
     ok(
         dir,
         &[
             "bank",
+            "--dir",
+            "iss",
             "open-account",
             "ACH-alice",
             "100.00",
@@ -37,12 +42,77 @@ fn issuer_merchant_and_purse_as_separate_processes() {
         dir,
         &[
             "bank",
+            "--dir",
+            "iss",
             "open-account",
             "ACH-shop",
             "0.00",
             "--issuer",
             &issuer_url,
         ],
+    );
+    // `issuer init` made the operator key, the TLS keys and the
+    // configuration (which holds the scrape token) private.
+    for name in ["operator.key", "tls-ca.key", "tls.key", "issuer.toml"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("iss").join(name))
+            .expect(name)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let toml = std::fs::read_to_string(dir.join("iss").join("issuer.toml")).expect("toml");
+    assert!(
+        toml.contains("[[operators]]") && toml.contains("metrics_token"),
+        "{toml}"
+    );
+    // A key the issuer does not list is refused, and so is plain HTTP.
+    ok(
+        dir,
+        &[
+            "issuer",
+            "init",
+            "--dir",
+            "other",
+            "--listen",
+            "127.0.0.1:1",
+            "--shards",
+            "1",
+        ],
+    );
+    let stranger = run(
+        dir,
+        &[
+            "bank",
+            "--dir",
+            "iss",
+            "--operator-key",
+            "other/operator.key",
+            "balance",
+            "ACH-alice",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    let said = String::from_utf8_lossy(&stranger.stderr);
+    assert!(!stranger.status.success(), "an unlisted key was obeyed");
+    assert!(said.contains("not listed"), "{said}");
+    let plain = run(
+        dir,
+        &[
+            "bank",
+            "--dir",
+            "iss",
+            "--insecure-http",
+            "balance",
+            "ACH-alice",
+            "--issuer",
+            &issuer_url.replace("https://", "http://"),
+        ],
+    );
+    assert!(
+        !plain.status.success(),
+        "plain HTTP reached the TLS gateway"
     );
     ok(
         dir,
@@ -115,7 +185,15 @@ fn issuer_merchant_and_purse_as_separate_processes() {
     assert!(
         ok(
             dir,
-            &["bank", "balance", "ACH-alice", "--issuer", &issuer_url]
+            &[
+                "bank",
+                "balance",
+                "ACH-alice",
+                "--dir",
+                "iss",
+                "--issuer",
+                &issuer_url
+            ]
         )
         .contains("87.75")
     );

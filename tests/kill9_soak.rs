@@ -62,6 +62,8 @@ fn payer(dir: &Path, name: &str, issuer_url: &str) -> String {
             dir,
             &[
                 "bank",
+                "--dir",
+                "iss",
                 "open-account",
                 &account,
                 "100.00",
@@ -187,10 +189,10 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
         ip,
         shop_url,
     } = alice_and_a_bookshop(dir);
-    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let issuer_url = format!("https://127.0.0.1:{ip}");
     // The shop sells one cheap item, so each payment spends one coin.
     terminate(shop);
-    let shop_listen = shop_url.trim_start_matches("http://").to_owned();
+    let shop_listen = shop_url.trim_start_matches("https://").to_owned();
     let shop_port: u16 = shop_listen
         .rsplit(':')
         .next()

@@ -19,11 +19,13 @@ fn a_lost_purse_is_restored_from_its_key_backup_and_refunded() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let (issuer, ip) = serve_new_issuer(dir);
-    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let issuer_url = format!("https://127.0.0.1:{ip}");
     ok(
         dir,
         &[
             "bank",
+            "--dir",
+            "iss",
             "open-account",
             "ACH-carol",
             "100.00",

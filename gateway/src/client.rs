@@ -1,5 +1,7 @@
-//! The HTTP client purses and merchants use: blocking HTTP/1.1 (ureq), a
-//! total time limit per request, bounded answers, typed errors.
+//! The HTTP client purses and merchants use: blocking HTTP/1.1 (ureq) over
+//! TLS with the issuer's authority pinned ([`ClientTls::Pinned`]; plain HTTP
+//! only when configured so), a total time limit per request, bounded
+//! answers, typed errors.
 //!
 //! A request that fails in transport (connection refused or reset, time
 //! out) or is answered 503 / 409-in-flight is sent again, the same bytes,
@@ -8,6 +10,7 @@
 //! retransmission). Callers that journal a message (the purse) re-send the
 //! journaled bytes with [`IssuerClient::post_encoded`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::{Amount, BankAccount, ParticipantId, Role};
@@ -32,6 +35,22 @@ use crate::issuer::{
     OpenBankAccount, OpenEpoch,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
+use crate::operator::{IssueClock, OperatorKey, ScrapeToken};
+use crate::tls::IssuerCa;
+
+/// How a client secures its connections.
+#[derive(Debug, Clone, Default)]
+pub enum ClientTls {
+    /// Plain `http://` only, without TLS: loopback library tests
+    /// (`--insecure-http` on the command line). `https://`
+    /// URLs are refused: there is no certificate to check them against.
+    #[default]
+    InsecurePlainHttp,
+    /// `https://` only, trusting exactly the issuer's TLS authority (no
+    /// system roots): the issuer's gateway and the merchant servers it
+    /// issued certificates to. `http://` URLs are refused.
+    Pinned(IssuerCa),
+}
 
 /// How a client behaves.
 #[derive(Debug, Clone)]
@@ -43,6 +62,18 @@ pub struct ClientConfig {
     pub attempts_max: u32,
     /// Largest answer read.
     pub response_bytes_max: usize,
+    /// Plain HTTP, or HTTPS with the issuer's authority pinned.
+    pub tls: ClientTls,
+}
+
+impl ClientConfig {
+    /// The defaults, over HTTPS trusting only `ca`.
+    pub fn pinned(ca: IssuerCa) -> ClientConfig {
+        ClientConfig {
+            tls: ClientTls::Pinned(ca),
+            ..ClientConfig::default()
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -52,6 +83,7 @@ impl Default for ClientConfig {
             connect_timeout_ms: CLIENT_CONNECT_TIMEOUT_MS,
             attempts_max: CLIENT_ATTEMPTS_MAX,
             response_bytes_max: RESPONSE_BODY_BYTES_MAX,
+            tls: ClientTls::InsecurePlainHttp,
         }
     }
 }
@@ -88,6 +120,12 @@ pub enum ClientError {
     TooLarge { url: String, max: usize },
     #[error("bad url {0:?}")]
     BadUrl(String),
+    /// An operator route was called on a client without an operator key.
+    #[error("no operator key: operator requests must be signed (--operator-key)")]
+    NoOperatorKey,
+    /// The operator request could not be built (a route or body too long).
+    #[error("building an operator request: {0}")]
+    Operator(String),
 }
 
 impl ClientError {
@@ -105,7 +143,12 @@ impl ClientError {
         matches!(self, ClientError::Transport { .. })
             || matches!(
                 self.code(),
-                Some(ErrorCode::Overloaded | ErrorCode::InFlight | ErrorCode::RequestTimeout)
+                Some(
+                    ErrorCode::Overloaded
+                        | ErrorCode::InFlight
+                        | ErrorCode::RequestTimeout
+                        | ErrorCode::RateLimited
+                )
             )
     }
 }
@@ -127,19 +170,40 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client of the server at `base_url` (`http://host:port`).
+    /// A client of the server at `base_url`: `https://host:port` with a
+    /// pinned authority, `http://host:port` only with
+    /// [`ClientTls::InsecurePlainHttp`].
     pub fn new(base_url: &str, config: ClientConfig) -> Result<HttpClient, ClientError> {
         let base = base_url.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(ClientError::BadUrl(base_url.to_owned()));
+        let scheme = match &config.tls {
+            ClientTls::InsecurePlainHttp => "http://",
+            ClientTls::Pinned(_) => "https://",
+        };
+        if !base.starts_with(scheme) || base.len() <= scheme.len() {
+            return Err(ClientError::BadUrl(match &config.tls {
+                ClientTls::InsecurePlainHttp => format!(
+                    "{base_url} (plain http:// only: this client has no issuer certificate to check https against)"
+                ),
+                ClientTls::Pinned(_) => format!(
+                    "{base_url} (https:// only: plain HTTP is refused without --insecure-http)"
+                ),
+            }));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut builder = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_millis(config.request_timeout_ms)))
             .timeout_connect(Some(Duration::from_millis(config.connect_timeout_ms)))
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .new_agent();
+            .max_redirects(0);
+        if let ClientTls::Pinned(ca) = &config.tls {
+            let root = ureq::tls::Certificate::from_der(ca.der()).to_owned();
+            builder = builder.https_only(true).tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[root]))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = builder.build().new_agent();
         Ok(HttpClient {
             agent,
             base,
@@ -151,19 +215,31 @@ impl HttpClient {
         &self.base
     }
 
-    fn once(&self, url: &str, body: Option<(&str, &[u8])>) -> Result<Answer, ClientError> {
+    fn once(
+        &self,
+        url: &str,
+        body: Option<(&str, &[u8])>,
+        authorization: Option<&str>,
+    ) -> Result<Answer, ClientError> {
         let transport = |e: ureq::Error| ClientError::Transport {
             url: url.to_owned(),
             reason: e.to_string(),
         };
         let mut response = match body {
-            Some((media_type, bytes)) => self
-                .agent
-                .post(url)
-                .header("Content-Type", media_type)
-                .send(bytes)
-                .map_err(transport)?,
-            None => self.agent.get(url).call().map_err(transport)?,
+            Some((media_type, bytes)) => {
+                let mut request = self.agent.post(url).header("Content-Type", media_type);
+                if let Some(value) = authorization {
+                    request = request.header("Authorization", value);
+                }
+                request.send(bytes).map_err(transport)?
+            }
+            None => {
+                let mut request = self.agent.get(url);
+                if let Some(value) = authorization {
+                    request = request.header("Authorization", value);
+                }
+                request.call().map_err(transport)?
+            }
         };
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -212,12 +288,23 @@ impl HttpClient {
         body: Option<(&str, &[u8])>,
         attempts: u32,
     ) -> Result<Answer, ClientError> {
+        self.exchange_with(path, body, None, attempts)
+    }
+
+    /// [`HttpClient::exchange_attempts`] with an `Authorization` header.
+    fn exchange_with(
+        &self,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        authorization: Option<&str>,
+        attempts: u32,
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let attempts = attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (result, retry_after_secs) = match self.once(&url, body) {
+            let (result, retry_after_secs) = match self.once(&url, body, authorization) {
                 Ok(answer) => {
                     let retry_after_secs = answer.retry_after_secs;
                     (self.check(&url, answer), retry_after_secs)
@@ -314,9 +401,21 @@ impl HttpClient {
         self.decode_answer(path, answer, media_type)
     }
 
-    /// `GET path` as text (health, metrics, the shop page).
+    /// `GET path` as text (health, the shop page).
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let answer = self.exchange(path, None)?;
+        self.text(path, answer)
+    }
+
+    /// `GET /metrics` with the server's scrape token.
+    pub fn metrics(&self, token: &ScrapeToken) -> Result<String, ClientError> {
+        let bearer = format!("Bearer {}", token.as_str());
+        let answer =
+            self.exchange_with("/metrics", None, Some(&bearer), self.config.attempts_max)?;
+        self.text("/metrics", answer)
+    }
+
+    fn text(&self, path: &str, answer: Answer) -> Result<String, ClientError> {
         String::from_utf8(answer.body).map_err(|_| ClientError::WrongMediaType {
             url: format!("{}{}", self.base, path),
             got: "non-UTF-8 body".into(),
@@ -329,13 +428,65 @@ impl HttpClient {
 #[derive(Debug, Clone)]
 pub struct IssuerClient {
     http: HttpClient,
+    /// Signs the operator routes' requests.
+    operator: Option<Arc<OperatorKey>>,
+    issue_clock: Arc<IssueClock>,
 }
 
 impl IssuerClient {
     pub fn new(base_url: &str, config: ClientConfig) -> Result<IssuerClient, ClientError> {
         Ok(IssuerClient {
             http: HttpClient::new(base_url, config)?,
+            operator: None,
+            issue_clock: Arc::new(IssueClock::default()),
         })
+    }
+
+    /// This client, signing operator requests with `key`.
+    pub fn with_operator(mut self, key: OperatorKey) -> IssuerClient {
+        self.operator = Some(Arc::new(key));
+        self
+    }
+
+    /// Sends `msg` to the operator route `path`, signed anew for each
+    /// attempt (the issuer refuses a signed request seen before); at most
+    /// `attempts` attempts.
+    fn operator_exchange<M: WireMessage>(
+        &self,
+        path: &str,
+        msg: &M,
+        attempts: u32,
+    ) -> Result<Answer, ClientError> {
+        let key = self.operator.as_ref().ok_or(ClientError::NoOperatorKey)?;
+        let body = encode(msg);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let signed = key
+                .sign_at(path, body.clone(), self.issue_clock.next())
+                .map_err(|e| ClientError::Operator(e.to_string()))?;
+            match self
+                .http
+                .exchange_attempts(path, Some((POSTCARD, &encode(&signed))), 1)
+            {
+                Err(e) if attempt < attempts.max(1) && e.is_transient() => {
+                    std::thread::sleep(Duration::from_millis(CLIENT_RETRY_PAUSE_MS));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn operator_ack<M: WireMessage>(&self, path: &str, msg: &M) -> Result<(), ClientError> {
+        let answer = self.operator_exchange(path, msg, self.http.config.attempts_max)?;
+        if answer.status == 204 {
+            Ok(())
+        } else {
+            Err(ClientError::UnexpectedStatus {
+                url: format!("{}{}", self.http.base, path),
+                status: answer.status,
+            })
+        }
     }
 
     /// The underlying client, for re-sending journaled bytes.
@@ -347,8 +498,9 @@ impl IssuerClient {
         self.http.get_text("/health").map(drop)
     }
 
-    pub fn metrics(&self) -> Result<String, ClientError> {
-        self.http.get_text("/metrics")
+    /// `GET /metrics` with the server's scrape token.
+    pub fn metrics(&self, token: &ScrapeToken) -> Result<String, ClientError> {
+        self.http.metrics(token)
     }
 
     /// `ID_I`, `PK_I` and the suite.
@@ -364,15 +516,14 @@ impl IssuerClient {
         self.http.post("/v1/enroll", msg)
     }
 
-    /// Operator: approves a pending enrollment (the issuer answers this only
-    /// to its own machine).
+    /// Operator: approves a pending enrollment (signed with the operator
+    /// key: [`IssuerClient::with_operator`]).
     pub fn approve_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), ClientError> {
         let msg = ApproveEnrollment {
             id: id.clone(),
             role,
         };
-        self.http
-            .post_encoded_ack("/admin/enroll/approve", &encode(&msg))
+        self.operator_ack("/admin/enroll/approve", &msg)
     }
 
     /// Operator: opens an account at the issuer's simulated bank.
@@ -385,8 +536,7 @@ impl IssuerClient {
             account: account.clone(),
             balance,
         };
-        self.http
-            .post_encoded_ack("/admin/bank/account", &encode(&msg))
+        self.operator_ack("/admin/bank/account", &msg)
     }
 
     /// Operator: an account's balance at the issuer's simulated bank.
@@ -394,7 +544,9 @@ impl IssuerClient {
         let msg = BankBalanceQuery {
             account: account.clone(),
         };
-        let answer: BankBalance = self.http.post("/admin/bank/balance", &msg)?;
+        let path = "/admin/bank/balance";
+        let answer = self.operator_exchange(path, &msg, self.http.config.attempts_max)?;
+        let answer: BankBalance = self.http.decode_answer(path, answer, POSTCARD)?;
         Ok(answer.balance)
     }
 
@@ -403,9 +555,7 @@ impl IssuerClient {
     /// epoch, and a second would open another.
     pub fn open_epoch(&self) -> Result<EpochOpenedAnswer, ClientError> {
         let path = "/admin/epoch/open";
-        let answer =
-            self.http
-                .exchange_attempts(path, Some((POSTCARD, &encode(&OpenEpoch {}))), 1)?;
+        let answer = self.operator_exchange(path, &OpenEpoch {}, 1)?;
         self.http.decode_answer(path, answer, POSTCARD)
     }
 

@@ -28,6 +28,26 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
 pub const REQUEST_BODIES_RECEIVING_MAX: usize = 1_024;
 /// Connections one worker holds at once.
 pub const CONNECTIONS_PER_WORKER_MAX: usize = 4_096;
+/// TLS handshakes one worker runs at once: as many as it holds
+/// connections, so connections that never finish theirs cannot make honest
+/// ones wait (each is cut at [`TLS_HANDSHAKE_TIMEOUT_MS`]).
+pub const TLS_HANDSHAKES_PER_WORKER_MAX: usize = CONNECTIONS_PER_WORKER_MAX;
+/// Connections one source address holds at once (an IPv6 source is its
+/// /64); requests on more are answered 503 and the connection closed.
+pub const CONNECTIONS_PER_SOURCE_MAX: usize = 256;
+/// Requests whose bodies are still arriving, at once, from one source: a
+/// sixteenth of the server's places.
+pub const REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX: usize = 64;
+/// Requests handled at once for one source: an eighth of the places in
+/// flight, so eight busy sources still leave room for a ninth.
+pub const REQUESTS_IN_FLIGHT_PER_SOURCE_MAX: usize = 32;
+/// Requests per second one source may make, sustained; faster ones are
+/// answered 429 with Retry-After.
+pub const REQUESTS_PER_SOURCE_PER_SEC: u32 = 500;
+/// Requests one source may make at once after a quiet spell.
+pub const REQUESTS_PER_SOURCE_BURST: u32 = 1_000;
+/// Sources whose counts are kept at once; idle ones are forgotten first.
+pub const SOURCES_TRACKED_MAX: usize = 65_536;
 /// What a 503 asks the client to wait before retrying.
 pub const RETRY_AFTER_SECS: u64 = 1;
 /// Longest human-readable message in an error body.
@@ -65,6 +85,28 @@ pub const PAY_REFUSAL_CLIENTS_MAX: usize = 10_000;
 pub const ORDER_LIFETIME_SECS: u64 = 3_600;
 /// Longest catalog item id (in the URL).
 pub const SKU_BYTES_MAX: usize = 64;
+/// How far an operator request's signing time may lie from the server's
+/// clock, either way; older ones are refused, and nonces are remembered
+/// this long.
+pub const OPERATOR_REQUEST_WINDOW_SECS: u64 = 120;
+/// Largest message an operator request carries.
+pub const OPERATOR_BODY_BYTES_MAX: usize = 256;
+/// Longest route an operator request names.
+pub const OPERATOR_ROUTE_BYTES_MAX: usize = 64;
+/// Longest operator signature (an RSA-4096 one).
+pub const OPERATOR_SIGNATURE_BYTES_MAX: usize = 512;
+/// Operator requests remembered at once (those of the last window); more
+/// are refused until older ones expire.
+pub const OPERATOR_NONCES_MAX: usize = 100_000;
+/// Largest nonce file read back at start (each line is under 128 bytes).
+pub const OPERATOR_NONCE_FILE_BYTES_MAX: u64 = 128 * OPERATOR_NONCES_MAX as u64;
+/// Largest PEM file (certificate, chain or key) read.
+pub const TLS_PEM_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// Time a TLS client has to finish its handshake; a connection that sends
+/// nothing is closed then.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
+/// Shortest `/metrics` bearer token accepted.
+pub const SCRAPE_TOKEN_BYTES_MIN: usize = 16;
 
 const _: () = assert!(REQUEST_BODY_BYTES_MAX >= VALIDATION_BYTES_MAX);
 const _: () = assert!(RESPONSE_BODY_BYTES_MAX >= ISSUANCE_BYTES_MAX + 1024);
@@ -74,6 +116,12 @@ const _: () = assert!(REQUEST_BODIES_RECEIVING_MAX > REQUESTS_IN_FLIGHT_MAX);
 const _: () = assert!(ORDERS_OPEN_MAX <= ORDERS_KEPT_MAX);
 const _: () = assert!(ORDERS_OPEN_PER_CLIENT_MAX * 100 <= ORDERS_OPEN_MAX);
 const _: () = assert!(RETRY_AFTER_SECS <= CLIENT_RETRY_AFTER_SECS_MAX);
+const _: () = assert!(OPERATOR_BODY_BYTES_MAX <= REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(REQUESTS_IN_FLIGHT_PER_SOURCE_MAX < REQUESTS_IN_FLIGHT_MAX);
+const _: () = assert!(REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX < REQUEST_BODIES_RECEIVING_MAX);
+const _: () = assert!(CONNECTIONS_PER_SOURCE_MAX < CONNECTIONS_PER_WORKER_MAX);
+const _: () = assert!(REQUESTS_PER_SOURCE_BURST >= REQUESTS_PER_SOURCE_PER_SEC);
+const _: () = assert!(TLS_HANDSHAKE_TIMEOUT_MS <= REQUEST_HEAD_TIMEOUT_MS);
 
 /// How often a wallet polls a pending purchase before handing it back as
 /// pending (it stays journaled; `Wallet::resume` polls again later).

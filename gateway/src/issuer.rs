@@ -14,10 +14,14 @@
 //! | `POST /v1/validate/ack` | `PaymentIssuance2` | 204 |
 //! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
 //! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
-//! | `POST /admin/enroll/approve` | [`ApproveEnrollment`] | 204; loopback peers only |
-//! | `POST /admin/bank/account` | [`OpenBankAccount`] | 204; loopback only, with a simulated bank |
-//! | `POST /admin/bank/balance` | [`BankBalanceQuery`] | [`BankBalance`]; likewise |
-//! | `POST /admin/epoch/open` | [`OpenEpoch`] | [`EpochOpenedAnswer`]; loopback only |
+//! | `POST /admin/enroll/approve` | [`OperatorRequest`] of [`ApproveEnrollment`] | 204 |
+//! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
+//! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
+//! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
+//!
+//! Every `/admin` route answers only requests signed by an operator key of
+//! [`ServerConfig::operators`] (see [`crate::operator`]); the peer's address
+//! authorizes nothing.
 //!
 //! The issuer's work (RSA, fsync) runs on the issuer's own pool of crypto
 //! workers behind the handle, so the event loops keep reading and answering
@@ -50,7 +54,8 @@ use crate::body::{BodyLimits, message_response, read_message};
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, POSTCARD};
 use crate::metrics::{MetricsSource, counter, gauge, stage_histograms};
-use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+use crate::operator::{OperatorRefusal, OperatorRequest};
+use crate::server::{self, ServerConfig, ServerHandle, ServerState, get_resource, post_resource};
 
 /// Who the issuer is: what a purse needs before its first request
 /// (`GET /v1/issuer`). Trust in it comes from elsewhere (the operator hands
@@ -523,26 +528,77 @@ async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiE
     }
 }
 
-/// Operator routes answer only peers on this machine.
-fn require_loopback(req: &HttpRequest) -> Result<(), ApiError> {
-    match req.peer_addr() {
-        Some(peer) if peer.ip().is_loopback() => Ok(()),
-        _ => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "operator routes answer this machine only",
-        )),
+/// Maps an operator request's refusal to its answer.
+fn operator_refusal(e: OperatorRefusal) -> ApiError {
+    use StatusCode as S;
+    match e {
+        OperatorRefusal::UnknownKey(_) | OperatorRefusal::WrongRoute { .. } => {
+            ApiError::new(S::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
+        }
+        OperatorRefusal::Replayed => {
+            ApiError::new(S::UNAUTHORIZED, ErrorCode::Replayed, e.to_string())
+        }
+        OperatorRefusal::NoRoom(_) => ApiError::overloaded(),
+        OperatorRefusal::Store(io) => ApiError::internal("operator nonce store", &io),
+        other => ApiError::new(
+            S::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            other.to_string(),
+        ),
     }
+}
+
+/// Reads the body as an [`OperatorRequest`] for this route, checks it
+/// against the server's operator keys (remembering its nonce durably), logs
+/// who asked, and decodes the message it carries. The peer's address plays
+/// no part.
+async fn operator_message<M: WireMessage>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    server: &web::Data<ServerState>,
+    limits: BodyLimits,
+) -> Result<M, ApiError> {
+    crate::body::require_media_type(req, POSTCARD)?;
+    let bytes = crate::body::read_bounded(
+        req,
+        payload,
+        OperatorRequest::NAME,
+        OperatorRequest::BYTES_MAX,
+        limits,
+    )
+    .await?;
+    let route = req.path().to_owned();
+    let operators = server.operators.clone();
+    let checked_route = route.clone();
+    let authorized = web::block(move || {
+        operators.authorize(&bytes, &checked_route, crate::operator::now_micros())
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking pool", &e))?;
+    let authorized = match authorized {
+        Ok(authorized) => authorized,
+        Err(e) => {
+            tracing::warn!(%route, refusal = %e, "operator request refused");
+            return Err(operator_refusal(e));
+        }
+    };
+    tracing::info!(
+        %route,
+        operator_key = %authorized.key.short(),
+        operator = %authorized.key_name,
+        "operator request"
+    );
+    Ok(protocol::wire::decode::<M>(&authorized.body)?)
 }
 
 async fn approve_enrollment(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
-    require_loopback(&req)?;
-    let msg: ApproveEnrollment = read_message(&req, payload, **limits).await?;
+    let msg: ApproveEnrollment = operator_message(&req, payload, &server, **limits).await?;
     state
         .issuer
         .approve_enrollment(msg.id, msg.role)
@@ -570,11 +626,11 @@ async fn open_bank_account(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
-    require_loopback(&req)?;
+    let msg: OpenBankAccount = operator_message(&req, payload, &server, **limits).await?;
     let bank = simulated_bank(&state)?;
-    let msg: OpenBankAccount = read_message(&req, payload, **limits).await?;
     web::block(move || bank.open_account(&msg.account, msg.balance))
         .await
         .map_err(|e| ApiError::internal("blocking pool", &e))?
@@ -586,11 +642,11 @@ async fn bank_balance(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
-    require_loopback(&req)?;
+    let msg: BankBalanceQuery = operator_message(&req, payload, &server, **limits).await?;
     let bank = simulated_bank(&state)?;
-    let msg: BankBalanceQuery = read_message(&req, payload, **limits).await?;
     let balance = web::block(move || bank.balance(&msg.account))
         .await
         .map_err(|e| ApiError::internal("blocking pool", &e))?
@@ -602,10 +658,10 @@ async fn open_epoch(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
-    require_loopback(&req)?;
-    let OpenEpoch {} = read_message(&req, payload, **limits).await?;
+    let OpenEpoch {} = operator_message(&req, payload, &server, **limits).await?;
     let (epoch, info) = state.issuer.open_epoch_now().await.map_err(issuer_error)?;
     let info = info.ok_or_else(|| {
         ApiError::internal(

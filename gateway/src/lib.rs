@@ -19,6 +19,15 @@
 //!   `GET /health` and `GET /metrics` ([`metrics`]).
 //! - [`media`]: media types and the typed error body [`ErrorBody`] every 4xx
 //!   and 5xx carries.
+//! - [`operator`]: signed [`operator::OperatorRequest`]s, the keys a server
+//!   accepts ([`OperatorAuth`]) with their replay store, and the `/metrics`
+//!   [`ScrapeToken`].
+//! - [`sources`]: limits per source address ([`SourceLimits`]).
+//! - [`tls`]: the issuer's TLS authority ([`TlsAuthority`]), what clients
+//!   pin ([`IssuerCa`]) and what servers present ([`TlsIdentity`]).
+//!
+//! **Architecture invariant:** the peer's address authorizes nothing: the
+//! operator routes answer signed requests of listed keys only.
 //!
 //! **Architecture invariant:** only this crate speaks HTTP. Nothing read
 //! from a socket is decoded except by `protocol::wire::decode` under the
@@ -33,10 +42,13 @@ pub mod issuer;
 pub mod media;
 pub mod merchant;
 pub mod metrics;
+pub mod operator;
 pub mod server;
+pub mod sources;
+pub mod tls;
 pub mod wallet;
 
-pub use client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
+pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
 pub use issuer::{
     EpochOpenedAnswer, IssuerDescriptor, IssuerRuntime, OpenEpoch, serve_issuer,
@@ -47,5 +59,8 @@ pub use merchant::{
     CatalogItem, ClientLimits, CollectOption, MerchantConfig, serve_merchant,
     serve_merchant_with_limits,
 };
+pub use operator::{NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
 pub use server::{ServerConfig, ServerHandle};
+pub use sources::SourceLimits;
+pub use tls::{IssuerCa, TlsAuthority, TlsError, TlsIdentity};
 pub use wallet::{PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError};

@@ -61,7 +61,8 @@ pub enum ErrorCode {
     PurchaseClosed,
     /// 404: no such order at this merchant (or it expired).
     UnknownOrder,
-    /// 403: an operator route asked from elsewhere than this machine.
+    /// 403: an operator request signed by a key this server does not
+    /// list, or for another route; a wrong scrape token.
     Forbidden,
     /// 501: the issuer does not offer this step yet.
     NotImplemented,
@@ -70,6 +71,13 @@ pub enum ErrorCode {
     IssuerUnavailable,
     /// 500: the server failed; details are in its log, not here.
     Internal,
+    /// 401: an operator route got a request that is not signed, whose
+    /// signature does not verify, that is stale or was used before; or
+    /// `/metrics` got no bearer token.
+    Unauthenticated,
+    /// 429: this address asks faster than its rate; retry after the
+    /// Retry-After header.
+    RateLimited,
 }
 
 /// The body of every error response.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
@@ -32,11 +33,15 @@ use crate::body::BodyLimits;
 use crate::constants::{
     CLIENT_DISCONNECT_TIMEOUT_MS, CONNECTIONS_PER_WORKER_MAX, KEEP_ALIVE_MS,
     REQUEST_BODIES_RECEIVING_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_TIMEOUT_MS,
-    REQUEST_HEAD_TIMEOUT_MS, REQUESTS_IN_FLIGHT_MAX,
+    REQUEST_HEAD_TIMEOUT_MS, REQUESTS_IN_FLIGHT_MAX, TLS_HANDSHAKE_TIMEOUT_MS,
+    TLS_HANDSHAKES_PER_WORKER_MAX,
 };
 use crate::error::{ApiError, GatewayError};
-use crate::media::PROMETHEUS;
+use crate::media::{ErrorCode, PROMETHEUS};
 use crate::metrics::{Metrics, MetricsSource};
+use crate::operator::{OperatorAuth, ScrapeToken};
+use crate::sources::{ConnectionSlot, Place, Source, SourceLimits, SourceRefusal, Sources};
+use crate::tls::TlsIdentity;
 
 /// Seconds a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -63,6 +68,17 @@ pub struct ServerConfig {
     pub keep_alive_ms: u64,
     /// Ceiling on any request body (routes apply their message's own limit).
     pub body_bytes_max: usize,
+    /// Whom the operator routes (`/admin/...`) answer: requests signed by
+    /// these keys. [`OperatorAuth::none`] (the default) refuses them all.
+    pub operators: Arc<OperatorAuth>,
+    /// The bearer token `GET /metrics` requires; without one (the default)
+    /// `/metrics` answers nobody.
+    pub metrics_token: Option<ScrapeToken>,
+    /// The certificate and key to serve HTTPS with; `None` serves plain
+    /// HTTP (loopback library tests, `--insecure-http`).
+    pub tls: Option<TlsIdentity>,
+    /// What one source address may hold and ask.
+    pub per_source: SourceLimits,
 }
 
 impl ServerConfig {
@@ -77,10 +93,15 @@ impl ServerConfig {
             body_timeout_ms: REQUEST_BODY_TIMEOUT_MS,
             keep_alive_ms: KEEP_ALIVE_MS,
             body_bytes_max: REQUEST_BODY_BYTES_MAX,
+            operators: Arc::new(OperatorAuth::none()),
+            metrics_token: None,
+            tls: None,
+            per_source: SourceLimits::default(),
         }
     }
 
-    /// The defaults on 127.0.0.1, on a free port.
+    /// The defaults on 127.0.0.1, on a free port: plain HTTP (`tls` is
+    /// `None`), no operator key, no scrape token.
     pub fn loopback() -> ServerConfig {
         ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)))
     }
@@ -109,6 +130,9 @@ pub(crate) struct ServerState {
     pub bodies_receiving_max: usize,
     /// Requests whose bodies are still arriving.
     pub bodies_receiving: AtomicUsize,
+    pub operators: Arc<OperatorAuth>,
+    pub metrics_token: Option<ScrapeToken>,
+    pub sources: Arc<Sources>,
 }
 
 /// A running server. Dropping it stops the server at once; [`stop`]
@@ -117,6 +141,8 @@ pub(crate) struct ServerState {
 /// [`stop`]: ServerHandle::stop
 pub struct ServerHandle {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -135,9 +161,15 @@ impl ServerHandle {
         self.addr
     }
 
-    /// `http://ADDR`, the base URL clients use.
+    /// `https://ADDR` (or `http://ADDR` without TLS), the base URL
+    /// clients use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// A handle that can stop the server from elsewhere (a signal handler):
@@ -202,6 +234,8 @@ enum Stage {
 pub(crate) struct Admission {
     state: web::Data<ServerState>,
     stage: Cell<Stage>,
+    /// Whose share the place is counted in too.
+    source: Option<Source>,
 }
 
 impl Admission {
@@ -209,11 +243,37 @@ impl Admission {
         match self.stage.replace(Stage::Out) {
             Stage::Receiving => {
                 self.state.bodies_receiving.fetch_sub(1, Ordering::AcqRel);
+                if let Some(source) = self.source {
+                    self.state.sources.leave(source, Place::Body);
+                }
             }
-            Stage::InFlight => self.state.metrics.leave(),
+            Stage::InFlight => {
+                self.state.metrics.leave();
+                if let Some(source) = self.source {
+                    self.state.sources.leave(source, Place::InFlight);
+                }
+            }
             Stage::Out => {}
         }
     }
+}
+
+/// Takes a place of `kind` in the server's global count and in the
+/// source's share, or neither.
+fn take_place(state: &ServerState, source: Option<Source>, kind: Place) -> bool {
+    if let Some(source) = source
+        && !state.sources.take(source, kind)
+    {
+        return false;
+    }
+    let taken = match kind {
+        Place::Body => try_take(&state.bodies_receiving, state.bodies_receiving_max),
+        Place::InFlight => state.metrics.try_enter(state.requests_in_flight_max),
+    };
+    if !taken && let Some(source) = source {
+        state.sources.leave(source, kind);
+    }
+    taken
 }
 
 impl Drop for Admission {
@@ -257,7 +317,7 @@ pub(crate) fn body_received(req: &actix_web::HttpRequest) -> Result<(), ApiError
     }
     admission.leave();
     let state = &admission.state;
-    if state.metrics.try_enter(state.requests_in_flight_max) {
+    if take_place(state, admission.source, Place::InFlight) {
         admission.stage.set(Stage::InFlight);
         Ok(())
     } else {
@@ -287,16 +347,53 @@ async fn guard(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
+    let connection = req.conn_data::<ConnectionSlot>();
+    let source = connection
+        .map(|slot| slot.source)
+        .or_else(|| req.peer_addr().map(|addr| Source::of(addr.ip())));
+    if connection.is_some_and(|slot| slot.over_limit) {
+        state.metrics.count_overloaded();
+        state
+            .metrics
+            .observe(&route_of(req.request()), 503, started.elapsed());
+        let mut response = ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            "too many connections from this address",
+        )
+        .with_retry_after(crate::constants::RETRY_AFTER_SECS)
+        .error_response();
+        response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+        return Ok(req.into_response(response));
+    }
+    if let Some(source) = source
+        && let Err(refusal) = state.sources.allow_request(source)
+    {
+        let error = match refusal {
+            SourceRefusal::TooFast => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many requests from this address",
+            )
+            .with_retry_after(crate::constants::RETRY_AFTER_SECS),
+            SourceRefusal::Full => ApiError::overloaded(),
+        };
+        state.metrics.observe(
+            &route_of(req.request()),
+            error.status.as_u16(),
+            started.elapsed(),
+        );
+        return Ok(req.into_response(error.error_response()));
+    }
     let operator = matches!(req.path(), "/health" | "/metrics");
     let admitted = if operator {
         None
     } else if has_body(&req) {
-        try_take(&state.bodies_receiving, state.bodies_receiving_max).then_some(Stage::Receiving)
+        take_place(&state, source, Place::Body).then_some(Stage::Receiving)
     } else {
-        state
-            .metrics
-            .try_enter(state.requests_in_flight_max)
-            .then_some(Stage::InFlight)
+        take_place(&state, source, Place::InFlight).then_some(Stage::InFlight)
     };
     let place = if operator {
         None
@@ -304,6 +401,7 @@ async fn guard(
         let admission = Rc::new(Admission {
             state: state.clone(),
             stage: Cell::new(stage),
+            source,
         });
         req.extensions_mut().insert(admission.clone());
         Some(admission)
@@ -338,13 +436,59 @@ async fn guard(
     result.map(ServiceResponse::map_into_boxed_body)
 }
 
+/// The peer of a new connection, plain or TLS.
+fn peer_of(connection: &dyn std::any::Any) -> Option<SocketAddr> {
+    use actix_web::rt::net::TcpStream;
+    if let Some(tcp) = connection.downcast_ref::<TcpStream>() {
+        return tcp.peer_addr().ok();
+    }
+    if let Some(tls) =
+        connection.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()
+    {
+        return tls.get_ref().0.peer_addr().ok();
+    }
+    None
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
         .body("ok\n")
 }
 
-async fn metrics(state: web::Data<ServerState>) -> HttpResponse {
+/// Whether the request carries the server's scrape token.
+fn require_scrape_token(req: &actix_web::HttpRequest, state: &ServerState) -> Result<(), ApiError> {
+    let Some(token) = &state.metrics_token else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this server has no scrape token configured: /metrics answers nobody",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match given {
+        Some(header) if token.matches_header(header) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "wrong scrape token",
+        )),
+        None => Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "/metrics needs `Authorization: Bearer <scrape token>`",
+        )),
+    }
+}
+
+async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, ApiError> {
+    require_scrape_token(&req, &state)?;
     let mut out = String::new();
     state.metrics.render(state.metrics_prefix, &mut out);
     {
@@ -355,13 +499,18 @@ async fn metrics(state: web::Data<ServerState>) -> HttpResponse {
             "# HELP {prefix}_http_bodies_receiving Requests whose bodies are still arriving.\n# TYPE {prefix}_http_bodies_receiving gauge\n{prefix}_http_bodies_receiving {}",
             state.bodies_receiving.load(Ordering::Acquire)
         );
+        let _ = writeln!(
+            out,
+            "# HELP {prefix}_http_sources_tracked Source addresses whose limits are being counted.\n# TYPE {prefix}_http_sources_tracked gauge\n{prefix}_http_sources_tracked {}",
+            state.sources.n_tracked()
+        );
     }
     if let Some(source) = &state.source {
         source.render(&mut out);
     }
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PROMETHEUS))
-        .body(out)
+        .body(out))
 }
 
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -419,7 +568,18 @@ where
         requests_in_flight_max: config.requests_in_flight_max,
         bodies_receiving_max: config.bodies_receiving_max,
         bodies_receiving: AtomicUsize::new(0),
+        operators: config.operators.clone(),
+        metrics_token: config.metrics_token.clone(),
+        sources: Arc::new(Sources::new(config.per_source)),
     });
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|identity| identity.server_config())
+        .transpose()
+        .map_err(|e| GatewayError::Config(format!("TLS: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let sources = state.sources.clone();
     let config = config.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -427,7 +587,7 @@ where
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let factory_state = state.clone();
-                let bound = HttpServer::new(move || {
+                let server = HttpServer::new(move || {
                     App::new()
                         .app_data(factory_state.clone())
                         .app_data(web::Data::new(factory_state.limits))
@@ -437,14 +597,24 @@ where
                         .configure(configure.clone())
                         .default_service(web::to(not_found))
                 })
+                .on_connect(move |connection, data| {
+                    if let Some(peer) = peer_of(connection) {
+                        data.insert(sources.connect(Source::of(peer.ip())));
+                    }
+                })
                 .workers(config.workers)
                 .max_connections(CONNECTIONS_PER_WORKER_MAX)
+                .max_connection_rate(TLS_HANDSHAKES_PER_WORKER_MAX)
+                .tls_handshake_timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS))
                 .client_request_timeout(Duration::from_millis(config.request_head_timeout_ms))
                 .client_disconnect_timeout(Duration::from_millis(CLIENT_DISCONNECT_TIMEOUT_MS))
                 .keep_alive(Duration::from_millis(config.keep_alive_ms))
                 .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                .disable_signals()
-                .bind(config.bind);
+                .disable_signals();
+                let bound = match tls {
+                    Some(tls) => server.bind_rustls_0_23(config.bind, tls),
+                    None => server.bind(config.bind),
+                };
                 let bound = match bound {
                     Ok(bound) => bound,
                     Err(source) => {
@@ -463,9 +633,10 @@ where
         })?;
     match ready_rx.recv() {
         Ok(Ok((addr, handle))) => {
-            tracing::info!(%addr, server = metrics_prefix, "listening");
+            tracing::info!(%addr, server = metrics_prefix, scheme, "listening");
             Ok(ServerHandle {
                 addr,
+                scheme,
                 handle,
                 thread: Some(thread),
             })

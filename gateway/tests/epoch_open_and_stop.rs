@@ -16,8 +16,7 @@ use ledger::{
 };
 use protocol::flows::PayerOutcome;
 use vc_gateway::{
-    ClientConfig, IssuerClient, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet,
-    serve_issuer_with_bank,
+    ClientConfig, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, serve_issuer_with_bank,
 };
 
 use util::{join_wallet, purse_for, tea_shop};
@@ -55,9 +54,13 @@ fn events_read_only(path: &std::path::Path) -> Vec<Event> {
 fn a_serving_issuer_opens_an_epoch_on_demand_and_payments_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (runtime, bank) = start_issuer(dir.path());
-    let gateway = serve_issuer_with_bank(&ServerConfig::loopback(), runtime.issuer().clone(), bank)
-        .expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let gateway = serve_issuer_with_bank(
+        &util::operator_config(ServerConfig::loopback()),
+        runtime.issuer().clone(),
+        bank,
+    )
+    .expect("gateway");
+    let client = util::operator_client(&gateway.url());
 
     let shop_purse = purse_for(&client, "shop-e", 1, &gateway.url(), dir.path());
     Wallet::open(shop_purse.clone(), ClientConfig::default())
@@ -117,12 +120,29 @@ fn a_serving_issuer_opens_an_epoch_on_demand_and_payments_go_on() {
 fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (runtime, bank) = start_issuer(dir.path());
-    let gateway = serve_issuer_with_bank(&ServerConfig::loopback(), runtime.issuer().clone(), bank)
-        .expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let gateway = serve_issuer_with_bank(
+        &util::operator_config(ServerConfig::loopback()),
+        runtime.issuer().clone(),
+        bank,
+    )
+    .expect("gateway");
+    let client = util::operator_client(&gateway.url());
     let e = client
         .http()
         .post_encoded_ack("/admin/epoch/open", b"\x01\x00")
+        .expect_err("unsigned");
+    assert_eq!(
+        e.code(),
+        Some(vc_gateway::ErrorCode::Unauthenticated),
+        "{e}"
+    );
+    // Signed by the operator, but trailing bytes are not an OpenEpoch.
+    let signed = util::operator_key()
+        .sign("/admin/epoch/open", b"\x01\x00".to_vec())
+        .expect("signed");
+    let e = client
+        .http()
+        .post_encoded_ack("/admin/epoch/open", &protocol::wire::encode(&signed))
         .expect_err("trailing bytes are not an OpenEpoch");
     assert_eq!(e.code(), Some(vc_gateway::ErrorCode::Malformed), "{e}");
     gateway.stop().expect("gateway stops");
@@ -146,10 +166,13 @@ fn stop_returns_only_once_the_issuer_has_closed_its_log() {
     let log = dir.path().join("issuer").join("log.redb");
     for round in 0..STOPS {
         let (runtime, bank) = start_issuer(dir.path());
-        let gateway =
-            serve_issuer_with_bank(&ServerConfig::loopback(), runtime.issuer().clone(), bank)
-                .expect("gateway");
-        let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+        let gateway = serve_issuer_with_bank(
+            &util::operator_config(ServerConfig::loopback()),
+            runtime.issuer().clone(),
+            bank,
+        )
+        .expect("gateway");
+        let client = util::operator_client(&gateway.url());
         // Work on the pool, so a worker thread has run with the core.
         let opened = client.open_epoch().expect("epoch opened");
         assert_eq!(opened.epoch, KeyEpoch(round + 2));

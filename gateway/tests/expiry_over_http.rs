@@ -19,7 +19,7 @@ use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;
 use purse::CoinState;
 use vc_gateway::{
-    ClientConfig, IssuerClient, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, WalletError,
+    ClientConfig, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, WalletError,
     serve_issuer_with_bank,
 };
 
@@ -50,12 +50,12 @@ fn expired_coins_are_refused_then_refreshed_within_the_grace_period() {
     let runtime = IssuerRuntime::start(config, bank.clone()).expect("issuer starts");
     let core = runtime.issuer().core().clone();
     let gateway = serve_issuer_with_bank(
-        &ServerConfig::loopback(),
+        &util::operator_config(ServerConfig::loopback()),
         runtime.issuer().clone(),
         bank.clone(),
     )
     .expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = util::operator_client(&gateway.url());
 
     let shop_purse = purse_for(&client, "shop-x", 1, &gateway.url(), dir.path());
     let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");

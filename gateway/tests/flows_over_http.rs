@@ -140,7 +140,7 @@ fn merchant_purse(
 fn book_shop(purse: Arc<Purse>) -> vc_gateway::ServerHandle {
     serve_merchant(
         &MerchantConfig {
-            server: ServerConfig::loopback(),
+            server: util::operator_config(ServerConfig::loopback()),
             shop_name: "Books".into(),
             catalog: vec![CatalogItem {
                 sku: "book".into(),
@@ -168,9 +168,13 @@ fn holdings(purse: &Purse) -> Amount {
 #[test]
 fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
+    let gateway = serve_issuer(
+        &util::operator_config(ServerConfig::loopback()),
+        issuer().handle(),
+    )
+    .expect("gateway");
     let addr = gateway.addr();
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let client = util::operator_client(&gateway.url());
     let bob = join(&client, "bob-http", 2, Role::CoinPurchaser);
     let shop = join(&client, "shop2-http", 1, Role::Merchant);
     let (purse, _dir) = merchant_purse(&client, &shop, &gateway.url());
@@ -203,7 +207,11 @@ fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
     assert_eq!(purse.in_flight().expect("journal").len(), 1);
 
     // Back on the same address: the same bytes pay the order, once.
-    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let gateway = serve_issuer(
+        &util::operator_config(ServerConfig::new(addr)),
+        issuer().handle(),
+    )
+    .expect("again");
     let result = merchant.pay(&invoice.tid_py, &send).expect("paid on retry");
     assert!(matches!(
         payer.on_result(&result).expect("checks"),
@@ -223,7 +231,11 @@ fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
         .expect_err("issuer down");
     assert_eq!(e.code(), Some(ErrorCode::IssuerUnavailable), "{e}");
     shop_server.stop().expect("merchant stops");
-    let gateway = serve_issuer(&ServerConfig::new(addr), issuer().handle()).expect("again");
+    let gateway = serve_issuer(
+        &util::operator_config(ServerConfig::new(addr)),
+        issuer().handle(),
+    )
+    .expect("again");
     let shop_server = book_shop(purse.clone());
     assert_eq!(
         holdings(&purse),
@@ -245,15 +257,19 @@ fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
 #[test]
 fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
     let core = issuer().core.clone();
-    let gateway = serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
-    let client = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+    let gateway = serve_issuer(
+        &util::operator_config(ServerConfig::loopback()),
+        issuer().handle(),
+    )
+    .expect("gateway");
+    let client = util::operator_client(&gateway.url());
     let alice = join(&client, "alice-http", 0, Role::CoinPurchaser);
     let shop = join(&client, "shop-http", 1, Role::Merchant);
 
     let (purse, _dir) = merchant_purse(&client, &shop, &gateway.url());
     let shop_server = serve_merchant(
         &MerchantConfig {
-            server: ServerConfig::loopback(),
+            server: util::operator_config(ServerConfig::loopback()),
             shop_name: "Books & <Tea>".into(),
             catalog: vec![
                 CatalogItem {
@@ -381,7 +397,10 @@ fn purchase_and_payments_through_the_gateway_and_the_merchant_server() {
         .expect_err("unknown");
     assert_eq!(e.code(), Some(ErrorCode::UnknownOrder));
 
-    let metrics = merchant.http().get_text("/metrics").expect("metrics");
+    let metrics = merchant
+        .http()
+        .metrics(util::scrape_token())
+        .expect("metrics");
     assert!(
         metrics.contains("vc_merchant_orders_paid_total 2"),
         "{metrics}"

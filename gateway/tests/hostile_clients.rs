@@ -1,5 +1,6 @@
-//! Hostile clients over real loopback HTTP (issue 9, item 5), while honest
-//! wallets keep buying and paying through the same issuer gateway:
+//! Hostile clients over real loopback HTTPS (every connection a TLS one,
+//! the issuer's authority pinned), while honest wallets keep buying and
+//! paying through the same issuer gateway:
 //!
 //! - oversized bodies, declared up front or sent chunked without a length;
 //! - slow-loris senders: many connections trickling their request head, and
@@ -25,7 +26,7 @@
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -42,12 +43,12 @@ use protocol::wire::{decode, encode};
 use purse::Purse;
 use vc_gateway::media::{ERROR, INVOICE, POSTCARD};
 use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
+    CatalogItem, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_merchant,
 };
 
 use util::{
-    client_of, issuer, join_wallet, key, parse_response, post_request, purse_for, raw_exchange,
+    client_of, issuer, join_wallet, key, parse_response, post_request, purse_for,
     serve_shared_issuer,
 };
 
@@ -125,7 +126,10 @@ fn holdings(purse: &Purse) -> Amount {
 fn start_gateway() -> ServerHandle {
     let mut config = ServerConfig::loopback();
     config.body_timeout_ms = BODY_TIMEOUT_MS;
-    serve_shared_issuer(&config)
+    // Every client here, honest or not, is 127.0.0.1: this test holds the
+    // global limits to account; `hostile_sources.rs` the per-source ones.
+    config.per_source = vc_gateway::SourceLimits::unlimited();
+    serve_shared_issuer(&util::tls_config(config))
 }
 
 // ------------------------------------------------------ valid messages
@@ -168,8 +172,11 @@ fn valid_samples(client: &IssuerClient) -> Vec<(&'static str, Vec<u8>)> {
 /// Reads one response, returning as soon as its head and declared body are
 /// in (not waiting for the server to close), or `None` if the server
 /// closed or `timeout` passed first.
-fn read_response(stream: &mut TcpStream, timeout: Duration) -> Option<util::RawResponse> {
-    stream.set_read_timeout(Some(timeout)).expect("timeout");
+fn read_response(stream: &mut util::Tls, timeout: Duration) -> Option<util::RawResponse> {
+    stream
+        .sock
+        .set_read_timeout(Some(timeout))
+        .expect("timeout");
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -193,7 +200,7 @@ fn read_response(stream: &mut TcpStream, timeout: Duration) -> Option<util::RawR
 
 /// Sends `request` on a fresh connection and reads the one response.
 fn exchange(addr: SocketAddr, request: &[u8]) -> util::RawResponse {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut stream = util::tls_connect(addr);
     stream.write_all(request).expect("send");
     read_response(&mut stream, Duration::from_secs(10)).expect("an HTTP response")
 }
@@ -329,7 +336,7 @@ fn send_oversized(addr: SocketAddr, count: usize) -> OversizedTally {
         } else {
             // Chunked, no length: 512 KiB to the ack route (at most 512
             // bytes), sent until the server stops taking it.
-            let mut stream = TcpStream::connect(addr).expect("connect");
+            let mut stream = util::tls_connect(addr);
             let head = format!(
                 "POST /v1/validate/ack HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: {POSTCARD}\r\nTransfer-Encoding: chunked\r\n\r\n"
             );
@@ -383,7 +390,7 @@ fn slow_loris(addr: SocketAddr, n: usize, body: bool, give_up: Duration) -> Lori
         "POST /v1/register HTTP/1.1\r\nHost: t\r\nContent-Type: {POSTCARD}\r\nContent-Length: 4000\r\n\r\n"
     );
     struct Conn {
-        stream: TcpStream,
+        stream: util::Tls,
         opened: Instant,
         sent: usize,
         answer: Vec<u8>,
@@ -391,11 +398,11 @@ fn slow_loris(addr: SocketAddr, n: usize, body: bool, give_up: Duration) -> Lori
     }
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        let mut stream = util::tls_connect(addr);
         if body {
             stream.write_all(with_body.as_bytes()).expect("head");
         }
-        stream.set_nonblocking(true).expect("nonblocking");
+        stream.sock.set_nonblocking(true).expect("nonblocking");
         conns.push(Conn {
             stream,
             opened: Instant::now(),
@@ -453,13 +460,13 @@ fn slow_loris(addr: SocketAddr, n: usize, body: bool, give_up: Duration) -> Lori
 
 /// Opens `n` connections that each send a complete head announcing a body,
 /// and then nothing.
-fn stalled_bodies(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+fn stalled_bodies(addr: SocketAddr, n: usize) -> Vec<util::Tls> {
     let head = format!(
         "POST /v1/validate HTTP/1.1\r\nHost: t\r\nContent-Type: {POSTCARD}\r\nContent-Length: 4000\r\n\r\n"
     );
     (0..n)
         .map(|_| {
-            let mut stream = TcpStream::connect(addr).expect("connect");
+            let mut stream = util::tls_connect(addr);
             stream.write_all(head.as_bytes()).expect("head");
             stream
         })
@@ -468,7 +475,7 @@ fn stalled_bodies(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 
 /// The gateway's count of requests whose bodies are still arriving.
 fn bodies_receiving(client: &IssuerClient) -> usize {
-    let metrics = client.metrics().expect("metrics");
+    let metrics = client.metrics(util::scrape_token()).expect("metrics");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("vc_issuer_http_bodies_receiving "))
@@ -509,11 +516,11 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     let dir = tempfile::tempdir().expect("tempdir");
 
     let shop_purse = purse_for(&client, "shop-hostile", 1, &gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
+    let shop_wallet = Wallet::open(shop_purse.clone(), util::pinned()).expect("wallet");
     join_wallet(&shop_wallet, &client, &[Role::Merchant]);
     let shop = serve_merchant(
         &MerchantConfig {
-            server: ServerConfig::loopback(),
+            server: util::tls_config(ServerConfig::loopback()),
             shop_name: "Tea".into(),
             catalog: vec![CatalogItem {
                 sku: "tea".into(),
@@ -522,7 +529,7 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
                 collect: None,
             }],
             collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
+            client: util::pinned(),
         },
         shop_purse.clone(),
     )
@@ -531,7 +538,7 @@ fn honest_wallets_pay_while_hostile_clients_attack_the_issuer() {
     let mut wallets = Vec::new();
     for name in ["alice-hostile", "bob-hostile"] {
         let purse = purse_for(&client, name, 0, &gateway.url(), dir.path());
-        let wallet = Wallet::open(purse, ClientConfig::default()).expect("wallet");
+        let wallet = Wallet::open(purse, util::pinned()).expect("wallet");
         let account = join_wallet(&wallet, &client, &[Role::CoinPurchaser]);
         wallets.push((wallet, account));
     }
@@ -882,7 +889,7 @@ fn replayed_and_wrong_session_messages_get_typed_refusals_and_change_nothing() {
     client.purchase_ack(&ack_a).expect("A's ack replayed");
 
     // A's WRequest3 replayed after its purchase closed: refused, typed.
-    let resp = raw_exchange(
+    let resp = util::raw_exchange_tls(
         gateway.addr(),
         &post_request("/v1/purchase/3", POSTCARD, &encode(&w3_a)),
     );

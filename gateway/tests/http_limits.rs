@@ -19,7 +19,7 @@ use vc_gateway::{
 use util::{issuer, parse_response, post_request, raw_exchange, read_all};
 
 fn start(config: ServerConfig) -> ServerHandle {
-    serve_issuer(&config, issuer().handle()).expect("gateway starts")
+    serve_issuer(&util::operator_config(config), issuer().handle()).expect("gateway starts")
 }
 
 /// Checks a response is the typed error `code` with `status`.
@@ -35,7 +35,7 @@ fn assert_typed(resp: &util::RawResponse, status: u16, code: ErrorCode) {
 #[test]
 fn health_and_metrics_answer() {
     let server = start(ServerConfig::loopback());
-    let client = IssuerClient::new(&server.url(), ClientConfig::default()).expect("client");
+    let client = util::operator_client(&server.url());
     client.health().expect("healthy");
     let descriptor = client.descriptor().expect("descriptor");
     assert_eq!(&descriptor.id_i, issuer().core.id());
@@ -47,7 +47,7 @@ fn health_and_metrics_answer() {
         server.addr(),
         &post_request("/v1/register", POSTCARD, b"\x01"),
     );
-    let metrics = client.metrics().expect("metrics");
+    let metrics = client.metrics(util::scrape_token()).expect("metrics");
     assert!(
         metrics.contains("vc_issuer_http_requests_total{route=\"/v1/issuer\",status=\"200\"} 1"),
         "{metrics}"
@@ -182,7 +182,11 @@ fn wait_metric(client: &IssuerClient, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let want = format!("{line}\n");
     while Instant::now() < deadline {
-        if client.metrics().expect("metrics").contains(&want) {
+        if client
+            .metrics(util::scrape_token())
+            .expect("metrics")
+            .contains(&want)
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -232,7 +236,7 @@ fn requests_over_the_receiving_limit_get_503_with_retry_after() {
     client.health().expect("health is served under load");
     assert!(
         client
-            .metrics()
+            .metrics(util::scrape_token())
             .expect("metrics")
             .contains("vc_issuer_http_requests_overloaded_total 2")
     );
@@ -298,7 +302,7 @@ fn slow_body_sender_gets_typed_408() {
 #[test]
 fn steps_the_issuer_lacks_answer_501_by_name() {
     let server = start(ServerConfig::loopback());
-    let client = IssuerClient::new(&server.url(), ClientConfig::default()).expect("client");
+    let client = util::operator_client(&server.url());
     let query = protocol::wire::status::CoinStatusQuery {
         coins: protocol::wire::CoinSerials::new(vec![ledger::CoinId::random()])
             .expect("one serial"),
@@ -326,7 +330,7 @@ fn a_client_retries_a_503_after_retry_after_and_gets_through() {
     config.bodies_receiving_max = 1;
     config.body_timeout_ms = 300;
     let server = start(config);
-    let client = IssuerClient::new(&server.url(), ClientConfig::default()).expect("client");
+    let client = util::operator_client(&server.url());
     let _stalled = stalled_request(&server);
     wait_metric(&client, "vc_issuer_http_bodies_receiving 1");
     let started = Instant::now();
@@ -340,7 +344,7 @@ fn a_client_retries_a_503_after_retry_after_and_gets_through() {
         "retried before the Retry-After: {:?}",
         started.elapsed()
     );
-    let metrics = client.metrics().expect("metrics");
+    let metrics = client.metrics(util::scrape_token()).expect("metrics");
     assert!(
         metrics.contains("vc_issuer_http_requests_total{route=\"/v1/register\",status=\"503\"} 1"),
         "{metrics}"

@@ -1,24 +1,37 @@
 //! `varietycash bank`: the operator's view of the simulated bank. The bank
 //! lives inside the issuer's process (`issuer serve`), its only client; these
-//! commands reach it through the gateway's loopback-only operator routes,
-//! except `export`, which reads a stopped issuer's bank file and writes the
-//! bank's statement for an auditor (`audit --bank-statement`).
+//! commands reach it through the gateway's operator routes, signed with an
+//! operator key the issuer lists, except `export`, which reads a stopped
+//! issuer's bank file and writes the bank's statement for an auditor
+//! (`audit --bank-statement`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gateway::{ClientConfig, IssuerClient};
+use gateway::IssuerClient;
 use ledger::{Amount, BankAccount};
 
-use super::common::parse_account;
+use super::common::{TransportArgs, parse_account};
+use super::issuer::read_operator_key;
 
 /// The simulated bank, through the running issuer's operator routes.
 #[derive(Debug, Args)]
 pub struct BankArgs {
-    /// The issuer's gateway URL (the routes answer loopback peers only).
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    /// The issuer's gateway URL.
+    #[arg(long, global = true, default_value = "https://127.0.0.1:8080")]
     pub issuer: String,
+    /// The operator key that signs the requests.
+    #[arg(long, global = true)]
+    pub operator_key: Option<PathBuf>,
+    /// The issuer's directory, whose operator.key signs unless
+    /// --operator-key names another.
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
+    /// TLS: the issuer's authority certificate (default DIR/tls-ca.pem).
+    #[command(flatten)]
+    pub transport: TransportArgs,
     #[command(subcommand)]
     pub command: BankCommand,
 }
@@ -55,7 +68,13 @@ pub fn run(args: BankArgs) -> anyhow::Result<ExitCode> {
         println!("{n} statement entries written to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let client = IssuerClient::new(&args.issuer, ClientConfig::default())?;
+    let key = read_operator_key(args.operator_key.as_deref(), args.dir.as_deref())?;
+    let ca = args
+        .dir
+        .as_deref()
+        .map(|d| d.join(super::issuer::TLS_CA_CERT_FILE));
+    let client = IssuerClient::new(&args.issuer, args.transport.client_config(ca.as_deref())?)?
+        .with_operator(key);
     match args.command {
         BankCommand::OpenAccount { account, amount } => {
             client

@@ -1,15 +1,17 @@
 //! What the party commands share: coin specs and catalog lines from the
 //! command line, bounded reading of TOML configuration files, the purse
-//! passphrase (from `VC_PURSE_PASSPHRASE` or a terminal prompt), opening a
-//! purse and its wallet, progress display on a terminal, and waiting for
-//! Ctrl-C or SIGTERM.
+//! passphrase (from `VC_PURSE_PASSPHRASE` or a terminal prompt), the
+//! transport flags (`--issuer-cert`, `--insecure-http`), opening a purse and
+//! its wallet, progress display on a terminal, and waiting for Ctrl-C or
+//! SIGTERM.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail, ensure};
-use gateway::{ClientConfig, Wallet};
+use clap::Args;
+use gateway::{ClientConfig, IssuerCa, Wallet};
 use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId};
 use purse::{KdfParams, Passphrase, Purse, PurseKey};
 use serde::de::DeserializeOwned;
@@ -150,9 +152,48 @@ fn prompt_hidden(label: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(line)
 }
 
+/// How a party command reaches the issuer and merchant servers: HTTPS
+/// trusting only the issuer's TLS authority, or plain HTTP when told so.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TransportArgs {
+    /// The issuer's TLS authority certificate (the issuer's `tls-ca.pem`):
+    /// the one root trusted, for the issuer's gateway and for every
+    /// merchant server (their certificates are issued by it).
+    #[arg(long, global = true)]
+    pub issuer_cert: Option<PathBuf>,
+    /// Speak plain HTTP without TLS: for loopback tests and demos only.
+    /// Anyone on the path reads and changes every message.
+    #[arg(long, global = true)]
+    pub insecure_http: bool,
+}
+
+impl TransportArgs {
+    /// The client configuration: `--insecure-http`, else the certificate
+    /// from `--issuer-cert` or, failing that, `configured` (a path from the
+    /// party's configuration file).
+    pub fn client_config(&self, configured: Option<&Path>) -> anyhow::Result<ClientConfig> {
+        if self.insecure_http {
+            return Ok(ClientConfig::default());
+        }
+        let Some(path) = self.issuer_cert.as_deref().or(configured) else {
+            bail!(
+                "no issuer certificate to check TLS against: pass --issuer-cert FILE (the \
+                 issuer's tls-ca.pem), or --insecure-http for plain HTTP on loopback"
+            );
+        };
+        let ca = IssuerCa::read_pem(path)
+            .with_context(|| format!("reading the issuer certificate {}", path.display()))?;
+        Ok(ClientConfig::pinned(ca))
+    }
+}
+
 /// Opens the purse at `path` and a wallet over it; `issuer_url`, if given,
 /// replaces the gateway address the purse's issuer record holds.
-pub fn open_wallet(path: &Path, issuer_url: Option<&str>) -> anyhow::Result<(Arc<Purse>, Wallet)> {
+pub fn open_wallet(
+    path: &Path,
+    issuer_url: Option<&str>,
+    client: ClientConfig,
+) -> anyhow::Result<(Arc<Purse>, Wallet)> {
     let purse = open_purse(path)?;
     if let Some(url) = issuer_url {
         let mut info = purse
@@ -164,7 +205,7 @@ pub fn open_wallet(path: &Path, issuer_url: Option<&str>) -> anyhow::Result<(Arc
         }
     }
     let purse = Arc::new(purse);
-    let wallet = Wallet::open(purse.clone(), ClientConfig::default())?;
+    let wallet = Wallet::open(purse.clone(), client)?;
     Ok((purse, wallet))
 }
 

@@ -20,8 +20,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actors::bank::SimulatedBank;
@@ -29,8 +29,9 @@ use actors::{Clock, IssuerConfig};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use gateway::{
-    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantClient,
-    MerchantConfig, PurchaseOutcome, RefundOutcome, ServerConfig, ServerHandle, Wallet,
+    CatalogItem, ClientConfig, CollectOption, IssuerCa, IssuerClient, IssuerRuntime,
+    MerchantClient, MerchantConfig, NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome,
+    RefundOutcome, ServerConfig, ServerHandle, TlsAuthority, TlsIdentity, Wallet,
     serve_issuer_with_bank, serve_merchant,
 };
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
@@ -87,6 +88,8 @@ struct RunningIssuer {
     gateway: ServerHandle,
     bank: Arc<SimulatedBank>,
     url: String,
+    /// The operator key the gateway accepts (generated for the demo).
+    operator_key: OperatorKey,
 }
 
 impl RunningIssuer {
@@ -96,18 +99,24 @@ impl RunningIssuer {
                 .context("opening the simulated bank")?,
         );
         let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
-        let gateway = serve_issuer_with_bank(
-            &ServerConfig::loopback(),
-            runtime.issuer().clone(),
-            bank.clone(),
-        )
-        .context("starting the issuer's gateway")?;
+        let operator_key = OperatorKey::generate().context("generating the operator key")?;
+        let mut server = demo_server()?;
+        server.operators = Arc::new(
+            OperatorAuth::new(
+                vec![("demo operator".into(), operator_key.public())],
+                NonceStore::File(issuer_dir.join("operator-nonces")),
+            )
+            .context("the operator nonce store")?,
+        );
+        let gateway = serve_issuer_with_bank(&server, runtime.issuer().clone(), bank.clone())
+            .context("starting the issuer's gateway")?;
         let url = gateway.url();
         Ok(RunningIssuer {
             runtime,
             gateway,
             bank,
             url,
+            operator_key,
         })
     }
 
@@ -169,6 +178,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         shards: 4,
         listen: "127.0.0.1:0".parse().context("the loopback address")?,
         bank_settle_delay_ms: 0,
+        // The demo runs its gateway in-process on loopback, over TLS with
+        // an authority and an operator key of its own (`demo_tls`,
+        // `RunningIssuer::start`).
+        metrics_token: None,
+        operators: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),
@@ -184,7 +200,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.clock = clock.clone();
     let issuer = RunningIssuer::start(&issuer_dir, config.clone())?;
     let issuer_url = issuer.url.clone();
-    let operator = IssuerClient::new(&issuer_url, ClientConfig::default())?;
+    let operator =
+        IssuerClient::new(&issuer_url, demo_client()?)?.with_operator(issuer.operator_key.clone());
     let descriptor = operator
         .descriptor()
         .context("reading the issuer's descriptor")?;
@@ -204,18 +221,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
 
     // The participants, each with a purse file and a bank account the
-    // operator opens through the issuer's loopback route; zorro is a
+    // operator opens through the issuer's signed operator route; zorro is a
     // pseudonym with no bank account at all.
     let shop_purse = new_purse(&dir, "bookshop", args.suite, &issuer_info)?;
     let alice_purse = new_purse(&dir, "alice", args.suite, &issuer_info)?;
     let bob_purse = new_purse(&dir, "bob", args.suite, &issuer_info)?;
     let carol_purse = new_purse(&dir, "carol", args.suite, &issuer_info)?;
     let zorro_purse = new_purse(&dir, PSEUDONYM, args.suite, &issuer_info)?;
-    let shop = Wallet::open(shop_purse.clone(), ClientConfig::default())?;
-    let alice = Wallet::open(alice_purse.clone(), ClientConfig::default())?;
-    let bob = Wallet::open(bob_purse.clone(), ClientConfig::default())?;
-    let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
-    let zorro = Wallet::open(zorro_purse.clone(), ClientConfig::default())?;
+    let shop = Wallet::open(shop_purse.clone(), demo_client()?)?;
+    let alice = Wallet::open(alice_purse.clone(), demo_client()?)?;
+    let bob = Wallet::open(bob_purse.clone(), demo_client()?)?;
+    let carol = Wallet::open(carol_purse.clone(), demo_client()?)?;
+    let zorro = Wallet::open(zorro_purse.clone(), demo_client()?)?;
     let opening = Amount::from_minor(OPENING_BALANCE_MINOR);
     let shop_account = account_for(&operator, &shop, opening)?;
     let alice_account = account_for(&operator, &alice, opening)?;
@@ -382,11 +399,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // spends the coin it got at the bookshop.
     let stall = serve_merchant(
         &MerchantConfig {
-            server: ServerConfig::loopback(),
+            server: demo_server()?,
             shop_name: format!("{PSEUDONYM}'s poetry stall"),
             catalog: vec![item("poem", "A poem", 100, None)],
             collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
+            client: demo_client()?,
         },
         zorro_purse.clone(),
     )
@@ -430,7 +447,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("backing up carol's keys")?;
     let carol_spec = CoinSpec::new(vec![line(3, 100)?, line(2, 50)?])?;
     let carol_coins = {
-        let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
+        let carol = Wallet::open(carol_purse.clone(), demo_client()?)?;
         bought(carol.buy(carol_spec, carol_account.clone(), false)?)?
     };
     let lost = holdings(&carol_purse)?;
@@ -448,7 +465,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         holdings(&carol_purse)? == Amount::ZERO,
         "a restored purse holds coins"
     );
-    let carol = Wallet::open(carol_purse.clone(), ClientConfig::default())?;
+    let carol = Wallet::open(carol_purse.clone(), demo_client()?)?;
     let (revoked, refunded) = match carol.refund()? {
         RefundOutcome::Replaced { revoked, coins } => (revoked, coins),
         RefundOutcome::Rejected(r) => bail!("the refund was refused: {:?}", r.reason),
@@ -586,7 +603,7 @@ fn expired_coin_steps(
     let grace = config.grace_secs;
     let issuer = RunningIssuer::start(&dir.join("issuer"), config)?;
     let (alice_purse, alice) =
-        super::common::open_wallet(&dir.join("alice.purse"), Some(&issuer.url))?;
+        super::common::open_wallet(&dir.join("alice.purse"), Some(&issuer.url), demo_client()?)?;
     let alice = alice.with_clock(clock.clone());
     let info = alice_purse
         .issuer()?
@@ -620,8 +637,11 @@ fn expired_coin_steps(
         .copied()
         .context("alice has no expired coin")?;
     // The bookshop again, with an item priced at that coin's value.
-    let (shop_purse, _) =
-        super::common::open_wallet(&dir.join("bookshop.purse"), Some(&issuer.url))?;
+    let (shop_purse, _) = super::common::open_wallet(
+        &dir.join("bookshop.purse"),
+        Some(&issuer.url),
+        demo_client()?,
+    )?;
     let shop_server = serve_shop(
         &shop_purse,
         &BankAccount::new("ACH-bookshop")?,
@@ -767,15 +787,50 @@ fn serve_shop(
     catalog.extend(extra);
     serve_merchant(
         &MerchantConfig {
-            server: ServerConfig::loopback(),
+            server: demo_server()?,
             shop_name: "The Demo Bookshop".into(),
             catalog,
             collect: CollectOption::Refresh,
-            client: ClientConfig::default(),
+            client: demo_client()?,
         },
         purse.clone(),
     )
     .context("starting the merchant server")
+}
+
+/// The demo's TLS: an authority made for this run (as `issuer init`
+/// makes one), and the certificate for 127.0.0.1 it issues to the demo's
+/// servers; every client pins that authority.
+struct DemoTls {
+    ca: IssuerCa,
+    identity: TlsIdentity,
+}
+
+fn demo_tls() -> anyhow::Result<&'static DemoTls> {
+    static TLS: OnceLock<DemoTls> = OnceLock::new();
+    if let Some(tls) = TLS.get() {
+        return Ok(tls);
+    }
+    let authority = TlsAuthority::generate().context("making the demo's TLS authority")?;
+    let identity = authority
+        .issue(&["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .and_then(|issued| issued.identity())
+        .context("issuing the demo servers' certificate")?;
+    let ca = authority.ca().context("the demo's TLS authority")?;
+    let _ = TLS.set(DemoTls { ca, identity });
+    TLS.get().context("the demo's TLS")
+}
+
+/// A client of the demo's servers: HTTPS, the demo's authority pinned.
+fn demo_client() -> anyhow::Result<ClientConfig> {
+    Ok(ClientConfig::pinned(demo_tls()?.ca.clone()))
+}
+
+/// A server of the demo: loopback, HTTPS with the demo's certificate.
+fn demo_server() -> anyhow::Result<ServerConfig> {
+    let mut server = ServerConfig::loopback();
+    server.tls = Some(demo_tls()?.identity.clone());
+    Ok(server)
 }
 
 fn step(what: &str, line: String) {
@@ -900,7 +955,7 @@ fn pay_directly(
 ) -> anyhow::Result<(RejectReason, usize)> {
     let spent = coins;
     let profile = purse.profile()?;
-    let merchant = MerchantClient::new(shop_url, ClientConfig::default())?;
+    let merchant = MerchantClient::new(shop_url, demo_client()?)?;
     let invoice = merchant.invoice(sku, &profile.participant)?;
     let (payer, send) = PaymentPayer::pay(
         profile.suite,

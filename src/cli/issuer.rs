@@ -1,12 +1,14 @@
 //! `varietycash issuer`: create an issuer's directory, serve its gateway
 //! (with the simulated bank inside the process), approve enrollments out of
-//! band through the gateway's loopback operator route, and open a new mint
+//! band through the gateway's signed operator route, and open a new mint
 //! key epoch.
 //!
-//! The directory holds `issuer.toml` (what `init` chose), the issuer's
-//! files (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb`
-//! (the simulated bank) and `issuer.pub` (the key the auditor verifies
-//! with).
+//! The directory holds `issuer.toml` (what `init` chose, the operator keys
+//! the gateway accepts, the `/metrics` scrape token), the issuer's files
+//! (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb` (the
+//! simulated bank), `issuer.pub` (the key the auditor verifies with),
+//! `operator.key` (the first operator key, 0600) and `operator-nonces` (the
+//! operator requests of the last minutes, refused if replayed).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,17 +20,35 @@ use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{ClientConfig, IssuerClient, IssuerRuntime, ServerConfig, serve_issuer_with_bank};
+use gateway::{
+    ClientConfig, ClientTls, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey,
+    ScrapeToken, ServerConfig, TlsAuthority, TlsIdentity, serve_issuer_with_bank,
+};
 use ledger::{ParticipantId, Role};
 use protocol::crypto::{PublicKey, SuiteId};
 use serde::{Deserialize, Serialize};
 
-use super::common::{parse_participant, read_toml, stop_issuer, wait_for_stop_signal};
+use super::common::{
+    TransportArgs, parse_participant, read_toml, stop_issuer, wait_for_stop_signal,
+};
 
 /// The issuer's configuration file, inside its directory.
 pub const CONFIG_FILE: &str = "issuer.toml";
 /// The issuer's public key for auditors and purses, inside its directory.
 pub const PUBLIC_KEY_FILE: &str = "issuer.pub";
+/// The first operator key `init` creates (PKCS#8, 0600), inside the
+/// issuer's directory; its public key is listed in `issuer.toml`.
+pub const OPERATOR_KEY_FILE: &str = "operator.key";
+/// The nonces of recent operator requests, so a replay is refused across
+/// restarts.
+pub const OPERATOR_NONCES_FILE: &str = "operator-nonces";
+/// The issuer's TLS authority: the certificate purses and merchants pin
+/// (public), and its key (0600), which signs the servers' certificates.
+pub const TLS_CA_CERT_FILE: &str = "tls-ca.pem";
+pub const TLS_CA_KEY_FILE: &str = "tls-ca.key";
+/// The gateway's own TLS certificate and key (0600), issued by the authority.
+pub const TLS_CERT_FILE: &str = "tls.pem";
+pub const TLS_KEY_FILE: &str = "tls.key";
 
 /// Run an issuer: create its files, serve its gateway, approve enrollments.
 #[derive(Debug, Args)]
@@ -45,8 +65,8 @@ pub enum IssuerCommand {
     ///
     /// The simulated bank lives inside the issuer's process (its file is
     /// DIR/bank.redb): the issuer is its only client, and the operator
-    /// opens accounts and reads balances through the gateway's loopback
-    /// routes (`varietycash bank open-account|balance`).
+    /// opens accounts and reads balances through the gateway's signed
+    /// operator routes (`varietycash bank open-account|balance`).
     Serve(ServeArgs),
     /// Out-of-band steps of enrollment.
     #[command(subcommand)]
@@ -54,6 +74,25 @@ pub enum IssuerCommand {
     /// Mint key epochs.
     #[command(subcommand)]
     Epoch(EpochCommand),
+    /// Issue a TLS certificate signed by the issuer's authority, for a
+    /// merchant server (purses trust exactly what the authority signed).
+    TlsCert(TlsCertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TlsCertArgs {
+    /// The issuer's directory, as `init` made it.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// A DNS name or IP address the server is reached at (repeat for more).
+    #[arg(long = "name", required = true)]
+    pub names: Vec<String>,
+    /// Where to write the certificate (PEM).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Where to write its private key (PEM, 0600).
+    #[arg(long)]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,8 +104,8 @@ pub enum EpochCommand {
     /// own expiry, then may be refreshed during the grace period.
     ///
     /// If the issuer serves (at `--issuer`, or at the configured listen
-    /// address with this directory's key), this goes to its loopback-only
-    /// operator route and the issuer keeps serving; otherwise the issuer
+    /// address with this directory's key), this goes to its operator route,
+    /// signed with the operator key, and the issuer keeps serving; otherwise the issuer
     /// runs in this process for the step.
     Open(EpochOpenArgs),
 }
@@ -79,6 +118,11 @@ pub struct EpochOpenArgs {
     /// The serving issuer's URL, if not the configured listen address.
     #[arg(long)]
     pub issuer: Option<String>,
+    /// The operator key that signs the request (default DIR/operator.key).
+    #[arg(long)]
+    pub operator_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +145,10 @@ pub struct InitArgs {
     /// How long the simulated bank takes to settle a debit, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub bank_settle_delay_ms: u64,
+    /// Another name the gateway's TLS certificate holds, besides
+    /// `localhost` and the listen address (repeat for more).
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,14 +159,17 @@ pub struct ServeArgs {
     /// Listen here instead of the configured address.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP, without TLS: for loopback tests and demos only.
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum EnrollCommand {
     /// Approve a participant's enrollment request for a role.
     ///
-    /// Sent to the running issuer's loopback-only operator route: the
-    /// issuer's files are held by the running process.
+    /// Sent to the running issuer's operator route, signed with the
+    /// operator key: the issuer's files are held by the running process.
     Approve(ApproveArgs),
 }
 
@@ -135,6 +186,21 @@ pub struct ApproveArgs {
     /// The gateway's URL, if not the configured listen address.
     #[arg(long)]
     pub issuer: Option<String>,
+    /// The operator key that signs the request (default DIR/operator.key).
+    #[arg(long)]
+    pub operator_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// An operator key the gateway accepts, as `issuer.toml` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorEntry {
+    /// Who holds it (shown in the gateway's log with its fingerprint).
+    pub name: String,
+    /// The key's SPKI DER, in hex.
+    pub public_key: String,
 }
 
 /// What `init` chose, kept in DIR/issuer.toml.
@@ -147,6 +213,18 @@ pub struct IssuerFile {
     pub listen: SocketAddr,
     #[serde(default)]
     pub bank_settle_delay_ms: u64,
+    /// The bearer token `GET /metrics` requires (none: `/metrics` answers
+    /// nobody).
+    #[serde(default)]
+    pub metrics_token: Option<String>,
+    /// The keys whose signed requests the operator routes accept.
+    #[serde(default)]
+    pub operators: Vec<OperatorEntry>,
+    /// The gateway's TLS certificate and key, relative to the directory.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl IssuerFile {
@@ -166,6 +244,44 @@ impl IssuerFile {
         config.rsa_bits = self.rsa_bits;
         config.n_shards = self.shards;
         Ok(config)
+    }
+
+    /// The gateway's operator keys, remembering nonces in DIR.
+    fn operator_auth(&self, dir: &Path) -> anyhow::Result<OperatorAuth> {
+        let mut keys = Vec::new();
+        for entry in &self.operators {
+            let der = hex::decode(entry.public_key.trim())
+                .with_context(|| format!("operator {:?}: the public key is not hex", entry.name))?;
+            let key = PublicKey::from_spki_der(&der)
+                .with_context(|| format!("operator {:?}: not an RSA SPKI key", entry.name))?;
+            keys.push((entry.name.clone(), key));
+        }
+        if keys.is_empty() {
+            tracing::warn!("issuer.toml lists no operator key: every operator request is refused");
+        }
+        let nonces = dir.join(OPERATOR_NONCES_FILE);
+        OperatorAuth::new(keys, NonceStore::File(nonces.clone()))
+            .with_context(|| format!("reading {}", nonces.display()))
+    }
+
+    /// The gateway's TLS identity from the configured files.
+    fn tls_identity(&self, dir: &Path) -> anyhow::Result<TlsIdentity> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            bail!(
+                "issuer.toml names no tls_cert and tls_key: serve with --insecure-http, or \
+                 re-create the issuer with `issuer init`"
+            );
+        };
+        let (cert, key) = (dir.join(cert), dir.join(key));
+        TlsIdentity::read_pem(&cert, &key).with_context(|| format!("reading {}", cert.display()))
+    }
+
+    fn scrape_token(&self) -> anyhow::Result<Option<ScrapeToken>> {
+        self.metrics_token
+            .as_deref()
+            .map(ScrapeToken::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("metrics_token in issuer.toml: {e}"))
     }
 
     fn bank(&self, dir: &Path) -> anyhow::Result<Arc<SimulatedBank>> {
@@ -191,13 +307,16 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         IssuerCommand::Serve(a) => serve(a),
         IssuerCommand::Enroll(EnrollCommand::Approve(a)) => approve(a),
         IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
+        IssuerCommand::TlsCert(a) => tls_cert(a),
     }
 }
 
 fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
-    if let Some(url) = serving_issuer(&args.dir, &file, args.issuer)? {
-        let client = IssuerClient::new(&url, ClientConfig::default())?;
+    let client_config = operator_client_config(&args.dir, &args.transport)?;
+    if let Some(url) = serving_issuer(&args.dir, &file, args.issuer, &client_config)? {
+        let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+        let client = IssuerClient::new(&url, client_config)?.with_operator(key);
         let opened = client
             .open_epoch()
             .with_context(|| format!("opening a key epoch at {url}"))?;
@@ -236,18 +355,23 @@ fn serving_issuer(
     dir: &Path,
     file: &IssuerFile,
     issuer: Option<String>,
+    client: &ClientConfig,
 ) -> anyhow::Result<Option<String>> {
     if issuer.is_some() {
         return Ok(issuer);
     }
-    let url = format!("http://{}", file.listen);
+    let scheme = match client.tls {
+        ClientTls::InsecurePlainHttp => "http",
+        _ => "https",
+    };
+    let url = format!("{scheme}://{}", file.listen);
     let probe = IssuerClient::new(
         &url,
         ClientConfig {
             request_timeout_ms: PROBE_TIMEOUT_MS,
             connect_timeout_ms: PROBE_TIMEOUT_MS,
             attempts_max: 1,
-            ..ClientConfig::default()
+            ..client.clone()
         },
     )?;
     let descriptor = match probe.descriptor() {
@@ -283,12 +407,42 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     }
     ledger::private_file::create_private_dir(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
+    let authority = TlsAuthority::generate().context("generating the TLS authority")?;
+    authority
+        .write(
+            &args.dir.join(TLS_CA_CERT_FILE),
+            &args.dir.join(TLS_CA_KEY_FILE),
+        )
+        .context("writing the TLS authority")?;
+    let mut tls_names = vec!["localhost".to_owned()];
+    if !args.listen.ip().is_unspecified() {
+        tls_names.push(args.listen.ip().to_string());
+    }
+    tls_names.extend(args.tls_names.iter().cloned());
+    authority
+        .issue(&tls_names)
+        .and_then(|issued| {
+            issued.write(&args.dir.join(TLS_CERT_FILE), &args.dir.join(TLS_KEY_FILE))
+        })
+        .context("writing the gateway's TLS certificate")?;
+    let operator_key_path = args.dir.join(OPERATOR_KEY_FILE);
+    let operator = OperatorKey::generate().context("generating the operator key")?;
+    operator
+        .write(&operator_key_path)
+        .with_context(|| format!("writing {}", operator_key_path.display()))?;
     let file = IssuerFile {
         suite: args.suite.to_string(),
         rsa_bits: args.rsa_bits,
         shards: args.shards,
         listen: args.listen,
         bank_settle_delay_ms: args.bank_settle_delay_ms,
+        metrics_token: Some(ScrapeToken::generate().as_str().to_owned()),
+        operators: vec![OperatorEntry {
+            name: "operator".into(),
+            public_key: hex::encode(operator.public().to_spki_der()),
+        }],
+        tls_cert: Some(TLS_CERT_FILE.into()),
+        tls_key: Some(TLS_KEY_FILE.into()),
     };
     // The first start creates the keys, the mint, the log and the first
     // key epoch; then the issuer stops until `serve`.
@@ -305,6 +459,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         "# VarietyCash issuer, written by `varietycash issuer init`.\n{}",
         toml::to_string(&file).context("writing the configuration")?
     );
+    // 0600 whatever the umask: it holds the /metrics scrape token.
     ledger::private_file::write_private(&config_path, text.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
     println!(
@@ -314,6 +469,18 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         file.suite,
         file.shards,
         key_path.display()
+    );
+    println!(
+        "operator key {} (0600), fingerprint {}, listed in {}",
+        operator_key_path.display(),
+        operator.fingerprint().short(),
+        config_path.display()
+    );
+    println!(
+        "TLS: authority {} (purses and merchants pin it: --issuer-cert), gateway certificate {} for {}",
+        args.dir.join(TLS_CA_CERT_FILE).display(),
+        args.dir.join(TLS_CERT_FILE).display(),
+        tls_names.join(", ")
     );
     println!(
         "next: varietycash issuer serve --dir {}",
@@ -330,9 +497,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, bank.clone());
     super::common::finish(bar);
     let runtime = runtime.context("starting the issuer")?;
-    let gateway =
-        serve_issuer_with_bank(&ServerConfig::new(listen), runtime.issuer().clone(), bank)
-            .with_context(|| format!("serving on {listen}"))?;
+    let mut config = ServerConfig::new(listen);
+    config.operators = Arc::new(file.operator_auth(&args.dir)?);
+    config.metrics_token = file.scrape_token()?;
+    if !args.insecure_http {
+        config.tls = Some(file.tls_identity(&args.dir)?);
+    }
+    let gateway = serve_issuer_with_bank(&config, runtime.issuer().clone(), bank)
+        .with_context(|| format!("serving on {listen}"))?;
     println!("issuer serving at {} (Ctrl-C to stop)", gateway.url());
     wait_for_stop_signal()?;
     println!("stopping: finishing requests in flight");
@@ -342,17 +514,64 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The running issuer's URL: `--issuer`, else the configured address.
-pub fn issuer_url(dir: &Path, issuer: Option<String>) -> anyhow::Result<String> {
+/// The running issuer's URL: `--issuer`, else the configured address
+/// (`https://`, or `http://` with `--insecure-http`).
+pub fn issuer_url(
+    dir: &Path,
+    issuer: Option<String>,
+    insecure_http: bool,
+) -> anyhow::Result<String> {
     match issuer {
         Some(url) => Ok(url),
-        None => Ok(format!("http://{}", IssuerFile::read(dir)?.listen)),
+        None => Ok(format!(
+            "{}://{}",
+            if insecure_http { "http" } else { "https" },
+            IssuerFile::read(dir)?.listen
+        )),
     }
 }
 
+/// The client of an operator command run in the issuer's directory: its
+/// TLS authority pinned unless `--issuer-cert` or `--insecure-http` say
+/// otherwise.
+fn operator_client_config(dir: &Path, transport: &TransportArgs) -> anyhow::Result<ClientConfig> {
+    transport.client_config(Some(&dir.join(TLS_CA_CERT_FILE)))
+}
+
+fn tls_cert(args: TlsCertArgs) -> anyhow::Result<ExitCode> {
+    let authority = TlsAuthority::read(
+        &args.dir.join(TLS_CA_CERT_FILE),
+        &args.dir.join(TLS_CA_KEY_FILE),
+    )
+    .with_context(|| format!("reading the TLS authority in {}", args.dir.display()))?;
+    authority
+        .issue(&args.names)
+        .and_then(|issued| issued.write(&args.cert, &args.key))
+        .context("issuing the certificate")?;
+    println!(
+        "certificate {} (key {}, 0600) for {}, signed by the issuer's TLS authority",
+        args.cert.display(),
+        args.key.display(),
+        args.names.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The operator key at `path`, else the one `init` made in `dir`.
+pub fn read_operator_key(path: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<OperatorKey> {
+    let path = match (path, dir) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(dir)) => dir.join(OPERATOR_KEY_FILE),
+        (None, None) => bail!("pass --operator-key FILE (or --dir of the issuer that made it)"),
+    };
+    OperatorKey::read(&path).with_context(|| format!("reading the operator key {}", path.display()))
+}
+
 fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
-    let url = issuer_url(&args.dir, args.issuer)?;
-    let client = IssuerClient::new(&url, ClientConfig::default())?;
+    let url = issuer_url(&args.dir, args.issuer, args.transport.insecure_http)?;
+    let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+    let client = IssuerClient::new(&url, operator_client_config(&args.dir, &args.transport)?)?
+        .with_operator(key);
     client
         .approve_enrollment(&args.id, args.role)
         .with_context(|| format!("approving {} as {} at {url}", args.id.as_str(), args.role))?;

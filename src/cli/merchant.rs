@@ -13,13 +13,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
+use gateway::{CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity};
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use serde::Deserialize;
 
 use super::common::{
-    open_wallet, parse_account, parse_participant, read_toml, wait_for_stop_signal,
+    TransportArgs, open_wallet, parse_account, parse_participant, read_toml, wait_for_stop_signal,
 };
 
 /// Run a shop: its purse, its enrollment, its merchant server.
@@ -61,6 +61,10 @@ pub struct InitArgs {
     pub suite: SuiteId,
     #[arg(long, default_value_t = 2048)]
     pub rsa_bits: usize,
+    /// TLS towards the issuer (with --dir, a copy of the certificate is
+    /// kept as DIR/issuer-ca.pem and named in merchant.toml).
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +98,17 @@ pub struct ServeArgs {
     /// The enrolled account redeemed payments are credited to.
     #[arg(long, value_parser = parse_account)]
     pub redeem_account: Option<BankAccount>,
+    /// The shop's TLS certificate (PEM), issued by the issuer's authority
+    /// (`varietycash issuer tls-cert`); default: the catalog's `tls_cert`.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM, 0600); default: the catalog's `tls_key`.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// TLS towards the issuer; `--insecure-http` also serves the shop over
+    /// plain HTTP.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// A catalog file.
@@ -104,6 +119,13 @@ struct CatalogFile {
     listen: Option<SocketAddr>,
     collect: Option<String>,
     redeem_account: Option<String>,
+    /// The issuer's TLS authority certificate, relative to the file.
+    issuer_cert: Option<PathBuf>,
+    /// The shop's TLS certificate and key, relative to the file.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// The bearer token `GET /metrics` requires (none: it answers nobody).
+    metrics_token: Option<String>,
     #[serde(default)]
     item: Vec<CatalogFileItem>,
 }
@@ -179,14 +201,16 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         ledger::private_file::create_private_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
+    let client = args.transport.client_config(None)?;
     super::purse::create_purse(
         &purse_file,
         &args.issuer,
+        &client,
         args.id,
         args.suite,
         args.rsa_bits,
     )?;
-    let (_, wallet) = open_wallet(&purse_file, None)?;
+    let (_, wallet) = open_wallet(&purse_file, None, client)?;
     wallet.register().context("registering")?;
     let mut roles = vec![Role::Merchant];
     if args.redeemer {
@@ -204,10 +228,27 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.dir {
         let path = dir.join(CONFIG_FILE);
         if !path.exists() {
+            let tls = match &args.transport.issuer_cert {
+                Some(cert) if !args.transport.insecure_http => {
+                    let copy = dir.join(super::purse::ISSUER_CERT_FILE);
+                    std::fs::copy(cert, &copy)
+                        .with_context(|| format!("copying {}", cert.display()))?;
+                    format!(
+                        "# TLS: the issuer's authority (pinned), and the shop's certificate\n\
+                         # and key from `varietycash issuer tls-cert`.\n\
+                         issuer_cert = \"{}\"\n\
+                         # tls_cert = \"tls.pem\"\n# tls_key = \"tls.key\"\n\
+                         # The bearer token GET /metrics requires (none: it answers nobody).\n\
+                         # metrics_token = \"...\"\n",
+                        super::purse::ISSUER_CERT_FILE
+                    )
+                }
+                _ => String::new(),
+            };
             let text = format!(
                 "# VarietyCash shop, written by `varietycash merchant init`.\n\
                  shop_name = \"{}\"\n\
-                 listen = \"{DEFAULT_LISTEN}\"\n\
+                 listen = \"{DEFAULT_LISTEN}\"\n{tls}\
                  # What the shop takes for coins: refresh, aggregate or redeem.\n\
                  collect = \"refresh\"\n\
                  redeem_account = \"{}\"\n\n\
@@ -230,8 +271,8 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
-    let (purse, _) = open_wallet(&purse_file, args.issuer.as_deref())?;
     let config = merchant_config(&args)?;
+    let (purse, _) = open_wallet(&purse_file, args.issuer.as_deref(), config.client.clone())?;
     if config.catalog.is_empty() {
         bail!("nothing to sell: give --item SKU=PRICE or --catalog FILE");
     }
@@ -262,8 +303,20 @@ fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
         .map(|d| d.join(CONFIG_FILE))
         .filter(|p| p.exists());
     let catalog_path = args.catalog.clone().or(in_dir);
+    let mut issuer_cert = None;
+    let mut metrics_token = None;
+    let (mut tls_cert, mut tls_key) = (args.tls_cert.clone(), args.tls_key.clone());
     if let Some(path) = &catalog_path {
         let file: CatalogFile = read_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        issuer_cert = file.issuer_cert.map(|c| base.join(c));
+        metrics_token = file
+            .metrics_token
+            .map(ScrapeToken::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("metrics_token {}: {e}", catalog_where(Some(path))))?;
+        tls_cert = tls_cert.or(file.tls_cert.map(|c| base.join(c)));
+        tls_key = tls_key.or(file.tls_key.map(|c| base.join(c)));
         shop_name = file.shop_name.unwrap_or(shop_name);
         listen = listen.or(file.listen);
         collect_name = file.collect.unwrap_or(collect_name);
@@ -290,12 +343,26 @@ fn merchant_config(args: &ServeArgs) -> anyhow::Result<MerchantConfig> {
             .parse()
             .context("the default listen address")?,
     };
+    let mut server = ServerConfig::new(listen);
+    server.metrics_token = metrics_token;
+    if !args.transport.insecure_http {
+        let (Some(cert), Some(key)) = (tls_cert, tls_key) else {
+            bail!(
+                "the shop serves HTTPS: give --tls-cert and --tls-key (from `varietycash issuer \
+                 tls-cert`), or tls_cert and tls_key in merchant.toml; or --insecure-http"
+            );
+        };
+        server.tls = Some(
+            TlsIdentity::read_pem(&cert, &key)
+                .with_context(|| format!("reading the shop's certificate {}", cert.display()))?,
+        );
+    }
     Ok(MerchantConfig {
-        server: ServerConfig::new(listen),
+        server,
         shop_name,
         catalog,
         collect: parse_collect(&collect_name, account.as_ref())?,
-        client: ClientConfig::default(),
+        client: args.transport.client_config(issuer_cert.as_deref())?,
     })
 }
 
@@ -343,6 +410,12 @@ mod tests {
             catalog: Some(path),
             collect: "aggregate".into(),
             redeem_account: None,
+            tls_cert: None,
+            tls_key: None,
+            transport: TransportArgs {
+                issuer_cert: None,
+                insecure_http: true,
+            },
         };
         let config = merchant_config(&args).expect("config");
         assert_eq!(config.shop_name, "Books");

@@ -26,8 +26,8 @@ use purse::{IssuerInfo, Purse, PurseProfile, Selection};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    finish, open_purse, open_wallet, parse_account, parse_participant, parse_spec, progress_bar,
-    read_toml, spinner,
+    TransportArgs, finish, open_purse, open_wallet, parse_account, parse_participant, parse_spec,
+    progress_bar, read_toml, spinner,
 };
 
 /// Rounds of "change, then select again" before giving up.
@@ -46,6 +46,10 @@ pub struct PurseArgs {
     /// the address the purse remembers).
     #[arg(long, global = true)]
     pub issuer: Option<String>,
+    /// TLS: the issuer's authority certificate (`init --dir` keeps a copy,
+    /// DIR/issuer-ca.pem, named in purse.toml), or plain HTTP.
+    #[command(flatten)]
+    pub transport: TransportArgs,
     #[command(subcommand)]
     pub command: PurseCommand,
 }
@@ -158,11 +162,20 @@ pub struct PurseFile {
     pub issuer: Option<String>,
     /// The default bank account of `enroll`, `buy` and `redeem`.
     pub account: Option<String>,
+    /// The issuer's TLS authority certificate, relative to DIR: the one
+    /// root trusted for the issuer's gateway and merchant servers.
+    #[serde(default)]
+    pub issuer_cert: Option<PathBuf>,
 }
+
+/// The copy of the issuer's TLS authority certificate `init --dir` keeps.
+pub const ISSUER_CERT_FILE: &str = "issuer-ca.pem";
 
 /// Where a purse command finds its purse and its configuration.
 struct Place {
     purse: PathBuf,
+    /// The data directory, with --dir.
+    dir: Option<PathBuf>,
     /// DIR/purse.toml with --dir; none with --purse.
     config_path: Option<PathBuf>,
     config: PurseFile,
@@ -180,17 +193,25 @@ impl Place {
                 };
                 Ok(Place {
                     purse: dir.join(PURSE_FILE),
+                    dir: Some(dir.clone()),
                     config_path: Some(config_path),
                     config,
                 })
             }
             (None, Some(file)) => Ok(Place {
                 purse: file.clone(),
+                dir: None,
                 config_path: None,
                 config: PurseFile::default(),
             }),
             (None, None) => bail!("where is the purse? --dir DIR or --purse FILE"),
         }
+    }
+
+    /// The issuer certificate purse.toml names, as a path.
+    fn configured_cert(&self) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        self.config.issuer_cert.as_ref().map(|c| dir.join(c))
     }
 
     fn account(&self, flag: Option<BankAccount>) -> anyhow::Result<BankAccount> {
@@ -209,7 +230,7 @@ impl Place {
 pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
     let place = Place::of(&args)?;
     let issuer = args.issuer.clone().or_else(|| place.config.issuer.clone());
-    match command(&place, issuer.as_deref(), args.command) {
+    match command(&place, issuer.as_deref(), &args.transport, args.command) {
         // The issuer answered with a verified refusal: the command ran and
         // was told no, which is not a failure to run.
         Err(e) => match e.downcast_ref::<WalletError>() {
@@ -226,9 +247,16 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow::Result<ExitCode> {
+fn command(
+    place: &Place,
+    issuer: Option<&str>,
+    transport: &TransportArgs,
+    command: PurseCommand,
+) -> anyhow::Result<ExitCode> {
     let path = place.purse.as_path();
-    let open = || open_wallet(path, issuer);
+    // Asked for only by the commands that go on the network.
+    let client = || transport.client_config(place.configured_cert().as_deref());
+    let open = || open_wallet(path, issuer, client()?);
     match command {
         PurseCommand::Init {
             id,
@@ -266,7 +294,7 @@ fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow
                 }
                 (Some(id), None) => {
                     let url = issuer.context("init needs the issuer's gateway: --issuer URL")?;
-                    let purse = create_purse(path, url, id, suite, rsa_bits)?;
+                    let purse = create_purse(path, url, &client()?, id, suite, rsa_bits)?;
                     println!(
                         "purse {} created for {}",
                         path.display(),
@@ -279,9 +307,19 @@ fn command(place: &Place, issuer: Option<&str>, command: PurseCommand) -> anyhow
             if let Some(config_path) = &place.config_path
                 && !config_path.exists()
             {
+                let issuer_cert = match (&transport.issuer_cert, &place.dir) {
+                    (Some(cert), Some(dir)) if !transport.insecure_http => {
+                        std::fs::copy(cert, dir.join(ISSUER_CERT_FILE)).with_context(|| {
+                            format!("copying {} into {}", cert.display(), dir.display())
+                        })?;
+                        Some(PathBuf::from(ISSUER_CERT_FILE))
+                    }
+                    _ => None,
+                };
                 let file = PurseFile {
                     issuer: purse.issuer()?.map(|i| i.gateway_url),
                     account: account.map(|a| a.as_str().to_owned()),
+                    issuer_cert,
                 };
                 write_config(config_path, &file)?;
                 println!("configuration written to {}", config_path.display());
@@ -456,6 +494,7 @@ fn write_config(path: &Path, file: &PurseFile) -> anyhow::Result<()> {
 pub fn create_purse(
     path: &std::path::Path,
     url: &str,
+    client: &ClientConfig,
     id: ParticipantId,
     suite: SuiteId,
     rsa_bits: usize,
@@ -463,7 +502,7 @@ pub fn create_purse(
     if path.exists() {
         bail!("{} exists", path.display());
     }
-    let client = IssuerClient::new(url, ClientConfig::default())?;
+    let client = IssuerClient::new(url, client.clone())?;
     let descriptor = client
         .descriptor()
         .with_context(|| format!("asking {url} who the issuer is"))?;

@@ -15,7 +15,8 @@ use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
 use gateway::{
     CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
-    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_issuer_with_bank,
+    NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome, ServerConfig, ServerHandle, Wallet,
+    serve_issuer_with_bank,
 };
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role};
 use protocol::crypto::SuiteId;
@@ -78,13 +79,20 @@ impl System {
         let mut config = IssuerConfig::new(dir.path().join("issuer"));
         config.n_shards = 4;
         let runtime = IssuerRuntime::start(config, bank.clone()).expect("issuer starts");
-        let gateway = serve_issuer_with_bank(
-            &ServerConfig::loopback(),
-            runtime.issuer().clone(),
-            bank.clone(),
-        )
-        .expect("gateway");
-        let operator = IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+        let operator_key = OperatorKey::generate().expect("operator keygen");
+        let mut server = ServerConfig::loopback();
+        server.operators = Arc::new(
+            OperatorAuth::new(
+                vec![("test operator".into(), operator_key.public())],
+                NonceStore::Memory,
+            )
+            .expect("operator keys"),
+        );
+        let gateway = serve_issuer_with_bank(&server, runtime.issuer().clone(), bank.clone())
+            .expect("gateway");
+        let operator = IssuerClient::new(&gateway.url(), ClientConfig::default())
+            .expect("client")
+            .with_operator(operator_key);
         let descriptor = operator.descriptor().expect("descriptor");
         let info = IssuerInfo {
             issuer: descriptor.id_i,

@@ -15,9 +15,60 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
         .env("VC_PURSE_KDF", "insecure-fast")
-        .args(args)
+        .args(with_tls(dir, args))
         .output()
         .expect("the binary runs")
+}
+
+/// `args`, plus the TLS flags the parties use in these tests: every
+/// purse, bank and merchant command pins the issuer's authority
+/// (`iss/tls-ca.pem`, as `issuer init` wrote it), and a merchant server
+/// serves a certificate that authority issued for 127.0.0.1 (made on first
+/// use with `issuer tls-cert`). Commands that say `--insecure-http` or
+/// `--issuer-cert` themselves are left as they are.
+pub fn with_tls(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if args
+        .iter()
+        .any(|a| *a == "--insecure-http" || *a == "--issuer-cert")
+    {
+        return out;
+    }
+    let ca = dir.join("iss").join("tls-ca.pem").display().to_string();
+    match args.first().copied() {
+        Some("purse" | "bank") => out.extend(["--issuer-cert".to_owned(), ca]),
+        Some("merchant") => {
+            out.extend(["--issuer-cert".to_owned(), ca]);
+            if args.get(1) == Some(&"serve") && !args.contains(&"--tls-cert") {
+                if !dir.join("shop-tls.pem").exists() {
+                    let made = Command::new(BIN)
+                        .current_dir(dir)
+                        .args([
+                            "issuer",
+                            "tls-cert",
+                            "--dir",
+                            "iss",
+                            "--name",
+                            "127.0.0.1",
+                            "--name",
+                            "localhost",
+                            "--cert",
+                            "shop-tls.pem",
+                            "--key",
+                            "shop-tls.key",
+                        ])
+                        .output()
+                        .expect("the binary runs");
+                    assert!(made.status.success(), "issuer tls-cert: {made:?}");
+                }
+                out.extend(
+                    ["--tls-cert", "shop-tls.pem", "--tls-key", "shop-tls.key"].map(str::to_owned),
+                );
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Runs a command and expects exit 0; its stdout.
@@ -46,7 +97,7 @@ pub fn spawn(dir: &Path, args: &[&str]) -> Child {
         .current_dir(dir)
         .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
         .env("VC_PURSE_KDF", "insecure-fast")
-        .args(args)
+        .args(with_tls(dir, args))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -104,7 +155,7 @@ pub fn spawn_piped(dir: &Path, args: &[&str]) -> Child {
         .current_dir(dir)
         .env("VC_PURSE_PASSPHRASE", super::PASSPHRASE)
         .env("VC_PURSE_KDF", "insecure-fast")
-        .args(args)
+        .args(with_tls(dir, args))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -144,7 +195,7 @@ pub const SERVE_ISSUER: [&str; 4] = ["issuer", "serve", "--dir", "iss"];
 
 pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
     let (issuer, ip) = serve_new_issuer(dir);
-    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let issuer_url = format!("https://127.0.0.1:{ip}");
     let mp = free_port();
     let shop_listen = format!("127.0.0.1:{mp}");
     for (account, opening) in [("ACH-alice", "100.00"), ("ACH-shop", "0.00")] {
@@ -152,6 +203,8 @@ pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
             dir,
             &[
                 "bank",
+                "--dir",
+                "iss",
                 "open-account",
                 account,
                 opening,
@@ -250,7 +303,7 @@ pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
         issuer,
         shop,
         ip,
-        shop_url: format!("http://{shop_listen}"),
+        shop_url: format!("https://{shop_listen}"),
     }
 }
 

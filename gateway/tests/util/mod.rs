@@ -48,16 +48,153 @@ pub fn issuer() -> &'static TestIssuer {
     })
 }
 
-/// Serves this binary's issuer, with its bank, over HTTP at `config`.
+/// Serves this binary's issuer, with its bank, over HTTP at `config`
+/// (plus this binary's operator key and scrape token).
 pub fn serve_shared_issuer(config: &vc_gateway::ServerConfig) -> vc_gateway::ServerHandle {
-    vc_gateway::serve_issuer_with_bank(config, issuer().handle(), issuer().bank.clone())
-        .expect("gateway serves the shared issuer")
+    vc_gateway::serve_issuer_with_bank(
+        &operator_config(config.clone()),
+        issuer().handle(),
+        issuer().bank.clone(),
+    )
+    .expect("gateway serves the shared issuer")
 }
 
-/// A client of the issuer `gateway` serves, with the default retries.
+/// A client of the issuer `gateway` serves, with the default retries,
+/// signing operator requests with this binary's operator key (over TLS with
+/// this binary's authority pinned when the gateway speaks TLS).
 pub fn client_of(gateway: &vc_gateway::ServerHandle) -> vc_gateway::IssuerClient {
-    vc_gateway::IssuerClient::new(&gateway.url(), vc_gateway::ClientConfig::default())
+    if gateway.is_tls() {
+        vc_gateway::IssuerClient::new(&gateway.url(), pinned())
+            .expect("client")
+            .with_operator(operator_key().clone())
+    } else {
+        operator_client(&gateway.url())
+    }
+}
+
+/// This test binary's TLS: an authority, the certificate it issued for
+/// 127.0.0.1 to the servers, and a rustls client trusting only it.
+pub struct TestTls {
+    pub ca: vc_gateway::IssuerCa,
+    pub identity: vc_gateway::TlsIdentity,
+    client: Arc<rustls::ClientConfig>,
+}
+
+pub fn test_tls() -> &'static TestTls {
+    static TLS: OnceLock<TestTls> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let authority = vc_gateway::TlsAuthority::generate().expect("authority");
+        let identity = authority
+            .issue(&["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("issued")
+            .identity()
+            .expect("identity");
+        let ca = authority.ca().expect("ca");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca.der().to_vec()))
+            .expect("root");
+        let client = Arc::new(
+            rustls::ClientConfig::builder_with_provider(vc_gateway::tls::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        TestTls {
+            ca,
+            identity,
+            client,
+        }
+    })
+}
+
+/// `config`, serving HTTPS with this binary's certificate.
+pub fn tls_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::ServerConfig {
+    config.tls = Some(test_tls().identity.clone());
+    config
+}
+
+/// A client configuration pinning this binary's authority.
+pub fn pinned() -> vc_gateway::ClientConfig {
+    vc_gateway::ClientConfig::pinned(test_tls().ca.clone())
+}
+
+/// A raw TLS connection to `addr`, handshake done.
+pub type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+pub fn tls_connect(addr: SocketAddr) -> Tls {
+    let tcp = TcpStream::connect(addr).expect("connect");
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let connection =
+        rustls::ClientConnection::new(test_tls().client.clone(), name).expect("tls client");
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+    }
+    tls
+}
+
+/// Reads until the server closes or `timeout` passes, over TLS.
+pub fn read_all_tls(stream: &mut Tls, timeout: Duration) -> Vec<u8> {
+    stream
+        .sock
+        .set_read_timeout(Some(timeout))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Sends `request` as is over TLS and reads the whole answer.
+pub fn raw_exchange_tls(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = tls_connect(addr);
+    stream.write_all(request).expect("send");
+    let bytes = read_all_tls(&mut stream, Duration::from_secs(10));
+    parse_response(&bytes).unwrap_or_else(|| {
+        panic!(
+            "no HTTP response: {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )
+    })
+}
+
+/// The operator key of this test binary.
+pub fn operator_key() -> &'static vc_gateway::OperatorKey {
+    static KEY: OnceLock<vc_gateway::OperatorKey> = OnceLock::new();
+    KEY.get_or_init(|| vc_gateway::OperatorKey::generate().expect("operator keygen"))
+}
+
+/// The `/metrics` scrape token of this test binary's servers.
+pub fn scrape_token() -> &'static vc_gateway::ScrapeToken {
+    static TOKEN: OnceLock<vc_gateway::ScrapeToken> = OnceLock::new();
+    TOKEN.get_or_init(vc_gateway::ScrapeToken::generate)
+}
+
+/// `config`, accepting this binary's operator key (nonces in memory) and
+/// scrape token.
+pub fn operator_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::ServerConfig {
+    config.operators = Arc::new(
+        vc_gateway::OperatorAuth::new(
+            vec![("test operator".into(), operator_key().public())],
+            vc_gateway::NonceStore::Memory,
+        )
+        .expect("operator keys"),
+    );
+    config.metrics_token = Some(scrape_token().clone());
+    config
+}
+
+/// A client of the issuer at `url` that signs operator requests.
+pub fn operator_client(url: &str) -> vc_gateway::IssuerClient {
+    vc_gateway::IssuerClient::new(url, vc_gateway::ClientConfig::default())
         .expect("client")
+        .with_operator(operator_key().clone())
 }
 
 /// Participant keys, generated once per test binary.

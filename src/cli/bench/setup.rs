@@ -10,7 +10,10 @@ use std::time::Duration;
 use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
 use anyhow::Context;
-use gateway::{ClientConfig, IssuerClient, IssuerRuntime, ServerConfig, ServerHandle};
+use gateway::{
+    ClientConfig, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey, ServerConfig,
+    ServerHandle,
+};
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};
 use protocol::flows::{PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request};
@@ -83,6 +86,8 @@ pub struct BenchIssuer {
     pub suite: SuiteId,
     rsa_bits: usize,
     bank: Arc<SimulatedBank>,
+    /// Signs the setup's operator requests (the gateway accepts it).
+    operator_key: OperatorKey,
     gateway: Option<ServerHandle>,
     runtime: Option<IssuerRuntime>,
 }
@@ -101,7 +106,19 @@ impl BenchIssuer {
         config.suite = suite;
         config.rsa_bits = rsa_bits;
         let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
-        let gateway = gateway::serve_issuer(&ServerConfig::loopback(), runtime.issuer().clone())
+        let operator_key = OperatorKey::generate().context("generating the operator key")?;
+        let mut server = ServerConfig::loopback();
+        // The load generator is one address: the benchmark measures the
+        // issuer, not the per-source limits.
+        server.per_source = gateway::SourceLimits::unlimited();
+        server.operators = Arc::new(
+            OperatorAuth::new(
+                vec![("bench operator".into(), operator_key.public())],
+                NonceStore::Memory,
+            )
+            .context("the operator keys")?,
+        );
+        let gateway = gateway::serve_issuer(&server, runtime.issuer().clone())
             .context("starting the issuer's gateway")?;
         let core = runtime.issuer().core().clone();
         Ok(BenchIssuer {
@@ -111,6 +128,7 @@ impl BenchIssuer {
             suite: core.suite(),
             rsa_bits,
             bank,
+            operator_key,
             gateway: Some(gateway),
             runtime: Some(runtime),
         })
@@ -151,7 +169,10 @@ impl BenchIssuer {
             Timestamp::now(),
         )?;
         client.enroll(&enrollment)?;
-        client.approve_enrollment(&buyer, Role::CoinPurchaser)?;
+        client
+            .clone()
+            .with_operator(self.operator_key.clone())
+            .approve_enrollment(&buyer, Role::CoinPurchaser)?;
 
         let payee_keys: Vec<Arc<SecretKey>> = (0..PAYEE_KEYS_N)
             .map(|_| SecretKey::generate(self.rsa_bits).map(Arc::new))

@@ -1,0 +1,647 @@
+//! Operator credentials: who may use a server's operator routes.
+//!
+//! Every `/admin/...` request is an [`OperatorRequest`]: the route's own
+//! message, wrapped with the route it is meant for, the signer's clock
+//! reading and a fresh nonce, and signed (RSA-PSS, label
+//! [`OPERATOR_REQUEST_LABEL`]) by an operator key that the issuer's
+//! configuration lists ([`OperatorAuth`]). The server checks, in this order:
+//! the body is a signed request at all (401), its key is listed (403), it was
+//! signed for this route (403), it is recent ([`OPERATOR_REQUEST_WINDOW_SECS`]
+//! either way, 401), the signature holds (401), and its nonce was not seen
+//! before (401). Nonces are remembered for the window, in a file that is
+//! appended and synced before the action runs ([`NonceStore::File`]), so a
+//! replay is refused after a restart too. The caller's address authorizes
+//! nothing.
+//!
+//! `GET /metrics` (outstanding e-money, money in and out) answers only a
+//! `Authorization: Bearer` [`ScrapeToken`] the server is configured with.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature};
+use protocol::wire::{BoundedBytes, BoundedText, WireMessage};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::constants::{
+    OPERATOR_BODY_BYTES_MAX, OPERATOR_NONCE_FILE_BYTES_MAX, OPERATOR_NONCES_MAX,
+    OPERATOR_REQUEST_WINDOW_SECS, OPERATOR_ROUTE_BYTES_MAX, OPERATOR_SIGNATURE_BYTES_MAX,
+    SCRAPE_TOKEN_BYTES_MIN,
+};
+
+/// Domain separation of an operator request's signature.
+pub const OPERATOR_REQUEST_LABEL: &str = "vc/operator/request/1";
+
+/// SHA-256 of an operator key's SPKI DER: how requests name their key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyFingerprint(pub [u8; 32]);
+
+impl KeyFingerprint {
+    pub fn of(key: &PublicKey) -> KeyFingerprint {
+        KeyFingerprint(key.fingerprint())
+    }
+
+    /// The first 8 bytes in hex: enough to tell keys apart in a log line.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
+
+/// A signed operator request: the body is the route's message, encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRequest {
+    /// The signing key, listed in the server's configuration.
+    pub key: KeyFingerprint,
+    /// The path this request is for (`/admin/bank/account`): a request
+    /// signed for one route is refused on every other.
+    pub route: BoundedText<OPERATOR_ROUTE_BYTES_MAX>,
+    /// The signer's clock, microseconds since the Unix epoch.
+    pub issued_at_micros: u64,
+    /// Fresh per request: what the server remembers to refuse a replay.
+    pub nonce: Nonce,
+    /// The route's message, `protocol::wire::encode`d.
+    pub body: BoundedBytes<OPERATOR_BODY_BYTES_MAX>,
+    /// RSA-PSS over [`OperatorRequest::signed_bytes`].
+    pub signature: BoundedBytes<OPERATOR_SIGNATURE_BYTES_MAX>,
+}
+
+impl WireMessage for OperatorRequest {
+    const NAME: &'static str = "OperatorRequest";
+    const BYTES_MAX: usize = OPERATOR_BODY_BYTES_MAX + OPERATOR_SIGNATURE_BYTES_MAX + 256;
+}
+
+impl OperatorRequest {
+    /// What the signature covers: every field but the signature, each
+    /// length-prefixed.
+    pub fn signed_bytes(
+        key: &KeyFingerprint,
+        route: &str,
+        issued_at_micros: u64,
+        nonce: &Nonce,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + route.len() + body.len() + 64);
+        out.extend_from_slice(&key.0);
+        out.extend_from_slice(&(route.len() as u64).to_be_bytes());
+        out.extend_from_slice(route.as_bytes());
+        out.extend_from_slice(&issued_at_micros.to_be_bytes());
+        out.extend_from_slice(nonce.as_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+}
+
+/// Microseconds since the Unix epoch, by this machine's clock.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// An operator's key pair (RSA, the protocol's signing primitive), kept in
+/// a PKCS#8 file of mode 0600.
+#[derive(Debug, Clone)]
+pub struct OperatorKey {
+    secret: SecretKey,
+    fingerprint: KeyFingerprint,
+}
+
+impl OperatorKey {
+    /// A fresh 2048-bit key.
+    pub fn generate() -> Result<OperatorKey, CryptoError> {
+        Ok(OperatorKey::from_secret(SecretKey::generate(2048)?))
+    }
+
+    pub fn from_secret(secret: SecretKey) -> OperatorKey {
+        let fingerprint = KeyFingerprint::of(&secret.public());
+        OperatorKey {
+            secret,
+            fingerprint,
+        }
+    }
+
+    /// Reads a key file, refusing one that group or others may read.
+    pub fn read(path: &Path) -> Result<OperatorKey, CryptoError> {
+        SecretKey::read_pkcs8(path).map(OperatorKey::from_secret)
+    }
+
+    /// Writes the key to a new file of mode 0600.
+    pub fn write(&self, path: &Path) -> Result<(), CryptoError> {
+        self.secret.write_pkcs8(path)
+    }
+
+    pub fn public(&self) -> PublicKey {
+        self.secret.public()
+    }
+
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+
+    /// Signs `body` for `route` at `issued_at_micros` with a fresh nonce.
+    pub fn sign_at(
+        &self,
+        route: &str,
+        body: Vec<u8>,
+        issued_at_micros: u64,
+    ) -> Result<OperatorRequest, OperatorRefusal> {
+        let route_text =
+            BoundedText::new(route).map_err(|_| OperatorRefusal::NotSigned("route too long"))?;
+        let nonce = Nonce::random();
+        let signed = OperatorRequest::signed_bytes(
+            &self.fingerprint,
+            route,
+            issued_at_micros,
+            &nonce,
+            &body,
+        );
+        let signature = self.secret.sign(OPERATOR_REQUEST_LABEL, &signed);
+        Ok(OperatorRequest {
+            key: self.fingerprint,
+            route: route_text,
+            issued_at_micros,
+            nonce,
+            body: BoundedBytes::new(body)
+                .map_err(|_| OperatorRefusal::NotSigned("body too long"))?,
+            signature: BoundedBytes::new(signature.as_bytes().to_vec())
+                .map_err(|_| OperatorRefusal::NotSigned("signature too long"))?,
+        })
+    }
+
+    /// Signs `body` for `route` now.
+    pub fn sign(&self, route: &str, body: Vec<u8>) -> Result<OperatorRequest, OperatorRefusal> {
+        self.sign_at(route, body, now_micros())
+    }
+}
+
+/// Why an operator request was refused. `NotSigned`, `Stale`, `BadSignature`
+/// and `Replayed` are answered 401, `UnknownKey` and `WrongRoute` 403,
+/// `Store` 500.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorRefusal {
+    #[error("not a signed operator request ({0})")]
+    NotSigned(&'static str),
+    #[error("operator key {0} is not listed in this server's configuration")]
+    UnknownKey(String),
+    #[error("this request was signed for {signed_for}, not for {route}")]
+    WrongRoute { signed_for: String, route: String },
+    #[error("the request was signed {age_secs} s from now; at most {max_secs} s are allowed")]
+    Stale { age_secs: i64, max_secs: u64 },
+    #[error("the operator signature does not verify")]
+    BadSignature,
+    #[error("this operator request was already used")]
+    Replayed,
+    #[error("operator requests are refused: {0}")]
+    NoRoom(&'static str),
+    #[error("remembering the request's nonce: {0}")]
+    Store(#[source] std::io::Error),
+}
+
+/// Where the nonces of accepted requests are remembered.
+#[derive(Debug, Clone)]
+pub enum NonceStore {
+    /// Only in memory: a restart forgets them (tests, in-process demos).
+    Memory,
+    /// Appended and synced to this file before the action runs; read back
+    /// at start, so replays are refused across restarts.
+    File(PathBuf),
+}
+
+/// One remembered request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Seen {
+    key: KeyFingerprint,
+    nonce: [u8; NONCE_BYTES],
+}
+
+#[derive(Debug, Default)]
+struct Nonces {
+    seen: HashSet<Seen>,
+    /// In acceptance order, with the time each was issued: what expires.
+    order: VecDeque<(u64, Seen)>,
+}
+
+impl Nonces {
+    fn forget_before(&mut self, oldest_micros: u64) {
+        while let Some(&(at, seen)) = self.order.front() {
+            if at >= oldest_micros {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&seen);
+        }
+    }
+}
+
+/// A request that passed every check: its body, and who signed it.
+#[derive(Debug)]
+pub struct Authorized {
+    pub key: KeyFingerprint,
+    /// The name the configuration gives the key.
+    pub key_name: String,
+    pub body: Vec<u8>,
+}
+
+/// The operator keys a server accepts, and the nonces it has seen.
+pub struct OperatorAuth {
+    keys: HashMap<KeyFingerprint, (String, PublicKey)>,
+    store: NonceStore,
+    nonces: Mutex<Nonces>,
+}
+
+impl std::fmt::Debug for OperatorAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorAuth")
+            .field("n_keys", &self.keys.len())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+const WINDOW_MICROS: u64 = OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
+
+impl OperatorAuth {
+    /// No operator keys: every operator request is refused.
+    pub fn none() -> OperatorAuth {
+        OperatorAuth {
+            keys: HashMap::new(),
+            store: NonceStore::Memory,
+            nonces: Mutex::new(Nonces::default()),
+        }
+    }
+
+    /// Accepts requests signed by `keys` (name, public key); reads back the
+    /// nonces a [`NonceStore::File`] remembers, and rewrites it without the
+    /// expired ones.
+    pub fn new(
+        keys: Vec<(String, PublicKey)>,
+        store: NonceStore,
+    ) -> Result<OperatorAuth, std::io::Error> {
+        let keys = keys
+            .into_iter()
+            .map(|(name, key)| (KeyFingerprint::of(&key), (name, key)))
+            .collect();
+        let mut nonces = Nonces::default();
+        if let NonceStore::File(path) = &store {
+            nonces = load_nonces(path, now_micros().saturating_sub(WINDOW_MICROS))?;
+            rewrite_nonces(path, &nonces)?;
+        }
+        Ok(OperatorAuth {
+            keys,
+            store,
+            nonces: Mutex::new(nonces),
+        })
+    }
+
+    /// Whether any key is listed.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Checks `bytes` as an operator request for `route` at `now_micros`
+    /// and, if it passes, remembers its nonce (durably, for a file store)
+    /// before returning its body. Blocking: call it off the event loop.
+    pub fn authorize(
+        &self,
+        bytes: &[u8],
+        route: &str,
+        now_micros: u64,
+    ) -> Result<Authorized, OperatorRefusal> {
+        let request: OperatorRequest = protocol::wire::decode(bytes)
+            .map_err(|_| OperatorRefusal::NotSigned("the body is not an OperatorRequest"))?;
+        let Some((name, key)) = self.keys.get(&request.key) else {
+            return Err(OperatorRefusal::UnknownKey(request.key.short()));
+        };
+        if request.route.as_str() != route {
+            return Err(OperatorRefusal::WrongRoute {
+                signed_for: request.route.as_str().to_owned(),
+                route: route.to_owned(),
+            });
+        }
+        let age_micros = i128::from(now_micros) - i128::from(request.issued_at_micros);
+        if age_micros.unsigned_abs() > u128::from(WINDOW_MICROS) {
+            return Err(OperatorRefusal::Stale {
+                age_secs: i64::try_from(age_micros / 1_000_000).unwrap_or(i64::MAX),
+                max_secs: OPERATOR_REQUEST_WINDOW_SECS,
+            });
+        }
+        let signed = OperatorRequest::signed_bytes(
+            &request.key,
+            route,
+            request.issued_at_micros,
+            &request.nonce,
+            request.body.as_bytes(),
+        );
+        let signature = Signature::from_bytes(request.signature.as_bytes().to_vec())
+            .map_err(|_| OperatorRefusal::BadSignature)?;
+        key.verify(OPERATOR_REQUEST_LABEL, &signed, &signature)
+            .map_err(|_| OperatorRefusal::BadSignature)?;
+        self.remember(
+            request.key,
+            &request.nonce,
+            request.issued_at_micros,
+            now_micros,
+        )?;
+        Ok(Authorized {
+            key: request.key,
+            key_name: name.clone(),
+            body: request.body.into_vec(),
+        })
+    }
+
+    fn remember(
+        &self,
+        key: KeyFingerprint,
+        nonce: &Nonce,
+        issued_at_micros: u64,
+        now_micros: u64,
+    ) -> Result<(), OperatorRefusal> {
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.forget_before(now_micros.saturating_sub(WINDOW_MICROS));
+        let seen = Seen {
+            key,
+            nonce: *nonce.as_bytes(),
+        };
+        if nonces.seen.contains(&seen) {
+            return Err(OperatorRefusal::Replayed);
+        }
+        if nonces.seen.len() >= OPERATOR_NONCES_MAX {
+            return Err(OperatorRefusal::NoRoom(
+                "too many operator requests in the replay window",
+            ));
+        }
+        if let NonceStore::File(path) = &self.store {
+            append_nonce(path, issued_at_micros, &seen).map_err(OperatorRefusal::Store)?;
+        }
+        nonces.seen.insert(seen);
+        // Kept in acceptance order; an entry issued earlier than one before
+        // it expires a little late, never early.
+        nonces.order.push_back((issued_at_micros, seen));
+        Ok(())
+    }
+}
+
+fn nonce_line(issued_at_micros: u64, seen: &Seen) -> String {
+    format!(
+        "{} {} {}\n",
+        issued_at_micros,
+        hex::encode(seen.key.0),
+        hex::encode(seen.nonce)
+    )
+}
+
+fn parse_nonce_line(line: &str) -> Option<(u64, Seen)> {
+    let mut parts = line.split_ascii_whitespace();
+    let at = parts.next()?.parse().ok()?;
+    let key: [u8; 32] = hex::decode(parts.next()?).ok()?.try_into().ok()?;
+    let nonce: [u8; NONCE_BYTES] = hex::decode(parts.next()?).ok()?.try_into().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((
+        at,
+        Seen {
+            key: KeyFingerprint(key),
+            nonce,
+        },
+    ))
+}
+
+fn load_nonces(path: &Path, oldest_micros: u64) -> Result<Nonces, std::io::Error> {
+    let mut nonces = Nonces::default();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nonces),
+        Err(e) => return Err(e),
+    };
+    let reader = BufReader::new(file.take(OPERATOR_NONCE_FILE_BYTES_MAX));
+    for line in reader.lines() {
+        let line = line?;
+        // A torn last line (a crash mid-append) was never acknowledged:
+        // its request ran no action.
+        let Some((at, seen)) = parse_nonce_line(&line) else {
+            continue;
+        };
+        if at >= oldest_micros && nonces.seen.insert(seen) {
+            nonces.order.push_back((at, seen));
+        }
+    }
+    Ok(nonces)
+}
+
+fn rewrite_nonces(path: &Path, nonces: &Nonces) -> Result<(), std::io::Error> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        for (at, seen) in &nonces.order {
+            file.write_all(nonce_line(*at, seen).as_bytes())?;
+        }
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn append_nonce(path: &Path, issued_at_micros: u64, seen: &Seen) -> Result<(), std::io::Error> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(nonce_line(issued_at_micros, seen).as_bytes())?;
+    file.sync_data()
+}
+
+/// The bearer token `GET /metrics` requires. Never shown by `Debug`.
+#[derive(Clone)]
+pub struct ScrapeToken(String);
+
+impl ScrapeToken {
+    /// A token of at least [`SCRAPE_TOKEN_BYTES_MIN`] characters.
+    pub fn new(token: impl Into<String>) -> Result<ScrapeToken, String> {
+        let token = token.into();
+        if token.len() < SCRAPE_TOKEN_BYTES_MIN || !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "a scrape token is at least {SCRAPE_TOKEN_BYTES_MIN} printable ASCII characters"
+            ));
+        }
+        Ok(ScrapeToken(token))
+    }
+
+    /// 32 random bytes in hex.
+    pub fn generate() -> ScrapeToken {
+        let mut bytes = [0u8; 32];
+        bytes[..NONCE_BYTES].copy_from_slice(Nonce::random().as_bytes());
+        bytes[NONCE_BYTES..].copy_from_slice(&Nonce::random().as_bytes()[..32 - NONCE_BYTES]);
+        ScrapeToken(hex::encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether an `Authorization` header value carries this token, compared
+    /// in constant time.
+    pub fn matches_header(&self, header: &str) -> bool {
+        let Some(given) = header.strip_prefix("Bearer ") else {
+            return false;
+        };
+        given.trim().as_bytes().ct_eq(self.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for ScrapeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScrapeToken(<redacted>)")
+    }
+}
+
+/// Monotonic issue times for one process's operator requests, so two
+/// requests signed in the same microsecond still differ in time too.
+#[derive(Debug, Default)]
+pub(crate) struct IssueClock {
+    last: AtomicU64,
+}
+
+impl IssueClock {
+    pub(crate) fn next(&self) -> u64 {
+        let now = now_micros();
+        let mut last = self.last.load(Ordering::Acquire);
+        loop {
+            let next = now.max(last.saturating_add(1));
+            match self
+                .last
+                .compare_exchange(last, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use super::*;
+    use std::sync::OnceLock;
+
+    fn key(n: usize) -> &'static OperatorKey {
+        static KEYS: OnceLock<Vec<OperatorKey>> = OnceLock::new();
+        &KEYS.get_or_init(|| {
+            (0..2)
+                .map(|_| OperatorKey::generate().expect("keygen"))
+                .collect()
+        })[n]
+    }
+
+    fn auth(store: NonceStore) -> OperatorAuth {
+        OperatorAuth::new(vec![("first".into(), key(0).public())], store).expect("auth")
+    }
+
+    fn signed(k: &OperatorKey, route: &str, at: u64) -> Vec<u8> {
+        protocol::wire::encode(&k.sign_at(route, vec![1, 2, 3], at).expect("signed"))
+    }
+
+    #[test]
+    fn a_listed_key_signing_for_this_route_now_is_accepted_once() {
+        let auth = auth(NonceStore::Memory);
+        let now = now_micros();
+        let bytes = signed(key(0), "/admin/x", now);
+        let ok = auth.authorize(&bytes, "/admin/x", now).expect("accepted");
+        assert_eq!(ok.body, vec![1, 2, 3]);
+        assert_eq!(ok.key_name, "first");
+        assert!(matches!(
+            auth.authorize(&bytes, "/admin/x", now),
+            Err(OperatorRefusal::Replayed)
+        ));
+    }
+
+    #[test]
+    fn unsigned_unlisted_other_route_stale_future_and_forged_are_refused() {
+        let auth = auth(NonceStore::Memory);
+        let now = now_micros();
+        assert!(matches!(
+            auth.authorize(&[1, 2, 3], "/admin/x", now),
+            Err(OperatorRefusal::NotSigned(_))
+        ));
+        assert!(matches!(
+            auth.authorize(&signed(key(1), "/admin/x", now), "/admin/x", now),
+            Err(OperatorRefusal::UnknownKey(_))
+        ));
+        assert!(matches!(
+            auth.authorize(&signed(key(0), "/admin/y", now), "/admin/x", now),
+            Err(OperatorRefusal::WrongRoute { .. })
+        ));
+        let window = OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
+        for at in [now - window - 1_000_000, now + window + 1_000_000] {
+            assert!(matches!(
+                auth.authorize(&signed(key(0), "/admin/x", at), "/admin/x", now),
+                Err(OperatorRefusal::Stale { .. })
+            ));
+        }
+        let mut forged = key(0).sign_at("/admin/x", vec![1], now).expect("signed");
+        forged.body = BoundedBytes::new(vec![2]).expect("bytes");
+        assert!(matches!(
+            auth.authorize(&protocol::wire::encode(&forged), "/admin/x", now),
+            Err(OperatorRefusal::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_replay_is_refused_after_a_restart_with_a_file_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("operator-nonces");
+        let now = now_micros();
+        let bytes = signed(key(0), "/admin/x", now);
+        auth(NonceStore::File(path.clone()))
+            .authorize(&bytes, "/admin/x", now)
+            .expect("accepted");
+        let restarted = auth(NonceStore::File(path.clone()));
+        assert!(matches!(
+            restarted.authorize(&bytes, "/admin/x", now),
+            Err(OperatorRefusal::Replayed)
+        ));
+        // A torn line at the end is ignored, not fatal.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"12 ab"))
+            .expect("append");
+        let again = auth(NonceStore::File(path));
+        assert!(matches!(
+            again.authorize(&bytes, "/admin/x", now),
+            Err(OperatorRefusal::Replayed)
+        ));
+    }
+
+    #[test]
+    fn the_scrape_token_needs_the_bearer_scheme_and_every_character() {
+        let token = ScrapeToken::generate();
+        assert!(token.matches_header(&format!("Bearer {}", token.as_str())));
+        assert!(!token.matches_header(token.as_str()));
+        assert!(!token.matches_header(&format!("Bearer {}x", token.as_str())));
+        assert!(!token.matches_header("Bearer "));
+        assert!(ScrapeToken::new("short").is_err());
+        assert!(!format!("{token:?}").contains(token.as_str()));
+    }
+}
