@@ -9,6 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use protocol::crypto::PublicKey;
 
+use super::common::TransportArgs;
+
 /// Replay an issuer's event log and prove that cash was conserved.
 ///
 /// Exit status: 0 every rule holds; 1 a rule is broken (the report names the
@@ -68,23 +70,33 @@ pub struct AuditArgs {
     /// log its writer has open, which the check cannot lock.
     #[arg(long)]
     pub skip_integrity_check: bool,
+    /// How `--expect-head URL` reaches the issuer's gateway.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// Largest signed head read from a file or a URL.
 const SIGNED_HEAD_BYTES_MAX: u64 = 16 * 1024;
 
-/// Reads the issuer's signed head from a file or an `http(s)://` URL.
-fn read_expected_head(source: &str) -> anyhow::Result<ledger::Checkpoint> {
-    let text = if source.starts_with("http://") || source.starts_with("https://") {
-        let mut response = ureq::get(source)
-            .call()
-            .with_context(|| format!("fetching the signed head from {source}"))?;
-        response
-            .body_mut()
-            .with_config()
-            .limit(SIGNED_HEAD_BYTES_MAX)
-            .read_to_string()
-            .with_context(|| format!("reading the signed head from {source}"))?
+/// Reads the issuer's signed head from a file or an `https://` URL (plain
+/// `http://` with `--insecure-http`), over the parties' client: TLS pinned
+/// to the issuer's authority (`--issuer-cert`), the answer bounded.
+fn read_expected_head(
+    source: &str,
+    transport: &TransportArgs,
+) -> anyhow::Result<ledger::Checkpoint> {
+    let text = if let Some((scheme, rest)) = source.split_once("://") {
+        let (host, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, "/v1/log/head"),
+        };
+        let mut config = transport.client_config(None)?;
+        config.response_bytes_max = SIGNED_HEAD_BYTES_MAX as usize;
+        let client = gateway::client::HttpClient::new(&format!("{scheme}://{host}"), config)
+            .with_context(|| format!("the signed head's URL {source}"))?;
+        client
+            .get_text(path)
+            .with_context(|| format!("fetching the signed head from {source}"))?
     } else {
         let len = std::fs::metadata(source)
             .with_context(|| format!("reading the signed head {source}"))?
@@ -137,7 +149,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
     let expect_head = args
         .expect_head
         .as_deref()
-        .map(read_expected_head)
+        .map(|source| read_expected_head(source, &args.transport))
         .transpose()?;
     let expect_head = expect_head.as_ref();
     let bank_statement = match &args.bank_statement {

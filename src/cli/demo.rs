@@ -581,6 +581,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         allow_unsigned_tail: 0,
         bank_statement: Some(bank_statement),
         skip_integrity_check: false,
+        transport: Default::default(),
     })?;
     print!("\n{}", report.to_text());
     println!("demo took {:.1} s", started.elapsed().as_secs_f64());
