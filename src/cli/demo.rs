@@ -170,6 +170,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         operators: Vec::new(),
         tls_cert: None,
         tls_key: None,
+        per_source: None,
     };
     std::fs::write(
         issuer_dir.join(super::issuer::CONFIG_FILE),
