@@ -58,8 +58,9 @@ use crate::operator::{OperatorRefusal, OperatorRequest};
 use crate::server::{self, ServerConfig, ServerHandle, ServerState, get_resource, post_resource};
 
 /// Who the issuer is: what a purse needs before its first request
-/// (`GET /v1/issuer`). Trust in it comes from elsewhere (the operator hands
-/// out the key's fingerprint); the gateway only serves it.
+/// (`GET /v1/issuer`). Trust in it comes from the TLS connection it is
+/// read over, pinned to the issuer's authority (`tls-ca.pem`, handed out by
+/// the operator); the gateway only serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuerDescriptor {
     /// `ID_I`.

@@ -53,7 +53,8 @@ pub enum ErrorCode {
     InFlight,
     /// 409: a single-use request came again (W3: a WRequest3 whose `R_I`
     /// was used); for a client resuming from its journal, proof that the
-    /// first copy arrived.
+    /// first copy arrived. 401 on an operator route: a signed operator
+    /// request whose nonce was used before.
     Replayed,
     /// 404: no such purchase (or its session expired).
     UnknownPurchase,

@@ -185,6 +185,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         operators: Vec::new(),
         tls_cert: None,
         tls_key: None,
+        per_source: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),

@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use gateway::{
     ClientConfig, ClientTls, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey,
-    ScrapeToken, ServerConfig, TlsAuthority, TlsIdentity, serve_issuer_with_bank,
+    ScrapeToken, ServerConfig, SourceLimits, TlsAuthority, TlsIdentity, serve_issuer_with_bank,
 };
 use ledger::{ParticipantId, Role};
 use protocol::crypto::{PublicKey, SuiteId};
@@ -225,6 +225,52 @@ pub struct IssuerFile {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// What one source address may hold and ask (the defaults of
+    /// `gateway::constants` where a field is absent): raise them for
+    /// merchants many of whose payments come from one address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source: Option<PerSourceFile>,
+}
+
+/// `[per_source]` in issuer.toml; every field optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerSourceFile {
+    pub connections_max: Option<usize>,
+    pub bodies_receiving_max: Option<usize>,
+    pub requests_in_flight_max: Option<usize>,
+    pub requests_per_sec: Option<u32>,
+    pub requests_burst: Option<u32>,
+}
+
+impl PerSourceFile {
+    fn limits(&self) -> anyhow::Result<SourceLimits> {
+        let mut limits = SourceLimits::default();
+        if let Some(n) = self.connections_max {
+            limits.connections_max = n;
+        }
+        if let Some(n) = self.bodies_receiving_max {
+            limits.bodies_receiving_max = n;
+        }
+        if let Some(n) = self.requests_in_flight_max {
+            limits.requests_in_flight_max = n;
+        }
+        if let Some(n) = self.requests_per_sec {
+            limits.requests_per_sec = f64::from(n);
+        }
+        if let Some(n) = self.requests_burst {
+            limits.requests_burst = f64::from(n);
+        }
+        if limits.connections_max == 0
+            || limits.bodies_receiving_max == 0
+            || limits.requests_in_flight_max == 0
+            || limits.requests_per_sec <= 0.0
+            || limits.requests_burst < 1.0
+        {
+            bail!("[per_source] in issuer.toml: every limit must be positive");
+        }
+        Ok(limits)
+    }
 }
 
 impl IssuerFile {
@@ -443,6 +489,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         }],
         tls_cert: Some(TLS_CERT_FILE.into()),
         tls_key: Some(TLS_KEY_FILE.into()),
+        per_source: None,
     };
     // The first start creates the keys, the mint, the log and the first
     // key epoch; then the issuer stops until `serve`.
@@ -500,6 +547,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig::new(listen);
     config.operators = Arc::new(file.operator_auth(&args.dir)?);
     config.metrics_token = file.scrape_token()?;
+    if let Some(per_source) = &file.per_source {
+        config.per_source = per_source.limits()?;
+    }
     if !args.insecure_http {
         config.tls = Some(file.tls_identity(&args.dir)?);
     }
@@ -577,4 +627,28 @@ fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("approving {} as {} at {url}", args.id.as_str(), args.role))?;
     println!("approved: {} as {}", args.id.as_str(), args.role);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_source_limits_come_from_issuer_toml_and_zero_is_refused() {
+        let text = "suite = \"aes256\"\nrsa_bits = 2048\nshards = 2\nlisten = \"127.0.0.1:8080\"\n\
+                    [per_source]\nrequests_per_sec = 2000\nconnections_max = 64\n";
+        let file: IssuerFile = toml::from_str(text).expect("parses");
+        let limits = file.per_source.expect("a table").limits().expect("limits");
+        assert_eq!(limits.requests_per_sec, 2000.0);
+        assert_eq!(limits.connections_max, 64);
+        assert_eq!(
+            limits.bodies_receiving_max,
+            SourceLimits::default().bodies_receiving_max
+        );
+        let zero = PerSourceFile {
+            requests_in_flight_max: Some(0),
+            ..PerSourceFile::default()
+        };
+        assert!(zero.limits().is_err());
+    }
 }
