@@ -301,7 +301,10 @@ fn issuer_merchant_and_purse_as_separate_processes() {
             "--insecure-http",
         ],
     );
-    assert!(!unpinned.status.success(), "an https head fetched as plain HTTP");
+    assert!(
+        !unpinned.status.success(),
+        "an https head fetched as plain HTTP"
+    );
     terminate(issuer);
     // Nothing serves now: the command runs the issuer itself, and its
     // files are closed when it exits, so the audit may read them at once.

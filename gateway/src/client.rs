@@ -199,6 +199,9 @@ impl HttpClient {
             builder = builder.https_only(true).tls_config(
                 ureq::tls::TlsConfig::builder()
                     .provider(ureq::tls::TlsProvider::Rustls)
+                    .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
                     .root_certs(ureq::tls::RootCerts::new_with_certs(&[root]))
                     .build(),
             );
