@@ -199,9 +199,7 @@ impl HttpClient {
             builder = builder.https_only(true).tls_config(
                 ureq::tls::TlsConfig::builder()
                     .provider(ureq::tls::TlsProvider::Rustls)
-                    .unversioned_rustls_crypto_provider(std::sync::Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
+                    .unversioned_rustls_crypto_provider(crate::tls::crypto_provider())
                     .root_certs(ureq::tls::RootCerts::new_with_certs(&[root]))
                     .build(),
             );
