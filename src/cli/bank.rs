@@ -126,7 +126,8 @@ pub fn export(bank: &std::path::Path, out: &std::path::Path) -> anyhow::Result<u
             })
             .collect(),
     };
-    std::fs::write(out, statement.to_text())
+    // 0600: the statement names bank accounts.
+    ledger::private_file::write_private(out, statement.to_text().as_bytes())
         .with_context(|| format!("writing the statement to {}", out.display()))?;
     Ok(entries.len())
 }

@@ -69,11 +69,14 @@ pub fn checkpoint_tx(seq: Seq) -> TxId {
     TxId::derive("vc/tx/checkpoint", &[&seq.0.to_le_bytes()])
 }
 
+/// Replaces the published head atomically (a reader never sees half of
+/// one), 0600 like every file of the issuer's directory: the operator
+/// publishes copies of it.
 fn publish_head(dir: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
-    let path = dir.join(SIGNED_HEAD_FILE);
-    let tmp = dir.join(format!("{SIGNED_HEAD_FILE}.tmp"));
-    std::fs::write(&tmp, checkpoint.to_published_head())?;
-    std::fs::rename(&tmp, &path)
+    ledger::private_file::write_private(
+        &dir.join(SIGNED_HEAD_FILE),
+        checkpoint.to_published_head().as_bytes(),
+    )
 }
 
 impl IssuerCore {
