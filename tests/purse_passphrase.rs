@@ -41,7 +41,7 @@ fn a_purse_needs_its_passphrase_and_a_wrong_one_loses_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let (issuer, ip) = serve_new_issuer(dir);
-    let issuer_url = format!("http://127.0.0.1:{ip}");
+    let issuer_url = format!("https://127.0.0.1:{ip}");
     ok(
         dir,
         &[
