@@ -21,6 +21,9 @@ const CARD_NT: &str = "col/card-nt";
 const PSAM_NT: &str = "col/psam-nt";
 const BATCHES: &str = "col/batch";
 const MERCHANTS: &str = "col/merchant";
+/// Running total of the purchases collected per card, for the LUS's check
+/// that a card never pays out more than was loaded onto it.
+const CARD_SPENT: &str = "col/card-spent";
 
 /// Why a batch was refused. Refusals take the whole batch: a batch is
 /// collected entirely or not at all.
@@ -123,6 +126,14 @@ impl CollectionServer {
             .is_some())
     }
 
+    /// The total of `card`'s purchases collected so far.
+    pub fn spent_by(&self, card: &CardId) -> Result<Amount, CollectionError> {
+        Ok(self
+            .db
+            .get(CARD_SPENT, card.as_bytes())?
+            .unwrap_or(Amount::ZERO))
+    }
+
     /// Checks and collects `batch` (see the module docs).
     pub fn collect(&self, batch: &Batch) -> Result<BatchReceipt, CollectionError> {
         if batch.entries.len() > BATCH_ENTRIES_MAX {
@@ -153,6 +164,7 @@ impl CollectionServer {
             return Err(CollectionError::BadTotals);
         }
         let mut seen_card = HashSet::new();
+        let mut spent: std::collections::BTreeMap<CardId, Amount> = Default::default();
         let mut seen_psam = HashSet::new();
         let mut writes = WriteBatch::new();
         for (index, e) in batch.entries.iter().enumerate() {
@@ -174,6 +186,16 @@ impl CollectionServer {
             if !seen_psam.insert(pk.clone()) || self.db.get::<Vec<u8>>(PSAM_NT, &pk)?.is_some() {
                 return Err(CollectionError::DuplicatePsamNt { psam_nt: e.psam_nt });
             }
+            let total = match spent.get(&e.card) {
+                Some(t) => *t,
+                None => self.spent_by(&e.card)?,
+            };
+            spent.insert(
+                e.card,
+                total
+                    .checked_add(e.amount)
+                    .map_err(|_| CollectionError::Overflow)?,
+            );
             writes.require_absent(CARD_NT, &ck);
             writes.require_absent(PSAM_NT, &pk);
             writes.put(CARD_NT, &ck, &pk);
@@ -192,6 +214,9 @@ impl CollectionServer {
         };
         writes.require_absent(BATCHES, &psam_key(&batch.psam, batch.batch_no));
         writes.put(MERCHANTS, merchant.as_str().as_bytes(), &credited);
+        for (card, total) in &spent {
+            writes.put(CARD_SPENT, card.as_bytes(), total);
+        }
         writes.put(
             BATCHES,
             &psam_key(&batch.psam, batch.batch_no),

@@ -22,7 +22,7 @@ use crate::clearing::{ClearingError, ClearingReport, clear};
 use crate::collection::{BatchReceipt, CollectionError, CollectionServer};
 use crate::crypto::{MasterKey, MasterKeys, Suite};
 use crate::flows::{CardTerminal, FlowError};
-use crate::lus::{LoadUnloadServer, LusError};
+use crate::lus::{CardTerms, LoadUnloadServer, LusError};
 use crate::psam::{Psam, PsamError};
 use crate::records::CardTxRecord;
 use crate::wire::{PsamId, PurchaseProof};
@@ -152,6 +152,8 @@ impl CardSystem {
             return Err(SystemError::CardExists(card));
         }
         let sc = SmartCard::issue(&self.masters, card, expiry, balance_max)?;
+        // The LUS learns the limit from the issuer, not from the card.
+        self.lus.register_card(&card, CardTerms { balance_max })?;
         self.save_card(&sc)?;
         Ok(sc)
     }
@@ -204,6 +206,7 @@ impl CardSystem {
         holder: &BankAccount,
         now: Timestamp,
     ) -> Result<CardTxRecord, SystemError> {
+        self.note_purchases([*card])?;
         self.with_card(card, |sc| {
             Ok(self.terminal().load(sc, amount, holder, now)?)
         })
@@ -216,6 +219,7 @@ impl CardSystem {
         holder: &BankAccount,
         now: Timestamp,
     ) -> Result<CardTxRecord, SystemError> {
+        self.note_purchases([*card])?;
         self.with_card(card, |sc| {
             Ok(self.terminal().unload(sc, amount, holder, now)?)
         })
@@ -258,8 +262,22 @@ impl CardSystem {
         for batch in psam.unsent_batches().to_vec() {
             receipts.push(self.collection.collect(&batch)?);
             psam.acknowledge(batch.batch_no)?;
+            self.note_purchases(batch.entries.iter().map(|e| e.card))?;
         }
         Ok(receipts)
+    }
+
+    /// Tells the LUS what the collection server has collected from `cards`,
+    /// so that it never lets a card unload value it already paid out.
+    pub fn note_purchases(
+        &self,
+        cards: impl IntoIterator<Item = CardId>,
+    ) -> Result<(), SystemError> {
+        for card in cards {
+            self.lus
+                .note_collected_purchases(&card, self.collection.spent_by(&card)?)?;
+        }
+        Ok(())
     }
 
     /// Clears the current period with the agency.
