@@ -6,7 +6,11 @@
 //! load/unload server compares the claim with the card's history in its
 //! own log and refuses it, and pays nothing out.
 //!
-//! Each of these unloads succeeded while the LUS took the balance from L1.
+//! A copy paying again at a device is refused by the collection server,
+//! alone: the device's other purchases are still credited.
+//!
+//! Each of these unloads succeeded while the LUS took the balance from L1;
+//! the copy's second purchase used to block the device's batch for good.
 
 mod util;
 
@@ -19,6 +23,7 @@ use util::process::{ok, run};
 
 const CARD: &str = "00000000000000c1";
 const PSAM: &str = "00000000000000a1";
+const OTHER: &str = "00000000000000c2";
 
 fn image(cards: &Path) -> PathBuf {
     cards.join(format!("card-{CARD}.img"))
@@ -173,4 +178,40 @@ fn an_image_restored_after_a_purchase_does_not_unload_what_was_spent() {
     );
     refused(&out, "its history allows at most 40.00");
     assert!(balance_shown(dir.path()).contains("100.00"));
+}
+
+#[test]
+fn a_copy_paying_again_is_refused_alone_and_the_device_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cards = dir.path().join("cards");
+    loaded_card(dir.path());
+    let copy = std::fs::read(image(&cards)).expect("copy");
+    let pay = |card: &'static str, amount: &'static str| {
+        [
+            "pay",
+            "--card",
+            card,
+            amount,
+            "--psam",
+            PSAM,
+            "--merchant",
+            "shop",
+        ]
+    };
+    card_ok(dir.path(), &pay(CARD, "60.00"));
+    std::fs::write(image(&cards), &copy).expect("restore");
+
+    let out = card(dir.path(), &pay(CARD, "60.00"));
+    assert!(!out.status.success(), "the copy's purchase was credited");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was already collected"), "{stderr}");
+
+    // Another card at the same device is collected and credited.
+    card_ok(dir.path(), &["issue", "--card", OTHER]);
+    card_ok(
+        dir.path(),
+        &["load", "--card", OTHER, "10.00", "--holder", "bob"],
+    );
+    let out = card_ok(dir.path(), &pay(OTHER, "5.00"));
+    assert!(out.contains("5.00 credited to shop"), "{out}");
 }

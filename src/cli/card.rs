@@ -440,13 +440,29 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let mut device = system.psam(psam, &merchant)?;
             system.pay(&card, &mut device, amount, now)?;
             println!("{card} paid {amount} at the device");
-            for r in system.collect(&mut device)? {
+            let receipts = system.collect(&mut device)?;
+            for r in &receipts {
                 println!(
                     "batch {} collected: {} purchases, {} credited to {}",
                     r.batch_no,
                     r.count,
-                    r.total,
+                    r.credited,
                     r.merchant.as_str()
+                );
+                for p in &r.refused {
+                    println!(
+                        "  refused: {} by card {} (NT {}) was already collected from that card",
+                        p.amount, p.card, p.nt
+                    );
+                }
+            }
+            if let Some(p) = receipts.iter().flat_map(|r| &r.refused).next() {
+                bail!(
+                    "the collection server refused {} by card {}: its NT {} was already \
+                     collected (a copy of the card paying again); the merchant is not credited",
+                    p.amount,
+                    p.card,
+                    p.nt
                 );
             }
         }
