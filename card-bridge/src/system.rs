@@ -159,13 +159,14 @@ impl CardSystem {
     }
 
     /// Inserts a card: loads its image and powers it up (journal recovery).
+    /// Every write the card makes from then on is saved to its file at once.
     pub fn card(&self, card: &CardId) -> Result<SmartCard, SystemError> {
-        let eeprom =
-            Eeprom::load(&self.card_path(card), SmartCard::IMAGE_BYTES).map_err(|source| {
-                SystemError::CardImage {
-                    card: *card,
-                    source,
-                }
+        // Write-through: a process killed in the middle of a card commit
+        // leaves the file as a power cut leaves the card.
+        let eeprom = Eeprom::open_write_through(&self.card_path(card), SmartCard::IMAGE_BYTES)
+            .map_err(|source| SystemError::CardImage {
+                card: *card,
+                source,
             })?;
         Ok(SmartCard::from_eeprom(eeprom)?)
     }
