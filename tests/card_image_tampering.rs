@@ -215,3 +215,47 @@ fn a_copy_paying_again_is_refused_alone_and_the_device_goes_on() {
     let out = card_ok(dir.path(), &pay(OTHER, "5.00"));
     assert!(out.contains("5.00 credited to shop"), "{out}");
 }
+
+#[test]
+fn clearing_reports_a_card_that_does_not_add_up_and_the_refused_claims() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cards = dir.path().join("cards");
+    loaded_card(dir.path());
+    let copy = std::fs::read(image(&cards)).expect("copy");
+    let pay = |psam: &'static str| {
+        [
+            "pay",
+            "--card",
+            CARD,
+            "60.00",
+            "--psam",
+            psam,
+            "--merchant",
+            "shop",
+        ]
+    };
+    card_ok(dir.path(), &pay(PSAM));
+    // The copy, its counter moved on, pays again at another device: off
+    // line, nothing can stop it; the collection server takes it (a new NT).
+    std::fs::write(image(&cards), &copy).expect("restore");
+    edit_image(&cards, None, Some(50));
+    card_ok(dir.path(), &pay("00000000000000a2"));
+    // And then tries to unload what it still shows.
+    let out = card(
+        dir.path(),
+        &["unload", "--card", CARD, "40.00", "--holder", "alice"],
+    );
+    refused(&out, "overspent by 20.00");
+
+    let cleared = card_ok(dir.path(), &["clear"]);
+    assert!(
+        cleared.contains(&format!(
+            "card {CARD} does not add up: loaded 100.00, unloaded 0.00, spent 120.00"
+        )),
+        "{cleared}"
+    );
+    assert!(
+        cleared.contains("refused claim of card") && cleared.contains("overspent by 20.00"),
+        "{cleared}"
+    );
+}

@@ -148,6 +148,17 @@ impl CollectionServer {
             .is_some())
     }
 
+    /// Every card with purchases collected, and their total.
+    pub fn spent_by_card(&self) -> Result<Vec<(CardId, Amount)>, CollectionError> {
+        let mut out = Vec::new();
+        for (k, total) in self.db.scan::<Amount>(CARD_SPENT, &[])? {
+            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+                out.push((CardId::from_bytes(bytes), total));
+            }
+        }
+        Ok(out)
+    }
+
     /// The total of `card`'s purchases collected so far.
     pub fn spent_by(&self, card: &CardId) -> Result<Amount, CollectionError> {
         Ok(self

@@ -281,8 +281,18 @@ impl CardSystem {
         Ok(())
     }
 
+    /// Tells the LUS every card's collected purchases (before clearing, so
+    /// that its report of cards that do not add up is complete).
+    pub fn note_all_purchases(&self) -> Result<(), SystemError> {
+        for (card, total) in self.collection.spent_by_card()? {
+            self.lus.note_collected_purchases(&card, total)?;
+        }
+        Ok(())
+    }
+
     /// Clears the current period with the agency.
     pub fn clear(&self) -> Result<ClearingReport, SystemError> {
+        self.note_all_purchases()?;
         Ok(clear(&self.lus, &self.agency)?)
     }
 }

@@ -660,6 +660,7 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
         CardCommand::Clear => {
             let report = match bound_issuer(&dir)? {
                 Some(issuer_dir) => {
+                    system.note_all_purchases()?;
                     let core = open_issuer(&issuer_dir)?;
                     let agency = CardAgency::open(&core)?;
                     clear(&system.lus, &agency)?
@@ -667,6 +668,16 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
                 None => system.clear()?,
             };
             print_clearing(&report);
+            for p in system.collection.refused_purchases()? {
+                println!(
+                    "purchase refused at collection: {} by card {} (NT {}) at device {}: \
+                     that NT was already collected",
+                    p.amount,
+                    p.card,
+                    p.nt,
+                    CardId::from_bytes(p.psam.0)
+                );
+            }
         }
         CardCommand::Show { card } => {
             let mut sc = system.card(&card)?;
@@ -706,6 +717,8 @@ fn with_transfers<T>(
     let journal = TransferJournal::open(&dir.join(TRANSFER_JOURNAL_FILE))
         .context("opening the transfer journal")?;
     let transfers = Transfers::new(&journal, CardTerminal::new(&system.lus, &agency), &agency);
+    // The LUS bounds what a card may unload by its collected purchases too.
+    system.note_purchases(ids.iter().copied())?;
     let mut cards = ids
         .iter()
         .map(|c| system.card(c))
@@ -785,6 +798,18 @@ fn print_clearing(report: &ClearingReport) {
         println!(
             "{} open records carried into the next period",
             report.carried_forward.len()
+        );
+    }
+    for (card, s) in &report.cards_overspent {
+        println!(
+            "card {card} does not add up: loaded {}, unloaded {}, spent {} (collected)",
+            s.loaded, s.unloaded, s.purchases_collected
+        );
+    }
+    for c in &report.refused_claims {
+        println!(
+            "refused claim of card {} (NT {}, {:?} of {}): {}",
+            c.card, c.nt, c.direction, c.amount, c.reason
         );
     }
 }
