@@ -241,3 +241,68 @@ fn to_purse_stopped_at_any_step_and_run_again_unloads_once() {
     }
     assert!(unloaded >= 100, "no stopped transfer completed");
 }
+
+#[test]
+fn card_to_card_stopped_at_any_step_and_run_again_moves_the_value_once() {
+    const PAYEE: &str = "00000000000000d2";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    stage(dir);
+    ok(dir, &["card", "--dir", "cards", "issue", "--card", PAYEE]);
+    for _ in 0..4 {
+        ok(
+            dir,
+            &[
+                "card",
+                "--dir",
+                "cards",
+                "from-purse",
+                "--card",
+                CARD,
+                "2.50",
+                "--issuer-dir",
+                "iss",
+                PURSE[0],
+                PURSE[1],
+            ],
+        );
+    }
+    let args = [
+        "transfer",
+        "--from",
+        CARD,
+        "--to",
+        PAYEE,
+        "1.00",
+        "--issuer-dir",
+        "iss",
+    ];
+    let balance_of = |card: &str| {
+        let shown = ok(dir, &["card", "--dir", "cards", "show", "--card", card]);
+        minor(
+            shown
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("balance"))
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_default(),
+        )
+    };
+    let mut moved = 0;
+    for stop in [
+        "after-journal",
+        "after-guarantee",
+        "before-coins",
+        "after-coins",
+    ] {
+        let (finished, last) = stopped_then_rerun(dir, &args, stop);
+        if finished.contains("moved from") {
+            moved += 100;
+        } else {
+            assert!(finished.contains("nothing moved"), "{stop}: {finished}");
+        }
+        assert_eq!(finished, last, "{stop}: the run after the finish differs");
+        assert_eq!(balance_of(PAYEE), moved, "{stop}");
+        assert_eq!(balance_of(CARD), 1_000 - moved, "{stop}");
+    }
+    assert!(moved >= 100, "no stopped transfer completed");
+}
