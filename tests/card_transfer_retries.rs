@@ -306,3 +306,42 @@ fn card_to_card_stopped_at_any_step_and_run_again_moves_the_value_once() {
     }
     assert!(moved >= 100, "no stopped transfer completed");
 }
+
+#[test]
+fn purse_resume_leaves_a_card_transfer_to_the_card_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    stage(dir);
+    let args = [
+        "from-purse",
+        "--card",
+        CARD,
+        "2.50",
+        "--issuer-dir",
+        "iss",
+        PURSE[0],
+        PURSE[1],
+    ];
+    let mut first = vec!["card", "--dir", "cards", "--stop-at", "after-guarantee"];
+    first.extend_from_slice(&args);
+    let out = run(dir, &first);
+    assert!(!out.status.success());
+    let id = transfer_id(&String::from_utf8_lossy(&out.stdout));
+    // The purse's journal holds the coins for the transfer; resume does
+    // not know how to finish it and must neither release nor spend them.
+    let resumed = run(dir, &["purse", "resume", PURSE[0], PURSE[1]]);
+    assert!(
+        !resumed.status.success(),
+        "resume claims to have finished it"
+    );
+    assert_eq!(available(dir), "7.50");
+    let mut again = vec!["card", "--dir", "cards"];
+    again.extend_from_slice(&args);
+    again.extend_from_slice(&["--transfer", &id]);
+    let finished = ok(dir, &again);
+    assert!(finished.contains("loaded onto"), "{finished}");
+    assert_eq!(available(dir), "7.50");
+    assert_eq!(card_balance(dir), "2.50");
+    let resumed = ok(dir, &["purse", "resume", PURSE[0], PURSE[1]]);
+    assert!(resumed.contains("still unfinished 0"), "{resumed}");
+}
