@@ -228,7 +228,6 @@ impl CollectionServer {
             writes.put(PSAM_NT, &pk, &ck);
             if !seen_card.insert(ck.clone()) || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some() {
                 tracing::warn!(
-                    card = %e.card,
                     nt = e.nt,
                     psam_nt = e.psam_nt,
                     amount = %e.amount,

@@ -392,9 +392,10 @@ impl LoadUnloadServer {
         if !e.is_false_claim() {
             return e;
         }
+        // The card's id stays out of the trace (it points at its holder);
+        // the LUS's own table, a private file, keeps it.
         tracing::warn!(
             lus = %self.id,
-            card = %l1.card,
             nt = l1.nt,
             claimed_balance = %l1.balance,
             error = %e,

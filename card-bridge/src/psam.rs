@@ -172,6 +172,12 @@ impl Psam {
         self.id
     }
 
+    /// The card of the purchase left open (a tear, or a device stopped
+    /// between the card's debit and the booking), if any.
+    pub fn open_card(&self) -> Option<CardId> {
+        self.state.open.as_ref().map(|r| r.card)
+    }
+
     /// Purchases taken since the batch was opened, and their total.
     pub fn running_totals(&self) -> (usize, Amount) {
         (self.state.entries.len(), self.state.running_total)
@@ -230,7 +236,6 @@ impl Psam {
             // A copy of the card, restored to an older state, paying again:
             // the proof is genuine, the claim that the NT is new is not.
             tracing::warn!(
-                card = %proof.card,
                 nt = proof.nt,
                 booked,
                 "purchase refused: the card's counter went back"

@@ -251,6 +251,13 @@ impl CardSystem {
         amount: Amount,
         now: Timestamp,
     ) -> Result<PurchaseProof, SystemError> {
+        // A purchase left open (the process stopped after the card's debit,
+        // before the device booked it) is finished first from the card's
+        // log: booked if the card paid, dropped if not. Otherwise the device
+        // would stay busy, and the debit would never reach the merchant.
+        if let Some(open) = psam.open_card() {
+            self.with_card(&open, |sc| Ok(psam.recover(sc)?))?;
+        }
         self.with_card(card, |sc| Ok(psam.pay(sc, amount, now)?))
     }
 
