@@ -195,6 +195,8 @@ pub enum LusError {
     Overspent { by: Amount },
     #[error("card is already registered with other terms")]
     CardRegistered,
+    #[error("amount overflow in the card's history")]
+    Overflow,
 }
 
 impl LusError {
@@ -479,7 +481,7 @@ impl LoadUnloadServer {
             };
             *slot = slot
                 .checked_add(r.l1.amount)
-                .map_err(|_| LusError::Overspent { by: Amount::MAX })?;
+                .map_err(|_| LusError::Overflow)?;
         }
         Ok(s)
     }
