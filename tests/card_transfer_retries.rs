@@ -345,3 +345,49 @@ fn purse_resume_leaves_a_card_transfer_to_the_card_command() {
     let resumed = ok(dir, &["purse", "resume", PURSE[0], PURSE[1]]);
     assert!(resumed.contains("still unfinished 0"), "{resumed}");
 }
+
+#[test]
+fn a_card_to_card_transfer_the_payee_refuses_returns_once_however_often_it_is_rerun() {
+    const SMALL: &str = "00000000000000d3";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    stage(dir);
+    ok(
+        dir,
+        &[
+            "card", "--dir", "cards", "issue", "--card", SMALL, "--max", "0.50",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "card",
+            "--dir",
+            "cards",
+            "from-purse",
+            "--card",
+            CARD,
+            "2.50",
+            "--issuer-dir",
+            "iss",
+            PURSE[0],
+            PURSE[1],
+        ],
+    );
+    let args = [
+        "transfer",
+        "--from",
+        CARD,
+        "--to",
+        SMALL,
+        "1.00",
+        "--issuer-dir",
+        "iss",
+    ];
+    let (finished, last) = stopped_then_rerun(dir, &args, "after-coins");
+    assert!(finished.contains("went back onto"), "{finished}");
+    assert_eq!(finished, last);
+    assert_eq!(card_balance(dir), "2.50");
+    let small = ok(dir, &["card", "--dir", "cards", "show", "--card", SMALL]);
+    assert!(small.contains("balance     0.00"), "{small}");
+}
