@@ -51,6 +51,8 @@ pub enum SystemError {
     Clearing(#[from] ClearingError),
     #[error("card {0} already exists")]
     CardExists(CardId),
+    #[error("the image of card {wanted} is the image of card {found}")]
+    ImageOfAnotherCard { wanted: CardId, found: CardId },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -168,7 +170,17 @@ impl CardSystem {
                 card: *card,
                 source,
             })?;
-        Ok(SmartCard::from_eeprom(eeprom)?)
+        let sc = SmartCard::from_eeprom(eeprom)?;
+        // An image copied over another card's file would act as its own
+        // card under the other's name (and the other's file would be lost).
+        let found = sc.id()?;
+        if found != *card {
+            return Err(SystemError::ImageOfAnotherCard {
+                wanted: *card,
+                found,
+            });
+        }
+        Ok(sc)
     }
 
     pub fn save_card(&self, card: &SmartCard) -> Result<(), SystemError> {

@@ -94,3 +94,24 @@ fn a_purchase_left_open_by_a_stopped_device_is_booked_by_the_next() {
     assert_eq!(receipts[0].credited, cents(400));
     assert_eq!(sys.card(&card).expect("card").balance(), Ok(cents(700)));
 }
+
+/// An image copied over another card's file is refused, not run under the
+/// other card's name.
+#[test]
+fn an_image_copied_over_another_cards_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (CardId::from_bytes([7; 8]), CardId::from_bytes([8; 8]));
+    let sys = CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("open");
+    for c in [a, b] {
+        sys.issue_card(c, EXPIRY, cents(50_000)).expect("issue");
+    }
+    std::fs::copy(
+        dir.path().join(format!("card-{a}.img")),
+        dir.path().join(format!("card-{b}.img")),
+    )
+    .expect("copy");
+    assert!(matches!(
+        sys.load(&b, cents(100), &holder(), NOW),
+        Err(SystemError::ImageOfAnotherCard { wanted, found }) if wanted == b && found == a
+    ));
+}
