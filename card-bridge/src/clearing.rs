@@ -4,13 +4,18 @@
 //! agency its negative); after settlement the two are even. Records still
 //! pending or in doubt belong to no closed period: they finish, and are
 //! cleared, in the period in which they are resolved (carried forward).
+//!
+//! The report also says which cards do not add up in the LUS's log (more
+//! unloaded and spent than was ever loaded: an image copied or edited and
+//! used again) and which card claims the LUS refused, for the operator and
+//! the auditor to follow up.
 
 use std::collections::BTreeSet;
 
 use ledger::{Amount, CardId};
 
 use crate::agency::{Agency, AgencyError};
-use crate::lus::{LoadUnloadServer, LusError};
+use crate::lus::{CardStanding, LoadUnloadServer, LusError, RefusedClaim};
 use crate::records::{CardTxRecord, Settlement};
 use crate::wire::{Direction, Outcome};
 
@@ -43,6 +48,12 @@ pub struct ClearingReport {
     pub settlement: Settlement,
     /// Records not final at clearing time, carried to a later period.
     pub carried_forward: Vec<(CardId, u32)>,
+    /// Cards whose committed loads fall short of their committed unloads
+    /// and collected purchases, with what the LUS's log says of each.
+    pub cards_overspent: Vec<(CardId, CardStanding)>,
+    /// Every card claim the LUS refused because the card's history
+    /// contradicted it.
+    pub refused_claims: Vec<RefusedClaim>,
 }
 
 type RecordKey = (CardId, u32, Direction, Amount);
@@ -103,6 +114,8 @@ pub fn settle_period<A: Agency + ?Sized>(
         return Ok(ClearingReport {
             settlement,
             carried_forward,
+            cards_overspent: lus.cards_overspent()?,
+            refused_claims: lus.refused_claims()?,
         });
     }
     let at_lus = lus.finished_in(period)?;
@@ -156,5 +169,7 @@ pub fn settle_period<A: Agency + ?Sized>(
     Ok(ClearingReport {
         settlement,
         carried_forward,
+        cards_overspent: lus.cards_overspent()?,
+        refused_claims: lus.refused_claims()?,
     })
 }

@@ -3,6 +3,13 @@
 //! `(card, NT)` and by `(PSAM, PSAM NT)`, and only then credits the merchant
 //! the PSAM is registered to, all in one durable write. A batch sent again
 //! gets the same receipt and credits nothing more.
+//!
+//! A purchase whose `(card, NT)` was already collected (a card image copied
+//! and paying again, with the same counter, at another device) is the
+//! card's false claim, not the merchant's: it is refused alone, logged and
+//! kept in the server's table of refused purchases, and the rest of the
+//! batch is credited. What is wrong with the batch itself (its MAC, totals,
+//! a PSAM counter used twice) still refuses the whole batch.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -21,6 +28,11 @@ const CARD_NT: &str = "col/card-nt";
 const PSAM_NT: &str = "col/psam-nt";
 const BATCHES: &str = "col/batch";
 const MERCHANTS: &str = "col/merchant";
+/// Running total of the purchases collected per card, for the LUS's check
+/// that a card never pays out more than was loaded onto it.
+const CARD_SPENT: &str = "col/card-spent";
+/// Purchases refused because their `(card, NT)` was already collected.
+const REFUSED: &str = "col/refused";
 
 /// Why a batch was refused. Refusals take the whole batch: a batch is
 /// collected entirely or not at all.
@@ -39,8 +51,6 @@ pub enum CollectionError {
     BadTotals,
     #[error("batch has {0} entries, over the limit")]
     TooLarge(usize),
-    #[error("purchase by card {card} with NT {nt} was already collected")]
-    DuplicateCardNt { card: CardId, nt: u32 },
     #[error("psam transaction {psam_nt} was already collected")]
     DuplicatePsamNt { psam_nt: u32 },
     #[error("a different batch with this number was already collected")]
@@ -53,13 +63,28 @@ pub enum CollectionError {
     Concurrent,
 }
 
+/// A purchase of a batch the collection server refused to credit: its
+/// `(card, NT)` had already been collected (or came twice in the batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedPurchase {
+    pub card: CardId,
+    pub nt: u32,
+    pub psam: PsamId,
+    pub psam_nt: u32,
+    pub amount: Amount,
+}
+
 /// What the collection server answers for a collected batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchReceipt {
     pub psam: PsamId,
     pub batch_no: u32,
+    /// The batch's own count and total, as its MAC covers them.
     pub count: u32,
     pub total: Amount,
+    /// What the merchant was credited: the total less the refused purchases.
+    pub credited: Amount,
+    pub refused: Vec<RefusedPurchase>,
     pub merchant: BankAccount,
 }
 
@@ -123,6 +148,35 @@ impl CollectionServer {
             .is_some())
     }
 
+    /// Every card with purchases collected, and their total.
+    pub fn spent_by_card(&self) -> Result<Vec<(CardId, Amount)>, CollectionError> {
+        let mut out = Vec::new();
+        for (k, total) in self.db.scan::<Amount>(CARD_SPENT, &[])? {
+            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+                out.push((CardId::from_bytes(bytes), total));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The total of `card`'s purchases collected so far.
+    pub fn spent_by(&self, card: &CardId) -> Result<Amount, CollectionError> {
+        Ok(self
+            .db
+            .get(CARD_SPENT, card.as_bytes())?
+            .unwrap_or(Amount::ZERO))
+    }
+
+    /// Every purchase refused because its `(card, NT)` was already collected.
+    pub fn refused_purchases(&self) -> Result<Vec<RefusedPurchase>, CollectionError> {
+        Ok(self
+            .db
+            .scan(REFUSED, &[])?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
     /// Checks and collects `batch` (see the module docs).
     pub fn collect(&self, batch: &Batch) -> Result<BatchReceipt, CollectionError> {
         if batch.entries.len() > BATCH_ENTRIES_MAX {
@@ -153,7 +207,9 @@ impl CollectionServer {
             return Err(CollectionError::BadTotals);
         }
         let mut seen_card = HashSet::new();
+        let mut spent: std::collections::BTreeMap<CardId, Amount> = Default::default();
         let mut seen_psam = HashSet::new();
+        let mut refused = Vec::new();
         let mut writes = WriteBatch::new();
         for (index, e) in batch.entries.iter().enumerate() {
             if e.psam != batch.psam {
@@ -165,33 +221,68 @@ impl CollectionServer {
                 .map_err(|_| CollectionError::BadPurchaseMac { index })?;
             let ck = card_nt_key(&e.card, e.nt);
             let pk = psam_key(&e.psam, e.psam_nt);
-            if !seen_card.insert(ck.clone()) || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some() {
-                return Err(CollectionError::DuplicateCardNt {
-                    card: e.card,
-                    nt: e.nt,
-                });
-            }
             if !seen_psam.insert(pk.clone()) || self.db.get::<Vec<u8>>(PSAM_NT, &pk)?.is_some() {
                 return Err(CollectionError::DuplicatePsamNt { psam_nt: e.psam_nt });
             }
-            writes.require_absent(CARD_NT, &ck);
             writes.require_absent(PSAM_NT, &pk);
-            writes.put(CARD_NT, &ck, &pk);
             writes.put(PSAM_NT, &pk, &ck);
+            if !seen_card.insert(ck.clone()) || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some() {
+                tracing::warn!(
+                    nt = e.nt,
+                    psam_nt = e.psam_nt,
+                    amount = %e.amount,
+                    "purchase refused: the card's transaction number was already collected"
+                );
+                let r = RefusedPurchase {
+                    card: e.card,
+                    nt: e.nt,
+                    psam: e.psam,
+                    psam_nt: e.psam_nt,
+                    amount: e.amount,
+                };
+                let mut rk = ck.clone();
+                rk.extend_from_slice(&pk);
+                writes.put(REFUSED, &rk, &r);
+                refused.push(r);
+                continue;
+            }
+            let total = match spent.get(&e.card) {
+                Some(t) => *t,
+                None => self.spent_by(&e.card)?,
+            };
+            spent.insert(
+                e.card,
+                total
+                    .checked_add(e.amount)
+                    .map_err(|_| CollectionError::Overflow)?,
+            );
+            writes.require_absent(CARD_NT, &ck);
+            writes.put(CARD_NT, &ck, &pk);
         }
+        let refused_total = Amount::checked_sum(refused.iter().map(|r| r.amount))
+            .map_err(|_| CollectionError::Overflow)?;
+        let credit = batch
+            .total
+            .checked_sub(refused_total)
+            .map_err(|_| CollectionError::Overflow)?;
         let credited = self
             .merchant_credit(&merchant)?
-            .checked_add(batch.total)
+            .checked_add(credit)
             .map_err(|_| CollectionError::Overflow)?;
         let receipt = BatchReceipt {
             psam: batch.psam,
             batch_no: batch.batch_no,
             count: batch.count,
             total: batch.total,
+            credited: credit,
+            refused,
             merchant: merchant.clone(),
         };
         writes.require_absent(BATCHES, &psam_key(&batch.psam, batch.batch_no));
         writes.put(MERCHANTS, merchant.as_str().as_bytes(), &credited);
+        for (card, total) in &spent {
+            writes.put(CARD_SPENT, card.as_bytes(), total);
+        }
         writes.put(
             BATCHES,
             &psam_key(&batch.psam, batch.batch_no),

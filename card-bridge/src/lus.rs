@@ -6,6 +6,16 @@
 //! `Pending → {InDoubt, Committed, Rejected}`, `InDoubt → {Committed,
 //! Rejected}`; `Committed` and `Rejected` are final. Every transition is one
 //! durable write before anyone is told of it.
+//!
+//! The LUS does not believe the card. Whoever holds a card image holds its
+//! keys too, so a MAC from the card proves only that the claim comes from
+//! that card's image, not that it is true. Before answering an L1 the LUS
+//! checks what the card says against what it knows of the card: the limit
+//! set at issue ([`LoadUnloadServer::register_card`], or the first one seen),
+//! the NT (never back), and the balance, which may not exceed what the
+//! card's own history in this log allows ([`CardStanding`]). A claim beyond
+//! that is refused with a typed error, logged (`tracing`) and kept in the
+//! LUS's own log of refused claims ([`LoadUnloadServer::refused_claims`]).
 
 use std::path::Path;
 
@@ -24,6 +34,83 @@ const LAST_NT: &str = "lus/last-nt";
 const META: &str = "lus/meta";
 const SETTLED: &str = "lus/settled";
 const PERIOD_KEY: &[u8] = b"period";
+/// What the card system knows of each card from its issue: its limit.
+const CARD_TERMS: &str = "lus/card";
+/// Purchases the collection server has collected, per card (a running total).
+const PURCHASES: &str = "lus/purchases";
+/// Claims a card made that the LUS refused, keyed (card, NT, reason).
+const REFUSED: &str = "lus/refused";
+
+/// What the card system set for a card when it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardTerms {
+    pub balance_max: Amount,
+}
+
+/// What this LUS's log says of one card's value: the most it can hold.
+/// Purchases only ever lower a card's balance, so the committed loads minus
+/// the committed unloads minus the collected purchases bound it from above;
+/// open loads may have reached the card already (they count), open unloads
+/// may yet commit (they count against it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardStanding {
+    pub loaded: Amount,
+    pub unloaded: Amount,
+    pub loads_open: Amount,
+    pub unloads_open: Amount,
+    pub purchases_collected: Amount,
+}
+
+impl CardStanding {
+    /// Committed loads − committed unloads − collected purchases, in minor
+    /// units: negative when the card has paid out more than was loaded.
+    pub fn value_minor(&self) -> i128 {
+        i128::from(self.loaded.minor_units())
+            - i128::from(self.unloaded.minor_units())
+            - i128::from(self.purchases_collected.minor_units())
+    }
+
+    /// The most the card can hold now, or `None` if its history is overspent.
+    pub fn balance_bound(&self) -> Option<Amount> {
+        let bound = self.value_minor() + i128::from(self.loads_open.minor_units())
+            - i128::from(self.unloads_open.minor_units());
+        u64::try_from(bound).ok().map(Amount::from_minor)
+    }
+}
+
+/// A claim of a card the LUS refused, as kept in its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedClaim {
+    pub card: CardId,
+    pub nt: u32,
+    pub direction: Direction,
+    pub amount: Amount,
+    pub claimed_balance: Amount,
+    pub claimed_balance_max: Amount,
+    /// The refusal, as [`LusError`] prints it.
+    pub reason: String,
+}
+
+/// Checks what an L1 claims against what the LUS knows of the card: pure,
+/// so the same function decides at authorisation and in tests.
+pub fn check_claim(terms: &CardTerms, standing: &CardStanding, l1: &L1) -> Result<(), LusError> {
+    if l1.balance_max != terms.balance_max {
+        return Err(LusError::LimitMismatch {
+            claimed: l1.balance_max,
+            known: terms.balance_max,
+        });
+    }
+    let bound = standing.balance_bound().ok_or(LusError::Overspent {
+        by: Amount::from_minor(u64::try_from(-standing.value_minor()).unwrap_or(u64::MAX)),
+    })?;
+    if l1.balance > bound {
+        return Err(LusError::BalanceBeyondHistory {
+            claimed: l1.balance,
+            known_max: bound,
+        });
+    }
+    Ok(())
+}
 
 /// Where a load or unload stands at the LUS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,6 +187,30 @@ pub enum LusError {
     BadRejectProof,
     #[error("the masters are of different suites")]
     MixedSuites,
+    #[error("the card claims a limit of {claimed}; it was issued with {known}")]
+    LimitMismatch { claimed: Amount, known: Amount },
+    #[error("the card claims a balance of {claimed}; its history allows at most {known_max}")]
+    BalanceBeyondHistory { claimed: Amount, known_max: Amount },
+    #[error("the card's history is overspent by {by}: it has paid out more than was loaded")]
+    Overspent { by: Amount },
+    #[error("card is already registered with other terms")]
+    CardRegistered,
+    #[error("amount overflow in the card's history")]
+    Overflow,
+}
+
+impl LusError {
+    /// A claim of the card that its history contradicts (as opposed to a
+    /// bad message or a failure of the LUS itself).
+    pub fn is_false_claim(&self) -> bool {
+        matches!(
+            self,
+            LusError::Replay { .. }
+                | LusError::LimitMismatch { .. }
+                | LusError::BalanceBeyondHistory { .. }
+                | LusError::Overspent { .. }
+        )
+    }
 }
 
 /// The masters a LUS holds: load (S1, S2) and completion (S3). Never the
@@ -193,22 +304,24 @@ impl LoadUnloadServer {
                 false => Err(LusError::Mismatch),
             };
         }
-        let last_seen: u32 = self.db.get(LAST_NT, l1.card.as_bytes())?.unwrap_or(0);
-        if l1.nt <= last_seen {
-            return Err(LusError::Replay {
-                nt: l1.nt,
-                last_seen,
-            });
-        }
         if l1.amount.is_zero() {
             return Err(LusError::ZeroAmount);
+        }
+        let known_terms: Option<CardTerms> = self.db.get(CARD_TERMS, l1.card.as_bytes())?;
+        // A card the LUS never saw issued (issued elsewhere, before the LUS
+        // kept terms) is held from now on to the limit it first showed.
+        let terms = known_terms.unwrap_or(CardTerms {
+            balance_max: l1.balance_max,
+        });
+        if let Err(e) = self.check_card_history(l1, &terms) {
+            return Err(self.refuse(l1, e));
         }
         match l1.direction {
             Direction::Load => {
                 let fits = l1
                     .balance
                     .checked_add(l1.amount)
-                    .map(|b| b <= l1.balance_max)
+                    .map(|b| b <= terms.balance_max)
                     .unwrap_or(false);
                 if !fits {
                     return Err(LusError::OverMaximum);
@@ -251,12 +364,158 @@ impl LoadUnloadServer {
         batch.require_absent(TX, &tx_key(&l1.card, l1.nt));
         batch.put(TX, &tx_key(&l1.card, l1.nt), &record);
         batch.put(LAST_NT, l1.card.as_bytes(), &l1.nt);
+        if known_terms.is_none() {
+            batch.put(CARD_TERMS, l1.card.as_bytes(), &terms);
+        }
         self.db.write(batch).map_err(|e| match e {
             StoreError::AlreadyPresent { .. } => LusError::Mismatch,
             other => other.into(),
         })?;
         tracing::debug!(lus = %self.id, nt = l1.nt, "card transaction pending");
         Ok(l2)
+    }
+
+    /// The NT must be new, and the limit and balance the card claims must
+    /// agree with its history here ([`check_claim`]).
+    fn check_card_history(&self, l1: &L1, terms: &CardTerms) -> Result<(), LusError> {
+        let last_seen: u32 = self.db.get(LAST_NT, l1.card.as_bytes())?.unwrap_or(0);
+        if l1.nt <= last_seen {
+            return Err(LusError::Replay {
+                nt: l1.nt,
+                last_seen,
+            });
+        }
+        check_claim(terms, &self.standing(&l1.card)?, l1)
+    }
+
+    /// Logs a refused claim (tracing, and the LUS's own log when the claim
+    /// is one the card's history contradicts) and hands the error back.
+    fn refuse(&self, l1: &L1, e: LusError) -> LusError {
+        if !e.is_false_claim() {
+            return e;
+        }
+        // The card's id stays out of the trace (it points at its holder);
+        // the LUS's own table, a private file, keeps it.
+        tracing::warn!(
+            lus = %self.id,
+            nt = l1.nt,
+            claimed_balance = %l1.balance,
+            error = %e,
+            "card claim refused"
+        );
+        let claim = RefusedClaim {
+            card: l1.card,
+            nt: l1.nt,
+            direction: l1.direction,
+            amount: l1.amount,
+            claimed_balance: l1.balance,
+            claimed_balance_max: l1.balance_max,
+            reason: e.to_string(),
+        };
+        let mut key = tx_key(&l1.card, l1.nt);
+        key.extend_from_slice(claim.reason.as_bytes());
+        let mut batch = WriteBatch::new();
+        batch.put(REFUSED, &key, &claim);
+        if let Err(store) = self.db.write(batch) {
+            // The refusal stands; only its record is missing.
+            tracing::error!(lus = %self.id, error = %store, "could not log a refused card claim");
+        }
+        e
+    }
+
+    /// Records the limit a card was issued with; every L1 of the card must
+    /// then show exactly that limit. Registering the same terms again is a no-op.
+    pub fn register_card(&self, card: &CardId, terms: CardTerms) -> Result<(), LusError> {
+        match self.db.get::<CardTerms>(CARD_TERMS, card.as_bytes())? {
+            Some(known) if known == terms => Ok(()),
+            Some(_) => Err(LusError::CardRegistered),
+            None => {
+                let mut batch = WriteBatch::new();
+                batch.require_absent(CARD_TERMS, card.as_bytes());
+                batch.put(CARD_TERMS, card.as_bytes(), &terms);
+                self.db.write(batch).map_err(|e| match e {
+                    StoreError::AlreadyPresent { .. } => LusError::CardRegistered,
+                    other => other.into(),
+                })
+            }
+        }
+    }
+
+    /// The terms the card was issued with (or first seen with).
+    pub fn card_terms(&self, card: &CardId) -> Result<Option<CardTerms>, LusError> {
+        Ok(self.db.get(CARD_TERMS, card.as_bytes())?)
+    }
+
+    /// Tells the LUS the total of `card`'s purchases collected so far (the
+    /// collection server's running total). Totals only grow, so an older
+    /// total arriving late changes nothing.
+    pub fn note_collected_purchases(&self, card: &CardId, total: Amount) -> Result<(), LusError> {
+        let known: Amount = self
+            .db
+            .get(PURCHASES, card.as_bytes())?
+            .unwrap_or(Amount::ZERO);
+        if total <= known {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(PURCHASES, card.as_bytes(), &total);
+        Ok(self.db.write(batch)?)
+    }
+
+    /// What this log says of `card`'s value (see [`CardStanding`]).
+    pub fn standing(&self, card: &CardId) -> Result<CardStanding, LusError> {
+        let mut s = CardStanding {
+            purchases_collected: self
+                .db
+                .get(PURCHASES, card.as_bytes())?
+                .unwrap_or(Amount::ZERO),
+            ..CardStanding::default()
+        };
+        for (_, r) in self.db.scan::<LusRecord>(TX, card.as_bytes())? {
+            let slot = match (r.state, r.l1.direction) {
+                (LusState::Committed, Direction::Load) => &mut s.loaded,
+                (LusState::Committed, Direction::Unload) => &mut s.unloaded,
+                (LusState::Pending | LusState::InDoubt, Direction::Load) => &mut s.loads_open,
+                (LusState::Pending | LusState::InDoubt, Direction::Unload) => &mut s.unloads_open,
+                (LusState::Rejected, _) => continue,
+            };
+            *slot = slot
+                .checked_add(r.l1.amount)
+                .map_err(|_| LusError::Overflow)?;
+        }
+        Ok(s)
+    }
+
+    /// Every card known to this log whose history does not add up: more
+    /// unloaded and spent than was ever loaded.
+    pub fn cards_overspent(&self) -> Result<Vec<(CardId, CardStanding)>, LusError> {
+        let mut cards: Vec<CardId> = self.records()?.iter().map(|r| r.card()).collect();
+        for (k, _) in self.db.scan::<Amount>(PURCHASES, &[])? {
+            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+                cards.push(CardId::from_bytes(bytes));
+            }
+        }
+        cards.sort();
+        cards.dedup();
+        let mut out = Vec::new();
+        for card in cards {
+            let s = self.standing(&card)?;
+            if s.value_minor() < 0 {
+                out.push((card, s));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every claim of a card this LUS refused because its history
+    /// contradicted it, in (card, NT) order.
+    pub fn refused_claims(&self) -> Result<Vec<RefusedClaim>, LusError> {
+        Ok(self
+            .db
+            .scan(REFUSED, &[])?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
     }
 
     fn open_record(&self, card: &CardId, nt: u32) -> Result<LusRecord, LusError> {
@@ -391,6 +650,26 @@ impl LoadUnloadServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_balance_bound_counts_open_loads_for_and_open_unloads_against() {
+        let a = Amount::from_minor;
+        let s = CardStanding {
+            loaded: a(1_000),
+            unloaded: a(300),
+            loads_open: a(50),
+            unloads_open: a(100),
+            purchases_collected: a(200),
+        };
+        assert_eq!(s.value_minor(), 500);
+        assert_eq!(s.balance_bound(), Some(a(450)));
+        let overspent = CardStanding {
+            purchases_collected: a(2_000),
+            ..s
+        };
+        assert_eq!(overspent.balance_bound(), None);
+        assert_eq!(overspent.value_minor(), -1_300);
+    }
 
     #[test]
     fn state_transitions_are_exactly_the_documented_ones() {

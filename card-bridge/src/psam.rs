@@ -76,6 +76,8 @@ pub enum PsamError {
     Storage(String),
     #[error("{PSAM_UNSENT_BATCHES_MAX} closed batches await collection: deliver them first")]
     TooManyUnsent,
+    #[error("card {card} paid here with NT {booked} already: its NT {nt} is not new")]
+    CardCounterNotNew { card: CardId, nt: u32, booked: u32 },
 }
 
 /// What the PSAM remembers between purchases.
@@ -170,6 +172,12 @@ impl Psam {
         self.id
     }
 
+    /// The card of the purchase left open (a tear, or a device stopped
+    /// between the card's debit and the booking), if any.
+    pub fn open_card(&self) -> Option<CardId> {
+        self.state.open.as_ref().map(|r| r.card)
+    }
+
     /// Purchases taken since the batch was opened, and their total.
     pub fn running_totals(&self) -> (usize, Amount) {
         (self.state.entries.len(), self.state.running_total)
@@ -224,6 +232,22 @@ impl Psam {
             .mac_input()
             .verify(&key, &proof.mac)
             .map_err(|_| PsamError::BadMac)?;
+        if let Some(booked) = self.booked_nt(&proof.card).filter(|b| *b >= proof.nt) {
+            // A copy of the card, restored to an older state, paying again:
+            // the proof is genuine, the claim that the NT is new is not.
+            tracing::warn!(
+                nt = proof.nt,
+                booked,
+                "purchase refused: the card's counter went back"
+            );
+            self.state.open = None;
+            self.persist()?;
+            return Err(PsamError::CardCounterNotNew {
+                card: proof.card,
+                nt: proof.nt,
+                booked,
+            });
+        }
         let before = self.state.clone();
         self.state.running_total = self
             .state
@@ -237,6 +261,18 @@ impl Psam {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The highest NT of `card` among the purchases booked here and not yet
+    /// acknowledged by the collection server.
+    fn booked_nt(&self, card: &CardId) -> Option<u32> {
+        self.state
+            .entries
+            .iter()
+            .chain(self.state.unsent.iter().flat_map(|b| b.entries.iter()))
+            .filter(|e| e.card == *card)
+            .map(|e| e.nt)
+            .max()
     }
 
     /// One purchase: request, card debit, proof booked.

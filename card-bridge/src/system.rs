@@ -22,7 +22,7 @@ use crate::clearing::{ClearingError, ClearingReport, clear};
 use crate::collection::{BatchReceipt, CollectionError, CollectionServer};
 use crate::crypto::{MasterKey, MasterKeys, Suite};
 use crate::flows::{CardTerminal, FlowError};
-use crate::lus::{LoadUnloadServer, LusError};
+use crate::lus::{CardTerms, LoadUnloadServer, LusError};
 use crate::psam::{Psam, PsamError};
 use crate::records::CardTxRecord;
 use crate::wire::{PsamId, PurchaseProof};
@@ -51,6 +51,8 @@ pub enum SystemError {
     Clearing(#[from] ClearingError),
     #[error("card {0} already exists")]
     CardExists(CardId),
+    #[error("the image of card {wanted} is the image of card {found}")]
+    ImageOfAnotherCard { wanted: CardId, found: CardId },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -152,20 +154,33 @@ impl CardSystem {
             return Err(SystemError::CardExists(card));
         }
         let sc = SmartCard::issue(&self.masters, card, expiry, balance_max)?;
+        // The LUS learns the limit from the issuer, not from the card.
+        self.lus.register_card(&card, CardTerms { balance_max })?;
         self.save_card(&sc)?;
         Ok(sc)
     }
 
     /// Inserts a card: loads its image and powers it up (journal recovery).
+    /// Every write the card makes from then on is saved to its file at once.
     pub fn card(&self, card: &CardId) -> Result<SmartCard, SystemError> {
-        let eeprom =
-            Eeprom::load(&self.card_path(card), SmartCard::IMAGE_BYTES).map_err(|source| {
-                SystemError::CardImage {
-                    card: *card,
-                    source,
-                }
+        // Write-through: a process killed in the middle of a card commit
+        // leaves the file as a power cut leaves the card.
+        let eeprom = Eeprom::open_write_through(&self.card_path(card), SmartCard::IMAGE_BYTES)
+            .map_err(|source| SystemError::CardImage {
+                card: *card,
+                source,
             })?;
-        Ok(SmartCard::from_eeprom(eeprom)?)
+        let sc = SmartCard::from_eeprom(eeprom)?;
+        // An image copied over another card's file would act as its own
+        // card under the other's name (and the other's file would be lost).
+        let found = sc.id()?;
+        if found != *card {
+            return Err(SystemError::ImageOfAnotherCard {
+                wanted: *card,
+                found,
+            });
+        }
+        Ok(sc)
     }
 
     pub fn save_card(&self, card: &SmartCard) -> Result<(), SystemError> {
@@ -204,6 +219,7 @@ impl CardSystem {
         holder: &BankAccount,
         now: Timestamp,
     ) -> Result<CardTxRecord, SystemError> {
+        self.note_purchases([*card])?;
         self.with_card(card, |sc| {
             Ok(self.terminal().load(sc, amount, holder, now)?)
         })
@@ -216,6 +232,7 @@ impl CardSystem {
         holder: &BankAccount,
         now: Timestamp,
     ) -> Result<CardTxRecord, SystemError> {
+        self.note_purchases([*card])?;
         self.with_card(card, |sc| {
             Ok(self.terminal().unload(sc, amount, holder, now)?)
         })
@@ -246,6 +263,13 @@ impl CardSystem {
         amount: Amount,
         now: Timestamp,
     ) -> Result<PurchaseProof, SystemError> {
+        // A purchase left open (the process stopped after the card's debit,
+        // before the device booked it) is finished first from the card's
+        // log: booked if the card paid, dropped if not. Otherwise the device
+        // would stay busy, and the debit would never reach the merchant.
+        if let Some(open) = psam.open_card() {
+            self.with_card(&open, |sc| Ok(psam.recover(sc)?))?;
+        }
         self.with_card(card, |sc| Ok(psam.pay(sc, amount, now)?))
     }
 
@@ -258,12 +282,36 @@ impl CardSystem {
         for batch in psam.unsent_batches().to_vec() {
             receipts.push(self.collection.collect(&batch)?);
             psam.acknowledge(batch.batch_no)?;
+            self.note_purchases(batch.entries.iter().map(|e| e.card))?;
         }
         Ok(receipts)
     }
 
+    /// Tells the LUS what the collection server has collected from `cards`,
+    /// so that it never lets a card unload value it already paid out.
+    pub fn note_purchases(
+        &self,
+        cards: impl IntoIterator<Item = CardId>,
+    ) -> Result<(), SystemError> {
+        for card in cards {
+            self.lus
+                .note_collected_purchases(&card, self.collection.spent_by(&card)?)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the LUS every card's collected purchases (before clearing, so
+    /// that its report of cards that do not add up is complete).
+    pub fn note_all_purchases(&self) -> Result<(), SystemError> {
+        for (card, total) in self.collection.spent_by_card()? {
+            self.lus.note_collected_purchases(&card, total)?;
+        }
+        Ok(())
+    }
+
     /// Clears the current period with the agency.
     pub fn clear(&self) -> Result<ClearingReport, SystemError> {
+        self.note_all_purchases()?;
         Ok(clear(&self.lus, &self.agency)?)
     }
 }

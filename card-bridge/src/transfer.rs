@@ -181,6 +181,8 @@ pub enum TransferError {
     WrongCard,
     #[error("the journal holds another kind of transfer under this id")]
     WrongKind,
+    #[error("this transfer was begun with other coins")]
+    OtherCoins,
     #[error("injected failure at {0:?}")]
     Injected(TransferFault),
 }
@@ -359,7 +361,19 @@ impl<'a, S: SoftCash> Transfers<'a, S> {
         now: Timestamp,
         fault: Option<TransferFault>,
     ) -> Result<SoftToCard<S::Coins>, TransferError> {
-        let (coins, rec) = match self.journal.step::<S::Coins>(id)? {
+        let step = self.journal.step::<S::Coins>(id)?;
+        // A retry names the transfer by its id, and must bring the same coins:
+        // a caller that took the journal's word for coins it did not send
+        // would write off its own coins as spent.
+        let journaled = match &step {
+            Some(TransferStep::Loading { coins, .. }) => Some(coins),
+            Some(TransferStep::Undone { coins: Some(c) }) => Some(c),
+            _ => None,
+        };
+        if journaled.is_some_and(|c| c != coins) {
+            return Err(TransferError::OtherCoins);
+        }
+        let (coins, rec) = match step {
             Some(TransferStep::CardLoaded { record }) => return Ok(SoftToCard::Loaded(record)),
             Some(TransferStep::Undone { coins: Some(c) }) => return Ok(SoftToCard::Undone(c)),
             Some(TransferStep::Loading { coins, req }) => match self.settle_leg(card, &req)? {

@@ -1,6 +1,9 @@
 //! Off-line purchases: a PSAM debits cards, closes MACed batches, and the
 //! collection server credits the merchant once, refusing duplicates by
-//! (card, NT) and (PSAM, NT), bad totals and moved MACs. Tears: power is
+//! (card, NT) and (PSAM, NT), bad totals and moved MACs. A copy of a card
+//! paying again is refused by the PSAM (its counter went back) or, at
+//! another device, by the collection server, which refuses that purchase
+//! alone and credits the rest of the batch. Tears: power is
 //! cut after every write of a purchase; the PSAM recovers the proof from the
 //! card, and merchant credit always equals what cards were debited.
 
@@ -127,7 +130,7 @@ fn duplicates_bad_totals_and_moved_macs_are_refused() {
         collection2.collect(&bad_total),
         Err(CollectionError::BadTotals)
     );
-    // The same purchase twice in one batch.
+    // The same purchase twice in one batch: the PSAM's counter twice.
     let mut twice = good.clone();
     twice.entries.push(good.entries[0].clone());
     twice.count = 2;
@@ -135,7 +138,7 @@ fn duplicates_bad_totals_and_moved_macs_are_refused() {
     twice.mac = twice.mac_input().sign(&key);
     assert!(matches!(
         collection2.collect(&twice),
-        Err(CollectionError::DuplicateCardNt { .. })
+        Err(CollectionError::DuplicatePsamNt { .. })
     ));
     // A purchase MAC of card a relabelled as card b.
     let mut moved = good.clone();
@@ -159,7 +162,7 @@ fn duplicates_bad_totals_and_moved_macs_are_refused() {
     renumbered.mac = renumbered.mac_input().sign(&key);
     assert!(matches!(
         collection2.collect(&renumbered),
-        Err(CollectionError::DuplicateCardNt { .. })
+        Err(CollectionError::DuplicatePsamNt { .. })
     ));
     assert_eq!(collection2.merchant_credit(&merchant2), Ok(cents(20)));
     // The untouched second batch of the first shop still collects.
@@ -227,4 +230,81 @@ fn a_purchase_torn_after_any_write_is_paid_exactly_once() {
         n += 1;
     }
     assert_eq!(n, 13, "a purchase commits 5 segments: 12 writes");
+}
+
+/// A copy of the card's image as it is now: what its holder can restore.
+fn copy_of(card: &SmartCard) -> SmartCard {
+    SmartCard::from_eeprom(card.eeprom().clone()).expect("copy")
+}
+
+#[test]
+fn a_card_copy_paying_again_at_the_same_device_is_refused() {
+    let w = World::new(Suite::Tdes);
+    let mut s = shop(&w, 7);
+    let mut a = loaded_card(&w, 1, 1_000);
+    let mut copy = copy_of(&a);
+    s.psam.pay(&mut a, cents(400), NOW).expect("pay");
+    assert!(matches!(
+        s.psam.pay(&mut copy, cents(400), NOW),
+        Err(PsamError::CardCounterNotNew {
+            nt: 2,
+            booked: 2,
+            ..
+        })
+    ));
+    // The device is free again and its batch holds the one genuine purchase.
+    let mut b = loaded_card(&w, 2, 1_000);
+    s.psam.pay(&mut b, cents(100), NOW).expect("pay b");
+    let batch = s.psam.close_batch().expect("close");
+    let receipt = s.collection.collect(&batch).expect("collect");
+    assert_eq!((receipt.count, receipt.credited), (2, cents(500)));
+}
+
+#[test]
+fn a_card_copy_paying_again_elsewhere_is_refused_alone() {
+    let w = World::new(Suite::Tdes);
+    let batch_master = MasterKey::random(w.masters.suite());
+    let collection = CollectionServer::open(
+        &w.dir.path().join("collection.redb"),
+        w.masters.purchase.clone(),
+        batch_master.clone(),
+    )
+    .expect("open collection");
+    let (m1, m2) = (
+        BankAccount::new("merchant-1").expect("account"),
+        BankAccount::new("merchant-2").expect("account"),
+    );
+    let mut p1 = Psam::new(
+        PsamId([1; 8]),
+        w.masters.purchase.clone(),
+        batch_master.clone(),
+    );
+    let mut p2 = Psam::new(PsamId([2; 8]), w.masters.purchase.clone(), batch_master);
+    collection.register_psam(p1.id(), &m1).expect("register");
+    collection.register_psam(p2.id(), &m2).expect("register");
+
+    let mut a = loaded_card(&w, 1, 1_000);
+    let mut copy = copy_of(&a);
+    let mut b = loaded_card(&w, 2, 1_000);
+    p1.pay(&mut a, cents(400), NOW).expect("pay at 1");
+    p2.pay(&mut copy, cents(400), NOW)
+        .expect("the copy pays at 2");
+    p2.pay(&mut b, cents(100), NOW).expect("b pays at 2");
+
+    collection
+        .collect(&p1.close_batch().expect("close"))
+        .expect("collect 1");
+    let receipt = collection
+        .collect(&p2.close_batch().expect("close"))
+        .expect("the rest of the batch is collected");
+    assert_eq!(receipt.credited, cents(100));
+    assert_eq!(receipt.refused.len(), 1);
+    assert_eq!(receipt.refused[0].amount, cents(400));
+    assert_eq!(collection.merchant_credit(&m1), Ok(cents(400)));
+    assert_eq!(collection.merchant_credit(&m2), Ok(cents(100)));
+    assert_eq!(
+        collection.refused_purchases().expect("refused"),
+        receipt.refused
+    );
+    assert_eq!(collection.spent_by(&a.id().expect("id")), Ok(cents(400)));
 }

@@ -64,3 +64,54 @@ fn a_key_file_readable_by_others_is_refused() {
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     assert!(CardSystem::open(dir.path(), LusId(7), Suite::Tdes).is_ok());
 }
+
+/// A device stopped between the card's debit and its booking (the process
+/// killed there): the next purchase at the device finishes the open one
+/// from the card's log first, so the merchant is credited the debit and
+/// the device is not left busy.
+#[test]
+fn a_purchase_left_open_by_a_stopped_device_is_booked_by_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let merchant = BankAccount::new("shop-1").expect("account");
+    let card = CardId::from_bytes([5; 8]);
+    let other = CardId::from_bytes([6; 8]);
+    let sys = CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("open");
+    for c in [card, other] {
+        sys.issue_card(c, EXPIRY, cents(50_000)).expect("issue");
+        sys.load(&c, cents(1_000), &holder(), NOW).expect("load");
+    }
+    {
+        let mut psam = sys.psam(PsamId([1; 8]), &merchant).expect("psam");
+        let req = psam.request(card, cents(300)).expect("request");
+        let mut sc = sys.card(&card).expect("card");
+        sc.purchase(&req, NOW).expect("the card pays");
+        // Stopped here: the device never sees the proof.
+    }
+    let mut psam = sys.psam(PsamId([1; 8]), &merchant).expect("reopen psam");
+    sys.pay(&other, &mut psam, cents(100), NOW)
+        .expect("the next purchase goes through");
+    let receipts = sys.collect(&mut psam).expect("collect");
+    assert_eq!(receipts[0].credited, cents(400));
+    assert_eq!(sys.card(&card).expect("card").balance(), Ok(cents(700)));
+}
+
+/// An image copied over another card's file is refused, not run under the
+/// other card's name.
+#[test]
+fn an_image_copied_over_another_cards_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (CardId::from_bytes([7; 8]), CardId::from_bytes([8; 8]));
+    let sys = CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("open");
+    for c in [a, b] {
+        sys.issue_card(c, EXPIRY, cents(50_000)).expect("issue");
+    }
+    std::fs::copy(
+        dir.path().join(format!("card-{a}.img")),
+        dir.path().join(format!("card-{b}.img")),
+    )
+    .expect("copy");
+    assert!(matches!(
+        sys.load(&b, cents(100), &holder(), NOW),
+        Err(SystemError::ImageOfAnotherCard { wanted, found }) if wanted == b && found == a
+    ));
+}

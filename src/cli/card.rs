@@ -32,7 +32,8 @@ use card_bridge::crypto::Suite;
 use card_bridge::flows::CardTerminal;
 use card_bridge::system::CardSystem;
 use card_bridge::transfer::{
-    CardToCard, CardToSoft, SoftToCard, TransferId, TransferJournal, Transfers,
+    CardToCard, CardToSoft, SoftToCard, TransferError, TransferFault, TransferId, TransferJournal,
+    TransferStep, Transfers,
 };
 use card_bridge::wire::PsamId;
 use clap::{Args, Subcommand, ValueEnum};
@@ -63,8 +64,58 @@ pub struct CardArgs {
     /// The load/unload server's number.
     #[arg(long, global = true, default_value_t = 1)]
     pub lus: u32,
+    /// For tests: stop a transfer at this step, as a crash there would.
+    #[arg(long, global = true, hide = true, value_enum)]
+    pub stop_at: Option<StopAt>,
     #[command(subcommand)]
     pub command: CardCommand,
+}
+
+/// Where a transfer can be stopped (`--stop-at`, hidden; for tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StopAt {
+    /// The purse holds the coins for the transfer; nothing else happened.
+    AfterReserve,
+    /// The card began its leg and the journal recorded it.
+    AfterJournal,
+    /// The issuer guaranteed the card leg (or took the coins).
+    AfterGuarantee,
+    /// The card leg finished; no coins bought yet.
+    BeforeCoins,
+    /// Coins bought; the journal does not know yet.
+    AfterCoins,
+    /// The transfer finished; the purse is not told yet.
+    BeforePurse,
+}
+
+impl StopAt {
+    fn fault(self) -> Option<TransferFault> {
+        match self {
+            StopAt::AfterJournal => Some(TransferFault::AfterJournal),
+            StopAt::AfterGuarantee => Some(TransferFault::AfterGuarantee),
+            StopAt::BeforeCoins => Some(TransferFault::BeforeCoins),
+            StopAt::AfterCoins => Some(TransferFault::AfterCoins),
+            StopAt::AfterReserve | StopAt::BeforePurse => None,
+        }
+    }
+}
+
+/// Exit status of a run stopped by `--stop-at`.
+const STOPPED_EXIT_CODE: i32 = 3;
+
+/// Stops here if told to (`--stop-at`).
+fn stop_if(stop_at: Option<StopAt>, here: StopAt, id: &TransferId) {
+    if stop_at == Some(here) {
+        crash(id, &anyhow::anyhow!("stopped at {here:?} (--stop-at)"));
+    }
+}
+
+/// Ends the process at once, as a crash would: nothing after this point is
+/// written (card images are written through, so they hold every write the
+/// card made before it).
+fn crash(id: &TransferId, why: &anyhow::Error) -> ! {
+    eprintln!("varietycash: {}: {why:#}", retry_hint(id));
+    std::process::exit(STOPPED_EXIT_CODE)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -308,6 +359,27 @@ fn receive_coins(
     Ok(n)
 }
 
+/// The transfer's id: the one to retry, or a new one, printed before
+/// anything moves so that a run killed midway can be run again with it.
+fn transfer_id(retry: Option<TransferId>) -> TransferId {
+    let id = retry.unwrap_or_else(TransferId::random);
+    if retry.is_none() {
+        println!(
+            "transfer {} (if this run does not finish, run it again with --transfer {})",
+            transfer_hex(&id),
+            transfer_hex(&id)
+        );
+    }
+    id
+}
+
+/// Where transfer `id` stands in the card system's journal, if it began.
+fn journaled_step(dir: &Path, id: &TransferId) -> anyhow::Result<Option<TransferStep<Vec<Coin>>>> {
+    let journal = TransferJournal::open(&dir.join(TRANSFER_JOURNAL_FILE))
+        .context("opening the transfer journal")?;
+    Ok(journal.step(*id)?)
+}
+
 fn card_dir(args: &CardArgs) -> anyhow::Result<PathBuf> {
     args.dir
         .clone()
@@ -398,6 +470,8 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
     }
     let system = CardSystem::open(&dir, lus, suite).context("opening the card system")?;
     let now = Timestamp::now();
+    let stop_at = args.stop_at;
+    let fault = stop_at.and_then(StopAt::fault);
     match args.command {
         CardCommand::Issue {
             card, max, days, ..
@@ -440,13 +514,29 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let mut device = system.psam(psam, &merchant)?;
             system.pay(&card, &mut device, amount, now)?;
             println!("{card} paid {amount} at the device");
-            for r in system.collect(&mut device)? {
+            let receipts = system.collect(&mut device)?;
+            for r in &receipts {
                 println!(
                     "batch {} collected: {} purchases, {} credited to {}",
                     r.batch_no,
                     r.count,
-                    r.total,
+                    r.credited,
                     r.merchant.as_str()
+                );
+                for p in &r.refused {
+                    println!(
+                        "  refused: {} by card {} (NT {}) was already collected from that card",
+                        p.amount, p.card, p.nt
+                    );
+                }
+            }
+            if let Some(p) = receipts.iter().flat_map(|r| &r.refused).next() {
+                bail!(
+                    "the collection server refused {} by card {}: its NT {} was already \
+                     collected (a copy of the card paying again); the merchant is not credited",
+                    p.amount,
+                    p.card,
+                    p.nt
                 );
             }
         }
@@ -459,14 +549,15 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
         } => {
             let wallet = super::common::open_purse(&purse)?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
-            let id = transfer.unwrap_or_else(TransferId::random);
+            let id = transfer_id(transfer);
             let core = open_issuer(&issuer.issuer_dir)?;
             let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
                 let [sc] = cards else { bail!("one card") };
-                Ok(t.card_to_soft(id, sc, amount, now, None)?)
+                Ok(t.card_to_soft(id, sc, amount, now, fault)?)
             })?;
             match out {
                 CardToSoft::Issued(coins) => {
+                    stop_if(stop_at, StopAt::BeforePurse, &id);
                     let n = receive_coins(&wallet, &id, amount, coins, now)?;
                     println!(
                         "{amount} unloaded from {card}: {n} coins into {}",
@@ -485,13 +576,28 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
         } => {
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
             let wallet = super::common::open_purse(&purse)?;
-            let id = transfer.unwrap_or_else(TransferId::random);
+            let id = transfer_id(transfer);
+            if purse_entry(&wallet, &id)?.is_none() {
+                // The purse finished its part of this transfer (or never had
+                // one): the journal's outcome is about coins this run did
+                // not reserve, so nothing in the purse may change.
+                if let Some(step) = journaled_step(&dir, &id)? {
+                    println!(
+                        "transfer {} is already finished ({}): nothing to do",
+                        transfer_hex(&id),
+                        describe_step(&step)
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let (entry, held) = reserve_coins(&wallet, &id, amount, now)?;
+            stop_if(stop_at, StopAt::AfterReserve, &id);
             let core = open_issuer(&issuer.issuer_dir)?;
             let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
                 let [sc] = cards else { bail!("one card") };
-                Ok(t.soft_to_card(id, sc, &held, now, None)?)
+                Ok(t.soft_to_card(id, sc, &held, now, fault)?)
             })?;
+            stop_if(stop_at, StopAt::BeforePurse, &id);
             match out {
                 SoftToCard::Loaded(rec) => {
                     let spent = held.iter().map(Coin::id).collect();
@@ -525,11 +631,11 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
         } => {
             let purse_for_leftovers = purse.map(|p| super::common::open_purse(&p)).transpose()?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
-            let id = transfer.unwrap_or_else(TransferId::random);
+            let id = transfer_id(transfer);
             let core = open_issuer(&issuer.issuer_dir)?;
             let out = with_transfers(&dir, &system, &core, &[from, to], id, |t, cards| {
                 let [a, b] = cards else { bail!("two cards") };
-                Ok(t.card_to_card(id, a, b, amount, now, None)?)
+                Ok(t.card_to_card(id, a, b, amount, now, fault)?)
             })?;
             match out {
                 CardToCard::Loaded(_) => println!("{amount} moved from {from} to {to}"),
@@ -539,10 +645,13 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
                 }
                 CardToCard::LeftAsCoins(coins) => {
                     let n = coins.len();
-                    let wallet = purse_for_leftovers.as_ref().context(
-                        "neither card took the value back: run again with --purse FILE \
-                         to take it as coins",
-                    )?;
+                    let wallet = purse_for_leftovers.as_ref().with_context(|| {
+                        format!(
+                            "neither card took the value back: run the same command again \
+                             with --purse FILE --transfer {} to take it as coins",
+                            transfer_hex(&id)
+                        )
+                    })?;
                     receive_coins(wallet, &id, amount, coins, now)?;
                     println!("neither card took the value back: {n} coins went to the purse");
                 }
@@ -551,6 +660,7 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
         CardCommand::Clear => {
             let report = match bound_issuer(&dir)? {
                 Some(issuer_dir) => {
+                    system.note_all_purchases()?;
                     let core = open_issuer(&issuer_dir)?;
                     let agency = CardAgency::open(&core)?;
                     clear(&system.lus, &agency)?
@@ -558,6 +668,16 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
                 None => system.clear()?,
             };
             print_clearing(&report);
+            for p in system.collection.refused_purchases()? {
+                println!(
+                    "purchase refused at collection: {} by card {} (NT {}) at device {}: \
+                     that NT was already collected",
+                    p.amount,
+                    p.card,
+                    p.nt,
+                    CardId::from_bytes(p.psam.0)
+                );
+            }
         }
         CardCommand::Show { card } => {
             let mut sc = system.card(&card)?;
@@ -597,21 +717,55 @@ fn with_transfers<T>(
     let journal = TransferJournal::open(&dir.join(TRANSFER_JOURNAL_FILE))
         .context("opening the transfer journal")?;
     let transfers = Transfers::new(&journal, CardTerminal::new(&system.lus, &agency), &agency);
+    // The LUS bounds what a card may unload by its collected purchases too.
+    system.note_purchases(ids.iter().copied())?;
     let mut cards = ids
         .iter()
         .map(|c| system.card(c))
         .collect::<Result<Vec<_>, _>>()?;
     let result = op(&transfers, &mut cards);
+    if let Err(e) = &result
+        && matches!(
+            e.downcast_ref::<TransferError>(),
+            Some(TransferError::Injected(_))
+        )
+    {
+        crash(&id, e);
+    }
     for sc in &cards {
         system.save_card(sc)?;
     }
-    result.with_context(|| {
-        format!(
-            "transfer {} did not finish: run the same command again with --transfer {}",
-            transfer_hex(&id),
-            transfer_hex(&id)
-        )
-    })
+    result.with_context(|| retry_hint(&id))
+}
+
+fn retry_hint(id: &TransferId) -> String {
+    format!(
+        "transfer {} did not finish: run the same command again with --transfer {}",
+        transfer_hex(id),
+        transfer_hex(id)
+    )
+}
+
+fn describe_step(step: &TransferStep<Vec<Coin>>) -> String {
+    match step {
+        TransferStep::CardLoaded { record } => {
+            format!(
+                "{} loaded onto {} as NT {}",
+                record.amount, record.card, record.nt
+            )
+        }
+        TransferStep::Undone { .. } => "undone".to_string(),
+        TransferStep::CoinsIssued { coins } => format!("{} coins issued", coins.len()),
+        TransferStep::Unloading { card, amount, .. } => {
+            format!("an unload of {amount} from {card} in progress")
+        }
+        TransferStep::Loading { req, .. } => {
+            format!(
+                "a load of {} onto {} in progress",
+                req.l1.amount, req.l1.card
+            )
+        }
+    }
 }
 
 fn show(sc: &SmartCard) -> anyhow::Result<()> {
@@ -644,6 +798,18 @@ fn print_clearing(report: &ClearingReport) {
         println!(
             "{} open records carried into the next period",
             report.carried_forward.len()
+        );
+    }
+    for (card, s) in &report.cards_overspent {
+        println!(
+            "card {card} does not add up: loaded {}, unloaded {}, spent {} (collected)",
+            s.loaded, s.unloaded, s.purchases_collected
+        );
+    }
+    for c in &report.refused_claims {
+        println!(
+            "refused claim of card {} (NT {}, {:?} of {}): {}",
+            c.card, c.nt, c.direction, c.amount, c.reason
         );
     }
 }

@@ -704,6 +704,7 @@ fn card_steps(dir: &Path) -> anyhow::Result<()> {
         let code = super::card::run(CardArgs {
             dir: Some(dir.join("cards")),
             lus: 1,
+            stop_at: None,
             command,
         })?;
         ensure!(code == ExitCode::SUCCESS, "card {what} failed");

@@ -4,9 +4,12 @@
 //! A single write (one segment or one journal slot, at most a page) is
 //! atomic, as an EEPROM page write is; everything larger is made atomic by
 //! the journal in [`super::persist`]. The image can be saved to and loaded
-//! from a file, so a card outlives a process.
+//! from a file, so a card outlives a process; opened with
+//! [`Eeprom::open_write_through`], every write reaches the file before the
+//! next one starts, so a process killed mid-commit leaves the file exactly
+//! as a power cut leaves the card (the journal recovers it at power-up).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Cut the power right after the `n`-th write from now (1 = after the first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub struct Eeprom {
     writes_done: u64,
     tear_at: Option<u64>,
     powered: bool,
+    /// The file every write is saved to, if the image is write-through.
+    backing: Option<PathBuf>,
 }
 
 impl Eeprom {
@@ -49,6 +54,7 @@ impl Eeprom {
             writes_done: 0,
             tear_at: None,
             powered: true,
+            backing: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl Eeprom {
             writes_done: 0,
             tear_at: None,
             powered: true,
+            backing: None,
         })
     }
 
@@ -116,6 +123,12 @@ impl Eeprom {
             })?;
         self.image[offset..end].copy_from_slice(bytes);
         self.writes_done += 1;
+        if let Some(Err(e)) = self.backing.as_ref().map(|path| self.save(path)) {
+            // The file is what the card holds: a write that did not reach
+            // it did not happen, so the card goes dark.
+            self.powered = false;
+            return Err(e);
+        }
         if self.tear_at == Some(self.writes_done) {
             self.powered = false;
             return Err(EepromError::PowerCut {
@@ -134,6 +147,21 @@ impl Eeprom {
         let io = |e: std::io::Error| EepromError::Io(e.to_string());
         // The image holds the card's keys and balance: mode 0600.
         ledger::private_file::write_private(path, &self.image).map_err(io)
+    }
+
+    /// Loads the image at `path` and saves every later write to it.
+    pub fn open_write_through(path: &Path, expected_bytes: usize) -> Result<Eeprom, EepromError> {
+        let mut e = Eeprom::load(path, expected_bytes)?;
+        e.backing = Some(path.to_path_buf());
+        Ok(e)
+    }
+
+    /// The same image, in memory only: what a copy of the card's file holds.
+    pub fn detached(&self) -> Eeprom {
+        Eeprom {
+            backing: None,
+            ..self.clone()
+        }
     }
 
     pub fn load(path: &Path, expected_bytes: usize) -> Result<Eeprom, EepromError> {
@@ -176,6 +204,24 @@ mod tests {
             Err(EepromError::OutOfBounds { .. })
         ));
         assert!(e.read(usize::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn a_write_through_image_is_on_file_after_every_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("card.img");
+        Eeprom::blank(8).save(&path).expect("save");
+        let mut e = Eeprom::open_write_through(&path, 8).expect("open");
+        e.write(0, b"ab").expect("write");
+        assert_eq!(&std::fs::read(&path).expect("read")[..3], b"ab\0");
+        e.arm(Some(TearAfter(1)));
+        assert!(e.write(2, b"c").is_err());
+        // The torn write landed, on file too; nothing after it does.
+        assert_eq!(&std::fs::read(&path).expect("read")[..3], b"abc");
+        let mut copy = e.detached();
+        copy.power_on();
+        copy.write(0, b"z").expect("write");
+        assert_eq!(&std::fs::read(&path).expect("read")[..1], b"a");
     }
 
     #[test]
