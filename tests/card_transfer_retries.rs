@@ -21,11 +21,13 @@ const PURSE: [&str; 2] = ["--purse", "alice.purse"];
 /// purse holding 4 × 2.50, and a card.
 fn stage(dir: &Path) {
     let (issuer, ip) = util::process::serve_new_issuer(dir);
-    let url = format!("http://127.0.0.1:{ip}");
+    let url = format!("https://127.0.0.1:{ip}");
     ok(
         dir,
         &[
             "bank",
+            "--dir",
+            "iss",
             "open-account",
             "ACH-alice",
             "100.00",

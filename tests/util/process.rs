@@ -36,7 +36,7 @@ pub fn with_tls(dir: &Path, args: &[&str]) -> Vec<String> {
     }
     let ca = dir.join("iss").join("tls-ca.pem").display().to_string();
     match args.first().copied() {
-        Some("purse" | "bank") => out.extend(["--issuer-cert".to_owned(), ca]),
+        Some("purse" | "bank" | "audit") => out.extend(["--issuer-cert".to_owned(), ca]),
         Some("merchant") => {
             out.extend(["--issuer-cert".to_owned(), ca]);
             if args.get(1) == Some(&"serve") && !args.contains(&"--tls-cert") {
