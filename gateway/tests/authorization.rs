@@ -580,6 +580,50 @@ fn one_client_cannot_take_the_merchants_open_orders() {
     gateway.stop().expect("gateway stops");
 }
 
+// Row "RegisterRequest / ID" (reserved ids): nobody is certified under a
+// name of the issuer or one of its services, in any case or look-alike
+// spelling, whatever key asks; an ordinary name next to them still is.
+#[test]
+fn ids_that_name_the_issuer_or_its_services_are_refused_at_registration() {
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    for name in [
+        "issuer",
+        "Issuer",
+        "ISSUER",
+        "1ssuer",
+        "the-issuer",
+        "operator",
+        "0perator",
+        "admin",
+        "Admin2",
+        "bank",
+        "the_bank",
+        "user-index",
+        "UserIndex",
+        "card-agency",
+        "auditor",
+    ] {
+        let id = ParticipantId::new(name).expect("id");
+        let (_, request) = RegistrationClient::start(id.clone(), key(2));
+        let e = client.register(&request).expect_err(name);
+        assert_eq!(
+            refused_code(&e),
+            Some(ErrorCode::IdentityTaken),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains("reserved"), "{name}: {e}");
+        assert!(core.participant(&id).expect("registry").is_none(), "{name}");
+    }
+    let id = ParticipantId::new("bankside-tea").expect("id");
+    let (_, request) = RegistrationClient::start(id, key(2));
+    client
+        .register(&request)
+        .expect("an ordinary name is registered");
+    gateway.stop().expect("gateway stops");
+}
+
 // Rows "RegisterRequest / ID, PK" and "EnrollmentRequest / ID, role, bank
 // account": an identity is registered once, with the key that proves
 // possession; only that key enrolls it; an enrolled role's account is the
