@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actors::Clock;
-use ledger::{Amount, ParticipantId, Role, Timestamp};
+use ledger::{Amount, BankAccount, ParticipantId, Role, Timestamp};
 use protocol::flows::PayerOutcome;
-use protocol::wire::encode;
-use protocol::wire::payment::{Invoice, PaymentResult};
+use protocol::flows::PaymentPayee;
+use protocol::wire::payment::{Invoice, PaymentOutcome, PaymentResult, SendCoins, VOption};
+use protocol::wire::{decode, encode};
 use purse::Purse;
 use vc_gateway::media::{INVOICE, POSTCARD};
 use vc_gateway::{
@@ -59,10 +60,16 @@ enum Answer {
     Silence,
     /// The real shop's invoice with its signature stripped.
     UnsignedInvoice,
+    /// Has the issuer refuse a validation it spoils on purpose (a redeem to
+    /// an account nobody enrolled), passes that signed refusal on, and
+    /// keeps the SendCoins to validate for real later.
+    RefusedThenPaidLate,
 }
 
 struct Hostile {
     shop: MerchantClient,
+    issuer: vc_gateway::IssuerClient,
+    held: Mutex<Option<(Invoice, Vec<u8>)>>,
     answer: Mutex<Answer>,
     invoices: Mutex<Vec<Invoice>>,
     last_honest_answer: Mutex<Option<Vec<u8>>>,
@@ -186,7 +193,47 @@ impl Hostile {
             }
             Answer::Garbage => respond(stream, POSTCARD, b"\x01\x07paid, honestly"),
             Answer::Silence => {}
+            Answer::RefusedThenPaidLate => {
+                let core = &util::issuer().core;
+                // The payee's flow state for this invoice, as the real shop
+                // holds it (the shop is the attacker: it has its own key).
+                let payee: PaymentPayee =
+                    postcard::from_bytes(&postcard::to_stdvec(&invoice).expect("encode"))
+                        .expect("the payee's state");
+                let send: SendCoins = decode(&body).expect("send coins");
+                let (_, spoiled) = payee
+                    .on_send_coins(
+                        core.suite(),
+                        &core.public_key(),
+                        util::key(1),
+                        send,
+                        VOption::Redeem {
+                            bank_account: BankAccount::new("acct-nobody-enrolled")
+                                .expect("account"),
+                        },
+                    )
+                    .expect("the shop's own request");
+                let answer = self.issuer.validate(&spoiled).expect("answered");
+                let PaymentOutcome::Rejected(reject) = answer.outcome else {
+                    panic!("the spoiled validation went through");
+                };
+                *self.held.lock().expect("lock") = Some((invoice, body));
+                respond(stream, POSTCARD, &encode(&PaymentResult::Rejected(reject)));
+            }
         }
+    }
+
+    /// Validates, through the real shop, the SendCoins it kept back.
+    fn pay_late(&self) -> PaymentResult {
+        let (invoice, body) = self
+            .held
+            .lock()
+            .expect("lock")
+            .take()
+            .expect("a SendCoins kept back");
+        self.shop
+            .pay_encoded(&invoice.tid_py, &body)
+            .expect("the real shop answers")
     }
 }
 
@@ -230,6 +277,8 @@ fn world(name: &str, key_idx: usize, coins: &[(u32, u64)]) -> World {
     let shop = tea_shop(shop_purse.clone());
     let hostile = Arc::new(Hostile {
         shop: MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client"),
+        issuer: client_of(&gateway),
+        held: Mutex::new(None),
         answer: Mutex::new(Answer::Honest),
         invoices: Mutex::new(Vec::new()),
         last_honest_answer: Mutex::new(None),
@@ -404,5 +453,38 @@ fn only_a_signed_invoice_from_the_payee_meant_for_the_price_agreed_is_paid() {
         .expect("the payee meant, at the price agreed");
     assert!(matches!(paid, PayerOutcome::Paid { .. }));
     assert_eq!(holdings(&w.shop_purse), TEA);
+    w.stop();
+}
+
+// The issuer's signed refusal of one validation, passed on by the merchant,
+// is not the end of the payment: the merchant can still validate the same
+// coins afterwards. The payer takes the coins back through the issuer at
+// once, so the merchant's late validation finds them spent and is paid
+// nothing, and the payer's money is all spendable.
+#[test]
+fn a_refusal_passed_on_by_the_merchant_does_not_let_it_be_paid_later() {
+    let w = world("refused", 0, &[(2, 250)]);
+    w.answer(Answer::RefusedThenPaidLate);
+    let outcome = w.alice.pay(&w.hostile_url, "tea").expect("answered");
+    assert!(
+        matches!(outcome, PayerOutcome::Rejected { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(w.in_flight(), 0);
+    assert_eq!(available(&w.alice_purse), Amount::from_minor(500));
+
+    let late = w.hostile.pay_late();
+    assert!(
+        matches!(late, PaymentResult::Rejected(_)),
+        "the merchant was paid after the payer was told no: {late:?}"
+    );
+    assert_eq!(holdings(&w.shop_purse), Amount::ZERO);
+
+    w.answer(Answer::Honest);
+    for _ in 0..2 {
+        let paid = w.alice.pay(&w.hostile_url, "tea").expect("paid");
+        assert!(matches!(paid, PayerOutcome::Paid { .. }), "{paid:?}");
+    }
+    assert_eq!(holdings(&w.shop_purse), Amount::from_minor(500));
     w.stop();
 }
