@@ -130,3 +130,8 @@ pub const WALLET_POLLS_MAX: u32 = 50;
 pub const WALLET_POLL_INTERVAL_MS: u64 = 100;
 /// Rounds of change a wallet makes before a payment's coins are exact.
 pub const WALLET_CHANGE_ROUNDS_MAX: u32 = 2;
+/// How long a wallet waits for a merchant server that does not answer (or
+/// only answers "retry later") before `Wallet::resume` stops asking it and
+/// reclaims the payment's coins through the issuer. A merchant that answers
+/// anything but a proof of payment is not waited for.
+pub const WALLET_MERCHANT_WAIT_SECS: u64 = 10 * 60;

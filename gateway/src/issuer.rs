@@ -358,6 +358,11 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             ErrorCode::IdentityTaken,
             "identity already registered with another key",
         ),
+        IssuerError::IdentityReserved => ApiError::new(
+            S::CONFLICT,
+            ErrorCode::IdentityTaken,
+            "identity reserved for the issuer and its services",
+        ),
         IssuerError::NoSuchEnrollment => ApiError::new(
             S::FORBIDDEN,
             ErrorCode::NotEnrolled,

@@ -63,4 +63,6 @@ pub use operator::{NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
 pub use server::{ServerConfig, ServerHandle};
 pub use sources::SourceLimits;
 pub use tls::{IssuerCa, TlsAuthority, TlsError, TlsIdentity};
-pub use wallet::{PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError};
+pub use wallet::{
+    PaymentExpectation, PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError,
+};

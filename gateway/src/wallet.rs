@@ -39,7 +39,9 @@ use purse::{
 };
 
 use crate::client::{ClientConfig, ClientError, IssuerClient, MerchantClient};
-use crate::constants::{WALLET_CHANGE_ROUNDS_MAX, WALLET_POLL_INTERVAL_MS, WALLET_POLLS_MAX};
+use crate::constants::{
+    WALLET_CHANGE_ROUNDS_MAX, WALLET_MERCHANT_WAIT_SECS, WALLET_POLL_INTERVAL_MS, WALLET_POLLS_MAX,
+};
 use crate::media::ErrorCode;
 
 /// Why a wallet operation did not finish. A transaction it had journaled
@@ -72,6 +74,65 @@ pub enum WalletError {
         what: &'static str,
         why: &'static str,
     },
+    /// An invoice the payer does not pay: unsigned, or not what it asked
+    /// for. Nothing was journaled or sent.
+    #[error("invoice refused: {0}")]
+    Invoice(&'static str),
+    /// The merchant server answered a payment with something that proves
+    /// nothing (no receipt verified under its certified key, a refusal
+    /// that may not be final, another order's answer, garbage). The coins
+    /// were not taken as spent: they were reclaimed through the issuer
+    /// (fresh coins, or its signed "already spent").
+    #[error(
+        "the merchant gave no proof of payment ({why}); the coins were reclaimed through the issuer"
+    )]
+    Unproven { why: String },
+}
+
+/// What a payer expects of an invoice beyond what it checks always (its
+/// own id, its issuer, a payee certified by the issuer and its signature
+/// over `H(Com)`): the merchant it means and the most it will pay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentExpectation {
+    /// The payee's participant id: an invoice from anyone else is refused,
+    /// whatever the server at the URL is.
+    pub payee: Option<ParticipantId>,
+    /// The most the payer pays for the item.
+    pub amount_max: Option<Amount>,
+}
+
+impl PaymentExpectation {
+    /// Checks an invoice against what the payer asked for; the invoice's
+    /// signature is checked by `PaymentPayer::pay`.
+    pub fn check(&self, invoice: &Invoice) -> Result<(), WalletError> {
+        if invoice.commitment.is_none() {
+            return Err(WalletError::Invoice(
+                "unsigned: it names no payee certified by the issuer",
+            ));
+        }
+        if let Some(payee) = &self.payee
+            && &invoice.id_py != payee
+        {
+            return Err(WalletError::Invoice(
+                "from another payee than the one meant",
+            ));
+        }
+        if let Some(max) = self.amount_max
+            && invoice.amount > max
+        {
+            return Err(WalletError::Invoice(
+                "for more than the payer agreed to pay",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a failed payment step is worth asking the merchant again: no
+/// answer, or "retry later". Anything else it answered is final and, not
+/// being a proof, sends the payer to the issuer.
+fn merchant_may_still_answer(e: &WalletError) -> bool {
+    matches!(e, WalletError::Client(c) if c.is_transient())
 }
 
 /// How a purchase ended (for now).
@@ -424,19 +485,37 @@ impl Wallet {
 
     /// Buys item `sku` at the merchant server at `merchant_url`.
     pub fn pay(&self, merchant_url: &str, sku: &str) -> Result<PayerOutcome, WalletError> {
+        self.pay_expecting(merchant_url, sku, &PaymentExpectation::default())
+    }
+
+    /// [`Wallet::pay`], refusing an invoice from another payee than
+    /// `expected.payee` or above `expected.amount_max`.
+    pub fn pay_expecting(
+        &self,
+        merchant_url: &str,
+        sku: &str,
+        expected: &PaymentExpectation,
+    ) -> Result<PayerOutcome, WalletError> {
         let merchant = MerchantClient::new(merchant_url, self.client_config.clone())?;
         let invoice = merchant.invoice(sku, &self.id)?;
+        expected.check(&invoice)?;
         self.pay_invoice(merchant_url, &invoice)
     }
 
     /// Pays `invoice` (from the merchant server at `merchant_url`) with
     /// coins of exactly its amount, making change with the issuer first if
-    /// no subset is exact (the paper's way).
+    /// no subset is exact (the paper's way). Only a signed invoice is paid,
+    /// and the payment ends only on proof: the payee's receipt verified
+    /// under its certified key. Any other final answer from the merchant
+    /// has the coins reclaimed through the issuer ([`WalletError::Unproven`],
+    /// or the issuer's statement for a rejection); no answer leaves the
+    /// payment journaled for [`Wallet::resume`].
     pub fn pay_invoice(
         &self,
         merchant_url: &str,
         invoice: &Invoice,
     ) -> Result<PayerOutcome, WalletError> {
+        PaymentExpectation::default().check(invoice)?;
         let coins = self.coins_for(invoice.amount)?;
         let (payer, send) = PaymentPayer::pay(
             self.suite,
@@ -458,7 +537,38 @@ impl Wallet {
             context: encode(invoice),
             now: self.now(),
         })?;
-        self.drive_pay(tx)
+        self.settle_pay(tx)
+    }
+
+    /// One attempt at a journaled payment: the merchant's proof completes
+    /// it; a final answer that proves nothing reclaims the coins through
+    /// the issuer; no answer leaves it journaled.
+    fn settle_pay(&self, tx: TxRef) -> Result<PayerOutcome, WalletError> {
+        match self.drive_pay(tx) {
+            Ok(PayerOutcome::Rejected {
+                reason,
+                bad_coins,
+                statement,
+            }) => {
+                // The issuer refused one validation of this payment; a
+                // later one by the payee may still succeed, so the coins
+                // are only ours again once the issuer has swapped them.
+                self.reclaim(tx)?;
+                Ok(PayerOutcome::Rejected {
+                    reason,
+                    bad_coins,
+                    statement,
+                })
+            }
+            Ok(paid) => Ok(paid),
+            Err(e) if merchant_may_still_answer(&e) => Err(e),
+            Err(e @ (WalletError::Purse(_) | WalletError::Journal { .. })) => Err(e),
+            Err(e) => {
+                tracing::warn!(%tx, error = %e, "no proof of payment; reclaiming the coins");
+                self.reclaim(tx)?;
+                Err(WalletError::Unproven { why: e.to_string() })
+            }
+        }
     }
 
     fn drive_pay(&self, tx: TxRef) -> Result<PayerOutcome, WalletError> {
@@ -475,7 +585,16 @@ impl Wallet {
         let result = merchant.pay_encoded(&invoice.tid_py, &entry.last_sent)?;
         let outcome = payer.on_result(&result)?;
         match &outcome {
-            PayerOutcome::Paid { .. } => {
+            PayerOutcome::Paid {
+                receipt_verified: false,
+            } => {
+                return Err(WalletError::Flow(FlowError::Mismatch {
+                    what: "a payment answered without the payee's signed receipt",
+                }));
+            }
+            PayerOutcome::Paid {
+                receipt_verified: true,
+            } => {
                 self.purse.complete(
                     tx,
                     Completion {
@@ -484,10 +603,7 @@ impl Wallet {
                     },
                 )?;
             }
-            PayerOutcome::Rejected { statement, .. } => {
-                self.purse
-                    .refuse(tx, Refusal::from_signed_reject(statement, &self.pk_i)?)?;
-            }
+            PayerOutcome::Rejected { .. } => {}
         }
         Ok(outcome)
     }
@@ -741,11 +857,14 @@ impl Wallet {
                 TxKind::Purchase => self
                     .drive_purchase(tx)
                     .map(|o| !matches!(o, PurchaseOutcome::Pending(_))),
-                TxKind::Pay => match self.drive_pay(tx) {
-                    Ok(_) => Ok(true),
-                    // The payee forgot the order (it restarted): ask the
-                    // issuer instead.
-                    Err(WalletError::Client(e)) if e.code() == Some(ErrorCode::UnknownOrder) => {
+                TxKind::Pay => match self.settle_pay(tx) {
+                    Ok(_) | Err(WalletError::Unproven { .. }) => Ok(true),
+                    // A merchant that has not answered for long enough is
+                    // not waited for: the issuer settles it instead.
+                    Err(e)
+                        if merchant_may_still_answer(&e)
+                            && self.now() >= entry.created.plus_secs(WALLET_MERCHANT_WAIT_SECS) =>
+                    {
                         self.reclaim(tx).map(|()| true)
                     }
                     Err(e) => Err(e),

@@ -580,6 +580,136 @@ fn one_client_cannot_take_the_merchants_open_orders() {
     gateway.stop().expect("gateway stops");
 }
 
+/// What a refused request tells its sender: status, code and message.
+fn told(e: &ClientError) -> (u16, Option<ErrorCode>, String) {
+    match e {
+        ClientError::Refused { status, body, .. } => {
+            (*status, Some(body.code), body.message.as_str().to_owned())
+        }
+        other => panic!("not a typed refusal: {other}"),
+    }
+}
+
+// Rows "… / id" for a stranger: an enrollment, a refund, a WRequest1 and a
+// ValidationRequest naming a registered participant, or an id nobody
+// registered, each signed by a key that is not the named one's, get the
+// very same answer: a stranger learns nothing of who is registered.
+#[test]
+fn a_stranger_learns_nothing_of_who_is_registered() {
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    let hugo = join_manual(
+        &client,
+        "hugo-oracle",
+        0,
+        &[Role::CoinPurchaser, Role::Merchant],
+    );
+    let coins = buy(&client, &hugo, spec(&[(1, 100)]));
+    let stranger = key(2);
+    let nobody = ParticipantId::new("nobody-oracle").expect("id");
+    let account = BankAccount::new("acct-stranger-oracle").expect("account");
+
+    let mut answers = Vec::new();
+    for id in [&hugo.id, &nobody] {
+        let enrollment = enrollment_request(
+            core.suite(),
+            stranger,
+            &core.public_key(),
+            id.clone(),
+            Role::Redeemer,
+            account.clone(),
+            Timestamp::now(),
+        )
+        .expect("request");
+        let enrolled = told(&client.enroll(&enrollment).expect_err("enrollment"));
+        let (_, refund) = protocol::flows::RefundClient::start(
+            core.suite(),
+            stranger,
+            &core.public_key(),
+            core.id().clone(),
+            id.clone(),
+            Timestamp::now(),
+        )
+        .expect("request");
+        let refunded = told(&client.refund(&refund).expect_err("refund"));
+        let (_, wrequest1) = PurchaseClient::start(
+            core.suite(),
+            stranger,
+            id.clone(),
+            &core.public_key(),
+            core.now(),
+        )
+        .expect("wrequest1");
+        let purchased = told(&client.wrequest1(&wrequest1).expect_err("wrequest1"));
+        let (payee, send) = send_coins(&hugo, id, coins.clone());
+        let (_, validation) = payee
+            .on_send_coins(
+                core.suite(),
+                &core.public_key(),
+                stranger,
+                send,
+                VOption::Aggregate,
+            )
+            .expect("request");
+        let validated = told(&client.validate(&validation).expect_err("validation"));
+        answers.push([enrolled, refunded, purchased, validated]);
+    }
+    for (step, (known, unknown)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        assert_eq!(known, unknown, "step {step} tells who is registered");
+        assert_eq!(known.0, 422, "step {step}: {known:?}");
+    }
+    assert!(
+        core.shards().get(&coins[0].id()).is_some(),
+        "hugo's coin is untouched"
+    );
+    gateway.stop().expect("gateway stops");
+}
+
+// Row "RegisterRequest / ID" (reserved ids): nobody is certified under a
+// name of the issuer or one of its services, in any case or look-alike
+// spelling, whatever key asks; an ordinary name next to them still is.
+#[test]
+fn ids_that_name_the_issuer_or_its_services_are_refused_at_registration() {
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = client_of(&gateway);
+    for name in [
+        "issuer",
+        "Issuer",
+        "ISSUER",
+        "1ssuer",
+        "the-issuer",
+        "operator",
+        "0perator",
+        "admin",
+        "Admin2",
+        "bank",
+        "the_bank",
+        "user-index",
+        "UserIndex",
+        "card-agency",
+        "auditor",
+    ] {
+        let id = ParticipantId::new(name).expect("id");
+        let (_, request) = RegistrationClient::start(id.clone(), key(2));
+        let e = client.register(&request).expect_err(name);
+        assert_eq!(
+            refused_code(&e),
+            Some(ErrorCode::IdentityTaken),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains("reserved"), "{name}: {e}");
+        assert!(core.participant(&id).expect("registry").is_none(), "{name}");
+    }
+    let id = ParticipantId::new("bankside-tea").expect("id");
+    let (_, request) = RegistrationClient::start(id, key(2));
+    client
+        .register(&request)
+        .expect("an ordinary name is registered");
+    gateway.stop().expect("gateway stops");
+}
+
 // Rows "RegisterRequest / ID, PK" and "EnrollmentRequest / ID, role, bank
 // account": an identity is registered once, with the key that proves
 // possession; only that key enrolls it; an enrolled role's account is the

@@ -18,7 +18,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{ClientConfig, IssuerClient, PurchaseOutcome, RefundOutcome, Wallet, WalletError};
+use gateway::{
+    ClientConfig, IssuerClient, PaymentExpectation, PurchaseOutcome, RefundOutcome, Wallet,
+    WalletError,
+};
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use protocol::flows::PayerOutcome;
@@ -121,6 +124,13 @@ pub enum PurseCommand {
         merchant: String,
         /// The item's sku on that server.
         sku: String,
+        /// The merchant's participant id: an invoice from anyone else is
+        /// refused, whoever answers at the URL.
+        #[arg(long, value_parser = parse_participant)]
+        payee: Option<ParticipantId>,
+        /// The most to pay for the item: a dearer invoice is refused.
+        #[arg(long)]
+        max: Option<Amount>,
     },
     /// Trade coins totalling the spec's amount for coins of the spec.
     Change {
@@ -239,6 +249,12 @@ pub fn run(args: PurseArgs) -> anyhow::Result<ExitCode> {
                     "refused by the issuer ({:?}, statement verified)",
                     statement.reason
                 );
+                Ok(ExitCode::from(1))
+            }
+            // The merchant gave no proof: the coins came back through the
+            // issuer (or its statement shows the merchant was paid).
+            Some(e @ (WalletError::Unproven { .. } | WalletError::Invoice(_))) => {
+                println!("{e}");
                 Ok(ExitCode::from(1))
             }
             _ => Err(e),
@@ -388,25 +404,32 @@ fn command(
                 }
             }
         }
-        PurseCommand::Pay { merchant, sku } => match open()?.1.pay(&merchant, &sku)? {
-            PayerOutcome::Paid { receipt_verified } => println!(
-                "paid for {sku}; receipt {}",
-                if receipt_verified {
-                    "verified"
-                } else {
-                    "not signed"
+        PurseCommand::Pay {
+            merchant,
+            sku,
+            payee,
+            max,
+        } => {
+            let expected = PaymentExpectation {
+                payee,
+                amount_max: max,
+            };
+            match open()?.1.pay_expecting(&merchant, &sku, &expected)? {
+                PayerOutcome::Paid { .. } => {
+                    println!("paid for {sku}; the merchant's receipt verified")
                 }
-            ),
-            PayerOutcome::Rejected {
-                reason, bad_coins, ..
-            } => {
-                println!(
-                    "refused by the issuer ({reason:?}, statement verified); {} coin(s) marked bad",
-                    bad_coins.len()
-                );
-                return Ok(ExitCode::from(1));
+                PayerOutcome::Rejected {
+                    reason, bad_coins, ..
+                } => {
+                    println!(
+                        "refused by the issuer ({reason:?}, statement verified); {} coin(s) \
+                         marked bad, the others reclaimed through the issuer",
+                        bad_coins.len()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
             }
-        },
+        }
         PurseCommand::Change { spec } => {
             let spec = parse_spec(&spec)?;
             let (purse, wallet) = open()?;

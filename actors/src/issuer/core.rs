@@ -192,6 +192,9 @@ pub enum IssuerError {
     UnknownParticipant,
     #[error("identity already registered with another key")]
     IdentityTaken,
+    /// The id names the issuer or one of its services.
+    #[error("identity reserved for the issuer and its services")]
+    IdentityReserved,
     #[error("no enrollment request for this participant and role")]
     NoSuchEnrollment,
     #[error("unknown purchase")]
@@ -459,7 +462,8 @@ impl IssuerCore {
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let core = IssuerCore {
-            id_i: ledger::ParticipantId::new("issuer").expect("a valid constant id"),
+            id_i: ledger::ParticipantId::new(protocol::wire::registration::ISSUER_ID)
+                .expect("a valid constant id"),
             sk_i,
             sealer,
             mint: RwLock::new(mint),

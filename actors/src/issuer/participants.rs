@@ -4,7 +4,7 @@
 use ledger::{BalanceId, Event, ParticipantId, Role, TxId};
 use protocol::flows::issuer::{certify, open_enrollment_request, open_register_request};
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest, EnrollmentStatus};
-use protocol::wire::registration::{Certificate, RegisterRequest};
+use protocol::wire::registration::{Certificate, RegisterRequest, is_reserved_id};
 
 use crate::issuer::core::{IssuerCore, IssuerError};
 use crate::issuer::registry::{Enrollment, Participant};
@@ -12,8 +12,13 @@ use crate::issuer::registry::{Enrollment, Participant};
 impl IssuerCore {
     /// Registration: checks the proof of possession, records the key and
     /// answers `CERT = S_I(ID, PK, expiry)`. Registering the same key again
-    /// returns a fresh certificate; another key for a taken id is refused.
+    /// returns a fresh certificate; another key for a taken id is refused,
+    /// and so is an id that names the issuer or one of its services
+    /// (`RESERVED_PARTICIPANT_IDS`), whatever the key.
     pub fn register(&self, msg: &RegisterRequest) -> Result<Certificate, IssuerError> {
+        if is_reserved_id(&msg.id) {
+            return Err(IssuerError::IdentityReserved);
+        }
         open_register_request(msg)?;
         let now = self.now();
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);

@@ -38,6 +38,16 @@ use ledger::{CoinId, Timestamp};
 
 use super::FlowError;
 use crate::crypto::{PublicKey, SecretKey};
+
+/// The key a request's signature is checked under: the registered key of
+/// the participant it names or, for an id nobody registered, the issuer's
+/// own, under which no participant's signature verifies. A stranger's
+/// request naming an unknown id then fails exactly as one naming a known
+/// id with somebody else's signature (the same `BadSignature`, the same
+/// verification's work): the answer says nothing of who is registered.
+pub(crate) fn registered_or_decoy(registered: Option<PublicKey>, sk_i: &SecretKey) -> PublicKey {
+    registered.unwrap_or_else(|| sk_i.public())
+}
 use crate::wire::common::{CoinSerials, RejectReason, RejectSubject, SignedReject};
 use crate::wire::labels;
 use crate::wire::limits::SERIALS_MAX;

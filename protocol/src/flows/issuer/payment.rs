@@ -79,7 +79,7 @@ pub fn open_validation_request(
             what: "ValidationRequest",
         })?;
     let outer: ValidationBody = decode(&plain)?;
-    let pk_py = registered_key(&outer.id_py).ok_or(FlowError::UnknownParticipant)?;
+    let pk_py = super::registered_or_decoy(registered_key(&outer.id_py), sk_i);
     pk_py
         .verify(
             labels::PAY_VALIDATION_SIGNATURE,

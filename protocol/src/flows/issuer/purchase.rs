@@ -42,7 +42,7 @@ pub fn open_wrequest1(
         .open(labels::PURCHASE_1, &msg.envelope)
         .map_err(|_| FlowError::CannotOpen { what: "WRequest1" })?;
     let body: WRequest1Body = decode(&plain)?;
-    let pk_cp = registered_key(&body.id_cp).ok_or(FlowError::UnknownParticipant)?;
+    let pk_cp = super::registered_or_decoy(registered_key(&body.id_cp), sk_i);
     pk_cp
         .verify(
             labels::PURCHASE_1_SIGNATURE,

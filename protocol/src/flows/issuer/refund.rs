@@ -39,7 +39,7 @@ pub fn open_refund_request(
             what: "RefundRequest",
         })?;
     let body: RefundBody = decode(&plain)?;
-    let pk_ch = registered_key(&body.id_ch).ok_or(FlowError::UnknownParticipant)?;
+    let pk_ch = super::registered_or_decoy(registered_key(&body.id_ch), sk_i);
     pk_ch
         .verify(
             labels::REFUND_SIGNATURE,

@@ -56,7 +56,7 @@ pub fn open_enrollment_request(
             what: "EnrollmentRequest",
         })?;
     let body: EnrollmentBody = decode(&plain)?;
-    let pk_en = registered_key(&body.id).ok_or(FlowError::UnknownParticipant)?;
+    let pk_en = super::registered_or_decoy(registered_key(&body.id), sk_i);
     pk_en
         .verify(
             labels::ENROLL_SIGNATURE,
