@@ -32,7 +32,7 @@ use protocol::wire::payment::{Invoice, PaymentIssuance1, ValidationRequest};
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc, WRequest2};
 use protocol::wire::refund::RefundAnswer;
 use protocol::wire::registration::Certificate;
-use protocol::wire::{SignedReject, WireError, decode, encode};
+use protocol::wire::{RejectReason, SignedReject, WireError, decode, encode};
 use purse::{
     Completion, Destination, JournalEntry, NewTransaction, Purse, PurseError, Refusal, Selection,
     SessionSecret, Step, StepRecord, TxKind, TxRef,
@@ -87,6 +87,13 @@ pub enum WalletError {
         "the merchant gave no proof of payment ({why}); the coins were reclaimed through the issuer"
     )]
     Unproven { why: String },
+    /// The issuer answered that another transaction in flight holds the
+    /// coins. They stay reserved in the journal entry, neither spent nor
+    /// released, until a later `resume` is answered for good.
+    #[error(
+        "the issuer holds these coins for another transaction in flight; they stay reserved: run resume later (journal entry {tx})"
+    )]
+    CoinsInUse { tx: TxRef },
 }
 
 /// What a payer expects of an invoice beyond what it checks always (its
@@ -737,6 +744,16 @@ impl Wallet {
                 Ok(Vec::new())
             }
             PayeeOutcome::Rejected(reject) => {
+                protocol::flows::issuer::verify_reject(&self.pk_i, &reject)?;
+                if reject.reason == RejectReason::InUse {
+                    // Another transaction holds these coins at the issuer:
+                    // perhaps the very payment a reclaim is about, being
+                    // validated late by its merchant. Released, they could
+                    // be spent twice in the purse's books; kept, a resend
+                    // later is judged afresh (the issuer let its claim go
+                    // when it refused).
+                    return Err(WalletError::CoinsInUse { tx });
+                }
                 self.purse
                     .refuse(tx, Refusal::from_signed_reject(&reject, &self.pk_i)?)?;
                 Err(WalletError::Rejected(Box::new(reject)))

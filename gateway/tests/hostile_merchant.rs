@@ -488,3 +488,48 @@ fn a_refusal_passed_on_by_the_merchant_does_not_let_it_be_paid_later() {
     assert_eq!(holdings(&w.shop_purse), Amount::from_minor(500));
     w.stop();
 }
+
+// A merchant that holds back its answer and validates the payment late,
+// just as the payer reclaims: the issuer answers the reclaim "in use".
+// That settles nothing, so the coins stay reserved in the payer's journal,
+// neither the payer's to spend again nor written off, until the issuer
+// answers for good.
+#[test]
+fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides() {
+    let w = world("inuse", 0, &[(2, 250)]);
+    w.answer(Answer::Silence);
+    w.alice
+        .pay(&w.hostile_url, "tea")
+        .expect_err("the merchant does not answer");
+    assert_eq!(w.in_flight(), 1);
+    let held: Vec<ledger::CoinId> = w
+        .alice_purse
+        .coins()
+        .expect("coins")
+        .into_iter()
+        .filter(|c| matches!(c.state, purse::CoinState::Pending(_)))
+        .map(|c| c.coin.body.id)
+        .collect();
+    assert_eq!(held.len(), 1);
+    // Another transaction (the merchant's late validation) holds the coin.
+    let late = ledger::TxId::derive("vc/test/late-validation", &[b"inuse"]);
+    let shards = util::issuer().core.shards();
+    shards.reserve(late, &held).expect("the coin is unspent");
+
+    w.clock.0.store(
+        vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
+        Ordering::SeqCst,
+    );
+    let report = w.alice.resume().expect("resume");
+    assert_eq!(report.unfinished, 1, "\"in use\" decides nothing");
+    assert_eq!(w.in_flight(), 1);
+    assert_eq!(available(&w.alice_purse), TEA, "the coin is not released");
+    assert_eq!(holdings(&w.alice_purse), Amount::from_minor(500));
+
+    shards.abort(late);
+    let report = w.alice.resume().expect("resume");
+    assert_eq!(report.finished, 1);
+    assert_eq!(w.in_flight(), 0);
+    assert_eq!(available(&w.alice_purse), Amount::from_minor(500));
+    w.stop();
+}
