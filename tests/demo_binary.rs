@@ -1,5 +1,5 @@
 //! The README's first command: `varietycash demo` runs the whole system on
-//! loopback and ends with the auditor's verdict: every step of issue 6
+//! loopback and ends with the auditor's verdict: every step of the demo
 //! (registration under a pseudonym, payments, change, a refund after a
 //! purse file is deleted, an expired coin refused then refreshed, a double
 //! spend, cards), in under a minute. Runs the built binary.

@@ -1,4 +1,4 @@
-//! A kill -9 soak (issue 9, item 3): two purses keep paying a shop through
+//! A kill -9 soak: two purses keep paying a shop through
 //! the real binary over loopback while the issuer is SIGKILLed at random
 //! moments (before, during or after their payments) and restarted on the
 //! same address; after each restart the purses resume what the kill cut

@@ -1,4 +1,4 @@
-//! Secrets (issue 9, item 6): no identity, bank account or secret appears
+//! Secrets: no identity, bank account or secret appears
 //! in the logs, and the issuer's key files are private.
 //!
 //! The log test captures every tracing record (TRACE for the project's

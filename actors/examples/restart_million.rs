@@ -1,5 +1,5 @@
 //! Measures how long an issuer holding 1,000,000 unspent coins takes to
-//! restart from its files (issue 5: under 10 s). The coins are bought
+//! restart from its files (the target: under 10 s). The coins are bought
 //! through the real purchase flow (anonymous purchases of 1,024 coins each,
 //! settled by the simulated bank), the coin-status projection and the
 //! transaction index are caught up, the issuer is dropped, and

@@ -1,4 +1,4 @@
-//! Crash points under concurrent load (issue 9, item 3): for each named
+//! Crash points under concurrent load: for each named
 //! point of the commit path, several payers pay at once while the issuer
 //! stops dead at that point (after two payments have passed it); the issuer
 //! is restarted from its files and every payee retries what was not

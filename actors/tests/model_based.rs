@@ -1,4 +1,4 @@
-//! Model-based property test of the real issuer (issue 9, item 2).
+//! Model-based property test of the real issuer.
 //!
 //! Random sequences of purchases (settled and refused debits, anonymous or
 //! not), payments with each option (refresh, redeem, aggregate), change,

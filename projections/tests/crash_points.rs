@@ -1,4 +1,4 @@
-//! Crash points of the projections (issue 9, item 3): applying stops dead
+//! Crash points of the projections: applying stops dead
 //! in the middle of a batch of records, or in the middle of an erasure of
 //! spent coins (`ProjectionDb::crash_after_writes`), at many points; the
 //! file is reopened, as after a crash, and must be exactly a replay of the
