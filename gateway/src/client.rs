@@ -591,6 +591,15 @@ impl IssuerClient {
     pub fn coin_status(&self, msg: &CoinStatusQuery) -> Result<CoinStatusAnswer, ClientError> {
         self.http.post("/v1/coin-status", msg)
     }
+
+    /// A merchant's signed cash-out; safe to retry (the request id makes a
+    /// repeat pay nothing more).
+    pub fn cash_out(
+        &self,
+        msg: &protocol::wire::cash_out::CashOutRequest,
+    ) -> Result<protocol::wire::cash_out::CashOutReceipt, ClientError> {
+        self.http.post("/v1/cash-out", msg)
+    }
 }
 
 /// A merchant server, as a payer's purse sees it.

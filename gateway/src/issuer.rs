@@ -14,6 +14,7 @@
 //! | `POST /v1/validate/ack` | `PaymentIssuance2` | 204 |
 //! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
 //! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
+//! | `POST /v1/cash-out` | `CashOutRequest` (signed by the merchant) | `CashOutReceipt` |
 //! | `POST /admin/enroll/approve` | [`OperatorRequest`] of [`ApproveEnrollment`] | 204 |
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
@@ -379,6 +380,11 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             | actors::SessionError::AlreadyUsed),
         ) => refused(&s),
         IssuerError::Session(actors::SessionError::Full) => ApiError::overloaded(),
+        IssuerError::AboveBalance { .. } | IssuerError::NothingToCashOut => ApiError::new(
+            S::UNPROCESSABLE_ENTITY,
+            ErrorCode::AboveBalance,
+            e.to_string(),
+        ),
         IssuerError::Stopped => ApiError::new(
             S::SERVICE_UNAVAILABLE,
             ErrorCode::Internal,
@@ -460,7 +466,8 @@ answers!(
     protocol::wire::purchase::WRequest2,
     protocol::wire::purchase::PurchaseIssuance1,
     protocol::wire::payment::PaymentIssuance1,
-    protocol::wire::refund::RefundAnswer
+    protocol::wire::refund::RefundAnswer,
+    protocol::wire::cash_out::CashOutReceipt
 );
 
 macro_rules! step_route {
@@ -712,6 +719,11 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         .service(post_resource(
             "/v1/coin-status",
             not_offered::<CoinStatusQuery>,
+        ))
+        .service(step_route!(
+            "/v1/cash-out",
+            protocol::wire::cash_out::CashOutRequest,
+            cash_out
         ))
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
         .service(post_resource("/admin/bank/account", open_bank_account))

@@ -200,6 +200,12 @@ pub enum IssuerError {
     PurchaseClosed,
     #[error("batch does not balance: {0}")]
     Unbalanced(#[from] ConservationError),
+    /// A payout from an aggregated balance larger than the balance.
+    #[error("{asked} asked, the balance is {balance}")]
+    AboveBalance { balance: Amount, asked: Amount },
+    /// A cash-out of the whole balance when it is zero.
+    #[error("the aggregated balance is zero: nothing to cash out")]
+    NothingToCashOut,
     #[error("log: {0}")]
     Log(#[from] StoreError),
     #[error("bank: {0}")]

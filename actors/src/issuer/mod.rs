@@ -3,6 +3,7 @@
 //! sessions and bank, and runs every flow of PROTOCOLS.md issuer-side.
 //! The actix actors (`crate::actors`) are thin shells over it.
 
+mod cash_out;
 mod checkpoint;
 pub mod core;
 mod epoch;
