@@ -869,21 +869,10 @@ impl IssuerCore {
         &self,
         query: &protocol::wire::status::CoinStatusQuery,
     ) -> Result<protocol::wire::status::CoinStatusAnswer, IssuerError> {
-        use crate::shard::CoinPresence;
-        use protocol::wire::status::{CoinState, CoinStatusEntry};
+        use protocol::wire::status::CoinStatusEntry;
         let mut entries = Vec::with_capacity(query.coins.len());
         for coin in query.coins.iter() {
-            let state = match self.shards.presence(coin) {
-                CoinPresence::Unspent => CoinState::Unspent,
-                CoinPresence::Reserved => CoinState::InUse,
-                CoinPresence::Gone => CoinState::Spent,
-                CoinPresence::Unseen => match self.coin_status.status(coin)? {
-                    Some(entry) if entry.state != projections::CoinState::Unspent => {
-                        CoinState::Spent
-                    }
-                    _ => CoinState::Unknown,
-                },
-            };
+            let state = self.coin_state(coin)?;
             entries.push(CoinStatusEntry { coin: *coin, state });
         }
         Ok(protocol::flows::issuer::answer_coin_status(
@@ -891,6 +880,25 @@ impl IssuerCore {
             entries,
             self.now(),
         )?)
+    }
+
+    /// What the issuer knows of one serial: the shards, then the
+    /// coin-status checkpoint for coins gone before this start.
+    pub(crate) fn coin_state(
+        &self,
+        coin: &CoinId,
+    ) -> Result<protocol::wire::status::CoinState, IssuerError> {
+        use crate::shard::CoinPresence;
+        use protocol::wire::status::CoinState;
+        Ok(match self.shards.presence(coin) {
+            CoinPresence::Unspent => CoinState::Unspent,
+            CoinPresence::Reserved => CoinState::InUse,
+            CoinPresence::Gone => CoinState::Spent,
+            CoinPresence::Unseen => match self.coin_status.status(coin)? {
+                Some(entry) if entry.state != projections::CoinState::Unspent => CoinState::Spent,
+                _ => CoinState::Unknown,
+            },
+        })
     }
 
     /// Whether the shards booted from the coin-status checkpoint (rather

@@ -13,6 +13,7 @@ pub mod payment;
 pub mod purchase;
 pub mod refund;
 pub mod registry;
+mod status;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
