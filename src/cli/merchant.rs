@@ -371,7 +371,9 @@ fn cash_out(args: CashOutArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let client = args.transport.client_config(issuer_cert.as_deref())?;
-    let (purse, wallet) = open_wallet(&purse_file, args.issuer.as_deref(), client)?;
+    // The shop's server holds the purse while it runs.
+    let (purse, wallet) = open_wallet(&purse_file, args.issuer.as_deref(), client)
+        .context("opening the shop's purse (if its server is running, stop it first)")?;
     let info = purse
         .issuer()?
         .context("the purse has no issuer record: run `merchant init` first")?;
