@@ -44,6 +44,7 @@ fn the_demo_binary_runs_every_flow_and_passes_its_audit() {
         "refused (Expired), signed statement verified",
         "expired coins (",
         "double spend   refused: AlreadySpent",
+        "no aggregated balance left",
     ] {
         assert!(stdout.contains(line), "no `{line}`:\n{stdout}");
     }

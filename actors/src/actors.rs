@@ -640,6 +640,22 @@ impl Issuer {
         self.run(move |core| core.coin_status(&query)).await?
     }
 
+    /// A holder's coin status query: signed statuses of the coins it shows.
+    pub async fn held_coin_status(
+        &self,
+        query: protocol::wire::status::HeldCoinStatusQuery,
+    ) -> Result<protocol::wire::status::CoinStatusAnswer, IssuerError> {
+        self.run(move |core| core.held_coin_status(&query)).await?
+    }
+
+    /// A merchant's signed cash-out of its aggregated balance.
+    pub async fn cash_out(
+        &self,
+        msg: protocol::wire::cash_out::CashOutRequest,
+    ) -> Result<protocol::wire::cash_out::CashOutReceipt, IssuerError> {
+        self.run(move |core| core.cash_out(&msg)).await?
+    }
+
     /// Redeems part of a merchant's aggregated balance.
     pub async fn redeem_aggregate(
         &self,

@@ -170,6 +170,18 @@ pub const WIRE_MESSAGES: &[(&str, EntryPoint)] = &[
             }
         })
     }),
+    (
+        protocol::wire::status::HeldCoinStatusQuery::NAME,
+        wire_one::<protocol::wire::status::HeldCoinStatusQuery>,
+    ),
+    (
+        protocol::wire::cash_out::CashOutRequest::NAME,
+        wire_one::<protocol::wire::cash_out::CashOutRequest>,
+    ),
+    (
+        protocol::wire::cash_out::CashOutReceipt::NAME,
+        wire_one::<protocol::wire::cash_out::CashOutReceipt>,
+    ),
 ];
 
 /// The selector byte of a wire message type, by its name.

@@ -23,7 +23,7 @@ use protocol::wire::purchase::{
 };
 use protocol::wire::refund::{RefundAnswer, RefundRequest};
 use protocol::wire::registration::{Certificate, RegisterRequest};
-use protocol::wire::status::{CoinStatusAnswer, CoinStatusQuery};
+use protocol::wire::status::CoinStatusAnswer;
 use protocol::wire::{PaymentTid, WireError, WireMessage, decode, encode};
 
 use crate::constants::{
@@ -588,8 +588,23 @@ impl IssuerClient {
         self.http.post("/v1/refund", msg)
     }
 
-    pub fn coin_status(&self, msg: &CoinStatusQuery) -> Result<CoinStatusAnswer, ClientError> {
-        self.http.post("/v1/coin-status", msg)
+    /// A holder's coin status query (whole coins: the tags prove
+    /// possession); check the answer with
+    /// `protocol::flows::verify_coin_status` against `query.serials()`.
+    pub fn held_coin_status(
+        &self,
+        query: &protocol::wire::status::HeldCoinStatusQuery,
+    ) -> Result<CoinStatusAnswer, ClientError> {
+        self.http.post("/v1/coin-status", query)
+    }
+
+    /// A merchant's signed cash-out; safe to retry (the request id makes a
+    /// repeat pay nothing more).
+    pub fn cash_out(
+        &self,
+        msg: &protocol::wire::cash_out::CashOutRequest,
+    ) -> Result<protocol::wire::cash_out::CashOutReceipt, ClientError> {
+        self.http.post("/v1/cash-out", msg)
     }
 }
 

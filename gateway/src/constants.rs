@@ -46,6 +46,12 @@ pub const REQUESTS_IN_FLIGHT_PER_SOURCE_MAX: usize = 32;
 pub const REQUESTS_PER_SOURCE_PER_SEC: u32 = 500;
 /// Requests one source may make at once after a quiet spell.
 pub const REQUESTS_PER_SOURCE_BURST: u32 = 1_000;
+/// Coin status queries per second one source may make, sustained: each
+/// costs the issuer a signature and answers up to 256 coins, and a holder
+/// checks its purse now and then, not in a loop.
+pub const COIN_STATUS_PER_SOURCE_PER_SEC: u32 = 2;
+/// Coin status queries one source may make at once after a quiet spell.
+pub const COIN_STATUS_PER_SOURCE_BURST: u32 = 8;
 /// Sources whose counts are kept at once; idle ones are forgotten first.
 pub const SOURCES_TRACKED_MAX: usize = 65_536;
 /// What a 503 asks the client to wait before retrying.
@@ -121,6 +127,7 @@ const _: () = assert!(REQUESTS_IN_FLIGHT_PER_SOURCE_MAX < REQUESTS_IN_FLIGHT_MAX
 const _: () = assert!(REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX < REQUEST_BODIES_RECEIVING_MAX);
 const _: () = assert!(CONNECTIONS_PER_SOURCE_MAX < CONNECTIONS_PER_WORKER_MAX);
 const _: () = assert!(REQUESTS_PER_SOURCE_BURST >= REQUESTS_PER_SOURCE_PER_SEC);
+const _: () = assert!(COIN_STATUS_PER_SOURCE_BURST < REQUESTS_PER_SOURCE_BURST);
 const _: () = assert!(TLS_HANDSHAKE_TIMEOUT_MS <= REQUEST_HEAD_TIMEOUT_MS);
 
 /// How often a wallet polls a pending purchase before handing it back as

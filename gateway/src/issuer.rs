@@ -13,7 +13,8 @@
 //! | `POST /v1/validate` | `ValidationRequest` | `PaymentIssuance1` |
 //! | `POST /v1/validate/ack` | `PaymentIssuance2` | 204 |
 //! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
-//! | `POST /v1/coin-status` | `CoinStatusQuery` | 501 until the issuer offers it |
+//! | `POST /v1/coin-status` | `HeldCoinStatusQuery` (whole coins: the tags prove possession) | `CoinStatusAnswer`; rate limited per source more tightly than other routes |
+//! | `POST /v1/cash-out` | `CashOutRequest` (signed by the merchant) | `CashOutReceipt` |
 //! | `POST /admin/enroll/approve` | [`OperatorRequest`] of [`ApproveEnrollment`] | 204 |
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
@@ -47,7 +48,7 @@ use protocol::wire::payment::{PaymentIssuance2, ValidationRequest};
 use protocol::wire::purchase::{PurchaseIssuance2, PurchasePoll, WRequest1, WRequest3};
 use protocol::wire::refund::RefundRequest;
 use protocol::wire::registration::RegisterRequest;
-use protocol::wire::status::CoinStatusQuery;
+use protocol::wire::status::HeldCoinStatusQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{BodyLimits, message_response, read_message};
@@ -161,6 +162,8 @@ struct IssuerState {
     /// The simulated bank, for the operator's bank routes (absent with a
     /// real bank connector: those routes then answer 404).
     bank: Option<Arc<SimulatedBank>>,
+    /// The coin status route's own, tighter, rate per source address.
+    status_sources: crate::sources::Sources,
 }
 
 /// Starts the issuer's gateway over a started [`Issuer`] (whose actix
@@ -189,7 +192,16 @@ fn serve(
     let source: Arc<dyn MetricsSource> = Arc::new(IssuerMetrics {
         core: issuer.core().clone(),
     });
-    let state = web::Data::new(IssuerState { issuer, bank });
+    let status_sources = crate::sources::Sources::new(crate::sources::SourceLimits {
+        requests_per_sec: f64::from(crate::constants::COIN_STATUS_PER_SOURCE_PER_SEC),
+        requests_burst: f64::from(crate::constants::COIN_STATUS_PER_SOURCE_BURST),
+        ..crate::sources::SourceLimits::unlimited()
+    });
+    let state = web::Data::new(IssuerState {
+        issuer,
+        bank,
+        status_sources,
+    });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
         routes(cfg, state.clone())
     })
@@ -384,6 +396,11 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             | actors::SessionError::AlreadyUsed),
         ) => refused(&s),
         IssuerError::Session(actors::SessionError::Full) => ApiError::overloaded(),
+        IssuerError::AboveBalance { .. } | IssuerError::NothingToCashOut => ApiError::new(
+            S::UNPROCESSABLE_ENTITY,
+            ErrorCode::AboveBalance,
+            e.to_string(),
+        ),
         IssuerError::Stopped => ApiError::new(
             S::SERVICE_UNAVAILABLE,
             ErrorCode::Internal,
@@ -465,7 +482,9 @@ answers!(
     protocol::wire::purchase::WRequest2,
     protocol::wire::purchase::PurchaseIssuance1,
     protocol::wire::payment::PaymentIssuance1,
-    protocol::wire::refund::RefundAnswer
+    protocol::wire::refund::RefundAnswer,
+    protocol::wire::cash_out::CashOutReceipt,
+    protocol::wire::status::CoinStatusAnswer
 );
 
 macro_rules! step_route {
@@ -488,19 +507,42 @@ macro_rules! step_route {
     };
 }
 
-/// A step the issuer does not offer yet: the body is still checked (so a
-/// malformed one is 400), then 501 names the step.
-async fn not_offered<Req: WireMessage>(
+/// `POST /v1/coin-status`: the holder's query, under the route's own rate
+/// per source (checked before the body is read), then the issuer's signed
+/// answer. A source the table has no room for is told to come back.
+async fn coin_status(
     req: HttpRequest,
     payload: web::Payload,
+    state: web::Data<IssuerState>,
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
-    let _: Req = read_message(&req, payload, **limits).await?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        ErrorCode::NotImplemented,
-        format!("the issuer does not handle {} yet", Req::NAME),
-    ))
+    let source = req
+        .conn_data::<crate::sources::ConnectionSlot>()
+        .map(|slot| slot.source)
+        .or_else(|| req.peer_addr().map(|a| crate::sources::Source::of(a.ip())));
+    if let Some(source) = source
+        && let Err(refusal) = state.status_sources.allow_request(source)
+    {
+        return Err(match refusal {
+            crate::sources::SourceRefusal::TooFast => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many coin status queries from this address",
+            )
+            .with_retry_after(crate::constants::RETRY_AFTER_SECS),
+            crate::sources::SourceRefusal::Full => ApiError::overloaded(),
+        });
+    }
+    step(
+        req,
+        payload,
+        state,
+        limits,
+        |issuer: Issuer, msg: HeldCoinStatusQuery| async move {
+            issuer.held_coin_status(msg).await
+        },
+    )
+    .await
 }
 
 async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
@@ -714,9 +756,11 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
             payment_issuance2
         ))
         .service(step_route!("/v1/refund", RefundRequest, refund))
-        .service(post_resource(
-            "/v1/coin-status",
-            not_offered::<CoinStatusQuery>,
+        .service(post_resource("/v1/coin-status", coin_status))
+        .service(step_route!(
+            "/v1/cash-out",
+            protocol::wire::cash_out::CashOutRequest,
+            cash_out
         ))
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
         .service(post_resource("/admin/bank/account", open_bank_account))

@@ -79,6 +79,9 @@ pub enum ErrorCode {
     /// 429: this address asks faster than its rate; retry after the
     /// Retry-After header.
     RateLimited,
+    /// 422: a cash-out of more than the aggregated balance, or of all of an
+    /// empty one; nothing was paid.
+    AboveBalance,
 }
 
 /// The body of every error response.

@@ -297,19 +297,12 @@ fn slow_body_sender_gets_typed_408() {
     assert_typed(&resp, 408, ErrorCode::RequestTimeout);
 }
 
-/// A step the issuer does not offer yet is checked (400 if malformed) and
-/// then refused by name with 501.
+/// A coin status body that is not a `HeldCoinStatusQuery` is 400; a
+/// gateway without a simulated bank has no bank routes.
 #[test]
-fn steps_the_issuer_lacks_answer_501_by_name() {
+fn a_malformed_coin_status_query_is_400_and_absent_bank_routes_404() {
     let server = start(ServerConfig::loopback());
     let client = util::operator_client(&server.url());
-    let query = protocol::wire::status::CoinStatusQuery {
-        coins: protocol::wire::CoinSerials::new(vec![ledger::CoinId::random()])
-            .expect("one serial"),
-    };
-    let e = client.coin_status(&query).expect_err("not offered");
-    assert_eq!(e.code(), Some(ErrorCode::NotImplemented));
-    assert!(e.to_string().contains("CoinStatusQuery"), "{e}");
     // Without a simulated bank, its operator routes do not exist.
     let account = ledger::BankAccount::new("acct-nobody").expect("account");
     let e = client.bank_balance(&account).expect_err("no bank here");

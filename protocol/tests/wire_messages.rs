@@ -457,3 +457,42 @@ fn mutated_messages_never_panic_a_decoder() {
         )
         .expect("no decoder panics");
 }
+
+// The cash-out and held coin status messages round-trip, refuse truncation,
+// trailing bytes and other versions, and refuse what they must not carry
+// (a cash-out of zero, a query of no coins).
+#[test]
+fn cash_out_and_held_coin_status_messages_are_bounded_and_checked() {
+    use ledger::{Amount, ParticipantId};
+    use protocol::wire::cash_out::{CashOutAmount, CashOutId, CashOutReceipt, CashOutRequest};
+    use protocol::wire::status::HeldCoinStatusQuery;
+    let sk = protocol::crypto::SecretKey::generate(2048).expect("key");
+    let id_m = ParticipantId::new("shop").expect("id");
+    let id_i = ParticipantId::new("issuer").expect("id");
+    let request = protocol::flows::cash_out::cash_out_request(
+        &sk,
+        id_m.clone(),
+        id_i.clone(),
+        CashOutId([3; 16]),
+        CashOutAmount::Exactly(Amount::from_minor(250)),
+    );
+    check_message(&request);
+    assert!(encode(&request).len() <= CashOutRequest::BYTES_MAX);
+    let zero = CashOutRequest {
+        amount: CashOutAmount::Exactly(Amount::ZERO),
+        ..request.clone()
+    };
+    assert!(decode::<CashOutRequest>(&encode(&zero)).is_err());
+    let receipt = protocol::flows::cash_out::cash_out_receipt(
+        &sk,
+        id_m,
+        CashOutId([3; 16]),
+        Amount::from_minor(250),
+    );
+    check_message(&receipt);
+    assert!(encode(&receipt).len() <= CashOutReceipt::BYTES_MAX);
+    let none = HeldCoinStatusQuery {
+        coins: protocol::wire::BoundedVec::new(Vec::new()).expect("empty"),
+    };
+    assert!(decode::<HeldCoinStatusQuery>(&encode(&none)).is_err());
+}

@@ -8,8 +8,9 @@
 //! anonymous purchase, payments with refresh, aggregate and redeem, a
 //! change, a redeem to the bank, a refund after a purse file is deleted
 //! (restored from its key backup; the old coins are refused afterwards),
-//! and a double spend the issuer refuses with a signed statement the payer
-//! verifies; then stops the issuer, moves value onto stored-value cards and
+//! a double spend the issuer refuses with a signed statement the payer
+//! verifies, and the merchant's cash-out of its aggregated balance (none is
+//! left stuck); then stops the issuer, moves value onto stored-value cards and
 //! back through the issuer as their payment agency (load from a purse, pay
 //! at a device, card to card, unload into a purse, clearing); then starts
 //! the issuer again on a clock the demo moves forward past the coins'
@@ -515,6 +516,34 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "double spend",
         format!(
             "refused: {reason:?}, {bad} coin(s) named; the issuer's signature verified by alice"
+        ),
+    );
+
+    // Cash-out: the shop has the issuer pay its aggregated balance (the
+    // tea) to its enrolled account, as `varietycash merchant cash-out`
+    // does, over the signed route; no balance is left stuck.
+    let shop_bank_before = operator.bank_balance(&shop_account)?;
+    let request = protocol::flows::cash_out::cash_out_request(
+        &shop_purse.profile()?.secret_key()?,
+        shop.id().clone(),
+        issuer_info.issuer.clone(),
+        protocol::wire::cash_out::CashOutId::random()?,
+        protocol::wire::cash_out::CashOutAmount::All,
+    );
+    let receipt = shop.issuer().cash_out(&request).context("cashing out")?;
+    let paid =
+        protocol::flows::cash_out::verify_cash_out_receipt(&issuer_info.key()?, &request, &receipt)
+            .context("the cash-out receipt")?;
+    let shop_bank_after = operator.bank_balance(&shop_account)?;
+    ensure!(
+        shop_bank_after.checked_sub(shop_bank_before)? == paid
+            && issuer.core().totals().aggregates == 0,
+        "the cash-out did not empty the aggregated balance into the shop's account"
+    );
+    step(
+        "cash-out",
+        format!(
+            "the shop cashed out its aggregated {paid}; receipt verified; its account went {shop_bank_before} -> {shop_bank_after}; no aggregated balance left"
         ),
     );
 

@@ -1,6 +1,8 @@
 //! `varietycash merchant`: a shop. `init` creates the merchant's purse,
 //! registers it and asks to be enrolled as a merchant; `serve` runs the
-//! merchant server over that purse with a catalog from flags or a TOML file.
+//! merchant server over that purse with a catalog from flags or a TOML file;
+//! `cash-out` has the issuer pay the aggregated balance to the shop's
+//! enrolled redeem account.
 //!
 //! Where the shop lives: `--purse FILE` (and `--catalog FILE`), or `--dir
 //! DIR`, the party's data directory: `DIR/purse.redb` and the configuration
@@ -16,6 +18,8 @@ use clap::{Args, Subcommand};
 use gateway::{CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity};
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
+use protocol::flows::cash_out::{cash_out_request, verify_cash_out_receipt};
+use protocol::wire::cash_out::{CashOutAmount, CashOutId};
 use serde::Deserialize;
 
 use super::common::{
@@ -35,6 +39,27 @@ pub enum MerchantCommand {
     Init(InitArgs),
     /// Serve the shop until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Have the issuer pay the aggregated balance (all, or AMOUNT) to the
+    /// shop's enrolled redeem account.
+    CashOut(CashOutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CashOutArgs {
+    /// How much to cash out (e.g. 2.50); default: the whole balance.
+    pub amount: Option<Amount>,
+    /// The merchant's purse file, as `init` made it.
+    #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+    pub purse: Option<PathBuf>,
+    /// The shop's data directory, as `init --dir` made it.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The issuer's gateway URL, if not the one the purse remembers.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// TLS towards the issuer (default: merchant.toml's issuer_cert).
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +203,7 @@ pub fn run(args: MerchantArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         MerchantCommand::Init(a) => init(a),
         MerchantCommand::Serve(a) => serve(a),
+        MerchantCommand::CashOut(a) => cash_out(a),
     }
 }
 
@@ -287,6 +313,119 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     wait_for_stop_signal()?;
     server.stop().context("stopping the merchant server")?;
     println!("merchant stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a cash-out waits for its receipt: written before the request is
+/// sent, removed once the issuer answers it, so a run cut short (a crash, a
+/// lost answer) sends the same request id again and is paid once.
+fn pending_cash_out_path(purse_file: &Path) -> PathBuf {
+    let mut name = purse_file.as_os_str().to_owned();
+    name.push(".cash-out-pending");
+    PathBuf::from(name)
+}
+
+fn write_pending_cash_out(
+    path: &Path,
+    id: &CashOutId,
+    amount: &CashOutAmount,
+) -> anyhow::Result<()> {
+    let amount = match amount {
+        CashOutAmount::All => "all".to_owned(),
+        CashOutAmount::Exactly(a) => a.to_string(),
+    };
+    ledger::private_file::write_private(path, format!("{} {amount}\n", id.to_hex()).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The pending cash-out in `path`, if any.
+fn read_pending_cash_out(path: &Path) -> anyhow::Result<Option<(CashOutId, CashOutAmount)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bad = || anyhow::anyhow!("{} is not a pending cash-out (ID AMOUNT)", path.display());
+    let (id, amount) = text.trim().split_once(' ').ok_or_else(bad)?;
+    let mut bytes = [0u8; 16];
+    if id.len() != 32 || !id.is_ascii() {
+        return Err(bad());
+    }
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    let amount = match amount {
+        "all" => CashOutAmount::All,
+        a => CashOutAmount::Exactly(a.parse().map_err(|_| bad())?),
+    };
+    Ok(Some((CashOutId(bytes), amount)))
+}
+
+fn cash_out(args: CashOutArgs) -> anyhow::Result<ExitCode> {
+    let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
+    let issuer_cert = match &args.dir {
+        Some(dir) if dir.join(CONFIG_FILE).exists() => {
+            let file: CatalogFile = read_toml(&dir.join(CONFIG_FILE))?;
+            file.issuer_cert.map(|c| dir.join(c))
+        }
+        _ => None,
+    };
+    let client = args.transport.client_config(issuer_cert.as_deref())?;
+    // The shop's server holds the purse while it runs.
+    let (purse, wallet) = open_wallet(&purse_file, args.issuer.as_deref(), client)
+        .context("opening the shop's purse (if its server is running, stop it first)")?;
+    let info = purse
+        .issuer()?
+        .context("the purse has no issuer record: run `merchant init` first")?;
+    let pk_i = info.key()?;
+    let sk_m = purse.profile()?.secret_key()?;
+    let pending = pending_cash_out_path(&purse_file);
+    let (id, amount, resumed) = match read_pending_cash_out(&pending)? {
+        Some((id, amount)) => (id, amount, true),
+        None => {
+            let amount = match args.amount {
+                None => CashOutAmount::All,
+                Some(a) if a.is_zero() => bail!("a cash-out of zero pays nothing"),
+                Some(a) => CashOutAmount::Exactly(a),
+            };
+            let id = CashOutId::random()?;
+            write_pending_cash_out(&pending, &id, &amount)?;
+            (id, amount, false)
+        }
+    };
+    if resumed {
+        println!(
+            "finishing the cash-out {} left unanswered by an earlier run",
+            id.to_hex()
+        );
+    }
+    let request = cash_out_request(&sk_m, wallet.id().clone(), info.issuer.clone(), id, amount);
+    let answer = wallet.issuer().cash_out(&request);
+    let receipt = match answer {
+        Ok(receipt) => receipt,
+        Err(e) if e.code().is_some() && !e.is_transient() => {
+            // The issuer refused it: nothing was paid, nothing to resume.
+            std::fs::remove_file(&pending)
+                .with_context(|| format!("removing {}", pending.display()))?;
+            return Err(e).context("the issuer refused the cash-out");
+        }
+        Err(e) => {
+            return Err(e).context(format!(
+                "cash-out {} unanswered; run the command again to finish it",
+                id.to_hex()
+            ));
+        }
+    };
+    let paid = verify_cash_out_receipt(&pk_i, &request, &receipt)
+        .context("the issuer's receipt does not check")?;
+    std::fs::remove_file(&pending).with_context(|| format!("removing {}", pending.display()))?;
+    println!(
+        "cashed out {paid} to the enrolled redeem account (request {}, receipt signed by the issuer)",
+        id.to_hex()
+    );
+    if resumed {
+        println!("run the command again for a new cash-out");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -156,6 +156,12 @@ pub enum PurseCommand {
     Balance,
     /// Every coin with its value, expiry and state.
     Coins,
+    /// Ask the issuer the status of the coins the purse holds (showing
+    /// them whole: the tags prove possession); the answer is signed, and
+    /// checked before it is shown. A coin the issuer says spent was spent
+    /// from a copy of this purse (or a restored backup): the exit status is
+    /// then 1.
+    Status,
 }
 
 /// The purse's file inside its data directory.
@@ -483,6 +489,7 @@ fn command(
                 b.available, b.n_available, b.pending, b.n_pending, b.bad, b.n_bad, b.n_spent
             );
         }
+        PurseCommand::Status => return coin_status(&open()?.1),
         PurseCommand::Coins => {
             // Written, not printed: a listing piped into `head` ends quietly.
             let mut out = std::io::stdout().lock();
@@ -499,6 +506,66 @@ fn command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `purse status`: the held coins (available or pending) in batches of
+/// [`HELD_COIN_STATUS_COINS_MAX`], each answer's signature and serials
+/// checked under the issuer's key. The purse is not changed: a status is
+/// advice, and only a refused spend or a refund moves its coins.
+fn coin_status(wallet: &gateway::Wallet) -> anyhow::Result<ExitCode> {
+    use protocol::wire::status::{CoinState, HELD_COIN_STATUS_COINS_MAX, HeldCoinStatusQuery};
+    let purse = wallet.purse();
+    let info = purse
+        .issuer()?
+        .context("the purse has no issuer record: run `purse init` first")?;
+    let pk_i = info.key()?;
+    let held: Vec<_> = purse
+        .coins()?
+        .into_iter()
+        .filter(|c| matches!(c.state.name(), "available" | "pending"))
+        .collect();
+    let mut spent = 0usize;
+    let mut out = std::io::stdout().lock();
+    for batch in held.chunks(HELD_COIN_STATUS_COINS_MAX) {
+        let query = HeldCoinStatusQuery {
+            coins: protocol::wire::BoundedVec::new(batch.iter().map(|c| c.coin).collect())
+                .map_err(|_| anyhow::anyhow!("a batch of more than the query may hold"))?,
+        };
+        let answer = wallet
+            .issuer()
+            .held_coin_status(&query)
+            .context("asking the issuer the coins' status")?;
+        let entries = protocol::flows::verify_coin_status(&pk_i, &query.serials()?, &answer)
+            .context("the issuer's coin status answer does not check")?;
+        for (stored, entry) in batch.iter().zip(entries) {
+            let said = match entry.state {
+                CoinState::Unspent => "unspent",
+                CoinState::InUse => "in use",
+                CoinState::Spent => {
+                    spent += 1;
+                    "SPENT (a copy of this coin was spent elsewhere)"
+                }
+                CoinState::Unknown => "unknown to the issuer",
+            };
+            writeln!(
+                out,
+                "{}  {:>10}  purse: {:<9}  issuer: {said}",
+                stored.coin.id(),
+                stored.coin.value().to_string(),
+                stored.state.name()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} coin(s) checked, {spent} spent elsewhere; answers signed by the issuer, signature verified",
+        held.len()
+    )?;
+    Ok(if spent == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn write_config(path: &Path, file: &PurseFile) -> anyhow::Result<()> {

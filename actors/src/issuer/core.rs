@@ -203,6 +203,12 @@ pub enum IssuerError {
     PurchaseClosed,
     #[error("batch does not balance: {0}")]
     Unbalanced(#[from] ConservationError),
+    /// A payout from an aggregated balance larger than the balance.
+    #[error("{asked} asked, the balance is {balance}")]
+    AboveBalance { balance: Amount, asked: Amount },
+    /// A cash-out of the whole balance when it is zero.
+    #[error("the aggregated balance is zero: nothing to cash out")]
+    NothingToCashOut,
     #[error("log: {0}")]
     Log(#[from] StoreError),
     #[error("bank: {0}")]
@@ -867,21 +873,10 @@ impl IssuerCore {
         &self,
         query: &protocol::wire::status::CoinStatusQuery,
     ) -> Result<protocol::wire::status::CoinStatusAnswer, IssuerError> {
-        use crate::shard::CoinPresence;
-        use protocol::wire::status::{CoinState, CoinStatusEntry};
+        use protocol::wire::status::CoinStatusEntry;
         let mut entries = Vec::with_capacity(query.coins.len());
         for coin in query.coins.iter() {
-            let state = match self.shards.presence(coin) {
-                CoinPresence::Unspent => CoinState::Unspent,
-                CoinPresence::Reserved => CoinState::InUse,
-                CoinPresence::Gone => CoinState::Spent,
-                CoinPresence::Unseen => match self.coin_status.status(coin)? {
-                    Some(entry) if entry.state != projections::CoinState::Unspent => {
-                        CoinState::Spent
-                    }
-                    _ => CoinState::Unknown,
-                },
-            };
+            let state = self.coin_state(coin)?;
             entries.push(CoinStatusEntry { coin: *coin, state });
         }
         Ok(protocol::flows::issuer::answer_coin_status(
@@ -889,6 +884,25 @@ impl IssuerCore {
             entries,
             self.now(),
         )?)
+    }
+
+    /// What the issuer knows of one serial: the shards, then the
+    /// coin-status checkpoint for coins gone before this start.
+    pub(crate) fn coin_state(
+        &self,
+        coin: &CoinId,
+    ) -> Result<protocol::wire::status::CoinState, IssuerError> {
+        use crate::shard::CoinPresence;
+        use protocol::wire::status::CoinState;
+        Ok(match self.shards.presence(coin) {
+            CoinPresence::Unspent => CoinState::Unspent,
+            CoinPresence::Reserved => CoinState::InUse,
+            CoinPresence::Gone => CoinState::Spent,
+            CoinPresence::Unseen => match self.coin_status.status(coin)? {
+                Some(entry) if entry.state != projections::CoinState::Unspent => CoinState::Spent,
+                _ => CoinState::Unknown,
+            },
+        })
     }
 
     /// Whether the shards booted from the coin-status checkpoint (rather

@@ -3,6 +3,7 @@
 //! sessions and bank, and runs every flow of PROTOCOLS.md issuer-side.
 //! The actix actors (`crate::actors`) are thin shells over it.
 
+mod cash_out;
 mod checkpoint;
 pub mod core;
 mod epoch;
@@ -12,6 +13,7 @@ pub mod payment;
 pub mod purchase;
 pub mod refund;
 pub mod registry;
+mod status;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,

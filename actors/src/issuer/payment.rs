@@ -657,6 +657,21 @@ impl IssuerCore {
         amount: Amount,
         request: [u8; 16],
     ) -> Result<(), IssuerError> {
+        self.withdraw_aggregate(merchant, Some(amount), request)
+            .map(|_| ())
+    }
+
+    /// [`IssuerCore::redeem_aggregate`] of `amount`, or of the whole
+    /// balance (`None`, read under the aggregate lock; refused if zero,
+    /// before anything is committed); returns what the
+    /// request paid. A repeat of `request` pays nothing more and returns
+    /// what the commit recorded, whatever amount it names.
+    pub(crate) fn withdraw_aggregate(
+        &self,
+        merchant: &ParticipantId,
+        amount: Option<Amount>,
+        request: [u8; 16],
+    ) -> Result<Amount, IssuerError> {
         let participant = self
             .registry
             .get(merchant)?
@@ -670,10 +685,20 @@ impl IssuerCore {
             &[merchant.as_str().as_bytes(), &request],
         );
         match self.idempotency.begin(tx)? {
-            Begin::Committed(_) => {
+            Begin::Committed(at) => {
                 // What the commit recorded, not this repeat's amount.
                 self.pay_owed_credit(tx)?;
-                return Ok(());
+                return self
+                    .read_batch(at)?
+                    .iter()
+                    .find_map(|e| match e {
+                        Event::AggregateWithdrawn { amount, .. } => Some(*amount),
+                        _ => None,
+                    })
+                    .ok_or(IssuerError::Log(ledger::StoreError::Corrupt {
+                        seq: at.first_seq,
+                        reason: "an aggregate redemption without a withdrawal".into(),
+                    }));
             }
             Begin::InFlight => return Err(IssuerError::InFlight),
             Begin::Started => {}
@@ -681,13 +706,17 @@ impl IssuerCore {
         let _serial = ledger::sync::lock(&self.aggregate_lock);
         let result = (|| {
             self.bank.check_account(&enrollment.bank_account)?;
-            if self.aggregate_balance(balance) < amount {
-                return Err(IssuerError::Unbalanced(
-                    ledger::ConservationError::NegativeAggregates(
-                        i128::from(self.aggregate_balance(balance).minor_units())
-                            - i128::from(amount.minor_units()),
-                    ),
-                ));
+            let available = self.aggregate_balance(balance);
+            let amount = match amount {
+                Some(amount) => amount,
+                None if available.is_zero() => return Err(IssuerError::NothingToCashOut),
+                None => available,
+            };
+            if available < amount {
+                return Err(IssuerError::AboveBalance {
+                    balance: available,
+                    asked: amount,
+                });
             }
             self.registry.put_pending_credit(
                 tx,
@@ -710,7 +739,7 @@ impl IssuerCore {
             )?;
             self.bank.credit(tx, &enrollment.bank_account, amount)?;
             self.registry.remove_pending_credit(tx)?;
-            Ok(())
+            Ok(amount)
         })();
         // Releases the claim unless it committed (see `abandon`).
         self.idempotency.abandon(tx);

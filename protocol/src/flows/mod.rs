@@ -13,6 +13,7 @@
 //!   change, refresh and redeem.
 //! - [`refund`] — [`RefundClient`].
 //! - [`status`] — [`verify_coin_status`].
+//! - [`cash_out`] — both sides of a merchant's cash-out (request, receipt).
 //!
 //! Issuer side, [`issuer`]: pure helpers the issuer actors call; they open
 //! and check requests and build answers, and leave storage, single-use
@@ -20,6 +21,7 @@
 //!
 //! Every MAC is checked before the ciphertext it covers is decrypted.
 
+pub mod cash_out;
 pub mod enrollment;
 pub mod issuer;
 pub mod payment;

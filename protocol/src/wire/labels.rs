@@ -78,8 +78,15 @@ pub const REFUND_ISSUE_MAC: &str = "vc/refund/2/mac";
 /// Coin status answer: `S_I(as_of, statuses)`.
 pub const COIN_STATUS: &str = "vc/status";
 
+/// Cash-out request: `S_M(ID_M, ID_I, id, amount)`.
+pub const CASH_OUT_SIGNATURE: &str = "vc/cash-out";
+/// Cash-out receipt: `S_I(ID_M, id, paid)`.
+pub const CASH_OUT_RECEIPT: &str = "vc/cash-out/receipt";
+
 /// Every label, for the uniqueness test and for anyone auditing them.
 pub const ALL: &[&str] = &[
+    CASH_OUT_SIGNATURE,
+    CASH_OUT_RECEIPT,
     REGISTER_PROOF,
     CERTIFICATE,
     ENROLL_ENVELOPE,

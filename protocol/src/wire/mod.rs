@@ -26,10 +26,12 @@
 //!
 //! Modules follow the flows: [`registration`], [`enrollment`], [`purchase`],
 //! [`payment`] (also change, refresh and redeem: payments to oneself),
-//! [`refund`], [`status`]; [`common`] holds what several flows share
+//! [`refund`], [`status`], [`cash_out`] (a merchant's aggregated balance
+//! paid out); [`common`] holds what several flows share
 //! (transaction ids, the signed rejection of P4).
 
 pub mod bounded;
+pub mod cash_out;
 pub mod common;
 pub mod enrollment;
 pub mod labels;
