@@ -28,6 +28,7 @@ use protocol::flows::FlowError;
 use protocol::mint::{Mint, MintError};
 
 use crate::bank::{Bank, BankError};
+use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
 use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
@@ -112,6 +113,9 @@ pub struct IssuerConfig {
     /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
     /// the coin-status checkpoint makes before it stops).
     pub crash_after_passes: u32,
+    /// What a broken invariant does: stop this issuer (default) or exit
+    /// the process (`varietycash issuer serve`). See [`crate::fail_stop`].
+    pub fail_stop: FailStopPolicy,
 }
 
 /// A point of the commit path where a crash test stops the issuer: the
@@ -173,6 +177,7 @@ impl IssuerConfig {
             memory_log: None,
             crash_at: None,
             crash_after_passes: 0,
+            fail_stop: FailStopPolicy::StopIssuer,
         }
     }
 }
@@ -225,6 +230,10 @@ pub enum IssuerError {
     Stopped,
     #[error("stopped at a crash point (crash tests)")]
     Crashed,
+    /// An invariant broke (a panic in one of the issuer's threads, a
+    /// poisoned lock): the issuer is dead until restarted from its log.
+    #[error("the issuer stopped on a broken invariant ({0}); restart it from its log")]
+    FailStopped(String),
 }
 
 /// A mint key epoch as the log opened it.
@@ -365,6 +374,8 @@ pub struct IssuerCore {
     /// the issuer has stopped there (it is then dead).
     crash_passes: AtomicU32,
     crashed: AtomicBool,
+    /// Trips when an invariant breaks; then every request is refused.
+    pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
     pub(crate) timings: Arc<StageTimings>,
 }
@@ -399,6 +410,10 @@ impl IssuerCore {
         // bank accounts: only the issuer's own user may enter its directory
         // (and each file in it is 0600 on its own, for copies and backups).
         ledger::private_file::create_private_dir(&config.dir)?;
+        // A fresh switch per start: a restarted issuer is alive again.
+        let fail_stop = FailStop::new(config.fail_stop);
+        // The thread that boots the issuer replays its log under its invariants.
+        fail_stop.guard_this_thread();
         let dir = config.dir.clone();
         let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
         // The user-index key pair belongs to the projections; the issuer
@@ -482,6 +497,7 @@ impl IssuerCore {
             aggregate_lock: Mutex::new(()),
             crash_passes: AtomicU32::new(0),
             crashed: AtomicBool::new(false),
+            fail_stop,
             timings,
             config,
         };
@@ -522,6 +538,30 @@ impl IssuerCore {
     fn stop_dead(&self, point: CrashPoint) {
         self.crashed.store(true, Ordering::SeqCst);
         tracing::warn!(?point, "stopped at the crash point (crash test)");
+    }
+
+    /// `Ok` while the issuer is alive; [`IssuerError::FailStopped`] once an
+    /// invariant broke. Every request and every commit asks first.
+    pub fn ensure_alive(&self) -> Result<(), IssuerError> {
+        match self.fail_stop.stopped_because() {
+            None => Ok(()),
+            Some(reason) => Err(IssuerError::FailStopped(reason.to_owned())),
+        }
+    }
+
+    /// The issuer's fail-stop switch (for the threads it owns to bind).
+    pub fn fail_stop(&self) -> &FailStop {
+        &self.fail_stop
+    }
+
+    /// Debug builds only: panics while holding the state lock, as a broken
+    /// invariant would (an `assert!` after a durable batch), poisoning it.
+    /// Fail-stop tests call it; release builds do not contain it.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn break_invariant_for_tests(&self) {
+        let _state = lock(&self.state);
+        panic!("an invariant broken on purpose (fail-stop test hook)");
     }
 
     /// Whether the issuer has stopped at its crash point (crash tests).
@@ -652,7 +692,7 @@ impl IssuerCore {
             None => KeyEpoch(1),
         };
         {
-            let mut mint = self.mint.write().unwrap_or_else(|p| p.into_inner());
+            let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
             if !mint.has_epoch(next) {
                 mint.open_epoch(next)?;
             }
@@ -676,7 +716,7 @@ impl IssuerCore {
 
     /// The tag-bearing coin for `body`.
     pub(crate) fn tagged(&self, body: CoinBody) -> Result<ledger::Coin, IssuerError> {
-        let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+        let mint = self.mint.read().expect(ledger::sync::POISONED_LOCK);
         Ok(ledger::Coin {
             body,
             tag: mint.tag(&body)?,
@@ -743,6 +783,10 @@ impl IssuerCore {
             // A dead issuer writes nothing more (crash tests).
             self.shards.abort(tx);
             return Err(IssuerError::Crashed);
+        }
+        if let Err(e) = self.ensure_alive() {
+            self.shards.abort(tx);
+            return Err(e);
         }
         let batch = match stage_batch(tx, self.now(), events) {
             Ok(batch) => batch,
