@@ -522,6 +522,9 @@ impl Actor for Housekeeper {
                 if let Err(e) = core.checkpoint_tx_index() {
                     tracing::warn!(error = %e, "transaction-index checkpoint failed");
                 }
+                if let Err(e) = core.checkpoint_log_state() {
+                    tracing::warn!(error = %e, "log-state checkpoint failed");
+                }
                 if seal && let Err(e) = core.seal_log() {
                     tracing::error!(error = %e, "signing a log checkpoint failed");
                 }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ledger::sync::lock;
@@ -30,6 +30,9 @@ use protocol::mint::{Mint, MintError};
 use crate::bank::{Bank, BankError};
 use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
+use crate::issuer::log_state_checkpoint::{
+    self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
+};
 use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
@@ -226,6 +229,8 @@ pub enum IssuerError {
     Index(#[from] IndexError),
     #[error("money: {0}")]
     Money(#[from] ledger::MoneyError),
+    #[error("log-state snapshot: {0}")]
+    LogStateSnapshot(#[from] SnapshotError),
     #[error("the issuer's actors have stopped")]
     Stopped,
     #[error("stopped at a crash point (crash tests)")]
@@ -237,14 +242,14 @@ pub enum IssuerError {
 }
 
 /// A mint key epoch as the log opened it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EpochInfo {
     pub coins_expire_at: Timestamp,
     pub grace_ends_at: Timestamp,
 }
 
 /// Where a purchase stands, rebuilt from the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PurchaseStatus {
     Pending,
     Settled(Vec<CoinBody>),
@@ -253,7 +258,7 @@ pub enum PurchaseStatus {
 }
 
 /// One purchase as the log knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PurchaseState {
     pub amount: Amount,
     pub spec: CoinSpec,
@@ -262,7 +267,9 @@ pub struct PurchaseState {
     pub status: PurchaseStatus,
 }
 
-/// State rebuilt from the log, other than the shards and idempotency.
+/// State rebuilt from the log, other than the shards and idempotency;
+/// checkpointed in `log-state.snapshot` ([`super::log_state_checkpoint`]),
+/// so a start replays only the log past the snapshot.
 #[derive(Debug, Default)]
 pub(crate) struct LogState {
     pub epochs: BTreeMap<KeyEpoch, EpochInfo>,
@@ -274,7 +281,7 @@ pub(crate) struct LogState {
 impl LogState {
     /// Applies one committed batch. The conservation check is the auditor's
     /// rule; a log that breaks it is refused at boot.
-    fn apply_batch(&mut self, events: &[Event]) -> Result<(), ConservationError> {
+    pub(crate) fn apply_batch(&mut self, events: &[Event]) -> Result<(), ConservationError> {
         self.totals.apply(&Flows::of(events))?;
         for event in events {
             match event {
@@ -366,6 +373,10 @@ pub struct IssuerCore {
     pub(crate) sessions: SessionStore,
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
+    /// The log seq the last log-state snapshot covers (0: none), and
+    /// whether this start read the state from one.
+    log_state_snapshot_seq: AtomicU64,
+    log_state_from_snapshot: Option<Seq>,
     /// Serializes epoch rotation (mint file + log event).
     pub(crate) epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
@@ -400,6 +411,12 @@ fn load_or_create_key(path: &Path, bits: usize) -> Result<SecretKey, IssuerError
 
 /// Records read from the log per call at boot.
 const BOOT_READ_RECORDS_MAX: usize = 4096;
+
+/// The log-state snapshot is rewritten once the log has grown this many
+/// records past it (by the housekeeper, or at a start that replayed that
+/// many): a start replays at most about this many records of state, plus
+/// what came since the last housekeeping run.
+pub const LOG_STATE_SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 
 impl IssuerCore {
     /// Opens the issuer in `config.dir` (creating its files on first start),
@@ -459,14 +476,40 @@ impl IssuerCore {
         let tx_index = Arc::new(open_tx_index(&dir.join("tx-index.redb"), store.as_ref())?);
         let index_applied = tx_index.applied_seq().map_err(IndexError::from)?;
         let idempotency = IdempotencyTable::with_index(tx_index.clone());
-        let mut state = LogState::default();
+        // The state rebuilt from the log starts from its snapshot, if one
+        // of this log is there; a missing or unusable one means a full replay.
+        let snapshot_path = dir.join(LOG_STATE_SNAPSHOT_FILE);
+        let (mut state, covers) = match snapshot::read(&snapshot_path, store.as_ref()) {
+            Ok(Some(found)) => found,
+            Ok(None) => (LogState::default(), Covers::NOTHING),
+            Err(e) => {
+                tracing::warn!(error = %e, "log-state snapshot unusable; rebuilding from the log");
+                (LogState::default(), Covers::NOTHING)
+            }
+        };
+        let log_state_from_snapshot = (covers.seq > Seq(0)).then_some(covers.seq);
         let replay_shards = (!shards_loaded).then_some(&shards);
-        boot_from_log(
+        let n_state_records = boot_from_log(
             store.as_ref(),
             replay_shards,
             (&idempotency, index_applied),
-            &mut state,
+            (&mut state, covers.seq),
         )?;
+        // Booting is the one moment the state matches the log head exactly
+        // (nothing commits yet): a long tail is checkpointed now, so the
+        // next start does not replay it again.
+        let mut log_state_snapshot_seq = covers.seq;
+        if n_state_records >= LOG_STATE_SNAPSHOT_EVERY_RECORDS {
+            let head = store.head()?;
+            let covers = Covers {
+                seq: head.last_seq,
+                hash: head.last_hash,
+            };
+            match snapshot::write(&snapshot_path, &state, covers) {
+                Ok(()) => log_state_snapshot_seq = head.last_seq,
+                Err(e) => tracing::warn!(error = %e, "writing the log-state snapshot failed"),
+            }
+        }
         let timings = Arc::new(StageTimings::default());
         let log = GroupCommit::start_sealed(
             Arc::new(CountedLog::new(store, timings.clone())),
@@ -493,6 +536,8 @@ impl IssuerCore {
             )?,
             bank,
             state: Mutex::new(state),
+            log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
+            log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
             aggregate_lock: Mutex::new(()),
             crash_passes: AtomicU32::new(0),
@@ -552,6 +597,82 @@ impl IssuerCore {
     /// The issuer's fail-stop switch (for the threads it owns to bind).
     pub fn fail_stop(&self) -> &FailStop {
         &self.fail_stop
+    }
+
+    /// Checkpoints the state rebuilt from the log once the log has grown
+    /// [`LOG_STATE_SNAPSHOT_EVERY_RECORDS`] past the last snapshot (the
+    /// housekeeper): see [`IssuerCore::checkpoint_log_state_now`].
+    pub fn checkpoint_log_state(&self) -> Result<Seq, IssuerError> {
+        let last = self.log_state_snapshot_seq.load(Ordering::SeqCst);
+        let head = self.store().head()?;
+        if head.last_seq.0 < last.saturating_add(LOG_STATE_SNAPSHOT_EVERY_RECORDS) {
+            return Ok(Seq(last));
+        }
+        self.checkpoint_log_state_now()
+    }
+
+    /// Writes a new log-state snapshot: the last one (or nothing, if it is
+    /// missing or unusable) with the log's tail past it applied, built from
+    /// the log alone, not from the live state (commits apply to the live
+    /// state in the order their acknowledgements arrive, not in log order).
+    /// Returns the seq it covers.
+    pub fn checkpoint_log_state_now(&self) -> Result<Seq, IssuerError> {
+        let path = self.config.dir.join(LOG_STATE_SNAPSHOT_FILE);
+        let store = self.store().as_ref();
+        let (mut state, mut covers) = match snapshot::read(&path, store) {
+            Ok(Some(found)) => found,
+            Ok(None) => (LogState::default(), Covers::NOTHING),
+            Err(e) => {
+                tracing::warn!(error = %e, "log-state snapshot unusable; rebuilding it from the log");
+                (LogState::default(), Covers::NOTHING)
+            }
+        };
+        // Up to the head as it is now: under load the log grows meanwhile.
+        let head = store.head()?;
+        let mut next = Seq(covers.seq.0 + 1);
+        let mut batch: Vec<ledger::StoredRecord> = Vec::new();
+        'read: while next <= head.last_seq {
+            let chunk = store.read(next, BOOT_READ_RECORDS_MAX)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for stored in chunk {
+                if stored.record.seq > head.last_seq {
+                    break 'read;
+                }
+                next = Seq(stored.record.seq.0 + 1);
+                let last = stored.record.batch_index + 1 == stored.record.batch_len;
+                batch.push(stored);
+                if last {
+                    let events: Vec<Event> = batch.iter().map(|r| r.record.event.clone()).collect();
+                    state.apply_batch(&events)?;
+                    if let Some(end) = batch.last() {
+                        covers = Covers {
+                            seq: end.record.seq,
+                            hash: end.hash,
+                        };
+                    }
+                    batch.clear();
+                }
+            }
+        }
+        snapshot::write(&path, &state, covers)?;
+        self.log_state_snapshot_seq
+            .fetch_max(covers.seq.0, Ordering::SeqCst);
+        Ok(covers.seq)
+    }
+
+    /// The seq of the snapshot this start read the log state from, if it
+    /// read one (else the whole log was replayed).
+    pub fn log_state_booted_from_snapshot(&self) -> Option<Seq> {
+        self.log_state_from_snapshot
+    }
+
+    /// A digest of the state rebuilt from the log (epochs, purchases,
+    /// aggregates, totals): equal states give equal digests. For tests that
+    /// compare a start from a snapshot with a full replay.
+    pub fn log_state_fingerprint(&self) -> Result<[u8; 32], IssuerError> {
+        Ok(snapshot::fingerprint(&lock(&self.state))?)
     }
 
     /// Debug builds only: panics while holding the state lock, as a broken
@@ -1019,9 +1140,22 @@ impl IssuerCore {
 /// Calls `f` with every committed batch of `store`, in order.
 pub(crate) fn for_each_batch(
     store: &dyn EventStore,
+    f: impl FnMut(&[ledger::Record], &[Event]) -> Result<(), IssuerError>,
+) -> Result<(), IssuerError> {
+    for_each_batch_from(store, Seq(1), f)
+}
+
+/// [`for_each_batch`] from the batch holding `from` (its first record, if
+/// `from` falls inside one) to the log's end.
+pub(crate) fn for_each_batch_from(
+    store: &dyn EventStore,
+    from: Seq,
     mut f: impl FnMut(&[ledger::Record], &[Event]) -> Result<(), IssuerError>,
 ) -> Result<(), IssuerError> {
-    let mut next = Seq(1);
+    let mut next = match store.read(from, 1)?.first() {
+        Some(found) => Seq(found.record.seq.0 - u64::from(found.record.batch_index)),
+        None => return Ok(()),
+    };
     let mut records: Vec<ledger::Record> = Vec::new();
     loop {
         let chunk = store.read(next, BOOT_READ_RECORDS_MAX)?;
@@ -1089,13 +1223,22 @@ fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxI
 /// the records past `index_applied` (the transaction index answers for the
 /// rest); the shards (when not loaded from their checkpoint) and the
 /// `LogState` take every record.
+/// Returns how many records it applied to `state` (those past
+/// `state_covers`, what its snapshot already holds). Reads the log from the
+/// first batch one of the three still needs.
 fn boot_from_log(
     store: &dyn EventStore,
     shards: Option<&ShardSet>,
     (idempotency, index_applied): (&IdempotencyTable, Seq),
-    state: &mut LogState,
-) -> Result<(), IssuerError> {
-    for_each_batch(store, |records, events| {
+    (state, state_covers): (&mut LogState, Seq),
+) -> Result<u64, IssuerError> {
+    let needed_after = if shards.is_some() {
+        Seq(0)
+    } else {
+        index_applied.min(state_covers)
+    };
+    let mut n_state_records = 0u64;
+    for_each_batch_from(store, Seq(needed_after.0 + 1), |records, events| {
         for record in records {
             if record.seq > index_applied {
                 idempotency.apply_record(record);
@@ -1104,9 +1247,13 @@ fn boot_from_log(
                 shards.apply_logged(&record.event);
             }
         }
-        state.apply_batch(events)?;
+        if records.first().is_some_and(|r| r.seq > state_covers) {
+            state.apply_batch(events)?;
+            n_state_records += events.len() as u64;
+        }
         Ok(())
-    })
+    })?;
+    Ok(n_state_records)
 }
 
 /// Builds the batch of `tx` at `at` (the clock reading the transaction was
