@@ -368,6 +368,12 @@ impl Coordinator {
         };
         let appending = Instant::now();
         timings.record(Stage::StageBatch, appending.duration_since(staging));
+        // A stopped issuer appends nothing more: its memory is not trusted.
+        if let Err(stopped) = self.core.ensure_alive() {
+            self.abort(tx, &held).await;
+            on_pool(&self.pool, move |core| core.validation_failed(&staged)).await?;
+            return Err(stopped);
+        }
         // Nothing is acknowledged before this resolves: the batch is durable.
         let first_seq = match self.append(staged.batch.clone()).await {
             Ok(Ok(seq)) => seq,
