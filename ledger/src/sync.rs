@@ -38,3 +38,22 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         Err(_poisoned) => panic!("{POISONED_LOCK}"),
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    #[test]
+    fn a_lock_poisoned_by_a_panicking_holder_is_never_recovered() {
+        let mutex = Mutex::new(1u32);
+        let holder = catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = lock(&mutex);
+            *guard = 2;
+            panic!("a holder breaks an invariant halfway (test)");
+        }));
+        assert!(holder.is_err());
+        let later = catch_unwind(AssertUnwindSafe(|| *lock(&mutex)));
+        assert!(later.is_err(), "a poisoned lock was read as if whole");
+    }
+}
