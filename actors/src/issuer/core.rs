@@ -261,10 +261,19 @@ pub enum PurchaseStatus {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PurchaseState {
     pub amount: Amount,
+    /// What settling needs; dropped once the purchase is decided (settled
+    /// or rejected), so a decided purchase keeps only its amount and status.
+    pub to_settle: Option<PurchaseToSettle>,
+    pub status: PurchaseStatus,
+}
+
+/// What settling a pending purchase needs: the coins to mint, and whom to
+/// record as their holder unless anonymous.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PurchaseToSettle {
     pub spec: CoinSpec,
     pub anonymous: bool,
     pub purchaser: SealedIdentity,
-    pub status: PurchaseStatus,
 }
 
 /// State rebuilt from the log, other than the shards and idempotency;
@@ -310,9 +319,11 @@ impl LogState {
                         *purchase,
                         PurchaseState {
                             amount: *amount,
-                            spec: spec.clone(),
-                            anonymous: *anonymous,
-                            purchaser: purchaser.clone(),
+                            to_settle: Some(PurchaseToSettle {
+                                spec: spec.clone(),
+                                anonymous: *anonymous,
+                                purchaser: purchaser.clone(),
+                            }),
                             status: PurchaseStatus::Pending,
                         },
                     );
@@ -324,16 +335,20 @@ impl LogState {
                 } => {
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Settled(coins.clone());
+                        p.to_settle = None;
                     }
                 }
                 Event::PurchaseRejected { purchase, reason } => {
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Rejected(*reason);
+                        p.to_settle = None;
                     }
                 }
                 Event::PurchaseAcknowledged { purchase } => {
+                    // The coins leave memory with the acknowledgement.
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Acknowledged;
+                        p.to_settle = None;
                     }
                 }
                 Event::Aggregated { balance, amount } => {
