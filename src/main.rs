@@ -3,7 +3,9 @@
 //! outcomes to exit codes.
 //!
 //! Exit codes: 0 success (for `audit`: every rule holds); 1 the command ran and
-//! found a problem (for `audit`: a rule is broken); 2 an error stopped it.
+//! found a problem (for `audit`: a rule is broken); 2 an error stopped it;
+//! 70 (`issuer serve`) a broken invariant stopped the issuer (fail-stop:
+//! restart it, it recovers from its log).
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -48,6 +48,7 @@ use protocol::wire::purchase::{
 use protocol::wire::registration::{Certificate, RegisterRequest};
 
 use crate::bank::Bank;
+use crate::fail_stop::FailStop;
 use crate::issuer::payment::{Opened, Staged};
 use crate::issuer::{
     EpochInfo, IssuerConfig, IssuerCore, IssuerError, LOG_CHECKPOINT_EVERY_MS, PurchaseStatus,
@@ -68,6 +69,15 @@ struct CryptoWorker {
     core: Arc<IssuerCore>,
 }
 
+impl CryptoWorker {
+    /// A worker for the pool's thread this runs on, which it binds to the
+    /// issuer's fail-stop.
+    fn on_this_thread(core: &Arc<IssuerCore>) -> CryptoWorker {
+        core.fail_stop().guard_this_thread();
+        CryptoWorker { core: core.clone() }
+    }
+}
+
 impl Actor for CryptoWorker {
     type Context = SyncContext<Self>;
 }
@@ -84,10 +94,15 @@ impl<R: Send + 'static> Handler<Job<R>> for CryptoWorker {
 struct CoinShard {
     shards: ShardSet,
     idx: ShardIdx,
+    fail_stop: FailStop,
 }
 
 impl Actor for CoinShard {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.fail_stop.guard_this_thread();
+    }
 }
 
 /// Reserve `coins` (all of this shard) for `tx`, all or nothing.
@@ -196,6 +211,26 @@ async fn on_pool<R: Send + 'static>(
         .map_err(|_| IssuerError::Stopped)
 }
 
+/// A future whose panic is returned rather than unwound into the thread
+/// polling it (which belongs to whoever embeds the issuer).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
 impl Coordinator {
     fn shard(&self, idx: ShardIdx) -> &Addr<CoinShard> {
         &self.shards[usize::from(idx.0)]
@@ -229,8 +264,20 @@ impl Coordinator {
     }
 
     async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
+        self.core.ensure_alive()?;
         let started = Instant::now();
-        let answer = self.validate_timed(msg).await;
+        // This task runs on whichever thread polls it (the gateway's
+        // workers): a panic in it is caught here and stops the issuer, as it
+        // would on a thread the issuer owns.
+        let answer = match CatchUnwind(Box::pin(self.validate_timed(msg))).await {
+            Ok(answer) => answer,
+            Err(_panic) => {
+                self.core
+                    .fail_stop()
+                    .trip("a payment's coordinator task panicked");
+                self.core.ensure_alive().and(Err(IssuerError::Stopped))
+            }
+        };
         self.core
             .stage_timings()
             .record(Stage::Validation, started.elapsed());
@@ -321,6 +368,12 @@ impl Coordinator {
         };
         let appending = Instant::now();
         timings.record(Stage::StageBatch, appending.duration_since(staging));
+        // A stopped issuer appends nothing more: its memory is not trusted.
+        if let Err(stopped) = self.core.ensure_alive() {
+            self.abort(tx, &held).await;
+            on_pool(&self.pool, move |core| core.validation_failed(&staged)).await?;
+            return Err(stopped);
+        }
         // Nothing is acknowledged before this resolves: the batch is durable.
         let first_seq = match self.append(staged.batch.clone()).await {
             Ok(Ok(seq)) => seq,
@@ -354,11 +407,17 @@ impl Coordinator {
         let mut n_left = 0;
         for idx in targets {
             let issued = issued_by_shard.remove(&idx).unwrap_or_default();
-            n_left += self
-                .shard(idx)
-                .send(CommitShard { tx, issued })
-                .await
-                .map_err(|_| IssuerError::Stopped)?;
+            match self.shard(idx).send(CommitShard { tx, issued }).await {
+                Ok(n) => n_left += n,
+                Err(_) => {
+                    // The batch is durable and a shard cannot take it: the
+                    // shards no longer match the log.
+                    self.core
+                        .fail_stop()
+                        .trip("a coin shard stopped after a durable batch");
+                    return Err(IssuerError::Stopped);
+                }
+            }
         }
         assert_eq!(
             n_left, staged.n_inputs,
@@ -410,6 +469,24 @@ struct Housekeeper {
     period: Duration,
     /// Runs so far, to ask for a checkpoint every few.
     n_runs: u64,
+    /// Test hook of debug builds ([`BREAK_INVARIANT_ENV`]): the run at
+    /// which the housekeeper breaks an invariant on purpose.
+    break_invariant_at_run: Option<u64>,
+}
+
+/// Debug builds only: an issuer started with this variable set to `N`
+/// breaks an invariant on purpose at its `N`th housekeeping run (a panic
+/// on the housekeeper's thread while it holds the state lock), so the
+/// fail-stop of a serving process can be tested end to end. Release builds
+/// neither read it nor contain the code it triggers.
+pub const BREAK_INVARIANT_ENV: &str = "VC_TEST_BREAK_INVARIANT_AT_RUN";
+
+fn break_invariant_at_run() -> Option<u64> {
+    if cfg!(debug_assertions) {
+        std::env::var(BREAK_INVARIANT_ENV).ok()?.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Housekeeping runs between two log checkpoints it asks for.
@@ -425,7 +502,17 @@ impl Actor for Housekeeper {
         ctx.run_interval(self.period, |this, _| {
             this.n_runs += 1;
             let seal = this.n_runs % HOUSEKEEPING_RUNS_PER_CHECKPOINT == 0;
+            let break_invariant = this.break_invariant_at_run == Some(this.n_runs);
             this.pool.do_send(Job(Box::new(move |core: &IssuerCore| {
+                if core.ensure_alive().is_err() {
+                    return;
+                }
+                #[cfg(debug_assertions)]
+                if break_invariant {
+                    core.break_invariant_for_tests();
+                }
+                #[cfg(not(debug_assertions))]
+                let _ = break_invariant;
                 if let Err(e) = core.settle_pending_purchases() {
                     tracing::warn!(error = %e, "settling purchases failed");
                 }
@@ -440,6 +527,9 @@ impl Actor for Housekeeper {
                 }
                 if let Err(e) = core.checkpoint_tx_index() {
                     tracing::warn!(error = %e, "transaction-index checkpoint failed");
+                }
+                if let Err(e) = core.checkpoint_log_state() {
+                    tracing::warn!(error = %e, "log-state checkpoint failed");
                 }
                 if seal && let Err(e) = core.seal_log() {
                     tracing::error!(error = %e, "signing a log checkpoint failed");
@@ -479,7 +569,7 @@ impl Issuer {
         let core = Arc::new(IssuerCore::open(config, bank)?);
         let pool = {
             let core = core.clone();
-            SyncArbiter::start(n_workers, move || CryptoWorker { core: core.clone() })
+            SyncArbiter::start(n_workers, move || CryptoWorker::on_this_thread(&core))
         };
         // Housekeeping gets a thread of its own: it signs a log checkpoint
         // (RSA) and makes durable writes (log, coin status, sessions) every
@@ -491,12 +581,13 @@ impl Issuer {
         // validation's decryption; it is never urgent to the millisecond.
         let chores = {
             let core = core.clone();
-            SyncArbiter::start(1, move || CryptoWorker { core: core.clone() })
+            SyncArbiter::start(1, move || CryptoWorker::on_this_thread(&core))
         };
         let housekeeper = Housekeeper {
             pool: chores,
             period: Duration::from_millis(HOUSEKEEPING_PERIOD_MS),
             n_runs: 0,
+            break_invariant_at_run: break_invariant_at_run(),
         }
         .start();
         let shard_set = core.shards().clone();
@@ -505,6 +596,7 @@ impl Issuer {
                 CoinShard {
                     shards: shard_set.clone(),
                     idx: ShardIdx(i),
+                    fail_stop: core.fail_stop().clone(),
                 }
                 .start()
             })
@@ -514,7 +606,10 @@ impl Issuer {
         let log_arbiter = Arbiter::new();
         let log = {
             let core = core.clone();
-            LogWriter::start_in_arbiter(&log_arbiter.handle(), move |_| LogWriter { core })
+            LogWriter::start_in_arbiter(&log_arbiter.handle(), move |_| {
+                core.fail_stop().guard_this_thread();
+                LogWriter { core }
+            })
         };
         let coordinator = Coordinator {
             pool: pool.clone(),
@@ -540,6 +635,7 @@ impl Issuer {
         &self,
         step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
     ) -> Result<R, IssuerError> {
+        self.core.ensure_alive()?;
         on_pool(&self.pool, step).await
     }
 
@@ -654,6 +750,14 @@ impl Issuer {
         msg: protocol::wire::cash_out::CashOutRequest,
     ) -> Result<protocol::wire::cash_out::CashOutReceipt, IssuerError> {
         self.run(move |core| core.cash_out(&msg)).await?
+    }
+
+    /// Debug builds only: breaks an invariant on a crypto worker (see
+    /// [`IssuerCore::break_invariant_for_tests`]); fail-stop tests.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub async fn break_invariant_for_tests(&self) -> Result<(), IssuerError> {
+        self.run(|core| core.break_invariant_for_tests()).await
     }
 
     /// Redeems part of a merchant's aggregated balance.

@@ -558,7 +558,7 @@ impl SoftCash for CardAgency<'_> {
             return Err(SoftCashError::InvalidCoins("no coins".into()));
         }
         {
-            let mint = self.core.mint.read().unwrap_or_else(|p| p.into_inner());
+            let mint = self.core.mint.read().expect(ledger::sync::POISONED_LOCK);
             if coins.iter().any(|c| mint.check(c).is_err()) {
                 return Err(SoftCashError::InvalidCoins(
                     "a coin's tag does not check".into(),

@@ -14,6 +14,8 @@
 //!   over those cores, with the commit path, rebuilt from the log at start.
 //! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
 //!   stage of a validation and of each durable commit (`/metrics`, bench).
+//! - [`fail_stop`]: [`FailStop`], what a broken invariant does (stop the
+//!   issuer, or exit its process); no poisoned lock is recovered.
 //! - [`actors`]: the actix shell and the [`Issuer`] handle (one async method
 //!   per protocol step) that the gateway calls.
 //!
@@ -27,6 +29,8 @@ pub mod bank;
 #[cfg(not(loom))]
 pub mod card_agency;
 pub mod constants;
+#[cfg(not(loom))]
+pub mod fail_stop;
 pub mod idempotency;
 #[cfg(not(loom))]
 pub mod issuer;
@@ -39,6 +43,8 @@ pub use actors::Issuer;
 pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, StatementKind};
 #[cfg(not(loom))]
 pub use card_agency::{CardAgency, CardAgencyError};
+#[cfg(not(loom))]
+pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(not(loom))]
 pub use issuer::{

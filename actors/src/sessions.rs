@@ -513,7 +513,7 @@ impl SessionStore {
         let sent = self
             .sender
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .expect(ledger::sync::POISONED_LOCK)
             .send(Message::Write { write, reply });
         if let Err(returned) = sent
             && let Message::Write { reply, .. } = returned.0
@@ -695,11 +695,15 @@ impl Drop for SessionStore {
     fn drop(&mut self) {
         // The writer commits everything queued before the stop, then exits;
         // joining it closes the file before a reopen.
-        let _ = self
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Message::Stop);
+        // A poisoned sender (a panic while sending) is not recovered, nor
+        // joined: the writer stops when the channel hangs up, as the store's
+        // fields drop.
+        match self.sender.lock() {
+            Ok(sender) => {
+                let _ = sender.send(Message::Stop);
+            }
+            Err(_poisoned) => return,
+        }
         if let Some(writer) = self.writer.take()
             && writer.join().is_err()
         {

@@ -608,7 +608,16 @@ mod tests {
             shard.commit(TxId::random(), &[coins[0]])
         }));
         assert!(again.is_err(), "a spent coin id came back to life");
-        assert!(!shard.is_unspent(&coins[0].id));
+        // The assertion fired under the shard's lock: the shard is trusted
+        // no more, and every later use escalates to the issuer's fail-stop
+        // instead of reading it.
+        let after = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shard.is_unspent(&coins[0].id)
+        }));
+        assert!(
+            after.is_err(),
+            "a shard poisoned by a broken invariant was read"
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Sources {
         f: impl FnOnce(&mut SourceState, &SourceLimits) -> T,
     ) -> Option<T> {
         let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.table.lock().expect(ledger::sync::POISONED_LOCK);
         if !table.contains_key(&source) && table.len() >= SOURCES_TRACKED_MAX {
             let limits = self.limits;
             table.retain(|_, s| {
@@ -243,7 +243,7 @@ impl Sources {
 
     /// Sources tracked now (for `/metrics`).
     pub(crate) fn n_tracked(&self) -> usize {
-        self.table.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.table.lock().expect(ledger::sync::POISONED_LOCK).len()
     }
 }
 

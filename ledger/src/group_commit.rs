@@ -192,7 +192,7 @@ impl<S: EventStore + 'static> GroupCommit<S> {
             while state.queued_batches >= self.config.queue_batches_max && !state.poisoned {
                 state = match self.shared.space.wait(state) {
                     Ok(g) => g,
-                    Err(poisoned) => poisoned.into_inner(),
+                    Err(_poisoned) => panic!("{}", crate::sync::POISONED_LOCK),
                 };
             }
             if state.poisoned {
@@ -284,7 +284,12 @@ struct PoisonOnUnwind<'a>(&'a Shared);
 impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            lock(&self.0.state).poisoned = true;
+            // Not `lock`: a second panic while unwinding would abort. A
+            // state lock poisoned by this very panic needs no flag: every
+            // later `lock` of it panics, and the owner's fail-stop acts.
+            if let Ok(mut state) = self.0.state.lock() {
+                state.poisoned = true;
+            }
             self.0.space.notify_all();
         }
     }

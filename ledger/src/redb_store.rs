@@ -357,7 +357,7 @@ struct CopyOnWrite {
 }
 
 fn lock_of<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.lock().expect(crate::sync::POISONED_LOCK)
 }
 
 impl redb::StorageBackend for CopyOnWrite {

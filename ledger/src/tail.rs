@@ -34,7 +34,7 @@ impl HeadWatch {
     fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
         match self.inner.0.lock() {
             Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+            Err(_poisoned) => panic!("{}", crate::sync::POISONED_LOCK),
         }
     }
 
@@ -65,7 +65,7 @@ impl HeadWatch {
             }
             last = match self.inner.1.wait_timeout(last, deadline - now) {
                 Ok((g, _)) => g,
-                Err(poisoned) => poisoned.into_inner().0,
+                Err(_poisoned) => panic!("{}", crate::sync::POISONED_LOCK),
             };
         }
         Seq(*last)

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
+use actors::{FailStopPolicy, IssuerConfig};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use gateway::{
@@ -541,9 +541,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
-    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, bank.clone());
+    let mut issuer_config = file.issuer_config(&args.dir)?;
+    // This process is the issuer: a broken invariant anywhere in it (any
+    // thread, a poisoned lock) exits it non-zero, for its supervisor to
+    // restart it from the log.
+    issuer_config.fail_stop = FailStopPolicy::ExitProcess;
+    let runtime = IssuerRuntime::start(issuer_config, bank.clone());
     super::common::finish(bar);
     let runtime = runtime.context("starting the issuer")?;
+    runtime.issuer().core().fail_stop().guard_whole_process();
     let mut config = ServerConfig::new(listen);
     config.operators = Arc::new(file.operator_auth(&args.dir)?);
     config.metrics_token = file.scrape_token()?;

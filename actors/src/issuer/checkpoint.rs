@@ -111,7 +111,8 @@ impl IssuerCore {
 /// moments are signed too. A crashed issuer (crash tests) writes nothing.
 impl Drop for IssuerCore {
     fn drop(&mut self) {
-        if self.has_crashed() {
+        // A stopped issuer signs nothing more: its memory is not trusted.
+        if self.has_crashed() || self.fail_stop.is_stopped() {
             return;
         }
         if let Err(e) = self.seal_log() {

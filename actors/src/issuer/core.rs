@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ledger::sync::lock;
@@ -28,7 +28,11 @@ use protocol::flows::FlowError;
 use protocol::mint::{Mint, MintError};
 
 use crate::bank::{Bank, BankError};
+use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
+use crate::issuer::log_state_checkpoint::{
+    self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
+};
 use crate::issuer::log_stats::{CountedLog, LogCommitStats};
 use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
@@ -112,6 +116,9 @@ pub struct IssuerConfig {
     /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
     /// the coin-status checkpoint makes before it stops).
     pub crash_after_passes: u32,
+    /// What a broken invariant does: stop this issuer (default) or exit
+    /// the process (`varietycash issuer serve`). See [`crate::fail_stop`].
+    pub fail_stop: FailStopPolicy,
 }
 
 /// A point of the commit path where a crash test stops the issuer: the
@@ -173,6 +180,7 @@ impl IssuerConfig {
             memory_log: None,
             crash_at: None,
             crash_after_passes: 0,
+            fail_stop: FailStopPolicy::StopIssuer,
         }
     }
 }
@@ -230,21 +238,27 @@ pub enum IssuerError {
     Index(#[from] IndexError),
     #[error("money: {0}")]
     Money(#[from] ledger::MoneyError),
+    #[error("log-state snapshot: {0}")]
+    LogStateSnapshot(#[from] SnapshotError),
     #[error("the issuer's actors have stopped")]
     Stopped,
     #[error("stopped at a crash point (crash tests)")]
     Crashed,
+    /// An invariant broke (a panic in one of the issuer's threads, a
+    /// poisoned lock): the issuer is dead until restarted from its log.
+    #[error("the issuer stopped on a broken invariant ({0}); restart it from its log")]
+    FailStopped(String),
 }
 
 /// A mint key epoch as the log opened it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EpochInfo {
     pub coins_expire_at: Timestamp,
     pub grace_ends_at: Timestamp,
 }
 
 /// Where a purchase stands, rebuilt from the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PurchaseStatus {
     Pending,
     Settled(Vec<CoinBody>),
@@ -253,16 +267,27 @@ pub enum PurchaseStatus {
 }
 
 /// One purchase as the log knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PurchaseState {
     pub amount: Amount,
-    pub spec: CoinSpec,
-    pub anonymous: bool,
-    pub purchaser: SealedIdentity,
+    /// What settling needs; dropped once the purchase is decided (settled
+    /// or rejected), so a decided purchase keeps only its amount and status.
+    pub to_settle: Option<PurchaseToSettle>,
     pub status: PurchaseStatus,
 }
 
-/// State rebuilt from the log, other than the shards and idempotency.
+/// What settling a pending purchase needs: the coins to mint, and whom to
+/// record as their holder unless anonymous.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PurchaseToSettle {
+    pub spec: CoinSpec,
+    pub anonymous: bool,
+    pub purchaser: SealedIdentity,
+}
+
+/// State rebuilt from the log, other than the shards and idempotency;
+/// checkpointed in `log-state.snapshot` ([`super::log_state_checkpoint`]),
+/// so a start replays only the log past the snapshot.
 #[derive(Debug, Default)]
 pub(crate) struct LogState {
     pub epochs: BTreeMap<KeyEpoch, EpochInfo>,
@@ -274,7 +299,7 @@ pub(crate) struct LogState {
 impl LogState {
     /// Applies one committed batch. The conservation check is the auditor's
     /// rule; a log that breaks it is refused at boot.
-    fn apply_batch(&mut self, events: &[Event]) -> Result<(), ConservationError> {
+    pub(crate) fn apply_batch(&mut self, events: &[Event]) -> Result<(), ConservationError> {
         self.totals.apply(&Flows::of(events))?;
         for event in events {
             match event {
@@ -303,9 +328,11 @@ impl LogState {
                         *purchase,
                         PurchaseState {
                             amount: *amount,
-                            spec: spec.clone(),
-                            anonymous: *anonymous,
-                            purchaser: purchaser.clone(),
+                            to_settle: Some(PurchaseToSettle {
+                                spec: spec.clone(),
+                                anonymous: *anonymous,
+                                purchaser: purchaser.clone(),
+                            }),
                             status: PurchaseStatus::Pending,
                         },
                     );
@@ -317,16 +344,20 @@ impl LogState {
                 } => {
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Settled(coins.clone());
+                        p.to_settle = None;
                     }
                 }
                 Event::PurchaseRejected { purchase, reason } => {
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Rejected(*reason);
+                        p.to_settle = None;
                     }
                 }
                 Event::PurchaseAcknowledged { purchase } => {
+                    // The coins leave memory with the acknowledgement.
                     if let Some(p) = self.purchases.get_mut(purchase) {
                         p.status = PurchaseStatus::Acknowledged;
+                        p.to_settle = None;
                     }
                 }
                 Event::Aggregated { balance, amount } => {
@@ -366,6 +397,10 @@ pub struct IssuerCore {
     pub(crate) sessions: SessionStore,
     pub(crate) bank: Arc<dyn Bank>,
     pub(crate) state: Mutex<LogState>,
+    /// The log seq the last log-state snapshot covers (0: none), and
+    /// whether this start read the state from one.
+    log_state_snapshot_seq: AtomicU64,
+    log_state_from_snapshot: Option<Seq>,
     /// Serializes epoch rotation (mint file + log event).
     pub(crate) epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
@@ -374,6 +409,8 @@ pub struct IssuerCore {
     /// the issuer has stopped there (it is then dead).
     crash_passes: AtomicU32,
     crashed: AtomicBool,
+    /// Trips when an invariant breaks; then every request is refused.
+    pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
     pub(crate) timings: Arc<StageTimings>,
 }
@@ -399,6 +436,12 @@ fn load_or_create_key(path: &Path, bits: usize) -> Result<SecretKey, IssuerError
 /// Records read from the log per call at boot.
 const BOOT_READ_RECORDS_MAX: usize = 4096;
 
+/// The log-state snapshot is rewritten once the log has grown this many
+/// records past it (by the housekeeper, or at a start that replayed that
+/// many): a start replays at most about this many records of state, plus
+/// what came since the last housekeeping run.
+pub const LOG_STATE_SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
+
 impl IssuerCore {
     /// Opens the issuer in `config.dir` (creating its files on first start),
     /// rebuilds its state from the log, and opens a key epoch if none is
@@ -408,6 +451,10 @@ impl IssuerCore {
         // bank accounts: only the issuer's own user may enter its directory
         // (and each file in it is 0600 on its own, for copies and backups).
         ledger::private_file::create_private_dir(&config.dir)?;
+        // A fresh switch per start: a restarted issuer is alive again.
+        let fail_stop = FailStop::new(config.fail_stop);
+        // The thread that boots the issuer replays its log under its invariants.
+        fail_stop.guard_this_thread();
         let dir = config.dir.clone();
         let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
         // The user-index key pair belongs to the projections; the issuer
@@ -453,14 +500,40 @@ impl IssuerCore {
         let tx_index = Arc::new(open_tx_index(&dir.join("tx-index.redb"), store.as_ref())?);
         let index_applied = tx_index.applied_seq().map_err(IndexError::from)?;
         let idempotency = IdempotencyTable::with_index(tx_index.clone());
-        let mut state = LogState::default();
+        // The state rebuilt from the log starts from its snapshot, if one
+        // of this log is there; a missing or unusable one means a full replay.
+        let snapshot_path = dir.join(LOG_STATE_SNAPSHOT_FILE);
+        let (mut state, covers) = match snapshot::read(&snapshot_path, store.as_ref()) {
+            Ok(Some(found)) => found,
+            Ok(None) => (LogState::default(), Covers::NOTHING),
+            Err(e) => {
+                tracing::warn!(error = %e, "log-state snapshot unusable; rebuilding from the log");
+                (LogState::default(), Covers::NOTHING)
+            }
+        };
+        let log_state_from_snapshot = (covers.seq > Seq(0)).then_some(covers.seq);
         let replay_shards = (!shards_loaded).then_some(&shards);
-        boot_from_log(
+        let n_state_records = boot_from_log(
             store.as_ref(),
             replay_shards,
             (&idempotency, index_applied),
-            &mut state,
+            (&mut state, covers.seq),
         )?;
+        // Booting is the one moment the state matches the log head exactly
+        // (nothing commits yet): a long tail is checkpointed now, so the
+        // next start does not replay it again.
+        let mut log_state_snapshot_seq = covers.seq;
+        if n_state_records >= LOG_STATE_SNAPSHOT_EVERY_RECORDS {
+            let head = store.head()?;
+            let covers = Covers {
+                seq: head.last_seq,
+                hash: head.last_hash,
+            };
+            match snapshot::write(&snapshot_path, &state, covers) {
+                Ok(()) => log_state_snapshot_seq = head.last_seq,
+                Err(e) => tracing::warn!(error = %e, "writing the log-state snapshot failed"),
+            }
+        }
         let timings = Arc::new(StageTimings::default());
         let log = GroupCommit::start_sealed(
             Arc::new(CountedLog::new(store, timings.clone())),
@@ -488,10 +561,13 @@ impl IssuerCore {
             )?,
             bank,
             state: Mutex::new(state),
+            log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
+            log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
             aggregate_lock: Mutex::new(()),
             crash_passes: AtomicU32::new(0),
             crashed: AtomicBool::new(false),
+            fail_stop,
             timings,
             config,
         };
@@ -532,6 +608,106 @@ impl IssuerCore {
     fn stop_dead(&self, point: CrashPoint) {
         self.crashed.store(true, Ordering::SeqCst);
         tracing::warn!(?point, "stopped at the crash point (crash test)");
+    }
+
+    /// `Ok` while the issuer is alive; [`IssuerError::FailStopped`] once an
+    /// invariant broke. Every request and every commit asks first.
+    pub fn ensure_alive(&self) -> Result<(), IssuerError> {
+        match self.fail_stop.stopped_because() {
+            None => Ok(()),
+            Some(reason) => Err(IssuerError::FailStopped(reason.to_owned())),
+        }
+    }
+
+    /// The issuer's fail-stop switch (for the threads it owns to bind).
+    pub fn fail_stop(&self) -> &FailStop {
+        &self.fail_stop
+    }
+
+    /// Checkpoints the state rebuilt from the log once the log has grown
+    /// [`LOG_STATE_SNAPSHOT_EVERY_RECORDS`] past the last snapshot (the
+    /// housekeeper): see [`IssuerCore::checkpoint_log_state_now`].
+    pub fn checkpoint_log_state(&self) -> Result<Seq, IssuerError> {
+        let last = self.log_state_snapshot_seq.load(Ordering::SeqCst);
+        let head = self.store().head()?;
+        if head.last_seq.0 < last.saturating_add(LOG_STATE_SNAPSHOT_EVERY_RECORDS) {
+            return Ok(Seq(last));
+        }
+        self.checkpoint_log_state_now()
+    }
+
+    /// Writes a new log-state snapshot: the last one (or nothing, if it is
+    /// missing or unusable) with the log's tail past it applied, built from
+    /// the log alone, not from the live state (commits apply to the live
+    /// state in the order their acknowledgements arrive, not in log order).
+    /// Returns the seq it covers.
+    pub fn checkpoint_log_state_now(&self) -> Result<Seq, IssuerError> {
+        let path = self.config.dir.join(LOG_STATE_SNAPSHOT_FILE);
+        let store = self.store().as_ref();
+        let (mut state, mut covers) = match snapshot::read(&path, store) {
+            Ok(Some(found)) => found,
+            Ok(None) => (LogState::default(), Covers::NOTHING),
+            Err(e) => {
+                tracing::warn!(error = %e, "log-state snapshot unusable; rebuilding it from the log");
+                (LogState::default(), Covers::NOTHING)
+            }
+        };
+        // Up to the head as it is now: under load the log grows meanwhile.
+        let head = store.head()?;
+        let mut next = Seq(covers.seq.0 + 1);
+        let mut batch: Vec<ledger::StoredRecord> = Vec::new();
+        'read: while next <= head.last_seq {
+            let chunk = store.read(next, BOOT_READ_RECORDS_MAX)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for stored in chunk {
+                if stored.record.seq > head.last_seq {
+                    break 'read;
+                }
+                next = Seq(stored.record.seq.0 + 1);
+                let last = stored.record.batch_index + 1 == stored.record.batch_len;
+                batch.push(stored);
+                if last {
+                    let events: Vec<Event> = batch.iter().map(|r| r.record.event.clone()).collect();
+                    state.apply_batch(&events)?;
+                    if let Some(end) = batch.last() {
+                        covers = Covers {
+                            seq: end.record.seq,
+                            hash: end.hash,
+                        };
+                    }
+                    batch.clear();
+                }
+            }
+        }
+        snapshot::write(&path, &state, covers)?;
+        self.log_state_snapshot_seq
+            .fetch_max(covers.seq.0, Ordering::SeqCst);
+        Ok(covers.seq)
+    }
+
+    /// The seq of the snapshot this start read the log state from, if it
+    /// read one (else the whole log was replayed).
+    pub fn log_state_booted_from_snapshot(&self) -> Option<Seq> {
+        self.log_state_from_snapshot
+    }
+
+    /// A digest of the state rebuilt from the log (epochs, purchases,
+    /// aggregates, totals): equal states give equal digests. For tests that
+    /// compare a start from a snapshot with a full replay.
+    pub fn log_state_fingerprint(&self) -> Result<[u8; 32], IssuerError> {
+        Ok(snapshot::fingerprint(&lock(&self.state))?)
+    }
+
+    /// Debug builds only: panics while holding the state lock, as a broken
+    /// invariant would (an `assert!` after a durable batch), poisoning it.
+    /// Fail-stop tests call it; release builds do not contain it.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn break_invariant_for_tests(&self) {
+        let _state = lock(&self.state);
+        panic!("an invariant broken on purpose (fail-stop test hook)");
     }
 
     /// Whether the issuer has stopped at its crash point (crash tests).
@@ -662,7 +838,7 @@ impl IssuerCore {
             None => KeyEpoch(1),
         };
         {
-            let mut mint = self.mint.write().unwrap_or_else(|p| p.into_inner());
+            let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
             if !mint.has_epoch(next) {
                 mint.open_epoch(next)?;
             }
@@ -686,7 +862,7 @@ impl IssuerCore {
 
     /// The tag-bearing coin for `body`.
     pub(crate) fn tagged(&self, body: CoinBody) -> Result<ledger::Coin, IssuerError> {
-        let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+        let mint = self.mint.read().expect(ledger::sync::POISONED_LOCK);
         Ok(ledger::Coin {
             body,
             tag: mint.tag(&body)?,
@@ -753,6 +929,10 @@ impl IssuerCore {
             // A dead issuer writes nothing more (crash tests).
             self.shards.abort(tx);
             return Err(IssuerError::Crashed);
+        }
+        if let Err(e) = self.ensure_alive() {
+            self.shards.abort(tx);
+            return Err(e);
         }
         let batch = match stage_batch(tx, self.now(), events) {
             Ok(batch) => batch,
@@ -993,9 +1173,22 @@ impl IssuerCore {
 /// Calls `f` with every committed batch of `store`, in order.
 pub(crate) fn for_each_batch(
     store: &dyn EventStore,
+    f: impl FnMut(&[ledger::Record], &[Event]) -> Result<(), IssuerError>,
+) -> Result<(), IssuerError> {
+    for_each_batch_from(store, Seq(1), f)
+}
+
+/// [`for_each_batch`] from the batch holding `from` (its first record, if
+/// `from` falls inside one) to the log's end.
+pub(crate) fn for_each_batch_from(
+    store: &dyn EventStore,
+    from: Seq,
     mut f: impl FnMut(&[ledger::Record], &[Event]) -> Result<(), IssuerError>,
 ) -> Result<(), IssuerError> {
-    let mut next = Seq(1);
+    let mut next = match store.read(from, 1)?.first() {
+        Some(found) => Seq(found.record.seq.0 - u64::from(found.record.batch_index)),
+        None => return Ok(()),
+    };
     let mut records: Vec<ledger::Record> = Vec::new();
     loop {
         let chunk = store.read(next, BOOT_READ_RECORDS_MAX)?;
@@ -1063,13 +1256,22 @@ fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxI
 /// the records past `index_applied` (the transaction index answers for the
 /// rest); the shards (when not loaded from their checkpoint) and the
 /// `LogState` take every record.
+/// Returns how many records it applied to `state` (those past
+/// `state_covers`, what its snapshot already holds). Reads the log from the
+/// first batch one of the three still needs.
 fn boot_from_log(
     store: &dyn EventStore,
     shards: Option<&ShardSet>,
     (idempotency, index_applied): (&IdempotencyTable, Seq),
-    state: &mut LogState,
-) -> Result<(), IssuerError> {
-    for_each_batch(store, |records, events| {
+    (state, state_covers): (&mut LogState, Seq),
+) -> Result<u64, IssuerError> {
+    let needed_after = if shards.is_some() {
+        Seq(0)
+    } else {
+        index_applied.min(state_covers)
+    };
+    let mut n_state_records = 0u64;
+    for_each_batch_from(store, Seq(needed_after.0 + 1), |records, events| {
         for record in records {
             if record.seq > index_applied {
                 idempotency.apply_record(record);
@@ -1078,9 +1280,13 @@ fn boot_from_log(
                 shards.apply_logged(&record.event);
             }
         }
-        state.apply_batch(events)?;
+        if records.first().is_some_and(|r| r.seq > state_covers) {
+            state.apply_batch(events)?;
+            n_state_records += events.len() as u64;
+        }
         Ok(())
-    })
+    })?;
+    Ok(n_state_records)
 }
 
 /// Builds the batch of `tx` at `at` (the clock reading the transaction was

@@ -19,7 +19,7 @@ impl IssuerCore {
             .current_epoch()
             .map_or(KeyEpoch(1), |(epoch, _)| KeyEpoch(epoch.0 + 1));
         {
-            let mut mint = self.mint.write().unwrap_or_else(|p| p.into_inner());
+            let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
             if !mint.has_epoch(next) {
                 mint.open_epoch(next)?;
             }

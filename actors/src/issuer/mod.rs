@@ -7,6 +7,7 @@ mod cash_out;
 mod checkpoint;
 pub mod core;
 mod epoch;
+pub mod log_state_checkpoint;
 pub mod log_stats;
 pub mod participants;
 pub mod payment;
@@ -22,5 +23,6 @@ pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
 };
+pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

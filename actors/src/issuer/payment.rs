@@ -311,7 +311,7 @@ impl IssuerCore {
             },
         };
         let bad_tags: Vec<CoinId> = {
-            let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+            let mint = self.mint.read().expect(ledger::sync::POISONED_LOCK);
             opened
                 .coins
                 .iter()

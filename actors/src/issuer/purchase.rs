@@ -349,6 +349,9 @@ impl IssuerCore {
         if state.status != PurchaseStatus::Pending {
             return Ok(state.status);
         }
+        let Some(to_settle) = state.to_settle else {
+            return Ok(state.status);
+        };
         let (tx, events, issued) = match self.bank.debit_status(purchase)? {
             DebitStatus::Pending => return Ok(PurchaseStatus::Pending),
             DebitStatus::Rejected(reason) => (
@@ -357,8 +360,8 @@ impl IssuerCore {
                 Vec::new(),
             ),
             DebitStatus::Settled => {
-                let bodies = self.mint_bodies(&state.spec)?;
-                let holder = (!state.anonymous).then(|| state.purchaser.clone());
+                let bodies = self.mint_bodies(&to_settle.spec)?;
+                let holder = (!to_settle.anonymous).then(|| to_settle.purchaser.clone());
                 (
                     purchase_tx("vc/tx/purchase-settled", purchase),
                     vec![
@@ -376,7 +379,7 @@ impl IssuerCore {
                 )
             }
         };
-        let holder_coins: Vec<ledger::CoinId> = if state.anonymous {
+        let holder_coins: Vec<ledger::CoinId> = if to_settle.anonymous {
             Vec::new()
         } else {
             issued.iter().map(|c| c.id).collect()

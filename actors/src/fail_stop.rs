@@ -1,0 +1,161 @@
+//! Fail-stop: what the issuer does when one of its invariants breaks. A
+//! panic in a thread the issuer owns (a crypto worker, the housekeeper, the
+//! log writer's arbiter, a coin shard's thread, a coordinator task) or a
+//! poisoned lock (a panic while holding it) means its memory can no longer
+//! be trusted; the issuer stops as a whole and is restarted from its log,
+//! never kept serving with one thread gone or a lock silently recovered.
+//!
+//! How it stops is the [`FailStopPolicy`] of its `IssuerConfig`:
+//! [`FailStopPolicy::ExitProcess`] (the `varietycash issuer serve` process)
+//! logs the reason at error level and exits with [`FAIL_STOP_EXIT_CODE`];
+//! [`FailStopPolicy::StopIssuer`] (the default: tests, the demo, an issuer
+//! embedded in another process) marks that issuer dead, and every later
+//! request is refused with `IssuerError::FailStopped`, so a test sees a
+//! typed error and the process hosting it carries on.
+//!
+//! Panics reach a [`FailStop`] through one process-wide panic hook: each
+//! thread the issuer owns is bound to its issuer's `FailStop`
+//! ([`FailStop::guard_this_thread`]), and a process that is wholly an issuer
+//! binds every thread at once ([`FailStop::guard_whole_process`]).
+
+use std::cell::RefCell;
+use std::sync::{Arc, Once, OnceLock};
+
+/// The exit code of an issuer process stopped by a broken invariant
+/// (`EX_SOFTWARE` of sysexits.h: an internal software error).
+pub const FAIL_STOP_EXIT_CODE: i32 = 70;
+
+/// What a broken invariant does to the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailStopPolicy {
+    /// Mark this issuer dead; every later request gets
+    /// `IssuerError::FailStopped`. The process goes on (library use).
+    #[default]
+    StopIssuer,
+    /// Log and exit the process with [`FAIL_STOP_EXIT_CODE`] (the issuer's
+    /// own process: its supervisor restarts it from the log).
+    ExitProcess,
+}
+
+/// One issuer's fail-stop switch. Clones share it; it trips once.
+#[derive(Debug, Clone)]
+pub struct FailStop {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policy: FailStopPolicy,
+    reason: OnceLock<String>,
+}
+
+thread_local! {
+    /// The issuer that owns this thread, if any.
+    static OWNER: RefCell<Option<FailStop>> = const { RefCell::new(None) };
+}
+
+/// The issuer that owns every thread of this process, if the process is one.
+static WHOLE_PROCESS: OnceLock<FailStop> = OnceLock::new();
+static HOOK: Once = Once::new();
+
+impl FailStop {
+    /// A switch not tripped yet, acting by `policy` when it trips.
+    pub fn new(policy: FailStopPolicy) -> FailStop {
+        install_panic_hook();
+        FailStop {
+            inner: Arc::new(Inner {
+                policy,
+                reason: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Stops the issuer: logs `reason` at error level, then exits the
+    /// process or marks the issuer dead, by its policy. Later trips only log.
+    pub fn trip(&self, reason: &str) {
+        let first = self.inner.reason.set(reason.to_owned()).is_ok();
+        tracing::error!(
+            reason,
+            policy = ?self.inner.policy,
+            "broken invariant: the issuer stops (fail-stop); restart it from its log"
+        );
+        if first && self.inner.policy == FailStopPolicy::ExitProcess {
+            // Not `abort`: exit flushes the standard streams, so the reason
+            // above reaches the operator's log.
+            std::process::exit(FAIL_STOP_EXIT_CODE);
+        }
+    }
+
+    /// Why the issuer stopped, if it has.
+    pub fn stopped_because(&self) -> Option<&str> {
+        self.inner.reason.get().map(String::as_str)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.inner.reason.get().is_some()
+    }
+
+    /// A panic on this thread from now on trips this switch.
+    pub fn guard_this_thread(&self) {
+        let me = self.clone();
+        OWNER.with(|owner| *owner.borrow_mut() = Some(me));
+    }
+
+    /// A panic on any thread of this process trips this switch (the first
+    /// switch to ask keeps the process). For a process that is the issuer.
+    pub fn guard_whole_process(&self) {
+        let _ = WHOLE_PROCESS.set(self.clone());
+    }
+}
+
+/// Chains a hook after the one already installed (which prints the panic),
+/// once per process.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let owner = OWNER
+                .try_with(|owner| owner.borrow().clone())
+                .ok()
+                .flatten()
+                .or_else(|| WHOLE_PROCESS.get().cloned());
+            if let Some(fail_stop) = owner {
+                fail_stop.trip(&format!("panic: {info}"));
+            }
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_a_guarded_thread_stops_its_issuer_only() {
+        let guarded = FailStop::new(FailStopPolicy::StopIssuer);
+        let other = FailStop::new(FailStopPolicy::StopIssuer);
+        let on_thread = guarded.clone();
+        let joined = std::thread::spawn(move || {
+            on_thread.guard_this_thread();
+            panic!("a broken invariant (test)");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(guarded.is_stopped());
+        assert!(
+            guarded
+                .stopped_because()
+                .is_some_and(|r| r.contains("a broken invariant (test)"))
+        );
+        assert!(!other.is_stopped());
+    }
+
+    #[test]
+    fn a_panic_on_an_unguarded_thread_stops_nothing() {
+        let fail_stop = FailStop::new(FailStopPolicy::StopIssuer);
+        let joined = std::thread::spawn(|| panic!("not the issuer's thread (test)")).join();
+        assert!(joined.is_err());
+        assert!(!fail_stop.is_stopped());
+    }
+}
