@@ -366,7 +366,8 @@ impl OperatorAuth {
         issued_at_micros: u64,
         now_micros: u64,
     ) -> Result<(), OperatorRefusal> {
-        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        // A replay store a panic left halfway is not trusted (fail-stop).
+        let mut nonces = ledger::sync::lock(&self.nonces);
         nonces.forget_before(now_micros.saturating_sub(WINDOW_MICROS));
         let seen = Seen {
             key,

@@ -18,7 +18,7 @@ impl IssuerCore {
         let mut entries = Vec::with_capacity(query.coins.len());
         for coin in query.coins.iter() {
             let held = {
-                let mint = self.mint.read().unwrap_or_else(|p| p.into_inner());
+                let mint = self.mint.read().expect(ledger::sync::POISONED_LOCK);
                 mint.check(coin).is_ok()
             };
             let state = self.coin_state(&coin.id())?;
