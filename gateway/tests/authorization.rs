@@ -81,40 +81,9 @@ fn join_manual(client: &IssuerClient, name: &str, key_idx: usize, roles: &[Role]
 /// Buys `spec` for `who` over HTTP, debiting its purchaser account; polls
 /// until settled and acknowledges.
 fn buy(client: &IssuerClient, who: &Manual, spec: CoinSpec) -> Vec<Coin> {
-    let core = &issuer().core;
-    let (state, w1) = PurchaseClient::start(
-        core.suite(),
-        who.sk,
-        who.id.clone(),
-        &core.public_key(),
-        core.now(),
-    )
-    .expect("wrequest1");
-    let w2 = client.wrequest1(&w1).expect("wrequest2");
-    let w_desc = WDesc {
-        amount: spec.total().expect("total"),
-        spec,
-        bank_account: who.account(Role::CoinPurchaser).clone(),
-        anonymous: false,
-    };
-    let (awaiting, w3) = state
-        .on_wrequest2(who.sk, core.id(), &w2, w_desc)
-        .expect("wrequest3");
-    let mut issuance = client.wrequest3(&w3).expect("issuance1");
-    for _ in 0..200 {
-        match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
-            PurchaseUpdate::Issued { coins, ack } => {
-                client.purchase_ack(&ack).expect("ack");
-                return coins;
-            }
-            PurchaseUpdate::Pending => {
-                std::thread::sleep(Duration::from_millis(20));
-                issuance = client.purchase_poll(&awaiting.poll()).expect("poll");
-            }
-            PurchaseUpdate::Rejected(r) => panic!("purchase rejected: {r:?}"),
-        }
-    }
-    panic!("purchase never settled");
+    let (coins, ack) = settled_purchase(client, who, spec);
+    client.purchase_ack(&ack).expect("ack");
+    coins
 }
 
 /// `payer` pays `coins` to `payee` (an invoice made by hand): the payee's
@@ -1066,13 +1035,13 @@ fn a_spoiled_validation_leaves_the_merchants_real_one_to_succeed() {
     gateway.stop().expect("gateway stops");
 }
 
-/// WRequest1..3 for `who` and polls until the coins come; the ack is
-/// handed back, not sent (the purchase holds its session until it is).
-fn begin_purchase(
+/// WRequest1..3 for `who` and polls until the coins come; the coins and
+/// the ack are handed back, the ack not sent (the purchase holds its session until it is).
+fn settled_purchase(
     client: &IssuerClient,
     who: &Manual,
     spec: CoinSpec,
-) -> protocol::wire::purchase::PurchaseIssuance2 {
+) -> (Vec<Coin>, protocol::wire::purchase::PurchaseIssuance2) {
     let core = &issuer().core;
     let (state, w1) = PurchaseClient::start(
         core.suite(),
@@ -1095,7 +1064,7 @@ fn begin_purchase(
     let mut issuance = client.wrequest3(&w3).expect("issuance1");
     for _ in 0..200 {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
-            PurchaseUpdate::Issued { ack, .. } => return ack,
+            PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {
                 std::thread::sleep(Duration::from_millis(20));
                 issuance = client.purchase_poll(&awaiting.poll()).expect("poll");
@@ -1151,7 +1120,7 @@ fn one_purchaser_cannot_fill_the_purchase_sessions() {
 
     // Begun purchases, not acknowledged, hold every slot.
     let acks: Vec<_> = (0..SLOTS)
-        .map(|_| begin_purchase(&client, &mia, spec(&[(1, 100)])))
+        .map(|_| settled_purchase(&client, &mia, spec(&[(1, 100)])).1)
         .collect();
     let (_, w1) = start();
     let e = client.wrequest1(&w1).expect_err("every slot holds money");
