@@ -22,62 +22,7 @@ const PURSE: [&str; 2] = ["--purse", "alice.purse"];
 fn stage(dir: &Path) {
     let (issuer, ip) = util::process::serve_new_issuer(dir);
     let url = format!("https://127.0.0.1:{ip}");
-    ok(
-        dir,
-        &[
-            "bank",
-            "--dir",
-            "iss",
-            "open-account",
-            "ACH-alice",
-            "100.00",
-            "--issuer",
-            &url,
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "purse", "init", PURSE[0], PURSE[1], "--id", "alice", "--issuer", &url,
-        ],
-    );
-    ok(dir, &["purse", "register", PURSE[0], PURSE[1]]);
-    ok(
-        dir,
-        &[
-            "purse",
-            "enroll",
-            "purchaser",
-            "--account",
-            "ACH-alice",
-            PURSE[0],
-            PURSE[1],
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer",
-            "enroll",
-            "approve",
-            "alice",
-            "purchaser",
-            "--dir",
-            "iss",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "purse",
-            "buy",
-            "4x2.50",
-            "--account",
-            "ACH-alice",
-            PURSE[0],
-            PURSE[1],
-        ],
-    );
+    util::process::alice_holding_4_x_2_50(dir, &url);
     terminate(issuer);
     ok(dir, &["card", "--dir", "cards", "issue", "--card", CARD]);
 }

@@ -14,7 +14,10 @@ use ledger::ParticipantId;
 use protocol::crypto::SecretKey;
 use protocol::flows::cash_out::cash_out_request;
 use protocol::wire::cash_out::{CashOutAmount, CashOutId};
-use util::process::{free_port, ok, run, serve_new_issuer, spawn, terminate, wait_healthy};
+use util::process::{
+    alice_holding_4_x_2_50, an_enrolled_shop, free_port, ok, run, serve_new_issuer, spawn,
+    terminate, wait_healthy,
+};
 
 /// An issuer; alice holding 4 × 2.50; a shop enrolled as merchant,
 /// collecting into its aggregated balance; alice buys a 5.00 book there,
@@ -27,70 +30,9 @@ struct Stage {
 fn a_shop_with_5_00_aggregated(dir: &Path) -> Stage {
     let (issuer, ip) = serve_new_issuer(dir);
     let issuer_url = format!("https://127.0.0.1:{ip}");
-    for (account, opening) in [("ACH-alice", "100.00"), ("ACH-shop", "0.00")] {
-        let args = ["bank", "--dir", "iss", "open-account", account, opening];
-        ok(dir, &[&args[..], &["--issuer", &issuer_url]].concat());
-    }
+    alice_holding_4_x_2_50(dir, &issuer_url);
+    an_enrolled_shop(dir, &issuer_url);
     let alice = ["--purse", "alice.purse"];
-    ok(
-        dir,
-        &[
-            &["purse", "init"][..],
-            &alice,
-            &["--id", "alice", "--issuer", &issuer_url],
-        ]
-        .concat(),
-    );
-    ok(dir, &[&["purse", "register"][..], &alice].concat());
-    ok(
-        dir,
-        &[
-            &["purse", "enroll", "purchaser", "--account", "ACH-alice"][..],
-            &alice,
-        ]
-        .concat(),
-    );
-    ok(
-        dir,
-        &[
-            "issuer",
-            "enroll",
-            "approve",
-            "alice",
-            "purchaser",
-            "--dir",
-            "iss",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            &["purse", "buy", "4x2.50", "--account", "ACH-alice"][..],
-            &alice,
-        ]
-        .concat(),
-    );
-    ok(
-        dir,
-        &[
-            "merchant",
-            "init",
-            "--purse",
-            "shop.purse",
-            "--id",
-            "shop",
-            "--issuer",
-            &issuer_url,
-            "--account",
-            "ACH-shop",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
-        ],
-    );
     let mp = free_port();
     let listen = format!("127.0.0.1:{mp}");
     let shop = spawn(

@@ -198,93 +198,8 @@ pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
     let issuer_url = format!("https://127.0.0.1:{ip}");
     let mp = free_port();
     let shop_listen = format!("127.0.0.1:{mp}");
-    for (account, opening) in [("ACH-alice", "100.00"), ("ACH-shop", "0.00")] {
-        ok(
-            dir,
-            &[
-                "bank",
-                "--dir",
-                "iss",
-                "open-account",
-                account,
-                opening,
-                "--issuer",
-                &issuer_url,
-            ],
-        );
-    }
-    let alice = ["--purse", "alice.purse"];
-    ok(
-        dir,
-        &[
-            "purse",
-            "init",
-            alice[0],
-            alice[1],
-            "--id",
-            "alice",
-            "--issuer",
-            &issuer_url,
-        ],
-    );
-    ok(dir, &["purse", "register", alice[0], alice[1]]);
-    ok(
-        dir,
-        &[
-            "purse",
-            "enroll",
-            "purchaser",
-            "--account",
-            "ACH-alice",
-            alice[0],
-            alice[1],
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer",
-            "enroll",
-            "approve",
-            "alice",
-            "purchaser",
-            "--dir",
-            "iss",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "purse",
-            "buy",
-            "4x2.50",
-            "--account",
-            "ACH-alice",
-            alice[0],
-            alice[1],
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "merchant",
-            "init",
-            "--purse",
-            "shop.purse",
-            "--id",
-            "shop",
-            "--issuer",
-            &issuer_url,
-            "--account",
-            "ACH-shop",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
-        ],
-    );
+    alice_holding_4_x_2_50(dir, &issuer_url);
+    an_enrolled_shop(dir, &issuer_url);
     let shop = spawn(
         dir,
         &[
@@ -305,6 +220,97 @@ pub fn alice_and_a_bookshop(dir: &Path) -> Stage {
         ip,
         shop_url: format!("https://{shop_listen}"),
     }
+}
+
+/// Opens `account` at the serving issuer's simulated bank, signed with the
+/// operator key of `iss`.
+pub fn open_account(dir: &Path, issuer_url: &str, account: &str, opening: &str) {
+    ok(
+        dir,
+        &[
+            "bank",
+            "--dir",
+            "iss",
+            "open-account",
+            account,
+            opening,
+            "--issuer",
+            issuer_url,
+        ],
+    );
+}
+
+/// Alice's purse `alice.purse`, registered, enrolled as purchaser (approved
+/// by the operator) and holding 4 × 2.50 bought from ACH-alice, which is
+/// opened with 100.00.
+pub fn alice_holding_4_x_2_50(dir: &Path, issuer_url: &str) {
+    open_account(dir, issuer_url, "ACH-alice", "100.00");
+    let alice = ["--purse", "alice.purse"];
+    ok(
+        dir,
+        &[
+            &["purse", "init"][..],
+            &alice,
+            &["--id", "alice", "--issuer", issuer_url],
+        ]
+        .concat(),
+    );
+    ok(dir, &[&["purse", "register"][..], &alice].concat());
+    ok(
+        dir,
+        &[
+            &["purse", "enroll", "purchaser", "--account", "ACH-alice"][..],
+            &alice,
+        ]
+        .concat(),
+    );
+    ok(
+        dir,
+        &[
+            "issuer",
+            "enroll",
+            "approve",
+            "alice",
+            "purchaser",
+            "--dir",
+            "iss",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            &["purse", "buy", "4x2.50", "--account", "ACH-alice"][..],
+            &alice,
+        ]
+        .concat(),
+    );
+}
+
+/// The shop's purse `shop.purse`, a merchant (approved by the operator)
+/// redeeming into ACH-shop, which is opened empty. Not serving.
+pub fn an_enrolled_shop(dir: &Path, issuer_url: &str) {
+    open_account(dir, issuer_url, "ACH-shop", "0.00");
+    ok(
+        dir,
+        &[
+            "merchant",
+            "init",
+            "--purse",
+            "shop.purse",
+            "--id",
+            "shop",
+            "--issuer",
+            issuer_url,
+            "--account",
+            "ACH-shop",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "issuer", "enroll", "approve", "shop", "merchant", "--dir", "iss",
+        ],
+    );
 }
 
 /// Audits the stage's issuer log with its public key; returns the report.
