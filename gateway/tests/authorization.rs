@@ -24,7 +24,9 @@ use vc_gateway::{
     ServerConfig, Wallet, WalletError,
 };
 
-use util::{client_of, issuer, join_wallet, key, purse_for, serve_shared_issuer, spec, tea_shop};
+use util::{
+    client_of, enrolled_tea_shop, issuer, join_wallet, key, purse_for, serve_shared_issuer, spec,
+};
 
 /// A participant driven by hand (no purse), with one bank account per role.
 struct Manual {
@@ -307,10 +309,8 @@ fn a_corrupted_send_coins_does_not_block_the_order() {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(&client, "shop-corrupt", 1, &gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse.clone());
+    let (shop_purse, shop) =
+        enrolled_tea_shop(&client, "shop-corrupt", 1, &gateway.url(), dir.path());
     let alice_purse = purse_for(&client, "alice-corrupt", 0, &gateway.url(), dir.path());
     let alice = Wallet::open(alice_purse.clone(), ClientConfig::default()).expect("wallet");
     let account = join_wallet(&alice, &client, &[Role::CoinPurchaser]);
@@ -513,10 +513,7 @@ fn one_client_cannot_take_the_merchants_open_orders() {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(&client, "shop-flood", 1, &gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse);
+    let (_, shop) = enrolled_tea_shop(&client, "shop-flood", 1, &gateway.url(), dir.path());
     let alice_purse = purse_for(&client, "alice-flood", 0, &gateway.url(), dir.path());
     let alice = Wallet::open(alice_purse, ClientConfig::default()).expect("wallet");
     let account = join_wallet(&alice, &client, &[Role::CoinPurchaser]);
@@ -832,10 +829,8 @@ fn a_corrupted_send_coins_journaled_while_the_issuer_was_away_does_not_block_the
         vc_gateway::serve_issuer(&ServerConfig::loopback(), issuer().handle()).expect("gateway");
     let shop_gateway_addr = shop_gateway.addr();
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(&client, "shop-away", 1, &shop_gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse.clone());
+    let (shop_purse, shop) =
+        enrolled_tea_shop(&client, "shop-away", 1, &shop_gateway.url(), dir.path());
     let alice_purse = purse_for(&client, "alice-away", 0, &gateway.url(), dir.path());
     let alice = Wallet::open(alice_purse, ClientConfig::default()).expect("wallet");
     let account = join_wallet(&alice, &client, &[Role::CoinPurchaser]);
@@ -880,10 +875,7 @@ fn one_client_posting_refused_send_coins_is_stopped_before_any_work() {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(&client, "shop-refusals", 1, &gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse);
+    let (_, shop) = enrolled_tea_shop(&client, "shop-refusals", 1, &gateway.url(), dir.path());
     let kate = join_manual(&client, "kate-refusals", 0, &[Role::CoinPurchaser]);
     let coins = buy(&client, &kate, spec(&[(1, 250)]));
     let merchant = MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client");
@@ -946,10 +938,8 @@ fn a_spoiled_validation_leaves_the_merchants_real_one_to_succeed() {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(&client, "shop-spoiled", 1, &gateway.url(), dir.path());
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse.clone());
+    let (shop_purse, shop) =
+        enrolled_tea_shop(&client, "shop-spoiled", 1, &gateway.url(), dir.path());
     let lena = join_manual(&client, "lena-spoiled", 0, &[Role::CoinPurchaser]);
     let mallory = join_manual(&client, "mallory-spoiled", 2, &[Role::Merchant]);
     let coins = buy(&client, &lena, spec(&[(1, 250)]));

@@ -31,7 +31,7 @@ use vc_gateway::{
     WalletError,
 };
 
-use util::{client_of, join_wallet, purse_for, serve_shared_issuer, spec, tea_shop};
+use util::{client_of, enrolled_tea_shop, join_wallet, purse_for, serve_shared_issuer, spec};
 
 /// The wall clock plus an offset that only grows.
 #[derive(Debug, Default)]
@@ -265,16 +265,13 @@ fn world(name: &str, key_idx: usize, coins: &[(u32, u64)]) -> World {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop_purse = purse_for(
+    let (shop_purse, shop) = enrolled_tea_shop(
         &client,
         &format!("mallory-shop-{name}"),
         1,
         &gateway.url(),
         dir.path(),
     );
-    let shop_wallet = Wallet::open(shop_purse.clone(), ClientConfig::default()).expect("wallet");
-    join_wallet(&shop_wallet, &client, &[Role::Merchant]);
-    let shop = tea_shop(shop_purse.clone());
     let hostile = Arc::new(Hostile {
         shop: MerchantClient::new(&shop.url(), ClientConfig::default()).expect("client"),
         issuer: client_of(&gateway),

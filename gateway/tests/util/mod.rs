@@ -363,6 +363,24 @@ pub fn spec(lines: &[(u32, u64)]) -> ledger::CoinSpec {
     .expect("spec")
 }
 
+/// A merchant `name` (RSA key `key_idx`), registered and enrolled through
+/// `client` with its purse naming the gateway at `gateway_url`, serving
+/// [`tea_shop`]: its purse (kept to read balances) and its server.
+pub fn enrolled_tea_shop(
+    client: &vc_gateway::IssuerClient,
+    name: &str,
+    key_idx: usize,
+    gateway_url: &str,
+    dir: &std::path::Path,
+) -> (Arc<purse::Purse>, vc_gateway::ServerHandle) {
+    let purse = purse_for(client, name, key_idx, gateway_url, dir);
+    let wallet = vc_gateway::Wallet::open(purse.clone(), vc_gateway::ClientConfig::default())
+        .expect("wallet");
+    join_wallet(&wallet, client, &[ledger::Role::Merchant]);
+    let shop = tea_shop(purse.clone());
+    (purse, shop)
+}
+
 /// A shop on loopback selling tea at 2.50, collecting by refresh into `purse`.
 pub fn tea_shop(purse: Arc<purse::Purse>) -> vc_gateway::ServerHandle {
     use vc_gateway::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
