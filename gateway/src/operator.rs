@@ -441,24 +441,12 @@ fn load_nonces(path: &Path, oldest_micros: u64) -> Result<Nonces, std::io::Error
 }
 
 fn rewrite_nonces(path: &Path, nonces: &Nonces) -> Result<(), std::io::Error> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        for (at, seen) in &nonces.order {
-            file.write_all(nonce_line(*at, seen).as_bytes())?;
-        }
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let text: String = nonces
+        .order
+        .iter()
+        .map(|(at, seen)| nonce_line(*at, seen))
+        .collect();
+    ledger::private_file::write_private(path, text.as_bytes())
 }
 
 fn append_nonce(path: &Path, issued_at_micros: u64, seen: &Seen) -> Result<(), std::io::Error> {
