@@ -43,10 +43,12 @@ pub mod media;
 pub mod merchant;
 pub mod metrics;
 pub mod operator;
+pub mod purse_ui;
 pub mod server;
 pub mod sources;
 pub mod tls;
 pub mod wallet;
+pub mod web_session;
 
 pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
