@@ -1,6 +1,6 @@
 //! The merchant's pages: the catalog with a pay button per item, an
-//! order's status and receipt, and the merchant's own page (takings and
-//! cash-out).
+//! order's status and receipt, and the merchant's own page (takings, and
+//! how to cash out).
 //!
 //! A pay button hands the item's invoice address to the user's purse page
 //! ([`SCRIPT`]): the purse's address (`http://127.0.0.1:PORT`, which
@@ -189,17 +189,11 @@ pub struct MerchantView {
     pub orders_open: usize,
     pub orders_paid: u64,
     pub payments_rejected: u64,
-    pub csrf: String,
-    /// What the last cash-out did (or why it failed).
-    pub notice: Option<(bool, String)>,
 }
 
-/// The merchant's takings and the cash-out form.
+/// The merchant's takings, and how to cash out.
 pub fn merchant(view: &MerchantView) -> Page {
     let body = html! {
-        @if let Some((ok, text)) = &view.notice {
-            p.card role="status" #notice class=(if *ok { "ok" } else { "bad" }) { (text) }
-        }
         div.figures {
             div.card { div.label { "In the shop's purse" } div.big #holdings { (view.holdings) }
                 div.label { (view.n_coins) " coin(s)" } }
@@ -209,13 +203,10 @@ pub fn merchant(view: &MerchantView) -> Page {
         }
         section aria-labelledby="cash-h" {
             h2 #cash-h { "Cash out the aggregated balance" }
-            p { "Pays the balance the issuer keeps for " (view.merchant) " (payments collected with the aggregate option) into the merchant's enrolled bank account." }
-            form method="post" action="/merchant/cash-out" {
-                input type="hidden" name="csrf" value=(view.csrf);
-                label for="cash-amount" { "Amount (empty: all of it)" }
-                input #cash-amount type="text" name="amount" placeholder="all";
-                button #cash-out type="submit" { "Cash out" }
-            }
+            p { "The issuer keeps a balance for " (view.merchant) " of the payments collected with the aggregate option. "
+                "Cashing it out pays it into the merchant's enrolled bank account, signed with the merchant's key, "
+                "from the command line while this server is stopped (it holds the purse): " }
+            pre.mono { "varietycash merchant cash-out --dir DIR [AMOUNT]" }
         }
     };
     page(&view.shop_name, "Takings", &[], body)
