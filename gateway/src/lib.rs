@@ -37,6 +37,7 @@
 pub mod body;
 pub mod client;
 pub mod constants;
+pub mod dashboard;
 pub mod error;
 pub mod issuer;
 pub mod media;
