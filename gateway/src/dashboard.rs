@@ -172,22 +172,22 @@ async fn login(
     server: web::Data<ServerState>,
 ) -> HttpResponse {
     let Some(bytes) = query_param(&req, "grant").and_then(|g| hex::decode(g).ok()) else {
-        return refused("Open the dashboard with the link `varietycash issuer dashboard-link` prints.");
+        return refused(
+            "Open the dashboard with the link `varietycash issuer dashboard-link` prints.",
+        );
     };
     let operators = server.operators.clone();
     let authorized = web::block(move || {
-        operators.authorize(
-            &bytes,
-            DASHBOARD_LOGIN_ROUTE,
-            crate::operator::now_micros(),
-        )
+        operators.authorize(&bytes, DASHBOARD_LOGIN_ROUTE, crate::operator::now_micros())
     })
     .await;
     let authorized = match authorized {
         Ok(Ok(authorized)) => authorized,
         Ok(Err(e)) => {
             tracing::warn!(route = DASHBOARD_LOGIN_ROUTE, refusal = %e, "dashboard grant refused");
-            return refused(&format!("This link does not open the dashboard: {e}. Make a new one."));
+            return refused(&format!(
+                "This link does not open the dashboard: {e}. Make a new one."
+            ));
         }
         Err(e) => return refused(&e.to_string()),
     };
@@ -266,7 +266,10 @@ fn view(
             current: Some(*epoch) == current,
         })
         .collect();
-    let pending_minor = fold.pending.values().fold(0u64, |a, b| a.saturating_add(*b));
+    let pending_minor = fold
+        .pending
+        .values()
+        .fold(0u64, |a, b| a.saturating_add(*b));
     let (validations, requests, refusals) = samples(&server.metrics.timeline());
     Ok(DashboardView {
         issuer: core.id().as_str().to_owned(),
@@ -318,7 +321,9 @@ async fn dashboard(
     server: web::Data<ServerState>,
 ) -> HttpResponse {
     let Some(left) = state.session_left(&req) else {
-        return refused("Open the dashboard with the link `varietycash issuer dashboard-link` prints.");
+        return refused(
+            "Open the dashboard with the link `varietycash issuer dashboard-link` prints.",
+        );
     };
     let worker = state.clone();
     let built = web::block(move || view(&worker, &server, left)).await;
@@ -357,6 +362,9 @@ mod tests {
         }];
         let (v, r, f) = samples(&seconds);
         assert_eq!(v.len(), SAMPLES as usize);
-        assert_eq!((v[v.len() - 1], r[r.len() - 1], f[f.len() - 1]), (2.0, 3.0, 1.0));
+        assert_eq!(
+            (v[v.len() - 1], r[r.len() - 1], f[f.len() - 1]),
+            (2.0, 3.0, 1.0)
+        );
     }
 }

@@ -372,7 +372,10 @@ pub fn serve_merchant_for_owner(
             .service(get_resource("/order/{tid}/invoice", order_invoice))
             .service(post_resource("/order/{tid}/pay", pay))
             .service(get_resource("/order/{tid}", pages::order_page))
-            .service(get_resource(web_pages::shop::SCRIPT_PATH, pages::shop_script))
+            .service(get_resource(
+                web_pages::shop::SCRIPT_PATH,
+                pages::shop_script,
+            ))
             .service(get_resource("/merchant/login", pages::owner_login))
             .service(get_resource("/merchant", pages::owner_page));
     })?;

@@ -90,7 +90,11 @@ pub struct Timeline {
 
 impl Timeline {
     fn count(&mut self, now_secs: u64, route: &str, status: u16) {
-        if self.seconds.back().is_none_or(|last| last.second < now_secs) {
+        if self
+            .seconds
+            .back()
+            .is_none_or(|last| last.second < now_secs)
+        {
             self.seconds.push_back(SecondCounts {
                 second: now_secs,
                 ..SecondCounts::default()

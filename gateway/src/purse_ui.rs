@@ -8,7 +8,7 @@
 //! | `POST /buy` | buys a coin spec (in the background; `/` shows its steps) |
 //! | `GET /pay?invoice=URL` | fetches the invoice at a shop's pay link and shows merchant, item and amount |
 //! | `POST /pay/confirm` | pays exactly the invoice shown, then shows the merchant's verified receipt |
-//! | `GET /visit?shop=URL` | opens the shop with this purse's address (`?purse=`), so its pay buttons come here |
+//! | `GET /visit?shop=URL` | a page that opens the shop with this purse's address (`?purse=`), so its pay buttons come here |
 //! | `POST /refresh`, `/resume`, `/refund` | upkeep, in the background |
 //!
 //! Who may drive it: whoever presents the session cookie, which is
@@ -35,8 +35,7 @@ use protocol::flows::PayerOutcome;
 use protocol::wire::payment::Invoice;
 use purse::{Step, TxKind};
 use web_pages::purse::{
-    BalanceView, CoinGroup, ConfirmView, HistoryRow, HomeView, InFlightView, Progress,
-    ReceiptView,
+    BalanceView, CoinGroup, ConfirmView, HistoryRow, HomeView, InFlightView, Progress, ReceiptView,
 };
 
 use crate::body::BodyLimits;
@@ -139,8 +138,7 @@ impl UiState {
         let Some(csrf) = self.session_csrf(req) else {
             return false;
         };
-        origin_allows(req, &self.origin())
-            && field(form, "csrf").is_some_and(|t| csrf.matches(t))
+        origin_allows(req, &self.origin()) && field(form, "csrf").is_some_and(|t| csrf.matches(t))
     }
 }
 
@@ -328,10 +326,7 @@ fn home_view(state: &UiState, csrf: String) -> Result<HomeView, purse::PurseErro
         })
         .collect();
     let profile = purse.profile()?;
-    let issuer_url = purse
-        .issuer()?
-        .map(|i| i.gateway_url)
-        .unwrap_or_default();
+    let issuer_url = purse.issuer()?.map(|i| i.gateway_url).unwrap_or_default();
     Ok(HomeView {
         participant: profile.participant.as_str().to_owned(),
         issuer_url,
@@ -441,7 +436,10 @@ async fn buy(
         Ok(spec) => spec,
         Err(why) => return problem(StatusCode::UNPROCESSABLE_ENTITY, &why),
     };
-    let account = match field(&form, "account").map(str::trim).filter(|a| !a.is_empty()) {
+    let account = match field(&form, "account")
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         Some(text) => match BankAccount::new(text) {
             Ok(account) => account,
             Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, &format!("account: {e}")),
@@ -452,23 +450,28 @@ async fn buy(
         },
     };
     let total = spec.total().map(|t| t.to_string()).unwrap_or_default();
-    let started = in_background(&state, format!("Buying {total}"), move |wallet| {
-        match wallet.buy(spec, account, false) {
-            Ok(PurchaseOutcome::Issued(coins)) => (
-                true,
-                format!("Bought {total} in {} coin(s).", coins.len()),
-            ),
+    let started = in_background(
+        &state,
+        format!("Buying {total}"),
+        move |wallet| match wallet.buy(spec, account, false) {
+            Ok(PurchaseOutcome::Issued(coins)) => {
+                (true, format!("Bought {total} in {} coin(s).", coins.len()))
+            }
             Ok(PurchaseOutcome::Rejected(r)) => (
                 false,
-                format!("The bank refused the debit ({:?}); the issuer's statement verified.", r.reason),
+                format!(
+                    "The bank refused the debit ({:?}); the issuer's statement verified.",
+                    r.reason
+                ),
             ),
             Ok(PurchaseOutcome::Pending(_)) => (
                 true,
-                "The bank has not settled yet: \"Finish transactions under way\" asks again.".into(),
+                "The bank has not settled yet: \"Finish transactions under way\" asks again."
+                    .into(),
             ),
             Err(e) => (false, format!("The purchase failed: {e}")),
-        }
-    });
+        },
+    );
     match started {
         Ok(()) => see_other("/"),
         Err(why) => problem(StatusCode::CONFLICT, why),
@@ -507,11 +510,17 @@ async fn upkeep(
         _ => in_background(&state, "Asking for a refund".into(), |w| match w.refund() {
             Ok(RefundOutcome::Replaced { revoked, coins }) => (
                 true,
-                format!("Refunded: {revoked} coin(s) revoked, {} new coin(s).", coins.len()),
+                format!(
+                    "Refunded: {revoked} coin(s) revoked, {} new coin(s).",
+                    coins.len()
+                ),
             ),
             Ok(RefundOutcome::Rejected(r)) => (
                 false,
-                format!("The issuer refused the refund ({:?}), statement verified.", r.reason),
+                format!(
+                    "The issuer refused the refund ({:?}), statement verified.",
+                    r.reason
+                ),
             ),
             Err(e) => (false, format!("Refund failed: {e}")),
         }),
@@ -586,10 +595,7 @@ async fn show_invoice(req: HttpRequest, state: web::Data<UiState>) -> HttpRespon
         if shown.len() >= CONFIRMS_MAX {
             shown.clear();
         }
-        shown.insert(
-            confirm_id.expose().to_owned(),
-            Shown { shop_url, invoice },
-        );
+        shown.insert(confirm_id.expose().to_owned(), Shown { shop_url, invoice });
     }
     page_response(StatusCode::OK, web_pages::purse::confirm(&view))
 }
@@ -664,10 +670,7 @@ async fn confirm_pay(
                 true,
                 format!("Paid {} to {}.", invoice.amount, invoice.id_py.as_str()),
             ));
-            page_response(
-                StatusCode::OK,
-                web_pages::purse::paid(&receipt, &available),
-            )
+            page_response(StatusCode::OK, web_pages::purse::paid(&receipt, &available))
         }
         Ok(PayerOutcome::Paid {
             receipt_verified: false,
@@ -700,10 +703,8 @@ async fn visit(req: HttpRequest, state: web::Data<UiState>) -> HttpResponse {
     }
     let shop = shop.split('#').next().unwrap_or("");
     let separator = if shop.contains('?') { '&' } else { '?' };
-    see_other(&format!(
-        "{shop}{separator}purse={}",
-        percent_encode(&state.origin())
-    ))
+    let url = format!("{shop}{separator}purse={}", percent_encode(&state.origin()));
+    page_response(StatusCode::OK, web_pages::purse::opening_shop(&url))
 }
 
 #[cfg(test)]

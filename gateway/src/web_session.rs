@@ -59,7 +59,7 @@ fn page_headers(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
         .insert_header((CONTENT_SECURITY_POLICY, web_pages::CONTENT_SECURITY_POLICY))
         .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .insert_header((REFERRER_POLICY, "same-origin"))
         .insert_header((CACHE_CONTROL, "no-store"));
     builder
 }
@@ -212,7 +212,10 @@ mod tests {
             query_param(&req, "invoice").as_deref(),
             Some("https://s/item/b/invoice")
         );
-        assert_eq!(percent_encode("http://127.0.0.1:80"), "http%3A%2F%2F127.0.0.1%3A80");
+        assert_eq!(
+            percent_encode("http://127.0.0.1:80"),
+            "http%3A%2F%2F127.0.0.1%3A80"
+        );
     }
 
     #[test]

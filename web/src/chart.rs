@@ -150,7 +150,11 @@ mod tests {
             "c",
             "<t>",
             "s",
-            &[Series::new(0, "<script>x</script>", vec![1.0, f64::NAN, 3.0])],
+            &[Series::new(
+                0,
+                "<script>x</script>",
+                vec![1.0, f64::NAN, 3.0],
+            )],
         )
         .into_string();
         assert!(!chart.contains("<script>"), "{chart}");

@@ -86,7 +86,7 @@ pub fn dashboard(view: &DashboardView) -> Page {
             table {
                 tr { th scope="row" { "Purchases waiting for the bank" } td.num #pending { (view.purchases_pending) } td.num { (view.purchases_pending_amount) } }
                 tr { th scope="row" { "Purchases settled" } td.num #settled { (view.purchases_settled) } td {} }
-                tr { th scope="row" { "Payments validated (coins spent in payments)" } td.num #payments { (view.payments) } td {} }
+                tr { th scope="row" { "Payments validated" } td.num #payments { (view.payments) } td {} }
             }
         }
         section aria-labelledby="log-h" {

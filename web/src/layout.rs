@@ -39,6 +39,7 @@ a:focus, button:focus, input:focus, .button:focus { outline: 3px solid #f0a500; 
 ol.steps li.done { color: #1d6b2f; } ol.steps li.todo { color: #777; }
 svg.chart { background: #fff; border: 1px solid #dde; }
 code, .mono { font-family: ui-monospace, monospace; font-size: .9em; word-break: break-all; }
+pre.mono { white-space: pre-wrap; }
 .hint { color: #555; font-size: .9rem; }
 "#;
 
@@ -66,7 +67,7 @@ pub(crate) fn page(site: &str, title: &str, scripts: &[&str], body: Markup) -> P
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · " (site) }
                 style { (PreEscaped(STYLE)) }
                 @for src in scripts {

@@ -180,7 +180,7 @@ pub fn home(view: &HomeView) -> Page {
             p.hint { "Back up the purse's keys from the command line: " code { "varietycash purse backup FILE" } }
         }
         @if !view.receipts.is_empty() {
-            section aria-labelledby="receipts-h" {
+            section #receipts aria-labelledby="receipts-h" {
                 h2 #receipts-h { "Receipts" }
                 @for r in &view.receipts { (receipt(r)) }
             }
@@ -298,6 +298,18 @@ pub fn paid(receipt_view: &ReceiptView, available: &str) -> Page {
         p { a href="/" { "Back to the purse" } }
     };
     page(SITE, "Receipt", &[], body)
+}
+
+/// On the way to a shop: the form that asked for it may only lead back to
+/// the purse (the pages' `form-action 'self'`), so this page goes on by
+/// itself, with a link for when it does not.
+pub fn opening_shop(shop_url: &str) -> Page {
+    let refresh = format!("0;url={shop_url}");
+    let body = html! {
+        meta http-equiv="refresh" content=(refresh);
+        p { "Opening " a #shop-link href=(shop_url) rel="noreferrer" { (shop_url) } "…" }
+    };
+    page(SITE, "Opening the shop", &[], body)
 }
 
 #[cfg(test)]

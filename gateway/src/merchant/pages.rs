@@ -171,7 +171,11 @@ pub(super) async fn owner_page(
     }
     let (orders_open, orders_paid, payments_rejected) = {
         let orders = lock(&merchant.orders);
-        (orders.n_open(), orders.n_paid_total, orders.n_rejected_total)
+        (
+            orders.n_open(),
+            orders.n_paid_total,
+            orders.n_rejected_total,
+        )
     };
     let worker = merchant.clone();
     let balance = web::block(move || worker.purse.balance()).await;
