@@ -103,10 +103,8 @@ impl Fold {
             } => {
                 self.pending.insert(*purchase, amount.minor_units());
             }
-            Event::PurchaseSettled { purchase, .. } => {
-                if self.pending.remove(purchase).is_some() {
-                    self.settled += 1;
-                }
+            Event::PurchaseSettled { purchase, .. } if self.pending.remove(purchase).is_some() => {
+                self.settled += 1;
             }
             Event::PurchaseRejected { purchase, .. } => {
                 self.pending.remove(purchase);
