@@ -11,7 +11,7 @@
 //! | `GET /merchant/login?token=T` | the merchant's one-time link: a session cookie, then `/merchant` |
 //! | `GET /merchant` | the merchant's takings (its session only) |
 //!
-//! The pages are in [`pages`].
+//! The pages are in `merchant/pages.rs`.
 //!
 //! An order is identified by its invoice's `TID_PY` (hex). Paying it: the
 //! server wraps the payer's sealed coins in a ValidationRequest with its own
