@@ -276,7 +276,7 @@ fn a_user_buys_coins_pays_a_shop_in_the_browser_and_the_operator_sees_the_paymen
         }
         wait_for_text(&client, &format!("{origin}/"), "available", "10.00").await;
         assert!(text_of(&client, "coins").await.contains("2.50"));
-        screenshot(&client, "purse", true).await;
+        screenshot(&client, "purse-bought", false).await;
 
         // Open the shop from the purse; its pay button hands the invoice over.
         client
@@ -334,6 +334,7 @@ fn a_user_buys_coins_pays_a_shop_in_the_browser_and_the_operator_sees_the_paymen
         wait_for_text(&client, &format!("{origin}/"), "available", "5.00").await;
         assert!(text_of(&client, "receipts").await.contains("A book"));
         assert!(text_of(&client, "history").await.contains("pay"));
+        screenshot(&client, "purse", true).await;
 
         // The operator's signed link opens the dashboard; the payment shows.
         let link = ok(dir, &["issuer", "dashboard-link", "--dir", "iss"]);

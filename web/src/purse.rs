@@ -102,7 +102,7 @@ pub fn home(view: &HomeView) -> Page {
         }
         p { "Purse of " strong #participant { (view.participant) } ", issuer " code { (view.issuer_url) } }
         @if let Some((ok, text)) = &view.notice {
-            p.card role="status" #notice class=(if *ok { "ok" } else { "bad" }) { (text) }
+            p role="status" #notice class={"card " (if *ok { "ok" } else { "bad" })} { (text) }
         }
         @if let Some(busy) = &view.busy {
             p.card role="status" #busy { (busy) "…" }
