@@ -196,7 +196,10 @@ fn names_engineers(lower: &str) -> bool {
 fn cites_issue_number(text: &str) -> bool {
     text.match_indices('#').any(|(at, _)| {
         let before_ok = at == 0
-            || matches!(text.as_bytes()[at - 1], b' ' | b'\t' | b'(' | b'[' | b',' | b';');
+            || matches!(
+                text.as_bytes()[at - 1],
+                b' ' | b'\t' | b'(' | b'[' | b',' | b';'
+            );
         let rest = &text[at + 1..];
         let digits = leading_digits(rest);
         before_ok

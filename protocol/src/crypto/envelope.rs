@@ -1,9 +1,10 @@
 //! `E*_X(m)`: plaintext-aware, randomized public-key encryption to X
-//! (PROTOCOLS.md). Short bodies are one RSA-OAEP(SHA-256) block; longer ones
-//! a KEM/DEM hybrid: OAEP wraps a fresh 32-byte key, from which a CTR key and
-//! a CMAC key are derived; the body is encrypted, then MACed together with the
-//! label, the header, the wrapped key and the IV. Decryption returns `m` or
-//! rejects with [`CryptoError::DecryptionFailed`], whichever check failed.
+//! (`docs/protocol.md`, "Notation"). Short bodies are one RSA-OAEP(SHA-256)
+//! block; longer ones a KEM/DEM hybrid: OAEP wraps a fresh 32-byte key,
+//! from which a CTR key and a CMAC key are derived; the body is encrypted,
+//! then MACed together with the label, the header, the wrapped key and the
+//! IV. Decryption returns `m` or rejects with
+//! [`CryptoError::DecryptionFailed`], whichever check failed.
 //!
 //! The suite, the mode and the caller's label all enter the OAEP label, so
 //! flipping the suite or mode of an envelope makes it fail, not decode as

@@ -1,4 +1,4 @@
-//! Cipher suites and primitives (PROTOCOLS.md notation in brackets):
+//! Cipher suites and primitives (`docs/protocol.md` notation in brackets):
 //!
 //! - [`SuiteId`]: `aes256` (default) or `tdes`; the block cipher under CTR and CMAC.
 //! - [`SecretKey`] / [`PublicKey`]: RSA; `S_X` is [`SecretKey::sign`] (PSS, SHA-256),
