@@ -249,7 +249,9 @@ fn story_in(line: &str) -> Option<&'static str> {
         ("this round", "a round of work"),
         ("previous round", "a round of work"),
         ("before the fix", "a fix as history"),
+        ("before that fix", "a fix as history"),
         ("after the fix", "a fix as history"),
+        ("after that fix", "a fix as history"),
         ("now does", "a change as history"),
     ];
     if let Some((_, why)) = PHRASES.iter().find(|(p, _)| lower.contains(p)) {
@@ -288,6 +290,7 @@ fn the_word_lists_catch_the_story_and_spare_the_system() {
         "| before (2b365e1) | 3.70 |",
         "before this round",
         "before the fix it panicked",
+        "(before that fix, 256 did)",
         "the purse now does it",
     ] {
         assert!(story_in(story).is_some(), "not caught: {story}");
