@@ -219,7 +219,7 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
         cpu_ms
     };
     let rsa_decrypt_cpu_ms = line(
-        "RSA-OAEP decryption of one envelope (x2 per payment)",
+        "E* open of one envelope (RSA-OAEP or HPKE; x2 per payment)",
         time_ms(STEP_RUNS_RSA_PRIVATE, || {
             std::hint::black_box(issuer.sk_i.open(label, &envelope)?);
             Ok(())
@@ -235,7 +235,7 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
         })?,
     );
     let rsa_encrypt_cpu_ms = line(
-        "RSA-OAEP encryption of 200 bytes (K_I to the payee)",
+        "E* seal of 200 bytes (RSA-OAEP hybrid or HPKE; K_I to the payee)",
         time_ms(STEP_RUNS_RSA_PUBLIC, || {
             std::hint::black_box(pk_i.seal(suite, label, &body)?);
             Ok(())
@@ -256,7 +256,7 @@ pub fn step_costs(dir: &Path, suite: SuiteId, issuer_key: &Path) -> anyhow::Resu
         })?,
     );
     line(
-        "build Issuance1 (OAEP encryption of K_I, CTR, CMAC)",
+        "build Issuance1 (E* seal of K_I, CTR, CMAC)",
         time_ms(STEP_RUNS_RSA_PUBLIC, || {
             std::hint::black_box(build_payment_issuance1(
                 &opened,
