@@ -25,9 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::crypto::{
-    CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature, SuiteId,
-};
+use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature, SuiteId};
 use protocol::wire::{BoundedBytes, BoundedText, WireMessage};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;

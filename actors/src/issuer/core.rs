@@ -426,7 +426,11 @@ impl std::fmt::Debug for IssuerCore {
 /// Loads the key at `path`, or creates one of the kind `suite` needs
 /// (Ed25519 + X25519 under `dhaes`, RSA of `rsa_bits` otherwise). A key of
 /// the wrong kind for `suite` is refused, not used.
-fn load_or_create_key(path: &Path, suite: SuiteId, rsa_bits: usize) -> Result<SecretKey, IssuerError> {
+fn load_or_create_key(
+    path: &Path,
+    suite: SuiteId,
+    rsa_bits: usize,
+) -> Result<SecretKey, IssuerError> {
     let key = if path.exists() {
         SecretKey::read_pkcs8(path)?
     } else {
