@@ -316,11 +316,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ceiling_four.payments_per_sec()
     );
     println!(
-        "ratio = {:.3} (1-in/1-out: {:.1} measured / {:.1} crypto-only payments/s, RSA {}, {} cores)",
+        "ratio = {:.3} (1-in/1-out: {:.1} measured / {:.1} crypto-only payments/s, suite {}, {keys}, {} cores)",
         one.payments_per_sec() / ceiling_one.payments_per_sec(),
         one.payments_per_sec(),
         ceiling_one.payments_per_sec(),
-        args.rsa_bits,
+        args.suite.suite(),
         n_cores
     );
     let all_measured = one.n_paid > 0 && four.n_paid > 0 && paced.n_paid > 0;
