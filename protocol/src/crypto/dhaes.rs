@@ -395,6 +395,22 @@ mod tests {
         assert!(DhaesSecret::from_pkcs8_der(&der[..der.len() - 1]).is_none());
     }
 
+    /// A low-order X25519 key (here zero) parses, but nothing seals to it
+    /// and nothing opens under it: HPKE refuses an all-zero shared secret.
+    #[test]
+    fn a_low_order_x25519_key_seals_nothing() {
+        let key = DhaesSecret::generate();
+        let mut der = key.public().to_der();
+        let at = 2 + 44 + 12;
+        der[at..at + 32].copy_from_slice(&[0; 32]);
+        let public = DhaesPublic::from_der(&der).expect("shape").expect("parses");
+        assert!(public.seal(b"info", b"m").is_err());
+        assert!(matches!(
+            key.open(b"info", &[0; 32], &[0; 32]),
+            Err(CryptoError::DecryptionFailed)
+        ));
+    }
+
     #[test]
     fn small_order_ed25519_keys_are_refused() {
         // The identity point: every signature "verifies" under it without strict checks.
