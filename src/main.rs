@@ -20,6 +20,11 @@ mod cli;
 struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Who does the RSA private-key operations of the aes256 and tdes
+    /// suites: aws-lc (constant time, the default where built) or rsa (the
+    /// pure-Rust fallback). Both give the same bytes on the wire.
+    #[arg(long, global = true, value_name = "aws-lc|rsa")]
+    rsa_backend: Option<protocol::crypto::RsaBackend>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +56,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(backend) = args.rsa_backend
+        && let Err(err) = protocol::crypto::RsaBackend::set_process_default(backend)
+    {
+        let _ = writeln!(std::io::stderr(), "varietycash: {err}");
+        return ExitCode::from(2);
+    }
     let result = match args.command {
         Command::Issuer(a) => cli::issuer::run(a),
         Command::Purse(a) => cli::purse::run(a),

@@ -9,8 +9,8 @@
 //! A copy paying again at a device is refused by the collection server,
 //! alone: the device's other purchases are still credited.
 //!
-//! Each of these unloads succeeded while the LUS took the balance from L1;
-//! the copy's second purchase used to block the device's batch for good.
+//! Each of these unloads would succeed if the LUS took the balance from L1
+//! at its word; a copy's second purchase must not block the device's batch.
 
 mod util;
 

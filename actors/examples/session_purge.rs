@@ -2,8 +2,8 @@
 //! ack session written through the group commit, and the housekeeper's
 //! purge (four times a second) over a store holding a day of payment
 //! sessions. The purge reads the expiry index, so a purge with nothing
-//! expired costs the same at any size; the whole-table decode it replaced is
-//! timed beside it for comparison.
+//! expired costs the same at any size; a decode of the whole table (what a
+//! store without the index would do) is timed beside it for comparison.
 //!
 //!     cargo run -p vc-actors --release --example session_purge
 

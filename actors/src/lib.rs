@@ -10,7 +10,7 @@
 //!   rebuilt from the log.
 //! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
 //!   single-use, persisted in redb.
-//! - [`issuer`]: [`IssuerCore`], every process of PROTOCOLS.md issuer-side
+//! - [`issuer`]: [`IssuerCore`], every process of `docs/protocol.md` issuer-side
 //!   over those cores, with the commit path, rebuilt from the log at start.
 //! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
 //!   stage of a validation and of each durable commit (`/metrics`, bench).

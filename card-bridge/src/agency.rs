@@ -2,7 +2,7 @@
 //! [`Agency`] when it is the agency (transfers between card and soft cash);
 //! [`DurableAgency`] is a small redb-backed agency for tests and tools.
 //!
-//! The AG's duties (PROTOCOLS.md, "Card cash"): at step 2 it guarantees
+//! The AG's duties (`docs/protocol.md`, "Card cash"): at step 2 it guarantees
 //! payment for a load it forwards; when the LUS commits a load, the AG owes
 //! the LUS the amount; when the LUS confirms an unload, and only then, the AG
 //! credits the holder. Every method is idempotent per load id or per

@@ -1,4 +1,4 @@
-//! Card cash for VarietyCash (paper §4; PROTOCOLS.md, "Card cash"):
+//! Card cash for VarietyCash (paper §4; `docs/protocol.md`, "Card cash"):
 //! stored-value cards, the load/unload server, purchase SAMs, collection,
 //! clearing, and transfers to and from soft cash.
 //!

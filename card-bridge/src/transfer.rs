@@ -1,5 +1,5 @@
 //! Transfers between card cash and soft cash, as atomic composites over a
-//! durable journal (PROTOCOLS.md, "Card cash"):
+//! durable journal (`docs/protocol.md`, "Card cash"):
 //! - **Cardcash-to-Softcash** = Unload (issuer as AG) + a coin purchase paid by it;
 //! - **Softcash-to-Cardcash** = Redeem to the issuer as AG + Load;
 //! - **Card-to-card** = the first onto coins, then the second with those coins.

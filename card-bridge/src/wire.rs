@@ -1,4 +1,4 @@
-//! The messages of the card protocols (PROTOCOLS.md, "Card cash") and the
+//! The messages of the card protocols (`docs/protocol.md`, "Card cash") and the
 //! exact bytes each MAC covers. Labels separate every message and direction,
 //! so no MAC of one flow verifies as another.
 //!

@@ -1,5 +1,5 @@
 //! Every source file of the crate opens with a `//!` doc saying what it
-//! owns (STYLE.md). Walks `src/` and `tests/` and names the offenders.
+//! owns. Walks `src/` and `tests/` and names the offenders.
 
 use std::path::Path;
 

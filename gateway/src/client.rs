@@ -6,9 +6,10 @@
 //! A request that fails in transport (connection refused or reset, time
 //! out) or is answered 503 / 409-in-flight is sent again, the same bytes,
 //! up to [`ClientConfig::attempts_max`] times: the issuer and the merchant
-//! server answer a repeated request as they answered the first (PROTOCOLS.md,
-//! retransmission). Callers that journal a message (the purse) re-send the
-//! journaled bytes with [`IssuerClient::post_encoded`].
+//! server answer a repeated request as they answered the first
+//! (`docs/protocol.md`, "Payment", retransmission). Callers that journal a
+//! message (the purse) re-send the journaled bytes with
+//! [`IssuerClient::post_encoded`].
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature};
+use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature, SuiteId};
 use protocol::wire::{BoundedBytes, BoundedText, WireMessage};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -107,8 +107,9 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// An operator's key pair (RSA, the protocol's signing primitive), kept in
-/// a PKCS#8 file of mode 0600.
+/// An operator's key pair (the protocol's signing primitive: Ed25519 under
+/// `dhaes`, RSA-PSS under `aes256` and `tdes`), kept in a PKCS#8 file of
+/// mode 0600.
 #[derive(Debug, Clone)]
 pub struct OperatorKey {
     secret: SecretKey,
@@ -116,9 +117,17 @@ pub struct OperatorKey {
 }
 
 impl OperatorKey {
-    /// A fresh 2048-bit key.
+    /// A fresh key of the default suite's kind (Ed25519).
     pub fn generate() -> Result<OperatorKey, CryptoError> {
-        Ok(OperatorKey::from_secret(SecretKey::generate(2048)?))
+        OperatorKey::generate_for(SuiteId::default())
+    }
+
+    /// A fresh key of the kind `suite` signs with (RSA-2048 for the RSA suites).
+    pub fn generate_for(suite: SuiteId) -> Result<OperatorKey, CryptoError> {
+        Ok(OperatorKey::from_secret(SecretKey::generate_for(
+            suite,
+            protocol::crypto::RSA_BITS_DEFAULT,
+        )?))
     }
 
     pub fn from_secret(secret: SecretKey) -> OperatorKey {

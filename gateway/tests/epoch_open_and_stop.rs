@@ -156,8 +156,8 @@ fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
     );
 }
 
-/// Stops in a row: the worker threads' last references used to go a
-/// moment after `stop` returned, often enough to be seen within a few.
+/// Stops in a row: a worker thread that let go of the issuer a moment
+/// after `stop` returned would be seen within a few.
 const STOPS: u32 = 12;
 
 #[test]

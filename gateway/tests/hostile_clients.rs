@@ -58,7 +58,8 @@ const GARBAGE_THREADS: usize = 4;
 /// Slow-loris connections trickling their head, and their body. Body
 /// tricklers wait among the bodies being received and take no place in
 /// flight, so as many as `REQUESTS_IN_FLIGHT_MAX` (256) of them do not lock
-/// honest clients out (before that fix, 256 did for the whole body timeout).
+/// honest clients out (were they counted in flight, 256 would for the whole
+/// body timeout).
 const LORIS_HEAD_CONNECTIONS: usize = 150;
 const LORIS_BODY_CONNECTIONS: usize = 256;
 /// The gateway's body timeout in this test: as long as the lockout was, so

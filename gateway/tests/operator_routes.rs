@@ -3,8 +3,8 @@
 //! unlisted key, signed with a broken signature, signed for another route,
 //! stale, or replayed is refused with a typed 401/403 and changes nothing;
 //! then the same action, properly signed, works once. The peer's address
-//! plays no part (every request here comes from loopback, which used to be
-//! all it took). `/metrics` answers only its bearer token.
+//! plays no part: every request here comes from loopback, and loopback
+//! alone authorizes nothing. `/metrics` answers only its bearer token.
 
 #![allow(clippy::expect_used)]
 

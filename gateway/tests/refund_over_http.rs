@@ -1,4 +1,4 @@
-//! Refund over real loopback HTTP (PROTOCOLS.md "Refund"): a holder who
+//! Refund over real loopback HTTP (`docs/protocol.md`, "Refund"): a holder who
 //! lost her purse file restores an empty purse from her key backup and gets
 //! the value of her unspent coins back as new coins, while every copy of the
 //! old coins is refused; and a refund cut off after the issuer committed it

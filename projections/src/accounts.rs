@@ -1,6 +1,6 @@
 //! Accounts and float: merchant aggregate balances, bank money (purchases
 //! requested, settled, rejected; redemptions), outstanding e-money, card
-//! float per load/unload server, and the conservation equation of DESIGN.md
+//! float per load/unload server, and the conservation equation of `docs/design.md`
 //! computed from these stocks at any sequence number.
 //!
 //! The rule itself is `ledger::conservation`: every complete batch (one

@@ -51,7 +51,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 fn log_coin_status_accounts_and_audit_report_hold_no_identity_in_the_clear() {
     let dir = tempfile::tempdir().expect("tempdir");
     let unsealer = IdentityUnsealer::new(SecretKey::generate(2048).expect("rsa key"));
-    let sealer = unsealer.sealer(SuiteId::Aes256);
+    let sealer = unsealer
+        .sealer(SuiteId::Aes256)
+        .expect("an rsa key serves aes256");
     let merchant = ParticipantId::new("alice.liddell@wonderland.example").expect("id");
     let buyer = ParticipantId::new("bob.marley-1945@kingston.example").expect("id");
     let merchant_account = BankAccount::new("021000021-4455667788").expect("account");

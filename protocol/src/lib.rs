@@ -5,7 +5,7 @@
 //!   signatures, session keys, `e_K`, `mac_K`, key files, identity sealing.
 //! - [`checkpoint`]: how the issuer signs, and anyone verifies, a log checkpoint.
 //! - [`mint`]: the [`mint::Mint`], the only code that computes or checks a coin tag.
-//! - [`wire`]: every message of PROTOCOLS.md, with bounded decoding.
+//! - [`wire`]: every message of `docs/protocol.md`, with bounded decoding.
 //! - [`flows`]: the client side of each flow, and pure issuer-side helpers.
 
 pub mod checkpoint;

@@ -4,7 +4,7 @@
 //! it), replaced atomically whenever an epoch is opened.
 //!
 //! A tag is a 128-bit MAC over [`CoinBody::tag_input`] under a domain label:
-//! AES-256-CMAC under `aes256`; under `tdes`, two CMAC-TDES tags (64 bits
+//! AES-256-CMAC under `dhaes` and `aes256`; under `tdes`, two CMAC-TDES tags (64 bits
 //! each) under two independent keys, concatenated.
 //!
 //! Key file format: `MINT_FILE_MAGIC`, then the postcard encoding of the
@@ -57,7 +57,7 @@ pub enum MintError {
 /// Length of one epoch's key material under `suite`.
 const fn key_material_bytes(suite: SuiteId) -> usize {
     match suite {
-        SuiteId::Aes256 => 32,
+        SuiteId::Dhaes | SuiteId::Aes256 => 32,
         // Two independent three-key TDES keys, one per 64-bit half.
         SuiteId::Tdes => 2 * 24,
     }
@@ -261,7 +261,7 @@ fn compute_tag(suite: SuiteId, key: &[u8], body: &CoinBody) -> Result<Tag, MintE
     let input = body.tag_input();
     let mut tag = [0u8; 16];
     match suite {
-        SuiteId::Aes256 => {
+        SuiteId::Dhaes | SuiteId::Aes256 => {
             let mac = suite.cmac(key, &[&label, &input])?;
             tag.copy_from_slice(&mac);
         }

@@ -346,9 +346,8 @@ fn encode_unchecked<M: serde::Serialize>(msg: &M) -> Vec<u8> {
 // either suite; so does an issuance of as many coins.
 #[test]
 fn largest_messages_fit_their_limits() {
-    let k = keys();
-    let pk_i = k[0].public();
     for suite in SuiteId::ALL {
+        let pk_i = keys_for(suite)[0].public();
         let coins: Vec<Coin> = (0..COINS_PER_TX_MAX).map(|_| widest_coin()).collect();
         let body = SendCoinsBody {
             coins: CoinList::new(coins.clone()).expect("at the bound"),

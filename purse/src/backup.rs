@@ -1,6 +1,6 @@
 //! The key backup: the purse's identity, key pair, certificate and issuer
 //! record in a file of their own, so that a lost or deleted purse file does
-//! not take with it the key that signs a refund (PROTOCOLS.md "Refund": the
+//! not take with it the key that signs a refund (`docs/protocol.md`, "Refund": the
 //! issuer revokes the coins it issued to `ID_CH` and replaces them, sealed
 //! to `PK_CH`).
 //!

@@ -26,7 +26,7 @@ use crate::constants::SECRET_BYTES_MAX;
 use crate::error::{PurseError, check_len};
 use crate::state::{BadKind, TxRef};
 
-/// The flows a purse takes part in (PROTOCOLS.md).
+/// The flows a purse takes part in (`docs/protocol.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TxKind {
     /// Coin purchase: no inputs, coins of the amount out.

@@ -54,22 +54,25 @@ pub struct PurseProfile {
 }
 
 impl PurseProfile {
-    /// A profile with a fresh RSA key pair of `bits` bits.
+    /// A profile with a fresh key pair of the kind `suite` needs: Ed25519 +
+    /// X25519 under `dhaes`, RSA of `bits` bits under `aes256` and `tdes`.
     pub fn generate(
         participant: ParticipantId,
         suite: SuiteId,
         bits: usize,
     ) -> Result<PurseProfile, PurseError> {
-        let sk = SecretKey::generate(bits)?;
+        let sk = SecretKey::generate_for(suite, bits)?;
         PurseProfile::from_secret_key(participant, suite, &sk)
     }
 
-    /// A profile around an existing private key.
+    /// A profile around an existing private key; refuses one that cannot
+    /// serve `suite`.
     pub fn from_secret_key(
         participant: ParticipantId,
         suite: SuiteId,
         sk: &SecretKey,
     ) -> Result<PurseProfile, PurseError> {
+        sk.public().check_suite(suite)?;
         let der = sk.to_pkcs8_der()?;
         Ok(PurseProfile {
             participant,
@@ -80,11 +83,12 @@ impl PurseProfile {
         })
     }
 
-    /// `SK_X`, parsed from its PKCS#8 DER.
+    /// `SK_X`, parsed from its PKCS#8 DER; refused if it cannot serve the
+    /// profile's suite.
     pub fn secret_key(&self) -> Result<SecretKey, PurseError> {
-        Ok(SecretKey::from_pkcs8_der(
-            self.secret_key.expose_pkcs8_der(),
-        )?)
+        let sk = SecretKey::from_pkcs8_der(self.secret_key.expose_pkcs8_der())?;
+        sk.public().check_suite(self.suite)?;
+        Ok(sk)
     }
 
     /// `PK_X`, parsed from its SPKI DER.

@@ -59,6 +59,7 @@ const PACED_LOAD_SHARE: f64 = 0.7;
 /// The cipher suite of the issuer under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SuiteArg {
+    Dhaes,
     Aes256,
     Tdes,
 }
@@ -66,6 +67,7 @@ enum SuiteArg {
 impl SuiteArg {
     fn suite(self) -> SuiteId {
         match self {
+            SuiteArg::Dhaes => SuiteId::Dhaes,
             SuiteArg::Aes256 => SuiteId::Aes256,
             SuiteArg::Tdes => SuiteId::Tdes,
         }
@@ -94,10 +96,11 @@ pub struct BenchArgs {
     /// (default 8 per core).
     #[arg(long, value_name = "N")]
     clients: Option<usize>,
-    /// Cipher suite of the issuer.
-    #[arg(long, value_enum, default_value = "aes256")]
+    /// Cipher suite of the issuer and the participants: dhaes (HPKE +
+    /// Ed25519), aes256 or tdes (RSA).
+    #[arg(long, value_enum, default_value = "dhaes")]
     suite: SuiteArg,
-    /// RSA modulus of the issuer and of the participants.
+    /// RSA modulus of the issuer and of the participants (aes256, tdes).
     #[arg(long, default_value = "2048", value_parser = parse_rsa_bits)]
     rsa_bits: usize,
     /// Run only the ledger-core benchmark (no HTTP, no public-key crypto).
@@ -151,10 +154,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     .context("creating the scratch directory")?;
     println!("{}", stats::machine_line());
+    let keys = match args.suite.suite().key_kind() {
+        protocol::crypto::KeyKind::Rsa => format!(
+            "RSA {} bits on {}",
+            args.rsa_bits,
+            protocol::crypto::RsaBackend::process_default()
+        ),
+        protocol::crypto::KeyKind::Ed25519X25519 => "Ed25519/X25519".to_owned(),
+    };
     println!(
-        "suite {:?}, RSA {} bits, {} client threads at nice {}, {} s per phase ({} s paced), files in {}",
+        "suite {}, {keys}, {} client threads at nice {}, {} s per phase ({} s paced), files in {}",
         args.suite.suite(),
-        args.rsa_bits,
         n_clients,
         args.generator_nice,
         phase.as_secs(),
@@ -306,11 +316,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ceiling_four.payments_per_sec()
     );
     println!(
-        "ratio = {:.3} (1-in/1-out: {:.1} measured / {:.1} crypto-only payments/s, RSA {}, {} cores)",
+        "ratio = {:.3} (1-in/1-out: {:.1} measured / {:.1} crypto-only payments/s, suite {}, {keys}, {} cores)",
         one.payments_per_sec() / ceiling_one.payments_per_sec(),
         one.payments_per_sec(),
         ceiling_one.payments_per_sec(),
-        args.rsa_bits,
+        args.suite.suite(),
         n_cores
     );
     let all_measured = one.n_paid > 0 && four.n_paid > 0 && paced.n_paid > 0;

@@ -48,12 +48,13 @@ pub struct DemoArgs {
     /// Where to put every party's files (default: a fresh temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Cipher suite of the issuer's mint and of the purses.
-    #[arg(long, default_value = "aes256")]
+    /// Cipher suite of the issuer and the purses: dhaes (HPKE + Ed25519),
+    /// aes256 (RSA, AES-256) or tdes (RSA, Triple-DES: the paper's).
+    #[arg(long, default_value = "dhaes")]
     pub suite: SuiteId,
 }
 
-/// Every participant's RSA key size.
+/// Every participant's RSA key size (suites aes256 and tdes).
 const RSA_BITS: usize = 2048;
 /// The party registered under a pseudonym.
 const PSEUDONYM: &str = "zorro";
@@ -210,8 +211,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         "issuer",
         format!(
-            "{} listening at {issuer_url}, RSA-{RSA_BITS}, suite {}, log {}",
+            "{} listening at {issuer_url}, {}, suite {}, log {}",
             descriptor.id_i.as_str(),
+            match descriptor.suite.key_kind() {
+                protocol::crypto::KeyKind::Rsa => format!("RSA-{RSA_BITS}"),
+                protocol::crypto::KeyKind::Ed25519X25519 => "Ed25519/X25519".to_owned(),
+            },
             descriptor.suite,
             dir.join("issuer").join("log.redb").display()
         ),

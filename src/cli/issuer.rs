@@ -150,10 +150,11 @@ pub struct InitArgs {
     /// The issuer's directory (created).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Cipher suite of the mint and of sealed messages.
-    #[arg(long, default_value = "aes256")]
+    /// Cipher suite: dhaes (HPKE + Ed25519, the default), aes256 (RSA,
+    /// AES-256) or tdes (RSA, Triple-DES: the paper's).
+    #[arg(long, default_value = "dhaes")]
     pub suite: SuiteId,
-    /// Size of the issuer's RSA keys.
+    /// Size of the issuer's RSA keys (suites aes256 and tdes).
     #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
     pub rsa_bits: usize,
     /// Coin shards (one lock each; more shards, less contention).
@@ -493,7 +494,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         })
         .context("writing the gateway's TLS certificate")?;
     let operator_key_path = args.dir.join(OPERATOR_KEY_FILE);
-    let operator = OperatorKey::generate().context("generating the operator key")?;
+    let operator = OperatorKey::generate_for(args.suite).context("generating the operator key")?;
     operator
         .write(&operator_key_path)
         .with_context(|| format!("writing {}", operator_key_path.display()))?;
@@ -530,10 +531,13 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     // 0600 whatever the umask: it holds the /metrics scrape token.
     ledger::private_file::write_private(&config_path, text.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
+    let keys = match args.suite.key_kind() {
+        protocol::crypto::KeyKind::Rsa => format!("RSA-{}", file.rsa_bits),
+        protocol::crypto::KeyKind::Ed25519X25519 => "Ed25519/X25519".to_owned(),
+    };
     println!(
-        "issuer created in {}: RSA-{}, suite {}, {} shards; public key {}",
+        "issuer created in {}: {keys}, suite {}, {} shards; public key {}",
         args.dir.display(),
-        file.rsa_bits,
         file.suite,
         file.shards,
         key_path.display()

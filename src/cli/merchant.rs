@@ -82,8 +82,10 @@ pub struct InitArgs {
     /// Also ask to be enrolled as a redeemer (to take bank credits).
     #[arg(long)]
     pub redeemer: bool,
-    #[arg(long, default_value = "aes256")]
-    pub suite: SuiteId,
+    /// Cipher suite of the shop's key and messages (default: the issuer's).
+    #[arg(long)]
+    pub suite: Option<SuiteId>,
+    /// Size of the shop's RSA key (suites aes256 and tdes).
     #[arg(long, default_value_t = 2048)]
     pub rsa_bits: usize,
     /// TLS towards the issuer (with --dir, a copy of the certificate is

@@ -75,10 +75,11 @@ pub enum PurseCommand {
         /// DIR/purse.toml; with --dir only).
         #[arg(long, value_parser = parse_account)]
         account: Option<BankAccount>,
-        /// Cipher suite of sealed messages.
-        #[arg(long, default_value = "aes256")]
-        suite: SuiteId,
-        /// Size of the participant's RSA key.
+        /// Cipher suite of sealed messages and of the purse's key
+        /// (default: the issuer's, as its gateway describes it).
+        #[arg(long)]
+        suite: Option<SuiteId>,
+        /// Size of the participant's RSA key (suites aes256 and tdes).
         #[arg(long, default_value_t = 2048)]
         rsa_bits: usize,
     },
@@ -611,7 +612,7 @@ pub fn create_purse(
     url: &str,
     client: &ClientConfig,
     id: ParticipantId,
-    suite: SuiteId,
+    suite: Option<SuiteId>,
     rsa_bits: usize,
 ) -> anyhow::Result<Purse> {
     if path.exists() {
@@ -621,7 +622,18 @@ pub fn create_purse(
     let descriptor = client
         .descriptor()
         .with_context(|| format!("asking {url} who the issuer is"))?;
-    let bar = super::common::spinner(&format!("generating an RSA-{rsa_bits} key"));
+    let suite = suite.unwrap_or(descriptor.suite);
+    // A purse's envelopes go to the issuer's key: a suite that key cannot
+    // serve would make every request fail later.
+    protocol::crypto::PublicKey::from_ledger(&descriptor.public_key)
+        .context("the issuer's public key")?
+        .check_suite(suite)
+        .with_context(|| format!("the issuer's suite is {}", descriptor.suite))?;
+    let what = match suite.key_kind() {
+        protocol::crypto::KeyKind::Rsa => format!("an RSA-{rsa_bits} key"),
+        protocol::crypto::KeyKind::Ed25519X25519 => "an Ed25519/X25519 key".to_owned(),
+    };
+    let bar = super::common::spinner(&format!("generating {what}"));
     let profile = PurseProfile::generate(id, suite, rsa_bits);
     super::common::finish(bar);
     let profile = profile.context("generating the key")?;

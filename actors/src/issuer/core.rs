@@ -423,14 +423,23 @@ impl std::fmt::Debug for IssuerCore {
     }
 }
 
-fn load_or_create_key(path: &Path, bits: usize) -> Result<SecretKey, IssuerError> {
-    if path.exists() {
-        Ok(SecretKey::read_pkcs8(path)?)
+/// Loads the key at `path`, or creates one of the kind `suite` needs
+/// (Ed25519 + X25519 under `dhaes`, RSA of `rsa_bits` otherwise). A key of
+/// the wrong kind for `suite` is refused, not used.
+fn load_or_create_key(
+    path: &Path,
+    suite: SuiteId,
+    rsa_bits: usize,
+) -> Result<SecretKey, IssuerError> {
+    let key = if path.exists() {
+        SecretKey::read_pkcs8(path)?
     } else {
-        let key = SecretKey::generate(bits)?;
+        let key = SecretKey::generate_for(suite, rsa_bits)?;
         key.write_pkcs8(path)?;
-        Ok(key)
-    }
+        key
+    };
+    key.public().check_suite(suite)?;
+    Ok(key)
 }
 
 /// Records read from the log per call at boot.
@@ -456,11 +465,12 @@ impl IssuerCore {
         // The thread that boots the issuer replays its log under its invariants.
         fail_stop.guard_this_thread();
         let dir = config.dir.clone();
-        let sk_i = load_or_create_key(&dir.join("issuer.key"), config.rsa_bits)?;
+        let sk_i = load_or_create_key(&dir.join("issuer.key"), config.suite, config.rsa_bits)?;
         // The user-index key pair belongs to the projections; the issuer
         // needs only its public half, to seal identities into events.
-        let user_index = load_or_create_key(&dir.join("user-index.key"), config.rsa_bits)?;
-        let sealer = IdentitySealer::new(user_index.public(), config.suite);
+        let user_index =
+            load_or_create_key(&dir.join("user-index.key"), config.suite, config.rsa_bits)?;
+        let sealer = IdentitySealer::new(user_index.public(), config.suite)?;
         drop(user_index);
         let mint_path = dir.join("mint.key");
         let mint = if mint_path.exists() {

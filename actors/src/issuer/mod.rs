@@ -1,6 +1,6 @@
 //! The issuer's processes over the plain-Rust cores: [`IssuerCore`] owns
 //! the log (group commit), shards, idempotency table, mint, registry,
-//! sessions and bank, and runs every flow of PROTOCOLS.md issuer-side.
+//! sessions and bank, and runs every flow of `docs/protocol.md` issuer-side.
 //! The actix actors (`crate::actors`) are thin shells over it.
 
 mod cash_out;

@@ -29,8 +29,15 @@ pub enum CryptoError {
         len: usize,
         max: usize,
     },
-    #[error("unknown cipher suite {0:?}: expected aes256 or tdes")]
+    #[error("unknown cipher suite {0:?}: expected dhaes, aes256 or tdes")]
     UnknownSuite(String),
+    /// A key of one kind used with a suite of another (an RSA key under
+    /// `dhaes`, an Ed25519/X25519 key under `aes256` or `tdes`).
+    #[error("a {key:?} key cannot serve suite {suite}")]
+    KeyKindMismatch {
+        key: super::KeyKind,
+        suite: super::SuiteId,
+    },
     #[error("key file {path}: {source}")]
     KeyFile {
         path: PathBuf,
@@ -43,6 +50,8 @@ pub enum CryptoError {
     Encoding(String),
     #[error("operating system randomness is unavailable")]
     Randomness,
+    #[error("rsa backend {0} is not in this build")]
+    BackendUnavailable(&'static str),
 }
 
 impl CryptoError {

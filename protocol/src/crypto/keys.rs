@@ -1,26 +1,27 @@
-//! RSA keys: [`SecretKey`] (PSS signing, OAEP decryption, PKCS#8 files) and
-//! [`PublicKey`] (verification, sealing, SPKI encoding), and the detached
-//! [`Signature`].
+//! Key pairs: [`SecretKey`] (signing `S_X`, opening `E*_X`, PKCS#8 files)
+//! and [`PublicKey`] (verification, sealing, DER encoding), and the
+//! detached [`Signature`]. A key is of one [`KeyKind`]: RSA (suites `aes256`
+//! and `tdes`) or Ed25519 + X25519 (suite `dhaes`, see [`super::dhaes`]).
 //!
-//! The private-key operations go through one small trait,
-//! [`PrivateKeyBackend`], so that a faster constant-time implementation can
-//! replace the `rsa` crate without touching callers: those two operations are
-//! most of the issuer's cost.
+//! The RSA private-key operations go through one small trait,
+//! [`PrivateKeyBackend`], implemented by AWS-LC and by the `rsa` crate
+//! ([`RsaBackend`]): those two operations are most of an RSA issuer's cost.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use rsa::Oaep;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::dhaes::{DhaesPublic, DhaesSecret};
 use super::error::CryptoError;
 use super::keyfile;
-use super::suite::label_prefix;
+use super::rsa_backend::{PrivateKeyBackend, RsaBackend};
+use super::suite::{KeyKind, SuiteId, label_prefix};
 
 /// Default RSA modulus size.
 pub const RSA_BITS_DEFAULT: usize = 2048;
@@ -30,68 +31,13 @@ pub const RSA_BITS_MIN: usize = 2048;
 pub const RSA_BITS_MAX: usize = 4096;
 /// Largest RSA output (signature, OAEP ciphertext), in bytes.
 pub const RSA_OUTPUT_BYTES_MAX: usize = RSA_BITS_MAX / 8;
-/// Largest SPKI DER public key accepted (RSA-4096 SPKI is 550 bytes).
+/// Largest public key DER accepted (RSA-4096 SPKI is 550 bytes).
 pub const SPKI_DER_BYTES_MAX: usize = ledger::constants::PUBLIC_KEY_DER_BYTES_MAX;
 /// Largest PKCS#8 DER private key file accepted (RSA-4096 is about 2.4 KiB).
 pub const PKCS8_FILE_BYTES_MAX: usize = 16 * 1024;
 
 const _: () = assert!(RSA_OUTPUT_BYTES_MAX <= ledger::constants::SIGNATURE_BYTES_MAX);
-
-/// The private-key operations, and the only code that touches private-key
-/// material. Implement it to plug in another constant-time backend.
-pub trait PrivateKeyBackend: Send + Sync {
-    /// The matching public key.
-    fn public_key(&self) -> rsa::PublicKey;
-    /// RSA-OAEP(SHA-256, MGF1-SHA-256) decryption with `oaep_label`.
-    /// Every failure is [`CryptoError::DecryptionFailed`].
-    fn oaep_decrypt(
-        &self,
-        oaep_label: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
-    /// RSA-PSS(SHA-256, salt of 32 bytes) over a SHA-256 digest.
-    fn pss_sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError>;
-    /// The key as PKCS#8 DER.
-    fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
-}
-
-/// The default backend: the `rsa` crate (constant-time crypto-bigint,
-/// blinding from the OS RNG on every private operation).
-struct RustCryptoRsa(rsa::PrivateKey);
-
-impl PrivateKeyBackend for RustCryptoRsa {
-    fn public_key(&self) -> rsa::PublicKey {
-        self.0.to_public_key()
-    }
-
-    fn oaep_decrypt(
-        &self,
-        oaep_label: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.0
-            .decrypt(
-                Oaep::<Sha256>::new_with_label(oaep_label.to_vec()),
-                ciphertext,
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::DecryptionFailed)
-    }
-
-    fn pss_sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
-        self.0
-            .pss_sign_prehash::<Sha256>(digest)
-            .map_err(|_| CryptoError::Randomness)
-    }
-
-    fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let doc = self
-            .0
-            .to_pkcs8_der()
-            .map_err(|e| CryptoError::Encoding(e.to_string()))?;
-        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
-    }
-}
+const _: () = assert!(super::dhaes::DHAES_PUBLIC_DER_BYTES <= SPKI_DER_BYTES_MAX);
 
 /// The digest a signature covers: the label, framed, hashed in front of the
 /// message, so that a signature made for one purpose verifies for no other.
@@ -119,47 +65,92 @@ fn check_bits(bits: usize) -> Result<(), CryptoError> {
     Ok(())
 }
 
-/// An RSA private key. Cheap to clone (shared), zeroized when the last
-/// clone drops, never shown by `Debug`.
+#[derive(Clone)]
+enum SecretInner {
+    Rsa(Arc<dyn PrivateKeyBackend>),
+    Dhaes(Arc<DhaesSecret>),
+}
+
+/// A private key. Cheap to clone (shared), zeroized when the last clone
+/// drops, never shown by `Debug`.
 #[derive(Clone)]
 pub struct SecretKey {
-    backend: Arc<dyn PrivateKeyBackend>,
+    inner: SecretInner,
     public: PublicKey,
 }
 
 impl SecretKey {
-    /// A fresh key of `bits` bits (2048 default, 3072 selectable, 4096 at most)
-    /// from the OS's CSPRNG.
+    /// A fresh RSA key of `bits` bits (2048 default, 3072 selectable, 4096
+    /// at most) from the OS's CSPRNG, on the process's [`RsaBackend`].
     pub fn generate(bits: usize) -> Result<SecretKey, CryptoError> {
         check_bits(bits)?;
         let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
             .map_err(|e| CryptoError::Encoding(e.to_string()))?;
-        SecretKey::from_backend(Arc::new(RustCryptoRsa(key)))
+        SecretKey::from_backend(RsaBackend::process_default().wrap(key)?)
     }
 
-    /// Wraps another private-key backend.
+    /// A fresh key for `suite`: Ed25519 + X25519 under `dhaes` (`rsa_bits`
+    /// unused), RSA of `rsa_bits` bits under `aes256` and `tdes`.
+    pub fn generate_for(suite: SuiteId, rsa_bits: usize) -> Result<SecretKey, CryptoError> {
+        match suite.key_kind() {
+            KeyKind::Rsa => SecretKey::generate(rsa_bits),
+            KeyKind::Ed25519X25519 => Ok(SecretKey::from_dhaes(DhaesSecret::generate())),
+        }
+    }
+
+    fn from_dhaes(secret: DhaesSecret) -> SecretKey {
+        let public = PublicKey::from_dhaes(secret.public().clone());
+        SecretKey {
+            inner: SecretInner::Dhaes(Arc::new(secret)),
+            public,
+        }
+    }
+
+    /// Wraps another RSA private-key backend.
     pub fn from_backend(backend: Arc<dyn PrivateKeyBackend>) -> Result<SecretKey, CryptoError> {
         let public = PublicKey::from_rsa(backend.public_key())?;
-        Ok(SecretKey { backend, public })
+        Ok(SecretKey {
+            inner: SecretInner::Rsa(backend),
+            public,
+        })
     }
 
     pub fn public(&self) -> PublicKey {
         self.public.clone()
     }
 
-    /// `S_X(label, msg)`: RSA-PSS(SHA-256) over the framed label and the message.
+    /// What kind of key this is.
+    pub fn kind(&self) -> KeyKind {
+        self.public.kind()
+    }
+
+    /// The RSA backend doing this key's private operations (`None` for a
+    /// `dhaes` key).
+    pub fn rsa_backend(&self) -> Option<RsaBackend> {
+        match &self.inner {
+            SecretInner::Rsa(backend) => Some(backend.kind()),
+            SecretInner::Dhaes(_) => None,
+        }
+    }
+
+    /// `S_X(label, msg)`: RSA-PSS(SHA-256) or Ed25519 over the framed label
+    /// and the message (hashed with SHA-256).
     ///
     /// # Panics
-    /// If the OS has no randomness for the salt and blinding: nothing can be
-    /// signed safely then.
+    /// If the OS has no randomness for the RSA salt and blinding: nothing can
+    /// be signed safely then.
     pub fn sign(&self, label: &str, msg: &[u8]) -> Signature {
         let digest = signed_digest(label, msg);
-        #[allow(clippy::expect_used)]
-        let bytes = self
-            .backend
-            .pss_sign_digest(&digest)
-            .expect("pss signing failed: the key size was checked, so randomness is missing");
-        Signature(bytes)
+        match &self.inner {
+            SecretInner::Rsa(backend) => {
+                #[allow(clippy::expect_used)]
+                let bytes = backend.pss_sign_digest(&digest).expect(
+                    "pss signing failed: the key size was checked, so randomness is missing",
+                );
+                Signature(bytes)
+            }
+            SecretInner::Dhaes(secret) => Signature(secret.sign(&digest).to_vec()),
+        }
     }
 
     /// Opens an `E*` envelope sealed to this key under `label`: returns the
@@ -168,17 +159,37 @@ impl SecretKey {
         super::envelope::open(self, label, envelope)
     }
 
-    pub(crate) fn backend(&self) -> &dyn PrivateKeyBackend {
-        self.backend.as_ref()
+    pub(crate) fn rsa_private(&self) -> Option<&dyn PrivateKeyBackend> {
+        match &self.inner {
+            SecretInner::Rsa(backend) => Some(backend.as_ref()),
+            SecretInner::Dhaes(_) => None,
+        }
     }
 
-    /// The key as PKCS#8 DER (secret: zeroized on drop).
+    pub(crate) fn dhaes_private(&self) -> Option<&DhaesSecret> {
+        match &self.inner {
+            SecretInner::Rsa(_) => None,
+            SecretInner::Dhaes(secret) => Some(secret),
+        }
+    }
+
+    /// The key as PKCS#8 DER (secret: zeroized on drop): an RSA key, or an
+    /// Ed25519 key (RFC 8410) whose seed also gives the X25519 key.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.backend.to_pkcs8_der()
+        match &self.inner {
+            SecretInner::Rsa(backend) => backend.to_pkcs8_der(),
+            SecretInner::Dhaes(secret) => Ok(secret.to_pkcs8_der()),
+        }
     }
 
-    /// Parses a PKCS#8 DER private key, refusing keys outside 2048..=4096 bits.
+    /// Parses a PKCS#8 DER private key: Ed25519 (a `dhaes` key), or RSA of
+    /// 2048..=4096 bits on the process's [`RsaBackend`].
     pub fn from_pkcs8_der(der: &[u8]) -> Result<SecretKey, CryptoError> {
+        SecretKey::from_pkcs8_der_with(der, RsaBackend::process_default())
+    }
+
+    /// [`SecretKey::from_pkcs8_der`] with the RSA backend named.
+    pub fn from_pkcs8_der_with(der: &[u8], backend: RsaBackend) -> Result<SecretKey, CryptoError> {
         if der.len() > PKCS8_FILE_BYTES_MAX {
             return Err(CryptoError::TooLong {
                 what: "pkcs8 key",
@@ -186,10 +197,13 @@ impl SecretKey {
                 max: PKCS8_FILE_BYTES_MAX,
             });
         }
+        if let Some(secret) = DhaesSecret::from_pkcs8_der(der) {
+            return Ok(SecretKey::from_dhaes(secret));
+        }
         let key = rsa::PrivateKey::from_pkcs8_der(der)
             .map_err(|_| CryptoError::malformed("pkcs8 private key"))?;
         check_bits(key.n().bit_width() as usize)?;
-        SecretKey::from_backend(Arc::new(RustCryptoRsa(key)))
+        SecretKey::from_backend(backend.wrap(key)?)
     }
 
     /// Writes the key as PKCS#8 DER to a new file of mode 0600, atomically.
@@ -212,10 +226,18 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// An RSA public key of 2048 to 4096 bits. Serializes as its SPKI DER bytes.
+#[derive(Clone)]
+enum PublicInner {
+    Rsa(rsa::PublicKey),
+    Dhaes(DhaesPublic),
+}
+
+/// A public key: RSA of 2048 to 4096 bits (SPKI DER), or a `dhaes` pair of
+/// Ed25519 and X25519 keys (a DER `SEQUENCE` of their two SPKIs).
+/// Serializes as that DER.
 #[derive(Clone)]
 pub struct PublicKey {
-    inner: rsa::PublicKey,
+    inner: PublicInner,
     spki_der: Vec<u8>,
     fingerprint: [u8; 32],
 }
@@ -229,14 +251,25 @@ impl PublicKey {
             .into_vec();
         let fingerprint = Sha256::digest(&spki_der).into();
         Ok(PublicKey {
-            inner,
+            inner: PublicInner::Rsa(inner),
             spki_der,
             fingerprint,
         })
     }
 
-    /// Parses SPKI DER, refusing more than [`SPKI_DER_BYTES_MAX`] bytes and
-    /// keys outside 2048..=4096 bits.
+    fn from_dhaes(inner: DhaesPublic) -> PublicKey {
+        let spki_der = inner.to_der();
+        let fingerprint = Sha256::digest(&spki_der).into();
+        PublicKey {
+            inner: PublicInner::Dhaes(inner),
+            spki_der,
+            fingerprint,
+        }
+    }
+
+    /// Parses the DER of [`PublicKey::to_spki_der`], refusing more than
+    /// [`SPKI_DER_BYTES_MAX`] bytes, RSA keys outside 2048..=4096 bits,
+    /// invalid or small-order Ed25519 points, and non-canonical encodings.
     pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, CryptoError> {
         if der.len() > SPKI_DER_BYTES_MAX {
             return Err(CryptoError::TooLong {
@@ -244,6 +277,9 @@ impl PublicKey {
                 len: der.len(),
                 max: SPKI_DER_BYTES_MAX,
             });
+        }
+        if let Some(dhaes) = DhaesPublic::from_der(der) {
+            return Ok(PublicKey::from_dhaes(dhaes?));
         }
         let inner = rsa::PublicKey::from_public_key_der(der)
             .map_err(|_| CryptoError::malformed("spki public key"))?;
@@ -255,27 +291,60 @@ impl PublicKey {
         Ok(key)
     }
 
+    /// The key's DER: RSA SPKI, or the `dhaes` pair of SPKIs.
     pub fn to_spki_der(&self) -> Vec<u8> {
         self.spki_der.clone()
     }
 
-    /// SHA-256 of the SPKI DER encoding.
+    /// SHA-256 of the DER encoding.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
     }
 
-    /// Modulus size in bits.
-    pub fn bits(&self) -> usize {
-        self.inner.n().bit_width() as usize
+    /// What kind of key this is.
+    pub fn kind(&self) -> KeyKind {
+        match self.inner {
+            PublicInner::Rsa(_) => KeyKind::Rsa,
+            PublicInner::Dhaes(_) => KeyKind::Ed25519X25519,
+        }
     }
 
-    /// Modulus size in bytes: the length of every signature and OAEP block.
-    pub fn modulus_bytes(&self) -> usize {
-        self.inner.size()
+    /// Refuses a suite this key cannot serve (an RSA key under `dhaes`, an
+    /// Ed25519/X25519 key under `aes256` or `tdes`).
+    pub fn check_suite(&self, suite: SuiteId) -> Result<(), CryptoError> {
+        if self.kind() == suite.key_kind() {
+            Ok(())
+        } else {
+            Err(CryptoError::KeyKindMismatch {
+                key: self.kind(),
+                suite,
+            })
+        }
     }
 
-    pub(crate) fn rsa(&self) -> &rsa::PublicKey {
-        &self.inner
+    /// RSA modulus size in bits; `None` for a `dhaes` key.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        self.rsa().map(|k| k.n().bit_width() as usize)
+    }
+
+    /// Modulus size in bytes for RSA (the length of every signature and OAEP
+    /// block); `None` for a `dhaes` key.
+    pub(crate) fn rsa_modulus_bytes(&self) -> Option<usize> {
+        self.rsa().map(|k| k.size())
+    }
+
+    pub(crate) fn rsa(&self) -> Option<&rsa::PublicKey> {
+        match &self.inner {
+            PublicInner::Rsa(k) => Some(k),
+            PublicInner::Dhaes(_) => None,
+        }
+    }
+
+    pub(crate) fn dhaes(&self) -> Option<&DhaesPublic> {
+        match &self.inner {
+            PublicInner::Rsa(_) => None,
+            PublicInner::Dhaes(k) => Some(k),
+        }
     }
 
     /// Checks `S_X(label, msg)`.
@@ -285,16 +354,22 @@ impl PublicKey {
         msg: &[u8],
         signature: &Signature,
     ) -> Result<(), CryptoError> {
-        if signature.0.len() != self.modulus_bytes() {
-            return Err(CryptoError::BadSignature);
-        }
         let digest = signed_digest(label, msg);
-        self.inner
-            .pss_verify_prehash::<Sha256>(&digest, &signature.0)
-            .map_err(|_| CryptoError::BadSignature)
+        match &self.inner {
+            PublicInner::Rsa(inner) => {
+                if signature.0.len() != inner.size() {
+                    return Err(CryptoError::BadSignature);
+                }
+                inner
+                    .pss_verify_prehash::<Sha256>(&digest, &signature.0)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+            PublicInner::Dhaes(inner) => inner.verify(&digest, &signature.0),
+        }
     }
 
-    /// `E*_X(plaintext)` under `label`: see [`super::Envelope`].
+    /// `E*_X(plaintext)` under `label`: see [`super::Envelope`]. Refuses a
+    /// suite the key cannot serve ([`CryptoError::KeyKindMismatch`]).
     pub fn seal(
         &self,
         suite: super::SuiteId,
@@ -304,12 +379,12 @@ impl PublicKey {
         super::envelope::seal(self, suite, label, plaintext)
     }
 
-    /// Writes the SPKI DER to `path` (mode 0644), atomically.
+    /// Writes the DER to `path` (mode 0644), atomically.
     pub fn write_spki(&self, path: &Path) -> Result<(), CryptoError> {
         keyfile::write_public_atomic(path, &self.spki_der)
     }
 
-    /// Reads an SPKI DER file.
+    /// Reads a DER public key file.
     pub fn read_spki(path: &Path) -> Result<PublicKey, CryptoError> {
         let der = keyfile::read_public(path, SPKI_DER_BYTES_MAX)?;
         PublicKey::from_spki_der(&der)
@@ -345,7 +420,10 @@ impl fmt::Debug for PublicKey {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        write!(f, "PublicKey(rsa-{}, {fp})", self.bits())
+        match self.rsa_bits() {
+            Some(bits) => write!(f, "PublicKey(rsa-{bits}, {fp})"),
+            None => write!(f, "PublicKey(ed25519+x25519, {fp})"),
+        }
     }
 }
 
@@ -368,8 +446,8 @@ fn serde_bytes_vec<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
     Vec::<u8>::deserialize(deserializer)
 }
 
-/// A detached RSA-PSS signature `S_X(m)`: at most [`RSA_OUTPUT_BYTES_MAX`]
-/// bytes, also when decoded.
+/// A detached signature `S_X(m)` (RSA-PSS, or 64 bytes of Ed25519): at most
+/// [`RSA_OUTPUT_BYTES_MAX`] bytes, also when decoded.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
 pub struct Signature(Vec<u8>);
@@ -427,76 +505,130 @@ mod tests {
     use crate::crypto::test_keys;
 
     #[test]
-    fn signatures_verify_under_both_key_sizes() {
-        for key in [test_keys::rsa_2048(), test_keys::rsa_3072()] {
+    fn signatures_verify_under_every_key_kind_and_size() {
+        for key in [
+            test_keys::rsa_2048(),
+            test_keys::rsa_3072(),
+            test_keys::dhaes(),
+        ] {
             let sig = key.sign("vc/test/sign", b"message");
-            assert_eq!(sig.as_bytes().len(), key.public().modulus_bytes());
+            let expected_len = key.public().rsa_modulus_bytes().unwrap_or(64);
+            assert_eq!(sig.as_bytes().len(), expected_len);
             key.public()
                 .verify("vc/test/sign", b"message", &sig)
                 .expect("verifies");
         }
-        assert_eq!(test_keys::rsa_3072().public().bits(), 3072);
+        assert_eq!(test_keys::rsa_3072().public().rsa_bits(), Some(3072));
+        assert_eq!(test_keys::dhaes().public().rsa_bits(), None);
     }
 
     #[test]
-    fn signature_rejects_other_label_message_or_key() {
-        let key = test_keys::rsa_2048();
-        let sig = key.sign("vc/test/a", b"message");
-        let public = key.public();
-        assert!(matches!(
-            public.verify("vc/test/b", b"message", &sig),
-            Err(CryptoError::BadSignature)
-        ));
-        assert!(matches!(
-            public.verify("vc/test/a", b"messagf", &sig),
-            Err(CryptoError::BadSignature)
-        ));
-        // The label is framed: moving bytes between label and message fails.
-        assert!(matches!(
-            public.verify("vc/test/am", b"essage", &sig),
-            Err(CryptoError::BadSignature)
-        ));
-        assert!(matches!(
-            test_keys::rsa_2048_other()
-                .public()
-                .verify("vc/test/a", b"message", &sig),
-            Err(CryptoError::BadSignature)
-        ));
-    }
-
-    #[test]
-    fn every_flipped_signature_bit_is_rejected() {
-        let key = test_keys::rsa_2048();
-        let public = key.public();
-        let sig = key.sign("vc/test/flip", b"m");
-        for bit in 0..sig.as_bytes().len() * 8 {
-            let mut bytes = sig.as_bytes().to_vec();
-            bytes[bit / 8] ^= 1 << (bit % 8);
-            let flipped = Signature::from_bytes(bytes).expect("same length");
-            assert!(
-                matches!(
-                    public.verify("vc/test/flip", b"m", &flipped),
-                    Err(CryptoError::BadSignature)
-                ),
-                "bit {bit} flipped still verifies"
+    fn a_key_serves_only_the_suites_of_its_kind() {
+        for suite in SuiteId::ALL {
+            let key = test_keys::for_suite(suite);
+            assert_eq!(key.kind(), suite.key_kind());
+            key.public().check_suite(suite).expect("its own suite");
+            let other_kind = if suite == SuiteId::Dhaes {
+                test_keys::rsa_2048()
+            } else {
+                test_keys::dhaes()
+            };
+            assert!(matches!(
+                other_kind.public().check_suite(suite),
+                Err(CryptoError::KeyKindMismatch { .. })
+            ));
+            assert_eq!(
+                SecretKey::generate_for(suite, 2048)
+                    .expect("generate")
+                    .kind(),
+                suite.key_kind()
             );
         }
     }
 
     #[test]
-    fn truncated_or_extended_signature_is_rejected() {
-        let key = test_keys::rsa_2048();
-        let sig = key.sign("vc/test/len", b"m");
-        let mut short = sig.as_bytes().to_vec();
-        short.pop();
-        let mut long = sig.as_bytes().to_vec();
-        long.push(0);
-        for bytes in [short, long, Vec::new()] {
-            let bad = Signature::from_bytes(bytes).expect("within bound");
+    fn signatures_of_one_kind_do_not_verify_under_the_other() {
+        let rsa_sig = test_keys::rsa_2048().sign("vc/test/x", b"m");
+        let ed_sig = test_keys::dhaes().sign("vc/test/x", b"m");
+        assert!(
+            test_keys::dhaes()
+                .public()
+                .verify("vc/test/x", b"m", &rsa_sig)
+                .is_err()
+        );
+        assert!(
+            test_keys::rsa_2048()
+                .public()
+                .verify("vc/test/x", b"m", &ed_sig)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn signature_rejects_other_label_message_or_key() {
+        for suite in [SuiteId::Dhaes, SuiteId::Aes256] {
+            let key = test_keys::for_suite(suite);
+            let sig = key.sign("vc/test/a", b"message");
+            let public = key.public();
             assert!(matches!(
-                key.public().verify("vc/test/len", b"m", &bad),
+                public.verify("vc/test/b", b"message", &sig),
                 Err(CryptoError::BadSignature)
             ));
+            assert!(matches!(
+                public.verify("vc/test/a", b"messagf", &sig),
+                Err(CryptoError::BadSignature)
+            ));
+            // The label is framed: moving bytes between label and message fails.
+            assert!(matches!(
+                public.verify("vc/test/am", b"essage", &sig),
+                Err(CryptoError::BadSignature)
+            ));
+            assert!(matches!(
+                test_keys::other_for_suite(suite)
+                    .public()
+                    .verify("vc/test/a", b"message", &sig),
+                Err(CryptoError::BadSignature)
+            ));
+        }
+    }
+
+    #[test]
+    fn every_flipped_signature_bit_is_rejected() {
+        for suite in [SuiteId::Dhaes, SuiteId::Aes256] {
+            let key = test_keys::for_suite(suite);
+            let public = key.public();
+            let sig = key.sign("vc/test/flip", b"m");
+            for bit in 0..sig.as_bytes().len() * 8 {
+                let mut bytes = sig.as_bytes().to_vec();
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                let flipped = Signature::from_bytes(bytes).expect("same length");
+                assert!(
+                    matches!(
+                        public.verify("vc/test/flip", b"m", &flipped),
+                        Err(CryptoError::BadSignature)
+                    ),
+                    "{suite}: bit {bit} flipped still verifies"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_signature_is_rejected() {
+        for suite in [SuiteId::Dhaes, SuiteId::Aes256] {
+            let key = test_keys::for_suite(suite);
+            let sig = key.sign("vc/test/len", b"m");
+            let mut short = sig.as_bytes().to_vec();
+            short.pop();
+            let mut long = sig.as_bytes().to_vec();
+            long.push(0);
+            for bytes in [short, long, Vec::new()] {
+                let bad = Signature::from_bytes(bytes).expect("within bound");
+                assert!(matches!(
+                    key.public().verify("vc/test/len", b"m", &bad),
+                    Err(CryptoError::BadSignature)
+                ));
+            }
         }
         assert!(matches!(
             Signature::from_bytes(vec![0; RSA_OUTPUT_BYTES_MAX + 1]),
@@ -505,25 +637,29 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_randomized() {
+    fn rsa_signatures_are_randomized_and_ed25519_ones_deterministic() {
         let key = test_keys::rsa_2048();
         assert_ne!(key.sign("vc/test/r", b"m"), key.sign("vc/test/r", b"m"));
+        let key = test_keys::dhaes();
+        assert_eq!(key.sign("vc/test/r", b"m"), key.sign("vc/test/r", b"m"));
     }
 
     #[test]
     fn pkcs8_file_is_0600_and_round_trips() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("issuer.pk8");
-        let key = test_keys::rsa_2048();
-        key.write_pkcs8(&path).expect("write");
-        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let back = SecretKey::read_pkcs8(&path).expect("read");
-        assert_eq!(back.public(), key.public());
-        let sig = back.sign("vc/test/file", b"m");
-        key.public()
-            .verify("vc/test/file", b"m", &sig)
-            .expect("same key");
+        for suite in [SuiteId::Dhaes, SuiteId::Aes256] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("issuer.pk8");
+            let key = test_keys::for_suite(suite);
+            key.write_pkcs8(&path).expect("write");
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let back = SecretKey::read_pkcs8(&path).expect("read");
+            assert_eq!(back.public(), key.public());
+            let sig = back.sign("vc/test/file", b"m");
+            key.public()
+                .verify("vc/test/file", b"m", &sig)
+                .expect("same key");
+        }
     }
 
     #[test]
@@ -548,26 +684,28 @@ mod tests {
 
     #[test]
     fn spki_round_trips_with_a_stable_fingerprint() {
-        let public = test_keys::rsa_2048().public();
-        let der = public.to_spki_der();
-        let back = PublicKey::from_spki_der(&der).expect("parses");
-        assert_eq!(back, public);
-        assert_eq!(back.fingerprint(), public.fingerprint());
-        assert_ne!(
-            public.fingerprint(),
-            test_keys::rsa_2048_other().public().fingerprint()
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("issuer.spki");
-        public.write_spki(&path).expect("write");
-        assert_eq!(PublicKey::read_spki(&path).expect("read"), public);
-        let encoded = postcard::to_stdvec(&public).expect("serialize");
-        let decoded: PublicKey = postcard::from_bytes(&encoded).expect("deserialize");
-        assert_eq!(decoded, public);
-        assert_eq!(
-            PublicKey::from_ledger(&public.to_ledger()).expect("ledger form"),
-            public
-        );
+        for suite in [SuiteId::Dhaes, SuiteId::Aes256] {
+            let public = test_keys::for_suite(suite).public();
+            let der = public.to_spki_der();
+            let back = PublicKey::from_spki_der(&der).expect("parses");
+            assert_eq!(back, public);
+            assert_eq!(back.fingerprint(), public.fingerprint());
+            assert_ne!(
+                public.fingerprint(),
+                test_keys::other_for_suite(suite).public().fingerprint()
+            );
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("issuer.spki");
+            public.write_spki(&path).expect("write");
+            assert_eq!(PublicKey::read_spki(&path).expect("read"), public);
+            let encoded = postcard::to_stdvec(&public).expect("serialize");
+            let decoded: PublicKey = postcard::from_bytes(&encoded).expect("deserialize");
+            assert_eq!(decoded, public);
+            assert_eq!(
+                PublicKey::from_ledger(&public.to_ledger()).expect("ledger form"),
+                public
+            );
+        }
     }
 
     #[test]
@@ -594,21 +732,73 @@ mod tests {
             PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01"),
             Err(CryptoError::Malformed { .. })
         ));
-        let mut trailing = test_keys::rsa_2048().public().to_spki_der();
-        trailing.push(0);
-        assert!(PublicKey::from_spki_der(&trailing).is_err());
+        for key in [test_keys::rsa_2048(), test_keys::dhaes()] {
+            let mut trailing = key.public().to_spki_der();
+            trailing.push(0);
+            assert!(PublicKey::from_spki_der(&trailing).is_err());
+            let mut short = key.public().to_spki_der();
+            short.pop();
+            assert!(PublicKey::from_spki_der(&short).is_err());
+        }
+    }
+
+    /// The two RSA backends are interchangeable: a key loaded into either
+    /// opens what was sealed to it, and signs what the other verifies.
+    #[test]
+    fn rsa_backends_interoperate() {
+        let der = test_keys::rsa_2048().to_pkcs8_der().expect("der");
+        let keys: Vec<SecretKey> = RsaBackend::available()
+            .iter()
+            .map(|b| SecretKey::from_pkcs8_der_with(&der, *b).expect("load"))
+            .collect();
+        for (key, backend) in keys.iter().zip(RsaBackend::available()) {
+            assert_eq!(key.rsa_backend(), Some(*backend));
+            assert_eq!(key.public(), test_keys::rsa_2048().public());
+            assert_eq!(key.to_pkcs8_der().expect("der").as_slice(), der.as_slice());
+        }
+        for sealer in &keys {
+            for suite in [SuiteId::Aes256, SuiteId::Tdes] {
+                for len in [10, 1000] {
+                    let plain = vec![0x5a; len];
+                    let env = sealer
+                        .public()
+                        .seal(suite, "vc/test/x", &plain)
+                        .expect("seal");
+                    for opener in &keys {
+                        assert_eq!(opener.open("vc/test/x", &env).expect("open"), plain);
+                    }
+                }
+            }
+            let sig = sealer.sign("vc/test/s", b"m");
+            for verifier in &keys {
+                verifier
+                    .public()
+                    .verify("vc/test/s", b"m", &sig)
+                    .expect("verify");
+            }
+        }
+    }
+
+    #[test]
+    fn the_aws_lc_backend_is_built_by_default() {
+        assert_eq!(
+            RsaBackend::available().contains(&RsaBackend::AwsLc),
+            cfg!(feature = "aws-lc")
+        );
+        assert_eq!(RsaBackend::available()[0], RsaBackend::process_default());
     }
 
     #[test]
     fn debug_never_shows_private_material() {
-        let key = test_keys::rsa_2048();
-        let der = key.to_pkcs8_der().expect("der");
-        let shown = format!("{key:?}");
-        assert!(shown.contains("redacted"));
-        let tail: String = der[der.len() - 8..]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert!(!shown.contains(&tail));
+        for key in [test_keys::rsa_2048(), test_keys::dhaes()] {
+            let der = key.to_pkcs8_der().expect("der");
+            let shown = format!("{key:?}");
+            assert!(shown.contains("redacted"));
+            let tail: String = der[der.len() - 8..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert!(!shown.contains(&tail));
+        }
     }
 }

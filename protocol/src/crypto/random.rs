@@ -1,5 +1,5 @@
 //! Fresh randomness from the operating system: key shares `K_X` and nonces
-//! `R_X` (PROTOCOLS.md notation).
+//! `R_X` (`docs/protocol.md` notation).
 
 use std::fmt;
 

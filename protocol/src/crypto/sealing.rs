@@ -25,11 +25,14 @@ pub struct IdentitySealer {
 }
 
 impl IdentitySealer {
-    pub fn new(user_index_key: PublicKey, suite: SuiteId) -> IdentitySealer {
-        IdentitySealer {
+    /// Refuses a key that cannot serve `suite` ([`CryptoError::KeyKindMismatch`]),
+    /// so that sealing itself cannot fail later.
+    pub fn new(user_index_key: PublicKey, suite: SuiteId) -> Result<IdentitySealer, CryptoError> {
+        user_index_key.check_suite(suite)?;
+        Ok(IdentitySealer {
             user_index_key,
             suite,
-        }
+        })
     }
 
     pub fn seal_identity(&self, id: &ParticipantId) -> SealedIdentity {
@@ -47,10 +50,11 @@ impl IdentitySealer {
     }
 
     /// # Panics
-    /// If the OS has no randomness (OAEP needs a fresh seed).
+    /// If the OS has no randomness (OAEP and HPKE need fresh randomness).
     fn seal(&self, label: &str, field: &[u8]) -> Vec<u8> {
-        // Fields are at most 64 bytes (ledger bounds) and keys at least 2048
-        // bits, so this is always one OAEP block and cannot be too long.
+        // Fields are at most 64 bytes (ledger bounds), the key serves the
+        // suite (checked by `new`), and RSA keys have at least 2048 bits, so
+        // this is one OAEP block or one short HPKE ciphertext.
         #[allow(clippy::expect_used)]
         self.user_index_key
             .seal(self.suite, label, field)
@@ -70,8 +74,8 @@ impl IdentityUnsealer {
         IdentityUnsealer { user_index_key }
     }
 
-    /// The matching sealer.
-    pub fn sealer(&self, suite: SuiteId) -> IdentitySealer {
+    /// The matching sealer; refuses a suite the key cannot serve.
+    pub fn sealer(&self, suite: SuiteId) -> Result<IdentitySealer, CryptoError> {
         IdentitySealer::new(self.user_index_key.public(), suite)
     }
 
@@ -97,17 +101,17 @@ mod tests {
     use super::*;
     use crate::crypto::test_keys;
 
-    fn unsealer() -> IdentityUnsealer {
-        IdentityUnsealer::new(test_keys::rsa_2048().clone())
+    fn unsealer(suite: SuiteId) -> IdentityUnsealer {
+        IdentityUnsealer::new(test_keys::for_suite(suite).clone())
     }
 
     #[test]
-    fn identities_and_accounts_round_trip_in_both_suites() {
-        let unsealer = unsealer();
+    fn identities_and_accounts_round_trip_in_every_suite() {
         let id = ParticipantId::new("alice@example").expect("id");
         let account = BankAccount::new("021000021/12345678").expect("account");
         for suite in SuiteId::ALL {
-            let sealer = unsealer.sealer(suite);
+            let unsealer = unsealer(suite);
+            let sealer = unsealer.sealer(suite).expect("sealer");
             let sealed = sealer.seal_identity(&id);
             assert_eq!(unsealer.unseal_identity(&sealed).expect("unseal"), id);
             let sealed = sealer.seal_account(&account);
@@ -116,38 +120,57 @@ mod tests {
     }
 
     #[test]
+    fn a_sealer_for_a_suite_its_key_cannot_serve_is_refused() {
+        assert!(matches!(
+            unsealer(SuiteId::Aes256).sealer(SuiteId::Dhaes),
+            Err(CryptoError::KeyKindMismatch { .. })
+        ));
+        assert!(matches!(
+            IdentitySealer::new(test_keys::dhaes().public(), SuiteId::Tdes),
+            Err(CryptoError::KeyKindMismatch { .. })
+        ));
+    }
+
+    #[test]
     fn sealing_is_randomized_and_hides_the_identity() {
-        let sealer = unsealer().sealer(SuiteId::Aes256);
-        let id = ParticipantId::new("bob").expect("id");
-        let a = sealer.seal_identity(&id);
-        let b = sealer.seal_identity(&id);
-        assert_ne!(a, b);
-        assert!(!a.as_sealed_bytes().windows(3).any(|w| w == b"bob"));
+        for suite in SuiteId::ALL {
+            let sealer = unsealer(suite).sealer(suite).expect("sealer");
+            let id = ParticipantId::new("bob").expect("id");
+            let a = sealer.seal_identity(&id);
+            let b = sealer.seal_identity(&id);
+            assert_ne!(a, b);
+            assert!(!a.as_sealed_bytes().windows(3).any(|w| w == b"bob"));
+        }
     }
 
     #[test]
     fn an_account_cannot_be_opened_as_an_identity() {
-        let unsealer = unsealer();
-        let sealer = unsealer.sealer(SuiteId::Aes256);
-        let account = BankAccount::new("12345").expect("account");
-        let sealed = sealer.seal_account(&account);
-        let as_identity =
-            SealedIdentity::from_sealed_bytes(sealed.as_sealed_bytes().to_vec()).expect("bytes");
-        assert!(matches!(
-            unsealer.unseal_identity(&as_identity),
-            Err(CryptoError::DecryptionFailed)
-        ));
+        for suite in SuiteId::ALL {
+            let unsealer = unsealer(suite);
+            let sealer = unsealer.sealer(suite).expect("sealer");
+            let account = BankAccount::new("12345").expect("account");
+            let sealed = sealer.seal_account(&account);
+            let as_identity = SealedIdentity::from_sealed_bytes(sealed.as_sealed_bytes().to_vec())
+                .expect("bytes");
+            assert!(matches!(
+                unsealer.unseal_identity(&as_identity),
+                Err(CryptoError::DecryptionFailed)
+            ));
+        }
     }
 
     #[test]
     fn only_the_user_index_key_opens() {
-        let sealer = IdentitySealer::new(test_keys::rsa_2048_other().public(), SuiteId::Aes256);
-        let sealed = sealer.seal_identity(&ParticipantId::new("carol").expect("id"));
-        assert!(matches!(
-            unsealer().unseal_identity(&sealed),
-            Err(CryptoError::DecryptionFailed)
-        ));
-        let garbage = SealedIdentity::from_sealed_bytes(vec![1, 2, 3]).expect("bytes");
-        assert!(unsealer().unseal_identity(&garbage).is_err());
+        for suite in SuiteId::ALL {
+            let sealer = IdentitySealer::new(test_keys::other_for_suite(suite).public(), suite)
+                .expect("new");
+            let sealed = sealer.seal_identity(&ParticipantId::new("carol").expect("id"));
+            assert!(matches!(
+                unsealer(suite).unseal_identity(&sealed),
+                Err(CryptoError::DecryptionFailed)
+            ));
+            let garbage = SealedIdentity::from_sealed_bytes(vec![1, 2, 3]).expect("bytes");
+            assert!(unsealer(suite).unseal_identity(&garbage).is_err());
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The cipher suites and their symmetric primitives: CTR encryption and CMAC,
 //! written once, generic over the block cipher, and instantiated for AES-256
-//! (`aes256`, the default) and Triple-DES EDE3 (`tdes`, the paper's choice).
+//! (`dhaes`, the default, and `aes256`) and Triple-DES EDE3 (`tdes`, the
+//! paper's choice). Which public-key algorithms a suite uses is
+//! [`SuiteId::key_kind`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,35 +17,64 @@ use super::error::CryptoError;
 
 /// A cipher suite. Every envelope and session names its suite.
 ///
-/// Both suites use RSA-OAEP(SHA-256) and RSA-PSS(SHA-256) for public-key
-/// operations; they differ in the block cipher under CTR and CMAC.
+/// `dhaes` uses HPKE (X25519, HKDF-SHA256, AES-256-GCM) for `E*` and Ed25519
+/// for `S_X`; `aes256` and `tdes` use RSA-OAEP(SHA-256) and RSA-PSS(SHA-256).
+/// Session keys and the mint use the suite's block cipher under CTR and CMAC
+/// (AES-256 for `dhaes` and `aes256`).
+///
+/// The variants' order is their serialized form (postcard writes the index):
+/// new suites go at the end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SuiteId {
-    /// AES-256 in CTR mode, AES-256-CMAC (128-bit tags).
-    #[default]
+    /// RSA keys; AES-256 in CTR mode, AES-256-CMAC (128-bit tags).
     Aes256,
     /// Triple-DES EDE3 in CTR mode, CMAC-TDES (64-bit tags). Kept for fidelity
     /// to the paper and for card systems; its 64-bit block limits how much
-    /// one key may process, so bodies under it are bounded.
+    /// one key may process, so bodies under it are bounded. RSA keys.
     Tdes,
+    /// DHAES as HPKE (RFC 9180): `E*` is HPKE base mode with DHKEM(X25519,
+    /// HKDF-SHA256), HKDF-SHA256 and AES-256-GCM; `S_X` is Ed25519 (RFC
+    /// 8032); session keys and mint tags as `aes256`. The default.
+    #[default]
+    Dhaes,
+}
+
+/// The public-key algorithms behind a suite's `E*` and `S_X`: a key of one
+/// kind serves only the suites of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// RSA-OAEP(SHA-256) and RSA-PSS(SHA-256), 2048..=4096 bits.
+    Rsa,
+    /// An Ed25519 signing key and an X25519 HPKE key, both derived from one
+    /// 32-byte seed.
+    Ed25519X25519,
 }
 
 impl SuiteId {
     /// Every suite, default first.
-    pub const ALL: [SuiteId; 2] = [SuiteId::Aes256, SuiteId::Tdes];
+    pub const ALL: [SuiteId; 3] = [SuiteId::Dhaes, SuiteId::Aes256, SuiteId::Tdes];
 
     /// The name used in configuration and on the command line.
     pub const fn name(self) -> &'static str {
         match self {
+            SuiteId::Dhaes => "dhaes",
             SuiteId::Aes256 => "aes256",
             SuiteId::Tdes => "tdes",
+        }
+    }
+
+    /// The kind of key pair the suite's `E*` and `S_X` need.
+    pub const fn key_kind(self) -> KeyKind {
+        match self {
+            SuiteId::Dhaes => KeyKind::Ed25519X25519,
+            SuiteId::Aes256 | SuiteId::Tdes => KeyKind::Rsa,
         }
     }
 
     /// Block size of the suite's cipher, which is also its CTR IV length.
     pub const fn block_bytes(self) -> usize {
         match self {
-            SuiteId::Aes256 => 16,
+            SuiteId::Dhaes | SuiteId::Aes256 => 16,
             SuiteId::Tdes => 8,
         }
     }
@@ -51,7 +82,7 @@ impl SuiteId {
     /// Key length of the suite's cipher.
     pub const fn key_bytes(self) -> usize {
         match self {
-            SuiteId::Aes256 => 32,
+            SuiteId::Dhaes | SuiteId::Aes256 => 32,
             SuiteId::Tdes => 24,
         }
     }
@@ -66,6 +97,7 @@ impl SuiteId {
         match self {
             SuiteId::Aes256 => 1,
             SuiteId::Tdes => 2,
+            SuiteId::Dhaes => 3,
         }
     }
 
@@ -75,7 +107,9 @@ impl SuiteId {
     /// Public for known-answer tests and card systems.
     pub fn ctr_apply(self, key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError> {
         match self {
-            SuiteId::Aes256 => ctr_apply_with::<ctr::Ctr128BE<Aes256>>(key, iv, buf),
+            SuiteId::Dhaes | SuiteId::Aes256 => {
+                ctr_apply_with::<ctr::Ctr128BE<Aes256>>(key, iv, buf)
+            }
             SuiteId::Tdes => ctr_apply_with::<ctr::Ctr64BE<TdesEde3>>(key, iv, buf),
         }
     }
@@ -86,7 +120,7 @@ impl SuiteId {
     /// card systems.
     pub fn cmac(self, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, CryptoError> {
         match self {
-            SuiteId::Aes256 => cmac_with::<Cmac<Aes256>>(key, parts),
+            SuiteId::Dhaes | SuiteId::Aes256 => cmac_with::<Cmac<Aes256>>(key, parts),
             SuiteId::Tdes => cmac_with::<Cmac<TdesEde3>>(key, parts),
         }
     }
@@ -102,6 +136,7 @@ impl FromStr for SuiteId {
     type Err = CryptoError;
     fn from_str(s: &str) -> Result<SuiteId, CryptoError> {
         match s {
+            "dhaes" => Ok(SuiteId::Dhaes),
             "aes256" => Ok(SuiteId::Aes256),
             "tdes" => Ok(SuiteId::Tdes),
             other => Err(CryptoError::UnknownSuite(other.chars().take(32).collect())),
@@ -153,7 +188,16 @@ mod tests {
         for suite in SuiteId::ALL {
             assert_eq!(suite.to_string().parse::<SuiteId>().ok(), Some(suite));
         }
-        assert_eq!(SuiteId::default(), SuiteId::Aes256);
+        assert_eq!(SuiteId::default(), SuiteId::Dhaes);
+        assert_eq!(SuiteId::ALL[0], SuiteId::default());
+        // The serialized form is the variant index: existing suites keep theirs.
+        for (suite, index) in [
+            (SuiteId::Aes256, 0u8),
+            (SuiteId::Tdes, 1),
+            (SuiteId::Dhaes, 2),
+        ] {
+            assert_eq!(postcard::to_stdvec(&suite).expect("encode"), vec![index]);
+        }
         assert!(matches!(
             "des".parse::<SuiteId>(),
             Err(CryptoError::UnknownSuite(_))

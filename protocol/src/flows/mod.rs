@@ -1,4 +1,4 @@
-//! The flows of PROTOCOLS.md as pure code: no I/O, no storage, no clock
+//! The flows of `docs/protocol.md` as pure code: no I/O, no storage, no clock
 //! (callers pass `now`); randomness only from the OS CSPRNG inside
 //! [`crate::crypto`].
 //!

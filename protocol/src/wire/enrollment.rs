@@ -1,4 +1,4 @@
-//! Enrollment (PROTOCOLS.md "Enrollment (EN, I)"): a registered participant
+//! Enrollment (`docs/protocol.md`, "Enrollment"): a registered participant
 //! asks, under `E*_I`, for a role with a bank account; an operator approves it
 //! out of band. Only enrolled participants may purchase or redeem.
 

@@ -1,7 +1,8 @@
 //! Every domain-separation label of the protocol, in one place. Each names
 //! its flow and step, so a signature or MAC made for one step can never be
-//! accepted at another (PROTOCOLS.md: "no message of one flow can be replayed
-//! as a message of another"). Envelopes and ciphertexts are labelled too.
+//! accepted at another (`docs/protocol.md`, "Notation": nothing made for
+//! one message verifies, opens or decrypts as another). Envelopes and
+//! ciphertexts are labelled too.
 //!
 //! A label is never reused for two purposes; the test below holds that.
 

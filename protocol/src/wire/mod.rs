@@ -1,4 +1,4 @@
-//! Every message of PROTOCOLS.md as a Rust type, and the one way they go on
+//! Every message of `docs/protocol.md` as a Rust type, and the one way they go on
 //! the wire: a protocol version byte, then postcard.
 //!
 //! Decoding is bounded three times over: each message type names its largest

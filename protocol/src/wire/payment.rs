@@ -1,4 +1,4 @@
-//! Payment (PROTOCOLS.md "Payment (PA, PY, I)", paper Figures 6–7,
+//! Payment (`docs/protocol.md`, "Payment", paper Figures 6–7,
 //! requirements P1–P4), and through the same validation path change, refresh
 //! and redeem (payments to oneself).
 //!

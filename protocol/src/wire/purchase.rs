@@ -1,4 +1,4 @@
-//! Coin purchase (PROTOCOLS.md "Coin Purchase (CP, I, B)", paper Figure 5,
+//! Coin purchase (`docs/protocol.md`, "Coin purchase", paper Figure 5,
 //! requirements W1–W3).
 //!
 //! The issuer picks the purchase handle ([`PurchaseId`]) when it answers

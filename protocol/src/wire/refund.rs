@@ -1,4 +1,4 @@
-//! Refund (PROTOCOLS.md "Refund", non-anonymous holders only): the holder
+//! Refund (`docs/protocol.md`, "Refund", non-anonymous holders only): the holder
 //! signs `S_CH("vc/refund", ID_CH, R)`; the issuer revokes the coins issued to
 //! `ID_CH` that are still unspent and issues replacements of equal value under
 //! a fresh session `K = K_I ⊕ K_CH`, so copies on a lost disk die.

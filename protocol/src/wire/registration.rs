@@ -1,4 +1,4 @@
-//! Registration (PROTOCOLS.md "Registration (RG, I)"): the participant proves
+//! Registration (`docs/protocol.md`, "Registration"): the participant proves
 //! it holds the secret key of the public key it registers, and the issuer,
 //! acting as CA, answers with a certificate `CERT_RG = S_I(ID_RG, PK_RG, expiry)`.
 

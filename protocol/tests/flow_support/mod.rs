@@ -11,7 +11,7 @@ use ledger::{
     Amount, BankAccount, Coin, CoinBody, CoinId, CoinSpec, Denomination, KeyEpoch, ParticipantId,
     PurchaseId, Role, Timestamp, TxId,
 };
-use protocol::crypto::{PublicKey, SecretKey, SuiteId};
+use protocol::crypto::{KeyKind, PublicKey, SecretKey, SuiteId};
 use protocol::flows::FlowError;
 use protocol::flows::issuer::{self, PaymentAckSession, PurchaseSession};
 use protocol::mint::Mint;
@@ -32,6 +32,18 @@ pub const NOW: Timestamp = Timestamp(1_900_000_000);
 /// Coins minted in tests expire a day after [`NOW`].
 pub const COIN_EXPIRY: Timestamp = Timestamp(1_900_086_400);
 pub const EPOCH: KeyEpoch = KeyEpoch(1);
+
+/// The four keys of a test binary under `suite`: issuer, alice, bob,
+/// mallory; Ed25519 + X25519 under `dhaes`, RSA-2048 under the RSA suites.
+pub fn keys_for(suite: SuiteId) -> &'static [SecretKey; 4] {
+    static DHAES: OnceLock<[SecretKey; 4]> = OnceLock::new();
+    match suite.key_kind() {
+        KeyKind::Rsa => keys(),
+        KeyKind::Ed25519X25519 => DHAES.get_or_init(|| {
+            [0, 1, 2, 3].map(|_| SecretKey::generate_for(suite, 0).expect("dhaes keygen"))
+        }),
+    }
+}
 
 /// The four RSA-2048 keys of a test binary: issuer, alice, bob, mallory.
 /// Generated once (keygen is the slow part), on parallel threads.
@@ -164,7 +176,7 @@ impl TestIssuer {
         TestIssuer {
             suite,
             id: pid("issuer"),
-            sk: keys()[0].clone(),
+            sk: keys_for(suite)[0].clone(),
             mint,
             _mint_dir: dir,
             registry: HashMap::new(),
@@ -516,7 +528,7 @@ pub struct World {
 
 impl World {
     pub fn new(suite: SuiteId) -> World {
-        let k = keys();
+        let k = keys_for(suite);
         let mut world = World {
             suite,
             issuer: TestIssuer::new(suite),

@@ -153,7 +153,7 @@ impl BenchIssuer {
         coins_per_client: usize,
     ) -> anyhow::Result<Vec<ClientKit>> {
         let client = self.client()?;
-        let buyer_sk = SecretKey::generate(self.rsa_bits)?;
+        let buyer_sk = SecretKey::generate_for(self.suite, self.rsa_bits)?;
         let buyer = ParticipantId::new("bench-buyer")?;
         let account = BankAccount::new("bench-buyer-account")?;
         self.bank
@@ -175,7 +175,7 @@ impl BenchIssuer {
             .approve_enrollment(&buyer, Role::CoinPurchaser)?;
 
         let payee_keys: Vec<Arc<SecretKey>> = (0..PAYEE_KEYS_N)
-            .map(|_| SecretKey::generate(self.rsa_bits).map(Arc::new))
+            .map(|_| SecretKey::generate_for(self.suite, self.rsa_bits).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let mut coins = Vec::with_capacity(n_clients * coins_per_client);
         let mut n_left = u32::try_from(n_clients * coins_per_client)?;
