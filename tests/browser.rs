@@ -6,7 +6,9 @@
 //! verified receipt, the order paid at the shop and the balance fallen by
 //! the price; the operator opens the dashboard with a signed link and sees
 //! the payment. A stranger without the session is refused, and the purse's
-//! one-time link does not work twice. Screenshots of each page are kept in
+//! one-time link does not work twice. Every input of the pages is labelled
+//! and every button and link named, and the payment is confirmed with the
+//! keyboard. Screenshots of each page are kept in
 //! target/browser-screenshots/ (and copied to docs/screenshots/ with
 //! VC_UPDATE_SCREENSHOTS=1).
 //!
@@ -112,6 +114,22 @@ fn status_of_stranger_get(port: u16, path: &str) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Every visible input of the page has a label, and every button and
+/// link a name.
+async fn assert_every_control_is_labelled(client: &Client) {
+    let unlabelled = client
+        .execute(
+            "return Array.from(document.querySelectorAll('input:not([type=hidden]), button, a'))\
+               .filter(e => e.tagName === 'INPUT' ? e.labels.length === 0\
+                 : (e.textContent.trim() === '' && !e.getAttribute('aria-label')))\
+               .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await
+        .expect("script runs");
+    assert_eq!(unlabelled, serde_json::json!([]), "unlabelled controls");
 }
 
 /// Reads the purse page's printed lines: its origin and one-time link.
@@ -277,6 +295,7 @@ fn a_user_buys_coins_pays_a_shop_in_the_browser_and_the_operator_sees_the_paymen
         wait_for_text(&client, &format!("{origin}/"), "available", "10.00").await;
         assert!(text_of(&client, "coins").await.contains("2.50"));
         screenshot(&client, "purse-bought", false).await;
+        assert_every_control_is_labelled(&client).await;
 
         // Open the shop from the purse; its pay button hands the invoice over.
         client
@@ -296,6 +315,7 @@ fn a_user_buys_coins_pays_a_shop_in_the_browser_and_the_operator_sees_the_paymen
         assert!(text_of(&client, "items").await.contains("A book"));
         assert_eq!(text_of(&client, "purse-address").await, origin);
         screenshot(&client, "shop", true).await;
+        assert_every_control_is_labelled(&client).await;
         client
             .find(Locator::Id("pay-book"))
             .await
