@@ -18,6 +18,7 @@ const CRATE_DIRS: &[&str] = &[
     "purse",
     "card-bridge",
     "replay",
+    "web",
     "tests",
     "benches",
     "fuzz/fuzz_targets",

@@ -19,6 +19,7 @@
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
+//! | `GET /dashboard/login?grant=HEX`, `GET /dashboard` | an operator's signed grant, then its session cookie | the dashboard ([`crate::dashboard`]) |
 //!
 //! Every `/admin` route answers only requests signed by an operator key of
 //! [`ServerConfig::operators`] (see [`crate::operator`]); the peer's address
@@ -197,13 +198,15 @@ fn serve(
         requests_burst: f64::from(crate::constants::COIN_STATUS_PER_SOURCE_BURST),
         ..crate::sources::SourceLimits::unlimited()
     });
+    let dashboard = web::Data::new(crate::dashboard::DashboardState::new(issuer.core().clone()));
     let state = web::Data::new(IssuerState {
         issuer,
         bank,
         status_sources,
     });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
-        routes(cfg, state.clone())
+        routes(cfg, state.clone());
+        crate::dashboard::routes(cfg, dashboard.clone());
     })
 }
 

@@ -6,7 +6,7 @@
 //!   `/v1/purchase/1`, `/v1/validate`, ...), bodies in postcard under
 //!   [`media::POSTCARD`]; [`IssuerRuntime`] runs the issuer's actors for
 //!   callers without an actix system.
-//! - [`merchant`]: [`serve_merchant`] runs a shop: an HTML page, invoices
+//! - [`merchant`]: [`serve_merchant`] runs a shop: HTML pages, invoices
 //!   ([`media::INVOICE`]), and a pay endpoint that validates the payer's
 //!   coins with the issuer and keeps what it gets in the merchant's purse.
 //! - [`client`]: [`IssuerClient`] and [`MerchantClient`], blocking HTTP/1.1
@@ -25,6 +25,16 @@
 //! - [`sources`]: limits per source address ([`SourceLimits`]).
 //! - [`tls`]: the issuer's TLS authority ([`TlsAuthority`]), what clients
 //!   pin ([`IssuerCa`]) and what servers present ([`TlsIdentity`]).
+//! - [`purse_ui`]: the purse page on 127.0.0.1 for its owner's browser
+//!   (`varietycash purse ui`); [`dashboard`]: the operator's dashboard on
+//!   the issuer's gateway; [`web_session`]: the one-time secrets, session
+//!   cookies, CSRF tokens and page headers the browser-facing routes share
+//!   (pages rendered by `vc-web`).
+//!
+//! **Architecture invariant:** a browser-facing route answers only the
+//! session handed out for its one-time link or, for the dashboard, for a
+//! grant signed with a listed operator key; the purse page's forms only
+//! with the session's CSRF token and its own `Origin`.
 //!
 //! **Architecture invariant:** the peer's address authorizes nothing: the
 //! operator routes answer signed requests of listed keys only.
@@ -37,16 +47,19 @@
 pub mod body;
 pub mod client;
 pub mod constants;
+pub mod dashboard;
 pub mod error;
 pub mod issuer;
 pub mod media;
 pub mod merchant;
 pub mod metrics;
 pub mod operator;
+pub mod purse_ui;
 pub mod server;
 pub mod sources;
 pub mod tls;
 pub mod wallet;
+pub mod web_session;
 
 pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};

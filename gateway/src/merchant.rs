@@ -6,6 +6,12 @@
 //! | `GET /item/{sku}/invoice?payer=ID` | a new order: its `Invoice` under [`INVOICE`] |
 //! | `GET /order/{tid}/invoice` | the invoice of an existing order |
 //! | `POST /order/{tid}/pay` | `SendCoins` in, `PaymentResult` out |
+//! | `GET /order/{tid}` | the order's status and receipt, as a page |
+//! | `GET /assets/shop.js` | the catalog's script: pay buttons open the user's purse page |
+//! | `GET /merchant/login?token=T` | the merchant's one-time link: a session cookie, then `/merchant` |
+//! | `GET /merchant` | the merchant's takings (its session only) |
+//!
+//! The pages are in `merchant/pages.rs`.
 //!
 //! An order is identified by its invoice's `TID_PY` (hex). Paying it: the
 //! server wraps the payer's sealed coins in a ValidationRequest with its own
@@ -27,13 +33,11 @@
 //! stays payable by the honest payer's SendCoins.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};
@@ -57,6 +61,8 @@ use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
 use crate::metrics::{MetricsSource, counter, gauge};
 use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+
+mod pages;
 
 /// What the merchant takes for the coins it is paid with (`V-DESC`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +280,8 @@ struct Merchant {
     catalog: BTreeMap<String, CatalogItem>,
     collect: CollectOption,
     orders: Mutex<Orders>,
+    /// The merchant's own access to its page.
+    owner: pages::Owner,
 }
 
 fn lock(orders: &Mutex<Orders>) -> std::sync::MutexGuard<'_, Orders> {
@@ -298,6 +306,16 @@ pub fn serve_merchant_with_limits(
     purse: Arc<Purse>,
     limits: ClientLimits,
 ) -> Result<ServerHandle, GatewayError> {
+    serve_merchant_for_owner(config, purse, limits).map(|(server, _)| server)
+}
+
+/// [`serve_merchant_with_limits`], and the merchant's one-time link to its
+/// own page (`URL/merchant/login?token=…`, valid once).
+pub fn serve_merchant_for_owner(
+    config: &MerchantConfig,
+    purse: Arc<Purse>,
+    limits: ClientLimits,
+) -> Result<(ServerHandle, String), GatewayError> {
     for item in &config.catalog {
         if !is_valid_sku(&item.sku) {
             return Err(GatewayError::Config(format!("bad item id {:?}", item.sku)));
@@ -320,7 +338,10 @@ pub fn serve_merchant_with_limits(
         ),
         None => None,
     };
+    let (owner, owner_token) =
+        pages::Owner::new().map_err(|e| GatewayError::Config(format!("random: {e}")))?;
     let merchant = Arc::new(Merchant {
+        owner,
         shop_name: config.shop_name.clone(),
         id_py: profile.participant.clone(),
         id_i: issuer_info.issuer.clone(),
@@ -344,13 +365,22 @@ pub fn serve_merchant_with_limits(
     merchant.resume_collections();
     let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
     let state = web::Data::new(merchant);
-    server::start(&config.server, "vc_merchant", Some(source), move |cfg| {
+    let server = server::start(&config.server, "vc_merchant", Some(source), move |cfg| {
         cfg.app_data(state.clone())
-            .service(get_resource("/", shop_page))
+            .service(get_resource("/", pages::shop_page))
             .service(get_resource("/item/{sku}/invoice", new_order))
             .service(get_resource("/order/{tid}/invoice", order_invoice))
-            .service(post_resource("/order/{tid}/pay", pay));
-    })
+            .service(post_resource("/order/{tid}/pay", pay))
+            .service(get_resource("/order/{tid}", pages::order_page))
+            .service(get_resource(
+                web_pages::shop::SCRIPT_PATH,
+                pages::shop_script,
+            ))
+            .service(get_resource("/merchant/login", pages::owner_login))
+            .service(get_resource("/merchant", pages::owner_page));
+    })?;
+    let link = format!("{}/merchant/login?token={owner_token}", server.url());
+    Ok((server, link))
 }
 
 fn parse_tid(text: &str) -> Result<PaymentTid, ApiError> {
@@ -378,45 +408,6 @@ fn unknown_order() -> ApiError {
         ErrorCode::UnknownOrder,
         "no such order (or its invoice expired)",
     )
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-async fn shop_page(merchant: web::Data<Arc<Merchant>>) -> HttpResponse {
-    let name = html_escape(&merchant.shop_name);
-    let mut page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n\
-         <p>Pay with VarietyCash: each link is an invoice \
-         (<code>{INVOICE}</code>) for your purse.</p>\n<table>\n\
-         <tr><th>Item</th><th>Price</th><th></th></tr>\n"
-    );
-    for item in merchant.catalog.values() {
-        let _ = writeln!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td><a href=\"/item/{}/invoice\" type=\"{INVOICE}\">pay</a></td></tr>",
-            html_escape(&item.title),
-            item.price,
-            item.sku
-        );
-    }
-    page.push_str("</table>\n</body></html>\n");
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-        .body(page)
 }
 
 /// The `payer` query parameter: the payer's `ID_PA`, part of `Com`.
@@ -942,13 +933,5 @@ mod tests {
         assert!(!is_valid_sku("a/b"));
         assert!(!is_valid_sku("a b"));
         assert!(!is_valid_sku(&"a".repeat(SKU_BYTES_MAX + 1)));
-    }
-
-    #[test]
-    fn shop_text_is_escaped() {
-        assert_eq!(
-            html_escape("<b>\"Tom & Jerry's\"</b>"),
-            "&lt;b&gt;&quot;Tom &amp; Jerry&#39;s&quot;&lt;/b&gt;"
-        );
     }
 }

@@ -47,6 +47,8 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Answers per second, for the issuer's dashboard.
+    timeline: Mutex<Timeline>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     overloaded: AtomicU64,
     in_flight: AtomicUsize,
@@ -65,11 +67,80 @@ pub fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Seconds of answers a [`Timeline`] keeps.
+pub const TIMELINE_SECS: u64 = 600;
+
+/// Answers of one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondCounts {
+    /// Seconds since the Unix epoch.
+    pub second: u64,
+    pub requests: u64,
+    /// Payments validated (`/v1/validate` answered 2xx).
+    pub validations: u64,
+    /// Answers 4xx or 5xx.
+    pub refusals: u64,
+}
+
+/// Counts per second over the last [`TIMELINE_SECS`].
+#[derive(Debug, Default)]
+pub struct Timeline {
+    seconds: std::collections::VecDeque<SecondCounts>,
+}
+
+impl Timeline {
+    fn count(&mut self, now_secs: u64, route: &str, status: u16) {
+        if self
+            .seconds
+            .back()
+            .is_none_or(|last| last.second < now_secs)
+        {
+            self.seconds.push_back(SecondCounts {
+                second: now_secs,
+                ..SecondCounts::default()
+            });
+        }
+        while self
+            .seconds
+            .front()
+            .is_some_and(|first| first.second + TIMELINE_SECS <= now_secs)
+        {
+            self.seconds.pop_front();
+        }
+        if let Some(last) = self.seconds.back_mut() {
+            last.requests += 1;
+            if status >= 400 {
+                last.refusals += 1;
+            } else if route == "/v1/validate" {
+                last.validations += 1;
+            }
+        }
+    }
+
+    /// The seconds with answers, oldest first.
+    pub fn seconds(&self) -> Vec<SecondCounts> {
+        self.seconds.iter().copied().collect()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Metrics {
+    /// The answers of the last [`TIMELINE_SECS`], per second.
+    pub fn timeline(&self) -> Vec<SecondCounts> {
+        lock(&self.timeline).seconds()
+    }
+
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
         *lock(&self.requests)
             .entry((route.to_owned(), status))
             .or_insert(0) += 1;
+        lock(&self.timeline).count(now_secs(), route, status);
         lock(&self.latency)
             .entry(route.to_owned())
             .or_default()
@@ -226,6 +297,19 @@ pub fn stage_histograms(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeline_counts_per_second_and_forgets_old_seconds() {
+        let mut t = Timeline::default();
+        t.count(100, "/v1/validate", 200);
+        t.count(100, "/v1/validate", 422);
+        t.count(101, "/", 200);
+        t.count(100 + TIMELINE_SECS, "/", 503);
+        let seconds = t.seconds();
+        assert_eq!(seconds.len(), 2, "{seconds:?}");
+        assert_eq!(seconds[0].second, 101);
+        assert_eq!(seconds[1].refusals, 1);
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_count_every_observation() {

@@ -77,6 +77,26 @@ pub enum IssuerCommand {
     /// Issue a TLS certificate signed by the issuer's authority, for a
     /// merchant server (purses trust exactly what the authority signed).
     TlsCert(TlsCertArgs),
+    /// Print a link that opens the serving issuer's dashboard in a
+    /// browser: a grant signed with the operator key, good once and for
+    /// two minutes, exchanged for a 15-minute dashboard session.
+    DashboardLink(DashboardLinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardLinkArgs {
+    /// The issuer's directory (for the address it serves on).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The gateway's URL, if not the configured listen address.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// The operator key that signs the grant (default DIR/operator.key).
+    #[arg(long)]
+    pub operator_key: Option<PathBuf>,
+    /// The gateway serves plain HTTP (`issuer serve --insecure-http`).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +375,7 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         IssuerCommand::Enroll(EnrollCommand::Approve(a)) => approve(a),
         IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
         IssuerCommand::TlsCert(a) => tls_cert(a),
+        IssuerCommand::DashboardLink(a) => dashboard_link(a),
     }
 }
 
@@ -613,6 +634,24 @@ fn tls_cert(args: TlsCertArgs) -> anyhow::Result<ExitCode> {
         args.cert.display(),
         args.key.display(),
         args.names.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dashboard_link(args: DashboardLinkArgs) -> anyhow::Result<ExitCode> {
+    let url = issuer_url(&args.dir, args.issuer, args.insecure_http)?;
+    let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+    let grant = key
+        .sign(
+            gateway::dashboard::DASHBOARD_LOGIN_ROUTE,
+            protocol::wire::encode(&gateway::dashboard::DashboardGrant {}),
+        )
+        .context("signing the dashboard grant")?;
+    println!(
+        "{}{}?grant={}",
+        url.trim_end_matches('/'),
+        gateway::dashboard::DASHBOARD_LOGIN_ROUTE,
+        hex::encode(protocol::wire::encode(&grant))
     );
     Ok(ExitCode::SUCCESS)
 }

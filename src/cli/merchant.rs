@@ -304,14 +304,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if config.catalog.is_empty() {
         bail!("nothing to sell: give --item SKU=PRICE or --catalog FILE");
     }
-    let server = gateway::serve_merchant(&config, purse)
-        .with_context(|| format!("serving on {}", config.server.bind))?;
+    let (server, owner_link) =
+        gateway::merchant::serve_merchant_for_owner(&config, purse, Default::default())
+            .with_context(|| format!("serving on {}", config.server.bind))?;
     println!(
         "{} serving {} item(s) at {} (Ctrl-C to stop)",
         config.shop_name,
         config.catalog.len(),
         server.url()
     );
+    println!("the merchant's own page (this link works once): {owner_link}");
     wait_for_stop_signal()?;
     server.stop().context("stopping the merchant server")?;
     println!("merchant stopped");

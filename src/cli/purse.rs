@@ -157,6 +157,14 @@ pub enum PurseCommand {
     Balance,
     /// Every coin with its value, expiry and state.
     Coins,
+    /// Serve the purse as a web page on 127.0.0.1, for this user's browser:
+    /// prints a link that works once (it sets the page's session cookie),
+    /// and serves until Ctrl-C or SIGTERM.
+    Ui {
+        /// Where to listen: a loopback address (port 0: a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// Ask the issuer the status of the coins the purse holds (showing
     /// them whole: the tags prove possession); the answer is signed, and
     /// checked before it is shown. A coin the issuer says spent was spent
@@ -491,6 +499,23 @@ fn command(
             );
         }
         PurseCommand::Status => return coin_status(&open()?.1),
+        PurseCommand::Ui { listen } => {
+            let (_, wallet) = open()?;
+            let ui = gateway::purse_ui::serve_purse_ui(
+                wallet,
+                gateway::purse_ui::PurseUiConfig {
+                    bind: listen,
+                    default_account: place.account(None).ok(),
+                    client: client()?,
+                },
+            )
+            .with_context(|| format!("serving the purse page on {listen}"))?;
+            println!("purse page at {} (Ctrl-C to stop)", ui.origin);
+            println!("open (works once): {}", ui.login_url);
+            std::io::stdout().flush()?;
+            super::common::wait_for_stop_signal()?;
+            ui.server.stop().context("stopping the purse page")?;
+        }
         PurseCommand::Coins => {
             // Written, not printed: a listing piped into `head` ends quietly.
             let mut out = std::io::stdout().lock();
