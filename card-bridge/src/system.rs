@@ -154,8 +154,14 @@ impl CardSystem {
             return Err(SystemError::CardExists(card));
         }
         let sc = SmartCard::issue(&self.masters, card, expiry, balance_max)?;
-        // The LUS learns the limit from the issuer, not from the card.
-        self.lus.register_card(&card, CardTerms { balance_max })?;
+        // The LUS learns the limit and expiry from the issuer, not from the card.
+        self.lus.register_card(
+            &card,
+            CardTerms {
+                balance_max,
+                expiry: Some(expiry),
+            },
+        )?;
         self.save_card(&sc)?;
         Ok(sc)
     }
