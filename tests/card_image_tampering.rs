@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use card_bridge::card::persist::{self, Segment};
 use card_bridge::card::{Eeprom, SmartCard};
+use card_bridge::crypto::CardKeys;
 use ledger::Amount;
 use util::process::{ok, run};
 
@@ -140,14 +141,57 @@ fn an_image_restored_after_an_unload_is_not_unloaded_again() {
     );
     refused(&out, "already exists for this card transaction");
 
-    // The copy with its counter moved past anything the LUS saw.
+    // The copy with its counter moved past anything the LUS saw: it still
+    // shows the load as its last transaction, not the unload the LUS saw.
     std::fs::write(image(&cards), &copy).expect("restore");
     edit_image(&cards, None, Some(50));
     let out = card(
         dir.path(),
         &["unload", "--card", CARD, "100.00", "--holder", "alice"],
     );
-    refused(&out, "its history allows at most 0.00");
+    refused(&out, "this server's log says otherwise");
+}
+
+#[test]
+fn an_expiry_edited_in_the_image_is_refused_by_the_servers_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cards = dir.path().join("cards");
+    card_ok(
+        dir.path(),
+        &["issue", "--card", CARD, "--max", "500.00", "--days", "0"],
+    );
+    let out = card(
+        dir.path(),
+        &["load", "--card", CARD, "100.00", "--holder", "alice"],
+    );
+    refused(&out, "card has expired");
+
+    // The holder moves the expiry on: the card believes it, the LUS not.
+    let path = image(&cards);
+    let mut eeprom = Eeprom::load(&path, SmartCard::IMAGE_BYTES).expect("image");
+    eeprom.power_on();
+    // The personalisation's fields, in order (postcard encodes a struct as
+    // the tuple of its fields).
+    let (id, _expiry, max, keys): (ledger::CardId, ledger::Timestamp, Amount, CardKeys) =
+        persist::read(&eeprom, Segment::Personalisation).expect("personalisation");
+    let edited = (id, ledger::Timestamp(4_102_444_800), max, keys);
+    persist::commit(
+        &mut eeprom,
+        &[(
+            Segment::Personalisation,
+            persist::encode(Segment::Personalisation, &edited).expect("encode"),
+        )],
+    )
+    .expect("commit");
+    eeprom.save(&path).expect("save");
+    assert!(card_ok(dir.path(), &["show", "--card", CARD]).contains("4102444800"));
+
+    let out = card(
+        dir.path(),
+        &["load", "--card", CARD, "100.00", "--holder", "alice"],
+    );
+    refused(&out, "by this server's clock");
+    assert!(balance_shown(dir.path()).contains("0.00"));
 }
 
 #[test]

@@ -284,7 +284,10 @@ pub enum LusError {
     #[error(
         "the card claims its last transaction was {claimed_last_nt} (or how it ended); this server's log says otherwise (last seen {last_seen})"
     )]
-    HistoryMismatch { claimed_last_nt: u32, last_seen: u32 },
+    HistoryMismatch {
+        claimed_last_nt: u32,
+        last_seen: u32,
+    },
     #[error("card is already registered with other terms")]
     CardRegistered,
     #[error("amount overflow in the card's history")]
@@ -483,13 +486,13 @@ impl LoadUnloadServer {
     /// its history here ([`check_claim`]).
     fn check_card_history(&self, l1: &L1, terms: &CardTerms) -> Result<(), LusError> {
         let last_seen_nt: u32 = self.db.get(LAST_NT, l1.card.as_bytes())?.unwrap_or(0);
-        let outcome_of_claimed_last = self
-            .record(&l1.card, l1.last_nt)?
-            .and_then(|r| match r.state {
-                LusState::Committed => Some(Outcome::Committed),
-                LusState::Rejected => Some(Outcome::Rejected),
-                LusState::Pending | LusState::InDoubt => None,
-            });
+        let outcome_of_claimed_last =
+            self.record(&l1.card, l1.last_nt)?
+                .and_then(|r| match r.state {
+                    LusState::Committed => Some(Outcome::Committed),
+                    LusState::Rejected => Some(Outcome::Rejected),
+                    LusState::Pending | LusState::InDoubt => None,
+                });
         let history = CardHistory {
             last_seen_nt,
             outcome_of_claimed_last,
