@@ -302,4 +302,65 @@ fn clearing_reports_a_card_that_does_not_add_up_and_the_refused_claims() {
         cleared.contains("refused claim of card") && cleared.contains("overspent by 20.00"),
         "{cleared}"
     );
+
+    // The auditor reads the card system's records, with none of its keys,
+    // and finds the same card.
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "DOES NOT ADD UP: card {CARD}: unloads and purchases exceed its loads by 20.00"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("refused claim: card"), "{text}");
+}
+
+#[test]
+fn the_auditor_finds_an_honest_card_system_adds_up_and_an_edited_image_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    loaded_card(dir.path());
+    card_ok(
+        dir.path(),
+        &[
+            "pay",
+            "--card",
+            CARD,
+            "25.00",
+            "--psam",
+            PSAM,
+            "--merchant",
+            "shop",
+        ],
+    );
+    card_ok(
+        dir.path(),
+        &["unload", "--card", CARD, "15.00", "--holder", "alice"],
+    );
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.status.success(), "{text}");
+    assert!(text.contains("every card adds up"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "card {CARD}: loaded 100.00, unloaded 15.00, purchases collected 25.00"
+        )) && text.contains("image holds 60.00"),
+        "{text}"
+    );
+
+    edit_image(
+        &dir.path().join("cards"),
+        Some(Amount::from_minor(40_000)),
+        None,
+    );
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "DOES NOT ADD UP: card {CARD}: its image holds 400.00"
+        )),
+        "{text}"
+    );
 }

@@ -150,13 +150,7 @@ impl CollectionServer {
 
     /// Every card with purchases collected, and their total.
     pub fn spent_by_card(&self) -> Result<Vec<(CardId, Amount)>, CollectionError> {
-        let mut out = Vec::new();
-        for (k, total) in self.db.scan::<Amount>(CARD_SPENT, &[])? {
-            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
-                out.push((CardId::from_bytes(bytes), total));
-            }
-        }
-        Ok(out)
+        spent_by_card_in(&self.db)
     }
 
     /// The total of `card`'s purchases collected so far.
@@ -169,12 +163,7 @@ impl CollectionServer {
 
     /// Every purchase refused because its `(card, NT)` was already collected.
     pub fn refused_purchases(&self) -> Result<Vec<RefusedPurchase>, CollectionError> {
-        Ok(self
-            .db
-            .scan(REFUSED, &[])?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        refused_purchases_in(&self.db)
     }
 
     /// Checks and collects `batch` (see the module docs).
@@ -297,4 +286,21 @@ impl CollectionServer {
         tracing::debug!(n = batch.count, "psam batch collected");
         Ok(receipt)
     }
+}
+
+// Reads that need none of the server's keys: its own methods and the
+// auditor's ([`crate::audit`]) are the same functions.
+
+pub(crate) fn spent_by_card_in(db: &Db) -> Result<Vec<(CardId, Amount)>, CollectionError> {
+    let mut out = Vec::new();
+    for (k, total) in db.scan::<Amount>(CARD_SPENT, &[])? {
+        if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+            out.push((CardId::from_bytes(bytes), total));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn refused_purchases_in(db: &Db) -> Result<Vec<RefusedPurchase>, CollectionError> {
+    Ok(db.scan(REFUSED, &[])?.into_iter().map(|(_, r)| r).collect())
 }

@@ -378,7 +378,7 @@ impl LoadUnloadServer {
 
     /// Every record, in (card, NT) order.
     pub fn records(&self) -> Result<Vec<LusRecord>, LusError> {
-        Ok(self.db.scan(TX, &[])?.into_iter().map(|(_, r)| r).collect())
+        records_in(&self.db)
     }
 
     /// Records of `card` not yet final (pending or in doubt).
@@ -565,13 +565,7 @@ impl LoadUnloadServer {
 
     /// The terms the card was issued with (or first seen with).
     pub fn card_terms(&self, card: &CardId) -> Result<Option<CardTerms>, LusError> {
-        let Some(balance_max) = self.db.get::<Amount>(CARD_TERMS, card.as_bytes())? else {
-            return Ok(None);
-        };
-        Ok(Some(CardTerms {
-            balance_max,
-            expiry: self.db.get(CARD_EXPIRY, card.as_bytes())?,
-        }))
+        card_terms_in(&self.db, card)
     }
 
     /// Tells the LUS the total of `card`'s purchases collected so far (the
@@ -592,41 +586,14 @@ impl LoadUnloadServer {
 
     /// What this log says of `card`'s value (see [`CardStanding`]).
     pub fn standing(&self, card: &CardId) -> Result<CardStanding, LusError> {
-        let mut s = CardStanding {
-            purchases_collected: self
-                .db
-                .get(PURCHASES, card.as_bytes())?
-                .unwrap_or(Amount::ZERO),
-            ..CardStanding::default()
-        };
-        for (_, r) in self.db.scan::<LusRecord>(TX, card.as_bytes())? {
-            let slot = match (r.state, r.l1.direction) {
-                (LusState::Committed, Direction::Load) => &mut s.loaded,
-                (LusState::Committed, Direction::Unload) => &mut s.unloaded,
-                (LusState::Pending | LusState::InDoubt, Direction::Load) => &mut s.loads_open,
-                (LusState::Pending | LusState::InDoubt, Direction::Unload) => &mut s.unloads_open,
-                (LusState::Rejected, _) => continue,
-            };
-            *slot = slot
-                .checked_add(r.l1.amount)
-                .map_err(|_| LusError::Overflow)?;
-        }
-        Ok(s)
+        standing_in(&self.db, card)
     }
 
     /// Every card known to this log whose history does not add up: more
     /// unloaded and spent than was ever loaded.
     pub fn cards_overspent(&self) -> Result<Vec<(CardId, CardStanding)>, LusError> {
-        let mut cards: Vec<CardId> = self.records()?.iter().map(|r| r.card()).collect();
-        for (k, _) in self.db.scan::<Amount>(PURCHASES, &[])? {
-            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
-                cards.push(CardId::from_bytes(bytes));
-            }
-        }
-        cards.sort();
-        cards.dedup();
         let mut out = Vec::new();
-        for card in cards {
+        for card in cards_in(&self.db)? {
             let s = self.standing(&card)?;
             if s.value_minor() < 0 {
                 out.push((card, s));
@@ -638,12 +605,7 @@ impl LoadUnloadServer {
     /// Every claim of a card this LUS refused because its history
     /// contradicted it, in (card, NT) order.
     pub fn refused_claims(&self) -> Result<Vec<RefusedClaim>, LusError> {
-        Ok(self
-            .db
-            .scan(REFUSED, &[])?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect())
+        refused_claims_in(&self.db)
     }
 
     fn open_record(&self, card: &CardId, nt: u32) -> Result<LusRecord, LusError> {
@@ -773,6 +735,62 @@ impl LoadUnloadServer {
     pub fn settlement(&self, period: u32) -> Result<Option<Settlement>, LusError> {
         Ok(self.db.get(SETTLED, &period.to_be_bytes())?)
     }
+}
+
+// Reads of the LUS's log that need none of its keys: the server's own
+// methods and the auditor's ([`crate::audit`]) are the same functions.
+
+pub(crate) fn records_in(db: &Db) -> Result<Vec<LusRecord>, LusError> {
+    Ok(db.scan(TX, &[])?.into_iter().map(|(_, r)| r).collect())
+}
+
+pub(crate) fn card_terms_in(db: &Db, card: &CardId) -> Result<Option<CardTerms>, LusError> {
+    let Some(balance_max) = db.get::<Amount>(CARD_TERMS, card.as_bytes())? else {
+        return Ok(None);
+    };
+    Ok(Some(CardTerms {
+        balance_max,
+        expiry: db.get(CARD_EXPIRY, card.as_bytes())?,
+    }))
+}
+
+pub(crate) fn standing_in(db: &Db, card: &CardId) -> Result<CardStanding, LusError> {
+    let mut s = CardStanding {
+        purchases_collected: db.get(PURCHASES, card.as_bytes())?.unwrap_or(Amount::ZERO),
+        ..CardStanding::default()
+    };
+    for (_, r) in db.scan::<LusRecord>(TX, card.as_bytes())? {
+        let slot = match (r.state, r.l1.direction) {
+            (LusState::Committed, Direction::Load) => &mut s.loaded,
+            (LusState::Committed, Direction::Unload) => &mut s.unloaded,
+            (LusState::Pending | LusState::InDoubt, Direction::Load) => &mut s.loads_open,
+            (LusState::Pending | LusState::InDoubt, Direction::Unload) => &mut s.unloads_open,
+            (LusState::Rejected, _) => continue,
+        };
+        *slot = slot
+            .checked_add(r.l1.amount)
+            .map_err(|_| LusError::Overflow)?;
+    }
+    Ok(s)
+}
+
+/// Every card the log knows: by its records, its terms or its purchases.
+pub(crate) fn cards_in(db: &Db) -> Result<Vec<CardId>, LusError> {
+    let mut cards: Vec<CardId> = records_in(db)?.iter().map(|r| r.card()).collect();
+    for table in [PURCHASES, CARD_TERMS] {
+        for (k, _) in db.scan::<Amount>(table, &[])? {
+            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+                cards.push(CardId::from_bytes(bytes));
+            }
+        }
+    }
+    cards.sort();
+    cards.dedup();
+    Ok(cards)
+}
+
+pub(crate) fn refused_claims_in(db: &Db) -> Result<Vec<RefusedClaim>, LusError> {
+    Ok(db.scan(REFUSED, &[])?.into_iter().map(|(_, c)| c).collect())
 }
 
 #[cfg(test)]
