@@ -199,8 +199,8 @@ fn card_records_text(
     for r in &report.refused_purchases {
         let _ = writeln!(
             t,
-            "  refused purchase: card {} NT {} of {} (already collected)",
-            r.card, r.nt, r.amount
+            "  refused purchase: card {} NT {} of {}: {}",
+            r.card, r.nt, r.amount, r.reason
         );
     }
     t
