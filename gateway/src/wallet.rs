@@ -523,6 +523,9 @@ impl Wallet {
         invoice: &Invoice,
     ) -> Result<PayerOutcome, WalletError> {
         PaymentExpectation::default().check(invoice)?;
+        // Believed before anything is done for it: no coin is chosen and
+        // no change is made for a forged or misaddressed invoice.
+        PaymentPayer::verify_invoice(&self.pk_i, &self.id_i, &self.id, invoice, self.now())?;
         let coins = self.coins_for(invoice.amount)?;
         let (payer, send) = PaymentPayer::pay(
             self.suite,
