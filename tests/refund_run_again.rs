@@ -4,8 +4,8 @@
 //! request went through). She runs `purse refund` again, then `purse
 //! resume`. The rerun finishes the journaled refund; it must not start a
 //! second one, which would revoke the first one's replacements, so that
-//! the first one's answer, stored by `resume`, counted dead coins as money
-//! (her balance showed twice her value before the fix).
+//! the first one's answer, stored by `resume`, would count dead coins as
+//! money (her balance would show twice her value).
 
 mod util;
 
