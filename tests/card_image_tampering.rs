@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use card_bridge::card::persist::{self, Segment};
 use card_bridge::card::{Eeprom, SmartCard};
+use card_bridge::crypto::CardKeys;
 use ledger::Amount;
 use util::process::{ok, run};
 
@@ -140,14 +141,57 @@ fn an_image_restored_after_an_unload_is_not_unloaded_again() {
     );
     refused(&out, "already exists for this card transaction");
 
-    // The copy with its counter moved past anything the LUS saw.
+    // The copy with its counter moved past anything the LUS saw: it still
+    // shows the load as its last transaction, not the unload the LUS saw.
     std::fs::write(image(&cards), &copy).expect("restore");
     edit_image(&cards, None, Some(50));
     let out = card(
         dir.path(),
         &["unload", "--card", CARD, "100.00", "--holder", "alice"],
     );
-    refused(&out, "its history allows at most 0.00");
+    refused(&out, "this server's log says otherwise");
+}
+
+#[test]
+fn an_expiry_edited_in_the_image_is_refused_by_the_servers_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cards = dir.path().join("cards");
+    card_ok(
+        dir.path(),
+        &["issue", "--card", CARD, "--max", "500.00", "--days", "0"],
+    );
+    let out = card(
+        dir.path(),
+        &["load", "--card", CARD, "100.00", "--holder", "alice"],
+    );
+    refused(&out, "card has expired");
+
+    // The holder moves the expiry on: the card believes it, the LUS not.
+    let path = image(&cards);
+    let mut eeprom = Eeprom::load(&path, SmartCard::IMAGE_BYTES).expect("image");
+    eeprom.power_on();
+    // The personalisation's fields, in order (postcard encodes a struct as
+    // the tuple of its fields).
+    let (id, _expiry, max, keys): (ledger::CardId, ledger::Timestamp, Amount, CardKeys) =
+        persist::read(&eeprom, Segment::Personalisation).expect("personalisation");
+    let edited = (id, ledger::Timestamp(4_102_444_800), max, keys);
+    persist::commit(
+        &mut eeprom,
+        &[(
+            Segment::Personalisation,
+            persist::encode(Segment::Personalisation, &edited).expect("encode"),
+        )],
+    )
+    .expect("commit");
+    eeprom.save(&path).expect("save");
+    assert!(card_ok(dir.path(), &["show", "--card", CARD]).contains("4102444800"));
+
+    let out = card(
+        dir.path(),
+        &["load", "--card", CARD, "100.00", "--holder", "alice"],
+    );
+    refused(&out, "by this server's clock");
+    assert!(balance_shown(dir.path()).contains("0.00"));
 }
 
 #[test]
@@ -204,7 +248,7 @@ fn a_copy_paying_again_is_refused_alone_and_the_device_goes_on() {
     let out = card(dir.path(), &pay(CARD, "60.00"));
     assert!(!out.status.success(), "the copy's purchase was credited");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("was already collected"), "{stderr}");
+    assert!(stderr.contains("its NT was already collected"), "{stderr}");
 
     // Another card at the same device is collected and credited.
     card_ok(dir.path(), &["issue", "--card", OTHER]);
@@ -217,7 +261,7 @@ fn a_copy_paying_again_is_refused_alone_and_the_device_goes_on() {
 }
 
 #[test]
-fn clearing_reports_a_card_that_does_not_add_up_and_the_refused_claims() {
+fn a_copy_paying_off_line_beyond_what_was_loaded_is_not_credited_and_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cards = dir.path().join("cards");
     loaded_card(dir.path());
@@ -236,26 +280,84 @@ fn clearing_reports_a_card_that_does_not_add_up_and_the_refused_claims() {
     };
     card_ok(dir.path(), &pay(PSAM));
     // The copy, its counter moved on, pays again at another device: off
-    // line, nothing can stop it; the collection server takes it (a new NT).
+    // line, nothing stops it, but the collection server credits no card
+    // beyond what the card system took in for it (100.00, 60.00 collected).
     std::fs::write(image(&cards), &copy).expect("restore");
     edit_image(&cards, None, Some(50));
-    card_ok(dir.path(), &pay("00000000000000a2"));
-    // And then tries to unload what it still shows.
+    let out = card(dir.path(), &pay("00000000000000a2"));
+    refused(&out, "above the 100.00 it was loaded with");
+    // What the card really still has (40.00) is all it can unload.
     let out = card(
+        dir.path(),
+        &["unload", "--card", CARD, "41.00", "--holder", "alice"],
+    );
+    assert!(!out.status.success());
+    card_ok(
         dir.path(),
         &["unload", "--card", CARD, "40.00", "--holder", "alice"],
     );
-    refused(&out, "overspent by 20.00");
 
     let cleared = card_ok(dir.path(), &["clear"]);
+    assert!(!cleared.contains("does not add up"), "{cleared}");
     assert!(
-        cleared.contains(&format!(
-            "card {CARD} does not add up: loaded 100.00, unloaded 0.00, spent 120.00"
-        )),
+        cleared.contains("purchase refused at collection: 60.00"),
         "{cleared}"
     );
+
+    // The auditor reads the card system's records, with none of its keys:
+    // the card adds up (100.00 in, 60.00 + 40.00 out) and the refused
+    // purchase is listed.
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.status.success(), "{text}");
+    assert!(text.contains("every card adds up"), "{text}");
+    assert!(text.contains("refused purchase: card"), "{text}");
+}
+
+#[test]
+fn the_auditor_finds_an_honest_card_system_adds_up_and_an_edited_image_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    loaded_card(dir.path());
+    card_ok(
+        dir.path(),
+        &[
+            "pay",
+            "--card",
+            CARD,
+            "25.00",
+            "--psam",
+            PSAM,
+            "--merchant",
+            "shop",
+        ],
+    );
+    card_ok(
+        dir.path(),
+        &["unload", "--card", CARD, "15.00", "--holder", "alice"],
+    );
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.status.success(), "{text}");
+    assert!(text.contains("every card adds up"), "{text}");
     assert!(
-        cleared.contains("refused claim of card") && cleared.contains("overspent by 20.00"),
-        "{cleared}"
+        text.contains(&format!(
+            "card {CARD}: loaded 100.00, unloaded 15.00, purchases collected 25.00"
+        )) && text.contains("image holds 60.00"),
+        "{text}"
+    );
+
+    edit_image(
+        &dir.path().join("cards"),
+        Some(Amount::from_minor(40_000)),
+        None,
+    );
+    let audit = run(dir.path(), &["audit", "--card-records", "cards"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "DOES NOT ADD UP: card {CARD}: its image holds 400.00"
+        )),
+        "{text}"
     );
 }

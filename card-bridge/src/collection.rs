@@ -8,8 +8,14 @@
 //! and paying again, with the same counter, at another device) is the
 //! card's false claim, not the merchant's: it is refused alone, logged and
 //! kept in the server's table of refused purchases, and the rest of the
-//! batch is credited. What is wrong with the batch itself (its MAC, totals,
-//! a PSAM counter used twice) still refuses the whole batch.
+//! batch is credited. So is a purchase that would take the card's collected
+//! purchases above what the card system took in for it
+//! ([`CollectionServer::collect_within`], given the LUS's committed loads
+//! less its unloads, committed and open): a copy paying off line with its
+//! counter moved on spends value the card no longer has, and the card
+//! system never pays out more for a card than it took in. What is wrong
+//! with the batch itself (its MAC, totals, a PSAM counter used twice) still
+//! refuses the whole batch.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -63,8 +69,7 @@ pub enum CollectionError {
     Concurrent,
 }
 
-/// A purchase of a batch the collection server refused to credit: its
-/// `(card, NT)` had already been collected (or came twice in the batch).
+/// A purchase of a batch the collection server refused to credit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedPurchase {
     pub card: CardId,
@@ -72,6 +77,19 @@ pub struct RefusedPurchase {
     pub psam: PsamId,
     pub psam_nt: u32,
     pub amount: Amount,
+    pub reason: PurchaseRefusal,
+}
+
+/// Why a purchase was refused at collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum PurchaseRefusal {
+    /// Its `(card, NT)` had already been collected (or came twice in the batch).
+    #[error("its NT was already collected (a copy of the card paying again)")]
+    NtAlreadyCollected,
+    /// It would take the card's purchases above what the card system took
+    /// in for the card (`intake`: loads less unloads).
+    #[error("it would take the card's purchases to {spent}, above the {intake} it was loaded with")]
+    BeyondIntake { spent: Amount, intake: Amount },
 }
 
 /// What the collection server answers for a collected batch.
@@ -150,13 +168,7 @@ impl CollectionServer {
 
     /// Every card with purchases collected, and their total.
     pub fn spent_by_card(&self) -> Result<Vec<(CardId, Amount)>, CollectionError> {
-        let mut out = Vec::new();
-        for (k, total) in self.db.scan::<Amount>(CARD_SPENT, &[])? {
-            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
-                out.push((CardId::from_bytes(bytes), total));
-            }
-        }
-        Ok(out)
+        spent_by_card_in(&self.db)
     }
 
     /// The total of `card`'s purchases collected so far.
@@ -169,16 +181,24 @@ impl CollectionServer {
 
     /// Every purchase refused because its `(card, NT)` was already collected.
     pub fn refused_purchases(&self) -> Result<Vec<RefusedPurchase>, CollectionError> {
-        Ok(self
-            .db
-            .scan(REFUSED, &[])?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        refused_purchases_in(&self.db)
     }
 
-    /// Checks and collects `batch` (see the module docs).
+    /// Checks and collects `batch` (see the module docs), with no bound on
+    /// what a card may spend: for a collection server that knows nothing of
+    /// the LUS. [`crate::system::CardSystem`] uses [`Self::collect_within`].
     pub fn collect(&self, batch: &Batch) -> Result<BatchReceipt, CollectionError> {
+        self.collect_within(batch, &|_| Ok(None))
+    }
+
+    /// Checks and collects `batch`; `intake(card)` is what the card system
+    /// took in for the card (`None`: no bound), and a purchase that would
+    /// take the card's collected purchases above it is refused alone.
+    pub fn collect_within(
+        &self,
+        batch: &Batch,
+        intake: &dyn Fn(&CardId) -> Result<Option<Amount>, CollectionError>,
+    ) -> Result<BatchReceipt, CollectionError> {
         if batch.entries.len() > BATCH_ENTRIES_MAX {
             return Err(CollectionError::TooLarge(batch.entries.len()));
         }
@@ -226,12 +246,33 @@ impl CollectionServer {
             }
             writes.require_absent(PSAM_NT, &pk);
             writes.put(PSAM_NT, &pk, &ck);
-            if !seen_card.insert(ck.clone()) || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some() {
+            let total = match spent.get(&e.card) {
+                Some(t) => *t,
+                None => self.spent_by(&e.card)?,
+            };
+            let after = total
+                .checked_add(e.amount)
+                .map_err(|_| CollectionError::Overflow)?;
+            let refusal = if !seen_card.insert(ck.clone())
+                || self.db.get::<Vec<u8>>(CARD_NT, &ck)?.is_some()
+            {
+                Some(PurchaseRefusal::NtAlreadyCollected)
+            } else {
+                match intake(&e.card)? {
+                    Some(intake) if after > intake => Some(PurchaseRefusal::BeyondIntake {
+                        spent: after,
+                        intake,
+                    }),
+                    _ => None,
+                }
+            };
+            if let Some(reason) = refusal {
                 tracing::warn!(
                     nt = e.nt,
                     psam_nt = e.psam_nt,
                     amount = %e.amount,
-                    "purchase refused: the card's transaction number was already collected"
+                    %reason,
+                    "purchase refused"
                 );
                 let r = RefusedPurchase {
                     card: e.card,
@@ -239,6 +280,7 @@ impl CollectionServer {
                     psam: e.psam,
                     psam_nt: e.psam_nt,
                     amount: e.amount,
+                    reason,
                 };
                 let mut rk = ck.clone();
                 rk.extend_from_slice(&pk);
@@ -246,16 +288,7 @@ impl CollectionServer {
                 refused.push(r);
                 continue;
             }
-            let total = match spent.get(&e.card) {
-                Some(t) => *t,
-                None => self.spent_by(&e.card)?,
-            };
-            spent.insert(
-                e.card,
-                total
-                    .checked_add(e.amount)
-                    .map_err(|_| CollectionError::Overflow)?,
-            );
+            spent.insert(e.card, after);
             writes.require_absent(CARD_NT, &ck);
             writes.put(CARD_NT, &ck, &pk);
         }
@@ -297,4 +330,21 @@ impl CollectionServer {
         tracing::debug!(n = batch.count, "psam batch collected");
         Ok(receipt)
     }
+}
+
+// Reads that need none of the server's keys: its own methods and the
+// auditor's ([`crate::audit`]) are the same functions.
+
+pub(crate) fn spent_by_card_in(db: &Db) -> Result<Vec<(CardId, Amount)>, CollectionError> {
+    let mut out = Vec::new();
+    for (k, total) in db.scan::<Amount>(CARD_SPENT, &[])? {
+        if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+            out.push((CardId::from_bytes(bytes), total));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn refused_purchases_in(db: &Db) -> Result<Vec<RefusedPurchase>, CollectionError> {
+    Ok(db.scan(REFUSED, &[])?.into_iter().map(|(_, r)| r).collect())
 }

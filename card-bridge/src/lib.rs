@@ -25,8 +25,10 @@
 //! - [`psam`], [`collection`]: off-line purchases.
 //! - [`clearing`], [`transfer`], [`records`]: the issuer-facing side.
 //! - [`store`]: the redb layer the servers share; [`constants`]: every limit.
+//! - [`audit`]: the auditor's reading of a card system's records (no keys).
 
 pub mod agency;
+pub mod audit;
 pub mod card;
 pub mod clearing;
 pub mod collection;

@@ -11,15 +11,21 @@
 //! keys too, so a MAC from the card proves only that the claim comes from
 //! that card's image, not that it is true. Before answering an L1 the LUS
 //! checks what the card says against what it knows of the card: the limit
-//! set at issue ([`LoadUnloadServer::register_card`], or the first one seen),
-//! the NT (never back), and the balance, which may not exceed what the
-//! card's own history in this log allows ([`CardStanding`]). A claim beyond
-//! that is refused with a typed error, logged (`tracing`) and kept in the
-//! LUS's own log of refused claims ([`LoadUnloadServer::refused_claims`]).
+//! and expiry set at issue ([`LoadUnloadServer::register_card`]; a card
+//! never registered is held to the first limit it showed), the expiry
+//! against the LUS's own clock (never the terminal's or the card's), the NT
+//! (never back), the card's last transaction (never older than the last
+//! this log saw of it, and with the outcome this log gave it), and the
+//! balance, which may not exceed what the card's own history in this log
+//! allows ([`CardStanding`]). A claim beyond that is refused with a typed
+//! error, logged (`tracing`) and kept in the LUS's own log of refused claims
+//! ([`LoadUnloadServer::refused_claims`]).
 
 use std::path::Path;
 
-use ledger::{Amount, CardId, LusId};
+use std::sync::Arc;
+
+use ledger::{Amount, CardId, LusId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MasterKey, MasterKeys, diversify, random_bytes};
@@ -36,6 +42,8 @@ const SETTLED: &str = "lus/settled";
 const PERIOD_KEY: &[u8] = b"period";
 /// What the card system knows of each card from its issue: its limit.
 const CARD_TERMS: &str = "lus/card";
+/// ... and its expiry, when the LUS saw the card issued.
+const CARD_EXPIRY: &str = "lus/card-expiry";
 /// Purchases the collection server has collected, per card (a running total).
 const PURCHASES: &str = "lus/purchases";
 /// Claims a card made that the LUS refused, keyed (card, NT, reason).
@@ -45,6 +53,38 @@ const REFUSED: &str = "lus/refused";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardTerms {
     pub balance_max: Amount,
+    /// The card is not used from this time on, by the LUS's clock. `None`
+    /// for a card the LUS never saw issued (only its limit is known).
+    pub expiry: Option<Timestamp>,
+}
+
+/// The LUS's own clock. A card's expiry is checked against it, never
+/// against a time the terminal or the card supplies (an image's expiry is
+/// as editable as its balance).
+#[derive(Clone)]
+pub struct LusClock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl LusClock {
+    pub fn new(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> LusClock {
+        LusClock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for LusClock {
+    /// The wall clock.
+    fn default() -> LusClock {
+        LusClock::new(Timestamp::now)
+    }
+}
+
+impl std::fmt::Debug for LusClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LusClock")
+    }
 }
 
 /// What this LUS's log says of one card's value: the most it can hold.
@@ -91,13 +131,59 @@ pub struct RefusedClaim {
     pub reason: String,
 }
 
+/// What the LUS's log says of a card's transactions: the last NT it saw,
+/// and the outcome it gave the card's claimed last transaction (`None`
+/// when that one is not a final load or unload of this log: a purchase, an
+/// abort nobody saw, a record still open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardHistory {
+    pub last_seen_nt: u32,
+    pub outcome_of_claimed_last: Option<Outcome>,
+}
+
 /// Checks what an L1 claims against what the LUS knows of the card: pure,
-/// so the same function decides at authorisation and in tests.
-pub fn check_claim(terms: &CardTerms, standing: &CardStanding, l1: &L1) -> Result<(), LusError> {
+/// so the same function decides at authorisation and in tests. `now` is
+/// the LUS's own clock.
+pub fn check_claim(
+    terms: &CardTerms,
+    standing: &CardStanding,
+    history: &CardHistory,
+    now: Timestamp,
+    l1: &L1,
+) -> Result<(), LusError> {
+    if l1.nt <= history.last_seen_nt {
+        return Err(LusError::Replay {
+            nt: l1.nt,
+            last_seen: history.last_seen_nt,
+        });
+    }
     if l1.balance_max != terms.balance_max {
         return Err(LusError::LimitMismatch {
             claimed: l1.balance_max,
             known: terms.balance_max,
+        });
+    }
+    if let Some(expiry) = terms.expiry
+        && now >= expiry
+    {
+        return Err(LusError::Expired { expiry });
+    }
+    // An honest card's last transaction is at least the last one this log
+    // saw (the terminal resolves every open one before a new L1), and ends
+    // as it ended here. A copy restored from before, its NT edited past
+    // ours, still shows its old last transaction.
+    if l1.last_nt < history.last_seen_nt || l1.last_nt >= l1.nt {
+        return Err(LusError::HistoryMismatch {
+            claimed_last_nt: l1.last_nt,
+            last_seen: history.last_seen_nt,
+        });
+    }
+    if let Some(known) = history.outcome_of_claimed_last
+        && l1.last_outcome != Some(known)
+    {
+        return Err(LusError::HistoryMismatch {
+            claimed_last_nt: l1.last_nt,
+            last_seen: history.last_seen_nt,
         });
     }
     let bound = standing.balance_bound().ok_or(LusError::Overspent {
@@ -193,6 +279,15 @@ pub enum LusError {
     BalanceBeyondHistory { claimed: Amount, known_max: Amount },
     #[error("the card's history is overspent by {by}: it has paid out more than was loaded")]
     Overspent { by: Amount },
+    #[error("the card expired at {} by this server's clock", expiry.0)]
+    Expired { expiry: Timestamp },
+    #[error(
+        "the card claims its last transaction was {claimed_last_nt} (or how it ended); this server's log says otherwise (last seen {last_seen})"
+    )]
+    HistoryMismatch {
+        claimed_last_nt: u32,
+        last_seen: u32,
+    },
     #[error("card is already registered with other terms")]
     CardRegistered,
     #[error("amount overflow in the card's history")]
@@ -209,6 +304,8 @@ impl LusError {
                 | LusError::LimitMismatch { .. }
                 | LusError::BalanceBeyondHistory { .. }
                 | LusError::Overspent { .. }
+                | LusError::Expired { .. }
+                | LusError::HistoryMismatch { .. }
         )
     }
 }
@@ -236,6 +333,7 @@ pub struct LoadUnloadServer {
     id: LusId,
     masters: LusMasters,
     db: Db,
+    clock: LusClock,
 }
 
 fn tx_key(card: &CardId, nt: u32) -> Vec<u8> {
@@ -254,7 +352,15 @@ impl LoadUnloadServer {
             id,
             masters,
             db: Db::open(path)?,
+            clock: LusClock::default(),
         })
+    }
+
+    /// The same server reading time from `clock` (tests; a server whose
+    /// time comes from elsewhere than the wall clock).
+    pub fn with_clock(mut self, clock: LusClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn id(&self) -> LusId {
@@ -272,7 +378,7 @@ impl LoadUnloadServer {
 
     /// Every record, in (card, NT) order.
     pub fn records(&self) -> Result<Vec<LusRecord>, LusError> {
-        Ok(self.db.scan(TX, &[])?.into_iter().map(|(_, r)| r).collect())
+        records_in(&self.db)
     }
 
     /// Records of `card` not yet final (pending or in doubt).
@@ -307,11 +413,12 @@ impl LoadUnloadServer {
         if l1.amount.is_zero() {
             return Err(LusError::ZeroAmount);
         }
-        let known_terms: Option<CardTerms> = self.db.get(CARD_TERMS, l1.card.as_bytes())?;
+        let known_terms = self.card_terms(&l1.card)?;
         // A card the LUS never saw issued (issued elsewhere, before the LUS
         // kept terms) is held from now on to the limit it first showed.
         let terms = known_terms.unwrap_or(CardTerms {
             balance_max: l1.balance_max,
+            expiry: None,
         });
         if let Err(e) = self.check_card_history(l1, &terms) {
             return Err(self.refuse(l1, e));
@@ -365,7 +472,7 @@ impl LoadUnloadServer {
         batch.put(TX, &tx_key(&l1.card, l1.nt), &record);
         batch.put(LAST_NT, l1.card.as_bytes(), &l1.nt);
         if known_terms.is_none() {
-            batch.put(CARD_TERMS, l1.card.as_bytes(), &terms);
+            batch.put(CARD_TERMS, l1.card.as_bytes(), &terms.balance_max);
         }
         self.db.write(batch).map_err(|e| match e {
             StoreError::AlreadyPresent { .. } => LusError::Mismatch,
@@ -375,17 +482,28 @@ impl LoadUnloadServer {
         Ok(l2)
     }
 
-    /// The NT must be new, and the limit and balance the card claims must
-    /// agree with its history here ([`check_claim`]).
+    /// What the card claims must agree with its terms, the LUS's clock and
+    /// its history here ([`check_claim`]).
     fn check_card_history(&self, l1: &L1, terms: &CardTerms) -> Result<(), LusError> {
-        let last_seen: u32 = self.db.get(LAST_NT, l1.card.as_bytes())?.unwrap_or(0);
-        if l1.nt <= last_seen {
-            return Err(LusError::Replay {
-                nt: l1.nt,
-                last_seen,
-            });
-        }
-        check_claim(terms, &self.standing(&l1.card)?, l1)
+        let last_seen_nt: u32 = self.db.get(LAST_NT, l1.card.as_bytes())?.unwrap_or(0);
+        let outcome_of_claimed_last =
+            self.record(&l1.card, l1.last_nt)?
+                .and_then(|r| match r.state {
+                    LusState::Committed => Some(Outcome::Committed),
+                    LusState::Rejected => Some(Outcome::Rejected),
+                    LusState::Pending | LusState::InDoubt => None,
+                });
+        let history = CardHistory {
+            last_seen_nt,
+            outcome_of_claimed_last,
+        };
+        check_claim(
+            terms,
+            &self.standing(&l1.card)?,
+            &history,
+            self.clock.now(),
+            l1,
+        )
     }
 
     /// Logs a refused claim (tracing, and the LUS's own log when the claim
@@ -423,16 +541,20 @@ impl LoadUnloadServer {
         e
     }
 
-    /// Records the limit a card was issued with; every L1 of the card must
-    /// then show exactly that limit. Registering the same terms again is a no-op.
+    /// Records the limit and expiry a card was issued with; every L1 of the
+    /// card must then show exactly that limit, and none is answered from
+    /// the expiry on. Registering the same terms again is a no-op.
     pub fn register_card(&self, card: &CardId, terms: CardTerms) -> Result<(), LusError> {
-        match self.db.get::<CardTerms>(CARD_TERMS, card.as_bytes())? {
+        match self.card_terms(card)? {
             Some(known) if known == terms => Ok(()),
             Some(_) => Err(LusError::CardRegistered),
             None => {
                 let mut batch = WriteBatch::new();
                 batch.require_absent(CARD_TERMS, card.as_bytes());
-                batch.put(CARD_TERMS, card.as_bytes(), &terms);
+                batch.put(CARD_TERMS, card.as_bytes(), &terms.balance_max);
+                if let Some(expiry) = terms.expiry {
+                    batch.put(CARD_EXPIRY, card.as_bytes(), &expiry);
+                }
                 self.db.write(batch).map_err(|e| match e {
                     StoreError::AlreadyPresent { .. } => LusError::CardRegistered,
                     other => other.into(),
@@ -443,7 +565,7 @@ impl LoadUnloadServer {
 
     /// The terms the card was issued with (or first seen with).
     pub fn card_terms(&self, card: &CardId) -> Result<Option<CardTerms>, LusError> {
-        Ok(self.db.get(CARD_TERMS, card.as_bytes())?)
+        card_terms_in(&self.db, card)
     }
 
     /// Tells the LUS the total of `card`'s purchases collected so far (the
@@ -464,41 +586,14 @@ impl LoadUnloadServer {
 
     /// What this log says of `card`'s value (see [`CardStanding`]).
     pub fn standing(&self, card: &CardId) -> Result<CardStanding, LusError> {
-        let mut s = CardStanding {
-            purchases_collected: self
-                .db
-                .get(PURCHASES, card.as_bytes())?
-                .unwrap_or(Amount::ZERO),
-            ..CardStanding::default()
-        };
-        for (_, r) in self.db.scan::<LusRecord>(TX, card.as_bytes())? {
-            let slot = match (r.state, r.l1.direction) {
-                (LusState::Committed, Direction::Load) => &mut s.loaded,
-                (LusState::Committed, Direction::Unload) => &mut s.unloaded,
-                (LusState::Pending | LusState::InDoubt, Direction::Load) => &mut s.loads_open,
-                (LusState::Pending | LusState::InDoubt, Direction::Unload) => &mut s.unloads_open,
-                (LusState::Rejected, _) => continue,
-            };
-            *slot = slot
-                .checked_add(r.l1.amount)
-                .map_err(|_| LusError::Overflow)?;
-        }
-        Ok(s)
+        standing_in(&self.db, card)
     }
 
     /// Every card known to this log whose history does not add up: more
     /// unloaded and spent than was ever loaded.
     pub fn cards_overspent(&self) -> Result<Vec<(CardId, CardStanding)>, LusError> {
-        let mut cards: Vec<CardId> = self.records()?.iter().map(|r| r.card()).collect();
-        for (k, _) in self.db.scan::<Amount>(PURCHASES, &[])? {
-            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
-                cards.push(CardId::from_bytes(bytes));
-            }
-        }
-        cards.sort();
-        cards.dedup();
         let mut out = Vec::new();
-        for card in cards {
+        for card in cards_in(&self.db)? {
             let s = self.standing(&card)?;
             if s.value_minor() < 0 {
                 out.push((card, s));
@@ -510,12 +605,7 @@ impl LoadUnloadServer {
     /// Every claim of a card this LUS refused because its history
     /// contradicted it, in (card, NT) order.
     pub fn refused_claims(&self) -> Result<Vec<RefusedClaim>, LusError> {
-        Ok(self
-            .db
-            .scan(REFUSED, &[])?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect())
+        refused_claims_in(&self.db)
     }
 
     fn open_record(&self, card: &CardId, nt: u32) -> Result<LusRecord, LusError> {
@@ -645,6 +735,62 @@ impl LoadUnloadServer {
     pub fn settlement(&self, period: u32) -> Result<Option<Settlement>, LusError> {
         Ok(self.db.get(SETTLED, &period.to_be_bytes())?)
     }
+}
+
+// Reads of the LUS's log that need none of its keys: the server's own
+// methods and the auditor's ([`crate::audit`]) are the same functions.
+
+pub(crate) fn records_in(db: &Db) -> Result<Vec<LusRecord>, LusError> {
+    Ok(db.scan(TX, &[])?.into_iter().map(|(_, r)| r).collect())
+}
+
+pub(crate) fn card_terms_in(db: &Db, card: &CardId) -> Result<Option<CardTerms>, LusError> {
+    let Some(balance_max) = db.get::<Amount>(CARD_TERMS, card.as_bytes())? else {
+        return Ok(None);
+    };
+    Ok(Some(CardTerms {
+        balance_max,
+        expiry: db.get(CARD_EXPIRY, card.as_bytes())?,
+    }))
+}
+
+pub(crate) fn standing_in(db: &Db, card: &CardId) -> Result<CardStanding, LusError> {
+    let mut s = CardStanding {
+        purchases_collected: db.get(PURCHASES, card.as_bytes())?.unwrap_or(Amount::ZERO),
+        ..CardStanding::default()
+    };
+    for (_, r) in db.scan::<LusRecord>(TX, card.as_bytes())? {
+        let slot = match (r.state, r.l1.direction) {
+            (LusState::Committed, Direction::Load) => &mut s.loaded,
+            (LusState::Committed, Direction::Unload) => &mut s.unloaded,
+            (LusState::Pending | LusState::InDoubt, Direction::Load) => &mut s.loads_open,
+            (LusState::Pending | LusState::InDoubt, Direction::Unload) => &mut s.unloads_open,
+            (LusState::Rejected, _) => continue,
+        };
+        *slot = slot
+            .checked_add(r.l1.amount)
+            .map_err(|_| LusError::Overflow)?;
+    }
+    Ok(s)
+}
+
+/// Every card the log knows: by its records, its terms or its purchases.
+pub(crate) fn cards_in(db: &Db) -> Result<Vec<CardId>, LusError> {
+    let mut cards: Vec<CardId> = records_in(db)?.iter().map(|r| r.card()).collect();
+    for table in [PURCHASES, CARD_TERMS] {
+        for (k, _) in db.scan::<Amount>(table, &[])? {
+            if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
+                cards.push(CardId::from_bytes(bytes));
+            }
+        }
+    }
+    cards.sort();
+    cards.dedup();
+    Ok(cards)
+}
+
+pub(crate) fn refused_claims_in(db: &Db) -> Result<Vec<RefusedClaim>, LusError> {
+    Ok(db.scan(REFUSED, &[])?.into_iter().map(|(_, c)| c).collect())
 }
 
 #[cfg(test)]

@@ -154,8 +154,14 @@ impl CardSystem {
             return Err(SystemError::CardExists(card));
         }
         let sc = SmartCard::issue(&self.masters, card, expiry, balance_max)?;
-        // The LUS learns the limit from the issuer, not from the card.
-        self.lus.register_card(&card, CardTerms { balance_max })?;
+        // The LUS learns the limit and expiry from the issuer, not from the card.
+        self.lus.register_card(
+            &card,
+            CardTerms {
+                balance_max,
+                expiry: Some(expiry),
+            },
+        )?;
         self.save_card(&sc)?;
         Ok(sc)
     }
@@ -279,8 +285,22 @@ impl CardSystem {
             psam.close_batch()?;
         }
         let mut receipts = Vec::new();
+        // What the LUS's log says the card system took in for a card: its
+        // committed loads less every unload that has or may commit.
+        let intake = |card: &CardId| -> Result<Option<Amount>, CollectionError> {
+            let s = self.lus.standing(card).map_err(|e| match e {
+                LusError::Store(e) => CollectionError::Store(e),
+                other => {
+                    CollectionError::Store(crate::store::StoreError::Storage(other.to_string()))
+                }
+            })?;
+            let net = i128::from(s.loaded.minor_units())
+                - i128::from(s.unloaded.minor_units())
+                - i128::from(s.unloads_open.minor_units());
+            Ok(Some(Amount::from_minor(u64::try_from(net).unwrap_or(0))))
+        };
         for batch in psam.unsent_batches().to_vec() {
-            receipts.push(self.collection.collect(&batch)?);
+            receipts.push(self.collection.collect_within(&batch, &intake)?);
             psam.acknowledge(batch.batch_no)?;
             self.note_purchases(batch.entries.iter().map(|e| e.card))?;
         }

@@ -9,7 +9,7 @@ mod util;
 use util::*;
 use vc_card_bridge::card::SmartCard;
 use vc_card_bridge::crypto::{Suite, diversify};
-use vc_card_bridge::lus::{CardTerms, LusError};
+use vc_card_bridge::lus::{CardTerms, LusClock, LusError};
 use vc_card_bridge::records::LoadId;
 use vc_card_bridge::wire::{Direction, L1};
 
@@ -63,6 +63,7 @@ fn a_limit_other_than_the_issued_one_is_refused() {
             &id,
             CardTerms {
                 balance_max: cents(100_000),
+                expiry: Some(EXPIRY),
             },
         )
         .expect("register");
@@ -84,7 +85,8 @@ fn a_limit_other_than_the_issued_one_is_refused() {
         w.lus.register_card(
             &id,
             CardTerms {
-                balance_max: cents(1)
+                balance_max: cents(1),
+                expiry: Some(EXPIRY),
             }
         ),
         Err(LusError::CardRegistered)
@@ -112,8 +114,11 @@ fn an_open_unload_counts_against_the_next_one() {
     // The first unload is authorised and never finished (its S3 kept back).
     let first = card.begin(Direction::Unload, cents(100), NOW).expect("L1");
     w.lus.authorise(LoadId::random(), &first).expect("L2");
-    // A second L1 with the same balance and a newer NT.
-    let second = forge(&w, first.clone(), |l1| l1.nt += 1);
+    // A second L1 with the same balance and a newer NT, the first as its last.
+    let second = forge(&w, first.clone(), |l1| {
+        l1.last_nt = l1.nt;
+        l1.nt += 1;
+    });
     assert_eq!(
         w.lus.authorise(LoadId::random(), &second),
         Err(LusError::BalanceBeyondHistory {
@@ -163,4 +168,63 @@ fn collected_purchases_lower_what_a_card_can_claim_and_an_overspent_card_is_list
         w.lus.authorise(LoadId::random(), &next),
         Err(LusError::Overspent { by: cents(50) })
     );
+}
+
+#[test]
+fn an_expiry_edited_in_the_image_does_not_fool_the_servers_clock() {
+    let w = World::new(Suite::Tdes);
+    let mut card = w.card(6);
+    let id = card.id().expect("id");
+    w.lus
+        .register_card(
+            &id,
+            CardTerms {
+                balance_max: cents(100_000),
+                expiry: Some(EXPIRY),
+            },
+        )
+        .expect("register");
+    load(&w, &mut card, 100);
+    // The LUS's clock passes the expiry; the terminal's (and the card's
+    // edited expiry) say the card is still good.
+    let lus = w.lus.with_clock(LusClock::new(|| EXPIRY));
+    let l1 = card.begin(Direction::Unload, cents(100), NOW).expect("L1");
+    assert_eq!(
+        lus.authorise(LoadId::random(), &l1),
+        Err(LusError::Expired { expiry: EXPIRY })
+    );
+    let refused = lus.refused_claims().expect("refused");
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].reason.contains("expired"), "{refused:?}");
+}
+
+#[test]
+fn a_last_transaction_the_log_contradicts_is_refused() {
+    let w = World::new(Suite::Tdes);
+    let mut card = w.card(7);
+    load(&w, &mut card, 100);
+    load(&w, &mut card, 100);
+    let honest = card.begin(Direction::Unload, cents(50), NOW).expect("L1");
+    assert_eq!(honest.last_nt, 2);
+    // A copy from before the second load, its counter moved past the LUS's.
+    let older = forge(&w, honest.clone(), |l1| l1.last_nt = 1);
+    assert_eq!(
+        w.lus.authorise(LoadId::random(), &older),
+        Err(LusError::HistoryMismatch {
+            claimed_last_nt: 1,
+            last_seen: 2
+        })
+    );
+    // The last load, claimed as never having happened.
+    let denied = forge(&w, honest.clone(), |l1| {
+        l1.last_outcome = Some(vc_card_bridge::wire::Outcome::Rejected)
+    });
+    assert!(matches!(
+        w.lus.authorise(LoadId::random(), &denied),
+        Err(LusError::HistoryMismatch { .. })
+    ));
+    assert_eq!(w.lus.refused_claims().expect("refused").len(), 2);
+    w.lus
+        .authorise(LoadId::random(), &honest)
+        .expect("the honest claim is answered");
 }

@@ -12,7 +12,7 @@ mod util;
 use ledger::BankAccount;
 use util::*;
 use vc_card_bridge::card::{CardError, SmartCard, TearAfter};
-use vc_card_bridge::collection::{CollectionError, CollectionServer};
+use vc_card_bridge::collection::{CollectionError, CollectionServer, PurchaseRefusal};
 use vc_card_bridge::crypto::{MasterKey, Suite};
 use vc_card_bridge::psam::{Psam, PsamError};
 use vc_card_bridge::wire::PsamId;
@@ -307,4 +307,52 @@ fn a_card_copy_paying_again_elsewhere_is_refused_alone() {
         receipt.refused
     );
     assert_eq!(collection.spent_by(&a.id().expect("id")), Ok(cents(400)));
+}
+
+// A copy with its counter moved on pays off line at another device: the
+// PSAM cannot tell, and its (card, NT) is new. Collected within what the
+// card system took in for the card (its loads less its unloads), the
+// purchase that would spend more is refused alone; the card's genuine
+// purchases and other cards' are credited.
+#[test]
+fn a_purchase_beyond_what_the_card_was_loaded_with_is_refused_alone() {
+    let w = World::new(Suite::Tdes);
+    let mut s = shop(&w, 7);
+    let mut a = loaded_card(&w, 1, 1_000);
+    let id = a.id().expect("id");
+    let mut b = loaded_card(&w, 2, 1_000);
+    let mut copy = copy_of(&a);
+    s.psam.pay(&mut a, cents(700), NOW).expect("pay");
+    // The copy's counter moved past the device's booking (an image edit).
+    for _ in 0..2 {
+        let _ = copy.begin(vc_card_bridge::wire::Direction::Load, cents(1), NOW);
+        copy.reject_pending().expect("abort");
+    }
+    s.psam
+        .pay(&mut copy, cents(700), NOW)
+        .expect("off line, the copy pays");
+    s.psam.pay(&mut b, cents(100), NOW).expect("b pays");
+    let intake = |card: &ledger::CardId| {
+        let st = w.lus.standing(card).expect("standing");
+        Ok(Some(
+            st.loaded
+                .checked_sub(st.unloaded)
+                .expect("loads cover unloads"),
+        ))
+    };
+    let receipt = s
+        .collection
+        .collect_within(&s.psam.close_batch().expect("close"), &intake)
+        .expect("collected");
+    assert_eq!(receipt.credited, cents(800));
+    assert_eq!(receipt.refused.len(), 1);
+    assert_eq!(
+        receipt.refused[0].reason,
+        PurchaseRefusal::BeyondIntake {
+            spent: cents(1_400),
+            intake: cents(1_000)
+        }
+    );
+    assert_eq!(s.collection.spent_by(&id), Ok(cents(700)));
+    assert_eq!(s.collection.merchant_credit(&s.merchant), Ok(cents(800)));
 }

@@ -284,8 +284,13 @@ struct Merchant {
     owner: pages::Owner,
 }
 
+/// The open orders, never recovered from a poisoned lock: a holder that
+/// panicked may have left an order `Paying` or paid with no bytes, and
+/// serving on from that could answer a payer wrongly. It panics instead, and
+/// `varietycash merchant serve` exits (fail-stop, as the issuer does); its
+/// journal finishes every collection on restart.
 fn lock(orders: &Mutex<Orders>) -> std::sync::MutexGuard<'_, Orders> {
-    orders.lock().unwrap_or_else(|p| p.into_inner())
+    ledger::sync::lock(orders)
 }
 
 /// Starts a merchant server over its purse (opened by the caller, who may
@@ -924,6 +929,26 @@ mod tests {
             let e = parse_tid(bad).expect_err("refused");
             assert_eq!(e.code, ErrorCode::UnknownOrder, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn orders_poisoned_by_a_panicking_holder_are_never_served_again() {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let orders = Mutex::new(Orders::default());
+        let holder = catch_unwind(AssertUnwindSafe(|| {
+            let mut held = lock(&orders);
+            held.n_paid_total += 1;
+            panic!("a broken invariant while holding the orders (test)");
+        }));
+        assert!(holder.is_err());
+        let next = catch_unwind(AssertUnwindSafe(|| lock(&orders).n_paid_total));
+        let Err(why) = next else {
+            panic!("a poisoned lock was recovered");
+        };
+        assert_eq!(
+            why.downcast_ref::<String>().map(String::as_str),
+            Some(ledger::sync::POISONED_LOCK)
+        );
     }
 
     #[test]

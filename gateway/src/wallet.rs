@@ -523,6 +523,9 @@ impl Wallet {
         invoice: &Invoice,
     ) -> Result<PayerOutcome, WalletError> {
         PaymentExpectation::default().check(invoice)?;
+        // Believed before anything is done for it: no coin is chosen and
+        // no change is made for a forged or misaddressed invoice.
+        PaymentPayer::verify_invoice(&self.pk_i, &self.id_i, &self.id, invoice, self.now())?;
         let coins = self.coins_for(invoice.amount)?;
         let (payer, send) = PaymentPayer::pay(
             self.suite,
@@ -768,6 +771,18 @@ impl Wallet {
     /// cut off after its request went out is finished by [`Wallet::resume`],
     /// which re-sends the same request and gets the same replacements.
     pub fn refund(&self) -> Result<RefundOutcome, WalletError> {
+        // A refund already journaled (its answer lost) is finished first,
+        // and its answer is this one: a second refund beside it would revoke
+        // its replacements, and its answer stored afterwards would count
+        // dead coins as money. So running `refund` again is idempotent.
+        if let Some(journaled) = self
+            .purse
+            .in_flight()?
+            .into_iter()
+            .find(|e| e.kind == TxKind::Refund)
+        {
+            return self.drive_refund(journaled.tx);
+        }
         let (state, request) = RefundClient::start(
             self.suite,
             &self.sk,

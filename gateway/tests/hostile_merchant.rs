@@ -25,7 +25,7 @@ use protocol::flows::PaymentPayee;
 use protocol::wire::payment::{Invoice, PaymentOutcome, PaymentResult, SendCoins, VOption};
 use protocol::wire::{decode, encode};
 use purse::Purse;
-use vc_gateway::media::{INVOICE, POSTCARD};
+use vc_gateway::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD};
 use vc_gateway::{
     ClientConfig, MerchantClient, PaymentExpectation, PurchaseOutcome, ServerConfig, Wallet,
     WalletError,
@@ -64,6 +64,31 @@ enum Answer {
     /// an account nobody enrolled), passes that signed refusal on, and
     /// keeps the SendCoins to validate for real later.
     RefusedThenPaidLate,
+    /// The real shop's signed invoice with its price lowered (the
+    /// signature no longer covers it).
+    AlteredInvoice,
+    /// The real shop's signed invoice addressed to another payer.
+    InvoiceForAnotherPayer,
+    /// "Order already paid" (409), without passing the coins on.
+    AlreadyPaidLie,
+    /// Passes the coins on (and is paid), then answers "already paid".
+    AlreadyPaidAfterPaying,
+    /// "Unknown order" (404), without passing the coins on.
+    UnknownOrderLie,
+    /// A refusal that is no signed statement (422), coins not passed on.
+    Refusal,
+    /// Passes the coins on (and is paid), then hangs up.
+    SilenceAfterPaying,
+}
+
+fn respond_error(stream: &mut TcpStream, status: &str, code: ErrorCode, message: &str) {
+    let body = encode(&ErrorBody::new(code, message));
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ERROR}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
 }
 
 struct Hostile {
@@ -148,8 +173,18 @@ impl Hostile {
                 .invoice(sku, &payer)
                 .expect("the real shop's invoice");
             self.invoices.lock().expect("lock").push(invoice.clone());
-            if answer == Answer::UnsignedInvoice {
-                invoice.commitment = None;
+            match answer {
+                Answer::UnsignedInvoice => invoice.commitment = None,
+                Answer::AlteredInvoice => {
+                    invoice.amount = invoice
+                        .amount
+                        .checked_sub(Amount::from_minor(1))
+                        .expect("a price above 0.01")
+                }
+                Answer::InvoiceForAnotherPayer => {
+                    invoice.id_pa = ParticipantId::new("someone-else").expect("id")
+                }
+                _ => {}
             }
             respond(stream, INVOICE, &encode(&invoice));
             return;
@@ -170,7 +205,10 @@ impl Hostile {
             encode(&result)
         };
         match answer {
-            Answer::Honest | Answer::UnsignedInvoice => {
+            Answer::Honest
+            | Answer::UnsignedInvoice
+            | Answer::AlteredInvoice
+            | Answer::InvoiceForAnotherPayer => {
                 let bytes = forward();
                 *self.last_honest_answer.lock().expect("lock") = Some(bytes.clone());
                 respond(stream, POSTCARD, &bytes);
@@ -193,6 +231,33 @@ impl Hostile {
             }
             Answer::Garbage => respond(stream, POSTCARD, b"\x01\x07paid, honestly"),
             Answer::Silence => {}
+            Answer::SilenceAfterPaying => {
+                forward();
+            }
+            Answer::AlreadyPaidLie => respond_error(
+                stream,
+                "409 Conflict",
+                ErrorCode::Refused,
+                "order already paid",
+            ),
+            Answer::AlreadyPaidAfterPaying => {
+                forward();
+                respond_error(
+                    stream,
+                    "409 Conflict",
+                    ErrorCode::Refused,
+                    "order already paid",
+                )
+            }
+            Answer::UnknownOrderLie => respond_error(
+                stream,
+                "404 Not Found",
+                ErrorCode::UnknownOrder,
+                "no such order",
+            ),
+            Answer::Refusal => {
+                respond_error(stream, "422 Unprocessable Entity", ErrorCode::Refused, "no")
+            }
             Answer::RefusedThenPaidLate => {
                 let core = &util::issuer().core;
                 // The payee's flow state for this invoice, as the real shop
@@ -529,4 +594,164 @@ fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides()
     assert_eq!(w.in_flight(), 0);
     assert_eq!(available(&w.alice_purse), Amount::from_minor(500));
     w.stop();
+}
+
+/// splitmix64: picks the model's operations from a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+const HOSTILE_ANSWERS: [Answer; 16] = [
+    Answer::Honest,
+    Answer::PaidWithoutReceipt,
+    Answer::PaidForRealWithoutReceipt,
+    Answer::AnotherOrdersReceipt,
+    Answer::Garbage,
+    Answer::Silence,
+    Answer::UnsignedInvoice,
+    Answer::RefusedThenPaidLate,
+    Answer::AlteredInvoice,
+    Answer::InvoiceForAnotherPayer,
+    Answer::AlreadyPaidLie,
+    Answer::AlreadyPaidAfterPaying,
+    Answer::UnknownOrderLie,
+    Answer::Refusal,
+    Answer::SilenceAfterPaying,
+    Answer::Honest,
+];
+
+fn model_run(seed: u64, n_steps: usize) {
+    const N_COINS: u64 = 8;
+    let total = Amount::from_minor(N_COINS * 250);
+    let w = world(&format!("model-{seed}"), 0, &[(N_COINS as u32, 250)]);
+    let meant = PaymentExpectation {
+        payee: Some(ParticipantId::new(format!("mallory-shop-model-{seed}")).expect("id")),
+        amount_max: Some(TEA),
+    };
+    let mut rng = Rng(seed);
+    let mut honest_paid = false;
+    for step in 0..n_steps {
+        let at = format!("seed {seed} step {step}");
+        let shop_before = holdings(&w.shop_purse);
+        let in_flight_before = w.in_flight();
+        let coins_before = w.alice_purse.coins().expect("coins").len();
+        match rng.below(10) {
+            0 => {
+                let _ = w.alice.resume();
+            }
+            1 => {
+                // Time passes for the payer: a silent merchant has had long enough.
+                w.clock.0.fetch_add(
+                    vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
+                    Ordering::SeqCst,
+                );
+                let _ = w.alice.resume();
+            }
+            2 if w.hostile.held.lock().expect("lock").is_some() => {
+                // The merchant validates the coins it kept back.
+                let _ = w.hostile.pay_late();
+            }
+            _ => {
+                let mut answer = HOSTILE_ANSWERS[rng.below(16) as usize];
+                if answer == Answer::AnotherOrdersReceipt && !honest_paid {
+                    answer = Answer::Garbage;
+                }
+                w.answer(answer);
+                let outcome = w.alice.pay_expecting(&w.hostile_url, "tea", &meant);
+                if let Ok(PayerOutcome::Paid { receipt_verified }) = outcome {
+                    // Only the payee's own receipt is proof, and it is true.
+                    assert!(receipt_verified, "{at}: {answer:?}");
+                    assert_eq!(answer, Answer::Honest, "{at}: paid on {answer:?}'s word");
+                    assert_eq!(
+                        holdings(&w.shop_purse),
+                        shop_before.checked_add(TEA).expect("sum"),
+                        "{at}: paid, but the merchant was not"
+                    );
+                    honest_paid = true;
+                }
+                if matches!(
+                    answer,
+                    Answer::UnsignedInvoice
+                        | Answer::AlteredInvoice
+                        | Answer::InvoiceForAnotherPayer
+                ) {
+                    // Refused before anything is journaled or reserved.
+                    assert!(
+                        matches!(outcome, Err(WalletError::Invoice(_) | WalletError::Flow(_))),
+                        "{at}: {answer:?} was paid: {outcome:?}"
+                    );
+                    assert_eq!(w.in_flight(), in_flight_before, "{at}: {answer:?}");
+                    // Not even change is made for an invoice not believed.
+                    assert_eq!(
+                        w.alice_purse.coins().expect("coins").len(),
+                        coins_before,
+                        "{at}: {answer:?} set the purse making change"
+                    );
+                }
+            }
+        }
+        // Every coin is the payer's (spendable, or reserved in its journal
+        // and so reclaimable) or the merchant's it meant; none is both
+        // spendable and the merchant's, none is lost.
+        let shop = holdings(&w.shop_purse).minor_units();
+        let alice_held = holdings(&w.alice_purse).minor_units();
+        let alice_free = available(&w.alice_purse).minor_units();
+        assert!(
+            alice_free + shop <= total.minor_units(),
+            "{at}: spendable {alice_free} + merchant's {shop} > {total}"
+        );
+        assert!(
+            alice_held + shop >= total.minor_units(),
+            "{at}: payer's {alice_held} + merchant's {shop} < {total}: value lost"
+        );
+    }
+    // Without the merchant: time passes and resume settles everything
+    // through the issuer. Then the payer holds exactly what the merchant
+    // was not paid, all of it spendable.
+    w.clock.0.fetch_add(
+        vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
+        Ordering::SeqCst,
+    );
+    let report = w.alice.resume().expect("resume");
+    assert_eq!(report.unfinished, 0, "seed {seed}: left unsettled");
+    assert_eq!(w.in_flight(), 0, "seed {seed}");
+    let shop = holdings(&w.shop_purse);
+    assert_eq!(
+        available(&w.alice_purse).checked_add(shop).expect("sum"),
+        total,
+        "seed {seed}: the payer's money and the merchant's takings"
+    );
+    assert_eq!(available(&w.alice_purse), holdings(&w.alice_purse));
+    w.stop();
+}
+
+// The model: random sequences of payments, each answered by the hostile
+// merchant in one of its ways (honest, lying "paid", another order's
+// receipt, garbage, silence, unsigned, altered and misaddressed invoices,
+// "already paid" and "unknown order" lies, refusals, a spoiled validation
+// paid late, paying and then hanging up or lying), with resumes, time
+// passing and late validations between them. After every step the payer's
+// value is in its purse (spendable or reclaimable) or the merchant's, never
+// both and never neither; at the end, with no help from the merchant,
+// everything is settled. VC_HOSTILE_SEED replays one seed.
+#[test]
+fn a_hostile_merchant_model_never_gets_more_than_it_was_paid_nor_the_payer_less() {
+    if let Some(seed) = std::env::var("VC_HOSTILE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        model_run(seed, 40);
+        return;
+    }
+    for seed in [1, 2, 3, 4] {
+        model_run(seed, 30);
+    }
 }

@@ -173,3 +173,49 @@ fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
     assert_eq!(live, coins.len());
     gateway.stop().expect("gateway stops");
 }
+
+// The same cut-off refund, and the holder runs `refund` again instead of
+// `resume`. The rerun must not start a second refund beside the first: a
+// second one would revoke the first one's replacements, and the first
+// one's answer, stored later, would leave dead coins counted as money.
+#[test]
+fn a_refund_run_again_while_one_is_journaled_finishes_that_one_instead() {
+    let core = issuer().core.clone();
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let addr = gateway.addr();
+    let client = client_of(&gateway);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let purse = purse_for(&client, "fay-r", 2, &gateway.url(), dir.path());
+    let wallet = Wallet::open(purse.clone(), ClientConfig::default()).expect("wallet");
+    let account = join_wallet(&wallet, &client, &[Role::CoinPurchaser]);
+    let coins = buy(&wallet, &account, spec(&[(3, 100)]));
+    let value = holdings(&purse);
+
+    gateway.stop().expect("gateway stops");
+    wallet.refund().expect_err("issuer away");
+    let entry = purse.in_flight().expect("journal").remove(0);
+    let gateway = serve_shared_issuer(&ServerConfig::new(addr));
+    let _lost: RefundAnswer = client
+        .http()
+        .post_encoded("/v1/refund", &entry.last_sent)
+        .expect("the issuer answers");
+
+    let RefundOutcome::Replaced { revoked, .. } = wallet.refund().expect("the rerun") else {
+        panic!("the rerun was refused");
+    };
+    assert_eq!(revoked, coins.len(), "the journaled refund, finished");
+    let report = wallet.resume().expect("resumed");
+    assert_eq!(report.unfinished, 0);
+    assert!(purse.in_flight().expect("journal").is_empty());
+    assert_eq!(holdings(&purse), value, "the refund counted once");
+    for c in purse.coins().expect("coins") {
+        if c.state == CoinState::Available {
+            assert!(
+                core.shards().get(&c.coin.id()).is_some(),
+                "a coin the purse counts is dead at the issuer"
+            );
+        }
+    }
+    gateway.stop().expect("gateway stops");
+}

@@ -11,18 +11,27 @@ use protocol::crypto::PublicKey;
 
 use super::common::TransportArgs;
 
-/// Replay an issuer's event log and prove that cash was conserved.
+/// Replay an issuer's event log and prove that cash was conserved; and/or
+/// read card systems' records and report the cards whose value does not
+/// add up.
 ///
 /// Exit status: 0 every rule holds; 1 a rule is broken (the report names the
-/// first violating record, the transaction, the rule and the amounts); 2 the
-/// audit could not be carried out (or the log is empty: nothing to audit).
+/// first violating record, the transaction, the rule and the amounts), or a
+/// card does not add up; 2 the audit could not be carried out (or the log is
+/// empty: nothing to audit).
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The issuer's log (a redb file; a copy, or the live file read-only).
     /// Never written: a file a crashed writer left unclean is audited
     /// through a repaired temporary copy.
-    #[arg(long)]
-    pub log: PathBuf,
+    #[arg(long, required_unless_present = "card_records")]
+    pub log: Option<PathBuf>,
+    /// A card system's directory (`varietycash card --dir`): its LUS,
+    /// collection and agency records and card images are read (no keys
+    /// needed, nothing written), and every card whose loads, unloads and
+    /// purchases do not add up is reported. May be given more than once.
+    #[arg(long, value_name = "DIR")]
+    pub card_records: Vec<PathBuf>,
     /// The issuer's public key (SPKI PEM/DER) to verify checkpoint signatures.
     #[arg(long)]
     pub issuer_key: Option<PathBuf>,
@@ -119,18 +128,106 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     std::panic::set_hook(Box::new(|info| {
         tracing::debug!(%info, "caught inside the audit");
     }));
-    let report = audit(&args)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", report.to_json())?;
-    } else {
-        write!(out, "{}", report.to_text())?;
+    let mut exit = 0u8;
+    if args.log.is_some() {
+        let report = audit(&args)?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", report.to_json())?;
+        } else {
+            write!(out, "{}", report.to_text())?;
+        }
+        if let Some(html) = &args.html {
+            std::fs::write(html, report.to_html())
+                .with_context(|| format!("writing the HTML report to {}", html.display()))?;
+        }
+        exit = report.exit_code();
     }
-    if let Some(html) = &args.html {
-        std::fs::write(html, report.to_html())
-            .with_context(|| format!("writing the HTML report to {}", html.display()))?;
+    for dir in &args.card_records {
+        let report = card_bridge::audit::audit_card_records(dir)
+            .with_context(|| format!("reading the card records in {}", dir.display()))?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        } else {
+            write!(out, "{}", card_records_text(dir, &report))?;
+        }
+        if report.cards_not_adding_up().next().is_some() {
+            exit = exit.max(1);
+        }
     }
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(ExitCode::from(exit))
+}
+
+/// The card records' report as text: one line per card, then what does not
+/// add up, then the refused attempts.
+fn card_records_text(
+    dir: &std::path::Path,
+    report: &card_bridge::audit::CardRecordsReport,
+) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(t, "card records in {}", dir.display());
+    for c in &report.cards {
+        let s = &c.standing;
+        let _ = write!(
+            t,
+            "  card {}: loaded {}, unloaded {}, purchases collected {}, open loads {}, open unloads {}",
+            c.card, s.loaded, s.unloaded, s.purchases_collected, s.loads_open, s.unloads_open
+        );
+        if let Some(b) = c.image_balance {
+            let _ = write!(t, ", image holds {b}");
+        }
+        let _ = writeln!(t);
+    }
+    let bad: Vec<_> = report.cards_not_adding_up().collect();
+    if bad.is_empty() {
+        let _ = writeln!(t, "every card adds up");
+    }
+    for c in bad {
+        for p in &c.problems {
+            let _ = writeln!(t, "  DOES NOT ADD UP: card {}: {}", c.card, problem_text(p));
+        }
+    }
+    for r in &report.refused_claims {
+        let _ = writeln!(
+            t,
+            "  refused claim: card {} NT {} ({:?} of {}, claimed balance {}): {}",
+            r.card, r.nt, r.direction, r.amount, r.claimed_balance, r.reason
+        );
+    }
+    for r in &report.refused_purchases {
+        let _ = writeln!(
+            t,
+            "  refused purchase: card {} NT {} of {}: {}",
+            r.card, r.nt, r.amount, r.reason
+        );
+    }
+    t
+}
+
+fn problem_text(p: &card_bridge::audit::CardProblem) -> String {
+    use card_bridge::audit::CardProblem;
+    match p {
+        CardProblem::Overspent { by } => {
+            format!("unloads and purchases exceed its loads by {by}")
+        }
+        CardProblem::AgencyDisagrees {
+            nt,
+            direction,
+            amount,
+        } => format!(
+            "the agency holds {direction:?} NT {nt} of {amount} finished; the LUS's log does not"
+        ),
+        CardProblem::ImageAboveHistory {
+            balance,
+            bound_minor,
+        } => format!(
+            "its image holds {balance}; its history allows at most {bound_minor} (minor units)"
+        ),
+        CardProblem::ImageUnreadable { error } => format!("its image is unreadable: {error}"),
+        _ => format!("{p:?}"),
+    }
 }
 
 /// Runs the audit the arguments describe, with a progress bar on a terminal.
@@ -138,6 +235,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 /// copied to a temporary directory, the copy repaired and audited, and the
 /// report says so. The file given is never written.
 pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
+    let log = args.log.as_deref().context("no log to audit (--log)")?;
     let issuer_key = match &args.issuer_key {
         Some(path) => Some(
             PublicKey::read_spki(path)
@@ -160,24 +258,24 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         None => None,
     };
     let bank_statement = bank_statement.as_ref();
-    match audit_log(args, &args.log, issuer_key, expect_head, bank_statement) {
+    match audit_log(args, log, issuer_key, expect_head, bank_statement) {
         Err(replay::AuditError::OpenLog {
             source: ledger::StoreError::NeedsRepair,
             ..
         }) => {}
-        other => return other.with_context(|| format!("auditing {}", args.log.display())),
+        other => return other.with_context(|| format!("auditing {}", log.display())),
     }
     let scratch = tempfile::tempdir().context("a temporary directory for a repaired copy")?;
     let copy = scratch.path().join("log.redb");
-    ledger::RedbStore::repaired_copy(&args.log, &copy).with_context(|| {
+    ledger::RedbStore::repaired_copy(log, &copy).with_context(|| {
         format!(
             "{} was not closed cleanly; repairing a copy of it failed",
-            args.log.display()
+            log.display()
         )
     })?;
     let mut report = audit_log(args, &copy, issuer_key, expect_head, bank_statement)
-        .with_context(|| format!("auditing a repaired copy of {}", args.log.display()))?;
-    report.log = args.log.display().to_string();
+        .with_context(|| format!("auditing a repaired copy of {}", log.display()))?;
+    report.log = log.display().to_string();
     report.notes.push(
         "the log was not closed cleanly by its writer (a crash): a copy of it was repaired \
          (redb keeps every committed transaction) and audited; the file itself was not written"

@@ -525,18 +525,19 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
                 );
                 for p in &r.refused {
                     println!(
-                        "  refused: {} by card {} (NT {}) was already collected from that card",
-                        p.amount, p.card, p.nt
+                        "  refused: {} by card {} (NT {}): {}",
+                        p.amount, p.card, p.nt, p.reason
                     );
                 }
             }
             if let Some(p) = receipts.iter().flat_map(|r| &r.refused).next() {
                 bail!(
-                    "the collection server refused {} by card {}: its NT {} was already \
-                     collected (a copy of the card paying again); the merchant is not credited",
+                    "the collection server refused {} by card {} (NT {}): {}; the merchant \
+                     is not credited",
                     p.amount,
                     p.card,
-                    p.nt
+                    p.nt,
+                    p.reason
                 );
             }
         }
@@ -670,12 +671,12 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             print_clearing(&report);
             for p in system.collection.refused_purchases()? {
                 println!(
-                    "purchase refused at collection: {} by card {} (NT {}) at device {}: \
-                     that NT was already collected",
+                    "purchase refused at collection: {} by card {} (NT {}) at device {}: {}",
                     p.amount,
                     p.card,
                     p.nt,
-                    CardId::from_bytes(p.psam.0)
+                    CardId::from_bytes(p.psam.0),
+                    p.reason
                 );
             }
         }

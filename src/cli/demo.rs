@@ -594,7 +594,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let bank_statement = dir.join("bank-statement.txt");
     super::bank::export(&dir.join("issuer").join("bank.redb"), &bank_statement)?;
     let report = super::audit::audit(&super::audit::AuditArgs {
-        log: dir.join("issuer").join("log.redb"),
+        log: Some(dir.join("issuer").join("log.redb")),
+        card_records: Vec::new(),
         issuer_key: Some(issuer_key),
         from_checkpoint: None,
         write_checkpoint: None,

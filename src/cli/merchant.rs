@@ -304,6 +304,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if config.catalog.is_empty() {
         bail!("nothing to sell: give --item SKU=PRICE or --catalog FILE");
     }
+    // A panic anywhere in the server (a poisoned lock over its orders
+    // among them) means its memory is not trusted: exit, and the restart
+    // finishes every journaled collection.
+    actors::FailStop::new(actors::FailStopPolicy::ExitProcess).guard_whole_process();
     let (server, owner_link) =
         gateway::merchant::serve_merchant_for_owner(&config, purse, Default::default())
             .with_context(|| format!("serving on {}", config.server.bind))?;

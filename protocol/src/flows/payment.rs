@@ -92,6 +92,38 @@ impl PaymentPayer {
     /// SendCoins for `invoice`. Checks that the invoice is addressed to us
     /// (`id_pa`) and names our issuer, that the coins total its amount, and,
     /// if the payee signed it, its certificate and `S_PY(H(Com))`.
+    /// The invoice's own checks, before any coin is chosen for it: meant
+    /// for `id_pa` through our issuer, and, if signed, signed over its
+    /// `H(Com)` by a payee the issuer certified (its key is returned). A
+    /// wallet runs this before it selects coins or makes change, so a
+    /// forged amount sets nothing in motion.
+    pub fn verify_invoice(
+        pk_i: &PublicKey,
+        id_i: &ParticipantId,
+        id_pa: &ParticipantId,
+        invoice: &Invoice,
+        now: Timestamp,
+    ) -> Result<Option<PublicKey>, FlowError> {
+        if &invoice.id_pa != id_pa {
+            return Err(FlowError::Mismatch { what: "payer id" });
+        }
+        if &invoice.id_i != id_i {
+            return Err(FlowError::Mismatch { what: "issuer id" });
+        }
+        let Some(InvoiceCommitment { signature, cert_py }) = &invoice.commitment else {
+            return Ok(None);
+        };
+        verify_certificate(pk_i, cert_py, now)?;
+        if cert_py.id != invoice.id_py {
+            return Err(FlowError::BadCertificate);
+        }
+        cert_py
+            .public_key
+            .verify(labels::INVOICE, &invoice.com().hash().0, signature)
+            .map_err(|_| FlowError::BadSignature { what: "invoice" })?;
+        Ok(Some(cert_py.public_key.clone()))
+    }
+
     pub fn pay(
         suite: SuiteId,
         pk_i: &PublicKey,
@@ -101,12 +133,7 @@ impl PaymentPayer {
         coins: Vec<Coin>,
         now: Timestamp,
     ) -> Result<(PaymentPayer, SendCoins), FlowError> {
-        if &invoice.id_pa != id_pa {
-            return Err(FlowError::Mismatch { what: "payer id" });
-        }
-        if &invoice.id_i != id_i {
-            return Err(FlowError::Mismatch { what: "issuer id" });
-        }
+        let pk_py = Self::verify_invoice(pk_i, id_i, id_pa, invoice, now)?;
         check_coins(&coins)?;
         let total = Amount::checked_sum(coins.iter().map(Coin::value))?;
         if total != invoice.amount {
@@ -115,20 +142,6 @@ impl PaymentPayer {
             });
         }
         let com_hash = invoice.com().hash();
-        let pk_py = match &invoice.commitment {
-            None => None,
-            Some(InvoiceCommitment { signature, cert_py }) => {
-                verify_certificate(pk_i, cert_py, now)?;
-                if cert_py.id != invoice.id_py {
-                    return Err(FlowError::BadCertificate);
-                }
-                cert_py
-                    .public_key
-                    .verify(labels::INVOICE, &com_hash.0, signature)
-                    .map_err(|_| FlowError::BadSignature { what: "invoice" })?;
-                Some(cert_py.public_key.clone())
-            }
-        };
         let ids = coins.iter().map(Coin::id).collect();
         let send = seal_coins(suite, pk_i, coins, &invoice.id_py, invoice.tid_py, com_hash)?;
         let payer = PaymentPayer {
