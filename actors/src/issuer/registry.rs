@@ -69,7 +69,8 @@ impl Participant {
 }
 
 const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
-/// Coins issued to a participant non-anonymously (what a refund revokes),
+/// Coins issued to a participant non-anonymously (what a refund revokes:
+/// purchases, refunds, and change and refresh of such coins),
 /// keyed `id ‖ 0x00 ‖ coin id` so one participant's coins are one range.
 /// Identities never hold a 0x00 byte (see `ParticipantId::new`).
 const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins");
@@ -171,6 +172,22 @@ impl Registry {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Whether every one of `coins` is recorded as issued to `id`.
+    pub fn holds_all<'a>(
+        &self,
+        id: &ParticipantId,
+        coins: impl IntoIterator<Item = &'a ledger::CoinId>,
+    ) -> Result<bool, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HOLDER_COINS)?;
+        for coin in coins {
+            if table.get(holder_key(id, coin).as_slice())?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Forgets `coins` of `id` (revoked by a refund).
