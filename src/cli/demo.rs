@@ -448,9 +448,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .backup_keys(&carol_keys)
         .context("backing up carol's keys")?;
     let carol_spec = CoinSpec::new(vec![line(3, 100)?, line(2, 50)?])?;
-    let carol_coins = {
+    // She changes one 1.00 into 2 × 0.50: change of coins issued in her
+    // name is issued in her name too, so the refund covers it.
+    let n_carol_coins = {
         let carol = Wallet::open(carol_purse.clone(), demo_client()?)?;
-        bought(carol.buy(carol_spec, carol_account.clone(), false)?)?
+        let bought = bought(carol.buy(carol_spec, carol_account.clone(), false)?)?;
+        let one = coins_of(&carol_purse, Amount::from_minor(100))?
+            .first()
+            .copied()
+            .context("carol bought no 1.00 coin")?;
+        let halves = carol.change(vec![one], CoinSpec::new(vec![line(2, 50)?])?)?;
+        bought.len() - 1 + halves.len()
     };
     let lost = holdings(&carol_purse)?;
     let carol_path = carol_purse.path().to_path_buf();
@@ -474,7 +482,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let back = holdings(&carol_purse)?;
     ensure!(
-        back == lost && revoked == carol_coins.len(),
+        back == lost && revoked == n_carol_coins,
         "the refund gave back {back} for {lost} lost"
     );
     let stale = super::common::open_purse(&stale_copy).context("opening the stale copy")?;
@@ -494,9 +502,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         "refund",
         format!(
-            "carol's purse file deleted ({lost} in {} coins lost), restored from her key backup, \
-             refunded: {revoked} coins revoked, {back} back in {} new coins; an old coin is now refused ({old_reason:?})",
-            carol_coins.len(),
+            "carol's purse file deleted ({lost} in {} coins lost, the change of a 1.00 coin \
+             among them), restored from her key backup, refunded: {revoked} coins revoked, \
+             {back} back in {} new coins; an old coin is now refused ({old_reason:?})",
+            n_carol_coins,
             refunded.len()
         ),
     );
