@@ -527,6 +527,18 @@ impl IssuerClient {
         self.operator_ack("/admin/enroll/approve", &msg)
     }
 
+    /// Card system (signed with an operator key): one step of the issuer's
+    /// card agency. Every step is idempotent at the agency, so a step
+    /// without an answer is sent again (signed afresh).
+    pub fn card_agency(
+        &self,
+        call: &crate::card::AgencyCall,
+    ) -> Result<crate::card::AgencyAnswer, ClientError> {
+        let path = "/admin/card/agency";
+        let answer = self.operator_exchange(path, call, self.http.config.attempts_max)?;
+        self.http.decode_answer(path, answer, POSTCARD)
+    }
+
     /// Operator: refuses a pending enrollment.
     pub fn refuse_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), ClientError> {
         let msg = RefuseEnrollment {

@@ -19,6 +19,7 @@
 //! | `POST /admin/enroll/approve` | [`OperatorRequest`] of [`ApproveEnrollment`] | 204 |
 //! | `POST /admin/enroll/refuse` | [`OperatorRequest`] of [`RefuseEnrollment`] | 204 |
 //! | `POST /admin/participant/standing` | [`OperatorRequest`] of [`SetStanding`] | 204 |
+//! | `POST /admin/card/agency` | [`OperatorRequest`] of [`AgencyCall`](crate::card::AgencyCall) (a card system's step) | [`AgencyAnswer`](crate::card::AgencyAnswer) |
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
@@ -195,6 +196,9 @@ struct IssuerState {
     bank: Option<Arc<SimulatedBank>>,
     /// The coin status route's own, tighter, rate per source address.
     status_sources: crate::sources::Sources,
+    /// One card agency step at a time: the agency's file is opened for
+    /// each (redb allows one opening at once).
+    card_agency: std::sync::Mutex<()>,
 }
 
 /// Starts the issuer's gateway over a started [`Issuer`] (whose actix
@@ -232,6 +236,7 @@ fn serve(
         issuer,
         bank,
         status_sources,
+        card_agency: std::sync::Mutex::new(()),
     });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
         routes(cfg, state.clone())
@@ -733,6 +738,32 @@ async fn set_standing(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `POST /admin/card/agency`: one step of the issuer's card agency, for a
+/// card system (signed with an operator key). The agency opens over the
+/// serving issuer's core for the step (its open loads are already held by
+/// the issuer's start), one step at a time.
+async fn card_agency(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let call: crate::card::AgencyCall = operator_message(&req, payload, &server, **limits).await?;
+    let state = state.into_inner();
+    let answer = web::block(move || {
+        let _one_at_a_time = ledger::sync::lock(&state.card_agency);
+        let core = state.issuer.core();
+        actors::CardAgency::open(core)
+            .map(|agency| crate::card::answer_agency_call(&agency, call))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking pool", &e))?
+    .map_err(|e| ApiError::internal("card agency", &e))?;
+    Ok(message_response(&answer, POSTCARD))
+}
+
 fn simulated_bank(state: &IssuerState) -> Result<Arc<SimulatedBank>, ApiError> {
     state.bank.clone().ok_or_else(ApiError::not_found)
 }
@@ -848,6 +879,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
         .service(post_resource("/admin/enroll/refuse", refuse_enrollment))
         .service(post_resource("/admin/participant/standing", set_standing))
+        .service(post_resource("/admin/card/agency", card_agency))
         .service(post_resource("/admin/bank/account", open_bank_account))
         .service(post_resource("/admin/bank/balance", bank_balance))
         .service(post_resource("/admin/epoch/open", open_epoch));

@@ -442,7 +442,7 @@ const PROBE_TIMEOUT_MS: u64 = 2_000;
 /// The URL of the issuer serving this directory: `--issuer` as given, else
 /// the configured listen address if an issuer answers there with this
 /// directory's public key. `None`: nothing listens there (run in-process).
-fn serving_issuer(
+pub(super) fn serving_issuer(
     dir: &Path,
     file: &IssuerFile,
     issuer: Option<String>,
@@ -635,7 +635,10 @@ pub fn issuer_url(
 /// The client of an operator command run in the issuer's directory: its
 /// TLS authority pinned unless `--issuer-cert` or `--insecure-http` say
 /// otherwise.
-fn operator_client_config(dir: &Path, transport: &TransportArgs) -> anyhow::Result<ClientConfig> {
+pub(super) fn operator_client_config(
+    dir: &Path,
+    transport: &TransportArgs,
+) -> anyhow::Result<ClientConfig> {
     transport.client_config(Some(&dir.join(TLS_CA_CERT_FILE)))
 }
 
