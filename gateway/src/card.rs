@@ -22,8 +22,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::IssuerClient;
 
-/// Largest agency call or answer (a load's coins, a period's records).
-pub const AGENCY_MESSAGE_BYTES_MAX: usize = 60 * 1024;
+/// Largest agency call: a load's coins (at most `COINS_PER_TX_MAX`) with
+/// its request.
+pub const AGENCY_MESSAGE_BYTES_MAX: usize =
+    protocol::wire::limits::COINS_BYTES_MAX + protocol::wire::limits::SMALL_MESSAGE_BYTES_MAX;
+/// Largest agency answer: a clearing period's finished records (about
+/// 100,000 of them) or a load's coins.
+pub const AGENCY_ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// One step a card system asks of the issuer as its agency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +87,7 @@ pub enum AgencyAnswer {
 
 impl WireMessage for AgencyAnswer {
     const NAME: &'static str = "AgencyAnswer";
-    const BYTES_MAX: usize = AGENCY_MESSAGE_BYTES_MAX;
+    const BYTES_MAX: usize = AGENCY_ANSWER_BYTES_MAX;
 }
 
 impl From<AgencyError> for AgencyRefusal {
