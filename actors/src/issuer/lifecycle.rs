@@ -135,9 +135,7 @@ impl IssuerCore {
                 &msg.requested_at.0.to_le_bytes(),
             ],
         );
-        // Committed before a crash kept it from the registry: the registry
-        // still holds the old key, so the change is finished below.
-        self.commit_once(tx, || {
+        let committed = self.commit_once(tx, || {
             vec![Event::KeyChanged {
                 participant: self.sealer.seal_identity(&msg.id),
                 public_key: msg.new_key.to_ledger(),
@@ -145,10 +143,32 @@ impl IssuerCore {
                 signature: msg.signature.to_ledger(),
             }]
         })?;
+        let expiry = match committed {
+            None => expiry,
+            // This change is in the log already. Either a crash kept it
+            // from the registry (which then holds an older certificate
+            // than the change's: finish it), or the identity moved on and
+            // came back to the old key since (a replay: refuse it).
+            Some(at) => {
+                let logged = self.read_batch(at)?.into_iter().find_map(|e| match e {
+                    Event::KeyChanged { cert_expiry, .. } => Some(cert_expiry),
+                    _ => None,
+                });
+                match logged {
+                    Some(logged) if participant.cert_expiry < logged => logged,
+                    _ => return Err(not_registered()),
+                }
+            }
+        };
         participant.public_key = msg.new_key.clone();
         participant.cert_expiry = expiry;
         self.registry.put(&msg.id, &participant)?;
         tracing::info!("participant key changed");
-        Ok(answer())
+        Ok(certify(
+            &self.sk_i,
+            msg.id.clone(),
+            msg.new_key.clone(),
+            expiry,
+        ))
     }
 }
