@@ -228,11 +228,14 @@ pub enum CardCommand {
     },
 }
 
-/// The issuer acting as the agency, run in this process.
+/// The issuer acting as the agency: through its gateway when it serves,
+/// else run in this process.
 #[derive(Debug, Args)]
 pub struct IssuerArg {
-    /// The issuer's directory (as `varietycash issuer init` made it; the
-    /// issuer must not be serving).
+    /// The issuer's directory (as `varietycash issuer init` made it): if an
+    /// issuer with its key serves at its configured address, its gateway is
+    /// used (signed with DIR/operator.key, TLS pinned to DIR/tls-ca.pem);
+    /// otherwise the issuer runs in this process over DIR.
     #[arg(long)]
     pub issuer_dir: PathBuf,
 }
@@ -552,7 +555,7 @@ fn issuer_agency<'a>(
     ))
 }
 
-/// Opens the issuer of `dir` in this process (it must not be serving).
+/// Opens the issuer of `dir` in this process (when it does not serve).
 fn open_issuer(dir: &Path) -> anyhow::Result<IssuerCore> {
     let file = IssuerFile::read(dir)?;
     let mut config = IssuerConfig::new(dir);
