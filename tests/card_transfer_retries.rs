@@ -17,7 +17,7 @@ use util::process::{ok, run, terminate};
 const CARD: &str = "00000000000000d1";
 const PURSE: [&str; 2] = ["--purse", "alice.purse"];
 
-/// An issuer (stopped again: card transfers run it in-process), alice's
+/// An issuer (stopped again: card transfers then run it in-process), alice's
 /// purse holding 4 × 2.50, and a card.
 fn stage(dir: &Path) {
     let (issuer, ip) = util::process::serve_new_issuer(dir);

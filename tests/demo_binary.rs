@@ -39,7 +39,7 @@ fn the_demo_binary_runs_every_flow_and_passes_its_audit() {
     for line in [
         "the issuer knows this party only as `zorro`",
         "zorro spent it on a postcard",
-        "restored from her key backup, refunded: 5 coins revoked, 4.00 back",
+        "the change of a 1.00 coin among them), restored from her key backup, refunded: 6 coins revoked, 4.00 back",
         "an old coin is now refused (AlreadySpent)",
         "refused (Expired), signed statement verified",
         "expired coins (",

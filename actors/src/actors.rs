@@ -675,6 +675,34 @@ impl Issuer {
             .await?
     }
 
+    /// The operator refuses a pending enrollment.
+    pub async fn refuse_enrollment(
+        &self,
+        id: ParticipantId,
+        role: Role,
+    ) -> Result<(), IssuerError> {
+        self.run(move |core| core.refuse_enrollment(&id, role))
+            .await?
+    }
+
+    /// The operator suspends, revokes or reinstates a participant.
+    pub async fn set_standing(
+        &self,
+        id: ParticipantId,
+        standing: ledger::Standing,
+    ) -> Result<(), IssuerError> {
+        self.run(move |core| core.set_standing(&id, standing))
+            .await?
+    }
+
+    /// A participant's key change, signed by its old key.
+    pub async fn change_key(
+        &self,
+        msg: protocol::wire::key_change::KeyChangeRequest,
+    ) -> Result<protocol::wire::registration::Certificate, IssuerError> {
+        self.run(move |core| core.change_key(&msg)).await?
+    }
+
     /// Opens the next mint key epoch now (operator, on a serving issuer):
     /// the same path as `IssuerCore::open_epoch_now`, run on the crypto
     /// pool. Returns the epoch with its dates from the issuer's state,

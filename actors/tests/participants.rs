@@ -181,3 +181,66 @@ fn key_epochs_open_on_schedule_and_coins_carry_them_across_restarts() {
     ));
     h.assert_conserved();
 }
+
+/// A key change is made only from a fresh request signed by the registered
+/// key and proving the new one; a repeat once it is made gets a
+/// certificate and changes nothing; a request replayed after the identity
+/// moved on and came back to its old key is refused; a suspended
+/// participant changes nothing; a stale request is refused.
+#[test]
+fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
+    use protocol::flows::key_change::key_change_request;
+    let h = Harness::new();
+    let alice = h.purchaser("alice", 0, 10_000);
+    let (k0, k1) = (util::key(0), util::key(4));
+    let id_i = h.core().id().clone();
+    let registered = || {
+        h.core()
+            .participant(&alice.id)
+            .expect("registry")
+            .expect("registered")
+            .public_key
+    };
+    let forged = key_change_request(util::key(5), k1, alice.id.clone(), id_i.clone(), h.now());
+    assert!(matches!(
+        h.core().change_key(&forged),
+        Err(IssuerError::Flow(_))
+    ));
+    let to_k1 = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), h.now());
+    let cert = h.core().change_key(&to_k1).expect("changed");
+    assert_eq!(cert.public_key, k1.public());
+    assert_eq!(registered(), k1.public());
+    h.core().change_key(&to_k1).expect("a repeat is answered");
+    assert_eq!(registered(), k1.public());
+    // Back to the old key, signed by the new one; the first request
+    // replayed must not move the identity again.
+    h.clock.advance(1);
+    let back = key_change_request(k1, k0, alice.id.clone(), id_i.clone(), h.now());
+    h.core().change_key(&back).expect("changed back");
+    assert_eq!(registered(), k0.public());
+    assert!(matches!(
+        h.core().change_key(&to_k1),
+        Err(IssuerError::Flow(_))
+    ));
+    assert_eq!(registered(), k0.public());
+    // Suspended: nothing changes.
+    h.core()
+        .set_standing(&alice.id, ledger::Standing::Suspended)
+        .expect("suspended");
+    let again = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), h.now());
+    assert!(matches!(
+        h.core().change_key(&again),
+        Err(IssuerError::ParticipantSuspended)
+    ));
+    h.core()
+        .set_standing(&alice.id, ledger::Standing::Active)
+        .expect("reinstated");
+    // Stale: refused.
+    h.clock.advance(24 * 3600);
+    assert!(matches!(
+        h.core().change_key(&again),
+        Err(IssuerError::Flow(protocol::flows::FlowError::Stale))
+    ));
+    assert_eq!(registered(), k0.public());
+    h.assert_conserved();
+}

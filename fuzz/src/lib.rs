@@ -182,6 +182,10 @@ pub const WIRE_MESSAGES: &[(&str, EntryPoint)] = &[
         protocol::wire::cash_out::CashOutReceipt::NAME,
         wire_one::<protocol::wire::cash_out::CashOutReceipt>,
     ),
+    (
+        protocol::wire::key_change::KeyChangeRequest::NAME,
+        wire_one::<protocol::wire::key_change::KeyChangeRequest>,
+    ),
 ];
 
 /// The selector byte of a wire message type, by its name.

@@ -33,7 +33,7 @@ use crate::constants::{
 };
 use crate::issuer::{
     ApproveEnrollment, BankBalance, BankBalanceQuery, EpochOpenedAnswer, IssuerDescriptor,
-    OpenBankAccount, OpenEpoch,
+    OpenBankAccount, OpenEpoch, RefuseEnrollment, SetStanding,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 use crate::operator::{IssueClock, OperatorKey, ScrapeToken};
@@ -528,6 +528,41 @@ impl IssuerClient {
         self.operator_ack("/admin/enroll/approve", &msg)
     }
 
+    /// Card system (signed with an operator key): one step of the issuer's
+    /// card agency. Every step is idempotent at the agency, so a step
+    /// without an answer is sent again (signed afresh).
+    pub fn card_agency(
+        &self,
+        call: &crate::card::AgencyCall,
+    ) -> Result<crate::card::AgencyAnswer, ClientError> {
+        let path = "/admin/card/agency";
+        let answer = self.operator_exchange(path, call, self.http.config.attempts_max)?;
+        self.http.decode_answer(path, answer, POSTCARD)
+    }
+
+    /// Operator: refuses a pending enrollment.
+    pub fn refuse_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), ClientError> {
+        let msg = RefuseEnrollment {
+            id: id.clone(),
+            role,
+        };
+        self.operator_ack("/admin/enroll/refuse", &msg)
+    }
+
+    /// Operator: suspends, revokes or reinstates (`Standing::Active`) a
+    /// participant.
+    pub fn set_standing(
+        &self,
+        id: &ParticipantId,
+        standing: ledger::Standing,
+    ) -> Result<(), ClientError> {
+        let msg = SetStanding {
+            id: id.clone(),
+            standing,
+        };
+        self.operator_ack("/admin/participant/standing", &msg)
+    }
+
     /// Operator: opens an account at the issuer's simulated bank.
     pub fn open_bank_account(
         &self,
@@ -597,6 +632,15 @@ impl IssuerClient {
         query: &protocol::wire::status::HeldCoinStatusQuery,
     ) -> Result<CoinStatusAnswer, ClientError> {
         self.http.post("/v1/coin-status", query)
+    }
+
+    /// A participant's key change, signed by its old key; safe to retry
+    /// (once the new key is registered, a repeat only gets a certificate).
+    pub fn change_key(
+        &self,
+        msg: &protocol::wire::key_change::KeyChangeRequest,
+    ) -> Result<Certificate, ClientError> {
+        self.http.post("/v1/key-change", msg)
     }
 
     /// A merchant's signed cash-out; safe to retry (the request id makes a

@@ -95,8 +95,9 @@ pub const SKU_BYTES_MAX: usize = 64;
 /// clock, either way; older ones are refused, and nonces are remembered
 /// this long.
 pub const OPERATOR_REQUEST_WINDOW_SECS: u64 = 120;
-/// Largest message an operator request carries.
-pub const OPERATOR_BODY_BYTES_MAX: usize = 256;
+/// Largest message an operator request carries (a card agency call with
+/// a load's coins is the largest).
+pub const OPERATOR_BODY_BYTES_MAX: usize = crate::card::AGENCY_MESSAGE_BYTES_MAX;
 /// Longest route an operator request names.
 pub const OPERATOR_ROUTE_BYTES_MAX: usize = 64;
 /// Longest operator signature (an RSA-4096 one).

@@ -15,7 +15,11 @@
 //! | `POST /v1/refund` | `RefundRequest` | `RefundAnswer` |
 //! | `POST /v1/coin-status` | `HeldCoinStatusQuery` (whole coins: the tags prove possession) | `CoinStatusAnswer`; rate limited per source more tightly than other routes |
 //! | `POST /v1/cash-out` | `CashOutRequest` (signed by the merchant) | `CashOutReceipt` |
+//! | `POST /v1/key-change` | `KeyChangeRequest` (signed by the old key, proving the new) | `Certificate` for the new key |
 //! | `POST /admin/enroll/approve` | [`OperatorRequest`] of [`ApproveEnrollment`] | 204 |
+//! | `POST /admin/enroll/refuse` | [`OperatorRequest`] of [`RefuseEnrollment`] | 204 |
+//! | `POST /admin/participant/standing` | [`OperatorRequest`] of [`SetStanding`] | 204 |
+//! | `POST /admin/card/agency` | [`OperatorRequest`] of [`AgencyCall`](crate::card::AgencyCall) (a card system's step) | [`AgencyAnswer`](crate::card::AgencyAnswer) |
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
@@ -39,7 +43,9 @@ use std::future::Future;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError, SimulatedBank, Stage};
-use ledger::{Amount, BankAccount, KeyEpoch, ParticipantId, PublicKeyDer, Role, Timestamp};
+use ledger::{
+    Amount, BankAccount, KeyEpoch, ParticipantId, PublicKeyDer, Role, Standing, Timestamp,
+};
 use protocol::crypto::SuiteId;
 use protocol::flows::FlowError;
 use protocol::wire::WireMessage;
@@ -94,6 +100,32 @@ pub struct ApproveEnrollment {
 
 impl WireMessage for ApproveEnrollment {
     const NAME: &'static str = "ApproveEnrollment";
+    const BYTES_MAX: usize = 256;
+}
+
+/// The operator's refusal of a pending enrollment
+/// (`varietycash issuer enroll refuse ID ROLE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefuseEnrollment {
+    pub id: ParticipantId,
+    pub role: Role,
+}
+
+impl WireMessage for RefuseEnrollment {
+    const NAME: &'static str = "RefuseEnrollment";
+    const BYTES_MAX: usize = 256;
+}
+
+/// The operator suspends, revokes or reinstates (`Active`) a participant
+/// (`varietycash issuer participant suspend|revoke|reinstate ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetStanding {
+    pub id: ParticipantId,
+    pub standing: Standing,
+}
+
+impl WireMessage for SetStanding {
+    const NAME: &'static str = "SetStanding";
     const BYTES_MAX: usize = 256;
 }
 
@@ -165,6 +197,9 @@ struct IssuerState {
     bank: Option<Arc<SimulatedBank>>,
     /// The coin status route's own, tighter, rate per source address.
     status_sources: crate::sources::Sources,
+    /// One card agency step at a time: the agency's file is opened for
+    /// each (redb allows one opening at once).
+    card_agency: std::sync::Mutex<()>,
 }
 
 /// Starts the issuer's gateway over a started [`Issuer`] (whose actix
@@ -203,6 +238,7 @@ fn serve(
         issuer,
         bank,
         status_sources,
+        card_agency: std::sync::Mutex::new(()),
     });
     server::start(config, "vc_issuer", Some(source), move |cfg| {
         routes(cfg, state.clone());
@@ -382,6 +418,21 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             S::FORBIDDEN,
             ErrorCode::NotEnrolled,
             "no enrollment for this participant and role",
+        ),
+        IssuerError::EnrollmentRefused => ApiError::new(
+            S::FORBIDDEN,
+            ErrorCode::EnrollmentRefused,
+            "the issuer's operator refused this enrollment",
+        ),
+        IssuerError::ParticipantSuspended => ApiError::new(
+            S::FORBIDDEN,
+            ErrorCode::Suspended,
+            "the participant is suspended by the issuer's operator",
+        ),
+        IssuerError::ParticipantRevoked => ApiError::new(
+            S::FORBIDDEN,
+            ErrorCode::Revoked,
+            "the participant is revoked by the issuer's operator",
         ),
         IssuerError::UnknownPurchase => ApiError::new(
             S::NOT_FOUND,
@@ -658,6 +709,64 @@ async fn approve_enrollment(
     Ok(HttpResponse::NoContent().finish())
 }
 
+async fn refuse_enrollment(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let msg: RefuseEnrollment = operator_message(&req, payload, &server, **limits).await?;
+    state
+        .issuer
+        .refuse_enrollment(msg.id, msg.role)
+        .await
+        .map_err(issuer_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_standing(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let msg: SetStanding = operator_message(&req, payload, &server, **limits).await?;
+    state
+        .issuer
+        .set_standing(msg.id, msg.standing)
+        .await
+        .map_err(issuer_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /admin/card/agency`: one step of the issuer's card agency, for a
+/// card system (signed with an operator key). The agency opens over the
+/// serving issuer's core for the step (its open loads are already held by
+/// the issuer's start), one step at a time.
+async fn card_agency(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let call: crate::card::AgencyCall = operator_message(&req, payload, &server, **limits).await?;
+    let state = state.into_inner();
+    let answer = web::block(move || {
+        let _one_at_a_time = ledger::sync::lock(&state.card_agency);
+        let core = state.issuer.core();
+        actors::CardAgency::open(core)
+            .map(|agency| crate::card::answer_agency_call(&agency, call))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal("blocking pool", &e))?
+    .map_err(|e| ApiError::internal("card agency", &e))?;
+    Ok(message_response(&answer, POSTCARD))
+}
+
 fn simulated_bank(state: &IssuerState) -> Result<Arc<SimulatedBank>, ApiError> {
     state.bank.clone().ok_or_else(ApiError::not_found)
 }
@@ -765,7 +874,15 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
             protocol::wire::cash_out::CashOutRequest,
             cash_out
         ))
+        .service(step_route!(
+            "/v1/key-change",
+            protocol::wire::key_change::KeyChangeRequest,
+            change_key
+        ))
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
+        .service(post_resource("/admin/enroll/refuse", refuse_enrollment))
+        .service(post_resource("/admin/participant/standing", set_standing))
+        .service(post_resource("/admin/card/agency", card_agency))
         .service(post_resource("/admin/bank/account", open_bank_account))
         .service(post_resource("/admin/bank/balance", bank_balance))
         .service(post_resource("/admin/epoch/open", open_epoch));

@@ -45,6 +45,7 @@
 //! and a time limit; no input makes a handler panic.
 
 pub mod body;
+pub mod card;
 pub mod client;
 pub mod constants;
 pub mod dashboard;

@@ -82,6 +82,13 @@ pub enum ErrorCode {
     /// 422: a cash-out of more than the aggregated balance, or of all of an
     /// empty one; nothing was paid.
     AboveBalance,
+    /// 403: the issuer's operator suspended the participant; its requests
+    /// are refused until it is reinstated.
+    Suspended,
+    /// 403: the issuer's operator revoked the participant, for good.
+    Revoked,
+    /// 403: the issuer's operator refused this enrollment.
+    EnrollmentRefused,
 }
 
 /// The body of every error response.

@@ -272,6 +272,53 @@ impl Wallet {
         Ok(cert)
     }
 
+    /// Replaces the participant's key with a fresh one of `rsa_bits` bits:
+    /// the request, signed by the current key and proving the new one, is
+    /// kept in the purse with the new key before it is sent, so a run cut
+    /// short sends the same request again (a repeat the issuer answers
+    /// with a certificate). The new key becomes the purse's only once the
+    /// issuer's certificate for it checks; a request the issuer refuses
+    /// for good is dropped and the old key stays. The wallet keeps signing
+    /// with the old key: open it again to use the new one.
+    pub fn change_key(&self, rsa_bits: usize) -> Result<Certificate, WalletError> {
+        let pending = match self.purse.pending_key_change()? {
+            Some(pending) => pending,
+            None => {
+                let sk_new = SecretKey::generate(rsa_bits).map_err(PurseError::from)?;
+                let request = protocol::flows::key_change::key_change_request(
+                    &self.sk,
+                    &sk_new,
+                    self.id.clone(),
+                    self.id_i.clone(),
+                    self.now(),
+                );
+                let der = sk_new.to_pkcs8_der().map_err(PurseError::from)?;
+                let pending = purse::PendingKeyChange {
+                    secret_key: purse::SecretKeyDer::new(der.to_vec())?,
+                    request: encode(&request),
+                };
+                self.purse.begin_key_change(&pending)?;
+                pending
+            }
+        };
+        let request: protocol::wire::key_change::KeyChangeRequest = decode(&pending.request)?;
+        let cert = match self.issuer.change_key(&request) {
+            Ok(cert) => cert,
+            Err(e) => {
+                if e.code().is_some() && !e.is_transient() {
+                    self.purse.abandon_key_change()?;
+                }
+                return Err(e.into());
+            }
+        };
+        protocol::flows::verify_certificate(&self.pk_i, &cert, self.now())?;
+        if cert.id != self.id || cert.public_key != request.new_key {
+            return Err(FlowError::BadCertificate.into());
+        }
+        self.purse.complete_key_change(encode(&cert))?;
+        Ok(cert)
+    }
+
     /// Enrollment 1; an operator approves it out of band.
     pub fn request_enrollment(
         &self,

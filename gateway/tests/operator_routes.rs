@@ -12,9 +12,11 @@ mod util;
 
 use std::sync::OnceLock;
 
-use ledger::{Amount, BankAccount, ParticipantId, Role};
+use ledger::{Amount, BankAccount, ParticipantId, Role, Standing};
 use protocol::wire::{WireMessage, decode, encode};
-use vc_gateway::issuer::{ApproveEnrollment, BankBalanceQuery, OpenBankAccount, OpenEpoch};
+use vc_gateway::issuer::{
+    ApproveEnrollment, BankBalanceQuery, OpenBankAccount, OpenEpoch, RefuseEnrollment, SetStanding,
+};
 use vc_gateway::media::{ERROR, POSTCARD};
 use vc_gateway::operator::now_micros;
 use vc_gateway::{ClientConfig, ErrorBody, ErrorCode, OperatorKey, ServerConfig, Wallet};
@@ -208,6 +210,64 @@ fn approving_an_enrollment_takes_the_operators_signature() {
     );
     assert!(approved(), "the approval took effect");
     assert!(log_head() > head, "the approval is in the log");
+}
+
+#[test]
+fn refusing_an_enrollment_and_suspending_take_the_operators_signature() {
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let client = util::client_of(&gateway);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let purse = purse_for(&client, "op-refuse", 0, &gateway.url(), dir.path());
+    let wallet = Wallet::open(purse, ClientConfig::default()).expect("wallet");
+    wallet.register().expect("registered");
+    let account = BankAccount::new("acct-op-refuse").expect("account");
+    wallet
+        .request_enrollment(Role::Redeemer, account.clone())
+        .expect("enrollment requested");
+    let id = ParticipantId::new("op-refuse").expect("id");
+    let refuse = RefuseEnrollment {
+        id: id.clone(),
+        role: Role::Redeemer,
+    };
+    let pending = || {
+        issuer()
+            .core
+            .participant(&id)
+            .expect("registry")
+            .expect("registered")
+            .enrollments
+            .iter()
+            .any(|e| e.role == Role::Redeemer)
+    };
+    assert_only_the_operator_passes(gateway.addr(), "/admin/enroll/refuse", &refuse);
+    assert!(pending(), "a refused refusal took effect");
+    assert_eq!(
+        assert_works_once(gateway.addr(), "/admin/enroll/refuse", &refuse),
+        204
+    );
+    assert!(!pending(), "the refusal took effect");
+    let again = wallet
+        .request_enrollment(Role::Redeemer, account)
+        .expect_err("a refused enrollment asked again");
+    assert!(matches!(
+        again,
+        vc_gateway::WalletError::Client(ref e) if e.code() == Some(ErrorCode::EnrollmentRefused)
+    ));
+
+    let suspend = SetStanding {
+        id: id.clone(),
+        standing: Standing::Suspended,
+    };
+    let standing = || issuer().core.standing(&id).expect("registry");
+    let route = "/admin/participant/standing";
+    assert_only_the_operator_passes(gateway.addr(), route, &suspend);
+    assert_eq!(
+        standing(),
+        Standing::Active,
+        "a refused suspension took effect"
+    );
+    assert_eq!(assert_works_once(gateway.addr(), route, &suspend), 204);
+    assert_eq!(standing(), Standing::Suspended);
 }
 
 #[test]

@@ -99,6 +99,9 @@ impl Flows {
                 | Event::EpochClosed { .. }
                 | Event::SpentCoinsErased { .. }
                 | Event::IdentityDisclosed { .. }
+                | Event::EnrollmentRefused { .. }
+                | Event::StandingChanged { .. }
+                | Event::KeyChanged { .. }
                 | Event::Checkpoint(_) => {}
             }
         }

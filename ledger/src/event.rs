@@ -334,6 +334,50 @@ pub enum Event {
     },
     /// The issuer's signature over the chain so far.
     Checkpoint(Checkpoint),
+
+    // --- participant lifecycle (appended: variant indices are the encoding) ---
+    /// An operator refused a pending enrollment request; the role is never
+    /// granted to this participant.
+    EnrollmentRefused {
+        participant: SealedIdentity,
+        role: Role,
+    },
+    /// An operator changed a participant's standing: a suspended or revoked
+    /// participant's requests are refused (revocation is final).
+    StandingChanged {
+        participant: SealedIdentity,
+        standing: Standing,
+    },
+    /// A participant replaced its registered key; `signature` is its old
+    /// key's signature over the change, kept for non-repudiation.
+    KeyChanged {
+        participant: SealedIdentity,
+        public_key: PublicKeyDer,
+        cert_expiry: Timestamp,
+        signature: SignatureBytes,
+    },
+}
+
+/// Where a participant stands with the issuer (set by its operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Standing {
+    /// Its requests are served (the standing of every registered participant
+    /// until an operator says otherwise; also what reinstating restores).
+    Active,
+    /// Its requests are refused until an operator reinstates it.
+    Suspended,
+    /// Its requests are refused for good.
+    Revoked,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Active => "active",
+            Standing::Suspended => "suspended",
+            Standing::Revoked => "revoked",
+        })
+    }
 }
 
 impl Event {
@@ -361,6 +405,9 @@ impl Event {
             Event::SpentCoinsErased { .. } => "spent_coins_erased",
             Event::IdentityDisclosed { .. } => "identity_disclosed",
             Event::Checkpoint(_) => "checkpoint",
+            Event::EnrollmentRefused { .. } => "enrollment_refused",
+            Event::StandingChanged { .. } => "standing_changed",
+            Event::KeyChanged { .. } => "key_changed",
         }
     }
 
@@ -369,6 +416,14 @@ impl Event {
         let coins_ok = |coins: &Vec<CoinBody>| coins.len() <= COINS_PER_TX_MAX;
         let ok = match self {
             Event::Registered { public_key, .. } => public_key.0.len() <= PUBLIC_KEY_DER_BYTES_MAX,
+            Event::KeyChanged {
+                public_key,
+                signature,
+                ..
+            } => {
+                public_key.0.len() <= PUBLIC_KEY_DER_BYTES_MAX
+                    && signature.0.len() <= SIGNATURE_BYTES_MAX
+            }
             Event::EnrollmentRequested { signature, .. } => {
                 signature.0.len() <= SIGNATURE_BYTES_MAX
             }

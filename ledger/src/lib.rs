@@ -51,7 +51,7 @@ pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
     BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PUBLISHED_HEAD_MAGIC,
-    PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause,
+    PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause, Standing,
 };
 pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};
 pub use ids::{

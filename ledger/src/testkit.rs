@@ -10,7 +10,7 @@ use crate::coin::CoinBody;
 use crate::constants::{BATCH_EVENTS_MAX, SEALED_BYTES_MAX, SIGNATURE_BYTES_MAX, TEXT_BYTES_MAX};
 use crate::event::{
     BankRejection, Checkpoint, Event, IssueCause, PaymentOption, PublicKeyDer, SignatureBytes,
-    SpendCause,
+    SpendCause, Standing,
 };
 use crate::ids::{
     BalanceId, CardId, CoinId, KeyEpoch, LusId, PurchaseId, Role, SealedBankAccount,
@@ -291,6 +291,34 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                 signature,
             })
         }),
+        (arb_sealed_identity(), arb_role())
+            .prop_map(|(participant, role)| Event::EnrollmentRefused { participant, role }),
+        (
+            arb_sealed_identity(),
+            prop_oneof![
+                Just(Standing::Active),
+                Just(Standing::Suspended),
+                Just(Standing::Revoked)
+            ]
+        )
+            .prop_map(|(participant, standing)| Event::StandingChanged {
+                participant,
+                standing
+            }),
+        (
+            arb_sealed_identity(),
+            vec(any::<u8>(), 0..=300),
+            arb_timestamp(),
+            arb_signature()
+        )
+            .prop_map(
+                |(participant, key, cert_expiry, signature)| Event::KeyChanged {
+                    participant,
+                    public_key: PublicKeyDer(key),
+                    cert_expiry,
+                    signature,
+                }
+            ),
     ]
 }
 

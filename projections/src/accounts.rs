@@ -385,6 +385,9 @@ fn apply_event(
         | Event::EpochClosed { .. }
         | Event::SpentCoinsErased { .. }
         | Event::IdentityDisclosed { .. }
+        | Event::EnrollmentRefused { .. }
+        | Event::StandingChanged { .. }
+        | Event::KeyChanged { .. }
         | Event::Checkpoint(_) => {}
     }
     Ok(())

@@ -410,6 +410,9 @@ impl Projection for UserIndexModel {
             | Event::EpochOpened { .. }
             | Event::EpochClosed { .. }
             | Event::SpentCoinsErased { .. }
+            | Event::EnrollmentRefused { .. }
+            | Event::StandingChanged { .. }
+            | Event::KeyChanged { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())

@@ -495,3 +495,27 @@ fn cash_out_and_held_coin_status_messages_are_bounded_and_checked() {
     };
     assert!(decode::<HeldCoinStatusQuery>(&encode(&none)).is_err());
 }
+
+// A key change round-trips within its bound, refuses truncation, trailing
+// bytes and other versions, and a "change" to the same key.
+#[test]
+fn key_change_requests_are_bounded_and_checked() {
+    use ledger::{ParticipantId, Timestamp};
+    use protocol::wire::key_change::KeyChangeRequest;
+    let sk_old = protocol::crypto::SecretKey::generate(2048).expect("key");
+    let sk_new = protocol::crypto::SecretKey::generate(2048).expect("key");
+    let request = protocol::flows::key_change::key_change_request(
+        &sk_old,
+        &sk_new,
+        ParticipantId::new("alice").expect("id"),
+        ParticipantId::new("issuer").expect("id"),
+        Timestamp(1_700_000_000),
+    );
+    check_message(&request);
+    assert!(encode(&request).len() <= KeyChangeRequest::BYTES_MAX);
+    let same = KeyChangeRequest {
+        new_key: request.old_key.clone(),
+        ..request
+    };
+    assert!(decode::<KeyChangeRequest>(&encode(&same)).is_err());
+}

@@ -46,7 +46,7 @@ pub use journal::{
     Completion, Destination, JournalEntry, NewTransaction, Refusal, SessionSecret, Step,
     StepRecord, TxEffect, TxKind,
 };
-pub use profile::{IssuerInfo, PurseProfile, SecretKeyDer};
+pub use profile::{IssuerInfo, PendingKeyChange, PurseProfile, SecretKeyDer};
 pub use seal::{KdfParams, KeyHeader, Passphrase, PurseKey};
 pub use select::{Selection, select};
 pub use state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};

@@ -110,6 +110,32 @@ impl PurseProfile {
     }
 }
 
+/// A key change sent (or about to be) and not yet answered: the new key
+/// and the exact request, kept so that a run cut short sends the same
+/// request again and never loses the key the issuer may already hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKeyChange {
+    /// The new `SK_X` as PKCS#8 DER.
+    pub secret_key: SecretKeyDer,
+    /// The `KeyChangeRequest`'s wire encoding.
+    pub request: Vec<u8>,
+}
+
+impl PendingKeyChange {
+    pub(crate) fn validate(&self) -> Result<(), PurseError> {
+        check_len(
+            "private key",
+            self.secret_key.expose_pkcs8_der().len(),
+            KEY_DER_BYTES_MAX,
+        )?;
+        check_len(
+            "key change request",
+            self.request.len(),
+            2 * KEY_DER_BYTES_MAX,
+        )
+    }
+}
+
 /// The issuer this purse deals with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuerInfo {

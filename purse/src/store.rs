@@ -36,7 +36,7 @@ use crate::journal::{
     Completion, Destination, JournalEntry, NewTransaction, Refusal, SessionSecret, Step,
     StepRecord, TxEffect, TxKind,
 };
-use crate::profile::{IssuerInfo, PurseProfile};
+use crate::profile::{IssuerInfo, PendingKeyChange, PurseProfile};
 use crate::seal::{KeyHeader, Passphrase, PurseKey};
 use crate::select::{Selection, select};
 use crate::state::{BadKind, BadReason, CoinAction, CoinState, TxRef, transition};
@@ -49,6 +49,8 @@ const HISTORY: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("history"
 const META_FORMAT: &str = "format";
 const META_PROFILE: &str = "profile";
 const META_ISSUER: &str = "issuer";
+/// A key change not yet answered ([`PendingKeyChange`]).
+const META_PENDING_KEY: &str = "pending-key-change";
 /// How the purse key is derived ([`KeyHeader`], in the clear).
 const META_KEY_HEADER: &str = "key-header";
 /// A known value sealed under the purse key: what tells a wrong passphrase
@@ -359,6 +361,66 @@ impl Purse {
             let bytes = self.seal_meta(META_PROFILE, "profile", &profile)?;
             txn.open_table(META)?
                 .insert(META_PROFILE, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The key change not yet answered, if any.
+    pub fn pending_key_change(&self) -> Result<Option<PendingKeyChange>, PurseError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(guard) = meta.get(META_PENDING_KEY)? else {
+            return Ok(None);
+        };
+        open_record(
+            &self.key,
+            "meta",
+            META_PENDING_KEY.as_bytes(),
+            "pending key change",
+            guard.value(),
+            PROFILE_BYTES_MAX,
+        )
+        .map(Some)
+    }
+
+    /// Keeps `pending` durably before its request is sent.
+    pub fn begin_key_change(&self, pending: &PendingKeyChange) -> Result<(), PurseError> {
+        pending.validate()?;
+        self.write(|txn| {
+            let bytes = self.seal_meta(META_PENDING_KEY, "pending key change", pending)?;
+            txn.open_table(META)?
+                .insert(META_PENDING_KEY, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The issuer certified the pending key: it becomes the profile's key,
+    /// with `certificate`, and the pending change is gone, in one
+    /// transaction.
+    pub fn complete_key_change(&self, certificate: Vec<u8>) -> Result<(), PurseError> {
+        let pending = self
+            .pending_key_change()?
+            .ok_or(PurseError::Invalid("no key change is pending"))?;
+        let sk =
+            protocol::crypto::SecretKey::from_pkcs8_der(pending.secret_key.expose_pkcs8_der())?;
+        let mut profile = self.profile()?;
+        profile.public_key = sk.public().to_ledger();
+        profile.secret_key = pending.secret_key.clone();
+        profile.certificate = Some(certificate);
+        profile.validate()?;
+        self.write(|txn| {
+            let bytes = self.seal_meta(META_PROFILE, "profile", &profile)?;
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_PROFILE, bytes.as_slice())?;
+            meta.remove(META_PENDING_KEY)?;
+            Ok(())
+        })
+    }
+
+    /// Drops the pending key change (the issuer refused it for good).
+    pub fn abandon_key_change(&self) -> Result<(), PurseError> {
+        self.write(|txn| {
+            txn.open_table(META)?.remove(META_PENDING_KEY)?;
             Ok(())
         })
     }

@@ -11,9 +11,12 @@
 //! and `clear` settles with the issuer. Clearing against one agency is what
 //! keeps both sides even, so the two are never mixed.
 //!
-//! Transfers run the issuer in this process over its directory (it must not
-//! be serving: its files are exclusive); the gateway has no card routes
-//! yet. Soft cash comes from and goes to a purse file: `from-purse` holds
+//! When the issuer serves (at the listen address of its `issuer.toml`, with
+//! that directory's key), transfers, `clear` and `show` reach its card
+//! agency through its gateway (`POST /admin/card/agency`, signed with the
+//! directory's operator key; TLS pinned to its `tls-ca.pem`) and it keeps
+//! serving; otherwise the issuer runs in this process over its directory.
+//! Soft cash comes from and goes to a purse file: `from-purse` holds
 //! the coins in the purse's journal (an entry whose context names the
 //! transfer) until the load commits (spent) or is undone (released);
 //! `to-purse` adds the coins bought with the unload, once per transfer.
@@ -225,11 +228,14 @@ pub enum CardCommand {
     },
 }
 
-/// The issuer acting as the agency, run in this process.
+/// The issuer acting as the agency: through its gateway when it serves,
+/// else run in this process.
 #[derive(Debug, Args)]
 pub struct IssuerArg {
-    /// The issuer's directory (as `varietycash issuer init` made it; the
-    /// issuer must not be serving).
+    /// The issuer's directory (as `varietycash issuer init` made it): if an
+    /// issuer with its key serves at its configured address, its gateway is
+    /// used (signed with DIR/operator.key, TLS pinned to DIR/tls-ca.pem);
+    /// otherwise the issuer runs in this process over DIR.
     #[arg(long)]
     pub issuer_dir: PathBuf,
 }
@@ -436,7 +442,120 @@ fn refuse_if_bound(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the issuer of `dir` in this process (it must not be serving).
+/// The issuer as the card system's agency: reached over its gateway when
+/// it serves, else opened in this process.
+enum IssuerAgency<'a> {
+    Local(CardAgency<'a>),
+    Remote(gateway::card::RemoteAgency),
+}
+
+macro_rules! delegate {
+    ($self:ident, $a:ident => $e:expr) => {
+        match $self {
+            IssuerAgency::Local($a) => $e,
+            IssuerAgency::Remote($a) => $e,
+        }
+    };
+}
+
+impl card_bridge::agency::Agency for IssuerAgency<'_> {
+    fn guarantee(
+        &self,
+        req: &card_bridge::records::LoadRequest,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.guarantee(req))
+    }
+    fn open_guarantees(
+        &self,
+        card: &CardId,
+    ) -> Result<Vec<card_bridge::records::LoadRequest>, card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.open_guarantees(card))
+    }
+    fn load_committed(
+        &self,
+        rec: &card_bridge::records::CardTxRecord,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.load_committed(rec))
+    }
+    fn load_rejected(
+        &self,
+        rec: &card_bridge::records::CardTxRecord,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.load_rejected(rec))
+    }
+    fn unload_committed(
+        &self,
+        rec: &card_bridge::records::CardTxRecord,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.unload_committed(rec))
+    }
+    fn unload_rejected(
+        &self,
+        rec: &card_bridge::records::CardTxRecord,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.unload_rejected(rec))
+    }
+    fn finished_records(
+        &self,
+        lus: LusId,
+        period: u32,
+    ) -> Result<Vec<card_bridge::records::CardTxRecord>, card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.finished_records(lus, period))
+    }
+    fn settle(
+        &self,
+        settlement: &card_bridge::records::Settlement,
+    ) -> Result<(), card_bridge::agency::AgencyError> {
+        delegate!(self, a => a.settle(settlement))
+    }
+}
+
+impl card_bridge::transfer::SoftCash for IssuerAgency<'_> {
+    type Coins = Vec<Coin>;
+
+    fn value_of(&self, coins: &Vec<Coin>) -> Result<Amount, card_bridge::transfer::SoftCashError> {
+        delegate!(self, a => a.value_of(coins))
+    }
+    fn buy_coins_with_unload(
+        &self,
+        transfer: TransferId,
+        unload: &card_bridge::records::CardTxRecord,
+    ) -> Result<Vec<Coin>, card_bridge::transfer::SoftCashError> {
+        delegate!(self, a => a.buy_coins_with_unload(transfer, unload))
+    }
+    fn redeem_for_load(
+        &self,
+        transfer: TransferId,
+        coins: &Vec<Coin>,
+        load: &card_bridge::records::LoadRequest,
+    ) -> Result<(), card_bridge::transfer::SoftCashError> {
+        delegate!(self, a => a.redeem_for_load(transfer, coins, load))
+    }
+}
+
+/// The agency of the issuer in `issuer_dir`: its gateway's if it serves
+/// there, else one over the issuer opened in this process (kept in `core`).
+fn issuer_agency<'a>(
+    issuer_dir: &Path,
+    core: &'a mut Option<IssuerCore>,
+) -> anyhow::Result<IssuerAgency<'a>> {
+    let file = IssuerFile::read(issuer_dir)?;
+    let transport = super::common::TransportArgs::default();
+    let client_config = super::issuer::operator_client_config(issuer_dir, &transport)?;
+    if let Some(url) = super::issuer::serving_issuer(issuer_dir, &file, None, &client_config)? {
+        let key = super::issuer::read_operator_key(None, Some(issuer_dir))?;
+        let client = gateway::IssuerClient::new(&url, client_config)?.with_operator(key);
+        return Ok(IssuerAgency::Remote(gateway::card::RemoteAgency::new(
+            client,
+        )));
+    }
+    let core = core.insert(open_issuer(issuer_dir)?);
+    Ok(IssuerAgency::Local(
+        CardAgency::open(core).context("opening the issuer's card agency")?,
+    ))
+}
+
+/// Opens the issuer of `dir` in this process (when it does not serve).
 fn open_issuer(dir: &Path) -> anyhow::Result<IssuerCore> {
     let file = IssuerFile::read(dir)?;
     let mut config = IssuerConfig::new(dir);
@@ -551,11 +670,17 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let wallet = super::common::open_purse(&purse)?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
             let id = transfer_id(transfer);
-            let core = open_issuer(&issuer.issuer_dir)?;
-            let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
-                let [sc] = cards else { bail!("one card") };
-                Ok(t.card_to_soft(id, sc, amount, now, fault)?)
-            })?;
+            let out = with_transfers(
+                &dir,
+                &system,
+                &issuer.issuer_dir,
+                &[card],
+                id,
+                |t, cards| {
+                    let [sc] = cards else { bail!("one card") };
+                    Ok(t.card_to_soft(id, sc, amount, now, fault)?)
+                },
+            )?;
             match out {
                 CardToSoft::Issued(coins) => {
                     stop_if(stop_at, StopAt::BeforePurse, &id);
@@ -593,11 +718,17 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             }
             let (entry, held) = reserve_coins(&wallet, &id, amount, now)?;
             stop_if(stop_at, StopAt::AfterReserve, &id);
-            let core = open_issuer(&issuer.issuer_dir)?;
-            let out = with_transfers(&dir, &system, &core, &[card], id, |t, cards| {
-                let [sc] = cards else { bail!("one card") };
-                Ok(t.soft_to_card(id, sc, &held, now, fault)?)
-            })?;
+            let out = with_transfers(
+                &dir,
+                &system,
+                &issuer.issuer_dir,
+                &[card],
+                id,
+                |t, cards| {
+                    let [sc] = cards else { bail!("one card") };
+                    Ok(t.soft_to_card(id, sc, &held, now, fault)?)
+                },
+            )?;
             stop_if(stop_at, StopAt::BeforePurse, &id);
             match out {
                 SoftToCard::Loaded(rec) => {
@@ -633,11 +764,17 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let purse_for_leftovers = purse.map(|p| super::common::open_purse(&p)).transpose()?;
             bind_issuer(&dir, &system, &issuer.issuer_dir)?;
             let id = transfer_id(transfer);
-            let core = open_issuer(&issuer.issuer_dir)?;
-            let out = with_transfers(&dir, &system, &core, &[from, to], id, |t, cards| {
-                let [a, b] = cards else { bail!("two cards") };
-                Ok(t.card_to_card(id, a, b, amount, now, fault)?)
-            })?;
+            let out = with_transfers(
+                &dir,
+                &system,
+                &issuer.issuer_dir,
+                &[from, to],
+                id,
+                |t, cards| {
+                    let [a, b] = cards else { bail!("two cards") };
+                    Ok(t.card_to_card(id, a, b, amount, now, fault)?)
+                },
+            )?;
             match out {
                 CardToCard::Loaded(_) => println!("{amount} moved from {from} to {to}"),
                 CardToCard::Undone => println!("the unload was refused: nothing moved"),
@@ -662,8 +799,8 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let report = match bound_issuer(&dir)? {
                 Some(issuer_dir) => {
                     system.note_all_purchases()?;
-                    let core = open_issuer(&issuer_dir)?;
-                    let agency = CardAgency::open(&core)?;
+                    let mut core = None;
+                    let agency = issuer_agency(&issuer_dir, &mut core)?;
                     clear(&system.lus, &agency)?
                 }
                 None => system.clear()?,
@@ -684,8 +821,8 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
             let mut sc = system.card(&card)?;
             let resolved = match bound_issuer(&dir)? {
                 Some(issuer_dir) => {
-                    let core = open_issuer(&issuer_dir)?;
-                    let agency = CardAgency::open(&core)?;
+                    let mut core = None;
+                    let agency = issuer_agency(&issuer_dir, &mut core)?;
                     CardTerminal::new(&system.lus, &agency).resolve(&mut sc)
                 }
                 None => system.terminal().resolve(&mut sc),
@@ -709,12 +846,13 @@ pub fn run(args: CardArgs) -> anyhow::Result<ExitCode> {
 fn with_transfers<T>(
     dir: &Path,
     system: &CardSystem,
-    core: &IssuerCore,
+    issuer_dir: &Path,
     ids: &[CardId],
     id: TransferId,
-    op: impl FnOnce(&Transfers<'_, CardAgency<'_>>, &mut [SmartCard]) -> anyhow::Result<T>,
+    op: impl FnOnce(&Transfers<'_, IssuerAgency<'_>>, &mut [SmartCard]) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let agency = CardAgency::open(core).context("opening the issuer's card agency")?;
+    let mut core = None;
+    let agency = issuer_agency(issuer_dir, &mut core)?;
     let journal = TransferJournal::open(&dir.join(TRANSFER_JOURNAL_FILE))
         .context("opening the transfer journal")?;
     let transfers = Transfers::new(&journal, CardTerminal::new(&system.lus, &agency), &agency);

@@ -10,10 +10,10 @@
 //! (restored from its key backup; the old coins are refused afterwards),
 //! a double spend the issuer refuses with a signed statement the payer
 //! verifies, and the merchant's cash-out of its aggregated balance (none is
-//! left stuck); then stops the issuer, moves value onto stored-value cards and
-//! back through the issuer as their payment agency (load from a purse, pay
-//! at a device, card to card, unload into a purse, clearing); then starts
-//! the issuer again on a clock the demo moves forward past the coins'
+//! left stuck); then moves value onto stored-value cards and back through
+//! the serving issuer's gateway as their payment agency (load from a purse,
+//! pay at a device, card to card, unload into a purse, clearing); then
+//! stops the issuer and starts it again on a clock the demo moves forward past the coins'
 //! expiry (into the refresh grace, never backwards), opens a key epoch,
 //! shows a payment with an expired coin refused and the expired coins
 //! refreshed; and audits its log with its public key. Every step prints
@@ -453,9 +453,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .backup_keys(&carol_keys)
         .context("backing up carol's keys")?;
     let carol_spec = CoinSpec::new(vec![line(3, 100)?, line(2, 50)?])?;
-    let carol_coins = {
+    // She changes one 1.00 into 2 × 0.50: change of coins issued in her
+    // name is issued in her name too, so the refund covers it.
+    let n_carol_coins = {
         let carol = Wallet::open(carol_purse.clone(), demo_client()?)?;
-        bought(carol.buy(carol_spec, carol_account.clone(), false)?)?
+        let bought = bought(carol.buy(carol_spec, carol_account.clone(), false)?)?;
+        let one = coins_of(&carol_purse, Amount::from_minor(100))?
+            .first()
+            .copied()
+            .context("carol bought no 1.00 coin")?;
+        let halves = carol.change(vec![one], CoinSpec::new(vec![line(2, 50)?])?)?;
+        bought.len() - 1 + halves.len()
     };
     let lost = holdings(&carol_purse)?;
     let carol_path = carol_purse.path().to_path_buf();
@@ -479,7 +487,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let back = holdings(&carol_purse)?;
     ensure!(
-        back == lost && revoked == carol_coins.len(),
+        back == lost && revoked == n_carol_coins,
         "the refund gave back {back} for {lost} lost"
     );
     let stale = super::common::open_purse(&stale_copy).context("opening the stale copy")?;
@@ -499,9 +507,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         "refund",
         format!(
-            "carol's purse file deleted ({lost} in {} coins lost), restored from her key backup, \
-             refunded: {revoked} coins revoked, {back} back in {} new coins; an old coin is now refused ({old_reason:?})",
-            carol_coins.len(),
+            "carol's purse file deleted ({lost} in {} coins lost, the change of a 1.00 coin \
+             among them), restored from her key backup, refunded: {revoked} coins revoked, \
+             {back} back in {} new coins; an old coin is now refused ({old_reason:?})",
+            n_carol_coins,
             refunded.len()
         ),
     );
@@ -578,15 +587,42 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .write_spki(&issuer_key)
         .context("writing the issuer's public key")?;
     shop_server.stop().context("stopping the merchant")?;
-    issuer.stop()?;
-    step("stop", "merchant, gateway and issuer stopped".to_owned());
 
-    // Cards (paper section 4): with its gateway stopped, the issuer runs
-    // in-process as the card system's payment agency. The purses' files
-    // must be closed first: the card commands open them.
+    // Cards (paper section 4): the issuer keeps serving, and the card
+    // commands reach it as the card system's payment agency through its
+    // gateway, as `varietycash card` does whenever the issuer serves: its
+    // directory names the address, the TLS authority, the operator key and
+    // the issuer's key. The purses' files must be closed first: the card
+    // commands open them.
     drop((shop, alice, bob, carol, zorro, operator));
     drop((shop_purse, alice_purse, bob_purse, carol_purse, zorro_purse));
+    let serving = super::issuer::IssuerFile {
+        listen: issuer.gateway.addr(),
+        ..issuer_file.clone()
+    };
+    ledger::private_file::write_private(
+        &issuer_dir.join(super::issuer::CONFIG_FILE),
+        toml::to_string(&serving)
+            .context("writing the issuer's configuration")?
+            .as_bytes(),
+    )?;
+    ledger::private_file::write_private(
+        &issuer_dir.join(super::issuer::TLS_CA_CERT_FILE),
+        demo_tls()?.ca_pem.as_bytes(),
+    )?;
+    issuer
+        .operator_key
+        .write(&issuer_dir.join(super::issuer::OPERATOR_KEY_FILE))
+        .context("writing the operator key")?;
+    issuer
+        .runtime
+        .issuer()
+        .public_key()
+        .write_spki(&issuer_dir.join(super::issuer::PUBLIC_KEY_FILE))
+        .context("writing the issuer's public key")?;
     card_steps(&dir)?;
+    issuer.stop()?;
+    step("stop", "merchant, gateway and issuer stopped".to_owned());
 
     expired_coin_steps(&dir, config, &clock)?;
 
@@ -729,6 +765,8 @@ fn expired_coin_steps(
 /// Two cards: bob loads one from his purse, pays at a shop's device with it,
 /// moves value card to card through the issuer, and alice unloads the other
 /// card into coins; then the load/unload server clears with the issuer.
+/// The issuer serves meanwhile: the card commands reach its card agency
+/// through its gateway (they could not open its files while it runs).
 fn card_steps(dir: &Path) -> anyhow::Result<()> {
     use super::card::{CardArgs, CardCommand, IssuerArg, SuiteArg};
     use card_bridge::wire::PsamId;
@@ -841,6 +879,9 @@ fn serve_shop(
 /// servers; every client pins that authority.
 struct DemoTls {
     ca: IssuerCa,
+    /// The authority's certificate, as `varietycash card` reads it from
+    /// the issuer's directory.
+    ca_pem: String,
     identity: TlsIdentity,
 }
 
@@ -855,7 +896,12 @@ fn demo_tls() -> anyhow::Result<&'static DemoTls> {
         .and_then(|issued| issued.identity())
         .context("issuing the demo servers' certificate")?;
     let ca = authority.ca().context("the demo's TLS authority")?;
-    let _ = TLS.set(DemoTls { ca, identity });
+    let ca_pem = authority.cert_pem().to_owned();
+    let _ = TLS.set(DemoTls {
+        ca,
+        ca_pem,
+        identity,
+    });
     TLS.get().context("the demo's TLS")
 }
 

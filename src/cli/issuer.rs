@@ -24,7 +24,7 @@ use gateway::{
     ClientConfig, ClientTls, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey,
     ScrapeToken, ServerConfig, SourceLimits, TlsAuthority, TlsIdentity, serve_issuer_with_bank,
 };
-use ledger::{ParticipantId, Role};
+use ledger::{ParticipantId, Role, Standing};
 use protocol::crypto::{PublicKey, SuiteId};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,9 @@ pub enum IssuerCommand {
     /// Mint key epochs.
     #[command(subcommand)]
     Epoch(EpochCommand),
+    /// A participant's standing: suspend, revoke, reinstate.
+    #[command(subcommand)]
+    Participant(ParticipantCommand),
     /// Issue a TLS certificate signed by the issuer's authority, for a
     /// merchant server (purses trust exactly what the authority signed).
     TlsCert(TlsCertArgs),
@@ -192,6 +195,38 @@ pub enum EnrollCommand {
     /// Sent to the running issuer's operator route, signed with the
     /// operator key: the issuer's files are held by the running process.
     Approve(ApproveArgs),
+    /// Refuse a participant's pending enrollment request for a role (for
+    /// good: a later request for the role is refused). Logged.
+    Refuse(ApproveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParticipantCommand {
+    /// Refuse the participant's requests until it is reinstated. Logged.
+    Suspend(ParticipantArgs),
+    /// Refuse the participant's requests for good. Logged.
+    Revoke(ParticipantArgs),
+    /// Serve a suspended participant again (a revoked one stays revoked).
+    /// Logged.
+    Reinstate(ParticipantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ParticipantArgs {
+    /// The participant's id.
+    #[arg(value_parser = parse_participant)]
+    pub id: ParticipantId,
+    /// The issuer's directory (for the address it serves on).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The gateway's URL, if not the configured listen address.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// The operator key that signs the request (default DIR/operator.key).
+    #[arg(long)]
+    pub operator_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +408,16 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         IssuerCommand::Init(a) => init(a),
         IssuerCommand::Serve(a) => serve(a),
         IssuerCommand::Enroll(EnrollCommand::Approve(a)) => approve(a),
+        IssuerCommand::Enroll(EnrollCommand::Refuse(a)) => refuse(a),
+        IssuerCommand::Participant(ParticipantCommand::Suspend(a)) => {
+            set_standing(a, Standing::Suspended)
+        }
+        IssuerCommand::Participant(ParticipantCommand::Revoke(a)) => {
+            set_standing(a, Standing::Revoked)
+        }
+        IssuerCommand::Participant(ParticipantCommand::Reinstate(a)) => {
+            set_standing(a, Standing::Active)
+        }
         IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
         IssuerCommand::TlsCert(a) => tls_cert(a),
         IssuerCommand::DashboardLink(a) => dashboard_link(a),
@@ -419,7 +464,7 @@ const PROBE_TIMEOUT_MS: u64 = 2_000;
 /// The URL of the issuer serving this directory: `--issuer` as given, else
 /// the configured listen address if an issuer answers there with this
 /// directory's public key. `None`: nothing listens there (run in-process).
-fn serving_issuer(
+pub(super) fn serving_issuer(
     dir: &Path,
     file: &IssuerFile,
     issuer: Option<String>,
@@ -615,7 +660,10 @@ pub fn issuer_url(
 /// The client of an operator command run in the issuer's directory: its
 /// TLS authority pinned unless `--issuer-cert` or `--insecure-http` say
 /// otherwise.
-fn operator_client_config(dir: &Path, transport: &TransportArgs) -> anyhow::Result<ClientConfig> {
+pub(super) fn operator_client_config(
+    dir: &Path,
+    transport: &TransportArgs,
+) -> anyhow::Result<ClientConfig> {
     transport.client_config(Some(&dir.join(TLS_CA_CERT_FILE)))
 }
 
@@ -675,6 +723,30 @@ fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
         .approve_enrollment(&args.id, args.role)
         .with_context(|| format!("approving {} as {} at {url}", args.id.as_str(), args.role))?;
     println!("approved: {} as {}", args.id.as_str(), args.role);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refuse(args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let url = issuer_url(&args.dir, args.issuer, args.transport.insecure_http)?;
+    let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+    let client = IssuerClient::new(&url, operator_client_config(&args.dir, &args.transport)?)?
+        .with_operator(key);
+    client
+        .refuse_enrollment(&args.id, args.role)
+        .with_context(|| format!("refusing {} as {} at {url}", args.id.as_str(), args.role))?;
+    println!("refused: {} as {}", args.id.as_str(), args.role);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_standing(args: ParticipantArgs, standing: Standing) -> anyhow::Result<ExitCode> {
+    let url = issuer_url(&args.dir, args.issuer, args.transport.insecure_http)?;
+    let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+    let client = IssuerClient::new(&url, operator_client_config(&args.dir, &args.transport)?)?
+        .with_operator(key);
+    client
+        .set_standing(&args.id, standing)
+        .with_context(|| format!("making {} {standing} at {url}", args.id.as_str()))?;
+    println!("{}: {standing}", args.id.as_str());
     Ok(ExitCode::SUCCESS)
 }
 

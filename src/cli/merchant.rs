@@ -42,6 +42,28 @@ pub enum MerchantCommand {
     /// Have the issuer pay the aggregated balance (all, or AMOUNT) to the
     /// shop's enrolled redeem account.
     CashOut(CashOutArgs),
+    /// Replace the shop's key with a fresh one, signed by the current key;
+    /// the issuer certifies the new key and forgets the old one.
+    ChangeKey(ChangeKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeKeyArgs {
+    /// The merchant's purse file, as `init` made it.
+    #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+    pub purse: Option<PathBuf>,
+    /// The shop's data directory, as `init --dir` made it.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The issuer's gateway URL, if not the one the purse remembers.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Size of the new RSA key.
+    #[arg(long, default_value_t = 2048)]
+    pub rsa_bits: usize,
+    /// TLS towards the issuer (default: merchant.toml's issuer_cert).
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +228,7 @@ pub fn run(args: MerchantArgs) -> anyhow::Result<ExitCode> {
         MerchantCommand::Init(a) => init(a),
         MerchantCommand::Serve(a) => serve(a),
         MerchantCommand::CashOut(a) => cash_out(a),
+        MerchantCommand::ChangeKey(a) => change_key(a),
     }
 }
 
@@ -367,6 +390,30 @@ fn read_pending_cash_out(path: &Path) -> anyhow::Result<Option<(CashOutId, CashO
         a => CashOutAmount::Exactly(a.parse().map_err(|_| bad())?),
     };
     Ok(Some((CashOutId(bytes), amount)))
+}
+
+fn change_key(args: ChangeKeyArgs) -> anyhow::Result<ExitCode> {
+    let purse_file = purse_path(args.purse.as_deref(), args.dir.as_deref())?;
+    let issuer_cert = match &args.dir {
+        Some(dir) if dir.join(CONFIG_FILE).exists() => {
+            let file: CatalogFile = read_toml(&dir.join(CONFIG_FILE))?;
+            file.issuer_cert.map(|c| dir.join(c))
+        }
+        _ => None,
+    };
+    let client = args.transport.client_config(issuer_cert.as_deref())?;
+    let (_, wallet) = open_wallet(&purse_file, args.issuer.as_deref(), client)
+        .context("opening the shop's purse (if its server is running, stop it first)")?;
+    let cert = wallet.change_key(args.rsa_bits).context(
+        "changing the shop's key (if the issuer did not answer, run the command again: it \
+         sends the same request)",
+    )?;
+    println!(
+        "key changed: the issuer certified the shop's new key for {} (the old key opens \
+         nothing any more; make a new key backup)",
+        cert.id.as_str()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cash_out(args: CashOutArgs) -> anyhow::Result<ExitCode> {

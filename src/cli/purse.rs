@@ -100,6 +100,15 @@ pub enum PurseCommand {
     },
     /// Register with the issuer: prove the key, keep the certificate.
     Register,
+    /// Replace the participant's key with a fresh one: the request is
+    /// signed by the current key and proves the new one; the purse keeps
+    /// the new key once the issuer certified it. A run cut short sends the
+    /// same request again. Make a new `backup` afterwards.
+    ChangeKey {
+        /// Size of the new RSA key.
+        #[arg(long, default_value_t = 2048)]
+        rsa_bits: usize,
+    },
     /// Ask to be enrolled for a role; the issuer's operator approves it.
     Enroll {
         /// purchaser, redeemer or merchant.
@@ -382,6 +391,18 @@ fn command(
             let (_, wallet) = open()?;
             wallet.register()?;
             println!("registered: {} (certificate stored)", wallet.id().as_str());
+        }
+        PurseCommand::ChangeKey { rsa_bits } => {
+            let (_, wallet) = open()?;
+            wallet.change_key(rsa_bits).context(
+                "changing the key (if the issuer did not answer, run the command again: it \
+                 sends the same request)",
+            )?;
+            println!(
+                "key changed: the issuer certified {}'s new key (the old key opens nothing \
+                 any more; make a new backup)",
+                wallet.id().as_str()
+            );
         }
         PurseCommand::Enroll { role, account } => {
             let account = place.account(account)?;

@@ -205,6 +205,16 @@ pub enum IssuerError {
     IdentityReserved,
     #[error("no enrollment request for this participant and role")]
     NoSuchEnrollment,
+    /// The operator refused this enrollment; it is not granted, ever.
+    #[error("the issuer's operator refused this enrollment")]
+    EnrollmentRefused,
+    /// The operator suspended the participant: its requests are refused
+    /// until it is reinstated.
+    #[error("the participant is suspended")]
+    ParticipantSuspended,
+    /// The operator revoked the participant: its requests are refused for good.
+    #[error("the participant is revoked")]
+    ParticipantRevoked,
     #[error("unknown purchase")]
     UnknownPurchase,
     #[error("purchase already acknowledged")]
@@ -730,8 +740,9 @@ impl IssuerCore {
     }
 
     /// Runs a pure step `open` that checks a requester's signature under
-    /// the key the registry holds for it. A registry that cannot be read is
-    /// that error (500), never "unknown participant".
+    /// the key the registry holds for it, then that the requester is in
+    /// good standing. A registry that cannot be read is that error (500),
+    /// never "unknown participant".
     pub(crate) fn open_with_registered_keys<T>(
         &self,
         open: impl FnOnce(
@@ -739,8 +750,12 @@ impl IssuerCore {
         ) -> Result<T, FlowError>,
     ) -> Result<T, IssuerError> {
         let mut unreadable = None;
+        let mut requester = None;
         let opened = open(&mut |id| match self.registry.get(id) {
-            Ok(participant) => participant.map(|p| p.public_key),
+            Ok(participant) => {
+                requester = participant.is_some().then(|| id.clone());
+                participant.map(|p| p.public_key)
+            }
             Err(e) => {
                 unreadable = Some(e);
                 None
@@ -749,7 +764,13 @@ impl IssuerCore {
         if let Some(e) = unreadable {
             return Err(e.into());
         }
-        Ok(opened?)
+        let opened = opened?;
+        // Signed by a registered participant: one not in good standing is
+        // told so (after its signature, so a stranger learns nothing).
+        if let Some(id) = requester {
+            self.require_good_standing(&id)?;
+        }
+        Ok(opened)
     }
 
     /// The issuer's public key (what clients seal to and verify with).

@@ -7,6 +7,7 @@ mod cash_out;
 mod checkpoint;
 pub mod core;
 mod epoch;
+mod lifecycle;
 pub mod log_state_checkpoint;
 pub mod log_stats;
 pub mod participants;

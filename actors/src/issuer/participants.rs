@@ -1,5 +1,6 @@
 //! Registration (the issuer certifies a key) and enrollment (a request
-//! recorded on-line, approved out of band by an operator).
+//! recorded on-line, approved or refused out of band by an operator; the
+//! refusal and the rest of a participant's life are in `lifecycle`).
 
 use ledger::{BalanceId, Event, ParticipantId, Role, TxId};
 use protocol::flows::issuer::{certify, open_enrollment_request, open_register_request};
@@ -24,7 +25,8 @@ impl IssuerCore {
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);
         match self.registry.get(&msg.id)? {
             Some(p) if p.public_key != msg.public_key => return Err(IssuerError::IdentityTaken),
-            Some(_) => {}
+            // No fresh certificate for a participant not in good standing.
+            Some(_) => self.require_good_standing(&msg.id)?,
             None => {
                 let tx = TxId::derive(
                     "vc/tx/register",
@@ -67,6 +69,9 @@ impl IssuerCore {
             .registry
             .get(&body.id)?
             .ok_or(IssuerError::UnknownParticipant)?;
+        if self.registry.is_refused(&body.id, body.role)? {
+            return Err(IssuerError::EnrollmentRefused);
+        }
         if let Some(e) = participant.enrollments.iter().find(|e| e.role == body.role) {
             let status = if e.approved {
                 EnrollmentStatus::Approved

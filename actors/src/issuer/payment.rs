@@ -418,8 +418,8 @@ impl IssuerCore {
                     ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
                 };
                 let issue = Event::CoinsIssued {
+                    holder: self.self_payment_holder(&opened, &inputs, &new)?,
                     coins: new.clone(),
-                    holder: None,
                     cause,
                 };
                 (vec![spent, issue], new)
@@ -515,9 +515,15 @@ impl IssuerCore {
 
     /// Whether staging `pending` is short and touches no disk (new coins:
     /// minting, tags, one RSA public-key operation), so the coordinator may
-    /// run it inline. A redemption records its credit durably: pool.
+    /// run it inline. A redemption records its credit durably, a change or
+    /// refresh its holder's new coins: pool.
     pub(crate) fn stages_inline(pending: &Pending) -> bool {
+        // Change and refresh may record their new coins for a refund.
         matches!(pending.payout, Payout::Coins { .. })
+            && !matches!(
+                pending.opened.kind,
+                ValidationKind::Change | ValidationKind::Refresh
+            )
     }
 
     /// Whether the answer was built at staging (new coins), so finishing

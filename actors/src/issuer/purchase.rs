@@ -191,6 +191,8 @@ impl IssuerCore {
             .registry
             .get(&stored.session.id_cp)?
             .ok_or(IssuerError::UnknownParticipant)?;
+        // Suspended or revoked since WRequest1: no debit.
+        self.require_good_standing(&stored.session.id_cp)?;
         // R_I is checked on a copy: it is spent on disk only once the
         // purchase is durable in the log, so a purchase whose append failed
         // can be retried with the same WRequest3 instead of being lost as a

@@ -1,13 +1,20 @@
 //! Refund for non-anonymous holders: the unspent coins issued to `ID_CH`
 //! are revoked and replaced by new coins of equal value, sealed to the
-//! holder, so copies on a lost disk become worthless. Anonymous coins were
-//! never recorded against anyone and cannot be refunded.
+//! holder, so copies on a lost disk become worthless. The coins recorded
+//! against a holder are those of its non-anonymous purchases, its refunds,
+//! and its change and refresh of such coins only
+//! ([`IssuerCore::self_payment_holder`]). Anonymous coins, and whatever
+//! they are changed into, were never recorded against anyone and cannot be
+//! refunded.
 
 use std::collections::BTreeMap;
 
 use ledger::{Amount, CoinId, CoinSpec, Denomination, Event, IssueCause, TxId};
-use protocol::flows::issuer::{build_refund_answer, open_refund_request, reject_refund};
+use protocol::flows::issuer::{
+    OpenedValidation, build_refund_answer, open_refund_request, reject_refund,
+};
 use protocol::wire::RejectReason;
+use protocol::wire::payment::ValidationKind;
 use protocol::wire::refund::{RefundAnswer, RefundRequest};
 
 use crate::idempotency::Begin;
@@ -29,6 +36,37 @@ fn spec_of(values: impl IntoIterator<Item = Amount>) -> Result<CoinSpec, IssuerE
 }
 
 impl IssuerCore {
+    /// Whom a self-payment's new coins are issued to, for a refund to bring
+    /// them back: the payee of a change or refresh all of whose input coins
+    /// are recorded as issued to it. If any input is not (bought
+    /// anonymously, or received from someone else), none is recorded: the
+    /// new coins would tie those coins to the holder in the log and the
+    /// user index. The coins are recorded in the registry here, before the
+    /// batch goes to the log, so a crash cannot leave them unrefundable; if
+    /// the batch never commits, the entries name coins that never existed,
+    /// which a refund skips (it revokes only coins the shards hold).
+    pub(crate) fn self_payment_holder(
+        &self,
+        opened: &OpenedValidation,
+        inputs: &[ledger::CoinBody],
+        new: &[ledger::CoinBody],
+    ) -> Result<Option<ledger::SealedIdentity>, IssuerError> {
+        let self_payment = matches!(
+            opened.kind,
+            ValidationKind::Change | ValidationKind::Refresh
+        ) && opened.id_pa == opened.id_py;
+        if !self_payment
+            || !self
+                .registry
+                .holds_all(&opened.id_py, inputs.iter().map(|c| &c.id))?
+        {
+            return Ok(None);
+        }
+        self.registry
+            .add_coins(&opened.id_py, new.iter().map(|c| c.id))?;
+        Ok(Some(self.sealer.seal_identity(&opened.id_py)))
+    }
+
     /// A refund request -> the revoked serials and the replacements, or a
     /// signed refusal (nothing to refund). A repeat of the same request
     /// (same `R`) gets the same replacements.

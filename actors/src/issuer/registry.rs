@@ -1,6 +1,7 @@
 //! The participant registry: registered identities and their keys, and
 //! enrollments (pending or approved) with their roles, bank accounts and,
-//! for merchants, aggregate balances.
+//! for merchants, aggregate balances; each participant's standing
+//! (suspended, revoked) and the enrollments its operator refused.
 //!
 //! The log holds identities only sealed (the issuer cannot open them), so
 //! the registry keeps its own redb file: it is the issuer's participant
@@ -8,7 +9,7 @@
 
 use std::path::Path;
 
-use ledger::{BalanceId, BankAccount, ParticipantId, Role, Timestamp};
+use ledger::{BalanceId, BankAccount, ParticipantId, Role, Standing, Timestamp};
 use protocol::crypto::PublicKey;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,8 @@ impl Participant {
 }
 
 const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
-/// Coins issued to a participant non-anonymously (what a refund revokes),
+/// Coins issued to a participant non-anonymously (what a refund revokes:
+/// purchases, refunds, and change and refresh of such coins),
 /// keyed `id ‖ 0x00 ‖ coin id` so one participant's coins are one range.
 /// Identities never hold a 0x00 byte (see `ParticipantId::new`).
 const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins");
@@ -78,6 +80,24 @@ fn holder_key(id: &ParticipantId, coin: &ledger::CoinId) -> Vec<u8> {
     key.extend_from_slice(id.as_str().as_bytes());
     key.push(0);
     key.extend_from_slice(coin.as_bytes());
+    key
+}
+
+/// Participants not in good standing (suspended or revoked), by id; an
+/// absent id is active. Kept apart from the participant record so that
+/// record's encoding stays as it is.
+const STANDINGS: TableDefinition<&str, u8> = TableDefinition::new("standings");
+/// Enrollments an operator refused, keyed `id ‖ 0x00 ‖ role`.
+const REFUSED_ENROLLMENTS: TableDefinition<&[u8], ()> = TableDefinition::new("refused_enrollments");
+
+fn refused_key(id: &ParticipantId, role: Role) -> Vec<u8> {
+    let mut key = id.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.push(match role {
+        Role::CoinPurchaser => 0,
+        Role::Redeemer => 1,
+        Role::Merchant => 2,
+    });
     key
 }
 
@@ -116,6 +136,8 @@ impl Registry {
         txn.open_table(PARTICIPANTS)?;
         txn.open_table(PENDING_CREDITS)?;
         txn.open_table(HOLDER_COINS)?;
+        txn.open_table(STANDINGS)?;
+        txn.open_table(REFUSED_ENROLLMENTS)?;
         txn.commit()?;
         Ok(Registry { db })
     }
@@ -150,6 +172,22 @@ impl Registry {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Whether every one of `coins` is recorded as issued to `id`.
+    pub fn holds_all<'a>(
+        &self,
+        id: &ParticipantId,
+        coins: impl IntoIterator<Item = &'a ledger::CoinId>,
+    ) -> Result<bool, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HOLDER_COINS)?;
+        for coin in coins {
+            if table.get(holder_key(id, coin).as_slice())?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Forgets `coins` of `id` (revoked by a refund).
@@ -204,6 +242,73 @@ impl Registry {
 }
 
 impl Registry {
+    /// Where `id` stands (active unless an operator said otherwise).
+    pub fn standing(&self, id: &ParticipantId) -> Result<Standing, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STANDINGS)?;
+        match table.get(id.as_str())?.map(|v| v.value()) {
+            None => Ok(Standing::Active),
+            Some(1) => Ok(Standing::Suspended),
+            Some(2) => Ok(Standing::Revoked),
+            Some(_) => Err(RegistryError::Corrupt("standing".into())),
+        }
+    }
+
+    /// Records `standing` for `id` durably.
+    pub fn set_standing(
+        &self,
+        id: &ParticipantId,
+        standing: Standing,
+    ) -> Result<(), RegistryError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(STANDINGS)?;
+            match standing {
+                Standing::Active => {
+                    table.remove(id.as_str())?;
+                }
+                Standing::Suspended => {
+                    table.insert(id.as_str(), 1)?;
+                }
+                Standing::Revoked => {
+                    table.insert(id.as_str(), 2)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Whether an operator refused `id`'s enrollment for `role`.
+    pub fn is_refused(&self, id: &ParticipantId, role: Role) -> Result<bool, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REFUSED_ENROLLMENTS)?;
+        Ok(table.get(refused_key(id, role).as_slice())?.is_some())
+    }
+
+    /// Records the refusal of `id`'s enrollment for `role` and drops the
+    /// pending request from its record, in one transaction.
+    pub fn refuse_enrollment(
+        &self,
+        id: &ParticipantId,
+        role: Role,
+        participant: &Participant,
+    ) -> Result<(), RegistryError> {
+        let mut participant = participant.clone();
+        participant.enrollments.retain(|e| e.role != role);
+        let bytes =
+            postcard::to_stdvec(&participant).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(REFUSED_ENROLLMENTS)?
+                .insert(refused_key(id, role).as_slice(), ())?;
+            txn.open_table(PARTICIPANTS)?
+                .insert(id.as_str(), bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Records that `tx` owes `credit` (durably, before `tx` is logged).
     pub fn put_pending_credit(
         &self,

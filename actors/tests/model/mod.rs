@@ -234,6 +234,13 @@ impl Model {
         payout: Payout,
         new_coins: &[(CoinId, u64)],
     ) {
+        // Change and refresh (a payment to oneself) of coins all
+        // registered to the holder: the new coins are registered too (a
+        // refund brings them back); an anonymous input keeps them not.
+        let registered = payer == payee
+            && coins
+                .iter()
+                .all(|id| self.wallets[payer].get(id).is_some_and(|c| c.registered));
         let mut total = 0;
         for id in coins {
             let coin = self.wallets[payer]
@@ -251,7 +258,7 @@ impl Model {
                         ModelCoin {
                             value: *value,
                             expires_at,
-                            registered: false,
+                            registered,
                         },
                     );
                 }

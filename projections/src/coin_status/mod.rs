@@ -400,6 +400,9 @@ impl Projection for CoinStatusModel {
             | Event::CardUnloaded { .. }
             | Event::Cleared { .. }
             | Event::IdentityDisclosed { .. }
+            | Event::EnrollmentRefused { .. }
+            | Event::StandingChanged { .. }
+            | Event::KeyChanged { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())

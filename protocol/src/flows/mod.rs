@@ -14,6 +14,7 @@
 //! - [`refund`] — [`RefundClient`].
 //! - [`status`] — [`verify_coin_status`].
 //! - [`cash_out`] — both sides of a merchant's cash-out (request, receipt).
+//! - [`key_change`] — both sides of a participant's key change.
 //!
 //! Issuer side, [`issuer`]: pure helpers the issuer actors call; they open
 //! and check requests and build answers, and leave storage, single-use
@@ -24,6 +25,7 @@
 pub mod cash_out;
 pub mod enrollment;
 pub mod issuer;
+pub mod key_change;
 pub mod payment;
 pub mod purchase;
 pub mod refund;

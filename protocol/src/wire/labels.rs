@@ -84,8 +84,15 @@ pub const CASH_OUT_SIGNATURE: &str = "vc/cash-out";
 /// Cash-out receipt: `S_I(ID_M, id, paid)`.
 pub const CASH_OUT_RECEIPT: &str = "vc/cash-out/receipt";
 
+/// Key change: the new key's proof of possession, `S_new(ID, ID_I, PK_old, PK_new)`.
+pub const KEY_CHANGE_PROOF: &str = "vc/key-change/proof";
+/// Key change: the old key's consent, `S_old(ID, ID_I, PK_old, PK_new)`.
+pub const KEY_CHANGE_SIGNATURE: &str = "vc/key-change";
+
 /// Every label, for the uniqueness test and for anyone auditing them.
 pub const ALL: &[&str] = &[
+    KEY_CHANGE_PROOF,
+    KEY_CHANGE_SIGNATURE,
     CASH_OUT_SIGNATURE,
     CASH_OUT_RECEIPT,
     REGISTER_PROOF,

@@ -27,13 +27,15 @@
 //! Modules follow the flows: [`registration`], [`enrollment`], [`purchase`],
 //! [`payment`] (also change, refresh and redeem: payments to oneself),
 //! [`refund`], [`status`], [`cash_out`] (a merchant's aggregated balance
-//! paid out); [`common`] holds what several flows share
+//! paid out), [`key_change`] (a participant replaces its key); [`common`]
+//! holds what several flows share
 //! (transaction ids, the signed rejection of P4).
 
 pub mod bounded;
 pub mod cash_out;
 pub mod common;
 pub mod enrollment;
+pub mod key_change;
 pub mod labels;
 pub mod limits;
 pub mod payment;
