@@ -99,6 +99,7 @@ impl Flows {
                 | Event::EpochClosed { .. }
                 | Event::SpentCoinsErased { .. }
                 | Event::IdentityDisclosed { .. }
+                | Event::IdentityDisclosedUnderDualControl { .. }
                 | Event::Checkpoint(_) => {}
             }
         }

@@ -334,6 +334,32 @@ pub enum Event {
     },
     /// The issuer's signature over the chain so far.
     Checkpoint(Checkpoint),
+    /// Two different operators approved telling `requester` who is behind
+    /// `subject`, and the user index was allowed to answer. Appended before
+    /// the index answers; the identity itself is not here.
+    IdentityDisclosedUnderDualControl {
+        subject: DisclosureSubject,
+        requester: String,
+        reason: String,
+        /// SHA-256 of each approving operator key's SPKI DER: two, different.
+        approver_keys: [Hash32; 2],
+    },
+}
+
+/// What a disclosure asks about: who withdrew a coin, or who made a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DisclosureSubject {
+    Coin(CoinId),
+    Purchase(PurchaseId),
+}
+
+impl std::fmt::Display for DisclosureSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisclosureSubject::Coin(id) => write!(f, "coin {id}"),
+            DisclosureSubject::Purchase(id) => write!(f, "purchase {id}"),
+        }
+    }
 }
 
 impl Event {
@@ -361,6 +387,9 @@ impl Event {
             Event::SpentCoinsErased { .. } => "spent_coins_erased",
             Event::IdentityDisclosed { .. } => "identity_disclosed",
             Event::Checkpoint(_) => "checkpoint",
+            Event::IdentityDisclosedUnderDualControl { .. } => {
+                "identity_disclosed_under_dual_control"
+            }
         }
     }
 
@@ -383,6 +412,16 @@ impl Event {
             Event::IdentityDisclosed {
                 requester, reason, ..
             } => requester.len() <= TEXT_BYTES_MAX && reason.len() <= TEXT_BYTES_MAX,
+            Event::IdentityDisclosedUnderDualControl {
+                requester,
+                reason,
+                approver_keys,
+                ..
+            } => {
+                requester.len() <= TEXT_BYTES_MAX
+                    && reason.len() <= TEXT_BYTES_MAX
+                    && approver_keys[0] != approver_keys[1]
+            }
             Event::Checkpoint(c) => c.signature.0.len() <= SIGNATURE_BYTES_MAX,
             _ => true,
         };

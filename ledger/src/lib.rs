@@ -50,7 +50,8 @@ pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
-    BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PUBLISHED_HEAD_MAGIC,
+    BankRejection, Checkpoint, DisclosureSubject, Event, EventDecodeError, IssueCause,
+    PUBLISHED_HEAD_MAGIC,
     PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause,
 };
 pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};

@@ -385,6 +385,7 @@ fn apply_event(
         | Event::EpochClosed { .. }
         | Event::SpentCoinsErased { .. }
         | Event::IdentityDisclosed { .. }
+        | Event::IdentityDisclosedUnderDualControl { .. }
         | Event::Checkpoint(_) => {}
     }
     Ok(())

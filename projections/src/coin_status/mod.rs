@@ -400,6 +400,7 @@ impl Projection for CoinStatusModel {
             | Event::CardUnloaded { .. }
             | Event::Cleared { .. }
             | Event::IdentityDisclosed { .. }
+            | Event::IdentityDisclosedUnderDualControl { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())
