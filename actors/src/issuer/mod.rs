@@ -6,6 +6,7 @@
 mod cash_out;
 mod checkpoint;
 pub mod core;
+pub mod disclosure;
 mod epoch;
 pub mod log_state_checkpoint;
 pub mod log_stats;
@@ -15,6 +16,7 @@ pub mod purchase;
 pub mod refund;
 pub mod registry;
 mod status;
+pub mod user_index_key;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
@@ -24,5 +26,7 @@ pub use self::core::{
     PurchaseStatus, SystemClock,
 };
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
+pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError};
 pub use self::log_stats::LogCommitStats;
+pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

@@ -1,0 +1,33 @@
+//! The user index's public key in the issuer's directory
+//! ([`USER_INDEX_PUBLIC_KEY_FILE`]): what identities and bank accounts are
+//! sealed to. The private half is made and kept by the user index in its
+//! own directory (`varietycash index init`); the issuer never holds it.
+//!
+//! An issuer started without one (library tests, benchmarks, an issuer
+//! run without a user index) seals to a fresh key whose private half is
+//! dropped at once: its identities can then be opened by nobody.
+
+use std::path::Path;
+
+use protocol::crypto::{PublicKey, SecretKey};
+
+use super::core::IssuerError;
+
+/// The user index's public key (SPKI DER), in the issuer's directory.
+pub const USER_INDEX_PUBLIC_KEY_FILE: &str = "user-index.pub";
+
+/// Reads the user index's public key from `dir`, making a throwaway one
+/// (private half dropped) if there is none.
+pub(crate) fn load(dir: &Path, rsa_bits: usize) -> Result<PublicKey, IssuerError> {
+    let path = dir.join(USER_INDEX_PUBLIC_KEY_FILE);
+    if path.exists() {
+        return Ok(PublicKey::read_spki(&path)?);
+    }
+    tracing::warn!(
+        "no user-index key configured: identities are sealed to a key nobody holds \
+         (give the index's public key to `issuer init --user-index-key`)"
+    );
+    let public = SecretKey::generate(rsa_bits)?.public();
+    public.write_spki(&path)?;
+    Ok(public)
+}
