@@ -48,7 +48,8 @@ pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(not(loom))]
 pub use issuer::{
-    Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
+    Clock, CrashPoint, DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus,
+    SystemClock,
 };
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};

@@ -19,6 +19,7 @@
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
+//! | `POST /admin/index/disclose` | `DisclosureApprovals`: two [`OperatorRequest`]s of one `DisclosureOrder`, by two keys | `DisclosureLogged` (see [`crate::index`]) |
 //!
 //! Every `/admin` route answers only requests signed by an operator key of
 //! [`ServerConfig::operators`] (see [`crate::operator`]); the peer's address
@@ -577,7 +578,7 @@ async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiE
 }
 
 /// Maps an operator request's refusal to its answer.
-fn operator_refusal(e: OperatorRefusal) -> ApiError {
+pub(crate) fn operator_refusal(e: OperatorRefusal) -> ApiError {
     use StatusCode as S;
     match e {
         OperatorRefusal::UnknownKey(_) | OperatorRefusal::WrongRoute { .. } => {
@@ -765,7 +766,29 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         .service(post_resource("/admin/enroll/approve", approve_enrollment))
         .service(post_resource("/admin/bank/account", open_bank_account))
         .service(post_resource("/admin/bank/balance", bank_balance))
-        .service(post_resource("/admin/epoch/open", open_epoch));
+        .service(post_resource("/admin/epoch/open", open_epoch))
+        .service(post_resource(
+            crate::index::LOG_DISCLOSURE_ROUTE,
+            log_disclosure,
+        ));
+}
+
+/// `POST /admin/index/disclose`: see [`crate::index`].
+async fn log_disclosure(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    crate::index::log_disclosure(
+        req,
+        payload,
+        state.issuer.core().clone(),
+        server.operators.clone(),
+        **limits,
+    )
+    .await
 }
 
 /// The issuer's own figures at `/metrics`.

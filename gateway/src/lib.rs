@@ -38,6 +38,7 @@ pub mod body;
 pub mod client;
 pub mod constants;
 pub mod error;
+pub mod index;
 pub mod issuer;
 pub mod media;
 pub mod merchant;

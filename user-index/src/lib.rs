@@ -20,6 +20,8 @@
 //!   skipped, so a redelivery changes nothing: each record is applied once),
 //!   and discloses only on the issuer's signed word that the disclosure is
 //!   on its log.
+//! - [`Outbox`]: on the issuer's side, how far the index has acknowledged
+//!   the log (the log itself is the durable queue).
 //! - [`wire`]: the messages between issuer and index.
 //!
 //! **Invariant:** the index never answers who is behind a coin or purchase
@@ -29,8 +31,10 @@
 
 pub mod constants;
 pub mod error;
+pub mod outbox;
 pub mod service;
 pub mod wire;
 
 pub use error::IndexError;
+pub use outbox::{Outbox, OutboxError};
 pub use service::{INDEX_KEY_FILE, INDEX_PUBLIC_KEY_FILE, IndexService, USER_INDEX_FILE};

@@ -26,7 +26,17 @@ pub enum DisclosureLogError {
     Issuer(#[from] IssuerError),
 }
 
+/// Domain separation of the issuer's signature over a delivery of its
+/// log to the user index; the index verifies it under the same label.
+pub const INDEX_DELIVERY_LABEL: &str = "vc/index/delivery/1";
+
 impl IssuerCore {
+    /// The issuer's signature over a delivery of its own log records to
+    /// the user index (`user_index::wire::RecordDelivery::signed_bytes`).
+    pub fn sign_index_delivery(&self, signed_bytes: &[u8]) -> Signature {
+        self.sk_i.sign(INDEX_DELIVERY_LABEL, signed_bytes)
+    }
+
     /// Appends `event` (an `IdentityDisclosedUnderDualControl` with two
     /// different approving keys) through the commit path and returns its
     /// seq with the issuer's signature over the seq and the event's bytes.
