@@ -91,13 +91,16 @@ pub fn read_approvals(
     approvals: &DisclosureApprovals,
 ) -> Result<(DisclosureOrder, [KeyFingerprint; 2]), ApiError> {
     let read = |bytes: &BoundedBytes<{ user_index::constants::APPROVAL_BYTES_MAX }>| {
-        decode::<OperatorRequest>(bytes.as_bytes())
-            .map_err(|e| ApiError::malformed(format!("an approval is not an operator request: {e}")))
+        decode::<OperatorRequest>(bytes.as_bytes()).map_err(|e| {
+            ApiError::malformed(format!("an approval is not an operator request: {e}"))
+        })
     };
     let first = read(&approvals.approvals[0])?;
     let second = read(&approvals.approvals[1])?;
     if first.key == second.key {
-        return Err(refused("a disclosure needs two approvals by two different operator keys"));
+        return Err(refused(
+            "a disclosure needs two approvals by two different operator keys",
+        ));
     }
     if first.body != second.body {
         return Err(refused("the two approvals are for different orders"));
@@ -114,7 +117,11 @@ pub fn read_approvals(
 }
 
 fn refused(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Refused, message)
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Refused,
+        message,
+    )
 }
 
 fn hashes(keys: [KeyFingerprint; 2]) -> [Hash32; 2] {
@@ -312,7 +319,10 @@ impl IndexClient {
             .applied)
     }
 
-    pub fn disclose(&self, approvals: &DisclosureApprovals) -> Result<DisclosedIdentity, ClientError> {
+    pub fn disclose(
+        &self,
+        approvals: &DisclosureApprovals,
+    ) -> Result<DisclosedIdentity, ClientError> {
         self.http.post_encoded(DISCLOSE_ROUTE, &encode(approvals))
     }
 }
@@ -372,13 +382,13 @@ impl Drop for IndexForwarder {
 }
 
 /// The next delivery past `delivered`: up to the per-delivery bounds.
-fn next_delivery(
-    core: &IssuerCore,
-    delivered: Seq,
-) -> Result<Option<RecordDelivery>, String> {
+fn next_delivery(core: &IssuerCore, delivered: Seq) -> Result<Option<RecordDelivery>, String> {
     let records = core
         .store()
-        .read(Seq(delivered.0 + 1), user_index::constants::RECORDS_PER_DELIVERY_MAX)
+        .read(
+            Seq(delivered.0 + 1),
+            user_index::constants::RECORDS_PER_DELIVERY_MAX,
+        )
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(records.len());
     let mut bytes = 0usize;

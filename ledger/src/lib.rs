@@ -51,8 +51,8 @@ pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
     BankRejection, Checkpoint, DisclosureSubject, Event, EventDecodeError, IssueCause,
-    PUBLISHED_HEAD_MAGIC,
-    PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause,
+    PUBLISHED_HEAD_MAGIC, PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes,
+    SpendCause,
 };
 pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};
 pub use ids::{

@@ -10,8 +10,7 @@ use crate::coin::CoinBody;
 use crate::constants::{BATCH_EVENTS_MAX, SEALED_BYTES_MAX, SIGNATURE_BYTES_MAX, TEXT_BYTES_MAX};
 use crate::event::{
     BankRejection, Checkpoint, DisclosureSubject, Event, IssueCause, PaymentOption, PublicKeyDer,
-    SignatureBytes,
-    SpendCause,
+    SignatureBytes, SpendCause,
 };
 use crate::ids::{
     BalanceId, CardId, CoinId, KeyEpoch, LusId, PurchaseId, Role, SealedBankAccount,

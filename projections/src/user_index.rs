@@ -233,7 +233,9 @@ pub fn dual_disclosures(
             .try_into()
             .map_err(|_| corrupt("sequence number is not 8 bytes"))?;
         let (tag, id) = v.split_first().ok_or(corrupt("empty subject"))?;
-        let id: [u8; 16] = id.try_into().map_err(|_| corrupt("subject id is not 16 bytes"))?;
+        let id: [u8; 16] = id
+            .try_into()
+            .map_err(|_| corrupt("subject id is not 16 bytes"))?;
         let subject = match tag {
             0 => DisclosureSubject::Coin(CoinId::from_bytes(id)),
             1 => DisclosureSubject::Purchase(PurchaseId::from_bytes(id)),

@@ -268,6 +268,24 @@ impl AuditReport {
             self.unspent_coins
         );
         let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "disclosures of identity: {}",
+            self.stats.disclosures.len()
+        );
+        for d in &self.stats.disclosures {
+            let approvers = if d.approver_keys.is_empty() {
+                "no dual control".to_owned()
+            } else {
+                format!("approved by keys {}", d.approver_keys.join(" and "))
+            };
+            let _ = writeln!(
+                out,
+                "  at record {:<10} {} to {:?} ({:?}), {approvers}",
+                d.seq, d.subject, d.requester, d.reason
+            );
+        }
+        let _ = writeln!(out);
         let _ = writeln!(out, "events by kind");
         for (kind, n) in &self.stats.events_by_kind {
             let _ = writeln!(out, "  {kind:<24} {n:>12}");

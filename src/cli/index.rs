@@ -203,7 +203,8 @@ fn subject(args: &SubjectArgs) -> anyhow::Result<DisclosureSubject> {
             CoinId::from_hex(coin).context("--coin takes a coin id: 32 hex digits")?,
         )),
         (None, Some(purchase)) => Ok(DisclosureSubject::Purchase(
-            PurchaseId::from_hex(purchase).context("--purchase takes a purchase id: 32 hex digits")?,
+            PurchaseId::from_hex(purchase)
+                .context("--purchase takes a purchase id: 32 hex digits")?,
         )),
         _ => bail!("name exactly one of --coin and --purchase"),
     }

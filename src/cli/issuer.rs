@@ -397,7 +397,10 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
 fn add_operator(args: OperatorAddArgs) -> anyhow::Result<ExitCode> {
     let mut file = IssuerFile::read(&args.dir)?;
     if file.operators.iter().any(|o| o.name == args.name) {
-        bail!("issuer.toml lists an operator named {:?} already", args.name);
+        bail!(
+            "issuer.toml lists an operator named {:?} already",
+            args.name
+        );
     }
     if args.key.exists() {
         bail!("{} exists: name a new file for the key", args.key.display());

@@ -15,7 +15,9 @@ pub enum IndexError {
     Gap { offered: Seq, next: Seq },
     #[error("record {seq}: {reason}")]
     BadRecord { seq: Seq, reason: String },
-    #[error("{0} is not attributed to anyone the index knows (anonymous, unknown, or not delivered yet)")]
+    #[error(
+        "{0} is not attributed to anyone the index knows (anonymous, unknown, or not delivered yet)"
+    )]
     NotAttributed(DisclosureSubject),
     #[error("the issuer's word that the disclosure is logged does not verify for this order")]
     NotLogged,

@@ -122,8 +122,8 @@ pub struct DisclosureOrder {
 
 impl WireMessage for DisclosureOrder {
     const NAME: &'static str = "DisclosureOrder";
-    const BYTES_MAX: usize = 1 + 1 + 16 + 2 + DISCLOSURE_REQUESTER_BYTES_MAX + 2
-        + DISCLOSURE_REASON_BYTES_MAX;
+    const BYTES_MAX: usize =
+        1 + 1 + 16 + 2 + DISCLOSURE_REQUESTER_BYTES_MAX + 2 + DISCLOSURE_REASON_BYTES_MAX;
 
     fn validate(&self) -> Result<(), WireError> {
         if self.requester.as_str().trim().is_empty() || self.reason.as_str().trim().is_empty() {

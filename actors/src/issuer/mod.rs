@@ -25,8 +25,8 @@ pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
 };
-pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DELIVERY_LABEL};
+pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
-pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};
+pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;
