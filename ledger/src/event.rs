@@ -344,6 +344,16 @@ pub enum Event {
         /// SHA-256 of each approving operator key's SPKI DER: two, different.
         approver_keys: [Hash32; 2],
     },
+    /// The bank gave back a purchase debit it had collected, after the
+    /// coins were issued (insufficient funds, revoked mandate, the
+    /// purchaser's refund claim): the money left the issuer's account
+    /// again, and the coins stay good, so the issuer covers them out of its
+    /// own funds. `reason` is the bank's ISO 20022 return reason code.
+    PurchaseDebitReturned {
+        purchase: PurchaseId,
+        amount: Amount,
+        reason: String,
+    },
 }
 
 /// What a disclosure asks about: who withdrew a coin, or who made a purchase.
@@ -390,6 +400,7 @@ impl Event {
             Event::IdentityDisclosedUnderDualControl { .. } => {
                 "identity_disclosed_under_dual_control"
             }
+            Event::PurchaseDebitReturned { .. } => "purchase_debit_returned",
         }
     }
 
@@ -423,6 +434,7 @@ impl Event {
                     && approver_keys[0] != approver_keys[1]
             }
             Event::Checkpoint(c) => c.signature.0.len() <= SIGNATURE_BYTES_MAX,
+            Event::PurchaseDebitReturned { reason, .. } => reason.len() <= TEXT_BYTES_MAX,
             _ => true,
         };
         if ok {

@@ -312,6 +312,13 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                     approver_keys: [Hash32(key), Hash32(other)],
                 }
             }),
+        (any::<[u8; 16]>(), arb_amount(), arb_text()).prop_map(|(purchase, amount, reason)| {
+            Event::PurchaseDebitReturned {
+                purchase: PurchaseId::from_bytes(purchase),
+                amount,
+                reason,
+            }
+        }),
     ]
 }
 

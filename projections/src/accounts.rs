@@ -386,6 +386,7 @@ fn apply_event(
         | Event::SpentCoinsErased { .. }
         | Event::IdentityDisclosed { .. }
         | Event::IdentityDisclosedUnderDualControl { .. }
+        | Event::PurchaseDebitReturned { .. }
         | Event::Checkpoint(_) => {}
     }
     Ok(())

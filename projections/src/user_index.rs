@@ -485,6 +485,7 @@ impl Projection for UserIndexModel {
             | Event::EpochOpened { .. }
             | Event::EpochClosed { .. }
             | Event::SpentCoinsErased { .. }
+            | Event::PurchaseDebitReturned { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())

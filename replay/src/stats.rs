@@ -72,6 +72,9 @@ pub struct Stats {
     pub daily_volume_minor: BTreeMap<u64, u128>,
     /// Days dropped from the front of `daily_volume_minor` to bound it.
     pub daily_volume_days_dropped: u64,
+    /// Collected purchase debits the bank gave back: the issuer's loss,
+    /// covered from its own funds (also in money in and money out).
+    pub debits_returned_minor: u128,
     /// Every disclosure of an identity on the log, in log order: each one
     /// is listed, none is summarized away.
     pub disclosures: Vec<DisclosureLine>,
@@ -173,8 +176,9 @@ impl Stats {
         if self.latest_at.is_none_or(|latest| at > latest) {
             self.latest_at = Some(at);
         }
-        self.money_in_minor += flows.real_in + flows.cleared_from_lus;
-        self.money_out_minor += flows.real_out + flows.cleared_to_lus;
+        self.money_in_minor += flows.real_in + flows.cleared_from_lus + flows.loss_covered;
+        self.money_out_minor += flows.real_out + flows.cleared_to_lus + flows.debits_returned;
+        self.debits_returned_minor += flows.debits_returned;
         self.coins_issued_minor += flows.coins_issued;
         self.coins_spent_minor += flows.coins_spent;
         self.coins_revoked_minor += flows.coins_revoked;

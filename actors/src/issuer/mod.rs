@@ -15,6 +15,7 @@ pub mod payment;
 pub mod purchase;
 pub mod refund;
 pub mod registry;
+pub mod returned_debit;
 mod status;
 pub mod user_index_key;
 
@@ -29,4 +30,5 @@ pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DE
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};
+pub use self::returned_debit::{DebitReturned, ReturnedDebitError};
 pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;

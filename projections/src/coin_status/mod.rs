@@ -401,6 +401,7 @@ impl Projection for CoinStatusModel {
             | Event::Cleared { .. }
             | Event::IdentityDisclosed { .. }
             | Event::IdentityDisclosedUnderDualControl { .. }
+            | Event::PurchaseDebitReturned { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())
