@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Files that are public by design, by name.
-const PUBLIC_FILES: [&str; 2] = ["issuer.pub", "user-index.pub"];
+const PUBLIC_FILES: [&str; 1] = ["issuer.pub"];
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read_dir") {

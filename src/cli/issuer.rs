@@ -567,9 +567,14 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)
             .with_context(|| format!("reading the user index's key {}", path.display()))?;
-        let to = args.dir.join(actors::issuer::USER_INDEX_PUBLIC_KEY_FILE);
-        key.write_spki(&to)
-            .with_context(|| format!("writing {}", to.display()))?;
+        actors::issuer::user_index_key::install(&args.dir, &key).with_context(|| {
+            format!(
+                "writing {}",
+                args.dir
+                    .join(actors::issuer::USER_INDEX_PUBLIC_KEY_FILE)
+                    .display()
+            )
+        })?;
     }
     // The first start creates the keys, the mint, the log and the first
     // key epoch; then the issuer stops until `serve`.

@@ -28,6 +28,14 @@ pub(crate) fn load(dir: &Path, rsa_bits: usize) -> Result<PublicKey, IssuerError
          (give the index's public key to `issuer init --user-index-key`)"
     );
     let public = SecretKey::generate(rsa_bits)?.public();
-    public.write_spki(&path)?;
+    install(dir, &public)?;
     Ok(public)
+}
+
+/// Keeps `key` as the user index's public key in the issuer's directory
+/// (0600 like every file the issuer keeps: public, but nobody else's
+/// business which index this issuer seals to).
+pub fn install(dir: &Path, key: &PublicKey) -> Result<(), IssuerError> {
+    ledger::private_file::write_private(&dir.join(USER_INDEX_PUBLIC_KEY_FILE), &key.to_spki_der())?;
+    Ok(())
 }
