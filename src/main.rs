@@ -45,6 +45,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Stored-value cards: issue, load, unload, pay at a device, transfer to and from a purse, clear.
     Card(cli::card::CardArgs),
+    /// The user index, its own service: its key pair, the issuer's deliveries, disclosures under dual control.
+    Index(cli::index::IndexArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cli::audit::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Card(a) => cli::card::run(a),
+        Command::Index(a) => cli::index::run(a),
     };
     match result {
         Ok(code) => code,

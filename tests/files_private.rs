@@ -87,7 +87,7 @@ fn under_umask_000_every_file_the_parties_create_is_0600_and_every_directory_070
         "issuer/registry.redb",
         "issuer/bank.redb",
         "issuer/log.redb",
-        "issuer/user-index.key",
+        "issuer/user-index.pub",
         "bookshop.purse",
         "carol.keys",
     ] {

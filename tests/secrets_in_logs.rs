@@ -11,7 +11,7 @@
 //! key shares of a purchase, and the tags of every coin.
 //!
 //! The key-file test opens an issuer in a fresh directory, checks that its
-//! `issuer.key`, `user-index.key` and `mint.key` are 0600, and that the
+//! `issuer.key` and `mint.key` are 0600, and that the
 //! issuer refuses to open while any one of them is readable by others
 //! (protocol and purse test the same of their own files).
 
@@ -391,9 +391,6 @@ fn a_full_run_over_http_logs_no_identity_account_or_secret() {
         }
     }
     secrets.push(private_key_secret("the issuer's private key", &sk_i));
-    let sk_index =
-        SecretKey::read_pkcs8(&issuer_dir.join("user-index.key")).expect("user-index key");
-    secrets.push(private_key_secret("the user-index private key", &sk_index));
     let mint = std::fs::read(issuer_dir.join("mint.key")).expect("mint key file");
     secrets.push(bytes_secret("the mint key file", &mint, &[]));
     secrets.push(bytes_secret("K_CP", w1_body.k_cp.as_bytes(), &[]));
@@ -517,10 +514,8 @@ fn the_demo_binary_logs_no_identity_account_or_secret() {
             ));
         }
     }
-    for file in ["issuer.key", "user-index.key"] {
-        let sk = SecretKey::read_pkcs8(&issuer_dir.join(file)).expect("issuer key");
-        secrets.push(private_key_secret(file, &sk));
-    }
+    let sk = SecretKey::read_pkcs8(&issuer_dir.join("issuer.key")).expect("issuer key");
+    secrets.push(private_key_secret("issuer.key", &sk));
     let mint = std::fs::read(issuer_dir.join("mint.key")).expect("mint key file");
     secrets.push(bytes_secret("the mint key file", &mint, &[]));
 
@@ -560,7 +555,7 @@ fn the_issuers_key_files_are_0600_and_refused_when_others_can_read_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(open_issuer(dir.path()).expect("a fresh issuer opens"));
     let issuer_dir = dir.path().join("issuer");
-    for name in ["issuer.key", "user-index.key", "mint.key"] {
+    for name in ["issuer.key", "mint.key"] {
         let path = issuer_dir.join(name);
         assert_eq!(mode_of(&path), 0o600, "{name}");
         for weak in [0o640, 0o604, 0o660] {

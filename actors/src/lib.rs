@@ -6,6 +6,8 @@
 //!   reservations (reserve never waits; commit; abort). Loom-checked.
 //! - [`bank`]: the [`Bank`] trait and [`SimulatedBank`], durable in its own
 //!   redb file, with debits that settle after a delay or are rejected.
+//! - [`file_bank`]: `FileExchangeBank`, the same trait over ISO 20022 files
+//!   with a real bank (pain.008 and pain.001 out, camt.053 in).
 //! - [`idempotency`]: [`IdempotencyTable`], TxId -> in flight | committed,
 //!   rebuilt from the log.
 //! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
@@ -31,6 +33,8 @@ pub mod card_agency;
 pub mod constants;
 #[cfg(not(loom))]
 pub mod fail_stop;
+#[cfg(not(loom))]
+pub mod file_bank;
 pub mod idempotency;
 #[cfg(not(loom))]
 pub mod issuer;
@@ -48,7 +52,8 @@ pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(not(loom))]
 pub use issuer::{
-    Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
+    Clock, CrashPoint, DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus,
+    SystemClock,
 };
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};

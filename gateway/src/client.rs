@@ -398,6 +398,15 @@ impl HttpClient {
         self.post_encoded(path, &encode(msg))
     }
 
+    /// `GET path`, decoding the answer as `M` of `media_type`.
+    pub fn get_message<M: WireMessage>(
+        &self,
+        path: &str,
+        media_type: &'static str,
+    ) -> Result<M, ClientError> {
+        self.get(path, media_type)
+    }
+
     fn get<M: WireMessage>(&self, path: &str, media_type: &'static str) -> Result<M, ClientError> {
         let answer = self.exchange(path, None)?;
         self.decode_answer(path, answer, media_type)

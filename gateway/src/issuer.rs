@@ -24,6 +24,7 @@
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
 //! | `GET /dashboard/login?grant=HEX`, `GET /dashboard` | an operator's signed grant, then its session cookie | the dashboard ([`crate::dashboard`]) |
+//! | `POST /admin/index/disclose` | `DisclosureApprovals`: two [`OperatorRequest`]s of one `DisclosureOrder`, by two keys | `DisclosureLogged` (see [`crate::index`]) |
 //!
 //! Every `/admin` route answers only requests signed by an operator key of
 //! [`ServerConfig::operators`] (see [`crate::operator`]); the peer's address
@@ -631,7 +632,7 @@ async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiE
 }
 
 /// Maps an operator request's refusal to its answer.
-fn operator_refusal(e: OperatorRefusal) -> ApiError {
+pub(crate) fn operator_refusal(e: OperatorRefusal) -> ApiError {
     use StatusCode as S;
     match e {
         OperatorRefusal::UnknownKey(_) | OperatorRefusal::WrongRoute { .. } => {
@@ -885,7 +886,29 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         .service(post_resource("/admin/card/agency", card_agency))
         .service(post_resource("/admin/bank/account", open_bank_account))
         .service(post_resource("/admin/bank/balance", bank_balance))
-        .service(post_resource("/admin/epoch/open", open_epoch));
+        .service(post_resource("/admin/epoch/open", open_epoch))
+        .service(post_resource(
+            crate::index::LOG_DISCLOSURE_ROUTE,
+            log_disclosure,
+        ));
+}
+
+/// `POST /admin/index/disclose`: see [`crate::index`].
+async fn log_disclosure(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    crate::index::log_disclosure(
+        req,
+        payload,
+        state.issuer.core().clone(),
+        server.operators.clone(),
+        **limits,
+    )
+    .await
 }
 
 /// The issuer's own figures at `/metrics`.

@@ -50,6 +50,7 @@ pub mod client;
 pub mod constants;
 pub mod dashboard;
 pub mod error;
+pub mod index;
 pub mod issuer;
 pub mod media;
 pub mod merchant;

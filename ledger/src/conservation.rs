@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! unspent coins + aggregated balances + owed to card systems
-//!   = real money in (settled purchases, clearing receipts)
-//!   − real money out (redemptions, clearing payments)
+//!   = real money in (settled purchases, clearing receipts, the issuer's
+//!     own money covering returned debits)
+//!   − real money out (redemptions, clearing payments, returned debits)
 //! ```
 //!
 //! [`Flows::of`] sums what one transaction's events move; a transaction
@@ -33,6 +34,11 @@ pub struct Flows {
     pub real_out: u128,
     pub cleared_to_lus: u128,
     pub cleared_from_lus: u128,
+    /// Collected purchase debits the bank gave back: real money out.
+    pub debits_returned: u128,
+    /// The issuer's own money covering the coins of returned debits: real
+    /// money in, equal to `debits_returned` (the issuer's loss).
+    pub loss_covered: u128,
 }
 
 /// Why a transaction or the running state breaks conservation.
@@ -89,6 +95,12 @@ impl Flows {
                     add(&mut f.cleared_to_lus, *paid_to_lus);
                     add(&mut f.cleared_from_lus, *received_from_lus);
                 }
+                Event::PurchaseDebitReturned { amount, .. } => {
+                    // The coins stay outstanding: what the bank took back,
+                    // the issuer puts in from its own funds.
+                    add(&mut f.debits_returned, *amount);
+                    add(&mut f.loss_covered, *amount);
+                }
                 Event::Registered { .. }
                 | Event::EnrollmentRequested { .. }
                 | Event::Enrolled { .. }
@@ -102,6 +114,7 @@ impl Flows {
                 | Event::EnrollmentRefused { .. }
                 | Event::StandingChanged { .. }
                 | Event::KeyChanged { .. }
+                | Event::IdentityDisclosedUnderDualControl { .. }
                 | Event::Checkpoint(_) => {}
             }
         }
@@ -126,9 +139,10 @@ impl Flows {
 
     /// Change of real money held (in − out).
     pub fn real_delta(&self) -> i128 {
-        self.real_in as i128 + self.cleared_from_lus as i128
+        self.real_in as i128 + self.cleared_from_lus as i128 + self.loss_covered as i128
             - self.real_out as i128
             - self.cleared_to_lus as i128
+            - self.debits_returned as i128
     }
 
     /// Whether the transaction moves any money at all.
@@ -171,8 +185,10 @@ impl Totals {
         next.outstanding += flows.outstanding_delta();
         next.aggregates += flows.aggregates_delta();
         next.card_float += flows.card_float_delta();
-        next.real_in += flows.real_in as i128 + flows.cleared_from_lus as i128;
-        next.real_out += flows.real_out as i128 + flows.cleared_to_lus as i128;
+        next.real_in +=
+            flows.real_in as i128 + flows.cleared_from_lus as i128 + flows.loss_covered as i128;
+        next.real_out +=
+            flows.real_out as i128 + flows.cleared_to_lus as i128 + flows.debits_returned as i128;
         if next.outstanding < 0 {
             return Err(ConservationError::NegativeOutstanding(next.outstanding));
         }

@@ -356,6 +356,27 @@ pub enum Event {
         cert_expiry: Timestamp,
         signature: SignatureBytes,
     },
+
+    /// Two different operators approved telling `requester` who is behind
+    /// `subject`, and the user index was allowed to answer. Appended before
+    /// the index answers; the identity itself is not here.
+    IdentityDisclosedUnderDualControl {
+        subject: DisclosureSubject,
+        requester: String,
+        reason: String,
+        /// SHA-256 of each approving operator key's SPKI DER: two, different.
+        approver_keys: [Hash32; 2],
+    },
+    /// The bank gave back a purchase debit it had collected, after the
+    /// coins were issued (insufficient funds, revoked mandate, the
+    /// purchaser's refund claim): the money left the issuer's account
+    /// again, and the coins stay good, so the issuer covers them out of its
+    /// own funds. `reason` is the bank's ISO 20022 return reason code.
+    PurchaseDebitReturned {
+        purchase: PurchaseId,
+        amount: Amount,
+        reason: String,
+    },
 }
 
 /// Where a participant stands with the issuer (set by its operator).
@@ -377,6 +398,22 @@ impl std::fmt::Display for Standing {
             Standing::Suspended => "suspended",
             Standing::Revoked => "revoked",
         })
+    }
+}
+
+/// What a disclosure asks about: who withdrew a coin, or who made a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DisclosureSubject {
+    Coin(CoinId),
+    Purchase(PurchaseId),
+}
+
+impl std::fmt::Display for DisclosureSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisclosureSubject::Coin(id) => write!(f, "coin {id}"),
+            DisclosureSubject::Purchase(id) => write!(f, "purchase {id}"),
+        }
     }
 }
 
@@ -408,6 +445,10 @@ impl Event {
             Event::EnrollmentRefused { .. } => "enrollment_refused",
             Event::StandingChanged { .. } => "standing_changed",
             Event::KeyChanged { .. } => "key_changed",
+            Event::IdentityDisclosedUnderDualControl { .. } => {
+                "identity_disclosed_under_dual_control"
+            }
+            Event::PurchaseDebitReturned { .. } => "purchase_debit_returned",
         }
     }
 
@@ -438,7 +479,18 @@ impl Event {
             Event::IdentityDisclosed {
                 requester, reason, ..
             } => requester.len() <= TEXT_BYTES_MAX && reason.len() <= TEXT_BYTES_MAX,
+            Event::IdentityDisclosedUnderDualControl {
+                requester,
+                reason,
+                approver_keys,
+                ..
+            } => {
+                requester.len() <= TEXT_BYTES_MAX
+                    && reason.len() <= TEXT_BYTES_MAX
+                    && approver_keys[0] != approver_keys[1]
+            }
             Event::Checkpoint(c) => c.signature.0.len() <= SIGNATURE_BYTES_MAX,
+            Event::PurchaseDebitReturned { reason, .. } => reason.len() <= TEXT_BYTES_MAX,
             _ => true,
         };
         if ok {

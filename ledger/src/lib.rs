@@ -50,8 +50,9 @@ pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
-    BankRejection, Checkpoint, Event, EventDecodeError, IssueCause, PUBLISHED_HEAD_MAGIC,
-    PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes, SpendCause, Standing,
+    BankRejection, Checkpoint, DisclosureSubject, Event, EventDecodeError, IssueCause,
+    PUBLISHED_HEAD_MAGIC, PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes,
+    SpendCause, Standing,
 };
 pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};
 pub use ids::{

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use crate::coin::CoinBody;
 use crate::constants::{BATCH_EVENTS_MAX, SEALED_BYTES_MAX, SIGNATURE_BYTES_MAX, TEXT_BYTES_MAX};
 use crate::event::{
-    BankRejection, Checkpoint, Event, IssueCause, PaymentOption, PublicKeyDer, SignatureBytes,
-    SpendCause, Standing,
+    BankRejection, Checkpoint, DisclosureSubject, Event, IssueCause, PaymentOption, PublicKeyDer,
+    SignatureBytes, SpendCause, Standing,
 };
 use crate::ids::{
     BalanceId, CardId, CoinId, KeyEpoch, LusId, PurchaseId, Role, SealedBankAccount,
@@ -319,6 +319,34 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                     signature,
                 }
             ),
+        (
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            arb_text(),
+            arb_text(),
+            any::<[u8; 32]>(),
+        )
+            .prop_map(|(by_coin, subject, requester, reason, key)| {
+                let mut other = key;
+                other[0] ^= 1;
+                Event::IdentityDisclosedUnderDualControl {
+                    subject: if by_coin {
+                        DisclosureSubject::Coin(CoinId::from_bytes(subject))
+                    } else {
+                        DisclosureSubject::Purchase(PurchaseId::from_bytes(subject))
+                    },
+                    requester,
+                    reason,
+                    approver_keys: [Hash32(key), Hash32(other)],
+                }
+            }),
+        (any::<[u8; 16]>(), arb_amount(), arb_text()).prop_map(|(purchase, amount, reason)| {
+            Event::PurchaseDebitReturned {
+                purchase: PurchaseId::from_bytes(purchase),
+                amount,
+                reason,
+            }
+        }),
     ]
 }
 

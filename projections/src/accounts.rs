@@ -388,6 +388,8 @@ fn apply_event(
         | Event::EnrollmentRefused { .. }
         | Event::StandingChanged { .. }
         | Event::KeyChanged { .. }
+        | Event::IdentityDisclosedUnderDualControl { .. }
+        | Event::PurchaseDebitReturned { .. }
         | Event::Checkpoint(_) => {}
     }
     Ok(())

@@ -14,8 +14,8 @@
 //! participant's `Debug` form is redacted by `ledger`.
 
 use ledger::{
-    BalanceId, BankAccount, CoinBody, CoinId, Event, ParticipantId, PurchaseId, Record,
-    SealedBankAccount, SealedIdentity, Seq,
+    BalanceId, BankAccount, CoinBody, CoinId, DisclosureSubject, Event, ParticipantId, PurchaseId,
+    Record, SealedBankAccount, SealedIdentity, Seq,
 };
 
 use crate::coin_status::{CoinState, CoinStatusEntry, coin_id, entry_bytes, read_entry};
@@ -30,6 +30,9 @@ const BANK_ACCOUNTS: TableName = "user_index.bank_accounts";
 const BALANCES: TableName = "user_index.balances";
 const PURCHASERS: TableName = "user_index.purchasers";
 const DISCLOSURES: TableName = "user_index.disclosures";
+/// Disclosures approved by two operators, by the record that logged them:
+/// the subject's tag (0 coin, 1 purchase) and id.
+const DUAL_DISCLOSURES: TableName = "user_index.dual_disclosures";
 
 /// Opens sealed identity fields. The issuer implements it with the protocol
 /// crate's identity unsealer (RSA-OAEP under the user-index key); this crate
@@ -204,7 +207,71 @@ pub fn disclosures(state: &dyn StateRead) -> Result<Vec<(Seq, CoinId)>, Projecti
     Ok(out)
 }
 
+/// Who is behind a disclosure's subject: the holder a coin was issued
+/// to, or the purchaser of a purchase. `None`: anonymous, unknown or erased.
+pub fn subject_identity(
+    state: &dyn StateRead,
+    subject: &DisclosureSubject,
+) -> Result<Option<ParticipantId>, ProjectionError> {
+    match subject {
+        DisclosureSubject::Coin(coin) => holder_of(state, coin),
+        DisclosureSubject::Purchase(purchase) => purchaser_of(state, purchase),
+    }
+}
+
+/// The disclosures under dual control on the log so far, in log order.
+pub fn dual_disclosures(
+    state: &dyn StateRead,
+) -> Result<Vec<(Seq, DisclosureSubject)>, ProjectionError> {
+    let corrupt = |reason| ProjectionError::Corrupt {
+        table: DUAL_DISCLOSURES,
+        reason,
+    };
+    let mut out = Vec::new();
+    state.scan_prefix(DUAL_DISCLOSURES, &[], &mut |k, v| {
+        let seq: [u8; 8] = k
+            .try_into()
+            .map_err(|_| corrupt("sequence number is not 8 bytes"))?;
+        let (tag, id) = v.split_first().ok_or(corrupt("empty subject"))?;
+        let id: [u8; 16] = id
+            .try_into()
+            .map_err(|_| corrupt("subject id is not 16 bytes"))?;
+        let subject = match tag {
+            0 => DisclosureSubject::Coin(CoinId::from_bytes(id)),
+            1 => DisclosureSubject::Purchase(PurchaseId::from_bytes(id)),
+            _ => return Err(corrupt("unknown subject tag")),
+        };
+        out.push((Seq(u64::from_be_bytes(seq)), subject));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+fn subject_bytes(subject: &DisclosureSubject) -> Vec<u8> {
+    let (tag, id) = match subject {
+        DisclosureSubject::Coin(coin) => (0u8, coin.as_bytes()),
+        DisclosureSubject::Purchase(purchase) => (1u8, purchase.as_bytes()),
+    };
+    let mut out = Vec::with_capacity(17);
+    out.push(tag);
+    out.extend_from_slice(id);
+    out
+}
+
 impl ProjectionDb<UserIndexModel> {
+    /// See [`subject_identity`]. Reading is not disclosing: the caller
+    /// hands the answer out only once the issuer logged the disclosure.
+    pub fn subject_identity(
+        &self,
+        subject: &DisclosureSubject,
+    ) -> Result<Option<ParticipantId>, ProjectionError> {
+        self.read(|s| subject_identity(s, subject))
+    }
+
+    pub fn dual_disclosures(&self) -> Result<Vec<(Seq, DisclosureSubject)>, ProjectionError> {
+        self.read(dual_disclosures)
+    }
+
     pub fn coins_of(
         &self,
         participant: &ParticipantId,
@@ -313,8 +380,9 @@ impl Projection for UserIndexModel {
         BALANCES,
         PURCHASERS,
         DISCLOSURES,
+        DUAL_DISCLOSURES,
     ];
-    const FORMAT: u32 = 1;
+    const FORMAT: u32 = 2;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError> {
         let seq = record.seq;
@@ -395,6 +463,13 @@ impl Projection for UserIndexModel {
             Event::IdentityDisclosed { coin, .. } => {
                 state.put(DISCLOSURES, &seq.0.to_be_bytes(), coin.as_bytes())?;
             }
+            Event::IdentityDisclosedUnderDualControl { subject, .. } => {
+                state.put(
+                    DUAL_DISCLOSURES,
+                    &seq.0.to_be_bytes(),
+                    &subject_bytes(subject),
+                )?;
+            }
             Event::CoinsIssued { holder: None, .. }
             | Event::Enrolled { balance: None, .. }
             | Event::Registered { .. }
@@ -413,6 +488,7 @@ impl Projection for UserIndexModel {
             | Event::EnrollmentRefused { .. }
             | Event::StandingChanged { .. }
             | Event::KeyChanged { .. }
+            | Event::PurchaseDebitReturned { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())

@@ -440,8 +440,10 @@ impl TransactionReplay {
         if let Some(bank) = &mut self.bank {
             bank.note_transaction(self.pending_first, tx, events);
         }
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             self.stats.count_event(event.kind());
+            self.stats
+                .note_disclosure(Seq(self.pending_first.0 + i as u64), event);
             if matches!(event, Event::Checkpoint(_)) {
                 self.stats.checkpoints_verified += 1;
                 if self.checkpoint_verifier.is_some() {

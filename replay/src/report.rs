@@ -253,6 +253,10 @@ impl AuditReport {
             ("coins issued", self.stats.coins_issued_minor as i128),
             ("coins spent", self.stats.coins_spent_minor as i128),
             ("coins revoked", self.stats.coins_revoked_minor as i128),
+            (
+                "returned debits (loss)",
+                self.stats.debits_returned_minor as i128,
+            ),
         ];
         for (label, minor) in rows {
             let _ = writeln!(out, "  {label:<22} {:>16}", format_minor(minor));
@@ -267,6 +271,32 @@ impl AuditReport {
             format_minor(t.real_out),
             self.unspent_coins
         );
+        if self.stats.debits_returned_minor > 0 {
+            let _ = writeln!(
+                out,
+                "  returned debits: the bank took back {0} after the coins were issued; the \
+                 issuer's own funds cover it (in real money in and out)",
+                format_minor(self.stats.debits_returned_minor as i128)
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "disclosures of identity: {}",
+            self.stats.disclosures.len()
+        );
+        for d in &self.stats.disclosures {
+            let approvers = if d.approver_keys.is_empty() {
+                "no dual control".to_owned()
+            } else {
+                format!("approved by keys {}", d.approver_keys.join(" and "))
+            };
+            let _ = writeln!(
+                out,
+                "  at record {:<10} {} to {:?} ({:?}), {approvers}",
+                d.seq, d.subject, d.requester, d.reason
+            );
+        }
         let _ = writeln!(out);
         let _ = writeln!(out, "events by kind");
         for (kind, n) in &self.stats.events_by_kind {

@@ -27,7 +27,8 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// ([`crate::coins::CoinTable`]), instead of an unspent and a spent one.
 /// 5: where signed coverage ends (`signed_through`) and every transaction
 /// id committed, instead of the recent record hashes (4 was never kept).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 5;
+/// 6: the stats list every disclosure of an identity.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 6;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -47,6 +47,8 @@ pub enum PurchaseState {
     CoinsIssued {
         amount: Amount,
     },
+    /// The bank gave its debit back after it was collected.
+    DebitReturned,
 }
 
 /// The net position with one load/unload server.

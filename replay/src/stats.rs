@@ -72,6 +72,26 @@ pub struct Stats {
     pub daily_volume_minor: BTreeMap<u64, u128>,
     /// Days dropped from the front of `daily_volume_minor` to bound it.
     pub daily_volume_days_dropped: u64,
+    /// Collected purchase debits the bank gave back: the issuer's loss,
+    /// covered from its own funds (also in money in and money out).
+    pub debits_returned_minor: u128,
+    /// Every disclosure of an identity on the log, in log order: each one
+    /// is listed, none is summarized away.
+    pub disclosures: Vec<DisclosureLine>,
+}
+
+/// One disclosure of who is behind a coin or purchase, as the log has it
+/// (the identity itself is not on the log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisclosureLine {
+    pub seq: Seq,
+    /// `coin <id>` or `purchase <id>`.
+    pub subject: String,
+    pub requester: String,
+    pub reason: String,
+    /// The approving operator keys' fingerprints (first 8 bytes, hex);
+    /// empty for a disclosure logged without dual control.
+    pub approver_keys: Vec<String>,
 }
 
 /// The largest single movement of a transaction.
@@ -94,6 +114,40 @@ pub fn transaction_value(flows: &Flows) -> u128 {
 }
 
 impl Stats {
+    /// Lists `event` if it discloses an identity.
+    pub(crate) fn note_disclosure(&mut self, seq: Seq, event: &ledger::Event) {
+        let line = match event {
+            ledger::Event::IdentityDisclosed {
+                coin,
+                requester,
+                reason,
+            } => DisclosureLine {
+                seq,
+                subject: format!("coin {coin}"),
+                requester: requester.clone(),
+                reason: reason.clone(),
+                approver_keys: Vec::new(),
+            },
+            ledger::Event::IdentityDisclosedUnderDualControl {
+                subject,
+                requester,
+                reason,
+                approver_keys,
+            } => DisclosureLine {
+                seq,
+                subject: subject.to_string(),
+                requester: requester.clone(),
+                reason: reason.clone(),
+                approver_keys: approver_keys
+                    .iter()
+                    .map(|k| hex::encode(&k.0[..8]))
+                    .collect(),
+            },
+            _ => return,
+        };
+        self.disclosures.push(line);
+    }
+
     pub(crate) fn count_event(&mut self, kind: &'static str) {
         self.records += 1;
         match self.events_by_kind.get_mut(kind) {
@@ -122,8 +176,9 @@ impl Stats {
         if self.latest_at.is_none_or(|latest| at > latest) {
             self.latest_at = Some(at);
         }
-        self.money_in_minor += flows.real_in + flows.cleared_from_lus;
-        self.money_out_minor += flows.real_out + flows.cleared_to_lus;
+        self.money_in_minor += flows.real_in + flows.cleared_from_lus + flows.loss_covered;
+        self.money_out_minor += flows.real_out + flows.cleared_to_lus + flows.debits_returned;
+        self.debits_returned_minor += flows.debits_returned;
         self.coins_issued_minor += flows.coins_issued;
         self.coins_spent_minor += flows.coins_spent;
         self.coins_revoked_minor += flows.coins_revoked;

@@ -300,6 +300,28 @@ fn apply_lifecycle(
                 ));
             }
         },
+        Event::PurchaseDebitReturned {
+            purchase, amount, ..
+        } => match state.purchases.get(purchase) {
+            Some(
+                PurchaseState::Settled { amount: collected }
+                | PurchaseState::CoinsIssued { amount: collected },
+            ) if collected == amount => {
+                state
+                    .purchases
+                    .insert(*purchase, PurchaseState::DebitReturned);
+            }
+            other => {
+                return Err(ctx.violation(
+                    index,
+                    Rule::PurchaseOutOfOrder,
+                    format!(
+                        "purchase {purchase}: a debit of {amount} returned while {}",
+                        purchase_state_name(other)
+                    ),
+                ));
+            }
+        },
         Event::PurchaseRejected { purchase, .. } => match state.purchases.get(purchase) {
             Some(PurchaseState::Requested { .. }) => {
                 state.purchases.insert(*purchase, PurchaseState::Rejected);
@@ -368,6 +390,7 @@ fn purchase_state_name(state: Option<&PurchaseState>) -> &'static str {
         Some(PurchaseState::Settled { .. }) => "already settled",
         Some(PurchaseState::Rejected) => "rejected",
         Some(PurchaseState::CoinsIssued { .. }) => "already paid out in coins",
+        Some(PurchaseState::DebitReturned) => "its debit returned",
     }
 }
 

@@ -78,12 +78,16 @@ pub enum IssuerCommand {
     #[command(subcommand)]
     Participant(ParticipantCommand),
     /// Issue a TLS certificate signed by the issuer's authority, for a
-    /// merchant server (purses trust exactly what the authority signed).
+    /// merchant server or the user index (clients trust exactly what the
+    /// authority signed).
     TlsCert(TlsCertArgs),
     /// Print a link that opens the serving issuer's dashboard in a
     /// browser: a grant signed with the operator key, good once and for
     /// two minutes, exchanged for a 15-minute dashboard session.
     DashboardLink(DashboardLinkArgs),
+    /// Operator keys: a disclosure needs two different ones.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +104,26 @@ pub struct DashboardLinkArgs {
     /// The gateway serves plain HTTP (`issuer serve --insecure-http`).
     #[arg(long)]
     pub insecure_http: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Make a new operator key (PKCS#8, 0600) and list its public key in
+    /// issuer.toml; a serving issuer accepts it after a restart.
+    Add(OperatorAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorAddArgs {
+    /// The issuer's directory, as `init` made it.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Who holds the key (shown in the gateway's log).
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the new key (0600); it must not exist.
+    #[arg(long)]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +197,14 @@ pub struct InitArgs {
     /// `localhost` and the listen address (repeat for more).
     #[arg(long = "tls-name")]
     pub tls_names: Vec<String>,
+    /// The user index's public key (its `index.pub`, from `varietycash
+    /// index init`): identities and bank accounts are sealed to it. Without
+    /// it they are sealed to a key nobody holds.
+    #[arg(long)]
+    pub user_index_key: Option<PathBuf>,
+    /// The user index's URL: `serve` delivers the log to it.
+    #[arg(long)]
+    pub user_index: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +318,10 @@ pub struct IssuerFile {
     /// merchants many of whose payments come from one address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_source: Option<PerSourceFile>,
+    /// The user index `serve` delivers the log to (none: records wait in
+    /// the log, the outbox does not move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_index_url: Option<String>,
 }
 
 /// `[per_source]` in issuer.toml; every field optional.
@@ -421,7 +457,43 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
         IssuerCommand::TlsCert(a) => tls_cert(a),
         IssuerCommand::DashboardLink(a) => dashboard_link(a),
+        IssuerCommand::Operator(OperatorCommand::Add(a)) => add_operator(a),
     }
+}
+
+fn add_operator(args: OperatorAddArgs) -> anyhow::Result<ExitCode> {
+    let mut file = IssuerFile::read(&args.dir)?;
+    if file.operators.iter().any(|o| o.name == args.name) {
+        bail!(
+            "issuer.toml lists an operator named {:?} already",
+            args.name
+        );
+    }
+    if args.key.exists() {
+        bail!("{} exists: name a new file for the key", args.key.display());
+    }
+    let key = OperatorKey::generate().context("generating the operator key")?;
+    key.write(&args.key)
+        .with_context(|| format!("writing {}", args.key.display()))?;
+    file.operators.push(OperatorEntry {
+        name: args.name.clone(),
+        public_key: hex::encode(key.public().to_spki_der()),
+    });
+    let text = format!(
+        "# VarietyCash issuer, written by `varietycash issuer init`.\n{}",
+        toml::to_string(&file).context("writing the configuration")?
+    );
+    let config_path = args.dir.join(CONFIG_FILE);
+    ledger::private_file::write_private(&config_path, text.as_bytes())
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    println!(
+        "operator {:?}: key {} (0600), fingerprint {}, listed in {} (restart `issuer serve` to accept it)",
+        args.name,
+        args.key.display(),
+        key.fingerprint().short(),
+        config_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
@@ -557,7 +629,20 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         tls_cert: Some(TLS_CERT_FILE.into()),
         tls_key: Some(TLS_KEY_FILE.into()),
         per_source: None,
+        user_index_url: args.user_index.clone(),
     };
+    if let Some(path) = &args.user_index_key {
+        let key = PublicKey::read_spki(path)
+            .with_context(|| format!("reading the user index's key {}", path.display()))?;
+        actors::issuer::user_index_key::install(&args.dir, &key).with_context(|| {
+            format!(
+                "writing {}",
+                args.dir
+                    .join(actors::issuer::USER_INDEX_PUBLIC_KEY_FILE)
+                    .display()
+            )
+        })?;
+    }
     // The first start creates the keys, the mint, the log and the first
     // key epoch; then the issuer stops until `serve`.
     let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, file.bank(&args.dir)?)
@@ -631,9 +716,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let gateway = serve_issuer_with_bank(&config, runtime.issuer().clone(), bank)
         .with_context(|| format!("serving on {listen}"))?;
+    let forwarder = match &file.user_index_url {
+        Some(url) => {
+            let client_config = if args.insecure_http {
+                ClientConfig::default()
+            } else {
+                operator_client_config(&args.dir, &TransportArgs::default())?
+            };
+            let client = gateway::index::IndexClient::new(url, client_config)
+                .with_context(|| format!("the user index's URL {url}"))?;
+            Some(
+                gateway::index::IndexForwarder::start(
+                    runtime.issuer().core().clone(),
+                    client,
+                    &args.dir.join(gateway::index::OUTBOX_FILE),
+                )
+                .context("starting the delivery to the user index")?,
+            )
+        }
+        None => None,
+    };
     println!("issuer serving at {} (Ctrl-C to stop)", gateway.url());
     wait_for_stop_signal()?;
     println!("stopping: finishing requests in flight");
+    if let Some(forwarder) = forwarder {
+        forwarder.stop();
+    }
     gateway.stop().context("stopping the gateway")?;
     stop_issuer(runtime)?;
     println!("issuer stopped");

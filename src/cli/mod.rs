@@ -6,6 +6,7 @@ pub mod bench;
 pub mod card;
 pub mod common;
 pub mod demo;
+pub mod index;
 pub mod issuer;
 pub mod merchant;
 pub mod purse;

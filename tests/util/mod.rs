@@ -174,6 +174,16 @@ impl System {
         url
     }
 
+    /// The running issuer's core (what a bank connector calls into).
+    pub fn core(&self) -> Arc<actors::IssuerCore> {
+        self.runtime
+            .as_ref()
+            .expect("the issuer runs")
+            .issuer()
+            .core()
+            .clone()
+    }
+
     /// Whether the running issuer counts the coin unspent.
     pub fn is_unspent(&self, coin: ledger::CoinId) -> bool {
         let runtime = self.runtime.as_ref().expect("the issuer runs");

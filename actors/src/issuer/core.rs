@@ -476,12 +476,10 @@ impl IssuerCore {
         fail_stop.guard_this_thread();
         let dir = config.dir.clone();
         let sk_i = load_or_create_key(&dir.join("issuer.key"), config.suite, config.rsa_bits)?;
-        // The user-index key pair belongs to the projections; the issuer
-        // needs only its public half, to seal identities into events.
-        let user_index =
-            load_or_create_key(&dir.join("user-index.key"), config.suite, config.rsa_bits)?;
-        let sealer = IdentitySealer::new(user_index.public(), config.suite)?;
-        drop(user_index);
+        let sealer = IdentitySealer::new(
+            super::user_index_key::load(&dir, config.suite, config.rsa_bits)?,
+            config.suite,
+        )?;
         let mint_path = dir.join("mint.key");
         let mint = if mint_path.exists() {
             Mint::open(&mint_path)?

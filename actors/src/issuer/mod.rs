@@ -6,6 +6,7 @@
 mod cash_out;
 mod checkpoint;
 pub mod core;
+pub mod disclosure;
 mod epoch;
 mod lifecycle;
 pub mod log_state_checkpoint;
@@ -15,7 +16,9 @@ pub mod payment;
 pub mod purchase;
 pub mod refund;
 pub mod registry;
+pub mod returned_debit;
 mod status;
+pub mod user_index_key;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
@@ -24,6 +27,9 @@ pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
 };
+pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DELIVERY_LABEL};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};
+pub use self::returned_debit::{DebitReturned, ReturnedDebitError};
+pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;

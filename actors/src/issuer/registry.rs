@@ -11,7 +11,7 @@ use std::path::Path;
 
 use ledger::{BalanceId, BankAccount, ParticipantId, Role, Standing, Timestamp};
 use protocol::crypto::PublicKey;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Why the registry failed.
@@ -307,6 +307,50 @@ impl Registry {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Suspends every approved `role` enrollment debiting or crediting
+    /// `account` (it goes back to awaiting an operator's approval), in one
+    /// transaction; returns how many. A returned purchase debit suspends
+    /// the purchaser enrollments of the account it was drawn on.
+    pub fn suspend_enrollments_on_account(
+        &self,
+        role: Role,
+        account: &BankAccount,
+    ) -> Result<usize, RegistryError> {
+        let txn = self.db.begin_write()?;
+        let mut n_suspended = 0;
+        {
+            let mut table = txn.open_table(PARTICIPANTS)?;
+            let mut changed = Vec::new();
+            for row in table.iter()? {
+                let (id, value) = row?;
+                let bytes = value.value();
+                if bytes.len() > PARTICIPANT_BYTES_MAX {
+                    return Err(RegistryError::Corrupt("record too long".into()));
+                }
+                let mut participant: Participant = postcard::from_bytes(bytes)
+                    .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+                let mut touched = false;
+                for e in &mut participant.enrollments {
+                    if e.role == role && e.approved && &e.bank_account == account {
+                        e.approved = false;
+                        touched = true;
+                        n_suspended += 1;
+                    }
+                }
+                if touched {
+                    changed.push((id.value().to_owned(), participant));
+                }
+            }
+            for (id, participant) in changed {
+                let bytes = postcard::to_stdvec(&participant)
+                    .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+                table.insert(id.as_str(), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(n_suspended)
     }
 
     /// Records that `tx` owes `credit` (durably, before `tx` is logged).

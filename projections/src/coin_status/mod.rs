@@ -403,6 +403,8 @@ impl Projection for CoinStatusModel {
             | Event::EnrollmentRefused { .. }
             | Event::StandingChanged { .. }
             | Event::KeyChanged { .. }
+            | Event::IdentityDisclosedUnderDualControl { .. }
+            | Event::PurchaseDebitReturned { .. }
             | Event::Checkpoint(_) => {}
         }
         Ok(())
