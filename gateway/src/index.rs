@@ -60,7 +60,12 @@ const FORWARDER_IDLE_MS: u64 = 100;
 /// Longest pause between attempts while the index is down.
 const FORWARDER_BACKOFF_MS_MAX: u64 = 5_000;
 
-const _: () = assert!(OperatorRequest::BYTES_MAX <= user_index::constants::APPROVAL_BYTES_MAX);
+// An approval is an operator request whose body is a `DisclosureOrder`:
+// it fits the index's bound whatever the largest body of other routes.
+const _: () = assert!(
+    DisclosureOrder::BYTES_MAX + crate::constants::OPERATOR_SIGNATURE_BYTES_MAX + 256
+        <= user_index::constants::APPROVAL_BYTES_MAX
+);
 const _: () = assert!(DisclosureOrder::BYTES_MAX <= crate::constants::OPERATOR_BODY_BYTES_MAX);
 
 /// One operator's signed approval of `order`, to hand to whoever sends

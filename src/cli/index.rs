@@ -54,7 +54,11 @@ pub struct InitArgs {
     /// The index's directory (created, 0700).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Size of the index's RSA key.
+    /// Cipher suite of the issuer it serves (its key is of that suite's
+    /// kind): dhaes (the default), aes256 or tdes.
+    #[arg(long, default_value = "dhaes")]
+    pub suite: protocol::crypto::SuiteId,
+    /// Size of the index's RSA key (suites aes256 and tdes).
     #[arg(long, default_value_t = 2048)]
     pub rsa_bits: usize,
 }
@@ -149,7 +153,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if args.rsa_bits != 2048 && args.rsa_bits != 3072 {
         bail!("the index's key is 2048 or 3072 bits");
     }
-    IndexService::create_keys(&args.dir, args.rsa_bits)
+    IndexService::create_keys(&args.dir, args.suite, args.rsa_bits)
         .with_context(|| format!("creating the index in {}", args.dir.display()))?;
     let public = args.dir.join(user_index::INDEX_PUBLIC_KEY_FILE);
     println!(

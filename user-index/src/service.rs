@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ledger::{BankAccount, Hash32, ParticipantId, SealedBankAccount, SealedIdentity, Seq};
 use projections::{UnsealError, Unsealer, UserIndex, UserIndexModel};
-use protocol::crypto::{IdentityUnsealer, PublicKey, SecretKey, Signature};
+use protocol::crypto::{IdentityUnsealer, PublicKey, SecretKey, Signature, SuiteId};
 
 use crate::constants::{DELIVERY_LABEL, DISCLOSURE_LOGGED_LABEL};
 use crate::error::IndexError;
@@ -52,7 +52,11 @@ impl std::fmt::Debug for IndexService {
 impl IndexService {
     /// Creates the index's directory (0700) and key pair in it; returns the
     /// public key the issuer seals to. Refuses a directory that has a key.
-    pub fn create_keys(dir: &Path, rsa_bits: usize) -> Result<PublicKey, IndexError> {
+    pub fn create_keys(
+        dir: &Path,
+        suite: SuiteId,
+        rsa_bits: usize,
+    ) -> Result<PublicKey, IndexError> {
         ledger::private_file::create_private_dir(dir)?;
         let key_path = dir.join(INDEX_KEY_FILE);
         if key_path.exists() {
@@ -61,7 +65,7 @@ impl IndexService {
                 format!("{} exists: this index has its key", key_path.display()),
             )));
         }
-        let key = SecretKey::generate(rsa_bits)?;
+        let key = SecretKey::generate_for(suite, rsa_bits)?;
         key.write_pkcs8(&key_path)?;
         let public = key.public();
         public.write_spki(&dir.join(INDEX_PUBLIC_KEY_FILE))?;

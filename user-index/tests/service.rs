@@ -36,9 +36,11 @@ fn coin(n: u8) -> CoinBody {
 /// its key: alice buys coin 1 (purchase 7), bob coin 2, then a record
 /// nobody cares about.
 fn index_and_log(dir: &std::path::Path) -> (IndexService, MemoryStore) {
-    let public = IndexService::create_keys(&dir.join("index"), 2048).expect("keys");
+    let public =
+        IndexService::create_keys(&dir.join("index"), SuiteId::Aes256, 2048).expect("keys");
     let index = IndexService::open(&dir.join("index"), issuer_key().public()).expect("open");
-    let sealer = IdentitySealer::new(public, SuiteId::Aes256);
+    let sealer =
+        IdentitySealer::new(public, SuiteId::Aes256).expect("an RSA key seals under aes256");
     let alice = ParticipantId::new("alice").expect("id");
     let bob = ParticipantId::new("bob").expect("id");
     let log = MemoryStore::new();
@@ -257,8 +259,8 @@ fn a_disclosure_is_answered_only_on_the_issuers_word_for_that_order_and_two_keys
 fn the_key_pair_is_made_in_the_index_directory_only_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index_dir = dir.path().join("index");
-    let public = IndexService::create_keys(&index_dir, 2048).expect("keys");
-    assert!(IndexService::create_keys(&index_dir, 2048).is_err());
+    let public = IndexService::create_keys(&index_dir, SuiteId::Aes256, 2048).expect("keys");
+    assert!(IndexService::create_keys(&index_dir, SuiteId::Aes256, 2048).is_err());
     let read =
         PublicKey::read_spki(&index_dir.join(user_index::INDEX_PUBLIC_KEY_FILE)).expect("pub");
     assert_eq!(read.to_spki_der(), public.to_spki_der());
