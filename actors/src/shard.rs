@@ -246,6 +246,14 @@ impl ShardCore {
         state.gone.len() + state.retiring.len()
     }
 
+    /// Tests only: holds this shard's lock while `busy` runs, as a slow
+    /// call on this shard would, to show other shards do not wait for it.
+    #[cfg(test)]
+    pub(crate) fn hold_busy_while(&self, busy: impl FnOnce()) {
+        let _held = lock(&self.state);
+        busy();
+    }
+
     /// Whether `coin` is unspent here (reserved or not).
     pub fn is_unspent(&self, coin: &CoinId) -> bool {
         lock(&self.state).unspent.contains_key(coin)

@@ -173,7 +173,7 @@ fn crash_under_load_then_retry(point: CrashPoint) {
     if projection {
         assert!(h.core().shards_booted_from_checkpoint(), "{point:?}");
     }
-    assert_eq!(h.core().shards().n_reserved(), 0, "{point:?}");
+    assert_eq!(h.core().n_reserved(), 0, "{point:?}");
     for payment in crashed_round.iter_mut().filter(|p| p.answered.is_none()) {
         validate(&h, &shop, payment).expect("the retry is answered");
     }
@@ -210,14 +210,14 @@ fn crash_under_load_then_retry(point: CrashPoint) {
     assert_eq!(shop_coins.len(), PAYERS * COINS_EACH as usize, "{point:?}");
     for id in &shop_coins {
         assert!(
-            h.core().shards().get(id).is_some(),
+            h.core().unspent_coin(id).is_some(),
             "{point:?}: an answered payment's coin is not unspent"
         );
     }
     // The payers hold nothing any more.
     for (_, coins) in &payers {
         for c in coins {
-            assert!(h.core().shards().get(&c.id()).is_none(), "{point:?}");
+            assert!(h.core().unspent_coin(&c.id()).is_none(), "{point:?}");
         }
     }
     h.assert_conserved();

@@ -88,7 +88,7 @@ impl IssuerCore {
             // A dead issuer writes nothing more (crash tests).
             return Err(IssuerError::Crashed);
         }
-        Ok(self.log.seal_wait()?)
+        Ok(self.commit.log().seal_wait()?)
     }
 
     /// [`IssuerCore::seal_log`], for the housekeeper.

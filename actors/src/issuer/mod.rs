@@ -5,6 +5,7 @@
 
 mod cash_out;
 mod checkpoint;
+pub(crate) mod commit;
 pub mod core;
 mod epoch;
 pub mod log_state_checkpoint;
@@ -15,6 +16,7 @@ pub mod purchase;
 pub mod refund;
 pub mod registry;
 mod status;
+pub(crate) mod validation;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
