@@ -365,6 +365,87 @@ impl CommitPath {
     }
 }
 
+/// The commit path over a redb log alone: no keys, registry, sessions or
+/// projections, a fresh idempotency table and log state. What
+/// `varietycash bench --core` drives, so that the ledger core's ceiling is
+/// measured on the code that serves payments, not on a copy of it.
+pub struct BareCommitPath {
+    path: CommitPath,
+}
+
+impl BareCommitPath {
+    /// Opens (or creates) the log `log_file` with `n_shards` empty shards
+    /// and a group commit sized by `config`.
+    pub fn open(
+        log_file: &std::path::Path,
+        n_shards: u16,
+        config: ledger::GroupCommitConfig,
+    ) -> Result<BareCommitPath, IssuerError> {
+        let store = Arc::new(crate::issuer::core::LogBackend::Redb(
+            ledger::RedbStore::open(log_file)?,
+        ));
+        let timings = Arc::new(crate::timing::StageTimings::default());
+        let log = GroupCommit::start(Arc::new(CountedLog::new(store, timings)), config)?;
+        Ok(BareCommitPath {
+            path: CommitPath::new(
+                log,
+                ShardSet::new(n_shards),
+                Arc::new(IdempotencyTable::new()),
+                Arc::new(Mutex::new(LogState::default())),
+                FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
+                Arc::new(CrashSwitch::new(None, 0)),
+            ),
+        })
+    }
+
+    /// [`CommitPath::reserve`].
+    pub fn reserve(&self, tx: TxId, coins: &[CoinId]) -> Result<Vec<CoinBody>, ReserveError> {
+        self.path.reserve(tx, coins)
+    }
+
+    /// Commits `events` as `tx`: `inputs` (reserved for `tx`) leave the
+    /// shards, `issued` enter; `done` is told on the log writer's thread
+    /// once the batch is durable and applied. An unbalanced batch is
+    /// refused at once (its reservations released).
+    pub fn submit(
+        &self,
+        tx: TxId,
+        events: Vec<Event>,
+        (inputs, issued): (&[CoinBody], Vec<CoinBody>),
+        done: impl FnOnce(Result<CommitRef, IssuerError>) + Send + 'static,
+    ) {
+        match Commit::new(tx, Timestamp::now(), events, inputs, issued) {
+            Ok(commit) => self.path.submit(commit, done),
+            Err(e) => {
+                self.path.abort(tx);
+                done(Err(e));
+            }
+        }
+    }
+
+    /// [`BareCommitPath::submit`], waiting on this thread.
+    pub fn commit_wait(
+        &self,
+        tx: TxId,
+        events: Vec<Event>,
+        moves: (&[CoinBody], Vec<CoinBody>),
+    ) -> Result<CommitRef, IssuerError> {
+        let (done, outcome) = std::sync::mpsc::channel();
+        self.submit(tx, events, moves, move |result| {
+            // The waiter below never leaves before receiving.
+            let _ = done.send(result);
+        });
+        outcome
+            .recv()
+            .unwrap_or(Err(IssuerError::Log(StoreError::Poisoned)))
+    }
+
+    /// The log writer's group commits so far.
+    pub fn log_commit_stats(&self) -> crate::issuer::log_stats::LogCommitStats {
+        self.path.log().store().stats()
+    }
+}
+
 /// Runs `future` to completion on this thread (parking it while pending):
 /// the synchronous callers' way into the async commit sequence. Only for
 /// futures woken by another thread (the log writer, the session writer),

@@ -21,6 +21,7 @@ pub(crate) mod validation;
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
 };
+pub use self::commit::BareCommitPath;
 pub use self::core::{
     Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
     PurchaseStatus, SystemClock,
