@@ -11,7 +11,9 @@
 //! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
 //!   single-use, persisted in redb.
 //! - [`issuer`]: [`IssuerCore`], every process of PROTOCOLS.md issuer-side
-//!   over those cores, with the commit path, rebuilt from the log at start.
+//!   over those cores, rebuilt from the log at start, and its one commit
+//!   path (`issuer::commit`: the only way into the log, the only owner of
+//!   the shards) with the one validation sequence (`issuer::validation`).
 //! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
 //!   stage of a validation and of each durable commit (`/metrics`, bench).
 //! - [`fail_stop`]: [`FailStop`], what a broken invariant does (stop the

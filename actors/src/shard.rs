@@ -1,6 +1,7 @@
 //! The shard reservation core: the unspent coins of one shard and who holds
 //! a reservation on them. Plain Rust over `ledger::sync`, so the same code
-//! runs in the `CoinShard` actor and under loom.
+//! runs in the issuer (owned by its `CommitPath`, the only holder of its
+//! shards) and under loom.
 //!
 //! A transaction reserves its input coins (never waiting: a coin held by
 //! another transaction is [`ReserveError::Busy`]), then either commits
