@@ -48,10 +48,10 @@ pub use card_agency::{CardAgency, CardAgencyError};
 #[cfg(not(loom))]
 pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
+#[cfg(all(not(loom), feature = "crash-tests"))]
+pub use issuer::crash::CrashPoint;
 #[cfg(not(loom))]
-pub use issuer::{
-    Clock, CrashPoint, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
-};
+pub use issuer::{Clock, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock};
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};
 pub use timing::{Stage, StageTimings, TimingsSnapshot};

@@ -31,7 +31,6 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -42,7 +41,8 @@ use ledger::{
 
 use crate::fail_stop::FailStop;
 use crate::idempotency::{CommitRef, IdempotencyTable};
-use crate::issuer::core::{CrashPoint, IssuerError, LogState};
+use crate::issuer::core::{IssuerError, LogState};
+use crate::issuer::crash::{CrashPoint, CrashSwitch};
 use crate::issuer::log_stats::CountedLog;
 use crate::shard::{CoinPresence, ReserveError, ShardSet};
 
@@ -89,52 +89,6 @@ impl Commit {
     }
 }
 
-/// Crash tests: where the issuer stops dead, as a crash would, and whether
-/// it has. `None` in production: every check is one branch on it.
-#[derive(Debug)]
-pub(crate) struct CrashSwitch {
-    at: Option<CrashPoint>,
-    passes_before: u32,
-    passes: AtomicU32,
-    crashed: AtomicBool,
-}
-
-impl CrashSwitch {
-    pub(crate) fn new(at: Option<CrashPoint>, passes_before: u32) -> CrashSwitch {
-        CrashSwitch {
-            at,
-            passes_before,
-            passes: AtomicU32::new(0),
-            crashed: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the issuer stops at `point`: once it has stopped at its
-    /// crash point, at every point.
-    pub(crate) fn crashes_at(&self, point: CrashPoint) -> bool {
-        let Some(at) = self.at else {
-            return false;
-        };
-        if self.crashed.load(Ordering::SeqCst) {
-            return true;
-        }
-        if at != point || self.passes.fetch_add(1, Ordering::SeqCst) < self.passes_before {
-            return false;
-        }
-        self.stop_dead(point);
-        true
-    }
-
-    pub(crate) fn stop_dead(&self, point: CrashPoint) {
-        self.crashed.store(true, Ordering::SeqCst);
-        tracing::warn!(?point, "stopped at the crash point (crash test)");
-    }
-
-    pub(crate) fn has_crashed(&self) -> bool {
-        self.crashed.load(Ordering::SeqCst)
-    }
-}
-
 /// The commit sequence over the group commit, the shards, the idempotency
 /// table and the log state. See the module docs.
 pub(crate) struct CommitPath {
@@ -167,9 +121,7 @@ impl AfterAppend {
                 return Err(e.into());
             }
         };
-        if self.crash.crashes_at(CrashPoint::AfterDurable) {
-            return Err(IssuerError::Crashed);
-        }
+        self.crash.check(CrashPoint::AfterDurable)?;
         let fail_stop = self.fail_stop.clone();
         // A panic here is a broken invariant over a durable batch: the
         // shards or the state no longer match the log.
@@ -307,22 +259,20 @@ impl CommitPath {
         done: impl FnOnce(Result<CommitRef, IssuerError>) + Send + 'static,
     ) {
         let tx = commit.tx();
-        if self.crash.has_crashed() {
-            // A dead issuer writes nothing more (crash tests).
-            return done(Err(IssuerError::Crashed));
-        }
         if let Some(reason) = self.fail_stop.stopped_because() {
             // A stopped issuer appends nothing more: its memory is not trusted.
             self.shards.abort(tx);
             return done(Err(IssuerError::FailStopped(reason.to_owned())));
         }
-        if self.crash.crashes_at(CrashPoint::BeforeAppend) {
-            return done(Err(IssuerError::Crashed));
+        // Crash tests: a dead issuer writes nothing more (every check
+        // fails once it stopped).
+        if let Err(crashed) = self.crash.check(CrashPoint::BeforeAppend) {
+            return done(Err(crashed));
         }
-        if self.crash.crashes_at(CrashPoint::AfterAppendBeforeFsync) {
+        if let Err(crashed) = self.crash.check(CrashPoint::AfterAppendBeforeFsync) {
             // Handed to the writer; its acknowledgement is never awaited.
             self.log.submit(commit.batch, |_| {});
-            return done(Err(IssuerError::Crashed));
+            return done(Err(crashed));
         }
         let batch = commit.batch.clone();
         let after = AfterAppend {
@@ -393,7 +343,7 @@ impl BareCommitPath {
                 Arc::new(IdempotencyTable::new()),
                 Arc::new(Mutex::new(LogState::default())),
                 FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
-                Arc::new(CrashSwitch::new(None, 0)),
+                Arc::new(CrashSwitch::never()),
             ),
         })
     }
@@ -509,7 +459,7 @@ mod tests {
             Arc::new(IdempotencyTable::new()),
             Arc::new(Mutex::new(LogState::default())),
             FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
-            Arc::new(CrashSwitch::new(None, 0)),
+            Arc::new(CrashSwitch::never()),
         )
     }
 
@@ -611,7 +561,7 @@ mod tests {
             Arc::new(IdempotencyTable::new()),
             Arc::new(Mutex::new(LogState::default())),
             FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
-            Arc::new(CrashSwitch::new(None, 0)),
+            Arc::new(CrashSwitch::never()),
         );
         let input = body_in(2);
         issue(&path, vec![input]);

@@ -26,7 +26,8 @@ use protocol::mint::{Mint, MintError};
 use crate::bank::{Bank, BankError};
 use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
-use crate::issuer::commit::{Commit, CommitPath, CrashSwitch};
+use crate::issuer::commit::{Commit, CommitPath};
+use crate::issuer::crash::{CrashPoint, CrashSwitch};
 use crate::issuer::log_state_checkpoint::{
     self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
 };
@@ -107,45 +108,17 @@ pub struct IssuerConfig {
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
     /// Stop dead at this point of the commit path, as a crash would
-    /// (crash tests only; `None` in production).
+    /// (crash tests only: the `crash-tests` feature).
+    #[cfg(feature = "crash-tests")]
     pub crash_at: Option<CrashPoint>,
     /// How many payments pass `crash_at` before the one that stops there
     /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
     /// the coin-status checkpoint makes before it stops).
+    #[cfg(feature = "crash-tests")]
     pub crash_after_passes: u32,
     /// What a broken invariant does: stop this issuer (default) or exit
     /// the process (`varietycash issuer serve`). See [`crate::fail_stop`].
     pub fail_stop: FailStopPolicy,
-}
-
-/// A point of the commit path where a crash test stops the issuer: the
-/// step returns [`IssuerError::Crashed`] and cleans nothing up; from then on
-/// the issuer is dead (every later crash point and commit is refused), and
-/// the test restarts it from its files. Each point is tested under
-/// concurrent payments in `tests/crash_points.rs`; the sixth point of the
-/// commit path, during the erasure of spent coins, belongs to the
-/// coin-status projection (`projections::ProjectionDb::crash_after_writes`,
-/// `projections/tests/crash_points.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// Inputs reserved, nothing staged.
-    AfterReserve,
-    /// Batch staged (a redemption's credit recorded as owed), not handed
-    /// to the log.
-    BeforeAppend,
-    /// Batch handed to the log writer, its fsync not acknowledged: the
-    /// issuer never learns whether it is durable. (A process crash keeps
-    /// the written pages, so the restart finds it; a power cut before the
-    /// fsync leaves the log as at `BeforeAppend`.)
-    AfterAppendBeforeFsync,
-    /// Batch durable in the log; shards not committed, nobody answered.
-    AfterDurable,
-    /// Shards committed and the transaction recorded; the answer built but
-    /// not returned.
-    AfterCommit,
-    /// The coin-status checkpoint (what shards boot from) stops in the
-    /// middle of applying a batch of records.
-    DuringProjectionApply,
 }
 
 impl std::fmt::Debug for IssuerConfig {
@@ -175,7 +148,9 @@ impl IssuerConfig {
             session_limits: crate::sessions::SessionLimits::default(),
             clock: Arc::new(SystemClock),
             memory_log: None,
+            #[cfg(feature = "crash-tests")]
             crash_at: None,
+            #[cfg(feature = "crash-tests")]
             crash_after_passes: 0,
             fail_stop: FailStopPolicy::StopIssuer,
         }
@@ -239,6 +214,8 @@ pub enum IssuerError {
     LogStateSnapshot(#[from] SnapshotError),
     #[error("the issuer's actors have stopped")]
     Stopped,
+    /// Crash tests only: stopped dead at a crash point.
+    #[cfg(feature = "crash-tests")]
     #[error("stopped at a crash point (crash tests)")]
     Crashed,
     /// An invariant broke (a panic in one of the issuer's threads, a
@@ -404,7 +381,7 @@ pub struct IssuerCore {
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
     /// Crash tests: where the issuer stops dead (`config.crash_at`).
-    crash: Arc<CrashSwitch>,
+    pub(crate) crash: Arc<CrashSwitch>,
     /// Trips when an invariant breaks; then every request is refused.
     pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
@@ -537,7 +514,7 @@ impl IssuerCore {
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let state = Arc::new(Mutex::new(state));
-        let crash = Arc::new(CrashSwitch::new(config.crash_at, config.crash_after_passes));
+        let crash = Arc::new(CrashSwitch::of(&config));
         let commit = CommitPath::new(
             log,
             shards,
@@ -575,6 +552,7 @@ impl IssuerCore {
             timings,
             config,
         };
+        #[cfg(feature = "crash-tests")]
         if core.config.crash_at == Some(CrashPoint::DuringProjectionApply) {
             core.coin_status
                 .crash_after_writes(u64::from(core.config.crash_after_passes));
@@ -591,10 +569,10 @@ impl IssuerCore {
         Ok(core)
     }
 
-    /// Whether a crash test stops the issuer at `point`: once it has
-    /// stopped at its crash point, at every point.
-    pub(crate) fn crashes_at(&self, point: CrashPoint) -> bool {
-        self.crash.crashes_at(point)
+    /// `Err(Crashed)` if a crash test stops the issuer at `point` (never
+    /// without the `crash-tests` feature).
+    pub(crate) fn crash_check(&self, point: CrashPoint) -> Result<(), IssuerError> {
+        self.crash.check(point)
     }
 
     /// `Ok` while the issuer is alive; [`IssuerError::FailStopped`] once an
@@ -698,6 +676,7 @@ impl IssuerCore {
     }
 
     /// Whether the issuer has stopped at its crash point (crash tests).
+    #[cfg(feature = "crash-tests")]
     pub fn has_crashed(&self) -> bool {
         self.crash.has_crashed()
     }
@@ -1079,6 +1058,7 @@ impl IssuerCore {
                 );
                 Ok(seq)
             }
+            #[cfg(feature = "crash-tests")]
             Err(projections::ProjectionError::Crashed) => {
                 self.crash.stop_dead(CrashPoint::DuringProjectionApply);
                 Err(IssuerError::Crashed)

@@ -7,6 +7,7 @@ mod cash_out;
 mod checkpoint;
 pub(crate) mod commit;
 pub mod core;
+pub mod crash;
 mod epoch;
 pub mod log_state_checkpoint;
 pub mod log_stats;
@@ -23,9 +24,11 @@ pub use self::checkpoint::{
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
-    Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
-    PurchaseStatus, SystemClock,
+    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
+    SystemClock,
 };
+#[cfg(feature = "crash-tests")]
+pub use self::crash::CrashPoint;
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
 
-use crate::issuer::core::{CrashPoint, IssuerCore, IssuerError};
+use crate::issuer::core::{IssuerCore, IssuerError};
+use crate::issuer::crash::{CrashPoint, is_crash};
 use crate::issuer::payment::{Opened, SessionDone, Staged};
 use crate::sessions::SessionError;
 use crate::timing::Stage;
@@ -104,9 +105,7 @@ async fn validate_timed(
                 .await?;
         }
     };
-    if core.crashes_at(CrashPoint::AfterReserve) {
-        return Err(IssuerError::Crashed);
-    }
+    core.crash_check(CrashPoint::AfterReserve)?;
     let staging = Instant::now();
     timings.record(Stage::Reserve, staging.duration_since(reserving));
     let (done, written) = tokio::sync::oneshot::channel();
@@ -139,7 +138,7 @@ async fn validate_timed(
     let at = match core.commit.commit(staged.commit.clone()).await {
         Ok(at) => at,
         // A crash cleans nothing up: the restart finds what the log has.
-        Err(IssuerError::Crashed) => return Err(IssuerError::Crashed),
+        Err(e) if is_crash(&e) => return Err(e),
         Err(e) => {
             steps
                 .on_worker(move |core| core.validation_failed(&staged))
@@ -165,9 +164,7 @@ async fn validate_timed(
     // not on a crypto worker.
     session_written(written).await?;
     timings.record(Stage::SessionWait, finished.elapsed());
-    if core.crashes_at(CrashPoint::AfterCommit) {
-        return Err(IssuerError::Crashed);
-    }
+    core.crash_check(CrashPoint::AfterCommit)?;
     Ok(answer)
 }
 
