@@ -8,6 +8,7 @@ mod checkpoint;
 pub(crate) mod commit;
 pub mod core;
 pub mod crash;
+mod decide;
 mod epoch;
 pub mod log_state_checkpoint;
 pub mod log_stats;

@@ -23,6 +23,7 @@ use protocol::wire::payment::{
 use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::commit::{Commit, block_on};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
 use crate::timing::Stage;
@@ -303,86 +304,50 @@ impl IssuerCore {
         inputs: Vec<CoinBody>,
         done: SessionDone,
     ) -> Result<Staged, IssuerError> {
+        // Read first: the clock, the inputs' epochs, the payout's coins or
+        // sealed account. Then decide, purely. Then write.
         let now = self.now();
         let Pending { opened, tx, payout } = pending;
-        // A tag checked on the presented body; the log's body must be that one.
-        let mismatched: Vec<CoinId> = inputs
-            .iter()
-            .zip(&opened.coins)
-            .filter(|(logged, presented)| **logged != presented.body)
-            .map(|(logged, _)| logged.id)
-            .collect();
-        if !mismatched.is_empty() {
+        let presented: Vec<CoinBody> = opened.coins.iter().map(|c| c.body).collect();
+        let inputs_view = InputsView {
+            logged: &inputs,
+            presented: &presented,
+            now,
+            refresh: opened.kind == ValidationKind::Refresh,
+        };
+        if let Some(refusal) = refuse_inputs(inputs_view, |epoch| {
+            self.epoch_info(epoch).map(|e| e.grace_ends_at)
+        }) {
             return Ok(Staged::Answered(self.reject(
                 &opened,
-                RejectReason::BadTag,
-                mismatched,
-            )?));
-        }
-        let refresh = opened.kind == ValidationKind::Refresh;
-        let expired: Vec<CoinId> = inputs
-            .iter()
-            // Refresh takes expired coins until their epoch's grace ends.
-            .filter(|c| {
-                if refresh {
-                    self.past_grace(c, now)
-                } else {
-                    c.is_expired_at(now)
-                }
-            })
-            .map(|c| c.id)
-            .collect();
-        if !expired.is_empty() {
-            return Ok(Staged::Answered(self.reject(
-                &opened,
-                RejectReason::Expired,
-                expired,
+                refusal.reason,
+                refusal.bad_coins,
             )?));
         }
         let amount = opened.v_desc.amount;
-        let spent = Event::CoinsSpent {
-            coins: inputs.clone(),
-            cause: opened.kind.spend_cause(&opened.v_desc.option),
-        };
-        let (events, issued) = match &payout {
+        let decided = match &payout {
             Payout::Coins { spec, .. } => {
                 // Its ack session must be writable once the batch is in
                 // the log: refuse (503, retry later) before money moves.
                 self.sessions.has_room_for_payment()?;
-                let new = self.mint_bodies(spec)?;
-                let cause = match opened.kind {
-                    ValidationKind::Change => IssueCause::Change,
-                    ValidationKind::Refresh => IssueCause::Refresh,
-                    ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
-                };
-                let issue = Event::CoinsIssued {
-                    coins: new.clone(),
-                    holder: None,
-                    cause,
-                };
-                (vec![spent, issue], new)
+                PayoutDecided::Coins {
+                    fresh: self.mint_bodies(spec)?,
+                    cause: match opened.kind {
+                        ValidationKind::Change => IssueCause::Change,
+                        ValidationKind::Refresh => IssueCause::Refresh,
+                        ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
+                    },
+                }
             }
-            Payout::Redeem(account) => (
-                vec![
-                    spent,
-                    Event::Redeemed {
-                        amount,
-                        bank_account: self.sealer.seal_account(account),
-                    },
-                ],
-                Vec::new(),
-            ),
-            Payout::Aggregate(balance) => (
-                vec![
-                    spent,
-                    Event::Aggregated {
-                        balance: *balance,
-                        amount,
-                    },
-                ],
-                Vec::new(),
-            ),
+            Payout::Redeem(account) => PayoutDecided::Redeem(self.sealer.seal_account(account)),
+            Payout::Aggregate(balance) => PayoutDecided::Aggregate(*balance),
         };
+        let (events, issued) = payment_events(
+            &inputs,
+            opened.kind.spend_cause(&opened.v_desc.option),
+            amount,
+            decided,
+        );
         let commit = Commit::new(tx, now, events, &inputs, issued)?;
         if let Payout::Redeem(account) = &payout {
             self.registry.put_pending_credit(
