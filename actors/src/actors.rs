@@ -6,39 +6,26 @@
 //!   steps that need the issuer's key or the stores: opening envelopes and
 //!   signing (RSA, over 90% of the cost), the checks, building batches and
 //!   answers.
-//! - `CoinShard`, one actor per shard, owns reservations of its shard's
-//!   coins: `ReserveCoins` (never waits: busy is an answer), `CommitShard`,
-//!   `AbortShard`.
-//! - `LogWriter` hands batches to ledger's group commit and resolves each
-//!   `AppendBatch` when the batch is durable (the writer thread's
-//!   acknowledgement completes a oneshot). A payment's batch goes to the
-//!   group commit straight from its coordinator task while the queue has
-//!   room, through `LogWriter` only when it is full.
-//! - `Coordinator` runs a payment's commit path as one async task: open and
-//!   check on the pool, reserve in every shard concerned in shard order, stage
-//!   the balanced batch (and new coins' Issuance1, whose ack session goes to
-//!   the session writer's group commit), append durably, commit the shards,
-//!   answer once the log and the session writer both have it durable. Any
-//!   failure before the log has the batch aborts the reservations. No
-//!   worker waits on an fsync of a payment.
+//! - `Coordinator` runs each payment as one async task: the one
+//!   validation sequence (`issuer::validation`) with its expensive steps
+//!   on the pool, reserving and committing through the issuer's one
+//!   `CommitPath` (which owns the shards and hands batches to ledger's
+//!   group commit; the log writer's acknowledgement completes the task's
+//!   future). No worker waits on an fsync of a payment.
 //! - `Housekeeper` runs on a timer: settles purchases the bank has decided,
 //!   opens key epochs on schedule, purges expired sessions, catches the
 //!   coin-status checkpoint up with the log, signs a log checkpoint; on a
 //!   worker thread of its own, so no payment queues behind it.
 //!
-//! Flows with no coin inputs (registration, enrollment, purchase) run whole
-//! on a worker, through the core's synchronous commit path.
+//! The other flows (registration, enrollment, purchase, refund, cash-out,
+//! epochs) run whole on a worker and commit through the same `CommitPath`,
+//! waiting for it (`IssuerCore::commit_batch`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use actix::prelude::*;
-use ledger::{
-    Amount, Batch, CoinBody, CoinId, KeyEpoch, ParticipantId, PurchaseId, Role, Seq, ShardIdx,
-    StoreError, TxId,
-};
+use ledger::{Amount, KeyEpoch, ParticipantId, PurchaseId, Role};
 use protocol::crypto::PublicKey;
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest};
 use protocol::wire::payment::{PaymentIssuance1, PaymentIssuance2, ValidationRequest};
@@ -48,14 +35,10 @@ use protocol::wire::purchase::{
 use protocol::wire::registration::{Certificate, RegisterRequest};
 
 use crate::bank::Bank;
-use crate::fail_stop::FailStop;
-use crate::issuer::payment::{Opened, Staged};
+use crate::issuer::validation::{self, Steps, session_done, session_written};
 use crate::issuer::{
     EpochInfo, IssuerConfig, IssuerCore, IssuerError, LOG_CHECKPOINT_EVERY_MS, PurchaseStatus,
 };
-use crate::sessions::SessionError;
-use crate::shard::{ReserveError, ShardSet};
-use crate::timing::Stage;
 
 /// One step run on a crypto worker.
 struct Job<R: Send + 'static>(Box<dyn FnOnce(&IssuerCore) -> R + Send>);
@@ -90,116 +73,12 @@ impl<R: Send + 'static> Handler<Job<R>> for CryptoWorker {
     }
 }
 
-/// The mailbox of one coin shard.
-struct CoinShard {
-    shards: ShardSet,
-    idx: ShardIdx,
-    fail_stop: FailStop,
-}
-
-impl Actor for CoinShard {
-    type Context = Context<Self>;
-
-    fn started(&mut self, _: &mut Context<Self>) {
-        self.fail_stop.guard_this_thread();
-    }
-}
-
-/// Reserve `coins` (all of this shard) for `tx`, all or nothing.
-struct ReserveCoins {
-    tx: TxId,
-    coins: Vec<CoinId>,
-}
-
-impl Message for ReserveCoins {
-    type Result = Result<Vec<CoinBody>, ReserveError>;
-}
-
-impl Handler<ReserveCoins> for CoinShard {
-    type Result = Result<Vec<CoinBody>, ReserveError>;
-
-    fn handle(&mut self, msg: ReserveCoins, _: &mut Context<Self>) -> Self::Result {
-        self.shards.shard(self.idx).reserve(msg.tx, &msg.coins)
-    }
-}
-
-/// `tx` is durable: its reserved coins leave, `issued` enter. Answers how
-/// many coins left.
-struct CommitShard {
-    tx: TxId,
-    issued: Vec<CoinBody>,
-}
-
-impl Message for CommitShard {
-    type Result = usize;
-}
-
-impl Handler<CommitShard> for CoinShard {
-    type Result = usize;
-
-    fn handle(&mut self, msg: CommitShard, _: &mut Context<Self>) -> usize {
-        self.shards
-            .shard(self.idx)
-            .commit(msg.tx, &msg.issued)
-            .len()
-    }
-}
-
-/// `tx` will not commit: release its reservations here.
-struct AbortShard {
-    tx: TxId,
-}
-
-impl Message for AbortShard {
-    type Result = ();
-}
-
-impl Handler<AbortShard> for CoinShard {
-    type Result = ();
-
-    fn handle(&mut self, msg: AbortShard, _: &mut Context<Self>) {
-        self.shards.shard(self.idx).abort(msg.tx);
-    }
-}
-
-/// The log writer's mailbox over ledger's group commit.
-struct LogWriter {
-    core: Arc<IssuerCore>,
-}
-
-impl Actor for LogWriter {
-    type Context = Context<Self>;
-}
-
-/// Append one batch; resolves with its first record's seq once durable.
-struct AppendBatch(Batch);
-
-impl Message for AppendBatch {
-    type Result = Result<Seq, StoreError>;
-}
-
-impl Handler<AppendBatch> for LogWriter {
-    type Result = ResponseFuture<Result<Seq, StoreError>>;
-
-    fn handle(&mut self, msg: AppendBatch, _: &mut Context<Self>) -> Self::Result {
-        let (done, durable) = tokio::sync::oneshot::channel();
-        self.core.submit_batch(msg.0, move |result| {
-            // The requester may have gone; the batch is in the log regardless.
-            let _ = done.send(result);
-        });
-        Box::pin(async move { durable.await.unwrap_or(Err(StoreError::Poisoned)) })
-    }
-}
-
-/// Runs each payment's commit path across the pool, the shards and the log
-/// writer. One async task per request; it holds no lock across an await.
+/// Runs each payment's validation sequence as one async task, its
+/// expensive steps on the crypto pool. It holds no lock across an await.
 #[derive(Clone)]
 struct Coordinator {
     pool: Addr<CryptoWorker>,
     core: Arc<IssuerCore>,
-    shards: Vec<Addr<CoinShard>>,
-    log: Addr<LogWriter>,
-    shard_set: ShardSet,
 }
 
 async fn on_pool<R: Send + 'static>(
@@ -211,254 +90,17 @@ async fn on_pool<R: Send + 'static>(
         .map_err(|_| IssuerError::Stopped)
 }
 
-/// A future whose panic is returned rather than unwound into the thread
-/// polling it (which belongs to whoever embeds the issuer).
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
-
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-impl Coordinator {
-    fn shard(&self, idx: ShardIdx) -> &Addr<CoinShard> {
-        &self.shards[usize::from(idx.0)]
+impl Steps for Coordinator {
+    fn core(&self) -> &IssuerCore {
+        &self.core
     }
 
-    async fn abort(&self, tx: TxId, held: &[ShardIdx]) {
-        for idx in held {
-            if self.shard(*idx).send(AbortShard { tx }).await.is_err() {
-                tracing::error!(%tx, "a coin shard stopped during an abort");
-            }
-        }
-    }
-
-    /// Hands `batch` to the group commit straight from this task when its
-    /// queue has room (one thread hop fewer on every payment's path: the
-    /// writer's acknowledgement completes this task's oneshot), through the
-    /// log writer's actor when it is full (a full queue's submit waits, and
-    /// that must not block this thread; only a race for the queue's last
-    /// slot can make `try_submit` wait, for the writer's next take, which
-    /// is already under way). Resolves once the batch is durable.
-    async fn append(&self, batch: Batch) -> Result<Result<Seq, StoreError>, MailboxError> {
-        let (done, durable) = tokio::sync::oneshot::channel();
-        let ack = move |result| {
-            // The requester may have gone; the batch is in the log regardless.
-            let _ = done.send(result);
-        };
-        match self.core.try_submit_batch(batch, ack) {
-            Ok(()) => Ok(durable.await.unwrap_or(Err(StoreError::Poisoned))),
-            Err(full) => self.log.send(AppendBatch(full.batch)).await,
-        }
-    }
-
-    async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        self.core.ensure_alive()?;
-        let started = Instant::now();
-        // This task runs on whichever thread polls it (the gateway's
-        // workers): a panic in it is caught here and stops the issuer, as it
-        // would on a thread the issuer owns.
-        let answer = match CatchUnwind(Box::pin(self.validate_timed(msg))).await {
-            Ok(answer) => answer,
-            Err(_panic) => {
-                self.core
-                    .fail_stop()
-                    .trip("a payment's coordinator task panicked");
-                self.core.ensure_alive().and(Err(IssuerError::Stopped))
-            }
-        };
-        self.core
-            .stage_timings()
-            .record(Stage::Validation, started.elapsed());
-        answer
-    }
-
-    /// [`Coordinator::validate`], recording each stage's time.
-    async fn validate_timed(
+    async fn on_worker<R: Send + 'static>(
         &self,
-        msg: ValidationRequest,
-    ) -> Result<PaymentIssuance1, IssuerError> {
-        let queued = Instant::now();
-        let opened = on_pool(&self.pool, move |core| {
-            core.stage_timings()
-                .record(Stage::PoolWait, queued.elapsed());
-            core.validation_open(&msg)
-        })
-        .await??;
-        let pending = match opened {
-            Opened::Answered(answer) => return Ok(answer),
-            Opened::Reserve(pending) => pending,
-        };
-        let timings = self.core.stage_timings();
-        let reserving = Instant::now();
-        let tx = pending.tx;
-        let serials = pending.opened.serials();
-        let mut found: HashMap<CoinId, CoinBody> = HashMap::with_capacity(serials.len());
-        let mut held: Vec<ShardIdx> = Vec::new();
-        // Shard order, as everywhere: reserving never waits, so the order
-        // only keeps answers reproducible.
-        for (idx, coins) in self.shard_set.group(&serials) {
-            match self.shard(idx).send(ReserveCoins { tx, coins }).await {
-                Ok(Ok(bodies)) => {
-                    held.push(idx);
-                    found.extend(bodies.into_iter().map(|b| (b.id, b)));
-                }
-                Ok(Err(refusal)) => {
-                    self.abort(tx, &held).await;
-                    return on_pool(&self.pool, move |core| {
-                        core.validation_unreserved(&pending, &refusal)
-                    })
-                    .await?;
-                }
-                Err(_) => {
-                    self.abort(tx, &held).await;
-                    on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
-                    return Err(IssuerError::Stopped);
-                }
-            }
-        }
-        let mut inputs = Vec::with_capacity(serials.len());
-        for serial in &serials {
-            match found.get(serial) {
-                Some(body) => inputs.push(*body),
-                None => {
-                    self.abort(tx, &held).await;
-                    on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
-                    return Err(IssuerError::Stopped);
-                }
-            }
-        }
-        let staging = Instant::now();
-        timings.record(Stage::Reserve, staging.duration_since(reserving));
-        let (done, written) = tokio::sync::oneshot::channel();
-        let staged = if IssuerCore::stages_inline(&pending) {
-            // New coins: staging is ~0.1 ms of CPU and no disk; on the pool
-            // it queued behind every newer payment's 4.7 ms of RSA.
-            self.core
-                .validation_stage(pending, inputs, session_done(done))
-        } else {
-            on_pool(&self.pool, move |core| {
-                core.validation_stage(pending, inputs, session_done(done))
-            })
-            .await?
-        };
-        let staged = match staged {
-            Ok(Staged::Commit(staged)) => staged,
-            Ok(Staged::Answered(answer)) => {
-                self.abort(tx, &held).await;
-                on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
-                return Ok(answer);
-            }
-            Err(e) => {
-                self.abort(tx, &held).await;
-                on_pool(&self.pool, move |core| core.validation_abandon(tx)).await?;
-                return Err(e);
-            }
-        };
-        let appending = Instant::now();
-        timings.record(Stage::StageBatch, appending.duration_since(staging));
-        // A stopped issuer appends nothing more: its memory is not trusted.
-        if let Err(stopped) = self.core.ensure_alive() {
-            self.abort(tx, &held).await;
-            on_pool(&self.pool, move |core| core.validation_failed(&staged)).await?;
-            return Err(stopped);
-        }
-        // Nothing is acknowledged before this resolves: the batch is durable.
-        let first_seq = match self.append(staged.batch.clone()).await {
-            Ok(Ok(seq)) => seq,
-            failed => {
-                self.abort(tx, &held).await;
-                let staged_for_pool = staged;
-                on_pool(&self.pool, move |core| {
-                    core.validation_failed(&staged_for_pool)
-                })
-                .await?;
-                return Err(match failed {
-                    Ok(Err(e)) => e.into(),
-                    _ => IssuerError::Stopped,
-                });
-            }
-        };
-        let durable = Instant::now();
-        timings.record(Stage::LogDurable, durable.duration_since(appending));
-        let mut issued_by_shard: BTreeMap<ShardIdx, Vec<CoinBody>> = BTreeMap::new();
-        for body in &staged.issued {
-            issued_by_shard
-                .entry(body.id.shard(self.shard_set.n_shards()))
-                .or_default()
-                .push(*body);
-        }
-        let targets: BTreeSet<ShardIdx> = held
-            .iter()
-            .copied()
-            .chain(issued_by_shard.keys().copied())
-            .collect();
-        let mut n_left = 0;
-        for idx in targets {
-            let issued = issued_by_shard.remove(&idx).unwrap_or_default();
-            match self.shard(idx).send(CommitShard { tx, issued }).await {
-                Ok(n) => n_left += n,
-                Err(_) => {
-                    // The batch is durable and a shard cannot take it: the
-                    // shards no longer match the log.
-                    self.core
-                        .fail_stop()
-                        .trip("a coin shard stopped after a durable batch");
-                    return Err(IssuerError::Stopped);
-                }
-            }
-        }
-        assert_eq!(
-            n_left, staged.n_inputs,
-            "the shards spent other coins than the batch"
-        );
-        let answer = if IssuerCore::is_prepared(&staged) {
-            // New coins: their Issuance1 was built at staging; finishing is
-            // bookkeeping, done here rather than queued behind RSA work.
-            self.core.validation_finish(&staged, first_seq)?
-        } else {
-            on_pool(&self.pool, move |core| {
-                core.validation_finish(&staged, first_seq)
-            })
-            .await??
-        };
-        let finished = Instant::now();
-        timings.record(Stage::AfterLog, finished.duration_since(durable));
-        // The ack session was handed to the session writer at staging; its
-        // group commit ran alongside the log's. The answer waits for it
-        // here, not on a crypto worker.
-        session_written(written).await?;
-        timings.record(Stage::SessionWait, finished.elapsed());
-        Ok(answer)
+        step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
+    ) -> Result<R, IssuerError> {
+        on_pool(&self.pool, step).await
     }
-}
-
-/// A session-write callback that completes `done`.
-fn session_done(
-    done: tokio::sync::oneshot::Sender<Result<(), SessionError>>,
-) -> crate::issuer::payment::SessionDone {
-    Box::new(move |outcome| {
-        // The requester may have gone; the write stands regardless.
-        let _ = done.send(outcome);
-    })
-}
-
-/// Waits for a session write; a callback dropped uncalled is a failure.
-async fn session_written(
-    written: tokio::sync::oneshot::Receiver<Result<(), SessionError>>,
-) -> Result<(), IssuerError> {
-    Ok(written.await.unwrap_or(Err(SessionError::Stopped))?)
 }
 
 /// Periodic work: settlements, epochs, session expiry, and a log
@@ -590,39 +232,11 @@ impl Issuer {
             break_invariant_at_run: break_invariant_at_run(),
         }
         .start();
-        let shard_set = core.shards().clone();
-        let shards = (0..shard_set.n_shards())
-            .map(|i| {
-                CoinShard {
-                    shards: shard_set.clone(),
-                    idx: ShardIdx(i),
-                    fail_stop: core.fail_stop().clone(),
-                }
-                .start()
-            })
-            .collect();
-        // The log writer gets an arbiter of its own: a full group-commit
-        // queue makes its submit wait, and that must not stall the shards.
-        let log_arbiter = Arbiter::new();
-        let log = {
-            let core = core.clone();
-            LogWriter::start_in_arbiter(&log_arbiter.handle(), move |_| {
-                core.fail_stop().guard_this_thread();
-                LogWriter { core }
-            })
-        };
         let coordinator = Coordinator {
             pool: pool.clone(),
             core: core.clone(),
-            shards,
-            log,
-            shard_set,
         };
-        tracing::info!(
-            n_workers,
-            n_shards = coordinator.shards.len(),
-            "issuer actors started"
-        );
+        tracing::info!(n_workers, "issuer actors started");
         Ok(Issuer {
             pool,
             coordinator,
@@ -737,7 +351,7 @@ impl Issuer {
 
     /// ValidationRequest -> Issuance1 (payment, change, refresh, redeem).
     pub async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        self.coordinator.validate(msg).await
+        validation::validate(&self.coordinator, msg).await
     }
 
     /// Issuance2 of a payment.

@@ -157,7 +157,7 @@ fn hold_open_loads(core: &IssuerCore, db: &Db) -> Result<usize, CardAgencyError>
             continue;
         }
         let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
-        core.shards
+        core.commit
             .reserve(tx, &ids)
             .map_err(CardAgencyError::HeldCoinsGone)?;
         n_held += 1;
@@ -408,9 +408,9 @@ impl Agency for CardAgency<'_> {
             // Held since the redeem; granted again to the same tx. A failed
             // append releases it, so this also re-takes it for a retry.
             let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
-            let inputs = self.core.shards.reserve(tx, &ids).map_err(refused)?;
+            let inputs = self.core.commit.reserve(tx, &ids).map_err(refused)?;
             if inputs != g.coins {
-                self.core.shards.abort(tx);
+                self.core.commit.abort(tx);
                 return Err(AgencyError::Conflict);
             }
             let event = rec.to_event(g.at).ok_or(AgencyError::Conflict)?;
@@ -447,7 +447,7 @@ impl Agency for CardAgency<'_> {
             return Err(AgencyError::Conflict);
         }
         // The coins are the holder's again.
-        self.core.shards.abort(tx);
+        self.core.commit.abort(tx);
         self.record_final(g, rec)
     }
 
@@ -624,11 +624,11 @@ impl SoftCash for CardAgency<'_> {
         let ids: Vec<_> = bodies.iter().map(|b| b.id).collect();
         let inputs = self
             .core
-            .shards
+            .commit
             .reserve(tx, &ids)
             .map_err(|e| SoftCashError::InvalidCoins(e.to_string()))?;
         if inputs != bodies {
-            self.core.shards.abort(tx);
+            self.core.commit.abort(tx);
             return Err(SoftCashError::InvalidCoins(
                 "coins differ from the issuer's record".into(),
             ));
@@ -640,7 +640,7 @@ impl SoftCash for CardAgency<'_> {
             at: now,
         });
         if let Err(e) = written {
-            self.core.shards.abort(tx);
+            self.core.commit.abort(tx);
             return Err(soft(e));
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Fail-stop: what the issuer does when one of its invariants breaks. A
 //! panic in a thread the issuer owns (a crypto worker, the housekeeper, the
-//! log writer's arbiter, a coin shard's thread, a coordinator task) or a
+//! thread that booted it), in a payment's validation sequence, or while the
+//! log writer's thread applies a durable batch (caught by the commit path), or a
 //! poisoned lock (a panic while holding it) means its memory can no longer
 //! be trusted; the issuer stops as a whole and is restarted from its log,
 //! never kept serving with one thread gone or a lock silently recovered.

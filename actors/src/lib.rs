@@ -13,7 +13,9 @@
 //! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
 //!   single-use, persisted in redb.
 //! - [`issuer`]: [`IssuerCore`], every process of `docs/protocol.md` issuer-side
-//!   over those cores, with the commit path, rebuilt from the log at start.
+//!   over those cores, rebuilt from the log at start, and its one commit
+//!   path (`issuer::commit`: the only way into the log, the only owner of
+//!   the shards) with the one validation sequence (`issuer::validation`).
 //! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
 //!   stage of a validation and of each durable commit (`/metrics`, bench).
 //! - [`fail_stop`]: [`FailStop`], what a broken invariant does (stop the
@@ -50,10 +52,11 @@ pub use card_agency::{CardAgency, CardAgencyError};
 #[cfg(not(loom))]
 pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
+#[cfg(all(not(loom), feature = "crash-tests"))]
+pub use issuer::crash::CrashPoint;
 #[cfg(not(loom))]
 pub use issuer::{
-    Clock, CrashPoint, DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus,
-    SystemClock,
+    Clock, DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
 };
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};

@@ -1,6 +1,7 @@
 //! The shard reservation core: the unspent coins of one shard and who holds
 //! a reservation on them. Plain Rust over `ledger::sync`, so the same code
-//! runs in the `CoinShard` actor and under loom.
+//! runs in the issuer (owned by its `CommitPath`, the only holder of its
+//! shards) and under loom.
 //!
 //! A transaction reserves its input coins (never waiting: a coin held by
 //! another transaction is [`ReserveError::Busy`]), then either commits
@@ -244,6 +245,14 @@ impl ShardCore {
     pub fn n_gone(&self) -> usize {
         let state = lock(&self.state);
         state.gone.len() + state.retiring.len()
+    }
+
+    /// Tests only: holds this shard's lock while `busy` runs, as a slow
+    /// call on this shard would, to show other shards do not wait for it.
+    #[cfg(test)]
+    pub(crate) fn hold_busy_while(&self, busy: impl FnOnce()) {
+        let _held = lock(&self.state);
+        busy();
     }
 
     /// Whether `coin` is unspent here (reserved or not).

@@ -199,7 +199,7 @@ fn transfers_and_clearing_are_balanced_events_in_the_issuers_log() {
     assert!(
         coins
             .iter()
-            .all(|k| w.h.core().shards().presence(&k.body.id) == CoinPresence::Unspent)
+            .all(|k| w.h.core().coin_presence(&k.body.id) == CoinPresence::Unspent)
     );
     // Again, after a restart: the same coins, not a second issue.
     w.restart();
@@ -456,7 +456,7 @@ fn soft_to_card_stopped_at_any_step_completes_or_is_undone_on_retry() {
             .expect("retry");
         let spent = coins
             .iter()
-            .all(|k| w.h.core().shards().presence(&k.body.id) != CoinPresence::Unspent);
+            .all(|k| w.h.core().coin_presence(&k.body.id) != CoinPresence::Unspent);
         match &out {
             SoftToCard::Loaded(_) => {
                 assert_eq!(a.balance(), Ok(cents(600)), "{fault:?}");
@@ -543,7 +543,7 @@ fn a_load_or_unload_the_card_aborts_is_undone_and_frees_the_coins() {
     assert!(
         coins
             .iter()
-            .all(|k| w.h.core().shards().presence(&k.body.id) == CoinPresence::Unspent),
+            .all(|k| w.h.core().coin_presence(&k.body.id) == CoinPresence::Unspent),
         "the coins of an undone load are the holder's again"
     );
     w.assert_conserved(&[&a]);
@@ -600,7 +600,7 @@ fn a_load_in_doubt_at_clearing_is_carried_forward_and_cleared_when_resolved() {
     assert!(
         coins
             .iter()
-            .all(|k| w.h.core().shards().presence(&k.body.id) == CoinPresence::Reserved)
+            .all(|k| w.h.core().coin_presence(&k.body.id) == CoinPresence::Reserved)
     );
     let out = w
         .with(|_, t| t.soft_to_card(id, &mut a, &coins, now, None))

@@ -1,8 +1,9 @@
-//! Crash points under concurrent load: for each named
-//! point of the commit path, several payers pay at once while the issuer
-//! stops dead at that point (after two payments have passed it); the issuer
-//! is restarted from its files and every payee retries what was not
-//! answered. Afterwards:
+//! Crash points under concurrent load: for each named point of the commit
+//! path, several payers pay at once through the actor path (the `Issuer`
+//! handle the gateway calls, started as the gateway starts it) while the
+//! issuer stops dead at that point (after two payments have passed it);
+//! the issuer is restarted from its files and every payee retries what was
+//! not answered. Afterwards:
 //!
 //! - the auditor (`replay::run_audit`, with the coin-status check) passes
 //!   over the log;
@@ -20,11 +21,13 @@ mod util;
 
 use std::collections::BTreeSet;
 
+use std::time::{Duration, Instant};
+
 use ledger::{Coin, CoinId, Event, Role};
 use protocol::flows::{PayeeOutcome, PaymentPayee};
 use protocol::wire::payment::{PaymentIssuance1, SendCoins};
 use util::{Harness, Who, refresh, spec};
-use vc_actors::{CrashPoint, IssuerCore, IssuerError};
+use vc_actors::{CrashPoint, Issuer, IssuerCore, IssuerError};
 
 const PAYERS: usize = 4;
 /// Each payer's coins: one payment per round (before, at and after the crash).
@@ -44,12 +47,28 @@ struct Payment {
     answered: Option<Vec<Coin>>,
 }
 
-fn restart(h: &mut Harness, crash_at: Option<CrashPoint>, passes: u32) {
+/// How long a restart waits for the stopped actor system's threads to let
+/// go of the issuer's files.
+const RESTART_WAIT_SECS: u64 = 30;
+
+fn restart(h: &mut Harness) {
     h.core = None;
-    let mut config = h.config();
-    config.crash_at = crash_at;
-    config.crash_after_passes = passes;
-    h.core = Some(IssuerCore::open(config, h.bank().clone()).expect("issuer restarts"));
+    let started = Instant::now();
+    loop {
+        match IssuerCore::open(h.config(), h.bank().clone()) {
+            Ok(core) => {
+                h.core = Some(core);
+                return;
+            }
+            // The stopped actor system's worker threads may still hold the
+            // files for a moment.
+            Err(e) if started.elapsed() < Duration::from_secs(RESTART_WAIT_SECS) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("the issuer does not restart: {e}"),
+        }
+    }
 }
 
 /// Sends the ValidationRequest of `payment` (a retry builds a new one for
@@ -71,10 +90,14 @@ fn validate(h: &Harness, shop: &Who, payment: &mut Payment) -> Result<(), Issuer
     }
 }
 
-/// Every payer pays its coin `round` to the shop, all at once; returns the
-/// payments, answered or not.
-fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize) -> Vec<Payment> {
-    let mut payments: Vec<Payment> = payers
+/// Every payer's payment of its coin `round` to the shop, not yet sent.
+fn payments_of_round(
+    h: &Harness,
+    shop: &Who,
+    payers: &[(Who, Vec<Coin>)],
+    round: usize,
+) -> Vec<Payment> {
+    payers
         .iter()
         .map(|(payer, coins)| {
             let (payee_state, _payer, _invoice, send) =
@@ -85,7 +108,13 @@ fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize)
                 answered: None,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Every payer pays its coin `round` to the shop, all at once; returns the
+/// payments, answered or not.
+fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize) -> Vec<Payment> {
+    let mut payments = payments_of_round(h, shop, payers, round);
     std::thread::scope(|s| {
         for payment in payments.iter_mut() {
             s.spawn(move || match validate(h, shop, payment) {
@@ -94,6 +123,96 @@ fn pay_round(h: &Harness, shop: &Who, payers: &[(Who, Vec<Coin>)], round: usize)
             });
         }
     });
+    payments
+}
+
+/// Round 1 through the `Issuer` handle of an issuer that stops dead at
+/// `point` after `passes`: every payer's ValidationRequest goes to
+/// `Issuer::validate` at once, each answer is opened and acknowledged
+/// (the ack only closes the session: a dead issuer may refuse it). For a
+/// crash in the coin-status projection, its checkpoint races the payments
+/// as the housekeeper's does. Returns with the actor system stopped.
+fn crash_round_through_the_issuer(
+    h: &mut Harness,
+    shop: &Who,
+    payers: &[(Who, Vec<Coin>)],
+    point: CrashPoint,
+    passes: u32,
+) -> Vec<Payment> {
+    let mut payments = payments_of_round(h, shop, payers, 1);
+    let requests: Vec<_> = payments
+        .iter()
+        .map(|p| h.validation(&p.payee_state, &p.send, refresh(COIN_MINOR)))
+        .collect();
+    let mut config = h.config();
+    config.crash_at = Some(point);
+    config.crash_after_passes = passes;
+    h.core = None;
+    let bank = h.bank().clone();
+    let sk_py = shop.sk;
+    let projection = point == CrashPoint::DuringProjectionApply;
+    let system = actix_rt::System::new();
+    let answered: Vec<Option<Vec<Coin>>> = system.block_on(async move {
+        let issuer = Issuer::start(config, bank).expect("issuer starts");
+        let checkpoints = projection.then(|| {
+            let core = issuer.core().clone();
+            std::thread::spawn(move || {
+                while !core.has_crashed() {
+                    match core.checkpoint_coin_status() {
+                        Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(IssuerError::Crashed) => break,
+                        Err(e) => panic!("checkpoint failed otherwise than by the crash: {e}"),
+                    }
+                }
+            })
+        });
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(awaiting, vreq)| {
+                let issuer = issuer.clone();
+                actix_rt::spawn(async move {
+                    let iss1: PaymentIssuance1 = match issuer.validate(vreq).await {
+                        Ok(iss1) => iss1,
+                        Err(IssuerError::Crashed) => return None,
+                        Err(e) => panic!("a payment failed otherwise than by the crash: {e}"),
+                    };
+                    match awaiting
+                        .on_issuance1(sk_py, &iss1)
+                        .expect("the answer opens")
+                    {
+                        PayeeOutcome::Coins { coins, ack } => {
+                            let _ = issuer.payment_issuance2(ack).await;
+                            Some(coins)
+                        }
+                        other => panic!("a payment with good coins was refused: {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        let mut answered = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answered.push(task.await.expect("a payment task"));
+        }
+        if let Some(checkpoints) = checkpoints {
+            if !issuer.core().has_crashed() {
+                // The payments were quicker: their records are still to apply.
+                assert!(matches!(
+                    issuer.core().checkpoint_coin_status(),
+                    Err(IssuerError::Crashed)
+                ));
+            }
+            checkpoints.join().expect("checkpoint thread");
+        }
+        assert!(
+            issuer.core().has_crashed(),
+            "{point:?}: the crash point was reached"
+        );
+        answered
+    });
+    drop(system);
+    for (payment, coins) in payments.iter_mut().zip(answered) {
+        payment.answered = coins;
+    }
     payments
 }
 
@@ -117,44 +236,15 @@ fn crash_under_load_then_retry(point: CrashPoint) {
         "{point:?}: round 0"
     );
 
-    // The crash, under load.
+    // The crash, under load, through the actor path.
     let projection = point == CrashPoint::DuringProjectionApply;
     let passes = if projection {
         PROJECTION_WRITES_BEFORE_CRASH
     } else {
         PASSES_BEFORE_CRASH
     };
-    restart(&mut h, Some(point), passes);
-    let mut crashed_round = std::thread::scope(|s| {
-        let checkpoints = projection.then(|| {
-            s.spawn(|| {
-                // The housekeeper's checkpoint, racing the payments.
-                while !h.core().has_crashed() {
-                    match h.core().checkpoint_coin_status() {
-                        Ok(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
-                        Err(IssuerError::Crashed) => break,
-                        Err(e) => panic!("checkpoint failed otherwise than by the crash: {e}"),
-                    }
-                }
-            })
-        });
-        let payments = pay_round(&h, &shop, &payers, 1);
-        if let Some(checkpoints) = checkpoints {
-            if !h.core().has_crashed() {
-                // The payments were quicker: their records are still to apply.
-                assert!(matches!(
-                    h.core().checkpoint_coin_status(),
-                    Err(IssuerError::Crashed)
-                ));
-            }
-            checkpoints.join().expect("checkpoint thread");
-        }
-        payments
-    });
-    assert!(
-        h.core().has_crashed(),
-        "{point:?}: the crash point was reached"
-    );
+    let mut crashed_round = crash_round_through_the_issuer(&mut h, &shop, &payers, point, passes);
+
     let unanswered = crashed_round
         .iter()
         .filter(|p| p.answered.is_none())
@@ -169,11 +259,11 @@ fn crash_under_load_then_retry(point: CrashPoint) {
     // Restart from the files; every payee retries what was not answered,
     // and one answered payment is sent again: the same outcome, never
     // "double spent".
-    restart(&mut h, None, 0);
+    restart(&mut h);
     if projection {
         assert!(h.core().shards_booted_from_checkpoint(), "{point:?}");
     }
-    assert_eq!(h.core().shards().n_reserved(), 0, "{point:?}");
+    assert_eq!(h.core().n_reserved(), 0, "{point:?}");
     for payment in crashed_round.iter_mut().filter(|p| p.answered.is_none()) {
         validate(&h, &shop, payment).expect("the retry is answered");
     }
@@ -210,14 +300,14 @@ fn crash_under_load_then_retry(point: CrashPoint) {
     assert_eq!(shop_coins.len(), PAYERS * COINS_EACH as usize, "{point:?}");
     for id in &shop_coins {
         assert!(
-            h.core().shards().get(id).is_some(),
+            h.core().unspent_coin(id).is_some(),
             "{point:?}: an answered payment's coin is not unspent"
         );
     }
     // The payers hold nothing any more.
     for (_, coins) in &payers {
         for c in coins {
-            assert!(h.core().shards().get(&c.id()).is_none(), "{point:?}");
+            assert!(h.core().unspent_coin(&c.id()).is_none(), "{point:?}");
         }
     }
     h.assert_conserved();

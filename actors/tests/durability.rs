@@ -53,20 +53,16 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
     }
     config.memory_log = Some(memory.clone());
     let copy = IssuerCore::open(config, h.bank().clone()).expect("second issuer");
-    assert!(copy.shards().get(&coins[0].id()).is_some());
+    assert!(copy.unspent_coin(&coins[0].id()).is_some());
 
     memory.fail_after_appends(0);
     let err = copy
         .validate(&vreq)
         .expect_err("no answer without a durable log");
     assert!(matches!(err, IssuerError::Log(_)), "got {err}");
-    assert_eq!(
-        copy.shards().n_reserved(),
-        0,
-        "reservations outlived the failure"
-    );
+    assert_eq!(copy.n_reserved(), 0, "reservations outlived the failure");
     assert!(
-        copy.shards().get(&coins[0].id()).is_some(),
+        copy.unspent_coin(&coins[0].id()).is_some(),
         "the coin left without a log record"
     );
     // The log writer is poisoned: later commits are refused, not guessed.
@@ -213,7 +209,7 @@ fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once
                 "{crash_at:?}"
             );
             h.restart_with_crash_point(None);
-            assert_eq!(h.core().shards().n_reserved(), 0, "{crash_at:?}");
+            assert_eq!(h.core().n_reserved(), 0, "{crash_at:?}");
             let logged = matches!(
                 crash_at,
                 CrashPoint::AfterAppendBeforeFsync
@@ -222,7 +218,7 @@ fn a_crash_at_every_point_of_the_commit_path_then_a_retry_completes_exactly_once
             );
             for c in &coins {
                 assert_eq!(
-                    h.core().shards().get(&c.id()).is_none(),
+                    h.core().unspent_coin(&c.id()).is_none(),
                     logged,
                     "{crash_at:?}: the log decides whether the coins are spent"
                 );

@@ -249,7 +249,7 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     assert_eq!(totals.aggregates, 200);
     assert_eq!(totals.outstanding, 50);
     assert_eq!(core.unspent_value(), 50);
-    assert_eq!(core.shards().n_reserved(), 0);
+    assert_eq!(core.n_reserved(), 0);
 
     // Idle, the housekeeper hands every committed transaction over to the
     // transaction index and the issuer's memory lets go of them.
@@ -367,7 +367,7 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
         }
         other => panic!("double spend not refused: {other:?}"),
     }
-    assert!(issuer.core().shards().get(&coins[3].id()).is_some());
+    assert!(issuer.core().unspent_coin(&coins[3].id()).is_some());
     // The disk stops taking writes.
     memory.fail_after_appends(0);
     let (payee_state, send, option) = payment(coins[3..].to_vec(), VOption::Aggregate);
@@ -378,10 +378,10 @@ async fn the_actor_commit_path_retransmits_refuses_and_aborts() {
         issuer.validate(vreq).await,
         Err(vc_actors::IssuerError::Log(_))
     ));
-    assert_eq!(issuer.core().shards().n_reserved(), 0);
+    assert_eq!(issuer.core().n_reserved(), 0);
     for c in &coins[3..] {
         assert!(
-            issuer.core().shards().get(&c.id()).is_some(),
+            issuer.core().unspent_coin(&c.id()).is_some(),
             "a coin left without a log record"
         );
     }

@@ -1049,7 +1049,6 @@ impl World {
     /// The issuer, the purses and the model agree on every coin and balance.
     fn check_agree(&self) -> Result<(), TestCaseError> {
         let core = self.h.core();
-        let shards = core.shards();
         let mut model_unspent = BTreeSet::new();
         for (who, name) in NAMES.iter().enumerate() {
             let wallet = &self.model.wallets[who];
@@ -1071,7 +1070,7 @@ impl World {
                 prop_assert_eq!(coin.value().minor_units(), m.value);
                 prop_assert_eq!(coin.body.expiry.0, m.expires_at);
                 prop_assert_eq!(
-                    shards.get(id),
+                    core.unspent_coin(id),
                     Some(coin.body),
                     "the issuer does not hold {}'s coin unspent",
                     name
@@ -1087,12 +1086,15 @@ impl World {
             prop_assert_eq!(bank, self.model.bank_minor[who], "{}'s bank account", name);
         }
         prop_assert_eq!(
-            &shards.unspent_ids(),
+            &core.unspent_ids(),
             &model_unspent,
             "the issuer's unspent coins are not the model's"
         );
         for id in &self.model.gone {
-            prop_assert!(shards.get(id).is_none(), "a gone coin is unspent again");
+            prop_assert!(
+                core.unspent_coin(id).is_none(),
+                "a gone coin is unspent again"
+            );
         }
         // What the issuer tells anyone who asks, signed: every coin the model
         // knows is unspent or spent as the model says. On every other check
@@ -1102,7 +1104,7 @@ impl World {
         // a transaction committed so far.
         if self.model.gone.len() % 2 == 1 {
             core.checkpoint_coin_status().expect("coin-status catch-up");
-            prop_assert_eq!(shards.n_gone(), 0, "the shards still hold spent coins");
+            prop_assert_eq!(core.n_gone(), 0, "the shards still hold spent coins");
             core.checkpoint_tx_index()
                 .expect("transaction-index catch-up");
             prop_assert_eq!(
@@ -1135,7 +1137,7 @@ impl World {
             "a replay of the log disagrees with the model"
         );
         prop_assert_eq!(
-            shards.n_reserved(),
+            core.n_reserved(),
             0,
             "a reservation outlived its transaction"
         );

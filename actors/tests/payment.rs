@@ -84,12 +84,12 @@ fn p1_valid_payment_with_refresh_goes_through() {
     assert_eq!(total(&new), 500);
     for c in &coins {
         assert!(
-            h.core().shards().get(&c.id()).is_none(),
+            h.core().unspent_coin(&c.id()).is_none(),
             "payer's coin still unspent"
         );
     }
     for c in &new {
-        assert!(h.core().shards().get(&c.id()).is_some());
+        assert!(h.core().unspent_coin(&c.id()).is_some());
     }
     h.assert_conserved();
 }
@@ -294,7 +294,7 @@ fn a_coin_with_a_bad_tag_is_refused_and_nothing_spent() {
         }
         other => panic!("bad tag accepted: {other:?}"),
     }
-    assert!(h.core().shards().get(&coins[0].id()).is_some());
+    assert!(h.core().unspent_coin(&coins[0].id()).is_some());
     h.assert_conserved();
 }
 
@@ -320,13 +320,13 @@ fn a_payment_without_room_for_its_ack_session_is_refused_before_money_moves() {
         other => panic!("a payment went ahead without room for its ack: {other:?}"),
     }
     for coin in &coins {
-        assert!(h.core().shards().get(&coin.id()).is_some(), "coin spent");
+        assert!(h.core().unspent_coin(&coin.id()).is_some(), "coin spent");
     }
     h.assert_conserved();
     h.restart();
     h.core().validate(&vreq).expect("the retry goes through");
     for coin in &coins {
-        assert!(h.core().shards().get(&coin.id()).is_none(), "coin unspent");
+        assert!(h.core().unspent_coin(&coin.id()).is_none(), "coin unspent");
     }
     h.assert_conserved();
 }
@@ -564,12 +564,8 @@ fn restart_between_any_two_steps_of_a_payment_completes_exactly_once() {
             h.restart(); // before Issuance2
         }
         h.core().payment_issuance2(&ack).expect("ack");
-        assert!(h.core().shards().get(&coins[0].id()).is_none());
-        assert_eq!(
-            h.core().shards().n_unspent(),
-            1,
-            "stop after step {stop_after}"
-        );
+        assert!(h.core().unspent_coin(&coins[0].id()).is_none());
+        assert_eq!(h.core().n_unspent(), 1, "stop after step {stop_after}");
         h.assert_conserved();
     }
 }
@@ -615,7 +611,7 @@ fn shards_boot_from_the_coin_status_checkpoint_and_the_log_tail() {
     h.restart();
     assert!(h.core().shards_booted_from_checkpoint());
     let from_log = h.core().unspent_ids_from_log().expect("replay");
-    assert_eq!(h.core().shards().unspent_ids(), from_log);
+    assert_eq!(h.core().unspent_ids(), from_log);
     assert_eq!(from_log.len(), 3, "one left of the purchase, two refreshed");
     // The booted shards serve: a spent coin is refused, an unspent one pays.
     assert!(matches!(

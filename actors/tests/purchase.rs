@@ -45,7 +45,7 @@ fn w1_valid_purchase_goes_through() {
         Amount::from_minor(10_000 - 1225)
     );
     for c in &coins {
-        assert_eq!(h.core().shards().get(&c.id()), Some(c.body));
+        assert_eq!(h.core().unspent_coin(&c.id()), Some(c.body));
     }
     h.assert_conserved();
 }
@@ -88,7 +88,7 @@ fn w2_rejected_debit_yields_no_coins() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert_eq!(coins_issued_for_purchases(&h), 0);
-    assert_eq!(h.core().shards().n_unspent(), 0);
+    assert_eq!(h.core().n_unspent(), 0);
     h.assert_conserved();
 }
 

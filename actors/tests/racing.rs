@@ -69,7 +69,7 @@ fn p2_two_payments_racing_for_one_coin_exactly_one_wins_in_1000_runs() {
             }
         }
         assert_eq!(wins, 1, "exactly one payment wins");
-        assert!(core.shards().get(&coin.id()).is_none());
+        assert!(core.unspent_coin(&coin.id()).is_none());
     }
     assert_eq!(in_use + already_spent, RUNS);
     h.assert_conserved();

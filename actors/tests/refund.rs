@@ -80,7 +80,7 @@ fn a_refund_repeated_after_the_index_caught_up_and_a_restart_gets_the_same_repla
             panic!("not replaced {when}");
         };
         assert_eq!(same, new, "{when}");
-        assert_eq!(h.core().shards().n_unspent(), 2, "{when}");
+        assert_eq!(h.core().n_unspent(), 2, "{when}");
         h.restart();
     }
     h.assert_conserved();
@@ -103,7 +103,7 @@ fn anonymous_coins_cannot_be_refunded() {
         client.on_answer(bob.sk, &answer).expect("signature checks"),
         RefundUpdate::Rejected(s) if s.reason == RejectReason::NothingToRefund
     ));
-    assert_eq!(h.core().shards().n_unspent(), 1);
+    assert_eq!(h.core().n_unspent(), 1);
     h.assert_conserved();
 }
 
@@ -130,7 +130,7 @@ fn a_holder_of_a_thousand_coins_is_refunded_in_one_transaction() {
     assert!(
         coins
             .iter()
-            .all(|c| h.core().shards().get(&c.id()).is_none())
+            .all(|c| h.core().unspent_coin(&c.id()).is_none())
     );
     h.assert_conserved();
 }
@@ -182,7 +182,7 @@ fn a_refund_replaces_no_coin_past_its_refresh_grace() {
         "no value for the coin past its grace"
     );
     assert!(
-        h.core().shards().get(&past_grace[0].id()).is_some(),
+        h.core().unspent_coin(&past_grace[0].id()).is_some(),
         "the coin past its grace stays outstanding, unspendable"
     );
     h.assert_conserved();
@@ -192,7 +192,7 @@ fn a_refund_replaces_no_coin_past_its_refresh_grace() {
         refund(&h, &erin),
         RefundUpdate::Rejected(s) if s.reason == RejectReason::NothingToRefund
     ));
-    assert!(h.core().shards().get(&erins[0].id()).is_some());
+    assert!(h.core().unspent_coin(&erins[0].id()).is_some());
     h.assert_conserved();
     let report = h.stop_and_audit();
     assert_eq!(

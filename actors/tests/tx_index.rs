@@ -102,12 +102,8 @@ fn a_payment_retransmitted_after_a_catch_up_and_a_restart_gets_the_same_coins() 
     assert_eq!(h.core().n_committed_in_memory(), 0);
     assert_eq!(kit.retransmit(&h, &shop), kit.got);
     kit.finish(&h, &shop);
-    assert!(h.core().shards().get(&coins[0].id()).is_none());
-    assert_eq!(
-        h.core().shards().n_unspent(),
-        1,
-        "only the payee's new coin"
-    );
+    assert!(h.core().unspent_coin(&coins[0].id()).is_none());
+    assert_eq!(h.core().n_unspent(), 1, "only the payee's new coin");
     h.assert_conserved();
 }
 

@@ -953,7 +953,7 @@ impl MetricsSource for IssuerMetrics {
             out,
             "vc_issuer_unspent_coins",
             "Unspent coins held by the shards.",
-            self.core.shards().n_unspent() as f64,
+            self.core.n_unspent() as f64,
         );
         gauge(
             out,

@@ -198,7 +198,7 @@ fn a_validation_is_accepted_only_from_the_payee_it_names() {
     }
     for coin in &coins {
         assert!(
-            core.shards().get(&coin.id()).is_some(),
+            core.unspent_coin(&coin.id()).is_some(),
             "a coin was spent by a request dave never made"
         );
     }
@@ -626,7 +626,7 @@ fn a_stranger_learns_nothing_of_who_is_registered() {
         assert_eq!(known.0, 422, "step {step}: {known:?}");
     }
     assert!(
-        core.shards().get(&coins[0].id()).is_some(),
+        core.unspent_coin(&coins[0].id()).is_some(),
         "hugo's coin is untouched"
     );
     gateway.stop().expect("gateway stops");
@@ -758,7 +758,7 @@ fn a_refund_is_only_for_the_holder_who_signed_it() {
     let e = client.refund(&forged).expect_err("not ivy's signature");
     assert_eq!(refused_code(&e), Some(ErrorCode::Refused), "{e}");
     assert!(
-        core.shards().get(&coins[0].id()).is_some(),
+        core.unspent_coin(&coins[0].id()).is_some(),
         "ivy's coin was revoked by a request she never made"
     );
     gateway.stop().expect("gateway stops");
@@ -1004,7 +1004,7 @@ fn a_spoiled_validation_leaves_the_merchants_real_one_to_succeed() {
             .expect_err("not the shop's signature");
         assert_eq!(refused_code(&e), Some(ErrorCode::Refused), "{e}");
     }
-    assert!(core.shards().get(&coins[0].id()).is_some(), "nothing spent");
+    assert!(core.unspent_coin(&coins[0].id()).is_some(), "nothing spent");
 
     let result = merchant.pay(&invoice.tid_py, &send).expect("answered");
     assert!(matches!(

@@ -244,7 +244,7 @@ fn payments_cut_off_from_the_issuer_finish_by_retrying_or_restarting() {
     );
     assert!(purse.in_flight().expect("journal").is_empty());
     for c in &coins {
-        assert!(core.shards().get(&c.id()).is_none(), "payer's coin unspent");
+        assert!(core.unspent_coin(&c.id()).is_none(), "payer's coin unspent");
     }
     core.audit_conservation()
         .expect("log audits")

@@ -575,8 +575,9 @@ fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides()
     assert_eq!(held.len(), 1);
     // Another transaction (the merchant's late validation) holds the coin.
     let late = ledger::TxId::derive("vc/test/late-validation", &[b"inuse"]);
-    let shards = util::issuer().core.shards();
-    shards.reserve(late, &held).expect("the coin is unspent");
+    let core = &util::issuer().core;
+    core.reserve_for_tests(late, &held)
+        .expect("the coin is unspent");
 
     w.clock.0.store(
         vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
@@ -588,7 +589,7 @@ fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides()
     assert_eq!(available(&w.alice_purse), TEA, "the coin is not released");
     assert_eq!(holdings(&w.alice_purse), Amount::from_minor(500));
 
-    shards.abort(late);
+    core.abort_for_tests(late);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.finished, 1);
     assert_eq!(w.in_flight(), 0);

@@ -69,10 +69,10 @@ fn a_restored_purse_is_refunded_its_value_and_the_old_coins_die() {
     assert_eq!(holdings(&purse), lost, "the same value is back");
     assert!(purse.in_flight().expect("journal").is_empty());
     for c in &new {
-        assert!(core.shards().get(&c.id()).is_some(), "a new coin is live");
+        assert!(core.unspent_coin(&c.id()).is_some(), "a new coin is live");
     }
     for c in &coins {
-        assert!(core.shards().get(&c.id()).is_none(), "an old coin is dead");
+        assert!(core.unspent_coin(&c.id()).is_none(), "an old coin is dead");
     }
 
     // Replacements are issued to the holder too: a second refund revokes
@@ -147,7 +147,7 @@ fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
         .post_encoded("/v1/refund", &entry.last_sent)
         .expect("the issuer answers");
     for c in &coins {
-        assert!(core.shards().get(&c.id()).is_none(), "the issuer committed");
+        assert!(core.unspent_coin(&c.id()).is_none(), "the issuer committed");
     }
     drop((wallet, purse));
 
@@ -163,10 +163,10 @@ fn a_refund_cut_off_after_the_issuer_committed_it_is_resumed_once() {
     for c in purse.coins().expect("coins") {
         match c.state {
             CoinState::Available => {
-                assert!(core.shards().get(&c.coin.id()).is_some());
+                assert!(core.unspent_coin(&c.coin.id()).is_some());
                 live += 1;
             }
-            CoinState::Bad(_) => assert!(core.shards().get(&c.coin.id()).is_none()),
+            CoinState::Bad(_) => assert!(core.unspent_coin(&c.coin.id()).is_none()),
             other => panic!("coin left {}", other.name()),
         }
     }

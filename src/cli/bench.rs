@@ -2,8 +2,8 @@
 //!
 //! One run measures, on this machine and in this order:
 //! 1. the ledger core without public-key crypto ([`ledger_core`]): spends
-//!    submitted straight to the coin shards and the group commit over a
-//!    durable redb log; then one commit alone (the fsync floor);
+//!    through the issuer's commit path (coin shards, group commit over a
+//!    durable redb log) without keys; then one commit alone (the fsync floor);
 //! 2. end to end over loopback HTTP ([`setup`], [`load`]): an issuer
 //!    (durable redb log, fsync on every group commit) and client threads,
 //!    each a payer and a payee, paying with refresh, 1 coin in and 1 out,

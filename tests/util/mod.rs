@@ -187,7 +187,7 @@ impl System {
     /// Whether the running issuer counts the coin unspent.
     pub fn is_unspent(&self, coin: ledger::CoinId) -> bool {
         let runtime = self.runtime.as_ref().expect("the issuer runs");
-        runtime.issuer().core().shards().get(&coin).is_some()
+        runtime.issuer().core().unspent_coin(&coin).is_some()
     }
 
     pub fn bank_balance(&self, account: &BankAccount) -> Amount {

@@ -1,20 +1,16 @@
-//! [`IssuerCore`]: the issuer's state and its commit path, in plain Rust.
-//! The flows (in `participants`, `purchase`, `payment`) call
-//! [`IssuerCore::commit_batch`], which is the only way into the log:
+//! [`IssuerCore`]: the issuer's state, in plain Rust. Every flow commits
+//! through its [`CommitPath`](super::commit::CommitPath) (the only way into
+//! the log and the only owner of the shards); the synchronous flows through
+//! [`IssuerCore::commit_batch`], payments through the one validation
+//! sequence of `payment`.
 //!
-//! ```text
-//! reserve inputs (shards) -> events -> assert balanced -> group commit
-//!   (durable) -> commit shards -> record in the idempotency table -> answer
-//! ```
-//!
-//! Any failure before the log has the batch aborts the reservations. At
-//! start everything is rebuilt from the log (shards, idempotency, epochs,
-//! purchases, aggregates); the registry, sessions and bank have their own
-//! files.
+//! At start everything is rebuilt from the log (shards, idempotency,
+//! epochs, purchases, aggregates); the registry, sessions and bank have
+//! their own files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ledger::sync::lock;
@@ -30,6 +26,8 @@ use protocol::mint::{Mint, MintError};
 use crate::bank::{Bank, BankError};
 use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
+use crate::issuer::commit::{Commit, CommitPath};
+use crate::issuer::crash::{CrashPoint, CrashSwitch};
 use crate::issuer::log_state_checkpoint::{
     self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
 };
@@ -110,45 +108,17 @@ pub struct IssuerConfig {
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
     /// Stop dead at this point of the commit path, as a crash would
-    /// (crash tests only; `None` in production).
+    /// (crash tests only: the `crash-tests` feature).
+    #[cfg(feature = "crash-tests")]
     pub crash_at: Option<CrashPoint>,
     /// How many payments pass `crash_at` before the one that stops there
     /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
     /// the coin-status checkpoint makes before it stops).
+    #[cfg(feature = "crash-tests")]
     pub crash_after_passes: u32,
     /// What a broken invariant does: stop this issuer (default) or exit
     /// the process (`varietycash issuer serve`). See [`crate::fail_stop`].
     pub fail_stop: FailStopPolicy,
-}
-
-/// A point of the commit path where a crash test stops the issuer: the
-/// step returns [`IssuerError::Crashed`] and cleans nothing up; from then on
-/// the issuer is dead (every later crash point and commit is refused), and
-/// the test restarts it from its files. Each point is tested under
-/// concurrent payments in `tests/crash_points.rs`; the sixth point of the
-/// commit path, during the erasure of spent coins, belongs to the
-/// coin-status projection (`projections::ProjectionDb::crash_after_writes`,
-/// `projections/tests/crash_points.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// Inputs reserved, nothing staged.
-    AfterReserve,
-    /// Batch staged (a redemption's credit recorded as owed), not handed
-    /// to the log.
-    BeforeAppend,
-    /// Batch handed to the log writer, its fsync not acknowledged: the
-    /// issuer never learns whether it is durable. (A process crash keeps
-    /// the written pages, so the restart finds it; a power cut before the
-    /// fsync leaves the log as at `BeforeAppend`.)
-    AfterAppendBeforeFsync,
-    /// Batch durable in the log; shards not committed, nobody answered.
-    AfterDurable,
-    /// Shards committed and the transaction recorded; the answer built but
-    /// not returned.
-    AfterCommit,
-    /// The coin-status checkpoint (what shards boot from) stops in the
-    /// middle of applying a batch of records.
-    DuringProjectionApply,
 }
 
 impl std::fmt::Debug for IssuerConfig {
@@ -178,7 +148,9 @@ impl IssuerConfig {
             session_limits: crate::sessions::SessionLimits::default(),
             clock: Arc::new(SystemClock),
             memory_log: None,
+            #[cfg(feature = "crash-tests")]
             crash_at: None,
+            #[cfg(feature = "crash-tests")]
             crash_after_passes: 0,
             fail_stop: FailStopPolicy::StopIssuer,
         }
@@ -252,6 +224,8 @@ pub enum IssuerError {
     LogStateSnapshot(#[from] SnapshotError),
     #[error("the issuer's actors have stopped")]
     Stopped,
+    /// Crash tests only: stopped dead at a crash point.
+    #[cfg(feature = "crash-tests")]
     #[error("stopped at a crash point (crash tests)")]
     Crashed,
     /// An invariant broke (a panic in one of the issuer's threads, a
@@ -392,9 +366,10 @@ pub struct IssuerCore {
     pub(crate) sk_i: SecretKey,
     pub(crate) sealer: IdentitySealer,
     pub(crate) mint: RwLock<Mint>,
-    pub(crate) log: GroupCommit<CountedLog>,
-    pub(crate) shards: ShardSet,
-    pub(crate) idempotency: IdempotencyTable,
+    /// The log, the shards and what a durable batch changes: the one way
+    /// a state change reaches the log.
+    pub(crate) commit: CommitPath,
+    pub(crate) idempotency: Arc<IdempotencyTable>,
     pub(crate) registry: Registry,
     /// The coin-status projection the shards boot from; caught up with the
     /// log by the housekeeper (a checkpoint, never on the commit path).
@@ -406,7 +381,7 @@ pub struct IssuerCore {
     tx_index: Arc<projections::TxIndex>,
     pub(crate) sessions: SessionStore,
     pub(crate) bank: Arc<dyn Bank>,
-    pub(crate) state: Mutex<LogState>,
+    pub(crate) state: Arc<Mutex<LogState>>,
     /// The log seq the last log-state snapshot covers (0: none), and
     /// whether this start read the state from one.
     log_state_snapshot_seq: AtomicU64,
@@ -415,10 +390,8 @@ pub struct IssuerCore {
     pub(crate) epoch_lock: Mutex<()>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
-    /// Crash tests: passes through `config.crash_at` so far, and whether
-    /// the issuer has stopped there (it is then dead).
-    crash_passes: AtomicU32,
-    crashed: AtomicBool,
+    /// Crash tests: where the issuer stops dead (`config.crash_at`).
+    pub(crate) crash: Arc<CrashSwitch>,
     /// Trips when an invariant breaks; then every request is refused.
     pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
@@ -517,7 +490,7 @@ impl IssuerCore {
         // only the transactions committed after what it has applied.
         let tx_index = Arc::new(open_tx_index(&dir.join("tx-index.redb"), store.as_ref())?);
         let index_applied = tx_index.applied_seq().map_err(IndexError::from)?;
-        let idempotency = IdempotencyTable::with_index(tx_index.clone());
+        let idempotency = Arc::new(IdempotencyTable::with_index(tx_index.clone()));
         // The state rebuilt from the log starts from its snapshot, if one
         // of this log is there; a missing or unusable one means a full replay.
         let snapshot_path = dir.join(LOG_STATE_SNAPSHOT_FILE);
@@ -558,14 +531,23 @@ impl IssuerCore {
             GroupCommitConfig::default(),
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
+        let state = Arc::new(Mutex::new(state));
+        let crash = Arc::new(CrashSwitch::of(&config));
+        let commit = CommitPath::new(
+            log,
+            shards,
+            idempotency.clone(),
+            state.clone(),
+            fail_stop.clone(),
+            crash.clone(),
+        );
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new(protocol::wire::registration::ISSUER_ID)
                 .expect("a valid constant id"),
             sk_i,
             sealer,
             mint: RwLock::new(mint),
-            log,
-            shards,
+            commit,
             idempotency,
             registry: Registry::open(dir.join("registry.redb"))?,
             coin_status,
@@ -578,17 +560,17 @@ impl IssuerCore {
                 timings.clone(),
             )?,
             bank,
-            state: Mutex::new(state),
+            state,
             log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
             log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
             aggregate_lock: Mutex::new(()),
-            crash_passes: AtomicU32::new(0),
-            crashed: AtomicBool::new(false),
+            crash,
             fail_stop,
             timings,
             config,
         };
+        #[cfg(feature = "crash-tests")]
         if core.config.crash_at == Some(CrashPoint::DuringProjectionApply) {
             core.coin_status
                 .crash_after_writes(u64::from(core.config.crash_after_passes));
@@ -598,34 +580,17 @@ impl IssuerCore {
         core.finish_pending_credits()?;
         crate::card_agency::hold_open_loads_at_start(&core)?;
         tracing::info!(
-            n_unspent = core.shards.n_unspent(),
-            n_shards = core.shards.n_shards(),
+            n_unspent = core.commit.n_unspent(),
+            n_shards = core.commit.n_shards(),
             "issuer booted from its log"
         );
         Ok(core)
     }
 
-    /// Whether a crash test stops the issuer at `point`: once it has
-    /// stopped at its crash point, at every point.
-    pub(crate) fn crashes_at(&self, point: CrashPoint) -> bool {
-        let Some(crash_at) = self.config.crash_at else {
-            return false;
-        };
-        if self.crashed.load(Ordering::SeqCst) {
-            return true;
-        }
-        if crash_at != point
-            || self.crash_passes.fetch_add(1, Ordering::SeqCst) < self.config.crash_after_passes
-        {
-            return false;
-        }
-        self.stop_dead(point);
-        true
-    }
-
-    fn stop_dead(&self, point: CrashPoint) {
-        self.crashed.store(true, Ordering::SeqCst);
-        tracing::warn!(?point, "stopped at the crash point (crash test)");
+    /// `Err(Crashed)` if a crash test stops the issuer at `point` (never
+    /// without the `crash-tests` feature).
+    pub(crate) fn crash_check(&self, point: CrashPoint) -> Result<(), IssuerError> {
+        self.crash.check(point)
     }
 
     /// `Ok` while the issuer is alive; [`IssuerError::FailStopped`] once an
@@ -729,8 +694,9 @@ impl IssuerCore {
     }
 
     /// Whether the issuer has stopped at its crash point (crash tests).
+    #[cfg(feature = "crash-tests")]
     pub fn has_crashed(&self) -> bool {
-        self.crashed.load(Ordering::SeqCst)
+        self.crash.has_crashed()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -785,19 +751,65 @@ impl IssuerCore {
         self.config.suite
     }
 
-    /// The shards (for checks and metrics).
-    pub fn shards(&self) -> &ShardSet {
-        &self.shards
+    /// The unspent body of `coin` the shards hold, if any (a read,
+    /// through the commit path that owns the shards).
+    pub fn unspent_coin(&self, coin: &CoinId) -> Option<CoinBody> {
+        self.commit.get(coin)
+    }
+
+    /// Unspent coins the shards hold (for checks and metrics).
+    pub fn n_unspent(&self) -> usize {
+        self.commit.n_unspent()
+    }
+
+    /// Reservations the shards hold (for checks: none once every request
+    /// is answered).
+    pub fn n_reserved(&self) -> usize {
+        self.commit.n_reserved()
+    }
+
+    /// Every unspent coin the shards hold, by id (for checks).
+    pub fn unspent_ids(&self) -> std::collections::BTreeSet<CoinId> {
+        self.commit.unspent_ids()
+    }
+
+    /// What the shards know of `coin` (for checks; clients get the signed
+    /// [`IssuerCore::coin_status`]).
+    pub fn coin_presence(&self, coin: &CoinId) -> crate::shard::CoinPresence {
+        self.commit.presence(coin)
+    }
+
+    /// Spent coins the shards still remember (until the coin-status
+    /// projection has them).
+    pub fn n_gone(&self) -> usize {
+        self.commit.n_gone()
+    }
+
+    /// Tests only: reserves `coins` for `tx` through the commit path, as a
+    /// validation in flight would, so a test can hold them busy.
+    #[doc(hidden)]
+    pub fn reserve_for_tests(
+        &self,
+        tx: TxId,
+        coins: &[CoinId],
+    ) -> Result<Vec<CoinBody>, crate::shard::ReserveError> {
+        self.commit.reserve(tx, coins)
+    }
+
+    /// Tests only: releases what [`IssuerCore::reserve_for_tests`] took.
+    #[doc(hidden)]
+    pub fn abort_for_tests(&self, tx: TxId) {
+        self.commit.abort(tx);
     }
 
     /// The log.
     pub fn store(&self) -> &Arc<LogBackend> {
-        self.log.store().backend()
+        self.commit.log().store().backend()
     }
 
     /// The log writer's group commits since start (for metrics).
     pub fn log_commit_stats(&self) -> LogCommitStats {
-        self.log.store().stats()
+        self.commit.log().store().stats()
     }
 
     /// Latency histograms of each validation stage and durable commit
@@ -908,7 +920,7 @@ impl IssuerCore {
             let mut id = CoinId::random();
             // 128 random bits do not collide; this loop is the assertion's
             // polite twin, the shard's commit is the loud one.
-            while self.shards.get(&id).is_some() {
+            while self.commit.get(&id).is_some() {
                 id = CoinId::random();
             }
             out.push(CoinBody {
@@ -943,10 +955,10 @@ impl IssuerCore {
         }
     }
 
-    /// The commit path. `inputs` must already be reserved for `tx` in the
-    /// shards (or be empty). Asserts the batch balances, appends it durably,
-    /// then commits the shards (inputs leave, `issued` enter) and records
-    /// `tx` as committed. On any failure the reservations are released.
+    /// Commits `events` as transaction `tx` through the commit path and
+    /// waits until they are durable and applied. `inputs` must already be
+    /// reserved for `tx` (or be empty); they leave the shards, `issued`
+    /// enter. On any failure the reservations are released.
     pub(crate) fn commit_batch(
         &self,
         tx: TxId,
@@ -954,77 +966,14 @@ impl IssuerCore {
         events: Vec<Event>,
         issued: Vec<CoinBody>,
     ) -> Result<CommitRef, IssuerError> {
-        if self.has_crashed() {
-            // A dead issuer writes nothing more (crash tests).
-            self.shards.abort(tx);
-            return Err(IssuerError::Crashed);
-        }
-        if let Err(e) = self.ensure_alive() {
-            self.shards.abort(tx);
-            return Err(e);
-        }
-        let batch = match stage_batch(tx, self.now(), events) {
-            Ok(batch) => batch,
+        let commit = match Commit::new(tx, self.now(), events, inputs, issued) {
+            Ok(commit) => commit,
             Err(e) => {
-                self.shards.abort(tx);
+                self.commit.abort(tx);
                 return Err(e);
             }
         };
-        let first_seq = match self.log.submit_wait(batch.clone()) {
-            Ok(seq) => seq,
-            Err(e) => {
-                self.shards.abort(tx);
-                tracing::error!(%tx, error = %e, "log append failed");
-                return Err(e.into());
-            }
-        };
-        let spent: Vec<ledger::CoinId> = inputs.iter().map(|c| c.id).collect();
-        let left = self.shards.commit_touched(tx, &spent, &issued);
-        assert_eq!(
-            left.len(),
-            inputs.len(),
-            "the shards spent other coins than the batch records"
-        );
-        Ok(self.record_committed(&batch, first_seq))
-    }
-
-    /// After a batch is durable (and the shards committed): marks its
-    /// transaction committed and applies it to the state rebuilt from the log.
-    pub(crate) fn record_committed(&self, batch: &Batch, first_seq: Seq) -> CommitRef {
-        let at = CommitRef {
-            first_seq,
-            n_records: batch.events.len() as u16,
-        };
-        self.idempotency.commit(batch.tx, at);
-        let mut state = lock(&self.state);
-        state
-            .apply_batch(&batch.events)
-            .expect("a balanced batch keeps the running totals conserved");
-        at
-    }
-
-    /// Submits a staged batch to the log writer; `ack` runs (on the writer's
-    /// thread) once the batch is durable or has failed.
-    pub(crate) fn submit_batch(
-        &self,
-        batch: Batch,
-        ack: impl FnOnce(Result<Seq, StoreError>) + Send + 'static,
-    ) {
-        self.log.submit(batch, ack);
-    }
-
-    /// [`IssuerCore::submit_batch`] without waiting: with the group-commit
-    /// queue full, hands the batch back (an async caller must not block its
-    /// thread; it goes through the log writer's actor instead).
-    pub(crate) fn try_submit_batch<F>(
-        &self,
-        batch: Batch,
-        ack: F,
-    ) -> Result<(), ledger::QueueFull<F>>
-    where
-        F: FnOnce(Result<Seq, StoreError>) + Send + 'static,
-    {
-        self.log.try_submit(batch, ack)
+        self.commit.commit_wait(commit)
     }
 
     /// The events of a committed transaction, read back from the log.
@@ -1103,7 +1052,7 @@ impl IssuerCore {
     ) -> Result<protocol::wire::status::CoinState, IssuerError> {
         use crate::shard::CoinPresence;
         use protocol::wire::status::CoinState;
-        Ok(match self.shards.presence(coin) {
+        Ok(match self.commit.presence(coin) {
             CoinPresence::Unspent => CoinState::Unspent,
             CoinPresence::Reserved => CoinState::InUse,
             CoinPresence::Gone => CoinState::Spent,
@@ -1127,10 +1076,10 @@ impl IssuerCore {
     /// so the issuer's memory holds only what the projection has not yet
     /// applied, not every coin ever spent.
     pub fn checkpoint_coin_status(&self) -> Result<Seq, IssuerError> {
-        self.shards.retire_gone();
+        self.commit.retire_gone();
         match self.coin_status.catch_up(self.store().as_ref()) {
             Ok(seq) => {
-                let forgotten = self.shards.forget_retired();
+                let forgotten = self.commit.forget_retired();
                 tracing::debug!(
                     forgotten,
                     applied = seq.0,
@@ -1138,8 +1087,9 @@ impl IssuerCore {
                 );
                 Ok(seq)
             }
+            #[cfg(feature = "crash-tests")]
             Err(projections::ProjectionError::Crashed) => {
-                self.stop_dead(CrashPoint::DuringProjectionApply);
+                self.crash.stop_dead(CrashPoint::DuringProjectionApply);
                 Err(IssuerError::Crashed)
             }
             Err(e) => Err(e.into()),
@@ -1175,7 +1125,7 @@ impl IssuerCore {
     /// The unspent coins as a replay of the whole log says they are (for
     /// checks of the checkpoint boot; the serving shards are not touched).
     pub fn unspent_ids_from_log(&self) -> Result<std::collections::BTreeSet<CoinId>, IssuerError> {
-        let shards = ShardSet::new(self.shards.n_shards());
+        let shards = ShardSet::new(self.commit.n_shards());
         for_each_batch(self.store().as_ref(), |records, _| {
             for record in records {
                 shards.apply_logged(&record.event);
@@ -1192,8 +1142,9 @@ impl IssuerCore {
 
     /// The value of every unspent coin held by the shards.
     pub fn unspent_value(&self) -> u128 {
-        (0..self.shards.n_shards())
-            .flat_map(|i| self.shards.shard(ledger::ShardIdx(i)).unspent())
+        self.commit
+            .unspent()
+            .into_iter()
             .map(|c| u128::from(c.value.minor_units()))
             .sum()
     }
@@ -1316,23 +1267,6 @@ fn boot_from_log(
         Ok(())
     })?;
     Ok(n_state_records)
-}
-
-/// Builds the batch of `tx` at `at` (the clock reading the transaction was
-/// validated with: the auditor judges expiry at that time), asserting that
-/// it balances: the pair of the auditor's check on replay. A batch that does
-/// not balance is a bug in this crate, never the client's, and never reaches
-/// the log.
-pub(crate) fn stage_batch(
-    tx: TxId,
-    at: Timestamp,
-    events: Vec<Event>,
-) -> Result<Batch, IssuerError> {
-    if let Err(e) = Flows::of(&events).check_balanced() {
-        tracing::error!(%tx, error = %e, "refusing an unbalanced batch");
-        return Err(e.into());
-    }
-    Ok(Batch { tx, at, events })
 }
 
 /// Maps a reservation refusal to the reason the signed statement gives.

@@ -5,7 +5,10 @@
 
 mod cash_out;
 mod checkpoint;
+pub(crate) mod commit;
 pub mod core;
+pub mod crash;
+mod decide;
 pub mod disclosure;
 mod epoch;
 mod lifecycle;
@@ -18,15 +21,19 @@ pub mod refund;
 pub mod registry;
 pub mod returned_debit;
 mod status;
+pub(crate) mod validation;
 pub mod user_index_key;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
 };
+pub use self::commit::BareCommitPath;
 pub use self::core::{
-    Clock, CrashPoint, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend,
-    PurchaseStatus, SystemClock,
+    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
+    SystemClock,
 };
+#[cfg(feature = "crash-tests")]
+pub use self::crash::CrashPoint;
 pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DELIVERY_LABEL};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;

@@ -21,7 +21,9 @@ use protocol::wire::payment::{
 };
 
 use crate::idempotency::{Begin, CommitRef};
-use crate::issuer::core::{CrashPoint, IssuerCore, IssuerError, reserve_reason, stage_batch};
+use crate::issuer::commit::{Commit, block_on};
+use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
+use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{SessionError, SessionId};
 use crate::timing::Stage;
@@ -82,10 +84,8 @@ pub(crate) enum Staged {
 /// A balanced batch ready for the log, and what to do after it.
 pub(crate) struct StagedPayment {
     opened: OpenedValidation,
-    pub(crate) batch: ledger::Batch,
-    /// Coins the batch issues: they enter their shards at commit.
-    pub(crate) issued: Vec<CoinBody>,
-    pub(crate) n_inputs: usize,
+    /// The batch, its reserved inputs and the coins it issues.
+    pub(crate) commit: Commit,
     redeem: bool,
     /// New coins' Issuance1, built before the log append (its ack session
     /// is written meanwhile); sent only once the batch is durable.
@@ -111,77 +111,16 @@ enum Payout {
 
 impl IssuerCore {
     /// ValidationRequest -> Issuance1: new coins (refresh, change), a signed
-    /// receipt (redeem, aggregate) or a signed rejection (P4). The steps run
-    /// here in one thread; the actor path (`crate::actors`) runs the same
-    /// steps with the shards and the log writer as actors.
+    /// receipt (redeem, aggregate) or a signed rejection (P4), for a
+    /// synchronous caller: the one validation sequence
+    /// (`super::validation`) with every step on this thread. The actor
+    /// path (`Issuer::validate`) runs the same sequence with its expensive
+    /// steps on the crypto workers.
     pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        let pending = match self.validation_open(msg)? {
-            Opened::Answered(answer) => return Ok(answer),
-            Opened::Reserve(pending) => pending,
-        };
-        let tx = pending.tx;
-        let pending_inputs = pending.opened.serials();
-        let inputs = match self.shards.reserve(tx, &pending_inputs) {
-            Ok(inputs) => inputs,
-            Err(e) => return self.validation_unreserved(&pending, &e),
-        };
-        if self.crashes_at(CrashPoint::AfterReserve) {
-            return Err(IssuerError::Crashed);
-        }
-        let (done, session_written) = std::sync::mpsc::channel();
-        let done: SessionDone = Box::new(move |outcome| {
-            // The receiver waits below, after the log append.
-            let _ = done.send(outcome);
-        });
-        let staged = match self.validation_stage(pending, inputs, done) {
-            Ok(Staged::Commit(staged)) => staged,
-            Ok(Staged::Answered(answer)) => {
-                self.shards.abort(tx);
-                self.validation_abandon(tx);
-                return Ok(answer);
-            }
-            Err(e) => {
-                self.shards.abort(tx);
-                self.validation_abandon(tx);
-                return Err(e);
-            }
-        };
-        if self.crashes_at(CrashPoint::BeforeAppend) {
-            return Err(IssuerError::Crashed);
-        }
-        if self.crashes_at(CrashPoint::AfterAppendBeforeFsync) {
-            // Handed to the writer; its acknowledgement is never awaited.
-            self.submit_batch(staged.batch.clone(), |_| {});
-            return Err(IssuerError::Crashed);
-        }
-        let first_seq = match self.log.submit_wait(staged.batch.clone()) {
-            Ok(seq) => seq,
-            Err(e) => {
-                self.shards.abort(tx);
-                self.validation_failed(&staged);
-                return Err(e.into());
-            }
-        };
-        if self.crashes_at(CrashPoint::AfterDurable) {
-            return Err(IssuerError::Crashed);
-        }
-        let left = self
-            .shards
-            .commit_touched(tx, &pending_inputs, &staged.issued);
-        assert_eq!(
-            left.len(),
-            staged.n_inputs,
-            "the shards spent other coins than the batch"
-        );
-        let answer = self.validation_finish(&staged, first_seq)?;
-        // A callback dropped uncalled is a failure, never a success.
-        session_written
-            .recv()
-            .unwrap_or(Err(SessionError::Stopped))?;
-        if self.crashes_at(CrashPoint::AfterCommit) {
-            return Err(IssuerError::Crashed);
-        }
-        Ok(answer)
+        block_on(super::validation::validate(
+            &super::validation::Inline(self),
+            msg.clone(),
+        ))
     }
 
     fn reject(
@@ -338,7 +277,7 @@ impl IssuerCore {
             // Reserving stops at the first shard that refuses; the statement
             // must name every bad coin (P4), so look at each input.
             for id in pending.opened.serials() {
-                if self.shards.get(&id).is_none() && !bad.contains(&id) {
+                if self.commit.get(&id).is_none() && !bad.contains(&id) {
                     bad.push(id);
                 }
             }
@@ -365,87 +304,53 @@ impl IssuerCore {
         inputs: Vec<CoinBody>,
         done: SessionDone,
     ) -> Result<Staged, IssuerError> {
+        // Read first: the clock, the inputs' epochs, the payout's coins or
+        // sealed account. Then decide, purely. Then write.
         let now = self.now();
         let Pending { opened, tx, payout } = pending;
-        // A tag checked on the presented body; the log's body must be that one.
-        let mismatched: Vec<CoinId> = inputs
-            .iter()
-            .zip(&opened.coins)
-            .filter(|(logged, presented)| **logged != presented.body)
-            .map(|(logged, _)| logged.id)
-            .collect();
-        if !mismatched.is_empty() {
+        let presented: Vec<CoinBody> = opened.coins.iter().map(|c| c.body).collect();
+        let inputs_view = InputsView {
+            logged: &inputs,
+            presented: &presented,
+            now,
+            refresh: opened.kind == ValidationKind::Refresh,
+        };
+        if let Some(refusal) = refuse_inputs(inputs_view, |epoch| {
+            self.epoch_info(epoch).map(|e| e.grace_ends_at)
+        }) {
             return Ok(Staged::Answered(self.reject(
                 &opened,
-                RejectReason::BadTag,
-                mismatched,
-            )?));
-        }
-        let refresh = opened.kind == ValidationKind::Refresh;
-        let expired: Vec<CoinId> = inputs
-            .iter()
-            // Refresh takes expired coins until their epoch's grace ends.
-            .filter(|c| {
-                if refresh {
-                    self.past_grace(c, now)
-                } else {
-                    c.is_expired_at(now)
-                }
-            })
-            .map(|c| c.id)
-            .collect();
-        if !expired.is_empty() {
-            return Ok(Staged::Answered(self.reject(
-                &opened,
-                RejectReason::Expired,
-                expired,
+                refusal.reason,
+                refusal.bad_coins,
             )?));
         }
         let amount = opened.v_desc.amount;
-        let spent = Event::CoinsSpent {
-            coins: inputs.clone(),
-            cause: opened.kind.spend_cause(&opened.v_desc.option),
-        };
-        let (events, issued) = match &payout {
+        let decided = match &payout {
             Payout::Coins { spec, .. } => {
                 // Its ack session must be writable once the batch is in
                 // the log: refuse (503, retry later) before money moves.
                 self.sessions.has_room_for_payment()?;
-                let new = self.mint_bodies(spec)?;
-                let cause = match opened.kind {
-                    ValidationKind::Change => IssueCause::Change,
-                    ValidationKind::Refresh => IssueCause::Refresh,
-                    ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
-                };
-                let issue = Event::CoinsIssued {
-                    holder: self.self_payment_holder(&opened, &inputs, &new)?,
-                    coins: new.clone(),
-                    cause,
-                };
-                (vec![spent, issue], new)
+                let fresh = self.mint_bodies(spec)?;
+                PayoutDecided::Coins {
+                    holder: self.self_payment_holder(&opened, &inputs, &fresh)?,
+                    fresh,
+                    cause: match opened.kind {
+                        ValidationKind::Change => IssueCause::Change,
+                        ValidationKind::Refresh => IssueCause::Refresh,
+                        ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
+                    },
+                }
             }
-            Payout::Redeem(account) => (
-                vec![
-                    spent,
-                    Event::Redeemed {
-                        amount,
-                        bank_account: self.sealer.seal_account(account),
-                    },
-                ],
-                Vec::new(),
-            ),
-            Payout::Aggregate(balance) => (
-                vec![
-                    spent,
-                    Event::Aggregated {
-                        balance: *balance,
-                        amount,
-                    },
-                ],
-                Vec::new(),
-            ),
+            Payout::Redeem(account) => PayoutDecided::Redeem(self.sealer.seal_account(account)),
+            Payout::Aggregate(balance) => PayoutDecided::Aggregate(*balance),
         };
-        let batch = stage_batch(tx, now, events)?;
+        let (events, issued) = payment_events(
+            &inputs,
+            opened.kind.spend_cause(&opened.v_desc.option),
+            amount,
+            decided,
+        );
+        let commit = Commit::new(tx, now, events, &inputs, issued)?;
         if let Payout::Redeem(account) = &payout {
             self.registry.put_pending_credit(
                 tx,
@@ -457,7 +362,8 @@ impl IssuerCore {
         }
         let prepared = match &payout {
             Payout::Coins { payee_key, .. } => {
-                let coins = issued
+                let coins = commit
+                    .issued()
                     .iter()
                     .map(|b| self.tagged(*b))
                     .collect::<Result<Vec<_>, _>>()?;
@@ -473,9 +379,7 @@ impl IssuerCore {
         };
         Ok(Staged::Commit(Box::new(StagedPayment {
             opened,
-            batch,
-            issued,
-            n_inputs: inputs.len(),
+            commit,
             redeem: matches!(payout, Payout::Redeem(_)),
             prepared,
         })))
@@ -483,7 +387,7 @@ impl IssuerCore {
 
     /// After a staged payment failed to reach the log: nothing is owed.
     pub(crate) fn validation_failed(&self, staged: &StagedPayment) {
-        let tx = staged.batch.tx;
+        let tx = staged.commit.tx();
         if staged.redeem
             && let Err(e) = self.registry.remove_pending_credit(tx)
         {
@@ -492,23 +396,22 @@ impl IssuerCore {
         self.validation_abandon(tx);
     }
 
-    /// Step 3, the batch durable and the shards committed: records the
-    /// transaction and gives the answer (new coins: the one prepared at
-    /// staging; a receipt: built now, with a redemption's bank credit).
-    /// Short, and no RSA unless it signs a receipt: the coordinator runs the
+    /// Step 3, the batch committed at `at` (durable, shards committed,
+    /// transaction recorded): gives the answer (new coins: the one prepared
+    /// at staging; a receipt: built now, with a redemption's bank credit).
+    /// Short, and no RSA unless it signs a receipt: the sequence runs the
     /// new-coins case inline.
     pub(crate) fn validation_finish(
         &self,
         staged: &StagedPayment,
-        first_seq: ledger::Seq,
+        at: CommitRef,
     ) -> Result<PaymentIssuance1, IssuerError> {
-        let at = self.record_committed(&staged.batch, first_seq);
-        tracing::debug!(tx = %staged.batch.tx, seq = %at.first_seq, "payment committed");
+        tracing::debug!(tx = %staged.commit.tx(), seq = %at.first_seq, "payment committed");
         match &staged.prepared {
             Some(answer) => Ok(answer.clone()),
             // A receipt writes no session: this does not wait.
             None => wait_for_sessions(|done| {
-                self.answer_committed(&staged.opened, staged.batch.tx, at, done)
+                self.answer_committed(&staged.opened, staged.commit.tx(), at, done)
             }),
         }
     }

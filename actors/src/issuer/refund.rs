@@ -121,7 +121,7 @@ impl IssuerCore {
                 .coins_of(&opened.id_ch)?
                 .into_iter()
                 .filter(|c| {
-                    self.shards
+                    self.commit
                         .get(c)
                         .is_some_and(|b| !self.past_grace(&b, now))
                 })
@@ -135,7 +135,7 @@ impl IssuerCore {
                     now,
                 ));
             }
-            let revoked = match self.shards.reserve(tx, &unspent) {
+            let revoked = match self.commit.reserve(tx, &unspent) {
                 Ok(bodies) => bodies,
                 Err(e) => {
                     let (reason, _) = reserve_reason(&e);
@@ -147,7 +147,7 @@ impl IssuerCore {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    self.shards.abort(tx);
+                    self.commit.abort(tx);
                     return Err(e);
                 }
             };

@@ -389,7 +389,7 @@ impl Harness {
         );
         assert_eq!(totals, self.core().totals());
         assert_eq!(
-            self.core().shards().n_reserved(),
+            self.core().n_reserved(),
             0,
             "a reservation outlived its transaction"
         );

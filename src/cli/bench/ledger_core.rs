@@ -1,25 +1,23 @@
 //! The ledger core without public-key crypto: spends (1 coin in, 1 coin out,
-//! a balanced refresh batch) submitted straight to the issuer's coin shards
-//! (`actors::ShardSet`: reserve, then commit after the log has the batch)
-//! and to ledger's group commit over a durable redb log (fsync per commit).
-//! Several threads keep many spends in flight, as the coordinator does for
-//! many clients. A counting wrapper around the store gives the commits and
-//! so the group-commit batch size. The coin-status projection is not part
-//! of the commit path (the housekeeper catches it up off it), and is not
-//! run here: the root package has no edge to `projections`.
+//! a balanced refresh batch) through the issuer's own commit path
+//! (`actors::issuer::BareCommitPath`: reserve in the coin shards, the
+//! group commit over a durable redb log with fsync per commit, then the
+//! shards, the idempotency table and the log state on the writer's thread),
+//! without keys, registry or sessions. Several threads keep many spends in
+//! flight, as the coordinator does for many clients. The coin-status
+//! projection is not part of the commit path (the housekeeper catches it
+//! up off it), and is not run here.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use actors::ShardSet;
+use actors::issuer::BareCommitPath;
 use ledger::{
-    Amount, Batch, CoinBody, CoinId, Event, EventStore, Flows, GroupCommit, GroupCommitConfig,
-    Head, IssueCause, KeyEpoch, PurchaseId, RedbStore, Seq, SpendCause, StoreError, StoredRecord,
-    Timestamp, TxId,
+    Amount, Batch, CoinBody, CoinId, Event, EventStore, GroupCommitConfig, IssueCause, KeyEpoch,
+    PurchaseId, RedbStore, SpendCause, Timestamp, TxId,
 };
 
 use super::stats;
@@ -32,31 +30,6 @@ const IN_FLIGHT_PER_THREAD_MIN: usize = 1024;
 const SEED_COINS_PER_BATCH: usize = 1024;
 /// Lifetime of the benchmark's coins, in seconds.
 const COIN_LIFETIME_SECS: u64 = 24 * 3600;
-
-/// A store that counts its durable transactions.
-struct CountingStore {
-    inner: RedbStore,
-    n_appends: AtomicU64,
-    n_batches: AtomicU64,
-}
-
-impl EventStore for CountingStore {
-    fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
-        let seqs = self.inner.append(batches)?;
-        self.n_appends.fetch_add(1, Ordering::Relaxed);
-        self.n_batches
-            .fetch_add(batches.len() as u64, Ordering::Relaxed);
-        Ok(seqs)
-    }
-
-    fn head(&self) -> Result<Head, StoreError> {
-        self.inner.head()
-    }
-
-    fn read(&self, from: Seq, max_records: usize) -> Result<Vec<StoredRecord>, StoreError> {
-        self.inner.read(from, max_records)
-    }
-}
 
 /// What the ledger-core phase measured.
 pub struct CoreReport {
@@ -77,7 +50,7 @@ impl fmt::Display for CoreReport {
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         write!(
             f,
-            "ledger core (shards + group commit + redb, fsync on, no RSA; {} threads x {} in flight; commits of at most {} batches): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
+            "ledger core (the issuer's commit path: shards + group commit + redb, fsync on, no RSA; {} threads x {} in flight; commits of at most {} batches): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
             self.n_threads,
             self.in_flight_per_thread,
             self.config.commit_batches_max,
@@ -108,12 +81,8 @@ fn fresh_body() -> CoinBody {
     }
 }
 
-/// Issues `n` coins through the log (settled purchases), and into the shards.
-fn seed(
-    log: &GroupCommit<CountingStore>,
-    shards: &ShardSet,
-    n: usize,
-) -> anyhow::Result<Vec<CoinBody>> {
+/// Issues `n` coins through the commit path (settled purchases).
+fn seed(path: &BareCommitPath, n: usize) -> anyhow::Result<Vec<CoinBody>> {
     let mut all = Vec::with_capacity(n);
     while all.len() < n {
         let coins: Vec<CoinBody> = (0..SEED_COINS_PER_BATCH.min(n - all.len()))
@@ -121,43 +90,24 @@ fn seed(
             .collect();
         let purchase = PurchaseId::random();
         let amount = Amount::checked_sum(coins.iter().map(|c| c.value))?;
-        let issued = Event::CoinsIssued {
-            coins: coins.clone(),
-            holder: None,
-            cause: IssueCause::Purchase(purchase),
-        };
-        let events = vec![Event::PurchaseSettled { purchase, amount }, issued.clone()];
-        Flows::of(&events).check_balanced()?;
-        log.submit_wait(Batch {
-            tx: TxId::random(),
-            at: Timestamp::now(),
-            events,
-        })?;
-        shards.apply_logged(&issued);
+        let events = vec![
+            Event::PurchaseSettled { purchase, amount },
+            Event::CoinsIssued {
+                coins: coins.clone(),
+                holder: None,
+                cause: IssueCause::Purchase(purchase),
+            },
+        ];
+        path.commit_wait(TxId::random(), events, (&[], coins.clone()))?;
         all.extend(coins);
     }
     Ok(all)
 }
 
-/// An acknowledgement from the group-commit writer.
+/// An acknowledgement from the commit path.
 struct Acked {
-    tx: TxId,
-    spent: CoinId,
     issued: CoinBody,
-    result: Result<Seq, StoreError>,
-}
-
-/// Commits `acked` in the shards it concerns only, as the issuer's
-/// coordinator does (`ShardSet::commit` visits every shard).
-fn commit_in_shards(shards: &ShardSet, acked: &Acked) {
-    let n_shards = shards.n_shards();
-    let (from, to) = (acked.spent.shard(n_shards), acked.issued.id.shard(n_shards));
-    if from == to {
-        shards.shard(from).commit(acked.tx, &[acked.issued]);
-    } else {
-        shards.shard(from).commit(acked.tx, &[]);
-        shards.shard(to).commit(acked.tx, &[acked.issued]);
-    }
+    result: Result<actors::CommitRef, actors::IssuerError>,
 }
 
 /// What one submitting thread counted.
@@ -167,23 +117,22 @@ struct Tally {
     n_failed: u64,
 }
 
-/// Reserves `body`, stages its refresh batch and submits it.
+/// Reserves `body` and submits its refresh batch.
 fn submit_spend(
-    log: &GroupCommit<CountingStore>,
-    shards: &ShardSet,
+    path: &BareCommitPath,
     body: CoinBody,
     acks: &mpsc::Sender<Acked>,
 ) -> anyhow::Result<()> {
     // As the issuer does, the transaction id is derived from what is spent
     // (a hash), not drawn from the OS.
     let tx = TxId::derive("vc/bench/core-spend", &[body.id.as_bytes()]);
-    let inputs = shards
+    let inputs = path
         .reserve(tx, &[body.id])
         .map_err(|e| anyhow::anyhow!("reserving a coin: {e:?}"))?;
     let issued = fresh_body();
     let events = vec![
         Event::CoinsSpent {
-            coins: inputs,
+            coins: inputs.clone(),
             cause: SpendCause::Refresh,
         },
         Event::CoinsIssued {
@@ -192,27 +141,16 @@ fn submit_spend(
             cause: IssueCause::Refresh,
         },
     ];
-    if let Err(e) = Flows::of(&events).check_balanced() {
-        shards.abort(tx);
-        return Err(e.into());
-    }
     let acks = acks.clone();
-    let at = Timestamp::now();
-    log.submit(Batch { tx, at, events }, move |result| {
+    path.submit(tx, events, (&inputs, vec![issued]), move |result| {
         // The receiver outlives every batch it submitted.
-        let _ = acks.send(Acked {
-            tx,
-            spent: body.id,
-            issued,
-            result,
-        });
+        let _ = acks.send(Acked { issued, result });
     });
     Ok(())
 }
 
 fn spend_loop(
-    log: &GroupCommit<CountingStore>,
-    shards: &ShardSet,
+    path: &BareCommitPath,
     mut coins: VecDeque<CoinBody>,
     in_flight_max: usize,
     deadline: Instant,
@@ -223,13 +161,12 @@ fn spend_loop(
     let on_ack =
         |acked: Acked, coins: &mut VecDeque<CoinBody>, tally: &mut Tally| match acked.result {
             Ok(_) => {
-                commit_in_shards(shards, &acked);
                 coins.push_back(acked.issued);
                 tally.n_spends += 1;
             }
             Err(e) => {
+                // The commit path released the reservation.
                 tracing::warn!(error = %e, "a spend did not reach the log");
-                shards.abort(acked.tx);
                 tally.n_failed += 1;
             }
         };
@@ -237,7 +174,7 @@ fn spend_loop(
         while in_flight < in_flight_max
             && let Some(body) = coins.pop_front()
         {
-            submit_spend(log, shards, body, &ack_tx)?;
+            submit_spend(path, body, &ack_tx)?;
             in_flight += 1;
         }
         let acked = ack_rx.recv()?;
@@ -306,19 +243,14 @@ pub fn run(
     let in_flight_per_thread =
         IN_FLIGHT_PER_THREAD_MIN.max(config.commit_batches_max * 2 / n_threads);
     std::fs::create_dir_all(dir)?;
-    let store = Arc::new(CountingStore {
-        inner: RedbStore::open(dir.join("log.redb"))?,
-        n_appends: AtomicU64::new(0),
-        n_batches: AtomicU64::new(0),
-    });
-    let log = Arc::new(GroupCommit::start(store.clone(), config)?);
-    let shards = ShardSet::new(N_SHARDS);
+    let path = Arc::new(BareCommitPath::open(
+        &dir.join("log.redb"),
+        N_SHARDS,
+        config,
+    )?);
     // Twice the window: a thread never waits for a coin its own commit frees.
-    let coins = seed(&log, &shards, n_threads * in_flight_per_thread * 2)?;
-    let (appends_before, batches_before) = (
-        store.n_appends.load(Ordering::Relaxed),
-        store.n_batches.load(Ordering::Relaxed),
-    );
+    let coins = seed(&path, n_threads * in_flight_per_thread * 2)?;
+    let before = path.log_commit_stats();
     let cpu_before = stats::process_cpu_secs();
     let started = Instant::now();
     let deadline = started + duration;
@@ -326,11 +258,9 @@ pub fn run(
     let threads = coins
         .chunks(per_thread)
         .map(|chunk| {
-            let (log, shards) = (log.clone(), shards.clone());
+            let path = path.clone();
             let mine: VecDeque<CoinBody> = chunk.iter().copied().collect();
-            std::thread::spawn(move || {
-                spend_loop(&log, &shards, mine, in_flight_per_thread, deadline)
-            })
+            std::thread::spawn(move || spend_loop(&path, mine, in_flight_per_thread, deadline))
         })
         .collect::<Vec<_>>();
     let mut total = Tally::default();
@@ -343,6 +273,7 @@ pub fn run(
     }
     let elapsed = started.elapsed();
     let cpu_secs = stats::process_cpu_secs() - cpu_before;
+    let after = path.log_commit_stats();
     Ok(CoreReport {
         n_spends: total.n_spends,
         config,
@@ -350,8 +281,8 @@ pub fn run(
         n_failed: total.n_failed,
         n_threads,
         elapsed,
-        n_appends: store.n_appends.load(Ordering::Relaxed) - appends_before,
-        n_batches: store.n_batches.load(Ordering::Relaxed) - batches_before,
+        n_appends: after.commits - before.commits,
+        n_batches: after.batches - before.batches,
         cpu_secs,
         load_average: stats::load_average(),
     })

@@ -1,0 +1,206 @@
+//! The sequence of one validation (payment, change, refresh, redeem),
+//! written once: the actor shell runs it with its expensive steps on the
+//! crypto workers ([`Steps`] over the pool), a synchronous caller with
+//! every step on its own thread (`IssuerCore::validate`). Both reserve and
+//! commit through the issuer's one [`CommitPath`](super::commit::CommitPath).
+//!
+//! ```text
+//! open, check, replay check (worker)          answered: refusal or committed repeat
+//!   -> reserve inputs (commit path)           busy / spent: signed refusal
+//!   -> stage: events, balanced batch,         expired, bad body: signed refusal
+//!      new coins' Issuance1 + ack session
+//!   -> commit path: durable, shards, state    failure: reservations released
+//!   -> answer once the ack session is durable
+//! ```
+
+use std::future::Future;
+use std::time::Instant;
+
+use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
+
+use crate::issuer::core::{IssuerCore, IssuerError};
+use crate::issuer::crash::{CrashPoint, is_crash};
+use crate::issuer::payment::{Opened, SessionDone, Staged};
+use crate::sessions::SessionError;
+use crate::timing::Stage;
+
+/// Where a validation's expensive steps run (opening envelopes, signing,
+/// disk writes of the registry): on a crypto worker in the actor shell, on
+/// the caller's own thread in a synchronous caller. Cheap steps run where
+/// the sequence runs.
+pub(crate) trait Steps {
+    fn core(&self) -> &IssuerCore;
+
+    /// Runs `step` on a worker and resolves with its result.
+    fn on_worker<R: Send + 'static>(
+        &self,
+        step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
+    ) -> impl Future<Output = Result<R, IssuerError>>;
+}
+
+/// Every step on the caller's thread.
+pub(crate) struct Inline<'a>(pub(crate) &'a IssuerCore);
+
+impl Steps for Inline<'_> {
+    fn core(&self) -> &IssuerCore {
+        self.0
+    }
+
+    async fn on_worker<R: Send + 'static>(
+        &self,
+        step: impl FnOnce(&IssuerCore) -> R + Send + 'static,
+    ) -> Result<R, IssuerError> {
+        Ok(step(self.0))
+    }
+}
+
+/// ValidationRequest -> Issuance1. A panic in the sequence (whichever
+/// thread polls it: in the actor shell, the gateway's) is caught here and
+/// stops the issuer, as it would on a thread the issuer owns.
+pub(crate) async fn validate(
+    steps: &impl Steps,
+    msg: ValidationRequest,
+) -> Result<PaymentIssuance1, IssuerError> {
+    let core = steps.core();
+    core.ensure_alive()?;
+    let started = Instant::now();
+    let answer = match CatchUnwind(Box::pin(validate_timed(steps, msg))).await {
+        Ok(answer) => answer,
+        Err(_panic) => {
+            core.fail_stop().trip("a payment's validation panicked");
+            core.ensure_alive().and(Err(IssuerError::Stopped))
+        }
+    };
+    core.stage_timings()
+        .record(Stage::Validation, started.elapsed());
+    answer
+}
+
+/// [`validate`], recording each stage's time.
+async fn validate_timed(
+    steps: &impl Steps,
+    msg: ValidationRequest,
+) -> Result<PaymentIssuance1, IssuerError> {
+    let core = steps.core();
+    let timings = core.stage_timings();
+    let queued = Instant::now();
+    let opened = steps
+        .on_worker(move |core| {
+            core.stage_timings()
+                .record(Stage::PoolWait, queued.elapsed());
+            core.validation_open(&msg)
+        })
+        .await??;
+    let pending = match opened {
+        Opened::Answered(answer) => return Ok(answer),
+        Opened::Reserve(pending) => pending,
+    };
+    let reserving = Instant::now();
+    let tx = pending.tx;
+    let inputs = match core.commit.reserve(tx, &pending.opened.serials()) {
+        Ok(inputs) => inputs,
+        Err(refusal) => {
+            return steps
+                .on_worker(move |core| core.validation_unreserved(&pending, &refusal))
+                .await?;
+        }
+    };
+    core.crash_check(CrashPoint::AfterReserve)?;
+    let staging = Instant::now();
+    timings.record(Stage::Reserve, staging.duration_since(reserving));
+    let (done, written) = tokio::sync::oneshot::channel();
+    let staged = if IssuerCore::stages_inline(&pending) {
+        // New coins: staging is ~0.1 ms of CPU and no disk; on the pool
+        // it queued behind every newer payment's RSA.
+        core.validation_stage(pending, inputs, session_done(done))
+    } else {
+        steps
+            .on_worker(move |core| core.validation_stage(pending, inputs, session_done(done)))
+            .await?
+    };
+    let staged = match staged {
+        Ok(Staged::Commit(staged)) => staged,
+        Ok(Staged::Answered(answer)) => {
+            core.commit.abort(tx);
+            core.validation_abandon(tx);
+            return Ok(answer);
+        }
+        Err(e) => {
+            core.commit.abort(tx);
+            core.validation_abandon(tx);
+            return Err(e);
+        }
+    };
+    let appending = Instant::now();
+    timings.record(Stage::StageBatch, appending.duration_since(staging));
+    // Nothing is acknowledged before this resolves: the batch is durable,
+    // the shards committed and the transaction marked committed.
+    let at = match core.commit.commit(staged.commit.clone()).await {
+        Ok(at) => at,
+        // A crash cleans nothing up: the restart finds what the log has.
+        Err(e) if is_crash(&e) => return Err(e),
+        Err(e) => {
+            steps
+                .on_worker(move |core| core.validation_failed(&staged))
+                .await?;
+            return Err(e);
+        }
+    };
+    let durable = Instant::now();
+    timings.record(Stage::LogDurable, durable.duration_since(appending));
+    let answer = if IssuerCore::is_prepared(&staged) {
+        // New coins: their Issuance1 was built at staging; finishing is
+        // bookkeeping, done here rather than queued behind RSA work.
+        core.validation_finish(&staged, at)?
+    } else {
+        steps
+            .on_worker(move |core| core.validation_finish(&staged, at))
+            .await??
+    };
+    let finished = Instant::now();
+    timings.record(Stage::AfterLog, finished.duration_since(durable));
+    // The ack session was handed to the session writer at staging; its
+    // group commit ran alongside the log's. The answer waits for it here,
+    // not on a crypto worker.
+    session_written(written).await?;
+    timings.record(Stage::SessionWait, finished.elapsed());
+    core.crash_check(CrashPoint::AfterCommit)?;
+    Ok(answer)
+}
+
+/// A session-write callback that completes `done`.
+pub(crate) fn session_done(
+    done: tokio::sync::oneshot::Sender<Result<(), SessionError>>,
+) -> SessionDone {
+    Box::new(move |outcome| {
+        // The requester may have gone; the write stands regardless.
+        let _ = done.send(outcome);
+    })
+}
+
+/// Waits for a session write; a callback dropped uncalled is a failure.
+pub(crate) async fn session_written(
+    written: tokio::sync::oneshot::Receiver<Result<(), SessionError>>,
+) -> Result<(), IssuerError> {
+    Ok(written.await.unwrap_or(Err(SessionError::Stopped))?)
+}
+
+/// A future whose panic is returned rather than unwound into the thread
+/// polling it (which belongs to whoever embeds the issuer).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
