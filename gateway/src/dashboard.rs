@@ -275,7 +275,7 @@ fn view(
         aggregates: money(totals.aggregates),
         card_float: money(totals.card_float),
         real_held: money(totals.real_in - totals.real_out),
-        unspent_coins: core.shards().n_unspent() as u64,
+        unspent_coins: core.n_unspent() as u64,
         epochs,
         purchases_pending: fold.pending.len() as u64,
         purchases_pending_amount: Amount::from_minor(pending_minor).to_string(),

@@ -212,7 +212,7 @@ fn a_refund_run_again_while_one_is_journaled_finishes_that_one_instead() {
     for c in purse.coins().expect("coins") {
         if c.state == CoinState::Available {
             assert!(
-                core.shards().get(&c.coin.id()).is_some(),
+                core.unspent_coin(&c.coin.id()).is_some(),
                 "a coin the purse counts is dead at the issuer"
             );
         }
