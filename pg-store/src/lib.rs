@@ -23,6 +23,8 @@
 //! one head.
 
 pub mod schema;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod url;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +60,22 @@ struct Inner {
     head: Option<Head>,
 }
 
-fn backend(what: &str, e: postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {what}: {e}"))
+/// A client error as a [`StoreError`], with the server's message (the
+/// client's own `Display` says only "db error").
+pub(crate) fn backend(what: &str, e: postgres::Error) -> StoreError {
+    StoreError::Backend(format!("postgres: {what}: {}", error_text(&e)))
+}
+
+/// The server's message and SQLSTATE for a database error, else the
+/// client's error and its cause.
+pub fn error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 fn connect(url_text: &str) -> Result<Client, StoreError> {
@@ -212,9 +228,7 @@ fn raw_record(row: &postgres::Row) -> Result<RawRecord, StoreError> {
         .map_err(|e| backend("reading a record's seq", e))?;
     let seq = u64::try_from(seq)
         .map_err(|_| StoreError::Backend(format!("postgres: a record has seq {seq}")))?;
-    let value: &[u8] = row
-        .try_get(1)
-        .map_err(|e| backend("reading a record", e))?;
+    let value: &[u8] = row.try_get(1).map_err(|e| backend("reading a record", e))?;
     decode_record_value(Seq(seq), value)
 }
 
@@ -270,12 +284,12 @@ impl EventStore for PostgresStore {
                 self.watch.publish(new_head.last_seq);
                 Ok(firsts)
             }
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Backend(
-                format!(
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Backend(format!(
                     "postgres: another writer appended after seq {}: this writer's head is stale",
                     head.last_seq.0
-                ),
-            )),
+                )))
+            }
             Err(e) => Err(backend("appending", e)),
         }
     }

@@ -56,9 +56,7 @@ END
 $$;
 ";
 
-fn backend(what: &str, e: postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {what}: {e}"))
-}
+use crate::backend;
 
 /// Takes the writer's session lock; `false` if another session holds it.
 pub fn try_lock_writer(client: &mut Client) -> Result<bool, StoreError> {

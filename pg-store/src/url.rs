@@ -15,7 +15,9 @@ use postgres::config::Host;
 /// key=value form) and refuses a host that is not this machine.
 pub fn parse(url: &str) -> Result<Config, StoreError> {
     let config: Config = url.parse().map_err(|e: postgres::Error| {
-        StoreError::Backend(format!("postgres: the connection string does not parse: {e}"))
+        StoreError::Backend(format!(
+            "postgres: the connection string does not parse: {e}"
+        ))
     })?;
     if config.get_hosts().is_empty() {
         return Err(StoreError::Backend(
