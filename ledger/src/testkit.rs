@@ -353,7 +353,8 @@ macro_rules! event_store_conformance {
             #[allow(unused_imports)]
             use $crate::{
                 Batch, ChainVerifier, EventStore, Hash32, RawEventStore, Seq, StoreError,
-                testkit::{sample_batch, sample_batches}, verify_store,
+                testkit::{sample_batch, sample_batches},
+                verify_store,
             };
 
             #[test]

@@ -14,14 +14,16 @@
 //!
 //! Module map: [`schema`] owns the tables, the append-only triggers and the
 //! read-only role's grants; [`url`] checks and describes a connection
-//! string without its password; this file owns the connection, the cached
-//! head and the reads.
+//! string without its password; `connection` keeps each connection on a
+//! thread of its own (the client cannot run inside the issuer's async
+//! runtime); this file owns the cached head, the appends and the reads.
 //!
 //! One writer: the writable open takes a session advisory lock, so a second
 //! issuer on the same database is refused while the first is connected, and
 //! the primary key on `seq` refuses a fork even if two writers chained from
 //! one head.
 
+mod connection;
 pub mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -41,23 +43,22 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
+use crate::connection::Connection;
+
 /// How often a reader's listener wakes to see whether its store was dropped.
 const LISTEN_POLL_MS: u64 = 200;
 
 /// The event log in a PostgreSQL database.
 pub struct PostgresStore {
-    inner: Mutex<Inner>,
+    connection: Connection,
+    /// The head as this writer last committed it (`None` for a reader,
+    /// and after a failed append, whose outcome is unknown: re-read
+    /// before the next). Held across an append: appends run one at a time.
+    head: Mutex<Option<Head>>,
     read_only: bool,
     watch: HeadWatch,
     /// Tells a reader's listener thread to stop (set on drop).
     stopping: Arc<AtomicBool>,
-}
-
-struct Inner {
-    client: Client,
-    /// The head as this writer last committed it; `None` after a failed
-    /// append, whose outcome is unknown (re-read before the next).
-    head: Option<Head>,
 }
 
 /// A client error as a [`StoreError`], with the server's message (the
@@ -78,11 +79,10 @@ pub fn error_text(e: &postgres::Error) -> String {
     }
 }
 
-fn connect(url_text: &str) -> Result<Client, StoreError> {
-    let config = url::parse(url_text)?;
+fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
     config
         .connect(NoTls)
-        .map_err(|e| backend(&format!("connecting to {}", url::describe(&config)), e))
+        .map_err(|e| backend(&format!("connecting to {}", url::describe(config)), e))
 }
 
 impl PostgresStore {
@@ -90,19 +90,23 @@ impl PostgresStore {
     /// tables on first use, checks the record format, and takes the
     /// writer's lock (refused while another writer holds it).
     pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut client = connect(url)?;
-        if !schema::try_lock_writer(&mut client)? {
-            return Err(StoreError::Backend(
-                "postgres: another writer has this log open".to_string(),
-            ));
-        }
-        schema::create_or_check(&mut client)?;
-        let head = read_head(&mut client)?;
+        let config = url::parse(url)?;
+        let (connection, head) = Connection::open(
+            "vc-pg-writer",
+            move || connect(&config),
+            |client| {
+                if !schema::try_lock_writer(client)? {
+                    return Err(StoreError::Backend(
+                        "postgres: another writer has this log open".to_string(),
+                    ));
+                }
+                schema::create_or_check(client)?;
+                read_head(client)
+            },
+        )?;
         let store = PostgresStore {
-            inner: Mutex::new(Inner {
-                client,
-                head: Some(head),
-            }),
+            connection,
+            head: Mutex::new(Some(head)),
             read_only: false,
             watch: HeadWatch::default(),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -116,19 +120,26 @@ impl PostgresStore {
     /// listener thread follows the writer's commits (LISTEN), so a
     /// [`ledger::Tail`] over this store wakes when the log grows.
     pub fn open_read_only(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut client = connect(url)?;
-        client
-            .batch_execute("SET default_transaction_read_only = on")
-            .map_err(|e| backend("making the session read-only", e))?;
-        schema::check(&mut client)?;
-        let head = read_head(&mut client)?;
+        let config = url::parse(url)?;
+        let listener_config = config.clone();
+        let (connection, head) = Connection::open(
+            "vc-pg-reader",
+            move || connect(&config),
+            |client| {
+                client
+                    .batch_execute("SET default_transaction_read_only = on")
+                    .map_err(|e| backend("making the session read-only", e))?;
+                schema::check(client)?;
+                read_head(client)
+            },
+        )?;
         let watch = HeadWatch::default();
         watch.publish(head.last_seq);
         let stopping = Arc::new(AtomicBool::new(false));
-        let listener = connect(url)?;
-        spawn_listener(listener, watch.clone(), stopping.clone())?;
+        spawn_listener(listener_config, watch.clone(), stopping.clone())?;
         Ok(PostgresStore {
-            inner: Mutex::new(Inner { client, head: None }),
+            connection,
+            head: Mutex::new(None),
             read_only: true,
             watch,
             stopping,
@@ -145,8 +156,8 @@ impl PostgresStore {
         Ok(self.len()? == 0)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        match self.inner.lock() {
+    fn lock_head(&self) -> MutexGuard<'_, Option<Head>> {
+        match self.head.lock() {
             Ok(guard) => guard,
             Err(_poisoned) => panic!("{}", ledger::sync::POISONED_LOCK),
         }
@@ -159,19 +170,33 @@ impl Drop for PostgresStore {
     }
 }
 
-/// Follows the writer's `NOTIFY` on its own connection and publishes each
-/// new head to `watch` until `stopping`.
+/// Follows the writer's `NOTIFY` on a connection of its own (its own
+/// thread) and publishes each new head to `watch` until `stopping`.
 fn spawn_listener(
-    mut client: Client,
+    config: postgres::Config,
     watch: HeadWatch,
     stopping: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
-    client
-        .batch_execute(&format!("LISTEN {}", schema::NOTIFY_CHANNEL))
-        .map_err(|e| backend("listening for appends", e))?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("vc-pg-listen".into())
         .spawn(move || {
+            let listening = connect(&config).and_then(|mut client| {
+                client
+                    .batch_execute(&format!("LISTEN {}", schema::NOTIFY_CHANNEL))
+                    .map_err(|e| backend("listening for appends", e))?;
+                Ok(client)
+            });
+            let mut client = match listening {
+                Ok(client) => {
+                    let _ = ready_tx.send(Ok(()));
+                    client
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             while !stopping.load(Ordering::SeqCst) {
                 let mut notifications = client.notifications();
                 let mut iter = notifications.timeout_iter(Duration::from_millis(LISTEN_POLL_MS));
@@ -192,7 +217,9 @@ fn spawn_listener(
             }
         })
         .map_err(StoreError::Io)?;
-    Ok(())
+    ready_rx.recv().map_err(|_| {
+        StoreError::Backend("postgres: the append listener did not start".to_string())
+    })?
 }
 
 /// The last record's seq and hash, its own hash checked.
@@ -244,10 +271,10 @@ impl EventStore for PostgresStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inner = self.lock();
-        let head = match inner.head {
+        let mut cached = self.lock_head();
+        let head = match *cached {
             Some(head) => head,
-            None => read_head(&mut inner.client)?,
+            None => self.connection.run(read_head)?,
         };
         let (records, firsts) = chain_batches(head, batches)?;
         let Some(last) = records.last() else {
@@ -263,42 +290,42 @@ impl EventStore for PostgresStore {
             .collect::<Result<Vec<i64>, _>>()?;
         let values: Vec<Vec<u8>> = records.iter().map(encode_record_value).collect();
         // Unknown outcome from here on: a later append re-reads the head.
-        inner.head = None;
-        let result = (|| {
-            let mut tx = inner.client.transaction()?;
-            tx.execute(
-                "INSERT INTO vc_log_records (seq, record) \
-                 SELECT * FROM unnest($1::int8[], $2::bytea[])",
-                &[&seqs, &values],
-            )?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&schema::NOTIFY_CHANNEL, &new_head.last_seq.0.to_string()],
-            )?;
-            tx.commit()
-        })();
-        match result {
-            Ok(()) => {
-                inner.head = Some(new_head);
-                drop(inner);
-                self.watch.publish(new_head.last_seq);
-                Ok(firsts)
+        *cached = None;
+        self.connection.run(move |client| {
+            let result = (|| {
+                let mut tx = client.transaction()?;
+                tx.execute(
+                    "INSERT INTO vc_log_records (seq, record) \
+                     SELECT * FROM unnest($1::int8[], $2::bytea[])",
+                    &[&seqs, &values],
+                )?;
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&schema::NOTIFY_CHANNEL, &new_head.last_seq.0.to_string()],
+                )?;
+                tx.commit()
+            })();
+            match result {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    Err(StoreError::Backend(format!(
+                        "postgres: another writer appended after seq {}: this writer's head is stale",
+                        head.last_seq.0
+                    )))
+                }
+                Err(e) => Err(backend("appending", e)),
             }
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Err(StoreError::Backend(format!(
-                    "postgres: another writer appended after seq {}: this writer's head is stale",
-                    head.last_seq.0
-                )))
-            }
-            Err(e) => Err(backend("appending", e)),
-        }
+        })?;
+        *cached = Some(new_head);
+        drop(cached);
+        self.watch.publish(new_head.last_seq);
+        Ok(firsts)
     }
 
     fn head(&self) -> Result<Head, StoreError> {
-        let mut inner = self.lock();
-        match inner.head {
+        match *self.lock_head() {
             Some(head) => Ok(head),
-            None => read_head(&mut inner.client),
+            None => self.connection.run(read_head),
         }
     }
 
@@ -320,29 +347,29 @@ impl RawEventStore for PostgresStore {
         let Ok(from_i64) = i64::try_from(from.0) else {
             return Ok(Vec::new());
         };
-        let rows = self
-            .lock()
-            .client
-            .query(
-                "SELECT seq, record FROM vc_log_records WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                &[&from_i64, &limit],
-            )
-            .map_err(|e| backend("reading records", e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut expected = from.0;
-        for row in &rows {
-            let record = raw_record(row)?;
-            // A gap is a damaged table, not a shorter log.
-            if record.seq.0 != expected {
-                return Err(StoreError::Corrupt {
-                    seq: Seq(expected),
-                    reason: format!("record missing (the next stored is {})", record.seq),
-                });
+        self.connection.run(move |client| {
+            let rows = client
+                .query(
+                    "SELECT seq, record FROM vc_log_records WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                    &[&from_i64, &limit],
+                )
+                .map_err(|e| backend("reading records", e))?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut expected = from.0;
+            for row in &rows {
+                let record = raw_record(row)?;
+                // A gap is a damaged table, not a shorter log.
+                if record.seq.0 != expected {
+                    return Err(StoreError::Corrupt {
+                        seq: Seq(expected),
+                        reason: format!("record missing (the next stored is {})", record.seq),
+                    });
+                }
+                expected = expected.saturating_add(1);
+                out.push(record);
             }
-            expected = expected.saturating_add(1);
-            out.push(record);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

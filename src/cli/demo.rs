@@ -187,6 +187,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tls_cert: None,
         tls_key: None,
         per_source: None,
+        log_store: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),
