@@ -1,7 +1,8 @@
 //! The issuer's log on PostgreSQL with two synchronous standbys survives
 //! the loss of its primary: a payment acknowledged before the primary is
 //! killed (kill -9) is in the log of the standby promoted in its place,
-//! the issuer restarted on it serves the next payment, and the auditor,
+//! the issuer restarted on it (its derived stores removed: they rebuild
+//! from the log) serves the next payment, and the auditor,
 //! reading with the read-only role, passes the log. Every party, and each
 //! PostgreSQL node, is its own process (`scripts/pg-cluster.sh`, in a
 //! temporary directory on free loopback ports).
@@ -173,8 +174,16 @@ fn an_acknowledged_payment_survives_the_loss_of_the_primary() {
     assert!(status.contains("p port"), "{status}");
     assert!(status.contains("fenced"), "{status}");
 
-    // The same directory, the same URL (every node listed, read-write
-    // wanted): the issuer finds the promoted standby.
+    // The same directory less what rebuilds from the log (as on a
+    // replacement machine), the same URL (every node listed, read-write
+    // wanted): the issuer finds the promoted standby and rebuilds its
+    // coin status, transaction index and log state from it.
+    for derived in ["coin-status.redb", "tx-index.redb", "log-state.snapshot"] {
+        let path = dir.join("iss").join(derived);
+        if path.exists() {
+            std::fs::remove_file(&path).expect("remove a derived store");
+        }
+    }
     let issuer = spawn(dir, &SERVE_ISSUER);
     wait_healthy(ip);
     ok(dir, &["purse", "resume", "--purse", "alice.purse"]);
@@ -215,4 +224,49 @@ fn an_acknowledged_payment_survives_the_loss_of_the_primary() {
         "the report shows no password: {audit}"
     );
     drop(cluster.path());
+}
+
+#[test]
+fn no_commit_is_acknowledged_on_the_primarys_disk_alone() {
+    use ledger::EventStore;
+    use ledger::testkit::sample_batch;
+    use std::time::Duration;
+
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = std::sync::Arc::new(
+        pg_store::PostgresStore::open(&cluster.script(&["url", "issuer"])).expect("open"),
+    );
+    store.append(&[sample_batch(0, 2)]).expect("append");
+
+    // One standby lost: the other still acknowledges.
+    cluster.script(&["kill", "s1"]);
+    store
+        .append(&[sample_batch(1, 2)])
+        .expect("append with one standby");
+
+    // Both lost: the commit waits rather than acknowledging on one disk.
+    cluster.script(&["kill", "s2"]);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let appender = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(store.append(&[sample_batch(2, 1)]));
+        })
+    };
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(3)).is_err(),
+        "a commit was acknowledged with no standby"
+    );
+
+    // A standby back: the waiting commit is acknowledged, and is in the log.
+    cluster.script(&["start"]);
+    let firsts = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("acknowledged once a standby is back")
+        .expect("append");
+    assert_eq!(firsts, vec![ledger::Seq(5)]);
+    appender.join().expect("appender");
+    assert_eq!(store.head().expect("head").last_seq, ledger::Seq(5));
 }
