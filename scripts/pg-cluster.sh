@@ -32,6 +32,9 @@
 # (ANY 1: at least one standby has every acknowledged commit, and the
 # one that received most has them all).
 #
+# initdb and pg_basebackup run with --no-sync (a machine crash during
+# `start` leaves a cluster to make again); from then on every node fsyncs.
+#
 # PostgreSQL refuses to run as root: as root, the nodes run as the
 # `postgres` user (runuser).
 set -euo pipefail
