@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check a change must pass: the dependency policy (cargo-deny: bans,
-# licenses, sources), the workspace tests, the loom model checks of the
+# licenses, sources), the workspace tests (the log's on a PostgreSQL
+# cluster this script starts and stops), the loom model checks of the
 # concurrency cores, clippy with warnings denied, and rustfmt.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,36 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "cargo-deny not installed: skipped (cargo install --locked cargo-deny)"
+fi
+
+echo "== PostgreSQL for the log's tests (scripts/pg-cluster.sh)"
+# A primary and two synchronous standbys in a temporary directory for the
+# tests of the log on PostgreSQL (VC_TEST_POSTGRES_URL); stopped and
+# removed on exit. The fail-over test starts clusters of its own. Without
+# PostgreSQL those tests are skipped with a notice; in CI (.ci/run installs
+# it) that is a failure.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+if [ -x "$PG_BIN/initdb" ]; then
+  PG_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vc-pg-test.XXXXXX")
+  export PG_CLUSTER_DIR
+  # Three consecutive loopback ports nobody listens on.
+  for base in $(seq 55432 10 55932); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$base") 2>/dev/null &&
+      ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 1))") 2>/dev/null &&
+      ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 2))") 2>/dev/null; then
+      export PG_CLUSTER_PORT=$base
+      break
+    fi
+  done
+  trap 'scripts/pg-cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$PG_CLUSTER_DIR"' EXIT
+  scripts/pg-cluster.sh start
+  VC_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh url admin)
+  export VC_TEST_POSTGRES_URL
+elif [ "${CI:-}" = "true" ]; then
+  echo "PostgreSQL 15 is missing in CI: .ci/run should have installed it" >&2
+  exit 1
+else
+  echo "PostgreSQL 15 not installed: its tests are skipped (apt-get install postgresql-15)"
 fi
 
 echo "== cargo test --workspace"

@@ -21,7 +21,8 @@
 //! - [`tail`]: [`Tail`], following the log as it grows.
 //! - [`private_file`]: files created 0600 and directories 0700 whatever
 //!   the umask; every crate creates the files it keeps through it.
-//! - `testkit` (feature `testkit`): proptest strategies for every event.
+//! - `testkit` (feature `testkit`): proptest strategies for every event,
+//!   and the conformance suite every `EventStore` backend runs.
 //!
 //! The log's record format and invariants: `ledger/README.md`.
 //!

@@ -1,5 +1,5 @@
 //! The append-only log: the [`EventStore`] trait every backend implements
-//! (redb now; PostgreSQL later behind the same trait), and the record format.
+//! (redb and memory here; PostgreSQL in `vc-pg-store`), and the record format.
 //!
 //! A record is `(seq, tx, at, batch position, event)`; its hash is
 //! `SHA-256(prev_hash ‖ seq ‖ tx ‖ at ‖ batch_index ‖ batch_len ‖ event bytes)`

@@ -43,8 +43,9 @@ impl HeadWatch {
         Seq(*self.lock())
     }
 
-    /// Records that everything up to `seq` is durable and wakes the waiters.
-    pub(crate) fn publish(&self, seq: Seq) {
+    /// Records that everything up to `seq` is durable and wakes the waiters
+    /// (every backend calls it after a commit, those outside this crate too).
+    pub fn publish(&self, seq: Seq) {
         let mut last = self.lock();
         if seq.0 > *last {
             *last = seq.0;

@@ -386,3 +386,213 @@ pub fn sample_batch(batch_no: u64, n_events: usize) -> Batch {
 
 /// The time of [`sample_batch`]`(0, _)`: 2026-01-01T00:00:00Z.
 pub const SAMPLE_EPOCH_SECS: u64 = 1_767_225_600;
+
+/// `n` sample batches numbered from `first`, of 1 to 4 events each.
+pub fn sample_batches(first: u64, n: u64) -> Vec<Batch> {
+    (first..first + n)
+        .map(|i| sample_batch(i, (i % 4) as usize + 1))
+        .collect()
+}
+
+/// One conformance suite for every [`crate::EventStore`] backend (in the
+/// manner of Cashu CDK's `mint_db_test!`): `event_store_conformance!(name,
+/// make)` expands to a module `name` of tests, each checking one promise of
+/// the trait's contract against a fresh store. `make()` returns
+/// `Some((store, guard))`, the store (a [`crate::RawEventStore`]) and
+/// whatever must outlive it (a temporary directory, a scratch database), or
+/// `None` to skip the test (a backend whose server is not configured; the
+/// backend says why).
+#[macro_export]
+macro_rules! event_store_conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use $crate::{
+                Batch, ChainVerifier, EventStore, Hash32, RawEventStore, Seq, StoreError,
+                testkit::{sample_batch, sample_batches},
+                verify_store,
+            };
+
+            #[test]
+            fn empty_log_has_genesis_head_and_no_records() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                let head = store.head().expect("head");
+                assert_eq!(head.last_seq, Seq(0));
+                assert_eq!(head.last_hash, Hash32::GENESIS);
+                assert!(store.read(Seq(1), 10).expect("read").is_empty());
+            }
+
+            #[test]
+            fn seqs_start_at_one_and_have_no_gaps() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                let firsts = store
+                    .append(&[sample_batch(1, 3), sample_batch(2, 1), sample_batch(3, 2)])
+                    .expect("append");
+                assert_eq!(firsts, vec![Seq(1), Seq(4), Seq(5)]);
+                let firsts = store.append(&[sample_batch(4, 2)]).expect("append");
+                assert_eq!(firsts, vec![Seq(7)]);
+                let seqs: Vec<u64> = store
+                    .read(Seq(1), 100)
+                    .expect("read")
+                    .iter()
+                    .map(|r| r.record.seq.0)
+                    .collect();
+                assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+                assert_eq!(store.head().expect("head").last_seq, Seq(8));
+            }
+
+            #[test]
+            fn records_read_back_as_appended_with_batch_positions() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                let batches = vec![sample_batch(10, 3), sample_batch(11, 2)];
+                store.append(&batches).expect("append");
+                let read = store.read(Seq(1), 100).expect("read");
+                let mut i = 0;
+                for batch in &batches {
+                    for (index, event) in batch.events.iter().enumerate() {
+                        let r = &read[i].record;
+                        assert_eq!(r.tx, batch.tx);
+                        assert_eq!(&r.event, event);
+                        assert_eq!(usize::from(r.batch_index), index);
+                        assert_eq!(usize::from(r.batch_len), batch.events.len());
+                        i += 1;
+                    }
+                }
+                assert_eq!(i, read.len());
+            }
+
+            #[test]
+            fn chain_links_every_record_and_verifies() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                for i in 0..5 {
+                    store.append(&sample_batches(i * 10, 3)).expect("append");
+                }
+                let read = store.read(Seq(1), 1000).expect("read");
+                assert_eq!(read[0].prev_hash, Hash32::GENESIS);
+                for pair in read.windows(2) {
+                    assert_eq!(pair[1].prev_hash, pair[0].hash);
+                }
+                let head = verify_store(&store, 7).expect("chain verifies");
+                assert_eq!(head, store.head().expect("head"));
+                assert_eq!(head.last_hash, read.last().expect("records").hash);
+            }
+
+            #[test]
+            fn reads_of_ranges_return_exactly_that_range() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                store.append(&sample_batches(0, 10)).expect("append");
+                let all = store.read(Seq(1), usize::MAX).expect("read");
+                let n = all.len() as u64;
+                for from in [1, 2, n / 2, n, n + 1, n + 50] {
+                    for max in [0usize, 1, 3, 1000] {
+                        let got = store.read(Seq(from), max).expect("read");
+                        let want: Vec<_> = all
+                            .iter()
+                            .filter(|r| r.record.seq.0 >= from)
+                            .take(max)
+                            .cloned()
+                            .collect();
+                        assert_eq!(got, want, "from {from} max {max}");
+                    }
+                }
+                // Seq(0) reads from the start.
+                assert_eq!(store.read(Seq(0), 2).expect("read"), all[..2].to_vec());
+            }
+
+            #[test]
+            fn invalid_batch_is_refused_whole_and_appends_nothing() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                store.append(&[sample_batch(1, 2)]).expect("append");
+                let before = store.head().expect("head");
+                let empty = Batch {
+                    tx: sample_batch(2, 1).tx,
+                    at: sample_batch(2, 1).at,
+                    events: vec![],
+                };
+                let err = store
+                    .append(&[sample_batch(3, 1), empty])
+                    .expect_err("empty batch refused");
+                assert!(matches!(err, StoreError::InvalidBatch(_)), "{err}");
+                let too_long = sample_batch(4, $crate::constants::BATCH_EVENTS_MAX + 1);
+                let err = store
+                    .append(&[too_long])
+                    .expect_err("oversized batch refused");
+                assert!(matches!(err, StoreError::InvalidBatch(_)), "{err}");
+                assert_eq!(store.head().expect("head"), before);
+                assert_eq!(store.read(Seq(1), 100).expect("read").len(), 2);
+            }
+
+            #[test]
+            fn raw_reads_hash_to_the_stored_hash() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                store.append(&sample_batches(0, 4)).expect("append");
+                let raw = store.read_raw(Seq(1), 100).expect("read raw");
+                let decoded = store.read(Seq(1), 100).expect("read");
+                assert_eq!(raw.len(), decoded.len());
+                let mut verifier = ChainVerifier::new();
+                for (r, d) in raw.iter().zip(&decoded) {
+                    assert_eq!(r.recomputed_hash(), r.hash);
+                    assert_eq!(r.event_bytes, d.record.event.encode());
+                    assert_eq!(r.decode().expect("decode"), *d);
+                    verifier.feed(r).expect("verifies");
+                }
+                verifier.finish().expect("ends on a batch boundary");
+            }
+
+            #[test]
+            fn reads_into_a_used_buffer_return_exactly_what_fresh_reads_do() {
+                // The auditor hands chunks back to be refilled: a refill must
+                // leave nothing of the records it overwrote.
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                store.append(&sample_batches(0, 6)).expect("append");
+                let mut buffer = store.read_raw(Seq(1), 100).expect("read raw");
+                for (from, max) in [(3, 4), (1, 100), (5, 2), (1000, 3), (2, 1)] {
+                    store
+                        .read_raw_into(Seq(from), max, &mut buffer)
+                        .expect("read into");
+                    assert_eq!(
+                        buffer,
+                        store.read_raw(Seq(from), max).expect("read raw"),
+                        "from {from}, at most {max}"
+                    );
+                }
+            }
+
+            #[test]
+            fn empty_append_changes_nothing() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                assert_eq!(store.append(&[]).expect("append"), Vec::<Seq>::new());
+                assert_eq!(store.head().expect("head").last_seq, Seq(0));
+            }
+
+            #[test]
+            fn same_batches_make_the_same_chain_on_every_backend() {
+                let Some((store, _guard)) = $make() else {
+                    return;
+                };
+                store.append(&sample_batches(0, 6)).expect("append");
+                let reference = $crate::MemoryStore::new();
+                reference.append(&sample_batches(0, 6)).expect("append");
+                assert_eq!(store.head().expect("head"), reference.head().expect("head"));
+            }
+        }
+    };
+}

@@ -1,7 +1,7 @@
 //! `varietycash audit`: the auditor's command line over `replay`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -21,10 +21,12 @@ use super::common::TransportArgs;
 /// empty: nothing to audit).
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The issuer's log (a redb file; a copy, or the live file read-only).
-    /// Never written: a file a crashed writer left unclean is audited
-    /// through a repaired temporary copy.
-    #[arg(long, required_unless_present = "card_records")]
+    /// The issuer's log: a redb file (a copy, or the live file
+    /// read-only; never written: a file a crashed writer left unclean is
+    /// audited through a repaired temporary copy), or a PostgreSQL URL
+    /// (`postgres://auditor:password@host:port/db`), read in read-only
+    /// transactions; give it a role that may only read the log.
+    #[arg(long, value_name = "FILE|postgres://…", required_unless_present = "card_records")]
     pub log: Option<PathBuf>,
     /// A card system's directory (`varietycash card --dir`): its LUS,
     /// collection and agency records and card images are read (no keys
@@ -258,6 +260,21 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         None => None,
     };
     let bank_statement = bank_statement.as_ref();
+    if let Some(url) = log.to_str().filter(|s| pg_store::url::is_postgres_url(s)) {
+        let shown = pg_store::url::redacted(url);
+        let store = pg_store::PostgresStore::open_read_only(url)
+            .with_context(|| format!("opening the log in {shown}"))?;
+        let mut opts = audit_options(
+            args,
+            Path::new(&shown),
+            issuer_key,
+            expect_head,
+            bank_statement,
+        );
+        opts.verify_integrity = false;
+        return with_progress(opts, |opts| replay::audit_store(&store, opts))
+            .with_context(|| format!("auditing {shown}"));
+    }
     match audit_log(args, log, issuer_key, expect_head, bank_statement) {
         Err(replay::AuditError::OpenLog {
             source: ledger::StoreError::NeedsRepair,
@@ -287,11 +304,23 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
 /// One audit of the redb log at `log` with the options `args` gives.
 fn audit_log(
     args: &AuditArgs,
-    log: &std::path::Path,
+    log: &Path,
     issuer_key: Option<&PublicKey>,
     expect_head: Option<&ledger::Checkpoint>,
     bank_statement: Option<&replay::BankStatement>,
 ) -> Result<replay::AuditReport, replay::AuditError> {
+    let opts = audit_options(args, log, issuer_key, expect_head, bank_statement);
+    with_progress(opts, replay::run_audit)
+}
+
+/// The replay's options for the log named `log` (shown in the report).
+fn audit_options(
+    args: &AuditArgs,
+    log: &Path,
+    issuer_key: Option<&PublicKey>,
+    expect_head: Option<&ledger::Checkpoint>,
+    bank_statement: Option<&replay::BankStatement>,
+) -> replay::AuditOptions {
     let mut opts = replay::AuditOptions::new(log);
     opts.now = args.now.map(ledger::Timestamp);
     opts.allow_unsigned_tail = args.allow_unsigned_tail;
@@ -314,6 +343,14 @@ fn audit_log(
     }
     opts.from_checkpoint = args.from_checkpoint.clone();
     opts.write_checkpoint = args.write_checkpoint.clone();
+    opts
+}
+
+/// Runs `audit` with a progress bar on a terminal.
+fn with_progress(
+    mut opts: replay::AuditOptions,
+    audit: impl FnOnce(replay::AuditOptions) -> Result<replay::AuditReport, replay::AuditError>,
+) -> Result<replay::AuditReport, replay::AuditError> {
     let bar = std::io::stderr().is_terminal().then(progress_bar);
     if let Some(bar) = &bar {
         let bar = bar.clone();
@@ -322,7 +359,7 @@ fn audit_log(
             bar.set_position(p.seq.0);
         }));
     }
-    let report = replay::run_audit(opts);
+    let report = audit(opts);
     // Cleared before the report is printed, whether the audit ended at the
     // head, at a violation or on an error.
     if let Some(bar) = bar {

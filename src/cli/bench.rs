@@ -126,6 +126,11 @@ pub struct BenchArgs {
     /// fresh temporary directory on the same disk as /tmp).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Keep the measured issuer's log in this PostgreSQL database (it must
+    /// hold no log) instead of a redb file; the ledger-core benchmark
+    /// stays on redb.
+    #[arg(long, value_name = "postgres://…")]
+    store: Option<String>,
 }
 
 /// Runs the benchmark; exit code 0 when every phase measured something, 1
@@ -192,10 +197,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
+    let log_store: Option<std::sync::Arc<dyn ledger::EventStore>> = match &args.store {
+        Some(url) => {
+            let shown = pg_store::url::redacted(url);
+            let store = pg_store::PostgresStore::open(url)
+                .with_context(|| format!("opening the log in {shown}"))?;
+            anyhow::ensure!(
+                store.is_empty()?,
+                "{shown} already holds a log: the benchmark needs an empty database"
+            );
+            Some(std::sync::Arc::new(store))
+        }
+        None => None,
+    };
+    if let Some(url) = &args.store {
+        println!(
+            "the issuer's log: PostgreSQL {}",
+            pg_store::url::redacted(url)
+        );
+    }
     let issuer = setup::BenchIssuer::start(
         &scratch.path().join("issuer"),
         args.suite.suite(),
         args.rsa_bits,
+        log_store,
     )?;
     println!(
         "HTTP/1.1 round trip on loopback (GET /health, kept alive): {:.3} ms; load average {}",

@@ -189,6 +189,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tls_key: None,
         per_source: None,
         user_index_url: None,
+        log_store: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),

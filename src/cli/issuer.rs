@@ -205,6 +205,12 @@ pub struct InitArgs {
     /// The user index's URL: `serve` delivers the log to it.
     #[arg(long)]
     pub user_index: Option<String>,
+    /// Keep the event log in this PostgreSQL database
+    /// (`postgres://user:password@host:port/db`, several hosts with
+    /// `target_session_attrs=read-write` to follow a fail-over) instead of
+    /// DIR/log.redb. The database must hold no log yet.
+    #[arg(long, value_name = "postgres://…")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +328,10 @@ pub struct IssuerFile {
     /// the log, the outbox does not move).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_index_url: Option<String>,
+    /// The PostgreSQL database holding the log (`init --store`); absent:
+    /// DIR/log.redb. The URL holds the role's password: this file is 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_store: Option<String>,
 }
 
 /// `[per_source]` in issuer.toml; every field optional.
@@ -377,6 +387,17 @@ impl IssuerFile {
     }
 
     fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
+        let mut config = self.config_without_log_store(dir)?;
+        if let Some(url) = &self.log_store {
+            let store = pg_store::PostgresStore::open(url)
+                .with_context(|| format!("opening the log in {}", pg_store::url::redacted(url)))?;
+            config.log_store = Some(Arc::new(store));
+        }
+        Ok(config)
+    }
+
+    /// The issuer's configuration before its log store is opened.
+    fn config_without_log_store(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
         let mut config = IssuerConfig::new(dir);
         config.suite = self.suite.parse().context("the configured suite")?;
         config.rsa_bits = self.rsa_bits;
@@ -590,6 +611,8 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if config_path.exists() {
         bail!("{} exists: this issuer is set up", config_path.display());
     }
+    // Opened first, so a used database is refused before any file is made.
+    let log_store = args.store.as_deref().map(open_empty_log).transpose()?;
     ledger::private_file::create_private_dir(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let authority = TlsAuthority::generate().context("generating the TLS authority")?;
@@ -630,6 +653,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         tls_key: Some(TLS_KEY_FILE.into()),
         per_source: None,
         user_index_url: args.user_index.clone(),
+        log_store: args.store.clone(),
     };
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)
@@ -645,7 +669,9 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     }
     // The first start creates the keys, the mint, the log and the first
     // key epoch; then the issuer stops until `serve`.
-    let runtime = IssuerRuntime::start(file.issuer_config(&args.dir)?, file.bank(&args.dir)?)
+    let mut config = file.config_without_log_store(&args.dir)?;
+    config.log_store = log_store;
+    let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?)
         .context("creating the issuer's files")?;
     let key_path = args.dir.join(PUBLIC_KEY_FILE);
     runtime
@@ -689,6 +715,29 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         args.dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `init --store URL`: the URL must name PostgreSQL, and its database must
+/// hold no log: a new issuer's keys cannot sign on after another's records
+/// (a replacement issuer starts from its old directory's keys instead,
+/// `pg-store/README.md`).
+fn open_empty_log(url: &str) -> anyhow::Result<Arc<dyn ledger::EventStore>> {
+    if !pg_store::url::is_postgres_url(url) {
+        bail!("--store takes a postgres:// URL (the default log is DIR/log.redb)");
+    }
+    let shown = pg_store::url::redacted(url);
+    let store = pg_store::PostgresStore::open(url)
+        .with_context(|| format!("opening the log in {shown}"))?;
+    let n_records = store
+        .len()
+        .with_context(|| format!("reading the log in {shown}"))?;
+    if n_records > 0 {
+        bail!(
+            "{shown} already holds a log of {n_records} records: `init` makes a new issuer; \
+             an issuer's existing directory serves this log"
+        );
+    }
+    Ok(Arc::new(store))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -53,11 +53,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// The log the issuer writes: the redb file in production, or a memory
+/// The log the issuer writes: the redb file by default, a store the
+/// caller opened ([`IssuerConfig::log_store`]: PostgreSQL), or a memory
 /// store whose appends a test can make fail (fault injection).
 pub enum LogBackend {
     Redb(RedbStore),
     Memory(Arc<ledger::MemoryStore>),
+    External(Arc<dyn EventStore>),
 }
 
 impl EventStore for LogBackend {
@@ -65,6 +67,7 @@ impl EventStore for LogBackend {
         match self {
             LogBackend::Redb(s) => s.append(batches),
             LogBackend::Memory(s) => s.append(batches),
+            LogBackend::External(s) => s.append(batches),
         }
     }
 
@@ -72,6 +75,7 @@ impl EventStore for LogBackend {
         match self {
             LogBackend::Redb(s) => s.head(),
             LogBackend::Memory(s) => s.head(),
+            LogBackend::External(s) => s.head(),
         }
     }
 
@@ -79,6 +83,7 @@ impl EventStore for LogBackend {
         match self {
             LogBackend::Redb(s) => s.read(from, max_records),
             LogBackend::Memory(s) => s.read(from, max_records),
+            LogBackend::External(s) => s.read(from, max_records),
         }
     }
 }
@@ -107,6 +112,9 @@ pub struct IssuerConfig {
     pub clock: Arc<dyn Clock>,
     /// Use this memory log instead of `log.redb` (tests of failing disks).
     pub memory_log: Option<Arc<ledger::MemoryStore>>,
+    /// Write the log to this store instead of `log.redb` (the caller
+    /// opened it: `vc_pg_store::PostgresStore` for a log on PostgreSQL).
+    pub log_store: Option<Arc<dyn EventStore>>,
     /// Stop dead at this point of the commit path, as a crash would
     /// (crash tests only: the `crash-tests` feature).
     #[cfg(feature = "crash-tests")]
@@ -148,6 +156,7 @@ impl IssuerConfig {
             session_limits: crate::sessions::SessionLimits::default(),
             clock: Arc::new(SystemClock),
             memory_log: None,
+            log_store: None,
             #[cfg(feature = "crash-tests")]
             crash_at: None,
             #[cfg(feature = "crash-tests")]
@@ -459,9 +468,10 @@ impl IssuerCore {
         } else {
             Mint::create(&mint_path, config.suite)?
         };
-        let store = Arc::new(match &config.memory_log {
-            Some(memory) => LogBackend::Memory(memory.clone()),
-            None => LogBackend::Redb(RedbStore::open(dir.join("log.redb"))?),
+        let store = Arc::new(match (&config.memory_log, &config.log_store) {
+            (Some(memory), _) => LogBackend::Memory(memory.clone()),
+            (None, Some(external)) => LogBackend::External(external.clone()),
+            (None, None) => LogBackend::Redb(RedbStore::open(dir.join("log.redb"))?),
         });
         let coin_status = projections::CoinStatus::open(
             dir.join("coin-status.redb"),

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use ledger::testkit::sample_batch;
 use ledger::{Batch, RedbOptions, RedbStore, Sharing};
 
 /// A fresh log file in its own temporary directory (removed on drop).
@@ -40,7 +39,5 @@ impl TempLog {
 
 /// `n` sample batches numbered from `first`, of 1 to 4 events each.
 pub fn batches(first: u64, n: u64) -> Vec<Batch> {
-    (first..first + n)
-        .map(|i| sample_batch(i, (i % 4) as usize + 1))
-        .collect()
+    ledger::testkit::sample_batches(first, n)
 }

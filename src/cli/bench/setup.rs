@@ -94,8 +94,14 @@ pub struct BenchIssuer {
 
 impl BenchIssuer {
     /// Starts the issuer in `dir` (a fresh one: keys are generated) and its
-    /// gateway on 127.0.0.1.
-    pub fn start(dir: &Path, suite: SuiteId, rsa_bits: usize) -> anyhow::Result<BenchIssuer> {
+    /// gateway on 127.0.0.1; its log in `log_store` if given, else in
+    /// `dir/log.redb`.
+    pub fn start(
+        dir: &Path,
+        suite: SuiteId,
+        rsa_bits: usize,
+        log_store: Option<Arc<dyn ledger::EventStore>>,
+    ) -> anyhow::Result<BenchIssuer> {
         std::fs::create_dir_all(dir)?;
         let bank = Arc::new(
             SimulatedBank::open(dir.join("bank.redb"), Duration::ZERO)
@@ -105,6 +111,7 @@ impl BenchIssuer {
         config.n_shards = N_SHARDS;
         config.suite = suite;
         config.rsa_bits = rsa_bits;
+        config.log_store = log_store;
         let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
         let operator_key = OperatorKey::generate().context("generating the operator key")?;
         let mut server = ServerConfig::loopback();
