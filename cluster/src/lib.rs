@@ -1,0 +1,23 @@
+//! The issuer across machines: validators (gateway HTTP, decryption, tag
+//! checks, answers) in front of one sequencer (the coin shards, the
+//! idempotency table, group commit to the log).
+//!
+//! - [`wire`]: the messages, [`wire::CommitRequest`] in,
+//!   [`wire::FromSequencer`] (durable or refused) out.
+//! - [`channel`]: the connection as a pure state machine: per-node HMAC
+//!   keys, a per-connection key from both sides' nonces, numbered frames.
+//! - [`constants`]: every limit.
+//!
+//! **Architecture invariant:** a validator answers nobody before the
+//! sequencer said durable; cut off from it, it answers 503 with
+//! Retry-After, never a guess.
+
+pub mod channel;
+pub mod constants;
+pub mod wire;
+
+pub use channel::{
+    Channel, FrameError, HandshakeError, KeyFileError, NodeKey, NodeKeys, NodeName, Side,
+    ValidatorHandshake, fresh_nonce, sequencer_handshake,
+};
+pub use wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
