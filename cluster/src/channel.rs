@@ -364,6 +364,38 @@ impl Channel {
     pub fn is_broken(&self) -> bool {
         self.broken
     }
+
+    /// Splits the channel into its sending and receiving halves, for a
+    /// connection read on one thread and written on others.
+    pub fn split(self) -> (FrameSealer, FrameOpener) {
+        (
+            FrameSealer(Channel {
+                key: self.key.clone(),
+                ..self
+            }),
+            FrameOpener(self),
+        )
+    }
+}
+
+/// The sending half of a [`Channel`].
+#[derive(Debug)]
+pub struct FrameSealer(Channel);
+
+impl FrameSealer {
+    pub fn seal<M: Serialize>(&mut self, message: &M) -> Vec<u8> {
+        self.0.seal(message)
+    }
+}
+
+/// The receiving half of a [`Channel`].
+#[derive(Debug)]
+pub struct FrameOpener(Channel);
+
+impl FrameOpener {
+    pub fn open<M: DeserializeOwned>(&mut self, frame: &[u8]) -> Result<M, FrameError> {
+        self.0.open(frame)
+    }
 }
 
 fn encode_handshake<M: Serialize>(message: &M) -> Vec<u8> {
@@ -580,6 +612,23 @@ mod tests {
             s.open::<ToSequencer>(truncated),
             Err(FrameError::BadLength(20))
         );
+    }
+
+    #[test]
+    fn split_halves_keep_the_numbering() {
+        let (v, s) = pair(1, 2);
+        let (mut v_send, mut v_receive) = v.split();
+        let (mut s_send, mut s_receive) = s.split();
+        let first = v_send.seal(&heartbeat(1));
+        let second = v_send.seal(&heartbeat(2));
+        assert!(s_receive.open::<ToSequencer>(&second).is_err());
+        assert_eq!(
+            s_receive.open::<ToSequencer>(&first),
+            Err(FrameError::Broken)
+        );
+        let ack = FromSequencer::HeartbeatAck { nonce: 1 };
+        let frame = s_send.seal(&ack);
+        assert_eq!(v_receive.open::<FromSequencer>(&frame).unwrap(), ack);
     }
 
     #[test]

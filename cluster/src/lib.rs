@@ -6,6 +6,11 @@
 //!   [`wire::FromSequencer`] (durable or refused) out.
 //! - [`channel`]: the connection as a pure state machine: per-node HMAC
 //!   keys, a per-connection key from both sides' nonces, numbered frames.
+//! - [`io`]: length-prefixed frames over a byte stream.
+//! - [`sequencer`]: [`Sequencer`], the shards, idempotency and group
+//!   commit behind the connection, with the pure [`sequencer::check_request`].
+//! - [`lease`]: [`Lease`], which sequencer may append, and its fencing epoch.
+//! - [`testkit`]: balanced purchases and payments for tests and load.
 //! - [`constants`]: every limit.
 //!
 //! **Architecture invariant:** a validator answers nobody before the
@@ -14,10 +19,16 @@
 
 pub mod channel;
 pub mod constants;
+pub mod io;
+pub mod lease;
+pub mod sequencer;
+pub mod testkit;
 pub mod wire;
 
 pub use channel::{
     Channel, FrameError, HandshakeError, KeyFileError, NodeKey, NodeKeys, NodeName, Side,
     ValidatorHandshake, fresh_nonce, sequencer_handshake,
 };
+pub use lease::{Lease, LeaseError};
+pub use sequencer::{Sequencer, SequencerError};
 pub use wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
