@@ -35,8 +35,6 @@ pub const COMMIT_WAIT_MS_MAX: u64 = 5_000;
 pub const RETRY_AFTER_SECS: u64 = 1;
 /// How often a standby tries to take the lease.
 pub const STANDBY_POLL_MS: u64 = 200;
-/// Commit requests one connection may have outstanding.
-pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;
 
 const _: () = assert!(HEARTBEAT_EVERY_MS * 3 <= PEER_SILENT_MS_MAX);
 const _: () = assert!(MAC_BYTES + 16 < FRAME_BYTES_MAX);

@@ -9,6 +9,10 @@
 //! - [`io`]: length-prefixed frames over a byte stream.
 //! - [`sequencer`]: [`Sequencer`], the shards, idempotency and group
 //!   commit behind the connection, with the pure [`sequencer::check_request`].
+//! - [`server`]: the sequencer's TCP listener, a thread per validator.
+//! - [`client`]: [`SequencerClient`], a validator's connection, with
+//!   reconnection over several sequencer addresses and typed
+//!   [`CommitError::Unavailable`] for 503.
 //! - [`lease`]: [`Lease`], which sequencer may append, and its fencing epoch.
 //! - [`testkit`]: balanced purchases and payments for tests and load.
 //! - [`constants`]: every limit.
@@ -18,10 +22,12 @@
 //! Retry-After, never a guess.
 
 pub mod channel;
+pub mod client;
 pub mod constants;
 pub mod io;
 pub mod lease;
 pub mod sequencer;
+pub mod server;
 pub mod testkit;
 pub mod wire;
 
@@ -29,6 +35,8 @@ pub use channel::{
     Channel, FrameError, HandshakeError, KeyFileError, NodeKey, NodeKeys, NodeName, Side,
     ValidatorHandshake, fresh_nonce, sequencer_handshake,
 };
+pub use client::{ClientConfig, CommitError, Committed, SequencerClient};
 pub use lease::{Lease, LeaseError};
 pub use sequencer::{Sequencer, SequencerError};
+pub use server::{SequencerServer, serve};
 pub use wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
