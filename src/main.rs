@@ -40,6 +40,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Stored-value cards: issue, load, unload, pay at a device, transfer to and from a purse, clear.
     Card(cli::card::CardArgs),
+    /// The issuer across machines: validator node keys, a validator's commit stream.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cli::audit::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Card(a) => cli::card::run(a),
+        Command::Cluster(a) => cli::cluster::run(a),
     };
     match result {
         Ok(code) => code,

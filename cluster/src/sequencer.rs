@@ -290,6 +290,16 @@ mod tests {
         receive.recv().expect("an answer")
     }
 
+    /// Runs both transactions of a purchase; the settlement's answer.
+    fn buy<S: EventStore + 'static>(
+        seq: &Arc<Sequencer<S>>,
+        purchase: [CommitRequest; 2],
+    ) -> FromSequencer {
+        let [request, settle] = purchase;
+        assert!(matches!(run(seq, request), FromSequencer::Durable { .. }));
+        run(seq, settle)
+    }
+
     fn fresh() -> Arc<Sequencer<MemoryStore>> {
         Arc::new(Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1)).unwrap())
     }
@@ -299,7 +309,7 @@ mod tests {
         let seq = fresh();
         let (purchase, coins) = issue(RequestId(1), 3);
         assert!(matches!(
-            run(&seq, purchase),
+            buy(&seq, purchase),
             FromSequencer::Durable { earlier: false, .. }
         ));
         let (payment, _) = pay(RequestId(2), &coins);
@@ -329,7 +339,7 @@ mod tests {
     fn a_double_spend_under_another_transaction_is_refused() {
         let seq = fresh();
         let (purchase, coins) = issue(RequestId(1), 2);
-        run(&seq, purchase);
+        buy(&seq, purchase);
         let (payment, _) = pay(RequestId(2), &coins);
         run(&seq, payment.clone());
         let mut again = payment;
@@ -347,7 +357,7 @@ mod tests {
     fn inputs_that_differ_from_the_spent_coins_are_refused() {
         let seq = fresh();
         let (purchase, coins) = issue(RequestId(1), 2);
-        run(&seq, purchase);
+        buy(&seq, purchase);
         let (mut payment, _) = pay(RequestId(2), &coins);
         payment.inputs.pop();
         assert!(matches!(
@@ -363,7 +373,7 @@ mod tests {
     fn a_forged_body_of_a_real_coin_is_refused() {
         let seq = fresh();
         let (purchase, coins) = issue(RequestId(1), 1);
-        run(&seq, purchase);
+        buy(&seq, purchase);
         let mut forged = coins.clone();
         forged[0].expiry = ledger::Timestamp(forged[0].expiry.0 + 1);
         let (payment, _) = pay(RequestId(2), &forged);
@@ -383,18 +393,19 @@ mod tests {
     fn an_unbalanced_or_garbage_batch_is_refused() {
         let seq = fresh();
         let (mut purchase, _) = issue(RequestId(1), 2);
-        purchase.events.remove(0);
+        purchase[1].events.remove(0);
         assert!(matches!(
-            run(&seq, purchase),
+            buy(&seq, purchase),
             FromSequencer::Refused {
                 refusal: Refusal::Malformed(_),
                 ..
             }
         ));
         let (mut purchase, _) = issue(RequestId(1), 2);
-        purchase.events[0] = vec![0xff, 1, 2];
+        purchase[1].events[0] = vec![0xff, 1, 2];
+        purchase[1].tx = TxId::random();
         assert!(matches!(
-            run(&seq, purchase),
+            run(&seq, purchase[1].clone()),
             FromSequencer::Refused {
                 refusal: Refusal::Malformed(_),
                 ..
@@ -407,7 +418,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let seq = Arc::new(Sequencer::rebuild(Arc::clone(&store), 4, FencingEpoch(1)).unwrap());
         let (purchase, coins) = issue(RequestId(1), 2);
-        run(&seq, purchase);
+        buy(&seq, purchase);
         let (payment, fresh_coins) = pay(RequestId(2), &coins);
         run(&seq, payment.clone());
         drop(seq);

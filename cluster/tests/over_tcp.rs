@@ -42,8 +42,9 @@ fn commits_are_durable_once_and_retries_get_the_logged_outcome() {
         key,
         sequencers: vec![server.addr()],
     });
-    let (purchase, coins) = issue(RequestId(1), 4);
-    let bought = client.send_commit(purchase).unwrap();
+    let ([request, settle], coins) = issue(RequestId(1), 4);
+    client.send_commit(request).unwrap();
+    let bought = client.send_commit(settle).unwrap();
     assert!(!bought.earlier);
     let (payment, _) = pay(RequestId(2), &coins);
     let paid = client.send_commit(payment.clone()).unwrap();
@@ -56,7 +57,7 @@ fn commits_are_durable_once_and_retries_get_the_logged_outcome() {
         client.send_commit(double),
         Err(CommitError::Refused(Refusal::NotUnspent { .. }))
     ));
-    assert_eq!(sequencer.n_durable(), 2);
+    assert_eq!(sequencer.n_durable(), 3);
     assert_eq!(client.seen_epoch(), FencingEpoch(1));
     client.stop();
     server.stop();
@@ -74,7 +75,7 @@ fn a_node_with_a_wrong_key_or_name_gets_nothing() {
             key,
             sequencers: vec![server.addr()],
         });
-        let (purchase, _) = issue(RequestId(1), 1);
+        let ([purchase, _], _) = issue(RequestId(1), 1);
         assert!(matches!(
             stranger.send_commit(purchase),
             Err(CommitError::Unavailable { .. })
@@ -97,7 +98,7 @@ fn a_validator_cut_off_from_the_sequencer_is_told_unavailable() {
         key: NodeKey::random().unwrap(),
         sequencers: vec![addr],
     });
-    let (purchase, _) = issue(RequestId(1), 1);
+    let ([purchase, _], _) = issue(RequestId(1), 1);
     assert_eq!(
         client.send_commit(purchase),
         Err(CommitError::Unavailable {
