@@ -18,6 +18,7 @@ const CRATE_DIRS: &[&str] = &[
     "purse",
     "card-bridge",
     "replay",
+    "cluster",
     "tests",
     "benches",
     "fuzz/fuzz_targets",
