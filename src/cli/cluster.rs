@@ -26,6 +26,8 @@ use super::common::wait_for_stop_signal;
 
 /// The file in the issuer's directory listing every validator's key.
 pub const CLUSTER_KEYS_FILE: &str = "cluster-nodes.keys";
+/// Most coins `drive` buys in one purchase (an event's coin list is bounded).
+const COINS_PER_PURCHASE_MAX: usize = 256;
 /// Where a sequencer listens for validators unless told otherwise.
 pub const DEFAULT_SEQUENCER_LISTEN: &str = "127.0.0.1:7070";
 
@@ -72,7 +74,7 @@ pub struct DriveArgs {
     /// A sequencer's address (repeat: active and standbys, any order).
     #[arg(long = "sequencer", required = true)]
     pub sequencers: Vec<SocketAddr>,
-    /// Coins to buy, then pay one by one.
+    /// Coins to buy (in purchases of at most 256), then pay one by one.
     #[arg(long, default_value_t = 100)]
     pub coins: usize,
     /// Instead of buying and paying: send again every request in this
@@ -299,9 +301,18 @@ fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
             )?);
         }
     } else {
-        let (purchase, coins) = issue_as(RequestId(0), TxId::random(), now(), args.coins);
-        for step in purchase {
-            count(commit_until_durable(&client, &mut journal, step, give_up)?);
+        let mut coins = Vec::with_capacity(args.coins);
+        let mut left = args.coins;
+        while left > 0 {
+            let n = left.min(COINS_PER_PURCHASE_MAX);
+            let (purchase, bought) = issue_as(RequestId(0), TxId::random(), now(), n);
+            for step in purchase {
+                let done = commit_until_durable(&client, &mut journal, step, give_up)?;
+                anyhow::ensure!(done, "the sequencer refused a purchase");
+                count(done);
+            }
+            coins.extend(bought);
+            left -= n;
         }
         for coin in coins {
             let (payment, _) = pay_as(RequestId(0), TxId::random(), now(), &[coin]);
