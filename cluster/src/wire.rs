@@ -103,9 +103,6 @@ pub enum Refusal {
     /// The log could not take the batch (the sequencer stops serving).
     #[error("the log refused the append")]
     Storage,
-    /// This sequencer does not hold the lease (any more).
-    #[error("this sequencer is not the active one")]
-    NotActive,
 }
 
 /// What the sequencer sends.
