@@ -33,6 +33,14 @@ pub const PEER_SILENT_MS_MAX: u64 = 3_000;
 pub const COMMIT_WAIT_MS_MAX: u64 = 5_000;
 /// The Retry-After a validator cut off from the sequencer sends, in seconds.
 pub const RETRY_AFTER_SECS: u64 = 1;
+/// How far before the log's latest time a commit may be dated: the
+/// auditor's `LOG_TIME_SKEW_MAX_SECS` (the binary asserts they agree), so
+/// validators' clocks that drift apart are refused here, not found later
+/// by the audit.
+pub const BATCH_BEHIND_LOG_SECS_MAX: u64 = 60;
+/// How far after the sequencer's own clock a commit may be dated, within
+/// the auditor's `LOG_TIME_FUTURE_SKEW_MAX_SECS`.
+pub const BATCH_AHEAD_OF_CLOCK_SECS_MAX: u64 = 60;
 /// How often a standby tries to take the lease.
 pub const STANDBY_POLL_MS: u64 = 200;
 

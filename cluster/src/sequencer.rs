@@ -9,6 +9,8 @@
 //!   -> Flows::check_balanced                          Malformed
 //!   -> idempotency: committed before?                 Durable { earlier: true }
 //!                   in flight?                        InFlight
+//!   -> dated within the auditor's tolerance of the    Malformed
+//!      log's latest time and of this clock
 //!   -> reserve inputs (never waiting)                 Busy / NotUnspent
 //!   -> every spent body is the shard's body           Malformed (released)
 //!   -> group commit: durable (fsync)                  Storage (released)
@@ -26,9 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actors::{Begin, CommitRef, IdempotencyTable, ReserveError, ShardSet};
 use ledger::{
     Batch, CoinBody, CoinId, Event, EventStore, Flows, GroupCommit, GroupCommitConfig, Seq,
-    StoreError, TxId,
+    StoreError, Timestamp, TxId,
 };
 
+use crate::constants::{BATCH_AHEAD_OF_CLOCK_SECS_MAX, BATCH_BEHIND_LOG_SECS_MAX};
 use crate::wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal};
 
 /// Records read per step while rebuilding from the log.
@@ -106,6 +109,8 @@ pub fn check_request(request: &CommitRequest) -> Result<CheckedCommit, Refusal> 
 
 /// The sequencer: shards, idempotency, group commit, its fencing epoch.
 pub struct Sequencer<S: EventStore + 'static> {
+    /// The latest time of any batch in the log (seconds).
+    latest_at: AtomicU64,
     shards: ShardSet,
     idempotency: Arc<IdempotencyTable>,
     log: GroupCommit<S>,
@@ -124,11 +129,13 @@ impl<S: EventStore + 'static> Sequencer<S> {
         let shards = ShardSet::new(n_shards);
         let idempotency = Arc::new(IdempotencyTable::new());
         let mut next = Seq(1);
+        let mut latest_at = 0u64;
         loop {
             let records = store.read(next, REBUILD_RECORDS_PER_READ)?;
             let Some(last) = records.last() else { break };
             next = Seq(last.record.seq.0 + 1);
             for stored in &records {
+                latest_at = latest_at.max(stored.record.at.0);
                 shards.apply_logged(&stored.record.event);
                 idempotency.apply_record(&stored.record);
             }
@@ -141,6 +148,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
         );
         let log = GroupCommit::start(store, GroupCommitConfig::default())?;
         Ok(Sequencer {
+            latest_at: AtomicU64::new(latest_at),
             shards,
             idempotency,
             log,
@@ -165,6 +173,31 @@ impl<S: EventStore + 'static> Sequencer<S> {
 
     pub fn n_unspent(&self) -> usize {
         self.shards.n_unspent()
+    }
+
+    /// Whether a batch dated `at` keeps the log's time as the auditor
+    /// requires. Checked against commits already durable: two commits in
+    /// flight together may each pass against an older latest time, a gap
+    /// bounded by one group commit.
+    fn check_time(&self, at: Timestamp) -> Result<(), Refusal> {
+        let latest = self.latest_at.load(Ordering::Relaxed);
+        if at.0.saturating_add(BATCH_BEHIND_LOG_SECS_MAX) < latest {
+            return Err(Refusal::Malformed(format!(
+                "dated {} s before the log's latest time",
+                latest - at.0
+            )));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if at.0 > now.saturating_add(BATCH_AHEAD_OF_CLOCK_SECS_MAX) {
+            return Err(Refusal::Malformed(format!(
+                "dated {} s after the sequencer's clock",
+                at.0 - now
+            )));
+        }
+        Ok(())
     }
 
     /// Releases whatever `tx` holds (a validator gave up on it).
@@ -206,6 +239,10 @@ impl<S: EventStore + 'static> Sequencer<S> {
             }
             Err(_) => return answer(refuse(Refusal::Storage)),
         }
+        if let Err(refusal) = self.check_time(request.at) {
+            self.idempotency.abandon(tx);
+            return answer(refuse(refusal));
+        }
         let inputs: Vec<CoinId> = checked.spent.keys().copied().collect();
         let reserved = match self.shards.reserve(tx, &inputs) {
             Ok(bodies) => bodies,
@@ -235,6 +272,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
         };
         let me = Arc::clone(self);
         let issued = checked.issued;
+        let at = request.at;
         self.log.submit(batch, move |appended| {
             let reply = match appended {
                 Ok(first_seq) => {
@@ -248,6 +286,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
                         },
                     );
                     me.n_durable.fetch_add(1, Ordering::Relaxed);
+                    me.latest_at.fetch_max(at.0, Ordering::Relaxed);
                     FromSequencer::Durable {
                         request: id,
                         tx,
@@ -411,6 +450,34 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_batch_dated_behind_the_log_or_ahead_of_the_clock_is_refused() {
+        let seq = fresh();
+        let (purchase, coins) = issue(RequestId(1), 2);
+        buy(&seq, purchase);
+        let (mut late, _) = pay(RequestId(2), &coins[..1]);
+        late.at = ledger::Timestamp(crate::testkit::TEST_TIME.0 - BATCH_BEHIND_LOG_SECS_MAX - 1);
+        assert!(matches!(
+            run(&seq, late.clone()),
+            FromSequencer::Refused {
+                refusal: Refusal::Malformed(_),
+                ..
+            }
+        ));
+        let (mut early, _) = pay(RequestId(3), &coins[..1]);
+        early.at = ledger::Timestamp(u64::MAX / 2);
+        assert!(matches!(
+            run(&seq, early),
+            FromSequencer::Refused {
+                refusal: Refusal::Malformed(_),
+                ..
+            }
+        ));
+        // Within the tolerance: committed, and nothing stayed reserved.
+        late.at = ledger::Timestamp(crate::testkit::TEST_TIME.0 - BATCH_BEHIND_LOG_SECS_MAX);
+        assert!(matches!(run(&seq, late), FromSequencer::Durable { .. }));
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn pay_as(
 }
 
 /// The time [`issue`] and [`pay`] date their transactions.
-pub const TEST_TIME: Timestamp = Timestamp(1_800_000_000);
+pub const TEST_TIME: Timestamp = Timestamp(1_700_000_000);
 
 /// [`issue_as`] with a transaction id made from the request id.
 pub fn issue(request: RequestId, n: usize) -> ([CommitRequest; 2], Vec<CoinBody>) {

@@ -26,6 +26,15 @@ use super::common::wait_for_stop_signal;
 
 /// The file in the issuer's directory listing every validator's key.
 pub const CLUSTER_KEYS_FILE: &str = "cluster-nodes.keys";
+// The sequencer refuses what the auditor would find out of time order.
+const _: () = assert!(
+    cluster::constants::BATCH_BEHIND_LOG_SECS_MAX == replay::constants::LOG_TIME_SKEW_MAX_SECS
+);
+const _: () = assert!(
+    cluster::constants::BATCH_AHEAD_OF_CLOCK_SECS_MAX
+        <= replay::constants::LOG_TIME_FUTURE_SKEW_MAX_SECS
+);
+
 /// Most coins `drive` buys in one purchase (an event's coin list is bounded).
 const COINS_PER_PURCHASE_MAX: usize = 256;
 /// Where a sequencer listens for validators unless told otherwise.
