@@ -24,9 +24,10 @@ use crate::channel::{
     FrameOpener, FrameSealer, NodeKey, NodeName, ValidatorHandshake, fresh_nonce,
 };
 use crate::constants::{
-    COMMIT_WAIT_MS_MAX, HEARTBEAT_EVERY_MS, PEER_SILENT_MS_MAX, RETRY_AFTER_SECS,
+    COMMIT_WAIT_MS_MAX, HANDSHAKE_BYTES_MAX, HEARTBEAT_EVERY_MS, PEER_SILENT_MS_MAX,
+    RETRY_AFTER_SECS,
 };
-use crate::io::{read_frame, write_frame};
+use crate::io::{read_frame, read_frame_at_most, write_frame};
 use crate::wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
 
 /// How long a connection attempt to one sequencer address may take.
@@ -245,7 +246,7 @@ impl SequencerClient {
         let (handshake, hello) =
             ValidatorHandshake::start(config.node.clone(), config.key.clone(), nonce);
         write_frame(&mut stream, &hello)?;
-        let welcome = read_frame(&mut stream)?;
+        let welcome = read_frame_at_most(&mut stream, HANDSHAKE_BYTES_MAX)?;
         let (channel, epoch) = {
             let mut seen = lock(&self.inner.seen_epoch);
             let (channel, epoch) = handshake.finish(&welcome, *seen)?;

@@ -8,6 +8,12 @@ pub const CLUSTER_WIRE_VERSION: u8 = 1;
 /// Longest frame body accepted, in bytes (a batch of events plus the frame
 /// header and MAC). Checked before anything is allocated or decoded.
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
+/// Longest handshake message (Hello, Welcome), in bytes: a stranger's
+/// first bytes are bounded far below a frame.
+pub const HANDSHAKE_BYTES_MAX: usize = 1024;
+/// Most connections a sequencer holds open at once (each a thread); more
+/// are closed at once. Validators hold one each.
+pub const CONNECTIONS_MAX: usize = 2 * NODES_MAX;
 /// Most events in one commit request.
 pub const EVENTS_PER_COMMIT_MAX: usize = 64;
 /// Most inputs one commit request may reserve.
@@ -47,5 +53,6 @@ pub const STANDBY_POLL_MS: u64 = 200;
 const _: () = assert!(HEARTBEAT_EVERY_MS * 3 <= PEER_SILENT_MS_MAX);
 const _: () = assert!(MAC_BYTES + 16 < FRAME_BYTES_MAX);
 const _: () = assert!(NODE_KEY_BYTES_MIN >= 32);
+const _: () = assert!(HANDSHAKE_BYTES_MAX >= 1 + NODE_NAME_BYTES_MAX + 2 * 32 + 32 + 16);
 // One event of the longest kind fits a frame with room for the rest.
 const _: () = assert!(ledger::constants::EVENT_BYTES_MAX + 64 * 1024 <= FRAME_BYTES_MAX);

@@ -29,10 +29,18 @@ pub fn write_frame(stream: &mut impl Write, frame: &[u8]) -> io::Result<()> {
 
 /// Reads one length-prefixed frame.
 pub fn read_frame(stream: &mut impl Read) -> Result<Vec<u8>, ReadFrameError> {
+    read_frame_at_most(stream, FRAME_BYTES_MAX)
+}
+
+/// Reads one length-prefixed frame of at most `max_bytes`.
+pub fn read_frame_at_most(
+    stream: &mut impl Read,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ReadFrameError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > FRAME_BYTES_MAX {
+    if len > max_bytes {
         return Err(ReadFrameError::TooLong(len));
     }
     let mut frame = vec![0u8; len];

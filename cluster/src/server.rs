@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,8 +17,8 @@ use ledger::EventStore;
 use ledger::sync::lock;
 
 use crate::channel::{FrameSealer, NodeKeys, fresh_nonce, sequencer_handshake};
-use crate::constants::PEER_SILENT_MS_MAX;
-use crate::io::{read_frame, write_frame};
+use crate::constants::{CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, PEER_SILENT_MS_MAX};
+use crate::io::{read_frame, read_frame_at_most, write_frame};
 use crate::sequencer::Sequencer;
 use crate::wire::{FromSequencer, ToSequencer};
 
@@ -55,6 +55,7 @@ pub fn serve<S: EventStore + 'static>(
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
+    let open = Arc::new(AtomicUsize::new(0));
     let accept = std::thread::Builder::new()
         .name("sequencer-accept".into())
         .spawn(move || {
@@ -63,13 +64,20 @@ pub fn serve<S: EventStore + 'static>(
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                if open.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!("too many connections: one refused");
+                    continue;
+                }
                 let (sequencer, keys) = (Arc::clone(&sequencer), Arc::clone(&keys));
+                let closing = Arc::clone(&open);
                 let spawned = std::thread::Builder::new()
                     .name("sequencer-conn".into())
                     .spawn(move || {
                         if let Err(e) = connection(stream, &sequencer, &keys) {
                             tracing::info!(error = %e, "validator connection closed");
                         }
+                        closing.fetch_sub(1, Ordering::SeqCst);
                     });
                 if let Err(e) = spawned {
                     tracing::warn!(error = %e, "no thread for a validator connection");
@@ -118,7 +126,7 @@ fn connection<S: EventStore + 'static>(
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
-    let hello = read_frame(&mut stream)?;
+    let hello = read_frame_at_most(&mut stream, HANDSHAKE_BYTES_MAX)?;
     let nonce = fresh_nonce().map_err(|_| ConnectionError::Random)?;
     let (channel, node, welcome) = sequencer_handshake(&hello, keys, nonce, sequencer.epoch())?;
     write_frame(&mut stream, &welcome)?;

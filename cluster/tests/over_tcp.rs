@@ -108,3 +108,32 @@ fn a_validator_cut_off_from_the_sequencer_is_told_unavailable() {
     assert!(!client.is_connected());
     client.stop();
 }
+
+#[test]
+fn garbage_from_a_stranger_closes_its_connection_and_nothing_else() {
+    use std::io::{Read, Write};
+    let (server, key, sequencer) = start();
+    for garbage in [
+        &u32::MAX.to_be_bytes()[..],
+        &[0, 0, 0, 3, 9, 9, 9][..],
+        &[0, 0, 8, 0][..],
+    ] {
+        let mut raw = std::net::TcpStream::connect(server.addr()).unwrap();
+        raw.write_all(garbage).unwrap();
+        raw.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        // Closed without an answer (or reset).
+        assert!(matches!(raw.read(&mut buf), Ok(0) | Err(_)));
+    }
+    let client = SequencerClient::start(ClientConfig {
+        node: node("v1"),
+        key,
+        sequencers: vec![server.addr()],
+    });
+    let ([purchase, _], _) = issue(RequestId(1), 1);
+    assert!(client.send_commit(purchase).is_ok());
+    assert_eq!(sequencer.n_durable(), 1);
+    client.stop();
+    server.stop();
+}
