@@ -241,6 +241,7 @@ impl SequencerClient {
             TcpStream::connect_timeout(&addr, Duration::from_millis(CONNECT_TIMEOUT_MS))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
+        stream.set_write_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
         let nonce = fresh_nonce().map_err(|_| ConnectError::Random)?;
         let config = &self.inner.config;
         let (handshake, hello) =

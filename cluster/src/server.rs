@@ -1,6 +1,7 @@
-//! The sequencer's listener: one thread per validator connection reads
-//! frames and hands commits to the [`Sequencer`]; answers are written back,
-//! in whatever order they become durable, by whichever thread has them.
+//! The sequencer's listener: per validator connection, one thread reads
+//! frames and hands commits to the [`Sequencer`], another writes the
+//! answers back in the order they become durable (the log writer only
+//! queues them, never waiting on a socket).
 //!
 //! Backpressure is the group commit's bounded queue: a submit beyond it
 //! waits, so a connection's reader stops reading and TCP pushes back on
@@ -9,12 +10,11 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledger::EventStore;
-use ledger::sync::lock;
 
 use crate::channel::{FrameSealer, NodeKeys, fresh_nonce, sequencer_handshake};
 use crate::constants::{CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, PEER_SILENT_MS_MAX};
@@ -107,15 +107,21 @@ pub enum ConnectionError {
     Random,
 }
 
-type Writer = Arc<Mutex<(TcpStream, FrameSealer)>>;
-
-fn send(writer: &Writer, answer: &FromSequencer) {
-    let mut guard = lock(writer);
-    let (stream, sealer) = &mut *guard;
-    let frame = sealer.seal(answer);
-    if write_frame(stream, &frame).is_err() {
-        // The validator is gone; its retry gets the logged outcome.
-        let _ = stream.shutdown(Shutdown::Both);
+/// Seals and writes the answers of one connection, in the order they
+/// come. Its own thread, so that the log writer, which hands over each
+/// answer once durable, never waits on a validator's socket.
+fn write_answers(
+    mut stream: TcpStream,
+    mut sealer: FrameSealer,
+    outbox: mpsc::Receiver<FromSequencer>,
+) {
+    for answer in outbox {
+        let frame = sealer.seal(&answer);
+        if write_frame(&mut stream, &frame).is_err() {
+            // The validator is gone or stuck; its retry gets the logged outcome.
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
     }
 }
 
@@ -132,17 +138,25 @@ fn connection<S: EventStore + 'static>(
     write_frame(&mut stream, &welcome)?;
     tracing::info!(%node, epoch = sequencer.epoch().0, "validator connected");
     let (sealer, mut opener) = channel.split();
-    let writer: Writer = Arc::new(Mutex::new((stream.try_clone()?, sealer)));
+    let write_stream = stream.try_clone()?;
+    write_stream.set_write_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
+    let (outbox, answers) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("sequencer-answers".into())
+        .spawn(move || write_answers(write_stream, sealer, answers))?;
     loop {
         let frame = read_frame(&mut stream)?;
         match opener.open::<ToSequencer>(&frame)? {
             ToSequencer::Commit(request) => {
-                let writer = Arc::clone(&writer);
-                sequencer.commit(request, move |answer| send(&writer, &answer));
+                let outbox = outbox.clone();
+                sequencer.commit(request, move |answer| {
+                    // A closed outbox: the connection is gone (see write_answers).
+                    let _ = outbox.send(answer);
+                });
             }
             ToSequencer::Abort { tx } => sequencer.abort(tx),
             ToSequencer::Heartbeat { nonce } => {
-                send(&writer, &FromSequencer::HeartbeatAck { nonce });
+                let _ = outbox.send(FromSequencer::HeartbeatAck { nonce });
             }
         }
     }
