@@ -176,14 +176,14 @@ impl SequencerClient {
         inputs: Vec<CoinId>,
         events: &[Event],
     ) -> Result<Committed, CommitError> {
-        let request = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
-        self.send_commit(CommitRequest::new(request, tx, at, inputs, events))
+        // send_commit numbers it.
+        self.send_commit(CommitRequest::new(RequestId(0), tx, at, inputs, events))
     }
 
     /// Sends a prepared request (its id is replaced by this client's next).
     pub fn send_commit(&self, mut request: CommitRequest) -> Result<Committed, CommitError> {
         request.request = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
-        let id = request.request;
+        let (id, tx) = (request.request, request.tx);
         let conn = self.connection().ok_or_else(unavailable)?;
         let (send, receive) = mpsc::channel();
         lock(&conn.pending).insert(id, send);
@@ -197,10 +197,23 @@ impl SequencerClient {
         lock(&conn.pending).remove(&id);
         match answer {
             Ok(FromSequencer::Durable {
-                first_seq, earlier, ..
-            }) => Ok(Committed { first_seq, earlier }),
-            Ok(FromSequencer::Refused { refusal, .. }) => Err(CommitError::Refused(refusal)),
-            Ok(FromSequencer::HeartbeatAck { .. }) | Err(_) => Err(unavailable()),
+                tx: answered,
+                first_seq,
+                earlier,
+                ..
+            }) if answered == tx => Ok(Committed { first_seq, earlier }),
+            Ok(FromSequencer::Refused {
+                tx: answered,
+                refusal,
+                ..
+            }) if answered == tx => Err(CommitError::Refused(refusal)),
+            Ok(_) => {
+                // An answer about another transaction: believe nothing of it.
+                tracing::error!("the sequencer answered for another transaction");
+                conn.kill(&lock(&conn.writer).0);
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
         }
     }
 
