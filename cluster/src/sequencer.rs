@@ -13,6 +13,7 @@
 //!      log's latest time and of this clock
 //!   -> reserve inputs (never waiting)                 Busy / NotUnspent
 //!   -> every spent body is the shard's body           Malformed (released)
+//!   -> every issued coin id never seen, not in flight Malformed (released)
 //!   -> group commit: durable (fsync)                  Storage (released)
 //!   -> on the writer's thread: commit shards, mark committed
 //!   -> Durable { first_seq }
@@ -21,11 +22,12 @@
 //! The decision ([`check_request`]) is pure; reserving, appending and
 //! answering happen around it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use actors::{Begin, CommitRef, IdempotencyTable, ReserveError, ShardSet};
+use actors::{Begin, CoinPresence, CommitRef, IdempotencyTable, ReserveError, ShardSet};
+use ledger::sync::lock;
 use ledger::{
     Batch, CoinBody, CoinId, Event, EventStore, Flows, GroupCommit, GroupCommitConfig, Seq,
     StoreError, Timestamp, TxId,
@@ -85,6 +87,12 @@ pub fn check_request(request: &CommitRequest) -> Result<CheckedCommit, Refusal> 
             _ => {}
         }
     }
+    let mut issued_ids = std::collections::BTreeSet::new();
+    for body in &issued {
+        if !issued_ids.insert(body.id) || spent.contains_key(&body.id) {
+            return Err(Refusal::Malformed("a coin issued twice".into()));
+        }
+    }
     let mut inputs: Vec<CoinId> = request.inputs.clone();
     inputs.sort();
     let before = inputs.len();
@@ -111,6 +119,9 @@ pub fn check_request(request: &CommitRequest) -> Result<CheckedCommit, Refusal> 
 pub struct Sequencer<S: EventStore + 'static> {
     /// The latest time of any batch in the log (seconds).
     latest_at: AtomicU64,
+    /// Coin ids that commits in flight are issuing: a second commit
+    /// issuing one of them is refused before it reaches the log.
+    issuing: Mutex<HashSet<CoinId>>,
     shards: ShardSet,
     idempotency: Arc<IdempotencyTable>,
     log: GroupCommit<S>,
@@ -149,6 +160,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
         let log = GroupCommit::start(store, GroupCommitConfig::default())?;
         Ok(Sequencer {
             latest_at: AtomicU64::new(latest_at),
+            issuing: Mutex::default(),
             shards,
             idempotency,
             log,
@@ -198,6 +210,29 @@ impl<S: EventStore + 'static> Sequencer<S> {
             )));
         }
         Ok(())
+    }
+
+    /// Claims the ids of `issued` for one commit: none may be known to the
+    /// shards (after the rebuild from the whole log, every coin ever
+    /// issued is unspent, reserved or gone there) or claimed by another
+    /// commit in flight.
+    fn claim_issued(&self, issued: &[CoinBody]) -> Result<(), Refusal> {
+        let mut issuing = lock(&self.issuing);
+        let seen = issued.iter().any(|c| {
+            issuing.contains(&c.id) || self.shards.presence(&c.id) != CoinPresence::Unseen
+        });
+        if seen {
+            return Err(Refusal::Malformed("issues a coin id already issued".into()));
+        }
+        issuing.extend(issued.iter().map(|c| c.id));
+        Ok(())
+    }
+
+    fn release_issued(&self, issued: &[CoinBody]) {
+        let mut issuing = lock(&self.issuing);
+        for coin in issued {
+            issuing.remove(&coin.id);
+        }
     }
 
     /// Releases whatever `tx` holds (a validator gave up on it).
@@ -264,6 +299,14 @@ impl<S: EventStore + 'static> Sequencer<S> {
                 "a spent coin's body differs from the logged one".into(),
             )));
         }
+        // A coin the log has seen, or another commit in flight issues, is
+        // never issued again: the shards would refuse it after the batch
+        // is durable, with the log holding the coin twice.
+        if let Err(refusal) = self.claim_issued(&checked.issued) {
+            self.shards.abort(tx);
+            self.idempotency.abandon(tx);
+            return answer(refuse(refusal));
+        }
         let n_records = u16::try_from(checked.events.len()).unwrap_or(u16::MAX);
         let batch = Batch {
             tx,
@@ -277,6 +320,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
             let reply = match appended {
                 Ok(first_seq) => {
                     let left = me.shards.commit_touched(tx, &inputs, &issued);
+                    me.release_issued(&issued);
                     assert_eq!(left.len(), inputs.len(), "shards spent other coins");
                     me.idempotency.commit(
                         tx,
@@ -296,6 +340,7 @@ impl<S: EventStore + 'static> Sequencer<S> {
                 }
                 Err(e) => {
                     tracing::error!(%tx, error = %e, "log append failed");
+                    me.release_issued(&issued);
                     me.shards.abort(tx);
                     me.idempotency.abandon(tx);
                     FromSequencer::Refused {
@@ -478,6 +523,62 @@ mod tests {
         // Within the tolerance: committed, and nothing stayed reserved.
         late.at = ledger::Timestamp(crate::testkit::TEST_TIME.0 - BATCH_BEHIND_LOG_SECS_MAX);
         assert!(matches!(run(&seq, late), FromSequencer::Durable { .. }));
+    }
+
+    #[test]
+    fn a_coin_id_is_never_issued_twice() {
+        let seq = fresh();
+        let (purchase, coins) = issue(RequestId(1), 2);
+        buy(&seq, purchase);
+        // A payment whose fresh coin reuses a spent or unspent id.
+        for reused in [coins[0], coins[1]] {
+            let (mut payment, _) = pay(RequestId(2), &coins[..1]);
+            let events = vec![
+                Event::CoinsSpent {
+                    coins: coins[..1].to_vec(),
+                    cause: ledger::SpendCause::Change,
+                },
+                Event::CoinsIssued {
+                    coins: vec![reused],
+                    holder: None,
+                    cause: ledger::IssueCause::Change,
+                },
+            ];
+            payment.events = events.iter().map(Event::encode).collect();
+            assert!(matches!(
+                run(&seq, payment),
+                FromSequencer::Refused {
+                    refusal: Refusal::Malformed(_),
+                    ..
+                }
+            ));
+        }
+        // Released: the honest payment of the same coin commits.
+        let (payment, _) = pay(RequestId(3), &coins[..1]);
+        assert!(matches!(run(&seq, payment), FromSequencer::Durable { .. }));
+        // A coin issued by an earlier purchase cannot be issued again.
+        let ([request, mut settle], _) = issue(RequestId(4), 1);
+        run(&seq, request);
+        let events: Vec<Event> = settle
+            .events
+            .iter()
+            .map(|e| match Event::decode(e).unwrap() {
+                Event::CoinsIssued { holder, cause, .. } => Event::CoinsIssued {
+                    coins: vec![coins[1]],
+                    holder,
+                    cause,
+                },
+                other => other,
+            })
+            .collect();
+        settle.events = events.iter().map(Event::encode).collect();
+        assert!(matches!(
+            run(&seq, settle),
+            FromSequencer::Refused {
+                refusal: Refusal::Malformed(_),
+                ..
+            }
+        ));
     }
 
     #[test]
