@@ -533,7 +533,7 @@ mod tests {
         // A payment whose fresh coin reuses a spent or unspent id.
         for reused in [coins[0], coins[1]] {
             let (mut payment, _) = pay(RequestId(2), &coins[..1]);
-            let events = vec![
+            let events = [
                 Event::CoinsSpent {
                     coins: coins[..1].to_vec(),
                     cause: ledger::SpendCause::Change,
