@@ -47,6 +47,8 @@ enum Command {
     Card(cli::card::CardArgs),
     /// The user index, its own service: its key pair, the issuer's deliveries, disclosures under dual control.
     Index(cli::index::IndexArgs),
+    /// The issuer across machines: validator node keys, a validator's commit stream.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::run(a),
         Command::Card(a) => cli::card::run(a),
         Command::Index(a) => cli::index::run(a),
+        Command::Cluster(a) => cli::cluster::run(a),
     };
     match result {
         Ok(code) => code,

@@ -224,6 +224,27 @@ pub struct ServeArgs {
     /// Serve plain HTTP, without TLS: for loopback tests and demos only.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Which part of the issuer this process runs: `all` (gateway and
+    /// sequencer in one process), or `sequencer` (the coin shards, the
+    /// idempotency table and the log, served to validator nodes; a second
+    /// one on the same directory stands by and takes over when the first
+    /// dies).
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: ServeRole,
+    /// `--role sequencer`: where validators connect.
+    #[arg(long, default_value = super::cluster::DEFAULT_SEQUENCER_LISTEN)]
+    pub cluster_listen: SocketAddr,
+    /// `--role sequencer`: the validators' keys (default
+    /// DIR/cluster-nodes.keys, as `varietycash cluster node-key` writes it).
+    #[arg(long)]
+    pub cluster_keys: Option<PathBuf>,
+}
+
+/// The roles `issuer serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeRole {
+    All,
+    Sequencer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -742,6 +763,20 @@ fn open_empty_log(url: &str) -> anyhow::Result<Arc<dyn ledger::EventStore>> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
+    if args.role == ServeRole::Sequencer {
+        let keys = args
+            .cluster_keys
+            .unwrap_or_else(|| args.dir.join(super::cluster::CLUSTER_KEYS_FILE));
+        return super::cluster::serve_sequencer(&args.dir, file.shards, args.cluster_listen, &keys);
+    }
+    // The whole issuer appends to the log: it holds the sequencer's lease,
+    // so no sequencer of the same directory appends beside it.
+    let _lease = cluster::Lease::try_acquire(&args.dir)?.with_context(|| {
+        format!(
+            "a sequencer holds the lease on {}: stop it first",
+            args.dir.display()
+        )
+    })?;
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bank;
 pub mod bench;
 pub mod card;
+pub mod cluster;
 pub mod common;
 pub mod demo;
 pub mod index;

@@ -1,0 +1,42 @@
+//! The issuer across machines: validators (gateway HTTP, decryption, tag
+//! checks, answers) in front of one sequencer (the coin shards, the
+//! idempotency table, group commit to the log).
+//!
+//! - [`wire`]: the messages, [`wire::CommitRequest`] in,
+//!   [`wire::FromSequencer`] (durable or refused) out.
+//! - [`channel`]: the connection as a pure state machine: per-node HMAC
+//!   keys, a per-connection key from both sides' nonces, numbered frames.
+//! - [`io`]: length-prefixed frames over a byte stream.
+//! - [`sequencer`]: [`Sequencer`], the shards, idempotency and group
+//!   commit behind the connection, with the pure [`sequencer::check_request`].
+//! - [`server`]: the sequencer's TCP listener, a thread per validator.
+//! - [`client`]: [`SequencerClient`], a validator's connection, with
+//!   reconnection over several sequencer addresses and typed
+//!   [`CommitError::Unavailable`] for 503.
+//! - [`lease`]: [`Lease`], which sequencer may append, and its fencing epoch.
+//! - [`testkit`]: balanced purchases and payments for tests and load.
+//! - [`constants`]: every limit.
+//!
+//! **Architecture invariant:** a validator answers nobody before the
+//! sequencer said durable; cut off from it, it answers 503 with
+//! Retry-After, never a guess.
+
+pub mod channel;
+pub mod client;
+pub mod constants;
+pub mod io;
+pub mod lease;
+pub mod sequencer;
+pub mod server;
+pub mod testkit;
+pub mod wire;
+
+pub use channel::{
+    Channel, FrameError, HandshakeError, KeyFileError, NodeKey, NodeKeys, NodeName, Side,
+    ValidatorHandshake, fresh_nonce, sequencer_handshake,
+};
+pub use client::{ClientConfig, CommitError, Committed, SequencerClient};
+pub use lease::{Lease, LeaseError};
+pub use sequencer::{Sequencer, SequencerError};
+pub use server::{SequencerServer, serve};
+pub use wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};

@@ -1,0 +1,163 @@
+//! The sequencer's listener: per validator connection, one thread reads
+//! frames and hands commits to the [`Sequencer`], another writes the
+//! answers back in the order they become durable (the log writer only
+//! queues them, never waiting on a socket).
+//!
+//! Backpressure is the group commit's bounded queue: a submit beyond it
+//! waits, so a connection's reader stops reading and TCP pushes back on
+//! the validator.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ledger::EventStore;
+
+use crate::channel::{FrameSealer, NodeKeys, fresh_nonce, sequencer_handshake};
+use crate::constants::{CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, PEER_SILENT_MS_MAX};
+use crate::io::{read_frame, read_frame_at_most, write_frame};
+use crate::sequencer::Sequencer;
+use crate::wire::{FromSequencer, ToSequencer};
+
+/// A running listener. Dropping it does not stop it; [`SequencerServer::stop`] does.
+#[derive(Debug)]
+pub struct SequencerServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl SequencerServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting (connections already open end with their peers).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Serves `sequencer` to the validators `keys` lists, on `listener`.
+pub fn serve<S: EventStore + 'static>(
+    listener: TcpListener,
+    sequencer: Arc<Sequencer<S>>,
+    keys: Arc<NodeKeys>,
+) -> io::Result<SequencerServer> {
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let open = Arc::new(AtomicUsize::new(0));
+    let accept = std::thread::Builder::new()
+        .name("sequencer-accept".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                if open.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!("too many connections: one refused");
+                    continue;
+                }
+                let (sequencer, keys) = (Arc::clone(&sequencer), Arc::clone(&keys));
+                let closing = Arc::clone(&open);
+                let spawned = std::thread::Builder::new()
+                    .name("sequencer-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = connection(stream, &sequencer, &keys) {
+                            tracing::info!(error = %e, "validator connection closed");
+                        }
+                        closing.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "no thread for a validator connection");
+                }
+            }
+        })?;
+    Ok(SequencerServer {
+        addr,
+        stop,
+        accept: Some(accept),
+    })
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    #[error("reading: {0}")]
+    Read(#[from] crate::io::ReadFrameError),
+    #[error("writing: {0}")]
+    Write(#[from] io::Error),
+    #[error("handshake: {0}")]
+    Handshake(#[from] crate::channel::HandshakeError),
+    #[error("frame: {0}")]
+    Frame(#[from] crate::channel::FrameError),
+    #[error("no randomness for the handshake")]
+    Random,
+}
+
+/// Seals and writes the answers of one connection, in the order they
+/// come. Its own thread, so that the log writer, which hands over each
+/// answer once durable, never waits on a validator's socket.
+fn write_answers(
+    mut stream: TcpStream,
+    mut sealer: FrameSealer,
+    outbox: mpsc::Receiver<FromSequencer>,
+) {
+    for answer in outbox {
+        let frame = sealer.seal(&answer);
+        if write_frame(&mut stream, &frame).is_err() {
+            // The validator is gone or stuck; its retry gets the logged outcome.
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+fn connection<S: EventStore + 'static>(
+    mut stream: TcpStream,
+    sequencer: &Arc<Sequencer<S>>,
+    keys: &NodeKeys,
+) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
+    let hello = read_frame_at_most(&mut stream, HANDSHAKE_BYTES_MAX)?;
+    let nonce = fresh_nonce().map_err(|_| ConnectionError::Random)?;
+    let (channel, node, welcome) = sequencer_handshake(&hello, keys, nonce, sequencer.epoch())?;
+    write_frame(&mut stream, &welcome)?;
+    tracing::info!(%node, epoch = sequencer.epoch().0, "validator connected");
+    let (sealer, mut opener) = channel.split();
+    let write_stream = stream.try_clone()?;
+    write_stream.set_write_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
+    let (outbox, answers) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("sequencer-answers".into())
+        .spawn(move || write_answers(write_stream, sealer, answers))?;
+    loop {
+        let frame = read_frame(&mut stream)?;
+        match opener.open::<ToSequencer>(&frame)? {
+            ToSequencer::Commit(request) => {
+                let outbox = outbox.clone();
+                sequencer.commit(request, move |answer| {
+                    // A closed outbox: the connection is gone (see write_answers).
+                    let _ = outbox.send(answer);
+                });
+            }
+            ToSequencer::Abort { tx } => sequencer.abort(tx),
+            ToSequencer::Heartbeat { nonce } => {
+                let _ = outbox.send(FromSequencer::HeartbeatAck { nonce });
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The messages between a validator and the sequencer: what they mean and
+//! their postcard encoding. Framing, MACs and sequence numbers are
+//! [`crate::channel`]'s.
+//!
+//! A validator decides everything a payment needs except the one thing that
+//! must be decided in one place: whether its inputs are still unspent. It
+//! sends the sequencer a [`CommitRequest`] (the inputs to reserve, the
+//! events to append, the transaction id) and answers its client only after
+//! [`FromSequencer::Durable`]. Events travel as the log's own encoding
+//! (`Event::encode`), so the sequencer decodes them with the log's bounded,
+//! canonical decoder.
+
+use ledger::{CoinId, Event, Seq, Timestamp, TxId};
+use serde::{Deserialize, Serialize};
+
+use crate::constants::{EVENTS_PER_COMMIT_MAX, INPUTS_PER_COMMIT_MAX};
+
+/// A validator's number for one request on its connection, echoed in the
+/// answer so answers may come back in any order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// The sequencer's fencing epoch: raised each time a sequencer takes the
+/// lease. A validator never goes back to a lower one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FencingEpoch(pub u64);
+
+/// Reserve `inputs`, append `events` as transaction `tx` at `at`, durably.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    pub request: RequestId,
+    pub tx: TxId,
+    /// The clock reading the validator decided the transaction with.
+    pub at: Timestamp,
+    /// The coins the transaction spends or revokes: exactly the coins its
+    /// `CoinsSpent` and `CoinsRevoked` events name.
+    pub inputs: Vec<CoinId>,
+    /// Each event as `Event::encode` writes it.
+    pub events: Vec<Vec<u8>>,
+}
+
+impl CommitRequest {
+    /// A request for `events` (encoded here).
+    pub fn new(
+        request: RequestId,
+        tx: TxId,
+        at: Timestamp,
+        inputs: Vec<CoinId>,
+        events: &[Event],
+    ) -> CommitRequest {
+        CommitRequest {
+            request,
+            tx,
+            at,
+            inputs,
+            events: events.iter().map(Event::encode).collect(),
+        }
+    }
+
+    /// Whether the counts are within the protocol's limits (checked by the
+    /// sequencer before it decodes a single event).
+    pub fn within_limits(&self) -> bool {
+        !self.events.is_empty()
+            && self.events.len() <= EVENTS_PER_COMMIT_MAX
+            && self.inputs.len() <= INPUTS_PER_COMMIT_MAX
+    }
+}
+
+/// What a validator sends on an authenticated connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToSequencer {
+    Commit(CommitRequest),
+    /// The validator gave up on `tx` before asking for its commit (or the
+    /// client went away): release anything it holds. A no-op for a
+    /// committed or unknown transaction.
+    Abort {
+        tx: TxId,
+    },
+    /// Liveness on an idle connection; echoed.
+    Heartbeat {
+        nonce: u64,
+    },
+}
+
+/// Why the sequencer refused a commit. Nothing was reserved or appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Inputs held by another transaction in flight: a retry may succeed.
+    #[error("{} input(s) are held by another transaction", coins.len())]
+    Busy { coins: Vec<CoinId> },
+    /// Inputs spent, revoked or never issued.
+    #[error("{} input(s) are not unspent", coins.len())]
+    NotUnspent { coins: Vec<CoinId> },
+    /// Another request for the same transaction is being committed.
+    #[error("the transaction is already being committed")]
+    InFlight,
+    /// The request breaks the protocol: counts over limits, an event that
+    /// does not decode, inputs that differ from the coins the events spend,
+    /// an input listed twice, an unbalanced batch.
+    #[error("malformed commit request: {0}")]
+    Malformed(String),
+    /// The log could not take the batch (the sequencer stops serving).
+    #[error("the log refused the append")]
+    Storage,
+}
+
+/// What the sequencer sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromSequencer {
+    /// The transaction's batch is in the log, fsynced, at `first_seq`.
+    /// `earlier` says it was committed by an earlier request (a retry, on
+    /// this validator or another): the validator answers with the logged
+    /// outcome.
+    Durable {
+        request: RequestId,
+        tx: TxId,
+        first_seq: Seq,
+        earlier: bool,
+    },
+    Refused {
+        request: RequestId,
+        tx: TxId,
+        refusal: Refusal,
+    },
+    HeartbeatAck {
+        nonce: u64,
+    },
+}
