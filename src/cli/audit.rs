@@ -26,7 +26,11 @@ pub struct AuditArgs {
     /// audited through a repaired temporary copy), or a PostgreSQL URL
     /// (`postgres://auditor:password@host:port/db`), read in read-only
     /// transactions; give it a role that may only read the log.
-    #[arg(long, value_name = "FILE|postgres://…", required_unless_present = "card_records")]
+    #[arg(
+        long,
+        value_name = "FILE|postgres://…",
+        required_unless_present = "card_records"
+    )]
     pub log: Option<PathBuf>,
     /// A card system's directory (`varietycash card --dir`): its LUS,
     /// collection and agency records and card images are read (no keys

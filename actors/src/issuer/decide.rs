@@ -9,8 +9,8 @@
 //! (P4), never technical failures: those stay `IssuerError`.
 
 use ledger::{
-    Amount, BalanceId, CoinBody, CoinId, Event, IssueCause, KeyEpoch, SealedBankAccount, SealedIdentity,
-    SpendCause, Timestamp,
+    Amount, BalanceId, CoinBody, CoinId, Event, IssueCause, KeyEpoch, SealedBankAccount,
+    SealedIdentity, SpendCause, Timestamp,
 };
 use protocol::wire::RejectReason;
 

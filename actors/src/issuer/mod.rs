@@ -21,8 +21,8 @@ pub mod refund;
 pub mod registry;
 pub mod returned_debit;
 mod status;
-pub(crate) mod validation;
 pub mod user_index_key;
+pub(crate) mod validation;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
