@@ -1,4 +1,4 @@
-//! A refund is idempotent on the client side too (PROTOCOLS.md "Refund"),
+//! A refund is idempotent on the client side too (`docs/protocol.md`, "Refund"),
 //! with the real binary: alice's `purse refund` reaches the issuer, which
 //! commits it, but the answer never comes back (a connection cut after the
 //! request went through). She runs `purse refund` again, then `purse

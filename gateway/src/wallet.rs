@@ -272,7 +272,8 @@ impl Wallet {
         Ok(cert)
     }
 
-    /// Replaces the participant's key with a fresh one of `rsa_bits` bits:
+    /// Replaces the participant's key with a fresh one of the purse's
+    /// suite's kind (`rsa_bits` bits where that kind is RSA):
     /// the request, signed by the current key and proving the new one, is
     /// kept in the purse with the new key before it is sent, so a run cut
     /// short sends the same request again (a repeat the issuer answers
@@ -284,7 +285,8 @@ impl Wallet {
         let pending = match self.purse.pending_key_change()? {
             Some(pending) => pending,
             None => {
-                let sk_new = SecretKey::generate(rsa_bits).map_err(PurseError::from)?;
+                let sk_new =
+                    SecretKey::generate_for(self.suite, rsa_bits).map_err(PurseError::from)?;
                 let request = protocol::flows::key_change::key_change_request(
                     &self.sk,
                     &sk_new,
