@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use util::process::{
-    an_enrolled_shop, free_port, kill_hard, ok, open_account, serve_new_issuer, spawn, spawn_piped,
-    terminate, wait_healthy,
+    alice_enrolled, an_enrolled_shop, free_port, kill_hard, ok, serve_new_issuer, spawn,
+    spawn_piped, terminate, wait_healthy,
 };
 
 fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -146,41 +146,6 @@ fn purse_page_links(ui: &mut Child) -> (String, String) {
         }
     }
     panic!("purse ui printed no link");
-}
-
-fn alice_enrolled(dir: &Path, issuer_url: &str) {
-    open_account(dir, issuer_url, "ACH-alice", "100.00");
-    let alice = ["--purse", "alice.purse"];
-    ok(
-        dir,
-        &[
-            &["purse", "init"][..],
-            &alice,
-            &["--id", "alice", "--issuer", issuer_url],
-        ]
-        .concat(),
-    );
-    ok(dir, &[&["purse", "register"][..], &alice].concat());
-    ok(
-        dir,
-        &[
-            &["purse", "enroll", "purchaser", "--account", "ACH-alice"][..],
-            &alice,
-        ]
-        .concat(),
-    );
-    ok(
-        dir,
-        &[
-            "issuer",
-            "enroll",
-            "approve",
-            "alice",
-            "purchaser",
-            "--dir",
-            "iss",
-        ],
-    );
 }
 
 #[test]

@@ -240,10 +240,9 @@ pub fn open_account(dir: &Path, issuer_url: &str, account: &str, opening: &str) 
     );
 }
 
-/// Alice's purse `alice.purse`, registered, enrolled as purchaser (approved
-/// by the operator) and holding 4 × 2.50 bought from ACH-alice, which is
-/// opened with 100.00.
-pub fn alice_holding_4_x_2_50(dir: &Path, issuer_url: &str) {
+/// Alice's purse `alice.purse`, registered and enrolled as purchaser
+/// (approved by the operator) on ACH-alice, which is opened with 100.00.
+pub fn alice_enrolled(dir: &Path, issuer_url: &str) {
     open_account(dir, issuer_url, "ACH-alice", "100.00");
     let alice = ["--purse", "alice.purse"];
     ok(
@@ -276,13 +275,24 @@ pub fn alice_holding_4_x_2_50(dir: &Path, issuer_url: &str) {
             "iss",
         ],
     );
+}
+
+/// Alice's purse `alice.purse`, registered, enrolled as purchaser (approved
+/// by the operator) and holding 4 × 2.50 bought from ACH-alice, which is
+/// opened with 100.00.
+pub fn alice_holding_4_x_2_50(dir: &Path, issuer_url: &str) {
+    alice_enrolled(dir, issuer_url);
     ok(
         dir,
         &[
-            &["purse", "buy", "4x2.50", "--account", "ACH-alice"][..],
-            &alice,
-        ]
-        .concat(),
+            "purse",
+            "buy",
+            "4x2.50",
+            "--account",
+            "ACH-alice",
+            "--purse",
+            "alice.purse",
+        ],
     );
 }
 
