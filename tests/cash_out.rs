@@ -15,8 +15,8 @@ use protocol::crypto::SecretKey;
 use protocol::flows::cash_out::cash_out_request;
 use protocol::wire::cash_out::{CashOutAmount, CashOutId};
 use util::process::{
-    alice_holding_4_x_2_50, an_enrolled_shop, free_port, ok, run, serve_new_issuer, spawn,
-    terminate, wait_healthy,
+    alice_holding_4_x_2_50, an_enrolled_shop, ok, run, serve_aggregating_bookshop,
+    serve_new_issuer, terminate,
 };
 
 /// An issuer; alice holding 4 × 2.50; a shop enrolled as merchant,
@@ -33,25 +33,7 @@ fn a_shop_with_5_00_aggregated(dir: &Path) -> Stage {
     alice_holding_4_x_2_50(dir, &issuer_url);
     an_enrolled_shop(dir, &issuer_url);
     let alice = ["--purse", "alice.purse"];
-    let mp = free_port();
-    let listen = format!("127.0.0.1:{mp}");
-    let shop = spawn(
-        dir,
-        &[
-            "merchant",
-            "serve",
-            "--purse",
-            "shop.purse",
-            "--listen",
-            &listen,
-            "--item",
-            "book=5.00",
-            "--collect",
-            "aggregate",
-        ],
-    );
-    wait_healthy(mp);
-    let shop_url = format!("https://{listen}");
+    let (shop, shop_url) = serve_aggregating_bookshop(dir);
     ok(
         dir,
         &[&["purse", "pay", &shop_url, "book"][..], &alice].concat(),

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Output;
 
 use util::process::{
-    alice_holding_4_x_2_50, an_enrolled_shop, free_port, ok, run, serve_new_issuer, spawn,
-    terminate, wait_healthy,
+    alice_holding_4_x_2_50, an_enrolled_shop, ok, run, serve_aggregating_bookshop,
+    serve_new_issuer, terminate,
 };
 
 fn stderr(out: &Output) -> String {
@@ -127,25 +127,7 @@ fn the_operator_refuses_suspends_and_revokes_and_a_key_changes_under_the_old_key
     // The shop suspended: as a payee it is paid nothing, and alice keeps
     // her money (the wallet takes the coins back through the issuer at
     // once).
-    let mp = free_port();
-    let listen = format!("127.0.0.1:{mp}");
-    let shop = spawn(
-        dir,
-        &[
-            "merchant",
-            "serve",
-            "--purse",
-            "shop.purse",
-            "--listen",
-            &listen,
-            "--item",
-            "book=5.00",
-            "--collect",
-            "aggregate",
-        ],
-    );
-    wait_healthy(mp);
-    let shop_url = format!("https://{listen}");
+    let (shop, shop_url) = serve_aggregating_bookshop(dir);
     let pay = [
         &["purse", "pay", &shop_url, "book", "--payee", "shop"][..],
         &alice,

@@ -296,6 +296,30 @@ pub fn alice_holding_4_x_2_50(dir: &Path, issuer_url: &str) {
     );
 }
 
+/// `merchant serve` of `shop.purse` selling a book at 5.00, its takings
+/// aggregated at the issuer; returns the server and its URL once healthy.
+pub fn serve_aggregating_bookshop(dir: &Path) -> (Child, String) {
+    let mp = free_port();
+    let listen = format!("127.0.0.1:{mp}");
+    let shop = spawn(
+        dir,
+        &[
+            "merchant",
+            "serve",
+            "--purse",
+            "shop.purse",
+            "--listen",
+            &listen,
+            "--item",
+            "book=5.00",
+            "--collect",
+            "aggregate",
+        ],
+    );
+    wait_healthy(mp);
+    (shop, format!("https://{listen}"))
+}
+
 /// The shop's purse `shop.purse`, a merchant (approved by the operator)
 /// redeeming into ACH-shop, which is opened empty. Not serving.
 pub fn an_enrolled_shop(dir: &Path, issuer_url: &str) {
