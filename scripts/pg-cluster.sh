@@ -8,6 +8,10 @@
 #   scripts/pg-cluster.sh failover   fence the primary, promote the standby that
 #                                    received the most WAL, re-point the other to it
 #   scripts/pg-cluster.sh kill NODE  kill -9 a node's postmaster (fault tests)
+#   scripts/pg-cluster.sh isolate    cut the primary off from its standbys (fault
+#                                    tests): each standby's walreceiver is pointed at
+#                                    a port nobody serves; the nodes keep running
+#   scripts/pg-cluster.sh rejoin     point the standbys at the primary again
 #   scripts/pg-cluster.sh url issuer|auditor|admin
 #
 # Environment: PG_CLUSTER_DIR (default $TMPDIR/vc-pg-cluster), PG_CLUSTER_PORT
@@ -227,6 +231,51 @@ cmd_kill() {
   done
 }
 
+# Points each running standby's walreceiver at port $2 of 127.0.0.1 (the
+# primary's, or one nobody listens on) and reloads it: PostgreSQL restarts
+# the walreceiver with the new primary_conninfo.
+point_standbys() {
+  local target_port=$1 node
+  for node in "${NODES[@]}"; do
+    [ "$node" = "$(primary)" ] && continue
+    [ -e "$DIR/$node/FENCED" ] && continue
+    running "$node" || continue
+    sql "$node" -c "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=$target_port user=replicator password=$(cat "$DIR/secrets/replicator") application_name=$node'" \
+      -c 'SELECT pg_reload_conf()' >/dev/null
+  done
+}
+
+cmd_isolate() {
+  # Port 1 on loopback: nothing serves it, the connection is refused at once.
+  point_standbys 1
+  local i n
+  for i in $(seq 1 100); do
+    n=$(sql "$(primary)" -c "SELECT count(*) FROM pg_stat_replication")
+    if [ "$n" = 0 ]; then
+      echo "primary $(primary) cut off from its standbys"
+      return 0
+    fi
+    # A walsender whose standby reconnects elsewhere ends when its
+    # connection does; make it end now.
+    sql "$(primary)" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_replication" >/dev/null
+    sleep 0.1
+  done
+  echo "the primary still has $n standbys connected" >&2
+  return 1
+}
+
+cmd_rejoin() {
+  point_standbys "$(port_of "$(primary)")"
+  local standbys=0 node
+  for node in "${NODES[@]}"; do
+    if [ "$node" != "$(primary)" ] && [ ! -e "$DIR/$node/FENCED" ] && running "$node"; then
+      standbys=$((standbys + 1))
+    fi
+  done
+  wait_for_standbys "$standbys"
+  echo "primary $(primary) has $standbys synchronous standbys again"
+}
+
 cmd_failover() {
   local old new best_lsn node lsn
   old=$(primary)
@@ -253,13 +302,7 @@ cmd_failover() {
   fi
   as_pg "$PG_BIN/pg_ctl" promote -w -D "$DIR/$new" >/dev/null
   echo "$new" >"$DIR/primary"
-  for node in "${NODES[@]}"; do
-    [ "$node" = "$new" ] && continue
-    [ -e "$DIR/$node/FENCED" ] && continue
-    running "$node" || continue
-    sql "$node" -c "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=$(port_of "$new") user=replicator password=$(cat "$DIR/secrets/replicator") application_name=$node'" \
-      -c 'SELECT pg_reload_conf()' >/dev/null
-  done
+  point_standbys "$(port_of "$new")"
   write_env
   echo "fenced $old, promoted $new (received WAL up to $best_lsn)"
 }
@@ -270,6 +313,8 @@ case "${1:-}" in
   status) cmd_status ;;
   failover) cmd_failover ;;
   kill) cmd_kill "${2:?kill NODE}" ;;
+  isolate) cmd_isolate ;;
+  rejoin) cmd_rejoin ;;
   url)
     # shellcheck disable=SC1091
     . "$DIR/cluster.env"
@@ -281,7 +326,7 @@ case "${1:-}" in
     esac
     ;;
   *)
-    echo "usage: $0 start|stop|status|failover|kill NODE|url issuer|auditor|admin" >&2
+    echo "usage: $0 start|stop|status|failover|kill NODE|isolate|rejoin|url issuer|auditor|admin" >&2
     exit 2
     ;;
 esac

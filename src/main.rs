@@ -41,6 +41,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Replay an issuer's event log and prove that cash was conserved.
     Audit(cli::audit::AuditArgs),
+    /// The issuer's log as a file: `log export` copies a log (PostgreSQL or redb) to a new redb file.
+    Log(cli::log::LogArgs),
     /// Measure the issuer's payments per second against its own cryptography.
     Bench(cli::bench::BenchArgs),
     /// Stored-value cards: issue, load, unload, pay at a device, transfer to and from a purse, clear.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Bank(a) => cli::bank::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Audit(a) => cli::audit::run(a),
+        Command::Log(a) => cli::log::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Card(a) => cli::card::run(a),
         Command::Index(a) => cli::index::run(a),

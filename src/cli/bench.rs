@@ -127,8 +127,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Keep the measured issuer's log in this PostgreSQL database (it must
-    /// hold no log) instead of a redb file; the ledger-core benchmark
-    /// stays on redb.
+    /// hold no log) instead of a redb file. With --core, the ledger core's
+    /// log instead (without --core the ledger core stays on redb).
     #[arg(long, value_name = "postgres://…")]
     store: Option<String>,
 }
@@ -177,16 +177,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         scratch.path().display()
     );
 
+    let core_log = match (&args.store, args.core) {
+        (Some(url), true) => Some(open_empty_postgres(url)?),
+        _ => None,
+    };
     let core_report = ledger_core::run(
         &scratch.path().join("core"),
         phase,
         n_cores,
         args.commit_batches_max,
+        core_log.clone(),
     )?;
     println!("{core_report}");
     println!(
         "  one durable commit alone (one spend, fsync, nothing to group with): {:.2} ms; load average {}",
-        ledger_core::lone_commit_ms(&scratch.path().join("lone"))?,
+        ledger_core::lone_commit_ms(&scratch.path().join("lone"), core_log)?,
         stats::load_average()
     );
     if args.core {
@@ -197,19 +202,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let log_store: Option<std::sync::Arc<dyn ledger::EventStore>> = match &args.store {
-        Some(url) => {
-            let shown = pg_store::url::redacted(url);
-            let store = pg_store::PostgresStore::open(url)
-                .with_context(|| format!("opening the log in {shown}"))?;
-            anyhow::ensure!(
-                store.is_empty()?,
-                "{shown} already holds a log: the benchmark needs an empty database"
-            );
-            Some(std::sync::Arc::new(store))
-        }
-        None => None,
-    };
+    let log_store = args.store.as_deref().map(open_empty_postgres).transpose()?;
     if let Some(url) = &args.store {
         println!(
             "the issuer's log: PostgreSQL {}",
@@ -354,4 +347,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The log in the PostgreSQL database `url`, which must hold none.
+fn open_empty_postgres(url: &str) -> anyhow::Result<std::sync::Arc<dyn ledger::EventStore>> {
+    let shown = pg_store::url::redacted(url);
+    let store = pg_store::PostgresStore::open(url)
+        .with_context(|| format!("opening the log in {shown}"))?;
+    anyhow::ensure!(
+        store.is_empty()?,
+        "{shown} already holds a log: the benchmark needs an empty database"
+    );
+    Ok(std::sync::Arc::new(store))
 }

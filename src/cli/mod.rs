@@ -9,5 +9,6 @@ pub mod common;
 pub mod demo;
 pub mod index;
 pub mod issuer;
+pub mod log;
 pub mod merchant;
 pub mod purse;

@@ -331,9 +331,30 @@ impl BareCommitPath {
         n_shards: u16,
         config: ledger::GroupCommitConfig,
     ) -> Result<BareCommitPath, IssuerError> {
-        let store = Arc::new(crate::issuer::core::LogBackend::Redb(
-            ledger::RedbStore::open(log_file)?,
-        ));
+        let store = crate::issuer::core::LogBackend::Redb(ledger::RedbStore::open(log_file)?);
+        BareCommitPath::on_log(store, n_shards, config)
+    }
+
+    /// [`BareCommitPath::open`] over a log in another store (PostgreSQL:
+    /// `varietycash bench --core --store postgres://…`), which must be empty.
+    pub fn open_on(
+        store: Arc<dyn ledger::EventStore>,
+        n_shards: u16,
+        config: ledger::GroupCommitConfig,
+    ) -> Result<BareCommitPath, IssuerError> {
+        BareCommitPath::on_log(
+            crate::issuer::core::LogBackend::External(store),
+            n_shards,
+            config,
+        )
+    }
+
+    fn on_log(
+        store: crate::issuer::core::LogBackend,
+        n_shards: u16,
+        config: ledger::GroupCommitConfig,
+    ) -> Result<BareCommitPath, IssuerError> {
+        let store = Arc::new(store);
         let timings = Arc::new(crate::timing::StageTimings::default());
         let log = GroupCommit::start(Arc::new(CountedLog::new(store, timings)), config)?;
         Ok(BareCommitPath {

@@ -1,7 +1,7 @@
 //! The ledger core without public-key crypto: spends (1 coin in, 1 coin out,
 //! a balanced refresh batch) through the issuer's own commit path
 //! (`actors::issuer::BareCommitPath`: reserve in the coin shards, the
-//! group commit over a durable redb log with fsync per commit, then the
+//! group commit over a durable redb (or PostgreSQL) log, then the
 //! shards, the idempotency table and the log state on the writer's thread),
 //! without keys, registry or sessions. Several threads keep many spends in
 //! flight, as the coordinator does for many clients. The coin-status
@@ -43,6 +43,8 @@ pub struct CoreReport {
     n_batches: u64,
     cpu_secs: f64,
     load_average: String,
+    /// The log's store: "redb" or "PostgreSQL".
+    backend: &'static str,
 }
 
 impl fmt::Display for CoreReport {
@@ -50,7 +52,8 @@ impl fmt::Display for CoreReport {
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         write!(
             f,
-            "ledger core (the issuer's commit path: shards + group commit + redb, fsync on, no RSA; {} threads x {} in flight; commits of at most {} batches): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
+            "ledger core (the issuer's commit path: shards + group commit + {}, fsync on, no RSA; {} threads x {} in flight; commits of at most {} batches): {} durable spends in {:.1} s = {:.0} spends/s; {} commits ({:.0}/s), group-commit batch {:.1} spends on average; CPU {:.2} cores busy, {:.1} us per spend; failed {}; load average {}",
+            self.backend,
             self.n_threads,
             self.in_flight_per_thread,
             self.config.commit_batches_max,
@@ -197,10 +200,17 @@ fn spend_loop(
 const LONE_COMMITS_N: u32 = 50;
 
 /// Mean time of one durable commit of one spend with nothing to group it
-/// with (the fsync floor of a payment's latency), in milliseconds.
-pub fn lone_commit_ms(dir: &Path) -> anyhow::Result<f64> {
-    std::fs::create_dir_all(dir)?;
-    let store = RedbStore::open(dir.join("lone.redb"))?;
+/// with (the fsync floor of a payment's latency), in milliseconds. On
+/// `log` when given (it appends after what is there), else on a new redb
+/// log in `dir`.
+pub fn lone_commit_ms(dir: &Path, log: Option<Arc<dyn EventStore>>) -> anyhow::Result<f64> {
+    let store: Arc<dyn EventStore> = match log {
+        Some(log) => log,
+        None => {
+            std::fs::create_dir_all(dir)?;
+            Arc::new(RedbStore::open(dir.join("lone.redb"))?)
+        }
+    };
     let started = Instant::now();
     for _ in 0..LONE_COMMITS_N {
         let body = fresh_body();
@@ -225,13 +235,15 @@ pub fn lone_commit_ms(dir: &Path) -> anyhow::Result<f64> {
 }
 
 /// Runs the ledger core for `duration` with `n_threads` submitting threads;
-/// its log lives in `dir`. `commit_batches_max` overrides ledger's default
-/// group-commit size (the issuer runs the default).
+/// its log is `log` (an empty one) when given, else a new redb log in
+/// `dir`. `commit_batches_max` overrides ledger's default group-commit size
+/// (the issuer runs the default).
 pub fn run(
     dir: &Path,
     duration: Duration,
     n_threads: usize,
     commit_batches_max: Option<usize>,
+    log: Option<Arc<dyn EventStore>>,
 ) -> anyhow::Result<CoreReport> {
     let n_threads = n_threads.max(1);
     let mut config = GroupCommitConfig::default();
@@ -242,12 +254,14 @@ pub fn run(
     // Enough in flight to fill two commits, so the writer never waits for work.
     let in_flight_per_thread =
         IN_FLIGHT_PER_THREAD_MIN.max(config.commit_batches_max * 2 / n_threads);
-    std::fs::create_dir_all(dir)?;
-    let path = Arc::new(BareCommitPath::open(
-        &dir.join("log.redb"),
-        N_SHARDS,
-        config,
-    )?);
+    let backend = if log.is_some() { "PostgreSQL" } else { "redb" };
+    let path = Arc::new(match log {
+        Some(log) => BareCommitPath::open_on(log, N_SHARDS, config)?,
+        None => {
+            std::fs::create_dir_all(dir)?;
+            BareCommitPath::open(&dir.join("log.redb"), N_SHARDS, config)?
+        }
+    });
     // Twice the window: a thread never waits for a coin its own commit frees.
     let coins = seed(&path, n_threads * in_flight_per_thread * 2)?;
     let before = path.log_commit_stats();
@@ -285,6 +299,7 @@ pub fn run(
         n_batches: after.batches - before.batches,
         cpu_secs,
         load_average: stats::load_average(),
+        backend,
     })
 }
 
@@ -302,6 +317,7 @@ mod tests {
             std::time::Duration::from_millis(300),
             2,
             Some(64),
+            None,
         )
         .expect("the core benchmark runs");
         assert!(report.n_spends > 0);
