@@ -274,6 +274,10 @@ mod tests {
         let out = dir.path().join("copy.redb");
         let head = export_store(&source, &out).expect("export");
         assert_eq!(head, source.head().expect("head"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&out).expect("metadata").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "the copy is private");
         let copy = RedbStore::open_read_only(&out, Sharing::FollowableByReaders).expect("open");
         assert_eq!(all_raw(&copy), all_raw(&source));
         let encoded = |s: &dyn RawEventStore| {
