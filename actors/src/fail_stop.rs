@@ -78,7 +78,7 @@ impl FailStop {
         tracing::error!(
             reason,
             policy = ?self.inner.policy,
-            "broken invariant: the issuer stops (fail-stop); restart it from its log"
+            "broken invariant: this process stops (fail-stop); restart it from its files"
         );
         if first && self.inner.policy == FailStopPolicy::ExitProcess {
             // Not `abort`: exit flushes the standard streams, so the reason
