@@ -259,6 +259,29 @@ fn purchases_and_a_redemption_go_to_the_bank_in_iso_20022_files_and_the_audit_re
     assert!(!refused.status.success(), "a suspended purchaser bought");
     terminate(issuer);
 
+    // The issuer's files name nobody in the clear but the sessions of open
+    // flows and the bank connector's own file: the registry holds alice's
+    // id keyed-hashed and her IBAN sealed.
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.join("iss")).expect("read_dir") {
+        let file = entry.expect("entry").path();
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !file.is_file() || matches!(name, "sessions.redb" | "bank-files.redb") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).expect("read");
+        for needle in [&b"alice"[..], ALICE_IBAN.as_bytes()] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {} in the clear",
+                file.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} issuer files checked");
+
     // Files in the issuer's directory and the exchange are 0600.
     for file in [&pain008, &pain001] {
         use std::os::unix::fs::PermissionsExt;
