@@ -16,7 +16,7 @@
 //! replica, a stolen disk image without the key) reveals neither who is
 //! registered nor which accounts are debited; the running issuer, which
 //! must check signatures by id and pay enrolled accounts, holds the key.
-//! A registry file written before ids were hashed is converted when
+//! A registry file holding ids and accounts in the clear is converted when
 //! opened, in one transaction.
 
 use std::path::Path;
@@ -128,7 +128,7 @@ fn refused_key(id: &KeyedId, role: Role) -> Vec<u8> {
 const PENDING_CREDITS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("pending_credits_sealed");
 
-/// The tables of a registry written before ids were hashed, converted by
+/// The tables of a registry holding ids and accounts in the clear, converted by
 /// [`Registry::open`].
 mod clear {
     use redb::TableDefinition;
