@@ -348,7 +348,7 @@ pub struct ExchangeRound {
     pub debits_sent: usize,
     pub credits_sent: usize,
     pub statements_booked: usize,
-    /// Returned debits the issuer logged this round (each once).
+    /// Returned debits the issuer logged in this exchange (each once).
     pub debits_returned: usize,
 }
 
