@@ -145,6 +145,26 @@ fn purchases_and_a_redemption_go_to_the_bank_in_iso_20022_files_and_the_audit_re
     let issuer = spawn(dir, &["issuer", "serve", "--dir", "iss"]);
     wait_healthy(ip);
 
+    // The simulated bank's operator routes are not there: this bank's
+    // accounts are opened at the bank, not through the issuer.
+    let no_route = run(
+        dir,
+        &[
+            "bank",
+            "--dir",
+            "iss",
+            "open-account",
+            ALICE_IBAN,
+            "100.00",
+            "--issuer",
+            &issuer_url,
+        ],
+    );
+    assert!(
+        !no_route.status.success(),
+        "a file-bank issuer opened an account"
+    );
+
     let alice = ["--purse", "alice.purse"];
     ok(
         dir,

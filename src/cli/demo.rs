@@ -10,7 +10,10 @@
 //! (restored from its key backup; the old coins are refused afterwards),
 //! a double spend the issuer refuses with a signed statement the payer
 //! verifies, and the merchant's cash-out of its aggregated balance (none is
-//! left stuck); then moves value onto stored-value cards and back through
+//! left stuck); the user index as its own service, fed the issuer's log,
+//! naming who bought a coin only to two operators' approvals (one approval
+//! given twice is refused); a purchase debit the bank returns (logged, the
+//! purchaser suspended, the loss named in the audit); then moves value onto stored-value cards and back through
 //! the serving issuer's gateway as their payment agency (load from a purse,
 //! pay at a device, card to card, unload into a purse, clearing); then
 //! stops the issuer and starts it again on a clock the demo moves forward past the coins'
