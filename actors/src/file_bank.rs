@@ -372,9 +372,20 @@ impl FileExchangeBank {
         let created_at = iso_date_time(now_secs);
         let next_day = iso_date_time(now_secs + 24 * 3600);
         let next_day = next_day.get(..10).unwrap_or(&next_day);
-        // Rounds are at least a second apart (the caller's pace), so the
-        // second names each file and message.
-        let stamp = created_at.replace(['-', ':', 'T'], "");
+        // The second names each file and message (rounds are at least a
+        // second apart); a file of that name still in the outbox (a clock
+        // set back) is never replaced: the name takes a counter.
+        let second = created_at.replace(['-', ':', 'T'], "");
+        let free_stamp = |prefix: &str| {
+            let mut stamp = second.clone();
+            let mut n = 1u32;
+            while dirs.outbox.join(format!("{prefix}-{stamp}.xml")).exists() {
+                n += 1;
+                stamp = format!("{second}-{n}");
+            }
+            stamp
+        };
+        let stamp = free_stamp("pain008");
         round.debits_sent =
             self.debits_to_send(&format!("VC-DD-{stamp}"), &created_at, next_day, |xml| {
                 ledger::private_file::write_private(
@@ -383,6 +394,7 @@ impl FileExchangeBank {
                 )
                 .map_err(io)
             })?;
+        let stamp = free_stamp("pain001");
         round.credits_sent =
             self.credits_to_send(&format!("VC-CT-{stamp}"), &created_at, next_day, |xml| {
                 ledger::private_file::write_private(
