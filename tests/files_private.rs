@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Files that are public by design, by name.
-const PUBLIC_FILES: [&str; 1] = ["issuer.pub"];
+const PUBLIC_FILES: [&str; 2] = ["issuer.pub", "index.pub"];
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read_dir") {
@@ -85,6 +85,7 @@ fn under_umask_000_every_file_the_parties_create_is_0600_and_every_directory_070
     for expected in [
         "issuer/sessions.redb",
         "issuer/registry.redb",
+        "issuer/registry.key",
         "issuer/bank.redb",
         "issuer/log.redb",
         "issuer/user-index.pub",

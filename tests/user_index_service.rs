@@ -311,10 +311,10 @@ fn the_user_index_is_its_own_service_and_discloses_only_under_dual_control() {
     assert!(index.applied().expect("applied") > Seq(0));
 
     // The issuer's files: no opening key, and no identity in the clear
-    // outside the registry (participant ids check signatures; a refund
-    // finds the coins to revoke there), the sessions of open flows (a
-    // purchase names its purchaser until the session expires) and the
-    // simulated bank (the bank's own file, kept in the issuer's directory).
+    // outside the sessions of open flows (a purchase names its purchaser
+    // until the session expires) and the simulated bank (the bank's own
+    // file, kept in the issuer's directory). The registry holds ids only
+    // keyed-hashed and accounts only sealed under `registry.key`.
     let index_key = SecretKey::read_pkcs8(&dir.join("idx/index.key")).expect("index key");
     let index_der = index_key.to_pkcs8_der().expect("der");
     // The last 32 bytes of each encoding are key material whatever the
@@ -339,7 +339,7 @@ fn the_user_index_is_its_own_service_and_discloses_only_under_dual_control() {
             );
             continue;
         }
-        if matches!(name, "registry.redb" | "sessions.redb" | "bank.redb") {
+        if matches!(name, "sessions.redb" | "bank.redb") {
             continue;
         }
         assert!(

@@ -36,6 +36,8 @@ pub enum StatementKind {
     Debit(PurchaseId),
     /// A redemption credit: money from the issuer to the account.
     Credit(TxId),
+    /// A settled purchase debit given back to the account.
+    Returned(PurchaseId),
 }
 
 /// One movement of money, as the bank reports it.
@@ -132,6 +134,8 @@ const DEBITS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("debits");
 const PENDING: TableDefinition<&[u8], u64> = TableDefinition::new("pending_debits");
 const CREDITS: TableDefinition<&[u8], u64> = TableDefinition::new("credits");
 const STATEMENT: TableDefinition<u64, &[u8]> = TableDefinition::new("statement");
+/// Settled debits given back, by purchase.
+const RETURNED: TableDefinition<&[u8], ()> = TableDefinition::new("returned_debits");
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct AccountRecord {
@@ -198,6 +202,7 @@ impl SimulatedBank {
             txn.open_table(PENDING)?;
             txn.open_table(CREDITS)?;
             txn.open_table(STATEMENT)?;
+            txn.open_table(RETURNED)?;
         }
         txn.commit()?;
         Ok(SimulatedBank { db, settle_delay })
@@ -249,7 +254,51 @@ impl SimulatedBank {
         }
     }
 
-    /// Purchases whose debit is still pending (survives a restart).
+    /// Gives a settled debit back to the account it was drawn on (the
+    /// purchaser's bank honoured a refund claim, or found the funds were
+    /// not there): the money moves back and the statement shows the
+    /// return. Returns the account and amount; once only (`None` after).
+    pub fn return_debit(
+        &self,
+        purchase: PurchaseId,
+    ) -> Result<Option<(BankAccount, Amount)>, BankError> {
+        let key = purchase.as_bytes().as_slice();
+        let txn = self.db.begin_write()?;
+        let returned = {
+            let debits = txn.open_table(DEBITS)?;
+            let debit: DebitRecord = match debits.get(key)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(BankError::UnknownDebit),
+            };
+            let mut returned = txn.open_table(RETURNED)?;
+            if debit.status != DebitStatus::Settled || returned.get(key)?.is_some() {
+                None
+            } else {
+                returned.insert(key, ())?;
+                let mut accounts = txn.open_table(ACCOUNTS)?;
+                let mut acc: AccountRecord = match accounts.get(debit.account.as_str())? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(BankError::UnknownAccount),
+                };
+                acc.balance = acc
+                    .balance
+                    .checked_add(debit.amount.minor_units())
+                    .ok_or(BankError::Overflow)?;
+                accounts.insert(debit.account.as_str(), encode(&acc).as_slice())?;
+                append_statement(
+                    &mut txn.open_table(STATEMENT)?,
+                    StatementKind::Returned(purchase),
+                    &debit.account,
+                    debit.amount,
+                    now_ms(),
+                )?;
+                Some((debit.account, debit.amount))
+            }
+        };
+        txn.commit()?;
+        Ok(returned)
+    }
+
     /// The whole statement, every movement of money from the first: what
     /// the bank hands an auditor (`varietycash bank export`), who matches
     /// it against the issuer's log.
@@ -265,6 +314,7 @@ impl SimulatedBank {
         }
     }
 
+    /// Purchases whose debit is still pending (survives a restart).
     pub fn pending_debits(&self) -> Result<Vec<PurchaseId>, BankError> {
         let txn = self.db.begin_read()?;
         let pending = txn.open_table(PENDING)?;

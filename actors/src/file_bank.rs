@@ -116,14 +116,18 @@ impl FileExchangeBank {
         Ok(FileExchangeBank { db, issuer })
     }
 
-    /// The pain.008 of every debit not sent yet (`None`: nothing to send),
-    /// marked sent in the same transaction.
+    /// Hands the pain.008 of every debit not sent yet to `deliver`, and
+    /// marks them sent once it returned; the number of debits (0: nothing
+    /// to send, `deliver` not called). A crash after `deliver` and before
+    /// the mark delivers them again under the same end-to-end ids, which a
+    /// statement books once.
     pub fn debits_to_send(
         &self,
         message_id: &str,
         created_at: &str,
         collection_date: &str,
-    ) -> Result<Option<String>, BankError> {
+        deliver: impl FnOnce(&str) -> Result<(), BankError>,
+    ) -> Result<usize, BankError> {
         let txn = self.db.begin_write()?;
         let mut debits = Vec::new();
         {
@@ -157,8 +161,9 @@ impl FileExchangeBank {
             }
         }
         if debits.is_empty() {
-            return Ok(None);
+            return Ok(0);
         }
+        let n_debits = debits.len();
         let xml = DirectDebitFile {
             message_id: message_id.into(),
             created_at: created_at.into(),
@@ -173,17 +178,20 @@ impl FileExchangeBank {
         }
         .to_xml()
         .map_err(file_error)?;
+        deliver(&xml)?;
         txn.commit()?;
-        Ok(Some(xml))
+        Ok(n_debits)
     }
 
-    /// The pain.001 of every credit not sent yet, marked sent.
+    /// Hands the pain.001 of every credit not sent yet to `deliver`, and
+    /// marks them sent once it returned; the number of credits.
     pub fn credits_to_send(
         &self,
         message_id: &str,
         created_at: &str,
         execution_date: &str,
-    ) -> Result<Option<String>, BankError> {
+        deliver: impl FnOnce(&str) -> Result<(), BankError>,
+    ) -> Result<usize, BankError> {
         let txn = self.db.begin_write()?;
         let mut transfers = Vec::new();
         {
@@ -213,8 +221,9 @@ impl FileExchangeBank {
             }
         }
         if transfers.is_empty() {
-            return Ok(None);
+            return Ok(0);
         }
+        let n_transfers = transfers.len();
         let xml = CreditTransferFile {
             message_id: message_id.into(),
             created_at: created_at.into(),
@@ -228,8 +237,9 @@ impl FileExchangeBank {
         }
         .to_xml()
         .map_err(file_error)?;
+        deliver(&xml)?;
         txn.commit()?;
-        Ok(Some(xml))
+        Ok(n_transfers)
     }
 
     /// Books a camt.053 statement of the issuer's account: collected
@@ -298,6 +308,171 @@ impl FileExchangeBank {
         txn.commit()?;
         Ok(returned)
     }
+}
+
+/// The outbox the issuer writes pain files into and the inbox it reads
+/// camt.053 statements from (`issuer init --bank files:DIR`: DIR/outbox
+/// and DIR/inbox). Statements booked move to `inbox/booked`.
+#[derive(Debug, Clone)]
+pub struct ExchangeDirs {
+    pub outbox: std::path::PathBuf,
+    pub inbox: std::path::PathBuf,
+}
+
+/// The outbox inside an exchange directory.
+pub const OUTBOX_DIR: &str = "outbox";
+/// The inbox inside an exchange directory.
+pub const INBOX_DIR: &str = "inbox";
+/// Where booked statements go, inside the inbox.
+pub const BOOKED_DIR: &str = "booked";
+
+impl ExchangeDirs {
+    /// `dir/outbox` and `dir/inbox`, created (0700) if absent.
+    pub fn create(dir: &Path) -> Result<ExchangeDirs, BankError> {
+        let io = |e| BankError::Storage(redb::Error::Io(e));
+        let dirs = ExchangeDirs {
+            outbox: dir.join(OUTBOX_DIR),
+            inbox: dir.join(INBOX_DIR),
+        };
+        ledger::private_file::create_private_dir(dir).map_err(io)?;
+        ledger::private_file::create_private_dir(&dirs.outbox).map_err(io)?;
+        ledger::private_file::create_private_dir(&dirs.inbox).map_err(io)?;
+        ledger::private_file::create_private_dir(&dirs.inbox.join(BOOKED_DIR)).map_err(io)?;
+        Ok(dirs)
+    }
+}
+
+/// What one round of [`FileExchangeBank::exchange`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeRound {
+    pub debits_sent: usize,
+    pub credits_sent: usize,
+    pub statements_booked: usize,
+    /// Returned debits the issuer logged in this exchange (each once).
+    pub debits_returned: usize,
+}
+
+impl FileExchangeBank {
+    /// One round of the file exchange at `now` (Unix seconds): every
+    /// unsent debit into one pain.008 and every unsent credit into one
+    /// pain.001 in the outbox, then every camt.053 in the inbox booked (in
+    /// the order of their names), each debit returned after collection
+    /// recorded with [`IssuerCore::debit_returned`]. A statement moves to
+    /// `inbox/booked` once all of it is booked; one that cannot be (not a
+    /// valid camt.053, another account, a return of a purchase the issuer
+    /// has not settled yet) stays and is read again next round.
+    pub fn exchange(
+        &self,
+        core: &crate::IssuerCore,
+        dirs: &ExchangeDirs,
+        now_secs: u64,
+    ) -> Result<ExchangeRound, BankError> {
+        let io = |e| BankError::Storage(redb::Error::Io(e));
+        let mut round = ExchangeRound::default();
+        let created_at = iso_date_time(now_secs);
+        let next_day = iso_date_time(now_secs + 24 * 3600);
+        let next_day = next_day.get(..10).unwrap_or(&next_day);
+        // The second names each file and message (rounds are at least a
+        // second apart); a file of that name still in the outbox (a clock
+        // set back) is never replaced: the name takes a counter.
+        let second = created_at.replace(['-', ':', 'T'], "");
+        let free_stamp = |prefix: &str| {
+            let mut stamp = second.clone();
+            let mut n = 1u32;
+            while dirs.outbox.join(format!("{prefix}-{stamp}.xml")).exists() {
+                n += 1;
+                stamp = format!("{second}-{n}");
+            }
+            stamp
+        };
+        let stamp = free_stamp("pain008");
+        round.debits_sent =
+            self.debits_to_send(&format!("VC-DD-{stamp}"), &created_at, next_day, |xml| {
+                ledger::private_file::write_private(
+                    &dirs.outbox.join(format!("pain008-{stamp}.xml")),
+                    xml.as_bytes(),
+                )
+                .map_err(io)
+            })?;
+        let stamp = free_stamp("pain001");
+        round.credits_sent =
+            self.credits_to_send(&format!("VC-CT-{stamp}"), &created_at, next_day, |xml| {
+                ledger::private_file::write_private(
+                    &dirs.outbox.join(format!("pain001-{stamp}.xml")),
+                    xml.as_bytes(),
+                )
+                .map_err(io)
+            })?;
+        let mut statements: Vec<std::path::PathBuf> = std::fs::read_dir(&dirs.inbox)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "xml"))
+            .collect();
+        statements.sort();
+        for path in statements {
+            let len = std::fs::metadata(&path).map_err(io)?.len();
+            if len > bank_files::FILE_BYTES_MAX as u64 {
+                tracing::warn!(file = %path.display(), "statement too long: left in the inbox");
+                continue;
+            }
+            let xml = match std::fs::read_to_string(&path) {
+                Ok(xml) => xml,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "statement unreadable");
+                    continue;
+                }
+            };
+            let returned = match self.receive_statement(&xml) {
+                Ok(returned) => returned,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "statement refused: left in the inbox");
+                    continue;
+                }
+            };
+            let mut all_booked = true;
+            for r in returned {
+                match core.debit_returned(r.purchase, &r.account, &r.reason) {
+                    Ok(done) => {
+                        if done.logged_at.is_some() {
+                            round.debits_returned += 1;
+                        }
+                    }
+                    Err(e) => {
+                        all_booked = false;
+                        tracing::warn!(purchase = %r.purchase, error = %e, "returned debit not recorded yet");
+                    }
+                }
+            }
+            if all_booked {
+                let name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
+                std::fs::rename(&path, dirs.inbox.join(BOOKED_DIR).join(name)).map_err(io)?;
+                round.statements_booked += 1;
+            }
+        }
+        Ok(round)
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ss` (UTC) of `secs` since the Unix epoch.
+pub fn iso_date_time(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn hex_id(text: &str) -> Result<[u8; 16], ()> {
@@ -465,16 +640,20 @@ mod tests {
             bank.debit(p1, &BankAccount::new("ACH-alice").expect("a"), amount),
             Err(BankError::UnknownAccount)
         ));
-        let xml = bank
-            .debits_to_send("VC-DD-1", "2026-12-05T14:00:00", "2026-12-07")
-            .expect("file")
-            .expect("two debits");
+        let mut xml = String::new();
+        let n = bank
+            .debits_to_send("VC-DD-1", "2026-12-05T14:00:00", "2026-12-07", |x| {
+                xml = x.to_owned();
+                Ok(())
+            })
+            .expect("file");
+        assert_eq!(n, 2);
         let sent = DirectDebitFile::from_xml(&xml).expect("a pain.008");
         assert_eq!(sent.debits.len(), 2);
         assert_eq!(
-            bank.debits_to_send("VC-DD-2", "2026-12-05T14:00:00", "2026-12-07")
+            bank.debits_to_send("VC-DD-2", "2026-12-05T14:00:00", "2026-12-07", |_| Ok(()))
                 .expect("file"),
-            None,
+            0,
             "each debit is sent once"
         );
         // p1 collected then returned for insufficient funds; p2 returned before collection.
@@ -511,6 +690,13 @@ mod tests {
     }
 
     #[test]
+    fn dates_are_iso_8601_in_utc() {
+        assert_eq!(iso_date_time(0), "1970-01-01T00:00:00");
+        assert_eq!(iso_date_time(1_796_601_600 + 3_723), "2026-12-07T01:02:03");
+        assert_eq!(iso_date_time(951_782_400), "2000-02-29T00:00:00");
+    }
+
+    #[test]
     fn a_credit_goes_out_once_in_pain_001() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bank = bank(dir.path());
@@ -524,17 +710,21 @@ mod tests {
             bank.credit(tx, &shop, Amount::from_minor(251)),
             Err(BankError::ConflictingCredit)
         ));
-        let xml = bank
-            .credits_to_send("VC-CT-1", "2026-12-05T14:00:00", "2026-12-06")
-            .expect("file")
-            .expect("one credit");
+        let mut xml = String::new();
+        let n = bank
+            .credits_to_send("VC-CT-1", "2026-12-05T14:00:00", "2026-12-06", |x| {
+                xml = x.to_owned();
+                Ok(())
+            })
+            .expect("file");
+        assert_eq!(n, 1);
         let file = CreditTransferFile::from_xml(&xml).expect("a pain.001");
         assert_eq!(file.transfers.len(), 1);
         assert_eq!(file.transfers[0].end_to_end_id, tx.to_string());
         assert_eq!(
-            bank.credits_to_send("VC-CT-2", "2026-12-05T14:00:00", "2026-12-06")
+            bank.credits_to_send("VC-CT-2", "2026-12-05T14:00:00", "2026-12-06", |_| Ok(()))
                 .expect("file"),
-            None
+            0
         );
     }
 }

@@ -44,7 +44,13 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
     let mut config = h.config();
     config.dir = h.dir.path().join("issuer-copy");
     std::fs::create_dir_all(&config.dir).expect("dir");
-    for file in ["issuer.key", "user-index.pub", "mint.key", "registry.redb"] {
+    for file in [
+        "issuer.key",
+        "user-index.pub",
+        "mint.key",
+        "registry.redb",
+        "registry.key",
+    ] {
         std::fs::copy(
             h.dir.path().join("issuer").join(file),
             config.dir.join(file),

@@ -1,20 +1,25 @@
 //! Bank reconciliation: the bank's own statement against the log. Every
 //! settled purchase in the log must be a debit of the same amount in the
 //! statement, every redemption (a payment redeemed, an aggregate paid out)
-//! a credit of the same amount under its transaction id, and every
+//! a credit of the same amount under its transaction id, every returned
+//! debit (`PurchaseDebitReturned`) a return of the same amount, and every
 //! statement entry must be one of those (rules `bank_entry_missing`,
-//! `bank_entry_unexplained`).
+//! `bank_entry_unexplained`). A return of a debit the statement never
+//! collected moved no money (the bank refused it before settlement) and
+//! is matched against nothing.
 //!
 //! The statement format ([`BankStatement::to_text`]) is text, one entry a
 //! line after a header, and carries no account: the auditor could not
 //! match accounts anyway (the log holds them sealed), and the statement
 //! then reveals nobody's. The simulated bank's export writes it
-//! (`varietycash bank export`); a real bank's file will be converted to it.
+//! (`varietycash bank export`); a bank's camt.053 statements are read into
+//! the same entries (`varietycash audit --bank-statement FILE.xml|DIR`).
 //!
 //! ```text
 //! varietycash bank statement 1
 //! debit <purchase id, hex> <amount in minor units>
 //! credit <transaction id, hex> <amount in minor units>
+//! returned <purchase id, hex> <amount in minor units>
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +45,11 @@ pub enum BankEntry {
     /// A credit to a payee or merchant, referenced by the transaction that
     /// redeemed the value.
     Credit { tx: TxId, amount: Amount },
+    /// A collected purchase debit the bank gave back to the purchaser.
+    Returned {
+        purchase: PurchaseId,
+        amount: Amount,
+    },
 }
 
 /// The bank's statement: its entries, in its order.
@@ -71,6 +81,9 @@ impl BankStatement {
                 }
                 BankEntry::Credit { tx, amount } => {
                     out.push_str(&format!("credit {tx} {}\n", amount.minor_units()));
+                }
+                BankEntry::Returned { purchase, amount } => {
+                    out.push_str(&format!("returned {purchase} {}\n", amount.minor_units()));
                 }
             }
         }
@@ -115,7 +128,12 @@ impl BankStatement {
                     tx: TxId::from_hex(id).ok_or(bad(n, "expected a transaction id in hex"))?,
                     amount,
                 },
-                _ => return Err(bad(n, "expected `debit` or `credit`")),
+                "returned" => BankEntry::Returned {
+                    purchase: PurchaseId::from_hex(id)
+                        .ok_or(bad(n, "expected a purchase id in hex"))?,
+                    amount,
+                },
+                _ => return Err(bad(n, "expected `debit`, `credit` or `returned`")),
             });
         }
         Ok(BankStatement { entries })
@@ -138,6 +156,8 @@ pub struct BankExpectations {
     debits: BTreeMap<PurchaseId, (Seq, Amount)>,
     /// Redemptions per transaction: where, and the amount credited.
     credits: BTreeMap<TxId, (Seq, u128)>,
+    /// Returned debits: where, and the amount given back.
+    returns: BTreeMap<PurchaseId, (Seq, Amount)>,
 }
 
 impl BankExpectations {
@@ -152,6 +172,11 @@ impl BankExpectations {
                     let entry = self.credits.entry(tx).or_insert((first_seq, 0));
                     entry.1 += u128::from(amount.minor_units());
                 }
+                Event::PurchaseDebitReturned {
+                    purchase, amount, ..
+                } => {
+                    self.returns.insert(*purchase, (first_seq, *amount));
+                }
                 _ => {}
             }
         }
@@ -164,6 +189,7 @@ impl BankExpectations {
     pub fn reconcile(&self, statement: &BankStatement, end: Seq) -> Result<(), Violation> {
         let mut debits: BTreeMap<PurchaseId, u128> = BTreeMap::new();
         let mut credits: BTreeMap<TxId, u128> = BTreeMap::new();
+        let mut returns: BTreeMap<PurchaseId, u128> = BTreeMap::new();
         for entry in &statement.entries {
             match entry {
                 BankEntry::Debit { purchase, amount } => {
@@ -172,8 +198,14 @@ impl BankExpectations {
                 BankEntry::Credit { tx, amount } => {
                     *credits.entry(*tx).or_default() += u128::from(amount.minor_units());
                 }
+                BankEntry::Returned { purchase, amount } => {
+                    *returns.entry(*purchase).or_default() += u128::from(amount.minor_units());
+                }
             }
         }
+        // A return of a debit never collected: refused before settlement,
+        // no money moved either way.
+        returns.retain(|purchase, _| debits.contains_key(purchase));
         let mut missing: Vec<Violation> = Vec::new();
         for (purchase, (seq, amount)) in &self.debits {
             let expected = u128::from(amount.minor_units());
@@ -204,6 +236,21 @@ impl BankExpectations {
                 );
             }
         }
+        for (purchase, (seq, amount)) in &self.returns {
+            let expected = u128::from(amount.minor_units());
+            let found = returns.remove(purchase).unwrap_or(0);
+            if found != expected {
+                missing.push(
+                    Violation::new(
+                        *seq,
+                        None,
+                        Rule::BankEntryMissing,
+                        format!("the debit of purchase {purchase} returned in the log, the bank gave back {found} minor units of it"),
+                    )
+                    .amounts(found as i128, expected as i128),
+                );
+            }
+        }
         if let Some(first) = missing.into_iter().min_by_key(|v| v.seq) {
             return Err(first);
         }
@@ -213,6 +260,15 @@ impl BankExpectations {
                 None,
                 Rule::BankEntryUnexplained,
                 format!("the bank debited {amount} minor units for purchase {purchase}, which the log never settled"),
+            )
+            .amounts(amount as i128, 0));
+        }
+        if let Some((purchase, amount)) = returns.into_iter().next() {
+            return Err(Violation::new(
+                end,
+                None,
+                Rule::BankEntryUnexplained,
+                format!("the bank gave back {amount} minor units of the debit of purchase {purchase}, which the log never returned"),
             )
             .amounts(amount as i128, 0));
         }
@@ -317,6 +373,47 @@ mod tests {
             .expect_err("differs");
         assert_eq!((v.rule, v.seq), (Rule::BankEntryMissing, Seq(7)));
         assert_eq!(v.amounts.map(|a| a.found_minor), Some(300));
+    }
+
+    #[test]
+    fn a_returned_debit_must_be_in_the_log_and_the_logs_in_the_statement() {
+        let mut expected = expectations();
+        let mut statement = matching();
+        statement.entries.push(BankEntry::Returned {
+            purchase: purchase(1),
+            amount: Amount::from_minor(500),
+        });
+        let v = expected
+            .reconcile(&statement, Seq(9))
+            .expect_err("a return the log never made");
+        assert_eq!((v.rule, v.seq), (Rule::BankEntryUnexplained, Seq(9)));
+        expected.note_transaction(
+            Seq(8),
+            tx(3),
+            &[Event::PurchaseDebitReturned {
+                purchase: purchase(1),
+                amount: Amount::from_minor(500),
+                reason: "AM04".into(),
+            }],
+        );
+        expected.reconcile(&statement, Seq(9)).expect("reconciles");
+        let v = expected
+            .reconcile(&matching(), Seq(9))
+            .expect_err("the bank shows no return");
+        assert_eq!((v.rule, v.seq), (Rule::BankEntryMissing, Seq(8)));
+        // A return of a debit the bank never collected moved nothing.
+        let mut refused = matching();
+        refused.entries.push(BankEntry::Returned {
+            purchase: purchase(4),
+            amount: Amount::from_minor(70),
+        });
+        expectations()
+            .reconcile(&refused, Seq(9))
+            .expect("nothing moved");
+        assert_eq!(
+            BankStatement::parse(&statement.to_text()).expect("parses"),
+            statement
+        );
     }
 
     #[test]

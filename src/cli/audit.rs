@@ -76,10 +76,12 @@ pub struct AuditArgs {
     /// none; every record must be covered by a signature.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub allow_unsigned_tail: u64,
-    /// The bank's statement (`varietycash bank export`): every settled
-    /// purchase and redemption must match a bank entry, and every bank
-    /// entry the log. Whole-log audits only.
-    #[arg(long, value_name = "FILE")]
+    /// The bank's statement: the simulated bank's export (`varietycash
+    /// bank export`), a camt.053 file (`*.xml`) or a directory of them (a
+    /// file exchange's inbox). Every settled purchase, redemption and
+    /// returned debit must match a bank entry, and every bank entry the
+    /// log. Whole-log audits only.
+    #[arg(long, value_name = "FILE|DIR")]
     pub bank_statement: Option<PathBuf>,
     /// Skip redb's integrity check of the file (every page checksum): for a
     /// log its writer has open, which the check cannot lock.
@@ -257,10 +259,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<replay::AuditReport> {
         .transpose()?;
     let expect_head = expect_head.as_ref();
     let bank_statement = match &args.bank_statement {
-        Some(path) => Some(
-            replay::BankStatement::read_file(path)
-                .with_context(|| format!("reading the bank statement {}", path.display()))?,
-        ),
+        Some(path) => Some(super::bank::read_statement(path)?),
         None => None,
     };
     let bank_statement = bank_statement.as_ref();

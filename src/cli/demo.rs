@@ -10,7 +10,10 @@
 //! (restored from its key backup; the old coins are refused afterwards),
 //! a double spend the issuer refuses with a signed statement the payer
 //! verifies, and the merchant's cash-out of its aggregated balance (none is
-//! left stuck); then moves value onto stored-value cards and back through
+//! left stuck); the user index as its own service, fed the issuer's log,
+//! naming who bought a coin only to two operators' approvals (one approval
+//! given twice is refused); a purchase debit the bank returns (logged, the
+//! purchaser suspended, the loss named in the audit); then moves value onto stored-value cards and back through
 //! the serving issuer's gateway as their payment agency (load from a purse,
 //! pay at a device, card to card, unload into a purse, clearing); then
 //! stops the issuer and starts it again on a clock the demo moves forward past the coins'
@@ -92,6 +95,8 @@ struct RunningIssuer {
     url: String,
     /// The operator key the gateway accepts (generated for the demo).
     operator_key: OperatorKey,
+    /// A second operator's key: a disclosure needs two.
+    second_operator_key: OperatorKey,
 }
 
 impl RunningIssuer {
@@ -102,10 +107,15 @@ impl RunningIssuer {
         );
         let runtime = IssuerRuntime::start(config, bank.clone()).context("starting the issuer")?;
         let operator_key = OperatorKey::generate().context("generating the operator key")?;
+        let second_operator_key =
+            OperatorKey::generate().context("generating the second operator key")?;
         let mut server = demo_server()?;
         server.operators = Arc::new(
             OperatorAuth::new(
-                vec![("demo operator".into(), operator_key.public())],
+                vec![
+                    ("demo operator".into(), operator_key.public()),
+                    ("second operator".into(), second_operator_key.public()),
+                ],
                 NonceStore::File(issuer_dir.join("operator-nonces")),
             )
             .context("the operator nonce store")?,
@@ -119,6 +129,7 @@ impl RunningIssuer {
             bank,
             url,
             operator_key,
+            second_operator_key,
         })
     }
 
@@ -190,6 +201,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         per_source: None,
         user_index_url: None,
         log_store: None,
+        bank_files: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),
@@ -203,6 +215,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.rsa_bits = RSA_BITS;
     config.n_shards = issuer_file.shards;
     config.clock = clock.clone();
+    create_user_index(&dir, args.suite, &issuer_dir)?;
     let issuer = RunningIssuer::start(&issuer_dir, config.clone())?;
     let issuer_url = issuer.url.clone();
     let operator =
@@ -563,6 +576,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ),
     );
 
+    disclosure_steps(&dir, &issuer, &coins, alice.id())?;
+    returned_debit_steps(&dir, &issuer, &operator, args.suite, &issuer_info)?;
+
     let report = alice.resume()?;
     ensure!(
         report.unfinished == 0 && alice_purse.in_flight()?.is_empty(),
@@ -657,12 +673,194 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         skip_integrity_check: false,
         transport: Default::default(),
     })?;
-    print!("\n{}", report.to_text());
+    let text = report.to_text();
+    print!("\n{text}");
     println!("demo took {:.1} s", started.elapsed().as_secs_f64());
+    check_audit_shows_disclosure_and_return(&text)?;
     if report.exit_code() != 0 {
         bail!("the audit of the demo's log failed");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The user index's directory (`varietycash index init`): its key pair is
+/// made there, and only its public key goes to the issuer, which seals
+/// every identity to it from its first record on.
+fn create_user_index(dir: &Path, suite: SuiteId, issuer_dir: &Path) -> anyhow::Result<()> {
+    let public = user_index::IndexService::create_keys(&dir.join("index"), suite, RSA_BITS)
+        .context("creating the user index's keys")?;
+    actors::issuer::user_index_key::install(issuer_dir, &public)
+        .context("giving the issuer the user index's public key")?;
+    Ok(())
+}
+
+/// Trust-based anonymity (paper §1.2): the user index serves on its own,
+/// fed the issuer's log through the outbox, and names who bought a coin
+/// only to a request two different operators approved, which the issuer
+/// logs first. One operator's approval, given twice, discloses nothing.
+fn disclosure_steps(
+    dir: &Path,
+    issuer: &RunningIssuer,
+    coins: &[Coin],
+    buyer: &ParticipantId,
+) -> anyhow::Result<()> {
+    use gateway::index::{IndexClient, IndexForwarder, approvals, approve_disclosure, serve_index};
+    use protocol::wire::BoundedText;
+    use user_index::wire::DisclosureOrder;
+
+    let index = Arc::new(
+        user_index::IndexService::open(&dir.join("index"), issuer.runtime.issuer().public_key())
+            .context("opening the user index")?,
+    );
+    let index_server = serve_index(
+        &demo_server()?,
+        index.clone(),
+        gateway::client::HttpClient::new(&issuer.url, demo_client()?)?,
+    )
+    .context("serving the user index")?;
+    let client = IndexClient::new(&index_server.url(), demo_client()?)?;
+    let forwarder = IndexForwarder::start(
+        issuer.core().clone(),
+        client.clone(),
+        &dir.join("issuer").join(gateway::index::OUTBOX_FILE),
+    )
+    .context("delivering the log to the user index")?;
+    let head = ledger::EventStore::head(issuer.core().store().as_ref())?.last_seq;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while index.applied()? < head {
+        ensure!(
+            Instant::now() < deadline,
+            "the user index did not catch up with the log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    step(
+        "user index",
+        format!(
+            "its own key pair and service at {}; applied the issuer's log to record {} \
+             (the issuer holds only its public key)",
+            index_server.url(),
+            index.applied()?.0
+        ),
+    );
+
+    let coin = coins.first().context("alice bought no coin")?.id();
+    let order = DisclosureOrder {
+        subject: ledger::DisclosureSubject::Coin(coin),
+        requester: BoundedText::new("district court").map_err(|_| anyhow::anyhow!("requester"))?,
+        reason: BoundedText::new("case 45").map_err(|_| anyhow::anyhow!("reason"))?,
+    };
+    let first = approve_disclosure(&issuer.operator_key, &order)?;
+    let again = approve_disclosure(&issuer.operator_key, &order)?;
+    let refused = client.disclose(&approvals(&first, &again));
+    ensure!(
+        refused.is_err(),
+        "one operator's approval, given twice, disclosed an identity"
+    );
+    step(
+        "disclosure",
+        "one operator's approval given twice: refused, nothing disclosed".to_owned(),
+    );
+    let second = approve_disclosure(&issuer.second_operator_key, &order)?;
+    let answer = client
+        .disclose(&approvals(&first, &second))
+        .context("the disclosure approved by two operators")?;
+    ensure!(
+        &answer.participant == buyer,
+        "the index named {} for alice's coin",
+        answer.participant.as_str()
+    );
+    step(
+        "disclosure",
+        format!(
+            "two operators approved: coin {coin} was bought by {}; the issuer logged it first \
+             (record {})",
+            answer.participant.as_str(),
+            answer.logged_at.0
+        ),
+    );
+    forwarder.stop();
+    index_server.stop().context("stopping the user index")?;
+    Ok(())
+}
+
+/// A returned debit: dave buys coins, and his bank gives the collected
+/// debit back (insufficient funds). The issuer logs the return, dave's
+/// purchaser enrollment is suspended, and the audit names the loss.
+fn returned_debit_steps(
+    dir: &Path,
+    issuer: &RunningIssuer,
+    operator: &IssuerClient,
+    suite: SuiteId,
+    issuer_info: &IssuerInfo,
+) -> anyhow::Result<()> {
+    let dave_purse = new_purse(dir, "dave", suite, issuer_info)?;
+    let dave = Wallet::open(dave_purse.clone(), demo_client()?)?;
+    let account = account_for(operator, &dave, Amount::from_minor(OPENING_BALANCE_MINOR))?;
+    dave.register().context("registering dave")?;
+    dave.request_enrollment(Role::CoinPurchaser, account.clone())
+        .context("enrolling dave")?;
+    operator
+        .approve_enrollment(dave.id(), Role::CoinPurchaser)
+        .context("approving dave")?;
+    let spec = CoinSpec::new(vec![line(2, 250)?])?;
+    let coins = bought(dave.buy(spec.clone(), account.clone(), false)?)?;
+    let purchase = issuer
+        .bank
+        .export_statement()?
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.kind {
+            actors::StatementKind::Debit(p) if e.account == account => Some(p),
+            _ => None,
+        })
+        .context("the bank shows no debit of dave's purchase")?;
+    let (returned_from, amount) = issuer
+        .bank
+        .return_debit(purchase)?
+        .context("the bank did not return the debit")?;
+    let done = issuer
+        .core()
+        .debit_returned(purchase, &returned_from, "AM04")
+        .context("recording the returned debit")?;
+    ensure!(
+        done.n_suspended == 1 && done.logged_at.is_some(),
+        "the returned debit did not suspend dave's enrollment"
+    );
+    let again = dave.buy(spec, account, false);
+    ensure!(
+        !matches!(again, Ok(PurchaseOutcome::Issued(_))),
+        "a suspended purchaser bought coins"
+    );
+    step(
+        "returned debit",
+        format!(
+            "dave bought {} in {} coins; his bank returned the debit (AM04, insufficient \
+             funds): logged at record {}, his purchaser enrollment suspended (his next \
+             purchase refused), the {amount} the issuer's loss",
+            spec_total(&coins)?,
+            coins.len(),
+            done.logged_at.map_or(0, |s| s.0)
+        ),
+    );
+    Ok(())
+}
+
+/// The audit lists the disclosure and names the returned debit's loss.
+fn check_audit_shows_disclosure_and_return(report: &str) -> anyhow::Result<()> {
+    ensure!(
+        report.contains("disclosures of identity: 1"),
+        "the audit does not list the disclosure"
+    );
+    ensure!(
+        report.contains("returned debits (loss)"),
+        "the audit does not name the returned debit's loss"
+    );
+    Ok(())
+}
+
+fn spec_total(coins: &[Coin]) -> anyhow::Result<Amount> {
+    Ok(Amount::checked_sum(coins.iter().map(Coin::value))?)
 }
 
 /// The issuer again, on the demo's clock, which now moves past the expiry

@@ -211,6 +211,14 @@ pub struct InitArgs {
     /// DIR/log.redb. The database must hold no log yet.
     #[arg(long, value_name = "postgres://…")]
     pub store: Option<String>,
+    /// The bank: `simulated` (the default: DIR/bank.redb, inside the
+    /// issuer's process) or `files:DIR` (ISO 20022 files: pain.008 and
+    /// pain.001 written to DIR/outbox, camt.053 statements read from
+    /// DIR/inbox; needs --bank-iban, --bank-bic, --creditor-id).
+    #[arg(long, default_value = "simulated", value_parser = super::bank::parse_bank_choice)]
+    pub bank: super::bank::BankChoice,
+    #[command(flatten)]
+    pub bank_account: super::bank::IssuerAccountArgs,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +361,10 @@ pub struct IssuerFile {
     /// DIR/log.redb. The URL holds the role's password: this file is 0600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_store: Option<String>,
+    /// The file-exchange bank (`init --bank files:DIR`); absent: the
+    /// simulated bank in DIR/bank.redb.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_files: Option<super::bank::BankFilesConfig>,
 }
 
 /// `[per_source]` in issuer.toml; every field optional.
@@ -464,12 +476,15 @@ impl IssuerFile {
             .map_err(|e| anyhow::anyhow!("metrics_token in issuer.toml: {e}"))
     }
 
-    fn bank(&self, dir: &Path) -> anyhow::Result<Arc<SimulatedBank>> {
+    fn bank(&self, dir: &Path) -> anyhow::Result<super::bank::IssuerBank> {
+        if let Some(files) = &self.bank_files {
+            return files.open(dir);
+        }
         let path = dir.join("bank.redb");
-        Ok(Arc::new(
+        Ok(super::bank::IssuerBank::Simulated(Arc::new(
             SimulatedBank::open(&path, Duration::from_millis(self.bank_settle_delay_ms))
                 .with_context(|| format!("opening the simulated bank {}", path.display()))?,
-        ))
+        )))
     }
 }
 
@@ -622,7 +637,7 @@ pub(super) fn serving_issuer(
 /// the log), with a spinner on a terminal.
 fn start(file: &IssuerFile, dir: &Path) -> anyhow::Result<IssuerRuntime> {
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
-    let runtime = IssuerRuntime::start(file.issuer_config(dir)?, file.bank(dir)?);
+    let runtime = IssuerRuntime::start(file.issuer_config(dir)?, file.bank(dir)?.as_dyn());
     super::common::finish(bar);
     runtime.context("starting the issuer")
 }
@@ -675,6 +690,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         per_source: None,
         user_index_url: args.user_index.clone(),
         log_store: args.store.clone(),
+        bank_files: super::bank::BankFilesConfig::from_init(&args.bank, &args.bank_account)?,
     };
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)
@@ -692,7 +708,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     // key epoch; then the issuer stops until `serve`.
     let mut config = file.config_without_log_store(&args.dir)?;
     config.log_store = log_store;
-    let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?)
+    let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?.as_dyn())
         .context("creating the issuer's files")?;
     let key_path = args.dir.join(PUBLIC_KEY_FILE);
     runtime
@@ -785,7 +801,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // thread, a poisoned lock) exits it non-zero, for its supervisor to
     // restart it from the log.
     issuer_config.fail_stop = FailStopPolicy::ExitProcess;
-    let runtime = IssuerRuntime::start(issuer_config, bank.clone());
+    let runtime = IssuerRuntime::start(issuer_config, bank.as_dyn());
     super::common::finish(bar);
     let runtime = runtime.context("starting the issuer")?;
     runtime.issuer().core().fail_stop().guard_whole_process();
@@ -798,8 +814,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.insecure_http {
         config.tls = Some(file.tls_identity(&args.dir)?);
     }
-    let gateway = serve_issuer_with_bank(&config, runtime.issuer().clone(), bank)
-        .with_context(|| format!("serving on {listen}"))?;
+    let gateway = match &bank {
+        super::bank::IssuerBank::Simulated(simulated) => {
+            serve_issuer_with_bank(&config, runtime.issuer().clone(), simulated.clone())
+        }
+        super::bank::IssuerBank::Files { .. } => {
+            gateway::serve_issuer(&config, runtime.issuer().clone())
+        }
+    }
+    .with_context(|| format!("serving on {listen}"))?;
+    let exchange = bank.start_exchange(runtime.issuer().core().clone())?;
     let forwarder = match &file.user_index_url {
         Some(url) => {
             let client_config = if args.insecure_http {
@@ -825,6 +849,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("stopping: finishing requests in flight");
     if let Some(forwarder) = forwarder {
         forwarder.stop();
+    }
+    if let Some(exchange) = exchange {
+        exchange.stop();
     }
     gateway.stop().context("stopping the gateway")?;
     stop_issuer(runtime)?;

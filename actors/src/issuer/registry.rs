@@ -6,12 +6,28 @@
 //! The log holds identities only sealed (the issuer cannot open them), so
 //! the registry keeps its own redb file: it is the issuer's participant
 //! database, written after the event that justifies each change is durable.
+//!
+//! The file names nobody: every row is keyed by the participant id's
+//! keyed hash (HMAC-SHA256 under the registry key), and every bank account
+//! is sealed (AES-256-GCM, its row and field as associated data) under a
+//! key derived from the same registry key, which lives in its own 0600
+//! file (`registry.key`, beside the registry unless the operator moves it
+//! to a volume of its own). A copy of `registry.redb` alone (a backup, a
+//! replica, a stolen disk image without the key) reveals neither who is
+//! registered nor which accounts are debited; the running issuer, which
+//! must check signatures by id and pay enrolled accounts, holds the key.
+//! A registry file holding ids and accounts in the clear is converted when
+//! opened, in one transaction.
 
 use std::path::Path;
 
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
+use hmac::Mac;
+
 use ledger::{BalanceId, BankAccount, ParticipantId, Role, Standing, Timestamp};
 use protocol::crypto::PublicKey;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 
 /// Why the registry failed.
@@ -68,43 +84,201 @@ impl Participant {
     }
 }
 
-const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
+/// Participants by keyed id ([`KeyedId`]): their stored record, accounts
+/// sealed ([`StoredParticipant`]).
+const PARTICIPANTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("participants_keyed");
 /// Coins issued to a participant non-anonymously (what a refund revokes:
 /// purchases, refunds, and change and refresh of such coins),
-/// keyed `id ‖ 0x00 ‖ coin id` so one participant's coins are one range.
-/// Identities never hold a 0x00 byte (see `ParticipantId::new`).
-const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins");
+/// keyed `keyed id ‖ coin id` so one participant's coins are one range.
+const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins_keyed");
 
-fn holder_key(id: &ParticipantId, coin: &ledger::CoinId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.as_str().len() + 1 + ledger::CoinId::LEN);
-    key.extend_from_slice(id.as_str().as_bytes());
-    key.push(0);
+fn holder_key(id: &KeyedId, coin: &ledger::CoinId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(KeyedId::LEN + ledger::CoinId::LEN);
+    key.extend_from_slice(&id.0);
     key.extend_from_slice(coin.as_bytes());
     key
 }
 
-/// Participants not in good standing (suspended or revoked), by id; an
-/// absent id is active. Kept apart from the participant record so that
+/// Participants not in good standing (suspended or revoked), by keyed id;
+/// an absent id is active. Kept apart from the participant record so that
 /// record's encoding stays as it is.
-const STANDINGS: TableDefinition<&str, u8> = TableDefinition::new("standings");
-/// Enrollments an operator refused, keyed `id ‖ 0x00 ‖ role`.
-const REFUSED_ENROLLMENTS: TableDefinition<&[u8], ()> = TableDefinition::new("refused_enrollments");
+const STANDINGS: TableDefinition<&[u8], u8> = TableDefinition::new("standings_keyed");
+/// Enrollments an operator refused, keyed `keyed id ‖ role`.
+const REFUSED_ENROLLMENTS: TableDefinition<&[u8], ()> =
+    TableDefinition::new("refused_enrollments_keyed");
 
-fn refused_key(id: &ParticipantId, role: Role) -> Vec<u8> {
-    let mut key = id.as_str().as_bytes().to_vec();
-    key.push(0);
-    key.push(match role {
+fn role_byte(role: Role) -> u8 {
+    match role {
         Role::CoinPurchaser => 0,
         Role::Redeemer => 1,
         Role::Merchant => 2,
-    });
+    }
+}
+
+fn refused_key(id: &KeyedId, role: Role) -> Vec<u8> {
+    let mut key = id.0.to_vec();
+    key.push(role_byte(role));
     key
 }
 
 /// Redemption credits owed by committed (or committing) transactions:
 /// written before the batch goes to the log, removed once the bank has the
-/// credit, so a crash between the two is finished at the next start.
-const PENDING_CREDITS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_credits");
+/// credit, so a crash between the two is finished at the next start. The
+/// account in each is sealed ([`StoredCredit`]).
+const PENDING_CREDITS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("pending_credits_sealed");
+
+/// The tables of a registry holding ids and accounts in the clear, converted by
+/// [`Registry::open`].
+mod clear {
+    use redb::TableDefinition;
+    pub const PARTICIPANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("participants");
+    pub const HOLDER_COINS: TableDefinition<&[u8], ()> = TableDefinition::new("holder_coins");
+    pub const STANDINGS: TableDefinition<&str, u8> = TableDefinition::new("standings");
+    pub const REFUSED_ENROLLMENTS: TableDefinition<&[u8], ()> =
+        TableDefinition::new("refused_enrollments");
+    pub const PENDING_CREDITS: TableDefinition<&[u8], &[u8]> =
+        TableDefinition::new("pending_credits");
+}
+
+/// The registry key's file, beside the registry (0600).
+pub const REGISTRY_KEY_FILE: &str = "registry.key";
+const REGISTRY_KEY_BYTES: usize = 32;
+const NONCE_BYTES: usize = 12;
+const TAG_BYTES: usize = 16;
+
+/// A participant id as the registry's file holds it: HMAC-SHA256 of the id
+/// under the registry key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyedId([u8; 32]);
+
+impl KeyedId {
+    const LEN: usize = 32;
+}
+
+/// The registry key: what turns ids into keyed ids and seals accounts.
+struct RegistryKey {
+    id_key: [u8; 32],
+    seal: Aes256Gcm,
+}
+
+impl RegistryKey {
+    /// Reads the key at `path`, or makes one there (0600) if none exists.
+    fn read_or_create(path: &Path) -> Result<RegistryKey, RegistryError> {
+        use std::io::Write;
+        let io = |e| RegistryError::Storage(redb::Error::Io(e));
+        let secret = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = vec![0u8; REGISTRY_KEY_BYTES];
+                getrandom::fill(&mut secret)
+                    .map_err(|_| RegistryError::Corrupt("no operating system randomness".into()))?;
+                let mut file = ledger::private_file::create_new_private(path).map_err(io)?;
+                file.write_all(&secret).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                secret
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let secret: [u8; REGISTRY_KEY_BYTES] = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| RegistryError::Corrupt("the registry key is not 32 bytes".into()))?;
+        let derive = |label: &[u8]| -> Result<[u8; 32], RegistryError> {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&secret)
+                .map_err(|_| RegistryError::Corrupt("registry key".into()))?;
+            mac.update(label);
+            Ok(mac.finalize().into_bytes().into())
+        };
+        let seal_key = derive(b"vc/registry/seal-accounts")?;
+        Ok(RegistryKey {
+            id_key: derive(b"vc/registry/keyed-ids")?,
+            seal: Aes256Gcm::new_from_slice(&seal_key)
+                .map_err(|_| RegistryError::Corrupt("registry key".into()))?,
+        })
+    }
+
+    fn keyed(&self, id: &ParticipantId) -> KeyedId {
+        // HMAC takes a key of any length.
+        #[allow(clippy::expect_used)]
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.id_key).expect("any key length");
+        mac.update(id.as_str().as_bytes());
+        KeyedId(mac.finalize().into_bytes().into())
+    }
+
+    /// Seals `account` for the slot `aad` names: nonce, ciphertext, tag.
+    fn seal(&self, aad: &[u8], account: &BankAccount) -> Result<Vec<u8>, RegistryError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce)
+            .map_err(|_| RegistryError::Corrupt("no operating system randomness".into()))?;
+        let sealed = self
+            .seal
+            .encrypt(
+                &Nonce::<Aes256Gcm>::from(nonce),
+                Payload {
+                    msg: account.as_str().as_bytes(),
+                    aad,
+                },
+            )
+            .map_err(|_| RegistryError::Corrupt("account too long to seal".into()))?;
+        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<BankAccount, RegistryError> {
+        let bad = || RegistryError::Corrupt("a sealed account does not open".into());
+        let (nonce, body) = sealed.split_first_chunk::<NONCE_BYTES>().ok_or_else(bad)?;
+        if body.len() < TAG_BYTES {
+            return Err(bad());
+        }
+        let plain = self
+            .seal
+            .decrypt(
+                &Nonce::<Aes256Gcm>::from(*nonce),
+                Payload { msg: body, aad },
+            )
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(plain).map_err(|_| bad())?;
+        BankAccount::new(text).map_err(|_| bad())
+    }
+}
+
+/// The associated data of a sealed account: where it is stored.
+fn account_slot(what: &[u8], row: &[u8], n: usize) -> Vec<u8> {
+    let mut aad = b"vc/registry/".to_vec();
+    aad.extend_from_slice(what);
+    aad.push(0);
+    aad.extend_from_slice(row);
+    aad.extend_from_slice(&(n as u64).to_be_bytes());
+    aad
+}
+
+/// [`Enrollment`] as stored: its account sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredEnrollment {
+    role: Role,
+    sealed_account: Vec<u8>,
+    approved: bool,
+    balance: Option<BalanceId>,
+}
+
+/// [`Participant`] as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredParticipant {
+    public_key: PublicKey,
+    cert_expiry: Timestamp,
+    enrollments: Vec<StoredEnrollment>,
+}
+
+/// [`PendingCredit`] as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredCredit {
+    sealed_account: Vec<u8>,
+    amount: ledger::Amount,
+}
 
 /// A bank credit the issuer owes for a redemption.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,9 +289,17 @@ pub struct PendingCredit {
 /// Longest encoded participant record (a key, a few enrollments).
 const PARTICIPANT_BYTES_MAX: usize = 8 * 1024;
 
+fn decode_bounded<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, RegistryError> {
+    if bytes.len() > PARTICIPANT_BYTES_MAX {
+        return Err(RegistryError::Corrupt("record too long".into()));
+    }
+    postcard::from_bytes(bytes).map_err(|e| RegistryError::Corrupt(e.to_string()))
+}
+
 /// Participants in their own redb file.
 pub struct Registry {
     db: Database,
+    key: RegistryKey,
 }
 
 impl std::fmt::Debug for Registry {
@@ -127,34 +309,219 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// Opens (or creates) the registry at `path`, its key in
+    /// [`REGISTRY_KEY_FILE`] beside it (made on first open).
     pub fn open(path: impl AsRef<Path>) -> Result<Registry, RegistryError> {
-        // Identities and bank accounts: 0600 before redb opens the file.
-        ledger::private_file::ensure_private_file(path.as_ref())
+        let path = path.as_ref();
+        let key_path = path.with_file_name(REGISTRY_KEY_FILE);
+        let key = RegistryKey::read_or_create(&key_path)?;
+        // Keyed ids and sealed accounts: 0600 before redb opens the file.
+        ledger::private_file::ensure_private_file(path)
             .map_err(|e| RegistryError::Storage(redb::Error::Io(e)))?;
         let db = Database::create(path)?;
-        let txn = db.begin_write()?;
+        let registry = Registry { db, key };
+        let txn = registry.db.begin_write()?;
         txn.open_table(PARTICIPANTS)?;
         txn.open_table(PENDING_CREDITS)?;
         txn.open_table(HOLDER_COINS)?;
         txn.open_table(STANDINGS)?;
         txn.open_table(REFUSED_ENROLLMENTS)?;
+        registry.convert_clear_tables(&txn)?;
         txn.commit()?;
-        Ok(Registry { db })
+        Ok(registry)
+    }
+
+    /// Moves the rows of a registry written with ids and accounts in the
+    /// clear into the keyed tables, and deletes the clear ones.
+    fn convert_clear_tables(&self, txn: &redb::WriteTransaction) -> Result<(), RegistryError> {
+        let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let has = |name: &str| names.iter().any(|n| n == name);
+        if has("participants") {
+            let mut rows = Vec::new();
+            for row in txn.open_table(clear::PARTICIPANTS)?.iter()? {
+                let (id, value) = row?;
+                let participant: Participant = decode_bounded(value.value())?;
+                rows.push((id.value().to_owned(), participant));
+            }
+            for (id, participant) in rows {
+                let id = ParticipantId::new(id)
+                    .map_err(|_| RegistryError::Corrupt("participant id".into()))?;
+                self.put_in(txn, &self.key.keyed(&id), &participant)?;
+            }
+            txn.delete_table(clear::PARTICIPANTS)?;
+        }
+        if has("holder_coins") {
+            let mut rows = Vec::new();
+            for row in txn.open_table(clear::HOLDER_COINS)?.iter()? {
+                let (key, _) = row?;
+                rows.push(key.value().to_vec());
+            }
+            let mut table = txn.open_table(HOLDER_COINS)?;
+            for key in rows {
+                // `id ‖ 0x00 ‖ coin id`
+                let split = key
+                    .len()
+                    .checked_sub(ledger::CoinId::LEN + 1)
+                    .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
+                let id = std::str::from_utf8(&key[..split])
+                    .ok()
+                    .and_then(|id| ParticipantId::new(id).ok())
+                    .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
+                let coin: [u8; ledger::CoinId::LEN] = key[split + 1..]
+                    .try_into()
+                    .map_err(|_| RegistryError::Corrupt("holder coin key".into()))?;
+                table.insert(
+                    holder_key(&self.key.keyed(&id), &ledger::CoinId::from_bytes(coin)).as_slice(),
+                    (),
+                )?;
+            }
+            drop(table);
+            txn.delete_table(clear::HOLDER_COINS)?;
+        }
+        if has("standings") {
+            let mut rows = Vec::new();
+            for row in txn.open_table(clear::STANDINGS)?.iter()? {
+                let (id, standing) = row?;
+                rows.push((id.value().to_owned(), standing.value()));
+            }
+            let mut table = txn.open_table(STANDINGS)?;
+            for (id, standing) in rows {
+                let id = ParticipantId::new(id)
+                    .map_err(|_| RegistryError::Corrupt("participant id".into()))?;
+                table.insert(self.key.keyed(&id).0.as_slice(), standing)?;
+            }
+            drop(table);
+            txn.delete_table(clear::STANDINGS)?;
+        }
+        if has("refused_enrollments") {
+            let mut rows = Vec::new();
+            for row in txn.open_table(clear::REFUSED_ENROLLMENTS)?.iter()? {
+                let (key, _) = row?;
+                rows.push(key.value().to_vec());
+            }
+            let mut table = txn.open_table(REFUSED_ENROLLMENTS)?;
+            for key in rows {
+                // `id ‖ 0x00 ‖ role`
+                let (Some(&role), Some(split)) = (key.last(), key.len().checked_sub(2)) else {
+                    return Err(RegistryError::Corrupt("refused enrollment key".into()));
+                };
+                let id = std::str::from_utf8(&key[..split])
+                    .ok()
+                    .and_then(|id| ParticipantId::new(id).ok())
+                    .ok_or_else(|| RegistryError::Corrupt("refused enrollment key".into()))?;
+                let mut new_key = self.key.keyed(&id).0.to_vec();
+                new_key.push(role);
+                table.insert(new_key.as_slice(), ())?;
+            }
+            drop(table);
+            txn.delete_table(clear::REFUSED_ENROLLMENTS)?;
+        }
+        if has("pending_credits") {
+            let mut rows = Vec::new();
+            for row in txn.open_table(clear::PENDING_CREDITS)?.iter()? {
+                let (tx, value) = row?;
+                let credit: PendingCredit = decode_bounded(value.value())?;
+                rows.push((tx.value().to_vec(), credit));
+            }
+            let mut table = txn.open_table(PENDING_CREDITS)?;
+            for (tx, credit) in rows {
+                table.insert(tx.as_slice(), self.stored_credit(&tx, &credit)?.as_slice())?;
+            }
+            drop(table);
+            txn.delete_table(clear::PENDING_CREDITS)?;
+        }
+        Ok(())
+    }
+
+    fn stored(&self, id: &KeyedId, participant: &Participant) -> Result<Vec<u8>, RegistryError> {
+        let enrollments = participant
+            .enrollments
+            .iter()
+            .enumerate()
+            .map(|(n, e)| {
+                Ok(StoredEnrollment {
+                    role: e.role,
+                    sealed_account: self
+                        .key
+                        .seal(&account_slot(b"enrollment", &id.0, n), &e.bank_account)?,
+                    approved: e.approved,
+                    balance: e.balance,
+                })
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        postcard::to_stdvec(&StoredParticipant {
+            public_key: participant.public_key.clone(),
+            cert_expiry: participant.cert_expiry,
+            enrollments,
+        })
+        .map_err(|e| RegistryError::Corrupt(e.to_string()))
+    }
+
+    fn participant_of(&self, id: &KeyedId, bytes: &[u8]) -> Result<Participant, RegistryError> {
+        let stored: StoredParticipant = decode_bounded(bytes)?;
+        let enrollments = stored
+            .enrollments
+            .into_iter()
+            .enumerate()
+            .map(|(n, e)| {
+                Ok(Enrollment {
+                    role: e.role,
+                    bank_account: self
+                        .key
+                        .open(&account_slot(b"enrollment", &id.0, n), &e.sealed_account)?,
+                    approved: e.approved,
+                    balance: e.balance,
+                })
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Ok(Participant {
+            public_key: stored.public_key,
+            cert_expiry: stored.cert_expiry,
+            enrollments,
+        })
+    }
+
+    fn stored_credit(&self, tx: &[u8], credit: &PendingCredit) -> Result<Vec<u8>, RegistryError> {
+        postcard::to_stdvec(&StoredCredit {
+            sealed_account: self
+                .key
+                .seal(&account_slot(b"pending-credit", tx, 0), &credit.account)?,
+            amount: credit.amount,
+        })
+        .map_err(|e| RegistryError::Corrupt(e.to_string()))
+    }
+
+    fn credit_of(&self, tx: &[u8], bytes: &[u8]) -> Result<PendingCredit, RegistryError> {
+        let stored: StoredCredit = decode_bounded(bytes)?;
+        Ok(PendingCredit {
+            account: self.key.open(
+                &account_slot(b"pending-credit", tx, 0),
+                &stored.sealed_account,
+            )?,
+            amount: stored.amount,
+        })
+    }
+
+    fn put_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        id: &KeyedId,
+        participant: &Participant,
+    ) -> Result<(), RegistryError> {
+        let bytes = self.stored(id, participant)?;
+        txn.open_table(PARTICIPANTS)?
+            .insert(id.0.as_slice(), bytes.as_slice())?;
+        Ok(())
     }
 
     pub fn get(&self, id: &ParticipantId) -> Result<Option<Participant>, RegistryError> {
+        let keyed = self.key.keyed(id);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(PARTICIPANTS)?;
-        let Some(value) = table.get(id.as_str())? else {
+        let Some(value) = table.get(keyed.0.as_slice())? else {
             return Ok(None);
         };
-        let bytes = value.value();
-        if bytes.len() > PARTICIPANT_BYTES_MAX {
-            return Err(RegistryError::Corrupt("record too long".into()));
-        }
-        postcard::from_bytes(bytes)
-            .map(Some)
-            .map_err(|e| RegistryError::Corrupt(e.to_string()))
+        self.participant_of(&keyed, value.value()).map(Some)
     }
 
     /// Records `coins` as issued to `id` (non-anonymous purchase, refund).
@@ -163,11 +530,12 @@ impl Registry {
         id: &ParticipantId,
         coins: impl IntoIterator<Item = ledger::CoinId>,
     ) -> Result<(), RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(HOLDER_COINS)?;
             for coin in coins {
-                table.insert(holder_key(id, &coin).as_slice(), ())?;
+                table.insert(holder_key(&id, &coin).as_slice(), ())?;
             }
         }
         txn.commit()?;
@@ -180,10 +548,11 @@ impl Registry {
         id: &ParticipantId,
         coins: impl IntoIterator<Item = &'a ledger::CoinId>,
     ) -> Result<bool, RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(HOLDER_COINS)?;
         for coin in coins {
-            if table.get(holder_key(id, coin).as_slice())?.is_none() {
+            if table.get(holder_key(&id, coin).as_slice())?.is_none() {
                 return Ok(false);
             }
         }
@@ -196,11 +565,12 @@ impl Registry {
         id: &ParticipantId,
         coins: impl IntoIterator<Item = &'a ledger::CoinId>,
     ) -> Result<(), RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(HOLDER_COINS)?;
             for coin in coins {
-                table.remove(holder_key(id, coin).as_slice())?;
+                table.remove(holder_key(&id, coin).as_slice())?;
             }
         }
         txn.commit()?;
@@ -210,18 +580,20 @@ impl Registry {
     /// The coins recorded as issued to `id` (spent ones included: the
     /// caller checks them against the shards).
     pub fn coins_of(&self, id: &ParticipantId) -> Result<Vec<ledger::CoinId>, RegistryError> {
-        let mut start = id.as_str().as_bytes().to_vec();
-        start.push(0);
-        let mut end = id.as_str().as_bytes().to_vec();
-        end.push(1);
+        let id = self.key.keyed(id);
+        let start = holder_key(&id, &ledger::CoinId::from_bytes([0; ledger::CoinId::LEN]));
+        let end = holder_key(
+            &id,
+            &ledger::CoinId::from_bytes([0xff; ledger::CoinId::LEN]),
+        );
         let txn = self.db.begin_read()?;
         let table = txn.open_table(HOLDER_COINS)?;
         let mut out = Vec::new();
-        for item in table.range(start.as_slice()..end.as_slice())? {
+        for item in table.range(start.as_slice()..=end.as_slice())? {
             let (k, _) = item?;
             let key = k.value();
             let coin: [u8; ledger::CoinId::LEN] = key
-                .get(start.len()..)
+                .get(KeyedId::LEN..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
             out.push(ledger::CoinId::from_bytes(coin));
@@ -231,11 +603,9 @@ impl Registry {
 
     /// Writes `participant` durably.
     pub fn put(&self, id: &ParticipantId, participant: &Participant) -> Result<(), RegistryError> {
-        let bytes =
-            postcard::to_stdvec(participant).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let id = self.key.keyed(id);
         let txn = self.db.begin_write()?;
-        txn.open_table(PARTICIPANTS)?
-            .insert(id.as_str(), bytes.as_slice())?;
+        self.put_in(&txn, &id, participant)?;
         txn.commit()?;
         Ok(())
     }
@@ -244,9 +614,10 @@ impl Registry {
 impl Registry {
     /// Where `id` stands (active unless an operator said otherwise).
     pub fn standing(&self, id: &ParticipantId) -> Result<Standing, RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(STANDINGS)?;
-        match table.get(id.as_str())?.map(|v| v.value()) {
+        match table.get(id.0.as_slice())?.map(|v| v.value()) {
             None => Ok(Standing::Active),
             Some(1) => Ok(Standing::Suspended),
             Some(2) => Ok(Standing::Revoked),
@@ -260,18 +631,19 @@ impl Registry {
         id: &ParticipantId,
         standing: Standing,
     ) -> Result<(), RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(STANDINGS)?;
             match standing {
                 Standing::Active => {
-                    table.remove(id.as_str())?;
+                    table.remove(id.0.as_slice())?;
                 }
                 Standing::Suspended => {
-                    table.insert(id.as_str(), 1)?;
+                    table.insert(id.0.as_slice(), 1)?;
                 }
                 Standing::Revoked => {
-                    table.insert(id.as_str(), 2)?;
+                    table.insert(id.0.as_slice(), 2)?;
                 }
             }
         }
@@ -281,9 +653,10 @@ impl Registry {
 
     /// Whether an operator refused `id`'s enrollment for `role`.
     pub fn is_refused(&self, id: &ParticipantId, role: Role) -> Result<bool, RegistryError> {
+        let id = self.key.keyed(id);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(REFUSED_ENROLLMENTS)?;
-        Ok(table.get(refused_key(id, role).as_slice())?.is_some())
+        Ok(table.get(refused_key(&id, role).as_slice())?.is_some())
     }
 
     /// Records the refusal of `id`'s enrollment for `role` and drops the
@@ -296,14 +669,12 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let mut participant = participant.clone();
         participant.enrollments.retain(|e| e.role != role);
-        let bytes =
-            postcard::to_stdvec(&participant).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let id = self.key.keyed(id);
         let txn = self.db.begin_write()?;
         {
             txn.open_table(REFUSED_ENROLLMENTS)?
-                .insert(refused_key(id, role).as_slice(), ())?;
-            txn.open_table(PARTICIPANTS)?
-                .insert(id.as_str(), bytes.as_slice())?;
+                .insert(refused_key(&id, role).as_slice(), ())?;
+            self.put_in(&txn, &id, &participant)?;
         }
         txn.commit()?;
         Ok(())
@@ -325,12 +696,12 @@ impl Registry {
             let mut changed = Vec::new();
             for row in table.iter()? {
                 let (id, value) = row?;
-                let bytes = value.value();
-                if bytes.len() > PARTICIPANT_BYTES_MAX {
-                    return Err(RegistryError::Corrupt("record too long".into()));
-                }
-                let mut participant: Participant = postcard::from_bytes(bytes)
-                    .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+                let id = KeyedId(
+                    id.value()
+                        .try_into()
+                        .map_err(|_| RegistryError::Corrupt("keyed id".into()))?,
+                );
+                let mut participant = self.participant_of(&id, value.value())?;
                 let mut touched = false;
                 for e in &mut participant.enrollments {
                     if e.role == role && e.approved && &e.bank_account == account {
@@ -340,13 +711,12 @@ impl Registry {
                     }
                 }
                 if touched {
-                    changed.push((id.value().to_owned(), participant));
+                    changed.push((id, participant));
                 }
             }
             for (id, participant) in changed {
-                let bytes = postcard::to_stdvec(&participant)
-                    .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-                table.insert(id.as_str(), bytes.as_slice())?;
+                let bytes = self.stored(&id, &participant)?;
+                table.insert(id.0.as_slice(), bytes.as_slice())?;
             }
         }
         txn.commit()?;
@@ -359,8 +729,7 @@ impl Registry {
         tx: ledger::TxId,
         credit: &PendingCredit,
     ) -> Result<(), RegistryError> {
-        let bytes =
-            postcard::to_stdvec(credit).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let bytes = self.stored_credit(tx.as_bytes(), credit)?;
         let txn = self.db.begin_write()?;
         txn.open_table(PENDING_CREDITS)?
             .insert(tx.as_bytes().as_slice(), bytes.as_slice())?;
@@ -385,12 +754,7 @@ impl Registry {
         let Some(v) = table.get(tx.as_bytes().as_slice())? else {
             return Ok(None);
         };
-        if v.value().len() > PARTICIPANT_BYTES_MAX {
-            return Err(RegistryError::Corrupt("pending credit too long".into()));
-        }
-        postcard::from_bytes(v.value())
-            .map(Some)
-            .map_err(|e| RegistryError::Corrupt(e.to_string()))
+        self.credit_of(tx.as_bytes(), v.value()).map(Some)
     }
 
     /// Every credit still owed.
@@ -405,13 +769,156 @@ impl Registry {
                 .value()
                 .try_into()
                 .map_err(|_| RegistryError::Corrupt("pending credit key".into()))?;
-            if v.value().len() > PARTICIPANT_BYTES_MAX {
-                return Err(RegistryError::Corrupt("pending credit too long".into()));
-            }
-            let credit = postcard::from_bytes(v.value())
-                .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+            let credit = self.credit_of(&key, v.value())?;
             out.push((ledger::TxId::from_bytes(key), credit));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn participant(account: &str) -> Participant {
+        let key = protocol::crypto::SecretKey::generate_for(protocol::crypto::SuiteId::Dhaes, 2048)
+            .expect("key");
+        Participant {
+            public_key: key.public(),
+            cert_expiry: Timestamp(1_900_000_000),
+            enrollments: vec![Enrollment {
+                role: Role::CoinPurchaser,
+                bank_account: BankAccount::new(account).expect("account"),
+                approved: true,
+                balance: None,
+            }],
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn the_registry_file_holds_ids_only_keyed_and_accounts_only_sealed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("registry.redb");
+        let alice = ParticipantId::new("alice-liddell").expect("id");
+        let account = "GB82WEST12345698765432";
+        let coin = ledger::CoinId::from_bytes([7; ledger::CoinId::LEN]);
+        {
+            let registry = Registry::open(&path).expect("open");
+            registry.put(&alice, &participant(account)).expect("put");
+            registry.add_coins(&alice, [coin]).expect("coins");
+            registry
+                .set_standing(&alice, Standing::Suspended)
+                .expect("standing");
+            registry
+                .put_pending_credit(
+                    ledger::TxId::from_bytes([1; 16]),
+                    &PendingCredit {
+                        account: BankAccount::new(account).expect("account"),
+                        amount: ledger::Amount::from_minor(250),
+                    },
+                )
+                .expect("credit");
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            !contains(&bytes, alice.as_str().as_bytes()),
+            "an id in the clear"
+        );
+        assert!(
+            !contains(&bytes, account.as_bytes()),
+            "an account in the clear"
+        );
+
+        // The issuer, holding the key, reads everything back.
+        let registry = Registry::open(&path).expect("open again");
+        let back = registry.get(&alice).expect("get").expect("alice");
+        assert_eq!(back.enrollments[0].bank_account.as_str(), account);
+        assert_eq!(registry.coins_of(&alice).expect("coins"), vec![coin]);
+        assert_eq!(
+            registry.standing(&alice).expect("standing"),
+            Standing::Suspended
+        );
+        assert_eq!(
+            registry
+                .suspend_enrollments_on_account(
+                    Role::CoinPurchaser,
+                    &BankAccount::new(account).expect("account")
+                )
+                .expect("suspend"),
+            1
+        );
+        let credits = registry.pending_credits().expect("credits");
+        assert_eq!(credits[0].1.account.as_str(), account);
+        drop(registry);
+
+        // Without its key the file opens nothing: another key is another
+        // registry, and a sealed account does not open under it.
+        std::fs::remove_file(dir.path().join(REGISTRY_KEY_FILE)).expect("rm key");
+        let other = Registry::open(&path).expect("a new key");
+        assert_eq!(other.get(&alice).expect("get"), None);
+        assert!(other.pending_credits().is_err());
+    }
+
+    #[test]
+    fn a_registry_with_ids_in_the_clear_is_converted_when_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("registry.redb");
+        let alice = ParticipantId::new("alice").expect("id");
+        let coin = ledger::CoinId::from_bytes([9; ledger::CoinId::LEN]);
+        {
+            let db = Database::create(&path).expect("db");
+            let txn = db.begin_write().expect("txn");
+            {
+                let bytes = postcard::to_stdvec(&participant("ACH-alice")).expect("encode");
+                txn.open_table(clear::PARTICIPANTS)
+                    .expect("t")
+                    .insert("alice", bytes.as_slice())
+                    .expect("insert");
+                let mut key = b"alice".to_vec();
+                key.push(0);
+                key.extend_from_slice(coin.as_bytes());
+                txn.open_table(clear::HOLDER_COINS)
+                    .expect("t")
+                    .insert(key.as_slice(), ())
+                    .expect("insert");
+                txn.open_table(clear::STANDINGS)
+                    .expect("t")
+                    .insert("alice", 2)
+                    .expect("insert");
+                txn.open_table(clear::REFUSED_ENROLLMENTS)
+                    .expect("t")
+                    .insert(b"alice\x00\x01".as_slice(), ())
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let registry = Registry::open(&path).expect("open");
+        let back = registry.get(&alice).expect("get").expect("alice");
+        assert_eq!(back.enrollments[0].bank_account.as_str(), "ACH-alice");
+        assert_eq!(registry.coins_of(&alice).expect("coins"), vec![coin]);
+        assert_eq!(
+            registry.standing(&alice).expect("standing"),
+            Standing::Revoked
+        );
+        assert!(
+            registry
+                .is_refused(&alice, Role::Redeemer)
+                .expect("refused")
+        );
+        drop(registry);
+        // redb may keep freed pages' old bytes until they are reused; the
+        // clear tables themselves are gone.
+        let db = Database::create(&path).expect("db");
+        let txn = db.begin_read().expect("txn");
+        let names: Vec<String> = txn
+            .list_tables()
+            .expect("tables")
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n == "participants"), "{names:?}");
     }
 }
