@@ -27,8 +27,9 @@ fn start() -> (
     let key = NodeKey::random().unwrap();
     let mut keys = NodeKeys::default();
     keys.insert(node("v1"), key.clone());
-    let sequencer =
-        Arc::new(Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1)).unwrap());
+    let sequencer = Arc::new(
+        Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1), None).unwrap(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = serve(listener, Arc::clone(&sequencer), Arc::new(keys)).unwrap();
     (server, key, sequencer)

@@ -169,7 +169,21 @@ pub fn serve_sequencer(
     };
     let store =
         Arc::new(RedbStore::open(dir.join("log.redb")).context("opening the log for appending")?);
-    let sequencer = Arc::new(Sequencer::rebuild(store, n_shards, lease.epoch())?);
+    // The sequencer signs the log's checkpoints with the issuer's key, as
+    // the whole issuer does: an audit needs no unsigned tail.
+    let key_path = dir.join("issuer.key");
+    let sk_i = protocol::crypto::SecretKey::read_pkcs8(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let sealing =
+        actors::issuer::log_sealing(sk_i, Arc::new(actors::SystemClock), dir.to_path_buf());
+    let sequencer = Arc::new(Sequencer::rebuild(
+        store,
+        n_shards,
+        lease.epoch(),
+        Some(sealing),
+    )?);
+    // The first seal covers whatever a dead predecessor left unsigned.
+    sequencer.seal().context("signing the log's head")?;
     let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     let server = cluster::serve(listener, Arc::clone(&sequencer), Arc::new(keys))?;
     println!(
@@ -189,8 +203,24 @@ pub fn serve_sequencer(
                 std::thread::sleep(Duration::from_millis(100));
             }
         })?;
+    let sealed = Arc::clone(&sequencer);
+    std::thread::Builder::new()
+        .name("sequencer-seal".into())
+        .spawn(move || {
+            // The newest records wait at most this long for a signature.
+            loop {
+                std::thread::sleep(Duration::from_millis(
+                    actors::issuer::LOG_CHECKPOINT_EVERY_MS,
+                ));
+                if let Err(e) = sealed.seal() {
+                    tracing::error!(error = %e, "signing the log's head failed");
+                }
+            }
+        })?;
     wait_for_stop_signal()?;
     server.stop();
+    // A clean stop signs the last records too.
+    sequencer.seal().context("signing the log's head")?;
     println!("sequencer stopped after {} commits", sequencer.n_durable());
     drop(lease);
     Ok(ExitCode::SUCCESS)
