@@ -131,6 +131,13 @@ pub fn current_epoch(client: &mut Client) -> Result<Option<FenceEpoch>, StoreErr
     }
 }
 
+/// [`current_epoch`] of the log in the database `url` names.
+pub fn current_epoch_at(url: &str) -> Result<Option<FenceEpoch>, StoreError> {
+    let config = crate::url::parse(url)?;
+    let mut client = crate::connect(&config)?;
+    current_epoch(&mut client)
+}
+
 /// Whether `error` is the fence refusing an append.
 pub fn is_fenced(error: &StoreError) -> bool {
     matches!(error, StoreError::Backend(text) if text.contains(FENCED_MESSAGE))
