@@ -33,8 +33,10 @@ use ledger::{
     Seq, StoreError, Timestamp, TxId,
 };
 
-use crate::constants::{BATCH_AHEAD_OF_CLOCK_SECS_MAX, BATCH_BEHIND_LOG_SECS_MAX};
-use crate::wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal};
+use crate::constants::{
+    BATCH_AHEAD_OF_CLOCK_SECS_MAX, BATCH_BEHIND_LOG_SECS_MAX, INPUTS_PER_COMMIT_MAX,
+};
+use crate::wire::{CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal};
 
 /// Records read per step while rebuilding from the log.
 const REBUILD_RECORDS_PER_READ: usize = 4096;
@@ -186,6 +188,26 @@ impl<S: EventStore + 'static> Sequencer<S> {
     /// the log is unsealed): the seq it vouches for.
     pub fn seal(&self) -> Result<Option<Seq>, StoreError> {
         self.log.seal_wait()
+    }
+
+    /// What the shards know of each of `coins`, in order (a read; reserves
+    /// nothing). `None` for a lookup over the protocol's limit.
+    pub fn lookup(&self, coins: &[CoinId]) -> Option<Vec<CoinState>> {
+        if coins.len() > INPUTS_PER_COMMIT_MAX {
+            return None;
+        }
+        Some(
+            coins
+                .iter()
+                .map(|coin| match self.shards.presence(coin) {
+                    CoinPresence::Reserved => CoinState::Held,
+                    _ => match self.shards.get(coin) {
+                        Some(body) => CoinState::Unspent(body),
+                        None => CoinState::NotUnspent,
+                    },
+                })
+                .collect(),
+        )
     }
 
     /// Whether the log writer failed: the sequencer must stop serving.
@@ -403,6 +425,33 @@ mod tests {
         Arc::new(
             Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1), None).unwrap(),
         )
+    }
+
+    /// A lookup reads the shards as they are: unspent bodies, coins held
+    /// by a transaction in flight, spent and unknown coins; over the limit
+    /// it is refused; it reserves nothing.
+    #[test]
+    fn a_lookup_reads_unspent_held_and_spent_coins_and_reserves_nothing() {
+        let seq = fresh();
+        let (purchase, coins) = issue(RequestId(1), 3);
+        assert!(matches!(buy(&seq, purchase), FromSequencer::Durable { .. }));
+        let (payment, _) = pay(RequestId(2), &coins[..1]);
+        assert!(matches!(run(&seq, payment), FromSequencer::Durable { .. }));
+        let held = TxId::random();
+        seq.shards.reserve(held, &[coins[2].id]).expect("free");
+        let unknown = CoinId::random();
+        assert_eq!(
+            seq.lookup(&[coins[0].id, coins[1].id, coins[2].id, unknown]),
+            Some(vec![
+                CoinState::NotUnspent,
+                CoinState::Unspent(coins[1]),
+                CoinState::Held,
+                CoinState::NotUnspent,
+            ])
+        );
+        assert_eq!(seq.shards.n_reserved(), 1, "a lookup reserves nothing");
+        let too_many = vec![unknown; INPUTS_PER_COMMIT_MAX + 1];
+        assert_eq!(seq.lookup(&too_many), None);
     }
 
     #[test]
