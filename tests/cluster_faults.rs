@@ -10,7 +10,12 @@
 //!   the log once, at the place it was acknowledged, and the audit passes;
 //! - a paused sequencer (SIGSTOP) keeps its lease: the standby never
 //!   appends beside it, validators are told "unavailable" (their 503 with
-//!   Retry-After) instead of a guess, and after SIGCONT it serves again.
+//!   Retry-After) instead of a guess, and after SIGCONT it serves again;
+//! - with the log on PostgreSQL and the sequencers on two directories (two
+//!   hosts), the database decides: the standby waits for the writer's
+//!   lock, fences the log at the next epoch, and takes over.
+//! The sequencer signs checkpoints, so every audit here requires every
+//! record to be signed.
 
 mod util;
 
