@@ -14,6 +14,7 @@
 //! - with the log on PostgreSQL and the sequencers on two directories (two
 //!   hosts), the database decides: the standby waits for the writer's
 //!   lock, fences the log at the next epoch, and takes over.
+//!
 //! The sequencer signs checkpoints, so every audit here requires every
 //! record to be signed.
 
