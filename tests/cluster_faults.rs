@@ -10,7 +10,13 @@
 //!   the log once, at the place it was acknowledged, and the audit passes;
 //! - a paused sequencer (SIGSTOP) keeps its lease: the standby never
 //!   appends beside it, validators are told "unavailable" (their 503 with
-//!   Retry-After) instead of a guess, and after SIGCONT it serves again.
+//!   Retry-After) instead of a guess, and after SIGCONT it serves again;
+//! - with the log on PostgreSQL and the sequencers on two directories (two
+//!   hosts), the database decides: the standby waits for the writer's
+//!   lock, fences the log at the next epoch, and takes over.
+//!
+//! The sequencer signs checkpoints, so every audit here requires every
+//! record to be signed.
 
 mod util;
 
@@ -79,13 +85,17 @@ fn stage(dir: &Path) {
 }
 
 fn sequencer(dir: &Path, port: u16) -> Child {
+    sequencer_of(dir, "iss", port)
+}
+
+fn sequencer_of(dir: &Path, issuer_dir: &str, port: u16) -> Child {
     spawn(
         dir,
         &[
             "issuer",
             "serve",
             "--dir",
-            "iss",
+            issuer_dir,
             "--role",
             "sequencer",
             "--cluster-listen",
@@ -112,16 +122,24 @@ fn drive(dir: &Path, node: &str, ports: &[u16], extra: &[&str]) -> Child {
     spawn(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// Every transaction in the log: tx (hex) -> the first seq of each batch.
+/// Every transaction in the log but the sequencer's signed checkpoints:
+/// tx (hex) -> the first seq of each batch.
 fn batches_in_log(dir: &Path) -> HashMap<String, Vec<u64>> {
     let store = RedbStore::open(dir.join("iss").join("log.redb")).expect("the log opens");
+    batches_in(&store)
+}
+
+fn batches_in(store: &dyn EventStore) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     let mut next = Seq(1);
     loop {
         let records = store.read(next, 4096).expect("read");
         let Some(last) = records.last() else { break };
         next = Seq(last.record.seq.0 + 1);
-        for r in records.iter().filter(|r| r.record.batch_index == 0) {
+        let transactions = records.iter().filter(|r| {
+            r.record.batch_index == 0 && !matches!(r.record.event, ledger::Event::Checkpoint(_))
+        });
+        for r in transactions {
             out.entry(r.record.tx.to_string())
                 .or_default()
                 .push(r.record.seq.0);
@@ -131,8 +149,9 @@ fn batches_in_log(dir: &Path) -> HashMap<String, Vec<u64>> {
 }
 
 fn audit(dir: &Path) -> String {
-    // The sequencer role signs no checkpoints (the issuer's key stays with
-    // the whole issuer), so its records are accepted unsigned.
+    // The sequencer signs checkpoints with the issuer's key: every record,
+    // a dead sequencer's last ones included (its successor's first seal
+    // covers them), is under a signature.
     ok(
         dir,
         &[
@@ -141,8 +160,6 @@ fn audit(dir: &Path) -> String {
             "iss/log.redb",
             "--issuer-key",
             "iss/issuer.pub",
-            "--allow-unsigned-tail",
-            "1000000",
         ],
     )
 }
@@ -329,5 +346,76 @@ fn a_paused_sequencer_keeps_its_lease_and_validators_are_told_to_retry() {
     let epoch = std::fs::read_to_string(dir.join("iss").join("sequencer.epoch")).expect("epoch");
     assert_eq!(epoch.trim(), "2");
     let report = audit(dir);
+    assert!(report.contains("AUDIT PASSED"), "{report}");
+}
+
+/// The log on PostgreSQL, the sequencers on two "hosts" (two copies of the
+/// issuer's directory, so no file lease orders them): the standby waits
+/// for the database's writer lock; the active one killed with SIGKILL
+/// mid-burst, the standby fences the log at epoch 2 and serves; every
+/// acknowledged commit is in the log once at its place, and the audit
+/// passes with every record signed.
+#[test]
+fn on_postgresql_the_standby_of_another_host_fences_the_log_and_takes_over() {
+    let Some(db) = pg_store::testkit::ScratchDatabase::create("cluster_on_postgresql") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let url = db.url();
+    ok(dir, &["issuer", "init", "--dir", "iss", "--store", &url]);
+    ok(
+        dir,
+        &[
+            "cluster", "node-key", "--dir", "iss", "--node", "v1", "--out", "v1.key",
+        ],
+    );
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "iss", "iss2"])
+        .current_dir(dir)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success());
+    let (active_port, standby_port) = (free_port(), free_port());
+    let active = sequencer_of(dir, "iss", active_port);
+    wait_healthy(active_port);
+    let standby = sequencer_of(dir, "iss2", standby_port);
+    let ports = [active_port, standby_port];
+    let v1 = drive(
+        dir,
+        "v1",
+        &ports,
+        &["--coins", "300", "--acked", "v1.acked"],
+    );
+    wait_for_lines(&dir.join("v1.acked"), 40);
+    // The standby of the other host has not appended beside the active one.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", standby_port)).is_err(),
+        "the standby serves beside the active sequencer"
+    );
+    kill_hard(active);
+    wait_healthy(standby_port);
+    wait_exit_ok(v1, "validator v1");
+    terminate(standby);
+
+    let store = pg_store::PostgresStore::open(&url).expect("the log opens");
+    let log = batches_in(&store);
+    let acked = lines(&dir.join("v1.acked"));
+    assert_eq!(acked.len(), BURST_COMMITS);
+    for line in acked {
+        let (tx, seq) = line.split_once(' ').expect("TX SEQ");
+        let seq: u64 = seq.parse().expect("seq");
+        assert_eq!(log.get(tx), Some(&vec![seq]), "{tx} not once at #{seq}");
+    }
+    drop(store);
+    assert_eq!(
+        pg_store::fence::current_epoch_at(&url).expect("epoch"),
+        Some(pg_store::fence::FenceEpoch(2)),
+        "the standby fenced the log once"
+    );
+    let report = ok(
+        dir,
+        &["audit", "--log", &url, "--issuer-key", "iss/issuer.pub"],
+    );
     assert!(report.contains("AUDIT PASSED"), "{report}");
 }

@@ -24,11 +24,13 @@ use crate::channel::{
     FrameOpener, FrameSealer, NodeKey, NodeName, ValidatorHandshake, fresh_nonce,
 };
 use crate::constants::{
-    COMMIT_WAIT_MS_MAX, HANDSHAKE_BYTES_MAX, HEARTBEAT_EVERY_MS, PEER_SILENT_MS_MAX,
-    RETRY_AFTER_SECS,
+    COMMIT_WAIT_MS_MAX, HANDSHAKE_BYTES_MAX, HEARTBEAT_EVERY_MS, INPUTS_PER_COMMIT_MAX,
+    PEER_SILENT_MS_MAX, RETRY_AFTER_SECS,
 };
 use crate::io::{read_frame, read_frame_at_most, write_frame};
-use crate::wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
+use crate::wire::{
+    CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer,
+};
 
 /// How long a connection attempt to one sequencer address may take.
 const CONNECT_TIMEOUT_MS: u64 = 500;
@@ -217,6 +219,47 @@ impl SequencerClient {
         }
     }
 
+    /// What the sequencer's shards know of `coins`, in their order: a
+    /// validator's read of a payment's bodies before it decides. The
+    /// answer is believed only if it names each coin asked, in order.
+    pub fn lookup(&self, coins: Vec<CoinId>) -> Result<Vec<CoinState>, CommitError> {
+        if coins.len() > INPUTS_PER_COMMIT_MAX {
+            return Err(CommitError::Refused(Refusal::Malformed(
+                "a lookup of more coins than a commit may spend".into(),
+            )));
+        }
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let conn = self.connection().ok_or_else(unavailable)?;
+        let (send, receive) = mpsc::channel();
+        lock(&conn.pending).insert(id, send);
+        let asked = coins.clone();
+        let message = ToSequencer::Lookup { request: id, coins };
+        if !conn.alive.load(Ordering::SeqCst) || !conn.send(&message) {
+            lock(&conn.pending).remove(&id);
+            return Err(unavailable());
+        }
+        let answer = receive.recv_timeout(Duration::from_millis(COMMIT_WAIT_MS_MAX));
+        lock(&conn.pending).remove(&id);
+        match answer {
+            Ok(FromSequencer::Coins { coins: states, .. })
+                if states.len() == asked.len()
+                    && states.iter().zip(&asked).all(|(state, coin)| match state {
+                        CoinState::Unspent(body) => body.id == *coin,
+                        CoinState::Held | CoinState::NotUnspent => true,
+                    }) =>
+            {
+                Ok(states)
+            }
+            Ok(_) => {
+                // An answer about other coins: believe nothing of it.
+                tracing::error!("the sequencer answered a lookup with other coins");
+                conn.kill(&lock(&conn.writer).0);
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
+        }
+    }
+
     /// Tells the sequencer to release what `tx` holds (best effort).
     pub fn abort(&self, tx: TxId) {
         if let Some(conn) = self.connection() {
@@ -309,7 +352,8 @@ fn read_answers(mut stream: TcpStream, mut opener: FrameOpener, conn: &Connectio
             Ok(FromSequencer::HeartbeatAck { .. }) => continue,
             Ok(
                 ref a @ (FromSequencer::Durable { request, .. }
-                | FromSequencer::Refused { request, .. }),
+                | FromSequencer::Refused { request, .. }
+                | FromSequencer::Coins { request, .. }),
             ) => {
                 if let Some(waiting) = lock(&conn.pending).remove(&request) {
                     let _ = waiting.send(a.clone());

@@ -39,4 +39,6 @@ pub use client::{ClientConfig, CommitError, Committed, SequencerClient};
 pub use lease::{Lease, LeaseError};
 pub use sequencer::{Sequencer, SequencerError};
 pub use server::{SequencerServer, serve};
-pub use wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer};
+pub use wire::{
+    CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer,
+};

@@ -29,12 +29,14 @@ use std::sync::{Arc, Mutex};
 use actors::{Begin, CoinPresence, CommitRef, IdempotencyTable, ReserveError, ShardSet};
 use ledger::sync::lock;
 use ledger::{
-    Batch, CoinBody, CoinId, Event, EventStore, Flows, GroupCommit, GroupCommitConfig, Seq,
-    StoreError, Timestamp, TxId,
+    Batch, CoinBody, CoinId, Event, EventStore, Flows, GroupCommit, GroupCommitConfig, Sealing,
+    Seq, StoreError, Timestamp, TxId,
 };
 
-use crate::constants::{BATCH_AHEAD_OF_CLOCK_SECS_MAX, BATCH_BEHIND_LOG_SECS_MAX};
-use crate::wire::{CommitRequest, FencingEpoch, FromSequencer, Refusal};
+use crate::constants::{
+    BATCH_AHEAD_OF_CLOCK_SECS_MAX, BATCH_BEHIND_LOG_SECS_MAX, INPUTS_PER_COMMIT_MAX,
+};
+use crate::wire::{CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal};
 
 /// Records read per step while rebuilding from the log.
 const REBUILD_RECORDS_PER_READ: usize = 4096;
@@ -131,11 +133,14 @@ pub struct Sequencer<S: EventStore + 'static> {
 
 impl<S: EventStore + 'static> Sequencer<S> {
     /// Rebuilds the shards and the idempotency table from the whole log in
-    /// `store`, then starts its group commit.
+    /// `store`, then starts its group commit, which seals the log as
+    /// `sealing` says (the issuer's signed checkpoints; `None`: unsigned,
+    /// for tests of the protocol alone).
     pub fn rebuild(
         store: Arc<S>,
         n_shards: u16,
         epoch: FencingEpoch,
+        sealing: Option<Sealing>,
     ) -> Result<Sequencer<S>, SequencerError> {
         let shards = ShardSet::new(n_shards);
         let idempotency = Arc::new(IdempotencyTable::new());
@@ -157,7 +162,12 @@ impl<S: EventStore + 'static> Sequencer<S> {
             epoch = epoch.0,
             "sequencer rebuilt from the log"
         );
-        let log = GroupCommit::start(store, GroupCommitConfig::default())?;
+        let log = match sealing {
+            Some(sealing) => {
+                GroupCommit::start_sealed(store, GroupCommitConfig::default(), sealing)?
+            }
+            None => GroupCommit::start(store, GroupCommitConfig::default())?,
+        };
         Ok(Sequencer {
             latest_at: AtomicU64::new(latest_at),
             issuing: Mutex::default(),
@@ -171,6 +181,33 @@ impl<S: EventStore + 'static> Sequencer<S> {
 
     pub fn epoch(&self) -> FencingEpoch {
         self.epoch
+    }
+
+    /// Appends a signed checkpoint over the log's head, after every batch
+    /// queued before this call, unless the log already ends with one (or
+    /// the log is unsealed): the seq it vouches for.
+    pub fn seal(&self) -> Result<Option<Seq>, StoreError> {
+        self.log.seal_wait()
+    }
+
+    /// What the shards know of each of `coins`, in order (a read; reserves
+    /// nothing). `None` for a lookup over the protocol's limit.
+    pub fn lookup(&self, coins: &[CoinId]) -> Option<Vec<CoinState>> {
+        if coins.len() > INPUTS_PER_COMMIT_MAX {
+            return None;
+        }
+        Some(
+            coins
+                .iter()
+                .map(|coin| match self.shards.presence(coin) {
+                    CoinPresence::Reserved => CoinState::Held,
+                    _ => match self.shards.get(coin) {
+                        Some(body) => CoinState::Unspent(body),
+                        None => CoinState::NotUnspent,
+                    },
+                })
+                .collect(),
+        )
     }
 
     /// Whether the log writer failed: the sequencer must stop serving.
@@ -385,7 +422,36 @@ mod tests {
     }
 
     fn fresh() -> Arc<Sequencer<MemoryStore>> {
-        Arc::new(Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1)).unwrap())
+        Arc::new(
+            Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1), None).unwrap(),
+        )
+    }
+
+    /// A lookup reads the shards as they are: unspent bodies, coins held
+    /// by a transaction in flight, spent and unknown coins; over the limit
+    /// it is refused; it reserves nothing.
+    #[test]
+    fn a_lookup_reads_unspent_held_and_spent_coins_and_reserves_nothing() {
+        let seq = fresh();
+        let (purchase, coins) = issue(RequestId(1), 3);
+        assert!(matches!(buy(&seq, purchase), FromSequencer::Durable { .. }));
+        let (payment, _) = pay(RequestId(2), &coins[..1]);
+        assert!(matches!(run(&seq, payment), FromSequencer::Durable { .. }));
+        let held = TxId::random();
+        seq.shards.reserve(held, &[coins[2].id]).expect("free");
+        let unknown = CoinId::random();
+        assert_eq!(
+            seq.lookup(&[coins[0].id, coins[1].id, coins[2].id, unknown]),
+            Some(vec![
+                CoinState::NotUnspent,
+                CoinState::Unspent(coins[1]),
+                CoinState::Held,
+                CoinState::NotUnspent,
+            ])
+        );
+        assert_eq!(seq.shards.n_reserved(), 1, "a lookup reserves nothing");
+        let too_many = vec![unknown; INPUTS_PER_COMMIT_MAX + 1];
+        assert_eq!(seq.lookup(&too_many), None);
     }
 
     #[test]
@@ -584,13 +650,14 @@ mod tests {
     #[test]
     fn a_rebuilt_sequencer_knows_what_was_spent_and_committed() {
         let store = Arc::new(MemoryStore::new());
-        let seq = Arc::new(Sequencer::rebuild(Arc::clone(&store), 4, FencingEpoch(1)).unwrap());
+        let seq =
+            Arc::new(Sequencer::rebuild(Arc::clone(&store), 4, FencingEpoch(1), None).unwrap());
         let (purchase, coins) = issue(RequestId(1), 2);
         buy(&seq, purchase);
         let (payment, fresh_coins) = pay(RequestId(2), &coins);
         run(&seq, payment.clone());
         drop(seq);
-        let again = Arc::new(Sequencer::rebuild(store, 8, FencingEpoch(2)).unwrap());
+        let again = Arc::new(Sequencer::rebuild(store, 8, FencingEpoch(2), None).unwrap());
         assert_eq!(again.n_unspent(), fresh_coins.len());
         assert!(matches!(
             run(&again, payment),

@@ -105,6 +105,8 @@ pub enum ConnectionError {
     Frame(#[from] crate::channel::FrameError),
     #[error("no randomness for the handshake")]
     Random,
+    #[error("a lookup of more coins than a commit may spend")]
+    LookupTooLarge,
 }
 
 /// Seals and writes the answers of one connection, in the order they
@@ -157,6 +159,14 @@ fn connection<S: EventStore + 'static>(
             ToSequencer::Abort { tx } => sequencer.abort(tx),
             ToSequencer::Heartbeat { nonce } => {
                 let _ = outbox.send(FromSequencer::HeartbeatAck { nonce });
+            }
+            ToSequencer::Lookup { request, coins } => {
+                // Over the limit: a validator that breaks the protocol
+                // loses its connection.
+                let coins = sequencer
+                    .lookup(&coins)
+                    .ok_or(ConnectionError::LookupTooLarge)?;
+                let _ = outbox.send(FromSequencer::Coins { request, coins });
             }
         }
     }

@@ -10,7 +10,7 @@
 //! (`Event::encode`), so the sequencer decodes them with the log's bounded,
 //! canonical decoder.
 
-use ledger::{CoinId, Event, Seq, Timestamp, TxId};
+use ledger::{CoinBody, CoinId, Event, Seq, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{EVENTS_PER_COMMIT_MAX, INPUTS_PER_COMMIT_MAX};
@@ -80,6 +80,25 @@ pub enum ToSequencer {
     Heartbeat {
         nonce: u64,
     },
+    /// What the sequencer's shards know of `coins` (at most
+    /// `INPUTS_PER_COMMIT_MAX`): a validator holds no coin state, and
+    /// reads a payment's bodies (value, expiry, key epoch) here before it
+    /// decides. A read: it reserves nothing; the commit reserves and
+    /// checks every body again.
+    Lookup {
+        request: RequestId,
+        coins: Vec<CoinId>,
+    },
+}
+
+/// One coin as the sequencer's shards know it at a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoinState {
+    Unspent(CoinBody),
+    /// Reserved by a transaction in flight: a retry may find it unspent.
+    Held,
+    /// Spent, revoked or never issued.
+    NotUnspent,
 }
 
 /// Why the sequencer refused a commit. Nothing was reserved or appended.
@@ -125,5 +144,10 @@ pub enum FromSequencer {
     },
     HeartbeatAck {
         nonce: u64,
+    },
+    /// The answer to a `Lookup`: one state per coin asked, in its order.
+    Coins {
+        request: RequestId,
+        coins: Vec<CoinState>,
     },
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use ledger::MemoryStore;
 use vc_cluster::testkit::{issue, pay};
 use vc_cluster::{
-    ClientConfig, CommitError, FencingEpoch, NodeKey, NodeKeys, NodeName, Refusal, RequestId,
-    Sequencer, SequencerClient, serve,
+    ClientConfig, CoinState, CommitError, FencingEpoch, NodeKey, NodeKeys, NodeName, Refusal,
+    RequestId, Sequencer, SequencerClient, serve,
 };
 
 fn node(name: &str) -> NodeName {
@@ -27,8 +27,9 @@ fn start() -> (
     let key = NodeKey::random().unwrap();
     let mut keys = NodeKeys::default();
     keys.insert(node("v1"), key.clone());
-    let sequencer =
-        Arc::new(Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1)).unwrap());
+    let sequencer = Arc::new(
+        Sequencer::rebuild(Arc::new(MemoryStore::new()), 4, FencingEpoch(1), None).unwrap(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = serve(listener, Arc::clone(&sequencer), Arc::new(keys)).unwrap();
     (server, key, sequencer)
@@ -59,6 +60,37 @@ fn commits_are_durable_once_and_retries_get_the_logged_outcome() {
     ));
     assert_eq!(sequencer.n_durable(), 3);
     assert_eq!(client.seen_epoch(), FencingEpoch(1));
+    client.stop();
+    server.stop();
+}
+
+/// A validator reads a payment's coins from the sequencer before it
+/// decides: unspent bodies, then, once paid, not unspent.
+#[test]
+fn a_validator_looks_coins_up_over_the_connection() {
+    let (server, key, _sequencer) = start();
+    let client = SequencerClient::start(ClientConfig {
+        node: node("v1"),
+        key,
+        sequencers: vec![server.addr()],
+    });
+    let ([request, settle], coins) = issue(RequestId(1), 2);
+    client.send_commit(request).unwrap();
+    client.send_commit(settle).unwrap();
+    let ids: Vec<_> = coins.iter().map(|c| c.id).collect();
+    assert_eq!(
+        client.lookup(ids.clone()).unwrap(),
+        coins
+            .iter()
+            .map(|c| CoinState::Unspent(*c))
+            .collect::<Vec<_>>()
+    );
+    let (payment, _) = pay(RequestId(2), &coins);
+    client.send_commit(payment).unwrap();
+    assert_eq!(
+        client.lookup(ids).unwrap(),
+        vec![CoinState::NotUnspent, CoinState::NotUnspent]
+    );
     client.stop();
     server.stop();
 }

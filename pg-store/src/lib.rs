@@ -24,6 +24,7 @@
 //! one head.
 
 mod connection;
+pub mod fence;
 pub mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;

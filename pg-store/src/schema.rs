@@ -21,7 +21,7 @@ pub const NOTIFY_CHANNEL: &str = "vc_log_appended";
 pub const READER_ROLE: &str = "vc_log_reader";
 
 /// The session advisory lock the one writer holds ("VCLOG" in ASCII).
-const WRITER_LOCK_KEY: i64 = 0x56_43_4c_4f_47;
+pub(crate) const WRITER_LOCK_KEY: i64 = 0x56_43_4c_4f_47;
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS vc_log_meta (

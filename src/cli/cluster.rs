@@ -17,8 +17,8 @@ use clap::{Args, Subcommand};
 use cluster::constants::STANDBY_POLL_MS;
 use cluster::testkit::{issue_as, pay_as};
 use cluster::{
-    ClientConfig, CommitError, CommitRequest, Lease, NodeKey, NodeKeys, NodeName, Refusal,
-    RequestId, Sequencer, SequencerClient,
+    ClientConfig, CommitError, CommitRequest, FencingEpoch, Lease, NodeKey, NodeKeys, NodeName,
+    Refusal, RequestId, Sequencer, SequencerClient,
 };
 use ledger::{RedbStore, Timestamp, TxId};
 
@@ -141,11 +141,18 @@ fn node_key(args: NodeKeyArgs) -> anyhow::Result<ExitCode> {
 /// standby waits here), rebuilds from the log, serves validators on
 /// `listen` until Ctrl-C or SIGTERM. A failed log append exits the
 /// process (fail-stop) for its supervisor to restart it from the log.
+///
+/// With the log on PostgreSQL (`log_store`), the database excludes: the
+/// standby waits for the writer's lock, then raises the log's fencing
+/// epoch ([`pg_store::fence`]), which every append checks in its own
+/// transaction, so a predecessor that comes back is refused even on
+/// another host. The file lease still orders the sequencers of one host.
 pub fn serve_sequencer(
     dir: &Path,
     n_shards: u16,
     listen: SocketAddr,
     keys_path: &Path,
+    log_store: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let keys = NodeKeys::parse(
         &std::fs::read_to_string(keys_path)
@@ -167,14 +174,88 @@ pub fn serve_sequencer(
             Lease::acquire(dir, Duration::from_millis(STANDBY_POLL_MS))?
         }
     };
-    let store =
-        Arc::new(RedbStore::open(dir.join("log.redb")).context("opening the log for appending")?);
-    let sequencer = Arc::new(Sequencer::rebuild(store, n_shards, lease.epoch())?);
-    let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
-    let server = cluster::serve(listener, Arc::clone(&sequencer), Arc::new(keys))?;
+    // The sequencer signs the log's checkpoints with the issuer's key, as
+    // the whole issuer does: an audit needs no unsigned tail.
+    let key_path = dir.join("issuer.key");
+    let sk_i = protocol::crypto::SecretKey::read_pkcs8(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let sealing =
+        actors::issuer::log_sealing(sk_i, Arc::new(actors::SystemClock), dir.to_path_buf());
+    let setup = SequencerSetup {
+        n_shards,
+        listen,
+        keys,
+        sealing,
+    };
+    let outcome = match log_store {
+        None => {
+            let store =
+                RedbStore::open(dir.join("log.redb")).context("opening the log for appending")?;
+            run_sequencer(Arc::new(store), lease.epoch(), setup)
+        }
+        Some(url) => {
+            let store = open_postgres_writer(url)?;
+            let epoch = pg_store::fence::fence(&store).context("fencing the log")?;
+            run_sequencer(Arc::new(store), FencingEpoch(epoch.0), setup)
+        }
+    };
+    drop(lease);
+    outcome
+}
+
+/// What a sequencer serves with, whatever its store.
+struct SequencerSetup {
+    n_shards: u16,
+    listen: SocketAddr,
+    keys: NodeKeys,
+    sealing: ledger::Sealing,
+}
+
+/// Opens the PostgreSQL log as its writer, waiting while another
+/// sequencer holds the writer's lock (a standby waits here).
+fn open_postgres_writer(url: &str) -> anyhow::Result<pg_store::PostgresStore> {
+    let mut said = false;
+    loop {
+        match pg_store::PostgresStore::open(url) {
+            Ok(store) => return Ok(store),
+            Err(e) if e.to_string().contains("another writer") => {
+                if !said {
+                    println!(
+                        "standing by: another sequencer has the log in {} open",
+                        pg_store::url::redacted(url)
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(STANDBY_POLL_MS));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("opening the log in {}", pg_store::url::redacted(url))
+                });
+            }
+        }
+    }
+}
+
+fn run_sequencer<S: ledger::EventStore + 'static>(
+    store: Arc<S>,
+    epoch: FencingEpoch,
+    setup: SequencerSetup,
+) -> anyhow::Result<ExitCode> {
+    let sequencer = Arc::new(Sequencer::rebuild(
+        store,
+        setup.n_shards,
+        epoch,
+        Some(setup.sealing),
+    )?);
+    // The first seal covers whatever a dead predecessor left unsigned.
+    sequencer.seal().context("signing the log's head")?;
+    let listener = TcpListener::bind(setup.listen)
+        .with_context(|| format!("listening on {}", setup.listen))?;
+    let server = cluster::serve(listener, Arc::clone(&sequencer), Arc::new(setup.keys))?;
     println!(
         "sequencer (fencing epoch {}) serving validators at {} (Ctrl-C to stop)",
-        lease.epoch().0,
+        epoch.0,
         server.addr()
     );
     let watched = Arc::clone(&sequencer);
@@ -183,16 +264,32 @@ pub fn serve_sequencer(
         .spawn(move || {
             loop {
                 if watched.is_poisoned() {
+                    // A fenced append lands here too: a successor holds the log.
                     tracing::error!("the log writer failed: the sequencer stops");
                     std::process::exit(actors::FAIL_STOP_EXIT_CODE);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         })?;
+    let sealed = Arc::clone(&sequencer);
+    std::thread::Builder::new()
+        .name("sequencer-seal".into())
+        .spawn(move || {
+            // The newest records wait at most this long for a signature.
+            loop {
+                std::thread::sleep(Duration::from_millis(
+                    actors::issuer::LOG_CHECKPOINT_EVERY_MS,
+                ));
+                if let Err(e) = sealed.seal() {
+                    tracing::error!(error = %e, "signing the log's head failed");
+                }
+            }
+        })?;
     wait_for_stop_signal()?;
     server.stop();
+    // A clean stop signs the last records too.
+    sequencer.seal().context("signing the log's head")?;
     println!("sequencer stopped after {} commits", sequencer.n_durable());
-    drop(lease);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -783,7 +783,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let keys = args
             .cluster_keys
             .unwrap_or_else(|| args.dir.join(super::cluster::CLUSTER_KEYS_FILE));
-        return super::cluster::serve_sequencer(&args.dir, file.shards, args.cluster_listen, &keys);
+        return super::cluster::serve_sequencer(
+            &args.dir,
+            file.shards,
+            args.cluster_listen,
+            &keys,
+            file.log_store.as_deref(),
+        );
     }
     // The whole issuer appends to the log: it holds the sequencer's lease,
     // so no sequencer of the same directory appends beside it.

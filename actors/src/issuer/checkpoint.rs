@@ -42,7 +42,8 @@ pub const SIGNED_HEAD_FILE: &str = "signed-head.txt";
 
 /// How the issuer's log writer seals the log: signs the head with `sk_i`,
 /// dates the checkpoint by `clock`, and publishes the signed head in `dir`.
-pub(crate) fn log_sealing(sk_i: SecretKey, clock: Arc<dyn Clock>, dir: PathBuf) -> Sealing {
+/// The whole issuer and the cluster's sequencer seal with it alike.
+pub fn log_sealing(sk_i: SecretKey, clock: Arc<dyn Clock>, dir: PathBuf) -> Sealing {
     let sealer = move |head: Head| -> Option<Batch> {
         let checkpoint =
             protocol::checkpoint::sign_checkpoint(&sk_i, head.last_seq, head.last_hash);

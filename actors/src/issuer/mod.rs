@@ -26,6 +26,7 @@ pub(crate) mod validation;
 
 pub use self::checkpoint::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
+    log_sealing,
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
