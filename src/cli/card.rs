@@ -23,11 +23,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use actors::bank::SimulatedBank;
-use actors::{CardAgency, IssuerConfig, IssuerCore};
+use actors::{CardAgency, IssuerCore};
 use anyhow::{Context, bail};
 use card_bridge::card::SmartCard;
 use card_bridge::clearing::{ClearingReport, clear};
@@ -555,18 +552,14 @@ fn issuer_agency<'a>(
     ))
 }
 
-/// Opens the issuer of `dir` in this process (when it does not serve).
+/// Opens the issuer of `dir` in this process (when it does not serve), on
+/// the log store and bank its `issuer.toml` names, as `issuer serve` would:
+/// an issuer whose log is in PostgreSQL or whose bank exchanges files must
+/// not be opened over a stray `log.redb` or a simulated bank.
 fn open_issuer(dir: &Path) -> anyhow::Result<IssuerCore> {
     let file = IssuerFile::read(dir)?;
-    let mut config = IssuerConfig::new(dir);
-    config.suite = file.suite.parse().context("the configured suite")?;
-    config.rsa_bits = file.rsa_bits;
-    config.n_shards = file.shards;
-    let bank_path = dir.join("bank.redb");
-    let bank = Arc::new(
-        SimulatedBank::open(&bank_path, Duration::from_millis(file.bank_settle_delay_ms))
-            .with_context(|| format!("opening {} (is the issuer serving?)", bank_path.display()))?,
-    );
+    let config = file.issuer_config(dir)?;
+    let bank = file.bank(dir)?.as_dyn();
     IssuerCore::open(config, bank).context("opening the issuer (is it serving?)")
 }
 

@@ -419,7 +419,7 @@ impl IssuerFile {
         })
     }
 
-    fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
+    pub(super) fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
         let mut config = self.config_without_log_store(dir)?;
         if let Some(url) = &self.log_store {
             let store = pg_store::PostgresStore::open(url)
@@ -476,7 +476,7 @@ impl IssuerFile {
             .map_err(|e| anyhow::anyhow!("metrics_token in issuer.toml: {e}"))
     }
 
-    fn bank(&self, dir: &Path) -> anyhow::Result<super::bank::IssuerBank> {
+    pub(super) fn bank(&self, dir: &Path) -> anyhow::Result<super::bank::IssuerBank> {
         if let Some(files) = &self.bank_files {
             return files.open(dir);
         }
