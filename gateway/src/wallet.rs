@@ -272,6 +272,11 @@ impl Wallet {
         Ok(cert)
     }
 
+    /// The cipher suite of the purse's key and messages.
+    pub fn suite(&self) -> SuiteId {
+        self.suite
+    }
+
     /// Replaces the participant's key with a fresh one of the purse's
     /// suite's kind (`rsa_bits` bits where that kind is RSA):
     /// the request, signed by the current key and proving the new one, is

@@ -210,6 +210,34 @@ pub fn open_wallet(
 }
 
 /// A participant id from the command line.
+/// `--rsa-bits`: the size of a new RSA key (2048 or 3072).
+pub fn parse_rsa_bits(s: &str) -> Result<usize, String> {
+    match s {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        _ => Err("RSA keys are 2048 or 3072 bits".into()),
+    }
+}
+
+/// The size of a new key of `suite`: `--rsa-bits` if given, else the
+/// default. Under a suite whose keys are not RSA the option is refused,
+/// not ignored: an operator who asked for RSA-3072 must not get X25519
+/// keys without a word.
+pub fn rsa_bits_for(
+    suite: protocol::crypto::SuiteId,
+    given: Option<usize>,
+) -> anyhow::Result<usize> {
+    match (suite.key_kind(), given) {
+        (protocol::crypto::KeyKind::Rsa, given) => {
+            Ok(given.unwrap_or(protocol::crypto::RSA_BITS_DEFAULT))
+        }
+        (_, None) => Ok(protocol::crypto::RSA_BITS_DEFAULT),
+        (_, Some(_)) => bail!(
+            "--rsa-bits applies to the RSA suites (aes256, tdes); suite {suite} has no RSA keys"
+        ),
+    }
+}
+
 pub fn parse_participant(s: &str) -> Result<ParticipantId, ledger::IdError> {
     ParticipantId::new(s)
 }
@@ -289,6 +317,7 @@ async fn stop_signal() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::crypto::SuiteId;
 
     #[test]
     fn the_papers_spec_parses_to_its_total() {
@@ -313,5 +342,17 @@ mod tests {
         std::fs::write(&path, "a".repeat(bytes)).expect("write");
         let e = read_toml::<toml::Table>(&path).expect_err("too big");
         assert!(e.to_string().contains("limit"), "{e}");
+    }
+
+    #[test]
+    fn rsa_bits_is_refused_under_a_suite_without_rsa_keys_rather_than_ignored() {
+        let err = rsa_bits_for(SuiteId::Dhaes, Some(3072)).expect_err("refused");
+        assert!(err.to_string().contains("--rsa-bits"), "{err}");
+        assert_eq!(rsa_bits_for(SuiteId::Dhaes, None).expect("bits"), 2048);
+        assert_eq!(
+            rsa_bits_for(SuiteId::Aes256, Some(3072)).expect("bits"),
+            3072
+        );
+        assert_eq!(rsa_bits_for(SuiteId::Tdes, None).expect("bits"), 2048);
     }
 }

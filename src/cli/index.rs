@@ -59,8 +59,8 @@ pub struct InitArgs {
     #[arg(long, default_value = "dhaes")]
     pub suite: protocol::crypto::SuiteId,
     /// Size of the index's RSA key (suites aes256 and tdes).
-    #[arg(long, default_value_t = 2048)]
-    pub rsa_bits: usize,
+    #[arg(long, value_parser = super::common::parse_rsa_bits)]
+    pub rsa_bits: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -150,10 +150,8 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
-    if args.rsa_bits != 2048 && args.rsa_bits != 3072 {
-        bail!("the index's key is 2048 or 3072 bits");
-    }
-    IndexService::create_keys(&args.dir, args.suite, args.rsa_bits)
+    let rsa_bits = super::common::rsa_bits_for(args.suite, args.rsa_bits)?;
+    IndexService::create_keys(&args.dir, args.suite, rsa_bits)
         .with_context(|| format!("creating the index in {}", args.dir.display()))?;
     let public = args.dir.join(user_index::INDEX_PUBLIC_KEY_FILE);
     println!(

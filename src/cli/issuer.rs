@@ -182,8 +182,8 @@ pub struct InitArgs {
     #[arg(long, default_value = "dhaes")]
     pub suite: SuiteId,
     /// Size of the issuer's RSA keys (suites aes256 and tdes).
-    #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
-    pub rsa_bits: usize,
+    #[arg(long, value_parser = super::common::parse_rsa_bits)]
+    pub rsa_bits: Option<usize>,
     /// Coin shards (one lock each; more shards, less contention).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub shards: u16,
@@ -488,14 +488,6 @@ impl IssuerFile {
     }
 }
 
-fn parse_rsa_bits(s: &str) -> Result<usize, String> {
-    match s {
-        "2048" => Ok(2048),
-        "3072" => Ok(3072),
-        _ => Err("the issuer's keys are 2048 or 3072 bits".into()),
-    }
-}
-
 pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         IssuerCommand::Init(a) => init(a),
@@ -676,7 +668,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", operator_key_path.display()))?;
     let file = IssuerFile {
         suite: args.suite.to_string(),
-        rsa_bits: args.rsa_bits,
+        rsa_bits: super::common::rsa_bits_for(args.suite, args.rsa_bits)?,
         shards: args.shards,
         listen: args.listen,
         bank_settle_delay_ms: args.bank_settle_delay_ms,

@@ -58,9 +58,10 @@ pub struct ChangeKeyArgs {
     /// The issuer's gateway URL, if not the one the purse remembers.
     #[arg(long)]
     pub issuer: Option<String>,
-    /// Size of the new RSA key.
-    #[arg(long, default_value_t = 2048)]
-    pub rsa_bits: usize,
+    /// Size of the new RSA key (suites aes256 and tdes): 2048 (the
+    /// default) or 3072.
+    #[arg(long, value_parser = super::common::parse_rsa_bits)]
+    pub rsa_bits: Option<usize>,
     /// TLS towards the issuer (default: merchant.toml's issuer_cert).
     #[command(flatten)]
     pub transport: TransportArgs,
@@ -107,9 +108,10 @@ pub struct InitArgs {
     /// Cipher suite of the shop's key and messages (default: the issuer's).
     #[arg(long)]
     pub suite: Option<SuiteId>,
-    /// Size of the shop's RSA key (suites aes256 and tdes).
-    #[arg(long, default_value_t = 2048)]
-    pub rsa_bits: usize,
+    /// Size of the shop's RSA key (suites aes256 and tdes): 2048 (the
+    /// default) or 3072.
+    #[arg(long, value_parser = super::common::parse_rsa_bits)]
+    pub rsa_bits: Option<usize>,
     /// TLS towards the issuer (with --dir, a copy of the certificate is
     /// kept as DIR/issuer-ca.pem and named in merchant.toml).
     #[command(flatten)]
@@ -404,10 +406,12 @@ fn change_key(args: ChangeKeyArgs) -> anyhow::Result<ExitCode> {
     let client = args.transport.client_config(issuer_cert.as_deref())?;
     let (_, wallet) = open_wallet(&purse_file, args.issuer.as_deref(), client)
         .context("opening the shop's purse (if its server is running, stop it first)")?;
-    let cert = wallet.change_key(args.rsa_bits).context(
-        "changing the shop's key (if the issuer did not answer, run the command again: it \
+    let cert = wallet
+        .change_key(super::common::rsa_bits_for(wallet.suite(), args.rsa_bits)?)
+        .context(
+            "changing the shop's key (if the issuer did not answer, run the command again: it \
          sends the same request)",
-    )?;
+        )?;
     println!(
         "key changed: the issuer certified the shop's new key for {} (the old key opens \
          nothing any more; make a new key backup)",

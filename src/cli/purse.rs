@@ -79,9 +79,10 @@ pub enum PurseCommand {
         /// (default: the issuer's, as its gateway describes it).
         #[arg(long)]
         suite: Option<SuiteId>,
-        /// Size of the participant's RSA key (suites aes256 and tdes).
-        #[arg(long, default_value_t = 2048)]
-        rsa_bits: usize,
+        /// Size of the participant's RSA key (suites aes256 and tdes):
+        /// 2048 (the default) or 3072.
+        #[arg(long, value_parser = super::common::parse_rsa_bits)]
+        rsa_bits: Option<usize>,
     },
     /// Write the purse's identity, keys, certificate and issuer record to
     /// FILE (created 0600, never overwritten): what `init --restore` needs
@@ -105,9 +106,10 @@ pub enum PurseCommand {
     /// the new key once the issuer certified it. A run cut short sends the
     /// same request again. Make a new `backup` afterwards.
     ChangeKey {
-        /// Size of the new RSA key.
-        #[arg(long, default_value_t = 2048)]
-        rsa_bits: usize,
+        /// Size of the new RSA key (suites aes256 and tdes): 2048 (the
+        /// default) or 3072.
+        #[arg(long, value_parser = super::common::parse_rsa_bits)]
+        rsa_bits: Option<usize>,
     },
     /// Ask to be enrolled for a role; the issuer's operator approves it.
     Enroll {
@@ -394,10 +396,12 @@ fn command(
         }
         PurseCommand::ChangeKey { rsa_bits } => {
             let (_, wallet) = open()?;
-            wallet.change_key(rsa_bits).context(
-                "changing the key (if the issuer did not answer, run the command again: it \
+            wallet
+                .change_key(super::common::rsa_bits_for(wallet.suite(), rsa_bits)?)
+                .context(
+                    "changing the key (if the issuer did not answer, run the command again: it \
                  sends the same request)",
-            )?;
+                )?;
             println!(
                 "key changed: the issuer certified {}'s new key (the old key opens nothing \
                  any more; make a new backup)",
@@ -634,7 +638,7 @@ pub fn create_purse(
     client: &ClientConfig,
     id: ParticipantId,
     suite: Option<SuiteId>,
-    rsa_bits: usize,
+    rsa_bits: Option<usize>,
 ) -> anyhow::Result<Purse> {
     if path.exists() {
         bail!("{} exists", path.display());
@@ -650,6 +654,7 @@ pub fn create_purse(
         .context("the issuer's public key")?
         .check_suite(suite)
         .with_context(|| format!("the issuer's suite is {}", descriptor.suite))?;
+    let rsa_bits = super::common::rsa_bits_for(suite, rsa_bits)?;
     let what = match suite.key_kind() {
         protocol::crypto::KeyKind::Rsa => format!("an RSA-{rsa_bits} key"),
         protocol::crypto::KeyKind::Ed25519X25519 => "an Ed25519/X25519 key".to_owned(),
