@@ -156,7 +156,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading the card records in {}", dir.display()))?;
         let mut out = std::io::stdout().lock();
         if args.json {
-            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            writeln!(out, "{}", card_records_json(&report)?)?;
         } else {
             write!(out, "{}", card_records_text(dir, &report))?;
         }
@@ -165,6 +165,39 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(exit))
+}
+
+/// The card records' report as JSON, with card and PSAM ids in hex as the
+/// text report and the card files name them (their serde form is the raw
+/// bytes the card system's records store).
+fn card_records_json(report: &card_bridge::audit::CardRecordsReport) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(report)?;
+    ids_in_hex(&mut value);
+    Ok(serde_json::to_string(&value)?)
+}
+
+/// Card and PSAM ids (arrays of bytes named `card` or `psam`) as hex strings.
+fn ids_in_hex(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                let bytes = field.as_array().and_then(|items| {
+                    items
+                        .iter()
+                        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                        .collect::<Option<Vec<u8>>>()
+                });
+                match bytes {
+                    Some(bytes) if name == "card" || name == "psam" => {
+                        *field = serde_json::Value::String(hex::encode(bytes));
+                    }
+                    _ => ids_in_hex(field),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(ids_in_hex),
+        _ => {}
+    }
 }
 
 /// The card records' report as text: one line per card, then what does not
@@ -383,4 +416,22 @@ fn progress_bar() -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+mod card_json_tests {
+    use super::ids_in_hex;
+
+    #[test]
+    fn card_and_psam_ids_print_in_hex_and_nothing_else_changes() {
+        let mut value = serde_json::json!({
+            "cards": [{"card": [0, 0, 0, 0, 0, 0, 0, 225], "nt": 3, "bound": [1, 2]}],
+            "refused_purchases": [{"card": [0, 0, 0, 0, 0, 0, 0, 226], "psam": [1, 2, 3, 4]}],
+        });
+        ids_in_hex(&mut value);
+        assert_eq!(value["cards"][0]["card"], "00000000000000e1");
+        assert_eq!(value["cards"][0]["bound"], serde_json::json!([1, 2]));
+        assert_eq!(value["refused_purchases"][0]["card"], "00000000000000e2");
+        assert_eq!(value["refused_purchases"][0]["psam"], "01020304");
+    }
 }
