@@ -9,13 +9,25 @@
 //! serde type; its encoding is bounded on the way in and out.
 //!
 //! Writes go through one writer thread that does group commit, as the log
-//! does: every write waiting when it wakes goes into ONE redb transaction
-//! (one fsync), then each is answered. A payment writes its ack session
-//! and, on Issuance2, its tombstone: one fsync each per payment made the
-//! crypto workers wait on the disk; grouped, they share it. Callers that
-//! must not block (the actor path) pass a callback (`*_then`); the others
-//! wait. An answer `Ok` is sent only after the transaction holding the write
-//! is committed (durable, for a durable store).
+//! does: every write waiting when it wakes goes into ONE redb transaction,
+//! then each is answered. Callers that must not block (the actor path)
+//! pass a callback (`*_then`); the others wait. An answer `Ok` is sent only
+//! after the transaction holding the write is committed.
+//!
+//! Two kinds of write ([`Persist`]). A flow session that spans days (a
+//! purchase waiting for the bank) is **durable**: its group is fsync'd
+//! before it is answered. A payment's ack session and its tombstone are
+//! **soft**: committed without an fsync, on disk with the next durable
+//! group (the housekeeper's purge makes one every 250 ms, a purchase step
+//! at once). A payment's one durable write is its batch in the log; its ack
+//! session is soft state the log can replace: a retransmitted
+//! ValidationRequest is answered from the log with a fresh ack session
+//! (`issuer::payment`). A crash loses at most the last quarter second of
+//! ack sessions; an Issuance2 for one is then refused as unknown, as one
+//! arriving after expiry is, and the payee holds its coins either way. A
+//! lost tombstone leaves the session live until its expiry; a replayed ack
+//! is answered as a used one is. A group holding only soft writes costs no
+//! fsync, so a payment costs one fsync (the log's), not two.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -113,6 +125,16 @@ struct SessionRecord {
     payload: Vec<u8>,
 }
 
+/// Whether a write must be on disk before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// fsync'd before the answer (for a durable store).
+    Durable,
+    /// Committed (readable) before the answer; on disk with the next
+    /// durable group. For state the log can rebuild (see the module docs).
+    Soft,
+}
+
 /// One write, applied by the writer thread inside a group's transaction.
 enum Write {
     /// A new session; with `replace`, an existing one (live or used) is
@@ -154,7 +176,11 @@ enum Written {
 type Reply = Box<dyn FnOnce(Result<Written, SessionError>) + Send + 'static>;
 
 enum Message {
-    Write { write: Write, reply: Reply },
+    Write {
+        write: Write,
+        persist: Persist,
+        reply: Reply,
+    },
     Stop,
 }
 
@@ -162,6 +188,8 @@ enum Message {
 #[derive(Debug)]
 struct Counters {
     commits: AtomicU64,
+    /// Of `commits`, those fsync'd.
+    durable_commits: AtomicU64,
     writes: AtomicU64,
     /// Records (sessions and tombstones) after the last committed group.
     held: AtomicUsize,
@@ -192,8 +220,11 @@ impl Default for SessionLimits {
 /// What the session writer has done since the store opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCommitStats {
-    /// Transactions committed (each one fsync for a durable store).
+    /// Transactions committed.
     pub commits: u64,
+    /// Of `commits`, those fsync'd (a durable store's groups holding a
+    /// durable write).
+    pub durable_commits: u64,
     /// Writes in them.
     pub writes: u64,
 }
@@ -355,6 +386,8 @@ fn commit_group(
 ) -> Result<(Vec<Result<Written, SessionError>>, usize), SessionError> {
     let mut txn = db.begin_write()?;
     if !durable {
+        // Not fsync'd; persisted by the next durable group, which also
+        // frees the pages these leave (redb frees only at durable commits).
         txn.set_durability(Durability::None)?;
     }
     let mut results = Vec::with_capacity(writes.len());
@@ -377,6 +410,17 @@ fn commit_group(
     Ok((results, held))
 }
 
+/// An empty durable transaction: puts the soft groups before it on disk.
+fn sync_soft_groups(db: &Database) {
+    let synced = db
+        .begin_write()
+        .map_err(SessionError::from)
+        .and_then(|txn| txn.commit().map_err(SessionError::from));
+    if let Err(e) = synced {
+        tracing::error!(error = %e, "syncing the session store failed");
+    }
+}
+
 fn run_writer(
     db: &Database,
     durable: bool,
@@ -385,20 +429,36 @@ fn run_writer(
     counters: &Counters,
 ) {
     let mut stop = false;
+    // Soft groups committed since the last fsync: a stop syncs them.
+    let mut unsynced = false;
     while !stop {
-        let Ok(first) = receiver.recv() else { return };
+        let first = match receiver.recv() {
+            Ok(Message::Write {
+                write,
+                persist,
+                reply,
+            }) => (write, persist, reply),
+            Ok(Message::Stop) | Err(_) => {
+                if durable && unsynced {
+                    sync_soft_groups(db);
+                }
+                return;
+            }
+        };
         let mut writes = Vec::new();
         let mut replies = Vec::new();
-        match first {
-            Message::Write { write, reply } => {
-                writes.push(write);
-                replies.push(reply);
-            }
-            Message::Stop => return,
-        }
+        let (write, persist, reply) = first;
+        let mut any_durable = persist == Persist::Durable;
+        writes.push(write);
+        replies.push(reply);
         while writes.len() < SESSION_WRITES_PER_COMMIT_MAX {
             match receiver.try_recv() {
-                Ok(Message::Write { write, reply }) => {
+                Ok(Message::Write {
+                    write,
+                    persist,
+                    reply,
+                }) => {
+                    any_durable |= persist == Persist::Durable;
                     writes.push(write);
                     replies.push(reply);
                 }
@@ -409,8 +469,11 @@ fn run_writer(
                 Err(_) => break,
             }
         }
+        // One durable write makes the whole group durable (and with it
+        // every soft group before it).
+        let fsync = durable && (any_durable || stop);
         let started = std::time::Instant::now();
-        let committed = commit_group(db, durable, limits, &writes);
+        let committed = commit_group(db, fsync, limits, &writes);
         counters
             .timings
             .record(Stage::SessionCommit, started.elapsed());
@@ -418,6 +481,10 @@ fn run_writer(
             Ok((results, held)) => {
                 counters.held.store(held, Ordering::Relaxed);
                 counters.commits.fetch_add(1, Ordering::Relaxed);
+                if fsync {
+                    counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+                }
+                unsynced = !fsync;
                 counters
                     .writes
                     .fetch_add(writes.len() as u64, Ordering::Relaxed);
@@ -485,6 +552,7 @@ impl SessionStore {
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters {
             commits: AtomicU64::new(0),
+            durable_commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             held: AtomicUsize::new(held),
             timings,
@@ -509,12 +577,16 @@ impl SessionStore {
 
     /// Queues `write`; `reply` is called once, on the writer thread, after
     /// the group holding it is committed, or at once if the writer is gone.
-    fn submit(&self, write: Write, reply: Reply) {
+    fn submit(&self, write: Write, persist: Persist, reply: Reply) {
         let sent = self
             .sender
             .lock()
             .expect(ledger::sync::POISONED_LOCK)
-            .send(Message::Write { write, reply });
+            .send(Message::Write {
+                write,
+                persist,
+                reply,
+            });
         if let Err(returned) = sent
             && let Message::Write { reply, .. } = returned.0
         {
@@ -527,6 +599,7 @@ impl SessionStore {
         let (done, outcome) = channel();
         self.submit(
             write,
+            Persist::Durable,
             Box::new(move |result| {
                 // The waiter below never leaves before receiving.
                 let _ = done.send(result);
@@ -560,14 +633,16 @@ impl SessionStore {
 
     /// Opens session `id` holding `payload` until `expires_at`, replacing
     /// any session (live or used) of that id, without waiting: `done` is
-    /// called on the writer thread once the write is committed (durable for
-    /// a durable store), or with why it is not. It is called exactly once,
-    /// here if the payload is refused.
+    /// called on the writer thread once the write is committed (on disk
+    /// first if `persist` is [`Persist::Durable`] and the store durable),
+    /// or with why it is not. It is called exactly once, here if the
+    /// payload is refused.
     pub fn upsert_then<T: Serialize>(
         &self,
         id: SessionId,
         payload: &T,
         expires_at: Timestamp,
+        persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
         let record = encode_payload(payload).and_then(|payload| {
@@ -585,6 +660,7 @@ impl SessionStore {
                     expires_at,
                     replace: true,
                 },
+                persist,
                 Box::new(move |r| done(r.map(|_| ()))),
             ),
             Err(e) => done(Err(e)),
@@ -628,15 +704,18 @@ impl SessionStore {
 
     /// Uses session `id` up like [`SessionStore::take`], without waiting
     /// and without decoding the payload (the caller read it with `get`):
-    /// `done` is called once, on the writer thread, after the commit.
+    /// `done` is called once, on the writer thread, after the commit (on
+    /// disk first if `persist` says so).
     pub fn use_up_then(
         &self,
         id: SessionId,
         now: Timestamp,
+        persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
         self.submit(
             Write::Take { id, now },
+            persist,
             Box::new(move |r| done(r.map(|_| ()))),
         );
     }
@@ -686,6 +765,7 @@ impl SessionStore {
     pub fn commit_stats(&self) -> SessionCommitStats {
         SessionCommitStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
+            durable_commits: self.counters.durable_commits.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
         }
     }
@@ -731,7 +811,7 @@ mod tests {
 
     fn upsert_wait(store: &SessionStore, id: SessionId) -> Result<(), SessionError> {
         let (done, outcome) = channel();
-        store.upsert_then(id, &session(), Timestamp(100), move |r| {
+        store.upsert_then(id, &session(), Timestamp(100), Persist::Durable, move |r| {
             let _ = done.send(r);
         });
         outcome.recv().unwrap_or(Err(SessionError::Stopped))
@@ -847,9 +927,15 @@ mod tests {
             let (done, outcomes) = std::sync::mpsc::channel();
             for id in &ids {
                 let done = done.clone();
-                store.upsert_then(*id, &session(), Timestamp(100), move |r| {
-                    let _ = done.send(r.is_ok());
-                });
+                store.upsert_then(
+                    *id,
+                    &session(),
+                    Timestamp(100),
+                    Persist::Durable,
+                    move |r| {
+                        let _ = done.send(r.is_ok());
+                    },
+                );
             }
             drop(done);
             let answered: Vec<bool> = outcomes.iter().collect();
@@ -863,9 +949,15 @@ mod tests {
                 .take::<PurchaseSession>(ids[0], Timestamp(1))
                 .expect("take");
             let (done, outcome) = std::sync::mpsc::channel();
-            store.upsert_then(ids[0], &session(), Timestamp(100), move |r| {
-                let _ = done.send(r.is_ok());
-            });
+            store.upsert_then(
+                ids[0],
+                &session(),
+                Timestamp(100),
+                Persist::Durable,
+                move |r| {
+                    let _ = done.send(r.is_ok());
+                },
+            );
             assert!(outcome.recv().expect("answered"));
         }
         let store = SessionStore::open(&path, true).expect("reopen");
@@ -878,7 +970,7 @@ mod tests {
             );
         }
         let (done, outcome) = std::sync::mpsc::channel();
-        store.use_up_then(ids[1], Timestamp(1), move |r| {
+        store.use_up_then(ids[1], Timestamp(1), Persist::Durable, move |r| {
             let _ = done.send(r);
         });
         assert!(outcome.recv().expect("answered").is_ok());
@@ -886,6 +978,66 @@ mod tests {
             store.get::<PurchaseSession>(ids[1], Timestamp(1)),
             Err(SessionError::AlreadyUsed)
         ));
+    }
+
+    fn upsert_soft(store: &SessionStore, id: SessionId) {
+        let (done, outcome) = channel();
+        store.upsert_then(id, &session(), Timestamp(100), Persist::Soft, move |r| {
+            let _ = done.send(r);
+        });
+        outcome
+            .recv()
+            .unwrap_or(Err(SessionError::Stopped))
+            .expect("soft write committed");
+    }
+
+    /// Soft writes (a payment's ack session and tombstone) are readable
+    /// once answered, cost no fsync alone, and reach the disk with the
+    /// next durable group or at a clean stop.
+    #[test]
+    fn soft_writes_take_no_fsync_and_reach_the_disk_with_the_next_durable_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (soft, flushed, at_stop) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = SessionStore::open(&path, true).expect("open");
+            upsert_soft(&store, soft);
+            assert_eq!(
+                store
+                    .get::<PurchaseSession>(soft, Timestamp(1))
+                    .expect("readable once answered"),
+                session()
+            );
+            let (done, outcome) = channel();
+            store.use_up_then(soft, Timestamp(1), Persist::Soft, move |r| {
+                let _ = done.send(r);
+            });
+            outcome.recv().expect("answered").expect("used up");
+            let stats = store.commit_stats();
+            assert_eq!((stats.commits, stats.durable_commits), (2, 0), "{stats:?}");
+            upsert_soft(&store, flushed);
+            // A durable write (the housekeeper's purge) carries them.
+            store.purge_expired(Timestamp(0)).expect("purge");
+            assert_eq!(store.commit_stats().durable_commits, 1);
+            upsert_soft(&store, at_stop);
+        }
+        let store = SessionStore::open(&path, true).expect("reopen");
+        assert!(matches!(
+            store.get::<PurchaseSession>(soft, Timestamp(1)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        for id in [flushed, at_stop] {
+            assert_eq!(
+                store
+                    .get::<PurchaseSession>(id, Timestamp(1))
+                    .expect("on disk"),
+                session()
+            );
+        }
     }
 
     #[test]
@@ -903,9 +1055,15 @@ mod tests {
                 .take::<PurchaseSession>(ids[1], Timestamp(1))
                 .expect("take");
             let (done, outcome) = std::sync::mpsc::channel();
-            store.upsert_then(ids[0], &session(), Timestamp(50), move |r| {
-                let _ = done.send(r.is_ok());
-            });
+            store.upsert_then(
+                ids[0],
+                &session(),
+                Timestamp(50),
+                Persist::Durable,
+                move |r| {
+                    let _ = done.send(r.is_ok());
+                },
+            );
             assert!(outcome.recv().expect("answered"));
             store.remove(ids[3]).expect("remove");
             assert_eq!(store.purge_expired(Timestamp(20)).expect("purge"), 1);

@@ -25,7 +25,7 @@ use crate::issuer::commit::{Commit, block_on};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
 use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
 use crate::issuer::registry::PendingCredit;
-use crate::sessions::{SessionError, SessionId};
+use crate::sessions::{Persist, SessionError, SessionId};
 use crate::timing::Stage;
 use std::time::Instant;
 
@@ -510,12 +510,15 @@ impl IssuerCore {
         Ok(())
     }
 
-    /// Writes the ack session (group-committed with other session writes);
-    /// a retransmission overwrites it: the newest `K_PY` wins.
+    /// Writes the ack session (group-committed with other session writes,
+    /// soft: the payment's durable record is its batch in the log, and a
+    /// retransmission is answered from the log with a new ack session); a
+    /// retransmission overwrites it: the newest `K_PY` wins.
     fn keep_ack_session(&self, session: &PaymentAckSession, done: SessionDone) {
         let id = ack_session_id(&session.id_py, &session.tid_py);
         let expires = self.now().plus_secs(self.config.payment_session_secs);
-        self.sessions.upsert_then(id, session, expires, done);
+        self.sessions
+            .upsert_then(id, session, expires, Persist::Soft, done);
     }
 
     /// A payment's Issuance2: the payee confirms it holds the new coins.
@@ -546,14 +549,15 @@ impl IssuerCore {
         // Checked before the session is used up, so a forged ack cannot
         // spend the real one's place.
         open_payment_issuance2(&session, msg)?;
-        self.sessions.use_up_then(id, now, move |used| {
-            // Two acks racing past `get`: the second finds the session used,
-            // and a retried ack is answered the same.
-            done(match used {
-                Err(SessionError::AlreadyUsed) => Ok(()),
-                other => other,
-            })
-        });
+        self.sessions
+            .use_up_then(id, now, Persist::Soft, move |used| {
+                // Two acks racing past `get`: the second finds the session used,
+                // and a retried ack is answered the same.
+                done(match used {
+                    Err(SessionError::AlreadyUsed) => Ok(()),
+                    other => other,
+                })
+            });
         Ok(())
     }
 
