@@ -17,18 +17,24 @@
 //! Two kinds of write ([`Persist`]). A flow session that spans days (a
 //! purchase waiting for the bank) is **durable**: its group is fsync'd
 //! before it is answered. A payment's ack session and its tombstone are
-//! **soft**: committed without an fsync, on disk with the next durable
-//! group (the housekeeper's purge makes one every 250 ms, a purchase step
-//! at once). A payment's one durable write is its batch in the log; its ack
+//! **soft**: held in memory (an overlay every read consults first) and
+//! answered at once, with no thread hop and no transaction; the overlay
+//! goes to disk inside the next durable group (the housekeeper's purge
+//! makes one every 250 ms, a purchase step at once, a full overlay too). A payment's one durable write is its batch in the log; its ack
 //! session is soft state the log can replace: a retransmitted
 //! ValidationRequest is answered from the log with a fresh ack session
 //! (`issuer::payment`). A crash loses at most the last quarter second of
 //! ack sessions; an Issuance2 for one is then refused as unknown, as one
 //! arriving after expiry is, and the payee holds its coins either way. A
 //! lost tombstone leaves the session live until its expiry; a replayed ack
-//! is answered as a used one is. A group holding only soft writes costs no
-//! fsync, so a payment costs one fsync (the log's), not two.
+//! is answered as a used one is. So a payment costs one fsync (the
+//! log's), not two, and no session transaction of its own. A session id
+//! is written either softly (ack sessions) or durably (flow sessions),
+//! never both: the overlay is flushed before a durable group's writes, so
+//! a durable write queued before a soft one of the same id would land
+//! after it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -42,6 +48,9 @@ use serde::{Deserialize, Serialize};
 use crate::constants::{
     ACK_SESSIONS_HEADROOM, SESSION_BYTES_MAX, SESSION_WRITES_PER_COMMIT_MAX, SESSIONS_MAX,
 };
+
+/// Soft writes held in memory before a durable group is asked to take them.
+const SOFT_WRITES_HELD_MAX: usize = 8192;
 
 /// A session handle: 128 random bits, given to the client.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,6 +144,74 @@ pub enum Persist {
     Soft,
 }
 
+/// A soft write not yet in a committed group.
+#[derive(Clone)]
+enum Soft {
+    /// A live session: its encoded [`SessionRecord`].
+    Live {
+        record: Vec<u8>,
+        expires_at: Timestamp,
+    },
+    /// Used up: a tombstone until `expires_at`.
+    Used { expires_at: Timestamp },
+}
+
+/// The soft writes not yet on disk, each with the order it was made in
+/// (a flush forgets an entry only if no newer write replaced it).
+#[derive(Default)]
+struct Overlay {
+    next: u64,
+    entries: HashMap<SessionId, (u64, Soft)>,
+}
+
+impl Overlay {
+    fn put(&mut self, id: SessionId, soft: Soft) {
+        self.next += 1;
+        self.entries.insert(id, (self.next, soft));
+    }
+
+    /// The overlay as writes for a group, and what to forget once it is
+    /// committed.
+    fn to_writes(&self) -> (Vec<Write>, Vec<(SessionId, u64)>) {
+        let mut writes = Vec::with_capacity(self.entries.len());
+        let mut taken = Vec::with_capacity(self.entries.len());
+        for (id, (order, soft)) in &self.entries {
+            let (record, expires_at) = match soft {
+                Soft::Live { record, expires_at } => (record.clone(), *expires_at),
+                Soft::Used { expires_at } => (tombstone(*expires_at), *expires_at),
+            };
+            writes.push(Write::Insert {
+                id: *id,
+                record,
+                expires_at,
+                replace: true,
+            });
+            taken.push((*id, *order));
+        }
+        (writes, taken)
+    }
+
+    /// Forgets the entries `taken` wrote, unless rewritten since.
+    fn forget(&mut self, taken: &[(SessionId, u64)]) {
+        for (id, order) in taken {
+            if self.entries.get(id).is_some_and(|(o, _)| o == order) {
+                self.entries.remove(id);
+            }
+        }
+    }
+}
+
+/// A used session's record: no payload, kept until expiry.
+fn tombstone(expires_at: Timestamp) -> Vec<u8> {
+    postcard::to_stdvec(&SessionRecord {
+        expires_at,
+        used: true,
+        payload: Vec::new(),
+    })
+    // A struct of a u64, a bool and an empty Vec always encodes.
+    .unwrap_or_default()
+}
+
 /// One write, applied by the writer thread inside a group's transaction.
 enum Write {
     /// A new session; with `replace`, an existing one (live or used) is
@@ -162,6 +239,8 @@ enum Write {
     Purge {
         now: Timestamp,
     },
+    /// Nothing: a durable group that takes the soft writes to disk.
+    Sync,
 }
 
 /// What a write did.
@@ -236,6 +315,8 @@ pub struct SessionStore {
     durable: bool,
     sender: Mutex<Sender<Message>>,
     counters: Arc<Counters>,
+    /// Soft writes not yet in a committed group; reads look here first.
+    overlay: Arc<Mutex<Overlay>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -373,6 +454,7 @@ fn apply(
             }
             Ok(Written::Purged(expired.len()))
         }
+        Write::Sync => Ok(Written::Done),
     }
 }
 
@@ -382,12 +464,11 @@ fn commit_group(
     db: &Database,
     durable: bool,
     limits: &SessionLimits,
+    soft: &[Write],
     writes: &[Write],
 ) -> Result<(Vec<Result<Written, SessionError>>, usize), SessionError> {
     let mut txn = db.begin_write()?;
     if !durable {
-        // Not fsync'd; persisted by the next durable group, which also
-        // frees the pages these leave (redb frees only at durable commits).
         txn.set_durability(Durability::None)?;
     }
     let mut results = Vec::with_capacity(writes.len());
@@ -395,6 +476,15 @@ fn commit_group(
     {
         let mut table = txn.open_table(SESSIONS)?;
         let mut expiry = txn.open_table(EXPIRY)?;
+        // The soft writes first: they were answered before this group's.
+        for write in soft {
+            match apply(&mut table, &mut expiry, write, limits) {
+                Err(SessionError::Storage(e)) => return Err(SessionError::Storage(e)),
+                // An upsert refuses nothing else.
+                Err(e) => tracing::error!(error = %e, "a soft session write was refused"),
+                Ok(_) => {}
+            }
+        }
         for write in writes {
             let result = apply(&mut table, &mut expiry, write, limits);
             // A storage error may have left the table half written: the
@@ -410,27 +500,56 @@ fn commit_group(
     Ok((results, held))
 }
 
-/// An empty durable transaction: puts the soft groups before it on disk.
-fn sync_soft_groups(db: &Database) {
-    let synced = db
-        .begin_write()
-        .map_err(SessionError::from)
-        .and_then(|txn| txn.commit().map_err(SessionError::from));
-    if let Err(e) = synced {
-        tracing::error!(error = %e, "syncing the session store failed");
+/// What the writer thread works with.
+struct Writer<'a> {
+    db: &'a Database,
+    durable: bool,
+    limits: &'a SessionLimits,
+    overlay: &'a Mutex<Overlay>,
+    counters: &'a Counters,
+}
+
+impl Writer<'_> {
+    /// Commits `writes` in one transaction, with the soft writes held when
+    /// `with_soft` (then the group is durable, for a durable store).
+    fn commit(
+        &self,
+        with_soft: bool,
+        writes: &[Write],
+    ) -> Result<Vec<Result<Written, SessionError>>, SessionError> {
+        let (soft, taken) = if with_soft {
+            lock_overlay(self.overlay).to_writes()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let fsync = self.durable && with_soft;
+        let started = std::time::Instant::now();
+        let committed = commit_group(self.db, fsync, self.limits, &soft, writes);
+        self.counters
+            .timings
+            .record(Stage::SessionCommit, started.elapsed());
+        let (results, held) = committed?;
+        lock_overlay(self.overlay).forget(&taken);
+        self.counters.held.store(held, Ordering::Relaxed);
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        if fsync {
+            self.counters
+                .durable_commits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .writes
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        Ok(results)
     }
 }
 
-fn run_writer(
-    db: &Database,
-    durable: bool,
-    limits: &SessionLimits,
-    receiver: &Receiver<Message>,
-    counters: &Counters,
-) {
+fn lock_overlay(overlay: &Mutex<Overlay>) -> std::sync::MutexGuard<'_, Overlay> {
+    overlay.lock().expect(ledger::sync::POISONED_LOCK)
+}
+
+fn run_writer(writer: &Writer<'_>, receiver: &Receiver<Message>) {
     let mut stop = false;
-    // Soft groups committed since the last fsync: a stop syncs them.
-    let mut unsynced = false;
     while !stop {
         let first = match receiver.recv() {
             Ok(Message::Write {
@@ -439,8 +558,11 @@ fn run_writer(
                 reply,
             }) => (write, persist, reply),
             Ok(Message::Stop) | Err(_) => {
-                if durable && unsynced {
-                    sync_soft_groups(db);
+                // The soft writes still held go to disk before the store closes.
+                if !lock_overlay(writer.overlay).entries.is_empty()
+                    && let Err(e) = writer.commit(true, &[])
+                {
+                    tracing::error!(error = %e, "writing the soft sessions at stop failed");
                 }
                 return;
             }
@@ -469,25 +591,10 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        // One durable write makes the whole group durable (and with it
-        // every soft group before it).
-        let fsync = durable && (any_durable || stop);
-        let started = std::time::Instant::now();
-        let committed = commit_group(db, fsync, limits, &writes);
-        counters
-            .timings
-            .record(Stage::SessionCommit, started.elapsed());
-        match committed {
-            Ok((results, held)) => {
-                counters.held.store(held, Ordering::Relaxed);
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                if fsync {
-                    counters.durable_commits.fetch_add(1, Ordering::Relaxed);
-                }
-                unsynced = !fsync;
-                counters
-                    .writes
-                    .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        // A durable write makes the group durable, and it takes the soft
+        // writes held along.
+        match writer.commit(any_durable || stop, &writes) {
+            Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     reply(result);
                 }
@@ -557,12 +664,23 @@ impl SessionStore {
             held: AtomicUsize::new(held),
             timings,
         });
+        let overlay = Arc::new(Mutex::new(Overlay::default()));
         let writer = {
             let db = Arc::clone(&db);
             let counters = Arc::clone(&counters);
+            let overlay = Arc::clone(&overlay);
             std::thread::Builder::new()
                 .name("vc-session-writer".to_owned())
-                .spawn(move || run_writer(&db, durable, &limits, &receiver, &counters))
+                .spawn(move || {
+                    let writer = Writer {
+                        db: &db,
+                        durable,
+                        limits: &limits,
+                        overlay: &overlay,
+                        counters: &counters,
+                    };
+                    run_writer(&writer, &receiver);
+                })
                 .map_err(|e| SessionError::GroupFailed(e.to_string()))?
         };
         Ok(SessionStore {
@@ -571,6 +689,7 @@ impl SessionStore {
             limits,
             sender: Mutex::new(sender),
             counters,
+            overlay,
             writer: Some(writer),
         })
     }
@@ -652,8 +771,12 @@ impl SessionStore {
                 payload,
             })
         });
-        match record {
-            Ok(record) => self.submit(
+        match (record, persist) {
+            (Ok(record), Persist::Soft) => {
+                self.hold_soft(id, Soft::Live { record, expires_at });
+                done(Ok(()));
+            }
+            (Ok(record), Persist::Durable) => self.submit(
                 Write::Insert {
                     id,
                     record,
@@ -663,8 +786,49 @@ impl SessionStore {
                 persist,
                 Box::new(move |r| done(r.map(|_| ()))),
             ),
-            Err(e) => done(Err(e)),
+            (Err(e), _) => done(Err(e)),
         }
+    }
+
+    /// Holds a soft write; asks for a durable group when many are held.
+    fn hold_soft(&self, id: SessionId, soft: Soft) {
+        let n_held = {
+            let mut overlay = lock_overlay(&self.overlay);
+            overlay.put(id, soft);
+            overlay.entries.len()
+        };
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if n_held % SOFT_WRITES_HELD_MAX == 0 {
+            self.submit(Write::Sync, Persist::Durable, Box::new(|_| {}));
+        }
+    }
+
+    /// Uses `id` up softly: the session as the overlay or, failing that,
+    /// the disk has it.
+    fn use_up_soft(&self, id: SessionId, now: Timestamp) -> Result<(), SessionError> {
+        // Held across the read of the disk: a flush forgets an entry only
+        // under this lock, after its group is committed.
+        let mut overlay = lock_overlay(&self.overlay);
+        let expires_at = match overlay.entries.get(&id) {
+            Some((_, Soft::Used { .. })) => return Err(SessionError::AlreadyUsed),
+            Some((_, Soft::Live { record, .. })) => {
+                let record: SessionRecord = decode(record)?;
+                live_payload(&record, now)?;
+                record.expires_at
+            }
+            None => {
+                use redb::ReadableDatabase;
+                let txn = self.db.begin_read()?;
+                let table = txn.open_table(SESSIONS)?;
+                let record = read_record(&table, id)?;
+                live_payload(&record, now)?;
+                record.expires_at
+            }
+        };
+        overlay.put(id, Soft::Used { expires_at });
+        drop(overlay);
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Replaces the payload of live session `id` (e.g. a purchase session
@@ -680,6 +844,15 @@ impl SessionStore {
         id: SessionId,
         now: Timestamp,
     ) -> Result<T, SessionError> {
+        if let Some((_, soft)) = lock_overlay(&self.overlay).entries.get(&id) {
+            return match soft {
+                Soft::Used { .. } => Err(SessionError::AlreadyUsed),
+                Soft::Live { record, .. } => {
+                    let record: SessionRecord = decode(record)?;
+                    decode(live_payload(&record, now)?)
+                }
+            };
+        }
         use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SESSIONS)?;
@@ -713,11 +886,14 @@ impl SessionStore {
         persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
-        self.submit(
-            Write::Take { id, now },
-            persist,
-            Box::new(move |r| done(r.map(|_| ()))),
-        );
+        match persist {
+            Persist::Soft => done(self.use_up_soft(id, now)),
+            Persist::Durable => self.submit(
+                Write::Take { id, now },
+                persist,
+                Box::new(move |r| done(r.map(|_| ()))),
+            ),
+        }
     }
 
     /// Forgets session `id` altogether.
@@ -733,8 +909,10 @@ impl SessionStore {
         }
     }
 
-    /// Number of sessions and tombstones held.
+    /// Number of sessions and tombstones held (soft writes are put on
+    /// disk first).
     pub fn len(&self) -> Result<usize, SessionError> {
+        self.submit_wait(Write::Sync)?;
         use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(SESSIONS)?.len()? as usize)
@@ -750,7 +928,13 @@ impl SessionStore {
     /// from the count after the last commit, so writes queued right now
     /// may overshoot by the payments in flight (bounded by the gateway).
     pub fn has_room_for_payment(&self) -> Result<(), SessionError> {
-        let held = self.counters.held.load(Ordering::Relaxed);
+        // Soft writes held count too (some may be on disk already: the
+        // count errs high, never low).
+        let held = self
+            .counters
+            .held
+            .load(Ordering::Relaxed)
+            .saturating_add(lock_overlay(&self.overlay).entries.len());
         let max = self
             .limits
             .flow_sessions_max
@@ -992,10 +1176,10 @@ mod tests {
     }
 
     /// Soft writes (a payment's ack session and tombstone) are readable
-    /// once answered, cost no fsync alone, and reach the disk with the
-    /// next durable group or at a clean stop.
+    /// once answered, cost no transaction of their own, and reach the disk
+    /// with the next durable group or at a clean stop.
     #[test]
-    fn soft_writes_take_no_fsync_and_reach_the_disk_with_the_next_durable_group() {
+    fn soft_writes_take_no_transaction_and_reach_the_disk_with_the_next_durable_group() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.redb");
         let (soft, flushed, at_stop) = (
@@ -1018,7 +1202,7 @@ mod tests {
             });
             outcome.recv().expect("answered").expect("used up");
             let stats = store.commit_stats();
-            assert_eq!((stats.commits, stats.durable_commits), (2, 0), "{stats:?}");
+            assert_eq!((stats.commits, stats.writes), (0, 2), "{stats:?}");
             upsert_soft(&store, flushed);
             // A durable write (the housekeeper's purge) carries them.
             store.purge_expired(Timestamp(0)).expect("purge");
