@@ -291,9 +291,8 @@ impl IssuerCore {
     /// and records a redemption's credit as owed. On `Answered` or an error
     /// the caller releases the reservations and the claim.
     ///
-    /// New coins' Issuance1 is built here too, and its ack session handed
-    /// to the session writer, so that the session's fsync runs while the
-    /// log's does, not after it. On `Commit`, `done` is told once when that
+    /// New coins' Issuance1 is built here too, and its ack session held
+    /// (a soft session write: no fsync of its own). On `Commit`, `done` is told once when that
     /// session is written (at once when there is none); the answer may go
     /// out only after both the log append and `done`. A session written for
     /// a batch that then fails holds a key for coins that never existed;
