@@ -292,9 +292,10 @@ impl IssuerCore {
     /// the caller releases the reservations and the claim.
     ///
     /// New coins' Issuance1 is built here too, and its ack session held
-    /// (a soft session write: no fsync of its own). On `Commit`, `done` is told once when that
-    /// session is written (at once when there is none); the answer may go
-    /// out only after both the log append and `done`. A session written for
+    /// (a soft session write: no fsync of its own). On `Commit`, `done` is
+    /// told once when that session is written (at once when there is
+    /// none); the answer may go out only after both the log append and
+    /// `done`. A session written for
     /// a batch that then fails holds a key for coins that never existed;
     /// it expires unused.
     pub(crate) fn validation_stage(
