@@ -8,22 +8,20 @@
 //! replay is told "already used", not "unknown". The payload is any
 //! serde type; its encoding is bounded on the way in and out.
 //!
-//! Writes go through one writer thread that does group commit, as the log
-//! does: every write waiting when it wakes goes into ONE redb transaction,
-//! then each is answered. Callers that must not block (the actor path)
-//! pass a callback (`*_then`); the others wait. An answer `Ok` is sent only
-//! after the transaction holding the write is committed.
-//!
 //! Two kinds of write ([`Persist`]). A flow session that spans days (a
-//! purchase waiting for the bank) is **durable**: its group is fsync'd
-//! before it is answered. A payment's ack session and its tombstone are
-//! **soft**: held in memory (an overlay every read consults first) and
-//! answered at once, with no thread hop and no transaction; the overlay
-//! goes to disk inside the next durable group (the housekeeper's purge
-//! makes one every 250 ms, a purchase step at once, a full overlay too). A payment's one durable write is its batch in the log; its ack
-//! session is soft state the log can replace: a retransmitted
-//! ValidationRequest is answered from the log with a fresh ack session
-//! (`issuer::payment`). A crash loses at most the last quarter second of
+//! purchase waiting for the bank) is **durable**: it goes through one
+//! writer thread that does group commit, as the log does (every write
+//! waiting when it wakes goes into ONE redb transaction, one fsync), and
+//! is answered only after that transaction is committed. Callers that must
+//! not block (the actor path) pass a callback (`*_then`); the others wait.
+//! A payment's ack session and its tombstone are **soft**: held in memory
+//! (an overlay every read consults first) and answered at once, with no
+//! thread hop and no transaction; the overlay goes to disk inside the next
+//! durable group (the housekeeper's purge makes one every 250 ms, a
+//! purchase step at once, a full overlay too). A payment's one durable
+//! write is its batch in the log; its ack session is soft state the log
+//! can replace: a retransmitted ValidationRequest is answered from the log
+//! with a fresh ack session (`issuer::payment`). A crash loses at most the last quarter second of
 //! ack sessions; an Issuance2 for one is then refused as unknown, as one
 //! arriving after expiry is, and the payee holds its coins either way. A
 //! lost tombstone leaves the session live until its expiry; a replayed ack
@@ -139,7 +137,7 @@ struct SessionRecord {
 pub enum Persist {
     /// fsync'd before the answer (for a durable store).
     Durable,
-    /// Committed (readable) before the answer; on disk with the next
+    /// Held in memory (readable) before the answer; on disk with the next
     /// durable group. For state the log can rebuild (see the module docs).
     Soft,
 }
