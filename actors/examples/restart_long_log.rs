@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::ZERO,
     )?);
     let core = IssuerCore::open(config(), bank.clone())?;
-    let sk = SecretKey::generate(2048)?;
+    let sk = SecretKey::generate_for(core.suite(), 2048)?;
     let (_, req) = RegistrationClient::start(ParticipantId::new("someone")?, &sk);
     core.register(&req)?;
     let registered = core

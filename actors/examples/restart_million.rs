@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let core = IssuerCore::open(config(), bank.clone())?;
 
     let id = ParticipantId::new("buyer")?;
-    let sk = SecretKey::generate(2048)?;
+    let sk = SecretKey::generate_for(core.suite(), 2048)?;
     let account = BankAccount::new("acct-buyer")?;
     let (client, req) = RegistrationClient::start(id.clone(), &sk);
     client.on_certificate(&core.public_key(), core.register(&req)?, Timestamp::now())?;

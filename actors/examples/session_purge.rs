@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ledger::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use vc_actors::sessions::{SessionId, SessionStore};
+use vc_actors::sessions::{Persist, SessionId, SessionStore};
 
 /// Sessions held when the purge is timed.
 const N_SESSIONS: usize = 200_000;
@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 SessionId::random(),
                 &payload,
                 Timestamp(1_000 + i as u64),
+                Persist::Durable,
                 move |r| {
                     let _ = done.send(r.is_ok());
                 },
@@ -69,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 SessionId::random(),
                 &payload,
                 Timestamp(u64::MAX),
+                Persist::Durable,
                 move |r| {
                     let _ = done.send(r.is_ok());
                 },

@@ -61,9 +61,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?);
     let mut config = IssuerConfig::new(dir.path().join("issuer"));
     config.n_shards = 16;
+    let (suite, rsa_bits) = (config.suite, config.rsa_bits);
     let issuer = Issuer::start(config, bank.clone())?;
     let (alice, shop) = (ParticipantId::new("alice")?, ParticipantId::new("shop")?);
-    let (sk_a, sk_s) = (SecretKey::generate(2048)?, SecretKey::generate(2048)?);
+    let (sk_a, sk_s) = (
+        SecretKey::generate_for(suite, rsa_bits)?,
+        SecretKey::generate_for(suite, rsa_bits)?,
+    );
     let (acct_a, acct_s) = (BankAccount::new("a-1")?, BankAccount::new("s-1")?);
     join(&issuer, &bank, &alice, &sk_a, &acct_a, Role::CoinPurchaser).await?;
     join(&issuer, &bank, &shop, &sk_s, &acct_s, Role::Merchant).await?;

@@ -354,11 +354,23 @@ impl Issuer {
         validation::validate(&self.coordinator, msg).await
     }
 
-    /// Issuance2 of a payment.
+    /// Issuance2 of a payment: one CMAC and a soft session write (no
+    /// disk write, no public-key operation), so it runs on the caller's
+    /// thread rather than costing two hand-offs to a crypto worker and back.
     pub async fn payment_issuance2(&self, msg: PaymentIssuance2) -> Result<(), IssuerError> {
+        self.core.ensure_alive()?;
         let (done, written) = tokio::sync::oneshot::channel();
-        self.run(move |core| core.payment_issuance2_then(&msg, session_done(done)))
-            .await??;
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.core.payment_issuance2_then(&msg, session_done(done))
+        }));
+        match checked {
+            Ok(checked) => checked?,
+            Err(_panic) => {
+                // As on a worker: a panic stops the issuer, not this thread.
+                self.core.fail_stop().trip("a payment's Issuance2 panicked");
+                return Err(IssuerError::Stopped);
+            }
+        }
         session_written(written).await
     }
 

@@ -8,15 +8,31 @@
 //! replay is told "already used", not "unknown". The payload is any
 //! serde type; its encoding is bounded on the way in and out.
 //!
-//! Writes go through one writer thread that does group commit, as the log
-//! does: every write waiting when it wakes goes into ONE redb transaction
-//! (one fsync), then each is answered. A payment writes its ack session
-//! and, on Issuance2, its tombstone: one fsync each per payment made the
-//! crypto workers wait on the disk; grouped, they share it. Callers that
-//! must not block (the actor path) pass a callback (`*_then`); the others
-//! wait. An answer `Ok` is sent only after the transaction holding the write
-//! is committed (durable, for a durable store).
+//! Two kinds of write ([`Persist`]). A flow session that spans days (a
+//! purchase waiting for the bank) is **durable**: it goes through one
+//! writer thread that does group commit, as the log does (every write
+//! waiting when it wakes goes into ONE redb transaction, one fsync), and
+//! is answered only after that transaction is committed. Callers that must
+//! not block (the actor path) pass a callback (`*_then`); the others wait.
+//! A payment's ack session and its tombstone are **soft**: held in memory
+//! (an overlay every read consults first) and answered at once, with no
+//! thread hop and no transaction; the overlay goes to disk inside the next
+//! durable group (the housekeeper's purge makes one every 250 ms, a
+//! purchase step at once, a full overlay too). A payment's one durable
+//! write is its batch in the log; its ack session is soft state the log
+//! can replace: a retransmitted ValidationRequest is answered from the log
+//! with a fresh ack session (`issuer::payment`). A crash loses at most the last quarter second of
+//! ack sessions; an Issuance2 for one is then refused as unknown, as one
+//! arriving after expiry is, and the payee holds its coins either way. A
+//! lost tombstone leaves the session live until its expiry; a replayed ack
+//! is answered as a used one is. So a payment costs one fsync (the
+//! log's), not two, and no session transaction of its own. A session id
+//! is written either softly (ack sessions) or durably (flow sessions),
+//! never both: the overlay is flushed before a durable group's writes, so
+//! a durable write queued before a soft one of the same id would land
+//! after it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -30,6 +46,9 @@ use serde::{Deserialize, Serialize};
 use crate::constants::{
     ACK_SESSIONS_HEADROOM, SESSION_BYTES_MAX, SESSION_WRITES_PER_COMMIT_MAX, SESSIONS_MAX,
 };
+
+/// Soft writes held in memory before a durable group is asked to take them.
+const SOFT_WRITES_HELD_MAX: usize = 8192;
 
 /// A session handle: 128 random bits, given to the client.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,6 +132,84 @@ struct SessionRecord {
     payload: Vec<u8>,
 }
 
+/// Whether a write must be on disk before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// fsync'd before the answer (for a durable store).
+    Durable,
+    /// Held in memory (readable) before the answer; on disk with the next
+    /// durable group. For state the log can rebuild (see the module docs).
+    Soft,
+}
+
+/// A soft write not yet in a committed group.
+#[derive(Clone)]
+enum Soft {
+    /// A live session: its encoded [`SessionRecord`].
+    Live {
+        record: Vec<u8>,
+        expires_at: Timestamp,
+    },
+    /// Used up: a tombstone until `expires_at`.
+    Used { expires_at: Timestamp },
+}
+
+/// The soft writes not yet on disk, each with the order it was made in
+/// (a flush forgets an entry only if no newer write replaced it).
+#[derive(Default)]
+struct Overlay {
+    next: u64,
+    entries: HashMap<SessionId, (u64, Soft)>,
+}
+
+impl Overlay {
+    fn put(&mut self, id: SessionId, soft: Soft) {
+        self.next += 1;
+        self.entries.insert(id, (self.next, soft));
+    }
+
+    /// The overlay as writes for a group, and what to forget once it is
+    /// committed.
+    fn to_writes(&self) -> (Vec<Write>, Vec<(SessionId, u64)>) {
+        let mut writes = Vec::with_capacity(self.entries.len());
+        let mut taken = Vec::with_capacity(self.entries.len());
+        for (id, (order, soft)) in &self.entries {
+            let (record, expires_at) = match soft {
+                Soft::Live { record, expires_at } => (record.clone(), *expires_at),
+                Soft::Used { expires_at } => (tombstone(*expires_at), *expires_at),
+            };
+            writes.push(Write::Insert {
+                id: *id,
+                record,
+                expires_at,
+                replace: true,
+            });
+            taken.push((*id, *order));
+        }
+        (writes, taken)
+    }
+
+    /// Forgets the entries `taken` wrote, unless rewritten since.
+    fn forget(&mut self, taken: &[(SessionId, u64)]) {
+        for (id, order) in taken {
+            if self.entries.get(id).is_some_and(|(o, _)| o == order) {
+                self.entries.remove(id);
+            }
+        }
+    }
+}
+
+/// A used session's record: no payload, kept until expiry.
+fn tombstone(expires_at: Timestamp) -> Vec<u8> {
+    postcard::to_stdvec(&SessionRecord {
+        expires_at,
+        used: true,
+        payload: Vec::new(),
+    })
+    // A struct of a u64, a bool and an empty Vec always encodes.
+    .unwrap_or_default()
+}
+
 /// One write, applied by the writer thread inside a group's transaction.
 enum Write {
     /// A new session; with `replace`, an existing one (live or used) is
@@ -140,6 +237,8 @@ enum Write {
     Purge {
         now: Timestamp,
     },
+    /// Nothing: a durable group that takes the soft writes to disk.
+    Sync,
 }
 
 /// What a write did.
@@ -154,7 +253,11 @@ enum Written {
 type Reply = Box<dyn FnOnce(Result<Written, SessionError>) + Send + 'static>;
 
 enum Message {
-    Write { write: Write, reply: Reply },
+    Write {
+        write: Write,
+        persist: Persist,
+        reply: Reply,
+    },
     Stop,
 }
 
@@ -162,6 +265,8 @@ enum Message {
 #[derive(Debug)]
 struct Counters {
     commits: AtomicU64,
+    /// Of `commits`, those fsync'd.
+    durable_commits: AtomicU64,
     writes: AtomicU64,
     /// Records (sessions and tombstones) after the last committed group.
     held: AtomicUsize,
@@ -192,8 +297,11 @@ impl Default for SessionLimits {
 /// What the session writer has done since the store opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCommitStats {
-    /// Transactions committed (each one fsync for a durable store).
+    /// Transactions committed.
     pub commits: u64,
+    /// Of `commits`, those fsync'd (a durable store's groups holding a
+    /// durable write).
+    pub durable_commits: u64,
     /// Writes in them.
     pub writes: u64,
 }
@@ -205,6 +313,8 @@ pub struct SessionStore {
     durable: bool,
     sender: Mutex<Sender<Message>>,
     counters: Arc<Counters>,
+    /// Soft writes not yet in a committed group; reads look here first.
+    overlay: Arc<Mutex<Overlay>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -342,6 +452,7 @@ fn apply(
             }
             Ok(Written::Purged(expired.len()))
         }
+        Write::Sync => Ok(Written::Done),
     }
 }
 
@@ -351,6 +462,7 @@ fn commit_group(
     db: &Database,
     durable: bool,
     limits: &SessionLimits,
+    soft: &[Write],
     writes: &[Write],
 ) -> Result<(Vec<Result<Written, SessionError>>, usize), SessionError> {
     let mut txn = db.begin_write()?;
@@ -362,6 +474,15 @@ fn commit_group(
     {
         let mut table = txn.open_table(SESSIONS)?;
         let mut expiry = txn.open_table(EXPIRY)?;
+        // The soft writes first: they were answered before this group's.
+        for write in soft {
+            match apply(&mut table, &mut expiry, write, limits) {
+                Err(SessionError::Storage(e)) => return Err(SessionError::Storage(e)),
+                // An upsert refuses nothing else.
+                Err(e) => tracing::error!(error = %e, "a soft session write was refused"),
+                Ok(_) => {}
+            }
+        }
         for write in writes {
             let result = apply(&mut table, &mut expiry, write, limits);
             // A storage error may have left the table half written: the
@@ -377,28 +498,87 @@ fn commit_group(
     Ok((results, held))
 }
 
-fn run_writer(
-    db: &Database,
+/// What the writer thread works with.
+struct Writer<'a> {
+    db: &'a Database,
     durable: bool,
-    limits: &SessionLimits,
-    receiver: &Receiver<Message>,
-    counters: &Counters,
-) {
+    limits: &'a SessionLimits,
+    overlay: &'a Mutex<Overlay>,
+    counters: &'a Counters,
+}
+
+impl Writer<'_> {
+    /// Commits `writes` in one transaction, with the soft writes held when
+    /// `with_soft` (then the group is durable, for a durable store).
+    fn commit(
+        &self,
+        with_soft: bool,
+        writes: &[Write],
+    ) -> Result<Vec<Result<Written, SessionError>>, SessionError> {
+        let (soft, taken) = if with_soft {
+            lock_overlay(self.overlay).to_writes()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let fsync = self.durable && with_soft;
+        let started = std::time::Instant::now();
+        let committed = commit_group(self.db, fsync, self.limits, &soft, writes);
+        self.counters
+            .timings
+            .record(Stage::SessionCommit, started.elapsed());
+        let (results, held) = committed?;
+        lock_overlay(self.overlay).forget(&taken);
+        self.counters.held.store(held, Ordering::Relaxed);
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        if fsync {
+            self.counters
+                .durable_commits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .writes
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        Ok(results)
+    }
+}
+
+fn lock_overlay(overlay: &Mutex<Overlay>) -> std::sync::MutexGuard<'_, Overlay> {
+    overlay.lock().expect(ledger::sync::POISONED_LOCK)
+}
+
+fn run_writer(writer: &Writer<'_>, receiver: &Receiver<Message>) {
     let mut stop = false;
     while !stop {
-        let Ok(first) = receiver.recv() else { return };
+        let first = match receiver.recv() {
+            Ok(Message::Write {
+                write,
+                persist,
+                reply,
+            }) => (write, persist, reply),
+            Ok(Message::Stop) | Err(_) => {
+                // The soft writes still held go to disk before the store closes.
+                if !lock_overlay(writer.overlay).entries.is_empty()
+                    && let Err(e) = writer.commit(true, &[])
+                {
+                    tracing::error!(error = %e, "writing the soft sessions at stop failed");
+                }
+                return;
+            }
+        };
         let mut writes = Vec::new();
         let mut replies = Vec::new();
-        match first {
-            Message::Write { write, reply } => {
-                writes.push(write);
-                replies.push(reply);
-            }
-            Message::Stop => return,
-        }
+        let (write, persist, reply) = first;
+        let mut any_durable = persist == Persist::Durable;
+        writes.push(write);
+        replies.push(reply);
         while writes.len() < SESSION_WRITES_PER_COMMIT_MAX {
             match receiver.try_recv() {
-                Ok(Message::Write { write, reply }) => {
+                Ok(Message::Write {
+                    write,
+                    persist,
+                    reply,
+                }) => {
+                    any_durable |= persist == Persist::Durable;
                     writes.push(write);
                     replies.push(reply);
                 }
@@ -409,18 +589,10 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
-        let committed = commit_group(db, durable, limits, &writes);
-        counters
-            .timings
-            .record(Stage::SessionCommit, started.elapsed());
-        match committed {
-            Ok((results, held)) => {
-                counters.held.store(held, Ordering::Relaxed);
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .writes
-                    .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        // A durable write makes the group durable, and it takes the soft
+        // writes held along.
+        match writer.commit(any_durable || stop, &writes) {
+            Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     reply(result);
                 }
@@ -485,16 +657,28 @@ impl SessionStore {
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters {
             commits: AtomicU64::new(0),
+            durable_commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             held: AtomicUsize::new(held),
             timings,
         });
+        let overlay = Arc::new(Mutex::new(Overlay::default()));
         let writer = {
             let db = Arc::clone(&db);
             let counters = Arc::clone(&counters);
+            let overlay = Arc::clone(&overlay);
             std::thread::Builder::new()
                 .name("vc-session-writer".to_owned())
-                .spawn(move || run_writer(&db, durable, &limits, &receiver, &counters))
+                .spawn(move || {
+                    let writer = Writer {
+                        db: &db,
+                        durable,
+                        limits: &limits,
+                        overlay: &overlay,
+                        counters: &counters,
+                    };
+                    run_writer(&writer, &receiver);
+                })
                 .map_err(|e| SessionError::GroupFailed(e.to_string()))?
         };
         Ok(SessionStore {
@@ -503,18 +687,23 @@ impl SessionStore {
             limits,
             sender: Mutex::new(sender),
             counters,
+            overlay,
             writer: Some(writer),
         })
     }
 
     /// Queues `write`; `reply` is called once, on the writer thread, after
     /// the group holding it is committed, or at once if the writer is gone.
-    fn submit(&self, write: Write, reply: Reply) {
+    fn submit(&self, write: Write, persist: Persist, reply: Reply) {
         let sent = self
             .sender
             .lock()
             .expect(ledger::sync::POISONED_LOCK)
-            .send(Message::Write { write, reply });
+            .send(Message::Write {
+                write,
+                persist,
+                reply,
+            });
         if let Err(returned) = sent
             && let Message::Write { reply, .. } = returned.0
         {
@@ -527,6 +716,7 @@ impl SessionStore {
         let (done, outcome) = channel();
         self.submit(
             write,
+            Persist::Durable,
             Box::new(move |result| {
                 // The waiter below never leaves before receiving.
                 let _ = done.send(result);
@@ -560,14 +750,16 @@ impl SessionStore {
 
     /// Opens session `id` holding `payload` until `expires_at`, replacing
     /// any session (live or used) of that id, without waiting: `done` is
-    /// called on the writer thread once the write is committed (durable for
-    /// a durable store), or with why it is not. It is called exactly once,
-    /// here if the payload is refused.
+    /// called on the writer thread once the write is committed (on disk
+    /// first if `persist` is [`Persist::Durable`] and the store durable),
+    /// or with why it is not. It is called exactly once, here if the
+    /// payload is refused.
     pub fn upsert_then<T: Serialize>(
         &self,
         id: SessionId,
         payload: &T,
         expires_at: Timestamp,
+        persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
         let record = encode_payload(payload).and_then(|payload| {
@@ -577,18 +769,64 @@ impl SessionStore {
                 payload,
             })
         });
-        match record {
-            Ok(record) => self.submit(
+        match (record, persist) {
+            (Ok(record), Persist::Soft) => {
+                self.hold_soft(id, Soft::Live { record, expires_at });
+                done(Ok(()));
+            }
+            (Ok(record), Persist::Durable) => self.submit(
                 Write::Insert {
                     id,
                     record,
                     expires_at,
                     replace: true,
                 },
+                persist,
                 Box::new(move |r| done(r.map(|_| ()))),
             ),
-            Err(e) => done(Err(e)),
+            (Err(e), _) => done(Err(e)),
         }
+    }
+
+    /// Holds a soft write; asks for a durable group when many are held.
+    fn hold_soft(&self, id: SessionId, soft: Soft) {
+        let n_held = {
+            let mut overlay = lock_overlay(&self.overlay);
+            overlay.put(id, soft);
+            overlay.entries.len()
+        };
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if n_held % SOFT_WRITES_HELD_MAX == 0 {
+            self.submit(Write::Sync, Persist::Durable, Box::new(|_| {}));
+        }
+    }
+
+    /// Uses `id` up softly: the session as the overlay or, failing that,
+    /// the disk has it.
+    fn use_up_soft(&self, id: SessionId, now: Timestamp) -> Result<(), SessionError> {
+        // Held across the read of the disk: a flush forgets an entry only
+        // under this lock, after its group is committed.
+        let mut overlay = lock_overlay(&self.overlay);
+        let expires_at = match overlay.entries.get(&id) {
+            Some((_, Soft::Used { .. })) => return Err(SessionError::AlreadyUsed),
+            Some((_, Soft::Live { record, .. })) => {
+                let record: SessionRecord = decode(record)?;
+                live_payload(&record, now)?;
+                record.expires_at
+            }
+            None => {
+                use redb::ReadableDatabase;
+                let txn = self.db.begin_read()?;
+                let table = txn.open_table(SESSIONS)?;
+                let record = read_record(&table, id)?;
+                live_payload(&record, now)?;
+                record.expires_at
+            }
+        };
+        overlay.put(id, Soft::Used { expires_at });
+        drop(overlay);
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Replaces the payload of live session `id` (e.g. a purchase session
@@ -604,6 +842,15 @@ impl SessionStore {
         id: SessionId,
         now: Timestamp,
     ) -> Result<T, SessionError> {
+        if let Some((_, soft)) = lock_overlay(&self.overlay).entries.get(&id) {
+            return match soft {
+                Soft::Used { .. } => Err(SessionError::AlreadyUsed),
+                Soft::Live { record, .. } => {
+                    let record: SessionRecord = decode(record)?;
+                    decode(live_payload(&record, now)?)
+                }
+            };
+        }
         use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SESSIONS)?;
@@ -628,17 +875,23 @@ impl SessionStore {
 
     /// Uses session `id` up like [`SessionStore::take`], without waiting
     /// and without decoding the payload (the caller read it with `get`):
-    /// `done` is called once, on the writer thread, after the commit.
+    /// `done` is called once, on the writer thread, after the commit (on
+    /// disk first if `persist` says so).
     pub fn use_up_then(
         &self,
         id: SessionId,
         now: Timestamp,
+        persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
-        self.submit(
-            Write::Take { id, now },
-            Box::new(move |r| done(r.map(|_| ()))),
-        );
+        match persist {
+            Persist::Soft => done(self.use_up_soft(id, now)),
+            Persist::Durable => self.submit(
+                Write::Take { id, now },
+                persist,
+                Box::new(move |r| done(r.map(|_| ()))),
+            ),
+        }
     }
 
     /// Forgets session `id` altogether.
@@ -654,8 +907,10 @@ impl SessionStore {
         }
     }
 
-    /// Number of sessions and tombstones held.
+    /// Number of sessions and tombstones held (soft writes are put on
+    /// disk first).
     pub fn len(&self) -> Result<usize, SessionError> {
+        self.submit_wait(Write::Sync)?;
         use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(SESSIONS)?.len()? as usize)
@@ -671,7 +926,13 @@ impl SessionStore {
     /// from the count after the last commit, so writes queued right now
     /// may overshoot by the payments in flight (bounded by the gateway).
     pub fn has_room_for_payment(&self) -> Result<(), SessionError> {
-        let held = self.counters.held.load(Ordering::Relaxed);
+        // Soft writes held count too (some may be on disk already: the
+        // count errs high, never low).
+        let held = self
+            .counters
+            .held
+            .load(Ordering::Relaxed)
+            .saturating_add(lock_overlay(&self.overlay).entries.len());
         let max = self
             .limits
             .flow_sessions_max
@@ -686,6 +947,7 @@ impl SessionStore {
     pub fn commit_stats(&self) -> SessionCommitStats {
         SessionCommitStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
+            durable_commits: self.counters.durable_commits.load(Ordering::Relaxed),
             writes: self.counters.writes.load(Ordering::Relaxed),
         }
     }
@@ -731,7 +993,7 @@ mod tests {
 
     fn upsert_wait(store: &SessionStore, id: SessionId) -> Result<(), SessionError> {
         let (done, outcome) = channel();
-        store.upsert_then(id, &session(), Timestamp(100), move |r| {
+        store.upsert_then(id, &session(), Timestamp(100), Persist::Durable, move |r| {
             let _ = done.send(r);
         });
         outcome.recv().unwrap_or(Err(SessionError::Stopped))
@@ -847,9 +1109,15 @@ mod tests {
             let (done, outcomes) = std::sync::mpsc::channel();
             for id in &ids {
                 let done = done.clone();
-                store.upsert_then(*id, &session(), Timestamp(100), move |r| {
-                    let _ = done.send(r.is_ok());
-                });
+                store.upsert_then(
+                    *id,
+                    &session(),
+                    Timestamp(100),
+                    Persist::Durable,
+                    move |r| {
+                        let _ = done.send(r.is_ok());
+                    },
+                );
             }
             drop(done);
             let answered: Vec<bool> = outcomes.iter().collect();
@@ -863,9 +1131,15 @@ mod tests {
                 .take::<PurchaseSession>(ids[0], Timestamp(1))
                 .expect("take");
             let (done, outcome) = std::sync::mpsc::channel();
-            store.upsert_then(ids[0], &session(), Timestamp(100), move |r| {
-                let _ = done.send(r.is_ok());
-            });
+            store.upsert_then(
+                ids[0],
+                &session(),
+                Timestamp(100),
+                Persist::Durable,
+                move |r| {
+                    let _ = done.send(r.is_ok());
+                },
+            );
             assert!(outcome.recv().expect("answered"));
         }
         let store = SessionStore::open(&path, true).expect("reopen");
@@ -878,7 +1152,7 @@ mod tests {
             );
         }
         let (done, outcome) = std::sync::mpsc::channel();
-        store.use_up_then(ids[1], Timestamp(1), move |r| {
+        store.use_up_then(ids[1], Timestamp(1), Persist::Durable, move |r| {
             let _ = done.send(r);
         });
         assert!(outcome.recv().expect("answered").is_ok());
@@ -886,6 +1160,66 @@ mod tests {
             store.get::<PurchaseSession>(ids[1], Timestamp(1)),
             Err(SessionError::AlreadyUsed)
         ));
+    }
+
+    fn upsert_soft(store: &SessionStore, id: SessionId) {
+        let (done, outcome) = channel();
+        store.upsert_then(id, &session(), Timestamp(100), Persist::Soft, move |r| {
+            let _ = done.send(r);
+        });
+        outcome
+            .recv()
+            .unwrap_or(Err(SessionError::Stopped))
+            .expect("soft write committed");
+    }
+
+    /// Soft writes (a payment's ack session and tombstone) are readable
+    /// once answered, cost no transaction of their own, and reach the disk
+    /// with the next durable group or at a clean stop.
+    #[test]
+    fn soft_writes_take_no_transaction_and_reach_the_disk_with_the_next_durable_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (soft, flushed, at_stop) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = SessionStore::open(&path, true).expect("open");
+            upsert_soft(&store, soft);
+            assert_eq!(
+                store
+                    .get::<PurchaseSession>(soft, Timestamp(1))
+                    .expect("readable once answered"),
+                session()
+            );
+            let (done, outcome) = channel();
+            store.use_up_then(soft, Timestamp(1), Persist::Soft, move |r| {
+                let _ = done.send(r);
+            });
+            outcome.recv().expect("answered").expect("used up");
+            let stats = store.commit_stats();
+            assert_eq!((stats.commits, stats.writes), (0, 2), "{stats:?}");
+            upsert_soft(&store, flushed);
+            // A durable write (the housekeeper's purge) carries them.
+            store.purge_expired(Timestamp(0)).expect("purge");
+            assert_eq!(store.commit_stats().durable_commits, 1);
+            upsert_soft(&store, at_stop);
+        }
+        let store = SessionStore::open(&path, true).expect("reopen");
+        assert!(matches!(
+            store.get::<PurchaseSession>(soft, Timestamp(1)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        for id in [flushed, at_stop] {
+            assert_eq!(
+                store
+                    .get::<PurchaseSession>(id, Timestamp(1))
+                    .expect("on disk"),
+                session()
+            );
+        }
     }
 
     #[test]
@@ -903,9 +1237,15 @@ mod tests {
                 .take::<PurchaseSession>(ids[1], Timestamp(1))
                 .expect("take");
             let (done, outcome) = std::sync::mpsc::channel();
-            store.upsert_then(ids[0], &session(), Timestamp(50), move |r| {
-                let _ = done.send(r.is_ok());
-            });
+            store.upsert_then(
+                ids[0],
+                &session(),
+                Timestamp(50),
+                Persist::Durable,
+                move |r| {
+                    let _ = done.send(r.is_ok());
+                },
+            );
             assert!(outcome.recv().expect("answered"));
             store.remove(ids[3]).expect("remove");
             assert_eq!(store.purge_expired(Timestamp(20)).expect("purge"), 1);

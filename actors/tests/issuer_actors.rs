@@ -217,7 +217,8 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
     let timed_before = issuer.core().stage_timings().snapshot();
     let iss1 = issuer.validate(vreq).await.expect("issuance1");
     // A new-coins validation passes every stage of the path once, and the
-    // log and session store each committed at least once for it.
+    // log committed at least once for it; its ack session is a soft write,
+    // in no session transaction of its own (a purge may make one).
     let timed = issuer
         .core()
         .stage_timings()
@@ -228,9 +229,8 @@ async fn every_step_through_the_issuer_handle_with_a_delayed_debit_and_racing_pa
         match stage {
             // Timed by the gateway's HTTP handler, not here.
             vc_actors::Stage::HttpHandler => assert_eq!(n, 0),
-            vc_actors::Stage::LogAppend | vc_actors::Stage::SessionCommit => {
-                assert!(n >= 1, "{stage:?} {n}");
-            }
+            vc_actors::Stage::LogAppend => assert!(n >= 1, "{stage:?} {n}"),
+            vc_actors::Stage::SessionCommit => {}
             _ => assert_eq!(n, 1, "{stage:?}"),
         }
     }

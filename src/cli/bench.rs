@@ -13,9 +13,12 @@
 //!    public-key and symmetric work of one payment, in a loop on every
 //!    core; then each step of it alone.
 //!
-//! It ends with `ratio = measured payments/s ÷ crypto-only payments/s` for
-//! 1-in/1-out payments. `--core` runs step 1 alone. Every figure is printed
-//! with the load average it was measured under: the machine may be shared.
+//! It ends with a summary of the suite (payments/s end to end 1-in/1-out
+//! and 4-in/4-out, issuer CPU per payment, the paced phase's latency, the
+//! ledger core, and the crypto-only `ratio` as information), whose last
+//! line is exactly `payments/s = N`: the 1-in/1-out end-to-end rate, what a
+//! script reads. `--core` runs step 1 alone. Every figure is printed with
+//! the load average it was measured under: the machine may be shared.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,8 +114,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     commit_batches_max: Option<usize>,
     /// Experiment: the payees do not send Issuance2, so the issuer skips
-    /// the ack's check and its session removal (a durable redb write). Not
-    /// the protocol: shows what that write costs.
+    /// the ack's check and its session's tombstone (a soft redb write).
+    /// Not the protocol: shows what the ack costs.
     #[arg(long)]
     skip_acks: bool,
     /// Experiment: nice value of the load generator's threads (default 0,
@@ -341,6 +344,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.suite.suite(),
         n_cores
     );
+    let summary = Summary {
+        suite: args.suite.suite(),
+        keys: keys.clone(),
+        n_cores,
+        one_per_sec: one.payments_per_sec(),
+        four_per_sec: four.payments_per_sec(),
+        one_cpu_ms: one.issuer_cpu_ms_per_payment(),
+        four_cpu_ms: four.issuer_cpu_ms_per_payment(),
+        paced_rate,
+        paced_ms: [0.5, 0.99, 0.999].map(|p| paced.latency_ms(p)),
+        core_spends_per_sec: core_report.spends_per_sec(),
+        ratio: one.payments_per_sec() / ceiling_one.payments_per_sec().max(f64::MIN_POSITIVE),
+    };
+    for line in summary.lines() {
+        println!("{line}");
+    }
     let all_measured = one.n_paid > 0 && four.n_paid > 0 && paced.n_paid > 0;
     Ok(if all_measured {
         ExitCode::SUCCESS
@@ -359,4 +378,88 @@ fn open_empty_postgres(url: &str) -> anyhow::Result<std::sync::Arc<dyn ledger::E
         "{shown} already holds a log: the benchmark needs an empty database"
     );
     Ok(std::sync::Arc::new(store))
+}
+
+/// The figures that matter of one run, printed last.
+struct Summary {
+    suite: SuiteId,
+    keys: String,
+    n_cores: usize,
+    one_per_sec: f64,
+    four_per_sec: f64,
+    one_cpu_ms: f64,
+    four_cpu_ms: f64,
+    paced_rate: f64,
+    /// p50, p99, p999 of the paced phase, from each payment's scheduled start.
+    paced_ms: [Option<f64>; 3],
+    core_spends_per_sec: f64,
+    ratio: f64,
+}
+
+impl Summary {
+    /// The summary's lines; the last is exactly `payments/s = N`.
+    fn lines(&self) -> Vec<String> {
+        let [p50, p99, p999] = self.paced_ms.map(stats::ms);
+        vec![
+            format!(
+                "summary, suite {} ({}), {} cores, load generator on the same cores, durable log, HTTP/1.1:",
+                self.suite, self.keys, self.n_cores
+            ),
+            format!(
+                "  end to end: 1-in/1-out {:.1} payments/s, 4-in/4-out {:.1} payments/s",
+                self.one_per_sec, self.four_per_sec
+            ),
+            format!(
+                "  issuer CPU per payment: {:.3} ms (1-in/1-out), {:.3} ms (4-in/4-out)",
+                self.one_cpu_ms, self.four_cpu_ms
+            ),
+            format!(
+                "  latency at 70% of peak ({:.1} payments/s paced, from each scheduled start): p50 {p50} ms, p99 {p99} ms, p999 {p999} ms",
+                self.paced_rate
+            ),
+            format!(
+                "  ledger core: {:.0} durable spends/s",
+                self.core_spends_per_sec
+            ),
+            format!(
+                "  crypto-only ratio 1-in/1-out = {:.3} (information)",
+                self.ratio
+            ),
+            format!("payments/s = {:.0}", self.one_per_sec),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Paths in full: the bench target compiles this module without its tests.
+    #[test]
+    fn the_last_line_is_exactly_the_end_to_end_payments_per_second() {
+        let summary = super::Summary {
+            suite: protocol::crypto::SuiteId::Dhaes,
+            keys: "Ed25519/X25519".to_owned(),
+            n_cores: 2,
+            one_per_sec: 1660.4,
+            four_per_sec: 1581.0,
+            one_cpu_ms: 0.72,
+            four_cpu_ms: 0.8,
+            paced_rate: 1162.3,
+            paced_ms: [Some(3.07), Some(9.81), None],
+            core_spends_per_sec: 102_739.0,
+            ratio: 0.19,
+        };
+        let lines = summary.lines();
+        assert_eq!(lines.last().map(String::as_str), Some("payments/s = 1660"));
+        // Every figure the summary promises is there, before it.
+        let text = lines.join("\n");
+        for figure in [
+            "1660.4", "1581.0", "0.720", "0.800", "9.81", "102739", "0.190",
+        ] {
+            assert!(text.contains(figure), "{figure} missing from\n{text}");
+        }
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("payments/s")).count(),
+            1
+        );
+    }
 }

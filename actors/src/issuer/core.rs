@@ -145,7 +145,7 @@ impl IssuerConfig {
         IssuerConfig {
             dir: dir.into(),
             n_shards: 8,
-            suite: SuiteId::Aes256,
+            suite: SuiteId::Dhaes,
             rsa_bits: 2048,
             coin_lifetime_secs: 90 * 24 * 3600,
             grace_secs: 30 * 24 * 3600,

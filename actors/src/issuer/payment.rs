@@ -25,7 +25,7 @@ use crate::issuer::commit::{Commit, block_on};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
 use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
 use crate::issuer::registry::PendingCredit;
-use crate::sessions::{SessionError, SessionId};
+use crate::sessions::{Persist, SessionError, SessionId};
 use crate::timing::Stage;
 use std::time::Instant;
 
@@ -291,11 +291,11 @@ impl IssuerCore {
     /// and records a redemption's credit as owed. On `Answered` or an error
     /// the caller releases the reservations and the claim.
     ///
-    /// New coins' Issuance1 is built here too, and its ack session handed
-    /// to the session writer, so that the session's fsync runs while the
-    /// log's does, not after it. On `Commit`, `done` is told once when that
-    /// session is written (at once when there is none); the answer may go
-    /// out only after both the log append and `done`. A session written for
+    /// New coins' Issuance1 is built here too, and its ack session held
+    /// (a soft session write: no fsync of its own). On `Commit`, `done` is
+    /// told once when that session is written (at once when there is
+    /// none); the answer may go out only after both the log append and
+    /// `done`. A session written for
     /// a batch that then fails holds a key for coins that never existed;
     /// it expires unused.
     pub(crate) fn validation_stage(
@@ -510,12 +510,15 @@ impl IssuerCore {
         Ok(())
     }
 
-    /// Writes the ack session (group-committed with other session writes);
-    /// a retransmission overwrites it: the newest `K_PY` wins.
+    /// Writes the ack session (group-committed with other session writes,
+    /// soft: the payment's durable record is its batch in the log, and a
+    /// retransmission is answered from the log with a new ack session); a
+    /// retransmission overwrites it: the newest `K_PY` wins.
     fn keep_ack_session(&self, session: &PaymentAckSession, done: SessionDone) {
         let id = ack_session_id(&session.id_py, &session.tid_py);
         let expires = self.now().plus_secs(self.config.payment_session_secs);
-        self.sessions.upsert_then(id, session, expires, done);
+        self.sessions
+            .upsert_then(id, session, expires, Persist::Soft, done);
     }
 
     /// A payment's Issuance2: the payee confirms it holds the new coins.
@@ -546,14 +549,15 @@ impl IssuerCore {
         // Checked before the session is used up, so a forged ack cannot
         // spend the real one's place.
         open_payment_issuance2(&session, msg)?;
-        self.sessions.use_up_then(id, now, move |used| {
-            // Two acks racing past `get`: the second finds the session used,
-            // and a retried ack is answered the same.
-            done(match used {
-                Err(SessionError::AlreadyUsed) => Ok(()),
-                other => other,
-            })
-        });
+        self.sessions
+            .use_up_then(id, now, Persist::Soft, move |used| {
+                // Two acks racing past `get`: the second finds the session used,
+                // and a retried ack is answered the same.
+                done(match used {
+                    Err(SessionError::AlreadyUsed) => Ok(()),
+                    other => other,
+                })
+            });
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::bank::DebitStatus;
 use crate::idempotency::Begin;
 use crate::issuer::core::{IssuerCore, IssuerError, PurchaseStatus};
-use crate::sessions::{SessionError, SessionId};
+use crate::sessions::{Persist, SessionError, SessionId};
 
 /// A purchase session as the issuer keeps it (in the durable session store).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,8 +115,13 @@ impl IssuerCore {
             Err(e) => return Err(e.into()),
         }
         crate::issuer::payment::wait_for_sessions(|done| {
-            self.sessions
-                .upsert_then(slot_id(&id_cp, slot), &purchase, expires, done);
+            self.sessions.upsert_then(
+                slot_id(&id_cp, slot),
+                &purchase,
+                expires,
+                Persist::Durable,
+                done,
+            );
             Ok(())
         })?;
         Ok(answer)

@@ -10,7 +10,7 @@
 //!   -> stage: events, balanced batch,         expired, bad body: signed refusal
 //!      new coins' Issuance1 + ack session
 //!   -> commit path: durable, shards, state    failure: reservations released
-//!   -> answer once the ack session is durable
+//!   -> answer once the ack session is held (a soft session write)
 //! ```
 
 use std::future::Future;
@@ -159,9 +159,9 @@ async fn validate_timed(
     };
     let finished = Instant::now();
     timings.record(Stage::AfterLog, finished.duration_since(durable));
-    // The ack session was handed to the session writer at staging; its
-    // group commit ran alongside the log's. The answer waits for it here,
-    // not on a crypto worker.
+    // The ack session was held at staging (a soft write, answered at
+    // once); a receipt's or a repeat's outcome is waited for here, not on
+    // a crypto worker.
     session_written(written).await?;
     timings.record(Stage::SessionWait, finished.elapsed());
     core.crash_check(CrashPoint::AfterCommit)?;

@@ -38,12 +38,14 @@ impl Clock for ManualClock {
     }
 }
 
-/// Participant keys, generated once per test binary (RSA keygen is slow).
+/// Participant keys of the issuers' default suite, generated once per test
+/// binary.
 pub fn key(n: usize) -> &'static SecretKey {
     static KEYS: OnceLock<Vec<SecretKey>> = OnceLock::new();
     &KEYS.get_or_init(|| {
+        let defaults = IssuerConfig::new("unused");
         (0..6)
-            .map(|_| SecretKey::generate(2048).expect("rsa keygen"))
+            .map(|_| SecretKey::generate_for(defaults.suite, defaults.rsa_bits).expect("keygen"))
             .collect()
     })[n]
 }

@@ -47,6 +47,13 @@ pub struct CoreReport {
     backend: &'static str,
 }
 
+impl CoreReport {
+    /// Durable spends per second.
+    pub fn spends_per_sec(&self) -> f64 {
+        self.n_spends as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
 impl fmt::Display for CoreReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);

@@ -135,6 +135,12 @@ impl PhaseReport {
         self.client_cpu_secs * 1000.0 / self.n_paid as f64
     }
 
+    /// The `p` (0..=1) latency of the phase's payments in milliseconds,
+    /// from each one's scheduled start when paced.
+    pub fn latency_ms(&self, p: f64) -> Option<f64> {
+        self.latencies.percentile(p)
+    }
+
     /// CPU of the process outside the load generator's threads (the
     /// issuer's actors, its HTTP workers, the log writer) per payment, in
     /// milliseconds.
