@@ -303,8 +303,8 @@ fn crash_under_load_then_retry(fault: StoreFault) {
 
     // No coin spent twice, in the log itself.
     let mut spent = BTreeSet::new();
-    for record in EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100_000)
-        .expect("read")
+    for record in
+        EventStore::read(h.core().store().as_ref(), ledger::Seq(1), 100_000).expect("read")
     {
         if let Event::CoinsSpent { coins, .. } = &record.record.event {
             for c in coins {

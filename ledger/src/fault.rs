@@ -104,10 +104,7 @@ impl<S: EventStore> FaultyStore<S> {
         }
     }
 
-    fn with_inner<T>(
-        &self,
-        f: impl FnOnce(&S) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with_inner<T>(&self, f: impl FnOnce(&S) -> Result<T, StoreError>) -> Result<T, StoreError> {
         if self.plan.has_struck() {
             return Err(FaultPlan::dead_error());
         }
