@@ -70,26 +70,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fill_secs = filling.elapsed().as_secs_f64();
 
-    let time_open = |verify_log_on_open: bool| -> Result<(f64, Option<Seq>), Box<dyn std::error::Error>> {
-        let mut config = config();
-        config.verify_log_on_open = verify_log_on_open;
-        let cpu_before = process_cpu_secs();
-        let started = Instant::now();
-        let core = IssuerCore::open(config, bank.clone())?;
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "  (start: {secs:.2} s wall, {:.2} s CPU of this process)",
-            process_cpu_secs() - cpu_before
-        );
-        let from_snapshot = core.log_state_booted_from_snapshot();
-        core.audit_conservation()?;
-        Ok((secs, from_snapshot))
-    };
+    let time_open =
+        |verify_log_on_open: bool| -> Result<(f64, Option<Seq>), Box<dyn std::error::Error>> {
+            let mut config = config();
+            config.verify_log_on_open = verify_log_on_open;
+            let cpu_before = process_cpu_secs();
+            let started = Instant::now();
+            let core = IssuerCore::open(config, bank.clone())?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "  (start: {secs:.2} s wall, {:.2} s CPU of this process)",
+                process_cpu_secs() - cpu_before
+            );
+            let from_snapshot = core.log_state_booted_from_snapshot();
+            core.audit_conservation()?;
+            Ok((secs, from_snapshot))
+        };
     let (first_secs, _) = time_open(false)?;
     let (snapshot_secs, from) = time_open(false)?;
     assert!(from.is_some(), "the second start did not read the snapshot");
     let (snapshot_verified_secs, from) = time_open(true)?;
-    assert!(from.is_some(), "the verified start did not read the snapshot");
+    assert!(
+        from.is_some(),
+        "the verified start did not read the snapshot"
+    );
     std::fs::remove_file(issuer_dir.join(LOG_STATE_SNAPSHOT_FILE))?;
     let (replay_secs, from) = time_open(false)?;
     assert!(from.is_none());
@@ -146,6 +150,11 @@ fn process_cpu_secs() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SEC
 }
