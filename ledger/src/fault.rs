@@ -241,3 +241,56 @@ impl StorageBackend for FaultyFile {
         self.inner.query_lock_range(s, e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory_store::MemoryStore;
+    use crate::testkit::sample_batch;
+
+    /// The memory log, shared with the test so it can look after the
+    /// wrapper dropped its handle.
+    struct Shared(Arc<MemoryStore>);
+
+    impl EventStore for Shared {
+        fn append(&self, batches: &[Batch]) -> Result<Vec<Seq>, StoreError> {
+            self.0.append(batches)
+        }
+        fn head(&self) -> Result<Head, StoreError> {
+            self.0.head()
+        }
+        fn read(&self, from: Seq, max_records: usize) -> Result<Vec<StoredRecord>, StoreError> {
+            self.0.read(from, max_records)
+        }
+    }
+
+    fn store_meeting(fault: StoreFault) -> (FaultyStore<Shared>, Arc<MemoryStore>) {
+        let memory = Arc::new(MemoryStore::new());
+        let store = FaultyStore::new(Shared(memory.clone()), FaultPlan::new(fault, 2));
+        store
+            .append(&[sample_batch(1, 1), sample_batch(2, 1)])
+            .expect("the first two batches pass");
+        (store, memory)
+    }
+
+    #[test]
+    fn each_fault_strikes_at_the_batch_past_the_plan_and_the_store_is_dead_after() {
+        for (fault, written, told) in [
+            (StoreFault::BeforeAppend, false, false),
+            (StoreFault::FsyncFails, true, false),
+            (StoreFault::AfterDurable, true, false),
+            (StoreFault::AfterAcknowledged, true, true),
+        ] {
+            let (store, memory) = store_meeting(fault);
+            assert!(!store.plan.has_struck(), "{fault:?}");
+            let result = store.append(&[sample_batch(3, 2)]);
+            assert_eq!(result.is_ok(), told, "{fault:?}");
+            assert!(store.plan.has_struck(), "{fault:?}");
+            let head = memory.head().expect("head").last_seq;
+            assert_eq!(head, Seq(if written { 4 } else { 2 }), "{fault:?}");
+            assert!(store.append(&[sample_batch(4, 1)]).is_err(), "{fault:?}");
+            assert!(store.head().is_err(), "{fault:?}");
+            assert!(store.read(Seq(1), 10).is_err(), "{fault:?}");
+        }
+    }
+}
