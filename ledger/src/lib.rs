@@ -21,6 +21,9 @@
 //! - [`tail`]: [`Tail`], following the log as it grows.
 //! - [`private_file`]: files created 0600 and directories 0700 whatever
 //!   the umask; every crate creates the files it keeps through it.
+//! - `fault` (feature `fault-injection`): an [`EventStore`] wrapper and a
+//!   redb file backend that stop a writer dead at a chosen point of an
+//!   append, for crash tests of the code above the log.
 //! - `testkit` (feature `testkit`): proptest strategies for every event,
 //!   and the conformance suite every `EventStore` backend runs.
 //!
@@ -35,6 +38,8 @@ pub mod coin;
 pub mod conservation;
 pub mod constants;
 pub mod event;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod group_commit;
 pub mod ids;
 pub mod memory_store;

@@ -124,6 +124,13 @@ pub struct IssuerConfig {
     /// the coin-status checkpoint makes before it stops).
     #[cfg(feature = "crash-tests")]
     pub crash_after_passes: u32,
+    /// Verify every page of `log.redb` when it is opened (redb's whole-file
+    /// integrity check), even after a clean shutdown. Off by default: the
+    /// check reads the whole file, so the start would grow with the log;
+    /// after an unclean shutdown redb verifies and repairs the file
+    /// whatever this says, and the auditor checks every page (see the
+    /// crate README, "Start-up that does not grow with the log").
+    pub verify_log_on_open: bool,
     /// What a broken invariant does: stop this issuer (default) or exit
     /// the process (`varietycash issuer serve`). See [`crate::fail_stop`].
     pub fail_stop: FailStopPolicy,
@@ -161,6 +168,7 @@ impl IssuerConfig {
             crash_at: None,
             #[cfg(feature = "crash-tests")]
             crash_after_passes: 0,
+            verify_log_on_open: false,
             fail_stop: FailStopPolicy::StopIssuer,
         }
     }
@@ -471,7 +479,10 @@ impl IssuerCore {
         let store = Arc::new(match (&config.memory_log, &config.log_store) {
             (Some(memory), _) => LogBackend::Memory(memory.clone()),
             (None, Some(external)) => LogBackend::External(external.clone()),
-            (None, None) => LogBackend::Redb(RedbStore::open(dir.join("log.redb"))?),
+            (None, None) => LogBackend::Redb(open_log_file(
+                &dir.join("log.redb"),
+                config.verify_log_on_open,
+            )?),
         });
         let coin_status = projections::CoinStatus::open(
             dir.join("coin-status.redb"),
@@ -1240,6 +1251,27 @@ fn open_tx_index(path: &Path, store: &dyn EventStore) -> Result<projections::TxI
         Err(e) => rebuild(&e)?,
     };
     Ok(index)
+}
+
+/// Opens the issuer's `log.redb`: redb checks every page only after an
+/// unclean shutdown (its repair verifies the checksums of the committed
+/// trees) or when `verify` asks for it. A clean file is trusted as redb
+/// last wrote it, and redb may panic on one damaged outside it: that panic
+/// is caught here and refused as a typed error, so a damaged log stops the
+/// start with a reason rather than a crash.
+fn open_log_file(path: &Path, verify: bool) -> Result<RedbStore, IssuerError> {
+    let options = ledger::RedbOptions {
+        verify_integrity_on_open: verify,
+        ..ledger::RedbOptions::default()
+    };
+    match std::panic::catch_unwind(|| RedbStore::open_with(path, options)) {
+        Ok(opened) => Ok(opened?),
+        Err(_) => Err(IssuerError::Log(StoreError::Backend(
+            "log.redb could not be opened (redb panicked: the file is damaged); \
+             `varietycash audit` checks every page of it"
+                .into(),
+        ))),
+    }
 }
 
 /// Replays the log into the boot state. The idempotency table takes only

@@ -357,6 +357,77 @@ mod tests {
         assert!(key.open(&info, &pk_em, &unhex(encryptions[0].1)).is_err());
     }
 
+    /// The sender side of the same RFC 9180 vector: the ephemeral key comes
+    /// from the vector's ikmE through the suite's own randomness source
+    /// (`OneShotIkm`, which hands the HPKE crate's `DeriveKeyPair` exactly
+    /// the 32 bytes a seal draws), so `enc` is the vector's pkEm and the
+    /// context's first two encryptions are the vector's ciphertexts; the
+    /// recipient's key comes from ikmR. The suite's own single-shot seal
+    /// with that ikmE gives the same `enc`, and its ciphertext (empty aad,
+    /// sequence 0) opens under skRm.
+    #[test]
+    fn rfc9180_x25519_hkdf_sha256_aes256gcm_base_vectors_sender_side() {
+        let info = unhex("4f6465206f6e2061204772656369616e2055726e");
+        let ikm_e = unhex("2cd7c601cefb3d42a62b04b7a9041494c06c7843818e0ce28a8f704ae7ab20f9");
+        let ikm_r = unhex("dac33b0e9db1b59dbbea58d59a14e7b5896e9bdf98fad6891e99d1686492b9ee");
+        let sk_rm = unhex("497b4502664cfea5d5af0b39934dac72242a74f8480451e1aee7d6a53320333d");
+        let pk_rm = unhex("430f4b9859665145a6b1ba274024487bd66f03a2dd577d7753c68d7d7d00c00c");
+        let pk_em = unhex("6c93e09869df3402d7bf231bf540fadd35cd56be14f97178f0954db94b7fc256");
+        let pt = unhex("4265617574792069732074727574682c20747275746820626561757479");
+        let encryptions = [
+            (
+                "436f756e742d30",
+                "e5d84cd531cfb583096e7cfa9641bd3079cf3a91cda813c52deb5f512be9931980a41de125a925cdad859d5b7a",
+            ),
+            (
+                "436f756e742d31",
+                "2c43aff25343fdbff864506f0818b9d87df84ea01b1a2144d23b4d40c26bf655fdf197fe40297a8aebeed5cc2d",
+            ),
+        ];
+        let ikm = |bytes: &[u8]| -> Zeroizing<[u8; 32]> {
+            Zeroizing::new(bytes.try_into().expect("32 bytes"))
+        };
+
+        let (sk_r, pk_r) = HpkeKem::derive_keypair(&ikm_r);
+        // The crate keeps the scalar clamped (RFC 7748); the vector's skRm
+        // is the same scalar unclamped.
+        let mut clamped = sk_rm.clone();
+        clamped[0] &= 248;
+        clamped[31] = (clamped[31] & 127) | 64;
+        assert_eq!(sk_r.to_bytes().to_vec(), clamped);
+        assert_eq!(pk_r.to_bytes().to_vec(), pk_rm);
+
+        let mut rng = OneShotIkm {
+            ikm: ikm(&ikm_e),
+            used: 0,
+        };
+        let (enc, mut ctx) = hpke::setup_sender_with_rng::<HpkeAead, HpkeKdf, HpkeKem>(
+            &OpModeS::Base,
+            &pk_r,
+            &info,
+            &mut rng,
+        )
+        .expect("setup");
+        assert_eq!(enc.to_bytes().to_vec(), pk_em);
+        for (aad, ct) in encryptions {
+            assert_eq!(ctx.seal(&pt, &unhex(aad)).expect("seals"), unhex(ct));
+        }
+
+        let public = DhaesPublic {
+            verifying: DhaesSecret::generate().public().verifying,
+            kem: pk_r,
+        };
+        let (enc, sealed) = public.seal_with_ikm(&info, &pt, ikm(&ikm_e)).expect("seal");
+        assert_eq!(enc, pk_em);
+        let key = DhaesSecret {
+            seed: Zeroizing::new([0; 32]),
+            signing: SigningKey::from_bytes(&[0; 32]),
+            kem: sk_r,
+            public: public.clone(),
+        };
+        assert_eq!(key.open(&info, &enc, &sealed).expect("opens"), pt);
+    }
+
     #[test]
     fn seal_with_the_same_ikm_is_deterministic_and_opens() {
         let key = DhaesSecret::generate();
