@@ -32,8 +32,9 @@ use crate::constants::{
     CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::issuer::{
-    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochOpenedAnswer, IssuerDescriptor,
-    OpenBankAccount, OpenEpoch, RevokeEpoch, EraseEpoch, EpochRevokedAnswer, EpochErasedAnswer, RefuseEnrollment, SetStanding,
+    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochErasedAnswer, EpochOpenedAnswer,
+    EpochRevokedAnswer, EraseEpoch, IssuerDescriptor, OpenBankAccount, OpenEpoch, RefuseEnrollment,
+    RevokeEpoch, SetStanding,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 use crate::operator::{IssueClock, OperatorKey, ScrapeToken};

@@ -67,8 +67,7 @@ pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantCli
 pub use error::{ApiError, GatewayError};
 pub use issuer::{
     EpochErasedAnswer, EpochOpenedAnswer, EpochRevokedAnswer, EraseEpoch, IssuerDescriptor,
-    IssuerRuntime, OpenEpoch, RevokeEpoch, serve_issuer,
-    serve_issuer_with_bank,
+    IssuerRuntime, OpenEpoch, RevokeEpoch, serve_issuer, serve_issuer_with_bank,
 };
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{
