@@ -168,6 +168,12 @@ impl IssuerCore {
             .collect()
     }
 
+    /// Coins the coin-status store holds, once caught up with the log.
+    pub fn coin_status_n_coins(&self) -> Result<u64, IssuerError> {
+        self.checkpoint_coin_status()?;
+        Ok(self.coin_status.n_coins_stored()?)
+    }
+
     /// Waits (up to `wait`) until no coin of `epoch` is reserved.
     fn drain_epoch(&self, epoch: KeyEpoch, wait: Duration) -> Result<(), IssuerError> {
         let started = Instant::now();
@@ -227,7 +233,7 @@ impl IssuerCore {
         lock(&self.epochs_closing).remove(&epoch);
         committed?;
         self.seal_log()?;
-        tracing::warn!(%epoch, "key epoch revoked");
+        tracing::info!(%epoch, "key epoch revoked");
         Ok(EpochRevocation {
             epoch,
             owed,
