@@ -190,6 +190,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         per_source: None,
         user_index_url: None,
         log_store: None,
+        epochs: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),

@@ -374,6 +374,22 @@ pub struct IssuerFile {
     /// DIR/log.redb. The URL holds the role's password: this file is 0600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_store: Option<String>,
+    /// The key epochs' dates (the defaults of `IssuerConfig` where absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochsFile>,
+}
+
+/// `[epochs]` in issuer.toml; every field optional, in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochsFile {
+    /// How long after its epoch opens a coin expires.
+    pub coin_lifetime_secs: Option<u64>,
+    /// How long after expiry a coin may still be refreshed; then the
+    /// epoch's spent coins are erased and its key destroyed.
+    pub grace_secs: Option<u64>,
+    /// How often a new epoch opens.
+    pub epoch_period_secs: Option<u64>,
 }
 
 /// `[per_source]` in issuer.toml; every field optional.
@@ -444,6 +460,16 @@ impl IssuerFile {
         config.suite = self.suite.parse().context("the configured suite")?;
         config.rsa_bits = self.rsa_bits;
         config.n_shards = self.shards;
+        if let Some(epochs) = &self.epochs {
+            let EpochsFile {
+                coin_lifetime_secs,
+                grace_secs,
+                epoch_period_secs,
+            } = epochs;
+            config.coin_lifetime_secs = coin_lifetime_secs.unwrap_or(config.coin_lifetime_secs);
+            config.grace_secs = grace_secs.unwrap_or(config.grace_secs);
+            config.epoch_period_secs = epoch_period_secs.unwrap_or(config.epoch_period_secs);
+        }
         Ok(config)
     }
 
@@ -763,6 +789,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         per_source: None,
         user_index_url: args.user_index.clone(),
         log_store: args.store.clone(),
+        epochs: None,
     };
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)
