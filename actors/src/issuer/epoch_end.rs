@@ -104,10 +104,10 @@ pub(crate) fn gate_inputs(
     if n_revoked == 0 {
         return Ok(false);
     }
-    if !recoup_allowed || n_revoked != inputs.len() {
-        if let Some(r) = named(RejectReason::EpochRevoked, &is_revoked) {
-            return Err(r);
-        }
+    if (!recoup_allowed || n_revoked != inputs.len())
+        && let Some(r) = named(RejectReason::EpochRevoked, &is_revoked)
+    {
+        return Err(r);
     }
     let mut by_epoch: std::collections::BTreeMap<KeyEpoch, u128> = Default::default();
     for c in inputs {
