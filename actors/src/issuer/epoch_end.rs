@@ -419,7 +419,7 @@ mod tests {
     fn revoked_coins_pass_only_as_a_recoup_within_what_is_owed() {
         let revoked = [coin(2, 100), coin(2, 200)];
         assert_eq!(gate_inputs(&revoked, standing, true), Ok(true));
-        let refused = gate_inputs(&revoked, standing, false).unwrap_err();
+        let refused = gate_inputs(&revoked, standing, false).expect_err("refused");
         assert_eq!(refused.reason, RejectReason::EpochRevoked);
         assert_eq!(refused.bad_coins.len(), 2);
         let mixed = [coin(2, 100), coin(4, 100)];
