@@ -990,6 +990,103 @@ mod tests {
         assert!(Rule::EpochOverspent.is_emergency());
     }
 
+    // Given an epoch revoked with its two coins (3.00) unspent, a revocation
+    // owing another amount, a spend other than a recoup, and a recoup of a
+    // live epoch each break the revocation rule; recoups within what is
+    // owed hold, expired or not.
+    #[test]
+    fn a_revoked_epoch_pays_recoups_only_and_only_what_it_owed() {
+        let coins = [coin(1, 100), coin(2, 200)];
+        let revoke = |owed| Event::EpochRevoked {
+            epoch: KeyEpoch(1),
+            owed: Amount::from_minor(owed),
+        };
+        let mut state = with_bought(&coins);
+        assert_eq!(
+            rule_of(&mut state, &[revoke(250)], None),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[0]], SpendCause::Recoup),
+                None
+            ),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        apply_transaction(&mut state, &[revoke(300)], ctx(None)).expect("revoked");
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[0]], SpendCause::Redeem),
+                None
+            ),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        apply_transaction(&mut state, &[revoke(300)], ctx(None)).expect("revoked");
+        apply_transaction(
+            &mut state,
+            &redeem(coins.to_vec(), SpendCause::Recoup),
+            ctx(Some(EXPIRY.0 + 10)),
+        )
+        .expect("recoups of expired coins within what is owed");
+        assert_eq!(
+            state.epochs[&KeyEpoch(1)].revoked_still_owed,
+            Some(0),
+            "nothing left to recoup"
+        );
+    }
+
+    // An erasure names the spent coins through a record, and nothing of
+    // the epoch may leave circulation after that record or the erasure.
+    #[test]
+    fn an_erasure_covers_the_spent_coins_through_its_record_and_ends_the_epoch() {
+        let coins = [coin(1, 100), coin(2, 200)];
+        let mut state = with_bought(&coins);
+        apply_transaction(
+            &mut state,
+            &redeem(vec![coins[0]], SpendCause::Redeem),
+            ctx(None),
+        )
+        .expect("spent");
+        let erased = |through| Event::EpochErased {
+            epoch: KeyEpoch(1),
+            through: Seq(through),
+            n_coins: 1,
+            value: Amount::from_minor(100),
+            digest: erased_digest(&mut [coins[0].id]),
+        };
+        // The spend was record 10; the erasure is record 20.
+        let at_20 = TxContext {
+            first_seq: Seq(20),
+            ..ctx(Some(GRACE_END.0 + 1))
+        };
+        let mut ahead = state.clone();
+        assert_eq!(
+            apply_transaction(&mut ahead, &[erased(20)], at_20).map_err(|v| v.rule),
+            Err(Rule::ErasureMismatch),
+            "a through at or after its own record"
+        );
+        let mut early = state.clone();
+        assert_eq!(
+            apply_transaction(&mut early, &[erased(9)], at_20).map_err(|v| v.rule),
+            Err(Rule::ErasureMismatch),
+            "a coin left circulation after through"
+        );
+        apply_transaction(&mut state, &[erased(10)], at_20).expect("erased");
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[1]], SpendCause::Refresh),
+                Some(GRACE_END.0 + 2)
+            ),
+            Rule::ErasureMismatch
+        );
+    }
+
     #[test]
     fn a_coin_never_issued_cannot_be_spent() {
         let mut state = with_bought(&[coin(1, 100)]);
