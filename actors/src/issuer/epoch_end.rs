@@ -170,7 +170,7 @@ impl IssuerCore {
 
     /// Coins the coin-status store holds, once caught up with the log.
     pub fn coin_status_n_coins(&self) -> Result<u64, IssuerError> {
-        self.checkpoint_coin_status()?;
+        self.coin_status.catch_up(self.store().as_ref())?;
         Ok(self.coin_status.n_coins_stored()?)
     }
 
@@ -290,7 +290,9 @@ impl IssuerCore {
         wait: Duration,
     ) -> Result<EpochErasure, IssuerError> {
         self.drain_epoch(epoch, wait)?;
-        self.checkpoint_coin_status()?;
+        // The projection alone: the shards' retiring sets are the
+        // housekeeper's (`checkpoint_coin_status`), which may run meanwhile.
+        self.coin_status.catch_up(self.store().as_ref())?;
         let plan = self.coin_status_plan_erasure(epoch, now)?;
         let tx = TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()]);
         self.commit_batch(
