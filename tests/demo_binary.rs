@@ -45,6 +45,10 @@ fn the_demo_binary_runs_every_flow_and_passes_its_audit() {
         "expired coins (",
         "double spend   refused: AlreadySpent",
         "no aggregated balance left",
+        "refused (EpochRevoked), signed statement verified",
+        "alice recouped 4.00",
+        "0.00 of epoch 2 left to recoup",
+        "its mint key destroyed",
     ] {
         assert!(stdout.contains(line), "no `{line}`:\n{stdout}");
     }

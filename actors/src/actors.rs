@@ -167,6 +167,14 @@ impl Actor for Housekeeper {
                 if let Err(e) = core.checkpoint_coin_status() {
                     tracing::warn!(error = %e, "coin-status checkpoint failed");
                 }
+                match core.erase_epochs_due() {
+                    Ok(erased) => {
+                        for e in erased {
+                            tracing::info!(epoch = %e.epoch, n_coins = e.n_coins, "key epoch erased on schedule");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "erasing key epochs failed"),
+                }
                 if let Err(e) = core.checkpoint_tx_index() {
                     tracing::warn!(error = %e, "transaction-index checkpoint failed");
                 }
@@ -325,6 +333,30 @@ impl Issuer {
         self.run(move |core| {
             let epoch = core.open_epoch_now()?;
             Ok((epoch, core.epoch_info(epoch)))
+        })
+        .await?
+    }
+
+    /// Revokes a key epoch (operator, on a serving issuer): see
+    /// `IssuerCore::revoke_epoch`, run on the crypto pool.
+    pub async fn revoke_epoch(
+        &self,
+        epoch: KeyEpoch,
+    ) -> Result<crate::issuer::EpochRevocation, IssuerError> {
+        self.run(move |core| core.revoke_epoch(epoch)).await?
+    }
+
+    /// Erases a key epoch past its grace (operator, on a serving issuer):
+    /// see `IssuerCore::erase_epoch`.
+    pub async fn erase_epoch(
+        &self,
+        epoch: KeyEpoch,
+    ) -> Result<crate::issuer::EpochErasure, IssuerError> {
+        self.run(move |core| {
+            core.erase_epoch(
+                epoch,
+                Duration::from_millis(crate::issuer::EPOCH_DRAIN_WAIT_MS),
+            )
         })
         .await?
     }

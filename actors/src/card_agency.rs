@@ -633,6 +633,16 @@ impl SoftCash for CardAgency<'_> {
                 "coins differ from the issuer's record".into(),
             ));
         }
+        // After the reservation, as for payments (`issuer::epoch_end`):
+        // coins of a revoked, erased or closing epoch never load a card.
+        if let Err(refusal) = self.core.epoch_gate(&inputs, false) {
+            self.core.commit.abort(tx);
+            return Err(SoftCashError::InvalidCoins(format!(
+                "{} coin(s) of a revoked or erased key epoch ({:?})",
+                refusal.bad_coins.len(),
+                refusal.reason
+            )));
+        }
         let written = self.write_guarantee(&Guarantee {
             req: load.clone(),
             coins: inputs,

@@ -74,6 +74,25 @@ pub enum CoinPresence {
     Unseen,
 }
 
+/// What the shards hold of one key epoch (see [`ShardCore::epoch_holdings`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EpochHoldings {
+    pub n_unspent: u64,
+    pub value_unspent_minor: u128,
+    /// Unspent coins of the epoch reserved by a transaction in flight.
+    pub n_reserved: u64,
+}
+
+impl EpochHoldings {
+    fn add(self, other: EpochHoldings) -> EpochHoldings {
+        EpochHoldings {
+            n_unspent: self.n_unspent + other.n_unspent,
+            value_unspent_minor: self.value_unspent_minor + other.value_unspent_minor,
+            n_reserved: self.n_reserved + other.n_reserved,
+        }
+    }
+}
+
 /// The unspent coins of one shard and their reservations.
 #[derive(Debug)]
 pub struct ShardCore {
@@ -272,6 +291,21 @@ impl ShardCore {
             state.by_tx.values().map(Vec::len).sum::<usize>()
         );
         state.reserved.len()
+    }
+
+    /// What this shard holds of `epoch`: its unspent coins and their value,
+    /// and how many of them a transaction in flight holds.
+    pub fn epoch_holdings(&self, epoch: ledger::KeyEpoch) -> EpochHoldings {
+        let state = lock(&self.state);
+        let mut out = EpochHoldings::default();
+        for body in state.unspent.values().filter(|b| b.epoch == epoch) {
+            out.n_unspent += 1;
+            out.value_unspent_minor += u128::from(body.value.minor_units());
+            if state.reserved.contains_key(&body.id) {
+                out.n_reserved += 1;
+            }
+        }
+        out
     }
 
     /// Every unspent coin of this shard (for checks and checkpoints).
@@ -498,6 +532,14 @@ impl ShardSet {
 
     pub fn n_reserved(&self) -> usize {
         self.shards.iter().map(ShardCore::n_reserved).sum()
+    }
+
+    /// What every shard holds of `epoch`, summed.
+    pub fn epoch_holdings(&self, epoch: ledger::KeyEpoch) -> EpochHoldings {
+        self.shards
+            .iter()
+            .map(|s| s.epoch_holdings(epoch))
+            .fold(EpochHoldings::default(), EpochHoldings::add)
     }
 
     /// Every unspent coin, by id (for checks).

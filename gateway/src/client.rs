@@ -32,8 +32,9 @@ use crate::constants::{
     CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::issuer::{
-    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochOpenedAnswer, IssuerDescriptor,
-    OpenBankAccount, OpenEpoch, RefuseEnrollment, SetStanding,
+    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochErasedAnswer, EpochOpenedAnswer,
+    EpochRevokedAnswer, EraseEpoch, IssuerDescriptor, OpenBankAccount, OpenEpoch, RefuseEnrollment,
+    RevokeEpoch, SetStanding,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 use crate::operator::{IssueClock, OperatorKey, ScrapeToken};
@@ -602,6 +603,22 @@ impl IssuerClient {
     pub fn open_epoch(&self) -> Result<EpochOpenedAnswer, ClientError> {
         let path = "/admin/epoch/open";
         let answer = self.operator_exchange(path, &OpenEpoch {}, 1)?;
+        self.http.decode_answer(path, answer, POSTCARD)
+    }
+
+    /// Operator: revokes key epoch `epoch` on the serving issuer
+    /// (idempotent, so retried).
+    pub fn revoke_epoch(&self, epoch: ledger::KeyEpoch) -> Result<EpochRevokedAnswer, ClientError> {
+        let path = "/admin/epoch/revoke";
+        let answer = self.operator_exchange(path, &RevokeEpoch { epoch }, 3)?;
+        self.http.decode_answer(path, answer, POSTCARD)
+    }
+
+    /// Operator: erases key epoch `epoch`, past its grace, on the serving
+    /// issuer (idempotent, so retried).
+    pub fn erase_epoch(&self, epoch: ledger::KeyEpoch) -> Result<EpochErasedAnswer, ClientError> {
+        let path = "/admin/epoch/erase";
+        let answer = self.operator_exchange(path, &EraseEpoch { epoch }, 3)?;
         self.http.decode_answer(path, answer, POSTCARD)
     }
 

@@ -23,6 +23,8 @@
 //! | `POST /admin/bank/account` | [`OperatorRequest`] of [`OpenBankAccount`] | 204; with a simulated bank |
 //! | `POST /admin/bank/balance` | [`OperatorRequest`] of [`BankBalanceQuery`] | [`BankBalance`]; likewise |
 //! | `POST /admin/epoch/open` | [`OperatorRequest`] of [`OpenEpoch`] | [`EpochOpenedAnswer`] |
+//! | `POST /admin/epoch/revoke` | [`OperatorRequest`] of [`RevokeEpoch`] | [`EpochRevokedAnswer`] |
+//! | `POST /admin/epoch/erase` | [`OperatorRequest`] of [`EraseEpoch`] | [`EpochErasedAnswer`] |
 //! | `GET /dashboard/login?grant=HEX`, `GET /dashboard` | an operator's signed grant, then its session cookie | the dashboard ([`crate::dashboard`]) |
 //! | `POST /admin/index/disclose` | `DisclosureApprovals`: two [`OperatorRequest`]s of one `DisclosureOrder`, by two keys | `DisclosureLogged` (see [`crate::index`]) |
 //!
@@ -187,6 +189,58 @@ pub struct EpochOpenedAnswer {
 
 impl WireMessage for EpochOpenedAnswer {
     const NAME: &'static str = "EpochOpenedAnswer";
+    const BYTES_MAX: usize = 64;
+}
+
+/// The operator revokes a key epoch (`varietycash issuer epoch revoke`):
+/// its coins are accepted only by recoups from then on. Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeEpoch {
+    pub epoch: KeyEpoch,
+}
+
+impl WireMessage for RevokeEpoch {
+    const NAME: &'static str = "RevokeEpoch";
+    const BYTES_MAX: usize = 16;
+}
+
+/// A revoked epoch: the value its recoups could pay out when it was
+/// revoked, and what they may still pay out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRevokedAnswer {
+    pub epoch: KeyEpoch,
+    pub owed: ledger::Amount,
+    pub still_owed: ledger::Amount,
+}
+
+impl WireMessage for EpochRevokedAnswer {
+    const NAME: &'static str = "EpochRevokedAnswer";
+    const BYTES_MAX: usize = 64;
+}
+
+/// The operator erases a key epoch past its grace (`varietycash issuer
+/// epoch erase`); the housekeeper does it on its own too. Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseEpoch {
+    pub epoch: KeyEpoch,
+}
+
+impl WireMessage for EraseEpoch {
+    const NAME: &'static str = "EraseEpoch";
+    const BYTES_MAX: usize = 16;
+}
+
+/// An erased epoch: the spent coins erased, named through log record `through`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochErasedAnswer {
+    pub epoch: KeyEpoch,
+    pub through: ledger::Seq,
+    pub n_coins: u64,
+    pub value: ledger::Amount,
+}
+
+impl WireMessage for EpochErasedAnswer {
+    const NAME: &'static str = "EpochErasedAnswer";
     const BYTES_MAX: usize = 64;
 }
 
@@ -840,6 +894,68 @@ async fn open_epoch(
     ))
 }
 
+async fn revoke_epoch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let RevokeEpoch { epoch } = operator_message(&req, payload, &server, **limits).await?;
+    let r = state
+        .issuer
+        .revoke_epoch(epoch)
+        .await
+        .map_err(epoch_error)?;
+    Ok(message_response(
+        &EpochRevokedAnswer {
+            epoch: r.epoch,
+            owed: r.owed,
+            still_owed: r.still_owed,
+        },
+        POSTCARD,
+    ))
+}
+
+async fn erase_epoch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IssuerState>,
+    server: web::Data<ServerState>,
+    limits: web::Data<BodyLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let EraseEpoch { epoch } = operator_message(&req, payload, &server, **limits).await?;
+    let e = state.issuer.erase_epoch(epoch).await.map_err(epoch_error)?;
+    Ok(message_response(
+        &EpochErasedAnswer {
+            epoch: e.epoch,
+            through: e.through,
+            n_coins: e.n_coins,
+            value: e.value,
+        },
+        POSTCARD,
+    ))
+}
+
+/// An epoch step's refusal: the operator's mistakes are 422 with the
+/// reason, transactions in flight a 409 to retry.
+fn epoch_error(e: IssuerError) -> ApiError {
+    match e {
+        IssuerError::UnknownEpoch(_)
+        | IssuerError::EpochErased(_)
+        | IssuerError::GraceNotOver { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Refused,
+            e.to_string(),
+        ),
+        IssuerError::EpochInUse { .. } => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::InFlight, e.to_string())
+                .with_retry_after(crate::constants::RETRY_AFTER_SECS)
+        }
+        other => issuer_error(other),
+    }
+}
+
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
@@ -887,6 +1003,8 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
         .service(post_resource("/admin/bank/account", open_bank_account))
         .service(post_resource("/admin/bank/balance", bank_balance))
         .service(post_resource("/admin/epoch/open", open_epoch))
+        .service(post_resource("/admin/epoch/revoke", revoke_epoch))
+        .service(post_resource("/admin/epoch/erase", erase_epoch))
         .service(post_resource(
             crate::index::LOG_DISCLOSURE_ROUTE,
             log_disclosure,

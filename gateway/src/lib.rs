@@ -66,8 +66,8 @@ pub mod web_session;
 pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
 pub use error::{ApiError, GatewayError};
 pub use issuer::{
-    EpochOpenedAnswer, IssuerDescriptor, IssuerRuntime, OpenEpoch, serve_issuer,
-    serve_issuer_with_bank,
+    EpochErasedAnswer, EpochOpenedAnswer, EpochRevokedAnswer, EraseEpoch, IssuerDescriptor,
+    IssuerRuntime, OpenEpoch, RevokeEpoch, serve_issuer, serve_issuer_with_bank,
 };
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{

@@ -725,6 +725,61 @@ impl Wallet {
         self.self_payment(TxKind::Refresh, &expired, &awaiting, &request)
     }
 
+    /// Recoup (after the issuer revoked key epoch `epoch`): every available
+    /// coin of the epoch, whatever its expiry, goes back to the issuer for
+    /// fresh coins of a good epoch, or, with `to_account`, for an ACH
+    /// credit to that enrolled account. One transaction per
+    /// `COINS_PER_TX_MAX` coins; returns the value recouped and the fresh
+    /// coins.
+    pub fn recoup(
+        &self,
+        epoch: ledger::KeyEpoch,
+        to_account: Option<BankAccount>,
+    ) -> Result<(Amount, Vec<Coin>), WalletError> {
+        let held: Vec<Coin> = self
+            .purse
+            .coins()?
+            .into_iter()
+            .filter(|c| c.state == purse::CoinState::Available && c.coin.body.epoch == epoch)
+            .map(|c| c.coin)
+            .collect();
+        let mut value = Amount::ZERO;
+        let mut fresh = Vec::new();
+        for coins in held.chunks(ledger::constants::COINS_PER_TX_MAX) {
+            let amount =
+                Amount::checked_sum(coins.iter().map(Coin::value)).map_err(FlowError::from)?;
+            let got = match &to_account {
+                None => {
+                    let (awaiting, request) = SelfPayment::refresh(
+                        self.suite,
+                        &self.pk_i,
+                        &self.sk,
+                        &self.id_i,
+                        &self.id,
+                        coins.to_vec(),
+                        spec_of(coins)?,
+                    )?;
+                    self.self_payment(TxKind::Refresh, coins, &awaiting, &request)?
+                }
+                Some(account) => {
+                    let (awaiting, request) = SelfPayment::redeem(
+                        self.suite,
+                        &self.pk_i,
+                        &self.sk,
+                        &self.id_i,
+                        &self.id,
+                        coins.to_vec(),
+                        account.clone(),
+                    )?;
+                    self.self_payment(TxKind::Redeem, coins, &awaiting, &request)?
+                }
+            };
+            value = value.checked_add(amount).map_err(FlowError::from)?;
+            fresh.extend(got);
+        }
+        Ok((value, fresh))
+    }
+
     /// Redeem: coins of `amount` in, an ACH credit to the enrolled
     /// `bank_account` out.
     pub fn redeem(&self, amount: Amount, bank_account: BankAccount) -> Result<(), WalletError> {

@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use ledger::{Amount, BankAccount, ParticipantId, Role, Standing};
 use protocol::wire::{WireMessage, decode, encode};
 use vc_gateway::issuer::{
-    ApproveEnrollment, BankBalanceQuery, OpenBankAccount, OpenEpoch, RefuseEnrollment, SetStanding,
+    ApproveEnrollment, BankBalanceQuery, EraseEpoch, OpenBankAccount, OpenEpoch, RefuseEnrollment,
+    RevokeEpoch, SetStanding,
 };
 use vc_gateway::media::{ERROR, POSTCARD};
 use vc_gateway::operator::now_micros;
@@ -172,6 +173,43 @@ fn opening_a_key_epoch_takes_the_operators_signature() {
         200
     );
     assert!(issuer().core.current_epoch().expect("an epoch").0 > epoch);
+}
+
+// Revoking and erasing an epoch: strangers are refused before the epoch is
+// looked at; the operator's request for an epoch that was never opened,
+// or one still in its grace, is refused (422) and ends nothing.
+#[test]
+fn ending_a_key_epoch_takes_the_operators_signature() {
+    let gateway = serve_shared_issuer(&ServerConfig::loopback());
+    let (epoch, _) = issuer().core.current_epoch().expect("an epoch");
+    let unknown = RevokeEpoch {
+        epoch: ledger::KeyEpoch(9_999),
+    };
+    assert_only_the_operator_passes(gateway.addr(), "/admin/epoch/revoke", &unknown);
+    assert_only_the_operator_passes(gateway.addr(), "/admin/epoch/erase", &EraseEpoch { epoch });
+    for (route, body) in [
+        (
+            "/admin/epoch/revoke",
+            signed(
+                operator_key(),
+                "/admin/epoch/revoke",
+                &unknown,
+                now_micros(),
+            ),
+        ),
+        (
+            "/admin/epoch/erase",
+            signed(
+                operator_key(),
+                "/admin/epoch/erase",
+                &EraseEpoch { epoch },
+                now_micros(),
+            ),
+        ),
+    ] {
+        assert_eq!(post(gateway.addr(), route, &body).0, 422, "{route}");
+    }
+    assert!(issuer().core.epoch_ends().is_empty(), "no epoch ended");
 }
 
 #[test]

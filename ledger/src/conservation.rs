@@ -110,6 +110,8 @@ impl Flows {
                 | Event::EpochOpened { .. }
                 | Event::EpochClosed { .. }
                 | Event::SpentCoinsErased { .. }
+                | Event::EpochRevoked { .. }
+                | Event::EpochErased { .. }
                 | Event::IdentityDisclosed { .. }
                 | Event::EnrollmentRefused { .. }
                 | Event::StandingChanged { .. }

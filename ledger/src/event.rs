@@ -92,6 +92,8 @@ pub enum IssueCause {
     Refund,
     /// Soft cash bought with value unloaded from a card.
     CardUnload,
+    /// Fresh coins for coins of a revoked epoch.
+    Recoup,
 }
 
 /// Which process took coins out of circulation.
@@ -105,6 +107,9 @@ pub enum SpendCause {
     Redeem,
     /// Soft cash redeemed onto a card load.
     CardLoad,
+    /// Coins of a revoked epoch given back by their holder for fresh coins
+    /// or a bank credit (the events beside it say which).
+    Recoup,
 }
 
 /// The payee's choice in V-DESC.
@@ -377,6 +382,28 @@ pub enum Event {
         amount: Amount,
         reason: String,
     },
+
+    // --- epoch end of life (appended: variant indices are the encoding) ---
+    /// The operator revoked a key epoch (its mint key is suspected
+    /// compromised): from this record on, coins of `epoch` are accepted only
+    /// by a recoup (spend cause [`SpendCause::Recoup`]), and the recoups of
+    /// the epoch pay out at most `owed`, the value of its coins that were
+    /// issued and still unspent here (forged coins cannot raise it).
+    EpochRevoked { epoch: KeyEpoch, owed: Amount },
+    /// The spent and revoked coins of `epoch` that left circulation at or
+    /// before record `through` were erased from the coin state, and the
+    /// epoch's mint key destroyed: no coin of `epoch` is accepted after
+    /// this record. `digest` is SHA-256 over the erased ids in ascending
+    /// order; an auditor recomputes count, value and digest from the log up
+    /// to `through`, and checks nothing of the epoch left circulation after
+    /// it.
+    EpochErased {
+        epoch: KeyEpoch,
+        through: Seq,
+        n_coins: u64,
+        value: Amount,
+        digest: Hash32,
+    },
 }
 
 /// Where a participant stands with the issuer (set by its operator).
@@ -449,6 +476,8 @@ impl Event {
                 "identity_disclosed_under_dual_control"
             }
             Event::PurchaseDebitReturned { .. } => "purchase_debit_returned",
+            Event::EpochRevoked { .. } => "epoch_revoked",
+            Event::EpochErased { .. } => "epoch_erased",
         }
     }
 

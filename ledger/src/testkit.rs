@@ -109,6 +109,7 @@ fn arb_issue_cause() -> impl Strategy<Value = IssueCause> {
         Just(IssueCause::Refresh),
         Just(IssueCause::Refund),
         Just(IssueCause::CardUnload),
+        Just(IssueCause::Recoup),
     ]
 }
 
@@ -124,6 +125,7 @@ fn arb_spend_cause() -> impl Strategy<Value = SpendCause> {
         Just(SpendCause::Refresh),
         Just(SpendCause::Redeem),
         Just(SpendCause::CardLoad),
+        Just(SpendCause::Recoup),
     ]
 }
 
@@ -347,6 +349,23 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                 reason,
             }
         }),
+        (arb_epoch(), arb_amount()).prop_map(|(epoch, owed)| Event::EpochRevoked { epoch, owed }),
+        (
+            arb_epoch(),
+            any::<u64>(),
+            any::<u64>(),
+            arb_amount(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(
+                |(epoch, through, n_coins, value, digest)| Event::EpochErased {
+                    epoch,
+                    through: Seq(through),
+                    n_coins,
+                    value,
+                    digest: Hash32(digest),
+                }
+            ),
     ]
 }
 

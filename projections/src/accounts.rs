@@ -384,6 +384,8 @@ fn apply_event(
         | Event::EpochOpened { .. }
         | Event::EpochClosed { .. }
         | Event::SpentCoinsErased { .. }
+        | Event::EpochRevoked { .. }
+        | Event::EpochErased { .. }
         | Event::IdentityDisclosed { .. }
         | Event::EnrollmentRefused { .. }
         | Event::StandingChanged { .. }

@@ -485,6 +485,8 @@ impl Projection for UserIndexModel {
             | Event::EpochOpened { .. }
             | Event::EpochClosed { .. }
             | Event::SpentCoinsErased { .. }
+            | Event::EpochRevoked { .. }
+            | Event::EpochErased { .. }
             | Event::EnrollmentRefused { .. }
             | Event::StandingChanged { .. }
             | Event::KeyChanged { .. }

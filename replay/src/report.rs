@@ -63,6 +63,8 @@ pub struct EpochReport {
     pub spent_minor: u128,
     pub closed: bool,
     pub erasures: u32,
+    /// Revoked: what its recoups may still pay out, in minor units.
+    pub revoked_still_owed_minor: Option<u128>,
 }
 
 /// One load/unload server in the report.
@@ -122,7 +124,8 @@ impl AuditReport {
                 issued_minor: e.issued_minor,
                 spent_minor: e.spent_minor,
                 closed: e.closed,
-                erasures: e.n_erasures,
+                erasures: e.n_erasures + u32::from(e.erased),
+                revoked_still_owed_minor: e.revoked_still_owed,
             })
             .collect()
     }
@@ -322,11 +325,16 @@ impl AuditReport {
             for e in &self.epochs {
                 let _ = writeln!(
                     out,
-                    "  epoch-{:<6} issued {:>14} spent {:>14}{}{}",
+                    "  epoch-{:<6} issued {:>14} spent {:>14}{}{}{}",
                     e.epoch,
                     format_minor(e.issued_minor as i128),
                     format_minor(e.spent_minor as i128),
                     if e.closed { "  closed" } else { "" },
+                    match e.revoked_still_owed_minor {
+                        Some(left) =>
+                            format!("  revoked ({} left to recoup)", format_minor(left as i128)),
+                        None => String::new(),
+                    },
                     if e.erasures > 0 { "  erased" } else { "" }
                 );
             }

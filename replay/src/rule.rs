@@ -105,6 +105,11 @@ pub enum Rule {
     ErasedUnspent,
     /// A `SpentCoinsErased` count, value or digest differs from the replay.
     ErasureMismatch,
+    /// A coin of a revoked epoch left circulation other than by recoup, a
+    /// recoup took a coin of an epoch not revoked, the recoups of an epoch
+    /// paid out more than it owed when revoked, or a revocation's `owed`
+    /// differs from the epoch's unspent value in the replay.
+    RevocationBroken,
     /// More was withdrawn from an aggregate balance than it held.
     AggregateOverdrawn,
     /// A card transaction number was used twice for the same card.
@@ -160,6 +165,7 @@ impl Rule {
             Rule::EpochOutOfOrder => "epoch_out_of_order",
             Rule::ErasedUnspent => "erased_unspent",
             Rule::ErasureMismatch => "erasure_mismatch",
+            Rule::RevocationBroken => "revocation_broken",
             Rule::AggregateOverdrawn => "aggregate_overdrawn",
             Rule::CardNtReused => "card_nt_reused",
             Rule::CardFloatMismatch => "card_float_mismatch",

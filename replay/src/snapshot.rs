@@ -28,7 +28,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// 5: where signed coverage ends (`signed_through`) and every transaction
 /// id committed, instead of the recent record hashes (4 was never kept).
 /// 6: the stats list every disclosure of an identity.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 6;
+/// 7: each key epoch carries its revocation (what it still owes) and
+/// erasure, and where its coins last left circulation.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 7;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,12 @@ pub struct EpochState {
     pub spent_minor: u128,
     /// Number of `SpentCoinsErased` events for this epoch.
     pub n_erasures: u32,
+    /// After `EpochRevoked`: what its recoups may still pay out, in minor units.
+    pub revoked_still_owed: Option<u128>,
+    /// After `EpochErased`: nothing of the epoch is accepted any more.
+    pub erased: bool,
+    /// The last record at which a coin of the epoch left circulation.
+    pub last_retired_seq: Option<ledger::Seq>,
 }
 
 /// Where a coin purchase stands.

@@ -365,6 +365,9 @@ fn apply_lifecycle(
                     issued_minor: 0,
                     spent_minor: 0,
                     n_erasures: 0,
+                    revoked_still_owed: None,
+                    erased: false,
+                    last_retired_seq: None,
                 },
             );
         }
@@ -516,6 +519,38 @@ fn apply_movement(
             value,
             digest,
         } => erase(state, *epoch, *n_coins, *value, digest, index, ctx),
+        Event::EpochRevoked { epoch, owed } => revoke(state, *epoch, *owed, index, ctx),
+        Event::EpochErased {
+            epoch,
+            through,
+            n_coins,
+            value,
+            digest,
+        } => {
+            let seq = Seq(ctx.first_seq.0.saturating_add(index as u64));
+            let bad = |detail: String| Err(ctx.violation(index, Rule::ErasureMismatch, detail));
+            match state.epochs.get(epoch) {
+                Some(e) if e.erased => return bad(format!("{epoch} erased twice")),
+                Some(e) if e.last_retired_seq.is_some_and(|last| last > *through) => {
+                    return bad(format!(
+                        "{epoch}: a coin left circulation after record {}, which the erasure names as its end",
+                        through.0
+                    ));
+                }
+                _ if *through >= seq => {
+                    return bad(format!(
+                        "{epoch}: erasure names record {} ahead of itself",
+                        through.0
+                    ));
+                }
+                _ => {}
+            }
+            erase(state, *epoch, *n_coins, *value, digest, index, ctx)?;
+            if let Some(e) = state.epochs.get_mut(epoch) {
+                e.erased = true;
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -635,10 +670,12 @@ fn spend_coins(
                     .amounts(minor(coin.value) as i128, 0));
             }
         }
+        check_epoch_end(state, coin, cause, index, ctx)?;
         // The coin spent has exactly the body it was issued with.
         let issued = coin;
         let now = expiry_at;
-        if issued.is_expired_at(now) {
+        // A recoup takes coins of a revoked epoch whatever their expiry.
+        if issued.is_expired_at(now) && cause != Some(SpendCause::Recoup) {
             let past_grace = state
                 .epochs
                 .get(&issued.epoch)
@@ -686,6 +723,96 @@ fn spend_coins(
             epoch.spent_minor += minor(issued.value);
         }
     }
+    Ok(())
+}
+
+/// `EpochRevoked`: `owed` must be what the epoch issued and did not see
+/// spent or revoked; its recoups pay out at most that.
+fn revoke(
+    state: &mut LedgerState,
+    epoch: KeyEpoch,
+    owed: Amount,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    let bad = |detail: String| ctx.violation(index, Rule::RevocationBroken, detail);
+    let Some(e) = state.epochs.get_mut(&epoch) else {
+        return Err(bad(format!("revocation of unknown {epoch}")));
+    };
+    if e.revoked_still_owed.is_some() || e.erased {
+        return Err(bad(format!("{epoch} revoked twice, or after its erasure")));
+    }
+    let unspent = e.issued_minor.saturating_sub(e.spent_minor);
+    if minor(owed) != unspent {
+        return Err(bad(format!(
+            "{epoch}: the revocation owes {owed}, the replay has its unspent coins at {unspent} minor units"
+        ))
+        .amounts(minor(owed) as i128, unspent as i128));
+    }
+    e.revoked_still_owed = Some(unspent);
+    Ok(())
+}
+
+/// What revocation and erasure allow of a coin leaving circulation now:
+/// nothing of an erased epoch; of a revoked one a recoup only, within what
+/// the epoch still owes; a recoup only of a revoked epoch. Records where
+/// the epoch's coins last left circulation.
+fn check_epoch_end(
+    state: &mut LedgerState,
+    coin: &CoinBody,
+    cause: Option<SpendCause>,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    let seq = Seq(ctx.first_seq.0.saturating_add(index as u64));
+    let recoup = cause == Some(SpendCause::Recoup);
+    let Some(e) = state.epochs.get_mut(&coin.epoch) else {
+        return Ok(());
+    };
+    if e.erased {
+        return Err(ctx.violation(
+            index,
+            Rule::ErasureMismatch,
+            format!("coin {} of erased {} left circulation", coin.id, coin.epoch),
+        ));
+    }
+    match (&mut e.revoked_still_owed, recoup) {
+        (None, false) => {}
+        (Some(still), true) if *still >= minor(coin.value) => *still -= minor(coin.value),
+        (Some(still), true) => {
+            return Err(ctx
+                .violation(
+                    index,
+                    Rule::RevocationBroken,
+                    format!(
+                        "recoups of {} pay out more than it owed when revoked",
+                        coin.epoch
+                    ),
+                )
+                .amounts(minor(coin.value) as i128, *still as i128));
+        }
+        (Some(_), false) => {
+            return Err(ctx.violation(
+                index,
+                Rule::RevocationBroken,
+                format!(
+                    "coin {} of revoked {} left circulation other than by recoup",
+                    coin.id, coin.epoch
+                ),
+            ));
+        }
+        (None, true) => {
+            return Err(ctx.violation(
+                index,
+                Rule::RevocationBroken,
+                format!(
+                    "coin {} recouped, but {} is not revoked",
+                    coin.id, coin.epoch
+                ),
+            ));
+        }
+    }
+    e.last_retired_seq = Some(seq);
     Ok(())
 }
 
@@ -861,6 +988,103 @@ mod tests {
             Rule::EpochOverspent
         );
         assert!(Rule::EpochOverspent.is_emergency());
+    }
+
+    // Given an epoch revoked with its two coins (3.00) unspent, a revocation
+    // owing another amount, a spend other than a recoup, and a recoup of a
+    // live epoch each break the revocation rule; recoups within what is
+    // owed hold, expired or not.
+    #[test]
+    fn a_revoked_epoch_pays_recoups_only_and_only_what_it_owed() {
+        let coins = [coin(1, 100), coin(2, 200)];
+        let revoke = |owed| Event::EpochRevoked {
+            epoch: KeyEpoch(1),
+            owed: Amount::from_minor(owed),
+        };
+        let mut state = with_bought(&coins);
+        assert_eq!(
+            rule_of(&mut state, &[revoke(250)], None),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[0]], SpendCause::Recoup),
+                None
+            ),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        apply_transaction(&mut state, &[revoke(300)], ctx(None)).expect("revoked");
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[0]], SpendCause::Redeem),
+                None
+            ),
+            Rule::RevocationBroken
+        );
+        let mut state = with_bought(&coins);
+        apply_transaction(&mut state, &[revoke(300)], ctx(None)).expect("revoked");
+        apply_transaction(
+            &mut state,
+            &redeem(coins.to_vec(), SpendCause::Recoup),
+            ctx(Some(EXPIRY.0 + 10)),
+        )
+        .expect("recoups of expired coins within what is owed");
+        assert_eq!(
+            state.epochs[&KeyEpoch(1)].revoked_still_owed,
+            Some(0),
+            "nothing left to recoup"
+        );
+    }
+
+    // An erasure names the spent coins through a record, and nothing of
+    // the epoch may leave circulation after that record or the erasure.
+    #[test]
+    fn an_erasure_covers_the_spent_coins_through_its_record_and_ends_the_epoch() {
+        let coins = [coin(1, 100), coin(2, 200)];
+        let mut state = with_bought(&coins);
+        apply_transaction(
+            &mut state,
+            &redeem(vec![coins[0]], SpendCause::Redeem),
+            ctx(None),
+        )
+        .expect("spent");
+        let erased = |through| Event::EpochErased {
+            epoch: KeyEpoch(1),
+            through: Seq(through),
+            n_coins: 1,
+            value: Amount::from_minor(100),
+            digest: erased_digest(&mut [coins[0].id]),
+        };
+        // The spend was record 10; the erasure is record 20.
+        let at_20 = TxContext {
+            first_seq: Seq(20),
+            ..ctx(Some(GRACE_END.0 + 1))
+        };
+        let mut ahead = state.clone();
+        assert_eq!(
+            apply_transaction(&mut ahead, &[erased(20)], at_20).map_err(|v| v.rule),
+            Err(Rule::ErasureMismatch),
+            "a through at or after its own record"
+        );
+        let mut early = state.clone();
+        assert_eq!(
+            apply_transaction(&mut early, &[erased(9)], at_20).map_err(|v| v.rule),
+            Err(Rule::ErasureMismatch),
+            "a coin left circulation after through"
+        );
+        apply_transaction(&mut state, &[erased(10)], at_20).expect("erased");
+        assert_eq!(
+            rule_of(
+                &mut state,
+                &redeem(vec![coins[1]], SpendCause::Refresh),
+                Some(GRACE_END.0 + 2)
+            ),
+            Rule::ErasureMismatch
+        );
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         user_index_url: None,
         log_store: None,
         bank_files: None,
+        epochs: None,
     };
     ledger::private_file::write_private(
         &issuer_dir.join(super::issuer::CONFIG_FILE),
@@ -642,7 +643,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     issuer.stop()?;
     step("stop", "merchant, gateway and issuer stopped".to_owned());
 
-    expired_coin_steps(&dir, config, &clock)?;
+    expired_coin_steps(&dir, config.clone(), &clock)?;
+    epoch_end_steps(&dir, config, &clock)?;
 
     // The bank's own statement, matched against the log by the auditor.
     let bank_statement = dir.join("bank-statement.txt");
@@ -958,6 +960,135 @@ fn expired_coin_steps(
     );
     shop_server.stop().context("stopping the merchant")?;
     drop((alice, alice_purse, shop_purse));
+    issuer.stop()?;
+    Ok(())
+}
+
+/// The end of key epochs, on the demo's clock: the operator revokes the
+/// current epoch (its key suspected stolen: `varietycash issuer epoch
+/// revoke`), a payment with one of its coins is refused, and alice recoups
+/// them (`varietycash purse recoup`) into coins of the next epoch. Then the
+/// clock passes the first epoch's grace period and the issuer erases it
+/// (`varietycash issuer epoch erase`, which the serving issuer also does on
+/// its own): its spent coins leave the coin state, its key is destroyed.
+fn epoch_end_steps(
+    dir: &Path,
+    config: IssuerConfig,
+    clock: &Arc<ForwardClock>,
+) -> anyhow::Result<()> {
+    let grace = config.grace_secs;
+    let issuer = RunningIssuer::start(&dir.join("issuer"), config)?;
+    let (alice_purse, alice) =
+        super::common::open_wallet(&dir.join("alice.purse"), Some(&issuer.url), demo_client()?)?;
+    let alice = alice.with_clock(clock.clone());
+    let info = alice_purse
+        .issuer()?
+        .context("alice's purse has no issuer record")?;
+    let (compromised, _) = issuer
+        .core()
+        .current_epoch()
+        .context("the issuer has no key epoch")?;
+    let revoked = issuer
+        .core()
+        .revoke_epoch(compromised)
+        .context("revoking the current key epoch")?;
+    step(
+        "revoke",
+        format!(
+            "key epoch {} revoked (its key suspected stolen): {} of its coins are unspent, what its recoups may pay out; epoch {} opened",
+            compromised.0,
+            revoked.owed,
+            issuer.core().current_epoch().map_or(0, |(e, _)| e.0)
+        ),
+    );
+    let held: Vec<Coin> = alice_purse
+        .spendable(alice.now())?
+        .into_iter()
+        .filter(|c| c.body.epoch == compromised)
+        .collect();
+    let one = held
+        .first()
+        .copied()
+        .context("alice holds no coin of the revoked epoch")?;
+    let (shop_purse, _) = super::common::open_wallet(
+        &dir.join("bookshop.purse"),
+        Some(&issuer.url),
+        demo_client()?,
+    )?;
+    let shop_server = serve_shop(
+        &shop_purse,
+        &BankAccount::new("ACH-bookshop")?,
+        vec![item("map", "A map", one.value().minor_units(), None)],
+    )?;
+    let (reason, _) = pay_directly(
+        &alice_purse,
+        &info,
+        &shop_server.url(),
+        "map",
+        vec![one],
+        alice.now(),
+    )?;
+    ensure!(
+        reason == RejectReason::EpochRevoked,
+        "a coin of the revoked epoch was refused for {reason:?}"
+    );
+    step(
+        "revoked",
+        format!(
+            "alice paid {} with a coin of epoch {}: refused ({reason:?}), signed statement verified",
+            one.value(),
+            compromised.0
+        ),
+    );
+    let (value, fresh) = alice.recoup(compromised, None)?;
+    ensure!(
+        !fresh.is_empty() && fresh.iter().all(|c| c.body.epoch != compromised),
+        "the recoup gave no coins of a good epoch"
+    );
+    step(
+        "recoup",
+        format!(
+            "alice recouped {value} in {} coins of epoch {} (proof: the coins' tags); {} of epoch {} left to recoup",
+            held.len(),
+            fresh[0].body.epoch.0,
+            issuer
+                .core()
+                .epoch_ends()
+                .into_iter()
+                .find_map(|(e, end)| match end {
+                    actors::issuer::EpochEnd::Revoked { still_owed, .. } if e == compromised =>
+                        Some(still_owed),
+                    _ => None,
+                })
+                .unwrap_or(Amount::ZERO),
+            compromised.0
+        ),
+    );
+    shop_server.stop().context("stopping the merchant")?;
+    drop((alice, alice_purse, shop_purse));
+
+    // Past the first epoch's grace: its coins are worth nothing any more.
+    let first = ledger::KeyEpoch(1);
+    let stored_before = issuer.core().coin_status_n_coins()?;
+    clock.advance(grace + DAY_SECS);
+    let erased = issuer
+        .core()
+        .erase_epoch(
+            first,
+            std::time::Duration::from_millis(actors::issuer::EPOCH_DRAIN_WAIT_MS),
+        )
+        .context("erasing key epoch 1")?;
+    let stored_after = issuer.core().coin_status_n_coins()?;
+    step(
+        "erase",
+        format!(
+            "clock moved {} days, past epoch 1's grace: {} spent coins ({}) erased, named through log record {}; its mint key destroyed; coin status {stored_before} -> {stored_after} coins",
+            (grace + DAY_SECS) / DAY_SECS,
+            erased.n_coins,
+            erased.value,
+            erased.through.0
+        ),
+    );
     issuer.stop()?;
     Ok(())
 }

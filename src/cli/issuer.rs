@@ -155,6 +155,27 @@ pub enum EpochCommand {
     /// signed with the operator key, and the issuer keeps serving; otherwise the issuer
     /// runs in this process for the step.
     Open(EpochOpenArgs),
+    /// Revoke key epoch N (its mint key is suspected compromised): logged
+    /// before the answer, and from then on coins of the epoch are accepted
+    /// only by recoups (`purse recoup`), which pay out at most what the
+    /// epoch's honestly issued, unspent coins were worth. Revoking the
+    /// current epoch opens the next one first. Served or in-process, as
+    /// `epoch open`.
+    Revoke(EpochStepArgs),
+    /// Erase key epoch N, past its grace period: its spent coins leave the
+    /// coin state (named through a log sequence number the auditor
+    /// checks) and its mint key is destroyed. The serving issuer does this
+    /// on its own once the grace is over. Served or in-process, as `epoch
+    /// open`.
+    Erase(EpochStepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EpochStepArgs {
+    /// The key epoch.
+    pub epoch: u32,
+    #[command(flatten)]
+    pub at: EpochOpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +386,22 @@ pub struct IssuerFile {
     /// simulated bank in DIR/bank.redb.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_files: Option<super::bank::BankFilesConfig>,
+    /// The key epochs' dates (the defaults of `IssuerConfig` where absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochsFile>,
+}
+
+/// `[epochs]` in issuer.toml; every field optional, in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochsFile {
+    /// How long after its epoch opens a coin expires.
+    pub coin_lifetime_secs: Option<u64>,
+    /// How long after expiry a coin may still be refreshed; then the
+    /// epoch's spent coins are erased and its key destroyed.
+    pub grace_secs: Option<u64>,
+    /// How often a new epoch opens.
+    pub epoch_period_secs: Option<u64>,
 }
 
 /// `[per_source]` in issuer.toml; every field optional.
@@ -435,6 +472,16 @@ impl IssuerFile {
         config.suite = self.suite.parse().context("the configured suite")?;
         config.rsa_bits = self.rsa_bits;
         config.n_shards = self.shards;
+        if let Some(epochs) = &self.epochs {
+            let EpochsFile {
+                coin_lifetime_secs,
+                grace_secs,
+                epoch_period_secs,
+            } = epochs;
+            config.coin_lifetime_secs = coin_lifetime_secs.unwrap_or(config.coin_lifetime_secs);
+            config.grace_secs = grace_secs.unwrap_or(config.grace_secs);
+            config.epoch_period_secs = epoch_period_secs.unwrap_or(config.epoch_period_secs);
+        }
         Ok(config)
     }
 
@@ -504,6 +551,8 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
             set_standing(a, Standing::Active)
         }
         IssuerCommand::Epoch(EpochCommand::Open(a)) => open_epoch(a),
+        IssuerCommand::Epoch(EpochCommand::Revoke(a)) => end_epoch(a, EpochStep::Revoke),
+        IssuerCommand::Epoch(EpochCommand::Erase(a)) => end_epoch(a, EpochStep::Erase),
         IssuerCommand::TlsCert(a) => tls_cert(a),
         IssuerCommand::DashboardLink(a) => dashboard_link(a),
         IssuerCommand::Operator(OperatorCommand::Add(a)) => add_operator(a),
@@ -576,6 +625,71 @@ fn open_epoch(args: EpochOpenArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => println!("key epoch {} opened", epoch.0),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum EpochStep {
+    Revoke,
+    Erase,
+}
+
+fn end_epoch(args: EpochStepArgs, step: EpochStep) -> anyhow::Result<ExitCode> {
+    let epoch = ledger::KeyEpoch(args.epoch);
+    let args = args.at;
+    let file = IssuerFile::read(&args.dir)?;
+    let client_config = operator_client_config(&args.dir, &args.transport)?;
+    let revoked = |epoch: ledger::KeyEpoch, owed: ledger::Amount, still: ledger::Amount| {
+        println!(
+            "key epoch {} revoked: its coins are accepted only by recoup, which may pay out {still} \
+             (of {owed} unspent when revoked)",
+            epoch.0
+        )
+    };
+    let erased = |epoch: ledger::KeyEpoch, through: ledger::Seq, n: u64, value: ledger::Amount| {
+        println!(
+            "key epoch {} erased: {n} spent coin(s) worth {value}, logged through record {}, \
+             and its mint key destroyed",
+            epoch.0, through.0
+        )
+    };
+    if let Some(url) = serving_issuer(&args.dir, &file, args.issuer, &client_config)? {
+        let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+        let client = IssuerClient::new(&url, client_config)?.with_operator(key);
+        match step {
+            EpochStep::Revoke => {
+                let a = client
+                    .revoke_epoch(epoch)
+                    .with_context(|| format!("revoking {epoch} at {url}"))?;
+                revoked(a.epoch, a.owed, a.still_owed);
+            }
+            EpochStep::Erase => {
+                let a = client
+                    .erase_epoch(epoch)
+                    .with_context(|| format!("erasing {epoch} at {url}"))?;
+                erased(a.epoch, a.through, a.n_coins, a.value);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = start(&file, &args.dir).context(
+        "no issuer answered at the configured address, so this ran the issuer in-process: if \
+         `varietycash issuer serve` runs on this directory elsewhere, pass its --issuer URL",
+    )?;
+    let core = runtime.issuer().core();
+    let result = match step {
+        EpochStep::Revoke => core
+            .revoke_epoch(epoch)
+            .map(|r| revoked(r.epoch, r.owed, r.still_owed)),
+        EpochStep::Erase => core
+            .erase_epoch(
+                epoch,
+                std::time::Duration::from_millis(actors::issuer::EPOCH_DRAIN_WAIT_MS),
+            )
+            .map(|e| erased(e.epoch, e.through, e.n_coins, e.value)),
+    };
+    stop_issuer(runtime)?;
+    result.with_context(|| format!("ending {epoch}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -683,6 +797,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         user_index_url: args.user_index.clone(),
         log_store: args.store.clone(),
         bank_files: super::bank::BankFilesConfig::from_init(&args.bank, &args.bank_account)?,
+        epochs: None,
     };
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)

@@ -158,6 +158,17 @@ pub enum PurseCommand {
     },
     /// Refresh every expired coin still within its grace period.
     Refresh,
+    /// Give back every coin of a key epoch the issuer revoked (its key is
+    /// suspected compromised) for fresh coins of a good epoch, or with
+    /// --to-account for a credit to that enrolled account.
+    Recoup {
+        /// The revoked key epoch, as the issuer's operator announced it.
+        #[arg(long)]
+        epoch: u32,
+        /// Credit this enrolled redeem account instead of taking fresh coins.
+        #[arg(long, value_parser = parse_account)]
+        to_account: Option<BankAccount>,
+    },
     /// Ask the issuer to revoke every unspent coin it issued to this
     /// participant (not anonymous purchases) and send replacements: after a
     /// purse file was lost and restored with `init --restore`, or copied.
@@ -481,6 +492,18 @@ fn command(
             let account = place.account(account)?;
             open()?.1.redeem(amount, account)?;
             println!("redeemed {amount}");
+        }
+        PurseCommand::Recoup { epoch, to_account } => {
+            let credited = to_account.is_some();
+            let (value, coins) = open()?.1.recoup(ledger::KeyEpoch(epoch), to_account)?;
+            if credited {
+                println!("recouped {value} of key epoch {epoch}: credited to the account");
+            } else {
+                println!(
+                    "recouped {value} of key epoch {epoch}: {} fresh coin(s)",
+                    coins.len()
+                );
+            }
         }
         PurseCommand::Refresh => {
             let coins = open()?.1.refresh_expired()?;

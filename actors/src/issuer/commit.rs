@@ -226,6 +226,11 @@ impl CommitPath {
         self.shards.n_gone()
     }
 
+    /// What the shards hold of `epoch` ([`ShardSet::epoch_holdings`]).
+    pub(crate) fn epoch_holdings(&self, epoch: ledger::KeyEpoch) -> crate::shard::EpochHoldings {
+        self.shards.epoch_holdings(epoch)
+    }
+
     /// Every unspent coin the shards hold.
     pub(crate) fn unspent(&self) -> Vec<CoinBody> {
         (0..self.shards.n_shards())

@@ -17,7 +17,7 @@ use ledger::sync::lock;
 use ledger::{
     Amount, BalanceId, BankRejection, Batch, CoinBody, CoinId, CoinSpec, ConservationError, Event,
     EventStore, Flows, GroupCommit, GroupCommitConfig, IssueCause, KeyEpoch, PurchaseId, RedbStore,
-    SealedIdentity, Seq, StoreError, Timestamp, Totals, TxId,
+    SealedIdentity, Seq, SpendCause, StoreError, Timestamp, Totals, TxId,
 };
 use protocol::crypto::{CryptoError, IdentitySealer, SecretKey, SuiteId};
 use protocol::flows::FlowError;
@@ -241,6 +241,22 @@ pub enum IssuerError {
     LogStateSnapshot(#[from] SnapshotError),
     #[error("the issuer's actors have stopped")]
     Stopped,
+    #[error("{0} was never opened")]
+    UnknownEpoch(KeyEpoch),
+    #[error("{0} is erased")]
+    EpochErased(KeyEpoch),
+    /// Transactions in flight hold coins of the epoch (a card load in
+    /// doubt holds them until the card reports): run the step again.
+    #[error("{n_reserved} coin(s) of {epoch} are held by transactions in flight; try again")]
+    EpochInUse { epoch: KeyEpoch, n_reserved: u64 },
+    #[error("the grace period of {epoch} ends at {} (unix), it is {} (unix)", grace_ends_at.0, now.0)]
+    GraceNotOver {
+        epoch: KeyEpoch,
+        grace_ends_at: Timestamp,
+        now: Timestamp,
+    },
+    #[error("planning an erasure: {0}")]
+    Erasure(#[from] projections::ErasureError),
     /// Crash tests only: stopped dead at a crash point.
     #[cfg(feature = "crash-tests")]
     #[error("stopped at a crash point (crash tests)")]
@@ -295,6 +311,21 @@ pub(crate) struct LogState {
     pub purchases: HashMap<PurchaseId, PurchaseState>,
     pub aggregates: HashMap<BalanceId, Amount>,
     pub totals: Totals,
+    /// Epochs revoked or erased.
+    pub epoch_ends: BTreeMap<KeyEpoch, EpochEnd>,
+}
+
+/// How a key epoch's life ended, as the log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EpochEnd {
+    /// `EpochRevoked`: recoups may pay out `still_owed` more (of `owed`).
+    Revoked { owed: Amount, still_owed: Amount },
+    /// `EpochErased`: nothing of the epoch is accepted any more.
+    Erased {
+        through: Seq,
+        n_coins: u64,
+        value: Amount,
+    },
 }
 
 impl LogState {
@@ -369,6 +400,53 @@ impl LogState {
                     let entry = self.aggregates.entry(*balance).or_insert(Amount::ZERO);
                     *entry = entry.checked_sub(*amount)?;
                 }
+                Event::EpochRevoked { epoch, owed } => {
+                    self.epoch_ends.insert(
+                        *epoch,
+                        EpochEnd::Revoked {
+                            owed: *owed,
+                            still_owed: *owed,
+                        },
+                    );
+                }
+                Event::EpochErased {
+                    epoch,
+                    through,
+                    n_coins,
+                    value,
+                    ..
+                } => {
+                    self.epoch_ends.insert(
+                        *epoch,
+                        EpochEnd::Erased {
+                            through: *through,
+                            n_coins: *n_coins,
+                            value: *value,
+                        },
+                    );
+                }
+                Event::CoinsSpent {
+                    coins,
+                    cause: SpendCause::Recoup,
+                } => {
+                    for coin in coins {
+                        let Some(EpochEnd::Revoked { still_owed, .. }) =
+                            self.epoch_ends.get_mut(&coin.epoch)
+                        else {
+                            panic!(
+                                "a recoup spent a coin of {}, which is not revoked",
+                                coin.epoch
+                            );
+                        };
+                        let left = still_owed.checked_sub(coin.value);
+                        assert!(
+                            left.is_ok(),
+                            "recoups of {} pay out more than the epoch owed",
+                            coin.epoch
+                        );
+                        *still_owed = left?;
+                    }
+                }
                 _ => {}
             }
         }
@@ -390,7 +468,7 @@ pub struct IssuerCore {
     pub(crate) registry: Registry,
     /// The coin-status projection the shards boot from; caught up with the
     /// log by the housekeeper (a checkpoint, never on the commit path).
-    coin_status: projections::CoinStatus,
+    pub(crate) coin_status: projections::CoinStatus,
     shards_from_checkpoint: bool,
     /// Where committed transactions are looked up once the idempotency
     /// table has forgotten them; caught up by the housekeeper
@@ -405,6 +483,9 @@ pub struct IssuerCore {
     log_state_from_snapshot: Option<Seq>,
     /// Serializes epoch rotation (mint file + log event).
     pub(crate) epoch_lock: Mutex<()>,
+    /// Epochs being revoked or erased: their coins are refused meanwhile
+    /// (see `issuer::epoch_end`).
+    pub(crate) epochs_closing: Mutex<std::collections::BTreeSet<KeyEpoch>>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
     /// Crash tests: where the issuer stops dead (`config.crash_at`).
@@ -585,6 +666,7 @@ impl IssuerCore {
             log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
             log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
+            epochs_closing: Mutex::new(std::collections::BTreeSet::new()),
             aggregate_lock: Mutex::new(()),
             crash,
             fail_stop,
@@ -1096,6 +1178,14 @@ impl IssuerCore {
     /// projection answers for them now (see [`IssuerCore::coin_status`]),
     /// so the issuer's memory holds only what the projection has not yet
     /// applied, not every coin ever spent.
+    pub(crate) fn coin_status_plan_erasure(
+        &self,
+        epoch: KeyEpoch,
+        now: Timestamp,
+    ) -> Result<projections::ErasurePlan, IssuerError> {
+        Ok(self.coin_status.plan_erasure(epoch, now)?)
+    }
+
     pub fn checkpoint_coin_status(&self) -> Result<Seq, IssuerError> {
         self.commit.retire_gone();
         match self.coin_status.catch_up(self.store().as_ref()) {

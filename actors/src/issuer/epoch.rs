@@ -14,6 +14,11 @@ impl IssuerCore {
     /// expire a coin lifetime from now. Returns the epoch opened.
     pub fn open_epoch_now(&self) -> Result<KeyEpoch, IssuerError> {
         let _guard = lock(&self.epoch_lock);
+        self.open_next_epoch_locked()
+    }
+
+    /// [`IssuerCore::open_epoch_now`], the caller holding the epoch lock.
+    pub(crate) fn open_next_epoch_locked(&self) -> Result<KeyEpoch, IssuerError> {
         let now = self.now();
         let next = self
             .current_epoch()

@@ -8,7 +8,7 @@
 //! in this log with that hash) is ignored, and the state is rebuilt from the
 //! whole log, which is the truth.
 //!
-//! File: `VCLSTAT2` (8 bytes), the postcard encoding of [`SnapshotBody`]
+//! File: `VCLSTAT3` (8 bytes), the postcard encoding of [`SnapshotBody`]
 //! (maps as sorted lists, so equal states give equal bytes), then the
 //! SHA-256 of everything before it (32 bytes).
 
@@ -20,11 +20,11 @@ use ledger::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::core::{EpochInfo, LogState, PurchaseState};
+use super::core::{EpochEnd, EpochInfo, LogState, PurchaseState};
 
 /// The snapshot's file name in the issuer's directory.
 pub const LOG_STATE_SNAPSHOT_FILE: &str = "log-state.snapshot";
-const MAGIC: &[u8; 8] = b"VCLSTAT2";
+const MAGIC: &[u8; 8] = b"VCLSTAT3";
 const DIGEST_BYTES: usize = 32;
 
 /// Where in the log a snapshot stands: its last record.
@@ -49,6 +49,7 @@ struct SnapshotBody {
     purchases: Vec<(PurchaseId, PurchaseState)>,
     aggregates: Vec<(BalanceId, Amount)>,
     totals: Totals,
+    epoch_ends: Vec<(KeyEpoch, EpochEnd)>,
 }
 
 /// Why a snapshot cannot be used (the state is then rebuilt from the log).
@@ -86,6 +87,7 @@ pub(crate) fn encode(state: &LogState, covers: Covers) -> Result<Vec<u8>, Snapsh
         purchases,
         aggregates,
         totals: state.totals,
+        epoch_ends: state.epoch_ends.iter().map(|(e, end)| (*e, *end)).collect(),
     };
     let mut bytes = MAGIC.to_vec();
     bytes.extend(postcard::to_allocvec(&body)?);
@@ -109,6 +111,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(LogState, Covers), SnapshotError> 
         purchases: body.purchases.into_iter().collect(),
         aggregates: body.aggregates.into_iter().collect(),
         totals: body.totals,
+        epoch_ends: body.epoch_ends.into_iter().collect(),
     };
     Ok((state, body.covers))
 }

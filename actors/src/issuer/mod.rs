@@ -11,6 +11,7 @@ pub mod crash;
 mod decide;
 pub mod disclosure;
 mod epoch;
+pub mod epoch_end;
 mod lifecycle;
 pub mod log_state_checkpoint;
 pub mod log_stats;
@@ -30,12 +31,13 @@ pub use self::checkpoint::{
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
-    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
+    Clock, EpochEnd, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
     SystemClock,
 };
 #[cfg(feature = "crash-tests")]
 pub use self::crash::CrashPoint;
 pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DELIVERY_LABEL};
+pub use self::epoch_end::{EPOCH_DRAIN_WAIT_MS, EpochErasure, EpochRevocation};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
 pub use self::registry::{Enrollment, Participant, Registry, RegistryError};

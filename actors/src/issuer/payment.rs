@@ -8,7 +8,9 @@
 //! shard -> expiry -> events -> commit path. Refusals are signed statements
 //! (P4) naming the bad coins.
 
-use ledger::{Amount, Coin, CoinBody, CoinId, Event, IssueCause, ParticipantId, Role, TxId};
+use ledger::{
+    Amount, Coin, CoinBody, CoinId, Event, IssueCause, ParticipantId, Role, Timestamp, TxId,
+};
 use protocol::flows::FlowError;
 use protocol::flows::issuer::{
     OpenedValidation, PaymentAckSession, build_payment_issuance1, open_payment_issuance2,
@@ -309,14 +311,36 @@ impl IssuerCore {
         let now = self.now();
         let Pending { opened, tx, payout } = pending;
         let presented: Vec<CoinBody> = opened.coins.iter().map(|c| c.body).collect();
+        // After the reservation, so a revocation or erasure waiting for the
+        // epoch's reservations to drain never misses this one.
+        let recoup_allowed = matches!(
+            opened.kind,
+            ValidationKind::Refresh | ValidationKind::Redeem
+        );
+        let recoup = match self.epoch_gate(&inputs, recoup_allowed) {
+            Ok(recoup) => recoup,
+            Err(refusal) => {
+                return Ok(Staged::Answered(self.reject(
+                    &opened,
+                    refusal.reason,
+                    refusal.bad_coins,
+                )?));
+            }
+        };
         let inputs_view = InputsView {
             logged: &inputs,
             presented: &presented,
             now,
-            refresh: opened.kind == ValidationKind::Refresh,
+            refresh: opened.kind == ValidationKind::Refresh || recoup,
         };
+        // A recoup takes coins of a revoked epoch whatever their expiry,
+        // until the epoch is erased.
         if let Some(refusal) = refuse_inputs(inputs_view, |epoch| {
-            self.epoch_info(epoch).map(|e| e.grace_ends_at)
+            if recoup {
+                Some(Timestamp(u64::MAX))
+            } else {
+                self.epoch_info(epoch).map(|e| e.grace_ends_at)
+            }
         }) {
             return Ok(Staged::Answered(self.reject(
                 &opened,
@@ -335,6 +359,7 @@ impl IssuerCore {
                     holder: self.self_payment_holder(&opened, &inputs, &fresh)?,
                     fresh,
                     cause: match opened.kind {
+                        _ if recoup => IssueCause::Recoup,
                         ValidationKind::Change => IssueCause::Change,
                         ValidationKind::Refresh => IssueCause::Refresh,
                         ValidationKind::Payment | ValidationKind::Redeem => IssueCause::Payment,
@@ -346,7 +371,11 @@ impl IssuerCore {
         };
         let (events, issued) = payment_events(
             &inputs,
-            opened.kind.spend_cause(&opened.v_desc.option),
+            if recoup {
+                ledger::SpendCause::Recoup
+            } else {
+                opened.kind.spend_cause(&opened.v_desc.option)
+            },
             amount,
             decided,
         );

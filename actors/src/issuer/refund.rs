@@ -123,7 +123,7 @@ impl IssuerCore {
                 .filter(|c| {
                     self.commit
                         .get(c)
-                        .is_some_and(|b| !self.past_grace(&b, now))
+                        .is_some_and(|b| !self.past_grace(&b, now) && self.epoch_is_live(b.epoch))
                 })
                 .take(ledger::constants::COINS_PER_TX_MAX)
                 .collect();
@@ -142,6 +142,12 @@ impl IssuerCore {
                     return Ok(reject_refund(&self.sk_i, &opened, reason, now));
                 }
             };
+            // Coins of a revoked epoch come back by recoup only; checked
+            // after the reservation, as for payments (`issuer::epoch_end`).
+            if let Err(refusal) = self.epoch_gate(&revoked, false) {
+                self.commit.abort(tx);
+                return Ok(reject_refund(&self.sk_i, &opened, refusal.reason, now));
+            }
             let replacements = match spec_of(revoked.iter().map(|c| c.value))
                 .and_then(|spec| self.mint_bodies(&spec))
             {

@@ -386,6 +386,18 @@ impl Projection for CoinStatusModel {
                 value,
                 digest,
             } => erasure::apply(state, seq, *epoch, *n_coins, *value, *digest)?,
+            // The issuer appends it only once nothing of the epoch can
+            // leave circulation any more, so the epoch's retired coins are
+            // exactly those retired through `through` (the auditor checks
+            // that against the log).
+            Event::EpochErased {
+                epoch,
+                n_coins,
+                value,
+                digest,
+                ..
+            } => erasure::apply(state, seq, *epoch, *n_coins, *value, *digest)?,
+            Event::EpochRevoked { .. } => {}
             Event::Registered { .. }
             | Event::EnrollmentRequested { .. }
             | Event::Enrolled { .. }

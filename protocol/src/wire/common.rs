@@ -101,6 +101,9 @@ pub enum RejectReason {
     /// The bank account named is not the one enrolled for the participant
     /// and role (a purchase debits, a redeem credits, only that account).
     AccountNotEnrolled,
+    /// A coin's key epoch is revoked: only a recoup takes it, up to what
+    /// the epoch still owes.
+    EpochRevoked,
 }
 
 /// The issuer's signed error statement (P4): the payee passes it to the

@@ -1,0 +1,438 @@
+//! The end of a key epoch's life: revocation (its mint key is suspected
+//! compromised) with recoup, and erasure once its grace period is over.
+//!
+//! Both stop the epoch's coins the same way, safely against transactions
+//! in flight: the epoch is first marked closing (every validation and card
+//! load checks the mark after it reserved its inputs, see
+//! [`IssuerCore::epoch_gate`]), then the issuer waits until no coin of the
+//! epoch is reserved (a refresh in flight commits or aborts; a card load in
+//! doubt holds its coins until the card reports, and makes the step fail
+//! with [`IssuerError::EpochInUse`], to be run again). From then on nothing
+//! of the epoch can leave circulation but by the step itself:
+//!
+//! - **revocation** logs `EpochRevoked { owed }`, `owed` being the value of
+//!   the epoch's coins still unspent in the shards. Afterwards a coin of the
+//!   epoch is accepted only by a recoup (a holder's own refresh or redeem
+//!   of coins all of revoked epochs), and the recoups of an epoch never pay
+//!   out more than `owed` (checked before the commit, asserted when the
+//!   state applies it). Forged coins minted with a stolen key are not in
+//!   the shards (never issued), so they are refused, whatever their tag.
+//! - **erasure** (after `grace_ends_at`) catches the coin-status projection
+//!   up with the log, plans the erasure of the epoch's spent and revoked
+//!   coins as of the record it has applied (`through`), logs
+//!   `EpochErased { through, n_coins, value, digest }`, then destroys the
+//!   epoch's mint key (a crash in between: the key is destroyed at the
+//!   next scheduled pass, and the log already refuses the epoch). The
+//!   housekeeper runs it for every epoch past its grace.
+
+use std::time::{Duration, Instant};
+
+use ledger::sync::lock;
+use ledger::{Amount, CoinBody, CoinId, Event, KeyEpoch, Seq, Timestamp, TxId};
+use protocol::wire::RejectReason;
+
+use crate::issuer::core::{EpochEnd, IssuerCore, IssuerError};
+use crate::issuer::decide::PaymentRefusal;
+
+/// How long an operator's revocation or erasure waits for transactions in
+/// flight holding coins of the epoch.
+pub const EPOCH_DRAIN_WAIT_MS: u64 = 5_000;
+/// How often it looks while it waits.
+const EPOCH_DRAIN_POLL_MS: u64 = 20;
+
+/// An epoch revoked: what its recoups may still pay out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochRevocation {
+    pub epoch: KeyEpoch,
+    /// Value of the epoch's coins unspent when it was revoked.
+    pub owed: Amount,
+    /// What recoups may still pay out.
+    pub still_owed: Amount,
+}
+
+/// An epoch erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochErasure {
+    pub epoch: KeyEpoch,
+    pub through: Seq,
+    pub n_coins: u64,
+    pub value: Amount,
+}
+
+/// How an epoch stands for a coin presented now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochStanding {
+    Live,
+    /// A revocation or erasure is under way: retry later.
+    Closing,
+    Revoked {
+        still_owed: Amount,
+    },
+    Erased,
+}
+
+/// The pure gate on reserved inputs: `Ok(true)` for a recoup (every input
+/// of a revoked epoch, within what each epoch still owes), `Ok(false)` for
+/// inputs all of live epochs, else the refusal naming the coins at fault.
+pub(crate) fn gate_inputs(
+    inputs: &[CoinBody],
+    standing: impl Fn(KeyEpoch) -> EpochStanding,
+    recoup_allowed: bool,
+) -> Result<bool, PaymentRefusal> {
+    let named = |reason, pick: &dyn Fn(EpochStanding) -> bool| {
+        let bad: Vec<CoinId> = inputs
+            .iter()
+            .filter(|c| pick(standing(c.epoch)))
+            .map(|c| c.id)
+            .collect();
+        (!bad.is_empty()).then_some(PaymentRefusal {
+            reason,
+            bad_coins: bad,
+        })
+    };
+    if let Some(r) = named(RejectReason::Expired, &|s| s == EpochStanding::Erased) {
+        return Err(r);
+    }
+    if let Some(r) = named(RejectReason::InUse, &|s| s == EpochStanding::Closing) {
+        return Err(r);
+    }
+    let is_revoked = |s| matches!(s, EpochStanding::Revoked { .. });
+    let n_revoked = inputs
+        .iter()
+        .filter(|c| is_revoked(standing(c.epoch)))
+        .count();
+    if n_revoked == 0 {
+        return Ok(false);
+    }
+    if (!recoup_allowed || n_revoked != inputs.len())
+        && let Some(r) = named(RejectReason::EpochRevoked, &is_revoked)
+    {
+        return Err(r);
+    }
+    let mut by_epoch: std::collections::BTreeMap<KeyEpoch, u128> = Default::default();
+    for c in inputs {
+        *by_epoch.entry(c.epoch).or_default() += u128::from(c.value.minor_units());
+    }
+    for (epoch, value) in by_epoch {
+        if let EpochStanding::Revoked { still_owed } = standing(epoch)
+            && value > u128::from(still_owed.minor_units())
+        {
+            return Err(PaymentRefusal {
+                reason: RejectReason::EpochRevoked,
+                bad_coins: inputs
+                    .iter()
+                    .filter(|c| c.epoch == epoch)
+                    .map(|c| c.id)
+                    .collect(),
+            });
+        }
+    }
+    Ok(true)
+}
+
+impl IssuerCore {
+    pub(crate) fn epoch_standing(&self, epoch: KeyEpoch) -> EpochStanding {
+        if lock(&self.epochs_closing).contains(&epoch) {
+            return EpochStanding::Closing;
+        }
+        match lock(&self.state).epoch_ends.get(&epoch) {
+            None => EpochStanding::Live,
+            Some(EpochEnd::Revoked { still_owed, .. }) => EpochStanding::Revoked {
+                still_owed: *still_owed,
+            },
+            Some(EpochEnd::Erased { .. }) => EpochStanding::Erased,
+        }
+    }
+
+    /// The gate every flow passes once its inputs are reserved (see the
+    /// module doc): `Ok(true)` for a recoup.
+    pub(crate) fn epoch_gate(
+        &self,
+        inputs: &[CoinBody],
+        recoup_allowed: bool,
+    ) -> Result<bool, PaymentRefusal> {
+        gate_inputs(inputs, |e| self.epoch_standing(e), recoup_allowed)
+    }
+
+    /// Whether coins of `epoch` are still accepted by ordinary flows.
+    pub(crate) fn epoch_is_live(&self, epoch: KeyEpoch) -> bool {
+        self.epoch_standing(epoch) == EpochStanding::Live
+    }
+
+    /// Epochs revoked or erased, as the log says.
+    pub fn epoch_ends(&self) -> Vec<(KeyEpoch, EpochEnd)> {
+        lock(&self.state)
+            .epoch_ends
+            .iter()
+            .map(|(e, end)| (*e, *end))
+            .collect()
+    }
+
+    /// Coins the coin-status store holds, once caught up with the log.
+    pub fn coin_status_n_coins(&self) -> Result<u64, IssuerError> {
+        self.coin_status.catch_up(self.store().as_ref())?;
+        Ok(self.coin_status.n_coins_stored()?)
+    }
+
+    /// Waits (up to `wait`) until no coin of `epoch` is reserved.
+    fn drain_epoch(&self, epoch: KeyEpoch, wait: Duration) -> Result<(), IssuerError> {
+        let started = Instant::now();
+        loop {
+            let held = self.commit.epoch_holdings(epoch);
+            if held.n_reserved == 0 {
+                return Ok(());
+            }
+            if started.elapsed() >= wait {
+                return Err(IssuerError::EpochInUse {
+                    epoch,
+                    n_reserved: held.n_reserved,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(EPOCH_DRAIN_POLL_MS));
+        }
+    }
+
+    /// Revokes `epoch` (operator): from the logged `EpochRevoked` on, its
+    /// coins are accepted only by recoups, up to what it owes. If it is the
+    /// current epoch, the next one opens first, so recoups get coins of a
+    /// good key. Revoking again changes nothing. On
+    /// [`IssuerError::EpochInUse`] the epoch stays closed to every flow
+    /// until a run succeeds.
+    pub fn revoke_epoch(&self, epoch: KeyEpoch) -> Result<EpochRevocation, IssuerError> {
+        let _guard = lock(&self.epoch_lock);
+        match lock(&self.state).epoch_ends.get(&epoch) {
+            Some(EpochEnd::Revoked { owed, still_owed }) => {
+                return Ok(EpochRevocation {
+                    epoch,
+                    owed: *owed,
+                    still_owed: *still_owed,
+                });
+            }
+            Some(EpochEnd::Erased { .. }) => return Err(IssuerError::EpochErased(epoch)),
+            None => {}
+        }
+        if self.epoch_info(epoch).is_none() {
+            return Err(IssuerError::UnknownEpoch(epoch));
+        }
+        if self.current_epoch().map(|(e, _)| e) == Some(epoch) {
+            self.open_next_epoch_locked()?;
+        }
+        lock(&self.epochs_closing).insert(epoch);
+        self.drain_epoch(epoch, Duration::from_millis(EPOCH_DRAIN_WAIT_MS))?;
+        let held = self.commit.epoch_holdings(epoch);
+        let owed = Amount::from_minor(
+            u64::try_from(held.value_unspent_minor).map_err(|_| ledger::MoneyError::Overflow)?,
+        );
+        let tx = TxId::derive("vc/tx/epoch-revoke", &[&epoch.0.to_le_bytes()]);
+        let committed = self.commit_batch(
+            tx,
+            &[],
+            vec![Event::EpochRevoked { epoch, owed }],
+            Vec::new(),
+        );
+        lock(&self.epochs_closing).remove(&epoch);
+        committed?;
+        self.seal_log()?;
+        tracing::info!(%epoch, "key epoch revoked");
+        Ok(EpochRevocation {
+            epoch,
+            owed,
+            still_owed: owed,
+        })
+    }
+
+    /// Erases `epoch` (operator, or the housekeeper once its grace is
+    /// over): see the module doc. Erasing again changes nothing.
+    pub fn erase_epoch(
+        &self,
+        epoch: KeyEpoch,
+        wait: Duration,
+    ) -> Result<EpochErasure, IssuerError> {
+        let _guard = lock(&self.epoch_lock);
+        if let Some(EpochEnd::Erased {
+            through,
+            n_coins,
+            value,
+        }) = lock(&self.state).epoch_ends.get(&epoch)
+        {
+            return Ok(EpochErasure {
+                epoch,
+                through: *through,
+                n_coins: *n_coins,
+                value: *value,
+            });
+        }
+        let info = self
+            .epoch_info(epoch)
+            .ok_or(IssuerError::UnknownEpoch(epoch))?;
+        let now = self.now();
+        if now < info.grace_ends_at {
+            return Err(IssuerError::GraceNotOver {
+                epoch,
+                grace_ends_at: info.grace_ends_at,
+                now,
+            });
+        }
+        lock(&self.epochs_closing).insert(epoch);
+        let erased = self.erase_closed_epoch(epoch, now, wait);
+        lock(&self.epochs_closing).remove(&epoch);
+        let erased = erased?;
+        self.retire_erased_keys()?;
+        self.seal_log()?;
+        tracing::info!(%epoch, n_coins = erased.n_coins, "key epoch erased");
+        Ok(erased)
+    }
+
+    fn erase_closed_epoch(
+        &self,
+        epoch: KeyEpoch,
+        now: Timestamp,
+        wait: Duration,
+    ) -> Result<EpochErasure, IssuerError> {
+        self.drain_epoch(epoch, wait)?;
+        // The projection alone: the shards' retiring sets are the
+        // housekeeper's (`checkpoint_coin_status`), which may run meanwhile.
+        self.coin_status.catch_up(self.store().as_ref())?;
+        let plan = self.coin_status_plan_erasure(epoch, now)?;
+        let tx = TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()]);
+        self.commit_batch(
+            tx,
+            &[],
+            vec![Event::EpochErased {
+                epoch,
+                through: plan.as_of,
+                n_coins: plan.n_coins(),
+                value: plan.value,
+                digest: plan.digest,
+            }],
+            Vec::new(),
+        )?;
+        Ok(EpochErasure {
+            epoch,
+            through: plan.as_of,
+            n_coins: plan.n_coins(),
+            value: plan.value,
+        })
+    }
+
+    /// Destroys the mint keys of erased epochs the mint still holds.
+    pub(crate) fn retire_erased_keys(&self) -> Result<(), IssuerError> {
+        let erased: Vec<KeyEpoch> = lock(&self.state)
+            .epoch_ends
+            .iter()
+            .filter(|(_, end)| matches!(end, EpochEnd::Erased { .. }))
+            .map(|(e, _)| *e)
+            .collect();
+        let held: Vec<KeyEpoch> = {
+            let mint = self.mint.read().expect(ledger::sync::POISONED_LOCK);
+            erased.into_iter().filter(|e| mint.has_epoch(*e)).collect()
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
+        let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
+        for epoch in held {
+            if mint.has_epoch(epoch) {
+                mint.retire_epoch(epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The housekeeper's pass: erases every epoch past its grace whose
+    /// coins no transaction holds (one held by a card load in doubt waits
+    /// for a later pass), and destroys keys of erased epochs. Returns the
+    /// epochs erased.
+    pub fn erase_epochs_due(&self) -> Result<Vec<EpochErasure>, IssuerError> {
+        let now = self.now();
+        let due: Vec<KeyEpoch> = {
+            let state = lock(&self.state);
+            state
+                .epochs
+                .iter()
+                .filter(|(e, info)| {
+                    now >= info.grace_ends_at
+                        && !matches!(state.epoch_ends.get(e), Some(EpochEnd::Erased { .. }))
+                })
+                .map(|(e, _)| *e)
+                .collect()
+        };
+        let mut done = Vec::new();
+        for epoch in due {
+            if self.commit.epoch_holdings(epoch).n_reserved > 0 {
+                continue;
+            }
+            match self.erase_epoch(epoch, Duration::ZERO) {
+                Ok(erased) => done.push(erased),
+                Err(IssuerError::EpochInUse { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.retire_erased_keys()?;
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger::Timestamp;
+
+    use super::*;
+
+    fn coin(epoch: u32, value: u64) -> CoinBody {
+        CoinBody {
+            id: CoinId::random(),
+            value: Amount::from_minor(value),
+            expiry: Timestamp(10),
+            epoch: KeyEpoch(epoch),
+        }
+    }
+
+    fn standing(e: KeyEpoch) -> EpochStanding {
+        match e.0 {
+            1 => EpochStanding::Erased,
+            2 => EpochStanding::Revoked {
+                still_owed: Amount::from_minor(300),
+            },
+            3 => EpochStanding::Closing,
+            _ => EpochStanding::Live,
+        }
+    }
+
+    // Given coins of live epochs, the gate lets them through as no recoup;
+    // coins of an erased epoch are expired, of a closing one in use.
+    #[test]
+    fn live_coins_pass_erased_are_expired_closing_are_in_use() {
+        assert_eq!(gate_inputs(&[coin(4, 1)], standing, false), Ok(false));
+        let erased = coin(1, 1);
+        assert_eq!(
+            gate_inputs(&[erased, coin(4, 1)], standing, true).map_err(|r| r.reason),
+            Err(RejectReason::Expired)
+        );
+        assert_eq!(
+            gate_inputs(&[coin(3, 1)], standing, true).map_err(|r| r.reason),
+            Err(RejectReason::InUse)
+        );
+    }
+
+    // Coins of a revoked epoch pass only as a recoup of revoked coins
+    // alone, and only up to what the epoch still owes.
+    #[test]
+    fn revoked_coins_pass_only_as_a_recoup_within_what_is_owed() {
+        let revoked = [coin(2, 100), coin(2, 200)];
+        assert_eq!(gate_inputs(&revoked, standing, true), Ok(true));
+        let refused = gate_inputs(&revoked, standing, false).expect_err("refused");
+        assert_eq!(refused.reason, RejectReason::EpochRevoked);
+        assert_eq!(refused.bad_coins.len(), 2);
+        let mixed = [coin(2, 100), coin(4, 100)];
+        assert_eq!(
+            gate_inputs(&mixed, standing, true).map_err(|r| r.bad_coins),
+            Err(vec![mixed[0].id])
+        );
+        let too_much = [coin(2, 200), coin(2, 200)];
+        assert_eq!(
+            gate_inputs(&too_much, standing, true).map_err(|r| r.reason),
+            Err(RejectReason::EpochRevoked)
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! A year of an issuer on a moving clock: every period a purchaser buys
+//! coins and pays them to a merchant, who redeems them. Epochs open on
+//! schedule and the housekeeper's erasure pass erases each one once its
+//! grace is over, destroying its key. The coin-status store and the shards
+//! stay bounded by the epochs still alive, not by the traffic so far; the
+//! audit checks every erasure against the log.
+//!
+//! Harness units: coins live 1,000 s, grace 500 s, an epoch every 400 s;
+//! a "month" is one epoch period, so a year is twelve.
+
+mod util;
+
+use ledger::{KeyEpoch, Role};
+use protocol::wire::payment::VOption;
+use util::{Harness, Who, spec};
+use vc_actors::issuer::EpochEnd;
+
+#[test]
+fn a_year_of_traffic_keeps_coin_status_and_shards_bounded() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 1_000_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+
+    let months = 12;
+    let mut stored = Vec::new();
+    for _ in 0..months {
+        for _ in 0..4 {
+            let coins = h.buy(&alice, spec(&[(4, 100)]));
+            h.pay(
+                &alice,
+                &shop,
+                coins,
+                VOption::Redeem {
+                    bank_account: shop.account.clone(),
+                },
+            );
+        }
+        h.clock.advance(400);
+        h.core().rotate_epoch_if_due().expect("epoch rotation");
+        h.core().erase_epochs_due().expect("erasure pass");
+        stored.push(h.core().coin_status_n_coins().expect("coin status"));
+    }
+    println!("coins in the coin-status store, month by month: {stored:?}");
+    // 16 coins a month leave the store once their epoch's grace is over
+    // (1,500 s, under four months): never more than five months' worth.
+    let most = *stored.iter().max().expect("months");
+    assert!(most <= 5 * 16, "coin status grew to {most}: {stored:?}");
+    assert!(
+        stored[months - 1] <= stored[5],
+        "coin status keeps growing: {stored:?}"
+    );
+    assert_eq!(h.core().n_unspent(), 0, "every coin was redeemed");
+    let erased: Vec<KeyEpoch> = h
+        .core()
+        .epoch_ends()
+        .into_iter()
+        .filter(|(_, end)| matches!(end, EpochEnd::Erased { .. }))
+        .map(|(e, _)| e)
+        .collect();
+    assert!(erased.len() >= 8, "erased {erased:?}");
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn an_erased_epoch_is_refused_and_erasure_waits_for_its_grace() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let kept = h.buy(&alice, spec(&[(2, 100)]));
+    let (epoch, _) = h.core().current_epoch().expect("an epoch");
+    let wait = std::time::Duration::ZERO;
+    assert!(matches!(
+        h.core().erase_epoch(epoch, wait),
+        Err(vc_actors::IssuerError::GraceNotOver { .. })
+    ));
+    h.clock.advance(1_600);
+    h.core().rotate_epoch_if_due().expect("epoch rotation");
+    let erased = h.core().erase_epoch(epoch, wait).expect("erased");
+    assert_eq!(erased, h.core().erase_epoch(epoch, wait).expect("again"));
+    // Its coins are refused: a refresh of them is no longer possible.
+    let outcome = h.pay(&alice, &alice, kept, util::refresh(200));
+    assert!(
+        matches!(outcome, protocol::flows::payment::PayeeOutcome::Rejected(_)),
+        "{outcome:?}"
+    );
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+}

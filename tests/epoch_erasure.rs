@@ -1,0 +1,83 @@
+//! Erasure over HTTPS with the real binary, on an issuer whose epochs are
+//! seconds long (`[epochs]` in issuer.toml): once an epoch's grace is over
+//! the serving issuer erases its spent coins on its own and destroys its
+//! key; `issuer epoch erase 2` then reports that erasure (named through a
+//! log record); a coin of the epoch is refused from then on; and the audit
+//! checks the erased set against the log up to that record.
+
+mod util;
+
+use std::io::Write;
+use std::time::Duration;
+
+use util::process::{
+    SERVE_ISSUER, alice_holding_4_x_2_50, audit_stage, free_port, ok, run, spawn, terminate,
+    wait_healthy,
+};
+
+#[test]
+fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ip = free_port();
+    let listen = format!("127.0.0.1:{ip}");
+    ok(
+        dir,
+        &[
+            "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
+        ],
+    );
+    // Coins expire 8 s after their epoch opens and may be refreshed 3 s
+    // more; no epoch opens on its own during the test.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("iss").join("issuer.toml"))
+        .and_then(|mut f| {
+            f.write_all(
+                b"\n[epochs]\ncoin_lifetime_secs = 8\ngrace_secs = 3\nepoch_period_secs = 600\n",
+            )
+        })
+        .expect("issuer.toml");
+    let issuer = spawn(dir, &SERVE_ISSUER);
+    wait_healthy(ip);
+    let url = format!("https://{listen}");
+    // `init` opened epoch 1 with the default dates; epoch 2 has these.
+    let opened = ok(dir, &["issuer", "epoch", "open", "--dir", "iss"]);
+    assert!(opened.contains("key epoch 2 opened"), "{opened}");
+    alice_holding_4_x_2_50(dir, &url);
+    // A spent coin of the epoch: change one 2.50 coin into two 1.25.
+    ok(
+        dir,
+        &["purse", "change", "2x1.25", "--purse", "alice.purse"],
+    );
+
+    // Too early: the grace of epoch 2 is not over.
+    let early = run(dir, &["issuer", "epoch", "erase", "2", "--dir", "iss"]);
+    assert!(!early.status.success(), "{early:?}");
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("grace period"),
+        "{early:?}"
+    );
+
+    // Past it (11 s after epoch 2 opened), the housekeeper erases it.
+    std::thread::sleep(Duration::from_secs(12));
+    let erased = ok(dir, &["issuer", "epoch", "erase", "2", "--dir", "iss"]);
+    assert!(
+        erased.contains("key epoch 2 erased: 1 spent coin(s) worth 2.50"),
+        "{erased}"
+    );
+    assert!(erased.contains("logged through record"), "{erased}");
+
+    // Alice's unspent coins of epoch 2 are past their grace: refused.
+    let refresh = run(dir, &["purse", "refresh", "--purse", "alice.purse"]);
+    let out = format!("{refresh:?}");
+    assert!(
+        !refresh.status.success() || out.contains("refreshed 0"),
+        "{out}"
+    );
+
+    terminate(issuer);
+    let audit = audit_stage(dir);
+    assert!(audit.contains("epoch_erased"), "{audit}");
+    assert!(audit.contains("erased"), "{audit}");
+}
