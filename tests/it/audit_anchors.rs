@@ -5,7 +5,7 @@
 //! then the stopped issuer's log against the head file it left, every
 //! record signed, with the bank's exported statement reconciled.
 
-mod util;
+use crate::util;
 
 use util::process::{alice_and_a_bookshop, ok, run, terminate};
 

@@ -12,7 +12,7 @@
 //! Each of these unloads would succeed if the LUS took the balance from L1
 //! at its word; a copy's second purchase must not block the device's batch.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 

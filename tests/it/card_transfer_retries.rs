@@ -8,7 +8,7 @@
 //! Without the check of the journal before reserving coins, the run after
 //! the finish reserved fresh coins and wrote them off as spent.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! issuer is never stopped: alice buys more coins from it in between, and
 //! the audit of its log passes afterwards.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 

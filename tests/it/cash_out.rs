@@ -4,7 +4,7 @@
 //! repeated request pays once (whatever amount the repeat names), and the
 //! auditor reconciles the payouts with the bank's statement.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::Child;

@@ -10,7 +10,7 @@
 //! issuer in-process, and the auditor (`varietycash audit`) right after
 //! passes the issuer's log.
 
-mod util;
+use crate::util;
 
 use util::process::{
     audit_stage, free_port, ok, run, serve_new_issuer, spawn, terminate, wait_healthy,

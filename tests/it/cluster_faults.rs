@@ -12,7 +12,7 @@
 //!   appends beside it, validators are told "unavailable" (their 503 with
 //!   Retry-After) instead of a guess, and after SIGCONT it serves again.
 
-mod util;
+use crate::util;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! copy of it spent elsewhere; a stranger who knows the serials but not the
 //! tags learns nothing; the route's own rate per source holds.
 
-mod util;
+use crate::util;
 
 use gateway::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
 use protocol::wire::BoundedVec;

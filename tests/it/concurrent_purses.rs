@@ -7,7 +7,7 @@
 //! spent, the purses together hold exactly the e-money the auditor finds
 //! outstanding, and conservation holds.
 
-mod util;
+use crate::util;
 
 use std::time::{Duration, Instant};
 

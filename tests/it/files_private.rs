@@ -9,7 +9,7 @@
 //! redb's defaults instead of `ledger::private_file` (mode 0666 under this
 //! umask; the card bridge then even refuses its own key file).
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -11,11 +11,11 @@
 //! and mint file, and card messages as the committed seeds.
 
 #[allow(dead_code, clippy::expect_used)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
 #[allow(unused_imports, clippy::expect_used)]
-#[path = "../protocol/tests/flow_support/mod.rs"]
+#[path = "../../protocol/tests/it/flow_support/mod.rs"]
 mod flow_support;
 
 use std::collections::BTreeSet;

@@ -7,7 +7,7 @@
 //! state lock), so this file is compiled for debug builds only.
 #![cfg(debug_assertions)]
 
-mod util;
+use crate::util;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

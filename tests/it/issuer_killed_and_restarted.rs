@@ -3,7 +3,7 @@
 //! spend once after it, a coin spent before the crash stays spent, and the
 //! auditor passes the log. Every party is its own process.
 
-mod util;
+use crate::util;
 
 use util::process::{
     SERVE_ISSUER, Stage, alice_and_a_bookshop, audit_stage, kill_hard, ok, run, spawn, terminate,

@@ -11,7 +11,7 @@
 //! Bounded: `VC_SOAK_KILLS` kills (10 by default, for CI; `scripts/soak.sh`
 //! runs 50). `VC_SOAK_SEED` replays a run's kill moments.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! with the payee's receipt verified by the payer, and the auditor finds
 //! every cent of the purchase accounted for.
 
-mod util;
+use crate::util;
 
 use gateway::CollectOption;
 use ledger::{Amount, Role};

@@ -5,7 +5,7 @@
 //! no merchant gains anything, and the auditor finds the log conserving
 //! cash with the coins spent once.
 
-mod util;
+use crate::util;
 
 use gateway::{ClientConfig, MerchantClient};
 use ledger::{Amount, Coin, Role};

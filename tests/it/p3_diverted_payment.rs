@@ -4,7 +4,7 @@
 //! (the payee sealed inside is not the one asking) without spending the
 //! coins, so the rightful payee is then paid with the very same bytes.
 
-mod util;
+use crate::util;
 
 use gateway::{ClientConfig, MerchantClient};
 use ledger::{Amount, Role};

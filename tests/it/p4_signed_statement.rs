@@ -4,7 +4,7 @@
 //! the issuer's key, not under another key, and not once altered; the
 //! purse marks exactly the named coins bad, with the statement as proof.
 
-mod util;
+use crate::util;
 
 use gateway::{ClientConfig, MerchantClient};
 use ledger::{Amount, Coin, Role};

@@ -6,7 +6,7 @@
 //! key with a request its old key signed, after which the old key opens
 //! nothing. Each refusal is a typed error; the audit passes afterwards.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::Output;

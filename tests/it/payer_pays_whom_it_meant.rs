@@ -4,7 +4,7 @@
 //! reserved, with exit code 1; the same command naming the shop and its
 //! price pays. Every party is its own process.
 
-mod util;
+use crate::util;
 
 use util::process::{Stage, alice_and_a_bookshop, audit_stage, ok, run, terminate};
 

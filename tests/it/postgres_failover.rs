@@ -7,7 +7,7 @@
 //! PostgreSQL node, is its own process (`scripts/pg-cluster.sh`, in a
 //! temporary directory on free loopback ports).
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! `purse resume` re-sends the journaled bytes, which the merchant answers
 //! as it answered the first copy. Every party is its own process.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

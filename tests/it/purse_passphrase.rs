@@ -5,7 +5,7 @@
 //! a clear error that loses nothing (the same purse opens with the right
 //! one and restores from its backup).
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -8,7 +8,7 @@
 //! its purse.toml (issuer and default account). Then the operator opens a
 //! new key epoch (`issuer epoch open`) and the auditor passes the log.
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::PermissionsExt;
 

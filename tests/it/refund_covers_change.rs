@@ -7,7 +7,7 @@
 //! the two 1.25s), not the 2.00 that came from the anonymous coin. The
 //! audit passes afterwards.
 
-mod util;
+use crate::util;
 
 use util::process::{audit_stage, ok, open_account, serve_new_issuer, terminate};
 

@@ -7,7 +7,7 @@
 //! the first one's answer, stored by `resume`, would count dead coins as
 //! money (her balance would show twice her value).
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -5,7 +5,7 @@
 //! the purchaser's enrollment on that account, and the audit still proves
 //! conservation, with the loss on a line of its own.
 
-mod util;
+use crate::util;
 
 use bank_files::Iban;
 use bank_files::camt053::{Entry, EntryKind, ReturnReason, Statement};

@@ -127,7 +127,7 @@ fn all_text_files() -> Vec<(String, String)> {
     text_files(root, &mut files);
     let texts: Vec<(String, String)> = files
         .into_iter()
-        .filter(|path| !path.ends_with("tests/tidy.rs"))
+        .filter(|path| !path.ends_with("tests/it/tidy.rs"))
         .map(|path| {
             let rel = path
                 .strip_prefix(root)

@@ -12,7 +12,7 @@
 //!   logged by the issuer before the index answers, and the audit lists
 //!   it; one key twice, two orders, a replayed approval disclose nothing.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

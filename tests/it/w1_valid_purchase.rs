@@ -4,7 +4,7 @@
 //! amount, the purse holds exactly the coins asked for, and the auditor
 //! finds the issuer's log conserving cash with that money in.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Role};
 use util::{OPENING_MINOR, System, buy, minor, paper_spec};

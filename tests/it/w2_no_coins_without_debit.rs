@@ -3,7 +3,7 @@
 //! (the bank rejected the debit) and no coins; the auditor finds no money
 //! in and no e-money out in the issuer's log.
 
-mod util;
+use crate::util;
 
 use gateway::PurchaseOutcome;
 use ledger::{Amount, Role};

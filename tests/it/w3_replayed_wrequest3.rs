@@ -5,7 +5,7 @@
 //! replay; a purchase already closed), the bank is debited once, the coins are issued once, and the
 //! auditor finds exactly one purchase's money in the log.
 
-mod util;
+use crate::util;
 
 use gateway::ErrorCode;
 use ledger::{Amount, Coin, Role};

@@ -8,7 +8,7 @@
 //! transfer is run again: it completes or is fully undone. Every test ends
 //! with the issuer's conservation audit; the last ones with `replay`'s.
 
-mod util;
+use crate::util;
 
 use card_bridge::agency::Agency;
 use card_bridge::card::SmartCard;

@@ -2,7 +2,7 @@
 //! `S_I(seq, hash)`, which an auditor verifies with the issuer's public key
 //! alone; an idle log gets no new signature.
 
-mod util;
+use crate::util;
 
 use ledger::{Event, EventStore, Seq};
 use util::{Harness, refresh, spec};

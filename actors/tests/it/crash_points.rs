@@ -17,7 +17,7 @@
 //! The sixth point, during the erasure of spent coins, belongs to the
 //! coin-status projection: `projections/tests/crash_points.rs`.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! released, no coin leaves the shards, and the issuer refuses every later
 //! commit (it never guesses what the disk holds).
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! debug builds contain, so this file is compiled for debug builds only.
 #![cfg(debug_assertions)]
 
-mod util;
+use crate::util;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The issuer's directory holds session key shares, identities and bank
 //! accounts (sessions.redb, registry.redb): only its own user may enter it.
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -2,7 +2,7 @@
 //! will call it, with the housekeeper settling a delayed debit on its own
 //! and payments racing through the crypto pool.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::Duration;

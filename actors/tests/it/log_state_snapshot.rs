@@ -5,7 +5,7 @@
 //! crash while written, or of another log is not trusted: the state is
 //! rebuilt from the whole log, and equals it still.
 
-mod util;
+use crate::util;
 
 use ledger::Role;
 use protocol::wire::payment::VOption;

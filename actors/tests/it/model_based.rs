@@ -22,8 +22,8 @@
 //! `VC_MODEL_SEED=<u64>` replays a run; `VC_MODEL_CASES=<n>` changes the
 //! number of sequences (16 by default).
 
-mod model;
-mod util;
+use crate::model;
+use crate::util;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,7 +1,7 @@
 //! Registration (the issuer as CA) and enrollment with out-of-band approval;
 //! key epochs opening on schedule, with coins carrying their epoch.
 
-mod util;
+use crate::util;
 
 use ledger::{Event, Role};
 use protocol::flows::RegistrationClient;

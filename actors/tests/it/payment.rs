@@ -3,7 +3,7 @@
 //! change, refresh and redeem. Each test ends by checking conservation from
 //! the log.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Coin, Role};
 use protocol::crypto::{KeyShare, MacTag};

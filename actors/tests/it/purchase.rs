@@ -2,7 +2,7 @@
 //! paper's requirements W1–W3. Each test ends by checking conservation from
 //! the log.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

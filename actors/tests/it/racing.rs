@@ -3,7 +3,7 @@
 //! time, across 1,000 runs; the loser gets a signed "in use" or "already
 //! spent" naming the coin.
 
-mod util;
+use crate::util;
 
 use std::sync::Barrier;
 

@@ -1,7 +1,7 @@
 //! Refund for non-anonymous holders: unspent coins revoked and replaced at
 //! equal value; the old copies die; anonymous coins cannot be refunded.
 
-mod util;
+use crate::util;
 
 use ledger::Role;
 use protocol::flows::{PayeeOutcome, RefundUpdate};

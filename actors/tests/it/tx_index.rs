@@ -4,7 +4,7 @@
 //! forever: after the index caught up, after a restart, and after the index
 //! file was lost or damaged (it is rebuilt from the log, the truth).
 
-mod util;
+use crate::util;
 
 use ledger::{Coin, EventStore, Role};
 use protocol::flows::PayeeOutcome;

@@ -2,7 +2,7 @@
 //! image survives a round trip through a file, and the cyclic logs keep the
 //! newest records of each kind.
 
-mod util;
+use crate::util;
 
 use util::*;
 use vc_card_bridge::card::{Eeprom, SmartCard, TearAfter, TxKind};

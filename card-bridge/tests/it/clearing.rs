@@ -3,7 +3,7 @@
 //! even afterwards, and an in-doubt load is carried into the period in
 //! which it is resolved. The issuer-log events balance under ledger's rule.
 
-mod util;
+use crate::util;
 
 use ledger::Flows;
 use util::*;

@@ -4,7 +4,7 @@
 //! compares each with the card's history in its own log, refuses what the
 //! history contradicts with a typed error, and keeps the refusal in its log.
 
-mod util;
+use crate::util;
 
 use util::*;
 use vc_card_bridge::card::SmartCard;

@@ -4,7 +4,7 @@
 //! `CoinsSpent(CardLoad)` + `CardLoaded`, and a settlement `Cleared` brings
 //! the issuer's card float back to zero.
 
-mod util;
+use crate::util;
 
 use ledger::{CoinBody, CoinId, Event, Flows, IssueCause, KeyEpoch, SpendCause, Timestamp};
 use util::*;

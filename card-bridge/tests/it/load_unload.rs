@@ -2,7 +2,7 @@
 //! happy paths under both suites, replays of L1/L2/L3, MACs moved between
 //! cards, rejects and refusals. Each test ends with the invariant checks.
 
-mod util;
+use crate::util;
 
 use ledger::{Event, Timestamp};
 use util::*;

@@ -7,7 +7,7 @@
 //! cut after every write of a purchase; the PSAM recovers the proof from the
 //! card, and merchant credit always equals what cards were debited.
 
-mod util;
+use crate::util;
 
 use ledger::BankAccount;
 use util::*;

@@ -6,7 +6,7 @@
 //! in a card's log has one outcome the LUS agrees with, and that the agency
 //! holds the LUS's records. Set VC_SIM_SEED to replay one seed.
 
-mod util;
+use crate::util;
 
 use ledger::BankAccount;
 use util::*;

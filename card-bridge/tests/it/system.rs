@@ -2,7 +2,7 @@
 //! collect, unload and clear, then reopen everything from disk as a new
 //! process would and find the same balances, credits and records.
 
-mod util;
+use crate::util;
 
 use ledger::{BankAccount, CardId, LusId};
 use util::*;

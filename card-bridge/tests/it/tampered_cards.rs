@@ -15,7 +15,7 @@
 //! auditor's reading of the records finds no card overspent and agrees
 //! with the agency. Set VC_TAMPER_SEED to replay one seed.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //! card is presented again, every NT must have exactly one outcome, the LUS
 //! and agency must agree, and Σ balances = Σ loads − Σ unloads.
 
-mod util;
+use crate::util;
 
 use util::*;
 use vc_card_bridge::card::{SmartCard, TearAfter};

@@ -5,7 +5,7 @@
 //! servers are reopened from their files, and the transfer is run again: it
 //! completes or is fully undone, and the sum holds.
 
-mod util;
+use crate::util;
 
 use ledger::LusId;
 use tempfile::TempDir;

@@ -5,7 +5,7 @@
 //! the issuer or the merchant server refuses it and that the honest
 //! participant is still served afterwards.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

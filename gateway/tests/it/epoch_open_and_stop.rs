@@ -3,7 +3,7 @@
 //! payments go on before and after it, and a stop that returns only once
 //! the issuer's log is closed, so an auditor may open it read-only at once.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! and within the grace period `refresh_expired` turns them into coins of a
 //! new key epoch that pay.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! refused with the issuer's signed statement, P4), ending with the
 //! conservation audit of the issuer's log.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 

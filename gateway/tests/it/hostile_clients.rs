@@ -23,7 +23,7 @@
 //! figures (garbage answered per second, honest payment latency with and
 //! without the attack) are printed to the test's output.
 
-mod util;
+use crate::util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@
 //! signed) behind a small raw-socket server of this test that relays
 //! invoices from the real shop and answers payments as an attacker would.
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

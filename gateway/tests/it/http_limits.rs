@@ -3,7 +3,7 @@
 //! under load), never a panic or a hang. Each test starts its own server
 //! (with the limits it probes) over the binary's one issuer.
 
-mod util;
+use crate::util;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -8,7 +8,7 @@
 
 #![allow(clippy::expect_used)]
 
-mod util;
+use crate::util;
 
 use std::sync::OnceLock;
 

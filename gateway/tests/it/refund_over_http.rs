@@ -5,7 +5,7 @@
 //! (the purse crashed before the answer was stored) is finished by
 //! `Wallet::resume` from the journal, once, with the issuer's same answer.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 

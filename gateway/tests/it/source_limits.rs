@@ -5,7 +5,7 @@
 
 #![allow(clippy::expect_used)]
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

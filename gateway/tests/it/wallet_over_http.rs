@@ -5,7 +5,7 @@
 //! the purse's journal alone, and a payment to a merchant that forgot the
 //! order, reclaimed through the issuer. Ends with the conservation audit.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, CoinSpec, Denomination, Role};
 use protocol::flows::PayerOutcome;

@@ -2,9 +2,7 @@
 //! testkit) run against `MemoryStore` and `RedbStore`; other backends run
 //! it in their own crates (`vc-pg-store`).
 
-extern crate vc_ledger as ledger;
 
-mod util;
 
 ledger::event_store_conformance!(memory, || Some((ledger::MemoryStore::new(), ())));
 ledger::event_store_conformance!(redb_followable, || {

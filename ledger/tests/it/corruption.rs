@@ -2,9 +2,8 @@
 //! detected with a typed error naming the record's seq. Each test builds a
 //! good log, changes one thing, and checks which error says where.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use ledger::{
     Batch, ChainError, ChainVerifier, EventStore, MemoryStore, RawEventStore, RedbOptions,

@@ -4,9 +4,8 @@
 //! acknowledged is there. The writer is this test binary re-run as a child
 //! (`crash_child_writer`), which prints one line per acknowledged batch.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

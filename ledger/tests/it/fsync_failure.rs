@@ -4,9 +4,8 @@
 //! every acknowledged batch is present and every other batch is present
 //! whole or not at all.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;

@@ -2,9 +2,8 @@
 //! acknowledged, the acknowledgements tile the log in one total order, each
 //! batch sits where its ack says, and commits were actually shared.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,9 +2,8 @@
 //! through both stores; random batches chain and verify; any single flipped
 //! byte in any record is found at that record's seq.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 

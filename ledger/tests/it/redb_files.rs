@@ -1,9 +1,8 @@
 //! The redb backend's file: what survives a reopen, who may open it beside
 //! the writer, and that a file of another format is refused.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! Tail following: a subscriber in the writer's process sees every record
 //! in order, woken by each durable commit, without polling.
 
-extern crate vc_ledger as ledger;
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

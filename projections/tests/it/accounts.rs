@@ -2,7 +2,7 @@
 //! conservation equation computed from the books at every sequence number
 //! (with `ledger::conservation`, the rule the issuer and auditor use).
 
-mod util;
+use crate::util;
 
 use ledger::{
     Amount, BalanceId, CoinBody, CoinId, CoinSpec, Event, EventStore, IssueCause, KeyEpoch,

@@ -4,7 +4,7 @@
 //! with a typed error, leaving its file exactly at the last record it
 //! accepted (equal to a replay up to that record).
 
-mod util;
+use crate::util;
 
 use ledger::EventStore;
 use ledger::testkit::arb_event;

@@ -7,7 +7,7 @@
 //! The test runs itself as the child: the same test binary, filtered to
 //! this test, with `VC_PROJECTIONS_CRASH_DIR` set.
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

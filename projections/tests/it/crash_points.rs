@@ -6,7 +6,7 @@
 //! there must equal a replay of the whole log. The erasure, restarted, must
 //! remove exactly the spent coins and never an unspent one.
 
-mod util;
+use crate::util;
 
 use ledger::{
     Amount, CoinBody, Event, EventStore, IssueCause, KeyEpoch, Seq, SpendCause, Timestamp,

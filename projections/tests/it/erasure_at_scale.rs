@@ -4,7 +4,7 @@
 //! million runs in release as `cargo run --release -p vc-projections
 //! --example million_coins` (figures in README.md).
 
-mod util;
+use crate::util;
 
 #[test]
 fn erasing_spent_coins_leaves_only_the_unspent_ones_and_shrinks_the_file() {

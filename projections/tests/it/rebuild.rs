@@ -6,7 +6,7 @@
 //! transactions; the tables must equal a clean rebuild from the log and a
 //! replay in memory.
 
-mod util;
+use crate::util;
 
 use ledger::{CoinId, EventStore, Seq, StoredRecord};
 use proptest::prelude::*;

@@ -3,7 +3,7 @@
 //! sealed (with a different nonce each time, as real OAEP ciphertexts
 //! differ) and are opened by the injected unsealer.
 
-mod util;
+use crate::util;
 
 use ledger::{
     Amount, CoinBody, CoinId, Event, IssueCause, KeyEpoch, SealedIdentity, Seq, SpendCause,

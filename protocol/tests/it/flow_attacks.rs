@@ -4,9 +4,8 @@
 //! re-wraps someone else's SendCoins under its own identity is refused (P3);
 //! forged or misdirected rejections are not believed (P4).
 
-extern crate vc_protocol as protocol;
 
-mod flow_support;
+use crate::flow_support;
 
 use flow_support::*;
 use ledger::{Coin, PurchaseId, Timestamp};

@@ -2,9 +2,8 @@
 //! an issuer made of the `flows::issuer` helpers, under both suites. Every
 //! message crosses `wire::encode` / `wire::decode` on the way.
 
-extern crate vc_protocol as protocol;
 
-mod flow_support;
+use crate::flow_support;
 
 use flow_support::*;
 use ledger::{Amount, Coin, CoinId, Timestamp};

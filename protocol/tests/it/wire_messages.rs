@@ -3,9 +3,8 @@
 //! or oversized input decodes; hostile counts are refused before allocation;
 //! the largest legal messages fit their limits. Both suites.
 
-extern crate vc_protocol as protocol;
 
-mod flow_support;
+use crate::flow_support;
 
 use std::collections::BTreeSet;
 

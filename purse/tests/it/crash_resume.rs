@@ -12,7 +12,7 @@
 //! agree exactly with what the world says the purse owns, and the payee must
 //! have been paid each amount exactly once. `k` runs over every step.
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;

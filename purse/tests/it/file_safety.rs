@@ -2,7 +2,7 @@
 //! never overwritten, and a damaged, truncated or foreign file is reported
 //! as a typed error, never a panic.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! advances, completes and refuses a transaction, and that every answer
 //! that does not fit its transaction is refused without changing anything.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Coin, CoinId};
 use util::{NOW, cents, coin, fund, new_purse, new_tx, passphrase, purse_path};

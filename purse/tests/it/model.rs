@@ -4,7 +4,7 @@
 //! and the balance equal the model's, so no sequence loses or double-counts
 //! a coin.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 

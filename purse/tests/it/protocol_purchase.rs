@@ -9,7 +9,7 @@
 //! debited once, the purse holding exactly the issued coins (with valid
 //! tags), and the purchase acknowledged.
 
-mod util;
+use crate::util;
 
 use std::collections::HashMap;
 use std::fs;

@@ -3,7 +3,7 @@
 //! identity in it; a wrong passphrase is a typed error that loses nothing; a sealed record moved to another row does not open; a purse of
 //! the unencrypted first format is refused with a message saying so.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! checkpoints signed by a real RSA key, passes; every forgery of it is
 //! caught with the right rule named, at the right record.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Event, MemoryStore, RawRecord, SpendCause};
 use util::*;

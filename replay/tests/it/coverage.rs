@@ -12,7 +12,7 @@
 //! - one byte form per content (`non_canonical`);
 //! - a transaction id committed twice (`transaction_twice`).
 
-mod util;
+use crate::util;
 
 use ledger::{Checkpoint, Event, EventStore, Hash32, Head, MemoryStore, RawRecord, Seq};
 use util::*;

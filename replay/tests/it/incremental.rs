@@ -2,7 +2,7 @@
 //! from it and reads only the new records, with the same result as a full
 //! audit; a history rewritten behind the checkpoint is caught.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Event, EventStore, RedbOptions, RedbStore, Seq, Sharing};
 use util::*;

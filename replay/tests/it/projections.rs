@@ -1,7 +1,7 @@
 //! The issuer's projection files, rebuilt by the projections crate, equal
 //! the replay; files built from another history do not.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Event, MemoryStore};
 use projections::{AccountsModel, CoinStatusModel, ProjectionDb};

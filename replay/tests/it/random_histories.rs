@@ -4,7 +4,7 @@
 //! each transaction; the same log with one issued coin inflated, even with
 //! the chain recomputed, does not.
 
-mod util;
+use crate::util;
 
 use ledger::{Amount, Event, KeyEpoch, MemoryStore};
 use util::*;

@@ -1,7 +1,7 @@
 //! The audit of a real redb log file, end to end through `run_audit`, and
 //! its three renderings: text, JSON and HTML.
 
-mod util;
+use crate::util;
 
 use ledger::RedbStore;
 use util::*;
