@@ -15,7 +15,7 @@
 //!   outstanding e-money is exactly the payee's coins (conservation).
 //!
 //! The sixth point, during the erasure of spent coins, belongs to the
-//! coin-status projection: `projections/tests/crash_points.rs`.
+//! coin-status projection: `projections/tests/it/crash_points.rs`.
 
 use crate::util;
 

@@ -17,7 +17,7 @@
 //! coin-status projection check) must pass over the log and agree too.
 //!
 //! Clearing with the load/unload server is not in the model (it is
-//! `tests/card_agency.rs`'s).
+//! `tests/it/card_agency.rs`'s).
 //!
 //! `VC_MODEL_SEED=<u64>` replays a run; `VC_MODEL_CASES=<n>` changes the
 //! number of sequences (16 by default).
