@@ -31,6 +31,7 @@
 //! ([`SealedIdentity`], [`SealedBankAccount`]); it cannot open them.
 
 pub mod chain;
+pub mod clock;
 pub mod coin;
 pub mod conservation;
 pub mod constants;
@@ -48,6 +49,7 @@ pub mod tail;
 pub mod testkit;
 
 pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
+pub use clock::{Clock, SystemClock};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use ledger::{Batch, Checkpoint, Event, Head, Sealing, Seq, TxId};
 use protocol::crypto::SecretKey;
 
-use super::core::{Clock, IssuerCore, IssuerError};
+use super::core::{IssuerCore, IssuerError};
+use ledger::Clock;
 
 /// The writer seals once this many records were appended since the last
 /// checkpoint. At the measured peak (about 300 payments/s of 3 to 5

@@ -29,8 +29,7 @@ pub use self::checkpoint::{
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
-    Clock, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
-    SystemClock,
+    EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
 };
 #[cfg(feature = "crash-tests")]
 pub use self::crash::CrashPoint;

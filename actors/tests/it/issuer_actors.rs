@@ -7,6 +7,7 @@ use crate::util;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledger::SystemClock;
 use ledger::{Amount, Role, Timestamp};
 use protocol::flows::{
     PayeeOutcome, PaymentPayee, PaymentPayer, PurchaseClient, PurchaseUpdate, RegistrationClient,
@@ -16,7 +17,7 @@ use protocol::wire::payment::{PDesc, PaymentOutcome, VOption};
 use protocol::wire::purchase::WDesc;
 use util::{Who, spec};
 use vc_actors::bank::SimulatedBank;
-use vc_actors::{Issuer, IssuerConfig, SystemClock};
+use vc_actors::{Issuer, IssuerConfig};
 
 async fn join(issuer: &Issuer, who: &Who, roles: &[Role], bank: &SimulatedBank, funds: u64) {
     let (client, req) = RegistrationClient::start(who.id.clone(), who.sk);

@@ -767,7 +767,7 @@ fn a_refund_is_only_for_the_holder_who_signed_it() {
 /// A clock a test sets by hand.
 struct SetClock(std::sync::atomic::AtomicU64);
 
-impl actors::Clock for SetClock {
+impl ledger::Clock for SetClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }

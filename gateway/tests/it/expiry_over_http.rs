@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
-use actors::{Clock, IssuerConfig};
+use ledger::Clock;
 use ledger::{Amount, Role, Timestamp};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;

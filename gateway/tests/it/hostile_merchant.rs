@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actors::Clock;
+use ledger::Clock;
 use ledger::{Amount, BankAccount, ParticipantId, Role, Timestamp};
 use protocol::flows::PayerOutcome;
 use protocol::flows::PaymentPayee;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ledger::Clock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey};
 use protocol::flows::{
@@ -20,7 +21,7 @@ use protocol::wire::payment::{
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc};
 use protocol::wire::refund::RefundRequest;
 use vc_actors::bank::SimulatedBank;
-use vc_actors::{Clock, IssuerConfig, IssuerCore};
+use vc_actors::{IssuerConfig, IssuerCore};
 
 /// A clock the test moves by hand.
 #[derive(Debug)]
