@@ -1,7 +1,7 @@
 //! The integration tests of `varietycash`: one binary (`tests/it`), one module
 //! per concern. A new test file goes here as `tests/it/NAME.rs` with
 //! `mod NAME;` below; a file of its own under `tests/` would be another
-//! binary to link (`tests/it/tidy.rs` of the workspace root refuses it).
+//! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
 
 mod audit_anchors;
 mod browser;
@@ -13,6 +13,7 @@ mod cli_processes;
 mod cluster_faults;
 mod coin_status;
 mod concurrent_purses;
+mod crate_edges;
 mod demo_binary;
 mod files_private;
 mod fuzz_regressions;

@@ -2,8 +2,6 @@
 //! testkit) run against `MemoryStore` and `RedbStore`; other backends run
 //! it in their own crates (`vc-pg-store`).
 
-
-
 ledger::event_store_conformance!(memory, || Some((ledger::MemoryStore::new(), ())));
 ledger::event_store_conformance!(redb_followable, || {
     let log = crate::util::TempLog::new();

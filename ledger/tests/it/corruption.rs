@@ -2,7 +2,6 @@
 //! detected with a typed error naming the record's seq. Each test builds a
 //! good log, changes one thing, and checks which error says where.
 
-
 use crate::util;
 
 use ledger::{

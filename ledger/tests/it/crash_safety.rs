@@ -4,7 +4,6 @@
 //! acknowledged is there. The writer is this test binary re-run as a child
 //! (`crash_child_writer`), which prints one line per acknowledged batch.
 
-
 use crate::util;
 
 use std::io::{BufRead, BufReader, Write};

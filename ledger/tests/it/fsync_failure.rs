@@ -4,7 +4,6 @@
 //! every acknowledged batch is present and every other batch is present
 //! whole or not at all.
 
-
 use crate::util;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,6 @@
 //! acknowledged, the acknowledgements tile the log in one total order, each
 //! batch sits where its ack says, and commits were actually shared.
 
-
 use crate::util;
 
 use std::sync::Arc;

@@ -2,7 +2,6 @@
 //! through both stores; random batches chain and verify; any single flipped
 //! byte in any record is found at that record's seq.
 
-
 use crate::util;
 
 use std::collections::BTreeSet;

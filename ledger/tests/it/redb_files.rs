@@ -1,7 +1,6 @@
 //! The redb backend's file: what survives a reopen, who may open it beside
 //! the writer, and that a file of another format is refused.
 
-
 use crate::util;
 
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! Tail following: a subscriber in the writer's process sees every record
 //! in order, woken by each durable commit, without polling.
 
-
 use crate::util;
 
 use std::sync::Arc;

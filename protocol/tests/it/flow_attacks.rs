@@ -4,7 +4,6 @@
 //! re-wraps someone else's SendCoins under its own identity is refused (P3);
 //! forged or misdirected rejections are not believed (P4).
 
-
 use crate::flow_support;
 
 use flow_support::*;

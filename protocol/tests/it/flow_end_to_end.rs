@@ -2,7 +2,6 @@
 //! an issuer made of the `flows::issuer` helpers, under both suites. Every
 //! message crosses `wire::encode` / `wire::decode` on the way.
 
-
 use crate::flow_support;
 
 use flow_support::*;

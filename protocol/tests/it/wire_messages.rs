@@ -3,7 +3,6 @@
 //! or oversized input decodes; hostile counts are refused before allocation;
 //! the largest legal messages fit their limits. Both suites.
 
-
 use crate::flow_support;
 
 use std::collections::BTreeSet;
