@@ -9,6 +9,7 @@ use crate::util;
 
 use std::time::Duration;
 
+use ledger::testkit::ManualClock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, ParticipantId, Role, Timestamp};
 use protocol::crypto::{KeyShare, SecretKey};
 use protocol::flows::{
@@ -764,15 +765,6 @@ fn a_refund_is_only_for_the_holder_who_signed_it() {
     gateway.stop().expect("gateway stops");
 }
 
-/// A clock a test sets by hand.
-struct SetClock(std::sync::atomic::AtomicU64);
-
-impl ledger::Clock for SetClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
-    }
-}
-
 // WRequest1 carries its time, so a journaled one goes stale: a purchase
 // resumed long after its WRequest1 was journaled signs it afresh (nothing
 // that commits was sent) instead of being refused on every resume.
@@ -783,24 +775,20 @@ fn a_purchase_resumed_after_its_wrequest1_went_stale_is_signed_afresh() {
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
     let purse = purse_for(&client, "jack-stale", 0, &gateway.url(), dir.path());
-    let clock = std::sync::Arc::new(SetClock(std::sync::atomic::AtomicU64::new(core.now().0)));
+    let clock = std::sync::Arc::new(ManualClock::at(core.now()));
     let jack = Wallet::open(purse.clone(), ClientConfig::default())
         .expect("wallet")
         .with_clock(clock.clone());
     let account = join_wallet(&jack, &client, &[Role::CoinPurchaser]);
     // Jack's clock goes an hour slow: his WRequest1 is stale when it arrives.
-    clock
-        .0
-        .store(core.now().0 - 3_600, std::sync::atomic::Ordering::SeqCst);
+    clock.set(Timestamp(core.now().0 - 3_600));
     let e = jack
         .buy(spec(&[(1, 100)]), account, false)
         .expect_err("stale");
     assert_eq!(e_code(&e), Some(ErrorCode::Refused), "{e}");
     assert_eq!(purse.in_flight().expect("journal").len(), 1);
     // The clock is right again; the journaled WRequest1 is still stale.
-    clock
-        .0
-        .store(core.now().0, std::sync::atomic::Ordering::SeqCst);
+    clock.set(Timestamp(core.now().0));
     let report = jack.resume().expect("resumed");
     assert_eq!(report.unfinished, 0, "{report:?}");
     assert!(purse.in_flight().expect("journal").is_empty());

@@ -9,13 +9,12 @@
 use crate::util;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
-use ledger::Clock;
-use ledger::{Amount, Role, Timestamp};
+use ledger::testkit::ForwardClock;
+use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;
 use purse::CoinState;
@@ -25,16 +24,6 @@ use vc_gateway::{
 };
 
 use util::{join_wallet, purse_for, spec, tea_shop};
-
-/// The wall clock plus an offset that only grows.
-#[derive(Debug, Default)]
-struct ForwardClock(AtomicU64);
-
-impl Clock for ForwardClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now().plus_secs(self.0.load(Ordering::SeqCst))
-    }
-}
 
 const DAY_SECS: u64 = 24 * 3600;
 
@@ -76,7 +65,7 @@ fn expired_coins_are_refused_then_refreshed_within_the_grace_period() {
     };
 
     // A day past the coins' expiry, inside the grace period.
-    clock.0.fetch_add(lifetime + DAY_SECS, Ordering::SeqCst);
+    clock.advance(lifetime + DAY_SECS);
     let epoch = core.open_epoch_now().expect("a new key epoch");
     assert_eq!(purse.expired(wallet.now()).expect("expired").len(), 2);
     let e = wallet

@@ -14,12 +14,11 @@ use crate::util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger::Clock;
-use ledger::{Amount, BankAccount, ParticipantId, Role, Timestamp};
+use ledger::testkit::ForwardClock;
+use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::flows::PayerOutcome;
 use protocol::flows::PaymentPayee;
 use protocol::wire::payment::{Invoice, PaymentOutcome, PaymentResult, SendCoins, VOption};
@@ -32,16 +31,6 @@ use vc_gateway::{
 };
 
 use util::{client_of, enrolled_tea_shop, join_wallet, purse_for, serve_shared_issuer, spec};
-
-/// The wall clock plus an offset that only grows.
-#[derive(Debug, Default)]
-struct ForwardClock(AtomicU64);
-
-impl Clock for ForwardClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now().plus_secs(self.0.load(Ordering::SeqCst))
-    }
-}
 
 /// What the hostile merchant answers to a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,10 +450,8 @@ fn a_merchant_that_never_answers_cannot_keep_the_payers_coins() {
     assert_eq!(report.unfinished, 1, "the merchant may still answer");
     assert_eq!(w.in_flight(), 1);
 
-    w.clock.0.store(
-        vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
-        Ordering::SeqCst,
-    );
+    w.clock
+        .set_offset(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.finished, 1);
     assert_eq!(w.in_flight(), 0);
@@ -579,10 +566,8 @@ fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides()
     core.reserve_for_tests(late, &held)
         .expect("the coin is unspent");
 
-    w.clock.0.store(
-        vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
-        Ordering::SeqCst,
-    );
+    w.clock
+        .set_offset(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.unfinished, 1, "\"in use\" decides nothing");
     assert_eq!(w.in_flight(), 1);
@@ -650,10 +635,8 @@ fn model_run(seed: u64, n_steps: usize) {
             }
             1 => {
                 // Time passes for the payer: a silent merchant has had long enough.
-                w.clock.0.fetch_add(
-                    vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
-                    Ordering::SeqCst,
-                );
+                w.clock
+                    .advance(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
                 let _ = w.alice.resume();
             }
             2 if w.hostile.held.lock().expect("lock").is_some() => {
@@ -717,10 +700,8 @@ fn model_run(seed: u64, n_steps: usize) {
     // Without the merchant: time passes and resume settles everything
     // through the issuer. Then the payer holds exactly what the merchant
     // was not paid, all of it spendable.
-    w.clock.0.fetch_add(
-        vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1,
-        Ordering::SeqCst,
-    );
+    w.clock
+        .advance(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.unfinished, 0, "seed {seed}: left unsettled");
     assert_eq!(w.in_flight(), 0, "seed {seed}");

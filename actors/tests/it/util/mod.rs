@@ -4,11 +4,10 @@
 
 #![allow(dead_code, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use ledger::Clock;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ledger::Clock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey};
 use protocol::flows::{
@@ -23,21 +22,7 @@ use protocol::wire::refund::RefundRequest;
 use vc_actors::bank::SimulatedBank;
 use vc_actors::{IssuerConfig, IssuerCore};
 
-/// A clock the test moves by hand.
-#[derive(Debug)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
+pub use ledger::testkit::ManualClock;
 
 /// Participant keys, generated once per test binary (RSA keygen is slow).
 pub fn key(n: usize) -> &'static SecretKey {
@@ -121,7 +106,7 @@ impl Harness {
 
     pub fn with_settle_delay(settle_delay: Duration) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clock = Arc::new(ManualClock(AtomicU64::new(1_800_000_000)));
+        let clock = Arc::new(ManualClock::at(Timestamp(1_800_000_000)));
         let bank = Arc::new(
             SimulatedBank::open(dir.path().join("bank.redb"), settle_delay).expect("bank"),
         );
