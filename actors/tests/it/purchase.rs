@@ -4,7 +4,7 @@
 
 use crate::util;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger::{Amount, BankRejection, Event, IssueCause, Role};
 use protocol::flows::PurchaseUpdate;
@@ -12,6 +12,9 @@ use protocol::wire::RejectReason;
 use protocol::wire::purchase::PurchaseIssuance2;
 use util::{Harness, Who, spec};
 use vc_actors::{Bank, IssuerError, PurchaseStatus};
+
+/// How long a test waits for the simulated bank to settle a debit.
+const SETTLE_WAIT_SECS: u64 = 10;
 
 fn coins_issued_for_purchases(h: &Harness) -> usize {
     let mut n = 0;
@@ -104,10 +107,20 @@ fn w2_debit_rejected_later_issues_nothing() {
         PurchaseUpdate::Pending
     );
     h.bank().close_account(&bob.account).expect("close");
-    std::thread::sleep(Duration::from_millis(150));
-    let answer = h.core().purchase_poll(&awaiting.poll()).expect("poll");
+    // Poll until the debit has settled (rejected), as a purse would.
+    let deadline = Instant::now() + Duration::from_secs(SETTLE_WAIT_SECS);
+    let update = loop {
+        let answer = h.core().purchase_poll(&awaiting.poll()).expect("poll");
+        match awaiting.on_issuance1(&answer).expect("opens") {
+            PurchaseUpdate::Pending => {
+                assert!(Instant::now() < deadline, "the debit never settled");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            update => break update,
+        }
+    };
     assert!(matches!(
-        awaiting.on_issuance1(&answer).expect("opens"),
+        update,
         PurchaseUpdate::Rejected(s) if s.reason == RejectReason::BankRejected(BankRejection::AccountClosed)
     ));
     assert_eq!(coins_issued_for_purchases(&h), 0);
@@ -228,8 +241,15 @@ fn a_pending_purchase_survives_a_restart() {
         h.core().purchase_status(purchase),
         Some(PurchaseStatus::Pending)
     );
-    std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(h.core().settle_pending_purchases().expect("settle"), 1);
+    // Settle as the housekeeper would, until the bank has settled the debit.
+    let deadline = Instant::now() + Duration::from_secs(SETTLE_WAIT_SECS);
+    let mut settled = 0;
+    while settled == 0 {
+        assert!(Instant::now() < deadline, "the debit never settled");
+        std::thread::sleep(Duration::from_millis(10));
+        settled += h.core().settle_pending_purchases().expect("settle");
+    }
+    assert_eq!(settled, 1);
     h.restart();
     let answer = h.core().purchase_poll(&awaiting.poll()).expect("poll");
     let PurchaseUpdate::Issued { coins, ack } = awaiting.on_issuance1(&answer).expect("opens")

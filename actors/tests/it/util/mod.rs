@@ -28,11 +28,14 @@ pub use ledger::testkit::ManualClock;
 pub fn key(n: usize) -> &'static SecretKey {
     static KEYS: OnceLock<Vec<SecretKey>> = OnceLock::new();
     &KEYS.get_or_init(|| {
-        (0..6)
+        (0..KEYS_N)
             .map(|_| SecretKey::generate(2048).expect("rsa keygen"))
             .collect()
     })[n]
 }
+
+/// How many participant keys [`key`] has.
+const KEYS_N: usize = 6;
 
 /// One participant: identity, key, bank account.
 #[derive(Clone)]
@@ -303,6 +306,20 @@ impl Harness {
         (payee_state, payer_state, invoice, send)
     }
 
+    /// The secret key of `id`: the one of [`key`]'s keys whose public half
+    /// this issuer registered for `id` (tests of one binary share names
+    /// with other keys), or the key [`Who::new`] gave it.
+    pub fn key_registered_for(&self, id: &ParticipantId) -> &'static SecretKey {
+        let registered = self
+            .core()
+            .participant(id)
+            .expect("registry")
+            .map(|p| p.public_key);
+        registered
+            .and_then(|public| (0..KEYS_N).map(key).find(|k| k.public() == public))
+            .unwrap_or_else(|| key_of(id))
+    }
+
     /// The payee's ValidationRequest for `send` with `option`.
     pub fn validation(
         &self,
@@ -310,7 +327,7 @@ impl Harness {
         send: &SendCoins,
         option: VOption,
     ) -> (PayeeAwaitingIssuance, ValidationRequest) {
-        let sk_py = key_of(&payee_state.invoice_sent().id_py);
+        let sk_py = self.key_registered_for(&payee_state.invoice_sent().id_py);
         payee_state
             .on_send_coins(
                 self.core().suite(),
