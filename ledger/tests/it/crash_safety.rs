@@ -85,11 +85,19 @@ fn crash_child_writer() {
     verify_store(&store, 256).expect("chain verifies");
 }
 
+/// The harness's name of this module's test `name` (`module::name`, the
+/// binary's crate name left out), to run that test alone in a child.
+fn test_in_this_module(name: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{name}")
+}
+
 fn run_child_until(path: &Path, batch_base: u64, acks_wanted: usize) -> Vec<Acked> {
+    let child_test = test_in_this_module("crash_child_writer");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "crash_child_writer",
+            child_test.as_str(),
             "--nocapture",
             "--test-threads=1",
         ])

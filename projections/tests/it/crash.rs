@@ -94,11 +94,14 @@ fn killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record() {
             std::fs::copy(&first, dir.path().join("log.redb")).expect("copy log");
         }
     }
+    let child_test = test_in_this_module(
+        "killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record",
+    );
     for (run, dir) in dirs.iter().enumerate() {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record",
+                child_test.as_str(),
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -134,4 +137,11 @@ fn killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record() {
         // Accounts commit after coins, so they are at most one chunk behind.
         assert!(accounts_at <= Seq(coins_at.0 + CHUNK_RECORDS as u64));
     }
+}
+
+/// The harness's name of this module's test `name` (`module::name`, the
+/// binary's crate name left out), to run that test alone in a child.
+fn test_in_this_module(name: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{name}")
 }
