@@ -5,6 +5,8 @@
 # concurrency cores, clippy with warnings denied, and rustfmt.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Bash counts the seconds since the script started; the last line says them.
+SECONDS=0
 
 echo "== cargo deny check bans licenses sources"
 # Offline checks only: the advisory database lives on a git host these
@@ -63,4 +65,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "all checks passed"
+echo "all checks passed in $((SECONDS / 60))m $((SECONDS % 60))s"

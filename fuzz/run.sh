@@ -4,7 +4,7 @@
 # Seeds (fuzz/seeds/<target>/, committed) are copied into the working corpus
 # (fuzz/corpus/<target>/, not committed) first. Crashes land in
 # fuzz/artifacts/<target>/; each one found becomes a file under
-# fuzz/regressions/<target>/, replayed by tests/fuzz_regressions.rs.
+# fuzz/regressions/<target>/, replayed by tests/it/fuzz_regressions.rs.
 # Only the stable toolchain is installed: RUSTC_BOOTSTRAP=1 lets it take
 # the nightly-only flags cargo-fuzz passes (sanitizer, coverage).
 set -euo pipefail

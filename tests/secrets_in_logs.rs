@@ -15,6 +15,7 @@
 //! issuer refuses to open while any one of them is readable by others
 //! (protocol and purse test the same of their own files).
 
+#[path = "it/util/mod.rs"]
 mod util;
 
 use std::io::Write;

@@ -55,9 +55,7 @@ pub use idempotency::{Begin, CommitRef, IdempotencyTable};
 #[cfg(all(not(loom), feature = "crash-tests"))]
 pub use issuer::crash::CrashPoint;
 #[cfg(not(loom))]
-pub use issuer::{
-    Clock, DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus, SystemClock,
-};
+pub use issuer::{DisclosureLogError, IssuerConfig, IssuerCore, IssuerError, PurchaseStatus};
 pub use sessions::{SessionError, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};
 pub use timing::{Stage, StageTimings, TimingsSnapshot};

@@ -1,6 +1,6 @@
 //! The decoders of untrusted bytes, each behind one entry point per fuzz
 //! target: the cargo-fuzz targets in `fuzz_targets/` call these, and so does
-//! the root regression test `tests/fuzz_regressions.rs` (which includes this
+//! the root regression test `tests/it/fuzz_regressions.rs` (which includes this
 //! file by path), so a crash found by the fuzzer replays under plain
 //! `cargo test` through exactly the same code.
 //!

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{Clock, SystemClock};
+use ledger::{Clock, SystemClock};
 
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};

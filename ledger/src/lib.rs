@@ -34,6 +34,7 @@
 //! ([`SealedIdentity`], [`SealedBankAccount`]); it cannot open them.
 
 pub mod chain;
+pub mod clock;
 pub mod coin;
 pub mod conservation;
 pub mod constants;
@@ -53,6 +54,7 @@ pub mod tail;
 pub mod testkit;
 
 pub use chain::{ChainError, ChainVerifier, VerifyError, verify_store};
+pub use clock::{Clock, SystemClock};
 pub use coin::{Coin, CoinBody, SpentCoin, Tag};
 pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{

@@ -615,3 +615,50 @@ macro_rules! event_store_conformance {
         }
     };
 }
+
+/// A clock a test sets and moves by hand (the issuer's expiry and epochs,
+/// a wallet's view of time), instead of sleeping until time has passed.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock standing at `at` until the test moves it.
+    pub fn at(at: Timestamp) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicU64::new(at.0))
+    }
+
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl crate::Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// The wall clock plus an offset the test sets: time runs as usual, and a
+/// test makes a day pass at once.
+#[derive(Debug, Default)]
+pub struct ForwardClock(std::sync::atomic::AtomicU64);
+
+impl ForwardClock {
+    pub fn set_offset(&self, secs: u64) {
+        self.0.store(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl crate::Clock for ForwardClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_secs(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

@@ -4,7 +4,7 @@
 //! boots 8 shards from it. Run in release:
 //! `cargo run --release -p vc-projections --example million_coins [n_spent] [n_unspent]`.
 
-#[path = "../tests/util/mod.rs"]
+#[path = "../tests/it/util/mod.rs"]
 mod util;
 
 use std::process::ExitCode;

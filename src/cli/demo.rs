@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use actors::IssuerConfig;
 use actors::bank::SimulatedBank;
-use actors::{Clock, IssuerConfig};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use gateway::{
@@ -38,6 +38,7 @@ use gateway::{
     RefundOutcome, ServerConfig, ServerHandle, TlsAuthority, TlsIdentity, Wallet,
     serve_issuer_with_bank, serve_merchant,
 };
+use ledger::Clock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::SuiteId;
 use protocol::flows::{PayerOutcome, PaymentPayer};

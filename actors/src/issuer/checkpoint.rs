@@ -22,13 +22,14 @@ use std::sync::Arc;
 use ledger::{Batch, Checkpoint, Event, Head, Sealing, Seq, TxId};
 use protocol::crypto::SecretKey;
 
-use super::core::{Clock, IssuerCore, IssuerError};
+use super::core::{IssuerCore, IssuerError};
+use ledger::Clock;
 
 /// The writer seals once this many records were appended since the last
 /// checkpoint. At the measured peak (about 300 payments/s of 3 to 5
 /// records) that is one signature (2 to 3 ms of RSA) every 3 s, beside the
 /// timer's one a second: about 0.2% of the two cores' CPU (measured in
-/// `tests/checkpoint.rs`; see `actors/README.md`).
+/// `tests/it/checkpoint.rs`; see `actors/README.md`).
 pub const LOG_CHECKPOINT_EVERY_RECORDS: u64 = 4096;
 
 /// The housekeeper asks for a checkpoint this often (nothing is appended

@@ -19,6 +19,7 @@ use ledger::{
     EventStore, Flows, GroupCommit, GroupCommitConfig, IssueCause, KeyEpoch, PurchaseId, RedbStore,
     SealedIdentity, Seq, SpendCause, StoreError, Timestamp, Totals, TxId,
 };
+use ledger::{Clock, SystemClock};
 use protocol::crypto::{CryptoError, IdentitySealer, SecretKey, SuiteId};
 use protocol::flows::FlowError;
 use protocol::mint::{Mint, MintError};
@@ -36,22 +37,6 @@ use crate::issuer::registry::{Registry, RegistryError};
 use crate::sessions::{SessionError, SessionStore};
 use crate::shard::{ReserveError, ShardSet};
 use crate::timing::StageTimings;
-
-/// Where the time comes from: the wall clock in production, a hand-driven
-/// clock in tests of expiry and epochs.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-/// The operating system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
 
 /// The log the issuer writes: the redb file by default, a store the
 /// caller opened ([`IssuerConfig::log_store`]: PostgreSQL), or a memory

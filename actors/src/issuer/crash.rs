@@ -11,10 +11,10 @@ use super::core::IssuerError;
 /// step returns [`IssuerError::Crashed`] and cleans nothing up; from then on
 /// the issuer is dead (every later crash point and commit is refused), and
 /// the test restarts it from its files. Each point is tested under
-/// concurrent payments in `tests/crash_points.rs`; the sixth point of the
+/// concurrent payments in `tests/it/crash_points.rs`; the sixth point of the
 /// commit path, during the erasure of spent coins, belongs to the
 /// coin-status projection (`projections::ProjectionDb::crash_after_writes`,
-/// `projections/tests/crash_points.rs`).
+/// `projections/tests/it/crash_points.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg(feature = "crash-tests")]
 pub enum CrashPoint {

@@ -31,8 +31,7 @@ pub use self::checkpoint::{
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
-    Clock, EpochEnd, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
-    SystemClock,
+    EpochEnd, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
 };
 #[cfg(feature = "crash-tests")]
 pub use self::crash::CrashPoint;

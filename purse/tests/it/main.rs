@@ -1,0 +1,12 @@
+//! The integration tests of `vc-purse`: one binary (`tests/it`), one module
+//! per concern. A new test file goes here as `tests/it/NAME.rs` with
+//! `mod NAME;` below; a file of its own under `tests/` would be another
+//! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
+
+mod crash_resume;
+mod file_safety;
+mod journal;
+mod model;
+mod protocol_purchase;
+mod secrets_at_rest;
+mod util;
