@@ -180,7 +180,7 @@ pub fn serve_sequencer(
     let sk_i = protocol::crypto::SecretKey::read_pkcs8(&key_path)
         .with_context(|| format!("reading {}", key_path.display()))?;
     let sealing =
-        actors::issuer::log_sealing(sk_i, Arc::new(actors::SystemClock), dir.to_path_buf());
+        actors::issuer::log_sealing(sk_i, Arc::new(ledger::SystemClock), dir.to_path_buf());
     let setup = SequencerSetup {
         n_shards,
         listen,

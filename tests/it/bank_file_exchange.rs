@@ -7,7 +7,7 @@
 //! schema rules, and the auditor reconciles the log against the bank's
 //! camt.053 statements, naming a tampered one.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! log record); a coin of the epoch is refused from then on; and the audit
 //! checks the erased set against the log up to that record.
 
-mod util;
+use crate::util;
 
 use std::io::Write;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! recoup`, and the issuer never pays out more than the epoch owed. The
 //! audit accounts for the revocation and the recoups.
 
-mod util;
+use crate::util;
 
 use gateway::{ClientConfig, IssuerCa, IssuerClient};
 use ledger::{Amount, Coin, CoinBody, CoinId, CoinSpec, Denomination, KeyEpoch};

@@ -4,6 +4,7 @@
 //! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
 
 mod audit_anchors;
+mod bank_file_exchange;
 mod browser;
 mod card_image_tampering;
 mod card_transfer_retries;
@@ -15,6 +16,8 @@ mod coin_status;
 mod concurrent_purses;
 mod crate_edges;
 mod demo_binary;
+mod epoch_erasure;
+mod epoch_revocation;
 mod files_private;
 mod fuzz_regressions;
 mod issuer_fail_stop;

@@ -26,12 +26,12 @@
 //! - `AfterAcknowledged`: durable and acknowledged: the shards commit and
 //!   the answers may go out, then the log is dead (answers treated as lost).
 //!
-//! These are the points of `tests/crash_points.rs` reached from below, with
+//! These are the points of `tests/it/crash_points.rs` reached from below, with
 //! no hook in the issuer; crashes inside the coin-status projection
 //! (during its apply, during the erasure of spent coins) are in
-//! `tests/crash_points.rs` and `projections/tests/crash_points.rs`.
+//! `tests/it/crash_points.rs` and `projections/tests/it/crash_points.rs`.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;

@@ -8,7 +8,7 @@
 //! Harness units: coins live 1,000 s, grace 500 s, an epoch every 400 s;
 //! a "month" is one epoch period, so a year is twelve.
 
-mod util;
+use crate::util;
 
 use ledger::{KeyEpoch, Role};
 use protocol::wire::payment::VOption;

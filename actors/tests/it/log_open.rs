@@ -4,7 +4,7 @@
 //! damaged file is a typed error at start, never a panic, and the
 //! auditor's verified open refuses it.
 
-mod util;
+use crate::util;
 
 use ledger::{RedbStore, Role};
 use util::{Harness, Who};

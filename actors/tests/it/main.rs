@@ -6,10 +6,13 @@
 mod card_agency;
 mod checkpoint;
 mod crash_points;
+mod crash_stores;
 mod durability;
+mod epoch_end;
 mod fail_stop;
 mod files;
 mod issuer_actors;
+mod log_open;
 mod log_state_snapshot;
 mod model;
 mod model_based;

@@ -4,4 +4,5 @@
 //! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
 
 mod conformance;
+mod fence;
 mod postgres_log;
