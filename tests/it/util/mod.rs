@@ -110,8 +110,10 @@ impl System {
         }
     }
 
+    /// The issuer's suite (`IssuerConfig`'s default), which its
+    /// participants' keys and messages use.
     pub fn suite(&self) -> SuiteId {
-        SuiteId::Aes256
+        IssuerConfig::new("unused").suite
     }
 
     /// A new purse for `name`, registered, with a bank account holding
