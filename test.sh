@@ -52,7 +52,7 @@ else
 fi
 
 echo "== cargo test --workspace"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 echo "== loom model checks (RUSTFLAGS=--cfg loom, release, own target dir)"
 # Own target dir: a different RUSTFLAGS would otherwise invalidate the normal build.
