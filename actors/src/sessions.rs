@@ -31,6 +31,13 @@
 //! never both: the overlay is flushed before a durable group's writes, so
 //! a durable write queued before a soft one of the same id would land
 //! after it.
+//!
+//! A store opened with a [`PayloadSeal`] (the issuer's, under its registry
+//! key) holds every payload sealed, the session id as associated data:
+//! the file names no participant and holds no account or key share in the
+//! clear. Such a file is marked sealed; opening it without a seal is
+//! refused ([`SessionError::SealRequired`]), and a file written with clear
+//! payloads is sealed, every row in one transaction, when opened with one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,7 +98,22 @@ pub enum SessionError {
     GroupFailed(String),
     #[error("the session writer has stopped")]
     Stopped,
+    #[error("the session file holds sealed sessions: open it with its seal (the registry key)")]
+    SealRequired,
 }
+
+/// Seals session payloads for the file and opens them again: the store
+/// hands it the encoded payload and the session id (its slot).
+pub trait PayloadSeal: Send + Sync {
+    fn seal(&self, id: &SessionId, plain: &[u8]) -> Result<Vec<u8>, SessionError>;
+    fn open(&self, id: &SessionId, sealed: &[u8]) -> Result<Vec<u8>, SessionError>;
+}
+
+/// The store's format marker: present (and `SEALED`) once every payload in
+/// the file is sealed.
+const FORMAT: TableDefinition<&str, u8> = TableDefinition::new("session-format");
+const FORMAT_KEY: &str = "payloads";
+const SEALED: u8 = 1;
 
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
@@ -316,6 +338,7 @@ pub struct SessionStore {
     /// Soft writes not yet in a committed group; reads look here first.
     overlay: Arc<Mutex<Overlay>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    seal: Option<Arc<dyn PayloadSeal>>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -350,10 +373,54 @@ fn read_record(
         Some(v) => v.value().to_vec(),
         None => return Err(SessionError::Unknown),
     };
-    if bytes.len() > SESSION_BYTES_MAX + 64 {
+    // Room for the record's header and a seal's salt and tag.
+    if bytes.len() > SESSION_BYTES_MAX + 128 {
         return Err(SessionError::Corrupt("record too long".into()));
     }
     decode(&bytes)
+}
+
+/// Checks the file's format against `seal`: a sealed file needs one; a
+/// file with clear payloads opened with one has every payload sealed now
+/// (in `txn`, the opening transaction) and is marked sealed.
+fn seal_clear_payloads(
+    txn: &redb::WriteTransaction,
+    seal: Option<&dyn PayloadSeal>,
+) -> Result<(), SessionError> {
+    let mut format = txn.open_table(FORMAT)?;
+    let sealed = format.get(FORMAT_KEY)?.map(|v| v.value());
+    match (sealed, seal) {
+        (Some(SEALED), Some(_)) => return Ok(()),
+        (Some(SEALED), None) => return Err(SessionError::SealRequired),
+        (Some(other), _) => {
+            return Err(SessionError::Corrupt(format!(
+                "unknown session file format {other}"
+            )));
+        }
+        (None, None) => return Ok(()),
+        (None, Some(_)) => {}
+    }
+    let Some(seal) = seal else { return Ok(()) };
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut rows = Vec::new();
+    for item in sessions.iter()? {
+        let (k, v) = item?;
+        rows.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    for (key, bytes) in rows {
+        let id = SessionId(
+            key.as_slice()
+                .try_into()
+                .map_err(|_| SessionError::Corrupt("session id".into()))?,
+        );
+        let mut record: SessionRecord = decode(&bytes)?;
+        if !record.payload.is_empty() {
+            record.payload = seal.seal(&id, &record.payload)?;
+        }
+        sessions.insert(key.as_slice(), encode(&record)?.as_slice())?;
+    }
+    format.insert(FORMAT_KEY, SEALED)?;
+    Ok(())
 }
 
 /// The payload of a live record, as bytes.
@@ -626,6 +693,19 @@ impl SessionStore {
         SessionStore::open_timed(path, durable, limits, Arc::default())
     }
 
+    /// [`SessionStore::open_timed`] with every payload sealed by `seal`;
+    /// a file written with clear payloads is sealed here, in one
+    /// transaction.
+    pub fn open_sealed(
+        path: impl AsRef<Path>,
+        durable: bool,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+        seal: Arc<dyn PayloadSeal>,
+    ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, Some(seal))
+    }
+
     /// [`SessionStore::open_with_limits`], recording each group commit's
     /// duration as [`Stage::SessionCommit`] in `timings` (the issuer's).
     pub fn open_timed(
@@ -634,8 +714,18 @@ impl SessionStore {
         limits: SessionLimits,
         timings: Arc<StageTimings>,
     ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, None)
+    }
+
+    fn open_inner(
+        path: &Path,
+        durable: bool,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+        seal: Option<Arc<dyn PayloadSeal>>,
+    ) -> Result<SessionStore, SessionError> {
         // Key shares: 0600 before redb opens the file, whatever the umask.
-        ledger::private_file::ensure_private_file(path.as_ref())
+        ledger::private_file::ensure_private_file(path)
             .map_err(|e| SessionError::Storage(redb::Error::Io(e)))?;
         let db = Arc::new(Database::create(path)?);
         let held;
@@ -653,6 +743,7 @@ impl SessionStore {
             }
             held = sessions.len()? as usize;
         }
+        seal_clear_payloads(&txn, seal.as_deref())?;
         txn.commit()?;
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters {
@@ -689,7 +780,29 @@ impl SessionStore {
             counters,
             overlay,
             writer: Some(writer),
+            seal,
         })
+    }
+
+    /// The payload as the file holds it: sealed when the store has a seal.
+    fn to_file<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<Vec<u8>, SessionError> {
+        let plain = encode_payload(payload)?;
+        match &self.seal {
+            Some(seal) => seal.seal(&id, &plain),
+            None => Ok(plain),
+        }
+    }
+
+    /// A payload read from the file, opened and decoded.
+    fn from_file<T: for<'de> Deserialize<'de>>(
+        &self,
+        id: SessionId,
+        stored: &[u8],
+    ) -> Result<T, SessionError> {
+        match &self.seal {
+            Some(seal) => decode(&seal.open(&id, stored)?),
+            None => decode(stored),
+        }
     }
 
     /// Queues `write`; `reply` is called once, on the writer thread, after
@@ -737,7 +850,7 @@ impl SessionStore {
         let record = encode(&SessionRecord {
             expires_at,
             used: false,
-            payload: encode_payload(payload)?,
+            payload: self.to_file(id, payload)?,
         })?;
         self.submit_wait(Write::Insert {
             id,
@@ -762,7 +875,7 @@ impl SessionStore {
         persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
-        let record = encode_payload(payload).and_then(|payload| {
+        let record = self.to_file(id, payload).and_then(|payload| {
             encode(&SessionRecord {
                 expires_at,
                 used: false,
@@ -832,7 +945,7 @@ impl SessionStore {
     /// Replaces the payload of live session `id` (e.g. a purchase session
     /// after its `R_I` was spent), keeping its expiry.
     pub fn replace<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<(), SessionError> {
-        let payload = encode_payload(payload)?;
+        let payload = self.to_file(id, payload)?;
         self.submit_wait(Write::Replace { id, payload }).map(|_| ())
     }
 
@@ -847,7 +960,7 @@ impl SessionStore {
                 Soft::Used { .. } => Err(SessionError::AlreadyUsed),
                 Soft::Live { record, .. } => {
                     let record: SessionRecord = decode(record)?;
-                    decode(live_payload(&record, now)?)
+                    self.from_file(id, live_payload(&record, now)?)
                 }
             };
         }
@@ -855,7 +968,7 @@ impl SessionStore {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SESSIONS)?;
         let record = read_record(&table, id)?;
-        decode(live_payload(&record, now)?)
+        self.from_file(id, live_payload(&record, now)?)
     }
 
     /// Uses session `id` up: it returns the payload once; later calls are
@@ -866,7 +979,7 @@ impl SessionStore {
         now: Timestamp,
     ) -> Result<T, SessionError> {
         match self.submit_wait(Write::Take { id, now })? {
-            Written::Taken(payload) => decode(&payload),
+            Written::Taken(payload) => self.from_file(id, &payload),
             Written::Done | Written::Purged(_) => Err(SessionError::Corrupt(
                 "a take answered without payload".into(),
             )),
