@@ -380,46 +380,82 @@ fn read_record(
     decode(&bytes)
 }
 
-/// Checks the file's format against `seal`: a sealed file needs one; a
-/// file with clear payloads opened with one has every payload sealed now
-/// (in `txn`, the opening transaction) and is marked sealed.
-fn seal_clear_payloads(
+/// Checks the file's format against `seal`: a sealed file needs one, a
+/// file with clear payloads is opened only without one (tests).
+fn check_format(
     txn: &redb::WriteTransaction,
     seal: Option<&dyn PayloadSeal>,
 ) -> Result<(), SessionError> {
-    let mut format = txn.open_table(FORMAT)?;
+    let format = txn.open_table(FORMAT)?;
     let sealed = format.get(FORMAT_KEY)?.map(|v| v.value());
     match (sealed, seal) {
-        (Some(SEALED), Some(_)) => return Ok(()),
-        (Some(SEALED), None) => return Err(SessionError::SealRequired),
-        (Some(other), _) => {
-            return Err(SessionError::Corrupt(format!(
-                "unknown session file format {other}"
-            )));
+        (Some(SEALED), Some(_)) | (None, None) => Ok(()),
+        (Some(SEALED), None) => Err(SessionError::SealRequired),
+        (None, Some(_)) => Err(SessionError::Corrupt(
+            "the session file is not sealed".into(),
+        )),
+        (Some(other), _) => Err(SessionError::Corrupt(format!(
+            "unknown session file format {other}"
+        ))),
+    }
+}
+
+/// Makes the file at `path` a sealed one: a file not marked sealed (a new
+/// one, or one written with clear payloads) is copied row by row, each
+/// payload sealed, into a new file that then replaces it. A copy, not an
+/// update in place: redb frees the pages a rewrite leaves behind without
+/// clearing them, so the clear payloads would stay on disk.
+fn seal_file(path: &Path, seal: &dyn PayloadSeal) -> Result<(), SessionError> {
+    let io = |e| SessionError::Storage(redb::Error::Io(e));
+    let old = Database::create(path)?;
+    let txn = old.begin_write()?;
+    let sealed = txn.open_table(FORMAT)?.get(FORMAT_KEY)?.map(|v| v.value());
+    if sealed.is_some() {
+        return Ok(());
+    }
+    let tmp = path.with_extension("redb.sealing");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    ledger::private_file::ensure_private_file(&tmp).map_err(io)?;
+    let new = Database::create(&tmp)?;
+    let out = new.begin_write()?;
+    {
+        let sessions = txn.open_table(SESSIONS)?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let mut new_sessions = out.open_table(SESSIONS)?;
+        let mut new_expiry = out.open_table(EXPIRY)?;
+        for item in sessions.iter()? {
+            let (k, v) = item?;
+            let id = SessionId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| SessionError::Corrupt("session id".into()))?,
+            );
+            let mut record: SessionRecord = decode(v.value())?;
+            if !record.payload.is_empty() {
+                record.payload = seal.seal(&id, &record.payload)?;
+            }
+            new_sessions.insert(k.value(), encode(&record)?.as_slice())?;
         }
-        (None, None) => return Ok(()),
-        (None, Some(_)) => {}
-    }
-    let Some(seal) = seal else { return Ok(()) };
-    let mut sessions = txn.open_table(SESSIONS)?;
-    let mut rows = Vec::new();
-    for item in sessions.iter()? {
-        let (k, v) = item?;
-        rows.push((k.value().to_vec(), v.value().to_vec()));
-    }
-    for (key, bytes) in rows {
-        let id = SessionId(
-            key.as_slice()
-                .try_into()
-                .map_err(|_| SessionError::Corrupt("session id".into()))?,
-        );
-        let mut record: SessionRecord = decode(&bytes)?;
-        if !record.payload.is_empty() {
-            record.payload = seal.seal(&id, &record.payload)?;
+        for item in expiry.iter()? {
+            let (k, _) = item?;
+            new_expiry.insert(k.value(), ())?;
         }
-        sessions.insert(key.as_slice(), encode(&record)?.as_slice())?;
+        out.open_table(FORMAT)?.insert(FORMAT_KEY, SEALED)?;
     }
-    format.insert(FORMAT_KEY, SEALED)?;
+    out.commit()?;
+    drop(new);
+    drop(txn);
+    drop(old);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
     Ok(())
 }
 
@@ -727,6 +763,9 @@ impl SessionStore {
         // Key shares: 0600 before redb opens the file, whatever the umask.
         ledger::private_file::ensure_private_file(path)
             .map_err(|e| SessionError::Storage(redb::Error::Io(e)))?;
+        if let Some(seal) = seal.as_deref() {
+            seal_file(path, seal)?;
+        }
         let db = Arc::new(Database::create(path)?);
         let held;
         let txn = db.begin_write()?;
@@ -743,7 +782,7 @@ impl SessionStore {
             }
             held = sessions.len()? as usize;
         }
-        seal_clear_payloads(&txn, seal.as_deref())?;
+        check_format(&txn, seal.as_deref())?;
         txn.commit()?;
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters {
@@ -1374,6 +1413,110 @@ mod tests {
         assert_eq!(store.purge_expired(Timestamp(49)).expect("purge"), 1);
         assert_eq!(store.purge_expired(Timestamp(50)).expect("purge"), 1);
         assert!(store.is_empty().expect("len"));
+    }
+
+    fn registry_seal(dir: &Path) -> Arc<dyn PayloadSeal> {
+        let registry =
+            crate::issuer::registry::Registry::open(dir.join("registry.redb")).expect("registry");
+        Arc::new(registry.session_seal().clone())
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// What a purchase session names: who, and the account.
+    const WHO: &str = "alice-purchaser ACH-alice-000123";
+
+    /// A sealed store's file holds no payload in the clear; its sessions
+    /// read back by id, also after a restart.
+    #[test]
+    fn a_sealed_store_holds_no_payload_in_the_clear() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let seal = registry_seal(dir.path());
+        let open = || {
+            SessionStore::open_sealed(
+                &path,
+                true,
+                SessionLimits::default(),
+                Arc::default(),
+                Arc::clone(&seal),
+            )
+        };
+        let id = SessionId::random();
+        {
+            let store = open().expect("open");
+            store
+                .insert(id, &WHO.to_owned(), Timestamp(100))
+                .expect("insert");
+            store.replace(id, &WHO.to_owned()).expect("replace");
+            assert_eq!(store.get::<String>(id, Timestamp(1)).expect("get"), WHO);
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!contains(&bytes, b"alice"), "the file names alice");
+        let store = open().expect("reopen");
+        assert_eq!(store.take::<String>(id, Timestamp(1)).expect("take"), WHO);
+    }
+
+    /// A file written with clear payloads is sealed when opened with a
+    /// seal: its live sessions read back, and none of the old bytes (not
+    /// even those of a removed session, left in redb's freed pages) remain.
+    /// Opened without its seal, a sealed file is refused; under another
+    /// registry key its sessions do not open.
+    #[test]
+    fn a_clear_file_is_sealed_on_open_and_refused_without_its_seal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (kept, removed) = (SessionId::random(), SessionId::random());
+        {
+            let store = SessionStore::open(&path, true).expect("open clear");
+            store
+                .insert(kept, &WHO.to_owned(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(removed, &"bob-removed".to_owned(), Timestamp(100))
+                .expect("insert");
+            store.remove(removed).expect("remove");
+        }
+        assert!(contains(&std::fs::read(&path).expect("read"), b"alice"));
+        let seal = registry_seal(dir.path());
+        {
+            let store = SessionStore::open_sealed(
+                &path,
+                true,
+                SessionLimits::default(),
+                Arc::default(),
+                Arc::clone(&seal),
+            )
+            .expect("sealed on open");
+            assert_eq!(store.get::<String>(kept, Timestamp(1)).expect("get"), WHO);
+            assert!(matches!(
+                store.get::<String>(removed, Timestamp(1)),
+                Err(SessionError::Unknown)
+            ));
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!contains(&bytes, b"alice"), "the sealed file names alice");
+        assert!(!contains(&bytes, b"bob"), "a freed page names bob");
+        assert!(!path.with_extension("redb.sealing").exists());
+        assert!(matches!(
+            SessionStore::open(&path, true),
+            Err(SessionError::SealRequired)
+        ));
+        let other = tempfile::tempdir().expect("tempdir");
+        let store = SessionStore::open_sealed(
+            &path,
+            true,
+            SessionLimits::default(),
+            Arc::default(),
+            registry_seal(other.path()),
+        )
+        .expect("open under another key");
+        assert!(matches!(
+            store.get::<String>(kept, Timestamp(1)),
+            Err(SessionError::Corrupt(_))
+        ));
     }
 
     #[test]
