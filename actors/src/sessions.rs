@@ -824,7 +824,11 @@ impl SessionStore {
     }
 
     /// The payload as the file holds it: sealed when the store has a seal.
-    fn to_file<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<Vec<u8>, SessionError> {
+    fn file_payload<T: Serialize>(
+        &self,
+        id: SessionId,
+        payload: &T,
+    ) -> Result<Vec<u8>, SessionError> {
         let plain = encode_payload(payload)?;
         match &self.seal {
             Some(seal) => seal.seal(&id, &plain),
@@ -833,7 +837,7 @@ impl SessionStore {
     }
 
     /// A payload read from the file, opened and decoded.
-    fn from_file<T: for<'de> Deserialize<'de>>(
+    fn read_payload<T: for<'de> Deserialize<'de>>(
         &self,
         id: SessionId,
         stored: &[u8],
@@ -889,7 +893,7 @@ impl SessionStore {
         let record = encode(&SessionRecord {
             expires_at,
             used: false,
-            payload: self.to_file(id, payload)?,
+            payload: self.file_payload(id, payload)?,
         })?;
         self.submit_wait(Write::Insert {
             id,
@@ -914,7 +918,7 @@ impl SessionStore {
         persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
-        let record = self.to_file(id, payload).and_then(|payload| {
+        let record = self.file_payload(id, payload).and_then(|payload| {
             encode(&SessionRecord {
                 expires_at,
                 used: false,
@@ -984,7 +988,7 @@ impl SessionStore {
     /// Replaces the payload of live session `id` (e.g. a purchase session
     /// after its `R_I` was spent), keeping its expiry.
     pub fn replace<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<(), SessionError> {
-        let payload = self.to_file(id, payload)?;
+        let payload = self.file_payload(id, payload)?;
         self.submit_wait(Write::Replace { id, payload }).map(|_| ())
     }
 
@@ -999,7 +1003,7 @@ impl SessionStore {
                 Soft::Used { .. } => Err(SessionError::AlreadyUsed),
                 Soft::Live { record, .. } => {
                     let record: SessionRecord = decode(record)?;
-                    self.from_file(id, live_payload(&record, now)?)
+                    self.read_payload(id, live_payload(&record, now)?)
                 }
             };
         }
@@ -1007,7 +1011,7 @@ impl SessionStore {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SESSIONS)?;
         let record = read_record(&table, id)?;
-        self.from_file(id, live_payload(&record, now)?)
+        self.read_payload(id, live_payload(&record, now)?)
     }
 
     /// Uses session `id` up: it returns the payload once; later calls are
@@ -1018,7 +1022,7 @@ impl SessionStore {
         now: Timestamp,
     ) -> Result<T, SessionError> {
         match self.submit_wait(Write::Take { id, now })? {
-            Written::Taken(payload) => self.from_file(id, &payload),
+            Written::Taken(payload) => self.read_payload(id, &payload),
             Written::Done | Written::Purged(_) => Err(SessionError::Corrupt(
                 "a take answered without payload".into(),
             )),
