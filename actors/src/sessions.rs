@@ -31,6 +31,13 @@
 //! never both: the overlay is flushed before a durable group's writes, so
 //! a durable write queued before a soft one of the same id would land
 //! after it.
+//!
+//! A store opened with a [`PayloadSeal`] (the issuer's, under its registry
+//! key) holds every payload sealed, the session id as associated data:
+//! the file names no participant and holds no account or key share in the
+//! clear. Such a file is marked sealed; opening it without a seal is
+//! refused ([`SessionError::SealRequired`]), and a file written with clear
+//! payloads is sealed, every row in one transaction, when opened with one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,7 +98,22 @@ pub enum SessionError {
     GroupFailed(String),
     #[error("the session writer has stopped")]
     Stopped,
+    #[error("the session file holds sealed sessions: open it with its seal (the registry key)")]
+    SealRequired,
 }
+
+/// Seals session payloads for the file and opens them again: the store
+/// hands it the encoded payload and the session id (its slot).
+pub trait PayloadSeal: Send + Sync {
+    fn seal(&self, id: &SessionId, plain: &[u8]) -> Result<Vec<u8>, SessionError>;
+    fn open(&self, id: &SessionId, sealed: &[u8]) -> Result<Vec<u8>, SessionError>;
+}
+
+/// The store's format marker: present (and `SEALED`) once every payload in
+/// the file is sealed.
+const FORMAT: TableDefinition<&str, u8> = TableDefinition::new("session-format");
+const FORMAT_KEY: &str = "payloads";
+const SEALED: u8 = 1;
 
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
@@ -316,6 +338,7 @@ pub struct SessionStore {
     /// Soft writes not yet in a committed group; reads look here first.
     overlay: Arc<Mutex<Overlay>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    seal: Option<Arc<dyn PayloadSeal>>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -350,10 +373,90 @@ fn read_record(
         Some(v) => v.value().to_vec(),
         None => return Err(SessionError::Unknown),
     };
-    if bytes.len() > SESSION_BYTES_MAX + 64 {
+    // Room for the record's header and a seal's salt and tag.
+    if bytes.len() > SESSION_BYTES_MAX + 128 {
         return Err(SessionError::Corrupt("record too long".into()));
     }
     decode(&bytes)
+}
+
+/// Checks the file's format against `seal`: a sealed file needs one, a
+/// file with clear payloads is opened only without one (tests).
+fn check_format(
+    txn: &redb::WriteTransaction,
+    seal: Option<&dyn PayloadSeal>,
+) -> Result<(), SessionError> {
+    let format = txn.open_table(FORMAT)?;
+    let sealed = format.get(FORMAT_KEY)?.map(|v| v.value());
+    match (sealed, seal) {
+        (Some(SEALED), Some(_)) | (None, None) => Ok(()),
+        (Some(SEALED), None) => Err(SessionError::SealRequired),
+        (None, Some(_)) => Err(SessionError::Corrupt(
+            "the session file is not sealed".into(),
+        )),
+        (Some(other), _) => Err(SessionError::Corrupt(format!(
+            "unknown session file format {other}"
+        ))),
+    }
+}
+
+/// Makes the file at `path` a sealed one: a file not marked sealed (a new
+/// one, or one written with clear payloads) is copied row by row, each
+/// payload sealed, into a new file that then replaces it. A copy, not an
+/// update in place: redb frees the pages a rewrite leaves behind without
+/// clearing them, so the clear payloads would stay on disk.
+fn seal_file(path: &Path, seal: &dyn PayloadSeal) -> Result<(), SessionError> {
+    let io = |e| SessionError::Storage(redb::Error::Io(e));
+    let old = Database::create(path)?;
+    let txn = old.begin_write()?;
+    let sealed = txn.open_table(FORMAT)?.get(FORMAT_KEY)?.map(|v| v.value());
+    if sealed.is_some() {
+        return Ok(());
+    }
+    let tmp = path.with_extension("redb.sealing");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    ledger::private_file::ensure_private_file(&tmp).map_err(io)?;
+    let new = Database::create(&tmp)?;
+    let out = new.begin_write()?;
+    {
+        let sessions = txn.open_table(SESSIONS)?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let mut new_sessions = out.open_table(SESSIONS)?;
+        let mut new_expiry = out.open_table(EXPIRY)?;
+        for item in sessions.iter()? {
+            let (k, v) = item?;
+            let id = SessionId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| SessionError::Corrupt("session id".into()))?,
+            );
+            let mut record: SessionRecord = decode(v.value())?;
+            if !record.payload.is_empty() {
+                record.payload = seal.seal(&id, &record.payload)?;
+            }
+            new_sessions.insert(k.value(), encode(&record)?.as_slice())?;
+        }
+        for item in expiry.iter()? {
+            let (k, _) = item?;
+            new_expiry.insert(k.value(), ())?;
+        }
+        out.open_table(FORMAT)?.insert(FORMAT_KEY, SEALED)?;
+    }
+    out.commit()?;
+    drop(new);
+    drop(txn);
+    drop(old);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The payload of a live record, as bytes.
@@ -626,6 +729,19 @@ impl SessionStore {
         SessionStore::open_timed(path, durable, limits, Arc::default())
     }
 
+    /// [`SessionStore::open_timed`] with every payload sealed by `seal`;
+    /// a file written with clear payloads is sealed here, in one
+    /// transaction.
+    pub fn open_sealed(
+        path: impl AsRef<Path>,
+        durable: bool,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+        seal: Arc<dyn PayloadSeal>,
+    ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, Some(seal))
+    }
+
     /// [`SessionStore::open_with_limits`], recording each group commit's
     /// duration as [`Stage::SessionCommit`] in `timings` (the issuer's).
     pub fn open_timed(
@@ -634,9 +750,22 @@ impl SessionStore {
         limits: SessionLimits,
         timings: Arc<StageTimings>,
     ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, None)
+    }
+
+    fn open_inner(
+        path: &Path,
+        durable: bool,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+        seal: Option<Arc<dyn PayloadSeal>>,
+    ) -> Result<SessionStore, SessionError> {
         // Key shares: 0600 before redb opens the file, whatever the umask.
-        ledger::private_file::ensure_private_file(path.as_ref())
+        ledger::private_file::ensure_private_file(path)
             .map_err(|e| SessionError::Storage(redb::Error::Io(e)))?;
+        if let Some(seal) = seal.as_deref() {
+            seal_file(path, seal)?;
+        }
         let db = Arc::new(Database::create(path)?);
         let held;
         let txn = db.begin_write()?;
@@ -653,6 +782,7 @@ impl SessionStore {
             }
             held = sessions.len()? as usize;
         }
+        check_format(&txn, seal.as_deref())?;
         txn.commit()?;
         let (sender, receiver) = channel();
         let counters = Arc::new(Counters {
@@ -689,7 +819,33 @@ impl SessionStore {
             counters,
             overlay,
             writer: Some(writer),
+            seal,
         })
+    }
+
+    /// The payload as the file holds it: sealed when the store has a seal.
+    fn file_payload<T: Serialize>(
+        &self,
+        id: SessionId,
+        payload: &T,
+    ) -> Result<Vec<u8>, SessionError> {
+        let plain = encode_payload(payload)?;
+        match &self.seal {
+            Some(seal) => seal.seal(&id, &plain),
+            None => Ok(plain),
+        }
+    }
+
+    /// A payload read from the file, opened and decoded.
+    fn read_payload<T: for<'de> Deserialize<'de>>(
+        &self,
+        id: SessionId,
+        stored: &[u8],
+    ) -> Result<T, SessionError> {
+        match &self.seal {
+            Some(seal) => decode(&seal.open(&id, stored)?),
+            None => decode(stored),
+        }
     }
 
     /// Queues `write`; `reply` is called once, on the writer thread, after
@@ -737,7 +893,7 @@ impl SessionStore {
         let record = encode(&SessionRecord {
             expires_at,
             used: false,
-            payload: encode_payload(payload)?,
+            payload: self.file_payload(id, payload)?,
         })?;
         self.submit_wait(Write::Insert {
             id,
@@ -762,7 +918,7 @@ impl SessionStore {
         persist: Persist,
         done: impl FnOnce(Result<(), SessionError>) + Send + 'static,
     ) {
-        let record = encode_payload(payload).and_then(|payload| {
+        let record = self.file_payload(id, payload).and_then(|payload| {
             encode(&SessionRecord {
                 expires_at,
                 used: false,
@@ -832,7 +988,7 @@ impl SessionStore {
     /// Replaces the payload of live session `id` (e.g. a purchase session
     /// after its `R_I` was spent), keeping its expiry.
     pub fn replace<T: Serialize>(&self, id: SessionId, payload: &T) -> Result<(), SessionError> {
-        let payload = encode_payload(payload)?;
+        let payload = self.file_payload(id, payload)?;
         self.submit_wait(Write::Replace { id, payload }).map(|_| ())
     }
 
@@ -847,7 +1003,7 @@ impl SessionStore {
                 Soft::Used { .. } => Err(SessionError::AlreadyUsed),
                 Soft::Live { record, .. } => {
                     let record: SessionRecord = decode(record)?;
-                    decode(live_payload(&record, now)?)
+                    self.read_payload(id, live_payload(&record, now)?)
                 }
             };
         }
@@ -855,7 +1011,7 @@ impl SessionStore {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SESSIONS)?;
         let record = read_record(&table, id)?;
-        decode(live_payload(&record, now)?)
+        self.read_payload(id, live_payload(&record, now)?)
     }
 
     /// Uses session `id` up: it returns the payload once; later calls are
@@ -866,7 +1022,7 @@ impl SessionStore {
         now: Timestamp,
     ) -> Result<T, SessionError> {
         match self.submit_wait(Write::Take { id, now })? {
-            Written::Taken(payload) => decode(&payload),
+            Written::Taken(payload) => self.read_payload(id, &payload),
             Written::Done | Written::Purged(_) => Err(SessionError::Corrupt(
                 "a take answered without payload".into(),
             )),
@@ -1261,6 +1417,110 @@ mod tests {
         assert_eq!(store.purge_expired(Timestamp(49)).expect("purge"), 1);
         assert_eq!(store.purge_expired(Timestamp(50)).expect("purge"), 1);
         assert!(store.is_empty().expect("len"));
+    }
+
+    fn registry_seal(dir: &Path) -> Arc<dyn PayloadSeal> {
+        let registry =
+            crate::issuer::registry::Registry::open(dir.join("registry.redb")).expect("registry");
+        Arc::new(registry.session_seal().clone())
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// What a purchase session names: who, and the account.
+    const WHO: &str = "alice-purchaser ACH-alice-000123";
+
+    /// A sealed store's file holds no payload in the clear; its sessions
+    /// read back by id, also after a restart.
+    #[test]
+    fn a_sealed_store_holds_no_payload_in_the_clear() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let seal = registry_seal(dir.path());
+        let open = || {
+            SessionStore::open_sealed(
+                &path,
+                true,
+                SessionLimits::default(),
+                Arc::default(),
+                Arc::clone(&seal),
+            )
+        };
+        let id = SessionId::random();
+        {
+            let store = open().expect("open");
+            store
+                .insert(id, &WHO.to_owned(), Timestamp(100))
+                .expect("insert");
+            store.replace(id, &WHO.to_owned()).expect("replace");
+            assert_eq!(store.get::<String>(id, Timestamp(1)).expect("get"), WHO);
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!contains(&bytes, b"alice"), "the file names alice");
+        let store = open().expect("reopen");
+        assert_eq!(store.take::<String>(id, Timestamp(1)).expect("take"), WHO);
+    }
+
+    /// A file written with clear payloads is sealed when opened with a
+    /// seal: its live sessions read back, and none of the old bytes (not
+    /// even those of a removed session, left in redb's freed pages) remain.
+    /// Opened without its seal, a sealed file is refused; under another
+    /// registry key its sessions do not open.
+    #[test]
+    fn a_clear_file_is_sealed_on_open_and_refused_without_its_seal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let (kept, removed) = (SessionId::random(), SessionId::random());
+        {
+            let store = SessionStore::open(&path, true).expect("open clear");
+            store
+                .insert(kept, &WHO.to_owned(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(removed, &"bob-removed".to_owned(), Timestamp(100))
+                .expect("insert");
+            store.remove(removed).expect("remove");
+        }
+        assert!(contains(&std::fs::read(&path).expect("read"), b"alice"));
+        let seal = registry_seal(dir.path());
+        {
+            let store = SessionStore::open_sealed(
+                &path,
+                true,
+                SessionLimits::default(),
+                Arc::default(),
+                Arc::clone(&seal),
+            )
+            .expect("sealed on open");
+            assert_eq!(store.get::<String>(kept, Timestamp(1)).expect("get"), WHO);
+            assert!(matches!(
+                store.get::<String>(removed, Timestamp(1)),
+                Err(SessionError::Unknown)
+            ));
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!contains(&bytes, b"alice"), "the sealed file names alice");
+        assert!(!contains(&bytes, b"bob"), "a freed page names bob");
+        assert!(!path.with_extension("redb.sealing").exists());
+        assert!(matches!(
+            SessionStore::open(&path, true),
+            Err(SessionError::SealRequired)
+        ));
+        let other = tempfile::tempdir().expect("tempdir");
+        let store = SessionStore::open_sealed(
+            &path,
+            true,
+            SessionLimits::default(),
+            Arc::default(),
+            registry_seal(other.path()),
+        )
+        .expect("open under another key");
+        assert!(matches!(
+            store.get::<String>(kept, Timestamp(1)),
+            Err(SessionError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -279,14 +279,25 @@ fn purchases_and_a_redemption_go_to_the_bank_in_iso_20022_files_and_the_audit_re
     assert!(!refused.status.success(), "a suspended purchaser bought");
     terminate(issuer);
 
-    // The issuer's files name nobody in the clear but the sessions of open
-    // flows and the bank connector's own file: the registry holds alice's
-    // id keyed-hashed and her IBAN sealed.
+    // The issuer's files name nobody in the clear but the bank connector's
+    // own file: the registry holds alice's id keyed-hashed and her IBAN
+    // sealed, the session store her purchase sessions sealed.
     let mut checked = 0;
-    for entry in std::fs::read_dir(dir.join("iss")).expect("read_dir") {
-        let file = entry.expect("entry").path();
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.join("iss")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !file.is_file() || matches!(name, "sessions.redb" | "bank-files.redb") {
+        if name == "bank-files.redb" {
             continue;
         }
         let bytes = std::fs::read(&file).expect("read");

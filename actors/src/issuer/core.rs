@@ -628,6 +628,8 @@ impl IssuerCore {
             fail_stop.clone(),
             crash.clone(),
         );
+        // The session store's payloads are sealed under the registry key.
+        let registry = Registry::open(dir.join("registry.redb"))?;
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new(protocol::wire::registration::ISSUER_ID)
                 .expect("a valid constant id"),
@@ -636,16 +638,17 @@ impl IssuerCore {
             mint: RwLock::new(mint),
             commit,
             idempotency,
-            registry: Registry::open(dir.join("registry.redb"))?,
-            coin_status,
-            shards_from_checkpoint: shards_loaded,
-            tx_index,
-            sessions: SessionStore::open_timed(
+            sessions: SessionStore::open_sealed(
                 dir.join("sessions.redb"),
                 true,
                 config.session_limits,
                 timings.clone(),
+                Arc::new(registry.session_seal().clone()),
             )?,
+            registry,
+            coin_status,
+            shards_from_checkpoint: shards_loaded,
+            tx_index,
             bank,
             state,
             log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),

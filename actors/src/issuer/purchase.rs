@@ -35,18 +35,6 @@ fn session_id(purchase: PurchaseId) -> SessionId {
     SessionId(*purchase.as_bytes())
 }
 
-/// Slot `slot` of a purchaser's purchase sessions: a session holding the
-/// handle of the purchase that takes it.
-fn slot_id(id_cp: &ParticipantId, slot: usize) -> SessionId {
-    SessionId(
-        *TxId::derive(
-            "vc/session/purchase-slot",
-            &[id_cp.as_str().as_bytes(), &(slot as u64).to_le_bytes()],
-        )
-        .as_bytes(),
-    )
-}
-
 /// What a purchaser's slot holds.
 enum Slot {
     /// Nothing live: free to take.
@@ -63,6 +51,17 @@ fn purchase_tx(label: &str, purchase: PurchaseId) -> TxId {
 }
 
 impl IssuerCore {
+    /// Slot `slot` of a purchaser's purchase sessions: a session holding
+    /// the handle of the purchase that takes it. Its id is a keyed hash of
+    /// the purchaser's id (under the registry key): the session file does
+    /// not tell which participants hold purchase sessions.
+    fn slot_id(&self, id_cp: &ParticipantId, slot: usize) -> SessionId {
+        self.registry.session_seal().keyed_session_id(
+            "vc/session/purchase-slot",
+            &[id_cp.as_str().as_bytes(), &(slot as u64).to_le_bytes()],
+        )
+    }
+
     fn load_purchase(&self, purchase: PurchaseId) -> Result<StoredPurchase, IssuerError> {
         self.sessions
             .get(session_id(purchase), self.now())
@@ -116,7 +115,7 @@ impl IssuerCore {
         }
         crate::issuer::payment::wait_for_sessions(|done| {
             self.sessions.upsert_then(
-                slot_id(&id_cp, slot),
+                self.slot_id(&id_cp, slot),
                 &purchase,
                 expires,
                 Persist::Durable,
@@ -159,7 +158,7 @@ impl IssuerCore {
         slot: usize,
         now: ledger::Timestamp,
     ) -> Result<Slot, IssuerError> {
-        let held: PurchaseId = match self.sessions.get(slot_id(id_cp, slot), now) {
+        let held: PurchaseId = match self.sessions.get(self.slot_id(id_cp, slot), now) {
             Ok(held) => held,
             Err(SessionError::Unknown | SessionError::Expired | SessionError::AlreadyUsed) => {
                 return Ok(Slot::Free);

@@ -160,6 +160,8 @@ impl KeyedId {
 struct RegistryKey {
     id_key: [u8; 32],
     seal: Aes256Gcm,
+    /// What the session store's seal derives its keys from.
+    sessions: SessionSeal,
 }
 
 impl RegistryKey {
@@ -192,6 +194,10 @@ impl RegistryKey {
         };
         let seal_key = derive(b"vc/registry/seal-accounts")?;
         Ok(RegistryKey {
+            sessions: SessionSeal {
+                root: derive(b"vc/registry/seal-sessions")?,
+                id_key: derive(b"vc/registry/session-ids")?,
+            },
             id_key: derive(b"vc/registry/keyed-ids")?,
             seal: Aes256Gcm::new_from_slice(&seal_key)
                 .map_err(|_| RegistryError::Corrupt("registry key".into()))?,
@@ -243,6 +249,120 @@ impl RegistryKey {
             .map_err(|_| bad())?;
         let text = String::from_utf8(plain).map_err(|_| bad())?;
         BankAccount::new(text).map_err(|_| bad())
+    }
+}
+
+/// The issuer's seal of session payloads (`sessions.redb`), derived from
+/// the registry key. Each payload is sealed under its own AES-256-GCM key,
+/// HMAC-SHA256 of a random salt under the root, so no nonce is ever reused
+/// however many sessions (a day of payments' ack sessions) it seals; the
+/// session id is the associated data, so a sealed payload opens in its own
+/// row only.
+#[derive(Clone)]
+pub struct SessionSeal {
+    root: [u8; 32],
+    id_key: [u8; 32],
+}
+
+const SESSION_SALT_BYTES: usize = 24;
+
+impl std::fmt::Debug for SessionSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSeal").finish_non_exhaustive()
+    }
+}
+
+impl SessionSeal {
+    fn mac(key: &[u8; 32]) -> hmac::Hmac<sha2::Sha256> {
+        // HMAC takes a key of any length.
+        #[allow(clippy::expect_used)]
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length")
+    }
+
+    fn cipher(&self, salt: &[u8]) -> Aes256Gcm {
+        let mut mac = SessionSeal::mac(&self.root);
+        mac.update(salt);
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        // A 32-byte key is what AES-256 takes.
+        #[allow(clippy::expect_used)]
+        Aes256Gcm::new_from_slice(&key).expect("a 32-byte key")
+    }
+
+    fn aad(id: &crate::sessions::SessionId) -> Vec<u8> {
+        let mut aad = b"vc/sessions/".to_vec();
+        aad.extend_from_slice(&id.0);
+        aad
+    }
+
+    /// A session id that names `parts` (under `label`) without revealing
+    /// them: HMAC-SHA256 under a key derived from the registry key, so a
+    /// copy of the session file cannot be searched for a known participant.
+    pub fn keyed_session_id(&self, label: &str, parts: &[&[u8]]) -> crate::sessions::SessionId {
+        let mut mac = SessionSeal::mac(&self.id_key);
+        mac.update(label.as_bytes());
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        let tag: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&tag[..16]);
+        crate::sessions::SessionId(id)
+    }
+}
+
+impl crate::sessions::PayloadSeal for SessionSeal {
+    fn seal(
+        &self,
+        id: &crate::sessions::SessionId,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, crate::sessions::SessionError> {
+        use crate::sessions::SessionError;
+        let mut salt = [0u8; SESSION_SALT_BYTES];
+        getrandom::fill(&mut salt)
+            .map_err(|_| SessionError::Corrupt("no operating system randomness".into()))?;
+        // Each key seals one payload: the nonce may be fixed.
+        let sealed = self
+            .cipher(&salt)
+            .encrypt(
+                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
+                Payload {
+                    msg: plain,
+                    aad: &SessionSeal::aad(id),
+                },
+            )
+            .map_err(|_| SessionError::TooLarge)?;
+        let mut out = Vec::with_capacity(SESSION_SALT_BYTES + sealed.len());
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open(
+        &self,
+        id: &crate::sessions::SessionId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, crate::sessions::SessionError> {
+        let bad = || {
+            crate::sessions::SessionError::Corrupt(
+                "a sealed session does not open under this registry key".into(),
+            )
+        };
+        let (salt, body) = sealed
+            .split_first_chunk::<SESSION_SALT_BYTES>()
+            .ok_or_else(bad)?;
+        if body.len() < TAG_BYTES {
+            return Err(bad());
+        }
+        self.cipher(salt)
+            .decrypt(
+                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
+                Payload {
+                    msg: body,
+                    aad: &SessionSeal::aad(id),
+                },
+            )
+            .map_err(|_| bad())
     }
 }
 
@@ -309,6 +429,11 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// The seal of the issuer's session store, under this registry's key.
+    pub fn session_seal(&self) -> &SessionSeal {
+        &self.key.sessions
+    }
+
     /// Opens (or creates) the registry at `path`, its key in
     /// [`REGISTRY_KEY_FILE`] beside it (made on first open).
     pub fn open(path: impl AsRef<Path>) -> Result<Registry, RegistryError> {

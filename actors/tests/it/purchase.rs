@@ -265,3 +265,53 @@ fn a_pending_purchase_survives_a_restart() {
     );
     h.assert_conserved();
 }
+
+/// While a purchase waits for the bank, its session (the purchaser, the
+/// account to debit, the key shares) is on disk, and so are the purchaser's
+/// slot and a second session opened by WRequest1 alone: no file of the
+/// issuer's directory names the purchaser or the account, and after a
+/// restart the session is found by its id and the purchase completes.
+#[test]
+fn an_open_purchase_session_names_nobody_on_disk() {
+    let mut h = Harness::with_settle_delay(Duration::from_millis(100));
+    let zoe = h.purchaser("zoe-sealed", 5, 1_000);
+    let (awaiting, _) = h.start_purchase(&zoe, spec(&[(1, 50)]), false);
+    h.wrequest1(&zoe).expect("a second session");
+    h.restart();
+    let issuer_dir = h.dir.path().join("issuer");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&issuer_dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        for needle in [zoe.id.as_str(), zoe.account.as_str()] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds {needle} in the clear",
+                path.display()
+            );
+        }
+        checked.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    assert!(checked.iter().any(|n| n == "sessions.redb"), "{checked:?}");
+    let deadline = Instant::now() + Duration::from_secs(SETTLE_WAIT_SECS);
+    while h.core().settle_pending_purchases().expect("settle") == 0 {
+        assert!(Instant::now() < deadline, "the debit never settled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let answer = h.core().purchase_poll(&awaiting.poll()).expect("poll");
+    let PurchaseUpdate::Issued { coins, ack } = awaiting.on_issuance1(&answer).expect("opens")
+    else {
+        panic!("not issued after restart");
+    };
+    assert_eq!(coins.len(), 1);
+    h.core().purchase_issuance2(&ack).expect("ack");
+    h.assert_conserved();
+}
