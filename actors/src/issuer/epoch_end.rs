@@ -168,6 +168,16 @@ impl IssuerCore {
             .collect()
     }
 
+    /// Epochs revoked and not yet erased: those whose coins are recouped.
+    pub fn revoked_epochs(&self) -> Vec<KeyEpoch> {
+        lock(&self.state)
+            .epoch_ends
+            .iter()
+            .filter(|(_, end)| matches!(end, EpochEnd::Revoked { .. }))
+            .map(|(e, _)| *e)
+            .collect()
+    }
+
     /// Coins the coin-status store holds, once caught up with the log.
     pub fn coin_status_n_coins(&self) -> Result<u64, IssuerError> {
         self.coin_status.catch_up(self.store().as_ref())?;
