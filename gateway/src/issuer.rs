@@ -1175,3 +1175,25 @@ impl MetricsSource for IssuerMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use protocol::wire::{decode, encode};
+
+    use super::*;
+
+    // A list of revoked epochs decodes within its bound, and a longer one
+    // is refused, whatever the issuer (or a man in the middle) sends.
+    #[test]
+    fn a_revoked_epoch_list_is_bounded() {
+        let within = RevokedEpochs {
+            epochs: (0..REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
+        };
+        assert!(encode(&within).len() <= RevokedEpochs::BYTES_MAX);
+        assert_eq!(decode::<RevokedEpochs>(&encode(&within)), Ok(within));
+        let beyond = RevokedEpochs {
+            epochs: (0..=REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
+        };
+        assert!(decode::<RevokedEpochs>(&encode(&beyond)).is_err());
+    }
+}
