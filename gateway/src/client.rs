@@ -520,6 +520,11 @@ impl IssuerClient {
         self.http.get("/v1/issuer", POSTCARD)
     }
 
+    /// The key epochs revoked and not yet erased: their coins are recouped.
+    pub fn revoked_epochs(&self) -> Result<crate::issuer::RevokedEpochs, ClientError> {
+        self.http.get("/v1/epochs/revoked", POSTCARD)
+    }
+
     pub fn register(&self, msg: &RegisterRequest) -> Result<Certificate, ClientError> {
         self.http.post("/v1/register", msg)
     }

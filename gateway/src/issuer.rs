@@ -4,6 +4,7 @@
 //! | route | request | answer |
 //! |---|---|---|
 //! | `GET /v1/issuer` | — | [`IssuerDescriptor`] |
+//! | `GET /v1/epochs/revoked` | — | [`RevokedEpochs`] |
 //! | `POST /v1/register` | `RegisterRequest` | `Certificate` |
 //! | `POST /v1/enroll` | `EnrollmentRequest` | `EnrollmentAnswer` |
 //! | `POST /v1/purchase/1` | `WRequest1` | `WRequest2` |
@@ -88,6 +89,29 @@ impl WireMessage for IssuerDescriptor {
     fn validate(&self) -> Result<(), protocol::wire::WireError> {
         if self.public_key.0.len() > ledger::constants::PUBLIC_KEY_DER_BYTES_MAX {
             return Err(Self::invalid("public key too long"));
+        }
+        Ok(())
+    }
+}
+
+/// Most revoked epochs [`RevokedEpochs`] lists: far more than an issuer
+/// ever has unerased (an epoch's recoups end with its erasure).
+pub const REVOKED_EPOCHS_MAX: usize = 512;
+
+/// The key epochs revoked and not yet erased (`GET /v1/epochs/revoked`):
+/// those whose coins a holder recoups (`purse recoup` without `--epoch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedEpochs {
+    pub epochs: Vec<KeyEpoch>,
+}
+
+impl WireMessage for RevokedEpochs {
+    const NAME: &'static str = "RevokedEpochs";
+    const BYTES_MAX: usize = SMALL_MESSAGE_BYTES_MAX;
+
+    fn validate(&self) -> Result<(), protocol::wire::WireError> {
+        if self.epochs.len() > REVOKED_EPOCHS_MAX {
+            return Err(Self::invalid("too many revoked epochs"));
         }
         Ok(())
     }
@@ -664,6 +688,20 @@ async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
     message_response(&descriptor, POSTCARD)
 }
 
+/// The epochs revoked and not yet erased. Public, like the revocation
+/// itself (every holder of the epoch's coins must learn it); a client
+/// that believes a false list only refreshes its own coins.
+async fn revoked_epochs(state: web::Data<IssuerState>) -> HttpResponse {
+    let epochs = state
+        .issuer
+        .core()
+        .revoked_epochs()
+        .into_iter()
+        .take(REVOKED_EPOCHS_MAX)
+        .collect();
+    message_response(&RevokedEpochs { epochs }, POSTCARD)
+}
+
 /// The issuer's latest signed log head (seq, hash, signature), as text:
 /// the anchor an auditor holds the log to (`audit --expect-head URL`).
 /// Public: it reveals no more than the log's length.
@@ -959,6 +997,7 @@ fn epoch_error(e: IssuerError) -> ApiError {
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<IssuerState>) {
     cfg.app_data(state)
         .service(get_resource("/v1/issuer", descriptor))
+        .service(get_resource("/v1/epochs/revoked", revoked_epochs))
         .service(get_resource("/v1/log/head", signed_head))
         .service(step_route!("/v1/register", RegisterRequest, register))
         .service(step_route!(
@@ -1134,5 +1173,27 @@ impl MetricsSource for IssuerMetrics {
                 f64::from(epoch.0),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::wire::{decode, encode};
+
+    use super::*;
+
+    // A list of revoked epochs decodes within its bound, and a longer one
+    // is refused, whatever the issuer (or a man in the middle) sends.
+    #[test]
+    fn a_revoked_epoch_list_is_bounded() {
+        let within = RevokedEpochs {
+            epochs: (0..REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
+        };
+        assert!(encode(&within).len() <= RevokedEpochs::BYTES_MAX);
+        assert_eq!(decode::<RevokedEpochs>(&encode(&within)), Ok(within));
+        let beyond = RevokedEpochs {
+            epochs: (0..=REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
+        };
+        assert!(decode::<RevokedEpochs>(&encode(&beyond)).is_err());
     }
 }

@@ -67,7 +67,8 @@ pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantCli
 pub use error::{ApiError, GatewayError};
 pub use issuer::{
     EpochErasedAnswer, EpochOpenedAnswer, EpochRevokedAnswer, EraseEpoch, IssuerDescriptor,
-    IssuerRuntime, OpenEpoch, RevokeEpoch, serve_issuer, serve_issuer_with_bank,
+    IssuerRuntime, OpenEpoch, REVOKED_EPOCHS_MAX, RevokeEpoch, RevokedEpochs, serve_issuer,
+    serve_issuer_with_bank,
 };
 pub use media::{ErrorBody, ErrorCode};
 pub use merchant::{

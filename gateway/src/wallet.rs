@@ -780,6 +780,36 @@ impl Wallet {
         Ok((value, fresh))
     }
 
+    /// Recoup of every revoked epoch: asks the issuer which epochs are
+    /// revoked (`GET /v1/epochs/revoked`) and recoups every available coin
+    /// the purse holds of them, epoch by epoch. Returns, per epoch of
+    /// which the purse held coins, the value recouped, and the fresh coins.
+    /// A false list (the answer is not signed; it is believed over the
+    /// pinned TLS connection) costs nothing: coins of a live epoch sent as
+    /// a recoup are an ordinary refresh of the holder's own coins.
+    #[allow(clippy::type_complexity)]
+    pub fn recoup_revoked(
+        &self,
+        to_account: Option<BankAccount>,
+    ) -> Result<(Vec<(ledger::KeyEpoch, Amount)>, Vec<Coin>), WalletError> {
+        let revoked = self.issuer.revoked_epochs()?.epochs;
+        let held: std::collections::BTreeSet<ledger::KeyEpoch> = self
+            .purse
+            .coins()?
+            .into_iter()
+            .filter(|c| c.state == purse::CoinState::Available)
+            .map(|c| c.coin.body.epoch)
+            .collect();
+        let mut recouped = Vec::new();
+        let mut fresh = Vec::new();
+        for epoch in revoked.into_iter().filter(|e| held.contains(e)) {
+            let (value, coins) = self.recoup(epoch, to_account.clone())?;
+            recouped.push((epoch, value));
+            fresh.extend(coins);
+        }
+        Ok((recouped, fresh))
+    }
+
     /// Redeem: coins of `amount` in, an ACH credit to the enrolled
     /// `bank_account` out.
     pub fn redeem(&self, amount: Amount, bank_account: BankAccount) -> Result<(), WalletError> {

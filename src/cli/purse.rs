@@ -162,9 +162,11 @@ pub enum PurseCommand {
     /// suspected compromised) for fresh coins of a good epoch, or with
     /// --to-account for a credit to that enrolled account.
     Recoup {
-        /// The revoked key epoch, as the issuer's operator announced it.
+        /// The revoked key epoch, as the issuer's operator announced it;
+        /// without it, every epoch the issuer lists as revoked
+        /// (`GET /v1/epochs/revoked`) of which the purse holds coins.
         #[arg(long)]
-        epoch: u32,
+        epoch: Option<u32>,
         /// Credit this enrolled redeem account instead of taking fresh coins.
         #[arg(long, value_parser = parse_account)]
         to_account: Option<BankAccount>,
@@ -495,14 +497,28 @@ fn command(
         }
         PurseCommand::Recoup { epoch, to_account } => {
             let credited = to_account.is_some();
-            let (value, coins) = open()?.1.recoup(ledger::KeyEpoch(epoch), to_account)?;
+            let wallet = open()?.1;
+            let (recouped, n_fresh) = match epoch {
+                Some(epoch) => {
+                    let epoch = ledger::KeyEpoch(epoch);
+                    let (value, coins) = wallet.recoup(epoch, to_account)?;
+                    (vec![(epoch, value)], coins.len())
+                }
+                None => {
+                    let (recouped, coins) = wallet.recoup_revoked(to_account)?;
+                    (recouped, coins.len())
+                }
+            };
+            if recouped.is_empty() {
+                println!("no coin of a revoked key epoch to recoup");
+            }
+            for (epoch, value) in &recouped {
+                println!("recouped {value} of key epoch {}", epoch.0);
+            }
             if credited {
-                println!("recouped {value} of key epoch {epoch}: credited to the account");
-            } else {
-                println!(
-                    "recouped {value} of key epoch {epoch}: {} fresh coin(s)",
-                    coins.len()
-                );
+                println!("credited to the account");
+            } else if !recouped.is_empty() {
+                println!("{n_fresh} fresh coin(s)");
             }
         }
         PurseCommand::Refresh => {

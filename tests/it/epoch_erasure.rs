@@ -8,7 +8,10 @@
 use crate::util;
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use ledger::KeyEpoch;
+use protocol::mint::Mint;
 
 use util::process::{
     SERVE_ISSUER, alice_holding_4_x_2_50, audit_stage, free_port, ok, run, spawn, terminate,
@@ -27,14 +30,15 @@ fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
             "issuer", "init", "--dir", "iss", "--listen", &listen, "--shards", "2",
         ],
     );
-    // Coins expire 8 s after their epoch opens and may be refreshed 3 s
-    // more; no epoch opens on its own during the test.
+    // Coins expire 15 s after their epoch opens and may be refreshed 2 s
+    // more: the setup below (a purchase and a change, a few processes) has
+    // 15 s to finish on a loaded machine; no epoch opens on its own.
     std::fs::OpenOptions::new()
         .append(true)
         .open(dir.join("iss").join("issuer.toml"))
         .and_then(|mut f| {
             f.write_all(
-                b"\n[epochs]\ncoin_lifetime_secs = 8\ngrace_secs = 3\nepoch_period_secs = 600\n",
+                b"\n[epochs]\ncoin_lifetime_secs = 15\ngrace_secs = 2\nepoch_period_secs = 600\n",
             )
         })
         .expect("issuer.toml");
@@ -59,8 +63,9 @@ fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
         "{early:?}"
     );
 
-    // Past it (11 s after epoch 2 opened), the housekeeper erases it.
-    std::thread::sleep(Duration::from_secs(12));
+    // Past it (17 s after epoch 2 opened), the serving issuer's
+    // housekeeper erases it on its own: its key leaves the mint file.
+    wait_until_key_destroyed(&dir.join("iss").join("mint.key"), KeyEpoch(2));
     let erased = ok(dir, &["issuer", "epoch", "erase", "2", "--dir", "iss"]);
     assert!(
         erased.contains("key epoch 2 erased: 1 spent coin(s) worth 2.50"),
@@ -80,4 +85,23 @@ fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
     let audit = audit_stage(dir);
     assert!(audit.contains("epoch_erased"), "{audit}");
     assert!(audit.contains("erased"), "{audit}");
+}
+
+/// Polls the mint file until `epoch`'s key is gone: the serving issuer
+/// destroys it after logging the epoch's erasure. The deadline is wide
+/// (the grace ends 17 s after the epoch opened; a loaded machine may run
+/// the housekeeper late), the poll returns as soon as it is done.
+fn wait_until_key_destroyed(mint_file: &std::path::Path, epoch: KeyEpoch) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        // The file is replaced atomically; a read that fails is retried.
+        if Mint::open(mint_file).is_ok_and(|m| !m.has_epoch(epoch)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the serving issuer did not erase {epoch} within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

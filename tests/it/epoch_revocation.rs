@@ -3,8 +3,9 @@
 //! honest holder's coins (their bodies are in the log). The operator's
 //! `issuer epoch revoke 1` stops the epoch's coins at once; the forger's
 //! own coins are worth nothing (never issued), its copy of an honest coin
-//! takes that coin's value and no more; alice recoups the rest with `purse
-//! recoup`, and the issuer never pays out more than the epoch owed. The
+//! takes that coin's value and no more; alice learns of the revocation
+//! from the issuer's public list (`GET /v1/epochs/revoked`) and recoups
+//! the rest with `purse recoup` (no epoch named), and the issuer never pays out more than the epoch owed. The
 //! audit accounts for the revocation and the recoups.
 
 use crate::util;
@@ -112,11 +113,24 @@ fn a_revoked_epoch_pays_its_honest_holders_and_never_more_than_it_owed() {
     let copied = tag(honest[0].body);
     assert_eq!(copied, honest[0], "a stolen key makes the very same coin");
 
+    let ca = IssuerCa::read_pem(&dir.join("iss").join("tls-ca.pem")).expect("ca");
+    let public = IssuerClient::new(&url, ClientConfig::pinned(ca)).expect("client");
+    let listed = || public.revoked_epochs().expect("revoked epochs").epochs;
+    assert_eq!(listed(), Vec::<KeyEpoch>::new());
+    let nothing = ok(dir, &["purse", "recoup", "--purse", "alice.purse"]);
+    assert!(
+        nothing.contains("no coin of a revoked key epoch"),
+        "{nothing}"
+    );
+
     let revoked = ok(dir, &["issuer", "epoch", "revoke", "1", "--dir", "iss"]);
     assert!(revoked.contains("key epoch 1 revoked"), "{revoked}");
     assert!(revoked.contains("10.00"), "{revoked}");
     let again = ok(dir, &["issuer", "epoch", "revoke", "1", "--dir", "iss"]);
     assert!(again.contains("key epoch 1 revoked"), "{again}");
+
+    // Anyone can learn that the epoch is revoked.
+    assert_eq!(listed(), vec![KeyEpoch(1)]);
 
     // At once: a coin of the epoch buys nothing any more (a change).
     let change = run(
@@ -141,16 +155,11 @@ fn a_revoked_epoch_pays_its_honest_holders_and_never_more_than_it_owed() {
     );
 
     // Alice's recoup: refused while it holds the coin the forger took (the
-    // purse marks it spent), then the rest comes back as fresh coins.
-    let first = run(
-        dir,
-        &["purse", "recoup", "--epoch", "1", "--purse", "alice.purse"],
-    );
+    // purse marks it spent), then the rest comes back as fresh coins. The
+    // purse finds the revoked epoch on its own.
+    let first = run(dir, &["purse", "recoup", "--purse", "alice.purse"]);
     assert!(!first.status.success(), "{first:?}");
-    let second = ok(
-        dir,
-        &["purse", "recoup", "--epoch", "1", "--purse", "alice.purse"],
-    );
+    let second = ok(dir, &["purse", "recoup", "--purse", "alice.purse"]);
     assert!(second.contains("recouped 7.50 of key epoch 1"), "{second}");
     let coins = alice_coins(dir);
     let epochs: Vec<KeyEpoch> = coins.iter().map(|c| c.body.epoch).collect();
@@ -161,6 +170,11 @@ fn a_revoked_epoch_pays_its_honest_holders_and_never_more_than_it_owed() {
         &["purse", "recoup", "--epoch", "1", "--purse", "alice.purse"],
     );
     assert!(third.contains("recouped 0.00"), "{third}");
+    let fourth = ok(dir, &["purse", "recoup", "--purse", "alice.purse"]);
+    assert!(
+        fourth.contains("no coin of a revoked key epoch"),
+        "{fourth}"
+    );
 
     terminate(issuer);
     let audit = audit_stage(dir);

@@ -232,7 +232,9 @@ pub enum IssuerError {
     EpochErased(KeyEpoch),
     /// Transactions in flight hold coins of the epoch (a card load in
     /// doubt holds them until the card reports): run the step again.
-    #[error("{n_reserved} coin(s) of {epoch} are held by transactions in flight; try again")]
+    #[error(
+        "{n_reserved} coin(s) of {epoch} are held by transactions in flight; nothing changed, the epoch serves as before: try again"
+    )]
     EpochInUse { epoch: KeyEpoch, n_reserved: u64 },
     #[error("the grace period of {epoch} ends at {} (unix), it is {} (unix)", grace_ends_at.0, now.0)]
     GraceNotOver {

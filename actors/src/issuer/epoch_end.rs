@@ -8,7 +8,18 @@
 //! epoch is reserved (a refresh in flight commits or aborts; a card load in
 //! doubt holds its coins until the card reports, and makes the step fail
 //! with [`IssuerError::EpochInUse`], to be run again). From then on nothing
-//! of the epoch can leave circulation but by the step itself:
+//! of the epoch can leave circulation but by the step itself.
+//!
+//! The closing mark lives in memory only and for the length of one step:
+//! a step refused (coins still held, or any error) removes it, and the
+//! epoch serves as before until the operator runs the step again. An
+//! operator command that fails has changed nothing: the log is the one
+//! truth of an epoch's standing, so what a restart, a replica or the
+//! auditor sees is what the issuer serves. A durable close would need a
+//! logged event of its own and a way to lift it, and would stop honest
+//! payments for as long as a card load stays in doubt (possibly days);
+//! while revocation is refused the epoch stands exactly as before the
+//! command, which the operator is told (409, "try again"):
 //!
 //! - **revocation** logs `EpochRevoked { owed }`, `owed` being the value of
 //!   the epoch's coins still unspent in the shards. Afterwards a coin of the
@@ -130,6 +141,26 @@ pub(crate) fn gate_inputs(
     Ok(true)
 }
 
+/// An epoch marked closing; the mark goes with it, whatever the step's
+/// outcome (an early return, an error, a panic).
+struct ClosingMark<'a> {
+    core: &'a IssuerCore,
+    epoch: KeyEpoch,
+}
+
+impl Drop for ClosingMark<'_> {
+    fn drop(&mut self) {
+        // Never panics (a drop while unwinding would abort): a set of
+        // epochs stays whole even if a holder of the lock panicked.
+        let mut closing = self
+            .core
+            .epochs_closing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        closing.remove(&self.epoch);
+    }
+}
+
 impl IssuerCore {
     pub(crate) fn epoch_standing(&self, epoch: KeyEpoch) -> EpochStanding {
         if lock(&self.epochs_closing).contains(&epoch) {
@@ -168,10 +199,27 @@ impl IssuerCore {
             .collect()
     }
 
+    /// Epochs revoked and not yet erased: those whose coins are recouped.
+    pub fn revoked_epochs(&self) -> Vec<KeyEpoch> {
+        lock(&self.state)
+            .epoch_ends
+            .iter()
+            .filter(|(_, end)| matches!(end, EpochEnd::Revoked { .. }))
+            .map(|(e, _)| *e)
+            .collect()
+    }
+
     /// Coins the coin-status store holds, once caught up with the log.
     pub fn coin_status_n_coins(&self) -> Result<u64, IssuerError> {
         self.coin_status.catch_up(self.store().as_ref())?;
         Ok(self.coin_status.n_coins_stored()?)
+    }
+
+    /// Marks `epoch` closing for as long as the returned guard lives (see
+    /// the module doc: a step that fails leaves the epoch serving).
+    fn close_epoch(&self, epoch: KeyEpoch) -> ClosingMark<'_> {
+        lock(&self.epochs_closing).insert(epoch);
+        ClosingMark { core: self, epoch }
     }
 
     /// Waits (up to `wait`) until no coin of `epoch` is reserved.
@@ -195,10 +243,20 @@ impl IssuerCore {
     /// Revokes `epoch` (operator): from the logged `EpochRevoked` on, its
     /// coins are accepted only by recoups, up to what it owes. If it is the
     /// current epoch, the next one opens first, so recoups get coins of a
-    /// good key. Revoking again changes nothing. On
-    /// [`IssuerError::EpochInUse`] the epoch stays closed to every flow
-    /// until a run succeeds.
+    /// good key. Revoking again changes nothing. Waits up to
+    /// [`EPOCH_DRAIN_WAIT_MS`] for coins held in flight; on
+    /// [`IssuerError::EpochInUse`] nothing changed (the epoch serves as
+    /// before) and the operator runs it again.
     pub fn revoke_epoch(&self, epoch: KeyEpoch) -> Result<EpochRevocation, IssuerError> {
+        self.revoke_epoch_within(epoch, Duration::from_millis(EPOCH_DRAIN_WAIT_MS))
+    }
+
+    /// [`IssuerCore::revoke_epoch`], waiting up to `wait` for coins held.
+    pub fn revoke_epoch_within(
+        &self,
+        epoch: KeyEpoch,
+        wait: Duration,
+    ) -> Result<EpochRevocation, IssuerError> {
         let _guard = lock(&self.epoch_lock);
         match lock(&self.state).epoch_ends.get(&epoch) {
             Some(EpochEnd::Revoked { owed, still_owed }) => {
@@ -217,8 +275,8 @@ impl IssuerCore {
         if self.current_epoch().map(|(e, _)| e) == Some(epoch) {
             self.open_next_epoch_locked()?;
         }
-        lock(&self.epochs_closing).insert(epoch);
-        self.drain_epoch(epoch, Duration::from_millis(EPOCH_DRAIN_WAIT_MS))?;
+        let closing = self.close_epoch(epoch);
+        self.drain_epoch(epoch, wait)?;
         let held = self.commit.epoch_holdings(epoch);
         let owed = Amount::from_minor(
             u64::try_from(held.value_unspent_minor).map_err(|_| ledger::MoneyError::Overflow)?,
@@ -230,7 +288,7 @@ impl IssuerCore {
             vec![Event::EpochRevoked { epoch, owed }],
             Vec::new(),
         );
-        lock(&self.epochs_closing).remove(&epoch);
+        drop(closing);
         committed?;
         self.seal_log()?;
         tracing::info!(%epoch, "key epoch revoked");
@@ -273,9 +331,9 @@ impl IssuerCore {
                 now,
             });
         }
-        lock(&self.epochs_closing).insert(epoch);
+        let closing = self.close_epoch(epoch);
         let erased = self.erase_closed_epoch(epoch, now, wait);
-        lock(&self.epochs_closing).remove(&epoch);
+        drop(closing);
         let erased = erased?;
         self.retire_erased_keys()?;
         self.seal_log()?;

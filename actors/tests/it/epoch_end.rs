@@ -101,3 +101,50 @@ fn an_erased_epoch_is_refused_and_erasure_waits_for_its_grace() {
         report.to_text()
     );
 }
+
+// A revocation refused because coins of the epoch stay held (a card load
+// in doubt) changes nothing: the epoch serves its other coins as before,
+// nothing is logged, and the operator's next run, once the coins are
+// released, revokes it.
+#[test]
+fn a_refused_revocation_leaves_the_epoch_serving() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    let held = h.buy(&alice, spec(&[(1, 100)]));
+    let kept = h.buy(&alice, spec(&[(2, 100)]));
+    let (epoch, _) = h.core().current_epoch().expect("an epoch");
+    let in_doubt = ledger::TxId::random();
+    let held_ids: Vec<ledger::CoinId> = held.iter().map(|c| c.body.id).collect();
+    h.core()
+        .reserve_for_tests(in_doubt, &held_ids)
+        .expect("held");
+    let wait = std::time::Duration::from_millis(50);
+    assert!(matches!(
+        h.core().revoke_epoch_within(epoch, wait),
+        Err(vc_actors::IssuerError::EpochInUse { n_reserved: 1, .. })
+    ));
+    assert!(h.core().epoch_ends().is_empty(), "nothing revoked");
+    assert!(h.core().revoked_epochs().is_empty());
+    // The epoch's other coins still pay (here a refresh to oneself).
+    let outcome = h.pay(&alice, &alice, kept, util::refresh(200));
+    assert!(
+        matches!(
+            outcome,
+            protocol::flows::payment::PayeeOutcome::Coins { .. }
+        ),
+        "{outcome:?}"
+    );
+    // The card reports; the operator runs it again.
+    h.core().abort_for_tests(in_doubt);
+    let revoked = h.core().revoke_epoch_within(epoch, wait).expect("revoked");
+    // Owed: the held coin (the refresh's coins are of a later epoch).
+    assert_eq!(revoked.owed, ledger::Amount::from_minor(100));
+    assert_eq!(h.core().revoked_epochs(), vec![epoch]);
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+}
