@@ -2,29 +2,29 @@
 //! log writer, mint, bank, registry, sessions).
 //!
 //! Plain-Rust cores, each usable and testable without actix:
-//! - [`shard`]: [`ShardCore`] / [`ShardSet`], the unspent coins and their
+//! - `shard`: [`ShardCore`] / [`ShardSet`], the unspent coins and their
 //!   reservations (reserve never waits; commit; abort). Loom-checked.
-//! - [`bank`]: the [`Bank`] trait and [`SimulatedBank`], durable in its own
+//! - `bank`: the [`Bank`] trait and [`SimulatedBank`], durable in its own
 //!   redb file, with debits that settle after a delay or are rejected.
-//! - [`file_bank`]: `FileExchangeBank`, the same trait over ISO 20022 files
+//! - `file_bank`: `FileExchangeBank`, the same trait over ISO 20022 files
 //!   with a real bank (pain.008 and pain.001 out, camt.053 in).
-//! - [`idempotency`]: [`IdempotencyTable`], TxId -> in flight | committed,
+//! - `idempotency`: [`IdempotencyTable`], TxId -> in flight | committed,
 //!   rebuilt from the log.
-//! - [`sessions`]: [`SessionStore`], protocol sessions with expiry,
+//! - `sessions`: [`SessionStore`], protocol sessions with expiry,
 //!   single-use, persisted in redb.
-//! - [`issuer`]: [`IssuerCore`], every process of `docs/protocol.md` issuer-side
+//! - `issuer`: [`IssuerCore`], every process of `docs/protocol.md` issuer-side
 //!   over those cores, rebuilt from the log at start, and its one commit
 //!   path (`issuer::commit`: the only way into the log, the only owner of
 //!   the shards) with the one validation sequence (`issuer::validation`).
-//! - [`timing`]: [`StageTimings`], lock-free latency histograms of each
+//! - `timing`: [`StageTimings`], lock-free latency histograms of each
 //!   stage of a validation and of each durable commit (`/metrics`, bench).
-//! - [`fail_stop`]: [`FailStop`], what a broken invariant does (stop the
+//! - `fail_stop`: [`FailStop`], what a broken invariant does (stop the
 //!   issuer, or exit its process); no poisoned lock is recovered.
-//! - [`actors`]: the actix shell and the [`Issuer`] handle (one async method
+//! - `actors`: the actix shell and the [`Issuer`] handle (one async method
 //!   per protocol step) that the gateway calls.
 //!
 //! Every module is private: the crate's API is the `pub use` list below,
-//! grouped by what a caller does with it. A tidy test (`tests/it/tidy.rs`
+//! grouped by what a caller does with it. A test (`tests/it/crate_edges.rs`
 //! of the root package) keeps `pub mod` out of this file.
 //!
 //! **Architecture invariant:** nothing is acknowledged to a client before
