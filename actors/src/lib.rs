@@ -49,30 +49,25 @@ mod shard;
 mod timing;
 
 // The issuer: the actix handle the gateway calls, the plain-Rust core under
-// it, and the configuration both start from.
-// Names the environment variable that makes a test binary break an
-// invariant at a given validation (fail-stop tests only).
+// it, the configuration both start from and where its log lives.
 #[cfg(not(loom))]
-pub use actors::{BREAK_INVARIANT_ENV, Issuer};
-// Epoch keys: what an epoch is, how one ends, how long a revocation waits
-// for in-flight validations.
-#[cfg(not(loom))]
-pub use issuer::{EPOCH_DRAIN_WAIT_MS, EpochEnd, EpochErasure, EpochInfo, EpochRevocation};
-// The issuer core, its configuration and where its log lives.
+pub use actors::Issuer;
 #[cfg(not(loom))]
 pub use issuer::{IssuerConfig, IssuerCore, LogBackend, PurchaseStatus};
+// Key epochs: what an epoch is, how one ends, how long an ending waits for
+// the validations in flight.
+#[cfg(not(loom))]
+pub use issuer::{EPOCH_DRAIN_WAIT_MS, EpochEnd, EpochErasure, EpochInfo, EpochRevocation};
 
-// The issuer's files and its log: signed heads, checkpoints, the state
-// snapshot, the user-index key it encrypts disclosures to.
-// Log checkpoints: how often the log is sealed, where the signed head is
-// written, and the sealing a cluster role runs over its own log.
+// The issuer's files and its log: how often the log is sealed, where the
+// signed head is written, the sealing a cluster role runs over its own log,
+// the state snapshot, and the user index's public key file with the
+// operator step that installs it.
 #[cfg(not(loom))]
 pub use issuer::{
     LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, LOG_STATE_SNAPSHOT_FILE,
     SIGNED_HEAD_FILE, log_sealing,
 };
-// The user index's public key file in the issuer's directory, and the
-// operator step that installs it.
 #[cfg(not(loom))]
 pub use issuer::{USER_INDEX_PUBLIC_KEY_FILE, user_index_key::install as install_user_index_key};
 
@@ -87,11 +82,14 @@ pub use bank::{Bank, BankError, DebitStatus, SimulatedBank, StatementEntry, Stat
 #[cfg(not(loom))]
 pub use file_bank::{BOOKED_DIR, ExchangeDirs, ExchangeRound, FileExchangeBank, IssuerAccount};
 
-// The card agency (stored-value cards behind a load/unload server).
+// The card systems' payment agency.
 #[cfg(not(loom))]
 pub use card_agency::{CardAgency, CardAgencyError};
 
-// Fail-stop: what a broken invariant does.
+// Fail-stop: what a broken invariant does; the environment variable that
+// makes a test binary break one, and the crash points of the crash tests.
+#[cfg(not(loom))]
+pub use actors::BREAK_INVARIANT_ENV;
 #[cfg(not(loom))]
 pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
 #[cfg(all(not(loom), feature = "crash-tests"))]
