@@ -213,7 +213,7 @@ fn pub_mods_finds_exported_modules_and_spares_private_ones() {
 
 /// vc-actors exports its API item by item: every module of its root is
 /// private, so the gateway, the binary and the tests name `vc_actors::Item`
-/// and never the crate's inner layout (see ARCHITECTURE.md, "Public API").
+/// and never the crate's inner layout (`actors/README.md`, "Public API").
 #[test]
 fn actors_exports_items_not_modules() {
     let path = root().join("actors/src/lib.rs");
