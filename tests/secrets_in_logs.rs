@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use actors::{IssuerConfig, IssuerCore};
 use gateway::CollectOption;
 use ledger::{Amount, Role};

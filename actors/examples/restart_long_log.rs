@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use ledger::{Batch, Event, EventStore, ParticipantId, RedbStore, Seq, Timestamp, TxId};
 use protocol::crypto::SecretKey;
 use protocol::flows::RegistrationClient;
-use vc_actors::bank::SimulatedBank;
-use vc_actors::issuer::LOG_STATE_SNAPSHOT_FILE;
+use vc_actors::LOG_STATE_SNAPSHOT_FILE;
+use vc_actors::SimulatedBank;
 use vc_actors::{IssuerConfig, IssuerCore};
 
 const RECORDS_PER_BATCH: usize = 4;

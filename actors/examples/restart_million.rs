@@ -16,7 +16,7 @@ use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId, Role, T
 use protocol::crypto::SecretKey;
 use protocol::flows::{PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request};
 use protocol::wire::purchase::WDesc;
-use vc_actors::bank::SimulatedBank;
+use vc_actors::SimulatedBank;
 use vc_actors::{IssuerConfig, IssuerCore};
 
 const COINS_PER_PURCHASE: u32 = 1024;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ledger::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use vc_actors::sessions::{Persist, SessionId, SessionStore};
+use vc_actors::{Persist, SessionId, SessionStore};
 
 /// Sessions held when the purge is timed.
 const N_SESSIONS: usize = 200_000;

@@ -17,7 +17,7 @@ use protocol::flows::{
 };
 use protocol::wire::payment::{PDesc, PaymentOutcome, VOption};
 use protocol::wire::purchase::WDesc;
-use vc_actors::bank::SimulatedBank;
+use vc_actors::SimulatedBank;
 use vc_actors::{Issuer, IssuerConfig};
 
 const N_PAYMENTS: u32 = 1000;

@@ -261,7 +261,12 @@ impl Issuer {
         on_pool(&self.pool, step).await
     }
 
-    /// The core, for reads that need no worker (keys, ids, checks).
+    /// The core, for the subsystems that run over the whole issuer rather
+    /// than one step of it: the `/metrics` figures and the dashboard, the
+    /// card agency, the disclosure log, the operator commands, and the
+    /// actor thread's shutdown (which waits for every holder of the core to
+    /// let go). A handler that only reads one figure uses the narrow
+    /// methods below.
     pub fn core(&self) -> &Arc<IssuerCore> {
         &self.core
     }
@@ -272,6 +277,23 @@ impl Issuer {
 
     pub fn id(&self) -> ParticipantId {
         self.core.id().clone()
+    }
+
+    /// The signature suite the issuer signs and encrypts with.
+    pub fn suite(&self) -> protocol::crypto::SuiteId {
+        self.core.suite()
+    }
+
+    /// The latest signed log head as written to the issuer's directory
+    /// (`None` before the first checkpoint).
+    pub fn published_head(&self) -> Result<Option<String>, IssuerError> {
+        self.core.published_head()
+    }
+
+    /// The stage histograms, where a caller records its own stage (the
+    /// gateway's HTTP handler time).
+    pub fn stage_timings(&self) -> &crate::timing::StageTimings {
+        self.core.stage_timings()
     }
 
     /// Registration 1 -> 2.

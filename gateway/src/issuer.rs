@@ -574,7 +574,7 @@ async fn validate_timed(
     limits: web::Data<BodyLimits>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let core = state.issuer.core().clone();
+    let issuer = state.issuer.clone();
     let answer = step(
         req,
         payload,
@@ -583,7 +583,8 @@ async fn validate_timed(
         |issuer: Issuer, msg: ValidationRequest| async move { issuer.validate(msg).await },
     )
     .await;
-    core.stage_timings()
+    issuer
+        .stage_timings()
         .record(Stage::HttpHandler, started.elapsed());
     answer
 }
@@ -679,11 +680,11 @@ async fn coin_status(
 }
 
 async fn descriptor(state: web::Data<IssuerState>) -> HttpResponse {
-    let core = state.issuer.core();
+    let issuer = &state.issuer;
     let descriptor = IssuerDescriptor {
-        id_i: core.id().clone(),
-        public_key: core.public_key().to_ledger(),
-        suite: core.suite(),
+        id_i: issuer.id(),
+        public_key: issuer.public_key().to_ledger(),
+        suite: issuer.suite(),
     };
     message_response(&descriptor, POSTCARD)
 }
@@ -706,7 +707,7 @@ async fn revoked_epochs(state: web::Data<IssuerState>) -> HttpResponse {
 /// the anchor an auditor holds the log to (`audit --expect-head URL`).
 /// Public: it reveals no more than the log's length.
 async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiError> {
-    match state.issuer.core().published_head() {
+    match state.issuer.published_head() {
         Ok(Some(text)) => Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body(text)),

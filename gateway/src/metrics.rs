@@ -269,12 +269,12 @@ pub fn stage_histograms(
         let label = stage.name();
         let last_used = h.buckets.iter().rposition(|n| *n > 0).unwrap_or(0);
         let mut cumulative = 0;
-        for (i, n) in h.buckets.iter().enumerate().take(actors::timing::BUCKETS_N) {
+        for (i, n) in h.buckets.iter().enumerate().take(actors::BUCKETS_N) {
             cumulative += n;
             if i > last_used {
                 break;
             }
-            let le = actors::timing::bucket_bound_micros(i) / 1e6;
+            let le = actors::bucket_bound_micros(i) / 1e6;
             let _ = writeln!(
                 out,
                 "{name}_bucket{{stage=\"{label}\",le=\"{le:.9}\"}} {cumulative}"

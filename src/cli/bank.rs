@@ -7,7 +7,7 @@
 //! --bank-statement`).
 //!
 //! The file-exchange bank (`issuer init --bank files:DIR`) is
-//! `actors::file_bank::FileExchangeBank`: `issuer serve` runs its exchange
+//! `actors::FileExchangeBank`: `issuer serve` runs its exchange
 //! every second on a thread of its own ([`ExchangeThread`]). The auditor
 //! reads the bank's camt.053 statements as well as the simulated bank's
 //! export ([`read_statement`]).
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::file_bank::{ExchangeDirs, FileExchangeBank, IssuerAccount};
 use actors::{Bank, SimulatedBank};
+use actors::{ExchangeDirs, FileExchangeBank, IssuerAccount};
 use anyhow::bail;
 use bank_files::camt053::{EntryKind, Statement};
 use bank_files::{Bic, Iban};
@@ -342,7 +342,7 @@ impl ExchangeThread {
 pub fn read_statement(path: &Path) -> anyhow::Result<replay::BankStatement> {
     let mut files = Vec::new();
     if path.is_dir() {
-        for dir in [path.to_path_buf(), path.join(actors::file_bank::BOOKED_DIR)] {
+        for dir in [path.to_path_buf(), path.join(actors::BOOKED_DIR)] {
             if !dir.is_dir() {
                 continue;
             }

@@ -179,8 +179,7 @@ pub fn serve_sequencer(
     let key_path = dir.join("issuer.key");
     let sk_i = protocol::crypto::SecretKey::read_pkcs8(&key_path)
         .with_context(|| format!("reading {}", key_path.display()))?;
-    let sealing =
-        actors::issuer::log_sealing(sk_i, Arc::new(ledger::SystemClock), dir.to_path_buf());
+    let sealing = actors::log_sealing(sk_i, Arc::new(ledger::SystemClock), dir.to_path_buf());
     let setup = SequencerSetup {
         n_shards,
         listen,
@@ -277,9 +276,7 @@ fn run_sequencer<S: ledger::EventStore + 'static>(
         .spawn(move || {
             // The newest records wait at most this long for a signature.
             loop {
-                std::thread::sleep(Duration::from_millis(
-                    actors::issuer::LOG_CHECKPOINT_EVERY_MS,
-                ));
+                std::thread::sleep(Duration::from_millis(actors::LOG_CHECKPOINT_EVERY_MS));
                 if let Err(e) = sealed.seal() {
                     tracing::error!(error = %e, "signing the log's head failed");
                 }

@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use gateway::{
@@ -667,7 +667,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // must reach it, and every record must be signed.
         expect_head: Some(
             dir.join("issuer")
-                .join(actors::issuer::SIGNED_HEAD_FILE)
+                .join(actors::SIGNED_HEAD_FILE)
                 .display()
                 .to_string(),
         ),
@@ -692,7 +692,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 fn create_user_index(dir: &Path, suite: SuiteId, issuer_dir: &Path) -> anyhow::Result<()> {
     let public = user_index::IndexService::create_keys(&dir.join("index"), suite, RSA_BITS)
         .context("creating the user index's keys")?;
-    actors::issuer::user_index_key::install(issuer_dir, &public)
+    actors::install_user_index_key(issuer_dir, &public)
         .context("giving the issuer the user index's public key")?;
     Ok(())
 }
@@ -1057,7 +1057,7 @@ fn epoch_end_steps(
                 .epoch_ends()
                 .into_iter()
                 .find_map(|(e, end)| match end {
-                    actors::issuer::EpochEnd::Revoked { still_owed, .. } if e == compromised =>
+                    actors::EpochEnd::Revoked { still_owed, .. } if e == compromised =>
                         Some(still_owed),
                     _ => None,
                 })
@@ -1076,7 +1076,7 @@ fn epoch_end_steps(
         .core()
         .erase_epoch(
             first,
-            std::time::Duration::from_millis(actors::issuer::EPOCH_DRAIN_WAIT_MS),
+            std::time::Duration::from_millis(actors::EPOCH_DRAIN_WAIT_MS),
         )
         .context("erasing key epoch 1")?;
     let stored_after = issuer.core().coin_status_n_coins()?;

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use actors::{FailStopPolicy, IssuerConfig};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -684,7 +684,7 @@ fn end_epoch(args: EpochStepArgs, step: EpochStep) -> anyhow::Result<ExitCode> {
         EpochStep::Erase => core
             .erase_epoch(
                 epoch,
-                std::time::Duration::from_millis(actors::issuer::EPOCH_DRAIN_WAIT_MS),
+                std::time::Duration::from_millis(actors::EPOCH_DRAIN_WAIT_MS),
             )
             .map(|e| erased(e.epoch, e.through, e.n_coins, e.value)),
     };
@@ -802,12 +802,10 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.user_index_key {
         let key = PublicKey::read_spki(path)
             .with_context(|| format!("reading the user index's key {}", path.display()))?;
-        actors::issuer::user_index_key::install(&args.dir, &key).with_context(|| {
+        actors::install_user_index_key(&args.dir, &key).with_context(|| {
             format!(
                 "writing {}",
-                args.dir
-                    .join(actors::issuer::USER_INDEX_PUBLIC_KEY_FILE)
-                    .display()
+                args.dir.join(actors::USER_INDEX_PUBLIC_KEY_FILE).display()
             )
         })?;
     }

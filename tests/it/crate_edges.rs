@@ -192,3 +192,38 @@ fn every_crate_has_one_test_binary_naming_every_module() {
     }
     assert!(wrong.is_empty(), "test layout:\n{}", wrong.join("\n"));
 }
+
+/// The `pub mod` lines of a crate root: each is a module path its users can
+/// name, which a `pub use` of the item itself would not expose.
+fn pub_mods(lib_rs: &str) -> Vec<String> {
+    lib_rs
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("pub mod ") || line.starts_with("pub(in "))
+        .filter(|line| line.contains("mod "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pub_mods_finds_exported_modules_and_spares_private_ones() {
+    let lib = "mod a;\npub(crate) mod b;\n#[cfg(x)]\npub mod c;\n    pub mod d {}\npub use a::X;\n";
+    assert_eq!(pub_mods(lib), ["pub mod c;", "pub mod d {}"]);
+}
+
+/// vc-actors exports its API item by item: every module of its root is
+/// private, so the gateway, the binary and the tests name `vc_actors::Item`
+/// and never the crate's inner layout (`actors/README.md`, "Public API").
+#[test]
+fn actors_exports_items_not_modules() {
+    let path = root().join("actors/src/lib.rs");
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let found = pub_mods(&text);
+    assert!(
+        found.is_empty(),
+        "{} declares public modules {found:?}: declare them `mod NAME;` and export \
+         what callers need with a documented `pub use NAME::Item;` at the crate root",
+        path.display()
+    );
+}

@@ -37,7 +37,7 @@ fn a_broken_invariant_exits_the_issuer_process_which_restarts_clean_from_its_log
 
     let mut broken = Command::new(BIN)
         .current_dir(dir)
-        .env(actors::actors::BREAK_INVARIANT_ENV, "8")
+        .env(actors::BREAK_INVARIANT_ENV, "8")
         .args(with_tls(dir, &SERVE_ISSUER))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -104,7 +104,7 @@ fn a_returned_debit_is_logged_suspends_the_purchaser_and_shows_as_the_issuers_lo
     // A return for a purchase never collected, or unknown, is refused.
     assert!(matches!(
         core.debit_returned(PurchaseId::from_bytes([9; 16]), &alice.account, "AM04"),
-        Err(actors::issuer::ReturnedDebitError::UnknownPurchase(_))
+        Err(actors::ReturnedDebitError::UnknownPurchase(_))
     ));
     drop(core);
 

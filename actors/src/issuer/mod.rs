@@ -6,28 +6,27 @@
 mod cash_out;
 mod checkpoint;
 pub(crate) mod commit;
-pub mod core;
-pub mod crash;
+pub(crate) mod core;
+pub(crate) mod crash;
 mod decide;
-pub mod disclosure;
+pub(crate) mod disclosure;
 mod epoch;
-pub mod epoch_end;
+pub(crate) mod epoch_end;
 mod lifecycle;
-pub mod log_state_checkpoint;
-pub mod log_stats;
-pub mod participants;
-pub mod payment;
-pub mod purchase;
-pub mod refund;
-pub mod registry;
-pub mod returned_debit;
+pub(crate) mod log_state_checkpoint;
+pub(crate) mod log_stats;
+pub(crate) mod participants;
+pub(crate) mod payment;
+pub(crate) mod purchase;
+pub(crate) mod refund;
+pub(crate) mod registry;
+pub(crate) mod returned_debit;
 mod status;
-pub mod user_index_key;
+pub(crate) mod user_index_key;
 pub(crate) mod validation;
 
 pub use self::checkpoint::{
-    LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, checkpoint_tx,
-    log_sealing,
+    LOG_CHECKPOINT_EVERY_MS, LOG_CHECKPOINT_EVERY_RECORDS, SIGNED_HEAD_FILE, log_sealing,
 };
 pub use self::commit::BareCommitPath;
 pub use self::core::{
@@ -35,10 +34,9 @@ pub use self::core::{
 };
 #[cfg(feature = "crash-tests")]
 pub use self::crash::CrashPoint;
-pub use self::disclosure::{DISCLOSURE_LOGGED_LABEL, DisclosureLogError, INDEX_DELIVERY_LABEL};
+pub use self::disclosure::DisclosureLogError;
 pub use self::epoch_end::{EPOCH_DRAIN_WAIT_MS, EpochErasure, EpochRevocation};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
-pub use self::registry::{Enrollment, Participant, Registry, RegistryError};
-pub use self::returned_debit::{DebitReturned, ReturnedDebitError};
+pub use self::returned_debit::ReturnedDebitError;
 pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;

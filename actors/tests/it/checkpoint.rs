@@ -92,7 +92,7 @@ fn a_clean_shutdown_signs_the_log_and_publishes_the_head() {
         h.dir
             .path()
             .join("issuer")
-            .join(vc_actors::issuer::SIGNED_HEAD_FILE),
+            .join(vc_actors::SIGNED_HEAD_FILE),
     )
     .expect("the signed head file");
     let cp = ledger::Checkpoint::parse_published_head(&published).expect("a signed head");
@@ -130,8 +130,8 @@ fn a_checkpoint_costs_under_one_percent_of_peak_throughput() {
         sealing += started.elapsed();
     }
     let seal_ms = sealing.as_secs_f64() * 1000.0 / f64::from(n);
-    let seals_per_sec = 1000.0 / vc_actors::issuer::LOG_CHECKPOINT_EVERY_MS as f64
-        + 1500.0 / vc_actors::issuer::LOG_CHECKPOINT_EVERY_RECORDS as f64;
+    let seals_per_sec = 1000.0 / vc_actors::LOG_CHECKPOINT_EVERY_MS as f64
+        + 1500.0 / vc_actors::LOG_CHECKPOINT_EVERY_RECORDS as f64;
     let cpu_share = sign_ms * seals_per_sec / 2000.0;
     println!(
         "one seal: {sign_ms:.2} ms of RSA, {seal_ms:.2} ms until durable (wall); \

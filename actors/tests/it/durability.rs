@@ -83,7 +83,7 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
 /// A bank whose credits fail while `down` is set: stands in for a crash
 /// between the durable redemption and its bank credit.
 struct FlakyBank {
-    inner: Arc<vc_actors::bank::SimulatedBank>,
+    inner: Arc<vc_actors::SimulatedBank>,
     down: std::sync::atomic::AtomicBool,
 }
 

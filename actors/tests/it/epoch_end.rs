@@ -13,7 +13,7 @@ use crate::util;
 use ledger::{KeyEpoch, Role};
 use protocol::wire::payment::VOption;
 use util::{Harness, Who, spec};
-use vc_actors::issuer::EpochEnd;
+use vc_actors::EpochEnd;
 
 #[test]
 fn a_year_of_traffic_keeps_coin_status_and_shards_bounded() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use protocol::flows::RegistrationClient;
 use util::{Harness, Who};
-use vc_actors::bank::SimulatedBank;
+use vc_actors::SimulatedBank;
 use vc_actors::{Issuer, IssuerConfig, IssuerError};
 
 // A panic on a crypto worker stops the whole issuer: the next request on

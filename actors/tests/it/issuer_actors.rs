@@ -16,7 +16,7 @@ use protocol::flows::{
 use protocol::wire::payment::{PDesc, PaymentOutcome, VOption};
 use protocol::wire::purchase::WDesc;
 use util::{Who, spec};
-use vc_actors::bank::SimulatedBank;
+use vc_actors::SimulatedBank;
 use vc_actors::{Issuer, IssuerConfig};
 
 async fn join(issuer: &Issuer, who: &Who, roles: &[Role], bank: &SimulatedBank, funds: u64) {

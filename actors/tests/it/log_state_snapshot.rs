@@ -10,7 +10,7 @@ use crate::util;
 use ledger::Role;
 use protocol::wire::payment::VOption;
 use util::{Harness, Who, spec};
-use vc_actors::issuer::LOG_STATE_SNAPSHOT_FILE;
+use vc_actors::LOG_STATE_SNAPSHOT_FILE;
 
 /// An issuer with purchases (one pending), an aggregated balance and
 /// payments, part of it before the snapshot and part after.

@@ -1059,7 +1059,7 @@ fn settled_purchase(
 // acknowledged.
 #[test]
 fn one_purchaser_cannot_fill_the_purchase_sessions() {
-    use actors::constants::PURCHASE_SESSIONS_PER_PURCHASER_MAX as SLOTS;
+    use actors::PURCHASE_SESSIONS_PER_PURCHASER_MAX as SLOTS;
     let core = issuer().core.clone();
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use ledger::{
     Amount, CoinSpec, Denomination, Event, EventStore, KeyEpoch, RedbStore, Role, Seq, Sharing,
     Timestamp, verify_store,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use ledger::testkit::ForwardClock;
 use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use ledger::{Checkpoint, Event, EventStore, RedbStore, Sharing};
 use vc_gateway::{IssuerRuntime, ServerConfig, serve_issuer_with_bank};
 

@@ -1,6 +1,6 @@
 //! The ledger core without public-key crypto: spends (1 coin in, 1 coin out,
 //! a balanced refresh batch) through the issuer's own commit path
-//! (`actors::issuer::BareCommitPath`: reserve in the coin shards, the
+//! (`actors::BareCommitPath`: reserve in the coin shards, the
 //! group commit over a durable redb (or PostgreSQL) log, then the
 //! shards, the idempotency table and the log state on the writer's thread),
 //! without keys, registry or sessions. Several threads keep many spends in
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use actors::issuer::BareCommitPath;
+use actors::BareCommitPath;
 use ledger::{
     Amount, Batch, CoinBody, CoinId, Event, EventStore, GroupCommitConfig, IssueCause, KeyEpoch,
     PurchaseId, RedbStore, SpendCause, Timestamp, TxId,

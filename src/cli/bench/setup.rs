@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use anyhow::Context;
 use gateway::{
     ClientConfig, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey, ServerConfig,
@@ -42,8 +42,8 @@ pub fn issuer_key_path(dir: &Path) -> PathBuf {
 /// Group-commit counters of the issuer at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommitCounts {
-    pub log: actors::issuer::LogCommitStats,
-    pub sessions: actors::sessions::SessionCommitStats,
+    pub log: actors::LogCommitStats,
+    pub sessions: actors::SessionCommitStats,
 }
 
 impl CommitCounts {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::IssuerConfig;
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use gateway::{
     CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
     NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome, ServerConfig, ServerHandle, Wallet,

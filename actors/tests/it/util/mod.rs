@@ -19,7 +19,7 @@ use protocol::wire::payment::{
 };
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc};
 use protocol::wire::refund::RefundRequest;
-use vc_actors::bank::SimulatedBank;
+use vc_actors::SimulatedBank;
 use vc_actors::{IssuerConfig, IssuerCore};
 
 pub use ledger::testkit::ManualClock;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actors::bank::SimulatedBank;
+use actors::SimulatedBank;
 use actors::{Issuer, IssuerConfig, IssuerCore};
 use protocol::crypto::SecretKey;
 use vc_gateway::IssuerRuntime;
