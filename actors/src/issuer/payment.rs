@@ -540,14 +540,13 @@ impl IssuerCore {
     }
 
     /// Writes the ack session (group-committed with other session writes,
-    /// soft: the payment's durable record is its batch in the log, and a
-    /// retransmission is answered from the log with a new ack session); a
-    /// retransmission overwrites it: the newest `K_PY` wins.
+    /// durable: see "Design choices" in actors/README.md for why not soft);
+    /// a retransmission overwrites it: the newest `K_PY` wins.
     fn keep_ack_session(&self, session: &PaymentAckSession, done: SessionDone) {
         let id = ack_session_id(&session.id_py, &session.tid_py);
         let expires = self.now().plus_secs(self.config.payment_session_secs);
         self.sessions
-            .upsert_then(id, session, expires, Persist::Soft, done);
+            .upsert_then(id, session, expires, Persist::Durable, done);
     }
 
     /// A payment's Issuance2: the payee confirms it holds the new coins.
@@ -579,7 +578,7 @@ impl IssuerCore {
         // spend the real one's place.
         open_payment_issuance2(&session, msg)?;
         self.sessions
-            .use_up_then(id, now, Persist::Soft, move |used| {
+            .use_up_then(id, now, Persist::Durable, move |used| {
                 // Two acks racing past `get`: the second finds the session used,
                 // and a retried ack is answered the same.
                 done(match used {
