@@ -31,17 +31,34 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 if [ -x "$PG_BIN/initdb" ]; then
   PG_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vc-pg-test.XXXXXX")
   export PG_CLUSTER_DIR
-  # Three consecutive loopback ports nobody listens on.
-  for base in $(seq 55432 10 55932); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$base") 2>/dev/null &&
-      ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 1))") 2>/dev/null &&
-      ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 2))") 2>/dev/null; then
-      export PG_CLUSTER_PORT=$base
+  trap 'scripts/pg-cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$PG_CLUSTER_DIR"' EXIT
+  # Three consecutive loopback ports nobody listens on; a start that fails
+  # shows its nodes' logs and is tried once more on the next free ports
+  # (a port can be taken between the check and the start).
+  started=false
+  next=55432
+  for attempt in 1 2; do
+    for base in $(seq "$next" 10 55932); do
+      if ! (exec 3<>"/dev/tcp/127.0.0.1/$base") 2>/dev/null &&
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 1))") 2>/dev/null &&
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 2))") 2>/dev/null; then
+        export PG_CLUSTER_PORT=$base
+        break
+      fi
+    done
+    if scripts/pg-cluster.sh start; then
+      started=true
       break
     fi
+    echo "the PostgreSQL cluster did not start (attempt $attempt, port $PG_CLUSTER_PORT); its logs:" >&2
+    tail -n 15 "$PG_CLUSTER_DIR"/*.log >&2 || true
+    scripts/pg-cluster.sh stop >/dev/null 2>&1 || true
+    find "$PG_CLUSTER_DIR" -mindepth 1 -delete
+    next=$((PG_CLUSTER_PORT + 10))
   done
-  trap 'scripts/pg-cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$PG_CLUSTER_DIR"' EXIT
-  scripts/pg-cluster.sh start
+  if [ "$started" != true ]; then
+    exit 1
+  fi
   VC_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh url admin)
   export VC_TEST_POSTGRES_URL
 elif [ "${CI:-}" = "true" ]; then
