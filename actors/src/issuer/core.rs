@@ -137,8 +137,8 @@ impl IssuerConfig {
         IssuerConfig {
             dir: dir.into(),
             n_shards: 8,
-            suite: SuiteId::Dhaes,
-            rsa_bits: 2048,
+            suite: SuiteId::default(),
+            rsa_bits: protocol::crypto::RSA_BITS_DEFAULT,
             coin_lifetime_secs: 90 * 24 * 3600,
             grace_secs: 30 * 24 * 3600,
             epoch_period_secs: 30 * 24 * 3600,

@@ -110,10 +110,14 @@ impl System {
         }
     }
 
-    /// The issuer's suite (`IssuerConfig`'s default), which its
-    /// participants' keys and messages use.
+    /// The running issuer's suite, which its participants' keys and
+    /// messages use.
     pub fn suite(&self) -> SuiteId {
-        IssuerConfig::new("unused").suite
+        self.runtime
+            .as_ref()
+            .expect("the issuer runs")
+            .issuer()
+            .suite()
     }
 
     /// A new purse for `name`, registered, with a bank account holding
