@@ -7,7 +7,7 @@
 
 use crate::util;
 
-use gateway::ErrorCode;
+use client::ErrorCode;
 use ledger::{Amount, Coin, Role};
 use protocol::flows::{PurchaseClient, PurchaseUpdate};
 use protocol::wire::purchase::{PurchaseIssuance1, WDesc};

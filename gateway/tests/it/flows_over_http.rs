@@ -9,6 +9,10 @@ use crate::util;
 
 use std::sync::Arc;
 
+use client::{
+    CatalogItem, ClientConfig, CollectOption, ErrorCode, IssuerClient, MerchantClient,
+    MerchantConfig, ServerConfig, serve_merchant,
+};
 use ledger::{Amount, BankAccount, Coin, CoinSpec, ParticipantId, Role, Timestamp};
 use protocol::crypto::SecretKey;
 use protocol::flows::{
@@ -20,10 +24,7 @@ use protocol::wire::purchase::WDesc;
 use protocol::wire::registration::Certificate;
 use protocol::wire::{RejectReason, encode};
 use purse::{IssuerInfo, Purse, PurseProfile};
-use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, ErrorCode, IssuerClient, MerchantClient,
-    MerchantConfig, ServerConfig, serve_issuer, serve_merchant,
-};
+use vc_gateway::serve_issuer;
 
 use util::{issuer, key, spec};
 
@@ -137,7 +138,7 @@ fn merchant_purse(
     (Arc::new(purse), dir)
 }
 
-fn book_shop(purse: Arc<Purse>) -> vc_gateway::ServerHandle {
+fn book_shop(purse: Arc<Purse>) -> client::ServerHandle {
     serve_merchant(
         &MerchantConfig {
             server: util::operator_config(ServerConfig::loopback()),

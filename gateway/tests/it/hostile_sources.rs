@@ -25,15 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ledger::{Amount, CoinSpec, Denomination, Role};
-use rustls::pki_types::{CertificateDer, ServerName};
-use vc_gateway::{
+use client::{
     CatalogItem, ClientConfig, CollectOption, IssuerCa, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, ServerHandle, TlsAuthority, Wallet, serve_merchant,
 };
+use ledger::{Amount, CoinSpec, Denomination, Role};
+use rustls::pki_types::{CertificateDer, ServerName};
 
+use client::constants::REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
 use util::{issuer, join_wallet, operator_config, operator_key, purse_for};
-use vc_gateway::constants::REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
 
 /// Hostile connections of each kind, against each server.
 const CONNECTIONS_PER_SERVER: usize = 2_000;
@@ -109,7 +109,7 @@ fn tls_client_config(ca: &IssuerCa) -> Arc<rustls::ClientConfig> {
         .add(CertificateDer::from(ca.der().to_vec()))
         .expect("root");
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(vc_gateway::tls::crypto_provider())
+        rustls::ClientConfig::builder_with_provider(client::tls::crypto_provider())
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots)

@@ -11,8 +11,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
+use client::{ErrorBody, ErrorCode, ServerConfig, ServerHandle, SourceLimits};
 use protocol::wire::decode;
-use vc_gateway::{ErrorBody, ErrorCode, ServerConfig, ServerHandle, SourceLimits, serve_issuer};
+use vc_gateway::serve_issuer;
 
 use util::{issuer, parse_response, read_all};
 
