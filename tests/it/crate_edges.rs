@@ -162,7 +162,9 @@ const CLIENT_NEVER_REACHES: &[&str] = &[
 fn reached_in_cargo_lock(from: &str) -> BTreeSet<String> {
     let text = fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
     let lock: toml::Table = text.parse().expect("Cargo.lock is TOML");
-    let packages = lock["package"].as_array().expect("Cargo.lock lists packages");
+    let packages = lock["package"]
+        .as_array()
+        .expect("Cargo.lock lists packages");
     // "name version" -> its dependencies, as Cargo.lock writes them
     // ("name", or "name version" when several versions are locked).
     let mut deps_of = std::collections::BTreeMap::<String, Vec<String>>::new();
@@ -173,7 +175,12 @@ fn reached_in_cargo_lock(from: &str) -> BTreeSet<String> {
         let deps = p
             .get("dependencies")
             .and_then(|d| d.as_array())
-            .map(|d| d.iter().filter_map(|x| x.as_str()).map(str::to_owned).collect())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         deps_of.insert(format!("{name} {version}"), deps);
         versions_of.entry(name).or_default().push(version);
