@@ -7,6 +7,7 @@
 //! remove exactly the spent coins and never an unspent one.
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use ledger::{
     Amount, CoinBody, Event, EventStore, IssueCause, KeyEpoch, Seq, SpendCause, Timestamp,
@@ -15,7 +16,7 @@ use projections::{
     AccountsModel, CoinStatus, CoinStatusModel, Projection, ProjectionDb, ProjectionError,
     UserIndexModel, replay_in_memory,
 };
-use util::{MemLog, TestUnsealer, World, coin_id};
+use util::{History, MemoryStore, TestUnsealer, coin_id};
 
 /// Table writes after which a run stops: the first write, mid-record and
 /// deep into the batch.
@@ -27,7 +28,7 @@ fn crash_mid_batch<P: Projection>(
     dir: &std::path::Path,
     name: &str,
     make: &dyn Fn() -> P,
-    log: &MemLog,
+    log: &MemoryStore,
     prefix: u64,
     writes: u64,
 ) {
@@ -67,8 +68,8 @@ fn crash_mid_batch<P: Projection>(
 #[test]
 fn a_projection_stopped_mid_batch_reopens_at_a_record_boundary_and_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    World::new().run(&util::busy_ops(400), &log);
+    let log = MemoryStore::new();
+    History::new().run(&util::busy_ops(400), &log);
     let head = log.head().expect("head").last_seq.0;
     for writes in CRASH_AFTER_WRITES {
         for prefix in [0, head / 2] {
@@ -113,8 +114,8 @@ const N_COINS: u64 = 60;
 const KEEP_EVERY: u64 = 4;
 
 /// A log of one epoch past its grace period: coins issued, most spent.
-fn spent_epoch() -> (MemLog, Vec<CoinBody>, Vec<CoinBody>) {
-    let log = MemLog::new();
+fn spent_epoch() -> (MemoryStore, Vec<CoinBody>, Vec<CoinBody>) {
+    let log = MemoryStore::new();
     let epoch = KeyEpoch(1);
     log.append_events(vec![Event::EpochOpened {
         epoch,
