@@ -1040,7 +1040,9 @@ fn settled_purchase(
         .on_wrequest2(who.sk, core.id(), &w2, w_desc)
         .expect("wrequest3");
     let mut issuance = client.wrequest3(&w3).expect("issuance1");
-    for _ in 0..200 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {

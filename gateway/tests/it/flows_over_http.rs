@@ -94,7 +94,9 @@ fn buy(client: &IssuerClient, who: &Participant, spec: CoinSpec) -> Vec<Coin> {
         .on_wrequest2(who.sk, core.id(), &w2, w_desc)
         .expect("wrequest3");
     let mut issuance = client.wrequest3(&w3).expect("issuance1 over http");
-    for _ in 0..50 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => {
                 client.purchase_ack(&ack).expect("ack over http");

@@ -800,7 +800,9 @@ fn settle_purchase(
     first: protocol::wire::purchase::PurchaseIssuance1,
 ) -> (Vec<Coin>, protocol::wire::purchase::PurchaseIssuance2) {
     let mut issuance = first;
-    for _ in 0..100 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {

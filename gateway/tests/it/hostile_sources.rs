@@ -349,9 +349,15 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(2 * TRICKLE_INTERVAL_MS));
         // Each attacking address holds its share of the issuer's places
-        // for bodies still arriving, and no more.
+        // for bodies still arriving, and no more: once they are all taken,
+        // and a trickle later, none more.
+        let share = usize::from(ATTACKER_SOURCES / 2) * REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bodies_receiving(&client) < share && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(TRICKLE_INTERVAL_MS));
         let receiving = bodies_receiving(&client);
         println!("the issuer's bodies still arriving: {receiving}");
         assert_eq!(
@@ -382,6 +388,7 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
     let burst = "GET /v1/issuer HTTP/1.1\r\nHost: x\r\n\r\n".repeat(FLOOD_PIPELINE);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
+    let flooders_n = flooders.len();
     let flooded = std::thread::scope(|s| {
         let per_thread = flooders.len().div_ceil(DRIVER_THREADS).max(1);
         for chunk in flooders.chunks_mut(per_thread) {
@@ -400,7 +407,13 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // The flood is under way once every connection has sent a burst.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.load(Ordering::Relaxed) < flooders_n * FLOOD_PIPELINE
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let latencies = pay_during(&alice, &shop_url);
         stop.store(true, Ordering::Release);
         latencies
