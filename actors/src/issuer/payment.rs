@@ -414,10 +414,15 @@ impl IssuerCore {
         })))
     }
 
-    /// After a staged payment failed to reach the log: nothing is owed.
-    pub(crate) fn validation_failed(&self, staged: &StagedPayment) {
+    /// After a staged payment failed to commit. If the batch never reached
+    /// the log, nothing is owed. If it `maybe_durable` (the append failed:
+    /// the batch may be on disk all the same), a redemption's pending
+    /// credit stays: the next start pays it if the log holds the batch and
+    /// drops it if not (`finish_pending_credits`).
+    pub(crate) fn validation_failed(&self, staged: &StagedPayment, maybe_durable: bool) {
         let tx = staged.commit.tx();
         if staged.redeem
+            && !maybe_durable
             && let Err(e) = self.registry.remove_pending_credit(tx)
         {
             tracing::warn!(error = %e, "could not drop a pending credit");
