@@ -8,6 +8,7 @@ mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod core;
 mod decide;
+mod decide_purchase;
 pub(crate) mod disclosure;
 mod epoch;
 pub(crate) mod epoch_end;
