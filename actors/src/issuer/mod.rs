@@ -9,6 +9,7 @@ pub(crate) mod commit;
 pub(crate) mod core;
 mod decide;
 mod decide_purchase;
+mod decide_refund;
 pub(crate) mod disclosure;
 mod epoch;
 pub(crate) mod epoch_end;
