@@ -28,6 +28,7 @@ use crate::bank::{Bank, BankError};
 use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
 use crate::issuer::commit::{Commit, CommitPath};
+use crate::issuer::decide_epoch;
 use crate::issuer::log_state_checkpoint::{
     self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
 };
@@ -932,40 +933,35 @@ impl IssuerCore {
     pub fn rotate_epoch_if_due(&self) -> Result<Option<KeyEpoch>, IssuerError> {
         let _guard = lock(&self.epoch_lock);
         let now = self.now();
-        let next = match self.current_epoch() {
-            Some((epoch, info)) => {
-                let opened_at = info
-                    .coins_expire_at
-                    .0
-                    .saturating_sub(self.config.coin_lifetime_secs);
-                if now.0 < opened_at.saturating_add(self.config.epoch_period_secs) {
-                    return Ok(None);
-                }
-                KeyEpoch(epoch.0 + 1)
-            }
-            None => KeyEpoch(1),
+        let schedule = self.epoch_schedule();
+        let Some(next) = decide_epoch::epoch_due(self.current_epoch(), now, schedule) else {
+            return Ok(None);
         };
-        {
-            let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
-            if !mint.has_epoch(next) {
-                mint.open_epoch(next)?;
-            }
-        }
-        let mut events = vec![Event::EpochOpened {
-            epoch: next,
-            coins_expire_at: now.plus_secs(self.config.coin_lifetime_secs),
-            grace_ends_at: now.plus_secs(self.config.coin_lifetime_secs + self.config.grace_secs),
-        }];
-        if next.0 > 1 {
-            events.push(Event::EpochClosed {
-                epoch: KeyEpoch(next.0 - 1),
-            });
-        }
-        let tx = TxId::derive("vc/tx/epoch", &[&next.0.to_le_bytes()]);
+        self.persist_mint_key(next)?;
+        let (tx, events) = decide_epoch::epoch_opening(next, now, schedule);
         self.commit_batch(tx, &[], events, Vec::new())?;
         self.seal_log()?;
         tracing::info!(%next, "key epoch opened");
         Ok(Some(next))
+    }
+
+    /// The epochs' schedule, as configured.
+    pub(crate) fn epoch_schedule(&self) -> decide_epoch::EpochSchedule {
+        decide_epoch::EpochSchedule {
+            coin_lifetime_secs: self.config.coin_lifetime_secs,
+            grace_secs: self.config.grace_secs,
+            epoch_period_secs: self.config.epoch_period_secs,
+        }
+    }
+
+    /// The mint persists the key of `epoch` (if it has not yet) before the
+    /// log records the epoch, so no tag is made under a key a crash could lose.
+    pub(crate) fn persist_mint_key(&self, epoch: KeyEpoch) -> Result<(), IssuerError> {
+        let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
+        if !mint.has_epoch(epoch) {
+            mint.open_epoch(epoch)?;
+        }
+        Ok(())
     }
 
     /// The tag-bearing coin for `body`.
