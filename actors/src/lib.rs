@@ -36,6 +36,7 @@ mod actors;
 mod bank;
 #[cfg(not(loom))]
 mod card_agency;
+mod card_decide;
 mod constants;
 #[cfg(not(loom))]
 mod fail_stop;
