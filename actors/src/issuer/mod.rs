@@ -8,6 +8,7 @@ mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod core;
 mod decide;
+mod decide_aggregate;
 mod decide_epoch;
 mod decide_purchase;
 mod decide_refund;
