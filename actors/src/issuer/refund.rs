@@ -143,9 +143,19 @@ impl IssuerCore {
                 &replacements,
                 self.sealer.seal_identity(&opened.id_ch),
             );
+            // The replacements are recorded against the holder before the
+            // batch goes to the log (as a self-payment's new coins are), so
+            // a batch durable while its append reported failure leaves them
+            // refundable; if it never commits, the entries name coins that
+            // never existed, which a refund skips.
+            if let Err(e) = self
+                .registry
+                .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))
+            {
+                self.commit.abort(tx);
+                return Err(e.into());
+            }
             self.commit_batch(tx, &revoked, events, replacements.clone())?;
-            self.registry
-                .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))?;
             self.registry
                 .remove_coins(&opened.id_ch, revoked.iter().map(|c| &c.id))?;
             answer(revoked.iter().map(|c| c.id).collect(), replacements)
