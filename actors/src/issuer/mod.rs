@@ -10,6 +10,7 @@ pub(crate) mod core;
 mod decide;
 mod decide_aggregate;
 mod decide_epoch;
+mod decide_participants;
 mod decide_purchase;
 mod decide_refund;
 pub(crate) mod disclosure;
