@@ -36,7 +36,10 @@ use ledger::sync::lock;
 use ledger::{Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
-use crate::card_decide::{CardConflict, load_events, settlement_event, unload_events};
+use crate::card_decide::{
+    CardConflict, GuaranteeRefusal, decide_load_guarantee, load_events, settlement_event,
+    unload_events,
+};
 use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::{IssuerCore, IssuerError};
 use crate::shard::ReserveError;
@@ -580,17 +583,20 @@ impl SoftCash for CardAgency<'_> {
                 Err(soft("another redeem holds this load"))
             };
         }
-        if load.direction() != Direction::Load || load.holder != transfer.holder_account() {
-            return Err(soft("not this transfer's load"));
-        }
-        if self.value_of(coins)? != load.amount() {
-            return Err(SoftCashError::AmountMismatch);
-        }
+        let value = self.value_of(coins)?;
         let now = self.core.now();
-        if bodies.iter().any(|b| b.is_expired_at(now)) {
-            return Err(SoftCashError::InvalidCoins(
-                "expired coins are refreshed, not loaded".into(),
-            ));
+        let holder = transfer.holder_account();
+        match decide_load_guarantee(load, &holder, &bodies, value, now) {
+            Ok(()) => {}
+            Err(GuaranteeRefusal::NotThisTransfersLoad) => {
+                return Err(soft("not this transfer's load"));
+            }
+            Err(GuaranteeRefusal::AmountMismatch) => return Err(SoftCashError::AmountMismatch),
+            Err(GuaranteeRefusal::Expired) => {
+                return Err(SoftCashError::InvalidCoins(
+                    "expired coins are refreshed, not loaded".into(),
+                ));
+            }
         }
         let tx = card_load_tx(load.lus, &load.l1.card, load.l1.nt);
         let ids: Vec<_> = bodies.iter().map(|b| b.id).collect();

@@ -1,5 +1,6 @@
-//! The pure decisions of the card agency's money steps: the batch of a
-//! committed load (once its guaranteed coins are reserved again), of a
+//! The pure decisions of the card agency's money steps: whether soft coins
+//! may guarantee a load, the batch of a committed load (once its
+//! guaranteed coins are reserved again), of a
 //! committed unload (once its coins are minted), and of a clearing
 //! settlement (the net of the records the agency finished). Everything
 //! they read (the guarantee, the finished records, the reserved bodies) is
@@ -11,9 +12,42 @@
 //! the card system as `AgencyError::Conflict`; technical failures stay
 //! the store's and the issuer's errors.
 
-use card_bridge::records::{CardTxRecord, Settlement};
+use card_bridge::records::{CardTxRecord, LoadRequest, Settlement};
 use card_bridge::wire::{Direction, Outcome};
-use ledger::{Amount, CoinBody, Event, IssueCause, SpendCause, Timestamp};
+use ledger::{Amount, BankAccount, CoinBody, Event, IssueCause, SpendCause, Timestamp};
+
+/// Why soft coins may not guarantee a card load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GuaranteeRefusal {
+    /// Not a load, or not the load of this transfer's holder.
+    NotThisTransfersLoad,
+    /// The coins are not worth the load's amount.
+    AmountMismatch,
+    /// Expired coins are refreshed, not loaded.
+    Expired,
+}
+
+/// Whether `coins` (worth `value`, as the issuer's record says) may
+/// guarantee `load` for the transfer whose holder account is `holder`, at
+/// `now`.
+pub(crate) fn decide_load_guarantee(
+    load: &LoadRequest,
+    holder: &BankAccount,
+    coins: &[CoinBody],
+    value: Amount,
+    now: Timestamp,
+) -> Result<(), GuaranteeRefusal> {
+    if load.direction() != Direction::Load || load.holder != *holder {
+        return Err(GuaranteeRefusal::NotThisTransfersLoad);
+    }
+    if value != load.amount() {
+        return Err(GuaranteeRefusal::AmountMismatch);
+    }
+    if coins.iter().any(|c| c.is_expired_at(now)) {
+        return Err(GuaranteeRefusal::Expired);
+    }
+    Ok(())
+}
 
 /// A card record or settlement that does not match what the agency holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +136,9 @@ pub(crate) fn settlement_event<'a>(
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
+    use card_bridge::crypto::Mac;
     use card_bridge::records::LoadId;
+    use card_bridge::wire::L1;
     use ledger::{CardId, CoinId, Flows, KeyEpoch, LusId};
 
     use super::*;
@@ -207,6 +243,65 @@ mod tests {
         assert_eq!(
             settlement_event(&settlement(1_400, 200), &records),
             Err(CardConflict::Settlement)
+        );
+    }
+
+    fn load_request(direction: Direction, minor: u64, holder: &BankAccount) -> LoadRequest {
+        LoadRequest {
+            load_id: LoadId::random(),
+            lus: LusId(1),
+            holder: holder.clone(),
+            l1: L1 {
+                direction,
+                card: CardId::from_bytes([1; 8]),
+                nt: 3,
+                amount: Amount::from_minor(minor),
+                balance: Amount::ZERO,
+                balance_max: Amount::from_minor(100_000),
+                last_nt: 2,
+                last_outcome: None,
+                r_sm: [0; card_bridge::constants::NONCE_BYTES],
+                commitment: [0; 32],
+                s1: Mac::from_slice(&[]).expect("empty tag"),
+            },
+        }
+    }
+
+    // Soft coins guarantee a load only for a load of the transfer's holder,
+    // worth exactly its amount, none of them expired.
+    #[test]
+    fn coins_guarantee_only_their_transfers_load_at_its_amount_unexpired() {
+        let holder = BankAccount::new("xfer-0001".to_owned()).expect("account");
+        let coins = [body(200), body(300)];
+        let value = Amount::from_minor(500);
+        let now = Timestamp(5);
+        let load = load_request(Direction::Load, 500, &holder);
+        assert_eq!(
+            decide_load_guarantee(&load, &holder, &coins, value, now),
+            Ok(())
+        );
+        let stranger = BankAccount::new("xfer-0002".to_owned()).expect("account");
+        assert_eq!(
+            decide_load_guarantee(&load, &stranger, &coins, value, now),
+            Err(GuaranteeRefusal::NotThisTransfersLoad)
+        );
+        assert_eq!(
+            decide_load_guarantee(
+                &load_request(Direction::Unload, 500, &holder),
+                &holder,
+                &coins,
+                value,
+                now
+            ),
+            Err(GuaranteeRefusal::NotThisTransfersLoad)
+        );
+        assert_eq!(
+            decide_load_guarantee(&load, &holder, &coins, Amount::from_minor(400), now),
+            Err(GuaranteeRefusal::AmountMismatch)
+        );
+        assert_eq!(
+            decide_load_guarantee(&load, &holder, &coins, value, Timestamp(10_000)),
+            Err(GuaranteeRefusal::Expired)
         );
     }
 }
