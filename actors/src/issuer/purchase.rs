@@ -356,14 +356,26 @@ impl IssuerCore {
         let (tx, holder_coins) = (settlement.tx, settlement.holder_coins);
         match self.idempotency.begin(tx)? {
             Begin::Started => {
-                if let Err(e) = self.commit_batch(tx, &[], settlement.events, settlement.issued) {
+                // The coins are recorded against the purchaser before the
+                // batch goes to the log, so a batch durable while its append
+                // reported failure leaves them refundable; if it never
+                // commits, the entries name coins that never existed, which
+                // a refund skips.
+                let recorded = if holder_coins.is_empty() {
+                    Ok(())
+                } else {
+                    self.load_purchase(purchase).and_then(|stored| {
+                        Ok(self
+                            .registry
+                            .add_coins(&stored.session.id_cp, holder_coins)?)
+                    })
+                };
+                let committed = recorded.and_then(|()| {
+                    self.commit_batch(tx, &[], settlement.events, settlement.issued)
+                });
+                if let Err(e) = committed {
                     self.idempotency.abandon(tx);
                     return Err(e);
-                }
-                if !holder_coins.is_empty() {
-                    let stored = self.load_purchase(purchase)?;
-                    self.registry
-                        .add_coins(&stored.session.id_cp, holder_coins)?;
                 }
             }
             Begin::InFlight => return Ok(PurchaseStatus::Pending),
