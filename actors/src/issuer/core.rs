@@ -656,6 +656,8 @@ impl IssuerCore {
             config,
         };
         core.rotate_epoch_if_due()?;
+        // An erasure logged before a crash cut its key's destruction short.
+        core.retire_erased_keys()?;
         core.resume_pending_debits()?;
         core.finish_pending_credits()?;
         crate::card_agency::hold_open_loads_at_start(&core)?;
