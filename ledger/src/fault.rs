@@ -324,16 +324,16 @@ impl DyingFile {
         })
     }
 
-    /// Opens (creating it if absent) the file at `path` for a redb database.
+    /// Opens (creating it 0600 if absent) the file at `path` for a redb
+    /// database.
     pub fn open(
         path: &std::path::Path,
         death: Arc<DiskDeath>,
     ) -> Result<DyingFile, std::io::Error> {
+        crate::private_file::ensure_private_file(path)?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(path)?;
         DyingFile::new(file, death)
     }
