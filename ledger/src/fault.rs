@@ -436,4 +436,45 @@ mod tests {
             assert!(store.read(Seq(1), 10).is_err(), "{fault:?}");
         }
     }
+
+    /// A redb file on a `DyingFile`: writes pass until armed; the commit
+    /// that meets the death fails, every later one too; the file reopened
+    /// plain holds a whole commit, never part of one.
+    #[test]
+    fn a_dying_file_fails_the_commit_it_dies_in_and_every_later_one() {
+        use redb::{Builder, TableDefinition};
+        const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dying.redb");
+        let death = DiskDeath::new();
+        let write = |db: &redb::Database, n: u64| -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            {
+                let mut t = txn.open_table(T)?;
+                for k in 0..n {
+                    t.insert(k, n)?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        {
+            let db = Builder::new()
+                .create_with_backend(DyingFile::open(&path, death.clone()).expect("file"))
+                .expect("db");
+            write(&db, 10).expect("unarmed");
+            death.arm(1);
+            assert!(write(&db, 500).is_err(), "the commit meets the death");
+            assert!(death.has_died());
+            assert!(write(&db, 3).is_err(), "a dead disk takes nothing more");
+        }
+        let db = redb::Database::create(&path).expect("reopens plain");
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+        let t = txn.open_table(T).expect("table");
+        let first = t.get(0).expect("get").map(|v| v.value());
+        assert!(
+            first == Some(10) || first == Some(500),
+            "a whole commit: {first:?}"
+        );
+    }
 }
