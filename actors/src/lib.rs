@@ -36,6 +36,7 @@ mod actors;
 mod bank;
 #[cfg(not(loom))]
 mod card_agency;
+#[cfg(not(loom))]
 mod card_decide;
 mod constants;
 #[cfg(not(loom))]
