@@ -97,7 +97,7 @@ fn crash_at_every_write<P: Projection>(
     dir: &std::path::Path,
     name: &str,
     make: &dyn Fn() -> P,
-    log: &MemLog,
+    log: &MemoryStore,
     prefix: u64,
 ) {
     let mut crashes = 0;
