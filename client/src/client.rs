@@ -9,7 +9,7 @@
 //! server answer a repeated request as they answered the first
 //! (`docs/protocol.md`, "Payment", retransmission). Callers that journal a
 //! message (the purse) re-send the journaled bytes with
-//! [`IssuerClient::post_encoded`].
+//! [`HttpClient::post_encoded`].
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //!
 //! The two stages: a request with a body first holds a place among the
 //! bodies being received (a large bound, a short body timeout), and takes a
-//! place in flight only once its body has fully arrived ([`body_received`]);
+//! place in flight only once its body has fully arrived (`body_received`);
 //! a request without a body goes in flight at once. So senders that trickle
 //! their bodies wait in the first stage and cannot lock honest clients out
 //! of the second.
