@@ -25,10 +25,12 @@ pub mod channel;
 pub mod client;
 pub mod constants;
 pub mod io;
+pub mod issuer_service;
 pub mod lease;
 pub mod sequencer;
 pub mod server;
 pub mod testkit;
+pub mod validator;
 pub mod wire;
 
 pub use channel::{
@@ -36,9 +38,11 @@ pub use channel::{
     ValidatorHandshake, fresh_nonce, sequencer_handshake,
 };
 pub use client::{ClientConfig, CommitError, Committed, SequencerClient};
+pub use issuer_service::IssuerService;
 pub use lease::{Lease, LeaseError};
 pub use sequencer::{Sequencer, SequencerError};
-pub use server::{SequencerServer, serve};
+pub use server::{Reply, SequencerServer, Service, serve, serve_service};
+pub use validator::{Validator, ValidatorError};
 pub use wire::{
     CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer,
 };

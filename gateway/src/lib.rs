@@ -60,6 +60,7 @@ pub mod purse_ui;
 pub mod server;
 pub mod sources;
 pub mod tls;
+pub mod validator;
 pub mod wallet;
 pub mod web_session;
 
