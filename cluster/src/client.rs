@@ -261,6 +261,12 @@ impl SequencerClient {
         }
     }
 
+    /// Whether a sequencer connection is open or can be opened now (a
+    /// handshake with one of the addresses).
+    pub fn reachable(&self) -> bool {
+        self.connection().is_some()
+    }
+
     /// A payment's call to the issuer behind the sequencer; its answer, or
     /// `Unavailable` (no sequencer, a broken connection, no answer in
     /// `COMMIT_WAIT_MS_MAX`: a validation may still land, and the client's

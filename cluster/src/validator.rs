@@ -112,6 +112,9 @@ impl Validator {
     /// ValidationRequest -> Issuance1, through the issuer's sequencer.
     /// Blocks this thread for the sequencer's answer (a durable commit).
     pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, ValidatorError> {
+        // Cut off: say so before spending a public-key operation on a
+        // request nobody can decide.
+        self.ensure_reachable()?;
         let mut looked_up: Result<(), ValidatorError> = Ok(());
         let opened = open_validation_request(&self.sk_i, msg, |id| match self.registered_key(id) {
             Ok(key) => key,
@@ -159,6 +162,16 @@ impl Validator {
             PaymentAnswer::Acknowledged => Ok(()),
             PaymentAnswer::Refused(refusal) => Err(ValidatorError::Refused(refusal)),
             _ => Err(ValidatorError::BadAnswer),
+        }
+    }
+
+    fn ensure_reachable(&self) -> Result<(), ValidatorError> {
+        if self.sequencer.reachable() {
+            Ok(())
+        } else {
+            Err(ValidatorError::Unavailable {
+                retry_after_secs: crate::constants::RETRY_AFTER_SECS,
+            })
         }
     }
 

@@ -110,3 +110,45 @@ async fn acknowledge(
         .map_err(validator_error)?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_cut_off_answers_503_with_retry_after() {
+        let e = validator_error(ValidatorError::Unavailable {
+            retry_after_secs: 1,
+        });
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after_secs, Some(1));
+        let response = actix_web::ResponseError::error_response(&e);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn the_issuers_refusals_keep_their_status() {
+        let status = |r| validator_error(ValidatorError::Refused(r)).status;
+        assert_eq!(status(PaymentRefusal::InFlight), StatusCode::CONFLICT);
+        assert_eq!(status(PaymentRefusal::NotRegistered), StatusCode::FORBIDDEN);
+        assert_eq!(status(PaymentRefusal::Suspended), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(PaymentRefusal::Refused("no".into())),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(PaymentRefusal::Busy),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(PaymentRefusal::Internal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
