@@ -611,6 +611,7 @@ mod tests {
             purse: Some(dir.path().join("shop.purse")),
             dir: None,
             issuer: None,
+            validators: Vec::new(),
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             name: "unnamed".into(),
             items: vec![parse_item("book=5.00").expect("item")],

@@ -246,7 +246,7 @@ fn a_validator_cut_off_from_the_issuer_answers_503_never_a_guess() {
     alice_with_coins(dir, &c.issuer_url(), 2);
     an_enrolled_shop(dir, &c.issuer_url());
     let node_url = c.node_url(0);
-    let (shop, shop_url) = serve_shop(dir, &[node_url.clone()]);
+    let (shop, shop_url) = serve_shop(dir, std::slice::from_ref(&node_url));
     assert!(pay(dir, &shop_url).status.success());
     // Connected, the node opens the request: a sealed body that is no
     // ValidationBody is refused (422), not put off.
