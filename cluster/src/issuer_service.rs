@@ -27,7 +27,9 @@ use crate::wire::{
 
 /// The issuer's state served to validator nodes.
 pub struct IssuerService {
-    issuer: Issuer,
+    /// `None` once closed: the issuer is stopping, and nodes still
+    /// connected are told to retry (elsewhere) rather than keep it open.
+    issuer: std::sync::RwLock<Option<Issuer>>,
     epoch: FencingEpoch,
     /// Polls validations while their batches wait for the log (no thread
     /// held per payment in flight).
@@ -51,10 +53,23 @@ impl IssuerService {
             .enable_all()
             .build()?;
         Ok(IssuerService {
-            issuer,
+            issuer: std::sync::RwLock::new(Some(issuer)),
             epoch,
             runtime,
         })
+    }
+
+    /// Lets go of the issuer (so that it can stop while nodes are still
+    /// connected); every later call is answered `Busy`.
+    pub fn close(&self) {
+        *self.issuer.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn issuer(&self) -> Option<Issuer> {
+        self.issuer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn spawn<F>(&self, work: F, reply: Reply<PaymentAnswer>)
@@ -117,7 +132,11 @@ impl Service for IssuerService {
         if coins.len() > INPUTS_PER_COMMIT_MAX {
             return None;
         }
-        let core = self.issuer.core();
+        let Some(issuer) = self.issuer() else {
+            // Stopping: nothing is known, which a node treats as taken.
+            return Some(vec![CoinState::Held; coins.len()]);
+        };
+        let core = issuer.core();
         Some(
             coins
                 .iter()
@@ -133,8 +152,11 @@ impl Service for IssuerService {
     }
 
     fn payment(&self, call: PaymentCall, reply: Reply<PaymentAnswer>) {
+        let Some(issuer) = self.issuer() else {
+            return reply(PaymentAnswer::Refused(PaymentRefusal::Busy));
+        };
         match call {
-            PaymentCall::RegisteredKey { id } => reply(match self.issuer.registered_key(&id) {
+            PaymentCall::RegisteredKey { id } => reply(match issuer.registered_key(&id) {
                 Ok(key) => PaymentAnswer::Key(key.map(|k| k.to_ledger().0)),
                 Err(e) => PaymentAnswer::Refused(payment_refusal(e)),
             }),
@@ -147,7 +169,6 @@ impl Service for IssuerService {
                         )));
                     }
                 };
-                let issuer = self.issuer.clone();
                 self.spawn(
                     async move {
                         match issuer.validate_opened(opened).await {
@@ -167,7 +188,6 @@ impl Service for IssuerService {
                         )));
                     }
                 };
-                let issuer = self.issuer.clone();
                 self.spawn(
                     async move {
                         match issuer.payment_issuance2(ack).await {

@@ -287,10 +287,11 @@ fn a_validator_cut_off_from_the_issuer_answers_503_never_a_guess() {
         String::from_utf8_lossy(&out.stderr)
     );
     terminate(shop);
+    // The issuer stops cleanly with its nodes still connected.
+    terminate(issuer);
     for (node, _) in c.nodes {
         terminate(node);
     }
-    terminate(issuer);
     assert!(audit(dir).contains("AUDIT PASSED"));
 }
 
