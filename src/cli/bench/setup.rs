@@ -210,8 +210,11 @@ impl BenchIssuer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let server = cluster::serve_service(listener, Arc::new(service), Arc::new(keys))?;
         // What `issuer serve --role validator` reads of the directory.
+        // The load generator is one address: no per-source limit binds.
         let file = format!(
-            "suite = \"{}\"\nrsa_bits = {}\nshards = {N_SHARDS}\nlisten = \"127.0.0.1:0\"\n",
+            "suite = \"{}\"\nrsa_bits = {}\nshards = {N_SHARDS}\nlisten = \"127.0.0.1:0\"\n\n\
+             [per_source]\nconnections_max = 100000\nbodies_receiving_max = 100000\n\
+             requests_in_flight_max = 100000\nrequests_per_sec = 1000000\nrequests_burst = 1000000\n",
             self.suite, self.rsa_bits
         );
         ledger::private_file::write_private(&dir.join("issuer.toml"), file.as_bytes())?;
