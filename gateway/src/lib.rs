@@ -6,6 +6,9 @@
 //!   `/v1/purchase/1`, `/v1/validate`, ...), bodies in postcard under
 //!   [`media::POSTCARD`]; [`IssuerRuntime`] runs the issuer's actors for
 //!   callers without an actix system.
+//! - [`validator`]: [`validator::serve_validator`], a validator node's
+//!   payment routes over `cluster::Validator` (the issuer's key, no
+//!   state; 503 with Retry-After when cut off from the issuer).
 //! - [`merchant`]: [`serve_merchant`] runs a shop: HTML pages, invoices
 //!   ([`media::INVOICE`]), and a pay endpoint that validates the payer's
 //!   coins with the issuer and keeps what it gets in the merchant's purse.
