@@ -6,8 +6,9 @@
 //! - payments through either node are the issuer's payments: the purse
 //!   pays, the shop holds fresh coins, the audit passes with every record
 //!   signed;
-//! - a node cut off from the issuer answers 503 with Retry-After, never a
-//!   guess, and serves again once the issuer is back;
+//! - a node cut off from the issuer answers 503 with Retry-After (read
+//!   off the wire), never a guess, and serves again once the issuer is
+//!   back;
 //! - a node killed with SIGKILL mid-burst loses nothing: the shop sends
 //!   the same bytes to the other node, and every payment is in the log
 //!   exactly once;
@@ -427,4 +428,67 @@ fn the_standby_issuer_takes_over_and_the_nodes_follow_it() {
     assert!(payments.values().all(|n| *n == 1));
     // The standby's first seal covers its dead predecessor's last records.
     assert!(audit(dir).contains("AUDIT PASSED"));
+}
+
+/// The answer of a node with no issuer to reach, on the wire: status line
+/// and headers as they arrive (plain HTTP on loopback, so the test reads
+/// the bytes themselves).
+#[test]
+fn a_node_with_no_issuer_answers_503_with_retry_after_on_the_wire() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    ok(dir, &["issuer", "init", "--dir", "iss"]);
+    ok(
+        dir,
+        &[
+            "cluster", "node-key", "--dir", "iss", "--node", "v1", "--out", "v1.key",
+        ],
+    );
+    let (port, nobody) = (free_port(), free_port());
+    let node = spawn(
+        dir,
+        &[
+            "issuer",
+            "serve",
+            "--role",
+            "validator",
+            "--insecure-http",
+            "--dir",
+            "iss",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--sequencer",
+            &format!("127.0.0.1:{nobody}"),
+            "--node",
+            "v1",
+            "--node-key",
+            "v1.key",
+        ],
+    );
+    wait_healthy(port);
+    let sk_i = protocol::crypto::SecretKey::read_pkcs8(&dir.join("iss").join("issuer.key"))
+        .expect("the issuer's key");
+    let envelope = sk_i
+        .public()
+        .seal(protocol::crypto::SuiteId::default(), "test", b"a payment")
+        .expect("seal");
+    let body = protocol::wire::encode(&protocol::wire::payment::ValidationRequest { envelope });
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(STAGE_SECS_MAX)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        gateway::media::POSTCARD,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(&body).expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    terminate(node);
 }
