@@ -405,7 +405,28 @@ impl Issuer {
 
     /// ValidationRequest -> Issuance1 (payment, change, refresh, redeem).
     pub async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        validation::validate(&self.coordinator, msg).await
+        validation::validate(&self.coordinator, validation::Presented::Sealed(msg)).await
+    }
+
+    /// A payment a validator node opened (both envelopes, the payee's
+    /// signature under the key [`Issuer::registered_key`] gave it, P3, the
+    /// amount): the rest of the one validation sequence, from the payee's
+    /// standing and the replay check to the durable commit and the answer.
+    pub async fn validate_opened(
+        &self,
+        opened: protocol::flows::issuer::OpenedValidation,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        validation::validate(
+            &self.coordinator,
+            validation::Presented::Opened(Box::new(opened)),
+        )
+        .await
+    }
+
+    /// The key `id` registered, if it is registered (what a validator node
+    /// checks a payee's signature with).
+    pub fn registered_key(&self, id: &ParticipantId) -> Result<Option<PublicKey>, IssuerError> {
+        Ok(self.core.participant(id)?.map(|p| p.public_key))
     }
 
     /// Issuance2 of a payment: one CMAC and a soft session write (no

@@ -282,6 +282,46 @@ struct Merchant {
     orders: Mutex<Orders>,
     /// The merchant's own access to its page.
     owner: pages::Owner,
+    /// The issuer's validator nodes that take `/v1/validate` and its ack
+    /// (none: the issuer's own gateway does), tried in turn.
+    validators: Vec<crate::client::HttpClient>,
+    next_validator: std::sync::atomic::AtomicUsize,
+}
+
+impl Merchant {
+    /// Sends a payment step to the issuer's validator nodes, starting from
+    /// the next in turn (spreading payments over them) and moving on past
+    /// one that is unreachable or says "retry", for up to the client's
+    /// attempts in rounds; to the issuer's own gateway when none is listed.
+    /// The same bytes go to every node: the issuer answers a repeat of a
+    /// committed payment with its logged outcome, wherever it arrives.
+    fn post_payment<T>(
+        &self,
+        send: impl Fn(&crate::client::HttpClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let n = self.validators.len();
+        if n == 0 {
+            return send(self.issuer.http());
+        }
+        let start = self
+            .next_validator
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut last = None;
+        for round in 0..crate::constants::CLIENT_ATTEMPTS_MAX {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(
+                    crate::constants::CLIENT_RETRY_PAUSE_MS,
+                ));
+            }
+            for i in 0..n {
+                match send(&self.validators[(start + i) % n]) {
+                    Err(e) if e.is_transient() => last = Some(e),
+                    other => return other,
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| unreachable!("at least one node was tried")))
+    }
 }
 
 /// The open orders, never recovered from a poisoned lock: a holder that
@@ -321,6 +361,30 @@ pub fn serve_merchant_for_owner(
     purse: Arc<Purse>,
     limits: ClientLimits,
 ) -> Result<(ServerHandle, String), GatewayError> {
+    serve_merchant_via_validators(config, purse, limits, &[])
+}
+
+/// [`serve_merchant_for_owner`], sending payments (`/v1/validate` and its
+/// ack) to the issuer's validator nodes at `validators` (each checked
+/// against the same pinned authority as the issuer), in turn.
+pub fn serve_merchant_via_validators(
+    config: &MerchantConfig,
+    purse: Arc<Purse>,
+    limits: ClientLimits,
+    validators: &[String],
+) -> Result<(ServerHandle, String), GatewayError> {
+    let validators = validators
+        .iter()
+        .map(|url| {
+            // One attempt each: post_payment moves on to the next node.
+            let config = ClientConfig {
+                attempts_max: 1,
+                ..config.client.clone()
+            };
+            crate::client::HttpClient::new(url, config)
+                .map_err(|e| GatewayError::Config(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for item in &config.catalog {
         if !is_valid_sku(&item.sku) {
             return Err(GatewayError::Config(format!("bad item id {:?}", item.sku)));
@@ -366,6 +430,8 @@ pub fn serve_merchant_for_owner(
             limits,
             ..Orders::default()
         }),
+        validators,
+        next_validator: std::sync::atomic::AtomicUsize::new(0),
     });
     merchant.resume_collections();
     let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
@@ -728,9 +794,7 @@ impl Merchant {
         message: &[u8],
     ) -> Result<PayeeOutcome, Unfinished> {
         let issuance: PaymentIssuance1 = match self
-            .issuer
-            .http()
-            .post_encoded("/v1/validate", message)
+            .post_payment(|http| http.post_encoded("/v1/validate", message))
         {
             Ok(issuance) => issuance,
             Err(e) if refused_for_good(&e) => {
@@ -804,7 +868,7 @@ impl Merchant {
     /// Issuance2; on failure it stays journaled and is re-sent at the next
     /// start (the coins are already ours either way).
     fn deliver_ack(&self, tx: TxRef, ack: &[u8]) {
-        match self.issuer.http().post_encoded_ack("/v1/validate/ack", ack) {
+        match self.post_payment(|http| http.post_encoded_ack("/v1/validate/ack", ack)) {
             Ok(()) => {
                 if let Err(e) = self.purse.close(tx) {
                     tracing::warn!(%tx, error = %e, "could not close an acknowledged collection");

@@ -1,7 +1,8 @@
 //! The connection between a validator and the sequencer as a pure state
 //! machine: the handshake that derives a per-connection key from the
-//! node's key and both sides' nonces, then frames sealed with HMAC-SHA256
-//! and numbered in each direction. No I/O here; `crate::io` moves the bytes.
+//! node's key and both sides' nonces, then frames encrypted and sealed with
+//! HMAC-SHA256 and numbered in each direction. No I/O here; `crate::io`
+//! moves the bytes.
 //!
 //! ```text
 //! validator                                   sequencer
@@ -9,8 +10,16 @@
 //!                                    ◄──────   Welcome { epoch, n_s,
 //!                                                HMAC(K_node, welcome ‖ node ‖ n_v ‖ n_s ‖ epoch) }
 //!   K_conn = HMAC(K_node, session ‖ node ‖ n_v ‖ n_s)   (both sides)
-//!   frame = version ‖ seq ‖ body ‖ HMAC(K_conn, frame ‖ direction ‖ version ‖ seq ‖ body)
+//!   K_enc = HMAC(K_conn, stream)
+//!   body' = body ⊕ (HMAC(K_enc, direction ‖ seq ‖ 0) ‖ HMAC(K_enc, direction ‖ seq ‖ 1) ‖ …)
+//!   frame = version ‖ seq ‖ body' ‖ HMAC(K_conn, frame ‖ direction ‖ version ‖ seq ‖ body')
 //! ```
+//!
+//! The bodies are encrypted (a keystream from HMAC-SHA256 as a PRF in
+//! counter mode, unique per connection, direction, frame and block; then
+//! the MAC over the ciphertext): a payment a validator forwards carries
+//! the payer's coins with their tags, which are cash to whoever reads
+//! them, and the key share `K_PY`.
 //!
 //! What this refuses, and why it is enough:
 //! - a frame from anyone without `K_node`: the MAC fails;
@@ -45,6 +54,9 @@ type HmacSha256 = Hmac<Sha256>;
 const LABEL_WELCOME: &[u8] = b"varietycash/cluster/welcome/v1";
 const LABEL_SESSION: &[u8] = b"varietycash/cluster/session/v1";
 const LABEL_FRAME: &[u8] = b"varietycash/cluster/frame/v1";
+const LABEL_STREAM: &[u8] = b"varietycash/cluster/stream/v1";
+/// Bytes of keystream one HMAC-SHA256 block gives.
+const STREAM_BLOCK_BYTES: usize = 32;
 /// Bytes before the body: the version and the sequence number.
 const FRAME_HEADER_BYTES: usize = 1 + 8;
 
@@ -263,6 +275,8 @@ impl Side {
 /// and the next sequence number each way.
 pub struct Channel {
     key: NodeKey,
+    /// HMAC keyed with `K_enc`, cloned for each keystream block.
+    stream: HmacSha256,
     side: Side,
     next_send: u64,
     next_receive: u64,
@@ -282,8 +296,15 @@ impl fmt::Debug for Channel {
 
 impl Channel {
     fn new(key: NodeKey, side: Side) -> Channel {
+        let mut derive = key.mac();
+        derive.update(LABEL_STREAM);
+        let k_enc = derive.finalize().into_bytes();
+        // HMAC takes a key of any length.
+        #[allow(clippy::expect_used)]
+        let stream = HmacSha256::new_from_slice(&k_enc).expect("HMAC accepts any key length");
         Channel {
             key,
+            stream,
             side,
             next_send: 1,
             next_receive: 1,
@@ -299,6 +320,21 @@ impl Channel {
         mac.finalize().into_bytes().into()
     }
 
+    /// XORs `body` with the keystream of frame `seq` in `direction`
+    /// (encrypts and decrypts alike).
+    fn apply_stream(&self, direction: u8, seq: u64, body: &mut [u8]) {
+        for (i, chunk) in body.chunks_mut(STREAM_BLOCK_BYTES).enumerate() {
+            let mut block = self.stream.clone();
+            block.update(&[direction]);
+            block.update(&seq.to_be_bytes());
+            block.update(&(i as u64).to_be_bytes());
+            let pad = block.finalize().into_bytes();
+            for (byte, key) in chunk.iter_mut().zip(pad.iter()) {
+                *byte ^= key;
+            }
+        }
+    }
+
     /// Seals `message` as the next frame (without the length prefix).
     pub fn seal<M: Serialize>(&mut self, message: &M) -> Vec<u8> {
         assert!(!self.broken, "sealing on a broken channel");
@@ -308,6 +344,11 @@ impl Channel {
         // Serializing our own message types into a Vec cannot fail.
         #[allow(clippy::expect_used)]
         let mut frame = postcard::to_extend(message, frame).expect("postcard into a Vec");
+        self.apply_stream(
+            self.side.sending_byte(),
+            self.next_send,
+            &mut frame[FRAME_HEADER_BYTES..],
+        );
         let tag = self.tag(self.side.sending_byte(), &frame);
         frame.extend_from_slice(&tag);
         self.next_send += 1;
@@ -352,8 +393,10 @@ impl Channel {
         if seq > expected {
             return Err(FrameError::OutOfOrder { got: seq, expected });
         }
-        let (message, rest): (M, &[u8]) = postcard::take_from_bytes(&signed[FRAME_HEADER_BYTES..])
-            .map_err(|_| FrameError::Malformed)?;
+        let mut body = signed[FRAME_HEADER_BYTES..].to_vec();
+        self.apply_stream(self.side.receiving_byte(), seq, &mut body);
+        let (message, rest): (M, &[u8]) =
+            postcard::take_from_bytes(&body).map_err(|_| FrameError::Malformed)?;
         if !rest.is_empty() {
             return Err(FrameError::Malformed);
         }
@@ -371,6 +414,7 @@ impl Channel {
         (
             FrameSealer(Channel {
                 key: self.key.clone(),
+                stream: self.stream.clone(),
                 ..self
             }),
             FrameOpener(self),
@@ -612,6 +656,28 @@ mod tests {
             s.open::<ToSequencer>(truncated),
             Err(FrameError::BadLength(20))
         );
+    }
+
+    #[test]
+    fn bodies_travel_encrypted() {
+        let (mut v, mut s) = pair(1, 2);
+        let secret = b"a coin's tag is cash to whoever reads it".to_vec();
+        let call = ToSequencer::Payment {
+            request: crate::wire::RequestId(1),
+            call: crate::wire::PaymentCall::Acknowledge {
+                ack: secret.clone(),
+            },
+        };
+        let frame = v.seal(&call);
+        assert!(
+            !frame.windows(8).any(|w| secret.windows(8).any(|p| p == w)),
+            "plaintext in the frame"
+        );
+        // The same message as the next frame is another ciphertext.
+        let again = v.seal(&call);
+        assert_ne!(frame[FRAME_HEADER_BYTES..], again[FRAME_HEADER_BYTES..]);
+        assert_eq!(s.open::<ToSequencer>(&frame).unwrap(), call);
+        assert_eq!(s.open::<ToSequencer>(&again).unwrap(), call);
     }
 
     #[test]

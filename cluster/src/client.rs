@@ -29,7 +29,8 @@ use crate::constants::{
 };
 use crate::io::{read_frame, read_frame_at_most, write_frame};
 use crate::wire::{
-    CoinState, CommitRequest, FencingEpoch, FromSequencer, Refusal, RequestId, ToSequencer,
+    CoinState, CommitRequest, FencingEpoch, FromSequencer, PaymentAnswer, PaymentCall, Refusal,
+    RequestId, ToSequencer,
 };
 
 /// How long a connection attempt to one sequencer address may take.
@@ -260,6 +261,40 @@ impl SequencerClient {
         }
     }
 
+    /// Whether a sequencer connection is open or can be opened now (a
+    /// handshake with one of the addresses).
+    pub fn reachable(&self) -> bool {
+        self.connection().is_some()
+    }
+
+    /// A payment's call to the issuer behind the sequencer; its answer, or
+    /// `Unavailable` (no sequencer, a broken connection, no answer in
+    /// `COMMIT_WAIT_MS_MAX`: a validation may still land, and the client's
+    /// retry gets its logged outcome).
+    pub fn payment(&self, call: PaymentCall) -> Result<PaymentAnswer, CommitError> {
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let conn = self.connection().ok_or_else(unavailable)?;
+        let (send, receive) = mpsc::channel();
+        lock(&conn.pending).insert(id, send);
+        let message = ToSequencer::Payment { request: id, call };
+        if !conn.alive.load(Ordering::SeqCst) || !conn.send(&message) {
+            lock(&conn.pending).remove(&id);
+            return Err(unavailable());
+        }
+        let answer = receive.recv_timeout(Duration::from_millis(COMMIT_WAIT_MS_MAX));
+        lock(&conn.pending).remove(&id);
+        match answer {
+            Ok(FromSequencer::Payment { answer, .. }) => Ok(answer),
+            Ok(_) => {
+                // Another kind of answer to this request: believe nothing.
+                tracing::error!("the sequencer answered a payment call with something else");
+                conn.kill(&lock(&conn.writer).0);
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
+        }
+    }
+
     /// Tells the sequencer to release what `tx` holds (best effort).
     pub fn abort(&self, tx: TxId) {
         if let Some(conn) = self.connection() {
@@ -353,7 +388,8 @@ fn read_answers(mut stream: TcpStream, mut opener: FrameOpener, conn: &Connectio
             Ok(
                 ref a @ (FromSequencer::Durable { request, .. }
                 | FromSequencer::Refused { request, .. }
-                | FromSequencer::Coins { request, .. }),
+                | FromSequencer::Coins { request, .. }
+                | FromSequencer::Payment { request, .. }),
             ) => {
                 if let Some(waiting) = lock(&conn.pending).remove(&request) {
                     let _ = waiting.send(a.clone());

@@ -4,7 +4,7 @@
 use ledger::constants::COINS_PER_TX_MAX;
 
 /// The version byte every frame and handshake message starts with.
-pub const CLUSTER_WIRE_VERSION: u8 = 1;
+pub const CLUSTER_WIRE_VERSION: u8 = 2;
 /// Longest frame body accepted, in bytes (a batch of events plus the frame
 /// header and MAC). Checked before anything is allocated or decoded.
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;

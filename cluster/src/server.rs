@@ -14,13 +14,59 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ledger::EventStore;
+use ledger::{CoinId, EventStore, TxId};
 
 use crate::channel::{FrameSealer, NodeKeys, fresh_nonce, sequencer_handshake};
 use crate::constants::{CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, PEER_SILENT_MS_MAX};
 use crate::io::{read_frame, read_frame_at_most, write_frame};
 use crate::sequencer::Sequencer;
-use crate::wire::{FromSequencer, ToSequencer};
+use crate::wire::{
+    CoinState, CommitRequest, FencingEpoch, FromSequencer, PaymentAnswer, PaymentCall,
+    PaymentRefusal, ToSequencer,
+};
+
+/// Where an answer goes once it is known (on whatever thread knows it).
+pub type Reply<T> = Box<dyn FnOnce(T) + Send + 'static>;
+
+/// What the listener serves its validators: the bare commit [`Sequencer`]
+/// (commits and lookups), or the issuer's one state
+/// (`crate::issuer_service::IssuerService`: payments, and lookups of its
+/// shards).
+pub trait Service: Send + Sync + 'static {
+    /// The fencing epoch the handshake announces.
+    fn epoch(&self) -> FencingEpoch;
+    /// Decides and appends a commit; `reply` is called exactly once.
+    fn commit(&self, request: CommitRequest, reply: Reply<FromSequencer>);
+    /// Releases what `tx` holds.
+    fn abort(&self, tx: TxId);
+    /// What the shards know of `coins`; `None` over the protocol's limit.
+    fn lookup(&self, coins: &[CoinId]) -> Option<Vec<CoinState>>;
+    /// A payment's call to the issuer; `reply` is called exactly once.
+    fn payment(&self, call: PaymentCall, reply: Reply<PaymentAnswer>);
+}
+
+impl<S: EventStore + 'static> Service for Arc<Sequencer<S>> {
+    fn epoch(&self) -> FencingEpoch {
+        Sequencer::epoch(self)
+    }
+
+    fn commit(&self, request: CommitRequest, reply: Reply<FromSequencer>) {
+        Sequencer::commit(self, request, reply);
+    }
+
+    fn abort(&self, tx: TxId) {
+        Sequencer::abort(self, tx);
+    }
+
+    fn lookup(&self, coins: &[CoinId]) -> Option<Vec<CoinState>> {
+        Sequencer::lookup(self, coins)
+    }
+
+    fn payment(&self, _call: PaymentCall, reply: Reply<PaymentAnswer>) {
+        // A bare sequencer holds coins, not the registry or sessions.
+        reply(PaymentAnswer::Refused(PaymentRefusal::NotServed));
+    }
+}
 
 /// A running listener. Dropping it does not stop it; [`SequencerServer::stop`] does.
 #[derive(Debug)]
@@ -50,6 +96,15 @@ impl SequencerServer {
 pub fn serve<S: EventStore + 'static>(
     listener: TcpListener,
     sequencer: Arc<Sequencer<S>>,
+    keys: Arc<NodeKeys>,
+) -> io::Result<SequencerServer> {
+    serve_service(listener, Arc::new(sequencer), keys)
+}
+
+/// Serves `service` to the validators `keys` lists, on `listener`.
+pub fn serve_service(
+    listener: TcpListener,
+    sequencer: Arc<dyn Service>,
     keys: Arc<NodeKeys>,
 ) -> io::Result<SequencerServer> {
     let addr = listener.local_addr()?;
@@ -127,9 +182,9 @@ fn write_answers(
     }
 }
 
-fn connection<S: EventStore + 'static>(
+fn connection(
     mut stream: TcpStream,
-    sequencer: &Arc<Sequencer<S>>,
+    sequencer: &Arc<dyn Service>,
     keys: &NodeKeys,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
@@ -151,10 +206,13 @@ fn connection<S: EventStore + 'static>(
         match opener.open::<ToSequencer>(&frame)? {
             ToSequencer::Commit(request) => {
                 let outbox = outbox.clone();
-                sequencer.commit(request, move |answer| {
-                    // A closed outbox: the connection is gone (see write_answers).
-                    let _ = outbox.send(answer);
-                });
+                sequencer.commit(
+                    request,
+                    Box::new(move |answer| {
+                        // A closed outbox: the connection is gone (see write_answers).
+                        let _ = outbox.send(answer);
+                    }),
+                );
             }
             ToSequencer::Abort { tx } => sequencer.abort(tx),
             ToSequencer::Heartbeat { nonce } => {
@@ -167,6 +225,15 @@ fn connection<S: EventStore + 'static>(
                     .lookup(&coins)
                     .ok_or(ConnectionError::LookupTooLarge)?;
                 let _ = outbox.send(FromSequencer::Coins { request, coins });
+            }
+            ToSequencer::Payment { request, call } => {
+                let outbox = outbox.clone();
+                sequencer.payment(
+                    call,
+                    Box::new(move |answer| {
+                        let _ = outbox.send(FromSequencer::Payment { request, answer });
+                    }),
+                );
             }
         }
     }

@@ -10,7 +10,7 @@
 //! (`Event::encode`), so the sequencer decodes them with the log's bounded,
 //! canonical decoder.
 
-use ledger::{CoinBody, CoinId, Event, Seq, Timestamp, TxId};
+use ledger::{CoinBody, CoinId, Event, ParticipantId, Seq, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{EVENTS_PER_COMMIT_MAX, INPUTS_PER_COMMIT_MAX};
@@ -89,6 +89,72 @@ pub enum ToSequencer {
         request: RequestId,
         coins: Vec<CoinId>,
     },
+    /// A payment's call to the issuer the sequencer serves
+    /// ([`PaymentCall`]); only an issuer's sequencer takes it.
+    Payment {
+        request: RequestId,
+        call: PaymentCall,
+    },
+}
+
+/// What a validator node asks of the issuer behind the sequencer while it
+/// serves a payment: the node opens the request with the issuer's key
+/// (the public-key work) and the issuer's one state decides the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentCall {
+    /// The key `id` registered (to check the payee's signature under).
+    RegisteredKey { id: ParticipantId },
+    /// A ValidationRequest the node opened: postcard of
+    /// `protocol::flows::issuer::OpenedValidation` (both envelopes open,
+    /// the payee's signature checked under the registered key, P3 and
+    /// the amount checked). The issuer runs the rest of its validation
+    /// (standing, replay check, enrollment, tags, reserve, durable commit,
+    /// answer) and answers `PaymentIssuance1`.
+    Validate { opened: Vec<u8> },
+    /// A payment's Issuance2 as the payee sent it (wire encoding).
+    Acknowledge { ack: Vec<u8> },
+}
+
+/// The issuer's answer to a [`PaymentCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentAnswer {
+    /// `RegisteredKey`: the SPKI DER of the key, if registered.
+    Key(Option<Vec<u8>>),
+    /// `Validate`: `PaymentIssuance1` in its wire encoding (new coins, a
+    /// receipt, or a signed refusal), sent only once its batch is durable.
+    Issuance1(Vec<u8>),
+    /// `Acknowledge`: the ack checked and its session used up, durably.
+    Acknowledged,
+    /// The call was refused, with what the node tells its client.
+    Refused(PaymentRefusal),
+}
+
+/// Why the issuer refused a payment call: what the validator node answers
+/// its client (the status and code its own gateway would give).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaymentRefusal {
+    /// The same transaction is in flight: 409 with Retry-After.
+    #[error("the same transaction is in flight; retry")]
+    InFlight,
+    #[error("participant is not registered")]
+    NotRegistered,
+    #[error("the participant is suspended by the issuer's operator")]
+    Suspended,
+    #[error("the participant is revoked by the issuer's operator")]
+    Revoked,
+    /// A message that does not check (422), with the issuer's reason.
+    #[error("{0}")]
+    Refused(String),
+    /// No room (sessions full, stopping): 503 with Retry-After.
+    #[error("the issuer is busy; retry")]
+    Busy,
+    /// A failure inside the issuer (500); its details stay in its log.
+    #[error("the issuer failed; see its log")]
+    Internal,
+    /// This sequencer serves no issuer (a bare commit sequencer).
+    #[error("this sequencer serves no issuer's payments")]
+    NotServed,
 }
 
 /// One coin as the sequencer's shards know it at a lookup.
@@ -149,5 +215,10 @@ pub enum FromSequencer {
     Coins {
         request: RequestId,
         coins: Vec<CoinState>,
+    },
+    /// The answer to a `Payment` call.
+    Payment {
+        request: RequestId,
+        answer: PaymentAnswer,
     },
 }

@@ -9,6 +9,9 @@
 //! - [`index`]: the user index served over HTTP, and the issuer's log of
 //!   disclosures.
 //! - `stage_metrics`: the issuer's stage timings on `/metrics`.
+//! - [`validator`]: [`validator::serve_validator`], a validator node's
+//!   payment routes over `cluster::Validator` (the issuer's key, no
+//!   state; 503 with Retry-After when cut off from the issuer).
 //!
 //! The server plumbing (limits, TLS, bodies, typed errors, metrics,
 //! operator requests) and the API's messages are `vc-client`'s, shared with
@@ -28,5 +31,6 @@ pub mod dashboard;
 pub mod index;
 pub mod issuer;
 mod stage_metrics;
+pub mod validator;
 
 pub use issuer::{IssuerRuntime, serve_issuer, serve_issuer_with_bank};

@@ -134,6 +134,12 @@ pub struct BenchArgs {
     /// log instead (without --core the ledger core stays on redb).
     #[arg(long, value_name = "postgres://…")]
     store: Option<String>,
+    /// Pay through N validator nodes (`issuer serve --role validator`,
+    /// each its own process) in front of the issuer as their sequencer:
+    /// one closed-loop 1-in/1-out phase, with the sequencer's and the
+    /// nodes' CPU per payment; the other phases are skipped.
+    #[arg(long, value_name = "N")]
+    validators: Option<usize>,
 }
 
 /// Runs the benchmark; exit code 0 when every phase measured something, 1
@@ -228,6 +234,37 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut clients = load::Clients::new(clients, !args.skip_acks, args.generator_nice);
     if args.skip_acks {
         println!("EXPERIMENT --skip-acks: payees send no Issuance2 (not the protocol)");
+    }
+
+    if let Some(n) = args.validators {
+        anyhow::ensure!(n > 0, "--validators must be positive");
+        let nodes = issuer.start_validators(&scratch.path().join("issuer"), n)?;
+        clients.through_validators(nodes.urls.clone());
+        let nodes_before = nodes.nodes_cpu_secs();
+        let one = load::run_phase(
+            &issuer,
+            &mut clients,
+            load::Mix::ONE_IN_ONE_OUT,
+            phase,
+            None,
+        )?;
+        let nodes_secs = nodes.nodes_cpu_secs() - nodes_before;
+        println!("{one}");
+        let per = |secs: f64| secs * 1000.0 / (one.n_paid().max(1) as f64);
+        println!(
+            "cluster of {n} validator node(s): sequencer (the issuer's process less the load generator) {:.3} ms CPU per payment; validator nodes {:.3} ms CPU per payment in all ({:.2} cores busy)",
+            one.issuer_cpu_ms_per_payment(),
+            per(nodes_secs),
+            nodes_secs / one.elapsed_secs().max(f64::MIN_POSITIVE)
+        );
+        drop(nodes);
+        issuer.check_conservation()?;
+        println!("payments/s = {:.1}", one.payments_per_sec());
+        return Ok(if one.n_paid() > 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
     // Each crypto-only phase runs right after the end-to-end phase it is

@@ -202,6 +202,50 @@ pub fn serve_sequencer(
     outcome
 }
 
+/// `issuer serve --cluster-listen`: the whole issuer also serves validator
+/// nodes on `listen` (those `keys_path` lists), from its one state.
+pub fn serve_issuer_cluster(
+    issuer: actors::Issuer,
+    epoch: FencingEpoch,
+    listen: SocketAddr,
+    keys_path: &Path,
+) -> anyhow::Result<IssuerCluster> {
+    let keys = NodeKeys::parse(
+        &std::fs::read_to_string(keys_path)
+            .with_context(|| format!("reading {}", keys_path.display()))?,
+    )
+    .with_context(|| format!("reading {}", keys_path.display()))?;
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "{} lists no validator node: make one with `varietycash cluster node-key`",
+        keys_path.display()
+    );
+    let service = Arc::new(cluster::IssuerService::new(issuer, epoch)?);
+    let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    let server = cluster::serve_service(listener, service.clone(), Arc::new(keys))?;
+    println!(
+        "sequencer (fencing epoch {}) serving validators at {}",
+        epoch.0,
+        server.addr()
+    );
+    Ok(IssuerCluster { server, service })
+}
+
+/// The issuer's sequencer of validator nodes, running.
+pub struct IssuerCluster {
+    server: cluster::SequencerServer,
+    service: Arc<cluster::IssuerService>,
+}
+
+impl IssuerCluster {
+    /// Stops accepting nodes and lets go of the issuer: nodes still
+    /// connected are told to retry.
+    pub fn stop(self) {
+        self.server.stop();
+        self.service.close();
+    }
+}
+
 /// What a sequencer serves with, whatever its store.
 struct SequencerSetup {
     n_shards: u16,

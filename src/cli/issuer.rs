@@ -254,26 +254,41 @@ pub struct ServeArgs {
     /// Serve plain HTTP, without TLS: for loopback tests and demos only.
     #[arg(long)]
     pub insecure_http: bool,
-    /// Which part of the issuer this process runs: `all` (gateway and
-    /// sequencer in one process), or `sequencer` (the coin shards, the
-    /// idempotency table and the log, served to validator nodes; a second
-    /// one on the same directory stands by and takes over when the first
-    /// dies).
+    /// Which part of the issuer this process runs: `all` (the whole
+    /// issuer: its gateway and its one state; with --cluster-listen also
+    /// the sequencer of validator nodes, and a second one on the same
+    /// directory stands by), `validator` (a node that opens payments with
+    /// the issuer's key and has the sequencer decide them: no coin state),
+    /// or `sequencer` (the bare commit sequencer: coin shards, idempotency
+    /// table and log for raw commit streams, with a standby likewise).
     #[arg(long, value_enum, default_value = "all")]
     pub role: ServeRole,
-    /// `--role sequencer`: where validators connect.
-    #[arg(long, default_value = super::cluster::DEFAULT_SEQUENCER_LISTEN)]
-    pub cluster_listen: SocketAddr,
-    /// `--role sequencer`: the validators' keys (default
-    /// DIR/cluster-nodes.keys, as `varietycash cluster node-key` writes it).
+    /// `--role all`: also serve validator nodes here (the payment
+    /// cluster's sequencer). `--role sequencer`: where validators connect
+    /// (default 127.0.0.1:7070).
+    #[arg(long)]
+    pub cluster_listen: Option<SocketAddr>,
+    /// The validators' keys (default DIR/cluster-nodes.keys, as
+    /// `varietycash cluster node-key` writes it).
     #[arg(long)]
     pub cluster_keys: Option<PathBuf>,
+    /// `--role validator`: a sequencer's cluster address (repeat: active
+    /// and standby, any order).
+    #[arg(long = "sequencer")]
+    pub sequencers: Vec<SocketAddr>,
+    /// `--role validator`: this node's name, as `cluster node-key` made it.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// `--role validator`: this node's key file.
+    #[arg(long)]
+    pub node_key: Option<PathBuf>,
 }
 
 /// The roles `issuer serve` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServeRole {
     All,
+    Validator,
     Sequencer,
 }
 
@@ -885,26 +900,47 @@ fn open_empty_log(url: &str) -> anyhow::Result<Arc<dyn ledger::EventStore>> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let file = IssuerFile::read(&args.dir)?;
-    if args.role == ServeRole::Sequencer {
-        let keys = args
-            .cluster_keys
-            .unwrap_or_else(|| args.dir.join(super::cluster::CLUSTER_KEYS_FILE));
-        return super::cluster::serve_sequencer(
-            &args.dir,
-            file.shards,
-            args.cluster_listen,
-            &keys,
-            file.log_store.as_deref(),
-        );
+    let keys_path = args
+        .cluster_keys
+        .clone()
+        .unwrap_or_else(|| args.dir.join(super::cluster::CLUSTER_KEYS_FILE));
+    match args.role {
+        ServeRole::Sequencer => {
+            let listen = match args.cluster_listen {
+                Some(listen) => listen,
+                None => super::cluster::DEFAULT_SEQUENCER_LISTEN.parse()?,
+            };
+            return super::cluster::serve_sequencer(
+                &args.dir,
+                file.shards,
+                listen,
+                &keys_path,
+                file.log_store.as_deref(),
+            );
+        }
+        ServeRole::Validator => return serve_validator(&args, &file),
+        ServeRole::All => {}
     }
     // The whole issuer appends to the log: it holds the sequencer's lease,
-    // so no sequencer of the same directory appends beside it.
-    let _lease = cluster::Lease::try_acquire(&args.dir)?.with_context(|| {
-        format!(
+    // so no sequencer of the same directory appends beside it. As a
+    // cluster's sequencer it stands by while another holds the lease.
+    let lease = match (cluster::Lease::try_acquire(&args.dir)?, args.cluster_listen) {
+        (Some(lease), _) => lease,
+        (None, Some(_)) => {
+            println!(
+                "standing by: another issuer holds the lease on {}",
+                args.dir.display()
+            );
+            cluster::Lease::acquire(
+                &args.dir,
+                std::time::Duration::from_millis(cluster::constants::STANDBY_POLL_MS),
+            )?
+        }
+        (None, None) => anyhow::bail!(
             "a sequencer holds the lease on {}: stop it first",
             args.dir.display()
-        )
-    })?;
+        ),
+    };
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
@@ -935,6 +971,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     .with_context(|| format!("serving on {listen}"))?;
+    let cluster_server = match args.cluster_listen {
+        Some(cluster_listen) => Some(super::cluster::serve_issuer_cluster(
+            runtime.issuer().clone(),
+            lease.epoch(),
+            cluster_listen,
+            &keys_path,
+        )?),
+        None => None,
+    };
     let exchange = bank.start_exchange(runtime.issuer().core().clone())?;
     let forwarder = match &file.user_index_url {
         Some(url) => {
@@ -959,6 +1004,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("issuer serving at {} (Ctrl-C to stop)", gateway.url());
     wait_for_stop_signal()?;
     println!("stopping: finishing requests in flight");
+    if let Some(server) = cluster_server {
+        server.stop();
+    }
     if let Some(forwarder) = forwarder {
         forwarder.stop();
     }
@@ -968,6 +1016,55 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     gateway.stop().context("stopping the gateway")?;
     stop_issuer(runtime)?;
     println!("issuer stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `issuer serve --role validator`: a node that opens payments with the
+/// issuer's key (DIR/issuer.key) and has the sequencers decide them; its
+/// gateway serves the payment routes on --listen with DIR's TLS identity.
+fn serve_validator(args: &ServeArgs, file: &IssuerFile) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.sequencers.is_empty(),
+        "--role validator needs --sequencer ADDR (the issuer's --cluster-listen)"
+    );
+    let node = cluster::NodeName::parse(
+        args.node
+            .as_deref()
+            .context("--role validator needs --node NAME")?,
+    )?;
+    let key_path = args
+        .node_key
+        .as_ref()
+        .context("--role validator needs --node-key FILE")?;
+    let key = cluster::NodeKey::from_hex(
+        &std::fs::read_to_string(key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?,
+    )?;
+    let key_file = args.dir.join("issuer.key");
+    let sk_i = protocol::crypto::SecretKey::read_pkcs8(&key_file)
+        .with_context(|| format!("reading {}", key_file.display()))?;
+    let suite: SuiteId = file.suite.parse().context("the configured suite")?;
+    let client = cluster::SequencerClient::start(cluster::ClientConfig {
+        node,
+        key,
+        sequencers: args.sequencers.clone(),
+    });
+    let validator = cluster::Validator::new(sk_i, suite, client.clone());
+    let listen = args.listen.unwrap_or(file.listen);
+    let mut config = ServerConfig::new(listen);
+    if let Some(per_source) = &file.per_source {
+        config.per_source = per_source.limits()?;
+    }
+    if !args.insecure_http {
+        config.tls = Some(file.tls_identity(&args.dir)?);
+    }
+    let gateway = gateway::validator::serve_validator(&config, validator)
+        .with_context(|| format!("serving on {listen}"))?;
+    println!("validator serving at {} (Ctrl-C to stop)", gateway.url());
+    wait_for_stop_signal()?;
+    gateway.stop().context("stopping the gateway")?;
+    client.stop();
+    println!("validator stopped");
     Ok(ExitCode::SUCCESS)
 }
 

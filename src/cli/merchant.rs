@@ -130,6 +130,11 @@ pub struct ServeArgs {
     /// The issuer's gateway URL, if not the one the purse remembers.
     #[arg(long)]
     pub issuer: Option<String>,
+    /// A validator node of the issuer (`issuer serve --role validator`)
+    /// that takes the shop's payments (repeat: they are used in turn, and
+    /// an unreachable one is passed over); default: the issuer's gateway.
+    #[arg(long = "validator")]
+    pub validators: Vec<String>,
     /// Where to listen (default: the catalog's `listen`, else 127.0.0.1:8081).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -333,9 +338,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // among them) means its memory is not trusted: exit, and the restart
     // finishes every journaled collection.
     actors::FailStop::new(actors::FailStopPolicy::ExitProcess).guard_whole_process();
-    let (server, owner_link) =
-        client::merchant::serve_merchant_for_owner(&config, purse, Default::default())
-            .with_context(|| format!("serving on {}", config.server.bind))?;
+    let (server, owner_link) = client::merchant::serve_merchant_via_validators(
+        &config,
+        purse,
+        Default::default(),
+        &args.validators,
+    )
+    .with_context(|| format!("serving on {}", config.server.bind))?;
     println!(
         "{} serving {} item(s) at {} (Ctrl-C to stop)",
         config.shop_name,
@@ -602,6 +611,7 @@ mod tests {
             purse: Some(dir.path().join("shop.purse")),
             dir: None,
             issuer: None,
+            validators: Vec::new(),
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             name: "unnamed".into(),
             items: vec![parse_item("book=5.00").expect("item")],

@@ -12,6 +12,7 @@ mod cards_over_the_wire;
 mod cash_out;
 mod cli_processes;
 mod cluster_faults;
+mod cluster_validators;
 mod coin_status;
 mod concurrent_purses;
 mod crate_edges;

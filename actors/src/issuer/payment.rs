@@ -122,7 +122,7 @@ impl IssuerCore {
     pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
         block_on(super::validation::validate(
             &super::validation::Inline(self),
-            msg.clone(),
+            super::validation::Presented::Sealed(msg.clone()),
         ))
     }
 
@@ -185,6 +185,27 @@ impl IssuerCore {
             }
             Err(e) => return Err(e.into()),
         };
+        self.validation_checked(opened, decrypted)
+    }
+
+    /// Step 1 of a request a validator node opened (its envelopes, the
+    /// payee's signature under the key this issuer's registry gave it, P3
+    /// and the amount): the payee's standing, then as
+    /// [`IssuerCore::validation_open`] from the replay check on.
+    pub(crate) fn validation_forwarded(
+        &self,
+        opened: OpenedValidation,
+    ) -> Result<Opened, IssuerError> {
+        self.require_good_standing(&opened.id_py)?;
+        self.validation_checked(opened, Instant::now())
+    }
+
+    /// The replay check, the payee's enrollment and the coins' tags.
+    fn validation_checked(
+        &self,
+        opened: OpenedValidation,
+        decrypted: Instant,
+    ) -> Result<Opened, IssuerError> {
         let tx = opened.tx_id();
         // The replay check comes first: a retry of a committed payment is
         // answered with its outcome, whatever the coins' state is now.

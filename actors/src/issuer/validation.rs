@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::time::Instant;
 
+use protocol::flows::issuer::OpenedValidation;
 use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
 
 use crate::issuer::core::{IssuerCore, IssuerError};
@@ -53,12 +54,19 @@ impl Steps for Inline<'_> {
     }
 }
 
+/// What a validation starts from: the request as the payee sent it, or
+/// as a validator node opened it (envelopes, signature, P3, amount).
+pub(crate) enum Presented {
+    Sealed(ValidationRequest),
+    Opened(Box<OpenedValidation>),
+}
+
 /// ValidationRequest -> Issuance1. A panic in the sequence (whichever
 /// thread polls it: in the actor shell, the gateway's) is caught here and
 /// stops the issuer, as it would on a thread the issuer owns.
 pub(crate) async fn validate(
     steps: &impl Steps,
-    msg: ValidationRequest,
+    msg: Presented,
 ) -> Result<PaymentIssuance1, IssuerError> {
     let core = steps.core();
     core.ensure_alive()?;
@@ -78,18 +86,25 @@ pub(crate) async fn validate(
 /// [`validate`], recording each stage's time.
 async fn validate_timed(
     steps: &impl Steps,
-    msg: ValidationRequest,
+    msg: Presented,
 ) -> Result<PaymentIssuance1, IssuerError> {
     let core = steps.core();
     let timings = core.stage_timings();
     let queued = Instant::now();
-    let opened = steps
-        .on_worker(move |core| {
-            core.stage_timings()
-                .record(Stage::PoolWait, queued.elapsed());
-            core.validation_open(&msg)
-        })
-        .await??;
+    let opened = match msg {
+        Presented::Sealed(msg) => {
+            steps
+                .on_worker(move |core| {
+                    core.stage_timings()
+                        .record(Stage::PoolWait, queued.elapsed());
+                    core.validation_open(&msg)
+                })
+                .await??
+        }
+        // Opened already: the checks left are map reads and one MAC per
+        // coin, no public-key work, so they run here, not on the pool.
+        Presented::Opened(opened) => core.validation_forwarded(*opened)?,
+    };
     let pending = match opened {
         Opened::Answered(answer) => return Ok(answer),
         Opened::Reserve(pending) => pending,

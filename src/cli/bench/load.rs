@@ -55,6 +55,9 @@ pub struct Clients {
     send_acks: bool,
     /// The nice value of the client threads (0: the issuer's priority).
     nice: i32,
+    /// Validator nodes' URLs: client `i` pays through node `i mod n`
+    /// (none: through the issuer's own gateway).
+    validators: Vec<String>,
 }
 
 impl Clients {
@@ -63,7 +66,13 @@ impl Clients {
             kits,
             send_acks,
             nice,
+            validators: Vec::new(),
         }
+    }
+
+    /// Pays through these validator nodes instead of the issuer's gateway.
+    pub fn through_validators(&mut self, urls: Vec<String>) {
+        self.validators = urls;
     }
 }
 
@@ -117,6 +126,16 @@ impl ClientSide {
 }
 
 impl PhaseReport {
+    /// Payments answered with new coins in the phase.
+    pub fn n_paid(&self) -> u64 {
+        self.n_paid
+    }
+
+    /// The phase's wall time, in seconds.
+    pub fn elapsed_secs(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
+
     pub fn payments_per_sec(&self) -> f64 {
         self.n_paid as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
@@ -303,7 +322,10 @@ pub fn run_phase(
     let barrier = Arc::new(Barrier::new(n_clients + 1));
     let mut threads = Vec::with_capacity(n_clients);
     for (i, kit) in clients.kits.drain(..).enumerate() {
-        let http = issuer.client()?;
+        let http = match clients.validators.len() {
+            0 => issuer.client()?,
+            n => issuer.client_of(&clients.validators[i % n])?,
+        };
         let target = target.clone();
         let barrier = barrier.clone();
         let offset = interval.map(|iv| iv.mul_f64(i as f64 / n_clients as f64));

@@ -69,6 +69,36 @@ impl CommitCounts {
     }
 }
 
+/// Validator nodes in front of the bench's issuer.
+pub struct BenchCluster {
+    server: Option<cluster::SequencerServer>,
+    nodes: Vec<std::process::Child>,
+    pub urls: Vec<String>,
+}
+
+impl BenchCluster {
+    /// CPU seconds every node process has used so far.
+    pub fn nodes_cpu_secs(&self) -> f64 {
+        self.nodes
+            .iter()
+            .map(|n| super::stats::pid_cpu_secs(n.id()))
+            .sum()
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            // The bench's own children: stopped, then reaped.
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+}
+
 /// What one client thread starts with: a payer's identity and coins, and a
 /// registered payee with its key.
 pub struct ClientKit {
@@ -144,11 +174,91 @@ impl BenchIssuer {
     /// An HTTP client of the gateway that does not retry: a failure is
     /// counted, not hidden.
     pub fn client(&self) -> anyhow::Result<IssuerClient> {
+        self.client_of(&self.url)
+    }
+
+    /// [`BenchIssuer::client`] of another server of this issuer (a
+    /// validator node).
+    pub fn client_of(&self, url: &str) -> anyhow::Result<IssuerClient> {
         let config = ClientConfig {
             attempts_max: 1,
             ..ClientConfig::default()
         };
-        Ok(IssuerClient::new(&self.url, config)?)
+        Ok(IssuerClient::new(url, config)?)
+    }
+
+    /// Makes this issuer the sequencer of `n` validator nodes, each its own
+    /// process of this binary (`issuer serve --role validator`, plain HTTP
+    /// on loopback), in `dir` (the issuer's directory: the nodes read its
+    /// key); returns once every node listens.
+    pub fn start_validators(&self, dir: &Path, n: usize) -> anyhow::Result<BenchCluster> {
+        let runtime = self.runtime.as_ref().context("the issuer is stopped")?;
+        let mut keys = cluster::NodeKeys::default();
+        let mut names = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = format!("bench-v{i}");
+            let key = cluster::NodeKey::random().context("no randomness for a node key")?;
+            ledger::private_file::write_private(
+                &dir.join(format!("{name}.key")),
+                key.to_hex().as_bytes(),
+            )?;
+            keys.insert(cluster::NodeName::parse(&name)?, key);
+            names.push(name);
+        }
+        let service =
+            cluster::IssuerService::new(runtime.issuer().clone(), cluster::FencingEpoch(1))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let server = cluster::serve_service(listener, Arc::new(service), Arc::new(keys))?;
+        // What `issuer serve --role validator` reads of the directory.
+        // The load generator is one address: no per-source limit binds.
+        let file = format!(
+            "suite = \"{}\"\nrsa_bits = {}\nshards = {N_SHARDS}\nlisten = \"127.0.0.1:0\"\n\n\
+             [per_source]\nconnections_max = 100000\nbodies_receiving_max = 100000\n\
+             requests_in_flight_max = 100000\nrequests_per_sec = 1000000\nrequests_burst = 1000000\n",
+            self.suite, self.rsa_bits
+        );
+        ledger::private_file::write_private(&dir.join("issuer.toml"), file.as_bytes())?;
+        let exe = std::env::current_exe().context("this binary's path")?;
+        let mut nodes = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        for name in &names {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let child = std::process::Command::new(&exe)
+                .args([
+                    "issuer",
+                    "serve",
+                    "--role",
+                    "validator",
+                    "--insecure-http",
+                    "--dir",
+                ])
+                .arg(dir)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--sequencer", &server.addr().to_string()])
+                .args(["--node", name, "--node-key"])
+                .arg(dir.join(format!("{name}.key")))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("starting a validator node")?;
+            nodes.push(child);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "validator node {name} did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            urls.push(format!("http://127.0.0.1:{port}"));
+        }
+        Ok(BenchCluster {
+            server: Some(server),
+            nodes,
+            urls,
+        })
     }
 
     /// Registers a purchaser and `n_clients` payees over HTTP, buys

@@ -78,6 +78,11 @@ pub fn process_cpu_secs() -> f64 {
     cpu_secs_of("/proc/self/stat").unwrap_or(0.0)
 }
 
+/// CPU seconds the process `pid` has used so far (0 once it is gone).
+pub fn pid_cpu_secs(pid: u32) -> f64 {
+    cpu_secs_of(&format!("/proc/{pid}/stat")).unwrap_or(0.0)
+}
+
 /// CPU seconds the calling thread has used so far.
 pub fn thread_cpu_secs() -> f64 {
     cpu_secs_of("/proc/thread-self/stat").unwrap_or(0.0)

@@ -20,7 +20,9 @@ use crate::wire::{decode, encode, labels};
 pub const PAYMENT_TX_LABEL: &str = "vc/tx/payment";
 
 /// A ValidationRequest with both envelopes open and P3 and the amount checked.
-#[derive(Debug, Clone)]
+/// Serializable for the issuer's validator nodes, which open requests and
+/// hand them to the issuer over their authenticated, encrypted channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenedValidation {
     /// The suite of the payee's envelope: Issuance1 answers under it.
     pub suite: SuiteId,
