@@ -1,7 +1,7 @@
 //! The connection between a validator and the sequencer as a pure state
 //! machine: the handshake that derives a per-connection key from the
-//! node's key and both sides' nonces, then frames encrypted and sealed with
-//! HMAC-SHA256 and numbered in each direction. No I/O here; `crate::io`
+//! node's key and both sides' nonces (HMAC-SHA256), then frames encrypted
+//! and authenticated with AES-256-GCM and numbered in each direction. No I/O here; `crate::io`
 //! moves the bytes.
 //!
 //! ```text
@@ -10,16 +10,15 @@
 //!                                    ◄──────   Welcome { epoch, n_s,
 //!                                                HMAC(K_node, welcome ‖ node ‖ n_v ‖ n_s ‖ epoch) }
 //!   K_conn = HMAC(K_node, session ‖ node ‖ n_v ‖ n_s)   (both sides)
-//!   K_enc = HMAC(K_conn, stream)
-//!   body' = body ⊕ (HMAC(K_enc, direction ‖ seq ‖ 0) ‖ HMAC(K_enc, direction ‖ seq ‖ 1) ‖ …)
-//!   frame = version ‖ seq ‖ body' ‖ HMAC(K_conn, frame ‖ direction ‖ version ‖ seq ‖ body')
+//!   K_enc = HMAC(K_conn, aead)
+//!   frame = version ‖ seq ‖ AES-256-GCM(K_enc, nonce = direction ‖ 0³ ‖ seq,
+//!                                       aad = direction ‖ version ‖ seq, body)
 //! ```
 //!
-//! The bodies are encrypted (a keystream from HMAC-SHA256 as a PRF in
-//! counter mode, unique per connection, direction, frame and block; then
-//! the MAC over the ciphertext): a payment a validator forwards carries
-//! the payer's coins with their tags, which are cash to whoever reads
-//! them, and the key share `K_PY`.
+//! The bodies are encrypted as well as authenticated (AES-256-GCM, a nonce
+//! unique per connection key, direction and frame number): a payment a
+//! validator forwards carries the payer's coins with their tags, which are
+//! cash to whoever reads them, and the key share `K_PY`.
 //!
 //! What this refuses, and why it is enough:
 //! - a frame from anyone without `K_node`: the MAC fails;
@@ -38,6 +37,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, Nonce, Payload};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -53,10 +54,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 const LABEL_WELCOME: &[u8] = b"varietycash/cluster/welcome/v1";
 const LABEL_SESSION: &[u8] = b"varietycash/cluster/session/v1";
-const LABEL_FRAME: &[u8] = b"varietycash/cluster/frame/v1";
-const LABEL_STREAM: &[u8] = b"varietycash/cluster/stream/v1";
-/// Bytes of keystream one HMAC-SHA256 block gives.
-const STREAM_BLOCK_BYTES: usize = 32;
+const LABEL_AEAD: &[u8] = b"varietycash/cluster/aead/v1";
+/// Bytes of the AES-GCM tag at the end of every frame.
+const FRAME_TAG_BYTES: usize = 16;
 /// Bytes before the body: the version and the sequence number.
 const FRAME_HEADER_BYTES: usize = 1 + 8;
 
@@ -271,12 +271,12 @@ impl Side {
     }
 }
 
-/// One authenticated connection's state: the connection key, the side,
-/// and the next sequence number each way.
+/// One authenticated connection's state: the frame cipher, the side, and
+/// the next sequence number each way.
+#[derive(Clone)]
 pub struct Channel {
-    key: NodeKey,
-    /// HMAC keyed with `K_enc`, cloned for each keystream block.
-    stream: HmacSha256,
+    /// AES-256-GCM keyed with `K_enc`, derived from the connection key.
+    cipher: Aes256Gcm,
     side: Side,
     next_send: u64,
     next_receive: u64,
@@ -294,17 +294,35 @@ impl fmt::Debug for Channel {
     }
 }
 
+/// The frame's nonce: unique per connection key (both sides' fresh
+/// nonces are under it), direction and sequence number.
+fn frame_nonce(direction: u8, seq: u64) -> Nonce<Aes256Gcm> {
+    let mut nonce = [0u8; 12];
+    nonce[0] = direction;
+    nonce[4..].copy_from_slice(&seq.to_be_bytes());
+    Nonce::<Aes256Gcm>::from(nonce)
+}
+
+/// What the tag covers besides the body: the direction (a frame reflected
+/// to its sender fails) and the frame's clear header.
+fn frame_aad(direction: u8, header: &[u8]) -> [u8; 1 + FRAME_HEADER_BYTES] {
+    let mut aad = [0u8; 1 + FRAME_HEADER_BYTES];
+    aad[0] = direction;
+    aad[1..].copy_from_slice(header);
+    aad
+}
+
 impl Channel {
     fn new(key: NodeKey, side: Side) -> Channel {
         let mut derive = key.mac();
-        derive.update(LABEL_STREAM);
+        derive.update(LABEL_AEAD);
         let k_enc = derive.finalize().into_bytes();
-        // HMAC takes a key of any length.
+        // K_enc is an HMAC-SHA256 output: 32 bytes, AES-256's key length.
         #[allow(clippy::expect_used)]
-        let stream = HmacSha256::new_from_slice(&k_enc).expect("HMAC accepts any key length");
+        let cipher = <Aes256Gcm as aes_gcm::KeyInit>::new_from_slice(&k_enc)
+            .expect("a 32-byte key for AES-256");
         Channel {
-            key,
-            stream,
+            cipher,
             side,
             next_send: 1,
             next_receive: 1,
@@ -312,51 +330,39 @@ impl Channel {
         }
     }
 
-    fn tag(&self, direction: u8, head_and_body: &[u8]) -> [u8; MAC_BYTES] {
-        let mut mac = self.key.mac();
-        mac.update(LABEL_FRAME);
-        mac.update(&[direction]);
-        mac.update(head_and_body);
-        mac.finalize().into_bytes().into()
-    }
-
-    /// XORs `body` with the keystream of frame `seq` in `direction`
-    /// (encrypts and decrypts alike).
-    fn apply_stream(&self, direction: u8, seq: u64, body: &mut [u8]) {
-        for (i, chunk) in body.chunks_mut(STREAM_BLOCK_BYTES).enumerate() {
-            let mut block = self.stream.clone();
-            block.update(&[direction]);
-            block.update(&seq.to_be_bytes());
-            block.update(&(i as u64).to_be_bytes());
-            let pad = block.finalize().into_bytes();
-            for (byte, key) in chunk.iter_mut().zip(pad.iter()) {
-                *byte ^= key;
-            }
-        }
-    }
-
     /// Seals `message` as the next frame (without the length prefix).
     pub fn seal<M: Serialize>(&mut self, message: &M) -> Vec<u8> {
         assert!(!self.broken, "sealing on a broken channel");
+        let direction = self.side.sending_byte();
+        let seq = self.next_send;
         let mut frame = Vec::with_capacity(64);
         frame.push(CLUSTER_WIRE_VERSION);
-        frame.extend_from_slice(&self.next_send.to_be_bytes());
+        frame.extend_from_slice(&seq.to_be_bytes());
         // Serializing our own message types into a Vec cannot fail.
         #[allow(clippy::expect_used)]
-        let mut frame = postcard::to_extend(message, frame).expect("postcard into a Vec");
-        self.apply_stream(
-            self.side.sending_byte(),
-            self.next_send,
-            &mut frame[FRAME_HEADER_BYTES..],
-        );
-        let tag = self.tag(self.side.sending_byte(), &frame);
-        frame.extend_from_slice(&tag);
+        let body = postcard::to_allocvec(message).expect("postcard into a Vec");
+        let aad = frame_aad(direction, &frame);
+        // AES-GCM refuses only a body beyond 2^36 bytes; ours are bounded
+        // far below by FRAME_BYTES_MAX.
+        #[allow(clippy::expect_used)]
+        let sealed = self
+            .cipher
+            .encrypt(
+                &frame_nonce(direction, seq),
+                Payload {
+                    msg: &body,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM seals any body of a frame's size");
+        frame.extend_from_slice(&sealed);
         self.next_send += 1;
         frame
     }
 
-    /// Opens the next frame from the other side: MAC first (nothing of an
-    /// unauthenticated frame is believed), then its number, then its body.
+    /// Opens the next frame from the other side: the tag first (nothing of
+    /// an unauthenticated frame is believed), then its number, then its
+    /// body.
     pub fn open<M: DeserializeOwned>(&mut self, frame: &[u8]) -> Result<M, FrameError> {
         if self.broken {
             return Err(FrameError::Broken);
@@ -369,23 +375,29 @@ impl Channel {
     }
 
     fn open_unbroken<M: DeserializeOwned>(&mut self, frame: &[u8]) -> Result<M, FrameError> {
-        if frame.len() < FRAME_HEADER_BYTES + MAC_BYTES || frame.len() > FRAME_BYTES_MAX {
+        if frame.len() < FRAME_HEADER_BYTES + FRAME_TAG_BYTES || frame.len() > FRAME_BYTES_MAX {
             return Err(FrameError::BadLength(frame.len()));
         }
-        let (signed, tag) = frame.split_at(frame.len() - MAC_BYTES);
-        let mut mac = self.key.mac();
-        mac.update(LABEL_FRAME);
-        mac.update(&[self.side.receiving_byte()]);
-        mac.update(signed);
-        // Constant-time comparison.
-        mac.verify_slice(tag).map_err(|_| FrameError::BadMac)?;
-        let version = signed[0];
+        let (header, sealed) = frame.split_at(FRAME_HEADER_BYTES);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&header[1..]);
+        let seq = u64::from_be_bytes(seq);
+        let direction = self.side.receiving_byte();
+        let aad = frame_aad(direction, header);
+        let body = self
+            .cipher
+            .decrypt(
+                &frame_nonce(direction, seq),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| FrameError::BadMac)?;
+        let version = header[0];
         if version != CLUSTER_WIRE_VERSION {
             return Err(FrameError::UnknownVersion(version));
         }
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&signed[1..FRAME_HEADER_BYTES]);
-        let seq = u64::from_be_bytes(seq);
         let expected = self.next_receive;
         if seq < expected {
             return Err(FrameError::Replayed { got: seq, expected });
@@ -393,8 +405,6 @@ impl Channel {
         if seq > expected {
             return Err(FrameError::OutOfOrder { got: seq, expected });
         }
-        let mut body = signed[FRAME_HEADER_BYTES..].to_vec();
-        self.apply_stream(self.side.receiving_byte(), seq, &mut body);
         let (message, rest): (M, &[u8]) =
             postcard::take_from_bytes(&body).map_err(|_| FrameError::Malformed)?;
         if !rest.is_empty() {
@@ -411,14 +421,7 @@ impl Channel {
     /// Splits the channel into its sending and receiving halves, for a
     /// connection read on one thread and written on others.
     pub fn split(self) -> (FrameSealer, FrameOpener) {
-        (
-            FrameSealer(Channel {
-                key: self.key.clone(),
-                stream: self.stream.clone(),
-                ..self
-            }),
-            FrameOpener(self),
-        )
+        (FrameSealer(self.clone()), FrameOpener(self))
     }
 }
 
