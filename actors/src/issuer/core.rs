@@ -100,6 +100,12 @@ pub struct IssuerConfig {
     /// Write the log to this store instead of `log.redb` (the caller
     /// opened it: `vc_pg_store::PostgresStore` for a log on PostgreSQL).
     pub log_store: Option<Arc<dyn EventStore>>,
+    /// Keep the registry and the card agency's store in these tables
+    /// instead of `registry.redb` and `card-agency.redb` (the caller opened
+    /// them beside the log: `vc_pg_store::PostgresKv`), so a replacement
+    /// issuer needs only its keys and configuration. The registry key
+    /// stays in `registry.key`.
+    pub side_tables: Option<Arc<dyn ledger::KvStore>>,
     /// Stop dead at this point of the commit path, as a crash would
     /// (crash tests only: the `crash-tests` feature).
     #[cfg(feature = "crash-tests")]
@@ -149,6 +155,7 @@ impl IssuerConfig {
             clock: Arc::new(SystemClock),
             memory_log: None,
             log_store: None,
+            side_tables: None,
             #[cfg(feature = "crash-tests")]
             crash_at: None,
             #[cfg(feature = "crash-tests")]
@@ -631,7 +638,13 @@ impl IssuerCore {
             crash.clone(),
         );
         // The session store's payloads are sealed under the registry key.
-        let registry = Registry::open(dir.join("registry.redb"))?;
+        let registry = match &config.side_tables {
+            Some(tables) => Registry::open_in(
+                tables.clone(),
+                &dir.join(super::registry::REGISTRY_KEY_FILE),
+            )?,
+            None => Registry::open(dir.join("registry.redb"))?,
+        };
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new(protocol::wire::registration::ISSUER_ID)
                 .expect("a valid constant id"),
