@@ -530,7 +530,7 @@ impl IssuerCore {
     /// Opens the issuer in `config.dir` (creating its files on first start),
     /// rebuilds its state from the log, and opens a key epoch if none is
     /// current. `bank` is the bank connector (its own durable store).
-    pub fn open(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
+    pub fn open(mut config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
         // The session and registry stores hold key shares, identities and
         // bank accounts: only the issuer's own user may enter its directory
         // (and each file in it is 0600 on its own, for copies and backups).
@@ -638,6 +638,13 @@ impl IssuerCore {
             crash.clone(),
         );
         // The session store's payloads are sealed under the registry key.
+        // The tables beside the log stop the issuer when they fail, as the log does.
+        config.side_tables = config.side_tables.take().map(|inner| {
+            Arc::new(crate::fail_stop::StopOnFailure {
+                inner,
+                fail_stop: fail_stop.clone(),
+            }) as Arc<dyn ledger::KvStore>
+        });
         let registry = match &config.side_tables {
             Some(tables) => Registry::open_in(
                 tables.clone(),
