@@ -275,7 +275,7 @@ impl KvStore for SealedTables {
             .transpose()
     }
 
-    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
         let stored_prefix = self.stored_prefix(table, prefix)?;
         self.inner
             .scan(table, &stored_prefix)?

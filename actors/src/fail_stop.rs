@@ -160,7 +160,7 @@ impl KvStore for StopOnFailure {
         self.checked(self.inner.get(table, key))
     }
 
-    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
         self.checked(self.inner.scan(table, prefix))
     }
 
@@ -180,7 +180,7 @@ mod tests {
         fn get(&self, _: &str, _: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
             Err(KvError::Storage("gone".into()))
         }
-        fn scan(&self, _: &str, _: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        fn scan(&self, _: &str, _: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
             Err(KvError::Storage("gone".into()))
         }
         fn write(&self, _: &KvBatch) -> Result<(), KvError> {

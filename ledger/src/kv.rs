@@ -70,6 +70,9 @@ impl KvBatch {
     }
 }
 
+/// One row of a scan: its key and value.
+pub type KvRow = (Vec<u8>, Vec<u8>);
+
 /// Named tables of byte keys and values. A returned write is durable (on
 /// every disk the backend promises); a read sees every returned write.
 pub trait KvStore: Send + Sync {
@@ -77,7 +80,7 @@ pub trait KvStore: Send + Sync {
 
     /// Every row of `table` whose key starts with `prefix`, in key order
     /// (bytewise).
-    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError>;
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<KvRow>, KvError>;
 
     /// Applies `batch` in one transaction, or nothing of it.
     fn write(&self, batch: &KvBatch) -> Result<(), KvError>;
@@ -99,8 +102,11 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Tables in memory (tests).
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    tables: Mutex<BTreeMap<(String, Vec<u8>), Vec<u8>>>,
+    tables: Mutex<Rows>,
 }
+
+/// Values by (table, key).
+type Rows = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
 impl MemoryKv {
     pub fn new() -> MemoryKv {
@@ -123,7 +129,7 @@ impl KvStore for MemoryKv {
             .cloned())
     }
 
-    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<KvRow>, KvError> {
         let tables = lock(&self.tables);
         Ok(tables
             .range((table.to_owned(), prefix.to_vec())..)

@@ -68,7 +68,7 @@ pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,
 };
-pub use kv::{KvBatch, KvError, KvStore, KvWrite, MemoryKv};
+pub use kv::{KvBatch, KvError, KvRow, KvStore, KvWrite, MemoryKv};
 pub use memory_store::MemoryStore;
 pub use money::{Amount, CoinSpec, Denomination, MoneyError};
 pub use redb_store::{RedbOptions, RedbStore, Sharing};

@@ -87,7 +87,7 @@ impl KvStore for PostgresKv {
             .map_err(storage)
     }
 
-    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
         let (table, start, end) = (table.to_owned(), prefix.to_vec(), prefix_end(prefix));
         self.connection
             .run(move |client| {

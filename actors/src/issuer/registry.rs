@@ -555,7 +555,7 @@ impl Backend {
     }
 
     /// Every row whose key starts with `prefix`, in key order.
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, RegistryError> {
         let db = match self {
             Backend::Tables(kv) => return kv.scan(table.kv_name(), prefix).map_err(kv_error),
             Backend::Redb(db) => db,
@@ -564,7 +564,7 @@ impl Backend {
             t: &impl ReadableTable<&'static [u8], V>,
             prefix: &[u8],
             value: impl Fn(redb::AccessGuard<'_, V>) -> Vec<u8>,
-        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
+        ) -> Result<Vec<ledger::KvRow>, RegistryError> {
             let mut out = Vec::new();
             for item in t.range(prefix..)? {
                 let (k, v) = item?;
