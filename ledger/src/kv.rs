@@ -11,8 +11,15 @@
 //! the clear (keyed ids, sealed accounts and records) before it gets here.
 
 use std::collections::BTreeMap;
+// Plain std (not the loom shim): test tables, no concurrency core to model.
+use std::sync::{Mutex, MutexGuard};
 
-use crate::sync::{Mutex, lock};
+fn lock(rows: &Mutex<Rows>) -> MutexGuard<'_, Rows> {
+    match rows.lock() {
+        Ok(guard) => guard,
+        Err(_poisoned) => panic!("{}", crate::sync::POISONED_LOCK),
+    }
+}
 
 /// Why a table store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -651,7 +651,10 @@ impl Backend {
 pub struct Registry {
     backend: Backend,
     key: RegistryKey,
-    /// Read-modify-write steps over several rows, one at a time.
+    /// Held by a read-modify-write over participant rows
+    /// ([`Registry::suspend_enrollments_on_account`]) and by every write of
+    /// a participant row, so a rewrite never puts back a row another write
+    /// changed between its read and its write.
     rewriting: Mutex<()>,
 }
 
@@ -979,7 +982,9 @@ impl Registry {
     /// Writes `participant` durably.
     pub fn put(&self, id: &ParticipantId, participant: &Participant) -> Result<(), RegistryError> {
         let id = self.key.keyed(id);
-        self.backend.write(&[self.put_write(&id, participant)?])
+        let write = self.put_write(&id, participant)?;
+        let _not_during_a_rewrite = ledger::sync::lock(&self.rewriting);
+        self.backend.write(&[write])
     }
 }
 
@@ -1030,10 +1035,12 @@ impl Registry {
         let mut participant = participant.clone();
         participant.enrollments.retain(|e| e.role != role);
         let id = self.key.keyed(id);
-        self.backend.write(&[
+        let writes = [
             (Table::Refused, refused_key(&id, role), Some(Vec::new())),
             self.put_write(&id, &participant)?,
-        ])
+        ];
+        let _not_during_a_rewrite = ledger::sync::lock(&self.rewriting);
+        self.backend.write(&writes)
     }
 
     /// Suspends every approved `role` enrollment debiting or crediting
