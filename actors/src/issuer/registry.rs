@@ -43,7 +43,20 @@ pub enum RegistryError {
     /// The tables beside the log (PostgreSQL) failed.
     #[error("registry tables: {0}")]
     Tables(String),
+    /// The tables beside the log hold a registry, and its key file is not
+    /// there: a replacement issuer must be given the issuer's `registry.key`.
+    #[error(
+        "the registry in the tables beside the log needs its key, and {0} is missing: copy the issuer's registry.key"
+    )]
+    KeyMissing(String),
+    /// The key file is not the key the registry beside the log was made with.
+    #[error("registry.key is not the key of the registry beside the log")]
+    WrongKey,
 }
+
+/// Where the tables hold the check of the registry key.
+const KEY_CHECK_TABLE: &str = "registry/key_check";
+const KEY_CHECK_ROW: &[u8] = b"key";
 
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
@@ -169,6 +182,8 @@ struct RegistryKey {
     sessions: SessionSeal,
     /// What the card agency's rows beside the log are sealed with.
     card_agency: CardAgencySeal,
+    /// HMAC of a constant under the key: tells the key apart from another.
+    check: [u8; 32],
 }
 
 impl RegistryKey {
@@ -210,6 +225,7 @@ impl RegistryKey {
                 id_key: derive(b"vc/registry/card-agency-ids")?,
             }),
             id_key: derive(b"vc/registry/keyed-ids")?,
+            check: derive(b"vc/registry/key-check")?,
             seal: Aes256Gcm::new_from_slice(&seal_key)
                 .map_err(|_| RegistryError::Corrupt("registry key".into()))?,
         })
@@ -707,10 +723,34 @@ impl Registry {
     /// The registry in `tables` (beside a log in PostgreSQL), its key in
     /// the file `key_path` (made on first open; a replacement issuer brings
     /// the key it had: another key finds nobody and opens no account).
+    ///
+    /// The tables hold a check of the key (HMAC-SHA256 of a constant under
+    /// it, which reveals nothing of it): an issuer started without the key
+    /// file, or with another key, is refused ([`RegistryError::KeyMissing`],
+    /// [`RegistryError::WrongKey`]) rather than serving an empty registry
+    /// under a new key.
     pub fn open_in(tables: Arc<dyn KvStore>, key_path: &Path) -> Result<Registry, RegistryError> {
+        let check = tables
+            .get(KEY_CHECK_TABLE, KEY_CHECK_ROW)
+            .map_err(kv_error)?;
+        if check.is_some() && !key_path.exists() {
+            return Err(RegistryError::KeyMissing(key_path.display().to_string()));
+        }
+        let key = RegistryKey::read_or_create(key_path)?;
+        match check {
+            Some(found) if found.as_slice() != key.check.as_slice() => {
+                return Err(RegistryError::WrongKey);
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = KvBatch::new();
+                batch.put(KEY_CHECK_TABLE, KEY_CHECK_ROW, key.check.to_vec());
+                tables.write(&batch).map_err(kv_error)?;
+            }
+        }
         Ok(Registry {
             backend: Backend::Tables(tables),
-            key: RegistryKey::read_or_create(key_path)?,
+            key,
             rewriting: Mutex::new(()),
         })
     }
@@ -1290,10 +1330,24 @@ mod tests {
         assert!(registry.coins_of(&alice).expect("coins").is_empty());
         drop(registry);
 
-        // Another key finds nobody.
+        // Without its key, or with another, the registry does not open
+        // (rather than serve nobody under a new key).
+        let key = std::fs::read(&key_path).expect("key");
         std::fs::remove_file(&key_path).expect("rm key");
-        let other = Registry::open_in(tables, &key_path).expect("a new key");
-        assert_eq!(other.get(&alice).expect("get"), None);
+        assert!(matches!(
+            Registry::open_in(tables.clone(), &key_path),
+            Err(RegistryError::KeyMissing(_))
+        ));
+        assert!(!key_path.exists(), "a new key was made");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other_key = other_dir.path().join(REGISTRY_KEY_FILE);
+        drop(Registry::open(other_dir.path().join("registry.redb")).expect("another registry"));
+        assert!(matches!(
+            Registry::open_in(tables.clone(), &other_key),
+            Err(RegistryError::WrongKey)
+        ));
+        ledger::private_file::write_private(&key_path, &key).expect("key back");
+        assert!(Registry::open_in(tables, &key_path).is_ok());
     }
 
     #[test]
