@@ -488,10 +488,25 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     ledger::private_file::create_private_dir(&dir.join("iss")).expect("fresh directory");
     // The simulated bank keeps its books in the issuer's directory; a
     // real bank is another institution's, and outlives the issuer's disk.
-    for file in REPLACEMENT_FILES.iter().chain(&["bank.redb"]) {
+    let copy = |file: &str| {
         std::fs::copy(dir.join("iss-lost").join(file), dir.join("iss").join(file))
             .unwrap_or_else(|e| panic!("{file}: {e}"));
+    };
+    for file in REPLACEMENT_FILES.iter().chain(&["bank.redb"]) {
+        if *file != "registry.key" {
+            copy(file);
+        }
     }
+    // Without the registry key it refuses to start, rather than serve an
+    // empty registry under a new key.
+    let refused = run(dir, &SERVE_ISSUER);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("registry.key"),
+        "{said}"
+    );
+    assert!(!dir.join("iss").join("registry.key").exists());
+    copy("registry.key");
     let issuer = spawn(dir, &SERVE_ISSUER);
     wait_healthy(ip);
     for purse in purses.iter().chain([&holder]) {
