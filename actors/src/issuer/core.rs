@@ -715,6 +715,16 @@ impl IssuerCore {
         }
     }
 
+    /// With tables beside the log (PostgreSQL): one read, so that the
+    /// database lost while the issuer is idle stops it (their failure
+    /// trips the fail-stop) at the next housekeeping run, not at the next
+    /// payment.
+    pub(crate) fn probe_side_tables(&self) {
+        if let Some(tables) = &self.config.side_tables {
+            let _ = tables.get(super::registry::KEY_CHECK_TABLE, b"key");
+        }
+    }
+
     /// The issuer's fail-stop switch (for the threads it owns to bind).
     pub fn fail_stop(&self) -> &FailStop {
         &self.fail_stop

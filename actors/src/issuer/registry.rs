@@ -55,7 +55,7 @@ pub enum RegistryError {
 }
 
 /// Where the tables hold the check of the registry key.
-const KEY_CHECK_TABLE: &str = "registry/key_check";
+pub(crate) const KEY_CHECK_TABLE: &str = "registry/key_check";
 const KEY_CHECK_ROW: &[u8] = b"key";
 
 macro_rules! storage_from {
