@@ -37,11 +37,13 @@ use card_bridge::transfer::{SoftCash, SoftCashError, TransferId};
 use card_bridge::wire::{Direction, Outcome};
 use ledger::kv::{KvBatch, KvError, KvStore};
 use ledger::sync::lock;
-use ledger::{
-    Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, SpendCause, Timestamp, TxId,
-};
+use ledger::{Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
+use crate::card_decide::{
+    CardConflict, GuaranteeRefusal, decide_load_guarantee, load_events, settlement_event,
+    unload_events,
+};
 use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::registry::CardAgencySeal;
 use crate::issuer::{IssuerCore, IssuerError};
@@ -309,6 +311,14 @@ impl KvStore for SealedTables {
     }
 }
 
+/// The agency's domain answer to a record or settlement it does not hold.
+fn conflict(c: CardConflict) -> AgencyError {
+    match c {
+        CardConflict::Record | CardConflict::Settlement => AgencyError::Conflict,
+        CardConflict::Overflow => AgencyError::Overflow,
+    }
+}
+
 fn refused(e: impl std::fmt::Display) -> AgencyError {
     AgencyError::Refused(e.to_string())
 }
@@ -535,23 +545,14 @@ impl Agency for CardAgency<'_> {
             // append releases it, so this also re-takes it for a retry.
             let ids: Vec<_> = g.coins.iter().map(|c| c.id).collect();
             let inputs = self.core.commit.reserve(tx, &ids).map_err(refused)?;
-            if inputs != g.coins {
-                self.core.commit.abort(tx);
-                return Err(AgencyError::Conflict);
-            }
-            let event = rec.to_event(g.at).ok_or(AgencyError::Conflict)?;
-            self.commit(tx, &inputs, || {
-                Ok((
-                    vec![
-                        Event::CoinsSpent {
-                            coins: inputs.clone(),
-                            cause: SpendCause::CardLoad,
-                        },
-                        event,
-                    ],
-                    Vec::new(),
-                ))
-            })?;
+            let events = match load_events(rec, &g.coins, g.at, &inputs) {
+                Ok(events) => events,
+                Err(c) => {
+                    self.core.commit.abort(tx);
+                    return Err(conflict(c));
+                }
+            };
+            self.commit(tx, &inputs, || Ok((events, Vec::new())))?;
             tracing::info!(lus = %rec.lus, nt = rec.nt, "card load committed in the issuer's log");
         }
         self.record_final(g, rec)
@@ -586,21 +587,11 @@ impl Agency for CardAgency<'_> {
             return Err(AgencyError::Conflict);
         }
         let tx = card_unload_tx(rec.lus, &rec.card, rec.nt);
-        let event = rec.to_event(g.at).ok_or(AgencyError::Conflict)?;
         self.commit(tx, &[], || {
             let spec = unload_spec(rec.amount).ok_or(AgencyError::Overflow)?;
             let bodies = self.core.mint_bodies(&spec).map_err(refused)?;
-            Ok((
-                vec![
-                    event,
-                    Event::CoinsIssued {
-                        coins: bodies.clone(),
-                        holder: None,
-                        cause: IssueCause::CardUnload,
-                    },
-                ],
-                bodies,
-            ))
+            let events = unload_events(rec, g.at, &bodies).map_err(conflict)?;
+            Ok((events, bodies))
         })?;
         tracing::info!(lus = %rec.lus, nt = rec.nt, "card unload committed in the issuer's log");
         self.record_final(g, rec)
@@ -644,24 +635,8 @@ impl Agency for CardAgency<'_> {
             };
         }
         // The settlement must be the net of what this agency logged.
-        let mut loads = Amount::ZERO;
-        let mut unloads = Amount::ZERO;
-        for r in self.finished_records(settlement.lus, settlement.period)? {
-            if r.outcome != Outcome::Committed {
-                continue;
-            }
-            let sum = match r.direction {
-                Direction::Load => &mut loads,
-                Direction::Unload => &mut unloads,
-            };
-            *sum = sum
-                .checked_add(r.amount)
-                .map_err(|_| AgencyError::Overflow)?;
-        }
-        if (loads, unloads) != (settlement.loads, settlement.unloads) {
-            return Err(AgencyError::Conflict);
-        }
-        let event = settlement.to_event();
+        let finished = self.finished_records(settlement.lus, settlement.period)?;
+        let event = settlement_event(settlement, &finished).map_err(conflict)?;
         let tx = card_clear_tx(settlement.lus, settlement.period);
         let at = self.commit(tx, &[], || Ok((vec![event.clone()], Vec::new())))?;
         // A batch found from before a crash must be this settlement.
@@ -734,17 +709,20 @@ impl SoftCash for CardAgency<'_> {
                 Err(soft("another redeem holds this load"))
             };
         }
-        if load.direction() != Direction::Load || load.holder != transfer.holder_account() {
-            return Err(soft("not this transfer's load"));
-        }
-        if self.value_of(coins)? != load.amount() {
-            return Err(SoftCashError::AmountMismatch);
-        }
+        let value = self.value_of(coins)?;
         let now = self.core.now();
-        if bodies.iter().any(|b| b.is_expired_at(now)) {
-            return Err(SoftCashError::InvalidCoins(
-                "expired coins are refreshed, not loaded".into(),
-            ));
+        let holder = transfer.holder_account();
+        match decide_load_guarantee(load, &holder, &bodies, value, now) {
+            Ok(()) => {}
+            Err(GuaranteeRefusal::NotThisTransfersLoad) => {
+                return Err(soft("not this transfer's load"));
+            }
+            Err(GuaranteeRefusal::AmountMismatch) => return Err(SoftCashError::AmountMismatch),
+            Err(GuaranteeRefusal::Expired) => {
+                return Err(SoftCashError::InvalidCoins(
+                    "expired coins are refreshed, not loaded".into(),
+                ));
+            }
         }
         let tx = card_load_tx(load.lus, &load.l1.card, load.l1.nt);
         let ids: Vec<_> = bodies.iter().map(|b| b.id).collect();

@@ -36,6 +36,8 @@ mod actors;
 mod bank;
 #[cfg(not(loom))]
 mod card_agency;
+#[cfg(not(loom))]
+mod card_decide;
 mod constants;
 #[cfg(not(loom))]
 mod fail_stop;
@@ -53,7 +55,7 @@ mod timing;
 #[cfg(not(loom))]
 pub use actors::Issuer;
 #[cfg(not(loom))]
-pub use issuer::{IssuerConfig, IssuerCore, LogBackend, PurchaseStatus};
+pub use issuer::{IssuerConfig, IssuerCore, LogBackend, PurchaseStatus, RedbBackendOpener};
 // Key epochs: what an epoch is, how one ends, how long an ending waits for
 // the validations in flight.
 #[cfg(not(loom))]
@@ -92,8 +94,6 @@ pub use card_agency::{CardAgency, CardAgencyError};
 pub use actors::BREAK_INVARIANT_ENV;
 #[cfg(not(loom))]
 pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
-#[cfg(all(not(loom), feature = "crash-tests"))]
-pub use issuer::CrashPoint;
 
 // Timing and metrics: stage histograms and commit counters (`/metrics`,
 // bench).

@@ -42,11 +42,11 @@ use user_index::wire::{
 use user_index::{IndexError, IndexService, Outbox};
 
 use crate::body::{BodyLimits, message_response, read_message};
-use crate::client::{ClientConfig, ClientError, HttpClient};
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, POSTCARD};
 use crate::operator::{Authorized, KeyFingerprint, OperatorAuth, OperatorKey, OperatorRequest};
 use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+use client::client::{ClientConfig, ClientError, HttpClient};
 
 /// The route each operator's approval of a disclosure is signed for.
 pub const DISCLOSE_ROUTE: &str = "/admin/disclose";

@@ -47,226 +47,27 @@ use std::future::Future;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actors::{Bank, Issuer, IssuerConfig, IssuerCore, IssuerError, SimulatedBank, Stage};
-use ledger::{
-    Amount, BankAccount, KeyEpoch, ParticipantId, PublicKeyDer, Role, Standing, Timestamp,
-};
-use protocol::crypto::SuiteId;
 use protocol::flows::FlowError;
 use protocol::wire::WireMessage;
 use protocol::wire::enrollment::EnrollmentRequest;
-use protocol::wire::limits::SMALL_MESSAGE_BYTES_MAX;
 use protocol::wire::payment::{PaymentIssuance2, ValidationRequest};
 use protocol::wire::purchase::{PurchaseIssuance2, PurchasePoll, WRequest1, WRequest3};
 use protocol::wire::refund::RefundRequest;
 use protocol::wire::registration::RegisterRequest;
 use protocol::wire::status::HeldCoinStatusQuery;
-use serde::{Deserialize, Serialize};
 
+use crate::api::{
+    ApproveEnrollment, BankBalance, BankBalanceQuery, EpochErasedAnswer, EpochOpenedAnswer,
+    EpochRevokedAnswer, EraseEpoch, IssuerDescriptor, OpenBankAccount, OpenEpoch,
+    REVOKED_EPOCHS_MAX, RefuseEnrollment, RevokeEpoch, RevokedEpochs, SetStanding,
+};
 use crate::body::{BodyLimits, message_response, read_message};
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, POSTCARD};
-use crate::metrics::{MetricsSource, counter, gauge, stage_histograms};
+use crate::metrics::{MetricsSource, counter, gauge};
 use crate::operator::{OperatorRefusal, OperatorRequest};
 use crate::server::{self, ServerConfig, ServerHandle, ServerState, get_resource, post_resource};
-
-/// Who the issuer is: what a purse needs before its first request
-/// (`GET /v1/issuer`). Trust in it comes from the TLS connection it is
-/// read over, pinned to the issuer's authority (`tls-ca.pem`, handed out by
-/// the operator); the gateway only serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssuerDescriptor {
-    /// `ID_I`.
-    pub id_i: ParticipantId,
-    /// `PK_I`, SPKI DER.
-    pub public_key: PublicKeyDer,
-    pub suite: SuiteId,
-}
-
-impl WireMessage for IssuerDescriptor {
-    const NAME: &'static str = "IssuerDescriptor";
-    const BYTES_MAX: usize = SMALL_MESSAGE_BYTES_MAX;
-
-    fn validate(&self) -> Result<(), protocol::wire::WireError> {
-        if self.public_key.0.len() > ledger::constants::PUBLIC_KEY_DER_BYTES_MAX {
-            return Err(Self::invalid("public key too long"));
-        }
-        Ok(())
-    }
-}
-
-/// Most revoked epochs [`RevokedEpochs`] lists: far more than an issuer
-/// ever has unerased (an epoch's recoups end with its erasure).
-pub const REVOKED_EPOCHS_MAX: usize = 512;
-
-/// The key epochs revoked and not yet erased (`GET /v1/epochs/revoked`):
-/// those whose coins a holder recoups (`purse recoup` without `--epoch`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedEpochs {
-    pub epochs: Vec<KeyEpoch>,
-}
-
-impl WireMessage for RevokedEpochs {
-    const NAME: &'static str = "RevokedEpochs";
-    const BYTES_MAX: usize = SMALL_MESSAGE_BYTES_MAX;
-
-    fn validate(&self) -> Result<(), protocol::wire::WireError> {
-        if self.epochs.len() > REVOKED_EPOCHS_MAX {
-            return Err(Self::invalid("too many revoked epochs"));
-        }
-        Ok(())
-    }
-}
-
-/// The operator's approval of a pending enrollment
-/// (`varietycash issuer enroll approve ID ROLE`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApproveEnrollment {
-    pub id: ParticipantId,
-    pub role: Role,
-}
-
-impl WireMessage for ApproveEnrollment {
-    const NAME: &'static str = "ApproveEnrollment";
-    const BYTES_MAX: usize = 256;
-}
-
-/// The operator's refusal of a pending enrollment
-/// (`varietycash issuer enroll refuse ID ROLE`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefuseEnrollment {
-    pub id: ParticipantId,
-    pub role: Role,
-}
-
-impl WireMessage for RefuseEnrollment {
-    const NAME: &'static str = "RefuseEnrollment";
-    const BYTES_MAX: usize = 256;
-}
-
-/// The operator suspends, revokes or reinstates (`Active`) a participant
-/// (`varietycash issuer participant suspend|revoke|reinstate ID`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetStanding {
-    pub id: ParticipantId,
-    pub standing: Standing,
-}
-
-impl WireMessage for SetStanding {
-    const NAME: &'static str = "SetStanding";
-    const BYTES_MAX: usize = 256;
-}
-
-/// The operator opens an account at the simulated bank (which lives in
-/// the issuer's process: its debits and credits are the issuer's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenBankAccount {
-    pub account: BankAccount,
-    pub balance: Amount,
-}
-
-impl WireMessage for OpenBankAccount {
-    const NAME: &'static str = "OpenBankAccount";
-    const BYTES_MAX: usize = 256;
-}
-
-/// The operator asks an account's balance at the simulated bank.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BankBalanceQuery {
-    pub account: BankAccount,
-}
-
-impl WireMessage for BankBalanceQuery {
-    const NAME: &'static str = "BankBalanceQuery";
-    const BYTES_MAX: usize = 256;
-}
-
-/// An account's balance at the simulated bank.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BankBalance {
-    pub balance: Amount,
-}
-
-impl WireMessage for BankBalance {
-    const NAME: &'static str = "BankBalance";
-    const BYTES_MAX: usize = 32;
-}
-
-/// The operator opens the next mint key epoch now, on a serving issuer
-/// (`varietycash issuer epoch open`). It carries nothing: each request opens
-/// one epoch, so a client sends it once, without retries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenEpoch {}
-
-impl WireMessage for OpenEpoch {
-    const NAME: &'static str = "OpenEpoch";
-    const BYTES_MAX: usize = 16;
-}
-
-/// The epoch an [`OpenEpoch`] opened: new coins are minted under it, expire
-/// at `coins_expire_at`, and may be refreshed until `grace_ends_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EpochOpenedAnswer {
-    pub epoch: KeyEpoch,
-    pub coins_expire_at: Timestamp,
-    pub grace_ends_at: Timestamp,
-}
-
-impl WireMessage for EpochOpenedAnswer {
-    const NAME: &'static str = "EpochOpenedAnswer";
-    const BYTES_MAX: usize = 64;
-}
-
-/// The operator revokes a key epoch (`varietycash issuer epoch revoke`):
-/// its coins are accepted only by recoups from then on. Idempotent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokeEpoch {
-    pub epoch: KeyEpoch,
-}
-
-impl WireMessage for RevokeEpoch {
-    const NAME: &'static str = "RevokeEpoch";
-    const BYTES_MAX: usize = 16;
-}
-
-/// A revoked epoch: the value its recoups could pay out when it was
-/// revoked, and what they may still pay out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EpochRevokedAnswer {
-    pub epoch: KeyEpoch,
-    pub owed: ledger::Amount,
-    pub still_owed: ledger::Amount,
-}
-
-impl WireMessage for EpochRevokedAnswer {
-    const NAME: &'static str = "EpochRevokedAnswer";
-    const BYTES_MAX: usize = 64;
-}
-
-/// The operator erases a key epoch past its grace (`varietycash issuer
-/// epoch erase`); the housekeeper does it on its own too. Idempotent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EraseEpoch {
-    pub epoch: KeyEpoch,
-}
-
-impl WireMessage for EraseEpoch {
-    const NAME: &'static str = "EraseEpoch";
-    const BYTES_MAX: usize = 16;
-}
-
-/// An erased epoch: the spent coins erased, named through log record `through`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EpochErasedAnswer {
-    pub epoch: KeyEpoch,
-    pub through: ledger::Seq,
-    pub n_coins: u64,
-    pub value: ledger::Amount,
-}
-
-impl WireMessage for EpochErasedAnswer {
-    const NAME: &'static str = "EpochErasedAnswer";
-    const BYTES_MAX: usize = 64;
-}
+use crate::stage_metrics::stage_histograms;
 
 /// What the issuer's routes share.
 struct IssuerState {
@@ -375,7 +176,7 @@ impl IssuerRuntime {
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
-                Err(GatewayError::Issuer(e))
+                Err(GatewayError::Issuer(Box::new(e)))
             }
             Err(_) => {
                 let _ = thread.join();
@@ -1174,27 +975,5 @@ impl MetricsSource for IssuerMetrics {
                 f64::from(epoch.0),
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use protocol::wire::{decode, encode};
-
-    use super::*;
-
-    // A list of revoked epochs decodes within its bound, and a longer one
-    // is refused, whatever the issuer (or a man in the middle) sends.
-    #[test]
-    fn a_revoked_epoch_list_is_bounded() {
-        let within = RevokedEpochs {
-            epochs: (0..REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
-        };
-        assert!(encode(&within).len() <= RevokedEpochs::BYTES_MAX);
-        assert_eq!(decode::<RevokedEpochs>(&encode(&within)), Ok(within));
-        let beyond = RevokedEpochs {
-            epochs: (0..=REVOKED_EPOCHS_MAX as u32).map(KeyEpoch).collect(),
-        };
-        assert!(decode::<RevokedEpochs>(&encode(&beyond)).is_err());
     }
 }

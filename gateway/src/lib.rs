@@ -1,84 +1,32 @@
-//! HTTP: the issuer's gateway, the merchant server and the client purses and
-//! merchants use.
+//! The issuer's gateway: the issuer over HTTP.
 //!
 //! - [`issuer`]: [`serve_issuer`] puts an [`actors::Issuer`] behind
 //!   actix-web, one POST route per protocol step (`/v1/register`,
 //!   `/v1/purchase/1`, `/v1/validate`, ...), bodies in postcard under
-//!   [`media::POSTCARD`]; [`IssuerRuntime`] runs the issuer's actors for
-//!   callers without an actix system.
-//! - [`merchant`]: [`serve_merchant`] runs a shop: HTML pages, invoices
-//!   ([`media::INVOICE`]), and a pay endpoint that validates the payer's
-//!   coins with the issuer and keeps what it gets in the merchant's purse.
-//! - [`client`]: [`IssuerClient`] and [`MerchantClient`], blocking HTTP/1.1
-//!   clients with timeouts and typed errors; a retry re-sends the same bytes.
-//! - [`wallet`]: [`Wallet`], a participant's purse driven over HTTP (buy,
-//!   pay, change, refresh, redeem, refund), journaled before every message and
-//!   resumable.
-//! - [`server`]: what both servers share: [`ServerConfig`] (limits and
-//!   timeouts), [`ServerHandle`], the in-flight limit (503 + Retry-After),
-//!   `GET /health` and `GET /metrics` ([`metrics`]).
-//! - [`media`]: media types and the typed error body [`ErrorBody`] every 4xx
-//!   and 5xx carries.
-//! - [`operator`]: signed [`operator::OperatorRequest`]s, the keys a server
-//!   accepts ([`OperatorAuth`]) with their replay store, and the `/metrics`
-//!   [`ScrapeToken`].
-//! - [`sources`]: limits per source address ([`SourceLimits`]).
-//! - [`tls`]: the issuer's TLS authority ([`TlsAuthority`]), what clients
-//!   pin ([`IssuerCa`]) and what servers present ([`TlsIdentity`]).
-//! - [`purse_ui`]: the purse page on 127.0.0.1 for its owner's browser
-//!   (`varietycash purse ui`); [`dashboard`]: the operator's dashboard on
-//!   the issuer's gateway; [`web_session`]: the one-time secrets, session
-//!   cookies, CSRF tokens and page headers the browser-facing routes share
-//!   (pages rendered by `vc-web`).
+//!   `client::media::POSTCARD`; [`IssuerRuntime`] runs the issuer's actors
+//!   for callers without an actix system.
+//! - [`dashboard`]: the operator's dashboard on the issuer's gateway.
+//! - [`index`]: the user index served over HTTP, and the issuer's log of
+//!   disclosures.
+//! - `stage_metrics`: the issuer's stage timings on `/metrics`.
 //!
-//! **Architecture invariant:** a browser-facing route answers only the
-//! session handed out for its one-time link or, for the dashboard, for a
-//! grant signed with a listed operator key; the purse page's forms only
-//! with the session's CSRF token and its own `Origin`.
+//! The server plumbing (limits, TLS, bodies, typed errors, metrics,
+//! operator requests) and the API's messages are `vc-client`'s, shared with
+//! the merchant server and the purse page; the clients purses and
+//! merchants use live there too, so none of them links the issuer.
 //!
 //! **Architecture invariant:** the peer's address authorizes nothing: the
 //! operator routes answer signed requests of listed keys only.
-//!
-//! **Architecture invariant:** only this crate speaks HTTP. Nothing read
-//! from a socket is decoded except by `protocol::wire::decode` under the
-//! message's own size limit, after the body was read under that same limit
-//! and a time limit; no input makes a handler panic.
 
-pub mod body;
-pub mod card;
-pub mod client;
-pub mod constants;
+// The plumbing's modules by their own names, so that `crate::server`,
+// `crate::body`, ... read the same here as in the merchant server.
+use client::{
+    api, body, card, constants, error, media, metrics, operator, server, sources, web_session,
+};
+
 pub mod dashboard;
-pub mod error;
 pub mod index;
 pub mod issuer;
-pub mod media;
-pub mod merchant;
-pub mod metrics;
-pub mod operator;
-pub mod purse_ui;
-pub mod server;
-pub mod sources;
-pub mod tls;
-pub mod wallet;
-pub mod web_session;
+mod stage_metrics;
 
-pub use client::{ClientConfig, ClientError, ClientTls, IssuerClient, MerchantClient};
-pub use error::{ApiError, GatewayError};
-pub use issuer::{
-    EpochErasedAnswer, EpochOpenedAnswer, EpochRevokedAnswer, EraseEpoch, IssuerDescriptor,
-    IssuerRuntime, OpenEpoch, REVOKED_EPOCHS_MAX, RevokeEpoch, RevokedEpochs, serve_issuer,
-    serve_issuer_with_bank,
-};
-pub use media::{ErrorBody, ErrorCode};
-pub use merchant::{
-    CatalogItem, ClientLimits, CollectOption, MerchantConfig, serve_merchant,
-    serve_merchant_with_limits,
-};
-pub use operator::{NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
-pub use server::{ServerConfig, ServerHandle};
-pub use sources::SourceLimits;
-pub use tls::{IssuerCa, TlsAuthority, TlsError, TlsIdentity};
-pub use wallet::{
-    PaymentExpectation, PurchaseOutcome, RefundOutcome, ResumeReport, Wallet, WalletError,
-};
+pub use issuer::{IssuerRuntime, serve_issuer, serve_issuer_with_bank};

@@ -606,6 +606,19 @@ impl postcard::ser_flavors::Flavor for CompareFlavor<'_> {
     }
 }
 
+/// The digest a [`Event::SpentCoinsErased`] carries: SHA-256 over the
+/// erased coin ids, 16 bytes each, in the order given (ascending, for an
+/// erasure). The coin-status projection computes it when it plans an
+/// erasure, the auditor when it checks one.
+pub fn erasure_digest<'a>(ids: impl IntoIterator<Item = &'a CoinId>) -> Hash32 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+    }
+    Hash32(h.finalize().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,13 @@
 //!   plan arms them, for [`StoreFault::FsyncFails`]: the pages redb wrote
 //!   stay in the file (a process crash keeps them), and whether the commit
 //!   survives the restart is up to redb's commit protocol, as it would be.
+//! - [`DyingFile`]: a redb storage backend around the real file that dies
+//!   once a [`DiskDeath`] it shares with the test has let a chosen number of
+//!   writes through: that write and every write, resize and fsync after it
+//!   fail. Under a projection, a session store or any other redb file it
+//!   stops the writer in the middle of a transaction's commit (a batch of
+//!   projection records, an erasure's removals), as a crash would; the
+//!   file is reopened on the plain file to recover.
 //!
 //! Nothing here is built without the feature: production builds have no
 //! fault points.
@@ -242,6 +249,142 @@ impl StorageBackend for FaultyFile {
     }
 }
 
+/// When a [`DyingFile`] dies: shared with the test, which arms it and asks
+/// whether it has.
+#[derive(Debug)]
+pub struct DiskDeath {
+    /// Writes still let through; `u64::MAX` while unarmed.
+    writes_left: AtomicU64,
+    dead: AtomicBool,
+}
+
+impl DiskDeath {
+    /// Unarmed: every write goes through until [`DiskDeath::arm`].
+    pub fn new() -> Arc<DiskDeath> {
+        Arc::new(DiskDeath {
+            writes_left: AtomicU64::new(u64::MAX),
+            dead: AtomicBool::new(false),
+        })
+    }
+
+    /// The file dies at the write after the next `writes`.
+    pub fn arm(&self, writes: u64) {
+        self.writes_left.store(writes, Ordering::SeqCst);
+    }
+
+    /// Dies now: the next write fails.
+    pub fn kill(&self) {
+        self.arm(0);
+    }
+
+    /// Whether the file has died (a write was refused).
+    pub fn has_died(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    fn spend_write(&self) -> Result<(), std::io::Error> {
+        if self.has_died() {
+            return Err(std::io::Error::other("injected crash: the writer is dead"));
+        }
+        let spent = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+                u64::MAX => Some(u64::MAX),
+                left => left.checked_sub(1),
+            });
+        if spent.is_err() {
+            self.dead.store(true, Ordering::SeqCst);
+            return Err(std::io::Error::other("injected crash: the disk died"));
+        }
+        Ok(())
+    }
+
+    fn refuse_if_dead(&self) -> Result<(), std::io::Error> {
+        if self.has_died() {
+            return Err(std::io::Error::other("injected crash: the writer is dead"));
+        }
+        Ok(())
+    }
+}
+
+/// The real file under redb, dying as its [`DiskDeath`] says. Reads keep
+/// working (the pages written before the death are in the file, as a
+/// crashed process leaves them).
+#[derive(Debug)]
+pub struct DyingFile {
+    inner: FileBackend,
+    death: Arc<DiskDeath>,
+}
+
+impl DyingFile {
+    pub fn new(file: File, death: Arc<DiskDeath>) -> Result<DyingFile, std::io::Error> {
+        Ok(DyingFile {
+            inner: FileBackend::new(file).map_err(std::io::Error::other)?,
+            death,
+        })
+    }
+
+    /// Opens (creating it 0600 if absent) the file at `path` for a redb
+    /// database.
+    pub fn open(
+        path: &std::path::Path,
+        death: Arc<DiskDeath>,
+    ) -> Result<DyingFile, std::io::Error> {
+        crate::private_file::ensure_private_file(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        DyingFile::new(file, death)
+    }
+}
+
+impl StorageBackend for DyingFile {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.death.spend_write()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.death.refuse_if_dead()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.death.spend_write()?;
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.inner.close()
+    }
+    fn try_lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, redb::BackendError> {
+        self.inner.try_lock_range(s, e)
+    }
+    fn try_lock_shared_range(
+        &self,
+        s: Bound<u64>,
+        e: Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.inner.try_lock_shared_range(s, e)
+    }
+    fn lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), redb::BackendError> {
+        self.inner.lock_range(s, e)
+    }
+    fn lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), redb::BackendError> {
+        self.inner.lock_shared_range(s, e)
+    }
+    fn unlock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), redb::BackendError> {
+        self.inner.unlock_range(s, e)
+    }
+    fn query_lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, redb::BackendError> {
+        self.inner.query_lock_range(s, e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +435,46 @@ mod tests {
             assert!(store.head().is_err(), "{fault:?}");
             assert!(store.read(Seq(1), 10).is_err(), "{fault:?}");
         }
+    }
+
+    /// A redb file on a `DyingFile`: writes pass until armed; the commit
+    /// that meets the death fails, every later one too; the file reopened
+    /// plain holds a whole commit, never part of one.
+    #[test]
+    fn a_dying_file_fails_the_commit_it_dies_in_and_every_later_one() {
+        use redb::{Builder, TableDefinition};
+        const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dying.redb");
+        let death = DiskDeath::new();
+        let write = |db: &redb::Database, n: u64| -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            {
+                let mut t = txn.open_table(T)?;
+                for k in 0..n {
+                    t.insert(k, n)?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        {
+            let db = Builder::new()
+                .create_with_backend(DyingFile::open(&path, death.clone()).expect("file"))
+                .expect("db");
+            write(&db, 10).expect("unarmed");
+            death.arm(1);
+            assert!(write(&db, 500).is_err(), "the commit meets the death");
+            assert!(death.has_died());
+            assert!(write(&db, 3).is_err(), "a dead disk takes nothing more");
+        }
+        let db = redb::Database::create(&path).expect("reopens plain");
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+        let t = txn.open_table(T).expect("table");
+        let first = t.get(0).expect("get").map(|v| v.value());
+        assert!(
+            first == Some(10) || first == Some(500),
+            "a whole commit: {first:?}"
+        );
     }
 }

@@ -61,7 +61,7 @@ pub use conservation::{ConservationError, Flows, Totals};
 pub use event::{
     BankRejection, Checkpoint, DisclosureSubject, Event, EventDecodeError, IssueCause,
     PUBLISHED_HEAD_MAGIC, PaymentOption, PublicKeyDer, PublishedHeadError, SignatureBytes,
-    SpendCause, Standing,
+    SpendCause, Standing, erasure_digest,
 };
 pub use group_commit::{Ack, GroupCommit, GroupCommitConfig, QueueFull, SealAck, Sealer, Sealing};
 pub use ids::{

@@ -43,6 +43,20 @@ impl MemoryStore {
         lock(&self.state).appends_before_failure = Some(n);
     }
 
+    /// A log holding `records` as they are, read by position whatever
+    /// seq, hash or order they claim: a log as a forger left it, for the
+    /// auditor's tests (feature `testkit`).
+    #[cfg(feature = "testkit")]
+    pub fn from_raw_records(records: Vec<RawRecord>) -> MemoryStore {
+        MemoryStore {
+            state: Mutex::new(State {
+                records,
+                appends_before_failure: None,
+            }),
+            watch: HeadWatch::default(),
+        }
+    }
+
     /// Changes the stored event bytes of record `seq` with `tamper`, as a
     /// corrupting disk or a forger would. Returns false if there is no such record.
     pub fn tamper_with(&self, seq: Seq, tamper: impl FnOnce(&mut RawRecord)) -> bool {

@@ -1,6 +1,10 @@
-//! Random and sample events for tests, in this crate and others (cargo
-//! feature `testkit`): a proptest [`Strategy`] for every [`Event`] variant,
-//! within the limits [`Event::validate`] enforces, and batches of them.
+//! What tests of this crate and others share (cargo feature `testkit`):
+//! a proptest [`Strategy`] for every [`Event`] variant, within the limits
+//! [`Event::validate`] enforces, and batches of them; the one generator of
+//! valid histories ([`History`], module `history`); the in-memory store's
+//! test helpers ([`StoreExt`], [`crate::MemoryStore::from_raw_records`]);
+//! the `EventStore` conformance suite; and the test clocks
+//! ([`ManualClock`], [`ForwardClock`]).
 
 use proptest::collection::vec;
 use proptest::option;
@@ -17,7 +21,36 @@ use crate::ids::{
     SealedIdentity, Timestamp, TxId,
 };
 use crate::money::{Amount, CoinSpec, Denomination};
-use crate::store::{Batch, Hash32, Seq};
+use crate::store::{Batch, EventStore, Hash32, Seq, StoredRecord};
+
+mod history;
+
+pub use history::{
+    ACCOUNTS, EPOCH_SECS, EpochModel, GRACE_SECS, HISTORY_START, HISTORY_STEP_SECS, History,
+    PARTICIPANTS, busy_ops, coin_id, participant, seal, seal_account, seal_identity, unseal,
+};
+
+/// What tests do with any store (the in-memory one above all) beyond the
+/// trait: append a batch of events without building it, read it all back.
+pub trait StoreExt {
+    /// Appends `events` as one batch (its transaction id derived from the
+    /// next seq, its time [`SAMPLE_EPOCH_SECS`] plus that seq); returns the
+    /// seq of its first record.
+    fn append_events(&self, events: Vec<Event>) -> Seq;
+    /// Every record, from seq 1.
+    fn all(&self) -> Vec<StoredRecord>;
+}
+
+impl<S: EventStore + ?Sized> StoreExt for S {
+    fn append_events(&self, events: Vec<Event>) -> Seq {
+        history::append_events(self, events)
+    }
+
+    #[allow(clippy::expect_used)]
+    fn all(&self) -> Vec<StoredRecord> {
+        self.read(Seq(1), usize::MAX).expect("read")
+    }
+}
 
 /// Coins per generated coin event: enough to exercise the vectors, few
 /// enough to keep cases fast.

@@ -104,10 +104,6 @@ pub enum ProjectionError {
     UnknownTable(&'static str),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// Stopped at an injected crash point (crash tests only):
-    /// [`crate::ProjectionDb::crash_after_writes`].
-    #[error("stopped at a crash point (crash tests)")]
-    Crashed,
 }
 
 macro_rules! from_redb {

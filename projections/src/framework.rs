@@ -13,24 +13,22 @@
 //! [`ProjectionDb::rebuild`] drops the file and replays the whole log, which
 //! gives the same tables as applying incrementally (tested).
 //!
-//! Crash points (crash tests): [`ProjectionDb::crash_after_writes`] makes
-//! the apply transaction in which that many more table writes have been
-//! made stop dead, mid-record or mid-batch (in the middle of an erasure's
-//! removals, say), committing nothing, as a crash would.
+//! [`ProjectionDb::open_on_backend`] puts the file on another redb storage
+//! backend: crash tests give it one that dies in the middle of a commit
+//! (`ledger::fault::DyingFile`), so a crash mid-batch or mid-erasure is
+//! tested on this code unchanged.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::time::Duration;
 
 use ledger::{EventStore, Record, Seq, StoredRecord, Tail};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Builder, Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+};
 
 use crate::constants::CATCH_UP_RECORDS_MAX;
 use crate::error::ProjectionError;
-use crate::state::{
-    MemoryState, RedbReadState, RedbWriteState, StateRead, StateWrite, TableName, Visit,
-};
+use crate::state::{MemoryState, RedbReadState, RedbWriteState, StateRead, StateWrite, TableName};
 
 /// A read model fed from the log.
 ///
@@ -62,62 +60,6 @@ pub struct ProjectionDb<P: Projection> {
     db: Database,
     path: PathBuf,
     projection: P,
-    /// Table writes left before applying stops at the crash point;
-    /// [`NO_CRASH`] in production.
-    crash_after_writes: AtomicU64,
-}
-
-/// The crash point is not armed.
-const NO_CRASH: u64 = u64::MAX;
-
-/// The state an apply transaction writes through when a crash point is
-/// armed: the write after the allowed ones fails with
-/// [`ProjectionError::Crashed`], and so does every one after it.
-struct CrashingWrite<'a> {
-    inner: &'a mut dyn StateWrite,
-    writes_left: &'a AtomicU64,
-}
-
-impl CrashingWrite<'_> {
-    fn spend_write(&mut self) -> Result<(), ProjectionError> {
-        let spent = self
-            .writes_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            });
-        if spent.is_err() {
-            tracing::warn!("projection apply stopped at the crash point");
-            return Err(ProjectionError::Crashed);
-        }
-        Ok(())
-    }
-}
-
-impl StateRead for CrashingWrite<'_> {
-    fn get(&self, table: TableName, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
-        self.inner.get(table, key)
-    }
-
-    fn scan_prefix(
-        &self,
-        table: TableName,
-        prefix: &[u8],
-        visit: &mut Visit<'_>,
-    ) -> Result<(), ProjectionError> {
-        self.inner.scan_prefix(table, prefix, visit)
-    }
-}
-
-impl StateWrite for CrashingWrite<'_> {
-    fn put(&mut self, table: TableName, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
-        self.spend_write()?;
-        self.inner.put(table, key, value)
-    }
-
-    fn remove(&mut self, table: TableName, key: &[u8]) -> Result<bool, ProjectionError> {
-        self.spend_write()?;
-        self.inner.remove(table, key)
-    }
 }
 
 impl<P: Projection> ProjectionDb<P> {
@@ -128,6 +70,28 @@ impl<P: Projection> ProjectionDb<P> {
         // identities: 0600 before redb opens the file.
         ledger::private_file::ensure_private_file(&path)?;
         let db = Database::create(&path)?;
+        ProjectionDb::init(db, path, projection)
+    }
+
+    /// [`ProjectionDb::open`] on `backend` rather than the plain file at
+    /// `path` (which [`ProjectionDb::rebuild`] still replaces): the caller
+    /// opened the file under it, crash tests on a backend that dies.
+    pub fn open_on_backend(
+        path: impl AsRef<Path>,
+        backend: Box<dyn StorageBackend>,
+        projection: P,
+    ) -> Result<ProjectionDb<P>, ProjectionError> {
+        let path = path.as_ref().to_path_buf();
+        ledger::private_file::ensure_private_file(&path)?;
+        let db = Builder::new().create_with_backend(Boxed(backend))?;
+        ProjectionDb::init(db, path, projection)
+    }
+
+    fn init(
+        db: Database,
+        path: PathBuf,
+        projection: P,
+    ) -> Result<ProjectionDb<P>, ProjectionError> {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -165,17 +129,7 @@ impl<P: Projection> ProjectionDb<P> {
             db,
             path,
             projection,
-            crash_after_writes: AtomicU64::new(NO_CRASH),
         })
-    }
-
-    /// Crash tests: after `writes` more table writes (over however many
-    /// transactions), applying stops dead at the next one: that
-    /// transaction and every later one return [`ProjectionError::Crashed`]
-    /// and commit nothing, as a crash in the middle of applying would.
-    /// Reopen the file to recover.
-    pub fn crash_after_writes(&self, writes: u64) {
-        self.crash_after_writes.store(writes, Ordering::SeqCst);
     }
 
     /// Opens the file and catches up; if the file is of an older format,
@@ -258,17 +212,7 @@ impl<P: Projection> ProjectionDb<P> {
             applied_before = read_seq(meta.get(META_APPLIED_SEQ)?.map(|v| v.value().to_vec()))?;
             applied = applied_before;
             let mut redb_state = RedbWriteState::open(&txn, P::TABLES)?;
-            let mut crashing;
-            let state: &mut dyn StateWrite =
-                if self.crash_after_writes.load(Ordering::SeqCst) == NO_CRASH {
-                    &mut redb_state
-                } else {
-                    crashing = CrashingWrite {
-                        inner: &mut redb_state,
-                        writes_left: &self.crash_after_writes,
-                    };
-                    &mut crashing
-                };
+            let state: &mut dyn StateWrite = &mut redb_state;
             for record in records {
                 if record.seq <= applied {
                     continue;
@@ -406,5 +350,72 @@ pub fn replay_in_memory<P: Projection>(
             projection.apply(&mut state, record)?;
             applied = record.seq;
         }
+    }
+}
+
+/// A boxed backend, as redb's builder takes one by value.
+#[derive(Debug)]
+struct Boxed(Box<dyn StorageBackend>);
+
+impl StorageBackend for Boxed {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.0.close()
+    }
+    fn try_lock_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.try_lock_range(s, e)
+    }
+    fn try_lock_shared_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.try_lock_shared_range(s, e)
+    }
+    fn lock_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.0.lock_range(s, e)
+    }
+    fn lock_shared_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.0.lock_shared_range(s, e)
+    }
+    fn unlock_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.0.unlock_range(s, e)
+    }
+    fn query_lock_range(
+        &self,
+        s: std::ops::Bound<u64>,
+        e: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.0.query_lock_range(s, e)
     }
 }

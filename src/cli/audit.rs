@@ -109,7 +109,7 @@ fn read_expected_head(
         };
         let mut config = transport.client_config(None)?;
         config.response_bytes_max = SIGNED_HEAD_BYTES_MAX as usize;
-        let client = gateway::client::HttpClient::new(&format!("{scheme}://{host}"), config)
+        let client = client::client::HttpClient::new(&format!("{scheme}://{host}"), config)
             .with_context(|| format!("the signed head's URL {source}"))?;
         client
             .get_text(path)

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gateway::IssuerClient;
+use client::IssuerClient;
 use ledger::{Amount, BankAccount};
 
 use super::common::{TransportArgs, parse_account};

@@ -443,7 +443,7 @@ fn refuse_if_bound(dir: &Path) -> anyhow::Result<()> {
 /// it serves, else opened in this process.
 enum IssuerAgency<'a> {
     Local(CardAgency<'a>),
-    Remote(gateway::card::RemoteAgency),
+    Remote(client::card::RemoteAgency),
 }
 
 macro_rules! delegate {
@@ -541,8 +541,8 @@ fn issuer_agency<'a>(
     let client_config = super::issuer::operator_client_config(issuer_dir, &transport)?;
     if let Some(url) = super::issuer::serving_issuer(issuer_dir, &file, None, &client_config)? {
         let key = super::issuer::read_operator_key(None, Some(issuer_dir))?;
-        let client = gateway::IssuerClient::new(&url, client_config)?.with_operator(key);
-        return Ok(IssuerAgency::Remote(gateway::card::RemoteAgency::new(
+        let client = client::IssuerClient::new(&url, client_config)?.with_operator(key);
+        return Ok(IssuerAgency::Remote(client::card::RemoteAgency::new(
             client,
         )));
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use gateway::{ClientConfig, IssuerCa, Wallet};
+use client::{ClientConfig, IssuerCa, Wallet};
 use ledger::{Amount, BankAccount, CoinSpec, Denomination, ParticipantId};
 use purse::{KdfParams, Passphrase, Purse, PurseKey};
 use serde::de::DeserializeOwned;

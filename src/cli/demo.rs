@@ -32,12 +32,12 @@ use actors::IssuerConfig;
 use actors::SimulatedBank;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use gateway::{
-    CatalogItem, ClientConfig, CollectOption, IssuerCa, IssuerClient, IssuerRuntime,
-    MerchantClient, MerchantConfig, NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome,
-    RefundOutcome, ServerConfig, ServerHandle, TlsAuthority, TlsIdentity, Wallet,
-    serve_issuer_with_bank, serve_merchant,
+use client::{
+    CatalogItem, ClientConfig, CollectOption, IssuerCa, IssuerClient, MerchantClient,
+    MerchantConfig, NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome, RefundOutcome,
+    ServerConfig, ServerHandle, TlsAuthority, TlsIdentity, Wallet, serve_merchant,
 };
+use gateway::{IssuerRuntime, serve_issuer_with_bank};
 use ledger::Clock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::SuiteId;
@@ -718,7 +718,7 @@ fn disclosure_steps(
     let index_server = serve_index(
         &demo_server()?,
         index.clone(),
-        gateway::client::HttpClient::new(&issuer.url, demo_client()?)?,
+        client::client::HttpClient::new(&issuer.url, demo_client()?)?,
     )
     .context("serving the user index")?;
     let client = IndexClient::new(&index_server.url(), demo_client()?)?;

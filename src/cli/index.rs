@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use client::{OperatorKey, ServerConfig, TlsIdentity};
 use gateway::index::{IndexClient, approvals, approve_disclosure, serve_index};
-use gateway::{OperatorKey, ServerConfig, TlsIdentity};
 use ledger::{CoinId, DisclosureSubject, PurchaseId};
 use protocol::crypto::PublicKey;
 use protocol::wire::{BoundedText, decode, encode};
@@ -175,7 +175,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening the index in {}", args.dir.display()))?,
     );
     let client_config = args.transport.client_config(None)?;
-    let issuer = gateway::client::HttpClient::new(&args.issuer, client_config)?;
+    let issuer = client::client::HttpClient::new(&args.issuer, client_config)?;
     let mut config = ServerConfig::new(args.listen);
     if !args.transport.insecure_http {
         let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
@@ -242,7 +242,7 @@ fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
         order.reason.as_str(),
         key.fingerprint().short(),
         args.out.display(),
-        gateway::constants::OPERATOR_REQUEST_WINDOW_SECS
+        client::constants::OPERATOR_REQUEST_WINDOW_SECS
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -251,7 +251,7 @@ fn disclose(args: DiscloseArgs) -> anyhow::Result<ExitCode> {
     let [first, second] = args.approvals.as_slice() else {
         bail!("a disclosure takes exactly two --approval files, by two different operators");
     };
-    let read = |path: &PathBuf| -> anyhow::Result<gateway::operator::OperatorRequest> {
+    let read = |path: &PathBuf| -> anyhow::Result<client::operator::OperatorRequest> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         decode(&bytes).with_context(|| format!("{} is not a signed approval", path.display()))
     };

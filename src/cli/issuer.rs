@@ -20,10 +20,11 @@ use actors::SimulatedBank;
 use actors::{FailStopPolicy, IssuerConfig};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{
-    ClientConfig, ClientTls, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey,
-    ScrapeToken, ServerConfig, SourceLimits, TlsAuthority, TlsIdentity, serve_issuer_with_bank,
+use client::{
+    ClientConfig, ClientTls, IssuerClient, NonceStore, OperatorAuth, OperatorKey, ScrapeToken,
+    ServerConfig, SourceLimits, TlsAuthority, TlsIdentity,
 };
+use gateway::{IssuerRuntime, serve_issuer_with_bank};
 use ledger::{ParticipantId, Role, Standing};
 use protocol::crypto::{PublicKey, SuiteId};
 use serde::{Deserialize, Serialize};
@@ -370,7 +371,7 @@ pub struct IssuerFile {
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
     /// What one source address may hold and ask (the defaults of
-    /// `gateway::constants` where a field is absent): raise them for
+    /// `client::constants` where a field is absent): raise them for
     /// merchants many of whose payments come from one address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_source: Option<PerSourceFile>,
@@ -725,7 +726,7 @@ pub(super) fn serving_issuer(
     )?;
     let descriptor = match probe.descriptor() {
         Ok(descriptor) => descriptor,
-        Err(gateway::ClientError::Transport { .. }) => return Ok(None),
+        Err(client::ClientError::Transport { .. }) => return Ok(None),
         Err(e) => bail!("{url} answers, but not as an issuer: {e}"),
     };
     let key_path = dir.join(PUBLIC_KEY_FILE);

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity};
+use client::{CatalogItem, CollectOption, MerchantConfig, ScrapeToken, ServerConfig, TlsIdentity};
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use protocol::flows::cash_out::{cash_out_request, verify_cash_out_receipt};
@@ -201,7 +201,7 @@ fn parse_item(s: &str) -> Result<CatalogItem, String> {
         .parse()
         .map_err(|e| format!("`{price}` is not a price: {e}"))?;
     let title = parts.next().unwrap_or(sku).trim();
-    if !gateway::merchant::is_valid_sku(sku) {
+    if !client::merchant::is_valid_sku(sku) {
         return Err(format!("`{sku}` is not a sku (letters, digits, - and _)"));
     }
     Ok(CatalogItem {
@@ -334,7 +334,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // finishes every journaled collection.
     actors::FailStop::new(actors::FailStopPolicy::ExitProcess).guard_whole_process();
     let (server, owner_link) =
-        gateway::merchant::serve_merchant_for_owner(&config, purse, Default::default())
+        client::merchant::serve_merchant_for_owner(&config, purse, Default::default())
             .with_context(|| format!("serving on {}", config.server.bind))?;
     println!(
         "{} serving {} item(s) at {} (Ctrl-C to stop)",

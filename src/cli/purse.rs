@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gateway::{
+use client::{
     ClientConfig, IssuerClient, PaymentExpectation, PurchaseOutcome, RefundOutcome, Wallet,
     WalletError,
 };
@@ -565,9 +565,9 @@ fn command(
         PurseCommand::Status => return coin_status(&open()?.1),
         PurseCommand::Ui { listen } => {
             let (_, wallet) = open()?;
-            let ui = gateway::purse_ui::serve_purse_ui(
+            let ui = client::purse_ui::serve_purse_ui(
                 wallet,
-                gateway::purse_ui::PurseUiConfig {
+                client::purse_ui::PurseUiConfig {
                     bind: listen,
                     default_account: place.account(None).ok(),
                     client: client()?,
@@ -602,7 +602,7 @@ fn command(
 /// [`HELD_COIN_STATUS_COINS_MAX`], each answer's signature and serials
 /// checked under the issuer's key. The purse is not changed: a status is
 /// advice, and only a refused spend or a refund moves its coins.
-fn coin_status(wallet: &gateway::Wallet) -> anyhow::Result<ExitCode> {
+fn coin_status(wallet: &client::Wallet) -> anyhow::Result<ExitCode> {
     use protocol::wire::status::{CoinState, HELD_COIN_STATUS_COINS_MAX, HeldCoinStatusQuery};
     let purse = wallet.purse();
     let info = purse

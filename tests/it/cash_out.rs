@@ -9,7 +9,7 @@ use crate::util;
 use std::path::Path;
 use std::process::Child;
 
-use gateway::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
+use client::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
 use ledger::ParticipantId;
 use protocol::crypto::SecretKey;
 use protocol::flows::cash_out::cash_out_request;

@@ -5,7 +5,7 @@
 
 use crate::util;
 
-use gateway::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
+use client::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
 use protocol::wire::BoundedVec;
 use protocol::wire::status::{CoinState, HeldCoinStatusQuery};
 use util::process::{alice_and_a_bookshop, ok, run, terminate};

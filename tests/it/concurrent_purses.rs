@@ -11,7 +11,7 @@ use crate::util;
 
 use std::time::{Duration, Instant};
 
-use gateway::{CollectOption, WalletError};
+use client::{CollectOption, WalletError};
 use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;
 use purse::CoinState;

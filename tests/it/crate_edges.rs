@@ -1,7 +1,8 @@
 //! The workspace's shape, checked: the dependency edges between our crates
 //! are exactly the table in ARCHITECTURE.md ("Dependency direction"), each
 //! with its reason, and every crate has one integration-test binary,
-//! `tests/it/main.rs`, that names every file beside it.
+//! `tests/it/main.rs`, that names every file beside it; and the parties'
+//! side (`vc-client`) does not reach the issuer.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -142,6 +143,112 @@ fn crate_edges_are_the_table_in_architecture_md_each_with_a_reason() {
          in a Cargo.toml, not in the table (add a row saying why): {unexplained:?}\n\
          in the table, not in any Cargo.toml (remove the row): {stale:?}\n\
          rows without a reason: {without_reason:?}"
+    );
+}
+
+/// What the parties' side must never link: the issuer (its actors, redb
+/// stores and read models), the issuer's gateway, the actor framework.
+const CLIENT_NEVER_REACHES: &[&str] = &[
+    "vc-actors",
+    "vc-projections",
+    "vc-gateway",
+    "vc-cluster",
+    "vc-pg-store",
+    "actix",
+];
+
+/// Every package `from` reaches in `Cargo.lock` (normal, build and, for our
+/// own crates, dev dependencies: a superset of what it links).
+fn reached_in_cargo_lock(from: &str) -> BTreeSet<String> {
+    let text = fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
+    let lock: toml::Table = text.parse().expect("Cargo.lock is TOML");
+    let packages = lock["package"]
+        .as_array()
+        .expect("Cargo.lock lists packages");
+    // "name version" -> its dependencies, as Cargo.lock writes them
+    // ("name", or "name version" when several versions are locked).
+    let mut deps_of = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let mut versions_of = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for p in packages {
+        let name = p["name"].as_str().expect("name").to_owned();
+        let version = p["version"].as_str().expect("version").to_owned();
+        let deps = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        deps_of.insert(format!("{name} {version}"), deps);
+        versions_of.entry(name).or_default().push(version);
+    }
+    let key = |dep: &str| -> String {
+        let mut words = dep.split_whitespace();
+        let name = words.next().expect("a dependency has a name");
+        match words.next() {
+            Some(version) => format!("{name} {version}"),
+            None => {
+                let versions = &versions_of[name];
+                assert_eq!(versions.len(), 1, "Cargo.lock: {name} is ambiguous");
+                format!("{name} {}", versions[0])
+            }
+        }
+    };
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![key(from)];
+    while let Some(next) = todo.pop() {
+        if !seen.insert(next.clone()) {
+            continue;
+        }
+        todo.extend(deps_of[&next].iter().map(|d| key(d)));
+    }
+    seen.into_iter()
+        .map(|k| k.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The purse and merchant code (`vc-client`: clients, wallet, merchant
+/// server, purse page) does not link the issuer: neither through our
+/// crates' manifests nor through anything `Cargo.lock` resolves for it.
+#[test]
+fn the_client_crate_does_not_reach_the_issuer() {
+    let edges = edges_in_manifests();
+    let mut reached = BTreeSet::new();
+    let mut todo = vec!["client".to_owned()];
+    while let Some(next) = todo.pop() {
+        for (from, to) in &edges {
+            if *from == next && reached.insert(to.clone()) {
+                todo.push(to.clone());
+            }
+        }
+    }
+    assert!(
+        reached.contains("protocol") && reached.contains("purse"),
+        "vc-client's manifest edges were not read: {reached:?}"
+    );
+    let in_manifests: Vec<_> = CLIENT_NEVER_REACHES
+        .iter()
+        .filter(|p| reached.contains(&short(p)))
+        .collect();
+    let locked = reached_in_cargo_lock("vc-client");
+    assert!(locked.contains("ureq"), "vc-client not found in Cargo.lock");
+    // The walk does find the issuer where it is.
+    let gateway = reached_in_cargo_lock("vc-gateway");
+    assert!(
+        gateway.contains("vc-actors") && gateway.contains("actix"),
+        "Cargo.lock's walk misses vc-gateway's issuer: {gateway:?}"
+    );
+    let in_lock: Vec<_> = CLIENT_NEVER_REACHES
+        .iter()
+        .filter(|p| locked.contains(**p))
+        .collect();
+    assert!(
+        in_manifests.is_empty() && in_lock.is_empty(),
+        "vc-client reaches the issuer: through our manifests {in_manifests:?}, \
+         in Cargo.lock {in_lock:?}"
     );
 }
 

@@ -10,7 +10,7 @@
 
 use crate::util;
 
-use gateway::{ClientConfig, IssuerCa, IssuerClient};
+use client::{ClientConfig, IssuerCa, IssuerClient};
 use ledger::{Amount, Coin, CoinBody, CoinId, CoinSpec, Denomination, KeyEpoch};
 use protocol::flows::payment::{PayeeOutcome, SelfPayment};
 use protocol::mint::Mint;

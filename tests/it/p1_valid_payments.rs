@@ -8,7 +8,7 @@
 
 use crate::util;
 
-use gateway::CollectOption;
+use client::CollectOption;
 use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;
 use util::{OPENING_MINOR, System, buy, item, minor, paper_spec};

@@ -7,7 +7,7 @@
 
 use crate::util;
 
-use gateway::{ClientConfig, MerchantClient};
+use client::{ClientConfig, MerchantClient};
 use ledger::{Amount, Coin, Role};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;

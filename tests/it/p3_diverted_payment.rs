@@ -6,7 +6,7 @@
 
 use crate::util;
 
-use gateway::{ClientConfig, MerchantClient};
+use client::{ClientConfig, MerchantClient};
 use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;

@@ -14,6 +14,7 @@ const CRATE_DIRS: &[&str] = &[
     "protocol",
     "actors",
     "projections",
+    "client",
     "gateway",
     "purse",
     "card-bridge",

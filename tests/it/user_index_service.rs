@@ -44,9 +44,9 @@ fn applied(dir: &Path, index_url: &str) -> u64 {
 
 /// The record the issuer's latest signed head covers (`GET /v1/log/head`).
 fn signed_head(issuer_url: &str, dir: &Path) -> u64 {
-    let ca = gateway::IssuerCa::read_pem(&dir.join("iss/tls-ca.pem")).expect("ca");
+    let ca = client::IssuerCa::read_pem(&dir.join("iss/tls-ca.pem")).expect("ca");
     let client =
-        gateway::IssuerClient::new(issuer_url, gateway::ClientConfig::pinned(ca)).expect("client");
+        client::IssuerClient::new(issuer_url, client::ClientConfig::pinned(ca)).expect("client");
     let text = client.http().get_text("/v1/log/head").expect("head");
     ledger::Checkpoint::parse_published_head(&text)
         .expect("a signed head")
@@ -245,7 +245,7 @@ fn the_user_index_is_its_own_service_and_discloses_only_under_dual_control() {
     assert!(!split.status.success(), "approvals of two orders disclosed");
     assert!(!contains(&split.stdout, b"alice"));
     // A key the issuer does not list: refused by the issuer, nothing logged.
-    let stranger = gateway::OperatorKey::generate().expect("key");
+    let stranger = client::OperatorKey::generate().expect("key");
     stranger.write(&dir.join("stranger.key")).expect("write");
     approve(dir, &coin, "iss/operator.key", "c1", "case 44");
     approve(dir, &coin, "stranger.key", "c2", "case 44");

@@ -5,7 +5,7 @@
 
 use crate::util;
 
-use gateway::PurchaseOutcome;
+use client::PurchaseOutcome;
 use ledger::{Amount, Role};
 use protocol::wire::RejectReason;
 use util::{System, paper_spec};

@@ -12,7 +12,7 @@ pub const DELIVERY_BYTES_TARGET: usize = 160 * 1024;
 pub const DISCLOSURE_REQUESTER_BYTES_MAX: usize = 64;
 /// Why (a case number, a warrant), in bytes.
 pub const DISCLOSURE_REASON_BYTES_MAX: usize = 120;
-/// One operator's approval, an encoded `gateway::operator::OperatorRequest`.
+/// One operator's approval, an encoded `client::operator::OperatorRequest`.
 pub const APPROVAL_BYTES_MAX: usize = 1024;
 /// A signature of the issuer (RSA up to 4096 bits).
 pub const SIGNATURE_BYTES_MAX: usize = 512;

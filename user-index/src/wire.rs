@@ -6,7 +6,7 @@
 //!   [`DeliveryAck`] with the index's applied seq, where the next delivery
 //!   starts.
 //! - [`DisclosureOrder`]: what two operators approve, each in a signed
-//!   operator request (`gateway::operator::OperatorRequest`) whose body it is.
+//!   operator request (`client::operator::OperatorRequest`) whose body it is.
 //! - [`DisclosureApprovals`] (operator's CLI → index `POST /admin/disclose`,
 //!   index → issuer `POST /admin/index/disclose`): the two approvals.
 //! - [`DisclosureLogged`] (issuer → index): the issuer's signed word that the

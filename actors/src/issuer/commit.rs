@@ -46,7 +46,6 @@ use ledger::{
 use crate::fail_stop::FailStop;
 use crate::idempotency::{CommitRef, IdempotencyTable};
 use crate::issuer::core::{IssuerError, LogState};
-use crate::issuer::crash::{CrashPoint, CrashSwitch};
 use crate::issuer::log_stats::CountedLog;
 use crate::shard::{CoinPresence, ReserveError, ShardSet};
 
@@ -101,7 +100,6 @@ pub(crate) struct CommitPath {
     idempotency: Arc<IdempotencyTable>,
     state: Arc<Mutex<LogState>>,
     fail_stop: FailStop,
-    crash: Arc<CrashSwitch>,
 }
 
 /// What the log writer's thread does once a batch is durable (or failed).
@@ -111,7 +109,6 @@ struct AfterAppend {
     idempotency: Arc<IdempotencyTable>,
     state: Arc<Mutex<LogState>>,
     fail_stop: FailStop,
-    crash: Arc<CrashSwitch>,
 }
 
 impl AfterAppend {
@@ -133,7 +130,6 @@ impl AfterAppend {
                 return Err(e.into());
             }
         };
-        self.crash.check(CrashPoint::AfterDurable)?;
         let fail_stop = self.fail_stop.clone();
         // A panic here is a broken invariant over a durable batch: the
         // shards or the state no longer match the log.
@@ -179,7 +175,6 @@ impl CommitPath {
         idempotency: Arc<IdempotencyTable>,
         state: Arc<Mutex<LogState>>,
         fail_stop: FailStop,
-        crash: Arc<CrashSwitch>,
     ) -> CommitPath {
         CommitPath {
             log: Arc::new(log),
@@ -187,7 +182,6 @@ impl CommitPath {
             idempotency,
             state,
             fail_stop,
-            crash,
         }
     }
 
@@ -281,16 +275,6 @@ impl CommitPath {
             self.shards.abort(tx);
             return done(Err(IssuerError::FailStopped(reason.to_owned())));
         }
-        // Crash tests: a dead issuer writes nothing more (every check
-        // fails once it stopped).
-        if let Err(crashed) = self.crash.check(CrashPoint::BeforeAppend) {
-            return done(Err(crashed));
-        }
-        if let Err(crashed) = self.crash.check(CrashPoint::AfterAppendBeforeFsync) {
-            // Handed to the writer; its acknowledgement is never awaited.
-            self.log.submit(commit.batch, |_| {});
-            return done(Err(crashed));
-        }
         let batch = commit.batch.clone();
         let after = AfterAppend {
             commit,
@@ -298,7 +282,6 @@ impl CommitPath {
             idempotency: self.idempotency.clone(),
             state: self.state.clone(),
             fail_stop: self.fail_stop.clone(),
-            crash: self.crash.clone(),
         };
         let ack = move |appended| done(after.run(appended));
         if let Err(full) = self.log.try_submit(batch, ack) {
@@ -381,7 +364,6 @@ impl BareCommitPath {
                 Arc::new(IdempotencyTable::new()),
                 Arc::new(Mutex::new(LogState::default())),
                 FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
-                Arc::new(CrashSwitch::never()),
             ),
         })
     }
@@ -497,7 +479,6 @@ mod tests {
             Arc::new(IdempotencyTable::new()),
             Arc::new(Mutex::new(LogState::default())),
             FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
-            Arc::new(CrashSwitch::never()),
         )
     }
 
@@ -601,7 +582,6 @@ mod tests {
             Arc::new(IdempotencyTable::new()),
             Arc::new(Mutex::new(LogState::default())),
             fail_stop.clone(),
-            Arc::new(CrashSwitch::never()),
         );
         let input = body_in(2);
         issue(&path, vec![input]);

@@ -28,7 +28,7 @@ use crate::bank::{Bank, BankError};
 use crate::fail_stop::{FailStop, FailStopPolicy};
 use crate::idempotency::{Begin, CommitRef, IdempotencyTable, IndexError};
 use crate::issuer::commit::{Commit, CommitPath};
-use crate::issuer::crash::{CrashPoint, CrashSwitch};
+use crate::issuer::decide_epoch;
 use crate::issuer::log_state_checkpoint::{
     self as snapshot, Covers, LOG_STATE_SNAPSHOT_FILE, SnapshotError,
 };
@@ -73,6 +73,10 @@ impl EventStore for LogBackend {
     }
 }
 
+/// Opens the storage of one of the issuer's redb files, given its path.
+pub type RedbBackendOpener =
+    Arc<dyn Fn(&Path) -> std::io::Result<Box<dyn redb::StorageBackend>> + Send + Sync>;
+
 /// How to run an issuer.
 #[derive(Clone)]
 pub struct IssuerConfig {
@@ -106,15 +110,10 @@ pub struct IssuerConfig {
     /// issuer needs only its keys and configuration. The registry key
     /// stays in `registry.key`.
     pub side_tables: Option<Arc<dyn ledger::KvStore>>,
-    /// Stop dead at this point of the commit path, as a crash would
-    /// (crash tests only: the `crash-tests` feature).
-    #[cfg(feature = "crash-tests")]
-    pub crash_at: Option<CrashPoint>,
-    /// How many payments pass `crash_at` before the one that stops there
-    /// (for [`CrashPoint::DuringProjectionApply`]: how many table writes
-    /// the coin-status checkpoint makes before it stops).
-    #[cfg(feature = "crash-tests")]
-    pub crash_after_passes: u32,
+    /// Open `coin-status.redb` on the storage this returns for its path
+    /// rather than on the plain file (the caller's storage; crash tests give
+    /// one that dies in the middle of a commit: `ledger::fault::DyingFile`).
+    pub coin_status_backend: Option<RedbBackendOpener>,
     /// Verify every page of `log.redb` when it is opened (redb's whole-file
     /// integrity check), even after a clean shutdown. Off by default: the
     /// check reads the whole file, so the start would grow with the log;
@@ -156,10 +155,7 @@ impl IssuerConfig {
             memory_log: None,
             log_store: None,
             side_tables: None,
-            #[cfg(feature = "crash-tests")]
-            crash_at: None,
-            #[cfg(feature = "crash-tests")]
-            crash_after_passes: 0,
+            coin_status_backend: None,
             verify_log_on_open: false,
             fail_stop: FailStopPolicy::StopIssuer,
         }
@@ -251,10 +247,6 @@ pub enum IssuerError {
     },
     #[error("planning an erasure: {0}")]
     Erasure(#[from] projections::ErasureError),
-    /// Crash tests only: stopped dead at a crash point.
-    #[cfg(feature = "crash-tests")]
-    #[error("stopped at a crash point (crash tests)")]
-    Crashed,
     /// An invariant broke (a panic in one of the issuer's threads, a
     /// poisoned lock): the issuer is dead until restarted from its log.
     #[error("the issuer stopped on a broken invariant ({0}); restart it from its log")]
@@ -482,8 +474,6 @@ pub struct IssuerCore {
     pub(crate) epochs_closing: Mutex<std::collections::BTreeSet<KeyEpoch>>,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
-    /// Crash tests: where the issuer stops dead (`config.crash_at`).
-    pub(crate) crash: Arc<CrashSwitch>,
     /// Trips when an invariant breaks; then every request is refused.
     pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
@@ -559,10 +549,15 @@ impl IssuerCore {
                 config.verify_log_on_open,
             )?),
         });
-        let coin_status = projections::CoinStatus::open(
-            dir.join("coin-status.redb"),
-            projections::CoinStatusModel,
-        )?;
+        let coin_status_path = dir.join("coin-status.redb");
+        let coin_status = match &config.coin_status_backend {
+            None => projections::CoinStatus::open(coin_status_path, projections::CoinStatusModel)?,
+            Some(open) => projections::CoinStatus::open_on_backend(
+                &coin_status_path,
+                open(&coin_status_path)?,
+                projections::CoinStatusModel,
+            )?,
+        };
         // Shards boot from the coin-status checkpoint caught up with the log
         // tail; if it cannot serve, from the log alone.
         let (shards, shards_loaded) = match load_shards(
@@ -628,14 +623,12 @@ impl IssuerCore {
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let state = Arc::new(Mutex::new(state));
-        let crash = Arc::new(CrashSwitch::of(&config));
         let commit = CommitPath::new(
             log,
             shards,
             idempotency.clone(),
             state.clone(),
             fail_stop.clone(),
-            crash.clone(),
         );
         // The session store's payloads are sealed under the registry key.
         // The tables beside the log stop the issuer when they fail, as the log does.
@@ -678,17 +671,13 @@ impl IssuerCore {
             epoch_lock: Mutex::new(()),
             epochs_closing: Mutex::new(std::collections::BTreeSet::new()),
             aggregate_lock: Mutex::new(()),
-            crash,
             fail_stop,
             timings,
             config,
         };
-        #[cfg(feature = "crash-tests")]
-        if core.config.crash_at == Some(CrashPoint::DuringProjectionApply) {
-            core.coin_status
-                .crash_after_writes(u64::from(core.config.crash_after_passes));
-        }
         core.rotate_epoch_if_due()?;
+        // An erasure logged before a crash cut its key's destruction short.
+        core.retire_erased_keys()?;
         core.resume_pending_debits()?;
         core.finish_pending_credits()?;
         crate::card_agency::hold_open_loads_at_start(&core)?;
@@ -698,12 +687,6 @@ impl IssuerCore {
             "issuer booted from its log"
         );
         Ok(core)
-    }
-
-    /// `Err(Crashed)` if a crash test stops the issuer at `point` (never
-    /// without the `crash-tests` feature).
-    pub(crate) fn crash_check(&self, point: CrashPoint) -> Result<(), IssuerError> {
-        self.crash.check(point)
     }
 
     /// `Ok` while the issuer is alive; [`IssuerError::FailStopped`] once an
@@ -814,12 +797,6 @@ impl IssuerCore {
     pub fn break_invariant_for_tests(&self) {
         let _state = lock(&self.state);
         panic!("an invariant broken on purpose (fail-stop test hook)");
-    }
-
-    /// Whether the issuer has stopped at its crash point (crash tests).
-    #[cfg(feature = "crash-tests")]
-    pub fn has_crashed(&self) -> bool {
-        self.crash.has_crashed()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -988,40 +965,35 @@ impl IssuerCore {
     pub fn rotate_epoch_if_due(&self) -> Result<Option<KeyEpoch>, IssuerError> {
         let _guard = lock(&self.epoch_lock);
         let now = self.now();
-        let next = match self.current_epoch() {
-            Some((epoch, info)) => {
-                let opened_at = info
-                    .coins_expire_at
-                    .0
-                    .saturating_sub(self.config.coin_lifetime_secs);
-                if now.0 < opened_at.saturating_add(self.config.epoch_period_secs) {
-                    return Ok(None);
-                }
-                KeyEpoch(epoch.0 + 1)
-            }
-            None => KeyEpoch(1),
+        let schedule = self.epoch_schedule();
+        let Some(next) = decide_epoch::epoch_due(self.current_epoch(), now, schedule) else {
+            return Ok(None);
         };
-        {
-            let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
-            if !mint.has_epoch(next) {
-                mint.open_epoch(next)?;
-            }
-        }
-        let mut events = vec![Event::EpochOpened {
-            epoch: next,
-            coins_expire_at: now.plus_secs(self.config.coin_lifetime_secs),
-            grace_ends_at: now.plus_secs(self.config.coin_lifetime_secs + self.config.grace_secs),
-        }];
-        if next.0 > 1 {
-            events.push(Event::EpochClosed {
-                epoch: KeyEpoch(next.0 - 1),
-            });
-        }
-        let tx = TxId::derive("vc/tx/epoch", &[&next.0.to_le_bytes()]);
+        self.persist_mint_key(next)?;
+        let (tx, events) = decide_epoch::epoch_opening(next, now, schedule);
         self.commit_batch(tx, &[], events, Vec::new())?;
         self.seal_log()?;
         tracing::info!(%next, "key epoch opened");
         Ok(Some(next))
+    }
+
+    /// The epochs' schedule, as configured.
+    pub(crate) fn epoch_schedule(&self) -> decide_epoch::EpochSchedule {
+        decide_epoch::EpochSchedule {
+            coin_lifetime_secs: self.config.coin_lifetime_secs,
+            grace_secs: self.config.grace_secs,
+            epoch_period_secs: self.config.epoch_period_secs,
+        }
+    }
+
+    /// The mint persists the key of `epoch` (if it has not yet) before the
+    /// log records the epoch, so no tag is made under a key a crash could lose.
+    pub(crate) fn persist_mint_key(&self, epoch: KeyEpoch) -> Result<(), IssuerError> {
+        let mut mint = self.mint.write().expect(ledger::sync::POISONED_LOCK);
+        if !mint.has_epoch(epoch) {
+            mint.open_epoch(epoch)?;
+        }
+        Ok(())
     }
 
     /// The tag-bearing coin for `body`.
@@ -1217,11 +1189,6 @@ impl IssuerCore {
                     "spent coins left to the coin-status projection"
                 );
                 Ok(seq)
-            }
-            #[cfg(feature = "crash-tests")]
-            Err(projections::ProjectionError::Crashed) => {
-                self.crash.stop_dead(CrashPoint::DuringProjectionApply);
-                Err(IssuerError::Crashed)
             }
             Err(e) => Err(e.into()),
         }

@@ -30,6 +30,22 @@ pub enum DisclosureLogError {
 /// log to the user index; the index verifies it under the same label.
 pub const INDEX_DELIVERY_LABEL: &str = "vc/index/delivery/1";
 
+/// The pure decision of a disclosure: `event` is logged only if it is an
+/// `IdentityDisclosedUnderDualControl` within its limits with two different
+/// approving keys.
+fn decide_disclosure(event: &Event) -> Result<(), DisclosureLogError> {
+    let Event::IdentityDisclosedUnderDualControl { approver_keys, .. } = event else {
+        return Err(DisclosureLogError::NotADisclosure);
+    };
+    if approver_keys[0] == approver_keys[1] {
+        return Err(DisclosureLogError::SameApprover);
+    }
+    if event.validate().is_err() {
+        return Err(DisclosureLogError::NotADisclosure);
+    }
+    Ok(())
+}
+
 impl IssuerCore {
     /// The issuer's signature over a delivery of its own log records to
     /// the user index (`user_index::wire::RecordDelivery::signed_bytes`).
@@ -43,15 +59,7 @@ impl IssuerCore {
     /// Each approval pair is single-use (the operator nonces), so each call
     /// logs a record of its own.
     pub fn log_disclosure(&self, event: Event) -> Result<(Seq, Signature), DisclosureLogError> {
-        let Event::IdentityDisclosedUnderDualControl { approver_keys, .. } = &event else {
-            return Err(DisclosureLogError::NotADisclosure);
-        };
-        if approver_keys[0] == approver_keys[1] {
-            return Err(DisclosureLogError::SameApprover);
-        }
-        if event.validate().is_err() {
-            return Err(DisclosureLogError::NotADisclosure);
-        }
+        decide_disclosure(&event)?;
         let tx = TxId::random();
         let at = match self.idempotency.begin(tx).map_err(IssuerError::from)? {
             Begin::Started => {
@@ -66,5 +74,43 @@ impl IssuerCore {
         let mut signed = seq.0.to_be_bytes().to_vec();
         signed.extend_from_slice(&event.encode());
         Ok((seq, self.sk_i.sign(DISCLOSURE_LOGGED_LABEL, &signed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger::{CoinId, DisclosureSubject, Hash32, PurchaseId};
+
+    use super::*;
+
+    fn disclosure(keys: [Hash32; 2], reason: String) -> Event {
+        Event::IdentityDisclosedUnderDualControl {
+            subject: DisclosureSubject::Coin(CoinId::random()),
+            requester: "court".into(),
+            reason,
+            approver_keys: keys,
+        }
+    }
+
+    // A disclosure approved by two different keys is logged; one key twice,
+    // another event, or a field past its limit is refused.
+    #[test]
+    fn a_disclosure_needs_two_different_approvers_and_fields_within_limits() {
+        let (a, b) = (Hash32([1; 32]), Hash32([2; 32]));
+        assert!(decide_disclosure(&disclosure([a, b], "warrant 7".into())).is_ok());
+        assert!(matches!(
+            decide_disclosure(&disclosure([a, a], "warrant 7".into())),
+            Err(DisclosureLogError::SameApprover)
+        ));
+        assert!(matches!(
+            decide_disclosure(&Event::PurchaseAcknowledged {
+                purchase: PurchaseId::random()
+            }),
+            Err(DisclosureLogError::NotADisclosure)
+        ));
+        assert!(matches!(
+            decide_disclosure(&disclosure([a, b], "x".repeat(100_000))),
+            Err(DisclosureLogError::NotADisclosure)
+        ));
     }
 }

@@ -39,11 +39,12 @@
 use std::time::{Duration, Instant};
 
 use ledger::sync::lock;
-use ledger::{Amount, CoinBody, CoinId, Event, KeyEpoch, Seq, Timestamp, TxId};
+use ledger::{Amount, CoinBody, CoinId, KeyEpoch, Seq, Timestamp};
 use protocol::wire::RejectReason;
 
 use crate::issuer::core::{EpochEnd, IssuerCore, IssuerError};
 use crate::issuer::decide::PaymentRefusal;
+use crate::issuer::decide_epoch::{self, ErasureStep, RevocationStep};
 
 /// How long an operator's revocation or erasure waits for transactions in
 /// flight holding coins of the epoch.
@@ -258,19 +259,11 @@ impl IssuerCore {
         wait: Duration,
     ) -> Result<EpochRevocation, IssuerError> {
         let _guard = lock(&self.epoch_lock);
-        match lock(&self.state).epoch_ends.get(&epoch) {
-            Some(EpochEnd::Revoked { owed, still_owed }) => {
-                return Ok(EpochRevocation {
-                    epoch,
-                    owed: *owed,
-                    still_owed: *still_owed,
-                });
-            }
-            Some(EpochEnd::Erased { .. }) => return Err(IssuerError::EpochErased(epoch)),
-            None => {}
-        }
-        if self.epoch_info(epoch).is_none() {
-            return Err(IssuerError::UnknownEpoch(epoch));
+        let end = lock(&self.state).epoch_ends.get(&epoch).copied();
+        let known = self.epoch_info(epoch).is_some();
+        match decide_epoch::decide_revocation(epoch, known, end.as_ref())? {
+            RevocationStep::Done(revocation) => return Ok(revocation),
+            RevocationStep::Revoke => {}
         }
         if self.current_epoch().map(|(e, _)| e) == Some(epoch) {
             self.open_next_epoch_locked()?;
@@ -278,16 +271,8 @@ impl IssuerCore {
         let closing = self.close_epoch(epoch);
         self.drain_epoch(epoch, wait)?;
         let held = self.commit.epoch_holdings(epoch);
-        let owed = Amount::from_minor(
-            u64::try_from(held.value_unspent_minor).map_err(|_| ledger::MoneyError::Overflow)?,
-        );
-        let tx = TxId::derive("vc/tx/epoch-revoke", &[&epoch.0.to_le_bytes()]);
-        let committed = self.commit_batch(
-            tx,
-            &[],
-            vec![Event::EpochRevoked { epoch, owed }],
-            Vec::new(),
-        );
+        let (tx, events, owed) = decide_epoch::revocation_events(epoch, held.value_unspent_minor)?;
+        let committed = self.commit_batch(tx, &[], events, Vec::new());
         drop(closing);
         committed?;
         self.seal_log()?;
@@ -307,29 +292,11 @@ impl IssuerCore {
         wait: Duration,
     ) -> Result<EpochErasure, IssuerError> {
         let _guard = lock(&self.epoch_lock);
-        if let Some(EpochEnd::Erased {
-            through,
-            n_coins,
-            value,
-        }) = lock(&self.state).epoch_ends.get(&epoch)
-        {
-            return Ok(EpochErasure {
-                epoch,
-                through: *through,
-                n_coins: *n_coins,
-                value: *value,
-            });
-        }
-        let info = self
-            .epoch_info(epoch)
-            .ok_or(IssuerError::UnknownEpoch(epoch))?;
+        let end = lock(&self.state).epoch_ends.get(&epoch).copied();
         let now = self.now();
-        if now < info.grace_ends_at {
-            return Err(IssuerError::GraceNotOver {
-                epoch,
-                grace_ends_at: info.grace_ends_at,
-                now,
-            });
+        match decide_epoch::decide_erasure(epoch, self.epoch_info(epoch), end.as_ref(), now)? {
+            ErasureStep::Done(erasure) => return Ok(erasure),
+            ErasureStep::Erase => {}
         }
         let closing = self.close_epoch(epoch);
         let erased = self.erase_closed_epoch(epoch, now, wait);
@@ -352,25 +319,9 @@ impl IssuerCore {
         // housekeeper's (`checkpoint_coin_status`), which may run meanwhile.
         self.coin_status.catch_up(self.store().as_ref())?;
         let plan = self.coin_status_plan_erasure(epoch, now)?;
-        let tx = TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()]);
-        self.commit_batch(
-            tx,
-            &[],
-            vec![Event::EpochErased {
-                epoch,
-                through: plan.as_of,
-                n_coins: plan.n_coins(),
-                value: plan.value,
-                digest: plan.digest,
-            }],
-            Vec::new(),
-        )?;
-        Ok(EpochErasure {
-            epoch,
-            through: plan.as_of,
-            n_coins: plan.n_coins(),
-            value: plan.value,
-        })
+        let (tx, events, erasure) = decide_epoch::erasure_events(epoch, &plan);
+        self.commit_batch(tx, &[], events, Vec::new())?;
+        Ok(erasure)
     }
 
     /// Destroys the mint keys of erased epochs the mint still holds.

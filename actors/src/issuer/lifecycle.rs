@@ -10,13 +10,16 @@
 //! session key) call it themselves.
 
 use ledger::{Event, ParticipantId, Role, Standing, TxId};
-use protocol::flows::FlowError;
 use protocol::flows::issuer::certify;
 use protocol::flows::key_change::{check_key_change_fresh, open_key_change};
 use protocol::wire::key_change::KeyChangeRequest;
 use protocol::wire::registration::Certificate;
 
 use crate::issuer::core::{IssuerCore, IssuerError};
+use crate::issuer::decide_participants::{
+    EnrollmentRefusalStep, KeyChangeStep, ParticipantRefusal, decide_enrollment_refusal,
+    decide_key_change, decide_logged_key_change, decide_standing,
+};
 
 impl IssuerCore {
     /// Refuses `id`'s request unless it is in good standing: suspended
@@ -46,23 +49,19 @@ impl IssuerCore {
             .registry
             .get(id)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        if self.registry.is_refused(id, role)? {
-            return Ok(());
-        }
-        match participant.enrollments.iter().find(|e| e.role == role) {
-            Some(e) if !e.approved => {}
-            _ => return Err(IssuerError::NoSuchEnrollment),
-        }
-        let tx = TxId::derive(
-            "vc/tx/enroll-refuse",
-            &[id.as_str().as_bytes(), role.to_string().as_bytes()],
-        );
-        self.commit_once(tx, || {
-            vec![Event::EnrollmentRefused {
-                participant: self.sealer.seal_identity(id),
-                role,
-            }]
-        })?;
+        let refused_before = self.registry.is_refused(id, role)?;
+        let recorded = participant.enrollments.iter().find(|e| e.role == role);
+        let (tx, event) = match decide_enrollment_refusal(
+            id,
+            role,
+            refused_before,
+            recorded,
+            self.sealer.seal_identity(id),
+        )? {
+            EnrollmentRefusalStep::Done => return Ok(()),
+            EnrollmentRefusalStep::Refuse(tx, event) => (tx, event),
+        };
+        self.commit_once(tx, || vec![event])?;
         self.registry.refuse_enrollment(id, role, &participant)?;
         tracing::info!(%role, "enrollment refused");
         self.seal_log()?;
@@ -79,20 +78,12 @@ impl IssuerCore {
             return Err(IssuerError::UnknownParticipant);
         }
         let current = self.registry.standing(id)?;
-        if current == standing {
+        let Some(event) = decide_standing(current, standing, self.sealer.seal_identity(id))? else {
             return Ok(());
-        }
-        if current == Standing::Revoked {
-            return Err(IssuerError::ParticipantRevoked);
-        }
+        };
         // Each change is its own transaction: a participant may be
         // suspended, reinstated and suspended again.
-        self.commit_once(TxId::random(), || {
-            vec![Event::StandingChanged {
-                participant: self.sealer.seal_identity(id),
-                standing,
-            }]
-        })?;
+        self.commit_once(TxId::random(), || vec![event])?;
         self.registry.set_standing(id, standing)?;
         tracing::info!(%standing, "participant standing changed");
         self.seal_log()?;
@@ -109,55 +100,39 @@ impl IssuerCore {
     /// registered under the id) is the same refusal, a bad signature.
     pub fn change_key(&self, msg: &KeyChangeRequest) -> Result<Certificate, IssuerError> {
         open_key_change(msg, &self.id_i)?;
-        let not_registered = || {
-            IssuerError::Flow(FlowError::BadSignature {
-                what: "key change (the old key is not the registered key)",
-            })
-        };
+        let not_registered = || IssuerError::from(ParticipantRefusal::NotTheRegisteredKey);
         let mut participant = self.registry.get(&msg.id)?.ok_or_else(not_registered)?;
         self.require_good_standing(&msg.id)?;
         let now = self.now();
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);
-        let answer = || certify(&self.sk_i, msg.id.clone(), msg.new_key.clone(), expiry);
-        if participant.public_key == msg.new_key {
-            return Ok(answer());
-        }
-        if participant.public_key != msg.old_key {
-            return Err(not_registered());
-        }
+        let step = decide_key_change(
+            msg,
+            &participant.public_key,
+            self.sealer.seal_identity(&msg.id),
+            expiry,
+        )?;
+        let (tx, event) = match step {
+            KeyChangeStep::Repeat => {
+                return Ok(certify(
+                    &self.sk_i,
+                    msg.id.clone(),
+                    msg.new_key.clone(),
+                    expiry,
+                ));
+            }
+            KeyChangeStep::Change(tx, event) => (tx, event),
+        };
         check_key_change_fresh(msg, now)?;
-        let tx = TxId::derive(
-            "vc/tx/key-change",
-            &[
-                msg.id.as_str().as_bytes(),
-                &msg.old_key.fingerprint(),
-                &msg.new_key.fingerprint(),
-                &msg.requested_at.0.to_le_bytes(),
-            ],
-        );
-        let committed = self.commit_once(tx, || {
-            vec![Event::KeyChanged {
-                participant: self.sealer.seal_identity(&msg.id),
-                public_key: msg.new_key.to_ledger(),
-                cert_expiry: expiry,
-                signature: msg.signature.to_ledger(),
-            }]
-        })?;
+        let committed = self.commit_once(tx, || vec![event])?;
         let expiry = match committed {
             None => expiry,
-            // This change is in the log already. Either a crash kept it
-            // from the registry (which then holds an older certificate
-            // than the change's: finish it), or the identity moved on and
-            // came back to the old key since (a replay: refuse it).
+            // This change is in the log already.
             Some(at) => {
                 let logged = self.read_batch(at)?.into_iter().find_map(|e| match e {
                     Event::KeyChanged { cert_expiry, .. } => Some(cert_expiry),
                     _ => None,
                 });
-                match logged {
-                    Some(logged) if participant.cert_expiry < logged => logged,
-                    _ => return Err(not_registered()),
-                }
+                decide_logged_key_change(participant.cert_expiry, logged)?
             }
         };
         participant.public_key = msg.new_key.clone();

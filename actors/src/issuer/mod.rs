@@ -7,8 +7,12 @@ mod cash_out;
 mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod core;
-pub(crate) mod crash;
 mod decide;
+mod decide_aggregate;
+mod decide_epoch;
+mod decide_participants;
+mod decide_purchase;
+mod decide_refund;
 pub(crate) mod disclosure;
 mod epoch;
 pub(crate) mod epoch_end;
@@ -31,9 +35,8 @@ pub use self::checkpoint::{
 pub use self::commit::BareCommitPath;
 pub use self::core::{
     EpochEnd, EpochInfo, IssuerConfig, IssuerCore, IssuerError, LogBackend, PurchaseStatus,
+    RedbBackendOpener,
 };
-#[cfg(feature = "crash-tests")]
-pub use self::crash::CrashPoint;
 pub use self::disclosure::DisclosureLogError;
 pub use self::epoch_end::{EPOCH_DRAIN_WAIT_MS, EpochErasure, EpochRevocation};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};

@@ -2,12 +2,16 @@
 //! recorded on-line, approved or refused out of band by an operator; the
 //! refusal and the rest of a participant's life are in `lifecycle`).
 
-use ledger::{BalanceId, Event, ParticipantId, Role, TxId};
+use ledger::{BalanceId, Event, ParticipantId, Role};
 use protocol::flows::issuer::{certify, open_enrollment_request, open_register_request};
 use protocol::wire::enrollment::{EnrollmentAnswer, EnrollmentRequest, EnrollmentStatus};
 use protocol::wire::registration::{Certificate, RegisterRequest, is_reserved_id};
 
 use crate::issuer::core::{IssuerCore, IssuerError};
+use crate::issuer::decide_participants::{
+    ApprovalStep, EnrollmentRequestStep, RegistrationStep, decide_approval,
+    decide_enrollment_request, decide_registration,
+};
 use crate::issuer::registry::{Enrollment, Participant};
 
 impl IssuerCore {
@@ -23,22 +27,18 @@ impl IssuerCore {
         open_register_request(msg)?;
         let now = self.now();
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);
-        match self.registry.get(&msg.id)? {
-            Some(p) if p.public_key != msg.public_key => return Err(IssuerError::IdentityTaken),
+        let registered = self.registry.get(&msg.id)?.map(|p| p.public_key);
+        match decide_registration(
+            &msg.id,
+            &msg.public_key,
+            registered.as_ref(),
+            self.sealer.seal_identity(&msg.id),
+            expiry,
+        )? {
             // No fresh certificate for a participant not in good standing.
-            Some(_) => self.require_good_standing(&msg.id)?,
-            None => {
-                let tx = TxId::derive(
-                    "vc/tx/register",
-                    &[msg.id.as_str().as_bytes(), &msg.public_key.fingerprint()],
-                );
-                self.commit_once(tx, || {
-                    vec![Event::Registered {
-                        participant: self.sealer.seal_identity(&msg.id),
-                        public_key: msg.public_key.to_ledger(),
-                        cert_expiry: expiry,
-                    }]
-                })?;
+            RegistrationStep::Known => self.require_good_standing(&msg.id)?,
+            RegistrationStep::Register(tx, event) => {
+                self.commit_once(tx, || vec![event])?;
                 self.registry.put(
                     &msg.id,
                     &Participant {
@@ -69,35 +69,23 @@ impl IssuerCore {
             .registry
             .get(&body.id)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        if self.registry.is_refused(&body.id, body.role)? {
-            return Err(IssuerError::EnrollmentRefused);
-        }
-        if let Some(e) = participant.enrollments.iter().find(|e| e.role == body.role) {
-            let status = if e.approved {
-                EnrollmentStatus::Approved
-            } else {
-                EnrollmentStatus::Pending
-            };
-            return Ok(EnrollmentAnswer {
-                role: body.role,
-                status,
-            });
-        }
-        let tx = TxId::derive(
-            "vc/tx/enroll-request",
-            &[
-                body.id.as_str().as_bytes(),
-                body.role.to_string().as_bytes(),
-            ],
+        let refused = self.registry.is_refused(&body.id, body.role)?;
+        let recorded = participant.enrollments.iter().find(|e| e.role == body.role);
+        let seals = (
+            self.sealer.seal_identity(&body.id),
+            self.sealer.seal_account(&body.bank_account),
         );
-        self.commit_once(tx, || {
-            vec![Event::EnrollmentRequested {
-                participant: self.sealer.seal_identity(&body.id),
-                role: body.role,
-                bank_account: self.sealer.seal_account(&body.bank_account),
-                signature: body.signature.to_ledger(),
-            }]
-        })?;
+        match decide_enrollment_request(&body, refused, recorded, seals)? {
+            EnrollmentRequestStep::Answered(status) => {
+                return Ok(EnrollmentAnswer {
+                    role: body.role,
+                    status,
+                });
+            }
+            EnrollmentRequestStep::Request(tx, event) => {
+                self.commit_once(tx, || vec![event])?;
+            }
+        }
         participant.enrollments.push(Enrollment {
             role: body.role,
             bank_account: body.bank_account,
@@ -118,28 +106,22 @@ impl IssuerCore {
             .registry
             .get(id)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        let enrollment = participant
-            .enrollments
-            .iter_mut()
-            .find(|e| e.role == role)
-            .ok_or(IssuerError::NoSuchEnrollment)?;
-        if enrollment.approved {
-            return Ok(());
-        }
-        let tx = TxId::derive(
-            "vc/tx/enroll-approve",
-            &[id.as_str().as_bytes(), role.to_string().as_bytes()],
-        );
-        let mut fresh_balance = None;
-        let balance = match self.commit_once(tx, || {
-            let balance = (role == Role::Merchant).then(BalanceId::random);
-            fresh_balance = balance;
-            vec![Event::Enrolled {
-                participant: self.sealer.seal_identity(id),
-                role,
-                balance,
-            }]
-        })? {
+        let recorded = participant.enrollments.iter().find(|e| e.role == role);
+        let (tx, event) = match decide_approval(
+            id,
+            role,
+            recorded,
+            self.sealer.seal_identity(id),
+            BalanceId::random(),
+        )? {
+            ApprovalStep::Done => return Ok(()),
+            ApprovalStep::Approve(tx, event) => (tx, event),
+        };
+        let fresh_balance = match &event {
+            Event::Enrolled { balance, .. } => *balance,
+            _ => None,
+        };
+        let balance = match self.commit_once(tx, || vec![event])? {
             // Logged before a crash kept it from the registry: keep the
             // balance the log already names.
             Some(at) => self
@@ -152,6 +134,11 @@ impl IssuerCore {
                 .flatten(),
             None => fresh_balance,
         };
+        let enrollment = participant
+            .enrollments
+            .iter_mut()
+            .find(|e| e.role == role)
+            .ok_or(IssuerError::NoSuchEnrollment)?;
         enrollment.approved = true;
         enrollment.balance = balance;
         self.registry.put(id, &participant)?;

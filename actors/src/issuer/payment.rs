@@ -26,6 +26,7 @@ use crate::idempotency::{Begin, CommitRef};
 use crate::issuer::commit::{Commit, block_on};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
 use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
+use crate::issuer::decide_aggregate;
 use crate::issuer::registry::PendingCredit;
 use crate::sessions::{Persist, SessionError, SessionId};
 use crate::timing::Stage;
@@ -414,10 +415,15 @@ impl IssuerCore {
         })))
     }
 
-    /// After a staged payment failed to reach the log: nothing is owed.
-    pub(crate) fn validation_failed(&self, staged: &StagedPayment) {
+    /// After a staged payment failed to commit. If the batch never reached
+    /// the log, nothing is owed. If it `maybe_durable` (the append failed:
+    /// the batch may be on disk all the same), a redemption's pending
+    /// credit stays: the next start pays it if the log holds the batch and
+    /// drops it if not (`finish_pending_credits`).
+    pub(crate) fn validation_failed(&self, staged: &StagedPayment, maybe_durable: bool) {
         let tx = staged.commit.tx();
         if staged.redeem
+            && !maybe_durable
             && let Err(e) = self.registry.remove_pending_credit(tx)
         {
             tracing::warn!(error = %e, "could not drop a pending credit");
@@ -648,17 +654,7 @@ impl IssuerCore {
         let result = (|| {
             self.bank.check_account(&enrollment.bank_account)?;
             let available = self.aggregate_balance(balance);
-            let amount = match amount {
-                Some(amount) => amount,
-                None if available.is_zero() => return Err(IssuerError::NothingToCashOut),
-                None => available,
-            };
-            if available < amount {
-                return Err(IssuerError::AboveBalance {
-                    balance: available,
-                    asked: amount,
-                });
-            }
+            let amount = decide_aggregate::withdrawal_amount(available, amount)?;
             self.registry.put_pending_credit(
                 tx,
                 &PendingCredit {
@@ -666,18 +662,12 @@ impl IssuerCore {
                     amount,
                 },
             )?;
-            self.commit_batch(
-                tx,
-                &[],
-                vec![
-                    Event::AggregateWithdrawn { balance, amount },
-                    Event::Redeemed {
-                        amount,
-                        bank_account: self.sealer.seal_account(&enrollment.bank_account),
-                    },
-                ],
-                Vec::new(),
-            )?;
+            let events = decide_aggregate::withdrawal_events(
+                balance,
+                amount,
+                self.sealer.seal_account(&enrollment.bank_account),
+            );
+            self.commit_batch(tx, &[], events, Vec::new())?;
             self.bank.credit(tx, &enrollment.bank_account, amount)?;
             self.registry.remove_pending_credit(tx)?;
             Ok(amount)

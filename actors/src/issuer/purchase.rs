@@ -6,7 +6,7 @@
 //! Coins are minted only when the bank says settled (W2), in the same batch
 //! as the settlement; until Issuance2 every poll returns the same coins.
 
-use ledger::{Amount, BankAccount, Event, IssueCause, ParticipantId, PurchaseId, Role, TxId};
+use ledger::{Amount, BankAccount, Event, ParticipantId, PurchaseId, Role, TxId};
 use protocol::flows::issuer::{
     PurchaseSession, answer_wrequest1, build_purchase_issuance1, open_purchase_issuance2,
     open_purchase_poll, open_wrequest1, open_wrequest3, purchase_pending, reject_purchase,
@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::bank::DebitStatus;
 use crate::idempotency::Begin;
 use crate::issuer::core::{IssuerCore, IssuerError, PurchaseStatus};
+use crate::issuer::decide_purchase::{
+    OrderView, SettlementView, decide_order, decide_settlement, purchase_tx,
+};
 use crate::sessions::{Persist, SessionError, SessionId};
 
 /// A purchase session as the issuer keeps it (in the durable session store).
@@ -44,10 +47,6 @@ enum Slot {
     /// A purchase not begun yet (no WRequest3), or refused by the bank:
     /// gives way to a new one.
     NotBegun(PurchaseId),
-}
-
-fn purchase_tx(label: &str, purchase: PurchaseId) -> TxId {
-    TxId::derive(label, &[purchase.as_bytes()])
 }
 
 impl IssuerCore {
@@ -247,43 +246,25 @@ impl IssuerCore {
         stored: &mut StoredPurchase,
     ) -> Result<PurchaseIssuance1, IssuerError> {
         let purchase = order.purchase;
-        // The signature on W-DESC proves who asks, not that the account is
-        // theirs: only the account enrolled for the purchaser is debited.
-        let refusal = match participant.enrolled(Role::CoinPurchaser) {
-            None => Some(RejectReason::NotEnrolled),
-            Some(e) if e.bank_account != order.w_desc.bank_account => {
-                Some(RejectReason::AccountNotEnrolled)
-            }
-            Some(_) => None,
+        let view = OrderView {
+            enrolled_account: participant
+                .enrolled(Role::CoinPurchaser)
+                .map(|e| &e.bank_account),
+            purchaser: self.sealer.seal_identity(&order.id_cp),
+            bank_account: self.sealer.seal_account(&order.w_desc.bank_account),
         };
-        if let Some(reason) = refusal {
-            self.idempotency.abandon(tx);
-            self.spend_r_i(purchase, stored)?;
-            return Ok(reject_purchase(&self.sk_i, purchase, reason, now));
-        }
-        if order.w_desc.spec.total().ok() != Some(order.w_desc.amount) {
-            self.idempotency.abandon(tx);
-            self.spend_r_i(purchase, stored)?;
-            return Ok(reject_purchase(
-                &self.sk_i,
-                purchase,
-                RejectReason::AmountMismatch,
-                now,
-            ));
-        }
+        let event = match decide_order(view, &order) {
+            Ok(event) => event,
+            Err(refusal) => {
+                self.idempotency.abandon(tx);
+                self.spend_r_i(purchase, stored)?;
+                return Ok(reject_purchase(&self.sk_i, purchase, refusal.reason, now));
+            }
+        };
         // The account to debit is stored before the log names the purchase:
         // a restart resumes the debits of logged purchases from it.
         stored.bank_account = Some(order.w_desc.bank_account.clone());
         self.sessions.replace(session_id(purchase), &*stored)?;
-        let event = Event::PurchaseRequested {
-            purchase,
-            purchaser: self.sealer.seal_identity(&order.id_cp),
-            bank_account: self.sealer.seal_account(&order.w_desc.bank_account),
-            spec: order.w_desc.spec.clone(),
-            amount: order.w_desc.amount,
-            anonymous: order.w_desc.anonymous,
-            authorization: order.authorization.to_ledger(),
-        };
         self.commit_batch(tx, &[], vec![event], Vec::new())?;
         self.spend_r_i(purchase, stored)?;
         self.ask_debit(purchase)?;
@@ -358,48 +339,43 @@ impl IssuerCore {
         let Some(to_settle) = state.to_settle else {
             return Ok(state.status);
         };
-        let (tx, events, issued) = match self.bank.debit_status(purchase)? {
-            DebitStatus::Pending => return Ok(PurchaseStatus::Pending),
-            DebitStatus::Rejected(reason) => (
-                purchase_tx("vc/tx/purchase-rejected", purchase),
-                vec![Event::PurchaseRejected { purchase, reason }],
-                Vec::new(),
-            ),
-            DebitStatus::Settled => {
-                let bodies = self.mint_bodies(&to_settle.spec)?;
-                let holder = (!to_settle.anonymous).then(|| to_settle.purchaser.clone());
-                (
-                    purchase_tx("vc/tx/purchase-settled", purchase),
-                    vec![
-                        Event::PurchaseSettled {
-                            purchase,
-                            amount: state.amount,
-                        },
-                        Event::CoinsIssued {
-                            coins: bodies.clone(),
-                            holder,
-                            cause: IssueCause::Purchase(purchase),
-                        },
-                    ],
-                    bodies,
-                )
-            }
+        let debit = self.bank.debit_status(purchase)?;
+        let fresh = match debit {
+            DebitStatus::Settled => self.mint_bodies(&to_settle.spec)?,
+            DebitStatus::Pending | DebitStatus::Rejected(_) => Vec::new(),
         };
-        let holder_coins: Vec<ledger::CoinId> = if to_settle.anonymous {
-            Vec::new()
-        } else {
-            issued.iter().map(|c| c.id).collect()
+        let view = SettlementView {
+            purchase,
+            amount: state.amount,
+            to_settle: &to_settle,
+            debit: &debit,
         };
+        let Some(settlement) = decide_settlement(view, fresh) else {
+            return Ok(PurchaseStatus::Pending);
+        };
+        let (tx, holder_coins) = (settlement.tx, settlement.holder_coins);
         match self.idempotency.begin(tx)? {
             Begin::Started => {
-                if let Err(e) = self.commit_batch(tx, &[], events, issued) {
+                // The coins are recorded against the purchaser before the
+                // batch goes to the log, so a batch durable while its append
+                // reported failure leaves them refundable; if it never
+                // commits, the entries name coins that never existed, which
+                // a refund skips.
+                let recorded = if holder_coins.is_empty() {
+                    Ok(())
+                } else {
+                    self.load_purchase(purchase).and_then(|stored| {
+                        Ok(self
+                            .registry
+                            .add_coins(&stored.session.id_cp, holder_coins)?)
+                    })
+                };
+                let committed = recorded.and_then(|()| {
+                    self.commit_batch(tx, &[], settlement.events, settlement.issued)
+                });
+                if let Err(e) = committed {
                     self.idempotency.abandon(tx);
                     return Err(e);
-                }
-                if !holder_coins.is_empty() {
-                    let stored = self.load_purchase(purchase)?;
-                    self.registry
-                        .add_coins(&stored.session.id_cp, holder_coins)?;
                 }
             }
             Begin::InFlight => return Ok(PurchaseStatus::Pending),

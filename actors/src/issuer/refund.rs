@@ -7,33 +7,16 @@
 //! they are changed into, were never recorded against anyone and cannot be
 //! refunded.
 
-use std::collections::BTreeMap;
-
-use ledger::{Amount, CoinId, CoinSpec, Denomination, Event, IssueCause, TxId};
+use ledger::{CoinId, Event, TxId};
 use protocol::flows::issuer::{
     OpenedValidation, build_refund_answer, open_refund_request, reject_refund,
 };
-use protocol::wire::RejectReason;
 use protocol::wire::payment::ValidationKind;
 use protocol::wire::refund::{RefundAnswer, RefundRequest};
 
 use crate::idempotency::Begin;
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
-
-/// The spec of coins worth exactly `values`.
-fn spec_of(values: impl IntoIterator<Item = Amount>) -> Result<CoinSpec, IssuerError> {
-    let mut counts: BTreeMap<Amount, u32> = BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_insert(0) += 1;
-    }
-    CoinSpec::new(
-        counts
-            .into_iter()
-            .map(|(value, count)| Denomination { count, value })
-            .collect(),
-    )
-    .map_err(IssuerError::from)
-}
+use crate::issuer::decide_refund::{HeldCoin, refund_events, refundable, replacement_spec};
 
 impl IssuerCore {
     /// Whom a self-payment's new coins are issued to, for a refund to bring
@@ -111,30 +94,27 @@ impl IssuerCore {
             Begin::Started => {}
         }
         let result = (|| {
-            // One transaction revokes at most what one batch and one answer
-            // carry; a holder with more repeats the request (a new R).
-            // A coin past its epoch's refresh grace is worth nothing to its
-            // holder any more (refresh refuses it), so a refund must not
-            // turn it into fresh coins either.
-            let unspent: Vec<CoinId> = self
+            // Read lazily: the decision stops at a batch's worth.
+            let held = self
                 .registry
                 .coins_of(&opened.id_ch)?
                 .into_iter()
-                .filter(|c| {
-                    self.commit
-                        .get(c)
-                        .is_some_and(|b| !self.past_grace(&b, now) && self.epoch_is_live(b.epoch))
-                })
-                .take(ledger::constants::COINS_PER_TX_MAX)
-                .collect();
-            if unspent.is_empty() {
-                return Ok(reject_refund(
-                    &self.sk_i,
-                    &opened,
-                    RejectReason::NothingToRefund,
-                    now,
-                ));
-            }
+                .map(|id| {
+                    let unspent = self.commit.get(&id);
+                    HeldCoin {
+                        id,
+                        unspent,
+                        live: unspent.is_some_and(|b| {
+                            !self.past_grace(&b, now) && self.epoch_is_live(b.epoch)
+                        }),
+                    }
+                });
+            let unspent: Vec<CoinId> = match refundable(held, ledger::constants::COINS_PER_TX_MAX) {
+                Ok(coins) => coins,
+                Err(refusal) => {
+                    return Ok(reject_refund(&self.sk_i, &opened, refusal.reason, now));
+                }
+            };
             let revoked = match self.commit.reserve(tx, &unspent) {
                 Ok(bodies) => bodies,
                 Err(e) => {
@@ -148,7 +128,8 @@ impl IssuerCore {
                 self.commit.abort(tx);
                 return Ok(reject_refund(&self.sk_i, &opened, refusal.reason, now));
             }
-            let replacements = match spec_of(revoked.iter().map(|c| c.value))
+            let replacements = match replacement_spec(&revoked)
+                .map_err(IssuerError::from)
                 .and_then(|spec| self.mint_bodies(&spec))
             {
                 Ok(r) => r,
@@ -157,19 +138,24 @@ impl IssuerCore {
                     return Err(e);
                 }
             };
-            let events = vec![
-                Event::CoinsRevoked {
-                    coins: revoked.clone(),
-                },
-                Event::CoinsIssued {
-                    coins: replacements.clone(),
-                    holder: Some(self.sealer.seal_identity(&opened.id_ch)),
-                    cause: IssueCause::Refund,
-                },
-            ];
+            let events = refund_events(
+                &revoked,
+                &replacements,
+                self.sealer.seal_identity(&opened.id_ch),
+            );
+            // The replacements are recorded against the holder before the
+            // batch goes to the log (as a self-payment's new coins are), so
+            // a batch durable while its append reported failure leaves them
+            // refundable; if it never commits, the entries name coins that
+            // never existed, which a refund skips.
+            if let Err(e) = self
+                .registry
+                .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))
+            {
+                self.commit.abort(tx);
+                return Err(e.into());
+            }
             self.commit_batch(tx, &revoked, events, replacements.clone())?;
-            self.registry
-                .add_coins(&opened.id_ch, replacements.iter().map(|c| c.id))?;
             self.registry
                 .remove_coins(&opened.id_ch, revoked.iter().map(|c| &c.id))?;
             answer(revoked.iter().map(|c| c.id).collect(), replacements)

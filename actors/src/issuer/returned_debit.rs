@@ -35,6 +35,39 @@ pub enum ReturnedDebitError {
     Issuer(#[from] IssuerError),
 }
 
+/// The pure decision of a returned debit: the batch that records it, from
+/// the purchase as the log knows it (`logged`: its amount and status), or
+/// why it is refused. A debit is returned only once it was collected
+/// (settled); the reason is a bank's return code.
+fn decide_debit_returned(
+    purchase: PurchaseId,
+    logged: Option<(Amount, PurchaseStatus)>,
+    reason: &str,
+) -> Result<(TxId, Event, Amount), ReturnedDebitError> {
+    if reason.is_empty() || reason.len() > RETURN_REASON_CHARS_MAX {
+        return Err(ReturnedDebitError::BadReason);
+    }
+    let (amount, status) = logged.ok_or(ReturnedDebitError::UnknownPurchase(purchase))?;
+    if !matches!(
+        status,
+        PurchaseStatus::Settled(_) | PurchaseStatus::Acknowledged
+    ) {
+        return Err(ReturnedDebitError::NotSettled(purchase));
+    }
+    Ok((
+        TxId::derive("vc/tx/debit-returned", &[purchase.as_bytes()]),
+        Event::PurchaseDebitReturned {
+            purchase,
+            amount,
+            reason: reason.to_owned(),
+        },
+        amount,
+    ))
+}
+
+/// An ISO 20022 return reason code is at most this long.
+const RETURN_REASON_CHARS_MAX: usize = 35;
+
 impl IssuerCore {
     /// Records that the bank returned the settled debit of `purchase`,
     /// drawn on `account`, for `reason` (an ISO 20022 return reason code).
@@ -45,32 +78,11 @@ impl IssuerCore {
         account: &BankAccount,
         reason: &str,
     ) -> Result<DebitReturned, ReturnedDebitError> {
-        if reason.is_empty() || reason.len() > 35 {
-            return Err(ReturnedDebitError::BadReason);
-        }
-        let (amount, settled) = {
-            let state = ledger::sync::lock(&self.state);
-            let p = state
-                .purchases
-                .get(&purchase)
-                .ok_or(ReturnedDebitError::UnknownPurchase(purchase))?;
-            (
-                p.amount,
-                matches!(
-                    p.status,
-                    PurchaseStatus::Settled(_) | PurchaseStatus::Acknowledged
-                ),
-            )
-        };
-        if !settled {
-            return Err(ReturnedDebitError::NotSettled(purchase));
-        }
-        let tx = TxId::derive("vc/tx/debit-returned", &[purchase.as_bytes()]);
-        let event = Event::PurchaseDebitReturned {
-            purchase,
-            amount,
-            reason: reason.to_owned(),
-        };
+        let logged = ledger::sync::lock(&self.state)
+            .purchases
+            .get(&purchase)
+            .map(|p| (p.amount, p.status.clone()));
+        let (tx, event, amount) = decide_debit_returned(purchase, logged, reason)?;
         let logged_at = match self.idempotency.begin(tx).map_err(IssuerError::from)? {
             Begin::Started => {
                 let result = self.commit_batch(tx, &[], vec![event], Vec::new());
@@ -90,5 +102,58 @@ impl IssuerCore {
             logged_at,
             n_suspended,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger::BankRejection;
+
+    use super::*;
+
+    // Given a purchase whose debit was collected (settled, or acknowledged
+    // after), its return is logged for its amount, the same transaction
+    // every time; an unknown, pending or rejected purchase, or a reason
+    // that is no bank code, is refused.
+    #[test]
+    fn only_a_collected_debit_is_returned() {
+        let purchase = PurchaseId::random();
+        let amount = Amount::from_minor(300);
+        for status in [
+            PurchaseStatus::Settled(Vec::new()),
+            PurchaseStatus::Acknowledged,
+        ] {
+            let (tx, event, returned) =
+                decide_debit_returned(purchase, Some((amount, status.clone())), "AM04")
+                    .expect("returned");
+            assert_eq!(returned, amount);
+            assert!(matches!(event, Event::PurchaseDebitReturned { .. }));
+            let (again, _, _) =
+                decide_debit_returned(purchase, Some((amount, status)), "MD06").expect("returned");
+            assert_eq!(tx, again);
+        }
+        assert!(matches!(
+            decide_debit_returned(purchase, None, "AM04"),
+            Err(ReturnedDebitError::UnknownPurchase(_))
+        ));
+        for status in [
+            PurchaseStatus::Pending,
+            PurchaseStatus::Rejected(BankRejection::InsufficientFunds),
+        ] {
+            assert!(matches!(
+                decide_debit_returned(purchase, Some((amount, status)), "AM04"),
+                Err(ReturnedDebitError::NotSettled(_))
+            ));
+        }
+        for reason in ["", &"X".repeat(36)] {
+            assert!(matches!(
+                decide_debit_returned(
+                    purchase,
+                    Some((amount, PurchaseStatus::Acknowledged)),
+                    reason
+                ),
+                Err(ReturnedDebitError::BadReason)
+            ));
+        }
     }
 }

@@ -19,7 +19,6 @@ use std::time::Instant;
 use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
 
 use crate::issuer::core::{IssuerCore, IssuerError};
-use crate::issuer::crash::{CrashPoint, is_crash};
 use crate::issuer::payment::{Opened, SessionDone, Staged};
 use crate::sessions::SessionError;
 use crate::timing::Stage;
@@ -105,7 +104,6 @@ async fn validate_timed(
                 .await?;
         }
     };
-    core.crash_check(CrashPoint::AfterReserve)?;
     let staging = Instant::now();
     timings.record(Stage::Reserve, staging.duration_since(reserving));
     let (done, written) = tokio::sync::oneshot::channel();
@@ -137,11 +135,13 @@ async fn validate_timed(
     // the shards committed and the transaction marked committed.
     let at = match core.commit.commit(staged.commit.clone()).await {
         Ok(at) => at,
-        // A crash cleans nothing up: the restart finds what the log has.
-        Err(e) if is_crash(&e) => return Err(e),
         Err(e) => {
+            // A failed append may still have reached the disk (the writer
+            // died after the fsync, or the fsync failed after the pages
+            // were written): only the log, read at the next start, says.
+            let maybe_durable = matches!(e, IssuerError::Log(_));
             steps
-                .on_worker(move |core| core.validation_failed(&staged))
+                .on_worker(move |core| core.validation_failed(&staged, maybe_durable))
                 .await?;
             return Err(e);
         }
@@ -164,7 +164,6 @@ async fn validate_timed(
     // a crypto worker.
     session_written(written).await?;
     timings.record(Stage::SessionWait, finished.elapsed());
-    core.crash_check(CrashPoint::AfterCommit)?;
     Ok(answer)
 }
 

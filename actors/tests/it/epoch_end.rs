@@ -148,3 +148,52 @@ fn a_refused_revocation_leaves_the_epoch_serving() {
         report.to_text()
     );
 }
+
+/// An erasure whose batch is durable while its append reported failure
+/// (the log died after the fsync, `ledger::fault::FaultyStore`): the key
+/// is still in the mint when the issuer stops; the restart finds the epoch
+/// erased in the log and destroys the key before it serves, with no
+/// housekeeper pass.
+#[test]
+fn an_erasure_durable_but_never_told_destroys_the_key_at_the_restart() {
+    use ledger::fault::{FaultPlan, StoreFault};
+    use protocol::mint::Mint;
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    h.buy(&alice, spec(&[(2, 100)]));
+    let (epoch, _) = h.core().current_epoch().expect("an epoch");
+    h.clock.advance(1_600);
+    h.core().rotate_epoch_if_due().expect("epoch rotation");
+    let mint_file = h.config().dir.join("mint.key");
+    let plan = FaultPlan::new(StoreFault::AfterDurable, 0);
+    let log = h.faulty_log(&plan);
+    h.restart_on_log(log);
+    assert!(
+        h.core()
+            .erase_epoch(epoch, std::time::Duration::ZERO)
+            .is_err(),
+        "the issuer was not told"
+    );
+    assert!(plan.has_struck());
+    h.core = None;
+    assert!(
+        Mint::open(&mint_file).expect("mint").has_epoch(epoch),
+        "the key outlived the crash"
+    );
+    h.restart();
+    assert!(
+        !Mint::open(&mint_file).expect("mint").has_epoch(epoch),
+        "the restart destroyed the key of the epoch the log erased"
+    );
+    assert!(matches!(
+        h.core().epoch_ends().iter().find(|(e, _)| *e == epoch),
+        Some((_, EpochEnd::Erased { .. }))
+    ));
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+}

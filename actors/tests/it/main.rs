@@ -5,7 +5,6 @@
 
 mod card_agency;
 mod checkpoint;
-mod crash_points;
 mod crash_stores;
 mod durability;
 mod epoch_end;

@@ -656,10 +656,93 @@ fn coin_status_answers_are_signed_and_survive_a_restart() {
         states(&h),
         vec![CoinState::Spent, CoinState::Unspent, CoinState::Unknown]
     );
-    // A coin held by a transaction in flight (stopped dead after reserving).
-    h.restart_with_crash_point(Some(vc_actors::CrashPoint::AfterReserve));
+    // A coin held by a transaction in flight: its batch waits on a log
+    // whose append is held until the test lets it go.
+    h.core = None;
+    let log = std::sync::Arc::new(HeldLog::new(
+        ledger::RedbStore::open(h.log_file()).expect("log opens"),
+    ));
+    h.restart_on_log(log.clone());
+    log.arm();
     let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, vec![coins[1]]);
-    let (_awaiting, vreq) = h.validation(&payee_state, &send, refresh(100));
-    assert!(h.core().validate(&vreq).is_err());
-    assert_eq!(states(&h)[1], CoinState::InUse);
+    let (awaiting, vreq) = h.validation(&payee_state, &send, refresh(100));
+    std::thread::scope(|s| {
+        let paying = s.spawn(|| h.core().validate(&vreq));
+        log.wait_until_held();
+        assert_eq!(states(&h)[1], CoinState::InUse);
+        log.release();
+        let iss1 = paying.join().expect("payer thread").expect("answered");
+        assert!(matches!(
+            awaiting.on_issuance1(shop.sk, &iss1).expect("opens"),
+            PayeeOutcome::Coins { .. }
+        ));
+    });
+    assert_eq!(states(&h)[1], CoinState::Spent);
+}
+
+/// A log whose appends wait until the test releases them: a transaction
+/// in flight, its batch handed to the log and not yet durable.
+struct HeldLog {
+    inner: ledger::RedbStore,
+    /// Whether appends are held (those of the issuer's start are not).
+    armed: std::sync::atomic::AtomicBool,
+    held: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl HeldLog {
+    fn new(inner: ledger::RedbStore) -> HeldLog {
+        HeldLog {
+            inner,
+            armed: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::Mutex::new(false),
+            changed: std::sync::Condvar::new(),
+            released: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn wait_until_held(&self) {
+        let mut held = self.held.lock().expect("lock");
+        while !*held {
+            held = self.changed.wait(held).expect("lock");
+        }
+    }
+
+    fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _held = self.held.lock().expect("lock");
+        self.changed.notify_all();
+    }
+}
+
+impl ledger::EventStore for HeldLog {
+    fn append(&self, batches: &[ledger::Batch]) -> Result<Vec<ledger::Seq>, ledger::StoreError> {
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return self.inner.append(batches);
+        }
+        let mut held = self.held.lock().expect("lock");
+        *held = true;
+        self.changed.notify_all();
+        while !self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            held = self.changed.wait(held).expect("lock");
+        }
+        drop(held);
+        self.inner.append(batches)
+    }
+    fn head(&self) -> Result<ledger::Head, ledger::StoreError> {
+        self.inner.head()
+    }
+    fn read(
+        &self,
+        from: ledger::Seq,
+        max_records: usize,
+    ) -> Result<Vec<ledger::StoredRecord>, ledger::StoreError> {
+        self.inner.read(from, max_records)
+    }
 }

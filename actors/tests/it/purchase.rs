@@ -315,3 +315,57 @@ fn an_open_purchase_session_names_nobody_on_disk() {
     h.core().purchase_issuance2(&ack).expect("ack");
     h.assert_conserved();
 }
+
+/// A settlement whose batch is durable while its append reported failure
+/// (the log died after the fsync, `ledger::fault::FaultyStore`): after the
+/// restart the purchase stands settled, as the log says, and its coins are
+/// recorded against the purchaser, who can have them refunded.
+#[test]
+fn a_settlement_durable_but_never_told_leaves_the_coins_refundable() {
+    use ledger::fault::{FaultPlan, StoreFault};
+    use protocol::flows::{PurchaseClient, RefundUpdate};
+    use protocol::wire::purchase::WDesc;
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 1_000);
+    let core = h.core();
+    let (state, w1) = PurchaseClient::start(
+        core.suite(),
+        alice.sk,
+        alice.id.clone(),
+        &h.pk_i(),
+        core.now(),
+    )
+    .expect("wrequest1");
+    let w2 = core.wrequest1(&w1).expect("wrequest2");
+    let w_desc = WDesc {
+        spec: spec(&[(2, 100)]),
+        amount: Amount::from_minor(200),
+        bank_account: alice.account.clone(),
+        anonymous: false,
+    };
+    let (_awaiting, w3) = state
+        .on_wrequest2(alice.sk, core.id(), &w2, w_desc)
+        .expect("wrequest3");
+    // The purchase's batch passes; the settlement's is durable, not told.
+    let plan = FaultPlan::new(StoreFault::AfterDurable, 1);
+    let log = h.faulty_log(&plan);
+    h.restart_on_log(log);
+    assert!(h.core().wrequest3(&w3).is_err(), "the issuer was not told");
+    assert!(plan.has_struck());
+    h.restart();
+    let Some(PurchaseStatus::Settled(bodies)) = h.core().purchase_status(w3.purchase) else {
+        panic!("the log holds the settlement");
+    };
+    let (client, req) = h.refund_request(&alice);
+    let answer = h.core().refund(&req).expect("answered");
+    let RefundUpdate::Replaced { mut revoked, .. } =
+        client.on_answer(alice.sk, &answer).expect("opens")
+    else {
+        panic!("the purchased coins are not refundable");
+    };
+    revoked.sort();
+    let mut bought: Vec<_> = bodies.iter().map(|b| b.id).collect();
+    bought.sort();
+    assert_eq!(revoked, bought);
+    h.assert_conserved();
+}

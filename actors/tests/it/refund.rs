@@ -202,3 +202,43 @@ fn a_refund_replaces_no_coin_past_its_refresh_grace() {
         report.to_text()
     );
 }
+
+/// A refund whose batch is durable while its append reported failure (the
+/// log died after the fsync, `ledger::fault::FaultyStore`): after the
+/// restart its retry answers the replacements the log holds, and those are
+/// the holder's to refund in turn, as replacements of any refund are.
+#[test]
+fn a_refund_durable_but_never_told_leaves_its_replacements_refundable() {
+    use ledger::fault::{FaultPlan, StoreFault};
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 10_000);
+    h.buy(&alice, spec(&[(2, 100)]));
+    let (client, req) = h.refund_request(&alice);
+    let plan = FaultPlan::new(StoreFault::AfterDurable, 0);
+    let log = h.faulty_log(&plan);
+    h.restart_on_log(log);
+    assert!(h.core().refund(&req).is_err(), "the issuer was not told");
+    assert!(plan.has_struck());
+    h.restart();
+    let answer = h.core().refund(&req).expect("the retry is answered");
+    let RefundUpdate::Replaced { coins: new, .. } =
+        client.on_answer(alice.sk, &answer).expect("opens")
+    else {
+        panic!("nothing refunded");
+    };
+    assert_eq!(new.len(), 2);
+    // The holder lost the disk again: the replacements are refunded.
+    let (client, req) = h.refund_request(&alice);
+    let answer = h.core().refund(&req).expect("answered");
+    let RefundUpdate::Replaced { revoked, .. } =
+        client.on_answer(alice.sk, &answer).expect("opens")
+    else {
+        panic!("the replacements of a refund are not refundable");
+    };
+    let mut revoked = revoked;
+    revoked.sort();
+    let mut replaced: Vec<_> = new.iter().map(|c| c.id()).collect();
+    replaced.sort();
+    assert_eq!(revoked, replaced);
+    h.assert_conserved();
+}

@@ -9,6 +9,10 @@ use crate::util;
 
 use std::time::Duration;
 
+use client::{
+    ClientConfig, ClientError, ErrorCode, IssuerClient, MerchantClient, PurchaseOutcome,
+    ServerConfig, Wallet, WalletError,
+};
 use ledger::testkit::ManualClock;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, ParticipantId, Role, Timestamp};
 use protocol::crypto::{KeyShare, SecretKey};
@@ -20,10 +24,6 @@ use protocol::wire::RejectReason;
 use protocol::wire::labels;
 use protocol::wire::payment::{PDesc, PaymentOutcome, SendCoins, VOption};
 use protocol::wire::purchase::{PurchaseOutcome as WirePurchaseOutcome, WDesc, WRequest1};
-use vc_gateway::{
-    ClientConfig, ClientError, ErrorCode, IssuerClient, MerchantClient, PurchaseOutcome,
-    ServerConfig, Wallet, WalletError,
-};
 
 use util::{
     client_of, enrolled_tea_shop, issuer, join_wallet, key, purse_for, serve_shared_issuer, spec,
@@ -510,7 +510,7 @@ fn exchange_from(
 // and pays it.
 #[test]
 fn one_client_cannot_take_the_merchants_open_orders() {
-    use vc_gateway::constants::ORDERS_OPEN_PER_CLIENT_MAX;
+    use client::constants::ORDERS_OPEN_PER_CLIENT_MAX;
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -858,7 +858,7 @@ fn a_corrupted_send_coins_journaled_while_the_issuer_was_away_does_not_block_the
 // another address still pays the order.
 #[test]
 fn one_client_posting_refused_send_coins_is_stopped_before_any_work() {
-    use vc_gateway::constants::PAY_REFUSALS_PER_CLIENT_MAX;
+    use client::constants::PAY_REFUSALS_PER_CLIENT_MAX;
     let core = issuer().core.clone();
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client = client_of(&gateway);
@@ -877,7 +877,7 @@ fn one_client_posting_refused_send_coins_is_stopped_before_any_work() {
             .seal(core.suite(), labels::PAY_SEND_COINS, b"not coins")
             .expect("seal"),
     });
-    let post = |body: &[u8]| util::post_request(&path, vc_gateway::media::POSTCARD, body);
+    let post = |body: &[u8]| util::post_request(&path, client::media::POSTCARD, body);
     let statuses: Vec<u16> = (0..40)
         .map(|_| exchange_from(flooder, shop.addr(), &post(&garbage)).status)
         .collect();
@@ -1040,7 +1040,9 @@ fn settled_purchase(
         .on_wrequest2(who.sk, core.id(), &w2, w_desc)
         .expect("wrequest3");
     let mut issuance = client.wrequest3(&w3).expect("issuance1");
-    for _ in 0..200 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use actors::IssuerConfig;
 use actors::SimulatedBank;
+use client::{ClientConfig, PurchaseOutcome, ServerConfig, Wallet};
 use ledger::{
     Amount, CoinSpec, Denomination, Event, EventStore, KeyEpoch, RedbStore, Role, Seq, Sharing,
     Timestamp, verify_store,
 };
 use protocol::flows::PayerOutcome;
-use vc_gateway::{
-    ClientConfig, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, serve_issuer_with_bank,
-};
+use vc_gateway::{IssuerRuntime, serve_issuer_with_bank};
 
 use util::{join_wallet, purse_for, tea_shop};
 
@@ -131,11 +130,7 @@ fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
         .http()
         .post_encoded_ack("/admin/epoch/open", b"\x01\x00")
         .expect_err("unsigned");
-    assert_eq!(
-        e.code(),
-        Some(vc_gateway::ErrorCode::Unauthenticated),
-        "{e}"
-    );
+    assert_eq!(e.code(), Some(client::ErrorCode::Unauthenticated), "{e}");
     // Signed by the operator, but trailing bytes are not an OpenEpoch.
     let signed = util::operator_key()
         .sign("/admin/epoch/open", b"\x01\x00".to_vec())
@@ -144,7 +139,7 @@ fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
         .http()
         .post_encoded_ack("/admin/epoch/open", &protocol::wire::encode(&signed))
         .expect_err("trailing bytes are not an OpenEpoch");
-    assert_eq!(e.code(), Some(vc_gateway::ErrorCode::Malformed), "{e}");
+    assert_eq!(e.code(), Some(client::ErrorCode::Malformed), "{e}");
     gateway.stop().expect("gateway stops");
     runtime.try_stop().expect("the issuer closes its files");
     let events = events_read_only(&dir.path().join("issuer").join("log.redb"));

@@ -13,15 +13,13 @@ use std::time::Duration;
 
 use actors::IssuerConfig;
 use actors::SimulatedBank;
+use client::{ClientConfig, PurchaseOutcome, ServerConfig, Wallet, WalletError};
 use ledger::testkit::ForwardClock;
 use ledger::{Amount, Role};
 use protocol::flows::PayerOutcome;
 use protocol::wire::RejectReason;
 use purse::CoinState;
-use vc_gateway::{
-    ClientConfig, IssuerRuntime, PurchaseOutcome, ServerConfig, Wallet, WalletError,
-    serve_issuer_with_bank,
-};
+use vc_gateway::{IssuerRuntime, serve_issuer_with_bank};
 
 use util::{join_wallet, purse_for, spec, tea_shop};
 

@@ -9,6 +9,10 @@ use crate::util;
 
 use std::sync::Arc;
 
+use client::{
+    CatalogItem, ClientConfig, CollectOption, ErrorCode, IssuerClient, MerchantClient,
+    MerchantConfig, ServerConfig, serve_merchant,
+};
 use ledger::{Amount, BankAccount, Coin, CoinSpec, ParticipantId, Role, Timestamp};
 use protocol::crypto::SecretKey;
 use protocol::flows::{
@@ -20,10 +24,7 @@ use protocol::wire::purchase::WDesc;
 use protocol::wire::registration::Certificate;
 use protocol::wire::{RejectReason, encode};
 use purse::{IssuerInfo, Purse, PurseProfile};
-use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, ErrorCode, IssuerClient, MerchantClient,
-    MerchantConfig, ServerConfig, serve_issuer, serve_merchant,
-};
+use vc_gateway::serve_issuer;
 
 use util::{issuer, key, spec};
 
@@ -93,7 +94,9 @@ fn buy(client: &IssuerClient, who: &Participant, spec: CoinSpec) -> Vec<Coin> {
         .on_wrequest2(who.sk, core.id(), &w2, w_desc)
         .expect("wrequest3");
     let mut issuance = client.wrequest3(&w3).expect("issuance1 over http");
-    for _ in 0..50 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => {
                 client.purchase_ack(&ack).expect("ack over http");
@@ -137,7 +140,7 @@ fn merchant_purse(
     (Arc::new(purse), dir)
 }
 
-fn book_shop(purse: Arc<Purse>) -> vc_gateway::ServerHandle {
+fn book_shop(purse: Arc<Purse>) -> client::ServerHandle {
     serve_merchant(
         &MerchantConfig {
             server: util::operator_config(ServerConfig::loopback()),

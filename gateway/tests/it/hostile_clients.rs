@@ -31,6 +31,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use client::media::{ERROR, INVOICE, POSTCARD};
+use client::{
+    CatalogItem, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
+    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_merchant,
+};
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::SecretKey;
 use protocol::flows::{
@@ -41,11 +46,6 @@ use protocol::wire::payment::{PDesc, PaymentIssuance2, VOption};
 use protocol::wire::purchase::{WDesc, WRequest3};
 use protocol::wire::{decode, encode};
 use purse::Purse;
-use vc_gateway::media::{ERROR, INVOICE, POSTCARD};
-use vc_gateway::{
-    CatalogItem, CollectOption, ErrorBody, ErrorCode, IssuerClient, MerchantConfig,
-    PurchaseOutcome, ServerConfig, ServerHandle, Wallet, serve_merchant,
-};
 
 use util::{
     client_of, issuer, join_wallet, key, parse_response, post_request, purse_for,
@@ -129,7 +129,7 @@ fn start_gateway() -> ServerHandle {
     config.body_timeout_ms = BODY_TIMEOUT_MS;
     // Every client here, honest or not, is 127.0.0.1: this test holds the
     // global limits to account; `hostile_sources.rs` the per-source ones.
-    config.per_source = vc_gateway::SourceLimits::unlimited();
+    config.per_source = client::SourceLimits::unlimited();
     serve_shared_issuer(&util::tls_config(config))
 }
 
@@ -800,7 +800,9 @@ fn settle_purchase(
     first: protocol::wire::purchase::PurchaseIssuance1,
 ) -> (Vec<Coin>, protocol::wire::purchase::PurchaseIssuance2) {
     let mut issuance = first;
-    for _ in 0..100 {
+    // Polled until a deadline, not a count: a busy machine settles late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match awaiting.on_issuance1(&issuance).expect("issuance1 checks") {
             PurchaseUpdate::Issued { coins, ack } => return (coins, ack),
             PurchaseUpdate::Pending => {
@@ -813,7 +815,7 @@ fn settle_purchase(
     panic!("purchase never settled");
 }
 
-fn code_of(e: &vc_gateway::ClientError) -> Option<ErrorCode> {
+fn code_of(e: &client::ClientError) -> Option<ErrorCode> {
     e.code()
 }
 

@@ -17,6 +17,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use client::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD};
+use client::{
+    ClientConfig, MerchantClient, PaymentExpectation, PurchaseOutcome, ServerConfig, Wallet,
+    WalletError,
+};
 use ledger::testkit::ForwardClock;
 use ledger::{Amount, BankAccount, ParticipantId, Role};
 use protocol::flows::PayerOutcome;
@@ -24,11 +29,6 @@ use protocol::flows::PaymentPayee;
 use protocol::wire::payment::{Invoice, PaymentOutcome, PaymentResult, SendCoins, VOption};
 use protocol::wire::{decode, encode};
 use purse::Purse;
-use vc_gateway::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD};
-use vc_gateway::{
-    ClientConfig, MerchantClient, PaymentExpectation, PurchaseOutcome, ServerConfig, Wallet,
-    WalletError,
-};
 
 use util::{client_of, enrolled_tea_shop, join_wallet, purse_for, serve_shared_issuer, spec};
 
@@ -82,7 +82,7 @@ fn respond_error(stream: &mut TcpStream, status: &str, code: ErrorCode, message:
 
 struct Hostile {
     shop: MerchantClient,
-    issuer: vc_gateway::IssuerClient,
+    issuer: client::IssuerClient,
     held: Mutex<Option<(Invoice, Vec<u8>)>>,
     answer: Mutex<Answer>,
     invoices: Mutex<Vec<Invoice>>,
@@ -302,8 +302,8 @@ fn available(purse: &Purse) -> Amount {
 const TEA: Amount = Amount::from_minor(250);
 
 struct World {
-    gateway: vc_gateway::ServerHandle,
-    shop: vc_gateway::ServerHandle,
+    gateway: client::ServerHandle,
+    shop: client::ServerHandle,
     shop_purse: Arc<Purse>,
     hostile: Arc<Hostile>,
     hostile_url: String,
@@ -451,7 +451,7 @@ fn a_merchant_that_never_answers_cannot_keep_the_payers_coins() {
     assert_eq!(w.in_flight(), 1);
 
     w.clock
-        .set_offset(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
+        .set_offset(client::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.finished, 1);
     assert_eq!(w.in_flight(), 0);
@@ -567,7 +567,7 @@ fn a_reclaim_answered_in_use_keeps_the_coins_reserved_until_the_issuer_decides()
         .expect("the coin is unspent");
 
     w.clock
-        .set_offset(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
+        .set_offset(client::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.unfinished, 1, "\"in use\" decides nothing");
     assert_eq!(w.in_flight(), 1);
@@ -636,7 +636,7 @@ fn model_run(seed: u64, n_steps: usize) {
             1 => {
                 // Time passes for the payer: a silent merchant has had long enough.
                 w.clock
-                    .advance(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
+                    .advance(client::constants::WALLET_MERCHANT_WAIT_SECS + 1);
                 let _ = w.alice.resume();
             }
             2 if w.hostile.held.lock().expect("lock").is_some() => {
@@ -701,7 +701,7 @@ fn model_run(seed: u64, n_steps: usize) {
     // through the issuer. Then the payer holds exactly what the merchant
     // was not paid, all of it spendable.
     w.clock
-        .advance(vc_gateway::constants::WALLET_MERCHANT_WAIT_SECS + 1);
+        .advance(client::constants::WALLET_MERCHANT_WAIT_SECS + 1);
     let report = w.alice.resume().expect("resume");
     assert_eq!(report.unfinished, 0, "seed {seed}: left unsettled");
     assert_eq!(w.in_flight(), 0, "seed {seed}");

@@ -25,15 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ledger::{Amount, CoinSpec, Denomination, Role};
-use rustls::pki_types::{CertificateDer, ServerName};
-use vc_gateway::{
+use client::{
     CatalogItem, ClientConfig, CollectOption, IssuerCa, IssuerClient, MerchantConfig,
     PurchaseOutcome, ServerConfig, ServerHandle, TlsAuthority, Wallet, serve_merchant,
 };
+use ledger::{Amount, CoinSpec, Denomination, Role};
+use rustls::pki_types::{CertificateDer, ServerName};
 
+use client::constants::REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
 use util::{issuer, join_wallet, operator_config, operator_key, purse_for};
-use vc_gateway::constants::REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
 
 /// Hostile connections of each kind, against each server.
 const CONNECTIONS_PER_SERVER: usize = 2_000;
@@ -109,7 +109,7 @@ fn tls_client_config(ca: &IssuerCa) -> Arc<rustls::ClientConfig> {
         .add(CertificateDer::from(ca.der().to_vec()))
         .expect("root");
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(vc_gateway::tls::crypto_provider())
+        rustls::ClientConfig::builder_with_provider(client::tls::crypto_provider())
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots)
@@ -349,9 +349,15 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(2 * TRICKLE_INTERVAL_MS));
         // Each attacking address holds its share of the issuer's places
-        // for bodies still arriving, and no more.
+        // for bodies still arriving, and no more: once they are all taken,
+        // and a trickle later, none more.
+        let share = usize::from(ATTACKER_SOURCES / 2) * REQUEST_BODIES_RECEIVING_PER_SOURCE_MAX;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bodies_receiving(&client) < share && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(TRICKLE_INTERVAL_MS));
         let receiving = bodies_receiving(&client);
         println!("the issuer's bodies still arriving: {receiving}");
         assert_eq!(
@@ -382,6 +388,7 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
     let burst = "GET /v1/issuer HTTP/1.1\r\nHost: x\r\n\r\n".repeat(FLOOD_PIPELINE);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
+    let flooders_n = flooders.len();
     let flooded = std::thread::scope(|s| {
         let per_thread = flooders.len().div_ceil(DRIVER_THREADS).max(1);
         for chunk in flooders.chunks_mut(per_thread) {
@@ -400,7 +407,13 @@ fn two_thousand_hostile_connections_of_each_kind_leave_honest_payments_under_a_s
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // The flood is under way once every connection has sent a burst.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.load(Ordering::Relaxed) < flooders_n * FLOOD_PIPELINE
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let latencies = pay_during(&alice, &shop_url);
         stop.store(true, Ordering::Release);
         latencies

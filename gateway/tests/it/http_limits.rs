@@ -9,12 +9,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use client::media::{ERROR, POSTCARD};
+use client::{ClientConfig, ErrorBody, ErrorCode, IssuerClient, ServerConfig, ServerHandle};
 use protocol::wire::payment::ValidationRequest;
 use protocol::wire::{WireMessage, decode};
-use vc_gateway::media::{ERROR, POSTCARD};
-use vc_gateway::{
-    ClientConfig, ErrorBody, ErrorCode, IssuerClient, ServerConfig, ServerHandle, serve_issuer,
-};
+use vc_gateway::serve_issuer;
 
 use util::{issuer, parse_response, post_request, raw_exchange, read_all};
 

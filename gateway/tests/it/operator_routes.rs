@@ -12,15 +12,15 @@ use crate::util;
 
 use std::sync::OnceLock;
 
-use ledger::{Amount, BankAccount, ParticipantId, Role, Standing};
-use protocol::wire::{WireMessage, decode, encode};
-use vc_gateway::issuer::{
+use client::api::{
     ApproveEnrollment, BankBalanceQuery, EraseEpoch, OpenBankAccount, OpenEpoch, RefuseEnrollment,
     RevokeEpoch, SetStanding,
 };
-use vc_gateway::media::{ERROR, POSTCARD};
-use vc_gateway::operator::now_micros;
-use vc_gateway::{ClientConfig, ErrorBody, ErrorCode, OperatorKey, ServerConfig, Wallet};
+use client::media::{ERROR, POSTCARD};
+use client::operator::now_micros;
+use client::{ClientConfig, ErrorBody, ErrorCode, OperatorKey, ServerConfig, Wallet};
+use ledger::{Amount, BankAccount, ParticipantId, Role, Standing};
+use protocol::wire::{WireMessage, decode, encode};
 
 use util::{
     issuer, operator_key, post_request, purse_for, raw_exchange, scrape_token, serve_shared_issuer,
@@ -59,7 +59,7 @@ fn assert_only_the_operator_passes<M: WireMessage>(
     msg: &M,
 ) {
     let now = now_micros();
-    let window = vc_gateway::constants::OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
+    let window = client::constants::OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
     let cases: Vec<(&str, Vec<u8>, u16, ErrorCode)> = vec![
         ("unsigned", encode(msg), 401, ErrorCode::Unauthenticated),
         (
@@ -289,7 +289,7 @@ fn refusing_an_enrollment_and_suspending_take_the_operators_signature() {
         .expect_err("a refused enrollment asked again");
     assert!(matches!(
         again,
-        vc_gateway::WalletError::Client(ref e) if e.code() == Some(ErrorCode::EnrollmentRefused)
+        client::WalletError::Client(ref e) if e.code() == Some(ErrorCode::EnrollmentRefused)
     ));
 
     let suspend = SetStanding {
@@ -312,11 +312,11 @@ fn refusing_an_enrollment_and_suspending_take_the_operators_signature() {
 fn a_client_without_an_operator_key_cannot_call_operator_routes() {
     let gateway = serve_shared_issuer(&ServerConfig::loopback());
     let client =
-        vc_gateway::IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
+        client::IssuerClient::new(&gateway.url(), ClientConfig::default()).expect("client");
     let account = BankAccount::new("acct-nokey").expect("account");
     assert!(matches!(
         client.bank_balance(&account),
-        Err(vc_gateway::ClientError::NoOperatorKey)
+        Err(client::ClientError::NoOperatorKey)
     ));
 }
 
@@ -361,9 +361,9 @@ fn a_signed_request_replayed_after_the_gateway_restarts_is_refused() {
     let serve = || {
         let mut config = ServerConfig::loopback();
         config.operators = std::sync::Arc::new(
-            vc_gateway::OperatorAuth::new(
+            client::OperatorAuth::new(
                 vec![("test operator".into(), operator_key().public())],
-                vc_gateway::NonceStore::File(nonces.clone()),
+                client::NonceStore::File(nonces.clone()),
             )
             .expect("operator keys"),
         );

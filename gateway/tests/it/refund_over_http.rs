@@ -9,13 +9,13 @@ use crate::util;
 
 use std::sync::Arc;
 
+use client::{
+    ClientConfig, ClientError, PurchaseOutcome, RefundOutcome, ServerConfig, Wallet, WalletError,
+};
 use ledger::{Amount, CoinSpec, Role};
 use protocol::wire::RejectReason;
 use protocol::wire::refund::RefundAnswer;
 use purse::{CoinState, Purse, TxKind};
-use vc_gateway::{
-    ClientConfig, ClientError, PurchaseOutcome, RefundOutcome, ServerConfig, Wallet, WalletError,
-};
 
 use util::{client_of, issuer, join_wallet, purse_for, serve_shared_issuer, spec};
 

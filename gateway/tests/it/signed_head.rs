@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use actors::IssuerConfig;
 use actors::SimulatedBank;
+use client::ServerConfig;
 use ledger::{Checkpoint, Event, EventStore, RedbStore, Sharing};
-use vc_gateway::{IssuerRuntime, ServerConfig, serve_issuer_with_bank};
+use vc_gateway::{IssuerRuntime, serve_issuer_with_bank};
 
 #[test]
 fn the_gateway_serves_the_signed_head_the_log_ends_with() {

@@ -9,10 +9,11 @@ use crate::util;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use client::{ErrorBody, ErrorCode, ServerConfig, ServerHandle, SourceLimits};
 use protocol::wire::decode;
-use vc_gateway::{ErrorBody, ErrorCode, ServerConfig, ServerHandle, SourceLimits, serve_issuer};
+use vc_gateway::serve_issuer;
 
 use util::{issuer, parse_response, read_all};
 
@@ -38,7 +39,46 @@ fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
 fn start(limits: SourceLimits) -> ServerHandle {
     let mut config = ServerConfig::loopback();
     config.per_source = limits;
+    config.metrics_token = Some(util::scrape_token().clone());
     serve_issuer(&config, issuer().handle()).expect("gateway")
+}
+
+/// Polls `/health` from `from` (a new connection each time) until it is
+/// answered 200; panics after five seconds.
+fn wait_until_served(from: IpAddr, to: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = connect_from(from, to);
+        if get(&mut stream, "/health", true).0 == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{from} was never served again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls the server's gauge of bodies still arriving until it reaches
+/// `n`; panics after five seconds.
+fn wait_bodies_receiving(gateway: &ServerHandle, n: usize) {
+    let client = util::client_of(gateway);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let receiving: usize = client
+            .metrics(util::scrape_token())
+            .expect("metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix("vc_issuer_http_bodies_receiving "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the receiving gauge");
+        if receiving >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {receiving} of {n} bodies arriving"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn tiny() -> SourceLimits {
@@ -115,9 +155,7 @@ fn connections_over_the_share_of_an_address_are_refused_and_closed() {
     assert_eq!(get(&mut other, "/health", true).0, 200, "another address");
     drop(held);
     // Once the address's connections close, it has its share back.
-    std::thread::sleep(Duration::from_millis(200));
-    let mut again = connect_from(source(2), gateway.addr());
-    assert_eq!(get(&mut again, "/health", true).0, 200);
+    wait_until_served(source(2), gateway.addr());
 }
 
 #[test]
@@ -168,7 +206,7 @@ fn bodies_still_arriving_over_the_share_of_an_address_are_refused() {
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_bodies_receiving(&gateway, 2);
     let mut third = connect_from(source(6), gateway.addr());
     third.write_all(head.as_bytes()).expect("head");
     let resp = parse_response(&read_all(&mut third, Duration::from_secs(5))).expect("answer");

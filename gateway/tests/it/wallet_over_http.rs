@@ -7,13 +7,13 @@
 
 use crate::util;
 
-use ledger::{Amount, CoinSpec, Denomination, Role};
-use protocol::flows::PayerOutcome;
-use purse::Purse;
-use vc_gateway::{
+use client::{
     CatalogItem, ClientConfig, ClientError, CollectOption, MerchantConfig, PurchaseOutcome,
     ServerConfig, Wallet, WalletError, serve_merchant,
 };
+use ledger::{Amount, CoinSpec, Denomination, Role};
+use protocol::flows::PayerOutcome;
+use purse::Purse;
 
 use util::{client_of, issuer, join_wallet, purse_for, serve_shared_issuer};
 
@@ -139,8 +139,8 @@ fn a_wallet_buys_pays_with_and_without_change_redeems_and_resumes() {
     // The merchant restarts between the invoice and the payment and forgets
     // the order: "no such order" proves nothing, so the payment turns at
     // once into a change with the issuer, which gives the coins back fresh.
-    let merchant = vc_gateway::MerchantClient::new(&shop.url(), ClientConfig::default())
-        .expect("merchant client");
+    let merchant =
+        client::MerchantClient::new(&shop.url(), ClientConfig::default()).expect("merchant client");
     let invoice = merchant.invoice("book", alice.id()).expect("invoice");
     let shop_addr = shop.addr();
     shop.stop().expect("merchant stops");

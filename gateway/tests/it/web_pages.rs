@@ -13,15 +13,15 @@ use crate::util;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use client::merchant::{ClientLimits, serve_merchant_for_owner};
+use client::operator::now_micros;
+use client::purse_ui::{PurseUiConfig, serve_purse_ui};
+use client::{
+    CatalogItem, ClientConfig, CollectOption, MerchantConfig, OperatorKey, ServerConfig, Wallet,
+};
 use ledger::Role;
 use protocol::wire::encode;
 use vc_gateway::dashboard::{DASHBOARD_LOGIN_ROUTE, DashboardGrant};
-use vc_gateway::merchant::{ClientLimits, serve_merchant_for_owner};
-use vc_gateway::operator::now_micros;
-use vc_gateway::purse_ui::{PurseUiConfig, serve_purse_ui};
-use vc_gateway::{
-    CatalogItem, ClientConfig, CollectOption, MerchantConfig, OperatorKey, ServerConfig, Wallet,
-};
 
 use util::{
     RawResponse, client_of, join_wallet, operator_key, purse_for, raw_exchange, serve_shared_issuer,
@@ -138,7 +138,7 @@ fn the_dashboard_opens_only_for_a_fresh_operator_grant_and_once() {
     };
     let stranger = OperatorKey::generate().expect("keygen");
     let now = now_micros();
-    let window = vc_gateway::constants::OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
+    let window = client::constants::OPERATOR_REQUEST_WINDOW_SECS * 1_000_000;
 
     refused(&get(addr, "/dashboard", &host, None), "no session");
     for (what, path) in [

@@ -10,7 +10,6 @@
 //! replaying the log can recompute it.
 
 use ledger::{Amount, CoinId, Event, Hash32, KeyEpoch, Seq, Timestamp};
-use sha2::{Digest, Sha256};
 
 use super::{CoinState, EPOCHS, RETIRED, coin, coin_id, epoch_bytes, epoch_info, retired_key};
 use crate::error::{HistoryError, ProjectionError, history};
@@ -63,14 +62,7 @@ impl ErasurePlan {
     }
 }
 
-/// SHA-256 over the ids, 16 bytes each, in the order given (ascending, for an erasure).
-pub fn erasure_digest<'a>(ids: impl IntoIterator<Item = &'a CoinId>) -> Hash32 {
-    let mut h = Sha256::new();
-    for id in ids {
-        h.update(id.as_bytes());
-    }
-    Hash32(h.finalize().into())
-}
+pub use ledger::erasure_digest;
 
 /// The retired (spent or revoked, not yet erased) coins of `epoch`,
 /// ascending, and their value in minor units.

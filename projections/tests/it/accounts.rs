@@ -3,6 +3,7 @@
 //! (with `ledger::conservation`, the rule the issuer and auditor use).
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use ledger::{
     Amount, BalanceId, CoinBody, CoinId, CoinSpec, Event, EventStore, IssueCause, KeyEpoch,
@@ -10,7 +11,7 @@ use ledger::{
 };
 use projections::accounts::{PurchaseState, conservation_at};
 use projections::{Accounts, AccountsModel, HistoryError, ProjectionError};
-use util::{MemLog, World, seal_account, seal_identity};
+use util::{History, MemoryStore, seal_account, seal_identity};
 
 fn open(dir: &tempfile::TempDir) -> Accounts {
     Accounts::open(dir.path().join("accounts.redb"), AccountsModel).expect("open")
@@ -26,15 +27,15 @@ fn history_error(e: ProjectionError) -> HistoryError {
 #[test]
 fn books_match_the_world_and_conservation_holds_at_every_sequence_number() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    let mut world = World::new();
+    let log = MemoryStore::new();
+    let mut world = History::new();
     let accounts = open(&dir);
     let mut n_checked = 0;
     for op in util::busy_ops(400) {
-        let Some(events) = world.step(op) else {
+        let Some(batch) = world.step(op) else {
             continue;
         };
-        let first = log.append_events(events);
+        let first = log.append(std::slice::from_ref(batch)).expect("append")[0];
         accounts
             .apply_records(&log.read(first, usize::MAX).expect("read"))
             .expect("apply");
@@ -115,7 +116,7 @@ fn requested(purchase: PurchaseId, amount: u64) -> Event {
 #[test]
 fn a_batch_that_mints_from_nothing_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![Event::CoinsIssued {
         coins: vec![coin(1, 100)],
         holder: None,
@@ -144,7 +145,7 @@ fn settlements_must_follow_a_pending_request_of_the_same_amount() {
         ]
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(settle(100));
     let err = open(&dir).catch_up(&log).expect_err("never requested");
     assert_eq!(
@@ -153,7 +154,7 @@ fn settlements_must_follow_a_pending_request_of_the_same_amount() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![requested(purchase, 100)]);
     log.append_events(settle(90));
     let err = open(&dir).catch_up(&log).expect_err("other amount");
@@ -163,7 +164,7 @@ fn settlements_must_follow_a_pending_request_of_the_same_amount() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![requested(purchase, 100)]);
     log.append_events(settle(100));
     let accounts = open(&dir);
@@ -183,7 +184,7 @@ fn settlements_must_follow_a_pending_request_of_the_same_amount() {
 #[test]
 fn a_balance_cannot_be_withdrawn_below_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     let balance = BalanceId::from_bytes([3; 16]);
     log.append_events(vec![
         Event::AggregateWithdrawn {
@@ -202,7 +203,7 @@ fn a_balance_cannot_be_withdrawn_below_zero() {
 #[test]
 fn a_batch_split_across_transactions_is_reported_mid_batch_and_completes_later() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     let purchase = PurchaseId::from_bytes([6; 16]);
     log.append_events(vec![requested(purchase, 50)]);
     log.append_events(vec![

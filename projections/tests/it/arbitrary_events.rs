@@ -5,6 +5,7 @@
 //! accepted (equal to a replay up to that record).
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use ledger::EventStore;
 use ledger::testkit::arb_event;
@@ -13,9 +14,9 @@ use projections::{
     replay_in_memory,
 };
 use proptest::prelude::*;
-use util::{MemLog, TestUnsealer, World};
+use util::{History, MemoryStore, TestUnsealer};
 
-fn feed<P: Projection>(dir: &std::path::Path, name: &str, model: fn() -> P, log: &MemLog) {
+fn feed<P: Projection>(dir: &std::path::Path, name: &str, model: fn() -> P, log: &MemoryStore) {
     let db = ProjectionDb::open(dir.join(name), model()).expect("open");
     match db.catch_up(log) {
         Ok(reached) => assert_eq!(reached, log.head().expect("head").last_seq),
@@ -41,8 +42,8 @@ proptest! {
         tail in prop::collection::vec(arb_event(), 1..12),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = MemLog::new();
-        World::new().run(&ops, &log);
+        let log = MemoryStore::new();
+        History::new().run(&ops, &log);
         for event in tail {
             log.append_events(vec![event]);
         }

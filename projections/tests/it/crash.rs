@@ -8,14 +8,16 @@
 //! this test, with `VC_PROJECTIONS_CRASH_DIR` set.
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use ledger::MemoryStore;
+use ledger::testkit::History;
 use ledger::{EventStore, RedbStore, Seq, Sharing};
 use projections::{AccountsModel, CoinStatusModel, Projection, ProjectionDb, replay_in_memory};
-use util::World;
 
 const CHILD_DIR_ENV: &str = "VC_PROJECTIONS_CRASH_DIR";
 const CHUNK_RECORDS: usize = 7;
@@ -73,8 +75,8 @@ fn killed_while_applying_then_reopened_equals_a_replay_to_the_applied_record() {
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     {
-        let log_mem = util::MemLog::new();
-        World::new().run(&util::busy_ops(1500), &log_mem);
+        let log_mem = MemoryStore::new();
+        History::new().run(&util::busy_ops(1500), &log_mem);
         head = log_mem.head().expect("head").last_seq;
         let batches: Vec<ledger::Batch> = log_mem
             .all()

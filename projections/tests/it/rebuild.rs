@@ -1,5 +1,5 @@
 //! Rebuild equals incremental, and crashes between transactions change
-//! nothing: random valid histories (see `util::World`) are applied to each
+//! nothing: random valid histories (see `History`) are applied to each
 //! projection's redb file (coin status, user index, accounts, transaction
 //! index) in random chunks that cut batches in two, with
 //! chunks offered twice and the file closed and reopened between
@@ -7,6 +7,7 @@
 //! replay in memory.
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use ledger::{CoinId, EventStore, Seq, StoredRecord};
 use proptest::prelude::*;
@@ -15,7 +16,7 @@ use projections::{
     AccountsModel, CoinState, CoinStatus, CoinStatusModel, Projection, ProjectionDb,
     ProjectionError, TxIndex, TxIndexModel, TxPlace, UserIndexModel, replay_in_memory,
 };
-use util::{MemLog, TestUnsealer, World};
+use util::{History, MemoryStore, TestUnsealer};
 
 /// Applies `records` to a fresh file at `dir/name` in chunks of the given
 /// sizes; after chunk `i`, re-offers it when `i` is odd and reopens the file
@@ -59,7 +60,7 @@ fn check<P: Projection>(
     dir: &std::path::Path,
     name: &str,
     make: &dyn Fn() -> P,
-    log: &MemLog,
+    log: &MemoryStore,
     chunks: &[usize],
 ) -> ProjectionDb<P> {
     let records = log.all();
@@ -77,7 +78,7 @@ fn check<P: Projection>(
     incremental
 }
 
-fn assert_erasure_kept_every_unspent_coin(coins: &CoinStatus, world: &World) {
+fn assert_erasure_kept_every_unspent_coin(coins: &CoinStatus, world: &History) {
     for (body, _) in &world.unspent {
         let entry = coins
             .status(&body.id)
@@ -96,7 +97,7 @@ fn assert_erasure_kept_every_unspent_coin(coins: &CoinStatus, world: &World) {
 }
 
 /// Every batch of the log is found at its first record with its length.
-fn assert_every_batch_is_indexed(index: &TxIndex, log: &MemLog) {
+fn assert_every_batch_is_indexed(index: &TxIndex, log: &MemoryStore) {
     for stored in log.all() {
         let r = &stored.record;
         if r.batch_index == 0 {
@@ -120,8 +121,8 @@ proptest! {
         chunks in prop::collection::vec(1usize..9, 1..12),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = MemLog::new();
-        let mut world = World::new();
+        let log = MemoryStore::new();
+        let mut world = History::new();
         // Start with an epoch and a merchant so most operations apply.
         world.run(&[0, 13], &log);
         world.run(&ops, &log);
@@ -142,8 +143,8 @@ proptest! {
 #[test]
 fn a_failing_record_aborts_the_whole_transaction() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    let mut world = World::new();
+    let log = MemoryStore::new();
+    let mut world = History::new();
     world.run(&util::busy_ops(60), &log);
     let mut records = log.all();
     let db = CoinStatus::open(dir.path().join("c.redb"), CoinStatusModel).expect("open");
@@ -172,8 +173,8 @@ fn a_failing_record_aborts_the_whole_transaction() {
 #[test]
 fn records_past_the_next_one_are_refused_as_a_gap() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    World::new().run(&util::busy_ops(20), &log);
+    let log = MemoryStore::new();
+    History::new().run(&util::busy_ops(20), &log);
     let records = log.all();
     let db = CoinStatus::open(dir.path().join("c.redb"), CoinStatusModel).expect("open");
     let err = db.apply_records(&records[2..]).expect_err("gap");
@@ -210,15 +211,15 @@ fn a_file_of_one_projection_is_not_opened_as_another() {
 #[test]
 fn tail_following_applies_each_group_commit_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    let mut world = World::new();
+    let log = MemoryStore::new();
+    let mut world = History::new();
     let db = CoinStatus::open(dir.path().join("c.redb"), CoinStatusModel).expect("open");
     assert_eq!(db.catch_up(&log).expect("empty log"), Seq(0));
     for op in util::busy_ops(80) {
-        let Some(events) = world.step(op) else {
+        let Some(batch) = world.step(op) else {
             continue;
         };
-        let first = log.append_events(events);
+        let first = log.append(std::slice::from_ref(batch)).expect("append")[0];
         // What the issuer does after a durable group commit.
         let committed = log.read(first, usize::MAX).expect("read");
         db.apply_records(&committed).expect("tail");
@@ -233,8 +234,8 @@ fn tail_following_applies_each_group_commit_once() {
 
 #[test]
 fn the_history_generator_exercises_every_event_the_projections_handle() {
-    let log = MemLog::new();
-    World::new().run(&util::busy_ops(1500), &log);
+    let log = MemoryStore::new();
+    History::new().run(&util::busy_ops(1500), &log);
     let mut kinds = std::collections::BTreeMap::new();
     for r in log.all() {
         *kinds.entry(r.record.event.kind()).or_insert(0u32) += 1;
@@ -274,8 +275,8 @@ fn following_a_redb_log_with_a_tail_sees_each_commit_of_another_thread() {
     let log = Arc::new(ledger::RedbStore::open(dir.path().join("log.redb")).expect("log"));
     let db = CoinStatus::open(dir.path().join("c.redb"), CoinStatusModel).expect("open");
     let mut tail = ledger::Tail::new(Arc::clone(&log), db.tail_start().expect("start"));
-    let source = MemLog::new();
-    World::new().run(&util::busy_ops(120), &source);
+    let source = MemoryStore::new();
+    History::new().run(&util::busy_ops(120), &source);
     let batches: Vec<ledger::Batch> = source
         .all()
         .chunk_by(|a, b| a.record.tx == b.record.tx)
@@ -312,8 +313,8 @@ fn following_a_redb_log_with_a_tail_sees_each_commit_of_another_thread() {
 #[test]
 fn catching_up_over_many_chunks_leaves_every_chunk_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    World::new().run(&util::busy_ops(3000), &log);
+    let log = MemoryStore::new();
+    History::new().run(&util::busy_ops(3000), &log);
     let head = log.head().expect("head").last_seq;
     assert!(
         head.0 > 2 * projections::constants::CATCH_UP_RECORDS_MAX as u64,
@@ -348,8 +349,8 @@ fn a_file_of_another_format_is_refused_and_open_or_rebuild_rebuilds_it() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    World::new().run(&util::busy_ops(50), &log);
+    let log = MemoryStore::new();
+    History::new().run(&util::busy_ops(50), &log);
     let path = dir.path().join("c.redb");
     let old = CoinStatus::open(&path, CoinStatusModel).expect("open");
     old.catch_up(&log).expect("catch up");

@@ -4,6 +4,7 @@
 //! differ) and are opened by the injected unsealer.
 
 use crate::util;
+use ledger::testkit::StoreExt as _;
 
 use ledger::{
     Amount, CoinBody, CoinId, Event, IssueCause, KeyEpoch, SealedIdentity, Seq, SpendCause,
@@ -11,7 +12,7 @@ use ledger::{
 };
 use projections::user_index::DisclosureError;
 use projections::{CoinState, ProjectionError, UnsealError, UserIndex, UserIndexModel};
-use util::{MemLog, TestUnsealer, World, participant, seal_identity};
+use util::{History, MemoryStore, TestUnsealer, participant, seal_identity};
 
 fn open(dir: &tempfile::TempDir) -> UserIndex {
     UserIndex::open(
@@ -41,7 +42,7 @@ fn issued_to(who: Option<&str>, nonce: u8, coins: Vec<CoinBody>) -> Event {
 #[test]
 fn coins_issued_to_a_participant_are_listed_and_spent_ones_leave_the_unspent_list() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![issued_to(
         Some("alice"),
         1,
@@ -93,7 +94,7 @@ fn coins_issued_to_a_participant_are_listed_and_spent_ones_leave_the_unspent_lis
 #[test]
 fn who_withdrew_returns_the_identity_with_the_event_to_log_and_the_log_records_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![issued_to(Some("carol"), 9, vec![coin(7, 10)])]);
     log.append_events(vec![issued_to(None, 0, vec![coin(8, 10)])]);
     let index = open(&dir);
@@ -141,8 +142,8 @@ fn who_withdrew_returns_the_identity_with_the_event_to_log_and_the_log_records_i
 #[test]
 fn enrollment_and_purchases_record_accounts_balances_and_purchasers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
-    let mut world = World::new();
+    let log = MemoryStore::new();
+    let mut world = History::new();
     world.run(&util::busy_ops(300), &log);
     let index = open(&dir);
     index.catch_up(&log).expect("catch up");
@@ -185,7 +186,7 @@ fn enrollment_and_purchases_record_accounts_balances_and_purchasers() {
 #[test]
 fn an_identity_that_does_not_unseal_stops_the_index_at_that_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MemLog::new();
+    let log = MemoryStore::new();
     log.append_events(vec![issued_to(Some("alice"), 1, vec![coin(1, 10)])]);
     log.append_events(vec![Event::CoinsIssued {
         coins: vec![coin(2, 10)],

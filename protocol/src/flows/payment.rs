@@ -77,7 +77,7 @@ pub enum PayerOutcome {
     /// Paid. `receipt_verified` is true when the payee's receipt checked
     /// under its certified key (only possible for a signed invoice); only
     /// then is it a proof, and only then does a purse take its coins as
-    /// spent (`gateway::Wallet` reclaims them through the issuer otherwise).
+    /// spent (`client::Wallet` reclaims them through the issuer otherwise).
     Paid { receipt_verified: bool },
     /// The issuer refused, signature checked: `bad_coins` are ours and are
     /// to be marked bad (the others may be retried).

@@ -44,15 +44,15 @@ fn the_genuine_log_passes_with_every_signature_verified() {
         .iter()
         .filter(|r| matches!(Event::decode(&r.event_bytes), Ok(Event::Checkpoint(_))))
         .count() as u64;
-    let report = audit(&VecLog(records.clone()), true);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), true);
     assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
     assert_eq!(report.exit_code(), EXIT_HOLDS);
     assert_eq!(report.audited_through.0, records.len() as u64);
     assert!(n_checkpoints >= 10);
     assert_eq!(report.stats.checkpoint_signatures_verified, n_checkpoints);
-    let held: u64 = g.sim.wallet.iter().map(|c| c.value.minor_units()).sum();
+    let held: u64 = g.sim.wallet().iter().map(|c| c.value.minor_units()).sum();
     assert_eq!(report.totals.outstanding, i128::from(held));
-    assert_eq!(report.unspent_coins, g.sim.wallet.len() as u64);
+    assert_eq!(report.unspent_coins, g.sim.wallet().len() as u64);
     for kind in [
         "coins_issued",
         "coins_spent",
@@ -81,7 +81,7 @@ fn a_flipped_byte_breaks_the_chain_at_that_record() {
     let k = mid_log_index(&records);
     let last = records[k].event_bytes.len() - 1;
     records[k].event_bytes[last] ^= 0x01;
-    let report = audit(&VecLog(records.clone()), true);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::ChainBroken);
     assert_eq!(v.seq, records[k].seq);
@@ -93,7 +93,7 @@ fn a_deleted_record_leaves_a_sequence_gap() {
     let mut records = write(&genuine(4).sim.batches);
     let k = mid_log_index(&records);
     let missing = records.remove(k).seq;
-    let report = audit(&VecLog(records), true);
+    let report = audit(&MemoryStore::from_raw_records(records), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::SequenceGap);
     assert_eq!(v.seq, missing);
@@ -108,7 +108,7 @@ fn two_swapped_records_break_the_chain() {
     // Stored under their old keys: only the values moved.
     records[k].seq = first_seq;
     records[k + 1].seq = second_seq;
-    let report = audit(&VecLog(records), true);
+    let report = audit(&MemoryStore::from_raw_records(records), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::ChainBroken);
     assert_eq!(v.seq, first_seq);
@@ -126,7 +126,7 @@ fn coins_issued_without_settled_money_are_caught_even_in_a_signed_log() {
     let tx = batch.tx;
     let records = write(&g.sim.batches);
     let at = first_record_of_tx(&records, tx);
-    let report = audit(&VecLog(records.clone()), true);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::CoinsWithoutMoney);
     assert_eq!(v.tx, Some(tx));
@@ -137,7 +137,7 @@ fn coins_issued_without_settled_money_are_caught_even_in_a_signed_log() {
 /// Appends a redemption of a coin the genuine log already spent; returns
 /// its transaction and the coin.
 fn redeem_a_spent_coin_again(g: &mut Genuine) -> (ledger::TxId, ledger::CoinBody) {
-    let already_spent = g.sim.spent[0];
+    let already_spent = g.sim.spent()[0];
     let tx_index = g.sim.push(vec![
         Event::CoinsSpent {
             coins: vec![already_spent],
@@ -156,7 +156,7 @@ fn a_coin_spent_twice_is_a_double_spend() {
     let mut g = genuine(4);
     let (tx, already_spent) = redeem_a_spent_coin_again(&mut g);
     let records = write(&g.sim.batches);
-    let report = audit(&VecLog(records.clone()), true);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::DoubleSpend);
     assert_eq!(v.tx, Some(tx));
@@ -211,19 +211,19 @@ fn forge_unload_amount(rewrite_checkpoints: bool) -> (Vec<RawRecord>, usize) {
 #[test]
 fn an_amount_changed_with_the_chain_recomputed_is_caught_by_the_checkpoint_signature() {
     let (records, checkpoint) = forge_unload_amount(true);
-    let report = audit(&VecLog(records.clone()), true);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), true);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::CheckpointSignatureInvalid);
     assert_eq!(v.seq, records[checkpoint].seq);
     // Only the signature catches it: every other rule holds for this forgery.
-    let unsigned = audit(&VecLog(records), false);
+    let unsigned = audit(&MemoryStore::from_raw_records(records), false);
     assert_eq!(unsigned.outcome, Outcome::Holds, "{}", unsigned.to_text());
 }
 
 #[test]
 fn an_amount_changed_under_unchanged_checkpoints_mismatches_the_checkpoint_hash() {
     let (records, checkpoint) = forge_unload_amount(false);
-    let report = audit(&VecLog(records.clone()), false);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), false);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::CheckpointMismatch);
     assert_eq!(v.seq, records[checkpoint].seq);
@@ -240,12 +240,13 @@ fn a_truncated_tail_is_reported_as_truncation_not_fraud() {
     // A crash leaves the records after the last checkpoint unsigned: the
     // auditor of a crashed issuer accepts that tail, and then says the
     // log is truncated; without it, the unsigned records fail first.
-    let strict = audit(&VecLog(records.clone()), true);
+    let strict = audit(&MemoryStore::from_raw_records(records.clone()), true);
     assert_eq!(violation(&strict).rule, Rule::UnsignedRecords);
     let mut opts = AuditOptions::new("corpus");
     opts.checkpoint_verifier = Some(issuer_verifier());
     opts.allow_unsigned_tail = u64::MAX;
-    let report = audit_store(&VecLog(records.clone()), opts).expect("the audit runs");
+    let report =
+        audit_store(&MemoryStore::from_raw_records(records.clone()), opts).expect("the audit runs");
     match report.outcome {
         Outcome::Truncated {
             batch_first_seq,
@@ -323,7 +324,7 @@ fn the_earliest_violation_wins_across_the_two_stages() {
     // A double spend (found by the replay stage) before a flipped byte
     // (found by the chain stage, which runs ahead on the reading thread).
     let mut g = genuine(4);
-    let already_spent = g.sim.spent[0];
+    let already_spent = g.sim.spent()[0];
     let tx_index = g.sim.push(vec![
         Event::CoinsSpent {
             coins: vec![already_spent],
@@ -341,7 +342,7 @@ fn the_earliest_violation_wins_across_the_two_stages() {
     records[last].event_bytes[1] ^= 0x40;
     let mut opts = AuditOptions::new("both");
     opts.read_chunk_records = 4096;
-    let report = audit_store(&VecLog(records.clone()), opts).expect("audit");
+    let report = audit_store(&MemoryStore::from_raw_records(records.clone()), opts).expect("audit");
     let v = violation(&report);
     assert_eq!(v.rule, Rule::DoubleSpend);
     assert_eq!(v.tx, Some(tx));
@@ -364,7 +365,7 @@ fn the_single_threaded_auditor_and_run_audit_agree_on_the_genuine_log() {
         auditor.feed(record).expect("genuine record");
     }
     assert_eq!(auditor.verdict(), vc_replay::Verdict::Holds);
-    let report = audit(&VecLog(records), true);
+    let report = audit(&MemoryStore::from_raw_records(records), true);
     assert_eq!(auditor.state().totals, report.totals);
     assert_eq!(auditor.stats(), &report.stats);
 }
@@ -376,7 +377,7 @@ fn an_event_of_an_unknown_version_makes_the_audit_incomplete_not_failed() {
     // A newer issuer wrote this record (chain and all): this auditor cannot judge it.
     records[k].event_bytes[0] = ledger::event::EVENT_VERSION + 1;
     rechain(&mut records, k);
-    let report = audit(&VecLog(records.clone()), false);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), false);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::UnknownEventVersion);
     assert_eq!(v.seq, records[k].seq);
@@ -400,7 +401,7 @@ fn a_coin_spent_after_its_expiry_is_caught_by_the_expiry_rule() {
     // A payment in the middle of the log, re-dated to a second after its
     // coins expired and the chain recomputed: the expiry rule names it,
     // with or without the issuer's key (not only a checkpoint signature).
-    let mut sim = Sim::new();
+    let mut sim = History::with_a_merchant();
     sim.purchase(&[500, 250]);
     let payment = sim.pay_aggregate(1);
     for _ in 0..3 {
@@ -414,12 +415,12 @@ fn a_coin_spent_after_its_expiry_is_caught_by_the_expiry_rule() {
     };
     let mut records = write(&sim.batches);
     assert_eq!(
-        audit(&VecLog(records.clone()), true).outcome,
+        audit(&MemoryStore::from_raw_records(records.clone()), true).outcome,
         Outcome::Holds
     );
     let at = redate(&mut records, tx, expiry.plus_secs(1));
     for with_key in [false, true] {
-        let report = audit(&VecLog(records.clone()), with_key);
+        let report = audit(&MemoryStore::from_raw_records(records.clone()), with_key);
         let v = violation(&report);
         assert_eq!(v.rule, Rule::ExpiredSpend, "{}", report.to_text());
         assert_eq!(v.tx, Some(tx));
@@ -437,7 +438,7 @@ fn a_transaction_moved_back_in_time_breaks_the_log_time_rule() {
     // An hour back: far beyond what concurrent validation can explain.
     let earlier = ledger::Timestamp(records[k].at.0 - 3_600);
     let at = redate(&mut records, tx, earlier);
-    let report = audit(&VecLog(records.clone()), false);
+    let report = audit(&MemoryStore::from_raw_records(records.clone()), false);
     let v = violation(&report);
     assert_eq!(v.rule, Rule::LogTimeBackwards, "{}", report.to_text());
     assert_eq!(v.seq, records[at].seq);
@@ -448,14 +449,14 @@ fn a_transaction_moved_back_in_time_breaks_the_log_time_rule() {
 fn a_transaction_a_moment_out_of_time_order_is_tolerated() {
     // Two shards validated concurrently: the batch validated first reached
     // the log second, within the skew the log-time rule allows.
-    let mut sim = Sim::new();
+    let mut sim = History::with_a_merchant();
     sim.purchase(&[500, 250]);
     let late = sim.pay_redeem(1);
     let previous_at = sim.batches[late - 1].at;
     sim.batches[late].at =
         ledger::Timestamp(previous_at.0 - vc_replay::constants::LOG_TIME_SKEW_MAX_SECS);
     sim.purchase(&[100]);
-    let report = audit(&VecLog(write(&sim.batches)), true);
+    let report = audit(&MemoryStore::from_raw_records(write(&sim.batches)), true);
     assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
 }
 
@@ -465,9 +466,9 @@ fn the_genuine_log_is_judged_at_its_own_times() {
     // the grace, and erases them after the grace: the time rules ran on
     // every transaction and all held. The report shows the log's time span.
     let g = genuine(2);
-    let report = audit(&VecLog(write(&g.sim.batches)), true);
+    let report = audit(&MemoryStore::from_raw_records(write(&g.sim.batches)), true);
     assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
-    assert_eq!(report.stats.first_at, Some(SIM_START));
+    assert_eq!(report.stats.first_at, Some(HISTORY_START));
     let latest = g.sim.batches.iter().map(|b| b.at).max();
     assert_eq!(report.stats.latest_at, latest);
     assert!(
@@ -488,7 +489,7 @@ fn a_log_dated_in_the_future_of_the_auditors_clock_is_reported() {
         let mut opts = AuditOptions::new("corpus");
         opts.checkpoint_verifier = Some(issuer_verifier());
         opts.now = now.map(ledger::Timestamp);
-        audit_store(&VecLog(records.to_vec()), opts).expect("the audit runs")
+        audit_store(&MemoryStore::from_raw_records(records.to_vec()), opts).expect("the audit runs")
     };
     // The auditor's clock a little behind the issuer's: tolerated.
     let report = audit_at(&records, Some(latest.0 - SKEW));
@@ -524,7 +525,7 @@ fn audit_in_chunks(records: &[RawRecord], chunk: usize, reader: bool) -> AuditRe
     // A log cut by a crash has an unsigned tail: accepted here, where the
     // truncation itself is the subject.
     opts.allow_unsigned_tail = u64::MAX;
-    audit_store(&VecLog(records.to_vec()), opts).expect("the audit runs")
+    audit_store(&MemoryStore::from_raw_records(records.to_vec()), opts).expect("the audit runs")
 }
 
 /// Every combination the two-thread audit can run in.

@@ -30,7 +30,7 @@ fn audit_with(records: &[RawRecord], set: impl FnOnce(&mut AuditOptions)) -> Aud
     let mut opts = AuditOptions::new("coverage");
     opts.checkpoint_verifier = Some(issuer_verifier());
     set(&mut opts);
-    audit_store(&VecLog(records.to_vec()), opts).expect("the audit runs")
+    audit_store(&MemoryStore::from_raw_records(records.to_vec()), opts).expect("the audit runs")
 }
 
 fn violation(report: &AuditReport) -> &Violation {
@@ -211,7 +211,7 @@ fn a_head_not_signed_by_the_issuer_anchors_nothing() {
     let mut opts = AuditOptions::new("coverage");
     opts.checkpoint_verifier = Some(issuer_verifier());
     opts.expect_head = Some(head);
-    let result = audit_store(&VecLog(records), opts);
+    let result = audit_store(&MemoryStore::from_raw_records(records), opts);
     assert!(matches!(
         result,
         Err(vc_replay::AuditError::ExpectedHeadForged(_))
@@ -322,7 +322,7 @@ impl EventStore for PanickingStore {
     }
 
     fn head(&self) -> Result<Head, ledger::StoreError> {
-        VecLog(self.records.clone()).head()
+        MemoryStore::from_raw_records(self.records.clone()).head()
     }
 
     fn read(
@@ -336,7 +336,7 @@ impl EventStore for PanickingStore {
 
 impl ledger::RawEventStore for PanickingStore {
     fn read_raw(&self, from: Seq, max: usize) -> Result<Vec<RawRecord>, ledger::StoreError> {
-        let records = VecLog(self.records.clone()).read_raw(from, max)?;
+        let records = MemoryStore::from_raw_records(self.records.clone()).read_raw(from, max)?;
         if records.iter().any(|r| r.seq >= self.panic_at) {
             panic!("a damaged page (simulated)");
         }

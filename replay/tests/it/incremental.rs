@@ -4,7 +4,7 @@
 
 use crate::util;
 
-use ledger::{Amount, Event, EventStore, RedbOptions, RedbStore, Seq, Sharing};
+use ledger::{Amount, Event, EventStore, MemoryStore, RedbOptions, RedbStore, Seq, Sharing};
 use util::*;
 use vc_replay::{AuditOptions, Outcome, Rule, audit_store, run_audit};
 
@@ -80,7 +80,11 @@ fn a_history_rewritten_behind_the_checkpoint_is_caught() {
     opts.write_checkpoint = Some(ckpt.clone());
     // Half a log: its newest records await the next checkpoint.
     opts.allow_unsigned_tail = u64::MAX;
-    let first = audit_store(&VecLog(records[..half].to_vec()), opts).expect("audit");
+    let first = audit_store(
+        &MemoryStore::from_raw_records(records[..half].to_vec()),
+        opts,
+    )
+    .expect("audit");
     assert!(matches!(
         first.outcome,
         Outcome::Holds | Outcome::Truncated { .. }
@@ -99,7 +103,7 @@ fn a_history_rewritten_behind_the_checkpoint_is_caught() {
     rechain(&mut forged, at);
     let mut opts = AuditOptions::new("rewritten");
     opts.from_checkpoint = Some(ckpt.clone());
-    let report = audit_store(&VecLog(forged), opts).expect("audit");
+    let report = audit_store(&MemoryStore::from_raw_records(forged), opts).expect("audit");
     let Outcome::Violation(v) = &report.outcome else {
         panic!("expected a violation, got {:?}", report.outcome);
     };
@@ -110,7 +114,8 @@ fn a_history_rewritten_behind_the_checkpoint_is_caught() {
     // A log cut short behind the checkpoint is a rewrite too.
     let mut opts = AuditOptions::new("cut");
     opts.from_checkpoint = Some(ckpt);
-    let cut = audit_store(&VecLog(records[..3].to_vec()), opts).expect("audit");
+    let cut =
+        audit_store(&MemoryStore::from_raw_records(records[..3].to_vec()), opts).expect("audit");
     assert_eq!(
         cut.violation().map(|v| v.rule),
         Some(Rule::HistoryRewritten)
@@ -129,7 +134,7 @@ fn no_checkpoint_file_is_written_after_a_violation() {
     records[k].event_bytes[0] ^= 0xff;
     let mut opts = AuditOptions::new("broken");
     opts.write_checkpoint = Some(ckpt.clone());
-    let report = audit_store(&VecLog(records), opts).expect("audit");
+    let report = audit_store(&MemoryStore::from_raw_records(records), opts).expect("audit");
     assert_eq!(report.violation().map(|v| v.rule), Some(Rule::ChainBroken));
     assert_eq!(report.violation().map(|v| v.seq), Some(Seq(k as u64 + 1)));
     assert!(!ckpt.exists());

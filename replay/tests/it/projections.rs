@@ -65,7 +65,14 @@ fn a_projection_of_another_history_is_a_mismatch() {
         dir.path().join("coin_status.redb"),
         dir.path().join("accounts.redb"),
     );
-    drop(ProjectionDb::rebuild(&cs, CoinStatusModel, &VecLog(other.clone())).expect("coin status"));
+    drop(
+        ProjectionDb::rebuild(
+            &cs,
+            CoinStatusModel,
+            &MemoryStore::from_raw_records(other.clone()),
+        )
+        .expect("coin status"),
+    );
     drop(ProjectionDb::rebuild(&acc, AccountsModel, &store).expect("accounts"));
     let report = audit_store(&store, with_checks(&cs, &acc)).expect("audit");
     let v = report.violation().expect("mismatch");
@@ -76,7 +83,10 @@ fn a_projection_of_another_history_is_a_mismatch() {
     let acc2 = dir.path().join("accounts-other.redb");
     let cs2 = dir.path().join("coin_status-genuine.redb");
     drop(ProjectionDb::rebuild(&cs2, CoinStatusModel, &store).expect("coin status"));
-    drop(ProjectionDb::rebuild(&acc2, AccountsModel, &VecLog(other)).expect("accounts"));
+    drop(
+        ProjectionDb::rebuild(&acc2, AccountsModel, &MemoryStore::from_raw_records(other))
+            .expect("accounts"),
+    );
     let report = audit_store(&store, with_checks(&cs2, &acc2)).expect("audit");
     let v = report.violation().expect("mismatch");
     assert_eq!(v.rule, Rule::ProjectionMismatch);
@@ -100,10 +110,20 @@ fn a_lagging_projection_is_caught_up_on_a_copy_and_one_ahead_is_reported() {
         records[stop - 1].batch_len
     );
     drop(
-        ProjectionDb::rebuild(&cs, CoinStatusModel, &VecLog(records[..stop].to_vec())).expect("cs"),
+        ProjectionDb::rebuild(
+            &cs,
+            CoinStatusModel,
+            &MemoryStore::from_raw_records(records[..stop].to_vec()),
+        )
+        .expect("cs"),
     );
     drop(
-        ProjectionDb::rebuild(&acc, AccountsModel, &VecLog(records[..stop].to_vec())).expect("acc"),
+        ProjectionDb::rebuild(
+            &acc,
+            AccountsModel,
+            &MemoryStore::from_raw_records(records[..stop].to_vec()),
+        )
+        .expect("acc"),
     );
     let report = audit_store(&store, with_checks(&cs, &acc)).expect("audit");
     assert_eq!(report.outcome, Outcome::Holds, "{}", report.to_text());
@@ -115,7 +135,7 @@ fn a_lagging_projection_is_caught_up_on_a_copy_and_one_ahead_is_reported() {
     assert_eq!(applied, records[stop - 1].seq);
 
     // Projections ahead of the log the auditor was given do not match it.
-    let short = VecLog(records[..stop].to_vec());
+    let short = MemoryStore::from_raw_records(records[..stop].to_vec());
     let cs_full = dir.path().join("coin_status-full.redb");
     drop(ProjectionDb::rebuild(&cs_full, CoinStatusModel, &store).expect("cs"));
     let mut opts = with_checks(&cs_full, &acc);

@@ -387,7 +387,7 @@ pub fn run_phase(
 /// latency is the issuer's answer, counted from the scheduled start when
 /// paced (a late client is not hidden) or from the send.
 fn client_loop(
-    http: &gateway::IssuerClient,
+    http: &client::IssuerClient,
     target: &Target,
     mut kit: ClientKit,
     mix: Mix,
@@ -521,7 +521,7 @@ fn prepare(
 /// Sends a prepared request over HTTP; the payee opens Issuance1 and
 /// acknowledges with Issuance2.
 fn send(
-    http: &gateway::IssuerClient,
+    http: &client::IssuerClient,
     target: &Target,
     kit: &ClientKit,
     prepared: Prepared,

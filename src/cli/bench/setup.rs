@@ -10,10 +10,10 @@ use std::time::Duration;
 use actors::IssuerConfig;
 use actors::SimulatedBank;
 use anyhow::Context;
-use gateway::{
-    ClientConfig, IssuerClient, IssuerRuntime, NonceStore, OperatorAuth, OperatorKey, ServerConfig,
-    ServerHandle,
+use client::{
+    ClientConfig, IssuerClient, NonceStore, OperatorAuth, OperatorKey, ServerConfig, ServerHandle,
 };
+use gateway::IssuerRuntime;
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};
 use protocol::flows::{PurchaseClient, PurchaseUpdate, RegistrationClient, enrollment_request};
@@ -117,7 +117,7 @@ impl BenchIssuer {
         let mut server = ServerConfig::loopback();
         // The load generator is one address: the benchmark measures the
         // issuer, not the per-source limits.
-        server.per_source = gateway::SourceLimits::unlimited();
+        server.per_source = client::SourceLimits::unlimited();
         server.operators = Arc::new(
             OperatorAuth::new(
                 vec![("bench operator".into(), operator_key.public())],

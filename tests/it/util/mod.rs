@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use actors::IssuerConfig;
 use actors::SimulatedBank;
-use gateway::{
-    CatalogItem, ClientConfig, CollectOption, IssuerClient, IssuerRuntime, MerchantConfig,
-    NonceStore, OperatorAuth, OperatorKey, PurchaseOutcome, ServerConfig, ServerHandle, Wallet,
-    serve_issuer_with_bank,
+use client::{
+    CatalogItem, ClientConfig, CollectOption, IssuerClient, MerchantConfig, NonceStore,
+    OperatorAuth, OperatorKey, PurchaseOutcome, ServerConfig, ServerHandle, Wallet,
 };
+use gateway::{IssuerRuntime, serve_issuer_with_bank};
 use ledger::{Amount, BankAccount, Coin, CoinSpec, Denomination, ParticipantId, Role};
 use protocol::crypto::SuiteId;
 use purse::{IssuerInfo, Purse, PurseProfile};
@@ -160,7 +160,7 @@ impl System {
     /// Every purse of these tests reaches it from 127.0.0.1, so the
     /// per-client limits are those of a crowd, not of one client.
     pub fn shop(&mut self, shop: &Member, catalog: Vec<CatalogItem>) -> String {
-        let server = gateway::serve_merchant_with_limits(
+        let server = client::serve_merchant_with_limits(
             &MerchantConfig {
                 server: ServerConfig::loopback(),
                 shop_name: format!("{} shop", shop.id().as_str()),
@@ -169,8 +169,8 @@ impl System {
                 client: ClientConfig::default(),
             },
             shop.purse.clone(),
-            gateway::ClientLimits {
-                orders_open_max: gateway::constants::ORDERS_OPEN_MAX,
+            client::ClientLimits {
+                orders_open_max: client::constants::ORDERS_OPEN_MAX,
                 pay_refusals_max: u32::MAX,
             },
         )

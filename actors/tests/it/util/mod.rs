@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::expect_used)]
 
 use ledger::Clock;
+use ledger::fault::{FaultPlan, FaultyFile, FaultyStore, StoreFault};
+use ledger::{RedbOptions, RedbStore};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -154,13 +156,39 @@ impl Harness {
             Some(IssuerCore::open(self.config(), self.bank().clone()).expect("issuer opens"));
     }
 
-    /// Restarts the issuer so that it stops dead at `crash_at` (or runs
-    /// normally with `None`).
-    pub fn restart_with_crash_point(&mut self, crash_at: Option<vc_actors::CrashPoint>) {
+    /// The issuer's log file.
+    pub fn log_file(&self) -> std::path::PathBuf {
+        self.config().dir.join("log.redb")
+    }
+
+    /// Restarts the issuer writing its log to `log` (a wrapper around its
+    /// log file, such as [`Harness::faulty_log`]).
+    pub fn restart_on_log(&mut self, log: Arc<dyn ledger::EventStore>) {
         self.core = None;
         let mut config = self.config();
-        config.crash_at = crash_at;
+        config.log_store = Some(log);
         self.core = Some(IssuerCore::open(config, self.bank().clone()).expect("issuer opens"));
+    }
+
+    /// The issuer's log file, opened as the issuer opens it, under a wrapper
+    /// that stops dead as `plan` says (on a `FaultyFile` for a failed
+    /// fsync). Stops the issuer first: one handle opens a redb file.
+    pub fn faulty_log(&mut self, plan: &Arc<FaultPlan>) -> Arc<dyn ledger::EventStore> {
+        self.core = None;
+        let path = self.log_file();
+        let store = match plan.fault() {
+            StoreFault::FsyncFails => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .expect("log file");
+                let backend = FaultyFile::new(file, plan.clone()).expect("backend");
+                RedbStore::open_on_backend(backend, RedbOptions::default()).expect("log opens")
+            }
+            _ => RedbStore::open(&path).expect("log opens"),
+        };
+        Arc::new(FaultyStore::new(store, plan.clone()))
     }
 
     /// Stops the issuer (and the bank) and starts both again from their files.

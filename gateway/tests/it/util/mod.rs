@@ -50,7 +50,7 @@ pub fn issuer() -> &'static TestIssuer {
 
 /// Serves this binary's issuer, with its bank, over HTTP at `config`
 /// (plus this binary's operator key and scrape token).
-pub fn serve_shared_issuer(config: &vc_gateway::ServerConfig) -> vc_gateway::ServerHandle {
+pub fn serve_shared_issuer(config: &client::ServerConfig) -> client::ServerHandle {
     vc_gateway::serve_issuer_with_bank(
         &operator_config(config.clone()),
         issuer().handle(),
@@ -62,9 +62,9 @@ pub fn serve_shared_issuer(config: &vc_gateway::ServerConfig) -> vc_gateway::Ser
 /// A client of the issuer `gateway` serves, with the default retries,
 /// signing operator requests with this binary's operator key (over TLS with
 /// this binary's authority pinned when the gateway speaks TLS).
-pub fn client_of(gateway: &vc_gateway::ServerHandle) -> vc_gateway::IssuerClient {
+pub fn client_of(gateway: &client::ServerHandle) -> client::IssuerClient {
     if gateway.is_tls() {
-        vc_gateway::IssuerClient::new(&gateway.url(), pinned())
+        client::IssuerClient::new(&gateway.url(), pinned())
             .expect("client")
             .with_operator(operator_key().clone())
     } else {
@@ -75,15 +75,15 @@ pub fn client_of(gateway: &vc_gateway::ServerHandle) -> vc_gateway::IssuerClient
 /// This test binary's TLS: an authority, the certificate it issued for
 /// 127.0.0.1 to the servers, and a rustls client trusting only it.
 pub struct TestTls {
-    pub ca: vc_gateway::IssuerCa,
-    pub identity: vc_gateway::TlsIdentity,
+    pub ca: client::IssuerCa,
+    pub identity: client::TlsIdentity,
     client: Arc<rustls::ClientConfig>,
 }
 
 pub fn test_tls() -> &'static TestTls {
     static TLS: OnceLock<TestTls> = OnceLock::new();
     TLS.get_or_init(|| {
-        let authority = vc_gateway::TlsAuthority::generate().expect("authority");
+        let authority = client::TlsAuthority::generate().expect("authority");
         let identity = authority
             .issue(&["127.0.0.1".to_owned(), "localhost".to_owned()])
             .expect("issued")
@@ -95,7 +95,7 @@ pub fn test_tls() -> &'static TestTls {
             .add(rustls::pki_types::CertificateDer::from(ca.der().to_vec()))
             .expect("root");
         let client = Arc::new(
-            rustls::ClientConfig::builder_with_provider(vc_gateway::tls::crypto_provider())
+            rustls::ClientConfig::builder_with_provider(client::tls::crypto_provider())
                 .with_safe_default_protocol_versions()
                 .expect("versions")
                 .with_root_certificates(roots)
@@ -110,14 +110,14 @@ pub fn test_tls() -> &'static TestTls {
 }
 
 /// `config`, serving HTTPS with this binary's certificate.
-pub fn tls_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::ServerConfig {
+pub fn tls_config(mut config: client::ServerConfig) -> client::ServerConfig {
     config.tls = Some(test_tls().identity.clone());
     config
 }
 
 /// A client configuration pinning this binary's authority.
-pub fn pinned() -> vc_gateway::ClientConfig {
-    vc_gateway::ClientConfig::pinned(test_tls().ca.clone())
+pub fn pinned() -> client::ClientConfig {
+    client::ClientConfig::pinned(test_tls().ca.clone())
 }
 
 /// A raw TLS connection to `addr`, handshake done.
@@ -165,24 +165,24 @@ pub fn raw_exchange_tls(addr: SocketAddr, request: &[u8]) -> RawResponse {
 }
 
 /// The operator key of this test binary.
-pub fn operator_key() -> &'static vc_gateway::OperatorKey {
-    static KEY: OnceLock<vc_gateway::OperatorKey> = OnceLock::new();
-    KEY.get_or_init(|| vc_gateway::OperatorKey::generate().expect("operator keygen"))
+pub fn operator_key() -> &'static client::OperatorKey {
+    static KEY: OnceLock<client::OperatorKey> = OnceLock::new();
+    KEY.get_or_init(|| client::OperatorKey::generate().expect("operator keygen"))
 }
 
 /// The `/metrics` scrape token of this test binary's servers.
-pub fn scrape_token() -> &'static vc_gateway::ScrapeToken {
-    static TOKEN: OnceLock<vc_gateway::ScrapeToken> = OnceLock::new();
-    TOKEN.get_or_init(vc_gateway::ScrapeToken::generate)
+pub fn scrape_token() -> &'static client::ScrapeToken {
+    static TOKEN: OnceLock<client::ScrapeToken> = OnceLock::new();
+    TOKEN.get_or_init(client::ScrapeToken::generate)
 }
 
 /// `config`, accepting this binary's operator key (nonces in memory) and
 /// scrape token.
-pub fn operator_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::ServerConfig {
+pub fn operator_config(mut config: client::ServerConfig) -> client::ServerConfig {
     config.operators = Arc::new(
-        vc_gateway::OperatorAuth::new(
+        client::OperatorAuth::new(
             vec![("test operator".into(), operator_key().public())],
-            vc_gateway::NonceStore::Memory,
+            client::NonceStore::Memory,
         )
         .expect("operator keys"),
     );
@@ -191,8 +191,8 @@ pub fn operator_config(mut config: vc_gateway::ServerConfig) -> vc_gateway::Serv
 }
 
 /// A client of the issuer at `url` that signs operator requests.
-pub fn operator_client(url: &str) -> vc_gateway::IssuerClient {
-    vc_gateway::IssuerClient::new(url, vc_gateway::ClientConfig::default())
+pub fn operator_client(url: &str) -> client::IssuerClient {
+    client::IssuerClient::new(url, client::ClientConfig::default())
         .expect("client")
         .with_operator(operator_key().clone())
 }
@@ -302,7 +302,7 @@ pub fn purse_key() -> purse::PurseKey {
 }
 
 pub fn purse_for(
-    client: &vc_gateway::IssuerClient,
+    client: &client::IssuerClient,
     name: &str,
     key_idx: usize,
     gateway_url: &str,
@@ -330,8 +330,8 @@ pub fn purse_for(
 /// Registers and enrolls the wallet's owner, approved by the operator, with
 /// a bank account of 1,000.00 opened through the operator route.
 pub fn join_wallet(
-    wallet: &vc_gateway::Wallet,
-    client: &vc_gateway::IssuerClient,
+    wallet: &client::Wallet,
+    client: &client::IssuerClient,
     roles: &[ledger::Role],
 ) -> ledger::BankAccount {
     let account =
@@ -369,24 +369,24 @@ pub fn spec(lines: &[(u32, u64)]) -> ledger::CoinSpec {
 /// `client` with its purse naming the gateway at `gateway_url`, serving
 /// [`tea_shop`]: its purse (kept to read balances) and its server.
 pub fn enrolled_tea_shop(
-    client: &vc_gateway::IssuerClient,
+    client: &client::IssuerClient,
     name: &str,
     key_idx: usize,
     gateway_url: &str,
     dir: &std::path::Path,
-) -> (Arc<purse::Purse>, vc_gateway::ServerHandle) {
+) -> (Arc<purse::Purse>, client::ServerHandle) {
     let purse = purse_for(client, name, key_idx, gateway_url, dir);
-    let wallet = vc_gateway::Wallet::open(purse.clone(), vc_gateway::ClientConfig::default())
-        .expect("wallet");
+    let wallet =
+        client::Wallet::open(purse.clone(), client::ClientConfig::default()).expect("wallet");
     join_wallet(&wallet, client, &[ledger::Role::Merchant]);
     let shop = tea_shop(purse.clone());
     (purse, shop)
 }
 
 /// A shop on loopback selling tea at 2.50, collecting by refresh into `purse`.
-pub fn tea_shop(purse: Arc<purse::Purse>) -> vc_gateway::ServerHandle {
-    use vc_gateway::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
-    vc_gateway::serve_merchant(
+pub fn tea_shop(purse: Arc<purse::Purse>) -> client::ServerHandle {
+    use client::{CatalogItem, ClientConfig, CollectOption, MerchantConfig, ServerConfig};
+    client::serve_merchant(
         &MerchantConfig {
             server: ServerConfig::loopback(),
             shop_name: "Shop".into(),

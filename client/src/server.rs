@@ -6,7 +6,7 @@
 //!
 //! The two stages: a request with a body first holds a place among the
 //! bodies being received (a large bound, a short body timeout), and takes a
-//! place in flight only once its body has fully arrived ([`body_received`]);
+//! place in flight only once its body has fully arrived (`body_received`);
 //! a request without a body goes in flight at once. So senders that trickle
 //! their bodies wait in the first stage and cannot lock honest clients out
 //! of the second.
@@ -120,7 +120,7 @@ impl ServerConfig {
 }
 
 /// Shared by the guard and the operator routes of one server.
-pub(crate) struct ServerState {
+pub struct ServerState {
     /// Prefix of this server's metric names (`vc_issuer`, `vc_merchant`).
     pub metrics_prefix: &'static str,
     pub metrics: Metrics,
@@ -522,7 +522,7 @@ pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 }
 
 /// A resource answering GET with `handler` and other methods with 405.
-pub(crate) fn get_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub fn get_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
@@ -534,7 +534,7 @@ where
 }
 
 /// A resource answering POST with `handler` and other methods with 405.
-pub(crate) fn post_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub fn post_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
@@ -547,7 +547,7 @@ where
 
 /// Starts a server on its own thread with the shared guard and operator
 /// routes, plus the routes `configure` adds; returns once it listens.
-pub(crate) fn start<F>(
+pub fn start<F>(
     config: &ServerConfig,
     metrics_prefix: &'static str,
     source: Option<Arc<dyn MetricsSource>>,

@@ -63,10 +63,10 @@ impl SourceLimits {
 
 /// The key of a source: an IPv4 address, or the /64 of an IPv6 one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Source(IpAddr);
+pub struct Source(IpAddr);
 
 impl Source {
-    pub(crate) fn of(ip: IpAddr) -> Source {
+    pub fn of(ip: IpAddr) -> Source {
         match ip {
             IpAddr::V4(_) => Source(ip),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -117,7 +117,7 @@ impl SourceState {
 
 /// Why a source was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SourceRefusal {
+pub enum SourceRefusal {
     /// Over its share: 503, like the global limits.
     Full,
     /// Asking faster than its rate: 429.
@@ -133,13 +133,13 @@ pub(crate) enum Place {
 
 /// Every source's counts.
 #[derive(Debug)]
-pub(crate) struct Sources {
+pub struct Sources {
     limits: SourceLimits,
     table: Mutex<HashMap<Source, SourceState>>,
 }
 
 impl Sources {
-    pub(crate) fn new(limits: SourceLimits) -> Sources {
+    pub fn new(limits: SourceLimits) -> Sources {
         Sources {
             limits,
             table: Mutex::new(HashMap::new()),
@@ -175,7 +175,7 @@ impl Sources {
     }
 
     /// Spends one of the source's request tokens.
-    pub(crate) fn allow_request(&self, source: Source) -> Result<(), SourceRefusal> {
+    pub fn allow_request(&self, source: Source) -> Result<(), SourceRefusal> {
         match self.with(source, |s, _| {
             if s.tokens >= 1.0 {
                 s.tokens -= 1.0;
@@ -249,9 +249,9 @@ impl Sources {
 
 /// One connection's place among its source's connections.
 #[derive(Debug)]
-pub(crate) struct ConnectionSlot {
+pub struct ConnectionSlot {
     sources: Arc<Sources>,
-    pub(crate) source: Source,
+    pub source: Source,
     /// The source held its share of connections when this one came.
     pub(crate) over_limit: bool,
 }

@@ -3,7 +3,7 @@
 //! within [`crate::ServerConfig::body_timeout_ms`]; then it is decoded by
 //! `protocol::wire::decode` (bounded, versioned, no trailing bytes). Only
 //! once the whole body is in does the request take a place in flight
-//! ([`crate::server::body_received`]).
+//! (`server::body_received`).
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! server answer a repeated request as they answered the first
 //! (`docs/protocol.md`, "Payment", retransmission). Callers that journal a
 //! message (the purse) re-send the journaled bytes with
-//! [`IssuerClient::post_encoded`].
+//! [`HttpClient::post_encoded`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,14 +27,14 @@ use protocol::wire::registration::{Certificate, RegisterRequest};
 use protocol::wire::status::CoinStatusAnswer;
 use protocol::wire::{PaymentTid, WireError, WireMessage, decode, encode};
 
-use crate::constants::{
-    CLIENT_ATTEMPTS_MAX, CLIENT_CONNECT_TIMEOUT_MS, CLIENT_REQUEST_TIMEOUT_MS,
-    CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
-};
-use crate::issuer::{
+use crate::api::{
     ApproveEnrollment, BankBalance, BankBalanceQuery, EpochErasedAnswer, EpochOpenedAnswer,
     EpochRevokedAnswer, EraseEpoch, IssuerDescriptor, OpenBankAccount, OpenEpoch, RefuseEnrollment,
     RevokeEpoch, SetStanding,
+};
+use crate::constants::{
+    CLIENT_ATTEMPTS_MAX, CLIENT_CONNECT_TIMEOUT_MS, CLIENT_REQUEST_TIMEOUT_MS,
+    CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
 use crate::operator::{IssueClock, OperatorKey, ScrapeToken};
@@ -521,7 +521,7 @@ impl IssuerClient {
     }
 
     /// The key epochs revoked and not yet erased: their coins are recouped.
-    pub fn revoked_epochs(&self) -> Result<crate::issuer::RevokedEpochs, ClientError> {
+    pub fn revoked_epochs(&self) -> Result<crate::api::RevokedEpochs, ClientError> {
         self.http.get("/v1/epochs/revoked", POSTCARD)
     }
 

@@ -27,8 +27,10 @@ pub enum GatewayError {
     Purse(#[from] purse::PurseError),
     #[error("the merchant's purse has no issuer record")]
     NoIssuer,
+    /// The issuer behind a gateway failed to start (its own typed error,
+    /// `actors::IssuerError`, which this crate does not link).
     #[error("issuer: {0}")]
-    Issuer(#[from] actors::IssuerError),
+    Issuer(Box<dyn std::error::Error + Send + Sync + 'static>),
     #[error("configuration: {0}")]
     Config(String),
     #[error("the issuer's core was still held {waited_ms} ms after its actors stopped")]
