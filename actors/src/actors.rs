@@ -103,7 +103,8 @@ impl Steps for Coordinator {
     }
 }
 
-/// Periodic work: settlements, epochs, session expiry, and a log
+/// Periodic work: a read of the tables beside the log (a database gone
+/// while idle stops the issuer), settlements, epochs, session expiry, and a log
 /// checkpoint every [`LOG_CHECKPOINT_EVERY_MS`] (the log writer also seals
 /// every `LOG_CHECKPOINT_EVERY_RECORDS` records by itself).
 struct Housekeeper {
@@ -155,6 +156,10 @@ impl Actor for Housekeeper {
                 }
                 #[cfg(not(debug_assertions))]
                 let _ = break_invariant;
+                core.probe_side_tables();
+                if core.ensure_alive().is_err() {
+                    return;
+                }
                 if let Err(e) = core.settle_pending_purchases() {
                     tracing::warn!(error = %e, "settling purchases failed");
                 }

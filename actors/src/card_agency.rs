@@ -18,20 +18,24 @@
 //! What is not in the log lives in `card-agency.redb` in the issuer's
 //! directory: guarantees (with the coins a load holds), finished records
 //! (rejections move no money and have no event; the LUS period of each
-//! record) and settlements. The log is always written first; a crash between
+//! record) and settlements. An issuer whose log is in PostgreSQL keeps
+//! them in the tables beside it ([`crate::IssuerConfig::side_tables`]),
+//! sealed ([`SealedTables`]: card ids keyed, every value sealed under the
+//! registry key), so a replacement issuer finds them there. The log is always written first; a crash between
 //! the two is repaired by the retry, which finds the log's batch. Coins held
 //! for an open load are reserved in the shards under the load's tx, and
 //! reserved again at every start by `IssuerCore::open` (and
 //! [`CardAgency::open`]), before the issuer serves anything.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use card_bridge::agency::{Agency, AgencyError, finished_record_key};
 use card_bridge::records::{CardTxRecord, LoadId, LoadRequest, Settlement};
 use card_bridge::store::{Db, StoreError, WriteBatch};
 use card_bridge::transfer::{SoftCash, SoftCashError, TransferId};
 use card_bridge::wire::{Direction, Outcome};
+use ledger::kv::{KvBatch, KvError, KvStore};
 use ledger::sync::lock;
 use ledger::{Amount, CardId, Coin, CoinBody, CoinSpec, Event, IssueCause, LusId, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
@@ -41,6 +45,7 @@ use crate::card_decide::{
     unload_events,
 };
 use crate::idempotency::{Begin, CommitRef};
+use crate::issuer::registry::CardAgencySeal;
 use crate::issuer::{IssuerCore, IssuerError};
 use crate::shard::ReserveError;
 
@@ -167,17 +172,32 @@ fn hold_open_loads(core: &IssuerCore, db: &Db) -> Result<usize, CardAgencyError>
     Ok(n_held)
 }
 
+/// The agency's store of `core`: the tables beside its log, sealed, if it
+/// has them; else its file in the issuer's directory (`None` if absent
+/// and `create` is false).
+fn agency_db(core: &IssuerCore, create: bool) -> Result<Option<Db>, StoreError> {
+    if let Some(tables) = &core.config.side_tables {
+        return Ok(Some(Db::in_tables(Arc::new(SealedTables {
+            inner: tables.clone(),
+            seal: core.registry.card_agency_seal().clone(),
+        }))));
+    }
+    let path = core.config.dir.join(CARD_AGENCY_FILE);
+    if !create && !path.exists() {
+        return Ok(None);
+    }
+    Db::open(&path).map(Some)
+}
+
 /// Run by `IssuerCore::open` before the issuer serves anything: coins held
 /// for open card loads stay held across a restart, whether or not the
 /// process opens a [`CardAgency`].
 pub(crate) fn hold_open_loads_at_start(core: &IssuerCore) -> Result<(), IssuerError> {
-    let path = core.config.dir.join(CARD_AGENCY_FILE);
-    if !path.exists() {
-        return Ok(());
-    }
-    let held = Db::open(&path)
-        .map_err(CardAgencyError::from)
-        .and_then(|db| hold_open_loads(core, &db));
+    let held = match agency_db(core, false) {
+        Ok(None) => return Ok(()),
+        Ok(Some(db)) => hold_open_loads(core, &db),
+        Err(e) => Err(e.into()),
+    };
     match held {
         Ok(n_held) => {
             tracing::info!(n_held, "coins of open card loads held");
@@ -186,6 +206,108 @@ pub(crate) fn hold_open_loads_at_start(core: &IssuerCore) -> Result<(), IssuerEr
         Err(e) => Err(IssuerError::Log(ledger::StoreError::Backend(format!(
             "card agency at start: {e}"
         )))),
+    }
+}
+
+/// The agency's tables as it writes them beside the log: the card id in
+/// every key of [`OPEN`] (`card ‖ load id`) and [`FINAL`] (`lus ‖ card ‖
+/// nt`) replaced by its keyed id under the registry key (so the scans the
+/// agency makes, by card and by LUS, still find their rows), and every
+/// value sealed, its table and stored key bound. The database holds no
+/// card id and no account in the clear; without the registry key it
+/// opens nothing.
+struct SealedTables {
+    inner: Arc<dyn KvStore>,
+    seal: CardAgencySeal,
+}
+
+impl SealedTables {
+    /// The key `key` of `table` is stored under.
+    fn stored_key(&self, table: &str, key: &[u8]) -> Vec<u8> {
+        match table {
+            OPEN if key.len() >= CardId::LEN => {
+                let (card, rest) = key.split_at(CardId::LEN);
+                let mut k = self.seal.keyed(card).to_vec();
+                k.extend_from_slice(rest);
+                k
+            }
+            FINAL if key.len() > LUS_BYTES => {
+                let (lus, rest) = key.split_at(LUS_BYTES);
+                let mut k = lus.to_vec();
+                k.extend_from_slice(&self.seal.keyed(rest));
+                k
+            }
+            _ => key.to_vec(),
+        }
+    }
+
+    /// The stored prefix of the rows whose keys start with `prefix`: the
+    /// agency scans [`OPEN`] by card and [`FINAL`] by LUS (or whole).
+    fn stored_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<u8>, KvError> {
+        match table {
+            OPEN if prefix.len() == CardId::LEN => Ok(self.seal.keyed(prefix).to_vec()),
+            FINAL if prefix.len() > LUS_BYTES => Err(KvError::Storage(
+                "sealed card records are scanned by LUS only".into(),
+            )),
+            OPEN if !prefix.is_empty() => Err(KvError::Storage(
+                "sealed open loads are scanned by card only".into(),
+            )),
+            _ => Ok(prefix.to_vec()),
+        }
+    }
+
+    fn open(&self, table: &str, stored_key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KvError> {
+        self.seal.open(table, stored_key, sealed).ok_or_else(|| {
+            KvError::Storage(format!(
+                "a sealed card agency row in {table} does not open under this registry key"
+            ))
+        })
+    }
+}
+
+/// The bytes of a LUS id at the head of a [`FINAL`] key.
+const LUS_BYTES: usize = std::mem::size_of::<u32>();
+
+impl KvStore for SealedTables {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let stored = self.stored_key(table, key);
+        self.inner
+            .get(table, &stored)?
+            .map(|sealed| self.open(table, &stored, &sealed))
+            .transpose()
+    }
+
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+        let stored_prefix = self.stored_prefix(table, prefix)?;
+        self.inner
+            .scan(table, &stored_prefix)?
+            .into_iter()
+            .map(|(stored, sealed)| {
+                let plain = self.open(table, &stored, &sealed)?;
+                // The key as stored: the agency's scans use values only.
+                Ok((stored, plain))
+            })
+            .collect()
+    }
+
+    fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+        let mut sealed = KvBatch::new();
+        for (table, key) in &batch.absent {
+            sealed.require_absent(table, &self.stored_key(table, key));
+        }
+        for w in &batch.writes {
+            let stored = self.stored_key(&w.table, &w.key);
+            match &w.value {
+                Some(plain) => {
+                    let value = self.seal.seal(&w.table, &stored, plain).ok_or_else(|| {
+                        KvError::Storage("a card agency row could not be sealed".into())
+                    })?;
+                    sealed.put(&w.table, &stored, value);
+                }
+                None => sealed.delete(&w.table, &stored),
+            }
+        }
+        self.inner.write(&sealed)
     }
 }
 
@@ -228,7 +350,8 @@ impl<'a> CardAgency<'a> {
     /// the issuer opens, before it serves payments.
     pub fn open(core: &'a IssuerCore) -> Result<CardAgency<'a>, CardAgencyError> {
         let path = core.config.dir.join(CARD_AGENCY_FILE);
-        let db = Db::open(&path)?;
+        let db = agency_db(core, true)?
+            .ok_or_else(|| StoreError::Storage("the card agency's store did not open".into()))?;
         let agency = CardAgency {
             core,
             db,
@@ -242,12 +365,15 @@ impl<'a> CardAgency<'a> {
 
     /// Every record the agency holds as finished, in `(lus, card, nt)` order.
     pub fn all_finished(&self) -> Result<Vec<CardTxRecord>, AgencyError> {
-        Ok(self
+        let mut all: Vec<CardTxRecord> = self
             .db
             .scan::<CardTxRecord>(FINAL, &[])?
             .into_iter()
             .map(|(_, r)| r)
-            .collect())
+            .collect();
+        // Sealed tables order by keyed card ids.
+        all.sort_by_key(CardTxRecord::key);
+        Ok(all)
     }
 
     /// The settlement of `(lus, period)`, if the agency has it.

@@ -14,6 +14,13 @@
 //! request is refused with `IssuerError::FailStopped`, so a test sees a
 //! typed error and the process hosting it carries on.
 //!
+//! Storage whose outcome the issuer cannot know stops it too: a failed log
+//! append (`issuer::commit`), and any failure of the tables beside a log
+//! in PostgreSQL ([`StopOnFailure`]: the registry and card agency there;
+//! a failed write may have committed, and a failed read means the database
+//! is gone), so an issuer whose primary died exits and is restarted on the
+//! promoted standby rather than serving on.
+//!
 //! Panics reach a [`FailStop`] through one process-wide panic hook: each
 //! thread the issuer owns is bound to its issuer's `FailStop`
 //! ([`FailStop::guard_this_thread`]), and a process that is wholly an issuer
@@ -21,6 +28,8 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, Once, OnceLock};
+
+use ledger::kv::{KvBatch, KvError, KvStore};
 
 /// The exit code of an issuer process stopped by a broken invariant
 /// (`EX_SOFTWARE` of sysexits.h: an internal software error).
@@ -128,9 +137,80 @@ fn install_panic_hook() {
     });
 }
 
+/// Tables whose storage failure stops the issuer: a refused batch
+/// ([`KvError::AlreadyPresent`]) is an answer, any other error is not.
+pub(crate) struct StopOnFailure {
+    pub(crate) inner: Arc<dyn KvStore>,
+    pub(crate) fail_stop: FailStop,
+}
+
+impl StopOnFailure {
+    fn checked<T>(&self, result: Result<T, KvError>) -> Result<T, KvError> {
+        if let Err(KvError::Storage(e)) = &result {
+            tracing::error!(error = %e, "the issuer's tables beside the log failed");
+            self.fail_stop
+                .trip("the tables beside the log failed: restart from the database");
+        }
+        result
+    }
+}
+
+impl KvStore for StopOnFailure {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.checked(self.inner.get(table, key))
+    }
+
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+        self.checked(self.inner.scan(table, prefix))
+    }
+
+    fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+        self.checked(self.inner.write(batch))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tables that fail every call.
+    struct Broken;
+
+    impl KvStore for Broken {
+        fn get(&self, _: &str, _: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            Err(KvError::Storage("gone".into()))
+        }
+        fn scan(&self, _: &str, _: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+            Err(KvError::Storage("gone".into()))
+        }
+        fn write(&self, _: &KvBatch) -> Result<(), KvError> {
+            Err(KvError::Storage("gone".into()))
+        }
+    }
+
+    #[test]
+    fn a_failure_of_the_tables_stops_the_issuer_and_a_refusal_does_not() {
+        let fail_stop = FailStop::new(FailStopPolicy::StopIssuer);
+        let working = StopOnFailure {
+            inner: Arc::new(ledger::MemoryKv::new()),
+            fail_stop: fail_stop.clone(),
+        };
+        let mut batch = KvBatch::new();
+        batch.put("t", b"k", vec![1]);
+        working.write(&batch).expect("write");
+        batch.require_absent("t", b"k");
+        assert!(matches!(
+            working.write(&batch),
+            Err(KvError::AlreadyPresent { .. })
+        ));
+        assert!(!fail_stop.is_stopped());
+        let broken = StopOnFailure {
+            inner: Arc::new(Broken),
+            fail_stop: fail_stop.clone(),
+        };
+        assert!(broken.get("t", b"k").is_err());
+        assert!(fail_stop.is_stopped());
+    }
 
     #[test]
     fn a_panic_on_a_guarded_thread_stops_its_issuer_only() {

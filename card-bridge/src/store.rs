@@ -2,12 +2,16 @@
 //! LUS log, the test agency, the collection server, the transfer journal):
 //! a redb file, every write batch one transaction committed with
 //! `Durability::Immediate` (redb's default), so a returned write is on disk.
+//! [`Db::in_tables`] puts the same tables in a [`ledger::KvStore`] instead
+//! (the issuer's card agency beside a log in PostgreSQL).
 //!
 //! Values are postcard; reads refuse records over [`RECORD_BYTES_MAX`]
 //! before decoding, so a damaged file cannot make a reader allocate more.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use ledger::kv::{KvBatch, KvError, KvStore};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -31,10 +35,44 @@ fn storage(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Storage(e.into().to_string())
 }
 
-/// A durable key-value file.
-#[derive(Debug)]
+/// A durable key-value file, or tables a caller opened.
 pub struct Db {
-    db: redb::Database,
+    backend: Backend,
+}
+
+enum Backend {
+    File(redb::Database),
+    Tables(Arc<dyn KvStore>),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.backend {
+            Backend::File(_) => "file",
+            Backend::Tables(_) => "tables",
+        };
+        f.debug_struct("Db").field("backend", &what).finish()
+    }
+}
+
+fn tables_error(e: KvError) -> StoreError {
+    match e {
+        KvError::AlreadyPresent { table } => StoreError::Storage(format!(
+            "a record the write required to be absent exists in {table}"
+        )),
+        other => StoreError::Storage(other.to_string()),
+    }
+}
+
+/// The `&'static` name of one of `batch`'s tables.
+fn static_name(batch: &WriteBatch, table: &str) -> &'static str {
+    batch
+        .ops
+        .iter()
+        .map(|(t, _, _)| *t)
+        .chain(batch.absent.iter().map(|(t, _)| *t))
+        .find(|t| *t == table)
+        .unwrap_or("?")
 }
 
 /// One write: table, key, and the new value (`None` deletes).
@@ -91,8 +129,22 @@ impl Db {
         // Card keys' work, balances and transfers: 0600 before redb opens it.
         ledger::private_file::ensure_private_file(path).map_err(|e| storage(redb::Error::Io(e)))?;
         Ok(Db {
-            db: redb::Database::create(path).map_err(storage)?,
+            backend: Backend::File(redb::Database::create(path).map_err(storage)?),
         })
+    }
+
+    /// The tables in `tables` instead of a file.
+    pub fn in_tables(tables: Arc<dyn KvStore>) -> Db {
+        Db {
+            backend: Backend::Tables(tables),
+        }
+    }
+
+    fn file(&self) -> Result<&redb::Database, &Arc<dyn KvStore>> {
+        match &self.backend {
+            Backend::File(db) => Ok(db),
+            Backend::Tables(kv) => Err(kv),
+        }
     }
 
     pub fn get<T: DeserializeOwned>(
@@ -100,7 +152,17 @@ impl Db {
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let db = match self.file() {
+            Ok(db) => db,
+            Err(kv) => {
+                return kv
+                    .get(table, key)
+                    .map_err(tables_error)?
+                    .map(|v| decode(table, &v))
+                    .transpose();
+            }
+        };
+        let tx = db.begin_read().map_err(storage)?;
         let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -118,7 +180,18 @@ impl Db {
         table: &'static str,
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let db = match self.file() {
+            Ok(db) => db,
+            Err(kv) => {
+                return kv
+                    .scan(table, prefix)
+                    .map_err(tables_error)?
+                    .into_iter()
+                    .map(|(k, v)| Ok((k, decode(table, &v)?)))
+                    .collect();
+            }
+        };
+        let tx = db.begin_read().map_err(storage)?;
         let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -137,7 +210,28 @@ impl Db {
 
     /// Applies `batch` in one durable transaction.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        let db = match self.file() {
+            Ok(db) => db,
+            Err(kv) => {
+                let mut out = KvBatch::new();
+                for (table, key) in &batch.absent {
+                    out.require_absent(table, key);
+                }
+                for (table, key, value) in &batch.ops {
+                    match value {
+                        Some(v) => out.put(table, key, v.clone()),
+                        None => out.delete(table, key),
+                    }
+                }
+                return kv.write(&out).map_err(|e| match e {
+                    KvError::AlreadyPresent { table } => StoreError::AlreadyPresent {
+                        table: static_name(&batch, &table),
+                    },
+                    other => tables_error(other),
+                });
+            }
+        };
+        let tx = db.begin_write().map_err(storage)?;
         for (table, key) in &batch.absent {
             let t = tx
                 .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
@@ -200,6 +294,30 @@ mod tests {
         b.put("t", b"c1", &4u32);
         assert_eq!(db.write(b), Err(StoreError::AlreadyPresent { table: "t" }));
         assert_eq!(db.get::<u32>("t", b"c1"), Ok(None));
+    }
+
+    #[test]
+    fn tables_answer_as_the_file_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = Db::open(&dir.path().join("kv.redb")).expect("open");
+        let tables = Db::in_tables(Arc::new(ledger::MemoryKv::new()));
+        for db in [&file, &tables] {
+            let mut b = WriteBatch::new();
+            b.put("t", b"a1", &1u32);
+            b.put("t", b"a2", &2u32);
+            b.put("t", b"b1", &3u32);
+            db.write(b).expect("write");
+            let mut b = WriteBatch::new();
+            b.require_absent("t", b"a2");
+            b.put("t", b"c1", &4u32);
+            assert_eq!(db.write(b), Err(StoreError::AlreadyPresent { table: "t" }));
+        }
+        assert_eq!(
+            file.scan::<u32>("t", b"a").expect("scan"),
+            tables.scan::<u32>("t", b"a").expect("scan")
+        );
+        assert_eq!(tables.get::<u32>("t", b"b1"), Ok(Some(3)));
+        assert_eq!(tables.get::<u32>("t", b"c1"), Ok(None));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod event;
 pub mod fault;
 pub mod group_commit;
 pub mod ids;
+pub mod kv;
 pub mod memory_store;
 pub mod money;
 pub mod private_file;
@@ -67,6 +68,7 @@ pub use ids::{
     BalanceId, BankAccount, CardId, CoinId, IdError, KeyEpoch, LusId, ParticipantId, PurchaseId,
     Role, SealedBankAccount, SealedIdentity, ShardIdx, Timestamp, TxId,
 };
+pub use kv::{KvBatch, KvError, KvRow, KvStore, KvWrite, MemoryKv};
 pub use memory_store::MemoryStore;
 pub use money::{Amount, CoinSpec, Denomination, MoneyError};
 pub use redb_store::{RedbOptions, RedbStore, Sharing};

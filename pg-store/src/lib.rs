@@ -13,7 +13,8 @@
 //! standby too).
 //!
 //! Module map: [`schema`] owns the tables, the append-only triggers and the
-//! read-only role's grants; [`url`] checks and describes a connection
+//! read-only role's grants; [`tables`] keeps the issuer's tables that the
+//! log cannot rebuild (its registry, its card agency) beside it; [`url`] checks and describes a connection
 //! string without its password; `connection` keeps each connection on a
 //! thread of its own (the client cannot run inside the issuer's async
 //! runtime); this file owns the cached head, the appends and the reads.
@@ -26,6 +27,7 @@
 mod connection;
 pub mod fence;
 pub mod schema;
+pub mod tables;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod url;
@@ -45,6 +47,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 use crate::connection::Connection;
+pub use crate::tables::PostgresKv;
 
 /// How often a reader's listener wakes to see whether its store was dropped.
 const LISTEN_POLL_MS: u64 = 200;
@@ -80,7 +83,7 @@ pub fn error_text(e: &postgres::Error) -> String {
     }
 }
 
-fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
+pub(crate) fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
     config
         .connect(NoTls)
         .map_err(|e| backend(&format!("connecting to {}", url::describe(config)), e))

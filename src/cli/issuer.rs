@@ -478,6 +478,7 @@ impl IssuerFile {
             let store = pg_store::PostgresStore::open(url)
                 .with_context(|| format!("opening the log in {}", pg_store::url::redacted(url)))?;
             config.log_store = Some(Arc::new(store));
+            config.side_tables = Some(open_side_tables(url)?);
         }
         Ok(config)
     }
@@ -755,6 +756,18 @@ pub(super) fn serving_issuer(
     Ok(Some(url))
 }
 
+/// The registry's and card agency's tables beside a log in PostgreSQL
+/// (opened after the log: its writer's lock keeps a second issuer out).
+fn open_side_tables(url: &str) -> anyhow::Result<Arc<dyn ledger::KvStore>> {
+    let tables = pg_store::PostgresKv::open(url).with_context(|| {
+        format!(
+            "opening the issuer's tables in {}",
+            pg_store::url::redacted(url)
+        )
+    })?;
+    Ok(Arc::new(tables))
+}
+
 /// Starts the issuer's actors from its directory (rebuilding its state from
 /// the log), with a spinner on a terminal.
 fn start(file: &IssuerFile, dir: &Path) -> anyhow::Result<IssuerRuntime> {
@@ -829,6 +842,9 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     // key epoch; then the issuer stops until `serve`.
     let mut config = file.config_without_log_store(&args.dir)?;
     config.log_store = log_store;
+    if let Some(url) = &args.store {
+        config.side_tables = Some(open_side_tables(url)?);
+    }
     let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?.as_dyn())
         .context("creating the issuer's files")?;
     let key_path = args.dir.join(PUBLIC_KEY_FILE);

@@ -1,16 +1,26 @@
 //! The issuer's log on PostgreSQL with two synchronous standbys: no
-//! payment is acknowledged on one disk, and none acknowledged is lost.
+//! payment is acknowledged on one disk, none acknowledged is lost, and a
+//! replacement issuer starts from PostgreSQL and its keys alone.
 //!
-//! - Cut off from its standbys, the primary (and so the issuer) acknowledges
-//!   nothing; a payment waits and completes once they are back.
+//! - Through the issuer: one standby lost, payments are still
+//!   acknowledged; both lost, a payment waits (nothing is acknowledged on
+//!   the primary's disk alone) and completes when a standby is back; the
+//!   primary cut off from both (all three running), the same.
 //! - During a burst of concurrent payments through the real binary over
-//!   HTTPS, the primary is killed (kill -9); a standby is promoted; a new
-//!   issuer starts on it (its derived stores removed: they rebuild from the
-//!   log); the purses' retries complete. Every acknowledged payment is in
+//!   HTTPS, the primary is killed (kill -9): the issuer stops itself
+//!   (fail-stop, exit 70: the outcome of its last commit is unknown, and
+//!   it acknowledges nothing more), a standby is promoted, and a new issuer
+//!   starts on it in a FRESH directory holding only the keys and
+//!   `issuer.toml` (the log, the registry and the card agency are in
+//!   PostgreSQL; everything else rebuilds or starts empty). It serves the
+//!   existing purses (payments, a purchase), the merchant, and the card
+//!   holder (an unload from the card loaded before the fail-over, then a
+//!   clearing that counts both legs). Every acknowledged payment is in
 //!   the promoted log exactly once, the auditor (the read-only role) passes
 //!   it, `log export` copies it to a redb file that audits the same, and
-//!   the purses agree with the log coin by coin.
-//! - One standby lost, the other acknowledges; both lost, nothing is.
+//!   the purses and the card agree with the log coin by coin.
+//! - The store alone: one standby lost, the other acknowledges; both
+//!   lost, nothing is.
 //!
 //! Every party, and each PostgreSQL node, is its own process
 //! (`scripts/pg-cluster.sh`, in a temporary directory on free loopback
@@ -20,11 +30,12 @@ use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use actors::FAIL_STOP_EXIT_CODE;
 use ledger::{CoinId, Event, EventStore, RawEventStore, RedbStore, Seq, Sharing};
 use purse::{CoinState, Purse};
 use util::process::{
@@ -118,6 +129,35 @@ const ACKED_BEFORE_KILL: u32 = 4;
 const CUT_OFF_FOR: Duration = Duration::from_secs(3);
 /// `purse resume` attempts after the new issuer starts.
 const RESUME_ATTEMPTS: u32 = 5;
+/// How long an acknowledged payment may take with a standby down (or a
+/// waiting one once a standby is back).
+const ACK_WITHIN: Duration = Duration::from_secs(60);
+/// How long the issuer may take to stop itself once its primary is gone.
+const FAIL_STOP_WITHIN: Duration = Duration::from_secs(20);
+/// The card holder: a purse that loads a card before the fail-over and
+/// unloads part of it after.
+const CARD_HOLDER: &str = "dave";
+const CARD: &str = "00000000000000d1";
+const CARD_LOAD: &str = "0.30";
+const CARD_UNLOAD: &str = "0.20";
+/// What the card holds at the end, in minor units.
+const CARD_LEFT_MINOR: u64 = 10;
+/// What the issuer's directory holds that a replacement issuer must be
+/// given: keys and configuration. Everything else it finds in PostgreSQL,
+/// rebuilds from the log, or starts empty (pg-store/README.md).
+const REPLACEMENT_FILES: [&str; 11] = [
+    "issuer.toml",
+    "issuer.key",
+    "issuer.pub",
+    "mint.key",
+    "registry.key",
+    "user-index.pub",
+    "operator.key",
+    "tls-ca.pem",
+    "tls-ca.key",
+    "tls.pem",
+    "tls.key",
+];
 
 /// A payer's purse `NAME.purse`: an account with 100.00, registered,
 /// enrolled as purchaser (approved), holding COINS_EACH coins of PRICE.
@@ -174,17 +214,41 @@ fn payer(dir: &Path, name: &str, issuer_url: &str) -> String {
 }
 
 /// Waits for `child` to end on its own for up to `within`; kills it
-/// (kill -9) if it has not. Whether it ended on its own.
-fn stopped_within(mut child: Child, within: Duration) -> bool {
+/// (kill -9) if it has not. Its exit status if it ended on its own.
+fn stopped_within(mut child: Child, within: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if child.try_wait().expect("wait").is_some() {
-            return true;
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     kill_hard(child);
-    false
+    None
+}
+
+/// Whether `child` is still running after `within`.
+fn still_running_after(child: &mut Child, within: Duration) -> bool {
+    std::thread::sleep(within);
+    child.try_wait().expect("wait").is_none()
+}
+
+/// A card command with the card system in `cards`.
+fn card(dir: &Path, args: &[&str]) -> String {
+    ok(dir, &[&["card", "--dir", "cards"][..], args].concat())
+}
+
+/// What `card show` says the card holds, in minor units.
+fn card_minor(dir: &Path) -> u64 {
+    let shown = card(dir, &["show", "--card", CARD]);
+    let balance = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("balance"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    let (units, cents) = balance.split_once('.').unwrap_or((&balance, "0"));
+    units.parse::<u64>().expect("units") * 100 + cents.parse::<u64>().expect("cents")
 }
 
 /// `purse resume` until nothing is left unfinished.
@@ -271,6 +335,7 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     wait_healthy(ip);
     let gateway = format!("https://127.0.0.1:{ip}");
     let purses: Vec<String> = PAYERS.iter().map(|n| payer(dir, n, &gateway)).collect();
+    let holder = payer(dir, CARD_HOLDER, &gateway);
     an_enrolled_shop(dir, &gateway);
     let mp = free_port();
     let shop_listen = format!("127.0.0.1:{mp}");
@@ -291,22 +356,84 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     let shop_url = format!("https://{shop_listen}");
     let pay = |purse: &str| spawn(dir, &["purse", "pay", &shop_url, "tea", "--purse", purse]);
 
-    // Cut off from both standbys, the primary acknowledges nothing: the
-    // payment waits (the client's timeout is longer) and completes once
-    // they are back.
-    cluster.script(&["isolate"]);
-    let mut waiting = pay(&purses[0]);
-    std::thread::sleep(CUT_OFF_FOR);
+    // A card loaded from the holder's purse through the issuer's agency.
+    card(dir, &["issue", "--card", CARD]);
+    let loaded = card(
+        dir,
+        &[
+            "from-purse",
+            "--card",
+            CARD,
+            CARD_LOAD,
+            "--issuer-dir",
+            "iss",
+            "--purse",
+            &holder,
+        ],
+    );
+    assert!(loaded.contains("loaded onto"), "{loaded}");
+
+    // The registry and the card agency are in PostgreSQL, sealed: the
+    // issuer's directory has no file of theirs, and the database names no
+    // participant, account or card.
+    for file in ["registry.redb", "card-agency.redb"] {
+        assert!(
+            !dir.join("iss").join(file).exists(),
+            "{file} in the directory"
+        );
+    }
+    let tables = side_table_rows(&cluster);
+    assert!(tables.iter().any(|(t, _, _)| t.starts_with("registry/")));
+    assert!(tables.iter().any(|(t, _, _)| t.starts_with("card-ag/")));
+    let card_id = hex::decode(CARD).expect("card id");
+    for (table, key, value) in &tables {
+        for row in [key, value] {
+            for name in PAYERS.iter().chain([&CARD_HOLDER, &"shop"]) {
+                assert!(!contains(row, name.as_bytes()), "{name} in {table}");
+                assert!(
+                    !contains(row, format!("ACH-{name}").as_bytes()),
+                    "an account in {table}"
+                );
+            }
+            assert!(!contains(row, &card_id), "the card id in {table}");
+        }
+    }
+
+    // One standby lost: the other acknowledges, payments go on.
+    cluster.script(&["kill", "s1"]);
+    let one_standby = pay(&purses[0]);
     assert!(
-        waiting.try_wait().expect("wait").is_none(),
+        stopped_within(one_standby, ACK_WITHIN).is_some_and(|s| s.success()),
+        "a payment was not acknowledged with one standby up"
+    );
+    // Both lost: the payment waits, unacknowledged, until one is back.
+    cluster.script(&["kill", "s2"]);
+    let mut waiting = pay(&purses[1]);
+    assert!(
+        still_running_after(&mut waiting, CUT_OFF_FOR),
+        "a payment was acknowledged with both standbys lost"
+    );
+    cluster.script(&["start"]);
+    assert!(
+        stopped_within(waiting, ACK_WITHIN).is_some_and(|s| s.success()),
+        "the waiting payment completes once the standbys are back"
+    );
+
+    // Cut off from both standbys (all three running), the primary
+    // acknowledges nothing: the payment waits and completes once they are
+    // back.
+    cluster.script(&["isolate"]);
+    let mut waiting = pay(&purses[2]);
+    assert!(
+        still_running_after(&mut waiting, CUT_OFF_FOR),
         "a payment was acknowledged with the primary cut off from its standbys"
     );
     cluster.script(&["rejoin"]);
     assert!(
-        waiting.wait().expect("wait").success(),
+        stopped_within(waiting, ACK_WITHIN).is_some_and(|s| s.success()),
         "the waiting payment completes once the standbys are back"
     );
-    let mut acked = 1u32;
+    let mut acked = 3u32;
 
     // A burst: every payer pays again and again, concurrently, until its
     // payment fails; the primary is killed once some are acknowledged.
@@ -336,9 +463,14 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         std::thread::sleep(Duration::from_millis(20));
     }
     cluster.script(&["kill", "p"]);
-    // Its log gone, the issuer stops (fail-stop) rather than acknowledge
-    // from memory; a supervisor would kill it otherwise.
-    let stopped_itself = stopped_within(issuer, Duration::from_secs(5));
+    // Its log gone mid-commit, the issuer stops itself (fail-stop, exit
+    // 70) rather than acknowledge anything more: a supervisor restarts it.
+    let stopped = stopped_within(issuer, FAIL_STOP_WITHIN);
+    assert_eq!(
+        stopped.and_then(|s| s.code()),
+        Some(FAIL_STOP_EXIT_CODE),
+        "the issuer did not stop itself when its primary died"
+    );
     for payer in burst {
         payer.join().expect("payer thread");
     }
@@ -349,25 +481,76 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     let status = cluster.script(&["status"]);
     assert!(status.contains("fenced"), "{status}");
 
-    // A new issuer on the promoted standby: the same URL (every node
-    // listed, read-write wanted), the directory less what rebuilds from
-    // the log.
-    for derived in ["coin-status.redb", "tx-index.redb", "log-state.snapshot"] {
-        let path = dir.join("iss").join(derived);
-        if path.exists() {
-            std::fs::remove_file(&path).expect("remove a derived store");
+    // A replacement issuer: the old directory is lost; a fresh one holds
+    // only the keys and issuer.toml (the same URL: every node listed,
+    // read-write wanted, so it finds the promoted standby).
+    std::fs::rename(dir.join("iss"), dir.join("iss-lost")).expect("lose the directory");
+    ledger::private_file::create_private_dir(&dir.join("iss")).expect("fresh directory");
+    // The simulated bank keeps its books in the issuer's directory; a
+    // real bank is another institution's, and outlives the issuer's disk.
+    let copy = |file: &str| {
+        std::fs::copy(dir.join("iss-lost").join(file), dir.join("iss").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    };
+    for file in REPLACEMENT_FILES.iter().chain(&["bank.redb"]) {
+        if *file != "registry.key" {
+            copy(file);
         }
     }
+    // Without the registry key it refuses to start, rather than serve an
+    // empty registry under a new key.
+    let refused = run(dir, &SERVE_ISSUER);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("registry.key"),
+        "{said}"
+    );
+    assert!(!dir.join("iss").join("registry.key").exists());
+    copy("registry.key");
     let issuer = spawn(dir, &SERVE_ISSUER);
     wait_healthy(ip);
-    for purse in &purses {
+    for purse in purses.iter().chain([&holder]) {
         resume(dir, purse);
     }
-    // The new issuer serves: one more payment each.
+    // It serves the existing purses and merchant: one more payment each.
     for purse in &purses {
         ok(dir, &["purse", "pay", &shop_url, "tea", "--purse", purse]);
     }
     acked += purses.len() as u32;
+    // A purchase: the holder's enrollment and account come from the
+    // registry in PostgreSQL.
+    ok(
+        dir,
+        &[
+            "purse",
+            "buy",
+            &format!("1x{PRICE}"),
+            "--account",
+            &format!("ACH-{CARD_HOLDER}"),
+            "--purse",
+            &holder,
+        ],
+    );
+    // The card holder: an unload of the card loaded before the fail-over,
+    // then a clearing that must count the load the old issuer's agency
+    // recorded (in PostgreSQL) and the unload the new one did.
+    let unloaded = card(
+        dir,
+        &[
+            "to-purse",
+            "--card",
+            CARD,
+            CARD_UNLOAD,
+            "--issuer-dir",
+            "iss",
+            "--purse",
+            &holder,
+        ],
+    );
+    assert!(unloaded.contains("unloaded from"), "{unloaded}");
+    let cleared = card(dir, &["clear"]);
+    assert!(!cleared.is_empty(), "{cleared}");
+    assert_eq!(card_minor(dir), CARD_LEFT_MINOR);
     terminate(shop);
     terminate(issuer);
 
@@ -428,7 +611,11 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     let mut held = BTreeSet::new();
     let mut held_minor = 0u64;
     let mut payers_minor = 0u64;
-    for purse in purses.iter().map(String::as_str).chain(["shop.purse"]) {
+    for purse in purses
+        .iter()
+        .map(String::as_str)
+        .chain([holder.as_str(), "shop.purse"])
+    {
         let purse_db = Purse::open(dir.join(purse), &util::passphrase()).expect("purse opens");
         for c in purse_db.coins().expect("coins") {
             match c.state {
@@ -439,7 +626,7 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
                     );
                     assert!(held.insert(c.coin.id()), "a coin in two purses");
                     held_minor += c.coin.value().minor_units();
-                    if purse != "shop.purse" {
+                    if purses.iter().any(|p| p == purse) {
                         payers_minor += c.coin.value().minor_units();
                     }
                 }
@@ -453,8 +640,14 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         }
     }
     assert_eq!(held, unspent, "the log's unspent coins are the purses'");
-    let bought_minor = u64::from(COINS_EACH) * PRICE_MINOR * PAYERS.len() as u64;
-    assert_eq!(held_minor, bought_minor, "no money made or lost");
+    let payers_bought_minor = u64::from(COINS_EACH) * PRICE_MINOR * PAYERS.len() as u64;
+    // The holder bought COINS_EACH coins, and one more after the fail-over.
+    let holder_bought_minor = u64::from(COINS_EACH + 1) * PRICE_MINOR;
+    assert_eq!(
+        held_minor + CARD_LEFT_MINOR,
+        payers_bought_minor + holder_bought_minor,
+        "no money made or lost: the purses and the card hold what was bought"
+    );
     // Each payment moved its price to the shop, once: the shop holds what
     // the payers no longer hold, and that is every acknowledged payment's
     // price, plus at most one cut off by the kill per payer (committed, or
@@ -465,10 +658,10 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         .expect("balance")
         .available
         .minor_units();
-    let paid = (bought_minor - payers_minor) / PRICE_MINOR;
+    let paid = (payers_bought_minor - payers_minor) / PRICE_MINOR;
     assert_eq!(
         shop_minor,
-        bought_minor - payers_minor,
+        payers_bought_minor - payers_minor,
         "the shop holds what the payers paid"
     );
     assert!(
@@ -476,15 +669,36 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         "acknowledged {acked}, in the log {paid}"
     );
     eprintln!(
-        "burst: {acked} payments acknowledged ({} in the burst before and during the kill), {paid} in the promoted log, head {}; the issuer {} when its primary died",
-        acked - 1 - PAYERS.len() as u32,
+        "burst: {acked} payments acknowledged ({} in the burst before and during the kill), {paid} in the promoted log, head {}",
+        acked - 3 - PAYERS.len() as u32,
         head.last_seq,
-        if stopped_itself {
-            "stopped itself"
-        } else {
-            "was killed"
-        },
     );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every row of the issuer's tables beside the log, read as the
+/// cluster's superuser.
+fn side_table_rows(cluster: &Cluster) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let admin = cluster.script(&["url", "admin"]);
+    let issuer = cluster.script(&["url", "issuer"]);
+    // The issuer's database, as the superuser.
+    let db = issuer
+        .split_once('?')
+        .map_or(issuer.as_str(), |(base, _)| base)
+        .rsplit_once('/')
+        .map(|(_, db)| db.to_owned())
+        .expect("a database in the URL");
+    let url = pg_store::testkit::with_database(&admin, &db, None);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    client
+        .query("SELECT tbl, key, value FROM vc_issuer_tables", &[])
+        .expect("read the tables")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
 }
 
 #[test]

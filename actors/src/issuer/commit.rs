@@ -22,6 +22,10 @@
 //! map operations of one call, so a payment touching one shard never waits
 //! for a transaction on another (tested below).
 //!
+//! A failed append stops the issuer (its fail-stop): the batch may or may
+//! not be in the log, so nothing in memory is trusted until a restart has
+//! read the log again.
+//!
 //! What happens after the batch is durable runs on the log writer's thread:
 //! it is short (a few map operations per batch), it needs no thread hop per
 //! payment, and it applies commits to the live state in log order. A panic
@@ -115,6 +119,14 @@ impl AfterAppend {
             Err(e) => {
                 self.shards.abort(tx);
                 tracing::error!(%tx, error = %e, "log append failed");
+                // The batch's outcome is unknown (a commit whose answer
+                // was lost may be in the log: a database's primary gone
+                // mid-COMMIT) and the writer is poisoned: the issuer stops
+                // rather than serve on state it cannot trust, and its
+                // restart reads what the log holds (`issuer serve` exits,
+                // so a supervisor restarts it on the promoted standby).
+                self.fail_stop
+                    .trip("the log did not take a batch: restart from the log");
                 return Err(e.into());
             }
         };
@@ -552,9 +564,11 @@ mod tests {
     }
 
     /// A failed append releases the reservations, and the shards are left
-    /// as they were: the coin can be spent by a later transaction.
+    /// as they were (the coin can be spent once the issuer restarts); the
+    /// issuer stops, and a later commit is refused without reaching the log.
     #[test]
-    fn a_failed_append_releases_the_reservations() {
+    fn a_failed_append_releases_the_reservations_and_stops_the_issuer() {
+        let fail_stop = FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer);
         let memory = Arc::new(MemoryStore::new());
         let store = Arc::new(LogBackend::Memory(memory.clone()));
         let log = GroupCommit::start(
@@ -567,7 +581,7 @@ mod tests {
             ShardSet::new(N_SHARDS),
             Arc::new(IdempotencyTable::new()),
             Arc::new(Mutex::new(LogState::default())),
-            FailStop::new(crate::fail_stop::FailStopPolicy::StopIssuer),
+            fail_stop.clone(),
         );
         let input = body_in(2);
         issue(&path, vec![input]);
@@ -578,6 +592,15 @@ mod tests {
         ));
         assert_eq!(path.n_reserved(), 0);
         assert_eq!(path.presence(&input.id), CoinPresence::Unspent);
+        assert!(
+            fail_stop.is_stopped(),
+            "the issuer goes on after a failed append"
+        );
+        memory.fail_after_appends(u64::MAX);
+        assert!(matches!(
+            refresh(&path, input, body_in(3)),
+            Err(IssuerError::FailStopped(_))
+        ));
     }
 
     /// An unbalanced batch is refused before anything reaches the log.

@@ -104,6 +104,12 @@ pub struct IssuerConfig {
     /// Write the log to this store instead of `log.redb` (the caller
     /// opened it: `vc_pg_store::PostgresStore` for a log on PostgreSQL).
     pub log_store: Option<Arc<dyn EventStore>>,
+    /// Keep the registry and the card agency's store in these tables
+    /// instead of `registry.redb` and `card-agency.redb` (the caller opened
+    /// them beside the log: `vc_pg_store::PostgresKv`), so a replacement
+    /// issuer needs only its keys and configuration. The registry key
+    /// stays in `registry.key`.
+    pub side_tables: Option<Arc<dyn ledger::KvStore>>,
     /// Open `coin-status.redb` on the storage this returns for its path
     /// rather than on the plain file (the caller's storage; crash tests give
     /// one that dies in the middle of a commit: `ledger::fault::DyingFile`).
@@ -148,6 +154,7 @@ impl IssuerConfig {
             clock: Arc::new(SystemClock),
             memory_log: None,
             log_store: None,
+            side_tables: None,
             coin_status_backend: None,
             verify_log_on_open: false,
             fail_stop: FailStopPolicy::StopIssuer,
@@ -513,7 +520,7 @@ impl IssuerCore {
     /// Opens the issuer in `config.dir` (creating its files on first start),
     /// rebuilds its state from the log, and opens a key epoch if none is
     /// current. `bank` is the bank connector (its own durable store).
-    pub fn open(config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
+    pub fn open(mut config: IssuerConfig, bank: Arc<dyn Bank>) -> Result<IssuerCore, IssuerError> {
         // The session and registry stores hold key shares, identities and
         // bank accounts: only the issuer's own user may enter its directory
         // (and each file in it is 0600 on its own, for copies and backups).
@@ -624,7 +631,20 @@ impl IssuerCore {
             fail_stop.clone(),
         );
         // The session store's payloads are sealed under the registry key.
-        let registry = Registry::open(dir.join("registry.redb"))?;
+        // The tables beside the log stop the issuer when they fail, as the log does.
+        config.side_tables = config.side_tables.take().map(|inner| {
+            Arc::new(crate::fail_stop::StopOnFailure {
+                inner,
+                fail_stop: fail_stop.clone(),
+            }) as Arc<dyn ledger::KvStore>
+        });
+        let registry = match &config.side_tables {
+            Some(tables) => Registry::open_in(
+                tables.clone(),
+                &dir.join(super::registry::REGISTRY_KEY_FILE),
+            )?,
+            None => Registry::open(dir.join("registry.redb"))?,
+        };
         let core = IssuerCore {
             id_i: ledger::ParticipantId::new(protocol::wire::registration::ISSUER_ID)
                 .expect("a valid constant id"),
@@ -675,6 +695,16 @@ impl IssuerCore {
         match self.fail_stop.stopped_because() {
             None => Ok(()),
             Some(reason) => Err(IssuerError::FailStopped(reason.to_owned())),
+        }
+    }
+
+    /// With tables beside the log (PostgreSQL): one read, so that the
+    /// database lost while the issuer is idle stops it (their failure
+    /// trips the fail-stop) at the next housekeeping run, not at the next
+    /// payment.
+    pub(crate) fn probe_side_tables(&self) {
+        if let Some(tables) = &self.config.side_tables {
+            let _ = tables.get(super::registry::KEY_CHECK_TABLE, b"key");
         }
     }
 

@@ -20,11 +20,13 @@
 //! opened, in one transaction.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use hmac::Mac;
 
+use ledger::kv::{KvBatch, KvStore};
 use ledger::{BalanceId, BankAccount, ParticipantId, Role, Standing, Timestamp};
 use protocol::crypto::PublicKey;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
@@ -38,7 +40,23 @@ pub enum RegistryError {
     Corrupt(String),
     #[error("registry storage: {0}")]
     Storage(#[from] redb::Error),
+    /// The tables beside the log (PostgreSQL) failed.
+    #[error("registry tables: {0}")]
+    Tables(String),
+    /// The tables beside the log hold a registry, and its key file is not
+    /// there: a replacement issuer must be given the issuer's `registry.key`.
+    #[error(
+        "the registry in the tables beside the log needs its key, and {0} is missing: copy the issuer's registry.key"
+    )]
+    KeyMissing(String),
+    /// The key file is not the key the registry beside the log was made with.
+    #[error("registry.key is not the key of the registry beside the log")]
+    WrongKey,
 }
+
+/// Where the tables hold the check of the registry key.
+pub(crate) const KEY_CHECK_TABLE: &str = "registry/key_check";
+const KEY_CHECK_ROW: &[u8] = b"key";
 
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
@@ -162,6 +180,10 @@ struct RegistryKey {
     seal: Aes256Gcm,
     /// What the session store's seal derives its keys from.
     sessions: SessionSeal,
+    /// What the card agency's rows beside the log are sealed with.
+    card_agency: CardAgencySeal,
+    /// HMAC of a constant under the key: tells the key apart from another.
+    check: [u8; 32],
 }
 
 impl RegistryKey {
@@ -198,7 +220,12 @@ impl RegistryKey {
                 root: derive(b"vc/registry/seal-sessions")?,
                 id_key: derive(b"vc/registry/session-ids")?,
             },
+            card_agency: CardAgencySeal(SessionSeal {
+                root: derive(b"vc/registry/seal-card-agency")?,
+                id_key: derive(b"vc/registry/card-agency-ids")?,
+            }),
             id_key: derive(b"vc/registry/keyed-ids")?,
+            check: derive(b"vc/registry/key-check")?,
             seal: Aes256Gcm::new_from_slice(&seal_key)
                 .map_err(|_| RegistryError::Corrupt("registry key".into()))?,
         })
@@ -311,6 +338,47 @@ impl SessionSeal {
     }
 }
 
+impl SessionSeal {
+    /// Seals `plain` under a key of its own (a random salt's), `aad` bound.
+    fn seal_bound(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut salt = [0u8; SESSION_SALT_BYTES];
+        getrandom::fill(&mut salt).map_err(|_| SealError::NoRandomness)?;
+        // Each key seals one payload: the nonce may be fixed.
+        let sealed = self
+            .cipher(&salt)
+            .encrypt(
+                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
+                Payload { msg: plain, aad },
+            )
+            .map_err(|_| SealError::TooLarge)?;
+        let mut out = Vec::with_capacity(SESSION_SALT_BYTES + sealed.len());
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`SessionSeal::seal_bound`] sealed with the same `aad`.
+    fn open_bound(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let (salt, body) = sealed.split_first_chunk::<SESSION_SALT_BYTES>()?;
+        if body.len() < TAG_BYTES {
+            return None;
+        }
+        self.cipher(salt)
+            .decrypt(
+                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
+                Payload { msg: body, aad },
+            )
+            .ok()
+    }
+}
+
+/// Why sealing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SealError {
+    NoRandomness,
+    TooLarge,
+}
+
 impl crate::sessions::PayloadSeal for SessionSeal {
     fn seal(
         &self,
@@ -318,24 +386,13 @@ impl crate::sessions::PayloadSeal for SessionSeal {
         plain: &[u8],
     ) -> Result<Vec<u8>, crate::sessions::SessionError> {
         use crate::sessions::SessionError;
-        let mut salt = [0u8; SESSION_SALT_BYTES];
-        getrandom::fill(&mut salt)
-            .map_err(|_| SessionError::Corrupt("no operating system randomness".into()))?;
-        // Each key seals one payload: the nonce may be fixed.
-        let sealed = self
-            .cipher(&salt)
-            .encrypt(
-                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
-                Payload {
-                    msg: plain,
-                    aad: &SessionSeal::aad(id),
-                },
-            )
-            .map_err(|_| SessionError::TooLarge)?;
-        let mut out = Vec::with_capacity(SESSION_SALT_BYTES + sealed.len());
-        out.extend_from_slice(&salt);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.seal_bound(&SessionSeal::aad(id), plain)
+            .map_err(|e| match e {
+                SealError::NoRandomness => {
+                    SessionError::Corrupt("no operating system randomness".into())
+                }
+                SealError::TooLarge => SessionError::TooLarge,
+            })
     }
 
     fn open(
@@ -343,26 +400,56 @@ impl crate::sessions::PayloadSeal for SessionSeal {
         id: &crate::sessions::SessionId,
         sealed: &[u8],
     ) -> Result<Vec<u8>, crate::sessions::SessionError> {
-        let bad = || {
-            crate::sessions::SessionError::Corrupt(
-                "a sealed session does not open under this registry key".into(),
-            )
-        };
-        let (salt, body) = sealed
-            .split_first_chunk::<SESSION_SALT_BYTES>()
-            .ok_or_else(bad)?;
-        if body.len() < TAG_BYTES {
-            return Err(bad());
-        }
-        self.cipher(salt)
-            .decrypt(
-                &Nonce::<Aes256Gcm>::from([0u8; NONCE_BYTES]),
-                Payload {
-                    msg: body,
-                    aad: &SessionSeal::aad(id),
-                },
-            )
-            .map_err(|_| bad())
+        self.open_bound(&SessionSeal::aad(id), sealed)
+            .ok_or_else(|| {
+                crate::sessions::SessionError::Corrupt(
+                    "a sealed session does not open under this registry key".into(),
+                )
+            })
+    }
+}
+
+/// The card agency's seal for its rows beside the log, derived from the
+/// registry key: card ids in keys become keyed ids (HMAC-SHA256), and every
+/// value (guarantees, card records, which name cards and holders' accounts)
+/// is sealed under a key of its own, its table and stored key bound as
+/// associated data, so the database names no card and no account.
+#[derive(Clone)]
+pub(crate) struct CardAgencySeal(SessionSeal);
+
+impl std::fmt::Debug for CardAgencySeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardAgencySeal").finish_non_exhaustive()
+    }
+}
+
+impl CardAgencySeal {
+    fn aad(table: &str, key: &[u8]) -> Vec<u8> {
+        let mut aad = b"vc/card-agency/".to_vec();
+        aad.extend_from_slice(table.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(key);
+        aad
+    }
+
+    /// `part` (a card id, with what follows it in a key) as a keyed id.
+    pub(crate) fn keyed(&self, part: &[u8]) -> [u8; 32] {
+        let mut mac = SessionSeal::mac(&self.0.id_key);
+        mac.update(part);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Seals the value of `key` in `table`.
+    pub(crate) fn seal(&self, table: &str, key: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
+        self.0
+            .seal_bound(&CardAgencySeal::aad(table, key), plain)
+            .ok()
+    }
+
+    /// Opens the value of `key` in `table`; `None` if it does not open
+    /// there (another row's, another key's, or damaged).
+    pub(crate) fn open(&self, table: &str, key: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        self.0.open_bound(&CardAgencySeal::aad(table, key), sealed)
     }
 }
 
@@ -416,10 +503,175 @@ fn decode_bounded<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Regis
     postcard::from_bytes(bytes).map_err(|e| RegistryError::Corrupt(e.to_string()))
 }
 
-/// Participants in their own redb file.
+/// The registry's tables, named as in its redb file (and, prefixed
+/// `registry/`, as in a [`KvStore`] beside a log in PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Participants,
+    HolderCoins,
+    Standings,
+    Refused,
+    PendingCredits,
+}
+
+impl Table {
+    fn kv_name(self) -> &'static str {
+        match self {
+            Table::Participants => "registry/participants_keyed",
+            Table::HolderCoins => "registry/holder_coins_keyed",
+            Table::Standings => "registry/standings_keyed",
+            Table::Refused => "registry/refused_enrollments_keyed",
+            Table::PendingCredits => "registry/pending_credits_sealed",
+        }
+    }
+}
+
+/// Where the registry's rows live: its redb file, or tables a caller
+/// opened beside the log ([`crate::IssuerConfig::side_tables`]). Both hold
+/// the same rows (keyed ids, sealed accounts); in the tables a `()` value
+/// is empty and a standing is one byte.
+enum Backend {
+    Redb(Database),
+    Tables(Arc<dyn KvStore>),
+}
+
+/// One write of a batch: `None` deletes.
+type Write = (Table, Vec<u8>, Option<Vec<u8>>);
+
+fn kv_error(e: ledger::KvError) -> RegistryError {
+    RegistryError::Tables(e.to_string())
+}
+
+impl Backend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, RegistryError> {
+        let db = match self {
+            Backend::Tables(kv) => return kv.get(table.kv_name(), key).map_err(kv_error),
+            Backend::Redb(db) => db,
+        };
+        let txn = db.begin_read()?;
+        Ok(match table {
+            Table::Participants => txn
+                .open_table(PARTICIPANTS)?
+                .get(key)?
+                .map(|v| v.value().to_vec()),
+            Table::PendingCredits => txn
+                .open_table(PENDING_CREDITS)?
+                .get(key)?
+                .map(|v| v.value().to_vec()),
+            Table::HolderCoins => txn.open_table(HOLDER_COINS)?.get(key)?.map(|_| Vec::new()),
+            Table::Refused => txn
+                .open_table(REFUSED_ENROLLMENTS)?
+                .get(key)?
+                .map(|_| Vec::new()),
+            Table::Standings => txn
+                .open_table(STANDINGS)?
+                .get(key)?
+                .map(|v| vec![v.value()]),
+        })
+    }
+
+    /// Every row whose key starts with `prefix`, in key order.
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, RegistryError> {
+        let db = match self {
+            Backend::Tables(kv) => return kv.scan(table.kv_name(), prefix).map_err(kv_error),
+            Backend::Redb(db) => db,
+        };
+        fn rows<V: redb::Value + 'static>(
+            t: &impl ReadableTable<&'static [u8], V>,
+            prefix: &[u8],
+            value: impl Fn(redb::AccessGuard<'_, V>) -> Vec<u8>,
+        ) -> Result<Vec<ledger::KvRow>, RegistryError> {
+            let mut out = Vec::new();
+            for item in t.range(prefix..)? {
+                let (k, v) = item?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((k.value().to_vec(), value(v)));
+            }
+            Ok(out)
+        }
+        let txn = db.begin_read()?;
+        match table {
+            Table::Participants => rows(&txn.open_table(PARTICIPANTS)?, prefix, |v| {
+                v.value().to_vec()
+            }),
+            Table::PendingCredits => rows(&txn.open_table(PENDING_CREDITS)?, prefix, |v| {
+                v.value().to_vec()
+            }),
+            Table::HolderCoins => rows(&txn.open_table(HOLDER_COINS)?, prefix, |_| Vec::new()),
+            Table::Refused => rows(&txn.open_table(REFUSED_ENROLLMENTS)?, prefix, |_| {
+                Vec::new()
+            }),
+            Table::Standings => rows(&txn.open_table(STANDINGS)?, prefix, |v| vec![v.value()]),
+        }
+    }
+
+    /// Applies `writes` in one transaction.
+    fn write(&self, writes: &[Write]) -> Result<(), RegistryError> {
+        let db = match self {
+            Backend::Tables(kv) => {
+                let mut batch = KvBatch::new();
+                for (table, key, value) in writes {
+                    match value {
+                        Some(v) => batch.put(table.kv_name(), key, v.clone()),
+                        None => batch.delete(table.kv_name(), key),
+                    }
+                }
+                return kv.write(&batch).map_err(kv_error);
+            }
+            Backend::Redb(db) => db,
+        };
+        let txn = db.begin_write()?;
+        for (table, key, value) in writes {
+            let key = key.as_slice();
+            match table {
+                Table::Participants | Table::PendingCredits => {
+                    let mut t = txn.open_table(if *table == Table::Participants {
+                        PARTICIPANTS
+                    } else {
+                        PENDING_CREDITS
+                    })?;
+                    match value {
+                        Some(v) => drop(t.insert(key, v.as_slice())?),
+                        None => drop(t.remove(key)?),
+                    }
+                }
+                Table::HolderCoins | Table::Refused => {
+                    let mut t = txn.open_table(if *table == Table::HolderCoins {
+                        HOLDER_COINS
+                    } else {
+                        REFUSED_ENROLLMENTS
+                    })?;
+                    match value {
+                        Some(_) => drop(t.insert(key, ())?),
+                        None => drop(t.remove(key)?),
+                    }
+                }
+                Table::Standings => {
+                    let mut t = txn.open_table(STANDINGS)?;
+                    match value.as_deref() {
+                        Some([standing]) => drop(t.insert(key, *standing)?),
+                        Some(_) => return Err(RegistryError::Corrupt("standing".into())),
+                        None => drop(t.remove(key)?),
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Participants in their own redb file, or in tables beside the log.
 pub struct Registry {
-    db: Database,
+    backend: Backend,
     key: RegistryKey,
+    /// Held by a read-modify-write over participant rows
+    /// ([`Registry::suspend_enrollments_on_account`]) and by every write of
+    /// a participant row, so a rewrite never puts back a row another write
+    /// changed between its read and its write.
+    rewriting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -434,6 +686,11 @@ impl Registry {
         &self.key.sessions
     }
 
+    /// What the card agency's rows are sealed with beside the log.
+    pub(crate) fn card_agency_seal(&self) -> &CardAgencySeal {
+        &self.key.card_agency
+    }
+
     /// Opens (or creates) the registry at `path`, its key in
     /// [`REGISTRY_KEY_FILE`] beside it (made on first open).
     pub fn open(path: impl AsRef<Path>) -> Result<Registry, RegistryError> {
@@ -444,8 +701,15 @@ impl Registry {
         ledger::private_file::ensure_private_file(path)
             .map_err(|e| RegistryError::Storage(redb::Error::Io(e)))?;
         let db = Database::create(path)?;
-        let registry = Registry { db, key };
-        let txn = registry.db.begin_write()?;
+        let registry = Registry {
+            backend: Backend::Redb(db),
+            key,
+            rewriting: Mutex::new(()),
+        };
+        let Backend::Redb(db) = &registry.backend else {
+            unreachable!("made just above")
+        };
+        let txn = db.begin_write()?;
         txn.open_table(PARTICIPANTS)?;
         txn.open_table(PENDING_CREDITS)?;
         txn.open_table(HOLDER_COINS)?;
@@ -454,6 +718,41 @@ impl Registry {
         registry.convert_clear_tables(&txn)?;
         txn.commit()?;
         Ok(registry)
+    }
+
+    /// The registry in `tables` (beside a log in PostgreSQL), its key in
+    /// the file `key_path` (made on first open; a replacement issuer brings
+    /// the key it had: another key finds nobody and opens no account).
+    ///
+    /// The tables hold a check of the key (HMAC-SHA256 of a constant under
+    /// it, which reveals nothing of it): an issuer started without the key
+    /// file, or with another key, is refused ([`RegistryError::KeyMissing`],
+    /// [`RegistryError::WrongKey`]) rather than serving an empty registry
+    /// under a new key.
+    pub fn open_in(tables: Arc<dyn KvStore>, key_path: &Path) -> Result<Registry, RegistryError> {
+        let check = tables
+            .get(KEY_CHECK_TABLE, KEY_CHECK_ROW)
+            .map_err(kv_error)?;
+        if check.is_some() && !key_path.exists() {
+            return Err(RegistryError::KeyMissing(key_path.display().to_string()));
+        }
+        let key = RegistryKey::read_or_create(key_path)?;
+        match check {
+            Some(found) if found.as_slice() != key.check.as_slice() => {
+                return Err(RegistryError::WrongKey);
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = KvBatch::new();
+                batch.put(KEY_CHECK_TABLE, KEY_CHECK_ROW, key.check.to_vec());
+                tables.write(&batch).map_err(kv_error)?;
+            }
+        }
+        Ok(Registry {
+            backend: Backend::Tables(tables),
+            key,
+            rewriting: Mutex::new(()),
+        })
     }
 
     /// Moves the rows of a registry written with ids and accounts in the
@@ -627,6 +926,15 @@ impl Registry {
         })
     }
 
+    fn put_write(&self, id: &KeyedId, participant: &Participant) -> Result<Write, RegistryError> {
+        Ok((
+            Table::Participants,
+            id.0.to_vec(),
+            Some(self.stored(id, participant)?),
+        ))
+    }
+
+    /// Writes `participant` into the redb file within `txn` (conversion).
     fn put_in(
         &self,
         txn: &redb::WriteTransaction,
@@ -641,12 +949,10 @@ impl Registry {
 
     pub fn get(&self, id: &ParticipantId) -> Result<Option<Participant>, RegistryError> {
         let keyed = self.key.keyed(id);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(PARTICIPANTS)?;
-        let Some(value) = table.get(keyed.0.as_slice())? else {
-            return Ok(None);
-        };
-        self.participant_of(&keyed, value.value()).map(Some)
+        match self.backend.get(Table::Participants, &keyed.0)? {
+            Some(bytes) => self.participant_of(&keyed, &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Records `coins` as issued to `id` (non-anonymous purchase, refund).
@@ -656,15 +962,11 @@ impl Registry {
         coins: impl IntoIterator<Item = ledger::CoinId>,
     ) -> Result<(), RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(HOLDER_COINS)?;
-            for coin in coins {
-                table.insert(holder_key(&id, &coin).as_slice(), ())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        let writes: Vec<Write> = coins
+            .into_iter()
+            .map(|coin| (Table::HolderCoins, holder_key(&id, &coin), Some(Vec::new())))
+            .collect();
+        self.backend.write(&writes)
     }
 
     /// Whether every one of `coins` is recorded as issued to `id`.
@@ -674,10 +976,12 @@ impl Registry {
         coins: impl IntoIterator<Item = &'a ledger::CoinId>,
     ) -> Result<bool, RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(HOLDER_COINS)?;
         for coin in coins {
-            if table.get(holder_key(&id, coin).as_slice())?.is_none() {
+            if self
+                .backend
+                .get(Table::HolderCoins, &holder_key(&id, coin))?
+                .is_none()
+            {
                 return Ok(false);
             }
         }
@@ -691,48 +995,36 @@ impl Registry {
         coins: impl IntoIterator<Item = &'a ledger::CoinId>,
     ) -> Result<(), RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(HOLDER_COINS)?;
-            for coin in coins {
-                table.remove(holder_key(&id, coin).as_slice())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        let writes: Vec<Write> = coins
+            .into_iter()
+            .map(|coin| (Table::HolderCoins, holder_key(&id, coin), None))
+            .collect();
+        self.backend.write(&writes)
     }
 
     /// The coins recorded as issued to `id` (spent ones included: the
     /// caller checks them against the shards).
     pub fn coins_of(&self, id: &ParticipantId) -> Result<Vec<ledger::CoinId>, RegistryError> {
         let id = self.key.keyed(id);
-        let start = holder_key(&id, &ledger::CoinId::from_bytes([0; ledger::CoinId::LEN]));
-        let end = holder_key(
-            &id,
-            &ledger::CoinId::from_bytes([0xff; ledger::CoinId::LEN]),
-        );
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(HOLDER_COINS)?;
-        let mut out = Vec::new();
-        for item in table.range(start.as_slice()..=end.as_slice())? {
-            let (k, _) = item?;
-            let key = k.value();
-            let coin: [u8; ledger::CoinId::LEN] = key
-                .get(KeyedId::LEN..)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
-            out.push(ledger::CoinId::from_bytes(coin));
-        }
-        Ok(out)
+        self.backend
+            .scan(Table::HolderCoins, &id.0)?
+            .into_iter()
+            .map(|(key, _)| {
+                let coin: [u8; ledger::CoinId::LEN] = key
+                    .get(KeyedId::LEN..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| RegistryError::Corrupt("holder coin key".into()))?;
+                Ok(ledger::CoinId::from_bytes(coin))
+            })
+            .collect()
     }
 
     /// Writes `participant` durably.
     pub fn put(&self, id: &ParticipantId, participant: &Participant) -> Result<(), RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_write()?;
-        self.put_in(&txn, &id, participant)?;
-        txn.commit()?;
-        Ok(())
+        let write = self.put_write(&id, participant)?;
+        let _not_during_a_rewrite = ledger::sync::lock(&self.rewriting);
+        self.backend.write(&[write])
     }
 }
 
@@ -740,12 +1032,10 @@ impl Registry {
     /// Where `id` stands (active unless an operator said otherwise).
     pub fn standing(&self, id: &ParticipantId) -> Result<Standing, RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(STANDINGS)?;
-        match table.get(id.0.as_slice())?.map(|v| v.value()) {
+        match self.backend.get(Table::Standings, &id.0)?.as_deref() {
             None => Ok(Standing::Active),
-            Some(1) => Ok(Standing::Suspended),
-            Some(2) => Ok(Standing::Revoked),
+            Some([1]) => Ok(Standing::Suspended),
+            Some([2]) => Ok(Standing::Revoked),
             Some(_) => Err(RegistryError::Corrupt("standing".into())),
         }
     }
@@ -756,32 +1046,22 @@ impl Registry {
         id: &ParticipantId,
         standing: Standing,
     ) -> Result<(), RegistryError> {
-        let id = self.key.keyed(id);
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(STANDINGS)?;
-            match standing {
-                Standing::Active => {
-                    table.remove(id.0.as_slice())?;
-                }
-                Standing::Suspended => {
-                    table.insert(id.0.as_slice(), 1)?;
-                }
-                Standing::Revoked => {
-                    table.insert(id.0.as_slice(), 2)?;
-                }
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        let id = self.key.keyed(id).0.to_vec();
+        let value = match standing {
+            Standing::Active => None,
+            Standing::Suspended => Some(vec![1]),
+            Standing::Revoked => Some(vec![2]),
+        };
+        self.backend.write(&[(Table::Standings, id, value)])
     }
 
     /// Whether an operator refused `id`'s enrollment for `role`.
     pub fn is_refused(&self, id: &ParticipantId, role: Role) -> Result<bool, RegistryError> {
         let id = self.key.keyed(id);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(REFUSED_ENROLLMENTS)?;
-        Ok(table.get(refused_key(&id, role).as_slice())?.is_some())
+        Ok(self
+            .backend
+            .get(Table::Refused, &refused_key(&id, role))?
+            .is_some())
     }
 
     /// Records the refusal of `id`'s enrollment for `role` and drops the
@@ -795,14 +1075,12 @@ impl Registry {
         let mut participant = participant.clone();
         participant.enrollments.retain(|e| e.role != role);
         let id = self.key.keyed(id);
-        let txn = self.db.begin_write()?;
-        {
-            txn.open_table(REFUSED_ENROLLMENTS)?
-                .insert(refused_key(&id, role).as_slice(), ())?;
-            self.put_in(&txn, &id, &participant)?;
-        }
-        txn.commit()?;
-        Ok(())
+        let writes = [
+            (Table::Refused, refused_key(&id, role), Some(Vec::new())),
+            self.put_write(&id, &participant)?,
+        ];
+        let _not_during_a_rewrite = ledger::sync::lock(&self.rewriting);
+        self.backend.write(&writes)
     }
 
     /// Suspends every approved `role` enrollment debiting or crediting
@@ -814,37 +1092,29 @@ impl Registry {
         role: Role,
         account: &BankAccount,
     ) -> Result<usize, RegistryError> {
-        let txn = self.db.begin_write()?;
+        let _one_at_a_time = ledger::sync::lock(&self.rewriting);
         let mut n_suspended = 0;
-        {
-            let mut table = txn.open_table(PARTICIPANTS)?;
-            let mut changed = Vec::new();
-            for row in table.iter()? {
-                let (id, value) = row?;
-                let id = KeyedId(
-                    id.value()
-                        .try_into()
-                        .map_err(|_| RegistryError::Corrupt("keyed id".into()))?,
-                );
-                let mut participant = self.participant_of(&id, value.value())?;
-                let mut touched = false;
-                for e in &mut participant.enrollments {
-                    if e.role == role && e.approved && &e.bank_account == account {
-                        e.approved = false;
-                        touched = true;
-                        n_suspended += 1;
-                    }
-                }
-                if touched {
-                    changed.push((id, participant));
+        let mut changed = Vec::new();
+        for (id, value) in self.backend.scan(Table::Participants, &[])? {
+            let id = KeyedId(
+                id.as_slice()
+                    .try_into()
+                    .map_err(|_| RegistryError::Corrupt("keyed id".into()))?,
+            );
+            let mut participant = self.participant_of(&id, &value)?;
+            let mut touched = false;
+            for e in &mut participant.enrollments {
+                if e.role == role && e.approved && &e.bank_account == account {
+                    e.approved = false;
+                    touched = true;
+                    n_suspended += 1;
                 }
             }
-            for (id, participant) in changed {
-                let bytes = self.stored(&id, &participant)?;
-                table.insert(id.0.as_slice(), bytes.as_slice())?;
+            if touched {
+                changed.push(self.put_write(&id, &participant)?);
             }
         }
-        txn.commit()?;
+        self.backend.write(&changed)?;
         Ok(n_suspended)
     }
 
@@ -855,49 +1125,39 @@ impl Registry {
         credit: &PendingCredit,
     ) -> Result<(), RegistryError> {
         let bytes = self.stored_credit(tx.as_bytes(), credit)?;
-        let txn = self.db.begin_write()?;
-        txn.open_table(PENDING_CREDITS)?
-            .insert(tx.as_bytes().as_slice(), bytes.as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.backend
+            .write(&[(Table::PendingCredits, tx.as_bytes().to_vec(), Some(bytes))])
     }
 
     /// The credit is with the bank (or `tx` never committed).
     pub fn remove_pending_credit(&self, tx: ledger::TxId) -> Result<(), RegistryError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(PENDING_CREDITS)?
-            .remove(tx.as_bytes().as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.backend
+            .write(&[(Table::PendingCredits, tx.as_bytes().to_vec(), None)])
     }
 
     /// The credit `tx` still owes, if any: the account and amount its
     /// commit recorded (none once the bank has it).
     pub fn pending_credit(&self, tx: ledger::TxId) -> Result<Option<PendingCredit>, RegistryError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(PENDING_CREDITS)?;
-        let Some(v) = table.get(tx.as_bytes().as_slice())? else {
-            return Ok(None);
-        };
-        self.credit_of(tx.as_bytes(), v.value()).map(Some)
+        match self.backend.get(Table::PendingCredits, tx.as_bytes())? {
+            Some(bytes) => self.credit_of(tx.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Every credit still owed.
     pub fn pending_credits(&self) -> Result<Vec<(ledger::TxId, PendingCredit)>, RegistryError> {
-        use redb::ReadableTable;
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(PENDING_CREDITS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            let key: [u8; 16] = k
-                .value()
-                .try_into()
-                .map_err(|_| RegistryError::Corrupt("pending credit key".into()))?;
-            let credit = self.credit_of(&key, v.value())?;
-            out.push((ledger::TxId::from_bytes(key), credit));
-        }
-        Ok(out)
+        self.backend
+            .scan(Table::PendingCredits, &[])?
+            .into_iter()
+            .map(|(key, value)| {
+                let key: [u8; 16] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| RegistryError::Corrupt("pending credit key".into()))?;
+                let credit = self.credit_of(&key, &value)?;
+                Ok((ledger::TxId::from_bytes(key), credit))
+            })
+            .collect()
     }
 }
 
@@ -986,6 +1246,108 @@ mod tests {
         let other = Registry::open(&path).expect("a new key");
         assert_eq!(other.get(&alice).expect("get"), None);
         assert!(other.pending_credits().is_err());
+    }
+
+    #[test]
+    fn the_registry_in_tables_holds_the_files_rows_and_names_nobody() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_path = dir.path().join(REGISTRY_KEY_FILE);
+        let tables = Arc::new(ledger::MemoryKv::new());
+        let alice = ParticipantId::new("alice-liddell").expect("id");
+        let account = "GB82WEST12345698765432";
+        let coin = ledger::CoinId::from_bytes([7; ledger::CoinId::LEN]);
+        {
+            let registry = Registry::open_in(tables.clone(), &key_path).expect("open");
+            registry.put(&alice, &participant(account)).expect("put");
+            registry.add_coins(&alice, [coin]).expect("coins");
+            registry
+                .set_standing(&alice, Standing::Suspended)
+                .expect("standing");
+            registry
+                .refuse_enrollment(&alice, Role::Redeemer, &participant(account))
+                .expect("refuse");
+            registry
+                .put_pending_credit(
+                    ledger::TxId::from_bytes([1; 16]),
+                    &PendingCredit {
+                        account: BankAccount::new(account).expect("account"),
+                        amount: ledger::Amount::from_minor(250),
+                    },
+                )
+                .expect("credit");
+        }
+        for (table, key, value) in tables.rows() {
+            for row in [&key, &value] {
+                assert!(
+                    !contains(row, alice.as_str().as_bytes()),
+                    "an id in {table}"
+                );
+                assert!(!contains(row, account.as_bytes()), "an account in {table}");
+            }
+        }
+
+        // Another process with the key (a replacement issuer) reads it all.
+        let registry = Registry::open_in(tables.clone(), &key_path).expect("reopen");
+        let back = registry.get(&alice).expect("get").expect("alice");
+        assert_eq!(back.enrollments[0].bank_account.as_str(), account);
+        assert_eq!(registry.coins_of(&alice).expect("coins"), vec![coin]);
+        assert!(registry.holds_all(&alice, &[coin]).expect("holds"));
+        assert_eq!(
+            registry.standing(&alice).expect("standing"),
+            Standing::Suspended
+        );
+        assert!(
+            registry
+                .is_refused(&alice, Role::Redeemer)
+                .expect("refused")
+        );
+        assert_eq!(
+            registry
+                .suspend_enrollments_on_account(
+                    Role::CoinPurchaser,
+                    &BankAccount::new(account).expect("account")
+                )
+                .expect("suspend"),
+            1
+        );
+        assert!(
+            !registry
+                .get(&alice)
+                .expect("get")
+                .expect("alice")
+                .enrollments[0]
+                .approved
+        );
+        let credits = registry.pending_credits().expect("credits");
+        assert_eq!(credits[0].1.account.as_str(), account);
+        registry
+            .remove_pending_credit(ledger::TxId::from_bytes([1; 16]))
+            .expect("remove");
+        assert!(registry.pending_credits().expect("credits").is_empty());
+        registry
+            .remove_coins(&alice, &[coin])
+            .expect("remove coins");
+        assert!(registry.coins_of(&alice).expect("coins").is_empty());
+        drop(registry);
+
+        // Without its key, or with another, the registry does not open
+        // (rather than serve nobody under a new key).
+        let key = std::fs::read(&key_path).expect("key");
+        std::fs::remove_file(&key_path).expect("rm key");
+        assert!(matches!(
+            Registry::open_in(tables.clone(), &key_path),
+            Err(RegistryError::KeyMissing(_))
+        ));
+        assert!(!key_path.exists(), "a new key was made");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other_key = other_dir.path().join(REGISTRY_KEY_FILE);
+        drop(Registry::open(other_dir.path().join("registry.redb")).expect("another registry"));
+        assert!(matches!(
+            Registry::open_in(tables.clone(), &other_key),
+            Err(RegistryError::WrongKey)
+        ));
+        ledger::private_file::write_private(&key_path, &key).expect("key back");
+        assert!(Registry::open_in(tables, &key_path).is_ok());
     }
 
     #[test]

@@ -46,7 +46,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let h = Harness::new();
+        World::on(Harness::new())
+    }
+
+    fn on(h: Harness) -> World {
         let buyer = h.purchaser("card-holder", 0, 10_000_000);
         let masters = MasterKeys::random(Suite::Tdes);
         let mut w = World {
@@ -665,4 +668,67 @@ fn a_load_guaranteed_before_its_coins_expired_commits_after_and_the_audit_holds(
     );
     w.assert_conserved(&[&a]);
     audit(&mut w, 1_400, 0, 1_400);
+}
+
+/// Beside a log in PostgreSQL the agency (and the registry) keep their rows
+/// in tables there: the same books, a replacement issuer with the registry
+/// key finds them, and the tables name no card and no account.
+#[test]
+fn the_agency_in_tables_beside_the_log_keeps_its_books_sealed() {
+    let tables = std::sync::Arc::new(ledger::MemoryKv::new());
+    let mut w = World::on(Harness::with_side_tables(tables.clone()));
+    let mut a = w.fund(0xa1, 1_000);
+    let mut c = w.card(0xc2, 100_000);
+    let now = w.now();
+    let id = TransferId::random();
+    let CardToSoft::Issued(coins) = w
+        .with(|_, t| t.card_to_soft(id, &mut a, cents(400), now, None))
+        .expect("card to soft")
+    else {
+        panic!("the unload should commit");
+    };
+    // A replacement: nothing of the agency or the registry is in the
+    // directory, and after a restart the same transfer finds its coins.
+    let issuer_dir = w.h.dir.path().join("issuer");
+    for file in ["card-agency.redb", "registry.redb"] {
+        assert!(!issuer_dir.join(file).exists(), "{file} written");
+    }
+    w.restart();
+    let again = w
+        .with(|_, t| t.card_to_soft(id, &mut a, cents(400), now, None))
+        .expect("again");
+    assert_eq!(again, CardToSoft::Issued(coins));
+    let out = w
+        .with(|_, t| t.card_to_card(TransferId::random(), &mut a, &mut c, cents(250), now, None))
+        .expect("card to card");
+    assert!(matches!(out, CardToCard::Loaded(_)), "{out:?}");
+    w.assert_conserved(&[&a, &c]);
+    let report = w
+        .with(|ag, _| clearing::clear(w.lus(), ag))
+        .expect("cleared");
+    assert_eq!(
+        (report.settlement.loads, report.settlement.unloads),
+        (cents(1_250), cents(650))
+    );
+    w.cleared_to_lus += 600;
+    let finished = w.with(|ag, _| ag.all_finished()).expect("finished");
+    assert_eq!(finished.len(), 4);
+    assert!(finished.windows(2).all(|p| p[0].key() <= p[1].key()));
+
+    let contains = |row: &[u8], needle: &[u8]| row.windows(needle.len()).any(|w| w == needle);
+    let rows = tables.rows();
+    assert!(rows.iter().any(|(t, _, _)| t.starts_with("card-ag/")));
+    assert!(rows.iter().any(|(t, _, _)| t.starts_with("registry/")));
+    for (table, key, value) in &rows {
+        for card in [&a, &c] {
+            let card_id = card.id().expect("card id");
+            for row in [key, value] {
+                assert!(!contains(row, card_id.as_bytes()), "a card id in {table}");
+            }
+        }
+        assert!(!contains(value, b"xfer-"), "a holder's account in {table}");
+        assert!(!contains(value, b"card-holder"), "an id in {table}");
+    }
+    w.assert_conserved(&[&a, &c]);
+    audit(&mut w, 1_250, 650, 0);
 }

@@ -1,7 +1,8 @@
 //! Nothing is acknowledged before it is durable: when the log stops taking
 //! writes, the payment is not answered with coins, its reservations are
-//! released, no coin leaves the shards, and the issuer refuses every later
-//! commit (it never guesses what the disk holds).
+//! released, no coin leaves the shards, and the issuer stops (fail-stop):
+//! it refuses every later commit until restarted from its log (it never
+//! guesses what the disk holds).
 
 use crate::util;
 
@@ -72,8 +73,12 @@ fn a_failed_log_append_acknowledges_nothing_and_releases_the_reservations() {
         copy.unspent_coin(&coins[0].id()).is_some(),
         "the coin left without a log record"
     );
-    // The log writer is poisoned: later commits are refused, not guessed.
-    assert!(matches!(copy.validate(&vreq), Err(IssuerError::Log(_))));
+    // The issuer stopped (fail-stop): later commits are refused, not guessed.
+    assert!(copy.fail_stop().is_stopped());
+    assert!(matches!(
+        copy.validate(&vreq),
+        Err(IssuerError::FailStopped(_))
+    ));
 
     // The original issuer still serves the same request once.
     let iss1 = h.core().validate(&vreq).expect("served");

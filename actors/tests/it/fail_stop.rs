@@ -85,3 +85,68 @@ fn a_poisoned_lock_stops_the_issuer_and_a_restart_serves_from_the_log() {
     let report = h.stop_and_audit();
     assert_eq!(report.exit_code(), 0, "{}", report.to_text());
 }
+
+/// Tables beside the log that fail every call once `gone` is set.
+struct Vanishing {
+    inner: ledger::MemoryKv,
+    gone: std::sync::atomic::AtomicBool,
+}
+
+impl Vanishing {
+    fn check(&self) -> Result<(), ledger::KvError> {
+        if self.gone.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ledger::KvError::Storage("the database is gone".into()));
+        }
+        Ok(())
+    }
+}
+
+impl ledger::KvStore for Vanishing {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ledger::KvError> {
+        self.check()?;
+        self.inner.get(table, key)
+    }
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, ledger::KvError> {
+        self.check()?;
+        self.inner.scan(table, prefix)
+    }
+    fn write(&self, batch: &ledger::KvBatch) -> Result<(), ledger::KvError> {
+        self.check()?;
+        self.inner.write(batch)
+    }
+}
+
+// The tables beside the log (PostgreSQL) gone while the issuer is idle:
+// it stops within a few housekeeping runs, without a request to notice.
+#[actix_rt::test]
+async fn an_idle_issuer_whose_tables_are_gone_stops_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank =
+        Arc::new(SimulatedBank::open(dir.path().join("bank.redb"), Duration::ZERO).expect("bank"));
+    let tables = Arc::new(Vanishing {
+        inner: ledger::MemoryKv::new(),
+        gone: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut config = IssuerConfig::new(dir.path().join("issuer"));
+    config.n_shards = 2;
+    config.side_tables = Some(tables.clone());
+    let issuer = Issuer::start(config, bank).expect("issuer starts");
+    actix_rt::time::sleep(Duration::from_millis(600)).await;
+    assert!(!issuer.core().fail_stop().is_stopped());
+
+    tables.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !issuer.core().fail_stop().is_stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the issuer went on with its tables gone"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alice = Who::new("alice", 0);
+    let (_, req) = RegistrationClient::start(alice.id.clone(), alice.sk);
+    assert!(matches!(
+        issuer.register(req).await,
+        Err(IssuerError::FailStopped(_))
+    ));
+}

@@ -6,3 +6,4 @@
 mod conformance;
 mod fence;
 mod postgres_log;
+mod tables;

@@ -104,6 +104,8 @@ pub struct Harness {
     bank: Option<Arc<SimulatedBank>>,
     pub settle_delay: Duration,
     pub core: Option<IssuerCore>,
+    /// The registry's and card agency's tables, if not their files.
+    pub side_tables: Option<Arc<dyn ledger::KvStore>>,
 }
 
 impl Harness {
@@ -112,6 +114,15 @@ impl Harness {
     }
 
     pub fn with_settle_delay(settle_delay: Duration) -> Harness {
+        Harness::with(settle_delay, None)
+    }
+
+    /// An issuer keeping its registry and card agency in `tables`.
+    pub fn with_side_tables(tables: Arc<dyn ledger::KvStore>) -> Harness {
+        Harness::with(Duration::ZERO, Some(tables))
+    }
+
+    fn with(settle_delay: Duration, side_tables: Option<Arc<dyn ledger::KvStore>>) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at(Timestamp(1_800_000_000)));
         let bank = Arc::new(
@@ -123,6 +134,7 @@ impl Harness {
             bank: Some(bank),
             settle_delay,
             core: None,
+            side_tables,
         };
         h.start();
         h
@@ -135,6 +147,7 @@ impl Harness {
         config.coin_lifetime_secs = 1000;
         config.grace_secs = 500;
         config.epoch_period_secs = 400;
+        config.side_tables = self.side_tables.clone();
         config
     }
 
