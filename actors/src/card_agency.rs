@@ -27,12 +27,12 @@
 //! reserved again at every start by `IssuerCore::open` (and
 //! [`CardAgency::open`]), before the issuer serves anything.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use card_bridge::agency::{Agency, AgencyError, finished_record_key};
 use card_bridge::records::{CardTxRecord, LoadId, LoadRequest, Settlement};
-use card_bridge::store::{Db, StoreError, WriteBatch};
+use card_bridge::store::{Db, FileTables, StoreError, WriteBatch};
 use card_bridge::transfer::{SoftCash, SoftCashError, TransferId};
 use card_bridge::wire::{Direction, Outcome};
 use ledger::kv::{KvBatch, KvError, KvStore};
@@ -172,21 +172,52 @@ fn hold_open_loads(core: &IssuerCore, db: &Db) -> Result<usize, CardAgencyError>
     Ok(n_held)
 }
 
-/// The agency's store of `core`: the tables beside its log, sealed, if it
-/// has them; else its file in the issuer's directory (`None` if absent
-/// and `create` is false).
+/// The agency's store of `core`, sealed ([`SealedTables`]) under the
+/// registry key: the tables beside its log if it has them; else its file
+/// in the issuer's directory (`None` if absent and `create` is false), a
+/// file written in the clear sealed on open ([`seal_file`]).
 fn agency_db(core: &IssuerCore, create: bool) -> Result<Option<Db>, StoreError> {
-    if let Some(tables) = &core.config.side_tables {
-        return Ok(Some(Db::in_tables(Arc::new(SealedTables {
-            inner: tables.clone(),
-            seal: core.registry.card_agency_seal().clone(),
-        }))));
-    }
-    let path = core.config.dir.join(CARD_AGENCY_FILE);
-    if !create && !path.exists() {
-        return Ok(None);
-    }
-    Db::open(&path).map(Some)
+    let seal = core.registry.card_agency_seal();
+    let inner: Arc<dyn KvStore> = match &core.config.side_tables {
+        Some(tables) => tables.clone(),
+        None => {
+            let path = core.config.dir.join(CARD_AGENCY_FILE);
+            if !create && !path.exists() {
+                return Ok(None);
+            }
+            Arc::new(seal_file(&path, seal)?)
+        }
+    };
+    Ok(Some(Db::in_tables(Arc::new(SealedTables {
+        inner,
+        rows: RowSeal { seal: seal.clone() },
+    }))))
+}
+
+/// The agency's tables, every one a file written in the clear holds.
+const TABLES: [&str; 4] = [GUARANTEE, OPEN, FINAL, SETTLED];
+
+/// The row that marks the agency's file sealed (outside [`TABLES`]).
+const SEALED_MARK: (&str, &[u8]) = ("card-ag/format", b"sealed");
+
+/// Opens the agency's file at `path`, sealing it first if it is not marked
+/// sealed (a new file, or one written in the clear): every row of
+/// [`TABLES`] is copied through [`SealedTables`] into a new file that
+/// replaces the old one atomically ([`FileTables::open_rewritten`]).
+fn seal_file(path: &Path, seal: &CardAgencySeal) -> Result<FileTables, StoreError> {
+    FileTables::open_rewritten(path, SEALED_MARK, |clear| {
+        let rows = RowSeal { seal: seal.clone() };
+        let mut batch = KvBatch::new();
+        for table in TABLES {
+            for (key, value) in clear.scan(table, &[])? {
+                batch.put(table, &key, value);
+            }
+        }
+        let n_rows = batch.writes.len();
+        let sealed = rows.sealed_batch(&batch)?;
+        tracing::info!(n_rows, "card agency file sealed");
+        Ok(sealed)
+    })
 }
 
 /// Run by `IssuerCore::open` before the issuer serves anything: coins held
@@ -218,10 +249,15 @@ pub(crate) fn hold_open_loads_at_start(core: &IssuerCore) -> Result<(), IssuerEr
 /// opens nothing.
 struct SealedTables {
     inner: Arc<dyn KvStore>,
+    rows: RowSeal,
+}
+
+/// How [`SealedTables`] stores a row: its key, its prefix, its value.
+struct RowSeal {
     seal: CardAgencySeal,
 }
 
-impl SealedTables {
+impl RowSeal {
     /// The key `key` of `table` is stored under.
     fn stored_key(&self, table: &str, key: &[u8]) -> Vec<u8> {
         match table {
@@ -270,20 +306,20 @@ const LUS_BYTES: usize = std::mem::size_of::<u32>();
 
 impl KvStore for SealedTables {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let stored = self.stored_key(table, key);
+        let stored = self.rows.stored_key(table, key);
         self.inner
             .get(table, &stored)?
-            .map(|sealed| self.open(table, &stored, &sealed))
+            .map(|sealed| self.rows.open(table, &stored, &sealed))
             .transpose()
     }
 
     fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
-        let stored_prefix = self.stored_prefix(table, prefix)?;
+        let stored_prefix = self.rows.stored_prefix(table, prefix)?;
         self.inner
             .scan(table, &stored_prefix)?
             .into_iter()
             .map(|(stored, sealed)| {
-                let plain = self.open(table, &stored, &sealed)?;
+                let plain = self.rows.open(table, &stored, &sealed)?;
                 // The key as stored: the agency's scans use values only.
                 Ok((stored, plain))
             })
@@ -291,6 +327,13 @@ impl KvStore for SealedTables {
     }
 
     fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+        self.inner.write(&self.rows.sealed_batch(batch)?)
+    }
+}
+
+impl RowSeal {
+    /// `batch` as [`SealedTables`] hands it to the tables below.
+    fn sealed_batch(&self, batch: &KvBatch) -> Result<KvBatch, KvError> {
         let mut sealed = KvBatch::new();
         for (table, key) in &batch.absent {
             sealed.require_absent(table, &self.stored_key(table, key));
@@ -307,7 +350,7 @@ impl KvStore for SealedTables {
                 None => sealed.delete(&w.table, &stored),
             }
         }
-        self.inner.write(&sealed)
+        Ok(sealed)
     }
 }
 

@@ -2,8 +2,12 @@
 //! LUS log, the test agency, the collection server, the transfer journal):
 //! a redb file, every write batch one transaction committed with
 //! `Durability::Immediate` (redb's default), so a returned write is on disk.
-//! [`Db::in_tables`] puts the same tables in a [`ledger::KvStore`] instead
-//! (the issuer's card agency beside a log in PostgreSQL).
+//! [`FileTables`] is that file as a [`ledger::KvStore`];
+//! [`Db::in_tables`] puts the same tables in any other store instead (the
+//! issuer's card agency puts them in its sealing layer, over this file or
+//! over tables beside a log in PostgreSQL).
+//! [`FileTables::open_rewritten`] replaces a file by a rewritten copy, once,
+//! atomically (how a card agency file written in the clear is sealed).
 //!
 //! Values are postcard; reads refuse records over [`RECORD_BYTES_MAX`]
 //! before decoding, so a damaged file cannot make a reader allocate more.
@@ -37,21 +41,13 @@ fn storage(e: impl Into<redb::Error>) -> StoreError {
 
 /// A durable key-value file, or tables a caller opened.
 pub struct Db {
-    backend: Backend,
-}
-
-enum Backend {
-    File(redb::Database),
-    Tables(Arc<dyn KvStore>),
+    tables: Arc<dyn KvStore>,
+    what: &'static str,
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.backend {
-            Backend::File(_) => "file",
-            Backend::Tables(_) => "tables",
-        };
-        f.debug_struct("Db").field("backend", &what).finish()
+        f.debug_struct("Db").field("backend", &self.what).finish()
     }
 }
 
@@ -126,24 +122,17 @@ fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, S
 impl Db {
     /// Opens (or creates) the file at `path`.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
-        // Card keys' work, balances and transfers: 0600 before redb opens it.
-        ledger::private_file::ensure_private_file(path).map_err(|e| storage(redb::Error::Io(e)))?;
         Ok(Db {
-            backend: Backend::File(redb::Database::create(path).map_err(storage)?),
+            tables: Arc::new(FileTables::open(path)?),
+            what: "file",
         })
     }
 
     /// The tables in `tables` instead of a file.
     pub fn in_tables(tables: Arc<dyn KvStore>) -> Db {
         Db {
-            backend: Backend::Tables(tables),
-        }
-    }
-
-    fn file(&self) -> Result<&redb::Database, &Arc<dyn KvStore>> {
-        match &self.backend {
-            Backend::File(db) => Ok(db),
-            Backend::Tables(kv) => Err(kv),
+            tables,
+            what: "tables",
         }
     }
 
@@ -152,26 +141,11 @@ impl Db {
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let db = match self.file() {
-            Ok(db) => db,
-            Err(kv) => {
-                return kv
-                    .get(table, key)
-                    .map_err(tables_error)?
-                    .map(|v| decode(table, &v))
-                    .transpose();
-            }
-        };
-        let tx = db.begin_read().map_err(storage)?;
-        let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(storage(e)),
-        };
-        match t.get(key).map_err(storage)? {
-            Some(v) => Ok(Some(decode(table, v.value())?)),
-            None => Ok(None),
-        }
+        self.tables
+            .get(table, key)
+            .map_err(tables_error)?
+            .map(|v| decode(table, &v))
+            .transpose()
     }
 
     /// Every record of `table` whose key starts with `prefix`, in key order.
@@ -180,82 +154,166 @@ impl Db {
         table: &'static str,
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        let db = match self.file() {
-            Ok(db) => db,
-            Err(kv) => {
-                return kv
-                    .scan(table, prefix)
-                    .map_err(tables_error)?
-                    .into_iter()
-                    .map(|(k, v)| Ok((k, decode(table, &v)?)))
-                    .collect();
-            }
-        };
-        let tx = db.begin_read().map_err(storage)?;
-        let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
-        };
-        let mut out = Vec::new();
-        for item in t.range(prefix..).map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            out.push((k.value().to_vec(), decode(table, v.value())?));
-        }
-        Ok(out)
+        self.tables
+            .scan(table, prefix)
+            .map_err(tables_error)?
+            .into_iter()
+            .map(|(k, v)| Ok((k, decode(table, &v)?)))
+            .collect()
     }
 
     /// Applies `batch` in one durable transaction.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let db = match self.file() {
-            Ok(db) => db,
-            Err(kv) => {
-                let mut out = KvBatch::new();
-                for (table, key) in &batch.absent {
-                    out.require_absent(table, key);
-                }
-                for (table, key, value) in &batch.ops {
-                    match value {
-                        Some(v) => out.put(table, key, v.clone()),
-                        None => out.delete(table, key),
-                    }
-                }
-                return kv.write(&out).map_err(|e| match e {
-                    KvError::AlreadyPresent { table } => StoreError::AlreadyPresent {
-                        table: static_name(&batch, &table),
-                    },
-                    other => tables_error(other),
-                });
+        let mut out = KvBatch::new();
+        for (table, key) in &batch.absent {
+            out.require_absent(table, key);
+        }
+        for (table, key, value) in &batch.ops {
+            match value {
+                Some(v) => out.put(table, key, v.clone()),
+                None => out.delete(table, key),
             }
+        }
+        self.tables.write(&out).map_err(|e| match e {
+            KvError::AlreadyPresent { table } => StoreError::AlreadyPresent {
+                table: static_name(&batch, &table),
+            },
+            other => tables_error(other),
+        })
+    }
+}
+
+fn kv_storage(e: impl Into<redb::Error>) -> KvError {
+    KvError::Storage(e.into().to_string())
+}
+
+/// A redb file as [`KvStore`] tables: every batch one transaction
+/// committed with `Durability::Immediate` (redb's default).
+pub struct FileTables {
+    db: redb::Database,
+}
+
+impl std::fmt::Debug for FileTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTables").finish_non_exhaustive()
+    }
+}
+
+impl FileTables {
+    /// Opens (or creates) the file at `path`, 0600 before redb opens it.
+    pub fn open(path: &Path) -> Result<FileTables, StoreError> {
+        ledger::private_file::ensure_private_file(path).map_err(|e| storage(redb::Error::Io(e)))?;
+        Ok(FileTables {
+            db: redb::Database::create(path).map_err(storage)?,
+        })
+    }
+
+    /// Opens the file at `path`, first replacing it by a rewritten copy
+    /// unless it holds the row `mark` (`(table, key)`): `rewrite` reads the
+    /// file as it is and returns the batch the copy is made of, written
+    /// with `mark` in one transaction into a new file that then takes the
+    /// old one's name. A crash at any point leaves either the old file
+    /// whole or the marked copy whole; a copy left over from a crash is
+    /// discarded. A copy, not an update in place: redb frees the pages a
+    /// rewrite leaves behind without clearing them, so what the rewrite
+    /// replaces would stay on disk.
+    pub fn open_rewritten(
+        path: &Path,
+        mark: (&str, &[u8]),
+        rewrite: impl FnOnce(&FileTables) -> Result<KvBatch, KvError>,
+    ) -> Result<FileTables, StoreError> {
+        let io = |e| storage(redb::Error::Io(e));
+        let (mark_table, mark_key) = mark;
+        {
+            let old = FileTables::open(path)?;
+            if old
+                .get(mark_table, mark_key)
+                .map_err(tables_error)?
+                .is_some()
+            {
+                return Ok(old);
+            }
+            let tmp = path.with_extension("redb.rewriting");
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+            let mut batch = rewrite(&old).map_err(tables_error)?;
+            batch.put(mark_table, mark_key, Vec::new());
+            let new = FileTables::open(&tmp)?;
+            new.write(&batch).map_err(tables_error)?;
+            drop(new);
+            drop(old);
+            std::fs::rename(&tmp, path).map_err(io)?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
+        }
+        FileTables::open(path)
+    }
+}
+
+impl KvStore for FileTables {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let tx = self.db.begin_read().map_err(kv_storage)?;
+        let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(kv_storage(e)),
         };
-        let tx = db.begin_write().map_err(storage)?;
+        Ok(t.get(key).map_err(kv_storage)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+        let tx = self.db.begin_read().map_err(kv_storage)?;
+        let t = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(kv_storage(e)),
+        };
+        let mut out = Vec::new();
+        for item in t.range(prefix..).map_err(kv_storage)? {
+            let (k, v) = item.map_err(kv_storage)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+        let tx = self.db.begin_write().map_err(kv_storage)?;
         for (table, key) in &batch.absent {
             let t = tx
                 .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
-                .map_err(storage)?;
-            if t.get(key.as_slice()).map_err(storage)?.is_some() {
+                .map_err(kv_storage)?;
+            if t.get(key.as_slice()).map_err(kv_storage)?.is_some() {
                 drop(t);
-                tx.abort().map_err(storage)?;
-                return Err(StoreError::AlreadyPresent { table });
+                tx.abort().map_err(kv_storage)?;
+                return Err(KvError::AlreadyPresent {
+                    table: table.clone(),
+                });
             }
         }
-        for (table, key, value) in &batch.ops {
+        for w in &batch.writes {
             let mut t = tx
-                .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
-                .map_err(storage)?;
-            match value {
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(&w.table))
+                .map_err(kv_storage)?;
+            match &w.value {
                 Some(v) => {
-                    t.insert(key.as_slice(), v.as_slice()).map_err(storage)?;
+                    t.insert(w.key.as_slice(), v.as_slice())
+                        .map_err(kv_storage)?;
                 }
                 None => {
-                    t.remove(key.as_slice()).map_err(storage)?;
+                    t.remove(w.key.as_slice()).map_err(kv_storage)?;
                 }
             }
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(kv_storage)
     }
 }
 
@@ -318,6 +376,96 @@ mod tests {
         );
         assert_eq!(tables.get::<u32>("t", b"b1"), Ok(Some(3)));
         assert_eq!(tables.get::<u32>("t", b"c1"), Ok(None));
+    }
+
+    /// The rewrite of `open_rewritten` tests: every row of `t` with its
+    /// value reversed, under a key with `x` before it.
+    fn reversed(old: &FileTables) -> Result<KvBatch, KvError> {
+        let mut b = KvBatch::new();
+        for (k, v) in old.scan("t", &[])? {
+            let mut key = b"x".to_vec();
+            key.extend_from_slice(&k);
+            b.put("t", &key, v.into_iter().rev().collect());
+        }
+        Ok(b)
+    }
+
+    fn holds(path: &Path, needle: &[u8]) -> bool {
+        let bytes = std::fs::read(path).expect("read file");
+        bytes.windows(needle.len()).any(|w| w == needle)
+    }
+
+    const MARK: (&str, &[u8]) = ("format", b"rewritten");
+
+    #[test]
+    fn a_file_is_rewritten_once_and_the_old_rows_leave_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kv.redb");
+        let old = FileTables::open(&path).expect("open");
+        let mut b = KvBatch::new();
+        b.put("t", b"k1", b"CLEAR-VALUE-ONE".to_vec());
+        b.put("t", b"k2", b"CLEAR-VALUE-TWO".to_vec());
+        old.write(&b).expect("write");
+        drop(old);
+        assert!(holds(&path, b"CLEAR-VALUE-ONE"));
+
+        let new = FileTables::open_rewritten(&path, MARK, reversed).expect("rewritten");
+        assert_eq!(new.get("t", b"k1"), Ok(None));
+        assert_eq!(new.get("t", b"xk1"), Ok(Some(b"ENO-EULAV-RAELC".to_vec())));
+        drop(new);
+        assert!(!holds(&path, b"CLEAR-VALUE-ONE"));
+        assert!(!holds(&path, b"CLEAR-VALUE-TWO"));
+        assert!(!dir.path().join("kv.redb.rewriting").exists());
+        // Marked: the next open does not rewrite again.
+        let again = FileTables::open_rewritten(&path, MARK, |_| panic!("rewritten twice"))
+            .expect("reopened");
+        assert_eq!(again.scan("t", &[]).expect("scan").len(), 2);
+    }
+
+    #[test]
+    fn a_rewrite_stopped_at_any_point_loses_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kv.redb");
+        let tmp = dir.path().join("kv.redb.rewriting");
+        let old = FileTables::open(&path).expect("open");
+        let mut b = KvBatch::new();
+        b.put("t", b"k1", b"one".to_vec());
+        old.write(&b).expect("write");
+        drop(old);
+
+        // Stopped while reading the old file: it is as it was.
+        let failed =
+            FileTables::open_rewritten(&path, MARK, |_| Err(KvError::Storage("stopped".into())));
+        assert!(failed.is_err());
+        let old = FileTables::open(&path).expect("open");
+        assert_eq!(old.get("t", b"k1"), Ok(Some(b"one".to_vec())));
+        assert_eq!(old.get(MARK.0, MARK.1), Ok(None));
+        drop(old);
+
+        // Stopped after the copy was written, before it took the name (or
+        // while it was half written): the copy is discarded and made again.
+        let copy = FileTables::open(&tmp).expect("copy");
+        let mut b = KvBatch::new();
+        b.put("t", b"stale", b"half".to_vec());
+        copy.write(&b).expect("write");
+        drop(copy);
+        let new = FileTables::open_rewritten(&path, MARK, reversed).expect("rewritten");
+        assert_eq!(
+            new.scan("t", &[]).expect("scan"),
+            vec![(b"xk1".to_vec(), b"eno".to_vec())]
+        );
+        assert!(!tmp.exists());
+
+        // A garbage file where the copy goes: refused by redb or replaced,
+        // never taken for the store.
+        drop(new);
+        let path2 = dir.path().join("kv2.redb");
+        let old = FileTables::open(&path2).expect("open");
+        old.write(&b).expect("write");
+        drop(old);
+        std::fs::write(dir.path().join("kv2.redb.rewriting"), b"torn").expect("garbage");
+        let new = FileTables::open_rewritten(&path2, MARK, reversed).expect("rewritten");
+        assert_eq!(new.get("t", b"xstale"), Ok(Some(b"flah".to_vec())));
     }
 
     #[test]
