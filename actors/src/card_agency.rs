@@ -818,6 +818,101 @@ mod tests {
         }
     }
 
+    fn file_holds(path: &Path, needle: &[u8]) -> bool {
+        let bytes = std::fs::read(path).expect("read file");
+        bytes.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// A `card-agency.redb` written in the clear (card ids in the keys of
+    /// the open loads and finished records, cards and accounts in the
+    /// values) is sealed when the agency opens it: the rows read back as
+    /// they were, by key and by the scans the agency makes, and the file
+    /// holds neither the card nor the account. A copy left by a crash in
+    /// the middle of the sealing is discarded and the sealing made again.
+    #[test]
+    fn a_clear_agency_file_is_sealed_on_open_and_reads_back_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = crate::issuer::registry::Registry::open(dir.path().join("registry.redb"))
+            .expect("registry");
+        let seal = registry.card_agency_seal();
+        let path = dir.path().join(CARD_AGENCY_FILE);
+        let card = CardId::from_bytes([0xc7; 8]);
+        let account = b"holder-account-42".to_vec();
+        let rec = CardTxRecord {
+            lus: LusId(3),
+            load_id: LoadId([9; 16]),
+            card,
+            nt: 5,
+            direction: Direction::Unload,
+            amount: Amount::from_minor(700),
+            outcome: Outcome::Committed,
+            period: 2,
+        };
+        let mut guarantee = card.as_bytes().to_vec();
+        guarantee.extend_from_slice(&account);
+        {
+            let clear = Db::open(&path).expect("clear file");
+            let mut b = WriteBatch::new();
+            b.put(GUARANTEE, &rec.load_id.0, &guarantee);
+            b.put(OPEN, &open_key(&card, &rec.load_id), &());
+            b.put(FINAL, &rec.key(), &rec);
+            b.put(SETTLED, &settled_key(LusId(3), 2), &account);
+            clear.write(b).expect("clear rows");
+        }
+        assert!(file_holds(&path, card.as_bytes()));
+        // A crash while a first sealing was writing its copy.
+        std::fs::write(path.with_extension("redb.rewriting"), b"torn copy").expect("torn");
+
+        let open = |path: &Path| {
+            Db::in_tables(Arc::new(SealedTables {
+                inner: Arc::new(seal_file(path, seal).expect("sealed")),
+                rows: RowSeal { seal: seal.clone() },
+            }))
+        };
+        let db = open(&path);
+        assert_eq!(
+            db.get::<Vec<u8>>(GUARANTEE, &rec.load_id.0),
+            Ok(Some(guarantee.clone()))
+        );
+        assert_eq!(db.scan::<()>(OPEN, card.as_bytes()).expect("scan").len(), 1);
+        assert_eq!(
+            db.get::<CardTxRecord>(FINAL, &rec.key()),
+            Ok(Some(rec.clone()))
+        );
+        let by_lus = db
+            .scan::<CardTxRecord>(FINAL, &3u32.to_be_bytes())
+            .expect("scan");
+        assert_eq!(
+            by_lus.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+            vec![rec.clone()]
+        );
+        assert_eq!(
+            db.get::<Vec<u8>>(SETTLED, &settled_key(LusId(3), 2)),
+            Ok(Some(account.clone()))
+        );
+        drop(db);
+        assert!(!file_holds(&path, card.as_bytes()), "a card id on disk");
+        assert!(!file_holds(&path, &account), "an account on disk");
+        assert!(!path.with_extension("redb.rewriting").exists());
+
+        // Sealed once: a second open reads the same rows, sealed again nothing.
+        let db = open(&path);
+        assert_eq!(db.get::<CardTxRecord>(FINAL, &rec.key()), Ok(Some(rec)));
+
+        // Under another registry key the sealed rows open to nothing.
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other = crate::issuer::registry::Registry::open(other_dir.path().join("registry.redb"))
+            .expect("registry");
+        drop(db);
+        let foreign = Db::in_tables(Arc::new(SealedTables {
+            inner: Arc::new(seal_file(&path, other.card_agency_seal()).expect("marked")),
+            rows: RowSeal {
+                seal: other.card_agency_seal().clone(),
+            },
+        }));
+        assert!(foreign.get::<Vec<u8>>(GUARANTEE, &[9; 16]).is_err());
+    }
+
     #[test]
     fn card_tx_ids_differ_by_direction_and_record() {
         let card = CardId::from_bytes([1; 8]);
