@@ -5,6 +5,8 @@
 //! every directory 0700. Public keys are the one exception: they are made
 //! to be handed out.
 //!
+//! The issuer's files, the log aside, hold no card id of the demo's cards.
+//!
 //! Checked to fail when files are made with the standard library's and
 //! redb's defaults instead of `ledger::private_file` (mode 0666 under this
 //! umask; the card bridge then even refuses its own key file).
@@ -102,6 +104,33 @@ fn under_umask_000_every_file_the_parties_create_is_0600_and_every_directory_070
             .iter()
             .any(|f| f.components().any(|c| c.as_os_str() == "cards")),
         "the demo made no card files: {files:#?}"
+    );
+    // The issuer's files name no card: its card agency's file keys card
+    // ids by HMAC and seals its values under the registry key. The log
+    // names the card of each committed load and unload for the auditor.
+    let demo_cards = [[0xb0u8; 8], [0xa1u8; 8]];
+    let mut issuer_files = 0;
+    for file in files
+        .iter()
+        .filter(|f| f.parent().is_some_and(|p| p.ends_with("issuer")) && !f.ends_with("log.redb"))
+    {
+        let bytes = std::fs::read(file).expect("read");
+        for card in &demo_cards {
+            assert!(
+                !bytes.windows(card.len()).any(|w| w == card),
+                "{} holds a card id in the clear",
+                file.display()
+            );
+        }
+        issuer_files += 1;
+    }
+    assert!(
+        files.iter().any(|f| f.ends_with("issuer/card-agency.redb")),
+        "the demo made no card agency file"
+    );
+    assert!(
+        issuer_files >= 8,
+        "only {issuer_files} issuer files checked"
     );
     eprintln!(
         "files (umask 000): {} files and {} directories checked",
