@@ -19,9 +19,12 @@
 //! directory: guarantees (with the coins a load holds), finished records
 //! (rejections move no money and have no event; the LUS period of each
 //! record) and settlements. An issuer whose log is in PostgreSQL keeps
-//! them in the tables beside it ([`crate::IssuerConfig::side_tables`]),
-//! sealed ([`SealedTables`]: card ids keyed, every value sealed under the
-//! registry key), so a replacement issuer finds them there. The log is always written first; a crash between
+//! them in the tables beside it ([`crate::IssuerConfig::side_tables`]), so
+//! a replacement issuer finds them there. Both are sealed by one layer
+//! ([`SealedTables`]: card ids in keys replaced by an HMAC, every value
+//! sealed, both under keys derived from the registry key), so neither
+//! names a card or an account; a file written in the clear is sealed into
+//! a new file when opened ([`seal_file`]). The log is always written first; a crash between
 //! the two is repaired by the retry, which finds the log's batch. Coins held
 //! for an open load are reserved in the shards under the load's tx, and
 //! reserved again at every start by `IssuerCore::open` (and
