@@ -23,8 +23,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature, SuiteId};
@@ -748,9 +748,7 @@ mod tests {
         let bytes = signed(key(0), "/admin/x", now);
         let first = auth(NonceStore::Tables(tables.clone()));
         let beside = auth(NonceStore::Tables(tables.clone()));
-        first
-            .authorize(&bytes, "/admin/x", now)
-            .expect("accepted");
+        first.authorize(&bytes, "/admin/x", now).expect("accepted");
         assert!(matches!(
             beside.authorize(&bytes, "/admin/x", now),
             Err(OperatorRefusal::Replayed)
@@ -767,7 +765,11 @@ mod tests {
             .expect("a fresh request");
         // A row of an expired request, and a row that is no nonce, go at start.
         let mut old = ledger::KvBatch::new();
-        old.put(NONCE_TABLE, &[7u8; 32 + NONCE_BYTES], 1u64.to_be_bytes().to_vec());
+        old.put(
+            NONCE_TABLE,
+            &[7u8; 32 + NONCE_BYTES],
+            1u64.to_be_bytes().to_vec(),
+        );
         old.put(NONCE_TABLE, b"junk", vec![1, 2]);
         tables.write(&old).expect("write");
         let _restarted = auth(NonceStore::Tables(tables.clone()));

@@ -472,15 +472,32 @@ impl IssuerFile {
         })
     }
 
+    /// The issuer's configuration for a step run in this process: a log
+    /// on PostgreSQL is opened as its one writer and fenced, refused while
+    /// another writer holds it.
     pub(super) fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
+        Ok(self.writer_config(dir, false)?.0)
+    }
+
+    /// The issuer's configuration as its log's writer. A log on PostgreSQL
+    /// is opened as the bare sequencer opens it
+    /// ([`super::cluster::open_fenced_writer`]: the database's writer lock,
+    /// waited for with `stand_by`, then the next fencing epoch, returned),
+    /// and the issuer's tables beside it.
+    fn writer_config(
+        &self,
+        dir: &Path,
+        stand_by: bool,
+    ) -> anyhow::Result<(IssuerConfig, Option<cluster::FencingEpoch>)> {
         let mut config = self.config_without_log_store(dir)?;
+        let mut epoch = None;
         if let Some(url) = &self.log_store {
-            let store = pg_store::PostgresStore::open(url)
-                .with_context(|| format!("opening the log in {}", pg_store::url::redacted(url)))?;
+            let (store, fenced) = super::cluster::open_fenced_writer(url, stand_by)?;
             config.log_store = Some(Arc::new(store));
             config.side_tables = Some(open_side_tables(url)?);
+            epoch = Some(fenced);
         }
-        Ok(config)
+        Ok((config, epoch))
     }
 
     /// The issuer's configuration before its log store is opened.
@@ -502,8 +519,14 @@ impl IssuerFile {
         Ok(config)
     }
 
-    /// The gateway's operator keys, remembering nonces in DIR.
-    fn operator_auth(&self, dir: &Path) -> anyhow::Result<OperatorAuth> {
+    /// The gateway's operator keys, remembering nonces in the issuer's
+    /// tables if it keeps them in a database (`tables`: a replacement
+    /// issuer then refuses a replay too), else in DIR.
+    fn operator_auth(
+        &self,
+        dir: &Path,
+        tables: Option<Arc<dyn ledger::KvStore>>,
+    ) -> anyhow::Result<OperatorAuth> {
         let mut keys = Vec::new();
         for entry in &self.operators {
             let der = hex::decode(entry.public_key.trim())
@@ -514,6 +537,10 @@ impl IssuerFile {
         }
         if keys.is_empty() {
             tracing::warn!("issuer.toml lists no operator key: every operator request is refused");
+        }
+        if let Some(tables) = tables {
+            return OperatorAuth::new(keys, NonceStore::Tables(tables))
+                .context("reading the operator nonces in the issuer's tables");
         }
         let nonces = dir.join(OPERATOR_NONCES_FILE);
         OperatorAuth::new(keys, NonceStore::File(nonces.clone()))
@@ -940,6 +967,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The whole issuer appends to the log: it holds the sequencer's lease,
     // so no sequencer of the same directory appends beside it. As a
     // cluster's sequencer it stands by while another holds the lease.
+    // With the log on PostgreSQL the database excludes across hosts too
+    // (`writer_config`).
     let lease = match (cluster::Lease::try_acquire(&args.dir)?, args.cluster_listen) {
         (Some(lease), _) => lease,
         (None, Some(_)) => {
@@ -957,10 +986,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         ),
     };
+    // On PostgreSQL: the database's writer lock (a second issuer on
+    // another host stands by here until the first one's session ends),
+    // then the next fencing epoch, which every append of this process
+    // carries; a predecessor that wakes is refused and stops.
+    let (mut issuer_config, pg_epoch) = file.writer_config(&args.dir, true)?;
+    let tables = issuer_config.side_tables.clone();
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
-    let mut issuer_config = file.issuer_config(&args.dir)?;
     // This process is the issuer: a broken invariant anywhere in it (any
     // thread, a poisoned lock) exits it non-zero, for its supervisor to
     // restart it from the log.
@@ -970,7 +1004,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime.context("starting the issuer")?;
     runtime.issuer().core().fail_stop().guard_whole_process();
     let mut config = ServerConfig::new(listen);
-    config.operators = Arc::new(file.operator_auth(&args.dir)?);
+    config.operators = Arc::new(file.operator_auth(&args.dir, tables)?);
     config.metrics_token = file.scrape_token()?;
     if let Some(per_source) = &file.per_source {
         config.per_source = per_source.limits()?;
@@ -990,7 +1024,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cluster_server = match args.cluster_listen {
         Some(cluster_listen) => Some(super::cluster::serve_issuer_cluster(
             runtime.issuer().clone(),
-            lease.epoch(),
+            pg_epoch.unwrap_or(lease.epoch()),
             cluster_listen,
             &keys_path,
         )?),
