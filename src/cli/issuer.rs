@@ -8,7 +8,8 @@
 //! (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb` (the
 //! simulated bank), `issuer.pub` (the key the auditor verifies with),
 //! `operator.key` (the first operator key, 0600) and `operator-nonces` (the
-//! operator requests of the last minutes, refused if replayed).
+//! operator requests of the last minutes, refused if replayed; with the
+//! log on PostgreSQL they are in the database instead).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -257,7 +258,8 @@ pub struct ServeArgs {
     /// Which part of the issuer this process runs: `all` (the whole
     /// issuer: its gateway and its one state; with --cluster-listen also
     /// the sequencer of validator nodes, and a second one on the same
-    /// directory stands by), `validator` (a node that opens payments with
+    /// directory stands by; with the log on PostgreSQL a second one on
+    /// any host stands by for the database's writer lock), `validator` (a node that opens payments with
     /// the issuer's key and has the sequencer decide them: no coin state),
     /// or `sequencer` (the bare commit sequencer: coin shards, idempotency
     /// table and log for raw commit streams, with a standby likewise).

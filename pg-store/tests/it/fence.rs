@@ -95,8 +95,8 @@ fn a_writer_behind_the_fencing_epoch_is_refused_in_its_append_transaction() {
         .expect("the successor appends");
 }
 
-/// A log never fenced takes appends as before (the whole issuer, one
-/// process, never fences).
+/// A log never fenced takes appends (`issuer init` writes the first
+/// records before any writer fenced it).
 #[test]
 fn an_unfenced_log_takes_appends() {
     let Some(db) = ScratchDatabase::create("an_unfenced_log_takes_appends") else {
