@@ -68,6 +68,16 @@ impl PostgresKv {
     }
 }
 
+impl PostgresKv {
+    /// Runs `f` on this store's session (the fence sets its epoch there).
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.connection.run(f)
+    }
+}
+
 impl KvStore for PostgresKv {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let (table, key) = (table.to_owned(), key.to_vec());

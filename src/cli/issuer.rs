@@ -485,7 +485,7 @@ impl IssuerFile {
     /// is opened as the bare sequencer opens it
     /// ([`super::cluster::open_fenced_writer`]: the database's writer lock,
     /// waited for with `stand_by`, then the next fencing epoch, returned),
-    /// and the issuer's tables beside it.
+    /// and the issuer's tables beside it, carrying the same epoch.
     fn writer_config(
         &self,
         dir: &Path,
@@ -496,7 +496,12 @@ impl IssuerFile {
         if let Some(url) = &self.log_store {
             let (store, fenced) = super::cluster::open_fenced_writer(url, stand_by)?;
             config.log_store = Some(Arc::new(store));
-            config.side_tables = Some(open_side_tables(url)?);
+            // The tables' session carries the epoch too: a predecessor's
+            // table writes are refused as its appends are.
+            let tables = open_side_tables(url)?;
+            pg_store::fence::carry_to_tables(&tables, pg_store::fence::FenceEpoch(fenced.0))
+                .context("fencing the issuer's tables")?;
+            config.side_tables = Some(Arc::new(tables));
             epoch = Some(fenced);
         }
         Ok((config, epoch))
@@ -785,16 +790,16 @@ pub(super) fn serving_issuer(
     Ok(Some(url))
 }
 
-/// The registry's and card agency's tables beside a log in PostgreSQL
-/// (opened after the log: its writer's lock keeps a second issuer out).
-fn open_side_tables(url: &str) -> anyhow::Result<Arc<dyn ledger::KvStore>> {
-    let tables = pg_store::PostgresKv::open(url).with_context(|| {
+/// The issuer's tables (registry, card agency, operator nonces) beside a
+/// log in PostgreSQL (opened after the log: its writer's lock keeps a
+/// second issuer out).
+fn open_side_tables(url: &str) -> anyhow::Result<pg_store::PostgresKv> {
+    pg_store::PostgresKv::open(url).with_context(|| {
         format!(
             "opening the issuer's tables in {}",
             pg_store::url::redacted(url)
         )
-    })?;
-    Ok(Arc::new(tables))
+    })
 }
 
 /// Starts the issuer's actors from its directory (rebuilding its state from
@@ -872,7 +877,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut config = file.config_without_log_store(&args.dir)?;
     config.log_store = log_store;
     if let Some(url) = &args.store {
-        config.side_tables = Some(open_side_tables(url)?);
+        config.side_tables = Some(Arc::new(open_side_tables(url)?));
     }
     let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?.as_dyn())
         .context("creating the issuer's files")?;
@@ -1006,6 +1011,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime.context("starting the issuer")?;
     runtime.issuer().core().fail_stop().guard_whole_process();
     let mut config = ServerConfig::new(listen);
+    // A failure of the nonces' tables (a fenced predecessor's write among
+    // them) stops the issuer as its own tables' failures do.
+    let tables = tables
+        .map(|tables| actors::stop_on_failure(tables, runtime.issuer().core().fail_stop().clone()));
     config.operators = Arc::new(file.operator_auth(&args.dir, tables)?);
     config.metrics_token = file.scrape_token()?;
     if let Some(per_source) = &file.per_source {
