@@ -144,6 +144,14 @@ pub(crate) struct StopOnFailure {
     pub(crate) fail_stop: FailStop,
 }
 
+/// `inner`, whose storage failures stop the issuer of `fail_stop` (for
+/// tables the issuer's process uses beside its core, such as the operator
+/// requests' nonces: a predecessor fenced out of the database stops at
+/// its first write there too).
+pub fn stop_on_failure(inner: Arc<dyn KvStore>, fail_stop: FailStop) -> Arc<dyn KvStore> {
+    Arc::new(StopOnFailure { inner, fail_stop })
+}
+
 impl StopOnFailure {
     fn checked<T>(&self, result: Result<T, KvError>) -> Result<T, KvError> {
         if let Err(KvError::Storage(e)) = &result {

@@ -93,7 +93,7 @@ pub use card_agency::{CardAgency, CardAgencyError};
 #[cfg(not(loom))]
 pub use actors::BREAK_INVARIANT_ENV;
 #[cfg(not(loom))]
-pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy};
+pub use fail_stop::{FAIL_STOP_EXIT_CODE, FailStop, FailStopPolicy, stop_on_failure};
 
 // Timing and metrics: stage histograms and commit counters (`/metrics`,
 // bench).

@@ -10,8 +10,10 @@
 //! either way, 401), the signature holds (401), and its nonce was not seen
 //! before (401). Nonces are remembered for the window, in a file that is
 //! appended and synced before the action runs ([`NonceStore::File`]), so a
-//! replay is refused after a restart too. The caller's address authorizes
-//! nothing.
+//! replay is refused after a restart too; an issuer whose tables live in
+//! a database keeps them there ([`NonceStore::Tables`]), so a replacement
+//! issuer on another machine refuses the replay as well. The caller's
+//! address authorizes nothing.
 //!
 //! `GET /metrics` (outstanding e-money, money in and out) answers only a
 //! `Authorization: Bearer` [`ScrapeToken`] the server is configured with.
@@ -21,8 +23,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::crypto::{CryptoError, NONCE_BYTES, Nonce, PublicKey, SecretKey, Signature, SuiteId};
@@ -214,17 +216,39 @@ pub enum OperatorRefusal {
     NoRoom(&'static str),
     #[error("remembering the request's nonce: {0}")]
     Store(#[source] std::io::Error),
+    #[error("remembering the request's nonce: {0}")]
+    Tables(#[source] ledger::KvError),
 }
 
 /// Where the nonces of accepted requests are remembered.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum NonceStore {
     /// Only in memory: a restart forgets them (tests, in-process demos).
     Memory,
     /// Appended and synced to this file before the action runs; read back
     /// at start, so replays are refused across restarts.
     File(PathBuf),
+    /// Written to table [`NONCE_TABLE`] of the issuer's tables before the
+    /// action runs (insert-if-absent, so two processes sharing the tables
+    /// accept a nonce once between them); read back at start, so a
+    /// replacement issuer on the same database refuses a replay.
+    Tables(Arc<dyn ledger::KvStore>),
 }
+
+impl std::fmt::Debug for NonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NonceStore::Memory => f.write_str("Memory"),
+            NonceStore::File(path) => f.debug_tuple("File").field(path).finish(),
+            NonceStore::Tables(_) => f.write_str("Tables"),
+        }
+    }
+}
+
+/// The table of the issuer's tables that [`NonceStore::Tables`] keeps:
+/// key = the signer's key fingerprint (32 bytes) then the nonce, value =
+/// the request's issue time (microseconds, big-endian).
+pub const NONCE_TABLE: &str = "operator-nonces";
 
 /// One remembered request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,14 +265,36 @@ struct Nonces {
 }
 
 impl Nonces {
-    fn forget_before(&mut self, oldest_micros: u64) {
+    /// Forgets the nonces issued before `oldest_micros`; returns them.
+    fn forget_before(&mut self, oldest_micros: u64) -> Vec<Seen> {
+        let mut forgotten = Vec::new();
         while let Some(&(at, seen)) = self.order.front() {
             if at >= oldest_micros {
                 break;
             }
             self.order.pop_front();
             self.seen.remove(&seen);
+            forgotten.push(seen);
         }
+        forgotten
+    }
+}
+
+impl Seen {
+    /// Its key in [`NONCE_TABLE`].
+    fn table_key(&self) -> Vec<u8> {
+        [&self.key.0[..], &self.nonce[..]].concat()
+    }
+
+    fn from_table_key(key: &[u8]) -> Option<Seen> {
+        if key.len() != 32 + NONCE_BYTES {
+            return None;
+        }
+        let (fingerprint, nonce) = key.split_at(32);
+        Some(Seen {
+            key: KeyFingerprint(fingerprint.try_into().ok()?),
+            nonce: nonce.try_into().ok()?,
+        })
     }
 }
 
@@ -290,8 +336,8 @@ impl OperatorAuth {
     }
 
     /// Accepts requests signed by `keys` (name, public key); reads back the
-    /// nonces a [`NonceStore::File`] remembers, and rewrites it without the
-    /// expired ones.
+    /// nonces a [`NonceStore::File`] or [`NonceStore::Tables`] remembers,
+    /// and drops the expired ones from it.
     pub fn new(
         keys: Vec<(String, PublicKey)>,
         store: NonceStore,
@@ -300,11 +346,18 @@ impl OperatorAuth {
             .into_iter()
             .map(|(name, key)| (KeyFingerprint::of(&key), (name, key)))
             .collect();
-        let mut nonces = Nonces::default();
-        if let NonceStore::File(path) = &store {
-            nonces = load_nonces(path, now_micros().saturating_sub(WINDOW_MICROS))?;
-            rewrite_nonces(path, &nonces)?;
-        }
+        let oldest_micros = now_micros().saturating_sub(WINDOW_MICROS);
+        let nonces = match &store {
+            NonceStore::Memory => Nonces::default(),
+            NonceStore::File(path) => {
+                let nonces = load_nonces(path, oldest_micros)?;
+                rewrite_nonces(path, &nonces)?;
+                nonces
+            }
+            NonceStore::Tables(tables) => {
+                load_table_nonces(tables.as_ref(), oldest_micros).map_err(std::io::Error::other)?
+            }
+        };
         Ok(OperatorAuth {
             keys,
             store,
@@ -377,7 +430,7 @@ impl OperatorAuth {
     ) -> Result<(), OperatorRefusal> {
         // A replay store a panic left halfway is not trusted (fail-stop).
         let mut nonces = ledger::sync::lock(&self.nonces);
-        nonces.forget_before(now_micros.saturating_sub(WINDOW_MICROS));
+        let forgotten = nonces.forget_before(now_micros.saturating_sub(WINDOW_MICROS));
         let seen = Seen {
             key,
             nonce: *nonce.as_bytes(),
@@ -390,8 +443,32 @@ impl OperatorAuth {
                 "too many operator requests in the replay window",
             ));
         }
-        if let NonceStore::File(path) = &self.store {
-            append_nonce(path, issued_at_micros, &seen).map_err(OperatorRefusal::Store)?;
+        match &self.store {
+            NonceStore::Memory => {}
+            NonceStore::File(path) => {
+                append_nonce(path, issued_at_micros, &seen).map_err(OperatorRefusal::Store)?;
+            }
+            NonceStore::Tables(tables) => {
+                let mut batch = ledger::KvBatch::new();
+                // Another process on the same tables (a predecessor or a
+                // successor) may have accepted it: the database decides.
+                batch.require_absent(NONCE_TABLE, &seen.table_key());
+                batch.put(
+                    NONCE_TABLE,
+                    &seen.table_key(),
+                    issued_at_micros.to_be_bytes().to_vec(),
+                );
+                for old in &forgotten {
+                    batch.delete(NONCE_TABLE, &old.table_key());
+                }
+                match tables.write(&batch) {
+                    Ok(()) => {}
+                    Err(ledger::KvError::AlreadyPresent { .. }) => {
+                        return Err(OperatorRefusal::Replayed);
+                    }
+                    Err(e) => return Err(OperatorRefusal::Tables(e)),
+                }
+            }
         }
         nonces.seen.insert(seen);
         // Kept in acceptance order; an entry issued earlier than one before
@@ -443,6 +520,34 @@ fn load_nonces(path: &Path, oldest_micros: u64) -> Result<Nonces, std::io::Error
             continue;
         };
         if at >= oldest_micros && nonces.seen.insert(seen) {
+            nonces.order.push_back((at, seen));
+        }
+    }
+    Ok(nonces)
+}
+
+/// The nonces [`NONCE_TABLE`] holds that were issued at `oldest_micros`
+/// or later; the older ones (and rows that are no nonce) are deleted.
+fn load_table_nonces(
+    tables: &dyn ledger::KvStore,
+    oldest_micros: u64,
+) -> Result<Nonces, ledger::KvError> {
+    let mut rows: Vec<(u64, Seen)> = Vec::new();
+    let mut expired = ledger::KvBatch::new();
+    for (key, value) in tables.scan(NONCE_TABLE, &[])? {
+        let at = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
+        match (Seen::from_table_key(&key), at) {
+            (Some(seen), Ok(at)) if at >= oldest_micros => rows.push((at, seen)),
+            _ => expired.delete(NONCE_TABLE, &key),
+        }
+    }
+    if !expired.writes.is_empty() {
+        tables.write(&expired)?;
+    }
+    rows.sort_by_key(|(at, _)| *at);
+    let mut nonces = Nonces::default();
+    for (at, seen) in rows {
+        if nonces.seen.insert(seen) {
             nonces.order.push_back((at, seen));
         }
     }
@@ -630,6 +735,45 @@ mod tests {
             again.authorize(&bytes, "/admin/x", now),
             Err(OperatorRefusal::Replayed)
         ));
+    }
+
+    /// A replacement issuer on the same tables (another machine, an empty
+    /// directory) refuses a request its predecessor accepted; two issuers
+    /// sharing the tables accept a nonce once between them; expired rows
+    /// are dropped at start.
+    #[test]
+    fn a_replay_is_refused_by_a_replacement_sharing_the_tables() {
+        let tables: Arc<dyn ledger::KvStore> = Arc::new(ledger::MemoryKv::new());
+        let now = now_micros();
+        let bytes = signed(key(0), "/admin/x", now);
+        let first = auth(NonceStore::Tables(tables.clone()));
+        let beside = auth(NonceStore::Tables(tables.clone()));
+        first.authorize(&bytes, "/admin/x", now).expect("accepted");
+        assert!(matches!(
+            beside.authorize(&bytes, "/admin/x", now),
+            Err(OperatorRefusal::Replayed)
+        ));
+        let replacement = auth(NonceStore::Tables(tables.clone()));
+        assert!(matches!(
+            replacement.authorize(&bytes, "/admin/x", now),
+            Err(OperatorRefusal::Replayed)
+        ));
+        // A fresh request is accepted by the replacement.
+        let fresh = signed(key(0), "/admin/x", now);
+        replacement
+            .authorize(&fresh, "/admin/x", now)
+            .expect("a fresh request");
+        // A row of an expired request, and a row that is no nonce, go at start.
+        let mut old = ledger::KvBatch::new();
+        old.put(
+            NONCE_TABLE,
+            &[7u8; 32 + NONCE_BYTES],
+            1u64.to_be_bytes().to_vec(),
+        );
+        old.put(NONCE_TABLE, b"junk", vec![1, 2]);
+        tables.write(&old).expect("write");
+        let _restarted = auth(NonceStore::Tables(tables.clone()));
+        assert_eq!(tables.scan(NONCE_TABLE, &[]).expect("scan").len(), 2);
     }
 
     #[test]

@@ -537,6 +537,7 @@ pub(crate) fn operator_refusal(e: OperatorRefusal) -> ApiError {
         }
         OperatorRefusal::NoRoom(_) => ApiError::overloaded(),
         OperatorRefusal::Store(io) => ApiError::internal("operator nonce store", &io),
+        OperatorRefusal::Tables(kv) => ApiError::internal("operator nonce store", &kv),
         other => ApiError::new(
             S::UNAUTHORIZED,
             ErrorCode::Unauthenticated,

@@ -23,11 +23,16 @@
 //!
 //! A writer's session setting dies with its session, so a writer whose
 //! connection was replaced carries no epoch and is refused too.
+//!
+//! The issuer's tables beside the log ([`crate::PostgresKv`]) are written
+//! on a session of their own; [`carry_to_tables`] puts the same trigger
+//! on `vc_issuer_tables` and the writer's epoch on that session, so a
+//! predecessor's table writes are refused as its appends are.
 
 use ledger::StoreError;
 use postgres::Client;
 
-use crate::{PostgresStore, backend};
+use crate::{PostgresKv, PostgresStore, backend};
 
 /// The session setting that carries a writer's fencing epoch.
 pub const EPOCH_SETTING: &str = "vc.fencing_epoch";
@@ -106,6 +111,31 @@ fn raise(client: &mut Client) -> Result<FenceEpoch, StoreError> {
     u64::try_from(epoch)
         .map(FenceEpoch)
         .map_err(|_| StoreError::Backend("postgres: a negative fencing epoch".to_string()))
+}
+
+/// Makes `tables` (the issuer's tables beside a log its writer fenced at
+/// `epoch`) carry the epoch too: from here on a trigger refuses every
+/// write to `vc_issuer_tables` from a session without the current epoch,
+/// in the write's own transaction. Call after [`fence`].
+pub fn carry_to_tables(tables: &PostgresKv, epoch: FenceEpoch) -> Result<(), StoreError> {
+    let epoch = i64::try_from(epoch.0)
+        .map_err(|_| StoreError::Backend("postgres: a fencing epoch out of range".to_string()))?;
+    tables.run(move |client| {
+        client
+            .batch_execute(
+                "CREATE OR REPLACE TRIGGER vc_issuer_tables_fenced \
+                 BEFORE INSERT OR UPDATE OR DELETE ON vc_issuer_tables \
+                 FOR EACH STATEMENT EXECUTE FUNCTION vc_log_check_fence()",
+            )
+            .map_err(|e| backend("fencing the issuer's tables", e))?;
+        client
+            .execute(
+                "SELECT set_config($1, $2, false)",
+                &[&EPOCH_SETTING, &epoch.to_string()],
+            )
+            .map_err(|e| backend("carrying the fencing epoch", e))?;
+        Ok(())
+    })
 }
 
 /// The log's current fencing epoch (`None`: never fenced).

@@ -9,7 +9,9 @@
 //! by them (ids keyed under the registry key, accounts and card records
 //! sealed under keys derived from it), so the database names nobody. The
 //! reader role (`vc_log_reader`) is granted nothing on it: an auditor reads
-//! the log, not the registry. One write batch is one transaction; like the
+//! the log, not the registry. Once the log is fenced, a write from a
+//! session that does not carry the current epoch is refused
+//! ([`crate::fence::carry_to_tables`]). One write batch is one transaction; like the
 //! log's appends, its `COMMIT` returns once a synchronous standby has it.
 
 use ledger::StoreError;
@@ -65,6 +67,16 @@ impl PostgresKv {
         )
         .map_err(storage)?;
         Ok(PostgresKv { connection })
+    }
+}
+
+impl PostgresKv {
+    /// Runs `f` on this store's session (the fence sets its epoch there).
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.connection.run(f)
     }
 }
 

@@ -193,9 +193,8 @@ pub fn serve_sequencer(
             run_sequencer(Arc::new(store), lease.epoch(), setup)
         }
         Some(url) => {
-            let store = open_postgres_writer(url)?;
-            let epoch = pg_store::fence::fence(&store).context("fencing the log")?;
-            run_sequencer(Arc::new(store), FencingEpoch(epoch.0), setup)
+            let (store, epoch) = open_fenced_writer(url, true)?;
+            run_sequencer(Arc::new(store), epoch, setup)
         }
     };
     drop(lease);
@@ -254,30 +253,35 @@ struct SequencerSetup {
     sealing: ledger::Sealing,
 }
 
-/// Opens the PostgreSQL log as its writer, waiting while another
-/// sequencer holds the writer's lock (a standby waits here).
-fn open_postgres_writer(url: &str) -> anyhow::Result<pg_store::PostgresStore> {
+/// Opens the PostgreSQL log as its one writer and fences it: takes the
+/// writer's lock (with `stand_by`, waiting while another writer, a
+/// sequencer or a whole issuer on any host, holds it; else refused), then
+/// raises the log's fencing epoch ([`pg_store::fence`]) so that every
+/// append of a predecessor that comes back is refused in its own
+/// transaction. The bare sequencer and the whole issuer both open their
+/// log here. Returns the store and its epoch.
+pub(super) fn open_fenced_writer(
+    url: &str,
+    stand_by: bool,
+) -> anyhow::Result<(pg_store::PostgresStore, FencingEpoch)> {
+    let shown = pg_store::url::redacted(url);
     let mut said = false;
-    loop {
+    let store = loop {
         match pg_store::PostgresStore::open(url) {
-            Ok(store) => return Ok(store),
-            Err(e) if e.to_string().contains("another writer") => {
+            Ok(store) => break store,
+            Err(e) if stand_by && e.to_string().contains("another writer") => {
                 if !said {
-                    println!(
-                        "standing by: another sequencer has the log in {} open",
-                        pg_store::url::redacted(url)
-                    );
+                    println!("standing by: another writer has the log in {shown} open");
                     said = true;
                 }
                 std::thread::sleep(Duration::from_millis(STANDBY_POLL_MS));
             }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("opening the log in {}", pg_store::url::redacted(url))
-                });
-            }
+            Err(e) => return Err(e).with_context(|| format!("opening the log in {shown}")),
         }
-    }
+    };
+    let epoch =
+        pg_store::fence::fence(&store).with_context(|| format!("fencing the log in {shown}"))?;
+    Ok((store, FencingEpoch(epoch.0)))
 }
 
 fn run_sequencer<S: ledger::EventStore + 'static>(

@@ -8,7 +8,8 @@
 //! (keys 0600, mint, `log.redb`, registry, sessions), `bank.redb` (the
 //! simulated bank), `issuer.pub` (the key the auditor verifies with),
 //! `operator.key` (the first operator key, 0600) and `operator-nonces` (the
-//! operator requests of the last minutes, refused if replayed).
+//! operator requests of the last minutes, refused if replayed; with the
+//! log on PostgreSQL they are in the database instead).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -257,7 +258,8 @@ pub struct ServeArgs {
     /// Which part of the issuer this process runs: `all` (the whole
     /// issuer: its gateway and its one state; with --cluster-listen also
     /// the sequencer of validator nodes, and a second one on the same
-    /// directory stands by), `validator` (a node that opens payments with
+    /// directory stands by; with the log on PostgreSQL a second one on
+    /// any host stands by for the database's writer lock), `validator` (a node that opens payments with
     /// the issuer's key and has the sequencer decide them: no coin state),
     /// or `sequencer` (the bare commit sequencer: coin shards, idempotency
     /// table and log for raw commit streams, with a standby likewise).
@@ -472,15 +474,37 @@ impl IssuerFile {
         })
     }
 
+    /// The issuer's configuration for a step run in this process: a log
+    /// on PostgreSQL is opened as its one writer and fenced, refused while
+    /// another writer holds it.
     pub(super) fn issuer_config(&self, dir: &Path) -> anyhow::Result<IssuerConfig> {
+        Ok(self.writer_config(dir, false)?.0)
+    }
+
+    /// The issuer's configuration as its log's writer. A log on PostgreSQL
+    /// is opened as the bare sequencer opens it
+    /// ([`super::cluster::open_fenced_writer`]: the database's writer lock,
+    /// waited for with `stand_by`, then the next fencing epoch, returned),
+    /// and the issuer's tables beside it, carrying the same epoch.
+    fn writer_config(
+        &self,
+        dir: &Path,
+        stand_by: bool,
+    ) -> anyhow::Result<(IssuerConfig, Option<cluster::FencingEpoch>)> {
         let mut config = self.config_without_log_store(dir)?;
+        let mut epoch = None;
         if let Some(url) = &self.log_store {
-            let store = pg_store::PostgresStore::open(url)
-                .with_context(|| format!("opening the log in {}", pg_store::url::redacted(url)))?;
+            let (store, fenced) = super::cluster::open_fenced_writer(url, stand_by)?;
             config.log_store = Some(Arc::new(store));
-            config.side_tables = Some(open_side_tables(url)?);
+            // The tables' session carries the epoch too: a predecessor's
+            // table writes are refused as its appends are.
+            let tables = open_side_tables(url)?;
+            pg_store::fence::carry_to_tables(&tables, pg_store::fence::FenceEpoch(fenced.0))
+                .context("fencing the issuer's tables")?;
+            config.side_tables = Some(Arc::new(tables));
+            epoch = Some(fenced);
         }
-        Ok(config)
+        Ok((config, epoch))
     }
 
     /// The issuer's configuration before its log store is opened.
@@ -502,8 +526,14 @@ impl IssuerFile {
         Ok(config)
     }
 
-    /// The gateway's operator keys, remembering nonces in DIR.
-    fn operator_auth(&self, dir: &Path) -> anyhow::Result<OperatorAuth> {
+    /// The gateway's operator keys, remembering nonces in the issuer's
+    /// tables if it keeps them in a database (`tables`: a replacement
+    /// issuer then refuses a replay too), else in DIR.
+    fn operator_auth(
+        &self,
+        dir: &Path,
+        tables: Option<Arc<dyn ledger::KvStore>>,
+    ) -> anyhow::Result<OperatorAuth> {
         let mut keys = Vec::new();
         for entry in &self.operators {
             let der = hex::decode(entry.public_key.trim())
@@ -514,6 +544,10 @@ impl IssuerFile {
         }
         if keys.is_empty() {
             tracing::warn!("issuer.toml lists no operator key: every operator request is refused");
+        }
+        if let Some(tables) = tables {
+            return OperatorAuth::new(keys, NonceStore::Tables(tables))
+                .context("reading the operator nonces in the issuer's tables");
         }
         let nonces = dir.join(OPERATOR_NONCES_FILE);
         OperatorAuth::new(keys, NonceStore::File(nonces.clone()))
@@ -756,16 +790,16 @@ pub(super) fn serving_issuer(
     Ok(Some(url))
 }
 
-/// The registry's and card agency's tables beside a log in PostgreSQL
-/// (opened after the log: its writer's lock keeps a second issuer out).
-fn open_side_tables(url: &str) -> anyhow::Result<Arc<dyn ledger::KvStore>> {
-    let tables = pg_store::PostgresKv::open(url).with_context(|| {
+/// The issuer's tables (registry, card agency, operator nonces) beside a
+/// log in PostgreSQL (opened after the log: its writer's lock keeps a
+/// second issuer out).
+fn open_side_tables(url: &str) -> anyhow::Result<pg_store::PostgresKv> {
+    pg_store::PostgresKv::open(url).with_context(|| {
         format!(
             "opening the issuer's tables in {}",
             pg_store::url::redacted(url)
         )
-    })?;
-    Ok(Arc::new(tables))
+    })
 }
 
 /// Starts the issuer's actors from its directory (rebuilding its state from
@@ -843,7 +877,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut config = file.config_without_log_store(&args.dir)?;
     config.log_store = log_store;
     if let Some(url) = &args.store {
-        config.side_tables = Some(open_side_tables(url)?);
+        config.side_tables = Some(Arc::new(open_side_tables(url)?));
     }
     let runtime = IssuerRuntime::start(config, file.bank(&args.dir)?.as_dyn())
         .context("creating the issuer's files")?;
@@ -940,6 +974,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The whole issuer appends to the log: it holds the sequencer's lease,
     // so no sequencer of the same directory appends beside it. As a
     // cluster's sequencer it stands by while another holds the lease.
+    // With the log on PostgreSQL the database excludes across hosts too
+    // (`writer_config`).
     let lease = match (cluster::Lease::try_acquire(&args.dir)?, args.cluster_listen) {
         (Some(lease), _) => lease,
         (None, Some(_)) => {
@@ -957,10 +993,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         ),
     };
+    // On PostgreSQL: the database's writer lock (a second issuer on
+    // another host stands by here until the first one's session ends),
+    // then the next fencing epoch, which every append of this process
+    // carries; a predecessor that wakes is refused and stops.
+    let (mut issuer_config, pg_epoch) = file.writer_config(&args.dir, true)?;
+    let tables = issuer_config.side_tables.clone();
     let listen = args.listen.unwrap_or(file.listen);
     let bank = file.bank(&args.dir)?;
     let bar = super::common::spinner("starting the issuer: rebuilding its state from the log");
-    let mut issuer_config = file.issuer_config(&args.dir)?;
     // This process is the issuer: a broken invariant anywhere in it (any
     // thread, a poisoned lock) exits it non-zero, for its supervisor to
     // restart it from the log.
@@ -970,7 +1011,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime.context("starting the issuer")?;
     runtime.issuer().core().fail_stop().guard_whole_process();
     let mut config = ServerConfig::new(listen);
-    config.operators = Arc::new(file.operator_auth(&args.dir)?);
+    // A failure of the nonces' tables (a fenced predecessor's write among
+    // them) stops the issuer as its own tables' failures do.
+    let tables = tables
+        .map(|tables| actors::stop_on_failure(tables, runtime.issuer().core().fail_stop().clone()));
+    config.operators = Arc::new(file.operator_auth(&args.dir, tables)?);
     config.metrics_token = file.scrape_token()?;
     if let Some(per_source) = &file.per_source {
         config.per_source = per_source.limits()?;
@@ -990,7 +1035,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cluster_server = match args.cluster_listen {
         Some(cluster_listen) => Some(super::cluster::serve_issuer_cluster(
             runtime.issuer().clone(),
-            lease.epoch(),
+            pg_epoch.unwrap_or(lease.epoch()),
             cluster_listen,
             &keys_path,
         )?),

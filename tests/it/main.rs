@@ -43,3 +43,4 @@ mod util;
 mod w1_valid_purchase;
 mod w2_no_coins_without_debit;
 mod w3_replayed_wrequest3;
+mod whole_issuer_on_postgresql;

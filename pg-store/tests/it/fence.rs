@@ -5,12 +5,15 @@
 //! survived beside its successor (as after a fail-over of the database
 //! server, which does not carry advisory locks).
 
+use ledger::kv::{KvBatch, KvStore};
 use ledger::testkit::sample_batches;
 use ledger::{EventStore, Seq};
 use postgres::{Client, NoTls};
-use vc_pg_store::PostgresStore;
-use vc_pg_store::fence::{FenceEpoch, current_epoch, end_other_writers, fence, is_fenced};
+use vc_pg_store::fence::{
+    FENCED_MESSAGE, FenceEpoch, carry_to_tables, current_epoch, end_other_writers, fence, is_fenced,
+};
 use vc_pg_store::testkit::ScratchDatabase;
+use vc_pg_store::{PostgresKv, PostgresStore};
 
 /// A paused sequencer whose session the successor ended wakes up and
 /// appends: refused, and nothing of it reaches the log.
@@ -95,8 +98,8 @@ fn a_writer_behind_the_fencing_epoch_is_refused_in_its_append_transaction() {
         .expect("the successor appends");
 }
 
-/// A log never fenced takes appends as before (the whole issuer, one
-/// process, never fences).
+/// A log never fenced takes appends (`issuer init` writes the first
+/// records before any writer fenced it).
 #[test]
 fn an_unfenced_log_takes_appends() {
     let Some(db) = ScratchDatabase::create("an_unfenced_log_takes_appends") else {
@@ -121,4 +124,49 @@ fn open_when_free(url: &str) -> PostgresStore {
             }
         }
     }
+}
+
+/// The issuer's tables beside the log are fenced with it: once a
+/// successor raised the epoch, the predecessor's table session (still
+/// alive) is refused inside its write's transaction, as is a session that
+/// carries no epoch; the successor's tables, carrying the new epoch,
+/// write.
+#[test]
+fn a_predecessors_table_writes_are_refused_once_a_successor_fenced() {
+    let Some(db) = ScratchDatabase::create("tables_behind_the_epoch_are_refused") else {
+        return;
+    };
+    let row = |value: u8| {
+        let mut batch = KvBatch::new();
+        batch.put("registry/test", b"k", vec![value]);
+        batch
+    };
+    let old = PostgresStore::open(&db.url()).expect("open");
+    let epoch = fence(&old).expect("fence");
+    let old_tables = PostgresKv::open(&db.url()).expect("tables");
+    carry_to_tables(&old_tables, epoch).expect("carry");
+    old_tables.write(&row(1)).expect("the holder writes");
+    // The writer's session ends (the process paused, its session ended by
+    // the operator); its tables' session lives on.
+    drop(old);
+    let new = open_when_free(&db.url());
+    let epoch = fence(&new).expect("fence");
+    assert_eq!(epoch, FenceEpoch(2));
+    let new_tables = PostgresKv::open(&db.url()).expect("tables");
+    carry_to_tables(&new_tables, epoch).expect("carry");
+
+    let err = old_tables
+        .write(&row(2))
+        .expect_err("the predecessor wrote beside its successor");
+    assert!(err.to_string().contains(FENCED_MESSAGE), "{err}");
+    let bare = PostgresKv::open(&db.url()).expect("tables");
+    assert!(
+        bare.write(&row(3)).is_err(),
+        "a session without the epoch wrote"
+    );
+    new_tables.write(&row(4)).expect("the successor writes");
+    assert_eq!(
+        new_tables.get("registry/test", b"k").expect("read"),
+        Some(vec![4])
+    );
 }
