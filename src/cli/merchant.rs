@@ -156,6 +156,11 @@ pub struct ServeArgs {
     /// Its private key (PEM, 0600); default: the catalog's `tls_key`.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Open (unpaid) orders one client address may hold at once; raise it
+    /// for a shop behind a reverse proxy, where every payer arrives from
+    /// the proxy's address.
+    #[arg(long, default_value_t = gateway::constants::ORDERS_OPEN_PER_CLIENT_MAX)]
+    pub open_orders_per_client: usize,
     /// TLS towards the issuer; `--insecure-http` also serves the shop over
     /// plain HTTP.
     #[command(flatten)]
@@ -333,9 +338,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // among them) means its memory is not trusted: exit, and the restart
     // finishes every journaled collection.
     actors::FailStop::new(actors::FailStopPolicy::ExitProcess).guard_whole_process();
-    let (server, owner_link) =
-        gateway::merchant::serve_merchant_for_owner(&config, purse, Default::default())
-            .with_context(|| format!("serving on {}", config.server.bind))?;
+    let (server, owner_link) = gateway::merchant::serve_merchant_for_owner(
+        &config,
+        purse,
+        gateway::merchant::ClientLimits {
+            orders_open_max: args.open_orders_per_client,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("serving on {}", config.server.bind))?;
     println!(
         "{} serving {} item(s) at {} (Ctrl-C to stop)",
         config.shop_name,
@@ -610,6 +621,7 @@ mod tests {
             redeem_account: None,
             tls_cert: None,
             tls_key: None,
+            open_orders_per_client: 32,
             transport: TransportArgs {
                 issuer_cert: None,
                 insecure_http: true,

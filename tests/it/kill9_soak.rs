@@ -209,6 +209,11 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
             &shop_listen,
             "--item",
             &format!("tea={PRICE}"),
+            // Both payers come from 127.0.0.1, and each payment a kill cut
+            // off before its validation leaves its order open (the payer
+            // took its coins back through the issuer).
+            "--open-orders-per-client",
+            "1000",
         ],
     );
     wait_healthy(shop_port);
