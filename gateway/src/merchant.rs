@@ -839,12 +839,20 @@ impl Merchant {
     }
 
     /// Issuance2; on failure it stays journaled and is re-sent at the next
-    /// start (the coins are already ours either way).
+    /// start (the coins are already ours either way). An ack the issuer
+    /// refuses for good (its ack session expired, or a crash lost it) closes
+    /// the entry: re-sending it could only be refused again.
     fn deliver_ack(&self, tx: TxRef, ack: &[u8]) {
         match self.issuer.http().post_encoded_ack("/v1/validate/ack", ack) {
             Ok(()) => {
                 if let Err(e) = self.purse.close(tx) {
                     tracing::warn!(%tx, error = %e, "could not close an acknowledged collection");
+                }
+            }
+            Err(e) if e.refuses_the_bytes() => {
+                tracing::info!(%tx, error = %e, "the issuer refused the ack for good; the coins are stored");
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close a collection");
                 }
             }
             Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),
@@ -961,13 +969,7 @@ enum Unfinished {
 /// 403: not registered, suspended, not enrolled), which a later answer may
 /// lift.
 fn refused_for_good(e: &ClientError) -> bool {
-    matches!(
-        e,
-        ClientError::Refused {
-            status: 400 | 413 | 415 | 422,
-            ..
-        }
-    ) && !e.is_transient()
+    e.refuses_the_bytes()
 }
 
 fn awaiting_of(entry: &JournalEntry) -> Result<PayeeAwaitingIssuance, ApiError> {

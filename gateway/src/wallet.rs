@@ -532,12 +532,20 @@ impl Wallet {
     }
 
     /// An Issuance2; on failure it stays journaled for [`Wallet::resume`]
-    /// (the coins are stored either way).
+    /// (the coins are stored either way). An ack the issuer refuses for
+    /// good (its session expired, or a crash lost it) closes the entry:
+    /// re-sending it could only be refused again.
     fn deliver_ack(&self, tx: TxRef, path: &str, ack: &[u8]) {
         match self.issuer.http().post_encoded_ack(path, ack) {
             Ok(()) => {
                 if let Err(e) = self.purse.close(tx) {
                     tracing::warn!(%tx, error = %e, "could not close an acknowledged transaction");
+                }
+            }
+            Err(e) if e.refuses_the_bytes() => {
+                tracing::info!(%tx, error = %e, "the issuer refused the ack for good; the coins are stored");
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close a transaction");
                 }
             }
             Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),
