@@ -6,7 +6,8 @@
 //! back for that order, and the merchant's own retry must collect the
 //! coins once the link is healthy. Without the retry the shop never held
 //! them (the kill -9 soak's "a coin the issuer counts unspent that no
-//! purse holds").
+//! purse holds"). Meanwhile the shop's key cannot change: the issuer
+//! checks the repeat's signature under the registered key.
 
 use crate::util;
 
@@ -144,6 +145,22 @@ fn a_collection_committed_but_unanswered_reaches_the_merchant_without_the_payer(
     );
     assert!(payer_purse.in_flight().expect("journal").is_empty());
     assert_eq!(holdings(&shop_purse), Amount::ZERO);
+
+    // The shop's key cannot change while the validation signed with it is
+    // unanswered: the issuer answers a repeat only under the registered key.
+    let e = shop_wallet
+        .change_key(2048)
+        .expect_err("a collection is unanswered");
+    assert!(
+        matches!(
+            e,
+            WalletError::Invalid {
+                what: "key change",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // The link heals; nobody pays again. The shop's retry collects.
     proxy.swallow.store(false, Ordering::SeqCst);
