@@ -153,6 +153,21 @@ impl ClientError {
                 )
             )
     }
+
+    /// Whether the server refused the request's own bytes (malformed, too
+    /// large, of the wrong type, or decoded but not opening or checking:
+    /// 400, 413, 415, 422), so that re-sending them can only be refused
+    /// again. Refusals of who is asking (401, 403), conflicts, "retry"
+    /// answers, 5xx and lost answers are not: a later answer may differ.
+    pub fn refuses_the_bytes(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused {
+                status: 400 | 413 | 415 | 422,
+                ..
+            }
+        ) && !self.is_transient()
+    }
 }
 
 /// One answer, before it is decoded.

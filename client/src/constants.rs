@@ -69,6 +69,11 @@ pub const CLIENT_ATTEMPTS_MAX: u32 = 3;
 pub const CLIENT_RETRY_PAUSE_MS: u64 = 200;
 /// Longest Retry-After a client honours, so a hostile server cannot park it.
 pub const CLIENT_RETRY_AFTER_SECS_MAX: u64 = 10;
+/// How often a merchant server re-sends the validations its journal holds
+/// for open orders whose issuer answer was lost: the issuer may have
+/// committed one (its coins are then the merchant's, and no payer will
+/// come back for it once its own change was refused "already spent").
+pub const MERCHANT_COLLECTION_RETRY_MS: u64 = 2_000;
 /// Orders a merchant server keeps open (invoiced, not yet paid) at once.
 pub const ORDERS_OPEN_MAX: usize = 10_000;
 /// Orders (paid or not) a merchant server remembers at once; the oldest paid

@@ -30,11 +30,17 @@
 //!
 //! A validation the issuer refuses outright (a corrupt SendCoins posted by
 //! anyone who knows the order id) leaves the journal at once: the order
-//! stays payable by the honest payer's SendCoins.
+//! stays payable by the honest payer's SendCoins. Nothing else drops one:
+//! a validation whose answer was lost may be committed at the issuer, so it
+//! is re-sent every [`MERCHANT_COLLECTION_RETRY_MS`] until the issuer
+//! answers, whether or not the payer comes back (a payer told "no answer"
+//! reclaims its coins through the issuer, and is refused "already spent"
+//! if the merchant's validation committed: the coins are then the
+//! merchant's to collect).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -53,9 +59,9 @@ use purse::{
 use crate::body::{BodyLimits, message_response, read_bounded, require_media_type};
 use crate::client::{ClientConfig, ClientError, IssuerClient};
 use crate::constants::{
-    ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX, ORDERS_OPEN_PER_CLIENT_MAX,
-    PAY_REFUSAL_CLIENTS_MAX, PAY_REFUSALS_PER_CLIENT_MAX, PAY_REFUSALS_WINDOW_SECS,
-    RETRY_AFTER_SECS, SKU_BYTES_MAX,
+    MERCHANT_COLLECTION_RETRY_MS, ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX,
+    ORDERS_OPEN_PER_CLIENT_MAX, PAY_REFUSAL_CLIENTS_MAX, PAY_REFUSALS_PER_CLIENT_MAX,
+    PAY_REFUSALS_WINDOW_SECS, RETRY_AFTER_SECS, SKU_BYTES_MAX,
 };
 use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
@@ -111,8 +117,9 @@ pub fn is_valid_sku(sku: &str) -> bool {
 /// Where an order stands.
 enum OrderStatus {
     /// Invoiced; payable. `pending` is a validation journaled in the purse
-    /// whose answer was lost: the next attempt re-sends it.
-    Open { pending: Option<TxRef> },
+    /// whose answer was lost: the next attempt re-sends it, and so does the
+    /// merchant's retry every [`MERCHANT_COLLECTION_RETRY_MS`].
+    Open { pending: Option<Journaled> },
     /// A payment attempt is under way.
     Paying,
     /// Paid: the SendCoins that paid it and the answer given.
@@ -120,6 +127,13 @@ enum OrderStatus {
         send_coins: Vec<u8>,
         result: PaymentResult,
     },
+}
+
+/// A validation in the merchant's journal, and the SendCoins it was
+/// built for (what a paid order answers a retry of).
+struct Journaled {
+    tx: TxRef,
+    send_coins: Vec<u8>,
 }
 
 struct Order {
@@ -434,6 +448,7 @@ pub fn serve_merchant_via_validators(
         next_validator: std::sync::atomic::AtomicUsize::new(0),
     });
     merchant.resume_collections();
+    spawn_collection_retries(Arc::downgrade(&merchant))?;
     let source: Arc<dyn MetricsSource> = Arc::new(MerchantMetrics(merchant.clone()));
     let state = web::Data::new(merchant);
     let server = server::start(&config.server, "vc_merchant", Some(source), move |cfg| {
@@ -452,6 +467,24 @@ pub fn serve_merchant_via_validators(
     })?;
     let link = format!("{}/merchant/login?token={owner_token}", server.url());
     Ok((server, link))
+}
+
+/// Re-sends, every [`MERCHANT_COLLECTION_RETRY_MS`], the journaled
+/// validations of open orders (`Merchant::retry_pending_collections`);
+/// ends once the server has dropped the merchant.
+fn spawn_collection_retries(merchant: Weak<Merchant>) -> Result<(), GatewayError> {
+    std::thread::Builder::new()
+        .name("vc-merchant-collect".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(MERCHANT_COLLECTION_RETRY_MS));
+                let Some(merchant) = merchant.upgrade() else {
+                    return;
+                };
+                merchant.retry_pending_collections();
+            }
+        })?;
+    Ok(())
 }
 
 fn parse_tid(text: &str) -> Result<PaymentTid, ApiError> {
@@ -609,7 +642,7 @@ async fn pay(
                 .with_retry_after(RETRY_AFTER_SECS));
             }
             OrderStatus::Open { pending } => {
-                let pending = *pending;
+                let pending = pending.as_ref().map(|j| j.tx);
                 if pending.is_none()
                     && order.created.elapsed() > Duration::from_secs(ORDER_LIFETIME_SECS)
                 {
@@ -691,6 +724,10 @@ impl Merchant {
                 if pending.is_none() && e.code == ErrorCode::Refused {
                     orders.refusals.record(attempt.client);
                 }
+                let pending = pending.map(|tx| Journaled {
+                    tx,
+                    send_coins: bytes,
+                });
                 (OrderStatus::Open { pending }, Err(e))
             }
         };
@@ -866,7 +903,9 @@ impl Merchant {
     }
 
     /// Issuance2; on failure it stays journaled and is re-sent at the next
-    /// start (the coins are already ours either way).
+    /// start (the coins are already ours either way). An ack the issuer
+    /// refuses for good (its ack session expired, or a crash lost it) closes
+    /// the entry: re-sending it could only be refused again.
     fn deliver_ack(&self, tx: TxRef, ack: &[u8]) {
         match self.post_payment(|http| http.post_encoded_ack("/v1/validate/ack", ack)) {
             Ok(()) => {
@@ -874,7 +913,70 @@ impl Merchant {
                     tracing::warn!(%tx, error = %e, "could not close an acknowledged collection");
                 }
             }
+            Err(e) if e.refuses_the_bytes() => {
+                tracing::info!(%tx, error = %e, "the issuer refused the ack for good; the coins are stored");
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close a collection");
+                }
+            }
             Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),
+        }
+    }
+
+    /// Re-sends the journaled validation of every open order whose issuer
+    /// answer was lost, each order held `Paying` meanwhile (a payer's
+    /// retry is told to retry), and records how it ended as a payment
+    /// attempt would: paid (coins stored, acknowledged), open again after
+    /// a refusal, or still pending.
+    fn retry_pending_collections(&self) {
+        let due: Vec<(PaymentTid, Journaled)> = {
+            let mut orders = lock(&self.orders);
+            let mut due = Vec::new();
+            for (tid, order) in orders.by_tid.iter_mut() {
+                if !matches!(order.status, OrderStatus::Open { pending: Some(_) }) {
+                    continue;
+                }
+                if let OrderStatus::Open {
+                    pending: Some(journaled),
+                } = std::mem::replace(&mut order.status, OrderStatus::Paying)
+                {
+                    due.push((*tid, journaled));
+                }
+            }
+            due
+        };
+        for (tid, journaled) in due {
+            let outcome = self
+                .purse
+                .entry(journaled.tx)
+                .map_err(|e| Unfinished::Dropped(purse_error(e)))
+                .and_then(|entry| {
+                    let awaiting = awaiting_of(&entry).map_err(Unfinished::Kept)?;
+                    self.finish(journaled.tx, &awaiting, &entry.last_sent)
+                        .map(|outcome| awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
+                });
+            let mut orders = lock(&self.orders);
+            let status = match outcome {
+                Ok(result @ PaymentResult::Paid(_)) => {
+                    tracing::info!(tx = %journaled.tx, "a journaled collection was answered on retry");
+                    orders.n_paid_total += 1;
+                    OrderStatus::Paid {
+                        send_coins: journaled.send_coins,
+                        result,
+                    }
+                }
+                Ok(PaymentResult::Rejected(_)) => {
+                    orders.n_rejected_total += 1;
+                    OrderStatus::Open { pending: None }
+                }
+                Err(Unfinished::Kept(_)) => OrderStatus::Open {
+                    pending: Some(journaled),
+                },
+                Err(Unfinished::Dropped(_)) => OrderStatus::Open { pending: None },
+            };
+            if let Some(order) = orders.by_tid.get_mut(&tid) {
+                order.status = status;
+            }
         }
     }
 
@@ -921,13 +1023,17 @@ enum Unfinished {
     Dropped(ApiError),
 }
 
-/// Whether the issuer's error says it refused the request itself, so that
-/// re-sending the same bytes can only be refused again (and it committed
-/// nothing: the issuer refuses before it commits). "Retry" answers (busy,
-/// in flight, a body that timed out), 5xx and lost answers are not.
+/// Whether the issuer's error says the request's own bytes are refused
+/// (malformed, too large, a validation that does not open or check:
+/// 400, 413, 415, 422), so that re-sending them can only be refused again
+/// and nothing was committed (the issuer checks them before its replay
+/// check). Everything else may hide a committed validation whose coins the
+/// merchant is owed: "retry" answers (busy, in flight, a body that timed
+/// out), 5xx, lost answers, and refusals of who the merchant is (401,
+/// 403: not registered, suspended, not enrolled), which a later answer may
+/// lift.
 fn refused_for_good(e: &ClientError) -> bool {
-    matches!(e, ClientError::Refused { status, .. } if (400..500).contains(status))
-        && !e.is_transient()
+    e.refuses_the_bytes()
 }
 
 fn awaiting_of(entry: &JournalEntry) -> Result<PayeeAwaitingIssuance, ApiError> {

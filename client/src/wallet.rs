@@ -285,11 +285,37 @@ impl Wallet {
     /// with a certificate). The new key becomes the purse's only once the
     /// issuer's certificate for it checks; a request the issuer refuses
     /// for good is dropped and the old key stays. The wallet keeps signing
-    /// with the old key: open it again to use the new one.
+    /// with the old key: open it again to use the new one. Refused
+    /// (`WalletError::Invalid`, nothing sent) while the journal holds an
+    /// unanswered validation or refund: the issuer checks a repeat's
+    /// signature under the registered key before it answers with what the
+    /// first one committed.
     pub fn change_key(&self, rsa_bits: usize) -> Result<Certificate, WalletError> {
         let pending = match self.purse.pending_key_change()? {
             Some(pending) => pending,
             None => {
+                // A journaled validation or refund, signed with the current
+                // key and not answered yet (the issuer may have committed
+                // it), is answered only while that key is the registered
+                // one. (A purchase's WRequest1 is signed afresh if refused,
+                // and nothing before it commits.)
+                let signed_and_unanswered = |e: &JournalEntry| {
+                    !e.is_settled()
+                        && matches!(
+                            e.kind,
+                            TxKind::Collect
+                                | TxKind::Change
+                                | TxKind::Refresh
+                                | TxKind::Redeem
+                                | TxKind::Refund
+                        )
+                };
+                if self.purse.in_flight()?.iter().any(signed_and_unanswered) {
+                    return Err(WalletError::Invalid {
+                        what: "key change",
+                        why: "a journaled request signed with the current key is unanswered: resume it first (a shop: serve it until its collections are done)",
+                    });
+                }
                 let sk_new =
                     SecretKey::generate_for(self.suite, rsa_bits).map_err(PurseError::from)?;
                 let request = protocol::flows::key_change::key_change_request(
@@ -532,12 +558,20 @@ impl Wallet {
     }
 
     /// An Issuance2; on failure it stays journaled for [`Wallet::resume`]
-    /// (the coins are stored either way).
+    /// (the coins are stored either way). An ack the issuer refuses for
+    /// good (its session expired, or a crash lost it) closes the entry:
+    /// re-sending it could only be refused again.
     fn deliver_ack(&self, tx: TxRef, path: &str, ack: &[u8]) {
         match self.issuer.http().post_encoded_ack(path, ack) {
             Ok(()) => {
                 if let Err(e) = self.purse.close(tx) {
                     tracing::warn!(%tx, error = %e, "could not close an acknowledged transaction");
+                }
+            }
+            Err(e) if e.refuses_the_bytes() => {
+                tracing::info!(%tx, error = %e, "the issuer refused the ack for good; the coins are stored");
+                if let Err(e) = self.purse.close(tx) {
+                    tracing::warn!(%tx, error = %e, "could not close a transaction");
                 }
             }
             Err(e) => tracing::warn!(%tx, error = %e, "ack not delivered; kept in the journal"),

@@ -161,6 +161,11 @@ pub struct ServeArgs {
     /// Its private key (PEM, 0600); default: the catalog's `tls_key`.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Open (unpaid) orders one client address may hold at once; raise it
+    /// for a shop behind a reverse proxy, where every payer arrives from
+    /// the proxy's address.
+    #[arg(long, default_value_t = client::constants::ORDERS_OPEN_PER_CLIENT_MAX)]
+    pub open_orders_per_client: usize,
     /// TLS towards the issuer; `--insecure-http` also serves the shop over
     /// plain HTTP.
     #[command(flatten)]
@@ -341,7 +346,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (server, owner_link) = client::merchant::serve_merchant_via_validators(
         &config,
         purse,
-        Default::default(),
+        client::merchant::ClientLimits {
+            orders_open_max: args.open_orders_per_client,
+            ..Default::default()
+        },
         &args.validators,
     )
     .with_context(|| format!("serving on {}", config.server.bind))?;
@@ -620,6 +628,7 @@ mod tests {
             redeem_account: None,
             tls_cert: None,
             tls_key: None,
+            open_orders_per_client: 32,
             transport: TransportArgs {
                 issuer_cert: None,
                 insecure_http: true,

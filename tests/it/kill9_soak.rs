@@ -6,7 +6,9 @@
 //! projection), and every purse's coins agree with the issuer: each coin a
 //! purse holds is unspent in the log, each coin it spent is spent there,
 //! the unspent coins of the log are exactly those the purses hold, and the
-//! outstanding e-money is what they hold together.
+//! outstanding e-money is what they hold together. The shop is never
+//! restarted: a payment whose answer a kill cut off reaches it through its
+//! own retry of the journaled validation.
 //!
 //! Bounded: `VC_SOAK_KILLS` kills (10 by default, for CI; `scripts/soak.sh`
 //! runs 50). `VC_SOAK_SEED` replays a run's kill moments.
@@ -209,6 +211,11 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
             &shop_listen,
             "--item",
             &format!("tea={PRICE}"),
+            // Both payers come from 127.0.0.1, and each payment a kill cut
+            // off before its validation leaves its order open (the payer
+            // took its coins back through the issuer).
+            "--open-orders-per-client",
+            "1000",
         ],
     );
     wait_healthy(shop_port);
@@ -249,6 +256,13 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
     for p in &payers {
         ok(dir, &["purse", "pay", &shop_url, "tea", "--purse", p]);
     }
+    // A validation the last kill cut off after the issuer committed it is
+    // still in the shop's journal: its payer, refused "already spent" when
+    // it took its coins back, does not come back for it, and the shop's own
+    // retry collects it. Two retry periods pass before the shop stops.
+    std::thread::sleep(Duration::from_millis(
+        2 * client::constants::MERCHANT_COLLECTION_RETRY_MS + 1_000,
+    ));
     terminate(shop);
     terminate(issuer);
 

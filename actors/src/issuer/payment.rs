@@ -566,14 +566,19 @@ impl IssuerCore {
         Ok(())
     }
 
-    /// Writes the ack session (group-committed with other session writes,
-    /// durable: see "Design choices" in actors/README.md for why not soft);
-    /// a retransmission overwrites it: the newest `K_PY` wins.
+    /// Holds the ack session as a soft write (no fsync of its own: on disk
+    /// with the next durable session group, within the housekeeper's
+    /// period, or at a clean stop); a retransmission overwrites it: the
+    /// newest `K_PY` wins. A crash may lose it and no money goes with it:
+    /// the coins are in the log, a retransmission of the validation is
+    /// answered from its batch with a new ack session, and an Issuance2
+    /// whose session is gone is refused while the coins stay the payee's
+    /// (see "Design choices" in actors/README.md).
     fn keep_ack_session(&self, session: &PaymentAckSession, done: SessionDone) {
         let id = ack_session_id(&session.id_py, &session.tid_py);
         let expires = self.now().plus_secs(self.config.payment_session_secs);
         self.sessions
-            .upsert_then(id, session, expires, Persist::Durable, done);
+            .upsert_then(id, session, expires, Persist::Soft, done);
     }
 
     /// A payment's Issuance2: the payee confirms it holds the new coins.
@@ -581,9 +586,9 @@ impl IssuerCore {
         wait_for_sessions(|done| self.payment_issuance2_then(msg, done))
     }
 
-    /// [`IssuerCore::payment_issuance2`] without waiting for the session's
-    /// tombstone to be written: `Ok` here means the ack checked out, and it
-    /// may be answered once `done` is told the tombstone is durable. On
+    /// [`IssuerCore::payment_issuance2`] with the session's tombstone
+    /// reported to `done` (a soft write, told at once): `Ok` here means the
+    /// ack checked out, and it may be answered once `done` is told. On
     /// `Err`, `done` may never be called.
     pub(crate) fn payment_issuance2_then(
         &self,
@@ -605,7 +610,7 @@ impl IssuerCore {
         // spend the real one's place.
         open_payment_issuance2(&session, msg)?;
         self.sessions
-            .use_up_then(id, now, Persist::Durable, move |used| {
+            .use_up_then(id, now, Persist::Soft, move |used| {
                 // Two acks racing past `get`: the second finds the session used,
                 // and a retried ack is answered the same.
                 done(match used {

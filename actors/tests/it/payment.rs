@@ -350,6 +350,63 @@ fn a_retransmitted_validation_gets_the_same_coins() {
     h.assert_conserved();
 }
 
+/// The ack session is a soft write (no fsync of its own), so a crash after
+/// the payment's batch is durable may lose it. The issuer restarts over the
+/// sessions file such a crash leaves (as it was before the payment): the
+/// payee's Issuance2 of the first answer is refused and nothing else is;
+/// the coins stay unspent in the log, the payee's, and a retransmission of
+/// the validation gets the same coins with a new ack session, whose
+/// Issuance2 is taken.
+#[test]
+fn a_payment_whose_ack_session_a_crash_lost_is_recovered_by_its_retransmission() {
+    let (mut h, alice, shop) = setup();
+    let coins = h.buy(&alice, spec(&[(1, 250)]));
+    let (payee_state, _payer, _inv, send) = h.send_coins(&alice, &shop, coins);
+    let sessions = h.dir.path().join("issuer").join("sessions.redb");
+    h.core = None;
+    let before_payment = std::fs::read(&sessions).expect("sessions file");
+    h.restart();
+
+    let (first, vreq1) = h.validation(&payee_state, &send, refresh(250));
+    let iss1 = h.core().validate(&vreq1).expect("iss1");
+    let PayeeOutcome::Coins { coins: got1, ack } =
+        first.on_issuance1(shop.sk, &iss1).expect("opens")
+    else {
+        panic!("expected coins");
+    };
+    // The crash: the batch is in the log, the ack session never reached
+    // the disk.
+    h.core = None;
+    std::fs::write(&sessions, &before_payment).expect("the crash's sessions file");
+    h.restart();
+
+    assert!(matches!(
+        h.core().payment_issuance2(&ack),
+        Err(IssuerError::Session(SessionError::Unknown))
+    ));
+    for coin in &got1 {
+        assert!(
+            h.core().unspent_coin(&coin.id()).is_some(),
+            "the payee's coin is unspent"
+        );
+    }
+    let (second, vreq2) = h.validation(&payee_state, &send, refresh(250));
+    let iss1_again = h
+        .core()
+        .validate(&vreq2)
+        .expect("the retransmission is answered");
+    let PayeeOutcome::Coins { coins: got2, ack } =
+        second.on_issuance1(shop.sk, &iss1_again).expect("opens")
+    else {
+        panic!("expected coins");
+    };
+    assert_eq!(got1, got2, "the same coins, from the logged batch");
+    h.core()
+        .payment_issuance2(&ack)
+        .expect("the new ack session takes its Issuance2");
+    h.assert_conserved();
+}
+
 /// Spoiler 1: a flipped MAC bit in Issuance1 makes the payee refuse it; its
 /// retry gets the same new coins, which nobody else can open.
 #[test]
