@@ -933,13 +933,10 @@ impl Merchant {
             let mut orders = lock(&self.orders);
             let mut due = Vec::new();
             for (tid, order) in orders.by_tid.iter_mut() {
-                if !matches!(order.status, OrderStatus::Open { pending: Some(_) }) {
-                    continue;
-                }
-                if let OrderStatus::Open {
-                    pending: Some(journaled),
-                } = std::mem::replace(&mut order.status, OrderStatus::Paying)
+                if let OrderStatus::Open { pending } = &mut order.status
+                    && let Some(journaled) = pending.take()
                 {
+                    order.status = OrderStatus::Paying;
                     due.push((*tid, journaled));
                 }
             }
