@@ -38,6 +38,7 @@ use crate::bank::Bank;
 use crate::issuer::validation::{self, Steps, session_done, session_written};
 use crate::issuer::{
     EpochInfo, IssuerConfig, IssuerCore, IssuerError, LOG_CHECKPOINT_EVERY_MS, PurchaseStatus,
+    ValidationOutcome,
 };
 
 /// One step run on a crypto worker.
@@ -410,20 +411,28 @@ impl Issuer {
 
     /// ValidationRequest -> Issuance1 (payment, change, refresh, redeem).
     pub async fn validate(&self, msg: ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        validation::validate(&self.coordinator, validation::Presented::Sealed(msg)).await
+        validation::validate_and_answer(&self.coordinator, msg).await
     }
 
     /// A payment a validator node opened (both envelopes, the payee's
-    /// signature under the key [`Issuer::registered_key`] gave it, P3, the
-    /// amount): the rest of the one validation sequence, from the payee's
-    /// standing and the replay check to the durable commit and the answer.
-    pub async fn validate_opened(
+    /// signature under `checked_under`, P3, the amount): the rest of the
+    /// one validation sequence, from the payee's standing, the check that
+    /// `checked_under` is its registered key
+    /// ([`IssuerError::PayeeKeyChanged`] if not) and the replay check to
+    /// the durable commit. The outcome is decided, not said: the node
+    /// seals or signs it ([`ValidationOutcome::answer`]), so this does no
+    /// public-key work.
+    pub async fn decide_opened(
         &self,
         opened: protocol::flows::issuer::OpenedValidation,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+        checked_under: protocol::crypto::PublicKey,
+    ) -> Result<ValidationOutcome, IssuerError> {
         validation::validate(
             &self.coordinator,
-            validation::Presented::Opened(Box::new(opened)),
+            validation::Presented::Opened {
+                opened: Box::new(opened),
+                checked_under: Box::new(checked_under),
+            },
         )
         .await
     }

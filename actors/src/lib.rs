@@ -75,6 +75,7 @@ pub use issuer::{USER_INDEX_PUBLIC_KEY_FILE, user_index_key::install as install_
 
 // Errors, one enum per job.
 #[cfg(not(loom))]
+pub use issuer::{DecidedPayment, ValidationOutcome};
 pub use issuer::{DisclosureLogError, IssuerError, ReturnedDebitError, SnapshotError};
 pub use sessions::SessionError;
 

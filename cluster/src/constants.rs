@@ -4,7 +4,7 @@
 use ledger::constants::COINS_PER_TX_MAX;
 
 /// The version byte every frame and handshake message starts with.
-pub const CLUSTER_WIRE_VERSION: u8 = 2;
+pub const CLUSTER_WIRE_VERSION: u8 = 3;
 /// Longest frame body accepted, in bytes (a batch of events plus the frame
 /// header and MAC). Checked before anything is allocated or decoded.
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
@@ -47,6 +47,10 @@ pub const BATCH_BEHIND_LOG_SECS_MAX: u64 = 60;
 /// How far after the sequencer's own clock a commit may be dated, within
 /// the auditor's `LOG_TIME_FUTURE_SKEW_MAX_SECS`.
 pub const BATCH_AHEAD_OF_CLOCK_SECS_MAX: u64 = 60;
+/// Most payees' keys a validator node keeps (each checked by the issuer
+/// at every payment, so a stale one costs a second round, never a wrong
+/// answer); a full cache is emptied.
+pub const PAYEE_KEYS_CACHED_MAX: usize = 65_536;
 /// How often a standby tries to take the lease.
 pub const STANDBY_POLL_MS: u64 = 200;
 

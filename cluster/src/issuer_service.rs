@@ -4,17 +4,22 @@
 //! and mint), so the coins a validator's payment spends and the coins the
 //! issuer's own gateway sees are one set, never two views of one log.
 //!
-//! A validator node does a payment's public-key work (opening both
-//! envelopes, the payee's signature under the key [`PaymentCall::RegisteredKey`]
-//! gives it); this service runs the rest of the issuer's one validation
-//! sequence on what the node opened ([`Issuer::validate_opened`]) and
-//! answers the `PaymentIssuance1` only once its batch is durable. Raw
-//! commit requests are the bare [`crate::Sequencer`]'s: refused here.
+//! A validator node does a payment's public-key work: opening both
+//! envelopes, the payee's signature under the key it holds for the payee
+//! ([`PaymentCall::RegisteredKey`] gives it, the node keeps it), and
+//! saying the answer (sealing new coins to the payee, signing a receipt
+//! or a refusal). This service runs the rest of the issuer's one
+//! validation sequence on what the node opened ([`Issuer::decide_opened`]:
+//! the key still the registered one, standing, replay check, enrollment,
+//! tags, reserve, durable commit, the ack session) and answers the
+//! decision only once its batch is durable. Raw commit requests are the
+//! bare [`crate::Sequencer`]'s: refused here.
 
 use std::future::Future;
 
-use actors::{CoinPresence, Issuer, IssuerError};
+use actors::{CoinPresence, Issuer, IssuerError, ValidationOutcome};
 use ledger::{CoinId, TxId};
+use protocol::crypto::PublicKey;
 use protocol::flows::issuer::OpenedValidation;
 use protocol::wire::payment::PaymentIssuance2;
 
@@ -85,6 +90,7 @@ impl IssuerService {
 pub fn payment_refusal(e: IssuerError) -> PaymentRefusal {
     match e {
         IssuerError::InFlight => PaymentRefusal::InFlight,
+        IssuerError::PayeeKeyChanged => PaymentRefusal::KeyChanged,
         IssuerError::UnknownParticipant
         | IssuerError::Flow(protocol::flows::FlowError::UnknownParticipant) => {
             PaymentRefusal::NotRegistered
@@ -160,7 +166,10 @@ impl Service for IssuerService {
                 Ok(key) => PaymentAnswer::Key(key.map(|k| k.to_ledger().0)),
                 Err(e) => PaymentAnswer::Refused(payment_refusal(e)),
             }),
-            PaymentCall::Validate { opened } => {
+            PaymentCall::Validate {
+                opened,
+                checked_under,
+            } => {
                 let opened: OpenedValidation = match postcard::from_bytes(&opened) {
                     Ok(opened) => opened,
                     Err(_) => {
@@ -169,10 +178,19 @@ impl Service for IssuerService {
                         )));
                     }
                 };
+                let Ok(checked_under) = PublicKey::from_spki_der(&checked_under) else {
+                    return reply(PaymentAnswer::Refused(PaymentRefusal::KeyChanged));
+                };
                 self.spawn(
                     async move {
-                        match issuer.validate_opened(opened).await {
-                            Ok(answer) => PaymentAnswer::Issuance1(protocol::wire::encode(&answer)),
+                        match issuer.decide_opened(opened, checked_under).await {
+                            Ok(ValidationOutcome::Decided(decided)) => PaymentAnswer::Decided(
+                                // Serializing our own type into a Vec does not fail.
+                                postcard::to_allocvec(&decided.decision).unwrap_or_default(),
+                            ),
+                            Ok(ValidationOutcome::Signed(answer)) => {
+                                PaymentAnswer::Issuance1(protocol::wire::encode(&answer))
+                            }
                             Err(e) => PaymentAnswer::Refused(payment_refusal(e)),
                         }
                     },

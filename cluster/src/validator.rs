@@ -1,32 +1,46 @@
 //! [`Validator`]: a validator node's payment work. It holds the issuer's
-//! key and no state: it opens a `ValidationRequest` (both envelopes, the
-//! payee's signature under the key the issuer's registry gives it, P3 and
-//! the amount), hands what it opened to the issuer's sequencer
-//! ([`crate::IssuerService`]), and returns the `PaymentIssuance1` the
-//! sequencer sends once the payment's batch is durable. Cut off from the
-//! sequencer, every call is [`ValidatorError::Unavailable`] (503 with
+//! key, the payees' keys it has read, and no coin state: it opens a
+//! `ValidationRequest` (both envelopes, the payee's signature under the
+//! key it holds for the payee, P3 and the amount), hands what it opened
+//! and the key it checked under to the issuer's sequencer
+//! ([`crate::IssuerService`]), and says the decision the sequencer sends
+//! once the payment's batch is durable: new coins sealed to the payee's
+//! key, a receipt or refusal signed with the issuer's key. Cut off from
+//! the sequencer, every call is [`ValidatorError::Unavailable`] (503 with
 //! Retry-After): a node never answers from a guess.
 //!
 //! ```text
 //! client ──HTTPS──► node: open E*_I(…) with SK_I        (public-key work)
-//!                   node ──RegisteredKey{ID_PY}──► sequencer: registry
+//!                   node ──RegisteredKey{ID_PY}──► sequencer (first payment only)
 //!                   node: verify the payee's signature, open EncC_1
-//!                   node ──Validate{opened}──────► sequencer: standing, replay
-//!                        check, enrollment, tags, reserve, durable commit,
-//!                        Issuance1 and its ack session
-//! client ◄──HTTPS── node ◄──Issuance1 (durable)─── sequencer
+//!                   node ──Validate{opened, key}──► sequencer: key still
+//!                        registered, standing, replay check, enrollment,
+//!                        tags, reserve, durable commit, ack session (K_I)
+//!                   node ◄──decision (durable)──── sequencer
+//!                   node: seal coins to PK_PY / sign  (public-key work)
+//! client ◄──HTTPS── node
 //! ```
+//!
+//! The payees' keys are kept because the issuer checks, at every payment,
+//! that the key a node checked under is the registered one: a key changed
+//! since costs a second round ([`PaymentRefusal::KeyChanged`], or a
+//! signature that fails under the kept key), never a payment decided on
+//! the old key's word.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ledger::{ParticipantId, Timestamp};
 use protocol::crypto::{PublicKey, SecretKey, SuiteId};
 use protocol::flows::FlowError;
-use protocol::flows::issuer::{open_validation_request, reject_payment};
+use protocol::flows::issuer::{
+    OpenedValidation, PaymentDecision, open_validation_request, reject_payment,
+};
 use protocol::wire::RejectSubject;
 use protocol::wire::payment::{PaymentIssuance1, PaymentIssuance2, ValidationRequest};
 
 use crate::client::{CommitError, SequencerClient};
+use crate::constants::PAYEE_KEYS_CACHED_MAX;
 use crate::wire::{PaymentAnswer, PaymentCall, PaymentRefusal};
 
 /// Why a node could not answer a payment.
@@ -68,6 +82,16 @@ pub struct Validator {
     id_i: ParticipantId,
     suite: SuiteId,
     sequencer: SequencerClient,
+    /// Payees' registered keys as the sequencer gave them; each use is
+    /// checked by the issuer.
+    payee_keys: Arc<Mutex<HashMap<ParticipantId, PublicKey>>>,
+}
+
+/// Where the key a request was checked under came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeySource {
+    Kept,
+    Fresh,
 }
 
 impl std::fmt::Debug for Validator {
@@ -89,6 +113,7 @@ impl Validator {
                 .unwrap_or_else(|_| unreachable!("the issuer's id is a valid id")),
             suite,
             sequencer,
+            payee_keys: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -115,17 +140,44 @@ impl Validator {
         // Cut off: say so before spending a public-key operation on a
         // request nobody can decide.
         self.ensure_reachable()?;
-        let mut looked_up: Result<(), ValidatorError> = Ok(());
-        let opened = open_validation_request(&self.sk_i, msg, |id| match self.registered_key(id) {
-            Ok(key) => key,
-            Err(e) => {
-                looked_up = Err(e);
-                None
-            }
-        });
+        match self.validate_under(msg, KeySource::Kept) {
+            // The payee's key changed since this node read it: read it
+            // again and check once more.
+            Err(Retry::WithFreshKey) => match self.validate_under(msg, KeySource::Fresh) {
+                Err(Retry::WithFreshKey) => {
+                    Err(ValidatorError::Refused(PaymentRefusal::KeyChanged))
+                }
+                Err(Retry::No(e)) => Err(e),
+                Ok(answer) => Ok(answer),
+            },
+            Err(Retry::No(e)) => Err(e),
+            Ok(answer) => Ok(answer),
+        }
+    }
+
+    /// One try of [`Validator::validate`], with the payee's key as kept
+    /// (read if not kept) or read afresh.
+    fn validate_under(
+        &self,
+        msg: &ValidationRequest,
+        source: KeySource,
+    ) -> Result<PaymentIssuance1, Retry> {
+        let mut looked_up: Result<Option<(PublicKey, KeySource)>, ValidatorError> = Ok(None);
+        let opened =
+            open_validation_request(&self.sk_i, msg, |id| match self.payee_key(id, source) {
+                Ok(Some((key, from))) => {
+                    looked_up = Ok(Some((key.clone(), from)));
+                    Some(key)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    looked_up = Err(e);
+                    None
+                }
+            });
         // The registry was not read: nothing may be concluded of the
         // signature (a decoy key failed it).
-        looked_up?;
+        let key = looked_up.map_err(Retry::No)?;
         let opened = match opened {
             Ok(opened) => opened,
             // The issuer signs its refusals of P3 and the amount.
@@ -142,17 +194,55 @@ impl Validator {
                     Timestamp::now(),
                 ));
             }
-            Err(e) => return Err(e.into()),
+            // A kept key may be one the payee has since replaced.
+            Err(FlowError::BadSignature { .. }) if matches!(key, Some((_, KeySource::Kept))) => {
+                return Err(Retry::WithFreshKey);
+            }
+            Err(e) => return Err(Retry::No(e.into())),
+        };
+        let Some((key, _)) = key else {
+            // Opened means the signature checked under a registered key.
+            return Err(Retry::No(ValidatorError::BadAnswer));
         };
         // Serializing our own type into a Vec does not fail.
-        let opened = postcard::to_allocvec(&opened).map_err(|_| ValidatorError::BadAnswer)?;
-        match self.sequencer.payment(PaymentCall::Validate { opened })? {
-            PaymentAnswer::Issuance1(bytes) => {
-                protocol::wire::decode(&bytes).map_err(|_| ValidatorError::BadAnswer)
+        let bytes =
+            postcard::to_allocvec(&opened).map_err(|_| Retry::No(ValidatorError::BadAnswer))?;
+        let call = PaymentCall::Validate {
+            opened: bytes,
+            checked_under: key.to_ledger().0,
+        };
+        match self
+            .sequencer
+            .payment(call)
+            .map_err(|e| Retry::No(e.into()))?
+        {
+            PaymentAnswer::Decided(bytes) => {
+                let decision: PaymentDecision = postcard::from_bytes(&bytes)
+                    .map_err(|_| Retry::No(ValidatorError::BadAnswer))?;
+                self.say(&opened, &decision, &key).map_err(Retry::No)
             }
-            PaymentAnswer::Refused(refusal) => Err(ValidatorError::Refused(refusal)),
-            _ => Err(ValidatorError::BadAnswer),
+            PaymentAnswer::Issuance1(bytes) => {
+                protocol::wire::decode(&bytes).map_err(|_| Retry::No(ValidatorError::BadAnswer))
+            }
+            PaymentAnswer::Refused(PaymentRefusal::KeyChanged) => {
+                self.forget_key(&opened.id_py);
+                Err(Retry::WithFreshKey)
+            }
+            PaymentAnswer::Refused(refusal) => Err(Retry::No(ValidatorError::Refused(refusal))),
+            _ => Err(Retry::No(ValidatorError::BadAnswer)),
         }
+    }
+
+    /// The issuer's decision said to the payee: new coins sealed to the key
+    /// its signature checked under (which the issuer confirmed is its
+    /// registered key), a receipt or refusal signed.
+    fn say(
+        &self,
+        opened: &OpenedValidation,
+        decision: &PaymentDecision,
+        payee_key: &PublicKey,
+    ) -> Result<PaymentIssuance1, ValidatorError> {
+        Ok(decision.answer(&self.sk_i, &self.id_i, opened, Some(payee_key))?)
     }
 
     /// A payment's Issuance2, checked and used up by the issuer.
@@ -175,6 +265,32 @@ impl Validator {
         }
     }
 
+    /// The payee's key: as kept, or read from the issuer (and kept).
+    fn payee_key(
+        &self,
+        id: &ParticipantId,
+        source: KeySource,
+    ) -> Result<Option<(PublicKey, KeySource)>, ValidatorError> {
+        if source == KeySource::Kept
+            && let Some(key) = ledger::sync::lock(&self.payee_keys).get(id)
+        {
+            return Ok(Some((key.clone(), KeySource::Kept)));
+        }
+        let key = self.registered_key(id)?;
+        if let Some(key) = &key {
+            let mut kept = ledger::sync::lock(&self.payee_keys);
+            if kept.len() >= PAYEE_KEYS_CACHED_MAX {
+                kept.clear();
+            }
+            kept.insert(id.clone(), key.clone());
+        }
+        Ok(key.map(|key| (key, KeySource::Fresh)))
+    }
+
+    fn forget_key(&self, id: &ParticipantId) {
+        ledger::sync::lock(&self.payee_keys).remove(id);
+    }
+
     fn registered_key(&self, id: &ParticipantId) -> Result<Option<PublicKey>, ValidatorError> {
         match self
             .sequencer
@@ -188,4 +304,11 @@ impl Validator {
             _ => Err(ValidatorError::BadAnswer),
         }
     }
+}
+
+/// Whether a try of a validation is worth a second with the payee's key
+/// read afresh.
+enum Retry {
+    WithFreshKey,
+    No(ValidatorError),
 }

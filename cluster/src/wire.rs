@@ -106,11 +106,17 @@ pub enum PaymentCall {
     RegisteredKey { id: ParticipantId },
     /// A ValidationRequest the node opened: postcard of
     /// `protocol::flows::issuer::OpenedValidation` (both envelopes open,
-    /// the payee's signature checked under the registered key, P3 and
-    /// the amount checked). The issuer runs the rest of its validation
-    /// (standing, replay check, enrollment, tags, reserve, durable commit,
-    /// answer) and answers `PaymentIssuance1`.
-    Validate { opened: Vec<u8> },
+    /// the payee's signature checked under `checked_under`, the SPKI DER
+    /// of the key the node holds for the payee; P3 and the amount
+    /// checked). The issuer checks that `checked_under` is the payee's
+    /// registered key (`KeyChanged` if not), runs the rest of its
+    /// validation (standing, replay check, enrollment, tags, reserve,
+    /// durable commit) and answers its decision, which the node seals or
+    /// signs.
+    Validate {
+        opened: Vec<u8>,
+        checked_under: Vec<u8>,
+    },
     /// A payment's Issuance2 as the payee sent it (wire encoding).
     Acknowledge { ack: Vec<u8> },
 }
@@ -120,8 +126,13 @@ pub enum PaymentCall {
 pub enum PaymentAnswer {
     /// `RegisteredKey`: the SPKI DER of the key, if registered.
     Key(Option<Vec<u8>>),
-    /// `Validate`: `PaymentIssuance1` in its wire encoding (new coins, a
-    /// receipt, or a signed refusal), sent only once its batch is durable.
+    /// `Validate`: postcard of `protocol::flows::issuer::PaymentDecision`
+    /// (new coins with `K_I`, a receipt, a refusal), sent only once a
+    /// committing decision's batch is durable; the node says it to the
+    /// payee (seals the coins to the key it checked, signs the rest).
+    Decided(Vec<u8>),
+    /// `Validate`, answered already signed: `PaymentIssuance1` in its
+    /// wire encoding.
     Issuance1(Vec<u8>),
     /// `Acknowledge`: the ack checked and its session used up, durably.
     Acknowledged,
@@ -139,6 +150,10 @@ pub enum PaymentRefusal {
     InFlight,
     #[error("participant is not registered")]
     NotRegistered,
+    /// The key the node checked the payee's signature under is not the
+    /// payee's registered key now: the node reads it again.
+    #[error("the payee's registered key changed")]
+    KeyChanged,
     #[error("the participant is suspended by the issuer's operator")]
     Suspended,
     #[error("the participant is revoked by the issuer's operator")]

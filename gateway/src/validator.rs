@@ -64,7 +64,9 @@ pub fn validator_error(e: ValidatorError) -> ApiError {
             PaymentRefusal::Refused(reason) => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::Refused, reason)
             }
-            PaymentRefusal::Busy => ApiError::overloaded(),
+            // The payee's key changed twice while the node checked: the
+            // client's retry is checked under the newest.
+            PaymentRefusal::Busy | PaymentRefusal::KeyChanged => ApiError::overloaded(),
             other => ApiError::internal("sequencer", &other),
         },
         other => ApiError::internal("sequencer", &other),

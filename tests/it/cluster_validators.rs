@@ -492,3 +492,57 @@ fn a_node_with_no_issuer_answers_503_with_retry_after_on_the_wire() {
     assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
     terminate(node);
 }
+
+/// A node keeps the payees' keys it has read. The issuer checks at every
+/// payment that the key a node checked the payee's signature under is
+/// the payee's registered key: after the shop changes its key, a thief
+/// holding the old one (a copy of the old purse) is refused through the
+/// node that kept it, and the shop's new key is read again and served.
+#[test]
+fn a_node_never_pays_on_a_payees_replaced_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let c = cluster(dir);
+    alice_with_coins(dir, &c.issuer_url(), 4);
+    an_enrolled_shop(dir, &c.issuer_url());
+    // One payment through node 0: it reads and keeps the shop's key.
+    let (shop, shop_url) = serve_shop(dir, &[c.node_url(0)]);
+    let out = pay(dir, &shop_url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    terminate(shop);
+    // The thief's copy of the shop's purse, then the shop changes its key.
+    std::fs::copy(dir.join("shop.purse"), dir.join("thief.purse")).expect("copy the purse");
+    ok(dir, &["merchant", "change-key", "--purse", "shop.purse"]);
+    // The thief's shop signs with the old key, which node 0 still keeps.
+    std::fs::rename(dir.join("shop.purse"), dir.join("shop.purse.new")).expect("set aside");
+    std::fs::rename(dir.join("thief.purse"), dir.join("shop.purse")).expect("the thief's purse");
+    let (thief, thief_url) = serve_shop(dir, &[c.node_url(0)]);
+    let out = pay(dir, &thief_url);
+    assert!(
+        !out.status.success(),
+        "a payment to the replaced key was validated: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    terminate(thief);
+    // The shop with its new key is served through the same node.
+    std::fs::rename(dir.join("shop.purse"), dir.join("thief.purse")).expect("set aside");
+    std::fs::rename(dir.join("shop.purse.new"), dir.join("shop.purse")).expect("the shop's purse");
+    let (shop, shop_url) = serve_shop(dir, &[c.node_url(0)]);
+    let out = pay(dir, &shop_url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    terminate(shop);
+    for (node, _) in c.nodes {
+        terminate(node);
+    }
+    terminate(c.issuer);
+    let report = audit(dir);
+    assert!(report.contains("AUDIT PASSED"), "{report}");
+}

@@ -175,6 +175,11 @@ pub enum IssuerError {
     InFlight,
     #[error("participant is not registered")]
     UnknownParticipant,
+    /// A validator node checked the payee's signature under a key that is
+    /// not the payee's registered key now (it changed since the node read
+    /// it): nothing was decided; the node reads the key again.
+    #[error("the payee's registered key is not the key its request was checked under")]
+    PayeeKeyChanged,
     #[error("identity already registered with another key")]
     IdentityTaken,
     /// The id names the issuer or one of its services.

@@ -41,5 +41,6 @@ pub use self::disclosure::DisclosureLogError;
 pub use self::epoch_end::{EPOCH_DRAIN_WAIT_MS, EpochErasure, EpochRevocation};
 pub use self::log_state_checkpoint::{LOG_STATE_SNAPSHOT_FILE, SnapshotError};
 pub use self::log_stats::LogCommitStats;
+pub use self::payment::{DecidedPayment, ValidationOutcome};
 pub use self::returned_debit::ReturnedDebitError;
 pub use self::user_index_key::USER_INDEX_PUBLIC_KEY_FILE;

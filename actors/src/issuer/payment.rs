@@ -11,10 +11,11 @@
 use ledger::{
     Amount, Coin, CoinBody, CoinId, Event, IssueCause, ParticipantId, Role, Timestamp, TxId,
 };
+use protocol::crypto::PublicKey;
 use protocol::flows::FlowError;
 use protocol::flows::issuer::{
-    OpenedValidation, PaymentAckSession, build_payment_issuance1, open_payment_issuance2,
-    open_validation_request, payment_receipt, reject_payment,
+    CoinGrant, OpenedValidation, PaymentAckSession, PaymentDecision, grant_payment_coins,
+    open_payment_issuance2, open_validation_request, reject_payment,
 };
 use protocol::wire::RejectReason;
 use protocol::wire::common::PaymentTid;
@@ -63,10 +64,70 @@ pub(crate) fn wait_for_sessions<R>(
     Ok(result)
 }
 
+/// A validation's outcome, before the public-key work of saying it to the
+/// payee, which runs where the request was opened: the issuer's own
+/// gateway ([`ValidationOutcome::answer`]) or the validator node that
+/// opened it.
+#[derive(Debug)]
+pub enum ValidationOutcome {
+    /// Refused while the request was opened (P3, the amount): signed.
+    Signed(PaymentIssuance1),
+    /// Decided of an opened request: new coins, a receipt or a refusal.
+    Decided(Box<DecidedPayment>),
+}
+
+/// What the issuer decided of one opened request.
+#[derive(Debug)]
+pub struct DecidedPayment {
+    pub opened: OpenedValidation,
+    pub decision: PaymentDecision,
+    /// The payee's registered key, which new coins are sealed to.
+    pub payee_key: Option<PublicKey>,
+}
+
+impl ValidationOutcome {
+    fn decided(
+        opened: OpenedValidation,
+        decision: PaymentDecision,
+        payee_key: Option<PublicKey>,
+    ) -> ValidationOutcome {
+        ValidationOutcome::Decided(Box::new(DecidedPayment {
+            opened,
+            decision,
+            payee_key,
+        }))
+    }
+
+    /// Whether saying it takes a signature (a receipt or a refusal), which
+    /// may be RSA: the actor shell runs those on a crypto worker.
+    pub(crate) fn needs_signature(&self) -> bool {
+        match self {
+            ValidationOutcome::Signed(_) => false,
+            ValidationOutcome::Decided(d) => !matches!(d.decision, PaymentDecision::NewCoins(_)),
+        }
+    }
+
+    /// The Issuance1 that says it: new coins sealed to the payee's key, a
+    /// receipt or refusal signed with `sk_i`.
+    pub fn answer(
+        self,
+        sk_i: &protocol::crypto::SecretKey,
+        id_i: &ParticipantId,
+    ) -> Result<PaymentIssuance1, FlowError> {
+        match self {
+            ValidationOutcome::Signed(answer) => Ok(answer),
+            ValidationOutcome::Decided(d) => {
+                d.decision
+                    .answer(sk_i, id_i, &d.opened, d.payee_key.as_ref())
+            }
+        }
+    }
+}
+
 /// What step 1 of a validation decided.
 pub(crate) enum Opened {
     /// Final: a refusal or the outcome of a committed repeat.
-    Answered(PaymentIssuance1),
+    Answered(ValidationOutcome),
     /// Reserve `pending.opened.serials()` for `pending.tx`, then stage.
     Reserve(Pending),
 }
@@ -80,7 +141,7 @@ pub(crate) struct Pending {
 
 /// What step 2 of a validation decided.
 pub(crate) enum Staged {
-    Answered(PaymentIssuance1),
+    Answered(ValidationOutcome),
     Commit(Box<StagedPayment>),
 }
 
@@ -90,15 +151,16 @@ pub(crate) struct StagedPayment {
     /// The batch, its reserved inputs and the coins it issues.
     pub(crate) commit: Commit,
     redeem: bool,
-    /// New coins' Issuance1, built before the log append (its ack session
-    /// is written meanwhile); sent only once the batch is durable.
-    prepared: Option<PaymentIssuance1>,
+    /// New coins, granted before the log append (their ack session is
+    /// written meanwhile), with the payee's key; said only once the batch
+    /// is durable.
+    prepared: Option<(CoinGrant, PublicKey)>,
 }
 
 /// What the checks of step 1 concluded.
 enum Checked {
     Pass(Payout),
-    Refused(PaymentIssuance1),
+    Refused(ValidationOutcome),
 }
 
 /// What a validated payment pays out, decided before the commit.
@@ -120,10 +182,20 @@ impl IssuerCore {
     /// path (`Issuer::validate`) runs the same sequence with its expensive
     /// steps on the crypto workers.
     pub fn validate(&self, msg: &ValidationRequest) -> Result<PaymentIssuance1, IssuerError> {
-        block_on(super::validation::validate(
+        let outcome = block_on(super::validation::validate(
             &super::validation::Inline(self),
             super::validation::Presented::Sealed(msg.clone()),
-        ))
+        ))?;
+        self.answer(outcome)
+    }
+
+    /// Says a validation's outcome: seals new coins, signs a receipt or a
+    /// refusal.
+    pub(crate) fn answer(
+        &self,
+        outcome: ValidationOutcome,
+    ) -> Result<PaymentIssuance1, IssuerError> {
+        Ok(outcome.answer(&self.sk_i, &self.id_i)?)
     }
 
     fn reject(
@@ -131,15 +203,16 @@ impl IssuerCore {
         opened: &OpenedValidation,
         reason: RejectReason,
         bad_coins: Vec<CoinId>,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+    ) -> Result<ValidationOutcome, IssuerError> {
         tracing::debug!(?reason, n_bad = bad_coins.len(), "payment refused");
-        Ok(reject_payment(
-            &self.sk_i,
-            opened.id_py.clone(),
-            opened.tid_py,
-            reason,
-            bad_coins,
-            self.now(),
+        Ok(ValidationOutcome::decided(
+            opened.clone(),
+            PaymentDecision::Rejected {
+                reason,
+                bad_coins,
+                at: self.now(),
+            },
+            None,
         ))
     }
 
@@ -174,14 +247,14 @@ impl IssuerCore {
                 subject: protocol::wire::RejectSubject::Payment { id_py, tid_py },
                 reason,
             }) => {
-                return Ok(Opened::Answered(reject_payment(
+                return Ok(Opened::Answered(ValidationOutcome::Signed(reject_payment(
                     &self.sk_i,
                     id_py,
                     tid_py,
                     reason,
                     Vec::new(),
                     now,
-                )));
+                ))));
             }
             Err(e) => return Err(e.into()),
         };
@@ -189,14 +262,24 @@ impl IssuerCore {
     }
 
     /// Step 1 of a request a validator node opened (its envelopes, the
-    /// payee's signature under the key this issuer's registry gave it, P3
-    /// and the amount): the payee's standing, then as
+    /// payee's signature under `checked_under`, P3 and the amount): the
+    /// payee's standing, that `checked_under` is the payee's registered
+    /// key now (a node may hold a key the payee has since changed: its
+    /// signature proves nothing, and the node asks again), then as
     /// [`IssuerCore::validation_open`] from the replay check on.
     pub(crate) fn validation_forwarded(
         &self,
         opened: OpenedValidation,
+        checked_under: &PublicKey,
     ) -> Result<Opened, IssuerError> {
         self.require_good_standing(&opened.id_py)?;
+        let registered = self
+            .registry
+            .get(&opened.id_py)?
+            .ok_or(IssuerError::UnknownParticipant)?;
+        if registered.public_key.to_ledger() != checked_under.to_ledger() {
+            return Err(IssuerError::PayeeKeyChanged);
+        }
         self.validation_checked(opened, Instant::now())
     }
 
@@ -294,7 +377,7 @@ impl IssuerCore {
         &self,
         pending: &Pending,
         e: &crate::shard::ReserveError,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+    ) -> Result<ValidationOutcome, IssuerError> {
         self.validation_abandon(pending.tx);
         let (reason, mut bad) = reserve_reason(e);
         if reason == RejectReason::AlreadySpent {
@@ -418,10 +501,9 @@ impl IssuerCore {
                     .iter()
                     .map(|b| self.tagged(*b))
                     .collect::<Result<Vec<_>, _>>()?;
-                let (answer, session) =
-                    build_payment_issuance1(&opened, payee_key, &self.id_i, coins)?;
+                let (grant, session) = grant_payment_coins(&opened, coins)?;
                 self.keep_ack_session(&session, done);
-                Some(answer)
+                Some((grant, (**payee_key).clone()))
             }
             Payout::Redeem(_) | Payout::Aggregate(_) => {
                 done(Ok(()));
@@ -459,12 +541,16 @@ impl IssuerCore {
     /// new-coins case inline.
     pub(crate) fn validation_finish(
         &self,
-        staged: &StagedPayment,
+        staged: StagedPayment,
         at: CommitRef,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+    ) -> Result<ValidationOutcome, IssuerError> {
         tracing::debug!(tx = %staged.commit.tx(), seq = %at.first_seq, "payment committed");
-        match &staged.prepared {
-            Some(answer) => Ok(answer.clone()),
+        match staged.prepared {
+            Some((grant, payee_key)) => Ok(ValidationOutcome::decided(
+                staged.opened,
+                PaymentDecision::NewCoins(grant),
+                Some(payee_key),
+            )),
             // A receipt writes no session: this does not wait.
             None => wait_for_sessions(|done| {
                 self.answer_committed(&staged.opened, staged.commit.tx(), at, done)
@@ -485,8 +571,8 @@ impl IssuerCore {
             )
     }
 
-    /// Whether the answer was built at staging (new coins), so finishing
-    /// needs no worker.
+    /// Whether the new coins were granted at staging, so finishing needs
+    /// no worker.
     pub(crate) fn is_prepared(staged: &StagedPayment) -> bool {
         staged.prepared.is_some()
     }
@@ -503,7 +589,7 @@ impl IssuerCore {
         tx: TxId,
         at: CommitRef,
         done: SessionDone,
-    ) -> Result<PaymentIssuance1, IssuerError> {
+    ) -> Result<ValidationOutcome, IssuerError> {
         let now = self.now();
         let events = self.read_batch(at)?;
         for event in &events {
@@ -517,10 +603,13 @@ impl IssuerCore {
                         .iter()
                         .map(|b| self.tagged(*b))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let (answer, session) =
-                        build_payment_issuance1(opened, &payee.public_key, &self.id_i, coins)?;
+                    let (grant, session) = grant_payment_coins(opened, coins)?;
                     self.keep_ack_session(&session, done);
-                    return Ok(answer);
+                    return Ok(ValidationOutcome::decided(
+                        opened.clone(),
+                        PaymentDecision::NewCoins(grant),
+                        Some(payee.public_key),
+                    ));
                 }
                 Event::Redeemed { .. } => {
                     // The account and amount are the ones the commit
@@ -528,20 +617,24 @@ impl IssuerCore {
                     // another account (the payee's other enrollment).
                     self.pay_owed_credit(tx)?;
                     done(Ok(()));
-                    return Ok(payment_receipt(
-                        &self.sk_i,
-                        opened,
-                        ReceiptKind::Redeemed,
-                        now,
+                    return Ok(ValidationOutcome::decided(
+                        opened.clone(),
+                        PaymentDecision::Receipt {
+                            kind: ReceiptKind::Redeemed,
+                            at: now,
+                        },
+                        None,
                     ));
                 }
                 Event::Aggregated { .. } => {
                     done(Ok(()));
-                    return Ok(payment_receipt(
-                        &self.sk_i,
-                        opened,
-                        ReceiptKind::Aggregated,
-                        now,
+                    return Ok(ValidationOutcome::decided(
+                        opened.clone(),
+                        PaymentDecision::Receipt {
+                            kind: ReceiptKind::Aggregated,
+                            at: now,
+                        },
+                        None,
                     ));
                 }
                 _ => {}

@@ -6,21 +6,28 @@
 //!
 //! ```text
 //! open, check, replay check (worker)          answered: refusal or committed repeat
-//!   -> reserve inputs (commit path)           busy / spent: signed refusal
-//!   -> stage: events, balanced batch,         expired, bad body: signed refusal
-//!      new coins' Issuance1 + ack session
+//!   -> reserve inputs (commit path)           busy / spent: refusal
+//!   -> stage: events, balanced batch,         expired, bad body: refusal
+//!      new coins' grant (K_I) + ack session
 //!   -> commit path: durable, shards, state    failure: reservations released
-//!   -> answer once the ack session is held (a soft session write)
+//!   -> outcome once the ack session is held (a soft session write)
+//!   -> said: new coins sealed to the payee, a receipt or refusal signed
 //! ```
+//!
+//! The sequence decides a [`ValidationOutcome`]; saying it (the answer's
+//! public-key work) is a step of its own, so that a validator node that
+//! opened the request says it too ([`Issuer::decide_opened`](crate::Issuer::decide_opened)),
+//! and the issuer's sequencer does no public-key work for it.
 
 use std::future::Future;
 use std::time::Instant;
 
+use protocol::crypto::PublicKey;
 use protocol::flows::issuer::OpenedValidation;
 use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
 
 use crate::issuer::core::{IssuerCore, IssuerError};
-use crate::issuer::payment::{Opened, SessionDone, Staged};
+use crate::issuer::payment::{Opened, SessionDone, Staged, ValidationOutcome};
 use crate::sessions::SessionError;
 use crate::timing::Stage;
 
@@ -55,19 +62,38 @@ impl Steps for Inline<'_> {
 }
 
 /// What a validation starts from: the request as the payee sent it, or
-/// as a validator node opened it (envelopes, signature, P3, amount).
+/// as a validator node opened it (envelopes, signature under the key the
+/// node checked it with, P3, amount).
 pub(crate) enum Presented {
     Sealed(ValidationRequest),
-    Opened(Box<OpenedValidation>),
+    Opened {
+        opened: Box<OpenedValidation>,
+        checked_under: Box<PublicKey>,
+    },
 }
 
-/// ValidationRequest -> Issuance1. A panic in the sequence (whichever
+/// ValidationRequest -> Issuance1: the sequence, then its outcome said on
+/// the caller's thread (sealing new coins), or on a worker (a signature,
+/// which may be RSA).
+pub(crate) async fn validate_and_answer(
+    steps: &impl Steps,
+    msg: ValidationRequest,
+) -> Result<PaymentIssuance1, IssuerError> {
+    let outcome = validate(steps, Presented::Sealed(msg)).await?;
+    if outcome.needs_signature() {
+        steps.on_worker(move |core| core.answer(outcome)).await?
+    } else {
+        steps.core().answer(outcome)
+    }
+}
+
+/// A validation's outcome. A panic in the sequence (whichever
 /// thread polls it: in the actor shell, the gateway's) is caught here and
 /// stops the issuer, as it would on a thread the issuer owns.
 pub(crate) async fn validate(
     steps: &impl Steps,
     msg: Presented,
-) -> Result<PaymentIssuance1, IssuerError> {
+) -> Result<ValidationOutcome, IssuerError> {
     let core = steps.core();
     core.ensure_alive()?;
     let started = Instant::now();
@@ -87,7 +113,7 @@ pub(crate) async fn validate(
 async fn validate_timed(
     steps: &impl Steps,
     msg: Presented,
-) -> Result<PaymentIssuance1, IssuerError> {
+) -> Result<ValidationOutcome, IssuerError> {
     let core = steps.core();
     let timings = core.stage_timings();
     let queued = Instant::now();
@@ -103,7 +129,10 @@ async fn validate_timed(
         }
         // Opened already: the checks left are map reads and one MAC per
         // coin, no public-key work, so they run here, not on the pool.
-        Presented::Opened(opened) => core.validation_forwarded(*opened)?,
+        Presented::Opened {
+            opened,
+            checked_under,
+        } => core.validation_forwarded(*opened, &checked_under)?,
     };
     let pending = match opened {
         Opened::Answered(answer) => return Ok(answer),
@@ -164,12 +193,12 @@ async fn validate_timed(
     let durable = Instant::now();
     timings.record(Stage::LogDurable, durable.duration_since(appending));
     let answer = if IssuerCore::is_prepared(&staged) {
-        // New coins: their Issuance1 was built at staging; finishing is
-        // bookkeeping, done here rather than queued behind RSA work.
-        core.validation_finish(&staged, at)?
+        // New coins: granted at staging; finishing is bookkeeping, done
+        // here rather than queued behind RSA work.
+        core.validation_finish(*staged, at)?
     } else {
         steps
-            .on_worker(move |core| core.validation_finish(&staged, at))
+            .on_worker(move |core| core.validation_finish(*staged, at))
             .await??
     };
     let finished = Instant::now();

@@ -23,8 +23,9 @@ pub mod refund;
 pub mod registration;
 
 pub use payment::{
-    OpenedValidation, PaymentAckSession, build_payment_issuance1, open_payment_issuance2,
-    open_validation_request, payment_receipt, reject_payment, sign_receipt,
+    CoinGrant, OpenedValidation, PaymentAckSession, PaymentDecision, build_payment_issuance1,
+    grant_payment_coins, open_payment_issuance2, open_validation_request, payment_receipt,
+    reject_payment, seal_payment_issuance1, sign_receipt,
 };
 pub use purchase::{
     OpenedWRequest1, PurchaseOrder, PurchaseSession, answer_wrequest1, build_purchase_issuance1,

@@ -143,46 +143,142 @@ pub struct PaymentAckSession {
     k_py: KeyShare,
 }
 
-/// Issuance1 for a refresh (or change): `E*_PY(K_I, ID_I), e_K(NewCoins),
-/// mac_K(ID_I, TID_PY, e_K(NewCoins))` with `K = K_I ⊕ K_PY`, under the payee's
-/// registered key `pk_py`. For a retransmitted request, call it with the same
-/// new coins and the newest `opened.k_py`: only the real payee can open `K_I`.
-pub fn build_payment_issuance1(
+/// New coins granted to a payment's payee with the issuer's key share
+/// `K_I` for their Issuance1, before anything is sealed: what the issuer
+/// decides and keeps (`K_I` goes into the ack session), and what a
+/// validator node seals to the payee ([`seal_payment_issuance1`]), over
+/// the cluster's encrypted channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoinGrant {
+    k_i: KeyShare,
+    coins: CoinList,
+}
+
+impl CoinGrant {
+    pub fn coins(&self) -> &[Coin] {
+        &self.coins
+    }
+}
+
+/// What the issuer decided of an opened payment, neither sealed nor
+/// signed: new coins, a receipt, or a refusal (P4). The public-key work
+/// of saying it ([`PaymentDecision::answer`]) runs wherever the request was
+/// opened: the issuer's own gateway, or the validator node that opened it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PaymentDecision {
+    /// A refresh or change: new coins for the payee.
+    NewCoins(CoinGrant),
+    /// A redeem or an aggregate, committed; the receipt is dated `at`.
+    Receipt { kind: ReceiptKind, at: Timestamp },
+    /// Refused, naming the bad coins.
+    Rejected {
+        reason: RejectReason,
+        bad_coins: Vec<CoinId>,
+        at: Timestamp,
+    },
+}
+
+impl PaymentDecision {
+    /// The Issuance1 that says this decision to the payee of `opened`: new
+    /// coins sealed to `pk_py` (the payee's registered key, which its
+    /// signature of the request was checked under; new coins without one
+    /// are [`FlowError::UnknownParticipant`]), a receipt or refusal signed
+    /// with `sk_i`.
+    pub fn answer(
+        &self,
+        sk_i: &SecretKey,
+        id_i: &ParticipantId,
+        opened: &OpenedValidation,
+        pk_py: Option<&PublicKey>,
+    ) -> Result<PaymentIssuance1, FlowError> {
+        match self {
+            PaymentDecision::NewCoins(grant) => {
+                let pk_py = pk_py.ok_or(FlowError::UnknownParticipant)?;
+                seal_payment_issuance1(opened, pk_py, id_i, grant)
+            }
+            PaymentDecision::Receipt { kind, at } => Ok(payment_receipt(sk_i, opened, *kind, *at)),
+            PaymentDecision::Rejected {
+                reason,
+                bad_coins,
+                at,
+            } => Ok(reject_payment(
+                sk_i,
+                opened.id_py.clone(),
+                opened.tid_py,
+                *reason,
+                bad_coins.clone(),
+                *at,
+            )),
+        }
+    }
+}
+
+/// Grants `new_coins` to the payee of `opened`: picks `K_I` and returns the
+/// grant with the session that checks the payee's Issuance2.
+pub fn grant_payment_coins(
     opened: &OpenedValidation,
-    pk_py: &PublicKey,
-    id_i: &ParticipantId,
     new_coins: Vec<Coin>,
-) -> Result<(PaymentIssuance1, PaymentAckSession), FlowError> {
+) -> Result<(CoinGrant, PaymentAckSession), FlowError> {
     let coins = CoinList::new(new_coins).map_err(|_| FlowError::WrongCoins {
         what: "more coins than one message may carry",
     })?;
     let k_i = KeyShare::random();
-    let key_body = IssuerKeyBody {
+    let session = PaymentAckSession {
+        suite: opened.suite,
+        id_py: opened.id_py.clone(),
+        tid_py: opened.tid_py,
         k_i: k_i.clone(),
+        k_py: opened.k_py.clone(),
+    };
+    Ok((CoinGrant { k_i, coins }, session))
+}
+
+/// Issuance1 for a refresh (or change): `E*_PY(K_I, ID_I), e_K(NewCoins),
+/// mac_K(ID_I, TID_PY, e_K(NewCoins))` with `K = K_I ⊕ K_PY`, under the
+/// payee's registered key `pk_py`. For a retransmitted request, grant the
+/// same new coins again with the newest `opened.k_py`: only the real payee
+/// can open `K_I`.
+pub fn seal_payment_issuance1(
+    opened: &OpenedValidation,
+    pk_py: &PublicKey,
+    id_i: &ParticipantId,
+    grant: &CoinGrant,
+) -> Result<PaymentIssuance1, FlowError> {
+    let key_body = IssuerKeyBody {
+        k_i: grant.k_i.clone(),
         id_i: id_i.clone(),
     };
     let key_envelope = pk_py.seal(opened.suite, labels::PAY_ISSUE_KEY, &encode(&key_body))?;
-    let k = SessionKey::combine(opened.suite, &k_i, &opened.k_py);
-    let enc_coins = k.encrypt(labels::PAY_ISSUE, &encode(&IssuedCoins { coins }));
+    let k = SessionKey::combine(opened.suite, &grant.k_i, &opened.k_py);
+    let enc_coins = k.encrypt(
+        labels::PAY_ISSUE,
+        &encode(&IssuedCoins {
+            coins: grant.coins.clone(),
+        }),
+    );
     let mac = k.mac(
         labels::PAY_ISSUE_MAC,
         &PaymentIssuance1::mac_bytes(id_i, &opened.tid_py, &enc_coins),
     );
-    let msg = PaymentIssuance1 {
+    Ok(PaymentIssuance1 {
         tid_py: opened.tid_py,
         outcome: PaymentOutcome::Refreshed {
             key_envelope,
             enc_coins,
             mac,
         },
-    };
-    let session = PaymentAckSession {
-        suite: opened.suite,
-        id_py: opened.id_py.clone(),
-        tid_py: opened.tid_py,
-        k_i,
-        k_py: opened.k_py.clone(),
-    };
+    })
+}
+
+/// [`grant_payment_coins`] and [`seal_payment_issuance1`] in one step.
+pub fn build_payment_issuance1(
+    opened: &OpenedValidation,
+    pk_py: &PublicKey,
+    id_i: &ParticipantId,
+    new_coins: Vec<Coin>,
+) -> Result<(PaymentIssuance1, PaymentAckSession), FlowError> {
+    let (grant, session) = grant_payment_coins(opened, new_coins)?;
+    let msg = seal_payment_issuance1(opened, pk_py, id_i, &grant)?;
     Ok((msg, session))
 }
 
@@ -267,5 +363,46 @@ pub fn reject_payment(
             bad_coins,
             now,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::payment::{VDesc, VOption};
+
+    fn opened() -> OpenedValidation {
+        OpenedValidation {
+            suite: SuiteId::Dhaes,
+            id_py: ParticipantId::new("shop").expect("an id"),
+            id_pa: ParticipantId::new("alice").expect("an id"),
+            k_py: KeyShare::random(),
+            tid_py: PaymentTid::random(),
+            kind: ValidationKind::Payment,
+            v_desc: VDesc {
+                amount: Amount::from_minor(0),
+                option: VOption::Aggregate,
+            },
+            coins: Vec::new(),
+            com_hash: ComHash([0; 32]),
+        }
+    }
+
+    #[test]
+    fn new_coins_are_never_said_without_the_payees_key() {
+        let sk_i = SecretKey::generate_for(SuiteId::Dhaes, 2048).expect("a key");
+        let id_i = ParticipantId::new("issuer").expect("an id");
+        let opened = opened();
+        let (grant, _session) = grant_payment_coins(&opened, Vec::new()).expect("a grant");
+        let decision = PaymentDecision::NewCoins(grant);
+        assert!(matches!(
+            decision.answer(&sk_i, &id_i, &opened, None),
+            Err(FlowError::UnknownParticipant)
+        ));
+        assert!(
+            decision
+                .answer(&sk_i, &id_i, &opened, Some(&sk_i.public()))
+                .is_ok()
+        );
     }
 }

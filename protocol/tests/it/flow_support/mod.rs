@@ -439,11 +439,18 @@ impl TestIssuer {
     ) -> Result<PaymentIssuance1, FlowError> {
         match done {
             Committed::NewCoins(coins) => {
-                let (msg, ack) = issuer::build_payment_issuance1(opened, pk_py, &self.id, coins)?;
+                let (grant, ack) = issuer::grant_payment_coins(opened, coins)?;
                 self.ack_sessions.insert(tx, ack);
-                Ok(msg)
+                // Said as a validator node says it: the decision crosses
+                // the cluster's channel, then is sealed to the payee.
+                let decision = issuer::PaymentDecision::NewCoins(grant);
+                let bytes = postcard::to_allocvec(&decision).expect("encode a decision");
+                let decision: issuer::PaymentDecision =
+                    postcard::from_bytes(&bytes).expect("decode a decision");
+                decision.answer(&self.sk, &self.id, opened, Some(pk_py))
             }
-            Committed::Receipt(kind) => Ok(issuer::payment_receipt(&self.sk, opened, kind, NOW)),
+            Committed::Receipt(kind) => issuer::PaymentDecision::Receipt { kind, at: NOW }
+                .answer(&self.sk, &self.id, opened, None),
         }
     }
 
