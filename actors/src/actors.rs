@@ -425,13 +425,13 @@ impl Issuer {
     pub async fn decide_opened(
         &self,
         opened: protocol::flows::issuer::OpenedValidation,
-        checked_under: protocol::crypto::PublicKey,
+        checked_under: ledger::PublicKeyDer,
     ) -> Result<ValidationOutcome, IssuerError> {
         validation::validate(
             &self.coordinator,
             validation::Presented::Opened {
                 opened: Box::new(opened),
-                checked_under: Box::new(checked_under),
+                checked_under,
             },
         )
         .await

@@ -19,7 +19,6 @@ use std::future::Future;
 
 use actors::{CoinPresence, Issuer, IssuerError, ValidationOutcome};
 use ledger::{CoinId, TxId};
-use protocol::crypto::PublicKey;
 use protocol::flows::issuer::OpenedValidation;
 use protocol::wire::payment::PaymentIssuance2;
 
@@ -178,9 +177,9 @@ impl Service for IssuerService {
                         )));
                     }
                 };
-                let Ok(checked_under) = PublicKey::from_spki_der(&checked_under) else {
-                    return reply(PaymentAnswer::Refused(PaymentRefusal::KeyChanged));
-                };
+                // Compared as bytes with the registered key's canonical
+                // encoding: nothing to parse.
+                let checked_under = ledger::PublicKeyDer(checked_under);
                 self.spawn(
                     async move {
                         match issuer.decide_opened(opened, checked_under).await {

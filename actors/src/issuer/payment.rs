@@ -28,7 +28,7 @@ use crate::issuer::commit::{Commit, block_on};
 use crate::issuer::core::{IssuerCore, IssuerError, reserve_reason};
 use crate::issuer::decide::{InputsView, PayoutDecided, payment_events, refuse_inputs};
 use crate::issuer::decide_aggregate;
-use crate::issuer::registry::PendingCredit;
+use crate::issuer::registry::{Participant, PendingCredit};
 use crate::sessions::{Persist, SessionError, SessionId};
 use crate::timing::Stage;
 use std::time::Instant;
@@ -258,7 +258,7 @@ impl IssuerCore {
             }
             Err(e) => return Err(e.into()),
         };
-        self.validation_checked(opened, decrypted)
+        self.validation_checked(opened, decrypted, None)
     }
 
     /// Step 1 of a request a validator node opened (its envelopes, the
@@ -270,24 +270,26 @@ impl IssuerCore {
     pub(crate) fn validation_forwarded(
         &self,
         opened: OpenedValidation,
-        checked_under: &PublicKey,
+        checked_under: &ledger::PublicKeyDer,
     ) -> Result<Opened, IssuerError> {
         self.require_good_standing(&opened.id_py)?;
-        let registered = self
+        let payee = self
             .registry
             .get(&opened.id_py)?
             .ok_or(IssuerError::UnknownParticipant)?;
-        if registered.public_key.to_ledger() != checked_under.to_ledger() {
+        if payee.public_key.to_ledger() != *checked_under {
             return Err(IssuerError::PayeeKeyChanged);
         }
-        self.validation_checked(opened, Instant::now())
+        self.validation_checked(opened, Instant::now(), Some(payee))
     }
 
-    /// The replay check, the payee's enrollment and the coins' tags.
+    /// The replay check, the payee's enrollment and the coins' tags;
+    /// `payee` is the payee's registry entry if it was read already.
     fn validation_checked(
         &self,
         opened: OpenedValidation,
         decrypted: Instant,
+        payee: Option<Participant>,
     ) -> Result<Opened, IssuerError> {
         let tx = opened.tx_id();
         // The replay check comes first: a retry of a committed payment is
@@ -302,7 +304,7 @@ impl IssuerCore {
             Begin::InFlight => return Err(IssuerError::InFlight),
             Begin::Started => {}
         }
-        let checked = self.validation_checks(&opened);
+        let checked = self.validation_checks(&opened, payee);
         self.timings.record(Stage::Checks, decrypted.elapsed());
         match checked {
             Ok(Checked::Pass(payout)) => Ok(Opened::Reserve(Pending { opened, tx, payout })),
@@ -317,10 +319,18 @@ impl IssuerCore {
         }
     }
 
-    fn validation_checks(&self, opened: &OpenedValidation) -> Result<Checked, IssuerError> {
+    fn validation_checks(
+        &self,
+        opened: &OpenedValidation,
+        payee: Option<Participant>,
+    ) -> Result<Checked, IssuerError> {
         let refuse =
             |reason, bad: Vec<CoinId>| self.reject(opened, reason, bad).map(Checked::Refused);
-        let Some(payee) = self.registry.get(&opened.id_py)? else {
+        let payee = match payee {
+            Some(payee) => Some(payee),
+            None => self.registry.get(&opened.id_py)?,
+        };
+        let Some(payee) = payee else {
             return refuse(RejectReason::NotEnrolled, Vec::new());
         };
         let payout = match &opened.v_desc.option {

@@ -22,7 +22,6 @@
 use std::future::Future;
 use std::time::Instant;
 
-use protocol::crypto::PublicKey;
 use protocol::flows::issuer::OpenedValidation;
 use protocol::wire::payment::{PaymentIssuance1, ValidationRequest};
 
@@ -68,7 +67,7 @@ pub(crate) enum Presented {
     Sealed(ValidationRequest),
     Opened {
         opened: Box<OpenedValidation>,
-        checked_under: Box<PublicKey>,
+        checked_under: ledger::PublicKeyDer,
     },
 }
 
