@@ -51,8 +51,13 @@ impl std::fmt::Debug for IssuerService {
 impl IssuerService {
     /// Serves `issuer` (started, its actors running) under fencing `epoch`.
     pub fn new(issuer: Issuer, epoch: FencingEpoch) -> std::io::Result<IssuerService> {
+        // A validation's own CPU here (registry reads, tags, reserve, the
+        // mint, staging) is its largest share on this host once the log
+        // writer's fsync groups grow: one thread per core, so it is not
+        // the sequencer's single-thread limit.
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(threads)
             .thread_name("issuer-service")
             .enable_all()
             .build()?;
