@@ -286,18 +286,24 @@ fn a_paused_sequencer_keeps_its_lease_and_validators_are_told_to_retry() {
     stage(dir);
     let at_init = batches_in_log(dir).len();
     let (active_port, standby_port) = (free_port(), free_port());
-    let active = sequencer(dir, active_port);
+    let mut active = sequencer(dir, active_port);
     wait_healthy(active_port);
-    let standby = sequencer(dir, standby_port);
-    let ports = [active_port, standby_port];
+    // The active one serves before any standby exists: it holds the lease
+    // (a port that merely answers could be anybody's).
     ok(
         dir,
-        &drive_args("v1", &ports, &["--coins", "5"])
+        &drive_args("v1", &[active_port], &["--coins", "5"])
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
+    let standby = sequencer(dir, standby_port);
+    let ports = [active_port, standby_port];
 
+    assert!(
+        active.try_wait().expect("wait").is_none(),
+        "the active sequencer exited"
+    );
     signal(active.id(), "STOP");
     // Cut off: the validator is told "unavailable" and gives up, never
     // guessing; nothing reaches the log.
