@@ -18,6 +18,7 @@
 //!   passes with every record signed.
 
 use crate::util;
+use util::books;
 
 use std::path::Path;
 use std::process::Child;
@@ -428,6 +429,98 @@ fn the_standby_issuer_takes_over_and_the_nodes_follow_it() {
     assert!(payments.values().all(|n| *n == 1));
     // The standby's first seal covers its dead predecessor's last records.
     assert!(audit(dir).contains("AUDIT PASSED"));
+}
+
+/// The issuer SIGKILLed in the middle of a burst of payments through the
+/// nodes: payments cut off fail and the purse resumes them, its standby
+/// takes over, the nodes follow it and the burst goes on. Nothing is lost
+/// or paid twice: every payment once in the log, the purses agree with
+/// the log coin by coin and hold together every coin bought, and the
+/// audit passes with every record signed.
+#[test]
+fn the_issuer_killed_mid_burst_through_the_nodes_loses_nothing() {
+    const PAYMENTS: usize = 12;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let mut c = cluster(dir);
+    let cp2 = free_port();
+    let standby = serve_issuer(dir, cp2);
+    let nodes: Vec<(Child, u16)> = c.nodes.drain(..).collect();
+    for (node, _) in nodes {
+        kill_hard(node);
+    }
+    c.nodes = vec![
+        serve_node_of(dir, "v1", &[c.cp, cp2]),
+        serve_node_of(dir, "v2", &[c.cp, cp2]),
+    ];
+    alice_with_coins(dir, &c.issuer_url(), PAYMENTS);
+    an_enrolled_shop(dir, &c.issuer_url());
+    let (shop, shop_url) = serve_shop(dir, &[c.node_url(0), c.node_url(1)]);
+    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let payer = {
+        let (dir, tried) = (dir.to_path_buf(), tried.clone());
+        std::thread::spawn(move || {
+            let mut paid = 0;
+            for _ in 0..PAYMENTS {
+                if pay(&dir, &shop_url).status.success() {
+                    paid += 1;
+                } else {
+                    // Cut off by the kill: finish or take back what it left.
+                    std::thread::sleep(Duration::from_millis(300));
+                    books::resume(&dir, "alice.purse");
+                }
+                tried.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            paid
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(STAGE_SECS_MAX);
+    while tried.load(std::sync::atomic::Ordering::SeqCst) < PAYMENTS / 3 {
+        assert!(Instant::now() < deadline, "the burst stalled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_hard(c.issuer);
+    wait_healthy(cp2);
+    let paid = payer.join().expect("the payer");
+    assert!(
+        paid >= PAYMENTS / 2,
+        "only {paid} payments after the fail-over"
+    );
+    books::resume(dir, "alice.purse");
+    // A collection whose answer the kill cut off reaches the shop by its
+    // own retry.
+    std::thread::sleep(Duration::from_millis(
+        2 * client::constants::MERCHANT_COLLECTION_RETRY_MS + 1_000,
+    ));
+    terminate(shop);
+    for (node, _) in c.nodes {
+        terminate(node);
+    }
+    terminate(standby);
+    let payments = payments_in_log(dir);
+    assert!(
+        payments.len() >= paid,
+        "a payment the purse made is missing"
+    );
+    assert!(
+        payments.values().all(|n| *n == 1),
+        "a payment logged twice: {payments:?}"
+    );
+    let held_minor = books::purses_agree_with_the_log(
+        dir,
+        &dir.join("iss").join("log.redb"),
+        &["alice.purse", "shop.purse"],
+    );
+    assert_eq!(
+        held_minor,
+        100 * PAYMENTS as u64,
+        "every coin bought is held"
+    );
+    assert!(audit(dir).contains("AUDIT PASSED"));
+    eprintln!(
+        "{paid} of {PAYMENTS} payments succeeded at once, {} in the log",
+        payments.len()
+    );
 }
 
 /// The answer of a node with no issuer to reach, on the wire: status line

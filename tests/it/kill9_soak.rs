@@ -15,15 +15,14 @@
 
 use crate::util;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use ledger::{CoinId, Event, EventStore, RedbStore, Seq, Sharing};
-use purse::{CoinState, Purse};
+use purse::Purse;
+use util::books;
 use util::process::{
-    SERVE_ISSUER, Stage, alice_and_a_bookshop, kill_hard, ok, run, spawn, terminate, wait_healthy,
+    SERVE_ISSUER, Stage, alice_and_a_bookshop, kill_hard, ok, spawn, terminate, wait_healthy,
 };
 
 const KILLS_DEFAULT: u32 = 10;
@@ -34,10 +33,6 @@ const KILL_WITHIN_MS: u64 = 150;
 const COINS_EACH: u32 = 120;
 const PRICE: &str = "0.10";
 const PRICE_MINOR: u64 = 10;
-/// `purse resume` attempts after a restart (the merchant may still be
-/// finishing its side of a cut-off payment).
-const RESUME_ATTEMPTS: u32 = 5;
-
 /// A small deterministic generator for the kill moments.
 struct XorShift(u64);
 
@@ -125,51 +120,6 @@ fn reap(mut child: Child) -> bool {
     child.wait().expect("reaped").success()
 }
 
-/// `purse resume` until nothing is left unfinished.
-fn resume(dir: &Path, purse: &str) {
-    for attempt in 1..=RESUME_ATTEMPTS {
-        let out = run(dir, &["purse", "resume", "--purse", purse]);
-        if out.status.success() {
-            return;
-        }
-        assert!(
-            attempt < RESUME_ATTEMPTS,
-            "{purse} could not resume: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The unspent coins as the issuer's log says.
-fn unspent_in_log(log: &Path) -> BTreeSet<CoinId> {
-    let store = RedbStore::open_read_only(log, Sharing::FollowableByReaders).expect("open log");
-    let mut unspent = BTreeSet::new();
-    let mut next = Seq(1);
-    loop {
-        let records = store.read(next, 4096).expect("read log");
-        let Some(last) = records.last() else { break };
-        next = Seq(last.record.seq.0 + 1);
-        for r in &records {
-            match &r.record.event {
-                Event::CoinsIssued { coins, .. } => {
-                    for c in coins {
-                        assert!(unspent.insert(c.id), "coin {} issued twice", c.id);
-                    }
-                }
-                Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
-                    for c in coins {
-                        assert!(unspent.remove(&c.id), "coin {} spent twice", c.id);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    unspent
-}
-
 #[test]
 fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
     let kills = env_u64("VC_SOAK_KILLS").map_or(KILLS_DEFAULT, |k| k as u32);
@@ -247,7 +197,7 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
         wait_healthy(ip);
         restart_total += restarting.elapsed();
         for p in &payers {
-            resume(dir, p);
+            books::resume(dir, p);
         }
     }
     let soak = started.elapsed() - setup;
@@ -281,31 +231,11 @@ fn the_issuer_killed_at_random_moments_during_payments_loses_nothing() {
     assert!(audit.contains("AUDIT PASSED"), "{audit}");
 
     // Every purse agrees with the log, coin by coin.
-    let unspent = unspent_in_log(&dir.join("iss/log.redb"));
-    let mut held = BTreeSet::new();
-    let mut held_minor = 0u64;
-    for purse in ["alice.purse", "bob.purse", "shop.purse"] {
-        let purse_db = Purse::open(dir.join(purse), &util::passphrase()).expect("purse opens");
-        for c in purse_db.coins().expect("coins") {
-            match c.state {
-                CoinState::Available => {
-                    assert!(
-                        unspent.contains(&c.coin.id()),
-                        "{purse} holds a coin the issuer has spent"
-                    );
-                    assert!(held.insert(c.coin.id()), "a coin in two purses");
-                    held_minor += c.coin.value().minor_units();
-                }
-                CoinState::Spent(_) => assert!(
-                    !unspent.contains(&c.coin.id()),
-                    "{purse} spent a coin the issuer still has unspent"
-                ),
-                CoinState::Pending(_) => panic!("{purse} left a payment unfinished"),
-                CoinState::Bad(_) => {}
-            }
-        }
-    }
-    assert_eq!(held, unspent, "the issuer's unspent coins are the purses'");
+    let held_minor = books::purses_agree_with_the_log(
+        dir,
+        &dir.join("iss/log.redb"),
+        &["alice.purse", "bob.purse", "shop.purse"],
+    );
     // Alice's 4 × 2.50 and both payers' coins: every payment moved one
     // 0.10 coin to the shop, none was lost on the way.
     let bought_minor = 4 * 250 + 2 * u64::from(COINS_EACH) * PRICE_MINOR;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::expect_used)]
 
+pub mod books;
 pub mod process;
 
 use std::path::PathBuf;

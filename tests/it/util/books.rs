@@ -1,0 +1,93 @@
+//! The books of a run, checked from outside: the issuer's log read as
+//! its auditor would, and the purses' coins compared with it coin by coin.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use ledger::{CoinId, Event, EventStore, RedbStore, Seq, Sharing};
+use purse::{CoinState, Purse};
+
+use super::process::run;
+
+/// How many times `resume` runs `purse resume` before the test fails.
+const RESUME_ATTEMPTS: u32 = 5;
+
+/// `purse resume` until nothing is left unfinished.
+pub fn resume(dir: &Path, purse: &str) {
+    for attempt in 1..=RESUME_ATTEMPTS {
+        let out = run(dir, &["purse", "resume", "--purse", purse]);
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            attempt < RESUME_ATTEMPTS,
+            "{purse} could not resume: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The unspent coins as the issuer's log says; a coin issued or spent
+/// twice fails the test.
+pub fn unspent_in_log(log: &Path) -> BTreeSet<CoinId> {
+    let store = RedbStore::open_read_only(log, Sharing::FollowableByReaders).expect("open log");
+    let mut unspent = BTreeSet::new();
+    let mut next = Seq(1);
+    loop {
+        let records = store.read(next, 4096).expect("read log");
+        let Some(last) = records.last() else { break };
+        next = Seq(last.record.seq.0 + 1);
+        for r in &records {
+            match &r.record.event {
+                Event::CoinsIssued { coins, .. } => {
+                    for c in coins {
+                        assert!(unspent.insert(c.id), "coin {} issued twice", c.id);
+                    }
+                }
+                Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
+                    for c in coins {
+                        assert!(unspent.remove(&c.id), "coin {} spent twice", c.id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    unspent
+}
+
+/// Every coin a purse holds is unspent in `log`, every coin it spent is
+/// spent there, no coin is in two purses, and the log's unspent coins are
+/// exactly the purses' (nothing lost on the way). Returns what they hold
+/// together, in minor units.
+pub fn purses_agree_with_the_log(dir: &Path, log: &Path, purses: &[&str]) -> u64 {
+    let unspent = unspent_in_log(log);
+    let mut held = BTreeSet::new();
+    let mut held_minor = 0u64;
+    for purse in purses {
+        let purse_db = Purse::open(dir.join(purse), &super::passphrase()).expect("purse opens");
+        for c in purse_db.coins().expect("coins") {
+            match c.state {
+                CoinState::Available => {
+                    assert!(
+                        unspent.contains(&c.coin.id()),
+                        "{purse} holds a coin the issuer has spent"
+                    );
+                    assert!(held.insert(c.coin.id()), "a coin in two purses");
+                    held_minor += c.coin.value().minor_units();
+                }
+                CoinState::Spent(_) => assert!(
+                    !unspent.contains(&c.coin.id()),
+                    "{purse} spent a coin the issuer still has unspent"
+                ),
+                CoinState::Pending(_) => panic!("{purse} left a payment unfinished"),
+                CoinState::Bad(_) => {}
+            }
+        }
+    }
+    assert_eq!(held, unspent, "the issuer's unspent coins are the purses'");
+    held_minor
+}
