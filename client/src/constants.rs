@@ -118,9 +118,11 @@ pub const OPERATOR_NONCE_LINE_BYTES_MAX: usize = 128;
 /// longer one is refused at start rather than read in part.
 pub const OPERATOR_NONCE_FILE_BYTES_MAX: u64 =
     (OPERATOR_NONCE_LINE_BYTES_MAX * OPERATOR_NONCES_MAX) as u64;
-const _: () = assert!(
-    20 + 1 + 64 + 1 + 2 * protocol::crypto::NONCE_BYTES + 1 <= OPERATOR_NONCE_LINE_BYTES_MAX
-);
+/// The longest line written: `u64::MAX` (20 digits), a space, the key's
+/// fingerprint (64 hex digits), a space, the nonce in hex, the newline.
+const OPERATOR_NONCE_LINE_BYTES_WRITTEN_MAX: usize =
+    20 + 1 + 64 + 1 + 2 * protocol::crypto::NONCE_BYTES + 1;
+const _: () = assert!(OPERATOR_NONCE_LINE_BYTES_WRITTEN_MAX <= OPERATOR_NONCE_LINE_BYTES_MAX);
 /// Largest PEM file (certificate, chain or key) read.
 pub const TLS_PEM_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// Time a TLS client has to finish its handshake; a connection that sends
