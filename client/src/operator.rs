@@ -571,6 +571,17 @@ fn load_nonces(
             nonces.order.push_back((at, seen));
         }
     }
+    // More live nonces than a window holds were not written by this
+    // server either; keeping some would forget the others.
+    if nonces.order.len() > nonces_max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} holds more than {nonces_max} live nonces",
+                path.display()
+            ),
+        ));
+    }
     Ok(nonces)
 }
 
