@@ -441,14 +441,24 @@ fn forward(core: &IssuerCore, client: &IndexClient, outbox: &Outbox, stop: &Atom
     let mut backoff_ms = FORWARDER_IDLE_MS;
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
-        let delivered = match outbox.delivered() {
-            Ok(seq) => seq,
-            Err(e) => {
+        let (delivered, head) = match (outbox.delivered(), core.store().head()) {
+            (Ok(seq), Ok(head)) => (seq, head.last_seq),
+            (Err(e), _) => {
                 tracing::error!(error = %e, "the index outbox is unreadable");
                 sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
                 continue;
             }
+            (_, Err(e)) => {
+                tracing::error!(error = %e, "reading the log's head failed");
+                sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
+                continue;
+            }
         };
+        // An outbox past the head (an acknowledgement taken before it was
+        // checked, a log restored from an older copy) would wait for records
+        // that may never come: the index is asked again from the start, and
+        // its answer says where it stands.
+        let delivered = acknowledged_position(delivered, head).unwrap_or(Seq(0));
         let delivery = match next_delivery(core, delivered) {
             Ok(Some(delivery)) => delivery,
             Ok(None) => {
