@@ -287,10 +287,18 @@ impl FileExchangeBank {
                                 book.insert(next_seq, encode(&line)?.as_slice())?;
                                 next_seq += 1;
                             }
-                            (EntryKind::Returned(reason), DebitStatus::Pending) => {
+                            // A return gives back the whole debit: a line of
+                            // another amount is not this debit's return (the
+                            // issuer would log a loss the bank never booked,
+                            // and the auditor's reconciliation would fail).
+                            (EntryKind::Returned(reason), DebitStatus::Pending)
+                                if entry.amount == record.amount =>
+                            {
                                 record.status = DebitStatus::Rejected(rejection(reason));
                             }
-                            (EntryKind::Returned(reason), DebitStatus::Settled) => {
+                            (EntryKind::Returned(reason), DebitStatus::Settled)
+                                if entry.amount == record.amount =>
+                            {
                                 returned.push(ReturnedDebit {
                                     purchase,
                                     account: record.account.clone(),
@@ -687,6 +695,48 @@ mod tests {
             DebitStatus::Rejected(_)
         ));
         assert_eq!(bank.statement(1, 10).expect("statement").len(), 1);
+    }
+
+    // A statement line moves a debit only for the debit's whole amount: a
+    // "return" of part of a collected debit is not handed back to the
+    // issuer (which would log the whole purchase as its loss), nor does one
+    // reject a pending debit; the full return that follows is.
+    #[test]
+    fn a_return_of_another_amount_than_the_debit_moves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bank = bank(dir.path());
+        let alice = BankAccount::new("GB82WEST12345698765432").expect("account");
+        let (p1, p2) = (
+            PurchaseId::from_bytes([1; 16]),
+            PurchaseId::from_bytes([2; 16]),
+        );
+        let amount = Amount::from_minor(500);
+        bank.debit(p1, &alice, amount).expect("debit");
+        bank.debit(p2, &alice, amount).expect("debit");
+        let line = |p: PurchaseId, minor: u64, kind| Entry {
+            end_to_end_id: p.to_string(),
+            amount: Amount::from_minor(minor),
+            kind,
+            booked_on: "2026-12-07".into(),
+        };
+        let returned = ReturnReason::InsufficientFunds;
+        let xml = statement(vec![
+            line(p1, 500, EntryKind::Collected),
+            line(p1, 1, EntryKind::Returned(returned.clone())),
+            line(p2, 499, EntryKind::Returned(returned.clone())),
+        ]);
+        assert!(bank.receive_statement(&xml).expect("booked").is_empty());
+        assert_eq!(bank.debit_status(p1).expect("status"), DebitStatus::Settled);
+        assert_eq!(bank.debit_status(p2).expect("status"), DebitStatus::Pending);
+        let xml = statement(vec![line(p1, 500, EntryKind::Returned(returned))]);
+        assert_eq!(
+            bank.receive_statement(&xml).expect("booked"),
+            vec![ReturnedDebit {
+                purchase: p1,
+                account: alice,
+                reason: "AM04".into()
+            }]
+        );
     }
 
     #[test]

@@ -270,10 +270,11 @@ impl Checker {
 
     fn date_time(&self, node: &Node, path: &str) -> Result<(), BankFileError> {
         let text = &self.need(node, path)?.text;
-        let ok = text.len() >= 19
-            && is_date(&text[..10])
-            && text.as_bytes()[10] == b'T'
-            && is_time(&text[11..19]);
+        // `get` rather than indexing: a multi-byte character across the
+        // fixed offsets is a broken rule, not a panic.
+        let ok = text.get(..10).is_some_and(is_date)
+            && text.as_bytes().get(10) == Some(&b'T')
+            && text.get(11..19).is_some_and(is_time);
         if ok {
             Ok(())
         } else {

@@ -110,8 +110,19 @@ pub const OPERATOR_SIGNATURE_BYTES_MAX: usize = 512;
 /// Operator requests remembered at once (those of the last window); more
 /// are refused until older ones expire.
 pub const OPERATOR_NONCES_MAX: usize = 100_000;
-/// Largest nonce file read back at start (each line is under 128 bytes).
-pub const OPERATOR_NONCE_FILE_BYTES_MAX: u64 = 128 * OPERATOR_NONCES_MAX as u64;
+/// Longest line of the nonce file: the issue time (at most 20 digits), the
+/// key's fingerprint and the nonce in hex, two spaces and a newline.
+pub const OPERATOR_NONCE_LINE_BYTES_MAX: usize = 128;
+/// Largest nonce file: the server rewrites it with the live nonces once it
+/// holds [`OPERATOR_NONCES_MAX`] lines, so it never grows past this; a
+/// longer one is refused at start rather than read in part.
+pub const OPERATOR_NONCE_FILE_BYTES_MAX: u64 =
+    (OPERATOR_NONCE_LINE_BYTES_MAX * OPERATOR_NONCES_MAX) as u64;
+/// The longest line written: `u64::MAX` (20 digits), a space, the key's
+/// fingerprint (64 hex digits), a space, the nonce in hex, the newline.
+const OPERATOR_NONCE_LINE_BYTES_WRITTEN_MAX: usize =
+    20 + 1 + 64 + 1 + 2 * protocol::crypto::NONCE_BYTES + 1;
+const _: () = assert!(OPERATOR_NONCE_LINE_BYTES_WRITTEN_MAX <= OPERATOR_NONCE_LINE_BYTES_MAX);
 /// Largest PEM file (certificate, chain or key) read.
 pub const TLS_PEM_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// Time a TLS client has to finish its handshake; a connection that sends

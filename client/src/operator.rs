@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::constants::{
-    OPERATOR_BODY_BYTES_MAX, OPERATOR_NONCE_FILE_BYTES_MAX, OPERATOR_NONCES_MAX,
+    OPERATOR_BODY_BYTES_MAX, OPERATOR_NONCE_LINE_BYTES_MAX, OPERATOR_NONCES_MAX,
     OPERATOR_REQUEST_WINDOW_SECS, OPERATOR_ROUTE_BYTES_MAX, OPERATOR_SIGNATURE_BYTES_MAX,
     SCRAPE_TOKEN_BYTES_MIN,
 };
@@ -262,6 +262,9 @@ struct Nonces {
     seen: HashSet<Seen>,
     /// In acceptance order, with the time each was issued: what expires.
     order: VecDeque<(u64, Seen)>,
+    /// Lines in the [`NonceStore::File`] (live and expired): the file is
+    /// rewritten with the live ones before it holds more than the bound.
+    lines_in_file: usize,
 }
 
 impl Nonces {
@@ -312,6 +315,9 @@ pub struct OperatorAuth {
     keys: HashMap<KeyFingerprint, (String, PublicKey)>,
     store: NonceStore,
     nonces: Mutex<Nonces>,
+    /// Nonces remembered at once, and lines a nonce file holds at most
+    /// ([`OPERATOR_NONCES_MAX`]; smaller in tests).
+    nonces_max: usize,
 }
 
 impl std::fmt::Debug for OperatorAuth {
@@ -332,6 +338,7 @@ impl OperatorAuth {
             keys: HashMap::new(),
             store: NonceStore::Memory,
             nonces: Mutex::new(Nonces::default()),
+            nonces_max: OPERATOR_NONCES_MAX,
         }
     }
 
@@ -342,6 +349,16 @@ impl OperatorAuth {
         keys: Vec<(String, PublicKey)>,
         store: NonceStore,
     ) -> Result<OperatorAuth, std::io::Error> {
+        OperatorAuth::open_bounded(keys, store, OPERATOR_NONCES_MAX)
+    }
+
+    /// [`OperatorAuth::new`] remembering at most `nonces_max` nonces (and
+    /// keeping a nonce file to that many lines).
+    fn open_bounded(
+        keys: Vec<(String, PublicKey)>,
+        store: NonceStore,
+        nonces_max: usize,
+    ) -> Result<OperatorAuth, std::io::Error> {
         let keys = keys
             .into_iter()
             .map(|(name, key)| (KeyFingerprint::of(&key), (name, key)))
@@ -350,8 +367,9 @@ impl OperatorAuth {
         let nonces = match &store {
             NonceStore::Memory => Nonces::default(),
             NonceStore::File(path) => {
-                let nonces = load_nonces(path, oldest_micros)?;
+                let mut nonces = load_nonces(path, oldest_micros, nonces_max)?;
                 rewrite_nonces(path, &nonces)?;
+                nonces.lines_in_file = nonces.order.len();
                 nonces
             }
             NonceStore::Tables(tables) => {
@@ -362,6 +380,7 @@ impl OperatorAuth {
             keys,
             store,
             nonces: Mutex::new(nonces),
+            nonces_max,
         })
     }
 
@@ -438,7 +457,7 @@ impl OperatorAuth {
         if nonces.seen.contains(&seen) {
             return Err(OperatorRefusal::Replayed);
         }
-        if nonces.seen.len() >= OPERATOR_NONCES_MAX {
+        if nonces.seen.len() >= self.nonces_max {
             return Err(OperatorRefusal::NoRoom(
                 "too many operator requests in the replay window",
             ));
@@ -446,7 +465,16 @@ impl OperatorAuth {
         match &self.store {
             NonceStore::Memory => {}
             NonceStore::File(path) => {
+                // Appending only, the file would outgrow what a restart
+                // reads back, and the newest nonces (the live ones, at its
+                // end) would be forgotten: rewritten with the live ones
+                // first, it holds at most `nonces_max` lines.
+                if nonces.lines_in_file >= self.nonces_max {
+                    rewrite_nonces(path, &nonces).map_err(OperatorRefusal::Store)?;
+                    nonces.lines_in_file = nonces.order.len();
+                }
                 append_nonce(path, issued_at_micros, &seen).map_err(OperatorRefusal::Store)?;
+                nonces.lines_in_file += 1;
             }
             NonceStore::Tables(tables) => {
                 let mut batch = ledger::KvBatch::new();
@@ -504,14 +532,34 @@ fn parse_nonce_line(line: &str) -> Option<(u64, Seen)> {
     ))
 }
 
-fn load_nonces(path: &Path, oldest_micros: u64) -> Result<Nonces, std::io::Error> {
+fn load_nonces(
+    path: &Path,
+    oldest_micros: u64,
+    nonces_max: usize,
+) -> Result<Nonces, std::io::Error> {
     let mut nonces = Nonces::default();
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nonces),
         Err(e) => return Err(e),
     };
-    let reader = BufReader::new(file.take(OPERATOR_NONCE_FILE_BYTES_MAX));
+    // Never more than this (see `remember`): a longer file was not kept by
+    // this server, and reading only its start would forget the newest
+    // nonces, so a request accepted just before the restart could be
+    // replayed after it. Refused, not read in part.
+    let bytes_max = (OPERATOR_NONCE_LINE_BYTES_MAX * nonces_max) as u64;
+    if file.metadata()?.len() > bytes_max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is longer than {bytes_max} bytes, more than the nonces one replay window \
+                 holds: not read in part (after {OPERATOR_REQUEST_WINDOW_SECS} s without operator \
+                 requests it may be removed)",
+                path.display()
+            ),
+        ));
+    }
+    let reader = BufReader::new(file.take(bytes_max));
     for line in reader.lines() {
         let line = line?;
         // A torn last line (a crash mid-append) was never acknowledged:
@@ -522,6 +570,17 @@ fn load_nonces(path: &Path, oldest_micros: u64) -> Result<Nonces, std::io::Error
         if at >= oldest_micros && nonces.seen.insert(seen) {
             nonces.order.push_back((at, seen));
         }
+    }
+    // More live nonces than a window holds were not written by this
+    // server either; keeping some would forget the others.
+    if nonces.order.len() > nonces_max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} holds more than {nonces_max} live nonces",
+                path.display()
+            ),
+        ));
     }
     Ok(nonces)
 }
@@ -708,6 +767,53 @@ mod tests {
             auth.authorize(&protocol::wire::encode(&forged), "/admin/x", now),
             Err(OperatorRefusal::BadSignature)
         ));
+    }
+
+    /// A server that runs long appends a nonce line per request; the file
+    /// is rewritten with the live nonces whenever it reaches its bound, so
+    /// a restart reads all of it and still refuses the last request
+    /// accepted. A file over the bound is refused at start, not read in
+    /// part.
+    #[test]
+    fn a_long_run_keeps_the_nonce_file_bounded_and_its_newest_nonce_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("operator-nonces");
+        let nonces_max = 8;
+        let open = |path: &Path| {
+            OperatorAuth::open_bounded(
+                vec![("first".into(), key(0).public())],
+                NonceStore::File(path.to_path_buf()),
+                nonces_max,
+            )
+        };
+        let server = open(&path).expect("auth");
+        let start = now_micros();
+        let mut last = (Vec::new(), start);
+        // Four requests per window: at most five live at once.
+        for i in 0..40 {
+            let at = start + i * (WINDOW_MICROS / 4);
+            let bytes = signed(key(0), "/admin/x", at);
+            server.authorize(&bytes, "/admin/x", at).expect("accepted");
+            let len = std::fs::metadata(&path).expect("file").len();
+            assert!(
+                len <= (OPERATOR_NONCE_LINE_BYTES_MAX * nonces_max) as u64,
+                "{len} bytes after {i} requests"
+            );
+            last = (bytes, at);
+        }
+        drop(server);
+        let restarted = open(&path).expect("auth");
+        assert!(matches!(
+            restarted.authorize(&last.0, "/admin/x", last.1),
+            Err(OperatorRefusal::Replayed)
+        ));
+        let over = dir.path().join("over-the-bound");
+        std::fs::write(
+            &over,
+            vec![b'\n'; OPERATOR_NONCE_LINE_BYTES_MAX * nonces_max + 1],
+        )
+        .expect("write");
+        assert!(open(&over).is_err());
     }
 
     #[test]

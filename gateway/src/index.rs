@@ -386,14 +386,25 @@ impl Drop for IndexForwarder {
     }
 }
 
+/// Where the outbox goes on the index's acknowledgement `acked`, given the
+/// log's last seq `head`: the index may be ahead of the outbox (a
+/// restarted issuer without its outbox) or behind it (a gap, a restored
+/// index), but it cannot have applied a record the log does not hold. An
+/// acknowledgement past the head is the index's error or lie, and is not
+/// believed: taken, it would skip the records appended up to it, and
+/// `u64::MAX` would leave no next record to read.
+fn acknowledged_position(acked: Seq, head: Seq) -> Option<Seq> {
+    (acked <= head).then_some(acked)
+}
+
 /// The next delivery past `delivered`: up to the per-delivery bounds.
 fn next_delivery(core: &IssuerCore, delivered: Seq) -> Result<Option<RecordDelivery>, String> {
+    let Some(next) = delivered.0.checked_add(1) else {
+        return Ok(None);
+    };
     let records = core
         .store()
-        .read(
-            Seq(delivered.0 + 1),
-            user_index::constants::RECORDS_PER_DELIVERY_MAX,
-        )
+        .read(Seq(next), user_index::constants::RECORDS_PER_DELIVERY_MAX)
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(records.len());
     let mut bytes = 0usize;
@@ -430,14 +441,24 @@ fn forward(core: &IssuerCore, client: &IndexClient, outbox: &Outbox, stop: &Atom
     let mut backoff_ms = FORWARDER_IDLE_MS;
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
-        let delivered = match outbox.delivered() {
-            Ok(seq) => seq,
-            Err(e) => {
+        let (delivered, head) = match (outbox.delivered(), core.store().head()) {
+            (Ok(seq), Ok(head)) => (seq, head.last_seq),
+            (Err(e), _) => {
                 tracing::error!(error = %e, "the index outbox is unreadable");
                 sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
                 continue;
             }
+            (_, Err(e)) => {
+                tracing::error!(error = %e, "reading the log's head failed");
+                sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
+                continue;
+            }
         };
+        // An outbox past the head (an acknowledgement taken before it was
+        // checked, a log restored from an older copy) would wait for records
+        // that may never come: the index is asked again from the start, and
+        // its answer says where it stands.
+        let delivered = acknowledged_position(delivered, head).unwrap_or(Seq(0));
         let delivery = match next_delivery(core, delivered) {
             Ok(Some(delivery)) => delivery,
             Ok(None) => {
@@ -457,7 +478,24 @@ fn forward(core: &IssuerCore, client: &IndexClient, outbox: &Outbox, stop: &Atom
                     failing = false;
                 }
                 backoff_ms = FORWARDER_IDLE_MS;
-                if let Err(e) = outbox.set_delivered(ack.applied) {
+                let head = match core.store().head() {
+                    Ok(head) => head.last_seq,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the log's head failed");
+                        sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
+                        continue;
+                    }
+                };
+                let Some(applied) = acknowledged_position(ack.applied, head) else {
+                    tracing::error!(
+                        acknowledged = ack.applied.0,
+                        head = head.0,
+                        "the user index acknowledged records past the log's head; not believed"
+                    );
+                    sleep_unless_stopped(stop, FORWARDER_BACKOFF_MS_MAX);
+                    continue;
+                };
+                if let Err(e) = outbox.set_delivered(applied) {
                     tracing::error!(error = %e, "recording the index's acknowledgement failed");
                 }
             }
@@ -479,5 +517,25 @@ fn sleep_unless_stopped(stop: &AtomicBool, ms: u64) {
         let step = left.min(50);
         std::thread::sleep(Duration::from_millis(step));
         left -= step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The index's acknowledgement moves the outbox anywhere up to the log's
+    // head (ahead of it after a restart without the outbox, back after a
+    // gap), never past it: a lying index cannot make the issuer skip
+    // records it appends later, nor stop the forwarder with `u64::MAX`.
+    #[test]
+    fn an_acknowledgement_past_the_logs_head_is_not_believed() {
+        let head = Seq(40);
+        for acked in [Seq(0), Seq(7), Seq(40)] {
+            assert_eq!(acknowledged_position(acked, head), Some(acked));
+        }
+        for acked in [Seq(41), Seq(1_000), Seq(u64::MAX)] {
+            assert_eq!(acknowledged_position(acked, head), None);
+        }
     }
 }

@@ -204,14 +204,30 @@ impl RawRecord {
         )
     }
 
-    /// Checks the record's own hash, then decodes the event (bounded and
-    /// validated, see [`Event::decode`]). Linkage to the previous record is
-    /// the reader's to check ([`crate::chain::ChainVerifier`] does).
+    /// Checks the record's own hash and its place in its batch, then
+    /// decodes the event (bounded and validated, see [`Event::decode`]).
+    /// Linkage to the previous record and to the rest of its batch is the
+    /// reader's to check ([`crate::chain::ChainVerifier`] does).
+    ///
+    /// The hash is not keyed, so anyone who can write the file can make it
+    /// match: a position no writer makes (`batch_index >= batch_len`, or a
+    /// batch that would start before seq 1) is refused here, so that no
+    /// reader of decoded records computes on it (`batch_index + 1`,
+    /// `seq - batch_index`).
     pub fn decode(&self) -> Result<StoredRecord, StoreError> {
         if self.recomputed_hash() != self.hash {
             return Err(StoreError::Corrupt {
                 seq: self.seq,
                 reason: "stored hash does not match the hash of its contents".to_string(),
+            });
+        }
+        if self.batch_index >= self.batch_len || u64::from(self.batch_index) >= self.seq.0 {
+            return Err(StoreError::Corrupt {
+                seq: self.seq,
+                reason: format!(
+                    "batch position {} of {} is impossible at seq {}",
+                    self.batch_index, self.batch_len, self.seq.0
+                ),
             });
         }
         let event = Event::decode(&self.event_bytes).map_err(|source| StoreError::Decode {

@@ -97,9 +97,12 @@ impl IssuerCore {
     /// and the answer is a certificate for it. A request whose new key is
     /// already registered is a repeat: it gets a fresh certificate and
     /// changes nothing. Anything else (another key registered, nobody
-    /// registered under the id) is the same refusal, a bad signature.
+    /// registered under the id) is the same refusal, a bad signature. A new
+    /// key of a kind the issuer's suite cannot seal to is refused as at
+    /// registration.
     pub fn change_key(&self, msg: &KeyChangeRequest) -> Result<Certificate, IssuerError> {
         open_key_change(msg, &self.id_i)?;
+        self.require_servable_key(&msg.new_key)?;
         let not_registered = || IssuerError::from(ParticipantRefusal::NotTheRegisteredKey);
         let mut participant = self.registry.get(&msg.id)?.ok_or_else(not_registered)?;
         self.require_good_standing(&msg.id)?;

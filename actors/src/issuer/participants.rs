@@ -19,11 +19,16 @@ impl IssuerCore {
     /// answers `CERT = S_I(ID, PK, expiry)`. Registering the same key again
     /// returns a fresh certificate; another key for a taken id is refused,
     /// and so is an id that names the issuer or one of its services
-    /// (`RESERVED_PARTICIPANT_IDS`), whatever the key.
+    /// (`RESERVED_PARTICIPANT_IDS`), whatever the key, and a key of a kind
+    /// the issuer's suite cannot seal to (an RSA key under `dhaes`, an
+    /// Ed25519/X25519 key under `aes256`): every answer the issuer owes the
+    /// participant (a payee's key, a refund's replacements) would then fail
+    /// after its commit.
     pub fn register(&self, msg: &RegisterRequest) -> Result<Certificate, IssuerError> {
         if is_reserved_id(&msg.id) {
             return Err(IssuerError::IdentityReserved);
         }
+        self.require_servable_key(&msg.public_key)?;
         open_register_request(msg)?;
         let now = self.now();
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);
@@ -55,6 +60,15 @@ impl IssuerCore {
             msg.public_key.clone(),
             expiry,
         ))
+    }
+
+    /// Refuses a participant key the issuer's suite cannot serve.
+    pub(crate) fn require_servable_key(
+        &self,
+        key: &protocol::crypto::PublicKey,
+    ) -> Result<(), IssuerError> {
+        key.check_suite(self.suite())
+            .map_err(|e| IssuerError::Flow(protocol::flows::FlowError::Crypto(e)))
     }
 
     /// Enrollment 1: records the signed request as pending.

@@ -244,3 +244,43 @@ fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
     assert_eq!(registered(), k0.public());
     h.assert_conserved();
 }
+
+/// A key of a kind the issuer's suite cannot seal to (RSA under `dhaes`,
+/// Ed25519/X25519 under `aes256` or `tdes`) is refused at registration and
+/// as a new key, before anything is logged: every answer the issuer owes
+/// such a participant (a payee's session key, a refund's replacements)
+/// would fail after its commit.
+#[test]
+fn a_key_the_issuers_suite_cannot_serve_is_neither_registered_nor_taken_as_a_new_key() {
+    use protocol::crypto::{KeyKind, SecretKey, SuiteId};
+    use protocol::flows::key_change::key_change_request;
+    let h = Harness::new();
+    let other_kind = match h.core().suite().key_kind() {
+        KeyKind::Rsa => SecretKey::generate_for(SuiteId::Dhaes, 0),
+        KeyKind::Ed25519X25519 => SecretKey::generate_for(SuiteId::Aes256, 2048),
+    }
+    .expect("keygen");
+    let before = n_registered(&h);
+    let (_client, req) = RegistrationClient::start(Who::new("mallory", 0).id, &other_kind);
+    assert!(matches!(
+        h.core().register(&req),
+        Err(IssuerError::Flow(protocol::flows::FlowError::Crypto(_)))
+    ));
+    assert_eq!(n_registered(&h), before);
+    let alice = h.purchaser("alice", 0, 10_000);
+    let id_i = h.core().id().clone();
+    let change = key_change_request(util::key(0), &other_kind, alice.id.clone(), id_i, h.now());
+    assert!(matches!(
+        h.core().change_key(&change),
+        Err(IssuerError::Flow(protocol::flows::FlowError::Crypto(_)))
+    ));
+    assert_eq!(
+        h.core()
+            .participant(&alice.id)
+            .expect("registry")
+            .expect("registered")
+            .public_key,
+        util::key(0).public()
+    );
+    h.assert_conserved();
+}

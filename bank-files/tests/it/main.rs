@@ -3,4 +3,5 @@
 //! `mod NAME;` below; a file of its own under `tests/` would be another
 //! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
 
+mod hostile_files;
 mod iso20022;

@@ -11,6 +11,7 @@ mod hostile_clients;
 mod hostile_merchant;
 mod hostile_sources;
 mod http_limits;
+mod index_forwarder;
 mod lost_collection_answer;
 mod operator_routes;
 mod refund_over_http;

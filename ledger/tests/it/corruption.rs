@@ -210,6 +210,25 @@ fn batch_positions_are_checked() {
         first_error(&[(0, 1), (0, 2)]),
         Err(ChainError::IncompleteBatch { seq: Seq(2) })
     );
+    // A plain read (the issuer's boot, projections, the user index) refuses
+    // a position no writer makes, with a typed error naming the record,
+    // before any reader computes `batch_index + 1` or `seq - batch_index`.
+    for (positions, bad) in [
+        (&[(u16::MAX, u16::MAX)][..], Seq(1)),
+        (&[(0, 1), (2, 3)][..], Seq(2)),
+        (&[(0, 1), (0, 0)][..], Seq(2)),
+    ] {
+        let store = MemoryStore::from_raw_records(forge(positions));
+        match store.read(Seq(1), 10) {
+            Err(StoreError::Corrupt { seq, .. }) => assert_eq!(seq, bad, "{positions:?}"),
+            other => panic!("{positions:?}: expected Corrupt at {bad:?}, got {other:?}"),
+        }
+    }
+    let store = MemoryStore::from_raw_records(forge(&[(0, 2), (1, 2), (0, 1)]));
+    assert_eq!(
+        store.read(Seq(1), 10).expect("a genuine log reads").len(),
+        3
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod corpus;
 mod coverage;
+mod forged_extremes;
 mod incremental;
 mod projections;
 mod random_histories;
