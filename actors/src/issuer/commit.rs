@@ -9,7 +9,8 @@
 //!   -> Commit::new: events, assert balanced         unbalanced: refused, a bug
 //!   -> group commit: durable (fsync)                failure: reservations released
 //!   -> on the log writer's thread, in log order:
-//!        commit the shards (inputs leave, issued enter)
+//!        commit the shards (inputs leave, issued enter, a forfeited
+//!        epoch's unspent coins go)
 //!        mark the transaction committed (idempotency)
 //!        apply the batch to the log state (epochs, purchases, aggregates, totals)
 //!   -> the caller is told, and only then answers
@@ -156,6 +157,22 @@ impl AfterAppend {
             inputs.len(),
             "the shards spent other coins than the batch records"
         );
+        for event in &batch.events {
+            if let Event::FloatForfeited {
+                epoch,
+                n_coins,
+                value,
+                ..
+            } = event
+            {
+                let gone = self.shards.forfeit_epoch(*epoch);
+                assert_eq!(
+                    (gone.n_unspent, gone.value_unspent_minor),
+                    (*n_coins, u128::from(value.minor_units())),
+                    "the shards forfeited other coins of {epoch} than the batch records"
+                );
+            }
+        }
         let at = CommitRef {
             first_seq,
             n_records: batch.events.len() as u16,

@@ -247,6 +247,18 @@ pub enum IssuerError {
     },
     #[error("planning an erasure: {0}")]
     Erasure(#[from] projections::ErasureError),
+    /// The coin-status store and the shards disagree on what an erased
+    /// epoch leaves unspent (or, for a revoked epoch, on what it still
+    /// owes): nothing was logged; the erasure runs again once they agree.
+    #[error(
+        "{epoch}: the erasure would forfeit {planned_minor} minor units, the shards hold {held_minor} unspent and it owes {owed_minor:?}; nothing changed"
+    )]
+    FloatOutOfStep {
+        epoch: KeyEpoch,
+        planned_minor: u128,
+        held_minor: u128,
+        owed_minor: Option<u128>,
+    },
     /// An invariant broke (a panic in one of the issuer's threads, a
     /// poisoned lock): the issuer is dead until restarted from its log.
     #[error("the issuer stopped on a broken invariant ({0}); restart it from its log")]
@@ -306,11 +318,15 @@ pub(crate) struct LogState {
 pub enum EpochEnd {
     /// `EpochRevoked`: recoups may pay out `still_owed` more (of `owed`).
     Revoked { owed: Amount, still_owed: Amount },
-    /// `EpochErased`: nothing of the epoch is accepted any more.
+    /// `EpochErased`: nothing of the epoch is accepted any more; with it,
+    /// `FloatForfeited`: the coins still unspent left circulation
+    /// unredeemed (`forfeited_n_coins` of them, worth `forfeited`).
     Erased {
         through: Seq,
         n_coins: u64,
         value: Amount,
+        forfeited_n_coins: u64,
+        forfeited: Amount,
     },
 }
 
@@ -408,8 +424,29 @@ impl LogState {
                             through: *through,
                             n_coins: *n_coins,
                             value: *value,
+                            forfeited_n_coins: 0,
+                            forfeited: Amount::ZERO,
                         },
                     );
+                }
+                Event::FloatForfeited {
+                    epoch,
+                    n_coins,
+                    value,
+                    ..
+                } => {
+                    // Logged after its epoch's `EpochErased`, in the same
+                    // batch (the auditor holds the issuer to it).
+                    let Some(EpochEnd::Erased {
+                        forfeited_n_coins,
+                        forfeited,
+                        ..
+                    }) = self.epoch_ends.get_mut(epoch)
+                    else {
+                        panic!("the float of {epoch} was forfeited, but it is not erased");
+                    };
+                    *forfeited_n_coins = *n_coins;
+                    *forfeited = *value;
                 }
                 Event::CoinsSpent {
                     coins,

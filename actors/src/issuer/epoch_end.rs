@@ -30,11 +30,16 @@
 //!   the shards (never issued), so they are refused, whatever their tag.
 //! - **erasure** (after `grace_ends_at`) catches the coin-status projection
 //!   up with the log, plans the erasure of the epoch's spent and revoked
-//!   coins as of the record it has applied (`through`), logs
-//!   `EpochErased { through, n_coins, value, digest }`, then destroys the
-//!   epoch's mint key (a crash in between: the key is destroyed at the
-//!   next scheduled pass, and the log already refuses the epoch). The
-//!   housekeeper runs it for every epoch past its grace.
+//!   coins as of the record it has applied (`through`) and the forfeiture
+//!   of its coins still unspent, logs `EpochErased { through, n_coins,
+//!   value, digest }` and `FloatForfeited { n_coins, value, digest }` in one
+//!   batch, then destroys the epoch's mint key (a crash in between: the key
+//!   is destroyed at the next scheduled pass, and the log already refuses
+//!   the epoch). The forfeited coins can never be presented again, so their
+//!   value leaves the outstanding e-money for the issuer's breakage
+//!   (`Totals::forfeited`); the shards drop them when the batch commits. A
+//!   revoked epoch forfeits what its recoups still owed. The housekeeper
+//!   runs it for every epoch past its grace.
 
 use std::time::{Duration, Instant};
 
@@ -62,13 +67,19 @@ pub struct EpochRevocation {
     pub still_owed: Amount,
 }
 
-/// An epoch erased.
+/// An epoch erased: its spent coins erased through record `through`, its
+/// unspent ones forfeited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochErasure {
     pub epoch: KeyEpoch,
     pub through: Seq,
+    /// Spent and revoked coins erased, and their value.
     pub n_coins: u64,
     pub value: Amount,
+    /// Unspent coins forfeited (out of the outstanding e-money, into the
+    /// issuer's breakage), and their value.
+    pub forfeited_n_coins: u64,
+    pub forfeited: Amount,
 }
 
 /// How an epoch stands for a coin presented now.
@@ -299,12 +310,17 @@ impl IssuerCore {
             ErasureStep::Erase => {}
         }
         let closing = self.close_epoch(epoch);
-        let erased = self.erase_closed_epoch(epoch, now, wait);
+        let erased = self.erase_closed_epoch(epoch, now, wait, end.as_ref());
         drop(closing);
         let erased = erased?;
         self.retire_erased_keys()?;
         self.seal_log()?;
-        tracing::info!(%epoch, n_coins = erased.n_coins, "key epoch erased");
+        tracing::info!(
+            %epoch,
+            n_coins = erased.n_coins,
+            forfeited_n_coins = erased.forfeited_n_coins,
+            "key epoch erased, its unspent coins forfeited"
+        );
         Ok(erased)
     }
 
@@ -313,13 +329,15 @@ impl IssuerCore {
         epoch: KeyEpoch,
         now: Timestamp,
         wait: Duration,
+        end: Option<&EpochEnd>,
     ) -> Result<EpochErasure, IssuerError> {
         self.drain_epoch(epoch, wait)?;
         // The projection alone: the shards' retiring sets are the
         // housekeeper's (`checkpoint_coin_status`), which may run meanwhile.
         self.coin_status.catch_up(self.store().as_ref())?;
         let plan = self.coin_status_plan_erasure(epoch, now)?;
-        let (tx, events, erasure) = decide_epoch::erasure_events(epoch, &plan);
+        let held = self.commit.epoch_holdings(epoch);
+        let (tx, events, erasure) = decide_epoch::erasure_events(epoch, &plan, held, end)?;
         self.commit_batch(tx, &[], events, Vec::new())?;
         Ok(erasure)
     }
