@@ -773,6 +773,8 @@ async fn erase_epoch(
             through: e.through,
             n_coins: e.n_coins,
             value: e.value,
+            forfeited_n_coins: e.forfeited_n_coins,
+            forfeited: e.forfeited,
         },
         POSTCARD,
     ))
