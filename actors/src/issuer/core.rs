@@ -245,6 +245,12 @@ pub enum IssuerError {
         grace_ends_at: Timestamp,
         now: Timestamp,
     },
+    /// A batch would issue coins of an epoch being revoked or erased (its
+    /// coin bodies were made before the epoch stopped being current):
+    /// nothing committed; the request, tried again, gets coins of the
+    /// current epoch.
+    #[error("fresh coins of {0}, which is being revoked or erased: nothing committed; try again")]
+    IssuedUnderClosingEpoch(KeyEpoch),
     #[error("planning an erasure: {0}")]
     Erasure(#[from] projections::ErasureError),
     /// The coin-status store and the shards disagree on what an erased
@@ -506,9 +512,10 @@ pub struct IssuerCore {
     log_state_from_snapshot: Option<Seq>,
     /// Serializes epoch rotation (mint file + log event).
     pub(crate) epoch_lock: Mutex<()>,
-    /// Epochs being revoked or erased: their coins are refused meanwhile
-    /// (see `issuer::epoch_end`).
-    pub(crate) epochs_closing: Mutex<std::collections::BTreeSet<KeyEpoch>>,
+    /// Epochs being revoked or erased: their coins are refused meanwhile,
+    /// and the commit path refuses a batch issuing coins of one (see
+    /// `issuer::epoch_end`; shared with [`CommitPath`]).
+    pub(crate) epochs_closing: crate::issuer::commit::ClosingEpochs,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
     /// Trips when an invariant breaks; then every request is refused.
@@ -660,13 +667,15 @@ impl IssuerCore {
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let state = Arc::new(Mutex::new(state));
+        let epochs_closing = crate::issuer::commit::ClosingEpochs::default();
         let commit = CommitPath::new(
             log,
             shards,
             idempotency.clone(),
             state.clone(),
             fail_stop.clone(),
-        );
+        )
+        .refusing_issuance_under(epochs_closing.clone());
         // The session store's payloads are sealed under the registry key.
         // The tables beside the log stop the issuer when they fail, as the log does.
         config.side_tables = config.side_tables.take().map(|inner| {
@@ -706,7 +715,7 @@ impl IssuerCore {
             log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
             log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
-            epochs_closing: Mutex::new(std::collections::BTreeSet::new()),
+            epochs_closing,
             aggregate_lock: Mutex::new(()),
             fail_stop,
             timings,
