@@ -308,6 +308,35 @@ impl ShardCore {
         out
     }
 
+    /// Removes every unspent coin of `epoch` (its float forfeited with its
+    /// erasure) and returns what it removed. The coins are not kept as
+    /// gone: nothing of an erased epoch is accepted, so nothing needs to
+    /// remember them.
+    ///
+    /// # Panics
+    /// If a transaction holds one of them: the erasure drains the epoch
+    /// first, so a reservation here is a broken invariant.
+    pub fn forfeit_epoch(&self, epoch: ledger::KeyEpoch) -> EpochHoldings {
+        let mut state = lock(&self.state);
+        let mut out = EpochHoldings::default();
+        let ShardState {
+            unspent, reserved, ..
+        } = &mut *state;
+        unspent.retain(|id, body| {
+            if body.epoch != epoch {
+                return true;
+            }
+            assert!(
+                !reserved.contains_key(id),
+                "a forfeited coin {id} is reserved by a transaction in flight"
+            );
+            out.n_unspent += 1;
+            out.value_unspent_minor += u128::from(body.value.minor_units());
+            false
+        });
+        out
+    }
+
     /// Every unspent coin of this shard (for checks and checkpoints).
     pub fn unspent(&self) -> Vec<CoinBody> {
         lock(&self.state).unspent.values().copied().collect()
@@ -333,7 +362,7 @@ impl ShardCore {
     }
 
     /// Applies a logged event at boot (log replay): issued coins of this
-    /// shard enter, spent or revoked ones leave. Refuses to run while
+    /// shard enter, spent or revoked ones leave, a forfeited epoch's go. Refuses to run while
     /// transactions hold reservations, since replay happens before serving.
     pub fn apply_logged(&self, event: &Event) {
         let mut state = lock(&self.state);
@@ -358,6 +387,9 @@ impl ShardCore {
                     );
                     state.gone.insert(body.id);
                 }
+            }
+            Event::FloatForfeited { epoch, .. } => {
+                state.unspent.retain(|_, body| body.epoch != *epoch);
             }
             _ => {}
         }
@@ -539,6 +571,15 @@ impl ShardSet {
         self.shards
             .iter()
             .map(|s| s.epoch_holdings(epoch))
+            .fold(EpochHoldings::default(), EpochHoldings::add)
+    }
+
+    /// Removes every unspent coin of `epoch` from every shard
+    /// ([`ShardCore::forfeit_epoch`]) and returns what it removed.
+    pub fn forfeit_epoch(&self, epoch: ledger::KeyEpoch) -> EpochHoldings {
+        self.shards
+            .iter()
+            .map(|s| s.forfeit_epoch(epoch))
             .fold(EpochHoldings::default(), EpochHoldings::add)
     }
 
@@ -763,6 +804,39 @@ mod tests {
         assert_eq!(set.n_unspent(), 2);
         assert!(set.get(&coins[1].id).is_none());
         assert_eq!(set.get(&coins[2].id), Some(coins[2]));
+    }
+
+    // Given coins of epochs 1 and 2 over three shards, forfeiting epoch 1
+    // removes its unspent coins from every shard (a live run and a replay
+    // of the log alike) and leaves epoch 2's; nothing is kept as gone.
+    #[test]
+    fn a_forfeited_epoch_leaves_every_shard() {
+        let of_epoch_2 = |c: CoinBody| CoinBody {
+            epoch: KeyEpoch(2),
+            ..c
+        };
+        let coins: Vec<CoinBody> = (0..3).map(|s| body_in(3, s, 10 + u64::from(s))).collect();
+        let later = of_epoch_2(body_in(3, 1, 50));
+        let live = ShardSet::new(3);
+        live.commit(TxId::random(), &[coins.clone(), vec![later]].concat());
+        let gone = live.forfeit_epoch(KeyEpoch(1));
+        assert_eq!((gone.n_unspent, gone.value_unspent_minor), (3, 33));
+        assert_eq!(live.n_unspent(), 1);
+        assert_eq!(live.get(&later.id), Some(later));
+        assert_eq!(live.n_gone(), 0);
+        let replayed = ShardSet::new(3);
+        replayed.apply_logged(&Event::CoinsIssued {
+            coins: [coins, vec![later]].concat(),
+            holder: None,
+            cause: IssueCause::Change,
+        });
+        replayed.apply_logged(&Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 3,
+            value: Amount::from_minor(33),
+            digest: ledger::Hash32([0; 32]),
+        });
+        assert_eq!(replayed.unspent_ids(), live.unspent_ids());
     }
 
     /// Two payments race for the same coin from two threads, 1,000 times:

@@ -198,13 +198,16 @@ impl WireMessage for EraseEpoch {
     const BYTES_MAX: usize = 16;
 }
 
-/// An erased epoch: the spent coins erased, named through log record `through`.
+/// An erased epoch: the spent coins erased, named through log record
+/// `through`, and the coins still unspent, forfeited with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochErasedAnswer {
     pub epoch: KeyEpoch,
     pub through: ledger::Seq,
     pub n_coins: u64,
     pub value: ledger::Amount,
+    pub forfeited_n_coins: u64,
+    pub forfeited: ledger::Amount,
 }
 
 impl WireMessage for EpochErasedAnswer {
@@ -217,6 +220,23 @@ mod tests {
     use protocol::wire::{decode, encode};
 
     use super::*;
+
+    // An erasure's answer with every figure at its widest still fits its
+    // bound.
+    #[test]
+    fn the_widest_erasure_answer_fits_its_bound() {
+        let widest = EpochErasedAnswer {
+            epoch: KeyEpoch(u32::MAX),
+            through: ledger::Seq(u64::MAX),
+            n_coins: u64::MAX,
+            value: ledger::Amount::from_minor(u64::MAX),
+            forfeited_n_coins: u64::MAX,
+            forfeited: ledger::Amount::from_minor(u64::MAX),
+        };
+        let bytes = encode(&widest);
+        assert!(bytes.len() <= EpochErasedAnswer::BYTES_MAX);
+        assert_eq!(decode::<EpochErasedAnswer>(&bytes), Ok(widest));
+    }
 
     // A list of revoked epochs decodes within its bound, and a longer one
     // is refused, whatever the issuer (or a man in the middle) sends.

@@ -340,6 +340,12 @@ pub fn issuer_error(e: IssuerError) -> ApiError {
             ErrorCode::Internal,
             "the issuer is stopping",
         ),
+        // Fresh coins of an epoch that is ending: nothing committed, the
+        // same request tried again gets coins of the current epoch.
+        IssuerError::IssuedUnderClosingEpoch(_) => {
+            ApiError::new(S::CONFLICT, ErrorCode::InFlight, e.to_string())
+                .with_retry_after(crate::constants::RETRY_AFTER_SECS)
+        }
         other => ApiError::internal("issuer", &other),
     }
 }
@@ -773,6 +779,8 @@ async fn erase_epoch(
             through: e.through,
             n_coins: e.n_coins,
             value: e.value,
+            forfeited_n_coins: e.forfeited_n_coins,
+            forfeited: e.forfeited,
         },
         POSTCARD,
     ))

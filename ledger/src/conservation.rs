@@ -4,10 +4,16 @@
 //!
 //! ```text
 //! unspent coins + aggregated balances + owed to card systems
+//!   + forfeited float (the issuer's breakage)
 //!   = real money in (settled purchases, clearing receipts, the issuer's
 //!     own money covering returned debits)
 //!   − real money out (redemptions, clearing payments, returned debits)
 //! ```
+//!
+//! Forfeited float is the value of coins still unspent when their key
+//! epoch was erased (`Event::FloatForfeited`): nobody can present them
+//! any more, so they leave the outstanding e-money, and the money that
+//! bought them stays with the issuer as its own.
 //!
 //! [`Flows::of`] sums what one transaction's events move; a transaction
 //! balances when the change of the left side equals the change of the right.
@@ -39,6 +45,9 @@ pub struct Flows {
     /// The issuer's own money covering the coins of returned debits: real
     /// money in, equal to `debits_returned` (the issuer's loss).
     pub loss_covered: u128,
+    /// Unspent coins of an erased epoch, forfeited: out of the outstanding
+    /// e-money, into the issuer's breakage.
+    pub forfeited: u128,
 }
 
 /// Why a transaction or the running state breaks conservation.
@@ -56,6 +65,10 @@ pub enum ConservationError {
     NegativeOutstanding(i128),
     #[error("aggregated balances would be negative ({0} minor units)")]
     NegativeAggregates(i128),
+    /// A running stock left the range of `i128` (only a forged log gets
+    /// there: every amount is a `u64`).
+    #[error("a running total overflows")]
+    TotalsOverflow,
     #[error("amount overflow in a coin list")]
     Overflow(#[from] MoneyError),
 }
@@ -101,6 +114,7 @@ impl Flows {
                     add(&mut f.debits_returned, *amount);
                     add(&mut f.loss_covered, *amount);
                 }
+                Event::FloatForfeited { value, .. } => add(&mut f.forfeited, *value),
                 Event::Registered { .. }
                 | Event::EnrollmentRequested { .. }
                 | Event::Enrolled { .. }
@@ -125,7 +139,15 @@ impl Flows {
 
     /// Change of outstanding e-money (unspent coins).
     pub fn outstanding_delta(&self) -> i128 {
-        self.coins_issued as i128 - self.coins_spent as i128 - self.coins_revoked as i128
+        self.coins_issued as i128
+            - self.coins_spent as i128
+            - self.coins_revoked as i128
+            - self.forfeited as i128
+    }
+
+    /// Change of the forfeited float (the issuer's breakage): it only grows.
+    pub fn forfeited_delta(&self) -> i128 {
+        self.forfeited as i128
     }
 
     /// Change of aggregated balances.
@@ -154,8 +176,10 @@ impl Flows {
 
     /// The rule every transaction obeys: value in equals value out.
     pub fn check_balanced(&self) -> Result<(), ConservationError> {
-        let stocks_delta =
-            self.outstanding_delta() + self.aggregates_delta() + self.card_float_delta();
+        let stocks_delta = self.outstanding_delta()
+            + self.aggregates_delta()
+            + self.card_float_delta()
+            + self.forfeited_delta();
         let real_delta = self.real_delta();
         if stocks_delta == real_delta {
             Ok(())
@@ -176,6 +200,9 @@ pub struct Totals {
     pub card_float: i128,
     pub real_in: i128,
     pub real_out: i128,
+    /// Value of the coins forfeited with their erased epochs (the issuer's
+    /// breakage): out of `outstanding`, never redeemable again.
+    pub forfeited: i128,
 }
 
 impl Totals {
@@ -184,13 +211,23 @@ impl Totals {
     pub fn apply(&mut self, flows: &Flows) -> Result<(), ConservationError> {
         flows.check_balanced()?;
         let mut next = *self;
-        next.outstanding += flows.outstanding_delta();
-        next.aggregates += flows.aggregates_delta();
-        next.card_float += flows.card_float_delta();
-        next.real_in +=
-            flows.real_in as i128 + flows.cleared_from_lus as i128 + flows.loss_covered as i128;
-        next.real_out +=
-            flows.real_out as i128 + flows.cleared_to_lus as i128 + flows.debits_returned as i128;
+        let grow = |stock: i128, by: i128| {
+            stock
+                .checked_add(by)
+                .ok_or(ConservationError::TotalsOverflow)
+        };
+        next.outstanding = grow(next.outstanding, flows.outstanding_delta())?;
+        next.aggregates = grow(next.aggregates, flows.aggregates_delta())?;
+        next.card_float = grow(next.card_float, flows.card_float_delta())?;
+        next.forfeited = grow(next.forfeited, flows.forfeited_delta())?;
+        next.real_in = grow(
+            next.real_in,
+            flows.real_in as i128 + flows.cleared_from_lus as i128 + flows.loss_covered as i128,
+        )?;
+        next.real_out = grow(
+            next.real_out,
+            flows.real_out as i128 + flows.cleared_to_lus as i128 + flows.debits_returned as i128,
+        )?;
         if next.outstanding < 0 {
             return Err(ConservationError::NegativeOutstanding(next.outstanding));
         }
@@ -202,10 +239,16 @@ impl Totals {
         Ok(())
     }
 
-    /// `outstanding + aggregates + card float = real in − real out`.
+    /// `outstanding + aggregates + card float + forfeited = real in − real out`.
     pub fn check_equation(&self) -> Result<(), ConservationError> {
-        let stocks = self.outstanding + self.aggregates + self.card_float;
-        let real = self.real_in - self.real_out;
+        let stocks = [self.aggregates, self.card_float, self.forfeited]
+            .into_iter()
+            .try_fold(self.outstanding, i128::checked_add)
+            .ok_or(ConservationError::TotalsOverflow)?;
+        let real = self
+            .real_in
+            .checked_sub(self.real_out)
+            .ok_or(ConservationError::TotalsOverflow)?;
         if stocks == real {
             Ok(())
         } else {
@@ -349,6 +392,92 @@ mod tests {
             Err(ConservationError::Unbalanced { .. })
         ));
         assert_eq!(totals, before);
+    }
+
+    // Given 6.25 outstanding, of which 2.50 is forfeited with its epoch:
+    // outstanding falls to 3.75, the forfeited float rises to 2.50, and
+    // the equation still holds with real money untouched. A forged
+    // forfeiture of more than is outstanding is a typed failure and
+    // changes nothing.
+    #[test]
+    fn a_forfeiture_moves_value_from_outstanding_to_the_forfeited_float() {
+        let mut totals = Totals::default();
+        let purchase = PurchaseId::random();
+        let tx = [
+            Event::PurchaseSettled {
+                purchase,
+                amount: Amount::from_minor(625),
+            },
+            Event::CoinsIssued {
+                coins: coins(&[250, 250, 125]),
+                holder: None,
+                cause: IssueCause::Purchase(purchase),
+            },
+        ];
+        totals.apply(&Flows::of(&tx)).expect("purchase balances");
+        let forfeiture = |value| Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 1,
+            value: Amount::from_minor(value),
+            digest: crate::Hash32([0; 32]),
+        };
+        let flows = Flows::of(&[forfeiture(250)]);
+        flows.check_balanced().expect("a forfeiture balances alone");
+        assert_eq!(flows.outstanding_delta(), -250);
+        totals.apply(&flows).expect("forfeited");
+        assert_eq!(totals.outstanding, 375);
+        assert_eq!(totals.forfeited, 250);
+        assert_eq!(totals.real_in - totals.real_out, 625);
+        totals.check_equation().expect("conserved");
+        let before = totals;
+        assert_eq!(
+            totals.apply(&Flows::of(&[forfeiture(1_000)])),
+            Err(ConservationError::NegativeOutstanding(-625))
+        );
+        assert_eq!(totals, before);
+    }
+
+    // Stocks near the edge of i128 (a forged log's) give a typed failure,
+    // never a wrapped sum or a panic.
+    #[test]
+    fn a_running_total_past_i128_is_a_typed_failure() {
+        let mut totals = Totals {
+            forfeited: i128::MAX,
+            ..Totals::default()
+        };
+        let flows = Flows {
+            forfeited: 1,
+            coins_issued: 1,
+            ..Flows::default()
+        };
+        let before = totals;
+        assert_eq!(
+            totals.apply(&flows),
+            Err(ConservationError::Unbalanced {
+                stocks_delta: 1,
+                real_delta: 0
+            })
+        );
+        let balanced = Flows {
+            coins_issued: 2,
+            forfeited: 1,
+            real_in: 2,
+            ..Flows::default()
+        };
+        assert_eq!(
+            totals.apply(&balanced),
+            Err(ConservationError::TotalsOverflow)
+        );
+        assert_eq!(totals, before);
+        let skewed = Totals {
+            outstanding: i128::MAX,
+            forfeited: 1,
+            ..Totals::default()
+        };
+        assert_eq!(
+            skewed.check_equation(),
+            Err(ConservationError::TotalsOverflow)
+        );
     }
 
     #[test]

@@ -404,6 +404,23 @@ pub enum Event {
         value: Amount,
         digest: Hash32,
     },
+
+    // --- float of an erased epoch (appended: variant indices are the encoding) ---
+    /// The coins of `epoch` still unspent when it is erased leave
+    /// circulation unredeemed: nobody can present them any more (the mint
+    /// key is destroyed, nothing of the epoch is accepted), so their value
+    /// leaves the outstanding e-money and becomes the issuer's breakage
+    /// (`Totals::forfeited`). Logged in the batch of the epoch's
+    /// [`Event::EpochErased`], never alone. `digest` is SHA-256 over the
+    /// forfeited ids in ascending order ([`erasure_digest`]); an auditor
+    /// recomputes count, value and digest from the epoch's unspent coins.
+    /// A revoked epoch forfeits what its recoups still owed.
+    FloatForfeited {
+        epoch: KeyEpoch,
+        n_coins: u64,
+        value: Amount,
+        digest: Hash32,
+    },
 }
 
 /// Where a participant stands with the issuer (set by its operator).
@@ -478,6 +495,7 @@ impl Event {
             Event::PurchaseDebitReturned { .. } => "purchase_debit_returned",
             Event::EpochRevoked { .. } => "epoch_revoked",
             Event::EpochErased { .. } => "epoch_erased",
+            Event::FloatForfeited { .. } => "float_forfeited",
         }
     }
 
@@ -520,6 +538,9 @@ impl Event {
             }
             Event::Checkpoint(c) => c.signature.0.len() <= SIGNATURE_BYTES_MAX,
             Event::PurchaseDebitReturned { reason, .. } => reason.len() <= TEXT_BYTES_MAX,
+            // A forfeiture without coins forfeits nothing; with coins, its
+            // value is whatever they held (the auditor checks it).
+            Event::FloatForfeited { n_coins, value, .. } => *n_coins > 0 || value.is_zero(),
             _ => true,
         };
         if ok {
@@ -606,9 +627,10 @@ impl postcard::ser_flavors::Flavor for CompareFlavor<'_> {
     }
 }
 
-/// The digest a [`Event::SpentCoinsErased`] carries: SHA-256 over the
-/// erased coin ids, 16 bytes each, in the order given (ascending, for an
-/// erasure). The coin-status projection computes it when it plans an
+/// The digest a [`Event::SpentCoinsErased`], an [`Event::EpochErased`] or
+/// an [`Event::FloatForfeited`] carries: SHA-256 over the coin ids, 16
+/// bytes each, in the order given (ascending, for an erasure or a
+/// forfeiture). The coin-status projection computes it when it plans an
 /// erasure, the auditor when it checks one.
 pub fn erasure_digest<'a>(ids: impl IntoIterator<Item = &'a CoinId>) -> Hash32 {
     use sha2::{Digest, Sha256};
@@ -651,6 +673,55 @@ mod tests {
         assert!(Checkpoint::parse_published_head(&text.replace("seq 41", "seq x")).is_err());
         assert!(Checkpoint::parse_published_head(&format!("{text}extra\n")).is_err());
         assert!(Checkpoint::parse_published_head("").is_err());
+    }
+
+    // The variant index is the first byte after the version: the epoch
+    // end events keep theirs, so logs written before the forfeiture
+    // existed still decode, and the forfeiture comes after them all.
+    #[test]
+    fn the_forfeiture_is_the_last_variant_and_older_ones_keep_their_index() {
+        let erased = Event::EpochErased {
+            epoch: KeyEpoch(3),
+            through: Seq(9),
+            n_coins: 2,
+            value: crate::Amount::from_minor(300),
+            digest: Hash32([5; 32]),
+        };
+        let bytes = erased.encode();
+        assert_eq!(bytes[..2], [EVENT_VERSION, 27]);
+        assert_eq!(Event::decode(&bytes), Ok(erased));
+        let forfeited = Event::FloatForfeited {
+            epoch: KeyEpoch(3),
+            n_coins: 2,
+            value: crate::Amount::from_minor(300),
+            digest: Hash32([6; 32]),
+        };
+        let bytes = forfeited.encode();
+        assert_eq!(bytes[..2], [EVENT_VERSION, 28]);
+        assert_eq!(forfeited.kind(), "float_forfeited");
+        assert_eq!(Event::decode(&bytes), Ok(forfeited));
+        // One variant past the last is no event of this version.
+        let mut unknown = bytes.clone();
+        unknown[1] = 29;
+        assert!(matches!(
+            Event::decode(&unknown),
+            Err(EventDecodeError::Malformed(_))
+        ));
+    }
+
+    // A forfeiture of no coins carries no value.
+    #[test]
+    fn a_forfeiture_of_no_coins_with_a_value_is_refused() {
+        let forged = Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 0,
+            value: crate::Amount::from_minor(1),
+            digest: erasure_digest([]),
+        };
+        assert_eq!(
+            Event::decode(&forged.encode()),
+            Err(EventDecodeError::Invalid("field exceeds its limit"))
+        );
     }
 
     #[test]

@@ -399,6 +399,15 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                     digest: Hash32(digest),
                 }
             ),
+        (arb_epoch(), any::<u64>(), arb_amount(), any::<[u8; 32]>()).prop_map(
+            |(epoch, n_coins, value, digest)| Event::FloatForfeited {
+                epoch,
+                // A forfeiture of no coins carries no value (`Event::validate`).
+                n_coins: n_coins.max(u64::from(!value.is_zero())),
+                value,
+                digest: Hash32(digest),
+            }
+        ),
     ]
 }
 

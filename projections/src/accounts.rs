@@ -1,5 +1,6 @@
 //! Accounts and float: merchant aggregate balances, bank money (purchases
-//! requested, settled, rejected; redemptions), outstanding e-money, card
+//! requested, settled, rejected; redemptions), outstanding e-money, the
+//! float forfeited with erased epochs (the issuer's breakage), card
 //! float per load/unload server, and the conservation equation of `docs/design.md`
 //! computed from these stocks at any sequence number.
 //!
@@ -46,8 +47,10 @@ pub struct AccountsSummary {
     /// Stocks of the conservation equation, moved one whole batch at a time
     /// by [`Totals::apply`].
     pub running: Totals,
-    /// Coins issued − spent − revoked, moved event by event.
+    /// Coins issued − spent − revoked − forfeited, moved event by event.
     pub outstanding: i128,
+    /// Value of the coins forfeited with their erased epochs.
+    pub forfeited: u128,
     /// Purchases requested and neither settled nor rejected.
     pub bank_pending: u128,
     pub n_purchases_pending: u64,
@@ -84,7 +87,7 @@ impl ConservationReport {
         self.from_books.check_equation()?;
         self.running.check_equation()?;
         if self.from_books != self.running {
-            let stocks = |t: &Totals| t.outstanding + t.aggregates + t.card_float;
+            let stocks = |t: &Totals| t.outstanding + t.aggregates + t.card_float + t.forfeited;
             return Err(ConservationError::Unbalanced {
                 stocks_delta: stocks(&self.from_books) - stocks(&self.running),
                 real_delta: (self.from_books.real_in - self.from_books.real_out)
@@ -199,6 +202,7 @@ pub fn conservation(
             card_float: card_float_sum,
             real_in: wide(s.bank_settled) + wide(s.cleared_from_lus),
             real_out: wide(s.redeemed) + wide(s.cleared_to_lus),
+            forfeited: wide(s.forfeited),
         },
         running: s.running,
         mid_batch: !s.open_batch.is_empty(),
@@ -331,6 +335,10 @@ fn apply_event(
         Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
             s.outstanding -= coins_value(coins)
         }
+        Event::FloatForfeited { value, .. } => {
+            s.outstanding -= i128::from(value.minor_units());
+            s.forfeited += minor(value);
+        }
         Event::Redeemed { amount, .. } => s.redeemed += minor(amount),
         Event::Enrolled {
             balance: Some(id), ..
@@ -400,7 +408,8 @@ fn apply_event(
 impl Projection for AccountsModel {
     const NAME: &'static str = "accounts";
     const TABLES: &'static [TableName] = &[BALANCES, PURCHASES, CARD_FLOAT, SUMMARY];
-    const FORMAT: u32 = 1;
+    /// 2: the summary and its totals carry the forfeited float.
+    const FORMAT: u32 = 2;
 
     fn apply(&self, state: &mut dyn StateWrite, record: &Record) -> Result<(), ProjectionError> {
         let seq = record.seq;

@@ -32,6 +32,14 @@ pub enum HistoryError {
     },
     #[error("erasure would remove unspent coin {0}")]
     WouldEraseUnspent(CoinId),
+    #[error(
+        "forfeiture of {epoch} does not match its unspent coins: event says {event_n_coins} coins, store has {store_n_coins}"
+    )]
+    ForfeitureMismatch {
+        epoch: KeyEpoch,
+        event_n_coins: u64,
+        store_n_coins: u64,
+    },
     #[error("purchase {0} requested twice")]
     PurchaseRequestedTwice(PurchaseId),
     #[error("purchase {0} settled or rejected but never requested, or already closed")]

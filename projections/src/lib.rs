@@ -3,15 +3,17 @@
 //!
 //! - [`coin_status`]: [`CoinStatus`]: coin id → value, expiry, epoch and
 //!   state; what coin shards boot from ([`CoinStatus::unspent_by_shard`]);
-//!   erasure of spent coins past their epoch's grace period
+//!   erasure of spent coins past their epoch's grace period and forfeiture
+//!   of the unspent ones when the epoch is erased
 //!   ([`CoinStatus::plan_erasure`]).
 //! - [`user_index`]: [`UserIndex`]: participant → coins issued to them
 //!   (non-anonymous only), kept in a separate file; the only place that
 //!   unseals identities, through an injected [`Unsealer`]; looking up who
 //!   withdrew a coin returns the `IdentityDisclosed` event to log.
 //! - [`accounts`]: [`Accounts`]: merchant aggregate balances, bank money
-//!   (pending, settled, rejected), outstanding e-money, card float per
-//!   load/unload server, and the conservation equation checked with
+//!   (pending, settled, rejected), outstanding e-money, the float forfeited
+//!   with erased epochs, card float per load/unload server, and the
+//!   conservation equation checked with
 //!   `ledger::conservation`.
 //! - [`tx_index`]: [`TxIndex`]: transaction id → where its batch lies in
 //!   the log; what the issuer answers repeats of old transactions from, so
@@ -39,7 +41,7 @@ pub mod user_index;
 pub use accounts::{Accounts, AccountsModel};
 pub use coin_status::{
     CoinState, CoinStatus, CoinStatusEntry, CoinStatusModel, EpochInfo, ErasureError, ErasurePlan,
-    UnspentTotals,
+    ForfeiturePlan, UnspentTotals,
 };
 pub use error::{HistoryError, ProjectionError, UnsealError};
 pub use framework::{Projection, ProjectionDb, replay_in_memory};

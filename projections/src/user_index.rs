@@ -359,6 +359,31 @@ fn set_holding_state(
     Ok(())
 }
 
+/// Removes every unspent holding of `epoch` (a `FloatForfeited`: the
+/// epoch is erased and its unspent coins gone for good), with the coins'
+/// holder entries. Holdings are keyed by participant, so this is one scan
+/// of them, once per epoch's life.
+fn forfeit_holdings(
+    state: &mut dyn StateWrite,
+    epoch: ledger::KeyEpoch,
+) -> Result<(), ProjectionError> {
+    let mut gone: Vec<(Vec<u8>, CoinId)> = Vec::new();
+    state.scan_prefix(HOLDINGS, &[], &mut |k, v| {
+        let id_at = k.len().saturating_sub(16);
+        let id = coin_id(HOLDINGS, k.get(id_at..).unwrap_or_default())?;
+        let entry = read_entry(id, v)?;
+        if entry.body.epoch == epoch && entry.state == CoinState::Unspent {
+            gone.push((k.to_vec(), id));
+        }
+        Ok(true)
+    })?;
+    for (key, id) in gone {
+        state.remove(HOLDINGS, &key)?;
+        state.remove(COIN_HOLDER, id.as_bytes())?;
+    }
+    Ok(())
+}
+
 impl UserIndexModel {
     fn identity(
         &self,
@@ -470,6 +495,7 @@ impl Projection for UserIndexModel {
                     &subject_bytes(subject),
                 )?;
             }
+            Event::FloatForfeited { epoch, .. } => forfeit_holdings(state, *epoch)?,
             Event::CoinsIssued { holder: None, .. }
             | Event::Enrolled { balance: None, .. }
             | Event::Registered { .. }

@@ -1,4 +1,5 @@
-//! [`CoinTable`]: every coin the replay has seen issued and not yet erased,
+//! [`CoinTable`]: every coin the replay has seen issued and not yet erased
+//! or forfeited,
 //! in one hash table keyed by coin id, each with a spent flag. A spend is
 //! one probe that flips the flag and an issuance one probe that inserts;
 //! two tables (unspent, and spent-until-erased) cost two cache-missing
@@ -96,6 +97,14 @@ impl CoinTable {
             .map(|(id, e)| (*id, e.value))
     }
 
+    /// The unspent coins of `epoch`: what an erasure of it forfeits.
+    pub fn unspent_of_epoch(&self, epoch: KeyEpoch) -> impl Iterator<Item = (CoinId, Amount)> + '_ {
+        self.coins
+            .iter()
+            .filter(move |(_, e)| !e.spent && e.epoch == epoch)
+            .map(|(id, e)| (*id, e.value))
+    }
+
     /// Whether `id` is in the table at all (issued and not erased).
     pub fn contains(&self, id: &CoinId) -> bool {
         self.coins.contains_key(id)
@@ -138,7 +147,7 @@ impl CoinTable {
         Ok(())
     }
 
-    /// Forgets erased coins (an erasure names only spent ones).
+    /// Forgets erased or forfeited coins.
     pub(crate) fn forget(&mut self, ids: &[CoinId]) {
         for id in ids {
             if let Some(e) = self.coins.remove(id)

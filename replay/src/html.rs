@@ -185,6 +185,7 @@ impl AuditReport {
             ("outstanding e-money", t.outstanding),
             ("aggregated balances", t.aggregates),
             ("owed to card systems", t.card_float),
+            ("forfeited (breakage)", t.forfeited),
         ] {
             let _ = write!(
                 page,

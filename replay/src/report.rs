@@ -65,6 +65,9 @@ pub struct EpochReport {
     pub erasures: u32,
     /// Revoked: what its recoups may still pay out, in minor units.
     pub revoked_still_owed_minor: Option<u128>,
+    /// Erased: its coins still unspent then, forfeited, and their value.
+    pub n_forfeited: u64,
+    pub forfeited_minor: u128,
 }
 
 /// One load/unload server in the report.
@@ -126,6 +129,8 @@ impl AuditReport {
                 closed: e.closed,
                 erasures: e.n_erasures + u32::from(e.erased),
                 revoked_still_owed_minor: e.revoked_still_owed,
+                n_forfeited: e.n_forfeited,
+                forfeited_minor: e.forfeited_minor,
             })
             .collect()
     }
@@ -253,6 +258,7 @@ impl AuditReport {
             ("outstanding e-money", t.outstanding),
             ("aggregated balances", t.aggregates),
             ("owed to card systems", t.card_float),
+            ("forfeited (breakage)", t.forfeited),
             ("coins issued", self.stats.coins_issued_minor as i128),
             ("coins spent", self.stats.coins_spent_minor as i128),
             ("coins revoked", self.stats.coins_revoked_minor as i128),
@@ -266,14 +272,24 @@ impl AuditReport {
         }
         let _ = writeln!(
             out,
-            "  conservation: {} + {} + {} = {} − {}  ({} unspent coins)",
+            "  conservation: {} + {} + {} + {} = {} − {}  ({} unspent coins)",
             format_minor(t.outstanding),
             format_minor(t.aggregates),
             format_minor(t.card_float),
+            format_minor(t.forfeited),
             format_minor(t.real_in),
             format_minor(t.real_out),
             self.unspent_coins
         );
+        if t.forfeited > 0 {
+            let _ = writeln!(
+                out,
+                "  forfeited: {0} of coins were still unspent when their key epoch was \
+                 erased; nobody can present them any more, so they left the outstanding \
+                 e-money and their money stays with the issuer",
+                format_minor(t.forfeited)
+            );
+        }
         if self.stats.debits_returned_minor > 0 {
             let _ = writeln!(
                 out,
@@ -325,7 +341,7 @@ impl AuditReport {
             for e in &self.epochs {
                 let _ = writeln!(
                     out,
-                    "  epoch-{:<6} issued {:>14} spent {:>14}{}{}{}",
+                    "  epoch-{:<6} issued {:>14} spent {:>14}{}{}{}{}",
                     e.epoch,
                     format_minor(e.issued_minor as i128),
                     format_minor(e.spent_minor as i128),
@@ -335,7 +351,16 @@ impl AuditReport {
                             format!("  revoked ({} left to recoup)", format_minor(left as i128)),
                         None => String::new(),
                     },
-                    if e.erasures > 0 { "  erased" } else { "" }
+                    if e.erasures > 0 { "  erased" } else { "" },
+                    if e.n_forfeited > 0 {
+                        format!(
+                            "  forfeited {} in {} coins",
+                            format_minor(e.forfeited_minor as i128),
+                            e.n_forfeited
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }

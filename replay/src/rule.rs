@@ -110,6 +110,15 @@ pub enum Rule {
     /// paid out more than it owed when revoked, or a revocation's `owed`
     /// differs from the epoch's unspent value in the replay.
     RevocationBroken,
+    /// A `FloatForfeited` count, value or digest differs from the epoch's
+    /// unspent coins in the replay, it is not in the batch (after the
+    /// `EpochErased`) of its epoch, a revoked epoch forfeits another value
+    /// than its recoups still owed, or an erasure leaves coins of its
+    /// epoch unspent without forfeiting them.
+    ForfeitureMismatch,
+    /// A coin of an epoch erased and forfeited left circulation again
+    /// (spent, revoked or recouped): nothing of it is redeemable.
+    ForfeitedSpent,
     /// More was withdrawn from an aggregate balance than it held.
     AggregateOverdrawn,
     /// A card transaction number was used twice for the same card.
@@ -166,6 +175,8 @@ impl Rule {
             Rule::ErasedUnspent => "erased_unspent",
             Rule::ErasureMismatch => "erasure_mismatch",
             Rule::RevocationBroken => "revocation_broken",
+            Rule::ForfeitureMismatch => "forfeiture_mismatch",
+            Rule::ForfeitedSpent => "forfeited_spent",
             Rule::AggregateOverdrawn => "aggregate_overdrawn",
             Rule::CardNtReused => "card_nt_reused",
             Rule::CardFloatMismatch => "card_float_mismatch",

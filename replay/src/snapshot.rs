@@ -30,7 +30,8 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCAUDIT\0";
 /// 6: the stats list every disclosure of an identity.
 /// 7: each key epoch carries its revocation (what it still owes) and
 /// erasure, and where its coins last left circulation.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 7;
+/// 8: the totals carry the forfeited float, each key epoch what it forfeited.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 8;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]

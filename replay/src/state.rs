@@ -35,6 +35,10 @@ pub struct EpochState {
     pub revoked_still_owed: Option<u128>,
     /// After `EpochErased`: nothing of the epoch is accepted any more.
     pub erased: bool,
+    /// Coins of the epoch still unspent at its erasure and forfeited with
+    /// it (`FloatForfeited`), and their value in minor units.
+    pub n_forfeited: u64,
+    pub forfeited_minor: u128,
     /// The last record at which a coin of the epoch left circulation.
     pub last_retired_seq: Option<ledger::Seq>,
 }

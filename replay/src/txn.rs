@@ -71,8 +71,9 @@ pub(crate) fn apply_transaction(
     }
     let card_guaranteed_at = card_guarantee_time(events);
     for (index, event) in events.iter().enumerate() {
-        apply_movement(state, event, index, ctx, card_guaranteed_at)?;
+        apply_movement(state, events, event, index, ctx, card_guaranteed_at)?;
     }
+    check_nothing_unspent_after_erasure(state, events, ctx)?;
     let flows = Flows::of(events);
     let last = events.len().saturating_sub(1);
     if let Err(e) = flows.check_balanced() {
@@ -367,6 +368,8 @@ fn apply_lifecycle(
                     n_erasures: 0,
                     revoked_still_owed: None,
                     erased: false,
+                    n_forfeited: 0,
+                    forfeited_minor: 0,
                     last_retired_seq: None,
                 },
             );
@@ -399,6 +402,7 @@ fn purchase_state_name(state: Option<&PurchaseState>) -> &'static str {
 
 fn apply_movement(
     state: &mut LedgerState,
+    batch: &[Event],
     event: &Event,
     index: usize,
     ctx: TxContext,
@@ -551,6 +555,23 @@ fn apply_movement(
             }
             Ok(())
         }
+        Event::FloatForfeited {
+            epoch,
+            n_coins,
+            value,
+            digest,
+        } => forfeit(
+            state,
+            &batch[..index],
+            Forfeiture {
+                epoch: *epoch,
+                n_coins: *n_coins,
+                value: *value,
+                digest,
+            },
+            index,
+            ctx,
+        ),
         _ => Ok(()),
     }
 }
@@ -644,6 +665,20 @@ fn spend_coins(
     expiry_at: Timestamp,
 ) -> Result<(), Violation> {
     for coin in coins {
+        // Nothing of an erased epoch is in circulation any more: its spent
+        // coins were erased, its unspent ones forfeited.
+        if state.epochs.get(&coin.epoch).is_some_and(|e| e.erased) {
+            return Err(ctx
+                .violation(
+                    index,
+                    Rule::ForfeitedSpent,
+                    format!(
+                        "coin {} of {} left circulation after its epoch was erased and its unspent coins forfeited",
+                        coin.id, coin.epoch
+                    ),
+                )
+                .amounts(minor(coin.value) as i128, 0));
+        }
         match state.coins.spend(coin) {
             Ok(()) => {}
             Err(SpendRefusal::Altered(issued)) => {
@@ -813,6 +848,117 @@ fn check_epoch_end(
         }
     }
     e.last_retired_seq = Some(seq);
+    Ok(())
+}
+
+/// What a `FloatForfeited` claims.
+struct Forfeiture<'a> {
+    epoch: KeyEpoch,
+    n_coins: u64,
+    value: Amount,
+    digest: &'a Hash32,
+}
+
+/// `FloatForfeited`: it follows its epoch's `EpochErased` in the same batch
+/// (`before`: the batch's events before it), once, and names exactly the
+/// epoch's coins unspent in the replay (count, value, digest over the ids
+/// ascending); a revoked epoch forfeits exactly what its recoups still
+/// owed. The coins are forgotten: nothing of the epoch may be presented
+/// again ([`Rule::ForfeitedSpent`]).
+fn forfeit(
+    state: &mut LedgerState,
+    before: &[Event],
+    claim: Forfeiture<'_>,
+    index: usize,
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    let Forfeiture {
+        epoch,
+        n_coins,
+        value,
+        digest,
+    } = claim;
+    let bad = |detail: String| ctx.violation(index, Rule::ForfeitureMismatch, detail);
+    let erased_here = before
+        .iter()
+        .any(|e| matches!(e, Event::EpochErased { epoch: erased, .. } if *erased == epoch));
+    let Some(e) = state.epochs.get(&epoch) else {
+        return Err(bad(format!("forfeiture of unknown {epoch}")));
+    };
+    if !erased_here || !e.erased {
+        return Err(bad(format!(
+            "{epoch}: a forfeiture outside the batch that erases the epoch"
+        )));
+    }
+    // An epoch is erased once, so a second forfeiture can only be in the
+    // same batch.
+    let forfeited_before = before
+        .iter()
+        .any(|e| matches!(e, Event::FloatForfeited { epoch: other, .. } if *other == epoch));
+    if forfeited_before {
+        return Err(bad(format!("{epoch} forfeited twice")));
+    }
+    let mut ids: Vec<CoinId> = Vec::new();
+    let mut replay_value: u128 = 0;
+    for (id, v) in state.coins.unspent_of_epoch(epoch) {
+        ids.push(id);
+        replay_value += minor(v);
+    }
+    let replay_n = ids.len() as u64;
+    let replay_digest = erased_digest(&mut ids);
+    if n_coins != replay_n || minor(value) != replay_value || *digest != replay_digest {
+        return Err(bad(format!(
+            "{epoch}: the forfeiture names {n_coins} coins, the replay has {replay_n} unspent (or their ids differ)"
+        ))
+        .amounts(minor(value) as i128, replay_value as i128));
+    }
+    if let Some(still_owed) = e.revoked_still_owed
+        && still_owed != replay_value
+    {
+        return Err(bad(format!(
+            "{epoch}: revoked, it forfeits other than what its recoups still owed"
+        ))
+        .amounts(replay_value as i128, still_owed as i128));
+    }
+    state.coins.forget(&ids);
+    if let Some(e) = state.epochs.get_mut(&epoch) {
+        e.n_forfeited = replay_n;
+        e.forfeited_minor = replay_value;
+    }
+    Ok(())
+}
+
+/// An epoch erased by this transaction keeps no coin unspent: what was
+/// unspent at its erasure is forfeited in the same batch. (An erasure's
+/// transaction is small and rare, so the scan of the coin table is paid
+/// once per epoch.)
+fn check_nothing_unspent_after_erasure(
+    state: &LedgerState,
+    events: &[Event],
+    ctx: TxContext,
+) -> Result<(), Violation> {
+    for (index, event) in events.iter().enumerate() {
+        let Event::EpochErased { epoch, .. } = event else {
+            continue;
+        };
+        let (n_left, value_left) = state
+            .coins
+            .unspent_of_epoch(*epoch)
+            .fold((0u64, 0u128), |(n, v), (_, value)| {
+                (n + 1, v + minor(value))
+            });
+        if n_left > 0 {
+            return Err(ctx
+                .violation(
+                    index,
+                    Rule::ForfeitureMismatch,
+                    format!(
+                        "{epoch} erased with {n_left} coins still unspent and not forfeited: they would stay outstanding for ever"
+                    ),
+                )
+                .amounts(0, value_left as i128));
+        }
+    }
     Ok(())
 }
 
@@ -1076,15 +1222,171 @@ mod tests {
             Err(Rule::ErasureMismatch),
             "a coin left circulation after through"
         );
-        apply_transaction(&mut state, &[erased(10)], at_20).expect("erased");
+        let forfeited = forfeiture(&[coins[1]]);
+        apply_transaction(&mut state, &[erased(10), forfeited], at_20).expect("erased");
         assert_eq!(
             rule_of(
                 &mut state,
                 &redeem(vec![coins[1]], SpendCause::Refresh),
                 Some(GRACE_END.0 + 2)
             ),
-            Rule::ErasureMismatch
+            Rule::ForfeitedSpent
         );
+    }
+
+    /// The `FloatForfeited` naming `coins` (of epoch 1), honestly figured.
+    fn forfeiture(coins: &[CoinBody]) -> Event {
+        Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: coins.len() as u64,
+            value: Amount::from_minor(coins.iter().map(|c| c.value.minor_units()).sum()),
+            digest: erased_digest(&mut coins.iter().map(|c| c.id).collect::<Vec<_>>()),
+        }
+    }
+
+    /// Epoch 1 with coins 1 (1.00, spent) and 2 and 3 (2.00 and 0.50,
+    /// unspent), and the `EpochErased` of its spent coin, at record 20.
+    fn spent_one_of_three() -> (LedgerState, [CoinBody; 3], Event, TxContext) {
+        let coins = [coin(1, 100), coin(2, 200), coin(3, 50)];
+        let mut state = with_bought(&coins);
+        apply_transaction(
+            &mut state,
+            &redeem(vec![coins[0]], SpendCause::Redeem),
+            ctx(None),
+        )
+        .expect("spent");
+        let erased = Event::EpochErased {
+            epoch: KeyEpoch(1),
+            through: Seq(10),
+            n_coins: 1,
+            value: Amount::from_minor(100),
+            digest: erased_digest(&mut [coins[0].id]),
+        };
+        let at_20 = TxContext {
+            first_seq: Seq(20),
+            ..ctx(Some(GRACE_END.0 + 1))
+        };
+        (state, coins, erased, at_20)
+    }
+
+    // Given an epoch erased with 2.50 unspent, the honest forfeiture
+    // moves it from outstanding to the forfeited total, and the coins
+    // can never be spent, revoked or recouped again.
+    #[test]
+    fn an_erasure_forfeits_the_unspent_coins_and_nothing_of_them_returns() {
+        let (mut state, coins, erased, at_20) = spent_one_of_three();
+        let outstanding = state.totals.outstanding;
+        apply_transaction(&mut state, &[erased, forfeiture(&coins[1..])], at_20)
+            .expect("erased and forfeited");
+        assert_eq!(state.totals.outstanding, outstanding - 250);
+        assert_eq!(state.totals.forfeited, 250);
+        state.totals.check_equation().expect("conserved");
+        let epoch = &state.epochs[&KeyEpoch(1)];
+        assert_eq!((epoch.n_forfeited, epoch.forfeited_minor), (2, 250));
+        assert_eq!(state.coins.n_unspent(), 0);
+        let later = Some(GRACE_END.0 + 2);
+        for spend in [
+            redeem(vec![coins[1]], SpendCause::Redeem),
+            redeem(vec![coins[2]], SpendCause::Recoup),
+            vec![Event::CoinsRevoked {
+                coins: vec![coins[2]],
+            }],
+        ] {
+            assert_eq!(
+                rule_of(&mut state.clone(), &spend, later),
+                Rule::ForfeitedSpent
+            );
+        }
+    }
+
+    // A forged forfeiture: a wrong value, a coin missing, a coin too many
+    // (a spent one), the right figures under another digest, no
+    // forfeiture at all, one outside the erasure's batch, one before the
+    // erasure in its batch, and two: each is refused.
+    #[test]
+    fn a_forged_forfeiture_is_refused() {
+        let (state, coins, erased, at_20) = spent_one_of_three();
+        let with_value = |value: u64| Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 2,
+            value: Amount::from_minor(value),
+            digest: erased_digest(&mut [coins[1].id, coins[2].id]),
+        };
+        let other_digest = Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 2,
+            value: Amount::from_minor(250),
+            digest: erased_digest(&mut [coins[0].id, coins[2].id]),
+        };
+        let forged: [(&str, Vec<Event>); 7] = [
+            ("a wrong value", vec![erased.clone(), with_value(200)]),
+            (
+                "a coin missing",
+                vec![erased.clone(), forfeiture(&coins[1..2])],
+            ),
+            ("a coin too many", vec![erased.clone(), forfeiture(&coins)]),
+            ("another digest", vec![erased.clone(), other_digest]),
+            ("no forfeiture", vec![erased.clone()]),
+            (
+                "the forfeiture first",
+                vec![forfeiture(&coins[1..]), erased.clone()],
+            ),
+            (
+                "forfeited twice",
+                vec![erased.clone(), forfeiture(&coins[1..]), forfeiture(&[])],
+            ),
+        ];
+        for (what, events) in forged {
+            let mut after = state.clone();
+            assert_eq!(
+                apply_transaction(&mut after, &events, at_20).map_err(|v| v.rule),
+                Err(Rule::ForfeitureMismatch),
+                "{what}"
+            );
+        }
+        let mut apart = state.clone();
+        apply_transaction(&mut apart, &[erased], at_20).expect_err("nothing forfeited");
+        let mut erased_first = state;
+        let next = TxContext {
+            first_seq: Seq(30),
+            ..at_20
+        };
+        assert_eq!(
+            apply_transaction(&mut erased_first, &[forfeiture(&coins[1..])], next)
+                .map_err(|v| v.rule),
+            Err(Rule::ForfeitureMismatch),
+            "a forfeiture in a batch of its own"
+        );
+    }
+
+    // A revoked epoch, recouped in part, forfeits what it still owed when
+    // it is erased.
+    #[test]
+    fn a_revoked_epoch_forfeits_what_it_still_owed() {
+        let (mut state, coins, erased, at_20) = spent_one_of_three();
+        let revoke = Event::EpochRevoked {
+            epoch: KeyEpoch(1),
+            owed: Amount::from_minor(250),
+        };
+        apply_transaction(&mut state, &[revoke], ctx(None)).expect("revoked");
+        apply_transaction(
+            &mut state,
+            &redeem(vec![coins[2]], SpendCause::Recoup),
+            ctx(None),
+        )
+        .expect("recouped");
+        assert!(matches!(erased, Event::EpochErased { n_coins: 1, .. }));
+        let erased = Event::EpochErased {
+            epoch: KeyEpoch(1),
+            through: Seq(10),
+            n_coins: 2,
+            value: Amount::from_minor(150),
+            digest: erased_digest(&mut [coins[0].id, coins[2].id]),
+        };
+        apply_transaction(&mut state, &[erased, forfeiture(&coins[1..2])], at_20)
+            .expect("forfeits the 2.00 still owed");
+        assert_eq!(state.totals.forfeited, 200);
+        assert_eq!(state.totals.outstanding, 0);
     }
 
     #[test]

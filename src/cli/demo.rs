@@ -1083,11 +1083,13 @@ fn epoch_end_steps(
     step(
         "erase",
         format!(
-            "clock moved {} days, past epoch 1's grace: {} spent coins ({}) erased, named through log record {}; its mint key destroyed; coin status {stored_before} -> {stored_after} coins",
+            "clock moved {} days, past epoch 1's grace: {} spent coins ({}) erased, named through log record {}; its mint key destroyed; {} unspent coins ({}) forfeited; coin status {stored_before} -> {stored_after} coins",
             (grace + DAY_SECS) / DAY_SECS,
             erased.n_coins,
             erased.value,
-            erased.through.0
+            erased.through.0,
+            erased.forfeited_n_coins,
+            erased.forfeited
         ),
     );
     issuer.stop()?;

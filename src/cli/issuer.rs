@@ -697,10 +697,14 @@ fn end_epoch(args: EpochStepArgs, step: EpochStep) -> anyhow::Result<ExitCode> {
             epoch.0
         )
     };
-    let erased = |epoch: ledger::KeyEpoch, through: ledger::Seq, n: u64, value: ledger::Amount| {
+    let erased = |epoch: ledger::KeyEpoch,
+                  through: ledger::Seq,
+                  (n, value): (u64, ledger::Amount),
+                  (n_forfeited, forfeited): (u64, ledger::Amount)| {
         println!(
             "key epoch {} erased: {n} spent coin(s) worth {value}, logged through record {}, \
-             and its mint key destroyed",
+             and its mint key destroyed; {n_forfeited} unspent coin(s) worth {forfeited} \
+             forfeited (out of the outstanding e-money)",
             epoch.0, through.0
         )
     };
@@ -718,7 +722,12 @@ fn end_epoch(args: EpochStepArgs, step: EpochStep) -> anyhow::Result<ExitCode> {
                 let a = client
                     .erase_epoch(epoch)
                     .with_context(|| format!("erasing {epoch} at {url}"))?;
-                erased(a.epoch, a.through, a.n_coins, a.value);
+                erased(
+                    a.epoch,
+                    a.through,
+                    (a.n_coins, a.value),
+                    (a.forfeited_n_coins, a.forfeited),
+                );
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -737,7 +746,14 @@ fn end_epoch(args: EpochStepArgs, step: EpochStep) -> anyhow::Result<ExitCode> {
                 epoch,
                 std::time::Duration::from_millis(actors::EPOCH_DRAIN_WAIT_MS),
             )
-            .map(|e| erased(e.epoch, e.through, e.n_coins, e.value)),
+            .map(|e| {
+                erased(
+                    e.epoch,
+                    e.through,
+                    (e.n_coins, e.value),
+                    (e.forfeited_n_coins, e.forfeited),
+                )
+            }),
     };
     stop_issuer(runtime)?;
     result.with_context(|| format!("ending {epoch}"))?;

@@ -2,8 +2,10 @@
 //! seconds long (`[epochs]` in issuer.toml): once an epoch's grace is over
 //! the serving issuer erases its spent coins on its own and destroys its
 //! key; `issuer epoch erase 2` then reports that erasure (named through a
-//! log record); a coin of the epoch is refused from then on; and the audit
-//! checks the erased set against the log up to that record.
+//! log record) and the coins it forfeited (those still unspent, whose
+//! value leaves the outstanding e-money); a coin of the epoch is refused
+//! from then on; and the audit checks the erased and forfeited sets against
+//! the log and reports the forfeited float.
 
 use crate::util;
 
@@ -72,6 +74,11 @@ fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
         "{erased}"
     );
     assert!(erased.contains("logged through record"), "{erased}");
+    // Alice still held 3 x 2.50 and 2 x 1.25 of epoch 2: forfeited.
+    assert!(
+        erased.contains("5 unspent coin(s) worth 10.00 forfeited"),
+        "{erased}"
+    );
 
     // Alice's unspent coins of epoch 2 are past their grace: refused.
     let refresh = run(dir, &["purse", "refresh", "--purse", "alice.purse"]);
@@ -85,6 +92,13 @@ fn an_epoch_past_its_grace_is_erased_on_schedule_and_its_coins_refused() {
     let audit = audit_stage(dir);
     assert!(audit.contains("epoch_erased"), "{audit}");
     assert!(audit.contains("erased"), "{audit}");
+    assert!(audit.contains("float_forfeited"), "{audit}");
+    let forfeited_line = audit
+        .lines()
+        .find(|l| l.trim_start().starts_with("forfeited (breakage)"))
+        .unwrap_or_else(|| panic!("no forfeited total in the report: {audit}"));
+    assert!(forfeited_line.trim_end().ends_with("10.00"), "{audit}");
+    assert!(audit.contains("forfeited 10.00 in 5 coins"), "{audit}");
 }
 
 /// Polls the mint file until `epoch`'s key is gone: the serving issuer

@@ -9,7 +9,8 @@
 //!   -> Commit::new: events, assert balanced         unbalanced: refused, a bug
 //!   -> group commit: durable (fsync)                failure: reservations released
 //!   -> on the log writer's thread, in log order:
-//!        commit the shards (inputs leave, issued enter)
+//!        commit the shards (inputs leave, issued enter, a forfeited
+//!        epoch's unspent coins go)
 //!        mark the transaction committed (idempotency)
 //!        apply the batch to the log state (epochs, purchases, aggregates, totals)
 //!   -> the caller is told, and only then answers
@@ -92,6 +93,56 @@ impl Commit {
     }
 }
 
+/// The key epochs being revoked or erased. The commit path refuses a
+/// batch that issues coins of one, holding the read side from that check
+/// until the batch is queued; an epoch's end takes the write side to mark
+/// it, then waits for the log (`seal_wait`): from then on no coin of it
+/// can enter the shards but those already applied, so what the end plans
+/// from the shards and the coin status stays true when its batch commits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClosingEpochs(
+    Arc<std::sync::RwLock<std::collections::BTreeSet<ledger::KeyEpoch>>>,
+);
+
+impl ClosingEpochs {
+    pub(crate) fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, std::collections::BTreeSet<ledger::KeyEpoch>> {
+        self.0.read().expect(ledger::sync::POISONED_LOCK)
+    }
+
+    pub(crate) fn insert(&self, epoch: ledger::KeyEpoch) {
+        self.0
+            .write()
+            .expect(ledger::sync::POISONED_LOCK)
+            .insert(epoch);
+    }
+
+    /// Never panics (it runs in a drop, maybe while unwinding): the set
+    /// stays whole even if a holder of the lock panicked.
+    pub(crate) fn remove(&self, epoch: ledger::KeyEpoch) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&epoch);
+    }
+
+    pub(crate) fn contains(&self, epoch: ledger::KeyEpoch) -> bool {
+        self.read().contains(&epoch)
+    }
+
+    /// The closing epoch `issued` would mint coins of, if any.
+    fn refuses(
+        set: &std::collections::BTreeSet<ledger::KeyEpoch>,
+        issued: &[CoinBody],
+    ) -> Option<ledger::KeyEpoch> {
+        if set.is_empty() {
+            return None;
+        }
+        issued.iter().map(|c| c.epoch).find(|e| set.contains(e))
+    }
+}
+
 /// The commit sequence over the group commit, the shards, the idempotency
 /// table and the log state. See the module docs.
 pub(crate) struct CommitPath {
@@ -100,6 +151,7 @@ pub(crate) struct CommitPath {
     idempotency: Arc<IdempotencyTable>,
     state: Arc<Mutex<LogState>>,
     fail_stop: FailStop,
+    closing: ClosingEpochs,
 }
 
 /// What the log writer's thread does once a batch is durable (or failed).
@@ -111,11 +163,25 @@ struct AfterAppend {
     fail_stop: FailStop,
 }
 
+/// What the commit path tells a batch it refused, after a wait for room
+/// in the queue, because it issues coins of a closing epoch: never
+/// appended, so nothing is in doubt (no fail-stop).
+const ISSUED_UNDER_CLOSING_EPOCH: &str = "issues coins of an epoch being revoked or erased";
+
 impl AfterAppend {
     fn run(self, appended: Result<Seq, StoreError>) -> Result<CommitRef, IssuerError> {
         let tx = self.commit.tx();
         let first_seq = match appended {
             Ok(seq) => seq,
+            Err(StoreError::InvalidBatch(ISSUED_UNDER_CLOSING_EPOCH)) => {
+                self.shards.abort(tx);
+                let epoch = self
+                    .commit
+                    .issued
+                    .first()
+                    .map_or(ledger::KeyEpoch(0), |c| c.epoch);
+                return Err(IssuerError::IssuedUnderClosingEpoch(epoch));
+            }
             Err(e) => {
                 self.shards.abort(tx);
                 tracing::error!(%tx, error = %e, "log append failed");
@@ -156,6 +222,22 @@ impl AfterAppend {
             inputs.len(),
             "the shards spent other coins than the batch records"
         );
+        for event in &batch.events {
+            if let Event::FloatForfeited {
+                epoch,
+                n_coins,
+                value,
+                ..
+            } = event
+            {
+                let gone = self.shards.forfeit_epoch(*epoch);
+                assert_eq!(
+                    (gone.n_unspent, gone.value_unspent_minor),
+                    (*n_coins, u128::from(value.minor_units())),
+                    "the shards forfeited other coins of {epoch} than the batch records"
+                );
+            }
+        }
         let at = CommitRef {
             first_seq,
             n_records: batch.events.len() as u16,
@@ -182,7 +264,14 @@ impl CommitPath {
             idempotency,
             state,
             fail_stop,
+            closing: ClosingEpochs::default(),
         }
+    }
+
+    /// Shares `closing` with the issuer, whose epoch ends mark it.
+    pub(crate) fn refusing_issuance_under(mut self, closing: ClosingEpochs) -> CommitPath {
+        self.closing = closing;
+        self
     }
 
     /// The group commit (reads of the store, stats, sealing).
@@ -275,7 +364,15 @@ impl CommitPath {
             self.shards.abort(tx);
             return done(Err(IssuerError::FailStopped(reason.to_owned())));
         }
+        // Held until the batch is queued (see `ClosingEpochs`).
+        let closing = self.closing.read();
+        if let Some(epoch) = ClosingEpochs::refuses(&closing, commit.issued()) {
+            drop(closing);
+            self.shards.abort(tx);
+            return done(Err(IssuerError::IssuedUnderClosingEpoch(epoch)));
+        }
         let batch = commit.batch.clone();
+        let issued = commit.issued.clone();
         let after = AfterAppend {
             commit,
             shards: self.shards.clone(),
@@ -284,11 +381,24 @@ impl CommitPath {
             fail_stop: self.fail_stop.clone(),
         };
         let ack = move |appended| done(after.run(appended));
-        if let Err(full) = self.log.try_submit(batch, ack) {
+        let queued = self.log.try_submit(batch, ack);
+        drop(closing);
+        if let Err(full) = queued {
             // Backpressure: the queue is full. An async caller's thread
-            // must not block on it.
+            // must not block on it. The closing epochs are checked again
+            // under their lock when the batch is finally queued.
             let log = self.log.clone();
-            let wait = move || log.submit(full.batch, full.ack);
+            let closing = self.closing.clone();
+            let wait = move || {
+                let closing = closing.read();
+                match ClosingEpochs::refuses(&closing, &issued) {
+                    None => log.submit(full.batch, full.ack),
+                    Some(_) => {
+                        drop(closing);
+                        (full.ack)(Err(StoreError::InvalidBatch(ISSUED_UNDER_CLOSING_EPOCH)))
+                    }
+                }
+            };
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(wait)),
                 Err(_) => wait(),
@@ -561,6 +671,38 @@ mod tests {
         assert_eq!(path.presence(&input.id), CoinPresence::Gone);
         assert_eq!(path.presence(&output.id), CoinPresence::Unspent);
         assert_eq!(path.n_reserved(), 0);
+    }
+
+    /// While epoch 1 closes, a refresh whose fresh coin is of epoch 1 (its
+    /// body made before the epoch stopped being current) is refused before
+    /// the log: nothing appended, the input still unspent and free, the
+    /// issuer serving; a refresh into epoch 2 commits, and once the mark
+    /// is gone epoch 1's coin may be issued again.
+    #[test]
+    fn a_batch_issuing_coins_of_a_closing_epoch_is_refused_before_the_log() {
+        let closing = ClosingEpochs::default();
+        let path = path().refusing_issuance_under(closing.clone());
+        let (input, output) = (body_in(1), body_in(2));
+        issue(&path, vec![input]);
+        let head = ledger::EventStore::head(path.log().store().as_ref()).expect("head");
+        closing.insert(KeyEpoch(1));
+        assert!(matches!(
+            refresh(&path, input, output),
+            Err(IssuerError::IssuedUnderClosingEpoch(KeyEpoch(1)))
+        ));
+        assert_eq!(
+            ledger::EventStore::head(path.log().store().as_ref()).expect("head"),
+            head
+        );
+        assert_eq!(path.presence(&input.id), CoinPresence::Unspent);
+        assert_eq!(path.n_reserved(), 0);
+        let later = CoinBody {
+            epoch: KeyEpoch(2),
+            ..output
+        };
+        refresh(&path, input, later).expect("coins of a live epoch");
+        closing.remove(KeyEpoch(1));
+        issue(&path, vec![body_in(3)]);
     }
 
     /// A failed append releases the reservations, and the shards are left

@@ -250,8 +250,26 @@ pub enum IssuerError {
         grace_ends_at: Timestamp,
         now: Timestamp,
     },
+    /// A batch would issue coins of an epoch being revoked or erased (its
+    /// coin bodies were made before the epoch stopped being current):
+    /// nothing committed; the request, tried again, gets coins of the
+    /// current epoch.
+    #[error("fresh coins of {0}, which is being revoked or erased: nothing committed; try again")]
+    IssuedUnderClosingEpoch(KeyEpoch),
     #[error("planning an erasure: {0}")]
     Erasure(#[from] projections::ErasureError),
+    /// The coin-status store and the shards disagree on what an erased
+    /// epoch leaves unspent (or, for a revoked epoch, on what it still
+    /// owes): nothing was logged; the erasure runs again once they agree.
+    #[error(
+        "{epoch}: the erasure would forfeit {planned_minor} minor units, the shards hold {held_minor} unspent and it owes {owed_minor:?}; nothing changed"
+    )]
+    FloatOutOfStep {
+        epoch: KeyEpoch,
+        planned_minor: u128,
+        held_minor: u128,
+        owed_minor: Option<u128>,
+    },
     /// An invariant broke (a panic in one of the issuer's threads, a
     /// poisoned lock): the issuer is dead until restarted from its log.
     #[error("the issuer stopped on a broken invariant ({0}); restart it from its log")]
@@ -311,11 +329,15 @@ pub(crate) struct LogState {
 pub enum EpochEnd {
     /// `EpochRevoked`: recoups may pay out `still_owed` more (of `owed`).
     Revoked { owed: Amount, still_owed: Amount },
-    /// `EpochErased`: nothing of the epoch is accepted any more.
+    /// `EpochErased`: nothing of the epoch is accepted any more; with it,
+    /// `FloatForfeited`: the coins still unspent left circulation
+    /// unredeemed (`forfeited_n_coins` of them, worth `forfeited`).
     Erased {
         through: Seq,
         n_coins: u64,
         value: Amount,
+        forfeited_n_coins: u64,
+        forfeited: Amount,
     },
 }
 
@@ -413,8 +435,29 @@ impl LogState {
                             through: *through,
                             n_coins: *n_coins,
                             value: *value,
+                            forfeited_n_coins: 0,
+                            forfeited: Amount::ZERO,
                         },
                     );
+                }
+                Event::FloatForfeited {
+                    epoch,
+                    n_coins,
+                    value,
+                    ..
+                } => {
+                    // Logged after its epoch's `EpochErased`, in the same
+                    // batch (the auditor holds the issuer to it).
+                    let Some(EpochEnd::Erased {
+                        forfeited_n_coins,
+                        forfeited,
+                        ..
+                    }) = self.epoch_ends.get_mut(epoch)
+                    else {
+                        panic!("the float of {epoch} was forfeited, but it is not erased");
+                    };
+                    *forfeited_n_coins = *n_coins;
+                    *forfeited = *value;
                 }
                 Event::CoinsSpent {
                     coins,
@@ -474,9 +517,10 @@ pub struct IssuerCore {
     log_state_from_snapshot: Option<Seq>,
     /// Serializes epoch rotation (mint file + log event).
     pub(crate) epoch_lock: Mutex<()>,
-    /// Epochs being revoked or erased: their coins are refused meanwhile
-    /// (see `issuer::epoch_end`).
-    pub(crate) epochs_closing: Mutex<std::collections::BTreeSet<KeyEpoch>>,
+    /// Epochs being revoked or erased: their coins are refused meanwhile,
+    /// and the commit path refuses a batch issuing coins of one (see
+    /// `issuer::epoch_end`; shared with [`CommitPath`]).
+    pub(crate) epochs_closing: crate::issuer::commit::ClosingEpochs,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
     /// Trips when an invariant breaks; then every request is refused.
@@ -628,13 +672,15 @@ impl IssuerCore {
             super::checkpoint::log_sealing(sk_i.clone(), config.clock.clone(), dir.clone()),
         )?;
         let state = Arc::new(Mutex::new(state));
+        let epochs_closing = crate::issuer::commit::ClosingEpochs::default();
         let commit = CommitPath::new(
             log,
             shards,
             idempotency.clone(),
             state.clone(),
             fail_stop.clone(),
-        );
+        )
+        .refusing_issuance_under(epochs_closing.clone());
         // The session store's payloads are sealed under the registry key.
         // The tables beside the log stop the issuer when they fail, as the log does.
         config.side_tables = config.side_tables.take().map(|inner| {
@@ -674,7 +720,7 @@ impl IssuerCore {
             log_state_snapshot_seq: AtomicU64::new(log_state_snapshot_seq.0),
             log_state_from_snapshot,
             epoch_lock: Mutex::new(()),
-            epochs_closing: Mutex::new(std::collections::BTreeSet::new()),
+            epochs_closing,
             aggregate_lock: Mutex::new(()),
             fail_stop,
             timings,

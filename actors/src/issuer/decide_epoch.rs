@@ -1,6 +1,7 @@
 //! The pure decisions of the key epochs' life: when the next epoch is due
 //! and the batch that opens it, whether an epoch may be revoked or erased
-//! (or already was), and the batches that do it. What they read (the
+//! (or already was), and the batches that do it (an erasure forfeits the
+//! epoch's unspent coins in its own batch). What they read (the
 //! epochs and their ends as the log says, the clock, what the shards hold
 //! of the epoch, the coin-status projection's erasure plan) is read before;
 //! the mint key is persisted before the opening is logged and destroyed
@@ -14,6 +15,7 @@ use projections::ErasurePlan;
 
 use crate::issuer::core::{EpochEnd, EpochInfo, IssuerError};
 use crate::issuer::epoch_end::{EpochErasure, EpochRevocation};
+use crate::shard::EpochHoldings;
 
 /// The epochs' schedule (from the issuer's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +174,8 @@ pub(crate) fn decide_erasure(
         through,
         n_coins,
         value,
+        forfeited_n_coins,
+        forfeited,
     }) = end
     {
         return Ok(ErasureStep::Done(EpochErasure {
@@ -179,6 +183,8 @@ pub(crate) fn decide_erasure(
             through: *through,
             n_coins: *n_coins,
             value: *value,
+            forfeited_n_coins: *forfeited_n_coins,
+            forfeited: *forfeited,
         }));
     }
     let info = info.ok_or(EpochRefusal::Unknown(epoch))?;
@@ -193,33 +199,65 @@ pub(crate) fn decide_erasure(
 }
 
 /// The batch that erases `epoch` as `plan` (the coin-status projection's,
-/// made once the epoch drained) says, and what it reports.
+/// made once the epoch drained) says, and what it reports: `EpochErased`
+/// for its spent coins, then `FloatForfeited` for its unspent ones (always,
+/// even of no coins, so every erasure says what it forfeited).
+///
+/// The forfeiture must be what the shards hold unspent of the epoch
+/// (`held`, read after the drain), and for a revoked epoch (`end`) what
+/// its recoups still owed: the projection, the shards and the log state
+/// agree, or nothing is logged.
 pub(crate) fn erasure_events(
     epoch: KeyEpoch,
     plan: &ErasurePlan,
-) -> (TxId, Vec<Event>, EpochErasure) {
-    (
-        TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()]),
-        vec![Event::EpochErased {
+    held: EpochHoldings,
+    end: Option<&EpochEnd>,
+) -> Result<(TxId, Vec<Event>, EpochErasure), IssuerError> {
+    let forfeit = &plan.forfeiture;
+    let planned_minor = u128::from(forfeit.value.minor_units());
+    let owed_minor = match end {
+        Some(EpochEnd::Revoked { still_owed, .. }) => Some(u128::from(still_owed.minor_units())),
+        _ => None,
+    };
+    if forfeit.epoch != epoch
+        || forfeit.n_coins() != held.n_unspent
+        || planned_minor != held.value_unspent_minor
+        || owed_minor.is_some_and(|owed| owed != planned_minor)
+    {
+        return Err(IssuerError::FloatOutOfStep {
             epoch,
-            through: plan.as_of,
-            n_coins: plan.n_coins(),
-            value: plan.value,
-            digest: plan.digest,
-        }],
+            planned_minor,
+            held_minor: held.value_unspent_minor,
+            owed_minor,
+        });
+    }
+    Ok((
+        TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()]),
+        vec![
+            Event::EpochErased {
+                epoch,
+                through: plan.as_of,
+                n_coins: plan.n_coins(),
+                value: plan.value,
+                digest: plan.digest,
+            },
+            forfeit.event(),
+        ],
         EpochErasure {
             epoch,
             through: plan.as_of,
             n_coins: plan.n_coins(),
             value: plan.value,
+            forfeited_n_coins: forfeit.n_coins(),
+            forfeited: forfeit.value,
         },
-    )
+    ))
 }
 
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
-    use ledger::{Flows, Seq};
+    use ledger::{CoinId, Flows, Seq};
 
     use super::*;
 
@@ -293,6 +331,8 @@ mod tests {
             through: Seq(9),
             n_coins: 1,
             value: owed,
+            forfeited_n_coins: 0,
+            forfeited: Amount::ZERO,
         };
         assert_eq!(
             decide_revocation(epoch, true, Some(&erased)),
@@ -344,10 +384,95 @@ mod tests {
             through: Seq(7),
             n_coins: 3,
             value: Amount::from_minor(30),
+            forfeited_n_coins: 2,
+            forfeited: Amount::from_minor(50),
         };
         assert!(matches!(
             decide_erasure(epoch, Some(info), Some(&erased), Timestamp(0)),
             Ok(ErasureStep::Done(e)) if e.n_coins == 3 && e.through == Seq(7)
+                && e.forfeited == Amount::from_minor(50)
         ));
+    }
+
+    /// The plan of an epoch with one spent coin (1.00) and two unspent
+    /// ones (1.00 and 2.00).
+    fn plan_of(epoch: KeyEpoch) -> ErasurePlan {
+        let spent = [CoinId::from_bytes([1; 16])];
+        let unspent = [CoinId::from_bytes([2; 16]), CoinId::from_bytes([3; 16])];
+        ErasurePlan {
+            epoch,
+            as_of: Seq(40),
+            coin_ids: spent.to_vec(),
+            value: Amount::from_minor(100),
+            digest: ledger::erasure_digest(&spent),
+            forfeiture: projections::ForfeiturePlan {
+                epoch,
+                coin_ids: unspent.to_vec(),
+                value: Amount::from_minor(300),
+                digest: ledger::erasure_digest(&unspent),
+            },
+        }
+    }
+
+    fn holding(n_unspent: u64, value_unspent_minor: u128) -> EpochHoldings {
+        EpochHoldings {
+            n_unspent,
+            value_unspent_minor,
+            n_reserved: 0,
+        }
+    }
+
+    // Given an epoch whose unspent coins the shards hold as the plan says,
+    // the erasure logs EpochErased then FloatForfeited in one balanced
+    // batch that moves 3.00 from outstanding to the forfeited float, and
+    // reports both figures.
+    #[test]
+    fn an_erasure_forfeits_the_unspent_coins_in_its_own_batch() {
+        let epoch = KeyEpoch(2);
+        let plan = plan_of(epoch);
+        let (tx, events, erasure) =
+            erasure_events(epoch, &plan, holding(2, 300), None).expect("in step");
+        assert_eq!(
+            tx,
+            TxId::derive("vc/tx/epoch-erase", &[&epoch.0.to_le_bytes()])
+        );
+        assert!(matches!(events[0], Event::EpochErased { n_coins: 1, .. }));
+        assert_eq!(events[1], plan.forfeiture.event());
+        let flows = Flows::of(&events);
+        flows.check_balanced().expect("an erasure balances");
+        assert_eq!(flows.outstanding_delta(), -300);
+        assert_eq!(flows.forfeited_delta(), 300);
+        assert_eq!(
+            (erasure.forfeited_n_coins, erasure.forfeited),
+            (2, Amount::from_minor(300))
+        );
+    }
+
+    // The shards holding other coins than the plan, or a revoked epoch
+    // owing another amount than it would forfeit, log nothing.
+    #[test]
+    fn an_erasure_whose_float_is_out_of_step_logs_nothing() {
+        let epoch = KeyEpoch(2);
+        let plan = plan_of(epoch);
+        for held in [holding(1, 300), holding(2, 299), holding(3, 400)] {
+            assert!(matches!(
+                erasure_events(epoch, &plan, held, None),
+                Err(IssuerError::FloatOutOfStep { .. })
+            ));
+        }
+        let revoked = |still_owed| EpochEnd::Revoked {
+            owed: Amount::from_minor(500),
+            still_owed: Amount::from_minor(still_owed),
+        };
+        assert!(matches!(
+            erasure_events(epoch, &plan, holding(2, 300), Some(&revoked(200))),
+            Err(IssuerError::FloatOutOfStep {
+                owed_minor: Some(200),
+                ..
+            })
+        ));
+        let (_, events, _) = erasure_events(epoch, &plan, holding(2, 300), Some(&revoked(300)))
+            .expect("a revoked epoch forfeits what it still owed");
+        assert_eq!(events.len(), 2);
     }
 }

@@ -2,10 +2,13 @@
 //! compromised) with recoup, and erasure once its grace period is over.
 //!
 //! Both stop the epoch's coins the same way, safely against transactions
-//! in flight: the epoch is first marked closing (every validation and card
-//! load checks the mark after it reserved its inputs, see
-//! [`IssuerCore::epoch_gate`]), then the issuer waits until no coin of the
-//! epoch is reserved (a refresh in flight commits or aborts; a card load in
+//! in flight: if it is the current epoch, the next one opens first (which
+//! closes it in the log); then the epoch is marked closing (every
+//! validation and card load checks the mark after it reserved its inputs,
+//! see [`IssuerCore::epoch_gate`], and the commit path refuses a batch
+//! issuing coins of it, whose bodies were made while it was current), the
+//! issuer waits for the batches queued before the mark to reach the shards
+//! (a seal of the log), then until no coin of the epoch is reserved (a refresh in flight commits or aborts; a card load in
 //! doubt holds its coins until the card reports, and makes the step fail
 //! with [`IssuerError::EpochInUse`], to be run again). From then on nothing
 //! of the epoch can leave circulation but by the step itself.
@@ -30,11 +33,16 @@
 //!   the shards (never issued), so they are refused, whatever their tag.
 //! - **erasure** (after `grace_ends_at`) catches the coin-status projection
 //!   up with the log, plans the erasure of the epoch's spent and revoked
-//!   coins as of the record it has applied (`through`), logs
-//!   `EpochErased { through, n_coins, value, digest }`, then destroys the
-//!   epoch's mint key (a crash in between: the key is destroyed at the
-//!   next scheduled pass, and the log already refuses the epoch). The
-//!   housekeeper runs it for every epoch past its grace.
+//!   coins as of the record it has applied (`through`) and the forfeiture
+//!   of its coins still unspent, logs `EpochErased { through, n_coins,
+//!   value, digest }` and `FloatForfeited { n_coins, value, digest }` in one
+//!   batch, then destroys the epoch's mint key (a crash in between: the key
+//!   is destroyed at the next scheduled pass, and the log already refuses
+//!   the epoch). The forfeited coins can never be presented again, so their
+//!   value leaves the outstanding e-money for the issuer's breakage
+//!   (`Totals::forfeited`); the shards drop them when the batch commits. A
+//!   revoked epoch forfeits what its recoups still owed. The housekeeper
+//!   runs it for every epoch past its grace.
 
 use std::time::{Duration, Instant};
 
@@ -62,13 +70,19 @@ pub struct EpochRevocation {
     pub still_owed: Amount,
 }
 
-/// An epoch erased.
+/// An epoch erased: its spent coins erased through record `through`, its
+/// unspent ones forfeited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochErasure {
     pub epoch: KeyEpoch,
     pub through: Seq,
+    /// Spent and revoked coins erased, and their value.
     pub n_coins: u64,
     pub value: Amount,
+    /// Unspent coins forfeited (out of the outstanding e-money, into the
+    /// issuer's breakage), and their value.
+    pub forfeited_n_coins: u64,
+    pub forfeited: Amount,
 }
 
 /// How an epoch stands for a coin presented now.
@@ -153,18 +167,13 @@ impl Drop for ClosingMark<'_> {
     fn drop(&mut self) {
         // Never panics (a drop while unwinding would abort): a set of
         // epochs stays whole even if a holder of the lock panicked.
-        let mut closing = self
-            .core
-            .epochs_closing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        closing.remove(&self.epoch);
+        self.core.epochs_closing.remove(self.epoch);
     }
 }
 
 impl IssuerCore {
     pub(crate) fn epoch_standing(&self, epoch: KeyEpoch) -> EpochStanding {
-        if lock(&self.epochs_closing).contains(&epoch) {
+        if self.epochs_closing.contains(epoch) {
             return EpochStanding::Closing;
         }
         match lock(&self.state).epoch_ends.get(&epoch) {
@@ -217,10 +226,15 @@ impl IssuerCore {
     }
 
     /// Marks `epoch` closing for as long as the returned guard lives (see
-    /// the module doc: a step that fails leaves the epoch serving).
-    fn close_epoch(&self, epoch: KeyEpoch) -> ClosingMark<'_> {
-        lock(&self.epochs_closing).insert(epoch);
-        ClosingMark { core: self, epoch }
+    /// the module doc: a step that fails leaves the epoch serving). From
+    /// the mark on the commit path refuses batches issuing coins of it;
+    /// the wait for the log after it lets every batch queued before the
+    /// mark reach the shards, so nothing of the epoch enters them later.
+    fn close_epoch(&self, epoch: KeyEpoch) -> Result<ClosingMark<'_>, IssuerError> {
+        self.epochs_closing.insert(epoch);
+        let mark = ClosingMark { core: self, epoch };
+        self.seal_log()?;
+        Ok(mark)
     }
 
     /// Waits (up to `wait`) until no coin of `epoch` is reserved.
@@ -268,7 +282,7 @@ impl IssuerCore {
         if self.current_epoch().map(|(e, _)| e) == Some(epoch) {
             self.open_next_epoch_locked()?;
         }
-        let closing = self.close_epoch(epoch);
+        let closing = self.close_epoch(epoch)?;
         self.drain_epoch(epoch, wait)?;
         let held = self.commit.epoch_holdings(epoch);
         let (tx, events, owed) = decide_epoch::revocation_events(epoch, held.value_unspent_minor)?;
@@ -298,13 +312,23 @@ impl IssuerCore {
             ErasureStep::Done(erasure) => return Ok(erasure),
             ErasureStep::Erase => {}
         }
-        let closing = self.close_epoch(epoch);
-        let erased = self.erase_closed_epoch(epoch, now, wait);
+        // Its key is about to go: fresh coins come from the next epoch,
+        // and the log closes this one (no coin of it is issued after).
+        if self.current_epoch().map(|(e, _)| e) == Some(epoch) {
+            self.open_next_epoch_locked()?;
+        }
+        let closing = self.close_epoch(epoch)?;
+        let erased = self.erase_closed_epoch(epoch, now, wait, end.as_ref());
         drop(closing);
         let erased = erased?;
         self.retire_erased_keys()?;
         self.seal_log()?;
-        tracing::info!(%epoch, n_coins = erased.n_coins, "key epoch erased");
+        tracing::info!(
+            %epoch,
+            n_coins = erased.n_coins,
+            forfeited_n_coins = erased.forfeited_n_coins,
+            "key epoch erased, its unspent coins forfeited"
+        );
         Ok(erased)
     }
 
@@ -313,13 +337,15 @@ impl IssuerCore {
         epoch: KeyEpoch,
         now: Timestamp,
         wait: Duration,
+        end: Option<&EpochEnd>,
     ) -> Result<EpochErasure, IssuerError> {
         self.drain_epoch(epoch, wait)?;
         // The projection alone: the shards' retiring sets are the
         // housekeeper's (`checkpoint_coin_status`), which may run meanwhile.
         self.coin_status.catch_up(self.store().as_ref())?;
         let plan = self.coin_status_plan_erasure(epoch, now)?;
-        let (tx, events, erasure) = decide_epoch::erasure_events(epoch, &plan);
+        let held = self.commit.epoch_holdings(epoch);
+        let (tx, events, erasure) = decide_epoch::erasure_events(epoch, &plan, held, end)?;
         self.commit_batch(tx, &[], events, Vec::new())?;
         Ok(erasure)
     }

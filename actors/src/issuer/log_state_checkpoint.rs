@@ -8,7 +8,7 @@
 //! in this log with that hash) is ignored, and the state is rebuilt from the
 //! whole log, which is the truth.
 //!
-//! File: `VCLSTAT3` (8 bytes), the postcard encoding of [`SnapshotBody`]
+//! File: `VCLSTAT4` (8 bytes), the postcard encoding of [`SnapshotBody`]
 //! (maps as sorted lists, so equal states give equal bytes), then the
 //! SHA-256 of everything before it (32 bytes).
 
@@ -24,7 +24,10 @@ use super::core::{EpochEnd, EpochInfo, LogState, PurchaseState};
 
 /// The snapshot's file name in the issuer's directory.
 pub const LOG_STATE_SNAPSHOT_FILE: &str = "log-state.snapshot";
-const MAGIC: &[u8; 8] = b"VCLSTAT3";
+/// 4: the totals carry the forfeited float, an erased epoch what it
+/// forfeited (a snapshot of format 3 is ignored: the state is rebuilt from
+/// the log).
+const MAGIC: &[u8; 8] = b"VCLSTAT4";
 const DIGEST_BYTES: usize = 32;
 
 /// Where in the log a snapshot stands: its last record.

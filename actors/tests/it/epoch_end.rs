@@ -10,7 +10,7 @@
 
 use crate::util;
 
-use ledger::{KeyEpoch, Role};
+use ledger::{Amount, KeyEpoch, Role};
 use protocol::wire::payment::VOption;
 use util::{Harness, Who, spec};
 use vc_actors::EpochEnd;
@@ -196,4 +196,175 @@ fn an_erasure_durable_but_never_told_destroys_the_key_at_the_restart() {
         "{}",
         report.to_text()
     );
+}
+
+// Given coins bought under an epoch, one paid on and three kept, when the
+// epoch is erased after its grace, then the kept coins are forfeited: the
+// issuer's totals move their value from outstanding into the forfeited
+// float, the shards and the coin-status store keep nothing of the epoch
+// (before and after a restart), and the audit holds with the same figures.
+#[test]
+fn an_erased_epochs_unspent_coins_are_forfeited_and_the_audit_agrees() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let mut coins = h.buy(&alice, spec(&[(3, 100), (1, 250)]));
+    let paid = coins.remove(0);
+    h.pay(
+        &alice,
+        &shop,
+        vec![paid],
+        VOption::Redeem {
+            bank_account: shop.account.clone(),
+        },
+    );
+    let kept_minor: u64 = coins.iter().map(|c| c.body.value.minor_units()).sum();
+    assert_eq!(kept_minor, 450);
+    assert_eq!(h.core().totals().outstanding, 450);
+    let (epoch, _) = h.core().current_epoch().expect("an epoch");
+    h.clock.advance(1_600);
+    h.core().rotate_epoch_if_due().expect("epoch rotation");
+    let erased = h
+        .core()
+        .erase_epoch(epoch, std::time::Duration::ZERO)
+        .expect("erased");
+    assert_eq!((erased.n_coins, erased.value), (1, Amount::from_minor(100)));
+    assert_eq!(
+        (erased.forfeited_n_coins, erased.forfeited),
+        (3, Amount::from_minor(kept_minor))
+    );
+    let totals = h.core().totals();
+    assert_eq!((totals.outstanding, totals.forfeited), (0, 450));
+    h.assert_conserved();
+    assert_eq!(
+        h.core().n_unspent(),
+        0,
+        "the shards dropped the forfeited coins"
+    );
+    assert_eq!(h.core().coin_status_n_coins().expect("coin status"), 0);
+    assert!(matches!(
+        h.core().epoch_ends().iter().find(|(e, _)| *e == epoch),
+        Some((_, EpochEnd::Erased { forfeited, forfeited_n_coins: 3, .. }))
+            if *forfeited == Amount::from_minor(450)
+    ));
+    // The kept coins are refused like any coin of an erased epoch.
+    let outcome = h.pay(&alice, &alice, coins, util::refresh(kept_minor));
+    assert!(
+        matches!(outcome, protocol::flows::payment::PayeeOutcome::Rejected(_)),
+        "{outcome:?}"
+    );
+    h.restart();
+    assert_eq!(
+        h.core().n_unspent(),
+        0,
+        "a restart reloads nothing forfeited"
+    );
+    assert_eq!(h.core().totals(), totals);
+    h.assert_conserved();
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.totals.forfeited, 450);
+    assert_eq!(report.totals.outstanding, 0);
+    assert!(
+        report.to_text().contains("forfeited (breakage)"),
+        "{}",
+        report.to_text()
+    );
+}
+
+// A revoked epoch whose coins are never recouped forfeits, when it is
+// erased, exactly what it still owed.
+#[test]
+fn a_revoked_epoch_erased_later_forfeits_what_it_still_owed() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 100_000);
+    h.buy(&alice, spec(&[(2, 100), (1, 50)]));
+    let (epoch, _) = h.core().current_epoch().expect("an epoch");
+    let revoked = h
+        .core()
+        .revoke_epoch_within(epoch, std::time::Duration::from_millis(50))
+        .expect("revoked");
+    assert_eq!(revoked.still_owed, Amount::from_minor(250));
+    h.clock.advance(1_600);
+    h.core().rotate_epoch_if_due().expect("epoch rotation");
+    let erased = h.core().erase_epochs_due().expect("erasure pass");
+    let erased = erased
+        .iter()
+        .find(|e| e.epoch == epoch)
+        .expect("the revoked epoch is erased");
+    assert_eq!(erased.forfeited, revoked.still_owed);
+    assert_eq!(h.core().totals().forfeited, 250);
+    h.assert_conserved();
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.totals.forfeited, 250);
+}
+
+// A year on a moving clock where every month one coin of 1.00 is kept and
+// never spent: each erased epoch forfeits it, so the coin-status store and
+// the shards stay bounded by the epochs still alive even though coins are
+// left behind, and the forfeited float grows by 1.00 per erased epoch.
+#[test]
+fn a_year_of_coins_left_unspent_is_forfeited_epoch_by_epoch_and_stays_bounded() {
+    let mut h = Harness::new();
+    let alice = h.purchaser("alice", 0, 1_000_000);
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let months = 12;
+    let mut stored = Vec::new();
+    for _ in 0..months {
+        let coins = h.buy(&alice, spec(&[(4, 100)]));
+        h.pay(
+            &alice,
+            &shop,
+            coins,
+            VOption::Redeem {
+                bank_account: shop.account.clone(),
+            },
+        );
+        h.buy(&alice, spec(&[(1, 100)]));
+        h.clock.advance(400);
+        h.core().rotate_epoch_if_due().expect("epoch rotation");
+        h.core().erase_epochs_due().expect("erasure pass");
+        stored.push(h.core().coin_status_n_coins().expect("coin status"));
+    }
+    println!("coins in the coin-status store, month by month: {stored:?}");
+    let most = *stored.iter().max().expect("months");
+    assert!(most <= 5 * 5, "coin status grew to {most}: {stored:?}");
+    let n_erased = h
+        .core()
+        .epoch_ends()
+        .iter()
+        .filter(|(_, end)| matches!(end, EpochEnd::Erased { .. }))
+        .count();
+    assert!(n_erased >= 8, "erased {n_erased}");
+    let totals = h.core().totals();
+    assert_eq!(totals.forfeited, 100 * n_erased as i128);
+    assert_eq!(
+        h.core().n_unspent(),
+        months - n_erased,
+        "one kept coin per live epoch"
+    );
+    h.assert_conserved();
+    let report = h.stop_and_audit();
+    assert_eq!(
+        report.outcome,
+        replay::Outcome::Holds,
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.totals.forfeited, totals.forfeited);
 }

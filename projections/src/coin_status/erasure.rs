@@ -8,6 +8,13 @@
 //! exactly the coins whose ids hash to its digest. The digest is SHA-256 over
 //! the erased coin ids (16 bytes each) in ascending order, so an auditor
 //! replaying the log can recompute it.
+//!
+//! The same plan lists the epoch's coins still unspent ([`ForfeiturePlan`]):
+//! an epoch erased for good (`EpochErased`, its key destroyed) forfeits
+//! them in the same batch (`FloatForfeited`), and applying that removes
+//! them from the store ([`apply_forfeiture`]), checked the same way. The
+//! unspent coins are keyed by id alone, so finding an epoch's means one
+//! scan of the unspent table, once per epoch's life.
 
 use ledger::{Amount, CoinId, Event, Hash32, KeyEpoch, Seq, Timestamp};
 
@@ -44,6 +51,36 @@ pub struct ErasurePlan {
     pub coin_ids: Vec<CoinId>,
     pub value: Amount,
     pub digest: Hash32,
+    /// The epoch's coins still unspent in the same state: what an erasure
+    /// of the epoch forfeits.
+    pub forfeiture: ForfeiturePlan,
+}
+
+/// The coins of one epoch still unspent, and the event that forfeits them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForfeiturePlan {
+    pub epoch: KeyEpoch,
+    /// Ascending.
+    pub coin_ids: Vec<CoinId>,
+    pub value: Amount,
+    pub digest: Hash32,
+}
+
+impl ForfeiturePlan {
+    pub fn n_coins(&self) -> u64 {
+        self.coin_ids.len() as u64
+    }
+
+    /// The event to append beside the epoch's `EpochErased`; applying it
+    /// removes exactly [`ForfeiturePlan::coin_ids`].
+    pub fn event(&self) -> Event {
+        Event::FloatForfeited {
+            epoch: self.epoch,
+            n_coins: self.n_coins(),
+            value: self.value,
+            digest: self.digest,
+        }
+    }
 }
 
 impl ErasurePlan {
@@ -82,6 +119,22 @@ fn retired_of(
     Ok((ids, value_minor))
 }
 
+/// The unspent coins of `epoch`, ascending, and their value in minor units.
+fn unspent_of(
+    state: &dyn StateRead,
+    epoch: KeyEpoch,
+) -> Result<(Vec<CoinId>, u128), ProjectionError> {
+    let mut ids = Vec::new();
+    let mut value_minor = 0u128;
+    super::for_each_unspent(state, &mut |body| {
+        if body.epoch == epoch {
+            value_minor += u128::from(body.value.minor_units());
+            ids.push(body.id);
+        }
+    })?;
+    Ok((ids, value_minor))
+}
+
 fn to_amount(value_minor: u128) -> Result<Amount, ledger::MoneyError> {
     u64::try_from(value_minor)
         .map(Amount::from_minor)
@@ -106,12 +159,20 @@ pub fn plan(
     let (coin_ids, value_minor) = retired_of(state, epoch)?;
     let value = to_amount(value_minor)?;
     let digest = erasure_digest(&coin_ids);
+    let (unspent_ids, unspent_minor) = unspent_of(state, epoch)?;
+    let forfeiture = ForfeiturePlan {
+        epoch,
+        value: to_amount(unspent_minor)?,
+        digest: erasure_digest(&unspent_ids),
+        coin_ids: unspent_ids,
+    };
     Ok(ErasurePlan {
         epoch,
         as_of,
         coin_ids,
         value,
         digest,
+        forfeiture,
     })
 }
 
@@ -167,5 +228,43 @@ pub(crate) fn apply(
         .map_err(|m| history(seq, HistoryError::Money(m)))?;
     state.put(EPOCHS, &epoch.0.to_be_bytes(), &epoch_bytes(&info))?;
     tracing::info!(%epoch, n_coins, "erased spent coins");
+    Ok(())
+}
+
+/// Applies a `FloatForfeited`: recomputes the epoch's unspent coins,
+/// refuses the event unless count, value and digest all match, and removes
+/// those coins from the store for good (they are neither unspent nor
+/// retired any more: nothing of an erased epoch is accepted, so nothing
+/// needs to remember them).
+pub(crate) fn apply_forfeiture(
+    state: &mut dyn StateWrite,
+    seq: Seq,
+    epoch: KeyEpoch,
+    n_coins: u64,
+    value: Amount,
+    digest: Hash32,
+) -> Result<(), ProjectionError> {
+    if epoch_info(state, epoch)?.is_none() {
+        return Err(history(seq, HistoryError::UnknownEpoch(epoch)));
+    }
+    let (ids, store_value_minor) = unspent_of(state, epoch)?;
+    let store_value =
+        to_amount(store_value_minor).map_err(|m| history(seq, HistoryError::Money(m)))?;
+    let store_n_coins = ids.len() as u64;
+    if store_n_coins != n_coins || store_value != value || erasure_digest(&ids) != digest {
+        return Err(history(
+            seq,
+            HistoryError::ForfeitureMismatch {
+                epoch,
+                event_n_coins: n_coins,
+                store_n_coins,
+            },
+        ));
+    }
+    for id in &ids {
+        state.remove(super::COINS, id.as_bytes())?;
+        state.remove(super::UNSPENT, id.as_bytes())?;
+    }
+    tracing::info!(%epoch, n_coins, "forfeited unspent coins");
     Ok(())
 }

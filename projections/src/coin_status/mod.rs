@@ -14,7 +14,11 @@
 //!
 //! **Invariant:** erasure removes only spent or revoked coins, never an
 //! unspent one: the `retired` table holds no unspent coin, and applying an
-//! erasure re-checks every coin's state before removing it.
+//! erasure re-checks every coin's state before removing it. The unspent
+//! coins of an epoch leave only by a forfeiture (`FloatForfeited`, in the
+//! batch that erases the epoch), exactly those the event's digest names.
+//! Once an epoch is erased and forfeited, the store holds nothing of its
+//! coins.
 
 pub mod erasure;
 
@@ -24,7 +28,7 @@ use crate::error::{HistoryError, ProjectionError, history};
 use crate::framework::{Projection, ProjectionDb};
 use crate::state::{Reader, StateRead, StateWrite, TableName};
 
-pub use erasure::{ErasureError, ErasurePlan, erasure_digest};
+pub use erasure::{ErasureError, ErasurePlan, ForfeiturePlan, erasure_digest};
 
 pub(crate) const COINS: TableName = "coin_status.coins";
 pub(crate) const UNSPENT: TableName = "coin_status.unspent";
@@ -282,7 +286,8 @@ impl ProjectionDb<CoinStatusModel> {
         self.read(n_coins_stored)
     }
 
-    /// Plans the erasure of `epoch`'s spent and revoked coins (see [`erasure`]).
+    /// Plans the erasure of `epoch`'s spent and revoked coins and the
+    /// forfeiture of its unspent ones, from one read (see [`erasure`]).
     pub fn plan_erasure(
         &self,
         epoch: KeyEpoch,
@@ -397,6 +402,12 @@ impl Projection for CoinStatusModel {
                 digest,
                 ..
             } => erasure::apply(state, seq, *epoch, *n_coins, *value, *digest)?,
+            Event::FloatForfeited {
+                epoch,
+                n_coins,
+                value,
+                digest,
+            } => erasure::apply_forfeiture(state, seq, *epoch, *n_coins, *value, *digest)?,
             Event::EpochRevoked { .. } => {}
             Event::Registered { .. }
             | Event::EnrollmentRequested { .. }

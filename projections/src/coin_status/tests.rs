@@ -234,3 +234,81 @@ fn shard_queries_partition_the_unspent_coins() {
     }
     assert_eq!(seen, 30);
 }
+
+// Given an epoch with one spent and two unspent coins (and an unspent coin
+// of another epoch), the plan forfeits exactly the two; applying the
+// forfeiture and the erasure leaves nothing of the epoch in the store.
+#[test]
+fn a_forfeiture_removes_exactly_the_epochs_unspent_coins() {
+    let mut state = given(vec![
+        opened(1),
+        opened(2),
+        issued(vec![
+            body(1, 20, 1),
+            body(2, 40, 1),
+            body(3, 10, 1),
+            body(4, 80, 2),
+        ]),
+        spent(vec![body(1, 20, 1)]),
+    ]);
+    let plan = erasure::plan(&state, KeyEpoch(1), Timestamp(200), Seq(4)).expect("grace over");
+    let forfeit = &plan.forfeiture;
+    assert_eq!(forfeit.coin_ids, vec![body(2, 0, 1).id, body(3, 0, 1).id]);
+    assert_eq!(forfeit.value, Amount::from_minor(50));
+    assert_eq!(
+        forfeit.digest,
+        erasure_digest(&[body(2, 0, 1).id, body(3, 0, 1).id])
+    );
+    CoinStatusModel
+        .apply(&mut state, &record(5, plan.event()))
+        .expect("erasure applies");
+    CoinStatusModel
+        .apply(&mut state, &record(6, forfeit.event()))
+        .expect("forfeiture applies");
+    for n in 1..=3 {
+        assert_eq!(coin(&state, &body(n, 0, 1).id).expect("read"), None);
+    }
+    assert!(coin(&state, &body(4, 0, 2).id).expect("read").is_some());
+    assert_eq!(
+        unspent_totals(&state).expect("scan"),
+        UnspentTotals {
+            n_coins: 1,
+            value_minor_units: 80
+        }
+    );
+    assert_eq!(n_coins_stored(&state).expect("scan"), 1);
+}
+
+// A forfeiture naming a coin too few, one too many, or the right coins
+// at another value is refused and removes nothing.
+#[test]
+fn a_forfeiture_that_does_not_match_the_unspent_coins_is_refused() {
+    let state = given(vec![
+        opened(1),
+        issued(vec![body(1, 20, 1), body(2, 40, 1), body(3, 10, 2)]),
+    ]);
+    let ids = |ns: &[u8]| ns.iter().map(|n| body(*n, 0, 1).id).collect::<Vec<_>>();
+    let forged = [
+        (1, 20, erasure_digest(&ids(&[1]))),
+        (3, 70, erasure_digest(&ids(&[1, 2, 3]))),
+        (2, 61, erasure_digest(&ids(&[1, 2]))),
+        (2, 60, erasure_digest(&ids(&[2, 1]))),
+    ];
+    for (n_coins, value, digest) in forged {
+        let mut after = state.clone();
+        let event = Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins,
+            value: Amount::from_minor(value),
+            digest,
+        };
+        let err = CoinStatusModel
+            .apply(&mut after, &record(3, event))
+            .expect_err("mismatch");
+        assert!(matches!(
+            history_error(err),
+            HistoryError::ForfeitureMismatch { .. }
+        ));
+        assert_eq!(after, state);
+    }
+}

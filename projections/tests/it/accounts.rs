@@ -232,3 +232,65 @@ fn a_batch_split_across_transactions_is_reported_mid_batch_and_completes_later()
     report.check().expect("balanced");
     assert_eq!(report.running.outstanding, 50);
 }
+
+// Given 3.00 of coins bought, of which 1.00 is spent into a redemption,
+// when their epoch is erased and its float forfeited, then the books say
+// 0 outstanding and 2.00 forfeited, and the equation holds with the
+// forfeited float on the stocks' side.
+#[test]
+fn a_forfeited_float_leaves_outstanding_for_the_forfeited_total() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = MemoryStore::new();
+    let purchase = PurchaseId::from_bytes([7; 16]);
+    let coin = |n: u8, value: u64| CoinBody {
+        id: CoinId::from_bytes([n; 16]),
+        value: Amount::from_minor(value),
+        expiry: Timestamp(100),
+        epoch: KeyEpoch(1),
+    };
+    log.append_events(vec![requested(purchase, 300)]);
+    log.append_events(vec![
+        Event::PurchaseSettled {
+            purchase,
+            amount: Amount::from_minor(300),
+        },
+        Event::CoinsIssued {
+            coins: vec![coin(1, 100), coin(2, 200)],
+            holder: None,
+            cause: IssueCause::Purchase(purchase),
+        },
+    ]);
+    log.append_events(vec![
+        Event::CoinsSpent {
+            coins: vec![coin(1, 100)],
+            cause: ledger::SpendCause::Redeem,
+        },
+        Event::Redeemed {
+            amount: Amount::from_minor(100),
+            bank_account: seal_account("111-0001", 3),
+        },
+    ]);
+    log.append_events(vec![
+        Event::EpochErased {
+            epoch: KeyEpoch(1),
+            through: Seq(4),
+            n_coins: 1,
+            value: Amount::from_minor(100),
+            digest: ledger::erasure_digest(&[coin(1, 0).id]),
+        },
+        Event::FloatForfeited {
+            epoch: KeyEpoch(1),
+            n_coins: 1,
+            value: Amount::from_minor(200),
+            digest: ledger::erasure_digest(&[coin(2, 0).id]),
+        },
+    ]);
+    let accounts = open(&dir);
+    accounts.catch_up(&log).expect("catch up");
+    let summary = accounts.summary().expect("summary");
+    assert_eq!((summary.outstanding, summary.forfeited), (0, 200));
+    let report = accounts.conservation().expect("report");
+    report.check().expect("conserved");
+    assert_eq!(report.from_books.forfeited, 200);
+    assert_eq!(report.running.outstanding, 0);
+}

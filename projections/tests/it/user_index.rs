@@ -210,3 +210,51 @@ fn an_identity_that_does_not_unseal_stops_the_index_at_that_record() {
         "one catch-up transaction, rolled back"
     );
 }
+
+// Given alice holding an unspent and a spent coin of epoch 1 and an
+// unspent coin of epoch 2, when epoch 1's float is forfeited, then its
+// unspent coin is gone from her holdings and from the holder table (no
+// identity can be found for it any more), and the rest stays.
+#[test]
+fn a_forfeited_coin_leaves_its_holders_holdings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = MemoryStore::new();
+    let later = CoinBody {
+        epoch: KeyEpoch(2),
+        ..coin(6, 60)
+    };
+    log.append_events(vec![issued_to(
+        Some("alice"),
+        1,
+        vec![coin(1, 10), coin(2, 20), later],
+    )]);
+    log.append_events(vec![Event::CoinsSpent {
+        coins: vec![coin(2, 20)],
+        cause: SpendCause::Redeem,
+    }]);
+    log.append_events(vec![Event::FloatForfeited {
+        epoch: KeyEpoch(1),
+        n_coins: 1,
+        value: Amount::from_minor(10),
+        digest: ledger::erasure_digest(&[coin(1, 0).id]),
+    }]);
+    let index = open(&dir);
+    index.catch_up(&log).expect("catch up");
+    let alice = participant(0);
+    let held: Vec<CoinId> = index
+        .coins_of(&alice)
+        .expect("coins")
+        .iter()
+        .map(|e| e.body.id)
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(!held.contains(&coin(1, 0).id), "the forfeited coin is gone");
+    assert_eq!(
+        index.unspent_coins_of(&alice).expect("unspent"),
+        vec![later]
+    );
+    assert!(matches!(
+        index.who_withdrew(&coin(1, 0).id, "court", "case 1"),
+        Err(DisclosureError::NotAttributed(_))
+    ));
+}
