@@ -405,11 +405,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The log in the PostgreSQL database `url`, which must hold none.
+/// The log in the PostgreSQL database `url`, which must hold none, opened
+/// as the issuer opens it: its one writer, fenced (so a benchmark never
+/// appends beside a live issuer's writer).
 fn open_empty_postgres(url: &str) -> anyhow::Result<std::sync::Arc<dyn ledger::EventStore>> {
     let shown = pg_store::url::redacted(url);
-    let store = pg_store::PostgresStore::open(url)
-        .with_context(|| format!("opening the log in {shown}"))?;
+    let (store, _epoch) = super::cluster::open_fenced_writer(url, false)?;
     anyhow::ensure!(
         store.is_empty()?,
         "{shown} already holds a log: the benchmark needs an empty database"
