@@ -72,10 +72,12 @@ pub use issuer::{
 };
 #[cfg(not(loom))]
 pub use issuer::{USER_INDEX_PUBLIC_KEY_FILE, user_index_key::install as install_user_index_key};
+// A payment's validation outcome, before it is said (sealed or signed).
+#[cfg(not(loom))]
+pub use issuer::{DecidedPayment, ValidationOutcome};
 
 // Errors, one enum per job.
 #[cfg(not(loom))]
-pub use issuer::{DecidedPayment, ValidationOutcome};
 pub use issuer::{DisclosureLogError, IssuerError, ReturnedDebitError, SnapshotError};
 pub use sessions::SessionError;
 
