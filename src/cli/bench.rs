@@ -410,7 +410,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 /// appends beside a live issuer's writer).
 fn open_empty_postgres(url: &str) -> anyhow::Result<std::sync::Arc<dyn ledger::EventStore>> {
     let shown = pg_store::url::redacted(url);
-    let (store, _epoch) = super::cluster::open_fenced_writer(url, false)?;
+    // Opening takes the database's writer lock; the fence refuses any
+    // append of a writer that held it before.
+    let store = pg_store::PostgresStore::open(url)
+        .with_context(|| format!("opening the log in {shown}"))?;
+    pg_store::fence::fence(&store).with_context(|| format!("fencing the log in {shown}"))?;
     anyhow::ensure!(
         store.is_empty()?,
         "{shown} already holds a log: the benchmark needs an empty database"
