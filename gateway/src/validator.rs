@@ -67,6 +67,19 @@ pub fn validator_error(e: ValidatorError) -> ApiError {
             // The payee's key changed twice while the node checked: the
             // client's retry is checked under the newest.
             PaymentRefusal::Busy | PaymentRefusal::KeyChanged => ApiError::overloaded(),
+            // A misconfigured node: its client may be served by another.
+            PaymentRefusal::NotServed => {
+                tracing::error!(
+                    "this node's sequencer serves no payments (a bare `issuer serve --role \
+                     sequencer`): point --sequencer at `issuer serve --cluster-listen`"
+                );
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    ErrorCode::Overloaded,
+                    "this node's sequencer serves no payments; retry at another node",
+                )
+                .with_retry_after(crate::constants::RETRY_AFTER_SECS)
+            }
             other => ApiError::internal("sequencer", &other),
         },
         other => ApiError::internal("sequencer", &other),
@@ -152,6 +165,11 @@ mod tests {
         assert_eq!(
             status(PaymentRefusal::Internal),
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // A node pointed at a bare sequencer: another node may serve.
+        assert_eq!(
+            status(PaymentRefusal::NotServed),
+            StatusCode::SERVICE_UNAVAILABLE
         );
     }
 }
