@@ -74,6 +74,14 @@ pub const CLIENT_RETRY_AFTER_SECS_MAX: u64 = 10;
 /// committed one (its coins are then the merchant's, and no payer will
 /// come back for it once its own change was refused "already spent").
 pub const MERCHANT_COLLECTION_RETRY_MS: u64 = 2_000;
+/// Unanswered re-sends of one journaled validation made every
+/// [`MERCHANT_COLLECTION_RETRY_MS`] (an issuer restarting is back within
+/// them); after these, each wait doubles.
+pub const MERCHANT_COLLECTION_RETRIES_AT_PERIOD: u32 = 5;
+/// The longest wait between two re-sends of one journaled validation, so
+/// an issuer that is down for long is not called by every open order
+/// every period.
+pub const MERCHANT_COLLECTION_RETRY_MS_MAX: u64 = 60_000;
 /// Orders a merchant server keeps open (invoiced, not yet paid) at once.
 pub const ORDERS_OPEN_MAX: usize = 10_000;
 /// Orders (paid or not) a merchant server remembers at once; the oldest paid

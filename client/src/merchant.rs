@@ -32,7 +32,9 @@
 //! anyone who knows the order id) leaves the journal at once: the order
 //! stays payable by the honest payer's SendCoins. Nothing else drops one:
 //! a validation whose answer was lost may be committed at the issuer, so it
-//! is re-sent every [`MERCHANT_COLLECTION_RETRY_MS`] until the issuer
+//! is re-sent every [`MERCHANT_COLLECTION_RETRY_MS`] (after
+//! [`MERCHANT_COLLECTION_RETRIES_AT_PERIOD`] unanswered re-sends, at waits
+//! that double up to [`MERCHANT_COLLECTION_RETRY_MS_MAX`]) until the issuer
 //! answers, whether or not the payer comes back (a payer told "no answer"
 //! reclaims its coins through the issuer, and is refused "already spent"
 //! if the merchant's validation committed: the coins are then the
@@ -59,7 +61,8 @@ use purse::{
 use crate::body::{BodyLimits, message_response, read_bounded, require_media_type};
 use crate::client::{ClientConfig, ClientError, IssuerClient};
 use crate::constants::{
-    MERCHANT_COLLECTION_RETRY_MS, ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX,
+    MERCHANT_COLLECTION_RETRIES_AT_PERIOD, MERCHANT_COLLECTION_RETRY_MS,
+    MERCHANT_COLLECTION_RETRY_MS_MAX, ORDER_LIFETIME_SECS, ORDERS_KEPT_MAX, ORDERS_OPEN_MAX,
     ORDERS_OPEN_PER_CLIENT_MAX, PAY_REFUSAL_CLIENTS_MAX, PAY_REFUSALS_PER_CLIENT_MAX,
     PAY_REFUSALS_WINDOW_SECS, RETRY_AFTER_SECS, SKU_BYTES_MAX,
 };
@@ -134,6 +137,43 @@ enum OrderStatus {
 struct Journaled {
     tx: TxRef,
     send_coins: Vec<u8>,
+    /// Re-sends that found no answer yet.
+    retries: u32,
+    /// The merchant's next re-send, not before.
+    next_retry: Instant,
+}
+
+impl Journaled {
+    fn new(tx: TxRef, send_coins: Vec<u8>) -> Journaled {
+        Journaled {
+            tx,
+            send_coins,
+            retries: 0,
+            // Due at the retry thread's next round.
+            next_retry: Instant::now(),
+        }
+    }
+
+    /// After a re-send found no answer: the wait doubles, up to
+    /// [`MERCHANT_COLLECTION_RETRY_MS_MAX`].
+    fn unanswered(mut self) -> Journaled {
+        self.retries = self.retries.saturating_add(1);
+        self.next_retry = Instant::now() + collection_retry_wait(self.retries);
+        self
+    }
+}
+
+/// The wait before the re-send that follows `retries` unanswered ones:
+/// the retry thread's period for the first few (an issuer restarting is
+/// back within them), then doubling up to the most.
+fn collection_retry_wait(retries: u32) -> Duration {
+    let doublings = retries
+        .saturating_sub(MERCHANT_COLLECTION_RETRIES_AT_PERIOD)
+        .min(16);
+    let ms = MERCHANT_COLLECTION_RETRY_MS
+        .saturating_mul(1u64 << doublings)
+        .min(MERCHANT_COLLECTION_RETRY_MS_MAX);
+    Duration::from_millis(ms)
 }
 
 struct Order {
@@ -724,10 +764,7 @@ impl Merchant {
                 if pending.is_none() && e.code == ErrorCode::Refused {
                     orders.refusals.record(attempt.client);
                 }
-                let pending = pending.map(|tx| Journaled {
-                    tx,
-                    send_coins: bytes,
-                });
+                let pending = pending.map(|tx| Journaled::new(tx, bytes));
                 (OrderStatus::Open { pending }, Err(e))
             }
         };
@@ -929,11 +966,13 @@ impl Merchant {
     /// attempt would: paid (coins stored, acknowledged), open again after
     /// a refusal, or still pending.
     fn retry_pending_collections(&self) {
+        let now = Instant::now();
         let due: Vec<(PaymentTid, Journaled)> = {
             let mut orders = lock(&self.orders);
             let mut due = Vec::new();
             for (tid, order) in orders.by_tid.iter_mut() {
                 if let OrderStatus::Open { pending } = &mut order.status
+                    && pending.as_ref().is_some_and(|j| j.next_retry <= now)
                     && let Some(journaled) = pending.take()
                 {
                     order.status = OrderStatus::Paying;
@@ -967,7 +1006,7 @@ impl Merchant {
                     OrderStatus::Open { pending: None }
                 }
                 Err(Unfinished::Kept(_)) => OrderStatus::Open {
-                    pending: Some(journaled),
+                    pending: Some(journaled.unanswered()),
                 },
                 Err(Unfinished::Dropped(_)) => OrderStatus::Open { pending: None },
             };
@@ -1125,5 +1164,24 @@ mod tests {
         assert!(!is_valid_sku("a/b"));
         assert!(!is_valid_sku("a b"));
         assert!(!is_valid_sku(&"a".repeat(SKU_BYTES_MAX + 1)));
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn collection_retries_keep_the_period_then_back_off_to_the_most() {
+        let period = Duration::from_millis(MERCHANT_COLLECTION_RETRY_MS);
+        for retries in 0..=MERCHANT_COLLECTION_RETRIES_AT_PERIOD {
+            assert_eq!(collection_retry_wait(retries), period);
+        }
+        let after = MERCHANT_COLLECTION_RETRIES_AT_PERIOD + 1;
+        assert_eq!(collection_retry_wait(after), 2 * period);
+        assert_eq!(collection_retry_wait(after + 1), 4 * period);
+        let most = Duration::from_millis(MERCHANT_COLLECTION_RETRY_MS_MAX);
+        assert_eq!(collection_retry_wait(after + 10), most);
+        assert_eq!(collection_retry_wait(u32::MAX), most);
     }
 }
