@@ -658,13 +658,25 @@ impl IssuerCore {
             mint: RwLock::new(mint),
             commit,
             idempotency,
-            sessions: SessionStore::open_sealed(
-                dir.join("sessions.redb"),
-                true,
-                config.session_limits,
-                timings.clone(),
-                Arc::new(registry.session_seal().clone()),
-            )?,
+            sessions: match &config.side_tables {
+                // The durable sessions beside the log too: a replacement
+                // issuer delivers the purchases this one left pending.
+                Some(tables) => SessionStore::open_beside_log(
+                    dir.join("sessions.redb"),
+                    config.session_limits,
+                    timings.clone(),
+                    Some(Arc::new(registry.session_seal().clone())),
+                    tables.clone(),
+                    config.clock.now(),
+                )?,
+                None => SessionStore::open_sealed(
+                    dir.join("sessions.redb"),
+                    true,
+                    config.session_limits,
+                    timings.clone(),
+                    Arc::new(registry.session_seal().clone()),
+                )?,
+            },
             registry,
             coin_status,
             shards_from_checkpoint: shards_loaded,
