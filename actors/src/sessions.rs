@@ -1749,4 +1749,258 @@ mod tests {
             Err(SessionError::TooLarge)
         ));
     }
+
+    /// Tables beside the log that count the batches written to them and
+    /// fail every write once `failing` is set.
+    #[derive(Default)]
+    struct Tables {
+        inner: ledger::MemoryKv,
+        batches: AtomicU64,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl KvStore for Tables {
+        fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            self.inner.get(table, key)
+        }
+        fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+            self.inner.scan(table, prefix)
+        }
+        fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(KvError::Storage("the database is gone".into()));
+            }
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+    }
+
+    impl Tables {
+        fn session_rows(&self) -> Vec<Vec<u8>> {
+            self.inner
+                .scan(SESSIONS_TABLE, &[])
+                .expect("scan")
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        }
+    }
+
+    fn beside(path: &Path, tables: &Arc<Tables>, now: Timestamp) -> SessionStore {
+        SessionStore::open_beside_log(
+            path,
+            SessionLimits::default(),
+            Arc::default(),
+            Some(registry_seal(path.parent().expect("dir"))),
+            tables.clone(),
+            now,
+        )
+        .expect("open beside the log")
+    }
+
+    /// A replacement issuer on another host (its session file gone) finds
+    /// the durable sessions, sealed, in the tables: a live one, and a used
+    /// one still refused as used (a replayed WRequest3). Payments' soft ack
+    /// sessions are not written there.
+    #[test]
+    fn durable_sessions_outlive_the_file_in_the_tables_beside_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let (live, used, soft) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = beside(&path, &tables, Timestamp(1));
+            store
+                .insert(live, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(used, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .take::<PurchaseSession>(used, Timestamp(2))
+                .expect("take");
+            upsert_soft(&store, soft);
+            store.len().expect("soft writes flushed to the file");
+        }
+        let mut rows = tables.session_rows();
+        rows.sort();
+        let mut expected = vec![live.0.to_vec(), used.0.to_vec()];
+        expected.sort();
+        assert_eq!(
+            rows, expected,
+            "only the durable sessions are in the tables"
+        );
+        for (_, _, value) in tables.inner.rows() {
+            assert!(!contains(&value, &[7; 32]), "a key share in the clear");
+        }
+        std::fs::remove_file(&path).expect("the file goes");
+        let store = beside(&path, &tables, Timestamp(3));
+        assert_eq!(
+            store
+                .get::<PurchaseSession>(live, Timestamp(3))
+                .expect("live"),
+            session()
+        );
+        assert!(matches!(
+            store.get::<PurchaseSession>(used, Timestamp(3)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(soft, Timestamp(3)),
+            Err(SessionError::Unknown)
+        ));
+    }
+
+    /// The tables win over a file left from before a fail-over: what the
+    /// replacement used up or removed is so in the file too, what it
+    /// opened is there, and the file's soft sessions stay.
+    #[test]
+    fn at_open_the_tables_win_over_a_stale_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let stale = dir.path().join("stale.redb");
+        let tables = Arc::new(Tables::default());
+        let (taken, removed, opened, soft) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = beside(&path, &tables, Timestamp(1));
+            store
+                .insert(taken, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(removed, &session(), Timestamp(100))
+                .expect("insert");
+            upsert_soft(&store, soft);
+        }
+        // The old host keeps a copy; the replacement carries on without it.
+        std::fs::copy(&path, &stale).expect("copy");
+        {
+            std::fs::remove_file(&path).expect("fresh directory");
+            let store = beside(&path, &tables, Timestamp(2));
+            store
+                .take::<PurchaseSession>(taken, Timestamp(2))
+                .expect("take");
+            store.remove(removed).expect("remove");
+            store
+                .insert(opened, &session(), Timestamp(100))
+                .expect("insert");
+        }
+        let store = beside(&stale, &tables, Timestamp(3));
+        assert!(matches!(
+            store.get::<PurchaseSession>(taken, Timestamp(3)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(removed, Timestamp(3)),
+            Err(SessionError::Unknown)
+        ));
+        store
+            .get::<PurchaseSession>(opened, Timestamp(3))
+            .expect("opened by the replacement");
+        store
+            .get::<PurchaseSession>(soft, Timestamp(3))
+            .expect("the file's own soft session");
+        // Expired sessions are neither taken nor left in the tables.
+        drop(store);
+        std::fs::remove_file(&stale).expect("fresh directory");
+        let store = beside(&stale, &tables, Timestamp(100));
+        assert!(matches!(
+            store.get::<PurchaseSession>(opened, Timestamp(99)),
+            Err(SessionError::Unknown)
+        ));
+        assert!(tables.session_rows().is_empty());
+    }
+
+    /// A purge deletes the expired durable sessions from the tables, and a
+    /// purge of soft sessions alone writes nothing there.
+    #[test]
+    fn a_purge_deletes_the_rows_and_soft_sessions_cost_the_tables_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let store = beside(&path, &tables, Timestamp(1));
+        let (early, late) = (SessionId::random(), SessionId::random());
+        store
+            .insert(early, &session(), Timestamp(50))
+            .expect("insert");
+        store
+            .insert(late, &session(), Timestamp(100))
+            .expect("insert");
+        for _ in 0..10 {
+            upsert_soft(&store, SessionId::random());
+        }
+        let before = tables.batches.load(Ordering::SeqCst);
+        store.len().expect("soft writes flushed");
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before);
+        assert_eq!(store.purge_expired(Timestamp(50)).expect("purge"), 1);
+        assert_eq!(tables.session_rows(), vec![late.0.to_vec()]);
+        let before = tables.batches.load(Ordering::SeqCst);
+        // The ten soft sessions and `late` expire at 100: one batch, for `late`.
+        assert_eq!(store.purge_expired(Timestamp(100)).expect("purge"), 11);
+        assert!(tables.session_rows().is_empty());
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before + 1);
+        assert_eq!(store.purge_expired(Timestamp(200)).expect("purge"), 0);
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before + 1);
+    }
+
+    /// A durable write the tables refuse is not acknowledged and not in
+    /// the file: the group fails with a typed error.
+    #[test]
+    fn a_failed_table_write_fails_the_group_and_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let store = beside(&path, &tables, Timestamp(1));
+        let kept = SessionId::random();
+        store
+            .insert(kept, &session(), Timestamp(100))
+            .expect("insert");
+        tables.failing.store(true, Ordering::SeqCst);
+        let lost = SessionId::random();
+        assert!(matches!(
+            store.insert(lost, &session(), Timestamp(100)),
+            Err(SessionError::SideTables(KvError::Storage(_)))
+        ));
+        assert!(matches!(
+            store.take::<PurchaseSession>(kept, Timestamp(2)),
+            Err(SessionError::SideTables(_))
+        ));
+        let (done, outcome) = channel();
+        store.upsert_then(
+            lost,
+            &session(),
+            Timestamp(100),
+            Persist::Durable,
+            move |r| {
+                let _ = done.send(r);
+            },
+        );
+        assert!(matches!(
+            outcome.recv().expect("answered"),
+            Err(SessionError::SideTables(_))
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(lost, Timestamp(2)),
+            Err(SessionError::Unknown)
+        ));
+        store
+            .get::<PurchaseSession>(kept, Timestamp(2))
+            .expect("the failed take used nothing up");
+        tables.failing.store(false, Ordering::SeqCst);
+        drop(store);
+        let store = beside(&path, &tables, Timestamp(2));
+        assert!(matches!(
+            store.get::<PurchaseSession>(lost, Timestamp(2)),
+            Err(SessionError::Unknown)
+        ));
+        assert_eq!(tables.session_rows(), vec![kept.0.to_vec()]);
+    }
 }
