@@ -384,9 +384,10 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     );
     assert!(loaded.contains("loaded onto"), "{loaded}");
 
-    // The registry and the card agency are in PostgreSQL, sealed: the
-    // issuer's directory has no file of theirs, and the database names no
-    // participant, account or card.
+    // The registry, the card agency and the durable sessions are in
+    // PostgreSQL, sealed: the issuer's directory has no file of the
+    // registry's or the agency's, and the database names no participant,
+    // account or card.
     for file in ["registry.redb", "card-agency.redb"] {
         assert!(
             !dir.join("iss").join(file).exists(),

@@ -105,7 +105,8 @@ pub struct IssuerConfig {
     /// opened it: `vc_pg_store::PostgresStore` for a log on PostgreSQL).
     pub log_store: Option<Arc<dyn EventStore>>,
     /// Keep the registry and the card agency's store in these tables
-    /// instead of `registry.redb` and `card-agency.redb` (the caller opened
+    /// instead of `registry.redb` and `card-agency.redb`, and the durable
+    /// sessions in them as well as in `sessions.redb` (the caller opened
     /// them beside the log: `vc_pg_store::PostgresKv`), so a replacement
     /// issuer needs only its keys and configuration. The registry key
     /// stays in `registry.key`.
