@@ -109,7 +109,7 @@ pub use timing::{
 
 // Building blocks a cluster role reuses: coin shards, idempotency, sessions.
 pub use idempotency::{Begin, CommitRef, IdempotencyTable};
-pub use sessions::{Persist, SessionId, SessionLimits, SessionStore};
+pub use sessions::{Persist, SESSIONS_TABLE, SessionId, SessionLimits, SessionStore};
 pub use shard::{CoinPresence, ReserveError, ShardCore, ShardSet};
 
 // Limits.

@@ -38,6 +38,25 @@
 //! clear. Such a file is marked sealed; opening it without a seal is
 //! refused ([`SessionError::SealRequired`]), and a file written with clear
 //! payloads is sealed, every row in one transaction, when opened with one.
+//!
+//! A store opened beside the log ([`SessionStore::open_beside_log`]: the
+//! issuer's tables in PostgreSQL) also writes its durable sessions to
+//! table [`SESSIONS_TABLE`] there, so a replacement issuer on another host
+//! holds the purchases its predecessor left waiting for the bank. Each
+//! durable group's rows (the record as the file holds it, payload sealed,
+//! keyed by session id) are written to the tables in one batch after the
+//! group's writes are applied and before its transaction commits: a
+//! durable write is answered only once both hold it, and a failed batch
+//! fails the group (nothing of it is committed or acknowledged,
+//! [`SessionError::SideTables`]). Soft writes are not carried there: they
+//! are state the log replaces, and a payment must not wait on the
+//! database for them. The file keeps which sessions the tables hold
+//! (`session-mirrored`), so a purge deletes exactly those rows from the
+//! tables and never asks the database about payments' ack sessions.
+//! At open, the tables win: every unexpired row is written into the file,
+//! a session the file marks as held there and the tables no longer hold is
+//! dropped (a file left from before a fail-over is a stale copy), and
+//! expired rows are deleted from the tables.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,6 +66,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::timing::{Stage, StageTimings};
 use ledger::Timestamp;
+use ledger::kv::{KvBatch, KvError, KvStore};
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +120,10 @@ pub enum SessionError {
     Stopped,
     #[error("the session file holds sealed sessions: open it with its seal (the registry key)")]
     SealRequired,
+    /// The tables beside the log refused or failed a write of durable
+    /// sessions: the group holding it was not committed.
+    #[error("the session tables beside the log: {0}")]
+    SideTables(#[from] KvError),
 }
 
 /// Seals session payloads for the file and opens them again: the store
@@ -139,6 +163,13 @@ const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions")
 /// ack sessions live a day: hundreds of thousands of them under load, and
 /// the housekeeper purges four times a second).
 const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("session-expiry");
+/// The ids of the sessions the tables beside the log hold (a store opened
+/// beside the log): what a purge or a removal deletes there.
+const MIRRORED: TableDefinition<&[u8], ()> = TableDefinition::new("session-mirrored");
+
+/// The table of durable sessions in the tables beside the log: session id
+/// -> the record as `sessions.redb` holds it (payload sealed).
+pub const SESSIONS_TABLE: &str = "sessions";
 
 fn expiry_key(expires_at: Timestamp, id: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + id.len());
@@ -459,6 +490,89 @@ fn seal_file(path: &Path, seal: &dyn PayloadSeal) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Makes the file hold what the tables beside the log hold (they win):
+/// every unexpired row of [`SESSIONS_TABLE`] is written into the file,
+/// a session the file marks as held there that the tables no longer hold
+/// is dropped, and expired rows are deleted from the tables. Sessions the
+/// file never wrote there (soft ones) stay as they are. Returns how many
+/// sessions were taken from the tables.
+fn seed_from_tables(
+    db: &Database,
+    tables: &dyn KvStore,
+    now: Timestamp,
+) -> Result<usize, SessionError> {
+    let rows = tables.scan(SESSIONS_TABLE, &[])?;
+    let mut expired_rows = KvBatch::new();
+    let mut seeded = 0;
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(SESSIONS)?;
+        let mut expiry = txn.open_table(EXPIRY)?;
+        let mut mirrored = txn.open_table(MIRRORED)?;
+        let mut held = std::collections::HashSet::new();
+        for (key, value) in rows {
+            let id = SessionId(
+                key.as_slice()
+                    .try_into()
+                    .map_err(|_| SessionError::Corrupt("a session id in the tables".into()))?,
+            );
+            if value.len() > SESSION_BYTES_MAX + 128 {
+                return Err(SessionError::Corrupt("a session row too long".into()));
+            }
+            let record: SessionRecord = decode(&value)?;
+            if record.expires_at <= now {
+                expired_rows.delete(SESSIONS_TABLE, &id.0);
+                continue;
+            }
+            match read_record(&table, id) {
+                Ok(old) => {
+                    expiry.remove(expiry_key(old.expires_at, &id.0).as_slice())?;
+                }
+                Err(SessionError::Unknown) => {}
+                Err(e) => return Err(e),
+            }
+            table.insert(id.0.as_slice(), value.as_slice())?;
+            expiry.insert(expiry_key(record.expires_at, &id.0).as_slice(), ())?;
+            mirrored.insert(id.0.as_slice(), ())?;
+            held.insert(id.0);
+            seeded += 1;
+        }
+        // What the file wrote there and the tables dropped since (used up
+        // and removed, or purged, by the issuer that replaced this one).
+        let mut stale = Vec::new();
+        for item in mirrored.iter()? {
+            let (k, _) = item?;
+            if !held.contains(k.value()) {
+                stale.push(k.value().to_vec());
+            }
+        }
+        for id in &stale {
+            mirrored.remove(id.as_slice())?;
+            let old = match table.remove(id.as_slice())? {
+                Some(old) => Some(decode::<SessionRecord>(old.value())?),
+                None => None,
+            };
+            if let Some(old) = old {
+                expiry.remove(expiry_key(old.expires_at, id).as_slice())?;
+            }
+        }
+        if !stale.is_empty() || seeded > 0 {
+            tracing::info!(
+                n_seeded = seeded,
+                n_dropped = stale.len(),
+                "sessions taken from the tables beside the log"
+            );
+        }
+    }
+    // The file first: a crash between the two leaves expired rows that the
+    // next start deletes again.
+    txn.commit()?;
+    if !expired_rows.writes.is_empty() {
+        tables.write(&expired_rows)?;
+    }
+    Ok(seeded)
+}
+
 /// The payload of a live record, as bytes.
 fn live_payload(record: &SessionRecord, now: Timestamp) -> Result<&[u8], SessionError> {
     if record.used {
@@ -476,6 +590,7 @@ fn apply(
     expiry: &mut redb::Table<'_, &'static [u8], ()>,
     write: &Write,
     limits: &SessionLimits,
+    purged: &mut Vec<Vec<u8>>,
 ) -> Result<Written, SessionError> {
     match write {
         Write::Insert {
@@ -551,6 +666,7 @@ fn apply(
                 expiry.remove(key.as_slice())?;
                 if let Some(id) = key.get(8..) {
                     table.remove(id)?;
+                    purged.push(id.to_vec());
                 }
             }
             Ok(Written::Purged(expired.len()))
@@ -559,46 +675,113 @@ fn apply(
     }
 }
 
+impl Write {
+    /// The session a write changes (none for a purge or a sync).
+    fn id(&self) -> Option<SessionId> {
+        match self {
+            Write::Insert { id, .. }
+            | Write::Replace { id, .. }
+            | Write::Take { id, .. }
+            | Write::Remove { id } => Some(*id),
+            Write::Purge { .. } | Write::Sync => None,
+        }
+    }
+}
+
 /// Applies a group of writes in one transaction. `Err` when the transaction
-/// itself failed: then none of the writes happened.
+/// itself failed: then none of the writes happened. With `mirror`, the
+/// sessions the group's writes changed (not its soft writes) are written
+/// to the tables beside the log before the transaction commits.
 fn commit_group(
     db: &Database,
     durable: bool,
     limits: &SessionLimits,
     soft: &[Write],
     writes: &[Write],
+    mirror: Option<&dyn KvStore>,
 ) -> Result<(Vec<Result<Written, SessionError>>, usize), SessionError> {
     let mut txn = db.begin_write()?;
     if !durable {
         txn.set_durability(Durability::None)?;
     }
     let mut results = Vec::with_capacity(writes.len());
+    let mut purged = Vec::new();
     let held;
     {
         let mut table = txn.open_table(SESSIONS)?;
         let mut expiry = txn.open_table(EXPIRY)?;
         // The soft writes first: they were answered before this group's.
         for write in soft {
-            match apply(&mut table, &mut expiry, write, limits) {
+            match apply(&mut table, &mut expiry, write, limits, &mut purged) {
                 Err(SessionError::Storage(e)) => return Err(SessionError::Storage(e)),
                 // An upsert refuses nothing else.
                 Err(e) => tracing::error!(error = %e, "a soft session write was refused"),
                 Ok(_) => {}
             }
         }
+        let mut changed = Vec::new();
         for write in writes {
-            let result = apply(&mut table, &mut expiry, write, limits);
+            let result = apply(&mut table, &mut expiry, write, limits, &mut purged);
             // A storage error may have left the table half written: the
             // whole group fails rather than commit that.
             if let Err(SessionError::Storage(e)) = result {
                 return Err(SessionError::Storage(e));
             }
+            if result.is_ok()
+                && let Some(id) = write.id()
+            {
+                changed.push(id.0.to_vec());
+            }
             results.push(result);
+        }
+        if let Some(mirror) = mirror {
+            let mut mirrored = txn.open_table(MIRRORED)?;
+            let batch = mirror_batch(&table, &mut mirrored, &changed, &purged)?;
+            // Dropping the transaction on failure commits nothing of the group.
+            if !batch.writes.is_empty() {
+                mirror.write(&batch)?;
+            }
         }
         held = table.len()? as usize;
     }
     txn.commit()?;
     Ok((results, held))
+}
+
+/// The writes that make the tables beside the log hold what the file
+/// holds for the sessions `changed` by durable writes, and drop those
+/// `purged`, marking in `mirrored` which sessions the tables hold.
+fn mirror_batch(
+    table: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    mirrored: &mut redb::Table<'_, &'static [u8], ()>,
+    changed: &[Vec<u8>],
+    purged: &[Vec<u8>],
+) -> Result<KvBatch, SessionError> {
+    let mut batch = KvBatch::new();
+    let mut done = std::collections::HashSet::new();
+    for id in changed {
+        if !done.insert(id.as_slice()) {
+            continue;
+        }
+        match table.get(id.as_slice())? {
+            Some(record) => {
+                batch.put(SESSIONS_TABLE, id, record.value().to_vec());
+                mirrored.insert(id.as_slice(), ())?;
+            }
+            None => {
+                if mirrored.remove(id.as_slice())?.is_some() {
+                    batch.delete(SESSIONS_TABLE, id);
+                }
+            }
+        }
+    }
+    for id in purged {
+        // A session the tables never held (a payment's ack) costs them nothing.
+        if mirrored.remove(id.as_slice())?.is_some() {
+            batch.delete(SESSIONS_TABLE, id);
+        }
+    }
+    Ok(batch)
 }
 
 /// What the writer thread works with.
@@ -608,6 +791,7 @@ struct Writer<'a> {
     limits: &'a SessionLimits,
     overlay: &'a Mutex<Overlay>,
     counters: &'a Counters,
+    mirror: Option<&'a dyn KvStore>,
 }
 
 impl Writer<'_> {
@@ -625,7 +809,7 @@ impl Writer<'_> {
         };
         let fsync = self.durable && with_soft;
         let started = std::time::Instant::now();
-        let committed = commit_group(self.db, fsync, self.limits, &soft, writes);
+        let committed = commit_group(self.db, fsync, self.limits, &soft, writes, self.mirror);
         self.counters
             .timings
             .record(Stage::SessionCommit, started.elapsed());
@@ -704,7 +888,10 @@ fn run_writer(writer: &Writer<'_>, receiver: &Receiver<Message>) {
                 tracing::error!(error = %e, n_writes = writes.len(), "a session transaction failed");
                 let why = e.to_string();
                 for reply in replies {
-                    reply(Err(SessionError::GroupFailed(why.clone())));
+                    reply(Err(match &e {
+                        SessionError::SideTables(kv) => SessionError::SideTables(kv.clone()),
+                        _ => SessionError::GroupFailed(why.clone()),
+                    }));
                 }
             }
         }
@@ -739,7 +926,30 @@ impl SessionStore {
         timings: Arc<StageTimings>,
         seal: Arc<dyn PayloadSeal>,
     ) -> Result<SessionStore, SessionError> {
-        SessionStore::open_inner(path.as_ref(), durable, limits, timings, Some(seal))
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, Some(seal), None)
+    }
+
+    /// [`SessionStore::open_sealed`] for an issuer whose log is in a
+    /// replicated database: its durable sessions are also written to
+    /// `tables` (table [`SESSIONS_TABLE`]), and the file is first made to
+    /// hold what the tables hold, as of `now` (see the module docs: the
+    /// tables win; expired rows are deleted there).
+    pub fn open_beside_log(
+        path: impl AsRef<Path>,
+        limits: SessionLimits,
+        timings: Arc<StageTimings>,
+        seal: Option<Arc<dyn PayloadSeal>>,
+        tables: Arc<dyn KvStore>,
+        now: Timestamp,
+    ) -> Result<SessionStore, SessionError> {
+        SessionStore::open_inner(
+            path.as_ref(),
+            true,
+            limits,
+            timings,
+            seal,
+            Some((tables, now)),
+        )
     }
 
     /// [`SessionStore::open_with_limits`], recording each group commit's
@@ -750,7 +960,7 @@ impl SessionStore {
         limits: SessionLimits,
         timings: Arc<StageTimings>,
     ) -> Result<SessionStore, SessionError> {
-        SessionStore::open_inner(path.as_ref(), durable, limits, timings, None)
+        SessionStore::open_inner(path.as_ref(), durable, limits, timings, None, None)
     }
 
     fn open_inner(
@@ -759,6 +969,7 @@ impl SessionStore {
         limits: SessionLimits,
         timings: Arc<StageTimings>,
         seal: Option<Arc<dyn PayloadSeal>>,
+        beside_log: Option<(Arc<dyn KvStore>, Timestamp)>,
     ) -> Result<SessionStore, SessionError> {
         // Key shares: 0600 before redb opens the file, whatever the umask.
         ledger::private_file::ensure_private_file(path)
@@ -767,6 +978,10 @@ impl SessionStore {
             seal_file(path, seal)?;
         }
         let db = Arc::new(Database::create(path)?);
+        if let Some((tables, now)) = &beside_log {
+            seed_from_tables(&db, tables.as_ref(), *now)?;
+        }
+        let mirror = beside_log.map(|(tables, _)| tables);
         let held;
         let txn = db.begin_write()?;
         {
@@ -806,6 +1021,7 @@ impl SessionStore {
                         limits: &limits,
                         overlay: &overlay,
                         counters: &counters,
+                        mirror: mirror.as_deref(),
                     };
                     run_writer(&writer, &receiver);
                 })
@@ -1532,5 +1748,259 @@ mod tests {
             store.insert(SessionId::random(), &big, Timestamp(5)),
             Err(SessionError::TooLarge)
         ));
+    }
+
+    /// Tables beside the log that count the batches written to them and
+    /// fail every write once `failing` is set.
+    #[derive(Default)]
+    struct Tables {
+        inner: ledger::MemoryKv,
+        batches: AtomicU64,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl KvStore for Tables {
+        fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            self.inner.get(table, key)
+        }
+        fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, KvError> {
+            self.inner.scan(table, prefix)
+        }
+        fn write(&self, batch: &KvBatch) -> Result<(), KvError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(KvError::Storage("the database is gone".into()));
+            }
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+    }
+
+    impl Tables {
+        fn session_rows(&self) -> Vec<Vec<u8>> {
+            self.inner
+                .scan(SESSIONS_TABLE, &[])
+                .expect("scan")
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        }
+    }
+
+    fn beside(path: &Path, tables: &Arc<Tables>, now: Timestamp) -> SessionStore {
+        SessionStore::open_beside_log(
+            path,
+            SessionLimits::default(),
+            Arc::default(),
+            Some(registry_seal(path.parent().expect("dir"))),
+            tables.clone(),
+            now,
+        )
+        .expect("open beside the log")
+    }
+
+    /// A replacement issuer on another host (its session file gone) finds
+    /// the durable sessions, sealed, in the tables: a live one, and a used
+    /// one still refused as used (a replayed WRequest3). Payments' soft ack
+    /// sessions are not written there.
+    #[test]
+    fn durable_sessions_outlive_the_file_in_the_tables_beside_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let (live, used, soft) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = beside(&path, &tables, Timestamp(1));
+            store
+                .insert(live, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(used, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .take::<PurchaseSession>(used, Timestamp(2))
+                .expect("take");
+            upsert_soft(&store, soft);
+            store.len().expect("soft writes flushed to the file");
+        }
+        let mut rows = tables.session_rows();
+        rows.sort();
+        let mut expected = vec![live.0.to_vec(), used.0.to_vec()];
+        expected.sort();
+        assert_eq!(
+            rows, expected,
+            "only the durable sessions are in the tables"
+        );
+        for (_, _, value) in tables.inner.rows() {
+            assert!(!contains(&value, &[7; 32]), "a key share in the clear");
+        }
+        std::fs::remove_file(&path).expect("the file goes");
+        let store = beside(&path, &tables, Timestamp(3));
+        assert_eq!(
+            store
+                .get::<PurchaseSession>(live, Timestamp(3))
+                .expect("live"),
+            session()
+        );
+        assert!(matches!(
+            store.get::<PurchaseSession>(used, Timestamp(3)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(soft, Timestamp(3)),
+            Err(SessionError::Unknown)
+        ));
+    }
+
+    /// The tables win over a file left from before a fail-over: what the
+    /// replacement used up or removed is so in the file too, what it
+    /// opened is there, and the file's soft sessions stay.
+    #[test]
+    fn at_open_the_tables_win_over_a_stale_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let stale = dir.path().join("stale.redb");
+        let tables = Arc::new(Tables::default());
+        let (taken, removed, opened, soft) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        {
+            let store = beside(&path, &tables, Timestamp(1));
+            store
+                .insert(taken, &session(), Timestamp(100))
+                .expect("insert");
+            store
+                .insert(removed, &session(), Timestamp(100))
+                .expect("insert");
+            upsert_soft(&store, soft);
+        }
+        // The old host keeps a copy; the replacement carries on without it.
+        std::fs::copy(&path, &stale).expect("copy");
+        {
+            std::fs::remove_file(&path).expect("fresh directory");
+            let store = beside(&path, &tables, Timestamp(2));
+            store
+                .take::<PurchaseSession>(taken, Timestamp(2))
+                .expect("take");
+            store.remove(removed).expect("remove");
+            store
+                .insert(opened, &session(), Timestamp(100))
+                .expect("insert");
+        }
+        let store = beside(&stale, &tables, Timestamp(3));
+        assert!(matches!(
+            store.get::<PurchaseSession>(taken, Timestamp(3)),
+            Err(SessionError::AlreadyUsed)
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(removed, Timestamp(3)),
+            Err(SessionError::Unknown)
+        ));
+        store
+            .get::<PurchaseSession>(opened, Timestamp(3))
+            .expect("opened by the replacement");
+        store
+            .get::<PurchaseSession>(soft, Timestamp(3))
+            .expect("the file's own soft session");
+        // Expired sessions are neither taken nor left in the tables.
+        drop(store);
+        std::fs::remove_file(&stale).expect("fresh directory");
+        let store = beside(&stale, &tables, Timestamp(100));
+        assert!(matches!(
+            store.get::<PurchaseSession>(opened, Timestamp(99)),
+            Err(SessionError::Unknown)
+        ));
+        assert!(tables.session_rows().is_empty());
+    }
+
+    /// A purge deletes the expired durable sessions from the tables, and a
+    /// purge of soft sessions alone writes nothing there.
+    #[test]
+    fn a_purge_deletes_the_rows_and_soft_sessions_cost_the_tables_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let store = beside(&path, &tables, Timestamp(1));
+        let (early, late) = (SessionId::random(), SessionId::random());
+        store
+            .insert(early, &session(), Timestamp(50))
+            .expect("insert");
+        store
+            .insert(late, &session(), Timestamp(100))
+            .expect("insert");
+        for _ in 0..10 {
+            upsert_soft(&store, SessionId::random());
+        }
+        let before = tables.batches.load(Ordering::SeqCst);
+        store.len().expect("soft writes flushed");
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before);
+        assert_eq!(store.purge_expired(Timestamp(50)).expect("purge"), 1);
+        assert_eq!(tables.session_rows(), vec![late.0.to_vec()]);
+        let before = tables.batches.load(Ordering::SeqCst);
+        // The ten soft sessions and `late` expire at 100: one batch, for `late`.
+        assert_eq!(store.purge_expired(Timestamp(100)).expect("purge"), 11);
+        assert!(tables.session_rows().is_empty());
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before + 1);
+        assert_eq!(store.purge_expired(Timestamp(200)).expect("purge"), 0);
+        assert_eq!(tables.batches.load(Ordering::SeqCst), before + 1);
+    }
+
+    /// A durable write the tables refuse is not acknowledged and not in
+    /// the file: the group fails with a typed error.
+    #[test]
+    fn a_failed_table_write_fails_the_group_and_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let tables = Arc::new(Tables::default());
+        let store = beside(&path, &tables, Timestamp(1));
+        let kept = SessionId::random();
+        store
+            .insert(kept, &session(), Timestamp(100))
+            .expect("insert");
+        tables.failing.store(true, Ordering::SeqCst);
+        let lost = SessionId::random();
+        assert!(matches!(
+            store.insert(lost, &session(), Timestamp(100)),
+            Err(SessionError::SideTables(KvError::Storage(_)))
+        ));
+        assert!(matches!(
+            store.take::<PurchaseSession>(kept, Timestamp(2)),
+            Err(SessionError::SideTables(_))
+        ));
+        let (done, outcome) = channel();
+        store.upsert_then(
+            lost,
+            &session(),
+            Timestamp(100),
+            Persist::Durable,
+            move |r| {
+                let _ = done.send(r);
+            },
+        );
+        assert!(matches!(
+            outcome.recv().expect("answered"),
+            Err(SessionError::SideTables(_))
+        ));
+        assert!(matches!(
+            store.get::<PurchaseSession>(lost, Timestamp(2)),
+            Err(SessionError::Unknown)
+        ));
+        store
+            .get::<PurchaseSession>(kept, Timestamp(2))
+            .expect("the failed take used nothing up");
+        tables.failing.store(false, Ordering::SeqCst);
+        drop(store);
+        let store = beside(&path, &tables, Timestamp(2));
+        assert!(matches!(
+            store.get::<PurchaseSession>(lost, Timestamp(2)),
+            Err(SessionError::Unknown)
+        ));
+        assert_eq!(tables.session_rows(), vec![kept.0.to_vec()]);
     }
 }

@@ -11,11 +11,13 @@
 //!   (fail-stop, exit 70: the outcome of its last commit is unknown, and
 //!   it acknowledges nothing more), a standby is promoted, and a new issuer
 //!   starts on it in a FRESH directory holding only the keys and
-//!   `issuer.toml` (the log, the registry and the card agency are in
-//!   PostgreSQL; everything else rebuilds or starts empty). It serves the
-//!   existing purses (payments, a purchase), the merchant, and the card
-//!   holder (an unload from the card loaded before the fail-over, then a
-//!   clearing that counts both legs). Every acknowledged payment is in
+//!   `issuer.toml` (the log, the registry, the card agency and the durable
+//!   protocol sessions are in PostgreSQL; everything else rebuilds or
+//!   starts empty). It serves the existing purses (payments, a purchase),
+//!   delivers the coins of a purchase whose bank debit was pending at the
+//!   kill, and serves the merchant and the card holder (an unload from the
+//!   card loaded before the fail-over, then a clearing that counts both
+//!   legs). Every acknowledged payment is in
 //!   the promoted log exactly once, the auditor (the read-only role) passes
 //!   it, `log export` copies it to a redb file that audits the same, and
 //!   the purses and the card agree with the log coin by coin.
@@ -142,6 +144,13 @@ const CARD_LOAD: &str = "0.30";
 const CARD_UNLOAD: &str = "0.20";
 /// What the card holds at the end, in minor units.
 const CARD_LEFT_MINOR: u64 = 10;
+/// How long the simulated bank takes to settle a debit: long enough that
+/// a purchase asked for just before the kill is still pending at it.
+const BANK_SETTLE_DELAY_MS: &str = "2000";
+/// Coins of the card holder's purchase pending at the kill.
+const PENDING_COINS: u32 = 2;
+/// How long the purchase may take to reach the log.
+const REQUESTED_WITHIN: Duration = Duration::from_secs(30);
 /// What the issuer's directory holds that a replacement issuer must be
 /// given: keys and configuration. Everything else it finds in PostgreSQL,
 /// rebuilds from the log, or starts empty (pg-store/README.md).
@@ -323,6 +332,8 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
             "2",
             "--store",
             &issuer_url,
+            "--bank-settle-delay-ms",
+            BANK_SETTLE_DELAY_MS,
         ],
     );
     assert!(
@@ -373,9 +384,10 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     );
     assert!(loaded.contains("loaded onto"), "{loaded}");
 
-    // The registry and the card agency are in PostgreSQL, sealed: the
-    // issuer's directory has no file of theirs, and the database names no
-    // participant, account or card.
+    // The registry, the card agency and the durable sessions are in
+    // PostgreSQL, sealed: the issuer's directory has no file of the
+    // registry's or the agency's, and the database names no participant,
+    // account or card.
     for file in ["registry.redb", "card-agency.redb"] {
         assert!(
             !dir.join("iss").join(file).exists(),
@@ -385,6 +397,7 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     let tables = side_table_rows(&cluster);
     assert!(tables.iter().any(|(t, _, _)| t.starts_with("registry/")));
     assert!(tables.iter().any(|(t, _, _)| t.starts_with("card-ag/")));
+    assert!(tables.iter().any(|(t, _, _)| t == actors::SESSIONS_TABLE));
     let card_id = hex::decode(CARD).expect("card id");
     for (table, key, value) in &tables {
         for row in [key, value] {
@@ -462,6 +475,29 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A purchase left waiting for the bank at the kill: its WRequest3 is
+    // in the log, its debit settles later.
+    let requested = purchases_requested(&auditor_url);
+    let pending_buy = spawn(
+        dir,
+        &[
+            "purse",
+            "buy",
+            &format!("{PENDING_COINS}x{PRICE}"),
+            "--account",
+            &format!("ACH-{CARD_HOLDER}"),
+            "--purse",
+            &holder,
+        ],
+    );
+    let deadline = Instant::now() + REQUESTED_WITHIN;
+    while purchases_requested(&auditor_url) == requested {
+        assert!(
+            Instant::now() < deadline,
+            "the purchase never reached the log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     cluster.script(&["kill", "p"]);
     // Its log gone mid-commit, the issuer stops itself (fail-stop, exit
     // 70) rather than acknowledge anything more: a supervisor restarts it.
@@ -474,6 +510,10 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     for payer in burst {
         payer.join().expect("payer thread");
     }
+    assert!(
+        !stopped_within(pending_buy, ACK_WITHIN).is_some_and(|s| s.success()),
+        "the purchase was delivered before the fail-over"
+    );
     acked += acked_in_burst.load(Ordering::SeqCst);
 
     let failover = cluster.script(&["failover"]);
@@ -509,6 +549,8 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     copy("registry.key");
     let issuer = spawn(dir, &SERVE_ISSUER);
     wait_healthy(ip);
+    // The holder's resume polls the purchase pending at the kill: the
+    // replacement finds its session in PostgreSQL and delivers the coins.
     for purse in purses.iter().chain([&holder]) {
         resume(dir, purse);
     }
@@ -641,8 +683,9 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     }
     assert_eq!(held, unspent, "the log's unspent coins are the purses'");
     let payers_bought_minor = u64::from(COINS_EACH) * PRICE_MINOR * PAYERS.len() as u64;
-    // The holder bought COINS_EACH coins, and one more after the fail-over.
-    let holder_bought_minor = u64::from(COINS_EACH + 1) * PRICE_MINOR;
+    // The holder bought COINS_EACH coins, PENDING_COINS pending at the
+    // kill, and one more after the fail-over.
+    let holder_bought_minor = u64::from(COINS_EACH + PENDING_COINS + 1) * PRICE_MINOR;
     assert_eq!(
         held_minor + CARD_LEFT_MINOR,
         payers_bought_minor + holder_bought_minor,
@@ -673,6 +716,24 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
         acked - 3 - PAYERS.len() as u32,
         head.last_seq,
     );
+}
+
+/// How many purchases the log on PostgreSQL holds requested (WRequest3
+/// committed).
+fn purchases_requested(url: &str) -> usize {
+    let store = pg_store::PostgresStore::open_read_only(url).expect("open the log");
+    let mut n = 0;
+    let mut next = Seq(1);
+    loop {
+        let records = store.read(next, 4096).expect("read the log");
+        let Some(last) = records.last() else { break };
+        next = Seq(last.record.seq.0 + 1);
+        n += records
+            .iter()
+            .filter(|r| matches!(r.record.event, Event::PurchaseRequested { .. }))
+            .count();
+    }
+    n
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

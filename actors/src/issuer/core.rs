@@ -105,7 +105,8 @@ pub struct IssuerConfig {
     /// opened it: `vc_pg_store::PostgresStore` for a log on PostgreSQL).
     pub log_store: Option<Arc<dyn EventStore>>,
     /// Keep the registry and the card agency's store in these tables
-    /// instead of `registry.redb` and `card-agency.redb` (the caller opened
+    /// instead of `registry.redb` and `card-agency.redb`, and the durable
+    /// sessions in them as well as in `sessions.redb` (the caller opened
     /// them beside the log: `vc_pg_store::PostgresKv`), so a replacement
     /// issuer needs only its keys and configuration. The registry key
     /// stays in `registry.key`.
@@ -704,13 +705,25 @@ impl IssuerCore {
             mint: RwLock::new(mint),
             commit,
             idempotency,
-            sessions: SessionStore::open_sealed(
-                dir.join("sessions.redb"),
-                true,
-                config.session_limits,
-                timings.clone(),
-                Arc::new(registry.session_seal().clone()),
-            )?,
+            sessions: match &config.side_tables {
+                // The durable sessions beside the log too: a replacement
+                // issuer delivers the purchases this one left pending.
+                Some(tables) => SessionStore::open_beside_log(
+                    dir.join("sessions.redb"),
+                    config.session_limits,
+                    timings.clone(),
+                    Some(Arc::new(registry.session_seal().clone())),
+                    tables.clone(),
+                    config.clock.now(),
+                )?,
+                None => SessionStore::open_sealed(
+                    dir.join("sessions.redb"),
+                    true,
+                    config.session_limits,
+                    timings.clone(),
+                    Arc::new(registry.session_seal().clone()),
+                )?,
+            },
             registry,
             coin_status,
             shards_from_checkpoint: shards_loaded,

@@ -4,6 +4,7 @@
 
 use crate::util;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::{Amount, BankRejection, Event, IssueCause, Role};
@@ -368,4 +369,116 @@ fn a_settlement_durable_but_never_told_leaves_the_coins_refundable() {
     bought.sort();
     assert_eq!(revoked, bought);
     h.assert_conserved();
+}
+
+/// The session rows in the tables beside the log.
+fn session_rows(tables: &ledger::MemoryKv) -> usize {
+    ledger::KvStore::scan(tables, vc_actors::SESSIONS_TABLE, &[])
+        .expect("scan")
+        .len()
+}
+
+/// With its tables beside the log, the issuer writes its purchase sessions
+/// there too: a replacement whose session file is gone (another host)
+/// delivers the coins of a purchase left waiting for the bank, exactly
+/// once. Payments' ack sessions are not written there.
+#[test]
+fn a_pending_purchase_is_delivered_by_a_replacement_without_the_session_file() {
+    let tables = Arc::new(ledger::MemoryKv::new());
+    let mut h =
+        Harness::with_settle_delay_and_side_tables(Duration::from_millis(100), tables.clone());
+    let fred = h.purchaser("fred", 5, 1_000);
+    let (awaiting, iss1) = h.start_purchase(&fred, spec(&[(4, 50)]), false);
+    assert_eq!(
+        awaiting.on_issuance1(&iss1).expect("opens"),
+        PurchaseUpdate::Pending
+    );
+    let purchase = awaiting.purchase();
+    let rows = session_rows(&tables);
+    assert!(rows > 0, "the purchase session is in the tables");
+    let sessions_file = h.config().dir.join("sessions.redb");
+    h.core = None;
+    std::fs::remove_file(&sessions_file).expect("the session file goes");
+    h.restart();
+    assert_eq!(
+        h.core().purchase_status(purchase),
+        Some(PurchaseStatus::Pending)
+    );
+    let deadline = Instant::now() + Duration::from_secs(SETTLE_WAIT_SECS);
+    while h.core().settle_pending_purchases().expect("settle") == 0 {
+        assert!(Instant::now() < deadline, "the debit never settled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let answer = h.core().purchase_poll(&awaiting.poll()).expect("poll");
+    let PurchaseUpdate::Issued { coins, ack } = awaiting.on_issuance1(&answer).expect("opens")
+    else {
+        panic!("not issued by the replacement");
+    };
+    assert_eq!(coins.len(), 4);
+    h.core().purchase_issuance2(&ack).expect("ack");
+    assert_eq!(coins_issued_for_purchases(&h), 4);
+
+    // A payment adds no row: its ack session is soft, in the file only.
+    let shop = Who::new("shop", 1);
+    h.register(&shop, 0);
+    h.enroll(&shop, Role::Merchant);
+    let rows = session_rows(&tables);
+    let outcome = h.pay(&fred, &shop, coins[..1].to_vec(), util::refresh(50));
+    assert!(matches!(
+        outcome,
+        protocol::flows::PayeeOutcome::Coins { .. }
+    ));
+    assert_eq!(session_rows(&tables), rows);
+    assert_eq!(
+        h.bank().balance(&fred.account).expect("balance"),
+        Amount::from_minor(800)
+    );
+    h.assert_conserved();
+}
+
+/// A purchase session the tables beside the log refuse to take stops the
+/// issuer (a write whose answer was lost may have committed), and the
+/// purchaser is answered with an error, not a WRequest2.
+#[test]
+fn a_session_the_tables_fail_to_take_stops_the_issuer() {
+    let tables = Arc::new(RefusingSessions::default());
+    let h = Harness::with_side_tables(tables.clone());
+    let fred = h.purchaser("fred", 5, 1_000);
+    tables
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        h.wrequest1(&fred),
+        Err(IssuerError::Session(vc_actors::SessionError::SideTables(_)))
+    ));
+    assert!(matches!(
+        h.core().ensure_alive(),
+        Err(IssuerError::FailStopped(_))
+    ));
+}
+
+/// Tables that fail every write of sessions once `failing` is set.
+#[derive(Default)]
+struct RefusingSessions {
+    inner: ledger::MemoryKv,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl ledger::KvStore for RefusingSessions {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ledger::KvError> {
+        self.inner.get(table, key)
+    }
+    fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<ledger::KvRow>, ledger::KvError> {
+        self.inner.scan(table, prefix)
+    }
+    fn write(&self, batch: &ledger::KvBatch) -> Result<(), ledger::KvError> {
+        let sessions = batch
+            .writes
+            .iter()
+            .any(|w| w.table == vc_actors::SESSIONS_TABLE);
+        if sessions && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ledger::KvError::Storage("the database is gone".into()));
+        }
+        self.inner.write(batch)
+    }
 }

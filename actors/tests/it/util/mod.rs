@@ -122,6 +122,15 @@ impl Harness {
         Harness::with(Duration::ZERO, Some(tables))
     }
 
+    /// An issuer keeping its tables in `tables`, whose bank settles debits
+    /// after `settle_delay`.
+    pub fn with_settle_delay_and_side_tables(
+        settle_delay: Duration,
+        tables: Arc<dyn ledger::KvStore>,
+    ) -> Harness {
+        Harness::with(settle_delay, Some(tables))
+    }
+
     fn with(settle_delay: Duration, side_tables: Option<Arc<dyn ledger::KvStore>>) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at(Timestamp(1_800_000_000)));
