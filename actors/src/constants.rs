@@ -37,6 +37,10 @@ pub const STATEMENT_ENTRIES_MAX: usize = 100_000;
 /// Longest encoded bank record, in bytes.
 pub const BANK_RECORD_BYTES_MAX: usize = 1024;
 
+/// Most participants' keys the registry keeps parsed (each a few hundred
+/// bytes at most); a full cache is emptied.
+pub const PARSED_KEYS_CACHED_MAX: usize = 65_536;
+
 const _: () = assert!(SHARDS_MAX > 0);
 const _: () = assert!(COINS_PER_TX_MAX <= u16::MAX as usize);
 const _: () = assert!(SESSION_BYTES_MAX >= 256);

@@ -19,6 +19,7 @@
 //! A registry file holding ids and accounts in the clear is converted when
 //! opened, in one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -475,7 +476,8 @@ struct StoredEnrollment {
 /// [`Participant`] as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredParticipant {
-    public_key: PublicKey,
+    /// The key's SPKI DER: parsed through [`Registry`]'s cache.
+    public_key: ledger::PublicKeyDer,
     cert_expiry: Timestamp,
     enrollments: Vec<StoredEnrollment>,
 }
@@ -672,6 +674,11 @@ pub struct Registry {
     /// a participant row, so a rewrite never puts back a row another write
     /// changed between its read and its write.
     rewriting: Mutex<()>,
+    /// Participants' keys parsed, by their DER. A DER names one key for
+    /// good, so nothing here goes stale; it spares every read of a
+    /// participant a key decoding (an Ed25519 point decompression, or an
+    /// RSA key's setup). Emptied when full.
+    parsed_keys: Mutex<HashMap<Vec<u8>, PublicKey>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -705,6 +712,7 @@ impl Registry {
             backend: Backend::Redb(db),
             key,
             rewriting: Mutex::new(()),
+            parsed_keys: Mutex::new(HashMap::new()),
         };
         let Backend::Redb(db) = &registry.backend else {
             unreachable!("made just above")
@@ -752,6 +760,7 @@ impl Registry {
             backend: Backend::Tables(tables),
             key,
             rewriting: Mutex::new(()),
+            parsed_keys: Mutex::new(HashMap::new()),
         })
     }
 
@@ -874,11 +883,26 @@ impl Registry {
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
         postcard::to_stdvec(&StoredParticipant {
-            public_key: participant.public_key.clone(),
+            public_key: participant.public_key.to_ledger(),
             cert_expiry: participant.cert_expiry,
             enrollments,
         })
         .map_err(|e| RegistryError::Corrupt(e.to_string()))
+    }
+
+    /// The key `der` names, parsed once.
+    fn parsed_key(&self, der: ledger::PublicKeyDer) -> Result<PublicKey, RegistryError> {
+        if let Some(key) = ledger::sync::lock(&self.parsed_keys).get(&der.0) {
+            return Ok(key.clone());
+        }
+        let key = PublicKey::from_ledger(&der)
+            .map_err(|e| RegistryError::Corrupt(format!("a participant's key: {e}")))?;
+        let mut parsed = ledger::sync::lock(&self.parsed_keys);
+        if parsed.len() >= crate::constants::PARSED_KEYS_CACHED_MAX {
+            parsed.clear();
+        }
+        parsed.insert(der.0, key.clone());
+        Ok(key)
     }
 
     fn participant_of(&self, id: &KeyedId, bytes: &[u8]) -> Result<Participant, RegistryError> {
@@ -899,7 +923,7 @@ impl Registry {
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
         Ok(Participant {
-            public_key: stored.public_key,
+            public_key: self.parsed_key(stored.public_key)?,
             cert_expiry: stored.cert_expiry,
             enrollments,
         })
