@@ -37,7 +37,7 @@ use crate::constants::{
     CLIENT_RETRY_AFTER_SECS_MAX, CLIENT_RETRY_PAUSE_MS, RESPONSE_BODY_BYTES_MAX,
 };
 use crate::media::{ERROR, ErrorBody, ErrorCode, INVOICE, POSTCARD, is_media_type};
-use crate::operator::{IssueClock, OperatorKey, ScrapeToken};
+use crate::operator::{IssueClock, KeyFingerprint, OperatorKey, ScrapeToken};
 use crate::tls::IssuerCa;
 
 /// How a client secures its connections.
@@ -457,6 +457,8 @@ pub struct IssuerClient {
     http: HttpClient,
     /// Signs the operator routes' requests.
     operator: Option<Arc<OperatorKey>>,
+    /// The issuer's key fingerprint, which operator requests name.
+    operator_audience: Arc<std::sync::OnceLock<KeyFingerprint>>,
     issue_clock: Arc<IssueClock>,
 }
 
@@ -465,6 +467,7 @@ impl IssuerClient {
         Ok(IssuerClient {
             http: HttpClient::new(base_url, config)?,
             operator: None,
+            operator_audience: Arc::new(std::sync::OnceLock::new()),
             issue_clock: Arc::new(IssueClock::default()),
         })
     }
@@ -485,12 +488,13 @@ impl IssuerClient {
         attempts: u32,
     ) -> Result<Answer, ClientError> {
         let key = self.operator.as_ref().ok_or(ClientError::NoOperatorKey)?;
+        let audience = self.operator_audience()?;
         let body = encode(msg);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let signed = key
-                .sign_at(path, body.clone(), self.issue_clock.next())
+                .sign_at(Some(audience), path, body.clone(), self.issue_clock.next())
                 .map_err(|e| ClientError::Operator(e.to_string()))?;
             match self
                 .http
@@ -502,6 +506,24 @@ impl IssuerClient {
                 other => return other,
             }
         }
+    }
+
+    /// The issuer operator requests are signed for: its public key's
+    /// fingerprint, read once from `GET /v1/issuer` (over this client's
+    /// pinned TLS), so a request signed here is refused by any other
+    /// server that lists the same operator key.
+    pub fn operator_audience(&self) -> Result<KeyFingerprint, ClientError> {
+        if let Some(audience) = self.operator_audience.get() {
+            return Ok(*audience);
+        }
+        let descriptor = self.descriptor()?;
+        let key =
+            protocol::crypto::PublicKey::from_ledger(&descriptor.public_key).map_err(|_| {
+                ClientError::Operator("the issuer's descriptor holds no valid key".into())
+            })?;
+        Ok(*self
+            .operator_audience
+            .get_or_init(|| KeyFingerprint::of(&key)))
     }
 
     fn operator_ack<M: WireMessage>(&self, path: &str, msg: &M) -> Result<(), ClientError> {

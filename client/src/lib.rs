@@ -75,7 +75,7 @@ pub use merchant::{
     CatalogItem, ClientLimits, CollectOption, MerchantConfig, serve_merchant,
     serve_merchant_with_limits,
 };
-pub use operator::{NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
+pub use operator::{KeyFingerprint, NonceStore, OperatorAuth, OperatorKey, ScrapeToken};
 pub use server::{ServerConfig, ServerHandle};
 pub use sources::SourceLimits;
 pub use tls::{IssuerCa, TlsAuthority, TlsError, TlsIdentity};

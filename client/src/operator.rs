@@ -5,7 +5,10 @@
 //! reading and a fresh nonce, and signed (RSA-PSS, label
 //! [`OPERATOR_REQUEST_LABEL`]) by an operator key that the issuer's
 //! configuration lists ([`OperatorAuth`]). The server checks, in this order:
-//! the body is a signed request at all (401), its key is listed (403), it was
+//! the body is a signed request at all (401), its key is listed (403), it
+//! names this server (403: an issuer binds its credentials to its key's
+//! fingerprint, [`OperatorAuth::serve_for`], so a request signed for another
+//! server listing the same key is refused), it was
 //! signed for this route (403), it is recent ([`OPERATOR_REQUEST_WINDOW_SECS`]
 //! either way, 401), the signature holds (401), and its nonce was not seen
 //! before (401). Nonces are remembered for the window, in a file that is
@@ -61,6 +64,11 @@ impl KeyFingerprint {
 pub struct OperatorRequest {
     /// The signing key, listed in the server's configuration.
     pub key: KeyFingerprint,
+    /// The server this request is for (an issuer: its public key's
+    /// fingerprint, as `GET /v1/issuer` gives it; `None` for a server with
+    /// no such identity): a request signed for one server is refused by
+    /// every other, even one that lists the same operator key.
+    pub audience: Option<KeyFingerprint>,
     /// The path this request is for (`/admin/bank/account`): a request
     /// signed for one route is refused on every other.
     pub route: BoundedText<OPERATOR_ROUTE_BYTES_MAX>,
@@ -84,13 +92,21 @@ impl OperatorRequest {
     /// length-prefixed.
     pub fn signed_bytes(
         key: &KeyFingerprint,
+        audience: Option<&KeyFingerprint>,
         route: &str,
         issued_at_micros: u64,
         nonce: &Nonce,
         body: &[u8],
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + route.len() + body.len() + 64);
+        let mut out = Vec::with_capacity(32 + 33 + route.len() + body.len() + 64);
         out.extend_from_slice(&key.0);
+        match audience {
+            Some(audience) => {
+                out.push(1);
+                out.extend_from_slice(&audience.0);
+            }
+            None => out.push(0),
+        }
         out.extend_from_slice(&(route.len() as u64).to_be_bytes());
         out.extend_from_slice(route.as_bytes());
         out.extend_from_slice(&issued_at_micros.to_be_bytes());
@@ -158,9 +174,11 @@ impl OperatorKey {
         self.fingerprint
     }
 
-    /// Signs `body` for `route` at `issued_at_micros` with a fresh nonce.
+    /// Signs `body` for `route` of the server `audience` at
+    /// `issued_at_micros` with a fresh nonce.
     pub fn sign_at(
         &self,
+        audience: Option<KeyFingerprint>,
         route: &str,
         body: Vec<u8>,
         issued_at_micros: u64,
@@ -170,6 +188,7 @@ impl OperatorKey {
         let nonce = Nonce::random();
         let signed = OperatorRequest::signed_bytes(
             &self.fingerprint,
+            audience.as_ref(),
             route,
             issued_at_micros,
             &nonce,
@@ -178,6 +197,7 @@ impl OperatorKey {
         let signature = self.secret.sign(OPERATOR_REQUEST_LABEL, &signed);
         Ok(OperatorRequest {
             key: self.fingerprint,
+            audience,
             route: route_text,
             issued_at_micros,
             nonce,
@@ -188,14 +208,19 @@ impl OperatorKey {
         })
     }
 
-    /// Signs `body` for `route` now.
-    pub fn sign(&self, route: &str, body: Vec<u8>) -> Result<OperatorRequest, OperatorRefusal> {
-        self.sign_at(route, body, now_micros())
+    /// Signs `body` for `route` of the server `audience` now.
+    pub fn sign(
+        &self,
+        audience: Option<KeyFingerprint>,
+        route: &str,
+        body: Vec<u8>,
+    ) -> Result<OperatorRequest, OperatorRefusal> {
+        self.sign_at(audience, route, body, now_micros())
     }
 }
 
 /// Why an operator request was refused. `NotSigned`, `Stale`, `BadSignature`
-/// and `Replayed` are answered 401, `UnknownKey` and `WrongRoute` 403,
+/// and `Replayed` are answered 401, `UnknownKey`, `WrongServer` and `WrongRoute` 403,
 /// `Store` 500.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,6 +231,8 @@ pub enum OperatorRefusal {
     UnknownKey(String),
     #[error("this request was signed for {signed_for}, not for {route}")]
     WrongRoute { signed_for: String, route: String },
+    #[error("this request was signed for another server")]
+    WrongServer,
     #[error("the request was signed {age_secs} s from now; at most {max_secs} s are allowed")]
     Stale { age_secs: i64, max_secs: u64 },
     #[error("the operator signature does not verify")]
@@ -318,6 +345,9 @@ pub struct OperatorAuth {
     /// Nonces remembered at once, and lines a nonce file holds at most
     /// ([`OPERATOR_NONCES_MAX`]; smaller in tests).
     nonces_max: usize,
+    /// The server these credentials guard ([`OperatorAuth::serve_for`]):
+    /// requests must name it. Unset: requests must name no server.
+    audience: std::sync::OnceLock<KeyFingerprint>,
 }
 
 impl std::fmt::Debug for OperatorAuth {
@@ -339,6 +369,7 @@ impl OperatorAuth {
             store: NonceStore::Memory,
             nonces: Mutex::new(Nonces::default()),
             nonces_max: OPERATOR_NONCES_MAX,
+            audience: std::sync::OnceLock::new(),
         }
     }
 
@@ -381,7 +412,15 @@ impl OperatorAuth {
             store,
             nonces: Mutex::new(nonces),
             nonces_max,
+            audience: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Binds these credentials to the server `audience` (an issuer's key
+    /// fingerprint): from now on a request is accepted only if it names
+    /// it. Once: binding them to a second server is refused (`false`).
+    pub fn serve_for(&self, audience: KeyFingerprint) -> bool {
+        *self.audience.get_or_init(|| audience) == audience
     }
 
     /// Whether any key is listed.
@@ -403,6 +442,9 @@ impl OperatorAuth {
         let Some((name, key)) = self.keys.get(&request.key) else {
             return Err(OperatorRefusal::UnknownKey(request.key.short()));
         };
+        if request.audience.as_ref() != self.audience.get() {
+            return Err(OperatorRefusal::WrongServer);
+        }
         if request.route.as_str() != route {
             return Err(OperatorRefusal::WrongRoute {
                 signed_for: request.route.as_str().to_owned(),
@@ -418,6 +460,7 @@ impl OperatorAuth {
         }
         let signed = OperatorRequest::signed_bytes(
             &request.key,
+            request.audience.as_ref(),
             route,
             request.issued_at_micros,
             &request.nonce,
@@ -721,7 +764,49 @@ mod tests {
     }
 
     fn signed(k: &OperatorKey, route: &str, at: u64) -> Vec<u8> {
-        protocol::wire::encode(&k.sign_at(route, vec![1, 2, 3], at).expect("signed"))
+        protocol::wire::encode(&k.sign_at(None, route, vec![1, 2, 3], at).expect("signed"))
+    }
+
+    #[test]
+    fn a_request_signed_for_another_server_is_refused_by_one_with_the_same_key() {
+        let now = now_micros();
+        let (this, other) = (KeyFingerprint([1; 32]), KeyFingerprint([2; 32]));
+        let bound = auth(NonceStore::Memory);
+        assert!(bound.serve_for(this));
+        assert!(!bound.serve_for(other), "bound to one server for good");
+        let for_other = key(0)
+            .sign_at(Some(other), "/admin/x", vec![1], now)
+            .expect("signed");
+        let for_none = key(0)
+            .sign_at(None, "/admin/x", vec![1], now)
+            .expect("signed");
+        for request in [&for_other, &for_none] {
+            assert!(matches!(
+                bound.authorize(&protocol::wire::encode(request), "/admin/x", now),
+                Err(OperatorRefusal::WrongServer)
+            ));
+        }
+        // Naming this server instead breaks the signature.
+        let mut retargeted = for_other.clone();
+        retargeted.audience = Some(this);
+        assert!(matches!(
+            bound.authorize(&protocol::wire::encode(&retargeted), "/admin/x", now),
+            Err(OperatorRefusal::BadSignature)
+        ));
+        let for_this = key(0)
+            .sign_at(Some(this), "/admin/x", vec![1], now)
+            .expect("signed");
+        assert!(
+            bound
+                .authorize(&protocol::wire::encode(&for_this), "/admin/x", now)
+                .is_ok()
+        );
+        // A server with no identity takes no request naming one.
+        let unbound = auth(NonceStore::Memory);
+        assert!(matches!(
+            unbound.authorize(&protocol::wire::encode(&for_this), "/admin/x", now),
+            Err(OperatorRefusal::WrongServer)
+        ));
     }
 
     #[test]
@@ -761,7 +846,9 @@ mod tests {
                 Err(OperatorRefusal::Stale { .. })
             ));
         }
-        let mut forged = key(0).sign_at("/admin/x", vec![1], now).expect("signed");
+        let mut forged = key(0)
+            .sign_at(None, "/admin/x", vec![1], now)
+            .expect("signed");
         forged.body = BoundedBytes::new(vec![2]).expect("bytes");
         assert!(matches!(
             auth.authorize(&protocol::wire::encode(&forged), "/admin/x", now),

@@ -10,7 +10,7 @@
 //! [`crate::operator::OperatorRequest`] for the route `/dashboard/login`
 //! with an operator key of `issuer.toml`, and prints a link carrying it.
 //! The gateway checks it exactly as every operator request
-//! ([`crate::operator::OperatorAuth::authorize`]: listed key, this route,
+//! ([`crate::operator::OperatorAuth::authorize`]: listed key, this issuer, this route,
 //! signed within the window, signature, nonce never seen, remembered
 //! durably), so the link works once and only for
 //! `OPERATOR_REQUEST_WINDOW_SECS`; it is exchanged for a random session

@@ -69,12 +69,19 @@ const _: () = assert!(
 const _: () = assert!(DisclosureOrder::BYTES_MAX <= crate::constants::OPERATOR_BODY_BYTES_MAX);
 
 /// One operator's signed approval of `order`, to hand to whoever sends
-/// the disclosure request (within the operator window).
+/// the disclosure request (within the operator window). It names the
+/// issuer whose key is `issuer` (which alone checks and logs it): no other
+/// server listing the same operator key takes it.
 pub fn approve_disclosure(
     key: &OperatorKey,
+    issuer: &protocol::crypto::PublicKey,
     order: &DisclosureOrder,
 ) -> Result<OperatorRequest, crate::operator::OperatorRefusal> {
-    key.sign(DISCLOSE_ROUTE, encode(order))
+    key.sign(
+        Some(KeyFingerprint::of(issuer)),
+        DISCLOSE_ROUTE,
+        encode(order),
+    )
 }
 
 /// Both approvals as one request.

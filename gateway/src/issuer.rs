@@ -113,6 +113,15 @@ fn serve(
         requests_burst: f64::from(crate::constants::COIN_STATUS_PER_SOURCE_BURST),
         ..crate::sources::SourceLimits::unlimited()
     });
+    // Operator requests name this issuer (its key's fingerprint): one
+    // signed for another server that lists the same operator key is
+    // refused here.
+    let audience = crate::operator::KeyFingerprint::of(&issuer.public_key());
+    if !config.operators.serve_for(audience) {
+        return Err(GatewayError::Config(
+            "these operator credentials already guard another issuer".into(),
+        ));
+    }
     let dashboard = web::Data::new(crate::dashboard::DashboardState::new(issuer.core().clone()));
     let state = web::Data::new(IssuerState {
         issuer,
@@ -535,7 +544,9 @@ async fn signed_head(state: web::Data<IssuerState>) -> Result<HttpResponse, ApiE
 pub(crate) fn operator_refusal(e: OperatorRefusal) -> ApiError {
     use StatusCode as S;
     match e {
-        OperatorRefusal::UnknownKey(_) | OperatorRefusal::WrongRoute { .. } => {
+        OperatorRefusal::UnknownKey(_)
+        | OperatorRefusal::WrongServer
+        | OperatorRefusal::WrongRoute { .. } => {
             ApiError::new(S::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
         }
         OperatorRefusal::Replayed => {

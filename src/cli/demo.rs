@@ -753,8 +753,9 @@ fn disclosure_steps(
         requester: BoundedText::new("district court").map_err(|_| anyhow::anyhow!("requester"))?,
         reason: BoundedText::new("case 45").map_err(|_| anyhow::anyhow!("reason"))?,
     };
-    let first = approve_disclosure(&issuer.operator_key, &order)?;
-    let again = approve_disclosure(&issuer.operator_key, &order)?;
+    let issuer_key = issuer.runtime.issuer().public_key();
+    let first = approve_disclosure(&issuer.operator_key, &issuer_key, &order)?;
+    let again = approve_disclosure(&issuer.operator_key, &issuer_key, &order)?;
     let refused = client.disclose(&approvals(&first, &again));
     ensure!(
         refused.is_err(),
@@ -764,7 +765,7 @@ fn disclosure_steps(
         "disclosure",
         "one operator's approval given twice: refused, nothing disclosed".to_owned(),
     );
-    let second = approve_disclosure(&issuer.second_operator_key, &order)?;
+    let second = approve_disclosure(&issuer.second_operator_key, &issuer_key, &order)?;
     let answer = client
         .disclose(&approvals(&first, &second))
         .context("the disclosure approved by two operators")?;

@@ -112,6 +112,10 @@ pub struct ApproveArgs {
     /// This operator's key (listed in the issuer's issuer.toml).
     #[arg(long)]
     pub operator_key: PathBuf,
+    /// The issuer's public key (its issuer.pub): the approval names that
+    /// issuer, which alone checks and logs it.
+    #[arg(long)]
+    pub issuer_key: PathBuf,
     /// Where to write the signed approval (0600).
     #[arg(long)]
     pub out: PathBuf,
@@ -232,7 +236,9 @@ fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
     decode::<DisclosureOrder>(&encode(&order)).context("the order")?;
     let key = OperatorKey::read(&args.operator_key)
         .with_context(|| format!("reading {}", args.operator_key.display()))?;
-    let approval = approve_disclosure(&key, &order).context("signing the approval")?;
+    let issuer_key = PublicKey::read_spki(&args.issuer_key)
+        .with_context(|| format!("reading the issuer's key {}", args.issuer_key.display()))?;
+    let approval = approve_disclosure(&key, &issuer_key, &order).context("signing the approval")?;
     ledger::private_file::write_private(&args.out, &encode(&approval))
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(

@@ -1194,8 +1194,14 @@ fn tls_cert(args: TlsCertArgs) -> anyhow::Result<ExitCode> {
 fn dashboard_link(args: DashboardLinkArgs) -> anyhow::Result<ExitCode> {
     let url = issuer_url(&args.dir, args.issuer, args.insecure_http)?;
     let key = read_operator_key(args.operator_key.as_deref(), Some(&args.dir))?;
+    // The grant names this issuer: another server listing the same
+    // operator key refuses it.
+    let issuer_key_path = args.dir.join(PUBLIC_KEY_FILE);
+    let issuer_key = PublicKey::read_spki(&issuer_key_path)
+        .with_context(|| format!("reading {}", issuer_key_path.display()))?;
     let grant = key
         .sign(
+            Some(client::KeyFingerprint::of(&issuer_key)),
             gateway::dashboard::DASHBOARD_LOGIN_ROUTE,
             protocol::wire::encode(&gateway::dashboard::DashboardGrant {}),
         )

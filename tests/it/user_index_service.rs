@@ -88,6 +88,8 @@ fn approve(dir: &Path, coin: &str, key: &str, out: &str, reason: &str) {
             reason,
             "--operator-key",
             key,
+            "--issuer-key",
+            "iss/issuer.pub",
             "--out",
             out,
         ],

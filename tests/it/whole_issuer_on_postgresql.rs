@@ -116,8 +116,14 @@ fn balance_request(dir: &Path) -> Vec<u8> {
     let query = client::api::BankBalanceQuery {
         account: ledger::BankAccount::new("ACH-alice").expect("account"),
     };
+    let issuer_key = protocol::crypto::PublicKey::read_spki(&dir.join("iss").join("issuer.pub"))
+        .expect("the issuer's key");
     let signed = key
-        .sign("/admin/bank/balance", protocol::wire::encode(&query))
+        .sign(
+            Some(client::KeyFingerprint::of(&issuer_key)),
+            "/admin/bank/balance",
+            protocol::wire::encode(&query),
+        )
         .expect("signed");
     protocol::wire::encode(&signed)
 }

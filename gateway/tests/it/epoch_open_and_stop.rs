@@ -132,8 +132,9 @@ fn the_operator_route_refuses_a_request_that_is_not_an_open_epoch() {
         .expect_err("unsigned");
     assert_eq!(e.code(), Some(client::ErrorCode::Unauthenticated), "{e}");
     // Signed by the operator, but trailing bytes are not an OpenEpoch.
+    let audience = client.operator_audience().expect("the issuer's key");
     let signed = util::operator_key()
-        .sign("/admin/epoch/open", b"\x01\x00".to_vec())
+        .sign(Some(audience), "/admin/epoch/open", b"\x01\x00".to_vec())
         .expect("signed");
     let e = client
         .http()

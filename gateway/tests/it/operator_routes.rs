@@ -48,7 +48,10 @@ fn post(addr: std::net::SocketAddr, route: &str, body: &[u8]) -> (u16, Option<Er
 }
 
 fn signed(key: &OperatorKey, route: &str, msg: &impl WireMessage, at: u64) -> Vec<u8> {
-    encode(&key.sign_at(route, encode(msg), at).expect("signed"))
+    encode(
+        &key.sign_at(util::issuer_audience(), route, encode(msg), at)
+            .expect("signed"),
+    )
 }
 
 /// Every way of not being the operator, against `route` carrying `msg`:
@@ -72,7 +75,7 @@ fn assert_only_the_operator_passes<M: WireMessage>(
             "wrongly signed",
             {
                 let mut request = operator_key()
-                    .sign_at(route, encode(msg), now)
+                    .sign_at(util::issuer_audience(), route, encode(msg), now)
                     .expect("signed");
                 let mut sig = request.signature.as_bytes().to_vec();
                 sig[10] ^= 1;
@@ -85,6 +88,31 @@ fn assert_only_the_operator_passes<M: WireMessage>(
         (
             "signed for another route",
             signed(operator_key(), "/admin/elsewhere", msg, now),
+            403,
+            ErrorCode::Forbidden,
+        ),
+        (
+            "signed for another issuer listing the same operator key",
+            encode(
+                &operator_key()
+                    .sign_at(
+                        Some(client::KeyFingerprint([7; 32])),
+                        route,
+                        encode(msg),
+                        now,
+                    )
+                    .expect("signed"),
+            ),
+            403,
+            ErrorCode::Forbidden,
+        ),
+        (
+            "signed for no server in particular",
+            encode(
+                &operator_key()
+                    .sign_at(None, route, encode(msg), now)
+                    .expect("signed"),
+            ),
             403,
             ErrorCode::Forbidden,
         ),

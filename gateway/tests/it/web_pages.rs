@@ -129,7 +129,12 @@ fn the_dashboard_opens_only_for_a_fresh_operator_grant_and_once() {
     let host = addr.to_string();
     let grant = |key: &OperatorKey, route: &str, at: u64| {
         let signed = key
-            .sign_at(route, encode(&DashboardGrant {}), at)
+            .sign_at(
+                util::issuer_audience(),
+                route,
+                encode(&DashboardGrant {}),
+                at,
+            )
             .expect("signed");
         format!(
             "{DASHBOARD_LOGIN_ROUTE}?grant={}",

@@ -48,6 +48,12 @@ pub fn issuer() -> &'static TestIssuer {
     })
 }
 
+/// The server operator requests to this binary's issuer name: its key's
+/// fingerprint.
+pub fn issuer_audience() -> Option<client::KeyFingerprint> {
+    Some(client::KeyFingerprint::of(&issuer().handle().public_key()))
+}
+
 /// Serves this binary's issuer, with its bank, over HTTP at `config`
 /// (plus this binary's operator key and scrape token).
 pub fn serve_shared_issuer(config: &client::ServerConfig) -> client::ServerHandle {
