@@ -29,8 +29,8 @@
 //! ports).
 
 use crate::util;
+use util::books;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
@@ -38,8 +38,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use actors::FAIL_STOP_EXIT_CODE;
-use ledger::{CoinId, Event, EventStore, RawEventStore, RedbStore, Seq, Sharing};
-use purse::{CoinState, Purse};
+use ledger::{Event, EventStore, RawEventStore, RedbStore, Seq, Sharing};
+use purse::Purse;
 use util::process::{
     SERVE_ISSUER, an_enrolled_shop, free_port, kill_hard, ok, run, spawn, terminate, wait_healthy,
 };
@@ -129,8 +129,6 @@ const BURST_PAYMENTS_EACH: u32 = 8;
 const ACKED_BEFORE_KILL: u32 = 4;
 /// How long a payment must stay unacknowledged while the primary is cut off.
 const CUT_OFF_FOR: Duration = Duration::from_secs(3);
-/// `purse resume` attempts after the new issuer starts.
-const RESUME_ATTEMPTS: u32 = 5;
 /// How long an acknowledged payment may take with a standby down (or a
 /// waiting one once a standby is back).
 const ACK_WITHIN: Duration = Duration::from_secs(60);
@@ -258,53 +256,6 @@ fn card_minor(dir: &Path) -> u64 {
         .to_owned();
     let (units, cents) = balance.split_once('.').unwrap_or((&balance, "0"));
     units.parse::<u64>().expect("units") * 100 + cents.parse::<u64>().expect("cents")
-}
-
-/// `purse resume` until nothing is left unfinished.
-fn resume(dir: &Path, purse: &str) {
-    for attempt in 1..=RESUME_ATTEMPTS {
-        let out = run(dir, &["purse", "resume", "--purse", purse]);
-        if out.status.success() {
-            return;
-        }
-        assert!(
-            attempt < RESUME_ATTEMPTS,
-            "{purse} could not resume: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The coins the log issued and has not spent, and those it spent; a coin
-/// issued or spent twice fails the test.
-fn coins_in_log(log: &Path) -> (BTreeSet<CoinId>, BTreeSet<CoinId>) {
-    let store = RedbStore::open_read_only(log, Sharing::FollowableByReaders).expect("open log");
-    let (mut unspent, mut spent) = (BTreeSet::new(), BTreeSet::new());
-    let mut next = Seq(1);
-    loop {
-        let records = store.read(next, 4096).expect("read log");
-        let Some(last) = records.last() else { break };
-        next = Seq(last.record.seq.0 + 1);
-        for r in &records {
-            match &r.record.event {
-                Event::CoinsIssued { coins, .. } => {
-                    for c in coins {
-                        assert!(unspent.insert(c.id), "coin {} issued twice", c.id);
-                    }
-                }
-                Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
-                    for c in coins {
-                        assert!(unspent.remove(&c.id), "coin {} spent twice", c.id);
-                        spent.insert(c.id);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    (unspent, spent)
 }
 
 #[test]
@@ -552,7 +503,7 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     // The holder's resume polls the purchase pending at the kill: the
     // replacement finds its session in PostgreSQL and delivers the coins.
     for purse in purses.iter().chain([&holder]) {
-        resume(dir, purse);
+        books::resume(dir, purse);
     }
     // It serves the existing purses and merchant: one more payment each.
     for purse in &purses {
@@ -649,39 +600,14 @@ fn acknowledged_payments_survive_the_loss_of_the_primary_in_a_burst() {
     // Coin by coin: every coin a purse holds is unspent in the promoted
     // log, every coin it spent is spent there, and the log's unspent coins
     // are exactly the purses'.
-    let (unspent, spent) = coins_in_log(&dir.join("exported.redb"));
-    let mut held = BTreeSet::new();
-    let mut held_minor = 0u64;
-    let mut payers_minor = 0u64;
-    for purse in purses
+    let names: Vec<&str> = purses
         .iter()
         .map(String::as_str)
         .chain([holder.as_str(), "shop.purse"])
-    {
-        let purse_db = Purse::open(dir.join(purse), &util::passphrase()).expect("purse opens");
-        for c in purse_db.coins().expect("coins") {
-            match c.state {
-                CoinState::Available => {
-                    assert!(
-                        unspent.contains(&c.coin.id()),
-                        "{purse} holds a coin the log does not have unspent"
-                    );
-                    assert!(held.insert(c.coin.id()), "a coin in two purses");
-                    held_minor += c.coin.value().minor_units();
-                    if purses.iter().any(|p| p == purse) {
-                        payers_minor += c.coin.value().minor_units();
-                    }
-                }
-                CoinState::Spent(_) => assert!(
-                    spent.contains(&c.coin.id()),
-                    "{purse} spent a coin the log did not"
-                ),
-                CoinState::Pending(_) => panic!("{purse} left a payment unfinished"),
-                CoinState::Bad(_) => {}
-            }
-        }
-    }
-    assert_eq!(held, unspent, "the log's unspent coins are the purses'");
+        .collect();
+    let held = books::purses_agree_with_the_log(dir, &dir.join("exported.redb"), &names);
+    let held_minor: u64 = held.values().sum();
+    let payers_minor: u64 = purses.iter().map(|p| held[p.as_str()]).sum();
     let payers_bought_minor = u64::from(COINS_EACH) * PRICE_MINOR * PAYERS.len() as u64;
     // The holder bought COINS_EACH coins, PENDING_COINS pending at the
     // kill, and one more after the fail-over.

@@ -1,7 +1,7 @@
 //! The books of a run, checked from outside: the issuer's log read as
 //! its auditor would, and the purses' coins compared with it coin by coin.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,11 +30,11 @@ pub fn resume(dir: &Path, purse: &str) {
     }
 }
 
-/// The unspent coins as the issuer's log says; a coin issued or spent
-/// twice fails the test.
-pub fn unspent_in_log(log: &Path) -> BTreeSet<CoinId> {
+/// The coins `log` issued and has not spent, and those it spent; a coin
+/// issued or spent twice fails the test.
+pub fn coins_in_log(log: &Path) -> (BTreeSet<CoinId>, BTreeSet<CoinId>) {
     let store = RedbStore::open_read_only(log, Sharing::FollowableByReaders).expect("open log");
-    let mut unspent = BTreeSet::new();
+    let (mut unspent, mut spent) = (BTreeSet::new(), BTreeSet::new());
     let mut next = Seq(1);
     loop {
         let records = store.read(next, 4096).expect("read log");
@@ -50,44 +50,46 @@ pub fn unspent_in_log(log: &Path) -> BTreeSet<CoinId> {
                 Event::CoinsSpent { coins, .. } | Event::CoinsRevoked { coins } => {
                     for c in coins {
                         assert!(unspent.remove(&c.id), "coin {} spent twice", c.id);
+                        spent.insert(c.id);
                     }
                 }
                 _ => {}
             }
         }
     }
-    unspent
+    (unspent, spent)
 }
 
 /// Every coin a purse holds is unspent in `log`, every coin it spent is
-/// spent there, no coin is in two purses, and the log's unspent coins are
-/// exactly the purses' (nothing lost on the way). Returns what they hold
-/// together, in minor units.
-pub fn purses_agree_with_the_log(dir: &Path, log: &Path, purses: &[&str]) -> u64 {
-    let unspent = unspent_in_log(log);
+/// spent there, no coin is in two purses, no payment is left unfinished,
+/// and the log's unspent coins are exactly the purses' (nothing lost on
+/// the way). Returns what each purse holds, in minor units, by name.
+pub fn purses_agree_with_the_log(dir: &Path, log: &Path, purses: &[&str]) -> BTreeMap<String, u64> {
+    let (unspent, spent) = coins_in_log(log);
     let mut held = BTreeSet::new();
-    let mut held_minor = 0u64;
+    let mut held_minor = BTreeMap::new();
     for purse in purses {
         let purse_db = Purse::open(dir.join(purse), &super::passphrase()).expect("purse opens");
+        let minor: &mut u64 = held_minor.entry((*purse).to_owned()).or_default();
         for c in purse_db.coins().expect("coins") {
             match c.state {
                 CoinState::Available => {
                     assert!(
                         unspent.contains(&c.coin.id()),
-                        "{purse} holds a coin the issuer has spent"
+                        "{purse} holds a coin the log does not have unspent"
                     );
                     assert!(held.insert(c.coin.id()), "a coin in two purses");
-                    held_minor += c.coin.value().minor_units();
+                    *minor += c.coin.value().minor_units();
                 }
                 CoinState::Spent(_) => assert!(
-                    !unspent.contains(&c.coin.id()),
-                    "{purse} spent a coin the issuer still has unspent"
+                    spent.contains(&c.coin.id()),
+                    "{purse} spent a coin the log did not"
                 ),
                 CoinState::Pending(_) => panic!("{purse} left a payment unfinished"),
                 CoinState::Bad(_) => {}
             }
         }
     }
-    assert_eq!(held, unspent, "the issuer's unspent coins are the purses'");
+    assert_eq!(held, unspent, "the log's unspent coins are the purses'");
     held_minor
 }
