@@ -14,6 +14,8 @@ use crate::pain001::{Account, CurrencyAmount, PaymentId, read_document, write_do
 
 /// The message's XML namespace.
 pub const NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08";
+/// The currency of the issuer's account: every amount read must be in it.
+pub const CURRENCY: &str = "EUR";
 
 /// Why a collected debit came back (ISO 20022 external return reason codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,10 @@ pub(crate) struct Ntry {
     pub amount: CurrencyAmount,
     #[serde(rename = "CdtDbtInd")]
     pub credit_debit: String,
+    /// `true`: the entry undoes an earlier one (not read, see
+    /// [`Statement::from_xml`]).
+    #[serde(rename = "RvslInd", default, skip_serializing_if = "Option::is_none")]
+    pub reversal: Option<String>,
     #[serde(rename = "Sts")]
     pub status: crate::pain008::Code,
     #[serde(rename = "BookgDt")]
@@ -257,6 +263,7 @@ impl Statement {
                             Ntry {
                                 amount: CurrencyAmount::eur(e.amount),
                                 credit_debit: if e.is_credit() { "CRDT" } else { "DBIT" }.into(),
+                                reversal: None,
                                 status: crate::pain008::Code {
                                     code: "BOOK".into(),
                                 },
@@ -304,11 +311,27 @@ impl Statement {
     }
 
     /// Reads a statement, after [`crate::rules::check_camt053`] (which
-    /// also checks that the balances add up to the entries).
+    /// also checks that the balances add up to the booked entries).
+    ///
+    /// Only what the balances account for is read: entries the bank has
+    /// booked (`Sts` `BOOK`; a pending or informational entry moved no
+    /// money yet), every amount in [`CURRENCY`], and no reversal
+    /// (`RvslInd` true undoes an earlier entry of the other direction,
+    /// which this reader cannot place): such a statement is refused.
     pub fn from_xml(xml: &str) -> Result<Statement, BankFileError> {
         crate::rules::check_camt053(xml)?;
         let doc: Document = read_document(xml)?;
         let s = doc.statement.statement;
+        let in_currency = |amount: &CurrencyAmount, field: &'static str| {
+            if amount.currency == CURRENCY {
+                Ok(())
+            } else {
+                Err(BankFileError::BadField {
+                    field,
+                    reason: "the issuer's account is in EUR",
+                })
+            }
+        };
         let balance = |code: &str| -> Result<ledger::Amount, BankFileError> {
             let b = s.balances.iter().find(|b| b.kind.code.code == code).ok_or(
                 BankFileError::BadField {
@@ -316,6 +339,7 @@ impl Statement {
                     reason: "an opening (OPBD) and a closing (CLBD) balance",
                 },
             )?;
+            in_currency(&b.amount, "Bal/Amt/@Ccy")?;
             if b.credit_debit != "CRDT" {
                 return Err(BankFileError::BadField {
                     field: "Bal/CdtDbtInd",
@@ -328,7 +352,18 @@ impl Statement {
         let entries = s
             .entries
             .iter()
+            .filter(|n| n.status.code == "BOOK")
             .map(|n| {
+                in_currency(&n.amount, "Ntry/Amt/@Ccy")?;
+                if n.reversal
+                    .as_deref()
+                    .is_some_and(|r| !matches!(r.trim(), "false" | "0"))
+                {
+                    return Err(BankFileError::BadField {
+                        field: "Ntry/RvslInd",
+                        reason: "a reversal of an earlier entry is not read",
+                    });
+                }
                 let kind = match (n.credit_debit.as_str(), &n.details.transaction.return_info) {
                     ("CRDT", None) => EntryKind::Collected,
                     ("DBIT", None) => EntryKind::Paid,

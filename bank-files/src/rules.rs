@@ -553,10 +553,15 @@ pub fn check_camt053(xml: &str) -> Result<(), BankFileError> {
             } else {
                 1
             };
-        match c.need(bal, "Tp/CdOrPrtry/Cd")?.text.as_str() {
-            "OPBD" | "PRCD" => opening = Some(signed),
-            "CLBD" => closing = Some(signed),
-            _ => {}
+        // One of each: a second would be a balance the sum below never
+        // checked, for a reader that takes the other one.
+        let slot = match c.need(bal, "Tp/CdOrPrtry/Cd")?.text.as_str() {
+            "OPBD" | "PRCD" => &mut opening,
+            "CLBD" => &mut closing,
+            _ => continue,
+        };
+        if slot.replace(signed).is_some() {
+            return Err(c.fail("one opening (OPBD or PRCD) and one closing (CLBD) balance"));
         }
     }
     let (Some(opening), Some(closing)) = (opening, closing) else {

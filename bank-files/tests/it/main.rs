@@ -5,3 +5,4 @@
 
 mod hostile_files;
 mod iso20022;
+mod statements_believed;

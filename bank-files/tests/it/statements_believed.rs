@@ -1,0 +1,121 @@
+//! What a statement makes the issuer (and the auditor, which reads the
+//! same entries) believe: only entries the bank booked, in the issuer's
+//! currency, never a reversal it cannot place, and the one opening and
+//! closing balance the rules checked. Each test takes a statement this
+//! crate writes and changes one thing a bank's file could say.
+
+use bank_files::camt053::{Entry, EntryKind, Statement};
+use bank_files::{BankFileError, Iban};
+use ledger::Amount;
+
+/// Opening 100.00, one collected purchase of 10.00, closing 110.00.
+fn statement_xml() -> String {
+    Statement {
+        message_id: "BANK-STMT-0001".into(),
+        created_at: "2026-12-08T06:00:00".into(),
+        statement_id: "STMT-2026-12-08".into(),
+        account: Iban::parse("DE89370400440532013000").expect("a valid IBAN"),
+        opening: Amount::from_minor(10_000),
+        closing: Amount::from_minor(11_000),
+        entries: vec![Entry {
+            end_to_end_id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
+            amount: Amount::from_minor(1000),
+            kind: EntryKind::Collected,
+            booked_on: "2026-12-07".into(),
+        }],
+    }
+    .to_xml()
+    .expect("written")
+}
+
+/// `xml` with the last occurrence of `from` replaced by `to`.
+fn replace_last(xml: &str, from: &str, to: &str) -> String {
+    let at = xml.rfind(from).expect("the text to replace");
+    format!("{}{}{}", &xml[..at], to, &xml[at + from.len()..])
+}
+
+// A pending (or informational) entry is in no balance the rules check:
+// read as collected, it would settle a purchase, and show the auditor
+// money in, that the bank never booked.
+#[test]
+fn entries_not_booked_are_not_read() {
+    let xml = statement_xml();
+    assert_eq!(Statement::from_xml(&xml).expect("read").entries.len(), 1);
+    for status in ["PDNG", "INFO"] {
+        let pending = replace_last(&xml, "<Cd>BOOK</Cd>", &format!("<Cd>{status}</Cd>"));
+        // Not booked: the closing balance is the opening one.
+        let pending = replace_last(&pending, ">110.00<", ">100.00<");
+        let statement = Statement::from_xml(&pending).expect("a valid statement");
+        assert!(
+            statement.entries.is_empty(),
+            "a {status} entry was read as booked: {:?}",
+            statement.entries
+        );
+    }
+}
+
+// The issuer's account and its purchases are in euros: 10.00 of another
+// currency is not 10.00 euros collected.
+#[test]
+fn amounts_in_another_currency_are_refused() {
+    let xml = statement_xml();
+    let entry_in_usd = replace_last(&xml, "Ccy=\"EUR\"", "Ccy=\"USD\"");
+    assert!(
+        bank_files::rules::check_camt053(&entry_in_usd).is_ok(),
+        "the schema's rules allow any currency"
+    );
+    assert!(matches!(
+        Statement::from_xml(&entry_in_usd),
+        Err(BankFileError::BadField { .. })
+    ));
+    let all_in_usd = xml.replace("Ccy=\"EUR\"", "Ccy=\"JPY\"");
+    assert!(matches!(
+        Statement::from_xml(&all_in_usd),
+        Err(BankFileError::BadField { .. })
+    ));
+}
+
+// A reversal (`RvslInd` true) undoes an earlier entry of the opposite
+// direction: a credit that reverses a payout is not a collected purchase.
+#[test]
+fn a_reversal_entry_is_refused() {
+    let xml = statement_xml();
+    let reversal = replace_last(&xml, "</CdtDbtInd>", "</CdtDbtInd><RvslInd>true</RvslInd>");
+    assert!(bank_files::rules::check_camt053(&reversal).is_ok());
+    assert!(matches!(
+        Statement::from_xml(&reversal),
+        Err(BankFileError::BadField { .. })
+    ));
+    // `false` says it is an ordinary entry.
+    let ordinary = replace_last(&xml, "</CdtDbtInd>", "</CdtDbtInd><RvslInd>false</RvslInd>");
+    assert_eq!(
+        Statement::from_xml(&ordinary).expect("read").entries.len(),
+        1
+    );
+}
+
+// The balances read are the ones the rules added up: a second closing
+// (or opening) balance is refused, not one of them picked.
+#[test]
+fn a_balance_given_twice_is_refused() {
+    let xml = statement_xml();
+    let closing = xml
+        .find("<Bal><Tp><CdOrPrtry><Cd>CLBD")
+        .expect("a closing balance");
+    let forged = "<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">999999.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-08</Dt></Dt></Bal>";
+    let twice = format!("{}{}{}", &xml[..closing], forged, &xml[closing..]);
+    assert!(matches!(
+        bank_files::rules::check_camt053(&twice),
+        Err(BankFileError::Rule { .. })
+    ));
+    assert!(Statement::from_xml(&twice).is_err());
+    let opening = xml
+        .find("<Bal><Tp><CdOrPrtry><Cd>OPBD")
+        .expect("an opening balance");
+    let forged = forged.replace("CLBD", "PRCD");
+    let twice = format!("{}{}{}", &xml[..opening], forged, &xml[opening..]);
+    assert!(matches!(
+        bank_files::rules::check_camt053(&twice),
+        Err(BankFileError::Rule { .. })
+    ));
+}
