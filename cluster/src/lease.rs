@@ -64,8 +64,13 @@ impl Lease {
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => return Ok(None),
             Err(e) => return Err(io_err(e.into())),
         }
-        let epoch = FencingEpoch(read_epoch(dir)?.0 + 1);
         let epoch_path = dir.join(EPOCH_FILE);
+        // The last epoch: no higher one to take (a damaged or forged file).
+        let epoch = read_epoch(dir)?
+            .0
+            .checked_add(1)
+            .map(FencingEpoch)
+            .ok_or_else(|| LeaseError::BadEpochFile(epoch_path.clone()))?;
         ledger::private_file::write_private(&epoch_path, epoch.0.to_string().as_bytes()).map_err(
             |source| LeaseError::Io {
                 path: epoch_path.clone(),
@@ -135,6 +140,19 @@ mod tests {
     fn a_damaged_epoch_file_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(EPOCH_FILE), "x").unwrap();
+        assert!(matches!(
+            Lease::try_acquire(dir.path()),
+            Err(LeaseError::BadEpochFile(_))
+        ));
+    }
+
+    // The highest epoch has no successor: taking the lease over it is a
+    // typed error, not an overflow (a panic, or epoch 0 in a release
+    // build, which every validator would refuse).
+    #[test]
+    fn an_epoch_file_at_the_last_epoch_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(EPOCH_FILE), u64::MAX.to_string()).unwrap();
         assert!(matches!(
             Lease::try_acquire(dir.path()),
             Err(LeaseError::BadEpochFile(_))
