@@ -24,10 +24,10 @@ use crate::channel::{
     FrameOpener, FrameSealer, NodeKey, NodeName, ValidatorHandshake, fresh_nonce,
 };
 use crate::constants::{
-    COMMIT_WAIT_MS_MAX, HANDSHAKE_BYTES_MAX, HEARTBEAT_EVERY_MS, INPUTS_PER_COMMIT_MAX,
-    PEER_SILENT_MS_MAX, RETRY_AFTER_SECS,
+    COMMIT_WAIT_MS_MAX, HANDSHAKE_BYTES_MAX, HANDSHAKE_MS_MAX, HEARTBEAT_EVERY_MS,
+    INPUTS_PER_COMMIT_MAX, PEER_SILENT_MS_MAX, RETRY_AFTER_SECS,
 };
-use crate::io::{read_frame, read_frame_at_most, write_frame};
+use crate::io::{read_frame, read_frame_before, write_frame};
 use crate::wire::{
     CoinState, CommitRequest, FencingEpoch, FromSequencer, PaymentAnswer, PaymentCall, Refusal,
     RequestId, ToSequencer,
@@ -338,7 +338,12 @@ impl SequencerClient {
         let (handshake, hello) =
             ValidatorHandshake::start(config.node.clone(), config.key.clone(), nonce);
         write_frame(&mut stream, &hello)?;
-        let welcome = read_frame_at_most(&mut stream, HANDSHAKE_BYTES_MAX)?;
+        // The whole Welcome within the handshake's deadline: the
+        // connection's lock is held meanwhile, so a peer trickling it
+        // would stall every payment of this node.
+        let deadline = std::time::Instant::now() + Duration::from_millis(HANDSHAKE_MS_MAX);
+        let welcome = read_frame_before(&stream, HANDSHAKE_BYTES_MAX, deadline)?;
+        stream.set_read_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
         let (channel, epoch) = {
             let mut seen = lock(&self.inner.seen_epoch);
             let (channel, epoch) = handshake.finish(&welcome, *seen)?;

@@ -11,6 +11,9 @@ pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Longest handshake message (Hello, Welcome), in bytes: a stranger's
 /// first bytes are bounded far below a frame.
 pub const HANDSHAKE_BYTES_MAX: usize = 1024;
+/// How long a connection may take to deliver its whole Hello, however it
+/// trickles in: a stranger holds a connection slot this long at most.
+pub const HANDSHAKE_MS_MAX: u64 = 2_000;
 /// Most connections a sequencer holds open at once (each a thread); more
 /// are closed at once. Validators hold one each.
 pub const CONNECTIONS_MAX: usize = 2 * NODES_MAX;
@@ -55,6 +58,7 @@ pub const PAYEE_KEYS_CACHED_MAX: usize = 65_536;
 pub const STANDBY_POLL_MS: u64 = 200;
 
 const _: () = assert!(HEARTBEAT_EVERY_MS * 3 <= PEER_SILENT_MS_MAX);
+const _: () = assert!(HANDSHAKE_MS_MAX <= PEER_SILENT_MS_MAX);
 const _: () = assert!(MAC_BYTES + 16 < FRAME_BYTES_MAX);
 const _: () = assert!(NODE_KEY_BYTES_MIN >= 32);
 const _: () = assert!(HANDSHAKE_BYTES_MAX >= 1 + NODE_NAME_BYTES_MAX + 2 * 32 + 32 + 16);

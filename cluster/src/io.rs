@@ -3,6 +3,8 @@
 //! is allocated.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
 
 use crate::constants::FRAME_BYTES_MAX;
 
@@ -46,6 +48,39 @@ pub fn read_frame_at_most(
     let mut frame = vec![0u8; len];
     stream.read_exact(&mut frame)?;
     Ok(frame)
+}
+
+/// Reads one length-prefixed frame of at most `max_bytes` from `stream`,
+/// all of it before `deadline`: each read waits only for the time left, so
+/// a peer sending a byte now and then cannot stretch it (the stream's read
+/// timeout, which each byte would restart, is left changed).
+pub fn read_frame_before(
+    stream: &TcpStream,
+    max_bytes: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReadFrameError> {
+    read_frame_at_most(&mut BeforeDeadline { stream, deadline }, max_bytes)
+}
+
+/// A stream whose reads end at a deadline.
+struct BeforeDeadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for BeforeDeadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took too long",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
 }
 
 #[cfg(test)]

@@ -12,13 +12,15 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger::{CoinId, EventStore, TxId};
 
 use crate::channel::{FrameSealer, NodeKeys, fresh_nonce, sequencer_handshake};
-use crate::constants::{CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, PEER_SILENT_MS_MAX};
-use crate::io::{read_frame, read_frame_at_most, write_frame};
+use crate::constants::{
+    CONNECTIONS_MAX, HANDSHAKE_BYTES_MAX, HANDSHAKE_MS_MAX, PEER_SILENT_MS_MAX,
+};
+use crate::io::{read_frame, read_frame_before, write_frame};
 use crate::sequencer::Sequencer;
 use crate::wire::{
     CoinState, CommitRequest, FencingEpoch, FromSequencer, PaymentAnswer, PaymentCall,
@@ -188,8 +190,11 @@ fn connection(
     keys: &NodeKeys,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
+    // The whole Hello within its deadline: anyone can connect, and each
+    // connection holds one of CONNECTIONS_MAX slots, which validators need.
+    let deadline = Instant::now() + Duration::from_millis(HANDSHAKE_MS_MAX);
+    let hello = read_frame_before(&stream, HANDSHAKE_BYTES_MAX, deadline)?;
     stream.set_read_timeout(Some(Duration::from_millis(PEER_SILENT_MS_MAX)))?;
-    let hello = read_frame_at_most(&mut stream, HANDSHAKE_BYTES_MAX)?;
     let nonce = fresh_nonce().map_err(|_| ConnectionError::Random)?;
     let (channel, node, welcome) = sequencer_handshake(&hello, keys, nonce, sequencer.epoch())?;
     write_frame(&mut stream, &welcome)?;

@@ -169,3 +169,48 @@ fn garbage_from_a_stranger_closes_its_connection_and_nothing_else() {
     client.stop();
     server.stop();
 }
+
+// Anyone can connect to the sequencer, and each connection holds one of
+// its few slots: a stranger trickling its Hello a byte at a time (each
+// byte within the read timeout) is dropped at the handshake's deadline,
+// not kept as long as it cares to trickle.
+#[test]
+fn a_hello_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_deadline() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::{Duration, Instant};
+    use vc_cluster::constants::HANDSHAKE_MS_MAX;
+
+    let (server, _key, _sequencer) = start();
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    // A length prefix of 1,000 bytes: well within the Hello's bound.
+    let started = Instant::now();
+    let mut bytes = 1000u32
+        .to_be_bytes()
+        .to_vec()
+        .into_iter()
+        .chain(std::iter::repeat(0u8));
+    let closed_after = loop {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_millis(3 * HANDSHAKE_MS_MAX),
+            "the sequencer still holds the connection after {elapsed:?}"
+        );
+        if stream.write_all(&[bytes.next().unwrap()]).is_err() {
+            break elapsed;
+        }
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            // Closed (or reset) by the sequencer.
+            Ok(0) => break elapsed,
+            Ok(_) => panic!("an answer to half a Hello"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break elapsed,
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(closed_after >= Duration::from_millis(HANDSHAKE_MS_MAX / 2));
+    server.stop();
+}
