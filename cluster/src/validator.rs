@@ -25,7 +25,9 @@
 //! that the key a node checked under is the registered one: a key changed
 //! since costs a second round ([`PaymentRefusal::KeyChanged`], or a
 //! signature that fails under the kept key), never a payment decided on
-//! the old key's word.
+//! the old key's word. The one answer a node signs without asking the
+//! issuer, the refusal of a payment whose inner payee or amount differs
+//! (P3), it signs only under a key read afresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -180,6 +182,16 @@ impl Validator {
         let key = looked_up.map_err(Retry::No)?;
         let opened = match opened {
             Ok(opened) => opened,
+            // A refusal the node signs on the payee's word alone, the
+            // issuer not asked: only under the key registered now. A kept
+            // key may be one the payee replaced (a stolen one, say).
+            Err(FlowError::Refused {
+                subject: RejectSubject::Payment { id_py, .. },
+                ..
+            }) if matches!(key, Some((_, KeySource::Kept))) => {
+                self.forget_key(&id_py);
+                return Err(Retry::WithFreshKey);
+            }
             // The issuer signs its refusals of P3 and the amount.
             Err(FlowError::Refused {
                 subject: RejectSubject::Payment { id_py, tid_py },

@@ -4,3 +4,4 @@
 //! binary to link (`tests/it/crate_edges.rs` of the workspace root refuses it).
 
 mod over_tcp;
+mod validator_node;
