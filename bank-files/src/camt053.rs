@@ -176,8 +176,9 @@ pub(crate) struct Ntry {
     pub booked: DateOnly,
     #[serde(rename = "BkTxCd")]
     pub bank_code: BankTransactionCode,
-    #[serde(rename = "NtryDtls")]
-    pub details: EntryDetails,
+    /// Absent for an entry that names no transaction (a fee).
+    #[serde(rename = "NtryDtls", default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<EntryDetails>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -284,7 +285,7 @@ impl Statement {
                                         },
                                     },
                                 },
-                                details: EntryDetails {
+                                details: Some(EntryDetails {
                                     transaction: TxDetails {
                                         refs: PaymentId {
                                             end_to_end_id: e.end_to_end_id.clone(),
@@ -298,7 +299,7 @@ impl Statement {
                                             _ => None,
                                         },
                                     },
-                                },
+                                }),
                             }
                         })
                         .collect(),
@@ -349,42 +350,41 @@ impl Statement {
             amount::from_text(&b.amount.value)
         };
         let (opening, closing) = (balance("OPBD")?, balance("CLBD")?);
-        let entries = s
-            .entries
-            .iter()
-            .filter(|n| n.status.code == "BOOK")
-            .map(|n| {
-                in_currency(&n.amount, "Ntry/Amt/@Ccy")?;
-                if n.reversal
-                    .as_deref()
-                    .is_some_and(|r| !matches!(r.trim(), "false" | "0"))
-                {
+        let mut entries = Vec::new();
+        for n in s.entries.iter().filter(|n| n.status.code == "BOOK") {
+            in_currency(&n.amount, "Ntry/Amt/@Ccy")?;
+            if n.reversal
+                .as_deref()
+                .is_some_and(|r| !matches!(r.trim(), "false" | "0"))
+            {
+                return Err(BankFileError::BadField {
+                    field: "Ntry/RvslInd",
+                    reason: "a reversal of an earlier entry is not read",
+                });
+            }
+            // An entry naming no transaction (the bank's fee, interest) is
+            // none of the issuer's debits or payouts; the balances hold it.
+            let Some(details) = &n.details else {
+                continue;
+            };
+            let kind = match (n.credit_debit.as_str(), &details.transaction.return_info) {
+                ("CRDT", None) => EntryKind::Collected,
+                ("DBIT", None) => EntryKind::Paid,
+                ("DBIT", Some(r)) => EntryKind::Returned(ReturnReason::from_code(&r.reason.code)),
+                _ => {
                     return Err(BankFileError::BadField {
-                        field: "Ntry/RvslInd",
-                        reason: "a reversal of an earlier entry is not read",
+                        field: "Ntry",
+                        reason: "a return is a debit; credits carry no return reason",
                     });
                 }
-                let kind = match (n.credit_debit.as_str(), &n.details.transaction.return_info) {
-                    ("CRDT", None) => EntryKind::Collected,
-                    ("DBIT", None) => EntryKind::Paid,
-                    ("DBIT", Some(r)) => {
-                        EntryKind::Returned(ReturnReason::from_code(&r.reason.code))
-                    }
-                    _ => {
-                        return Err(BankFileError::BadField {
-                            field: "Ntry",
-                            reason: "a return is a debit; credits carry no return reason",
-                        });
-                    }
-                };
-                Ok(Entry {
-                    end_to_end_id: n.details.transaction.refs.end_to_end_id.clone(),
-                    amount: amount::from_text(&n.amount.value)?,
-                    kind,
-                    booked_on: n.booked.date.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, BankFileError>>()?;
+            };
+            entries.push(Entry {
+                end_to_end_id: details.transaction.refs.end_to_end_id.clone(),
+                amount: amount::from_text(&n.amount.value)?,
+                kind,
+                booked_on: n.booked.date.clone(),
+            });
+        }
         Ok(Statement {
             message_id: doc.statement.header.message_id,
             created_at: doc.statement.header.created_at,

@@ -119,3 +119,18 @@ fn a_balance_given_twice_is_refused() {
         Err(BankFileError::Rule { .. })
     ));
 }
+
+// The rules let an entry name no transaction (the bank's fee): such an
+// entry is none of the issuer's, and reading the statement goes on; were
+// it refused, one fee line would leave every collected debit unbooked.
+#[test]
+fn an_entry_that_names_no_transaction_is_passed_over() {
+    let xml = statement_xml();
+    let fee = "<Ntry><Amt Ccy=\"EUR\">1.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-12-07</Dt></BookgDt><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>CCRD</Cd><SubFmlyCd>CHRG</SubFmlyCd></Fmly></Domn></BkTxCd></Ntry></Stmt>";
+    let with_fee = replace_last(&xml, "</Stmt>", fee);
+    let with_fee = replace_last(&with_fee, ">110.00<", ">109.00<");
+    bank_files::rules::check_camt053(&with_fee).expect("within the rules");
+    let statement = Statement::from_xml(&with_fee).expect("read");
+    assert_eq!(statement.entries.len(), 1);
+    assert_eq!(statement.entries[0].kind, EntryKind::Collected);
+}
