@@ -312,7 +312,8 @@ impl Statement {
     }
 
     /// Reads a statement, after [`crate::rules::check_camt053`] (which
-    /// also checks that the balances add up to the booked entries).
+    /// also checks that the balances add up to the booked entries). Text
+    /// is taken as the rules take it, white space around it trimmed.
     ///
     /// Only what the balances account for is read: entries the bank has
     /// booked (`Sts` `BOOK`; a pending or informational entry moved no
@@ -334,14 +335,16 @@ impl Statement {
             }
         };
         let balance = |code: &str| -> Result<ledger::Amount, BankFileError> {
-            let b = s.balances.iter().find(|b| b.kind.code.code == code).ok_or(
-                BankFileError::BadField {
+            let b = s
+                .balances
+                .iter()
+                .find(|b| b.kind.code.code.trim() == code)
+                .ok_or(BankFileError::BadField {
                     field: "Bal",
                     reason: "an opening (OPBD) and a closing (CLBD) balance",
-                },
-            )?;
+                })?;
             in_currency(&b.amount, "Bal/Amt/@Ccy")?;
-            if b.credit_debit != "CRDT" {
+            if b.credit_debit.trim() != "CRDT" {
                 return Err(BankFileError::BadField {
                     field: "Bal/CdtDbtInd",
                     reason: "the issuer's account is never overdrawn",
@@ -351,7 +354,7 @@ impl Statement {
         };
         let (opening, closing) = (balance("OPBD")?, balance("CLBD")?);
         let mut entries = Vec::new();
-        for n in s.entries.iter().filter(|n| n.status.code == "BOOK") {
+        for n in s.entries.iter().filter(|n| n.status.code.trim() == "BOOK") {
             in_currency(&n.amount, "Ntry/Amt/@Ccy")?;
             if n.reversal
                 .as_deref()
@@ -367,10 +370,12 @@ impl Statement {
             let Some(details) = &n.details else {
                 continue;
             };
-            let kind = match (n.credit_debit.as_str(), &details.transaction.return_info) {
+            let kind = match (n.credit_debit.trim(), &details.transaction.return_info) {
                 ("CRDT", None) => EntryKind::Collected,
                 ("DBIT", None) => EntryKind::Paid,
-                ("DBIT", Some(r)) => EntryKind::Returned(ReturnReason::from_code(&r.reason.code)),
+                ("DBIT", Some(r)) => {
+                    EntryKind::Returned(ReturnReason::from_code(r.reason.code.trim()))
+                }
                 _ => {
                     return Err(BankFileError::BadField {
                         field: "Ntry",
@@ -379,16 +384,16 @@ impl Statement {
                 }
             };
             entries.push(Entry {
-                end_to_end_id: details.transaction.refs.end_to_end_id.clone(),
+                end_to_end_id: details.transaction.refs.end_to_end_id.trim().to_owned(),
                 amount: amount::from_text(&n.amount.value)?,
                 kind,
-                booked_on: n.booked.date.clone(),
+                booked_on: n.booked.date.trim().to_owned(),
             });
         }
         Ok(Statement {
-            message_id: doc.statement.header.message_id,
-            created_at: doc.statement.header.created_at,
-            statement_id: s.id,
+            message_id: doc.statement.header.message_id.trim().to_owned(),
+            created_at: doc.statement.header.created_at.trim().to_owned(),
+            statement_id: s.id.trim().to_owned(),
             account: Iban::parse(&s.account.id.iban)?,
             opening,
             closing,

@@ -134,3 +134,54 @@ fn an_entry_that_names_no_transaction_is_passed_over() {
     assert_eq!(statement.entries.len(), 1);
     assert_eq!(statement.entries[0].kind, EntryKind::Collected);
 }
+
+// An amount naming its currency twice is no amount: the rules and the
+// reader could each take another of the two.
+#[test]
+fn a_currency_given_twice_is_refused() {
+    let xml = statement_xml();
+    for twice in ["Ccy=\"USD\" Ccy=\"EUR\"", "Ccy=\"EUR\" Ccy=\"USD\""] {
+        let forged = replace_last(&xml, "Ccy=\"EUR\"", twice);
+        assert!(Statement::from_xml(&forged).is_err(), "{twice} read");
+    }
+}
+
+// Text split by a comment or a CDATA section, or padded with white space,
+// is read whole and trimmed by the rules; the reader takes the same text
+// (a padded `BOOK` left the booked entry, which the balances count, out).
+#[test]
+fn text_split_or_padded_reads_as_the_rules_read_it() {
+    let xml = statement_xml();
+    for split in [
+        ">1<!-- x -->0.00<",
+        ">1<![CDATA[0]]>.00<",
+        "><![CDATA[10.00]]><",
+        ">10<?pi x?>.00<",
+        "> 10.00\n<",
+    ] {
+        let variant = replace_last(&xml, ">10.00<", split);
+        bank_files::rules::check_camt053(&variant).expect("within the rules");
+        match Statement::from_xml(&variant) {
+            Ok(statement) => assert_eq!(
+                statement.entries[0].amount,
+                Amount::from_minor(1000),
+                "{split}"
+            ),
+            Err(_) => {}
+        }
+    }
+    // Likewise a status and an end-to-end id padded with white space
+    // (which the rules trim): booked, and the purchase's id, for both.
+    let padded = replace_last(&xml, "<Cd>BOOK</Cd>", "<Cd>\n  BOOK </Cd>");
+    let padded = padded.replace(
+        ">0a1b2c3d4e5f60718293a4b5c6d7e8f9<",
+        ">\n 0a1b2c3d4e5f60718293a4b5c6d7e8f9 <",
+    );
+    bank_files::rules::check_camt053(&padded).expect("within the rules");
+    let statement = Statement::from_xml(&padded).expect("read");
+    assert_eq!(statement.entries.len(), 1, "a booked entry left out");
+    assert_eq!(
+        statement.entries[0].end_to_end_id,
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    );
+}
