@@ -185,3 +185,15 @@ fn text_split_or_padded_reads_as_the_rules_read_it() {
         "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
     );
 }
+
+// The rules look at an entry's first transaction details; a second one
+// the reader could take instead is refused.
+#[test]
+fn an_entry_with_two_transaction_details_is_refused() {
+    let xml = statement_xml();
+    let second = "<TxDtls><Refs><EndToEndId>ffffffffffffffffffffffffffffffff</EndToEndId></Refs></TxDtls></NtryDtls>";
+    let twice = replace_last(&xml, "</NtryDtls>", second);
+    assert_eq!(twice.matches("<TxDtls>").count(), 2, "{twice}");
+    let read = Statement::from_xml(&twice);
+    assert!(read.is_err(), "read as {read:?}");
+}
