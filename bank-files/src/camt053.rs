@@ -15,7 +15,7 @@ use crate::pain001::{Account, CurrencyAmount, PaymentId, read_document, write_do
 /// The message's XML namespace.
 pub const NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08";
 /// The currency of the issuer's account: every amount read must be in it.
-pub const CURRENCY: &str = "EUR";
+pub use crate::pain001::CURRENCY;
 
 /// Why a collected debit came back (ISO 20022 external return reason codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,16 +324,7 @@ impl Statement {
         crate::rules::check_camt053(xml)?;
         let doc: Document = read_document(xml)?;
         let s = doc.statement.statement;
-        let in_currency = |amount: &CurrencyAmount, field: &'static str| {
-            if amount.currency == CURRENCY {
-                Ok(())
-            } else {
-                Err(BankFileError::BadField {
-                    field,
-                    reason: "the issuer's account is in EUR",
-                })
-            }
-        };
+        let in_currency = crate::pain001::require_currency;
         let balance = |code: &str| -> Result<ledger::Amount, BankFileError> {
             let b = s
                 .balances

@@ -149,9 +149,29 @@ pub(crate) struct CurrencyAmount {
 impl CurrencyAmount {
     pub(crate) fn eur(amount: ledger::Amount) -> CurrencyAmount {
         CurrencyAmount {
-            currency: "EUR".into(),
+            currency: CURRENCY.into(),
             value: amount::to_text(amount),
         }
+    }
+}
+
+/// The one currency of every amount this system writes and reads: the
+/// issuer's account, its purchases and payouts are in euros.
+pub const CURRENCY: &str = "EUR";
+
+/// Refuses an amount in another currency than [`CURRENCY`] (the rules
+/// allow any three-letter code).
+pub(crate) fn require_currency(
+    amount: &CurrencyAmount,
+    field: &'static str,
+) -> Result<(), BankFileError> {
+    if amount.currency == CURRENCY {
+        Ok(())
+    } else {
+        Err(BankFileError::BadField {
+            field,
+            reason: "amounts are in EUR",
+        })
     }
 }
 
@@ -305,8 +325,9 @@ impl CreditTransferFile {
             .transactions
             .into_iter()
             .map(|t| {
+                require_currency(&t.amount.instructed, "CdtTrfTxInf/Amt/InstdAmt/@Ccy")?;
                 Ok(Transfer {
-                    end_to_end_id: t.payment_id.end_to_end_id,
+                    end_to_end_id: t.payment_id.end_to_end_id.trim().to_owned(),
                     amount: amount::from_text(&t.amount.instructed.value)?,
                     creditor_name: t.creditor.name,
                     creditor_iban: Iban::parse(&t.creditor_account.id.iban)?,

@@ -271,8 +271,9 @@ impl DirectDebitFile {
             .transactions
             .into_iter()
             .map(|t| {
+                crate::pain001::require_currency(&t.amount, "DrctDbtTxInf/InstdAmt/@Ccy")?;
                 Ok(Debit {
-                    end_to_end_id: t.payment_id.end_to_end_id,
+                    end_to_end_id: t.payment_id.end_to_end_id.trim().to_owned(),
                     amount: amount::from_text(&t.amount.value)?,
                     debtor_name: t.debtor.name,
                     debtor_iban: Iban::parse(&t.debtor_account.id.iban)?,

@@ -169,3 +169,21 @@ fn a_date_time_with_a_multi_byte_character_at_its_fixed_offsets_is_a_broken_rule
         }
     }
 }
+
+// The rules allow any three-letter currency; the issuer's debits and
+// payouts are in euros: a file of another currency is not read as euros.
+#[test]
+fn issuer_files_in_another_currency_are_refused() {
+    let debits = debits_xml().replace("Ccy=\"EUR\"", "Ccy=\"USD\"");
+    rules::check_pain008(&debits).expect("within the rules");
+    assert!(matches!(
+        DirectDebitFile::from_xml(&debits),
+        Err(BankFileError::BadField { .. })
+    ));
+    let transfers = transfers_xml().replace("Ccy=\"EUR\"", "Ccy=\"USD\"");
+    rules::check_pain001(&transfers).expect("within the rules");
+    assert!(matches!(
+        CreditTransferFile::from_xml(&transfers),
+        Err(BankFileError::BadField { .. })
+    ));
+}
