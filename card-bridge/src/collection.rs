@@ -18,6 +18,7 @@
 //! refuses the whole batch.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 use std::path::Path;
 
 use ledger::{Amount, BankAccount, CardId};
@@ -112,6 +113,11 @@ pub struct CollectionServer {
     db: Db,
     purchase_master: MasterKey,
     batch_master: MasterKey,
+    /// Held from a collection's first read to its write: the merchant's
+    /// credit and each card's running total are read, added to and written
+    /// back, and two collections interleaved there would each write its
+    /// own sum over the same old total, losing the other's credit.
+    collecting: Mutex<()>,
 }
 
 fn card_nt_key(card: &CardId, nt: u32) -> Vec<u8> {
@@ -136,6 +142,7 @@ impl CollectionServer {
             db: Db::open(path)?,
             purchase_master,
             batch_master,
+            collecting: Mutex::new(()),
         })
     }
 
@@ -202,6 +209,12 @@ impl CollectionServer {
         if batch.entries.len() > BATCH_ENTRIES_MAX {
             return Err(CollectionError::TooLarge(batch.entries.len()));
         }
+        // What it guards is in the store, written in one transaction, so a
+        // holder that panicked left nothing half-done: taken over.
+        let _collecting = self
+            .collecting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let merchant: BankAccount = self
             .db
             .get(PSAMS, &batch.psam.0)?
