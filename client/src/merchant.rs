@@ -24,8 +24,8 @@
 //! request (the issuer answers it idempotently), also at the next start.
 //!
 //! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`], and
-//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source address, checked before the
-//! invoice is signed); an unpaid invoice expires after
+//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source (an IPv4 address, an IPv6 /64),
+//! checked before the invoice is signed); an unpaid invoice expires after
 //! [`ORDER_LIFETIME_SECS`]. The money is in the purse.
 //!
 //! A validation the issuer refuses outright (a corrupt SendCoins posted by
@@ -41,7 +41,6 @@
 //! merchant's to collect).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -70,6 +69,7 @@ use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
 use crate::metrics::{MetricsSource, counter, gauge};
 use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+use crate::sources::Source;
 
 mod pages;
 
@@ -181,8 +181,10 @@ struct Order {
     collect: CollectOption,
     created: Instant,
     status: OrderStatus,
-    /// The source address that asked for the invoice (none if unknown).
-    client: Option<IpAddr>,
+    /// The source that asked for the invoice: its IPv4 address or the /64
+    /// of its IPv6 one, as the server's own limits count it (one host holds
+    /// a whole /64; none if unknown).
+    client: Option<Source>,
 }
 
 /// What one client (source address) may cost a merchant server.
@@ -208,7 +210,7 @@ impl Default for ClientLimits {
 /// SendCoins refused outright, counted per client in a window.
 #[derive(Default)]
 struct Refusals {
-    by_client: HashMap<Option<IpAddr>, (Instant, u32)>,
+    by_client: HashMap<Option<Source>, (Instant, u32)>,
 }
 
 impl Refusals {
@@ -218,7 +220,7 @@ impl Refusals {
 
     /// Refuses `client` (429) while it is over its `max` refusals of the
     /// window.
-    fn check(&self, client: Option<IpAddr>, max: u32) -> Result<(), ApiError> {
+    fn check(&self, client: Option<Source>, max: u32) -> Result<(), ApiError> {
         match self.by_client.get(&client) {
             Some((since, n)) if since.elapsed() <= Self::window() && *n >= max => {
                 Err(ApiError::new(
@@ -232,7 +234,7 @@ impl Refusals {
         }
     }
 
-    fn record(&mut self, client: Option<IpAddr>) {
+    fn record(&mut self, client: Option<Source>) {
         if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
             self.by_client
                 .retain(|_, (since, _)| since.elapsed() <= Self::window());
@@ -270,7 +272,7 @@ impl Orders {
             .count()
     }
 
-    fn n_open_of(&self, client: Option<IpAddr>) -> usize {
+    fn n_open_of(&self, client: Option<Source>) -> usize {
         self.by_tid
             .values()
             .filter(|o| o.client == client && !matches!(o.status, OrderStatus::Paid { .. }))
@@ -279,7 +281,7 @@ impl Orders {
 
     /// Whether a new order for `client` fits: room among the open orders,
     /// and `client` holds fewer than its limit's open orders.
-    fn room_for(&mut self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    fn room_for(&mut self, client: Option<Source>) -> Result<(), ApiError> {
         self.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
         if self.n_open() >= ORDERS_OPEN_MAX {
             return Err(ApiError::overloaded());
@@ -579,7 +581,7 @@ async fn new_order(
         .map_err(|_| ApiError::internal("catalog", &"item title too long"))?;
     // Checked before the invoice is signed (an RSA private operation), so a
     // client over its share of open orders costs the merchant no signature.
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = req.peer_addr().map(|a| Source::of(a.ip()));
     lock(&merchant.orders).room_for(client)?;
     let signer = merchant.cert_py.as_ref().map(|c| (&merchant.sk_py, c));
     let (payee, invoice) = PaymentPayee::invoice(
@@ -629,7 +631,7 @@ struct Attempt {
     collect: CollectOption,
     pending: Option<TxRef>,
     /// Who posted the SendCoins (its refusals are counted).
-    client: Option<IpAddr>,
+    client: Option<Source>,
 }
 
 async fn pay(
@@ -651,7 +653,7 @@ async fn pay(
     .await?
     .to_vec();
     let send_coins: SendCoins = decode(&bytes)?;
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = req.peer_addr().map(|a| Source::of(a.ip()));
     let attempt = {
         let mut orders = lock(&merchant.orders);
         // Before any work: a client posting SendCoins the issuer refuses
@@ -1125,6 +1127,8 @@ impl MetricsSource for MerchantMetrics {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]
@@ -1155,6 +1159,49 @@ mod tests {
             why.downcast_ref::<String>().map(String::as_str),
             Some(ledger::sync::POISONED_LOCK)
         );
+    }
+
+    /// Two addresses of one IPv6 /64 (one host may hold all of them), or an
+    /// IPv4 address and its IPv4-mapped IPv6 form, are one client: its
+    /// open orders and its refused payments are counted together.
+    #[test]
+    fn one_ipv6_64_is_one_client_for_orders_and_refusals() {
+        let ip = |s: &str| Some(Source::of(s.parse::<IpAddr>().expect("address")));
+        let (a, b) = (ip("2001:db8::1"), ip("2001:db8::ffff:2"));
+        let mut orders = Orders {
+            limits: ClientLimits {
+                orders_open_max: 1,
+                pay_refusals_max: 2,
+            },
+            ..Orders::default()
+        };
+        let (payee, invoice) = PaymentPayee::invoice(
+            ParticipantId::new("shop").expect("id"),
+            ParticipantId::new("alice").expect("id"),
+            ParticipantId::new("issuer").expect("id"),
+            PDesc::new("a book".to_owned()).expect("desc"),
+            Amount::from_minor(100),
+            None,
+        );
+        orders.room_for(a).expect("a first order");
+        orders.by_tid.insert(
+            invoice.tid_py,
+            Order {
+                payee,
+                collect: CollectOption::Aggregate,
+                created: Instant::now(),
+                status: OrderStatus::Open { pending: None },
+                client: a,
+            },
+        );
+        assert!(orders.room_for(b).is_err(), "the same /64 has its order");
+        orders.room_for(ip("2001:db8:0:1::1")).expect("another /64");
+        orders.refusals.record(a);
+        orders.refusals.record(b);
+        assert!(orders.refusals.check(ip("2001:db8::3"), 2).is_err());
+        orders.refusals.record(ip("192.0.2.7"));
+        orders.refusals.record(ip("192.0.2.7"));
+        assert!(orders.refusals.check(ip("::ffff:192.0.2.7"), 2).is_err());
     }
 
     #[test]
