@@ -537,7 +537,9 @@ fn parse_tid(text: &str) -> Result<PaymentTid, ApiError> {
             "no such order",
         )
     };
-    if text.len() != 32 {
+    // Hex digits only: `from_str_radix` also takes a sign, so "+f" would
+    // name the order "0f" does.
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
     }
     let mut bytes = [0u8; 16];
@@ -1135,7 +1137,15 @@ mod tests {
     fn order_ids_are_32_hex_digits_and_anything_else_is_an_unknown_order() {
         let tid = PaymentTid::random();
         assert_eq!(parse_tid(&tid.to_string()).expect("parses"), tid);
-        for bad in ["", "zz", &"g".repeat(32), &"0".repeat(31), &"é".repeat(16)] {
+        let signed = format!("+f{}", &tid.to_string()[2..]);
+        for bad in [
+            "",
+            "zz",
+            &"g".repeat(32),
+            &"0".repeat(31),
+            &"é".repeat(16),
+            &signed,
+        ] {
             let e = parse_tid(bad).expect_err("refused");
             assert_eq!(e.code, ErrorCode::UnknownOrder, "{bad:?}");
         }
