@@ -18,8 +18,8 @@
 //! refuses the whole batch.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::path::Path;
+use std::sync::Mutex;
 
 use ledger::{Amount, BankAccount, CardId};
 use serde::{Deserialize, Serialize};
@@ -353,6 +353,32 @@ pub(crate) fn spent_by_card_in(db: &Db) -> Result<Vec<(CardId, Amount)>, Collect
     for (k, total) in db.scan::<Amount>(CARD_SPENT, &[])? {
         if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
             out.push((CardId::from_bytes(bytes), total));
+        }
+    }
+    Ok(out)
+}
+
+/// Every card's purchases credited, summed from the collected batches
+/// themselves (each entry of a batch less the ones its receipt refused):
+/// what the running totals in [`CARD_SPENT`] must say, recomputed by the
+/// auditor so that a total that lost an update, or was edited, is seen.
+pub(crate) fn collected_by_card_in(
+    db: &Db,
+) -> Result<std::collections::BTreeMap<CardId, Amount>, CollectionError> {
+    let mut out: std::collections::BTreeMap<CardId, Amount> = Default::default();
+    for (_, (receipt, batch)) in db.scan::<(BatchReceipt, Batch)>(BATCHES, &[])? {
+        for e in &batch.entries {
+            let refused = receipt
+                .refused
+                .iter()
+                .any(|r| r.card == e.card && r.nt == e.nt && r.psam_nt == e.psam_nt);
+            if refused {
+                continue;
+            }
+            let total = out.entry(e.card).or_insert(Amount::ZERO);
+            *total = total
+                .checked_add(e.amount)
+                .map_err(|_| CollectionError::Overflow)?;
         }
     }
     Ok(out)

@@ -245,7 +245,8 @@ fn concurrent_notes_of_collected_purchases_keep_the_largest() {
             let (lus, start, id) = (&w.lus, &start, &id);
             s.spawn(move || {
                 start.wait();
-                lus.note_collected_purchases(id, cents(n * 10)).expect("note");
+                lus.note_collected_purchases(id, cents(n * 10))
+                    .expect("note");
             });
         }
     });
