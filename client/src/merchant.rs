@@ -631,7 +631,10 @@ struct Attempt {
     tid: PaymentTid,
     payee: PaymentPayee,
     collect: CollectOption,
-    pending: Option<TxRef>,
+    /// The order's journaled validation, with the SendCoins it was built
+    /// for: re-sent first, and if it pays the order, that SendCoins is
+    /// the one a retry is answered for.
+    pending: Option<Journaled>,
     /// Who posted the SendCoins (its refusals are counted).
     client: Option<Source>,
 }
@@ -686,12 +689,15 @@ async fn pay(
                 .with_retry_after(RETRY_AFTER_SECS));
             }
             OrderStatus::Open { pending } => {
-                let pending = pending.as_ref().map(|j| j.tx);
                 if pending.is_none()
                     && order.created.elapsed() > Duration::from_secs(ORDER_LIFETIME_SECS)
                 {
                     return Err(unknown_order());
                 }
+                let pending = match std::mem::replace(&mut order.status, OrderStatus::Paying) {
+                    OrderStatus::Open { pending } => pending,
+                    _ => None,
+                };
                 let attempt = Attempt {
                     tid,
                     payee: order.payee.clone(),
@@ -699,7 +705,6 @@ async fn pay(
                     pending,
                     client,
                 };
-                order.status = OrderStatus::Paying;
                 attempt
             }
         }
@@ -743,39 +748,28 @@ impl Merchant {
         send_coins: SendCoins,
         bytes: Vec<u8>,
     ) -> Result<PaymentResult, ApiError> {
-        let tid = attempt.tid;
         let outcome = self.collect(&attempt, send_coins);
+        let Attempt {
+            tid,
+            pending,
+            client,
+            ..
+        } = attempt;
         let mut orders = lock(&self.orders);
-        let (status, answer) = match outcome {
-            Ok(result) => match &result {
-                PaymentResult::Paid(_) => {
-                    orders.n_paid_total += 1;
-                    (
-                        OrderStatus::Paid {
-                            send_coins: bytes,
-                            result: result.clone(),
-                        },
-                        Ok(result),
-                    )
-                }
-                PaymentResult::Rejected(_) => {
-                    orders.n_rejected_total += 1;
-                    orders.refusals.record(attempt.client);
-                    (OrderStatus::Open { pending: None }, Ok(result))
-                }
-            },
-            Err((pending, e)) => {
-                if pending.is_none() && e.code == ErrorCode::Refused {
-                    orders.refusals.record(attempt.client);
-                }
-                let pending = pending.map(|tx| Journaled::new(tx, bytes));
-                (OrderStatus::Open { pending }, Err(e))
+        match &outcome {
+            Ok((PaymentResult::Paid(_), _)) => orders.n_paid_total += 1,
+            Ok((PaymentResult::Rejected(_), _)) => {
+                orders.n_rejected_total += 1;
+                orders.refusals.record(client);
             }
-        };
+            Err((None, e)) if e.code == ErrorCode::Refused => orders.refusals.record(client),
+            Err(_) => {}
+        }
+        let status = attempt_end(pending, bytes, &outcome);
         if let Some(order) = orders.by_tid.get_mut(&tid) {
             order.status = status;
         }
-        answer
+        outcome.map(|(result, _)| result).map_err(|(_, e)| e)
     }
 
     fn v_option(&self, collect: &CollectOption, amount: Amount) -> Result<VOption, ApiError> {
@@ -801,12 +795,15 @@ impl Merchant {
         &self,
         attempt: &Attempt,
         send_coins: SendCoins,
-    ) -> Result<PaymentResult, (Option<TxRef>, ApiError)> {
-        if let Some(tx) = attempt.pending {
+    ) -> Result<(PaymentResult, Paid), (Option<TxRef>, ApiError)> {
+        if let Some(tx) = attempt.pending.as_ref().map(|j| j.tx) {
             let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
             let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
             match self.finish(tx, &awaiting, &entry.last_sent) {
-                Ok(outcome) => return Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py))),
+                Ok(outcome) => {
+                    let result = awaiting.result_for_payer(&outcome, Some(&self.sk_py));
+                    return Ok((result, Paid::ByJournaled));
+                }
                 Err(Unfinished::Kept(e)) => return Err((Some(tx), e)),
                 // The journaled request (someone's earlier SendCoins) is
                 // refused for good and gone: this attempt's SendCoins gets
@@ -856,7 +853,8 @@ impl Merchant {
             Unfinished::Kept(e) => (Some(tx), e),
             Unfinished::Dropped(e) => (None, e),
         })?;
-        Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
+        let result = awaiting.result_for_payer(&outcome, Some(&self.sk_py));
+        Ok((result, Paid::ByThisAttempt))
     }
 
     /// Sends the journaled ValidationRequest, checks and stores the answer,
@@ -1053,6 +1051,48 @@ impl Merchant {
     }
 }
 
+/// Whose SendCoins an attempt's answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paid {
+    /// The order's journaled validation, re-sent first: the SendCoins it
+    /// was built for.
+    ByJournaled,
+    /// The SendCoins this attempt posted.
+    ByThisAttempt,
+}
+
+/// How a payment attempt leaves its order. A paid order keeps the bytes
+/// of the SendCoins that paid it (a retry of exactly those is answered
+/// again, anything else is "already paid"), so when the journaled
+/// validation paid it, they are that validation's SendCoins, not the
+/// bytes this attempt posted: otherwise a stranger's post while an
+/// answer was lost would take the receipt, and the payer's own retry
+/// would be refused, reclaim its coins and be told they are spent. A
+/// validation still unanswered stays journaled with the SendCoins it was
+/// built for.
+fn attempt_end(
+    pending: Option<Journaled>,
+    bytes: Vec<u8>,
+    outcome: &Result<(PaymentResult, Paid), (Option<TxRef>, ApiError)>,
+) -> OrderStatus {
+    match outcome {
+        Ok((result @ PaymentResult::Paid(_), paid)) => OrderStatus::Paid {
+            send_coins: match (paid, pending) {
+                (Paid::ByJournaled, Some(journaled)) => journaled.send_coins,
+                _ => bytes,
+            },
+            result: result.clone(),
+        },
+        Ok((PaymentResult::Rejected(_), _)) | Err((None, _)) => OrderStatus::Open { pending: None },
+        Err((Some(tx), _)) => OrderStatus::Open {
+            pending: Some(match pending {
+                Some(journaled) if journaled.tx == *tx => journaled.unanswered(),
+                _ => Journaled::new(*tx, bytes),
+            }),
+        },
+    }
+}
+
 /// Why a journaled collection did not finish, and whether it stays
 /// journaled.
 enum Unfinished {
@@ -1212,6 +1252,45 @@ mod tests {
         orders.refusals.record(ip("192.0.2.7"));
         orders.refusals.record(ip("192.0.2.7"));
         assert!(orders.refusals.check(ip("::ffff:192.0.2.7"), 2).is_err());
+    }
+
+    /// The journaled validation of S1 paid the order during an attempt
+    /// that posted S2: the order is paid by S1 (the payer's retry of S1 gets
+    /// its receipt; S2 again is "already paid"). Still unanswered, it stays
+    /// journaled with S1 and counts the unanswered re-send.
+    #[test]
+    fn an_order_paid_by_its_journaled_validation_keeps_that_send_coins() {
+        let tx = TxRef::from_bytes([1; 16]);
+        let s1 = b"S1".to_vec();
+        let s2 = b"S2".to_vec();
+        let paid = Ok((PaymentResult::Paid(None), Paid::ByJournaled));
+        match attempt_end(Some(Journaled::new(tx, s1.clone())), s2.clone(), &paid) {
+            OrderStatus::Paid { send_coins, .. } => assert_eq!(send_coins, s1),
+            _ => panic!("not paid"),
+        }
+        let paid_now = Ok((PaymentResult::Paid(None), Paid::ByThisAttempt));
+        match attempt_end(None, s2.clone(), &paid_now) {
+            OrderStatus::Paid { send_coins, .. } => assert_eq!(send_coins, s2),
+            _ => panic!("not paid"),
+        }
+        let lost = Err((Some(tx), ApiError::malformed("no answer (test)")));
+        match attempt_end(Some(Journaled::new(tx, s1.clone())), s2.clone(), &lost) {
+            OrderStatus::Open {
+                pending: Some(journaled),
+            } => {
+                assert_eq!(journaled.send_coins, s1);
+                assert_eq!(journaled.retries, 1);
+            }
+            _ => panic!("not kept"),
+        }
+        let other = TxRef::from_bytes([2; 16]);
+        let lost_new = Err((Some(other), ApiError::malformed("no answer (test)")));
+        match attempt_end(None, s2.clone(), &lost_new) {
+            OrderStatus::Open {
+                pending: Some(journaled),
+            } => assert_eq!((journaled.tx, journaled.send_coins), (other, s2)),
+            _ => panic!("not kept"),
+        }
     }
 
     #[test]
