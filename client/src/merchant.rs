@@ -698,14 +698,13 @@ async fn pay(
                     OrderStatus::Open { pending } => pending,
                     _ => None,
                 };
-                let attempt = Attempt {
+                Attempt {
                     tid,
                     payee: order.payee.clone(),
                     collect: order.collect.clone(),
                     pending,
                     client,
-                };
-                attempt
+                }
             }
         }
     };
