@@ -756,6 +756,27 @@ impl LoadUnloadServer {
         Ok(self.db.write(batch)?)
     }
 
+    /// Every closed period that has finished records and no settlement,
+    /// oldest first: one closed just before a crash, or whose settling
+    /// failed. Only periods with records are listed: one without any owes
+    /// nothing.
+    pub fn unsettled_periods(&self) -> Result<Vec<u32>, LusError> {
+        let current = self.current_period()?;
+        let with_records: std::collections::BTreeSet<u32> = records_in(&self.db)?
+            .iter()
+            .filter(|r| r.state.is_final())
+            .filter_map(|r| r.period)
+            .filter(|p| *p < current)
+            .collect();
+        let mut out = Vec::new();
+        for period in with_records {
+            if self.settlement(period)?.is_none() {
+                out.push(period);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn settlement(&self, period: u32) -> Result<Option<Settlement>, LusError> {
         Ok(self.db.get(SETTLED, &period.to_be_bytes())?)
     }
