@@ -68,6 +68,8 @@ pub enum CollectionError {
     Overflow,
     #[error("another collection of the same purchases won the race: retry")]
     Concurrent,
+    #[error("psam is registered to another merchant")]
+    PsamRegistered,
 }
 
 /// A purchase of a batch the collection server refused to credit.
@@ -146,15 +148,37 @@ impl CollectionServer {
         })
     }
 
-    /// Registers the merchant whose account a PSAM's purchases credit.
+    /// Registers the merchant whose account a PSAM's purchases credit,
+    /// once: registering it again to the same merchant changes nothing, to
+    /// another is refused ([`CollectionError::PsamRegistered`]). A PSAM
+    /// moved to another merchant would credit that one with the purchases
+    /// its batches still carry, taken at the first merchant's device.
     pub fn register_psam(
         &self,
         psam: PsamId,
         merchant: &BankAccount,
     ) -> Result<(), CollectionError> {
+        let registered = |db: &Db| -> Result<Option<()>, CollectionError> {
+            match db.get::<BankAccount>(PSAMS, &psam.0)? {
+                Some(known) if known == *merchant => Ok(Some(())),
+                Some(_) => Err(CollectionError::PsamRegistered),
+                None => Ok(None),
+            }
+        };
+        if registered(&self.db)?.is_some() {
+            return Ok(());
+        }
         let mut b = WriteBatch::new();
+        b.require_absent(PSAMS, &psam.0);
         b.put(PSAMS, &psam.0, merchant);
-        Ok(self.db.write(b)?)
+        match self.db.write(b) {
+            Ok(()) => Ok(()),
+            // Registered meanwhile: to this merchant is fine.
+            Err(StoreError::AlreadyPresent { .. }) => {
+                registered(&self.db)?.ok_or(CollectionError::PsamRegistered)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// What the merchant has been credited in total.

@@ -408,3 +408,26 @@ fn concurrent_collections_of_one_merchant_lose_no_credit() {
         "every purchase of the shared card counted"
     );
 }
+
+/// A PSAM credits the merchant it was registered to, for good: registering
+/// it again to that merchant changes nothing, to another is refused, and
+/// its batch is still credited to the first.
+#[test]
+fn a_psam_registered_to_one_merchant_cannot_be_moved_to_another() {
+    let w = World::new(Suite::Tdes);
+    let mut s = shop(&w, 8);
+    let other = BankAccount::new("merchant-2").expect("account");
+    let mut card = loaded_card(&w, 1, 1_000);
+    s.psam.pay(&mut card, cents(250), NOW).expect("pay");
+    let batch = s.psam.close_batch().expect("close");
+    s.collection
+        .register_psam(s.psam.id(), &s.merchant)
+        .expect("the same merchant again");
+    assert_eq!(
+        s.collection.register_psam(s.psam.id(), &other),
+        Err(CollectionError::PsamRegistered)
+    );
+    s.collection.collect(&batch).expect("collect");
+    assert_eq!(s.collection.merchant_credit(&s.merchant), Ok(cents(250)));
+    assert_eq!(s.collection.merchant_credit(&other), Ok(cents(0)));
+}
