@@ -9,6 +9,7 @@
 //! `(lus, card, nt)`, so a retry after a lost answer is always safe.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use ledger::{Amount, BankAccount, CardId, LusId};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,11 @@ pub struct HolderAccount {
 #[derive(Debug)]
 pub struct DurableAgency {
     db: Db,
+    /// Held by every change from its first read to its write: a change
+    /// reads a holder's account (and whether the record or guarantee is
+    /// already there), adds to it and writes it back, and two changes
+    /// interleaved there would each write over the other's.
+    writing: Mutex<()>,
 }
 
 fn open_key(card: &CardId, load_id: &LoadId) -> Vec<u8> {
@@ -113,7 +119,17 @@ impl DurableAgency {
     pub fn open(path: &Path) -> Result<DurableAgency, AgencyError> {
         Ok(DurableAgency {
             db: Db::open(path)?,
+            writing: Mutex::new(()),
         })
+    }
+
+    /// The lock every change takes ([`DurableAgency::writing`]). What it
+    /// guards is in the file, each change one transaction, so a holder
+    /// that panicked left nothing half-done: taken over.
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn holder(&self, holder: &BankAccount) -> Result<HolderAccount, AgencyError> {
@@ -143,6 +159,7 @@ impl DurableAgency {
         rec: &CardTxRecord,
         effect: impl FnOnce(&mut HolderAccount, Amount) -> Result<(), AgencyError>,
     ) -> Result<(), AgencyError> {
+        let _writing = self.writing();
         if let Some(existing) = self.db.get::<CardTxRecord>(FINAL, &rec.key())? {
             return if existing == *rec {
                 Ok(())
@@ -181,6 +198,7 @@ fn add(a: &mut Amount, b: Amount) -> Result<(), AgencyError> {
 
 impl Agency for DurableAgency {
     fn guarantee(&self, req: &LoadRequest) -> Result<(), AgencyError> {
+        let _writing = self.writing();
         if let Some((existing, _)) = self
             .db
             .get::<(LoadRequest, Option<Outcome>)>(GUARANTEE, &req.load_id.0)?
@@ -247,6 +265,7 @@ impl Agency for DurableAgency {
     }
 
     fn settle(&self, settlement: &Settlement) -> Result<(), AgencyError> {
+        let _writing = self.writing();
         let key = settled_key(settlement.lus, settlement.period);
         if let Some(existing) = self.db.get::<Settlement>(SETTLED, &key)? {
             return if existing == *settlement {

@@ -7,8 +7,10 @@
 //! A card adds up when, in minor units and per card:
 //!
 //! - committed loads − committed unloads (the LUS) − purchases collected
-//!   (the collection server's own total, not the copy the LUS was told) ≥ 0:
-//!   the card has not paid out more than was loaded onto it;
+//!   (the collection server's own records, not the copy the LUS was told)
+//!   ≥ 0: the card has not paid out more than was loaded onto it;
+//! - the collection server's running total of the card's purchases is
+//!   what its collected batches add up to (the larger of the two counts);
 //! - every load or unload the agency holds as finished is in the LUS's log
 //!   with the same amount and outcome (the agency may lag the LUS, never
 //!   lead it or disagree);
@@ -26,7 +28,9 @@ use serde::Serialize;
 
 use crate::agency::{AgencyError, DurableAgency};
 use crate::card::{Eeprom, SmartCard};
-use crate::collection::{CollectionError, RefusedPurchase, refused_purchases_in, spent_by_card_in};
+use crate::collection::{
+    CollectionError, RefusedPurchase, collected_by_card_in, refused_purchases_in, spent_by_card_in,
+};
 use crate::lus::{
     CardStanding, LusError, LusState, RefusedClaim, cards_in, records_in, refused_claims_in,
     standing_in,
@@ -67,6 +71,10 @@ pub enum CardProblem {
     ImageAboveHistory { balance: Amount, bound_minor: i128 },
     /// The card's image is unreadable (corrupt, or another card's).
     ImageUnreadable { error: String },
+    /// The collection server's running total of the card's purchases is
+    /// not what the batches it collected add up to (a lost update, or an
+    /// edited record).
+    CollectedTotalDisagrees { running: Amount, in_batches: Amount },
 }
 
 /// One card as the records show it.
@@ -120,11 +128,15 @@ pub fn audit_card_records(dir: &Path) -> Result<CardRecordsReport, AuditError> {
     }
     let lus = Db::open(&lus_path).map_err(LusError::from)?;
     let collection_path = dir.join("collection.redb");
-    let (spent, refused_purchases) = if collection_path.is_file() {
+    let (spent, in_batches, refused_purchases) = if collection_path.is_file() {
         let db = Db::open(&collection_path).map_err(CollectionError::from)?;
-        (spent_by_card_in(&db)?, refused_purchases_in(&db)?)
+        (
+            spent_by_card_in(&db)?,
+            collected_by_card_in(&db)?,
+            refused_purchases_in(&db)?,
+        )
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), BTreeMap::new(), Vec::new())
     };
     let spent: BTreeMap<CardId, Amount> = spent.into_iter().collect();
     let agency_path = dir.join("agency.redb");
@@ -137,6 +149,7 @@ pub fn audit_card_records(dir: &Path) -> Result<CardRecordsReport, AuditError> {
 
     let mut cards = cards_in(&lus)?;
     cards.extend(spent.keys().copied());
+    cards.extend(in_batches.keys().copied());
     cards.extend(agency_records.iter().map(|r| r.card));
     cards.sort();
     cards.dedup();
@@ -144,8 +157,17 @@ pub fn audit_card_records(dir: &Path) -> Result<CardRecordsReport, AuditError> {
     let mut out = Vec::new();
     for card in cards {
         let mut standing = standing_in(&lus, &card)?;
-        standing.purchases_collected = spent.get(&card).copied().unwrap_or(Amount::ZERO);
+        let running = spent.get(&card).copied().unwrap_or(Amount::ZERO);
+        let batched = in_batches.get(&card).copied().unwrap_or(Amount::ZERO);
+        // The larger count: the card paid out at least that much.
+        standing.purchases_collected = running.max(batched);
         let mut problems = Vec::new();
+        if running != batched {
+            problems.push(CardProblem::CollectedTotalDisagrees {
+                running,
+                in_batches: batched,
+            });
+        }
         if standing.value_minor() < 0 {
             let by = u64::try_from(-standing.value_minor()).unwrap_or(u64::MAX);
             problems.push(CardProblem::Overspent {

@@ -84,11 +84,19 @@ pub fn position(records: &[CardTxRecord], settlement: Option<&Settlement>) -> i1
     p
 }
 
-/// Closes the LUS's current period and settles it.
+/// Settles every closed period left unsettled, then closes the LUS's
+/// current period and settles it. A period is closed durably before it is
+/// settled, so a crash between the two (or a settling that failed) leaves
+/// a closed period nobody settles: the next clearing finds it first,
+/// rather than close the next period and leave the LUS unpaid for it.
 pub fn clear<A: Agency + ?Sized>(
     lus: &LoadUnloadServer,
     agency: &A,
 ) -> Result<ClearingReport, ClearingError> {
+    for period in lus.unsettled_periods()? {
+        tracing::warn!(lus = %lus.id(), period, "settling a period closed and left unsettled");
+        settle_period(lus, agency, period)?;
+    }
     let period = lus.close_period()?;
     settle_period(lus, agency, period)
 }

@@ -19,6 +19,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 use ledger::{Amount, BankAccount, CardId};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,8 @@ pub enum CollectionError {
     Overflow,
     #[error("another collection of the same purchases won the race: retry")]
     Concurrent,
+    #[error("psam is registered to another merchant")]
+    PsamRegistered,
 }
 
 /// A purchase of a batch the collection server refused to credit.
@@ -112,6 +115,11 @@ pub struct CollectionServer {
     db: Db,
     purchase_master: MasterKey,
     batch_master: MasterKey,
+    /// Held from a collection's first read to its write: the merchant's
+    /// credit and each card's running total are read, added to and written
+    /// back, and two collections interleaved there would each write its
+    /// own sum over the same old total, losing the other's credit.
+    collecting: Mutex<()>,
 }
 
 fn card_nt_key(card: &CardId, nt: u32) -> Vec<u8> {
@@ -136,18 +144,41 @@ impl CollectionServer {
             db: Db::open(path)?,
             purchase_master,
             batch_master,
+            collecting: Mutex::new(()),
         })
     }
 
-    /// Registers the merchant whose account a PSAM's purchases credit.
+    /// Registers the merchant whose account a PSAM's purchases credit,
+    /// once: registering it again to the same merchant changes nothing, to
+    /// another is refused ([`CollectionError::PsamRegistered`]). A PSAM
+    /// moved to another merchant would credit that one with the purchases
+    /// its batches still carry, taken at the first merchant's device.
     pub fn register_psam(
         &self,
         psam: PsamId,
         merchant: &BankAccount,
     ) -> Result<(), CollectionError> {
+        let registered = |db: &Db| -> Result<Option<()>, CollectionError> {
+            match db.get::<BankAccount>(PSAMS, &psam.0)? {
+                Some(known) if known == *merchant => Ok(Some(())),
+                Some(_) => Err(CollectionError::PsamRegistered),
+                None => Ok(None),
+            }
+        };
+        if registered(&self.db)?.is_some() {
+            return Ok(());
+        }
         let mut b = WriteBatch::new();
+        b.require_absent(PSAMS, &psam.0);
         b.put(PSAMS, &psam.0, merchant);
-        Ok(self.db.write(b)?)
+        match self.db.write(b) {
+            Ok(()) => Ok(()),
+            // Registered meanwhile: to this merchant is fine.
+            Err(StoreError::AlreadyPresent { .. }) => {
+                registered(&self.db)?.ok_or(CollectionError::PsamRegistered)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// What the merchant has been credited in total.
@@ -202,6 +233,12 @@ impl CollectionServer {
         if batch.entries.len() > BATCH_ENTRIES_MAX {
             return Err(CollectionError::TooLarge(batch.entries.len()));
         }
+        // What it guards is in the store, written in one transaction, so a
+        // holder that panicked left nothing half-done: taken over.
+        let _collecting = self
+            .collecting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let merchant: BankAccount = self
             .db
             .get(PSAMS, &batch.psam.0)?
@@ -340,6 +377,32 @@ pub(crate) fn spent_by_card_in(db: &Db) -> Result<Vec<(CardId, Amount)>, Collect
     for (k, total) in db.scan::<Amount>(CARD_SPENT, &[])? {
         if let Ok(bytes) = <[u8; 8]>::try_from(k.as_slice()) {
             out.push((CardId::from_bytes(bytes), total));
+        }
+    }
+    Ok(out)
+}
+
+/// Every card's purchases credited, summed from the collected batches
+/// themselves (each entry of a batch less the ones its receipt refused):
+/// what the running totals in [`CARD_SPENT`] must say, recomputed by the
+/// auditor so that a total that lost an update, or was edited, is seen.
+pub(crate) fn collected_by_card_in(
+    db: &Db,
+) -> Result<std::collections::BTreeMap<CardId, Amount>, CollectionError> {
+    let mut out: std::collections::BTreeMap<CardId, Amount> = Default::default();
+    for (_, (receipt, batch)) in db.scan::<(BatchReceipt, Batch)>(BATCHES, &[])? {
+        for e in &batch.entries {
+            let refused = receipt
+                .refused
+                .iter()
+                .any(|r| r.card == e.card && r.nt == e.nt && r.psam_nt == e.psam_nt);
+            if refused {
+                continue;
+            }
+            let total = out.entry(e.card).or_insert(Amount::ZERO);
+            *total = total
+                .checked_add(e.amount)
+                .map_err(|_| CollectionError::Overflow)?;
         }
     }
     Ok(out)

@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ledger::{Amount, CardId, LusId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -334,6 +334,12 @@ pub struct LoadUnloadServer {
     masters: LusMasters,
     db: Db,
     clock: LusClock,
+    /// Held by every change from its first read to its write: a change
+    /// decides on what it read (a record still open, the collected total
+    /// it grows, the last NT of a card), and two changes interleaved there
+    /// would each write over what the other decided: a committed record
+    /// set back in doubt, a total of purchases set back lower.
+    writing: Mutex<()>,
 }
 
 fn tx_key(card: &CardId, nt: u32) -> Vec<u8> {
@@ -353,7 +359,17 @@ impl LoadUnloadServer {
             masters,
             db: Db::open(path)?,
             clock: LusClock::default(),
+            writing: Mutex::new(()),
         })
+    }
+
+    /// The lock every change takes ([`LoadUnloadServer::writing`]). What
+    /// it guards is in the log, each change one transaction, so a holder
+    /// that panicked left nothing half-done: taken over.
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The same server reading time from `clock` (tests; a server whose
@@ -401,6 +417,7 @@ impl LoadUnloadServer {
         l1.s1_input()
             .verify(&load_key, &l1.s1)
             .map_err(|_| LusError::BadMac)?;
+        let _writing = self.writing();
         if let Some(existing) = self.record(&l1.card, l1.nt)? {
             if existing.l1 == *l1 && existing.load_id == load_id && !existing.state.is_final() {
                 return Ok(existing.l2);
@@ -545,6 +562,7 @@ impl LoadUnloadServer {
     /// card must then show exactly that limit, and none is answered from
     /// the expiry on. Registering the same terms again is a no-op.
     pub fn register_card(&self, card: &CardId, terms: CardTerms) -> Result<(), LusError> {
+        let _writing = self.writing();
         match self.card_terms(card)? {
             Some(known) if known == terms => Ok(()),
             Some(_) => Err(LusError::CardRegistered),
@@ -572,6 +590,7 @@ impl LoadUnloadServer {
     /// collection server's running total). Totals only grow, so an older
     /// total arriving late changes nothing.
     pub fn note_collected_purchases(&self, card: &CardId, total: Amount) -> Result<(), LusError> {
+        let _writing = self.writing();
         let known: Amount = self
             .db
             .get(PURCHASES, card.as_bytes())?
@@ -646,6 +665,7 @@ impl LoadUnloadServer {
 
     /// Step 5: checks S3 under the card's completion key and commits.
     pub fn finish(&self, l3: &L3) -> Result<CardTxRecord, LusError> {
+        let _writing = self.writing();
         let mut rec = self.open_record(&l3.card, l3.nt)?;
         if l3.direction != rec.l1.direction || l3.amount != rec.l1.amount {
             return Err(LusError::Mismatch);
@@ -667,6 +687,7 @@ impl LoadUnloadServer {
 
     /// The card's reject proof: `R'_SM` must open the commitment of L1.
     pub fn reject(&self, proof: &RejectProof) -> Result<CardTxRecord, LusError> {
+        let _writing = self.writing();
         let rec = self.open_record(&proof.card, proof.nt)?;
         if proof.direction != rec.l1.direction {
             return Err(LusError::Mismatch);
@@ -684,6 +705,7 @@ impl LoadUnloadServer {
     /// Neither S3 nor a reject arrived in time: the record waits, in doubt,
     /// for the card to be presented again.
     pub fn mark_in_doubt(&self, card: &CardId, nt: u32) -> Result<(), LusError> {
+        let _writing = self.writing();
         let mut rec = self.open_record(card, nt)?;
         if rec.state == LusState::InDoubt {
             return Ok(());
@@ -717,6 +739,7 @@ impl LoadUnloadServer {
     /// Closes the current period: records finishing from now on belong to
     /// the next one. Returns the closed period.
     pub fn close_period(&self) -> Result<u32, LusError> {
+        let _writing = self.writing();
         let period = self.current_period()?;
         let next = period.checked_add(1).ok_or(LusError::Mismatch)?;
         let mut batch = WriteBatch::new();
@@ -727,9 +750,31 @@ impl LoadUnloadServer {
 
     /// Records the settlement of a period.
     pub fn record_settlement(&self, s: &Settlement) -> Result<(), LusError> {
+        let _writing = self.writing();
         let mut batch = WriteBatch::new();
         batch.put(SETTLED, &s.period.to_be_bytes(), s);
         Ok(self.db.write(batch)?)
+    }
+
+    /// Every closed period that has finished records and no settlement,
+    /// oldest first: one closed just before a crash, or whose settling
+    /// failed. Only periods with records are listed: one without any owes
+    /// nothing.
+    pub fn unsettled_periods(&self) -> Result<Vec<u32>, LusError> {
+        let current = self.current_period()?;
+        let with_records: std::collections::BTreeSet<u32> = records_in(&self.db)?
+            .iter()
+            .filter(|r| r.state.is_final())
+            .filter_map(|r| r.period)
+            .filter(|p| *p < current)
+            .collect();
+        let mut out = Vec::new();
+        for period in with_records {
+            if self.settlement(period)?.is_none() {
+                out.push(period);
+            }
+        }
+        Ok(out)
     }
 
     pub fn settlement(&self, period: u32) -> Result<Option<Settlement>, LusError> {

@@ -301,3 +301,78 @@ impl SoftCash for RemoteAgency {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::web;
+    use card_bridge::records::LoadId;
+    use card_bridge::wire::{Direction, Outcome};
+    use ledger::ParticipantId;
+    use protocol::crypto::{SecretKey, SuiteId};
+
+    use super::*;
+    use crate::api::IssuerDescriptor;
+    use crate::body::message_response;
+    use crate::client::ClientConfig;
+    use crate::media::POSTCARD;
+    use crate::operator::OperatorKey;
+    use crate::server::{self, ServerConfig, get_resource, post_resource};
+
+    /// A clearing period's finished records answered in one message far
+    /// above the default answer size (but within `AgencyAnswer`'s limit)
+    /// reach the card system: read at the default size, a busy period
+    /// could never be cleared.
+    #[test]
+    fn a_busy_periods_finished_records_are_read_whole() {
+        const N_RECORDS: u32 = 20_000;
+        let issuer_key = SecretKey::generate_for(SuiteId::Dhaes, 0).expect("key");
+        let descriptor = IssuerDescriptor {
+            id_i: ParticipantId::new("issuer").expect("id"),
+            public_key: issuer_key.public().to_ledger(),
+            suite: SuiteId::Dhaes,
+        };
+        let records: Vec<CardTxRecord> = (0..N_RECORDS)
+            .map(|nt| CardTxRecord {
+                lus: LusId(1),
+                load_id: LoadId([7; 16]),
+                card: CardId::from_bytes([3; 8]),
+                nt,
+                direction: Direction::Load,
+                amount: Amount::from_minor(1_000),
+                outcome: Outcome::Committed,
+                period: 0,
+            })
+            .collect();
+        let answer = AgencyAnswer::Records(records);
+        assert!(
+            protocol::wire::encode(&answer).len() > crate::constants::RESPONSE_BODY_BYTES_MAX,
+            "the answer must exceed the default answer size"
+        );
+        let server = server::start(
+            &ServerConfig::new("127.0.0.1:0".parse().expect("addr")),
+            "vc_test_agency",
+            None,
+            move |cfg| {
+                let (descriptor, answer) = (descriptor.clone(), answer.clone());
+                cfg.service(get_resource("/v1/issuer", move || {
+                    let descriptor = descriptor.clone();
+                    async move { message_response(&descriptor, POSTCARD) }
+                }))
+                .service(post_resource(
+                    "/admin/card/agency",
+                    move |_body: web::Bytes| {
+                        let answer = answer.clone();
+                        async move { message_response(&answer, POSTCARD) }
+                    },
+                ));
+            },
+        )
+        .expect("server");
+        let client = IssuerClient::new(&server.url(), ClientConfig::default())
+            .expect("client")
+            .with_operator(OperatorKey::generate().expect("operator key"));
+        let agency = RemoteAgency::new(client);
+        let got = agency.finished_records(LusId(1), 0).expect("records");
+        assert_eq!(got.len(), N_RECORDS as usize);
+    }
+}

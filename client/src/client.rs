@@ -233,6 +233,15 @@ impl HttpClient {
         &self.base
     }
 
+    /// This client, reading answers of up to `max` bytes (never fewer than
+    /// it already reads): for a route whose message limit is above the
+    /// default, so that its largest answer is not refused as too large.
+    fn reading_up_to(&self, max: usize) -> HttpClient {
+        let mut wide = self.clone();
+        wide.config.response_bytes_max = wide.config.response_bytes_max.max(max);
+        wide
+    }
+
     fn once(
         &self,
         url: &str,
@@ -588,8 +597,17 @@ impl IssuerClient {
         call: &crate::card::AgencyCall,
     ) -> Result<crate::card::AgencyAnswer, ClientError> {
         let path = "/admin/card/agency";
-        let answer = self.operator_exchange(path, call, self.http.config.attempts_max)?;
-        self.http.decode_answer(path, answer, POSTCARD)
+        // A clearing period's finished records come in one answer of up to
+        // AgencyAnswer's limit, far above the default answer size: read
+        // at the default, a busy period could never be cleared.
+        let wide = IssuerClient {
+            http: self
+                .http
+                .reading_up_to(crate::card::AGENCY_ANSWER_BYTES_MAX),
+            ..self.clone()
+        };
+        let answer = wide.operator_exchange(path, call, self.http.config.attempts_max)?;
+        wide.http.decode_answer(path, answer, POSTCARD)
     }
 
     /// Operator: refuses a pending enrollment.

@@ -24,8 +24,8 @@
 //! request (the issuer answers it idempotently), also at the next start.
 //!
 //! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`], and
-//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source address, checked before the
-//! invoice is signed); an unpaid invoice expires after
+//! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source (an IPv4 address, an IPv6 /64),
+//! checked before the invoice is signed); an unpaid invoice expires after
 //! [`ORDER_LIFETIME_SECS`]. The money is in the purse.
 //!
 //! A validation the issuer refuses outright (a corrupt SendCoins posted by
@@ -41,7 +41,6 @@
 //! merchant's to collect).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -70,6 +69,7 @@ use crate::error::{ApiError, GatewayError};
 use crate::media::{ErrorCode, INVOICE, POSTCARD};
 use crate::metrics::{MetricsSource, counter, gauge};
 use crate::server::{self, ServerConfig, ServerHandle, get_resource, post_resource};
+use crate::sources::Source;
 
 mod pages;
 
@@ -181,8 +181,10 @@ struct Order {
     collect: CollectOption,
     created: Instant,
     status: OrderStatus,
-    /// The source address that asked for the invoice (none if unknown).
-    client: Option<IpAddr>,
+    /// The source that asked for the invoice: its IPv4 address or the /64
+    /// of its IPv6 one, as the server's own limits count it (one host holds
+    /// a whole /64; none if unknown).
+    client: Option<Source>,
 }
 
 /// What one client (source address) may cost a merchant server.
@@ -208,7 +210,7 @@ impl Default for ClientLimits {
 /// SendCoins refused outright, counted per client in a window.
 #[derive(Default)]
 struct Refusals {
-    by_client: HashMap<Option<IpAddr>, (Instant, u32)>,
+    by_client: HashMap<Option<Source>, (Instant, u32)>,
 }
 
 impl Refusals {
@@ -218,7 +220,7 @@ impl Refusals {
 
     /// Refuses `client` (429) while it is over its `max` refusals of the
     /// window.
-    fn check(&self, client: Option<IpAddr>, max: u32) -> Result<(), ApiError> {
+    fn check(&self, client: Option<Source>, max: u32) -> Result<(), ApiError> {
         match self.by_client.get(&client) {
             Some((since, n)) if since.elapsed() <= Self::window() && *n >= max => {
                 Err(ApiError::new(
@@ -232,7 +234,7 @@ impl Refusals {
         }
     }
 
-    fn record(&mut self, client: Option<IpAddr>) {
+    fn record(&mut self, client: Option<Source>) {
         if self.by_client.len() >= PAY_REFUSAL_CLIENTS_MAX {
             self.by_client
                 .retain(|_, (since, _)| since.elapsed() <= Self::window());
@@ -270,7 +272,7 @@ impl Orders {
             .count()
     }
 
-    fn n_open_of(&self, client: Option<IpAddr>) -> usize {
+    fn n_open_of(&self, client: Option<Source>) -> usize {
         self.by_tid
             .values()
             .filter(|o| o.client == client && !matches!(o.status, OrderStatus::Paid { .. }))
@@ -279,7 +281,7 @@ impl Orders {
 
     /// Whether a new order for `client` fits: room among the open orders,
     /// and `client` holds fewer than its limit's open orders.
-    fn room_for(&mut self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    fn room_for(&mut self, client: Option<Source>) -> Result<(), ApiError> {
         self.prune(Duration::from_secs(ORDER_LIFETIME_SECS));
         if self.n_open() >= ORDERS_OPEN_MAX {
             return Err(ApiError::overloaded());
@@ -535,7 +537,9 @@ fn parse_tid(text: &str) -> Result<PaymentTid, ApiError> {
             "no such order",
         )
     };
-    if text.len() != 32 {
+    // Hex digits only: `from_str_radix` also takes a sign, so "+f" would
+    // name the order "0f" does.
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
     }
     let mut bytes = [0u8; 16];
@@ -579,7 +583,7 @@ async fn new_order(
         .map_err(|_| ApiError::internal("catalog", &"item title too long"))?;
     // Checked before the invoice is signed (an RSA private operation), so a
     // client over its share of open orders costs the merchant no signature.
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = req.peer_addr().map(|a| Source::of(a.ip()));
     lock(&merchant.orders).room_for(client)?;
     let signer = merchant.cert_py.as_ref().map(|c| (&merchant.sk_py, c));
     let (payee, invoice) = PaymentPayee::invoice(
@@ -627,9 +631,12 @@ struct Attempt {
     tid: PaymentTid,
     payee: PaymentPayee,
     collect: CollectOption,
-    pending: Option<TxRef>,
+    /// The order's journaled validation, with the SendCoins it was built
+    /// for: re-sent first, and if it pays the order, that SendCoins is
+    /// the one a retry is answered for.
+    pending: Option<Journaled>,
     /// Who posted the SendCoins (its refusals are counted).
-    client: Option<IpAddr>,
+    client: Option<Source>,
 }
 
 async fn pay(
@@ -651,7 +658,7 @@ async fn pay(
     .await?
     .to_vec();
     let send_coins: SendCoins = decode(&bytes)?;
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = req.peer_addr().map(|a| Source::of(a.ip()));
     let attempt = {
         let mut orders = lock(&merchant.orders);
         // Before any work: a client posting SendCoins the issuer refuses
@@ -682,21 +689,22 @@ async fn pay(
                 .with_retry_after(RETRY_AFTER_SECS));
             }
             OrderStatus::Open { pending } => {
-                let pending = pending.as_ref().map(|j| j.tx);
                 if pending.is_none()
                     && order.created.elapsed() > Duration::from_secs(ORDER_LIFETIME_SECS)
                 {
                     return Err(unknown_order());
                 }
-                let attempt = Attempt {
+                let pending = match std::mem::replace(&mut order.status, OrderStatus::Paying) {
+                    OrderStatus::Open { pending } => pending,
+                    _ => None,
+                };
+                Attempt {
                     tid,
                     payee: order.payee.clone(),
                     collect: order.collect.clone(),
                     pending,
                     client,
-                };
-                order.status = OrderStatus::Paying;
-                attempt
+                }
             }
         }
     };
@@ -739,39 +747,28 @@ impl Merchant {
         send_coins: SendCoins,
         bytes: Vec<u8>,
     ) -> Result<PaymentResult, ApiError> {
-        let tid = attempt.tid;
         let outcome = self.collect(&attempt, send_coins);
+        let Attempt {
+            tid,
+            pending,
+            client,
+            ..
+        } = attempt;
         let mut orders = lock(&self.orders);
-        let (status, answer) = match outcome {
-            Ok(result) => match &result {
-                PaymentResult::Paid(_) => {
-                    orders.n_paid_total += 1;
-                    (
-                        OrderStatus::Paid {
-                            send_coins: bytes,
-                            result: result.clone(),
-                        },
-                        Ok(result),
-                    )
-                }
-                PaymentResult::Rejected(_) => {
-                    orders.n_rejected_total += 1;
-                    orders.refusals.record(attempt.client);
-                    (OrderStatus::Open { pending: None }, Ok(result))
-                }
-            },
-            Err((pending, e)) => {
-                if pending.is_none() && e.code == ErrorCode::Refused {
-                    orders.refusals.record(attempt.client);
-                }
-                let pending = pending.map(|tx| Journaled::new(tx, bytes));
-                (OrderStatus::Open { pending }, Err(e))
+        match &outcome {
+            Ok((PaymentResult::Paid(_), _)) => orders.n_paid_total += 1,
+            Ok((PaymentResult::Rejected(_), _)) => {
+                orders.n_rejected_total += 1;
+                orders.refusals.record(client);
             }
-        };
+            Err((None, e)) if e.code == ErrorCode::Refused => orders.refusals.record(client),
+            Err(_) => {}
+        }
+        let status = attempt_end(pending, bytes, &outcome);
         if let Some(order) = orders.by_tid.get_mut(&tid) {
             order.status = status;
         }
-        answer
+        outcome.map(|(result, _)| result).map_err(|(_, e)| e)
     }
 
     fn v_option(&self, collect: &CollectOption, amount: Amount) -> Result<VOption, ApiError> {
@@ -797,12 +794,15 @@ impl Merchant {
         &self,
         attempt: &Attempt,
         send_coins: SendCoins,
-    ) -> Result<PaymentResult, (Option<TxRef>, ApiError)> {
-        if let Some(tx) = attempt.pending {
+    ) -> Result<(PaymentResult, Paid), (Option<TxRef>, ApiError)> {
+        if let Some(tx) = attempt.pending.as_ref().map(|j| j.tx) {
             let entry = self.purse.entry(tx).map_err(|e| (None, purse_error(e)))?;
             let awaiting = awaiting_of(&entry).map_err(|e| (Some(tx), e))?;
             match self.finish(tx, &awaiting, &entry.last_sent) {
-                Ok(outcome) => return Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py))),
+                Ok(outcome) => {
+                    let result = awaiting.result_for_payer(&outcome, Some(&self.sk_py));
+                    return Ok((result, Paid::ByJournaled));
+                }
                 Err(Unfinished::Kept(e)) => return Err((Some(tx), e)),
                 // The journaled request (someone's earlier SendCoins) is
                 // refused for good and gone: this attempt's SendCoins gets
@@ -852,7 +852,8 @@ impl Merchant {
             Unfinished::Kept(e) => (Some(tx), e),
             Unfinished::Dropped(e) => (None, e),
         })?;
-        Ok(awaiting.result_for_payer(&outcome, Some(&self.sk_py)))
+        let result = awaiting.result_for_payer(&outcome, Some(&self.sk_py));
+        Ok((result, Paid::ByThisAttempt))
     }
 
     /// Sends the journaled ValidationRequest, checks and stores the answer,
@@ -1049,6 +1050,48 @@ impl Merchant {
     }
 }
 
+/// Whose SendCoins an attempt's answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paid {
+    /// The order's journaled validation, re-sent first: the SendCoins it
+    /// was built for.
+    ByJournaled,
+    /// The SendCoins this attempt posted.
+    ByThisAttempt,
+}
+
+/// How a payment attempt leaves its order. A paid order keeps the bytes
+/// of the SendCoins that paid it (a retry of exactly those is answered
+/// again, anything else is "already paid"), so when the journaled
+/// validation paid it, they are that validation's SendCoins, not the
+/// bytes this attempt posted: otherwise a stranger's post while an
+/// answer was lost would take the receipt, and the payer's own retry
+/// would be refused, reclaim its coins and be told they are spent. A
+/// validation still unanswered stays journaled with the SendCoins it was
+/// built for.
+fn attempt_end(
+    pending: Option<Journaled>,
+    bytes: Vec<u8>,
+    outcome: &Result<(PaymentResult, Paid), (Option<TxRef>, ApiError)>,
+) -> OrderStatus {
+    match outcome {
+        Ok((result @ PaymentResult::Paid(_), paid)) => OrderStatus::Paid {
+            send_coins: match (paid, pending) {
+                (Paid::ByJournaled, Some(journaled)) => journaled.send_coins,
+                _ => bytes,
+            },
+            result: result.clone(),
+        },
+        Ok((PaymentResult::Rejected(_), _)) | Err((None, _)) => OrderStatus::Open { pending: None },
+        Err((Some(tx), _)) => OrderStatus::Open {
+            pending: Some(match pending {
+                Some(journaled) if journaled.tx == *tx => journaled.unanswered(),
+                _ => Journaled::new(*tx, bytes),
+            }),
+        },
+    }
+}
+
 /// Why a journaled collection did not finish, and whether it stays
 /// journaled.
 enum Unfinished {
@@ -1125,13 +1168,23 @@ impl MetricsSource for MerchantMetrics {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]
     fn order_ids_are_32_hex_digits_and_anything_else_is_an_unknown_order() {
         let tid = PaymentTid::random();
         assert_eq!(parse_tid(&tid.to_string()).expect("parses"), tid);
-        for bad in ["", "zz", &"g".repeat(32), &"0".repeat(31), &"é".repeat(16)] {
+        let signed = format!("+f{}", &tid.to_string()[2..]);
+        for bad in [
+            "",
+            "zz",
+            &"g".repeat(32),
+            &"0".repeat(31),
+            &"é".repeat(16),
+            &signed,
+        ] {
             let e = parse_tid(bad).expect_err("refused");
             assert_eq!(e.code, ErrorCode::UnknownOrder, "{bad:?}");
         }
@@ -1155,6 +1208,88 @@ mod tests {
             why.downcast_ref::<String>().map(String::as_str),
             Some(ledger::sync::POISONED_LOCK)
         );
+    }
+
+    /// Two addresses of one IPv6 /64 (one host may hold all of them), or an
+    /// IPv4 address and its IPv4-mapped IPv6 form, are one client: its
+    /// open orders and its refused payments are counted together.
+    #[test]
+    fn one_ipv6_64_is_one_client_for_orders_and_refusals() {
+        let ip = |s: &str| Some(Source::of(s.parse::<IpAddr>().expect("address")));
+        let (a, b) = (ip("2001:db8::1"), ip("2001:db8::ffff:2"));
+        let mut orders = Orders {
+            limits: ClientLimits {
+                orders_open_max: 1,
+                pay_refusals_max: 2,
+            },
+            ..Orders::default()
+        };
+        let (payee, invoice) = PaymentPayee::invoice(
+            ParticipantId::new("shop").expect("id"),
+            ParticipantId::new("alice").expect("id"),
+            ParticipantId::new("issuer").expect("id"),
+            PDesc::new("a book".to_owned()).expect("desc"),
+            Amount::from_minor(100),
+            None,
+        );
+        orders.room_for(a).expect("a first order");
+        orders.by_tid.insert(
+            invoice.tid_py,
+            Order {
+                payee,
+                collect: CollectOption::Aggregate,
+                created: Instant::now(),
+                status: OrderStatus::Open { pending: None },
+                client: a,
+            },
+        );
+        assert!(orders.room_for(b).is_err(), "the same /64 has its order");
+        orders.room_for(ip("2001:db8:0:1::1")).expect("another /64");
+        orders.refusals.record(a);
+        orders.refusals.record(b);
+        assert!(orders.refusals.check(ip("2001:db8::3"), 2).is_err());
+        orders.refusals.record(ip("192.0.2.7"));
+        orders.refusals.record(ip("192.0.2.7"));
+        assert!(orders.refusals.check(ip("::ffff:192.0.2.7"), 2).is_err());
+    }
+
+    /// The journaled validation of S1 paid the order during an attempt
+    /// that posted S2: the order is paid by S1 (the payer's retry of S1 gets
+    /// its receipt; S2 again is "already paid"). Still unanswered, it stays
+    /// journaled with S1 and counts the unanswered re-send.
+    #[test]
+    fn an_order_paid_by_its_journaled_validation_keeps_that_send_coins() {
+        let tx = TxRef::from_bytes([1; 16]);
+        let s1 = b"S1".to_vec();
+        let s2 = b"S2".to_vec();
+        let paid = Ok((PaymentResult::Paid(None), Paid::ByJournaled));
+        match attempt_end(Some(Journaled::new(tx, s1.clone())), s2.clone(), &paid) {
+            OrderStatus::Paid { send_coins, .. } => assert_eq!(send_coins, s1),
+            _ => panic!("not paid"),
+        }
+        let paid_now = Ok((PaymentResult::Paid(None), Paid::ByThisAttempt));
+        match attempt_end(None, s2.clone(), &paid_now) {
+            OrderStatus::Paid { send_coins, .. } => assert_eq!(send_coins, s2),
+            _ => panic!("not paid"),
+        }
+        let lost = Err((Some(tx), ApiError::malformed("no answer (test)")));
+        match attempt_end(Some(Journaled::new(tx, s1.clone())), s2.clone(), &lost) {
+            OrderStatus::Open {
+                pending: Some(journaled),
+            } => {
+                assert_eq!(journaled.send_coins, s1);
+                assert_eq!(journaled.retries, 1);
+            }
+            _ => panic!("not kept"),
+        }
+        let other = TxRef::from_bytes([2; 16]);
+        let lost_new = Err((Some(other), ApiError::malformed("no answer (test)")));
+        match attempt_end(None, s2.clone(), &lost_new) {
+            OrderStatus::Open {
+                pending: Some(journaled),
+            } => assert_eq!((journaled.tx, journaled.send_coins), (other, s2)),
+            _ => panic!("not kept"),
+        }
     }
 
     #[test]

@@ -148,3 +148,35 @@ fn a_confirmation_the_agency_missed_is_delivered_by_clearing() {
     );
     assert_agency_agrees(&w, &[&a]);
 }
+
+/// A crash between closing a period and settling it: the period is closed
+/// and unsettled. The next clearing settles it first (the LUS is paid for
+/// its loads) and then the period it closes.
+#[test]
+fn a_period_closed_but_not_settled_before_a_crash_is_settled_by_the_next_clearing() {
+    let w = World::new(Suite::Tdes);
+    let mut card = w.card(1);
+    w.terminal()
+        .load(&mut card, cents(3_000), &holder(), NOW)
+        .expect("load");
+    // What `clear` does first, then the process stops.
+    assert_eq!(w.lus.close_period(), Ok(0));
+    let w = w.restart();
+    w.terminal()
+        .load(&mut card, cents(500), &holder(), NOW)
+        .expect("load in period 1");
+    let report = clear(&w.lus, &w.agency).expect("clear");
+    assert_eq!(report.settlement.period, 1);
+    assert_eq!(report.settlement.paid_to_lus, cents(500));
+    let first = w
+        .lus
+        .settlement(0)
+        .expect("read")
+        .expect("period 0 settled");
+    assert_eq!(first.paid_to_lus, cents(3_000));
+    assert_eq!(
+        w.agency.settlement(w.lus.id(), 0).expect("read"),
+        Some(first)
+    );
+    assert_eq!(w.lus.unsettled_periods(), Ok(Vec::new()));
+}

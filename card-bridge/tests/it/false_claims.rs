@@ -228,3 +228,30 @@ fn a_last_transaction_the_log_contradicts_is_refused() {
         .authorise(LoadId::random(), &honest)
         .expect("the honest claim is answered");
 }
+
+/// Totals of collected purchases told to the LUS from many threads at
+/// once: the largest stays, whatever order the writes land in. Each note
+/// reads the known total and writes the new one if larger; two notes that
+/// both read before either wrote would let the smaller land last, and the
+/// card could unload again what it already paid out.
+#[test]
+fn concurrent_notes_of_collected_purchases_keep_the_largest() {
+    const N_NOTES: u64 = 16;
+    let w = World::new(Suite::Tdes);
+    let id = w.card(6).id().expect("id");
+    let start = std::sync::Barrier::new(N_NOTES as usize);
+    std::thread::scope(|s| {
+        for n in 1..=N_NOTES {
+            let (lus, start, id) = (&w.lus, &start, &id);
+            s.spawn(move || {
+                start.wait();
+                lus.note_collected_purchases(id, cents(n * 10))
+                    .expect("note");
+            });
+        }
+    });
+    assert_eq!(
+        w.lus.standing(&id).expect("standing").purchases_collected,
+        cents(N_NOTES * 10)
+    );
+}

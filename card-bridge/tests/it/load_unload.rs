@@ -11,7 +11,7 @@ use vc_card_bridge::card::CardError;
 use vc_card_bridge::crypto::Suite;
 use vc_card_bridge::flows::FlowError;
 use vc_card_bridge::lus::{LusError, LusState};
-use vc_card_bridge::records::LoadId;
+use vc_card_bridge::records::{LoadId, LoadRequest};
 use vc_card_bridge::wire::{CardProof, Direction, Outcome};
 
 fn happy_path(suite: Suite) {
@@ -243,4 +243,42 @@ fn expired_and_blocked_cards_do_not_transact() {
         Err(CardError::Blocked)
     );
     assert_eq!(card.info().expect("info").nt, 0);
+}
+
+/// Loads of one holder guaranteed from many threads at once: the agency
+/// books every payment for them. Each guarantee reads the holder's account,
+/// adds the load and writes it back; two that both read before either
+/// wrote would book only one.
+#[test]
+fn concurrent_guarantees_of_one_holder_book_every_payment() {
+    const N_LOADS: u8 = 12;
+    let w = World::new(Suite::Tdes);
+    let requests: Vec<LoadRequest> = (1..=N_LOADS)
+        .map(|n| {
+            let l1 = w
+                .card(n)
+                .begin(Direction::Load, cents(100), NOW)
+                .expect("L1");
+            LoadRequest {
+                load_id: LoadId::random(),
+                lus: w.lus.id(),
+                holder: holder(),
+                l1,
+            }
+        })
+        .collect();
+    let start = std::sync::Barrier::new(requests.len());
+    std::thread::scope(|s| {
+        for req in &requests {
+            let (agency, start) = (&w.agency, &start);
+            s.spawn(move || {
+                start.wait();
+                agency.guarantee(req).expect("guarantee");
+            });
+        }
+    });
+    assert_eq!(
+        w.agency.holder(&holder()).expect("holder").paid_for_loads,
+        cents(100 * u64::from(N_LOADS))
+    );
 }

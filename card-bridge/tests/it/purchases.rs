@@ -356,3 +356,78 @@ fn a_purchase_beyond_what_the_card_was_loaded_with_is_refused_alone() {
     assert_eq!(s.collection.spent_by(&id), Ok(cents(700)));
     assert_eq!(s.collection.merchant_credit(&s.merchant), Ok(cents(800)));
 }
+
+/// Batches of several PSAMs of one merchant, collected at once from as
+/// many threads: every one is credited, and so is every card's running
+/// total of purchases. Each collection reads the merchant's credit and the
+/// card's total and writes them back; two collections that both read
+/// before either wrote would credit only the later one.
+#[test]
+fn concurrent_collections_of_one_merchant_lose_no_credit() {
+    const N_PSAMS: u8 = 8;
+    let w = World::new(Suite::Tdes);
+    let batch_master = MasterKey::random(w.masters.suite());
+    let collection = CollectionServer::open(
+        &w.dir.path().join("collection.redb"),
+        w.masters.purchase.clone(),
+        batch_master.clone(),
+    )
+    .expect("open collection");
+    let merchant = BankAccount::new("merchant-1").expect("account");
+    // One card pays at every PSAM: its running total is shared too.
+    let mut shared = loaded_card(&w, 100, 10_000);
+    let mut batches = Vec::new();
+    for n in 1..=N_PSAMS {
+        let id = PsamId([n; 8]);
+        collection.register_psam(id, &merchant).expect("register");
+        let mut psam = Psam::new(id, w.masters.purchase.clone(), batch_master.clone());
+        let mut card = loaded_card(&w, n, 1_000);
+        psam.pay(&mut card, cents(100), NOW).expect("pay");
+        psam.pay(&mut shared, cents(10), NOW).expect("pay shared");
+        batches.push(psam.close_batch().expect("close"));
+    }
+    let start = std::sync::Barrier::new(batches.len());
+    std::thread::scope(|s| {
+        for batch in &batches {
+            let (collection, start) = (&collection, &start);
+            s.spawn(move || {
+                start.wait();
+                collection.collect(batch).expect("collect");
+            });
+        }
+    });
+    let n = u64::from(N_PSAMS);
+    assert_eq!(
+        collection.merchant_credit(&merchant),
+        Ok(cents(110 * n)),
+        "every batch credited"
+    );
+    assert_eq!(
+        collection.spent_by(&shared.id().expect("card id")),
+        Ok(cents(10 * n)),
+        "every purchase of the shared card counted"
+    );
+}
+
+/// A PSAM credits the merchant it was registered to, for good: registering
+/// it again to that merchant changes nothing, to another is refused, and
+/// its batch is still credited to the first.
+#[test]
+fn a_psam_registered_to_one_merchant_cannot_be_moved_to_another() {
+    let w = World::new(Suite::Tdes);
+    let mut s = shop(&w, 8);
+    let other = BankAccount::new("merchant-2").expect("account");
+    let mut card = loaded_card(&w, 1, 1_000);
+    s.psam.pay(&mut card, cents(250), NOW).expect("pay");
+    let batch = s.psam.close_batch().expect("close");
+    s.collection
+        .register_psam(s.psam.id(), &s.merchant)
+        .expect("the same merchant again");
+    assert_eq!(
+        s.collection.register_psam(s.psam.id(), &other),
+        Err(CollectionError::PsamRegistered)
+    );
+    s.collection.collect(&batch).expect("collect");
+    assert_eq!(s.collection.merchant_credit(&s.merchant), Ok(cents(250)));
+    assert_eq!(s.collection.merchant_credit(&other), Ok(cents(0)));
+}

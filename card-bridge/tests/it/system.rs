@@ -115,3 +115,49 @@ fn an_image_copied_over_another_cards_file_is_refused() {
         Err(SystemError::ImageOfAnotherCard { wanted, found }) if wanted == b && found == a
     ));
 }
+
+/// The collection server's running total of a card's purchases set back
+/// (a lost update, or an edit of its file): the auditor sums the collected
+/// batches themselves, says the two disagree, and judges the card by the
+/// larger count.
+#[test]
+fn the_auditor_checks_collected_totals_against_the_batches() {
+    use vc_card_bridge::audit::{CardProblem, audit_card_records};
+    use vc_card_bridge::store::{Db, WriteBatch};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let merchant = BankAccount::new("shop-1").expect("account");
+    let card = CardId::from_bytes([9; 8]);
+    {
+        let sys = CardSystem::open(dir.path(), LusId(7), Suite::Tdes).expect("open");
+        sys.issue_card(card, EXPIRY, cents(50_000)).expect("issue");
+        sys.load(&card, cents(1_000), &holder(), NOW).expect("load");
+        let mut psam = sys.psam(PsamId([1; 8]), &merchant).expect("psam");
+        sys.pay(&card, &mut psam, cents(600), NOW).expect("pay");
+        sys.collect(&mut psam).expect("collect");
+        sys.unload(&card, cents(400), &holder(), NOW)
+            .expect("unload");
+    }
+    let honest = audit_card_records(dir.path()).expect("audit");
+    assert!(honest.cards_not_adding_up().next().is_none(), "{honest:?}");
+    {
+        let db = Db::open(&dir.path().join("collection.redb")).expect("collection");
+        let mut edit = WriteBatch::new();
+        edit.put("col/card-spent", card.as_bytes(), &cents(0));
+        db.write(edit).expect("edit");
+    }
+    let report = audit_card_records(dir.path()).expect("audit");
+    let audit = report
+        .cards
+        .iter()
+        .find(|c| c.card == card)
+        .expect("audited");
+    assert_eq!(audit.standing.purchases_collected, cents(600));
+    assert_eq!(
+        audit.problems,
+        vec![CardProblem::CollectedTotalDisagrees {
+            running: cents(0),
+            in_batches: cents(600),
+        }]
+    );
+}
