@@ -267,6 +267,12 @@ fn problem_text(p: &card_bridge::audit::CardProblem) -> String {
             "its image holds {balance}; its history allows at most {bound_minor} (minor units)"
         ),
         CardProblem::ImageUnreadable { error } => format!("its image is unreadable: {error}"),
+        CardProblem::CollectedTotalDisagrees {
+            running,
+            in_batches,
+        } => format!(
+            "the collection server's total of its purchases is {running}; the batches it collected add up to {in_batches}"
+        ),
         _ => format!("{p:?}"),
     }
 }

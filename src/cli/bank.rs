@@ -338,7 +338,11 @@ impl ExchangeThread {
 /// files (its `*.xml`, and those in its `booked/`), in name order. Every
 /// camt.053 is checked against the schema's rules first; a purchase debit
 /// collected becomes a debit, a payout a credit, a collected debit given
-/// back a return.
+/// back a return. A statement the bank delivered twice (the same statement
+/// id, in the inbox and in `booked/`, or under two names) counts once; two
+/// different statements under one id, or statements of two accounts, are
+/// an error: the auditor reconciles one account and never sums a
+/// re-delivery.
 pub fn read_statement(path: &Path) -> anyhow::Result<replay::BankStatement> {
     let mut files = Vec::new();
     if path.is_dir() {
@@ -366,6 +370,9 @@ pub fn read_statement(path: &Path) -> anyhow::Result<replay::BankStatement> {
             .with_context(|| format!("reading the bank statement {}", path.display()));
     }
     let mut entries = Vec::new();
+    let mut seen: std::collections::BTreeMap<String, (PathBuf, Statement)> =
+        std::collections::BTreeMap::new();
+    let mut account: Option<(PathBuf, Iban)> = None;
     for file in files {
         let len = std::fs::metadata(&file)
             .with_context(|| format!("reading {}", file.display()))?
@@ -377,6 +384,30 @@ pub fn read_statement(path: &Path) -> anyhow::Result<replay::BankStatement> {
             .with_context(|| format!("reading {}", file.display()))?;
         let statement = Statement::from_xml(&xml)
             .with_context(|| format!("{} is not a valid camt.053 statement", file.display()))?;
+        match &account {
+            Some((first, iban)) if *iban != statement.account => bail!(
+                "{} is a statement of another account than {}",
+                file.display(),
+                first.display()
+            ),
+            Some(_) => {}
+            None => account = Some((file.clone(), statement.account.clone())),
+        }
+        match seen.get(&statement.statement_id) {
+            Some((_, earlier)) if *earlier == statement => continue,
+            Some((earlier_file, _)) => bail!(
+                "{} and {} are two different statements under one id {:?}",
+                earlier_file.display(),
+                file.display(),
+                statement.statement_id
+            ),
+            None => {
+                seen.insert(
+                    statement.statement_id.clone(),
+                    (file.clone(), statement.clone()),
+                );
+            }
+        }
         for entry in statement.entries {
             let bad_id = || {
                 anyhow::anyhow!(

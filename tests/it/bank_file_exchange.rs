@@ -382,4 +382,56 @@ fn purchases_and_a_redemption_go_to_the_bank_in_iso_20022_files_and_the_audit_re
     std::fs::write(dir.join("tampered/camt053-3.xml"), "<Document/>").expect("write");
     let out = audit(dir, "tampered");
     assert_eq!(out.status.code(), Some(2), "a broken statement");
+
+    // The bank sending a statement again under another name: it counts
+    // once, and the audit still passes.
+    std::fs::create_dir(dir.join("twice")).expect("mkdir");
+    for (from, to) in [
+        ("camt053-1.xml", "camt053-1.xml"),
+        ("camt053-2.xml", "camt053-2.xml"),
+        ("camt053-2.xml", "camt053-2-sent-again.xml"),
+    ] {
+        std::fs::copy(
+            dir.join("bank/inbox/booked").join(from),
+            dir.join("twice").join(to),
+        )
+        .expect("copy");
+    }
+    let out = audit(dir, "twice");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a re-sent statement: {text}");
+    // Two different statements under one id: which the bank meant is not
+    // the auditor's guess.
+    std::fs::write(
+        dir.join("twice/camt053-2-sent-again.xml"),
+        statement("2", 100_500, vec![entry(&redemption, 250, EntryKind::Paid)]),
+    )
+    .expect("write");
+    let out = audit(dir, "twice");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("two different statements under one id"),
+        "{err}"
+    );
+    // A statement of another account is not the issuer's money.
+    std::fs::write(
+        dir.join("twice/camt053-2-sent-again.xml"),
+        Statement {
+            message_id: "BANK-9".into(),
+            created_at: "2026-12-08T06:00:00".into(),
+            statement_id: "STMT-9".into(),
+            account: Iban::parse(ALICE_IBAN).expect("iban"),
+            opening: Amount::from_minor(0),
+            closing: Amount::from_minor(700),
+            entries: vec![entry(&"ab".repeat(16), 700, EntryKind::Collected)],
+        }
+        .to_xml()
+        .expect("a statement"),
+    )
+    .expect("write");
+    let out = audit(dir, "twice");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another account"), "{err}");
 }
