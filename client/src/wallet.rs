@@ -323,6 +323,7 @@ impl Wallet {
                     &sk_new,
                     self.id.clone(),
                     self.id_i.clone(),
+                    &self.pk_i,
                     self.now(),
                 );
                 let der = sk_new.to_pkcs8_der().map_err(PurseError::from)?;

@@ -558,6 +558,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &shop_purse.profile()?.secret_key()?,
         shop.id().clone(),
         issuer_info.issuer.clone(),
+        &issuer_info.key()?,
         protocol::wire::cash_out::CashOutId::random()?,
         protocol::wire::cash_out::CashOutAmount::All,
     );

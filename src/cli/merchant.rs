@@ -475,7 +475,14 @@ fn cash_out(args: CashOutArgs) -> anyhow::Result<ExitCode> {
             id.to_hex()
         );
     }
-    let request = cash_out_request(&sk_m, wallet.id().clone(), info.issuer.clone(), id, amount);
+    let request = cash_out_request(
+        &sk_m,
+        wallet.id().clone(),
+        info.issuer.clone(),
+        &pk_i,
+        id,
+        amount,
+    );
     let answer = wallet.issuer().cash_out(&request);
     let receipt = match answer {
         Ok(receipt) => receipt,

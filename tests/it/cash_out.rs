@@ -11,7 +11,7 @@ use std::process::Child;
 
 use client::{ClientConfig, ErrorCode, IssuerCa, IssuerClient};
 use ledger::ParticipantId;
-use protocol::crypto::SecretKey;
+use protocol::crypto::{PublicKey, SecretKey};
 use protocol::flows::cash_out::cash_out_request;
 use protocol::wire::cash_out::{CashOutAmount, CashOutId};
 use util::process::{
@@ -71,12 +71,14 @@ fn a_merchant_cashes_out_its_aggregated_balance_once_and_nobody_else_can() {
     // A stranger's key signing a request that names the shop: refused.
     let ca = IssuerCa::read_pem(&dir.join("iss").join("tls-ca.pem")).expect("ca");
     let client = IssuerClient::new(&url, ClientConfig::pinned(ca)).expect("client");
-    let id_i = client.descriptor().expect("descriptor").id_i;
+    let descriptor = client.descriptor().expect("descriptor");
+    let pk_i = PublicKey::from_ledger(&descriptor.public_key).expect("issuer key");
     let stranger = SecretKey::generate(2048).expect("key");
     let forged = cash_out_request(
         &stranger,
         ParticipantId::new("shop").expect("id"),
-        id_i,
+        descriptor.id_i,
+        &pk_i,
         CashOutId([7; 16]),
         CashOutAmount::All,
     );

@@ -19,7 +19,8 @@ impl IssuerCore {
     /// ([`IssuerError::AboveBalance`]), all of a zero balance
     /// ([`IssuerError::NothingToCashOut`]); a zero amount does not decode.
     pub fn cash_out(&self, msg: &CashOutRequest) -> Result<CashOutReceipt, IssuerError> {
-        self.open_with_registered_keys(|key| open_cash_out(msg, &self.id_i, key))?;
+        let pk_i = self.sk_i.public();
+        self.open_with_registered_keys(|key| open_cash_out(msg, &self.id_i, &pk_i, key))?;
         let amount = match msg.amount {
             CashOutAmount::All => None,
             CashOutAmount::Exactly(amount) => Some(amount),

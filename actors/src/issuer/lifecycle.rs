@@ -101,7 +101,7 @@ impl IssuerCore {
     /// key of a kind the issuer's suite cannot seal to is refused as at
     /// registration.
     pub fn change_key(&self, msg: &KeyChangeRequest) -> Result<Certificate, IssuerError> {
-        open_key_change(msg, &self.id_i)?;
+        open_key_change(msg, &self.id_i, &self.sk_i.public())?;
         self.require_servable_key(&msg.new_key)?;
         let not_registered = || IssuerError::from(ParticipantRefusal::NotTheRegisteredKey);
         let mut participant = self.registry.get(&msg.id)?.ok_or_else(not_registered)?;

@@ -194,6 +194,7 @@ fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
     let alice = h.purchaser("alice", 0, 10_000);
     let (k0, k1) = (util::key(0), util::key(4));
     let id_i = h.core().id().clone();
+    let pk_i = h.core().public_key();
     let registered = || {
         h.core()
             .participant(&alice.id)
@@ -201,12 +202,33 @@ fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
             .expect("registered")
             .public_key
     };
-    let forged = key_change_request(util::key(5), k1, alice.id.clone(), id_i.clone(), h.now());
+    let forged = key_change_request(
+        util::key(5),
+        k1,
+        alice.id.clone(),
+        id_i.clone(),
+        &pk_i,
+        h.now(),
+    );
     assert!(matches!(
         h.core().change_key(&forged),
         Err(IssuerError::Flow(_))
     ));
-    let to_k1 = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), h.now());
+    // Signed by the registered key for another issuer of the same name.
+    let elsewhere = key_change_request(
+        k0,
+        k1,
+        alice.id.clone(),
+        id_i.clone(),
+        &util::key(5).public(),
+        h.now(),
+    );
+    assert!(matches!(
+        h.core().change_key(&elsewhere),
+        Err(IssuerError::Flow(_))
+    ));
+    assert_eq!(registered(), k0.public());
+    let to_k1 = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), &pk_i, h.now());
     let cert = h.core().change_key(&to_k1).expect("changed");
     assert_eq!(cert.public_key, k1.public());
     assert_eq!(registered(), k1.public());
@@ -215,7 +237,7 @@ fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
     // Back to the old key, signed by the new one; the first request
     // replayed must not move the identity again.
     h.clock.advance(1);
-    let back = key_change_request(k1, k0, alice.id.clone(), id_i.clone(), h.now());
+    let back = key_change_request(k1, k0, alice.id.clone(), id_i.clone(), &pk_i, h.now());
     h.core().change_key(&back).expect("changed back");
     assert_eq!(registered(), k0.public());
     assert!(matches!(
@@ -227,7 +249,7 @@ fn a_key_changes_only_on_the_registered_keys_fresh_signature() {
     h.core()
         .set_standing(&alice.id, ledger::Standing::Suspended)
         .expect("suspended");
-    let again = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), h.now());
+    let again = key_change_request(k0, k1, alice.id.clone(), id_i.clone(), &pk_i, h.now());
     assert!(matches!(
         h.core().change_key(&again),
         Err(IssuerError::ParticipantSuspended)
@@ -269,7 +291,15 @@ fn a_key_the_issuers_suite_cannot_serve_is_neither_registered_nor_taken_as_a_new
     assert_eq!(n_registered(&h), before);
     let alice = h.purchaser("alice", 0, 10_000);
     let id_i = h.core().id().clone();
-    let change = key_change_request(util::key(0), &other_kind, alice.id.clone(), id_i, h.now());
+    let pk_i = h.core().public_key();
+    let change = key_change_request(
+        util::key(0),
+        &other_kind,
+        alice.id.clone(),
+        id_i,
+        &pk_i,
+        h.now(),
+    );
     assert!(matches!(
         h.core().change_key(&change),
         Err(IssuerError::Flow(protocol::flows::FlowError::Crypto(_)))

@@ -11,17 +11,18 @@ use crate::wire::labels;
 
 use super::FlowError;
 
-/// The merchant's signed request to the issuer `id_i`.
+/// The merchant's signed request to the issuer `id_i` whose key is `pk_i`.
 pub fn cash_out_request(
     sk_m: &SecretKey,
     id_m: ParticipantId,
     id_i: ParticipantId,
+    pk_i: &PublicKey,
     id: CashOutId,
     amount: CashOutAmount,
 ) -> CashOutRequest {
     let signature = sk_m.sign(
         labels::CASH_OUT_SIGNATURE,
-        &CashOutRequest::signed_bytes(&id_m, &id_i, &id, &amount),
+        &CashOutRequest::signed_bytes(&id_m, &id_i, pk_i, &id, &amount),
     );
     CashOutRequest {
         id_m,
@@ -38,6 +39,7 @@ pub fn cash_out_request(
 pub fn open_cash_out(
     msg: &CashOutRequest,
     id_i: &ParticipantId,
+    pk_i: &PublicKey,
     registered_key: impl FnOnce(&ParticipantId) -> Option<PublicKey>,
 ) -> Result<(), FlowError> {
     if &msg.id_i != id_i {
@@ -48,7 +50,7 @@ pub fn open_cash_out(
     let pk_m = registered_key(&msg.id_m).ok_or(FlowError::UnknownParticipant)?;
     pk_m.verify(
         labels::CASH_OUT_SIGNATURE,
-        &CashOutRequest::signed_bytes(&msg.id_m, &msg.id_i, &msg.id, &msg.amount),
+        &CashOutRequest::signed_bytes(&msg.id_m, &msg.id_i, pk_i, &msg.id, &msg.amount),
         &msg.signature,
     )
     .map_err(|_| FlowError::BadSignature {
@@ -109,26 +111,34 @@ mod tests {
 
     #[test]
     fn only_the_named_merchants_key_opens_a_request_for_this_issuer() {
-        let (sk_m, sk_x) = (key(), key());
+        let (sk_m, sk_x, sk_i, sk_other_i) = (key(), key(), key(), key());
+        let (pk_i, pk_other_i) = (sk_i.public(), sk_other_i.public());
         let id_m = ParticipantId::new("shop").expect("id");
         let id_i = ParticipantId::new("issuer").expect("id");
         let msg = cash_out_request(
             &sk_m,
             id_m.clone(),
             id_i.clone(),
+            &pk_i,
             CashOutId([1; 16]),
             CashOutAmount::All,
         );
-        assert!(open_cash_out(&msg, &id_i, |_| Some(sk_m.public())).is_ok());
+        assert!(open_cash_out(&msg, &id_i, &pk_i, |_| Some(sk_m.public())).is_ok());
         assert!(matches!(
-            open_cash_out(&msg, &id_i, |_| Some(sk_x.public())),
+            open_cash_out(&msg, &id_i, &pk_i, |_| Some(sk_x.public())),
             Err(FlowError::BadSignature { .. })
         ));
         let other = ParticipantId::new("other-issuer").expect("id");
-        assert!(open_cash_out(&msg, &other, |_| Some(sk_m.public())).is_err());
+        assert!(open_cash_out(&msg, &other, &pk_i, |_| Some(sk_m.public())).is_err());
+        // Another issuer under the same name, where the merchant registered
+        // the same key: its key is under the signature.
+        assert!(matches!(
+            open_cash_out(&msg, &id_i, &pk_other_i, |_| Some(sk_m.public())),
+            Err(FlowError::BadSignature { .. })
+        ));
         let mut more = msg.clone();
         more.amount = CashOutAmount::Exactly(Amount::from_minor(5));
-        assert!(open_cash_out(&more, &id_i, |_| Some(sk_m.public())).is_err());
+        assert!(open_cash_out(&more, &id_i, &pk_i, |_| Some(sk_m.public())).is_err());
         let receipt = cash_out_receipt(&sk_x, id_m, msg.id, Amount::from_minor(7));
         assert_eq!(
             verify_cash_out_receipt(&sk_x.public(), &msg, &receipt).expect("receipt"),

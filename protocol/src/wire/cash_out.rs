@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::{ID_BYTES_MAX, SIGNATURE_ENCODED_BYTES_MAX};
 use super::{WireError, WireMessage, transcript};
-use crate::crypto::Signature;
+use crate::crypto::{PublicKey, Signature};
 
 /// The merchant's id for one cash-out: what makes a retry the same request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,13 +39,16 @@ pub enum CashOutAmount {
     Exactly(Amount),
 }
 
-/// `M → I: ID_M, ID_I, id, amount, S_M("vc/cash-out", ID_M, ID_I, id, amount)`.
+/// `M → I: ID_M, ID_I, id, amount, S_M("vc/cash-out", ID_M, ID_I, PK_I, id, amount)`.
 /// It carries no time and no nonce: replaying it is a repeat of `id`, which
 /// pays nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CashOutRequest {
     pub id_m: ParticipantId,
-    /// The issuer the request is meant for: another issuer refuses it.
+    /// The issuer the request is meant for, by name. The signature also
+    /// covers the issuer's public key (not carried: both sides know it), so
+    /// another issuer refuses it even where the merchant's key and the
+    /// issuer's name are the same.
     pub id_i: ParticipantId,
     pub id: CashOutId,
     pub amount: CashOutAmount,
@@ -57,10 +60,11 @@ impl CashOutRequest {
     pub fn signed_bytes(
         id_m: &ParticipantId,
         id_i: &ParticipantId,
+        pk_i: &PublicKey,
         id: &CashOutId,
         amount: &CashOutAmount,
     ) -> Vec<u8> {
-        transcript(&(id_m, id_i, id, amount))
+        transcript(&(id_m, id_i, pk_i, id, amount))
     }
 }
 

@@ -19,11 +19,15 @@ use super::{WireError, WireMessage, transcript};
 use crate::crypto::{PublicKey, Signature};
 
 /// `X → I: ID_X, ID_I, PK_old, PK_new, T, S_new(..), S_old(..)`, both
-/// signatures over [`KeyChangeRequest::signed_bytes`] under their own labels.
+/// signatures over [`KeyChangeRequest::signed_bytes`] (which also covers
+/// `PK_I`) under their own labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyChangeRequest {
     pub id: ParticipantId,
-    /// The issuer the request is meant for: another issuer refuses it.
+    /// The issuer the request is meant for, by name. The signatures also
+    /// cover the issuer's public key (not carried: both sides know it), so
+    /// another issuer refuses it even where the participant's key and the
+    /// issuer's name are the same.
     pub id_i: ParticipantId,
     pub old_key: PublicKey,
     pub new_key: PublicKey,
@@ -41,11 +45,12 @@ impl KeyChangeRequest {
     pub fn signed_bytes(
         id: &ParticipantId,
         id_i: &ParticipantId,
+        pk_i: &PublicKey,
         old_key: &PublicKey,
         new_key: &PublicKey,
         requested_at: Timestamp,
     ) -> Vec<u8> {
-        transcript(&(id, id_i, old_key, new_key, requested_at))
+        transcript(&(id, id_i, pk_i, old_key, new_key, requested_at))
     }
 }
 

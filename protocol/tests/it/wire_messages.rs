@@ -470,6 +470,7 @@ fn cash_out_and_held_coin_status_messages_are_bounded_and_checked() {
         &sk,
         id_m.clone(),
         id_i.clone(),
+        &sk.public(),
         CashOutId([3; 16]),
         CashOutAmount::Exactly(Amount::from_minor(250)),
     );
@@ -507,6 +508,7 @@ fn key_change_requests_are_bounded_and_checked() {
         &sk_new,
         ParticipantId::new("alice").expect("id"),
         ParticipantId::new("issuer").expect("id"),
+        &sk_old.public(),
         Timestamp(1_700_000_000),
     );
     check_message(&request);
