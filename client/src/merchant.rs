@@ -21,7 +21,8 @@
 //! acknowledges, and answers the payer with its signed receipt or the
 //! issuer's signed rejection. A retry of the same SendCoins gets the same
 //! answer; a lost issuer answer is recovered by re-sending the journaled
-//! request (the issuer answers it idempotently), also at the next start.
+//! request (the issuer answers it idempotently), also at the next start
+//! (and, if the issuer does not answer then either, by the retry thread).
 //!
 //! Orders live in memory, bounded ([`ORDERS_OPEN_MAX`], and
 //! [`ORDERS_OPEN_PER_CLIENT_MAX`] per source (an IPv4 address, an IPv6 /64),
@@ -342,6 +343,10 @@ struct Merchant {
     /// (none: the issuer's own gateway does), tried in turn.
     validators: Vec<crate::client::HttpClient>,
     next_validator: std::sync::atomic::AtomicUsize,
+    /// Collections an earlier run left in the journal that the start could
+    /// not finish (the issuer down, or not answering): no open order holds
+    /// them, so the retry thread re-sends them, with the same back-off.
+    leftovers: Mutex<Vec<Journaled>>,
 }
 
 impl Merchant {
@@ -488,6 +493,7 @@ pub fn serve_merchant_via_validators(
         }),
         validators,
         next_validator: std::sync::atomic::AtomicUsize::new(0),
+        leftovers: Mutex::new(Vec::new()),
     });
     merchant.resume_collections();
     spawn_collection_retries(Arc::downgrade(&merchant))?;
@@ -524,6 +530,7 @@ fn spawn_collection_retries(merchant: Weak<Merchant>) -> Result<(), GatewayError
                     return;
                 };
                 merchant.retry_pending_collections();
+                merchant.retry_leftover_collections();
             }
         })?;
     Ok(())
@@ -1019,7 +1026,8 @@ impl Merchant {
 
     /// Finishes collections an earlier run left in the journal: re-sends
     /// each recorded request or ack (the issuer answers repeats as it did
-    /// the first time).
+    /// the first time). One the issuer does not answer yet is kept for the
+    /// retry thread ([`Merchant::retry_leftover_collections`]).
     fn resume_collections(&self) {
         let entries = match self.purse.in_flight() {
             Ok(entries) => entries,
@@ -1029,22 +1037,69 @@ impl Merchant {
             }
         };
         for entry in entries.into_iter().filter(|e| e.kind == TxKind::Collect) {
-            let tx = entry.tx;
-            if entry.is_settled() {
-                self.deliver_ack(tx, &entry.last_sent);
-                continue;
+            if !self.resume_collection(&entry) {
+                ledger::sync::lock(&self.leftovers)
+                    .push(Journaled::new(entry.tx, Vec::new()).unanswered());
             }
-            let resumed = awaiting_of(&entry)
-                .map_err(Unfinished::Kept)
-                .and_then(|awaiting| self.finish(tx, &awaiting, &entry.last_sent));
-            match resumed {
-                Ok(_) => tracing::info!(%tx, "resumed a collection"),
-                Err(Unfinished::Kept(e)) => {
-                    tracing::warn!(%tx, error = %e, "collection still unfinished")
+        }
+    }
+
+    /// Re-sends the leftover collections that are due; each still
+    /// unanswered waits longer, up to [`MERCHANT_COLLECTION_RETRY_MS_MAX`].
+    /// Only this thread touches them once the server runs: no order or
+    /// payer attempt holds them.
+    fn retry_leftover_collections(&self) {
+        let now = Instant::now();
+        let due: Vec<Journaled> = {
+            let mut leftovers = ledger::sync::lock(&self.leftovers);
+            let (due, waiting) = std::mem::take(&mut *leftovers)
+                .into_iter()
+                .partition(|j| j.next_retry <= now);
+            *leftovers = waiting;
+            due
+        };
+        for journaled in due {
+            let finished = match self.purse.entry(journaled.tx) {
+                Ok(entry) => self.resume_collection(&entry),
+                // Gone from the journal (closed): nothing left to send.
+                Err(purse::PurseError::UnknownTransaction(_)) => true,
+                Err(e) => {
+                    tracing::warn!(tx = %journaled.tx, error = %e, "cannot read a journaled collection");
+                    false
                 }
-                Err(Unfinished::Dropped(e)) => {
-                    tracing::info!(%tx, error = %e, "collection refused by the issuer")
-                }
+            };
+            if !finished {
+                ledger::sync::lock(&self.leftovers).push(journaled.unanswered());
+            }
+        }
+    }
+
+    /// Re-sends one journaled collection's request or ack; whether it is
+    /// done with (answered, or refused for good).
+    fn resume_collection(&self, entry: &JournalEntry) -> bool {
+        let tx = entry.tx;
+        if entry.is_settled() {
+            self.deliver_ack(tx, &entry.last_sent);
+            return matches!(
+                self.purse.entry(tx),
+                Err(purse::PurseError::UnknownTransaction(_))
+            );
+        }
+        let resumed = awaiting_of(entry)
+            .map_err(Unfinished::Kept)
+            .and_then(|awaiting| self.finish(tx, &awaiting, &entry.last_sent));
+        match resumed {
+            Ok(_) => {
+                tracing::info!(%tx, "resumed a collection");
+                true
+            }
+            Err(Unfinished::Kept(e)) => {
+                tracing::warn!(%tx, error = %e, "collection still unfinished");
+                false
+            }
+            Err(Unfinished::Dropped(e)) => {
+                tracing::info!(%tx, error = %e, "collection refused by the issuer");
+                true
             }
         }
     }

@@ -6,7 +6,7 @@
 //! back for that order, and the merchant's own retry must collect the
 //! coins once the link is healthy. Without the retry the shop never held
 //! them (the kill -9 soak's "a coin the issuer counts unspent that no
-//! purse holds"). Meanwhile the shop's key cannot change: the issuer
+//! purse holds"), also when the merchant restarted before the link healed. Meanwhile the shop's key cannot change: the issuer
 //! checks the repeat's signature under the registered key.
 
 use crate::util;
@@ -162,7 +162,17 @@ fn a_collection_committed_but_unanswered_reaches_the_merchant_without_the_payer(
         "{e}"
     );
 
-    // The link heals; nobody pays again. The shop's retry collects.
+    // The shop restarts while the link still loses answers: its start
+    // re-sends the journaled validation and hears nothing, and no order of
+    // the new run holds it.
+    shop.stop().expect("merchant stops");
+    let before = proxy.swallowed.load(Ordering::SeqCst);
+    let shop = tea_shop(shop_purse.clone());
+    assert!(proxy.swallowed.load(Ordering::SeqCst) > before);
+    assert_eq!(holdings(&shop_purse), Amount::ZERO);
+
+    // The link heals; nobody pays again. The restarted shop's retry
+    // thread collects.
     proxy.swallow.store(false, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(30);
     while holdings(&shop_purse) != Amount::from_minor(250)
