@@ -253,13 +253,9 @@ fn parse_psam(s: &str) -> Result<PsamId, String> {
 
 fn parse_transfer(s: &str) -> Result<TransferId, String> {
     let bad = || "a transfer id is 32 hex digits".to_string();
-    if s.len() != 32 || !s.is_ascii() {
-        return Err(bad());
-    }
+    // Hex digits only (`from_str_radix` would also take a sign).
     let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    hex::decode_to_slice(s, &mut out).map_err(|_| bad())?;
     Ok(TransferId(out))
 }
 
@@ -956,6 +952,8 @@ mod tests {
         assert_eq!(parse_transfer(&transfer_hex(&id)), Ok(id));
         assert!(parse_transfer("zz").is_err());
         assert!(parse_transfer(&"é".repeat(16)).is_err());
+        // A sign is no hex digit: one id has one spelling.
+        assert!(parse_transfer(&format!("+f{}", "0".repeat(30))).is_err());
     }
 
     #[test]

@@ -397,13 +397,9 @@ fn read_pending_cash_out(path: &Path) -> anyhow::Result<Option<(CashOutId, CashO
     };
     let bad = || anyhow::anyhow!("{} is not a pending cash-out (ID AMOUNT)", path.display());
     let (id, amount) = text.trim().split_once(' ').ok_or_else(bad)?;
+    // Hex digits only (`from_str_radix` would also take a sign).
     let mut bytes = [0u8; 16];
-    if id.len() != 32 || !id.is_ascii() {
-        return Err(bad());
-    }
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    hex::decode_to_slice(id, &mut bytes).map_err(|_| bad())?;
     let amount = match amount {
         "all" => CashOutAmount::All,
         a => CashOutAmount::Exactly(a.parse().map_err(|_| bad())?),
@@ -598,6 +594,20 @@ fn catalog_where(path: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_cash_out_reads_back_and_a_signed_id_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pending");
+        let id = CashOutId([0xab; 16]);
+        write_pending_cash_out(&path, &id, &CashOutAmount::All).expect("written");
+        let (read, amount) = read_pending_cash_out(&path)
+            .expect("read")
+            .expect("pending");
+        assert_eq!((read, amount), (id, CashOutAmount::All));
+        std::fs::write(&path, format!("+f{} all", "0".repeat(30))).expect("write");
+        assert!(read_pending_cash_out(&path).is_err());
+    }
 
     #[test]
     fn items_parse_from_flags_and_bad_ones_say_why() {
