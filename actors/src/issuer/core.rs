@@ -524,6 +524,14 @@ pub struct IssuerCore {
     pub(crate) epochs_closing: crate::issuer::commit::ClosingEpochs,
     /// Serializes withdrawals from aggregates (check, then commit).
     pub(crate) aggregate_lock: Mutex<()>,
+    /// Serializes the changes to participants' records (registration,
+    /// enrollment, approval, refusal, key change, standing, the suspension
+    /// of a returned debit's purchasers): each reads a record, logs its
+    /// change and writes the record back, and two at once would write one's
+    /// stale copy over the other's (an enrollment undoing a key change, so
+    /// the key a participant left stays registered). Never taken on the
+    /// payment path.
+    pub(crate) participants_lock: Mutex<()>,
     /// Trips when an invariant breaks; then every request is refused.
     pub(crate) fail_stop: FailStop,
     /// Latency of each stage of a validation and of each durable commit.
@@ -735,6 +743,7 @@ impl IssuerCore {
             epoch_lock: Mutex::new(()),
             epochs_closing,
             aggregate_lock: Mutex::new(()),
+            participants_lock: Mutex::new(()),
             fail_stop,
             timings,
             config,

@@ -45,6 +45,7 @@ impl IssuerCore {
     /// ([`IssuerError::NoSuchEnrollment`]: suspend or revoke the
     /// participant instead).
     pub fn refuse_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), IssuerError> {
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         let participant = self
             .registry
             .get(id)?
@@ -74,6 +75,7 @@ impl IssuerCore {
     /// does not change again ([`IssuerError::ParticipantRevoked`]). Setting
     /// the standing it has changes nothing.
     pub fn set_standing(&self, id: &ParticipantId, standing: Standing) -> Result<(), IssuerError> {
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         if self.registry.get(id)?.is_none() {
             return Err(IssuerError::UnknownParticipant);
         }
@@ -104,6 +106,7 @@ impl IssuerCore {
         open_key_change(msg, &self.id_i, &self.sk_i.public())?;
         self.require_servable_key(&msg.new_key)?;
         let not_registered = || IssuerError::from(ParticipantRefusal::NotTheRegisteredKey);
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         let mut participant = self.registry.get(&msg.id)?.ok_or_else(not_registered)?;
         self.require_good_standing(&msg.id)?;
         let now = self.now();

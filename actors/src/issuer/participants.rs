@@ -30,6 +30,7 @@ impl IssuerCore {
         }
         self.require_servable_key(&msg.public_key)?;
         open_register_request(msg)?;
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         let now = self.now();
         let expiry = now.plus_secs(self.config.cert_lifetime_secs);
         let registered = self.registry.get(&msg.id)?.map(|p| p.public_key);
@@ -77,6 +78,9 @@ impl IssuerCore {
         msg: &EnrollmentRequest,
     ) -> Result<EnrollmentAnswer, IssuerError> {
         let now = self.now();
+        // Taken before the signature is checked under the registered key,
+        // so that key is still the registered one when the record is written.
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         let body = self
             .open_with_registered_keys(|key| open_enrollment_request(&self.sk_i, msg, key, now))?;
         let mut participant = self
@@ -116,6 +120,7 @@ impl IssuerCore {
     /// Enrollment 2, out of band: an operator approves `id` for `role`.
     /// Merchants get an aggregate balance.
     pub fn approve_enrollment(&self, id: &ParticipantId, role: Role) -> Result<(), IssuerError> {
+        let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
         let mut participant = self
             .registry
             .get(id)?

@@ -92,10 +92,12 @@ impl IssuerCore {
             Begin::Committed(_) => None,
             Begin::InFlight => return Err(IssuerError::InFlight.into()),
         };
-        let n_suspended = self
-            .registry
-            .suspend_enrollments_on_account(Role::CoinPurchaser, account)
-            .map_err(IssuerError::from)?;
+        let n_suspended = {
+            let _one_change_at_a_time = ledger::sync::lock(&self.participants_lock);
+            self.registry
+                .suspend_enrollments_on_account(Role::CoinPurchaser, account)
+                .map_err(IssuerError::from)?
+        };
         tracing::warn!(%purchase, %amount, reason, n_suspended, "purchase debit returned");
         Ok(DebitReturned {
             amount,

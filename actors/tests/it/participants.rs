@@ -314,3 +314,81 @@ fn a_key_the_issuers_suite_cannot_serve_is_neither_registered_nor_taken_as_a_new
     );
     h.assert_conserved();
 }
+
+/// A participant's record is read, its change logged and the record
+/// written back as one step: changes at once (enrollments for every role,
+/// a key change beside them) never write one's stale copy over another's.
+#[test]
+fn changes_to_one_participant_at_once_are_all_kept() {
+    use protocol::flows::enrollment_request;
+    use protocol::flows::key_change::key_change_request;
+    let h = Harness::new();
+    let core = h.core();
+    let roles = [Role::CoinPurchaser, Role::Redeemer, Role::Merchant];
+    for round in 0..6 {
+        let who = Who::new(&format!("racer{round}"), 0);
+        h.register(&who, 0);
+        let enrollments: Vec<_> = roles
+            .iter()
+            .map(|role| {
+                enrollment_request(
+                    core.suite(),
+                    who.sk,
+                    &h.pk_i(),
+                    who.id.clone(),
+                    *role,
+                    who.account.clone(),
+                    h.now(),
+                )
+                .expect("enrollment request")
+            })
+            .collect();
+        let new_key = util::key(4);
+        let change = key_change_request(
+            who.sk,
+            new_key,
+            who.id.clone(),
+            core.id().clone(),
+            &h.pk_i(),
+            h.now(),
+        );
+        let at_once = std::sync::Barrier::new(enrollments.len() + 1);
+        let recorded: Vec<Role> = std::thread::scope(|s| {
+            let asks: Vec<_> = enrollments
+                .iter()
+                .zip(roles)
+                .map(|(req, role)| {
+                    let at_once = &at_once;
+                    s.spawn(move || {
+                        at_once.wait();
+                        // Signed by the old key: refused once the change
+                        // is in, which must then leave the record alone.
+                        core.request_enrollment(req).ok().map(|_| role)
+                    })
+                })
+                .collect();
+            s.spawn(|| {
+                at_once.wait();
+                core.change_key(&change).expect("key changed");
+            });
+            asks.into_iter()
+                .filter_map(|t| t.join().expect("no panic"))
+                .collect()
+        });
+        let record = core
+            .participant(&who.id)
+            .expect("registry")
+            .expect("registered");
+        assert_eq!(
+            record.public_key,
+            new_key.public(),
+            "round {round}: the key change was written over"
+        );
+        for role in recorded {
+            assert!(
+                record.enrollments.iter().any(|e| e.role == role),
+                "round {round}: the {role} enrollment the issuer answered was written over"
+            );
+        }
+    }
+}
