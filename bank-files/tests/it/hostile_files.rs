@@ -15,7 +15,8 @@ fn iban(text: &str) -> Iban {
     Iban::parse(text).expect("a valid IBAN")
 }
 
-fn statement_xml() -> String {
+/// Opening 100.00, one collected purchase of 10.00, closing 110.00.
+pub(crate) fn statement_xml() -> String {
     Statement {
         message_id: "BANK-STMT-0001".into(),
         created_at: "2026-12-08T06:00:00".into(),

@@ -4,29 +4,11 @@
 //! closing balance the rules checked. Each test takes a statement this
 //! crate writes and changes one thing a bank's file could say.
 
-use bank_files::camt053::{Entry, EntryKind, Statement};
-use bank_files::{BankFileError, Iban};
+use bank_files::BankFileError;
+use bank_files::camt053::{EntryKind, Statement};
 use ledger::Amount;
 
-/// Opening 100.00, one collected purchase of 10.00, closing 110.00.
-fn statement_xml() -> String {
-    Statement {
-        message_id: "BANK-STMT-0001".into(),
-        created_at: "2026-12-08T06:00:00".into(),
-        statement_id: "STMT-2026-12-08".into(),
-        account: Iban::parse("DE89370400440532013000").expect("a valid IBAN"),
-        opening: Amount::from_minor(10_000),
-        closing: Amount::from_minor(11_000),
-        entries: vec![Entry {
-            end_to_end_id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
-            amount: Amount::from_minor(1000),
-            kind: EntryKind::Collected,
-            booked_on: "2026-12-07".into(),
-        }],
-    }
-    .to_xml()
-    .expect("written")
-}
+use crate::hostile_files::statement_xml;
 
 /// `xml` with the last occurrence of `from` replaced by `to`.
 fn replace_last(xml: &str, from: &str, to: &str) -> String {

@@ -44,6 +44,19 @@ fn shop(w: &World, psam_byte: u8) -> Shop {
     }
 }
 
+/// A collection server in `w`'s directory, under a fresh batch master
+/// (the PSAMs that feed it are made under the same master).
+fn collection_server(w: &World) -> (MasterKey, CollectionServer) {
+    let batch_master = MasterKey::random(w.masters.suite());
+    let collection = CollectionServer::open(
+        &w.dir.path().join("collection.redb"),
+        w.masters.purchase.clone(),
+        batch_master.clone(),
+    )
+    .expect("open collection");
+    (batch_master, collection)
+}
+
 fn loaded_card(w: &World, n: u8, amount: u64) -> SmartCard {
     let mut card = w.card(n);
     w.terminal()
@@ -263,13 +276,7 @@ fn a_card_copy_paying_again_at_the_same_device_is_refused() {
 #[test]
 fn a_card_copy_paying_again_elsewhere_is_refused_alone() {
     let w = World::new(Suite::Tdes);
-    let batch_master = MasterKey::random(w.masters.suite());
-    let collection = CollectionServer::open(
-        &w.dir.path().join("collection.redb"),
-        w.masters.purchase.clone(),
-        batch_master.clone(),
-    )
-    .expect("open collection");
+    let (batch_master, collection) = collection_server(&w);
     let (m1, m2) = (
         BankAccount::new("merchant-1").expect("account"),
         BankAccount::new("merchant-2").expect("account"),
@@ -366,13 +373,7 @@ fn a_purchase_beyond_what_the_card_was_loaded_with_is_refused_alone() {
 fn concurrent_collections_of_one_merchant_lose_no_credit() {
     const N_PSAMS: u8 = 8;
     let w = World::new(Suite::Tdes);
-    let batch_master = MasterKey::random(w.masters.suite());
-    let collection = CollectionServer::open(
-        &w.dir.path().join("collection.redb"),
-        w.masters.purchase.clone(),
-        batch_master.clone(),
-    )
-    .expect("open collection");
+    let (batch_master, collection) = collection_server(&w);
     let merchant = BankAccount::new("merchant-1").expect("account");
     // One card pays at every PSAM: its running total is shared too.
     let mut shared = loaded_card(&w, 100, 10_000);
