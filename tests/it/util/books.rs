@@ -3,26 +3,30 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger::{CoinId, Event, EventStore, RedbStore, Seq, Sharing};
 use purse::{CoinState, Purse};
 
 use super::process::run;
 
-/// How many times `resume` runs `purse resume` before the test fails.
-const RESUME_ATTEMPTS: u32 = 5;
+/// How long `resume` runs `purse resume` before the test fails: an issuer
+/// taking over after a kill (its standby waits for the lease, then
+/// rebuilds from the log) can take seconds on a loaded machine, and the
+/// purse's issuer answers nothing meanwhile.
+const RESUME_SECS_MAX: u64 = 60;
 
 /// `purse resume` until nothing is left unfinished.
 pub fn resume(dir: &Path, purse: &str) {
-    for attempt in 1..=RESUME_ATTEMPTS {
+    let deadline = Instant::now() + Duration::from_secs(RESUME_SECS_MAX);
+    loop {
         let out = run(dir, &["purse", "resume", "--purse", purse]);
         if out.status.success() {
             return;
         }
         assert!(
-            attempt < RESUME_ATTEMPTS,
-            "{purse} could not resume: {}{}",
+            Instant::now() < deadline,
+            "{purse} could not resume in {RESUME_SECS_MAX} s: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
