@@ -102,18 +102,26 @@ fn fold_look_alike(c: char) -> char {
     }
 }
 
+/// Pairs of letters read as one letter in most fonts (`adrnin`, `vvallet`),
+/// folded after the single characters.
+const LOOK_ALIKE_PAIRS: &[(&str, &str)] = &[("rn", "m"), ("vv", "w")];
+
 /// An id (or one part of it) with separators dropped and look-alikes folded.
 fn folded(s: &str) -> String {
-    s.chars()
+    let single: String = s
+        .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(fold_look_alike)
-        .collect()
+        .collect();
+    LOOK_ALIKE_PAIRS
+        .iter()
+        .fold(single, |text, (pair, letter)| text.replace(pair, letter))
 }
 
 /// Whether `id` names the issuer or one of its services: the whole id, or
 /// any part of it between separators (`.`, `_`, `-`, `@`), with trailing
 /// digits dropped, equals a reserved id once folded. `the-bank`, `Admin2`
-/// and `0perator` are reserved; `bankside-tea` and `alice` are not.
+/// `0perator` and `adrnin` are reserved; `bankside-tea` and `alice` are not.
 pub fn is_reserved_id(id: &ParticipantId) -> bool {
     let reserved: Vec<String> = RESERVED_PARTICIPANT_IDS.iter().map(|r| folded(r)).collect();
     let is_reserved = |part: &str| {
@@ -155,6 +163,10 @@ mod tests {
             "card-agency",
             "cardagency",
             "support@issuer",
+            "adrnin",
+            "ADRNIN",
+            "the-rnint",
+            "systern",
         ] {
             assert!(reserved(id), "{id} should be reserved");
         }
