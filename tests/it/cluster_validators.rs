@@ -188,6 +188,16 @@ fn pay(dir: &Path, shop_url: &str) -> std::process::Output {
     )
 }
 
+/// [`pay`], which must succeed (`what` names the payment if it fails).
+fn pays(dir: &Path, shop_url: &str, what: &str) {
+    let out = pay(dir, shop_url);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn audit(dir: &Path) -> String {
     ok(
         dir,
@@ -227,12 +237,7 @@ fn payments_through_two_validators_are_the_issuers_payments() {
     an_enrolled_shop(dir, &c.issuer_url());
     let (shop, shop_url) = serve_shop(dir, &[c.node_url(0), c.node_url(1)]);
     for _ in 0..4 {
-        let out = pay(dir, &shop_url);
-        assert!(
-            out.status.success(),
-            "purse pay: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pays(dir, &shop_url, "purse pay");
     }
     // The purse has nothing left to pay with: the shop holds the coins.
     assert!(!pay(dir, &shop_url).status.success());
@@ -312,12 +317,7 @@ fn a_validator_cut_off_from_the_issuer_answers_503_never_a_guess() {
         assert!(Instant::now() < deadline, "the node did not reconnect");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = pay(dir, &shop_url);
-    assert!(
-        out.status.success(),
-        "purse pay: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pays(dir, &shop_url, "purse pay");
     terminate(shop);
     // The issuer stops cleanly with its nodes still connected.
     terminate(issuer);
@@ -365,12 +365,7 @@ fn killing_a_validator_mid_burst_loses_no_payment() {
         let (dir, paid) = (dir.to_path_buf(), paid.clone());
         std::thread::spawn(move || {
             for i in 0..PAYMENTS {
-                let out = pay(&dir, &shop_url);
-                assert!(
-                    out.status.success(),
-                    "payment {i}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                pays(&dir, &shop_url, &format!("payment {i}"));
                 paid.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         })
@@ -418,12 +413,7 @@ fn the_standby_issuer_takes_over_and_the_nodes_follow_it() {
     wait_healthy(cp2);
     wait_healthy(c.ip);
     for i in 0..AFTER {
-        let out = pay(dir, &shop_url);
-        assert!(
-            out.status.success(),
-            "payment {i} after the fail-over: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pays(dir, &shop_url, &format!("payment {i} after the fail-over"));
     }
     terminate(shop);
     terminate(standby);
@@ -598,12 +588,7 @@ fn a_node_never_pays_on_a_payees_replaced_key() {
     an_enrolled_shop(dir, &c.issuer_url());
     // One payment through node 0: it reads and keeps the shop's key.
     let (shop, shop_url) = serve_shop(dir, &[c.node_url(0)]);
-    let out = pay(dir, &shop_url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pays(dir, &shop_url, "purse pay");
     terminate(shop);
     // The thief's copy of the shop's purse, then the shop changes its key.
     std::fs::copy(dir.join("shop.purse"), dir.join("thief.purse")).expect("copy the purse");
@@ -623,12 +608,7 @@ fn a_node_never_pays_on_a_payees_replaced_key() {
     std::fs::rename(dir.join("shop.purse"), dir.join("thief.purse")).expect("set aside");
     std::fs::rename(dir.join("shop.purse.new"), dir.join("shop.purse")).expect("the shop's purse");
     let (shop, shop_url) = serve_shop(dir, &[c.node_url(0)]);
-    let out = pay(dir, &shop_url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pays(dir, &shop_url, "purse pay");
     terminate(shop);
     for (node, _) in c.nodes {
         terminate(node);

@@ -60,13 +60,7 @@ fn a_year_of_traffic_keeps_coin_status_and_shards_bounded() {
         .map(|(e, _)| e)
         .collect();
     assert!(erased.len() >= 8, "erased {erased:?}");
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    h.stop_and_audit_holding();
 }
 
 #[test]
@@ -93,13 +87,7 @@ fn an_erased_epoch_is_refused_and_erasure_waits_for_its_grace() {
         matches!(outcome, protocol::flows::payment::PayeeOutcome::Rejected(_)),
         "{outcome:?}"
     );
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    h.stop_and_audit_holding();
 }
 
 // A revocation refused because coins of the epoch stay held (a card load
@@ -140,13 +128,7 @@ fn a_refused_revocation_leaves_the_epoch_serving() {
     // Owed: the held coin (the refresh's coins are of a later epoch).
     assert_eq!(revoked.owed, ledger::Amount::from_minor(100));
     assert_eq!(h.core().revoked_epochs(), vec![epoch]);
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    h.stop_and_audit_holding();
 }
 
 /// An erasure whose batch is durable while its append reported failure
@@ -189,13 +171,7 @@ fn an_erasure_durable_but_never_told_destroys_the_key_at_the_restart() {
         h.core().epoch_ends().iter().find(|(e, _)| *e == epoch),
         Some((_, EpochEnd::Erased { .. }))
     ));
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    h.stop_and_audit_holding();
 }
 
 // Given coins bought under an epoch, one paid on and three kept, when the
@@ -263,13 +239,7 @@ fn an_erased_epochs_unspent_coins_are_forfeited_and_the_audit_agrees() {
     );
     assert_eq!(h.core().totals(), totals);
     h.assert_conserved();
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    let report = h.stop_and_audit_holding();
     assert_eq!(report.totals.forfeited, 450);
     assert_eq!(report.totals.outstanding, 0);
     assert!(
@@ -302,13 +272,7 @@ fn a_revoked_epoch_erased_later_forfeits_what_it_still_owed() {
     assert_eq!(erased.forfeited, revoked.still_owed);
     assert_eq!(h.core().totals().forfeited, 250);
     h.assert_conserved();
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    let report = h.stop_and_audit_holding();
     assert_eq!(report.totals.forfeited, 250);
 }
 
@@ -359,12 +323,6 @@ fn a_year_of_coins_left_unspent_is_forfeited_epoch_by_epoch_and_stays_bounded() 
         "one kept coin per live epoch"
     );
     h.assert_conserved();
-    let report = h.stop_and_audit();
-    assert_eq!(
-        report.outcome,
-        replay::Outcome::Holds,
-        "{}",
-        report.to_text()
-    );
+    let report = h.stop_and_audit_holding();
     assert_eq!(report.totals.forfeited, totals.forfeited);
 }

@@ -456,6 +456,19 @@ impl Harness {
     /// runs the auditor over its files (the log, and the coin-status file
     /// as a projection check) as of the harness's clock, which need not be
     /// today.
+    /// [`Harness::stop_and_audit`], whose every rule must hold (the
+    /// report's text if one does not).
+    pub fn stop_and_audit_holding(&mut self) -> replay::AuditReport {
+        let report = self.stop_and_audit();
+        assert_eq!(
+            report.outcome,
+            replay::Outcome::Holds,
+            "{}",
+            report.to_text()
+        );
+        report
+    }
+
     pub fn stop_and_audit(&mut self) -> replay::AuditReport {
         self.core()
             .checkpoint_coin_status()
