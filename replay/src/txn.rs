@@ -47,6 +47,20 @@ pub fn erased_digest(ids: &mut [CoinId]) -> Hash32 {
     projections::coin_status::erasure_digest(ids.iter())
 }
 
+/// The ids of `coins` (sorted), their value in minor units and their
+/// [`erased_digest`]: what an erasure or a forfeiture names of an epoch's
+/// spent or unspent coins, as the replay recomputes it.
+fn coins_summary(coins: impl Iterator<Item = (CoinId, Amount)>) -> (Vec<CoinId>, u128, Hash32) {
+    let mut ids: Vec<CoinId> = Vec::new();
+    let mut value: u128 = 0;
+    for (id, v) in coins {
+        ids.push(id);
+        value += minor(v);
+    }
+    let digest = erased_digest(&mut ids);
+    (ids, value, digest)
+}
+
 fn minor(a: Amount) -> u128 {
     u128::from(a.minor_units())
 }
@@ -898,14 +912,8 @@ fn forfeit(
     if forfeited_before {
         return Err(bad(format!("{epoch} forfeited twice")));
     }
-    let mut ids: Vec<CoinId> = Vec::new();
-    let mut replay_value: u128 = 0;
-    for (id, v) in state.coins.unspent_of_epoch(epoch) {
-        ids.push(id);
-        replay_value += minor(v);
-    }
+    let (ids, replay_value, replay_digest) = coins_summary(state.coins.unspent_of_epoch(epoch));
     let replay_n = ids.len() as u64;
-    let replay_digest = erased_digest(&mut ids);
     if n_coins != replay_n || minor(value) != replay_value || *digest != replay_digest {
         return Err(bad(format!(
             "{epoch}: the forfeiture names {n_coins} coins, the replay has {replay_n} unspent (or their ids differ)"
@@ -986,14 +994,8 @@ fn erase(
             format!("{epoch} erased before its grace period ended"),
         ));
     }
-    let mut ids: Vec<CoinId> = Vec::new();
-    let mut replay_value: u128 = 0;
-    for (id, value) in state.coins.spent_of_epoch(epoch) {
-        ids.push(id);
-        replay_value += minor(value);
-    }
+    let (ids, replay_value, replay_digest) = coins_summary(state.coins.spent_of_epoch(epoch));
     let replay_n = ids.len() as u64;
-    let replay_digest = erased_digest(&mut ids);
     if n_coins > replay_n || minor(value) > replay_value {
         return Err(ctx
             .violation(
